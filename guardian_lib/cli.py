@@ -1,0 +1,137 @@
+"""The ``guardian`` command line.
+
+Sub-commands are plugged in through the ``guardian.commands`` entry-point group: each
+entry point is a ``register(app: typer.Typer) -> None`` function. The library's own
+commands are registered the same way (``register_core``), so that ``guardian_lib``
+never imports ``simulator`` or ``acs_emulator``: an operator who installs only the
+library gets only the library's commands.
+
+This module only parses arguments and calls library functions.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from guardian_lib.errors import GuardianError
+
+__all__ = ["app", "main", "register_core", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "guardian.commands"
+
+app = typer.Typer(
+    name="guardian",
+    help="Network Guardian: keep fibre ISP customers online.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def register_core(app: typer.Typer) -> None:
+    """Register the library's own commands (``ingest``, ``info``)."""
+    app.command("ingest")(ingest_command)
+    app.command("info")(info_command)
+
+
+def ingest_command(
+    run: Annotated[
+        Path,
+        typer.Option(help="Run directory (simulator output or an existing warehouse folder)."),
+    ],
+    telemetry: Annotated[
+        list[Path] | None,
+        typer.Option(help="Your own telemetry file(s), CSV or Parquet, to add to RAW."),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(help="YAML column mapping for --telemetry files (see docs/ingest.md)."),
+    ] = None,
+) -> None:
+    """Load a run's RAW data into the warehouse and (re)build SILVER. Idempotent."""
+    from guardian_lib.ingest import ingest_run, ingest_user_telemetry, load_column_mapping
+
+    col_map = load_column_mapping(mapping) if mapping else None
+    for path in telemetry or []:
+        report = ingest_user_telemetry(run, path, mapping=col_map)
+        console.print(f"[green]added[/] {path}: {report.rows_added} rows ({report.status})")
+    summary = ingest_run(run, progress=True)
+    console.print(
+        f"[green]warehouse[/] {summary.warehouse_path}: "
+        f"{summary.silver_telemetry_rows:,} SILVER telemetry rows "
+        f"({summary.dates_rebuilt} date partitions rebuilt, {summary.dates_unchanged} unchanged)"
+    )
+
+
+def info_command(
+    run: Annotated[Path, typer.Option(help="Run directory with an ingested warehouse.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Summarise a warehouse: row counts, time range, faults, calls, visits."""
+    from guardian_lib.warehouse import run_summary
+
+    summary = run_summary(run)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    out = Console()
+    out.print(f"[bold]Warehouse[/] {summary['warehouse']}")
+    tr = summary["time_range"]
+    out.print(f"Time range: {tr['start']} → {tr['end']}")
+    counts = Table(title="Rows per table")
+    counts.add_column("table")
+    counts.add_column("rows", justify="right")
+    for name, n in summary["row_counts"].items():
+        counts.add_row(name, f"{n:,}")
+    out.print(counts)
+    ops = summary["operations"]
+    out.print(
+        f"Customers: {ops['customers']:,}  ONUs: {ops['onus']:,}  "
+        f"calls: {ops['calls']:,}  visits: {ops['visits']:,} "
+        f"(no fault found: {ops['visits_no_fault_found']:,})"
+    )
+    if summary.get("faults_by_class"):
+        faults = Table(title="Faults (ground truth, simulator only)")
+        faults.add_column("class")
+        faults.add_column("kind")
+        faults.add_column("faults", justify="right")
+        faults.add_column("ONUs affected", justify="right")
+        for row in summary["faults_by_kind"]:
+            faults.add_row(
+                row["cause_class"], row["kind"], f"{row['faults']:,}", f"{row['onus']:,}"
+            )
+        out.print(faults)
+
+
+def _load_plugins() -> None:
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            register = ep.load()
+        except ImportError as exc:  # an optional part not installed: say so, keep the rest
+            console.print(f"[yellow]warning:[/] command group {ep.name!r} unavailable: {exc}")
+            continue
+        register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``guardian`` console script."""
+    _load_plugins()
+    try:
+        app(args=argv, standalone_mode=True)
+    except GuardianError as exc:
+        # Plain text: messages hold paths and brackets that must not be wrapped or styled.
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

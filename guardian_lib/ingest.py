@@ -1,0 +1,570 @@
+"""Ingest: RAW files into the warehouse and SILVER built from them.
+
+* :func:`ingest_run` loads a run folder's inventory and operations tables into the
+  DuckDB file and (re)builds SILVER telemetry for every date whose RAW inputs changed:
+  timestamps snapped to the polling grid, duplicates on ``(onu_id, ts)`` removed (the
+  latest received wins), vendor sentinels and out-of-range values set to NULL, late rows
+  accepted into their own date. Idempotent: a second call with the same RAW changes
+  nothing. Atomic: everything is validated and built in a staging area first, and the
+  table updates run in one DuckDB transaction; a bad file leaves the warehouse as it was.
+* :func:`ingest_user_telemetry` adds an operator's own CSV or Parquet export to RAW
+  through a column mapping (:class:`ColumnMapping`, documented in ``docs/ingest.md``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from guardian_lib.errors import ConfigError, IngestError
+from guardian_lib.schema import INVENTORY_COLUMNS, TELEMETRY_COLUMNS, VALID_RANGES, missing_columns
+from guardian_lib.warehouse import raw_dir, silver_dir, warehouse_path
+
+__all__ = [
+    "IngestSummary",
+    "AddReport",
+    "ColumnSpec",
+    "ColumnMapping",
+    "ingest_run",
+    "ingest_user_telemetry",
+    "load_column_mapping",
+    "RAW_TELEMETRY_SCHEMA",
+]
+
+_TS = pa.timestamp("us", tz="UTC")
+#: Arrow schema of RAW telemetry files (user files are written with exactly this one).
+RAW_TELEMETRY_SCHEMA = pa.schema(
+    [
+        ("ts", _TS),
+        ("onu_id", pa.string()),
+        ("rx_dbm", pa.float64()),
+        ("tx_dbm", pa.float64()),
+        ("olt_rx_dbm", pa.float64()),
+        ("snr_db", pa.float64()),
+        ("ber", pa.float64()),
+        ("crc_errors", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("loss_pct", pa.float64()),
+        ("online", pa.bool_()),
+        ("uptime_s", pa.int64()),
+        ("source", pa.string()),
+        ("received_at", _TS),
+    ]
+)
+_MEASURES = [c for c in TELEMETRY_COLUMNS if c not in ("ts", "onu_id", "online", "source")]
+_LATE = "INTERVAL 1 HOUR"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What :func:`ingest_run` did."""
+
+    warehouse_path: Path
+    silver_telemetry_rows: int
+    dates_rebuilt: int
+    dates_unchanged: int
+    tables_loaded: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What :func:`ingest_user_telemetry` did (``status`` is 'added' or 'already present')."""
+
+    path: Path
+    rows_added: int
+    status: str
+
+
+# --------------------------------------------------------------------------------------
+# Column mapping for users' own telemetry
+# --------------------------------------------------------------------------------------
+class ColumnSpec(BaseModel):
+    """Where one warehouse column comes from in the user's file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: str
+    scale: float = 1.0
+    offset: float = 0.0
+    format: str | None = None
+    timezone: str | None = None
+    true_values: list[str] = Field(default_factory=lambda: ["1", "true", "online", "up", "yes"])
+
+
+class ColumnMapping(BaseModel):
+    """Mapping of a user's telemetry file onto ``telemetry_raw``.
+
+    ``columns`` maps a warehouse column (``ts``, ``onu_id``, ``rx_dbm``, …) to a column of
+    the file, either by name or with a :class:`ColumnSpec` giving a unit conversion
+    (``value · scale + offset``), a timestamp ``format`` and ``timezone``. ``ts`` and
+    ``onu_id`` are required, plus at least one measurement.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: dict[str, str | ColumnSpec]
+    source: Annotated[str, Field(min_length=1)] = "user"
+    csv_delimiter: str = ","
+
+    def spec(self, target: str) -> ColumnSpec | None:
+        """The :class:`ColumnSpec` of a warehouse column, or ``None`` if unmapped."""
+        value = self.columns.get(target)
+        if value is None:
+            return None
+        return ColumnSpec(column=value) if isinstance(value, str) else value
+
+
+def load_column_mapping(path: Path | str) -> ColumnMapping:
+    """Read and validate a column-mapping YAML file.
+
+    Raises
+    ------
+    ConfigError
+        Names the file, the field and what was expected.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read column mapping: {exc}") from exc
+    try:
+        mapping = ColumnMapping.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError("\n".join(lines)) from None
+    unknown = sorted(set(mapping.columns) - set(TELEMETRY_COLUMNS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: columns.{unknown[0]}: not a telemetry column; expected one of "
+            f"{sorted(TELEMETRY_COLUMNS)}"
+        )
+    for required in ("ts", "onu_id"):
+        if required not in mapping.columns:
+            raise ConfigError(f"{path}: columns.{required}: required mapping is missing")
+    if not set(mapping.columns) & set(_MEASURES):
+        raise ConfigError(f"{path}: columns: map at least one measurement of {_MEASURES}")
+    return mapping
+
+
+def _default_mapping(path: Path) -> ColumnMapping:
+    """Identity mapping over the telemetry columns the file has (ts and onu_id required)."""
+    if path.suffix.lower() == ".parquet":
+        present = pq.read_schema(path).names
+    else:
+        present = pd.read_csv(path, nrows=0).columns.tolist()
+    cols = {c: c for c in TELEMETRY_COLUMNS if c in present and c != "source"}
+    cols.setdefault("ts", "ts")
+    cols.setdefault("onu_id", "onu_id")
+    return ColumnMapping(columns=cols)
+
+
+def _read_user_file(path: Path, mapping: ColumnMapping) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pq.read_table(path).to_pandas()
+        if suffix in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path, sep=mapping.csv_delimiter, dtype=str, keep_default_na=False)
+    except (OSError, pa.ArrowInvalid, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise IngestError(f"{path}: cannot read file: {exc}") from exc
+    raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv or .parquet")
+
+
+def _bad_row(path: Path, frame: pd.DataFrame, mask: np.ndarray, column: str, expected: str) -> None:
+    if mask.any():
+        i = int(np.flatnonzero(mask)[0])
+        # CSV: header is line 1, so data row i is line i + 2.
+        line = (
+            f"row {i + 1} (line {i + 2})" if path.suffix.lower() != ".parquet" else f"row {i + 1}"
+        )
+        raise IngestError(
+            f"{path}: {line}: column {column!r}: expected {expected}, got {frame[column].iloc[i]!r}"
+        )
+
+
+def _map_frame(path: Path, frame: pd.DataFrame, mapping: ColumnMapping) -> pa.Table:
+    absent = [
+        f"{target} <- {spec.column}"
+        for target in mapping.columns
+        if (spec := mapping.spec(target)) is not None and spec.column not in frame.columns
+    ]
+    if absent:
+        raise IngestError(f"{path}: missing column(s) {absent}; the file has {list(frame.columns)}")
+    if len(frame) == 0:
+        raise IngestError(f"{path}: no data rows")
+    out: dict[str, object] = {}
+    ts_spec = mapping.spec("ts")
+    raw_ts = frame[ts_spec.column]
+    ts = pd.to_datetime(
+        raw_ts, format=ts_spec.format, errors="coerce", utc=ts_spec.timezone is None
+    )
+    if ts_spec.timezone is not None:
+        if getattr(ts.dt, "tz", None) is None:
+            ts = ts.dt.tz_localize(ts_spec.timezone, ambiguous="NaT", nonexistent="NaT")
+        ts = ts.dt.tz_convert("UTC")
+    _bad_row(path, frame, ts.isna().to_numpy(), ts_spec.column, "a timestamp")
+    out["ts"] = ts.dt.as_unit("us")
+    ids = frame[mapping.spec("onu_id").column].astype(str).str.strip()
+    _bad_row(path, frame, (ids == "").to_numpy(), mapping.spec("onu_id").column, "an ONU id")
+    out["onu_id"] = ids
+    n = len(frame)
+    for col in _MEASURES:
+        spec = mapping.spec(col)
+        if spec is None:
+            out[col] = np.full(n, np.nan)
+            continue
+        raw = frame[spec.column]
+        text = raw.astype(str).str.strip()
+        values = pd.to_numeric(
+            raw if raw.dtype.kind in "fiu" else text.replace("", np.nan), errors="coerce"
+        )
+        bad = values.isna().to_numpy() & ~text.isin(["", "nan", "NaN", "None", "<NA>"]).to_numpy()
+        _bad_row(path, frame, bad, spec.column, "a number")
+        out[col] = values.to_numpy(dtype=float) * spec.scale + spec.offset
+    spec = mapping.spec("online")
+    if spec is None:
+        out["online"] = ~np.isnan(out["rx_dbm"]) | ~np.isnan(out["olt_rx_dbm"])
+    else:
+        out["online"] = (
+            frame[spec.column]
+            .astype(str)
+            .str.strip()
+            .str.lower()
+            .isin([v.lower() for v in spec.true_values])
+            .to_numpy()
+        )
+    for col in ("crc_errors", "uptime_s"):
+        values = np.asarray(out[col], dtype=float)
+        out[col] = pd.array(np.where(np.isnan(values), pd.NA, np.round(values)), dtype="Int64")
+    out["source"] = mapping.source
+    out["received_at"] = pd.Timestamp(datetime.now(UTC)).as_unit("us")
+    df = pd.DataFrame(out)
+    return pa.Table.from_pandas(df, schema=RAW_TELEMETRY_SCHEMA, preserve_index=False)
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:20]
+
+
+def ingest_user_telemetry(
+    run: Path | str, path: Path | str, mapping: ColumnMapping | None = None
+) -> AddReport:
+    """Add an operator's telemetry file (CSV or Parquet) to RAW.
+
+    The file is fully parsed and validated before anything is written; it lands in
+    ``lake/raw/telemetry/date=<today>/user-<sha256>.parquet``, so adding the same file
+    twice adds nothing. Run :func:`ingest_run` afterwards to rebuild SILVER.
+
+    Parameters
+    ----------
+    run : path
+        Run / warehouse folder (created if missing).
+    path : path
+        The file to add.
+    mapping : ColumnMapping, optional
+        Defaults to the warehouse's own column names.
+
+    Raises
+    ------
+    IngestError
+        Names the file, the row and the column of the first bad value.
+    """
+    run, path = Path(run), Path(path)
+    if not path.is_file():
+        raise IngestError(f"{path}: file not found")
+    mapping = mapping or _default_mapping(path)
+    digest = _file_digest(path)
+    tel_raw = raw_dir(run, "telemetry")
+    existing = list(tel_raw.glob(f"date=*/user-{digest}.parquet"))
+    if existing:
+        return AddReport(path, 0, "already present")
+    table = _map_frame(path, _read_user_file(path, mapping), mapping)
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    dest = tel_raw / f"date={today}" / f"user-{digest}.parquet"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, dest)
+    return AddReport(path, table.num_rows, "added")
+
+
+# --------------------------------------------------------------------------------------
+# RAW → SILVER
+# --------------------------------------------------------------------------------------
+def _sql_path(path: Path) -> str:
+    return "'" + str(path.resolve()).replace("'", "''") + "'"
+
+
+def _raw_files(run: Path, kind: str) -> list[Path]:
+    return sorted(
+        p for p in raw_dir(run, kind).glob("date=*/*.parquet") if not p.name.startswith(".")
+    )
+
+
+def _fingerprint(path: Path) -> str:
+    st = path.stat()
+    return f"{path.parent.name}/{path.name}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _check_raw_schema(path: Path, required: list[str]) -> None:
+    try:
+        schema = pq.read_schema(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise IngestError(f"{path}: not a readable Parquet file: {exc}") from exc
+    missing = missing_columns(schema.names, required)
+    if missing:
+        raise IngestError(f"{path}: missing column(s) {missing}; the file has {schema.names}")
+
+
+def _file_dates(con: duckdb.DuckDBPyConnection, path: Path, grid_s: int) -> list[str]:
+    lo, hi = con.execute(
+        f"SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM read_parquet({_sql_path(path)})"
+    ).fetchone()
+    if lo is None:
+        return []
+    pad_us = grid_s * 500_000
+    d0 = (_EPOCH + timedelta(microseconds=lo - pad_us)).date()
+    d1 = (_EPOCH + timedelta(microseconds=hi + pad_us)).date()
+    return [(d0 + timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
+
+
+def _silver_select(files: list[Path], day: str, grid_s: int) -> str:
+    file_list = "[" + ", ".join(_sql_path(f) for f in files) + "]"
+    cleaned = []
+    for col in _MEASURES:
+        lo, hi = VALID_RANGES[col]
+        cleaned.append(f"CASE WHEN {col} BETWEEN {lo} AND {hi} THEN {col} END AS {col}")
+    sentinel_terms = " + ".join(
+        f"CAST({c} IS NOT NULL AND NOT ({c} BETWEEN {VALID_RANGES[c][0]} AND {VALID_RANGES[c][1]})"
+        " AS INTEGER)"
+        for c in _MEASURES
+    )
+    return f"""
+        SELECT to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s}) AS ts,
+               CAST(onu_id AS VARCHAR) AS onu_id,
+               {", ".join(cleaned)},
+               online, CAST(source AS VARCHAR) AS source, received_at,
+               coalesce(received_at - to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s})
+                        > {_LATE}, false) AS late,
+               {sentinel_terms} AS n_sentinels
+        FROM read_parquet({file_list}, union_by_name=true, hive_partitioning=false)
+        WHERE CAST(to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s}) AS DATE) = DATE '{day}'
+    """
+
+
+def _build_silver_date(
+    con: duckdb.DuckDBPyConnection, files: list[Path], day: str, grid_s: int, dest: Path
+) -> dict:
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _day AS {_silver_select(files, day, grid_s)}")
+    rows_raw, late, sentinels = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE late), coalesce(sum(n_sentinels), 0) FROM _day"
+    ).fetchone()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    cols = ", ".join(c for c in TELEMETRY_COLUMNS) + ", received_at, late"
+    con.execute(
+        f"""COPY (
+              SELECT {cols} FROM _day
+              QUALIFY row_number() OVER (
+                  PARTITION BY onu_id, ts ORDER BY received_at DESC NULLS LAST) = 1
+              ORDER BY ts, onu_id
+            ) TO {_sql_path(dest)} (FORMAT parquet, COMPRESSION zstd)"""
+    )
+    rows_silver = con.execute(f"SELECT count(*) FROM read_parquet({_sql_path(dest)})").fetchone()[0]
+    con.execute("DROP TABLE _day")
+    return {
+        "date": day,
+        "rows_raw": int(rows_raw),
+        "rows_silver": int(rows_silver),
+        "duplicates_removed": int(rows_raw - rows_silver),
+        "sentinels_removed": int(sentinels),
+        "late_rows": int(late),
+    }
+
+
+def _load_table_files(run: Path) -> dict[str, Path]:
+    """Inventory and operations Parquet files of a run, by table name."""
+    out = {}
+    for folder in ("inventory", "ops"):
+        for p in sorted((run / folder).glob("*.parquet")):
+            out[p.stem] = p
+    return out
+
+
+def _check_inventory(files: dict[str, Path]) -> None:
+    for table, required in INVENTORY_COLUMNS.items():
+        if table in files:
+            _check_raw_schema(files[table], list(required))
+
+
+def ingest_run(
+    run: Path | str, grid_minutes: int | None = None, progress: bool = False
+) -> IngestSummary:
+    """Load a run folder into its warehouse and rebuild SILVER where RAW changed.
+
+    Parameters
+    ----------
+    run : path
+        Run folder (a simulator output, or a folder made by :func:`ingest_user_telemetry`).
+    grid_minutes : int, optional
+        Polling grid that SILVER snaps timestamps to; default: the run's
+        ``tick_minutes`` from ``run.json``, else 5. [min]
+    progress : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    IngestSummary
+
+    Raises
+    ------
+    IngestError
+        A RAW, inventory or operations file is unreadable or lacks a required column;
+        nothing has been changed.
+    """
+    run = Path(run)
+    if not run.is_dir():
+        raise IngestError(f"{run}: run folder not found")
+    if grid_minutes is None:
+        grid_minutes = 5
+        manifest = run / "run.json"
+        if manifest.exists():
+            import json
+
+            grid_minutes = int(json.loads(manifest.read_text())["scenario"]["tick_minutes"])
+    grid_s = grid_minutes * 60
+    table_files = _load_table_files(run)
+    _check_inventory(table_files)
+    tel_files = _raw_files(run, "telemetry")
+    ev_files = _raw_files(run, "events")
+    if not tel_files and not table_files:
+        raise IngestError(f"{run}: nothing to ingest (no lake/raw/telemetry and no inventory)")
+    for f in tel_files:
+        _check_raw_schema(f, ["ts", "onu_id", "received_at", *_MEASURES, "online", "source"])
+    for f in ev_files:
+        _check_raw_schema(f, ["ts", "entity_id", "entity_type", "type", "severity", "payload"])
+
+    wh = warehouse_path(run)
+    con = duckdb.connect(str(wh))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        old = {}
+        if con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = '_silver_manifest'"
+        ).fetchone()[0]:
+            old = dict(con.execute("SELECT date, digest FROM _silver_manifest").fetchall())
+        # Which SILVER dates does each RAW file feed, and what is each date's input digest?
+        date_files: dict[str, list[Path]] = {}
+        for f in tel_files:
+            for d in _file_dates(con, f, grid_s):
+                date_files.setdefault(d, []).append(f)
+        digests = {
+            d: hashlib.sha256("|".join(_fingerprint(f) for f in fs).encode()).hexdigest()
+            for d, fs in date_files.items()
+        }
+        ev_digest = hashlib.sha256("|".join(_fingerprint(f) for f in ev_files).encode()).hexdigest()
+        changed = sorted(d for d in digests if old.get(d) != digests[d])
+        staging = run / "lake" / "silver" / f".staging-{os.getpid()}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        quality = []
+        try:
+            iterator = changed
+            if progress and changed:
+                from rich.progress import track
+
+                iterator = track(changed, description="SILVER telemetry", transient=True)
+            for d in iterator:
+                dest = staging / "telemetry" / f"date={d}" / "data.parquet"
+                quality.append(_build_silver_date(con, date_files[d], d, grid_s, dest))
+            build_events = ev_files and old.get("__events__") != ev_digest
+            if build_events:
+                ev_list = "[" + ", ".join(_sql_path(f) for f in ev_files) + "]"
+                dest = staging / "events" / "data.parquet"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                con.execute(
+                    f"""COPY (SELECT ts, entity_id, entity_type, type, severity,
+                                     CAST(source AS VARCHAR) AS source, payload, received_at
+                              FROM read_parquet({ev_list}, union_by_name=true,
+                                                hive_partitioning=false)
+                              QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, payload
+                                                         ORDER BY received_at) = 1
+                              ORDER BY ts, entity_id, type)
+                        TO {_sql_path(dest)} (FORMAT parquet, COMPRESSION zstd)"""
+                )
+        except duckdb.Error as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise IngestError(f"{run}: building SILVER failed, warehouse unchanged: {exc}") from exc
+
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for name, path in table_files.items():
+                source = f"read_parquet({_sql_path(path)})"
+                con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM {source}')
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS silver_quality (date VARCHAR PRIMARY KEY, "
+                "rows_raw BIGINT, rows_silver BIGINT, duplicates_removed BIGINT, "
+                "sentinels_removed BIGINT, late_rows BIGINT)"
+            )
+            for q in quality:
+                con.execute(
+                    "INSERT OR REPLACE INTO silver_quality VALUES (?, ?, ?, ?, ?, ?)",
+                    [q["date"], q["rows_raw"], q["rows_silver"], q["duplicates_removed"],
+                     q["sentinels_removed"], q["late_rows"]],
+                )  # fmt: skip
+            con.execute("CREATE OR REPLACE TABLE _raw_files (kind VARCHAR, path VARCHAR)")
+            con.executemany(
+                "INSERT INTO _raw_files VALUES (?, ?)",
+                [("telemetry", str(f.relative_to(run))) for f in tel_files]
+                + [("events", str(f.relative_to(run))) for f in ev_files],
+            )
+            manifest = {**{d: digests[d] for d in digests}, "__events__": ev_digest}
+            con.execute("CREATE OR REPLACE TABLE _silver_manifest (date VARCHAR, digest VARCHAR)")
+            con.executemany("INSERT INTO _silver_manifest VALUES (?, ?)", sorted(manifest.items()))
+            # Swap the staged SILVER files in, then commit.
+            for src in sorted(staging.rglob("*.parquet")):
+                dest = silver_dir(run, "x").parent / src.relative_to(staging)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        silver_files = sorted(silver_dir(run, "telemetry").glob("date=*/data.parquet"))
+        rows = 0
+        if silver_files:
+            rows = con.execute(
+                "SELECT count(*) FROM read_parquet(["
+                + ", ".join(_sql_path(f) for f in silver_files)
+                + "])"
+            ).fetchone()[0]
+    finally:
+        con.close()
+    return IngestSummary(
+        warehouse_path=wh,
+        silver_telemetry_rows=int(rows),
+        dates_rebuilt=len(changed),
+        dates_unchanged=len(digests) - len(changed),
+        tables_loaded=tuple(sorted(table_files)),
+    )

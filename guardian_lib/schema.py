@@ -1,0 +1,91 @@
+"""Table schemas of the warehouse (DESIGN.md §3) and the checks that enforce them.
+
+Columns carry their unit in the name (``rx_dbm``, ``latency_ms``, ``uptime_s``); see
+``docs/glossary.md``. Identifiers are strings; timestamps are UTC.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TELEMETRY_COLUMNS",
+    "EVENT_COLUMNS",
+    "INVENTORY_COLUMNS",
+    "EVENT_TYPES",
+    "VALID_RANGES",
+    "missing_columns",
+]
+
+#: RAW / SILVER telemetry: column → DuckDB type.
+TELEMETRY_COLUMNS: dict[str, str] = {
+    "ts": "TIMESTAMPTZ",
+    "onu_id": "VARCHAR",
+    "rx_dbm": "DOUBLE",
+    "tx_dbm": "DOUBLE",
+    "olt_rx_dbm": "DOUBLE",
+    "snr_db": "DOUBLE",
+    "ber": "DOUBLE",
+    "crc_errors": "BIGINT",
+    "latency_ms": "DOUBLE",
+    "loss_pct": "DOUBLE",
+    "online": "BOOLEAN",
+    "uptime_s": "BIGINT",
+    "source": "VARCHAR",
+}
+
+EVENT_COLUMNS: dict[str, str] = {
+    "ts": "TIMESTAMPTZ",
+    "entity_id": "VARCHAR",
+    "entity_type": "VARCHAR",
+    "type": "VARCHAR",
+    "severity": "VARCHAR",
+    "source": "VARCHAR",
+    "payload": "VARCHAR",
+}
+
+#: Minimum columns of each inventory table.
+INVENTORY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "olts": ("olt_id", "vendor", "model", "region", "city", "pop_id", "lat", "lon", "mgmt_address"),
+    "pons": ("pon_id", "olt_id", "slot", "port", "if_index", "technology"),
+    "splitters": ("splitter_id", "pon_id", "parent_id", "level", "ratio", "lat", "lon"),
+    "onus": (
+        "onu_id", "serial", "pon_id", "splitter_id", "onu_index", "vendor", "model",
+        "distance_m", "lat", "lon",
+    ),
+    "customers": (
+        "customer_id", "onu_id", "cpe_id", "plan", "segment", "sla_tier", "region", "city",
+        "lat", "lon", "created_at",
+    ),
+}  # fmt: skip
+
+EVENT_TYPES = (
+    "LOS", "DYING_GASP", "LINK_UP", "PPPOE_DOWN", "PPPOE_UP", "DHCP_FAIL", "HIGH_BER",
+    "LOW_RX", "REBOOT", "BOOT", "CUSTOMER_CALL", "OLT_ALARM",
+)  # fmt: skip
+
+#: Plausible physical range of each measurement; SILVER turns values outside it (vendor
+#: sentinels such as 2147483647·0.01, −80000·0.001 or 65535·0.01) into NULL.
+VALID_RANGES: dict[str, tuple[float, float]] = {
+    "rx_dbm": (-50.0, 10.0),
+    "tx_dbm": (-50.0, 10.0),
+    "olt_rx_dbm": (-50.0, 10.0),
+    "snr_db": (0.0, 80.0),
+    "ber": (0.0, 1.0),
+    "crc_errors": (0, 1e12),
+    "latency_ms": (0.0, 60_000.0),
+    "loss_pct": (0.0, 100.0),
+    "uptime_s": (0, 20 * 365 * 86400),
+}
+
+
+def missing_columns(
+    present: list[str] | set[str], required: tuple[str, ...] | list[str]
+) -> list[str]:
+    """Required columns that are absent, in the required order.
+
+    Examples
+    --------
+    >>> missing_columns({"ts", "onu_id"}, ("ts", "onu_id", "rx_dbm"))
+    ['rx_dbm']
+    """
+    have = set(present)
+    return [c for c in required if c not in have]

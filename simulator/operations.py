@@ -1,0 +1,208 @@
+"""Field operations as SimPy processes: calls, service orders, technicians, visits.
+
+Today's practice (the *reactive* policy): a customer calls; phone support may talk them
+through a reboot; otherwise the call often becomes a service order, scheduled hours or a
+day later, and a technician of the region's crew travels and works on site. A visit fixes
+what a visit can fix, finds a massive outage it cannot fix, or finds nothing.
+
+Processes claim a technician with ``with crew.request() as req: yield req`` so that a
+cancelled visit (an :class:`simpy.Interrupt`) always frees its crew slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import simpy
+
+from simulator.faults import sample_lognormal
+
+if TYPE_CHECKING:  # pragma: no cover
+    from simulator.engine import Simulation
+
+__all__ = ["ServiceOrder", "Operations", "REASONS"]
+
+#: What a customer says when calling, by the symptom they see.
+REASONS = ("no_connection", "no_internet", "slow_internet", "wifi_problem", "other")
+_SYMPTOM_REASON = {
+    "offline": "no_connection",
+    "power": "no_connection",
+    "no_pppoe": "no_internet",
+    "degraded": "slow_internet",
+    "wifi": "wifi_problem",
+    "none": "other",
+}
+
+
+@dataclass
+class ServiceOrder:
+    """A technician visit (a row of ``service_orders``). Times in seconds since start."""
+
+    os_id: str
+    customer_id: str
+    onu_row: int
+    region: str
+    reason: str
+    status: str
+    opened_s: float
+    scheduled_s: float
+    closed_s: float | None = None
+    technician_id: str | None = None
+    outcome: str | None = None
+    cost_brl: float = 0.0
+    opened_by: str = "call_center"
+
+    def record(self) -> dict:
+        """Plain dict for the output table."""
+        return asdict(self)
+
+
+class Operations:
+    """Call centre, service orders and technician crews of one simulation.
+
+    Parameters
+    ----------
+    sim : Simulation
+        The simulation whose environment, topology and faults this acts on.
+    rng : numpy.random.Generator
+    """
+
+    def __init__(self, sim: Simulation, rng: np.random.Generator) -> None:
+        self.sim = sim
+        self.env: simpy.Environment = sim.env
+        self.rng = rng
+        cfg = sim.scenario.operations
+        self.cfg = cfg
+        self.crews = {
+            region: simpy.Resource(self.env, capacity=cfg.technicians_per_region)
+            for region in sim.topology.regions
+        }
+        self.free_techs = {
+            region: [f"T-{i + 1:02d}-{k + 1:03d}" for k in range(cfg.technicians_per_region)]
+            for i, region in enumerate(sim.topology.regions)
+        }
+        self.orders: list[ServiceOrder] = []
+        self.open_order_by_onu: dict[int, ServiceOrder] = {}
+        self._visit_procs: dict[str, simpy.Process] = {}
+        self.calls = 0
+        self.reactive = True
+
+    # --- calls ---------------------------------------------------------------------------
+    def on_call(self, onu_row: int, symptom: str) -> None:
+        """A customer calls about ``symptom`` (see :data:`REASONS`)."""
+        sim = self.sim
+        self.calls += 1
+        reason = _SYMPTOM_REASON[symptom]
+        if self.rng.random() < self.cfg.wrong_reason_prob:
+            reason = str(self.rng.choice([r for r in REASONS if r != reason]))
+        customer_id = sim.customer_ids[onu_row]
+        sim.emit_event(
+            sim.env.now,
+            customer_id,
+            "customer",
+            "CUSTOMER_CALL",
+            "info",
+            {"reason": reason, "onu_id": sim.onu_ids[onu_row]},
+        )
+        if not self.reactive or onu_row in self.open_order_by_onu:
+            return
+        # Phone support asks the customer to power-cycle the CPE.
+        active = sim.active_faults(onu_row)
+        if any(f.kind == "cpe_hang" for f in active):
+            if self.rng.random() < self.cfg.phone_reboot_fix_prob:
+                sim.reboot_cpe(onu_row, by="customer_phone")
+                return
+        has_fault = any(f.recorded for f in active)
+        p = self.cfg.visit_prob_with_fault if has_fault else self.cfg.visit_prob_without_fault
+        if self.rng.random() < p:
+            self.open_order(onu_row, reason)
+
+    # --- service orders --------------------------------------------------------------------
+    def open_order(
+        self,
+        onu_row: int,
+        reason: str,
+        delay_s: float | None = None,
+        opened_by: str = "call_center",
+    ) -> ServiceOrder:
+        """Open a service order and start its visit process.
+
+        Parameters
+        ----------
+        onu_row : int
+            Row of the customer's ONU in ``topology.onus``.
+        reason : str
+        delay_s : float, optional
+            Time until the visit is scheduled; drawn from the scenario if omitted. [s]
+        opened_by : str
+        """
+        if onu_row in self.open_order_by_onu:
+            return self.open_order_by_onu[onu_row]
+        now = self.env.now
+        if delay_s is None:
+            delay_s = float(sample_lognormal(self.rng, self.cfg.scheduling_delay)) * 3600
+        sim = self.sim
+        order = ServiceOrder(
+            os_id=f"OS{len(self.orders) + 1:07d}",
+            customer_id=sim.customer_ids[onu_row],
+            onu_row=onu_row,
+            region=sim.topology.regions[sim.topology.onu_region[onu_row]],
+            reason=reason,
+            status="scheduled",
+            opened_s=now,
+            scheduled_s=now + delay_s,
+            opened_by=opened_by,
+        )
+        self.orders.append(order)
+        self.open_order_by_onu[onu_row] = order
+        self._visit_procs[order.os_id] = self.env.process(self._visit(order))
+        return order
+
+    def cancel_order(self, os_id: str, reason: str = "cancelled") -> bool:
+        """Cancel a visit that has not finished; frees its technician. Returns success."""
+        proc = self._visit_procs.get(os_id)
+        if proc is None or not proc.is_alive:
+            return False
+        proc.interrupt(reason)
+        return True
+
+    def _close(self, order: ServiceOrder, status: str, outcome: str) -> None:
+        order.status = status
+        order.outcome = outcome
+        order.closed_s = self.env.now
+        self.open_order_by_onu.pop(order.onu_row, None)
+        self._visit_procs.pop(order.os_id, None)
+
+    def _visit(self, order: ServiceOrder):
+        env = self.env
+        region = order.region
+        try:
+            yield env.timeout(max(0.0, order.scheduled_s - env.now))
+            # The office calls ahead; a customer whose service is back cancels.
+            if not self.sim.customer_impacted(order.onu_row) and (
+                self.rng.random() < self.cfg.confirm_before_visit_prob
+            ):
+                self._close(order, "cancelled", "resolved_before_visit")
+                return
+            with self.crews[region].request() as req:
+                yield req
+                tech = self.free_techs[region].pop()
+                order.technician_id = tech
+                order.status = "in_progress"
+                try:
+                    travel_s = float(sample_lognormal(self.rng, self.cfg.travel)) * 3600
+                    work_s = float(sample_lognormal(self.rng, self.cfg.work)) * 3600
+                    yield env.timeout(travel_s + work_s)
+                    outcome = self.sim.visit_premises(order.onu_row)
+                    order.cost_brl = self.sim.scenario.economics.cost_per_visit_brl
+                    self._close(order, "completed", outcome)
+                finally:
+                    self.free_techs[region].append(tech)
+        except simpy.Interrupt as interrupt:
+            self._close(order, "cancelled", str(interrupt.cause))
+
+    def records(self) -> list[dict]:
+        """Every service order as a dict, in opening order."""
+        return [o.record() for o in self.orders]

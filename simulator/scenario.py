@@ -1,0 +1,362 @@
+"""Scenario configuration: a validated YAML description of one simulated ISP.
+
+Every key is documented in ``experiments/scenarios/README.md``. Loading fails with the
+file, the dotted field path and what was expected, e.g.::
+
+    experiments/scenarios/small.yaml: topology.boards_per_olt: Input should be a valid
+    integer (got '12a')
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from guardian_lib.errors import ConfigError
+
+__all__ = [
+    "Scenario",
+    "Topology",
+    "Region",
+    "City",
+    "Faults",
+    "FaultSpec",
+    "Weather",
+    "Customers",
+    "Operations",
+    "Economics",
+    "DataQuality",
+    "Duration",
+    "Spread",
+    "load_scenario",
+    "scenario_dir",
+    "SPLIT_RATIOS",
+]
+
+#: Splitter ratios the optics model knows (1:N).
+SPLIT_RATIOS = (2, 4, 8, 16, 32, 64)
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+NonNegative = Annotated[float, Field(ge=0.0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Duration(_Strict):
+    """A log-normal duration given by its median and 90th percentile. [h]"""
+
+    median_h: Annotated[float, Field(gt=0)]
+    p90_h: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _p90_above_median(self) -> Duration:
+        if self.p90_h < self.median_h:
+            raise ValueError(f"p90_h ({self.p90_h}) must be >= median_h ({self.median_h})")
+        return self
+
+    @property
+    def sigma(self) -> float:
+        """Log-space standard deviation. [-]"""
+        return math.log(self.p90_h / self.median_h) / 1.2815515655446004
+
+
+class Spread(_Strict):
+    """A log-normal quantity given by its median and 90th percentile (unit set by the field)."""
+
+    median: Annotated[float, Field(gt=0)]
+    p90: Annotated[float, Field(gt=0)]
+
+    @model_validator(mode="after")
+    def _p90_above_median(self) -> Spread:
+        if self.p90 < self.median:
+            raise ValueError(f"p90 ({self.p90}) must be >= median ({self.median})")
+        return self
+
+    @property
+    def sigma(self) -> float:
+        """Log-space standard deviation. [-]"""
+        return math.log(self.p90 / self.median) / 1.2815515655446004
+
+
+class City(_Strict):
+    """A city: its centre and the radius within which its street boxes lie."""
+
+    name: str
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    radius_km: Annotated[float, Field(gt=0, le=100)] = 8.0
+
+
+class Region(_Strict):
+    """A region: a group of cities served by its own technicians."""
+
+    name: str
+    cities: Annotated[list[City], Field(min_length=1)]
+    olts: Annotated[int, Field(ge=1, le=500)] = 1
+
+
+class Topology(_Strict):
+    """Physical network: OLTs → boards → PONs → splitters → street boxes → ONUs."""
+
+    regions: Annotated[list[Region], Field(min_length=1)]
+    boards_per_olt: Annotated[int, Field(ge=1, le=16)] = 4
+    pons_per_board: Annotated[int, Field(ge=1, le=16)] = 8
+    onus_per_pon_min: Annotated[int, Field(ge=1, le=128)] = 24
+    onus_per_pon_max: Annotated[int, Field(ge=1, le=128)] = 64
+    first_stage_ratio: int = 4
+    second_stage_ratio: int = 16
+    vendor_mix: dict[Literal["huawei", "zte", "fiberhome"], NonNegative] = Field(
+        default_factory=lambda: {"huawei": 0.5, "zte": 0.3, "fiberhome": 0.2}
+    )
+    feeder_km_min: Annotated[float, Field(ge=0.1, le=40)] = 1.0
+    feeder_km_max: Annotated[float, Field(ge=0.1, le=40)] = 12.0
+    drop_m_min: Annotated[float, Field(ge=5, le=2000)] = 30.0
+    drop_m_max: Annotated[float, Field(ge=5, le=2000)] = 300.0
+    connectors: Annotated[int, Field(ge=0, le=20)] = 4
+    olt_tx_dbm_min: float = 1.5
+    olt_tx_dbm_max: float = 5.0
+
+    @field_validator("first_stage_ratio", "second_stage_ratio")
+    @classmethod
+    def _known_ratio(cls, v: int) -> int:
+        if v not in SPLIT_RATIOS:
+            raise ValueError(f"must be one of {SPLIT_RATIOS}, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Topology:
+        if self.onus_per_pon_max < self.onus_per_pon_min:
+            raise ValueError("onus_per_pon_max must be >= onus_per_pon_min")
+        if self.onus_per_pon_max > self.first_stage_ratio * self.second_stage_ratio:
+            raise ValueError(
+                f"onus_per_pon_max ({self.onus_per_pon_max}) exceeds the split "
+                f"{self.first_stage_ratio}x{self.second_stage_ratio}"
+            )
+        if self.feeder_km_max < self.feeder_km_min or self.drop_m_max < self.drop_m_min:
+            raise ValueError("every *_max must be >= its *_min")
+        if sum(self.vendor_mix.values()) <= 0:
+            raise ValueError("vendor_mix needs at least one positive share")
+        return self
+
+
+class FaultSpec(_Strict):
+    """One fault kind: how often it starts and how long it lasts.
+
+    ``rate_per_year`` is per unit of the kind's scope (per PON, per box, per board,
+    per region or per customer, see the README). ``duration`` is ignored by kinds
+    that end only when someone fixes them (a visit, a reboot).
+    """
+
+    rate_per_year: NonNegative
+    duration: Duration | None = None
+
+
+def _f(rate: float, median_h: float | None = None, p90_h: float | None = None) -> FaultSpec:
+    dur = Duration(median_h=median_h, p90_h=p90_h) if median_h else None
+    return FaultSpec(rate_per_year=rate, duration=dur)
+
+
+class Faults(_Strict):
+    """The fault catalogue of DESIGN.md §4 with plausible default rates."""
+
+    feeder_cut: FaultSpec = _f(1.0, 5.0, 12.0)  # per PON
+    box_fault: FaultSpec = _f(0.3, 4.0, 10.0)  # per street box
+    olt_board_failure: FaultSpec = _f(0.1, 1.5, 3.0)  # per board
+    power_outage: FaultSpec = _f(4.0, 1.5, 6.0)  # per region (a geographic cluster)
+    upstream_failure: FaultSpec = _f(2.0, 0.75, 2.5)  # per region (BNG / PPPoE)
+    cpe_hang: FaultSpec = _f(0.6)  # per customer; ends by reboot or visit
+    wifi_interference: FaultSpec = _f(0.4, 72.0, 400.0)  # per customer
+    customer_power_off: FaultSpec = _f(1.5, 6.0, 48.0)  # per customer
+    hardware_failure: FaultSpec = _f(0.03)  # per ONU; ends by visit
+    fibre_degradation: FaultSpec = _f(0.06)  # per ONU; ends by visit
+    power_outage_radius_km: Annotated[float, Field(gt=0, le=50)] = 2.5
+    upstream_share: Probability = 0.6
+    box_fault_los_share: Probability = 0.6
+    cpe_hang_reboot_fix_prob: Probability = 0.85
+    cpe_self_reboot: Duration = Duration(median_h=4.0, p90_h=30.0)
+    degradation_db_per_day: Spread = Spread(median=1.5, p90=4.0)
+    hardware_drift: Duration = Duration(median_h=24.0, p90_h=96.0)
+    hardware_sudden_share: Probability = 0.5
+    reboot_down_minutes: Annotated[float, Field(gt=0, le=60)] = 3.0
+
+
+class Weather(_Strict):
+    """Storms: hours in which fibre cuts and power outages are more likely."""
+
+    storms_per_year_per_region: NonNegative = 8.0
+    duration: Duration = Duration(median_h=5.0, p90_h=14.0)
+    fibre_cut_multiplier: Annotated[float, Field(ge=1)] = 10.0
+    power_outage_multiplier: Annotated[float, Field(ge=1)] = 15.0
+
+
+class Customers(_Strict):
+    """Who the customers are and how they call."""
+
+    segments: dict[Literal["residential", "business", "vip"], NonNegative] = Field(
+        default_factory=lambda: {"residential": 0.9, "business": 0.08, "vip": 0.02}
+    )
+    plans: dict[str, NonNegative] = Field(
+        default_factory=lambda: {"300M": 0.45, "500M": 0.35, "1G": 0.2}
+    )
+    call_rate_per_hour_offline: NonNegative = 0.2
+    call_rate_per_hour_no_pppoe: NonNegative = 0.25
+    call_rate_per_hour_degraded: NonNegative = 0.12
+    call_rate_per_hour_power: NonNegative = 0.01
+    notice_minutes: Annotated[float, Field(gt=0)] = 20.0
+    night_factor: Probability = 0.1
+    repeat_call_factor: Probability = 0.15
+    background_calls_per_year: NonNegative = 1.2
+
+
+class Operations(_Strict):
+    """Reactive field operations: tickets, service orders, technicians."""
+
+    technicians_per_region: Annotated[int, Field(ge=1, le=1000)] = 3
+    travel: Duration = Duration(median_h=0.6, p90_h=1.2)
+    work: Duration = Duration(median_h=1.0, p90_h=2.0)
+    scheduling_delay: Duration = Duration(median_h=12.0, p90_h=36.0)
+    phone_reboot_fix_prob: Probability = 0.35
+    visit_prob_with_fault: Probability = 0.65
+    visit_prob_without_fault: Probability = 0.15
+    wrong_reason_prob: Probability = 0.15
+    confirm_before_visit_prob: Probability = 0.6
+
+
+class Economics(_Strict):
+    """Money, in R$."""
+
+    cost_per_visit_brl: NonNegative = 150.0
+    call_cost_brl: NonNegative = 8.0
+    monthly_fee_brl: dict[Literal["residential", "business", "vip"], NonNegative] = Field(
+        default_factory=lambda: {"residential": 110.0, "business": 350.0, "vip": 250.0}
+    )
+
+
+class DataQuality(_Strict):
+    """How messy the RAW data is (all rates are per telemetry row unless stated)."""
+
+    missed_poll_rate: Probability = 0.004
+    offline_row_rate: Probability = 0.5
+    duplicate_rate: Probability = 0.003
+    late_rate: Probability = 0.002
+    late_max_hours: Annotated[float, Field(ge=0, le=240)] = 30.0
+    clock_skew_s: Annotated[float, Field(ge=0, le=120)] = 20.0
+    sentinel_rate: Probability = 0.001
+    unexplained_symptoms_per_year: NonNegative = 0.5
+
+
+class Scenario(_Strict):
+    """A complete, validated scenario."""
+
+    name: str = "unnamed"
+    seed: int = 0
+    start: datetime = datetime(2026, 1, 5, tzinfo=UTC)
+    days: Annotated[float, Field(gt=0, le=366)] = 7
+    tick_minutes: Annotated[int, Field(ge=1, le=60)] = 5
+    topology: Topology
+    faults: Faults = Faults()
+    weather: Weather = Weather()
+    customers: Customers = Customers()
+    operations: Operations = Operations()
+    economics: Economics = Economics()
+    data_quality: DataQuality = DataQuality()
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _whole_ticks(self) -> Scenario:
+        if (24 * 60) % self.tick_minutes:
+            raise ValueError(f"tick_minutes must divide a day (1440 min), got {self.tick_minutes}")
+        return self
+
+    @property
+    def ticks_per_day(self) -> int:
+        """Telemetry ticks in one day. [-]"""
+        return (24 * 60) // self.tick_minutes
+
+    @property
+    def n_ticks(self) -> int:
+        """Telemetry ticks in the whole scenario. [-]"""
+        return int(round(self.days * self.ticks_per_day))
+
+    @property
+    def horizon_s(self) -> float:
+        """Simulated duration. [s]"""
+        return self.n_ticks * self.tick_minutes * 60.0
+
+    def with_overrides(self, **changes: Any) -> Scenario:
+        """Return a validated copy with top-level fields replaced (e.g. ``seed``, ``days``)."""
+        data = self.model_dump()
+        data.update(changes)
+        return Scenario.model_validate(data)
+
+
+def scenario_dir() -> Path:
+    """Folder holding the shipped scenarios (``experiments/scenarios``)."""
+    return Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "<root>"
+        got = err.get("input")
+        got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{source}: {path}: {err['msg']}{got_txt}")
+    return "\n".join(lines)
+
+
+def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scenario:
+    """Load and validate a scenario.
+
+    Parameters
+    ----------
+    source : str, Path or dict
+        A YAML file path, the name of a shipped scenario (``"tiny"``, ``"small"``,
+        ``"city"``) or an already parsed mapping.
+    **overrides
+        Top-level fields to replace after loading (e.g. ``seed=7``, ``days=1``).
+
+    Returns
+    -------
+    Scenario
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not YAML, or a field is wrong; the message names the
+        file, the dotted field path and what was expected.
+    """
+    if isinstance(source, dict):
+        data, label = dict(source), "<dict>"
+    else:
+        path = Path(source)
+        if not path.exists() and path.suffix == "" and "/" not in str(source):
+            path = scenario_dir() / f"{source}.yaml"
+        if not path.is_file():
+            shipped = sorted(p.stem for p in scenario_dir().glob("*.yaml"))
+            raise ConfigError(
+                f"scenario {str(source)!r} not found: expected a YAML file or one of {shipped}"
+            )
+        label = str(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{label}: not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{label}: expected a mapping at the top level, got {type(data)}")
+    data.update(overrides)
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(label, exc)) from None

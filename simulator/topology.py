@@ -1,0 +1,400 @@
+"""Build the physical network and its customers from a scenario.
+
+region → city → POP → OLT (vendor, boards × PON ports) → PON (vendor ifIndex) →
+first-stage splitter → street box ("caixa", second stage) → drop → ONU → customer + CPE.
+
+Everything is generated with numpy from one ``Generator``; the per-ONU arrays that the
+tick loop needs (PON, box, OLT and region index, base optical levels) are kept beside the
+DataFrames so that no tick ever looks anything up by string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from simulator import optics
+from simulator.scenario import Scenario
+
+__all__ = ["Topology", "build_topology", "pon_if_index", "VENDOR_MODELS", "KM_PER_DEG_LAT"]
+
+KM_PER_DEG_LAT = 111.2
+
+#: OLT models, ONU/CPE models (product class), CPE OUI and firmware mix per vendor.
+VENDOR_MODELS: dict[str, dict] = {
+    "huawei": {
+        "olt_models": ["MA5800-X7", "MA5608T"],
+        "onu_models": ["EG8145V5", "HG8245H"],
+        "serial_prefix": "HWTC",
+        "oui": "00E0FC",
+        "firmware": ["V5R020C10S115", "V5R020C10S120", "V5R019C00S100"],
+    },
+    "zte": {
+        "olt_models": ["C320", "C600"],
+        "onu_models": ["F670L", "F660"],
+        "serial_prefix": "ZTEG",
+        "oui": "C4741E",
+        "firmware": ["V9.0.10P2N2", "V9.0.11P1N5", "V6.0.10P2T2"],
+    },
+    "fiberhome": {
+        "olt_models": ["AN5516-04", "AN5516-06"],
+        "onu_models": ["HG6145F", "AN5506-04-FA"],
+        "serial_prefix": "FHTT",
+        "oui": "0C37DC",
+        "firmware": ["RP2931", "RP2945", "RP2817"],
+    },
+}
+
+_SEGMENT_TIER = {"residential": "standard", "business": "business", "vip": "premium"}
+
+
+def pon_if_index(vendor: str, slot: np.ndarray, port: np.ndarray) -> np.ndarray:
+    """ifIndex of a PON port as each vendor's agent reports it.
+
+    Parameters
+    ----------
+    vendor : {'huawei', 'zte', 'fiberhome'}
+    slot, port : ndarray of int
+        Board slot and port on the board (frame/shelf/rack 0 or 1). [-]
+
+    Returns
+    -------
+    if_index : ndarray of int64
+
+    Notes
+    -----
+    Huawei: ``0xFA000000 + slot·2^13 + port·2^8`` (DESIGN.md §7). ZTE C3xx/C600 GPON:
+    ``0x10000000 + shelf·2^16 + slot·2^8 + port`` with shelf 1 (ports numbered from 1).
+    FiberHome AN5516: ``slot·2^25 + port·2^19`` (ports numbered from 1).
+    """
+    slot = np.asarray(slot, dtype=np.int64)
+    port = np.asarray(port, dtype=np.int64)
+    if vendor == "huawei":
+        return 0xFA000000 + slot * 8192 + port * 256
+    if vendor == "zte":
+        return 0x10000000 + (1 << 16) + slot * 256 + (port + 1)
+    if vendor == "fiberhome":
+        return slot * (1 << 25) + (port + 1) * (1 << 19)
+    raise ValueError(f"unknown vendor {vendor!r}: expected huawei, zte or fiberhome")
+
+
+@dataclass
+class Topology:
+    """The simulated network: inventory DataFrames plus per-ONU index arrays.
+
+    Attributes
+    ----------
+    olts, pons, splitters, onus, customers : pandas.DataFrame
+        Inventory tables with the columns of DESIGN.md §3 (``onus`` and ``customers``
+        have one row per ONU, in the same order).
+    onu_pon, onu_box, onu_olt, onu_region, onu_board : ndarray of int
+        Row of each ONU's PON / box / OLT / region / board (in ``pons``, the box rows of
+        ``splitters`` with level 2, ``olts``, region list, board list).
+    pon_olt, box_pon : ndarray of int
+        OLT row of each PON, PON row of each street box.
+    base_rx_dbm, base_tx_dbm, base_olt_rx_dbm : ndarray of float
+        Healthy optical levels of each ONU. [dBm]
+    onu_xy_km : ndarray, shape (n_onus, 2)
+        Local planar coordinates used for geographic clustering. [km]
+    """
+
+    olts: pd.DataFrame
+    pons: pd.DataFrame
+    splitters: pd.DataFrame
+    onus: pd.DataFrame
+    customers: pd.DataFrame
+    regions: list[str]
+    onu_pon: np.ndarray
+    onu_box: np.ndarray
+    onu_olt: np.ndarray
+    onu_region: np.ndarray
+    onu_board: np.ndarray
+    n_boxes: int
+    n_boards: int
+    pon_olt: np.ndarray
+    box_pon: np.ndarray
+    base_rx_dbm: np.ndarray
+    base_tx_dbm: np.ndarray
+    base_olt_rx_dbm: np.ndarray
+    onu_xy_km: np.ndarray
+    onu_vendor: np.ndarray = field(repr=False)
+
+    @property
+    def n_onus(self) -> int:
+        """Number of ONUs (= customers). [-]"""
+        return len(self.onus)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The inventory tables by warehouse name."""
+        return {
+            "olts": self.olts,
+            "pons": self.pons,
+            "splitters": self.splitters,
+            "onus": self.onus,
+            "customers": self.customers,
+        }
+
+
+def _pick(rng: np.random.Generator, shares: dict[str, float], size: int) -> np.ndarray:
+    names = list(shares)
+    p = np.array([shares[n] for n in names], dtype=float)
+    return np.array(names, dtype=object)[rng.choice(len(names), size=size, p=p / p.sum())]
+
+
+def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
+    """Generate the network, its optics and its customers.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    rng : numpy.random.Generator
+        The only source of randomness.
+
+    Returns
+    -------
+    Topology
+    """
+    topo = scenario.topology
+    # --- OLTs ------------------------------------------------------------------------
+    olt_rows = []
+    for r_idx, region in enumerate(topo.regions):
+        for k in range(region.olts):
+            city = region.cities[k % len(region.cities)]
+            vendor = str(_pick(rng, topo.vendor_mix, 1)[0])
+            models = VENDOR_MODELS[vendor]["olt_models"]
+            dx, dy = rng.normal(0.0, city.radius_km / 4, size=2)
+            olt_rows.append(
+                {
+                    "olt_id": f"OLT-{r_idx + 1:02d}-{k + 1:03d}",
+                    "vendor": vendor,
+                    "model": models[int(rng.integers(len(models)))],
+                    "region": region.name,
+                    "city": city.name,
+                    "pop_id": f"POP-{r_idx + 1:02d}-{k // 4 + 1:02d}",
+                    "lat": city.lat + dy / KM_PER_DEG_LAT,
+                    "lon": city.lon + dx / (KM_PER_DEG_LAT * np.cos(np.radians(city.lat))),
+                    "mgmt_address": f"10.{r_idx + 1}.{k // 250}.{k % 250 + 1}",
+                    "_region_idx": r_idx,
+                    "_radius_km": city.radius_km,
+                }
+            )
+    olts = pd.DataFrame(olt_rows)
+    n_olts = len(olts)
+
+    # --- boards and PONs (vectorized over the whole fleet) -----------------------------
+    n_boards = n_olts * topo.boards_per_olt
+    board_olt = np.repeat(np.arange(n_olts), topo.boards_per_olt)
+    board_slot = np.tile(np.arange(topo.boards_per_olt), n_olts) + 1
+    pon_board = np.repeat(np.arange(n_boards), topo.pons_per_board)
+    pon_olt = board_olt[pon_board]
+    pon_slot = board_slot[pon_board]
+    pon_port = np.tile(np.arange(topo.pons_per_board), n_boards)
+    n_pons = len(pon_board)
+    olt_vendor = olts["vendor"].to_numpy()
+    if_index = np.empty(n_pons, dtype=np.int64)
+    for vendor in np.unique(olt_vendor):
+        m = olt_vendor[pon_olt] == vendor
+        if_index[m] = pon_if_index(vendor, pon_slot[m], pon_port[m])
+    olt_ids = olts["olt_id"].to_numpy()
+    pon_ids = np.char.add(
+        np.char.add(np.char.add(olt_ids[pon_olt].astype(str), "/"), pon_slot.astype(str)),
+        np.char.add("/", pon_port.astype(str)),
+    )
+    # Each PON serves an area at some distance from its OLT; the feeder runs there.
+    feeder_km = rng.uniform(topo.feeder_km_min, topo.feeder_km_max, n_pons)
+    angle = rng.uniform(0, 2 * np.pi, n_pons)
+    straight_km = np.minimum(feeder_km / 1.3, olts["_radius_km"].to_numpy()[pon_olt])
+    olt_x = np.zeros(n_olts)  # local planar frame per OLT, OLT at the origin
+    pon_x = olt_x[pon_olt] + straight_km * np.cos(angle)
+    pon_y = straight_km * np.sin(angle)
+    olt_tx_dbm = rng.uniform(topo.olt_tx_dbm_min, topo.olt_tx_dbm_max, n_pons)
+    pons = pd.DataFrame(
+        {
+            "pon_id": pon_ids.astype(object),
+            "olt_id": olt_ids[pon_olt],
+            "slot": pon_slot,
+            "port": pon_port,
+            "if_index": if_index,
+            "technology": "GPON",
+            "olt_tx_dbm": olt_tx_dbm.round(2),
+            "feeder_km": feeder_km.round(3),
+        }
+    )
+
+    # --- ONUs per PON and their boxes ------------------------------------------------
+    onus_per_pon = rng.integers(topo.onus_per_pon_min, topo.onus_per_pon_max + 1, n_pons)
+    boxes_per_pon = np.clip(
+        np.ceil(onus_per_pon / (0.75 * topo.second_stage_ratio)).astype(int),
+        1,
+        topo.first_stage_ratio,
+    )
+    boxes_per_pon = np.maximum(boxes_per_pon, np.ceil(onus_per_pon / topo.second_stage_ratio))
+    boxes_per_pon = boxes_per_pon.astype(int)
+    n_boxes = int(boxes_per_pon.sum())
+    box_pon = np.repeat(np.arange(n_pons), boxes_per_pon)
+    box_k = np.arange(n_boxes) - np.repeat(np.cumsum(boxes_per_pon) - boxes_per_pon, boxes_per_pon)
+    box_dist_km = rng.uniform(0.1, 1.5, n_boxes)
+    box_angle = rng.uniform(0, 2 * np.pi, n_boxes)
+    box_x = pon_x[box_pon] + box_dist_km / 1.4 * np.cos(box_angle)
+    box_y = pon_y[box_pon] + box_dist_km / 1.4 * np.sin(box_angle)
+
+    n_onus = int(onus_per_pon.sum())
+    onu_pon = np.repeat(np.arange(n_pons), onus_per_pon)
+    onu_pos = np.arange(n_onus) - np.repeat(np.cumsum(onus_per_pon) - onus_per_pon, onus_per_pon)
+    box_start = np.cumsum(boxes_per_pon) - boxes_per_pon
+    onu_box = box_start[onu_pon] + onu_pos % boxes_per_pon[onu_pon]
+    onu_olt = pon_olt[onu_pon]
+    onu_board = pon_board[onu_pon]
+    onu_region = olts["_region_idx"].to_numpy()[onu_olt]
+    drop_m = rng.uniform(topo.drop_m_min, topo.drop_m_max, n_onus)
+    drop_angle = rng.uniform(0, 2 * np.pi, n_onus)
+    onu_x = box_x[onu_box] + drop_m / 1000 / 1.2 * np.cos(drop_angle)
+    onu_y = box_y[onu_box] + drop_m / 1000 / 1.2 * np.sin(drop_angle)
+
+    # --- optics -------------------------------------------------------------------------
+    fibre_km = feeder_km[onu_pon] + box_dist_km[onu_box] + drop_m / 1000
+    split_db = optics.splitter_loss_db([topo.first_stage_ratio, topo.second_stage_ratio]).sum()
+    extra_db = np.clip(rng.normal(0.8, 0.5, n_onus), 0.0, 2.0)  # splices, ageing
+    down_db = optics.link_loss_db(fibre_km, split_db, topo.connectors, 1490) + extra_db
+    up_db = optics.link_loss_db(fibre_km, split_db, topo.connectors, 1310) + extra_db
+    # Keep every link inside the class B+ budget as a planner would (longer ones get
+    # a shorter route), so that a healthy ONU is never born degraded.
+    excess = np.clip(up_db - (optics.BUDGET_B_PLUS_DB[1] - 0.5), 0.0, None)
+    down_db -= excess
+    up_db -= excess
+    base_rx = olt_tx_dbm[onu_pon] - down_db
+    base_tx = rng.uniform(1.0, 4.0, n_onus)
+    base_olt_rx = base_tx - up_db
+
+    # --- identifiers, coordinates, models -------------------------------------------------
+    onu_vendor = olt_vendor[onu_olt]
+    serial = np.empty(n_onus, dtype=object)
+    model = np.empty(n_onus, dtype=object)
+    firmware = np.empty(n_onus, dtype=object)
+    oui = np.empty(n_onus, dtype=object)
+    hex_ids = rng.choice(2**32, size=n_onus, replace=False)
+    for vendor, spec in VENDOR_MODELS.items():
+        m = onu_vendor == vendor
+        if not m.any():
+            continue
+        serial[m] = [f"{spec['serial_prefix']}{h:08X}" for h in hex_ids[m]]
+        model[m] = np.array(spec["onu_models"], dtype=object)[
+            rng.integers(len(spec["onu_models"]), size=m.sum())
+        ]
+        fw = spec["firmware"]
+        firmware[m] = np.array(fw, dtype=object)[
+            rng.choice(len(fw), size=m.sum(), p=[0.5, 0.35, 0.15])
+        ]
+        oui[m] = spec["oui"]
+    olt_lat = olts["lat"].to_numpy()[onu_olt]
+    olt_lon = olts["lon"].to_numpy()[onu_olt]
+    coslat = np.cos(np.radians(olt_lat))
+    lat = olt_lat + onu_y / KM_PER_DEG_LAT
+    lon = olt_lon + onu_x / (KM_PER_DEG_LAT * coslat)
+    box_olt = pon_olt[box_pon]
+    box_lat = olts["lat"].to_numpy()[box_olt] + box_y / KM_PER_DEG_LAT
+    box_lon = olts["lon"].to_numpy()[box_olt] + box_x / (
+        KM_PER_DEG_LAT * np.cos(np.radians(olts["lat"].to_numpy()[box_olt]))
+    )
+    first_ids = np.char.add("SPL-", pon_ids)
+    box_ids = np.char.add(np.char.add("CX-", pon_ids[box_pon]), np.char.add("-", box_k.astype(str)))
+    splitters = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "splitter_id": first_ids.astype(object),
+                    "pon_id": pon_ids.astype(object),
+                    "parent_id": None,
+                    "level": 1,
+                    "ratio": topo.first_stage_ratio,
+                    "lat": olts["lat"].to_numpy()[pon_olt] + pon_y / KM_PER_DEG_LAT,
+                    "lon": olts["lon"].to_numpy()[pon_olt]
+                    + pon_x
+                    / (KM_PER_DEG_LAT * np.cos(np.radians(olts["lat"].to_numpy()[pon_olt]))),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "splitter_id": box_ids.astype(object),
+                    "pon_id": pon_ids[box_pon].astype(object),
+                    "parent_id": first_ids[box_pon].astype(object),
+                    "level": 2,
+                    "ratio": topo.second_stage_ratio,
+                    "lat": box_lat,
+                    "lon": box_lon,
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    onus = pd.DataFrame(
+        {
+            "onu_id": serial,
+            "serial": serial,
+            "pon_id": pon_ids[onu_pon].astype(object),
+            "olt_id": olt_ids[onu_olt],
+            "splitter_id": box_ids[onu_box].astype(object),
+            "onu_index": onu_pos + 1,
+            "vendor": onu_vendor,
+            "model": model,
+            "distance_m": np.round(fibre_km * 1000).astype(np.int64),
+            "lat": lat,
+            "lon": lon,
+        }
+    )
+    segments = _pick(rng, scenario.customers.segments, n_onus)
+    created_days = rng.uniform(30, 5 * 365, n_onus)
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"C{i + 1:07d}" for i in range(n_onus)],
+            "onu_id": serial,
+            "cpe_id": oui + "-" + model + "-" + serial,
+            "cpe_oui": oui,
+            "cpe_product_class": model,
+            "cpe_serial": serial,
+            "cpe_model": model,
+            "firmware": firmware,
+            "wifi_channel": np.array([1, 6, 11])[rng.integers(3, size=n_onus)],
+            "plan": _pick(rng, scenario.customers.plans, n_onus),
+            "segment": segments,
+            "sla_tier": [_SEGMENT_TIER[s] for s in segments],
+            "region": np.array([r.name for r in topo.regions], dtype=object)[onu_region],
+            "city": olts["city"].to_numpy()[onu_olt],
+            "lat": lat + rng.normal(0, 2e-5, n_onus),
+            "lon": lon + rng.normal(0, 2e-5, n_onus),
+            "created_at": pd.Timestamp(scenario.start)
+            - pd.to_timedelta(np.round(created_days * 86400), unit="s"),
+        }
+    )
+    # Geographic frame shared by all OLTs (for power-outage clusters across PONs).
+    ref_lat = float(np.mean(olts["lat"]))
+    onu_xy = np.column_stack(
+        [
+            (lon - float(np.mean(olts["lon"]))) * KM_PER_DEG_LAT * np.cos(np.radians(ref_lat)),
+            (lat - ref_lat) * KM_PER_DEG_LAT,
+        ]
+    )
+    return Topology(
+        olts=olts.drop(columns=["_region_idx", "_radius_km"]),
+        pons=pons,
+        splitters=splitters,
+        onus=onus,
+        customers=customers,
+        regions=[r.name for r in topo.regions],
+        onu_pon=onu_pon,
+        onu_box=onu_box,
+        onu_olt=onu_olt,
+        onu_region=onu_region,
+        onu_board=onu_board,
+        n_boxes=n_boxes,
+        n_boards=n_boards,
+        pon_olt=pon_olt,
+        box_pon=box_pon,
+        base_rx_dbm=base_rx,
+        base_tx_dbm=base_tx,
+        base_olt_rx_dbm=base_olt_rx,
+        onu_xy_km=onu_xy,
+        onu_vendor=onu_vendor,
+    )

@@ -1,0 +1,62 @@
+"""Shared fixtures: a seeded rng, the tiny scenario, a simulated + ingested tiny run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simulator.faults import FAULT_KINDS
+from simulator.scenario import Scenario, load_scenario
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def tiny_scenario() -> Scenario:
+    return load_scenario("tiny")
+
+
+def only_fault(kind: str, rate_per_year: float, base: str = "tiny", **overrides) -> Scenario:
+    """The ``base`` scenario with every fault kind off except ``kind``.
+
+    Storms, background calls and unexplained symptoms are off too, so that whatever
+    happens in the run is the signature of that one kind.
+    """
+    sc = load_scenario(base)
+    faults = sc.faults.model_dump()
+    for k in FAULT_KINDS:
+        faults[k]["rate_per_year"] = 0.0
+    faults[kind]["rate_per_year"] = rate_per_year
+    faults.update(overrides.pop("fault_params", {}))
+    data_quality = sc.data_quality.model_dump() | {"unexplained_symptoms_per_year": 0.0}
+    weather = sc.weather.model_dump() | {"storms_per_year_per_region": 0.0}
+    customers = sc.customers.model_dump() | {"background_calls_per_year": 0.0}
+    return sc.with_overrides(
+        faults=faults, data_quality=data_quality, weather=weather, customers=customers, **overrides
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny scenario simulated and ingested once per test session."""
+    from guardian_lib.ingest import ingest_run
+    from simulator.output import simulate_to_dir
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    simulate_to_dir(load_scenario("tiny", days=2), out)
+    ingest_run(out)
+    return out
+
+
+@pytest.fixture(name="only_fault")
+def _only_fault_fixture():
+    """:func:`only_fault`, for tests (test modules cannot import conftest)."""
+    return only_fault

@@ -1,0 +1,49 @@
+"""The `guardian` console script end to end (real subprocesses)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+GUARDIAN = Path(sys.executable).with_name("guardian")
+
+
+def guardian(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(GUARDIAN), *args], capture_output=True, text=True, check=check, timeout=300
+    )
+
+
+def test_simulate_ingest_info_json(tmp_path):
+    out = tmp_path / "run"
+    guardian("simulate", "--scenario", "tiny", "--seed", "3", "--days", "1", "--out", str(out))
+    guardian("ingest", "--run", str(out))
+    res = guardian("info", "--run", str(out), "--json")
+    info = json.loads(res.stdout)
+    assert info["row_counts"]["customers"] == 64
+    assert info["row_counts"]["telemetry"] > 60 * 288 * 0.9
+    assert info["time_range"]["start"].startswith("2026-01-05T00:00")
+    assert set(info["operations"]) >= {"calls", "visits", "visits_no_fault_found"}
+    # Same seed again: same manifest.
+    again = tmp_path / "again"
+    guardian("simulate", "--scenario", "tiny", "--seed", "3", "--days", "1", "--out", str(again))
+    assert (out / "run.json").read_text() == (again / "run.json").read_text()
+
+
+def test_errors_are_clear_and_exit_nonzero(tmp_path):
+    res = guardian("info", "--run", str(tmp_path), check=False)
+    assert res.returncode == 2
+    assert "guardian ingest" in res.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("topology: {regions: []}\n")
+    res = guardian("simulate", "--scenario", str(bad), "--out", str(tmp_path / "x"), check=False)
+    assert res.returncode == 2
+    assert "topology.regions" in res.stderr
+    assert not (tmp_path / "x").exists()
+
+
+def test_help_on_every_command():
+    top = guardian("--help").stdout
+    for cmd in ("simulate", "ingest", "info"):
+        assert cmd in top
+        assert "--run" in guardian(cmd, "--help").stdout or cmd == "simulate"

@@ -1,0 +1,94 @@
+"""Project-wide contracts: packaging in step, public API, dependency direction."""
+
+import ast
+import doctest
+import importlib
+import pkgutil
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("guardian_lib", "simulator", "acs_emulator")
+# conda-forge names that differ from PyPI names
+CONDA_ALIASES = {"python-duckdb": "duckdb"}
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", req.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_lists_the_same_packages_as_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pip_names = {_name(r) for r in project["dependencies"]}
+    pip_names |= {_name(r) for r in project["optional-dependencies"]["dev"]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            conda |= {_name(d) for d in dep["pip"] if not d.startswith("-e")}
+        else:
+            conda.add(CONDA_ALIASES.get(_name(dep), _name(dep)))
+    conda -= {"python", "pip"}
+    assert conda == pip_names
+
+
+def _modules():
+    for pkg_name in PACKAGES:
+        pkg = importlib.import_module(pkg_name)
+        yield pkg
+        for info in pkgutil.walk_packages(pkg.__path__, prefix=pkg_name + "."):
+            yield importlib.import_module(info.name)
+
+
+def test_every_name_in___all___exists():
+    for module in _modules():
+        for name in getattr(module, "__all__", []):
+            assert hasattr(module, name), f"{module.__name__}.__all__ lists missing {name!r}"
+
+
+def test_guardian_lib_never_imports_simulator_or_acs_emulator():
+    for path in (ROOT / "guardian_lib").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for n in names:
+                assert n.split(".")[0] not in ("simulator", "acs_emulator"), f"{path} imports {n}"
+
+
+# Modules that may name faults_truth: ground truth is for evaluation and reporting only.
+# The warehouse's summary reports it for simulated runs (`guardian info`); models,
+# features and policies must never read it.
+FAULTS_TRUTH_ALLOWED = {"guardian_lib/warehouse.py"}
+
+
+def test_only_reporting_reads_faults_truth():
+    for path in (ROOT / "guardian_lib").rglob("*.py"):
+        rel = str(path.relative_to(ROOT))
+        if "faults_truth" in path.read_text() and rel not in FAULTS_TRUTH_ALLOWED:
+            pytest.fail(f"{rel} reads faults_truth (ground truth is evaluation-only)")
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["simulator", "simulator.optics", "simulator.engine", "guardian_lib.schema"],
+)
+def test_docstring_examples_run(module):
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_no_global_random_state_in_library_code():
+    pattern = re.compile(
+        r"np\.random\.(rand|randn|randint|seed|normal|uniform|choice)\(|^import random", re.M
+    )
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            assert not pattern.search(path.read_text()), f"{path} uses global random state"
