@@ -80,6 +80,18 @@ def lake_views_sql(run: Path | str, raw_files: dict[str, list[str]] | None = Non
             "CREATE OR REPLACE TEMP VIEW telemetry AS SELECT * FROM read_parquet("
             f"{_sql_str(tel / 'date=*' / 'data.parquet')}, hive_partitioning=false)"
         )
+    gold = run / "lake" / "gold" / "features"
+    if any(gold.glob("date=*/data.parquet")):
+        stmts.append(
+            "CREATE OR REPLACE TEMP VIEW features_timeseries AS SELECT * FROM read_parquet("
+            f"{_sql_str(gold / 'date=*' / 'data.parquet')}, hive_partitioning=false)"
+        )
+    preds = run / "lake" / "gold" / "ml_predictions"
+    if any(preds.glob("*.parquet")):
+        stmts.append(
+            "CREATE OR REPLACE TEMP VIEW ml_predictions AS SELECT * FROM read_parquet("
+            f"{_sql_str(preds / '*.parquet')})"
+        )
     ev = silver_dir(run, "events") / "data.parquet"
     if ev.exists():
         stmts.append(

@@ -4,10 +4,17 @@
 >>> sim = Simulation(load_scenario("tiny"), seed=3)
 >>> sim.topology.n_onus
 64
+
+Names are imported on first use (PEP 562), so that the ``guardian`` CLI starts fast.
 """
 
-from simulator.engine import Simulation
-from simulator.output import simulate_to_dir
-from simulator.scenario import Scenario, load_scenario
+from guardian_lib._lazy import lazy_exports
 
-__all__ = ["Simulation", "Scenario", "load_scenario", "simulate_to_dir"]
+_EXPORTS = {
+    "Simulation": "simulator.engine",
+    "Scenario": "simulator.scenario",
+    "load_scenario": "simulator.scenario",
+    "simulate_to_dir": "simulator.output",
+}
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _EXPORTS)

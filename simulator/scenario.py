@@ -174,8 +174,8 @@ class Faults(_Strict):
     cpe_hang: FaultSpec = _f(0.6)  # per customer; ends by reboot or visit
     wifi_interference: FaultSpec = _f(0.4, 72.0, 400.0)  # per customer
     customer_power_off: FaultSpec = _f(1.5, 6.0, 48.0)  # per customer
-    hardware_failure: FaultSpec = _f(0.03)  # per ONU; ends by visit
-    fibre_degradation: FaultSpec = _f(0.06)  # per ONU; ends by visit
+    hardware_failure: FaultSpec = _f(0.06)  # per ONU; ends by visit
+    fibre_degradation: FaultSpec = _f(0.25)  # per ONU; ends by visit
     power_outage_radius_km: Annotated[float, Field(gt=0, le=50)] = 2.5
     upstream_share: Probability = 0.6
     box_fault_los_share: Probability = 0.6

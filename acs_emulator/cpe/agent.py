@@ -1,0 +1,569 @@
+"""One emulated CWMP CPE: sessions with the ACS, RPC handling, reboots, downloads.
+
+Agents are asyncio objects; a :class:`~acs_emulator.cpe.fleet.CpeFleet` runs many in
+one process over one HTTP client pool and one connection-request listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import numpy as np
+
+from acs_emulator.cpe.datamodel import INFORM_KEYS, CpeFault, DataModel, Flavour
+from acs_emulator.cpe.state import DeviceIdentity, StateSource, StaticStateSource
+from acs_emulator.cwmp import soap
+from acs_emulator.cwmp.auth import basic_authorization, digest_authorization
+
+__all__ = ["CpeAgent", "Misbehaviour", "SessionError"]
+
+log = logging.getLogger(__name__)
+_UNKNOWN_TIME = "0001-01-01T00:00:00Z"
+
+
+class SessionError(Exception):
+    """A CWMP session could not be completed (names the device and the step)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass
+class Misbehaviour:
+    """Ways a field CPE deviates from the standard (all off by default).
+
+    Parameters
+    ----------
+    slow_response_s : float
+        Delay before answering each ACS RPC. [s]
+    fault_rate : float
+        Probability of answering an RPC with fault 9002. [-]
+    drop_session_rate : float
+        Probability of vanishing after receiving an RPC (no answer, no 204). [-]
+    echo_full_set_cookie : bool
+        Send the whole ``Set-Cookie`` string back (attributes included) and keep it
+        into the next session.
+    basic_before_challenge : bool
+        Send Basic credentials with the first request, unchallenged.
+    no_soapaction : bool
+        Omit the ``SOAPAction`` header.
+    untyped_values : bool
+        Inform values without ``xsi:type``.
+    wrong_array_size : bool
+        ``arrayType`` sizes that do not match the lists.
+    no_partial_path : bool
+        Answer a partial-path GetParameterValues with fault 9005.
+    bad_firmware_marker : str
+        A download whose file name contains this fails with fault 9010.
+    """
+
+    slow_response_s: float = 0.0
+    fault_rate: float = 0.0
+    drop_session_rate: float = 0.0
+    echo_full_set_cookie: bool = False
+    basic_before_challenge: bool = False
+    no_soapaction: bool = False
+    untyped_values: bool = False
+    wrong_array_size: bool = False
+    no_partial_path: bool = False
+    bad_firmware_marker: str = "bad"
+
+
+@dataclass
+class _After:
+    reboot: str | None = None  # command key
+    factory_reset: bool = False
+    download: dict[str, str] | None = None
+    diagnostics: bool = False
+
+
+@dataclass
+class CpeAgent:
+    """An emulated CPE.
+
+    Parameters
+    ----------
+    identity : DeviceIdentity
+        OUI, product class, serial (device id ``OUI-ProductClass-Serial``).
+    acs_url : str
+        ACS URL (``ManagementServer.URL``).
+    state : StateSource, optional
+        Live values; :class:`StaticStateSource` by default.
+    flavour : {"tr181", "tr098"}, default "tr181"
+        Data model.
+    periodic_interval_s : float, default 300
+        ``PeriodicInformInterval``. [s]
+    cr_url : str
+        ``ConnectionRequestURL`` (set by the fleet).
+    acs_password : str, optional
+        Password for ACS Basic/Digest (username = device id).
+    reboot_duration_s : float, default 2
+        Time the device is down during a reboot. [s]
+    cwmp_ns : str
+        CWMP namespace the CPE speaks (1-0 by default, as most field CPEs).
+    misbehaviour : Misbehaviour
+        Deviations from the standard.
+    bootstrap : bool, default True
+        First Inform carries "0 BOOTSTRAP" (a factory-new device); ``False`` for a
+        device the ACS already knows (only "1 BOOT").
+    seed : int, default 0
+        Seed of the misbehaviour draws.
+    """
+
+    identity: DeviceIdentity
+    acs_url: str
+    state: StateSource = field(default_factory=StaticStateSource)
+    flavour: Flavour = "tr181"
+    periodic_interval_s: float = 300.0
+    cr_url: str = ""
+    acs_password: str | None = None
+    reboot_duration_s: float = 2.0
+    cwmp_ns: str = soap.DEFAULT_CWMP_NS
+    misbehaviour: Misbehaviour = field(default_factory=Misbehaviour)
+    bootstrap: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.device_id = self.identity.device_id
+        self.rng = np.random.default_rng(
+            [self.seed, len(self.device_id)] + list(self.device_id.encode()[-8:])
+        )
+        self.model = self._build_model()
+        self.pending_events: dict[str, str] = {"1 BOOT": ""}
+        if self.bootstrap:
+            self.pending_events = {"0 BOOTSTRAP": "", "1 BOOT": ""}
+        self.cookie: str | None = None
+        self.down_until = 0.0
+        self.wakeup = asyncio.Event()
+        self.sessions_ok = 0
+        self.sessions_failed = 0
+        self.rpcs_handled: list[str] = []
+        self._pending_requests: list[str] = []
+        self._last_set_cookie: str | None = None
+
+    # -- data model ------------------------------------------------------------------
+    def _build_model(self) -> DataModel:
+        m = DataModel(self.flavour)
+        ident = self.identity
+        live = self.state.values
+        did = self.device_id
+
+        def rx() -> str:
+            v = live(did)["rx_dbm"]
+            return "" if v is None or math.isnan(v) else str(round(v * 1000))
+
+        m.set("manufacturer", ident.manufacturer)
+        m.set("oui", ident.oui)
+        m.set("product_class", ident.product_class)
+        m.set("serial", ident.serial)
+        m.set("software", ident.firmware)
+        m.set("hardware", "HW1.0")
+        m.set("uptime", 0, "xsd:unsignedInt", live=lambda: str(live(did)["uptime_s"]))
+        m.set("provisioning", "", writable=True)
+        m.set("ms_url", self.acs_url, writable=True)
+        m.set("cr_url", self.cr_url)
+        m.set("cr_user", did, writable=True)
+        m.set("cr_password", "", writable=True, live=lambda: "")
+        m.set("periodic_enable", True, "xsd:boolean", writable=True)
+        m.set("periodic_interval", int(self.periodic_interval_s), "xsd:unsignedInt", True)
+        m.set("parameter_key", "")
+        m.set("rx", 0, "xsd:int", live=rx)
+        m.set("optical_status", "", live=lambda: "Up" if live(did)["online"] else "Down")
+        if self.flavour == "tr181":
+            ppp = lambda: "Up" if live(did)["pppoe_up"] else "Down"  # noqa: E731
+        else:
+            ppp = lambda: "Connected" if live(did)["pppoe_up"] else "Disconnected"  # noqa: E731
+        m.set("ppp_status", "", live=ppp)
+        m.set("ppp_user", f"{ident.serial.lower()}@isp", writable=True)
+        m.set("ppp_password", "", writable=True, live=lambda: "")
+        m.set("ext_ip", f"100.64.{int(self.rng.integers(0, 255))}.{int(self.rng.integers(1, 254))}")
+        m.set("ssid", f"NET_{ident.serial[-4:]}", writable=True)
+        m.set("channel", ident.wifi_channel, "xsd:unsignedInt", True)
+        m.set("wifi_key", "", writable=True, live=lambda: "")
+        m.set("ping_state", "None", writable=True)
+        m.set("ping_host", "", writable=True)
+        m.set("ping_reps", 4, "xsd:unsignedInt", True)
+        m.set("ping_success", 0, "xsd:unsignedInt")
+        m.set("ping_failure", 0, "xsd:unsignedInt")
+        m.set("ping_avg_ms", 0, "xsd:unsignedInt")
+        return m
+
+    def set_cr_url(self, url: str) -> None:
+        """Set ``ConnectionRequestURL`` (before the first session)."""
+        self.cr_url = url
+        self.model.put("cr_url", url)
+
+    @property
+    def online(self) -> bool:
+        """Up (not rebooting) and online in the state source."""
+        loop = asyncio.get_running_loop()
+        return loop.time() >= self.down_until and bool(self.state.values(self.device_id)["online"])
+
+    # -- session -------------------------------------------------------------------------
+    def _inform_xml(self) -> str:
+        events = "".join(
+            f"<EventStruct><EventCode>{code}</EventCode><CommandKey>{key}</CommandKey>"
+            "</EventStruct>"
+            for code, key in self.pending_events.items()
+        )
+        n_ev = len(self.pending_events) + (1 if self.misbehaviour.wrong_array_size else 0)
+        params = [
+            (self.model.path(k),) + self.model.values([self.model.path(k)])[0][1:]
+            for k in INFORM_KEYS
+        ]
+        plist = soap.values_xml(params)
+        if self.misbehaviour.untyped_values:
+            plist = re.sub(r' xsi:type="[^"]*"', "", plist)
+        if self.misbehaviour.wrong_array_size:
+            plist = re.sub(r"\[\d+\]", "[99]", plist, count=1)
+        ident = self.identity
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return soap.rpc_xml(
+            "Inform",
+            raw=(
+                f"<DeviceId><Manufacturer>{ident.manufacturer}</Manufacturer>"
+                f"<OUI>{ident.oui}</OUI><ProductClass>{ident.product_class}</ProductClass>"
+                f"<SerialNumber>{ident.serial}</SerialNumber></DeviceId>"
+                f'<Event soap-enc:arrayType="cwmp:EventStruct[{n_ev}]">{events}</Event>'
+                f"<MaxEnvelopes>1</MaxEnvelopes><CurrentTime>{now}</CurrentTime>"
+                f"<RetryCount>0</RetryCount>{plist}"
+            ),
+        )
+
+    def _headers(self) -> dict[str, str]:
+        h = {"Content-Type": 'text/xml; charset="utf-8"'}
+        if not self.misbehaviour.no_soapaction:
+            h["SOAPAction"] = ""
+        if self.cookie:
+            h["Cookie"] = self.cookie
+        return h
+
+    async def run_session(self, http: aiohttp.ClientSession, timeout_s: float = 30.0) -> bool:
+        """Run one CWMP session with the pending events.
+
+        Returns
+        -------
+        completed : bool
+            ``True`` when the session ended with 204 (events delivered), ``False`` when
+            the CPE dropped it on purpose (misbehaviour).
+
+        Raises
+        ------
+        SessionError
+            On HTTP errors, timeouts or an unexpected answer (events stay pending).
+        """
+        try:
+            return await asyncio.wait_for(self._session(http), timeout_s)
+        except TimeoutError as exc:
+            self.sessions_failed += 1
+            raise SessionError(f"{self.device_id}: CWMP session timed out") from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            self.sessions_failed += 1
+            raise SessionError(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
+        except SessionError:
+            self.sessions_failed += 1
+            raise
+
+    async def _post(
+        self, http: aiohttp.ClientSession, body: bytes, auth: str | None = None
+    ) -> tuple[int, bytes, Any]:
+        headers = self._headers()
+        if auth:
+            headers["Authorization"] = auth
+        async with http.post(self.acs_url, data=body, headers=headers) as resp:
+            data = await resp.read()
+            set_cookie = resp.headers.get("Set-Cookie")
+            if set_cookie:
+                if self.misbehaviour.echo_full_set_cookie:
+                    # The whole string, followed by the one kept from the last session.
+                    prev, self._last_set_cookie = self._last_set_cookie, set_cookie
+                    self.cookie = f"{set_cookie}; {prev}" if prev else set_cookie
+                else:
+                    self.cookie = set_cookie.split(";", 1)[0]
+            return resp.status, data, resp.headers
+
+    async def _session(self, http: aiohttp.ClientSession) -> bool:
+        mb = self.misbehaviour
+        if not mb.echo_full_set_cookie:
+            self.cookie = None
+        inform = soap.envelope(self._inform_xml(), cwmp_ns=self.cwmp_ns, msg_id="1")
+        auth = None
+        if mb.basic_before_challenge and self.acs_password is not None:
+            auth = basic_authorization(self.device_id, self.acs_password)
+        status, data, headers = await self._post(http, inform, auth)
+        if status == 401 and self.acs_password is not None:
+            challenge = headers.get("WWW-Authenticate", "")
+            path = aiohttp.helpers.URL(self.acs_url).raw_path_qs
+            auth = (
+                digest_authorization(challenge, "POST", path, self.device_id, self.acs_password)
+                if challenge.lower().startswith("digest")
+                else basic_authorization(self.device_id, self.acs_password)
+            )
+            status, data, headers = await self._post(http, inform, auth)
+        if status == 503:
+            retry = float(headers.get("Retry-After", "5") or 5)
+            raise SessionError(f"{self.device_id}: ACS busy (503)", retry_after_s=retry)
+        if status != 200:
+            raise SessionError(f"{self.device_id}: Inform answered HTTP {status}")
+        msg = soap.parse_message(data)
+        if msg.name != "InformResponse":
+            raise SessionError(f"{self.device_id}: expected InformResponse, got {msg.name!r}")
+        self.pending_events.clear()
+        after = _After()
+        for req in list(self._pending_requests):
+            status, data, _ = await self._post(http, req.encode())
+            if status != 200:
+                raise SessionError(f"{self.device_id}: TransferComplete answered HTTP {status}")
+            self._pending_requests.remove(req)
+        status, data, _ = await self._post(http, b"")
+        while status == 200 and data.strip():
+            msg = soap.parse_message(data)
+            if mb.drop_session_rate and self.rng.random() < mb.drop_session_rate:
+                self.rpcs_handled.append(f"dropped:{msg.name}")
+                return False
+            if mb.slow_response_s:
+                await asyncio.sleep(mb.slow_response_s)
+            reply = self._handle_rpc(msg, after)
+            status, data, _ = await self._post(
+                http, soap.envelope(reply, cwmp_ns=self.cwmp_ns, msg_id=msg.id)
+            )
+        if status not in (200, 204):
+            raise SessionError(f"{self.device_id}: session ended with HTTP {status}")
+        self.sessions_ok += 1
+        self._after_session(after)
+        return True
+
+    # -- RPC handling ----------------------------------------------------------------------
+    def _handle_rpc(self, msg: soap.CwmpMessage, after: _After) -> str:
+        name = msg.name
+        self.rpcs_handled.append(name)
+        mb = self.misbehaviour
+        try:
+            if mb.fault_rate and self.rng.random() < mb.fault_rate:
+                raise CpeFault(9002, "Internal error (injected)")
+            body = msg.body
+            if name == "GetParameterValues":
+                names = [
+                    s.text or ""
+                    for s in soap.children(soap.child(body, "ParameterNames"), "string")
+                ]
+                vals = self.model.values(names, allow_partial=not mb.no_partial_path)
+                return soap.rpc_xml("GetParameterValuesResponse", raw=soap.values_xml(vals))
+            if name == "SetParameterValues":
+                vals = [
+                    (p.name, p.value, p.type)
+                    for p in soap.parse_parameter_values(soap.child(body, "ParameterList"))
+                ]
+                self.model.set_values(vals)
+                self.model.put("parameter_key", soap.text(body, "ParameterKey"))
+                if any(n == self.model.path("ping_state") and v == "Requested" for n, v, _ in vals):
+                    after.diagnostics = True
+                if any(n == self.model.path("periodic_interval") for n, _, _ in vals):
+                    self.periodic_interval_s = float(self.model.get("periodic_interval"))
+                return soap.rpc_xml("SetParameterValuesResponse", {"Status": 0})
+            if name == "GetParameterNames":
+                path = soap.text(body, "ParameterPath")
+                nl = soap.text(body, "NextLevel") in ("1", "true")
+                items = "".join(
+                    f"<ParameterInfoStruct><Name>{n}</Name><Writable>{int(w)}</Writable>"
+                    "</ParameterInfoStruct>"
+                    for n, w in self.model.names(path, nl)
+                )
+                count = items.count("<ParameterInfoStruct>")
+                return soap.rpc_xml(
+                    "GetParameterNamesResponse",
+                    raw=f'<ParameterList soap-enc:arrayType="cwmp:ParameterInfoStruct[{count}]">'
+                    f"{items}</ParameterList>",
+                )
+            if name == "AddObject":
+                n = self.model.add_object(soap.text(body, "ObjectName"))
+                return soap.rpc_xml("AddObjectResponse", {"InstanceNumber": n, "Status": 0})
+            if name == "DeleteObject":
+                self.model.delete_object(soap.text(body, "ObjectName"))
+                return soap.rpc_xml("DeleteObjectResponse", {"Status": 0})
+            if name == "Reboot":
+                after.reboot = soap.text(body, "CommandKey")
+                return soap.rpc_xml("RebootResponse")
+            if name == "FactoryReset":
+                after.factory_reset = True
+                return soap.rpc_xml("FactoryResetResponse")
+            if name == "Download":
+                after.download = {
+                    k: soap.text(body, k) for k in ("CommandKey", "URL", "TargetFileName")
+                }
+                return soap.rpc_xml(
+                    "DownloadResponse",
+                    {"Status": 1, "StartTime": _UNKNOWN_TIME, "CompleteTime": _UNKNOWN_TIME},
+                )
+            if name == "GetRPCMethods":
+                methods = [
+                    "GetRPCMethods",
+                    "GetParameterValues",
+                    "SetParameterValues",
+                    "GetParameterNames",
+                    "AddObject",
+                    "DeleteObject",
+                    "Reboot",
+                    "FactoryReset",
+                    "Download",
+                ]
+                return soap.rpc_xml(
+                    "GetRPCMethodsResponse", raw=soap.names_xml(methods, tag="MethodList")
+                )
+            raise CpeFault(9000, f"Method {name!r} not supported")
+        except CpeFault as fault:
+            extra = "".join(
+                f"<SetParameterValuesFault><ParameterName>{n}</ParameterName>"
+                f"<FaultCode>{c}</FaultCode><FaultString>error</FaultString>"
+                "</SetParameterValuesFault>"
+                for n, c in fault.spv
+            )
+            xml = soap.fault_xml(fault.code, fault.message, acs=False)
+            return xml.replace("</cwmp:Fault>", extra + "</cwmp:Fault>")
+
+    def _after_session(self, after: _After) -> None:
+        loop = asyncio.get_running_loop()
+        if after.diagnostics:
+            ok = bool(self.state.values(self.device_id)["pppoe_up"])
+            reps = int(self.model.get("ping_reps") or 4)
+            self.model.put("ping_success", reps if ok else 0)
+            self.model.put("ping_failure", 0 if ok else reps)
+            self.model.put("ping_avg_ms", int(self.rng.integers(3, 30)) if ok else 0)
+            self.model.put("ping_state", "Complete" if ok else "Error_CannotResolveHostName")
+            self.pending_events["8 DIAGNOSTICS COMPLETE"] = ""
+            self.wakeup.set()
+        if after.download is not None:
+            d = after.download
+            fname = d["TargetFileName"] or d["URL"].rstrip("/").rsplit("/", 1)[-1]
+            start = datetime.now(UTC).isoformat(timespec="seconds")
+            if self.misbehaviour.bad_firmware_marker and (
+                self.misbehaviour.bad_firmware_marker in fname
+            ):
+                fault = (9010, "Download failure: image rejected")
+                self.pending_events["7 TRANSFER COMPLETE"] = ""
+                self.pending_events["M Download"] = d["CommandKey"]
+                self.wakeup.set()
+            else:
+                fault = (0, "")
+                self.model.put("software", re.sub(r"\.(bin|img|fw)$", "", fname))
+                self.pending_events["M Download"] = d["CommandKey"]
+                self.pending_events["7 TRANSFER COMPLETE"] = ""
+                after.reboot = after.reboot or ""
+            self._pending_requests.append(self._transfer_complete(d["CommandKey"], fault, start))
+        if after.factory_reset:
+            self.model = self._build_model()
+            self.pending_events["0 BOOTSTRAP"] = ""
+            after.reboot = after.reboot or ""
+        if after.reboot is not None:
+            self.down_until = loop.time() + self.reboot_duration_s
+            self.state.reboot(self.device_id)
+            self.pending_events["1 BOOT"] = ""
+            if after.download is None and not after.factory_reset:
+                self.pending_events["M Reboot"] = after.reboot
+            self.wakeup.set()
+
+    def _transfer_complete(self, key: str, fault: tuple[int, str], start: str) -> str:
+        end = datetime.now(UTC).isoformat(timespec="seconds")
+        return soap.envelope(
+            soap.rpc_xml(
+                "TransferComplete",
+                raw=(
+                    f"<CommandKey>{key}</CommandKey><FaultStruct><FaultCode>{fault[0]}"
+                    f"</FaultCode><FaultString>{fault[1]}</FaultString></FaultStruct>"
+                    f"<StartTime>{start}</StartTime><CompleteTime>{end}</CompleteTime>"
+                ),
+            ),
+            cwmp_ns=self.cwmp_ns,
+            msg_id=os.urandom(4).hex(),
+        ).decode()
+
+    # -- life ----------------------------------------------------------------------------
+    def request_connection(self) -> None:
+        """A connection request arrived: inform with "6 CONNECTION REQUEST"."""
+        self.pending_events.setdefault("6 CONNECTION REQUEST", "")
+        self.wakeup.set()
+
+    async def run(
+        self,
+        http: aiohttp.ClientSession,
+        *,
+        stop: asyncio.Event | None = None,
+        first_delay_s: float = 0.0,
+        retry_base_s: float = 5.0,
+        on_session: Callable[[bool], None] | None = None,
+    ) -> None:
+        """Inform at start, periodically and on connection requests, until ``stop``.
+
+        Parameters
+        ----------
+        http : aiohttp.ClientSession
+            Client pool.
+        stop : asyncio.Event, optional
+            Set to end the loop.
+        first_delay_s : float
+            Delay before the first Inform (spreads a fleet's boot storm). [s]
+        retry_base_s : float
+            First retry wait after a failed session (doubles, capped at 64×). [s]
+        on_session : callable, optional
+            Called with ``True``/``False`` after each session attempt.
+        """
+        loop = asyncio.get_running_loop()
+        stop = stop or asyncio.Event()
+        await _sleep_or(stop, first_delay_s)
+        failures = 0
+        next_periodic = loop.time() + self.periodic_interval_s
+        while not stop.is_set():
+            wait_down = self.down_until - loop.time()
+            if wait_down > 0:
+                await _sleep_or(stop, wait_down)
+                continue
+            if self.pending_events and self.online:
+                try:
+                    ok = await self.run_session(http)  # False: dropped on purpose
+                    failures = 0
+                except SessionError as exc:
+                    failures += 1
+                    log.debug("%s", exc)
+                    wait = exc.retry_after_s or retry_base_s * 2 ** min(failures - 1, 6)
+                    if on_session:
+                        on_session(False)
+                    await _sleep_or(stop, float(wait * (1 + 0.5 * self.rng.random())))
+                    continue
+                if on_session:
+                    on_session(ok)
+                continue
+            self.wakeup.clear()
+            timeout = max(0.0, next_periodic - loop.time())
+            try:
+                await asyncio.wait_for(_first(self.wakeup, stop), timeout)
+            except TimeoutError:
+                self.pending_events.setdefault("2 PERIODIC", "")
+                next_periodic = loop.time() + self.periodic_interval_s
+
+
+async def _first(a: asyncio.Event, b: asyncio.Event) -> None:
+    ta, tb = asyncio.ensure_future(a.wait()), asyncio.ensure_future(b.wait())
+    try:
+        await asyncio.wait({ta, tb}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ta.cancel()
+        tb.cancel()
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float) -> None:
+    if seconds <= 0:
+        return
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass

@@ -1,0 +1,115 @@
+"""``guardian acs …``: run the emulated ACS (registered through ``guardian.commands``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register", "serve_command"]
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="Bind address of both listeners.")] = "127.0.0.1",
+    cwmp_port: Annotated[int, typer.Option(help="CWMP port (CPEs inform here).")] = 7547,
+    nbi_port: Annotated[int, typer.Option(help="GenieACS-compatible NBI port.")] = 7557,
+    db: Annotated[Path, typer.Option(help="SQLite store.")] = Path("data/acs/acs.sqlite"),
+    cpe_auth: Annotated[
+        str,
+        typer.Option(
+            help="CPE authentication: none (GenieACS default), basic or digest. "
+            "Passwords from $GUARDIAN_ACS_CPE_PASSWORD or $GUARDIAN_ACS_CPE_PASSWORDS_FILE."
+        ),
+    ] = "none",
+    auth_overrides: Annotated[
+        Path | None,
+        typer.Option(
+            help='JSON {"<device id>": "none|basic|digest"} for CPEs that cannot do the '
+            "fleet mode (e.g. crash on a Digest challenge)."
+        ),
+    ] = None,
+    nbi_token_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the NBI bearer token (or set $GUARDIAN_NBI_TOKEN)."),
+    ] = None,
+    presets: Annotated[
+        Path | None, typer.Option(help="JSON file of presets (see docs/tr069.md).")
+    ] = None,
+    zero_touch: Annotated[
+        bool,
+        typer.Option(help="Apply the built-in PPPoE + Wi-Fi profile on '0 BOOTSTRAP'."),
+    ] = False,
+    max_sessions: Annotated[int, typer.Option(help="Open sessions before 503.")] = 5000,
+    cr_allow_basic: Annotated[
+        bool,
+        typer.Option(help="Answer Basic challenges of connection-request listeners."),
+    ] = False,
+) -> None:
+    """Run the CWMP ACS and its NBI until interrupted."""
+    import asyncio
+    import json
+    import logging
+    import os
+    import signal
+
+    from rich.console import Console
+
+    from acs_emulator.cwmp import AcsConfig, AcsService, AuthPolicy, load_presets
+    from acs_emulator.cwmp.presets import zero_touch_preset
+    from acs_emulator.cwmp.server import password_lookup_from_env
+
+    if cpe_auth not in ("none", "basic", "digest"):
+        raise typer.BadParameter(f"expected none, basic or digest, got {cpe_auth!r}")
+    console = Console(stderr=True)
+    logging.basicConfig(level=logging.WARNING)
+    token = nbi_token_file.read_text().strip() if nbi_token_file else None
+    token = token or os.environ.get("GUARDIAN_NBI_TOKEN") or None
+    preset_list = load_presets(presets) if presets else []
+    if zero_touch:
+        preset_list.append(zero_touch_preset())
+    overrides = json.loads(auth_overrides.read_text()) if auth_overrides else {}
+    bad = {k: v for k, v in overrides.items() if v not in ("none", "basic", "digest")}
+    if bad:
+        raise typer.BadParameter(f"{auth_overrides}: modes must be none/basic/digest, got {bad}")
+    config = AcsConfig(
+        auth=AuthPolicy(
+            mode=cpe_auth,  # type: ignore[arg-type]
+            passwords=password_lookup_from_env(),
+            per_device=overrides,
+        ),
+        presets=preset_list,
+        max_sessions=max_sessions,
+        cr_allow_basic=cr_allow_basic,
+    )
+    svc = AcsService(db, host, cwmp_port, nbi_port, config=config, nbi_token=token)
+    if cpe_auth == "none":
+        console.print("[yellow]warning:[/] CPEs are not authenticated (--cpe-auth none)")
+    if token is None:
+        console.print("[yellow]warning:[/] the NBI has no bearer token (anyone can send tasks)")
+
+    async def main() -> None:
+        await svc.start()
+        console.print(
+            f"[green]ACS[/] CWMP {svc.cwmp_url}  NBI {svc.nbi_url}  store {db}  (Ctrl-C stops)"
+        )
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await svc.stop()  # flushes the store
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``acs`` command group to the ``guardian`` CLI."""
+    acs = typer.Typer(
+        help="Emulated TR-069 ACS with a GenieACS-compatible NBI.", no_args_is_help=True
+    )
+    acs.command("serve")(serve_command)
+    app.add_typer(acs, name="acs")

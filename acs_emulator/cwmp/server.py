@@ -1,0 +1,577 @@
+"""The CWMP ACS: sessions, Inform, queued RPCs, faults, connection requests.
+
+One :class:`Acs` object holds the device store, the open sessions and the waiters the
+NBI uses; :meth:`Acs.cwmp_app` is the aiohttp application CPEs talk to (port 7547)
+and :func:`acs_emulator.cwmp.nbi.nbi_app` the northbound one (port 7557).
+
+A session (TR-069 Amendment 6, §3.7): the CPE POSTs an Inform (authenticated if the
+policy asks), the ACS answers InformResponse and a session cookie; the CPE may send
+its own requests (TransferComplete, GetRPCMethods); its empty POST hands the turn to
+the ACS, which sends the device's queued tasks one RPC at a time; HTTP 204 ends the
+session. Sessions are found by cookie (any ``session=`` in the Cookie header, so a
+CPE echoing the whole ``Set-Cookie`` string works), else by the TCP connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from acs_emulator.cwmp import soap
+from acs_emulator.cwmp.auth import (
+    DEV_CR_PASSWORD,
+    Authenticator,
+    AuthPolicy,
+    basic_authorization,
+    digest_authorization,
+    parse_auth_header,
+)
+from acs_emulator.cwmp.presets import Preset, render_task
+from acs_emulator.cwmp.rpcs import root_of as _root_of
+from acs_emulator.cwmp.rpcs import task_steps
+from acs_emulator.cwmp.store import DeviceStore, get_parameter, now_iso, set_parameter
+
+__all__ = ["Acs", "AcsConfig", "password_lookup_from_env", "device_id_of"]
+
+log = logging.getLogger(__name__)
+
+_COOKIE_RE = re.compile(r"session=([0-9a-f]{16,64})")
+_XML_CT = 'text/xml; charset="utf-8"'
+
+
+def device_id_of(oui: str, product_class: str, serial: str) -> str:
+    """GenieACS device id ``OUI-ProductClass-SerialNumber`` (URL-unsafe chars escaped).
+
+    Examples
+    --------
+    >>> device_id_of("00259E", "HG8245H", "4857544301A2B3C4")
+    '00259E-HG8245H-4857544301A2B3C4'
+    >>> device_id_of("00259E", "EG-8145 V5", "S/1é")
+    '00259E-EG%2D8145%20V5-S%2F1%C3%A9'
+    """
+
+    def esc(s: str) -> str:
+        # As GenieACS: every UTF-8 byte of a character other than [A-Za-z0-9_] becomes
+        # "%" + its upper-case hex (no zero padding).
+        return "".join(
+            c
+            if (c.isascii() and c.isalnum()) or c == "_"
+            else "".join(f"%{b:X}" for b in c.encode())
+            for c in s
+        )
+
+    if product_class:
+        return f"{esc(oui)}-{esc(product_class)}-{esc(serial)}"
+    return f"{esc(oui)}-{esc(serial)}"
+
+
+def password_lookup_from_env(
+    var: str = "GUARDIAN_ACS_CPE_PASSWORD", file_var: str = "GUARDIAN_ACS_CPE_PASSWORDS_FILE"
+) -> Callable[[str], str | None]:
+    """Password lookup from the environment: one fleet password, or a file of ``user:pw``.
+
+    The file (one ``username:password`` per line) wins over the single variable for
+    the users it lists. Values are read once; nothing is logged.
+    """
+    table: dict[str, str] = {}
+    path = os.environ.get(file_var)
+    if path:
+        for line in Path(path).read_text().splitlines():
+            user, sep, pw = line.strip().partition(":")
+            if sep and not user.startswith("#"):
+                table[user] = pw
+    fleet = os.environ.get(var)
+
+    def lookup(user: str) -> str | None:
+        return table.get(user, fleet)
+
+    return lookup
+
+
+@dataclass
+class AcsConfig:
+    """Settings of the ACS.
+
+    Parameters
+    ----------
+    auth : AuthPolicy
+        CPE authentication (none by default, as GenieACS).
+    max_body_bytes : int
+        Largest CWMP body accepted. [bytes]
+    session_timeout_s : float
+        A session idle this long is dropped (its in-flight task stays queued). [s]
+    max_sessions : int
+        Open sessions beyond this get 503 with Retry-After. [-]
+    retry_after_s : int
+        Retry-After sent with 503. [s]
+    connection_request_timeout_s : float
+        Timeout of one connection request. [s]
+    cr_allow_basic : bool, default False
+        Answer a connection-request listener's Basic challenge (sends the password in
+        clear; off by default, as GenieACS's ``cwmp.connectionRequestAllowBasicAuth``).
+    cr_password : callable, optional
+        ``cr_password(username) -> str | None`` for connection requests; defaults to
+        the environment (``GUARDIAN_CPE_CR_PASSWORD``).
+    presets : list of Preset
+        Automatic tasks (zero-touch provisioning, periodic refresh).
+    file_server_url : str
+        Base URL prepended to a download task's ``fileName`` when it has no ``url``.
+    """
+
+    auth: AuthPolicy = field(default_factory=AuthPolicy)
+    max_body_bytes: int = soap.MAX_BODY_BYTES
+    session_timeout_s: float = 30.0
+    max_sessions: int = 5000
+    retry_after_s: int = 5
+    connection_request_timeout_s: float = 5.0
+    cr_allow_basic: bool = False
+    cr_password: Callable[[str], str | None] | None = None
+    presets: list[Preset] = field(default_factory=list)
+    file_server_url: str = "http://127.0.0.1:7567/"
+
+
+@dataclass
+class _Session:
+    token: str
+    device_id: str
+    cwmp_ns: str
+    peer: Any
+    last_seen: float
+    task: dict[str, Any] | None = None
+    answered: bool = False  # the CPE has posted after its Inform
+    steps: Generator[str, soap.CwmpMessage, None] | None = None
+
+
+class Acs:
+    """The ACS core shared by the CWMP and NBI applications.
+
+    Parameters
+    ----------
+    store : DeviceStore
+        Where devices, tasks and faults live.
+    config : AcsConfig, optional
+        Settings.
+    """
+
+    def __init__(self, store: DeviceStore, config: AcsConfig | None = None) -> None:
+        self.store = store
+        self.config = config or AcsConfig()
+        self.auth = Authenticator(self.config.auth)
+        self.sessions: dict[str, _Session] = {}
+        self._by_peer: dict[Any, str] = {}
+        self._by_device: dict[str, str] = {}
+        self._inform_events: dict[str, asyncio.Event] = {}
+        self._task_events: dict[str, asyncio.Event] = {}
+        self._end_events: dict[str, asyncio.Event] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self.stats = {"sessions": 0, "informs": 0, "rpcs": 0, "errors": 0}
+
+    # -- applications ----------------------------------------------------------------
+    def cwmp_app(self) -> web.Application:
+        """aiohttp application serving CWMP on any path (POST)."""
+        app = web.Application(client_max_size=self.config.max_body_bytes)
+        app.router.add_route("POST", "/{tail:.*}", self.handle)
+        app.on_startup.append(self._start_sweeper)
+        app.on_cleanup.append(self._close)
+        return app
+
+    async def _start_sweeper(self, _app: web.Application) -> None:
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(min(1.0, self.config.session_timeout_s / 2))
+                self._expire_sessions()
+                self.store.flush()
+
+        self._sweeper = asyncio.create_task(sweep())
+
+    async def _close(self, _app: web.Application | None = None) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    # -- CWMP handler ----------------------------------------------------------------
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Handle one CWMP POST (Inform, CPE request, RPC response or empty POST).
+
+        An unexpected error is logged with the peer and answered with CWMP fault 8002;
+        the session concerned is dropped (its task stays queued).
+        """
+        try:
+            return await self._handle(request)
+        except Exception:
+            peer = request.transport.get_extra_info("peername") if request.transport else None
+            log.exception("CWMP request from %s failed", peer)
+            self.stats["errors"] += 1
+            session = self._find_session(request, peer)
+            if session is not None:
+                self._end_session(session)
+            return self._fault_response(8002, "Internal error", soap.DEFAULT_CWMP_NS, None)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if (request.content_length or 0) > self.config.max_body_bytes:
+            return web.Response(status=413, text="CWMP body too large")
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, text="CWMP body too large")
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        try:
+            msg = soap.parse_message(body, max_bytes=self.config.max_body_bytes)
+        except soap.CwmpParseError as exc:
+            self.stats["errors"] += 1
+            log.info("CWMP from %s rejected: %s", peer, exc)
+            return self._fault_response(8003, str(exc), soap.DEFAULT_CWMP_NS, None, status=400)
+        if msg.name == "Inform":
+            return await self._on_inform(request, msg, peer)
+        session = self._find_session(request, peer)
+        if session is None:
+            return web.Response(status=400, text="No CWMP session: expected an Inform to start one")
+        session.last_seen = time.monotonic()
+        session.answered = True
+        if msg.name == "":
+            return self._advance(session, None)
+        if msg.name in ("TransferComplete", "AutonomousTransferComplete"):
+            self._on_transfer_complete(session, msg)
+            return self._xml(soap.rpc_xml(f"{msg.name}Response"), session.cwmp_ns, msg.id)
+        if msg.name == "GetRPCMethods":
+            methods = soap.names_xml(
+                ["Inform", "GetRPCMethods", "TransferComplete"], tag="MethodList"
+            )
+            return self._xml(
+                soap.rpc_xml("GetRPCMethodsResponse", raw=methods), session.cwmp_ns, msg.id
+            )
+        if msg.name.endswith("Response") or msg.name == "Fault":
+            if session.steps is None:
+                log.info(
+                    "CWMP %s from %s: no RPC outstanding, ignored", msg.name, session.device_id
+                )
+            return self._advance(session, msg if session.steps is not None else None)
+        return self._fault_response(
+            8000, f"method {msg.name!r} is not supported by this ACS", session.cwmp_ns, msg.id
+        )
+
+    def _xml(
+        self,
+        rpc: str,
+        ns: str,
+        msg_id: str | None,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> web.Response:
+        return web.Response(
+            status=status,
+            body=soap.envelope(rpc, cwmp_ns=ns, msg_id=msg_id),
+            content_type="text/xml",
+            charset="utf-8",
+            headers=headers,
+        )
+
+    def _fault_response(
+        self, code: int, message: str, ns: str, msg_id: str | None, status: int = 500
+    ) -> web.Response:
+        return self._xml(soap.fault_xml(code, message), ns, msg_id, status=status)
+
+    # -- sessions ------------------------------------------------------------------------
+    def _find_session(self, request: web.Request, peer: Any) -> _Session | None:
+        found = [
+            self.sessions[t]
+            for t in _COOKIE_RE.findall(request.headers.get("Cookie", ""))
+            if t in self.sessions
+        ]
+        if found:  # several tokens (stale cookies kept by the CPE): the newest session
+            return max(found, key=lambda s: s.last_seen)
+        token = self._by_peer.get(peer)
+        return self.sessions.get(token) if token else None
+
+    def _end_session(self, session: _Session) -> None:
+        self.store.flush(session.device_id)
+        self.sessions.pop(session.token, None)
+        if self._by_peer.get(session.peer) == session.token:
+            self._by_peer.pop(session.peer, None)
+        if self._by_device.get(session.device_id) == session.token:
+            self._by_device.pop(session.device_id, None)
+            ev = self._end_events.pop(session.device_id, None)
+            if ev is not None:
+                ev.set()
+        session.steps = None
+        session.task = None
+
+    def _expire_sessions(self) -> None:
+        limit = time.monotonic() - self.config.session_timeout_s
+        for s in [s for s in self.sessions.values() if s.last_seen < limit]:
+            log.info("CWMP session of %s timed out; its task stays queued", s.device_id)
+            self._end_session(s)
+
+    def in_session(self, device_id: str) -> bool:
+        """Whether ``device_id`` has an open CWMP session."""
+        return device_id in self._by_device
+
+    async def _on_inform(
+        self, request: web.Request, msg: soap.CwmpMessage, peer: Any
+    ) -> web.StreamResponse:
+        try:
+            inform = soap.parse_inform(msg.body)
+        except soap.CwmpParseError as exc:
+            self.stats["errors"] += 1
+            return self._fault_response(8003, str(exc), msg.cwmp_ns, msg.id)
+        dev = inform["device"]
+        device_id = device_id_of(dev["OUI"], dev["ProductClass"], dev["SerialNumber"])
+        if not self.auth.check(
+            request.headers.get("Authorization"), request.method, device_hint=device_id
+        ):
+            log.info("CWMP Inform from %s (%s): authentication failed", device_id, peer)
+            return web.Response(
+                status=401,
+                text="authentication required",
+                headers={"WWW-Authenticate": self.auth.challenge(device_id)},
+            )
+        if device_id not in self._by_device and len(self.sessions) >= self.config.max_sessions:
+            return web.Response(status=503, headers={"Retry-After": str(self.config.retry_after_s)})
+        old = self._by_device.get(device_id)
+        if old and old in self.sessions:
+            prev = self.sessions[old]
+            repeated = old in _COOKIE_RE.findall(request.headers.get("Cookie", ""))
+            if repeated and prev.steps is None and not prev.answered:
+                # The CPE repeated its Inform in the same session (our InformResponse was
+                # lost): it was recorded already, answer it again.
+                prev.last_seen = time.monotonic()
+                return self._xml(self._inform_response(), prev.cwmp_ns, msg.id)
+            self._end_session(prev)
+        token = os.urandom(16).hex()
+        session = _Session(token, device_id, msg.cwmp_ns, peer, time.monotonic())
+        self.sessions[token] = session
+        self._by_peer[peer] = token
+        self._by_device[device_id] = token
+        self.stats["sessions"] += 1
+        self.stats["informs"] += 1
+        self._record_inform(device_id, dev, inform)
+        ev = self._inform_events.pop(device_id, None)
+        if ev is not None:
+            ev.set()
+        return self._xml(
+            self._inform_response(),
+            msg.cwmp_ns,
+            msg.id,
+            headers={"Set-Cookie": f"session={token}; Path=/; HttpOnly"},
+        )
+
+    @staticmethod
+    def _inform_response() -> str:
+        return soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1})
+
+    def _record_inform(self, device_id: str, dev: dict[str, str], inform: dict[str, Any]) -> None:
+        ts = now_iso()
+        doc = self.store.get_device(device_id)
+        if doc is None:
+            doc = {
+                "_id": device_id,
+                "_deviceId": {f"_{k}": v for k, v in dev.items()},
+                "_registered": ts,
+                "_tags": [],
+            }
+        doc["_lastInform"] = ts
+        codes = [code for code, _ in inform["events"]]
+        doc["_events"] = codes
+        if "1 BOOT" in codes:
+            doc["_lastBoot"] = ts
+        if "0 BOOTSTRAP" in codes:
+            doc["_lastBootstrap"] = ts
+        for p in inform["params"]:
+            set_parameter(doc, p.name, p.value, p.type, ts)
+        self.store.save_device(doc, defer=True)
+        root = self.root_of(doc)
+        for preset in self.config.presets:
+            if preset.events and not preset.events.intersection(codes):
+                continue
+            for t in preset.tasks:
+                task = render_task(t, root, dev["SerialNumber"], device_id)
+                task.update(device=device_id, preset=preset.name)
+                self.store.insert_task(task)
+        for code, key in inform["events"]:
+            # "M Reboot" carries the Reboot's CommandKey (our task id): the reboot
+            # happened even if its RebootResponse was lost, so never send it again.
+            task = self.store.tasks.get(key) if code == "M Reboot" and key else None
+            if task is not None and task["device"] == device_id and task["name"] == "reboot":
+                self.store.complete_task(key)
+                self._notify_task(key)
+        if "8 DIAGNOSTICS COMPLETE" in codes:
+            obj = (
+                "Device.IP.Diagnostics.IPPing."
+                if root == "Device"
+                else "InternetGatewayDevice.IPPingDiagnostics."
+            )
+            self.store.insert_task(
+                {
+                    "name": "refreshObject",
+                    "objectName": obj,
+                    "device": device_id,
+                    "preset": "diagnostics",
+                }
+            )
+
+    @staticmethod
+    def root_of(doc: dict[str, Any]) -> str:
+        """Data-model root of a device document (``Device`` or ``InternetGatewayDevice``)."""
+        return _root_of(doc)
+
+    # -- tasks → RPCs ------------------------------------------------------------------
+    def _advance(self, session: _Session, msg: soap.CwmpMessage | None) -> web.Response:
+        """Feed ``msg`` (an RPC response, or ``None`` for the empty POST) and reply.
+
+        Returns the next RPC of the current task, of the next queued task, or 204.
+        """
+        if msg is None and session.steps is not None:
+            # Empty POST while an RPC is outstanding: the CPE dropped it. End the session;
+            # the task stays queued for the next one.
+            log.info("CWMP %s: empty POST while an RPC was outstanding", session.device_id)
+            self._end_session(session)
+            return web.Response(status=204)
+        while True:
+            if session.steps is None:
+                pending = [
+                    t
+                    for t in self.store.pending_tasks(session.device_id)
+                    if not t.get("_inTransfer")
+                ]
+                if not pending:
+                    self._end_session(session)
+                    return web.Response(status=204)
+                session.task = pending[0]
+                session.steps = task_steps(
+                    self.store, session.device_id, session.task, self.config.file_server_url
+                )
+                step_input = None
+            else:
+                step_input = msg
+            msg = None
+            task = session.task
+            assert task is not None
+            try:
+                if step_input is None:
+                    rpc = next(session.steps)
+                elif step_input.name == "Fault":
+                    fault = soap.parse_fault(step_input.body)
+                    self._fault(session, f"cwmp.{fault['faultCode']}", fault["faultString"], fault)
+                    continue
+                else:
+                    rpc = session.steps.send(step_input)
+            except StopIteration:
+                self._finish_task(session)
+                continue
+            except (soap.CwmpParseError, ValueError, KeyError, TypeError) as exc:
+                self._fault(session, "cwmp.invalid", f"task {task['_id']}: {exc}", {})
+                continue
+            self.stats["rpcs"] += 1
+            return self._xml(rpc, session.cwmp_ns, f"acs-{os.urandom(4).hex()}")
+
+    def _fault(self, session: _Session, code: str, message: str, detail: Any) -> None:
+        task = session.task
+        session.steps = None
+        session.task = None
+        if task is not None:
+            self.store.fault_task(task, code, message, detail)
+            self._notify_task(task["_id"])
+
+    def _finish_task(self, session: _Session) -> None:
+        task = session.task
+        session.steps = None
+        session.task = None
+        if task is None:
+            return
+        if task.get("_inTransfer"):
+            self.store._put("tasks", task["_id"], task)
+            return
+        self.store.complete_task(task["_id"])
+        self._notify_task(task["_id"])
+
+    def _notify_task(self, task_id: str) -> None:
+        ev = self._task_events.pop(task_id, None)
+        if ev is not None:
+            ev.set()
+
+    def _on_transfer_complete(self, session: _Session, msg: soap.CwmpMessage) -> None:
+        key = soap.text(msg.body, "CommandKey")
+        fault = soap.child(msg.body, "FaultStruct")
+        code = soap.text(fault, "FaultCode", "0")
+        task = self.store.tasks.get(key)
+        if task is None:
+            return
+        task.pop("_inTransfer", None)
+        if code not in ("", "0"):
+            self.store.fault_task(
+                task, f"cwmp.{code}", soap.text(fault, "FaultString"), {"faultCode": code}
+            )
+        else:
+            self.store.complete_task(key)
+        self._notify_task(key)
+
+    # -- NBI support -------------------------------------------------------------------
+    def inform_waiter(self, device_id: str) -> asyncio.Event:
+        """Event set at the next Inform of ``device_id``."""
+        return self._inform_events.setdefault(device_id, asyncio.Event())
+
+    def session_end_waiter(self, device_id: str) -> asyncio.Event:
+        """Event set when the current (or next) session of ``device_id`` ends."""
+        return self._end_events.setdefault(device_id, asyncio.Event())
+
+    def task_waiter(self, task_id: str) -> asyncio.Event:
+        """Event set when ``task_id`` completes or faults."""
+        return self._task_events.setdefault(task_id, asyncio.Event())
+
+    async def connection_request(self, device_id: str) -> str | None:
+        """Send a connection request; ``None`` on success, else the error status text."""
+        doc = self.store.get_device(device_id)
+        if doc is None:
+            return "No such device"
+        root = self.root_of(doc)
+        url = get_parameter(doc, f"{root}.ManagementServer.ConnectionRequestURL")
+        if not url:
+            return "Connection request error: device has no ConnectionRequestURL"
+        user = get_parameter(doc, f"{root}.ManagementServer.ConnectionRequestUsername") or device_id
+        lookup = self.config.cr_password or password_lookup_from_env(
+            "GUARDIAN_CPE_CR_PASSWORD", "GUARDIAN_CPE_CR_PASSWORDS_FILE"
+        )
+        password = lookup(user) or DEV_CR_PASSWORD
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.connection_request_timeout_s)
+            )
+        try:
+            async with self._http.get(url) as resp:
+                status, challenge = resp.status, resp.headers.get("WWW-Authenticate", "")
+            if status == 401 and challenge:
+                scheme, _ = parse_auth_header(challenge)
+                if scheme != "digest" and not self.config.cr_allow_basic:
+                    return (
+                        f"Connection request error: {url} asks for {scheme} auth; "
+                        "Basic is off (cr_allow_basic)"
+                    )
+                uri = aiohttp.helpers.URL(url).raw_path_qs
+                header = (
+                    digest_authorization(challenge, "GET", uri, user, password)
+                    if scheme == "digest"
+                    else basic_authorization(user, password)
+                )
+                async with self._http.get(url, headers={"Authorization": header}) as resp:
+                    status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return f"Connection request error: {type(exc).__name__} reaching {url}"
+        if status in (200, 204):
+            return None
+        if status == 401:
+            return f"Connection request error: incorrect connection request credentials ({url})"
+        return f"Connection request error: unexpected status {status} from {url}"

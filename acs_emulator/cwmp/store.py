@@ -1,0 +1,418 @@
+"""SQLite store of devices, tasks and faults, in GenieACS's document shapes.
+
+A device is a nested document: ``{"_id", "_deviceId", "_lastInform", "_tags", ...,
+"Device": {"DeviceInfo": {"SoftwareVersion": {"_value", "_type", "_timestamp",
+"_writable"}}}}``. Documents are kept in memory (the ACS is a single asyncio process)
+and written through to SQLite (WAL) on every change, so a restart finds devices,
+parameters with timestamps, tags, pending tasks and faults again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mongoquery
+
+from guardian_lib.errors import GuardianError
+
+__all__ = [
+    "DeviceStore",
+    "StoreError",
+    "now_iso",
+    "expand_query",
+    "project",
+    "set_parameter",
+    "get_parameter",
+]
+
+
+class StoreError(GuardianError, ValueError):
+    """Bad query, projection or task given to the store (names the field)."""
+
+
+def now_iso() -> str:
+    """Current UTC time as an ISO 8601 string with milliseconds and ``Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def expand_query(q: Any) -> Any:
+    """Rewrite a GenieACS device query to match the stored document shape.
+
+    A key naming a parameter (its last path segment does not start with ``_``) is
+    compared with the parameter's value, so ``{"Device.DeviceInfo.SoftwareVersion":
+    "1.2"}`` becomes ``{"Device.DeviceInfo.SoftwareVersion._value": "1.2"}``, as
+    GenieACS does. Keys such as ``_id``, ``_tags`` and ``_lastInform`` stay as they are.
+
+    Examples
+    --------
+    >>> expand_query({"$or": [{"A.B": 1}, {"_tags": "x"}]})
+    {'$or': [{'A.B._value': 1}, {'_tags': 'x'}]}
+    """
+    if isinstance(q, list):
+        return [expand_query(v) for v in q]
+    if not isinstance(q, dict):
+        return q
+    out: dict[str, Any] = {}
+    for k, v in q.items():
+        if k.startswith("$"):
+            out[k] = expand_query(v)
+        elif k.rsplit(".", 1)[-1].startswith("_"):
+            out[k] = v
+        else:
+            out[f"{k}._value"] = v
+    return out
+
+
+def project(doc: dict[str, Any], paths: list[str] | None) -> dict[str, Any]:
+    """Keep only ``paths`` (dotted; a path keeps its whole subtree) and ``_id``."""
+    if not paths:
+        return doc
+    out: dict[str, Any] = {"_id": doc["_id"]}
+    for path in paths:
+        parts = [p for p in path.strip().split(".") if p]
+        src: Any = doc
+        for p in parts:
+            if not isinstance(src, dict) or p not in src:
+                src = None
+                break
+            src = src[p]
+        if src is None or not parts:
+            continue
+        dst = out
+        for p in parts[:-1]:
+            dst = dst.setdefault(p, {})
+        dst[parts[-1]] = src
+    return out
+
+
+def _node(doc: dict[str, Any], name: str, create: bool = True) -> dict[str, Any] | None:
+    cur = doc
+    for p in [p for p in name.split(".") if p]:
+        nxt = cur.get(p)
+        if nxt is None:
+            if not create:
+                return None
+            nxt = cur[p] = {}
+        cur = nxt
+    return cur
+
+
+def set_parameter(
+    doc: dict[str, Any],
+    name: str,
+    value: Any = None,
+    vtype: str | None = None,
+    ts: str | None = None,
+    writable: bool | None = None,
+) -> None:
+    """Set a parameter (or, for a name ending in ``.``, an object node) in ``doc``."""
+    node = _node(doc, name)
+    assert node is not None
+    ts = ts or now_iso()
+    if name.endswith("."):
+        node["_object"] = True
+    elif value is not None:
+        node["_value"] = value
+        node["_type"] = vtype or "xsd:string"
+    node["_timestamp"] = ts
+    if writable is not None:
+        node["_writable"] = writable
+
+
+def get_parameter(doc: dict[str, Any], name: str) -> Any:
+    """Value of parameter ``name`` in ``doc``, or ``None``."""
+    node = _node(doc, name, create=False)
+    return None if node is None else node.get("_value")
+
+
+def _sort_key(doc: dict[str, Any], path: str) -> tuple[int, str, float]:
+    node: Any = doc
+    for p in path.split("."):
+        if not isinstance(node, dict) or p not in node:
+            return (0, "", 0.0)
+        node = node[p]
+    if isinstance(node, bool | int | float):
+        return (1, "", float(node))
+    return (2, str(node), 0.0)
+
+
+def _delete_subtree(doc: dict[str, Any], name: str) -> None:
+    parts = [p for p in name.split(".") if p]
+    parent = _node(doc, ".".join(parts[:-1]), create=False) if len(parts) > 1 else doc
+    if parent is not None:
+        parent.pop(parts[-1], None)
+
+
+class DeviceStore:
+    """Devices, tasks and faults: in memory, written through to SQLite.
+
+    Parameters
+    ----------
+    path : str or Path, default ":memory:"
+        SQLite file (created with its parent folder if missing).
+    """
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        for table in ("devices", "tasks", "faults", "task_keys"):
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT NOT NULL)"
+            )
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.faults: dict[str, dict[str, Any]] = {}
+        self.task_keys: dict[str, dict[str, Any]] = {}
+        for table, target in (
+            ("devices", self.devices),
+            ("tasks", self.tasks),
+            ("faults", self.faults),
+            ("task_keys", self.task_keys),
+        ):
+            for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
+                target[row_id] = json.loads(doc)
+        self._seq = len(self.tasks)
+        self._device_tasks: dict[str, dict[str, dict[str, Any]]] = {}
+        for t in self.tasks.values():
+            self._device_tasks.setdefault(t["device"], {})[t["_id"]] = t
+        self._dirty: set[str] = set()
+
+    # -- persistence ---------------------------------------------------------------
+    def _put(self, table: str, row_id: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(
+                f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)",
+                (row_id, json.dumps(doc, separators=(",", ":"))),
+            )
+
+    def _del(self, table: str, row_id: str) -> None:
+        with self._lock:
+            self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
+
+    def close(self) -> None:
+        """Flush deferred writes and close the SQLite connection."""
+        self.flush()
+        with self._lock:
+            self._db.close()
+
+    # -- devices -------------------------------------------------------------------
+    def save_device(self, doc: dict[str, Any], defer: bool = False) -> None:
+        """Store (insert or replace) a device document.
+
+        With ``defer`` the SQLite write waits for :meth:`flush` (the ACS flushes at the
+        end of each CWMP session, so a session costs one write, not one per RPC).
+        """
+        self.devices[doc["_id"]] = doc
+        if defer:
+            self._dirty.add(doc["_id"])
+        else:
+            self._dirty.discard(doc["_id"])
+            self._put("devices", doc["_id"], doc)
+
+    def flush(self, device_id: str | None = None) -> None:
+        """Write deferred device documents (one device, or all) to SQLite."""
+        ids = [device_id] if device_id is not None else list(self._dirty)
+        for did in ids:
+            if did in self._dirty:
+                self._dirty.discard(did)
+                doc = self.devices.get(did)
+                if doc is not None:
+                    self._put("devices", did, doc)
+
+    def get_device(self, device_id: str) -> dict[str, Any] | None:
+        """The document of ``device_id`` or ``None``."""
+        return self.devices.get(device_id)
+
+    def delete_device(self, device_id: str) -> bool:
+        """Delete a device with its tasks and faults; whether it existed."""
+        existed = self.devices.pop(device_id, None) is not None
+        self._del("devices", device_id)
+        for tid in list(self._device_tasks.get(device_id, {})):
+            self.delete_task(tid)
+        for fid in [f for f, d in self.faults.items() if d["device"] == device_id]:
+            self.delete_fault(fid)
+        return existed
+
+    def find(
+        self,
+        collection: str,
+        query: dict[str, Any] | None = None,
+        projection: list[str] | None = None,
+        skip: int = 0,
+        limit: int | None = None,
+        sort: dict[str, int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Mongo-style query over ``devices``, ``tasks`` or ``faults``.
+
+        ``sort`` is ``{path: 1 | -1}`` (device parameters sort by value); documents
+        missing a key sort first.
+
+        Raises
+        ------
+        StoreError
+            If the collection is unknown or the query uses an unsupported operator.
+        """
+        source = {"devices": self.devices, "tasks": self.tasks, "faults": self.faults}.get(
+            collection
+        )
+        if source is None:
+            raise StoreError(f"collection: expected devices, tasks or faults, got {collection!r}")
+        q = expand_query(query or {}) if collection == "devices" else (query or {})
+        pool: list[dict[str, Any]] = list(source.values())
+        wanted = q.get("_id") if isinstance(q, dict) else None
+        if isinstance(wanted, str):  # fast path: lookups by id
+            pool = [source[wanted]] if wanted in source else []
+        elif (
+            isinstance(wanted, dict) and set(wanted) == {"$in"} and isinstance(wanted["$in"], list)
+        ):
+            pool = [
+                source[i]
+                for i in dict.fromkeys(x for x in wanted["$in"] if isinstance(x, str))
+                if i in source
+            ]
+        try:
+            matcher = mongoquery.Query(q)
+            docs = [d for d in pool if matcher.match(d)]
+        except (mongoquery.QueryError, TypeError, AttributeError) as exc:
+            raise StoreError(f"query {json.dumps(query)[:200]}: unsupported ({exc})") from exc
+        docs.sort(key=lambda d: (d.get("timestamp", ""), d["_id"]))
+        for key, direction in reversed(list((sort or {}).items())):
+            if collection == "devices" and not key.rsplit(".", 1)[-1].startswith("_"):
+                key = f"{key}._value"
+            docs.sort(key=lambda d, k=key: _sort_key(d, k), reverse=int(direction) < 0)
+        docs = docs[skip : None if limit is None else skip + limit]
+        return [project(d, projection) for d in docs]
+
+    def set_tag(self, device_id: str, tag: str, present: bool) -> bool:
+        """Add or remove a tag; whether the device exists."""
+        doc = self.devices.get(device_id)
+        if doc is None:
+            return False
+        tags = doc.setdefault("_tags", [])
+        if present and tag not in tags:
+            tags.append(tag)
+        elif not present and tag in tags:
+            tags.remove(tag)
+        self.save_device(doc)
+        return True
+
+    def delete_subtree(self, device_id: str, name: str) -> None:
+        """Remove an object instance (after DeleteObject) from the device document."""
+        doc = self.devices.get(device_id)
+        if doc is not None:
+            _delete_subtree(doc, name)
+
+    # -- tasks ---------------------------------------------------------------------
+    def insert_task(self, task: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        """Queue a task; returns ``(task, created)``.
+
+        A task carrying an ``idempotencyKey`` already seen (queued, done or faulted)
+        is not queued again: the earlier task is returned with ``created=False``.
+        """
+        key = task.get("idempotencyKey")
+        if key and key in self.task_keys:
+            known = self.task_keys[key]
+            return self.tasks.get(known["_id"], known), False
+        self._seq += 1
+        task = dict(task)
+        task["_id"] = os.urandom(8).hex() + f"{self._seq:08x}"
+        task["timestamp"] = now_iso()
+        self.tasks[task["_id"]] = task
+        self._device_tasks.setdefault(task["device"], {})[task["_id"]] = task
+        self._put("tasks", task["_id"], task)
+        if key:
+            self._remember_key(key, task, "queued")
+        return task, True
+
+    def _remember_key(self, key: str, task: dict[str, Any], status: str) -> None:
+        rec = dict(task, status=status)
+        self.task_keys[key] = rec
+        self._put("task_keys", key, rec)
+
+    def pending_tasks(self, device_id: str) -> list[dict[str, Any]]:
+        """Queued, not faulted tasks of a device, oldest first."""
+        return [
+            t
+            for t in self._device_tasks.get(device_id, {}).values()
+            if f"{device_id}:task_{t['_id']}" not in self.faults
+        ]
+
+    def _forget(self, task: dict[str, Any] | None) -> None:
+        if task is not None:
+            per = self._device_tasks.get(task["device"])
+            if per is not None:
+                per.pop(task["_id"], None)
+                if not per:
+                    del self._device_tasks[task["device"]]
+
+    def complete_task(self, task_id: str) -> None:
+        """A task finished: remove it (GenieACS keeps only pending tasks)."""
+        task = self.tasks.pop(task_id, None)
+        self._forget(task)
+        self._del("tasks", task_id)
+        if task and task.get("idempotencyKey"):
+            self._remember_key(task["idempotencyKey"], task, "done")
+
+    def fault_task(self, task: dict[str, Any], code: str, message: str, detail: Any) -> str:
+        """Record a fault on a task (the task stays queued until the fault is deleted)."""
+        fid = f"{task['device']}:task_{task['_id']}"
+        prev = self.faults.get(fid)
+        fault = {
+            "_id": fid,
+            "device": task["device"],
+            "channel": f"task_{task['_id']}",
+            "code": code,
+            "message": message,
+            "detail": detail,
+            "retries": (prev["retries"] + 1) if prev else 0,
+            "timestamp": now_iso(),
+        }
+        self.faults[fid] = fault
+        self._put("faults", fid, fault)
+        if task.get("idempotencyKey"):
+            self._remember_key(task["idempotencyKey"], task, "fault")
+        return fid
+
+    def delete_task(self, task_id: str) -> bool:
+        """Delete a task and its fault; whether it existed."""
+        task = self.tasks.pop(task_id, None)
+        self._forget(task)
+        self._del("tasks", task_id)
+        if task is not None:
+            self.delete_fault(f"{task['device']}:task_{task_id}", cascade=False)
+            key = task.get("idempotencyKey")
+            if key and self.task_keys.get(key, {}).get("status") != "done":
+                self.task_keys.pop(key, None)  # cancelled by an operator: may be sent again
+                self._del("task_keys", key)
+        return task is not None
+
+    def delete_fault(self, fault_id: str, cascade: bool = True) -> bool:
+        """Delete a fault; a task fault also deletes its task (as GenieACS does)."""
+        fault = self.faults.pop(fault_id, None)
+        self._del("faults", fault_id)
+        if fault is not None and cascade and fault["channel"].startswith("task_"):
+            self.delete_task(fault["channel"][5:])
+        return fault is not None
+
+    def task_status(self, task_id: str) -> str:
+        """``"pending"``, ``"fault"`` or ``"done"`` (a task no longer queued is done)."""
+        task = self.tasks.get(task_id)
+        if task is None:
+            return "done"
+        return "fault" if f"{task['device']}:task_{task_id}" in self.faults else "pending"
+
+    def iter_devices(self) -> Iterable[dict[str, Any]]:
+        """All device documents."""
+        return list(self.devices.values())

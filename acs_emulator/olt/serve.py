@@ -1,0 +1,209 @@
+"""Wire simulated OLTs (or captured walks) to agents, and write the poller's inventory."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from acs_emulator.olt.agent import AgentPool, AgentSpec, V3User
+from acs_emulator.olt.mib import load_snmprec
+from acs_emulator.olt.vendors import LiveOltTable, StateSource
+
+__all__ = [
+    "EmulatorCredentials",
+    "simulated_pool",
+    "snmprec_pool",
+    "write_inventory",
+    "run_with_ticks",
+]
+
+
+class EmulatorCredentials:
+    """Random v2c community and v3 user (authPriv SHA/AES) shared by the emulated OLTs.
+
+    Parameters
+    ----------
+    community, user, auth_key, priv_key : str, optional
+        Random when not given.
+    """
+
+    def __init__(
+        self,
+        community: str | None = None,
+        user: str = "guardian",
+        auth_key: str | None = None,
+        priv_key: str | None = None,
+    ) -> None:
+        self.community = community or "c-" + secrets.token_hex(6)
+        self.user = user
+        self.auth_key = auth_key or secrets.token_hex(8)
+        self.priv_key = priv_key or secrets.token_hex(8)
+
+    @property
+    def v3_user(self) -> V3User:
+        """The agents' USM user."""
+        return V3User(self.user, self.auth_key, self.priv_key)
+
+
+def simulated_pool(
+    source: StateSource,
+    credentials: EmulatorCredentials,
+    *,
+    base_port: int = 0,
+    host: str = "127.0.0.1",
+    olt_ids: list[str] | None = None,
+    mibs: dict[str, str] | None = None,
+    lock: threading.Lock | None = None,
+) -> AgentPool:
+    """One agent per simulated OLT, serving live values from ``source``.
+
+    Parameters
+    ----------
+    source : StateSource
+        E.g. a ``simulator.engine.Simulation`` that has stepped at least once.
+    credentials : EmulatorCredentials
+    base_port : int
+        First UDP port (OLT i gets ``base_port + i``); 0 = any free ports.
+    host : str
+    olt_ids : list of str, optional
+        Subset of ``source.topology.olts`` (all by default).
+    mibs : dict, optional
+        OLT id → MIB family override (see ``vendors.VENDOR_MIBS``).
+    lock : threading.Lock, optional
+        Held while reading the source; hold it too while stepping the simulation.
+    """
+    ids = olt_ids or [str(o) for o in source.topology.olts["olt_id"]]
+    lock = lock or threading.Lock()
+    specs = []
+    for i, olt_id in enumerate(ids):
+        table = LiveOltTable(source, olt_id, mib=(mibs or {}).get(olt_id), lock=lock)
+        specs.append(
+            AgentSpec(
+                name=olt_id,
+                table_fn=table,
+                port=base_port + i if base_port else 0,
+                community=credentials.community,
+                v3_users=[credentials.v3_user],
+                host=host,
+            )
+        )
+    return AgentPool(specs)
+
+
+def snmprec_pool(
+    paths: list[str | Path], *, host: str = "127.0.0.1", v3_users: list[V3User] | None = None
+) -> AgentPool:
+    """One agent per snmprec file; the community is the file name without extension.
+
+    This replaces ``snmpsim-command-responder`` in tests: snmpsim refuses to run as root
+    and, after dropping privileges, cannot read an interpreter installed under ``/root``.
+    """
+    specs = []
+    for p in paths:
+        p = Path(p)
+        table = load_snmprec(p)
+        specs.append(
+            AgentSpec(
+                name=p.stem,
+                table_fn=lambda t=table: t,
+                community=p.stem,
+                v3_users=list(v3_users or []),
+                host=host,
+            )
+        )
+    return AgentPool(specs)
+
+
+def write_inventory(
+    path: str | Path,
+    pool: AgentPool,
+    credentials: EmulatorCredentials,
+    *,
+    version: str = "2c",
+    host: str = "127.0.0.1",
+    credentials_ref: str = "emulator",
+) -> tuple[Path, Path]:
+    """Write the inventory for ``guardian poll`` and its secret file (mode 0600).
+
+    Returns
+    -------
+    inventory, secrets : Path
+        ``<path>`` and ``<path stem>.secrets.yaml`` beside it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secrets_path = path.with_name(path.stem + ".secrets.yaml")
+    secret = {
+        credentials_ref: {
+            "community": credentials.community,
+            "user": credentials.user,
+            "auth_key": credentials.auth_key,
+            "priv_key": credentials.priv_key,
+            "auth_protocol": "SHA",
+            "priv_protocol": "AES",
+        }
+    }
+    fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(secret, fh, sort_keys=False)
+    inventory: dict[str, Any] = {
+        "secrets_file": secrets_path.name,
+        "defaults": {"timeout_s": 2.0, "retries": 2, "max_concurrent_olts": 16},
+        "olts": [
+            {
+                "olt_id": name,
+                "host": host,
+                "port": port,
+                "version": version,
+                "credentials": credentials_ref,
+            }
+            for name, port in pool.ports.items()
+        ],
+    }
+    path.write_text(yaml.safe_dump(inventory, sort_keys=False), encoding="utf-8")
+    return path, secrets_path
+
+
+async def run_with_ticks(
+    pool: AgentPool,
+    step: Callable[[], Any] | None,
+    tick_s: float,
+    lock: threading.Lock,
+    ready: Callable[[AgentPool], None] | None = None,
+) -> None:
+    """Serve ``pool`` and call ``step()`` (under ``lock``) every ``tick_s`` seconds.
+
+    Parameters
+    ----------
+    pool : AgentPool
+    step : callable or None
+        Advances the simulation one tick; None or ``tick_s <= 0`` freezes the state.
+    tick_s : float
+        Wall time between ticks. [s]
+    lock : threading.Lock
+    ready : callable, optional
+        Called once the agents are up.
+    """
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(tick_s)
+            with lock:
+                try:
+                    step()  # type: ignore[misc]
+                except StopIteration:
+                    return
+
+    task = asyncio.create_task(ticker()) if step is not None and tick_s > 0 else None
+    try:
+        await pool.serve(ready=ready)
+    finally:
+        if task is not None:
+            task.cancel()

@@ -1,0 +1,130 @@
+"""Benchmark: feature-build rows/s and the latency of scoring a 50,000-ONU fleet at one tick.
+
+1. Feature store: point-in-time features over the full history of a `small` run
+   (every 5 minutes), in rows/s.
+2. One tick for 50,000 ONUs: features at the latest tick from an in-memory cube of the
+   last 2 days (the online path), then the three models and SHAP top reasons, in seconds.
+   The models are trained here on the `small` run (150 trees) unless
+   ``--alias`` names a registered bundle.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_models.py [--run data/runs/small] [--alias champion]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.features import Cube, compute_features, feature_frame
+from guardian_lib.ingest import ingest_run
+
+
+def ensure_run(path: Path) -> Path:
+    if not (path / "warehouse.duckdb").exists():
+        from simulator.output import simulate_to_dir
+        from simulator.scenario import load_scenario
+
+        simulate_to_dir(load_scenario("small"), path, overwrite=True)
+        ingest_run(path)
+    return path
+
+
+def synthetic_cube(n_onus: int, days: float, rng: np.random.Generator) -> Cube:
+    """Plausible telemetry for a large fleet: 32 ONUs per PON, 16 PONs per OLT."""
+    ticks = int(days * 288)
+    per_pon, pons_per_olt = 32, 128
+    pon = np.arange(n_onus) // per_pon
+    onus = pd.DataFrame(
+        {
+            "onu_id": [f"ONU{i:06d}" for i in range(n_onus)],
+            "pon_id": [f"OLT{p // pons_per_olt}/1/{p % pons_per_olt}" for p in pon],
+            "olt_id": [f"OLT{p // pons_per_olt}" for p in pon],
+            "splitter_id": [f"CX{i // 8}" for i in range(n_onus)],
+            "lat": -22.9 + rng.normal(0, 0.05, n_onus),
+            "lon": -47.0 + rng.normal(0, 0.05, n_onus),
+            "distance_m": rng.uniform(1000, 12000, n_onus),
+        }
+    )
+    base = rng.uniform(-25, -18, n_onus)
+    shape = (ticks, n_onus)
+    online = (rng.random(shape) > 0.002).astype(float)
+    values = {
+        "rx_dbm": base + rng.normal(0, 0.2, shape),
+        "tx_dbm": 2.5 + rng.normal(0, 0.2, shape),
+        "olt_rx_dbm": base - 1.5 + rng.normal(0, 0.2, shape),
+        "snr_db": 29 + rng.normal(0, 0.5, shape),
+        "ber": np.full(shape, 1e-12),
+        "crc_errors": np.zeros(shape),
+        "latency_ms": 15 + rng.exponential(2, shape),
+        "loss_pct": rng.gamma(1, 0.1, shape),
+        "online": online,
+        "uptime_s": np.tile(np.arange(ticks)[:, None] * 300.0, (1, n_onus)),
+    }
+    for k in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "latency_ms", "loss_pct"):
+        values[k][online == 0] = np.nan
+    empty_ev = pd.DataFrame({"onu": np.array([], int), "tick": np.array([], int), "type": []})
+    return Cube(
+        onus=onus,
+        t0_us=int(pd.Timestamp("2026-01-05", tz="UTC").value // 1000),
+        tick_s=300,
+        values=values,
+        events=empty_ev,
+        olt_alarms=pd.DataFrame({"olt_id": [], "tick": []}),
+        orders=pd.DataFrame({"onu": [], "opened_tick": [], "closed_tick": [], "completed": []}),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=Path("data/runs/small"))
+    parser.add_argument("--alias", default=None)
+    parser.add_argument("--onus", type=int, default=50_000)
+    args = parser.parse_args()
+    run = ensure_run(args.run)
+
+    t0 = time.perf_counter()
+    features = feature_frame(run, every_minutes=5)
+    dt = time.perf_counter() - t0
+    print(
+        f"feature build, full history of {run}: {len(features):,} rows in {dt:.1f} s = {len(features) / dt:,.0f} rows/s"
+    )
+
+    if args.alias:
+        from guardian_lib.models.registry import load_bundle
+
+        bundle = load_bundle(args.alias)
+    else:
+        from guardian_lib.labels import build_labels
+        from guardian_lib.models.training import fit_bundle, load_truth
+
+        sample = features.iloc[::3].reset_index(drop=True)
+        t0 = time.perf_counter()
+        bundle = fit_bundle(sample, build_labels(sample, load_truth(run)), n_estimators=150)
+        print(f"training (150 trees, {len(sample):,} rows): {time.perf_counter() - t0:.1f} s")
+
+    cube = synthetic_cube(args.onus, 2.0, np.random.default_rng(0))
+    last = np.array([cube.n_ticks - 1])
+    timings = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        tick = compute_features(cube, last)
+        t1 = time.perf_counter()
+        preds = bundle.predict(tick, explain=True)
+        t2 = time.perf_counter()
+        timings.append((t1 - t0, t2 - t1, t2 - t0))
+    feat_s, model_s, total_s = np.median(np.array(timings), axis=0)
+    explained = int((preds["top_reasons"] != "[]").sum())
+    print(
+        f"one tick, {args.onus:,} ONUs: features {feat_s:.2f} s + models and SHAP {model_s:.2f} s "
+        f"= {total_s:.2f} s (median of 3; {explained:,} rows explained)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Point-in-time feature store (DESIGN.md §5).
+
+- :func:`feature_frame` — features of every ONU at each scoring time of a range
+- :func:`materialize_features` — the same, written by date under ``lake/gold/features``
+  (incremental) and exposed as the DuckDB view ``features_timeseries``
+- :func:`compute_features` / :func:`load_cube` — the pure computation and its loader,
+  for callers that keep telemetry in memory (online scoring, the closed-loop backtest)
+"""
+
+from guardian_lib.features._compute import (
+    FEATURE_COLUMNS,
+    H3_RESOLUTION,
+    NEIGHBOUR_LEVELS,
+    compute_features,
+    symptomatic,
+)
+from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube, load_cube
+from guardian_lib.features._store import (
+    LOOKBACK_DAYS,
+    feature_frame,
+    features_dir,
+    materialize_features,
+)
+
+__all__ = [
+    "FEATURE_COLUMNS",
+    "NEIGHBOUR_LEVELS",
+    "H3_RESOLUTION",
+    "MEASURES",
+    "EVENT_FEATURE_TYPES",
+    "LOOKBACK_DAYS",
+    "Cube",
+    "load_cube",
+    "compute_features",
+    "symptomatic",
+    "feature_frame",
+    "materialize_features",
+    "features_dir",
+]

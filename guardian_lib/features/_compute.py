@@ -1,0 +1,276 @@
+"""Point-in-time features per ONU at chosen ticks (DESIGN.md §5).
+
+A row at tick k uses telemetry and events with timestamps ≤ k only. Windows: 15 min,
+1 h, 24 h, 7 d (telemetry baselines, calls) and 30 d (tickets, visits); levels, deltas
+against the ONU's own baseline, minima, slopes, flap and event counts; neighbour shares
+under the same street box, PON, OLT and H3 geo cell; customer history.
+"""
+
+from __future__ import annotations
+
+import h3
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from guardian_lib.features._cube import Cube
+from guardian_lib.features._windows import (
+    event_counts,
+    ffill,
+    run_length,
+    window_mean,
+    window_min,
+    window_slope,
+    window_sum,
+)
+
+__all__ = [
+    "compute_features",
+    "symptomatic",
+    "FEATURE_COLUMNS",
+    "NEIGHBOUR_LEVELS",
+    "H3_RESOLUTION",
+]
+
+NEIGHBOUR_LEVELS = ("box", "pon", "olt", "geo")
+#: H3 resolution of the geo cells (~0.7 km² hexagons). [-]
+H3_RESOLUTION = 8
+_EVENTS_1H_24H = ("LOS", "DYING_GASP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX", "DHCP_FAIL")
+
+FEATURE_COLUMNS: tuple[str, ...] = (
+    "rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "latency_ms", "loss_pct", "log10_ber",
+    "crc_errors_1h", "online", "stale_min", "offline_for_min", "pppoe_down",
+    "pppoe_down_for_min", "uptime_h",
+    "rx_mean_15m", "rx_mean_1h", "rx_min_1h", "rx_mean_24h", "rx_base_7d", "rx_delta_7d",
+    "rx_slope_1h", "rx_slope_24h", "olt_rx_delta_7d", "olt_rx_slope_24h", "tx_delta_7d",
+    "tx_slope_24h", "latency_mean_1h", "loss_mean_1h", "latency_delta_24h",
+    "flaps_1h", "flaps_24h", "offline_share_24h",
+    *[f"{e.lower()}_{w}" for e in _EVENTS_1H_24H for w in ("1h", "24h")],
+    "reboot_24h", "calls_24h", "calls_7d", "tickets_30d", "visits_30d", "open_order",
+    *[f"{lvl}_{what}" for lvl in NEIGHBOUR_LEVELS
+      for what in ("share_offline", "share_new_offline", "share_pppoe_down", "share_degraded",
+                   "size")],
+    "box_dg_share_1h", "pon_dg_share_1h", "olt_los_share_6h", "olt_los_share_24h",
+    "geo_dg_share_6h", "olt_alarm_1h", "distance_km",
+)  # fmt: skip
+
+
+def _group_index(onus: pd.DataFrame, level: str) -> np.ndarray:
+    if level == "box":
+        keys = onus["splitter_id"].astype(str)
+    elif level == "pon":
+        keys = onus["pon_id"].astype(str)
+    elif level == "olt":
+        keys = (
+            onus["olt_id"].astype(str)
+            if "olt_id" in onus
+            else onus["pon_id"].astype(str).str.rsplit("/", n=2).str[0]
+        )
+    else:
+        keys = pd.Series(
+            [
+                h3.latlng_to_cell(float(a), float(b), H3_RESOLUTION)
+                for a, b in zip(onus["lat"], onus["lon"], strict=True)
+            ]
+        )
+    return pd.factorize(keys.to_numpy(), sort=True)[0]
+
+
+def _neighbour_share(flag: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of *other* ONUs of the same group with ``flag`` (rows × ONUs), and group size."""
+    n_groups = int(group.max()) + 1
+    onehot = sparse.csr_matrix(
+        (np.ones(len(group)), (np.arange(len(group)), group)), shape=(len(group), n_groups)
+    )
+    f = flag.astype(np.float64)
+    sums = np.asarray((sparse.csr_matrix(f) @ onehot).todense())[:, group] - f
+    size = np.bincount(group, minlength=n_groups)[group].astype(np.float64)
+    others = np.maximum(size - 1, 1)
+    return sums / others, np.broadcast_to(size, flag.shape)
+
+
+def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Features of every ONU at each requested tick.
+
+    Parameters
+    ----------
+    cube : Cube
+        Telemetry and events; it must reach back far enough for the longest window
+        (30 days for tickets and visits, 7 days for baselines) for exact values.
+    rows : ndarray of int, optional
+        Tick indices of the cube to compute at (default: all ticks).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ts`` (UTC), ``onu_id`` and :data:`FEATURE_COLUMNS` (float32), one row per
+        (tick, ONU), ordered by tick then ONU.
+    """
+    T, N = cube.n_ticks, cube.n_onus
+    rows = np.arange(T) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return pd.DataFrame(columns=["ts", "onu_id", *FEATURE_COLUMNS])
+    per_h = 3600 / cube.tick_s
+    w15, w1h, w24, w7d, w30d = (max(1, round(per_h * h)) for h in (0.25, 1, 24, 168, 720))
+    v = cube.values
+    f: dict[str, np.ndarray] = {}
+    # Status series (carried values, run lengths, flaps) only need the day before the
+    # first requested row: computing them on that slice keeps online scoring cheap.
+    lo = max(int(rows.min()) - w24 - 13, 0)
+    hi = int(rows.max()) + 1
+    r = rows - lo
+    s = {c: m[lo:hi] for c, m in v.items()}
+    present = ~np.isnan(s["online"])
+    # Status: carry the last report over short gaps (missed polls).
+    online = ffill(s["online"], limit=3)
+    offline = online == 0
+    pppoe_down = (online == 1) & (ffill(s["loss_pct"], limit=1) >= 99.9)
+    rx = v["rx_dbm"]
+    degraded = (online == 1) & (
+        (ffill(s["rx_dbm"], limit=6) < -27)
+        | (ffill(s["loss_pct"], 1) > 2)
+        | (ffill(s["latency_ms"], 1) > 80)
+    )
+
+    def pick(m: np.ndarray) -> np.ndarray:
+        return m[r]
+
+    def run_min(flag: np.ndarray) -> np.ndarray:
+        """Minutes a condition has lasted at each row, capped at 24 h. [min]"""
+        return np.minimum(run_length(flag)[r], w24) * cube.tick_s / 60
+
+    for c in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "latency_ms", "loss_pct"):
+        f[c] = pick(ffill(s[c], limit=6))
+    with np.errstate(divide="ignore"):
+        f["log10_ber"] = np.log10(np.maximum(pick(ffill(s["ber"], limit=6)), 1e-15))
+    f["crc_errors_1h"] = window_sum(v["crc_errors"], w1h, rows)[0]
+    f["online"] = np.where(np.isnan(pick(online)), 1.0, pick(online))
+    f["stale_min"] = run_min(~present)
+    f["offline_for_min"] = run_min(offline)
+    f["pppoe_down"] = pick(pppoe_down).astype(float)
+    f["pppoe_down_for_min"] = run_min(pppoe_down)
+    f["uptime_h"] = np.minimum(pick(ffill(s["uptime_s"], limit=12)), 30 * 86400) / 3600
+    f["rx_mean_15m"] = window_mean(rx, w15, rows)
+    f["rx_mean_1h"] = window_mean(rx, w1h, rows)
+    f["rx_min_1h"] = window_min(rx, w1h, rows)
+    f["rx_mean_24h"] = window_mean(rx, w24, rows)
+    f["rx_base_7d"] = window_mean(rx, w7d, rows)
+    f["rx_delta_7d"] = f["rx_mean_1h"] - f["rx_base_7d"]
+    f["rx_slope_1h"] = window_slope(rx, w1h, rows) * per_h
+    f["rx_slope_24h"] = window_slope(rx, w24, rows) * per_h
+    f["olt_rx_delta_7d"] = window_mean(v["olt_rx_dbm"], w1h, rows) - window_mean(
+        v["olt_rx_dbm"], w7d, rows
+    )
+    f["olt_rx_slope_24h"] = window_slope(v["olt_rx_dbm"], w24, rows) * per_h
+    f["tx_delta_7d"] = window_mean(v["tx_dbm"], w1h, rows) - window_mean(v["tx_dbm"], w7d, rows)
+    f["tx_slope_24h"] = window_slope(v["tx_dbm"], w24, rows) * per_h
+    f["latency_mean_1h"] = window_mean(v["latency_ms"], w1h, rows)
+    f["loss_mean_1h"] = window_mean(v["loss_pct"], w1h, rows)
+    f["latency_delta_24h"] = f["latency_mean_1h"] - window_mean(v["latency_ms"], w24, rows)
+    on = np.nan_to_num(online, nan=1.0)
+    drops = np.zeros_like(on)
+    drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
+    f["flaps_1h"] = window_sum(drops, w1h, r)[0]
+    f["flaps_24h"] = window_sum(drops, w24, r)[0]
+    f["offline_share_24h"] = window_mean(np.where(np.isnan(online), np.nan, offline), w24, r)
+
+    ev = cube.events
+    for etype in _EVENTS_1H_24H:
+        sel = ev[ev["type"] == etype]
+        for name, w in (("1h", w1h), ("24h", w24)):
+            f[f"{etype.lower()}_{name}"] = event_counts(
+                sel["onu"].to_numpy(), sel["tick"].to_numpy(), N, rows, w
+            )
+    for col, etype, w in (
+        ("reboot_24h", "REBOOT", w24),
+        ("calls_24h", "CUSTOMER_CALL", w24),
+        ("calls_7d", "CUSTOMER_CALL", w7d),
+    ):
+        sel = ev[ev["type"] == etype]
+        f[col] = event_counts(sel["onu"].to_numpy(), sel["tick"].to_numpy(), N, rows, w)
+    so = cube.orders
+    f["tickets_30d"] = event_counts(
+        so["onu"].to_numpy(), so["opened_tick"].to_numpy(), N, rows, w30d
+    )
+    done = so[so["completed"].astype(bool)]
+    f["visits_30d"] = event_counts(
+        done["onu"].to_numpy(), np.minimum(done["closed_tick"].to_numpy(), 2**40), N, rows, w30d
+    )
+    f["open_order"] = np.zeros((len(rows), N))
+    for onu, o, c in so[["onu", "opened_tick", "closed_tick"]].itertuples(index=False):
+        f["open_order"][(rows >= o) & (rows < c), onu] = 1.0
+
+    off_rows = pick(offline)
+    back = np.maximum(r - w15, 0)
+    new_off = off_rows & ~offline[back]
+    deg_rows = pick(degraded)
+    ppp_rows = pick(pppoe_down)
+    dg = ev[ev["type"] == "DYING_GASP"]
+    los = ev[ev["type"] == "LOS"]
+    dg_1h = event_counts(dg["onu"].to_numpy(), dg["tick"].to_numpy(), N, rows, w1h)
+    los_1h = event_counts(los["onu"].to_numpy(), los["tick"].to_numpy(), N, rows, w1h)
+    # Recent trouble around the ONU (storms bring fibre cuts and power outages in waves).
+    w6h = 6 * w1h
+    los_6h = event_counts(los["onu"].to_numpy(), los["tick"].to_numpy(), N, rows, w6h) > 0
+    los_24h = event_counts(los["onu"].to_numpy(), los["tick"].to_numpy(), N, rows, w24) > 0
+    dg_6h = event_counts(dg["onu"].to_numpy(), dg["tick"].to_numpy(), N, rows, w6h) > 0
+    for level in NEIGHBOUR_LEVELS:
+        g = _group_index(cube.onus, level)
+        f[f"{level}_share_offline"], size = _neighbour_share(off_rows, g)
+        f[f"{level}_share_new_offline"], _ = _neighbour_share(new_off, g)
+        f[f"{level}_share_pppoe_down"], _ = _neighbour_share(ppp_rows, g)
+        f[f"{level}_share_degraded"], _ = _neighbour_share(deg_rows, g)
+        f[f"{level}_size"] = np.asarray(size, dtype=float)
+        if level == "olt":
+            f["olt_los_share_6h"], _ = _neighbour_share(los_6h, g)
+            f["olt_los_share_24h"], _ = _neighbour_share(los_24h, g)
+        if level == "geo":
+            f["geo_dg_share_6h"], _ = _neighbour_share(dg_6h, g)
+        if level in ("box", "pon"):
+            dg_n, _ = _neighbour_share(dg_1h + 0.0, g)
+            los_n, _ = _neighbour_share(los_1h + 0.0, g)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                f[f"{level}_dg_share_1h"] = np.where(
+                    dg_n + los_n > 0, dg_n / np.maximum(dg_n + los_n, 1e-12), np.nan
+                )
+    olt_ids = (
+        cube.onus["olt_id"].astype(str).to_numpy()
+        if "olt_id" in cube.onus
+        else cube.onus["pon_id"].astype(str).str.rsplit("/", n=2).str[0].to_numpy()
+    )
+    alarms = cube.olt_alarms
+    f["olt_alarm_1h"] = np.zeros((len(rows), N))
+    for olt, tick in alarms[["olt_id", "tick"]].itertuples(index=False):
+        hit = (rows >= tick) & (rows < tick + w1h)
+        f["olt_alarm_1h"][np.ix_(hit, olt_ids == olt)] = 1.0
+    f["distance_km"] = np.broadcast_to(
+        cube.onus["distance_m"].to_numpy(dtype=float) / 1000, (len(rows), N)
+    )
+    out = {
+        "ts": np.repeat(cube.tick_times(rows), N),
+        "onu_id": np.tile(cube.onus["onu_id"].astype(str).to_numpy(), len(rows)),
+    }
+    for c in FEATURE_COLUMNS:
+        out[c] = np.asarray(f[c], dtype=np.float32).reshape(-1)
+    return pd.DataFrame(out)
+
+
+def symptomatic(features: pd.DataFrame) -> np.ndarray:
+    """Rows that show a symptom an operator can see.
+
+    The ONU is offline, online without PPPoE, has loss > 2 %, latency > 80 ms or
+    RX < −27 dBm, or logged LOS, dying gasp, PPPoE down, high BER or low RX in the last
+    hour. These are the rows whose cause the cause classifier explains.
+    """
+    f = features
+    ev = (
+        f["los_1h"] + f["dying_gasp_1h"] + f["pppoe_down_1h"] + f["high_ber_1h"] + f["low_rx_1h"]
+    ).to_numpy()
+    return (
+        (f["online"].to_numpy() == 0)
+        | (f["pppoe_down"].to_numpy() == 1)
+        | (np.nan_to_num(f["loss_pct"].to_numpy()) > 2)
+        | (np.nan_to_num(f["latency_ms"].to_numpy()) > 80)
+        | (np.nan_to_num(f["rx_dbm"].to_numpy(), nan=0.0) < -27)
+        | (ev > 0)
+    )

@@ -1,0 +1,183 @@
+"""Load SILVER telemetry and events of a time range into (time, ONU) matrices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from guardian_lib.errors import WarehouseError
+
+__all__ = ["Cube", "load_cube", "MEASURES", "EVENT_FEATURE_TYPES"]
+
+#: Telemetry columns kept as matrices. [units as in docs/glossary.md]
+MEASURES = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "ber", "crc_errors", "latency_ms",
+            "loss_pct", "online", "uptime_s")  # fmt: skip
+#: Event types counted per ONU.
+EVENT_FEATURE_TYPES = ("LOS", "DYING_GASP", "LINK_UP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX",
+                       "DHCP_FAIL", "REBOOT", "CUSTOMER_CALL")  # fmt: skip
+_US = 1_000_000
+
+
+@dataclass
+class Cube:
+    """Telemetry of ``n_onus`` ONUs on a regular grid of ``n_ticks`` ticks.
+
+    Attributes
+    ----------
+    onus : pandas.DataFrame
+        Inventory rows (onu_id, pon_id, splitter_id, olt_id, lat, lon, distance_m, …),
+        in matrix column order.
+    t0_us : int
+        Time of tick 0, microseconds since the epoch (UTC).
+    tick_s : int
+        Grid spacing. [s]
+    values : dict of str → ndarray, shape (n_ticks, n_onus)
+        One matrix per measure; NaN where no row arrived.
+    events : pandas.DataFrame
+        Columns ``onu``, ``tick``, ``type`` (an event at time e is known at tick ⌈e⌉).
+    olt_alarms : pandas.DataFrame
+        Columns ``olt_id``, ``tick``.
+    orders : pandas.DataFrame
+        Service orders: ``onu``, ``opened_tick``, ``closed_tick``, ``completed``.
+    """
+
+    onus: pd.DataFrame
+    t0_us: int
+    tick_s: int
+    values: dict[str, np.ndarray]
+    events: pd.DataFrame
+    olt_alarms: pd.DataFrame
+    orders: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def n_ticks(self) -> int:
+        """Ticks in the cube. [-]"""
+        return next(iter(self.values.values())).shape[0]
+
+    @property
+    def n_onus(self) -> int:
+        """ONUs in the cube. [-]"""
+        return len(self.onus)
+
+    def tick_times(self, rows: np.ndarray) -> pd.DatetimeIndex:
+        """UTC timestamps of tick indices."""
+        us = self.t0_us + np.asarray(rows, dtype=np.int64) * self.tick_s * _US
+        return pd.to_datetime(us, unit="us", utc=True)
+
+
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema IN ('main','temp')"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def load_cube(
+    con: duckdb.DuckDBPyConnection,
+    start_us: int,
+    end_us: int,
+    tick_s: int = 300,
+) -> Cube:
+    """Read SILVER telemetry, events and service orders for ``[start_us, end_us]``.
+
+    Parameters
+    ----------
+    con : duckdb connection
+        From :func:`guardian_lib.warehouse.connect`.
+    start_us, end_us : int
+        First and last tick, microseconds since the epoch (UTC), inclusive.
+    tick_s : int, default 300
+        Grid of SILVER. [s]
+
+    Raises
+    ------
+    WarehouseError
+        The warehouse lacks ``onus`` or SILVER ``telemetry``.
+    """
+    tables = _tables(con)
+    for needed in ("onus", "telemetry"):
+        if needed not in tables:
+            raise WarehouseError(
+                f"warehouse has no {needed!r} table/view: run `guardian ingest` on a run with "
+                "inventory/onus.parquet and telemetry"
+            )
+    onus = con.execute("SELECT * FROM onus ORDER BY onu_id").df()
+    cust = (
+        con.execute("SELECT customer_id, onu_id FROM customers").df()
+        if "customers" in tables
+        else pd.DataFrame(columns=["customer_id", "onu_id"])
+    )
+    index = pd.Index(onus["onu_id"].astype(str))
+    n = len(onus)
+    tick_us = tick_s * _US
+    n_ticks = int((end_us - start_us) // tick_us) + 1
+    cols = ", ".join(MEASURES)
+    data = con.execute(
+        f"SELECT (epoch_us(ts) - {start_us}) // {tick_us} AS k, onu_id, {cols} FROM telemetry "
+        f"WHERE epoch_us(ts) BETWEEN {start_us} AND {end_us}"
+    ).fetchnumpy()
+    k = np.asarray(data["k"], dtype=np.int64)
+    j = index.get_indexer(np.asarray(data["onu_id"], dtype=object))
+    keep = j >= 0
+    values = {}
+    for c in MEASURES:
+        m = np.full((n_ticks, n), np.nan)
+        col = data[c]
+        arr = (
+            np.ma.filled(col.astype(float), np.nan)
+            if np.ma.isMaskedArray(col)
+            else np.asarray(col, dtype=float)
+        )
+        m[k[keep], j[keep]] = arr[keep]
+        values[c] = m
+    # Events: entity onu, or customer mapped to its ONU; OLT alarms by OLT.
+    ev = (
+        con.execute(
+            f"SELECT epoch_us(ts) AS t, entity_id, entity_type, type FROM events "
+            f"WHERE epoch_us(ts) <= {end_us} AND epoch_us(ts) > {start_us - tick_us} "
+            "ORDER BY t, entity_id, type"
+        ).df()
+        if "events" in tables
+        else pd.DataFrame(columns=["t", "entity_id", "entity_type", "type"])
+    )
+    ev_tick = -((-(ev["t"].to_numpy(np.int64) - start_us)) // tick_us)  # ceil
+    cust_onu = dict(zip(cust["customer_id"], cust["onu_id"], strict=True))
+    onu_of = np.where(
+        ev["entity_type"].to_numpy() == "customer",
+        ev["entity_id"].map(cust_onu).to_numpy(),
+        ev["entity_id"].to_numpy(),
+    )
+    ev_onu = index.get_indexer(onu_of.astype(object))
+    is_onu = (ev_onu >= 0) & ev["type"].isin(EVENT_FEATURE_TYPES).to_numpy()
+    events = pd.DataFrame(
+        {"onu": ev_onu[is_onu], "tick": ev_tick[is_onu], "type": ev["type"].to_numpy()[is_onu]}
+    )
+    alarms_mask = (ev["entity_type"].to_numpy() == "olt") & (ev["type"].to_numpy() == "OLT_ALARM")
+    olt_alarms = pd.DataFrame(
+        {"olt_id": ev["entity_id"].to_numpy()[alarms_mask], "tick": ev_tick[alarms_mask]}
+    )
+    orders = pd.DataFrame(columns=["onu", "opened_tick", "closed_tick", "completed"])
+    if "service_orders" in tables:
+        so = con.execute(
+            "SELECT customer_id, epoch_us(opened_at) AS o, epoch_us(closed_at) AS c, "
+            f"status = 'completed' AS completed FROM service_orders WHERE epoch_us(opened_at) <= {end_us}"
+        ).df()
+        onu_idx = index.get_indexer(so["customer_id"].map(cust_onu).astype(object).to_numpy())
+        ok = onu_idx >= 0
+        closed = so["c"].to_numpy(dtype=float)
+        orders = pd.DataFrame(
+            {
+                "onu": onu_idx[ok],
+                "opened_tick": -((-(so["o"].to_numpy(np.int64)[ok] - start_us)) // tick_us),
+                "closed_tick": np.where(
+                    np.isnan(closed[ok]),
+                    np.iinfo(np.int64).max // 4,
+                    -((-(np.nan_to_num(closed[ok]).astype(np.int64) - start_us)) // tick_us),
+                ),
+                "completed": so["completed"].to_numpy(bool)[ok],
+            }
+        )
+    return Cube(onus, start_us, tick_s, values, events, olt_alarms, orders)

@@ -1,0 +1,137 @@
+"""Training and evaluation labels built from ground truth (``faults_truth``).
+
+Ground truth exists only for simulated runs; it is read here to build labels for
+training and evaluation, never by features, models at prediction time or policies.
+
+Definitions
+-----------
+cause
+    For a row (tick t, ONU) that shows a symptom, the cause class of the fault that
+    explains it: among the recorded faults listing the ONU in ``affected_onus`` that are
+    active at t or ended less than an hour before (the symptom windows reach back one
+    hour: ``start_at ≤ t < end_at + 1 h``), the one of highest precedence
+    MASSIVE_OUTAGE > EXTERNAL_NETWORK > EQUIPMENT_FAIL > INTERMITTENT > CUSTOMER_PREMISES
+    (a cut fibre explains an outage even if the CPE is also hung). A symptomatic row that
+    no fault explains is UNKNOWN. A row *shows a symptom* when the ONU is offline, online
+    without PPPoE, has loss > 2 %, latency > 80 ms, RX < −27 dBm, or logged LOS, dying
+    gasp, PPPoE down, high BER or low RX in the last hour.
+massive
+    cause ∈ {MASSIVE_OUTAGE, EXTERNAL_NETWORK}: many customers at once, no visit helps.
+risk_H
+    For a row with no active service-affecting fault at t: 1 when a service-affecting
+    fault's impact starts for that ONU in (t, t + H]; rows with an active fault are not
+    labelled (NaN). Service-affecting: every recorded kind except ``customer_power_off``
+    (the customer's own choice). ``impact_start_at`` is when the customer is first hurt
+    (for a drifting laser, when it dies).
+fault_active
+    1 when any recorded fault affects the ONU at t (used for the anomaly PR-AUC).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.features import symptomatic
+
+__all__ = [
+    "CAUSE_CLASSES",
+    "MASSIVE_CLASSES",
+    "RISK_HORIZONS_H",
+    "symptomatic",
+    "build_labels",
+]
+
+CAUSE_CLASSES = (
+    "MASSIVE_OUTAGE",
+    "CUSTOMER_PREMISES",
+    "EQUIPMENT_FAIL",
+    "EXTERNAL_NETWORK",
+    "INTERMITTENT",
+    "UNKNOWN",
+)
+MASSIVE_CLASSES = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
+RISK_HORIZONS_H = (2, 6, 24)
+_PRECEDENCE = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK", "EQUIPMENT_FAIL", "INTERMITTENT",
+               "CUSTOMER_PREMISES")  # fmt: skip
+_NOT_SERVICE_AFFECTING = ("customer_power_off",)
+_SYMPTOM_WINDOW_US = 3600 * 1_000_000
+
+
+def _explode(truth: pd.DataFrame) -> pd.DataFrame:
+    t = truth.explode("affected_onus").rename(columns={"affected_onus": "onu_id"})
+    t = t.dropna(subset=["onu_id"])
+    t["onu_id"] = t["onu_id"].astype(str)
+    return t
+
+
+def build_labels(features: pd.DataFrame, faults_truth: pd.DataFrame) -> pd.DataFrame:
+    """Labels aligned with ``features`` rows.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame
+        Must have ``ts``, ``onu_id`` and the feature columns used by :func:`symptomatic`.
+    faults_truth : pandas.DataFrame
+        The simulator's ground truth (``kind``, ``cause_class``, ``start_at``,
+        ``impact_start_at``, ``end_at``, ``affected_onus``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Same index as ``features``: ``symptomatic`` (bool), ``cause`` (str or None for
+        rows without symptoms), ``massive`` (float, NaN without symptoms),
+        ``fault_active`` (int) and ``risk_2h``, ``risk_6h``, ``risk_24h`` (float, NaN
+        where a service-affecting fault is already active).
+    """
+    n = len(features)
+    ts = features["ts"].to_numpy("datetime64[us]").astype(np.int64)
+    onu = features["onu_id"].astype(str).to_numpy()
+    sym = symptomatic(features)
+    t = _explode(faults_truth)
+    far = np.iinfo(np.int64).max // 2
+    start = t["start_at"].to_numpy("datetime64[us]").astype(np.int64)
+    end_raw = t["end_at"].to_numpy("datetime64[us]")
+    end = np.where(np.isnat(end_raw), far, end_raw.astype(np.int64))
+    imp_raw = t["impact_start_at"].to_numpy("datetime64[us]")
+    impact = np.where(np.isnat(imp_raw), far, imp_raw.astype(np.int64))
+    rank = {c: i for i, c in enumerate(_PRECEDENCE)}
+    prec = t["cause_class"].map(rank).to_numpy()
+    service = ~t["kind"].isin(_NOT_SERVICE_AFFECTING).to_numpy()
+    # Group features rows by ONU (vectorised per ONU over its rows and faults).
+    best = np.full(n, len(_PRECEDENCE), dtype=np.int64)
+    active_any = np.zeros(n, dtype=bool)
+    active_service = np.zeros(n, dtype=bool)
+    next_impact = np.full(n, far, dtype=np.int64)
+    row_order = np.argsort(onu, kind="stable")
+    onu_sorted = onu[row_order]
+    uniq, starts = np.unique(onu_sorted, return_index=True)
+    bounds = dict(zip(uniq, zip(starts, [*starts[1:], len(onu_sorted)], strict=True), strict=True))
+    for o, fidx in t.groupby("onu_id").indices.items():
+        if o not in bounds:
+            continue
+        lo, hi = bounds[o]
+        rows = row_order[lo:hi]
+        rt = ts[rows][:, None]
+        act = (start[fidx][None, :] <= rt) & (rt < end[fidx][None, :])
+        # A symptom seen in the hour after a fault ended (e.g. an LOS in `los_1h`) is
+        # still explained by that fault.
+        explains = (start[fidx][None, :] <= rt) & (rt < end[fidx][None, :] + _SYMPTOM_WINDOW_US)
+        active_any[rows] = act.any(axis=1)
+        active_service[rows] = (act & service[fidx][None, :]).any(axis=1)
+        p = np.where(explains, prec[fidx][None, :], len(_PRECEDENCE))
+        best[rows] = p.min(axis=1)
+        fut = (impact[fidx][None, :] > rt) & service[fidx][None, :]
+        nxt = np.where(fut, impact[fidx][None, :], far).min(axis=1)
+        next_impact[rows] = nxt
+    cause = np.array([*_PRECEDENCE, "UNKNOWN"], dtype=object)[best]
+    cause = np.where(sym, cause, None)
+    out = pd.DataFrame(index=features.index)
+    out["symptomatic"] = sym
+    out["cause"] = cause
+    out["massive"] = np.where(sym, np.isin(cause, MASSIVE_CLASSES).astype(float), np.nan)
+    out["fault_active"] = active_any.astype(np.int8)
+    for h in RISK_HORIZONS_H:
+        hit = (next_impact - ts) <= h * 3600 * 1_000_000
+        out[f"risk_{h}h"] = np.where(active_service, np.nan, hit.astype(float))
+    return out

@@ -1,0 +1,72 @@
+"""Helpers shared by the estimators: input validation and random state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import validate_data
+
+__all__ = ["validated_frame", "as_generator", "seed_from"]
+
+
+def validated_frame(estimator, X, y=None, reset: bool = True):
+    """Validate ``X`` (and ``y``) the scikit-learn way and return a float DataFrame.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        Receives ``n_features_in_`` (and ``feature_names_in_`` for DataFrames) when
+        ``reset``; is checked against them otherwise.
+    X : DataFrame or array_like, shape (n_samples, n_features)
+        NaN is allowed (the models handle missing readings); inf, sparse, complex and
+        non-numeric input are refused.
+    y : array_like, optional
+    reset : bool
+        True in ``fit``.
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        Columns named as at fit time (``x0, x1, …`` for arrays).
+    y : ndarray
+        Only when ``y`` was given.
+
+    Raises
+    ------
+    ValueError
+        A DataFrame lacks columns seen at fit time (named in the message), or the data
+        is empty, non-numeric or infinite.
+    """
+    if not reset and hasattr(X, "columns") and hasattr(estimator, "feature_names_in_"):
+        names = list(estimator.feature_names_in_)
+        missing = [c for c in names if c not in X.columns]
+        if missing:
+            raise ValueError(
+                f"X is missing feature column(s) {missing[:5]} (of {len(missing)}) that "
+                f"{type(estimator).__name__} was fitted with"
+            )
+        X = X.loc[:, names]
+    kw = {"reset": reset, "ensure_all_finite": "allow-nan", "dtype": np.float64}
+    if y is None:
+        arr = validate_data(estimator, X, **kw)
+    else:
+        arr, y = validate_data(estimator, X, y, **kw, y_numeric=False)
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        names = [f"x{i}" for i in range(arr.shape[1])]
+    frame = pd.DataFrame(arr, columns=list(names))
+    return frame if y is None else (frame, np.asarray(y))
+
+
+def as_generator(random_state) -> np.random.Generator:
+    """``numpy.random.Generator`` from an int, a Generator or None."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    return np.random.default_rng(random_state)
+
+
+def seed_from(random_state) -> int:
+    """An int seed for libraries that take one (LightGBM, scikit-learn)."""
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    return int(as_generator(random_state).integers(0, 2**31 - 1))

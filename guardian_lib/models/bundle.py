@@ -1,0 +1,136 @@
+"""The set of models that scoring loads: anomaly, cause, risk at 2 h / 6 h / 24 h."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.features import FEATURE_COLUMNS, symptomatic
+from guardian_lib.models.anomaly import AnomalyScorer
+from guardian_lib.models.cause import CauseClassifier
+from guardian_lib.models.explain import shap_values, top_reasons
+from guardian_lib.models.risk import RiskModel
+
+__all__ = ["ModelBundle", "ANOMALY_COLUMNS", "PREDICTION_COLUMNS", "CLASS_COLUMNS"]
+
+#: Features the anomaly scorer sees: deviations from the ONU's own past and rates,
+#: which mean the same on any fleet (absolute levels depend on the plant).
+ANOMALY_COLUMNS = (
+    "rx_delta_7d", "rx_slope_1h", "rx_slope_24h", "olt_rx_delta_7d", "olt_rx_slope_24h",
+    "tx_delta_7d", "tx_slope_24h", "log10_ber", "crc_errors_1h", "latency_delta_24h",
+    "loss_mean_1h", "flaps_24h", "offline_share_24h", "high_ber_24h", "low_rx_24h",
+    "dhcp_fail_24h", "pppoe_down_24h",
+)  # fmt: skip
+CLASS_COLUMNS = {
+    "MASSIVE_OUTAGE": "p_massive_outage",
+    "CUSTOMER_PREMISES": "p_customer_premises",
+    "EQUIPMENT_FAIL": "p_equipment_fail",
+    "EXTERNAL_NETWORK": "p_external_network",
+    "INTERMITTENT": "p_intermittent",
+    "UNKNOWN": "p_unknown",
+}
+PREDICTION_COLUMNS = (
+    "ts", "onu_id", "anomaly_score", *CLASS_COLUMNS.values(), "risk_2h", "risk_6h",
+    "risk_24h", "model_version", "top_reasons",
+)  # fmt: skip
+
+
+@dataclass
+class ModelBundle:
+    """Fitted models plus what scoring needs to use them.
+
+    Attributes
+    ----------
+    anomaly : AnomalyScorer
+    cause : CauseClassifier
+    risk : dict of int → RiskModel
+        One per horizon in hours (2, 6, 24).
+    feature_columns : tuple of str
+    model_version : str
+        Set when the bundle is registered (``"<name>/<version>"``); every prediction
+        row carries it.
+    """
+
+    anomaly: AnomalyScorer
+    cause: CauseClassifier
+    risk: dict[int, RiskModel]
+    feature_columns: tuple[str, ...] = FEATURE_COLUMNS
+    model_version: str = "unregistered"
+    metadata: dict = field(default_factory=dict)
+
+    def check(self, features: pd.DataFrame) -> None:
+        """Raise ValueError naming missing feature columns."""
+        missing = [c for c in ("ts", "onu_id", *self.feature_columns) if c not in features]
+        if missing:
+            raise ValueError(
+                f"features are missing column(s) {missing[:6]} (of {len(missing)}); build them "
+                "with guardian_lib.features"
+            )
+
+    def predict(
+        self,
+        features: pd.DataFrame,
+        explain: bool = True,
+        max_explained: int = 20_000,
+        top_k: int = 3,
+    ) -> pd.DataFrame:
+        """Predictions for every row of ``features`` (the ``ml_predictions`` schema).
+
+        Parameters
+        ----------
+        features : pandas.DataFrame
+            ``ts``, ``onu_id`` and the feature columns.
+        explain : bool, default True
+            Attach the top SHAP reasons (JSON) to the rows that matter: symptomatic rows
+            (reasons of the cause model) and, among the others, those with
+            ``risk_24h ≥ 0.2`` or ``anomaly_score ≥ 0.99`` (reasons of the 24 h risk
+            model), at most ``max_explained`` rows, highest risk first. Other rows get
+            ``"[]"``.
+        max_explained : int, default 20000
+        top_k : int, default 3
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns :data:`PREDICTION_COLUMNS`; probabilities in [0, 1]. The class
+            probabilities (``p_*``) are given for symptomatic rows (see
+            :func:`guardian_lib.features.symptomatic`) and are NaN elsewhere: a row
+            without a symptom has no cause to explain.
+        """
+        self.check(features)
+        X = features.loc[:, list(self.feature_columns)]
+        out = pd.DataFrame(
+            {"ts": features["ts"].to_numpy(), "onu_id": features["onu_id"].to_numpy()}
+        )
+        out["anomaly_score"] = self.anomaly.anomaly_score(features.loc[:, list(ANOMALY_COLUMNS)])
+        # Causes explain symptoms: rows without one have nothing to explain (NaN).
+        sym = symptomatic(features)
+        classes = list(self.cause.classes_)
+        proba = np.full((len(out), len(classes)), np.nan)
+        if sym.any():
+            proba[sym] = self.cause.predict_proba(X[sym])
+        for cls, col in CLASS_COLUMNS.items():
+            out[col] = (
+                proba[:, classes.index(cls)] if cls in classes else np.where(sym, 0.0, np.nan)
+            )
+        for h in (2, 6, 24):
+            out[f"risk_{h}h"] = self.risk[h].predict_proba(X)[:, 1]
+        out["model_version"] = self.model_version
+        reasons = np.full(len(out), "[]", dtype=object)
+        if explain and len(out):
+            if sym.any() and self.cause.constant_ is None:
+                idx = np.flatnonzero(sym)[:max_explained]
+                cls_idx = np.argmax(proba[idx], axis=1)
+                vals = shap_values(self.cause.booster_, X.iloc[idx].astype(float), cls_idx)
+                reasons[idx] = top_reasons(vals, X.iloc[idx], "cause", top_k)
+            score = np.maximum(out["risk_24h"].to_numpy(), 0.0)
+            hot = ~sym & ((score >= 0.2) | (out["anomaly_score"].to_numpy() >= 0.99))
+            idx = np.flatnonzero(hot)
+            idx = idx[np.argsort(-score[idx], kind="stable")][: max(0, max_explained)]
+            if len(idx) and self.risk[24].booster_ is not None:
+                vals = shap_values(self.risk[24].booster_, X.iloc[idx].astype(float))
+                reasons[idx] = top_reasons(vals, X.iloc[idx], "risk_24h", top_k)
+        out["top_reasons"] = reasons
+        return out.loc[:, list(PREDICTION_COLUMNS)]

@@ -1,0 +1,158 @@
+"""Probable cause of a symptom: LightGBM over six classes plus neighbour-cluster rules."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from guardian_lib.models._base import seed_from, validated_frame
+
+__all__ = ["CauseClassifier", "neighbour_massive_rule"]
+
+
+def neighbour_massive_rule(
+    X: pd.DataFrame, min_share: float = 0.5, min_neighbours: int = 3
+) -> np.ndarray:
+    """Rows where many neighbours fail together with this ONU (a massive outage).
+
+    True when the ONU is offline (or without PPPoE) and at least ``min_share`` of the
+    other ONUs under the same street box or PON (and at least ``min_neighbours`` of them)
+    are in the same state. Columns missing from ``X`` make the rule silent (all False).
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        Feature rows (``online``, ``pppoe_down``, ``box_share_offline``, ``box_size``,
+        ``pon_share_offline``, ``pon_size``, ``pon_share_pppoe_down``). [-]
+    min_share : float, default 0.5
+        Share of the other ONUs of the group. [-]
+    min_neighbours : int, default 3
+        Minimum number of other ONUs in that state. [-]
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    need = ("online", "box_share_offline", "box_size", "pon_share_offline", "pon_size")
+    if any(c not in X for c in need):
+        return np.zeros(len(X), dtype=bool)
+    off = X["online"].to_numpy() == 0
+    out = np.zeros(len(X), dtype=bool)
+    for lvl in ("box", "pon"):
+        share = X[f"{lvl}_share_offline"].to_numpy()
+        others = share * np.maximum(X[f"{lvl}_size"].to_numpy() - 1, 0)
+        out |= off & (share >= min_share) & (others >= min_neighbours)
+    if "pppoe_down" in X and "pon_share_pppoe_down" in X:
+        ppp = X["pppoe_down"].to_numpy() == 1
+        share = X["pon_share_pppoe_down"].to_numpy()
+        others = share * np.maximum(X["pon_size"].to_numpy() - 1, 0)
+        out |= ppp & (share >= min_share) & (others >= min_neighbours)
+    return out
+
+
+class CauseClassifier(ClassifierMixin, BaseEstimator):
+    """LightGBM multiclass cause classifier combined with neighbour-cluster rules.
+
+    Parameters
+    ----------
+    n_estimators : int, default 300
+    learning_rate : float, default 0.05
+    num_leaves : int, default 31
+    class_weight : {'balanced', None}, default 'balanced'
+    neighbour_rules : bool, default True
+        When the :func:`neighbour_massive_rule` fires, the probability of
+        ``massive_class`` is raised to at least ``rule_confidence`` (others rescaled).
+    massive_class : str, default 'MASSIVE_OUTAGE'
+    rule_confidence : float, default 0.95
+    random_state : int, Generator or None
+
+    Attributes
+    ----------
+    classes_ : ndarray of str
+    booster_ : lightgbm.LGBMClassifier
+    feature_names_in_ : ndarray of str
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        class_weight: str | None = "balanced",
+        neighbour_rules: bool = True,
+        massive_class: str = "MASSIVE_OUTAGE",
+        rule_confidence: float = 0.95,
+        random_state=None,
+    ):
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.class_weight = class_weight
+        self.neighbour_rules = neighbour_rules
+        self.massive_class = massive_class
+        self.rule_confidence = rule_confidence
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
+    def fit(self, X, y):
+        """Fit on symptomatic rows ``X`` with cause labels ``y``."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        frame, y = validated_frame(self, X, y, reset=True)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        self.booster_ = lgb.LGBMClassifier(
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            class_weight=self.class_weight,
+            random_state=seed_from(self.random_state),
+            n_jobs=1,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
+        if len(self.classes_) == 1:
+            self.constant_ = self.classes_[0]
+            return self
+        self.constant_ = None
+        self.booster_.fit(frame, y)
+        return self
+
+    def _frame(self, X) -> pd.DataFrame:
+        check_is_fitted(self, "classes_")
+        return validated_frame(self, X, reset=False)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Probability of each class in ``classes_`` order, shape (n_samples, n_classes)."""
+        frame = self._frame(X)
+        if self.constant_ is not None:
+            return np.ones((len(frame), 1))
+        proba = self.booster_.predict_proba(frame)
+        if self.neighbour_rules and self.massive_class in self.classes_:
+            fire = neighbour_massive_rule(frame)
+            if fire.any():
+                k = int(np.flatnonzero(self.classes_ == self.massive_class)[0])
+                p = proba[fire]
+                target = np.maximum(p[:, k], self.rule_confidence)
+                rest = 1.0 - p[:, k]
+                scale = np.where(rest > 0, (1.0 - target) / np.maximum(rest, 1e-12), 0.0)
+                p = p * scale[:, None]
+                p[:, k] = target
+                proba[fire] = p
+        return proba
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable class of each row."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

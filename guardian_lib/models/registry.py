@@ -1,0 +1,176 @@
+"""MLflow tracking and registry for the model bundle (local SQLite by default).
+
+Tracking URI: ``MLFLOW_TRACKING_URI`` when set, else ``sqlite:///<abs>/data/mlflow/mlflow.db``
+with artifacts under ``data/mlflow/artifacts`` (``GUARDIAN_DATA_DIR`` moves ``data/``).
+Telemetry is disabled and nothing goes to the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from guardian_lib.errors import GuardianError
+
+__all__ = [
+    "MODEL_NAME",
+    "ModelRegistryError",
+    "data_dir",
+    "tracking_uri",
+    "configure_mlflow",
+    "register_bundle",
+    "load_bundle",
+    "list_models",
+]
+
+MODEL_NAME = "network-guardian"
+
+
+class ModelRegistryError(GuardianError):
+    """The registry has no such model, version or alias."""
+
+
+def data_dir() -> Path:
+    """Absolute ``data/`` folder (``GUARDIAN_DATA_DIR`` overrides ``./data``)."""
+    return Path(os.environ.get("GUARDIAN_DATA_DIR", "data")).resolve()
+
+
+def tracking_uri() -> str:
+    """The MLflow tracking URI in force."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    root = data_dir() / "mlflow"
+    root.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def configure_mlflow(experiment: str = "network-guardian"):
+    """Point MLflow at the tracking store and select (or create) ``experiment``."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        artifacts = None
+        if uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI"):
+            artifacts = (data_dir() / "mlflow" / "artifacts").as_uri()
+        mlflow.create_experiment(experiment, artifact_location=artifacts)
+    mlflow.set_experiment(experiment)
+    return mlflow
+
+
+def register_bundle(
+    bundle,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    artifacts: dict[str, Any] | None = None,
+    alias: str = "champion",
+    name: str = MODEL_NAME,
+) -> str:
+    """Log a bundle as an MLflow run, register it and point ``alias`` at it.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    params, metrics : dict
+        Logged on the run (metrics must be numbers; NaN are skipped).
+    artifacts : dict, optional
+        ``{"file name": object}``: DataFrames are written as CSV, dicts as JSON,
+        matplotlib-free plotly figures as HTML, ``bytes`` as is.
+    alias : str, default 'champion'
+
+    Returns
+    -------
+    str
+        The model version, ``"<name>/<version>"`` (also stored in ``bundle.model_version``).
+    """
+    mlflow = configure_mlflow()
+    from mlflow import MlflowClient
+
+    with mlflow.start_run(run_name="train") as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
+        )
+        for fname, obj in (artifacts or {}).items():
+            path = Path(tmp) / fname
+            if hasattr(obj, "to_csv"):
+                obj.to_csv(path, index=False)
+            elif hasattr(obj, "write_html"):
+                obj.write_html(str(path), include_plotlyjs=True)
+            elif isinstance(obj, bytes):
+                path.write_bytes(obj)
+            else:
+                path.write_text(json.dumps(obj, indent=2, default=str))
+            mlflow.log_artifact(str(path))
+        client = MlflowClient()
+        info = mlflow.sklearn.log_model(
+            bundle,
+            name="bundle",
+            pip_requirements=["scikit-learn", "lightgbm", "pandas", "numpy"],
+            serialization_format="pickle",
+        )
+        mv = mlflow.register_model(info.model_uri, name)
+        client.set_registered_model_alias(name, alias, mv.version)
+        version = f"{name}/{mv.version}"
+        client.set_tag(run.info.run_id, "model_version", version)
+    bundle.model_version = version
+    return version
+
+
+def load_bundle(alias: str = "champion", name: str = MODEL_NAME):
+    """Load the bundle the alias points to; its ``model_version`` is set.
+
+    Raises
+    ------
+    ModelRegistryError
+        No such registered model or alias (train first: ``guardian train``).
+    """
+    mlflow = configure_mlflow()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException as exc:
+        raise ModelRegistryError(
+            f"no model {name!r} with alias {alias!r} in {tracking_uri()} "
+            f"(train one with `guardian train --run …`): {exc.message.splitlines()[0]}"
+        ) from None
+    bundle = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
+    bundle.model_version = f"{name}/{mv.version}"
+    return bundle
+
+
+def list_models(name: str = MODEL_NAME) -> list[dict[str, Any]]:
+    """Registered versions with their aliases, newest first."""
+    configure_mlflow()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        aliases = client.get_registered_model(name).aliases or {}
+    except MlflowException:
+        return []
+    by_version: dict[int, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(int(version), []).append(alias)
+    out = []
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        out.append(
+            {
+                "name": mv.name,
+                "version": int(mv.version),
+                "aliases": sorted(by_version.get(int(mv.version), [])),
+                "run_id": mv.run_id,
+                "created": mv.creation_timestamp,
+            }
+        )
+    return sorted(out, key=lambda r: -r["version"])

@@ -1,0 +1,140 @@
+"""Calibrated probability that a service-affecting fault starts within a horizon."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+from guardian_lib.models._base import as_generator, seed_from, validated_frame
+
+__all__ = ["RiskModel"]
+
+
+class RiskModel(ClassifierMixin, BaseEstimator):
+    """LightGBM risk model with isotonic calibration on a time-ordered holdout.
+
+    ``X`` must be ordered by time: the last ``calibration_fraction`` of the rows is kept
+    out of the booster's training and used to fit the isotonic calibration, so the
+    calibration is measured on data later than what the booster saw.
+
+    Parameters
+    ----------
+    horizon_h : int, default 24
+        Horizon of the label (metadata; the label defines it). [h]
+    n_estimators : int, default 300
+    learning_rate : float, default 0.05
+    num_leaves : int, default 31
+    calibration_fraction : float, default 0.25
+        Share of (the latest) rows used for calibration. [-]
+    negative_subsample : float, default 1.0
+        Share of negative rows kept to train the booster (all positives are kept). The
+        calibration holdout is never subsampled, so probabilities stay calibrated to
+        the true prevalence. [-]
+    random_state : int, Generator or None
+
+    Attributes
+    ----------
+    booster_ : lightgbm.LGBMClassifier
+    calibrator_ : sklearn.isotonic.IsotonicRegression
+    classes_ : ndarray, shape (2,)
+        The two labels; the second is the positive one ("a fault starts").
+    prevalence_ : float
+        Share of positives in the training rows. [-]
+    """
+
+    def __init__(
+        self,
+        horizon_h: int = 24,
+        n_estimators: int = 300,
+        learning_rate: float = 0.05,
+        num_leaves: int = 31,
+        calibration_fraction: float = 0.25,
+        negative_subsample: float = 1.0,
+        random_state=None,
+    ):
+        self.horizon_h = horizon_h
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.calibration_fraction = calibration_fraction
+        self.negative_subsample = negative_subsample
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Fit on time-ordered rows ``X`` with binary labels ``y``."""
+        if not 0 < self.negative_subsample <= 1:
+            raise ValueError(
+                f"RiskModel: negative_subsample must be in (0, 1], got {self.negative_subsample}"
+            )
+        if not 0 < self.calibration_fraction < 1:
+            raise ValueError(
+                f"RiskModel: calibration_fraction must be in (0, 1), got {self.calibration_fraction}"
+            )
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None"
+            )
+        frame, y = validated_frame(self, X, y, reset=True)
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is {y_type}."
+            )
+        # The larger label is "a fault starts" (1 for the usual 0/1 labels).
+        self.classes_, y = np.unique(y, return_inverse=True)
+        self.prevalence_ = float(y.mean())
+        cut = int(len(frame) * (1 - self.calibration_fraction))
+        cut = min(max(cut, 1), len(frame) - 1) if len(frame) > 1 else len(frame)
+        self.booster_ = lgb.LGBMClassifier(
+            n_estimators=self.n_estimators,
+            learning_rate=self.learning_rate,
+            num_leaves=self.num_leaves,
+            random_state=seed_from(self.random_state),
+            n_jobs=1,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        )
+        if len(np.unique(y[:cut])) < 2:
+            self.booster_ = None
+            self.calibrator_ = None
+            return self
+        train = np.arange(cut)
+        if self.negative_subsample < 1.0:
+            rng = as_generator(self.random_state)
+            keep = (y[:cut] == 1) | (rng.random(cut) < self.negative_subsample)
+            train = train[keep]
+        self.booster_.fit(frame.iloc[train], y[train])
+        raw = self.booster_.predict_proba(frame.iloc[cut:])[:, 1]
+        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
+        self.calibrator_.fit(raw, y[cut:])
+        return self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def _frame(self, X):
+        check_is_fitted(self, "classes_")
+        return validated_frame(self, X, reset=False)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Calibrated probabilities, shape (n_samples, 2): [no fault, fault]. [-]"""
+        frame = self._frame(X)
+        if self.booster_ is None:
+            p = np.full(len(frame), self.prevalence_)
+        else:
+            p = self.calibrator_.predict(self.booster_.predict_proba(frame)[:, 1])
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X) -> np.ndarray:
+        """The positive class where the calibrated risk is at least 0.5."""
+        proba = self.predict_proba(X)
+        return self.classes_[(proba[:, 1] >= 0.5).astype(int)]

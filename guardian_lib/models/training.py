@@ -1,0 +1,261 @@
+"""Train and evaluate the model bundle on simulated runs (labels from ground truth)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    confusion_matrix,
+    f1_score,
+    precision_recall_fscore_support,
+)
+
+from guardian_lib.errors import WarehouseError
+from guardian_lib.features import FEATURE_COLUMNS, feature_frame
+from guardian_lib.labels import CAUSE_CLASSES, MASSIVE_CLASSES, RISK_HORIZONS_H, build_labels
+from guardian_lib.models.anomaly import AnomalyScorer
+from guardian_lib.models.baselines import rule_anomaly, rule_cause, rule_massive, rule_risk
+from guardian_lib.models.bundle import ANOMALY_COLUMNS, CLASS_COLUMNS, ModelBundle
+from guardian_lib.models.cause import CauseClassifier
+from guardian_lib.models.risk import RiskModel
+from guardian_lib.warehouse import connect
+
+__all__ = [
+    "load_truth",
+    "labelled_frame",
+    "fit_bundle",
+    "evaluate_bundle",
+    "anomaly_lead_minutes",
+]
+
+
+def load_truth(run: Path | str) -> pd.DataFrame:
+    """The run's ``faults_truth`` (simulated runs only).
+
+    Raises
+    ------
+    WarehouseError
+        The run has no ground truth (a real operator's warehouse): it cannot be used to
+        train or evaluate.
+    """
+    con = connect(run)
+    try:
+        tables = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        if "faults_truth" not in tables:
+            raise WarehouseError(
+                f"{run}: no faults_truth table: training and evaluation need a simulated run "
+                "(guardian simulate + guardian ingest)"
+            )
+        truth = con.execute(
+            "SELECT fault_id, kind, cause_class, epoch_us(start_at) AS s, "
+            "epoch_us(impact_start_at) AS i, epoch_us(end_at) AS e, affected_onus FROM faults_truth"
+        ).df()
+    finally:
+        con.close()
+    for col, new in (("s", "start_at"), ("i", "impact_start_at"), ("e", "end_at")):
+        truth[new] = pd.to_datetime(truth.pop(col), unit="us", utc=True)
+    return truth
+
+
+def labelled_frame(run: Path | str, every_minutes: int = 15) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Features of a run at every ``every_minutes`` and their labels."""
+    features = feature_frame(run, every_minutes=every_minutes)
+    labels = build_labels(features, load_truth(run))
+    return features, labels
+
+
+def fit_bundle(
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    n_estimators: int = 300,
+    negative_subsample: float = 0.25,
+    random_state: int = 0,
+) -> ModelBundle:
+    """Fit the anomaly scorer, the cause classifier and the three risk models.
+
+    Parameters
+    ----------
+    features, labels : pandas.DataFrame
+        From :func:`labelled_frame` (possibly several runs concatenated).
+    n_estimators : int, default 300
+        Trees per LightGBM model (the anomaly forest uses 100). [-]
+    negative_subsample : float, default 0.25
+        Share of negative rows the risk boosters train on (see :class:`RiskModel`). [-]
+    random_state : int, default 0
+
+    Raises
+    ------
+    ValueError
+        No symptomatic rows, or a risk label without both classes.
+    """
+    order = np.argsort(features["ts"].to_numpy(), kind="stable")
+    features = features.iloc[order].reset_index(drop=True)
+    labels = labels.iloc[order].reset_index(drop=True)
+    X = features.loc[:, list(FEATURE_COLUMNS)]
+    rng = np.random.default_rng(random_state)
+    seeds = rng.integers(0, 2**31 - 1, 5)
+    # The anomaly reference: rows without a known fault (as an operator would pick a
+    # quiet period), so that faults stand out.
+    quiet = labels["fault_active"].to_numpy() == 0
+    anomaly = AnomalyScorer(random_state=int(seeds[0])).fit(
+        features.loc[quiet, list(ANOMALY_COLUMNS)]
+    )
+    sym = labels["symptomatic"].to_numpy()
+    if not sym.any():
+        raise ValueError("no symptomatic rows to train the cause classifier on")
+    cause = CauseClassifier(n_estimators=n_estimators, random_state=int(seeds[1])).fit(
+        X[sym], labels.loc[sym, "cause"].astype(str).to_numpy()
+    )
+    risk = {}
+    for i, h in enumerate(RISK_HORIZONS_H):
+        y = labels[f"risk_{h}h"].to_numpy()
+        ok = ~np.isnan(y)
+        risk[h] = RiskModel(
+            horizon_h=h,
+            n_estimators=n_estimators,
+            negative_subsample=negative_subsample,
+            random_state=int(seeds[2 + i]),
+        ).fit(X[ok], y[ok].astype(int))
+    return ModelBundle(anomaly=anomaly, cause=cause, risk=risk)
+
+
+def _prf(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
+    return {"precision": float(p), "recall": float(r), "f1": float(f)}
+
+
+def anomaly_lead_minutes(
+    preds: pd.DataFrame,
+    features: pd.DataFrame,
+    truth: pd.DataFrame,
+    threshold: float = 0.99,
+    kinds: tuple[str, ...] = ("fibre_degradation", "hardware_failure"),
+) -> list[float]:
+    """Minutes between the first anomaly flag and the first LOS or customer call.
+
+    For each fault of ``kinds`` on one ONU: the first scoring time after the fault
+    started at which ``anomaly_score ≥ threshold`` and the first time (after the start)
+    the ONU logged an LOS (``los_1h`` rising) or its customer called (``calls_24h``
+    rising). Positive: flagged before the customer was hurt or called.
+    """
+    df = pd.DataFrame(
+        {
+            "ts": features["ts"].to_numpy(),
+            "onu_id": features["onu_id"].to_numpy(),
+            "flag": preds["anomaly_score"].to_numpy() >= threshold,
+            "los": features["los_1h"].to_numpy() > 0,
+            "calls": features["calls_24h"].to_numpy(),
+        }
+    )
+    by_onu = dict(tuple(df.groupby("onu_id", sort=False)))
+    leads = []
+    for fault in truth[truth["kind"].isin(kinds)].itertuples(index=False):
+        onu = str(fault.affected_onus[0])
+        g = by_onu.get(onu)
+        if g is None:
+            continue
+        g = g[g["ts"] >= fault.start_at]
+        if g.empty:
+            continue
+        calls0 = g["calls"].iloc[0]
+        hurt = g[(g["los"]) | (g["calls"] > calls0)]
+        flagged = g[g["flag"]]
+        if hurt.empty or flagged.empty:
+            continue
+        leads.append((hurt["ts"].iloc[0] - flagged["ts"].iloc[0]).total_seconds() / 60)
+    return leads
+
+
+def evaluate_bundle(
+    bundle: ModelBundle,
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    truth: pd.DataFrame | None = None,
+) -> dict:
+    """Metrics of the bundle and of the rule baselines on labelled rows.
+
+    Returns
+    -------
+    dict
+        ``massive_precision``, ``massive_recall``, ``massive_f1``, ``macro_f1``,
+        ``per_class``, ``confusion_matrix`` (with ``labels``), ``risk_{2,6,24}h_pr_auc``,
+        ``risk_24h_prevalence``, ``risk_24h_brier``, ``risk_24h_brier_prevalence``,
+        ``anomaly_pr_auc``, ``anomaly_median_lead_minutes``, ``n_rows``,
+        ``n_symptomatic``, and the same metrics for the rules under ``baselines``.
+    """
+    preds = bundle.predict(features, explain=False)
+    X = features
+    sym = labels["symptomatic"].to_numpy()
+    y_cause = labels.loc[sym, "cause"].astype(str).to_numpy()
+    proba = preds.loc[sym, list(CLASS_COLUMNS.values())].to_numpy()
+    pred_cause = np.array(list(CLASS_COLUMNS))[np.argmax(proba, axis=1)]
+    classes = list(CAUSE_CLASSES)
+    metrics: dict = {"n_rows": int(len(features)), "n_symptomatic": int(sym.sum())}
+    is_massive = np.isin(y_cause, MASSIVE_CLASSES).astype(int)
+    p_massive = preds.loc[sym, ["p_massive_outage", "p_external_network"]].sum(axis=1).to_numpy()
+    for k, v in _prf(is_massive, (p_massive >= 0.5).astype(int)).items():
+        metrics[f"massive_{k}"] = v
+    metrics["macro_f1"] = float(
+        f1_score(y_cause, pred_cause, labels=classes, average="macro", zero_division=0)
+    )
+    p, r, f, s = precision_recall_fscore_support(
+        y_cause, pred_cause, labels=classes, zero_division=0
+    )
+    metrics["per_class"] = {
+        c: {
+            "precision": float(p[i]),
+            "recall": float(r[i]),
+            "f1": float(f[i]),
+            "support": int(s[i]),
+        }
+        for i, c in enumerate(classes)
+    }
+    metrics["confusion_matrix"] = {
+        "labels": classes,
+        "matrix": confusion_matrix(y_cause, pred_cause, labels=classes).tolist(),
+    }
+    base: dict = {}
+    rc = rule_cause(X[sym])
+    base["macro_f1"] = float(
+        f1_score(y_cause, rc, labels=classes, average="macro", zero_division=0)
+    )
+    for k, v in _prf(is_massive, rule_massive(X[sym]).astype(int)).items():
+        base[f"massive_{k}"] = v
+    rr = rule_risk(X)
+    for h in RISK_HORIZONS_H:
+        y = labels[f"risk_{h}h"].to_numpy()
+        ok = ~np.isnan(y)
+        yy = y[ok].astype(int)
+        if yy.min() == yy.max():
+            metrics[f"risk_{h}h_pr_auc"] = base[f"risk_{h}h_pr_auc"] = float("nan")
+            continue
+        metrics[f"risk_{h}h_pr_auc"] = float(
+            average_precision_score(yy, preds[f"risk_{h}h"].to_numpy()[ok])
+        )
+        base[f"risk_{h}h_pr_auc"] = float(average_precision_score(yy, rr[ok]))
+        if h == 24:
+            prev = float(yy.mean())
+            metrics["risk_24h_prevalence"] = prev
+            metrics["risk_24h_brier"] = float(
+                brier_score_loss(yy, preds["risk_24h"].to_numpy()[ok])
+            )
+            metrics["risk_24h_brier_prevalence"] = float(
+                brier_score_loss(yy, np.full(len(yy), prev))
+            )
+            base["risk_24h_prevalence"] = prev
+    fa = labels["fault_active"].to_numpy()
+    metrics["anomaly_pr_auc"] = float(average_precision_score(fa, preds["anomaly_score"]))
+    metrics["anomaly_prevalence"] = float(fa.mean())
+    base["anomaly_pr_auc"] = float(average_precision_score(fa, rule_anomaly(X)))
+    if truth is not None:
+        leads = anomaly_lead_minutes(preds, features, truth)
+        metrics["anomaly_median_lead_minutes"] = float(np.median(leads)) if leads else float("nan")
+        metrics["anomaly_lead_faults"] = len(leads)
+    metrics["baselines"] = base
+    return metrics

@@ -1,0 +1,188 @@
+"""OLT inventory files and where their SNMP credentials come from.
+
+An inventory (YAML) lists OLTs: id, host, port, SNMP version, a *credentials reference*
+and optionally the vendor profile. Secrets never sit in the inventory or on the command
+line: a reference ``NAME`` is resolved from environment variables first
+(``GUARDIAN_SNMP_<NAME>_COMMUNITY`` for v2c; ``GUARDIAN_SNMP_<NAME>_USER``, ``…_AUTH_KEY``,
+``…_PRIV_KEY``, optional ``…_AUTH_PROTOCOL`` / ``…_PRIV_PROTOCOL`` for v3), then from a
+secret file (YAML ``{NAME: {community: …}}`` or ``{NAME: {user, auth_key, priv_key}}``)
+named by ``secrets_file:`` in the inventory or by ``GUARDIAN_SNMP_SECRETS``.
+
+Example::
+
+    secrets_file: olts.secrets.yaml      # relative to this file
+    defaults: {timeout_s: 2, retries: 2, max_concurrent_olts: 16}
+    olts:
+      - {olt_id: OLT-001, host: 10.0.0.1, version: "2c", credentials: noc}
+      - {olt_id: OLT-002, host: 10.0.0.2, version: "3", credentials: core, profile: zte_c600}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from guardian_lib.errors import ConfigError
+from guardian_lib.snmp.errors import SnmpCredentialsError
+from guardian_lib.snmp.transport import SnmpCredentials
+
+__all__ = ["OltEntry", "PollDefaults", "Inventory", "load_inventory", "resolve_credentials"]
+
+ENV_PREFIX = "GUARDIAN_SNMP_"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PollDefaults(_Strict):
+    """Poll settings shared by every OLT (an entry may override timeout and retries)."""
+
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Wait per request. [s]")
+    retries: int = Field(2, ge=0, le=10, description="Resends per request. [-]")
+    max_concurrent_olts: int = Field(16, ge=1, le=1024, description="OLTs polled at once. [-]")
+    max_inflight_per_olt: int = Field(
+        2, ge=1, le=16, description="Concurrent requests to one OLT. [-]"
+    )
+    max_repetitions: int | None = Field(
+        None, ge=1, le=200, description="GETBULK max-repetitions (default: profile's). [-]"
+    )
+    backend: Literal["auto", "pysnmp", "fast"] = Field(
+        "auto", description="SNMP engine: 'fast' (v2c only), 'pysnmp', or 'auto' (fast for v2c)."
+    )
+
+
+class OltEntry(_Strict):
+    """One OLT of the inventory."""
+
+    olt_id: str
+    host: str
+    port: int = Field(161, ge=1, le=65535)
+    version: Literal["2c", "3"] = "2c"
+    credentials: str = Field(description="Credentials reference (env / secret file key).")
+    profile: str | None = Field(None, description="Profile name; by default auto-detected.")
+    timeout_s: float | None = Field(None, gt=0, le=60)
+    retries: int | None = Field(None, ge=0, le=10)
+    backend: Literal["auto", "pysnmp", "fast"] | None = None
+
+    @model_validator(mode="after")
+    def _fast_is_v2c(self) -> OltEntry:
+        if self.backend == "fast" and self.version != "2c":
+            raise ValueError("backend 'fast' speaks SNMPv2c only; use 'pysnmp' or 'auto' for v3")
+        return self
+
+
+class Inventory(_Strict):
+    """A validated inventory file."""
+
+    olts: list[OltEntry]
+    defaults: PollDefaults = PollDefaults()
+    secrets_file: str | None = None
+    profiles_dirs: list[str] = Field(default_factory=list)
+    path: Path | None = Field(None, exclude=True)
+
+    def secrets_path(self) -> Path | None:
+        """The secret file, resolved relative to the inventory file."""
+        raw = self.secrets_file or os.environ.get(ENV_PREFIX + "SECRETS")
+        if not raw:
+            return None
+        p = Path(raw)
+        if not p.is_absolute() and self.path is not None:
+            p = self.path.parent / p
+        return p
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    """Read and validate an inventory YAML file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the field (e.g. ``olts[2].port``).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read OLT inventory: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: an OLT inventory must be a YAML mapping with 'olts:'")
+    try:
+        inv = Inventory.model_validate(data)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+            parts.append(f"{loc.lstrip('.')}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError(f"{path}: invalid OLT inventory: " + "; ".join(parts)) from None
+    ids = [o.olt_id for o in inv.olts]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"{path}: olts: duplicate olt_id {dup}")
+    inv.path = path
+    return inv
+
+
+def _env_name(ref: str, key: str) -> str:
+    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ref).upper() + "_" + key
+
+
+def resolve_credentials(
+    entry: OltEntry,
+    secrets_path: Path | None,
+    environ: Mapping[str, str] | None = None,
+) -> SnmpCredentials:
+    """Credentials of one OLT from the environment, then from the secret file.
+
+    Parameters
+    ----------
+    entry : OltEntry
+    secrets_path : Path or None
+    environ : mapping, optional
+        Defaults to ``os.environ``.
+
+    Returns
+    -------
+    credentials : SnmpCredentials
+
+    Raises
+    ------
+    SnmpCredentialsError
+        Naming the OLT, the reference and the variables / file keys that were looked up.
+    """
+    env = os.environ if environ is None else environ
+    ref = entry.credentials
+    fields = ("community",) if entry.version == "2c" else ("user", "auth_key", "priv_key")
+    optional = () if entry.version == "2c" else ("auth_protocol", "priv_protocol")
+    found: dict[str, str] = {}
+    for f in fields + optional:
+        val = env.get(_env_name(ref, f.upper()))
+        if val:
+            found[f] = val
+    if not all(f in found for f in fields) and secrets_path is not None:
+        try:
+            secrets = yaml.safe_load(secrets_path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SnmpCredentialsError(
+                f"OLT {entry.olt_id}: cannot read secret file {secrets_path}: {exc}"
+            ) from exc
+        block = secrets.get(ref) if isinstance(secrets, dict) else None
+        if isinstance(block, dict):
+            for f in fields + optional:
+                if f not in found and block.get(f) is not None:
+                    found[f] = str(block[f])
+    missing = [f for f in fields if f not in found]
+    if missing:
+        names = ", ".join(_env_name(ref, f.upper()) for f in missing)
+        where = f" or key {ref}.{{{','.join(missing)}}} in {secrets_path}" if secrets_path else ""
+        raise SnmpCredentialsError(
+            f"OLT {entry.olt_id}: SNMPv{entry.version} credentials {ref!r} incomplete: "
+            f"missing {missing}; expected environment variable(s) {names}{where}"
+        )
+    return SnmpCredentials(version=entry.version, **found)

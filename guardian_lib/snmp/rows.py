@@ -1,0 +1,309 @@
+"""Pure decoding of walked OLT tables into ``telemetry_raw`` / ``events_raw`` rows.
+
+No I/O here: :mod:`guardian_lib.snmp.poller` fetches, these functions decode.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from guardian_lib.snmp.encodings import (
+    decode_dbm,
+    decode_serial,
+    serial_from_length_prefixed_index,
+)
+from guardian_lib.snmp.profiles import OpticalColumn, Profile
+from guardian_lib.snmp.transport import Oid, oid_str
+
+__all__ = [
+    "SOURCE",
+    "TELEMETRY_SCHEMA",
+    "EVENTS_SCHEMA",
+    "empty_frame",
+    "decode_walk",
+    "derive_events",
+    "olt_alarm",
+]
+
+SOURCE = "snmp"
+
+_TS = pa.timestamp("us", tz="UTC")
+#: ``telemetry_raw`` columns plus the trace columns of the SNMP poller.
+TELEMETRY_SCHEMA = pa.schema(
+    [
+        ("ts", _TS),
+        ("onu_id", pa.string()),
+        ("rx_dbm", pa.float64()),
+        ("tx_dbm", pa.float64()),
+        ("olt_rx_dbm", pa.float64()),
+        ("snr_db", pa.float64()),
+        ("ber", pa.float64()),
+        ("crc_errors", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("loss_pct", pa.float64()),
+        ("online", pa.bool_()),
+        ("uptime_s", pa.int64()),
+        ("source", pa.string()),
+        ("received_at", _TS),
+        ("olt_id", pa.string()),
+        ("snmp_index", pa.string()),
+        ("serial", pa.string()),
+        ("poll_complete", pa.bool_()),
+    ]
+)
+#: ``events_raw`` columns.
+EVENTS_SCHEMA = pa.schema(
+    [
+        ("ts", _TS),
+        ("entity_id", pa.string()),
+        ("entity_type", pa.string()),
+        ("type", pa.string()),
+        ("severity", pa.string()),
+        ("source", pa.string()),
+        ("payload", pa.string()),
+        ("received_at", _TS),
+    ]
+)
+_SEVERITY = {"LOS": "critical", "DYING_GASP": "major", "LINK_UP": "info", "OLT_ALARM": "major"}
+
+
+def empty_frame(schema: pa.Schema) -> pd.DataFrame:
+    """An empty frame with the schema's columns and nullable dtypes."""
+    return schema.empty_table().to_pandas(types_mapper=_nullable)
+
+
+def _nullable(t: pa.DataType) -> Any:
+    if t == pa.bool_():
+        return pd.BooleanDtype()
+    if t == pa.int64():
+        return pd.Int64Dtype()
+    return None
+
+
+def _index_key(idx: Oid, strip: int) -> Oid:
+    return idx[: len(idx) - strip] if strip else idx
+
+
+def decode_walk(
+    profile: Profile,
+    rows: Mapping[str, Sequence[tuple[Oid, Any]]],
+    *,
+    olt_id: str,
+    ts: pd.Timestamp,
+    received_at: pd.Timestamp | None = None,
+    complete: bool = True,
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Turn walked table columns into telemetry rows (pure; no I/O).
+
+    Parameters
+    ----------
+    profile : Profile
+    rows : mapping
+        Column OID → ``(index sub-ids, value)`` pairs, as from
+        :meth:`SnmpSession.walk_columns`.
+    olt_id : str
+    ts, received_at : pandas.Timestamp
+        Poll time and answer arrival time (UTC).
+    complete : bool
+        Written to ``poll_complete``.
+
+    Returns
+    -------
+    telemetry : pandas.DataFrame
+        One row per ONU index seen in any column, :data:`TELEMETRY_SCHEMA` columns.
+    down_causes : dict
+        ``snmp_index`` → event type (LOS, DYING_GASP) for ONUs reported offline with a
+        known last-down cause.
+    """
+    received_at = ts if received_at is None else received_at
+    per_field: dict[str, dict[Oid, Any]] = {}
+    keys: set[Oid] = set()
+    for fname, col in profile.columns.items():
+        got = {_index_key(i, col.strip_suffix): v for i, v in rows.get(col.oid, ())}
+        per_field[fname] = got
+        keys.update(got)
+    order = sorted(keys)
+    n = len(order)
+    index_str = [oid_str(k) for k in order]
+
+    def values(fname: str) -> list[Any]:
+        got = per_field.get(fname, {})
+        return [got.get(k) for k in order]
+
+    out: dict[str, Any] = {}
+    for fname in ("rx_dbm", "tx_dbm", "olt_rx_dbm"):
+        col = getattr(profile.columns, fname)
+        if col is None:
+            out[fname] = np.full(n, np.nan)
+            continue
+        assert isinstance(col, OpticalColumn)
+        dbm = decode_dbm(values(fname), col.encoding, **_encoding_params(col))
+        lo, hi = col.valid_dbm
+        out[fname] = np.where((dbm >= lo) & (dbm <= hi), dbm, np.nan)
+
+    online: list[Any] = [pd.NA] * n
+    status = profile.columns.status
+    if status is not None:
+        for i, v in enumerate(values("status")):
+            if v in status.online:
+                online[i] = True
+            elif v in status.offline:
+                online[i] = False
+    online_arr = pd.array(online, dtype="boolean")
+    if profile.blank_optics_when_offline:
+        off = np.array([o is False for o in online], dtype=bool)
+        for fname in ("rx_dbm", "tx_dbm", "olt_rx_dbm"):
+            out[fname] = np.where(off, np.nan, out[fname])
+
+    serial: list[str | None] = [None] * n
+    if profile.columns.serial is not None:
+        enc = profile.columns.serial.encoding
+        serial = [decode_serial(v, enc) for v in values("serial")]
+    if profile.serial_from_index == "length_prefixed_ascii":
+        serial = [
+            s or serial_from_length_prefixed_index(ix)
+            for s, ix in zip(serial, index_str, strict=True)
+        ]
+
+    uptime: list[Any] = [pd.NA] * n
+    if profile.columns.uptime_s is not None:
+        scale = profile.columns.uptime_s.scale
+        uptime = [pd.NA if v is None else int(int(v) * scale) for v in values("uptime_s")]
+
+    causes: dict[str, str] = {}
+    if profile.columns.down_cause is not None:
+        cmap = profile.columns.down_cause.causes
+        for ix, v, on in zip(index_str, values("down_cause"), online, strict=True):
+            if on is False and isinstance(v, int) and v in cmap:
+                causes[ix] = cmap[v]
+
+    onu_id = [s if s else f"{olt_id}:{ix}" for s, ix in zip(serial, index_str, strict=True)]
+    frame = pd.DataFrame(
+        {
+            "ts": pd.Series([ts] * n, dtype="datetime64[us, UTC]"),
+            "onu_id": pd.Series(onu_id, dtype=object),
+            "rx_dbm": out["rx_dbm"],
+            "tx_dbm": out["tx_dbm"],
+            "olt_rx_dbm": out["olt_rx_dbm"],
+            "snr_db": np.full(n, np.nan),
+            "ber": np.full(n, np.nan),
+            "crc_errors": pd.array([pd.NA] * n, dtype="Int64"),
+            "latency_ms": np.full(n, np.nan),
+            "loss_pct": np.full(n, np.nan),
+            "online": online_arr,
+            "uptime_s": pd.array(uptime, dtype="Int64"),
+            "source": SOURCE,
+            "received_at": pd.Series([received_at] * n, dtype="datetime64[us, UTC]"),
+            "olt_id": olt_id,
+            "snmp_index": pd.Series(index_str, dtype=object),
+            "serial": pd.Series(serial, dtype=object),
+            "poll_complete": pd.array([complete] * n, dtype="boolean"),
+        }
+    )
+    return frame, causes
+
+
+def _encoding_params(col: OpticalColumn) -> dict[str, Any]:
+    if col.encoding == "scaled":
+        return {"scale": col.scale, "offset": col.offset, "sentinels": col.sentinels}
+    if col.encoding == "linear_mw":
+        return {"scale": col.scale, "sentinels": col.sentinels}
+    return {"sentinels": col.sentinels}
+
+
+def derive_events(
+    telemetry: pd.DataFrame,
+    down_causes: Mapping[str, str],
+    previous_online: Mapping[str, bool] | None = None,
+    *,
+    profile: str = "",
+) -> pd.DataFrame:
+    """LOS / DYING_GASP / LINK_UP events from one poll and, if known, the previous one.
+
+    Without a previous poll every ONU found offline with a known last-down cause gives
+    one event. With one, only changes do: online → offline gives the cause's event (none
+    when the OLT reports no cause: nothing is invented), offline → online gives LINK_UP.
+
+    Parameters
+    ----------
+    telemetry : pandas.DataFrame
+        One OLT's rows from :func:`decode_walk`.
+    down_causes : mapping
+        ``snmp_index`` → event type.
+    previous_online : mapping, optional
+        ONU id → online at the previous poll.
+    profile : str
+        Written to the payload.
+
+    Returns
+    -------
+    events : pandas.DataFrame
+        :data:`EVENTS_SCHEMA` columns.
+    """
+    recs = []
+    for row in telemetry.itertuples(index=False):
+        if row.online is pd.NA:
+            continue
+        on = bool(row.online)
+        prev = None if previous_online is None else previous_online.get(row.onu_id)
+        prev = None if prev is None or prev is pd.NA else bool(prev)
+        etype = None
+        if not on:
+            cause = down_causes.get(row.snmp_index)
+            if cause and (previous_online is None or prev is True):
+                etype = cause
+        elif prev is False:
+            etype = "LINK_UP"
+        if etype is None:
+            continue
+        payload = {
+            "olt_id": row.olt_id,
+            "snmp_index": row.snmp_index,
+            "serial": row.serial,
+            "profile": profile,
+            "observed": "transition" if previous_online is not None else "state",
+        }
+        recs.append(
+            (
+                row.ts,
+                row.onu_id,
+                "onu",
+                etype,
+                _SEVERITY[etype],
+                SOURCE,
+                json.dumps(payload),
+                row.received_at,
+            )
+        )
+    if not recs:
+        return empty_frame(EVENTS_SCHEMA)
+    frame = pd.DataFrame(recs, columns=EVENTS_SCHEMA.names)
+    for c in ("ts", "received_at"):
+        frame[c] = frame[c].astype("datetime64[us, UTC]")
+    return frame
+
+
+def olt_alarm(
+    olt_id: str,
+    ts: pd.Timestamp,
+    received_at: pd.Timestamp,
+    error: str,
+    profile: str | None,
+) -> pd.DataFrame:
+    """One ``OLT_ALARM`` event for an OLT whose poll is incomplete (payload names the error)."""
+    payload = json.dumps(
+        {"olt_id": olt_id, "reason": "snmp_poll_incomplete", "error": error, "profile": profile}
+    )
+    frame = pd.DataFrame(
+        [(ts, olt_id, "olt", "OLT_ALARM", "major", SOURCE, payload, received_at)],
+        columns=EVENTS_SCHEMA.names,
+    )
+    for c in ("ts", "received_at"):
+        frame[c] = frame[c].astype("datetime64[us, UTC]")
+    return frame

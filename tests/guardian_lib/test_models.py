@@ -1,0 +1,127 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from guardian_lib.models import AnomalyScorer, CauseClassifier, RiskModel, drift_report, psi
+from guardian_lib.models.cause import neighbour_massive_rule
+
+
+def test_anomaly_scores_are_calibrated_and_ordered(rng):
+    X = pd.DataFrame({"a": rng.normal(0, 1, 4000), "b": rng.gamma(2, 1, 4000)})
+    model = AnomalyScorer(n_estimators=100, random_state=1).fit(X)
+    fresh = pd.DataFrame({"a": rng.normal(0, 1, 4000), "b": rng.gamma(2, 1, 4000)})
+    s = model.anomaly_score(fresh)
+    assert s.min() >= 0 and s.max() <= 1
+    # Calibrated: on the same distribution about 1 % of rows score ≥ 0.99.
+    assert 0.002 < (s >= 0.99).mean() < 0.03
+    assert 0.4 < np.median(s) < 0.6
+    outliers = pd.DataFrame({"a": [8.0, -7.0], "b": [30.0, 25.0]})
+    assert (model.anomaly_score(outliers) > 0.99).all()
+    assert (model.predict(outliers) == -1).all()
+    # Same meaning on another fleet of another size: the scale is a quantile.
+    other = pd.DataFrame({"a": rng.normal(0, 1, 300), "b": rng.gamma(2, 1, 300)})
+    assert 0.35 < np.median(model.anomaly_score(other)) < 0.65
+
+
+def test_anomaly_scorer_handles_nans_and_checks_columns(rng):
+    X = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500)})
+    X.loc[::7, "a"] = np.nan
+    model = AnomalyScorer(n_estimators=20, random_state=0).fit(X)
+    assert np.isfinite(model.anomaly_score(X)).all()
+    with pytest.raises(ValueError, match=r"missing feature column\(s\) \['b'\]"):
+        model.anomaly_score(X[["a"]])
+    with pytest.raises(ValueError, match="threshold"):
+        AnomalyScorer(threshold=1.5).fit(X)
+
+
+def _cause_frame(rng, n=3000):
+    cls = rng.choice(["MASSIVE_OUTAGE", "CUSTOMER_PREMISES", "INTERMITTENT"], n)
+    massive = cls == "MASSIVE_OUTAGE"
+    X = pd.DataFrame(
+        {
+            "online": np.where(massive | (rng.random(n) < 0.3), 0.0, 1.0),
+            "box_share_offline": np.where(massive, rng.uniform(0.6, 1, n), rng.uniform(0, 0.1, n)),
+            "box_size": np.full(n, 12.0),
+            "pon_share_offline": np.where(massive, rng.uniform(0.3, 1, n), rng.uniform(0, 0.05, n)),
+            "pon_size": np.full(n, 40.0),
+            "rx_delta_7d": np.where(
+                cls == "INTERMITTENT", rng.normal(-4, 1, n), rng.normal(0, 0.3, n)
+            ),
+        }
+    )
+    return X, cls
+
+
+def test_cause_classifier_learns_and_rules_raise_massive(rng):
+    X, y = _cause_frame(rng)
+    model = CauseClassifier(n_estimators=40, random_state=0).fit(X, y)
+    proba = model.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (model.predict(X) == y).mean() > 0.9
+    # A row the booster is unsure about becomes massive when its box is down with it.
+    row = pd.DataFrame([{"online": 0.0, "box_share_offline": 0.9, "box_size": 12.0,
+                         "pon_share_offline": 0.0, "pon_size": 40.0, "rx_delta_7d": -4.0}])  # fmt: skip
+    k = list(model.classes_).index("MASSIVE_OUTAGE")
+    with_rules = model.predict_proba(row)[0, k]
+    model.set_params(neighbour_rules=False)
+    assert with_rules >= 0.95 >= model.predict_proba(row)[0, k] - 0.05
+    assert neighbour_massive_rule(row).tolist() == [True]
+
+
+def test_risk_model_is_calibrated(rng):
+    n = 40000
+    x = rng.normal(size=n)
+    p_true = 1 / (1 + np.exp(-(2.5 * x - 4)))
+    y = (rng.random(n) < p_true).astype(int)
+    X = pd.DataFrame({"x": x, "noise": rng.normal(size=n)})
+    model = RiskModel(n_estimators=60, negative_subsample=0.3, random_state=0).fit(X, y)
+    p = model.predict_proba(X)[:, 1]
+    prev = y.mean()
+    brier = np.mean((p - y) ** 2)
+    assert brier < np.mean((prev - y) ** 2)
+    # Reliability: in bins of predicted risk the observed rate matches.
+    bins = np.digitize(p, [0.05, 0.2, 0.5])
+    for b in np.unique(bins):
+        m = bins == b
+        if m.sum() > 500:
+            assert abs(p[m].mean() - y[m].mean()) < 0.05
+    with pytest.raises(ValueError, match="Only binary classification"):
+        RiskModel().fit(X.iloc[:10], np.arange(10))
+
+
+def test_psi_fires_on_shift_and_stays_quiet_otherwise(rng):
+    ref = pd.DataFrame({"rx_dbm": rng.normal(-21, 1, 5000), "loss_pct": rng.gamma(1, 0.1, 5000)})
+    same = pd.DataFrame({"rx_dbm": rng.normal(-21, 1, 5000), "loss_pct": rng.gamma(1, 0.1, 5000)})
+    shifted = pd.DataFrame(
+        {"rx_dbm": rng.normal(-23, 1.3, 5000), "loss_pct": rng.gamma(1, 0.1, 5000)}
+    )
+    assert not drift_report(ref, same)["drifted"].any()
+    rep = drift_report(ref, shifted).set_index("feature")
+    assert rep.loc["rx_dbm", "drifted"] and not rep.loc["loss_pct", "drifted"]
+    assert psi(np.array([np.nan] * 10), np.array([1.0] * 10)) > 0.2
+
+
+def test_top_reasons_are_json(rng):
+    from guardian_lib.models.explain import shap_values, top_reasons
+
+    X, y = _cause_frame(rng, 500)
+    model = CauseClassifier(n_estimators=10, random_state=0).fit(X, y)
+    vals = shap_values(model.booster_, X.iloc[:5], np.zeros(5, dtype=int))
+    assert vals.shape == (5, X.shape[1])
+    items = json.loads(top_reasons(vals, X.iloc[:5], "cause", k=2)[0])
+    assert len(items) == 2 and {"feature", "value", "contribution", "model"} <= set(items[0])
+
+
+@parametrize_with_checks(
+    [
+        AnomalyScorer(n_estimators=10, max_samples=64),
+        CauseClassifier(n_estimators=5),
+        RiskModel(n_estimators=5),
+    ]
+)
+def test_scikit_learn_estimator_contract(estimator, check):
+    check(estimator)

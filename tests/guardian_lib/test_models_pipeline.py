@@ -1,0 +1,107 @@
+"""train → register → score → evaluate through the CLI, on a tiny but busy run."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from guardian_lib.ingest import ingest_run
+from guardian_lib.models import PREDICTION_COLUMNS
+from simulator.output import simulate_to_dir
+from simulator.scenario import load_scenario
+
+GUARDIAN = Path(sys.executable).with_name("guardian")
+BUSY_RATES = {
+    "feeder_cut": 300.0,
+    "box_fault": 150.0,
+    "olt_board_failure": 30.0,
+    "upstream_failure": 150.0,
+    "cpe_hang": 30.0,
+    "wifi_interference": 20.0,
+    "customer_power_off": 20.0,
+    "hardware_failure": 10.0,
+    "fibre_degradation": 30.0,
+}
+
+
+def busy_run(tmp: Path, name: str, seed: int) -> Path:
+    sc = load_scenario("tiny", days=2)
+    faults = sc.faults.model_dump()
+    for kind, rate in BUSY_RATES.items():
+        faults[kind]["rate_per_year"] = rate
+    run = simulate_to_dir(sc.with_overrides(faults=faults), tmp / name, seed=seed)
+    ingest_run(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("models")
+    e = dict(os.environ)
+    e.pop("MLFLOW_TRACKING_URI", None)
+    e["GUARDIAN_DATA_DIR"] = str(tmp / "data")
+    e["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    return tmp, e
+
+
+def guardian(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(GUARDIAN), *args], env=env, capture_output=True, text=True, timeout=600, check=check
+    )
+
+
+def test_train_score_evaluate(env):
+    tmp, e = env
+    train = busy_run(tmp, "train", seed=1)
+    test = busy_run(tmp, "test", seed=2)
+    res = guardian(e, "train", "--run", str(train), "--n-estimators", "30", "--every-minutes", "30")
+    assert "registered network-guardian/1" in res.stderr
+    assert (tmp / "data" / "mlflow" / "mlflow.db").exists()
+    listing = guardian(e, "models", "list").stdout
+    assert "network-guardian/1" in listing and "champion" in listing
+
+    guardian(e, "score", "--run", str(test), "--every-minutes", "30")
+    files = list((test / "lake" / "gold" / "ml_predictions").glob("*.parquet"))
+    assert len(files) == 1
+    preds = pd.read_parquet(files[0])
+    assert list(preds.columns) == list(PREDICTION_COLUMNS)
+    assert (preds["model_version"] == "network-guardian/1").all()
+    probs = preds[[c for c in preds if c.startswith(("p_", "risk_"))] + ["anomaly_score"]]
+    assert ((probs >= 0) & (probs <= 1) | probs.isna()).all().all()
+    assert probs[["anomaly_score", "risk_2h", "risk_6h", "risk_24h"]].notna().all().all()
+    classes = preds[[c for c in preds if c.startswith("p_")]]
+    explained_rows = classes.notna().all(axis=1)
+    assert explained_rows.any()  # symptomatic rows get class probabilities summing to 1
+    assert classes[explained_rows].sum(axis=1).between(0.999, 1.001).all()
+    explained = preds[preds["top_reasons"] != "[]"]
+    assert len(explained) > 0
+    reason = json.loads(explained["top_reasons"].iloc[0])[0]
+    assert {"feature", "value", "contribution", "model"} <= set(reason)
+
+    out = tmp / "metrics.json"
+    guardian(e, "evaluate", "--run", str(test), "--json", str(out), "--every-minutes", "30")
+    m = json.loads(out.read_text())
+    for key in (
+        "massive_precision", "massive_recall", "massive_f1", "macro_f1", "per_class",
+        "confusion_matrix", "risk_2h_pr_auc", "risk_6h_pr_auc", "risk_24h_pr_auc",
+        "risk_24h_prevalence", "risk_24h_brier", "anomaly_pr_auc", "anomaly_median_lead_minutes",
+        "baselines",
+    ):  # fmt: skip
+        assert key in m, key
+    assert set(m["per_class"]) == {
+        "MASSIVE_OUTAGE", "CUSTOMER_PREMISES", "EQUIPMENT_FAIL", "EXTERNAL_NETWORK",
+        "INTERMITTENT", "UNKNOWN",
+    }  # fmt: skip
+    assert m["massive_f1"] > 0.5  # a busy tiny run: the neighbour signal is strong
+    assert "macro_f1" in m["baselines"]
+
+
+def test_unknown_alias_and_untrained_run_give_clear_errors(env, tiny_run):
+    tmp, e = env
+    res = guardian(e, "score", "--run", str(tiny_run), "--alias", "nope", check=False)
+    assert res.returncode == 2
+    assert "alias 'nope'" in res.stderr
