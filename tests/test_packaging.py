@@ -66,7 +66,11 @@ def test_guardian_lib_never_imports_simulator_or_acs_emulator():
 # Modules that may name faults_truth: ground truth is for evaluation and reporting only.
 # The warehouse's summary reports it for simulated runs (`guardian info`); models,
 # features and policies must never read it.
-FAULTS_TRUTH_ALLOWED = {"guardian_lib/warehouse.py", "guardian_lib/labels.py", "guardian_lib/models/training.py"}
+FAULTS_TRUTH_ALLOWED = {
+    "guardian_lib/warehouse.py",
+    "guardian_lib/labels.py",
+    "guardian_lib/models/training.py",
+}
 
 
 def test_only_reporting_reads_faults_truth():

@@ -3,8 +3,9 @@
 - :func:`feature_frame` — features of every ONU at each scoring time of a range
 - :func:`materialize_features` — the same, written by date under ``lake/gold/features``
   (incremental) and exposed as the DuckDB view ``features_timeseries``
-- :func:`compute_features` / :func:`load_cube` — the pure computation and its loader,
-  for callers that keep telemetry in memory (online scoring, the closed-loop backtest)
+- :func:`compute_features` / :func:`load_cube` — the pure computation and its loader
+- :class:`RollingCube` — an in-memory window fed tick by tick, for online scoring and
+  the closed-loop backtest
 """
 
 from guardian_lib.features._compute import (
@@ -15,6 +16,7 @@ from guardian_lib.features._compute import (
     symptomatic,
 )
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube, load_cube
+from guardian_lib.features._online import RollingCube
 from guardian_lib.features._store import (
     LOOKBACK_DAYS,
     feature_frame,
@@ -30,6 +32,7 @@ __all__ = [
     "EVENT_FEATURE_TYPES",
     "LOOKBACK_DAYS",
     "Cube",
+    "RollingCube",
     "load_cube",
     "compute_features",
     "symptomatic",

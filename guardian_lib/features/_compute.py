@@ -247,7 +247,7 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         cube.onus["distance_m"].to_numpy(dtype=float) / 1000, (len(rows), N)
     )
     out = {
-        "ts": np.repeat(cube.tick_times(rows), N),
+        "ts": cube.tick_times(rows).repeat(N),
         "onu_id": np.tile(cube.onus["onu_id"].astype(str).to_numpy(), len(rows)),
     }
     for c in FEATURE_COLUMNS:

@@ -122,3 +122,40 @@ def test_missing_warehouse_tables_give_clear_errors(tmp_path):
 
     with pytest.raises(WarehouseError, match="guardian ingest"):
         feature_frame(tmp_path)
+
+
+def test_rolling_cube_matches_batch(cube):
+    from guardian_lib.features import RollingCube
+
+    window = 200  # 2 × window < ticks appended: the buffer shifts at least once
+    rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    ev = cube.events
+    onu_ids = cube.onus["onu_id"].astype(str).to_numpy()
+    last = 500
+    for k in range(last + 1):
+        ts = cube.tick_times(np.array([k]))[0]
+        sel = ev[ev["tick"] == k]
+        rc.append(
+            ts,
+            {m: cube.values[m][k] for m in cube.values},
+            pd.DataFrame(
+                {"onu_id": onu_ids[sel["onu"].to_numpy()], "type": sel["type"].to_numpy()}
+            ),
+        )
+    online = rc.latest_features()
+    # The batch computation over the same window of history.
+    trimmed = type(cube)(
+        onus=cube.onus,
+        t0_us=cube.t0_us + (last + 1 - window) * cube.tick_s * 1_000_000,
+        tick_s=cube.tick_s,
+        values={m: v[last + 1 - window : last + 1] for m, v in cube.values.items()},
+        events=ev.assign(tick=ev["tick"] - (last + 1 - window)).query(
+            "tick >= 0 and tick < @window"
+        ),
+        olt_alarms=cube.olt_alarms.iloc[0:0],
+        orders=cube.orders.iloc[0:0],
+    )
+    batch = compute_features(trimmed, np.array([window - 1]))
+    pd.testing.assert_frame_equal(online, batch, check_exact=False, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="expected the tick"):
+        rc.append(ts, {})

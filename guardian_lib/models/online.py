@@ -1,0 +1,55 @@
+"""Online scoring: the model bundle applied tick by tick to an in-memory window."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.features import RollingCube
+
+__all__ = ["OnlineScorer"]
+
+
+class OnlineScorer:
+    """Predictions for the whole fleet at the newest tick, from what was observed so far.
+
+    Feed it every tick with :meth:`observe`; call it (e.g. as the autopilot's
+    ``scorer(snapshot)``) to get the ``ml_predictions`` rows of the newest tick. It
+    keeps no ground truth and reads nothing but the readings and events given to it.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    onus : pandas.DataFrame
+        Inventory rows in the order of the arrays given to :meth:`observe`.
+    tick_s : int, default 300
+        Polling interval. [s]
+    window_ticks : int, default 2016
+        History kept (7 days at 5 minutes); shorter windows are cheaper and give
+        baselines over what is held. [-]
+    explain : bool, default True
+        Attach top SHAP reasons (see :meth:`ModelBundle.predict`).
+    """
+
+    def __init__(
+        self,
+        bundle,
+        onus: pd.DataFrame,
+        tick_s: int = 300,
+        window_ticks: int = 2016,
+        explain: bool = True,
+    ) -> None:
+        self.bundle = bundle
+        self.cube = RollingCube(onus, tick_s=tick_s, window_ticks=window_ticks)
+        self.explain = explain
+        self.model_version = bundle.model_version
+
+    def observe(
+        self, ts: pd.Timestamp, values: dict[str, np.ndarray], events: pd.DataFrame | None = None
+    ) -> None:
+        """Add one tick of readings (and its events: columns ``onu_id``, ``type``)."""
+        self.cube.append(ts, values, events)
+
+    def __call__(self, snapshot=None) -> pd.DataFrame:
+        """Predictions of every ONU at the newest observed tick."""
+        return self.bundle.predict(self.cube.latest_features(), explain=self.explain)
