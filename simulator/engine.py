@@ -184,6 +184,18 @@ class Simulation:
         row = int(np.flatnonzero(self.onu_ids == onu)[0]) if isinstance(onu, str) else int(onu)
         self.env.process(self._reboot(row, by))
 
+    def notify_customer(self, onu_row: int, until_s: float) -> None:
+        """Tell a customer that their problem is known: they call less until ``until_s``.
+
+        Parameters
+        ----------
+        onu_row : int
+            Row of the customer's ONU in ``topology.onus``.
+        until_s : float
+            Simulation time until which the notice holds. [s]
+        """
+        self.notified_until_s[onu_row] = max(self.notified_until_s[onu_row], float(until_s))
+
     def visit_premises(self, onu_row: int) -> str:
         """What a technician finds and fixes at a customer's premises (the outcome)."""
         active = self.active_faults(onu_row)

@@ -180,9 +180,12 @@ class Operations:
         region = order.region
         try:
             yield env.timeout(max(0.0, order.scheduled_s - env.now))
-            # The office calls ahead; a customer whose service is back cancels.
-            if not self.sim.customer_impacted(order.onu_row) and (
-                self.rng.random() < self.cfg.confirm_before_visit_prob
+            # The office calls ahead; a customer whose service is back cancels (visits
+            # the autopilot scheduled on purpose, e.g. before an outage, go ahead).
+            if (
+                order.opened_by == "call_center"
+                and not self.sim.customer_impacted(order.onu_row)
+                and self.rng.random() < self.cfg.confirm_before_visit_prob
             ):
                 self._close(order, "cancelled", "resolved_before_visit")
                 return

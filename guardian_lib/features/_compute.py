@@ -17,6 +17,7 @@ from guardian_lib.features._cube import Cube
 from guardian_lib.features._windows import (
     event_counts,
     ffill,
+    ffill_at,
     run_length,
     window_mean,
     window_min,
@@ -140,16 +141,16 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         return np.minimum(run_length(flag)[r], w24) * cube.tick_s / 60
 
     for c in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "latency_ms", "loss_pct"):
-        f[c] = pick(ffill(s[c], limit=6))
+        f[c] = ffill_at(s[c], 6, r)
     with np.errstate(divide="ignore"):
-        f["log10_ber"] = np.log10(np.maximum(pick(ffill(s["ber"], limit=6)), 1e-15))
+        f["log10_ber"] = np.log10(np.maximum(ffill_at(s["ber"], 6, r), 1e-15))
     f["crc_errors_1h"] = window_sum(v["crc_errors"], w1h, rows)[0]
     f["online"] = np.where(np.isnan(pick(online)), 1.0, pick(online))
     f["stale_min"] = run_min(~present)
     f["offline_for_min"] = run_min(offline)
     f["pppoe_down"] = pick(pppoe_down).astype(float)
     f["pppoe_down_for_min"] = run_min(pppoe_down)
-    f["uptime_h"] = np.minimum(pick(ffill(s["uptime_s"], limit=12)), 30 * 86400) / 3600
+    f["uptime_h"] = np.minimum(ffill_at(s["uptime_s"], 12, r), 30 * 86400) / 3600
     f["rx_mean_15m"] = window_mean(rx, w15, rows)
     f["rx_mean_1h"] = window_mean(rx, w1h, rows)
     f["rx_min_1h"] = window_min(rx, w1h, rows)

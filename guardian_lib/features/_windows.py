@@ -16,6 +16,7 @@ __all__ = [
     "window_min",
     "window_slope",
     "ffill",
+    "ffill_at",
     "run_length",
     "event_counts",
 ]
@@ -25,6 +26,11 @@ def _cumsum0(x: np.ndarray) -> np.ndarray:
     out = np.zeros((x.shape[0] + 1, *x.shape[1:]), dtype=np.float64)
     np.cumsum(x, axis=0, out=out[1:])
     return out
+
+
+def _direct(n_rows: int, w: int, n_ticks: int) -> bool:
+    """Sum windows directly when that touches fewer ticks than one cumulative sum."""
+    return n_rows * min(w, n_ticks) <= n_ticks
 
 
 def window_sum(x: np.ndarray, w: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,17 +49,18 @@ def window_sum(x: np.ndarray, w: int, rows: np.ndarray) -> tuple[np.ndarray, np.
     -------
     total, count : ndarray, shape (len(rows), n_onus)
     """
-    valid = ~np.isnan(x)
-    filled = np.where(valid, x, 0.0)
     rows = np.asarray(rows)
-    if len(rows) * w < x.shape[0]:
+    if _direct(len(rows), w, x.shape[0]):
         total = np.empty((len(rows), x.shape[1]))
         count = np.empty((len(rows), x.shape[1]))
         for i, r in enumerate(rows.tolist()):
-            lo = max(r - w + 1, 0)
-            total[i] = filled[lo : r + 1].sum(axis=0, dtype=np.float64)
-            count[i] = valid[lo : r + 1].sum(axis=0)
+            block = x[max(r - w + 1, 0) : r + 1]
+            valid = ~np.isnan(block)
+            total[i] = np.where(valid, block, 0.0).sum(axis=0, dtype=np.float64)
+            count[i] = valid.sum(axis=0)
         return total, count
+    valid = ~np.isnan(x)
+    filled = np.where(valid, x, 0.0)
     cs = _cumsum0(filled)
     cc = _cumsum0(valid.astype(np.float64))
     lo = np.maximum(rows - w + 1, 0)
@@ -85,23 +92,25 @@ def window_slope(x: np.ndarray, w: int, rows: np.ndarray) -> np.ndarray:
     """
     rows = np.asarray(rows)
     out = np.full((len(rows), x.shape[1]), np.nan)
-    valid = ~np.isnan(x)
-    filled = np.where(valid, x, 0.0)
-    tau = np.arange(x.shape[0], dtype=np.float64)[:, None]
-    if len(rows) * w < x.shape[0]:
+    if _direct(len(rows), w, x.shape[0]):
         for i, r in enumerate(rows.tolist()):
             lo = max(r - w + 1, 0)
-            v = valid[lo : r + 1]
-            t = tau[lo : r + 1] - lo
+            block = x[lo : r + 1]
+            v = ~np.isnan(block)
+            xb = np.where(v, block, 0.0)
+            t = np.arange(r + 1 - lo, dtype=np.float64)[:, None]
             n = v.sum(axis=0)
             st = (t * v).sum(axis=0)
-            sx = filled[lo : r + 1].sum(axis=0)
+            sx = xb.sum(axis=0)
             stt = (t * t * v).sum(axis=0)
-            stx = (t * filled[lo : r + 1]).sum(axis=0)
+            stx = (t * xb).sum(axis=0)
             den = n * stt - st**2
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[i] = np.where((n >= 3) & (den > 0), (n * stx - st * sx) / den, np.nan)
         return out
+    valid = ~np.isnan(x)
+    filled = np.where(valid, x, 0.0)
+    tau = np.arange(x.shape[0], dtype=np.float64)[:, None]
     vf = valid.astype(np.float64)
     cn, cx = _cumsum0(vf), _cumsum0(filled)
     ct, ctx = _cumsum0(tau * vf), _cumsum0(tau * filled)
@@ -132,6 +141,27 @@ def ffill(x: np.ndarray, limit: int) -> np.ndarray:
         age = np.where(miss, age + 1, 0)
         last = np.where(miss, last, row)
         out[t] = np.where(miss & (age <= limit), last, row)
+    return out
+
+
+def ffill_at(x: np.ndarray, limit: int, rows: np.ndarray) -> np.ndarray:
+    """``ffill(x, limit)[rows]`` without filling the whole matrix.
+
+    Looks back at most ``limit`` ticks from each row for the last valid value.
+    """
+    rows = np.asarray(rows)
+    out = x[rows].copy()
+    for back in range(1, limit + 1):
+        miss = np.isnan(out)
+        if not miss.any():
+            break
+        src = rows - back
+        ok = src >= 0
+        if not ok.any():
+            break
+        prev = np.full_like(out, np.nan)
+        prev[ok] = x[src[ok]]
+        out = np.where(miss, prev, out)
     return out
 
 

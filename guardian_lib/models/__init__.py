@@ -20,6 +20,7 @@ _EXPORTS = {
     "CLASS_COLUMNS": "guardian_lib.models.bundle",
     "PREDICTION_COLUMNS": "guardian_lib.models.bundle",
     "OnlineScorer": "guardian_lib.models.online",
+    "ModelScorer": "guardian_lib.models.online",
     "psi": "guardian_lib.models.drift",
     "drift_report": "guardian_lib.models.drift",
 }

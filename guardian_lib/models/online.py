@@ -7,7 +7,7 @@ import pandas as pd
 
 from guardian_lib.features import RollingCube
 
-__all__ = ["OnlineScorer"]
+__all__ = ["OnlineScorer", "ModelScorer"]
 
 
 class OnlineScorer:
@@ -53,3 +53,32 @@ class OnlineScorer:
     def __call__(self, snapshot=None) -> pd.DataFrame:
         """Predictions of every ONU at the newest observed tick."""
         return self.bundle.predict(self.cube.latest_features(), explain=self.explain)
+
+
+class ModelScorer:
+    """A model bundle not yet bound to a fleet: :meth:`bind` gives an :class:`OnlineScorer`.
+
+    The closed-loop backtest builds a new simulation per seed and binds the scorer to
+    each fleet (``scorer.bind(onus, tick_s)``), then feeds it every tick.
+
+    Parameters
+    ----------
+    bundle : ModelBundle
+    window_ticks : int, default 576
+        History kept per fleet (2 days at 5 minutes: 7-day baselines are then taken over
+        what is held, which keeps a week-long backtest fast). [-]
+    explain : bool, default False
+        Attach SHAP reasons (slower; the audit keeps the policy's own rationale).
+    """
+
+    def __init__(self, bundle, window_ticks: int = 576, explain: bool = False) -> None:
+        self.bundle = bundle
+        self.window_ticks = window_ticks
+        self.explain = explain
+        self.model_version = bundle.model_version
+
+    def bind(self, onus: pd.DataFrame, tick_s: int = 300) -> OnlineScorer:
+        """An :class:`OnlineScorer` for the fleet ``onus``."""
+        return OnlineScorer(
+            self.bundle, onus, tick_s=tick_s, window_ticks=self.window_ticks, explain=self.explain
+        )

@@ -1,0 +1,20 @@
+"""The live twin: simulator in scaled real time + ACS + CPE agents + autopilot.
+
+See docs/tr069.md ("Live twin"). :class:`Twin` runs the loop, :func:`run_twin` builds,
+runs and closes one; :class:`NbiDevices` is the autopilot's device executor over the
+GenieACS-compatible NBI; :class:`TwinStateSource` feeds the CPE agents from the running
+simulation and hands their reboots back to it.
+"""
+
+from acs_emulator.twin.adapters import NbiDevices, SimFieldOps, SimNotifier, TwinStateSource
+from acs_emulator.twin.runner import Twin, TwinReport, run_twin
+
+__all__ = [
+    "NbiDevices",
+    "SimFieldOps",
+    "SimNotifier",
+    "Twin",
+    "TwinReport",
+    "TwinStateSource",
+    "run_twin",
+]

@@ -1,0 +1,121 @@
+"""``guardian twin``: the live twin (registered through ``guardian.commands``).
+
+Imports of the simulator, the ACS and the autopilot stay inside the command so that
+``guardian --help`` does not load them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["register", "twin_command"]
+
+
+def twin_command(
+    scenario: Annotated[str, typer.Option(help="Scenario name or YAML file.")] = "tiny",
+    speed: Annotated[
+        float, typer.Option(help="Simulated seconds per wall-clock second (60: 1 h per min).")
+    ] = 60.0,
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the scenario's).")] = None,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="simulate (decide and audit only) or execute (reboot through the NBI); "
+            "default $AUTOPILOT_MODE, else simulate."
+        ),
+    ] = None,
+    hours: Annotated[
+        float | None, typer.Option(help="Simulated hours to run (default: whole scenario).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many wall-clock seconds.")
+    ] = None,
+    every_minutes: Annotated[
+        float, typer.Option(help="Autopilot period in simulated minutes.")
+    ] = 15.0,
+    cpes: Annotated[
+        int | None, typer.Option(help="Emulate only the first N customers' CPEs.")
+    ] = None,
+    audit: Annotated[
+        Path | None, typer.Option(help="DuckDB file for the audit trail (default: memory).")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Loopback address of the ACS, NBI and agents.")
+    ] = "127.0.0.1",
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the final report as JSON.")
+    ] = False,
+) -> None:
+    """Run the simulator in scaled real time with the ACS, CPE agents and the autopilot."""
+    import signal
+    import threading
+
+    from rich.console import Console
+
+    from acs_emulator.twin.runner import Twin, TwinReport
+    from guardian_lib.decision import AutopilotSettings
+    from simulator.scenario import load_scenario
+
+    console = Console(stderr=True)
+    if mode is not None and mode not in ("simulate", "execute"):
+        raise typer.BadParameter(f"--mode: expected simulate or execute, got {mode!r}")
+    if not speed > 0:
+        raise typer.BadParameter(f"--speed: expected > 0, got {speed!r}")
+    settings = AutopilotSettings()
+    if mode is not None:
+        settings = settings.model_copy(update={"autopilot_mode": mode})
+    sc = load_scenario(scenario)
+    try:
+        twin = Twin(
+            sc,
+            seed=seed,
+            speed=speed,
+            settings=settings,
+            every_minutes=every_minutes,
+            audit=audit,
+            host=host,
+            n_cpes=cpes,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    ticks = None if hours is None else max(1, int(round(hours * 60 / sc.tick_minutes)))
+    per_hour = max(1, int(round(60 / sc.tick_minutes)))
+
+    def progress(k: int, r: TwinReport) -> None:
+        if k % per_hour == 0:
+            console.print(
+                f"{twin.sim.ts_of(twin.sim.env.now):%Y-%m-%d %H:%M} decisions {r.decisions} "
+                f"NBI reboots {len(r.nbi_reboots)} CPE reboots {len(r.cpe_reboots)} "
+                f"hangs cleared {len(r.hangs_cleared_by_reboot)}"
+            )
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    console.print(
+        f"[green]twin[/] {sc.name}: {len(twin.identities)} CPEs, speed {speed:g}×, "
+        f"autopilot {twin.mode} (Ctrl-C stops)"
+    )
+    try:
+        report = twin.run(ticks=ticks, duration_s=duration, stop=stop, on_tick=progress)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        twin.close()
+    if json_out:
+        typer.echo(report.to_json())
+    else:
+        console.print(
+            f"{report.ticks} ticks ({report.sim_minutes:g} simulated min) in "
+            f"{report.wall_s:.1f} s; decisions {report.decisions}; reboot actions "
+            f"{report.reboot_actions}; sent to NBI {len(report.nbi_reboots)}, executed by "
+            f"CPEs {len(report.cpe_reboots)}, hangs cleared by reboot "
+            f"{len(report.hangs_cleared_by_reboot)}; CWMP sessions ok {report.sessions_ok}, "
+            f"failed {report.sessions_failed}"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``twin`` command to the ``guardian`` CLI."""
+    app.command("twin")(twin_command)

@@ -1,0 +1,49 @@
+"""What the executors need from the outside world (structural types).
+
+Any object with the right methods will do: the TR-069 NBI client of
+:mod:`guardian_lib.acs` is a :class:`DeviceClient` (``NbiClient.reboot(device_id)``);
+the closed-loop backtest passes adapters onto the simulator. Nothing here imports
+``guardian_lib.acs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["DeviceClient", "FieldClient", "Notifier"]
+
+
+@runtime_checkable
+class DeviceClient(Protocol):
+    """Remote device operations (an ACS northbound API)."""
+
+    def reboot(self, device_id: str) -> Any:
+        """Ask the device to reboot; returns the ACS's answer (any object)."""
+        ...
+
+
+@runtime_checkable
+class FieldClient(Protocol):
+    """Field operations (a work-order system)."""
+
+    def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
+        """Schedule a technician visit; returns the service-order id."""
+        ...
+
+    def cancel_visit(self, os_id: str, reason: str) -> bool:
+        """Cancel a visit that has not finished; returns whether it was cancelled."""
+        ...
+
+    def status(self, os_id: str) -> str:
+        """Status of a service order (``scheduled``, ``in_progress``, ``completed``,
+        ``cancelled``)."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Customer notifications (SMS, app push, IVR message)."""
+
+    def notify(self, onu_id: str, template: str, until_h: float) -> bool:
+        """Tell the customer of ``onu_id``; returns whether the message was accepted."""
+        ...

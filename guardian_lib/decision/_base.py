@@ -1,0 +1,260 @@
+"""Parts shared by the policies: case lifecycle, massive incidents, candidate selection."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
+
+__all__ = ["PolicyBase", "CASE_COLUMNS", "INCIDENT_COLUMNS", "sanitize_predictions"]
+
+#: Columns of ``Snapshot.cases`` (index ``onu_id``).
+CASE_COLUMNS = ("case_id", "opened_at", "reboots", "last_reboot_at", "visit_os_id", "notified")
+#: Columns of ``Snapshot.incidents``.
+INCIDENT_COLUMNS = ("incident_id", "scope_type", "scope_key", "start_at", "cause")
+_SCOPE_COL = {"box": "box_id", "pon": "pon_id", "olt": "olt_id", "bng": "olt_id"}
+
+
+def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
+    """Make any scorer's output safe for the policies.
+
+    The ML models leave the class probabilities NaN on rows without a symptom (nothing
+    to explain); such rows become ``p_unknown = 1``. Probabilities are clipped to
+    [0, 1] and rows renormalised; NaN risks and anomaly scores become 0 and missing
+    reasons ``"[]"``.
+
+    Raises
+    ------
+    KeyError
+        A column of the contract is missing (named in the message).
+    """
+    missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
+    if missing:
+        raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
+    out = preds.copy()
+    q = np.clip(out[list(CLASS_COLUMNS)].to_numpy(dtype=float), 0.0, 1.0)
+    q = np.nan_to_num(q, nan=0.0)
+    total = q.sum(axis=1)
+    q[total <= 0, -1] = 1.0
+    q /= q.sum(axis=1, keepdims=True)
+    out[list(CLASS_COLUMNS)] = q
+    for c in ("anomaly_score", "risk_2h", "risk_6h", "risk_24h"):
+        out[c] = np.clip(np.nan_to_num(out[c].to_numpy(dtype=float), nan=0.0), 0.0, 1.0)
+    out["top_reasons"] = out["top_reasons"].where(out["top_reasons"].notna(), "[]")
+    return out
+
+
+@dataclass
+class PolicyBase:
+    """Lifecycle and incident logic common to the rule and expected-cost policies.
+
+    Parameters
+    ----------
+    massive_threshold : float, default 0.8
+        ``p_massive_outage`` (or ``p_external_network``) above which an ONU counts
+        toward a massive incident. [-]
+    min_neighbours : int, default 3
+        Other ONUs of the scope that must be affected too. [-]
+    stable_minutes : float, default 30
+        A case closes after the ONU has been back and stable this long. [min]
+    risk_threshold : float, default 0.5
+        ``risk_24h`` above which a healthy-looking ONU gets a proactive case. [-]
+    """
+
+    massive_threshold: float = 0.8
+    min_neighbours: int = 3
+    stable_minutes: float = 30.0
+    risk_threshold: float = 0.5
+    name: str = "base"
+    version: str = "0"
+
+    # --- helpers --------------------------------------------------------------------------
+    def _d(self, snap: Snapshot, subject: str, action: str, **kw) -> Decision:
+        mv = "none"
+        if snap.predictions is not None and len(snap.predictions):
+            mv = str(snap.predictions["model_version"].iat[0])
+        return Decision(
+            ts=snap.ts,
+            subject=subject,
+            action=action,
+            model_version=mv,
+            policy_version=f"{self.name}-{self.version}",
+            **kw,
+        )
+
+    def frame(self, snap: Snapshot) -> pd.DataFrame:
+        """Status, predictions and neighbour evidence of the ONUs worth a look.
+
+        Rows: ONUs impacted, at risk, anomalous, with an open case, recently back, or
+        inside an open incident's scope; everything else is healthy and skipped.
+        """
+        st = snap.status
+        preds = snap.predictions
+        if preds is None:
+            raise ValueError(f"{self.name}.decide: snapshot.predictions is None (run a scorer)")
+        ids = preds["onu_id"].to_numpy()
+        if not (len(ids) == len(st) and np.array_equal(ids, st.index.to_numpy())):
+            preds = preds.set_index("onu_id").reindex(st.index).reset_index()
+        nb = snap.neighbours()
+        case_ids = snap.cases.index.to_numpy(dtype=object) if len(snap.cases) else []
+        interest = (
+            st["impacted"].to_numpy(dtype=bool)
+            | (np.nan_to_num(preds["risk_24h"].to_numpy(dtype=float)) > self.risk_threshold)
+            | (np.nan_to_num(preds["anomaly_score"].to_numpy(dtype=float)) > 0.05)
+            | (st["stable_min"].to_numpy() < 4 * self.stable_minutes)
+            | np.isin(st.index.to_numpy(dtype=object), case_ids)
+        )
+        rows = np.flatnonzero(interest)
+        index = pd.Index(st.index.to_numpy(dtype=object)[rows], dtype=object, name="onu_id")
+        p = sanitize_predictions(preds.iloc[rows]).drop(columns=["ts", "onu_id"])
+        parts = [st.iloc[rows], p, nb.iloc[rows]]
+        return pd.concat([x.set_axis(index) for x in parts], axis=1)
+
+    # --- massive incidents ------------------------------------------------------------------
+    def incident_decisions(self, snap: Snapshot, df: pd.DataFrame) -> tuple[list[Decision], set]:
+        """Open / close massive incidents, hold visits and notify in their scope.
+
+        Returns
+        -------
+        decisions : list of Decision
+        covered : set of str
+            ONU ids inside an open (or just opened) incident's scope and affected.
+        """
+        out: list[Decision] = []
+        affected = df["impacted"].to_numpy(dtype=bool) | (df["box_rxdrop_share"].to_numpy() > 0)
+        p_m = df["p_massive_outage"].to_numpy() + df["p_external_network"].to_numpy()
+        massive = (
+            affected & (p_m > self.massive_threshold) & (df["n_nb_off"] >= self.min_neighbours)
+        )
+        if not massive.any() and len(snap.incidents) == 0:
+            return out, set()
+        inc = snap.incidents if len(snap.incidents) else pd.DataFrame(columns=INCIDENT_COLUMNS)
+        open_scopes = {(r.scope_type, r.scope_key): r.incident_id for r in inc.itertuples()}
+        covered: set[str] = set()
+        orders = snap.service_orders
+        order_by_onu = (
+            dict(zip(orders["onu_id"], orders["os_id"], strict=True)) if len(orders) else {}
+        )
+        cases = snap.cases
+        for (stype, skey), grp in df.loc[massive].groupby(["scope_type", "scope_key"], sort=True):
+            col = _SCOPE_COL[stype]
+            in_scope = df.loc[(df[col].to_numpy() == skey) & df["impacted"].to_numpy(dtype=bool)]
+            ids = tuple(in_scope.index.astype(str))
+            covered.update(ids)
+            if (stype, skey) in open_scopes:
+                continue
+            cls = "EXTERNAL_NETWORK" if stype == "bng" else "MASSIVE_OUTAGE"
+            conf = float(grp[["p_massive_outage", "p_external_network"]].sum(axis=1).mean())
+            rationale = {
+                "rule": "massive probability above threshold with many neighbours affected",
+                "n_affected": len(ids),
+                "mean_p_massive": round(conf, 3),
+                "top_reasons": json.loads(grp["top_reasons"].iat[0]),
+            }
+            key = f"{stype}:{skey}"
+            params = {"scope_type": stype, "scope_key": skey, "cause": cls}
+            out.append(
+                self._d(snap, key, "open_incident", targets=ids, confidence=conf,
+                        rationale=rationale, params=params)
+            )  # fmt: skip
+            held = tuple(order_by_onu[i] for i in ids if i in order_by_onu)
+            if held:
+                out.append(
+                    self._d(snap, key, "hold_visits", targets=held, confidence=conf,
+                            rationale={"rule": "visits in a massive outage's area are held"},
+                            params=params)
+                )  # fmt: skip
+            to_notify = [i for i in ids if i not in cases.index or not cases.at[i, "notified"]]
+            if to_notify:
+                out.append(
+                    self._d(snap, key, "notify", targets=tuple(to_notify), confidence=conf,
+                            rationale={"rule": "tell customers of a massive outage"},
+                            params={"template": "massive_outage", "until_h": 12.0})
+                )  # fmt: skip
+        # Close incidents whose whole scope is back and stable.
+        st = snap.status
+        for r in inc.itertuples():
+            col = _SCOPE_COL.get(r.scope_type)
+            members = st.loc[st[col].to_numpy() == r.scope_key] if col else st.iloc[:0]
+            if len(members) == 0 or (
+                not members["impacted"].any() and members["stable_min"].min() >= self.stable_minutes
+            ):
+                out.append(
+                    self._d(snap, f"{r.scope_type}:{r.scope_key}", "close_incident",
+                            targets=(r.incident_id,), case_id=r.incident_id,
+                            rationale={"rule": "scope back and stable"},
+                            params={"incident_id": r.incident_id})
+                )  # fmt: skip
+            else:
+                covered.update(members.index[members["impacted"].to_numpy(dtype=bool)].astype(str))
+        return out, covered
+
+    # --- individual cases -------------------------------------------------------------------
+    def case_decisions(
+        self, snap: Snapshot, df: pd.DataFrame, covered: set
+    ) -> tuple[list[Decision], pd.DataFrame]:
+        """Open cases for new problems, close cases back and stable.
+
+        Returns
+        -------
+        decisions : list of Decision
+        active : pandas.DataFrame
+            Rows of ``df`` for the individual cases still open after this round, with
+            the case columns joined (new cases have ``case_id`` None).
+        """
+        out: list[Decision] = []
+        cases = snap.cases if len(snap.cases) else pd.DataFrame(columns=CASE_COLUMNS)
+        ids = df.index.to_numpy(dtype=object)
+        pos = pd.Index(cases.index.to_numpy(dtype=object), dtype=object).get_indexer(ids)
+        has_case = pos >= 0
+        is_cov = np.isin(ids, list(covered)) if covered else np.zeros(len(df), dtype=bool)
+        impacted = df["impacted"].to_numpy(dtype=bool)
+        risk = df["risk_24h"].to_numpy(dtype=float)
+        stable_min = df["stable_min"].to_numpy(dtype=float)
+        problem = impacted | (risk > self.risk_threshold)
+        new = problem & ~has_case & ~is_cov
+        anomaly = df["anomaly_score"].to_numpy(dtype=float)
+        reasons = df["top_reasons"].to_numpy(dtype=object)
+        for i in np.flatnonzero(new):
+            out.append(
+                self._d(snap, str(ids[i]), "open_case", targets=(str(ids[i]),),
+                        confidence=float(anomaly[i]),
+                        rationale={"top_reasons": json.loads(reasons[i]),
+                                   "impacted_min": round(float(df["impacted_min"].iat[i]), 1)})
+            )  # fmt: skip
+        # Close: back and stable, or now part of a massive incident.
+        orders = snap.service_orders
+        order_status = (
+            dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
+        )
+        stable = ~impacted & (stable_min >= self.stable_minutes) & (risk <= self.risk_threshold)
+        close = has_case & (stable | is_cov)
+        case_col = {c: cases[c].to_numpy(dtype=object) for c in CASE_COLUMNS}
+        for i in np.flatnonzero(close):
+            case_id, os_id = case_col["case_id"][pos[i]], case_col["visit_os_id"][pos[i]]
+            why = "merged into massive incident" if is_cov[i] else "back and stable"
+            if isinstance(os_id, str) and order_status.get(os_id) == "scheduled":
+                out.append(
+                    self._d(snap, str(ids[i]), "cancel_visit", targets=(os_id,),
+                            case_id=case_id, rationale={"rule": f"case {why}"})
+                )  # fmt: skip
+            out.append(
+                self._d(snap, str(ids[i]), "close_case", targets=(str(ids[i]),), case_id=case_id,
+                        rationale={"rule": why, "stable_min": float(min(stable_min[i], 1e6))})
+            )  # fmt: skip
+        rows = np.concatenate([np.flatnonzero(has_case & ~close), np.flatnonzero(new)])
+        active = df.iloc[rows].copy()
+        p = pos[rows]
+        defaults = {"case_id": None, "opened_at": pd.NaT, "reboots": 0,
+                    "last_reboot_at": pd.NaT, "visit_os_id": None, "notified": False}  # fmt: skip
+        for c in CASE_COLUMNS:
+            vals = np.empty(len(rows), dtype=object)
+            vals[:] = [case_col[c][j] if j >= 0 else defaults[c] for j in p]
+            active[c] = vals
+        active["reboots"] = active["reboots"].fillna(0).astype(int)
+        active["notified"] = active["notified"].fillna(False).astype(bool)
+        return out, active

@@ -1,0 +1,163 @@
+"""The objects the decision engine passes around: :class:`Snapshot` and :class:`Decision`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+__all__ = [
+    "Decision",
+    "Snapshot",
+    "Policy",
+    "Scorer",
+    "ACTIONS",
+    "DEVICE_ACTIONS",
+    "FIELD_ACTIONS",
+    "BOOKKEEPING_ACTIONS",
+    "PREDICTION_COLUMNS",
+    "CLASS_COLUMNS",
+]
+
+#: Actions that touch a device through the ACS.
+DEVICE_ACTIONS = ("reboot",)
+#: Actions on field operations and customers.
+FIELD_ACTIONS = ("schedule_visit", "cancel_visit", "hold_visits", "notify")
+#: Actions that only change the autopilot's own records.
+BOOKKEEPING_ACTIONS = ("open_case", "close_case", "open_incident", "close_incident", "wait")
+#: Every action a policy may decide.
+ACTIONS = DEVICE_ACTIONS + FIELD_ACTIONS + BOOKKEEPING_ACTIONS
+
+#: Cause-class probability columns of the predictions frame, in DESIGN order.
+CLASS_COLUMNS = (
+    "p_massive_outage",
+    "p_customer_premises",
+    "p_equipment_fail",
+    "p_external_network",
+    "p_intermittent",
+    "p_unknown",
+)
+#: Columns of a predictions frame (the contract with ``guardian_lib.models``).
+PREDICTION_COLUMNS = (
+    "ts",
+    "onu_id",
+    "anomaly_score",
+    *CLASS_COLUMNS,
+    "risk_2h",
+    "risk_6h",
+    "risk_24h",
+    "model_version",
+    "top_reasons",
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision of a policy (a row of ``decisions`` once audited).
+
+    Attributes
+    ----------
+    ts : pandas.Timestamp
+        When it was decided (UTC).
+    subject : str
+        What it is about: an ONU id, or a scope such as ``"box:SPL-…"``.
+    action : str
+        One of :data:`ACTIONS`.
+    targets : tuple of str
+        What the action touches (CPE ids for a reboot, ONU ids for visits and
+        notifications, service-order ids for a cancellation). Never empty for an
+        action outside :data:`BOOKKEEPING_ACTIONS`: the safety layer blocks it.
+    confidence : float
+        Probability that the action is right. [-]
+    expected_cost_brl : float or None
+        Expected cost of the chosen alternative. [R$]
+    rationale : dict
+        Rule or cost table and top reasons, JSON-serialisable.
+    case_id : str or None
+        Case (or incident) the decision belongs to.
+    params : dict
+        Action parameters (e.g. ``priority``, ``scope_type``, ``scope_key``).
+    model_version, policy_version : str
+    """
+
+    ts: pd.Timestamp
+    subject: str
+    action: str
+    targets: tuple[str, ...] = ()
+    confidence: float = 1.0
+    expected_cost_brl: float | None = None
+    rationale: dict[str, Any] = field(default_factory=dict)
+    case_id: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    model_version: str = "none"
+    policy_version: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.action not in ACTIONS:
+            raise ValueError(
+                f"Decision(subject={self.subject!r}).action must be one of {ACTIONS}, "
+                f"got {self.action!r}"
+            )
+
+
+@dataclass
+class Snapshot:
+    """What an operator observes at one instant: never ground truth.
+
+    Attributes
+    ----------
+    ts : pandas.Timestamp
+        Observation time (UTC).
+    status : pandas.DataFrame
+        One row per ONU (index ``onu_id``): the latest telemetry, the inventory keys
+        (``customer_id``, ``cpe_id``, ``pon_id``, ``box_id``, ``olt_id``, ``region``,
+        ``segment``) and observed state (see :class:`~guardian_lib.decision.observe.Observer`).
+    events : pandas.DataFrame
+        Events received since the previous snapshot.
+    service_orders : pandas.DataFrame
+        Open service orders (``os_id``, ``onu_id``, ``status``, ``opened_at``,
+        ``scheduled_for``, ``opened_by``).
+    incidents : pandas.DataFrame
+        Open incidents (``incident_id``, ``scope_type``, ``scope_key``, ``start_at``).
+    cases : pandas.DataFrame
+        Open cases (index ``onu_id``; ``case_id``, ``opened_at``, ``reboots``,
+        ``last_reboot_at``, ``visit_os_id``, ``called``, ``notified``).
+    actions : pandas.DataFrame
+        Recent automatic actions (``target``, ``action_type``, ``started_at``, ``status``).
+    predictions : pandas.DataFrame or None
+        Model output (:data:`PREDICTION_COLUMNS`), filled by the scorer.
+    """
+
+    ts: pd.Timestamp
+    status: pd.DataFrame
+    events: pd.DataFrame = field(default_factory=pd.DataFrame)
+    service_orders: pd.DataFrame = field(default_factory=pd.DataFrame)
+    incidents: pd.DataFrame = field(default_factory=pd.DataFrame)
+    cases: pd.DataFrame = field(default_factory=pd.DataFrame)
+    actions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    predictions: pd.DataFrame | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def neighbours(self) -> pd.DataFrame:
+        """:func:`~guardian_lib.decision.scorer.neighbour_stats` of ``status`` (cached)."""
+        if "neighbours" not in self._cache:
+            from guardian_lib.decision.scorer import neighbour_stats
+
+            self._cache["neighbours"] = neighbour_stats(self.status)
+        return self._cache["neighbours"]
+
+
+class Scorer(Protocol):
+    """Anything that turns a snapshot into a predictions frame."""
+
+    def __call__(self, snapshot: Snapshot) -> pd.DataFrame: ...
+
+
+class Policy(Protocol):
+    """A decision policy: observable snapshot in, decisions out."""
+
+    name: str
+    version: str
+
+    def decide(self, snapshot: Snapshot) -> list[Decision]: ...

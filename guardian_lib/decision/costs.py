@@ -1,0 +1,236 @@
+"""Cost model of the autopilot: pure functions in R$ over arrays.
+
+Every function takes numbers or numpy arrays and returns the same shape; none reads
+global state. :class:`CostModel` only holds the parameters and passes them on.
+
+The expected cost of an alternative for a case is the cost of what it does now (a
+visit, a reboot's disruption) plus the expected cost of the impact that remains:
+SLA credit (pro-rata of the monthly fee for outages of 30 min or more), customer
+calls, and churn risk while the problem lasts.
+"""
+
+from __future__ import annotations
+
+from math import log
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import ndtr
+
+__all__ = [
+    "CostModel",
+    "Prior",
+    "visit_cost_brl",
+    "sla_credit_brl",
+    "impact_cost_rate_brl_per_h",
+    "lognormal_residual_h",
+    "lognormal_survival",
+    "ALTERNATIVES",
+]
+
+#: Alternatives the expected-cost policy compares for an individual case.
+ALTERNATIVES = ("wait", "reboot", "schedule_visit")
+_Z90 = 1.2815515655446004
+
+
+class Prior(BaseModel):
+    """Log-normal duration prior of a problem left alone (median, p90). [h]"""
+
+    model_config = ConfigDict(frozen=True)
+    median_h: float = Field(gt=0)
+    p90_h: float = Field(gt=0)
+
+
+class CostModel(BaseModel):
+    """Parameters of the cost model (all money in R$, times in hours).
+
+    Attributes
+    ----------
+    cost_per_visit_brl : float
+        One technician visit. [R$]
+    call_cost_brl : float
+        Handling one customer call. [R$]
+    reboot_cost_brl : float
+        Disruption of one remote reboot (a few minutes down). [R$]
+    notify_cost_brl : float
+        Sending one notification. [R$]
+    monthly_fee_brl : float
+        Monthly fee used for SLA credits. [R$]
+    churn_cost_brl_per_h : float
+        Churn risk per hour of outage (repeat failures make customers leave). [R$/h]
+    degraded_cost_brl_per_h : float
+        Churn risk per hour of degraded service. [R$/h]
+    call_rate_per_h : float
+        Calls per hour from a customer with an outage (0.3 of it when notified). [1/h]
+    visit_delay_h : float
+        Time until a priority visit restores service (schedule + travel + work). [h]
+    reboot_fix_prob : float
+        Probability that a reboot clears a hung CPE. [-]
+    horizon_h : float
+        Cap on the residual durations considered. [h]
+    priors : dict
+        Duration of each problem kind when nobody acts; kinds absent never end alone.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    cost_per_visit_brl: float = Field(150.0, ge=0)
+    call_cost_brl: float = Field(8.0, ge=0)
+    reboot_cost_brl: float = Field(2.0, ge=0)
+    notify_cost_brl: float = Field(0.2, ge=0)
+    monthly_fee_brl: float = Field(110.0, ge=0)
+    churn_cost_brl_per_h: float = Field(3.0, ge=0)
+    degraded_cost_brl_per_h: float = Field(2.0, ge=0)
+    call_rate_per_h: float = Field(0.2, ge=0)
+    visit_delay_h: float = Field(4.0, gt=0)
+    reboot_fix_prob: float = Field(0.85, ge=0, le=1)
+    horizon_h: float = Field(168.0, gt=0)
+    priors: dict[str, Prior] = Field(
+        default_factory=lambda: {
+            "massive": Prior(median_h=4.0, p90_h=12.0),
+            "external": Prior(median_h=0.75, p90_h=2.5),
+            "hang": Prior(median_h=4.0, p90_h=30.0),
+            "power": Prior(median_h=6.0, p90_h=48.0),
+            "wifi": Prior(median_h=72.0, p90_h=400.0),
+            "unknown": Prior(median_h=0.75, p90_h=1.5),
+        }
+    )
+
+
+def visit_cost_brl(n_visits: np.ndarray | float, cost_per_visit_brl: float = 150.0) -> np.ndarray:
+    """Cost of technician visits.
+
+    Parameters
+    ----------
+    n_visits : array_like
+        Number of visits. [-]
+    cost_per_visit_brl : float, default 150
+        [R$]
+
+    Returns
+    -------
+    ndarray
+        [R$]
+
+    Examples
+    --------
+    >>> float(visit_cost_brl(3))
+    450.0
+    """
+    return np.asarray(n_visits, dtype=float) * cost_per_visit_brl
+
+
+def sla_credit_brl(
+    outage_h: np.ndarray | float, monthly_fee_brl: np.ndarray | float = 110.0
+) -> np.ndarray:
+    """Pro-rata credit owed for an outage (Brazil: outages of 30 min or more).
+
+    Parameters
+    ----------
+    outage_h : array_like
+        Outage duration. [h]
+    monthly_fee_brl : array_like, default 110
+        Customer's monthly fee. [R$]
+
+    Returns
+    -------
+    ndarray
+        ``fee × hours / 720`` for outages of at least 0.5 h, else 0. [R$]
+
+    Examples
+    --------
+    >>> float(sla_credit_brl(7.2, 100.0)), float(sla_credit_brl(0.25, 100.0))
+    (1.0, 0.0)
+    """
+    h = np.asarray(outage_h, dtype=float)
+    return np.where(h >= 0.5, np.asarray(monthly_fee_brl, dtype=float) * h / 720.0, 0.0)
+
+
+def impact_cost_rate_brl_per_h(
+    outage: np.ndarray | bool, notified: np.ndarray | bool, model: CostModel
+) -> np.ndarray:
+    """Cost per hour of an ongoing problem (credit, calls, churn risk).
+
+    Parameters
+    ----------
+    outage : array_like of bool
+        True for no service (offline or no PPPoE), False for degraded service.
+    notified : array_like of bool
+        The customer was told about the problem (calls drop to 30 %).
+    model : CostModel
+
+    Returns
+    -------
+    ndarray
+        [R$/h]
+    """
+    outage = np.asarray(outage, dtype=bool)
+    calls = model.call_rate_per_h * np.where(np.asarray(notified, dtype=bool), 0.3, 1.0)
+    credit = model.monthly_fee_brl / 720.0
+    outage_rate = credit + model.churn_cost_brl_per_h + calls * model.call_cost_brl
+    degraded_rate = model.degraded_cost_brl_per_h + 0.6 * calls * model.call_cost_brl
+    return np.where(outage, outage_rate, degraded_rate)
+
+
+def lognormal_residual_h(
+    elapsed_h: np.ndarray | float, prior: Prior, horizon_h: float = 168.0
+) -> np.ndarray:
+    """Expected remaining duration of a problem that has lasted ``elapsed_h``.
+
+    ``E[min(T, e + H) − e | T > e]`` for a log-normal ``T`` with the prior's median
+    and p90, computed by numerical integration of the survival function.
+
+    Parameters
+    ----------
+    elapsed_h : array_like
+        How long the problem has lasted. [h]
+    prior : Prior
+    horizon_h : float, default 168
+        Cap on the remaining time considered. [h]
+
+    Returns
+    -------
+    ndarray
+        [h]
+
+    Examples
+    --------
+    >>> r0 = float(lognormal_residual_h(0.0, Prior(median_h=4, p90_h=30)))
+    >>> r8 = float(lognormal_residual_h(8.0, Prior(median_h=4, p90_h=30)))
+    >>> r8 > r0  # a heavy tail: the longer it lasts, the longer it will last
+    True
+    """
+    e = np.atleast_1d(np.asarray(elapsed_h, dtype=float))
+    mu, sigma = log(prior.median_h), log(prior.p90_h / prior.median_h) / _Z90
+    grid = np.linspace(0.0, 1.0, 65)  # fraction of the horizon
+    t = e[:, None] + grid[None, :] * horizon_h
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.maximum(t, 1e-9)) - mu) / sigma
+    surv = 1.0 - ndtr(z)
+    surv0 = np.maximum(surv[:, :1], 1e-12)
+    rel = surv / surv0
+    out = np.trapezoid(rel, dx=horizon_h / (len(grid) - 1), axis=1)
+    return out.reshape(np.shape(elapsed_h)) if np.ndim(elapsed_h) else out[0]
+
+
+def lognormal_survival(t_h: np.ndarray | float, prior: Prior) -> np.ndarray:
+    """Probability that a problem with this prior lasts longer than ``t_h``.
+
+    Parameters
+    ----------
+    t_h : array_like
+        Duration. [h]
+    prior : Prior
+
+    Returns
+    -------
+    ndarray
+        ``P(T > t)``. [-]
+
+    Examples
+    --------
+    >>> round(float(lognormal_survival(4.0, Prior(median_h=4, p90_h=30))), 3)
+    0.5
+    """
+    mu, sigma = log(prior.median_h), log(prior.p90_h / prior.median_h) / _Z90
+    t = np.maximum(np.asarray(t_h, dtype=float), 1e-9)
+    return 1.0 - ndtr((np.log(t) - mu) / sigma)

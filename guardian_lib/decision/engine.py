@@ -1,0 +1,261 @@
+"""``Autopilot``: scorer → policy → safety → executors, every step audited.
+
+One :meth:`Autopilot.step` per observation round: the scorer fills the predictions, the
+policy decides, each decision goes through :class:`~guardian_lib.decision.safety.SafetyGuard`
+(blocked ones are audited with the rule), allowed actions go to the
+:class:`~guardian_lib.actions.Dispatcher`, and the engine keeps the open cases and
+incidents that the next snapshot shows the policy. Reboots are verified a few minutes
+later (service back and not degraded) and the outcome feeds the circuit breaker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
+from guardian_lib.audit import AuditLog
+from guardian_lib.decision._base import CASE_COLUMNS, INCIDENT_COLUMNS
+from guardian_lib.decision._types import BOOKKEEPING_ACTIONS, Decision, Policy, Scorer, Snapshot
+from guardian_lib.decision.safety import SafetyGuard
+from guardian_lib.decision.settings import AutopilotSettings
+
+__all__ = ["Autopilot"]
+
+_INPUT_COLS = (
+    "online", "service_up", "degraded", "down_type", "impacted_min", "stable_min", "rx_dbm",
+    "rx_drop_db", "tx_drop_db", "loss_pct", "latency_ms", "calls_24h", "pon_id", "box_id",
+)  # fmt: skip
+_PRED_COLS = (
+    "anomaly_score", "p_massive_outage", "p_customer_premises", "p_equipment_fail",
+    "p_external_network", "p_intermittent", "p_unknown", "risk_2h", "risk_24h",
+)  # fmt: skip
+_SCOPE_COL = {"box": "box_id", "pon": "pon_id", "olt": "olt_id", "bng": "olt_id"}
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float | np.floating):
+        return None if not np.isfinite(v) else round(float(v), 4)
+    if isinstance(v, np.bool_ | bool):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v if v is None or isinstance(v, str | int) else str(v)
+
+
+class Autopilot:
+    """The decision engine of one deployment (or one backtest run).
+
+    Parameters
+    ----------
+    policy : Policy
+    scorer : callable
+        ``scorer(snapshot) -> predictions`` (RuleScorer or the ML models).
+    settings : AutopilotSettings, optional
+    dispatcher : Dispatcher, optional
+        Defaults to a dispatcher in ``settings.autopilot_mode`` with no clients.
+    audit : AuditLog, optional
+        Defaults to an in-memory log.
+    guard : SafetyGuard, optional
+    verify_minutes : float, default 15
+        Time after a reboot at which its success is checked. [min]
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        scorer: Scorer,
+        settings: AutopilotSettings | None = None,
+        dispatcher: Dispatcher | None = None,
+        audit: AuditLog | None = None,
+        guard: SafetyGuard | None = None,
+        verify_minutes: float = 15.0,
+    ) -> None:
+        self.settings = settings or AutopilotSettings()
+        self.policy = policy
+        self.scorer = scorer
+        self.dispatcher = dispatcher or Dispatcher(self.settings.autopilot_mode)
+        self.audit = audit or AuditLog()
+        self.guard = guard or SafetyGuard(self.settings)
+        self.verify_minutes = verify_minutes
+        self.cases: dict[str, dict[str, Any]] = {}
+        self.incidents: dict[str, dict[str, Any]] = {}
+        self._pending: list[tuple[str, str, str, ActionResult]] = []
+        self._n_cases = 0
+        self.counts: dict[str, int] = {}
+
+    @property
+    def mode(self) -> str:
+        """``simulate`` or ``execute``."""
+        return self.dispatcher.mode
+
+    # --- views for the policy ----------------------------------------------------------------
+    def cases_frame(self) -> pd.DataFrame:
+        """Open cases (index ``onu_id``)."""
+        if not self.cases:
+            return pd.DataFrame(columns=CASE_COLUMNS, index=pd.Index([], name="onu_id"))
+        df = pd.DataFrame.from_dict(self.cases, orient="index")[list(CASE_COLUMNS)]
+        df.index.name = "onu_id"
+        return df
+
+    def incidents_frame(self) -> pd.DataFrame:
+        """Open incidents."""
+        rows = [{"incident_id": k, **v} for k, v in self.incidents.items()]
+        return pd.DataFrame(rows, columns=list(INCIDENT_COLUMNS))
+
+    # --- one round -------------------------------------------------------------------------
+    def step(self, snapshot: Snapshot) -> list[Decision]:
+        """Score, decide, check, act and audit one snapshot.
+
+        Returns
+        -------
+        list of Decision
+            The policy's decisions (as audited, with case ids filled in).
+        """
+        snap = snapshot
+        snap.cases = self.cases_frame()
+        snap.incidents = self.incidents_frame()
+        self._verify(snap)
+        snap.predictions = self.scorer(snap)
+        decisions = self.policy.decide(snap)
+        st = snap.status
+        preds = snap.predictions.set_index("onu_id")
+        outage_scopes = {(v["scope_type"], v["scope_key"]) for v in self.incidents.values()}
+        done = []
+        for d in decisions:
+            done.append(self._apply(d, snap, st, preds, outage_scopes))
+        return done
+
+    def _inputs(self, d: Decision, st: pd.DataFrame, preds: pd.DataFrame) -> dict[str, Any]:
+        if d.subject in st.index:
+            row = st.loc[d.subject]
+            p = preds.loc[d.subject] if d.subject in preds.index else {}
+            out = {c: _clean(row[c]) for c in _INPUT_COLS if c in row}
+            out.update({c: _clean(p[c]) for c in _PRED_COLS if c in p})
+            return out
+        members = [t for t in d.targets if t in st.index]
+        sub = st.loc[members] if members else st.iloc[:0]
+        return {
+            "n_targets": len(d.targets),
+            "n_offline": int((~sub["online"]).sum()) if len(sub) else 0,
+            "n_no_service": int((~sub["service_up"]).sum()) if len(sub) else 0,
+            "scope": d.params.get("scope_key"),
+        }
+
+    def _apply(self, d, snap, st, preds, outage_scopes) -> Decision:
+        self.counts[d.action] = self.counts.get(d.action, 0) + 1
+        ts = snap.ts
+        if d.action == "open_case":
+            self._n_cases += 1
+            case_id = f"{self.audit.tag}CASE{self._n_cases:07d}"
+            d = replace(d, case_id=case_id)
+            self.cases[d.subject] = {
+                "case_id": case_id, "opened_at": ts, "reboots": 0, "last_reboot_at": pd.NaT,
+                "visit_os_id": None, "notified": False,
+            }  # fmt: skip
+        elif d.action == "close_case":
+            case = self.cases.pop(d.subject, None)
+            outcome = "visit_avoided"
+            if "massive" in str(d.rationale.get("rule", "")):
+                outcome = "merged_massive"
+            elif case and case["visit_os_id"] and self.dispatcher.field_ops is not None:
+                status = self.dispatcher.field_ops.status(case["visit_os_id"])
+                outcome = "visit" if status in ("completed", "in_progress") else outcome
+            d = replace(d, rationale={**d.rationale, "outcome": outcome})
+        elif d.action == "open_incident":
+            iid = self.audit.new_incident_id()
+            d = replace(d, case_id=iid)
+            p = d.params
+            self.incidents[iid] = {
+                "scope_type": p["scope_type"], "scope_key": p["scope_key"], "start_at": ts,
+                "cause": p.get("cause", "MASSIVE_OUTAGE"), "affected": len(d.targets),
+            }  # fmt: skip
+            self.audit.record_incident(
+                iid, ts, scope_type=p["scope_type"], scope_key=p["scope_key"], start_at=ts,
+                severity="major", cause=p.get("cause"), affected_customers=len(d.targets),
+                opened_by=f"autopilot:{self.policy.name}",
+            )  # fmt: skip
+        elif d.action == "close_incident":
+            iid = d.params.get("incident_id")
+            inc = self.incidents.pop(iid, None)
+            if inc:
+                self.audit.record_incident(
+                    iid, ts, scope_type=inc["scope_type"], scope_key=inc["scope_key"],
+                    start_at=inc["start_at"], end_at=ts, severity="major", cause=inc["cause"],
+                    affected_customers=inc["affected"], opened_by=f"autopilot:{self.policy.name}",
+                )  # fmt: skip
+        inputs = self._inputs(d, st, preds)
+        if d.action in BOOKKEEPING_ACTIONS:
+            self.audit.record_decision(d, inputs, self.mode)
+            return d
+        pon_id, outage = None, False
+        if d.action == "reboot" and d.subject in st.index:
+            row = st.loc[d.subject]
+            pon_id = row["pon_id"]
+            outage = any((t, row[_SCOPE_COL[t]]) in outage_scopes for t in ("box", "pon", "olt"))
+        verdict = self.guard.check(d, ts, pon_id=pon_id, outage=outage)
+        did = self.audit.record_decision(d, inputs, self.mode, verdict.allowed, verdict.rule)
+        if not verdict.allowed:
+            for t in d.targets or ("",):
+                self.audit.record_action(
+                    did,
+                    ActionResult(d.action, str(t), "blocked", ts, ts,
+                                 result={"rule": verdict.rule}, error=verdict.detail),
+                )  # fmt: skip
+            return d
+        results = self.dispatcher.execute(d, verdict.execute_at or ts)
+        case = self.cases.get(d.subject)
+        for r in results:
+            if r.status == "pending":
+                self._pending.append((did, d.subject, d.action, r))
+            else:
+                self.audit.record_action(did, r)
+            if d.action == "notify":
+                cust = st.at[r.target, "customer_id"] if r.target in st.index else None
+                self.audit.record_notification(
+                    cust, r.target, ts, d.params.get("template", "generic"), r.status,
+                    metadata={"decision_id": did},
+                )  # fmt: skip
+                if r.target in self.cases and r.status != "failed":
+                    self.cases[r.target]["notified"] = True
+        if case is not None:
+            if d.action == "reboot":
+                case["reboots"] += 1
+                case["last_reboot_at"] = ts
+            elif d.action == "schedule_visit" and results and results[0].ref:
+                case["visit_os_id"] = results[0].ref
+            elif d.action == "schedule_visit" and results and results[0].status == "simulated":
+                case["visit_os_id"] = f"simulated:{did}"
+            elif d.action == "cancel_visit":
+                case["visit_os_id"] = None
+        return d
+
+    def _verify(self, snap: Snapshot) -> None:
+        """Check pending reboots whose verification time has come."""
+        if not self._pending:
+            return
+        st = snap.status
+        keep = []
+        for did, subject, action, r in self._pending:
+            due = pd.Timestamp(r.started_at) + pd.Timedelta(minutes=self.verify_minutes)
+            if snap.ts < due:
+                keep.append((did, subject, action, r))
+                continue
+            ok = bool(
+                subject in st.index
+                and st.at[subject, "service_up"]
+                and not st.at[subject, "degraded"]
+            )
+            r.status = "succeeded" if ok else "failed"
+            r.finished_at = snap.ts
+            r.result = {**r.result, "verified": ok}
+            self.audit.record_action(did, r)
+            self.guard.record_outcome(ok, snap.ts)
+        self._pending = keep
+
+    def close(self) -> None:
+        """Flush the audit log."""
+        self.audit.flush()

@@ -1,0 +1,285 @@
+"""``ExpectedCostPolicy``: for each case, the alternative of least expected cost.
+
+For every open individual case it compares, with the scorer's class probabilities and
+the :class:`~guardian_lib.decision.costs.CostModel`:
+
+* **wait** — the problem lasts its expected residual time (log-normal priors per kind:
+  a hung CPE reboots itself, a customer's power returns, a massive outage gets fixed by
+  a crew); kinds that never end alone (equipment, fibre) need a visit later anyway;
+* **reboot** — a hung CPE comes back with probability ``reboot_fix_prob`` (only
+  possible while the device is online);
+* **schedule_visit** — a technician fixes premises, equipment and fibre problems after
+  ``visit_delay_h``, at ``cost_per_visit_brl``; a visit cannot fix a power cut, a
+  massive outage or an upstream failure.
+
+The ongoing impact costs SLA credit, calls and churn risk per hour
+(:func:`~guardian_lib.decision.costs.impact_cost_rate_brl_per_h`). Every action decision
+carries the cost table and the top reasons. Massive incidents and the case lifecycle
+follow the same rules as :class:`~guardian_lib.decision.rules.RulesPolicy`, with a lower
+massive threshold (0.6). Customers with an outage are notified after ``notify_after_min``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.decision._base import PolicyBase
+from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
+from guardian_lib.decision.costs import (
+    CostModel,
+    impact_cost_rate_brl_per_h,
+    lognormal_residual_h,
+    lognormal_survival,
+)
+from guardian_lib.decision.settings import AutopilotSettings
+
+__all__ = ["ExpectedCostPolicy", "case_costs", "make_autopilot"]
+
+
+def case_costs(
+    active: pd.DataFrame, model: CostModel, review_h: float = 0.25, wait_h: float = 2.0
+) -> pd.DataFrame:
+    """Expected cost of each alternative for each case (vectorised).
+
+    The class probabilities are first updated with how long the problem has lasted
+    (Bayes: ``q_c ∝ q_c · S_c(elapsed)``, where ``S_c`` is the survival of kind ``c``'s
+    duration prior; kinds that never end alone keep ``S = 1``), so a problem that
+    persists becomes less and less likely to be one that goes away by itself.
+
+    Parameters
+    ----------
+    active : pandas.DataFrame
+        One row per case with the status columns (``online``, ``outage``, ``degraded``,
+        ``impacted``, ``down_type``, ``impacted_min``, ``notified``), ``risk_24h`` and
+        the class probabilities.
+    model : CostModel
+    review_h : float, default 0.25
+        Time until the policy looks again. [h]
+    wait_h : float, default 2
+        Horizon of the *wait* alternative: wait this long, then visit if the problem
+        still needs it (a non-myopic comparison with visiting now). [h]
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``wait``, ``reboot`` (NaN where impossible), ``schedule_visit`` [R$],
+        ``subtype`` (what the problem looks like: hang, power, wifi, los) and
+        ``p_self_resolving`` (posterior probability that it ends alone) [-].
+    """
+    cols = ["wait", "reboot", "schedule_visit", "subtype", "p_self_resolving"]
+    if len(active) == 0:
+        return pd.DataFrame(columns=cols)
+    online = active["online"].to_numpy(dtype=bool)
+    outage = active["outage"].to_numpy(dtype=bool)
+    dg = ~online & (active["down_type"].to_numpy() == "DYING_GASP")
+    los = ~online & ~dg
+    subtype = np.where(dg, "power", np.where(online & outage, "hang", "wifi"))
+    subtype = np.where(los, "los", subtype)
+    elapsed = active["impacted_min"].to_numpy(dtype=float) / 60.0
+    notified = active["notified"].to_numpy(dtype=bool)
+    rate = impact_cost_rate_brl_per_h(outage, notified, model)
+    # A drifting ONU with no impact yet costs its risk of an outage.
+    not_impacted = ~active["impacted"].to_numpy(dtype=bool)
+    risk = active["risk_24h"].to_numpy(dtype=float)
+    rate = np.where(not_impacted, risk * impact_cost_rate_brl_per_h(True, False, model), rate)
+    pr, H, C = model.priors, model.horizon_h, model.cost_per_visit_brl
+    delay = model.visit_delay_h
+    visit_later = C + rate * (wait_h + delay)
+    # Customer-premises prior by subtype; an offline ONU with LOS cannot be a hang.
+    prem = {"power": pr["power"], "hang": pr["hang"], "wifi": pr["wifi"]}
+    kind = {
+        "massive_outage": "massive",
+        "external_network": "external",
+        "unknown": "unknown",
+    }
+    names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
+    q = np.column_stack([active[c].to_numpy(dtype=float) for c in CLASS_COLUMNS])
+    surv = np.ones_like(q)
+    resid = np.zeros_like(q)  # expected remaining duration within the wait horizon [h]
+    still = np.ones_like(q)  # P(still there after the wait horizon)
+    forever = np.zeros_like(q)  # expected cost of waiting it out entirely [R$]
+    for j, name in enumerate(names):
+        if name in kind:
+            p = pr[kind[name]]
+            s_e = lognormal_survival(elapsed, p)
+            surv[:, j] = s_e
+            resid[:, j] = lognormal_residual_h(elapsed, p, wait_h)
+            still[:, j] = lognormal_survival(elapsed + wait_h, p) / np.maximum(s_e, 1e-12)
+            forever[:, j] = rate * lognormal_residual_h(elapsed, p, H)
+        elif name == "customer_premises":
+            for sub, p in prem.items():
+                m = subtype == sub
+                if m.any():
+                    s_e = lognormal_survival(elapsed[m], p)
+                    surv[m, j] = s_e
+                    resid[m, j] = lognormal_residual_h(elapsed[m], p, wait_h)
+                    still[m, j] = lognormal_survival(elapsed[m] + wait_h, p) / np.maximum(
+                        s_e, 1e-12
+                    )
+                    forever[m, j] = rate[m] * lognormal_residual_h(elapsed[m], p, H)
+    # LOS is not a premises problem that ends alone: treat it like equipment.
+    jp = names.index("customer_premises")
+    surv[los, jp], still[los, jp] = 1.0, 1.0
+    q = q * surv
+    q = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
+    fixable = np.zeros_like(q, dtype=bool)
+    fixable[:, names.index("equipment_fail")] = True
+    fixable[:, names.index("intermittent")] = True
+    fixable[:, jp] = subtype != "power"
+    never = np.zeros_like(q, dtype=bool)
+    never[:, names.index("equipment_fail")] = True
+    never[:, names.index("intermittent")] = True
+    never[los, jp] = True
+    r = rate[:, None]
+    # Visit now: fixable kinds end after the delay; the others run their course.
+    v = np.where(fixable, r * delay, forever)
+    visit = C + (q * v).sum(axis=1)
+    # Wait the horizon, then visit what still needs a visit.
+    w_fixable = r * resid + still * (C + r * delay)
+    w = np.where(never, visit_later[:, None], np.where(fixable, w_fixable, forever))
+    wait = (q * w).sum(axis=1)
+    hang = np.where(subtype == "hang", q[:, jp], 0.0)
+    p_fix = model.reboot_fix_prob
+    reboot = (
+        model.reboot_cost_brl
+        + hang * (p_fix * rate * 0.1 + (1 - p_fix) * w[:, jp])
+        + (wait - hang * w[:, jp])
+    )
+    reboot = np.where(online & (subtype == "hang"), reboot, np.nan)
+    self_res = (q * ~never).sum(axis=1)
+    return pd.DataFrame(
+        {"wait": wait, "reboot": reboot, "schedule_visit": visit, "subtype": subtype,
+         "p_self_resolving": self_res},
+        index=active.index,
+    )  # fmt: skip
+
+
+@dataclass
+class ExpectedCostPolicy(PolicyBase):
+    """Least expected cost per case (see the module docstring).
+
+    Parameters
+    ----------
+    costs : CostModel, optional
+    settings : AutopilotSettings, optional
+        Cooldown and daily limit the policy plans with (the safety layer enforces them
+        again); ``cost_per_visit`` overrides ``costs.cost_per_visit_brl``.
+    notify_after_min : float, default 10
+        Outage duration after which the customer is notified. [min]
+    min_visit_min : float, default 15
+        A problem must be seen this long before a visit is considered. [min]
+    review_h : float, default 0.25
+        How often the policy is called. [h]
+    """
+
+    costs: CostModel = field(default_factory=CostModel)
+    settings: AutopilotSettings = field(default_factory=AutopilotSettings)
+    notify_after_min: float = 10.0
+    min_visit_min: float = 15.0
+    review_h: float = 0.25
+    massive_threshold: float = 0.6
+    min_neighbours: int = 2
+    name: str = "autopilot"
+    version: str = "1"
+
+    def __post_init__(self) -> None:
+        if self.costs.cost_per_visit_brl != self.settings.cost_per_visit:
+            self.costs = self.costs.model_copy(
+                update={"cost_per_visit_brl": self.settings.cost_per_visit}
+            )
+
+    def decide(self, snapshot: Snapshot) -> list[Decision]:
+        """Decisions for one snapshot (see the module docstring)."""
+        snap = snapshot
+        df = self.frame(snap)
+        out, covered = self.incident_decisions(snap, df)
+        lifecycle, active = self.case_decisions(snap, df, covered)
+        out += lifecycle
+        if len(active) == 0:
+            return out
+        table = case_costs(active, self.costs, self.review_h)
+        orders = snap.service_orders
+        with_order = set(orders["onu_id"]) if len(orders) else set()
+        cooldown = self.settings.reboot_cooldown_minutes
+        for onu, r in active.iterrows():
+            onu = str(onu)
+            c = table.loc[onu]
+            case_id = r["case_id"] if isinstance(r["case_id"], str) else None
+            last = r.get("last_reboot_at")
+            since = (
+                np.inf
+                if last is None or pd.isna(last)
+                else (snap.ts - pd.Timestamp(last)).total_seconds() / 60.0
+            )
+            options = {"wait": float(c["wait"]), "schedule_visit": float(c["schedule_visit"])}
+            if not np.isnan(c["reboot"]) and since >= cooldown:
+                options["reboot"] = float(c["reboot"])
+            has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
+            if has_visit or (r["impacted"] and r["impacted_min"] < self.min_visit_min):
+                options.pop("schedule_visit")
+            best = min(options, key=options.get)
+            rationale = {
+                "costs_brl": {k: round(v, 2) for k, v in options.items()},
+                "subtype": str(c["subtype"]),
+                "p_self_resolving_posterior": round(float(c["p_self_resolving"]), 3),
+                "top_reasons": json.loads(r["top_reasons"]),
+                "p": {
+                    k: round(float(r[f"p_{k}"]), 3)
+                    for k in ("massive_outage", "customer_premises", "equipment_fail",
+                              "external_network", "intermittent", "unknown")
+                },
+            }  # fmt: skip
+            probs = [float(r[f"p_{k}"]) for k in ("customer_premises", "equipment_fail")]
+            if r["outage"] and not r["notified"] and r["impacted_min"] >= self.notify_after_min:
+                out.append(
+                    self._d(snap, onu, "notify", targets=(onu,), case_id=case_id,
+                            confidence=float(r["anomaly_score"]),
+                            expected_cost_brl=self.costs.notify_cost_brl,
+                            rationale={"rule": "tell the customer we know", **rationale},
+                            params={"template": "individual_problem", "until_h": 6.0})
+                )  # fmt: skip
+            if best == "reboot":
+                out.append(
+                    self._d(snap, onu, "reboot", targets=(str(r["cpe_id"]),), case_id=case_id,
+                            confidence=probs[0], expected_cost_brl=options[best],
+                            rationale=rationale)
+                )  # fmt: skip
+            elif best == "schedule_visit":
+                priority = "high" if r["impacted"] else "normal"
+                out.append(
+                    self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
+                            confidence=float(max(probs[1], 1 - r["p_unknown"])),
+                            expected_cost_brl=options[best], rationale=rationale,
+                            params={"priority": priority, "reason": f"autopilot_{c['subtype']}"})
+                )  # fmt: skip
+        return out
+
+
+def make_autopilot(
+    scorer: Scorer | None = None,
+    settings: AutopilotSettings | None = None,
+    costs: CostModel | None = None,
+) -> tuple[Scorer, ExpectedCostPolicy]:
+    """The autopilot's scorer and policy.
+
+    Parameters
+    ----------
+    scorer : callable, optional
+        ``scorer(snapshot) -> predictions``; the ML models of ``guardian_lib.models``
+        plug in here. Defaults to :class:`~guardian_lib.decision.scorer.RuleScorer`.
+    settings : AutopilotSettings, optional
+    costs : CostModel, optional
+
+    Returns
+    -------
+    (scorer, policy)
+    """
+    from guardian_lib.decision.scorer import RuleScorer
+
+    settings = settings or AutopilotSettings()
+    policy = ExpectedCostPolicy(costs=costs or CostModel(), settings=settings)
+    return (scorer or RuleScorer()), policy

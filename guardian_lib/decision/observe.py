@@ -1,0 +1,268 @@
+"""What an operator observes, kept per ONU as numpy arrays between snapshots.
+
+:class:`Observer` consumes the latest telemetry (one row per ONU) and the events
+received since the previous update, and keeps the observed state a policy needs:
+whether the customer has service, since when a problem lasts or since when the ONU is
+back, the last down cause (LOS or dying gasp), a slow baseline of the optical levels
+(to see a drift), recent calls and flaps. Every update is vectorised over the fleet;
+only events (few) are looked up one by one.
+
+It never sees ground truth: only telemetry, events and inventory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Observer", "DOWN_TYPES", "STATUS_COLUMNS"]
+
+#: Codes of the last down cause seen in events.
+DOWN_TYPES = ("none", "LOS", "DYING_GASP")
+#: Columns of :meth:`Observer.status` besides the inventory keys and telemetry.
+STATUS_COLUMNS = (
+    "service_up",
+    "degraded",
+    "outage",
+    "impacted",
+    "down_type",
+    "impacted_min",
+    "stable_min",
+    "rx_drop_db",
+    "tx_drop_db",
+    "calls_24h",
+    "last_call_min",
+    "flaps_24h",
+)
+_TELEMETRY = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
+_DAY_S = 86400.0
+
+
+class Observer:
+    """Per-ONU observed state, updated from telemetry and events.
+
+    Parameters
+    ----------
+    onus : pandas.DataFrame
+        Inventory ``onus`` (``onu_id``, ``pon_id``, ``olt_id``, ``splitter_id``).
+    customers : pandas.DataFrame
+        Inventory ``customers`` (``customer_id``, ``onu_id``, ``cpe_id``, ``region``,
+        ``segment``).
+    degraded_loss_pct : float, default 1.5
+        Packet loss above which service counts as degraded. [%]
+    degraded_latency_ms : float, default 80
+        Latency above which service counts as degraded. [ms]
+    high_ber : float, default 1e-6
+        BER above which service counts as degraded. [-]
+    baseline_tau_h : float, default 72
+        Time constant of the optical baselines. [h]
+    """
+
+    def __init__(
+        self,
+        onus: pd.DataFrame,
+        customers: pd.DataFrame,
+        degraded_loss_pct: float = 1.5,
+        degraded_latency_ms: float = 80.0,
+        high_ber: float = 1e-6,
+        baseline_tau_h: float = 72.0,
+    ) -> None:
+        for name, df, cols in (
+            ("onus", onus, ("onu_id", "pon_id", "olt_id", "splitter_id")),
+            ("customers", customers, ("customer_id", "onu_id", "cpe_id", "region", "segment")),
+        ):
+            missing = [c for c in cols if c not in df.columns]
+            if missing:
+                raise KeyError(f"Observer: inventory table {name!r} lacks columns {missing}")
+        cust = customers.set_index("onu_id").reindex(onus["onu_id"])
+        self.index = pd.Index(onus["onu_id"].astype(str), name="onu_id")
+        self.n = len(self.index)
+        self.inventory = pd.DataFrame(
+            {
+                "customer_id": cust["customer_id"].to_numpy(),
+                "cpe_id": cust["cpe_id"].to_numpy(),
+                "pon_id": onus["pon_id"].to_numpy(),
+                "box_id": onus["splitter_id"].to_numpy(),
+                "olt_id": onus["olt_id"].to_numpy(),
+                "region": cust["region"].to_numpy(),
+                "segment": cust["segment"].to_numpy(),
+            },
+            index=self.index,
+        )
+        self._cust_index = pd.Index(cust["customer_id"].astype(str))
+        #: Integer codes of the box / PON / OLT of each ONU (fast neighbour statistics).
+        self._codes = {
+            f"{k}_code": pd.factorize(self.inventory[f"{k}_id"])[0] for k in ("box", "pon", "olt")
+        }
+        self.degraded_loss_pct = degraded_loss_pct
+        self.degraded_latency_ms = degraded_latency_ms
+        self.high_ber = high_ber
+        self.baseline_tau_s = baseline_tau_h * 3600
+        n = self.n
+        self.now_s = np.nan
+        self.values = {c: np.full(n, np.nan) for c in _TELEMETRY}
+        self.online = np.ones(n, dtype=bool)
+        self.service_up = np.ones(n, dtype=bool)
+        self.degraded = np.zeros(n, dtype=bool)
+        self.impacted_since_s = np.full(n, np.nan)
+        self.ok_since_s = np.full(n, np.nan)
+        self.down_type = np.zeros(n, dtype=np.int8)
+        self.rx_base = np.full(n, np.nan)
+        self.tx_base = np.full(n, np.nan)
+        self.last_call_s = np.full(n, -np.inf)
+        self.calls = np.zeros(n)
+        self.flaps = np.zeros(n)
+        self._last_s = np.nan
+
+    def row_of(self, onu_ids: pd.Series | np.ndarray | list) -> np.ndarray:
+        """Inventory rows of ONU ids (−1 for unknown ids). [-]"""
+        return self.index.get_indexer(pd.Index(np.asarray(onu_ids, dtype=object).astype(str)))
+
+    def update(
+        self, ts: pd.Timestamp, telemetry: pd.DataFrame, events: pd.DataFrame | None = None
+    ) -> None:
+        """Fold in one polling round and the events received since the last one.
+
+        Parameters
+        ----------
+        ts : pandas.Timestamp
+            Time of the polling round (UTC).
+        telemetry : pandas.DataFrame
+            Latest reading per ONU (``onu_id``, ``online``, ``rx_dbm``, ``tx_dbm``,
+            ``olt_rx_dbm``, ``ber``, ``latency_ms``, ``loss_pct``, ``uptime_s``). An
+            ONU without a row counts as offline (no reading).
+        events : pandas.DataFrame, optional
+            ``entity_id``, ``type`` and ``payload`` of new events.
+        """
+        ids = telemetry["onu_id"].to_numpy()
+        if len(ids) == self.n and np.array_equal(ids, self.index.to_numpy()):
+            rows = None
+        else:
+            rows = self.row_of(ids)
+            ok = rows >= 0
+            rows, telemetry = rows[ok], telemetry.loc[ok]
+        online = self._aligned(telemetry["online"].to_numpy(dtype=bool), rows, False)
+        values = {}
+        for c in _TELEMETRY:
+            col = (
+                telemetry[c].to_numpy(dtype=float) if c in telemetry else np.full(len(ids), np.nan)
+            )
+            values[c] = self._aligned(col, rows, np.nan)
+        self.update_arrays(ts, online, values, events)
+
+    def update_arrays(
+        self,
+        ts: pd.Timestamp,
+        online: np.ndarray,
+        values: dict[str, np.ndarray],
+        events: pd.DataFrame | None = None,
+    ) -> None:
+        """:meth:`update` with readings already aligned with the inventory order.
+
+        Parameters
+        ----------
+        ts : pandas.Timestamp
+        online : ndarray of bool
+        values : dict of ndarray
+            ``rx_dbm``, ``tx_dbm``, ``olt_rx_dbm``, ``ber``, ``latency_ms``,
+            ``loss_pct``, ``uptime_s`` (missing keys are NaN).
+        events : pandas.DataFrame, optional
+        """
+        now = pd.Timestamp(ts).timestamp()
+        dt = 0.0 if np.isnan(self._last_s) else max(now - self._last_s, 0.0)
+        self._last_s = now
+        self.now_s = now
+        nan = np.full(self.n, np.nan)
+        self.values = {c: np.asarray(values.get(c, nan), dtype=float) for c in _TELEMETRY}
+        online = np.asarray(online, dtype=bool)
+        v = self.values
+        loss = v["loss_pct"]
+        service = online & ~(np.nan_to_num(loss, nan=100.0) >= 99.5)
+        degraded = service & (
+            (np.nan_to_num(loss) > self.degraded_loss_pct)
+            | (np.nan_to_num(v["latency_ms"]) > self.degraded_latency_ms)
+            | (np.nan_to_num(v["ber"]) > self.high_ber)
+        )
+        impacted = ~service | degraded
+        was = ~np.isnan(self.impacted_since_s)
+        self.impacted_since_s[impacted & ~was] = now
+        ended = ~impacted & was
+        self.ok_since_s[ended] = now
+        self.impacted_since_s[ended] = np.nan
+        self.online, self.service_up, self.degraded = online, service, degraded
+        self.down_type[online] = 0
+        # Slow baselines of the optical levels while the link is healthy.
+        alpha = 1.0 - np.exp(-dt / self.baseline_tau_s) if dt > 0 else 1.0
+        for base, col in ((self.rx_base, "rx_dbm"), (self.tx_base, "tx_dbm")):
+            x = v[col]
+            fresh = np.isnan(base) & ~np.isnan(x)
+            base[fresh] = x[fresh]
+            upd = online & ~np.isnan(x) & ~fresh
+            base[upd] += alpha * (x[upd] - base[upd])
+        decay = np.exp(-dt / _DAY_S) if dt > 0 else 1.0
+        self.calls *= decay
+        self.flaps *= decay
+        if events is not None and len(events):
+            self._fold_events(events, now)
+
+    def _aligned(self, col: np.ndarray, rows: np.ndarray | None, fill) -> np.ndarray:
+        if rows is None:
+            return col.copy()
+        out = np.full(self.n, fill, dtype=col.dtype if fill is not np.nan else float)
+        out[rows] = col
+        return out
+
+    def _fold_events(self, events: pd.DataFrame, now: float) -> None:
+        types = events["type"].to_numpy()
+        ent = events["entity_id"].astype(str).to_numpy()
+        for code, name in ((1, "LOS"), (2, "DYING_GASP")):
+            r = self.row_of(ent[types == name])
+            r = r[r >= 0]
+            self.down_type[r[~self.online[r]]] = code
+            if code == 1:
+                np.add.at(self.flaps, r, 1.0)
+        calls = types == "CUSTOMER_CALL"
+        if calls.any():
+            r = self._cust_index.get_indexer(pd.Index(ent[calls]))
+            r = r[r >= 0]
+            np.add.at(self.calls, r, 1.0)
+            self.last_call_s[r] = now
+
+    def status(self) -> pd.DataFrame:
+        """Observed state of every ONU (index ``onu_id``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Inventory keys, the latest telemetry and :data:`STATUS_COLUMNS`:
+            ``impacted_min`` (how long the current problem lasts, 0 if none) [min],
+            ``stable_min`` (since when the ONU is back, ``inf`` if never impacted) [min],
+            ``rx_drop_db``/``tx_drop_db`` (baseline minus current) [dB], ``calls_24h``
+            and ``flaps_24h`` (decayed counts) [-], ``last_call_min`` [min].
+        """
+        now = self.now_s
+        v = self.values
+        impacted_min = np.nan_to_num((now - self.impacted_since_s) / 60.0, nan=0.0)
+        stable = (now - self.ok_since_s) / 60.0
+        stable = np.where(np.isnan(stable), np.inf, stable)
+        stable = np.where(np.isnan(self.impacted_since_s), stable, 0.0)
+        cols = {c: self.inventory[c].array for c in self.inventory.columns}
+        cols.update(self._codes)
+        cols.update({c: v[c] for c in _TELEMETRY})
+        cols.update(
+            online=self.online,
+            service_up=self.service_up,
+            degraded=self.degraded,
+            outage=~self.service_up,
+            impacted=~np.isnan(self.impacted_since_s),
+            down_type=pd.Categorical.from_codes(self.down_type, categories=list(DOWN_TYPES)),
+            impacted_min=impacted_min,
+            stable_min=stable,
+            rx_drop_db=np.nan_to_num(self.rx_base - v["rx_dbm"], nan=0.0),
+            tx_drop_db=np.nan_to_num(self.tx_base - v["tx_dbm"], nan=0.0),
+            calls_24h=self.calls.copy(),
+            last_call_min=(now - self.last_call_s) / 60.0,
+            flaps_24h=self.flaps.copy(),
+        )
+        df = pd.DataFrame(cols, index=self.index, copy=False)
+        return df

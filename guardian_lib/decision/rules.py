@@ -1,0 +1,97 @@
+"""``RulesPolicy``: the product notes' rules, exactly (DESIGN.md §6).
+
+1. massive probability > 0.8 with many neighbours offline → open a massive incident and
+   hold visits in the area (a visit that exists when its case turns massive is
+   cancelled and the customer told);
+2. individual with high risk → notify the customer and try one reboot (at most once
+   per 6 h);
+3. back and stable for 30 min → close the case and avoid the visit;
+4. persists → schedule a visit with priority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.decision._base import PolicyBase
+from guardian_lib.decision._types import Decision, Snapshot
+
+__all__ = ["RulesPolicy"]
+
+
+def _minutes_since(ts: pd.Timestamp, then) -> float:
+    if then is None or pd.isna(then):
+        return np.inf
+    return (ts - pd.Timestamp(then)).total_seconds() / 60.0
+
+
+@dataclass
+class RulesPolicy(PolicyBase):
+    """The product notes' rules (see the module docstring).
+
+    Parameters
+    ----------
+    reboot_every_minutes : float, default 360
+        At most one reboot per case in this time. [min]
+    persist_minutes : float, default 60
+        A problem still there this long after the reboot (or after the case opened,
+        when no reboot was possible) gets a priority visit. [min]
+    high_risk : float, default 0.5
+        ``risk_2h`` above which a healthy-looking ONU counts as high risk. [-]
+    """
+
+    reboot_every_minutes: float = 360.0
+    persist_minutes: float = 60.0
+    high_risk: float = 0.5
+    name: str = "rules"
+    version: str = "1"
+
+    def decide(self, snapshot: Snapshot) -> list[Decision]:
+        """Decisions for one snapshot (see the module docstring)."""
+        snap = snapshot
+        df = self.frame(snap)
+        out, covered = self.incident_decisions(snap, df)
+        lifecycle, active = self.case_decisions(snap, df, covered)
+        out += lifecycle
+        orders = snap.service_orders
+        with_order = set(orders["onu_id"]) if len(orders) else set()
+        for onu, r in active.iterrows():
+            onu = str(onu)
+            if not (r["impacted"] or r["risk_2h"] > self.high_risk):
+                continue
+            case_id = r["case_id"] if isinstance(r["case_id"], str) else None
+            reasons = r["top_reasons"]
+            if not r["notified"]:
+                out.append(
+                    self._d(snap, onu, "notify", targets=(onu,), case_id=case_id,
+                            confidence=float(r["anomaly_score"]),
+                            rationale={"rule": "individual with high risk: notify",
+                                       "top_reasons": reasons},
+                            params={"template": "individual_problem", "until_h": 6.0})
+                )  # fmt: skip
+            since_reboot = _minutes_since(snap.ts, r.get("last_reboot_at"))
+            if r["online"] and since_reboot >= self.reboot_every_minutes:
+                out.append(
+                    self._d(snap, onu, "reboot", targets=(str(r["cpe_id"]),), case_id=case_id,
+                            confidence=float(r["p_customer_premises"]),
+                            rationale={"rule": "individual with high risk: try one reboot",
+                                       "top_reasons": reasons})
+                )  # fmt: skip
+                continue
+            opened = r.get("opened_at")
+            age = _minutes_since(snap.ts, opened) if case_id else 0.0
+            waited = since_reboot if r["reboots"] > 0 else age
+            has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
+            if waited >= self.persist_minutes and not has_visit:
+                out.append(
+                    self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
+                            confidence=float(r["anomaly_score"]),
+                            rationale={"rule": "problem persists: priority visit",
+                                       "waited_min": round(float(waited), 1),
+                                       "top_reasons": reasons},
+                            params={"priority": "high", "reason": "autopilot_persistent"})
+                )  # fmt: skip
+        return out

@@ -1,0 +1,220 @@
+"""A transparent rule-based scorer that fills the model contract from observable data.
+
+:class:`RuleScorer` returns the same columns as the ML models of ``guardian_lib.models``
+(:data:`~guardian_lib.decision._types.PREDICTION_COLUMNS`), so that any policy can run
+with either. Its rules, vectorised over the fleet:
+
+* neighbours offline under the same street box, PON or OLT → massive outage;
+* no PPPoE while online, shared by many ONUs of the OLT → external network (BNG);
+* a single ONU offline with a dying gasp → customer premises (power);
+  with LOS → equipment failure or fibre (intermittent);
+* online without PPPoE, neighbours fine → customer premises (a hung CPE);
+* RX below −27 dBm or drifting down from its baseline, BER up → intermittent;
+  ONU TX drifting down → equipment failure;
+* latency / loss alone → customer premises (Wi-Fi) or unknown.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Snapshot
+
+__all__ = ["RuleScorer", "neighbour_stats", "LOW_RX_DBM"]
+
+#: RX below this is critical (GPON class B+). [dBm]
+LOW_RX_DBM = -27.0
+
+
+def _codes(status: pd.DataFrame, key: str) -> np.ndarray:
+    """Integer group codes of ``key`` (``box``, ``pon``, ``olt``), from the status or fresh."""
+    col = f"{key}_code"
+    if col in status.columns:
+        return status[col].to_numpy()
+    return pd.factorize(status[f"{key}_id"])[0]
+
+
+def _nb_share(flag: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share and count of *other* members of each row's group with ``flag`` set."""
+    size = np.bincount(codes)[codes]
+    others = np.bincount(codes, weights=flag.astype(float))[codes] - flag
+    return np.where(size > 1, others / np.maximum(size - 1, 1), 0.0), others
+
+
+def neighbour_stats(status: pd.DataFrame) -> pd.DataFrame:
+    """Neighbour evidence for every ONU (vectorised group statistics).
+
+    Parameters
+    ----------
+    status : pandas.DataFrame
+        :meth:`~guardian_lib.decision.observe.Observer.status` output.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``onu_id``; ``box_off_share``, ``pon_off_share``, ``olt_off_share``,
+        ``box_rxdrop_share``, ``olt_nosvc_share`` [-], ``n_nb_off`` (other ONUs offline
+        in the widest scope that explains the problem) [-], ``massive_share`` (the
+        strongest share) [-], and ``scope_type`` / ``scope_key`` of that scope.
+    """
+    off = ~status["online"].to_numpy(dtype=bool)
+    nosvc = status["online"].to_numpy(dtype=bool) & ~status["service_up"].to_numpy(dtype=bool)
+    rxdrop = status["online"].to_numpy(dtype=bool) & (
+        (status["rx_drop_db"].to_numpy() > 2.5)
+        | (np.nan_to_num(status["rx_dbm"].to_numpy(), nan=0.0) < LOW_RX_DBM)
+    )
+    box, pon, olt = (_codes(status, k) for k in ("box", "pon", "olt"))
+    box_s, box_n = _nb_share(off, box)
+    pon_s, pon_n = _nb_share(off, pon)
+    olt_s, olt_n = _nb_share(off, olt)
+    rxb_s, rxb_n = _nb_share(rxdrop, box)
+    ext_s, ext_n = _nb_share(nosvc, olt)
+    # Require a few neighbours, not a coincidence of two customers.
+    box_s = np.where(box_n >= 2, box_s, 0.0)
+    pon_s = np.where(pon_n >= 3, pon_s, 0.0)
+    olt_s = np.where(olt_n >= 5, olt_s, 0.0)
+    rxb_s = np.where(rxb_n >= 2, rxb_s, 0.0)
+    ext_s = np.where(ext_n >= 4, ext_s, 0.0)
+    stack = np.vstack([box_s, pon_s, olt_s, rxb_s, ext_s])
+    counts = np.vstack([box_n, pon_n, olt_n, rxb_n, ext_n])
+    # Prefer the wider scope when it explains the problem nearly as well.
+    weights = np.array([1.0, 1.15, 1.3, 1.0, 1.0])[:, None]
+    best = np.argmax(stack * weights, axis=0)
+    cols = np.array(["box_id", "pon_id", "olt_id", "box_id", "olt_id"])
+    types = np.array(["box", "pon", "olt", "box", "bng"])
+    keys = np.full(len(status), None, dtype=object)
+    sel = np.flatnonzero(stack.max(axis=0) > 0)
+    if len(sel):
+        key_cols = np.vstack([status[c].iloc[sel].to_numpy(dtype=object) for c in cols])
+        keys[sel] = key_cols[best[sel], np.arange(len(sel))]
+    return pd.DataFrame(
+        {
+            "box_off_share": box_s,
+            "pon_off_share": pon_s,
+            "olt_off_share": olt_s,
+            "box_rxdrop_share": rxb_s,
+            "olt_nosvc_share": ext_s,
+            # An OLT-wide share counts only beyond a quarter of the OLT (a board is less).
+            "massive_share": np.max(
+                np.vstack([box_s, pon_s, np.clip((olt_s - 0.25) / 0.75, 0, 1), rxb_s]), axis=0
+            ),
+            "n_nb_off": counts[best, np.arange(len(status))],
+            "scope_type": types[best],
+            "scope_key": keys,
+        },
+        index=status.index,
+    )
+
+
+class RuleScorer:
+    """Predictions from transparent rules over the snapshot's observable state.
+
+    Parameters
+    ----------
+    model_version : str, default "rules-1"
+        Written to every prediction row.
+
+    Examples
+    --------
+    The scorer is a callable ``scorer(snapshot) -> predictions``; see
+    :mod:`guardian_lib.decision` for a full example.
+    """
+
+    def __init__(self, model_version: str = "rules-1") -> None:
+        self.model_version = model_version
+
+    def __call__(self, snapshot: Snapshot) -> pd.DataFrame:
+        """Score every ONU of ``snapshot.status``.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per ONU with :data:`~guardian_lib.decision._types.PREDICTION_COLUMNS`;
+            probabilities in [0, 1], class probabilities summing to 1. [-]
+        """
+        st = snapshot.status
+        nb = snapshot.neighbours()
+        n = len(st)
+        online = st["online"].to_numpy(dtype=bool)
+        service = st["service_up"].to_numpy(dtype=bool)
+        degraded = st["degraded"].to_numpy(dtype=bool)
+        down = st["down_type"].to_numpy()
+        rx = np.nan_to_num(st["rx_dbm"].to_numpy(dtype=float), nan=0.0)
+        rx_drop = st["rx_drop_db"].to_numpy(dtype=float)
+        tx_drop = st["tx_drop_db"].to_numpy(dtype=float)
+        ber = np.nan_to_num(st["ber"].to_numpy(dtype=float), nan=0.0)
+        off = ~online
+        dg = off & (down == "DYING_GASP")
+        los = off & ~dg
+        nosvc = online & ~service
+        rxbad = online & ((rx_drop > 2.5) | (rx < LOW_RX_DBM) | (ber > 1e-6))
+        txbad = online & (tx_drop > 2.0)
+        wifi = degraded & ~rxbad & ~txbad
+
+        # Individual cause given a problem: rows are masks, columns CLASS_COLUMNS.
+        ind = np.zeros((n, 6))
+        ind[:, 5] = 1.0  # unknown by default
+        table = [
+            (dg, [0, 0.85, 0.02, 0, 0, 0.13]),
+            (los, [0, 0.05, 0.5, 0, 0.35, 0.10]),
+            (nosvc, [0, 0.8, 0.02, 0.08, 0, 0.10]),
+            (wifi, [0, 0.55, 0.05, 0, 0, 0.40]),
+            (rxbad, [0, 0.02, 0.1, 0, 0.78, 0.10]),
+            (txbad, [0, 0.02, 0.75, 0, 0.13, 0.10]),
+        ]
+        for mask, probs in table:
+            ind[mask] = probs
+        m_off = np.clip((nb["massive_share"].to_numpy() - 0.15) / 0.35, 0.0, 1.0)
+        m_off = np.where(off | rxbad, m_off, 0.0)
+        m_ext = np.where(nosvc, np.clip((nb["olt_nosvc_share"].to_numpy() - 0.05) / 0.2, 0, 1), 0)
+        probs = ind * (1 - m_off - m_ext)[:, None]
+        probs[:, 0] += m_off
+        probs[:, 3] += m_ext
+        probs /= probs.sum(axis=1, keepdims=True)
+
+        outage = off | nosvc
+        drift = np.clip(np.maximum((rx_drop - 1.0) / 5.0, (tx_drop - 1.0) / 4.0), 0.0, 1.0)
+        margin_db = np.where(online, rx - (-28.0), 0.0)
+        near = np.clip(1.0 - margin_db / 4.0, 0.0, 1.0) * (rxbad | txbad)
+        anomaly = np.where(outage, 1.0, np.where(degraded, 0.75, np.maximum(drift, near * 0.8)))
+        risk_24h = np.clip(0.01 + 0.9 * np.maximum(drift, near), 0.0, 1.0)
+        risk_24h = np.where(outage | degraded, 1.0, risk_24h)
+        reasons = np.full(n, "[]", dtype=object)
+        loss = st["loss_pct"].to_numpy(dtype=float)
+        lat = st["latency_ms"].to_numpy(dtype=float)
+        share = nb["massive_share"].to_numpy(dtype=float)
+        stype, skey = nb["scope_type"].to_numpy(), nb["scope_key"].to_numpy()
+        for i in np.flatnonzero(anomaly > 0.05):
+            r = []
+            if off[i]:
+                r.append("offline: dying gasp" if dg[i] else "offline: LOS")
+            if nosvc[i]:
+                r.append("online without PPPoE")
+            if degraded[i]:
+                r.append(f"degraded: loss {loss[i]:.1f} %, latency {lat[i]:.0f} ms")
+            if rx_drop[i] > 1.0:
+                r.append(f"RX {rx_drop[i]:.1f} dB below baseline")
+            if tx_drop[i] > 1.0:
+                r.append(f"TX {tx_drop[i]:.1f} dB below baseline")
+            if share[i] > 0.15:
+                r.append(f"{share[i]:.0%} of neighbours affected under {stype[i]} {skey[i]}")
+            reasons[i] = json.dumps(r[:3])
+        out = pd.DataFrame(
+            {
+                "ts": snapshot.ts,
+                "onu_id": st.index.array,
+                "anomaly_score": anomaly,
+                **{c: probs[:, j] for j, c in enumerate(CLASS_COLUMNS)},
+                "risk_2h": np.where(outage | degraded, 1.0, risk_24h * 0.3),
+                "risk_6h": np.where(outage | degraded, 1.0, risk_24h * 0.6),
+                "risk_24h": risk_24h,
+                "model_version": pd.Series(
+                    np.full(n, self.model_version, dtype=object), dtype=object
+                ),
+                "top_reasons": pd.Series(reasons, dtype=object, copy=False),
+            }
+        )
+        return out[list(PREDICTION_COLUMNS)]

@@ -1,0 +1,395 @@
+"""Operational KPIs and money, computed from the audit and operational tables only.
+
+Inputs are tables an ISP has: the audit trail (:mod:`guardian_lib.audit`), service
+orders, customer calls (``CUSTOMER_CALL`` events), customers, and service-impact
+episodes derived from telemetry (:class:`EpisodeTracker` incrementally, or
+:func:`episodes_from_status` on a frame of observations). Optional ``labels`` (the
+confirmed cause of each problem, e.g. from closed tickets) give the precision / recall
+of massive-vs-individual decisions.
+
+Definitions
+-----------
+visits_avoided
+    Cases closed without a visit (``visit_avoided``) whose customer called or got a
+    remote action (a reboot), and who has no recurrence — no new case, call or service
+    order — within 7 days of the close (cases closed less than 7 days before the end
+    of the data are judged on the days available).
+savings_brl, net_savings_brl
+    ``visits_avoided × cost_per_visit``; net of the autopilot's action costs (reboots,
+    notifications) and of its visits that fixed nothing. [R$]
+mttr_hours
+    Mean duration of service-impact episodes (no service or degraded) of at least
+    15 min, excluding the downtime caused by the autopilot's own reboots. [h]
+impact_hours
+    Customer-hours of service impact (sum over episodes): unlike MTTR it cannot improve
+    by preventing short episodes. [h]
+mttd_minutes
+    Mean time from an episode's start to its detection: the first case / incident
+    decision covering the ONU or the customer's first call, whichever is first. [min]
+sla_availability
+    ``1 − outage time / (customers × period)``, overall and per region. [-]
+false_action_rate
+    Share of reboots that failed verification and completed visits that fixed nothing
+    (outcome ``no_fault_found``, ``customer_absent`` or ``massive_outage``). [-]
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.audit import case_lifecycle
+from guardian_lib.decision.costs import CostModel, sla_credit_brl
+
+__all__ = [
+    "EpisodeTracker",
+    "episodes_from_status",
+    "compute_kpis",
+    "classification_scores",
+    "RECURRENCE_DAYS",
+    "WASTED_OUTCOMES",
+]
+
+#: A visit counts as avoided only without recurrence within this many days. [d]
+RECURRENCE_DAYS = 7
+#: Visit outcomes that mean the visit fixed nothing.
+WASTED_OUTCOMES = ("no_fault_found", "customer_absent", "massive_outage")
+_EP_COLS = ["onu_id", "start_at", "end_at", "outage", "duration_min"]
+
+
+class EpisodeTracker:
+    """Service-impact episodes per ONU, updated once per observation round.
+
+    Parameters
+    ----------
+    onu_ids : array_like of str
+        The fleet, in the order of the masks given to :meth:`update`.
+    """
+
+    def __init__(self, onu_ids: np.ndarray) -> None:
+        self.onu_ids = np.asarray(onu_ids, dtype=object)
+        n = len(self.onu_ids)
+        self.since = np.full(n, np.nan)
+        self.had_outage = np.zeros(n, dtype=bool)
+        self._rows: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
+        self._last = np.nan
+
+    def update(self, ts: pd.Timestamp, impacted: np.ndarray, outage: np.ndarray) -> None:
+        """Fold in one round: ``impacted`` (no service or degraded) and ``outage`` masks."""
+        now = pd.Timestamp(ts).timestamp()
+        self._last = now
+        active = ~np.isnan(self.since)
+        start = impacted & ~active
+        self.since[start] = now
+        self.had_outage[start] = False
+        self.had_outage |= impacted & outage
+        end = ~impacted & active
+        if end.any():
+            idx = np.flatnonzero(end)
+            self._rows.append((idx, self.since[idx].copy(), now, self.had_outage[idx].copy()))
+            self.since[idx] = np.nan
+
+    def episodes(self, until: pd.Timestamp | None = None) -> pd.DataFrame:
+        """Finished episodes, plus ongoing ones cut at ``until`` (default: last update).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``onu_id``, ``start_at``, ``end_at``, ``outage`` (bool) and
+            ``duration_min`` [min].
+        """
+        rows = list(self._rows)
+        end_s = self._last if until is None else pd.Timestamp(until).timestamp()
+        open_idx = np.flatnonzero(~np.isnan(self.since))
+        if len(open_idx):
+            rows.append((open_idx, self.since[open_idx], end_s, self.had_outage[open_idx]))
+        if not rows:
+            return pd.DataFrame(columns=_EP_COLS)
+        idx = np.concatenate([r[0] for r in rows])
+        st = np.concatenate([r[1] for r in rows])
+        en = np.concatenate([np.full(len(r[0]), r[2]) for r in rows])
+        out = np.concatenate([r[3] for r in rows])
+        df = pd.DataFrame(
+            {
+                "onu_id": self.onu_ids[idx],
+                "start_at": pd.to_datetime(st, unit="s", utc=True),
+                "end_at": pd.to_datetime(en, unit="s", utc=True),
+                "outage": out,
+                "duration_min": (en - st) / 60.0,
+            }
+        )
+        return df.sort_values(["start_at", "onu_id"], kind="stable").reset_index(drop=True)
+
+
+def episodes_from_status(obs: pd.DataFrame) -> pd.DataFrame:
+    """Episodes from a long frame of observations (vectorised).
+
+    Parameters
+    ----------
+    obs : pandas.DataFrame
+        ``ts``, ``onu_id``, ``impacted`` and ``outage`` (bool) per ONU and round.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :meth:`EpisodeTracker.episodes`.
+    """
+    o = obs.sort_values(["onu_id", "ts"], kind="stable").reset_index(drop=True)
+    imp = o["impacted"].to_numpy(dtype=bool)
+    same = o["onu_id"].to_numpy() == np.roll(o["onu_id"].to_numpy(), 1)
+    same[0] = False
+    prev = np.roll(imp, 1) & same
+    start = imp & ~prev
+    ep = np.cumsum(start)
+    o["ep"] = np.where(imp, ep, 0)
+    nxt_ts = o.groupby("onu_id")["ts"].shift(-1)
+    o["end"] = nxt_ts.fillna(o["ts"])
+    g = o.loc[imp].groupby("ep")
+    df = g.agg(onu_id=("onu_id", "first"), start_at=("ts", "min"), end_at=("end", "max"),
+               outage=("outage", "any"))  # fmt: skip
+    df["duration_min"] = (df["end_at"] - df["start_at"]).dt.total_seconds() / 60.0
+    return df.reset_index(drop=True)[_EP_COLS]
+
+
+def _recurs(closed_at: pd.Timestamp, times, window: pd.Timedelta) -> bool:
+    """Whether any of ``times`` falls in ``(closed_at, closed_at + window]``."""
+    return any(closed_at < pd.Timestamp(x) <= closed_at + window for x in times)
+
+
+def _explode_targets(decisions: pd.DataFrame, actions: tuple[str, ...]) -> pd.DataFrame:
+    d = decisions.loc[decisions["action"].isin(actions), ["ts", "action", "targets"]]
+    if len(d) == 0:
+        return pd.DataFrame(columns=["ts", "action", "onu_id"])
+    d = d.assign(onu_id=d["targets"].map(json.loads)).explode("onu_id")
+    return d.dropna(subset=["onu_id"])[["ts", "action", "onu_id"]]
+
+
+def classification_scores(
+    decisions: pd.DataFrame, labels: pd.DataFrame, min_minutes: float = 15.0
+) -> dict[str, float]:
+    """Precision / recall of massive-vs-individual decisions against confirmed causes.
+
+    Parameters
+    ----------
+    decisions : pandas.DataFrame
+        ``decisions`` table: ``open_incident`` targets are predicted massive,
+        ``open_case`` subjects predicted individual.
+    labels : pandas.DataFrame
+        ``onu_id``, ``start_at``, ``end_at``, ``massive`` (bool): confirmed problems.
+    min_minutes : float, default 15
+        Problems shorter than this (shorter than a decision round) are left out of the
+        recall. [min]
+
+    Returns
+    -------
+    dict
+        ``massive_precision``, ``massive_recall``, ``individual_precision``,
+        ``individual_recall`` [-] (NaN when undefined).
+    """
+    pred = _explode_targets(decisions, ("open_incident", "open_case"))
+    out = dict.fromkeys(
+        ["massive_precision", "massive_recall", "individual_precision", "individual_recall"],
+        float("nan"),
+    )
+    if len(labels) == 0:
+        return out
+    long = (labels["end_at"] - labels["start_at"]).dt.total_seconds() >= min_minutes * 60
+    lab = labels.loc[long].reset_index(drop=True).assign(label_id=lambda x: np.arange(len(x)))
+    m = pred.merge(lab, on="onu_id", how="left")
+    hit = (m["ts"] >= m["start_at"]) & (m["ts"] <= m["end_at"])
+    m = m.loc[hit.fillna(False)]
+    for kind, action, flag in (("massive", "open_incident", True),
+                               ("individual", "open_case", False)):  # fmt: skip
+        p = pred.loc[pred["action"] == action]
+        mk = m.loc[(m["action"] == action)]
+        correct = mk.loc[mk["massive"] == flag].drop_duplicates(["ts", "onu_id"])
+        if len(p):
+            out[f"{kind}_precision"] = len(correct) / len(p.drop_duplicates(["ts", "onu_id"]))
+        truth = lab.loc[lab["massive"] == flag]
+        if len(truth):
+            found = mk.loc[mk["massive"] == flag, "label_id"].nunique()
+            out[f"{kind}_recall"] = found / len(truth)
+    return out
+
+
+def compute_kpis(
+    *,
+    decisions: pd.DataFrame,
+    actions: pd.DataFrame,
+    notifications: pd.DataFrame,
+    service_orders: pd.DataFrame,
+    episodes: pd.DataFrame,
+    calls: pd.DataFrame,
+    customers: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    costs: CostModel | None = None,
+    labels: pd.DataFrame | None = None,
+    reboot_down_minutes: float = 10.0,
+    min_episode_minutes: float = 15.0,
+) -> dict[str, Any]:
+    """Every KPI of one period.
+
+    Parameters
+    ----------
+    decisions, actions, notifications : pandas.DataFrame
+        Audit tables (may be empty for a period without autopilot).
+    service_orders : pandas.DataFrame
+        ``os_id``, ``onu_id``, ``status``, ``outcome``, ``opened_by``, ``opened_at``.
+    episodes : pandas.DataFrame
+        Service-impact episodes (:meth:`EpisodeTracker.episodes`).
+    calls : pandas.DataFrame
+        ``ts`` and ``onu_id`` of each customer call.
+    customers : pandas.DataFrame
+        ``onu_id``, ``region``, ``segment``.
+    start, end : pandas.Timestamp
+        The period. [UTC]
+    costs : CostModel, optional
+    labels : pandas.DataFrame, optional
+        Confirmed causes for :func:`classification_scores`.
+    reboot_down_minutes : float, default 10
+        Episodes starting this soon after an autopilot reboot are its own downtime. [min]
+    min_episode_minutes : float, default 15
+        MTTR counts episodes at least this long (shorter ones are blips: a flap, a
+        missed poll). [min]
+
+    Returns
+    -------
+    dict
+        Scalar KPIs (see the module docstring), ``sla_availability_by_region`` and
+        ``total_cost_brl`` (visits + calls + SLA credits + action costs) [R$].
+    """
+    costs = costs or CostModel()
+    period_h = (end - start).total_seconds() / 3600.0
+    so = service_orders
+    visits = int((so["status"] == "completed").sum()) if len(so) else 0
+    cancelled = int((so["status"] == "cancelled").sum()) if len(so) else 0
+    n_calls = len(calls)
+    acts = actions if len(actions) else pd.DataFrame(columns=["action_type", "status", "target"])
+    reb = acts.loc[acts["action_type"] == "reboot"]
+    reb_done = reb.loc[reb["status"].isin(["succeeded", "failed", "done", "pending"])]
+    reb_ok = int((reb_done["status"] == "succeeded").sum())
+    reb_verified = int(reb_done["status"].isin(["succeeded", "failed"]).sum())
+    n_notify = int((notifications["status"] != "failed").sum()) if len(notifications) else 0
+    wasted_all = int(so["outcome"].isin(WASTED_OUTCOMES).sum()) if len(so) else 0
+    auto = so.loc[so["opened_by"] == "autopilot"] if len(so) else so
+    wasted_auto = int(auto["outcome"].isin(WASTED_OUTCOMES).sum()) if len(auto) else 0
+
+    # Episodes: drop the autopilot's own reboot downtime.
+    ep = episodes.copy()
+    self_inflicted = np.zeros(len(ep), dtype=bool)
+    if len(ep) and len(reb_done):
+        rb = reb_done[["target", "started_at"]].copy()
+        rb["started_at"] = pd.to_datetime(rb["started_at"], utc=True)
+        cust_map = customers.set_index("cpe_id")["onu_id"] if "cpe_id" in customers else None
+        rb["onu_id"] = rb["target"].map(cust_map) if cust_map is not None else rb["target"]
+        m = ep.reset_index().merge(rb[["onu_id", "started_at"]], on="onu_id", how="inner")
+        lag = (m["start_at"] - m["started_at"]).dt.total_seconds() / 60.0
+        hits = m.loc[(lag >= -1.0) & (lag <= reboot_down_minutes), "index"].unique()
+        self_inflicted[hits] = True
+    real = ep.loc[~self_inflicted]
+    long = real.loc[real["duration_min"] >= min_episode_minutes]
+    mttr_h = float(long["duration_min"].mean() / 60.0) if len(long) else float("nan")
+
+    # Detection: first case/incident decision covering the ONU, or the first call.
+    det = _explode_targets(decisions, ("open_case", "open_incident")) if len(decisions) else None
+    frames = [calls[["ts", "onu_id"]].assign(src="call")]
+    if det is not None and len(det):
+        frames.append(det[["ts", "onu_id"]].assign(src="autopilot"))
+    dets = pd.concat(frames, ignore_index=True)
+    dets["ts"] = pd.to_datetime(dets["ts"], utc=True)
+    mttd = float("nan")
+    before_call = float("nan")
+    if len(real) and len(dets):
+        m = real.reset_index().merge(dets, on="onu_id", how="inner")
+        m = m.loc[(m["ts"] >= m["start_at"] - pd.Timedelta(minutes=5)) & (m["ts"] <= m["end_at"])]
+        first = m.sort_values("ts").groupby("index").first()
+        if len(first):
+            lag = (first["ts"] - first["start_at"]).dt.total_seconds().clip(lower=0) / 60.0
+            mttd = float(lag.mean())
+            before_call = float((first["src"] == "autopilot").mean())
+
+    # SLA availability (outage episodes) and credits.
+    out_ep = real.loc[real["outage"].astype(bool)]
+    region = customers.set_index("onu_id")["region"]
+    down_h = out_ep.groupby(out_ep["onu_id"].map(region))["duration_min"].sum() / 60.0
+    n_by_region = customers.groupby("region").size()
+    by_region = {
+        str(r): float(1.0 - down_h.get(r, 0.0) / (n * period_h)) for r, n in n_by_region.items()
+    }
+    sla = float(1.0 - down_h.sum() / (len(customers) * period_h)) if len(customers) else np.nan
+    fee = costs.monthly_fee_brl
+    credits = float(sla_credit_brl(out_ep["duration_min"].to_numpy() / 60.0, fee).sum())
+
+    # Cases: visits avoided without recurrence.
+    life = (
+        case_lifecycle(decisions, actions)
+        if len(decisions)
+        else case_lifecycle(pd.DataFrame(), pd.DataFrame())
+    )
+    avoided = 0
+    if len(life):
+        cand = life.loc[life["outcome"] == "visit_avoided"].copy()
+        called = (
+            calls.groupby("onu_id")["ts"].apply(list) if len(calls) else pd.Series(dtype=object)
+        )
+        window = pd.Timedelta(days=RECURRENCE_DAYS)
+        opened = life.groupby("subject")["opened_at"].apply(list)
+        so_open = (
+            so.groupby("onu_id")["opened_at"].apply(list) if len(so) else pd.Series(dtype=object)
+        )
+        for r in cand.itertuples():
+            call_ts = pd.to_datetime(pd.Series(called.get(r.subject, [])), utc=True)
+            in_case = ((call_ts >= r.opened_at) & (call_ts <= r.closed_at)).any()
+            if not (in_case or r.n_reboots > 0):
+                continue
+            after = [call_ts, opened.get(r.subject, []), so_open.get(r.subject, [])]
+            if any(_recurs(r.closed_at, xs, window) for xs in after):
+                continue
+            avoided += 1
+    n_reboots = len(reb_done)
+    action_cost = n_reboots * costs.reboot_cost_brl + n_notify * costs.notify_cost_brl
+    savings = avoided * costs.cost_per_visit_brl
+    net = savings - action_cost - wasted_auto * costs.cost_per_visit_brl
+    total = (
+        visits * costs.cost_per_visit_brl + n_calls * costs.call_cost_brl + credits + action_cost
+    )
+    false_den = reb_verified + visits
+    scores = (
+        classification_scores(decisions, labels)
+        if labels is not None and len(decisions)
+        else dict.fromkeys(
+            ["massive_precision", "massive_recall", "individual_precision", "individual_recall"],
+            float("nan"),
+        )
+    )
+    return {
+        "visits": visits,
+        "visits_avoided": avoided,
+        "savings_brl": float(savings),
+        "net_savings_brl": float(net),
+        "total_cost_brl": float(total),
+        "sla_credits_brl": credits,
+        "mttr_hours": mttr_h,
+        "impact_hours": float(real["duration_min"].sum() / 60.0),
+        "mttd_minutes": mttd,
+        "detected_before_call_share": before_call,
+        "sla_availability": sla,
+        "sla_availability_by_region": by_region,
+        "reboots": n_reboots,
+        "reboot_success_rate": reb_ok / reb_verified if reb_verified else float("nan"),
+        "visit_cancellations": cancelled,
+        "visit_cancellation_rate": cancelled / len(so) if len(so) else float("nan"),
+        "false_action_rate": (reb_verified - reb_ok + wasted_all) / false_den
+        if false_den
+        else float("nan"),
+        "wasted_visits": wasted_all,
+        "calls": n_calls,
+        "notifications": n_notify,
+        "cases": len(life),
+        "episodes": len(real),
+        **scores,
+    }

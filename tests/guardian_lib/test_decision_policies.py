@@ -1,0 +1,256 @@
+"""RuleScorer, RulesPolicy and ExpectedCostPolicy on hand-made observable snapshots."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from guardian_lib.decision import (
+    PREDICTION_COLUMNS,
+    ExpectedCostPolicy,
+    Observer,
+    RuleScorer,
+    RulesPolicy,
+    Snapshot,
+    make_autopilot,
+)
+from guardian_lib.decision._base import CASE_COLUMNS
+
+T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
+N_BOX, PER_BOX = 4, 8  # 2 PONs x 2 boxes x 8 ONUs
+
+
+def inventory() -> tuple[pd.DataFrame, pd.DataFrame]:
+    n = N_BOX * PER_BOX
+    ids = [f"ONU{i:03d}" for i in range(n)]
+    box = [f"BOX{i // PER_BOX}" for i in range(n)]
+    pon = [f"PON{i // (2 * PER_BOX)}" for i in range(n)]
+    onus = pd.DataFrame({"onu_id": ids, "pon_id": pon, "olt_id": "OLT1", "splitter_id": box})
+    customers = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:03d}" for i in range(n)],
+            "onu_id": ids,
+            "cpe_id": [f"OUI-X-{i:03d}" for i in range(n)],
+            "region": ["North"] * (n // 2) + ["South"] * (n // 2),
+            "segment": "residential",
+        }
+    )
+    return onus, customers
+
+
+def healthy(n: int) -> dict[str, np.ndarray]:
+    return {
+        "rx_dbm": np.full(n, -20.0),
+        "tx_dbm": np.full(n, 2.0),
+        "olt_rx_dbm": np.full(n, -22.0),
+        "ber": np.full(n, 1e-12),
+        "latency_ms": np.full(n, 12.0),
+        "loss_pct": np.full(n, 0.1),
+        "uptime_s": np.full(n, 1e5),
+    }
+
+
+def observe(obs: Observer, minutes: float, online=None, **changes) -> pd.Timestamp:
+    """Feed the observer one round at ``T0 + minutes``; ``changes`` override readings."""
+    n = obs.n
+    v = healthy(n)
+    on = np.ones(n, dtype=bool) if online is None else online
+    for k, val in changes.items():
+        v[k] = val
+    for k in v:
+        v[k] = np.where(on, v[k], np.nan)
+    v["loss_pct"] = np.where(on, v["loss_pct"], np.nan)
+    ts = T0 + pd.Timedelta(minutes=minutes)
+    obs.update_arrays(ts, on, v)
+    return ts
+
+
+def snapshot(obs, ts, scorer=None, cases=None, orders=None, incidents=None) -> Snapshot:
+    snap = Snapshot(ts=ts, status=obs.status())
+    if cases is not None:
+        snap.cases = cases
+    if orders is not None:
+        snap.service_orders = orders
+    if incidents is not None:
+        snap.incidents = incidents
+    snap.predictions = (scorer or RuleScorer())(snap)
+    return snap
+
+
+def case_frame(onu: str, opened: pd.Timestamp, reboots=0, last_reboot=pd.NaT, visit=None):
+    df = pd.DataFrame(
+        [["CASE1", opened, reboots, last_reboot, visit, False]],
+        columns=list(CASE_COLUMNS),
+        index=pd.Index([onu], name="onu_id"),
+    )
+    return df
+
+
+@pytest.fixture
+def obs() -> Observer:
+    return Observer(*inventory())
+
+
+def test_scorer_contract(obs):
+    observe(obs, 0)
+    ts = observe(obs, 5)
+    snap = snapshot(obs, ts)
+    p = snap.predictions
+    assert list(p.columns) == list(PREDICTION_COLUMNS)
+    probs = p[[c for c in p.columns if c.startswith("p_")]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    assert ((p["anomaly_score"] >= 0) & (p["anomaly_score"] <= 1)).all()
+    assert (p["anomaly_score"] == 0).all()  # all healthy
+    assert all(isinstance(json.loads(r), list) for r in p["top_reasons"])
+
+
+def test_scorer_tells_massive_from_individual(obs):
+    observe(obs, 0)
+    online = np.ones(obs.n, dtype=bool)
+    online[:PER_BOX] = False  # box 0 down: a massive outage
+    online[20] = False  # one ONU of box 2 down
+    loss = np.full(obs.n, 0.1)
+    loss[28] = 100.0  # online without PPPoE: a hung CPE
+    ts = observe(obs, 5, online=online, loss_pct=loss)
+    p = snapshot(obs, ts).predictions.set_index("onu_id")
+    assert p.loc["ONU000", "p_massive_outage"] > 0.8
+    assert p.loc["ONU020", "p_massive_outage"] < 0.2
+    assert p.loc["ONU020", ["p_equipment_fail", "p_intermittent"]].sum() > 0.6
+    classes = [c for c in PREDICTION_COLUMNS if c.startswith("p_")]
+    assert p.loc["ONU028", classes].astype(float).idxmax() == "p_customer_premises"
+
+
+def test_rules_open_incident_hold_visits_and_notify(obs):
+    observe(obs, 0)
+    online = np.ones(obs.n, dtype=bool)
+    online[:PER_BOX] = False
+    ts = observe(obs, 10, online=online)
+    orders = pd.DataFrame(
+        {"os_id": ["OS1"], "onu_id": ["ONU003"], "status": ["scheduled"], "opened_by": ["cc"]}
+    )
+    snap = snapshot(obs, ts, orders=orders, cases=case_frame("ONU003", T0, visit="OS1"))
+    decisions = RulesPolicy().decide(snap)
+    by_action = {d.action: d for d in decisions}
+    assert by_action["open_incident"].params["scope_type"] == "box"
+    assert set(by_action["open_incident"].targets) == {f"ONU{i:03d}" for i in range(PER_BOX)}
+    assert by_action["hold_visits"].targets == ("OS1",)
+    assert len(by_action["notify"].targets) == PER_BOX
+    assert by_action["close_case"].subject == "ONU003"  # merged into the incident
+    assert not any(d.action == "open_case" for d in decisions)
+
+
+def test_rules_notify_reboot_then_visit_then_close(obs):
+    loss = np.full(obs.n, 0.1)
+    loss[5] = 100.0
+    observe(obs, 0)
+    ts = observe(obs, 5, loss_pct=loss)
+    pol = RulesPolicy()
+    d0 = pol.decide(snapshot(obs, ts))
+    assert [d.action for d in d0] == ["open_case", "notify", "reboot"]
+    cases = case_frame("ONU005", ts)
+    ts = observe(obs, 20, loss_pct=loss)
+    d1 = pol.decide(snapshot(obs, ts, cases=cases))
+    assert {d.action for d in d1} == {"notify", "reboot"}
+    reboot = next(d for d in d1 if d.action == "reboot")
+    assert reboot.targets == ("OUI-X-005",) and reboot.case_id == "CASE1"
+    # Rebooted 15 min ago: no second reboot within 6 h, no visit yet.
+    cases = case_frame("ONU005", T0, reboots=1, last_reboot=ts)
+    cases["notified"] = True
+    assert pol.decide(snapshot(obs, observe(obs, 35, loss_pct=loss), cases=cases)) == []
+    # Still down 90 min after the reboot: a priority visit.
+    cases = case_frame("ONU005", T0, reboots=1, last_reboot=ts)
+    cases["notified"] = True
+    ts2 = observe(obs, 110, loss_pct=loss)
+    d2 = pol.decide(snapshot(obs, ts2, cases=cases))
+    assert [d.action for d in d2] == ["schedule_visit"]
+    assert d2[0].params["priority"] == "high"
+    # Back and stable for 30 min: close and cancel the visit.
+    observe(obs, 115)
+    ts3 = observe(obs, 150)
+    cases["visit_os_id"] = "OS9"
+    orders = pd.DataFrame(
+        {"os_id": ["OS9"], "onu_id": ["ONU005"], "status": ["scheduled"], "opened_by": ["a"]}
+    )
+    d3 = pol.decide(snapshot(obs, ts3, cases=cases, orders=orders))
+    assert [d.action for d in d3] == ["cancel_visit", "close_case"]
+    assert d3[0].targets == ("OS9",)
+
+
+def test_expected_cost_reboots_a_hang_and_waits_on_a_power_cut(obs):
+    loss = np.full(obs.n, 0.1)
+    loss[5] = 100.0
+    online = np.ones(obs.n, dtype=bool)
+    online[12] = False
+    observe(obs, 0)
+    ts = observe(obs, 5, online=online, loss_pct=loss)
+    obs.update_arrays(
+        ts, obs.online, obs.values,
+        pd.DataFrame({"entity_id": ["ONU012"], "type": ["DYING_GASP"], "payload": ["{}"]}),
+    )  # fmt: skip
+    ts = observe(obs, 60, online=online, loss_pct=loss)
+    cases = pd.concat([case_frame("ONU005", T0), case_frame("ONU012", T0)])
+    cases["case_id"] = ["CASE1", "CASE2"]
+    scorer, pol = make_autopilot()
+    snap = snapshot(obs, ts, scorer=scorer, cases=cases)
+    assert snap.status.loc["ONU012", "down_type"] == "DYING_GASP"
+    decisions = pol.decide(snap)
+    acts = {(d.subject, d.action) for d in decisions}
+    assert ("ONU005", "reboot") in acts
+    assert ("ONU012", "schedule_visit") not in acts
+    reboot = next(d for d in decisions if d.action == "reboot")
+    costs = reboot.rationale["costs_brl"]
+    assert costs["reboot"] == min(costs.values())
+    assert reboot.expected_cost_brl == pytest.approx(costs["reboot"], abs=0.01)
+    assert reboot.rationale["subtype"] == "hang"
+
+
+def test_expected_cost_sends_a_technician_to_a_lone_los(obs):
+    online = np.ones(obs.n, dtype=bool)
+    online[20] = False
+    observe(obs, 0)
+    observe(obs, 5, online=online)
+    pol = ExpectedCostPolicy()
+    ts = observe(obs, 20, online=online)
+    d = pol.decide(snapshot(obs, ts, cases=case_frame("ONU020", T0)))
+    assert not [x for x in d if x.action == "schedule_visit"]  # too early: could be a blip
+    ts = observe(obs, 90, online=online)
+    d = pol.decide(snapshot(obs, ts, cases=case_frame("ONU020", T0)))
+    visit = [x for x in d if x.action == "schedule_visit"]
+    assert len(visit) == 1 and visit[0].targets == ("ONU020",)
+    assert (
+        visit[0].rationale["costs_brl"]["schedule_visit"] < visit[0].rationale["costs_brl"]["wait"]
+    )
+
+
+def test_policy_needs_predictions(obs):
+    ts = observe(obs, 0)
+    with pytest.raises(ValueError, match="predictions is None"):
+        RulesPolicy().decide(Snapshot(ts=ts, status=obs.status()))
+
+
+def test_nan_class_probabilities_from_the_ml_models_are_safe(obs):
+    """The ML models leave p_* NaN where there is no symptom: policies must cope."""
+    online = np.ones(obs.n, dtype=bool)
+    online[20] = False
+    observe(obs, 0)
+    observe(obs, 5, online=online)
+    ts = observe(obs, 90, online=online)
+
+    def ml_like(snap):
+        p = RuleScorer(model_version="ml/1")(snap)
+        healthy_rows = p["onu_id"] != "ONU020"
+        p.loc[healthy_rows, [c for c in p.columns if c.startswith("p_")]] = np.nan
+        p.loc[healthy_rows, "top_reasons"] = None
+        return p
+
+    scorer, pol = make_autopilot(scorer=ml_like)
+    d = pol.decide(snapshot(obs, ts, scorer=scorer, cases=case_frame("ONU020", T0)))
+    assert [x.action for x in d] == ["notify", "schedule_visit"]
+    assert d[1].model_version == "ml/1"
+    with pytest.raises(KeyError, match="risk_24h"):
+        pol.decide(Snapshot(ts=ts, status=obs.status(),
+                            predictions=ml_like(Snapshot(ts=ts, status=obs.status()))
+                            .drop(columns=["risk_24h"])))  # fmt: skip

@@ -1,0 +1,131 @@
+"""KPIs from audit and operational tables: episodes, MTTR, SLA, visits avoided."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from guardian_lib.kpis import (
+    EpisodeTracker,
+    classification_scores,
+    compute_kpis,
+    episodes_from_status,
+)
+
+T0 = pd.Timestamp("2026-01-05", tz="UTC")
+
+
+def ts(minutes: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(minutes=minutes)
+
+
+def test_tracker_matches_the_vectorised_frame(rng):
+    ids = np.array(["A", "B", "C"], dtype=object)
+    tracker = EpisodeTracker(ids)
+    rows = []
+    for k in range(60):
+        imp = rng.random(3) < 0.3
+        out = imp & (rng.random(3) < 0.5)
+        tracker.update(ts(5 * k), imp, out)
+        rows += [(ts(5 * k), i, bool(a), bool(b)) for i, a, b in zip(ids, imp, out, strict=True)]
+    a = tracker.episodes().sort_values(["onu_id", "start_at"]).reset_index(drop=True)
+    b = episodes_from_status(pd.DataFrame(rows, columns=["ts", "onu_id", "impacted", "outage"]))
+    b = b.sort_values(["onu_id", "start_at"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+    assert (a["duration_min"] >= 0).all()
+
+
+def _kpis(**over):
+    customers = pd.DataFrame(
+        {"onu_id": ["O1", "O2", "O3", "O4"], "cpe_id": ["P1", "P2", "P3", "P4"],
+         "region": ["N", "N", "S", "S"]}
+    )  # fmt: skip
+    decisions = pd.DataFrame(
+        [
+            ("D1", ts(0), "O1", "open_case", json.dumps(["O1"]), "C1", "{}"),
+            ("D2", ts(5), "O1", "reboot", json.dumps(["P1"]), "C1", "{}"),
+            ("D3", ts(60), "O1", "close_case", json.dumps(["O1"]), "C1", "{}"),
+            ("D4", ts(0), "O2", "open_case", json.dumps(["O2"]), "C2", "{}"),
+            ("D5", ts(60), "O2", "close_case", json.dumps(["O2"]), "C2", "{}"),
+            ("D6", ts(100), "box:B", "open_incident", json.dumps(["O3", "O4"]), "INC1", "{}"),
+        ],
+        columns=["decision_id", "ts", "subject", "action", "targets", "case_id", "rationale"],
+    )
+    actions = pd.DataFrame(
+        [("A1", "D2", "reboot", "P1", "succeeded", ts(5), ts(20), "{}", None)],
+        columns=["action_id", "decision_id", "action_type", "target", "status", "started_at",
+                 "finished_at", "result", "error"],
+    )  # fmt: skip
+    episodes = pd.DataFrame(
+        {
+            "onu_id": ["O1", "O1", "O3", "O4"],
+            "start_at": [ts(-10), ts(6), ts(90), ts(90)],
+            "end_at": [ts(5), ts(9), ts(330), ts(330)],
+            "outage": [True, True, True, True],
+        }
+    )
+    episodes["duration_min"] = (episodes["end_at"] - episodes["start_at"]).dt.total_seconds() / 60
+    calls = pd.DataFrame({"ts": [ts(2), ts(30)], "onu_id": ["O1", "O2"]})
+    orders = pd.DataFrame(
+        {"os_id": ["OS1"], "onu_id": ["O3"], "status": ["completed"], "outcome": ["massive_outage"],
+         "opened_by": ["call_center"], "opened_at": [ts(120)]}
+    )  # fmt: skip
+    args = dict(
+        decisions=decisions, actions=actions,
+        notifications=pd.DataFrame(columns=["status"]), service_orders=orders,
+        episodes=episodes, calls=calls, customers=customers, start=T0, end=ts(24 * 60),
+    )  # fmt: skip
+    args.update(over)
+    return compute_kpis(**args)
+
+
+def test_visits_avoided_mttr_mttd_and_sla():
+    k = _kpis()
+    # C1 (reboot) and C2 (call) closed without a visit and no recurrence.
+    assert k["visits_avoided"] == 2
+    assert k["savings_brl"] == 300.0
+    assert k["net_savings_brl"] == pytest.approx(300.0 - 2.0)  # one reboot at R$ 2
+    # The 3-minute episode right after the reboot is the reboot's own downtime.
+    assert k["episodes"] == 3
+    assert k["mttr_hours"] == pytest.approx((15 + 240 + 240) / 3 / 60)
+    # O1 detected by its case 10 min in (before the call at 12); O3/O4 by the incident.
+    assert k["mttd_minutes"] == pytest.approx(10.0)
+    assert k["detected_before_call_share"] == 1.0
+    assert k["sla_availability_by_region"]["N"] == pytest.approx(1 - 15 / (2 * 1440))
+    assert k["sla_availability_by_region"]["S"] == pytest.approx(1 - 480 / (2 * 1440))
+    assert k["visits"] == 1 and k["wasted_visits"] == 1
+    assert k["false_action_rate"] == pytest.approx(1 / 2)  # the visit; the reboot worked
+    assert k["reboot_success_rate"] == 1.0
+
+
+def test_a_recurrence_within_seven_days_cancels_the_avoided_visit():
+    calls = pd.DataFrame({"ts": [ts(2), ts(30), ts(3 * 1440)], "onu_id": ["O1", "O2", "O2"]})
+    assert _kpis(calls=calls)["visits_avoided"] == 1
+    calls = pd.DataFrame({"ts": [ts(2), ts(30), ts(8 * 1440)], "onu_id": ["O1", "O2", "O2"]})
+    assert _kpis(calls=calls)["visits_avoided"] == 2
+
+
+def test_massive_vs_individual_precision_recall():
+    decisions = pd.DataFrame(
+        {
+            "ts": [ts(10), ts(10), ts(20)],
+            "action": ["open_incident", "open_case", "open_case"],
+            "targets": [json.dumps(["O1", "O2"]), json.dumps(["O3"]), json.dumps(["O1"])],
+        }
+    )
+    labels = pd.DataFrame(
+        {
+            "onu_id": ["O1", "O2", "O3", "O4"],
+            "start_at": [ts(0)] * 4,
+            "end_at": [ts(60)] * 4,
+            "massive": [True, True, False, True],
+        }
+    )
+    s = classification_scores(decisions, labels)
+    assert s["massive_precision"] == 1.0
+    assert s["massive_recall"] == pytest.approx(2 / 3)
+    assert s["individual_precision"] == pytest.approx(1 / 2)
+    assert s["individual_recall"] == 1.0

@@ -1,0 +1,120 @@
+"""Closed-loop backtest on the tiny scenario: policies change outcomes, safely."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from guardian_lib.decision import AutopilotSettings
+from simulator.backtest import (
+    POLICIES,
+    run_backtest,
+    run_policy,
+    safety_violations,
+    scenario_of_run,
+)
+from simulator.backtest_cli import register
+from simulator.engine import Simulation
+from simulator.faults import FAULT_KINDS
+from simulator.output import simulate_to_dir
+from simulator.scenario import load_scenario
+
+KEYS = (
+    "visits", "visits_avoided", "savings_brl", "net_savings_brl", "mttr_hours", "mttd_minutes",
+    "sla_availability", "sla_availability_by_region", "reboots", "reboot_success_rate",
+    "visit_cancellations", "false_action_rate", "calls",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def hangs():
+    """Tiny, 18 h, only hung CPEs (often): the case a remote reboot fixes.
+
+    (The same construction as ``conftest.only_fault``, at module scope.)
+    """
+    sc = load_scenario("tiny")
+    faults = sc.faults.model_dump()
+    for kind in FAULT_KINDS:
+        faults[kind]["rate_per_year"] = 0.0
+    faults["cpe_hang"]["rate_per_year"] = 40.0
+    return sc.with_overrides(
+        faults=faults,
+        days=0.75,
+        data_quality=sc.data_quality.model_dump() | {"unexplained_symptoms_per_year": 0.0},
+        weather=sc.weather.model_dump() | {"storms_per_year_per_region": 0.0},
+        customers=sc.customers.model_dump() | {"background_calls_per_year": 0.0},
+    )
+
+
+@pytest.fixture(scope="module")
+def hang_results(hangs):
+    return {p: run_policy(hangs, p, seed=3) for p in POLICIES}
+
+
+def test_every_policy_reports_every_kpi_without_safety_violations(hang_results):
+    for pol, k in hang_results.items():
+        assert set(KEYS) <= set(k), pol
+        assert k["safety_violations"] == 0, pol
+        assert 0.0 <= k["sla_availability"] <= 1.0
+
+
+def test_reboots_replace_visits_for_hung_cpes(hang_results):
+    reactive, auto, oracle = (hang_results[p] for p in ("reactive", "autopilot", "oracle"))
+    assert reactive["reboots"] == 0 and auto["reboots"] > 0
+    assert auto["reboot_success_rate"] > 0.5
+    assert auto["visits"] < max(reactive["visits"], 1)
+    assert auto["mttr_hours"] < reactive["mttr_hours"]
+    assert oracle["mttr_hours"] <= auto["mttr_hours"] + 0.25
+
+
+def test_same_seed_same_outcome_and_common_faults(hangs):
+    short = hangs.with_overrides(days=0.25)
+    a = run_policy(short, "autopilot", seed=5)
+    b = run_policy(short, "autopilot", seed=5)
+    assert json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    s1, s2 = Simulation(hangs, seed=5), Simulation(hangs, seed=5)
+    s2.ops.reactive = False
+    assert [(f.kind, f.start_s) for f in s1.faults] == [(f.kind, f.start_s) for f in s2.faults]
+
+
+def test_safety_violation_checker_catches_a_double_reboot():
+    t0 = pd.Timestamp("2026-01-05", tz="UTC")
+    acts = pd.DataFrame(
+        {"action_type": ["reboot", "reboot"], "status": ["succeeded", "failed"],
+         "target": ["CPE1", "CPE1"], "started_at": [t0, t0 + pd.Timedelta(hours=1)]}
+    )  # fmt: skip
+    assert safety_violations(acts, AutopilotSettings(), {"CPE1": "PON1"}) >= 1
+
+
+def test_backtest_json_shape(hangs):
+    res = run_backtest(hangs.with_overrides(days=0.25), ["reactive", "autopilot"], seeds=[1, 2])
+    assert set(res["policies"]) == {"reactive", "autopilot"}
+    m = res["policies"]["autopilot"]["visits"]
+    assert set(m) == {"mean", "ci95"} and m["ci95"][0] <= m["mean"] <= m["ci95"][1]
+    assert "Campinas" in res["policies"]["autopilot"]["sla_availability_by_region"]
+    assert "cost_saving_vs_reactive_brl" in res["policies"]["autopilot"]
+    assert res["settings"]["seeds"] == [1, 2]
+
+
+def test_cli_writes_kpis_json(tmp_path):
+    run = simulate_to_dir(load_scenario("tiny", days=0.25), tmp_path / "run")
+    assert scenario_of_run(run).days == 0.25
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # keep sub-command mode with one command
+    out = tmp_path / "kpis.json"
+    result = CliRunner().invoke(
+        app,
+        ["backtest", "--run", str(run), "--policies", "reactive,rules", "--seeds", "1",
+         "--json", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    assert set(data["policies"]) == {"reactive", "rules"}
+    assert set(data["policies"]["rules"]["mttr_hours"]) == {"mean", "ci95"}
+    bad = CliRunner().invoke(app, ["backtest", "--run", str(run), "--policies", "magic"])
+    assert bad.exit_code != 0
