@@ -30,7 +30,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guardian_lib.errors import ConfigError, IngestError
-from guardian_lib.schema import INVENTORY_COLUMNS, TELEMETRY_COLUMNS, VALID_RANGES, missing_columns
+from guardian_lib.schema import (
+    INVENTORY_COLUMNS,
+    RAW_TELEMETRY_ARROW,
+    TELEMETRY_COLUMNS,
+    VALID_RANGES,
+    missing_columns,
+)
 from guardian_lib.warehouse import raw_dir, silver_dir, warehouse_path
 
 __all__ = [
@@ -44,26 +50,8 @@ __all__ = [
     "RAW_TELEMETRY_SCHEMA",
 ]
 
-_TS = pa.timestamp("us", tz="UTC")
 #: Arrow schema of RAW telemetry files (user files are written with exactly this one).
-RAW_TELEMETRY_SCHEMA = pa.schema(
-    [
-        ("ts", _TS),
-        ("onu_id", pa.string()),
-        ("rx_dbm", pa.float64()),
-        ("tx_dbm", pa.float64()),
-        ("olt_rx_dbm", pa.float64()),
-        ("snr_db", pa.float64()),
-        ("ber", pa.float64()),
-        ("crc_errors", pa.int64()),
-        ("latency_ms", pa.float64()),
-        ("loss_pct", pa.float64()),
-        ("online", pa.bool_()),
-        ("uptime_s", pa.int64()),
-        ("source", pa.string()),
-        ("received_at", _TS),
-    ]
-)
+RAW_TELEMETRY_SCHEMA = RAW_TELEMETRY_ARROW
 _MEASURES = [c for c in TELEMETRY_COLUMNS if c not in ("ts", "onu_id", "online", "source")]
 _LATE = "INTERVAL 1 HOUR"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

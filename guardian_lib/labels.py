@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.features import symptomatic
+from guardian_lib.schema import CAUSE_CLASSES
 
 __all__ = [
     "CAUSE_CLASSES",
@@ -42,14 +43,6 @@ __all__ = [
     "build_labels",
 ]
 
-CAUSE_CLASSES = (
-    "MASSIVE_OUTAGE",
-    "CUSTOMER_PREMISES",
-    "EQUIPMENT_FAIL",
-    "EXTERNAL_NETWORK",
-    "INTERMITTENT",
-    "UNKNOWN",
-)
 MASSIVE_CLASSES = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
 RISK_HORIZONS_H = (2, 6, 24)
 _PRECEDENCE = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK", "EQUIPMENT_FAIL", "INTERMITTENT",

@@ -6,7 +6,12 @@ Columns carry their unit in the name (``rx_dbm``, ``latency_ms``, ``uptime_s``);
 
 from __future__ import annotations
 
+import pyarrow as pa
+
 __all__ = [
+    "CAUSE_CLASSES",
+    "RAW_TELEMETRY_ARROW",
+    "RAW_EVENTS_ARROW",
     "TELEMETRY_COLUMNS",
     "EVENT_COLUMNS",
     "INVENTORY_COLUMNS",
@@ -31,6 +36,52 @@ TELEMETRY_COLUMNS: dict[str, str] = {
     "uptime_s": "BIGINT",
     "source": "VARCHAR",
 }
+
+#: The six probable causes of a symptom (DESIGN.md §5), in the order reports use.
+CAUSE_CLASSES = (
+    "MASSIVE_OUTAGE",
+    "CUSTOMER_PREMISES",
+    "EQUIPMENT_FAIL",
+    "EXTERNAL_NETWORK",
+    "INTERMITTENT",
+    "UNKNOWN",
+)
+
+_TS = pa.timestamp("us", tz="UTC")
+#: Arrow schema of RAW telemetry files: the telemetry columns plus ``received_at`` (when
+#: the management system received the row). Writers may add trace columns after these
+#: (the SNMP poller adds ``olt_id``, ``snmp_index``, ``serial``, ``poll_complete``).
+RAW_TELEMETRY_ARROW = pa.schema(
+    [
+        ("ts", _TS),
+        ("onu_id", pa.string()),
+        ("rx_dbm", pa.float64()),
+        ("tx_dbm", pa.float64()),
+        ("olt_rx_dbm", pa.float64()),
+        ("snr_db", pa.float64()),
+        ("ber", pa.float64()),
+        ("crc_errors", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("loss_pct", pa.float64()),
+        ("online", pa.bool_()),
+        ("uptime_s", pa.int64()),
+        ("source", pa.string()),
+        ("received_at", _TS),
+    ]
+)
+#: Arrow schema of RAW event files.
+RAW_EVENTS_ARROW = pa.schema(
+    [
+        ("ts", _TS),
+        ("entity_id", pa.string()),
+        ("entity_type", pa.string()),
+        ("type", pa.string()),
+        ("severity", pa.string()),
+        ("source", pa.string()),
+        ("payload", pa.string()),
+        ("received_at", _TS),
+    ]
+)
 
 EVENT_COLUMNS: dict[str, str] = {
     "ts": "TIMESTAMPTZ",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from guardian_lib.schema import CAUSE_CLASSES
 from simulator.scenario import Duration, FaultSpec, Scenario, Spread
 from simulator.topology import Topology
 
@@ -48,15 +49,6 @@ FAULT_KINDS: dict[str, dict] = {
     "hardware_failure": {"class": "EQUIPMENT_FAIL", "scope": "onu", "ends": "visit"},
     "fibre_degradation": {"class": "INTERMITTENT", "scope": "onu", "ends": "visit"},
 }
-
-CAUSE_CLASSES = (
-    "MASSIVE_OUTAGE",
-    "CUSTOMER_PREMISES",
-    "EQUIPMENT_FAIL",
-    "EXTERNAL_NETWORK",
-    "INTERMITTENT",
-    "UNKNOWN",
-)
 
 
 def sample_lognormal(

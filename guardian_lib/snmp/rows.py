@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW
 from guardian_lib.snmp.encodings import (
     decode_dbm,
     decode_serial,
@@ -33,43 +34,18 @@ __all__ = [
 
 SOURCE = "snmp"
 
-_TS = pa.timestamp("us", tz="UTC")
 #: ``telemetry_raw`` columns plus the trace columns of the SNMP poller.
 TELEMETRY_SCHEMA = pa.schema(
     [
-        ("ts", _TS),
-        ("onu_id", pa.string()),
-        ("rx_dbm", pa.float64()),
-        ("tx_dbm", pa.float64()),
-        ("olt_rx_dbm", pa.float64()),
-        ("snr_db", pa.float64()),
-        ("ber", pa.float64()),
-        ("crc_errors", pa.int64()),
-        ("latency_ms", pa.float64()),
-        ("loss_pct", pa.float64()),
-        ("online", pa.bool_()),
-        ("uptime_s", pa.int64()),
-        ("source", pa.string()),
-        ("received_at", _TS),
-        ("olt_id", pa.string()),
-        ("snmp_index", pa.string()),
-        ("serial", pa.string()),
-        ("poll_complete", pa.bool_()),
+        *RAW_TELEMETRY_ARROW,
+        pa.field("olt_id", pa.string()),
+        pa.field("snmp_index", pa.string()),
+        pa.field("serial", pa.string()),
+        pa.field("poll_complete", pa.bool_()),
     ]
 )
 #: ``events_raw`` columns.
-EVENTS_SCHEMA = pa.schema(
-    [
-        ("ts", _TS),
-        ("entity_id", pa.string()),
-        ("entity_type", pa.string()),
-        ("type", pa.string()),
-        ("severity", pa.string()),
-        ("source", pa.string()),
-        ("payload", pa.string()),
-        ("received_at", _TS),
-    ]
-)
+EVENTS_SCHEMA = RAW_EVENTS_ARROW
 _SEVERITY = {"LOS": "critical", "DYING_GASP": "major", "LINK_UP": "info", "OLT_ALARM": "major"}
 
 
