@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test lint format install clean browser
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python >= 3.11 is required; set PYTHON=...)"; exit 1; }
@@ -18,16 +18,23 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/guardian simulate --scenario experiments/scenarios/small.yaml --seed 7 --out data/runs/small --overwrite
-	$(BIN)/guardian ingest --run data/runs/small
-	$(BIN)/guardian info --run data/runs/small
-	@echo "Warehouse: $$(pwd)/data/runs/small/warehouse.duckdb"
+	$(BIN)/guardian run experiments/baseline.yaml $$(command -v chromium >/dev/null 2>&1 || echo "--set report.screenshots=false")
+	@echo "Report: $$(ls -td $(CURDIR)/reports/baseline/*/ | head -1)report.html"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && apt-get install -y -qq chromium; \
+	  else \
+	    echo "error: chromium not found: the browser tests need Debian's chromium (sudo apt-get install -y chromium)"; exit 1; \
+	  fi; }
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 format: $(STAMP)

@@ -1,0 +1,179 @@
+"""Screenshots of every dashboard screen, taken in Debian's chromium with the network off.
+
+Used by the report notebook (PNG files beside ``report.html``, so a reader sees the
+screens without running anything) and by the browser tests. Every request that is not
+``file:``, ``data:``, ``blob:`` or loopback is blocked and recorded; console errors and
+page errors are recorded too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guardian_lib.errors import GuardianError
+from guardian_lib.i18n import label, normalize_lang
+
+__all__ = [
+    "SCREEN_KEYS",
+    "CHROMIUM_ARGS",
+    "BrowserMissingError",
+    "Capture",
+    "chromium_path",
+    "launch_chromium",
+    "watch_page",
+    "open_screen",
+    "capture_screens",
+]
+
+#: Label keys of the six screens, in tab order.
+SCREEN_KEYS = (
+    "noc_overview",
+    "risk_queue",
+    "customer_dossier",
+    "kpis_savings",
+    "explainability",
+    "optical_matrix",
+)
+#: Flags for a headless chromium that makes no background connections.
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+_LOCAL = ("file:", "data:", "blob:", "about:")
+_LOOPBACK = re.compile(r"^(https?|wss?)://(127\.0\.0\.1|localhost|\[::1\])(:\d+)?(/|$)")
+
+
+class BrowserMissingError(GuardianError):
+    """Debian's chromium is not installed (``apt-get install -y chromium``)."""
+
+
+@dataclass
+class Capture:
+    """What a browser session saw: screenshots, console errors and blocked requests."""
+
+    paths: list[Path] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+
+def chromium_path() -> str:
+    """The chromium executable (``GUARDIAN_CHROMIUM`` overrides ``chromium`` on PATH).
+
+    Raises
+    ------
+    BrowserMissingError
+        None found; the message says how to install it.
+    """
+    candidates = [
+        os.environ.get("GUARDIAN_CHROMIUM"),
+        shutil.which("chromium"),
+        "/usr/bin/chromium",
+    ]
+    for c in candidates:
+        if c and Path(c).is_file():
+            return c
+    raise BrowserMissingError(
+        "chromium not found (looked at $GUARDIAN_CHROMIUM, PATH and /usr/bin/chromium): install "
+        "Debian's package with `apt-get update && apt-get install -y chromium` "
+        "(never `playwright install`)"
+    )
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """A headless Debian chromium browser from a ``sync_playwright()`` handle."""
+    return playwright.chromium.launch(executable_path=chromium_path(), args=list(CHROMIUM_ARGS))
+
+
+def watch_page(page: Any, capture: Capture) -> None:
+    """Block non-local requests on ``page`` and record them and console errors in ``capture``."""
+
+    def route(r: Any) -> None:
+        url = r.request.url
+        if url.startswith(_LOCAL) or _LOOPBACK.match(url):
+            r.continue_()
+        else:
+            capture.blocked.append(url)
+            r.abort()
+
+    page.route("**/*", route)
+    page.on(
+        "console",
+        lambda m: capture.console_errors.append(m.text) if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: capture.console_errors.append(f"pageerror: {e}"))
+
+
+def open_screen(page: Any, key: str, lang: str = "en", settle_ms: int = 1500) -> None:
+    """Click the tab of screen ``key`` (one of :data:`SCREEN_KEYS`) and let it draw."""
+    text = label(key, normalize_lang(lang))
+    tab = page.locator(".bk-tab", has_text=re.compile("^" + re.escape(text) + "$")).first
+    tab.click()
+    page.wait_for_timeout(settle_ms)
+
+
+def capture_screens(
+    url: str,
+    out_dir: Path | str,
+    lang: str = "en",
+    timeout_s: float = 180.0,
+    width_px: int = 1400,
+) -> Capture:
+    """Open ``url`` and save ``NN_<screen>.png`` of each screen in ``out_dir``.
+
+    Parameters
+    ----------
+    url : str
+        ``file://…/report.html`` or ``http://127.0.0.1:<port>/``.
+    out_dir : path
+    lang : {'en', 'pt-BR'}, default 'en'
+        Language of the page (tabs are found by their label).
+    timeout_s : float, default 180
+        Time allowed for the page to show its tabs. [s]
+    width_px : int, default 1400
+        Viewport width. [px]
+
+    Returns
+    -------
+    Capture
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # no loop here: Playwright's sync API can run in this thread
+        return _capture(url, Path(out_dir), lang, timeout_s, width_px)
+    # Inside a running loop (a Jupyter kernel): the sync API needs a thread without one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_capture, url, Path(out_dir), lang, timeout_s, width_px).result()
+
+
+def _capture(url: str, out: Path, lang: str, timeout_s: float, width_px: int) -> Capture:
+    from playwright.sync_api import sync_playwright
+
+    out.mkdir(parents=True, exist_ok=True)
+    cap = Capture()
+    with sync_playwright() as pw:
+        browser = launch_chromium(pw)
+        try:
+            page = browser.new_page(viewport={"width": width_px, "height": 1000})
+            watch_page(page, cap)
+            page.goto(url, timeout=timeout_s * 1000)
+            page.wait_for_selector(".bk-tab", timeout=timeout_s * 1000)
+            for i, key in enumerate(SCREEN_KEYS, start=1):
+                open_screen(page, key, lang)
+                path = out / f"{i:02d}_{key}.png"
+                page.screenshot(path=str(path), full_page=True)
+                cap.paths.append(path)
+        finally:
+            browser.close()
+    return cap

@@ -1,0 +1,242 @@
+"""Dashboard data, screens and the offline report (no browser: see test_dashboards_browser)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import guardian_lib.dashboards as dashboards
+from guardian_lib.audit import AUDIT_TABLES
+from guardian_lib.dashboards import (
+    customer_dossier,
+    external_references,
+    load_run_data,
+    make_offline,
+    operations_kpis,
+    policy_table,
+    risk_queue,
+    write_report,
+)
+from guardian_lib.dashboards._screens import SCREENS, build_layout
+from guardian_lib.warehouse import run_summary
+
+CAUSES = [
+    "p_massive_outage", "p_customer_premises", "p_equipment_fail",
+    "p_external_network", "p_intermittent", "p_unknown",
+]  # fmt: skip
+
+
+def add_predictions(run: Path, seed: int = 3) -> pd.DataFrame:
+    """Write a synthetic ``ml_predictions`` file (the schema of issue 4) into ``run``."""
+    con = duckdb.connect(str(run / "warehouse.duckdb"), read_only=True)
+    onus = con.execute("SELECT onu_id FROM onus ORDER BY onu_id").df()["onu_id"]
+    con.close()
+    rng = np.random.default_rng(seed)
+    ts = pd.Timestamp("2026-01-06T23:45:00Z")
+    n = len(onus)
+    probs = rng.dirichlet(np.ones(6), size=n)
+    df = pd.DataFrame({"ts": [ts] * n, "onu_id": onus, "anomaly_score": rng.random(n)})
+    for i, col in enumerate(CAUSES):
+        df[col] = probs[:, i]
+    df["risk_2h"] = np.round(rng.random(n), 4)
+    df["risk_6h"] = np.minimum(1, df["risk_2h"] + 0.05)
+    df["risk_24h"] = np.minimum(1, df["risk_2h"] + 0.1)
+    df["model_version"] = "network-guardian/1"
+    reason = [{"feature": "rx_dbm_delta_24h", "value": -3.2, "contribution": 0.8, "model": "cause"}]
+    df["top_reasons"] = [json.dumps(reason) if i % 4 == 0 else "[]" for i in range(n)]
+    out = run / "lake" / "gold" / "ml_predictions"
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out / "network-guardian_v1.parquet", index=False)
+    return df
+
+
+def add_audit(run: Path, onu_id: str, db: str = "warehouse.duckdb") -> None:
+    """Write one decision, one action and one incident in the audit tables' schema."""
+    ts = pd.Timestamp("2026-01-06T10:00:00Z")
+    rows = {
+        "decisions": {
+            "decision_id": "D00000001", "ts": ts, "subject": onu_id, "action": "reboot",
+            "targets": json.dumps([onu_id]), "case_id": "K1", "confidence": 0.91,
+            "expected_cost": 12.5, "rationale": json.dumps({"rule": "individual_high_risk"}),
+            "inputs": "{}", "inputs_digest": "x", "model_version": "network-guardian/1",
+            "policy_version": "rules/1", "mode": "simulate", "allowed": True, "blocked_rule": None,
+        },
+        "actions": {
+            "action_id": "A00000001", "decision_id": "D00000001", "action_type": "reboot",
+            "target": onu_id, "status": "succeeded", "started_at": ts, "finished_at": ts,
+            "result": json.dumps({"verified": True}), "error": None,
+        },
+        "notifications": None,
+        "incidents": {
+            "incident_id": "INC00000001", "scope_type": "pon", "scope_key": "OLT-01-001/1/0",
+            "start_at": ts, "end_at": ts + pd.Timedelta(hours=3), "severity": "major",
+            "cause": "MASSIVE_OUTAGE", "affected_customers": 32, "opened_by": "autopilot",
+            "recorded_at": ts,
+        },
+    }  # fmt: skip
+    con = duckdb.connect(str(run / db))
+    for table, cols in AUDIT_TABLES.items():
+        ddl = ", ".join(f"{c} {t}" for c, t in cols.items())
+        con.execute(f"CREATE OR REPLACE TABLE {table} ({ddl})")
+        if rows[table]:
+            frame = pd.DataFrame([rows[table]])[list(cols)]  # noqa: F841 (read by DuckDB)
+            con.execute(f"INSERT INTO {table} SELECT * FROM frame")
+    con.close()
+
+
+KPIS = {
+    "policies": {
+        "reactive": {
+            "visits_avoided": {"mean": 0.0, "ci95": [0.0, 0.0]},
+            "savings_brl": {"mean": 0.0, "ci95": [0.0, 0.0]},
+            "sla_availability": {"mean": 0.99, "ci95": [0.98, 1.0]},
+        },
+        "autopilot": {
+            "visits_avoided": {"mean": 12.0, "ci95": [10.0, 14.0]},
+            "savings_brl": {"mean": 1800.0, "ci95": [1500.0, 2100.0]},
+            "sla_availability": {"mean": 0.9987, "ci95": [0.998, 0.9994]},
+            "sla_availability_by_region": {"Campinas": {"mean": 0.9987, "ci95": [0.99, 1.0]}},
+        },
+    }
+}
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_run, tmp_path_factory) -> Path:
+    """The tiny run with predictions, audit tables and a backtest kpis.json added."""
+    run = tmp_path_factory.mktemp("dash") / "run"
+    shutil.copytree(tiny_run, run)
+    preds = add_predictions(run)
+    add_audit(run, str(preds["onu_id"].iloc[0]))
+    (run / "kpis.json").write_text(json.dumps(KPIS))
+    return run
+
+
+def test_operations_kpis_match_the_library_summary(tiny_run):
+    data = load_run_data(tiny_run)
+    ops = operations_kpis(data)
+    lib = run_summary(tiny_run)["operations"]
+    for key in ("customers", "onus", "calls", "visits", "visits_no_fault_found"):
+        assert ops[key] == lib[key], key
+    assert ops["service_orders_total"] == lib["service_orders"]
+
+
+def test_a_bare_run_has_nothing_computed_yet_and_every_screen_still_builds(tiny_run):
+    data = load_run_data(tiny_run)
+    assert data.predictions is None and data.backtest is None and data.shap_global is None
+    assert data.table("decisions") is None
+    assert risk_queue(data) is None
+    for screen in SCREENS:  # the static variants (the live ones build in another test)
+        assert screen(data, "pt-BR", False) is not None
+    assert set(data.status["status"]) <= {"online", "degraded", "offline", "no_data"}
+    assert len(data.status) == len(data.table("onus"))
+
+
+def test_risk_queue_ranks_by_risk_2h_and_filters(full_run):
+    data = load_run_data(full_run)
+    q = risk_queue(data, limit=None)
+    assert len(q) == len(data.table("customers"))
+    assert q["risk_2h"].is_monotonic_decreasing
+    assert set(q["probable_cause"]) <= {
+        "MASSIVE_OUTAGE", "CUSTOMER_PREMISES", "EQUIPMENT_FAIL", "EXTERNAL_NETWORK",
+        "INTERMITTENT", "UNKNOWN",
+    }  # fmt: skip
+    plan = q["plan"].iloc[0]
+    only = risk_queue(data, plan=plan, limit=None)
+    assert len(only) == (q["plan"] == plan).sum() and set(only["plan"]) == {plan}
+    vip = risk_queue(data, vip_only=True, limit=None)
+    assert set(vip["segment"].str.lower()) <= {"vip"}
+    rec = risk_queue(data, recurrent_only=True, limit=None)
+    assert (rec["contacts_30d"] >= 2).all()
+    assert len(risk_queue(data, limit=5)) == 5
+
+
+def test_dossier_collects_decisions_actions_and_reasons(full_run):
+    data = load_run_data(full_run)
+    cust = data.table("customers")
+    onu = sorted(data.table("onus")["onu_id"])[0]
+    cid = cust.loc[cust["onu_id"] == onu, "customer_id"].iloc[0]
+    d = customer_dossier(data, cid)
+    assert d["customer"]["onu_id"] == onu
+    assert list(d["decisions"]["action"]) == ["reboot"]
+    assert list(d["actions"]["status"]) == ["succeeded"]
+    assert list(d["reasons"]["feature"]) == ["rx_dbm_delta_24h"]
+    assert len(d["telemetry"]) > 0
+    with pytest.raises(KeyError, match="no customer_id 'C9999999'"):
+        customer_dossier(data, "C9999999")
+
+
+def test_an_audit_trail_beside_the_run_is_read(tiny_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    onu = str(load_run_data(run).table("onus")["onu_id"].iloc[0])
+    add_audit(run, onu, db="audit.duckdb")
+    data = load_run_data(run)
+    assert data.sources["audit"].endswith("audit.duckdb")
+    assert list(data.table("decisions")["action"]) == ["reboot"]
+    assert len(data.table("incidents")) == 1
+    with pytest.raises(FileNotFoundError, match="nope.duckdb: audit file not found"):
+        load_run_data(run, audit_path=tmp_path / "nope.duckdb")
+
+
+def test_policy_table_reads_the_backtest_format():
+    t = policy_table(KPIS)
+    row = t.loc[(t["policy"] == "autopilot") & (t["metric"] == "savings_brl")].iloc[0]
+    assert (row["mean"], row["ci_lo"], row["ci_hi"]) == (1800.0, 1500.0, 2100.0)
+    assert "sla_availability_by_region" not in set(t["metric"])
+    assert policy_table(None) is None
+
+
+def test_malformed_kpis_file_names_the_file(tiny_run, tmp_path):
+    bad = tmp_path / "kpis.json"
+    bad.write_text('{"visits": 3}')
+    with pytest.raises(ValueError, match="kpis.json: expected an object with a 'policies'"):
+        load_run_data(tiny_run, kpis_path=bad)
+
+
+def test_make_offline_inlines_panel_assets_and_neutralises_other_hosts():
+    page = (
+        '<link rel="icon" href="https://cdn.holoviz.org/panel/1.9.4/dist/images/favicon.ico">'
+        '{"url":"https://cdn.holoviz.org/panel/1.9.4/dist/css/markdown.css?v=1.9.4"}'
+        '<script>var t="https://cdn.plot.ly/un/"; var s="//unpkg.com/x"; '
+        'var ns="http://www.w3.org/2000/svg";</script>'
+    )
+    assert external_references(page) == [
+        "//unpkg.com", "https://cdn.holoviz.org", "https://cdn.plot.ly"
+    ]  # fmt: skip
+    out = make_offline(page)
+    assert external_references(out) == []
+    assert "cdn." not in out and "unpkg" not in out
+    assert 'href="data:image/' in out and '"url":"data:text/css;base64,' in out
+    assert "http://www.w3.org/2000/svg" in out
+
+
+def test_report_is_one_self_contained_file_in_portuguese(full_run, tmp_path):
+    path = write_report(full_run, tmp_path / "out" / "report.html", lang="pt-BR")
+    text = path.read_text(encoding="utf-8")
+    assert external_references(text) == []
+    for needle in ("cdn.holoviz", "cdn.bokeh", "jsdelivr", "unpkg", "cdnjs", "cdn.plot.ly"):
+        assert needle not in text, needle
+    assert "<script src=" not in text and 'rel="stylesheet" href="http' not in text
+    assert '<html lang="pt-BR">' in text
+    for words in ("Fila de risco", "Dossiê do cliente", "KPIs e economia", "R$"):
+        escaped = json.dumps(words)[1:-1]  # the page's JSON escapes non-ASCII characters
+        assert words in text or escaped in text, words
+    assert [p.name for p in path.parent.iterdir()] == ["report.html"]  # no temp files left
+
+
+def test_layout_builds_live_and_static(full_run):
+    data = load_run_data(full_run)
+    assert build_layout(data, "en", live=True) is not None
+    assert build_layout(data, "en", live=False) is not None
+
+
+def test_public_names_exist():
+    for name in dashboards.__all__:
+        assert hasattr(dashboards, name), name

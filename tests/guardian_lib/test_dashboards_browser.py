@@ -1,0 +1,268 @@
+"""The live app and the offline report in Debian's chromium (Playwright), network blocked.
+
+One busy tiny run (many CPE hangs and fibre cuts) is simulated, ingested and backtested
+with ``guardian backtest`` (so the autopilot KPIs are what ``guardian_lib.kpis`` computes),
+and given synthetic ``ml_predictions``. Both the static report (``file://``) and the
+live server (``guardian dashboard``) must load without console errors or any request
+leaving the machine, show the library's KPI figures, and let a filter change the risk
+queue. A PNG of every screen is saved under the report folder
+(``<tmp>/report/screenshots/{static,live}/``).
+
+Chromium is required: if it is missing these tests fail (install it with
+``apt-get install -y chromium``; ``.ci/run`` does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from guardian_lib.dashboards import load_run_data, risk_queue, write_report
+from guardian_lib.dashboards.screenshots import (
+    SCREEN_KEYS,
+    Capture,
+    chromium_path,
+    launch_chromium,
+    open_screen,
+    watch_page,
+)
+from guardian_lib.i18n import format_money, format_number, format_pct, label
+from guardian_lib.pipeline import run_backtest
+from guardian_lib.warehouse import run_summary
+
+CAUSES = [
+    "p_massive_outage", "p_customer_premises", "p_equipment_fail",
+    "p_external_network", "p_intermittent", "p_unknown",
+]  # fmt: skip
+LANG = "en"
+
+
+def _busy_run(root: Path) -> Path:
+    from guardian_lib.ingest import ingest_run
+    from simulator.output import simulate_to_dir
+    from simulator.scenario import load_scenario
+
+    sc = load_scenario("tiny", days=1)
+    faults = sc.faults.model_dump()
+    faults["cpe_hang"]["rate_per_year"] = 60.0
+    faults["feeder_cut"]["rate_per_year"] = 40.0
+    run = root / "busy"
+    simulate_to_dir(sc.with_overrides(faults=faults), run, seed=5)
+    ingest_run(run)
+    return run
+
+
+def _add_predictions(run: Path) -> None:
+    con = duckdb.connect(str(run / "warehouse.duckdb"), read_only=True)
+    onus = con.execute("SELECT onu_id FROM onus ORDER BY onu_id").df()["onu_id"]
+    con.close()
+    rng = np.random.default_rng(11)
+    n = len(onus)
+    df = pd.DataFrame({"ts": pd.Timestamp("2026-01-05T23:45:00Z"), "onu_id": onus})
+    df["anomaly_score"] = rng.random(n)
+    probs = rng.dirichlet(np.ones(6), size=n)
+    for i, col in enumerate(CAUSES):
+        df[col] = probs[:, i]
+    df["risk_2h"] = np.round(rng.random(n), 4)
+    df["risk_6h"] = df["risk_2h"]
+    df["risk_24h"] = df["risk_2h"]
+    df["model_version"] = "network-guardian/1"
+    df["top_reasons"] = "[]"
+    out = run / "lake" / "gold" / "ml_predictions"
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(out / "synthetic.parquet", index=False)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def busy(tmp_path_factory):
+    """The busy run, its report folder and a ``guardian dashboard`` process serving it."""
+    chromium_path()  # fail early, with the install hint, if the browser is missing
+    root = tmp_path_factory.mktemp("browser")
+    run = _busy_run(root)
+    res = run_backtest(
+        run, ["reactive", "autopilot"], 1, run / "kpis.json", every_minutes=60, days=0.5
+    )
+    assert res["status"] == "ok", res
+    _add_predictions(run)
+    keep = os.environ.get("GUARDIAN_TEST_REPORT_DIR")  # to look at the screenshots afterwards
+    report_dir = Path(keep) if keep else root / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    # Start the live server now: it loads while the static report is written and tested.
+    port = _free_port()
+    log_path = report_dir / "dashboard.log"
+    log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
+    cmd = [sys.executable, "-m", "guardian_lib.cli", "dashboard", "--run", str(run),
+           "--port", str(port), "--lang", LANG]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        html = write_report(run, report_dir / "report.html", lang=LANG)
+        yield {
+            "run": run, "report_dir": report_dir, "html": html, "kpis": res["kpis"],
+            "proc": proc, "url": f"http://127.0.0.1:{port}/", "log": log_path,
+        }  # fmt: skip
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _expected_cards(busy: dict) -> dict[str, str]:
+    """What each KPI card must show: the library's numbers, formatted for ``LANG``."""
+    run = busy["run"]
+    ops = run_summary(run)["operations"]
+    con = duckdb.connect(str(run / "warehouse.duckdb"), read_only=True)
+    cost = con.execute("SELECT coalesce(sum(cost_brl), 0) FROM service_orders").fetchone()[0]
+    con.close()
+    assert ops["calls"] > 0 and ops["service_orders"] > 0, "the busy run should be busy"
+    cards = {k: format_number(ops[k], LANG) for k in ("customers", "onus", "calls", "visits")}
+    cards["visits_no_fault_found"] = format_number(ops["visits_no_fault_found"], LANG)
+    cards["service_orders_total"] = format_number(ops["service_orders"], LANG)
+    cards["visit_cost_brl"] = format_money(cost, LANG)
+    auto = busy["kpis"]["policies"]["autopilot"]
+
+    def num(v: float | None) -> str:  # the backtest writes NaN as null
+        return "–" if v is None else format_number(v, LANG, 0 if float(v).is_integer() else 2)
+
+    cards["visits_avoided"] = num(auto["visits_avoided"]["mean"])
+    cards["savings_brl"] = format_money(auto["savings_brl"]["mean"], LANG)
+    cards["cost_saving_vs_reactive_brl"] = format_money(
+        auto["cost_saving_vs_reactive_brl"]["mean"], LANG
+    )
+    cards["mttr_hours"] = num(auto["mttr_hours"]["mean"])
+    cards["sla_availability"] = format_pct(auto["sla_availability"]["mean"], LANG, 2)
+    cards["false_action_rate"] = format_pct(auto["false_action_rate"]["mean"], LANG, 1)
+    return cards
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = launch_chromium(pw)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def live_url(busy) -> str:
+    """The live server's address, once it answers."""
+    url, proc = busy["url"], busy["proc"]
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                if r.status == 200:
+                    return url
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"guardian dashboard did not start:\n{busy['log'].read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def _open(browser, url: str) -> tuple:
+    cap = Capture()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch_page(page, cap)
+    page.goto(url, timeout=180_000)
+    page.wait_for_selector(".bk-tab", timeout=180_000)
+    return page, cap
+
+
+def _text(page, selector: str, want: str, timeout_s: float = 30.0) -> str:
+    """Text of the visible element matching ``selector``, once it equals ``want`` or time is up.
+
+    Screens redraw asynchronously (live tabs render when shown, filters re-render the
+    queue): poll rather than read once.
+    """
+    loc = page.locator(f"{selector} >> visible=true").first
+    loc.wait_for(timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    got = loc.inner_text()
+    while got != want and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+        got = loc.inner_text()
+    return got
+
+
+def _check_screens(busy: dict, page, cap: Capture, mode: str) -> None:
+    """KPI figures, the risk-queue filter, screenshots, then no errors and no network."""
+    shots = busy["report_dir"] / "screenshots" / mode
+    shots.mkdir(parents=True, exist_ok=True)
+    for i, key in enumerate(SCREEN_KEYS, start=1):
+        open_screen(page, key, LANG, settle_ms=800)
+        page.screenshot(path=str(shots / f"{i:02d}_{key}.png"), full_page=True)
+    assert sorted(p.name for p in shots.iterdir()) == [
+        f"{i:02d}_{k}.png" for i, k in enumerate(SCREEN_KEYS, start=1)
+    ]
+
+    # KPIs & savings: every card shows the library's number.
+    open_screen(page, "kpis_savings", LANG, settle_ms=500)
+    for key, want in _expected_cards(busy).items():
+        got = _text(page, f'[data-kpi="{key}"] .kpi-value', want)
+        assert got == want, f"{mode}: KPI card {key!r} shows {got!r}, the library says {want!r}"
+
+    # Risk queue: choosing a plan changes the queue to exactly that plan's customers.
+    open_screen(page, "risk_queue", LANG, settle_ms=500)
+    data = load_run_data(busy["run"])
+    full = risk_queue(data, limit=None)
+    count = '[data-testid="risk-count"]'
+    before = label("rows_shown", LANG, n=format_number(min(50, len(full)), LANG),
+                   total=format_number(len(full), LANG))  # fmt: skip
+    assert _text(page, count, before) == before
+    plan = full["plan"].value_counts().index[-1]  # the least common plan: a visible change
+    want = risk_queue(data, plan=plan, limit=None)
+    assert 0 < len(want) < len(full)
+    page.locator(f"select:has(option[value='{plan}'])").first.select_option(plan)
+    after = label("rows_shown", LANG, n=format_number(min(50, len(want)), LANG),
+                  total=format_number(len(want), LANG))  # fmt: skip
+    assert _text(page, count, after) == after, f"{mode}: the plan filter did not change the queue"
+    rows = page.locator('[data-testid="risk-queue"] tbody tr td:first-child >> visible=true')
+    ids = rows.all_inner_texts()
+    assert ids == list(want["customer_id"].head(50)), f"{mode}: filtered queue differs"
+
+    assert not cap.console_errors, f"{mode}: browser console errors: {cap.console_errors}"
+    assert not cap.blocked, f"{mode}: requests that left the machine: {cap.blocked}"
+
+
+def test_static_report_offline_in_chromium(busy, browser):
+    page, cap = _open(browser, busy["html"].as_uri())
+    try:
+        _check_screens(busy, page, cap, "static")
+    finally:
+        page.close()
+
+
+def test_live_dashboard_in_chromium(busy, browser, live_url):
+    page, cap = _open(browser, live_url)
+    try:
+        _check_screens(busy, page, cap, "live")
+    finally:
+        page.close()
+
+
+def test_kpis_come_from_the_backtest_of_this_run(busy):
+    kpis = json.loads((busy["run"] / "kpis.json").read_text())
+    assert set(kpis["policies"]) == {"reactive", "autopilot"}
+    assert load_run_data(busy["run"]).backtest["policies"].keys() == kpis["policies"].keys()

@@ -1,0 +1,167 @@
+"""The papermill pipeline: experiment files, scenario overrides, failures, MLflow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+import guardian_lib.pipeline as pipeline
+from guardian_lib.errors import ConfigError
+from guardian_lib.pipeline import (
+    NOTEBOOKS,
+    PipelineError,
+    load_experiment,
+    notebook_parameters,
+    run_experiment,
+    write_scenarios,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS = REPO / "experiments"
+
+
+@pytest.mark.parametrize("name", ["baseline", "storm_season", "vendor_mix"])
+def test_shipped_experiments_are_valid_and_name_shipped_scenarios(name, tmp_path):
+    exp = load_experiment(EXPERIMENTS / f"{name}.yaml")
+    assert exp.name == name
+    assert exp.seeds.train != exp.seeds.test  # evaluated on a run the models did not see
+    train, test = write_scenarios(exp, EXPERIMENTS, tmp_path)
+    for path in (train, test):
+        data = yaml.safe_load(path.read_text())
+        assert data["name"] == exp.scenario and "topology" in data
+
+
+def test_overrides_reach_the_scenario_files(tmp_path):
+    storm = load_experiment(EXPERIMENTS / "storm_season.yaml")
+    train, test = write_scenarios(storm, EXPERIMENTS, tmp_path)
+    for path in (train, test):
+        assert yaml.safe_load(path.read_text())["weather"]["storms_per_year_per_region"] == 40
+    mix = load_experiment(EXPERIMENTS / "vendor_mix.yaml", {"days": 2})
+    train, test = write_scenarios(mix, EXPERIMENTS, tmp_path)
+    tr, te = yaml.safe_load(train.read_text()), yaml.safe_load(test.read_text())
+    assert te["topology"]["vendor_mix"]["zte"] == 0.5 and tr["topology"]["vendor_mix"]["zte"] == 0.3
+    assert tr["topology"]["regions"] == te["topology"]["regions"]  # deep merge keeps the rest
+    assert tr["days"] == te["days"] == 2
+
+
+def test_errors_name_the_file_and_the_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nscenario: tiny\nmodels: {n_estimators: many}\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: models.n_estimators: .*'many'"):
+        load_experiment(bad)
+    bad.write_text("name: x\nscenario: tiny\nunknown_key: 1\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown_key: Extra inputs"):
+        load_experiment(bad)
+    with pytest.raises(ConfigError, match="experiment file not found"):
+        load_experiment(tmp_path / "missing.yaml")
+    exp = load_experiment(EXPERIMENTS / "baseline.yaml", {"scenario": "atlantis"})
+    with pytest.raises(ConfigError, match="scenario 'atlantis' not found.*'tiny'"):
+        write_scenarios(exp, EXPERIMENTS, tmp_path)
+
+
+def test_parameters_point_at_absolute_run_folders(tmp_path):
+    exp = load_experiment(EXPERIMENTS / "baseline.yaml")
+    params = notebook_parameters(exp, Path("data/runs"), tmp_path)
+    assert Path(params["train_run"]).is_absolute()
+    assert params["train_run"].endswith("baseline/train-seed7")
+    assert params["test_run"].endswith("baseline/test-seed8")
+    assert params["policies"] == ["reactive", "rules", "autopilot"]
+
+
+def _failing_notebooks(tmp_path: Path) -> Path:
+    """The real notebooks, except that 01 fails in its second code cell."""
+    nb_dir = tmp_path / "notebooks"
+    shutil.copytree(REPO / "notebooks", nb_dir)
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    }
+    params = nbformat.v4.new_code_cell("train_run = ''")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell("open(train_run + '/marker.txt', 'w').write('produced')"),
+        nbformat.v4.new_code_cell("raise RuntimeError('storm took the fibre')"),
+    ]
+    nbformat.write(nb, nb_dir / NOTEBOOKS[0])
+    return nb_dir
+
+
+@pytest.fixture
+def restore_mlflow():
+    """run_experiment points MLflow (process-global) at a temporary store: point it back."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
+    yield
+    mlflow.end_run()
+    mlflow.set_tracking_uri(before)
+
+
+def test_a_failing_notebook_stops_the_run_and_keeps_what_was_produced(
+    tmp_path, monkeypatch, restore_mlflow
+):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    data_root = tmp_path / "runs"
+    (data_root / "baseline" / "train-seed7").mkdir(parents=True)
+    with pytest.raises(PipelineError) as info:
+        run_experiment(
+            EXPERIMENTS / "baseline.yaml",
+            reports_root=tmp_path / "reports",
+            data_root=data_root,
+            notebooks_dir=_failing_notebooks(tmp_path),
+        )
+    err = info.value
+    msg = str(err)
+    assert err.notebook == "01_simulate.ipynb" and err.cell_index is not None
+    assert "01_simulate.ipynb failed in cell" in msg
+    assert "RuntimeError: storm took the fibre" in msg
+    assert "raise RuntimeError('storm took the fibre')" in msg  # the failing cell's source
+    assert (data_root / "baseline" / "train-seed7" / "marker.txt").read_text() == "produced"
+    kept = err.report_dir / "notebooks" / "01_simulate.ipynb"
+    outputs = [o for c in nbformat.read(kept, as_version=4).cells for o in c.get("outputs", [])]
+    assert any(o.get("ename") == "RuntimeError" for o in outputs)
+    assert not (err.report_dir / "notebooks" / "02_data_quality.ipynb").exists()
+    manifest = json.loads((err.report_dir / "pipeline.json").read_text())
+    assert manifest["status"] == "failed" and manifest["notebooks"][0]["status"] == "failed"
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(manifest["mlflow_run_id"])
+    assert run.info.status == "FAILED"
+    assert run.data.params["name"] == "baseline" and run.data.params["scenario"] == "small"
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"notebooks", "pipeline.json", "experiment.yaml"} <= arts
+
+
+def test_missing_notebooks_are_reported(tmp_path):
+    with pytest.raises(ConfigError, match="notebook\\(s\\) not found"):
+        run_experiment(
+            EXPERIMENTS / "baseline.yaml",
+            reports_root=tmp_path,
+            notebooks_dir=tmp_path,
+            log_mlflow=False,
+        )
+
+
+def test_adapters_say_when_a_command_is_missing(monkeypatch, tmp_path):
+    monkeypatch.setattr(pipeline, "guardian_command_available", lambda name: False)
+    res = pipeline.train_and_evaluate(tmp_path, tmp_path, tmp_path)
+    assert res == {"status": "not_available", "reason": "`guardian train` is not installed"}
+    res = pipeline.run_backtest(tmp_path, ["reactive"], 1, tmp_path / "kpis.json")
+    assert res["status"] == "not_available"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    text = pipeline.fetch_shap_importance(tmp_path, model="no-such-model")
+    assert text.startswith("unavailable: no-such-model@champion")
+
+
+def test_public_names_exist():
+    for name in pipeline.__all__:
+        assert hasattr(pipeline, name), name

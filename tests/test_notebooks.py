@@ -1,0 +1,98 @@
+"""The notebooks: committed clean, and all six run in order with tiny parameters.
+
+``guardian run`` executes them through papermill (the same path as ``make demo``) on the
+``tiny`` scenario for one day, with model training and the backtest switched off (their
+adapters are tested in tests/guardian_lib/test_pipeline.py and test_dashboards_browser.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from guardian_lib.pipeline import NOTEBOOKS
+
+REPO = Path(__file__).resolve().parent.parent
+NB_DIR = REPO / "notebooks"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_is_clean(name):
+    nb = nbformat.read(NB_DIR / name, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for cell in code:
+        assert cell.get("outputs") == [], f"{name}: a cell has outputs (strip them)"
+        assert cell.get("execution_count") is None, f"{name}: a cell has an execution count"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and code[0] is tagged[0], f"{name}: first code cell is the parameters"
+    assert sum(len(c.source.splitlines()) for c in code) < 120, f"{name}: too much logic"
+
+
+def test_notebooks_do_not_hold_library_logic():
+    for name in NOTEBOOKS:
+        text = (NB_DIR / name).read_text()
+        assert "def " not in text and "class " not in text, f"{name} defines functions"
+
+
+@pytest.fixture(scope="module")
+def tiny_pipeline(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("pipeline")
+    env = dict(os.environ)
+    env |= {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    sets = [
+        "scenario=tiny", "days=1", "models.enabled=false", "backtest.enabled=false",
+        "report.langs=[pt-BR]", "report.screenshots=false",
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "guardian_lib.cli", "run", "experiments/baseline.yaml",
+           "--reports-dir", str(tmp / "reports"), "--data-dir", str(tmp / "runs")]  # fmt: skip
+    for s in sets:
+        cmd += ["--set", s]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, f"guardian run failed:\n{proc.stderr[-5000:]}"
+    folders = list((tmp / "reports" / "baseline").iterdir())
+    assert len(folders) == 1
+    reports = proc.stdout.split()
+    assert reports == [str(folders[0] / "report.html")]
+    return folders[0]
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_ran_with_tiny_parameters(tiny_pipeline, name):
+    nb = nbformat.read(tiny_pipeline / "notebooks" / name, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), f"{name}: not every cell ran"
+    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors
+    injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected, f"{name}: papermill injected no parameters"
+
+
+def test_pipeline_wrote_report_manifest_and_mlflow_run(tiny_pipeline):
+    manifest = json.loads((tiny_pipeline / "pipeline.json").read_text())
+    assert manifest["status"] == "succeeded"
+    assert [n["notebook"] for n in manifest["notebooks"]] == list(NOTEBOOKS)
+    assert manifest["reports"] == ["report.html"]
+    html = (tiny_pipeline / "report.html").read_text()
+    assert '<html lang="pt-BR">' in html
+    assert (tiny_pipeline / "scenario.train.yaml").is_file()
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tiny_pipeline.parents[2] / 'mlflow.db'}")
+    run = client.get_run(manifest["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["models.enabled"] == "False"
+    assert "duration_s.01_simulate" in run.data.metrics
+    arts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"report.html", "notebooks", "pipeline.json"} <= arts
