@@ -180,12 +180,7 @@ class OraclePolicy(PolicyBase):
     def decide(self, snapshot: Snapshot) -> list[Decision]:
         """Decisions from ground truth."""
         snap = snapshot
-        df = self.frame(snap)
-        out, covered = self.incident_decisions(snap, df)
-        lifecycle, active = self.case_decisions(snap, df, covered)
-        out += lifecycle
-        orders = snap.service_orders
-        with_order = set(orders["onu_id"]) if len(orders) else set()
+        out, active, with_order = self.common_decisions(snap)
         row_of = {o: i for i, o in enumerate(self.sim.onu_ids.tolist())} if len(active) else {}
         for onu, r in active.iterrows():
             onu = str(onu)

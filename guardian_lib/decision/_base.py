@@ -86,6 +86,25 @@ class PolicyBase:
             **kw,
         )
 
+    def common_decisions(self, snap: Snapshot) -> tuple[list[Decision], pd.DataFrame, set]:
+        """What every policy does first: incidents, then the case lifecycle.
+
+        Returns
+        -------
+        decisions : list of Decision
+            Incident and lifecycle decisions.
+        active : pandas.DataFrame
+            The open cases still needing an action (indexed by ONU id).
+        with_order : set of str
+            ONUs that already have an open service order.
+        """
+        df = self.frame(snap)
+        out, covered = self.incident_decisions(snap, df)
+        lifecycle, active = self.case_decisions(snap, df, covered)
+        orders = snap.service_orders
+        with_order = set(orders["onu_id"]) if len(orders) else set()
+        return out + lifecycle, active, with_order
+
     def frame(self, snap: Snapshot) -> pd.DataFrame:
         """Status, predictions and neighbour evidence of the ONUs worth a look.
 

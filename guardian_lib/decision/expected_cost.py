@@ -195,15 +195,10 @@ class ExpectedCostPolicy(PolicyBase):
     def decide(self, snapshot: Snapshot) -> list[Decision]:
         """Decisions for one snapshot (see the module docstring)."""
         snap = snapshot
-        df = self.frame(snap)
-        out, covered = self.incident_decisions(snap, df)
-        lifecycle, active = self.case_decisions(snap, df, covered)
-        out += lifecycle
+        out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
         table = case_costs(active, self.costs, self.review_h)
-        orders = snap.service_orders
-        with_order = set(orders["onu_id"]) if len(orders) else set()
         cooldown = self.settings.reboot_cooldown_minutes
         for onu, r in active.iterrows():
             onu = str(onu)

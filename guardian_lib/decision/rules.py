@@ -52,12 +52,7 @@ class RulesPolicy(PolicyBase):
     def decide(self, snapshot: Snapshot) -> list[Decision]:
         """Decisions for one snapshot (see the module docstring)."""
         snap = snapshot
-        df = self.frame(snap)
-        out, covered = self.incident_decisions(snap, df)
-        lifecycle, active = self.case_decisions(snap, df, covered)
-        out += lifecycle
-        orders = snap.service_orders
-        with_order = set(orders["onu_id"]) if len(orders) else set()
+        out, active, with_order = self.common_decisions(snap)
         for onu, r in active.iterrows():
             onu = str(onu)
             if not (r["impacted"] or r["risk_2h"] > self.high_risk):
