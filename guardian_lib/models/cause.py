@@ -138,7 +138,7 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         frame = self._frame(X)
         if self.constant_ is not None:
             return np.ones((len(frame), 1))
-        proba = self.booster_.predict_proba(frame)
+        proba = self.booster_.predict_proba(frame, num_threads=0)  # all cores: same output
         if self.neighbour_rules and self.massive_class in self.classes_:
             fire = neighbour_massive_rule(frame)
             if fire.any():

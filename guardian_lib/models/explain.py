@@ -26,7 +26,7 @@ def shap_values(booster, X: pd.DataFrame, class_index: np.ndarray | None = None)
     ndarray
         Contributions in raw-score (log-odds) units; the bias column is dropped. [-]
     """
-    contrib = booster.predict(X, pred_contrib=True)
+    contrib = booster.predict(X, pred_contrib=True, num_threads=0)
     if isinstance(contrib, list):  # some versions return one array per class
         contrib = np.hstack(contrib)
     n_feat = X.shape[1]

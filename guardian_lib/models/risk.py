@@ -131,7 +131,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if self.booster_ is None:
             p = np.full(len(frame), self.prevalence_)
         else:
-            p = self.calibrator_.predict(self.booster_.predict_proba(frame)[:, 1])
+            # Prediction may use every core: LightGBM's output does not depend on threads.
+            p = self.calibrator_.predict(self.booster_.predict_proba(frame, num_threads=0)[:, 1])
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:
