@@ -113,6 +113,21 @@ def linear_mw_dbm(
         return np.where(mw > 0, 10.0 * np.log10(np.where(mw > 0, mw, 1.0)), np.nan)
 
 
+def _dbm_from_text(
+    raw: Sequence[Any], find: Callable[[str], re.Match | None], sentinels: Sequence[float]
+) -> np.ndarray:
+    """dBm figures found by ``find`` (a compiled pattern's search or match) in strings."""
+    out = np.full(len(raw), np.nan)
+    bad = set(float(s) for s in sentinels)
+    for i, v in enumerate(raw):
+        text = v.decode("latin-1") if isinstance(v, bytes) else v
+        m = find(text) if isinstance(text, str) else None
+        if m:
+            f = float(m.group(1))
+            out[i] = math.nan if f in bad else f
+    return out
+
+
 def dbm_in_string(raw: Sequence[Any], sentinels: Sequence[float] = ()) -> np.ndarray:
     """dBm figure in parentheses inside a string, e.g. ``"0.03 mW (-14.61 dBm)"`` (V-SOL EPON).
 
@@ -133,15 +148,7 @@ def dbm_in_string(raw: Sequence[Any], sentinels: Sequence[float] = ()) -> np.nda
     >>> dbm_in_string(["0.03 mW (-14.61 dBm)", "N/A"]).tolist()
     [-14.61, nan]
     """
-    out = np.full(len(raw), np.nan)
-    bad = set(float(s) for s in sentinels)
-    for i, v in enumerate(raw):
-        text = v.decode("latin-1") if isinstance(v, bytes) else v
-        m = _DBM_IN_PARENS.search(text) if isinstance(text, str) else None
-        if m:
-            f = float(m.group(1))
-            out[i] = math.nan if f in bad else f
-    return out
+    return _dbm_from_text(raw, _DBM_IN_PARENS.search, sentinels)
 
 
 def decimal_string_dbm(raw: Sequence[Any], sentinels: Sequence[float] = ()) -> np.ndarray:
@@ -164,15 +171,7 @@ def decimal_string_dbm(raw: Sequence[Any], sentinels: Sequence[float] = ()) -> n
     >>> decimal_string_dbm(["-10.47", "", None]).tolist()
     [-10.47, nan, nan]
     """
-    out = np.full(len(raw), np.nan)
-    bad = set(float(s) for s in sentinels)
-    for i, v in enumerate(raw):
-        text = v.decode("latin-1") if isinstance(v, bytes) else v
-        m = _NUMBER.match(text) if isinstance(text, str) else None
-        if m:
-            f = float(m.group(1))
-            out[i] = math.nan if f in bad else f
-    return out
+    return _dbm_from_text(raw, _NUMBER.match, sentinels)
 
 
 #: Encoding name (as written in profiles) → decoding function to dBm.
