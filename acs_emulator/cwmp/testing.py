@@ -72,6 +72,15 @@ class RawCpe:
                 self.cookie = r.headers["Set-Cookie"].split(";", 1)[0]
             return r.status, data, r.headers
 
+    async def open_session(self, inform: bytes | None = None) -> bytes:
+        """Inform (default :func:`inform_xml`), then the empty POST; returns the ACS's answer.
+
+        The answer is the first queued RPC, or ``b""`` when the ACS ends the session (204).
+        """
+        await self.post(inform_xml() if inform is None else inform)
+        _, data, _ = await self.post(b"")
+        return data
+
 
 @contextlib.asynccontextmanager
 async def running_acs(

@@ -45,8 +45,7 @@ def test_hostile_bodies_are_refused_and_nothing_changes(body, status, code):
     async def go():
         async with acs() as svc, client() as http:
             cpe = RawCpe(http, svc.cwmp_url)
-            await cpe.post(inform_xml())
-            await cpe.post(b"")
+            await cpe.open_session()
             before = _snapshot(svc)
             got, data, _ = await RawCpe(http, svc.cwmp_url).post(body)
             assert got == status
@@ -96,13 +95,11 @@ def test_unexpected_response_and_empty_post_with_outstanding_rpc():
         async with acs() as svc, client() as http:
             store = svc.acs.store
             cpe = RawCpe(http, svc.cwmp_url)
-            await cpe.post(inform_xml())
-            await cpe.post(b"")
+            await cpe.open_session()
             task, _ = store.insert_task(
                 {"name": "getParameterValues", "parameterNames": ["A.B"], "device": DEVICE}
             )
-            await cpe.post(inform_xml())
-            await cpe.post(b"")  # → GetParameterValues
+            await cpe.open_session()  # → GetParameterValues
             # The CPE answers something else: the task faults, nothing crashes.
             wrong = soap.envelope(soap.rpc_xml("RebootResponse"))
             assert (await cpe.post(wrong))[0] == 204
@@ -111,8 +108,7 @@ def test_unexpected_response_and_empty_post_with_outstanding_rpc():
             task2, _ = store.insert_task(
                 {"name": "getParameterValues", "parameterNames": ["A.B"], "device": DEVICE}
             )
-            await cpe.post(inform_xml())
-            await cpe.post(b"")  # → GetParameterValues
+            await cpe.open_session()  # → GetParameterValues
             assert (await cpe.post(b""))[0] == 204  # empty POST instead of an answer
             assert store.task_status(task2["_id"]) == "pending"
 

@@ -44,8 +44,7 @@ def test_queued_rpcs_run_in_order_and_results_are_stored():
         async with acs() as svc, client() as http:
             store = svc.acs.store
             cpe = RawCpe(http, svc.cwmp_url)
-            await cpe.post(inform_xml())
-            await cpe.post(b"")  # device known now
+            await cpe.open_session()  # device known now
             store.insert_task(
                 {"name": "getParameterValues", "parameterNames": ["Device.X.A"], "device": DEVICE}
             )
@@ -78,13 +77,11 @@ def test_cpe_fault_is_recorded_and_the_task_is_not_resent_until_the_fault_is_del
         async with acs() as svc, client() as http:
             store = svc.acs.store
             cpe = RawCpe(http, svc.cwmp_url)
-            await cpe.post(inform_xml())
-            await cpe.post(b"")
+            await cpe.open_session()
             task, _ = store.insert_task(
                 {"name": "getParameterValues", "parameterNames": ["Bad.Name"], "device": DEVICE}
             )
-            await cpe.post(inform_xml())
-            _, data, _ = await cpe.post(b"")
+            data = await cpe.open_session()
             assert soap.parse_message(data).name == "GetParameterValues"
             fault = soap.envelope(soap.fault_xml(9005, "Invalid parameter name", acs=False))
             status, _, _ = await cpe.post(fault)
@@ -204,11 +201,9 @@ def test_cpe_vanishing_mid_session_leaves_its_task_queued():
         async with acs(cfg) as svc, client() as http:
             store = svc.acs.store
             cpe = RawCpe(http, svc.cwmp_url)
-            await cpe.post(inform_xml())
-            await cpe.post(b"")
+            await cpe.open_session()
             task, _ = store.insert_task({"name": "reboot", "device": DEVICE})
-            await cpe.post(inform_xml())
-            _, data, _ = await cpe.post(b"")
+            data = await cpe.open_session()
             assert soap.parse_message(data).name == "Reboot"
             await asyncio.sleep(0.3)  # the CPE vanishes without answering
             other = RawCpe(http, svc.cwmp_url)
@@ -286,11 +281,9 @@ def test_reboot_confirmed_by_m_reboot_is_not_sent_twice():
         async with acs() as svc, client() as http:
             store = svc.acs.store
             cpe = RawCpe(http, svc.cwmp_url)
-            await cpe.post(inform_xml())
-            await cpe.post(b"")
+            await cpe.open_session()
             task, _ = store.insert_task({"name": "reboot", "device": DEVICE})
-            await cpe.post(inform_xml())
-            _, data, _ = await cpe.post(b"")
+            data = await cpe.open_session()
             key = soap.text(soap.parse_message(data).body, "CommandKey")
             assert key == task["_id"]
             # The CPE reboots at once; its RebootResponse never arrives. It comes back
