@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from guardian_lib.errors import ConfigError, IngestError
+from guardian_lib.errors import ConfigError, IngestError, validation_message
 from guardian_lib.schema import (
     INVENTORY_COLUMNS,
     RAW_TELEMETRY_ARROW,
@@ -132,10 +132,7 @@ def load_column_mapping(path: Path | str) -> ColumnMapping:
     try:
         mapping = ColumnMapping.model_validate(data)
     except ValidationError as exc:
-        lines = [
-            f"{path}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        ]
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(validation_message(path, exc)) from None
     unknown = sorted(set(mapping.columns) - set(TELEMETRY_COLUMNS))
     if unknown:
         raise ConfigError(

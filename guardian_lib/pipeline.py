@@ -36,7 +36,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from guardian_lib.errors import ConfigError, GuardianError
+from guardian_lib.errors import ConfigError, GuardianError, validation_message
 
 __all__ = [
     "NOTEBOOKS",
@@ -193,13 +193,7 @@ def load_experiment(path: Path | str, overrides: dict[str, Any] | None = None) -
     try:
         return Experiment.model_validate(data)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-            got = err.get("input")
-            got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"{path}: {loc}: {err['msg']}{got_txt}")
-        raise ConfigError("\n".join(lines)) from None
+        raise ConfigError(validation_message(path, exc)) from None
 
 
 def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardian_lib.errors import ConfigError
+from guardian_lib.errors import ConfigError, validation_message
 
 __all__ = [
     "Scenario",
@@ -306,16 +306,6 @@ def scenario_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
 
 
-def _format_errors(source: str, exc: ValidationError) -> str:
-    lines = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "<root>"
-        got = err.get("input")
-        got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{source}: {path}: {err['msg']}{got_txt}")
-    return "\n".join(lines)
-
-
 def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scenario:
     """Load and validate a scenario.
 
@@ -359,4 +349,4 @@ def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scen
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(label, exc)) from None
+        raise ConfigError(validation_message(label, exc)) from None

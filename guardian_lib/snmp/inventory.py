@@ -28,7 +28,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from guardian_lib.errors import ConfigError
+from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.snmp.errors import SnmpCredentialsError
 from guardian_lib.snmp.transport import SnmpCredentials
 
@@ -116,11 +116,7 @@ def load_inventory(path: str | Path) -> Inventory:
     try:
         inv = Inventory.model_validate(data)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-            parts.append(f"{loc.lstrip('.')}: {err['msg']} (got {err.get('input')!r})")
-        raise ConfigError(f"{path}: invalid OLT inventory: " + "; ".join(parts)) from None
+        raise ConfigError(validation_message(path, exc, "invalid OLT inventory")) from None
     ids = [o.olt_id for o in inv.olts]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

@@ -17,7 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardian_lib.errors import ConfigError
+from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.snmp.errors import SnmpProfileError
 
 __all__ = [
@@ -183,14 +183,6 @@ def builtin_profiles_dir() -> Path:
     return Path(__file__).with_name("profiles")
 
 
-def _format(path: Path, exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
-    return f"{path}: invalid SNMP profile: " + "; ".join(parts)
-
-
 def load_profile(path: str | Path) -> Profile:
     """Read and validate one YAML profile.
 
@@ -218,7 +210,7 @@ def load_profile(path: str | Path) -> Profile:
     try:
         return Profile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_format(path, exc)) from None
+        raise ConfigError(validation_message(path, exc, "invalid SNMP profile")) from None
 
 
 @cache
