@@ -18,11 +18,15 @@ cause
 massive
     cause ∈ {MASSIVE_OUTAGE, EXTERNAL_NETWORK}: many customers at once, no visit helps.
 risk_H
-    For a row with no active service-affecting fault at t: 1 when a service-affecting
-    fault's impact starts for that ONU in (t, t + H]; rows with an active fault are not
-    labelled (NaN). Service-affecting: every recorded kind except ``customer_power_off``
-    (the customer's own choice). ``impact_start_at`` is when the customer is first hurt
-    (for a drifting laser, when it dies).
+    For a row where no service-affecting fault hurts the customer at t: 1 when a
+    service-affecting fault's impact starts for that ONU in (t, t + H]; rows where one
+    already hurts (``impact_start_at ≤ t < end_at``) are not labelled (NaN).
+    Service-affecting: every recorded kind except ``customer_power_off`` (the customer's
+    own choice). ``impact_start_at`` is when the customer is first hurt: at the start for
+    most kinds, but when a drifting laser dies, when a leaking CPE hangs and when a
+    degrading fibre takes RX below −27.5 dBm. Rows in between (a fault has started but
+    does not hurt yet) are exactly the ones a risk model can get right; a fault fixed
+    before it hurt (empty ``impact_start_at``) never makes a positive.
 fault_active
     1 when any recorded fault affects the ONU at t (used for the anomaly PR-AUC).
 """
@@ -111,7 +115,8 @@ def build_labels(features: pd.DataFrame, faults_truth: pd.DataFrame) -> pd.DataF
         # still explained by that fault.
         explains = (start[fidx][None, :] <= rt) & (rt < end[fidx][None, :] + _SYMPTOM_WINDOW_US)
         active_any[rows] = act.any(axis=1)
-        active_service[rows] = (act & service[fidx][None, :]).any(axis=1)
+        hurts = (impact[fidx][None, :] <= rt) & (rt < end[fidx][None, :])
+        active_service[rows] = (hurts & service[fidx][None, :]).any(axis=1)
         p = np.where(explains, prec[fidx][None, :], len(_PRECEDENCE))
         best[rows] = p.min(axis=1)
         fut = (impact[fidx][None, :] > rt) & service[fidx][None, :]

@@ -594,6 +594,7 @@ def run_backtest(
     out_json: Path | str,
     every_minutes: int = 15,
     days: float | None = None,
+    audit: Path | str | None = None,
 ) -> dict[str, Any]:
     """Compare policies in the closed loop (``guardian backtest --run … --json …``).
 
@@ -611,6 +612,10 @@ def run_backtest(
         Policy call interval. [min]
     days : float, optional
         Replay only this many days of the scenario. [d]
+    audit : path, optional
+        Keep the autopilot's audit trail here (``guardian backtest --audit``), e.g.
+        ``<run>/audit.duckdb`` where the dashboards look for it. A trail left by an
+        earlier replay of the same run is replaced.
 
     Returns
     -------
@@ -625,6 +630,9 @@ def run_backtest(
             str(every_minutes)]  # fmt: skip
     if days is not None:
         args += ["--days", str(days)]
+    if audit is not None:
+        Path(audit).unlink(missing_ok=True)
+        args += ["--audit", str(audit)]
     _call(args, "backtest")
     kpis = json.loads(Path(out_json).read_text())
     return {"status": "ok", "kpis": kpis, "kpis_path": str(out_json)}

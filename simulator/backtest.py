@@ -472,8 +472,13 @@ def run_backtest(
     scorer: Callable | None = None,
     settings: AutopilotSettings | None = None,
     progress: Callable[[str, int, dict], None] | None = None,
+    audit_path: Path | None = None,
 ) -> dict[str, Any]:
     """Run every policy on every seed (common random numbers) and summarise.
+
+    ``audit_path`` (a DuckDB file) keeps the audit trail of the ``autopilot`` policy
+    (every seed; ids are prefixed ``AUT<seed>-``), which the dashboards read; the other
+    policies' trails stay in memory.
 
     Returns
     -------
@@ -487,7 +492,8 @@ def run_backtest(
     per_seed: dict[str, list[dict[str, Any]]] = {p: [] for p in policies}
     for seed in seeds:
         for pol in policies:
-            k = run_policy(scenario, pol, seed, every_minutes, scorer, settings)
+            keep = audit_path if pol == "autopilot" else None
+            k = run_policy(scenario, pol, seed, every_minutes, scorer, settings, audit_path=keep)
             per_seed[pol].append(k)
             if progress:
                 progress(pol, seed, k)

@@ -60,6 +60,14 @@ def backtest_command(
     every_minutes: Annotated[int, typer.Option(help="Policy call interval (minutes).")] = 15,
     days: Annotated[float | None, typer.Option(help="Override the scenario's days.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the KPIs here.")] = None,
+    audit: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the autopilot's audit trail (decisions, actions, notifications, "
+            "incidents) in this DuckDB file, e.g. RUN/audit.duckdb, where the dashboards "
+            "look for it. It must not exist yet."
+        ),
+    ] = None,
     scorer: Annotated[
         str | None,
         typer.Option(
@@ -87,6 +95,10 @@ def backtest_command(
         raise typer.BadParameter(f"--policies: unknown {bad}, expected some of {list(POLICIES)}")
     if seeds < 1:
         raise typer.BadParameter(f"--seeds must be >= 1, got {seeds}")
+    if audit is not None and audit.exists():
+        raise typer.BadParameter(f"--audit {audit}: file exists (the trail is append-only)")
+    if audit is not None:
+        audit.parent.mkdir(parents=True, exist_ok=True)
     sc = scenario_of_run(run)
     if days is not None:
         sc = sc.with_overrides(days=days)
@@ -105,6 +117,7 @@ def backtest_command(
         every_minutes,
         scorer=_models_scorer(models) if models else (load_scorer(scorer) if scorer else None),
         progress=progress,
+        audit_path=audit,
     )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
+from simulator import optics
 from simulator.faults import Effects, Fault, draw_faults, draw_storms
 from simulator.operations import Operations
 from simulator.scenario import Scenario
@@ -91,6 +92,7 @@ class Simulation:
         storms = draw_storms(scenario, len(self.topology.regions), r_faults)
         self.storms = storms
         self.faults: list[Fault] = draw_faults(scenario, self.topology, storms, r_faults)
+        self._fault_by_id = {f.fault_id: f for f in self.faults}
         # Insertion-ordered dicts, not sets: iteration order must not depend on ids.
         self._active: dict[int, dict[str, Fault]] = {}
         self._fix_events: dict[str, simpy.Event] = {}
@@ -219,9 +221,28 @@ class Simulation:
                 if not bucket:
                     del self._active[row]
 
+    def _impact_delay_s(self, fault: Fault) -> float:
+        """Seconds from a fault's start until it hurts the customer (if nobody fixes it)."""
+        if fault.kind == "hardware_failure" and not fault.params.get("dead"):
+            return fault.params["drift_s"]
+        if fault.kind == "cpe_hang":
+            return fault.params.get("precursor_s", 0.0)
+        if fault.kind == "fibre_degradation":
+            # RX falls linearly from where it is now to the level that hurts.
+            row = int(fault.onus[0])
+            rx_now = self.topology.base_rx_dbm[row] - self.effects.rx_offset_db(self.env.now)[row]
+            margin_db = max(float(rx_now) - optics.IMPACT_RX_DBM, 0.0)
+            return margin_db / fault.params["db_per_s"]
+        return 0.0
+
     def _fault_process(self, fault: Fault):
         env = self.env
         yield env.timeout(fault.start_s)
+        follows = self._fault_by_id.get(fault.params.get("follows", ""))
+        if follows is not None and (follows.params.get("skipped") or follows.fixed_by == "visit"):
+            # A visit fixed the Wi-Fi for good: this recurrence never happens.
+            fault.params["skipped"] = True
+            return
         fix = env.event()
         self._fix_events[fault.fault_id] = fix
         self.effects.apply(fault, env.now, +1)
@@ -236,16 +257,28 @@ class Simulation:
                 "critical",
                 {"board": fault.scope_key, "alarm": "board_fault"},
             )
-        if fault.kind != "hardware_failure" or fault.params.get("dead"):
-            fault.impact_start_s = env.now
-        elif fault.kind == "hardware_failure":
-            fault.impact_start_s = env.now + fault.params["drift_s"]
+        fault.impact_start_s = env.now + self._impact_delay_s(fault)
         for cb in self.on_fault_change:
             cb(fault, "start")
         waits = [fix]
-        if fault.duration_s is not None:
+        if fault.duration_s is not None and fault.kind != "cpe_hang":
             waits.append(env.timeout(fault.duration_s))
-        if fault.kind == "hardware_failure" and not fault.params.get("dead"):
+        if fault.kind == "cpe_hang":
+            leak_s = fault.params.get("precursor_s", 0.0)
+            result = {}
+            if leak_s > 0:
+                result = yield env.any_of([fix, env.timeout(leak_s)])
+                if fix not in result:
+                    self.effects.hang_cpe(fault)
+            if fix in result:
+                by = result[fix]
+            else:
+                # The customer power-cycles it after a while if nobody reboots it.
+                if fault.duration_s is not None:
+                    waits.append(env.timeout(fault.duration_s))
+                result = yield env.any_of(waits)
+                by = result[fix] if fix in result else "timer"
+        elif fault.kind == "hardware_failure" and not fault.params.get("dead"):
             death = env.timeout(fault.params["drift_s"])
             result = yield env.any_of([fix, death])
             if fix not in result:
@@ -261,6 +294,8 @@ class Simulation:
         self._register(fault, False)
         fault.end_s = env.now
         fault.fixed_by = by
+        if fault.impact_start_s is not None and fault.impact_start_s > env.now:
+            fault.impact_start_s = None  # fixed before it hurt anyone
         if fault.kind == "olt_board_failure":
             olt_id = fault.scope_key.rsplit("/", 1)[0]
             self.emit_event(

@@ -104,8 +104,12 @@ class Fault:
 
     @property
     def recorded(self) -> bool:
-        """Whether the fault belongs in ``faults_truth`` (unexplained symptoms do not)."""
-        return self.kind in FAULT_KINDS
+        """Whether the fault belongs in ``faults_truth``.
+
+        Unexplained symptoms do not, nor a Wi-Fi recurrence that never happened because a
+        visit fixed the episode before it.
+        """
+        return self.kind in FAULT_KINDS and not self.params.get("skipped", False)
 
 
 @dataclass
@@ -122,6 +126,7 @@ class Effects:
     power_n: np.ndarray = field(init=False)
     pppoe_n: np.ndarray = field(init=False)
     hang_n: np.ndarray = field(init=False)
+    leak_n: np.ndarray = field(init=False)
     wifi_n: np.ndarray = field(init=False)
     symptom_n: np.ndarray = field(init=False)
     rx_step_db: np.ndarray = field(init=False)
@@ -132,7 +137,7 @@ class Effects:
     txd_cap_db: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in ("los_n", "power_n", "pppoe_n", "hang_n", "wifi_n", "symptom_n"):
+        for name in ("los_n", "power_n", "pppoe_n", "hang_n", "leak_n", "wifi_n", "symptom_n"):
             setattr(self, name, np.zeros(self.n, dtype=np.int16))
         for name in ("rx_step_db", "degr_rate", "degr_c", "txd_rate", "txd_c", "txd_cap_db"):
             setattr(self, name, np.zeros(self.n, dtype=np.float64))
@@ -160,7 +165,9 @@ class Effects:
         elif kind == "upstream_failure":
             np.add.at(self.pppoe_n, idx, sign)
         elif kind == "cpe_hang":
-            np.add.at(self.hang_n, idx, sign)
+            # Before it hangs, a leaking CPE only slows down (see hang_cpe).
+            leaking = fault.params.get("precursor_s", 0.0) > 0 and not fault.params.get("hung")
+            np.add.at(self.leak_n if leaking else self.hang_n, idx, sign)
         elif kind == "wifi_interference":
             np.add.at(self.wifi_n, idx, sign)
         elif kind == "symptom":
@@ -184,6 +191,12 @@ class Effects:
             np.add.at(self.txd_cap_db, idx, sign * fault.params["drift_db"])
         if fault.params.get("dead", False):
             np.add.at(self.los_n, idx, sign)
+
+    def hang_cpe(self, fault: Fault) -> None:
+        """End the leak phase of a CPE hang: the CPE stops forwarding."""
+        np.add.at(self.leak_n, fault.onus, -1)
+        fault.params["hung"] = True
+        np.add.at(self.hang_n, fault.onus, 1)
 
     def kill_hardware(self, fault: Fault) -> None:
         """End the drift phase of a hardware failure: the ONU goes dark."""
@@ -340,6 +353,10 @@ def draw_faults(
             dur = duration(kind, spec, r)
             if kind == "cpe_hang":
                 dur = float(sample_lognormal(r, f.cpe_self_reboot)) * 3600
+                leaks = bool(r.random() < f.cpe_hang_precursor_share)
+                params["precursor_s"] = (
+                    float(sample_lognormal(r, f.cpe_hang_precursor)) * 3600 if leaks else 0.0
+                )
             elif kind == "fibre_degradation":
                 params["db_per_s"] = float(sample_lognormal(r, f.degradation_db_per_day)) / 86400
             elif kind == "hardware_failure":
@@ -351,6 +368,18 @@ def draw_faults(
                 params["drift_db"] = float(r.uniform(4.0, 8.0))
             key = onu_ids[u] if scope == "onu" else f"customer:{onu_ids[u]}"
             faults.append((kind, start, np.array([u]), scope, key, dur, params))
+            if kind == "wifi_interference" and dur is not None:
+                # Episodes that come back unless a visit fixed the one before (the engine
+                # skips a recurrence whose predecessor was fixed by a visit).
+                prev, t = params, start + dur
+                while t < horizon and r.random() < f.wifi_recurrence_prob:
+                    t += float(sample_lognormal(r, f.wifi_recurrence_gap)) * 3600
+                    if t >= horizon:
+                        break
+                    nxt = {"follows": prev}
+                    d = float(sample_lognormal(r, spec.duration)) * 3600
+                    faults.append((kind, t, np.array([u]), scope, key, d, nxt))
+                    prev, t = nxt, t + d
 
     # Symptoms that no fault explains (UNKNOWN): short loss / latency episodes.
     r = streams["symptom"]
@@ -361,7 +390,8 @@ def draw_faults(
         faults.append(("symptom", start, np.array([u]), "onu", onu_ids[u], dur, {}))
 
     faults.sort(key=lambda x: (x[1], x[0]))
-    out = []
+    out: list[Fault] = []
+    by_params: dict[int, Fault] = {}
     for i, (kind, start, onus, scope, key, dur, params) in enumerate(faults):
         out.append(
             Fault(
@@ -375,4 +405,8 @@ def draw_faults(
                 params=params,
             )
         )
+        by_params[id(params)] = out[-1]
+    for fault in out:
+        if "follows" in fault.params:
+            fault.params["follows"] = by_params[id(fault.params["follows"])].fault_id
     return out

@@ -17,6 +17,7 @@ __all__ = [
     "BUDGET_B_PLUS_DB",
     "SENSITIVITY_DBM",
     "LOS_DBM",
+    "IMPACT_RX_DBM",
     "splitter_loss_db",
     "link_loss_db",
     "ber_from_rx",
@@ -35,6 +36,9 @@ BUDGET_B_PLUS_DB = (13.0, 28.0)
 SENSITIVITY_DBM = -28.0
 #: Below this RX power the ONU loses the signal (LOS). [dBm]
 LOS_DBM = -30.0
+#: Below this RX the customer is hurt: BER passes 1e-6 (loss, CRC bursts) and the link
+#: starts to flap (see :func:`ber_from_rx`). [dBm]
+IMPACT_RX_DBM = -27.5
 
 
 def splitter_loss_db(ratio: ArrayLike) -> NDArray[np.float64]:

@@ -181,6 +181,13 @@ class Faults(_Strict):
     box_fault_los_share: Probability = 0.6
     cpe_hang_reboot_fix_prob: Probability = 0.85
     cpe_self_reboot: Duration = Duration(median_h=4.0, p90_h=30.0)
+    # Most hangs are memory leaks: the CPE slows down (latency, failed DHCP renewals)
+    # for a while before it stops forwarding; the rest hang at once.
+    cpe_hang_precursor_share: Probability = 0.6
+    cpe_hang_precursor: Duration = Duration(median_h=6.0, p90_h=24.0)
+    # Wi-Fi trouble that nobody fixes comes back (same walls, same neighbours' networks).
+    wifi_recurrence_prob: Annotated[float, Field(ge=0.0, le=0.95)] = 0.5
+    wifi_recurrence_gap: Duration = Duration(median_h=18.0, p90_h=72.0)
     degradation_db_per_day: Spread = Spread(median=1.5, p90=4.0)
     hardware_drift: Duration = Duration(median_h=24.0, p90_h=96.0)
     hardware_sudden_share: Probability = 0.5

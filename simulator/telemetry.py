@@ -63,6 +63,8 @@ class TickState:
         Time since the ONU last booted. [s]
     down_cause : ndarray of int8
         0 none, 1 LOS, 2 dying gasp (power loss or reboot).
+    cpe_leaking : ndarray of bool or None
+        The CPE is slowing down before a hang (latency, failed DHCP renewals).
     """
 
     ts: pd.Timestamp
@@ -80,6 +82,7 @@ class TickState:
     cpe_hung: np.ndarray
     uptime_s: np.ndarray
     down_cause: np.ndarray
+    cpe_leaking: np.ndarray | None = None
 
 
 def traffic_load(now_s: float, start: pd.Timestamp) -> float:
@@ -149,6 +152,7 @@ def compute_tick(
     snr = optics.snr_from_rx(rx) + rng.normal(0.0, 0.3, n)
     crc = rng.poisson(np.minimum(ber * 2e9 * load, 1e7))
     wifi = effects.wifi_n > 0
+    leaking = effects.leak_n > 0
     symptom = effects.symptom_n > 0
     degraded = ber > HIGH_BER
     latency = (
@@ -157,6 +161,7 @@ def compute_tick(
         + wifi * rng.uniform(40, 160, n)
         + symptom * rng.uniform(80, 300, n)
         + degraded * rng.uniform(10, 60, n)
+        + leaking * rng.uniform(15, 45, n)
     )
     loss = (
         0.02
@@ -182,6 +187,7 @@ def compute_tick(
         cpe_hung=cpe_hung,
         uptime_s=np.maximum(now_s - boot_s, 0).astype(np.int64),
         down_cause=down_cause,
+        cpe_leaking=leaking & pppoe_up,
     )
 
 
@@ -209,6 +215,10 @@ def detect_events(
     ber_prev = np.nan_to_num(prev.ber, nan=0.0)
     ber_cur = np.nan_to_num(cur.ber, nan=0.0)
     hung = cur.cpe_hung & cur.online
+    # A hung CPE retries DHCP often; a leaking one now and then fails a renewal.
+    u = rng.random(len(hung))
+    leaking = np.zeros_like(hung) if cur.cpe_leaking is None else cur.cpe_leaking
+    dhcp_fail = (hung & (u < 0.08)) | (leaking & (u < 0.03))
     return [
         (np.flatnonzero(went_down & (cur.down_cause == DOWN_LOS)), "LOS", "critical"),
         (np.flatnonzero(went_down & (cur.down_cause == DOWN_DYING_GASP)), "DYING_GASP", "major"),
@@ -216,7 +226,7 @@ def detect_events(
         (np.flatnonzero(came_up & (prev.down_cause == DOWN_DYING_GASP)), "BOOT", "info"),
         (np.flatnonzero(both_on & prev.pppoe_up & ~cur.pppoe_up), "PPPOE_DOWN", "major"),
         (np.flatnonzero(~prev.pppoe_up & cur.pppoe_up), "PPPOE_UP", "info"),
-        (np.flatnonzero(hung & (rng.random(len(hung)) < 0.08)), "DHCP_FAIL", "minor"),
+        (np.flatnonzero(dhcp_fail), "DHCP_FAIL", "minor"),
         (
             np.flatnonzero(both_on & (ber_prev <= HIGH_BER) & (ber_cur > HIGH_BER)),
             "HIGH_BER",

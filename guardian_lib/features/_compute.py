@@ -18,7 +18,7 @@ from guardian_lib.features._windows import (
     event_counts,
     ffill,
     ffill_at,
-    run_length,
+    run_length_at,
     window_mean,
     window_min,
     window_slope,
@@ -31,9 +31,14 @@ __all__ = [
     "FEATURE_COLUMNS",
     "NEIGHBOUR_LEVELS",
     "H3_RESOLUTION",
+    "RX_CRITICAL_DBM",
+    "hours_to_critical",
 ]
 
 NEIGHBOUR_LEVELS = ("box", "pon", "olt", "geo")
+#: RX below which service suffers (BER rises steeply near sensitivity; DESIGN §4 puts
+#: critical at −27…−28 dBm). [dBm]
+RX_CRITICAL_DBM = -27.5
 #: H3 resolution of the geo cells (~0.7 km² hexagons). [-]
 H3_RESOLUTION = 8
 _EVENTS_1H_24H = ("LOS", "DYING_GASP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX", "DHCP_FAIL")
@@ -43,17 +48,46 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "crc_errors_1h", "online", "stale_min", "offline_for_min", "pppoe_down",
     "pppoe_down_for_min", "uptime_h",
     "rx_mean_15m", "rx_mean_1h", "rx_min_1h", "rx_mean_24h", "rx_base_7d", "rx_delta_7d",
-    "rx_slope_1h", "rx_slope_24h", "olt_rx_delta_7d", "olt_rx_slope_24h", "tx_delta_7d",
-    "tx_slope_24h", "latency_mean_1h", "loss_mean_1h", "latency_delta_24h",
+    "rx_slope_1h", "rx_slope_24h", "rx_hours_to_critical", "olt_rx_delta_7d",
+    "olt_rx_slope_24h", "tx_delta_7d", "tx_slope_24h", "latency_mean_1h", "loss_mean_1h", "latency_delta_24h", "latency_delta_7d",
     "flaps_1h", "flaps_24h", "offline_share_24h",
     *[f"{e.lower()}_{w}" for e in _EVENTS_1H_24H for w in ("1h", "24h")],
     "reboot_24h", "calls_24h", "calls_7d", "tickets_30d", "visits_30d", "open_order",
     *[f"{lvl}_{what}" for lvl in NEIGHBOUR_LEVELS
-      for what in ("share_offline", "share_new_offline", "share_pppoe_down", "share_degraded",
-                   "size")],
+      for what in ("share_offline", "share_new_offline", "share_pppoe_down", "share_degraded")],
+    # Group sizes of the street box and PON (split ratios; the neighbour rule needs them).
+    # OLT and geo-cell sizes are left out: they describe one network's layout and made
+    # models trained on one fleet mistake it for a cause on another.
+    "box_size", "pon_size",
     "box_dg_share_1h", "pon_dg_share_1h", "olt_los_share_6h", "olt_los_share_24h",
     "geo_dg_share_6h", "olt_alarm_1h", "distance_km",
 )  # fmt: skip
+
+
+def hours_to_critical(
+    rx_dbm: np.ndarray, slope_db_per_h: np.ndarray, horizon_h: float = 720.0
+) -> np.ndarray:
+    """Hours until RX reaches :data:`RX_CRITICAL_DBM` at its current trend.
+
+    Parameters
+    ----------
+    rx_dbm : ndarray
+        Current (1 h mean) RX. [dBm]
+    slope_db_per_h : ndarray
+        RX trend (24 h slope). [dB/h]
+    horizon_h : float, default 720
+        Value when RX is not falling (or falls slower than 0.005 dB/h), and the cap. [h]
+
+    Returns
+    -------
+    ndarray
+        0 when RX is already below the critical level; NaN where ``rx_dbm`` is NaN. [h]
+    """
+    margin = np.asarray(rx_dbm, dtype=float) - RX_CRITICAL_DBM
+    slope = np.nan_to_num(np.asarray(slope_db_per_h, dtype=float), nan=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.where(slope < -0.005, margin / -slope, horizon_h)
+    return np.where(np.isnan(margin), np.nan, np.clip(h, 0.0, horizon_h))
 
 
 def _group_index(onus: pd.DataFrame, level: str) -> np.ndarray:
@@ -122,15 +156,18 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     r = rows - lo
     s = {c: m[lo:hi] for c, m in v.items()}
     present = ~np.isnan(s["online"])
-    # Status: carry the last report over short gaps (missed polls).
-    online = ffill(s["online"], limit=3)
+    # Status: carry the last report over gaps. An offline ONU sends nothing, so a gap
+    # after an offline report means still offline (up to a day); a gap after an online
+    # report is a missed poll.
+    online = ffill(s["online"], limit=w24)
     offline = online == 0
     pppoe_down = (online == 1) & (ffill(s["loss_pct"], limit=1) >= 99.9)
     rx = v["rx_dbm"]
-    degraded = (online == 1) & (
-        (ffill(s["rx_dbm"], limit=6) < -27)
-        | (ffill(s["loss_pct"], 1) > 2)
-        | (ffill(s["latency_ms"], 1) > 80)
+    # Degraded service, needed only at the requested rows (neighbour shares).
+    deg_rows = (online[r] == 1) & (
+        (ffill_at(s["rx_dbm"], 6, r) < -27)
+        | (ffill_at(s["loss_pct"], 1, r) > 2)
+        | (ffill_at(s["latency_ms"], 1, r) > 80)
     )
 
     def pick(m: np.ndarray) -> np.ndarray:
@@ -138,37 +175,44 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
 
     def run_min(flag: np.ndarray) -> np.ndarray:
         """Minutes a condition has lasted at each row, capped at 24 h. [min]"""
-        return np.minimum(run_length(flag)[r], w24) * cube.tick_s / 60
+        return np.minimum(run_length_at(flag, r, cap=w24), w24) * cube.tick_s / 60
 
     for c in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "latency_ms", "loss_pct"):
         f[c] = ffill_at(s[c], 6, r)
     with np.errstate(divide="ignore"):
         f["log10_ber"] = np.log10(np.maximum(ffill_at(s["ber"], 6, r), 1e-15))
-    f["crc_errors_1h"] = window_sum(v["crc_errors"], w1h, rows)[0]
+    run = cube.running  # window sums a RollingCube keeps tick by tick (online scoring)
+    f["crc_errors_1h"] = window_sum(v["crc_errors"], w1h, rows, run.get("crc_errors"))[0]
     f["online"] = np.where(np.isnan(pick(online)), 1.0, pick(online))
     f["stale_min"] = run_min(~present)
     f["offline_for_min"] = run_min(offline)
     f["pppoe_down"] = pick(pppoe_down).astype(float)
     f["pppoe_down_for_min"] = run_min(pppoe_down)
     f["uptime_h"] = np.minimum(ffill_at(s["uptime_s"], 12, r), 30 * 86400) / 3600
-    f["rx_mean_15m"] = window_mean(rx, w15, rows)
-    f["rx_mean_1h"] = window_mean(rx, w1h, rows)
+    f["rx_mean_15m"] = window_mean(rx, w15, rows, run.get("rx_dbm"))
+    f["rx_mean_1h"] = window_mean(rx, w1h, rows, run.get("rx_dbm"))
     f["rx_min_1h"] = window_min(rx, w1h, rows)
-    f["rx_mean_24h"] = window_mean(rx, w24, rows)
-    f["rx_base_7d"] = window_mean(rx, w7d, rows)
+    f["rx_mean_24h"] = window_mean(rx, w24, rows, run.get("rx_dbm"))
+    f["rx_base_7d"] = window_mean(rx, w7d, rows, run.get("rx_dbm"))
     f["rx_delta_7d"] = f["rx_mean_1h"] - f["rx_base_7d"]
-    f["rx_slope_1h"] = window_slope(rx, w1h, rows) * per_h
-    f["rx_slope_24h"] = window_slope(rx, w24, rows) * per_h
-    f["olt_rx_delta_7d"] = window_mean(v["olt_rx_dbm"], w1h, rows) - window_mean(
-        v["olt_rx_dbm"], w7d, rows
+    f["rx_slope_1h"] = window_slope(rx, w1h, rows, run.get("rx_dbm")) * per_h
+    f["rx_slope_24h"] = window_slope(rx, w24, rows, run.get("rx_dbm")) * per_h
+    f["rx_hours_to_critical"] = hours_to_critical(f["rx_mean_1h"], f["rx_slope_24h"])
+    olt_rx_run, tx_run, lat_run = (run.get(m) for m in ("olt_rx_dbm", "tx_dbm", "latency_ms"))
+    f["olt_rx_delta_7d"] = window_mean(v["olt_rx_dbm"], w1h, rows, olt_rx_run) - window_mean(
+        v["olt_rx_dbm"], w7d, rows, olt_rx_run
     )
-    f["olt_rx_slope_24h"] = window_slope(v["olt_rx_dbm"], w24, rows) * per_h
-    f["tx_delta_7d"] = window_mean(v["tx_dbm"], w1h, rows) - window_mean(v["tx_dbm"], w7d, rows)
-    f["tx_slope_24h"] = window_slope(v["tx_dbm"], w24, rows) * per_h
-    f["latency_mean_1h"] = window_mean(v["latency_ms"], w1h, rows)
-    f["loss_mean_1h"] = window_mean(v["loss_pct"], w1h, rows)
-    f["latency_delta_24h"] = f["latency_mean_1h"] - window_mean(v["latency_ms"], w24, rows)
-    on = np.nan_to_num(online, nan=1.0)
+    f["olt_rx_slope_24h"] = window_slope(v["olt_rx_dbm"], w24, rows, olt_rx_run) * per_h
+    f["tx_delta_7d"] = window_mean(v["tx_dbm"], w1h, rows, tx_run) - window_mean(
+        v["tx_dbm"], w7d, rows, tx_run
+    )
+    f["tx_slope_24h"] = window_slope(v["tx_dbm"], w24, rows, tx_run) * per_h
+    f["latency_mean_1h"] = window_mean(v["latency_ms"], w1h, rows, lat_run)
+    f["loss_mean_1h"] = window_mean(v["loss_pct"], w1h, rows, run.get("loss_pct"))
+    f["latency_delta_24h"] = f["latency_mean_1h"] - window_mean(v["latency_ms"], w24, rows, lat_run)
+    # Against the week, a slowdown that has lasted hours (a leaking CPE) still shows.
+    f["latency_delta_7d"] = f["latency_mean_1h"] - window_mean(v["latency_ms"], w7d, rows, lat_run)
+    on = np.where(np.isnan(online), 1.0, online)
     drops = np.zeros_like(on)
     drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
     f["flaps_1h"] = window_sum(drops, w1h, r)[0]
@@ -204,7 +248,6 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     off_rows = pick(offline)
     back = np.maximum(r - w15, 0)
     new_off = off_rows & ~offline[back]
-    deg_rows = pick(degraded)
     ppp_rows = pick(pppoe_down)
     dg = ev[ev["type"] == "DYING_GASP"]
     los = ev[ev["type"] == "LOS"]
@@ -216,7 +259,7 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     los_24h = event_counts(los["onu"].to_numpy(), los["tick"].to_numpy(), N, rows, w24) > 0
     dg_6h = event_counts(dg["onu"].to_numpy(), dg["tick"].to_numpy(), N, rows, w6h) > 0
     for level in NEIGHBOUR_LEVELS:
-        g = _group_index(cube.onus, level)
+        g = cube.groups[level] if level in cube.groups else _group_index(cube.onus, level)
         f[f"{level}_share_offline"], size = _neighbour_share(off_rows, g)
         f[f"{level}_share_new_offline"], _ = _neighbour_share(new_off, g)
         f[f"{level}_share_pppoe_down"], _ = _neighbour_share(ppp_rows, g)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.errors import WarehouseError
+from guardian_lib.features._windows import RunningSums
 
 __all__ = ["Cube", "load_cube", "MEASURES", "EVENT_FEATURE_TYPES"]
 
@@ -42,6 +44,12 @@ class Cube:
         Columns ``olt_id``, ``tick``.
     orders : pandas.DataFrame
         Service orders: ``onu``, ``opened_tick``, ``closed_tick``, ``completed``.
+    running : mapping of str → RunningSums
+        Window sums at the newest tick kept up to date per measure, when the cube is a
+        view of a :class:`~guardian_lib.features.RollingCube` (empty otherwise).
+    groups : mapping of str → ndarray of int
+        Neighbour group of each ONU per level (``box``, ``pon``, ``olt``, ``geo``), when
+        computed once for the inventory (empty: computed from ``onus`` on each call).
     """
 
     onus: pd.DataFrame
@@ -51,6 +59,8 @@ class Cube:
     events: pd.DataFrame
     olt_alarms: pd.DataFrame
     orders: pd.DataFrame = field(default_factory=pd.DataFrame)
+    running: Mapping[str, RunningSums] = field(default_factory=dict)
+    groups: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_ticks(self) -> int:

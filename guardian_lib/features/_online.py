@@ -5,12 +5,90 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from guardian_lib.features._compute import compute_features
+from guardian_lib.features._compute import NEIGHBOUR_LEVELS, _group_index, compute_features
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube
 
 __all__ = ["RollingCube"]
 
 _US = 1_000_000
+#: Windows this long or longer are recomputed from the buffer one per tick (see
+#: RollingCube._update_sums); shorter ones cost little. [ticks]
+_SPREAD_FROM = 64
+
+
+class _WindowSums:
+    """Sums over the ``w`` newest ticks of one measure, updated as each tick arrives.
+
+    Time ``k`` is counted in ticks from ``origin`` (an absolute tick index). Adding
+    the new tick and taking out the one leaving the window costs O(n_onus); at least
+    every ``w`` ticks the sums are recomputed from the buffer with a new origin, so
+    rounding errors do not build up and ``k`` stays below ``2 w``.
+    """
+
+    def __init__(self, w: int, slope: bool) -> None:
+        self.w = w
+        self.slope = slope
+        self.origin = 0
+        self.rebased = 0  # tick of the last recomputation
+
+    def rebase(self, block: np.ndarray, start: int) -> None:
+        """Recompute from ``block``: the window's ticks, the first being tick ``start``."""
+        valid = ~np.isnan(block)
+        xb = np.where(valid, block, 0.0)
+        self.origin = start
+        self.rebased = start + len(block) - 1
+        self.n = valid.sum(axis=0, dtype=np.float64)
+        self.sx = xb.sum(axis=0)
+        if self.slope:
+            # Products with the time vector: one pass over the block each, no temporaries.
+            t = np.arange(len(block), dtype=np.float64)
+            vf = valid.astype(np.float64)
+            self.st = t @ vf
+            self.stt = (t * t) @ vf
+            self.stx = t @ xb
+
+    def add(self, valid: np.ndarray, xb: np.ndarray, tick: int, sign: float) -> None:
+        """Add (``sign=1``) or take out (``-1``) one tick's valid flags and values."""
+        self.n += sign * valid
+        self.sx += sign * xb
+        if self.slope:
+            k = float(tick - self.origin)
+            self.st += sign * k * valid
+            self.stt += sign * k * k * valid
+            self.stx += sign * k * xb
+
+    def window(self, newest: int) -> tuple[np.ndarray, ...]:
+        """``(n, Σt, Σx, Σt², Σt·x)`` with t counted from the window's first tick."""
+        d = float(self.origin - max(newest - self.w + 1, 0))
+        st = self.st + d * self.n
+        stt = self.stt + 2 * d * self.st + d * d * self.n
+        stx = self.stx + d * self.sx
+        return self.n.copy(), st, self.sx.copy(), stt, stx
+
+
+class _RunningView:
+    """The :class:`~guardian_lib.features.RunningSums` of one measure of a RollingCube.
+
+    Answers only while no tick has arrived since the cube view it belongs to was made.
+    """
+
+    def __init__(self, owner: RollingCube, measure: str, newest: int) -> None:
+        self._owner = owner
+        self._measure = measure
+        self._newest = newest
+
+    def _stat(self, w: int, slope: bool) -> _WindowSums | None:
+        if self._owner._newest != self._newest:
+            return None
+        return self._owner._window_sums(self._measure, w, slope)
+
+    def sums(self, w: int) -> tuple[np.ndarray, np.ndarray] | None:
+        stat = self._stat(w, slope=False)
+        return None if stat is None else (stat.sx.copy(), stat.n.copy())
+
+    def slope_sums(self, w: int) -> tuple[np.ndarray, ...] | None:
+        stat = self._stat(w, slope=True)
+        return None if stat is None else stat.window(self._newest)
 
 
 class RollingCube:
@@ -21,6 +99,12 @@ class RollingCube:
     a zero-copy slice. Feature values equal the batch computation as long as the window
     covers the longest window used (7 days for baselines; shorter windows give baselines
     over what is held).
+
+    Window sums and slopes at the newest tick come from running sums: the first time a
+    (measure, window) is asked for, its sums are computed from the buffer; from then
+    on each :meth:`append` adds the new tick and takes out the one leaving the window,
+    so one tick's features cost O(n_onus) per window instead of O(n_onus × window).
+    Neighbour groups are computed once for the inventory.
 
     Parameters
     ----------
@@ -44,12 +128,33 @@ class RollingCube:
         self._t0_us: int | None = None
         self._events: list[tuple[int, int, str]] = []
         self._index = pd.Index(self.onus["onu_id"].astype(str))
+        self._sums: dict[tuple[str, int], _WindowSums] = {}
+        self._groups: dict[str, np.ndarray] | None = None
         self.orders = pd.DataFrame(columns=["onu", "opened_tick", "closed_tick", "completed"])
 
     @property
     def n_ticks(self) -> int:
         """Ticks currently held. [-]"""
         return min(self._pos, self.window_ticks)
+
+    @property
+    def _newest(self) -> int:
+        """Absolute index of the newest tick (-1 before the first append). [-]"""
+        return self._first_tick + self._pos - 1
+
+    def _window_sums(self, measure: str, w: int, slope: bool) -> _WindowSums:
+        """The running sums of ``measure`` over ``w`` ticks, started from the buffer."""
+        w = min(w, self.window_ticks)  # the cube never holds more
+        stat = self._sums.get((measure, w))
+        if stat is None or (slope and not stat.slope):
+            stat = _WindowSums(w, slope)
+            self._rebase(measure, stat)
+            self._sums[(measure, w)] = stat
+        return stat
+
+    def _rebase(self, measure: str, stat: _WindowSums) -> None:
+        start = max(self._newest - stat.w + 1, 0)
+        stat.rebase(self._buf[measure][start - self._first_tick : self._pos], start)
 
     def append(
         self,
@@ -91,6 +196,7 @@ class RollingCube:
             row = values.get(m)
             buf[self._pos] = np.nan if row is None else np.asarray(row, dtype=float)
         self._pos += 1
+        self._update_sums(tick)
         if events is not None and len(events):
             ev = events[events["type"].isin(EVENT_FEATURE_TYPES)]
             idx = self._index.get_indexer(ev["onu_id"].astype(str).to_numpy())
@@ -101,6 +207,33 @@ class RollingCube:
         if self._events and self._events[0][0] < oldest:
             self._events = [e for e in self._events if e[0] >= oldest]
 
+    def _update_sums(self, tick: int) -> None:
+        """Move every running window on to ``tick`` (just written to the buffer)."""
+        # Recompute each window from the buffer now and then, which bounds rounding
+        # errors and time offsets: any window whose offset k would reach 2 w, and besides
+        # one long window per tick (the most overdue, once half its length has passed),
+        # so that long windows do not all fall due on the same tick.
+        due = [
+            s for s in self._sums.values() if s.w >= _SPREAD_FROM and 2 * (tick - s.rebased) >= s.w
+        ]
+        early = max(due, key=lambda s: (tick - s.rebased) / s.w, default=None)
+        new: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for (measure, w), stat in self._sums.items():
+            if stat is early or tick - stat.origin >= 2 * w:
+                self._rebase(measure, stat)
+                continue
+            buf = self._buf[measure]
+            if measure not in new:
+                row = buf[self._pos - 1]
+                valid = ~np.isnan(row)
+                new[measure] = (valid, np.where(valid, row, 0.0))
+            stat.add(*new[measure], tick, 1.0)
+            leaving = tick - w
+            if leaving >= 0:
+                old = buf[leaving - self._first_tick]
+                valid = ~np.isnan(old)
+                stat.add(valid, np.where(valid, old, 0.0), leaving, -1.0)
+
     def cube(self) -> Cube:
         """The window as a :class:`~guardian_lib.features.Cube` (zero-copy views)."""
         if self._pos == 0:
@@ -110,6 +243,8 @@ class RollingCube:
         ev = pd.DataFrame(self._events, columns=["tick", "onu", "type"])
         ev["tick"] = ev["tick"] - start_tick
         ev = ev[ev["tick"] >= 0]
+        if self._groups is None:
+            self._groups = {lvl: _group_index(self.onus, lvl) for lvl in NEIGHBOUR_LEVELS}
         return Cube(
             onus=self.onus,
             t0_us=self._t0_us + start_tick * self.tick_s * _US,
@@ -120,6 +255,8 @@ class RollingCube:
                 {"olt_id": pd.Series(dtype=object), "tick": pd.Series(dtype=int)}
             ),
             orders=self.orders,
+            running={m: _RunningView(self, m, self._newest) for m in self._buf},
+            groups=self._groups,
         )
 
     def latest_features(self) -> pd.DataFrame:

@@ -4,13 +4,21 @@ Every function returns values *at* the requested rows (tick indices) using data 
 those ticks and before only (point-in-time). Matrices have shape ``(n_ticks, n_onus)``
 with NaN for "no reading". When few rows are requested the windows are summed
 directly; otherwise through cumulative sums — the same arithmetic either way.
+
+Online scoring asks for the newest tick only, again and again: a caller that keeps
+sums over the newest ticks up to date (:class:`~guardian_lib.features.RollingCube`)
+passes them as ``running`` to :func:`window_sum`, :func:`window_mean` and
+:func:`window_slope`, which then cost O(n_onus) instead of O(n_onus × window).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 __all__ = [
+    "RunningSums",
     "window_sum",
     "window_mean",
     "window_min",
@@ -18,8 +26,30 @@ __all__ = [
     "ffill",
     "ffill_at",
     "run_length",
+    "run_length_at",
     "event_counts",
 ]
+
+
+class RunningSums(Protocol):
+    """Sums over the newest ticks of one measure, kept up to date as ticks arrive.
+
+    Both methods describe the window of ``w`` ticks ending at the newest tick of the
+    matrix they were made for (fewer ticks when fewer are held), with time ``t``
+    counted in ticks from the window's first tick. They return None when they cannot
+    answer (e.g. ticks arrived since), and the caller then sums the matrix itself.
+    """
+
+    def sums(self, w: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(Σx, n)`` over the valid values, each shape (n_onus,)."""
+
+    def slope_sums(self, w: int) -> tuple[np.ndarray, ...] | None:
+        """``(n, Σt, Σx, Σt², Σt·x)`` over the valid values, each shape (n_onus,)."""
+
+
+def _newest_only(x: np.ndarray, rows: np.ndarray, running: RunningSums | None) -> bool:
+    """Whether ``running`` can answer: it exists and only the newest tick is asked for."""
+    return running is not None and len(rows) == 1 and int(rows[0]) == x.shape[0] - 1
 
 
 def _cumsum0(x: np.ndarray) -> np.ndarray:
@@ -33,7 +63,9 @@ def _direct(n_rows: int, w: int, n_ticks: int) -> bool:
     return n_rows * min(w, n_ticks) <= n_ticks
 
 
-def window_sum(x: np.ndarray, w: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def window_sum(
+    x: np.ndarray, w: int, rows: np.ndarray, running: RunningSums | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Sum and count of valid values over the ``w`` ticks ending at each row.
 
     Parameters
@@ -44,20 +76,29 @@ def window_sum(x: np.ndarray, w: int, rows: np.ndarray) -> tuple[np.ndarray, np.
         Window length. [ticks]
     rows : ndarray of int
         Tick indices to evaluate at.
+    running : RunningSums, optional
+        Sums kept for ``x``; used when ``rows`` is the newest tick only.
 
     Returns
     -------
     total, count : ndarray, shape (len(rows), n_onus)
     """
     rows = np.asarray(rows)
+    if _newest_only(x, rows, running) and (got := running.sums(w)) is not None:
+        return got[0][None, :], got[1][None, :]
     if _direct(len(rows), w, x.shape[0]):
         total = np.empty((len(rows), x.shape[1]))
         count = np.empty((len(rows), x.shape[1]))
         for i, r in enumerate(rows.tolist()):
             block = x[max(r - w + 1, 0) : r + 1]
-            valid = ~np.isnan(block)
-            total[i] = np.where(valid, block, 0.0).sum(axis=0, dtype=np.float64)
-            count[i] = valid.sum(axis=0)
+            miss = np.isnan(block)
+            if block.flags.c_contiguous and not miss.any():
+                # Nothing to zero out: the same sum, without the masked copy.
+                total[i] = block.sum(axis=0, dtype=np.float64)
+                count[i] = block.shape[0]
+                continue
+            total[i] = np.where(miss, 0.0, block).sum(axis=0, dtype=np.float64)
+            count[i] = block.shape[0] - miss.sum(axis=0)
         return total, count
     valid = ~np.isnan(x)
     filled = np.where(valid, x, 0.0)
@@ -67,30 +108,53 @@ def window_sum(x: np.ndarray, w: int, rows: np.ndarray) -> tuple[np.ndarray, np.
     return cs[rows + 1] - cs[lo], cc[rows + 1] - cc[lo]
 
 
-def window_mean(x: np.ndarray, w: int, rows: np.ndarray) -> np.ndarray:
-    """Mean of valid values over the last ``w`` ticks (NaN when none)."""
-    total, count = window_sum(x, w, rows)
+def window_mean(
+    x: np.ndarray, w: int, rows: np.ndarray, running: RunningSums | None = None
+) -> np.ndarray:
+    """Mean of valid values over the last ``w`` ticks (NaN when none).
+
+    ``running`` as in :func:`window_sum`.
+    """
+    total, count = window_sum(x, w, rows, running)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def window_min(x: np.ndarray, w: int, rows: np.ndarray) -> np.ndarray:
     """Minimum of valid values over the last ``w`` ticks (NaN when none)."""
+    rows = np.asarray(rows)
     out = np.full((len(rows), x.shape[1]), np.nan)
-    filled = np.where(np.isnan(x), np.inf, x)
-    for i, r in enumerate(np.asarray(rows).tolist()):
-        m = filled[max(r - w + 1, 0) : r + 1].min(axis=0)
+    if len(rows) == 0:
+        return out
+    # Only the ticks some window covers (online: the last w, not the whole matrix).
+    lo = max(int(rows.min()) - w + 1, 0)
+    span = x[lo : int(rows.max()) + 1]
+    filled = np.where(np.isnan(span), np.inf, span)
+    for i, r in enumerate(rows.tolist()):
+        m = filled[max(r - w + 1, 0) - lo : r + 1 - lo].min(axis=0)
         out[i] = np.where(np.isinf(m), np.nan, m)
     return out
 
 
-def window_slope(x: np.ndarray, w: int, rows: np.ndarray) -> np.ndarray:
+def _slope(n, st, sx, stt, stx, den_min: float) -> np.ndarray:
+    """Least-squares slope from the window sums (NaN below 3 points or for no spread)."""
+    den = n * stt - st**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((n >= 3) & (den > den_min), (n * stx - st * sx) / den, np.nan)
+
+
+def window_slope(
+    x: np.ndarray, w: int, rows: np.ndarray, running: RunningSums | None = None
+) -> np.ndarray:
     """Least-squares slope of the valid values over the last ``w`` ticks. [unit/tick]
 
     Uses time measured from each window's start so that the result does not depend on
-    where the matrix begins (incremental and full computations agree).
+    where the matrix begins (incremental and full computations agree). ``running`` as
+    in :func:`window_sum`.
     """
     rows = np.asarray(rows)
+    if _newest_only(x, rows, running) and (got := running.slope_sums(w)) is not None:
+        return _slope(*got, den_min=0.0)[None, :]
     out = np.full((len(rows), x.shape[1]), np.nan)
     if _direct(len(rows), w, x.shape[0]):
         for i, r in enumerate(rows.tolist()):
@@ -104,9 +168,7 @@ def window_slope(x: np.ndarray, w: int, rows: np.ndarray) -> np.ndarray:
             sx = xb.sum(axis=0)
             stt = (t * t * v).sum(axis=0)
             stx = (t * xb).sum(axis=0)
-            den = n * stt - st**2
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out[i] = np.where((n >= 3) & (den > 0), (n * stx - st * sx) / den, np.nan)
+            out[i] = _slope(n, st, sx, stt, stx, den_min=0.0)
         return out
     valid = ~np.isnan(x)
     filled = np.where(valid, x, 0.0)
@@ -125,22 +187,32 @@ def window_slope(x: np.ndarray, w: int, rows: np.ndarray) -> np.ndarray:
     stt_raw = ctt[rows + 1] - ctt[lo]
     st_raw = ct[rows + 1] - ct[lo]
     stt = stt_raw - 2 * lo_c * st_raw + lo_c**2 * n
-    den = n * stt - st**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((n >= 3) & (den > 1e-9), (n * stx - st * sx) / den, np.nan)
+    return _slope(n, st, sx, stt, stx, den_min=1e-9)
 
 
 def ffill(x: np.ndarray, limit: int) -> np.ndarray:
     """Carry the last valid value forward along time for at most ``limit`` ticks."""
     out = x.copy()
-    age = np.zeros(x.shape[1], dtype=np.int64)
-    last = np.full(x.shape[1], np.nan)
-    for t in range(x.shape[0]):
-        row = out[t]
-        miss = np.isnan(row)
-        age = np.where(miss, age + 1, 0)
-        last = np.where(miss, last, row)
-        out[t] = np.where(miss & (age <= limit), last, row)
+    miss = np.isnan(x)
+    if limit < 1 or not miss.any():
+        return out
+    if limit == 1:
+        np.copyto(out[1:], x[:-1], where=miss[1:])
+        return out
+    # Each gap (missing ticks in a row, per ONU) takes the value just before it: work
+    # in proportion to the missing values, not to ticks × ONUs. Positions ONU by ONU,
+    # in time order: sorting them is cheaper than a 2-D scan while they are few.
+    n_ticks, n_onus = x.shape
+    if np.count_nonzero(miss) <= miss.size // 64:
+        flat = np.flatnonzero(miss)  # tick * n_onus + onu
+        onu, t = np.divmod(np.sort(flat % n_onus * n_ticks + flat // n_onus), n_ticks)
+    else:
+        onu, t = np.nonzero(miss.T)
+    starts = np.ones(len(t), dtype=bool)
+    starts[1:] = (onu[1:] != onu[:-1]) | (t[1:] != t[:-1] + 1)
+    first = t[np.maximum.accumulate(np.where(starts, np.arange(len(t)), 0))]
+    fill = (first > 0) & (t - first < limit)
+    out[t[fill], onu[fill]] = x[first[fill] - 1, onu[fill]]
     return out
 
 
@@ -172,6 +244,41 @@ def run_length(flag: np.ndarray) -> np.ndarray:
     for t in range(flag.shape[0]):
         run = np.where(flag[t], run + 1, 0)
         out[t] = run
+    return out
+
+
+def run_length_at(flag: np.ndarray, rows: np.ndarray, cap: int | None = None) -> np.ndarray:
+    """``run_length(flag)[rows]``, looking back from the rows only. [ticks]
+
+    With ``cap``, runs are followed back at most ``cap`` ticks, so the result is
+    ``np.minimum(run_length(flag)[rows], cap)`` wherever a run is that long.
+
+    Parameters
+    ----------
+    flag : ndarray of bool, shape (n_ticks, n_onus)
+    rows : ndarray of int
+        Tick indices to evaluate at.
+    cap : int, optional
+        Longest run followed (at least 1). [ticks]
+
+    Returns
+    -------
+    ndarray of int32, shape (len(rows), n_onus)
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = flag[rows].astype(np.int32)
+    longest = int(rows.max(initial=0)) + 1 if cap is None else cap
+    # (row, ONU) pairs whose run is still going at this distance back: few in a
+    # healthy fleet, so the loop ends after a few ticks.
+    i, j = np.nonzero(out)
+    for back in range(1, longest):
+        src = rows[i] - back
+        go = src >= 0
+        go[go] = flag[src[go], j[go]]
+        i, j = i[go], j[go]
+        if len(i) == 0:
+            break
+        out[i, j] += 1
     return out
 
 

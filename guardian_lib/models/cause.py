@@ -62,6 +62,11 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
     n_estimators : int, default 300
     learning_rate : float, default 0.05
     num_leaves : int, default 31
+    min_child_samples : int, default 100
+        Fewest rows in a leaf. [-]
+    reg_lambda : float, default 5.0
+        L2 penalty on leaf values; it keeps a rare pattern from getting an extreme
+        log-odds that then fires on another network. [-]
     class_weight : {'balanced', None}, default 'balanced'
     neighbour_rules : bool, default True
         When the :func:`neighbour_massive_rule` fires, the probability of
@@ -82,6 +87,8 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         n_estimators: int = 300,
         learning_rate: float = 0.05,
         num_leaves: int = 31,
+        min_child_samples: int = 100,
+        reg_lambda: float = 5.0,
         class_weight: str | None = "balanced",
         neighbour_rules: bool = True,
         massive_class: str = "MASSIVE_OUTAGE",
@@ -91,6 +98,8 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.reg_lambda = reg_lambda
         self.class_weight = class_weight
         self.neighbour_rules = neighbour_rules
         self.massive_class = massive_class
@@ -115,6 +124,8 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            reg_lambda=self.reg_lambda,
             class_weight=self.class_weight,
             random_state=seed_from(self.random_state),
             n_jobs=1,

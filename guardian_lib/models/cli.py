@@ -53,7 +53,7 @@ def train_command(
     bundle = fit_bundle(features, labels_all, n_estimators=n_estimators, random_state=seed)
     metrics = evaluate_bundle(bundle, features, labels_all)
     sample = features.sample(min(len(features), 5000), random_state=seed)
-    X = sample.loc[:, list(bundle.feature_columns)].astype(float)
+    X = sample.loc[:, list(bundle.risk_columns)].astype(float)
     importance = (
         global_importance(shap_values(bundle.risk[24].booster_, X), X.columns)
         if bundle.risk[24].booster_ is not None

@@ -29,6 +29,12 @@ class OnlineScorer:
         baselines over what is held. [-]
     explain : bool, default True
         Attach top SHAP reasons (see :meth:`ModelBundle.predict`).
+    max_risk_explained : int or None, default 500
+        Most rows without a symptom that get the 24 h risk model's reasons each tick,
+        highest ``risk_24h`` first (every symptomatic row keeps its cause reasons).
+        SHAP costs about 1 ms per row and 150 trees, so this bounds a tick's latency
+        while still covering the rows an operator or the autopilot acts on (high risk);
+        None explains all of them, as batch scoring does. [-]
     """
 
     def __init__(
@@ -38,10 +44,12 @@ class OnlineScorer:
         tick_s: int = 300,
         window_ticks: int = 2016,
         explain: bool = True,
+        max_risk_explained: int | None = 500,
     ) -> None:
         self.bundle = bundle
         self.cube = RollingCube(onus, tick_s=tick_s, window_ticks=window_ticks)
         self.explain = explain
+        self.max_risk_explained = max_risk_explained
         self.model_version = bundle.model_version
 
     def observe(
@@ -52,7 +60,11 @@ class OnlineScorer:
 
     def __call__(self, snapshot=None) -> pd.DataFrame:
         """Predictions of every ONU at the newest observed tick."""
-        return self.bundle.predict(self.cube.latest_features(), explain=self.explain)
+        return self.bundle.predict(
+            self.cube.latest_features(),
+            explain=self.explain,
+            max_risk_explained=self.max_risk_explained,
+        )
 
 
 class ModelScorer:
@@ -69,16 +81,30 @@ class ModelScorer:
         what is held, which keeps a week-long backtest fast). [-]
     explain : bool, default False
         Attach SHAP reasons (slower; the audit keeps the policy's own rationale).
+    max_risk_explained : int or None, default 500
+        As in :class:`OnlineScorer`. [-]
     """
 
-    def __init__(self, bundle, window_ticks: int = 576, explain: bool = False) -> None:
+    def __init__(
+        self,
+        bundle,
+        window_ticks: int = 576,
+        explain: bool = False,
+        max_risk_explained: int | None = 500,
+    ) -> None:
         self.bundle = bundle
         self.window_ticks = window_ticks
         self.explain = explain
+        self.max_risk_explained = max_risk_explained
         self.model_version = bundle.model_version
 
     def bind(self, onus: pd.DataFrame, tick_s: int = 300) -> OnlineScorer:
         """An :class:`OnlineScorer` for the fleet ``onus``."""
         return OnlineScorer(
-            self.bundle, onus, tick_s=tick_s, window_ticks=self.window_ticks, explain=self.explain
+            self.bundle,
+            onus,
+            tick_s=tick_s,
+            window_ticks=self.window_ticks,
+            explain=self.explain,
+            max_risk_explained=self.max_risk_explained,
         )

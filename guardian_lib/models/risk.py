@@ -6,6 +6,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
@@ -14,8 +15,13 @@ from guardian_lib.models._base import as_generator, seed_from, validated_frame
 __all__ = ["RiskModel"]
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
+
+
 class RiskModel(ClassifierMixin, BaseEstimator):
-    """LightGBM risk model with isotonic calibration on a time-ordered holdout.
+    """LightGBM risk model calibrated on a time-ordered holdout.
 
     ``X`` must be ordered by time: the last ``calibration_fraction`` of the rows is kept
     out of the booster's training and used to fit the isotonic calibration, so the
@@ -28,18 +34,29 @@ class RiskModel(ClassifierMixin, BaseEstimator):
     n_estimators : int, default 300
     learning_rate : float, default 0.05
     num_leaves : int, default 31
+    min_child_samples : int, default 20
+        Fewest rows in a leaf. [-]
+    reg_lambda : float, default 0.0
+        L2 penalty on leaf values. [-]
     calibration_fraction : float, default 0.25
         Share of (the latest) rows used for calibration. [-]
     negative_subsample : float, default 1.0
         Share of negative rows kept to train the booster (all positives are kept). The
         calibration holdout is never subsampled, so probabilities stay calibrated to
         the true prevalence. [-]
+    calibration : {'isotonic', 'sigmoid'}, default 'isotonic'
+        'isotonic' fits a monotone step function; with rare positives its steps are wide
+        and would tie many customers at the same risk, so ties are ordered by the
+        booster's score (a nudge below 1e-6): risk ranks customers exactly as the
+        booster does. 'sigmoid' fits a logistic curve to the booster's log-odds (Platt
+        scaling); if the holdout gives it a non-positive slope it falls back to
+        isotonic.
     random_state : int, Generator or None
 
     Attributes
     ----------
     booster_ : lightgbm.LGBMClassifier
-    calibrator_ : sklearn.isotonic.IsotonicRegression
+    calibrator_ : sklearn.linear_model.LogisticRegression or sklearn.isotonic.IsotonicRegression
     classes_ : ndarray, shape (2,)
         The two labels; the second is the positive one ("a fault starts").
     prevalence_ : float
@@ -52,16 +69,22 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         n_estimators: int = 300,
         learning_rate: float = 0.05,
         num_leaves: int = 31,
+        min_child_samples: int = 20,
+        reg_lambda: float = 0.0,
         calibration_fraction: float = 0.25,
         negative_subsample: float = 1.0,
+        calibration: str = "isotonic",
         random_state=None,
     ):
         self.horizon_h = horizon_h
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.reg_lambda = reg_lambda
         self.calibration_fraction = calibration_fraction
         self.negative_subsample = negative_subsample
+        self.calibration = calibration
         self.random_state = random_state
 
     def fit(self, X, y):
@@ -73,6 +96,10 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if not 0 < self.calibration_fraction < 1:
             raise ValueError(
                 f"RiskModel: calibration_fraction must be in (0, 1), got {self.calibration_fraction}"
+            )
+        if self.calibration not in ("sigmoid", "isotonic"):
+            raise ValueError(
+                f"RiskModel: calibration must be 'sigmoid' or 'isotonic', got {self.calibration!r}"
             )
         if y is None:
             raise ValueError(
@@ -94,6 +121,8 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             n_estimators=self.n_estimators,
             learning_rate=self.learning_rate,
             num_leaves=self.num_leaves,
+            min_child_samples=self.min_child_samples,
+            reg_lambda=self.reg_lambda,
             random_state=seed_from(self.random_state),
             n_jobs=1,
             deterministic=True,
@@ -111,9 +140,21 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             train = train[keep]
         self.booster_.fit(frame.iloc[train], y[train])
         raw = self.booster_.predict_proba(frame.iloc[cut:])[:, 1]
-        self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
-        self.calibrator_.fit(raw, y[cut:])
+        self.calibrator_ = None
+        if self.calibration == "sigmoid" and len(np.unique(y[cut:])) == 2:
+            platt = LogisticRegression(C=1e6).fit(_logit(raw)[:, None], y[cut:])
+            if platt.coef_[0, 0] > 0:
+                self.calibrator_ = platt
+        if self.calibrator_ is None:
+            self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1)
+            self.calibrator_.fit(raw, y[cut:])
         return self
+
+    def _calibrated(self, raw: np.ndarray) -> np.ndarray:
+        if isinstance(self.calibrator_, LogisticRegression):
+            return self.calibrator_.predict_proba(_logit(raw)[:, None])[:, 1]
+        # Order the isotonic steps' ties by the booster's score (raw ∈ [0, 1]).
+        return np.clip(self.calibrator_.predict(raw) + 1e-7 * raw, 0.0, 1.0)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -132,7 +173,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             p = np.full(len(frame), self.prevalence_)
         else:
             # Prediction may use every core: LightGBM's output does not depend on threads.
-            p = self.calibrator_.predict(self.booster_.predict_proba(frame, num_threads=0)[:, 1])
+            p = self._calibrated(self.booster_.predict_proba(frame, num_threads=0)[:, 1])
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:

@@ -19,7 +19,7 @@ from guardian_lib.features import FEATURE_COLUMNS, feature_frame
 from guardian_lib.labels import CAUSE_CLASSES, MASSIVE_CLASSES, RISK_HORIZONS_H, build_labels
 from guardian_lib.models.anomaly import AnomalyScorer
 from guardian_lib.models.baselines import rule_anomaly, rule_cause, rule_massive, rule_risk
-from guardian_lib.models.bundle import ANOMALY_COLUMNS, CLASS_COLUMNS, ModelBundle
+from guardian_lib.models.bundle import ANOMALY_COLUMNS, CLASS_COLUMNS, RISK_COLUMNS, ModelBundle
 from guardian_lib.models.cause import CauseClassifier
 from guardian_lib.models.risk import RiskModel
 from guardian_lib.warehouse import connect
@@ -121,7 +121,7 @@ def fit_bundle(
             n_estimators=n_estimators,
             negative_subsample=negative_subsample,
             random_state=int(seeds[2 + i]),
-        ).fit(X[ok], y[ok].astype(int))
+        ).fit(X.loc[ok, list(RISK_COLUMNS)], y[ok].astype(int))
     return ModelBundle(anomaly=anomaly, cause=cause, risk=risk)
 
 
@@ -183,9 +183,12 @@ def evaluate_bundle(
     Returns
     -------
     dict
-        ``massive_precision``, ``massive_recall``, ``massive_f1``, ``macro_f1``,
+        ``massive_precision``, ``massive_recall``, ``massive_f1``, ``macro_f1`` (over
+        the classes present in ``labels``, listed in ``macro_f1_classes``),
         ``per_class``, ``confusion_matrix`` (with ``labels``), ``risk_{2,6,24}h_pr_auc``,
-        ``risk_24h_prevalence``, ``risk_24h_brier``, ``risk_24h_brier_prevalence``,
+        ``risk_24h_prevalence``, ``risk_24h_brier``, ``risk_24h_brier_prevalence`` (the
+        constant forecast at this run's own prevalence),
+        ``risk_24h_brier_training_prevalence``,
         ``anomaly_pr_auc``, ``anomaly_median_lead_minutes``, ``n_rows``,
         ``n_symptomatic``, and the same metrics for the rules under ``baselines``.
     """
@@ -201,9 +204,15 @@ def evaluate_bundle(
     p_massive = preds.loc[sym, ["p_massive_outage", "p_external_network"]].sum(axis=1).to_numpy()
     for k, v in _prf(is_massive, (p_massive >= 0.5).astype(int)).items():
         metrics[f"massive_{k}"] = v
+    # Macro-F1 over the classes that occur in the evaluation data: a class with no true
+    # row has no recall to measure (a week without a BNG failure would otherwise score
+    # EXTERNAL_NETWORK as F1 = 0); rows wrongly given that class still count against the
+    # recall of their true class.
+    present = [c for c in classes if (y_cause == c).any()]
     metrics["macro_f1"] = float(
-        f1_score(y_cause, pred_cause, labels=classes, average="macro", zero_division=0)
+        f1_score(y_cause, pred_cause, labels=present, average="macro", zero_division=0)
     )
+    metrics["macro_f1_classes"] = present
     p, r, f, s = precision_recall_fscore_support(
         y_cause, pred_cause, labels=classes, zero_division=0
     )
@@ -223,7 +232,7 @@ def evaluate_bundle(
     base: dict = {}
     rc = rule_cause(X[sym])
     base["macro_f1"] = float(
-        f1_score(y_cause, rc, labels=classes, average="macro", zero_division=0)
+        f1_score(y_cause, rc, labels=present, average="macro", zero_division=0)
     )
     for k, v in _prf(is_massive, rule_massive(X[sym]).astype(int)).items():
         base[f"massive_{k}"] = v
@@ -245,8 +254,14 @@ def evaluate_bundle(
             metrics["risk_24h_brier"] = float(
                 brier_score_loss(yy, preds["risk_24h"].to_numpy()[ok])
             )
+            # Two constant references: this run's own prevalence (known only afterwards,
+            # the harder one to beat) and the training prevalence (what a forecaster
+            # without the model would have said beforehand).
             metrics["risk_24h_brier_prevalence"] = float(
                 brier_score_loss(yy, np.full(len(yy), prev))
+            )
+            metrics["risk_24h_brier_training_prevalence"] = float(
+                brier_score_loss(yy, np.full(len(yy), bundle.risk[24].prevalence_))
             )
             base["risk_24h_prevalence"] = prev
     fa = labels["fault_active"].to_numpy()

@@ -80,6 +80,31 @@ def test_no_leakage_changing_the_future_never_changes_the_past(cube):
     pd.testing.assert_frame_equal(before, after)
 
 
+def test_an_offline_onu_that_stops_reporting_stays_offline(cube):
+    # ONU 0 goes offline at tick 100 and then reports only now and then (an offline
+    # ONU sends nothing; the OLT's status rows are sparse).
+    values = {name: m.copy() for name, m in cube.values.items()}
+    for m in values.values():
+        m[100:, 0] = np.nan
+    values["online"][100, 0] = 0.0
+    values["online"][130, 0] = 0.0
+    off = type(cube)(
+        onus=cube.onus,
+        t0_us=cube.t0_us,
+        tick_s=cube.tick_s,
+        values=values,
+        events=cube.events,
+        olt_alarms=cube.olt_alarms,
+        orders=cube.orders,
+    )
+    onu0 = cube.onus["onu_id"].astype(str).iloc[0]
+    df = compute_features(off, np.array([110, 125, 160]))
+    df = df[df["onu_id"] == onu0]
+    assert (df["online"] == 0).all()
+    # Offline since tick 100 (counted), the gaps notwithstanding. [min]
+    np.testing.assert_allclose(df["offline_for_min"], [55.0, 130.0, 305.0])
+
+
 def test_incremental_equals_full_recompute(tiny_run, tmp_path):
     full = feature_frame(tiny_run, every_minutes=15)
     day2 = full["ts"] >= pd.Timestamp("2026-01-06", tz="UTC")

@@ -93,6 +93,36 @@ def test_risk_model_is_calibrated(rng):
         RiskModel().fit(X.iloc[:10], np.arange(10))
 
 
+@pytest.mark.parametrize("calibration", ["isotonic", "sigmoid"])
+def test_risk_calibration_keeps_the_boosters_ranking(rng, calibration):
+    n = 20000
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2.0 * x - 5)))).astype(int)
+    X = pd.DataFrame({"x": x, "noise": rng.normal(size=n)})
+    model = RiskModel(n_estimators=40, calibration=calibration, random_state=0).fit(X, y)
+    raw = model.booster_.predict_proba(X)[:, 1]
+    p = model.predict_proba(X)[:, 1]
+    assert ((p >= 0) & (p <= 1)).all()
+    # Isotonic steps would tie thousands of rows; the calibrated risk orders them as
+    # the booster does (rank correlation 1 over rows with distinct raw scores).
+    order = np.argsort(raw, kind="stable")
+    assert (np.diff(p[order]) >= -1e-12).all()
+    distinct = np.unique(raw).size
+    assert np.unique(p).size >= 0.99 * distinct
+    with pytest.raises(ValueError, match="calibration must be"):
+        RiskModel(calibration="beta").fit(X, y)
+
+
+def test_risk_models_see_only_the_onus_own_features():
+    from guardian_lib.features import FEATURE_COLUMNS
+    from guardian_lib.models.bundle import RISK_COLUMNS
+
+    assert set(RISK_COLUMNS) < set(FEATURE_COLUMNS)
+    assert not [c for c in RISK_COLUMNS if c.startswith(("box_", "pon_", "olt_", "geo_"))]
+    assert "distance_km" not in RISK_COLUMNS
+    assert {"rx_slope_24h", "tx_slope_24h", "uptime_h", "dhcp_fail_24h"} <= set(RISK_COLUMNS)
+
+
 def test_psi_fires_on_shift_and_stays_quiet_otherwise(rng):
     ref = pd.DataFrame({"rx_dbm": rng.normal(-21, 1, 5000), "loss_pct": rng.gamma(1, 0.1, 5000)})
     same = pd.DataFrame({"rx_dbm": rng.normal(-21, 1, 5000), "loss_pct": rng.gamma(1, 0.1, 5000)})
@@ -119,7 +149,7 @@ def test_top_reasons_are_json(rng):
 @parametrize_with_checks(
     [
         AnomalyScorer(n_estimators=10, max_samples=64),
-        CauseClassifier(n_estimators=5),
+        CauseClassifier(n_estimators=5, min_child_samples=5, reg_lambda=0.0),
         RiskModel(n_estimators=5),
     ]
 )

@@ -41,6 +41,7 @@ def hangs():
     for kind in FAULT_KINDS:
         faults[kind]["rate_per_year"] = 0.0
     faults["cpe_hang"]["rate_per_year"] = 40.0
+    faults["cpe_hang_precursor_share"] = 0.0  # hung at once: the reboot case
     return sc.with_overrides(
         faults=faults,
         days=0.75,
@@ -118,3 +119,30 @@ def test_cli_writes_kpis_json(tmp_path):
     assert set(data["policies"]["rules"]["mttr_hours"]) == {"mean", "ci95"}
     bad = CliRunner().invoke(app, ["backtest", "--run", str(run), "--policies", "magic"])
     assert bad.exit_code != 0
+
+
+def test_cli_keeps_the_autopilots_audit_where_the_dashboards_look(tmp_path):
+    from guardian_lib.dashboards._data import load_run_data
+    from guardian_lib.ingest import ingest_run
+
+    sc = load_scenario("tiny", days=0.5)
+    faults = sc.faults.model_dump()
+    faults["cpe_hang"]["rate_per_year"] = 40.0  # something for the autopilot to do
+    run = simulate_to_dir(sc.with_overrides(faults=faults), tmp_path / "run")
+    ingest_run(run)
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    audit = run / "audit.duckdb"
+    args = ["backtest", "--run", str(run), "--policies", "reactive,autopilot", "--seeds", "1",
+            "--audit", str(audit)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = load_run_data(run)
+    assert data.sources["audit"]
+    decisions = data.tables["decisions"]
+    assert len(decisions) > 0
+    # Only the autopilot's trail is kept (ids carry the policy and seed).
+    assert decisions["decision_id"].astype(str).str.startswith("AUT").all()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code != 0 and "exists" in again.output

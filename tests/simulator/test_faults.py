@@ -74,7 +74,8 @@ def test_power_outage_gives_dying_gasps_clustered_in_space(only_fault):
 
 
 def test_cpe_hang_keeps_onu_online_with_pppoe_down(only_fault):
-    sim = Simulation(only_fault("cpe_hang", 400.0, days=0.5), seed=4)
+    sc = only_fault("cpe_hang", 400.0, days=0.5, fault_params={"cpe_hang_precursor_share": 0.0})
+    sim = Simulation(sc, seed=4)
     states, events = run_collect(sim)
     fault = first_fault(sim, "cpe_hang")
     k = tick_after(sim, fault.start_s)
@@ -87,7 +88,12 @@ def test_cpe_hang_keeps_onu_online_with_pppoe_down(only_fault):
 
 
 def test_reboot_fixes_a_hang(only_fault):
-    sc = only_fault("cpe_hang", 400.0, days=0.5, fault_params={"cpe_hang_reboot_fix_prob": 1.0})
+    sc = only_fault(
+        "cpe_hang",
+        400.0,
+        days=0.5,
+        fault_params={"cpe_hang_reboot_fix_prob": 1.0, "cpe_hang_precursor_share": 0.0},
+    )
     sim = Simulation(sc, seed=4)
     fault = first_fault(sim, "cpe_hang")
     while sim.env.now < fault.start_s + 600:
@@ -102,6 +108,106 @@ def test_reboot_fixes_a_hang(only_fault):
     assert any(e[1] == sim.onu_ids[row] and e[3] == "REBOOT" for e in seen)
     assert fault.fixed_by == "reboot"
     assert sim.state.uptime_s[row] < 600
+
+
+def test_leaking_cpe_slows_down_before_it_hangs(only_fault):
+    sc = only_fault("cpe_hang", 400.0, days=1, fault_params={"cpe_hang_precursor_share": 1.0})
+    sim = Simulation(sc, seed=4)
+    states, events = run_collect(sim)
+    fault = next(
+        f
+        for f in sim.faults
+        if f.kind == "cpe_hang" and f.params["precursor_s"] > 3600 and f.start_s > 3 * 3600
+    )
+    row = int(fault.onus[0])
+    k0, k1 = tick_after(sim, fault.start_s), tick_after(sim, fault.impact_start_s)
+    assert fault.impact_start_s == pytest.approx(fault.start_s + fault.params["precursor_s"])
+    lat = np.array([s.latency_ms[row] for s in states])
+    # Leaking: still forwarding (PPPoE up) but slower than the same CPE the hour before.
+    assert all(states[k].pppoe_up[row] for k in range(k0, k1))
+    assert np.nanmean(lat[k0:k1]) > np.nanmean(lat[k0 - 12 : k0]) + 10
+    if fault.end_s is None or fault.end_s > k1 * sim.tick_s:
+        assert not states[k1].pppoe_up[row]  # then it hangs
+
+
+def test_reboot_during_the_leak_prevents_the_hang(only_fault):
+    sc = only_fault(
+        "cpe_hang",
+        400.0,
+        days=1,
+        fault_params={"cpe_hang_precursor_share": 1.0, "cpe_hang_reboot_fix_prob": 1.0},
+    )
+    sim = Simulation(sc, seed=4)
+    fault = next(f for f in sim.faults if f.kind == "cpe_hang" and f.params["precursor_s"] > 3600)
+    while sim.env.now < fault.start_s + 600:
+        sim.step()
+    row = int(fault.onus[0])
+    assert sim.state.pppoe_up[row] and sim.effects.leak_n[row] == 1
+    sim.reboot_cpe(row)
+    for _ in range(3):
+        sim.step()
+    assert fault.fixed_by == "reboot"
+    assert fault.impact_start_s is None  # it never hurt the customer
+    assert sim.effects.leak_n[row] == 0 and sim.effects.hang_n[row] == 0
+
+
+def test_degrading_fibre_hurts_when_rx_crosses_the_impact_level(only_fault):
+    from simulator.optics import IMPACT_RX_DBM
+
+    sc = only_fault("fibre_degradation", 300.0, days=2)
+    sim = Simulation(sc, seed=6)
+    states, _ = run_collect(sim)
+    checked = 0
+    for fault in (f for f in sim.faults if f.kind == "fibre_degradation"):
+        if fault.impact_start_s is None or fault.impact_start_s <= fault.start_s + 1800:
+            continue
+        row = int(fault.onus[0])
+        k = int(fault.impact_start_s // sim.tick_s)
+        if k + 1 >= len(states) or len(sim.active_faults(row)) > 1:
+            continue
+        before = np.nanmean([states[j].rx_dbm[row] for j in range(max(k - 2, 0), k)])
+        # Noise is ±0.2 dB and other faults may overlap: the crossing is within ~1 dB.
+        assert before > IMPACT_RX_DBM - 1.0
+        assert before < IMPACT_RX_DBM + 1.5
+        checked += 1
+    assert checked >= 3
+
+
+def test_wifi_comes_back_unless_a_visit_fixed_it(only_fault):
+    sc = only_fault(
+        "wifi_interference",
+        100.0,
+        days=4,
+        fault_params={
+            "wifi_recurrence_prob": 0.9,
+            "wifi_interference": {"rate_per_year": 100.0, "duration": {"median_h": 3, "p90_h": 6}},
+        },
+    )
+    sim = Simulation(sc, seed=5)
+    followers = [f for f in sim.faults if "follows" in f.params]
+    assert followers
+    by_id = {f.fault_id: f for f in sim.faults}
+    for f in followers:
+        prev = by_id[f.params["follows"]]
+        assert prev.kind == "wifi_interference" and prev.scope_key == f.scope_key
+        assert f.start_s > prev.start_s + prev.duration_s
+    # A visit fixes the first episode of a chain: none of its recurrences happens.
+    first = next(
+        by_id[f.params["follows"]]
+        for f in followers
+        if "follows" not in by_id[f.params["follows"]].params
+    )
+    chain, ids = [], {first.fault_id}
+    for f in sorted(followers, key=lambda f: f.start_s):
+        if f.params["follows"] in ids:
+            chain.append(f)
+            ids.add(f.fault_id)
+    while sim.env.now < first.start_s + 60:
+        sim.step()
+    assert sim.fix_fault(first, "visit")
+    sim.run()
+    assert chain and all(not f.recorded for f in chain)
+    assert any(f.recorded for f in followers if f.scope_key != first.scope_key)
 
 
 def test_fibre_degradation_is_a_gradual_rx_drop(only_fault):

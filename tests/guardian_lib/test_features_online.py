@@ -1,0 +1,139 @@
+"""RollingCube: online features (running window sums) equal the batch computation."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from guardian_lib.features import RollingCube, compute_features, load_cube
+from guardian_lib.features._windows import ffill, run_length, run_length_at, window_min
+from guardian_lib.warehouse import connect
+
+
+@pytest.fixture(scope="module")
+def cube(tiny_run):
+    con = connect(tiny_run)
+    lo, hi = con.execute("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM telemetry").fetchone()
+    c = load_cube(con, lo, hi)
+    con.close()
+    return c
+
+
+def _append(rc: RollingCube, cube, k: int) -> None:
+    ev = cube.events[cube.events["tick"] == k]
+    onu_ids = cube.onus["onu_id"].astype(str).to_numpy()
+    rc.append(
+        cube.tick_times(np.array([k]))[0],
+        {m: cube.values[m][k] for m in cube.values},
+        pd.DataFrame({"onu_id": onu_ids[ev["onu"].to_numpy()], "type": ev["type"].to_numpy()}),
+    )
+
+
+def _batch(cube, last: int, window: int) -> pd.DataFrame:
+    """Batch features at tick ``last`` over the ``window`` ticks a RollingCube holds."""
+    first = max(last + 1 - window, 0)
+    trimmed = type(cube)(
+        onus=cube.onus,
+        t0_us=cube.t0_us + first * cube.tick_s * 1_000_000,
+        tick_s=cube.tick_s,
+        values={m: v[first : last + 1] for m, v in cube.values.items()},
+        events=cube.events.assign(tick=cube.events["tick"] - first).query(
+            "tick >= 0 and tick <= @last - @first"
+        ),
+        olt_alarms=cube.olt_alarms.iloc[0:0],
+        orders=cube.orders.iloc[0:0],
+    )
+    return compute_features(trimmed, np.array([last - first]))
+
+
+@pytest.mark.parametrize("window", [30, 80])
+def test_running_sums_match_batch_long_after_the_buffer_shifts(cube, window):
+    # Small windows: 24 h and 7 d windows are capped at them, and more than 2 × window
+    # appends pass after the running sums start, so the buffer shifts several times
+    # and every running window is recomputed from the buffer a few times (with 80,
+    # the long ones one per tick).
+    rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    last = min(cube.n_ticks - 1, 7 * window + 3)
+    checked = 0
+    for k in range(last + 1):
+        _append(rc, cube, k)
+        assert sum(s.w >= 64 and s.rebased == k for s in rc._sums.values()) <= 1
+        # From the first tick on (sums start before the window is full), then sparsely.
+        if k in (0, 1, 2, 5, 13) or k % (window // 3) == 0 or k == last:
+            pd.testing.assert_frame_equal(
+                rc.latest_features(), _batch(cube, k, window), rtol=1e-6, atol=1e-6
+            )
+            checked += 1
+    assert last > 6 * window and checked > 20
+    # Every running window was recomputed recently (bounded rounding error and offsets).
+    assert rc._sums and all(last - s.origin < 2 * s.w for s in rc._sums.values())
+    assert any(s.w == window for s in rc._sums.values())
+
+
+def test_running_sums_started_late_and_a_stale_view_fall_back(cube):
+    window = 40
+    rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    for k in range(100):
+        _append(rc, cube, k)
+    view = rc.cube()  # the window ending at tick 99
+    pd.testing.assert_frame_equal(
+        compute_features(view, np.array([view.n_ticks - 1])),
+        _batch(cube, 99, window),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    _append(rc, cube, 100)
+    # The view still reads ticks up to 99; its running sums have moved on, so the
+    # window functions sum the view's matrix instead.
+    assert view.running["rx_dbm"].sums(12) is None
+    pd.testing.assert_frame_equal(
+        compute_features(view, np.array([view.n_ticks - 1])),
+        _batch(cube, 99, window),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    pd.testing.assert_frame_equal(
+        rc.latest_features(), _batch(cube, 100, window), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_run_length_at_and_window_min_equal_the_full_computation(rng):
+    flag = rng.random((200, 9)) < 0.8
+    flag[:, 0] = True  # a run as long as the matrix
+    flag[:, 1] = False
+    rows = np.array([0, 1, 57, 199])
+    full = run_length(flag)
+    np.testing.assert_array_equal(run_length_at(flag, rows), full[rows])
+    for cap in (1, 5, 60):
+        np.testing.assert_array_equal(
+            np.minimum(run_length_at(flag, rows, cap=cap), cap), np.minimum(full[rows], cap)
+        )
+    x = rng.normal(size=(200, 9))
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[150:, 2] = np.nan
+    for w in (1, 12, 50):
+        expected = np.array(
+            [np.nanmin(np.r_[x[max(r - w + 1, 0) : r + 1], np.full((1, 9), np.inf)], axis=0)
+             for r in rows]
+        )  # fmt: skip
+        expected[np.isinf(expected)] = np.nan
+        np.testing.assert_array_equal(window_min(x, w, rows), expected)
+
+
+def test_ffill_equals_a_tick_by_tick_loop(rng):
+    def loop(x, limit):  # the definition: last valid value, if at most `limit` ticks old
+        out, age, last = x.copy(), np.zeros(x.shape[1]), np.full(x.shape[1], np.nan)
+        for t in range(len(x)):
+            miss = np.isnan(x[t])
+            age = np.where(miss, age + 1, 0)
+            last = np.where(miss, last, x[t])
+            out[t] = np.where(miss & (age <= limit), last, x[t])
+        return out
+
+    # Up to 1/64 of the values missing (0 %, 0.5 %) ffill sorts their positions; more
+    # (30 %, 90 %) it scans the mask ONU by ONU.
+    for share in (0.0, 0.005, 0.3, 0.9):
+        x = rng.normal(size=(200, 60))
+        x[rng.random(x.shape) < share] = np.nan
+        x[30:100, 3] = np.nan  # one long gap
+        for limit in (0, 1, 2, 6, 288):
+            np.testing.assert_array_equal(ffill(x, limit), loop(x, limit))

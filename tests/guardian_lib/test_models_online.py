@@ -1,0 +1,84 @@
+"""SHAP per class, the cap on explained rows and the online scorer."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from guardian_lib.features import load_cube, symptomatic
+from guardian_lib.models import CauseClassifier, OnlineScorer
+from guardian_lib.models.explain import class_boosters, shap_values
+from guardian_lib.warehouse import connect
+
+
+def test_per_class_shap_equals_the_whole_models_bit_for_bit(rng):
+    n = 1500
+    X = pd.DataFrame({f"x{i}": rng.normal(size=n) for i in range(6)})
+    X.loc[rng.random(n) < 0.1, "x2"] = np.nan
+    y = np.select([X["x0"] > 0.8, X["x1"] + X["x3"] > 0.5, X["x4"] < -1], ["A", "B", "C"], "D")
+    model = CauseClassifier(n_estimators=25, random_state=0).fit(X, y)
+    rows = X.iloc[:300]
+    cls = rng.integers(0, 4, len(rows))
+    full = model.booster_.predict(rows, pred_contrib=True).reshape(len(rows), 4, X.shape[1] + 1)
+    expected = full[np.arange(len(rows)), cls, : X.shape[1]]
+    np.testing.assert_array_equal(shap_values(model.booster_, rows, cls), expected)
+    boosters = class_boosters(model.booster_)
+    assert len(boosters) == 4 and all(b.num_trees() == 25 for b in boosters)
+    assert class_boosters(model.booster_) is boosters  # built once per model
+    with pytest.raises(ValueError, match=r"class_index must give one class in \[0, 4\)"):
+        shap_values(model.booster_, rows, np.full(len(rows), 4))
+
+
+@pytest.fixture
+def busy(tmp_path, only_fault):
+    """A bundle trained on a run full of hung CPEs and fibre cuts, and that run's features."""
+    from guardian_lib.ingest import ingest_run
+    from guardian_lib.models.training import fit_bundle, labelled_frame
+    from simulator.output import simulate_to_dir
+
+    sc = only_fault("cpe_hang", 200.0, days=1)
+    faults = sc.faults.model_dump()
+    faults["feeder_cut"]["rate_per_year"] = 200.0
+    faults["fibre_degradation"]["rate_per_year"] = 50.0
+    run = simulate_to_dir(sc.with_overrides(faults=faults), tmp_path / "busy", seed=4)
+    ingest_run(run)
+    features, labels = labelled_frame(run, every_minutes=30)
+    return run, fit_bundle(features, labels, n_estimators=15), features
+
+
+def test_risk_explanations_are_capped_highest_risk_first(busy):
+    _, bundle, features = busy
+    full = bundle.predict(features)
+    sym = symptomatic(features)
+    hot = np.flatnonzero(~sym & (full["top_reasons"] != "[]").to_numpy())
+    assert len(hot) > 10
+    k = len(hot) // 3
+    capped = bundle.predict(features, max_risk_explained=k)
+    # Only the reasons change, and only for the non-symptomatic rows past the cap.
+    pd.testing.assert_frame_equal(
+        capped.drop(columns="top_reasons"), full.drop(columns="top_reasons")
+    )
+    np.testing.assert_array_equal(capped["top_reasons"][sym], full["top_reasons"][sym])
+    risk = full["risk_24h"].to_numpy()
+    kept = hot[np.argsort(-risk[hot], kind="stable")][:k]
+    explained = np.flatnonzero(~sym & (capped["top_reasons"] != "[]").to_numpy())
+    np.testing.assert_array_equal(explained, np.sort(kept))
+    np.testing.assert_array_equal(capped["top_reasons"][kept], full["top_reasons"][kept])
+    assert risk[kept].min() >= risk[np.setdiff1d(hot, kept)].max()  # highest risk first
+
+
+def test_online_scorer_explains_the_capped_rows(busy):
+    run, bundle, _ = busy
+    con = connect(run)
+    lo, hi = con.execute("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM telemetry").fetchone()
+    cube = load_cube(con, lo, hi)
+    con.close()
+    assert OnlineScorer(bundle, cube.onus).max_risk_explained == 500
+    scorer = OnlineScorer(bundle, cube.onus, window_ticks=36, max_risk_explained=2)
+    for k in range(120):
+        scorer.observe(
+            cube.tick_times(np.array([k]))[0], {m: cube.values[m][k] for m in cube.values}
+        )
+    preds = scorer()
+    expected = bundle.predict(scorer.cube.latest_features(), max_risk_explained=2)
+    pd.testing.assert_frame_equal(preds, expected)
+    assert len(preds) == cube.n_onus
