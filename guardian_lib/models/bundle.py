@@ -80,6 +80,14 @@ class ModelBundle:
 
     def check(self, features: pd.DataFrame) -> None:
         """Raise ValueError naming missing feature columns."""
+        stale = [c for c in self.feature_columns if c not in FEATURE_COLUMNS]
+        if stale:
+            # A bundle pickled by an older release: its boosters expect columns that
+            # guardian_lib.features no longer computes.
+            raise ValueError(
+                f"model {self.model_version} was trained on an older feature set "
+                f"(uses {stale[:4]}); retrain it with `guardian train`"
+            )
         missing = [c for c in ("ts", "onu_id", *self.feature_columns) if c not in features]
         if missing:
             raise ValueError(

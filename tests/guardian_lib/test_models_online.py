@@ -82,3 +82,18 @@ def test_online_scorer_explains_the_capped_rows(busy):
     expected = bundle.predict(scorer.cube.latest_features(), max_risk_explained=2)
     pd.testing.assert_frame_equal(preds, expected)
     assert len(preds) == cube.n_onus
+
+
+def test_a_bundle_from_an_older_feature_set_asks_to_be_retrained(busy):
+    import dataclasses
+
+    _, bundle, features = busy
+    # Risk models see the ONU's own features only.
+    assert list(bundle.risk[24].feature_names_in_) == list(bundle.risk_columns)
+    old = dataclasses.replace(
+        bundle, feature_columns=(*bundle.feature_columns, "olt_size"), model_version="ng/1"
+    )
+    with pytest.raises(ValueError, match=r"ng/1 was trained on an older feature set .*olt_size"):
+        old.predict(features)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['rx_dbm'\]"):
+        bundle.predict(features.drop(columns="rx_dbm"))
