@@ -26,7 +26,9 @@ risk_H
     most kinds, but when a drifting laser dies, when a leaking CPE hangs and when a
     degrading fibre takes RX below −27.5 dBm. Rows in between (a fault has started but
     does not hurt yet) are exactly the ones a risk model can get right; a fault fixed
-    before it hurt (empty ``impact_start_at``) never makes a positive.
+    before it hurt (empty ``impact_start_at``) never makes a positive. Rows whose
+    horizon reaches past the end of the data (``t + H`` after the last tick) are not
+    labelled either: what happens after the run is unknown, not "no fault".
 fault_active
     1 when any recorded fault affects the ONU at t (used for the anomaly PR-AUC).
 """
@@ -62,7 +64,11 @@ def _explode(truth: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
-def build_labels(features: pd.DataFrame, faults_truth: pd.DataFrame) -> pd.DataFrame:
+def build_labels(
+    features: pd.DataFrame,
+    faults_truth: pd.DataFrame,
+    observed_until: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """Labels aligned with ``features`` rows.
 
     Parameters
@@ -72,6 +78,9 @@ def build_labels(features: pd.DataFrame, faults_truth: pd.DataFrame) -> pd.DataF
     faults_truth : pandas.DataFrame
         The simulator's ground truth (``kind``, ``cause_class``, ``start_at``,
         ``impact_start_at``, ``end_at``, ``affected_onus``).
+    observed_until : pandas.Timestamp, optional
+        End of the simulated period (default: the last ``ts`` of ``features``); risk
+        labels whose horizon reaches past it are NaN.
 
     Returns
     -------
@@ -79,7 +88,7 @@ def build_labels(features: pd.DataFrame, faults_truth: pd.DataFrame) -> pd.DataF
         Same index as ``features``: ``symptomatic`` (bool), ``cause`` (str or None for
         rows without symptoms), ``massive`` (float, NaN without symptoms),
         ``fault_active`` (int) and ``risk_2h``, ``risk_6h``, ``risk_24h`` (float, NaN
-        where a service-affecting fault is already active).
+        where a service-affecting fault already hurts or the horizon is not observed).
     """
     n = len(features)
     ts = features["ts"].to_numpy("datetime64[us]").astype(np.int64)
@@ -129,7 +138,11 @@ def build_labels(features: pd.DataFrame, faults_truth: pd.DataFrame) -> pd.DataF
     out["cause"] = cause
     out["massive"] = np.where(sym, np.isin(cause, MASSIVE_CLASSES).astype(float), np.nan)
     out["fault_active"] = active_any.astype(np.int8)
+    end = features["ts"].max() if observed_until is None else pd.Timestamp(observed_until)
+    end_us = pd.Timestamp(end).value // 1000 if n else 0
     for h in RISK_HORIZONS_H:
-        hit = (next_impact - ts) <= h * 3600 * 1_000_000
-        out[f"risk_{h}h"] = np.where(active_service, np.nan, hit.astype(float))
+        h_us = h * 3600 * 1_000_000
+        hit = (next_impact - ts) <= h_us
+        unknown = active_service | (ts + h_us > end_us)
+        out[f"risk_{h}h"] = np.where(unknown, np.nan, hit.astype(float))
     return out

@@ -7,6 +7,7 @@ import pytest
 from guardian_lib.labels import build_labels
 
 T0 = pd.Timestamp("2026-01-05", tz="UTC")
+LATER = T0 + pd.Timedelta(days=10)  # the run goes on well after the frame
 
 
 def frame(onus=("A", "B"), hours=30, sick=()):
@@ -51,7 +52,9 @@ def truth(*rows):
 def test_risk_rows_before_the_impact_are_labelled_and_rows_after_it_are_not():
     # A laser drifts from 10 h and dies at 20 h; nobody fixes it.
     f, h = frame(sick=[("A", 20, 30)])
-    lab = build_labels(f, truth(("hardware_failure", "EQUIPMENT_FAIL", 10, 20, None, ["A"])))
+    lab = build_labels(
+        f, truth(("hardware_failure", "EQUIPMENT_FAIL", 10, 20, None, ["A"])), observed_until=LATER
+    )
     a = (f["onu_id"] == "A").to_numpy()
     # During the drift (10–20 h) the customer is not hurt yet: labelled, positive within H.
     for hz in (2, 6, 24):
@@ -67,14 +70,20 @@ def test_risk_rows_before_the_impact_are_labelled_and_rows_after_it_are_not():
 
 def test_a_fault_fixed_before_it_hurt_never_makes_a_positive():
     f, h = frame()
-    lab = build_labels(f, truth(("cpe_hang", "CUSTOMER_PREMISES", 5, None, 8, ["A"])))
+    lab = build_labels(
+        f, truth(("cpe_hang", "CUSTOMER_PREMISES", 5, None, 8, ["A"])), observed_until=LATER
+    )
     assert (lab["risk_24h"] == 0).all()
     assert lab.loc[(f["onu_id"] == "A").to_numpy() & (h >= 5) & (h < 8), "fault_active"].eq(1).all()
 
 
 def test_customer_power_off_is_not_service_affecting():
     f, h = frame(sick=[("B", 12, 14)])
-    lab = build_labels(f, truth(("customer_power_off", "CUSTOMER_PREMISES", 12, 12, 14, ["B"])))
+    lab = build_labels(
+        f,
+        truth(("customer_power_off", "CUSTOMER_PREMISES", 12, 12, 14, ["B"])),
+        observed_until=LATER,
+    )
     assert (lab["risk_24h"] == 0).all()
     assert (lab.loc[(f["onu_id"] == "B").to_numpy() & (h >= 12) & (h < 14), "cause"]
             == "CUSTOMER_PREMISES").all()  # fmt: skip
@@ -87,7 +96,7 @@ def test_cause_precedence_and_unknown(order):
         ("cpe_hang", "CUSTOMER_PREMISES", 2, 2, 7, ["A"]),
         ("feeder_cut", "MASSIVE_OUTAGE", 3, 3, 6, ["A"]),
     ]
-    lab = build_labels(f, truth(*(rows if order == 0 else rows[::-1])))
+    lab = build_labels(f, truth(*(rows if order == 0 else rows[::-1])), observed_until=LATER)
     a = (f["onu_id"] == "A").to_numpy()
     assert (lab.loc[a & (h >= 3) & (h < 6), "cause"] == "MASSIVE_OUTAGE").all()
     assert (lab.loc[a & (h >= 3) & (h < 6), "massive"] == 1).all()
@@ -95,3 +104,18 @@ def test_cause_precedence_and_unknown(order):
     b = (f["onu_id"] == "B").to_numpy()
     assert (lab.loc[b & (h >= 20) & (h < 21), "cause"] == "UNKNOWN").all()
     assert (lab.loc[b & (h >= 20) & (h < 21), "massive"] == 0).all()
+
+
+def test_risk_is_not_labelled_where_the_horizon_runs_past_the_data():
+    f, h = frame(hours=30)
+    lab = build_labels(f, truth(("cpe_hang", "CUSTOMER_PREMISES", 29, 29, None, ["A"])))
+    last = h.max()  # the default end is the last tick
+    for hz in (2, 6, 24):
+        y = lab[f"risk_{hz}h"].to_numpy()
+        assert np.isnan(y[h + hz > last]).all()
+        assert not np.isnan(y[(h + hz <= last) & (h < 29)]).any()
+    # The hang at 29 h is seen by the 2 h horizon from 27 h on (27.75 h is the last row
+    # whose 2 h horizon is observed).
+    a = (f["onu_id"] == "A").to_numpy()
+    y2 = lab["risk_2h"].to_numpy()
+    assert (y2[a & (h >= 27) & (h + 2 <= last)] == 1).all()
