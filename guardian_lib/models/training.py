@@ -92,7 +92,8 @@ def fit_bundle(
     Raises
     ------
     ValueError
-        No symptomatic rows, or a risk label without both classes.
+        No symptomatic rows, runs too short to label a risk horizon, or a risk label
+        without both classes.
     """
     order = np.argsort(features["ts"].to_numpy(), kind="stable")
     features = features.iloc[order].reset_index(drop=True)
@@ -116,6 +117,11 @@ def fit_bundle(
     for i, h in enumerate(RISK_HORIZONS_H):
         y = labels[f"risk_{h}h"].to_numpy()
         ok = ~np.isnan(y)
+        if not ok.any():
+            raise ValueError(
+                f"no row has an observed {h} h horizon: the last {h} h of a run are not "
+                f"labelled, so training needs runs longer than {h} h"
+            )
         risk[h] = RiskModel(
             horizon_h=h,
             n_estimators=n_estimators,

@@ -119,3 +119,15 @@ def test_risk_is_not_labelled_where_the_horizon_runs_past_the_data():
     a = (f["onu_id"] == "A").to_numpy()
     y2 = lab["risk_2h"].to_numpy()
     assert (y2[a & (h >= 27) & (h + 2 <= last)] == 1).all()
+
+
+def test_training_on_runs_shorter_than_the_horizon_says_so():
+    from guardian_lib.features import FEATURE_COLUMNS
+    from guardian_lib.models.training import fit_bundle
+
+    f, h = frame(hours=20, sick=[("A", 3, 6)])
+    lab = build_labels(f, truth(("feeder_cut", "MASSIVE_OUTAGE", 3, 3, 6, ["A"])))
+    assert lab["risk_24h"].isna().all()
+    features = f.assign(**{c: 0.0 for c in FEATURE_COLUMNS if c not in f})
+    with pytest.raises(ValueError, match="needs runs longer than 24 h"):
+        fit_bundle(features, lab, n_estimators=5)

@@ -35,7 +35,7 @@ def busy(tmp_path, only_fault):
     from guardian_lib.models.training import fit_bundle, labelled_frame
     from simulator.output import simulate_to_dir
 
-    sc = only_fault("cpe_hang", 200.0, days=1)
+    sc = only_fault("cpe_hang", 200.0, days=1.5)  # > 24 h: risk_24h needs it
     faults = sc.faults.model_dump()
     faults["feeder_cut"]["rate_per_year"] = 200.0
     faults["fibre_degradation"]["rate_per_year"] = 50.0

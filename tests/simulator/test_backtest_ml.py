@@ -11,7 +11,7 @@ from simulator.output import simulate_to_dir
 
 def test_autopilot_with_ml_scorer_runs_safely(tmp_path, only_fault):
     # Train a small bundle on a run full of hung CPEs and fibre cuts.
-    sc = only_fault("cpe_hang", 200.0, days=1)
+    sc = only_fault("cpe_hang", 200.0, days=1.5)  # > 24 h: risk_24h needs it
     faults = sc.faults.model_dump()
     faults["feeder_cut"]["rate_per_year"] = 200.0
     faults["fibre_degradation"]["rate_per_year"] = 50.0
