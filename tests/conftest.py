@@ -56,6 +56,19 @@ def tiny_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def cube(tiny_run):
+    """The tiny run's whole SILVER history as a feature Cube (tests copy before changing it)."""
+    from guardian_lib.features import load_cube
+    from guardian_lib.warehouse import connect
+
+    con = connect(tiny_run)
+    lo, hi = con.execute("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM telemetry").fetchone()
+    c = load_cube(con, lo, hi)
+    con.close()
+    return c
+
+
 @pytest.fixture(name="only_fault")
 def _only_fault_fixture():
     """:func:`only_fault`, for tests (test modules cannot import conftest)."""

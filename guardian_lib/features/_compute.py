@@ -163,12 +163,6 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     offline = online == 0
     pppoe_down = (online == 1) & (ffill(s["loss_pct"], limit=1) >= 99.9)
     rx = v["rx_dbm"]
-    # Degraded service, needed only at the requested rows (neighbour shares).
-    deg_rows = (online[r] == 1) & (
-        (ffill_at(s["rx_dbm"], 6, r) < -27)
-        | (ffill_at(s["loss_pct"], 1, r) > 2)
-        | (ffill_at(s["latency_ms"], 1, r) > 80)
-    )
 
     def pick(m: np.ndarray) -> np.ndarray:
         return m[r]
@@ -249,6 +243,12 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     back = np.maximum(r - w15, 0)
     new_off = off_rows & ~offline[back]
     ppp_rows = pick(pppoe_down)
+    # Degraded service, needed only at the requested rows.
+    deg_rows = (pick(online) == 1) & (
+        (ffill_at(s["rx_dbm"], 6, r) < -27)
+        | (ffill_at(s["loss_pct"], 1, r) > 2)
+        | (ffill_at(s["latency_ms"], 1, r) > 80)
+    )
     dg = ev[ev["type"] == "DYING_GASP"]
     los = ev[ev["type"] == "LOS"]
     dg_1h = event_counts(dg["onu"].to_numpy(), dg["tick"].to_numpy(), N, rows, w1h)

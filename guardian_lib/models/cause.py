@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from guardian_lib.models._base import seed_from, validated_frame
+from guardian_lib.models._base import lgbm_classifier, validated_frame
 
 __all__ = ["CauseClassifier", "neighbour_massive_rule"]
 
@@ -120,19 +119,7 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         frame, y = validated_frame(self, X, y, reset=True)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
-        self.booster_ = lgb.LGBMClassifier(
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            reg_lambda=self.reg_lambda,
-            class_weight=self.class_weight,
-            random_state=seed_from(self.random_state),
-            n_jobs=1,
-            deterministic=True,
-            force_row_wise=True,
-            verbose=-1,
-        )
+        self.booster_ = lgbm_classifier(self, class_weight=self.class_weight)
         if len(self.classes_) == 1:
             self.constant_ = self.classes_[0]
             return self

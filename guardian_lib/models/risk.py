@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import lightgbm as lgb
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
@@ -10,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from guardian_lib.models._base import as_generator, seed_from, validated_frame
+from guardian_lib.models._base import as_generator, lgbm_classifier, validated_frame
 
 __all__ = ["RiskModel"]
 
@@ -117,18 +116,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         self.prevalence_ = float(y.mean())
         cut = int(len(frame) * (1 - self.calibration_fraction))
         cut = min(max(cut, 1), len(frame) - 1) if len(frame) > 1 else len(frame)
-        self.booster_ = lgb.LGBMClassifier(
-            n_estimators=self.n_estimators,
-            learning_rate=self.learning_rate,
-            num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples,
-            reg_lambda=self.reg_lambda,
-            random_state=seed_from(self.random_state),
-            n_jobs=1,
-            deterministic=True,
-            force_row_wise=True,
-            verbose=-1,
-        )
+        self.booster_ = lgbm_classifier(self)
         if len(np.unique(y[:cut])) < 2:
             self.booster_ = None
             self.calibrator_ = None

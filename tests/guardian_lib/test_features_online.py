@@ -4,18 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from guardian_lib.features import RollingCube, compute_features, load_cube
+from guardian_lib.features import RollingCube, compute_features
 from guardian_lib.features._windows import ffill, run_length, run_length_at, window_min
-from guardian_lib.warehouse import connect
-
-
-@pytest.fixture(scope="module")
-def cube(tiny_run):
-    con = connect(tiny_run)
-    lo, hi = con.execute("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM telemetry").fetchone()
-    c = load_cube(con, lo, hi)
-    con.close()
-    return c
 
 
 def _append(rc: RollingCube, cube, k: int) -> None:

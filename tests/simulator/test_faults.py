@@ -31,6 +31,12 @@ def tick_after(sim, t_s):
     return int(np.ceil(t_s / sim.tick_s))
 
 
+def step_until(sim, t_s):
+    """Step the simulation tick by tick until its clock reaches ``t_s``."""
+    while sim.env.now < t_s:
+        sim.step()
+
+
 def test_feeder_cut_takes_whole_pon_down_at_once(only_fault):
     sim = Simulation(only_fault("feeder_cut", 200.0, days=1), seed=3)
     states, events = run_collect(sim)
@@ -96,8 +102,7 @@ def test_reboot_fixes_a_hang(only_fault):
     )
     sim = Simulation(sc, seed=4)
     fault = first_fault(sim, "cpe_hang")
-    while sim.env.now < fault.start_s + 600:
-        sim.step()
+    step_until(sim, fault.start_s + 600)
     row = int(fault.onus[0])
     assert not sim.state.pppoe_up[row]
     seen = []
@@ -139,8 +144,7 @@ def test_reboot_during_the_leak_prevents_the_hang(only_fault):
     )
     sim = Simulation(sc, seed=4)
     fault = next(f for f in sim.faults if f.kind == "cpe_hang" and f.params["precursor_s"] > 3600)
-    while sim.env.now < fault.start_s + 600:
-        sim.step()
+    step_until(sim, fault.start_s + 600)
     row = int(fault.onus[0])
     assert sim.state.pppoe_up[row] and sim.effects.leak_n[row] == 1
     sim.reboot_cpe(row)
@@ -202,8 +206,7 @@ def test_wifi_comes_back_unless_a_visit_fixed_it(only_fault):
         if f.params["follows"] in ids:
             chain.append(f)
             ids.add(f.fault_id)
-    while sim.env.now < first.start_s + 60:
-        sim.step()
+    step_until(sim, first.start_s + 60)
     assert sim.fix_fault(first, "visit")
     sim.run()
     assert chain and all(not f.recorded for f in chain)
