@@ -15,6 +15,7 @@ _EXPORTS = {
     "CauseClassifier": "guardian_lib.models.cause",
     "neighbour_massive_rule": "guardian_lib.models.cause",
     "RiskModel": "guardian_lib.models.risk",
+    "HazardRiskModel": "guardian_lib.models.hazard",
     "ModelBundle": "guardian_lib.models.bundle",
     "ANOMALY_COLUMNS": "guardian_lib.models.bundle",
     "CLASS_COLUMNS": "guardian_lib.models.bundle",

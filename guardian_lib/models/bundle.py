@@ -11,7 +11,7 @@ from guardian_lib.features import FEATURE_COLUMNS, symptomatic
 from guardian_lib.models.anomaly import AnomalyScorer
 from guardian_lib.models.cause import CauseClassifier
 from guardian_lib.models.explain import shap_values, top_reasons
-from guardian_lib.models.risk import RiskModel
+from guardian_lib.models.hazard import HazardRiskModel, compose_hazards
 
 __all__ = [
     "ModelBundle",
@@ -54,6 +54,12 @@ PREDICTION_COLUMNS = (
 )  # fmt: skip
 
 
+def _explaining_interval(hazards: np.ndarray) -> np.ndarray:
+    """Per row, the interval k maximising ``survival_{k−1} · hazard_k``."""
+    survival = np.cumprod(np.hstack([np.ones((len(hazards), 1)), 1 - hazards[:, :-1]]), axis=1)
+    return np.argmax(survival * hazards, axis=1)
+
+
 @dataclass
 class ModelBundle:
     """Fitted models plus what scoring needs to use them.
@@ -62,8 +68,9 @@ class ModelBundle:
     ----------
     anomaly : AnomalyScorer
     cause : CauseClassifier
-    risk : dict of int → RiskModel
-        One per horizon in hours (2, 6, 24).
+    risk : HazardRiskModel
+        Interval hazards composed into ``risk_2h ≤ risk_6h ≤ risk_24h`` (horizons in
+        ``risk.horizons_h``, hours).
     feature_columns : tuple of str
     model_version : str
         Set when the bundle is registered (``"<name>/<version>"``); every prediction
@@ -72,7 +79,7 @@ class ModelBundle:
 
     anomaly: AnomalyScorer
     cause: CauseClassifier
-    risk: dict[int, RiskModel]
+    risk: HazardRiskModel
     feature_columns: tuple[str, ...] = FEATURE_COLUMNS
     risk_columns: tuple[str, ...] = RISK_COLUMNS
     model_version: str = "unregistered"
@@ -87,6 +94,13 @@ class ModelBundle:
             raise ValueError(
                 f"model {self.model_version} was trained on an older feature set "
                 f"(uses {stale[:4]}); retrain it with `guardian train`"
+            )
+        if not isinstance(self.risk, HazardRiskModel):
+            # Bundles before the hazard model held one independent classifier per
+            # horizon, whose risks could decrease with the horizon.
+            raise ValueError(
+                f"model {self.model_version} predicts each risk horizon separately (older "
+                "release; its risks can contradict each other); retrain it with `guardian train`"
             )
         missing = [c for c in ("ts", "onu_id", *self.feature_columns) if c not in features]
         if missing:
@@ -149,8 +163,10 @@ class ModelBundle:
                 proba[:, classes.index(cls)] if cls in classes else np.where(sym, 0.0, np.nan)
             )
         X_risk = X.loc[:, list(self.risk_columns)]
-        for h in (2, 6, 24):
-            out[f"risk_{h}h"] = self.risk[h].predict_proba(X_risk)[:, 1]
+        hazards = self.risk.predict_hazard(X_risk)
+        risk = compose_hazards(hazards)
+        for k, h in enumerate(self.risk.horizons_h):
+            out[f"risk_{h}h"] = risk[:, k]
         out["model_version"] = self.model_version
         reasons = np.full(len(out), "[]", dtype=object)
         if explain and len(out):
@@ -164,9 +180,14 @@ class ModelBundle:
             idx = np.flatnonzero(hot)
             cap = max_explained if max_risk_explained is None else max_risk_explained
             idx = idx[np.argsort(-score[idx], kind="stable")][: max(0, cap)]
-            if len(idx) and self.risk[24].booster_ is not None:
-                rows = X_risk.iloc[idx]
-                vals = shap_values(self.risk[24].booster_, rows.astype(float))
-                reasons[idx] = top_reasons(vals, rows, "risk_24h", top_k)
+            # Each row is explained by the booster of the interval that adds most to
+            # its 24 h risk (the first impact is likeliest there).
+            which = _explaining_interval(hazards[idx])
+            for k, model in enumerate(self.risk.hazards_):
+                sel = idx[which == k]
+                if len(sel) and getattr(model, "booster_", None) is not None:
+                    rows = X_risk.iloc[sel]
+                    vals = shap_values(model.booster_, rows.astype(float))
+                    reasons[sel] = top_reasons(vals, rows, "risk_24h", top_k)
         out["top_reasons"] = reasons
         return out.loc[:, list(PREDICTION_COLUMNS)]
