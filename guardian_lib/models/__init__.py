@@ -16,6 +16,7 @@ _EXPORTS = {
     "neighbour_massive_rule": "guardian_lib.models.cause",
     "RiskModel": "guardian_lib.models.risk",
     "HazardRiskModel": "guardian_lib.models.hazard",
+    "TemporalAnomalyScorer": "guardian_lib.models.temporal",
     "ModelBundle": "guardian_lib.models.bundle",
     "ANOMALY_COLUMNS": "guardian_lib.models.bundle",
     "CLASS_COLUMNS": "guardian_lib.models.bundle",

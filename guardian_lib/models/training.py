@@ -71,6 +71,31 @@ def labelled_frame(run: Path | str, every_minutes: int = 15) -> tuple[pd.DataFra
     return features, labels
 
 
+def _calibration_order(ts_us: np.ndarray) -> np.ndarray:
+    """Row order for training: by time within each run, runs interleaved by progress.
+
+    The risk models calibrate on the latest rows. Several runs concatenated (one per
+    scenario variant, each in time order) are told apart where the time steps back or
+    jumps by anything but the row spacing; rows are then ordered by the share of their
+    run's time span already elapsed, so that "the latest 25 %" is the last quarter of
+    *every* run. Sorting by the timestamp alone would hold out only the run with the
+    latest dates (one variant's weather and fault rates) and calibrate to it.
+    """
+    n = len(ts_us)
+    if n < 2:
+        return np.arange(n)
+    d = np.diff(ts_us)
+    positive = d[d > 0]
+    step = np.bincount(np.unique(positive, return_inverse=True)[1]).argmax() if len(positive) else 0
+    spacing = np.unique(positive)[step] if len(positive) else 0
+    new_run = np.concatenate([[True], (d != 0) & (d != spacing)])
+    run = np.cumsum(new_run) - 1
+    lo = np.minimum.reduceat(ts_us, np.flatnonzero(new_run))[run]
+    hi = np.maximum.reduceat(ts_us, np.flatnonzero(new_run))[run]
+    progress = (ts_us - lo) / np.maximum(hi - lo, 1)
+    return np.lexsort((np.arange(n), run, progress))
+
+
 def fit_bundle(
     features: pd.DataFrame,
     labels: pd.DataFrame,
@@ -96,7 +121,7 @@ def fit_bundle(
         No symptomatic rows, runs too short to label a risk horizon, or a risk label
         without both classes.
     """
-    order = np.argsort(features["ts"].to_numpy(), kind="stable")
+    order = _calibration_order(features["ts"].to_numpy("datetime64[us]").astype(np.int64))
     features = features.iloc[order].reset_index(drop=True)
     labels = labels.iloc[order].reset_index(drop=True)
     X = features.loc[:, list(FEATURE_COLUMNS)]
