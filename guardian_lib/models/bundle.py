@@ -17,6 +17,7 @@ __all__ = [
     "ModelBundle",
     "ANOMALY_COLUMNS",
     "RISK_COLUMNS",
+    "CAUSE_LAYOUT_COLUMNS",
     "PREDICTION_COLUMNS",
     "CLASS_COLUMNS",
 ]
@@ -40,6 +41,15 @@ RISK_COLUMNS = tuple(
     for c in FEATURE_COLUMNS
     if not c.startswith(("box_", "pon_", "olt_", "geo_")) and c != "distance_km"
 )
+#: Features the cause classifier receives but only its neighbour rule reads: group sizes
+#: (split ratios), the feeder distance and absolute optical levels (set by splitter loss
+#: and feeder length) describe a network's layout, not a fault. The booster sees the
+#: layout-free versions instead: deltas and slopes against the ONU's own baseline, hours
+#: to the critical level, neighbour shares.
+CAUSE_LAYOUT_COLUMNS = (
+    "box_size", "pon_size", "distance_km", "rx_dbm", "tx_dbm", "olt_rx_dbm", "rx_mean_15m",
+    "rx_mean_1h", "rx_min_1h", "rx_mean_24h", "rx_base_7d",
+)  # fmt: skip
 CLASS_COLUMNS = {
     "MASSIVE_OUTAGE": "p_massive_outage",
     "CUSTOMER_PREMISES": "p_customer_premises",
@@ -173,8 +183,9 @@ class ModelBundle:
             if sym.any() and self.cause.constant_ is None:
                 idx = np.flatnonzero(sym)[:max_explained]
                 cls_idx = np.argmax(proba[idx], axis=1)
-                vals = shap_values(self.cause.booster_, X.iloc[idx].astype(float), cls_idx)
-                reasons[idx] = top_reasons(vals, X.iloc[idx], "cause", top_k)
+                rows = self.cause.booster_frame(X.iloc[idx])
+                vals = shap_values(self.cause.booster_, rows.astype(float), cls_idx)
+                reasons[idx] = top_reasons(vals, rows, "cause", top_k)
             score = np.maximum(out["risk_24h"].to_numpy(), 0.0)
             hot = ~sym & ((score >= 0.2) | (out["anomaly_score"].to_numpy() >= 0.99))
             idx = np.flatnonzero(hot)

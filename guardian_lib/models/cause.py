@@ -95,6 +95,11 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
     massive_class : str, default 'MASSIVE_OUTAGE'
     external_class : str, default 'EXTERNAL_NETWORK'
     rule_confidence : float, default 0.95
+    booster_exclude : tuple of str, default ()
+        Columns of ``X`` that only the neighbour rule reads (e.g. ``box_size``): the
+        booster does not see them. Group sizes and absolute optical levels describe one
+        network's layout (split ratios, feeder lengths); a booster that splits on them
+        mistakes a layout for a cause on another network.
     random_state : int, Generator or None
 
     Attributes
@@ -116,6 +121,7 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         massive_class: str = "MASSIVE_OUTAGE",
         external_class: str = "EXTERNAL_NETWORK",
         rule_confidence: float = 0.95,
+        booster_exclude: tuple[str, ...] = (),
         random_state=None,
     ):
         self.n_estimators = n_estimators
@@ -128,6 +134,7 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         self.massive_class = massive_class
         self.external_class = external_class
         self.rule_confidence = rule_confidence
+        self.booster_exclude = booster_exclude
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -149,8 +156,13 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
             self.constant_ = self.classes_[0]
             return self
         self.constant_ = None
-        self.booster_.fit(frame, y)
+        self.booster_.fit(self.booster_frame(frame), y)
         return self
+
+    def booster_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The columns of ``frame`` the booster sees (all but ``booster_exclude``)."""
+        drop = [c for c in self.booster_exclude if c in frame.columns]
+        return frame.drop(columns=drop) if drop else frame
 
     def _frame(self, X) -> pd.DataFrame:
         check_is_fitted(self, "classes_")
@@ -161,7 +173,8 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         frame = self._frame(X)
         if self.constant_ is not None:
             return np.ones((len(frame), 1))
-        proba = self.booster_.predict_proba(frame, num_threads=0)  # all cores: same output
+        # All cores: LightGBM's output does not depend on threads.
+        proba = self.booster_.predict_proba(self.booster_frame(frame), num_threads=0)
         if self.neighbour_rules:
             kind = neighbour_cluster_kind(frame)
             for code, cls in ((1, self.massive_class), (2, self.external_class)):

@@ -19,7 +19,13 @@ from guardian_lib.features import FEATURE_COLUMNS, feature_frame
 from guardian_lib.labels import CAUSE_CLASSES, MASSIVE_CLASSES, RISK_HORIZONS_H, build_labels
 from guardian_lib.models.anomaly import AnomalyScorer
 from guardian_lib.models.baselines import rule_anomaly, rule_cause, rule_massive, rule_risk
-from guardian_lib.models.bundle import ANOMALY_COLUMNS, CLASS_COLUMNS, RISK_COLUMNS, ModelBundle
+from guardian_lib.models.bundle import (
+    ANOMALY_COLUMNS,
+    CAUSE_LAYOUT_COLUMNS,
+    CLASS_COLUMNS,
+    RISK_COLUMNS,
+    ModelBundle,
+)
 from guardian_lib.models.cause import CauseClassifier
 from guardian_lib.models.hazard import HazardRiskModel
 from guardian_lib.warehouse import connect
@@ -136,9 +142,11 @@ def fit_bundle(
     sym = labels["symptomatic"].to_numpy()
     if not sym.any():
         raise ValueError("no symptomatic rows to train the cause classifier on")
-    cause = CauseClassifier(n_estimators=n_estimators, random_state=int(seeds[1])).fit(
-        X[sym], labels.loc[sym, "cause"].astype(str).to_numpy()
-    )
+    cause = CauseClassifier(
+        n_estimators=n_estimators,
+        booster_exclude=CAUSE_LAYOUT_COLUMNS,
+        random_state=int(seeds[1]),
+    ).fit(X[sym], labels.loc[sym, "cause"].astype(str).to_numpy())
     Y = labels.loc[:, [f"risk_{h}h" for h in RISK_HORIZONS_H]].to_numpy(dtype=float)
     # Rows with no horizon labelled (the customer is already hurt) carry nothing.
     ok = ~np.isnan(Y).all(axis=1)
