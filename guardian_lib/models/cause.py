@@ -161,7 +161,8 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
 
     def booster_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """The columns of ``frame`` the booster sees (all but ``booster_exclude``)."""
-        drop = [c for c in self.booster_exclude if c in frame.columns]
+        # Models pickled before the parameter existed exclude nothing.
+        drop = [c for c in getattr(self, "booster_exclude", ()) if c in frame.columns]
         return frame.drop(columns=drop) if drop else frame
 
     def _frame(self, X) -> pd.DataFrame:
