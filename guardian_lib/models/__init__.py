@@ -20,6 +20,7 @@ _EXPORTS = {
     "ModelBundle": "guardian_lib.models.bundle",
     "ANOMALY_COLUMNS": "guardian_lib.models.bundle",
     "CLASS_COLUMNS": "guardian_lib.models.bundle",
+    "CAUSE_LAYOUT_COLUMNS": "guardian_lib.models.bundle",
     "PREDICTION_COLUMNS": "guardian_lib.models.bundle",
     "OnlineScorer": "guardian_lib.models.online",
     "ModelScorer": "guardian_lib.models.online",
