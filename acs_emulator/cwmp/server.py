@@ -10,11 +10,19 @@ its own requests (TransferComplete, GetRPCMethods); its empty POST hands the tur
 the ACS, which sends the device's queued tasks one RPC at a time; HTTP 204 ends the
 session. Sessions are found by cookie (any ``session=`` in the Cookie header, so a
 CPE echoing the whole ``Set-Cookie`` string works), else by the TCP connection.
+
+Hostile input: credentials are checked against the DeviceId of the Inform they come
+with; what an Inform may store is bounded (:data:`acs_emulator.cwmp.store.LIMITS`,
+fault 8003 + HTTP 400 beyond it); the background sweeper survives any one failure
+(logged and counted in ``stats["background_errors"]``); connection requests go only
+to a URL on the host the device informs from (or an allow-list), with the ACS's own
+credentials for that device id.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import re
@@ -29,17 +37,26 @@ from aiohttp import web
 
 from acs_emulator.cwmp import soap
 from acs_emulator.cwmp.auth import (
-    DEV_CR_PASSWORD,
     Authenticator,
     AuthPolicy,
+    DevPasswordRefused,
     basic_authorization,
     digest_authorization,
     parse_auth_header,
+    resolve_cr_password,
 )
 from acs_emulator.cwmp.presets import Preset, render_task
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.rpcs import task_steps
-from acs_emulator.cwmp.store import DeviceStore, get_parameter, now_iso, set_parameter
+from acs_emulator.cwmp.store import (
+    LIMITS,
+    DeviceStore,
+    StoreError,
+    check_parameter,
+    get_parameter,
+    now_iso,
+    set_parameter,
+)
 
 __all__ = ["Acs", "AcsConfig", "password_lookup_from_env", "device_id_of"]
 
@@ -120,8 +137,19 @@ class AcsConfig:
         Answer a connection-request listener's Basic challenge (sends the password in
         clear; off by default, as GenieACS's ``cwmp.connectionRequestAllowBasicAuth``).
     cr_password : callable, optional
-        ``cr_password(username) -> str | None`` for connection requests; defaults to
-        the environment (``GUARDIAN_CPE_CR_PASSWORD``).
+        ``cr_password(device_id) -> str | None`` for connection requests; defaults to
+        the environment (``GUARDIAN_CPE_CR_PASSWORD`` or the ``device-id:password``
+        lines of ``GUARDIAN_CPE_CR_PASSWORDS_FILE``). The username sent is always the
+        device id, never the ``ConnectionRequestUsername`` the device reports.
+    cr_allowed_hosts : list of str
+        Hosts or networks (``"10.20.0.0/16"``, ``"cpe.example.net"``) connection
+        requests may go to besides the address the device informs from (CPEs behind
+        NAT or a proxy). [-]
+    cr_allow_dev_password : bool, default False
+        Allow the documented development connection-request password.
+    read_timeout_s : float, default 15
+        A client must deliver its request body within this time (slow clients are
+        cut with 408). [s]
     presets : list of Preset
         Automatic tasks (zero-touch provisioning, periodic refresh).
     file_server_url : str
@@ -136,6 +164,9 @@ class AcsConfig:
     connection_request_timeout_s: float = 5.0
     cr_allow_basic: bool = False
     cr_password: Callable[[str], str | None] | None = None
+    cr_allowed_hosts: list[str] = field(default_factory=list)
+    cr_allow_dev_password: bool = False
+    read_timeout_s: float = 15.0
     presets: list[Preset] = field(default_factory=list)
     file_server_url: str = "http://127.0.0.1:7567/"
 
@@ -175,7 +206,13 @@ class Acs:
         self._end_events: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
-        self.stats = {"sessions": 0, "informs": 0, "rpcs": 0, "errors": 0}
+        self.stats = {
+            "sessions": 0,
+            "informs": 0,
+            "rpcs": 0,
+            "errors": 0,
+            "background_errors": 0,
+        }
 
     # -- applications ----------------------------------------------------------------
     def cwmp_app(self) -> web.Application:
@@ -190,10 +227,28 @@ class Acs:
         async def sweep() -> None:
             while True:
                 await asyncio.sleep(min(1.0, self.config.session_timeout_s / 2))
-                self._expire_sessions()
-                self.store.flush()
+                self.sweep_once()
 
         self._sweeper = asyncio.create_task(sweep())
+
+    def sweep_once(self) -> None:
+        """Expire idle sessions and write deferred documents; never raises.
+
+        A failure is logged and counted (``stats["background_errors"]``) and the next
+        sweep runs as usual: one bad item must not stop session expiry or persistence.
+        """
+        try:
+            self._expire_sessions()
+        except Exception:
+            self.stats["background_errors"] += 1
+            log.exception("ACS sweep: expiring sessions failed; will retry")
+        try:
+            self.store.flush()
+        except Exception:
+            self.stats["background_errors"] += 1
+            log.exception("ACS sweep: flushing the store failed; will retry")
+        self.stats["background_errors"] += self.store.write_errors
+        self.store.write_errors = 0
 
     async def _close(self, _app: web.Application | None = None) -> None:
         if self._sweeper is not None:
@@ -225,9 +280,16 @@ class Acs:
         if (request.content_length or 0) > self.config.max_body_bytes:
             return web.Response(status=413, text="CWMP body too large")
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), self.config.read_timeout_s)
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text="CWMP body too large")
+        except TimeoutError:
+            self.stats["errors"] += 1
+            return web.Response(
+                status=408,
+                text=f"CWMP body not received within {self.config.read_timeout_s:g} s",
+                headers={"Connection": "close"},
+            )
         peer = request.transport.get_extra_info("peername") if request.transport else None
         try:
             msg = soap.parse_message(body, max_bytes=self.config.max_body_bytes)
@@ -314,7 +376,12 @@ class Acs:
         limit = time.monotonic() - self.config.session_timeout_s
         for s in [s for s in self.sessions.values() if s.last_seen < limit]:
             log.info("CWMP session of %s timed out; its task stays queued", s.device_id)
-            self._end_session(s)
+            try:
+                self._end_session(s)
+            except Exception:
+                self.stats["background_errors"] += 1
+                log.exception("CWMP session of %s could not be ended cleanly", s.device_id)
+                self.sessions.pop(s.token, None)
 
     def in_session(self, device_id: str) -> bool:
         """Whether ``device_id`` has an open CWMP session."""
@@ -325,13 +392,18 @@ class Acs:
     ) -> web.StreamResponse:
         try:
             inform = soap.parse_inform(msg.body)
-        except soap.CwmpParseError as exc:
+            self._check_inform_bounds(inform)
+        except (soap.CwmpParseError, StoreError) as exc:
             self.stats["errors"] += 1
-            return self._fault_response(8003, str(exc), msg.cwmp_ns, msg.id)
+            log.info("CWMP Inform from %s rejected: %s", peer, exc)
+            return self._fault_response(8003, str(exc), msg.cwmp_ns, msg.id, status=400)
         dev = inform["device"]
         device_id = device_id_of(dev["OUI"], dev["ProductClass"], dev["SerialNumber"])
         if not self.auth.check(
-            request.headers.get("Authorization"), request.method, device_hint=device_id
+            request.headers.get("Authorization"),
+            request.method,
+            identity=device_id,
+            uri=request.raw_path,
         ):
             log.info("CWMP Inform from %s (%s): authentication failed", device_id, peer)
             return web.Response(
@@ -358,7 +430,7 @@ class Acs:
         self._by_device[device_id] = token
         self.stats["sessions"] += 1
         self.stats["informs"] += 1
-        self._record_inform(device_id, dev, inform)
+        self._record_inform(device_id, dev, inform, peer)
         ev = self._inform_events.pop(device_id, None)
         if ev is not None:
             ev.set()
@@ -370,10 +442,26 @@ class Acs:
         )
 
     @staticmethod
+    def _check_inform_bounds(inform: dict[str, Any]) -> None:
+        """Raise :class:`StoreError` if the Inform exceeds what the store accepts."""
+        if len(inform["params"]) > LIMITS.params_per_inform:
+            raise StoreError(
+                f"Inform ParameterList: expected at most {LIMITS.params_per_inform} "
+                f"parameters, got {len(inform['params'])}"
+            )
+        for p in inform["params"]:
+            check_parameter(p.name, p.value)
+        for k, v in inform["device"].items():
+            if len(v) > 256:
+                raise StoreError(f"Inform DeviceId.{k}: expected at most 256 characters")
+
+    @staticmethod
     def _inform_response() -> str:
         return soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1})
 
-    def _record_inform(self, device_id: str, dev: dict[str, str], inform: dict[str, Any]) -> None:
+    def _record_inform(
+        self, device_id: str, dev: dict[str, str], inform: dict[str, Any], peer: Any = None
+    ) -> None:
         ts = now_iso()
         doc = self.store.get_device(device_id)
         if doc is None:
@@ -384,6 +472,8 @@ class Acs:
                 "_tags": [],
             }
         doc["_lastInform"] = ts
+        if isinstance(peer, tuple) and peer:
+            doc["_informAddress"] = str(peer[0])  # where connection requests may go
         codes = [code for code, _ in inform["events"]]
         doc["_events"] = codes
         if "1 BOOT" in codes:
@@ -532,6 +622,44 @@ class Acs:
         """Event set when ``task_id`` completes or faults."""
         return self._task_events.setdefault(task_id, asyncio.Event())
 
+    def _cr_url_refusal(self, url: str, doc: dict[str, Any]) -> str | None:
+        """Why the ACS will not send a connection request to ``url`` (``None``: it may).
+
+        Trusted: an http(s) URL without userinfo whose host is the address the device
+        informs from, or in ``cr_allowed_hosts`` (host names or networks).
+        """
+        try:
+            u = aiohttp.helpers.URL(url)
+        except (ValueError, TypeError):
+            return "Connection request refused: ConnectionRequestURL is not a URL"
+        if u.scheme not in ("http", "https") or not u.host:
+            return f"Connection request refused: expected an http(s) URL, got {url[:100]!r}"
+        if u.user or u.password:
+            return "Connection request refused: the URL carries credentials"
+        host = u.host.strip("[]").lower()
+        addr = _ip(host)
+        for allowed in self.config.cr_allowed_hosts:
+            net = _net(allowed)
+            if (net is not None and addr is not None and addr in net) or host == allowed.lower():
+                return None
+        source = _ip(str(doc.get("_informAddress", "")))
+        if source is not None and addr is not None and addr == source:
+            return None
+        return (
+            f"Connection request refused: URL host {host} is neither the device's Inform "
+            f"source ({doc.get('_informAddress', 'unknown')}) nor in cr_allowed_hosts"
+        )
+
+    def _cr_credentials(self, device_id: str) -> tuple[str, str]:
+        """The ACS's own connection-request credentials of ``device_id``."""
+        lookup = self.config.cr_password or password_lookup_from_env(
+            "GUARDIAN_CPE_CR_PASSWORD", "GUARDIAN_CPE_CR_PASSWORDS_FILE"
+        )
+        password = resolve_cr_password(
+            lookup(device_id), allow_dev_password=self.config.cr_allow_dev_password
+        )
+        return device_id, password
+
     async def connection_request(self, device_id: str) -> str | None:
         """Send a connection request; ``None`` on success, else the error status text."""
         doc = self.store.get_device(device_id)
@@ -541,17 +669,20 @@ class Acs:
         url = get_parameter(doc, f"{root}.ManagementServer.ConnectionRequestURL")
         if not url:
             return "Connection request error: device has no ConnectionRequestURL"
-        user = get_parameter(doc, f"{root}.ManagementServer.ConnectionRequestUsername") or device_id
-        lookup = self.config.cr_password or password_lookup_from_env(
-            "GUARDIAN_CPE_CR_PASSWORD", "GUARDIAN_CPE_CR_PASSWORDS_FILE"
-        )
-        password = lookup(user) or DEV_CR_PASSWORD
+        refusal = self._cr_url_refusal(str(url), doc)
+        if refusal is not None:
+            log.warning("%s: %s", device_id, refusal)
+            return refusal
+        try:
+            user, password = self._cr_credentials(device_id)
+        except DevPasswordRefused as exc:
+            return f"Connection request error: {exc}"
         if self._http is None:
             self._http = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.config.connection_request_timeout_s)
             )
         try:
-            async with self._http.get(url) as resp:
+            async with self._http.get(url, allow_redirects=False) as resp:
                 status, challenge = resp.status, resp.headers.get("WWW-Authenticate", "")
             if status == 401 and challenge:
                 scheme, _ = parse_auth_header(challenge)
@@ -566,12 +697,30 @@ class Acs:
                     if scheme == "digest"
                     else basic_authorization(user, password)
                 )
-                async with self._http.get(url, headers={"Authorization": header}) as resp:
+                async with self._http.get(
+                    url, headers={"Authorization": header}, allow_redirects=False
+                ) as resp:
                     status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             return f"Connection request error: {type(exc).__name__} reaching {url}"
         if status in (200, 204):
             return None
         if status == 401:
             return f"Connection request error: incorrect connection request credentials ({url})"
         return f"Connection request error: unexpected status {status} from {url}"
+
+
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        addr = ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return mapped or addr
+
+
+def _net(spec: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(spec, strict=False)
+    except ValueError:
+        return None
