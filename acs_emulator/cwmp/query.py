@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from typing import Any
 
 import mongoquery
@@ -138,7 +139,9 @@ def check_regex(pattern: str, options: str = "") -> re.Pattern[str]:
     for letter in options:
         flags |= getattr(re, letter.upper())
     try:
-        return re.compile(pattern, flags)
+        with warnings.catch_warnings():  # "possible nested set" for "[[": harmless here
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(pattern, flags)
     except re.error as exc:
         raise QueryRejected(f"query: $regex {pattern!r}: not a valid expression ({exc})") from exc
 
