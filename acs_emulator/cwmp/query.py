@@ -72,6 +72,8 @@ def check_regex(pattern: str, options: str = "") -> re.Pattern[str]:
     --------
     >>> check_regex("^00259E-.*-GDN").pattern
     '^00259E-.*-GDN'
+    >>> check_regex(".*GDN.*").pattern  # unanchored ends dropped: same matches
+    'GDN'
     >>> check_regex("(a+)+$")
     Traceback (most recent call last):
     ...
@@ -86,9 +88,16 @@ def check_regex(pattern: str, options: str = "") -> re.Pattern[str]:
     if not isinstance(options, str) or set(options) - set("imsx"):
         raise QueryRejected(f"query: $options: expected letters of 'imsx', got {options!r}")
     subset = "(safe subset: literals, ., [classes], ^, $ and at most 2 quantifiers, 1 unbounded)"
+    original = pattern
+    # An unanchored leading ".*" or trailing ".*" changes nothing for a search but
+    # costs a quantifier (and backtracking): drop them, so ".*GDN.*" is accepted.
+    while pattern.startswith((".*?", ".*")):
+        pattern = pattern[3:] if pattern.startswith(".*?") else pattern[2:]
+    while pattern.endswith(".*") and not pattern.endswith("\\.*"):
+        pattern = pattern[:-2]
 
     def refuse(what: str) -> QueryRejected:
-        return QueryRejected(f"query: $regex {pattern!r}: {what} {subset}")
+        return QueryRejected(f"query: $regex {original!r}: {what} {subset}")
 
     quantified = unbounded = 0
     i, n = 0, len(pattern)
@@ -143,7 +152,7 @@ def check_regex(pattern: str, options: str = "") -> re.Pattern[str]:
             warnings.simplefilter("ignore", FutureWarning)
             return re.compile(pattern, flags)
     except re.error as exc:
-        raise QueryRejected(f"query: $regex {pattern!r}: not a valid expression ({exc})") from exc
+        raise QueryRejected(f"query: $regex {original!r}: not a valid expression ({exc})") from exc
 
 
 def prepare_query(q: Any, depth: int = 0) -> Any:

@@ -122,6 +122,9 @@ class AcsService:
                 # Also armed at connection start: a client that has not sent a whole
                 # request (headers) within this time is disconnected.
                 keepalive_timeout=self.acs.config.read_timeout_s,
+                # Unread body of a refused request (413, 408): drained for at most
+                # this long, then the connection is closed.
+                lingering_time=min(2.0, self.acs.config.read_timeout_s),
             )
             await runner.setup()
             site = web.TCPSite(runner, host, getattr(self, attr), backlog=1024)
