@@ -22,29 +22,19 @@ credentials for that device id.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import os
 import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from acs_emulator.cwmp import soap
-from acs_emulator.cwmp.auth import (
-    Authenticator,
-    AuthPolicy,
-    DevPasswordRefused,
-    basic_authorization,
-    digest_authorization,
-    parse_auth_header,
-    resolve_cr_password,
-)
+from acs_emulator.cwmp.auth import Authenticator, AuthPolicy
+from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
 from acs_emulator.cwmp.presets import Preset, render_task
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.rpcs import task_steps
@@ -53,7 +43,6 @@ from acs_emulator.cwmp.store import (
     DeviceStore,
     StoreError,
     check_parameter,
-    get_parameter,
     now_iso,
     set_parameter,
 )
@@ -90,29 +79,6 @@ def device_id_of(oui: str, product_class: str, serial: str) -> str:
     if product_class:
         return f"{esc(oui)}-{esc(product_class)}-{esc(serial)}"
     return f"{esc(oui)}-{esc(serial)}"
-
-
-def password_lookup_from_env(
-    var: str = "GUARDIAN_ACS_CPE_PASSWORD", file_var: str = "GUARDIAN_ACS_CPE_PASSWORDS_FILE"
-) -> Callable[[str], str | None]:
-    """Password lookup from the environment: one fleet password, or a file of ``user:pw``.
-
-    The file (one ``username:password`` per line) wins over the single variable for
-    the users it lists. Values are read once; nothing is logged.
-    """
-    table: dict[str, str] = {}
-    path = os.environ.get(file_var)
-    if path:
-        for line in Path(path).read_text().splitlines():
-            user, sep, pw = line.strip().partition(":")
-            if sep and not user.startswith("#"):
-                table[user] = pw
-    fleet = os.environ.get(var)
-
-    def lookup(user: str) -> str | None:
-        return table.get(user, fleet)
-
-    return lookup
 
 
 @dataclass
@@ -205,7 +171,7 @@ class Acs:
         self._task_events: dict[str, asyncio.Event] = {}
         self._end_events: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self._cr = ConnectionRequester(self.config)
         self.stats = {
             "sessions": 0,
             "informs": 0,
@@ -254,9 +220,7 @@ class Acs:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._cr.close()
 
     # -- CWMP handler ----------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -622,105 +586,12 @@ class Acs:
         """Event set when ``task_id`` completes or faults."""
         return self._task_events.setdefault(task_id, asyncio.Event())
 
-    def _cr_url_refusal(self, url: str, doc: dict[str, Any]) -> str | None:
-        """Why the ACS will not send a connection request to ``url`` (``None``: it may).
-
-        Trusted: an http(s) URL without userinfo whose host is the address the device
-        informs from, or in ``cr_allowed_hosts`` (host names or networks).
-        """
-        try:
-            u = aiohttp.helpers.URL(url)
-        except (ValueError, TypeError):
-            return "Connection request refused: ConnectionRequestURL is not a URL"
-        if u.scheme not in ("http", "https") or not u.host:
-            return f"Connection request refused: expected an http(s) URL, got {url[:100]!r}"
-        if u.user or u.password:
-            return "Connection request refused: the URL carries credentials"
-        host = u.host.strip("[]").lower()
-        addr = _ip(host)
-        for allowed in self.config.cr_allowed_hosts:
-            net = _net(allowed)
-            if (net is not None and addr is not None and addr in net) or host == allowed.lower():
-                return None
-        source = _ip(str(doc.get("_informAddress", "")))
-        if source is not None and addr is not None and addr == source:
-            return None
-        return (
-            f"Connection request refused: URL host {host} is neither the device's Inform "
-            f"source ({doc.get('_informAddress', 'unknown')}) nor in cr_allowed_hosts"
-        )
-
-    def _cr_credentials(self, device_id: str) -> tuple[str, str]:
-        """The ACS's own connection-request credentials of ``device_id``."""
-        lookup = self.config.cr_password or password_lookup_from_env(
-            "GUARDIAN_CPE_CR_PASSWORD", "GUARDIAN_CPE_CR_PASSWORDS_FILE"
-        )
-        password = resolve_cr_password(
-            lookup(device_id), allow_dev_password=self.config.cr_allow_dev_password
-        )
-        return device_id, password
-
     async def connection_request(self, device_id: str) -> str | None:
-        """Send a connection request; ``None`` on success, else the error status text."""
+        """Send a connection request; ``None`` on success, else the error status text.
+
+        See :class:`acs_emulator.cwmp.cr.ConnectionRequester` for what is trusted.
+        """
         doc = self.store.get_device(device_id)
         if doc is None:
             return "No such device"
-        root = self.root_of(doc)
-        url = get_parameter(doc, f"{root}.ManagementServer.ConnectionRequestURL")
-        if not url:
-            return "Connection request error: device has no ConnectionRequestURL"
-        refusal = self._cr_url_refusal(str(url), doc)
-        if refusal is not None:
-            log.warning("%s: %s", device_id, refusal)
-            return refusal
-        try:
-            user, password = self._cr_credentials(device_id)
-        except DevPasswordRefused as exc:
-            return f"Connection request error: {exc}"
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.connection_request_timeout_s)
-            )
-        try:
-            async with self._http.get(url, allow_redirects=False) as resp:
-                status, challenge = resp.status, resp.headers.get("WWW-Authenticate", "")
-            if status == 401 and challenge:
-                scheme, _ = parse_auth_header(challenge)
-                if scheme != "digest" and not self.config.cr_allow_basic:
-                    return (
-                        f"Connection request error: {url} asks for {scheme} auth; "
-                        "Basic is off (cr_allow_basic)"
-                    )
-                uri = aiohttp.helpers.URL(url).raw_path_qs
-                header = (
-                    digest_authorization(challenge, "GET", uri, user, password)
-                    if scheme == "digest"
-                    else basic_authorization(user, password)
-                )
-                async with self._http.get(
-                    url, headers={"Authorization": header}, allow_redirects=False
-                ) as resp:
-                    status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
-            return f"Connection request error: {type(exc).__name__} reaching {url}"
-        if status in (200, 204):
-            return None
-        if status == 401:
-            return f"Connection request error: incorrect connection request credentials ({url})"
-        return f"Connection request error: unexpected status {status} from {url}"
-
-
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        addr = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return None
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return mapped or addr
-
-
-def _net(spec: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
-    try:
-        return ipaddress.ip_network(spec, strict=False)
-    except ValueError:
-        return None
+        return await self._cr.send(device_id, doc, self.root_of(doc))
