@@ -73,7 +73,6 @@ def serve_command(
     import asyncio
     import json
     import logging
-    import os
     import signal
 
     from rich.console import Console
@@ -81,23 +80,12 @@ def serve_command(
     from acs_emulator.cwmp import AcsConfig, AcsService, AuthPolicy, load_presets
     from acs_emulator.cwmp.presets import zero_touch_preset
     from acs_emulator.cwmp.server import password_lookup_from_env
-    from acs_emulator.cwmp.service import is_loopback
 
     if cpe_auth not in ("none", "basic", "digest"):
         raise typer.BadParameter(f"expected none, basic or digest, got {cpe_auth!r}")
     console = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING)
-    token = nbi_token_file.read_text().strip() if nbi_token_file else None
-    token = token or os.environ.get("GUARDIAN_NBI_TOKEN") or None
-    if token is None and not no_auth:
-        raise typer.BadParameter(
-            "the NBI needs a bearer token: --nbi-token-file FILE or $GUARDIAN_NBI_TOKEN "
-            "(or --no-auth with a loopback --nbi-host, for a lab machine)"
-        )
-    if token is None and not is_loopback(nbi_host):
-        raise typer.BadParameter(
-            f"--no-auth is only allowed on loopback, got --nbi-host {nbi_host}"
-        )
+    token = _nbi_token(nbi_token_file, no_auth=no_auth, nbi_host=nbi_host)
     preset_list = load_presets(presets) if presets else []
     if zero_touch:
         preset_list.append(zero_touch_preset())
@@ -146,6 +134,33 @@ def serve_command(
         asyncio.run(main())
     except KeyboardInterrupt:
         console.print("stopped")
+
+
+def _nbi_token(token_file: Path | None, *, no_auth: bool, nbi_host: str) -> str | None:
+    """The NBI token (file, else ``$GUARDIAN_NBI_TOKEN``); ``None`` only if allowed.
+
+    Raises
+    ------
+    typer.BadParameter
+        When there is no token and ``--no-auth`` was not given, or ``--no-auth`` is
+        combined with a non-loopback ``--nbi-host``.
+    """
+    import os
+
+    from acs_emulator.cwmp.service import is_loopback
+
+    token = token_file.read_text().strip() if token_file else None
+    token = token or os.environ.get("GUARDIAN_NBI_TOKEN") or None
+    if token is None and not no_auth:
+        raise typer.BadParameter(
+            "the NBI needs a bearer token: --nbi-token-file FILE or $GUARDIAN_NBI_TOKEN "
+            "(or --no-auth with a loopback --nbi-host, for a lab machine)"
+        )
+    if token is None and not is_loopback(nbi_host):
+        raise typer.BadParameter(
+            f"--no-auth is only allowed on loopback, got --nbi-host {nbi_host}"
+        )
+    return token
 
 
 def register(app: typer.Typer) -> None:

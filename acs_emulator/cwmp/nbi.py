@@ -334,7 +334,7 @@ def nbi_app(
     retry_after_s: int = 2,
     max_tasks_per_device: int = 100,
     max_tasks_total: int = 100_000,
-    query_budget_s: float = 2.0,
+    query_budget_s: float = 1.0,
     read_timeout_s: float = 15.0,
 ) -> web.Application:
     """Build the NBI aiohttp application.
@@ -355,7 +355,7 @@ def nbi_app(
         Queued tasks one device may have; a new task beyond it gets 429. [-]
     max_tasks_total : int, default 100000
         Queued tasks over all devices; a new task beyond it gets 503. [-]
-    query_budget_s : float, default 2
+    query_budget_s : float, default 1
         Time budget of one query's evaluation (400 beyond it). [s]
     read_timeout_s : float, default 15
         Time a client has to send a task body (408 beyond it). [s]

@@ -8,7 +8,7 @@ it runs on the event loop the CWMP sessions share. The mechanism here:
   text index) are refused by name, as is any other unknown ``$`` operator;
 * a ``$regex`` must be in a *safe subset*: at most :data:`MAX_REGEX_CHARS` characters,
   no groups, alternation or back-references, at most two quantified atoms of which at
-  most one unbounded (``*``, ``+``, ``{m,}``), bounded repeats up to ``{,64}``. Its
+  most one unbounded (``*``, ``+``, ``{m,}``), bounded repeats up to ``{,16}``. Its
   worst case is then quadratic in the subject, and subjects are matched on their first
   :data:`MAX_REGEX_SUBJECT_CHARS` characters;
 * the whole evaluation has a time budget (checked between documents and before each
@@ -40,8 +40,8 @@ __all__ = [
 ]
 
 MAX_REGEX_CHARS = 128
-MAX_REGEX_SUBJECT_CHARS = 1024
-_MAX_BOUNDED_REPEAT = 64
+MAX_REGEX_SUBJECT_CHARS = 512
+_MAX_BOUNDED_REPEAT = 16
 _MAX_QUERY_DEPTH = 16
 
 _ALLOWED_OPS = frozenset(
@@ -99,6 +99,23 @@ def check_regex(pattern: str, options: str = "") -> re.Pattern[str]:
     def refuse(what: str) -> QueryRejected:
         return QueryRejected(f"query: $regex {original!r}: {what} {subset}")
 
+    quantified, unbounded = _count_quantifiers(pattern, refuse)
+    if quantified > 2 or unbounded > 1:
+        raise refuse(f"{quantified} quantifiers ({unbounded} unbounded) are too many")
+    flags = 0
+    for letter in options:
+        flags |= getattr(re, letter.upper())
+    try:
+        with warnings.catch_warnings():  # "possible nested set" for "[[": harmless here
+            warnings.simplefilter("ignore", FutureWarning)
+            return re.compile(pattern, flags)
+    except re.error as exc:
+        raise QueryRejected(f"query: $regex {original!r}: not a valid expression ({exc})") from exc
+
+
+def _count_quantifiers(pattern: str, refuse: Any) -> tuple[int, int]:
+    """``(quantified atoms, unbounded ones)`` of ``pattern``; ``refuse(why)`` builds the error
+    raised for anything outside the subset (groups, alternation, back-references …)."""
     quantified = unbounded = 0
     i, n = 0, len(pattern)
     prev_atom = False
@@ -142,17 +159,7 @@ def check_regex(pattern: str, options: str = "") -> re.Pattern[str]:
             continue
         prev_atom = c not in "^$"
         i += 1
-    if quantified > 2 or unbounded > 1:
-        raise refuse(f"{quantified} quantifiers ({unbounded} unbounded) are too many")
-    flags = 0
-    for letter in options:
-        flags |= getattr(re, letter.upper())
-    try:
-        with warnings.catch_warnings():  # "possible nested set" for "[[": harmless here
-            warnings.simplefilter("ignore", FutureWarning)
-            return re.compile(pattern, flags)
-    except re.error as exc:
-        raise QueryRejected(f"query: $regex {original!r}: not a valid expression ({exc})") from exc
+    return quantified, unbounded
 
 
 def prepare_query(q: Any, depth: int = 0) -> Any:

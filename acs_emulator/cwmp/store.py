@@ -349,7 +349,7 @@ class DeviceStore:
         skip: int = 0,
         limit: int | None = None,
         sort: dict[str, int] | None = None,
-        budget_s: float = 2.0,
+        budget_s: float = 1.0,
     ) -> list[dict[str, Any]]:
         """Mongo-style query over ``devices``, ``tasks`` or ``faults``.
 
@@ -359,7 +359,7 @@ class DeviceStore:
 
         Parameters
         ----------
-        budget_s : float, default 2
+        budget_s : float, default 1
             Time budget of the evaluation. [s]
 
         Raises
