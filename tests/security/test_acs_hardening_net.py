@@ -491,3 +491,38 @@ def test_inform_without_deviceid_is_a_client_error():
             assert fault["faultCode"] == "8003" and "DeviceId" in fault["faultString"]
 
     run(go())
+
+
+def test_agent_xml_is_escaped_whatever_the_values():
+    """Every XML the agent writes goes through soap's escaping builders (issue 13)."""
+    from acs_emulator.cpe.agent import _After
+    from acs_emulator.cpe.state import DeviceIdentity
+
+    odd = "A&B <x> \"q\" 'p'"
+    ident = DeviceIdentity("00259E", "HG<8245>", "SN&1", manufacturer=odd)
+    agent = CpeAgent(ident, "http://127.0.0.1:9/")
+    agent.pending_events["M Download"] = "key<&>"
+    inform = soap.parse_inform(soap.parse_message(soap.envelope(agent._inform_xml())).body)
+    assert inform["device"]["Manufacturer"] == odd
+    assert inform["device"]["ProductClass"] == "HG<8245>"
+    assert ("M Download", "key<&>") in inform["events"]
+    # A set value with markup is answered and read back intact.
+    spv = soap.rpc_xml(
+        "SetParameterValues",
+        raw=soap.values_xml([("Device.WiFi.SSID.1.SSID", "</Value><evil/>&", "xsd:string")]),
+    )
+    after = _After()
+    reply = agent._handle_rpc(soap.parse_message(soap.envelope(spv)), after)
+    assert soap.parse_message(soap.envelope(reply)).name == "SetParameterValuesResponse"
+    gpv = soap.rpc_xml("GetParameterValues", raw=soap.names_xml(["Device.WiFi.SSID.1.SSID"]))
+    reply = agent._handle_rpc(soap.parse_message(soap.envelope(gpv)), after)
+    msg = soap.parse_message(soap.envelope(reply))
+    (value,) = soap.parse_parameter_values(soap.child(msg.body, "ParameterList"))
+    assert value.value == "</Value><evil/>&"
+    # A fault naming a hostile method is still well-formed XML.
+    bad = soap.parse_message(soap.envelope("<cwmp:Nope/>"))
+    fault = soap.parse_fault(soap.parse_message(soap.envelope(agent._handle_rpc(bad, after))).body)
+    assert fault["faultCode"] == "9000"
+    # The TransferComplete the agent queues parses back with its command key.
+    tc = soap.parse_message(agent._transfer_complete("k<&>", (9010, "bad <image>"), "t").encode())
+    assert soap.text(tc.body, "CommandKey") == "k<&>"
