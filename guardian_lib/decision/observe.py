@@ -92,18 +92,6 @@ STATUS_COLUMNS = (
 )
 _TELEMETRY = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 _DAY_S = 86400.0
-#: Observer attributes set once from the inventory and settings (not restart state).
-_CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_cust_index", "_codes",
-                           "degraded_loss_pct", "degraded_latency_ms", "high_ber",
-                           "baseline_tau_s"})  # fmt: skip
-
-
-def _copy(v: Any) -> Any:
-    if isinstance(v, np.ndarray):
-        return v.copy()
-    if isinstance(v, dict):
-        return {k: _copy(x) for k, x in v.items()}
-    return v
 
 
 class Observer:
@@ -320,3 +308,17 @@ class Observer:
         )
         df = pd.DataFrame(cols, index=self.index, copy=False)
         return df
+
+
+#: Observer attributes set once from the inventory and settings (not restart state).
+_CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_cust_index", "_codes",
+                           "degraded_loss_pct", "degraded_latency_ms", "high_ber",
+                           "baseline_tau_s"})  # fmt: skip
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    return v
