@@ -448,10 +448,15 @@ class Acs:
             set_parameter(doc, p.name, p.value, p.type, ts)
         self.store.save_device(doc, defer=True)
         root = self.root_of(doc)
+        # A preset task still queued (the device has not run it yet) is not queued
+        # again: repeated Informs must not grow the queue without bound.
+        queued = {(t.get("preset"), t.get("name")) for t in self.store.pending_tasks(device_id)}
         for preset in self.config.presets:
             if preset.events and not preset.events.intersection(codes):
                 continue
             for t in preset.tasks:
+                if (preset.name, t.get("name")) in queued:
+                    continue
                 task = render_task(t, root, dev["SerialNumber"], device_id)
                 task.update(device=device_id, preset=preset.name)
                 self.store.insert_task(task)

@@ -526,3 +526,18 @@ def test_agent_xml_is_escaped_whatever_the_values():
     # The TransferComplete the agent queues parses back with its command key.
     tc = soap.parse_message(agent._transfer_complete("k<&>", (9010, "bad <image>"), "t").encode())
     assert soap.text(tc.body, "CommandKey") == "k<&>"
+
+
+def test_repeated_informs_do_not_grow_a_preset_queue():
+    from acs_emulator.cwmp import Preset
+
+    gpv = {"name": "getParameterValues", "parameterNames": ["{root}.DeviceInfo.UpTime"]}
+    preset = Preset(name="refresh", tasks=[gpv], events=frozenset({"2 PERIODIC"}))
+
+    async def go():
+        async with running_acs(AcsConfig(presets=[preset])) as svc, http_client() as http:
+            for _ in range(20):  # Informs whose sessions never run the task
+                assert (await RawCpe(http, svc.cwmp_url).post(inform_xml()))[0] == 200
+            assert svc.acs.store.pending_count("00259E-HG8245H-SN0001") == 1
+
+    run(go())
