@@ -18,6 +18,9 @@ __all__ = [
     "EVENT_TYPES",
     "VALID_RANGES",
     "missing_columns",
+    "MODEL_EVERY_MINUTES",
+    "FEATURE_EVERY_MINUTES",
+    "POLICY_EVERY_MINUTES",
 ]
 
 #: RAW / SILVER telemetry: column → DuckDB type.
@@ -126,6 +129,16 @@ VALID_RANGES: dict[str, tuple[float, float]] = {
     "loss_pct": (0.0, 100.0),
     "uptime_s": (0, 20 * 365 * 86400),
 }
+
+
+# --- default cadences (one home each; docs/glossary.md) ----------------------------------
+
+#: Spacing of the rows the models train on, score and are evaluated on. [min]
+MODEL_EVERY_MINUTES = 15
+#: Spacing of the rows ``guardian features`` materializes in ``gold/features``. [min]
+FEATURE_EVERY_MINUTES = 5
+#: Interval between two calls of a decision policy in the closed loop. [min]
+POLICY_EVERY_MINUTES = 15
 
 
 def missing_columns(

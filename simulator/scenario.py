@@ -34,6 +34,7 @@ __all__ = [
     "Duration",
     "Spread",
     "load_scenario",
+    "scenario_file",
     "scenario_dir",
     "SPLIT_RATIOS",
 ]
@@ -313,6 +314,37 @@ def scenario_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
 
 
+def scenario_file(source: str | Path, search: Path | None = None) -> Path:
+    """The YAML file a scenario reference names.
+
+    Parameters
+    ----------
+    source : str or Path
+        A YAML file path, or the name of a scenario in ``search`` or of a shipped one.
+    search : Path, optional
+        A folder of scenarios looked in before the shipped ones (an experiment's own
+        ``scenarios/`` folder).
+
+    Raises
+    ------
+    ConfigError
+        No such file (the message lists the shipped scenarios).
+    """
+    path = Path(source)
+    if not path.exists() and path.suffix == "" and "/" not in str(source):
+        folders = [f for f in (search, scenario_dir()) if f is not None]
+        path = next(
+            (f / f"{source}.yaml" for f in folders if (f / f"{source}.yaml").is_file()),
+            scenario_dir() / f"{source}.yaml",
+        )
+    if not path.is_file():
+        shipped = sorted(p.stem for p in scenario_dir().glob("*.yaml"))
+        raise ConfigError(
+            f"scenario {str(source)!r} not found: expected a YAML file or one of {shipped}"
+        )
+    return path.resolve()
+
+
 def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scenario:
     """Load and validate a scenario.
 
@@ -337,14 +369,7 @@ def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scen
     if isinstance(source, dict):
         data, label = dict(source), "<dict>"
     else:
-        path = Path(source)
-        if not path.exists() and path.suffix == "" and "/" not in str(source):
-            path = scenario_dir() / f"{source}.yaml"
-        if not path.is_file():
-            shipped = sorted(p.stem for p in scenario_dir().glob("*.yaml"))
-            raise ConfigError(
-                f"scenario {str(source)!r} not found: expected a YAML file or one of {shipped}"
-            )
+        path = scenario_file(source)
         label = str(path)
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from guardian_lib.layout import RunLayout
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -56,18 +57,14 @@ CAUSE_COLUMNS = {
     "INTERMITTENT": "p_intermittent",
     "UNKNOWN": "p_unknown",
 }
-#: Where a backtest's KPI file is looked for, relative to the run folder (first found wins).
-KPI_FILES = ("kpis.json", "backtest/kpis.json")
-#: Where a separate audit trail (a DuckDB file with the audit tables) is looked for, relative
-#: to the run folder, when the run's own warehouse has none.
-AUDIT_FILES = ("audit.duckdb", "backtest/audit.duckdb")
-#: Where a global SHAP importance table (``feature``, ``mean_abs_shap``) is looked for.
-SHAP_FILES = (
-    "shap_global_importance.csv",
-    "models/shap_global_importance.csv",
-    "lake/gold/shap_global_importance.csv",
-    "lake/gold/shap_global_importance.parquet",
-)
+#: Where a backtest's KPI file is, relative to the run folder (:attr:`RunLayout.kpis`).
+KPI_FILES = (RunLayout(".").kpis.name,)
+#: Where a separate audit trail (a DuckDB file with the audit tables) is, relative to the run
+#: folder, when the run's own warehouse has none (:attr:`RunLayout.audit`).
+AUDIT_FILES = (RunLayout(".").audit.name,)
+#: Where the global SHAP importance table (``feature``, ``mean_abs_shap``) is, relative to
+#: the run folder (:attr:`RunLayout.shap_importance`).
+SHAP_FILES = (RunLayout(".").shap_importance.relative_to("."),)
 _AUDIT = ("decisions", "actions", "notifications", "incidents")
 _RECENT_MIN = 15  # a reading older than this before the run's end counts as "no data" [min]
 
@@ -134,8 +131,7 @@ def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) ->
 
 
 def _read_backtest(run: Path, kpis_path: Path | None) -> tuple[dict | None, str]:
-    candidates = [kpis_path] if kpis_path else [run / p for p in KPI_FILES]
-    for path in candidates:
+    for path in [kpis_path or RunLayout(run).kpis]:
         if path is not None and path.is_file():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -151,17 +147,14 @@ def _read_backtest(run: Path, kpis_path: Path | None) -> tuple[dict | None, str]
 
 
 def _read_shap(run: Path) -> tuple[pd.DataFrame | None, str]:
-    for rel in SHAP_FILES:
-        path = run / rel
-        if path.is_file():
-            df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-            missing = {"feature", "mean_abs_shap"} - set(df.columns)
-            if missing:
-                raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-            return df.sort_values("mean_abs_shap", ascending=False).reset_index(drop=True), str(
-                path
-            )
-    return None, ""
+    path = RunLayout(run).shap_importance
+    if not path.is_file():
+        return None, ""
+    df = pd.read_csv(path)
+    missing = {"feature", "mean_abs_shap"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+    return df.sort_values("mean_abs_shap", ascending=False).reset_index(drop=True), str(path)
 
 
 def _explode_reasons(preds: pd.DataFrame) -> pd.DataFrame:
@@ -188,8 +181,7 @@ def _explode_reasons(preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_audit(run: Path, audit_path: Path | None) -> tuple[dict[str, pd.DataFrame], str]:
-    candidates = [audit_path] if audit_path else [run / p for p in AUDIT_FILES]
-    for path in candidates:
+    for path in [audit_path or RunLayout(run).audit]:
         if path is not None and path.is_file():
             con = duckdb.connect(str(path), read_only=True)
             try:
@@ -214,10 +206,10 @@ def load_run_data(
     run : path
         Run folder with an ingested warehouse.
     kpis_path : path, optional
-        A backtest ``kpis.json``; default: the first of :data:`KPI_FILES` in the run.
+        A backtest ``kpis.json``; default: the run's (:attr:`RunLayout.kpis`).
     audit_path : path, optional
         A DuckDB file holding the audit tables; default: the run's warehouse, else the
-        first of :data:`AUDIT_FILES` in the run.
+        run's ``audit.duckdb`` (:attr:`RunLayout.audit`).
 
     Returns
     -------
