@@ -34,17 +34,18 @@ from scipy import stats
 from guardian_lib.actions import Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision import (
+    CLASS_COLUMNS,
+    PREDICTION_COLUMNS,
     Autopilot,
     AutopilotSettings,
     Decision,
     Observer,
+    PolicyBase,
     RuleScorer,
     RulesPolicy,
     Snapshot,
     make_autopilot,
 )
-from guardian_lib.decision._base import PolicyBase
-from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel
 from guardian_lib.kpis import EpisodeTracker, compute_kpis
 from simulator.engine import EventRow, Simulation

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.schema import VISIT_COST_BRL
 
 __all__ = [
     "Scenario",
@@ -240,7 +241,7 @@ class Operations(_Strict):
 class Economics(_Strict):
     """Money, in R$."""
 
-    cost_per_visit_brl: NonNegative = 150.0
+    cost_per_visit_brl: NonNegative = VISIT_COST_BRL
     call_cost_brl: NonNegative = 8.0
     monthly_fee_brl: dict[Literal["residential", "business", "vip"], NonNegative] = Field(
         default_factory=lambda: {"residential": 110.0, "business": 350.0, "vip": 250.0}

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.layout import RunLayout
+from guardian_lib.schema import CLASS_COLUMNS, RX_CRITICAL_DBM, RX_OVERLOAD_DBM
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -42,21 +43,14 @@ __all__ = [
     "customer_telemetry",
 ]
 
-#: ONU RX below this is degraded (DESIGN.md §4: critical below −27 dBm). [dBm]
-DEGRADED_RX_DBM = -27.0
-#: ONU RX above this is overloaded. [dBm]
-OVERLOAD_RX_DBM = -8.0
+#: ONU RX below this is degraded (:data:`guardian_lib.schema.RX_CRITICAL_DBM`). [dBm]
+DEGRADED_RX_DBM = RX_CRITICAL_DBM
+#: ONU RX above this is overloaded (:data:`guardian_lib.schema.RX_OVERLOAD_DBM`). [dBm]
+OVERLOAD_RX_DBM = RX_OVERLOAD_DBM
 #: Event types that count as failures on the NOC overview.
 FAILURE_EVENTS = ("LOS", "DYING_GASP", "PPPOE_DOWN", "DHCP_FAIL", "HIGH_BER", "LOW_RX", "OLT_ALARM")
 #: ``ml_predictions`` probability column of each cause class.
-CAUSE_COLUMNS = {
-    "MASSIVE_OUTAGE": "p_massive_outage",
-    "CUSTOMER_PREMISES": "p_customer_premises",
-    "EQUIPMENT_FAIL": "p_equipment_fail",
-    "EXTERNAL_NETWORK": "p_external_network",
-    "INTERMITTENT": "p_intermittent",
-    "UNKNOWN": "p_unknown",
-}
+CAUSE_COLUMNS = CLASS_COLUMNS
 #: Where a backtest's KPI file is, relative to the run folder (:attr:`RunLayout.kpis`).
 KPI_FILES = (RunLayout(".").kpis.name,)
 #: Where a separate audit trail (a DuckDB file with the audit tables) is, relative to the run
