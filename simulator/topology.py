@@ -16,69 +16,14 @@ import numpy as np
 import pandas as pd
 
 from simulator import optics
+from simulator.customers import build_customers, draw_shares
 from simulator.scenario import Scenario
 from simulator.scenario import Topology as TopologySpec
+from simulator.vendors import VENDOR_MODELS, device_identities, pon_if_index
 
 __all__ = ["Topology", "build_topology", "pon_if_index", "VENDOR_MODELS", "KM_PER_DEG_LAT"]
 
 KM_PER_DEG_LAT = 111.2
-
-#: OLT models, ONU/CPE models (product class), CPE OUI and firmware mix per vendor.
-VENDOR_MODELS: dict[str, dict] = {
-    "huawei": {
-        "olt_models": ["MA5800-X7", "MA5608T"],
-        "onu_models": ["EG8145V5", "HG8245H"],
-        "serial_prefix": "HWTC",
-        "oui": "00E0FC",
-        "firmware": ["V5R020C10S115", "V5R020C10S120", "V5R019C00S100"],
-    },
-    "zte": {
-        "olt_models": ["C320", "C600"],
-        "onu_models": ["F670L", "F660"],
-        "serial_prefix": "ZTEG",
-        "oui": "C4741E",
-        "firmware": ["V9.0.10P2N2", "V9.0.11P1N5", "V6.0.10P2T2"],
-    },
-    "fiberhome": {
-        "olt_models": ["AN5516-04", "AN5516-06"],
-        "onu_models": ["HG6145F", "AN5506-04-FA"],
-        "serial_prefix": "FHTT",
-        "oui": "0C37DC",
-        "firmware": ["RP2931", "RP2945", "RP2817"],
-    },
-}
-
-_SEGMENT_TIER = {"residential": "standard", "business": "business", "vip": "premium"}
-
-
-def pon_if_index(vendor: str, slot: np.ndarray, port: np.ndarray) -> np.ndarray:
-    """ifIndex of a PON port as each vendor's agent reports it.
-
-    Parameters
-    ----------
-    vendor : {'huawei', 'zte', 'fiberhome'}
-    slot, port : ndarray of int
-        Board slot and port on the board (frame/shelf/rack 0 or 1). [-]
-
-    Returns
-    -------
-    if_index : ndarray of int64
-
-    Notes
-    -----
-    Huawei: ``0xFA000000 + slot·2^13 + port·2^8`` (DESIGN.md §7). ZTE C3xx/C600 GPON:
-    ``0x10000000 + shelf·2^16 + slot·2^8 + port`` with shelf 1 (ports numbered from 1).
-    FiberHome AN5516: ``slot·2^25 + port·2^19`` (ports numbered from 1).
-    """
-    slot = np.asarray(slot, dtype=np.int64)
-    port = np.asarray(port, dtype=np.int64)
-    if vendor == "huawei":
-        return 0xFA000000 + slot * 8192 + port * 256
-    if vendor == "zte":
-        return 0x10000000 + (1 << 16) + slot * 256 + (port + 1)
-    if vendor == "fiberhome":
-        return slot * (1 << 25) + (port + 1) * (1 << 19)
-    raise ValueError(f"unknown vendor {vendor!r}: expected huawei, zte or fiberhome")
 
 
 @dataclass
@@ -138,19 +83,13 @@ class Topology:
         }
 
 
-def _pick(rng: np.random.Generator, shares: dict[str, float], size: int) -> np.ndarray:
-    names = list(shares)
-    p = np.array([shares[n] for n in names], dtype=float)
-    return np.array(names, dtype=object)[rng.choice(len(names), size=size, p=p / p.sum())]
-
-
 def _build_olts(scenario: Scenario, rng: np.random.Generator) -> pd.DataFrame:
     """One row per OLT (vendor drawn from the mix), with private ``_region_idx`` / ``_radius_km``."""
     olt_rows = []
     for r_idx, region in enumerate(scenario.topology.regions):
         for k in range(region.olts):
             city = region.cities[k % len(region.cities)]
-            vendor = str(_pick(rng, scenario.topology.vendor_mix, 1)[0])
+            vendor = str(draw_shares(rng, scenario.topology.vendor_mix, 1)[0])
             models = VENDOR_MODELS[vendor]["olt_models"]
             dx, dy = rng.normal(0.0, city.radius_km / 4, size=2)
             olt_rows.append(
@@ -302,27 +241,6 @@ def _onu_optics(
     return fibre_km, base_rx, base_tx, base_tx - up_db
 
 
-def _device_identities(onu_vendor: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Serial, model, firmware and CPE OUI of every ONU, from its vendor's profile."""
-    n_onus = len(onu_vendor)
-    ids = {k: np.empty(n_onus, dtype=object) for k in ("serial", "model", "firmware", "oui")}
-    hex_ids = rng.choice(2**32, size=n_onus, replace=False)
-    for vendor, spec in VENDOR_MODELS.items():
-        m = onu_vendor == vendor
-        if not m.any():
-            continue
-        ids["serial"][m] = [f"{spec['serial_prefix']}{h:08X}" for h in hex_ids[m]]
-        ids["model"][m] = np.array(spec["onu_models"], dtype=object)[
-            rng.integers(len(spec["onu_models"]), size=m.sum())
-        ]
-        fw = spec["firmware"]
-        ids["firmware"][m] = np.array(fw, dtype=object)[
-            rng.choice(len(fw), size=m.sum(), p=[0.5, 0.35, 0.15])
-        ]
-        ids["oui"][m] = spec["oui"]
-    return ids
-
-
 def _splitters(topo: TopologySpec, olts: pd.DataFrame, pons: _Pons, drops: _Drops) -> pd.DataFrame:
     """First-stage splitters (one per PON) and street boxes (second stage)."""
     olt_lat = olts["lat"].to_numpy()
@@ -365,47 +283,6 @@ def _box_ids(pons: _Pons, drops: _Drops) -> np.ndarray:
     )
 
 
-def _customers(
-    scenario: Scenario,
-    olts: pd.DataFrame,
-    onu_olt: np.ndarray,
-    onu_region: np.ndarray,
-    ids: dict[str, np.ndarray],
-    lat: np.ndarray,
-    lon: np.ndarray,
-    rng: np.random.Generator,
-) -> pd.DataFrame:
-    """One customer per ONU: CPE identity, plan, segment and SLA tier, account age."""
-    n_onus = len(onu_olt)
-    serial, model, oui = ids["serial"], ids["model"], ids["oui"]
-    segments = _pick(rng, scenario.customers.segments, n_onus)
-    created_days = rng.uniform(30, 5 * 365, n_onus)
-    return pd.DataFrame(
-        {
-            "customer_id": [f"C{i + 1:07d}" for i in range(n_onus)],
-            "onu_id": serial,
-            "cpe_id": oui + "-" + model + "-" + serial,
-            "cpe_oui": oui,
-            "cpe_product_class": model,
-            "cpe_serial": serial,
-            "cpe_model": model,
-            "firmware": ids["firmware"],
-            "wifi_channel": np.array([1, 6, 11])[rng.integers(3, size=n_onus)],
-            "plan": _pick(rng, scenario.customers.plans, n_onus),
-            "segment": segments,
-            "sla_tier": [_SEGMENT_TIER[s] for s in segments],
-            "region": np.array([r.name for r in scenario.topology.regions], dtype=object)[
-                onu_region
-            ],
-            "city": olts["city"].to_numpy()[onu_olt],
-            "lat": lat + rng.normal(0, 2e-5, n_onus),
-            "lon": lon + rng.normal(0, 2e-5, n_onus),
-            "created_at": pd.Timestamp(scenario.start)
-            - pd.to_timedelta(np.round(created_days * 86400), unit="s"),
-        }
-    )
-
-
 def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     """Generate the network, its optics and its customers.
 
@@ -430,7 +307,7 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     onu_region = olts["_region_idx"].to_numpy()[onu_olt]
     fibre_km, base_rx, base_tx, base_olt_rx = _onu_optics(topo, pons, drops, rng)
     onu_vendor = olts["vendor"].to_numpy()[onu_olt]
-    ids = _device_identities(onu_vendor, rng)
+    ids = device_identities(onu_vendor, rng)
     olt_lat = olts["lat"].to_numpy()[onu_olt]
     olt_lon = olts["lon"].to_numpy()[onu_olt]
     lat = olt_lat + drops.onu_y / KM_PER_DEG_LAT
@@ -450,7 +327,7 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
             "lon": lon,
         }
     )
-    customers = _customers(scenario, olts, onu_olt, onu_region, ids, lat, lon, rng)
+    customers = build_customers(scenario, olts, onu_olt, onu_region, ids, lat, lon, rng)
     # Geographic frame shared by all OLTs (for power-outage clusters across PONs).
     ref_lat = float(np.mean(olts["lat"]))
     onu_xy = np.column_stack(
