@@ -14,7 +14,8 @@ folder given to ``guardian simulate --out``)::
     kpis.json                                  the closed-loop backtest's KPIs per policy
     audit.duckdb                               the autopilot's audit trail of that backtest
 
-Only this module spells these names; everything else asks a :class:`RunLayout`.
+An experiment's report folder is :class:`ReportLayout`. Only this module spells these
+names; writers and readers ask a layout.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["RunLayout", "WAREHOUSE_FILE", "LAKE_KINDS"]
+__all__ = ["RunLayout", "ReportLayout", "WAREHOUSE_FILE", "LAKE_KINDS"]
 
 #: The DuckDB file of a run.
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -101,3 +102,61 @@ class RunLayout:
     def audit(self) -> Path:
         """The autopilot's audit trail of the backtest (``guardian backtest --audit``)."""
         return self.root / "audit.duckdb"
+
+
+@dataclass(frozen=True)
+class ReportLayout:
+    """The files of one experiment run's report folder (``reports/<name>/<timestamp>/``).
+
+    Parameters
+    ----------
+    root : Path
+        The report folder.
+    """
+
+    root: Path
+
+    def __init__(self, root: Path | str) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+    @property
+    def experiment(self) -> Path:
+        """A copy of the experiment file as run."""
+        return self.root / "experiment.yaml"
+
+    def scenario(self, role: str) -> Path:
+        """The merged scenario of ``role`` ('train' or 'test')."""
+        return self.root / f"scenario.{role}.yaml"
+
+    @property
+    def notebooks(self) -> Path:
+        """The executed notebooks (outputs included)."""
+        return self.root / "notebooks"
+
+    @property
+    def manifest(self) -> Path:
+        """``pipeline.json``: what ran, with which parameters, how long, the outcome."""
+        return self.root / "pipeline.json"
+
+    @property
+    def evaluation(self) -> Path:
+        """Model metrics on the test run (notebook 04)."""
+        return self.root / "evaluation.json"
+
+    @property
+    def kpis(self) -> Path:
+        """The backtest's KPIs, copied from the test run."""
+        return self.root / "kpis.json"
+
+    def report(self, lang: str, first: bool) -> Path:
+        """The offline report in ``lang``: the first language is ``report.html``."""
+        return self.root / ("report.html" if first else f"report.{lang}.html")
+
+    def reports(self) -> list[Path]:
+        """The reports written so far, sorted."""
+        return sorted(self.root.glob("report*.html"))
+
+    @property
+    def screenshots(self) -> Path:
+        """PNG of each screen of the first report."""
+        return self.root / "screenshots"

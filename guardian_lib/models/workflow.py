@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from guardian_lib.layout import RunLayout
+from guardian_lib.layout import ReportLayout, RunLayout
 from guardian_lib.models.registry import MODEL_NAME
 from guardian_lib.schema import MODEL_EVERY_MINUTES
 
@@ -227,7 +227,7 @@ def train_and_evaluate(
     out.mkdir(parents=True, exist_ok=True)
     train([train_run], every_minutes=every_minutes, n_estimators=n_estimators, seed=seed, log=log)
     score(test_run, every_minutes=every_minutes)
-    metrics_path = out / "evaluation.json"
+    metrics_path = ReportLayout(out).evaluation
     metrics = evaluate(test_run, every_minutes=every_minutes, json_out=metrics_path)
     shap = fetch_shap_importance(test_run)
     return {"status": "ok", "metrics": metrics, "metrics_path": str(metrics_path), "shap": shap}

@@ -9,6 +9,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.layout import ReportLayout
 from guardian_lib.schema import MODEL_EVERY_MINUTES, POLICY_EVERY_MINUTES
 from simulator.scenario import load_scenario, scenario_file
 
@@ -196,7 +197,7 @@ def write_scenarios(exp: Experiment, experiments_dir: Path, out_dir: Path) -> tu
     """
     paths = []
     for role, (src, data) in scenario_data(exp, experiments_dir).items():
-        dest = out_dir / f"scenario.{role}.yaml"
+        dest = ReportLayout(out_dir).scenario(role)
         header = f"# {role} scenario of experiment {exp.name}: {src} + overrides\n"
         dest.write_text(header + yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
         paths.append(dest.resolve())
@@ -217,8 +218,8 @@ def notebook_parameters(exp: Experiment, data_root: Path, report_dir: Path) -> d
     base = (data_root / exp.name).resolve()
     return {
         "experiment": exp.name,
-        "scenario": str(report_dir / "scenario.train.yaml"),
-        "test_scenario": str(report_dir / "scenario.test.yaml"),
+        "scenario": str(ReportLayout(report_dir).scenario("train")),
+        "test_scenario": str(ReportLayout(report_dir).scenario("test")),
         "train_seed": exp.seeds.train,
         "test_seed": exp.seeds.test,
         "train_run": str(base / f"train-seed{exp.seeds.train}"),

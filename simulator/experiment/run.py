@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,8 +12,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from guardian_lib.errors import ConfigError
-from guardian_lib.layout import RunLayout
-from guardian_lib.notebooks import NotebookError, run_notebooks
+from guardian_lib.layout import ReportLayout, RunLayout
+from guardian_lib.models.registry import data_dir
+from guardian_lib.notebooks import NotebookError, NotebookRun, run_notebooks
 from guardian_lib.schema import POLICY_EVERY_MINUTES
 from simulator.experiment.config import (
     NOTEBOOKS,
@@ -138,6 +138,31 @@ def _new_report_dir(reports_root: Path, name: str) -> Path:
     return path.resolve()
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _finish(
+    out: ReportLayout,
+    manifest: dict[str, Any],
+    runs: list[NotebookRun],
+    failed: bool,
+    tracking: ParentRun | None,
+    test_run: RunLayout,
+) -> None:
+    """Write ``pipeline.json``, copy the test run's KPIs, close the MLflow parent run."""
+    manifest["notebooks"] = [r.as_dict() for r in runs]
+    manifest["status"] = "failed" if failed else "succeeded"
+    manifest["finished_at"] = _now()
+    manifest["reports"] = [p.name for p in out.reports()]
+    manifest["mlflow_run_id"] = tracking.run_id if tracking else None
+    out.manifest.write_text(json.dumps(manifest, indent=2, default=str))
+    if not failed and test_run.kpis.is_file():
+        shutil.copy2(test_run.kpis, out.kpis)
+    if tracking is not None:
+        tracking.finish(out.root, {r.notebook: r.duration_s for r in runs}, failed)
+
+
 def run_experiment(
     path: Path | str,
     reports_root: Path | str = "reports",
@@ -176,53 +201,37 @@ def run_experiment(
     missing = [n for n in NOTEBOOKS if not (nb_dir / n).is_file()]
     if missing:  # fail before creating the report folder
         raise ConfigError(f"{nb_dir}: notebook(s) not found: {missing}")
-    if data_root is None:
-        data_root = Path(os.environ.get("GUARDIAN_DATA_DIR", "data")) / "runs"
-    report_dir = _new_report_dir(Path(reports_root), exp.name)
-    shutil.copy2(path, report_dir / "experiment.yaml")
-    write_scenarios(exp, Path(path).resolve().parent, report_dir)
-    params = notebook_parameters(exp, Path(data_root), report_dir)
+    out = ReportLayout(_new_report_dir(Path(reports_root), exp.name))
+    shutil.copy2(path, out.experiment)
+    write_scenarios(exp, Path(path).resolve().parent, out.root)
+    params = notebook_parameters(exp, Path(data_root or data_dir() / "runs"), out.root)
     manifest: dict[str, Any] = {
         "experiment": exp.model_dump(),
         "parameters": params,
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "started_at": _now(),
         "notebooks": [],
         "status": "running",
     }
-    tracking = ParentRun.start(exp, report_dir) if log_mlflow else None
-    run_id = tracking.run_id if tracking else None
+    tracking = ParentRun.start(exp, out.root) if log_mlflow else None
     error: PipelineError | None = None
-    runs = []
+    runs: list[NotebookRun] = []
     failed = True  # until the notebooks have run (an interrupt also counts as a failure)
     try:
         try:
-            runs = run_notebooks(
-                NOTEBOOKS, nb_dir, report_dir / "notebooks", params, cwd=Path.cwd(), log=log
-            )
+            runs = run_notebooks(NOTEBOOKS, nb_dir, out.notebooks, params, Path.cwd(), log=log)
         except NotebookError as exc:
-            error, runs = PipelineError(exc, report_dir), exc.runs
+            error, runs = PipelineError(exc, out.root), exc.runs
             manifest["error"] = str(error)
         failed = error is not None
     finally:
-        manifest["notebooks"] = [r.as_dict() for r in runs]
-        reports = sorted(report_dir.glob("report*.html"))
-        manifest["status"] = "failed" if failed else "succeeded"
-        manifest["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-        manifest["reports"] = [p.name for p in reports]
-        manifest["mlflow_run_id"] = run_id
-        (report_dir / "pipeline.json").write_text(json.dumps(manifest, indent=2, default=str))
-        kpis = RunLayout(params["test_run"]).kpis
-        if not failed and kpis.is_file():
-            shutil.copy2(kpis, report_dir / "kpis.json")
-        if tracking is not None:
-            tracking.finish(report_dir, {r.notebook: r.duration_s for r in runs}, failed)
+        _finish(out, manifest, runs, failed, tracking, RunLayout(params["test_run"]))
     if error is not None:
         raise error
     return PipelineResult(
         experiment=exp.name,
-        report_dir=report_dir,
-        reports=reports,
-        notebooks=sorted((report_dir / "notebooks").glob("*.ipynb")),
-        mlflow_run_id=run_id,
+        report_dir=out.root,
+        reports=out.reports(),
+        notebooks=sorted(out.notebooks.glob("*.ipynb")),
+        mlflow_run_id=tracking.run_id if tracking else None,
         durations_s={r.notebook: r.duration_s for r in runs},
     )

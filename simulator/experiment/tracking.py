@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from guardian_lib.layout import ReportLayout
+
 if TYPE_CHECKING:  # pragma: no cover
     from simulator.experiment.config import Experiment
 
@@ -41,12 +43,12 @@ def _finite(v: Any) -> bool:
 def result_metrics(report_dir: Path) -> dict[str, float]:
     """Numbers worth comparing across pipeline runs: evaluation metrics and policy KPIs."""
     out: dict[str, float] = {}
-    ev = report_dir / "evaluation.json"
+    ev = ReportLayout(report_dir).evaluation
     if ev.is_file():
         for k, v in json.loads(ev.read_text()).items():
             if _finite(v):
                 out[f"eval.{k}"] = float(v)
-    kp = report_dir / "kpis.json"
+    kp = ReportLayout(report_dir).kpis
     if kp.is_file():
         for pol, metrics in json.loads(kp.read_text()).get("policies", {}).items():
             for m, v in (metrics or {}).items():
