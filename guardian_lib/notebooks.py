@@ -75,6 +75,16 @@ def declared_parameters(path: Path | str) -> set[str]:
     return set(pm.inspect_notebook(str(path)))
 
 
+def _failure_message(exc: Any, name: str, executed: Path) -> str:
+    """Notebook, cell, exception and the cell's source of a papermill failure."""
+    source = (getattr(exc, "source", "") or "").strip()
+    return (
+        f"notebook {name} failed in cell {exc.cell_index} (execution count "
+        f"{exc.exec_count}): {exc.ename}: {exc.evalue}\n--- cell source ---\n{source}\n"
+        f"--- executed notebook (with the error) kept at {executed}"
+    )
+
+
 def run_notebooks(
     names: Sequence[str],
     source_dir: Path | str,
@@ -137,13 +147,7 @@ def run_notebooks(
             )  # fmt: skip
         except pm.PapermillExecutionError as exc:
             record.duration_s = round(time.perf_counter() - t0, 2)
-            source = (exc.source or "").strip()
-            record.status = "failed"
-            record.error = (
-                f"notebook {name} failed in cell {exc.cell_index} (execution count "
-                f"{exc.exec_count}): {exc.ename}: {exc.evalue}\n--- cell source ---\n{source}\n"
-                f"--- executed notebook (with the error) kept at {dst}"
-            )
+            record.status, record.error = "failed", _failure_message(exc, name, dst)
             raise NotebookError(record.error, name, exc.cell_index, dst, runs) from None
         record.duration_s = round(time.perf_counter() - t0, 2)
         record.status = "succeeded"

@@ -79,8 +79,8 @@ def backtest_command(
     from rich.console import Console
     from rich.table import Table
 
-    from simulator.backtest import POLICIES, run_backtest, scenario_of_run
-    from simulator.experiment import kpis_json
+    from simulator.backtest import POLICIES
+    from simulator.experiment import run_backtest
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     bad = [p for p in names if p not in POLICIES]
@@ -90,11 +90,6 @@ def backtest_command(
         raise typer.BadParameter(f"--seeds must be >= 1, got {seeds}")
     if audit is not None and audit.exists():
         raise typer.BadParameter(f"--audit {audit}: file exists (the trail is append-only)")
-    if audit is not None:
-        audit.parent.mkdir(parents=True, exist_ok=True)
-    sc = scenario_of_run(run)
-    if days is not None:
-        sc = sc.with_overrides(days=days)
     console = Console(stderr=True)
 
     def progress(pol: str, seed: int, k: dict) -> None:
@@ -104,19 +99,13 @@ def backtest_command(
         )
 
     result = run_backtest(
-        sc,
-        names,
-        [sc.seed + i for i in range(seeds)],
-        every_minutes,
+        run, names, seeds, json_out, every_minutes=every_minutes, days=days, audit=audit,
         scorer=_models_scorer(models) if models else (load_scorer(scorer) if scorer else None),
         progress=progress,
-        audit_path=audit,
-    )
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(kpis_json(result))
+    )["kpis"]  # fmt: skip
     rows = kpi_table(result)
-    table = Table(title=f"backtest {sc.name}: mean [95 % CI] over {seeds} seed(s)")
+    scenario = result["settings"]["scenario"]
+    table = Table(title=f"backtest {scenario}: mean [95 % CI] over {seeds} seed(s)")
     for h in rows[0]:
         table.add_column(h, justify="left" if h == "metric" else "right")
     for r in rows[1:]:

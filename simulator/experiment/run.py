@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -77,10 +78,12 @@ def run_backtest(
     run: Path | str,
     policies: list[str],
     replications: int,
-    out_json: Path | str,
+    out_json: Path | str | None,
     every_minutes: int = POLICY_EVERY_MINUTES,
     days: float | None = None,
     audit: Path | str | None = None,
+    scorer: Callable | None = None,
+    progress: Callable[[str, int, dict], None] | None = None,
 ) -> dict[str, Any]:
     """Compare policies in the closed loop on a run's scenario and write ``kpis.json``.
 
@@ -92,8 +95,8 @@ def run_backtest(
         e.g. ``["reactive", "rules", "autopilot"]``.
     replications : int
         Seeds to replay (the run's seed, +1, …). [-]
-    out_json : path
-        Where ``kpis.json`` is written (``{"policies": {p: {metric: {"mean", "ci95"}}}}``).
+    out_json : path or None
+        Where ``kpis.json`` is written (None: not written) (``{"policies": {p: {metric: {"mean", "ci95"}}}}``).
     every_minutes : int
         Policy call interval. [min]
     days : float, optional
@@ -101,11 +104,16 @@ def run_backtest(
     audit : path, optional
         Keep the autopilot's audit trail here, e.g. ``<run>/audit.duckdb`` where the
         dashboards look for it. A trail left by an earlier replay is replaced.
+    scorer : callable, optional
+        The autopilot's scorer (default the :class:`~guardian_lib.decision.RuleScorer`).
+    progress : callable, optional
+        ``progress(policy, seed, kpis)`` after each replay.
 
     Returns
     -------
     dict
-        ``{"status": "ok", "kpis": {...}, "kpis_path": str}``.
+        ``{"status": "ok", "kpis": {...}, "kpis_path": str}``; ``kpis`` as written (strict
+        JSON: NaN and infinities are ``None``).
     """
     from simulator.backtest import run_backtest as backtest
     from simulator.backtest import scenario_of_run
@@ -120,12 +128,13 @@ def run_backtest(
         audit.parent.mkdir(parents=True, exist_ok=True)
     result = backtest(
         sc, list(policies), [sc.seed + i for i in range(replications)], every_minutes,
-        audit_path=audit,
+        scorer=scorer, progress=progress, audit_path=audit,
     )  # fmt: skip
-    out = Path(out_json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(kpis_json(result))
-    return {"status": "ok", "kpis": json.loads(out.read_text()), "kpis_path": str(out)}
+    text = kpis_json(result)
+    if out_json is not None:
+        Path(out_json).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_json).write_text(text)
+    return {"status": "ok", "kpis": json.loads(text), "kpis_path": str(out_json or "")}
 
 
 def _new_report_dir(reports_root: Path, name: str) -> Path:
