@@ -36,6 +36,7 @@ __all__ = [
     "Spread",
     "load_scenario",
     "scenario_file",
+    "read_yaml_mapping",
     "scenario_dir",
     "SPLIT_RATIOS",
 ]
@@ -315,6 +316,23 @@ def scenario_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping at the top level of a YAML file.
+
+    Raises
+    ------
+    ConfigError
+        Not valid YAML, or not a mapping (the message names the file).
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
 def scenario_file(source: str | Path, search: Path | None = None) -> Path:
     """The YAML file a scenario reference names.
 
@@ -371,13 +389,7 @@ def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scen
         data, label = dict(source), "<dict>"
     else:
         path = scenario_file(source)
-        label = str(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{label}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{label}: expected a mapping at the top level, got {type(data)}")
+        data, label = read_yaml_mapping(path), str(path)
     data.update(overrides)
     try:
         return Scenario.model_validate(data)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.layout import ReportLayout
 from guardian_lib.schema import MODEL_EVERY_MINUTES, POLICY_EVERY_MINUTES
-from simulator.scenario import load_scenario, scenario_file
+from simulator.scenario import load_scenario, read_yaml_mapping, scenario_file
 
 __all__ = [
     "NOTEBOOKS",
@@ -120,16 +120,6 @@ def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _read_mapping(path: Path, what: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a {what} mapping, got {type(data).__name__}")
-    return data
-
-
 def scenario_data(exp: Experiment, experiments_dir: Path | str) -> dict[str, tuple[Path, dict]]:
     """The train and test scenarios of ``exp``: ``{role: (source file, merged mapping)}``.
 
@@ -144,7 +134,7 @@ def scenario_data(exp: Experiment, experiments_dir: Path | str) -> dict[str, tup
         ("test", exp.test_scenario or exp.scenario, exp.test_overrides),
     ):
         src = scenario_file(name, search=local)
-        data = deep_merge(deep_merge(_read_mapping(src, "scenario"), exp.overrides), extra)
+        data = deep_merge(deep_merge(read_yaml_mapping(src), exp.overrides), extra)
         if exp.days is not None:
             data["days"] = exp.days
         out[role] = (src, data)
@@ -172,7 +162,7 @@ def load_experiment(path: Path | str, overrides: dict[str, Any] | None = None) -
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: experiment file not found")
-    data = _read_mapping(path, "top-level")
+    data = read_yaml_mapping(path)
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     try:
