@@ -32,7 +32,17 @@ LAKE_KINDS = ("telemetry", "events")
 
 
 @dataclass(frozen=True)
-class RunLayout:
+class _Folder:
+    """A folder whose files a subclass names (``root`` may be given as a str)."""
+
+    root: Path
+
+    def __init__(self, root: Path | str) -> None:
+        object.__setattr__(self, "root", Path(root))
+
+
+@dataclass(frozen=True, init=False)
+class RunLayout(_Folder):
     """The paths of one run folder (nothing is created or checked).
 
     Parameters
@@ -40,11 +50,6 @@ class RunLayout:
     root : Path
         The run folder.
     """
-
-    root: Path
-
-    def __init__(self, root: Path | str) -> None:
-        object.__setattr__(self, "root", Path(root))
 
     @property
     def manifest(self) -> Path:
@@ -104,8 +109,8 @@ class RunLayout:
         return self.root / "audit.duckdb"
 
 
-@dataclass(frozen=True)
-class ReportLayout:
+@dataclass(frozen=True, init=False)
+class ReportLayout(_Folder):
     """The files of one experiment run's report folder (``reports/<name>/<timestamp>/``).
 
     Parameters
@@ -113,11 +118,6 @@ class ReportLayout:
     root : Path
         The report folder.
     """
-
-    root: Path
-
-    def __init__(self, root: Path | str) -> None:
-        object.__setattr__(self, "root", Path(root))
 
     @property
     def experiment(self) -> Path:
