@@ -188,6 +188,69 @@ def _read_audit(run: Path, audit_path: Path | None) -> tuple[dict[str, pd.DataFr
     return {}, ""
 
 
+def _read_telemetry(
+    con: duckdb.DuckDBPyConnection, names: set[str], onus: pd.DataFrame | None
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Time range, each ONU's last reading, ONUs online per tick, offline share over 24 h."""
+    start = end = None
+    status = pd.DataFrame(columns=["onu_id", "ts", "online", "rx_dbm", "tx_dbm", "olt_rx_dbm"])
+    series = pd.DataFrame(columns=["ts", "n_online"])
+    off24 = pd.DataFrame(columns=["onu_id", "offline_share"])
+    if "telemetry" in names:
+        start, end = con.execute("SELECT min(ts), max(ts) FROM telemetry").fetchone()
+    if end is not None:
+        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        status = _df(
+            con,
+            "SELECT onu_id, max(ts) AS ts, arg_max(online, ts) AS online, "
+            "arg_max(rx_dbm, ts) AS rx_dbm, arg_max(tx_dbm, ts) AS tx_dbm, "
+            "arg_max(olt_rx_dbm, ts) AS olt_rx_dbm FROM telemetry "
+            f"WHERE ts >= ?::TIMESTAMPTZ - INTERVAL {_RECENT_MIN} MINUTE GROUP BY onu_id",
+            [end],
+        )
+        series = _df(
+            con,
+            "SELECT ts, count(*) FILTER (WHERE online) AS n_online FROM telemetry "
+            "GROUP BY ts ORDER BY ts",
+        )
+        n_ticks = con.execute(
+            "SELECT count(DISTINCT ts) FROM telemetry WHERE ts > ?::TIMESTAMPTZ - INTERVAL 24 HOUR",
+            [end],
+        ).fetchone()[0]
+        off24 = _df(
+            con,
+            "SELECT onu_id, count(*) FILTER (WHERE online) AS online_ticks FROM telemetry "
+            "WHERE ts > ?::TIMESTAMPTZ - INTERVAL 24 HOUR GROUP BY onu_id",
+            [end],
+        )
+        ids = (onus if onus is not None else pd.DataFrame(columns=["onu_id"]))[["onu_id"]]
+        off24 = ids.merge(off24, on="onu_id", how="left").fillna({"online_ticks": 0})
+        off24["offline_share"] = 1.0 - off24["online_ticks"] / max(int(n_ticks), 1)
+        off24 = off24[["onu_id", "offline_share"]]
+    return start, end, status, series, off24
+
+
+def _read_predictions(
+    con: duckdb.DuckDBPyConnection, names: set[str]
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The latest predictions of the newest model, and every top reason ever given."""
+    predictions = reasons = None
+    if "ml_predictions" in names:
+        predictions = _df(
+            con,
+            "WITH p AS (SELECT * FROM ml_predictions WHERE ts = "
+            "(SELECT max(ts) FROM ml_predictions)) "
+            "SELECT * FROM p WHERE model_version = (SELECT max(model_version) FROM p)",
+        )
+        hits = _df(
+            con,
+            "SELECT ts, onu_id, top_reasons FROM ml_predictions "
+            "WHERE top_reasons IS NOT NULL AND top_reasons <> '[]'",
+        )
+        reasons = _explode_reasons(hits)
+    return predictions, reasons
+
+
 def load_run_data(
     run: Path | str,
     kpis_path: Path | str | None = None,
@@ -226,57 +289,9 @@ def load_run_data(
                 tables[t] = _df(con, f"SELECT * FROM {t}")
         if "events" in names:
             tables["events"] = _df(con, "SELECT * FROM events ORDER BY ts, entity_id, type")
-        start = end = None
-        status = pd.DataFrame(columns=["onu_id", "ts", "online", "rx_dbm", "tx_dbm", "olt_rx_dbm"])
-        series = pd.DataFrame(columns=["ts", "n_online"])
-        off24 = pd.DataFrame(columns=["onu_id", "offline_share"])
-        if "telemetry" in names:
-            start, end = con.execute("SELECT min(ts), max(ts) FROM telemetry").fetchone()
-        if end is not None:
-            start, end = pd.Timestamp(start), pd.Timestamp(end)
-            status = _df(
-                con,
-                "SELECT onu_id, max(ts) AS ts, arg_max(online, ts) AS online, "
-                "arg_max(rx_dbm, ts) AS rx_dbm, arg_max(tx_dbm, ts) AS tx_dbm, "
-                "arg_max(olt_rx_dbm, ts) AS olt_rx_dbm FROM telemetry "
-                f"WHERE ts >= ?::TIMESTAMPTZ - INTERVAL {_RECENT_MIN} MINUTE GROUP BY onu_id",
-                [end],
-            )
-            series = _df(
-                con,
-                "SELECT ts, count(*) FILTER (WHERE online) AS n_online FROM telemetry "
-                "GROUP BY ts ORDER BY ts",
-            )
-            n_ticks = con.execute(
-                "SELECT count(DISTINCT ts) FROM telemetry "
-                "WHERE ts > ?::TIMESTAMPTZ - INTERVAL 24 HOUR",
-                [end],
-            ).fetchone()[0]
-            off24 = _df(
-                con,
-                "SELECT onu_id, count(*) FILTER (WHERE online) AS online_ticks FROM telemetry "
-                "WHERE ts > ?::TIMESTAMPTZ - INTERVAL 24 HOUR GROUP BY onu_id",
-                [end],
-            )
-            onus = tables.get("onus", pd.DataFrame(columns=["onu_id"]))[["onu_id"]]
-            off24 = onus.merge(off24, on="onu_id", how="left").fillna({"online_ticks": 0})
-            off24["offline_share"] = 1.0 - off24["online_ticks"] / max(int(n_ticks), 1)
-            off24 = off24[["onu_id", "offline_share"]]
+        start, end, status, series, off24 = _read_telemetry(con, names, tables.get("onus"))
         status = device_status(tables.get("onus"), status)
-        predictions = reasons = None
-        if "ml_predictions" in names:
-            predictions = _df(
-                con,
-                "WITH p AS (SELECT * FROM ml_predictions WHERE ts = "
-                "(SELECT max(ts) FROM ml_predictions)) "
-                "SELECT * FROM p WHERE model_version = (SELECT max(model_version) FROM p)",
-            )
-            hits = _df(
-                con,
-                "SELECT ts, onu_id, top_reasons FROM ml_predictions "
-                "WHERE top_reasons IS NOT NULL AND top_reasons <> '[]'",
-            )
-            reasons = _explode_reasons(hits)
+        predictions, reasons = _read_predictions(con, names)
     finally:
         con.close()
     audit_src = "warehouse" if any(t in tables for t in _AUDIT) else ""
