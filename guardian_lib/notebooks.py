@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from guardian_lib.errors import GuardianError
+from guardian_lib.errors import ConfigError, GuardianError
 
 __all__ = ["KERNEL", "NotebookError", "NotebookRun", "declared_parameters", "run_notebooks"]
 
@@ -85,6 +85,31 @@ def _failure_message(exc: Any, name: str, executed: Path) -> str:
     )
 
 
+def _run_one(
+    src: Path, dst: Path, parameters: dict[str, Any], cwd: Path | str, runs: list[NotebookRun]
+) -> NotebookRun:
+    """Execute one notebook with the parameters it declares; record it in ``runs``."""
+    import papermill as pm
+
+    record = NotebookRun(
+        src.name, {k: v for k, v in parameters.items() if k in declared_parameters(src)}
+    )
+    runs.append(record)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(src), str(dst), parameters=record.parameters, kernel_name=KERNEL,
+            cwd=str(cwd), progress_bar=False, log_output=False,
+        )  # fmt: skip
+    except pm.PapermillExecutionError as exc:
+        record.duration_s = round(time.perf_counter() - t0, 2)
+        record.status, record.error = "failed", _failure_message(exc, src.name, dst)
+        raise NotebookError(record.error, src.name, exc.cell_index, dst, runs) from None
+    record.duration_s = round(time.perf_counter() - t0, 2)
+    record.status = "succeeded"
+    return record
+
+
 def run_notebooks(
     names: Sequence[str],
     source_dir: Path | str,
@@ -122,10 +147,6 @@ def run_notebooks(
     NotebookError
         A notebook failed; ``runs`` holds the records up to and including it.
     """
-    import papermill as pm
-
-    from guardian_lib.errors import ConfigError
-
     src_dir, out_dir = Path(source_dir).resolve(), Path(output_dir)
     missing = [n for n in names if not (src_dir / n).is_file()]
     if missing:
@@ -134,22 +155,7 @@ def run_notebooks(
     say = log or (lambda _msg: None)
     runs: list[NotebookRun] = []
     for name in names:
-        src, dst = src_dir / name, out_dir / name
-        mine = {k: v for k, v in parameters.items() if k in declared_parameters(src)}
-        record = NotebookRun(name, mine)
-        runs.append(record)
         say(f"running {name} …")
-        t0 = time.perf_counter()
-        try:
-            pm.execute_notebook(
-                str(src), str(dst), parameters=mine, kernel_name=KERNEL,
-                cwd=str(cwd), progress_bar=False, log_output=False,
-            )  # fmt: skip
-        except pm.PapermillExecutionError as exc:
-            record.duration_s = round(time.perf_counter() - t0, 2)
-            record.status, record.error = "failed", _failure_message(exc, name, dst)
-            raise NotebookError(record.error, name, exc.cell_index, dst, runs) from None
-        record.duration_s = round(time.perf_counter() - t0, 2)
-        record.status = "succeeded"
+        record = _run_one(src_dir / name, out_dir / name, parameters, cwd, runs)
         say(f"  {name} done in {record.duration_s:.1f} s")
     return runs

@@ -314,19 +314,14 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     lon = olt_lon + drops.onu_x / (KM_PER_DEG_LAT * np.cos(np.radians(olt_lat)))
     onus = pd.DataFrame(
         {
-            "onu_id": ids["serial"],
-            "serial": ids["serial"],
+            "onu_id": ids["serial"], "serial": ids["serial"],
             "pon_id": pons.ids[drops.onu_pon].astype(object),
             "olt_id": olts["olt_id"].to_numpy()[onu_olt],
             "splitter_id": _box_ids(pons, drops)[drops.onu_box].astype(object),
-            "onu_index": drops.onu_pos + 1,
-            "vendor": onu_vendor,
-            "model": ids["model"],
-            "distance_m": np.round(fibre_km * 1000).astype(np.int64),
-            "lat": lat,
-            "lon": lon,
+            "onu_index": drops.onu_pos + 1, "vendor": onu_vendor, "model": ids["model"],
+            "distance_m": np.round(fibre_km * 1000).astype(np.int64), "lat": lat, "lon": lon,
         }
-    )
+    )  # fmt: skip
     customers = build_customers(scenario, olts, onu_olt, onu_region, ids, lat, lon, rng)
     # Geographic frame shared by all OLTs (for power-outage clusters across PONs).
     ref_lat = float(np.mean(olts["lat"]))
@@ -337,24 +332,11 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
         ]
     )
     return Topology(
-        olts=olts.drop(columns=["_region_idx", "_radius_km"]),
-        pons=pons.frame,
-        splitters=_splitters(topo, olts, pons, drops),
-        onus=onus,
-        customers=customers,
-        regions=[r.name for r in topo.regions],
-        onu_pon=drops.onu_pon,
-        onu_box=drops.onu_box,
-        onu_olt=onu_olt,
-        onu_region=onu_region,
-        onu_board=pons.board[drops.onu_pon],
-        n_boxes=len(drops.box_pon),
-        n_boards=pons.n_boards,
-        pon_olt=pons.olt,
-        box_pon=drops.box_pon,
-        base_rx_dbm=base_rx,
-        base_tx_dbm=base_tx,
-        base_olt_rx_dbm=base_olt_rx,
-        onu_xy_km=onu_xy,
-        onu_vendor=onu_vendor,
-    )
+        olts=olts.drop(columns=["_region_idx", "_radius_km"]), pons=pons.frame,
+        splitters=_splitters(topo, olts, pons, drops), onus=onus, customers=customers,
+        regions=[r.name for r in topo.regions], onu_pon=drops.onu_pon, onu_box=drops.onu_box,
+        onu_olt=onu_olt, onu_region=onu_region, onu_board=pons.board[drops.onu_pon],
+        n_boxes=len(drops.box_pon), n_boards=pons.n_boards, pon_olt=pons.olt,
+        box_pon=drops.box_pon, base_rx_dbm=base_rx, base_tx_dbm=base_tx,
+        base_olt_rx_dbm=base_olt_rx, onu_xy_km=onu_xy, onu_vendor=onu_vendor,
+    )  # fmt: skip

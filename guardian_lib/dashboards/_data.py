@@ -251,6 +251,16 @@ def _read_predictions(
     return predictions, reasons
 
 
+def _add_audit(run: Path, tables: dict[str, pd.DataFrame], audit_path: Path | str | None) -> str:
+    """Add the audit tables from ``audit_path`` or the run's trail unless the warehouse has
+    them; return where they came from ('' when nowhere)."""
+    audit_src = "warehouse" if any(t in tables for t in _AUDIT) else ""
+    if audit_path is not None or not audit_src:
+        extra, audit_src = _read_audit(run, Path(audit_path) if audit_path else None)
+        tables.update(extra)
+    return audit_src
+
+
 def load_run_data(
     run: Path | str,
     kpis_path: Path | str | None = None,
@@ -294,10 +304,7 @@ def load_run_data(
         predictions, reasons = _read_predictions(con, names)
     finally:
         con.close()
-    audit_src = "warehouse" if any(t in tables for t in _AUDIT) else ""
-    if audit_path is not None or not audit_src:
-        extra, audit_src = _read_audit(run, Path(audit_path) if audit_path else None)
-        tables.update(extra)
+    audit_src = _add_audit(run, tables, audit_path)
     backtest, kpi_src = _read_backtest(run, Path(kpis_path) if kpis_path else None)
     shap, shap_src = _read_shap(run)
     return RunData(

@@ -47,6 +47,35 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return flat
 
 
+def _labelled_frames(
+    runs: Sequence[Path | str], every_minutes: int, log: Callable[[str], None]
+) -> tuple[Any, Any]:
+    """Features and labels of every run, concatenated."""
+    import pandas as pd
+
+    from guardian_lib.models.training import labelled_frame
+
+    frames, labels = [], []
+    for r in runs:
+        log(f"features and labels of {r} …")
+        f, lab = labelled_frame(r, every_minutes=every_minutes)
+        frames.append(f)
+        labels.append(lab)
+    return pd.concat(frames, ignore_index=True), pd.concat(labels, ignore_index=True)
+
+
+def _global_importance(bundle: Any, sample: Any) -> Any:
+    """Mean |SHAP| per feature of the 24 h risk model on ``sample`` (empty without a booster)."""
+    import pandas as pd
+
+    from guardian_lib.models.explain import global_importance, shap_values
+
+    if bundle.risk[24].booster_ is None:
+        return pd.DataFrame()
+    X = sample.loc[:, list(bundle.risk_columns)].astype(float)
+    return global_importance(shap_values(bundle.risk[24].booster_, X), X.columns)
+
+
 def train(
     runs: Sequence[Path | str],
     every_minutes: int = MODEL_EVERY_MINUTES,
@@ -77,33 +106,18 @@ def train(
     str
         The registered model version.
     """
-    import pandas as pd
-
-    from guardian_lib.models.explain import global_importance, shap_values
     from guardian_lib.models.registry import register_bundle
-    from guardian_lib.models.training import evaluate_bundle, fit_bundle, labelled_frame
+    from guardian_lib.models.training import evaluate_bundle, fit_bundle
 
     seed = int(seed)
-    frames, labels = [], []
-    for r in runs:
-        log(f"features and labels of {r} …")
-        f, lab = labelled_frame(r, every_minutes=every_minutes)
-        frames.append(f)
-        labels.append(lab)
-    features = pd.concat(frames, ignore_index=True)
-    labels_all = pd.concat(labels, ignore_index=True)
+    features, labels_all = _labelled_frames(runs, every_minutes, log)
     log(
         f"training on {len(features):,} rows ({int(labels_all['symptomatic'].sum()):,} symptomatic) …"
     )
     bundle = fit_bundle(features, labels_all, n_estimators=n_estimators, random_state=seed)
     metrics = evaluate_bundle(bundle, features, labels_all)
     sample = features.sample(min(len(features), REFERENCE_SAMPLE_ROWS), random_state=seed)
-    X = sample.loc[:, list(bundle.risk_columns)].astype(float)
-    importance = (
-        global_importance(shap_values(bundle.risk[24].booster_, X), X.columns)
-        if bundle.risk[24].booster_ is not None
-        else pd.DataFrame()
-    )
+    importance = _global_importance(bundle, sample)
     bundle.metadata = {"trained_on": [str(r) for r in runs], "rows": len(features)}
     return register_bundle(
         bundle,

@@ -74,6 +74,14 @@ def kpis_json(result: dict[str, Any]) -> str:
     return json.dumps(_strict(result), indent=2, default=str, allow_nan=False)
 
 
+def _fresh_file(path: Path) -> Path:
+    """``path`` with any earlier DuckDB file (and its WAL) removed and its folder made."""
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def run_backtest(
     run: Path | str,
     policies: list[str],
@@ -122,10 +130,7 @@ def run_backtest(
     if days is not None:
         sc = sc.with_overrides(days=days)
     if audit is not None:
-        audit = Path(audit)
-        for stale in (audit, audit.with_name(audit.name + ".wal")):
-            stale.unlink(missing_ok=True)
-        audit.parent.mkdir(parents=True, exist_ok=True)
+        audit = _fresh_file(Path(audit))
     result = backtest(
         sc, list(policies), [sc.seed + i for i in range(replications)], every_minutes,
         scorer=scorer, progress=progress, audit_path=audit,
@@ -214,13 +219,8 @@ def run_experiment(
     shutil.copy2(path, out.experiment)
     write_scenarios(exp, Path(path).resolve().parent, out.root)
     params = notebook_parameters(exp, Path(data_root or data_dir() / "runs"), out.root)
-    manifest: dict[str, Any] = {
-        "experiment": exp.model_dump(),
-        "parameters": params,
-        "started_at": _now(),
-        "notebooks": [],
-        "status": "running",
-    }
+    manifest = {"experiment": exp.model_dump(), "parameters": params, "started_at": _now(),
+                "notebooks": [], "status": "running"}  # fmt: skip
     tracking = ParentRun.start(exp, out.root) if log_mlflow else None
     error: PipelineError | None = None
     runs: list[NotebookRun] = []
