@@ -201,3 +201,20 @@ def test_the_notebook_runner_runs_in_the_given_directory_and_names_the_failing_c
 def test_public_names_exist():
     for name in pipeline.__all__:
         assert hasattr(pipeline, name), name
+
+
+def test_guardian_run_is_registered_by_the_simulator_not_the_library():
+    from importlib.metadata import entry_points
+
+    import typer
+
+    from guardian_lib.dashboards.cli import register as register_dashboards
+    from simulator.experiment.cli import register as register_run
+
+    eps = {ep.name: ep.value for ep in entry_points(group="guardian.commands")}
+    assert eps["experiment"] == "simulator.experiment.cli:register"
+    for register, expected in ((register_dashboards, {"dashboard", "report"}),
+                               (register_run, {"run"})):  # fmt: skip
+        app = typer.Typer()
+        register(app)
+        assert {c.name for c in app.registered_commands} == expected
