@@ -1,0 +1,556 @@
+"""``guardian operate``: poll → warehouse → score → decide → safety → act → audit, forever.
+
+One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
+
+1. polls every OLT of the inventory over SNMP (an OLT that does not answer is flagged,
+   the cycle goes on with the others);
+2. appends the rows to the warehouse's RAW lake (new atomically written files) and
+   rebuilds SILVER for the dates they touch (``guardian_lib.ingest.ingest_run``);
+3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
+   rule scorer when none is registered) and runs :meth:`Autopilot.step`: decide, check
+   the safety limits, act, audit;
+4. commits the cycle and the streaming state to the state store.
+
+Modes: ``simulate`` decides and audits, sends nothing; ``execute`` sends; ``approve``
+queues each proposed device or field action (``guardian decisions approve ID``) and sends
+approved ones at the start of the next cycle.
+
+Restart safety: every action is journalled *before* it is sent under an idempotency key
+(the ACS receives the same key); on start the safety guard's cooldowns and caps are
+rebuilt from the journal, and the observer, scorer window, open cases and incidents from
+the last committed cycle. SIGTERM (or SIGINT) ends the current cycle, then the process
+exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
+from guardian_lib.audit import AuditLog
+from guardian_lib.decision import Autopilot, Decision, Observer, SafetyGuard, Snapshot
+from guardian_lib.decision.expected_cost import make_autopilot
+from guardian_lib.operate.adapters import (
+    ActionContext,
+    AuditNotifier,
+    DropFolderFieldService,
+    JournalledDevices,
+    SnmpTelemetrySource,
+    WebhookFieldService,
+)
+from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
+from guardian_lib.operate.metrics import OperateMetrics, log_json
+from guardian_lib.operate.site import SiteConfig, read_secret
+from guardian_lib.operate.state import StateStore
+
+__all__ = ["Operator", "OperateSummary", "MODES"]
+
+log = logging.getLogger("guardian_lib.operate")
+MODES = ("simulate", "approve", "execute")
+_SENDING = ("reboot", "schedule_visit", "cancel_visit", "hold_visits")
+_TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
+
+
+@dataclass
+class OperateSummary:
+    """Figures of one ``guardian operate`` run (``--json``).
+
+    Attributes
+    ----------
+    ticks : int
+        Cycles completed by this process. [-]
+    rows_polled : int
+        ONU rows received. [-]
+    predictions : int
+        Prediction rows produced. [-]
+    decisions : int
+        Decisions of the policy (bookkeeping included). [-]
+    actions_sent, actions_failed : int
+        Device and field actions sent to the outside / that failed. [-]
+    actions_queued : int
+        Actions put in the approval queue. [-]
+    safety_blocks : int
+        Actions the safety guard blocked. [-]
+    safety_violations : int
+        Sent reboots that break a limit, re-checked over the whole journal (should be 0). [-]
+    olts_failed : int
+        OLT polls that did not complete, summed over cycles. [-]
+    duplicates_suppressed : int
+        Actions not sent because their key was already journalled. [-]
+    """
+
+    mode: str = "simulate"
+    ticks: int = 0
+    first_cycle: int = 0
+    rows_polled: int = 0
+    predictions: int = 0
+    decisions: int = 0
+    decisions_by_action: dict[str, int] = field(default_factory=dict)
+    actions_sent: int = 0
+    actions_failed: int = 0
+    actions_queued: int = 0
+    actions_simulated: int = 0
+    safety_blocks: int = 0
+    safety_blocks_by_rule: dict[str, int] = field(default_factory=dict)
+    safety_violations: int = 0
+    olts_failed: int = 0
+    duplicates_suppressed: int = 0
+    ambiguous_after_restart: int = 0
+    model_version: str = ""
+    wall_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON-ready)."""
+        return asdict(self)
+
+
+class _ApprovalDispatcher(Dispatcher):
+    """Puts each proposed action in the approval queue instead of sending it."""
+
+    def __init__(self, store: StateStore, context: ActionContext, inner: Dispatcher) -> None:
+        super().__init__("execute", inner.devices, inner.field_ops, inner.notifier)
+        self.store = store
+        self.context = context
+        self.queued = 0
+
+    def execute(self, decision: Decision, at: pd.Timestamp | None = None) -> list[ActionResult]:
+        at = decision.ts if at is None else at
+        if decision.action == "notify":  # the notifier only writes the audit: no approval
+            return super().execute(decision, at)
+        open_ = {(a["action"], a["target"]) for a in self.store.approvals("pending")}
+        open_ |= {(a["action"], a["target"]) for a in self.store.approvals("approved")}
+        out = []
+        for t in decision.targets:
+            if (decision.action, str(t)) in open_:
+                out.append(ActionResult(decision.action, str(t), "queued", at, at,
+                                        result={"duplicate_of_pending": True}))  # fmt: skip
+                continue
+            aid = self.store.propose(
+                ts=str(decision.ts), action=decision.action, subject=decision.subject,
+                target=str(t), pon_id=self.context.pon_of.get(str(t)),
+                params=decision.params, rationale=decision.rationale,
+            )  # fmt: skip
+            self.queued += 1
+            out.append(ActionResult(decision.action, str(t), "queued", at, at,
+                                    result={"approval_id": aid}))  # fmt: skip
+        return out
+
+
+class _CountingDispatcher(Dispatcher):
+    """The real dispatcher, logging one JSON line per action and counting results."""
+
+    def __init__(self, inner: Dispatcher, metrics: OperateMetrics, summary: OperateSummary):
+        super().__init__(inner.mode, inner.devices, inner.field_ops, inner.notifier)
+        self.inner = inner
+        self.metrics = metrics
+        self.summary = summary
+
+    def execute(self, decision: Decision, at: pd.Timestamp | None = None) -> list[ActionResult]:
+        results = self.inner.execute(decision, at)
+        for r in results:
+            _count_action(r, self.metrics, self.summary)
+        return results
+
+
+def _count_action(r: ActionResult, metrics: OperateMetrics, summary: OperateSummary) -> None:
+    status = r.status
+    if status == "failed":
+        summary.actions_failed += 1
+    elif status == "simulated":
+        summary.actions_simulated += 1
+    elif status == "queued":
+        summary.actions_queued += 1
+    elif r.action_type in _SENDING:
+        summary.actions_sent += 1
+    metrics.actions.labels(r.action_type, status).inc()
+    log_json("action", action=r.action_type, target=r.target, status=status, error=r.error,
+             result=r.result)  # fmt: skip
+
+
+class Operator:
+    """The long-running service of one site.
+
+    Parameters
+    ----------
+    site : SiteConfig
+    state_dir : path
+    mode : {'simulate', 'approve', 'execute'}
+    metrics : OperateMetrics, optional
+    environ : mapping, optional
+        Where SNMP credentials are looked up first.
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        state_dir: str | Path,
+        mode: str = "simulate",
+        metrics: OperateMetrics | None = None,
+        environ: Any = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"operate: mode must be one of {MODES}, got {mode!r}")
+        from guardian_lib.snmp.inventory import load_inventory
+
+        self.site = site
+        self.mode = mode
+        self.state_dir = Path(state_dir)
+        self.store = StateStore(self.state_dir)
+        self.metrics = metrics or OperateMetrics()
+        self.summary = OperateSummary(mode=mode)
+        self.summary.ambiguous_after_restart = self.store.mark_ambiguous()
+        self.settings = site.autopilot_settings(mode)
+        self.warehouse = site.resolve(site.warehouse)
+        self.inventory = load_inventory(site.resolve(site.inventory))
+        self.source = SnmpTelemetrySource(self.inventory, environ)
+        self.context = ActionContext(site_id=site.site_id)
+        self.nbi = self._nbi_client()
+        self.devices = JournalledDevices(self.nbi, self.store, self.context)
+        self.field = self._field_service()
+        self.notifier = AuditNotifier()
+        self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
+        self.stop_event = threading.Event()
+        self.fleet: Fleet | None = None
+        self.autopilot: Autopilot | None = None
+        self.observer: Observer | None = None
+        self.scorer: Any = None
+        self.cycle = self.store.last_cycle()
+        self.summary.first_cycle = self.cycle + 1
+        self._bundle = self._load_model()
+
+    # --- construction ---------------------------------------------------------------------
+    def _nbi_client(self) -> Any:
+        nbi = self.site.nbi
+        if nbi is None:
+            return None
+        from guardian_lib.acs import NbiClient
+
+        base = self.site.path.parent if self.site.path else None
+        token = read_secret(nbi, base, "nbi")
+        return NbiClient(
+            nbi.url, token=token or "", timeout_s=nbi.timeout_s,
+            task_timeout_ms=nbi.task_timeout_ms, retries=nbi.retries, backoff_s=nbi.backoff_s,
+            max_backoff_s=nbi.max_backoff_s,
+        )  # fmt: skip
+
+    def _field_service(self) -> Any:
+        fs = self.site.field_service
+        if fs.kind == "webhook":
+            base = self.site.path.parent if self.site.path else None
+            return WebhookFieldService(
+                fs.url or "", self.store, self.context, token=read_secret(fs, base, "field_service"),
+                timeout_s=fs.timeout_s, retries=fs.retries, backoff_s=fs.backoff_s,
+            )  # fmt: skip
+        if fs.kind == "drop_folder":
+            return DropFolderFieldService(self.site.resolve(fs.folder), self.store, self.context)
+        return None
+
+    def _load_model(self) -> Any:
+        alias = self.site.model_alias
+        if not alias:
+            return None
+        try:
+            from guardian_lib.models.registry import load_bundle
+
+            bundle = load_bundle(alias)
+        except Exception as exc:  # noqa: BLE001 - no registry / no model: the rule scorer
+            log_json("model", alias=alias, loaded=False, fallback="rules",
+                     reason=str(exc).splitlines()[0][:300])  # fmt: skip
+            return None
+        log_json("model", alias=alias, loaded=True, model_version=bundle.model_version)
+        return bundle
+
+    def _build(self, fleet: Fleet) -> None:
+        """The observer, scorer and autopilot for ``fleet`` (restored from the state)."""
+        self.fleet = fleet
+        self.context.pon_of = fleet.pon_of()
+        saved = self.store.get("loop")
+        if saved is not None and list(saved["onu_ids"]) == list(fleet.onu_ids):
+            self.observer = saved["observer"]
+        else:
+            saved = None
+            self.observer = Observer(fleet.onus, fleet.customers)
+        tick_s = int(max(1, round(self.site.polling_interval_s)))
+        if self._bundle is not None:
+            from guardian_lib.models.online import OnlineScorer
+
+            self.scorer = OnlineScorer(self._bundle, fleet.onus, tick_s=tick_s, window_ticks=576)
+            if saved is not None and saved.get("cube") is not None:
+                self.scorer.cube = saved["cube"]
+        else:
+            self.scorer = None
+        scorer, policy = make_autopilot(self.scorer, settings=self.settings)
+        self.summary.model_version = str(getattr(scorer, "model_version", "rules"))
+        self.metrics.model.labels(self.summary.model_version).set(1)
+        guard = SafetyGuard(self.settings)
+        self._restore_guard(guard, saved)
+        dispatcher: Dispatcher = Dispatcher(
+            "simulate" if self.mode == "simulate" else "execute",
+            devices=self.devices, field_ops=self.field, notifier=self.notifier,
+        )  # fmt: skip
+        self.real_dispatcher = _CountingDispatcher(dispatcher, self.metrics, self.summary)
+        if self.mode == "approve":
+            self.approval_dispatcher = _ApprovalDispatcher(self.store, self.context, dispatcher)
+            outer: Dispatcher = _CountingDispatcher(
+                self.approval_dispatcher, self.metrics, self.summary
+            )
+        else:
+            outer = self.real_dispatcher
+        self.autopilot = Autopilot(policy, scorer, settings=self.settings, dispatcher=outer,
+                                   audit=self.audit, guard=guard)  # fmt: skip
+        if saved is not None:
+            ap = saved["autopilot"]
+            self.autopilot.cases = ap["cases"]
+            self.autopilot.incidents = ap["incidents"]
+            self.autopilot._pending = ap["pending"]
+            self.autopilot._n_cases = ap["n_cases"]
+
+    def _restore_guard(self, guard: SafetyGuard, saved: dict | None) -> None:
+        """Cooldowns and caps from the journal (every reboot ever attempted counts)."""
+        for j in self.store.journal("reboot"):
+            t = pd.Timestamp(j["ts"]).value / 1e9
+            guard._by_target.setdefault(j["target"], []).append(t)
+            guard._by_pon.setdefault(str(j["pon_id"]), deque()).append(t)
+            guard._fleet.append(t)
+        if saved is not None:
+            g = saved.get("guard") or {}
+            guard._outcomes.extend(g.get("outcomes", []))
+            guard._breaker_until = g.get("breaker_until", -np.inf)
+            if g.get("rng") is not None:
+                guard.rng.bit_generator.state = g["rng"]
+
+    def _fleet(self, telemetry: pd.DataFrame) -> Fleet:
+        saved = self.store.get("fleet")
+        if saved is not None:
+            return Fleet(saved)
+        if self.site.subscribers:
+            fleet = load_subscribers(self.site.resolve(self.site.subscribers))
+        else:
+            serials = {}
+            if self.nbi is not None:
+                try:
+                    serials = cpe_by_serial(self.nbi)
+                except Exception as exc:  # noqa: BLE001 - the ACS may be down: no reboots then
+                    log_json("fleet", warning=f"ACS device list unavailable: {exc}")
+            fleet = fleet_from_poll(telemetry, serials)
+        self.store.put("fleet", fleet.table)
+        log_json("fleet", onus=len(fleet), with_cpe=int(fleet.table["cpe_id"].notna().sum()))
+        return fleet
+
+    # --- one cycle --------------------------------------------------------------------------
+    def run_cycle(self) -> dict[str, Any]:
+        """Poll, store, score, decide, act, audit and commit one cycle.
+
+        Returns
+        -------
+        dict
+            The cycle's figures (also logged as one JSON line).
+        """
+        t0 = time.perf_counter()
+        started = time.time()
+        self.cycle += 1
+        report = self.source.poll()
+        tel = report.telemetry
+        ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
+        ts = ts.floor("s")
+        self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
+        failed = [r.olt_id for r in report.failed]
+        raw_files = self._store_rows(report)
+        if self.autopilot is None:
+            self._build(self._fleet(tel))
+        blocked0 = dict(self.autopilot.guard.blocked)
+        counts0 = dict(self.autopilot.counts)
+        if self.mode == "approve":
+            self._run_approved(ts)
+        known = tel[tel["onu_id"].isin(set(self.fleet.onu_ids))]
+        known = known.drop_duplicates("onu_id", keep="last").copy()
+        known["online"] = known["online"].fillna(False).astype(bool)
+        # OLTs report no packet loss: an ONU that is registered has service (the
+        # observer reads a missing loss as "no service").
+        known["loss_pct"] = (
+            known["loss_pct"]
+            .astype(float)
+            .where(~known["online"], known["loss_pct"].astype(float).fillna(0.0))
+        )
+        events = report.events
+        ev = events[["entity_id", "entity_type", "type", "payload"]] if len(events) else None
+        self.observer.update(ts, known, ev)
+        if self.scorer is not None:
+            rows = self.observer.values
+            self.scorer.observe(ts, {c: rows[c] for c in _TEL} | {"online": self.observer.online.astype(float)},
+                                None)  # fmt: skip
+        orders = self.field.open_orders() if self.field is not None else pd.DataFrame()
+        snap = Snapshot(ts=ts, status=self.observer.status(), events=events,
+                        service_orders=orders)  # fmt: skip
+        decisions = self.autopilot.step(snap)
+        self.audit.flush()
+        preds = 0 if snap.predictions is None else len(snap.predictions)
+        blocks = {k: v - blocked0.get(k, 0) for k, v in self.autopilot.guard.blocked.items()}
+        blocks = {k: v for k, v in blocks.items() if v}
+        by_action = {k: v - counts0.get(k, 0) for k, v in self.autopilot.counts.items()}
+        by_action = {k: v for k, v in by_action.items() if v}
+        figures = {
+            "cycle": self.cycle, "ts": ts.isoformat(), "mode": self.mode,
+            "rows_polled": int(len(tel)), "onus_known": int(len(known)),
+            "onus_unknown": int(len(tel) - len(known)), "olts": len(report.results),
+            "olts_failed": failed, "raw_files": len(raw_files), "predictions": preds,
+            "decisions": len(decisions), "decisions_by_action": by_action,
+            "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),
+            "open_incidents": len(self.autopilot.incidents),
+            "duration_s": round(time.perf_counter() - t0, 3),
+        }  # fmt: skip
+        self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())
+        self._account(figures, report, blocks, by_action)
+        log_json("cycle", **figures)
+        return figures
+
+    def _store_rows(self, report: Any) -> list[Path]:
+        from guardian_lib.ingest import ingest_run
+        from guardian_lib.snmp.poller import write_to_warehouse
+
+        files = write_to_warehouse(report, self.warehouse)
+        if files:
+            grid = max(1, int(round(self.site.polling_interval_s / 60)))
+            ingest_run(self.warehouse, grid_minutes=grid)
+        return files
+
+    def _blobs(self) -> dict[str, Any]:
+        ap = self.autopilot
+        g = ap.guard
+        return {
+            "loop": {
+                "onu_ids": list(self.fleet.onu_ids),
+                "observer": self.observer,
+                "cube": getattr(self.scorer, "cube", None),
+                "autopilot": {
+                    "cases": ap.cases,
+                    "incidents": ap.incidents,
+                    "pending": ap._pending,
+                    "n_cases": ap._n_cases,
+                },  # fmt: skip
+                "guard": {
+                    "outcomes": list(g._outcomes),
+                    "breaker_until": g._breaker_until,
+                    "rng": g.rng.bit_generator.state,
+                },  # fmt: skip
+            }
+        }
+
+    def _account(self, figures: dict, report: Any, blocks: dict, by_action: dict) -> None:
+        s, m = self.summary, self.metrics
+        s.ticks += 1
+        s.rows_polled += figures["rows_polled"]
+        s.predictions += figures["predictions"]
+        s.decisions += figures["decisions"]
+        s.olts_failed += len(figures["olts_failed"])
+        for k, v in by_action.items():
+            s.decisions_by_action[k] = s.decisions_by_action.get(k, 0) + v
+            m.decisions.labels(k).inc(v)
+        for k, v in blocks.items():
+            s.safety_blocks_by_rule[k] = s.safety_blocks_by_rule.get(k, 0) + v
+            s.safety_blocks += v
+            m.safety_blocks.labels(k).inc(v)
+        s.duplicates_suppressed = self.devices.suppressed
+        m.cycle_duration.observe(figures["duration_s"])
+        m.rows_polled.inc(figures["rows_polled"])
+        m.olts_failed.set(len(figures["olts_failed"]))
+        m.cycles.inc()
+        m.last_success.set(time.time())
+
+    # --- approve mode -------------------------------------------------------------------------
+    def _run_approved(self, ts: pd.Timestamp) -> None:
+        """Send the actions an operator approved since the last cycle."""
+        cooldown_s = self.settings.reboot_cooldown_minutes * 60
+        for a in self.store.approvals("approved"):
+            target = a["target"]
+            if a["action"] == "reboot":
+                recent = [
+                    j for j in self.store.journal("reboot")
+                    if j["target"] == target
+                    and abs(ts.value / 1e9 - pd.Timestamp(j["ts"]).value / 1e9) < cooldown_s
+                ]  # fmt: skip
+                if recent:
+                    self.store.finish_approval(a["id"], "failed", {"blocked": "reboot_cooldown"})
+                    log_json("action", action="reboot", target=target, status="blocked",
+                             approval_id=a["id"], rule="reboot_cooldown")  # fmt: skip
+                    continue
+            d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
+                         params=json.loads(a["params"] or "{}"),
+                         rationale={"approved": a["id"], "by": a["decided_by"]})  # fmt: skip
+            did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
+            results = self.real_dispatcher.execute(d, ts)
+            for r in results:
+                self.audit.record_action(did, r)
+            ok = all(r.status != "failed" for r in results)
+            self.store.finish_approval(
+                a["id"], "executed" if ok else "failed",
+                [{"status": r.status, "error": r.error, "result": r.result} for r in results],
+            )  # fmt: skip
+
+    # --- the service ----------------------------------------------------------------------------
+    def run(self, for_ticks: int | None = None) -> OperateSummary:
+        """Run cycles every polling interval until ``for_ticks`` or a stop signal."""
+        t_start = time.perf_counter()
+        interval = float(self.site.polling_interval_s)
+        try:
+            while not self.stop_event.is_set():
+                t0 = time.monotonic()
+                self.run_cycle()
+                if for_ticks is not None and self.summary.ticks >= for_ticks:
+                    break
+                wait = interval - (time.monotonic() - t0)
+                if wait > 0:
+                    self.stop_event.wait(wait)
+        finally:
+            self.summary.safety_violations = safety_violations(self.store, self.settings)
+            self.summary.wall_s = round(time.perf_counter() - t_start, 3)
+        return self.summary
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT finish the current cycle, then :meth:`run` returns."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+
+    def close(self) -> None:
+        """Close the audit, the state, the clients and the metrics endpoint."""
+        self.audit.close()
+        self.source.close()
+        if self.nbi is not None:
+            self.nbi.close()
+        if isinstance(self.field, WebhookFieldService):
+            self.field.close()
+        self.metrics.close()
+        self.store.close()
+
+
+def safety_violations(store: StateStore, settings: Any) -> int:
+    """Reboots in the journal that break the cooldown or the daily cap. [-]
+
+    Every reboot attempted (sent, failed or ambiguous) counts, as the guard counts them.
+    """
+    rows = store.journal("reboot")
+    by_target: dict[str, list[float]] = {}
+    for j in rows:
+        by_target.setdefault(j["target"], []).append(pd.Timestamp(j["ts"]).value / 1e9)
+    cooldown = settings.reboot_cooldown_minutes * 60
+    bad = 0
+    for times in by_target.values():
+        times.sort()
+        for i, t in enumerate(times):
+            if i and t - times[i - 1] < cooldown - 1e-6:
+                bad += 1
+            if sum(1 for x in times[: i + 1] if t - x < 86400) > settings.max_reboots_per_day:
+                bad += 1
+    return bad if math.isfinite(bad) else 0
