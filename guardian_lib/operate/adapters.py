@@ -46,6 +46,8 @@ __all__ = [
     "WebhookFieldService",
     "DropFolderFieldService",
     "AuditNotifier",
+    "NbiCpeState",
+    "PPP_STATUS_PATHS",
     "FieldServiceError",
     "ORDER_COLUMNS",
 ]
@@ -126,6 +128,51 @@ class SnmpTelemetrySource:
     def close(self) -> None:
         """Close the event loop."""
         self._loop.close()
+
+
+#: Where TR-181 and TR-098 CPEs report their PPPoE session.
+PPP_STATUS_PATHS = (
+    "Device.PPP.Interface.1.Status",
+    "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.ConnectionStatus",
+)
+_PPP_UP = {"up", "connected"}
+
+
+class NbiCpeState:
+    """What the ACS last heard from each CPE: whether its PPPoE session is up.
+
+    One ``GET /devices/`` per cycle with a projection (no device is contacted). An NBI
+    that is down gives an empty answer and a warning: the cycle goes on with the SNMP
+    view alone.
+
+    Parameters
+    ----------
+    client : NbiClient
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.last_error: str | None = None
+
+    def ppp_up(self) -> dict[str, bool]:
+        """Device id → PPPoE session up (devices that report no status are left out)."""
+        from guardian_lib.acs.nbi import _value_at
+
+        try:
+            docs = self.client.devices(projection=["_id", *PPP_STATUS_PATHS])
+        except Exception as exc:  # noqa: BLE001 - the NBI may be down: SNMP view only
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("CPE state unavailable: %s", self.last_error)
+            return {}
+        self.last_error = None
+        out = {}
+        for d in docs:
+            for path in PPP_STATUS_PATHS:
+                v = _value_at(d, path)
+                if v is not None:
+                    out[str(d.get("_id"))] = str(v).strip().lower() in _PPP_UP
+                    break
+        return out
 
 
 class JournalledDevices:

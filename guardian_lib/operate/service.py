@@ -47,6 +47,7 @@ from guardian_lib.operate.adapters import (
     AuditNotifier,
     DropFolderFieldService,
     JournalledDevices,
+    NbiCpeState,
     SnmpTelemetrySource,
     WebhookFieldService,
 )
@@ -218,6 +219,7 @@ class Operator:
         self.context = ActionContext(site_id=site.site_id)
         self.nbi = self._nbi_client()
         self.devices = JournalledDevices(self.nbi, self.store, self.context)
+        self.cpe_state = NbiCpeState(self.nbi) if self.nbi is not None else None
         self.field = self._field_service()
         self.notifier = AuditNotifier()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
@@ -276,6 +278,8 @@ class Operator:
         """The observer, scorer and autopilot for ``fleet`` (restored from the state)."""
         self.fleet = fleet
         self.context.pon_of = fleet.pon_of()
+        t = fleet.table
+        self._cpe_of = {o: c for o, c in zip(t["onu_id"], t["cpe_id"], strict=True) if c}
         saved = self.store.get("loop")
         if saved is not None and list(saved["onu_ids"]) == list(fleet.onu_ids):
             self.observer = saved["observer"]
@@ -363,7 +367,10 @@ class Operator:
         self.cycle += 1
         report = self.source.poll()
         tel = report.telemetry
-        ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
+        if self.site.clock is not None:
+            ts = self.site.clock.now()
+        else:
+            ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
         ts = ts.floor("s")
         self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
         failed = [r.olt_id for r in report.failed]
@@ -379,11 +386,17 @@ class Operator:
         known["online"] = known["online"].fillna(False).astype(bool)
         # OLTs report no packet loss: an ONU that is registered has service (the
         # observer reads a missing loss as "no service").
-        known["loss_pct"] = (
-            known["loss_pct"]
-            .astype(float)
-            .where(~known["online"], known["loss_pct"].astype(float).fillna(0.0))
-        )
+        loss = known["loss_pct"].astype(float)
+        known["loss_pct"] = loss.where(~known["online"], loss.fillna(0.0))
+        cpe_down = 0
+        if self.cpe_state is not None:
+            # A CPE whose PPPoE session is down (hung, misconfigured) leaves its customer
+            # without service although the ONU is registered: the ACS tells.
+            ppp = self.cpe_state.ppp_up()
+            cpe = known["onu_id"].map(self._cpe_of)
+            down = known["online"] & cpe.map(lambda c: ppp.get(c, True) is False)
+            known.loc[down, "loss_pct"] = 100.0
+            cpe_down = int(down.sum())
         events = report.events
         ev = events[["entity_id", "entity_type", "type", "payload"]] if len(events) else None
         self.observer.update(ts, known, ev)
@@ -404,7 +417,9 @@ class Operator:
         figures = {
             "cycle": self.cycle, "ts": ts.isoformat(), "mode": self.mode,
             "rows_polled": int(len(tel)), "onus_known": int(len(known)),
-            "onus_unknown": int(len(tel) - len(known)), "olts": len(report.results),
+            "onus_unknown": int(len(tel) - len(known)),
+            "cpe_sessions_down": cpe_down,
+            "acs_error": self.cpe_state.last_error if self.cpe_state else None, "olts": len(report.results),
             "olts_failed": failed, "raw_files": len(raw_files), "predictions": preds,
             "decisions": len(decisions), "decisions_by_action": by_action,
             "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),

@@ -40,6 +40,7 @@ __all__ = [
     "NbiSettings",
     "FieldServiceSettings",
     "NotifierSettings",
+    "ClockSettings",
     "SecretRef",
     "load_site",
     "read_secret",
@@ -96,6 +97,27 @@ class FieldServiceSettings(SecretRef):
         return self
 
 
+class ClockSettings(_Strict):
+    """A scaled clock, for test networks that run faster than real time (the twin).
+
+    The cycle time is ``epoch + (now - wall_epoch) * speed``: cooldowns, durations and
+    the audit then read in the network's own time. Leave it out against a real network.
+    """
+
+    speed: float = Field(1.0, gt=0, le=1e6, description="Network seconds per wall second. [-]")
+    epoch: str = Field(description="Network time (ISO 8601, UTC) at wall_epoch.")
+    wall_epoch: float = Field(ge=0, description="Unix time at which the network was at epoch. [s]")
+
+    def now(self) -> Any:
+        """The network's present (UTC ``pandas.Timestamp``)."""
+        import time
+
+        import pandas as pd
+
+        elapsed = (time.time() - self.wall_epoch) * self.speed
+        return pd.Timestamp(self.epoch) + pd.Timedelta(seconds=elapsed)
+
+
 class NotifierSettings(_Strict):
     """Customer notifications (only the audit trail for now)."""
 
@@ -135,6 +157,7 @@ class SiteConfig(_Strict):
     safety: dict[str, Any] = Field(default_factory=dict)
     field_service: FieldServiceSettings = FieldServiceSettings()
     notifier: NotifierSettings = NotifierSettings()
+    clock: ClockSettings | None = None
     path: Path | None = Field(None, exclude=True)
 
     @field_validator("safety")
