@@ -2,10 +2,12 @@
 
 For each seed and policy the scenario is simulated again from scratch; faults are drawn
 up front in :class:`~simulator.engine.Simulation`, so every policy faces the same fault
-sequence for a given seed (common random numbers). Every ``every_minutes`` the loop
-hands the policy a :class:`~guardian_lib.decision.Snapshot` built from observable data
-only (telemetry, events, inventory, open service orders) and applies its actions through
-adapters that implement the executors' client protocols on the simulation:
+sequence for a given seed (common random numbers). The simulation feeds each tick to a
+:class:`guardian_lib.loop.ClosedLoop` (the loop ``guardian operate`` runs on a real
+network); every ``every_minutes`` the loop hands the policy a
+:class:`~guardian_lib.decision.Snapshot` built from observable data only (telemetry,
+events, inventory, open service orders) and applies its actions through the adapters
+of :mod:`simulator.adapters`:
 
 * a reboot takes the CPE down for a few minutes and fixes a hang with the scenario's
   probability (only while the device is online: the ACS cannot reach it otherwise);
@@ -37,7 +39,6 @@ from guardian_lib.decision import (
     Autopilot,
     AutopilotSettings,
     Decision,
-    Observer,
     RuleScorer,
     RulesPolicy,
     Snapshot,
@@ -46,10 +47,11 @@ from guardian_lib.decision import (
 from guardian_lib.decision._base import PolicyBase
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel
-from guardian_lib.kpis import EpisodeTracker, compute_kpis
-from simulator.engine import EventRow, Simulation
+from guardian_lib.kpis import compute_kpis
+from guardian_lib.loop.closed import ClosedLoop
+from simulator.adapters import SimDevices, SimFieldService, SimNotifier, SimTelemetry
+from simulator.engine import Simulation
 from simulator.scenario import Scenario
-from simulator.telemetry import TickState
 
 __all__ = [
     "POLICIES",
@@ -62,7 +64,6 @@ __all__ = [
 ]
 
 POLICIES = ("reactive", "rules", "autopilot", "oracle")
-_TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 _VISIT_KINDS = ("wifi_interference", "hardware_failure", "fibre_degradation")
 
 
@@ -75,56 +76,6 @@ def scenario_of_run(run: Path | str) -> Scenario:
     if "scenario" not in data:
         raise KeyError(f"{path}: key 'scenario' missing (expected network-guardian-run/1)")
     return Scenario.model_validate(data["scenario"])
-
-
-# --- adapters: the executors' client protocols on a simulation ---------------------------
-class _SimDevices:
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        cust = sim.topology.customers
-        self.row_of_cpe = {c: i for i, c in enumerate(cust["cpe_id"].tolist())}
-
-    def reboot(self, device_id: str) -> str:
-        row = self.row_of_cpe[device_id]
-        if self.sim.state is not None and not self.sim.state.online[row]:
-            return "queued: device offline"
-        self.sim.reboot_cpe(row, by="autopilot")
-        return "done"
-
-
-class _SimField:
-    def __init__(self, sim: Simulation, priority_delay_h: float = 1.0) -> None:
-        self.sim = sim
-        self.row_of_onu = {o: i for i, o in enumerate(sim.onu_ids.tolist())}
-        self.by_id: dict[str, Any] = {}
-        self.priority_delay_h = priority_delay_h
-
-    def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
-        delay = self.priority_delay_h * 3600 if priority == "high" else None
-        order = self.sim.ops.open_order(
-            self.row_of_onu[onu_id], reason, delay_s=delay, opened_by="autopilot"
-        )
-        self.by_id[order.os_id] = order
-        return order.os_id
-
-    def cancel_visit(self, os_id: str, reason: str) -> bool:
-        return self.sim.ops.cancel_order(os_id, reason)
-
-    def status(self, os_id: str) -> str:
-        order = self.by_id.get(os_id)
-        if order is None:
-            order = next((o for o in self.sim.ops.orders if o.os_id == os_id), None)
-        return "unknown" if order is None else order.status
-
-
-class _SimNotifier:
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        self.row_of_onu = {o: i for i, o in enumerate(sim.onu_ids.tolist())}
-
-    def notify(self, onu_id: str, template: str, until_h: float) -> bool:
-        self.sim.notify_customer(self.row_of_onu[onu_id], self.sim.env.now + until_h * 3600)
-        return True
 
 
 # --- the oracle ---------------------------------------------------------------------------
@@ -208,79 +159,6 @@ class OraclePolicy(PolicyBase):
         return out
 
 
-# --- the loop -------------------------------------------------------------------------------
-def _scorer_values(state: TickState) -> dict[str, np.ndarray]:
-    """What a poller would have read at this tick, by feature-store measure."""
-    out = {c: getattr(state, c) for c in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "ber",
-                                          "crc_errors", "latency_ms", "loss_pct", "uptime_s")}  # fmt: skip
-    out["online"] = state.online.astype(float)
-    return out
-
-
-def _scorer_events(events: list[EventRow]) -> pd.DataFrame:
-    """ONU events and customer calls (mapped to the caller's ONU) since the last tick."""
-    rows = []
-    for e in events:
-        if e[2] == "onu":
-            rows.append((e[1], e[3]))
-        elif e[3] == "CUSTOMER_CALL":
-            rows.append((json.loads(e[5])["onu_id"], e[3]))
-    return pd.DataFrame(rows, columns=["onu_id", "type"])
-
-
-class _Loop:
-    """Tick sink: observe every tick, call the autopilot every ``every`` ticks."""
-
-    def __init__(self, sim: Simulation, autopilot: Autopilot | None, every: int) -> None:
-        topo = sim.topology
-        self.observer = Observer(topo.onus, topo.customers)
-        self.tracker = EpisodeTracker(sim.onu_ids.astype(str))
-        self.autopilot = autopilot
-        self.every = every
-        self.sim = sim
-        self.onu_ids = sim.onu_ids.astype(object)
-        self._events: list[EventRow] = []
-        self.calls: list[tuple[float, str]] = []
-
-    def on_tick(self, sim: Simulation, state: TickState, events: list[EventRow]) -> None:
-        values = {c: getattr(state, c) for c in _TEL}
-        scorer = getattr(self.autopilot, "scorer", None)
-        if hasattr(scorer, "observe"):
-            scorer.observe(state.ts, _scorer_values(state), _scorer_events(events))
-        ev = None
-        if events:
-            ev = pd.DataFrame(
-                [e[1:4] + (e[5],) for e in events],
-                columns=["entity_id", "entity_type", "type", "payload"],
-            )
-            for e in events:
-                if e[3] == "CUSTOMER_CALL":
-                    self.calls.append((e[0], json.loads(e[5])["onu_id"]))
-        obs = self.observer
-        obs.update_arrays(state.ts, state.online, values, ev)
-        impacted = ~obs.service_up | obs.degraded
-        self.tracker.update(state.ts, impacted, ~obs.service_up)
-        if self.autopilot is None:
-            return
-        self._events.extend(events)
-        if sim.tick_index % self.every:
-            return
-        evs = pd.DataFrame(
-            [(sim.ts_of(e[0]),) + e[1:] for e in self._events],
-            columns=["ts", "entity_id", "entity_type", "type", "severity", "payload"],
-        )
-        self._events = []
-        snap = Snapshot(ts=state.ts, status=obs.status(), events=evs, service_orders=self._orders())
-        self.autopilot.step(snap)
-
-    def _orders(self) -> pd.DataFrame:
-        rows = [
-            (o.os_id, self.onu_ids[o.onu_row], o.status, o.opened_by)
-            for o in self.sim.ops.open_order_by_onu.values()
-        ]
-        return pd.DataFrame(rows, columns=["os_id", "onu_id", "status", "opened_by"])
-
-
 def _orders_frame(sim: Simulation) -> pd.DataFrame:
     recs = sim.ops.records()
     df = pd.DataFrame(
@@ -356,10 +234,10 @@ def run_policy(
     every_minutes : int, default 15
         How often the policy is called (a multiple of the tick). [min]
     scorer : callable, optional
-        ``scorer(snapshot) -> predictions`` for ``autopilot`` (default RuleScorer). An
-        object with ``bind(onus, tick_s)`` (e.g. :class:`guardian_lib.models.ModelScorer`)
-        is bound to this simulation's fleet first; a bound scorer with
-        ``observe(ts, values, events)`` is fed every tick (the ML models need history).
+        ``scorer(snapshot) -> predictions`` for ``autopilot`` (default RuleScorer). The
+        :class:`~guardian_lib.loop.ClosedLoop` binds an object with ``bind(onus, tick_s)``
+        (e.g. :class:`guardian_lib.models.ModelScorer`) to this simulation's fleet and
+        feeds a scorer with ``update(tick)`` every tick (the ML models need history).
     settings : AutopilotSettings, optional
         Safety limits; the loop always runs in ``execute`` mode against the simulation.
     costs : CostModel, optional
@@ -391,27 +269,25 @@ def run_policy(
         if policy == "rules":
             sc, pol = RuleScorer(), RulesPolicy()
         elif policy == "autopilot":
-            bound = scorer
-            if scorer is not None and hasattr(scorer, "bind"):
-                bound = scorer.bind(sim.topology.onus, int(sim.tick_s))
-            sc, pol = make_autopilot(bound, settings=settings, costs=costs)
+            sc, pol = make_autopilot(scorer, settings=settings, costs=costs)
         else:
             sc = _TruthScorer(sim)
             pol = OraclePolicy(sim=sim, cooldown_minutes=settings.reboot_cooldown_minutes)
         dispatcher = Dispatcher(
             "execute",
-            devices=_SimDevices(sim),
-            field_ops=_SimField(sim),
-            notifier=_SimNotifier(sim),
+            devices=SimDevices(sim),
+            field_ops=SimFieldService(sim),
+            notifier=SimNotifier(sim),
         )
         autopilot = Autopilot(pol, sc, settings=settings, dispatcher=dispatcher, audit=audit)
     every = max(1, int(round(every_minutes / scenario.tick_minutes)))
-    loop = _Loop(sim, autopilot, every)
-    sim.sinks.append(loop)
+    topo = sim.topology
+    loop = ClosedLoop(topo.onus, topo.customers, autopilot, every=every, tick_s=sim.tick_s)
+    source = SimTelemetry(sim)
+    source.connect(loop)
     sim.run()
     end = sim.ts_of(scenario.horizon_s)
-    calls = pd.DataFrame(loop.calls, columns=["ts_s", "onu_id"])
-    calls["ts"] = sim.start + pd.to_timedelta(calls["ts_s"], unit="s")
+    calls = source.calls_frame()
     actions = audit.frame("actions")
     k = compute_kpis(
         decisions=audit.frame("decisions"),

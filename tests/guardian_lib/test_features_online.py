@@ -9,13 +9,7 @@ from guardian_lib.features._windows import ffill, run_length, run_length_at, win
 
 
 def _append(rc: RollingCube, cube, k: int) -> None:
-    ev = cube.events[cube.events["tick"] == k]
-    onu_ids = cube.onus["onu_id"].astype(str).to_numpy()
-    rc.append(
-        cube.tick_times(np.array([k]))[0],
-        {m: cube.values[m][k] for m in cube.values},
-        pd.DataFrame({"onu_id": onu_ids[ev["onu"].to_numpy()], "type": ev["type"].to_numpy()}),
-    )
+    rc.update(cube.tick(k))
 
 
 def _batch(cube, last: int, window: int) -> pd.DataFrame:
