@@ -35,13 +35,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
 from guardian_lib.audit import AuditLog
-from guardian_lib.decision import Autopilot, Decision, Observer, SafetyGuard, Snapshot
+from guardian_lib.decision import Autopilot, Decision, SafetyGuard
 from guardian_lib.decision.expected_cost import make_autopilot
+from guardian_lib.loop import ClosedLoop, EventRow, Tick
 from guardian_lib.operate.adapters import (
     ActionContext,
     AuditNotifier,
@@ -226,8 +226,8 @@ class Operator:
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
-        self.observer: Observer | None = None
-        self.scorer: Any = None
+        self.loop: ClosedLoop | None = None
+        self._last_rows: pd.DataFrame | None = self.store.get("last_rows")
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
         self._bundle = self._load_model()
@@ -275,31 +275,21 @@ class Operator:
         return bundle
 
     def _build(self, fleet: Fleet) -> None:
-        """The observer, scorer and autopilot for ``fleet`` (restored from the state)."""
+        """The closed loop (observer, scorer, autopilot) for ``fleet``, restored from the
+        last committed cycle; the safety guard also learns every journalled reboot."""
         self.fleet = fleet
         self.context.pon_of = fleet.pon_of()
         t = fleet.table
         self._cpe_of = {o: c for o, c in zip(t["onu_id"], t["cpe_id"], strict=True) if c}
-        saved = self.store.get("loop")
-        if saved is not None and list(saved["onu_ids"]) == list(fleet.onu_ids):
-            self.observer = saved["observer"]
-        else:
-            saved = None
-            self.observer = Observer(fleet.onus, fleet.customers)
-        tick_s = int(max(1, round(self.site.polling_interval_s)))
+        tick_s = max(1.0, float(self.site.polling_interval_s))
+        scorer = None
         if self._bundle is not None:
-            from guardian_lib.models.online import OnlineScorer
+            from guardian_lib.models.online import ModelScorer
 
-            self.scorer = OnlineScorer(self._bundle, fleet.onus, tick_s=tick_s, window_ticks=576)
-            if saved is not None and saved.get("cube") is not None:
-                self.scorer.cube = saved["cube"]
-        else:
-            self.scorer = None
-        scorer, policy = make_autopilot(self.scorer, settings=self.settings)
+            scorer = ModelScorer(self._bundle, window_ticks=576)
+        scorer, policy = make_autopilot(scorer, settings=self.settings)
         self.summary.model_version = str(getattr(scorer, "model_version", "rules"))
         self.metrics.model.labels(self.summary.model_version).set(1)
-        guard = SafetyGuard(self.settings)
-        self._restore_guard(guard, saved)
         dispatcher: Dispatcher = Dispatcher(
             "simulate" if self.mode == "simulate" else "execute",
             devices=self.devices, field_ops=self.field, notifier=self.notifier,
@@ -313,27 +303,26 @@ class Operator:
         else:
             outer = self.real_dispatcher
         self.autopilot = Autopilot(policy, scorer, settings=self.settings, dispatcher=outer,
-                                   audit=self.audit, guard=guard)  # fmt: skip
-        if saved is not None:
-            ap = saved["autopilot"]
-            self.autopilot.cases = ap["cases"]
-            self.autopilot.incidents = ap["incidents"]
-            self.autopilot._pending = ap["pending"]
-            self.autopilot._n_cases = ap["n_cases"]
+                                   audit=self.audit, guard=SafetyGuard(self.settings))  # fmt: skip
+        self.loop = ClosedLoop(fleet.onus, fleet.customers, self.autopilot, every=1,
+                               tick_s=tick_s, field=self.field)  # fmt: skip
+        saved = self.store.get("loop")
+        committed = 0
+        if saved is not None and list(saved["onu_ids"]) == list(fleet.onu_ids):
+            self.loop.load_state_dict(saved["loop"])
+            committed = self.store.last_cycle()
+        self._restore_guard(self.autopilot.guard, committed)
 
-    def _restore_guard(self, guard: SafetyGuard, saved: dict | None) -> None:
-        """Cooldowns and caps from the journal (every reboot ever attempted counts)."""
+    def _restore_guard(self, guard: SafetyGuard, committed: int) -> None:
+        """Reboots journalled after the last committed cycle (a crash mid-cycle; or all
+        of them when no loop state was restored) count against the cooldowns and caps."""
         for j in self.store.journal("reboot"):
+            if int(j["cycle"]) <= committed:
+                continue  # already in the restored guard
             t = pd.Timestamp(j["ts"]).value / 1e9
             guard._by_target.setdefault(j["target"], []).append(t)
             guard._by_pon.setdefault(str(j["pon_id"]), deque()).append(t)
             guard._fleet.append(t)
-        if saved is not None:
-            g = saved.get("guard") or {}
-            guard._outcomes.extend(g.get("outcomes", []))
-            guard._breaker_until = g.get("breaker_until", -np.inf)
-            if g.get("rng") is not None:
-                guard.rng.bit_generator.state = g["rng"]
 
     def _fleet(self, telemetry: pd.DataFrame) -> Fleet:
         saved = self.store.get("fleet")
@@ -383,6 +372,7 @@ class Operator:
             self._run_approved(ts)
         known = tel[tel["onu_id"].isin(set(self.fleet.onu_ids))]
         known = known.drop_duplicates("onu_id", keep="last").copy()
+        known = self._carry_forward(known, failed)
         known["online"] = known["online"].fillna(False).astype(bool)
         # OLTs report no packet loss: an ONU that is registered has service (the
         # observer reads a missing loss as "no service").
@@ -398,18 +388,15 @@ class Operator:
             known.loc[down, "loss_pct"] = 100.0
             cpe_down = int(down.sum())
         events = report.events
-        ev = events[["entity_id", "entity_type", "type", "payload"]] if len(events) else None
-        self.observer.update(ts, known, ev)
-        if self.scorer is not None:
-            rows = self.observer.values
-            self.scorer.observe(ts, {c: rows[c] for c in _TEL} | {"online": self.observer.online.astype(float)},
-                                None)  # fmt: skip
-        orders = self.field.open_orders() if self.field is not None else pd.DataFrame()
-        snap = Snapshot(ts=ts, status=self.observer.status(), events=events,
-                        service_orders=orders)  # fmt: skip
-        decisions = self.autopilot.step(snap)
+        rows = [
+            EventRow(pd.Timestamp(r.ts), str(r.entity_id), str(r.entity_type), str(r.type),
+                     str(r.severity), str(r.payload or "{}"))
+            for r in events.itertuples(index=False)
+        ]  # fmt: skip
+        tick = Tick.from_frame(ts, known, self.fleet.onu_ids, rows)
+        decisions = self.loop.feed(tick)
         self.audit.flush()
-        preds = 0 if snap.predictions is None else len(snap.predictions)
+        preds = len(self.fleet)  # the scorer scores the whole fleet every cycle
         blocks = {k: v - blocked0.get(k, 0) for k, v in self.autopilot.guard.blocked.items()}
         blocks = {k: v for k, v in blocks.items() if v}
         by_action = {k: v - counts0.get(k, 0) for k, v in self.autopilot.counts.items()}
@@ -431,6 +418,21 @@ class Operator:
         log_json("cycle", **figures)
         return figures
 
+    def _carry_forward(self, known: pd.DataFrame, failed: list[str]) -> pd.DataFrame:
+        """ONUs of an OLT that did not answer keep their last reading: a silent OLT is
+        not a massive outage of its ONUs (it is flagged as ``olts_failed``)."""
+        last = self._last_rows
+        if failed and last is not None:
+            olt_of = self.fleet.table.set_index("onu_id")["olt_id"]
+            stale = last[
+                last["onu_id"].map(olt_of).isin(failed) & ~last["onu_id"].isin(known["onu_id"])
+            ]
+            if len(stale):
+                known = pd.concat([known, stale], ignore_index=True)
+        cols = ["onu_id", "online", *[c for c in _TEL if c in known.columns]]
+        self._last_rows = known[cols].copy()
+        return known
+
     def _store_rows(self, report: Any) -> list[Path]:
         from guardian_lib.ingest import ingest_run
         from guardian_lib.snmp.poller import write_to_warehouse
@@ -442,25 +444,9 @@ class Operator:
         return files
 
     def _blobs(self) -> dict[str, Any]:
-        ap = self.autopilot
-        g = ap.guard
         return {
-            "loop": {
-                "onu_ids": list(self.fleet.onu_ids),
-                "observer": self.observer,
-                "cube": getattr(self.scorer, "cube", None),
-                "autopilot": {
-                    "cases": ap.cases,
-                    "incidents": ap.incidents,
-                    "pending": ap._pending,
-                    "n_cases": ap._n_cases,
-                },  # fmt: skip
-                "guard": {
-                    "outcomes": list(g._outcomes),
-                    "breaker_until": g._breaker_until,
-                    "rng": g.rng.bit_generator.state,
-                },  # fmt: skip
-            }
+            "loop": {"onu_ids": list(self.fleet.onu_ids), "loop": self.loop.state_dict()},
+            "last_rows": self._last_rows,
         }
 
     def _account(self, figures: dict, report: Any, blocks: dict, by_action: dict) -> None:

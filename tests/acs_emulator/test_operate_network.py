@@ -1,0 +1,269 @@
+"""``guardian operate`` against the twin's network: real processes, SNMP and HTTP on loopback.
+
+``guardian twin --serve-network`` runs the ``tiny`` scenario at 600× (a 5-minute tick
+every 0.5 s) with OLT SNMP agents, the ACS NBI and 64 CPE agents, and writes the site
+file ``guardian operate`` uses unchanged; at exit it writes the ground truth. Scenarios:
+only CPE hangs (seed 4: a hang at 13 and 59 simulated minutes), or only feeder cuts
+(seed 34: PON ``OLT-01-001/1/0`` cut at 15 minutes for 7 hours).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+GUARDIAN = Path(sys.executable).with_name("guardian")
+SPEED = 600.0
+
+
+def _scenario(tmp_path: Path, only_fault, kind: str, rate: float, **params) -> Path:
+    sc = only_fault(kind, rate, fault_params=params) if params else only_fault(kind, rate)
+    path = tmp_path / f"{kind}.yaml"
+    path.write_text(yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+class Network:
+    """A ``guardian twin --serve-network`` process."""
+
+    def __init__(self, tmp_path: Path, scenario: Path, seed: int, hours: float = 4.0) -> None:
+        self.site = tmp_path / "net" / "site.yaml"
+        self.truth_path = tmp_path / "truth.json"
+        self.proc = subprocess.Popen(
+            [str(GUARDIAN), "twin", "--scenario", str(scenario), "--seed", str(seed),
+             "--speed", str(SPEED), "--serve-network", "--site-out", str(self.site),
+             "--truth-out", str(self.truth_path), "--hours", str(hours)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        end = time.monotonic() + 60
+        while not self.site.exists():
+            if self.proc.poll() is not None or time.monotonic() > end:
+                out, err = self.proc.communicate(timeout=10)
+                raise AssertionError(f"twin did not write its site file: {err[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> dict:
+        """SIGTERM, wait, and return the truth."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.communicate(timeout=60)
+        assert self.proc.returncode == 0
+        return json.loads(self.truth_path.read_text())
+
+
+@pytest.fixture
+def network_factory(tmp_path):
+    nets: list[Network] = []
+
+    def make(scenario: Path, seed: int, hours: float = 4.0) -> Network:
+        nets.append(Network(tmp_path, scenario, seed, hours))
+        return nets[-1]
+
+    yield make
+    for n in nets:
+        if n.proc.poll() is None:
+            n.proc.kill()
+            n.proc.communicate(timeout=30)
+
+
+def _operate(site: Path, state: Path, *args: str, timeout: float = 90) -> dict:
+    out = state.parent / f"{state.name}-summary.json"
+    proc = subprocess.run(
+        [str(GUARDIAN), "operate", "--site", str(site), "--state", str(state), "--json",
+         str(out), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def _journal(state: Path) -> list[dict]:
+    con = sqlite3.connect(state / "operate.sqlite")
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM journal ORDER BY created_at")]
+    finally:
+        con.close()
+
+
+def _audit(state: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(state / "audit.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_execute_reboots_the_hung_cpe_through_the_nbi_and_the_simulator_sees_it_clear(
+    tmp_path, only_fault, network_factory
+):
+    sc = _scenario(tmp_path, only_fault, "cpe_hang", 60.0, cpe_hang_reboot_fix_prob=1.0)
+    net = network_factory(sc, seed=4)
+    summary = _operate(net.site, tmp_path / "state", "--mode", "execute", "--for-ticks", "12")
+    truth = net.stop()
+    first = truth["hangs"][0]
+    # The first hang (13 simulated minutes in) was ended by a reboot the ACS sent.
+    assert first["cleared_by_reboot"] and first["reboot_by"] == "acs"
+    journal = _journal(tmp_path / "state")
+    assert [j["target"] for j in journal if j["action"] == "reboot"][0] == first["cpe_id"]
+    assert all(j["status"] == "sent" for j in journal)
+    # Each reboot operate sent reached the CPE once; nothing else rebooted a CPE.
+    sent = sorted(j["target"] for j in journal if j["action"] == "reboot")
+    assert sorted(truth["cpe_reboot_rpcs"]) == sent
+    assert summary["actions_sent"] == len(sent) >= 1
+    assert summary["safety_violations"] == 0 and summary["actions_failed"] == 0
+    assert summary["ticks"] == 12 and summary["rows_polled"] == 12 * 64
+    reboots = _audit(tmp_path / "state", "SELECT target FROM actions WHERE action_type='reboot'")
+    assert sorted(r[0] for r in reboots) == sent
+    # Every polled row is in the warehouse (RAW and SILVER) once.
+    wh = net.site.parent / "site-warehouse"
+    con = duckdb.connect()
+    raw = f"read_parquet('{wh}/lake/raw/telemetry/*/*.parquet')"
+    n, uniq = con.execute(f"SELECT count(*), count(DISTINCT (onu_id, ts)) FROM {raw}").fetchone()
+    assert n == uniq == summary["rows_polled"]
+
+
+def test_simulate_mode_sends_nothing_and_an_unreachable_olt_is_flagged(
+    tmp_path, only_fault, network_factory
+):
+    sc = _scenario(tmp_path, only_fault, "cpe_hang", 60.0, cpe_hang_reboot_fix_prob=1.0)
+    net = network_factory(sc, seed=4)
+    # Add an OLT that does not answer (nothing listens on its port).
+    inv_path = net.site.with_name("site.olts.yaml")
+    inv = yaml.safe_load(inv_path.read_text())
+    inv["olts"].append({"olt_id": "OLT-DEAD", "host": "127.0.0.1", "port": 9,
+                        "version": "2c", "credentials": "emulator", "timeout_s": 0.2,
+                        "retries": 0})  # fmt: skip
+    inv_path.write_text(yaml.safe_dump(inv))
+    summary = _operate(net.site, tmp_path / "state", "--mode", "simulate", "--for-ticks", "8")
+    truth = net.stop()
+    assert summary["ticks"] == 8
+    assert summary["olts_failed"] == 8  # the dead OLT, every cycle; the cycle went on
+    assert summary["rows_polled"] == 8 * 64
+    # The hung CPE is decided about (audited as simulated) but nothing is sent.
+    assert summary["decisions_by_action"].get("reboot", 0) >= 1
+    assert summary["actions_sent"] == 0 and summary["actions_simulated"] >= 1
+    assert _journal(tmp_path / "state") == []
+    assert truth["cpe_reboot_rpcs"] == [] and truth["hangs"][0]["reboot_by"] is None
+    statuses = _audit(tmp_path / "state", "SELECT DISTINCT status FROM actions")
+    assert {s[0] for s in statuses} <= {"simulated"}
+
+
+def test_kill_9_mid_run_then_restart_sends_nothing_twice(tmp_path, only_fault, network_factory):
+    # Reboots never clear these hangs: the policy keeps wanting one, only the restored
+    # cooldown (or the journal) stops a second reboot after the restart.
+    sc = _scenario(tmp_path, only_fault, "cpe_hang", 60.0, cpe_hang_reboot_fix_prob=0.0)
+    net = network_factory(sc, seed=4)
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
+         "--mode", "execute"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    end = time.monotonic() + 60
+    try:
+        while time.monotonic() < end:
+            if (state / "operate.sqlite").exists() and _journal(state):
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("operate sent no reboot within 60 s")
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    first = _journal(state)
+    summary = _operate(net.site, state, "--mode", "execute", "--for-ticks", "10")
+    truth = net.stop()
+    journal = _journal(state)
+    targets = [j["target"] for j in journal if j["action"] == "reboot"]
+    assert len(targets) == len(set(targets)), f"a device was rebooted twice: {targets}"
+    assert first[0]["target"] in targets
+    # The restarted process saw the hung CPE again and was stopped by the cooldown.
+    assert summary["first_cycle"] >= 1 and summary["ticks"] == 10
+    assert summary["safety_violations"] == 0
+    # The simulator received each reboot at most once.
+    rpcs = truth["cpe_reboot_rpcs"]
+    assert len(rpcs) == len(set(rpcs)) and set(rpcs) <= set(targets)
+    # No polled row is in RAW twice (the cycle cut by the kill is polled anew).
+    wh = net.site.parent / "site-warehouse"
+    raw = f"read_parquet('{wh}/lake/raw/telemetry/*/*.parquet')"
+    n, uniq = (
+        duckdb.connect()
+        .execute(f"SELECT count(*), count(DISTINCT (onu_id, ts)) FROM {raw}")
+        .fetchone()
+    )
+    assert n == uniq
+    silver = f"read_parquet('{wh}/lake/silver/telemetry/*/*.parquet')"
+    n, uniq = (
+        duckdb.connect()
+        .execute(f"SELECT count(*), count(DISTINCT (onu_id, ts)) FROM {silver}")
+        .fetchone()
+    )
+    assert n == uniq > 0
+
+
+def test_approve_mode_sends_only_what_was_approved(tmp_path, only_fault, network_factory):
+    sc = _scenario(tmp_path, only_fault, "cpe_hang", 60.0, cpe_hang_reboot_fix_prob=1.0)
+    net = network_factory(sc, seed=4)
+    state = tmp_path / "state"
+    s1 = _operate(net.site, state, "--mode", "approve", "--for-ticks", "6")
+    assert s1["actions_queued"] >= 1 and s1["actions_sent"] == 0
+    assert _journal(state) == []
+    listed = subprocess.run(
+        [str(GUARDIAN), "decisions", "list", "--state", str(state), "--json"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    pending = json.loads(listed.stdout)
+    reboots = [p for p in pending if p["action"] == "reboot"]
+    assert reboots, pending
+    approved = reboots[0]
+    subprocess.run([str(GUARDIAN), "decisions", "approve", str(approved["id"]), "--state",
+                    str(state)], check=True, capture_output=True, timeout=60)  # fmt: skip
+    for other in (p for p in pending if p["id"] != approved["id"]):
+        subprocess.run([str(GUARDIAN), "decisions", "reject", str(other["id"]), "--state",
+                        str(state)], check=True, capture_output=True, timeout=60)  # fmt: skip
+    s2 = _operate(net.site, state, "--mode", "approve", "--for-ticks", "2")
+    truth = net.stop()
+    journal = _journal(state)
+    assert [(j["action"], j["target"]) for j in journal] == [("reboot", approved["target"])]
+    assert s2["actions_sent"] == 1
+    assert truth["cpe_reboot_rpcs"] == [approved["target"]]
+    again = subprocess.run(
+        [str(GUARDIAN), "decisions", "approve", str(approved["id"]), "--state", str(state)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert again.returncode == 2 and "is executed, not pending" in again.stderr
+
+
+def test_a_massive_outage_opens_one_incident_and_holds_visits(
+    tmp_path, only_fault, network_factory
+):
+    sc = _scenario(tmp_path, only_fault, "feeder_cut", 600.0)
+    net = network_factory(sc, seed=34)
+    state = tmp_path / "state"
+    summary = _operate(net.site, state, "--mode", "execute", "--for-ticks", "12")
+    truth = net.stop()
+    cut = truth["faults"][0]
+    assert cut["kind"] == "feeder_cut" and cut["scope_key"] == "OLT-01-001/1/0"
+    incidents = _audit(state, "SELECT DISTINCT incident_id, scope_type, scope_key FROM incidents")
+    assert len(incidents) == 1, incidents
+    subs = yaml.safe_load(net.site.read_text())["subscribers"]
+    import pandas as pd
+
+    table = pd.read_csv(net.site.with_name(subs))
+    on_pon = set(table.loc[table["pon_id"] == cut["scope_key"], "onu_id"])
+    orders = list((net.site.parent / "site-orders").glob("*.open.csv"))
+    visited = {pd.read_csv(o)["onu_id"].iat[0] for o in orders}
+    assert not visited & on_pon, "a visit was sent into a massive outage"
+    assert summary["decisions_by_action"].get("schedule_visit", 0) == 0
+    assert truth["cpe_reboot_rpcs"] == []
