@@ -197,6 +197,8 @@ class JournalledDevices:
         self.store = store
         self.context = context
         self.sent = self.failed = self.suppressed = 0
+        #: Device ids of the fleet (None: any); others are refused, never sent.
+        self.known: set[str] | None = None
 
     def reboot(self, device_id: str) -> Any:
         """Reboot ``device_id`` at most once per cycle key.
@@ -212,6 +214,10 @@ class JournalledDevices:
             raise ValueError("reboot: device_id must be a non-empty device id")
         if self.client is None:
             raise RuntimeError("reboot: the site file has no nbi: section")
+        if self.known is not None and device_id not in self.known:
+            from guardian_lib.actions.clients import UnknownTargetError
+
+            raise UnknownTargetError("reboot", "device", device_id)
         ctx = self.context
         key = ctx.key("reboot", device_id)
         if not self.store.journal_begin(

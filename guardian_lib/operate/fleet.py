@@ -84,7 +84,10 @@ def _complete(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df["pon_id"] = df["pon_id"].fillna(df["olt_id"].astype(str) + ":pon")
     df["box_id"] = df["box_id"].fillna(df["pon_id"])
     df["customer_id"] = df["customer_id"].fillna(df["onu_id"])
-    df["cpe_id"] = df["cpe_id"].where(df["cpe_id"].notna(), None)
+    df["cpe_id"] = pd.Series(
+        [c if isinstance(c, str) and c.strip() else None for c in df["cpe_id"]],
+        index=df.index, dtype=object,
+    )  # fmt: skip
     return df[["onu_id", *_OPTIONAL]]
 
 

@@ -281,6 +281,7 @@ class Operator:
         self.context.pon_of = fleet.pon_of()
         t = fleet.table
         self._cpe_of = {o: c for o, c in zip(t["onu_id"], t["cpe_id"], strict=True) if c}
+        self.devices.known = set(self._cpe_of.values())
         tick_s = max(1.0, float(self.site.polling_interval_s))
         scorer = None
         if self._bundle is not None:

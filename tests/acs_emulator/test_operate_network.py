@@ -96,6 +96,14 @@ def _journal(state: Path) -> list[dict]:
         con.close()
 
 
+def _last_cycle(state: Path) -> int:
+    con = sqlite3.connect(state / "operate.sqlite")
+    try:
+        return int(con.execute("SELECT coalesce(max(cycle), 0) FROM cycles").fetchone()[0])
+    finally:
+        con.close()
+
+
 def _audit(state: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(state / "audit.duckdb"), read_only=True)
     try:
@@ -173,8 +181,15 @@ def test_kill_9_mid_run_then_restart_sends_nothing_twice(tmp_path, only_fault, n
     end = time.monotonic() + 60
     try:
         while time.monotonic() < end:
-            if (state / "operate.sqlite").exists() and _journal(state):
-                break
+            try:
+                # Kill once the cycle that sent the reboot is committed: the restart then
+                # runs new cycles (new idempotency keys), only the restored cooldown and
+                # case can stop a second reboot of the still-hung CPE.
+                if (state / "operate.sqlite").exists() and _journal(state):
+                    if _last_cycle(state) >= _journal(state)[0]["cycle"]:
+                        break
+            except sqlite3.OperationalError:  # the tables are being created
+                pass
             time.sleep(0.05)
         else:
             raise AssertionError("operate sent no reboot within 60 s")
@@ -188,8 +203,9 @@ def test_kill_9_mid_run_then_restart_sends_nothing_twice(tmp_path, only_fault, n
     targets = [j["target"] for j in journal if j["action"] == "reboot"]
     assert len(targets) == len(set(targets)), f"a device was rebooted twice: {targets}"
     assert first[0]["target"] in targets
-    # The restarted process saw the hung CPE again and was stopped by the cooldown.
-    assert summary["first_cycle"] >= 1 and summary["ticks"] == 10
+    # The restarted process continued the cycle count and never re-sent a key.
+    assert summary["first_cycle"] > first[0]["cycle"] and summary["ticks"] == 10
+    assert summary["duplicates_suppressed"] == 0
     assert summary["safety_violations"] == 0
     # The simulator received each reboot at most once.
     rpcs = truth["cpe_reboot_rpcs"]
