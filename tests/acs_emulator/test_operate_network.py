@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -104,6 +106,19 @@ def _last_cycle(state: Path) -> int:
         con.close()
 
 
+def _last_cycle_safe(state: Path) -> int:
+    try:
+        return _last_cycle(state) if (state / "operate.sqlite").exists() else 0
+    except sqlite3.OperationalError:  # being created
+        return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _audit(state: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(state / "audit.duckdb"), read_only=True)
     try:
@@ -153,11 +168,36 @@ def test_simulate_mode_sends_nothing_and_an_unreachable_olt_is_flagged(
                         "version": "2c", "credentials": "emulator", "timeout_s": 0.2,
                         "retries": 0})  # fmt: skip
     inv_path.write_text(yaml.safe_dump(inv))
-    summary = _operate(net.site, tmp_path / "state", "--mode", "simulate", "--for-ticks", "8")
+    # Run as a service: metrics while it runs, SIGTERM ends the cycle and exits 0.
+    state, out, port = tmp_path / "state", tmp_path / "summary.json", _free_port()
+    proc = subprocess.Popen(
+        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
+         "--mode", "simulate", "--json", str(out), "--metrics-port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + 60
+        while time.monotonic() < end and _last_cycle_safe(state) < 8:
+            time.sleep(0.1)
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err[-2000:]
+    text = metrics.decode()
+    for name in ("guardian_cycle_duration_seconds_bucket", "guardian_rows_polled_total",
+                 "guardian_olts_failed 1.0", 'guardian_model_info{model_version="rules-1"} 1.0',
+                 "guardian_last_successful_cycle_timestamp_seconds",
+                 'guardian_decisions_total{action="reboot"}'):  # fmt: skip
+        assert name in text, name
+    summary = json.loads(out.read_text())
     truth = net.stop()
-    assert summary["ticks"] == 8
-    assert summary["olts_failed"] == 8  # the dead OLT, every cycle; the cycle went on
-    assert summary["rows_polled"] == 8 * 64
+    n = summary["ticks"]
+    assert n >= 8 and n == _last_cycle_safe(state)  # the last cycle was finished
+    assert summary["olts_failed"] == n  # the dead OLT, every cycle; the cycle went on
+    assert summary["rows_polled"] == n * 64
     # The hung CPE is decided about (audited as simulated) but nothing is sent.
     assert summary["decisions_by_action"].get("reboot", 0) >= 1
     assert summary["actions_sent"] == 0 and summary["actions_simulated"] >= 1
