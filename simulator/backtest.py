@@ -24,6 +24,7 @@ become a visit), ``rules`` (:class:`~guardian_lib.decision.RulesPolicy` with the
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ __all__ = [
     "OraclePolicy",
     "run_policy",
     "run_backtest",
+    "BacktestWorld",
     "summarise",
     "scenario_of_run",
     "safety_violations",
@@ -250,64 +252,134 @@ def run_policy(
         :func:`~guardian_lib.kpis.compute_kpis` output plus ``safety_violations``,
         ``blocked`` (per rule) and ``decisions``.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"run_policy: policy must be one of {POLICIES}, got {policy!r}")
-    base = settings or AutopilotSettings()
-    settings = base.model_copy(update={"autopilot_mode": "execute", "jitter_seed": seed})
-    econ = scenario.economics
-    costs = costs or CostModel(
-        cost_per_visit_brl=settings.cost_per_visit,
-        call_cost_brl=econ.call_cost_brl,
-        monthly_fee_brl=econ.monthly_fee_brl["residential"],
-        reboot_fix_prob=scenario.faults.cpe_hang_reboot_fix_prob,
-    )
-    sim = Simulation(scenario, seed=seed)
-    audit = AuditLog(audit_path, tag=f"{policy[:3].upper()}{seed}-")
-    autopilot = None
-    if policy != "reactive":
-        sim.ops.reactive = False
-        if policy == "rules":
-            sc, pol = RuleScorer(), RulesPolicy()
-        elif policy == "autopilot":
-            sc, pol = make_autopilot(scorer, settings=settings, costs=costs)
-        else:
-            sc = _TruthScorer(sim)
-            pol = OraclePolicy(sim=sim, cooldown_minutes=settings.reboot_cooldown_minutes)
-        dispatcher = Dispatcher(
-            "execute",
-            devices=SimDevices(sim),
-            field_ops=SimFieldService(sim),
-            notifier=SimNotifier(sim),
+    world = BacktestWorld.build(scenario, policy, seed, every_minutes, scorer, settings, costs,
+                                audit_path)  # fmt: skip
+    world.sim.run()
+    return world.close()
+
+
+@dataclass
+class BacktestWorld:
+    """One simulated ISP with a policy in the closed loop: what :func:`run_policy` runs.
+
+    Build it with :meth:`build`, run the simulation (``world.sim.run()`` or
+    ``world.sim.step()``), then :meth:`close` for the KPIs. :meth:`restart` replaces the
+    loop and its autopilot mid-run by new ones restored from the loop's saved state, as
+    ``guardian operate`` does after a crash (the audit trail persists, as its file does).
+
+    Attributes
+    ----------
+    sim : Simulation
+    source : simulator.adapters.SimTelemetry
+        Feeds each tick to ``loop``.
+    loop : guardian_lib.loop.ClosedLoop
+    audit : AuditLog
+    """
+
+    scenario: Scenario
+    policy: str
+    seed: int
+    every: int
+    scorer: Callable | None
+    settings: AutopilotSettings
+    costs: CostModel
+    sim: Simulation
+    audit: AuditLog
+    source: SimTelemetry
+    loop: ClosedLoop
+
+    @classmethod
+    def build(
+        cls,
+        scenario: Scenario,
+        policy: str,
+        seed: int,
+        every_minutes: int = 15,
+        scorer: Callable | None = None,
+        settings: AutopilotSettings | None = None,
+        costs: CostModel | None = None,
+        audit_path: Path | None = None,
+    ) -> BacktestWorld:
+        """The simulation, its adapters and the loop (arguments as :func:`run_policy`)."""
+        if policy not in POLICIES:
+            raise ValueError(f"run_policy: policy must be one of {POLICIES}, got {policy!r}")
+        base = settings or AutopilotSettings()
+        settings = base.model_copy(update={"autopilot_mode": "execute", "jitter_seed": seed})
+        econ = scenario.economics
+        costs = costs or CostModel(
+            cost_per_visit_brl=settings.cost_per_visit,
+            call_cost_brl=econ.call_cost_brl,
+            monthly_fee_brl=econ.monthly_fee_brl["residential"],
+            reboot_fix_prob=scenario.faults.cpe_hang_reboot_fix_prob,
         )
-        autopilot = Autopilot(pol, sc, settings=settings, dispatcher=dispatcher, audit=audit)
-    every = max(1, int(round(every_minutes / scenario.tick_minutes)))
-    topo = sim.topology
-    loop = ClosedLoop(topo.onus, topo.customers, autopilot, every=every, tick_s=sim.tick_s)
-    source = SimTelemetry(sim)
-    source.connect(loop)
-    sim.run()
-    end = sim.ts_of(scenario.horizon_s)
-    calls = source.calls_frame()
-    actions = audit.frame("actions")
-    k = compute_kpis(
-        decisions=audit.frame("decisions"),
-        actions=actions,
-        notifications=audit.frame("notifications"),
-        service_orders=_orders_frame(sim),
-        episodes=loop.tracker.episodes(until=end),
-        calls=calls,
-        customers=sim.topology.customers,
-        start=sim.start,
-        end=end,
-        costs=costs,
-        labels=_labels(sim),
-    )
-    pon_of = dict(zip(sim.topology.customers["cpe_id"], sim.topology.onus["pon_id"], strict=True))
-    k["safety_violations"] = safety_violations(actions, settings, pon_of)
-    k["blocked"] = dict(autopilot.guard.blocked) if autopilot else {}
-    k["decisions"] = int(sum(autopilot.counts.values())) if autopilot else 0
-    audit.close()
-    return k
+        sim = Simulation(scenario, seed=seed)
+        audit = AuditLog(audit_path, tag=f"{policy[:3].upper()}{seed}-")
+        every = max(1, int(round(every_minutes / scenario.tick_minutes)))
+        world = cls(scenario, policy, seed, every, scorer, settings, costs, sim, audit,
+                    SimTelemetry(sim), None)  # type: ignore[arg-type]  # fmt: skip
+        world.loop = world._new_loop()
+        world.source.connect(world.loop)
+        return world
+
+    def _new_loop(self) -> ClosedLoop:
+        sim, settings = self.sim, self.settings
+        autopilot = None
+        if self.policy != "reactive":
+            sim.ops.reactive = False
+            if self.policy == "rules":
+                sc, pol = RuleScorer(), RulesPolicy()
+            elif self.policy == "autopilot":
+                sc, pol = make_autopilot(self.scorer, settings=settings, costs=self.costs)
+            else:
+                sc = _TruthScorer(sim)
+                pol = OraclePolicy(sim=sim, cooldown_minutes=settings.reboot_cooldown_minutes)
+            dispatcher = Dispatcher(
+                "execute",
+                devices=SimDevices(sim),
+                field_ops=SimFieldService(sim),
+                notifier=SimNotifier(sim),
+            )
+            autopilot = Autopilot(
+                pol, sc, settings=settings, dispatcher=dispatcher, audit=self.audit
+            )
+        topo = sim.topology
+        return ClosedLoop(topo.onus, topo.customers, autopilot, every=self.every,
+                          tick_s=sim.tick_s)  # fmt: skip
+
+    def restart(self) -> ClosedLoop:
+        """Replace the loop by a new one (new autopilot, adapters, scorer) restored from
+        the pickled :meth:`~guardian_lib.loop.ClosedLoop.state_dict` of the old one."""
+        saved = pickle.dumps(self.loop.state_dict())
+        self.loop = self._new_loop()
+        self.loop.load_state_dict(pickle.loads(saved))
+        self.source.connect(self.loop)
+        return self.loop
+
+    def close(self) -> dict[str, Any]:
+        """The run's KPIs (see :func:`run_policy`); closes the audit."""
+        sim, audit, autopilot = self.sim, self.audit, self.loop.autopilot
+        end = sim.ts_of(self.scenario.horizon_s)
+        actions = audit.frame("actions")
+        k = compute_kpis(
+            decisions=audit.frame("decisions"),
+            actions=actions,
+            notifications=audit.frame("notifications"),
+            service_orders=_orders_frame(sim),
+            episodes=self.loop.tracker.episodes(until=end),
+            calls=self.source.calls_frame(),
+            customers=sim.topology.customers,
+            start=sim.start,
+            end=end,
+            costs=self.costs,
+            labels=_labels(sim),
+        )
+        topo = sim.topology
+        pon_of = dict(zip(topo.customers["cpe_id"], topo.onus["pon_id"], strict=True))
+        k["safety_violations"] = safety_violations(actions, self.settings, pon_of)
+        k["blocked"] = dict(autopilot.guard.blocked) if autopilot else {}
+        k["decisions"] = int(sum(autopilot.counts.values())) if autopilot else 0
+        audit.close()
+        return k
 
 
 def _ci95(values: list[float]) -> tuple[float, list[float]]:

@@ -23,29 +23,6 @@ if TYPE_CHECKING:  # pragma: no cover - guardian_lib.loop imports this package
 
 __all__ = ["Observer", "ServiceThresholds", "service_state", "DOWN_TYPES", "STATUS_COLUMNS"]
 
-#: Codes of the last down cause seen in events.
-DOWN_TYPES = ("none", "LOS", "DYING_GASP")
-#: Columns of :meth:`Observer.status` besides the inventory keys and telemetry.
-STATUS_COLUMNS = (
-    "service_up",
-    "degraded",
-    "outage",
-    "impacted",
-    "down_type",
-    "impacted_min",
-    "stable_min",
-    "rx_drop_db",
-    "tx_drop_db",
-    "calls_24h",
-    "last_call_min",
-    "flaps_24h",
-)
-_TELEMETRY = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
-_DAY_S = 86400.0
-#: Attributes of an Observer that change tick by tick (its restart state).
-_STATE_KEYS = ("now_s", "online", "service_up", "degraded", "impacted_since_s", "ok_since_s",
-               "down_type", "rx_base", "tx_base", "last_call_s", "calls", "flaps", "_last_s")  # fmt: skip
-
 
 @dataclass(frozen=True)
 class ServiceThresholds:
@@ -94,6 +71,27 @@ def service_state(
         | (np.nan_to_num(values.get("ber", nan)) > thresholds.high_ber)
     )
     return service, degraded
+
+
+#: Codes of the last down cause seen in events.
+DOWN_TYPES = ("none", "LOS", "DYING_GASP")
+#: Columns of :meth:`Observer.status` besides the inventory keys and telemetry.
+STATUS_COLUMNS = (
+    "service_up",
+    "degraded",
+    "outage",
+    "impacted",
+    "down_type",
+    "impacted_min",
+    "stable_min",
+    "rx_drop_db",
+    "tx_drop_db",
+    "calls_24h",
+    "last_call_min",
+    "flaps_24h",
+)
+_TELEMETRY = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
+_DAY_S = 86400.0
 
 
 class Observer:
@@ -197,12 +195,15 @@ class Observer:
             raise ValueError(
                 f"Observer.update: tick at {tick.ts} has {tick.n_onus} ONUs, the inventory {self.n}"
             )
-        now = tick.ts.timestamp()
+        ts, online, values = tick.ts, tick.online, tick.values
+        events = tick.events_frame() if tick.events else None
+        now = pd.Timestamp(ts).timestamp()
         dt = 0.0 if np.isnan(self._last_s) else max(now - self._last_s, 0.0)
         self._last_s = now
         self.now_s = now
-        self.values = {c: tick.get(c) for c in _TELEMETRY}
-        online = tick.online
+        nan = np.full(self.n, np.nan)
+        self.values = {c: np.asarray(values.get(c, nan), dtype=float) for c in _TELEMETRY}
+        online = np.asarray(online, dtype=bool)
         v = self.values
         service, degraded = service_state(online, v, self.thresholds)
         impacted = ~service | degraded
@@ -224,20 +225,20 @@ class Observer:
         decay = np.exp(-dt / _DAY_S) if dt > 0 else 1.0
         self.calls *= decay
         self.flaps *= decay
-        if tick.events:
-            self._fold_events(tick.events_frame(), now)
+        if events is not None and len(events):
+            self._fold_events(events, now)
 
     def state_dict(self) -> dict[str, Any]:
-        """The observed state (arrays and clock), picklable, for a restart.
+        """The observed state (every per-ONU array and the clock), picklable, for a restart.
 
         Returns
         -------
         dict
-            Copies of the per-ONU arrays plus ``onu_ids`` (to check the fleet on load).
+            Copies of the attributes that change tick by tick (everything but the
+            inventory and the settings given to the constructor), plus ``onu_ids`` to
+            check the fleet on load.
         """
-        out = {k: (v.copy() if isinstance(v, np.ndarray) else v)
-               for k, v in self.__dict__.items() if k in _STATE_KEYS}  # fmt: skip
-        out["values"] = {c: a.copy() for c, a in self.values.items()}
+        out = {k: _copy(v) for k, v in self.__dict__.items() if k not in _CONFIG_ATTRS}
         out["onu_ids"] = self.index.to_numpy(dtype=object)
         return out
 
@@ -246,10 +247,12 @@ class Observer:
         ids = np.asarray(state["onu_ids"], dtype=object)
         if len(ids) != self.n or not np.array_equal(ids, self.index.to_numpy(dtype=object)):
             raise ValueError("Observer.load_state_dict: the saved fleet differs from the inventory")
-        for k in _STATE_KEYS:
-            v = state[k]
-            setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
-        self.values = {c: np.asarray(a, dtype=float).copy() for c, a in state["values"].items()}
+        missing = [k for k in self.__dict__ if k not in _CONFIG_ATTRS and k not in state]
+        if missing:
+            raise KeyError(f"Observer.load_state_dict: saved state lacks {missing}")
+        for k, v in state.items():
+            if k != "onu_ids":
+                setattr(self, k, _copy(v))
 
     def _fold_events(self, events: pd.DataFrame, now: float) -> None:
         types = events["type"].to_numpy()
@@ -305,3 +308,17 @@ class Observer:
         )
         df = pd.DataFrame(cols, index=self.index, copy=False)
         return df
+
+
+#: Observer attributes set once from the inventory and settings (not restart state).
+_CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_cust_index", "_codes",
+                           "degraded_loss_pct", "degraded_latency_ms", "high_ber",
+                           "baseline_tau_s"})  # fmt: skip
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    return v
