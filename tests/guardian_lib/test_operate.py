@@ -321,3 +321,34 @@ def test_cpe_state_reads_ppp_sessions_and_survives_a_down_nbi():
     state = NbiCpeState(down)
     assert state.ppp_up() == {} and "Unavailable" in state.last_error
     down.close()
+
+
+# --- restart of the service ------------------------------------------------------------------------
+def test_a_reboot_journalled_in_a_cycle_cut_by_a_crash_blocks_a_second_one(tmp_path):
+    from guardian_lib.actions.clients import UnknownTargetError
+    from guardian_lib.decision import Decision
+    from guardian_lib.operate.service import Operator
+
+    (tmp_path / "subs.csv").write_text("onu_id,cpe_id,pon_id\nA,CPE-A,P1\nB,CPE-B,P1\n")
+    path = _site(tmp_path, model_alias=None, subscribers="subs.csv",
+                 nbi={"url": f"http://127.0.0.1:{_free_port()}", "retries": 0})  # fmt: skip
+    st = StateStore(tmp_path / "state")  # a crash right after journalling cycle 5's reboot
+    st.journal_begin("site:c5:reboot:CPE-A", cycle=5, ts="2026-01-01T00:00:00+00:00",
+                     action="reboot", target="CPE-A", pon_id="P1")  # fmt: skip
+    st.close()
+    op = Operator(load_site(path), tmp_path / "state", mode="execute")
+    try:
+        assert op.summary.ambiguous_after_restart == 1
+        op._build(load_subscribers(tmp_path / "subs.csv"))
+        at = pd.Timestamp("2026-01-01T01:00:00Z")
+        again = Decision(ts=at, subject="A", action="reboot", targets=("CPE-A",))
+        verdict = op.autopilot.guard.check(again, at, pon_id="P1")
+        assert not verdict.allowed and verdict.rule == "reboot_cooldown"
+        other = Decision(ts=at, subject="B", action="reboot", targets=("CPE-B",))
+        assert op.autopilot.guard.check(other, at, pon_id="P1").allowed
+        # A device outside the fleet is refused before anything is journalled.
+        with pytest.raises(UnknownTargetError, match="unknown device 'None'"):
+            op.devices.reboot("None")
+        assert len(op.store.journal()) == 1
+    finally:
+        op.close()
