@@ -43,7 +43,7 @@ import pandas as pd
 
 from guardian_lib.audit import case_lifecycle
 from guardian_lib.decision.costs import CostModel, sla_credit_brl
-from guardian_lib.decision.observe import ServiceThresholds, service_state
+from guardian_lib.decision.observe import ServiceThresholds, tick_service_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardian_lib.loop.tick import Tick
@@ -86,13 +86,13 @@ class EpisodeTracker:
 
     def update(self, tick: Tick) -> None:
         """Fold in one tick: an episode lasts while the customer has no service or a
-        degraded one (:func:`~guardian_lib.decision.observe.service_state`)."""
+        degraded one (:func:`~guardian_lib.decision.observe.service_state`, shared with the observer)."""
         if tick.n_onus != len(self.onu_ids):
             raise ValueError(
                 f"EpisodeTracker.update: tick at {tick.ts} has {tick.n_onus} ONUs, "
                 f"the fleet {len(self.onu_ids)}"
             )
-        service, degraded = service_state(tick.online, tick.values, self.thresholds)
+        service, degraded = tick_service_state(tick, self.thresholds)
         self._fold(tick.ts, ~service | degraded, ~service)
 
     def _fold(self, ts: pd.Timestamp, impacted: np.ndarray, outage: np.ndarray) -> None:

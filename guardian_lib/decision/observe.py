@@ -21,7 +21,14 @@ import pandas as pd
 if TYPE_CHECKING:  # pragma: no cover - guardian_lib.loop imports this package
     from guardian_lib.loop.tick import Tick
 
-__all__ = ["Observer", "ServiceThresholds", "service_state", "DOWN_TYPES", "STATUS_COLUMNS"]
+__all__ = [
+    "Observer",
+    "ServiceThresholds",
+    "service_state",
+    "tick_service_state",
+    "DOWN_TYPES",
+    "STATUS_COLUMNS",
+]
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,15 @@ def service_state(
         | (np.nan_to_num(values.get("ber", nan)) > thresholds.high_ber)
     )
     return service, degraded
+
+
+def tick_service_state(tick: Tick, thresholds: ServiceThresholds) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`service_state` of a tick, computed once per tick and thresholds (the
+    observer and the episode tracker both need it)."""
+    key = ("service_state", thresholds)
+    if key not in tick.cache:
+        tick.cache[key] = service_state(tick.online, tick.values, thresholds)
+    return tick.cache[key]
 
 
 #: Codes of the last down cause seen in events.
@@ -196,7 +212,10 @@ class Observer:
                 f"Observer.update: tick at {tick.ts} has {tick.n_onus} ONUs, the inventory {self.n}"
             )
         ts, online, values = tick.ts, tick.online, tick.values
-        events = tick.events_frame() if tick.events else None
+        events = None
+        if tick.events:  # what _fold_events reads (a full events frame costs more)
+            events = pd.DataFrame({"entity_id": [e.entity_id for e in tick.events],
+                                   "type": [e.type for e in tick.events]})  # fmt: skip
         now = pd.Timestamp(ts).timestamp()
         dt = 0.0 if np.isnan(self._last_s) else max(now - self._last_s, 0.0)
         self._last_s = now
@@ -205,7 +224,7 @@ class Observer:
         self.values = {c: np.asarray(values.get(c, nan), dtype=float) for c in _TELEMETRY}
         online = np.asarray(online, dtype=bool)
         v = self.values
-        service, degraded = service_state(online, v, self.thresholds)
+        service, degraded = tick_service_state(tick, self.thresholds)
         impacted = ~service | degraded
         was = ~np.isnan(self.impacted_since_s)
         self.impacted_since_s[impacted & ~was] = now

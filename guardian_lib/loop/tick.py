@@ -112,6 +112,8 @@ class Tick:
     ts: pd.Timestamp
     values: Mapping[str, np.ndarray]
     events: tuple[EventRow, ...] = field(default=())
+    #: Results derived from this tick once for all its consumers (e.g. service state).
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         ts = pd.Timestamp(self.ts)
