@@ -141,6 +141,9 @@ class TwinNetwork:
                 "olt_id": onus.loc[cust["onu_id"], "olt_id"].astype(str).to_numpy(),
                 "region": cust["region"].astype(str),
                 "segment": cust["segment"].astype(str),
+                "lat": onus.loc[cust["onu_id"], "lat"].to_numpy(),
+                "lon": onus.loc[cust["onu_id"], "lon"].to_numpy(),
+                "distance_m": onus.loc[cust["onu_id"], "distance_m"].to_numpy(),
             }
         )
         subs_path = path.with_name(f"{stem}.subscribers.csv")

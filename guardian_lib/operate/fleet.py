@@ -20,7 +20,9 @@ from guardian_lib.errors import ConfigError
 __all__ = ["Fleet", "load_subscribers", "fleet_from_poll"]
 
 _OPTIONAL = {"cpe_id": None, "customer_id": None, "pon_id": None, "box_id": None,
-             "olt_id": None, "region": "unknown", "segment": "residential"}  # fmt: skip
+             "olt_id": None, "region": "unknown", "segment": "residential",
+             "lat": 0.0, "lon": 0.0, "distance_m": float("nan")}  # fmt: skip
+_FLOATS = ("lat", "lon", "distance_m")
 
 
 class Fleet:
@@ -42,16 +44,11 @@ class Fleet:
 
     @property
     def onus(self) -> pd.DataFrame:
-        """Inventory ``onus`` (``onu_id``, ``pon_id``, ``olt_id``, ``splitter_id``)."""
+        """Inventory ``onus`` (``onu_id``, ``pon_id``, ``olt_id``, ``splitter_id``, and for
+        the ML scorer ``lat``, ``lon`` [deg] and ``distance_m`` [m])."""
         t = self.table
-        return pd.DataFrame(
-            {
-                "onu_id": t["onu_id"],
-                "pon_id": t["pon_id"],
-                "olt_id": t["olt_id"],
-                "splitter_id": t["box_id"],
-            }  # fmt: skip
-        )
+        cols = ["onu_id", "pon_id", "olt_id", "box_id", "lat", "lon", "distance_m"]
+        return t[cols].rename(columns={"box_id": "splitter_id"}).reset_index(drop=True)
 
     @property
     def customers(self) -> pd.DataFrame:
@@ -80,6 +77,13 @@ def _complete(df: pd.DataFrame, source: str) -> pd.DataFrame:
     for col, default in _OPTIONAL.items():
         if col not in df.columns:
             df[col] = default
+    for col in _FLOATS:
+        try:
+            df[col] = pd.to_numeric(df[col]).astype(float)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{source}: column {col!r} must be numeric: {exc}") from None
+    df["lat"] = df["lat"].fillna(0.0)
+    df["lon"] = df["lon"].fillna(0.0)
     df["olt_id"] = df["olt_id"].fillna("unknown")
     df["pon_id"] = df["pon_id"].fillna(df["olt_id"].astype(str) + ":pon")
     df["box_id"] = df["box_id"].fillna(df["pon_id"])

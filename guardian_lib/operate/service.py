@@ -227,6 +227,11 @@ class Operator:
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
         self.loop: ClosedLoop | None = None
+        #: Polling interval in the network's time (the clock's speed times the wall one). [s]
+        self.tick_s = max(
+            1.0, float(site.polling_interval_s) * (site.clock.speed if site.clock else 1.0)
+        )
+        self._last_ts: pd.Timestamp | None = self.store.get("last_ts")
         self._last_rows: pd.DataFrame | None = self.store.get("last_rows")
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
@@ -282,12 +287,8 @@ class Operator:
         t = fleet.table
         self._cpe_of = {o: c for o, c in zip(t["onu_id"], t["cpe_id"], strict=True) if c}
         self.devices.known = set(self._cpe_of.values())
-        tick_s = max(1.0, float(self.site.polling_interval_s))
-        scorer = None
-        if self._bundle is not None:
-            from guardian_lib.models.online import ModelScorer
-
-            scorer = ModelScorer(self._bundle, window_ticks=576)
+        tick_s = self.tick_s
+        scorer = self._model_scorer()
         scorer, policy = make_autopilot(scorer, settings=self.settings)
         self.summary.model_version = str(getattr(scorer, "model_version", "rules"))
         self.metrics.model.labels(self.summary.model_version).set(1)
@@ -313,6 +314,14 @@ class Operator:
             self.loop.load_state_dict(saved["loop"])
             committed = self.store.last_cycle()
         self._restore_guard(self.autopilot.guard, committed)
+
+    def _model_scorer(self) -> Any:
+        """The registered model as an unbound scorer (2 days of window), or None."""
+        if self._bundle is None:
+            return None
+        from guardian_lib.models.online import ModelScorer
+
+        return ModelScorer(self._bundle, window_ticks=max(2, int(2 * 86400 / self.tick_s)))
 
     def _restore_guard(self, guard: SafetyGuard, committed: int) -> None:
         """Reboots journalled after the last committed cycle (a crash mid-cycle; or all
@@ -361,7 +370,7 @@ class Operator:
             ts = self.site.clock.now()
         else:
             ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
-        ts = ts.floor("s")
+        ts = self._on_grid(ts)
         self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
         failed = [r.olt_id for r in report.failed]
         raw_files = self._store_rows(report)
@@ -395,7 +404,9 @@ class Operator:
             for r in events.itertuples(index=False)
         ]  # fmt: skip
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, rows)
+        self._fill_gap(tick)
         decisions = self.loop.feed(tick)
+        self._last_ts = tick.ts
         self.audit.flush()
         preds = len(self.fleet)  # the scorer scores the whole fleet every cycle
         blocks = {k: v - blocked0.get(k, 0) for k, v in self.autopilot.guard.blocked.items()}
@@ -418,6 +429,35 @@ class Operator:
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
         return figures
+
+    def _on_grid(self, ts: pd.Timestamp) -> pd.Timestamp:
+        """The cycle time on the polling grid, one step after the last cycle at least (the
+        scorer's window holds one slot per polling interval)."""
+        g = self.tick_s
+        snapped = pd.Timestamp(round(ts.value / 1e9 / g) * g, unit="s", tz="UTC")
+        if self._last_ts is not None and snapped <= self._last_ts:
+            snapped = self._last_ts + pd.Timedelta(seconds=g)
+        return snapped
+
+    def _fill_gap(self, tick: Tick) -> None:
+        """Cycles that did not run (late, or the service was down): the scorer's window
+        gets the current readings for each missed slot; beyond its length it restarts
+        empty."""
+        scorer = self.loop.scorer
+        if self._last_ts is None or scorer is None or not hasattr(scorer, "update"):
+            return
+        missed = int(round((tick.ts - self._last_ts).total_seconds() / self.tick_s)) - 1
+        if missed <= 0:
+            return
+        window = getattr(getattr(scorer, "cube", None), "window_ticks", missed + 1)
+        if missed >= window:
+            fresh = self._model_scorer().bind(self.fleet.onus, int(self.tick_s))
+            self.loop.consumers[self.loop.consumers.index(scorer)] = fresh
+            self.loop.scorer = self.autopilot.scorer = fresh
+            return
+        for k in range(missed, 0, -1):
+            ts = tick.ts - pd.Timedelta(seconds=k * self.tick_s)
+            scorer.update(Tick(ts, tick.values))
 
     def _carry_forward(self, known: pd.DataFrame, failed: list[str]) -> pd.DataFrame:
         """ONUs of an OLT that did not answer keep their last reading: a silent OLT is
@@ -448,6 +488,7 @@ class Operator:
         return {
             "loop": {"onu_ids": list(self.fleet.onu_ids), "loop": self.loop.state_dict()},
             "last_rows": self._last_rows,
+            "last_ts": self._last_ts,
         }
 
     def _account(self, figures: dict, report: Any, blocks: dict, by_action: dict) -> None:
