@@ -162,7 +162,7 @@ class NbiCpeState:
             docs = self.client.devices(projection=["_id", *PPP_STATUS_PATHS])
         except Exception as exc:  # noqa: BLE001 - the NBI may be down: SNMP view only
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.warning("CPE state unavailable: %s", self.last_error)
+            log.info("CPE state unavailable: %s", self.last_error)  # in the cycle's JSON line
             return {}
         self.last_error = None
         out = {}
@@ -225,7 +225,9 @@ class JournalledDevices:
             pon_id=ctx.pon_of.get(device_id),
         ):  # fmt: skip
             self.suppressed += 1
-            log.warning("reboot %s: key %s already journalled; not sent again", device_id, key)
+            from guardian_lib.operate.metrics import log_json
+
+            log_json("duplicate_suppressed", action="reboot", target=device_id, key=key)
             return f"already sent (key {key})"
         t0 = time.perf_counter()
         try:

@@ -313,6 +313,8 @@ def test_a_massive_outage_opens_one_incident_and_holds_visits(
     assert cut["kind"] == "feeder_cut" and cut["scope_key"] == "OLT-01-001/1/0"
     incidents = _audit(state, "SELECT DISTINCT incident_id, scope_type, scope_key FROM incidents")
     assert len(incidents) == 1, incidents
+    _, scope_type, scope_key = incidents[0]
+    assert (scope_type, scope_key) == ("pon", cut["scope_key"])
     subs = yaml.safe_load(net.site.read_text())["subscribers"]
     import pandas as pd
 

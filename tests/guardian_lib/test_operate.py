@@ -352,3 +352,33 @@ def test_a_reboot_journalled_in_a_cycle_cut_by_a_crash_blocks_a_second_one(tmp_p
         assert len(op.store.journal()) == 1
     finally:
         op.close()
+
+
+def test_cycles_sit_on_the_polling_grid_and_missed_slots_reach_the_scorer(tmp_path):
+    from guardian_lib.loop import Tick
+    from guardian_lib.operate.service import Operator
+
+    (tmp_path / "subs.csv").write_text("onu_id,pon_id\nA,P1\nB,P1\n")
+    path = _site(tmp_path, model_alias=None, subscribers="subs.csv", polling_interval_s=300)
+    op = Operator(load_site(path), tmp_path / "state")
+    try:
+        op._build(load_subscribers(tmp_path / "subs.csv"))
+        t0 = pd.Timestamp("2026-01-01T00:00:00Z")
+        assert op._on_grid(t0 + pd.Timedelta(seconds=140)) == t0
+        op._last_ts = t0
+        # An early poll in the same slot moves to the next slot, never back in time.
+        assert op._on_grid(t0 + pd.Timedelta(seconds=20)) == t0 + pd.Timedelta(seconds=300)
+
+        class Window:  # records what the scorer's window receives
+            def __init__(self) -> None:
+                self.seen: list[pd.Timestamp] = []
+
+            def update(self, tick) -> None:
+                self.seen.append(tick.ts)
+
+        op.loop.scorer = Window()
+        tick = Tick(t0 + pd.Timedelta(minutes=20), {"online": [True, True]})
+        op._fill_gap(tick)  # three slots missed (5, 10, 15 min)
+        assert op.loop.scorer.seen == [t0 + pd.Timedelta(minutes=m) for m in (5, 10, 15)]
+    finally:
+        op.close()
