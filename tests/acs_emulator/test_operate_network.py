@@ -38,7 +38,7 @@ def _scenario(tmp_path: Path, only_fault, kind: str, rate: float, **params) -> P
 class Network:
     """A ``guardian twin --serve-network`` process."""
 
-    def __init__(self, tmp_path: Path, scenario: Path, seed: int, hours: float = 4.0) -> None:
+    def __init__(self, tmp_path: Path, scenario: Path, seed: int, hours: float = 8.0) -> None:
         self.site = tmp_path / "net" / "site.yaml"
         self.truth_path = tmp_path / "truth.json"
         self.proc = subprocess.Popen(
@@ -67,7 +67,7 @@ class Network:
 def network_factory(tmp_path):
     nets: list[Network] = []
 
-    def make(scenario: Path, seed: int, hours: float = 4.0) -> Network:
+    def make(scenario: Path, seed: int, hours: float = 8.0) -> Network:
         nets.append(Network(tmp_path, scenario, seed, hours))
         return nets[-1]
 
