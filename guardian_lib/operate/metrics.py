@@ -14,6 +14,7 @@ name                                      type       labels
 ``model_info``                            gauge      ``model_version`` (value 1)
 ``last_successful_cycle_timestamp_seconds``  gauge
 ``cycles_total``                          counter
+``cycles_failed_total``                   counter
 ========================================  =========  ====================================
 """
 
@@ -32,10 +33,22 @@ __all__ = ["OperateMetrics", "json_logger", "log_json"]
 _JSON = logging.getLogger("guardian.operate.json")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def json_logger(stream: Any = None) -> logging.Logger:
     """The logger of the JSON lines (one handler on ``stream``, default stderr)."""
     if not _JSON.handlers:
-        h = logging.StreamHandler(stream or sys.stderr)
+        h = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
         h.setFormatter(logging.Formatter("%(message)s"))
         _JSON.addHandler(h)
         _JSON.setLevel(logging.INFO)
@@ -79,6 +92,7 @@ class OperateMetrics:
         self.last_success = Gauge("guardian_last_successful_cycle_timestamp_seconds",
                                   "Unix time of the last cycle that completed.", registry=r)  # fmt: skip
         self.cycles = Counter("guardian_cycles", "Cycles run.", registry=r)
+        self.cycles_failed = Counter("guardian_cycles_failed", "Cycles that raised.", registry=r)
         self.server = None
         if port is not None:
             self.server, _ = start_http_server(port, addr=host, registry=r)

@@ -109,6 +109,7 @@ class OperateSummary:
     olts_failed: int = 0
     duplicates_suppressed: int = 0
     ambiguous_after_restart: int = 0
+    cycles_failed: int = 0
     model_version: str = ""
     wall_s: float = 0.0
 
@@ -227,6 +228,8 @@ class Operator:
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
         self.loop: ClosedLoop | None = None
+        #: Failed cycles (in total) after which :meth:`run` gives up and re-raises. [-]
+        self.max_failed_cycles = 100
         #: Polling interval in the network's time (the clock's speed times the wall one). [s]
         self.tick_s = max(
             1.0, float(site.polling_interval_s) * (site.clock.speed if site.clock else 1.0)
@@ -550,7 +553,18 @@ class Operator:
         try:
             while not self.stop_event.is_set():
                 t0 = time.monotonic()
-                self.run_cycle()
+                try:
+                    self.run_cycle()
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a service logs and tries again
+                    # Nothing is lost: actions are journalled before they are sent and the
+                    # state of the last committed cycle stays; the next cycle polls anew.
+                    self.summary.cycles_failed += 1
+                    self.metrics.cycles_failed.inc()
+                    log_json("cycle_failed", cycle=self.cycle, error=f"{type(exc).__name__}: {exc}")
+                    if self.summary.cycles_failed >= self.max_failed_cycles:
+                        raise
                 if for_ticks is not None and self.summary.ticks >= for_ticks:
                     break
                 wait = interval - (time.monotonic() - t0)

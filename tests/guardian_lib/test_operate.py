@@ -382,3 +382,32 @@ def test_cycles_sit_on_the_polling_grid_and_missed_slots_reach_the_scorer(tmp_pa
         assert op.loop.scorer.seen == [t0 + pd.Timedelta(minutes=m) for m in (5, 10, 15)]
     finally:
         op.close()
+
+
+def test_a_failing_cycle_is_logged_and_the_service_goes_on_until_its_limit(
+    tmp_path, monkeypatch, capsys
+):
+    from guardian_lib.operate.metrics import json_logger
+    from guardian_lib.operate.service import Operator
+
+    inv = {"defaults": {"timeout_s": 0.1, "retries": 0},
+           "olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "port": _free_port(),
+                     "credentials": "noc"}]}  # fmt: skip
+    (tmp_path / "olts.yaml").write_text(yaml.safe_dump(inv))
+    (tmp_path / "wh").write_text("a file where the warehouse folder should be")
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump({"inventory": "olts.yaml", "warehouse": "wh",
+                                    "model_alias": None, "polling_interval_s": 0.05}))  # fmt: skip
+    monkeypatch.setenv("GUARDIAN_SNMP_NOC_COMMUNITY", "public")
+    json_logger()
+    op = Operator(load_site(site), tmp_path / "state")
+    op.max_failed_cycles = 3
+    try:
+        with pytest.raises(Exception, match="wh"):
+            op.run(for_ticks=5)
+        assert op.summary.cycles_failed == 3 and op.summary.ticks == 0
+    finally:
+        op.close()
+    lines = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.startswith("{")]
+    failed = [x for x in lines if x["event"] == "cycle_failed"]
+    assert [x["cycle"] for x in failed] == [1, 2, 3]
