@@ -6,10 +6,12 @@ per wall second) with, on loopback only,
 * one SNMP agent per simulated OLT (:mod:`acs_emulator.olt`), serving the live values;
 * the ACS (CWMP + GenieACS-compatible NBI) and one CPE agent per customer; a Reboot a
   CPE receives is applied to the simulation (which may clear a hang);
+* a ticketing webhook (:mod:`acs_emulator.twin.ticketing`) whose visit orders the
+  simulator's technicians carry out;
 
 and no autopilot of its own: ``guardian operate`` is the autopilot, pointed at the site
 file :meth:`TwinNetwork.write_site` writes (inventory + 0600 secrets, subscribers, NBI
-URL, a drop folder for visit orders and a scaled clock). At exit :meth:`truth` says what
+URL, the ticketing webhook and a scaled clock). At exit :meth:`truth` says what
 really happened: the faults, the hangs, which hangs a reboot cleared and who sent it.
 """
 
@@ -82,6 +84,8 @@ class TwinNetwork:
         self.reboot_duration_s = scenario.faults.reboot_down_minutes * 60.0 / self.speed
         self.services: Any = None
         self.pool: Any = None
+        self.ticketing: Any = None
+        self.field: Any = None
         self.credentials: Any = None
         self.wall_epoch = 0.0
         self.epoch: pd.Timestamp | None = None
@@ -104,6 +108,11 @@ class TwinNetwork:
         self.credentials = EmulatorCredentials()
         self.pool = simulated_pool(self.sim, self.credentials, host=self.host, lock=self.lock)
         self.pool.start_in_thread()
+        from acs_emulator.twin.ticketing import TicketingServer
+        from simulator.adapters import SimFieldService
+
+        self.field = SimFieldService(self.sim)
+        self.ticketing = TicketingServer(self.field, self.lock, host=self.host).start()
         self.wall_epoch = time.time()
         self.epoch = self.sim.ts_of(self.sim.env.now)
 
@@ -117,7 +126,7 @@ class TwinNetwork:
 
         Files beside ``path``: ``<stem>.olts.yaml`` (+ ``.secrets.yaml``, 0600),
         ``<stem>.subscribers.csv``, ``<stem>.nbi-token`` (0600, only with a token); the
-        warehouse ``<stem>-warehouse/`` and the visit drop folder ``<stem>-orders/``.
+        warehouse ``<stem>-warehouse/``.
         """
         import os
 
@@ -164,7 +173,12 @@ class TwinNetwork:
             "warehouse": f"{stem}-warehouse",
             "model_alias": None,
             "nbi": nbi,
-            "field_service": {"kind": "drop_folder", "folder": f"{stem}-orders"},
+            "field_service": {
+                "kind": "webhook",
+                "url": self.ticketing.url,
+                "retries": 3,
+                "backoff_s": 0.1,
+            },  # fmt: skip
             "notifier": {"kind": "audit"},
             "clock": {
                 "speed": self.speed,
@@ -247,8 +261,15 @@ class TwinNetwork:
                 "cleared_by_reboot": f.fixed_by == "reboot",
                 "reboot_by": before[-1]["by"] if f.fixed_by == "reboot" and before else None,
             })  # fmt: skip
+        onu_ids = sim.onu_ids
+        visits = [
+            {"os_id": str(o.os_id), "onu_id": str(onu_ids[o.onu_row]), "status": str(o.status),
+             "opened_by": str(o.opened_by)}
+            for o in sim.ops.orders
+        ]  # fmt: skip
         return {
             "scenario": self.scenario.name,
+            "visits": visits,
             "speed": self.speed,
             "start": iso(0.0),
             "now": iso(sim.env.now),
@@ -270,7 +291,10 @@ class TwinNetwork:
         return path
 
     def stop(self) -> None:
-        """Stop the OLT agents, the CPEs and the ACS."""
+        """Stop the ticketing server, the OLT agents, the CPEs and the ACS."""
+        if self.ticketing is not None:
+            self.ticketing.stop()
+            self.ticketing = None
         if self.pool is not None:
             self.pool.stop_thread()
             self.pool = None

@@ -322,8 +322,59 @@ def test_a_massive_outage_opens_one_incident_and_holds_visits(
 
     table = pd.read_csv(net.site.with_name(subs))
     on_pon = set(table.loc[table["pon_id"] == cut["scope_key"], "onu_id"])
-    orders = list((net.site.parent / "site-orders").glob("*.open.csv"))
-    visited = {pd.read_csv(o)["onu_id"].iat[0] for o in orders}
+    visited = {v["onu_id"] for v in truth["visits"] if v["opened_by"] == "autopilot"}
     assert not visited & on_pon, "a visit was sent into a massive outage"
     assert summary["decisions_by_action"].get("schedule_visit", 0) == 0
     assert truth["cpe_reboot_rpcs"] == []
+
+
+def test_the_twins_ticketing_webhook_opens_each_visit_once_and_rejects_bad_input():
+    import threading
+
+    import httpx
+
+    from acs_emulator.twin.ticketing import TicketingServer
+
+    class Field:
+        def __init__(self) -> None:
+            self.orders: dict[str, str] = {}
+
+        def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
+            if onu_id != "ONU-1":
+                raise KeyError(onu_id)
+            os_id = f"OS{len(self.orders) + 1}"
+            self.orders[os_id] = "scheduled"
+            return os_id
+
+        def cancel_visit(self, os_id: str, reason: str) -> bool:
+            if self.orders.get(os_id) != "scheduled":
+                return False
+            self.orders[os_id] = "cancelled"
+            return True
+
+        def status(self, os_id: str) -> str:
+            return self.orders.get(os_id, "unknown")
+
+    field = Field()
+    srv = TicketingServer(field, threading.Lock()).start()
+    try:
+        with httpx.Client(timeout=5) as c:
+            body = {"onu_id": "ONU-1", "idempotency_key": "k1", "reason": "r"}
+            first = c.post(srv.url, json=body)
+            again = c.post(srv.url, json=body)
+            assert first.status_code == 201 and again.status_code == 200
+            assert first.json()["id"] == again.json()["id"] == "OS1" and len(field.orders) == 1
+            assert c.get(f"{srv.url}/OS1").json() == {"id": "OS1", "status": "scheduled"}
+            assert c.post(f"{srv.url}/OS1/cancel", json={}).status_code == 200
+            assert c.post(f"{srv.url}/OS1/cancel", json={}).status_code == 409
+            assert c.get(f"{srv.url}/OS9").status_code == 404
+            assert c.post(srv.url, content=b"not json").status_code == 400
+            assert c.post(srv.url, json=[1]).status_code == 400
+            assert c.post(srv.url, json={"onu_id": "ONU-1"}).status_code == 422
+            unknown = c.post(srv.url, json={"onu_id": "X", "idempotency_key": "k2"})
+            assert unknown.status_code == 422 and "unknown onu_id" in unknown.text
+            big = c.post(srv.url, content=b"{" + b" " * (70 * 1024) + b"}")
+            assert big.status_code == 413
+            assert c.get(f"{srv.url}/../../etc/passwd").status_code == 404
+    finally:
+        srv.stop()
