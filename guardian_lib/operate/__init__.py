@@ -2,8 +2,11 @@
 
 - :mod:`~guardian_lib.operate.site` — the site file (inventory, NBI, safety, field service);
 - :mod:`~guardian_lib.operate.state` — restart-safe state (journal, approvals, cycles);
-- :mod:`~guardian_lib.operate.adapters` — SNMP telemetry source, journalled NBI reboots,
-  ticketing webhook and CSV drop folder, audit-only notifier;
+- :mod:`~guardian_lib.operate.adapters` — SNMP telemetry source, CPE state and journalled
+  reboots through the NBI, audit-only notifier;
+- :mod:`~guardian_lib.operate.field` — visits to a ticketing webhook or a CSV drop folder;
+- :mod:`~guardian_lib.operate.fleet` — the watched ONUs (subscribers file or first poll);
+- :mod:`~guardian_lib.operate.accounting` — run summary, approval queue, action log;
 - :mod:`~guardian_lib.operate.service` — :class:`Operator`, one cycle per polling interval;
 - :mod:`~guardian_lib.operate.metrics` — Prometheus metrics and JSON log lines.
 """

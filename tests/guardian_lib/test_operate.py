@@ -16,12 +16,10 @@ import yaml
 from guardian_lib.acs import NbiClient
 from guardian_lib.decision import AutopilotSettings
 from guardian_lib.errors import ConfigError
-from guardian_lib.operate.adapters import (
-    ActionContext,
+from guardian_lib.operate.adapters import ActionContext, JournalledDevices, NbiCpeState
+from guardian_lib.operate.field import (
     DropFolderFieldService,
     FieldServiceError,
-    JournalledDevices,
-    NbiCpeState,
     WebhookFieldService,
 )
 from guardian_lib.operate.fleet import fleet_from_poll, load_subscribers
