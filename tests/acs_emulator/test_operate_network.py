@@ -378,3 +378,103 @@ def test_the_twins_ticketing_webhook_opens_each_visit_once_and_rejects_bad_input
             assert c.get(f"{srv.url}/../../etc/passwd").status_code == 404
     finally:
         srv.stop()
+
+
+class _Forwarder:
+    """A TCP forwarder on loopback that can be down (nothing listens) or up."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = _free_port()
+        self.target = target_port
+        self.sock: socket.socket | None = None
+
+    def up(self) -> None:
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+
+        def pump(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def accept() -> None:
+            while True:
+                try:
+                    client, _ = self.sock.accept()
+                except OSError:
+                    return
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+
+
+def _figures(state: Path) -> list[dict]:
+    try:
+        con = sqlite3.connect(state / "operate.sqlite")
+        try:
+            rows = con.execute("SELECT figures FROM cycles ORDER BY cycle").fetchall()
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    return [json.loads(r[0]) for r in rows]
+
+
+def test_nbi_down_then_back_the_hang_is_seen_and_rebooted_once_it_answers(
+    tmp_path, only_fault, network_factory
+):
+    sc = _scenario(tmp_path, only_fault, "cpe_hang", 60.0, cpe_hang_reboot_fix_prob=1.0)
+    net = network_factory(sc, seed=4)
+    site = yaml.safe_load(net.site.read_text())
+    nbi_port = int(site["nbi"]["url"].rsplit(":", 1)[1])
+    proxy = _Forwarder(nbi_port)
+    site["nbi"].update(url=f"http://127.0.0.1:{proxy.port}", retries=1, backoff_s=0.05)
+    net.site.write_text(yaml.safe_dump(site))
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
+         "--mode", "execute"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + 60
+        while len(_figures(state)) < 3 and time.monotonic() < end:
+            time.sleep(0.1)
+        down = _figures(state)
+        proxy.up()  # the NBI is back
+        while time.monotonic() < end and not any(j["status"] == "sent" for j in _journal(state)):
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proxy.close()
+    truth = net.stop()
+    assert proc.returncode == 0, err[-2000:]
+    # While the NBI was down the cycles went on, blind to the CPEs' sessions.
+    assert len(down) >= 3
+    assert all(f["acs_error"] and "Unavailable" in f["acs_error"] for f in down)
+    assert all(f["cpe_sessions_down"] == 0 and f["rows_polled"] == 64 for f in down)
+    # Once it answered, the hang was seen and the CPE rebooted through it, once.
+    after = _figures(state)[len(down) :]
+    assert any(f["cpe_sessions_down"] >= 1 and f["acs_error"] is None for f in after)
+    sent = [j["target"] for j in _journal(state) if j["status"] == "sent"]
+    assert sent and len(sent) == len(set(sent))
+    assert truth["hangs"][0]["cpe_id"] in sent and truth["hangs"][0]["reboot_by"] == "acs"
