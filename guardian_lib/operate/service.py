@@ -268,8 +268,10 @@ class Operator:
         counts0 = dict(self.autopilot.counts)
         if self.mode == "approve":
             self._run_approved(ts)
-        known = tel[tel["onu_id"].isin(set(self.fleet.onu_ids))]
-        known = known.drop_duplicates("onu_id", keep="last").copy()
+        in_fleet = tel["onu_id"].isin(set(self.fleet.onu_ids))
+        # ONUs the OLTs report that the fleet does not list (new installs, wrong serials)
+        unknown = int(tel.loc[~in_fleet, "onu_id"].nunique())
+        known = tel[in_fleet].drop_duplicates("onu_id", keep="last").copy()
         known = self._carry_forward(known, failed)
         known["online"] = known["online"].fillna(False).astype(bool)
         # OLTs report no packet loss: an ONU that is registered has service (the
@@ -304,7 +306,7 @@ class Operator:
         figures = {
             "cycle": self.cycle, "ts": ts.isoformat(), "mode": self.mode,
             "rows_polled": int(len(tel)), "onus_known": int(len(known)),
-            "onus_unknown": int(len(tel) - len(known)),
+            "onus_unknown": unknown,
             "cpe_sessions_down": cpe_down,
             "acs_error": self.cpe_state.last_error if self.cpe_state else None, "olts": len(report.results),
             "olts_failed": failed, "raw_files": len(raw_files), "predictions": preds,
