@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from guardian_lib.sla import sla_kpis
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -99,6 +100,8 @@ class RunData:
         The backtest's ``kpis.json``.
     shap_global : DataFrame or None
         The global importance artifact.
+    sla : DataFrame or None
+        SLA and network KPIs per region, OLT and PON (:func:`guardian_lib.sla.sla_kpis`).
     """
 
     run: Path
@@ -112,6 +115,7 @@ class RunData:
     reasons: pd.DataFrame | None = None
     backtest: dict[str, Any] | None = None
     shap_global: pd.DataFrame | None = None
+    sla: pd.DataFrame | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -277,6 +281,8 @@ def load_run_data(
             off24["offline_share"] = 1.0 - off24["online_ticks"] / max(int(n_ticks), 1)
             off24 = off24[["onu_id", "offline_share"]]
         status = device_status(tables.get("onus"), status)
+        has_network = {"telemetry", "onus", "pons", "olts"} <= names
+        sla = sla_kpis(con) if has_network else None
         predictions = reasons = None
         if "ml_predictions" in names:
             predictions = _df(
@@ -311,6 +317,7 @@ def load_run_data(
         reasons=reasons,
         backtest=backtest,
         shap_global=shap,
+        sla=sla,
         sources={"kpis": kpi_src, "shap": shap_src, "audit": audit_src},
     )
 

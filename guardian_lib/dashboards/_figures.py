@@ -77,6 +77,8 @@ pre.json { font-size: 11px; white-space: pre-wrap; margin: 0; }
 def _fmt_cell(v: Any, kind: str, lang: str) -> str:
     if kind == "pct":
         return format_pct(v, lang)
+    if kind == "pct3":
+        return format_pct(v, lang, 3)
     if kind == "num":
         return format_number(v, lang)
     if kind == "num2":
@@ -102,7 +104,7 @@ def table_rows_html(df: pd.DataFrame, columns: dict[str, str], lang: str) -> lis
     ``columns`` maps each column to its kind: text, num, num2, prob, pct, dt or json.
     """
     out = []
-    numeric = {"num", "num2", "prob", "pct"}
+    numeric = {"num", "num2", "prob", "pct", "pct3"}
     for rec in df.to_dict("records"):
         cells = "".join(
             f'<td class="num">{_fmt_cell(rec.get(c), k, lang)}</td>'
@@ -370,31 +372,35 @@ def optical_matrix(data: RunData, column: str, lang: str, max_pons: int = 80) ->
 
 
 def policy_figure(table: pd.DataFrame, metric: str, lang: str) -> go.Figure:
-    """One metric of every policy with its 95% confidence interval."""
+    """One metric of every policy with its 95% confidence interval (kept in the metric's range)."""
+    from guardian_lib.dashboards.glossary import METRICS, clip_interval, metric_label, policy_name
+
     df = table.loc[table["metric"] == metric].copy()
-    err_hi = (df["ci_hi"] - df["mean"]).fillna(0)
-    err_lo = (df["mean"] - df["ci_lo"]).fillna(0)
+    if metric in METRICS:
+        bounds = [
+            clip_interval(metric, lo, hi) for lo, hi in zip(df["ci_lo"], df["ci_hi"], strict=True)
+        ]
+        df["ci_lo"] = [b[0] for b in bounds]
+        df["ci_hi"] = [b[1] for b in bounds]
+    err_hi = (df["ci_hi"] - df["mean"]).fillna(0).clip(lower=0)
+    err_lo = (df["mean"] - df["ci_lo"]).fillna(0).clip(lower=0)
     fig = go.Figure(
         go.Bar(
-            x=df["policy"], y=df["mean"],
+            x=[policy_name(p, lang) for p in df["policy"]], y=df["mean"],
             error_y=dict(type="data", array=err_hi, arrayminus=err_lo, visible=True),
         )
     )  # fmt: skip
-    title = label(metric, lang) if metric in _KNOWN else metric
+    title = metric_label(metric, lang) if metric in METRICS else metric.replace("_", " ")
     fig.update_xaxes(title=label("policy", lang))
     return _layout(fig, title, height=300)
-
-
-_KNOWN = {
-    "visits_avoided", "savings_brl", "net_savings_brl", "mttr_hours", "mttd_minutes",
-    "sla_availability", "false_action_rate", "total_cost_brl", "reboots", "wasted_visits",
-    "cost_saving_vs_reactive_brl",
-}  # fmt: skip
 
 
 def sla_region_figure(by_region: dict[str, float], lang: str) -> go.Figure:
     """SLA availability per region (a share in [0, 1])."""
     df = pd.DataFrame({"region": list(by_region), "sla": list(by_region.values())})
-    fig = px.bar(df, x="region", y="sla", range_y=(max(0.0, df["sla"].min() - 0.01), 1.0))
+    fig = px.bar(
+        df, x="region", y="sla", range_y=(max(0.0, df["sla"].min() - 0.01), 1.0),
+        labels={"region": label("region", lang), "sla": label("sla_availability", lang)},
+    )  # fmt: skip
     fig.update_yaxes(tickformat=".2%")
     return _layout(fig, label("sla_by_region", lang), height=300)

@@ -22,6 +22,7 @@ from bokeh.resources import INLINE
 from guardian_lib.dashboards._data import load_run_data
 from guardian_lib.dashboards._screens import build_layout
 from guardian_lib.i18n import label, normalize_lang
+from guardian_lib.sla import write_sla
 
 __all__ = ["write_report", "make_offline", "external_references", "ALLOWED_HOSTS"]
 
@@ -145,10 +146,13 @@ def write_report(
     Returns
     -------
     Path
-        ``path``, resolved.
+        ``path``, resolved. The run's SLA table is also written to ``RUN/sla.parquet``
+        and ``RUN/sla.json`` (:func:`guardian_lib.sla.write_sla`).
     """
     lang = normalize_lang(lang)
     data = load_run_data(run, kpis_path=kpis, audit_path=audit)
+    if data.sla is not None:
+        write_sla(data.run, data.sla)  # the same table as the report's, beside the run
     layout = build_layout(data, lang, live=False)
     out = Path(path).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
