@@ -385,9 +385,9 @@ SLA_SHOWN = {
 _SLA_PONS = 30  # PON rows on the screen (the worst availability first; all in the Excel)
 
 
-def sla_html(data: RunData, lang: str) -> str:
+def sla_html(data: RunData, lang: str, title: bool = True) -> str:
     """SLA and network KPIs by region, OLT and PON (:func:`guardian_lib.sla.sla_kpis`)."""
-    title = f"<h3>{html.escape(label('sla_network', lang))}</h3>"
+    title = f"<h3>{html.escape(label('sla_network', lang))}</h3>" if title else ""
     if data.sla is None:
         return title + F.not_computed_html("telemetry / inventory", "guardian ingest RUN", lang)
     heads = {c: metric_label(c, lang) for c in SLA_SHOWN if c != "scope"}
