@@ -15,11 +15,20 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from guardian_lib.dashboards._data import DEGRADED_RX_DBM, FAILURE_EVENTS, RunData
-from guardian_lib.i18n import format_datetime, format_number, format_pct, label, normalize_lang
+from guardian_lib.i18n import (
+    LABELS,
+    format_datetime,
+    format_number,
+    format_pct,
+    label,
+    normalize_lang,
+)
 
 __all__ = [
     "STATUS_COLORS",
     "CSS",
+    "MAX_SERIES_POINTS",
+    "downsample_min",
     "kpi_cards_html",
     "table_html",
     "not_computed_html",
@@ -45,6 +54,7 @@ STATUS_COLORS = {
     "no_data": "#9aa0a6",
 }
 _TEMPLATE = "plotly_white"
+LABELS_EN_KEYS = frozenset(LABELS["en"])
 # RX colours on [-30, -8] dBm: red below -27 (critical), amber -27…-25, green above -25.
 _RX_SCALE = [
     [0.0, "#b2182b"], [0.136, "#d6604d"], [0.137, "#f4a582"], [0.227, "#fddbc7"],
@@ -177,9 +187,25 @@ def localize_time_axis(fig: go.Figure, lang: str) -> go.Figure:
     return fig
 
 
+#: Points of a time series that a screen-wide chart can show (about one per pixel). [-]
+MAX_SERIES_POINTS = 1500
+
+
+def downsample_min(s: pd.DataFrame, x: str, y: str, n: int = MAX_SERIES_POINTS) -> pd.DataFrame:
+    """At most about ``n`` rows of ``s`` (sorted by ``x``): each bucket keeps its lowest ``y``.
+
+    The minimum, not the mean, so a dip (an outage) stays visible after down-sampling.
+    """
+    if len(s) <= n:
+        return s
+    s = s.sort_values(x).reset_index(drop=True)
+    bucket = s.index // int(np.ceil(len(s) / n))
+    return s.loc[s.groupby(bucket)[y].idxmin()].reset_index(drop=True)
+
+
 def online_figure(data: RunData, lang: str) -> go.Figure:
-    """ONUs online per telemetry tick."""
-    s = data.online_series
+    """ONUs online per telemetry tick (down-sampled to :data:`MAX_SERIES_POINTS`, keeping dips)."""
+    s = downsample_min(data.online_series, "ts", "n_online")
     fig = go.Figure(
         go.Scatter(x=s["ts"], y=s["n_online"], mode="lines", name=label("online", lang))
     )
@@ -194,9 +220,12 @@ def incidents_figure(incidents: pd.DataFrame, end: pd.Timestamp | None, lang: st
     inc["start_at"] = pd.to_datetime(inc["start_at"], utc=True)
     inc["end_at"] = pd.to_datetime(inc["end_at"], utc=True).fillna(end or inc["start_at"].max())
     inc["scope"] = inc["scope_type"].astype(str) + ":" + inc["scope_key"].astype(str)
+    causes = LABELS_EN_KEYS
+    inc["cause"] = inc["cause"].map(lambda c: label(c, lang) if c in causes else str(c))
     fig = px.timeline(
         inc, x_start="start_at", x_end="end_at", y="scope", color="cause",
         hover_data=["incident_id", "severity", "affected_customers"],
+        labels={"cause": label("probable_cause", lang), "scope": label("region", lang)},
     )  # fmt: skip
     height = max(_H, 40 + 22 * len(inc))
     return localize_time_axis(_layout(fig, label("active_incidents", lang), height=height), lang)

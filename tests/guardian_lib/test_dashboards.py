@@ -25,6 +25,8 @@ from guardian_lib.dashboards import (
     risk_queue,
     write_report,
 )
+from guardian_lib.dashboards._compress import PAYLOAD_TYPE, compress_scripts, expand_scripts
+from guardian_lib.dashboards._figures import downsample_min
 from guardian_lib.dashboards._screens import SCREENS, build_layout
 from guardian_lib.dashboards.glossary import METRICS, action_name, metric_label
 from guardian_lib.dashboards.headline import headline, headline_html
@@ -223,7 +225,9 @@ def test_make_offline_inlines_panel_assets_and_neutralises_other_hosts():
 
 def test_report_is_one_self_contained_file_in_portuguese(full_run, tmp_path):
     path = write_report(full_run, tmp_path / "out" / "report.html", lang="pt-BR")
-    text = path.read_text(encoding="utf-8")
+    packed = path.read_text(encoding="utf-8")
+    assert external_references(packed) == []  # reads the compressed scripts inflated
+    text = expand_scripts(packed)
     assert external_references(text) == []
     for needle in ("cdn.holoviz", "cdn.bokeh", "jsdelivr", "unpkg", "cdnjs", "cdn.plot.ly"):
         assert needle not in text, needle
@@ -327,3 +331,45 @@ def test_headline_without_paired_figures_takes_the_difference_of_means(full_run)
     days = (data.end - data.start).total_seconds() / 86400
     assert items["visits_avoided_per_month"].value == pytest.approx(12.0 * 30 / days)
     assert items["saved_brl_per_month"].lo == pytest.approx(1500.0 * 30 / days)
+
+
+# --- smaller HTML ------------------------------------------------------------------------
+def test_compressed_page_keeps_every_script_in_order_and_expands_back():
+    page = (
+        '<html><head><script type="esms-options">{"shimMode": true}</script>'
+        '<script type="text/javascript">var a = "https://cdn.example.org/x";' + "x" * 5000
+        + '</script></head><body><div id="root"></div>'
+        '<script type="application/json" id="doc">{"k": [1, 2, 3]}</script>'
+        "<script>embed(document.getElementById('doc').textContent);</script></body></html>"
+    )  # fmt: skip
+    packed = compress_scripts(page)
+    assert len(packed) < len(page)
+    assert packed.count(f'<script type="{PAYLOAD_TYPE}"') == 3  # two scripts and the JSON document
+    assert '{"shimMode": true}' in packed  # options of the module shims stay readable
+    assert packed.index("DecompressionStream") > packed.index('<div id="root">')  # loader last
+    assert 'data-id="doc"' in packed and 'data-type="application/json"' in packed
+    assert "cdn.example.org" not in packed
+    assert external_references(packed) == ["https://cdn.example.org"]  # still found
+    back = expand_scripts(packed)
+    for part in ('var a = "https://cdn.example.org/x";', '{"k": [1, 2, 3]}', "embed(document"):
+        assert part in back
+    assert compress_scripts("<p>no body end</p>") == "<p>no body end</p>"
+
+
+def test_report_is_smaller_compressed(full_run, tmp_path):
+    small = write_report(full_run, tmp_path / "small.html", lang="en")
+    big = write_report(full_run, tmp_path / "big.html", lang="en", compress=False)
+    assert small.stat().st_size < 4_000_000 < big.stat().st_size
+    assert expand_scripts(small.read_text()).count("plotly.js v") == 1  # one copy of plotly.js
+
+
+def test_downsampling_keeps_the_dips():
+    ts = pd.date_range("2026-01-01", periods=10_000, freq="5min", tz="UTC")
+    n = np.full(len(ts), 100)
+    n[4321] = 3  # one outage poll
+    s = pd.DataFrame({"ts": ts, "n_online": n})
+    d = downsample_min(s, "ts", "n_online", n=1000)
+    assert len(d) <= 1000 and d["ts"].is_monotonic_increasing
+    assert d["n_online"].min() == 3 and ts[4321] in set(d["ts"])
+    assert downsample_min(s.head(10), "ts", "n_online") is not None
+    assert len(downsample_min(s.head(10), "ts", "n_online")) == 10
