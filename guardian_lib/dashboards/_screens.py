@@ -30,6 +30,7 @@ from guardian_lib.dashboards.glossary import (
     action_name,
     format_interval,
     format_metric,
+    metric_header,
     metric_label,
     policy_name,
     rationale_text,
@@ -390,7 +391,7 @@ def sla_html(data: RunData, lang: str, title: bool = True) -> str:
     title = f"<h3>{html.escape(label('sla_network', lang))}</h3>" if title else ""
     if data.sla is None:
         return title + F.not_computed_html("telemetry / inventory", "guardian ingest RUN", lang)
-    heads = {c: metric_label(c, lang) for c in SLA_SHOWN if c != "scope"}
+    heads = {c: metric_header(c, lang) for c in SLA_SHOWN if c != "scope"}
     out = [title]
     for level in ("network", "region", "olt", "pon"):
         df = data.sla.loc[data.sla["level"] == level]

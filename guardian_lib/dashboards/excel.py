@@ -30,6 +30,7 @@ from guardian_lib.dashboards.glossary import (
     action_name,
     clip_interval,
     metric,
+    metric_header,
     metric_label,
     policy_name,
     rationale_text,
@@ -227,7 +228,7 @@ def write_xlsx(
             "OLT",
             "PON",
         ]
-        hd += [metric_label(c, lang) for c in cols[5:]]
+        hd += [metric_header(c, lang) for c in cols[5:]]
         levels = {lv: label(f"sla_level_{lv}", lang) for lv in ("network", "region", "olt", "pon")}
         srows = [
             [levels[r["level"]], levels["network"] if r["level"] == "network" else r["scope"]]

@@ -34,6 +34,7 @@ __all__ = [
     "metric",
     "POLICY_NAMES",
     "metric_label",
+    "metric_header",
     "policy_name",
     "format_metric",
     "clip_interval",
@@ -270,6 +271,14 @@ def metric(key: str) -> Metric:
 def metric_label(key: str, lang: str = "en") -> str:
     """The sentence that names ``key`` in ``lang`` (see :data:`METRICS`)."""
     return metric(key).text(lang)
+
+
+_UNIT_SUFFIX = {"hours": " (h)", "hours_delta": " (h)", "minutes": " (min)", "brl": " (R$)"}
+
+
+def metric_header(key: str, lang: str = "en") -> str:
+    """:func:`metric_label` with its unit, for a table column of plain numbers: ``"… (h)"``."""
+    return metric_label(key, lang) + _UNIT_SUFFIX.get(metric(key).unit, "")
 
 
 def _missing(x: Any) -> bool:
