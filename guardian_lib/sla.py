@@ -36,6 +36,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from guardian_lib.layout import RunLayout
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -58,7 +59,7 @@ SLA_COLUMNS = [
     "outage_hours", "customer_hours", "mttr_hours", "repeat_7d", "repeat_30d", "visits",
     "no_fault_found_share",
 ]  # fmt: skip
-#: Files written into the run by :func:`write_sla`.
+#: Files written into the run by :func:`write_sla` (``RunLayout.sla`` / ``.sla_json``).
 SLA_FILES = ("sla.parquet", "sla.json")
 
 
@@ -241,9 +242,9 @@ def write_sla(run: Path | str, table: pd.DataFrame | None = None) -> list[Path]:
         The two files (JSON: ``{"schema": "network-guardian-sla/1", "rows": [...]}``,
         NaN written as ``null``).
     """
-    run = Path(run)
+    layout = RunLayout(Path(run))
     table = sla_kpis(run) if table is None else table
-    paths = [run / name for name in SLA_FILES]
+    paths = [layout.sla, layout.sla_json]
     table.to_parquet(paths[0], index=False)
     rows = json.loads(table.to_json(orient="records"))
     paths[1].write_text(

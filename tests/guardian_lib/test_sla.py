@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from guardian_lib.dashboards import load_run_data
+from guardian_lib.layout import RunLayout
 from guardian_lib.sla import SLA_COLUMNS, sla_kpis, write_sla
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
@@ -94,6 +95,7 @@ def test_dashboard_report_and_files_show_the_same_table(tiny_run, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     parquet, js = write_sla(run, data.sla)
+    assert (parquet, js) == (RunLayout(run).sla, RunLayout(run).sla_json)
     pd.testing.assert_frame_equal(pd.read_parquet(parquet), direct)
     rows = json.loads(js.read_text())["rows"]
     assert [r["scope"] for r in rows] == list(direct["scope"])
