@@ -34,6 +34,7 @@ from guardian_lib.dashboards.glossary import (
     metric_label,
     policy_name,
     rationale_text,
+    value_name,
 )
 from guardian_lib.dashboards.headline import headline_html, main_policy
 from guardian_lib.i18n import format_datetime, format_number, label
@@ -107,7 +108,10 @@ def _rq_headers(lang: str) -> dict[str, str]:
 
 
 def _rq_frame(df: pd.DataFrame, lang: str) -> pd.DataFrame:
-    return df.assign(probable_cause=df["probable_cause"].map(lambda c: label(c, lang)))
+    return df.assign(
+        probable_cause=df["probable_cause"].map(lambda c: label(c, lang)),
+        segment=df["segment"].map(lambda v: value_name(v, lang)),
+    )
 
 
 def _rq_html(df: pd.DataFrame, total: int, lang: str) -> str:
@@ -201,7 +205,7 @@ def _dossier_view(data: RunData, customer_id: str, lang: str) -> pn.viewable.Vie
     facts = [
         ("customer", label("customer", lang), str(c["customer_id"]), str(c.get("onu_id", ""))),
         ("region", label("region", lang), str(c.get("region", "")), str(c.get("city", ""))),
-        ("plan", label("plan", lang), str(c.get("plan", "")), str(c.get("segment", ""))),
+        ("plan", label("plan", lang), str(c.get("plan", "")), value_name(c.get("segment"), lang)),
     ]
     parts: list[pn.viewable.Viewable] = [_html(F.kpi_cards_html(facts))]
     parts.append(_plot(F.telemetry_figure(d["telemetry"], lang)))
@@ -238,6 +242,7 @@ def _dossier_view(data: RunData, customer_id: str, lang: str) -> pn.viewable.Vie
         ahd |= {"started_at": label("time", lang), "action_type": label("action", lang)}
         acts = d["actions"].assign(
             action_type=d["actions"]["action_type"].map(lambda a: action_name(a, lang)),
+            status=d["actions"]["status"].map(lambda v: value_name(v, lang)),
             result=d["actions"]["result"].map(lambda r: rationale_text(r, lang)),
         )
         parts.append(_html(F.table_html(acts, acols, ahd, lang, caption=label("actions", lang))))
@@ -248,10 +253,14 @@ def _dossier_view(data: RunData, customer_id: str, lang: str) -> pn.viewable.Vie
         "status": "text",
         "outcome": "text",
     }
+    orders = d["service_orders"].copy()
+    for c in ("reason", "status", "outcome"):
+        if c in orders:
+            orders[c] = orders[c].map(lambda v: value_name(v, lang))
     parts.append(
         _html(
             F.table_html(
-                d["service_orders"], so_cols, {k: label(k, lang) for k in so_cols}, lang,
+                orders, so_cols, {k: label(k, lang) for k in so_cols}, lang,
                 caption=label("service_orders", lang),
             )
         )

@@ -34,6 +34,7 @@ from guardian_lib.dashboards.glossary import (
     metric_label,
     policy_name,
     rationale_text,
+    value_name,
 )
 from guardian_lib.dashboards.headline import headline
 from guardian_lib.i18n import label, normalize_lang
@@ -267,7 +268,14 @@ def write_xlsx(
         }
         rh = [label(names.get(c, c), lang) for c in rcols]
         rrows = [
-            [r[c] if c != "probable_cause" else label(r[c], lang) for c in rcols]
+            [
+                label(r[c], lang)
+                if c == "probable_cause"
+                else value_name(r[c], lang)
+                if c == "segment"
+                else r[c]
+                for c in rcols
+            ]
             for r in rq.to_dict("records")
         ]
         _sheet(

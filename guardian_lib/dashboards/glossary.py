@@ -31,6 +31,8 @@ __all__ = [
     "METRICS",
     "ACTION_NAMES",
     "RULE_TEXTS",
+    "VALUE_NAMES",
+    "value_name",
     "metric",
     "POLICY_NAMES",
     "metric_label",
@@ -221,6 +223,35 @@ ACTION_NAMES: dict[str, tuple[str, str]] = {
     "wait": ("Wait and watch", "Aguardar e observar"),
 }
 
+#: Values of enumerated columns (order status and outcome, action status, segment, reason).
+VALUE_NAMES: dict[str, tuple[str, str]] = {
+    "scheduled": ("scheduled", "agendada"),
+    "cancelled": ("cancelled", "cancelada"),
+    "completed": ("completed", "concluída"),
+    "open": ("open", "aberta"),
+    "no_fault_found": ("no fault found", "sem defeito constatado"),
+    "customer_absent": ("customer absent", "cliente ausente"),
+    "customer_power_off": ("customer's power off", "cliente sem energia"),
+    "massive_outage": ("massive outage", "falha massiva"),
+    "dead": ("device dead", "equipamento inoperante"),
+    "wifi_interference": ("Wi-Fi interference", "interferência de Wi-Fi"),
+    "hardware_failure": ("hardware failure", "falha de hardware"),
+    "fibre_degradation": ("fibre degradation", "degradação da fibra"),
+    "succeeded": ("succeeded", "bem-sucedida"),
+    "failed": ("failed", "falhou"),
+    "pending": ("pending", "pendente"),
+    "done": ("done", "feita"),
+    "blocked": ("blocked by a safety rule", "bloqueada por regra de segurança"),
+    "residential": ("residential", "residencial"),
+    "business": ("business", "empresarial"),
+    "vip": ("VIP", "VIP"),
+    "no_connection": ("no connection", "sem conexão"),
+    "no_internet": ("no internet", "sem internet"),
+    "slow_internet": ("slow internet", "internet lenta"),
+    "wifi_problem": ("Wi-Fi problem", "problema de Wi-Fi"),
+    "other": ("other", "outro"),
+}
+
 #: The decision layer's rule texts (``rationale["rule"]``) and their translations.
 RULE_TEXTS: dict[str, str] = {
     "massive probability above threshold with many neighbours affected": (
@@ -371,6 +402,22 @@ def action_name(action: Any, lang: str = "en") -> str:
     if pair is None:
         return "–" if _missing(action) else str(action)
     return pair[1] if normalize_lang(lang) == "pt-BR" else pair[0]
+
+
+def value_name(value: Any, lang: str = "en") -> str:
+    """An enumerated value (status, outcome, segment, …) in ``lang``.
+
+    ``fixed_<kind>`` reads "fixed: <kind>"; unknown values are returned as they are.
+    """
+    if _missing(value):
+        return "–"
+    v = str(value)
+    pt = normalize_lang(lang) == "pt-BR"
+    if v.startswith("fixed_"):
+        kind = value_name(v[len("fixed_") :], lang)
+        return f"resolvido: {kind}" if pt else f"fixed: {kind}"
+    pair = VALUE_NAMES.get(v) or VALUE_NAMES.get(v.lower())
+    return v if pair is None else pair[1 if pt else 0]
 
 
 def _rule(text: str, lang: str) -> str:

@@ -14,6 +14,7 @@ from guardian_lib.dashboards.glossary import (
     format_metric,
     metric_label,
     rationale_text,
+    value_name,
 )
 from guardian_lib.kpis import compute_kpis
 
@@ -82,3 +83,11 @@ def test_rationale_is_a_sentence_with_translated_rule():
     assert "{" not in pt and '"' not in pt
     assert rationale_text("free text", "en") == "free text"
     assert rationale_text(None, "en") == "–"
+
+
+def test_enumerated_values_are_translated():
+    assert value_name("no_fault_found", "pt-BR") == "sem defeito constatado"
+    assert value_name("fixed_wifi_interference", "pt-BR") == "resolvido: interferência de Wi-Fi"
+    assert value_name("residential", "en") == "residential"
+    assert value_name("something_new", "pt-BR") == "something_new"  # unknown: as it is
+    assert value_name(None, "en") == "–"
