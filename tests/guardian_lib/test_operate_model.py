@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from guardian_lib.models.online import OnlineScorer
+from guardian_lib.operate.service import EXPLAIN_SYMPTOMATIC, EXPLAIN_TOP_RISKS
 from guardian_lib.snmp.poller import OltPollResult, PollReport
 from guardian_lib.snmp.rows import EVENTS_SCHEMA, empty_frame
 
@@ -124,6 +125,10 @@ def test_operate_scores_every_cycle_with_the_registered_model_and_restores_the_w
         assert isinstance(op.loop.scorer, OnlineScorer)
         assert op.loop.scorer.model_version == version
         assert op.loop.scorer.cube.n_ticks == 3
+        # Reasons for the top risks and symptoms, bounded (operate's SHAP budget).
+        assert op.loop.scorer.explain
+        assert op.loop.scorer.max_risk_explained == EXPLAIN_TOP_RISKS
+        assert op.loop.scorer.max_explained == EXPLAIN_SYMPTOMATIC
     finally:
         op.close()
     op = _operator(site, tmp_path / "state", olt)
