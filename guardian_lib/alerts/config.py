@@ -163,7 +163,7 @@ class Rule(_WithDurations):
     severity: Literal["critical", "major", "warning", "info"] = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     label_fields: list[str] = Field(
-        default_factory=lambda: ["region", "olt", "pon", "splitter", "onu", "customer",
+        default_factory=lambda: ["region", "olt", "pon", "box", "onu", "customer",
                                  "segment", "scope_type", "scope_key", "level"],
         description="Observation fields copied into the alert's labels (identity).",
     )  # fmt: skip
