@@ -175,6 +175,10 @@ class SilenceStore:
             ]
         return self._cache
 
+    def reload(self) -> None:
+        """Forget the cached rows (another process, e.g. the CLI, may have changed the file)."""
+        self._cache = None
+
     def active(self, now: pd.Timestamp) -> list[Silence]:
         """The silences in force at ``now``."""
         return [s for s in self.all() if s.active(now)]
