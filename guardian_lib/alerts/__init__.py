@@ -24,5 +24,11 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "SilenceStore": ".silences",
         "Dispatcher": ".dispatch",
         "Notification": ".dispatch",
+        "Outbox": ".outbox",
+        "EmailReceiver": ".receivers",
+        "WebhookReceiver": ".receivers",
+        "AlertPipeline": ".pipeline",
+        "NoticePlanner": ".notices",
+        "replay_run": ".replay",
     },
 )
