@@ -38,6 +38,13 @@ class CycleReport:
     queued: int
     delivery: DeliveryReport
 
+    def to_dict(self) -> dict[str, int]:
+        """Flat figures for a cycle log."""
+        d = self.delivery
+        return {"alerts": self.alerts, "notifications": self.notifications,
+                "queued": self.queued, "delivered": d.delivered, "delivery_failed": d.failed,
+                "dead": d.dead}  # fmt: skip
+
 
 class AlertPipeline:
     """Rules, Alertmanager semantics and durable delivery for a service loop.
