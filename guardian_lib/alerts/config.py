@@ -46,6 +46,9 @@ __all__ = [
     "Route",
     "EmailSettings",
     "WebhookSettings",
+    "AlertmanagerSettings",
+    "SmsSettings",
+    "WhatsAppSettings",
     "ReceiverSettings",
     "AlertingConfig",
     "parse_duration_s",
@@ -213,18 +216,55 @@ class WebhookSettings(SecretRef):
     backoff_s: float = Field(0.5, ge=0, le=60, description="First backoff, doubles. [s]")
 
 
+class AlertmanagerSettings(_Strict):
+    """Forward alerts to an existing Prometheus Alertmanager (``POST /api/v2/alerts``)."""
+
+    url: str = Field(pattern=r"^https?://", description="Base URL, e.g. http://am:9093")
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+_PHONE = r"^\+?[0-9]{8,15}$"
+
+
+class SmsSettings(SecretRef):
+    """SMS through Twilio's Messages API (auth token from ``token_env`` / ``token_file``)."""
+
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    sender: str = Field(pattern=_PHONE)
+    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(min_length=1)
+    base_url: str = Field("https://api.twilio.com", pattern=r"^https?://")
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+class WhatsAppSettings(SecretRef):
+    """WhatsApp Business Cloud API text messages (access token from ``token_env``/``token_file``)."""
+
+    phone_number_id: str = Field(pattern=r"^[0-9]{5,20}$")
+    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(min_length=1)
+    api_version: str = Field("v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
+    base_url: str = Field("https://graph.facebook.com", pattern=r"^https?://")
+    timeout_s: float = Field(10.0, gt=0, le=300)
+
+
+_CHANNELS = ("email", "webhook", "alertmanager", "sms", "whatsapp")
+
+
 class ReceiverSettings(_Strict):
     """A named receiver with one channel."""
 
     name: str = Field(min_length=1)
     email: EmailSettings | None = None
     webhook: WebhookSettings | None = None
+    alertmanager: AlertmanagerSettings | None = None
+    sms: SmsSettings | None = None
+    whatsapp: WhatsAppSettings | None = None
     send_resolved: bool = True
 
     @model_validator(mode="after")
     def _one_channel(self) -> ReceiverSettings:
-        if (self.email is None) == (self.webhook is None):
-            raise ValueError("give exactly one channel: email or webhook")
+        given = [c for c in _CHANNELS if getattr(self, c) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one channel of {_CHANNELS}, got {given or 'none'}")
         return self
 
 

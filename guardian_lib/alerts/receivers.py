@@ -162,7 +162,13 @@ class WebhookReceiver:
 
 
 def build_receivers(config: AlertingConfig, base: Path | None = None) -> dict[str, Any]:
-    """One receiver object per configured receiver (secrets read from env / 0600 files)."""
+    """One receiver object per configured receiver (secrets read from env / 0600 files).
+
+    Raises
+    ------
+    ConfigError
+        A secret's environment variable is unset or its file is missing or readable by others.
+    """
     out: dict[str, Any] = {}
     for r in config.receivers:
         if r.email is not None:
@@ -171,4 +177,15 @@ def build_receivers(config: AlertingConfig, base: Path | None = None) -> dict[st
         elif r.webhook is not None:
             key = read_secret(r.webhook, base, f"receivers.{r.name}.webhook")
             out[r.name] = WebhookReceiver(r.webhook, key.encode() if key else None)
+        else:
+            from guardian_lib.alerts import providers
+
+            if r.alertmanager is not None:
+                out[r.name] = providers.AlertmanagerForwarder(r.alertmanager)
+            elif r.sms is not None:
+                token = read_secret(r.sms, base, f"receivers.{r.name}.sms") or ""
+                out[r.name] = providers.TwilioSms(r.sms, token)
+            elif r.whatsapp is not None:
+                token = read_secret(r.whatsapp, base, f"receivers.{r.name}.whatsapp") or ""
+                out[r.name] = providers.WhatsAppCloud(r.whatsapp, token)
     return out
