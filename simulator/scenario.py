@@ -180,6 +180,7 @@ class Faults(_Strict):
     upstream_share: Probability = 0.6
     box_fault_los_share: Probability = 0.6
     cpe_hang_reboot_fix_prob: Probability = 0.85
+    wifi_profile_fix_prob: Probability = 0.4
     cpe_self_reboot: Duration = Duration(median_h=4.0, p90_h=30.0)
     # Most hangs are memory leaks: the CPE slows down (latency, failed DHCP renewals)
     # for a while before it stops forwarding; the rest hang at once.
