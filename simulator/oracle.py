@@ -5,8 +5,8 @@ will last if nobody acts) and picks the cheapest *correct* action for each, with
 same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
 
 * a hung or leaking CPE → reboot (before it hangs, when it is leaking);
-* a drifting laser or a degrading fibre → one visit at once (they never end alone, and
-  every hour of waiting is an hour closer to the outage);
+* a drifting laser or a degrading fibre → one visit, planned to arrive before the fault
+  would hurt (they never end alone; the oracle knows when the outage would start);
 * Wi-Fi interference → a profile change when its expected gain beats its cost, a visit
   when the remaining episode costs more than the visit;
 * a power cut at the customer's, a massive outage, an upstream failure, an unexplained
@@ -95,12 +95,17 @@ class OraclePolicy(PolicyBase):
     visit_delay_h : float, default 2
         Time from a priority order to a technician on site (the backtest's field
         adapter: 1 h, plus travel and work). [h]
+    visit_lead_h : float, default 6
+        A fault that only a visit ends gets its visit when it would hurt within this
+        time (the oracle knows when): early enough for the technician to arrive first,
+        late enough not to pay for visits whose benefit falls beyond the horizon. [h]
     """
 
     sim: Simulation | None = None
     costs: CostModel = field(default_factory=CostModel)
     cooldown_minutes: float = 360.0
     visit_delay_h: float = 2.0
+    visit_lead_h: float = 6.0
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
@@ -133,8 +138,12 @@ class OraclePolicy(PolicyBase):
             action = None
             hang = next((f for f in faults if f.kind == "cpe_hang"), None)
             wifi = next((f for f in faults if f.kind == "wifi_interference"), None)
-            if kinds & set(VISIT_KINDS):
-                action = None if has_visit else "schedule_visit"
+            visit_faults = [f for f in faults if f.kind in VISIT_KINDS]
+            if visit_faults:
+                # Needed sooner or later: planned to arrive just before it would hurt.
+                hurts_in_h = min(self._hurts_in_h(f, now_s) for f in visit_faults)
+                due = hurts_in_h <= self.visit_lead_h or r["impacted"]
+                action = "schedule_visit" if due and not has_visit else None
             elif hang is not None:
                 if r["online"] and since >= self.cooldown_minutes:
                     action = "reboot"
@@ -158,6 +167,12 @@ class OraclePolicy(PolicyBase):
                                    rationale=why,
                                    params={"priority": "high", "reason": "oracle"}))  # fmt: skip
         return out
+
+    @staticmethod
+    def _hurts_in_h(fault, now_s: float) -> float:
+        """Hours until a fault starts hurting the customer (0 once it does). [h]"""
+        start = fault.impact_start_s
+        return 0.0 if start is None else max(start - now_s, 0.0) / 3600.0
 
     @staticmethod
     def _left_h(fault, now_s: float) -> float:
