@@ -232,9 +232,10 @@ class Operations(_Strict):
     scheduling_delay: Duration = Duration(median_h=12.0, p90_h=36.0)
     phone_reboot_fix_prob: Probability = 0.35
     visit_prob_with_fault: Probability = 0.65
-    visit_prob_without_fault: Probability = 0.15
+    visit_prob_without_fault: Probability = 0.10
+    visit_prob_known_outage: Probability = 0.05
     wrong_reason_prob: Probability = 0.15
-    confirm_before_visit_prob: Probability = 0.6
+    confirm_before_visit_prob: Probability = 0.8
 
 
 class Economics(_Strict):
