@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision import Decision, Snapshot
-from guardian_lib.decision._base import PolicyBase
+from guardian_lib.decision._base import PolicyBase, records
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel, impact_cost_rate_brl_per_h
 from simulator.engine import Simulation
@@ -123,7 +123,7 @@ class OraclePolicy(PolicyBase):
         out_rate = float(impact_cost_rate_brl_per_h(True, True, c))
         deg_rate = float(impact_cost_rate_brl_per_h(False, True, c))
         p_wfix = self.sim.scenario.faults.wifi_profile_fix_prob
-        for onu, r in active.iterrows():
+        for onu, r in zip(active.index, records(active), strict=True):
             onu = str(onu)
             faults = [f for f in self.sim.active_faults(row_of[onu]) if f.recorded]
             kinds = {f.kind for f in faults}

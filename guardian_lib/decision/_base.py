@@ -10,7 +10,7 @@ import pandas as pd
 
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
 
-__all__ = ["PolicyBase", "CASE_COLUMNS", "INCIDENT_COLUMNS", "sanitize_predictions"]
+__all__ = ["PolicyBase", "CASE_COLUMNS", "INCIDENT_COLUMNS", "records", "sanitize_predictions"]
 
 #: Columns of ``Snapshot.cases`` (index ``onu_id``).
 CASE_COLUMNS = (
@@ -54,6 +54,14 @@ def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
         out[c] = np.clip(np.nan_to_num(out[c].to_numpy(dtype=float), nan=0.0), 0.0, 1.0)
     out["top_reasons"] = out["top_reasons"].where(out["top_reasons"].notna(), "[]")
     return out
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    """Rows of ``df`` as plain dicts (numpy scalars), much faster than ``to_dict`` or
+    ``iterrows`` for the few dozen cases a policy looks at each round."""
+    cols = list(df.columns)
+    arrays = [df[c].to_numpy() for c in cols]
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*arrays, strict=True)]
 
 
 @dataclass
@@ -351,15 +359,19 @@ class PolicyBase:
                         rationale={"rule": why, "stable_min": float(min(stable_min[i], 1e6))})
             )  # fmt: skip
         rows = np.concatenate([np.flatnonzero(has_case & ~close), np.flatnonzero(new)])
-        active = df.iloc[rows].copy()
         p = pos[rows]
         defaults = {"case_id": None, "opened_at": pd.NaT, "reboots": 0,
                     "last_reboot_at": pd.NaT, "visit_os_id": None, "notified": False,
                     "last_wifi_change_at": pd.NaT}  # fmt: skip
+        extra = {}
         for c in CASE_COLUMNS:
             vals = np.empty(len(rows), dtype=object)
             vals[:] = [case_col[c][j] if j >= 0 else defaults[c] for j in p]
-            active[c] = vals
-        active["reboots"] = active["reboots"].fillna(0).astype(int)
-        active["notified"] = active["notified"].fillna(False).astype(bool)
+            extra[c] = vals
+        extra["reboots"] = np.array([0 if v is None or pd.isna(v) else int(v)
+                                     for v in extra["reboots"]], dtype=int)  # fmt: skip
+        extra["notified"] = np.array([bool(v) if v is not None and not pd.isna(v) else False
+                                      for v in extra["notified"]], dtype=bool)  # fmt: skip
+        base = df.iloc[rows].drop(columns=[c for c in CASE_COLUMNS if c in df.columns])
+        active = pd.concat([base, pd.DataFrame(extra, index=base.index)], axis=1)
         return out, active

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from guardian_lib.decision._base import PolicyBase
+from guardian_lib.decision._base import PolicyBase, records
 from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
 from guardian_lib.decision.costs import (
     CostModel,
@@ -243,11 +243,11 @@ class ExpectedCostPolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
-        table = case_costs(active, self.costs, self.review_h)
+        table = records(case_costs(active, self.costs, self.review_h))
         cooldown = self.settings.reboot_cooldown_minutes
-        for onu, r in active.iterrows():
+        # Plain dicts: a row-wise pandas Series per case costs more than the decision.
+        for onu, r, c in zip(active.index, records(active), table, strict=True):
             onu = str(onu)
-            c = table.loc[onu]
             case_id = r["case_id"] if isinstance(r["case_id"], str) else None
             last = r.get("last_reboot_at")
             since = (

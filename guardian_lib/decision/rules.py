@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from guardian_lib.decision._base import PolicyBase
+from guardian_lib.decision._base import PolicyBase, records
 from guardian_lib.decision._types import Decision, Snapshot
 
 __all__ = ["RulesPolicy"]
@@ -65,7 +65,7 @@ class RulesPolicy(PolicyBase):
         """Decisions for one snapshot (see the module docstring)."""
         snap = snapshot
         out, active, with_order = self.common_decisions(snap)
-        for onu, r in active.iterrows():
+        for onu, r in zip(active.index, records(active), strict=True):
             onu = str(onu)
             if not (r["impacted"] or r["risk_2h"] > self.high_risk):
                 continue
