@@ -43,17 +43,21 @@ def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
     if missing:
         raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
-    out = preds.copy()
-    q = np.clip(out[list(CLASS_COLUMNS)].to_numpy(dtype=float), 0.0, 1.0)
-    q = np.nan_to_num(q, nan=0.0)
+    # Column arrays and one frame at the end: per-column pandas assignments cost more
+    # than the arithmetic on the few hundred rows a policy looks at.
+    cols = {c: preds[c].to_numpy() for c in preds.columns}
+    q = np.column_stack([np.asarray(cols[c], dtype=float) for c in CLASS_COLUMNS])
+    q = np.nan_to_num(np.clip(q, 0.0, 1.0), nan=0.0)
     total = q.sum(axis=1)
     q[total <= 0, -1] = 1.0
     q /= q.sum(axis=1, keepdims=True)
-    out[list(CLASS_COLUMNS)] = q
+    for j, c in enumerate(CLASS_COLUMNS):
+        cols[c] = q[:, j]
     for c in ("anomaly_score", "risk_2h", "risk_6h", "risk_24h"):
-        out[c] = np.clip(np.nan_to_num(out[c].to_numpy(dtype=float), nan=0.0), 0.0, 1.0)
-    out["top_reasons"] = out["top_reasons"].where(out["top_reasons"].notna(), "[]")
-    return out
+        cols[c] = np.clip(np.nan_to_num(np.asarray(cols[c], dtype=float), nan=0.0), 0.0, 1.0)
+    reasons = np.asarray(cols["top_reasons"], dtype=object)
+    cols["top_reasons"] = np.where(pd.isna(reasons), "[]", reasons).astype(object)
+    return pd.DataFrame(cols, index=preds.index)
 
 
 def records(df: pd.DataFrame) -> list[dict]:
@@ -167,9 +171,11 @@ class PolicyBase:
         )
         rows = np.flatnonzero(interest)
         index = pd.Index(st.index.to_numpy(dtype=object)[rows], dtype=object, name="onu_id")
-        p = sanitize_predictions(preds.iloc[rows]).drop(columns=["ts", "onu_id"])
-        parts = [st.iloc[rows], p, nb.iloc[rows]]
-        return pd.concat([x.set_axis(index) for x in parts], axis=1)
+        p = sanitize_predictions(preds.iloc[rows])
+        cols: dict = {}
+        for part in (st.iloc[rows], p, nb.iloc[rows]):
+            cols.update({c: part[c].to_numpy() for c in part.columns if c not in ("ts", "onu_id")})
+        return pd.DataFrame(cols, index=index)
 
     # --- massive incidents ------------------------------------------------------------------
     def incident_decisions(self, snap: Snapshot, df: pd.DataFrame) -> tuple[list[Decision], set]:
@@ -372,6 +378,7 @@ class PolicyBase:
                                      for v in extra["reboots"]], dtype=int)  # fmt: skip
         extra["notified"] = np.array([bool(v) if v is not None and not pd.isna(v) else False
                                       for v in extra["notified"]], dtype=bool)  # fmt: skip
-        base = df.iloc[rows].drop(columns=[c for c in CASE_COLUMNS if c in df.columns])
-        active = pd.concat([base, pd.DataFrame(extra, index=base.index)], axis=1)
+        base = df.iloc[rows]
+        cols = {c: base[c].to_numpy() for c in base.columns if c not in extra}
+        active = pd.DataFrame({**cols, **extra}, index=base.index)
         return out, active

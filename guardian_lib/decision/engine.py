@@ -97,9 +97,9 @@ class Autopilot:
         """Open cases (index ``onu_id``)."""
         if not self.cases:
             return pd.DataFrame(columns=CASE_COLUMNS, index=pd.Index([], name="onu_id"))
-        df = pd.DataFrame.from_dict(self.cases, orient="index")[list(CASE_COLUMNS)]
-        df.index.name = "onu_id"
-        return df
+        ids = list(self.cases)
+        cols = {c: [self.cases[k][c] for k in ids] for c in CASE_COLUMNS}
+        return pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id"))
 
     def incidents_frame(self) -> pd.DataFrame:
         """Open incidents."""
