@@ -183,32 +183,3 @@ class OraclePolicy(PolicyBase):
         if fault.kind == "cpe_hang":
             begin = fault.start_s + fault.params.get("precursor_s", 0.0)
         return max(begin + fault.duration_s - now_s, 0.0) / 3600.0
-
-
-class WifiProfileDevices:
-    """A device adapter with :meth:`change_wifi_profile` on the simulation.
-
-    Wraps the backtest's device adapter (which reboots) and adds the Wi-Fi profile change
-    of :meth:`simulator.engine.Simulation.change_wifi_profile`.
-
-    Parameters
-    ----------
-    devices : object
-        Adapter with ``reboot(device_id)``.
-    sim : Simulation
-    """
-
-    def __init__(self, devices, sim: Simulation) -> None:
-        self.devices = devices
-        self.sim = sim
-        cpe = sim.topology.customers["cpe_id"].tolist()
-        self.row_of_cpe = {c: i for i, c in enumerate(cpe)}
-
-    def reboot(self, device_id: str) -> str:
-        """Reboot through the wrapped adapter."""
-        return self.devices.reboot(device_id)
-
-    def change_wifi_profile(self, device_id: str) -> str:
-        """Change the CPE's Wi-Fi profile; ``fixed`` if an interference episode ended."""
-        fixed = self.sim.change_wifi_profile(self.row_of_cpe[device_id], by="autopilot")
-        return "fixed" if fixed else "done"

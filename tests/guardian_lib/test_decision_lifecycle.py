@@ -17,6 +17,7 @@ from guardian_lib.decision import (
     Snapshot,
     make_autopilot,
 )
+from guardian_lib.loop.tick import EventRow, Tick
 
 T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
 N = 16  # one PON, boxes B0 (ONU00–07) and B1 (ONU08–15)
@@ -88,7 +89,8 @@ def _feed(obs, minutes, down=(), tx=None, latency=None, events=None) -> pd.Times
     }
     vals = {k: np.where(online, v, np.nan) for k, v in vals.items()}
     ts = T0 + pd.Timedelta(minutes=minutes)
-    obs.update_arrays(ts, online, vals, events)
+    rows = tuple(EventRow(ts, e, "onu", t, "minor", "{}") for e, t in (events or ()))
+    obs.update(Tick(ts, {**vals, "online": online}, rows))
     return ts
 
 
@@ -169,9 +171,7 @@ def test_leaking_cpe_is_rebooted_before_it_hangs():
         if m >= 120 and not devices.rebooted:  # CPE04 leaks: +30 ms, failed DHCP renewals
             lat[4] = 40.0
             if m % 60 == 0:
-                events = pd.DataFrame(
-                    {"entity_id": ["ONU04"], "type": ["DHCP_FAIL"], "payload": ["{}"]}
-                )
+                events = [("ONU04", "DHCP_FAIL")]
         ts = _feed(obs, m, latency=lat, events=events)
         ap.step(Snapshot(ts=ts, status=obs.status()))
     assert devices.rebooted == ["CPE04"]  # once, and only the leaking one
