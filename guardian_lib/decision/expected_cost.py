@@ -179,12 +179,27 @@ def case_costs(
         q0 = np.column_stack([active[c].to_numpy(dtype=float) for c in CLASS_COLUMNS])
         known = np.maximum(1.0 - q0[:, names.index("unknown")], 1e-9)
         premises = q0[:, jp] / known
-        leak = not_impacted & online & (premises >= 0.5)
-        drift = not_impacted & ~leak
         fixable_share = np.clip(
             (q0[:, names.index("equipment_fail")] + q0[:, names.index("intermittent")]
              + q0[:, jp]) / known, 0.0, 1.0,
         )  # fmt: skip
+        # A scorer that leaves the cause open on rows without a symptom (the ML models do)
+        # says nothing about it: the observed precursors decide what the risk is about.
+        silent = known < 0.05
+        leak_seen = np.zeros(len(active), dtype=bool)
+        if "dhcp_fails_6h" in active and "latency_excess_ms" in active:
+            leak_seen = (active["dhcp_fails_6h"].to_numpy(dtype=float) >= 0.8) & (
+                active["latency_excess_ms"].to_numpy(dtype=float) > 12.0
+            )
+        drift_seen = np.zeros(len(active), dtype=bool)
+        if "rx_drop_db" in active and "tx_drop_db" in active:
+            drift_seen = (active["rx_drop_db"].to_numpy(dtype=float) >= 1.5) | (
+                active["tx_drop_db"].to_numpy(dtype=float) >= 1.5
+            )
+        premises = np.where(silent, leak_seen.astype(float), premises)
+        fixable_share = np.where(silent, drift_seen.astype(float), fixable_share)
+        leak = not_impacted & online & (premises >= 0.5)
+        drift = not_impacted & ~leak
         t_react = review_h + 0.1  # the next round reboots the hung CPE (a few minutes down)
         wait_leak = risk * (model.reboot_cost_brl + out_rate * t_react)
         reboot_leak = model.reboot_cost_brl + (1 - p_fix) * wait_leak

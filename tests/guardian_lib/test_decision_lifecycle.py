@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from guardian_lib.actions import Dispatcher
 from guardian_lib.audit import case_lifecycle
@@ -161,8 +162,20 @@ def test_drifting_laser_keeps_one_case():
     assert (mine["action"] == "close_case").sum() == 0
 
 
-def test_leaking_cpe_is_rebooted_before_it_hangs():
-    scorer, pol = make_autopilot()
+class SilentCauseScorer(RuleScorer):
+    """Like the ML models: risk only, no cause on rows without a symptom (NaN)."""
+
+    def __call__(self, snapshot):
+        out = super().__call__(snapshot)
+        calm = ~snapshot.status["impacted"].to_numpy(dtype=bool)
+        for c in [c for c in out.columns if c.startswith("p_")]:
+            out.loc[calm, c] = np.nan
+        return out
+
+
+@pytest.mark.parametrize("scorer", [RuleScorer(), SilentCauseScorer()], ids=["rules", "silent"])
+def test_leaking_cpe_is_rebooted_before_it_hangs(scorer):
+    scorer, pol = make_autopilot(scorer)
     ap, _, devices = _autopilot(pol, scorer)
     obs = _observer()
     for m in range(0, 8 * 60, 15):
