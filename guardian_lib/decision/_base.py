@@ -150,8 +150,8 @@ class PolicyBase:
     def frame(self, snap: Snapshot) -> pd.DataFrame:
         """Status, predictions and neighbour evidence of the ONUs worth a look.
 
-        Rows: ONUs impacted, at risk, anomalous, with an open case, recently back, or
-        inside an open incident's scope; everything else is healthy and skipped.
+        Rows: ONUs impacted, at risk, under a street box whose neighbours lost RX, with an
+        open case or recently back; everything else is healthy and skipped.
         """
         st = snap.status
         preds = snap.predictions
@@ -162,10 +162,12 @@ class PolicyBase:
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
         nb = snap.neighbours()
         case_ids = snap.cases.index.to_numpy(dtype=object) if len(snap.cases) else []
+        # Only rows a decision can be about: an anomaly score alone decides nothing (and
+        # the ML models give most of the fleet a small one, which made every round slow).
         interest = (
             st["impacted"].to_numpy(dtype=bool)
             | (np.nan_to_num(preds["risk_24h"].to_numpy(dtype=float)) > self.risk_threshold)
-            | (np.nan_to_num(preds["anomaly_score"].to_numpy(dtype=float)) > 0.05)
+            | (nb["box_rxdrop_share"].to_numpy(dtype=float) > 0)
             | (st["stable_min"].to_numpy() < 4 * self.stable_minutes)
             | np.isin(st.index.to_numpy(dtype=object), case_ids)
         )
