@@ -163,9 +163,12 @@ class OraclePolicy(PolicyBase):
                 out.append(self._d(snap, onu, action, targets=(str(r["cpe_id"]),),
                                    case_id=case_id, rationale=why))  # fmt: skip
             elif action == "schedule_visit":
+                # Wi-Fi that may end before the technician comes: the next regular slot
+                # (a visit cancelled because it ended costs nothing); the rest at once.
+                priority = "normal" if wifi is not None and not visit_faults else "high"
                 out.append(self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
                                    rationale=why,
-                                   params={"priority": "high", "reason": "oracle"}))  # fmt: skip
+                                   params={"priority": priority, "reason": "oracle"}))  # fmt: skip
         return out
 
     @staticmethod

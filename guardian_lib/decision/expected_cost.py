@@ -13,7 +13,9 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   service that looks like Wi-Fi, at most once per ``reboot_cooldown_minutes``);
 * **schedule_visit** — a technician fixes premises, equipment and fibre problems after
   ``visit_delay_h``, at ``cost_per_visit_brl``; a visit cannot fix a power cut, a
-  massive outage or an upstream failure.
+  massive outage or an upstream failure. Only an outage gets a priority visit: degraded
+  service takes the next regular slot, and a problem that ends before the technician
+  comes cancels its visit.
 
 Before the customer is hurt (a case opened on risk alone) the comparison is different:
 with ``p = risk_24h`` the probability that the problem is real,
@@ -318,7 +320,7 @@ class ExpectedCostPolicy(PolicyBase):
                             expected_cost_brl=options[best], rationale=rationale)
                 )  # fmt: skip
             elif best == "schedule_visit":
-                priority = "high" if r["impacted"] else "normal"
+                priority = "high" if r["outage"] else "normal"
                 out.append(
                     self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
                             confidence=float(max(probs[1], 1 - r["p_unknown"])),
