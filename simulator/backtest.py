@@ -46,6 +46,7 @@ from guardian_lib.decision.costs import CostModel
 from guardian_lib.kpis import WASTED_OUTCOMES, compute_kpis
 from guardian_lib.kpis_stats import gap_share, paired_vs_baseline, summarise_runs
 from guardian_lib.loop.closed import ClosedLoop
+from guardian_lib.schema import POLICY_EVERY_MINUTES
 from simulator.adapters import SimDevices, SimFieldService, SimNotifier, SimTelemetry
 from simulator.engine import Simulation
 from simulator.oracle import OraclePolicy, TruthScorer
@@ -152,7 +153,7 @@ def run_policy(
     scenario: Scenario,
     policy: str,
     seed: int,
-    every_minutes: int = 15,
+    every_minutes: int = POLICY_EVERY_MINUTES,
     scorer: Callable | None = None,
     settings: AutopilotSettings | None = None,
     costs: CostModel | None = None,
@@ -226,7 +227,7 @@ class BacktestWorld:
         scenario: Scenario,
         policy: str,
         seed: int,
-        every_minutes: int = 15,
+        every_minutes: int = POLICY_EVERY_MINUTES,
         scorer: Callable | None = None,
         settings: AutopilotSettings | None = None,
         costs: CostModel | None = None,
@@ -350,7 +351,7 @@ def run_backtest(
     scenario: Scenario,
     policies: list[str] | tuple[str, ...] = POLICIES,
     seeds: list[int] | None = None,
-    every_minutes: int = 15,
+    every_minutes: int = POLICY_EVERY_MINUTES,
     scorer: Callable | None = None,
     settings: AutopilotSettings | None = None,
     progress: Callable[[str, int, dict], None] | None = None,

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from guardian_lib.layout import RunLayout
 from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW
 from simulator.engine import SimEvent, Simulation
 from simulator.telemetry import TickState
@@ -241,7 +242,7 @@ class RunWriter:
         kind, day = key
         writer = self._writers.get(key)
         if writer is None:
-            path = self.out_dir / "lake" / "raw" / kind / f"date={day}" / "sim-part-0000.parquet"
+            path = RunLayout(self.out_dir).raw(kind) / f"date={day}" / "sim-part-0000.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             schema = TELEMETRY_SCHEMA if kind == "telemetry" else EVENTS_SCHEMA
             writer = pq.ParquetWriter(path, schema, compression="zstd")
@@ -294,7 +295,7 @@ class RunWriter:
                 "calls": int(sim.ops.calls),
             },
         }
-        (self.out_dir / "run.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        RunLayout(self.out_dir).manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def pc_day(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from guardian_lib.schema import VISIT_COST_BRL
+
 __all__ = ["AutopilotSettings"]
 
 
@@ -53,7 +55,7 @@ class AutopilotSettings(BaseSettings):
     autopilot_mode: Literal["simulate", "execute"] = "simulate"
     reboot_cooldown_minutes: Annotated[float, Field(ge=0)] = 360.0
     max_reboots_per_day: Annotated[int, Field(ge=0)] = 2
-    cost_per_visit: Annotated[float, Field(ge=0)] = 150.0
+    cost_per_visit: Annotated[float, Field(ge=0)] = VISIT_COST_BRL
     max_reboots_per_pon_per_hour: Annotated[int, Field(ge=0)] = 4
     max_actions_fleet_per_hour: Annotated[int, Field(ge=0)] = 60
     jitter_max_seconds: Annotated[float, Field(ge=0, le=3600)] = 60.0
