@@ -21,6 +21,7 @@ import pandas as pd
 
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import CLASS_COLUMNS, RX_CRITICAL_DBM, RX_OVERLOAD_DBM
+from guardian_lib.sla import sla_kpis
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -90,6 +91,8 @@ class RunData:
         The backtest's ``kpis.json``.
     shap_global : DataFrame or None
         The global importance artifact.
+    sla : DataFrame or None
+        SLA and network KPIs per region, OLT and PON (:func:`guardian_lib.sla.sla_kpis`).
     """
 
     run: Path
@@ -103,6 +106,7 @@ class RunData:
     reasons: pd.DataFrame | None = None
     backtest: dict[str, Any] | None = None
     shap_global: pd.DataFrame | None = None
+    sla: pd.DataFrame | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -301,6 +305,8 @@ def load_run_data(
             tables["events"] = _df(con, "SELECT * FROM events ORDER BY ts, entity_id, type")
         start, end, status, series, off24 = _read_telemetry(con, names, tables.get("onus"))
         status = device_status(tables.get("onus"), status)
+        has_network = {"telemetry", "onus", "pons", "olts"} <= names
+        sla = sla_kpis(con) if has_network else None
         predictions, reasons = _read_predictions(con, names)
     finally:
         con.close()
@@ -319,6 +325,7 @@ def load_run_data(
         reasons=reasons,
         backtest=backtest,
         shap_global=shap,
+        sla=sla,
         sources={"kpis": kpi_src, "shap": shap_src, "audit": audit_src},
     )
 
