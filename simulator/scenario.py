@@ -183,6 +183,7 @@ class Faults(_Strict):
     upstream_share: Probability = 0.6
     box_fault_los_share: Probability = 0.6
     cpe_hang_reboot_fix_prob: Probability = 0.85
+    wifi_profile_fix_prob: Probability = 0.4
     cpe_self_reboot: Duration = Duration(median_h=4.0, p90_h=30.0)
     # Most hangs are memory leaks: the CPE slows down (latency, failed DHCP renewals)
     # for a while before it stops forwarding; the rest hang at once.
@@ -234,9 +235,10 @@ class Operations(_Strict):
     scheduling_delay: Duration = Duration(median_h=12.0, p90_h=36.0)
     phone_reboot_fix_prob: Probability = 0.35
     visit_prob_with_fault: Probability = 0.65
-    visit_prob_without_fault: Probability = 0.15
+    visit_prob_without_fault: Probability = 0.10
+    visit_prob_known_outage: Probability = 0.05
     wrong_reason_prob: Probability = 0.15
-    confirm_before_visit_prob: Probability = 0.6
+    confirm_before_visit_prob: Probability = 0.8
 
 
 class Economics(_Strict):

@@ -156,6 +156,9 @@ class SafetyGuard:
         if len(targets) != 1:
             return self._block("single_target", f"a reboot names one device, got {len(targets)}")
         target = str(targets[0])
+        if decision.action != "reboot":
+            # A Wi-Fi profile change takes no service down: the reboot limits do not apply.
+            return Verdict(True, None, None)
         if outage:
             return self._block("active_outage", f"{target}: PON/box {pon_id} has an open outage")
         if self.breaker_open(t_now):
