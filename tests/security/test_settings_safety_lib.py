@@ -1,0 +1,123 @@
+"""Point 6: misspelled settings refuse to start, limits have hard bounds, the kill switch
+can be flipped while the autopilot runs (file or SIGUSR1) and an invalid mode is one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from guardian_lib.decision import AutopilotSettings, Decision, SafetyGuard
+from guardian_lib.decision.settings import HARD_LIMITS, check_environment
+from guardian_lib.errors import ConfigError
+
+GUARDIAN = Path(sys.executable).with_name("guardian")
+T0 = pd.Timestamp("2026-01-05T00:00Z")
+
+
+def _reboot(device: str, ts: pd.Timestamp) -> Decision:
+    return Decision(ts=ts, subject=device, action="reboot", targets=(device,))
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("AUTOPILOT_KILL_SWITCH", "KILL_SWITCH"),
+        ("GUARDIAN_KILLSWITCH", "KILL_SWITCH"),
+        ("KILLSWITCH", "KILL_SWITCH"),
+        ("Reboot_Cooldown_Minutes_", "REBOOT_COOLDOWN_MINUTES"),
+        ("AUTOPILOT_MOD", None),
+        ("GUARDIAN_DEBUGG", None),
+    ],
+)
+def test_misspelled_variable_refuses_with_one_line(monkeypatch, name, meant):
+    monkeypatch.setenv(name, "true")
+    with pytest.raises(ConfigError) as err:
+        AutopilotSettings()
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert name in msg and "KILL_SWITCH_FILE" in msg and "AUTOPILOT_MODE" in msg
+    assert (f"did you mean {meant}?" in msg) if meant else ("did you mean" not in msg)
+
+
+def test_unrelated_and_other_components_variables_pass():
+    check_environment(
+        {"PATH": "/bin", "KILL": "1", "GUARDIAN_SNMP_LAB_COMMUNITY": "x",
+         "GUARDIAN_NBI_TOKEN": "t", "GUARDIAN_DEBUG": "1", "kill_switch": "1"}
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("field", sorted(HARD_LIMITS))
+def test_every_limit_has_a_hard_bound(monkeypatch, field):
+    lo, hi = HARD_LIMITS[field]
+    monkeypatch.setenv(field.upper(), str(hi * 10 + 1))
+    with pytest.raises(ConfigError, match=rf"{field.upper()}: .*hard limits {lo:g} to {hi:g}"):
+        AutopilotSettings()
+    monkeypatch.setenv(field.upper(), str(hi))
+    assert getattr(AutopilotSettings(), field) == hi
+
+
+def test_ceilings_stop_a_reboot_storm_of_one_device():
+    with pytest.raises(ConfigError):
+        AutopilotSettings(reboot_cooldown_minutes=0, max_reboots_per_day=10**9)
+    s = AutopilotSettings(
+        reboot_cooldown_minutes=HARD_LIMITS["reboot_cooldown_minutes"][0],
+        max_reboots_per_day=HARD_LIMITS["max_reboots_per_day"][1],
+        max_reboots_per_pon_per_hour=HARD_LIMITS["max_reboots_per_pon_per_hour"][1],
+        max_actions_fleet_per_hour=HARD_LIMITS["max_actions_fleet_per_hour"][1],
+        jitter_max_seconds=0,
+    )
+    guard = SafetyGuard(s)
+    allowed = sum(
+        guard.check(_reboot("CPE-1", T0 + pd.Timedelta(milliseconds=i)), T0).allowed
+        for i in range(1000)
+    )
+    assert allowed == 1
+
+
+def test_kill_switch_file_flipped_while_running(tmp_path):
+    flag = tmp_path / "KILL"
+    guard = SafetyGuard(AutopilotSettings(kill_switch_file=flag, jitter_max_seconds=0))
+    assert guard.check(_reboot("A", T0), T0).allowed
+    flag.touch()  # flipped between two decisions
+    v = guard.check(_reboot("B", T0), T0)
+    assert not v.allowed and v.rule == "kill_switch"
+    flag.unlink()
+    assert guard.check(_reboot("C", T0), T0).allowed
+
+
+def test_kill_switch_by_sigusr1(monkeypatch):
+    previous = signal.getsignal(signal.SIGUSR1)
+    guard = SafetyGuard(AutopilotSettings(jitter_max_seconds=0))
+    try:
+        guard.install_signal(signal.SIGUSR1)
+        assert guard.check(_reboot("A", T0), T0).allowed
+        os.kill(os.getpid(), signal.SIGUSR1)
+        v = guard.check(_reboot("B", T0), T0)
+        assert not v.allowed and v.rule == "kill_switch"
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+
+
+def test_kill_switch_from_environment_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("KILL_SWITCH_FILE", str(tmp_path / "stop"))
+    guard = SafetyGuard(AutopilotSettings(jitter_max_seconds=0))
+    (tmp_path / "stop").write_text("")
+    assert guard.check(_reboot("A", T0), T0).rule == "kill_switch"
+
+
+def test_invalid_mode_is_one_line_exit_2():
+    env = {**os.environ, "AUTOPILOT_MODE": "yolo"}
+    res = subprocess.run(
+        [str(GUARDIAN), "twin", "--scenario", "tiny", "--hours", "0.1"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0
+    assert "AUTOPILOT_MODE" in res.stderr and "'yolo'" in res.stderr
+    assert "Traceback" not in res.stderr
