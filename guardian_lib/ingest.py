@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guardian_lib.errors import ConfigError, IngestError, validation_message
+from guardian_lib.safe_yaml import load_yaml
 from guardian_lib.schema import (
     INVENTORY_COLUMNS,
     RAW_TELEMETRY_ARROW,
@@ -125,10 +125,7 @@ def load_column_mapping(path: Path | str) -> ColumnMapping:
         Names the file, the field and what was expected.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read column mapping: {exc}") from exc
+    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
     try:
         mapping = ColumnMapping.model_validate(data)
     except ValidationError as exc:

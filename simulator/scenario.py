@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.safe_yaml import load_yaml
 
 __all__ = [
     "Scenario",
@@ -346,10 +346,7 @@ def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scen
                 f"scenario {str(source)!r} not found: expected a YAML file or one of {shipped}"
             )
         label = str(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{label}: not valid YAML: {exc}") from exc
+        data = load_yaml(path)  # bounded: alias bombs and huge files are refused
         if not isinstance(data, dict):
             raise ConfigError(f"{label}: expected a mapping at the top level, got {type(data)}")
     data.update(overrides)
