@@ -17,7 +17,13 @@ def simulate_command(
     out: Annotated[Path, typer.Option(help="Run directory to create.")],
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     days: Annotated[float | None, typer.Option(help="Override the scenario's days.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing run directory (one with a run.json).")
+    ] = False,
+    allow_large: Annotated[
+        bool,
+        typer.Option(help="Lift the scenario size guards (ONUs, telemetry rows, fault starts)."),
+    ] = False,
 ) -> None:
     """Simulate a fibre ISP and write its RAW data, inventory and ground truth."""
     from rich.console import Console
@@ -27,7 +33,7 @@ def simulate_command(
     from simulator.scenario import load_scenario
 
     overrides = {} if days is None else {"days": days}
-    sc = load_scenario(scenario, **overrides)
+    sc = load_scenario(scenario, allow_large=allow_large, **overrides)
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]simulating[/] {task.description}"),

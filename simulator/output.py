@@ -381,6 +381,8 @@ def simulate_to_dir(
     seed : int, optional
         Overrides the scenario's seed.
     overwrite : bool, default False
+        Replace ``out_dir`` if it is an earlier run (has a ``run.json``); any other
+        existing path is refused.
     progress : callable, optional
         ``progress(done_ticks, total_ticks)``.
 
@@ -393,6 +395,12 @@ def simulate_to_dir(
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists: choose another --out or pass --overwrite")
+    if out_dir.exists() and not (out_dir.is_dir() and (out_dir / "run.json").is_file()):
+        # --overwrite deletes the folder: only ever one that this function wrote.
+        raise FileExistsError(
+            f"{out_dir} exists and is not a simulated run (no run.json): refusing to "
+            "overwrite it; choose another --out or remove it yourself"
+        )
     partial = out_dir.with_name(out_dir.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
