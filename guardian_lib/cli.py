@@ -79,15 +79,18 @@ def ingest_command(
         Path | None,
         typer.Option(help="YAML column mapping for --telemetry files (see docs/ingest.md)."),
     ] = None,
+    lock_wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another ingest of the same run. [s]")
+    ] = 30.0,
 ) -> None:
     """Load a run's RAW data into the warehouse and (re)build SILVER. Idempotent."""
     from guardian_lib.ingest import ingest_run, ingest_user_telemetry, load_column_mapping
 
     col_map = load_column_mapping(mapping) if mapping else None
     for path in telemetry or []:
-        report = ingest_user_telemetry(run, path, mapping=col_map)
+        report = ingest_user_telemetry(run, path, mapping=col_map, lock_wait_s=lock_wait)
         console.print(f"[green]added[/] {path}: {report.rows_added} rows ({report.status})")
-    summary = ingest_run(run, progress=True)
+    summary = ingest_run(run, progress=True, lock_wait_s=lock_wait)
     console.print(
         f"[green]warehouse[/] {summary.warehouse_path}: "
         f"{summary.silver_telemetry_rows:,} SILVER telemetry rows "
@@ -103,6 +106,8 @@ def info_command(
     from guardian_lib.warehouse import run_summary
 
     summary = run_summary(run)
+    for rel in summary.get("unreadable_files", []):
+        sys.stderr.write(f"warning: {run / rel}: unreadable RAW file, left out\n")
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return

@@ -29,11 +29,12 @@ def simulate_command(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from simulator.output import simulate_to_dir
+    from simulator.output import check_out_dir, simulate_to_dir
     from simulator.scenario import load_scenario
 
     overrides = {} if days is None else {"days": days}
     sc = load_scenario(scenario, allow_large=allow_large, **overrides)
+    check_out_dir(out, overwrite)
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]simulating[/] {task.description}"),
