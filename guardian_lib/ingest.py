@@ -160,12 +160,26 @@ def load_column_mapping(path: Path | str) -> ColumnMapping:
     return mapping
 
 
+#: What reading a user's file may raise on bad content.
+_READ_ERRORS = (
+    OSError,
+    pa.ArrowException,
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    UnicodeDecodeError,
+    ValueError,
+)
+
+
 def _default_mapping(path: Path) -> ColumnMapping:
     """Identity mapping over the telemetry columns the file has (ts and onu_id required)."""
-    if path.suffix.lower() == ".parquet":
-        present = pq.read_schema(path).names
-    else:
-        present = pd.read_csv(path, nrows=0).columns.tolist()
+    try:
+        if path.suffix.lower() == ".parquet":
+            present = pq.read_schema(path).names
+        else:
+            present = pd.read_csv(path, nrows=0).columns.tolist()
+    except _READ_ERRORS as exc:
+        raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
     cols = {c: c for c in TELEMETRY_COLUMNS if c in present and c != "source"}
     cols.setdefault("ts", "ts")
     cols.setdefault("onu_id", "onu_id")
@@ -179,8 +193,8 @@ def _read_user_file(path: Path, mapping: ColumnMapping) -> pd.DataFrame:
             return pq.read_table(path).to_pandas()
         if suffix in (".csv", ".txt", ".gz"):
             return pd.read_csv(path, sep=mapping.csv_delimiter, dtype=str, keep_default_na=False)
-    except (OSError, pa.ArrowInvalid, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise IngestError(f"{path}: cannot read file: {exc}") from exc
+    except _READ_ERRORS as exc:
+        raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
     raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv or .parquet")
 
 

@@ -82,7 +82,10 @@ def load_yaml_text(text: str, label: str = "<text>", max_nodes: int = MAX_YAML_N
     ConfigError
         Not YAML, an alias bomb, a recursive alias or nesting deeper than 200 levels.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters at once
+        raise ConfigError(f"{label}: not valid YAML: {' '.join(str(exc).split())}") from None
     try:
         try:
             node = loader.get_single_node()
