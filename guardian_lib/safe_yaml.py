@@ -59,7 +59,7 @@ def _expanded_size(root: Node, limit: int, label: str) -> int:
         if key in on_path:
             raise ConfigError(f"{label}: recursive YAML alias (a node that contains itself)")
         if depth > _MAX_DEPTH:
-            raise ConfigError(f"{label}: YAML nested deeper than {_MAX_DEPTH} levels")
+            raise ConfigError(f"{label}: YAML nested too deeply (more than {_MAX_DEPTH} levels)")
         on_path.add(key)
         stack.append((node, depth, True))
         stack.extend((c, depth + 1, False) for c in _children(node) if id(c) not in sizes)

@@ -114,7 +114,9 @@ class AutopilotSettings(BaseSettings):
         decision, so it can be created while the autopilot runs (``touch FILE``).
     """
 
-    model_config = SettingsConfigDict(extra="forbid", frozen=True, case_sensitive=False)
+    model_config = SettingsConfigDict(
+        extra="forbid", frozen=True, case_sensitive=False, allow_inf_nan=False
+    )
 
     autopilot_mode: Literal["simulate", "execute"] = "simulate"
     reboot_cooldown_minutes: Annotated[float, _bounded("reboot_cooldown_minutes")] = 360.0
