@@ -27,7 +27,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from guardian_lib.errors import EXPECTED_ERRORS, error_line
+from guardian_lib.errors import error_line, is_expected
 
 __all__ = ["app", "main", "register_core", "ENTRY_POINT_GROUP", "DEBUG_ENV"]
 
@@ -153,7 +153,7 @@ def _load_plugins() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``guardian`` console script: the one error path of every command.
 
-    Expected errors (:data:`~guardian_lib.errors.EXPECTED_ERRORS`) print ``error: <message>``
+    Expected errors (:func:`~guardian_lib.errors.is_expected`) print ``error: <message>``
     and exit 2; unexpected ones print ``internal error: <type>: <message>`` and exit 1;
     Ctrl-C exits 130. ``--debug`` / ``GUARDIAN_DEBUG=1`` re-raise (full traceback).
     """
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         if _debug_on():
             raise
         # Plain text: messages hold paths and brackets that must not be wrapped or styled.
-        if isinstance(exc, EXPECTED_ERRORS):
+        if is_expected(exc):
             sys.stderr.write(f"error: {error_line(exc)}\n")
             sys.exit(2)
         sys.stderr.write(

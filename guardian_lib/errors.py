@@ -14,7 +14,7 @@ __all__ = [
     "ConfigError",
     "IngestError",
     "WarehouseError",
-    "EXPECTED_ERRORS",
+    "is_expected",
     "error_line",
 ]
 
@@ -59,14 +59,16 @@ def validation_message(source: Any, exc: Any, what: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def _expected() -> tuple[type[BaseException], ...]:
-    import pydantic
+def is_expected(exc: BaseException) -> bool:
+    """Whether ``exc`` means bad input or environment (exit status 2), not a bug.
 
-    return (GuardianError, OSError, ValueError, pydantic.ValidationError)
+    :class:`GuardianError`, ``OSError``, ``ValueError`` (pydantic's ``ValidationError``
+    included) and ``duckdb.IOException`` (a path that cannot be opened, a file that is not
+    a database). Imports lazily: this module is imported by everything.
+    """
+    import duckdb
 
-
-#: Exceptions that mean "bad input or environment" (exit status 2), not a bug.
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = _expected()
+    return isinstance(exc, GuardianError | OSError | ValueError | duckdb.IOException)
 
 
 def error_line(exc: BaseException) -> str:

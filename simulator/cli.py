@@ -15,7 +15,7 @@ def simulate_command(
         str, typer.Option(help="Scenario YAML file or shipped name (tiny, small, city).")
     ],
     out: Annotated[Path, typer.Option(help="Run directory to create.")],
-    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
     days: Annotated[float | None, typer.Option(help="Override the scenario's days.")] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace an existing run directory (one with a run.json).")

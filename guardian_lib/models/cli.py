@@ -23,7 +23,7 @@ def _summary_metrics(m: dict) -> dict[str, float]:
 
 def train_command(
     run: Annotated[list[Path], typer.Option(help="Simulated run(s) to train on (repeatable).")],
-    every_minutes: Annotated[int, typer.Option(help="Spacing of training rows. [min]")] = 15,
+    every_minutes: Annotated[int, typer.Option(min=1, help="Spacing of training rows. [min]")] = 15,
     n_estimators: Annotated[int, typer.Option(help="Trees per LightGBM model.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     alias: Annotated[
@@ -75,7 +75,7 @@ def train_command(
 def score_command(
     run: Annotated[Path, typer.Option(help="Run to score.")],
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
-    every_minutes: Annotated[int, typer.Option(help="Spacing of scoring times. [min]")] = 15,
+    every_minutes: Annotated[int, typer.Option(min=1, help="Spacing of scoring times. [min]")] = 15,
 ) -> None:
     """Write ml_predictions for a run with the registered models."""
     from rich.console import Console
@@ -92,7 +92,9 @@ def evaluate_command(
     run: Annotated[Path, typer.Option(help="Simulated run the models did not see.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = "champion",
-    every_minutes: Annotated[int, typer.Option(help="Spacing of evaluation rows. [min]")] = 15,
+    every_minutes: Annotated[
+        int, typer.Option(min=1, help="Spacing of evaluation rows. [min]")
+    ] = 15,
     split_time: Annotated[
         str | None,
         typer.Option(help="Evaluate only rows at or after this UTC time (time-based split)."),
@@ -138,7 +140,7 @@ def evaluate_command(
 
 def features_command(
     run: Annotated[Path, typer.Option(help="Run with an ingested warehouse.")],
-    every_minutes: Annotated[int, typer.Option(help="Spacing of feature rows. [min]")] = 5,
+    every_minutes: Annotated[int, typer.Option(min=1, help="Spacing of feature rows. [min]")] = 5,
 ) -> None:
     """Materialize the point-in-time feature store (incremental) as lake/gold/features."""
     from guardian_lib.features import materialize_features

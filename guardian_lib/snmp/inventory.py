@@ -176,4 +176,7 @@ def resolve_credentials(
             f"OLT {entry.olt_id}: SNMPv{entry.version} credentials {ref!r} incomplete: "
             f"missing {missing}; expected environment variable(s) {names}{where}"
         )
-    return SnmpCredentials(version=entry.version, **found)
+    try:
+        return SnmpCredentials(version=entry.version, **found)
+    except SnmpCredentialsError as exc:  # e.g. a v3 key shorter than 8 characters
+        raise SnmpCredentialsError(f"OLT {entry.olt_id}: credentials {ref!r}: {exc}") from None
