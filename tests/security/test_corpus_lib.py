@@ -208,3 +208,41 @@ def test_settings_case(name, monkeypatch):
     with pytest.raises(ConfigError) as err:
         AutopilotSettings()
     assert text in str(err.value) and "\n" not in str(err.value)
+
+
+def test_client_transport_counts_bad_datagrams_with_one_line(caplog):
+    """The pollers' pysnmp transport: 100 datagrams that make pysnmp raise → 1 log line."""
+    from guardian_lib.snmp.transport import GuardedUdpTransport
+
+    loop = asyncio.new_event_loop()
+    try:
+        transport = GuardedUdpTransport(loop=loop)
+
+        def choke(*_):
+            raise TypeError("ConstructedAsn1Type.clone() takes 1 positional argument")
+
+        with caplog.at_level(logging.WARNING):
+            for _ in range(100):
+                transport._deliver(choke, ("192.0.2.7", 161), b"t#")
+    finally:
+        loop.close()
+    assert transport.bad_datagrams.count == 100
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and "192.0.2.7" in lines[0] and "TypeError" in lines[0]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize(
+    ("auth", "priv", "what"), [("short", "long-enough", "auth"), ("long-enough", "1234567", "priv")]
+)
+def test_v3_key_shorter_than_8_is_one_clear_line(auth, priv, what):
+    from acs_emulator.olt.agent import V3User
+    from guardian_lib.snmp.errors import SnmpCredentialsError
+
+    with pytest.raises(SnmpCredentialsError) as err:
+        SnmpCredentials("3", user="ops", auth_key=auth, priv_key=priv)
+    assert f"{what} key is" in str(err.value) and "at least 8" in str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match=f"{what} key is .* at least 8"):
+        V3User("ops", auth, priv)
+    assert SnmpCredentials("3", user="ops", auth_key="12345678", priv_key="12345678")

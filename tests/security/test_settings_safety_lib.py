@@ -121,3 +121,55 @@ def test_invalid_mode_is_one_line_exit_2():
     assert res.stderr.strip().count("\n") == 0
     assert "AUTOPILOT_MODE" in res.stderr and "'yolo'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+class _Devices:
+    def __init__(self):
+        self.calls = []
+
+    def reboot(self, device_id):
+        self.calls.append(device_id)
+        return "200"
+
+
+def test_running_autopilot_honours_the_kill_file_at_the_next_step(tmp_path):
+    """Execute mode: a hung ONU is rebooted; the file appears; the next hung one is not."""
+    import numpy as np
+
+    from guardian_lib.actions import Dispatcher
+    from guardian_lib.decision import Autopilot, Observer, RuleScorer, RulesPolicy, Snapshot
+
+    n = 16
+    ids = [f"ONU{i:02d}" for i in range(n)]
+    obs = Observer(
+        pd.DataFrame({"onu_id": ids, "pon_id": [f"PON{i}" for i in range(n)], "olt_id": "OLT1",
+                      "splitter_id": [f"B{i}" for i in range(n)]}),
+        pd.DataFrame({"customer_id": [f"C{i:02d}" for i in range(n)], "onu_id": ids,
+                      "cpe_id": [f"CPE{i:02d}" for i in range(n)], "region": "R",
+                      "segment": "residential"}),
+    )  # fmt: skip
+
+    def snap(minutes: float, hung: tuple[int, ...]) -> Snapshot:
+        loss = np.full(n, 0.1)
+        loss[list(hung)] = 100.0
+        vals = {"rx_dbm": np.full(n, -20.0), "tx_dbm": np.full(n, 2.0), "ber": np.full(n, 1e-12),
+                "latency_ms": np.full(n, 10.0), "loss_pct": loss}  # fmt: skip
+        ts = T0 + pd.Timedelta(minutes=minutes)
+        obs.update_arrays(ts, np.ones(n, dtype=bool), vals)
+        return Snapshot(ts=ts, status=obs.status())
+
+    flag = tmp_path / "KILL"
+    settings = AutopilotSettings(
+        autopilot_mode="execute", jitter_max_seconds=0, kill_switch_file=flag
+    )
+    devices = _Devices()
+    ap = Autopilot(RulesPolicy(), RuleScorer(), settings=settings,
+                   dispatcher=Dispatcher("execute", devices=devices))  # fmt: skip
+    snap(0, ())
+    ap.step(snap(15, (3,)))
+    assert devices.calls == ["CPE03"]
+    flag.touch()  # the operator flips the switch while the loop runs
+    ap.step(snap(30, (3, 9)))
+    assert devices.calls == ["CPE03"]
+    dec = ap.audit.frame("decisions")
+    assert "kill_switch" in set(dec.loc[~dec["allowed"], "blocked_rule"])
