@@ -116,7 +116,7 @@ def main() -> None:
     scorer = OnlineScorer(bundle, cube.onus, window_ticks=window)
 
     def observe(k: int) -> None:
-        scorer.observe(cube.tick_times(np.array([k]))[0], {m: v[k] for m, v in cube.values.items()})
+        scorer.update(cube.tick(k))
 
     def score() -> tuple[pd.DataFrame, pd.DataFrame, float]:  # scorer(), timed in two parts
         tick = scorer.cube.latest_features()

@@ -36,13 +36,17 @@ false_action_rate
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from guardian_lib.audit import case_lifecycle
 from guardian_lib.decision.costs import CostModel, sla_credit_brl
+from guardian_lib.decision.observe import ServiceThresholds, tick_service_state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from guardian_lib.loop.tick import Tick
 
 __all__ = [
     "EpisodeTracker",
@@ -61,24 +65,37 @@ _EP_COLS = ["onu_id", "start_at", "end_at", "outage", "duration_min"]
 
 
 class EpisodeTracker:
-    """Service-impact episodes per ONU, updated once per observation round.
+    """Service-impact episodes per ONU, updated once per polling round.
 
     Parameters
     ----------
     onu_ids : array_like of str
-        The fleet, in the order of the masks given to :meth:`update`.
+        The fleet, in the order of the ticks given to :meth:`update`.
+    thresholds : ServiceThresholds, optional
+        When service counts as degraded (the observer's, by default).
     """
 
-    def __init__(self, onu_ids: np.ndarray) -> None:
+    def __init__(self, onu_ids: np.ndarray, thresholds: ServiceThresholds | None = None) -> None:
         self.onu_ids = np.asarray(onu_ids, dtype=object)
+        self.thresholds = thresholds or ServiceThresholds()
         n = len(self.onu_ids)
         self.since = np.full(n, np.nan)
         self.had_outage = np.zeros(n, dtype=bool)
         self._rows: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
         self._last = np.nan
 
-    def update(self, ts: pd.Timestamp, impacted: np.ndarray, outage: np.ndarray) -> None:
-        """Fold in one round: ``impacted`` (no service or degraded) and ``outage`` masks."""
+    def update(self, tick: Tick) -> None:
+        """Fold in one tick: an episode lasts while the customer has no service or a
+        degraded one (:func:`~guardian_lib.decision.observe.service_state`, shared with the observer)."""
+        if tick.n_onus != len(self.onu_ids):
+            raise ValueError(
+                f"EpisodeTracker.update: tick at {tick.ts} has {tick.n_onus} ONUs, "
+                f"the fleet {len(self.onu_ids)}"
+            )
+        service, degraded = tick_service_state(tick, self.thresholds)
+        self._fold(tick.ts, ~service | degraded, ~service)
+
+    def _fold(self, ts: pd.Timestamp, impacted: np.ndarray, outage: np.ndarray) -> None:
         now = pd.Timestamp(ts).timestamp()
         self._last = now
         active = ~np.isnan(self.since)
@@ -91,6 +108,25 @@ class EpisodeTracker:
             idx = np.flatnonzero(end)
             self._rows.append((idx, self.since[idx].copy(), now, self.had_outage[idx].copy()))
             self.since[idx] = np.nan
+
+    def state_dict(self) -> dict[str, Any]:
+        """Open and finished episodes (picklable), for a restart."""
+        return {
+            "onu_ids": self.onu_ids.copy(),
+            "since": self.since.copy(),
+            "had_outage": self.had_outage.copy(),
+            "rows": list(self._rows),
+            "last": self._last,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (same fleet, same order)."""
+        if not np.array_equal(np.asarray(state["onu_ids"], dtype=object), self.onu_ids):
+            raise ValueError("EpisodeTracker.load_state_dict: the saved fleet differs")
+        self.since = np.asarray(state["since"], dtype=float).copy()
+        self.had_outage = np.asarray(state["had_outage"], dtype=bool).copy()
+        self._rows = list(state["rows"])
+        self._last = float(state["last"])
 
     def episodes(self, until: pd.Timestamp | None = None) -> pd.DataFrame:
         """Finished episodes, plus ongoing ones cut at ``until`` (default: last update).

@@ -2,10 +2,12 @@
 
 For each seed and policy the scenario is simulated again from scratch; faults are drawn
 up front in :class:`~simulator.engine.Simulation`, so every policy faces the same fault
-sequence for a given seed (common random numbers). Every ``every_minutes`` the loop
-hands the policy a :class:`~guardian_lib.decision.Snapshot` built from observable data
-only (telemetry, events, inventory, open service orders) and applies its actions through
-adapters that implement the executors' client protocols on the simulation:
+sequence for a given seed (common random numbers). The simulation feeds each tick to a
+:class:`guardian_lib.loop.ClosedLoop` (the loop ``guardian operate`` runs on a real
+network); every ``every_minutes`` the loop hands the policy a
+:class:`~guardian_lib.decision.Snapshot` built from observable data only (telemetry,
+events, inventory, open service orders) and applies its actions through the adapters
+of :mod:`simulator.adapters`:
 
 * a reboot takes the CPE down for a few minutes and fixes a hang with the scenario's
   probability (only while the device is online: the ACS cannot reach it otherwise);
@@ -22,6 +24,7 @@ become a visit), ``rules`` (:class:`~guardian_lib.decision.RulesPolicy` with the
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +40,6 @@ from guardian_lib.decision import (
     Autopilot,
     AutopilotSettings,
     Decision,
-    Observer,
     RuleScorer,
     RulesPolicy,
     Snapshot,
@@ -46,23 +48,24 @@ from guardian_lib.decision import (
 from guardian_lib.decision._base import PolicyBase
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel
-from guardian_lib.kpis import EpisodeTracker, compute_kpis
-from simulator.engine import EventRow, Simulation
+from guardian_lib.kpis import compute_kpis
+from guardian_lib.loop.closed import ClosedLoop
+from simulator.adapters import SimDevices, SimFieldService, SimNotifier, SimTelemetry
+from simulator.engine import Simulation
 from simulator.scenario import Scenario
-from simulator.telemetry import TickState
 
 __all__ = [
     "POLICIES",
     "OraclePolicy",
     "run_policy",
     "run_backtest",
+    "BacktestWorld",
     "summarise",
     "scenario_of_run",
     "safety_violations",
 ]
 
 POLICIES = ("reactive", "rules", "autopilot", "oracle")
-_TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 _VISIT_KINDS = ("wifi_interference", "hardware_failure", "fibre_degradation")
 
 
@@ -75,56 +78,6 @@ def scenario_of_run(run: Path | str) -> Scenario:
     if "scenario" not in data:
         raise KeyError(f"{path}: key 'scenario' missing (expected network-guardian-run/1)")
     return Scenario.model_validate(data["scenario"])
-
-
-# --- adapters: the executors' client protocols on a simulation ---------------------------
-class _SimDevices:
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        cust = sim.topology.customers
-        self.row_of_cpe = {c: i for i, c in enumerate(cust["cpe_id"].tolist())}
-
-    def reboot(self, device_id: str) -> str:
-        row = self.row_of_cpe[device_id]
-        if self.sim.state is not None and not self.sim.state.online[row]:
-            return "queued: device offline"
-        self.sim.reboot_cpe(row, by="autopilot")
-        return "done"
-
-
-class _SimField:
-    def __init__(self, sim: Simulation, priority_delay_h: float = 1.0) -> None:
-        self.sim = sim
-        self.row_of_onu = {o: i for i, o in enumerate(sim.onu_ids.tolist())}
-        self.by_id: dict[str, Any] = {}
-        self.priority_delay_h = priority_delay_h
-
-    def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
-        delay = self.priority_delay_h * 3600 if priority == "high" else None
-        order = self.sim.ops.open_order(
-            self.row_of_onu[onu_id], reason, delay_s=delay, opened_by="autopilot"
-        )
-        self.by_id[order.os_id] = order
-        return order.os_id
-
-    def cancel_visit(self, os_id: str, reason: str) -> bool:
-        return self.sim.ops.cancel_order(os_id, reason)
-
-    def status(self, os_id: str) -> str:
-        order = self.by_id.get(os_id)
-        if order is None:
-            order = next((o for o in self.sim.ops.orders if o.os_id == os_id), None)
-        return "unknown" if order is None else order.status
-
-
-class _SimNotifier:
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-        self.row_of_onu = {o: i for i, o in enumerate(sim.onu_ids.tolist())}
-
-    def notify(self, onu_id: str, template: str, until_h: float) -> bool:
-        self.sim.notify_customer(self.row_of_onu[onu_id], self.sim.env.now + until_h * 3600)
-        return True
 
 
 # --- the oracle ---------------------------------------------------------------------------
@@ -208,79 +161,6 @@ class OraclePolicy(PolicyBase):
         return out
 
 
-# --- the loop -------------------------------------------------------------------------------
-def _scorer_values(state: TickState) -> dict[str, np.ndarray]:
-    """What a poller would have read at this tick, by feature-store measure."""
-    out = {c: getattr(state, c) for c in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "ber",
-                                          "crc_errors", "latency_ms", "loss_pct", "uptime_s")}  # fmt: skip
-    out["online"] = state.online.astype(float)
-    return out
-
-
-def _scorer_events(events: list[EventRow]) -> pd.DataFrame:
-    """ONU events and customer calls (mapped to the caller's ONU) since the last tick."""
-    rows = []
-    for e in events:
-        if e[2] == "onu":
-            rows.append((e[1], e[3]))
-        elif e[3] == "CUSTOMER_CALL":
-            rows.append((json.loads(e[5])["onu_id"], e[3]))
-    return pd.DataFrame(rows, columns=["onu_id", "type"])
-
-
-class _Loop:
-    """Tick sink: observe every tick, call the autopilot every ``every`` ticks."""
-
-    def __init__(self, sim: Simulation, autopilot: Autopilot | None, every: int) -> None:
-        topo = sim.topology
-        self.observer = Observer(topo.onus, topo.customers)
-        self.tracker = EpisodeTracker(sim.onu_ids.astype(str))
-        self.autopilot = autopilot
-        self.every = every
-        self.sim = sim
-        self.onu_ids = sim.onu_ids.astype(object)
-        self._events: list[EventRow] = []
-        self.calls: list[tuple[float, str]] = []
-
-    def on_tick(self, sim: Simulation, state: TickState, events: list[EventRow]) -> None:
-        values = {c: getattr(state, c) for c in _TEL}
-        scorer = getattr(self.autopilot, "scorer", None)
-        if hasattr(scorer, "observe"):
-            scorer.observe(state.ts, _scorer_values(state), _scorer_events(events))
-        ev = None
-        if events:
-            ev = pd.DataFrame(
-                [e[1:4] + (e[5],) for e in events],
-                columns=["entity_id", "entity_type", "type", "payload"],
-            )
-            for e in events:
-                if e[3] == "CUSTOMER_CALL":
-                    self.calls.append((e[0], json.loads(e[5])["onu_id"]))
-        obs = self.observer
-        obs.update_arrays(state.ts, state.online, values, ev)
-        impacted = ~obs.service_up | obs.degraded
-        self.tracker.update(state.ts, impacted, ~obs.service_up)
-        if self.autopilot is None:
-            return
-        self._events.extend(events)
-        if sim.tick_index % self.every:
-            return
-        evs = pd.DataFrame(
-            [(sim.ts_of(e[0]),) + e[1:] for e in self._events],
-            columns=["ts", "entity_id", "entity_type", "type", "severity", "payload"],
-        )
-        self._events = []
-        snap = Snapshot(ts=state.ts, status=obs.status(), events=evs, service_orders=self._orders())
-        self.autopilot.step(snap)
-
-    def _orders(self) -> pd.DataFrame:
-        rows = [
-            (o.os_id, self.onu_ids[o.onu_row], o.status, o.opened_by)
-            for o in self.sim.ops.open_order_by_onu.values()
-        ]
-        return pd.DataFrame(rows, columns=["os_id", "onu_id", "status", "opened_by"])
-
-
 def _orders_frame(sim: Simulation) -> pd.DataFrame:
     recs = sim.ops.records()
     df = pd.DataFrame(
@@ -356,10 +236,10 @@ def run_policy(
     every_minutes : int, default 15
         How often the policy is called (a multiple of the tick). [min]
     scorer : callable, optional
-        ``scorer(snapshot) -> predictions`` for ``autopilot`` (default RuleScorer). An
-        object with ``bind(onus, tick_s)`` (e.g. :class:`guardian_lib.models.ModelScorer`)
-        is bound to this simulation's fleet first; a bound scorer with
-        ``observe(ts, values, events)`` is fed every tick (the ML models need history).
+        ``scorer(snapshot) -> predictions`` for ``autopilot`` (default RuleScorer). The
+        :class:`~guardian_lib.loop.ClosedLoop` binds an object with ``bind(onus, tick_s)``
+        (e.g. :class:`guardian_lib.models.ModelScorer`) to this simulation's fleet and
+        feeds a scorer with ``update(tick)`` every tick (the ML models need history).
     settings : AutopilotSettings, optional
         Safety limits; the loop always runs in ``execute`` mode against the simulation.
     costs : CostModel, optional
@@ -372,66 +252,134 @@ def run_policy(
         :func:`~guardian_lib.kpis.compute_kpis` output plus ``safety_violations``,
         ``blocked`` (per rule) and ``decisions``.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"run_policy: policy must be one of {POLICIES}, got {policy!r}")
-    base = settings or AutopilotSettings()
-    settings = base.model_copy(update={"autopilot_mode": "execute", "jitter_seed": seed})
-    econ = scenario.economics
-    costs = costs or CostModel(
-        cost_per_visit_brl=settings.cost_per_visit,
-        call_cost_brl=econ.call_cost_brl,
-        monthly_fee_brl=econ.monthly_fee_brl["residential"],
-        reboot_fix_prob=scenario.faults.cpe_hang_reboot_fix_prob,
-    )
-    sim = Simulation(scenario, seed=seed)
-    audit = AuditLog(audit_path, tag=f"{policy[:3].upper()}{seed}-")
-    autopilot = None
-    if policy != "reactive":
-        sim.ops.reactive = False
-        if policy == "rules":
-            sc, pol = RuleScorer(), RulesPolicy()
-        elif policy == "autopilot":
-            bound = scorer
-            if scorer is not None and hasattr(scorer, "bind"):
-                bound = scorer.bind(sim.topology.onus, int(sim.tick_s))
-            sc, pol = make_autopilot(bound, settings=settings, costs=costs)
-        else:
-            sc = _TruthScorer(sim)
-            pol = OraclePolicy(sim=sim, cooldown_minutes=settings.reboot_cooldown_minutes)
-        dispatcher = Dispatcher(
-            "execute",
-            devices=_SimDevices(sim),
-            field_ops=_SimField(sim),
-            notifier=_SimNotifier(sim),
+    world = BacktestWorld.build(scenario, policy, seed, every_minutes, scorer, settings, costs,
+                                audit_path)  # fmt: skip
+    world.sim.run()
+    return world.close()
+
+
+@dataclass
+class BacktestWorld:
+    """One simulated ISP with a policy in the closed loop: what :func:`run_policy` runs.
+
+    Build it with :meth:`build`, run the simulation (``world.sim.run()`` or
+    ``world.sim.step()``), then :meth:`close` for the KPIs. :meth:`restart` replaces the
+    loop and its autopilot mid-run by new ones restored from the loop's saved state, as
+    ``guardian operate`` does after a crash (the audit trail persists, as its file does).
+
+    Attributes
+    ----------
+    sim : Simulation
+    source : simulator.adapters.SimTelemetry
+        Feeds each tick to ``loop``.
+    loop : guardian_lib.loop.ClosedLoop
+    audit : AuditLog
+    """
+
+    scenario: Scenario
+    policy: str
+    seed: int
+    every: int
+    scorer: Callable | None
+    settings: AutopilotSettings
+    costs: CostModel
+    sim: Simulation
+    audit: AuditLog
+    source: SimTelemetry
+    loop: ClosedLoop
+
+    @classmethod
+    def build(
+        cls,
+        scenario: Scenario,
+        policy: str,
+        seed: int,
+        every_minutes: int = 15,
+        scorer: Callable | None = None,
+        settings: AutopilotSettings | None = None,
+        costs: CostModel | None = None,
+        audit_path: Path | None = None,
+    ) -> BacktestWorld:
+        """The simulation, its adapters and the loop (arguments as :func:`run_policy`)."""
+        if policy not in POLICIES:
+            raise ValueError(f"run_policy: policy must be one of {POLICIES}, got {policy!r}")
+        base = settings or AutopilotSettings()
+        settings = base.model_copy(update={"autopilot_mode": "execute", "jitter_seed": seed})
+        econ = scenario.economics
+        costs = costs or CostModel(
+            cost_per_visit_brl=settings.cost_per_visit,
+            call_cost_brl=econ.call_cost_brl,
+            monthly_fee_brl=econ.monthly_fee_brl["residential"],
+            reboot_fix_prob=scenario.faults.cpe_hang_reboot_fix_prob,
         )
-        autopilot = Autopilot(pol, sc, settings=settings, dispatcher=dispatcher, audit=audit)
-    every = max(1, int(round(every_minutes / scenario.tick_minutes)))
-    loop = _Loop(sim, autopilot, every)
-    sim.sinks.append(loop)
-    sim.run()
-    end = sim.ts_of(scenario.horizon_s)
-    calls = pd.DataFrame(loop.calls, columns=["ts_s", "onu_id"])
-    calls["ts"] = sim.start + pd.to_timedelta(calls["ts_s"], unit="s")
-    actions = audit.frame("actions")
-    k = compute_kpis(
-        decisions=audit.frame("decisions"),
-        actions=actions,
-        notifications=audit.frame("notifications"),
-        service_orders=_orders_frame(sim),
-        episodes=loop.tracker.episodes(until=end),
-        calls=calls,
-        customers=sim.topology.customers,
-        start=sim.start,
-        end=end,
-        costs=costs,
-        labels=_labels(sim),
-    )
-    pon_of = dict(zip(sim.topology.customers["cpe_id"], sim.topology.onus["pon_id"], strict=True))
-    k["safety_violations"] = safety_violations(actions, settings, pon_of)
-    k["blocked"] = dict(autopilot.guard.blocked) if autopilot else {}
-    k["decisions"] = int(sum(autopilot.counts.values())) if autopilot else 0
-    audit.close()
-    return k
+        sim = Simulation(scenario, seed=seed)
+        audit = AuditLog(audit_path, tag=f"{policy[:3].upper()}{seed}-")
+        every = max(1, int(round(every_minutes / scenario.tick_minutes)))
+        world = cls(scenario, policy, seed, every, scorer, settings, costs, sim, audit,
+                    SimTelemetry(sim), None)  # type: ignore[arg-type]  # fmt: skip
+        world.loop = world._new_loop()
+        world.source.connect(world.loop)
+        return world
+
+    def _new_loop(self) -> ClosedLoop:
+        sim, settings = self.sim, self.settings
+        autopilot = None
+        if self.policy != "reactive":
+            sim.ops.reactive = False
+            if self.policy == "rules":
+                sc, pol = RuleScorer(), RulesPolicy()
+            elif self.policy == "autopilot":
+                sc, pol = make_autopilot(self.scorer, settings=settings, costs=self.costs)
+            else:
+                sc = _TruthScorer(sim)
+                pol = OraclePolicy(sim=sim, cooldown_minutes=settings.reboot_cooldown_minutes)
+            dispatcher = Dispatcher(
+                "execute",
+                devices=SimDevices(sim),
+                field_ops=SimFieldService(sim),
+                notifier=SimNotifier(sim),
+            )
+            autopilot = Autopilot(
+                pol, sc, settings=settings, dispatcher=dispatcher, audit=self.audit
+            )
+        topo = sim.topology
+        return ClosedLoop(topo.onus, topo.customers, autopilot, every=self.every,
+                          tick_s=sim.tick_s)  # fmt: skip
+
+    def restart(self) -> ClosedLoop:
+        """Replace the loop by a new one (new autopilot, adapters, scorer) restored from
+        the pickled :meth:`~guardian_lib.loop.ClosedLoop.state_dict` of the old one."""
+        saved = pickle.dumps(self.loop.state_dict())
+        self.loop = self._new_loop()
+        self.loop.load_state_dict(pickle.loads(saved))
+        self.source.connect(self.loop)
+        return self.loop
+
+    def close(self) -> dict[str, Any]:
+        """The run's KPIs (see :func:`run_policy`); closes the audit."""
+        sim, audit, autopilot = self.sim, self.audit, self.loop.autopilot
+        end = sim.ts_of(self.scenario.horizon_s)
+        actions = audit.frame("actions")
+        k = compute_kpis(
+            decisions=audit.frame("decisions"),
+            actions=actions,
+            notifications=audit.frame("notifications"),
+            service_orders=_orders_frame(sim),
+            episodes=self.loop.tracker.episodes(until=end),
+            calls=self.source.calls_frame(),
+            customers=sim.topology.customers,
+            start=sim.start,
+            end=end,
+            costs=self.costs,
+            labels=_labels(sim),
+        )
+        topo = sim.topology
+        pon_of = dict(zip(topo.customers["cpe_id"], topo.onus["pon_id"], strict=True))
+        k["safety_violations"] = safety_violations(actions, self.settings, pon_of)
+        k["blocked"] = dict(autopilot.guard.blocked) if autopilot else {}
+        k["decisions"] = int(sum(autopilot.counts.values())) if autopilot else 0
+        audit.close()
+        return k
 
 
 def _ci95(values: list[float]) -> tuple[float, list[float]]:

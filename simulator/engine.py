@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import pandas as pd
 import simpy
 
+from guardian_lib.loop.tick import EventRow
 from simulator import optics
 from simulator.faults import Effects, Fault, draw_faults, draw_storms
 from simulator.operations import Operations
@@ -24,10 +25,29 @@ from simulator.scenario import Scenario
 from simulator.telemetry import TickState, compute_tick, detect_events, traffic_load
 from simulator.topology import Topology, build_topology
 
-__all__ = ["Simulation", "TickSink", "EventRow"]
+__all__ = ["Simulation", "TickSink", "SimEvent"]
 
-#: (time [s], entity_id, entity_type, type, severity, payload JSON)
-EventRow = tuple[float, str, str, str, str, str]
+
+class SimEvent(NamedTuple):
+    """One event as the simulation logs it: like :class:`guardian_lib.loop.EventRow`
+    but timed in simulation seconds (:meth:`Simulation.event_row` converts).
+
+    Attributes
+    ----------
+    now_s : float
+        Simulation time. [s]
+    entity_id, entity_type, type, severity : str
+    payload : str
+        JSON object.
+    """
+
+    now_s: float
+    entity_id: str
+    entity_type: str
+    type: str
+    severity: str
+    payload: str
+
 
 _NIGHT_START_H, _NIGHT_END_H = 0.0, 6.5
 
@@ -35,7 +55,7 @@ _NIGHT_START_H, _NIGHT_END_H = 0.0, 6.5
 class TickSink(Protocol):
     """Receives every tick and the events logged since the previous one."""
 
-    def on_tick(self, sim: Simulation, state: TickState, events: list[EventRow]) -> None: ...
+    def on_tick(self, sim: Simulation, state: TickState, events: list[SimEvent]) -> None: ...
 
 
 class Simulation:
@@ -105,7 +125,7 @@ class Simulation:
         self.ops = Operations(self, r_ops)
         self.sinks: list[TickSink] = list(sinks or [])
         self.state: TickState | None = None
-        self._pending_events: list[EventRow] = []
+        self._pending_events: list[SimEvent] = []
         self.reboots: list[dict] = []
         self.tick_index = -1
         self.on_fault_change: list[Callable[[Fault, str], None]] = []
@@ -122,6 +142,12 @@ class Simulation:
     def ts_of(self, now_s: float) -> pd.Timestamp:
         """UTC timestamp of a simulation time. [s] → Timestamp"""
         return self.start + pd.Timedelta(seconds=float(now_s))
+
+    def event_row(self, event: SimEvent) -> EventRow:
+        """``event`` as the closed loop sees it (a UTC timestamp instead of seconds)."""
+        e = event
+        return EventRow(self.ts_of(e.now_s), e.entity_id, e.entity_type, e.type, e.severity,
+                        e.payload)  # fmt: skip
 
     def step(self) -> TickState:
         """Advance to the next tick and return its readings."""
@@ -162,7 +188,7 @@ class Simulation:
     ) -> None:
         """Log one event (written with the next tick's batch)."""
         self._pending_events.append(
-            (now_s, entity_id, entity_type, type_, severity, json.dumps(payload or {}))
+            SimEvent(now_s, entity_id, entity_type, type_, severity, json.dumps(payload or {}))
         )
 
     def fix_fault(self, fault: Fault, by: str) -> bool:
@@ -350,7 +376,7 @@ class Simulation:
                 for rows, type_, severity in detect_events(prev, state, self._rng_tick):
                     for row in rows.tolist():
                         self._pending_events.append(
-                            (now, self.onu_ids[row], "onu", type_, severity, "{}")
+                            SimEvent(now, self.onu_ids[row], "onu", type_, severity, "{}")
                         )
             self._sample_calls(state)
             events, self._pending_events = self._pending_events, []

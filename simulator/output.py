@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW
-from simulator.engine import EventRow, Simulation
+from simulator.engine import SimEvent, Simulation
 from simulator.telemetry import TickState
 
 __all__ = [
@@ -84,7 +84,7 @@ class RunWriter:
         self.out_dir = Path(out_dir)
         self.flush_ticks = flush_ticks
         self._block: list[TickState] = []
-        self._events: list[EventRow] = []
+        self._events: list[SimEvent] = []
         self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}  # I/O thread only
         self._open: set[tuple[str, str]] = set()
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet")
@@ -94,7 +94,7 @@ class RunWriter:
         self._sim: Simulation | None = None
 
     # -- TickSink -------------------------------------------------------------------------
-    def on_tick(self, sim: Simulation, state: TickState, events: list[EventRow]) -> None:
+    def on_tick(self, sim: Simulation, state: TickState, events: list[SimEvent]) -> None:
         """Buffer one tick; flush a row group when the block is full or the day ends."""
         if self._sim is None:
             self._setup(sim)
@@ -207,17 +207,17 @@ class RunWriter:
         ev = self._events
         self._events = []
         start_us = int(sim.start.value // 1000)
-        ts_us = np.array([start_us + int(round(e[0] * _US)) for e in ev], dtype=np.int64)
+        ts_us = np.array([start_us + int(round(e.now_s * _US)) for e in ev], dtype=np.int64)
         recv = ts_us + sim.rng_dq.integers(1 * _US, 60 * _US, len(ev))
         table = pa.table(
             {
                 "ts": pa.array(ts_us, _TS),
-                "entity_id": [e[1] for e in ev],
-                "entity_type": [e[2] for e in ev],
-                "type": [e[3] for e in ev],
-                "severity": [e[4] for e in ev],
+                "entity_id": [e.entity_id for e in ev],
+                "entity_type": [e.entity_type for e in ev],
+                "type": [e.type for e in ev],
+                "severity": [e.severity for e in ev],
                 "source": ["sim"] * len(ev),
-                "payload": [e[5] for e in ev],
+                "payload": [e.payload for e in ev],
                 "received_at": pa.array(recv, _TS),
             },
             schema=EVENTS_SCHEMA,

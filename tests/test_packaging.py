@@ -82,7 +82,13 @@ def test_only_reporting_reads_faults_truth():
 
 @pytest.mark.parametrize(
     "module",
-    ["simulator", "simulator.optics", "simulator.engine", "guardian_lib.schema"],
+    [
+        "simulator",
+        "simulator.optics",
+        "simulator.engine",
+        "guardian_lib.schema",
+        "guardian_lib.loop.tick",
+    ],
 )
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module))

@@ -3,16 +3,16 @@
 See docs/tr069.md ("Live twin"). :class:`Twin` runs the loop, :func:`run_twin` builds,
 runs and closes one; :class:`NbiDevices` is the autopilot's device executor over the
 GenieACS-compatible NBI; :class:`TwinStateSource` feeds the CPE agents from the running
-simulation and hands their reboots back to it.
+simulation and hands their reboots back to it. The closed loop itself is
+:class:`guardian_lib.loop.ClosedLoop` with the simulator's adapters
+(:mod:`simulator.adapters`), as in the backtest.
 """
 
-from acs_emulator.twin.adapters import NbiDevices, SimFieldOps, SimNotifier, TwinStateSource
+from acs_emulator.twin.adapters import NbiDevices, TwinStateSource
 from acs_emulator.twin.runner import Twin, TwinReport, run_twin
 
 __all__ = [
     "NbiDevices",
-    "SimFieldOps",
-    "SimNotifier",
     "Twin",
     "TwinReport",
     "TwinStateSource",

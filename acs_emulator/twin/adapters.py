@@ -3,9 +3,11 @@
 * :class:`NbiDevices` — the device executor: reboots go through the GenieACS-compatible
   NBI with :class:`guardian_lib.acs.NbiClient`, exactly as in production;
 * :class:`TwinStateSource` — what the CPE agents measure, read from the running
-  simulation; a Reboot RPC a CPE receives is handed to the simulation thread;
-* :class:`SimFieldOps` and :class:`SimNotifier` — the twin's technicians and customer
-  messages are the simulator's (there is no work-order system to call).
+  simulation; a Reboot RPC a CPE receives is handed to the simulation thread.
+
+The twin's technicians and customer messages are the simulator's (there is no
+work-order system to call): :class:`simulator.adapters.SimFieldService` and
+:class:`simulator.adapters.SimNotifier`, the backtest's adapters.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ from __future__ import annotations
 import queue
 import threading
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from acs_emulator.cpe.state import SimulationStateSource
+from guardian_lib.actions.clients import UnknownTargetError
 
-__all__ = ["NbiDevices", "TwinStateSource", "SimFieldOps", "SimNotifier"]
+__all__ = ["NbiDevices", "TwinStateSource"]
 
 
 class NbiDevices:
@@ -55,9 +57,13 @@ class NbiDevices:
         ------
         ValueError
             ``device_id`` is empty (never reboot "all devices" by mistake).
+        guardian_lib.actions.UnknownTargetError
+            The ACS does not know ``device_id`` (HTTP 404), as every adapter says it.
         guardian_lib.acs.AcsError
-            From the client (the dispatcher records the action as failed).
+            Other client errors (the dispatcher records the action as failed).
         """
+        from guardian_lib.acs import AcsDeviceNotFoundError
+
         if not device_id:
             raise ValueError("NbiDevices.reboot: device_id must be a non-empty device id")
         key = f"{self.key_prefix}:reboot:{device_id}:{len(self.calls)}"
@@ -65,6 +71,9 @@ class NbiDevices:
         self.calls.append(entry)
         try:
             result = self.client.reboot(device_id, idempotency_key=key)
+        except AcsDeviceNotFoundError as exc:
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            raise UnknownTargetError("NbiDevices.reboot", "CPE", device_id) from exc
         except Exception as exc:
             entry["error"] = f"{type(exc).__name__}: {exc}"
             raise
@@ -127,61 +136,3 @@ class TwinStateSource:
                 return n
             self.inner.reboot(device_id)
             n += 1
-
-
-class SimFieldOps:
-    """Visits of the twin: service orders of the simulator's technicians.
-
-    Parameters
-    ----------
-    sim : simulator.engine.Simulation
-    priority_delay_h : float, default 1
-        Delay of a ``high``-priority visit. [h]
-    """
-
-    def __init__(self, sim: Any, priority_delay_h: float = 1.0) -> None:
-        self.sim = sim
-        self.priority_delay_h = priority_delay_h
-        self._row = {o: i for i, o in enumerate(sim.onu_ids.tolist())}
-
-    def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
-        """Open a service order for ``onu_id``; returns its id."""
-        if onu_id not in self._row:
-            raise KeyError(f"SimFieldOps.open_visit: unknown onu_id {onu_id!r}")
-        delay_s = self.priority_delay_h * 3600 if priority == "high" else None
-        order = self.sim.ops.open_order(
-            self._row[onu_id], reason, delay_s=delay_s, opened_by="autopilot"
-        )
-        return str(order.os_id)
-
-    def cancel_visit(self, os_id: str, reason: str) -> bool:
-        """Cancel an open service order; returns whether it was open."""
-        return bool(self.sim.ops.cancel_order(os_id, reason))
-
-    def status(self, os_id: str) -> str:
-        """Status of a service order (``unknown`` if it does not exist)."""
-        order = next((o for o in self.sim.ops.orders if o.os_id == os_id), None)
-        return "unknown" if order is None else str(order.status)
-
-
-class SimNotifier:
-    """Customer notifications of the twin: the simulated customer calls less.
-
-    Parameters
-    ----------
-    sim : simulator.engine.Simulation
-    clock : callable, optional
-        Current simulation time [s]; ``sim.env.now`` by default.
-    """
-
-    def __init__(self, sim: Any, clock: Callable[[], float] | None = None) -> None:
-        self.sim = sim
-        self.clock = clock or (lambda: float(sim.env.now))
-        self._row = {o: i for i, o in enumerate(sim.onu_ids.tolist())}
-
-    def notify(self, onu_id: str, template: str, until_h: float) -> bool:
-        """Tell the customer of ``onu_id`` that the problem is known until ``until_h``. [h]"""
-        if onu_id not in self._row:
-            return False
-        self.sim.notify_customer(self._row[onu_id], self.clock() + until_h * 3600)
-        return True

@@ -7,8 +7,10 @@ Three parts run at once, on 127.0.0.1 only:
 * the ACS (CWMP + GenieACS-compatible NBI) and one CPE agent per simulated customer, in
   a background asyncio loop; agents report the simulation's live values and hand the
   Reboot RPCs they receive back to the simulation (:class:`TwinStateSource`);
-* the autopilot (:class:`guardian_lib.decision.Autopilot`), called from the simulation
-  every ``every_minutes`` with a snapshot of observable data only. In ``execute`` mode
+* the closed loop (:class:`guardian_lib.loop.ClosedLoop`, the same as the backtest's and
+  ``guardian operate``'s), fed every tick by the simulation through the adapters of
+  :mod:`simulator.adapters`; its autopilot decides every ``every_minutes`` on a
+  snapshot of observable data only. In ``execute`` mode
   its reboots go through the NBI with :class:`guardian_lib.acs.NbiClient`: the ACS sends
   a connection request, the CPE opens a session, receives Reboot, and the simulated
   CPE really reboots (``Simulation.reboot_cpe(..., by="acs")``), which may clear a hang.
@@ -33,14 +35,12 @@ from typing import Any, TypeVar
 import pandas as pd
 import simpy.rt
 
-from acs_emulator.twin.adapters import NbiDevices, SimFieldOps, SimNotifier, TwinStateSource
+from acs_emulator.twin.adapters import NbiDevices, TwinStateSource
 
 __all__ = ["Twin", "TwinReport", "run_twin"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-_TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
-_EVENT_COLS = ["ts", "entity_id", "entity_type", "type", "severity", "payload"]
 
 
 @dataclass
@@ -91,48 +91,6 @@ class TwinReport:
     def to_json(self) -> str:
         """The report as JSON."""
         return json.dumps(asdict(self), indent=2, default=str)
-
-
-class _AutopilotSink:
-    """Tick sink: observe every tick, call the autopilot every ``every`` ticks."""
-
-    def __init__(self, sim: Any, autopilot: Any, every: int) -> None:
-        from guardian_lib.decision import Observer
-
-        self.observer = Observer(sim.topology.onus, sim.topology.customers)
-        self.autopilot = autopilot
-        self.every = every
-        self.onu_ids = sim.onu_ids.astype(object)
-        self._events: list[tuple] = []
-
-    def on_tick(self, sim: Any, state: Any, events: list[tuple]) -> None:
-        from guardian_lib.decision import Snapshot
-
-        ev = None
-        if events:
-            ev = pd.DataFrame(
-                [e[1:4] + (e[5],) for e in events],
-                columns=["entity_id", "entity_type", "type", "payload"],
-            )
-        values = {c: getattr(state, c) for c in _TEL}
-        self.observer.update_arrays(state.ts, state.online, values, ev)
-        self._events.extend(events)
-        if sim.tick_index % self.every:
-            return
-        evs = pd.DataFrame([(sim.ts_of(e[0]),) + tuple(e[1:]) for e in self._events],
-                           columns=_EVENT_COLS)  # fmt: skip
-        self._events = []
-        orders = pd.DataFrame(
-            [
-                (o.os_id, self.onu_ids[o.onu_row], o.status, o.opened_by)
-                for o in sim.ops.open_order_by_onu.values()
-            ],
-            columns=["os_id", "onu_id", "status", "opened_by"],
-        )
-        snap = Snapshot(
-            ts=state.ts, status=self.observer.status(), events=evs, service_orders=orders
-        )
-        self.autopilot.step(snap)
 
 
 class _Services:
@@ -225,7 +183,10 @@ class Twin:
     every_minutes : float, default 15
         How often the autopilot is called (rounded to whole ticks). [min]
     scorer : callable, optional
-        ``scorer(snapshot) -> predictions`` (default: the rule scorer).
+        ``scorer(snapshot) -> predictions`` (default: the rule scorer). As in the
+        backtest, the loop binds a scorer with ``bind(onus, tick_s)`` (e.g.
+        :class:`guardian_lib.models.ModelScorer`) to the fleet and feeds a scorer with
+        ``update(tick)`` every tick.
     costs : guardian_lib.decision.CostModel, optional
         Default: the scenario's economics.
     audit : str or Path, optional
@@ -245,6 +206,9 @@ class Twin:
     Attributes
     ----------
     sim : simulator.engine.Simulation
+    loop : guardian_lib.loop.ClosedLoop
+        Observer, scorer window, episode tracker and autopilot, fed every tick by
+        ``source`` (:class:`simulator.adapters.SimTelemetry`).
     autopilot : guardian_lib.decision.Autopilot
     state : TwinStateSource
     devices : NbiDevices or None
@@ -271,6 +235,8 @@ class Twin:
         from guardian_lib.actions import Dispatcher
         from guardian_lib.audit import AuditLog
         from guardian_lib.decision import Autopilot, AutopilotSettings, CostModel, make_autopilot
+        from guardian_lib.loop.closed import ClosedLoop
+        from simulator.adapters import SimFieldService, SimNotifier, SimTelemetry
         from simulator.engine import Simulation
 
         if not speed > 0:
@@ -305,7 +271,7 @@ class Twin:
         self.dispatcher = Dispatcher(
             self.settings.autopilot_mode,
             devices=None,
-            field_ops=SimFieldOps(self.sim),
+            field_ops=SimFieldService(self.sim),
             notifier=SimNotifier(self.sim),
         )
         self.audit = AuditLog(audit, tag="TWIN-")
@@ -315,7 +281,12 @@ class Twin:
         if self.mode == "execute":
             # The autopilot owns field decisions; the call centre no longer opens visits.
             self.sim.ops.reactive = False
-        self.sim.sinks.append(_AutopilotSink(self.sim, self.autopilot, self.every))
+        topo = self.sim.topology
+        self.loop = ClosedLoop(
+            topo.onus, topo.customers, self.autopilot, every=self.every, tick_s=self.sim.tick_s
+        )
+        self.source = SimTelemetry(self.sim)
+        self.source.connect(self.loop)
         self.env.process(self._inbox())
         self.periodic_interval_s = max(0.5, periodic_inform_min * 60.0 / self.speed)
         self.reboot_duration_s = scenario.faults.reboot_down_minutes * 60.0 / self.speed

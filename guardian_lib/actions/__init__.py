@@ -5,7 +5,23 @@
 ``guardian_lib.acs.NbiClient`` —, :class:`FieldClient`, :class:`Notifier`).
 """
 
-from guardian_lib.actions.clients import DeviceClient, FieldClient, Notifier
+from guardian_lib.actions.clients import (
+    ORDER_COLUMNS,
+    DeviceClient,
+    FieldClient,
+    FieldService,
+    Notifier,
+    UnknownTargetError,
+)
 from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
 
-__all__ = ["ActionResult", "Dispatcher", "DeviceClient", "FieldClient", "Notifier"]
+__all__ = [
+    "ActionResult",
+    "Dispatcher",
+    "DeviceClient",
+    "FieldClient",
+    "FieldService",
+    "Notifier",
+    "ORDER_COLUMNS",
+    "UnknownTargetError",
+]

@@ -10,7 +10,31 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["DeviceClient", "FieldClient", "Notifier"]
+from guardian_lib.errors import GuardianError
+
+__all__ = [
+    "DeviceClient",
+    "FieldClient",
+    "FieldService",
+    "Notifier",
+    "ORDER_COLUMNS",
+    "UnknownTargetError",
+]
+
+
+class UnknownTargetError(GuardianError, KeyError):
+    """An action names a device, ONU or service order the client does not know.
+
+    Every adapter raises it (never returns ``False``) so that the dispatcher records the
+    action as ``failed`` with this message.
+    """
+
+    def __init__(self, client: str, kind: str, target: str) -> None:
+        super().__init__(f"{client}: unknown {kind} {target!r} (not in this network's inventory)")
+        self.target = target
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @runtime_checkable
@@ -46,4 +70,18 @@ class Notifier(Protocol):
 
     def notify(self, onu_id: str, template: str, until_h: float) -> bool:
         """Tell the customer of ``onu_id``; returns whether the message was accepted."""
+        ...
+
+
+#: Columns of :meth:`FieldService.open_orders`.
+ORDER_COLUMNS = ("os_id", "onu_id", "status", "opened_by")
+
+
+@runtime_checkable
+class FieldService(FieldClient, Protocol):
+    """A :class:`FieldClient` that can also list its open service orders (what the
+    closed loop shows the policy in each snapshot)."""
+
+    def open_orders(self) -> Any:
+        """Open service orders as a ``pandas.DataFrame`` with :data:`ORDER_COLUMNS`."""
         ...

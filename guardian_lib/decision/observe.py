@@ -12,10 +12,82 @@ It never sees ground truth: only telemetry, events and inventory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["Observer", "DOWN_TYPES", "STATUS_COLUMNS"]
+if TYPE_CHECKING:  # pragma: no cover - guardian_lib.loop imports this package
+    from guardian_lib.loop.tick import Tick
+
+__all__ = [
+    "Observer",
+    "ServiceThresholds",
+    "service_state",
+    "tick_service_state",
+    "DOWN_TYPES",
+    "STATUS_COLUMNS",
+]
+
+
+@dataclass(frozen=True)
+class ServiceThresholds:
+    """When a customer's service counts as degraded (online and up, but poor).
+
+    Attributes
+    ----------
+    degraded_loss_pct : float, default 1.5
+        Packet loss above which service is degraded. [%]
+    degraded_latency_ms : float, default 80
+        Latency above which service is degraded. [ms]
+    high_ber : float, default 1e-6
+        BER above which service is degraded. [-]
+    """
+
+    degraded_loss_pct: float = 1.5
+    degraded_latency_ms: float = 80.0
+    high_ber: float = 1e-6
+
+
+def service_state(
+    online: np.ndarray, values: dict[str, np.ndarray], thresholds: ServiceThresholds
+) -> tuple[np.ndarray, np.ndarray]:
+    """Whether each customer has service and whether it is degraded, from one reading.
+
+    Parameters
+    ----------
+    online : ndarray of bool
+    values : dict of ndarray
+        ``loss_pct`` [%], ``latency_ms`` [ms] and ``ber`` [-] (NaN: not read).
+    thresholds : ServiceThresholds
+
+    Returns
+    -------
+    service_up, degraded : ndarray of bool
+        No service: offline, or loss of 99.5 % or more (or unread). Degraded: service
+        with loss, latency or BER above the thresholds.
+    """
+    n = len(online)
+    nan = np.full(n, np.nan)
+    loss = values.get("loss_pct", nan)
+    service = online & ~(np.nan_to_num(loss, nan=100.0) >= 99.5)
+    degraded = service & (
+        (np.nan_to_num(loss) > thresholds.degraded_loss_pct)
+        | (np.nan_to_num(values.get("latency_ms", nan)) > thresholds.degraded_latency_ms)
+        | (np.nan_to_num(values.get("ber", nan)) > thresholds.high_ber)
+    )
+    return service, degraded
+
+
+def tick_service_state(tick: Tick, thresholds: ServiceThresholds) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`service_state` of a tick, computed once per tick and thresholds (the
+    observer and the episode tracker both need it)."""
+    key = ("service_state", thresholds)
+    if key not in tick.cache:
+        tick.cache[key] = service_state(tick.online, tick.values, thresholds)
+    return tick.cache[key]
+
 
 #: Codes of the last down cause seen in events.
 DOWN_TYPES = ("none", "LOS", "DYING_GASP")
@@ -118,56 +190,32 @@ class Observer:
         """Inventory rows of ONU ids (−1 for unknown ids). [-]"""
         return self.index.get_indexer(pd.Index(np.asarray(onu_ids, dtype=object).astype(str)))
 
-    def update(
-        self, ts: pd.Timestamp, telemetry: pd.DataFrame, events: pd.DataFrame | None = None
-    ) -> None:
-        """Fold in one polling round and the events received since the last one.
+    @property
+    def thresholds(self) -> ServiceThresholds:
+        """The limits above which service counts as degraded."""
+        return ServiceThresholds(self.degraded_loss_pct, self.degraded_latency_ms, self.high_ber)
+
+    def update(self, tick: Tick) -> None:
+        """Fold in one polling round and the events received since the previous one.
 
         Parameters
         ----------
-        ts : pandas.Timestamp
-            Time of the polling round (UTC).
-        telemetry : pandas.DataFrame
-            Latest reading per ONU (``onu_id``, ``online``, ``rx_dbm``, ``tx_dbm``,
-            ``olt_rx_dbm``, ``ber``, ``latency_ms``, ``loss_pct``, ``uptime_s``). An
-            ONU without a row counts as offline (no reading).
-        events : pandas.DataFrame, optional
-            ``entity_id``, ``type`` and ``payload`` of new events.
+        tick : guardian_lib.loop.Tick
+            Readings in the inventory's ONU order (``online``, ``rx_dbm``, ``tx_dbm``,
+            ``olt_rx_dbm``, ``ber``, ``latency_ms``, ``loss_pct``, ``uptime_s``; missing
+            measures are NaN) and the events since the previous tick. A table of
+            readings becomes a tick with :meth:`Tick.from_frame
+            <guardian_lib.loop.Tick.from_frame>` (an ONU without a row is offline).
         """
-        ids = telemetry["onu_id"].to_numpy()
-        if len(ids) == self.n and np.array_equal(ids, self.index.to_numpy()):
-            rows = None
-        else:
-            rows = self.row_of(ids)
-            ok = rows >= 0
-            rows, telemetry = rows[ok], telemetry.loc[ok]
-        online = self._aligned(telemetry["online"].to_numpy(dtype=bool), rows, False)
-        values = {}
-        for c in _TELEMETRY:
-            col = (
-                telemetry[c].to_numpy(dtype=float) if c in telemetry else np.full(len(ids), np.nan)
+        if tick.n_onus != self.n:
+            raise ValueError(
+                f"Observer.update: tick at {tick.ts} has {tick.n_onus} ONUs, the inventory {self.n}"
             )
-            values[c] = self._aligned(col, rows, np.nan)
-        self.update_arrays(ts, online, values, events)
-
-    def update_arrays(
-        self,
-        ts: pd.Timestamp,
-        online: np.ndarray,
-        values: dict[str, np.ndarray],
-        events: pd.DataFrame | None = None,
-    ) -> None:
-        """:meth:`update` with readings already aligned with the inventory order.
-
-        Parameters
-        ----------
-        ts : pandas.Timestamp
-        online : ndarray of bool
-        values : dict of ndarray
-            ``rx_dbm``, ``tx_dbm``, ``olt_rx_dbm``, ``ber``, ``latency_ms``,
-            ``loss_pct``, ``uptime_s`` (missing keys are NaN).
-        events : pandas.DataFrame, optional
-        """
+        ts, online, values = tick.ts, tick.online, tick.values
+        events = None
+        if tick.events:  # what _fold_events reads (a full events frame costs more)
+            events = pd.DataFrame({"entity_id": [e.entity_id for e in tick.events],
+                                   "type": [e.type for e in tick.events]})  # fmt: skip
         now = pd.Timestamp(ts).timestamp()
         dt = 0.0 if np.isnan(self._last_s) else max(now - self._last_s, 0.0)
         self._last_s = now
@@ -176,13 +224,7 @@ class Observer:
         self.values = {c: np.asarray(values.get(c, nan), dtype=float) for c in _TELEMETRY}
         online = np.asarray(online, dtype=bool)
         v = self.values
-        loss = v["loss_pct"]
-        service = online & ~(np.nan_to_num(loss, nan=100.0) >= 99.5)
-        degraded = service & (
-            (np.nan_to_num(loss) > self.degraded_loss_pct)
-            | (np.nan_to_num(v["latency_ms"]) > self.degraded_latency_ms)
-            | (np.nan_to_num(v["ber"]) > self.high_ber)
-        )
+        service, degraded = tick_service_state(tick, self.thresholds)
         impacted = ~service | degraded
         was = ~np.isnan(self.impacted_since_s)
         self.impacted_since_s[impacted & ~was] = now
@@ -205,12 +247,31 @@ class Observer:
         if events is not None and len(events):
             self._fold_events(events, now)
 
-    def _aligned(self, col: np.ndarray, rows: np.ndarray | None, fill) -> np.ndarray:
-        if rows is None:
-            return col.copy()
-        out = np.full(self.n, fill, dtype=col.dtype if fill is not np.nan else float)
-        out[rows] = col
+    def state_dict(self) -> dict[str, Any]:
+        """The observed state (every per-ONU array and the clock), picklable, for a restart.
+
+        Returns
+        -------
+        dict
+            Copies of the attributes that change tick by tick (everything but the
+            inventory and the settings given to the constructor), plus ``onu_ids`` to
+            check the fleet on load.
+        """
+        out = {k: _copy(v) for k, v in self.__dict__.items() if k not in _CONFIG_ATTRS}
+        out["onu_ids"] = self.index.to_numpy(dtype=object)
         return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (same fleet, same order)."""
+        ids = np.asarray(state["onu_ids"], dtype=object)
+        if len(ids) != self.n or not np.array_equal(ids, self.index.to_numpy(dtype=object)):
+            raise ValueError("Observer.load_state_dict: the saved fleet differs from the inventory")
+        missing = [k for k in self.__dict__ if k not in _CONFIG_ATTRS and k not in state]
+        if missing:
+            raise KeyError(f"Observer.load_state_dict: saved state lacks {missing}")
+        for k, v in state.items():
+            if k != "onu_ids":
+                setattr(self, k, _copy(v))
 
     def _fold_events(self, events: pd.DataFrame, now: float) -> None:
         types = events["type"].to_numpy()
@@ -266,3 +327,17 @@ class Observer:
         )
         df = pd.DataFrame(cols, index=self.index, copy=False)
         return df
+
+
+#: Observer attributes set once from the inventory and settings (not restart state).
+_CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_cust_index", "_codes",
+                           "degraded_loss_pct", "degraded_latency_ms", "high_ber",
+                           "baseline_tau_s"})  # fmt: skip
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    return v

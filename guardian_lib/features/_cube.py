@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
@@ -11,6 +12,9 @@ import pandas as pd
 
 from guardian_lib.errors import WarehouseError
 from guardian_lib.features._windows import RunningSums
+
+if TYPE_CHECKING:  # pragma: no cover
+    from guardian_lib.loop.tick import Tick
 
 __all__ = ["Cube", "load_cube", "MEASURES", "EVENT_FEATURE_TYPES"]
 
@@ -76,6 +80,23 @@ class Cube:
         """UTC timestamps of tick indices."""
         us = self.t0_us + np.asarray(rows, dtype=np.int64) * self.tick_s * _US
         return pd.to_datetime(us, unit="us", utc=True)
+
+    def tick(self, k: int) -> Tick:
+        """Tick ``k`` as the closed loop receives it (replaying stored telemetry).
+
+        Its events are this tick's per-ONU events (a customer call is already mapped to
+        its ONU), as ONU events of severity ``info``.
+        """
+        from guardian_lib.loop.tick import EventRow, Tick
+
+        ts = self.tick_times(np.array([k]))[0]
+        ev = self.events[self.events["tick"] == k]
+        ids = self.onus["onu_id"].astype(str).to_numpy()[ev["onu"].to_numpy(dtype=int)]
+        rows = tuple(
+            EventRow(ts, str(o), "onu", str(t), "info")
+            for o, t in zip(ids, ev["type"].to_numpy(), strict=True)
+        )
+        return Tick(ts, {m: v[k] for m, v in self.values.items()}, rows)
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 
 from guardian_lib.features._compute import NEIGHBOUR_LEVELS, _group_index, compute_features
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube
+
+if TYPE_CHECKING:  # pragma: no cover
+    from guardian_lib.loop.tick import Tick
 
 __all__ = ["RollingCube"]
 
@@ -95,14 +100,14 @@ class RollingCube:
     """The last ``window_ticks`` ticks of every ONU, appended one tick at a time.
 
     A buffer of twice the window is filled and, when full, its newest half is moved to
-    the front (once per ``window_ticks`` appends), so the chronological window is always
+    the front (once per ``window_ticks`` ticks), so the chronological window is always
     a zero-copy slice. Feature values equal the batch computation as long as the window
     covers the longest window used (7 days for baselines; shorter windows give baselines
     over what is held).
 
     Window sums and slopes at the newest tick come from running sums: the first time a
     (measure, window) is asked for, its sums are computed from the buffer; from then
-    on each :meth:`append` adds the new tick and takes out the one leaving the window,
+    on each :meth:`update` adds the new tick and takes out the one leaving the window,
     so one tick's features cost O(n_onus) per window instead of O(n_onus × window).
     Neighbour groups are computed once for the inventory.
 
@@ -110,7 +115,7 @@ class RollingCube:
     ----------
     onus : pandas.DataFrame
         Inventory rows (``onu_id``, ``pon_id``, ``splitter_id``, ``olt_id``, ``lat``,
-        ``lon``, ``distance_m``) in the order of the arrays passed to :meth:`append`.
+        ``lon``, ``distance_m``) in the order of the ticks passed to :meth:`update`.
     tick_s : int, default 300
         Polling interval. [s]
     window_ticks : int, default 2016
@@ -156,24 +161,31 @@ class RollingCube:
         start = max(self._newest - stat.w + 1, 0)
         stat.rebase(self._buf[measure][start - self._first_tick : self._pos], start)
 
-    def append(
+    def update(self, tick: Tick) -> None:
+        """Add one tick.
+
+        Parameters
+        ----------
+        tick : guardian_lib.loop.Tick
+            Must follow the previous tick by ``tick_s``; readings per measure
+            (:data:`~guardian_lib.features.MEASURES`, missing ones are NaN) in the
+            inventory's ONU order, and the events since the previous tick (those about
+            one ONU, a customer call mapped to its ONU, are counted).
+        """
+        if tick.n_onus != len(self.onus):
+            raise ValueError(
+                f"RollingCube.update: tick at {tick.ts} has {tick.n_onus} ONUs, "
+                f"the inventory {len(self.onus)}"
+            )
+        self._append(tick.ts, tick.numeric(), tick.onu_events() if tick.events else None)
+
+    def _append(
         self,
         ts: pd.Timestamp,
         values: dict[str, np.ndarray],
         events: pd.DataFrame | None = None,
     ) -> None:
-        """Add one tick.
-
-        Parameters
-        ----------
-        ts : pandas.Timestamp
-            Tick time (UTC); must follow the previous tick by ``tick_s``.
-        values : dict of str → ndarray, shape (n_onus,)
-            Readings per measure (:data:`~guardian_lib.features.MEASURES`); missing
-            measures are NaN. ``online`` as 0/1.
-        events : pandas.DataFrame, optional
-            Events since the previous tick: columns ``onu_id`` and ``type``.
-        """
+        """:meth:`update` from arrays (``online`` as 0/1) and a frame of ``onu_id``, ``type``."""
         t_us = int(pd.Timestamp(ts).value // 1000)
         if self._t0_us is None:
             self._t0_us = t_us
@@ -181,7 +193,7 @@ class RollingCube:
         expected = self._first_tick + self._pos
         if tick != expected:
             raise ValueError(
-                f"RollingCube.append: expected the tick at "
+                f"RollingCube.update: expected the tick at "
                 f"{pd.Timestamp((self._t0_us + expected * self.tick_s * _US) * 1000, tz='UTC')}, "
                 f"got {pd.Timestamp(ts)}"
             )
@@ -233,6 +245,43 @@ class RollingCube:
                 old = buf[leaving - self._first_tick]
                 valid = ~np.isnan(old)
                 stat.add(valid, np.where(valid, old, 0.0), leaving, -1.0)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The held window (picklable), for a restart: readings, events, clock."""
+        lo = max(self._pos - self.window_ticks, 0)
+        return {
+            "onu_ids": self._index.to_numpy(dtype=object),
+            "tick_s": self.tick_s,
+            "t0_us": self._t0_us,
+            "first_tick": self._first_tick + lo,
+            "values": {m: b[lo : self._pos].copy() for m, b in self._buf.items()},
+            "events": list(self._events),
+            "orders": self.orders.copy(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output (same fleet and tick; running sums are
+        recomputed from the window when next asked for)."""
+        ids = np.asarray(state["onu_ids"], dtype=object)
+        if not np.array_equal(ids, self._index.to_numpy(dtype=object)):
+            raise ValueError("RollingCube.load_state_dict: the saved fleet differs")
+        if state["tick_s"] != self.tick_s:
+            raise ValueError(
+                f"RollingCube.load_state_dict: saved tick_s {state['tick_s']} s, "
+                f"this cube {self.tick_s} s"
+            )
+        k = min(len(next(iter(state["values"].values()))), self.window_ticks)
+        for m, buf in self._buf.items():
+            buf[:] = np.nan
+            saved = state["values"].get(m)
+            if saved is not None and k:
+                buf[:k] = saved[-k:]
+        self._pos = k
+        self._first_tick = int(state["first_tick"]) + len(next(iter(state["values"].values()))) - k
+        self._t0_us = state["t0_us"]
+        self._events = list(state["events"])
+        self._sums = {}
+        self.orders = state["orders"].copy()
 
     def cube(self) -> Cube:
         """The window as a :class:`~guardian_lib.features.Cube` (zero-copy views)."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING, Any
+
 import pandas as pd
 
 from guardian_lib.features import RollingCube
+
+if TYPE_CHECKING:  # pragma: no cover
+    from guardian_lib.loop.tick import Tick
 
 __all__ = ["OnlineScorer", "ModelScorer"]
 
@@ -13,7 +17,7 @@ __all__ = ["OnlineScorer", "ModelScorer"]
 class OnlineScorer:
     """Predictions for the whole fleet at the newest tick, from what was observed so far.
 
-    Feed it every tick with :meth:`observe`; call it (e.g. as the autopilot's
+    Feed it every tick with :meth:`update`; call it (e.g. as the autopilot's
     ``scorer(snapshot)``) to get the ``ml_predictions`` rows of the newest tick. It
     keeps no ground truth and reads nothing but the readings and events given to it.
 
@@ -21,7 +25,7 @@ class OnlineScorer:
     ----------
     bundle : ModelBundle
     onus : pandas.DataFrame
-        Inventory rows in the order of the arrays given to :meth:`observe`.
+        Inventory rows in the ONU order of the ticks given to :meth:`update`.
     tick_s : int, default 300
         Polling interval. [s]
     window_ticks : int, default 2016
@@ -52,11 +56,18 @@ class OnlineScorer:
         self.max_risk_explained = max_risk_explained
         self.model_version = bundle.model_version
 
-    def observe(
-        self, ts: pd.Timestamp, values: dict[str, np.ndarray], events: pd.DataFrame | None = None
-    ) -> None:
-        """Add one tick of readings (and its events: columns ``onu_id``, ``type``)."""
-        self.cube.append(ts, values, events)
+    def update(self, tick: Tick) -> None:
+        """Add one tick of readings and events (see :meth:`RollingCube.update`)."""
+        self.cube.update(tick)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The scorer's window (picklable) and model version, for a restart."""
+        return {"model_version": self.model_version, "cube": self.cube.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; the window is kept even if the model
+        version changed (features do not depend on the model)."""
+        self.cube.load_state_dict(state["cube"])
 
     def __call__(self, snapshot=None) -> pd.DataFrame:
         """Predictions of every ONU at the newest observed tick."""
@@ -71,7 +82,8 @@ class ModelScorer:
     """A model bundle not yet bound to a fleet: :meth:`bind` gives an :class:`OnlineScorer`.
 
     The closed-loop backtest builds a new simulation per seed and binds the scorer to
-    each fleet (``scorer.bind(onus, tick_s)``), then feeds it every tick.
+    each fleet (``scorer.bind(onus, tick_s)``), then feeds it every tick
+    (:class:`~guardian_lib.loop.ClosedLoop` does both).
 
     Parameters
     ----------

@@ -174,3 +174,37 @@ def test_cli_rejects_an_unknown_mode_before_starting_anything():
     register(app)
     res = CliRunner().invoke(app, ["twin", "--mode", "dry"])
     assert res.exit_code == 2 and "simulate or execute" in res.output
+
+
+def test_the_twin_binds_and_feeds_the_scorer_every_tick_as_the_backtest(hang_scenario):
+    from guardian_lib.decision import RuleScorer
+
+    class Recording(RuleScorer):
+        """Bound to the twin's fleet; records every tick it is fed (as the ML scorer)."""
+
+        def __init__(self, onus=None):
+            super().__init__()
+            self.onus, self.fed, self.scored = onus, [], 0
+
+        def bind(self, onus, tick_s):
+            return Recording(onus)
+
+        def update(self, tick):
+            self.fed.append(tick)
+
+        def __call__(self, snapshot):
+            self.scored += 1
+            return super().__call__(snapshot)
+
+    twin = Twin(hang_scenario, seed=SEED, speed=SPEED, settings=_settings("simulate"),
+                every_minutes=10, scorer=Recording(), n_cpes=4)  # fmt: skip
+    try:
+        report = twin.run(ticks=5, settle_timeout_s=30)
+    finally:
+        twin.close()
+    bound = twin.autopilot.scorer
+    assert isinstance(bound, Recording) and bound is twin.loop.scorer
+    assert list(bound.onus["onu_id"]) == list(twin.sim.onu_ids)
+    assert report.ticks == 5 and len(bound.fed) == 5  # ticks 0…4, each fed once
+    assert [t.ts for t in bound.fed] == [twin.sim.ts_of(k * twin.sim.tick_s) for k in range(5)]
+    assert bound.scored == 3  # decisions at ticks 0, 2, 4 (every 10 min)

@@ -21,6 +21,7 @@ from guardian_lib.decision import (
     Snapshot,
     make_autopilot,
 )
+from guardian_lib.loop.tick import Tick
 
 T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
 N = 16
@@ -88,7 +89,7 @@ def _round(obs: Observer, minutes: float, hung: tuple[int, ...] = ()) -> Snapsho
     vals = {"rx_dbm": np.full(N, -20.0), "tx_dbm": np.full(N, 2.0), "ber": np.full(N, 1e-12),
             "latency_ms": np.full(N, 10.0), "loss_pct": loss}  # fmt: skip
     ts = T0 + pd.Timedelta(minutes=minutes)
-    obs.update_arrays(ts, np.ones(N, dtype=bool), vals)
+    obs.update(Tick(ts, {**vals, "online": np.ones(N, dtype=bool)}))
     return Snapshot(ts=ts, status=obs.status())
 
 
@@ -171,7 +172,7 @@ def test_massive_incident_opens_and_closes_in_the_audit():
     online[:8] = False  # box B0 dark
     for m in (15, 30):
         ts = T0 + pd.Timedelta(minutes=m)
-        obs.update_arrays(ts, online, vals)
+        obs.update(Tick(ts, {**vals, "online": online}))
         ap.step(Snapshot(ts=ts, status=obs.status()))
     assert len(ap.incidents) == 1
     for m in range(45, 121, 15):

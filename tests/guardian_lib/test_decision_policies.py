@@ -18,6 +18,7 @@ from guardian_lib.decision import (
     make_autopilot,
 )
 from guardian_lib.decision._base import CASE_COLUMNS
+from guardian_lib.loop.tick import EventRow, Tick
 
 T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
 N_BOX, PER_BOX = 4, 8  # 2 PONs x 2 boxes x 8 ONUs
@@ -64,7 +65,7 @@ def observe(obs: Observer, minutes: float, online=None, **changes) -> pd.Timesta
         v[k] = np.where(on, v[k], np.nan)
     v["loss_pct"] = np.where(on, v["loss_pct"], np.nan)
     ts = T0 + pd.Timedelta(minutes=minutes)
-    obs.update_arrays(ts, on, v)
+    obs.update(Tick(ts, {**v, "online": on}))
     return ts
 
 
@@ -186,10 +187,8 @@ def test_expected_cost_reboots_a_hang_and_waits_on_a_power_cut(obs):
     online[12] = False
     observe(obs, 0)
     ts = observe(obs, 5, online=online, loss_pct=loss)
-    obs.update_arrays(
-        ts, obs.online, obs.values,
-        pd.DataFrame({"entity_id": ["ONU012"], "type": ["DYING_GASP"], "payload": ["{}"]}),
-    )  # fmt: skip
+    gasp = EventRow(ts, "ONU012", "onu", "DYING_GASP", "major")
+    obs.update(Tick(ts, {**obs.values, "online": obs.online}, (gasp,)))
     ts = observe(obs, 60, online=online, loss_pct=loss)
     cases = pd.concat([case_frame("ONU005", T0), case_frame("ONU012", T0)])
     cases["case_id"] = ["CASE1", "CASE2"]

@@ -133,18 +133,9 @@ def test_rolling_cube_matches_batch(cube):
     window = 200  # 2 × window < ticks appended: the buffer shifts at least once
     rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
     ev = cube.events
-    onu_ids = cube.onus["onu_id"].astype(str).to_numpy()
     last = 500
     for k in range(last + 1):
-        ts = cube.tick_times(np.array([k]))[0]
-        sel = ev[ev["tick"] == k]
-        rc.append(
-            ts,
-            {m: cube.values[m][k] for m in cube.values},
-            pd.DataFrame(
-                {"onu_id": onu_ids[sel["onu"].to_numpy()], "type": sel["type"].to_numpy()}
-            ),
-        )
+        rc.update(cube.tick(k))
     online = rc.latest_features()
     # The batch computation over the same window of history.
     trimmed = type(cube)(
@@ -161,4 +152,4 @@ def test_rolling_cube_matches_batch(cube):
     batch = compute_features(trimmed, np.array([window - 1]))
     pd.testing.assert_frame_equal(online, batch, check_exact=False, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="expected the tick"):
-        rc.append(ts, {})
+        rc.update(cube.tick(last))

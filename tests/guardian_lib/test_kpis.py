@@ -14,6 +14,7 @@ from guardian_lib.kpis import (
     compute_kpis,
     episodes_from_status,
 )
+from guardian_lib.loop.tick import Tick
 
 T0 = pd.Timestamp("2026-01-05", tz="UTC")
 
@@ -29,7 +30,9 @@ def test_tracker_matches_the_vectorised_frame(rng):
     for k in range(60):
         imp = rng.random(3) < 0.3
         out = imp & (rng.random(3) < 0.5)
-        tracker.update(ts(5 * k), imp, out)
+        # Offline is an outage; 5 % loss while online is degraded (impacted, no outage).
+        values = {"online": ~out, "loss_pct": np.where(imp & ~out, 5.0, 0.1)}
+        tracker.update(Tick(ts(5 * k), values))
         rows += [(ts(5 * k), i, bool(a), bool(b)) for i, a, b in zip(ids, imp, out, strict=True)]
     a = tracker.episodes().sort_values(["onu_id", "start_at"]).reset_index(drop=True)
     b = episodes_from_status(pd.DataFrame(rows, columns=["ts", "onu_id", "impacted", "outage"]))

@@ -75,9 +75,7 @@ def test_online_scorer_explains_the_capped_rows(busy):
     assert OnlineScorer(bundle, cube.onus).max_risk_explained == 500
     scorer = OnlineScorer(bundle, cube.onus, window_ticks=36, max_risk_explained=2)
     for k in range(120):
-        scorer.observe(
-            cube.tick_times(np.array([k]))[0], {m: cube.values[m][k] for m in cube.values}
-        )
+        scorer.update(cube.tick(k))
     preds = scorer()
     expected = bundle.predict(scorer.cube.latest_features(), max_risk_explained=2)
     pd.testing.assert_frame_equal(preds, expected)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guardian_lib.decision import AutopilotSettings, Decision, SafetyGuard
+from guardian_lib.loop.tick import Tick
 
 T0 = pd.Timestamp("2026-01-05", tz="UTC")
 
@@ -190,7 +191,7 @@ def test_the_whole_loop_never_breaks_the_limits(hung_per_round, pon_cap, seed):
         vals = {"rx_dbm": np.full(n, -20.0), "tx_dbm": np.full(n, 2.0),
                 "ber": np.full(n, 1e-12), "latency_ms": np.full(n, 10.0), "loss_pct": loss}  # fmt: skip
         ts = T0 + pd.Timedelta(minutes=15 * k)
-        obs.update_arrays(ts, np.ones(n, dtype=bool), vals)
+        obs.update(Tick(ts, {**vals, "online": np.ones(n, dtype=bool)}))
         ap.step(Snapshot(ts=ts, status=obs.status()))
     assert len(dev.calls) == len(times)
     for target in {t[0] for t in times}:

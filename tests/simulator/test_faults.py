@@ -52,7 +52,7 @@ def test_feeder_cut_takes_whole_pon_down_at_once(only_fault):
     assert states[k - 1].online[pon_rows].mean() > 0.9
     assert not states[k].online[pon_rows].any()
     assert (states[k].down_cause[pon_rows] == DOWN_LOS).all()
-    los_now = {e[1] for e in events[k] if e[3] == "LOS"}
+    los_now = {e.entity_id for e in events[k] if e.type == "LOS"}
     was_online = set(sim.onu_ids[pon_rows[states[k - 1].online[pon_rows]]])
     assert was_online <= los_now
     # ONUs on the other PON are unaffected by this fault.
@@ -69,7 +69,7 @@ def test_power_outage_gives_dying_gasps_clustered_in_space(only_fault):
     fault = max((f for f in sim.faults if f.kind == "power_outage"), key=lambda f: len(f.onus))
     assert len(fault.onus) >= 5
     k = tick_after(sim, fault.start_s)
-    gasps = {e[1] for e in events[k] if e[3] == "DYING_GASP"}
+    gasps = {e.entity_id for e in events[k] if e.type == "DYING_GASP"}
     assert gasps & set(sim.onu_ids[fault.onus])
     assert (states[k].down_cause[fault.onus] == DOWN_DYING_GASP).all()
     xy = sim.topology.onu_xy_km
@@ -90,7 +90,7 @@ def test_cpe_hang_keeps_onu_online_with_pppoe_down(only_fault):
     assert not states[k].pppoe_up[row]
     assert states[k].loss_pct[row] == 100.0 and np.isnan(states[k].latency_ms[row])
     assert not np.isnan(states[k].rx_dbm[row])
-    assert any(e[1] == sim.onu_ids[row] and e[3] == "PPPOE_DOWN" for e in events[k])
+    assert any(e.entity_id == sim.onu_ids[row] and e.type == "PPPOE_DOWN" for e in events[k])
 
 
 def test_reboot_fixes_a_hang(only_fault):
@@ -110,7 +110,7 @@ def test_reboot_fixes_a_hang(only_fault):
     sim.reboot_cpe(sim.onu_ids[row])
     sim.step()
     assert sim.state.online[row] and sim.state.pppoe_up[row]
-    assert any(e[1] == sim.onu_ids[row] and e[3] == "REBOOT" for e in seen)
+    assert any(e.entity_id == sim.onu_ids[row] and e.type == "REBOOT" for e in seen)
     assert fault.fixed_by == "reboot"
     assert sim.state.uptime_s[row] < 600
 
@@ -239,7 +239,7 @@ def test_olt_board_failure_raises_alarm_and_takes_board_down(only_fault):
     fault = first_fault(sim, "olt_board_failure")
     k = tick_after(sim, fault.start_s)
     assert not states[k].online[fault.onus].any()
-    alarms = [e for evs in events for e in evs if e[3] == "OLT_ALARM"]
+    alarms = [e for evs in events for e in evs if e.type == "OLT_ALARM"]
     assert alarms and alarms[0][2] == "olt" and alarms[0][4] == "critical"
 
 
