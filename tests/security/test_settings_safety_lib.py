@@ -138,6 +138,7 @@ def test_running_autopilot_honours_the_kill_file_at_the_next_step(tmp_path):
 
     from guardian_lib.actions import Dispatcher
     from guardian_lib.decision import Autopilot, Observer, RuleScorer, RulesPolicy, Snapshot
+    from guardian_lib.loop.tick import Tick
 
     n = 16
     ids = [f"ONU{i:02d}" for i in range(n)]
@@ -155,7 +156,7 @@ def test_running_autopilot_honours_the_kill_file_at_the_next_step(tmp_path):
         vals = {"rx_dbm": np.full(n, -20.0), "tx_dbm": np.full(n, 2.0), "ber": np.full(n, 1e-12),
                 "latency_ms": np.full(n, 10.0), "loss_pct": loss}  # fmt: skip
         ts = T0 + pd.Timedelta(minutes=minutes)
-        obs.update_arrays(ts, np.ones(n, dtype=bool), vals)
+        obs.update(Tick(ts, {**vals, "online": np.ones(n, dtype=bool)}))
         return Snapshot(ts=ts, status=obs.status())
 
     flag = tmp_path / "KILL"
