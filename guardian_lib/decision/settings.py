@@ -49,6 +49,7 @@ GUARDIAN_ENV_NAMES = frozenset(
         "GUARDIAN_DATA_DIR",
         "GUARDIAN_CHROMIUM",
         "GUARDIAN_MLFLOW_PARENT_RUN_ID",
+        "GUARDIAN_TEST_REPORT_DIR",
     }
 )
 #: Prefixes of ``GUARDIAN_*`` families owned by other components (credentials named by

@@ -52,6 +52,23 @@ def test_unrelated_and_other_components_variables_pass():
     )  # fmt: skip
 
 
+def test_every_guardian_variable_the_project_reads_is_accepted():
+    """A new GUARDIAN_* variable elsewhere in the code must not make the autopilot refuse."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    names = set()
+    for folder in ("guardian_lib", "simulator", "acs_emulator", "tests", "docs"):
+        for path in (root / folder).rglob("*"):
+            if path.suffix in (".py", ".md", ".yaml") and path.is_file():
+                text = path.read_text(encoding="utf-8", errors="replace")
+                names |= set(re.findall(r"(?<![A-Za-z0-9_])GUARDIAN_[A-Z0-9_]*[A-Z0-9]\b", text))
+    assert "GUARDIAN_DATA_DIR" in names
+    constants = {"GUARDIAN_ENV_NAMES", "GUARDIAN_ENV_FAMILIES"}  # settings.py itself
+    for name in sorted(names - constants - {"GUARDIAN_KILLSWITCH", "GUARDIAN_DEBUGG"}):
+        check_environment({name: "x"})
+
+
 @pytest.mark.parametrize("field", sorted(HARD_LIMITS))
 def test_every_limit_has_a_hard_bound(monkeypatch, field):
     lo, hi = HARD_LIMITS[field]
