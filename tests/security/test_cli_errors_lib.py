@@ -38,6 +38,11 @@ def test_paths_that_printed_tracebacks_now_print_one_line(tmp_path):
         str(notrun),
         "--overwrite",
     )
+    # a scenario beyond the size guards (MemoryError before): one line naming the override
+    big = Path(__file__).with_name("corpus") / "scenario" / "eight_million_onus.yaml"
+    res = _guardian("simulate", "--scenario", str(big), "--out", str(tmp_path / "big"))
+    _one_line_exit_2(res, "32,768,000 ONUs", "--allow-large")
+    assert not (tmp_path / "big").exists()
     # backtest on a folder that is no simulated run (FileNotFoundError)
     _one_line_exit_2(_guardian("backtest", "--run", str(notrun)), "run.json")
     # a v3 key shorter than 8 characters (pysnmp's WrongValueError before)
