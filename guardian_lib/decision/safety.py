@@ -32,7 +32,6 @@ than the cap.
 from __future__ import annotations
 
 import signal
-import threading
 from collections import deque
 from dataclasses import dataclass
 
@@ -108,17 +107,17 @@ class SafetyGuard:
         self._outcomes: deque[bool] = deque(maxlen=self.settings.breaker_window)
         self._breaker_until = -np.inf
         self.blocked: dict[str, int] = dict.fromkeys(RULES, 0)
-        self._killed = threading.Event()
+        self._killed = False  # a plain flag: set from a signal handler, picklable
 
     # --- kill switch ----------------------------------------------------------------------
     def engage_kill_switch(self) -> None:
         """Block every automatic action from now on (until the process restarts)."""
-        self._killed.set()
+        self._killed = True
 
     def kill_switch_on(self) -> bool:
         """Whether the kill switch is on: setting, engaged by signal, or the file exists."""
         s = self.settings
-        if s.kill_switch or self._killed.is_set():
+        if s.kill_switch or self._killed:
             return True
         return s.kill_switch_file is not None and s.kill_switch_file.exists()
 
