@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -73,6 +75,10 @@ def _wait(url: str) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
+# The ACS and the CPE process must share a connection-request password.
+_ENV = dict(os.environ, GUARDIAN_CPE_CR_PASSWORD=secrets.token_hex(16))
+
+
 def start_acs(tmp: Path, presets: list | None = None) -> tuple[subprocess.Popen, int, int]:
     cwmp, nbi = _port(), _port()
     args = [
@@ -85,11 +91,12 @@ def start_acs(tmp: Path, presets: list | None = None) -> tuple[subprocess.Popen,
         str(nbi),
         "--db",
         str(tmp / "acs.sqlite"),
+        "--no-auth",  # NBI on loopback without a token: a benchmark on one machine
     ]
     if presets:
         (tmp / "presets.json").write_text(json.dumps(presets))
         args += ["--presets", str(tmp / "presets.json")]
-    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=_ENV)
     _wait(f"http://127.0.0.1:{nbi}/devices/")
     return proc, cwmp, nbi
 
@@ -177,6 +184,7 @@ def reboot_through_nbi(tmp: Path, n: int, threads: int = 50) -> dict:
         ],
         stderr=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
+        env=_ENV,
     )
     try:
         client = NbiClient(f"http://127.0.0.1:{nbi}", token="", task_timeout_ms=10000)

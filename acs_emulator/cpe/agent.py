@@ -2,6 +2,13 @@
 
 Agents are asyncio objects; a :class:`~acs_emulator.cpe.fleet.CpeFleet` runs many in
 one process over one HTTP client pool and one connection-request listener.
+
+The ACS's answers are hostile input: a body that is not CWMP ends the session with
+:class:`SessionError` (events stay pending, the agent retries with back-off), and the
+agent's loop survives any one failed session, whatever it raised (logged, counted in
+``sessions_failed``). Every XML the agent writes goes through the escaping builders
+of :mod:`acs_emulator.cwmp.soap`; RPCs are dispatched from a table
+(:data:`CpeAgent.RPC_HANDLERS`).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import numpy as np
@@ -211,12 +218,8 @@ class CpeAgent:
 
     # -- session -------------------------------------------------------------------------
     def _inform_xml(self) -> str:
-        events = "".join(
-            f"<EventStruct><EventCode>{code}</EventCode><CommandKey>{key}</CommandKey>"
-            "</EventStruct>"
-            for code, key in self.pending_events.items()
-        )
         n_ev = len(self.pending_events) + (1 if self.misbehaviour.wrong_array_size else 0)
+        events = soap.events_xml(list(self.pending_events.items()), declared_size=n_ev)
         params = [
             (self.model.path(k),) + self.model.values([self.model.path(k)])[0][1:]
             for k in INFORM_KEYS
@@ -228,15 +231,20 @@ class CpeAgent:
             plist = re.sub(r"\[\d+\]", "[99]", plist, count=1)
         ident = self.identity
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        device = soap.elements_xml(
+            {
+                "Manufacturer": ident.manufacturer,
+                "OUI": ident.oui,
+                "ProductClass": ident.product_class,
+                "SerialNumber": ident.serial,
+            }
+        )
         return soap.rpc_xml(
             "Inform",
             raw=(
-                f"<DeviceId><Manufacturer>{ident.manufacturer}</Manufacturer>"
-                f"<OUI>{ident.oui}</OUI><ProductClass>{ident.product_class}</ProductClass>"
-                f"<SerialNumber>{ident.serial}</SerialNumber></DeviceId>"
-                f'<Event soap-enc:arrayType="cwmp:EventStruct[{n_ev}]">{events}</Event>'
-                f"<MaxEnvelopes>1</MaxEnvelopes><CurrentTime>{now}</CurrentTime>"
-                f"<RetryCount>0</RetryCount>{plist}"
+                f"<DeviceId>{device}</DeviceId>{events}"
+                + soap.elements_xml({"MaxEnvelopes": 1, "CurrentTime": now, "RetryCount": 0})
+                + plist
             ),
         )
 
@@ -270,6 +278,11 @@ class CpeAgent:
         except (aiohttp.ClientError, OSError) as exc:
             self.sessions_failed += 1
             raise SessionError(f"{self.device_id}: {type(exc).__name__}: {exc}") from exc
+        except soap.CwmpParseError as exc:
+            self.sessions_failed += 1
+            raise SessionError(
+                f"{self.device_id}: the ACS answered a non-CWMP body: {exc}"
+            ) from exc
         except SessionError:
             self.sessions_failed += 1
             raise
@@ -344,92 +357,85 @@ class CpeAgent:
         return True
 
     # -- RPC handling ----------------------------------------------------------------------
+    #: Methods this CPE answers (GetRPCMethodsResponse lists them).
+    METHODS: ClassVar[tuple[str, ...]] = (
+        "GetRPCMethods",
+        "GetParameterValues",
+        "SetParameterValues",
+        "GetParameterNames",
+        "AddObject",
+        "DeleteObject",
+        "Reboot",
+        "FactoryReset",
+        "Download",
+    )
+    #: RPC name → handler method name; a handler takes ``(body, after)`` and returns
+    #: the response RPC (serialised with :mod:`acs_emulator.cwmp.soap`'s builders).
+    RPC_HANDLERS: ClassVar[dict[str, str]] = {m: f"_rpc_{m}" for m in METHODS}
+
     def _handle_rpc(self, msg: soap.CwmpMessage, after: _After) -> str:
-        name = msg.name
-        self.rpcs_handled.append(name)
-        mb = self.misbehaviour
+        """Answer one ACS RPC: its response, or a CWMP fault (9000 for unknown methods)."""
+        self.rpcs_handled.append(msg.name)
         try:
-            if mb.fault_rate and self.rng.random() < mb.fault_rate:
+            if self.misbehaviour.fault_rate and self.rng.random() < self.misbehaviour.fault_rate:
                 raise CpeFault(9002, "Internal error (injected)")
-            body = msg.body
-            if name == "GetParameterValues":
-                names = [
-                    s.text or ""
-                    for s in soap.children(soap.child(body, "ParameterNames"), "string")
-                ]
-                vals = self.model.values(names, allow_partial=not mb.no_partial_path)
-                return soap.rpc_xml("GetParameterValuesResponse", raw=soap.values_xml(vals))
-            if name == "SetParameterValues":
-                vals = [
-                    (p.name, p.value, p.type)
-                    for p in soap.parse_parameter_values(soap.child(body, "ParameterList"))
-                ]
-                self.model.set_values(vals)
-                self.model.put("parameter_key", soap.text(body, "ParameterKey"))
-                if any(n == self.model.path("ping_state") and v == "Requested" for n, v, _ in vals):
-                    after.diagnostics = True
-                if any(n == self.model.path("periodic_interval") for n, _, _ in vals):
-                    self.periodic_interval_s = float(self.model.get("periodic_interval"))
-                return soap.rpc_xml("SetParameterValuesResponse", {"Status": 0})
-            if name == "GetParameterNames":
-                path = soap.text(body, "ParameterPath")
-                nl = soap.text(body, "NextLevel") in ("1", "true")
-                items = "".join(
-                    f"<ParameterInfoStruct><Name>{n}</Name><Writable>{int(w)}</Writable>"
-                    "</ParameterInfoStruct>"
-                    for n, w in self.model.names(path, nl)
-                )
-                count = items.count("<ParameterInfoStruct>")
-                return soap.rpc_xml(
-                    "GetParameterNamesResponse",
-                    raw=f'<ParameterList soap-enc:arrayType="cwmp:ParameterInfoStruct[{count}]">'
-                    f"{items}</ParameterList>",
-                )
-            if name == "AddObject":
-                n = self.model.add_object(soap.text(body, "ObjectName"))
-                return soap.rpc_xml("AddObjectResponse", {"InstanceNumber": n, "Status": 0})
-            if name == "DeleteObject":
-                self.model.delete_object(soap.text(body, "ObjectName"))
-                return soap.rpc_xml("DeleteObjectResponse", {"Status": 0})
-            if name == "Reboot":
-                after.reboot = soap.text(body, "CommandKey")
-                return soap.rpc_xml("RebootResponse")
-            if name == "FactoryReset":
-                after.factory_reset = True
-                return soap.rpc_xml("FactoryResetResponse")
-            if name == "Download":
-                after.download = {
-                    k: soap.text(body, k) for k in ("CommandKey", "URL", "TargetFileName")
-                }
-                return soap.rpc_xml(
-                    "DownloadResponse",
-                    {"Status": 1, "StartTime": _UNKNOWN_TIME, "CompleteTime": _UNKNOWN_TIME},
-                )
-            if name == "GetRPCMethods":
-                methods = [
-                    "GetRPCMethods",
-                    "GetParameterValues",
-                    "SetParameterValues",
-                    "GetParameterNames",
-                    "AddObject",
-                    "DeleteObject",
-                    "Reboot",
-                    "FactoryReset",
-                    "Download",
-                ]
-                return soap.rpc_xml(
-                    "GetRPCMethodsResponse", raw=soap.names_xml(methods, tag="MethodList")
-                )
-            raise CpeFault(9000, f"Method {name!r} not supported")
+            handler = self.RPC_HANDLERS.get(msg.name)
+            if handler is None or msg.body is None:
+                raise CpeFault(9000, f"Method {msg.name!r} not supported")
+            return getattr(self, handler)(msg.body, after)
         except CpeFault as fault:
-            extra = "".join(
-                f"<SetParameterValuesFault><ParameterName>{n}</ParameterName>"
-                f"<FaultCode>{c}</FaultCode><FaultString>error</FaultString>"
-                "</SetParameterValuesFault>"
-                for n, c in fault.spv
-            )
-            xml = soap.fault_xml(fault.code, fault.message, acs=False)
-            return xml.replace("</cwmp:Fault>", extra + "</cwmp:Fault>")
+            return soap.fault_xml(fault.code, fault.message, acs=False, set_faults=fault.spv)
+
+    def _rpc_GetParameterValues(self, body: Any, after: _After) -> str:
+        names = [s.text or "" for s in soap.children(soap.child(body, "ParameterNames"), "string")]
+        vals = self.model.values(names, allow_partial=not self.misbehaviour.no_partial_path)
+        return soap.rpc_xml("GetParameterValuesResponse", raw=soap.values_xml(vals))
+
+    def _rpc_SetParameterValues(self, body: Any, after: _After) -> str:
+        vals = [
+            (p.name, p.value, p.type)
+            for p in soap.parse_parameter_values(soap.child(body, "ParameterList"))
+        ]
+        self.model.set_values(vals)
+        self.model.put("parameter_key", soap.text(body, "ParameterKey"))
+        if any(n == self.model.path("ping_state") and v == "Requested" for n, v, _ in vals):
+            after.diagnostics = True
+        if any(n == self.model.path("periodic_interval") for n, _, _ in vals):
+            self.periodic_interval_s = float(self.model.get("periodic_interval"))
+        return soap.rpc_xml("SetParameterValuesResponse", {"Status": 0})
+
+    def _rpc_GetParameterNames(self, body: Any, after: _After) -> str:
+        path = soap.text(body, "ParameterPath")
+        next_level = soap.text(body, "NextLevel") in ("1", "true")
+        items = list(self.model.names(path, next_level))
+        return soap.rpc_xml("GetParameterNamesResponse", raw=soap.param_info_xml(items))
+
+    def _rpc_AddObject(self, body: Any, after: _After) -> str:
+        n = self.model.add_object(soap.text(body, "ObjectName"))
+        return soap.rpc_xml("AddObjectResponse", {"InstanceNumber": n, "Status": 0})
+
+    def _rpc_DeleteObject(self, body: Any, after: _After) -> str:
+        self.model.delete_object(soap.text(body, "ObjectName"))
+        return soap.rpc_xml("DeleteObjectResponse", {"Status": 0})
+
+    def _rpc_Reboot(self, body: Any, after: _After) -> str:
+        after.reboot = soap.text(body, "CommandKey")
+        return soap.rpc_xml("RebootResponse")
+
+    def _rpc_FactoryReset(self, body: Any, after: _After) -> str:
+        after.factory_reset = True
+        return soap.rpc_xml("FactoryResetResponse")
+
+    def _rpc_Download(self, body: Any, after: _After) -> str:
+        after.download = {k: soap.text(body, k) for k in ("CommandKey", "URL", "TargetFileName")}
+        return soap.rpc_xml(
+            "DownloadResponse",
+            {"Status": 1, "StartTime": _UNKNOWN_TIME, "CompleteTime": _UNKNOWN_TIME},
+        )
+
+    def _rpc_GetRPCMethods(self, body: Any, after: _After) -> str:
+        methods = soap.names_xml(list(self.METHODS), tag="MethodList")
+        return soap.rpc_xml("GetRPCMethodsResponse", raw=methods)
 
     def _after_session(self, after: _After) -> None:
         loop = asyncio.get_running_loop()
@@ -474,13 +480,14 @@ class CpeAgent:
 
     def _transfer_complete(self, key: str, fault: tuple[int, str], start: str) -> str:
         end = datetime.now(UTC).isoformat(timespec="seconds")
+        fault_struct = soap.elements_xml({"FaultCode": fault[0], "FaultString": fault[1]})
         return soap.envelope(
             soap.rpc_xml(
                 "TransferComplete",
                 raw=(
-                    f"<CommandKey>{key}</CommandKey><FaultStruct><FaultCode>{fault[0]}"
-                    f"</FaultCode><FaultString>{fault[1]}</FaultString></FaultStruct>"
-                    f"<StartTime>{start}</StartTime><CompleteTime>{end}</CompleteTime>"
+                    soap.elements_xml({"CommandKey": key})
+                    + f"<FaultStruct>{fault_struct}</FaultStruct>"
+                    + soap.elements_xml({"StartTime": start, "CompleteTime": end})
                 ),
             ),
             cwmp_ns=self.cwmp_ns,
@@ -531,10 +538,16 @@ class CpeAgent:
                 try:
                     ok = await self.run_session(http)  # False: dropped on purpose
                     failures = 0
-                except SessionError as exc:
+                except Exception as exc:  # any one failed session: log, count, go on
                     failures += 1
-                    log.debug("%s", exc)
-                    wait = exc.retry_after_s or retry_base_s * 2 ** min(failures - 1, 6)
+                    if isinstance(exc, SessionError):
+                        log.debug("%s", exc)
+                        retry_after = exc.retry_after_s
+                    else:
+                        self.sessions_failed += 1
+                        log.exception("%s: CWMP session failed unexpectedly", self.device_id)
+                        retry_after = None
+                    wait = retry_after or retry_base_s * 2 ** min(failures - 1, 6)
                     if on_session:
                         on_session(False)
                     await _sleep_or(stop, float(wait * (1 + 0.5 * self.rng.random())))

@@ -33,6 +33,10 @@ def run_command(
         typer.Option(help="First Inform says '0 BOOTSTRAP' (factory-new CPEs)."),
     ] = True,
     duration: Annotated[float, typer.Option(help="Stop after this time [s]; 0 = never.")] = 0.0,
+    allow_dev_password: Annotated[
+        bool,
+        typer.Option(help="Accept the documented development connection-request password."),
+    ] = False,
 ) -> None:
     """Run CWMP CPE agents against an ACS until interrupted."""
     import asyncio
@@ -69,7 +73,10 @@ def run_command(
         agent_options={"periodic_interval_s": periodic_interval, "bootstrap": bootstrap},
         flavour=flavour,  # type: ignore[arg-type]
         seed=seed,
+        allow_dev_password=allow_dev_password,
     )
+    if allow_dev_password:
+        console.print("[yellow]warning:[/] the documented connection-request password is allowed")
     console.print(f"[green]CPEs[/] {len(identities)} → {acs_url} (Ctrl-C stops)")
     try:
         stats = asyncio.run(

@@ -4,6 +4,14 @@ The listener serves ``GET /cr/<device id>``: each agent's ``ConnectionRequestURL
 It authenticates the ACS with Digest by default (username = device id, password from
 ``GUARDIAN_CPE_CR_PASSWORD``), or Basic / none per device, like field CPEs. A device
 that is rebooting or offline answers 503.
+
+Credentials are bound to the device of the path (a header computed for device A is
+refused on ``/cr/B``), each Digest nonce/nc is accepted once (no replay), and the
+documented development password is refused unless ``allow_dev_password`` is given
+(then logged as a warning). Without any configured password the listener uses this
+process's random one (:func:`acs_emulator.cwmp.auth.resolve_cr_password`), which an
+ACS in the same process also uses. A client that does not send a whole request
+within ``read_timeout_s`` is disconnected.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from aiohttp import web
 from acs_emulator.cpe.agent import CpeAgent, Misbehaviour
 from acs_emulator.cpe.datamodel import Flavour
 from acs_emulator.cpe.state import DeviceIdentity, StateSource, StaticStateSource
-from acs_emulator.cwmp.auth import DEV_CR_PASSWORD, Authenticator, AuthMode, AuthPolicy
+from acs_emulator.cwmp.auth import Authenticator, AuthMode, AuthPolicy, resolve_cr_password
 
 __all__ = ["CpeFleet", "run_fleet"]
 
@@ -45,7 +53,12 @@ class CpeFleet:
     cr_auth : {"digest", "basic", "none"}, default "digest"
         How the listener authenticates the ACS.
     cr_password : str, optional
-        Connection-request password; default ``$GUARDIAN_CPE_CR_PASSWORD``.
+        Connection-request password; default ``$GUARDIAN_CPE_CR_PASSWORD``, else this
+        process's random password.
+    allow_dev_password : bool, default False
+        Accept the documented development password (a warning is logged).
+    read_timeout_s : float, default 15
+        Time a client has to send a whole request to the listener. [s]
     acs_password : str, optional
         Password for ACS auth; default ``$GUARDIAN_ACS_CPE_PASSWORD`` (may be unset).
     agent_options : dict, optional
@@ -72,13 +85,16 @@ class CpeFleet:
         flavour: Flavour = "tr181",
         seed: int = 0,
         max_connections: int = 200,
+        allow_dev_password: bool = False,
+        read_timeout_s: float = 15.0,
     ) -> None:
         self.acs_url = acs_url
         self.state = state or StaticStateSource(seed)
         self.host = host
         self.cr_port = cr_port
         self.max_connections = max_connections
-        pw = cr_password or os.environ.get("GUARDIAN_CPE_CR_PASSWORD") or DEV_CR_PASSWORD
+        self.read_timeout_s = read_timeout_s
+        pw = resolve_cr_password(cr_password, allow_dev_password=allow_dev_password)
         self._cr_auth = Authenticator(AuthPolicy(mode=cr_auth, passwords=lambda _u: pw))
         acs_pw = acs_password or os.environ.get("GUARDIAN_ACS_CPE_PASSWORD")
         opts = dict(agent_options or {})
@@ -115,7 +131,7 @@ class CpeFleet:
         if agent is None:
             return web.Response(status=404)
         if not self._cr_auth.check(
-            request.headers.get("Authorization"), "GET", device_hint=device_id
+            request.headers.get("Authorization"), "GET", identity=device_id, uri=request.raw_path
         ):
             return web.Response(
                 status=401, headers={"WWW-Authenticate": self._cr_auth.challenge(device_id)}
@@ -138,7 +154,11 @@ class CpeFleet:
         app = web.Application()
         app.router.add_get("/cr/{device_id}", self._handle_cr)
         self._runner = web.AppRunner(
-            app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=self.read_timeout_s,  # also cuts slow request headers
         )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.cr_port)

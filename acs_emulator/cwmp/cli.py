@@ -11,7 +11,11 @@ __all__ = ["register", "serve_command"]
 
 
 def serve_command(
-    host: Annotated[str, typer.Option(help="Bind address of both listeners.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Bind address of the CWMP listener.")] = "127.0.0.1",
+    nbi_host: Annotated[
+        str,
+        typer.Option(help="Bind address of the NBI (keep it on loopback or a management LAN)."),
+    ] = "127.0.0.1",
     cwmp_port: Annotated[int, typer.Option(help="CWMP port (CPEs inform here).")] = 7547,
     nbi_port: Annotated[int, typer.Option(help="GenieACS-compatible NBI port.")] = 7557,
     db: Annotated[Path, typer.Option(help="SQLite store.")] = Path("data/acs/acs.sqlite"),
@@ -33,6 +37,25 @@ def serve_command(
         Path | None,
         typer.Option(help="File holding the NBI bearer token (or set $GUARDIAN_NBI_TOKEN)."),
     ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Run the NBI without a token (only with a loopback --nbi-host; "
+            "anyone on this machine can then send tasks).",
+        ),
+    ] = False,
+    cr_allowed_hosts: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated hosts/networks connection requests may go to besides "
+            "the address each CPE informs from (CPEs behind NAT)."
+        ),
+    ] = "",
+    allow_dev_cr_password: Annotated[
+        bool,
+        typer.Option(help="Allow the documented development connection-request password."),
+    ] = False,
     presets: Annotated[
         Path | None, typer.Option(help="JSON file of presets (see docs/tr069.md).")
     ] = None,
@@ -50,7 +73,6 @@ def serve_command(
     import asyncio
     import json
     import logging
-    import os
     import signal
 
     from rich.console import Console
@@ -63,8 +85,7 @@ def serve_command(
         raise typer.BadParameter(f"expected none, basic or digest, got {cpe_auth!r}")
     console = Console(stderr=True)
     logging.basicConfig(level=logging.WARNING)
-    token = nbi_token_file.read_text().strip() if nbi_token_file else None
-    token = token or os.environ.get("GUARDIAN_NBI_TOKEN") or None
+    token = _nbi_token(nbi_token_file, no_auth=no_auth, nbi_host=nbi_host)
     preset_list = load_presets(presets) if presets else []
     if zero_touch:
         preset_list.append(zero_touch_preset())
@@ -81,12 +102,21 @@ def serve_command(
         presets=preset_list,
         max_sessions=max_sessions,
         cr_allow_basic=cr_allow_basic,
+        cr_allowed_hosts=[h.strip() for h in cr_allowed_hosts.split(",") if h.strip()],
+        cr_allow_dev_password=allow_dev_cr_password,
     )
-    svc = AcsService(db, host, cwmp_port, nbi_port, config=config, nbi_token=token)
+    svc = AcsService(
+        db, host, cwmp_port, nbi_port, config=config, nbi_token=token, nbi_host=nbi_host
+    )
     if cpe_auth == "none":
         console.print("[yellow]warning:[/] CPEs are not authenticated (--cpe-auth none)")
     if token is None:
-        console.print("[yellow]warning:[/] the NBI has no bearer token (anyone can send tasks)")
+        console.print(
+            "[yellow]warning:[/] --no-auth: the NBI has no bearer token (anyone on this "
+            "machine can send tasks)"
+        )
+    if allow_dev_cr_password:
+        console.print("[yellow]warning:[/] the documented connection-request password is allowed")
 
     async def main() -> None:
         await svc.start()
@@ -104,6 +134,33 @@ def serve_command(
         asyncio.run(main())
     except KeyboardInterrupt:
         console.print("stopped")
+
+
+def _nbi_token(token_file: Path | None, *, no_auth: bool, nbi_host: str) -> str | None:
+    """The NBI token (file, else ``$GUARDIAN_NBI_TOKEN``); ``None`` only if allowed.
+
+    Raises
+    ------
+    typer.BadParameter
+        When there is no token and ``--no-auth`` was not given, or ``--no-auth`` is
+        combined with a non-loopback ``--nbi-host``.
+    """
+    import os
+
+    from acs_emulator.cwmp.service import is_loopback
+
+    token = token_file.read_text().strip() if token_file else None
+    token = token or os.environ.get("GUARDIAN_NBI_TOKEN") or None
+    if token is None and not no_auth:
+        raise typer.BadParameter(
+            "the NBI needs a bearer token: --nbi-token-file FILE or $GUARDIAN_NBI_TOKEN "
+            "(or --no-auth with a loopback --nbi-host, for a lab machine)"
+        )
+    if token is None and not is_loopback(nbi_host):
+        raise typer.BadParameter(
+            f"--no-auth is only allowed on loopback, got --nbi-host {nbi_host}"
+        )
+    return token
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,13 @@ its own requests (TransferComplete, GetRPCMethods); its empty POST hands the tur
 the ACS, which sends the device's queued tasks one RPC at a time; HTTP 204 ends the
 session. Sessions are found by cookie (any ``session=`` in the Cookie header, so a
 CPE echoing the whole ``Set-Cookie`` string works), else by the TCP connection.
+
+Hostile input: credentials are checked against the DeviceId of the Inform they come
+with; what an Inform may store is bounded (:data:`acs_emulator.cwmp.store.LIMITS`,
+fault 8003 + HTTP 400 beyond it); the background sweeper survives any one failure
+(logged and counted in ``stats["background_errors"]``); connection requests go only
+to a URL on the host the device informs from (or an allow-list), with the ACS's own
+credentials for that device id.
 """
 
 from __future__ import annotations
@@ -21,25 +28,24 @@ import re
 import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from acs_emulator.cwmp import soap
-from acs_emulator.cwmp.auth import (
-    DEV_CR_PASSWORD,
-    Authenticator,
-    AuthPolicy,
-    basic_authorization,
-    digest_authorization,
-    parse_auth_header,
-)
+from acs_emulator.cwmp.auth import Authenticator, AuthPolicy
+from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
 from acs_emulator.cwmp.presets import Preset, render_task
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.rpcs import task_steps
-from acs_emulator.cwmp.store import DeviceStore, get_parameter, now_iso, set_parameter
+from acs_emulator.cwmp.store import (
+    LIMITS,
+    DeviceStore,
+    StoreError,
+    check_parameter,
+    now_iso,
+    set_parameter,
+)
 
 __all__ = ["Acs", "AcsConfig", "password_lookup_from_env", "device_id_of"]
 
@@ -75,29 +81,6 @@ def device_id_of(oui: str, product_class: str, serial: str) -> str:
     return f"{esc(oui)}-{esc(serial)}"
 
 
-def password_lookup_from_env(
-    var: str = "GUARDIAN_ACS_CPE_PASSWORD", file_var: str = "GUARDIAN_ACS_CPE_PASSWORDS_FILE"
-) -> Callable[[str], str | None]:
-    """Password lookup from the environment: one fleet password, or a file of ``user:pw``.
-
-    The file (one ``username:password`` per line) wins over the single variable for
-    the users it lists. Values are read once; nothing is logged.
-    """
-    table: dict[str, str] = {}
-    path = os.environ.get(file_var)
-    if path:
-        for line in Path(path).read_text().splitlines():
-            user, sep, pw = line.strip().partition(":")
-            if sep and not user.startswith("#"):
-                table[user] = pw
-    fleet = os.environ.get(var)
-
-    def lookup(user: str) -> str | None:
-        return table.get(user, fleet)
-
-    return lookup
-
-
 @dataclass
 class AcsConfig:
     """Settings of the ACS.
@@ -120,8 +103,19 @@ class AcsConfig:
         Answer a connection-request listener's Basic challenge (sends the password in
         clear; off by default, as GenieACS's ``cwmp.connectionRequestAllowBasicAuth``).
     cr_password : callable, optional
-        ``cr_password(username) -> str | None`` for connection requests; defaults to
-        the environment (``GUARDIAN_CPE_CR_PASSWORD``).
+        ``cr_password(device_id) -> str | None`` for connection requests; defaults to
+        the environment (``GUARDIAN_CPE_CR_PASSWORD`` or the ``device-id:password``
+        lines of ``GUARDIAN_CPE_CR_PASSWORDS_FILE``). The username sent is always the
+        device id, never the ``ConnectionRequestUsername`` the device reports.
+    cr_allowed_hosts : list of str
+        Hosts or networks (``"10.20.0.0/16"``, ``"cpe.example.net"``) connection
+        requests may go to besides the address the device informs from (CPEs behind
+        NAT or a proxy). [-]
+    cr_allow_dev_password : bool, default False
+        Allow the documented development connection-request password.
+    read_timeout_s : float, default 15
+        A client must deliver its request body within this time (slow clients are
+        cut with 408). [s]
     presets : list of Preset
         Automatic tasks (zero-touch provisioning, periodic refresh).
     file_server_url : str
@@ -136,6 +130,9 @@ class AcsConfig:
     connection_request_timeout_s: float = 5.0
     cr_allow_basic: bool = False
     cr_password: Callable[[str], str | None] | None = None
+    cr_allowed_hosts: list[str] = field(default_factory=list)
+    cr_allow_dev_password: bool = False
+    read_timeout_s: float = 15.0
     presets: list[Preset] = field(default_factory=list)
     file_server_url: str = "http://127.0.0.1:7567/"
 
@@ -174,8 +171,14 @@ class Acs:
         self._task_events: dict[str, asyncio.Event] = {}
         self._end_events: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
-        self._http: aiohttp.ClientSession | None = None
-        self.stats = {"sessions": 0, "informs": 0, "rpcs": 0, "errors": 0}
+        self._cr = ConnectionRequester(self.config)
+        self.stats = {
+            "sessions": 0,
+            "informs": 0,
+            "rpcs": 0,
+            "errors": 0,
+            "background_errors": 0,
+        }
 
     # -- applications ----------------------------------------------------------------
     def cwmp_app(self) -> web.Application:
@@ -190,18 +193,34 @@ class Acs:
         async def sweep() -> None:
             while True:
                 await asyncio.sleep(min(1.0, self.config.session_timeout_s / 2))
-                self._expire_sessions()
-                self.store.flush()
+                self.sweep_once()
 
         self._sweeper = asyncio.create_task(sweep())
+
+    def sweep_once(self) -> None:
+        """Expire idle sessions and write deferred documents; never raises.
+
+        A failure is logged and counted (``stats["background_errors"]``) and the next
+        sweep runs as usual: one bad item must not stop session expiry or persistence.
+        """
+        try:
+            self._expire_sessions()
+        except Exception:
+            self.stats["background_errors"] += 1
+            log.exception("ACS sweep: expiring sessions failed; will retry")
+        try:
+            self.store.flush()
+        except Exception:
+            self.stats["background_errors"] += 1
+            log.exception("ACS sweep: flushing the store failed; will retry")
+        self.stats["background_errors"] += self.store.write_errors
+        self.store.write_errors = 0
 
     async def _close(self, _app: web.Application | None = None) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
-        if self._http is not None:
-            await self._http.close()
-            self._http = None
+        await self._cr.close()
 
     # -- CWMP handler ----------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -225,9 +244,16 @@ class Acs:
         if (request.content_length or 0) > self.config.max_body_bytes:
             return web.Response(status=413, text="CWMP body too large")
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), self.config.read_timeout_s)
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text="CWMP body too large")
+        except TimeoutError:
+            self.stats["errors"] += 1
+            return web.Response(
+                status=408,
+                text=f"CWMP body not received within {self.config.read_timeout_s:g} s",
+                headers={"Connection": "close"},
+            )
         peer = request.transport.get_extra_info("peername") if request.transport else None
         try:
             msg = soap.parse_message(body, max_bytes=self.config.max_body_bytes)
@@ -314,7 +340,12 @@ class Acs:
         limit = time.monotonic() - self.config.session_timeout_s
         for s in [s for s in self.sessions.values() if s.last_seen < limit]:
             log.info("CWMP session of %s timed out; its task stays queued", s.device_id)
-            self._end_session(s)
+            try:
+                self._end_session(s)
+            except Exception:
+                self.stats["background_errors"] += 1
+                log.exception("CWMP session of %s could not be ended cleanly", s.device_id)
+                self.sessions.pop(s.token, None)
 
     def in_session(self, device_id: str) -> bool:
         """Whether ``device_id`` has an open CWMP session."""
@@ -325,13 +356,18 @@ class Acs:
     ) -> web.StreamResponse:
         try:
             inform = soap.parse_inform(msg.body)
-        except soap.CwmpParseError as exc:
+            self._check_inform_bounds(inform)
+        except (soap.CwmpParseError, StoreError) as exc:
             self.stats["errors"] += 1
-            return self._fault_response(8003, str(exc), msg.cwmp_ns, msg.id)
+            log.info("CWMP Inform from %s rejected: %s", peer, exc)
+            return self._fault_response(8003, str(exc), msg.cwmp_ns, msg.id, status=400)
         dev = inform["device"]
         device_id = device_id_of(dev["OUI"], dev["ProductClass"], dev["SerialNumber"])
         if not self.auth.check(
-            request.headers.get("Authorization"), request.method, device_hint=device_id
+            request.headers.get("Authorization"),
+            request.method,
+            identity=device_id,
+            uri=request.raw_path,
         ):
             log.info("CWMP Inform from %s (%s): authentication failed", device_id, peer)
             return web.Response(
@@ -358,7 +394,7 @@ class Acs:
         self._by_device[device_id] = token
         self.stats["sessions"] += 1
         self.stats["informs"] += 1
-        self._record_inform(device_id, dev, inform)
+        self._record_inform(device_id, dev, inform, peer)
         ev = self._inform_events.pop(device_id, None)
         if ev is not None:
             ev.set()
@@ -370,10 +406,26 @@ class Acs:
         )
 
     @staticmethod
+    def _check_inform_bounds(inform: dict[str, Any]) -> None:
+        """Raise :class:`StoreError` if the Inform exceeds what the store accepts."""
+        if len(inform["params"]) > LIMITS.params_per_inform:
+            raise StoreError(
+                f"Inform ParameterList: expected at most {LIMITS.params_per_inform} "
+                f"parameters, got {len(inform['params'])}"
+            )
+        for p in inform["params"]:
+            check_parameter(p.name, p.value)
+        for k, v in inform["device"].items():
+            if len(v) > 256:
+                raise StoreError(f"Inform DeviceId.{k}: expected at most 256 characters")
+
+    @staticmethod
     def _inform_response() -> str:
         return soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1})
 
-    def _record_inform(self, device_id: str, dev: dict[str, str], inform: dict[str, Any]) -> None:
+    def _record_inform(
+        self, device_id: str, dev: dict[str, str], inform: dict[str, Any], peer: Any = None
+    ) -> None:
         ts = now_iso()
         doc = self.store.get_device(device_id)
         if doc is None:
@@ -384,6 +436,8 @@ class Acs:
                 "_tags": [],
             }
         doc["_lastInform"] = ts
+        if isinstance(peer, tuple) and peer:
+            doc["_informAddress"] = str(peer[0])  # where connection requests may go
         codes = [code for code, _ in inform["events"]]
         doc["_events"] = codes
         if "1 BOOT" in codes:
@@ -394,10 +448,15 @@ class Acs:
             set_parameter(doc, p.name, p.value, p.type, ts)
         self.store.save_device(doc, defer=True)
         root = self.root_of(doc)
+        # A preset task still queued (the device has not run it yet) is not queued
+        # again: repeated Informs must not grow the queue without bound.
+        queued = {(t.get("preset"), t.get("name")) for t in self.store.pending_tasks(device_id)}
         for preset in self.config.presets:
             if preset.events and not preset.events.intersection(codes):
                 continue
             for t in preset.tasks:
+                if (preset.name, t.get("name")) in queued:
+                    continue
                 task = render_task(t, root, dev["SerialNumber"], device_id)
                 task.update(device=device_id, preset=preset.name)
                 self.store.insert_task(task)
@@ -533,45 +592,11 @@ class Acs:
         return self._task_events.setdefault(task_id, asyncio.Event())
 
     async def connection_request(self, device_id: str) -> str | None:
-        """Send a connection request; ``None`` on success, else the error status text."""
+        """Send a connection request; ``None`` on success, else the error status text.
+
+        See :class:`acs_emulator.cwmp.cr.ConnectionRequester` for what is trusted.
+        """
         doc = self.store.get_device(device_id)
         if doc is None:
             return "No such device"
-        root = self.root_of(doc)
-        url = get_parameter(doc, f"{root}.ManagementServer.ConnectionRequestURL")
-        if not url:
-            return "Connection request error: device has no ConnectionRequestURL"
-        user = get_parameter(doc, f"{root}.ManagementServer.ConnectionRequestUsername") or device_id
-        lookup = self.config.cr_password or password_lookup_from_env(
-            "GUARDIAN_CPE_CR_PASSWORD", "GUARDIAN_CPE_CR_PASSWORDS_FILE"
-        )
-        password = lookup(user) or DEV_CR_PASSWORD
-        if self._http is None:
-            self._http = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.connection_request_timeout_s)
-            )
-        try:
-            async with self._http.get(url) as resp:
-                status, challenge = resp.status, resp.headers.get("WWW-Authenticate", "")
-            if status == 401 and challenge:
-                scheme, _ = parse_auth_header(challenge)
-                if scheme != "digest" and not self.config.cr_allow_basic:
-                    return (
-                        f"Connection request error: {url} asks for {scheme} auth; "
-                        "Basic is off (cr_allow_basic)"
-                    )
-                uri = aiohttp.helpers.URL(url).raw_path_qs
-                header = (
-                    digest_authorization(challenge, "GET", uri, user, password)
-                    if scheme == "digest"
-                    else basic_authorization(user, password)
-                )
-                async with self._http.get(url, headers={"Authorization": header}) as resp:
-                    status = resp.status
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return f"Connection request error: {type(exc).__name__} reaching {url}"
-        if status in (200, 204):
-            return None
-        if status == 401:
-            return f"Connection request error: incorrect connection request credentials ({url})"
-        return f"Connection request error: unexpected status {status} from {url}"
+        return await self._cr.send(device_id, doc, self.root_of(doc))

@@ -39,6 +39,9 @@ __all__ = [
     "parse_inform",
     "values_xml",
     "names_xml",
+    "elements_xml",
+    "param_info_xml",
+    "events_xml",
 ]
 
 CWMP_NAMESPACES = tuple(f"urn:dslforum-org:cwmp-1-{i}" for i in range(5))
@@ -301,6 +304,37 @@ def values_xml(values: list[ParameterValue] | list[tuple[str, str, str]]) -> str
     )
 
 
+def elements_xml(args: dict[str, Any]) -> str:
+    """Serialise simple unqualified elements ``<k>v</k>`` in order (text escaped)."""
+    return "".join(_arg(k, v) for k, v in args.items())
+
+
+def param_info_xml(items: list[tuple[str, bool]]) -> str:
+    """Serialise a ``ParameterInfoStruct`` list (GetParameterNamesResponse), escaped."""
+    inner = "".join(
+        f"<ParameterInfoStruct>{elements_xml({'Name': n, 'Writable': bool(w)})}"
+        "</ParameterInfoStruct>"
+        for n, w in items
+    )
+    return (
+        f'<ParameterList soap-enc:arrayType="cwmp:ParameterInfoStruct[{len(items)}]">'
+        f"{inner}</ParameterList>"
+    )
+
+
+def events_xml(events: list[tuple[str, str]], declared_size: int | None = None) -> str:
+    """Serialise an Inform's ``Event`` array of ``(EventCode, CommandKey)``, escaped.
+
+    ``declared_size`` overrides the ``arrayType`` size (to emulate CPEs that get it wrong).
+    """
+    inner = "".join(
+        f"<EventStruct>{elements_xml({'EventCode': c, 'CommandKey': k})}</EventStruct>"
+        for c, k in events
+    )
+    size = len(events) if declared_size is None else declared_size
+    return f'<Event soap-enc:arrayType="cwmp:EventStruct[{size}]">{inner}</Event>'
+
+
 def names_xml(names: list[str], tag: str = "ParameterNames") -> str:
     """Serialise a string array (``ParameterNames``) with a correct ``arrayType``."""
     inner = "".join(f"<string>{escape(n)}</string>" for n in names)
@@ -313,7 +347,13 @@ def rpc_xml(name: str, args: dict[str, Any] | None = None, raw: str = "") -> str
     return f"<cwmp:{name}>{inner}</cwmp:{name}>"
 
 
-def fault_xml(code: int | str, message: str, *, acs: bool = True) -> str:
+def fault_xml(
+    code: int | str,
+    message: str,
+    *,
+    acs: bool = True,
+    set_faults: list[tuple[str, int]] | None = None,
+) -> str:
     """Serialise a SOAP Fault wrapping a ``cwmp:Fault``.
 
     Parameters
@@ -324,10 +364,19 @@ def fault_xml(code: int | str, message: str, *, acs: bool = True) -> str:
         Human-readable fault string.
     acs : bool, default True
         ``faultcode`` is ``Server`` for ACS internal errors and ``Client`` otherwise.
+    set_faults : list of (str, int), optional
+        ``SetParameterValuesFault`` entries ``(parameter name, fault code)``.
     """
     side = "Server" if acs and str(code) in ("8002", "8004", "8005") else "Client"
+    spv = "".join(
+        "<SetParameterValuesFault>"
+        + elements_xml({"ParameterName": n, "FaultCode": c, "FaultString": "error"})
+        + "</SetParameterValuesFault>"
+        for n, c in set_faults or []
+    )
     return (
         f"<soap-env:Fault><faultcode>{side}</faultcode><faultstring>CWMP fault</faultstring>"
         f"<detail><cwmp:Fault><FaultCode>{escape(str(code))}</FaultCode>"
-        f"<FaultString>{escape(message)}</FaultString></cwmp:Fault></detail></soap-env:Fault>"
+        f"<FaultString>{escape(message)}</FaultString>{spv}</cwmp:Fault></detail>"
+        "</soap-env:Fault>"
     )

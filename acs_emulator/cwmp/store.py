@@ -5,26 +5,36 @@ A device is a nested document: ``{"_id", "_deviceId", "_lastInform", "_tags", ..
 "_writable"}}}}``. Documents are kept in memory (the ACS is a single asyncio process)
 and written through to SQLite (WAL) on every change, so a restart finds devices,
 parameters with timestamps, tags, pending tasks and faults again.
+
+What a CPE can make the store hold is bounded (:data:`LIMITS`: name length and depth,
+value size; the ACS also caps parameters per Inform), so no document is too deep to
+serialise. The SQLite file is created owner-only (0600): device documents hold what
+CPEs report. Secret values of queued tasks (Wi-Fi, PPPoE passwords) are kept in
+memory only; a task that loses them in a restart is faulted, never sent with a blank.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import mongoquery
-
+from acs_emulator.cwmp.query import BoundedQuery, QueryRejected, prepare_query, validate_sort
+from acs_emulator.cwmp.redact import redact_task
 from guardian_lib.errors import GuardianError
 
 __all__ = [
+    "LIMITS",
     "DeviceStore",
     "StoreError",
+    "StoreLimits",
     "now_iso",
     "expand_query",
     "project",
@@ -33,8 +43,59 @@ __all__ = [
 ]
 
 
+log = logging.getLogger(__name__)
+
+
 class StoreError(GuardianError, ValueError):
-    """Bad query, projection or task given to the store (names the field)."""
+    """Bad query, projection, task or parameter given to the store (names the field)."""
+
+
+class StoreLimits:
+    """What one parameter may be. Class attributes; :data:`LIMITS` is the instance used.
+
+    Attributes
+    ----------
+    name_chars : int
+        Longest parameter name. [characters]
+    name_segments : int
+        Deepest parameter name (dot-separated segments). [-]
+    value_chars : int
+        Longest parameter value. [characters]
+    params_per_inform : int
+        Parameters one Inform may carry (checked by the ACS). [-]
+    """
+
+    name_chars = 256
+    name_segments = 32
+    value_chars = 16384
+    params_per_inform = 1000
+
+
+LIMITS = StoreLimits()
+
+
+def check_parameter(name: str, value: Any = None) -> None:
+    """Raise :class:`StoreError` if ``name``/``value`` exceed :data:`LIMITS`."""
+    if not isinstance(name, str) or not name.strip("."):
+        raise StoreError(f"parameter name: expected a non-empty string, got {name!r}")
+    if len(name) > LIMITS.name_chars:
+        raise StoreError(
+            f"parameter name {name[:60]!r}…: expected at most {LIMITS.name_chars} "
+            f"characters, got {len(name)}"
+        )
+    depth = name.count(".") + 1
+    if depth > LIMITS.name_segments:
+        raise StoreError(
+            f"parameter name {name[:60]!r}: expected at most {LIMITS.name_segments} "
+            f"segments, got {depth}"
+        )
+    if any(p.startswith("_") for p in name.split(".") if p):
+        raise StoreError(f"parameter name {name[:60]!r}: segments may not start with '_'")
+    if isinstance(value, str) and len(value) > LIMITS.value_chars:
+        raise StoreError(
+            f"parameter {name[:60]!r}: expected a value of at most {LIMITS.value_chars} "
+            f"characters, got {len(value)}"
+        )
 
 
 def now_iso() -> str:
@@ -112,7 +173,14 @@ def set_parameter(
     ts: str | None = None,
     writable: bool | None = None,
 ) -> None:
-    """Set a parameter (or, for a name ending in ``.``, an object node) in ``doc``."""
+    """Set a parameter (or, for a name ending in ``.``, an object node) in ``doc``.
+
+    Raises
+    ------
+    StoreError
+        If the name or value exceeds :data:`LIMITS` (nothing is changed).
+    """
+    check_parameter(name, value)
     node = _node(doc, name)
     assert node is not None
     ts = ts or now_iso()
@@ -140,6 +208,8 @@ def _sort_key(doc: dict[str, Any], path: str) -> tuple[int, str, float]:
         node = node[p]
     if isinstance(node, bool | int | float):
         return (1, "", float(node))
+    if isinstance(node, dict | list):
+        return (3, "", 0.0)
     return (2, str(node), 0.0)
 
 
@@ -163,6 +233,9 @@ class DeviceStore:
         self.path = str(path)
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            # Owner-only before SQLite opens it (its -wal/-shm files copy the mode).
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(self.path, 0o600)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -188,9 +261,25 @@ class DeviceStore:
         for t in self.tasks.values():
             self._device_tasks.setdefault(t["device"], {})[t["_id"]] = t
         self._dirty: set[str] = set()
+        self.write_errors = 0
+        for t in list(self.tasks.values()):
+            if t.get("_secretsRedacted") and f"{t['device']}:task_{t['_id']}" not in self.faults:
+                self.fault_task(
+                    t,
+                    "store.secret_lost",
+                    "the secret values of this task are not stored on disk and were lost "
+                    "in a restart; delete it and queue it again",
+                    {},
+                )
+        if self.path != ":memory:":
+            for suffix in ("-wal", "-shm"):
+                if os.path.exists(self.path + suffix):
+                    os.chmod(self.path + suffix, 0o600)
 
     # -- persistence ---------------------------------------------------------------
     def _put(self, table: str, row_id: str, doc: dict[str, Any]) -> None:
+        if table in ("tasks", "task_keys"):
+            doc = redact_task(doc)  # secrets stay in memory only
         with self._lock:
             self._db.execute(
                 f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)",
@@ -228,8 +317,15 @@ class DeviceStore:
             if did in self._dirty:
                 self._dirty.discard(did)
                 doc = self.devices.get(did)
-                if doc is not None:
+                if doc is None:
+                    continue
+                try:
                     self._put("devices", did, doc)
+                except (ValueError, TypeError, RecursionError, sqlite3.Error):
+                    # One document that cannot be written must not stop the others
+                    # (nor the ACS's background loop that calls this).
+                    self.write_errors += 1
+                    log.exception("store: device %s could not be written; kept in memory", did)
 
     def get_device(self, device_id: str) -> dict[str, Any] | None:
         """The document of ``device_id`` or ``None``."""
@@ -253,23 +349,40 @@ class DeviceStore:
         skip: int = 0,
         limit: int | None = None,
         sort: dict[str, int] | None = None,
+        budget_s: float = 1.0,
     ) -> list[dict[str, Any]]:
         """Mongo-style query over ``devices``, ``tasks`` or ``faults``.
 
         ``sort`` is ``{path: 1 | -1}`` (device parameters sort by value); documents
-        missing a key sort first.
+        missing a key sort first. The query language is the bounded subset of
+        :mod:`acs_emulator.cwmp.query`.
+
+        Parameters
+        ----------
+        budget_s : float, default 1
+            Time budget of the evaluation. [s]
 
         Raises
         ------
         StoreError
-            If the collection is unknown or the query uses an unsupported operator.
+            If the collection is unknown, the query uses a refused operator or an
+            unsafe ``$regex``, the sort is malformed, or the budget is spent.
         """
         source = {"devices": self.devices, "tasks": self.tasks, "faults": self.faults}.get(
             collection
         )
         if source is None:
             raise StoreError(f"collection: expected devices, tasks or faults, got {collection!r}")
-        q = expand_query(query or {}) if collection == "devices" else (query or {})
+        if not isinstance(query or {}, dict):
+            raise StoreError(f"query: expected a JSON object, got {type(query).__name__}")
+        if skip < 0 or (limit is not None and limit < 0):
+            raise StoreError(f"skip/limit: expected non-negative integers, got {skip}/{limit}")
+        try:
+            q = prepare_query(query or {})
+            sort = validate_sort(sort) if sort is not None else None
+        except QueryRejected as exc:
+            raise StoreError(str(exc)) from exc
+        q = expand_query(q) if collection == "devices" else q
         pool: list[dict[str, Any]] = list(source.values())
         wanted = q.get("_id") if isinstance(q, dict) else None
         if isinstance(wanted, str):  # fast path: lookups by id
@@ -282,16 +395,26 @@ class DeviceStore:
                 for i in dict.fromkeys(x for x in wanted["$in"] if isinstance(x, str))
                 if i in source
             ]
+        matcher = BoundedQuery(q, time.monotonic() + budget_s)
+        docs = []
         try:
-            matcher = mongoquery.Query(q)
-            docs = [d for d in pool if matcher.match(d)]
-        except (mongoquery.QueryError, TypeError, AttributeError) as exc:
-            raise StoreError(f"query {json.dumps(query)[:200]}: unsupported ({exc})") from exc
+            for d in pool:
+                matcher.check_time()
+                if matcher.match(d):
+                    docs.append(d)
+        except TimeoutError as exc:
+            raise StoreError(f"{exc} (budget {budget_s:g} s)") from exc
+        except QueryRejected as exc:
+            raise StoreError(str(exc)) from exc
+        except Exception as exc:  # mongoquery raises assorted errors on odd operands
+            raise StoreError(
+                f"query {json.dumps(query, default=str)[:200]}: unsupported ({exc})"
+            ) from exc
         docs.sort(key=lambda d: (d.get("timestamp", ""), d["_id"]))
         for key, direction in reversed(list((sort or {}).items())):
             if collection == "devices" and not key.rsplit(".", 1)[-1].startswith("_"):
                 key = f"{key}._value"
-            docs.sort(key=lambda d, k=key: _sort_key(d, k), reverse=int(direction) < 0)
+            docs.sort(key=lambda d, k=key: _sort_key(d, k), reverse=direction < 0)
         docs = docs[skip : None if limit is None else skip + limit]
         return [project(d, projection) for d in docs]
 
@@ -405,6 +528,12 @@ class DeviceStore:
         if fault is not None and cascade and fault["channel"].startswith("task_"):
             self.delete_task(fault["channel"][5:])
         return fault is not None
+
+    def pending_count(self, device_id: str | None = None) -> int:
+        """Queued tasks of one device, or of every device. [-]"""
+        if device_id is None:
+            return len(self.tasks)
+        return len(self._device_tasks.get(device_id, {}))
 
     def task_status(self, task_id: str) -> str:
         """``"pending"``, ``"fault"`` or ``"done"`` (a task no longer queued is done)."""

@@ -268,7 +268,7 @@ def test_misbehaving_cpes_still_interoperate():
             params = {"connection_request": "", "timeout": "10000"}
             task = {"name": "getParameterValues", "parameterNames": ["Device.WiFi.Radio.1.Channel"]}
             async with nbi.post(f"/devices/{did}/tasks", params=params, json=task) as r:
-                assert r.status == 200
+                assert r.status == 200, r.reason
             doc = svc.acs.store.get_device(did)
             assert doc["Device"]["DeviceInfo"]["UpTime"]["_type"] == "xsd:string"  # untyped
 
