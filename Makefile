@@ -3,17 +3,29 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Exact versions of every dependency (dev tools included): what `make demo` and `make test`
+# install. pyproject.toml keeps lower bounds for library users. Refresh with `make lock`.
+LOCK   := requirements.lock
 
-.PHONY: demo test lint format install clean browser
+.PHONY: demo test lint format install clean browser lock
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python >= 3.11 is required; set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -r $(LOCK)
+	$(BIN)/python -m pip install --quiet -e . --no-deps
 	@touch $(STAMP)
+
+# Re-resolve the lock from pyproject.toml, keeping today's pins where they still fit
+# (after adding or changing a dependency); `make lock UPGRADE=1` moves every pin to the
+# newest allowed release. Then `make install` and run the tests before committing it.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	  $(if $(UPGRADE),--upgrade) -o $(LOCK)
 
 install: $(STAMP)
 

@@ -42,6 +42,7 @@ from guardian_lib.errors import ConfigError, IngestError, validation_message
 from guardian_lib.safe_yaml import load_yaml
 from guardian_lib.schema import (
     INVENTORY_COLUMNS,
+    MEASURES,
     RAW_TELEMETRY_ARROW,
     TELEMETRY_COLUMNS,
     VALID_RANGES,
@@ -64,7 +65,7 @@ __all__ = [
 
 #: Arrow schema of RAW telemetry files (user files are written with exactly this one).
 RAW_TELEMETRY_SCHEMA = RAW_TELEMETRY_ARROW
-_MEASURES = [c for c in TELEMETRY_COLUMNS if c not in ("ts", "onu_id", "online", "source")]
+_MEASURES = [c for c in MEASURES if c != "online"]  # the numeric ones
 _LATE = "INTERVAL 1 HOUR"
 #: Lock file that serialises ingests of one run folder.
 LOCK_FILE = ".ingest.lock"

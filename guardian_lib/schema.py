@@ -18,6 +18,17 @@ __all__ = [
     "EVENT_TYPES",
     "VALID_RANGES",
     "missing_columns",
+    "GOLD_TABLES",
+    "CLASS_COLUMNS",
+    "PREDICTION_COLUMNS",
+    "MEASURES",
+    "RX_CRITICAL_DBM",
+    "RX_IMPACT_DBM",
+    "RX_OVERLOAD_DBM",
+    "VISIT_COST_BRL",
+    "MODEL_EVERY_MINUTES",
+    "FEATURE_EVERY_MINUTES",
+    "POLICY_EVERY_MINUTES",
 ]
 
 #: RAW / SILVER telemetry: column → DuckDB type.
@@ -126,6 +137,48 @@ VALID_RANGES: dict[str, tuple[float, float]] = {
     "loss_pct": (0.0, 100.0),
     "uptime_s": (0, 20 * 365 * 86400),
 }
+
+
+#: Telemetry measurements (every telemetry column but the keys and ``source``), in the order
+#: the feature cube keeps them. [units as in the column names]
+MEASURES: tuple[str, ...] = tuple(
+    c for c in TELEMETRY_COLUMNS if c not in ("ts", "onu_id", "source")
+)
+
+# --- GOLD tables and the predictions contract ------------------------------------------
+
+#: GOLD tables of a run, each a folder ``lake/gold/<table>`` (:class:`~guardian_lib.layout.RunLayout`):
+#: the point-in-time features and the models' predictions.
+GOLD_TABLES = ("features", "ml_predictions")
+#: Probability column of each cause class in ``ml_predictions``, in :data:`CAUSE_CLASSES` order.
+CLASS_COLUMNS: dict[str, str] = {c: f"p_{c.lower()}" for c in CAUSE_CLASSES}
+#: Columns of ``ml_predictions`` (the contract between the models and the decision engine).
+PREDICTION_COLUMNS = (
+    "ts", "onu_id", "anomaly_score", *CLASS_COLUMNS.values(), "risk_2h", "risk_6h",
+    "risk_24h", "model_version", "top_reasons",
+)  # fmt: skip
+
+# --- thresholds and prices (one home each; docs/glossary.md) ----------------------------
+
+#: Decision threshold: ONU RX below this is *critical* (GPON class B+ sensitivity with
+#: margin). Rules, rule baselines, dashboards and the ONU's LOW_RX alarm use it. [dBm]
+RX_CRITICAL_DBM = -27.0
+#: Physics threshold: below this RX the customer is hurt (BER passes 1e-6, the link
+#: starts to flap). The simulator's optics and the RX-margin features use it. [dBm]
+RX_IMPACT_DBM = -27.5
+#: ONU RX above this overloads the receiver. [dBm]
+RX_OVERLOAD_DBM = -8.0
+#: Cost of one technician visit (truck roll), default of every cost model. [R$]
+VISIT_COST_BRL = 150.0
+
+# --- default cadences (one home each; docs/glossary.md) ----------------------------------
+
+#: Spacing of the rows the models train on, score and are evaluated on. [min]
+MODEL_EVERY_MINUTES = 15
+#: Spacing of the rows ``guardian features`` materializes in ``gold/features``. [min]
+FEATURE_EVERY_MINUTES = 5
+#: Interval between two calls of a decision policy in the closed loop. [min]
+POLICY_EVERY_MINUTES = 15
 
 
 def missing_columns(

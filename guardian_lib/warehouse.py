@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from guardian_lib.errors import WarehouseError
+from guardian_lib.layout import WAREHOUSE_FILE, RunLayout
 
 __all__ = [
     "WAREHOUSE_FILE",
@@ -41,22 +42,20 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-WAREHOUSE_FILE = "warehouse.duckdb"
-
 
 def warehouse_path(run: Path | str) -> Path:
-    """Path of a run's DuckDB file."""
-    return Path(run) / WAREHOUSE_FILE
+    """Path of a run's DuckDB file (:attr:`RunLayout.warehouse`)."""
+    return RunLayout(run).warehouse
 
 
 def raw_dir(run: Path | str, kind: str) -> Path:
     """RAW lake folder of ``kind`` ('telemetry' or 'events')."""
-    return Path(run) / "lake" / "raw" / kind
+    return RunLayout(run).raw(kind)
 
 
 def silver_dir(run: Path | str, kind: str) -> Path:
     """SILVER lake folder of ``kind`` ('telemetry' or 'events')."""
-    return Path(run) / "lake" / "silver" / kind
+    return RunLayout(run).silver(kind)
 
 
 def _sql_str(path: Path) -> str:
@@ -90,13 +89,13 @@ def lake_views_sql(run: Path | str, raw_files: dict[str, list[str]] | None = Non
             "CREATE OR REPLACE TEMP VIEW telemetry AS SELECT * FROM read_parquet("
             f"{_sql_str(tel / 'date=*' / 'data.parquet')}, hive_partitioning=false)"
         )
-    gold = run / "lake" / "gold" / "features"
+    gold = RunLayout(run).features
     if any(gold.glob("date=*/data.parquet")):
         stmts.append(
             "CREATE OR REPLACE TEMP VIEW features_timeseries AS SELECT * FROM read_parquet("
             f"{_sql_str(gold / 'date=*' / 'data.parquet')}, hive_partitioning=false)"
         )
-    preds = run / "lake" / "gold" / "ml_predictions"
+    preds = RunLayout(run).predictions
     if any(preds.glob("*.parquet")):
         stmts.append(
             "CREATE OR REPLACE TEMP VIEW ml_predictions AS SELECT * FROM read_parquet("

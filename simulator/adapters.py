@@ -25,15 +25,14 @@ from typing import Any
 import pandas as pd
 
 from guardian_lib.actions.clients import ORDER_COLUMNS, UnknownTargetError
-from guardian_lib.loop.tick import Tick
+from guardian_lib.loop.tick import TICK_MEASURES, Tick
 from simulator.engine import SimEvent, Simulation
 from simulator.telemetry import TickState
 
 __all__ = ["SimTelemetry", "SimDevices", "SimFieldService", "SimNotifier", "SimClock"]
 
 #: TickState attributes a poller reads, by glossary name.
-_READ = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "ber", "crc_errors", "latency_ms",
-         "loss_pct", "uptime_s", "online")  # fmt: skip
+_READ = TICK_MEASURES
 
 
 class SimTelemetry:

@@ -37,19 +37,21 @@ from scipy import stats
 from guardian_lib.actions import Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision import (
+    CLASS_COLUMNS,
+    PREDICTION_COLUMNS,
     Autopilot,
     AutopilotSettings,
     Decision,
+    PolicyBase,
     RuleScorer,
     RulesPolicy,
     Snapshot,
     make_autopilot,
 )
-from guardian_lib.decision._base import PolicyBase
-from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel
 from guardian_lib.kpis import compute_kpis
 from guardian_lib.loop.closed import ClosedLoop
+from guardian_lib.schema import POLICY_EVERY_MINUTES
 from simulator.adapters import SimDevices, SimFieldService, SimNotifier, SimTelemetry
 from simulator.engine import Simulation
 from simulator.scenario import Scenario
@@ -220,7 +222,7 @@ def run_policy(
     scenario: Scenario,
     policy: str,
     seed: int,
-    every_minutes: int = 15,
+    every_minutes: int = POLICY_EVERY_MINUTES,
     scorer: Callable | None = None,
     settings: AutopilotSettings | None = None,
     costs: CostModel | None = None,
@@ -294,7 +296,7 @@ class BacktestWorld:
         scenario: Scenario,
         policy: str,
         seed: int,
-        every_minutes: int = 15,
+        every_minutes: int = POLICY_EVERY_MINUTES,
         scorer: Callable | None = None,
         settings: AutopilotSettings | None = None,
         costs: CostModel | None = None,
@@ -416,7 +418,7 @@ def run_backtest(
     scenario: Scenario,
     policies: list[str] | tuple[str, ...] = POLICIES,
     seeds: list[int] | None = None,
-    every_minutes: int = 15,
+    every_minutes: int = POLICY_EVERY_MINUTES,
     scorer: Callable | None = None,
     settings: AutopilotSettings | None = None,
     progress: Callable[[str, int, dict], None] | None = None,

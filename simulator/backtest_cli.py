@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from guardian_lib.schema import POLICY_EVERY_MINUTES
 
 __all__ = ["register", "backtest_command", "kpi_table", "load_scorer"]
 
@@ -22,17 +23,6 @@ def _fmt(x: float) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     return f"{x:,.3f}" if abs(x) < 10 else f"{x:,.0f}"
-
-
-def _strict(obj):
-    """The same structure with NaN / inf as ``None`` (strict JSON)."""
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_strict(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def kpi_table(result: dict) -> list[list[str]]:
@@ -57,7 +47,9 @@ def backtest_command(
         str, typer.Option(help="Comma-separated: reactive, rules, autopilot, oracle.")
     ] = "reactive,rules,autopilot,oracle",
     seeds: Annotated[int, typer.Option(help="Number of seeds (the run's seed, +1, …).")] = 5,
-    every_minutes: Annotated[int, typer.Option(help="Policy call interval (minutes).")] = 15,
+    every_minutes: Annotated[
+        int, typer.Option(help="Policy call interval. [min]")
+    ] = POLICY_EVERY_MINUTES,
     days: Annotated[float | None, typer.Option(help="Override the scenario's days.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the KPIs here.")] = None,
     audit: Annotated[
@@ -87,7 +79,8 @@ def backtest_command(
     from rich.console import Console
     from rich.table import Table
 
-    from simulator.backtest import POLICIES, run_backtest, scenario_of_run
+    from simulator.backtest import POLICIES
+    from simulator.experiment import run_backtest
 
     names = [p.strip() for p in policies.split(",") if p.strip()]
     bad = [p for p in names if p not in POLICIES]
@@ -97,11 +90,6 @@ def backtest_command(
         raise typer.BadParameter(f"--seeds must be >= 1, got {seeds}")
     if audit is not None and audit.exists():
         raise typer.BadParameter(f"--audit {audit}: file exists (the trail is append-only)")
-    if audit is not None:
-        audit.parent.mkdir(parents=True, exist_ok=True)
-    sc = scenario_of_run(run)
-    if days is not None:
-        sc = sc.with_overrides(days=days)
     console = Console(stderr=True)
 
     def progress(pol: str, seed: int, k: dict) -> None:
@@ -111,19 +99,13 @@ def backtest_command(
         )
 
     result = run_backtest(
-        sc,
-        names,
-        [sc.seed + i for i in range(seeds)],
-        every_minutes,
+        run, names, seeds, json_out, every_minutes=every_minutes, days=days, audit=audit,
         scorer=_models_scorer(models) if models else (load_scorer(scorer) if scorer else None),
         progress=progress,
-        audit_path=audit,
-    )
-    if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(_strict(result), indent=2, default=str, allow_nan=False))
+    )["kpis"]  # fmt: skip
     rows = kpi_table(result)
-    table = Table(title=f"backtest {sc.name}: mean [95 % CI] over {seeds} seed(s)")
+    scenario = result["settings"]["scenario"]
+    table = Table(title=f"backtest {scenario}: mean [95 % CI] over {seeds} seed(s)")
     for h in rows[0]:
         table.add_column(h, justify="left" if h == "metric" else "right")
     for r in rows[1:]:

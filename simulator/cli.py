@@ -54,7 +54,9 @@ def simulate_command(
         )
     import json
 
-    rows = json.loads((path / "run.json").read_text())["rows"]
+    from guardian_lib.layout import RunLayout
+
+    rows = json.loads(RunLayout(path).manifest.read_text())["rows"]
     console.print(
         f"[green]simulated[/] {sc.name} → {path}: {rows['telemetry']:,} telemetry rows, "
         f"{rows['events']:,} events, {rows['faults_truth']:,} faults, {rows['calls']:,} calls, "

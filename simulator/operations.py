@@ -12,17 +12,49 @@ cancelled visit (an :class:`simpy.Interrupt`) always frees its crew slot.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import simpy
 
-from simulator.faults import sample_lognormal
+from simulator.faults import Fault, sample_lognormal
+from simulator.scenario import Scenario
+from simulator.topology import Topology
 
-if TYPE_CHECKING:  # pragma: no cover
-    from simulator.engine import Simulation
+__all__ = ["ServiceOrder", "Operations", "Plant", "REASONS"]
 
-__all__ = ["ServiceOrder", "Operations", "REASONS"]
+
+class Plant(Protocol):
+    """What field operations need of the simulated network (a :class:`~simulator.engine.Simulation`).
+
+    Operations see the plant through these attributes and methods only, so that
+    ``operations`` does not depend on the engine that owns it.
+    """
+
+    env: simpy.Environment
+    scenario: Scenario
+    topology: Topology
+    onu_ids: np.ndarray
+    customer_ids: np.ndarray
+
+    def active_faults(self, onu_row: int) -> list[Fault]: ...
+
+    def customer_impacted(self, onu_row: int) -> bool: ...
+
+    def emit_event(
+        self,
+        now_s: float,
+        entity_id: str,
+        entity_type: str,
+        type_: str,
+        severity: str,
+        payload: dict | None = None,
+    ) -> None: ...
+
+    def reboot_cpe(self, onu: int | str, by: str = ...) -> None: ...
+
+    def visit_premises(self, onu_row: int) -> str: ...
+
 
 #: What a customer says when calling, by the symptom they see.
 REASONS = ("no_connection", "no_internet", "slow_internet", "wifi_problem", "other")
@@ -64,12 +96,12 @@ class Operations:
 
     Parameters
     ----------
-    sim : Simulation
+    sim : Plant
         The simulation whose environment, topology and faults this acts on.
     rng : numpy.random.Generator
     """
 
-    def __init__(self, sim: Simulation, rng: np.random.Generator) -> None:
+    def __init__(self, sim: Plant, rng: np.random.Generator) -> None:
         self.sim = sim
         self.env: simpy.Environment = sim.env
         self.rng = rng

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from guardian_lib.schema import RX_IMPACT_DBM
+
 __all__ = [
     "ATTENUATION_DB_PER_KM",
     "CONNECTOR_LOSS_DB",
@@ -38,7 +40,7 @@ SENSITIVITY_DBM = -28.0
 LOS_DBM = -30.0
 #: Below this RX the customer is hurt: BER passes 1e-6 (loss, CRC bursts) and the link
 #: starts to flap (see :func:`ber_from_rx`). [dBm]
-IMPACT_RX_DBM = -27.5
+IMPACT_RX_DBM = RX_IMPACT_DBM
 
 
 def splitter_loss_db(ratio: ArrayLike) -> NDArray[np.float64]:

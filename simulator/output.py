@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from guardian_lib.layout import RunLayout
 from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW
 from simulator.engine import SimEvent, Simulation
 from simulator.telemetry import TickState
@@ -248,7 +249,7 @@ class RunWriter:
         kind, day = key
         writer = self._writers.get(key)
         if writer is None:
-            path = self.out_dir / "lake" / "raw" / kind / f"date={day}" / "sim-part-0000.parquet"
+            path = RunLayout(self.out_dir).raw(kind) / f"date={day}" / "sim-part-0000.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             schema = TELEMETRY_SCHEMA if kind == "telemetry" else EVENTS_SCHEMA
             writer = pq.ParquetWriter(path, schema, compression="zstd")
@@ -301,7 +302,7 @@ class RunWriter:
                 "calls": int(sim.ops.calls),
             },
         }
-        (self.out_dir / "run.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        RunLayout(self.out_dir).manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def pc_day(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -385,7 +386,7 @@ def check_out_dir(out_dir: Path, overwrite: bool) -> None:
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} exists: choose another --out or pass --overwrite")
-    if out_dir.exists() and not (out_dir.is_dir() and (out_dir / "run.json").is_file()):
+    if out_dir.exists() and not (out_dir.is_dir() and RunLayout(out_dir).manifest.is_file()):
         # --overwrite deletes the folder: only ever one that simulate_to_dir wrote.
         raise FileExistsError(
             f"{out_dir} exists and is not a simulated run (no run.json): refusing to "

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.schema import VISIT_COST_BRL
 
 __all__ = [
     "Scenario",
@@ -34,6 +35,8 @@ __all__ = [
     "Duration",
     "Spread",
     "load_scenario",
+    "scenario_file",
+    "read_yaml_mapping",
     "scenario_dir",
     "SPLIT_RATIOS",
     "SIZE_LIMITS",
@@ -254,7 +257,7 @@ class Operations(_Strict):
 class Economics(_Strict):
     """Money, in R$."""
 
-    cost_per_visit_brl: NonNegative = 150.0
+    cost_per_visit_brl: NonNegative = VISIT_COST_BRL
     call_cost_brl: NonNegative = 8.0
     monthly_fee_brl: dict[Literal["residential", "business", "vip"], NonNegative] = Field(
         default_factory=lambda: {"residential": 110.0, "business": 350.0, "vip": 250.0}
@@ -366,6 +369,52 @@ def scenario_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The mapping at the top level of a YAML file.
+
+    Raises
+    ------
+    ConfigError
+        Not valid YAML, too large, an alias bomb (see :mod:`guardian_lib.safe_yaml`), or
+        not a mapping (the message names the file).
+    """
+    data = load_yaml(path)  # bounded: alias bombs, deep nesting and huge files are refused
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def scenario_file(source: str | Path, search: Path | None = None) -> Path:
+    """The YAML file a scenario reference names.
+
+    Parameters
+    ----------
+    source : str or Path
+        A YAML file path, or the name of a scenario in ``search`` or of a shipped one.
+    search : Path, optional
+        A folder of scenarios looked in before the shipped ones (an experiment's own
+        ``scenarios/`` folder).
+
+    Raises
+    ------
+    ConfigError
+        No such file (the message lists the shipped scenarios).
+    """
+    path = Path(source)
+    if not path.exists() and path.suffix == "" and "/" not in str(source):
+        folders = [f for f in (search, scenario_dir()) if f is not None]
+        path = next(
+            (f / f"{source}.yaml" for f in folders if (f / f"{source}.yaml").is_file()),
+            scenario_dir() / f"{source}.yaml",
+        )
+    if not path.is_file():
+        shipped = sorted(p.stem for p in scenario_dir().glob("*.yaml"))
+        raise ConfigError(
+            f"scenario {str(source)!r} not found: expected a YAML file or one of {shipped}"
+        )
+    return path.resolve()
+
+
 def load_scenario(
     source: str | Path | dict[str, Any], *, allow_large: bool = False, **overrides: Any
 ) -> Scenario:
@@ -395,18 +444,8 @@ def load_scenario(
     if isinstance(source, dict):
         data, label = dict(source), "<dict>"
     else:
-        path = Path(source)
-        if not path.exists() and path.suffix == "" and "/" not in str(source):
-            path = scenario_dir() / f"{source}.yaml"
-        if not path.is_file():
-            shipped = sorted(p.stem for p in scenario_dir().glob("*.yaml"))
-            raise ConfigError(
-                f"scenario {str(source)!r} not found: expected a YAML file or one of {shipped}"
-            )
-        label = str(path)
-        data = load_yaml(path)  # bounded: alias bombs and huge files are refused
-        if not isinstance(data, dict):
-            raise ConfigError(f"{label}: expected a mapping at the top level, got {type(data)}")
+        path = scenario_file(source)
+        data, label = read_yaml_mapping(path), str(path)
     data.update(overrides)
     try:
         sc = Scenario.model_validate(data)

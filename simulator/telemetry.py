@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from guardian_lib.schema import RX_CRITICAL_DBM
 from simulator import optics
 from simulator.faults import Effects
 from simulator.topology import Topology
@@ -31,7 +32,7 @@ __all__ = [
 
 DOWN_NONE, DOWN_LOS, DOWN_DYING_GASP = 0, 1, 2
 #: RX below this is logged as LOW_RX (warning band −25…−27, critical below). [dBm]
-LOW_RX_DBM = -27.0
+LOW_RX_DBM = RX_CRITICAL_DBM
 #: BER above this is logged as HIGH_BER. [-]
 HIGH_BER = 1e-6
 #: Local time offset of the simulated ISP (Brazil, UTC−3). [h]

@@ -16,68 +16,14 @@ import numpy as np
 import pandas as pd
 
 from simulator import optics
+from simulator.customers import build_customers, draw_shares
 from simulator.scenario import Scenario
+from simulator.scenario import Topology as TopologySpec
+from simulator.vendors import VENDOR_MODELS, device_identities, pon_if_index
 
 __all__ = ["Topology", "build_topology", "pon_if_index", "VENDOR_MODELS", "KM_PER_DEG_LAT"]
 
 KM_PER_DEG_LAT = 111.2
-
-#: OLT models, ONU/CPE models (product class), CPE OUI and firmware mix per vendor.
-VENDOR_MODELS: dict[str, dict] = {
-    "huawei": {
-        "olt_models": ["MA5800-X7", "MA5608T"],
-        "onu_models": ["EG8145V5", "HG8245H"],
-        "serial_prefix": "HWTC",
-        "oui": "00E0FC",
-        "firmware": ["V5R020C10S115", "V5R020C10S120", "V5R019C00S100"],
-    },
-    "zte": {
-        "olt_models": ["C320", "C600"],
-        "onu_models": ["F670L", "F660"],
-        "serial_prefix": "ZTEG",
-        "oui": "C4741E",
-        "firmware": ["V9.0.10P2N2", "V9.0.11P1N5", "V6.0.10P2T2"],
-    },
-    "fiberhome": {
-        "olt_models": ["AN5516-04", "AN5516-06"],
-        "onu_models": ["HG6145F", "AN5506-04-FA"],
-        "serial_prefix": "FHTT",
-        "oui": "0C37DC",
-        "firmware": ["RP2931", "RP2945", "RP2817"],
-    },
-}
-
-_SEGMENT_TIER = {"residential": "standard", "business": "business", "vip": "premium"}
-
-
-def pon_if_index(vendor: str, slot: np.ndarray, port: np.ndarray) -> np.ndarray:
-    """ifIndex of a PON port as each vendor's agent reports it.
-
-    Parameters
-    ----------
-    vendor : {'huawei', 'zte', 'fiberhome'}
-    slot, port : ndarray of int
-        Board slot and port on the board (frame/shelf/rack 0 or 1). [-]
-
-    Returns
-    -------
-    if_index : ndarray of int64
-
-    Notes
-    -----
-    Huawei: ``0xFA000000 + slot·2^13 + port·2^8`` (DESIGN.md §7). ZTE C3xx/C600 GPON:
-    ``0x10000000 + shelf·2^16 + slot·2^8 + port`` with shelf 1 (ports numbered from 1).
-    FiberHome AN5516: ``slot·2^25 + port·2^19`` (ports numbered from 1).
-    """
-    slot = np.asarray(slot, dtype=np.int64)
-    port = np.asarray(port, dtype=np.int64)
-    if vendor == "huawei":
-        return 0xFA000000 + slot * 8192 + port * 256
-    if vendor == "zte":
-        return 0x10000000 + (1 << 16) + slot * 256 + (port + 1)
-    if vendor == "fiberhome":
-        return slot * (1 << 25) + (port + 1) * (1 << 19)
-    raise ValueError(f"unknown vendor {vendor!r}: expected huawei, zte or fiberhome")
 
 
 @dataclass
@@ -137,32 +83,13 @@ class Topology:
         }
 
 
-def _pick(rng: np.random.Generator, shares: dict[str, float], size: int) -> np.ndarray:
-    names = list(shares)
-    p = np.array([shares[n] for n in names], dtype=float)
-    return np.array(names, dtype=object)[rng.choice(len(names), size=size, p=p / p.sum())]
-
-
-def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
-    """Generate the network, its optics and its customers.
-
-    Parameters
-    ----------
-    scenario : Scenario
-    rng : numpy.random.Generator
-        The only source of randomness.
-
-    Returns
-    -------
-    Topology
-    """
-    topo = scenario.topology
-    # --- OLTs ------------------------------------------------------------------------
+def _build_olts(scenario: Scenario, rng: np.random.Generator) -> pd.DataFrame:
+    """One row per OLT (vendor drawn from the mix), with private ``_region_idx`` / ``_radius_km``."""
     olt_rows = []
-    for r_idx, region in enumerate(topo.regions):
+    for r_idx, region in enumerate(scenario.topology.regions):
         for k in range(region.olts):
             city = region.cities[k % len(region.cities)]
-            vendor = str(_pick(rng, topo.vendor_mix, 1)[0])
+            vendor = str(draw_shares(rng, scenario.topology.vendor_mix, 1)[0])
             models = VENDOR_MODELS[vendor]["olt_models"]
             dx, dy = rng.normal(0.0, city.radius_km / 4, size=2)
             olt_rows.append(
@@ -180,10 +107,27 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
                     "_radius_km": city.radius_km,
                 }
             )
-    olts = pd.DataFrame(olt_rows)
-    n_olts = len(olts)
+    return pd.DataFrame(olt_rows)
 
-    # --- boards and PONs (vectorized over the whole fleet) -----------------------------
+
+@dataclass
+class _Pons:
+    """Boards and PONs of the fleet, with each PON's feeder and local position [km]."""
+
+    frame: pd.DataFrame
+    ids: np.ndarray
+    olt: np.ndarray
+    board: np.ndarray
+    n_boards: int
+    feeder_km: np.ndarray
+    x_km: np.ndarray
+    y_km: np.ndarray
+    olt_tx_dbm: np.ndarray
+
+
+def _build_pons(topo: TopologySpec, olts: pd.DataFrame, rng: np.random.Generator) -> _Pons:
+    """Boards × PON ports of every OLT (vectorized), vendor ifIndex, feeder and OLT TX."""
+    n_olts = len(olts)
     n_boards = n_olts * topo.boards_per_olt
     board_olt = np.repeat(np.arange(n_olts), topo.boards_per_olt)
     board_slot = np.tile(np.arange(topo.boards_per_olt), n_olts) + 1
@@ -210,7 +154,7 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     pon_x = olt_x[pon_olt] + straight_km * np.cos(angle)
     pon_y = straight_km * np.sin(angle)
     olt_tx_dbm = rng.uniform(topo.olt_tx_dbm_min, topo.olt_tx_dbm_max, n_pons)
-    pons = pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "pon_id": pon_ids.astype(object),
             "olt_id": olt_ids[pon_olt],
@@ -222,8 +166,29 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
             "feeder_km": feeder_km.round(3),
         }
     )
+    return _Pons(frame, pon_ids, pon_olt, pon_board, n_boards, feeder_km, pon_x, pon_y, olt_tx_dbm)
 
-    # --- ONUs per PON and their boxes ------------------------------------------------
+
+@dataclass
+class _Drops:
+    """Street boxes and ONUs: which PON / box each hangs from, distances [km, m] and position."""
+
+    box_pon: np.ndarray
+    box_k: np.ndarray
+    box_dist_km: np.ndarray
+    box_x: np.ndarray
+    box_y: np.ndarray
+    onu_pon: np.ndarray
+    onu_pos: np.ndarray
+    onu_box: np.ndarray
+    drop_m: np.ndarray
+    onu_x: np.ndarray
+    onu_y: np.ndarray
+
+
+def _place_drops(topo: TopologySpec, pons: _Pons, rng: np.random.Generator) -> _Drops:
+    """ONUs per PON, the street boxes that serve them, and every drop's position."""
+    n_pons = len(pons.ids)
     onus_per_pon = rng.integers(topo.onus_per_pon_min, topo.onus_per_pon_max + 1, n_pons)
     boxes_per_pon = np.clip(
         np.ceil(onus_per_pon / (0.75 * topo.second_stage_ratio)).astype(int),
@@ -237,24 +202,31 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     box_k = np.arange(n_boxes) - np.repeat(np.cumsum(boxes_per_pon) - boxes_per_pon, boxes_per_pon)
     box_dist_km = rng.uniform(0.1, 1.5, n_boxes)
     box_angle = rng.uniform(0, 2 * np.pi, n_boxes)
-    box_x = pon_x[box_pon] + box_dist_km / 1.4 * np.cos(box_angle)
-    box_y = pon_y[box_pon] + box_dist_km / 1.4 * np.sin(box_angle)
+    box_x = pons.x_km[box_pon] + box_dist_km / 1.4 * np.cos(box_angle)
+    box_y = pons.y_km[box_pon] + box_dist_km / 1.4 * np.sin(box_angle)
 
     n_onus = int(onus_per_pon.sum())
     onu_pon = np.repeat(np.arange(n_pons), onus_per_pon)
     onu_pos = np.arange(n_onus) - np.repeat(np.cumsum(onus_per_pon) - onus_per_pon, onus_per_pon)
     box_start = np.cumsum(boxes_per_pon) - boxes_per_pon
     onu_box = box_start[onu_pon] + onu_pos % boxes_per_pon[onu_pon]
-    onu_olt = pon_olt[onu_pon]
-    onu_board = pon_board[onu_pon]
-    onu_region = olts["_region_idx"].to_numpy()[onu_olt]
     drop_m = rng.uniform(topo.drop_m_min, topo.drop_m_max, n_onus)
     drop_angle = rng.uniform(0, 2 * np.pi, n_onus)
     onu_x = box_x[onu_box] + drop_m / 1000 / 1.2 * np.cos(drop_angle)
     onu_y = box_y[onu_box] + drop_m / 1000 / 1.2 * np.sin(drop_angle)
+    return _Drops(
+        box_pon, box_k, box_dist_km, box_x, box_y, onu_pon, onu_pos, onu_box, drop_m, onu_x, onu_y
+    )
 
-    # --- optics -------------------------------------------------------------------------
-    fibre_km = feeder_km[onu_pon] + box_dist_km[onu_box] + drop_m / 1000
+
+def _onu_optics(
+    topo: TopologySpec, pons: _Pons, drops: _Drops, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fibre length [km] and healthy RX, TX and OLT-side RX of every ONU [dBm]."""
+    n_onus = len(drops.onu_pon)
+    fibre_km = (
+        pons.feeder_km[drops.onu_pon] + drops.box_dist_km[drops.onu_box] + drops.drop_m / 1000
+    )
     split_db = optics.splitter_loss_db([topo.first_stage_ratio, topo.second_stage_ratio]).sum()
     extra_db = np.clip(rng.normal(0.8, 0.5, n_onus), 0.0, 2.0)  # splices, ageing
     down_db = optics.link_loss_db(fibre_km, split_db, topo.connectors, 1490) + extra_db
@@ -264,110 +236,93 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     excess = np.clip(up_db - (optics.BUDGET_B_PLUS_DB[1] - 0.5), 0.0, None)
     down_db -= excess
     up_db -= excess
-    base_rx = olt_tx_dbm[onu_pon] - down_db
+    base_rx = pons.olt_tx_dbm[drops.onu_pon] - down_db
     base_tx = rng.uniform(1.0, 4.0, n_onus)
-    base_olt_rx = base_tx - up_db
+    return fibre_km, base_rx, base_tx, base_tx - up_db
 
-    # --- identifiers, coordinates, models -------------------------------------------------
-    onu_vendor = olt_vendor[onu_olt]
-    serial = np.empty(n_onus, dtype=object)
-    model = np.empty(n_onus, dtype=object)
-    firmware = np.empty(n_onus, dtype=object)
-    oui = np.empty(n_onus, dtype=object)
-    hex_ids = rng.choice(2**32, size=n_onus, replace=False)
-    for vendor, spec in VENDOR_MODELS.items():
-        m = onu_vendor == vendor
-        if not m.any():
-            continue
-        serial[m] = [f"{spec['serial_prefix']}{h:08X}" for h in hex_ids[m]]
-        model[m] = np.array(spec["onu_models"], dtype=object)[
-            rng.integers(len(spec["onu_models"]), size=m.sum())
-        ]
-        fw = spec["firmware"]
-        firmware[m] = np.array(fw, dtype=object)[
-            rng.choice(len(fw), size=m.sum(), p=[0.5, 0.35, 0.15])
-        ]
-        oui[m] = spec["oui"]
+
+def _splitters(topo: TopologySpec, olts: pd.DataFrame, pons: _Pons, drops: _Drops) -> pd.DataFrame:
+    """First-stage splitters (one per PON) and street boxes (second stage)."""
+    olt_lat = olts["lat"].to_numpy()
+    olt_lon = olts["lon"].to_numpy()
+    box_olt = pons.olt[drops.box_pon]
+    box_lat = olt_lat[box_olt] + drops.box_y / KM_PER_DEG_LAT
+    box_lon = olt_lon[box_olt] + drops.box_x / (
+        KM_PER_DEG_LAT * np.cos(np.radians(olt_lat[box_olt]))
+    )
+    first_ids = np.char.add("SPL-", pons.ids)
+    first = pd.DataFrame(
+        {
+            "splitter_id": first_ids.astype(object),
+            "pon_id": pons.ids.astype(object),
+            "parent_id": None,
+            "level": 1,
+            "ratio": topo.first_stage_ratio,
+            "lat": olt_lat[pons.olt] + pons.y_km / KM_PER_DEG_LAT,
+            "lon": olt_lon[pons.olt]
+            + pons.x_km / (KM_PER_DEG_LAT * np.cos(np.radians(olt_lat[pons.olt]))),
+        }
+    )
+    boxes = pd.DataFrame(
+        {
+            "splitter_id": _box_ids(pons, drops).astype(object),
+            "pon_id": pons.ids[drops.box_pon].astype(object),
+            "parent_id": first_ids[drops.box_pon].astype(object),
+            "level": 2,
+            "ratio": topo.second_stage_ratio,
+            "lat": box_lat,
+            "lon": box_lon,
+        }
+    )
+    return pd.concat([first, boxes], ignore_index=True)
+
+
+def _box_ids(pons: _Pons, drops: _Drops) -> np.ndarray:
+    return np.char.add(
+        np.char.add("CX-", pons.ids[drops.box_pon]), np.char.add("-", drops.box_k.astype(str))
+    )
+
+
+def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
+    """Generate the network, its optics and its customers.
+
+    The steps draw from ``rng`` in a fixed order (OLTs, PONs, drops, optics, devices,
+    customers): same scenario and seed, same network.
+
+    Parameters
+    ----------
+    scenario : Scenario
+    rng : numpy.random.Generator
+        The only source of randomness.
+
+    Returns
+    -------
+    Topology
+    """
+    topo = scenario.topology
+    olts = _build_olts(scenario, rng)
+    pons = _build_pons(topo, olts, rng)
+    drops = _place_drops(topo, pons, rng)
+    onu_olt = pons.olt[drops.onu_pon]
+    onu_region = olts["_region_idx"].to_numpy()[onu_olt]
+    fibre_km, base_rx, base_tx, base_olt_rx = _onu_optics(topo, pons, drops, rng)
+    onu_vendor = olts["vendor"].to_numpy()[onu_olt]
+    ids = device_identities(onu_vendor, rng)
     olt_lat = olts["lat"].to_numpy()[onu_olt]
     olt_lon = olts["lon"].to_numpy()[onu_olt]
-    coslat = np.cos(np.radians(olt_lat))
-    lat = olt_lat + onu_y / KM_PER_DEG_LAT
-    lon = olt_lon + onu_x / (KM_PER_DEG_LAT * coslat)
-    box_olt = pon_olt[box_pon]
-    box_lat = olts["lat"].to_numpy()[box_olt] + box_y / KM_PER_DEG_LAT
-    box_lon = olts["lon"].to_numpy()[box_olt] + box_x / (
-        KM_PER_DEG_LAT * np.cos(np.radians(olts["lat"].to_numpy()[box_olt]))
-    )
-    first_ids = np.char.add("SPL-", pon_ids)
-    box_ids = np.char.add(np.char.add("CX-", pon_ids[box_pon]), np.char.add("-", box_k.astype(str)))
-    splitters = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "splitter_id": first_ids.astype(object),
-                    "pon_id": pon_ids.astype(object),
-                    "parent_id": None,
-                    "level": 1,
-                    "ratio": topo.first_stage_ratio,
-                    "lat": olts["lat"].to_numpy()[pon_olt] + pon_y / KM_PER_DEG_LAT,
-                    "lon": olts["lon"].to_numpy()[pon_olt]
-                    + pon_x
-                    / (KM_PER_DEG_LAT * np.cos(np.radians(olts["lat"].to_numpy()[pon_olt]))),
-                }
-            ),
-            pd.DataFrame(
-                {
-                    "splitter_id": box_ids.astype(object),
-                    "pon_id": pon_ids[box_pon].astype(object),
-                    "parent_id": first_ids[box_pon].astype(object),
-                    "level": 2,
-                    "ratio": topo.second_stage_ratio,
-                    "lat": box_lat,
-                    "lon": box_lon,
-                }
-            ),
-        ],
-        ignore_index=True,
-    )
+    lat = olt_lat + drops.onu_y / KM_PER_DEG_LAT
+    lon = olt_lon + drops.onu_x / (KM_PER_DEG_LAT * np.cos(np.radians(olt_lat)))
     onus = pd.DataFrame(
         {
-            "onu_id": serial,
-            "serial": serial,
-            "pon_id": pon_ids[onu_pon].astype(object),
-            "olt_id": olt_ids[onu_olt],
-            "splitter_id": box_ids[onu_box].astype(object),
-            "onu_index": onu_pos + 1,
-            "vendor": onu_vendor,
-            "model": model,
-            "distance_m": np.round(fibre_km * 1000).astype(np.int64),
-            "lat": lat,
-            "lon": lon,
+            "onu_id": ids["serial"], "serial": ids["serial"],
+            "pon_id": pons.ids[drops.onu_pon].astype(object),
+            "olt_id": olts["olt_id"].to_numpy()[onu_olt],
+            "splitter_id": _box_ids(pons, drops)[drops.onu_box].astype(object),
+            "onu_index": drops.onu_pos + 1, "vendor": onu_vendor, "model": ids["model"],
+            "distance_m": np.round(fibre_km * 1000).astype(np.int64), "lat": lat, "lon": lon,
         }
-    )
-    segments = _pick(rng, scenario.customers.segments, n_onus)
-    created_days = rng.uniform(30, 5 * 365, n_onus)
-    customers = pd.DataFrame(
-        {
-            "customer_id": [f"C{i + 1:07d}" for i in range(n_onus)],
-            "onu_id": serial,
-            "cpe_id": oui + "-" + model + "-" + serial,
-            "cpe_oui": oui,
-            "cpe_product_class": model,
-            "cpe_serial": serial,
-            "cpe_model": model,
-            "firmware": firmware,
-            "wifi_channel": np.array([1, 6, 11])[rng.integers(3, size=n_onus)],
-            "plan": _pick(rng, scenario.customers.plans, n_onus),
-            "segment": segments,
-            "sla_tier": [_SEGMENT_TIER[s] for s in segments],
-            "region": np.array([r.name for r in topo.regions], dtype=object)[onu_region],
-            "city": olts["city"].to_numpy()[onu_olt],
-            "lat": lat + rng.normal(0, 2e-5, n_onus),
-            "lon": lon + rng.normal(0, 2e-5, n_onus),
-            "created_at": pd.Timestamp(scenario.start)
-            - pd.to_timedelta(np.round(created_days * 86400), unit="s"),
-        }
-    )
+    )  # fmt: skip
+    customers = build_customers(scenario, olts, onu_olt, onu_region, ids, lat, lon, rng)
     # Geographic frame shared by all OLTs (for power-outage clusters across PONs).
     ref_lat = float(np.mean(olts["lat"]))
     onu_xy = np.column_stack(
@@ -377,24 +332,11 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
         ]
     )
     return Topology(
-        olts=olts.drop(columns=["_region_idx", "_radius_km"]),
-        pons=pons,
-        splitters=splitters,
-        onus=onus,
-        customers=customers,
-        regions=[r.name for r in topo.regions],
-        onu_pon=onu_pon,
-        onu_box=onu_box,
-        onu_olt=onu_olt,
-        onu_region=onu_region,
-        onu_board=onu_board,
-        n_boxes=n_boxes,
-        n_boards=n_boards,
-        pon_olt=pon_olt,
-        box_pon=box_pon,
-        base_rx_dbm=base_rx,
-        base_tx_dbm=base_tx,
-        base_olt_rx_dbm=base_olt_rx,
-        onu_xy_km=onu_xy,
-        onu_vendor=onu_vendor,
-    )
+        olts=olts.drop(columns=["_region_idx", "_radius_km"]), pons=pons.frame,
+        splitters=_splitters(topo, olts, pons, drops), onus=onus, customers=customers,
+        regions=[r.name for r in topo.regions], onu_pon=drops.onu_pon, onu_box=drops.onu_box,
+        onu_olt=onu_olt, onu_region=onu_region, onu_board=pons.board[drops.onu_pon],
+        n_boxes=len(drops.box_pon), n_boards=pons.n_boards, pon_olt=pons.olt,
+        box_pon=drops.box_pon, base_rx_dbm=base_rx, base_tx_dbm=base_tx,
+        base_olt_rx_dbm=base_olt_rx, onu_xy_km=onu_xy, onu_vendor=onu_vendor,
+    )  # fmt: skip

@@ -2,7 +2,8 @@
 
 ``guardian run`` executes them through papermill (the same path as ``make demo``) on the
 ``tiny`` scenario for one day, with model training and the backtest switched off (their
-adapters are tested in tests/guardian_lib/test_pipeline.py and test_dashboards_browser.py).
+library functions are tested in tests/guardian_lib/test_models_pipeline.py and
+test_dashboards_browser.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from guardian_lib.pipeline import NOTEBOOKS
+from simulator.experiment import NOTEBOOKS
 
 REPO = Path(__file__).resolve().parent.parent
 NB_DIR = REPO / "notebooks"

@@ -36,6 +36,30 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     assert conda == pip_names
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_lock_pins_every_dependency_of_pyproject_within_its_bounds():
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line[0].isspace() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep, f"requirements.lock: {line!r} is not an exact pin (name==version)"
+            pins[_canonical(name)] = version.split(";")[0].strip()
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    for text in wanted:
+        req = Requirement(text)
+        name = _canonical(req.name)
+        assert name in pins, f"requirements.lock has no pin for {req.name} (run `make lock`)"
+        assert req.specifier.contains(pins[name], prereleases=True), (
+            f"requirements.lock pins {req.name}=={pins[name]}, outside {text!r} (run `make lock`)"
+        )
+
+
 def _modules():
     for pkg_name in PACKAGES:
         pkg = importlib.import_module(pkg_name)

@@ -36,6 +36,7 @@ import pandas as pd
 import simpy.rt
 
 from acs_emulator.twin.adapters import NbiDevices, TwinStateSource
+from guardian_lib.schema import POLICY_EVERY_MINUTES
 
 __all__ = ["Twin", "TwinReport", "run_twin"]
 
@@ -222,7 +223,7 @@ class Twin:
         seed: int | None = None,
         speed: float = 60.0,
         settings: Any = None,
-        every_minutes: float = 15.0,
+        every_minutes: float = POLICY_EVERY_MINUTES,
         scorer: Callable | None = None,
         costs: Any = None,
         audit: str | Path | None = None,

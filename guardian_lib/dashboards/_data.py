@@ -19,6 +19,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from guardian_lib.layout import RunLayout
+from guardian_lib.schema import CLASS_COLUMNS, RX_CRITICAL_DBM, RX_OVERLOAD_DBM
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -41,33 +43,22 @@ __all__ = [
     "customer_telemetry",
 ]
 
-#: ONU RX below this is degraded (DESIGN.md §4: critical below −27 dBm). [dBm]
-DEGRADED_RX_DBM = -27.0
-#: ONU RX above this is overloaded. [dBm]
-OVERLOAD_RX_DBM = -8.0
+#: ONU RX below this is degraded (:data:`guardian_lib.schema.RX_CRITICAL_DBM`). [dBm]
+DEGRADED_RX_DBM = RX_CRITICAL_DBM
+#: ONU RX above this is overloaded (:data:`guardian_lib.schema.RX_OVERLOAD_DBM`). [dBm]
+OVERLOAD_RX_DBM = RX_OVERLOAD_DBM
 #: Event types that count as failures on the NOC overview.
 FAILURE_EVENTS = ("LOS", "DYING_GASP", "PPPOE_DOWN", "DHCP_FAIL", "HIGH_BER", "LOW_RX", "OLT_ALARM")
 #: ``ml_predictions`` probability column of each cause class.
-CAUSE_COLUMNS = {
-    "MASSIVE_OUTAGE": "p_massive_outage",
-    "CUSTOMER_PREMISES": "p_customer_premises",
-    "EQUIPMENT_FAIL": "p_equipment_fail",
-    "EXTERNAL_NETWORK": "p_external_network",
-    "INTERMITTENT": "p_intermittent",
-    "UNKNOWN": "p_unknown",
-}
-#: Where a backtest's KPI file is looked for, relative to the run folder (first found wins).
-KPI_FILES = ("kpis.json", "backtest/kpis.json")
-#: Where a separate audit trail (a DuckDB file with the audit tables) is looked for, relative
-#: to the run folder, when the run's own warehouse has none.
-AUDIT_FILES = ("audit.duckdb", "backtest/audit.duckdb")
-#: Where a global SHAP importance table (``feature``, ``mean_abs_shap``) is looked for.
-SHAP_FILES = (
-    "shap_global_importance.csv",
-    "models/shap_global_importance.csv",
-    "lake/gold/shap_global_importance.csv",
-    "lake/gold/shap_global_importance.parquet",
-)
+CAUSE_COLUMNS = CLASS_COLUMNS
+#: Where a backtest's KPI file is, relative to the run folder (:attr:`RunLayout.kpis`).
+KPI_FILES = (RunLayout(".").kpis.name,)
+#: Where a separate audit trail (a DuckDB file with the audit tables) is, relative to the run
+#: folder, when the run's own warehouse has none (:attr:`RunLayout.audit`).
+AUDIT_FILES = (RunLayout(".").audit.name,)
+#: Where the global SHAP importance table (``feature``, ``mean_abs_shap``) is, relative to
+#: the run folder (:attr:`RunLayout.shap_importance`).
+SHAP_FILES = (RunLayout(".").shap_importance.relative_to("."),)
 _AUDIT = ("decisions", "actions", "notifications", "incidents")
 _RECENT_MIN = 15  # a reading older than this before the run's end counts as "no data" [min]
 
@@ -134,8 +125,7 @@ def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) ->
 
 
 def _read_backtest(run: Path, kpis_path: Path | None) -> tuple[dict | None, str]:
-    candidates = [kpis_path] if kpis_path else [run / p for p in KPI_FILES]
-    for path in candidates:
+    for path in [kpis_path or RunLayout(run).kpis]:
         if path is not None and path.is_file():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
@@ -151,17 +141,14 @@ def _read_backtest(run: Path, kpis_path: Path | None) -> tuple[dict | None, str]
 
 
 def _read_shap(run: Path) -> tuple[pd.DataFrame | None, str]:
-    for rel in SHAP_FILES:
-        path = run / rel
-        if path.is_file():
-            df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-            missing = {"feature", "mean_abs_shap"} - set(df.columns)
-            if missing:
-                raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-            return df.sort_values("mean_abs_shap", ascending=False).reset_index(drop=True), str(
-                path
-            )
-    return None, ""
+    path = RunLayout(run).shap_importance
+    if not path.is_file():
+        return None, ""
+    df = pd.read_csv(path)
+    missing = {"feature", "mean_abs_shap"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
+    return df.sort_values("mean_abs_shap", ascending=False).reset_index(drop=True), str(path)
 
 
 def _explode_reasons(preds: pd.DataFrame) -> pd.DataFrame:
@@ -188,8 +175,7 @@ def _explode_reasons(preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def _read_audit(run: Path, audit_path: Path | None) -> tuple[dict[str, pd.DataFrame], str]:
-    candidates = [audit_path] if audit_path else [run / p for p in AUDIT_FILES]
-    for path in candidates:
+    for path in [audit_path or RunLayout(run).audit]:
         if path is not None and path.is_file():
             con = duckdb.connect(str(path), read_only=True)
             try:
@@ -200,6 +186,79 @@ def _read_audit(run: Path, audit_path: Path | None) -> tuple[dict[str, pd.DataFr
     if audit_path is not None:
         raise FileNotFoundError(f"{audit_path}: audit file not found")
     return {}, ""
+
+
+def _read_telemetry(
+    con: duckdb.DuckDBPyConnection, names: set[str], onus: pd.DataFrame | None
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Time range, each ONU's last reading, ONUs online per tick, offline share over 24 h."""
+    start = end = None
+    status = pd.DataFrame(columns=["onu_id", "ts", "online", "rx_dbm", "tx_dbm", "olt_rx_dbm"])
+    series = pd.DataFrame(columns=["ts", "n_online"])
+    off24 = pd.DataFrame(columns=["onu_id", "offline_share"])
+    if "telemetry" in names:
+        start, end = con.execute("SELECT min(ts), max(ts) FROM telemetry").fetchone()
+    if end is not None:
+        start, end = pd.Timestamp(start), pd.Timestamp(end)
+        status = _df(
+            con,
+            "SELECT onu_id, max(ts) AS ts, arg_max(online, ts) AS online, "
+            "arg_max(rx_dbm, ts) AS rx_dbm, arg_max(tx_dbm, ts) AS tx_dbm, "
+            "arg_max(olt_rx_dbm, ts) AS olt_rx_dbm FROM telemetry "
+            f"WHERE ts >= ?::TIMESTAMPTZ - INTERVAL {_RECENT_MIN} MINUTE GROUP BY onu_id",
+            [end],
+        )
+        series = _df(
+            con,
+            "SELECT ts, count(*) FILTER (WHERE online) AS n_online FROM telemetry "
+            "GROUP BY ts ORDER BY ts",
+        )
+        n_ticks = con.execute(
+            "SELECT count(DISTINCT ts) FROM telemetry WHERE ts > ?::TIMESTAMPTZ - INTERVAL 24 HOUR",
+            [end],
+        ).fetchone()[0]
+        off24 = _df(
+            con,
+            "SELECT onu_id, count(*) FILTER (WHERE online) AS online_ticks FROM telemetry "
+            "WHERE ts > ?::TIMESTAMPTZ - INTERVAL 24 HOUR GROUP BY onu_id",
+            [end],
+        )
+        ids = (onus if onus is not None else pd.DataFrame(columns=["onu_id"]))[["onu_id"]]
+        off24 = ids.merge(off24, on="onu_id", how="left").fillna({"online_ticks": 0})
+        off24["offline_share"] = 1.0 - off24["online_ticks"] / max(int(n_ticks), 1)
+        off24 = off24[["onu_id", "offline_share"]]
+    return start, end, status, series, off24
+
+
+def _read_predictions(
+    con: duckdb.DuckDBPyConnection, names: set[str]
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The latest predictions of the newest model, and every top reason ever given."""
+    predictions = reasons = None
+    if "ml_predictions" in names:
+        predictions = _df(
+            con,
+            "WITH p AS (SELECT * FROM ml_predictions WHERE ts = "
+            "(SELECT max(ts) FROM ml_predictions)) "
+            "SELECT * FROM p WHERE model_version = (SELECT max(model_version) FROM p)",
+        )
+        hits = _df(
+            con,
+            "SELECT ts, onu_id, top_reasons FROM ml_predictions "
+            "WHERE top_reasons IS NOT NULL AND top_reasons <> '[]'",
+        )
+        reasons = _explode_reasons(hits)
+    return predictions, reasons
+
+
+def _add_audit(run: Path, tables: dict[str, pd.DataFrame], audit_path: Path | str | None) -> str:
+    """Add the audit tables from ``audit_path`` or the run's trail unless the warehouse has
+    them; return where they came from ('' when nowhere)."""
+    audit_src = "warehouse" if any(t in tables for t in _AUDIT) else ""
+    if audit_path is not None or not audit_src:
+        extra, audit_src = _read_audit(run, Path(audit_path) if audit_path else None)
+        tables.update(extra)
+    return audit_src
 
 
 def load_run_data(
@@ -214,10 +273,10 @@ def load_run_data(
     run : path
         Run folder with an ingested warehouse.
     kpis_path : path, optional
-        A backtest ``kpis.json``; default: the first of :data:`KPI_FILES` in the run.
+        A backtest ``kpis.json``; default: the run's (:attr:`RunLayout.kpis`).
     audit_path : path, optional
         A DuckDB file holding the audit tables; default: the run's warehouse, else the
-        first of :data:`AUDIT_FILES` in the run.
+        run's ``audit.duckdb`` (:attr:`RunLayout.audit`).
 
     Returns
     -------
@@ -240,63 +299,12 @@ def load_run_data(
                 tables[t] = _df(con, f"SELECT * FROM {t}")
         if "events" in names:
             tables["events"] = _df(con, "SELECT * FROM events ORDER BY ts, entity_id, type")
-        start = end = None
-        status = pd.DataFrame(columns=["onu_id", "ts", "online", "rx_dbm", "tx_dbm", "olt_rx_dbm"])
-        series = pd.DataFrame(columns=["ts", "n_online"])
-        off24 = pd.DataFrame(columns=["onu_id", "offline_share"])
-        if "telemetry" in names:
-            start, end = con.execute("SELECT min(ts), max(ts) FROM telemetry").fetchone()
-        if end is not None:
-            start, end = pd.Timestamp(start), pd.Timestamp(end)
-            status = _df(
-                con,
-                "SELECT onu_id, max(ts) AS ts, arg_max(online, ts) AS online, "
-                "arg_max(rx_dbm, ts) AS rx_dbm, arg_max(tx_dbm, ts) AS tx_dbm, "
-                "arg_max(olt_rx_dbm, ts) AS olt_rx_dbm FROM telemetry "
-                f"WHERE ts >= ?::TIMESTAMPTZ - INTERVAL {_RECENT_MIN} MINUTE GROUP BY onu_id",
-                [end],
-            )
-            series = _df(
-                con,
-                "SELECT ts, count(*) FILTER (WHERE online) AS n_online FROM telemetry "
-                "GROUP BY ts ORDER BY ts",
-            )
-            n_ticks = con.execute(
-                "SELECT count(DISTINCT ts) FROM telemetry "
-                "WHERE ts > ?::TIMESTAMPTZ - INTERVAL 24 HOUR",
-                [end],
-            ).fetchone()[0]
-            off24 = _df(
-                con,
-                "SELECT onu_id, count(*) FILTER (WHERE online) AS online_ticks FROM telemetry "
-                "WHERE ts > ?::TIMESTAMPTZ - INTERVAL 24 HOUR GROUP BY onu_id",
-                [end],
-            )
-            onus = tables.get("onus", pd.DataFrame(columns=["onu_id"]))[["onu_id"]]
-            off24 = onus.merge(off24, on="onu_id", how="left").fillna({"online_ticks": 0})
-            off24["offline_share"] = 1.0 - off24["online_ticks"] / max(int(n_ticks), 1)
-            off24 = off24[["onu_id", "offline_share"]]
+        start, end, status, series, off24 = _read_telemetry(con, names, tables.get("onus"))
         status = device_status(tables.get("onus"), status)
-        predictions = reasons = None
-        if "ml_predictions" in names:
-            predictions = _df(
-                con,
-                "WITH p AS (SELECT * FROM ml_predictions WHERE ts = "
-                "(SELECT max(ts) FROM ml_predictions)) "
-                "SELECT * FROM p WHERE model_version = (SELECT max(model_version) FROM p)",
-            )
-            hits = _df(
-                con,
-                "SELECT ts, onu_id, top_reasons FROM ml_predictions "
-                "WHERE top_reasons IS NOT NULL AND top_reasons <> '[]'",
-            )
-            reasons = _explode_reasons(hits)
+        predictions, reasons = _read_predictions(con, names)
     finally:
         con.close()
-    audit_src = "warehouse" if any(t in tables for t in _AUDIT) else ""
-    if audit_path is not None or not audit_src:
-        extra, audit_src = _read_audit(run, Path(audit_path) if audit_path else None)
-        tables.update(extra)
+    audit_src = _add_audit(run, tables, audit_path)
     backtest, kpi_src = _read_backtest(run, Path(kpis_path) if kpis_path else None)
     shap, shap_src = _read_shap(run)
     return RunData(

@@ -3,15 +3,18 @@
 - :class:`Snapshot`, :class:`Decision` and the :class:`Policy` / :class:`Scorer` protocols;
 - :class:`Observer` — observed per-ONU state from telemetry and events;
 - :class:`RuleScorer` — transparent rules filling the model contract;
-- :class:`RulesPolicy` — the product notes' rules; :class:`ExpectedCostPolicy` — least
+- :class:`PolicyBase` — case and incident lifecycle shared by the policies (subclass it
+  for a new policy); :class:`RulesPolicy` — the product notes' rules; :class:`ExpectedCostPolicy` — least
   expected cost; :func:`make_autopilot` — scorer + policy, the ML scorer plugs in here;
 - :mod:`~guardian_lib.decision.costs` — pure cost functions in R$;
 - :class:`SafetyGuard` and :class:`AutopilotSettings` — limits and environment settings;
 - :class:`Autopilot` — scorer → policy → safety → executors, audited.
 """
 
+from guardian_lib.decision._base import PolicyBase
 from guardian_lib.decision._types import (
     ACTIONS,
+    CLASS_COLUMNS,
     PREDICTION_COLUMNS,
     Decision,
     Policy,
@@ -29,7 +32,9 @@ from guardian_lib.decision.settings import AutopilotSettings
 
 __all__ = [
     "ACTIONS",
+    "CLASS_COLUMNS",
     "PREDICTION_COLUMNS",
+    "PolicyBase",
     "Decision",
     "Snapshot",
     "Policy",

@@ -7,6 +7,10 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from guardian_lib.decision.neighbours import neighbour_stats
+from guardian_lib.schema import CLASS_COLUMNS as _SCHEMA_CLASS_COLUMNS
+from guardian_lib.schema import PREDICTION_COLUMNS
+
 __all__ = [
     "Decision",
     "Snapshot",
@@ -29,27 +33,8 @@ BOOKKEEPING_ACTIONS = ("open_case", "close_case", "open_incident", "close_incide
 #: Every action a policy may decide.
 ACTIONS = DEVICE_ACTIONS + FIELD_ACTIONS + BOOKKEEPING_ACTIONS
 
-#: Cause-class probability columns of the predictions frame, in DESIGN order.
-CLASS_COLUMNS = (
-    "p_massive_outage",
-    "p_customer_premises",
-    "p_equipment_fail",
-    "p_external_network",
-    "p_intermittent",
-    "p_unknown",
-)
-#: Columns of a predictions frame (the contract with ``guardian_lib.models``).
-PREDICTION_COLUMNS = (
-    "ts",
-    "onu_id",
-    "anomaly_score",
-    *CLASS_COLUMNS,
-    "risk_2h",
-    "risk_6h",
-    "risk_24h",
-    "model_version",
-    "top_reasons",
-)
+#: Cause-class probability columns of the predictions frame (:data:`guardian_lib.schema.CLASS_COLUMNS`).
+CLASS_COLUMNS = tuple(_SCHEMA_CLASS_COLUMNS.values())
 
 
 @dataclass(frozen=True)
@@ -140,10 +125,8 @@ class Snapshot:
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def neighbours(self) -> pd.DataFrame:
-        """:func:`~guardian_lib.decision.scorer.neighbour_stats` of ``status`` (cached)."""
+        """:func:`~guardian_lib.decision.neighbours.neighbour_stats` of ``status`` (cached)."""
         if "neighbours" not in self._cache:
-            from guardian_lib.decision.scorer import neighbour_stats
-
             self._cache["neighbours"] = neighbour_stats(self.status)
         return self._cache["neighbours"]
 

@@ -17,6 +17,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.special import ndtr
 
+from guardian_lib.schema import VISIT_COST_BRL
+
 __all__ = [
     "CostModel",
     "Prior",
@@ -73,7 +75,7 @@ class CostModel(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True)
-    cost_per_visit_brl: float = Field(150.0, ge=0)
+    cost_per_visit_brl: float = Field(VISIT_COST_BRL, ge=0)
     call_cost_brl: float = Field(8.0, ge=0)
     reboot_cost_brl: float = Field(2.0, ge=0)
     notify_cost_brl: float = Field(0.2, ge=0)
@@ -96,7 +98,9 @@ class CostModel(BaseModel):
     )
 
 
-def visit_cost_brl(n_visits: np.ndarray | float, cost_per_visit_brl: float = 150.0) -> np.ndarray:
+def visit_cost_brl(
+    n_visits: np.ndarray | float, cost_per_visit_brl: float = VISIT_COST_BRL
+) -> np.ndarray:
     """Cost of technician visits.
 
     Parameters

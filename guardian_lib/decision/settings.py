@@ -33,6 +33,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from guardian_lib.errors import ConfigError
+from guardian_lib.schema import VISIT_COST_BRL
 
 __all__ = [
     "AutopilotSettings",
@@ -122,7 +123,7 @@ class AutopilotSettings(BaseSettings):
     autopilot_mode: Literal["simulate", "execute"] = "simulate"
     reboot_cooldown_minutes: Annotated[float, _bounded("reboot_cooldown_minutes")] = 360.0
     max_reboots_per_day: Annotated[int, _bounded("max_reboots_per_day")] = 2
-    cost_per_visit: Annotated[float, _bounded("cost_per_visit")] = 150.0
+    cost_per_visit: Annotated[float, _bounded("cost_per_visit")] = VISIT_COST_BRL
     max_reboots_per_pon_per_hour: Annotated[int, _bounded("max_reboots_per_pon_per_hour")] = 4
     max_actions_fleet_per_hour: Annotated[int, _bounded("max_actions_fleet_per_hour")] = 60
     jitter_max_seconds: Annotated[float, _bounded("jitter_max_seconds")] = 60.0

@@ -24,6 +24,7 @@ from guardian_lib.features._windows import (
     window_slope,
     window_sum,
 )
+from guardian_lib.schema import RX_CRITICAL_DBM, RX_IMPACT_DBM
 
 __all__ = [
     "compute_features",
@@ -31,14 +32,11 @@ __all__ = [
     "FEATURE_COLUMNS",
     "NEIGHBOUR_LEVELS",
     "H3_RESOLUTION",
-    "RX_CRITICAL_DBM",
     "hours_to_critical",
+    "group_index",
 ]
 
 NEIGHBOUR_LEVELS = ("box", "pon", "olt", "geo")
-#: RX below which service suffers (BER rises steeply near sensitivity; DESIGN §4 puts
-#: critical at −27…−28 dBm). [dBm]
-RX_CRITICAL_DBM = -27.5
 #: H3 resolution of the geo cells (~0.7 km² hexagons). [-]
 H3_RESOLUTION = 8
 _EVENTS_1H_24H = ("LOS", "DYING_GASP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX", "DHCP_FAIL")
@@ -67,7 +65,7 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 def hours_to_critical(
     rx_dbm: np.ndarray, slope_db_per_h: np.ndarray, horizon_h: float = 720.0
 ) -> np.ndarray:
-    """Hours until RX reaches :data:`RX_CRITICAL_DBM` at its current trend.
+    """Hours until RX reaches :data:`~guardian_lib.schema.RX_IMPACT_DBM` (where service suffers) at its current trend.
 
     Parameters
     ----------
@@ -83,14 +81,15 @@ def hours_to_critical(
     ndarray
         0 when RX is already below the critical level; NaN where ``rx_dbm`` is NaN. [h]
     """
-    margin = np.asarray(rx_dbm, dtype=float) - RX_CRITICAL_DBM
+    margin = np.asarray(rx_dbm, dtype=float) - RX_IMPACT_DBM
     slope = np.nan_to_num(np.asarray(slope_db_per_h, dtype=float), nan=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         h = np.where(slope < -0.005, margin / -slope, horizon_h)
     return np.where(np.isnan(margin), np.nan, np.clip(h, 0.0, horizon_h))
 
 
-def _group_index(onus: pd.DataFrame, level: str) -> np.ndarray:
+def group_index(onus: pd.DataFrame, level: str) -> np.ndarray:
+    """Integer group of every ONU at a neighbour ``level`` (one of :data:`NEIGHBOUR_LEVELS`)."""
     if level == "box":
         keys = onus["splitter_id"].astype(str)
     elif level == "pon":
@@ -245,7 +244,7 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     ppp_rows = pick(pppoe_down)
     # Degraded service, needed only at the requested rows.
     deg_rows = (pick(online) == 1) & (
-        (ffill_at(s["rx_dbm"], 6, r) < -27)
+        (ffill_at(s["rx_dbm"], 6, r) < RX_CRITICAL_DBM)
         | (ffill_at(s["loss_pct"], 1, r) > 2)
         | (ffill_at(s["latency_ms"], 1, r) > 80)
     )
@@ -259,7 +258,7 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     los_24h = event_counts(los["onu"].to_numpy(), los["tick"].to_numpy(), N, rows, w24) > 0
     dg_6h = event_counts(dg["onu"].to_numpy(), dg["tick"].to_numpy(), N, rows, w6h) > 0
     for level in NEIGHBOUR_LEVELS:
-        g = cube.groups[level] if level in cube.groups else _group_index(cube.onus, level)
+        g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
         f[f"{level}_share_offline"], size = _neighbour_share(off_rows, g)
         f[f"{level}_share_new_offline"], _ = _neighbour_share(new_off, g)
         f[f"{level}_share_pppoe_down"], _ = _neighbour_share(ppp_rows, g)
@@ -315,6 +314,6 @@ def symptomatic(features: pd.DataFrame) -> np.ndarray:
         | (f["pppoe_down"].to_numpy() == 1)
         | (np.nan_to_num(f["loss_pct"].to_numpy()) > 2)
         | (np.nan_to_num(f["latency_ms"].to_numpy()) > 80)
-        | (np.nan_to_num(f["rx_dbm"].to_numpy(), nan=0.0) < -27)
+        | (np.nan_to_num(f["rx_dbm"].to_numpy(), nan=0.0) < RX_CRITICAL_DBM)
         | (ev > 0)
     )

@@ -12,15 +12,13 @@ import pandas as pd
 
 from guardian_lib.errors import WarehouseError
 from guardian_lib.features._windows import RunningSums
+from guardian_lib.schema import MEASURES
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardian_lib.loop.tick import Tick
 
 __all__ = ["Cube", "load_cube", "MEASURES", "EVENT_FEATURE_TYPES"]
 
-#: Telemetry columns kept as matrices. [units as in docs/glossary.md]
-MEASURES = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "ber", "crc_errors", "latency_ms",
-            "loss_pct", "online", "uptime_s")  # fmt: skip
 #: Event types counted per ONU.
 EVENT_FEATURE_TYPES = ("LOS", "DYING_GASP", "LINK_UP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX",
                        "DHCP_FAIL", "REBOOT", "CUSTOMER_CALL")  # fmt: skip

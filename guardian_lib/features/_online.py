@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from guardian_lib.features._compute import NEIGHBOUR_LEVELS, _group_index, compute_features
+from guardian_lib.features._compute import NEIGHBOUR_LEVELS, compute_features, group_index
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -293,7 +293,7 @@ class RollingCube:
         ev["tick"] = ev["tick"] - start_tick
         ev = ev[ev["tick"] >= 0]
         if self._groups is None:
-            self._groups = {lvl: _group_index(self.onus, lvl) for lvl in NEIGHBOUR_LEVELS}
+            self._groups = {lvl: group_index(self.onus, lvl) for lvl in NEIGHBOUR_LEVELS}
         return Cube(
             onus=self.onus,
             t0_us=self._t0_us + start_tick * self.tick_s * _US,

@@ -12,6 +12,8 @@ import pandas as pd
 from guardian_lib.errors import WarehouseError
 from guardian_lib.features._compute import compute_features
 from guardian_lib.features._cube import load_cube
+from guardian_lib.layout import RunLayout
+from guardian_lib.schema import FEATURE_EVERY_MINUTES
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -37,7 +39,7 @@ def _utc_us(value) -> int:
 
 def features_dir(run: Path | str) -> Path:
     """GOLD folder of materialized features."""
-    return Path(run) / "lake" / "gold" / "features"
+    return RunLayout(run).features
 
 
 def telemetry_span_us(con) -> tuple[int, int]:
@@ -52,7 +54,7 @@ def feature_frame(
     run: Path | str,
     start: pd.Timestamp | str | None = None,
     end: pd.Timestamp | str | None = None,
-    every_minutes: int = 5,
+    every_minutes: int = FEATURE_EVERY_MINUTES,
     tick_s: int = 300,
     lookback_days: int = LOOKBACK_DAYS,
 ) -> pd.DataFrame:
@@ -115,7 +117,7 @@ def _inputs_digest(con, day_start_us: int, lookback_days: int) -> str:
 
 
 def materialize_features(
-    run: Path | str, every_minutes: int = 5, progress: bool = False
+    run: Path | str, every_minutes: int = FEATURE_EVERY_MINUTES, progress: bool = False
 ) -> dict[str, int]:
     """Compute features for every date of the run that is new or whose inputs changed.
 

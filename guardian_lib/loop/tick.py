@@ -18,11 +18,13 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from guardian_lib.schema import MEASURES
+
 __all__ = ["EventRow", "Tick", "TICK_MEASURES", "EVENT_COLUMNS"]
 
-#: Per-ONU measures a tick may carry (glossary names). ``online`` is required.
-TICK_MEASURES = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "ber", "crc_errors", "latency_ms",
-                 "loss_pct", "uptime_s", "online")  # fmt: skip
+#: Per-ONU measures a tick may carry (:data:`guardian_lib.schema.MEASURES`, ``online``
+#: last). ``online`` is required.
+TICK_MEASURES = (*(m for m in MEASURES if m != "online"), "online")
 #: Columns of :meth:`Tick.events_frame` (the fields of :class:`EventRow`).
 EVENT_COLUMNS = ("ts", "entity_id", "entity_type", "type", "severity", "payload")
 

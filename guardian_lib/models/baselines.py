@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.models.cause import neighbour_massive_rule
+from guardian_lib.schema import RX_CRITICAL_DBM
 
 __all__ = ["rule_cause", "rule_massive", "rule_risk", "rule_anomaly", "LOW_RX_DBM"]
 
 #: Critical RX level used by the rules. [dBm]
-LOW_RX_DBM = -27.0
+LOW_RX_DBM = RX_CRITICAL_DBM
 
 
 def rule_massive(X: pd.DataFrame, min_share: float = 0.3) -> np.ndarray:

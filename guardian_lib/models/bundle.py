@@ -12,6 +12,7 @@ from guardian_lib.models.anomaly import AnomalyScorer
 from guardian_lib.models.cause import CauseClassifier
 from guardian_lib.models.explain import shap_values, top_reasons
 from guardian_lib.models.risk import RiskModel
+from guardian_lib.schema import CLASS_COLUMNS, PREDICTION_COLUMNS
 
 __all__ = [
     "ModelBundle",
@@ -40,18 +41,6 @@ RISK_COLUMNS = tuple(
     for c in FEATURE_COLUMNS
     if not c.startswith(("box_", "pon_", "olt_", "geo_")) and c != "distance_km"
 )
-CLASS_COLUMNS = {
-    "MASSIVE_OUTAGE": "p_massive_outage",
-    "CUSTOMER_PREMISES": "p_customer_premises",
-    "EQUIPMENT_FAIL": "p_equipment_fail",
-    "EXTERNAL_NETWORK": "p_external_network",
-    "INTERMITTENT": "p_intermittent",
-    "UNKNOWN": "p_unknown",
-}
-PREDICTION_COLUMNS = (
-    "ts", "onu_id", "anomaly_score", *CLASS_COLUMNS.values(), "risk_2h", "risk_6h",
-    "risk_24h", "model_version", "top_reasons",
-)  # fmt: skip
 
 
 @dataclass

@@ -8,19 +8,21 @@ from pathlib import Path
 import pandas as pd
 
 from guardian_lib.features import feature_frame
+from guardian_lib.layout import RunLayout
+from guardian_lib.schema import MODEL_EVERY_MINUTES
 
 __all__ = ["predictions_dir", "score_run"]
 
 
 def predictions_dir(run: Path | str) -> Path:
     """GOLD folder of ``ml_predictions`` (one Parquet file per model version)."""
-    return Path(run) / "lake" / "gold" / "ml_predictions"
+    return RunLayout(run).predictions
 
 
 def score_run(
     run: Path | str,
     bundle,
-    every_minutes: int = 15,
+    every_minutes: int = MODEL_EVERY_MINUTES,
     start: str | pd.Timestamp | None = None,
     end: str | pd.Timestamp | None = None,
     explain: bool = True,

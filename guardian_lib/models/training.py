@@ -22,6 +22,7 @@ from guardian_lib.models.baselines import rule_anomaly, rule_cause, rule_massive
 from guardian_lib.models.bundle import ANOMALY_COLUMNS, CLASS_COLUMNS, RISK_COLUMNS, ModelBundle
 from guardian_lib.models.cause import CauseClassifier
 from guardian_lib.models.risk import RiskModel
+from guardian_lib.schema import MODEL_EVERY_MINUTES
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -63,7 +64,9 @@ def load_truth(run: Path | str) -> pd.DataFrame:
     return truth
 
 
-def labelled_frame(run: Path | str, every_minutes: int = 15) -> tuple[pd.DataFrame, pd.DataFrame]:
+def labelled_frame(
+    run: Path | str, every_minutes: int = MODEL_EVERY_MINUTES
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Features of a run at every ``every_minutes`` and their labels."""
     features = feature_frame(run, every_minutes=every_minutes)
     labels = build_labels(features, load_truth(run))

@@ -29,6 +29,7 @@ import pyarrow.parquet as pq
 from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
 from guardian_lib.errors import WarehouseError
+from guardian_lib.layout import RunLayout
 from guardian_lib.snmp.errors import SnmpError, SnmpProfileError
 from guardian_lib.snmp.fast import FastV2cSession
 from guardian_lib.snmp.inventory import Inventory, OltEntry, resolve_credentials
@@ -367,6 +368,6 @@ def write_to_warehouse(report: PollReport, run_dir: str | Path) -> list[Path]:
         if not len(frame):
             continue
         for date, part in frame.groupby(frame["received_at"].dt.strftime("%Y-%m-%d")):
-            out = run_dir / "lake" / "raw" / kind / f"date={date}" / name
+            out = RunLayout(run_dir).raw(kind) / f"date={date}" / name
             written.append(write_parquet(part, out, schema))
     return written

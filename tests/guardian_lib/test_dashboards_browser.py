@@ -38,8 +38,8 @@ from guardian_lib.dashboards.screenshots import (
     watch_page,
 )
 from guardian_lib.i18n import format_money, format_number, format_pct, label
-from guardian_lib.pipeline import run_backtest
 from guardian_lib.warehouse import run_summary
+from simulator.experiment import run_backtest
 
 CAUSES = [
     "p_massive_outage", "p_customer_premises", "p_equipment_fail",

@@ -1,4 +1,4 @@
-"""The papermill pipeline: experiment files, scenario overrides, failures, MLflow."""
+"""``guardian run``: experiment files, scenario overrides validated at load, failures, MLflow."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import nbformat
 import pytest
 import yaml
 
-import guardian_lib.pipeline as pipeline
+import simulator.experiment as pipeline
 from guardian_lib.errors import ConfigError
-from guardian_lib.pipeline import (
+from guardian_lib.models.workflow import fetch_shap_importance
+from guardian_lib.notebooks import NotebookError, run_notebooks
+from simulator.experiment import (
     NOTEBOOKS,
     PipelineError,
     load_experiment,
@@ -59,9 +61,19 @@ def test_errors_name_the_file_and_the_field(tmp_path):
         load_experiment(bad)
     with pytest.raises(ConfigError, match="experiment file not found"):
         load_experiment(tmp_path / "missing.yaml")
-    exp = load_experiment(EXPERIMENTS / "baseline.yaml", {"scenario": "atlantis"})
     with pytest.raises(ConfigError, match="scenario 'atlantis' not found.*'tiny'"):
-        write_scenarios(exp, EXPERIMENTS, tmp_path)
+        load_experiment(EXPERIMENTS / "baseline.yaml", {"scenario": "atlantis"})
+
+
+def test_scenarios_and_policies_are_validated_when_the_experiment_loads():
+    with pytest.raises(ConfigError, match=r"baseline.yaml: train scenario .*small.yaml.*days"):
+        load_experiment(EXPERIMENTS / "baseline.yaml", {"overrides": {"days": -1}})
+    with pytest.raises(ConfigError, match=r"test scenario .*topology.regions"):
+        load_experiment(
+            EXPERIMENTS / "baseline.yaml", {"test_overrides": {"topology": {"regions": "x"}}}
+        )
+    with pytest.raises(ConfigError, match=r"policies: .*unknown policies \['psychic'\]"):
+        load_experiment(EXPERIMENTS / "baseline.yaml", {"policies": ["rules", "psychic"]})
 
 
 def test_parameters_point_at_absolute_run_folders(tmp_path):
@@ -151,17 +163,58 @@ def test_missing_notebooks_are_reported(tmp_path):
         )
 
 
-def test_adapters_say_when_a_command_is_missing(monkeypatch, tmp_path):
-    monkeypatch.setattr(pipeline, "guardian_command_available", lambda name: False)
-    res = pipeline.train_and_evaluate(tmp_path, tmp_path, tmp_path)
-    assert res == {"status": "not_available", "reason": "`guardian train` is not installed"}
-    res = pipeline.run_backtest(tmp_path, ["reactive"], 1, tmp_path / "kpis.json")
-    assert res["status"] == "not_available"
+def test_shap_importance_says_why_it_is_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    text = pipeline.fetch_shap_importance(tmp_path, model="no-such-model")
+    text = fetch_shap_importance(tmp_path, model="no-such-model")
     assert text.startswith("unavailable: no-such-model@champion")
+
+
+def test_the_notebook_runner_runs_in_the_given_directory_and_names_the_failing_cell(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, body in (("a.ipynb", "open('made-by-a.txt', 'w').write(str(x))"),
+                       ("b.ipynb", "1 / x")):  # fmt: skip
+        nb = nbformat.v4.new_notebook()
+        nb.metadata = {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        }
+        params = nbformat.v4.new_code_cell("x = 1")
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(body)]
+        nbformat.write(nb, src / name)
+    work = tmp_path / "work"
+    work.mkdir()
+    runs = run_notebooks(["a.ipynb"], src, tmp_path / "out", {"x": 5, "y": 1}, cwd=work)
+    assert (work / "made-by-a.txt").read_text() == "5"
+    assert [(r.notebook, r.status, r.parameters) for r in runs] == [
+        ("a.ipynb", "succeeded", {"x": 5})
+    ]
+    with pytest.raises(NotebookError) as info:
+        run_notebooks(["a.ipynb", "b.ipynb"], src, tmp_path / "out", {"x": 0}, cwd=work)
+    err = info.value
+    assert err.notebook == "b.ipynb" and err.cell_index is not None
+    assert "ZeroDivisionError" in str(err) and "1 / x" in str(err)
+    assert [r.status for r in err.runs] == ["succeeded", "failed"]
+    assert err.executed == tmp_path / "out" / "b.ipynb" and err.executed.is_file()
 
 
 def test_public_names_exist():
     for name in pipeline.__all__:
         assert hasattr(pipeline, name), name
+
+
+def test_guardian_run_is_registered_by_the_simulator_not_the_library():
+    from importlib.metadata import entry_points
+
+    import typer
+
+    from guardian_lib.dashboards.cli import register as register_dashboards
+    from simulator.experiment.cli import register as register_run
+
+    eps = {ep.name: ep.value for ep in entry_points(group="guardian.commands")}
+    assert eps["experiment"] == "simulator.experiment.cli:register"
+    for register, expected in ((register_dashboards, {"dashboard", "report"}),
+                               (register_run, {"run"})):  # fmt: skip
+        app = typer.Typer()
+        register(app)
+        assert {c.name for c in app.registered_commands} == expected

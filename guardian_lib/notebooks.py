@@ -1,0 +1,161 @@
+"""Run notebooks in order through papermill: a generic runner, no experiment semantics.
+
+Each notebook gets the parameters it declares (its cell tagged ``parameters``) out of
+one shared mapping, runs in an explicit working directory with the ``python3`` kernel,
+and is saved executed (outputs included) to an output folder. The first failing notebook
+stops the run: :class:`NotebookError` names the notebook, the cell, the exception and the
+cell's source, and the failing notebook is kept with its error output.
+
+``guardian run`` (:mod:`simulator.experiment`) builds on it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from guardian_lib.errors import ConfigError, GuardianError
+
+__all__ = ["KERNEL", "NotebookError", "NotebookRun", "declared_parameters", "run_notebooks"]
+
+#: The Jupyter kernel every notebook runs with.
+KERNEL = "python3"
+
+
+@dataclass
+class NotebookRun:
+    """One executed notebook: its parameters, outcome and duration [s]."""
+
+    notebook: str
+    parameters: dict[str, Any]
+    status: str = "running"
+    duration_s: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record without empty fields (as written to a manifest)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class NotebookError(GuardianError):
+    """A notebook failed; the message names the notebook, the cell and the error.
+
+    Attributes
+    ----------
+    notebook : str
+    cell_index : int or None
+    executed : Path
+        The failing notebook as executed, kept with its error output.
+    runs : list of NotebookRun
+        Every notebook run so far, the failing one last.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        notebook: str,
+        cell_index: int | None,
+        executed: Path,
+        runs: list[NotebookRun] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.notebook = notebook
+        self.cell_index = cell_index
+        self.executed = executed
+        self.runs = runs or []
+
+
+def declared_parameters(path: Path | str) -> set[str]:
+    """Names a notebook declares in its ``parameters`` cell."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(path)))
+
+
+def _failure_message(exc: Any, name: str, executed: Path) -> str:
+    """Notebook, cell, exception and the cell's source of a papermill failure."""
+    source = (getattr(exc, "source", "") or "").strip()
+    return (
+        f"notebook {name} failed in cell {exc.cell_index} (execution count "
+        f"{exc.exec_count}): {exc.ename}: {exc.evalue}\n--- cell source ---\n{source}\n"
+        f"--- executed notebook (with the error) kept at {executed}"
+    )
+
+
+def _run_one(
+    src: Path, dst: Path, parameters: dict[str, Any], cwd: Path | str, runs: list[NotebookRun]
+) -> NotebookRun:
+    """Execute one notebook with the parameters it declares; record it in ``runs``."""
+    import papermill as pm
+
+    record = NotebookRun(
+        src.name, {k: v for k, v in parameters.items() if k in declared_parameters(src)}
+    )
+    runs.append(record)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(src), str(dst), parameters=record.parameters, kernel_name=KERNEL,
+            cwd=str(cwd), progress_bar=False, log_output=False,
+        )  # fmt: skip
+    except pm.PapermillExecutionError as exc:
+        record.duration_s = round(time.perf_counter() - t0, 2)
+        record.status, record.error = "failed", _failure_message(exc, src.name, dst)
+        raise NotebookError(record.error, src.name, exc.cell_index, dst, runs) from None
+    record.duration_s = round(time.perf_counter() - t0, 2)
+    record.status = "succeeded"
+    return record
+
+
+def run_notebooks(
+    names: Sequence[str],
+    source_dir: Path | str,
+    output_dir: Path | str,
+    parameters: dict[str, Any],
+    cwd: Path | str,
+    log: Callable[[str], None] | None = None,
+) -> list[NotebookRun]:
+    """Execute ``names`` from ``source_dir`` in order, writing them to ``output_dir``.
+
+    Parameters
+    ----------
+    names : sequence of str
+        Notebook file names, run in this order.
+    source_dir : path
+        Folder holding the notebooks.
+    output_dir : path
+        Where the executed notebooks are written (created if missing).
+    parameters : dict
+        Papermill parameters; each notebook receives those it declares.
+    cwd : path
+        Working directory of the kernels (relative paths in the notebooks start here).
+    log : callable, optional
+        ``log(message)`` for progress lines.
+
+    Returns
+    -------
+    list of NotebookRun
+        One record per notebook, all ``succeeded``.
+
+    Raises
+    ------
+    ConfigError
+        A notebook is missing (checked before anything runs).
+    NotebookError
+        A notebook failed; ``runs`` holds the records up to and including it.
+    """
+    src_dir, out_dir = Path(source_dir).resolve(), Path(output_dir)
+    missing = [n for n in names if not (src_dir / n).is_file()]
+    if missing:
+        raise ConfigError(f"{src_dir}: notebook(s) not found: {missing}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    say = log or (lambda _msg: None)
+    runs: list[NotebookRun] = []
+    for name in names:
+        say(f"running {name} …")
+        record = _run_one(src_dir / name, out_dir / name, parameters, cwd, runs)
+        say(f"  {name} done in {record.duration_s:.1f} s")
+    return runs
