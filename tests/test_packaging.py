@@ -14,7 +14,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("guardian_lib", "simulator", "acs_emulator")
 # conda-forge names that differ from PyPI names
-CONDA_ALIASES = {"python-duckdb": "duckdb", "h3-py": "h3"}
+CONDA_ALIASES = {
+    "python-duckdb": "duckdb",
+    "h3-py": "h3",
+    "prometheus_client": "prometheus-client",
+}
 
 
 def _name(req: str) -> str:

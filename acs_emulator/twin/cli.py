@@ -48,10 +48,30 @@ def twin_command(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the final report as JSON.")
     ] = False,
+    serve_network: Annotated[
+        bool,
+        typer.Option(
+            "--serve-network",
+            help="No autopilot inside: serve OLT SNMP agents, the ACS NBI and CPEs for "
+            "guardian operate (needs --site-out).",
+        ),
+    ] = False,
+    site_out: Annotated[
+        Path | None, typer.Option(help="With --serve-network: site file to write for operate.")
+    ] = None,
+    truth_out: Annotated[
+        Path | None, typer.Option(help="With --serve-network: ground truth JSON at exit.")
+    ] = None,
 ) -> None:
     """Run the simulator in scaled real time with the ACS, CPE agents and the autopilot."""
     import signal
     import threading
+
+    if serve_network:
+        if site_out is None:
+            raise typer.BadParameter("--serve-network needs --site-out SITE.yaml")
+        _serve_network(scenario, speed, seed, hours, duration, cpes, host, site_out, truth_out)
+        return
 
     from rich.console import Console
 
@@ -117,6 +137,54 @@ def twin_command(
             f"{len(report.hangs_cleared_by_reboot)}; CWMP sessions ok {report.sessions_ok}, "
             f"failed {report.sessions_failed}"
         )
+
+
+def _serve_network(
+    scenario: str,
+    speed: float,
+    seed: int | None,
+    hours: float | None,
+    duration: float | None,
+    cpes: int | None,
+    host: str,
+    site_out: Path,
+    truth_out: Path | None,
+) -> None:
+    """``guardian twin --serve-network``: SIGTERM / Ctrl-C stop it and write the truth."""
+    import signal
+    import threading
+
+    from rich.console import Console
+
+    from acs_emulator.twin.network import TwinNetwork
+    from simulator.scenario import load_scenario
+
+    console = Console(stderr=True)
+    if not speed > 0:
+        raise typer.BadParameter(f"--speed: expected > 0, got {speed!r}")
+    sc = load_scenario(scenario)
+    try:
+        net = TwinNetwork(sc, seed=seed, speed=speed, host=host, n_cpes=cpes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    ticks = None if hours is None else max(1, int(round(hours * 60 / sc.tick_minutes)))
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        net.start()
+        net.write_site(site_out)
+        console.print(
+            f"[green]twin network[/] {sc.name}: {len(net.identities)} CPEs, NBI {net.nbi_url}, "
+            f"speed {speed:g}×; site file {site_out} (Ctrl-C / SIGTERM stops)"
+        )
+        n = net.run(ticks=ticks, duration_s=duration, stop=stop)
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        net.stop()
+        if truth_out is not None and net.epoch is not None:
+            net.write_truth(truth_out)
+    console.print(f"{n} ticks served" + (f"; truth in {truth_out}" if truth_out else ""))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,17 @@
+"""``guardian operate``: the autopilot as a service against a real network.
+
+- :mod:`~guardian_lib.operate.site` — the site file (inventory, NBI, safety, field service);
+- :mod:`~guardian_lib.operate.state` — restart-safe state (journal, approvals, cycles);
+- :mod:`~guardian_lib.operate.adapters` — SNMP telemetry source, CPE state and journalled
+  reboots through the NBI, audit-only notifier;
+- :mod:`~guardian_lib.operate.field` — visits to a ticketing webhook or a CSV drop folder;
+- :mod:`~guardian_lib.operate.fleet` — the watched ONUs (subscribers file or first poll);
+- :mod:`~guardian_lib.operate.accounting` — run summary, approval queue, action log;
+- :mod:`~guardian_lib.operate.service` — :class:`Operator`, one cycle per polling interval;
+- :mod:`~guardian_lib.operate.metrics` — Prometheus metrics and JSON log lines.
+"""
+
+from guardian_lib.operate.site import SiteConfig, load_site
+from guardian_lib.operate.state import StateError, StateStore
+
+__all__ = ["SiteConfig", "load_site", "StateStore", "StateError"]

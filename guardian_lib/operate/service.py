@@ -1,0 +1,479 @@
+"""``guardian operate``: poll → warehouse → score → decide → safety → act → audit, forever.
+
+One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
+
+1. polls every OLT of the inventory over SNMP (an OLT that does not answer is flagged,
+   the cycle goes on with the others);
+2. appends the rows to the warehouse's RAW lake (new atomically written files) and
+   rebuilds SILVER for the dates they touch (``guardian_lib.ingest.ingest_run``);
+3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
+   rule scorer when none is registered) and runs :meth:`Autopilot.step`: decide, check
+   the safety limits, act, audit;
+4. commits the cycle and the streaming state to the state store.
+
+Modes: ``simulate`` decides and audits, sends nothing; ``execute`` sends; ``approve``
+queues each proposed device or field action (``guardian decisions approve ID``) and sends
+approved ones at the start of the next cycle.
+
+Restart safety: every action is journalled *before* it is sent under an idempotency key
+(the ACS receives the same key); on start the safety guard's cooldowns and caps are
+rebuilt from the journal, and the observer, scorer window, open cases and incidents from
+the last committed cycle. SIGTERM (or SIGINT) ends the current cycle, then the process
+exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from guardian_lib.actions.dispatcher import Dispatcher
+from guardian_lib.audit import AuditLog
+from guardian_lib.decision import Autopilot, Decision, SafetyGuard
+from guardian_lib.decision.expected_cost import make_autopilot
+from guardian_lib.loop import ClosedLoop, EventRow, Tick
+from guardian_lib.operate.accounting import (
+    ApprovalDispatcher,
+    CountingDispatcher,
+    OperateSummary,
+    safety_violations,
+)
+from guardian_lib.operate.adapters import (
+    ActionContext,
+    AuditNotifier,
+    JournalledDevices,
+    NbiCpeState,
+    SnmpTelemetrySource,
+)
+from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
+from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
+from guardian_lib.operate.metrics import OperateMetrics, log_json
+from guardian_lib.operate.site import SiteConfig, read_secret
+from guardian_lib.operate.state import StateStore
+
+__all__ = ["Operator", "OperateSummary", "MODES", "safety_violations"]
+
+log = logging.getLogger("guardian_lib.operate")
+MODES = ("simulate", "approve", "execute")
+_TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
+
+
+class Operator:
+    """The long-running service of one site.
+
+    Parameters
+    ----------
+    site : SiteConfig
+    state_dir : path
+    mode : {'simulate', 'approve', 'execute'}
+    metrics : OperateMetrics, optional
+    environ : mapping, optional
+        Where SNMP credentials are looked up first.
+    """
+
+    def __init__(
+        self,
+        site: SiteConfig,
+        state_dir: str | Path,
+        mode: str = "simulate",
+        metrics: OperateMetrics | None = None,
+        environ: Any = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"operate: mode must be one of {MODES}, got {mode!r}")
+        from guardian_lib.snmp.inventory import load_inventory
+
+        self.site = site
+        self.mode = mode
+        self.state_dir = Path(state_dir)
+        self.store = StateStore(self.state_dir)
+        self.metrics = metrics or OperateMetrics()
+        self.summary = OperateSummary(mode=mode)
+        self.summary.ambiguous_after_restart = self.store.mark_ambiguous()
+        self.settings = site.autopilot_settings(mode)
+        self.warehouse = site.resolve(site.warehouse)
+        self.inventory = load_inventory(site.resolve(site.inventory))
+        self.source = SnmpTelemetrySource(self.inventory, environ)
+        self.context = ActionContext(site_id=site.site_id)
+        self.nbi = self._nbi_client()
+        self.devices = JournalledDevices(self.nbi, self.store, self.context)
+        self.cpe_state = NbiCpeState(self.nbi) if self.nbi is not None else None
+        self.field = self._field_service()
+        self.notifier = AuditNotifier()
+        self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
+        self.stop_event = threading.Event()
+        self.fleet: Fleet | None = None
+        self.autopilot: Autopilot | None = None
+        self.loop: ClosedLoop | None = None
+        #: Failed cycles (in total) after which :meth:`run` gives up and re-raises. [-]
+        self.max_failed_cycles = 100
+        #: Polling interval in the network's time (the clock's speed times the wall one). [s]
+        self.tick_s = max(
+            1.0, float(site.polling_interval_s) * (site.clock.speed if site.clock else 1.0)
+        )
+        self._last_ts: pd.Timestamp | None = self.store.get("last_ts")
+        self._last_rows: pd.DataFrame | None = self.store.get("last_rows")
+        self.cycle = self.store.last_cycle()
+        self.summary.first_cycle = self.cycle + 1
+        self._bundle = self._load_model()
+
+    # --- construction ---------------------------------------------------------------------
+    def _nbi_client(self) -> Any:
+        nbi = self.site.nbi
+        if nbi is None:
+            return None
+        from guardian_lib.acs import NbiClient
+
+        base = self.site.path.parent if self.site.path else None
+        token = read_secret(nbi, base, "nbi")
+        return NbiClient(
+            nbi.url, token=token or "", timeout_s=nbi.timeout_s,
+            task_timeout_ms=nbi.task_timeout_ms, retries=nbi.retries, backoff_s=nbi.backoff_s,
+            max_backoff_s=nbi.max_backoff_s,
+        )  # fmt: skip
+
+    def _field_service(self) -> Any:
+        fs = self.site.field_service
+        if fs.kind == "webhook":
+            base = self.site.path.parent if self.site.path else None
+            return WebhookFieldService(
+                fs.url or "", self.store, self.context, token=read_secret(fs, base, "field_service"),
+                timeout_s=fs.timeout_s, retries=fs.retries, backoff_s=fs.backoff_s,
+            )  # fmt: skip
+        if fs.kind == "drop_folder":
+            return DropFolderFieldService(self.site.resolve(fs.folder), self.store, self.context)
+        return None
+
+    def _load_model(self) -> Any:
+        alias = self.site.model_alias
+        if not alias:
+            return None
+        try:
+            from guardian_lib.models.registry import load_bundle
+
+            bundle = load_bundle(alias)
+        except Exception as exc:  # noqa: BLE001 - no registry / no model: the rule scorer
+            log_json("model", alias=alias, loaded=False, fallback="rules",
+                     reason=str(exc).splitlines()[0][:300])  # fmt: skip
+            return None
+        log_json("model", alias=alias, loaded=True, model_version=bundle.model_version)
+        return bundle
+
+    def _build(self, fleet: Fleet) -> None:
+        """The closed loop (observer, scorer, autopilot) for ``fleet``, restored from the
+        last committed cycle; the safety guard also learns every journalled reboot."""
+        self.fleet = fleet
+        self.context.pon_of = fleet.pon_of()
+        t = fleet.table
+        self._cpe_of = {o: c for o, c in zip(t["onu_id"], t["cpe_id"], strict=True) if c}
+        self.devices.known = set(self._cpe_of.values())
+        tick_s = self.tick_s
+        scorer = self._model_scorer()
+        scorer, policy = make_autopilot(scorer, settings=self.settings)
+        self.summary.model_version = str(getattr(scorer, "model_version", "rules"))
+        self.metrics.model.labels(self.summary.model_version).set(1)
+        dispatcher: Dispatcher = Dispatcher(
+            "simulate" if self.mode == "simulate" else "execute",
+            devices=self.devices, field_ops=self.field, notifier=self.notifier,
+        )  # fmt: skip
+        self.real_dispatcher = CountingDispatcher(dispatcher, self.metrics, self.summary)
+        if self.mode == "approve":
+            self.approval_dispatcher = ApprovalDispatcher(self.store, self.context, dispatcher)
+            outer: Dispatcher = CountingDispatcher(
+                self.approval_dispatcher, self.metrics, self.summary
+            )
+        else:
+            outer = self.real_dispatcher
+        self.autopilot = Autopilot(policy, scorer, settings=self.settings, dispatcher=outer,
+                                   audit=self.audit, guard=SafetyGuard(self.settings))  # fmt: skip
+        self.loop = ClosedLoop(fleet.onus, fleet.customers, self.autopilot, every=1,
+                               tick_s=tick_s, field=self.field)  # fmt: skip
+        saved = self.store.get("loop")
+        committed = 0
+        if saved is not None and list(saved["onu_ids"]) == list(fleet.onu_ids):
+            self.loop.load_state_dict(saved["loop"])
+            committed = self.store.last_cycle()
+        self._restore_guard(self.autopilot.guard, committed)
+
+    def _model_scorer(self) -> Any:
+        """The registered model as an unbound scorer (2 days of window), or None."""
+        if self._bundle is None:
+            return None
+        from guardian_lib.models.online import ModelScorer
+
+        return ModelScorer(self._bundle, window_ticks=max(2, int(2 * 86400 / self.tick_s)))
+
+    def _restore_guard(self, guard: SafetyGuard, committed: int) -> None:
+        """Reboots journalled after the last committed cycle (a crash mid-cycle; or all
+        of them when no loop state was restored) count against the cooldowns and caps."""
+        for j in self.store.journal("reboot"):
+            if int(j["cycle"]) <= committed:
+                continue  # already in the restored guard
+            t = pd.Timestamp(j["ts"]).value / 1e9
+            guard._by_target.setdefault(j["target"], []).append(t)
+            guard._by_pon.setdefault(str(j["pon_id"]), deque()).append(t)
+            guard._fleet.append(t)
+
+    def _fleet(self, telemetry: pd.DataFrame) -> Fleet:
+        saved = self.store.get("fleet")
+        if saved is not None:
+            return Fleet(saved)
+        if self.site.subscribers:
+            fleet = load_subscribers(self.site.resolve(self.site.subscribers))
+        else:
+            serials = {}
+            if self.nbi is not None:
+                try:
+                    serials = cpe_by_serial(self.nbi)
+                except Exception as exc:  # noqa: BLE001 - the ACS may be down: no reboots then
+                    log_json("fleet", warning=f"ACS device list unavailable: {exc}")
+            fleet = fleet_from_poll(telemetry, serials)
+        self.store.put("fleet", fleet.table)
+        log_json("fleet", onus=len(fleet), with_cpe=int(fleet.table["cpe_id"].notna().sum()))
+        return fleet
+
+    # --- one cycle --------------------------------------------------------------------------
+    def run_cycle(self) -> dict[str, Any]:
+        """Poll, store, score, decide, act, audit and commit one cycle.
+
+        Returns
+        -------
+        dict
+            The cycle's figures (also logged as one JSON line).
+        """
+        t0 = time.perf_counter()
+        started = time.time()
+        self.cycle += 1
+        report = self.source.poll()
+        tel = report.telemetry
+        if self.site.clock is not None:
+            ts = self.site.clock.now()
+        else:
+            ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
+        ts = self._on_grid(ts)
+        self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
+        failed = [r.olt_id for r in report.failed]
+        raw_files = self._store_rows(report)
+        if self.autopilot is None:
+            self._build(self._fleet(tel))
+        blocked0 = dict(self.autopilot.guard.blocked)
+        counts0 = dict(self.autopilot.counts)
+        if self.mode == "approve":
+            self._run_approved(ts)
+        in_fleet = tel["onu_id"].isin(set(self.fleet.onu_ids))
+        # ONUs the OLTs report that the fleet does not list (new installs, wrong serials)
+        unknown = int(tel.loc[~in_fleet, "onu_id"].nunique())
+        known = tel[in_fleet].drop_duplicates("onu_id", keep="last").copy()
+        known = self._carry_forward(known, failed)
+        known["online"] = known["online"].fillna(False).astype(bool)
+        # OLTs report no packet loss: an ONU that is registered has service (the
+        # observer reads a missing loss as "no service").
+        loss = known["loss_pct"].astype(float)
+        known["loss_pct"] = loss.where(~known["online"], loss.fillna(0.0))
+        cpe_down = 0
+        if self.cpe_state is not None:
+            # A CPE whose PPPoE session is down (hung, misconfigured) leaves its customer
+            # without service although the ONU is registered: the ACS tells.
+            ppp = self.cpe_state.ppp_up()
+            cpe = known["onu_id"].map(self._cpe_of)
+            down = known["online"] & cpe.map(lambda c: ppp.get(c, True) is False)
+            known.loc[down, "loss_pct"] = 100.0
+            cpe_down = int(down.sum())
+        events = report.events
+        rows = [
+            EventRow(pd.Timestamp(r.ts), str(r.entity_id), str(r.entity_type), str(r.type),
+                     str(r.severity), str(r.payload or "{}"))
+            for r in events.itertuples(index=False)
+        ]  # fmt: skip
+        tick = Tick.from_frame(ts, known, self.fleet.onu_ids, rows)
+        self._fill_gap(tick)
+        decisions = self.loop.feed(tick)
+        self._last_ts = tick.ts
+        self.audit.flush()
+        preds = len(self.fleet)  # the scorer scores the whole fleet every cycle
+        blocks = {k: v - blocked0.get(k, 0) for k, v in self.autopilot.guard.blocked.items()}
+        blocks = {k: v for k, v in blocks.items() if v}
+        by_action = {k: v - counts0.get(k, 0) for k, v in self.autopilot.counts.items()}
+        by_action = {k: v for k, v in by_action.items() if v}
+        figures = {
+            "cycle": self.cycle, "ts": ts.isoformat(), "mode": self.mode,
+            "rows_polled": int(len(tel)), "onus_known": int(len(known)),
+            "onus_unknown": unknown,
+            "cpe_sessions_down": cpe_down,
+            "acs_error": self.cpe_state.last_error if self.cpe_state else None, "olts": len(report.results),
+            "olts_failed": failed, "raw_files": len(raw_files), "predictions": preds,
+            "decisions": len(decisions), "decisions_by_action": by_action,
+            "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),
+            "open_incidents": len(self.autopilot.incidents),
+            "duration_s": round(time.perf_counter() - t0, 3),
+        }  # fmt: skip
+        self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())
+        self._account(figures, report, blocks, by_action)
+        log_json("cycle", **figures)
+        return figures
+
+    def _on_grid(self, ts: pd.Timestamp) -> pd.Timestamp:
+        """The cycle time on the polling grid, one step after the last cycle at least (the
+        scorer's window holds one slot per polling interval)."""
+        g = self.tick_s
+        snapped = pd.Timestamp(round(ts.value / 1e9 / g) * g, unit="s", tz="UTC")
+        if self._last_ts is not None and snapped <= self._last_ts:
+            snapped = self._last_ts + pd.Timedelta(seconds=g)
+        return snapped
+
+    def _fill_gap(self, tick: Tick) -> None:
+        """Cycles that did not run (late, or the service was down): the scorer's window
+        gets the current readings for each missed slot; beyond its length it restarts
+        empty."""
+        scorer = self.loop.scorer
+        if self._last_ts is None or scorer is None or not hasattr(scorer, "update"):
+            return
+        missed = int(round((tick.ts - self._last_ts).total_seconds() / self.tick_s)) - 1
+        if missed <= 0:
+            return
+        window = getattr(getattr(scorer, "cube", None), "window_ticks", missed + 1)
+        if missed >= window:
+            fresh = self._model_scorer().bind(self.fleet.onus, int(self.tick_s))
+            self.loop.consumers[self.loop.consumers.index(scorer)] = fresh
+            self.loop.scorer = self.autopilot.scorer = fresh
+            return
+        for k in range(missed, 0, -1):
+            ts = tick.ts - pd.Timedelta(seconds=k * self.tick_s)
+            scorer.update(Tick(ts, tick.values))
+
+    def _carry_forward(self, known: pd.DataFrame, failed: list[str]) -> pd.DataFrame:
+        """ONUs of an OLT that did not answer keep their last reading: a silent OLT is
+        not a massive outage of its ONUs (it is flagged as ``olts_failed``)."""
+        last = self._last_rows
+        if failed and last is not None:
+            olt_of = self.fleet.table.set_index("onu_id")["olt_id"]
+            stale = last[
+                last["onu_id"].map(olt_of).isin(failed) & ~last["onu_id"].isin(known["onu_id"])
+            ]
+            if len(stale):
+                known = pd.concat([known, stale], ignore_index=True)
+        cols = ["onu_id", "online", *[c for c in _TEL if c in known.columns]]
+        self._last_rows = known[cols].copy()
+        return known
+
+    def _store_rows(self, report: Any) -> list[Path]:
+        from guardian_lib.ingest import ingest_run
+        from guardian_lib.snmp.poller import write_to_warehouse
+
+        files = write_to_warehouse(report, self.warehouse)
+        if files:
+            grid = max(1, int(round(self.site.polling_interval_s / 60)))
+            ingest_run(self.warehouse, grid_minutes=grid)
+        return files
+
+    def _blobs(self) -> dict[str, Any]:
+        return {
+            "loop": {"onu_ids": list(self.fleet.onu_ids), "loop": self.loop.state_dict()},
+            "last_rows": self._last_rows,
+            "last_ts": self._last_ts,
+        }
+
+    def _account(self, figures: dict, report: Any, blocks: dict, by_action: dict) -> None:
+        s, m = self.summary, self.metrics
+        s.ticks += 1
+        s.rows_polled += figures["rows_polled"]
+        s.predictions += figures["predictions"]
+        s.decisions += figures["decisions"]
+        s.olts_failed += len(figures["olts_failed"])
+        for k, v in by_action.items():
+            s.decisions_by_action[k] = s.decisions_by_action.get(k, 0) + v
+            m.decisions.labels(k).inc(v)
+        for k, v in blocks.items():
+            s.safety_blocks_by_rule[k] = s.safety_blocks_by_rule.get(k, 0) + v
+            s.safety_blocks += v
+            m.safety_blocks.labels(k).inc(v)
+        s.duplicates_suppressed = self.devices.suppressed
+        m.cycle_duration.observe(figures["duration_s"])
+        m.rows_polled.inc(figures["rows_polled"])
+        m.olts_failed.set(len(figures["olts_failed"]))
+        m.cycles.inc()
+        m.last_success.set(time.time())
+
+    # --- approve mode -------------------------------------------------------------------------
+    def _run_approved(self, ts: pd.Timestamp) -> None:
+        """Send the actions an operator approved since the last cycle."""
+        cooldown_s = self.settings.reboot_cooldown_minutes * 60
+        for a in self.store.approvals("approved"):
+            target = a["target"]
+            if a["action"] == "reboot":
+                recent = [
+                    j for j in self.store.journal("reboot")
+                    if j["target"] == target
+                    and abs(ts.value / 1e9 - pd.Timestamp(j["ts"]).value / 1e9) < cooldown_s
+                ]  # fmt: skip
+                if recent:
+                    self.store.finish_approval(a["id"], "failed", {"blocked": "reboot_cooldown"})
+                    log_json("action", action="reboot", target=target, status="blocked",
+                             approval_id=a["id"], rule="reboot_cooldown")  # fmt: skip
+                    continue
+            d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
+                         params=json.loads(a["params"] or "{}"),
+                         rationale={"approved": a["id"], "by": a["decided_by"]})  # fmt: skip
+            did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
+            results = self.real_dispatcher.execute(d, ts)
+            for r in results:
+                self.audit.record_action(did, r)
+            ok = all(r.status != "failed" for r in results)
+            self.store.finish_approval(
+                a["id"], "executed" if ok else "failed",
+                [{"status": r.status, "error": r.error, "result": r.result} for r in results],
+            )  # fmt: skip
+
+    # --- the service ----------------------------------------------------------------------------
+    def run(self, for_ticks: int | None = None) -> OperateSummary:
+        """Run cycles every polling interval until ``for_ticks`` or a stop signal."""
+        t_start = time.perf_counter()
+        interval = float(self.site.polling_interval_s)
+        try:
+            while not self.stop_event.is_set():
+                t0 = time.monotonic()
+                try:
+                    self.run_cycle()
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a service logs and tries again
+                    # Nothing is lost: actions are journalled before they are sent and the
+                    # state of the last committed cycle stays; the next cycle polls anew.
+                    self.summary.cycles_failed += 1
+                    self.metrics.cycles_failed.inc()
+                    log_json("cycle_failed", cycle=self.cycle, error=f"{type(exc).__name__}: {exc}")
+                    if self.summary.cycles_failed >= self.max_failed_cycles:
+                        raise
+                if for_ticks is not None and self.summary.ticks >= for_ticks:
+                    break
+                wait = interval - (time.monotonic() - t0)
+                if wait > 0:
+                    self.stop_event.wait(wait)
+        finally:
+            self.summary.safety_violations = safety_violations(self.store, self.settings)
+            self.summary.wall_s = round(time.perf_counter() - t_start, 3)
+        return self.summary
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT finish the current cycle, then :meth:`run` returns."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop_event.set())
+
+    def close(self) -> None:
+        """Close the audit, the state, the clients and the metrics endpoint."""
+        self.audit.close()
+        self.source.close()
+        if self.nbi is not None:
+            self.nbi.close()
+        if isinstance(self.field, WebhookFieldService):
+            self.field.close()
+        self.metrics.close()
+        self.store.close()

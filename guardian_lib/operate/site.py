@@ -1,0 +1,266 @@
+"""The site file of ``guardian operate``: what to poll, where to act, how carefully.
+
+A site file (YAML) names the OLT inventory of the SNMP poller, the subscribers
+(which CPE and street box hang on each ONU), the ACS NBI, the polling interval, the model
+alias, the safety limits, the field-service and notifier settings and the warehouse.
+Secrets never sit in it: the NBI and webhook tokens are *references*, an environment
+variable name (``token_env``) or a secret file readable by its owner only
+(``token_file``, mode 0600). Relative paths are relative to the site file.
+
+Example::
+
+    site_id: isp-sul
+    inventory: olts.yaml                 # guardian poll's inventory (docs/snmp.md)
+    subscribers: subscribers.csv         # optional: onu_id, cpe_id, customer_id, pon_id, box_id
+    polling_interval_s: 300
+    warehouse: data/runs/prod
+    model_alias: champion                # the rule scorer when no model is registered
+    nbi: {url: "http://acs.example:7557", token_env: GUARDIAN_NBI_TOKEN}
+    safety: {reboot_cooldown_minutes: 360, max_reboots_per_day: 2}
+    field_service: {kind: webhook, url: "https://tickets.example/api/orders",
+                    token_file: tickets.token}
+    notifier: {kind: audit}
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from guardian_lib.decision.settings import AutopilotSettings
+from guardian_lib.errors import ConfigError, validation_message
+
+__all__ = [
+    "SiteConfig",
+    "NbiSettings",
+    "FieldServiceSettings",
+    "NotifierSettings",
+    "ClockSettings",
+    "SecretRef",
+    "load_site",
+    "read_secret",
+]
+
+#: AutopilotSettings fields a site may set (the mode comes from ``--mode``).
+SAFETY_FIELDS = tuple(f for f in AutopilotSettings.model_fields if f != "autopilot_mode")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SecretRef(_Strict):
+    """Where a bearer token comes from: an environment variable or a 0600 file."""
+
+    token_env: str | None = Field(None, description="Environment variable holding the token.")
+    token_file: str | None = Field(None, description="File holding the token (mode 0600).")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if self.token_env and self.token_file:
+            raise ValueError("give token_env or token_file, not both")
+        return self
+
+
+class NbiSettings(SecretRef):
+    """The ACS northbound interface (our ACS or GenieACS, port 7557 by default)."""
+
+    url: Annotated[str, Field(pattern=r"^https?://", description="NBI base URL.")]
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Per call. [s]")
+    task_timeout_ms: int = Field(3000, ge=100, le=120_000, description="Device wait. [ms]")
+    retries: int = Field(4, ge=0, le=20, description="Retries of a retryable failure. [-]")
+    backoff_s: float = Field(0.5, ge=0, le=60, description="First backoff, doubles. [s]")
+    max_backoff_s: float = Field(30.0, ge=0, le=600, description="Cap of one wait. [s]")
+
+
+class FieldServiceSettings(SecretRef):
+    """Where technician visits go: a JSON webhook, a drop folder of CSV orders, or nowhere."""
+
+    kind: Literal["none", "webhook", "drop_folder"] = "none"
+    url: str | None = Field(None, pattern=r"^https?://", description="Webhook URL.")
+    folder: str | None = Field(None, description="Drop folder of CSV orders.")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Per request. [s]")
+    retries: int = Field(3, ge=0, le=20, description="Retries after a failure. [-]")
+    backoff_s: float = Field(0.5, ge=0, le=60, description="First backoff, doubles. [s]")
+
+    @model_validator(mode="after")
+    def _target(self) -> FieldServiceSettings:
+        if self.kind == "webhook" and not self.url:
+            raise ValueError("kind 'webhook' needs url")
+        if self.kind == "drop_folder" and not self.folder:
+            raise ValueError("kind 'drop_folder' needs folder")
+        return self
+
+
+class ClockSettings(_Strict):
+    """A scaled clock, for test networks that run faster than real time (the twin).
+
+    The cycle time is ``epoch + (now - wall_epoch) * speed``: cooldowns, durations and
+    the audit then read in the network's own time. Leave it out against a real network.
+    """
+
+    speed: float = Field(1.0, gt=0, le=1e6, description="Network seconds per wall second. [-]")
+    epoch: str = Field(description="Network time (ISO 8601, UTC) at wall_epoch.")
+    wall_epoch: float = Field(ge=0, description="Unix time at which the network was at epoch. [s]")
+
+    def now(self) -> Any:
+        """The network's present (UTC ``pandas.Timestamp``)."""
+        import time
+
+        import pandas as pd
+
+        elapsed = (time.time() - self.wall_epoch) * self.speed
+        return pd.Timestamp(self.epoch) + pd.Timedelta(seconds=elapsed)
+
+
+class NotifierSettings(_Strict):
+    """Customer notifications (only the audit trail for now)."""
+
+    kind: Literal["audit"] = "audit"
+
+
+class SiteConfig(_Strict):
+    """A validated site file.
+
+    Attributes
+    ----------
+    site_id : str
+        Short name; prefixes the idempotency keys and audit ids.
+    inventory : str
+        OLT inventory YAML of the SNMP poller.
+    subscribers : str or None
+        CSV or Parquet with ``onu_id`` and optionally ``cpe_id``, ``customer_id``,
+        ``pon_id``, ``box_id``, ``region``, ``segment``. Without it ONUs come from the
+        first poll, the CPE id from the ACS (serial match) and the PON from the SNMP index.
+    polling_interval_s : float
+        Time between two cycles. [s]
+    warehouse : str
+        Run folder whose RAW lake and SILVER receive the polled rows.
+    model_alias : str or None
+        MLflow alias of the scorer; the rule scorer when nothing is registered.
+    safety : dict
+        :class:`~guardian_lib.decision.AutopilotSettings` fields (not the mode).
+    """
+
+    site_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")] = "site"
+    inventory: str
+    subscribers: str | None = None
+    polling_interval_s: float = Field(300.0, gt=0, le=86400)
+    warehouse: str
+    model_alias: str | None = "champion"
+    nbi: NbiSettings | None = None
+    safety: dict[str, Any] = Field(default_factory=dict)
+    field_service: FieldServiceSettings = FieldServiceSettings()
+    notifier: NotifierSettings = NotifierSettings()
+    clock: ClockSettings | None = None
+    path: Path | None = Field(None, exclude=True)
+
+    @field_validator("safety")
+    @classmethod
+    def _safety_fields(cls, v: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(v) - set(SAFETY_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"unknown safety setting(s) {unknown}; expected some of {SAFETY_FIELDS}"
+            )
+        return v
+
+    def resolve(self, name: str | None) -> Path | None:
+        """A path of the site file, relative to the file's folder."""
+        if name is None:
+            return None
+        p = Path(name)
+        return p if p.is_absolute() or self.path is None else self.path.parent / p
+
+    def autopilot_settings(self, mode: str) -> AutopilotSettings:
+        """The safety settings with the given mode (``approve`` decides like ``execute``).
+
+        Raises
+        ------
+        ConfigError
+            Naming ``safety.<field>``.
+        """
+        run_mode = "simulate" if mode == "simulate" else "execute"
+        try:
+            return AutopilotSettings(**self.safety, autopilot_mode=run_mode)
+        except ValidationError as exc:
+            msg = validation_message(self.path or "<site>", exc, "invalid site file")
+            raise ConfigError(
+                msg.replace("invalid site file: ", "invalid site file: safety.")
+            ) from None
+
+
+def read_secret(ref: SecretRef, base: Path | None, what: str) -> str | None:
+    """The token a :class:`SecretRef` points to (None when it points nowhere).
+
+    Parameters
+    ----------
+    ref : SecretRef
+    base : Path or None
+        Folder relative file names are resolved against.
+    what : str
+        ``nbi`` or ``field_service`` (for messages).
+
+    Raises
+    ------
+    ConfigError
+        The variable is unset, the file is missing, empty or readable by others.
+    """
+    if ref.token_env:
+        val = os.environ.get(ref.token_env)
+        if not val:
+            raise ConfigError(f"{what}.token_env: environment variable {ref.token_env} is not set")
+        return val
+    if ref.token_file:
+        p = Path(ref.token_file)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        try:
+            mode = p.stat().st_mode
+        except OSError as exc:
+            raise ConfigError(f"{what}.token_file: cannot read {p}: {exc}") from None
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"{what}.token_file: {p} has mode {stat.S_IMODE(mode):04o}; "
+                "a secret file must be readable by its owner only (chmod 600)"
+            )
+        val = p.read_text(encoding="utf-8").strip()
+        if not val:
+            raise ConfigError(f"{what}.token_file: {p} is empty")
+        return val
+    return None
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """Read and validate a site file.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the field (``nbi.url``, ``safety.max_reboots_per_day``…).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read site file: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a site file must be a YAML mapping (inventory:, warehouse:, …)")
+    try:
+        site = SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, exc, "invalid site file")) from None
+    site.path = path
+    site.autopilot_settings("simulate")  # validates the safety values now
+    inv = site.resolve(site.inventory)
+    if inv is None or not inv.is_file():
+        raise ConfigError(f"{path}: inventory: OLT inventory file {inv} not found")
+    sub = site.resolve(site.subscribers)
+    if sub is not None and not sub.is_file():
+        raise ConfigError(f"{path}: subscribers: file {sub} not found")
+    return site
