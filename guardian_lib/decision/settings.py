@@ -37,6 +37,7 @@ from guardian_lib.schema import VISIT_COST_BRL
 
 __all__ = [
     "AutopilotSettings",
+    "SettingsError",
     "check_environment",
     "GUARDIAN_ENV_NAMES",
     "GUARDIAN_ENV_FAMILIES",
@@ -74,6 +75,15 @@ HARD_LIMITS: dict[str, tuple[float, float]] = {
     "breaker_min_success_rate": (0.0, 1.0),
     "breaker_pause_minutes": (0.0, 7 * 1440.0),
 }
+
+
+class SettingsError(ConfigError):
+    """A setting is invalid; ``validation_error`` holds pydantic's detail (callers that
+    read settings from a file, not the environment, name the fields their own way)."""
+
+    def __init__(self, message: str, validation_error: ValidationError) -> None:
+        super().__init__(message)
+        self.validation_error = validation_error
 
 
 def _bounded(name: str) -> Any:
@@ -139,7 +149,7 @@ class AutopilotSettings(BaseSettings):
         try:
             super().__init__(**values)
         except ValidationError as exc:
-            raise ConfigError(_settings_message(exc)) from None
+            raise SettingsError(_settings_message(exc), exc) from None
 
 
 def _env_names() -> list[str]:

@@ -32,7 +32,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardian_lib.decision.settings import AutopilotSettings
+from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
 
 __all__ = [
@@ -188,8 +188,10 @@ class SiteConfig(_Strict):
         run_mode = "simulate" if mode == "simulate" else "execute"
         try:
             return AutopilotSettings(**self.safety, autopilot_mode=run_mode)
-        except ValidationError as exc:
-            msg = validation_message(self.path or "<site>", exc, "invalid site file")
+        except SettingsError as exc:  # name the site file's fields, not environment variables
+            msg = validation_message(
+                self.path or "<site>", exc.validation_error, "invalid site file"
+            )
             raise ConfigError(
                 msg.replace("invalid site file: ", "invalid site file: safety.")
             ) from None

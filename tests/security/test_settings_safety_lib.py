@@ -191,3 +191,37 @@ def test_running_autopilot_honours_the_kill_file_at_the_next_step(tmp_path):
     assert devices.calls == ["CPE03"]
     dec = ap.audit.frame("decisions")
     assert "kill_switch" in set(dec.loc[~dec["allowed"], "blocked_rule"])
+
+
+def test_operate_has_a_kill_file_in_its_state_folder_and_sigusr1(tmp_path):
+    """``guardian operate``: ``touch <state>/KILL_SWITCH`` or SIGUSR1 blocks the next action."""
+    import yaml
+
+    from guardian_lib.operate.fleet import load_subscribers
+    from guardian_lib.operate.service import KILL_SWITCH_FILENAME, Operator
+    from guardian_lib.operate.site import load_site
+
+    (tmp_path / "olts.yaml").write_text(
+        yaml.safe_dump({"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "noc"}]})
+    )
+    (tmp_path / "subs.csv").write_text("onu_id,pon_id\nA,P1\n")
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump({"inventory": "olts.yaml", "warehouse": "wh",
+                                    "model_alias": None, "subscribers": "subs.csv"}))  # fmt: skip
+    previous = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)}
+    op = Operator(load_site(site), tmp_path / "state", mode="execute")
+    try:
+        op._build(load_subscribers(tmp_path / "subs.csv"))
+        guard = op.autopilot.guard
+        assert guard.settings.kill_switch_file == tmp_path / "state" / KILL_SWITCH_FILENAME
+        assert guard.check(_reboot("CPE-A", T0), T0).rule != "kill_switch"
+        guard.settings.kill_switch_file.touch()
+        assert guard.check(_reboot("CPE-B", T0), T0).rule == "kill_switch"
+        guard.settings.kill_switch_file.unlink()
+        op.install_signal_handlers()
+        os.kill(os.getpid(), signal.SIGUSR1)
+        assert guard.check(_reboot("CPE-C", T0), T0).rule == "kill_switch"
+    finally:
+        op.close()
+        for s, h in previous.items():
+            signal.signal(s, h)
