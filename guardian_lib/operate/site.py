@@ -29,11 +29,11 @@ import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.safe_yaml import load_yaml
 
 __all__ = [
     "SiteConfig",
@@ -247,10 +247,7 @@ def load_site(path: str | Path) -> SiteConfig:
         Naming the file and the field (``nbi.url``, ``safety.max_reboots_per_day``…).
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read site file: {exc}") from exc
+    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a site file must be a YAML mapping (inventory:, warehouse:, …)")
     try:
