@@ -119,6 +119,7 @@ class Operator:
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
+        self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
         self.loop: ClosedLoop | None = None
         #: Failed cycles (in total) after which :meth:`run` gives up and re-raises. [-]
         self.max_failed_cycles = 100
@@ -209,6 +210,8 @@ class Operator:
             self.loop.load_state_dict(saved["loop"])
             committed = self.store.last_cycle()
         self._restore_guard(self.autopilot.guard, committed)
+        if self.kill_signalled:
+            self.autopilot.guard.engage_kill_switch()
 
     def _model_scorer(self) -> Any:
         """The registered model as an unbound scorer (2 days of window), or None."""
@@ -474,7 +477,13 @@ class Operator:
         turns the kill switch on (every later automatic action is blocked and audited)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
-        self.autopilot.guard.install_signal(signal.SIGUSR1)
+        signal.signal(signal.SIGUSR1, lambda *_: self.engage_kill_switch())
+
+    def engage_kill_switch(self) -> None:
+        """Block every automatic action from now on (also before the first cycle)."""
+        self.kill_signalled = True
+        if self.autopilot is not None:
+            self.autopilot.guard.engage_kill_switch()
 
     def close(self) -> None:
         """Close the audit, the state, the clients and the metrics endpoint."""

@@ -211,6 +211,7 @@ def test_operate_has_a_kill_file_in_its_state_folder_and_sigusr1(tmp_path):
     previous = {s: signal.getsignal(s) for s in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT)}
     op = Operator(load_site(site), tmp_path / "state", mode="execute")
     try:
+        op.install_signal_handlers()  # as `guardian operate` does, before the first cycle
         op._build(load_subscribers(tmp_path / "subs.csv"))
         guard = op.autopilot.guard
         assert guard.settings.kill_switch_file == tmp_path / "state" / KILL_SWITCH_FILENAME
@@ -218,7 +219,7 @@ def test_operate_has_a_kill_file_in_its_state_folder_and_sigusr1(tmp_path):
         guard.settings.kill_switch_file.touch()
         assert guard.check(_reboot("CPE-B", T0), T0).rule == "kill_switch"
         guard.settings.kill_switch_file.unlink()
-        op.install_signal_handlers()
+        assert guard.check(_reboot("CPE-D", T0 + pd.Timedelta(hours=1)), T0).rule != "kill_switch"
         os.kill(os.getpid(), signal.SIGUSR1)
         assert guard.check(_reboot("CPE-C", T0), T0).rule == "kill_switch"
     finally:
