@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # install. pyproject.toml keeps lower bounds for library users. Refresh with `make lock`.
 LOCK   := requirements.lock
 
-.PHONY: demo test lint format install clean browser lock
+.PHONY: demo test lint format install clean browser lock lab
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python >= 3.11 is required; set PYTHON=...)"; exit 1; }
@@ -32,6 +32,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/guardian run experiments/baseline.yaml $$(command -v chromium >/dev/null 2>&1 || echo "--set report.screenshots=false")
 	@echo "Report: $$(ls -td $(CURDIR)/reports/baseline/*/ | head -1)report.html"
+
+# JupyterLab on the notebooks with the project's kernel: the kernel spec "python3" of this
+# .venv (written into the venv, and put first on JUPYTER_PATH so a user-wide "python3"
+# spec cannot replace it). Listens on 127.0.0.1 only.
+lab: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (Network Guardian)" >/dev/null
+	JUPYTER_PATH=$(CURDIR)/$(VENV)/share/jupyter $(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) notebooks/
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

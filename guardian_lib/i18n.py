@@ -148,6 +148,11 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "tx_dbm": ("ONU TX [dBm]", "TX da ONU [dBm]"),
     "latency_ms": ("latency [ms]", "latência [ms]"),
     "event_type": ("event type", "tipo de evento"),
+    "os_id": ("order", "ordem"),
+    "opened_at": ("opened at", "aberta em"),
+    "reason": ("reason", "motivo"),
+    "outcome": ("outcome", "desfecho"),
+    "target": ("target", "alvo"),
     # KPIs
     "operations": ("Operations in this run", "Operação nesta execução"),
     "customers": ("Customers", "Clientes"),
@@ -178,6 +183,16 @@ _PAIRS: dict[str, tuple[str, str]] = {
     "reboots": ("Reboots", "Reinicializações"),
     "wasted_visits": ("Wasted visits", "Visitas improdutivas"),
     "sla_by_region": ("SLA availability by region", "Disponibilidade por região"),
+    "sla_network": ("SLA and network KPIs", "SLA e indicadores da rede"),
+    "sla_level_network": ("Whole network", "Rede inteira"),
+    "sla_level_region": ("By region", "Por região"),
+    "sla_level_olt": ("By OLT", "Por OLT"),
+    "sla_level_pon": ("By PON", "Por PON"),
+    "sla_worst": ("the {n} with the lowest availability", "as {n} de menor disponibilidade"),
+    "sla_scope_network": ("scope", "escopo"),
+    "sla_scope_region": ("region", "região"),
+    "sla_scope_olt": ("OLT", "OLT"),
+    "sla_scope_pon": ("PON", "PON"),
     # explainability
     "global_importance": ("Global SHAP importance", "Importância global (SHAP)"),
     "reason_frequency": (

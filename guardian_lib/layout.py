@@ -108,6 +108,16 @@ class RunLayout(_Folder):
         """The autopilot's audit trail of the backtest (``guardian backtest --audit``)."""
         return self.root / "audit.duckdb"
 
+    @property
+    def sla(self) -> Path:
+        """SLA and network KPIs per region, OLT and PON (:func:`guardian_lib.sla.write_sla`)."""
+        return self.root / "sla.parquet"
+
+    @property
+    def sla_json(self) -> Path:
+        """The same SLA table as JSON."""
+        return self.root / "sla.json"
+
 
 @dataclass(frozen=True, init=False)
 class ReportLayout(_Folder):

@@ -6,6 +6,8 @@ and shows "not computed for this run yet" for the ones a later stage has not wri
 
 - :func:`build_app` / :func:`serve` — the live app (``guardian dashboard --run RUN``)
 - :func:`write_report` — one HTML file that opens offline
+- :func:`write_pdf` / :func:`write_xlsx` — the same report printed to PDF, or as a workbook
+- :func:`headline` — the manager's summary (period, incidents, visits and R$ per month, …)
 - :func:`load_run_data` and the screen data functions, for notebooks and tests
 """
 
@@ -26,5 +28,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "write_report": "guardian_lib.dashboards.report",
         "make_offline": "guardian_lib.dashboards.report",
         "external_references": "guardian_lib.dashboards.report",
+        "write_pdf": "guardian_lib.dashboards.pdf",
+        "write_xlsx": "guardian_lib.dashboards.excel",
+        "headline": "guardian_lib.dashboards.headline",
     },
 )

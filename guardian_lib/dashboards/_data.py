@@ -19,8 +19,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from guardian_lib.errors import WarehouseError
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import CLASS_COLUMNS, RX_CRITICAL_DBM, RX_OVERLOAD_DBM
+from guardian_lib.sla import sla_kpis
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -90,6 +92,8 @@ class RunData:
         The backtest's ``kpis.json``.
     shap_global : DataFrame or None
         The global importance artifact.
+    sla : DataFrame or None
+        SLA and network KPIs per region, OLT and PON (:func:`guardian_lib.sla.sla_kpis`).
     """
 
     run: Path
@@ -103,6 +107,7 @@ class RunData:
     reasons: pd.DataFrame | None = None
     backtest: dict[str, Any] | None = None
     shap_global: pd.DataFrame | None = None
+    sla: pd.DataFrame | None = None
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -177,7 +182,11 @@ def _explode_reasons(preds: pd.DataFrame) -> pd.DataFrame:
 def _read_audit(run: Path, audit_path: Path | None) -> tuple[dict[str, pd.DataFrame], str]:
     for path in [audit_path or RunLayout(run).audit]:
         if path is not None and path.is_file():
-            con = duckdb.connect(str(path), read_only=True)
+            try:
+                con = duckdb.connect(str(path), read_only=True)
+            except duckdb.Error as exc:  # not a DuckDB file, or locked by a writer
+                msg = " ".join(str(exc).split())
+                raise WarehouseError(f"{path}: cannot open as an audit database ({msg})") from None
             try:
                 names = _tables(con)
                 return {t: _df(con, f"SELECT * FROM {t}") for t in _AUDIT if t in names}, str(path)
@@ -301,6 +310,8 @@ def load_run_data(
             tables["events"] = _df(con, "SELECT * FROM events ORDER BY ts, entity_id, type")
         start, end, status, series, off24 = _read_telemetry(con, names, tables.get("onus"))
         status = device_status(tables.get("onus"), status)
+        has_network = {"telemetry", "onus", "pons", "olts"} <= names
+        sla = sla_kpis(con) if has_network else None
         predictions, reasons = _read_predictions(con, names)
     finally:
         con.close()
@@ -319,6 +330,7 @@ def load_run_data(
         reasons=reasons,
         backtest=backtest,
         shap_global=shap,
+        sla=sla,
         sources={"kpis": kpi_src, "shap": shap_src, "audit": audit_src},
     )
 

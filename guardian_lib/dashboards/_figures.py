@@ -15,11 +15,20 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from guardian_lib.dashboards._data import DEGRADED_RX_DBM, FAILURE_EVENTS, RunData
-from guardian_lib.i18n import format_datetime, format_number, format_pct, label, normalize_lang
+from guardian_lib.i18n import (
+    LABELS,
+    format_datetime,
+    format_number,
+    format_pct,
+    label,
+    normalize_lang,
+)
 
 __all__ = [
     "STATUS_COLORS",
     "CSS",
+    "MAX_SERIES_POINTS",
+    "downsample_min",
     "kpi_cards_html",
     "table_html",
     "not_computed_html",
@@ -45,6 +54,7 @@ STATUS_COLORS = {
     "no_data": "#9aa0a6",
 }
 _TEMPLATE = "plotly_white"
+LABELS_EN_KEYS = frozenset(LABELS["en"])
 # RX colours on [-30, -8] dBm: red below -27 (critical), amber -27…-25, green above -25.
 _RX_SCALE = [
     [0.0, "#b2182b"], [0.136, "#d6604d"], [0.137, "#f4a582"], [0.227, "#fddbc7"],
@@ -77,6 +87,8 @@ pre.json { font-size: 11px; white-space: pre-wrap; margin: 0; }
 def _fmt_cell(v: Any, kind: str, lang: str) -> str:
     if kind == "pct":
         return format_pct(v, lang)
+    if kind == "pct3":
+        return format_pct(v, lang, 3)
     if kind == "num":
         return format_number(v, lang)
     if kind == "num2":
@@ -102,7 +114,7 @@ def table_rows_html(df: pd.DataFrame, columns: dict[str, str], lang: str) -> lis
     ``columns`` maps each column to its kind: text, num, num2, prob, pct, dt or json.
     """
     out = []
-    numeric = {"num", "num2", "prob", "pct"}
+    numeric = {"num", "num2", "prob", "pct", "pct3"}
     for rec in df.to_dict("records"):
         cells = "".join(
             f'<td class="num">{_fmt_cell(rec.get(c), k, lang)}</td>'
@@ -175,9 +187,25 @@ def localize_time_axis(fig: go.Figure, lang: str) -> go.Figure:
     return fig
 
 
+#: Points of a time series that a screen-wide chart can show (about one per pixel). [-]
+MAX_SERIES_POINTS = 1500
+
+
+def downsample_min(s: pd.DataFrame, x: str, y: str, n: int = MAX_SERIES_POINTS) -> pd.DataFrame:
+    """At most about ``n`` rows of ``s`` (sorted by ``x``): each bucket keeps its lowest ``y``.
+
+    The minimum, not the mean, so a dip (an outage) stays visible after down-sampling.
+    """
+    if len(s) <= n:
+        return s
+    s = s.sort_values(x).reset_index(drop=True)
+    bucket = s.index // int(np.ceil(len(s) / n))
+    return s.loc[s.groupby(bucket)[y].idxmin()].reset_index(drop=True)
+
+
 def online_figure(data: RunData, lang: str) -> go.Figure:
-    """ONUs online per telemetry tick."""
-    s = data.online_series
+    """ONUs online per telemetry tick (down-sampled to :data:`MAX_SERIES_POINTS`, keeping dips)."""
+    s = downsample_min(data.online_series, "ts", "n_online")
     fig = go.Figure(
         go.Scatter(x=s["ts"], y=s["n_online"], mode="lines", name=label("online", lang))
     )
@@ -192,9 +220,12 @@ def incidents_figure(incidents: pd.DataFrame, end: pd.Timestamp | None, lang: st
     inc["start_at"] = pd.to_datetime(inc["start_at"], utc=True)
     inc["end_at"] = pd.to_datetime(inc["end_at"], utc=True).fillna(end or inc["start_at"].max())
     inc["scope"] = inc["scope_type"].astype(str) + ":" + inc["scope_key"].astype(str)
+    causes = LABELS_EN_KEYS
+    inc["cause"] = inc["cause"].map(lambda c: label(c, lang) if c in causes else str(c))
     fig = px.timeline(
         inc, x_start="start_at", x_end="end_at", y="scope", color="cause",
         hover_data=["incident_id", "severity", "affected_customers"],
+        labels={"cause": label("probable_cause", lang), "scope": label("region", lang)},
     )  # fmt: skip
     height = max(_H, 40 + 22 * len(inc))
     return localize_time_axis(_layout(fig, label("active_incidents", lang), height=height), lang)
@@ -370,31 +401,35 @@ def optical_matrix(data: RunData, column: str, lang: str, max_pons: int = 80) ->
 
 
 def policy_figure(table: pd.DataFrame, metric: str, lang: str) -> go.Figure:
-    """One metric of every policy with its 95% confidence interval."""
+    """One metric of every policy with its 95% confidence interval (kept in the metric's range)."""
+    from guardian_lib.dashboards.glossary import METRICS, clip_interval, metric_label, policy_name
+
     df = table.loc[table["metric"] == metric].copy()
-    err_hi = (df["ci_hi"] - df["mean"]).fillna(0)
-    err_lo = (df["mean"] - df["ci_lo"]).fillna(0)
+    if metric in METRICS:
+        bounds = [
+            clip_interval(metric, lo, hi) for lo, hi in zip(df["ci_lo"], df["ci_hi"], strict=True)
+        ]
+        df["ci_lo"] = [b[0] for b in bounds]
+        df["ci_hi"] = [b[1] for b in bounds]
+    err_hi = (df["ci_hi"] - df["mean"]).fillna(0).clip(lower=0)
+    err_lo = (df["mean"] - df["ci_lo"]).fillna(0).clip(lower=0)
     fig = go.Figure(
         go.Bar(
-            x=df["policy"], y=df["mean"],
+            x=[policy_name(p, lang) for p in df["policy"]], y=df["mean"],
             error_y=dict(type="data", array=err_hi, arrayminus=err_lo, visible=True),
         )
     )  # fmt: skip
-    title = label(metric, lang) if metric in _KNOWN else metric
+    title = metric_label(metric, lang) if metric in METRICS else metric.replace("_", " ")
     fig.update_xaxes(title=label("policy", lang))
     return _layout(fig, title, height=300)
-
-
-_KNOWN = {
-    "visits_avoided", "savings_brl", "net_savings_brl", "mttr_hours", "mttd_minutes",
-    "sla_availability", "false_action_rate", "total_cost_brl", "reboots", "wasted_visits",
-    "cost_saving_vs_reactive_brl",
-}  # fmt: skip
 
 
 def sla_region_figure(by_region: dict[str, float], lang: str) -> go.Figure:
     """SLA availability per region (a share in [0, 1])."""
     df = pd.DataFrame({"region": list(by_region), "sla": list(by_region.values())})
-    fig = px.bar(df, x="region", y="sla", range_y=(max(0.0, df["sla"].min() - 0.01), 1.0))
+    fig = px.bar(
+        df, x="region", y="sla", range_y=(max(0.0, df["sla"].min() - 0.01), 1.0),
+        labels={"region": label("region", lang), "sla": label("sla_availability", lang)},
+    )  # fmt: skip
     fig.update_yaxes(tickformat=".2%")
     return _layout(fig, label("sla_by_region", lang), height=300)

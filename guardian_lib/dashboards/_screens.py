@@ -25,7 +25,19 @@ from guardian_lib.dashboards._data import (
     reason_frequency,
     risk_queue,
 )
-from guardian_lib.i18n import format_datetime, format_money, format_number, format_pct, label
+from guardian_lib.dashboards.glossary import (
+    METRICS,
+    action_name,
+    format_interval,
+    format_metric,
+    metric_header,
+    metric_label,
+    policy_name,
+    rationale_text,
+    value_name,
+)
+from guardian_lib.dashboards.headline import headline_html, main_policy
+from guardian_lib.i18n import format_datetime, format_number, label
 
 __all__ = [
     "SCREENS",
@@ -96,7 +108,10 @@ def _rq_headers(lang: str) -> dict[str, str]:
 
 
 def _rq_frame(df: pd.DataFrame, lang: str) -> pd.DataFrame:
-    return df.assign(probable_cause=df["probable_cause"].map(lambda c: label(c, lang)))
+    return df.assign(
+        probable_cause=df["probable_cause"].map(lambda c: label(c, lang)),
+        segment=df["segment"].map(lambda v: value_name(v, lang)),
+    )
 
 
 def _rq_html(df: pd.DataFrame, total: int, lang: str) -> str:
@@ -190,7 +205,7 @@ def _dossier_view(data: RunData, customer_id: str, lang: str) -> pn.viewable.Vie
     facts = [
         ("customer", label("customer", lang), str(c["customer_id"]), str(c.get("onu_id", ""))),
         ("region", label("region", lang), str(c.get("region", "")), str(c.get("city", ""))),
-        ("plan", label("plan", lang), str(c.get("plan", "")), str(c.get("segment", ""))),
+        ("plan", label("plan", lang), str(c.get("plan", "")), value_name(c.get("segment"), lang)),
     ]
     parts: list[pn.viewable.Viewable] = [_html(F.kpi_cards_html(facts))]
     parts.append(_plot(F.telemetry_figure(d["telemetry"], lang)))
@@ -211,25 +226,26 @@ def _dossier_view(data: RunData, customer_id: str, lang: str) -> pn.viewable.Vie
     if d["decisions"] is None:
         parts.append(_missing("decisions / actions", _HOW_AUTOPILOT, lang))
     else:
-        cols = {"ts": "dt", "action": "text", "confidence": "num2", "rationale": "json"}
+        cols = {"ts": "dt", "action": "text", "confidence": "num2", "rationale": "text"}
         hd = {c: label(c, lang) for c in ("action", "confidence", "rationale")}
         hd["ts"] = label("time", lang)
-        parts.append(
-            _html(F.table_html(d["decisions"], cols, hd, lang, caption=label("decisions", lang)))
-        )
+        dec = _readable_decisions(d["decisions"], lang)
+        parts.append(_html(F.table_html(dec, cols, hd, lang, caption=label("decisions", lang))))
         acols = {
             "started_at": "dt",
             "action_type": "text",
             "target": "text",
             "status": "text",
-            "result": "json",
+            "result": "text",
         }
-        ahd = {c: label(c, lang) for c in ("status", "result")}
+        ahd = {c: label(c, lang) for c in ("status", "result", "target")}
         ahd |= {"started_at": label("time", lang), "action_type": label("action", lang)}
-        ahd["target"] = "target"
-        parts.append(
-            _html(F.table_html(d["actions"], acols, ahd, lang, caption=label("actions", lang)))
+        acts = d["actions"].assign(
+            action_type=d["actions"]["action_type"].map(lambda a: action_name(a, lang)),
+            status=d["actions"]["status"].map(lambda v: value_name(v, lang)),
+            result=d["actions"]["result"].map(lambda r: rationale_text(r, lang)),
         )
+        parts.append(_html(F.table_html(acts, acols, ahd, lang, caption=label("actions", lang))))
     so_cols = {
         "os_id": "text",
         "opened_at": "dt",
@@ -237,10 +253,14 @@ def _dossier_view(data: RunData, customer_id: str, lang: str) -> pn.viewable.Vie
         "status": "text",
         "outcome": "text",
     }
+    orders = d["service_orders"].copy()
+    for c in ("reason", "status", "outcome"):
+        if c in orders:
+            orders[c] = orders[c].map(lambda v: value_name(v, lang))
     parts.append(
         _html(
             F.table_html(
-                d["service_orders"], so_cols, {k: k for k in so_cols}, lang,
+                orders, so_cols, {k: label(k, lang) for k in so_cols}, lang,
                 caption=label("service_orders", lang),
             )
         )
@@ -277,35 +297,44 @@ def dossier_screen(data: RunData, lang: str, live: bool = True) -> pn.viewable.V
     return pn.Column(pn.Tabs(*tabs, dynamic=False), sizing_mode="stretch_width", name=name)
 
 
+def _readable_decisions(dec: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Decisions with the action's name and the rationale as a sentence in ``lang``."""
+    out = dec.copy()
+    if "action" in out:
+        out["action"] = out["action"].map(lambda a: action_name(a, lang))
+    if "rationale" in out:
+        out["rationale"] = out["rationale"].map(lambda r: rationale_text(r, lang))
+    return out
+
+
+def _metric_name(metric: str, lang: str) -> str:
+    return metric_label(metric, lang) if metric in METRICS else metric.replace("_", " ")
+
+
 def _metric_text(metric: str, value: Any, lang: str) -> str:
-    if metric.endswith("_brl"):
-        return format_money(value, lang)
-    if metric in ("sla_availability", "false_action_rate") or metric.endswith(("_rate", "_share")):
-        return format_pct(value, lang, 2 if metric == "sla_availability" else 1)
-    if isinstance(value, float) and not float(value).is_integer():
-        return format_number(value, lang, 2)
-    return format_number(value, lang)
+    if metric in METRICS:
+        return format_metric(metric, value, lang)
+    return format_metric("visits_avoided_per_month", value, lang)  # a plain number
 
 
 def _policy_wide(table: pd.DataFrame, policies: list[str], lang: str) -> pd.DataFrame:
-    """One row per metric, one column per policy: ``mean (lo – hi)`` as text."""
+    """One row per metric, one column per policy: ``mean (lo – hi)`` as text.
+
+    Intervals are kept inside the metric's range (:func:`~.glossary.format_interval`).
+    """
     rows: dict[str, dict[str, str]] = {}
     for r in table.itertuples(index=False):
         text = _metric_text(r.metric, r.mean, lang)
-        if pd.notna(r.ci_lo) and pd.notna(r.ci_hi):
+        if r.metric in METRICS:
+            ci = format_interval(r.metric, r.ci_lo, r.ci_hi, lang)
+            text += f" ({ci})" if ci else ""
+        elif pd.notna(r.ci_lo) and pd.notna(r.ci_hi):
             lo, hi = _metric_text(r.metric, r.ci_lo, lang), _metric_text(r.metric, r.ci_hi, lang)
             text += f" ({lo} – {hi})"
         rows.setdefault(r.metric, {})[r.policy] = text
     out = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=policies).fillna("–")
-    names = [label(m, lang) + f" ({m})" if m in _LABELLED else m for m in out.index]
-    return out.assign(metric=names).reset_index(drop=True)
+    return out.assign(metric=[_metric_name(m, lang) for m in out.index]).reset_index(drop=True)
 
-
-_LABELLED = {
-    "visits_avoided", "savings_brl", "net_savings_brl", "mttr_hours", "mttd_minutes",
-    "sla_availability", "false_action_rate", "total_cost_brl", "reboots", "wasted_visits",
-    "cost_saving_vs_reactive_brl",
-}  # fmt: skip
 
 #: Headline metrics of the KPI screen, in order.
 _HEADLINE = (
@@ -317,15 +346,7 @@ _HEADLINE = (
 def kpis_screen(data: RunData, lang: str, live: bool = True) -> pn.viewable.Viewable:
     """Operations figures, the autopilot's KPIs and the backtest's policy comparison."""
     ops = operations_kpis(data)
-    cards = [
-        (
-            k,
-            label(k, lang),
-            format_money(v, lang) if k.endswith("_brl") else format_number(v, lang),
-            "",
-        )
-        for k, v in ops.items()
-    ]
+    cards = [(k, metric_label(k, lang), format_metric(k, v, lang), "") for k, v in ops.items()]
     parts: list[pn.viewable.Viewable] = [
         _html(f"<h3>{html.escape(label('operations', lang))}</h3>" + F.kpi_cards_html(cards))
     ]
@@ -335,23 +356,19 @@ def kpis_screen(data: RunData, lang: str, live: bool = True) -> pn.viewable.View
         parts.append(_missing("kpis.json", _HOW_BACKTEST, lang))
     else:
         policies = list(dict.fromkeys(table["policy"]))
-        main = next((p for p in policies if "autopilot" in p.lower()), policies[-1])
+        main = main_policy(data.backtest)
         rows = table.loc[table["policy"] == main].set_index("metric")
         items = []
         for m in _HEADLINE:
             if m in rows.index:
                 r = rows.loc[m]
-                note = ""
-                if pd.notna(r["ci_lo"]):
-                    lo, hi = _metric_text(m, r["ci_lo"], lang), _metric_text(m, r["ci_hi"], lang)
-                    note = f"{label('ci95', lang)} {lo} – {hi}"
-                items.append((m, label(m, lang), _metric_text(m, r["mean"], lang), note))
-        parts.append(
-            _html(f'<div class="caption">{html.escape(main)}</div>' + F.kpi_cards_html(items))
-        )
+                note = format_interval(m, r["ci_lo"], r["ci_hi"], lang)
+                items.append((m, metric_label(m, lang), _metric_text(m, r["mean"], lang), note))
+        cap = html.escape(policy_name(main, lang))
+        parts.append(_html(f'<div class="caption">{cap}</div>' + F.kpi_cards_html(items)))
         wide = _policy_wide(table, policies, lang)
         cols = {"metric": "text"} | dict.fromkeys(policies, "text")
-        hd = {"metric": label("metric", lang)} | {p: p for p in policies}
+        hd = {"metric": label("metric", lang)} | {p: policy_name(p, lang) for p in policies}
         plots = [
             _plot(F.policy_figure(table, m, lang)) for m in _HEADLINE if m in set(table["metric"])
         ]
@@ -365,7 +382,37 @@ def kpis_screen(data: RunData, lang: str, live: bool = True) -> pn.viewable.View
                 F.table_html(wide, cols, hd, lang, "policy-table", label("policy_comparison", lang))
             )
         )
+    parts.append(_html(sla_html(data, lang)))
     return pn.Column(*parts, sizing_mode="stretch_width", name=label("kpis_savings", lang))
+
+
+#: SLA table columns and their kinds (``table_html``); labels from the glossary.
+SLA_SHOWN = {
+    "scope": "text", "customers": "num", "availability": "pct3", "outages": "num",
+    "outage_hours": "num2", "customer_hours": "num2", "mttr_hours": "num2",
+    "repeat_7d": "num", "repeat_30d": "num", "visits": "num", "no_fault_found_share": "pct",
+}  # fmt: skip
+_SLA_PONS = 30  # PON rows on the screen (the worst availability first; all in the Excel)
+
+
+def sla_html(data: RunData, lang: str, title: bool = True) -> str:
+    """SLA and network KPIs by region, OLT and PON (:func:`guardian_lib.sla.sla_kpis`)."""
+    title = f"<h3>{html.escape(label('sla_network', lang))}</h3>" if title else ""
+    if data.sla is None:
+        return title + F.not_computed_html("telemetry / inventory", "guardian ingest RUN", lang)
+    heads = {c: metric_header(c, lang) for c in SLA_SHOWN if c != "scope"}
+    out = [title]
+    for level in ("network", "region", "olt", "pon"):
+        df = data.sla.loc[data.sla["level"] == level]
+        cap = label(f"sla_level_{level}", lang)
+        if level == "network":
+            df = df.assign(scope=cap)
+        if level == "pon" and len(df) > _SLA_PONS:
+            df = df.sort_values(["availability", "scope"]).head(_SLA_PONS)
+            cap += " — " + label("sla_worst", lang, n=format_number(_SLA_PONS, lang))
+        hd = {"scope": label(f"sla_scope_{level}", lang)} | heads
+        out.append(F.table_html(df, SLA_SHOWN, hd, lang, f"sla-{level}", cap))
+    return "".join(out)
 
 
 def explainability_screen(data: RunData, lang: str, live: bool = True) -> pn.viewable.Viewable:
@@ -405,8 +452,9 @@ def explainability_screen(data: RunData, lang: str, live: bool = True) -> pn.vie
             "subject": "text",
             "action": "text",
             "confidence": "num2",
-            "rationale": "json",
+            "rationale": "text",
         }
+        dec = _readable_decisions(dec, lang)
         hd = {
             c: label(c if c != "ts" else "time", lang)
             if c != "subject"
@@ -495,4 +543,4 @@ def build_layout(data: RunData, lang: str, live: bool) -> pn.viewable.Viewable:
     tabs = pn.Tabs(
         *[s(data, lang, live) for s in SCREENS], dynamic=live, sizing_mode="stretch_width"
     )
-    return pn.Column(header, tabs, sizing_mode="stretch_width")
+    return pn.Column(header, _html(headline_html(data, lang)), tabs, sizing_mode="stretch_width")

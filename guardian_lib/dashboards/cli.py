@@ -7,12 +7,12 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register", "dashboard_command", "report_command"]
+__all__ = ["register", "dashboard_command", "report_command", "REPORT_FORMATS"]
 
 
 def dashboard_command(
     run: Annotated[Path, typer.Option(help="Run folder with an ingested warehouse.")],
-    port: Annotated[int, typer.Option(help="TCP port to serve on.")] = 5006,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port to serve on.")] = 5006,
     lang: Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")] = "en",
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     kpis: Annotated[
@@ -35,9 +35,24 @@ def dashboard_command(
     serve(run, port=port, lang=lang, address=address, kpis=kpis, audit=audit, show=show)
 
 
+#: Formats of ``guardian report`` and the function that writes each.
+REPORT_FORMATS = {
+    "html": "guardian_lib.dashboards.report:write_report",
+    "pdf": "guardian_lib.dashboards.pdf:write_pdf",
+    "xlsx": "guardian_lib.dashboards.excel:write_xlsx",
+}
+
+
 def report_command(
     run: Annotated[Path, typer.Option(help="Run folder with an ingested warehouse.")],
-    out: Annotated[Path, typer.Option(help="HTML file to write.")],
+    out: Annotated[Path, typer.Option(help="File to write.")],
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="html (offline dashboard), pdf (printed by headless chromium) or xlsx.",
+        ),
+    ] = "html",
     lang: Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")] = "en",
     kpis: Annotated[
         Path | None, typer.Option(help="A backtest kpis.json (default: RUN/kpis.json).")
@@ -46,15 +61,23 @@ def report_command(
         Path | None, typer.Option(help="DuckDB file with the audit tables (default: RUN's).")
     ] = None,
 ) -> None:
-    """Write the self-contained offline HTML report of a run."""
-    from guardian_lib.dashboards.report import write_report
+    """Write the report of a run: offline HTML, PDF or Excel (headline first)."""
+    import importlib
+
     from guardian_lib.i18n import normalize_lang
 
     try:
         lang = normalize_lang(lang)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--lang") from None
-    typer.echo(str(write_report(run, out, lang=lang, kpis=kpis, audit=audit)))
+    fmt = format_.strip().lower()
+    if fmt not in REPORT_FORMATS:
+        raise typer.BadParameter(
+            f"expected one of {sorted(REPORT_FORMATS)}, got {format_!r}", param_hint="--format"
+        )
+    module, func = REPORT_FORMATS[fmt].split(":")
+    write = getattr(importlib.import_module(module), func)
+    typer.echo(str(write(run, out, lang=lang, kpis=kpis, audit=audit)))
 
 
 def register(app: typer.Typer) -> None:

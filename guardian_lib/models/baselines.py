@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from guardian_lib.models.cause import neighbour_massive_rule
+from guardian_lib.models.cause import neighbour_cluster_kind, neighbour_massive_rule
 from guardian_lib.schema import RX_CRITICAL_DBM
 
 __all__ = ["rule_cause", "rule_massive", "rule_risk", "rule_anomaly", "LOW_RX_DBM"]
@@ -41,7 +41,7 @@ def rule_cause(X: pd.DataFrame) -> np.ndarray:
     out[off & dg] = "CUSTOMER_PREMISES"
     many_ppp = ppp & (X["pon_share_pppoe_down"].to_numpy() >= 0.3)
     out[many_ppp] = "EXTERNAL_NETWORK"
-    out[neighbour_massive_rule(X, min_share=0.3, min_neighbours=2)] = "MASSIVE_OUTAGE"
+    out[neighbour_cluster_kind(X, min_share=0.3, min_neighbours=2) == 1] = "MASSIVE_OUTAGE"
     return out
 
 

@@ -11,13 +11,14 @@ from guardian_lib.features import FEATURE_COLUMNS, symptomatic
 from guardian_lib.models.anomaly import AnomalyScorer
 from guardian_lib.models.cause import CauseClassifier
 from guardian_lib.models.explain import shap_values, top_reasons
-from guardian_lib.models.risk import RiskModel
+from guardian_lib.models.hazard import HazardRiskModel, compose_hazards
 from guardian_lib.schema import CLASS_COLUMNS, PREDICTION_COLUMNS
 
 __all__ = [
     "ModelBundle",
     "ANOMALY_COLUMNS",
     "RISK_COLUMNS",
+    "CAUSE_LAYOUT_COLUMNS",
     "PREDICTION_COLUMNS",
     "CLASS_COLUMNS",
 ]
@@ -41,6 +42,21 @@ RISK_COLUMNS = tuple(
     for c in FEATURE_COLUMNS
     if not c.startswith(("box_", "pon_", "olt_", "geo_")) and c != "distance_km"
 )
+#: Features the cause classifier receives but only its neighbour rule reads: group sizes
+#: (split ratios), the feeder distance and absolute optical levels (set by splitter loss
+#: and feeder length) describe a network's layout, not a fault. The booster sees the
+#: layout-free versions instead: deltas and slopes against the ONU's own baseline, hours
+#: to the critical level, neighbour shares.
+CAUSE_LAYOUT_COLUMNS = (
+    "box_size", "pon_size", "distance_km", "rx_dbm", "tx_dbm", "olt_rx_dbm", "rx_mean_15m",
+    "rx_mean_1h", "rx_min_1h", "rx_mean_24h", "rx_base_7d",
+)  # fmt: skip
+
+
+def _explaining_interval(hazards: np.ndarray) -> np.ndarray:
+    """Per row, the interval k maximising ``survival_{k−1} · hazard_k``."""
+    survival = np.cumprod(np.hstack([np.ones((len(hazards), 1)), 1 - hazards[:, :-1]]), axis=1)
+    return np.argmax(survival * hazards, axis=1)
 
 
 @dataclass
@@ -51,8 +67,9 @@ class ModelBundle:
     ----------
     anomaly : AnomalyScorer
     cause : CauseClassifier
-    risk : dict of int → RiskModel
-        One per horizon in hours (2, 6, 24).
+    risk : HazardRiskModel
+        Interval hazards composed into ``risk_2h ≤ risk_6h ≤ risk_24h`` (horizons in
+        ``risk.horizons_h``, hours).
     feature_columns : tuple of str
     model_version : str
         Set when the bundle is registered (``"<name>/<version>"``); every prediction
@@ -61,7 +78,7 @@ class ModelBundle:
 
     anomaly: AnomalyScorer
     cause: CauseClassifier
-    risk: dict[int, RiskModel]
+    risk: HazardRiskModel
     feature_columns: tuple[str, ...] = FEATURE_COLUMNS
     risk_columns: tuple[str, ...] = RISK_COLUMNS
     model_version: str = "unregistered"
@@ -76,6 +93,13 @@ class ModelBundle:
             raise ValueError(
                 f"model {self.model_version} was trained on an older feature set "
                 f"(uses {stale[:4]}); retrain it with `guardian train`"
+            )
+        if not isinstance(self.risk, HazardRiskModel):
+            # Bundles before the hazard model held one independent classifier per
+            # horizon, whose risks could decrease with the horizon.
+            raise ValueError(
+                f"model {self.model_version} predicts each risk horizon separately (older "
+                "release; its risks can contradict each other); retrain it with `guardian train`"
             )
         missing = [c for c in ("ts", "onu_id", *self.feature_columns) if c not in features]
         if missing:
@@ -138,24 +162,32 @@ class ModelBundle:
                 proba[:, classes.index(cls)] if cls in classes else np.where(sym, 0.0, np.nan)
             )
         X_risk = X.loc[:, list(self.risk_columns)]
-        for h in (2, 6, 24):
-            out[f"risk_{h}h"] = self.risk[h].predict_proba(X_risk)[:, 1]
+        hazards = self.risk.predict_hazard(X_risk)
+        risk = compose_hazards(hazards)
+        for k, h in enumerate(self.risk.horizons_h):
+            out[f"risk_{h}h"] = risk[:, k]
         out["model_version"] = self.model_version
         reasons = np.full(len(out), "[]", dtype=object)
         if explain and len(out):
             if sym.any() and self.cause.constant_ is None:
                 idx = np.flatnonzero(sym)[:max_explained]
                 cls_idx = np.argmax(proba[idx], axis=1)
-                vals = shap_values(self.cause.booster_, X.iloc[idx].astype(float), cls_idx)
-                reasons[idx] = top_reasons(vals, X.iloc[idx], "cause", top_k)
+                rows = self.cause.booster_frame(X.iloc[idx])
+                vals = shap_values(self.cause.booster_, rows.astype(float), cls_idx)
+                reasons[idx] = top_reasons(vals, rows, "cause", top_k)
             score = np.maximum(out["risk_24h"].to_numpy(), 0.0)
             hot = ~sym & ((score >= 0.2) | (out["anomaly_score"].to_numpy() >= 0.99))
             idx = np.flatnonzero(hot)
             cap = max_explained if max_risk_explained is None else max_risk_explained
             idx = idx[np.argsort(-score[idx], kind="stable")][: max(0, cap)]
-            if len(idx) and self.risk[24].booster_ is not None:
-                rows = X_risk.iloc[idx]
-                vals = shap_values(self.risk[24].booster_, rows.astype(float))
-                reasons[idx] = top_reasons(vals, rows, "risk_24h", top_k)
+            # Each row is explained by the booster of the interval that adds most to
+            # its 24 h risk (the first impact is likeliest there).
+            which = _explaining_interval(hazards[idx])
+            for k, model in enumerate(self.risk.hazards_):
+                sel = idx[which == k]
+                if len(sel) and getattr(model, "booster_", None) is not None:
+                    rows = X_risk.iloc[sel]
+                    vals = shap_values(model.booster_, rows.astype(float))
+                    reasons[sel] = top_reasons(vals, rows, "risk_24h", top_k)
         out["top_reasons"] = reasons
         return out.loc[:, list(PREDICTION_COLUMNS)]

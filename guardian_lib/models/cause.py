@@ -10,17 +10,20 @@ from sklearn.utils.validation import check_is_fitted
 
 from guardian_lib.models._base import lgbm_classifier, validated_frame
 
-__all__ = ["CauseClassifier", "neighbour_massive_rule"]
+__all__ = ["CauseClassifier", "neighbour_massive_rule", "neighbour_cluster_kind"]
 
 
-def neighbour_massive_rule(
+def neighbour_cluster_kind(
     X: pd.DataFrame, min_share: float = 0.5, min_neighbours: int = 3
 ) -> np.ndarray:
-    """Rows where many neighbours fail together with this ONU (a massive outage).
+    """Which kind of neighbour cluster a row belongs to: 0 none, 1 offline, 2 no PPPoE.
 
-    True when the ONU is offline (or without PPPoE) and at least ``min_share`` of the
-    other ONUs under the same street box or PON (and at least ``min_neighbours`` of them)
-    are in the same state. Columns missing from ``X`` make the rule silent (all False).
+    1 when the ONU is offline and at least ``min_share`` of the other ONUs under the same
+    street box or PON (and at least ``min_neighbours`` of them) are offline too: the
+    optical path or its power failed (MASSIVE_OUTAGE). 2 when the ONU is online without
+    PPPoE and as many of the PON's other ONUs are too, while it is not in an offline
+    cluster: the optics work and the sessions fail upstream (EXTERNAL_NETWORK).
+    Columns missing from ``X`` make the rule silent (all 0).
 
     Parameters
     ----------
@@ -34,23 +37,40 @@ def neighbour_massive_rule(
 
     Returns
     -------
-    ndarray of bool
+    ndarray of int8
     """
     need = ("online", "box_share_offline", "box_size", "pon_share_offline", "pon_size")
+    out = np.zeros(len(X), dtype=np.int8)
     if any(c not in X for c in need):
-        return np.zeros(len(X), dtype=bool)
+        return out
     off = X["online"].to_numpy() == 0
-    out = np.zeros(len(X), dtype=bool)
+    offline_cluster = np.zeros(len(X), dtype=bool)
     for lvl in ("box", "pon"):
         share = X[f"{lvl}_share_offline"].to_numpy()
         others = share * np.maximum(X[f"{lvl}_size"].to_numpy() - 1, 0)
-        out |= off & (share >= min_share) & (others >= min_neighbours)
+        offline_cluster |= off & (share >= min_share) & (others >= min_neighbours)
+    out[offline_cluster] = 1
     if "pppoe_down" in X and "pon_share_pppoe_down" in X:
-        ppp = X["pppoe_down"].to_numpy() == 1
+        ppp = (X["pppoe_down"].to_numpy() == 1) & ~off
         share = X["pon_share_pppoe_down"].to_numpy()
         others = share * np.maximum(X["pon_size"].to_numpy() - 1, 0)
-        out |= ppp & (share >= min_share) & (others >= min_neighbours)
+        out[ppp & (share >= min_share) & (others >= min_neighbours) & ~offline_cluster] = 2
     return out
+
+
+def neighbour_massive_rule(
+    X: pd.DataFrame, min_share: float = 0.5, min_neighbours: int = 3
+) -> np.ndarray:
+    """Rows where many neighbours fail together with this ONU (a massive outage).
+
+    True where :func:`neighbour_cluster_kind` finds an offline or a no-PPPoE cluster
+    (parameters as there).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    return neighbour_cluster_kind(X, min_share=min_share, min_neighbours=min_neighbours) > 0
 
 
 class CauseClassifier(ClassifierMixin, BaseEstimator):
@@ -68,10 +88,18 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         log-odds that then fires on another network. [-]
     class_weight : {'balanced', None}, default 'balanced'
     neighbour_rules : bool, default True
-        When the :func:`neighbour_massive_rule` fires, the probability of
-        ``massive_class`` is raised to at least ``rule_confidence`` (others rescaled).
+        When :func:`neighbour_cluster_kind` finds an offline cluster, the probability of
+        ``massive_class`` is raised to at least ``rule_confidence`` (others rescaled); for
+        a cluster of ONUs online without PPPoE it is ``external_class`` (the optics work,
+        the sessions fail upstream), or ``massive_class`` if training had no such row.
     massive_class : str, default 'MASSIVE_OUTAGE'
+    external_class : str, default 'EXTERNAL_NETWORK'
     rule_confidence : float, default 0.95
+    booster_exclude : tuple of str, default ()
+        Columns of ``X`` that only the neighbour rule reads (e.g. ``box_size``): the
+        booster does not see them. Group sizes and absolute optical levels describe one
+        network's layout (split ratios, feeder lengths); a booster that splits on them
+        mistakes a layout for a cause on another network.
     random_state : int, Generator or None
 
     Attributes
@@ -91,7 +119,9 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         class_weight: str | None = "balanced",
         neighbour_rules: bool = True,
         massive_class: str = "MASSIVE_OUTAGE",
+        external_class: str = "EXTERNAL_NETWORK",
         rule_confidence: float = 0.95,
+        booster_exclude: tuple[str, ...] = (),
         random_state=None,
     ):
         self.n_estimators = n_estimators
@@ -102,7 +132,9 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.neighbour_rules = neighbour_rules
         self.massive_class = massive_class
+        self.external_class = external_class
         self.rule_confidence = rule_confidence
+        self.booster_exclude = booster_exclude
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -124,8 +156,14 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
             self.constant_ = self.classes_[0]
             return self
         self.constant_ = None
-        self.booster_.fit(frame, y)
+        self.booster_.fit(self.booster_frame(frame), y)
         return self
+
+    def booster_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The columns of ``frame`` the booster sees (all but ``booster_exclude``)."""
+        # Models pickled before the parameter existed exclude nothing.
+        drop = [c for c in getattr(self, "booster_exclude", ()) if c in frame.columns]
+        return frame.drop(columns=drop) if drop else frame
 
     def _frame(self, X) -> pd.DataFrame:
         check_is_fitted(self, "classes_")
@@ -136,11 +174,17 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         frame = self._frame(X)
         if self.constant_ is not None:
             return np.ones((len(frame), 1))
-        proba = self.booster_.predict_proba(frame, num_threads=0)  # all cores: same output
-        if self.neighbour_rules and self.massive_class in self.classes_:
-            fire = neighbour_massive_rule(frame)
-            if fire.any():
-                k = int(np.flatnonzero(self.classes_ == self.massive_class)[0])
+        # All cores: LightGBM's output does not depend on threads.
+        proba = self.booster_.predict_proba(self.booster_frame(frame), num_threads=0)
+        if self.neighbour_rules:
+            kind = neighbour_cluster_kind(frame)
+            for code, cls in ((1, self.massive_class), (2, self.external_class)):
+                if cls not in self.classes_:
+                    cls = self.massive_class
+                fire = kind == code
+                if not fire.any() or cls not in self.classes_:
+                    continue
+                k = int(np.flatnonzero(self.classes_ == cls)[0])
                 p = proba[fire]
                 target = np.maximum(p[:, k], self.rule_confidence)
                 rest = 1.0 - p[:, k]

@@ -19,9 +19,15 @@ from guardian_lib.features import FEATURE_COLUMNS, feature_frame
 from guardian_lib.labels import CAUSE_CLASSES, MASSIVE_CLASSES, RISK_HORIZONS_H, build_labels
 from guardian_lib.models.anomaly import AnomalyScorer
 from guardian_lib.models.baselines import rule_anomaly, rule_cause, rule_massive, rule_risk
-from guardian_lib.models.bundle import ANOMALY_COLUMNS, CLASS_COLUMNS, RISK_COLUMNS, ModelBundle
+from guardian_lib.models.bundle import (
+    ANOMALY_COLUMNS,
+    CAUSE_LAYOUT_COLUMNS,
+    CLASS_COLUMNS,
+    RISK_COLUMNS,
+    ModelBundle,
+)
 from guardian_lib.models.cause import CauseClassifier
-from guardian_lib.models.risk import RiskModel
+from guardian_lib.models.hazard import HazardRiskModel
 from guardian_lib.schema import MODEL_EVERY_MINUTES
 from guardian_lib.warehouse import connect
 
@@ -31,6 +37,7 @@ __all__ = [
     "fit_bundle",
     "evaluate_bundle",
     "anomaly_lead_minutes",
+    "monotonicity_violations",
 ]
 
 
@@ -73,6 +80,31 @@ def labelled_frame(
     return features, labels
 
 
+def _calibration_order(ts_us: np.ndarray) -> np.ndarray:
+    """Row order for training: by time within each run, runs interleaved by progress.
+
+    The risk models calibrate on the latest rows. Several runs concatenated (one per
+    scenario variant, each in time order) are told apart where the time steps back or
+    jumps by anything but the row spacing; rows are then ordered by the share of their
+    run's time span already elapsed, so that "the latest 25 %" is the last quarter of
+    *every* run. Sorting by the timestamp alone would hold out only the run with the
+    latest dates (one variant's weather and fault rates) and calibrate to it.
+    """
+    n = len(ts_us)
+    if n < 2:
+        return np.arange(n)
+    d = np.diff(ts_us)
+    positive = d[d > 0]
+    step = np.bincount(np.unique(positive, return_inverse=True)[1]).argmax() if len(positive) else 0
+    spacing = np.unique(positive)[step] if len(positive) else 0
+    new_run = np.concatenate([[True], (d != 0) & (d != spacing)])
+    run = np.cumsum(new_run) - 1
+    lo = np.minimum.reduceat(ts_us, np.flatnonzero(new_run))[run]
+    hi = np.maximum.reduceat(ts_us, np.flatnonzero(new_run))[run]
+    progress = (ts_us - lo) / np.maximum(hi - lo, 1)
+    return np.lexsort((np.arange(n), run, progress))
+
+
 def fit_bundle(
     features: pd.DataFrame,
     labels: pd.DataFrame,
@@ -80,7 +112,7 @@ def fit_bundle(
     negative_subsample: float = 0.25,
     random_state: int = 0,
 ) -> ModelBundle:
-    """Fit the anomaly scorer, the cause classifier and the three risk models.
+    """Fit the anomaly scorer, the cause classifier and the hazard risk model.
 
     Parameters
     ----------
@@ -89,7 +121,7 @@ def fit_bundle(
     n_estimators : int, default 300
         Trees per LightGBM model (the anomaly forest uses 100). [-]
     negative_subsample : float, default 0.25
-        Share of negative rows the risk boosters train on (see :class:`RiskModel`). [-]
+        Share of negative rows the risk boosters train on (see :class:`HazardRiskModel`). [-]
     random_state : int, default 0
 
     Raises
@@ -98,7 +130,7 @@ def fit_bundle(
         No symptomatic rows, runs too short to label a risk horizon, or a risk label
         without both classes.
     """
-    order = np.argsort(features["ts"].to_numpy(), kind="stable")
+    order = _calibration_order(features["ts"].to_numpy("datetime64[us]").astype(np.int64))
     features = features.iloc[order].reset_index(drop=True)
     labels = labels.iloc[order].reset_index(drop=True)
     X = features.loc[:, list(FEATURE_COLUMNS)]
@@ -113,24 +145,20 @@ def fit_bundle(
     sym = labels["symptomatic"].to_numpy()
     if not sym.any():
         raise ValueError("no symptomatic rows to train the cause classifier on")
-    cause = CauseClassifier(n_estimators=n_estimators, random_state=int(seeds[1])).fit(
-        X[sym], labels.loc[sym, "cause"].astype(str).to_numpy()
-    )
-    risk = {}
-    for i, h in enumerate(RISK_HORIZONS_H):
-        y = labels[f"risk_{h}h"].to_numpy()
-        ok = ~np.isnan(y)
-        if not ok.any():
-            raise ValueError(
-                f"no row has an observed {h} h horizon: the last {h} h of a run are not "
-                f"labelled, so training needs runs longer than {h} h"
-            )
-        risk[h] = RiskModel(
-            horizon_h=h,
-            n_estimators=n_estimators,
-            negative_subsample=negative_subsample,
-            random_state=int(seeds[2 + i]),
-        ).fit(X.loc[ok, list(RISK_COLUMNS)], y[ok].astype(int))
+    cause = CauseClassifier(
+        n_estimators=n_estimators,
+        booster_exclude=CAUSE_LAYOUT_COLUMNS,
+        random_state=int(seeds[1]),
+    ).fit(X[sym], labels.loc[sym, "cause"].astype(str).to_numpy())
+    Y = labels.loc[:, [f"risk_{h}h" for h in RISK_HORIZONS_H]].to_numpy(dtype=float)
+    # Rows with no horizon labelled (the customer is already hurt) carry nothing.
+    ok = ~np.isnan(Y).all(axis=1)
+    risk = HazardRiskModel(
+        horizons_h=RISK_HORIZONS_H,
+        n_estimators=n_estimators,
+        negative_subsample=negative_subsample,
+        random_state=int(seeds[2]),
+    ).fit(X.loc[ok, list(RISK_COLUMNS)], Y[ok])
     return ModelBundle(anomaly=anomaly, cause=cause, risk=risk)
 
 
@@ -181,6 +209,22 @@ def anomaly_lead_minutes(
     return leads
 
 
+def monotonicity_violations(risk: np.ndarray, tol: float = 0.0) -> int:
+    """Rows whose risk decreases with the horizon (columns ordered by horizon).
+
+    Parameters
+    ----------
+    risk : ndarray, shape (n_rows, n_horizons)
+        Cumulative risks, shortest horizon first. [-]
+    tol : float, default 0
+        Decrease tolerated (0: any decrease counts). [-]
+    """
+    risk = np.asarray(risk, dtype=float)
+    if risk.ndim != 2 or risk.shape[1] < 2:
+        return 0
+    return int((np.diff(risk, axis=1) < -tol).any(axis=1).sum())
+
+
 def evaluate_bundle(
     bundle: ModelBundle,
     features: pd.DataFrame,
@@ -195,9 +239,11 @@ def evaluate_bundle(
         ``massive_precision``, ``massive_recall``, ``massive_f1``, ``macro_f1`` (over
         the classes present in ``labels``, listed in ``macro_f1_classes``),
         ``per_class``, ``confusion_matrix`` (with ``labels``), ``risk_{2,6,24}h_pr_auc``,
-        ``risk_24h_prevalence``, ``risk_24h_brier``, ``risk_24h_brier_prevalence`` (the
-        constant forecast at this run's own prevalence),
-        ``risk_24h_brier_training_prevalence``,
+        ``risk_24h_prevalence``, ``risk_{2,6,24}h_brier`` and
+        ``risk_{2,6,24}h_brier_training_prevalence`` (the constant forecast at the
+        training prevalence), ``risk_24h_brier_prevalence`` (the constant forecast at
+        this run's own prevalence), ``monotonicity_violations`` (rows with
+        ``risk_2h > risk_6h`` or ``risk_6h > risk_24h``; 0 by construction),
         ``anomaly_pr_auc``, ``anomaly_median_lead_minutes``, ``n_rows``,
         ``n_symptomatic``, and the same metrics for the rules under ``baselines``.
     """
@@ -245,6 +291,9 @@ def evaluate_bundle(
     )
     for k, v in _prf(is_massive, rule_massive(X[sym]).astype(int)).items():
         base[f"massive_{k}"] = v
+    risk = preds.loc[:, [f"risk_{h}h" for h in RISK_HORIZONS_H]].to_numpy()
+    # A fault within 2 h is a fault within 6 h and 24 h: rows that say otherwise.
+    metrics["monotonicity_violations"] = monotonicity_violations(risk)
     rr = rule_risk(X)
     for h in RISK_HORIZONS_H:
         y = labels[f"risk_{h}h"].to_numpy()
@@ -257,20 +306,19 @@ def evaluate_bundle(
             average_precision_score(yy, preds[f"risk_{h}h"].to_numpy()[ok])
         )
         base[f"risk_{h}h_pr_auc"] = float(average_precision_score(yy, rr[ok]))
+        k = RISK_HORIZONS_H.index(h)
+        metrics[f"risk_{h}h_brier"] = float(brier_score_loss(yy, risk[ok, k]))
+        metrics[f"risk_{h}h_brier_training_prevalence"] = float(
+            brier_score_loss(yy, np.full(len(yy), bundle.risk.prevalence_[k]))
+        )
         if h == 24:
             prev = float(yy.mean())
             metrics["risk_24h_prevalence"] = prev
-            metrics["risk_24h_brier"] = float(
-                brier_score_loss(yy, preds["risk_24h"].to_numpy()[ok])
-            )
             # Two constant references: this run's own prevalence (known only afterwards,
             # the harder one to beat) and the training prevalence (what a forecaster
             # without the model would have said beforehand).
             metrics["risk_24h_brier_prevalence"] = float(
                 brier_score_loss(yy, np.full(len(yy), prev))
-            )
-            metrics["risk_24h_brier_training_prevalence"] = float(
-                brier_score_loss(yy, np.full(len(yy), bundle.risk[24].prevalence_))
             )
             base["risk_24h_prevalence"] = prev
     fa = labels["fault_active"].to_numpy()

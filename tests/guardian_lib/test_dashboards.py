@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
@@ -23,7 +25,11 @@ from guardian_lib.dashboards import (
     risk_queue,
     write_report,
 )
+from guardian_lib.dashboards._compress import PAYLOAD_TYPE, compress_scripts, expand_scripts
+from guardian_lib.dashboards._figures import downsample_min
 from guardian_lib.dashboards._screens import SCREENS, build_layout
+from guardian_lib.dashboards.glossary import METRICS, action_name, metric_label
+from guardian_lib.dashboards.headline import headline, headline_html
 from guardian_lib.warehouse import run_summary
 
 CAUSES = [
@@ -219,7 +225,9 @@ def test_make_offline_inlines_panel_assets_and_neutralises_other_hosts():
 
 def test_report_is_one_self_contained_file_in_portuguese(full_run, tmp_path):
     path = write_report(full_run, tmp_path / "out" / "report.html", lang="pt-BR")
-    text = path.read_text(encoding="utf-8")
+    packed = path.read_text(encoding="utf-8")
+    assert external_references(packed) == []  # reads the compressed scripts inflated
+    text = expand_scripts(packed)
     assert external_references(text) == []
     for needle in ("cdn.holoviz", "cdn.bokeh", "jsdelivr", "unpkg", "cdnjs", "cdn.plot.ly"):
         assert needle not in text, needle
@@ -240,3 +248,128 @@ def test_layout_builds_live_and_static(full_run):
 def test_public_names_exist():
     for name in dashboards.__all__:
         assert hasattr(dashboards, name), name
+
+
+# --- report content for a manager: headline, glossary labels, readable rationale ---------
+def _visible_text(layout) -> str:
+    """What a reader can see: text of the HTML panes, Plotly figures and widgets."""
+    import panel as pn
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.parts.append(data)
+
+    out = []
+    for pane in layout.select(pn.pane.HTML):
+        if isinstance(pane.object, str):
+            t = Text()
+            t.feed(pane.object)
+            out += t.parts
+    for pane in layout.select(pn.pane.Plotly):
+        out.append(json.dumps(pane.object.to_plotly_json(), default=str))
+    for w in layout.select(pn.widgets.Widget):
+        out.append(f"{getattr(w, 'name', '')} {getattr(w, 'options', '')}")
+    return "\n".join(out)
+
+
+PAIRED = {
+    "visits_avoided_per_month": {"mean": 6.0, "ci95": [-2.0, 14.0]},
+    "saved_brl_per_month": {"mean": 900.0, "ci95": [300.0, 1500.0]},
+    "mttr_change_hours": {"mean": -0.5, "ci95": [-0.9, -0.1]},
+    "visits_avoided_vs_reactive_pct": {"mean": -134.82, "ci95": [-150.0, -120.0]},
+    "safety_violations": {"mean": 0.0, "ci95": [0.0, 0.0]},
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "pt-BR"])
+def test_no_raw_metric_key_is_visible_in_either_language(full_run, tmp_path, lang):
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    kpis = json.loads(json.dumps(KPIS))
+    kpis["policies"]["autopilot"] |= PAIRED
+    (run / "kpis.json").write_text(json.dumps(kpis))
+    data = load_run_data(run)
+    text = _visible_text(build_layout(data, lang, live=False))
+    shown = set(policy_table(data.backtest)["metric"]) | set(operations_kpis(data))
+    assert "visits_avoided_vs_reactive_pct" in shown and "savings_brl" in shown
+    raw = [k for k in set(METRICS) | shown if "_" in k and re.search(rf"\b{k}\b", text)]
+    assert raw == []
+    assert "{&quot;" not in text and '{"rule"' not in text  # rationale is a sentence
+    for key in ("visits_avoided_vs_reactive_pct", "savings_brl", "saved_brl_per_month"):
+        assert metric_label(key, lang) in text, key
+    assert action_name("reboot", lang) in text
+
+
+def test_headline_uses_the_paired_intervals_and_clips_impossible_bounds(full_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    kpis = json.loads(json.dumps(KPIS))
+    kpis["policies"]["autopilot"] |= PAIRED
+    (run / "kpis.json").write_text(json.dumps(kpis))
+    data = load_run_data(run)
+    items = {it.key: it for it in headline(data)}
+    assert items["customers"].value == len(data.table("customers"))
+    assert items["incidents"].value == 1
+    assert (items["saved_brl_per_month"].lo, items["saved_brl_per_month"].hi) == (300.0, 1500.0)
+    assert items["availability_change"].value == pytest.approx(0.9987 - 0.99)
+    html_pt = headline_html(data, "pt-BR")
+    assert "R$ 900,00" in html_pt.replace("\xa0", " ")
+    assert "IC 95% R$ 300,00 – R$ 1.500,00" in html_pt.replace("\xa0", " ")
+    # visits avoided per month: the lower bound −2 is a difference, allowed to be negative
+    assert "IC 95% −2 – 14" in html_pt or "IC 95% -2 – 14" in html_pt
+    assert "nenhuma regra de segurança foi violada" in html_pt
+    assert html_pt.index("Período") < html_pt.index("Economia por mês")
+
+
+def test_headline_without_paired_figures_takes_the_difference_of_means(full_run):
+    data = load_run_data(full_run)  # KPIS: no visits / total cost, only the policy's own
+    items = {it.key: it for it in headline(data)}
+    days = (data.end - data.start).total_seconds() / 86400
+    assert items["visits_avoided_per_month"].value == pytest.approx(12.0 * 30 / days)
+    assert items["saved_brl_per_month"].lo == pytest.approx(1500.0 * 30 / days)
+
+
+# --- smaller HTML ------------------------------------------------------------------------
+def test_compressed_page_keeps_every_script_in_order_and_expands_back():
+    page = (
+        '<html><head><script type="esms-options">{"shimMode": true}</script>'
+        '<script type="text/javascript">var a = "https://cdn.example.org/x";' + "x" * 5000
+        + '</script></head><body><div id="root"></div>'
+        '<script type="application/json" id="doc">{"k": [1, 2, 3]}</script>'
+        "<script>embed(document.getElementById('doc').textContent);</script></body></html>"
+    )  # fmt: skip
+    packed = compress_scripts(page)
+    assert len(packed) < len(page)
+    assert packed.count(f'<script type="{PAYLOAD_TYPE}"') == 3  # two scripts and the JSON document
+    assert '{"shimMode": true}' in packed  # options of the module shims stay readable
+    assert packed.index("DecompressionStream") > packed.index('<div id="root">')  # loader last
+    assert 'data-id="doc"' in packed and 'data-type="application/json"' in packed
+    assert "cdn.example.org" not in packed
+    assert external_references(packed) == ["https://cdn.example.org"]  # still found
+    back = expand_scripts(packed)
+    for part in ('var a = "https://cdn.example.org/x";', '{"k": [1, 2, 3]}', "embed(document"):
+        assert part in back
+    assert compress_scripts("<p>no body end</p>") == "<p>no body end</p>"
+
+
+def test_report_is_smaller_compressed(full_run, tmp_path):
+    small = write_report(full_run, tmp_path / "small.html", lang="en")
+    big = write_report(full_run, tmp_path / "big.html", lang="en", compress=False)
+    assert small.stat().st_size < 4_000_000 < big.stat().st_size
+    assert expand_scripts(small.read_text()).count("plotly.js v") == 1  # one copy of plotly.js
+
+
+def test_downsampling_keeps_the_dips():
+    ts = pd.date_range("2026-01-01", periods=10_000, freq="5min", tz="UTC")
+    n = np.full(len(ts), 100)
+    n[4321] = 3  # one outage poll
+    s = pd.DataFrame({"ts": ts, "n_online": n})
+    d = downsample_min(s, "ts", "n_online", n=1000)
+    assert len(d) <= 1000 and d["ts"].is_monotonic_increasing
+    assert d["n_online"].min() == 3 and ts[4321] in set(d["ts"])
+    assert downsample_min(s.head(10), "ts", "n_online") is not None
+    assert len(downsample_min(s.head(10), "ts", "n_online")) == 10

@@ -29,6 +29,8 @@ import pandas as pd
 import pytest
 
 from guardian_lib.dashboards import load_run_data, risk_queue, write_report
+from guardian_lib.dashboards.glossary import format_metric, metric_label
+from guardian_lib.dashboards.headline import headline
 from guardian_lib.dashboards.screenshots import (
     SCREEN_KEYS,
     Capture,
@@ -37,7 +39,7 @@ from guardian_lib.dashboards.screenshots import (
     open_screen,
     watch_page,
 )
-from guardian_lib.i18n import format_money, format_number, format_pct, label
+from guardian_lib.i18n import format_money, format_number, label
 from guardian_lib.warehouse import run_summary
 from simulator.experiment import run_backtest
 
@@ -139,18 +141,12 @@ def _expected_cards(busy: dict) -> dict[str, str]:
     cards["service_orders_total"] = format_number(ops["service_orders"], LANG)
     cards["visit_cost_brl"] = format_money(cost, LANG)
     auto = busy["kpis"]["policies"]["autopilot"]
-
-    def num(v: float | None) -> str:  # the backtest writes NaN as null
-        return "–" if v is None else format_number(v, LANG, 0 if float(v).is_integer() else 2)
-
-    cards["visits_avoided"] = num(auto["visits_avoided"]["mean"])
-    cards["savings_brl"] = format_money(auto["savings_brl"]["mean"], LANG)
-    cards["cost_saving_vs_reactive_brl"] = format_money(
-        auto["cost_saving_vs_reactive_brl"]["mean"], LANG
-    )
-    cards["mttr_hours"] = num(auto["mttr_hours"]["mean"])
-    cards["sla_availability"] = format_pct(auto["sla_availability"]["mean"], LANG, 2)
-    cards["false_action_rate"] = format_pct(auto["false_action_rate"]["mean"], LANG, 1)
+    # Backtest KPIs: the mean, formatted by the glossary's unit (NaN is written as null).
+    for key in (
+        "visits_avoided", "savings_brl", "cost_saving_vs_reactive_brl", "mttr_hours",
+        "sla_availability", "false_action_rate",
+    ):  # fmt: skip
+        cards[key] = format_metric(key, auto[key]["mean"], LANG)
     return cards
 
 
@@ -216,6 +212,16 @@ def _check_screens(busy: dict, page, cap: Capture, mode: str) -> None:
     assert sorted(p.name for p in shots.iterdir()) == [
         f"{i:02d}_{k}.png" for i, k in enumerate(SCREEN_KEYS, start=1)
     ]
+
+    # The headline, above the screens: the same figures as guardian_lib's headline().
+    head = page.locator('[data-testid="headline"] >> visible=true').first
+    head.wait_for(timeout=30_000)
+    text = head.inner_text()
+    for item in headline(load_run_data(busy["run"])):
+        assert metric_label(item.key, LANG) in text, f"{mode}: headline lacks {item.key}"
+        want = format_metric(item.key, item.value, LANG)
+        got = _text(page, f'[data-testid="headline"] [data-kpi="{item.key}"] .kpi-value', want)
+        assert got == want, f"{mode}: headline {item.key!r} shows {got!r}, not {want!r}"
 
     # KPIs & savings: every card shows the library's number.
     open_screen(page, "kpis_savings", LANG, settle_ms=500)

@@ -131,3 +131,24 @@ def test_training_on_runs_shorter_than_the_horizon_says_so():
     features = f.assign(**{c: 0.0 for c in FEATURE_COLUMNS if c not in f})
     with pytest.raises(ValueError, match="needs runs longer than 24 h"):
         fit_bundle(features, lab, n_estimators=5)
+
+
+def test_risk_counts_individual_faults_and_not_massive_outages():
+    f, h = frame(onus=("A", "B"), sick=[("B", 10, 14)])
+    lab = build_labels(
+        f,
+        truth(
+            ("feeder_cut", "MASSIVE_OUTAGE", 10, 10, 14, ["B"]),
+            ("fibre_degradation", "INTERMITTENT", 2, 10, None, ["A"]),
+        ),
+        observed_until=LATER,
+    )
+    a = (f["onu_id"] == "A").to_numpy()
+    b = ~a
+    y = lab["risk_24h"].to_numpy()
+    # A's degradation hurts at 10 h: positive before; B's cut has no precursor: negative
+    # before it, unlabelled while it hurts, negative after.
+    assert (y[a & (h < 10)] == 1).all()
+    assert (y[b & (h < 10)] == 0).all()
+    assert np.isnan(y[b & (h >= 10) & (h < 14)]).all()
+    assert (y[b & (h >= 14)] == 0).all()

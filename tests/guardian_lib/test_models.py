@@ -155,3 +155,44 @@ def test_top_reasons_are_json(rng):
 )
 def test_scikit_learn_estimator_contract(estimator, check):
     check(estimator)
+
+
+def test_layout_columns_reach_the_rule_but_not_the_booster(rng):
+    X, y = _cause_frame(rng)
+    model = CauseClassifier(
+        n_estimators=20, booster_exclude=("box_size", "pon_size"), random_state=0
+    ).fit(X, y)
+    assert model.booster_.n_features_in_ == X.shape[1] - 2
+    assert list(model.feature_names_in_) == list(X.columns)
+    row = pd.DataFrame([{"online": 0.0, "box_share_offline": 0.9, "box_size": 12.0,
+                         "pon_share_offline": 0.0, "pon_size": 40.0, "rx_delta_7d": -4.0}])  # fmt: skip
+    k = list(model.classes_).index("MASSIVE_OUTAGE")
+    assert model.predict_proba(row)[0, k] >= 0.95
+    # The same network, another split: only the sizes differ, the booster cannot tell.
+    bigger = X.assign(box_size=32.0, pon_size=120.0)
+    model.set_params(neighbour_rules=False)
+    np.testing.assert_array_equal(model.predict_proba(bigger), model.predict_proba(X))
+
+
+def test_no_pppoe_clusters_are_external_network_and_offline_ones_massive():
+    from guardian_lib.models.cause import neighbour_cluster_kind
+
+    rows = pd.DataFrame(
+        {
+            "online": [0.0, 1.0, 1.0, 0.0],
+            "pppoe_down": [1.0, 1.0, 1.0, 0.0],
+            "box_share_offline": [0.8, 0.0, 0.0, 0.1],
+            "box_size": [16.0] * 4,
+            "pon_share_offline": [0.5, 0.0, 0.0, 0.0],
+            "pon_size": [64.0] * 4,
+            "pon_share_pppoe_down": [0.9, 0.9, 0.1, 0.0],
+        }
+    )
+    assert neighbour_cluster_kind(rows).tolist() == [1, 2, 0, 0]
+    X = pd.DataFrame(np.zeros((40, 7)), columns=rows.columns).assign(
+        online=1.0, pon_size=64.0, box_size=16.0
+    )
+    y = np.array(["MASSIVE_OUTAGE", "EXTERNAL_NETWORK", "CUSTOMER_PREMISES", "UNKNOWN"] * 10)
+    model = CauseClassifier(n_estimators=5, min_child_samples=2, random_state=0).fit(X, y)
+    pred = model.predict(rows.iloc[:2])
+    assert pred.tolist() == ["MASSIVE_OUTAGE", "EXTERNAL_NETWORK"]

@@ -87,6 +87,7 @@ def test_a_bundle_from_an_older_feature_set_asks_to_be_retrained(busy):
 
     _, bundle, features = busy
     # Risk models see the ONU's own features only.
+    assert list(bundle.risk.feature_names_in_) == list(bundle.risk_columns)
     assert list(bundle.risk[24].feature_names_in_) == list(bundle.risk_columns)
     old = dataclasses.replace(
         bundle, feature_columns=(*bundle.feature_columns, "olt_size"), model_version="ng/1"
@@ -95,3 +96,22 @@ def test_a_bundle_from_an_older_feature_set_asks_to_be_retrained(busy):
         old.predict(features)
     with pytest.raises(ValueError, match=r"missing column\(s\) \['rx_dbm'\]"):
         bundle.predict(features.drop(columns="rx_dbm"))
+
+
+def test_risk_never_decreases_with_the_horizon_on_a_scored_run(busy):
+    import dataclasses
+
+    from guardian_lib.labels import build_labels
+    from guardian_lib.models.training import evaluate_bundle, load_truth
+
+    run, bundle, features = busy
+    preds = bundle.predict(features, explain=False)
+    r2, r6, r24 = (preds[f"risk_{h}h"].to_numpy() for h in (2, 6, 24))
+    assert ((r2 <= r6) & (r6 <= r24)).all()  # every row
+    assert r24.max() > r2.min()  # not a constant
+    labels = build_labels(features, load_truth(run))
+    assert evaluate_bundle(bundle, features, labels)["monotonicity_violations"] == 0
+    # A bundle of an older release (one classifier per horizon) asks to be retrained.
+    old = dataclasses.replace(bundle, risk={h: bundle.risk[h] for h in (2, 6, 24)})
+    with pytest.raises(ValueError, match="predicts each risk horizon separately"):
+        old.predict(features)

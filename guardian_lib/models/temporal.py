@@ -1,0 +1,424 @@
+"""Streaming anomaly score with temporal context: per-series level, season and scale.
+
+:class:`AnomalyScorer` judges each row on its own. On a single metric stream (CPU,
+latency, traffic) that is no better than a detector that never fires: what is anomalous
+about a value depends on what came just before it and on the time of day.
+:class:`TemporalAnomalyScorer` keeps, for every series (one ONU, one host…) and every
+column, a robust running state
+
+* ``level`` — an exponentially weighted level of the de-seasonalised value,
+* ``season`` — one offset per phase of the seasonal period (e.g. hour of day),
+* ``scale`` — an exponentially weighted mean absolute residual,
+
+and scores each new value by how far it is from ``level + trend + season[phase]`` in
+units of ``scale`` (a point score), by how far the mean of the last ``window`` residuals
+is (a window score, which catches level shifts too small for any single point) and, for
+seasonal streams, by how unlike any earlier stretch of the series the latest
+``shape_window`` values are (a shape score: the distance of the z-normalised
+subsequence to its nearest neighbour among the series' past ones, in units of the
+typical such distance; it catches a heartbeat or a daily curve of the wrong shape whose
+values all stay in range). The state
+is updated after scoring each value, with residuals clipped at ``clip`` scales, so a
+spike does not drag the reference while a lasting level shift is absorbed within a few
+``level_halflife``: the scorer fires at the shift and settles on the new level.
+
+The raw score is calibrated through the empirical CDF of the raw scores replayed over
+the fitting data, as :class:`AnomalyScorer` does: 0.99 means "more anomalous than 99 %
+of the reference", on any stream. Scoring is streaming: scoring a frame in one call or
+in consecutive chunks gives the same scores (tested), and ``update=False`` scores
+without moving the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["TemporalAnomalyScorer", "seasonal_period"]
+
+
+def seasonal_period(values: np.ndarray, max_period: int, min_period: int = 2) -> int:
+    """The seasonal period of a series from its autocorrelation, or 0 for none. [rows]
+
+    The period is the lag of the highest autocorrelation peak after the autocorrelation
+    first falls below zero (a smooth series is similar to itself at small lags without
+    being seasonal), in [min_period, max_period]; 0 when that peak is below 0.3, the
+    autocorrelation never falls below zero, or the series is shorter than two periods.
+    A straight-line trend is removed first. NaN values are left out.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    top = min(int(max_period), len(x) // 2)
+    if top < min_period or len(x) < 8 or np.std(x) == 0:
+        return 0
+    t = np.arange(len(x))
+    x = x - np.polyval(np.polyfit(t, x, 1), t)
+    x = (x - x.mean()) / (x.std() + 1e-12)
+    acf = np.array([np.mean(x[:-lag] * x[lag:]) for lag in range(1, top + 1)])
+    below = np.flatnonzero(acf < 0)
+    if not below.size:
+        return 0
+    lags = np.arange(1, top + 1)
+    ok = (lags > below[0] + 1) & (lags >= min_period)
+    if not ok.any():
+        return 0
+    best = int(np.argmax(np.where(ok, acf, -np.inf)))
+    return int(lags[best]) if acf[best] >= 0.3 else 0
+
+
+class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
+    """Streaming anomaly score in [0, 1] from per-series level, seasonality and scale.
+
+    Parameters
+    ----------
+    period : int or None, default None
+        Seasonal period in rows of one series (e.g. 288 for 5-minute data with a daily
+        cycle); None detects it from the fitting data (autocorrelation up to
+        ``max_period``); 0 turns seasonality off. [rows]
+    max_period : int, default 400
+        Longest period searched when ``period`` is None. [rows]
+    window : int, default 8
+        Rows averaged by the window (level-shift) score. [rows]
+    level_halflife : float, default 24
+        Half-life of the level's exponential weights. [rows]
+    season_halflife : float, default 8
+        Half-life, in periods, of each phase's seasonal offset. [periods]
+    scale_halflife : float, default 96
+        Half-life of the residual scale. [rows]
+    clip : float, default 4.0
+        Residuals are clipped at ``clip`` scales before they update the state. [-]
+    series_column : str or None, default None
+        Column naming the series of each row (e.g. ``onu_id``); rows of one series must be
+        in time order. None: the frame is one series.
+    shape_window : int or None, default None
+        Length of the subsequences compared by the shape score (0: off). None: the
+        seasonal period when it is between 8 and 512 rows, else off. [rows]
+    max_reference : int, default 1500
+        Most past subsequences per series and column kept for the shape score (the
+        oldest are dropped first). [-]
+    threshold : float, default 0.99
+        Calibrated score at or above which :meth:`predict` says anomaly (-1). [-]
+
+    Attributes
+    ----------
+    columns_ : list of str
+        Numeric columns scored.
+    period_ : int
+        Seasonal period used (0: none). [rows]
+    shape_window_ : int
+        Subsequence length of the shape score (0: off). [rows]
+    state_ : dict of str → dict of ndarray
+        Per-series state (``level``, ``scale``, ``season``, ``phase``, ``recent``, ``n``).
+    quantiles_ : ndarray, shape (1001,)
+        Raw scores of the fitting data replayed, for calibration.
+    """
+
+    def __init__(
+        self,
+        period: int | None = None,
+        max_period: int = 400,
+        window: int = 8,
+        level_halflife: float = 24.0,
+        season_halflife: float = 8.0,
+        scale_halflife: float = 96.0,
+        clip: float = 4.0,
+        series_column: str | None = None,
+        shape_window: int | None = None,
+        max_reference: int = 1500,
+        threshold: float = 0.99,
+    ):
+        self.period = period
+        self.max_period = max_period
+        self.window = window
+        self.level_halflife = level_halflife
+        self.season_halflife = season_halflife
+        self.scale_halflife = scale_halflife
+        self.clip = clip
+        self.series_column = series_column
+        self.shape_window = shape_window
+        self.max_reference = max_reference
+        self.threshold = threshold
+
+    # -- input ---------------------------------------------------------------------------
+
+    def _split(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(series key per row, float values (n, n_columns)) of a frame or array."""
+        if not isinstance(X, pd.DataFrame):
+            arr = np.asarray(X, dtype=float)
+            if arr.ndim == 1:
+                arr = arr[:, None]
+            X = pd.DataFrame(arr, columns=[f"x{i}" for i in range(arr.shape[1])])
+        if self.series_column is not None and self.series_column not in X:
+            raise ValueError(
+                f"TemporalAnomalyScorer: series_column {self.series_column!r} is not a column "
+                f"of X (columns: {list(X.columns)[:8]})"
+            )
+        keys = (
+            X[self.series_column].astype(str).to_numpy()
+            if self.series_column is not None
+            else np.zeros(len(X), dtype=object)
+        )
+        if hasattr(self, "columns_"):
+            missing = [c for c in self.columns_ if c not in X]
+            if missing:
+                raise ValueError(
+                    f"X is missing column(s) {missing[:5]} that TemporalAnomalyScorer was "
+                    "fitted with"
+                )
+            cols = self.columns_
+        else:
+            cols = [
+                c
+                for c in X.columns
+                if c != self.series_column and pd.api.types.is_numeric_dtype(X[c])
+            ]
+            if not cols:
+                raise ValueError("TemporalAnomalyScorer: X has no numeric column to score")
+        values = X.loc[:, cols].to_numpy(dtype=float)
+        if np.isinf(values).any():
+            raise ValueError("TemporalAnomalyScorer: X contains infinite values")
+        return keys, values
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _new_state(self, first: np.ndarray) -> dict:
+        k = len(self.columns_)
+        level = np.where(np.isnan(first), np.nan, first)
+        return {
+            "level": level.astype(float),
+            "trend": np.zeros(k),
+            "scale": np.full(k, np.nan),
+            "season": np.zeros((max(self.period_, 1), k)),
+            "phase": 0,
+            "recent": np.zeros((max(int(self.window), 1), k)),
+            "n": np.zeros(k, dtype=np.int64),
+            **self._new_shape_state(k),
+        }
+
+    def _new_shape_state(self, k: int) -> dict:
+        m = self.shape_window_
+        if not m:
+            return {}
+        cap = int(self.max_reference) + m
+        return {
+            "tail": np.full((m, k), np.nan),  # last m values, oldest first
+            "bank": np.zeros((k, cap, m)),  # z-normalised past subsequences
+            "written": np.full((k, cap), -1, dtype=np.int64),  # step each was stored at
+            "d_mean": np.zeros(k),
+            "d_scale": np.zeros(k),
+            "d_n": np.zeros(k, dtype=np.int64),
+            "steps": 0,
+        }
+
+    def _shape_step(self, st: dict, x: np.ndarray, update: bool) -> np.ndarray:
+        """Shape z-score per column (NaN while there is no reference), then the update."""
+        m = self.shape_window_
+        k = len(x)
+        tail = np.vstack([st["tail"][1:], x[None, :]])
+        z = np.full(k, np.nan)
+        step = st["steps"]
+        cap = st["bank"].shape[1]
+        dists = np.full(k, np.nan)
+        queries = [None] * k
+        for j in range(k):
+            w = tail[:, j]
+            if np.isnan(w).any():
+                continue
+            sd = w.std()
+            q = (w - w.mean()) / sd if sd > 1e-12 else np.zeros(m)
+            queries[j] = q
+            # Trivial matches (subsequences overlapping the query) are not neighbours.
+            ok = (st["written"][j] >= 0) & (step - st["written"][j] >= m)
+            if not ok.any():
+                continue
+            corr = np.where(ok, st["bank"][j] @ q, -np.inf).max() / m
+            d = float(np.sqrt(max(0.0, 2.0 * (1.0 - corr))))
+            dists[j] = d
+            if st["d_n"][j] >= max(10, m) and st["d_scale"][j] > 0:
+                z[j] = max(0.0, d - st["d_mean"][j]) / st["d_scale"][j]
+        if not update:
+            return z
+        st["tail"] = tail
+        for j in range(k):
+            if queries[j] is None:
+                continue
+            slot = step % cap
+            st["bank"][j, slot] = queries[j]
+            st["written"][j, slot] = step
+            d = dists[j]
+            if np.isnan(d):
+                continue
+            n = st["d_n"][j]
+            warm = n >= max(10, m)
+            a = 1.0 / (n + 1) if not warm else 1 - 0.5 ** (1 / self.scale_halflife)
+            mean, scale = st["d_mean"][j], st["d_scale"][j]
+            dc = min(d, mean + self.clip * scale) if warm and scale > 0 else d
+            st["d_mean"][j] = (1 - a) * mean + a * dc
+            st["d_scale"][j] = (1 - a) * scale + a * abs(dc - mean)
+            st["d_n"][j] = n + 1
+        st["steps"] = step + 1
+        return z
+
+    def _warmup(self) -> int:
+        # Enough points for a first scale and one seasonal cycle, before judging.
+        return max(2 * int(self.window), 10, self.period_)
+
+    def _step(self, st: dict, x: np.ndarray, update: bool) -> float:
+        """Raw score of one row of one series, then (if ``update``) the state update.
+
+        Additive Holt-Winters in error-correction form with robust (clipped) residuals:
+        ``expected = level + trend + season[phase]``.
+        """
+        p = self.period_
+        phase = st["phase"] % p if p else 0
+        season = st["season"][phase] if p else 0.0
+        expected = st["level"] + st["trend"] + season
+        resid = x - expected
+        valid = ~np.isnan(x) & ~np.isnan(st["level"])
+        warm = valid & (st["n"] >= self._warmup())
+        scale = np.where(st["scale"] > 0, st["scale"], np.nan)
+        z = np.abs(resid) / scale
+        w = st["recent"].shape[0]
+        slot = st["phase"] % w
+        recent = st["recent"].copy()
+        recent[slot] = np.where(warm, np.clip(resid / scale, -4 * self.clip, 4 * self.clip), 0.0)
+        z_win = np.abs(recent.mean(axis=0)) * np.sqrt(w)
+        both = np.where(warm, np.fmax(z, z_win), np.nan)
+        if self.shape_window_:
+            # The shape is judged on values with spikes clipped to `clip` scales: a spike
+            # is the point score's news, and would otherwise keep the shape score high
+            # for as long as it stays in the window.
+            bound = np.where(warm, self.clip * np.nan_to_num(scale, nan=np.inf), np.inf)
+            cleaned = np.where(np.isnan(x), x, expected + np.clip(resid, -bound, bound))
+            cleaned = np.where(np.isnan(expected), x, cleaned)
+            both = np.fmax(both, self._shape_step(st, cleaned, update))
+        raw = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
+        if not update:
+            return raw
+        st["recent"] = recent
+        a_l = 1 - 0.5 ** (1 / self.level_halflife)
+        a_t = a_l / 4
+        a_s = 1 - 0.5 ** (1 / self.season_halflife)
+        a_sc = 1 - 0.5 ** (1 / self.scale_halflife)
+        n = st["n"]
+        # Clipped residuals update the state once it is warm (a spike does not drag the
+        # reference; a lasting shift still moves it by `clip` scales per step).
+        bound = np.where(n >= self._warmup(), self.clip * np.nan_to_num(scale, nan=np.inf), np.inf)
+        r = np.where(valid, np.clip(resid, -bound, bound), 0.0)
+        first = np.isnan(st["level"]) & ~np.isnan(x)
+        st["level"] = np.where(first, x, st["level"] + np.where(valid, st["trend"] + a_l * r, 0.0))
+        st["trend"] = st["trend"] + np.where(valid, a_t * a_l * r, 0.0)
+        if p:
+            st["season"][phase] = st["season"][phase] + np.where(valid, a_s * (1 - a_l) * r, 0.0)
+        # Scale: plain mean of |residual| during warm-up, then exponentially weighted.
+        weight = np.where(n < self._warmup(), 1.0 / (n + 1), a_sc)
+        absr = np.abs(r)
+        old = np.nan_to_num(st["scale"], nan=0.0)
+        new_scale = (1 - weight) * old + weight * absr
+        # Keep the scale off zero on flat stretches (a wiggle after a flat line is news,
+        # not an infinite one).
+        floor = 1e-9 * (np.abs(np.nan_to_num(st["level"])) + 1.0)
+        st["scale"] = np.where(valid & (n > 0), np.maximum(new_scale, floor), st["scale"])
+        st["n"] = n + valid
+        st["phase"] = st["phase"] + 1
+        return raw
+
+    def _run(self, keys: np.ndarray, values: np.ndarray, update: bool) -> np.ndarray:
+        raw = np.zeros(len(values))
+        for i in range(len(values)):
+            key = keys[i]
+            st = self.state_.get(key)
+            if st is None:
+                st = self._new_state(values[i])
+                if update:
+                    self.state_[key] = st
+                else:
+                    st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
+            raw[i] = self._step(st, values[i], update)
+        return raw
+
+    # -- public --------------------------------------------------------------------------
+
+    def fit(self, X, y=None):
+        """Learn each series' state and the calibration from X (labels ignored).
+
+        Raises
+        ------
+        ValueError
+            Bad parameters, no numeric column, infinite values, or ``series_column``
+            missing.
+        """
+        if not (0 < self.threshold < 1):
+            raise ValueError(
+                f"TemporalAnomalyScorer: threshold must be in (0, 1), got {self.threshold}"
+            )
+        if int(self.window) < 1 or self.clip <= 0:
+            raise ValueError("TemporalAnomalyScorer: window must be >= 1 and clip > 0")
+        for name in ("columns_", "period_", "shape_window_", "state_", "quantiles_"):
+            if hasattr(self, name):
+                delattr(self, name)
+        keys, values = self._split(X)
+        self.columns_ = (
+            [
+                c
+                for c in X.columns
+                if c != self.series_column and pd.api.types.is_numeric_dtype(X[c])
+            ]
+            if isinstance(X, pd.DataFrame)
+            else [f"x{i}" for i in range(values.shape[1])]
+        )
+        if self.period is None:
+            # The period of the first series' first column stands for all: series of one
+            # frame share a sampling rate and a daily cycle.
+            first = values[keys == keys[0], 0] if len(keys) else values[:, 0]
+            self.period_ = seasonal_period(first, int(self.max_period))
+        else:
+            self.period_ = int(self.period)
+        if self.shape_window is None:
+            self.shape_window_ = self.period_ if 8 <= self.period_ <= 512 else 0
+        else:
+            self.shape_window_ = int(self.shape_window)
+        self.state_ = {}
+        raw = self._run(keys, values, update=True)
+        # Calibrate on rows after each series' warm-up (raw = 0 there by construction).
+        ref = raw[raw > 0] if (raw > 0).any() else raw
+        self.quantiles_ = np.quantile(ref, np.linspace(0, 1, 1001)) if len(ref) else np.zeros(1001)
+        self.offset_ = -self.threshold
+        return self
+
+    def raw_score(self, X, update: bool = True) -> np.ndarray:
+        """Uncalibrated score (robust z units; higher = more anomalous). [-]
+
+        Parameters
+        ----------
+        update : bool, default True
+            Move each series' reference with the scored values (streaming). False scores
+            against the current reference and leaves it as it is.
+        """
+        check_is_fitted(self, "quantiles_")
+        keys, values = self._split(X)
+        return self._run(keys, values, update=update)
+
+    def anomaly_score(self, X, update: bool = True) -> np.ndarray:
+        """Calibrated anomaly score in [0, 1] (higher = more anomalous). [-]"""
+        raw = self.raw_score(X, update=update)
+        q = self.quantiles_
+        lo = np.searchsorted(q, raw, side="left")
+        hi = np.searchsorted(q, raw, side="right")
+        score = np.clip((lo + hi) / 2 / (len(q) - 1), 0.0, 1.0)
+        # Warm-up rows (no reference yet) say nothing.
+        return np.where(raw > 0, score, 0.0)
+
+    def score_samples(self, X) -> np.ndarray:
+        """``−anomaly_score`` without moving the reference (scikit-learn convention). [-]"""
+        return -self.anomaly_score(X, update=False)
+
+    def decision_function(self, X) -> np.ndarray:
+        """``score_samples − offset_``: negative for anomalies."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X) -> np.ndarray:
+        """-1 for anomalies, 1 otherwise (reference not moved)."""
+        return np.where(self.decision_function(X) <= 0, -1, 1)
