@@ -31,11 +31,11 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.operate.site import SecretRef
+from guardian_lib.safe_yaml import load_yaml
 
 __all__ = [
     "SOURCES",
@@ -332,12 +332,7 @@ def load_alerting(path: str | Path | None = None) -> AlertingConfig:
     if path is None:
         return _default()
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the alerting file: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    data = load_yaml(p)  # bounded: alias bombs and huge files are refused
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping with 'rules', got {type(data).__name__}")
     try:
