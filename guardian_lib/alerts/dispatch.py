@@ -3,7 +3,8 @@
 :class:`Dispatcher` takes the alerts of each evaluation and returns the notifications due
 at that instant (no threads, no wall clock: the caller passes ``now``).
 
-* **Silences** mute matching alerts while active.
+* **Silences** mute matching alerts while active; so do the alerting file's scheduled
+  **maintenance windows**.
 * **Inhibition**: a firing alert matching an inhibit rule's ``source_matchers`` mutes the
   alerts matching its ``target_matchers`` that have the same values of the ``equal``
   labels (an alert matching both sides is never muted by itself).
@@ -166,7 +167,7 @@ class Dispatcher:
         self.root = build_routes(config.route)
         self._groups: dict[str, _Group] = {}
         #: Counts of what was muted, by reason.
-        self.muted = {"silenced": 0, "inhibited": 0}
+        self.muted = {"silenced": 0, "inhibited": 0, "maintenance": 0}
 
     def _send_resolved(self, receiver: str) -> bool:
         r = self.config.receiver(receiver)
@@ -183,6 +184,8 @@ class Dispatcher:
                 self.muted["inhibited"] += 1
             elif any(s.mutes(a.labels, now) for s in active):
                 self.muted["silenced"] += 1
+            elif any(w.mutes(a.labels, now) for w in self.config.maintenance_windows):
+                self.muted["maintenance"] += 1
             else:
                 live.append(a)
         present: dict[str, set[str]] = {}

@@ -187,3 +187,35 @@ def test_grouping_batches_alerts_of_one_olt(cfg):
     assert disp.step(at(3), eng.evaluate(at(3), most)) == []
     (n2,) = disp.step(at(6), eng.evaluate(at(6), most))
     assert len(n2.alerts) == 3 and n2.key != n.key
+
+
+def test_a_maintenance_window_mutes_its_area_only_while_scheduled(tmp_path):
+    p = tmp_path / "mw.yaml"
+    p.write_text(
+        RULES
+        + """
+maintenance_windows:
+  - name: olt-o1-upgrade
+    matchers: {olt: O1}
+    start: 2026-03-02T12:00:00Z
+    end: 2026-03-02T13:00:00Z
+    comment: firmware upgrade
+"""
+    )
+    cfg = load_alerting(p)
+    eng, disp = RuleEngine(cfg), Dispatcher(cfg)
+    obs = {"incidents": [incident()]}
+    for m in (0, 10, 30, 59):
+        assert disp.step(at(m), eng.evaluate(at(m), obs)) == []
+    assert disp.muted["maintenance"] == 4
+    disp.step(at(60), eng.evaluate(at(60), obs))
+    assert len(disp.step(at(61), eng.evaluate(at(61), obs))) == 2
+    p.write_text(
+        RULES
+        + """
+maintenance_windows:
+  - {name: w, matchers: {olt: O1}, start: 2026-03-02T13:00:00Z, end: 2026-03-02T12:00:00Z}
+"""
+    )
+    with pytest.raises(ConfigError, match=r"maintenance_windows\[0\].*must be after start"):
+        load_alerting(p)
