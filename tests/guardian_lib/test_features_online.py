@@ -168,3 +168,20 @@ def test_a_restored_cube_gives_the_features_of_the_one_that_kept_running(cube):
     pd.testing.assert_frame_equal(b.latest_features(), a.latest_features(), rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="expected the tick"):
         _append(b, cube, 200)  # the restored clock still checks the spacing
+
+
+def test_a_window_saved_as_float64_restores_into_the_float32_buffer(cube):
+    # States written before the window became float32 hold float64 readings.
+    window = 40
+    a = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    for k in range(60):
+        _append(a, cube, k)
+    state = a.state_dict()
+    assert all(v.dtype == BUFFER_DTYPE for v in state["values"].values())
+    state["values"] = {m: v.astype(np.float64) for m, v in state["values"].items()}
+    b = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    b.load_state_dict(state)
+    assert next(iter(b._buf.values())).dtype == BUFFER_DTYPE
+    # Window plus a quarter, not twice the window.
+    assert len(next(iter(b._buf.values()))) == window + window // 4
+    pd.testing.assert_frame_equal(b.latest_features(), a.latest_features())
