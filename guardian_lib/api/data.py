@@ -1,0 +1,232 @@
+"""What the API reads from a run folder, without ever holding a lock ``guardian operate`` needs.
+
+DuckDB allows one writing process per file, and a reader's read-only connection keeps a
+writer out while it is open. So the API opens ``warehouse.duckdb`` read-only only for the
+instant it takes to copy the small inventory tables into memory (again when the file
+changes), and reads the Parquet lake (predictions, events) through an in-memory DuckDB
+connection that never touches the warehouse file. A writer that holds the file at that
+instant makes the API retry briefly and then answer 503, never wait on it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from guardian_lib.errors import WarehouseError
+from guardian_lib.layout import RunLayout
+
+__all__ = ["WarehouseReader", "WarehouseBusy", "INVENTORY_TABLES", "RISK_WINDOWS"]
+
+#: Inventory tables copied into memory (``service_orders`` too when the run has them).
+INVENTORY_TABLES = ("olts", "pons", "onus", "customers")
+#: Prediction horizons of ``GET /risk?window=`` and their columns.
+RISK_WINDOWS = {"2h": "risk_2h", "6h": "risk_6h", "24h": "risk_24h"}
+
+
+class WarehouseBusy(WarehouseError):
+    """A writer held the warehouse file through every retry (answered as 503)."""
+
+
+def _sql_str(path: Path) -> str:
+    return "'" + str(path.resolve()).replace("'", "''") + "'"
+
+
+class WarehouseReader:
+    """Cached, lock-free reads of one run folder.
+
+    Parameters
+    ----------
+    run : path
+        Run folder with ``warehouse.duckdb`` and its lake.
+    lock_retries : int, default 20
+        Attempts to open the file read-only while a writer holds it. [-]
+    lock_wait_s : float, default 0.05
+        Pause between two attempts. [s]
+    """
+
+    def __init__(self, run: str | Path, lock_retries: int = 20, lock_wait_s: float = 0.05):
+        self.layout = RunLayout(run)
+        if not self.layout.warehouse.exists():
+            raise WarehouseError(f"{self.layout.warehouse} not found: no warehouse in {run}")
+        self.lock_retries = lock_retries
+        self.lock_wait_s = lock_wait_s
+        self._lock = threading.Lock()
+        self._inv_key: Any = None
+        self._inv: dict[str, pd.DataFrame] = {}
+        self._pred_key: Any = None
+        self._latest: pd.DataFrame | None = None
+
+    # --- inventory --------------------------------------------------------------------------
+    def _open_read_only(self) -> duckdb.DuckDBPyConnection:
+        last: Exception | None = None
+        for _ in range(max(1, self.lock_retries)):
+            try:
+                return duckdb.connect(str(self.layout.warehouse), read_only=True)
+            except duckdb.IOException as exc:  # a writer holds the file: retry, then 503
+                last = exc
+                time.sleep(self.lock_wait_s)
+        raise WarehouseBusy(f"{self.layout.warehouse}: busy (held by a writer): {last}")
+
+    def inventory(self) -> dict[str, pd.DataFrame]:
+        """``olts``, ``pons``, ``onus``, ``customers`` (and ``service_orders``) in memory.
+
+        ``onus`` gains ``olt_id`` and ``region`` (the OLT's), ``pons`` gains ``region``.
+        Re-read when the warehouse file changes.
+        """
+        st = self.layout.warehouse.stat()
+        key = (st.st_mtime_ns, st.st_size)
+        with self._lock:
+            if key != self._inv_key:
+                con = self._open_read_only()
+                try:
+                    have = {
+                        r[0]
+                        for r in con.execute(
+                            "SELECT table_name FROM information_schema.tables"
+                        ).fetchall()
+                    }
+                    missing = [t for t in INVENTORY_TABLES if t not in have]
+                    if missing:
+                        raise WarehouseError(
+                            f"{self.layout.warehouse}: inventory table(s) {missing} missing"
+                        )
+                    inv = {t: con.execute(f"SELECT * FROM {t}").df() for t in INVENTORY_TABLES}
+                    if "service_orders" in have:
+                        inv["service_orders"] = con.execute("SELECT * FROM service_orders").df()
+                finally:
+                    con.close()
+                olt_region = inv["olts"].set_index("olt_id")["region"]
+                inv["pons"]["region"] = inv["pons"]["olt_id"].map(olt_region)
+                pon = inv["pons"].set_index("pon_id")
+                inv["onus"]["olt_id"] = inv["onus"]["pon_id"].map(pon["olt_id"])
+                inv["onus"]["region"] = inv["onus"]["pon_id"].map(pon["region"])
+                self._inv, self._inv_key = inv, key
+            return self._inv
+
+    def region_of_onu(self, onu_id: str) -> str | None:
+        """Region of an ONU (its OLT's), None when unknown."""
+        onus = self.inventory()["onus"]
+        hit = onus.loc[onus["onu_id"] == onu_id, "region"]
+        return None if hit.empty or pd.isna(hit.iloc[0]) else str(hit.iloc[0])
+
+    def region_of_pon(self, pon_id: str) -> str | None:
+        """Region of a PON (its OLT's), None when unknown."""
+        pons = self.inventory()["pons"]
+        hit = pons.loc[pons["pon_id"] == pon_id, "region"]
+        return None if hit.empty or pd.isna(hit.iloc[0]) else str(hit.iloc[0])
+
+    def customer(self, customer_id: str) -> dict[str, Any] | None:
+        """One customer row, None when unknown."""
+        cust = self.inventory()["customers"]
+        hit = cust[cust["customer_id"] == customer_id]
+        return None if hit.empty else hit.iloc[0].to_dict()
+
+    # --- predictions --------------------------------------------------------------------------
+    def _prediction_files(self) -> list[Path]:
+        return sorted(self.layout.predictions.glob("*.parquet"))
+
+    def latest_predictions(self) -> pd.DataFrame:
+        """The newest prediction of every ONU with ``region``, ``olt_id``, ``pon_id``,
+        ``customer_id`` joined (empty frame when the run has none). Cached per file set."""
+        files = self._prediction_files()
+        key = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+        with self._lock:
+            if key == self._pred_key and self._latest is not None:
+                return self._latest
+        if not files:
+            latest = pd.DataFrame(
+                columns=["onu_id", "ts", *RISK_WINDOWS.values(), "anomaly_score", "top_reasons"]
+            )
+        else:
+            con = duckdb.connect()
+            try:
+                listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+                latest = con.execute(
+                    f"SELECT * FROM read_parquet({listing}, union_by_name=true) "
+                    "QUALIFY row_number() OVER (PARTITION BY onu_id ORDER BY ts DESC) = 1"
+                ).df()
+            finally:
+                con.close()
+        inv = self.inventory()
+        onus = inv["onus"][["onu_id", "pon_id", "olt_id", "region"]]
+        cust = inv["customers"][["onu_id", "customer_id"]].drop_duplicates("onu_id")
+        latest = latest.merge(onus, on="onu_id", how="left").merge(cust, on="onu_id", how="left")
+        with self._lock:
+            self._latest, self._pred_key = latest, key
+        return latest
+
+    def predictions_of(self, onu_id: str, limit: int) -> pd.DataFrame:
+        """The newest ``limit`` predictions of one ONU, newest first."""
+        files = self._prediction_files()
+        if not files:
+            return pd.DataFrame()
+        con = duckdb.connect()
+        try:
+            listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+            return con.execute(
+                f"SELECT ts, risk_2h, risk_6h, risk_24h, anomaly_score, model_version, "
+                f"top_reasons FROM read_parquet({listing}, union_by_name=true) "
+                "WHERE onu_id = ? ORDER BY ts DESC LIMIT ?",
+                [onu_id, limit],
+            ).df()
+        finally:
+            con.close()
+
+    # --- events ---------------------------------------------------------------------------
+    def events_of(self, entity_ids: list[str], limit: int) -> pd.DataFrame:
+        """The newest ``limit`` SILVER events of the given entities, newest first."""
+        path = self.layout.silver("events") / "data.parquet"
+        if not path.exists():
+            return pd.DataFrame()
+        con = duckdb.connect()
+        try:
+            return con.execute(
+                f"SELECT ts, entity_id, entity_type, type, severity, source, payload "
+                f"FROM read_parquet({_sql_str(path)}) WHERE entity_id IN "
+                f"(SELECT unnest(?::VARCHAR[])) ORDER BY ts DESC LIMIT ?",
+                [entity_ids, limit],
+            ).df()
+        finally:
+            con.close()
+
+    # --- audit incidents ------------------------------------------------------------------------
+    def open_incidents(self, audit_file: Path) -> pd.DataFrame:
+        """Incidents whose latest row has no end, from an audit DuckDB file (empty if none).
+
+        Raises
+        ------
+        WarehouseBusy
+            The audit file is held by its writer (``guardian operate`` keeps its own
+            open while it runs).
+        """
+        from guardian_lib.audit import latest_incidents
+
+        if not audit_file.exists():
+            return pd.DataFrame()
+        last: Exception | None = None
+        for _ in range(max(1, self.lock_retries)):
+            try:
+                con = duckdb.connect(str(audit_file), read_only=True)
+                break
+            except duckdb.IOException as exc:
+                last = exc
+                time.sleep(self.lock_wait_s)
+        else:
+            raise WarehouseBusy(f"{audit_file}: busy (held by its writer): {last}")
+        try:
+            tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+            if "incidents" not in tables:
+                return pd.DataFrame()
+            frame = con.execute("SELECT * FROM incidents").df()
+        finally:
+            con.close()
+        if frame.empty:
+            return frame
+        latest = latest_incidents(frame)
+        return latest[latest["end_at"].isna()].reset_index(drop=True)
