@@ -9,9 +9,10 @@ Two modes: ``--run RUN`` serves a warehouse read-only (no approval queue; ``exec
 answers 409), ``--site SITE --state STATE`` serves the warehouse of a site and the
 approval queue of the ``guardian operate`` that runs with that state folder. The queue is
 operate's SQLite state store (WAL: readers never block its writer), opened per request.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI must evaluate the route
+signatures, whose ``Annotated`` dependencies are local to :func:`create_app`.
+"""
 
 import math
 import threading
