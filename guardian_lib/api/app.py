@@ -34,6 +34,7 @@ from guardian_lib.api.problems import Problem, install_problem_handlers
 from guardian_lib.api.trail import ApiTrail
 from guardian_lib.api.users import AuthError, User, UserStore
 from guardian_lib.errors import WarehouseError
+from guardian_lib.layout import RunLayout
 
 __all__ = ["ApiConfig", "create_app", "ENDPOINTS", "PREFIX", "REQUESTABLE_ACTIONS"]
 
@@ -91,6 +92,9 @@ class ApiConfig:
         Cooldown the simulate endpoint checks against operate's journal. [min]
     cors_origins : list of str
         Origins allowed by CORS; empty: no CORS headers at all.
+    subscribers : Path or None
+        The site's subscribers file: the inventory when the warehouse has none (operate
+        stores telemetry only).
     """
 
     run: Path
@@ -100,6 +104,7 @@ class ApiConfig:
     execute_per_minute: int = 10
     reboot_cooldown_minutes: float = 360.0
     cors_origins: list[str] = field(default_factory=list)
+    subscribers: Path | None = None
 
     @property
     def read_only(self) -> bool:
@@ -189,7 +194,9 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
         Defaults to the store of ``cfg.users`` (tests pass one with a movable clock).
     """
     users = users or UserStore(cfg.users)
-    reader = WarehouseReader(cfg.run)
+    if cfg.read_only and not RunLayout(cfg.run).warehouse.exists():
+        raise WarehouseError(f"{RunLayout(cfg.run).warehouse} not found: no warehouse in {cfg.run}")
+    reader = WarehouseReader(cfg.run, cfg.subscribers)
     trail = ApiTrail(cfg.audit_path())
     limiter = _RateLimiter(cfg.execute_per_minute)
     bearer = HTTPBearer(auto_error=False, description="An API token: guardian users token NAME")
@@ -350,8 +357,6 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
     @api.get("/incidents/active", tags=["incidents"])
     def incidents_active(user: Reader) -> dict[str, Any]:
         """Open incidents from the autopilot's audit trail (operate's, or the run's backtest)."""
-        from guardian_lib.layout import RunLayout
-
         audit_file = (cfg.state / "audit.duckdb") if cfg.state else RunLayout(cfg.run).audit
         frame = reader.open_incidents(audit_file)
         if not frame.empty and user.regions:
@@ -372,8 +377,6 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
     def kpis(user: Reader) -> dict[str, Any]:
         """The backtest KPIs and SLA table of the run, and operate's last cycle (site mode)."""
         import json
-
-        from guardian_lib.layout import RunLayout
 
         lay = RunLayout(cfg.run)
         out: dict[str, Any] = {"backtest": None, "sla": None, "operate_last_cycle": None}
@@ -412,6 +415,9 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
             offset: Annotated[int, Query(ge=0)] = 0,
         ) -> dict[str, Any]:
             frame = reader.inventory()[table]
+            absent = [c for c in columns if c not in frame.columns]
+            if absent:  # a site's subscribers file has fewer columns than a warehouse
+                frame = frame.assign(**dict.fromkeys(absent))
             regions = region_filter(user, region)
             if regions is not None:
                 frame = frame[frame["region"].isin(regions)]

@@ -146,17 +146,18 @@ def api_command(
         raise typer.BadParameter(f"--port: expected 1-65535, got {port}")
     if execute_per_minute < 1:
         raise typer.BadParameter(f"--execute-per-minute: expected >= 1, got {execute_per_minute}")
-    cooldown = 360.0
+    cooldown, subscribers = 360.0, None
     if site is not None:
         from guardian_lib.operate.site import load_site
 
         cfg_site = load_site(site)
         run = cfg_site.resolve(cfg_site.warehouse)
+        subscribers = cfg_site.resolve(cfg_site.subscribers)
         cooldown = float(cfg_site.autopilot_settings("approve").reboot_cooldown_minutes)
     store = require_users_file(users)
     cfg = ApiConfig(run=run, users=users, state=state, audit=audit,
                     execute_per_minute=execute_per_minute, reboot_cooldown_minutes=cooldown,
-                    cors_origins=list(cors_origin or []))  # fmt: skip
+                    cors_origins=list(cors_origin or []), subscribers=subscribers)  # fmt: skip
     app = create_app(cfg, store)
     typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)

@@ -27,6 +27,13 @@ __all__ = ["WarehouseReader", "WarehouseBusy", "INVENTORY_TABLES", "RISK_WINDOWS
 INVENTORY_TABLES = ("olts", "pons", "onus", "customers")
 #: Prediction horizons of ``GET /risk?window=`` and their columns.
 RISK_WINDOWS = {"2h": "risk_2h", "6h": "risk_6h", "24h": "risk_24h"}
+#: Columns every inventory frame has (None where the source lacks them).
+_MIN_COLUMNS: dict[str, tuple[str, ...]] = {
+    "olts": ("olt_id", "region"),
+    "pons": ("pon_id", "olt_id", "region"),
+    "onus": ("onu_id", "pon_id", "olt_id", "region"),
+    "customers": ("customer_id", "onu_id", "cpe_id", "region"),
+}
 
 
 class WarehouseBusy(WarehouseError):
@@ -50,10 +57,15 @@ class WarehouseReader:
         Pause between two attempts. [s]
     """
 
-    def __init__(self, run: str | Path, lock_retries: int = 20, lock_wait_s: float = 0.05):
+    def __init__(
+        self,
+        run: str | Path,
+        subscribers: str | Path | None = None,
+        lock_retries: int = 20,
+        lock_wait_s: float = 0.05,
+    ) -> None:
         self.layout = RunLayout(run)
-        if not self.layout.warehouse.exists():
-            raise WarehouseError(f"{self.layout.warehouse} not found: no warehouse in {run}")
+        self.subscribers = Path(subscribers) if subscribers is not None else None
         self.lock_retries = lock_retries
         self.lock_wait_s = lock_wait_s
         self._lock = threading.Lock()
@@ -73,41 +85,78 @@ class WarehouseReader:
                 time.sleep(self.lock_wait_s)
         raise WarehouseBusy(f"{self.layout.warehouse}: busy (held by a writer): {last}")
 
+    def _file_key(self, path: Path | None) -> Any:
+        if path is None or not path.exists():
+            return None
+        st = path.stat()
+        return (st.st_mtime_ns, st.st_size)
+
+    def _read_tables(self) -> dict[str, pd.DataFrame]:
+        if not self.layout.warehouse.exists():
+            return {}
+        con = self._open_read_only()
+        try:
+            have = {
+                r[0]
+                for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+            }
+            return {
+                t: con.execute(f"SELECT * FROM {t}").df()
+                for t in (*INVENTORY_TABLES, "service_orders")
+                if t in have
+            }
+        finally:
+            con.close()
+
+    def _from_subscribers(self) -> dict[str, pd.DataFrame]:
+        """Inventory tables from a site's subscribers file (operate's warehouse has none)."""
+        if self.subscribers is None or not self.subscribers.exists():
+            return {}
+        if self.subscribers.suffix == ".parquet":
+            subs = pd.read_parquet(self.subscribers)
+        else:
+            subs = pd.read_csv(self.subscribers, dtype=str)
+        if "onu_id" not in subs.columns:
+            raise WarehouseError(f"{self.subscribers}: onu_id column missing")
+        if "distance_m" in subs.columns:
+            subs["distance_m"] = pd.to_numeric(subs["distance_m"], errors="coerce")
+        pick = lambda cols: subs[[c for c in cols if c in subs.columns]]  # noqa: E731
+        out = {"onus": pick(("onu_id", "pon_id", "olt_id", "region", "distance_m", "lat", "lon"))}
+        if "customer_id" in subs.columns:
+            out["customers"] = pick(("customer_id", "onu_id", "cpe_id", "region", "segment"))
+        if "pon_id" in subs.columns:
+            out["pons"] = pick(("pon_id", "olt_id", "region")).drop_duplicates("pon_id")
+        if "olt_id" in subs.columns:
+            out["olts"] = pick(("olt_id", "region")).drop_duplicates("olt_id")
+        return out
+
     def inventory(self) -> dict[str, pd.DataFrame]:
         """``olts``, ``pons``, ``onus``, ``customers`` (and ``service_orders``) in memory.
 
-        ``onus`` gains ``olt_id`` and ``region`` (the OLT's), ``pons`` gains ``region``.
-        Re-read when the warehouse file changes.
+        The warehouse's tables where it has them, else the site's subscribers file, else
+        empty tables. ``onus`` and ``pons`` carry ``olt_id`` and ``region`` (the OLT's
+        when the warehouse has OLTs). Re-read when either file changes.
         """
-        st = self.layout.warehouse.stat()
-        key = (st.st_mtime_ns, st.st_size)
+        key = (self._file_key(self.layout.warehouse), self._file_key(self.subscribers))
         with self._lock:
-            if key != self._inv_key:
-                con = self._open_read_only()
-                try:
-                    have = {
-                        r[0]
-                        for r in con.execute(
-                            "SELECT table_name FROM information_schema.tables"
-                        ).fetchall()
-                    }
-                    missing = [t for t in INVENTORY_TABLES if t not in have]
-                    if missing:
-                        raise WarehouseError(
-                            f"{self.layout.warehouse}: inventory table(s) {missing} missing"
-                        )
-                    inv = {t: con.execute(f"SELECT * FROM {t}").df() for t in INVENTORY_TABLES}
-                    if "service_orders" in have:
-                        inv["service_orders"] = con.execute("SELECT * FROM service_orders").df()
-                finally:
-                    con.close()
-                olt_region = inv["olts"].set_index("olt_id")["region"]
-                inv["pons"]["region"] = inv["pons"]["olt_id"].map(olt_region)
-                pon = inv["pons"].set_index("pon_id")
-                inv["onus"]["olt_id"] = inv["onus"]["pon_id"].map(pon["olt_id"])
-                inv["onus"]["region"] = inv["onus"]["pon_id"].map(pon["region"])
-                self._inv, self._inv_key = inv, key
-            return self._inv
+            if key == self._inv_key:
+                return self._inv
+            inv = self._from_subscribers() | self._read_tables()
+            for t in INVENTORY_TABLES:
+                if t not in inv:
+                    inv[t] = pd.DataFrame(columns=_MIN_COLUMNS[t])
+                for c in _MIN_COLUMNS[t]:
+                    if c not in inv[t].columns:
+                        inv[t][c] = None
+            olt_region = inv["olts"].dropna(subset=["region"]).set_index("olt_id")["region"]
+            pons = inv["pons"]
+            pons["region"] = pons["olt_id"].map(olt_region).fillna(pons["region"])
+            pon = pons.set_index("pon_id")
+            onus = inv["onus"]
+            onus["olt_id"] = onus["pon_id"].map(pon["olt_id"]).fillna(onus["olt_id"])
+            onus["region"] = onus["pon_id"].map(pon["region"]).fillna(onus["region"])
+            self._inv, self._inv_key = inv, key
+            return inv
 
     def region_of_onu(self, onu_id: str) -> str | None:
         """Region of an ONU (its OLT's), None when unknown."""
