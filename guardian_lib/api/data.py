@@ -73,6 +73,10 @@ class WarehouseReader:
         self._inv: dict[str, pd.DataFrame] = {}
         self._pred_key: Any = None
         self._latest: pd.DataFrame | None = None
+        self._sorted: dict[str, tuple[Any, pd.DataFrame, Any]] = {}
+        self._onu_region: dict[str, Any] = {}
+        self._pon_region: dict[str, Any] = {}
+        self._customer_row: dict[str, int] = {}
 
     # --- inventory --------------------------------------------------------------------------
     def _open_read_only(self) -> duckdb.DuckDBPyConnection:
@@ -155,54 +159,90 @@ class WarehouseReader:
             onus = inv["onus"]
             onus["olt_id"] = onus["pon_id"].map(pon["olt_id"]).fillna(onus["olt_id"])
             onus["region"] = onus["pon_id"].map(pon["region"]).fillna(onus["region"])
+            self._onu_region = dict(zip(onus["onu_id"], onus["region"], strict=True))
+            self._pon_region = dict(zip(pons["pon_id"], pons["region"], strict=True))
+            cust = inv["customers"]
+            self._customer_row = dict(zip(cust["customer_id"], range(len(cust)), strict=True))
             self._inv, self._inv_key = inv, key
             return inv
 
     def region_of_onu(self, onu_id: str) -> str | None:
         """Region of an ONU (its OLT's), None when unknown."""
-        onus = self.inventory()["onus"]
-        hit = onus.loc[onus["onu_id"] == onu_id, "region"]
-        return None if hit.empty or pd.isna(hit.iloc[0]) else str(hit.iloc[0])
+        self.inventory()
+        region = self._onu_region.get(onu_id)
+        return None if region is None or pd.isna(region) else str(region)
 
     def region_of_pon(self, pon_id: str) -> str | None:
         """Region of a PON (its OLT's), None when unknown."""
-        pons = self.inventory()["pons"]
-        hit = pons.loc[pons["pon_id"] == pon_id, "region"]
-        return None if hit.empty or pd.isna(hit.iloc[0]) else str(hit.iloc[0])
+        self.inventory()
+        region = self._pon_region.get(pon_id)
+        return None if region is None or pd.isna(region) else str(region)
 
     def customer(self, customer_id: str) -> dict[str, Any] | None:
         """One customer row, None when unknown."""
         cust = self.inventory()["customers"]
-        hit = cust[cust["customer_id"] == customer_id]
-        return None if hit.empty else hit.iloc[0].to_dict()
+        pos = self._customer_row.get(customer_id)
+        return None if pos is None else cust.iloc[pos].to_dict()
 
-    # --- predictions --------------------------------------------------------------------------
-    def _prediction_files(self) -> list[Path]:
-        return sorted(self.layout.predictions.glob("*.parquet"))
+    # --- predictions and events: sorted in memory, looked up by binary search -------------
+    def _sorted_frame(
+        self, name: str, files: list[Path], sql: str, key_col: str
+    ) -> tuple[pd.DataFrame, Any]:
+        """A lake table sorted by its key, cached until its files change.
+
+        Why in memory: a per-request Parquet scan costs ~100 ms at 50k ONUs (the key is
+        not the file's sort order, so nothing can be skipped); a sorted copy answers one
+        ONU's rows with two binary searches. The price is the table's size in memory.
+        """
+        key = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+        with self._lock:
+            hit = self._sorted.get(name)
+            if hit is not None and hit[0] == key:
+                return hit[1], hit[2]
+        if files:
+            con = duckdb.connect()
+            try:
+                listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+                frame = con.execute(sql.format(files=listing)).df()
+            finally:
+                con.close()
+        else:
+            frame = pd.DataFrame()
+        keys = frame[key_col].to_numpy(dtype=str) if len(frame) else None
+        with self._lock:
+            self._sorted[name] = (key, frame, keys)
+        return frame, keys
+
+    @staticmethod
+    def _rows_of(frame: pd.DataFrame, keys: Any, value: str) -> pd.DataFrame:
+        if keys is None:
+            return frame
+        lo, hi = keys.searchsorted(value, "left"), keys.searchsorted(value, "right")
+        return frame.iloc[lo:hi]
+
+    def _predictions(self) -> tuple[pd.DataFrame, Any]:
+        return self._sorted_frame(
+            "predictions",
+            sorted(self.layout.predictions.glob("*.parquet")),
+            "SELECT * FROM read_parquet({files}, union_by_name=true) ORDER BY onu_id, ts DESC",
+            "onu_id",
+        )
 
     def latest_predictions(self) -> pd.DataFrame:
         """The newest prediction of every ONU with ``region``, ``olt_id``, ``pon_id``,
         ``customer_id`` joined (empty frame when the run has none). Cached per file set."""
-        files = self._prediction_files()
-        key = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+        frame, _ = self._predictions()
+        inv = self.inventory()
+        key = (id(frame), self._inv_key)
         with self._lock:
             if key == self._pred_key and self._latest is not None:
                 return self._latest
-        if not files:
+        if frame.empty:
             latest = pd.DataFrame(
                 columns=["onu_id", "ts", *RISK_WINDOWS.values(), "anomaly_score", "top_reasons"]
             )
         else:
-            con = duckdb.connect()
-            try:
-                listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
-                latest = con.execute(
-                    f"SELECT * FROM read_parquet({listing}, union_by_name=true) "
-                    "QUALIFY row_number() OVER (PARTITION BY onu_id ORDER BY ts DESC) = 1"
-                ).df()
-            finally:
-                con.close()
-        inv = self.inventory()
+            latest = frame.drop_duplicates("onu_id", keep="first")
         onus = inv["onus"][["onu_id", "pon_id", "olt_id", "region"]]
         cust = inv["customers"][["onu_id", "customer_id"]].drop_duplicates("onu_id")
         latest = latest.merge(onus, on="onu_id", how="left").merge(cust, on="onu_id", how="left")
@@ -212,37 +252,25 @@ class WarehouseReader:
 
     def predictions_of(self, onu_id: str, limit: int) -> pd.DataFrame:
         """The newest ``limit`` predictions of one ONU, newest first."""
-        files = self._prediction_files()
-        if not files:
-            return pd.DataFrame()
-        con = duckdb.connect()
-        try:
-            listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
-            return con.execute(
-                f"SELECT ts, risk_2h, risk_6h, risk_24h, anomaly_score, model_version, "
-                f"top_reasons FROM read_parquet({listing}, union_by_name=true) "
-                "WHERE onu_id = ? ORDER BY ts DESC LIMIT ?",
-                [onu_id, limit],
-            ).df()
-        finally:
-            con.close()
+        frame, keys = self._predictions()
+        rows = self._rows_of(frame, keys, onu_id).head(limit)
+        cols = ["ts", *RISK_WINDOWS.values(), "anomaly_score", "model_version", "top_reasons"]
+        return rows[[c for c in cols if c in rows.columns]]
 
-    # --- events ---------------------------------------------------------------------------
     def events_of(self, entity_ids: list[str], limit: int) -> pd.DataFrame:
         """The newest ``limit`` SILVER events of the given entities, newest first."""
         path = self.layout.silver("events") / "data.parquet"
-        if not path.exists():
-            return pd.DataFrame()
-        con = duckdb.connect()
-        try:
-            return con.execute(
-                f"SELECT ts, entity_id, entity_type, type, severity, source, payload "
-                f"FROM read_parquet({_sql_str(path)}) WHERE entity_id IN "
-                f"(SELECT unnest(?::VARCHAR[])) ORDER BY ts DESC LIMIT ?",
-                [entity_ids, limit],
-            ).df()
-        finally:
-            con.close()
+        frame, keys = self._sorted_frame(
+            "events",
+            [path] if path.exists() else [],
+            "SELECT entity_id, ts, entity_type, type, severity, source, payload "
+            "FROM read_parquet({files}) ORDER BY entity_id, ts DESC",
+            "entity_id",
+        )
+        if frame.empty:
+            return frame
+        parts = [self._rows_of(frame, keys, e) for e in dict.fromkeys(entity_ids)]
+        return pd.concat(parts).sort_values("ts", ascending=False).head(limit)
 
     # --- audit incidents ------------------------------------------------------------------------
     def open_incidents(self, audit_file: Path) -> pd.DataFrame:
