@@ -18,6 +18,8 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,6 +61,9 @@ ENDPOINTS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("POST", "/decision/execute", "decide", True),
     ("GET", "/users", "admin", False),
     ("DELETE", "/tokens/{token_id}", "admin", False),
+    ("GET", "/webhooks", "admin", False),
+    ("POST", "/webhooks", "admin", False),
+    ("DELETE", "/webhooks/{webhook_id}", "admin", False),
 )
 #: Sortable / filterable columns of each inventory table.
 _INVENTORY_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -95,6 +100,8 @@ class ApiConfig:
     subscribers : Path or None
         The site's subscribers file: the inventory when the warehouse has none (operate
         stores telemetry only).
+    webhook_every_s : float
+        Interval of the webhook dispatcher; 0: not started (tests call it). [s]
     """
 
     run: Path
@@ -105,11 +112,16 @@ class ApiConfig:
     reboot_cooldown_minutes: float = 360.0
     cors_origins: list[str] = field(default_factory=list)
     subscribers: Path | None = None
+    webhook_every_s: float = 5.0
 
     @property
     def read_only(self) -> bool:
         """True in ``--run`` mode (no operate state)."""
         return self.state is None
+
+    def webhooks_path(self) -> Path:
+        """Where webhook subscriptions are kept (0600)."""
+        return (self.state or self.users.parent) / "webhooks.json"
 
     def audit_path(self) -> Path:
         """Where the API's audit lines go."""
@@ -133,6 +145,14 @@ class DecisionRequest(BaseModel):
     onu_id: str = Field(min_length=1, max_length=128, description="The ONU acted on.")
     comment: str = Field("", max_length=2000, description="Why (kept in the audit).")
     params: dict[str, Any] = Field(default_factory=dict, description="Action parameters.")
+
+
+class WebhookRequest(BaseModel):
+    """Body of ``POST /webhooks``."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^https?://", max_length=2000, description="Receiver URL.")
+    events: list[Literal["decision", "incident"]] = Field(min_length=1, max_length=2)
 
 
 class _RateLimiter:
@@ -201,7 +221,17 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
     limiter = _RateLimiter(cfg.execute_per_minute)
     bearer = HTTPBearer(auto_error=False, description="An API token: guardian users token NAME")
 
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = threading.Event()
+        if cfg.webhook_every_s > 0:  # deliveries run beside the server, never in a request
+            threading.Thread(target=app.state.webhooks.run, args=(stop, cfg.webhook_every_s),
+                             daemon=True, name="webhooks").start()  # fmt: skip
+        yield
+        stop.set()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Network Guardian operator API",
         version="1",
         openapi_url=f"{PREFIX}/openapi.json",
@@ -621,6 +651,54 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
                           field="path.token_id") from None  # fmt: skip
         audit(request, user, "revoke_token", token_id, 200)
         return info.to_dict()
+
+    # --- webhooks ---------------------------------------------------------------------------
+    from guardian_lib.api.webhooks import WebhookDispatcher, WebhookError, WebhookStore
+
+    hooks = WebhookStore(cfg.webhooks_path())
+
+    def queue_rows() -> list[dict[str, Any]] | None:
+        if cfg.state is None:
+            return None
+        st = store()
+        try:
+            return st.approvals()
+        finally:
+            st.close()
+
+    def open_incident_rows() -> list[dict[str, Any]]:
+        audit_file = (cfg.state / "audit.duckdb") if cfg.state else RunLayout(cfg.run).audit
+        return _records(reader.open_incidents(audit_file))
+
+    dispatcher = WebhookDispatcher(hooks, queue_rows, open_incident_rows)
+    app.state.webhooks = dispatcher
+    Admin = Annotated[User, Depends(needs("admin"))]
+
+    @api.get("/webhooks", tags=["webhooks"])
+    def list_webhooks(user: Admin) -> dict[str, Any]:
+        """Webhook subscriptions (without their secrets)."""
+        return {"items": hooks.list()}
+
+    @api.post("/webhooks", tags=["webhooks"], status_code=201)
+    def add_webhook(request: Request, user: Admin, body: WebhookRequest) -> dict[str, Any]:
+        """Subscribe a URL to decision and/or incident events; the secret is shown once."""
+        sub = hooks.add(body.url, list(body.events), owner=user.name)
+        audit(request, user, "add_webhook", sub["id"], 201, body.url)
+        return sub
+
+    @api.delete("/webhooks/{webhook_id}", tags=["webhooks"])
+    def delete_webhook(
+        request: Request, user: Admin, webhook_id: Annotated[str, PathParam(max_length=64)]
+    ) -> dict[str, Any]:
+        """Remove a subscription."""
+        try:
+            hooks.remove(webhook_id)
+        except WebhookError:
+            audit(request, user, "delete_webhook", webhook_id, 404)
+            raise Problem(404, "not-found", f"no webhook {webhook_id!r}",
+                          field="path.webhook_id") from None  # fmt: skip
+        audit(request, user, "delete_webhook", webhook_id, 200)
+        return {"id": webhook_id, "deleted": True}
 
     app.include_router(api)
 

@@ -142,6 +142,15 @@ def _request(world, method: str, path: str, region: str):
         name = f"throwaway-{len(world['users'].users())}"
         world["users"].add(name, "viewer")
         return method, f"/tokens/{world['users'].issue_token(name)[1].token_id}", None
+    if path == "/webhooks" and method == "POST":
+        return method, path, {"url": "http://127.0.0.1:9/hook", "events": ["decision"]}
+    if path == "/webhooks/{webhook_id}":
+        from guardian_lib.api.webhooks import WebhookStore
+
+        sub = WebhookStore(world["cfg"].webhooks_path()).add(
+            "http://127.0.0.1:9/x", ["incident"], "t"
+        )
+        return method, f"/webhooks/{sub['id']}", None
     return method, path, None
 
 
@@ -209,7 +218,7 @@ def test_health_is_public_and_everything_else_needs_a_token(world):
         if permission is None:
             continue
         url = PREFIX + path.replace("{customer_id}", "C-N1").replace("{approval_id}", "1")
-        url = url.replace("{token_id}", "0123456789ab")
+        url = url.replace("{token_id}", "0123456789ab").replace("{webhook_id}", "x")
         resp = c.request(method, url, json={"comment": "x"})
         assert resp.status_code == 401, (method, path, resp.text)
 
@@ -443,3 +452,108 @@ def test_no_cors_unless_configured(world, tmp_path):
     c = TestClient(create_app(cfg, world["users"]))
     resp = c.options(PREFIX + "/risk", headers=pre)
     assert resp.headers["access-control-allow-origin"] == "https://portal.example"
+
+
+# --- webhooks -------------------------------------------------------------------------------
+def test_webhooks_deliver_signed_decision_events_to_a_real_receiver(world, tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from guardian_lib.api.webhooks import verify_signature
+
+    got: list[tuple[dict, bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        users = UserStore(tmp_path / "u.json")
+        users.add("boss", "admin")
+        users.add("op", "operator")
+        admin, op = auth(users.issue_token("boss")[0]), auth(users.issue_token("op")[0])
+        state = tmp_path / "state"
+        StateStore(state).close()
+        cfg = ApiConfig(run=world["run"], users=tmp_path / "u.json", state=state,
+                        webhook_every_s=0)  # fmt: skip
+        app = create_app(cfg, users)
+        c = TestClient(app)
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        denied = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["decision"]},
+                        headers=op)  # fmt: skip
+        assert denied.status_code == 403
+        bad = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["weather"]},
+                     headers=admin)  # fmt: skip
+        assert bad.status_code == 422 and bad.json()["field"].startswith("body.events")
+        sub = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["decision"]},
+                     headers=admin).json()  # fmt: skip
+        assert "secret" not in json.dumps(c.get(PREFIX + "/webhooks", headers=admin).json())
+        dispatcher = app.state.webhooks
+        assert dispatcher.poll_once() == 0  # the baseline: history is not replayed
+        aid = propose(state, "ONU-N1", "PON-N1")
+        assert dispatcher.poll_once() == 1
+        r = c.post(PREFIX + f"/decisions/{aid}/approve", json={"comment": "go"}, headers=op)
+        assert r.status_code == 200
+        assert dispatcher.poll_once() == 1
+        assert dispatcher.poll_once() == 0
+        kinds = [h["X-Guardian-Event"] for h, _ in got]
+        assert kinds == ["decision.proposed", "decision.approved"]
+        for headers, body in got:
+            assert verify_signature(sub["secret"], headers["X-Guardian-Timestamp"], body,
+                                    headers["X-Guardian-Signature"])  # fmt: skip
+            assert not verify_signature(sub["secret"], headers["X-Guardian-Timestamp"],
+                                        body + b" ", headers["X-Guardian-Signature"])  # fmt: skip
+            assert not verify_signature("other-secret", headers["X-Guardian-Timestamp"], body,
+                                        headers["X-Guardian-Signature"])  # fmt: skip
+        last = json.loads(got[-1][1])
+        assert last["data"]["id"] == aid and last["data"]["decided_by"] == "api:op"
+        old = str(int(got[0][0]["X-Guardian-Timestamp"]) - 3600)
+        from guardian_lib.api.webhooks import sign
+
+        assert not verify_signature(sub["secret"], old, got[0][1], sign(sub["secret"], old,
+                                                                        got[0][1]))  # fmt: skip
+        assert c.delete(PREFIX + f"/webhooks/{sub['id']}", headers=admin).status_code == 200
+        propose(state, "ONU-N2", "PON-N1")
+        assert dispatcher.poll_once() == 0  # no subscription left
+    finally:
+        server.shutdown()
+
+
+def test_webhooks_deliver_incident_opened_and_closed(world, tmp_path):
+    from guardian_lib.api.webhooks import WebhookDispatcher, WebhookStore
+
+    state = tmp_path / "state"
+    StateStore(state).close()
+    users = UserStore(tmp_path / "u.json")
+    users.add("boss", "admin")
+    cfg = ApiConfig(run=world["run"], users=tmp_path / "u.json", state=state, webhook_every_s=0)
+    app = create_app(cfg, users)
+    sent: list[tuple[str, dict]] = []
+    store = WebhookStore(cfg.webhooks_path())
+    store.add("http://127.0.0.1:9/hook", ["incident"], "boss")
+    base: WebhookDispatcher = app.state.webhooks
+    d = WebhookDispatcher(store, base.approvals, base.incidents,
+                          post=lambda url, body, h: sent.append((h["X-Guardian-Event"],
+                                                                 json.loads(body))) or 200)  # fmt: skip
+    assert d.poll_once() == 0
+    audit = AuditLog(state / "audit.duckdb", tag="w-")
+    iid = audit.new_incident_id()
+    audit.record_incident(iid, T0, scope_type="pon", scope_key="PON-S1", start_at=T0,
+                          severity="major", cause="fiber", affected_customers=1)  # fmt: skip
+    audit.close()
+    assert d.poll_once() == 1
+    audit = AuditLog(state / "audit.duckdb", tag="w-")
+    audit.record_incident(iid, T0 + pd.Timedelta("1h"), scope_type="pon", scope_key="PON-S1",
+                          start_at=T0, end_at=T0 + pd.Timedelta("1h"))  # fmt: skip
+    audit.close()
+    assert d.poll_once() == 1
+    assert [(k, b["data"]["incident_id"]) for k, b in sent] == [("incident.opened", iid),
+                                                               ("incident.closed", iid)]  # fmt: skip
