@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Security
 from fastapi import Path as PathParam
@@ -182,7 +183,9 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for row in frame.to_dict(orient="records"):
         clean = {}
         for k, v in row.items():
-            if isinstance(v, pd.Timestamp):
+            if isinstance(v, np.ndarray):
+                v = v.tolist()
+            elif isinstance(v, pd.Timestamp):
                 v = v.isoformat()
             elif isinstance(v, float) and math.isnan(v):
                 v = None

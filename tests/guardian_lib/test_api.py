@@ -557,3 +557,25 @@ def test_webhooks_deliver_incident_opened_and_closed(world, tmp_path):
     assert d.poll_once() == 1
     assert [(k, b["data"]["incident_id"]) for k, b in sent] == [("incident.opened", iid),
                                                                ("incident.closed", iid)]  # fmt: skip
+
+
+def test_run_mode_serves_a_simulated_and_ingested_run(tiny_run, tmp_path):
+    """The API reads a real warehouse (the tiny run), not only the hand-made one."""
+    users = UserStore(tmp_path / "u.json")
+    users.add("ana", "viewer")
+    tok = auth(users.issue_token("ana")[0])
+    c = TestClient(create_app(ApiConfig(run=tiny_run, users=tmp_path / "u.json"), users))
+    con = duckdb.connect(str(RunLayout(tiny_run).warehouse), read_only=True)
+    n_onus, cust_id, region = con.execute(
+        "SELECT (SELECT count(*) FROM onus), min(customer_id), min(region) FROM customers"
+    ).fetchone()
+    con.close()
+    onus = c.get(PREFIX + "/onus?limit=1000", headers=tok).json()
+    assert onus["total"] == n_onus and all(o["region"] for o in onus["items"])
+    tl = c.get(PREFIX + f"/customers/{cust_id}/timeline", headers=tok)
+    assert tl.status_code == 200, tl.text
+    assert tl.json()["customer"]["customer_id"] == cust_id
+    by_region = c.get(PREFIX + f"/customers?region={region}&limit=1000", headers=tok).json()
+    assert by_region["total"] >= 1 and {x["region"] for x in by_region["items"]} == {region}
+    for path in ("/risk?min=0", "/metrics/kpis", "/incidents/active"):
+        assert c.get(PREFIX + path, headers=tok).status_code == 200, path
