@@ -132,6 +132,20 @@ class SimDevices:
         self.sim.reboot_cpe(row, by=self.by)
         return "done"
 
+    def change_wifi_profile(self, device_id: str) -> str:
+        """Change CPE ``device_id``'s Wi-Fi profile; ``fixed`` if an interference episode
+        ended (:meth:`simulator.engine.Simulation.change_wifi_profile`), else ``done``.
+
+        Raises
+        ------
+        UnknownTargetError
+            No CPE ``device_id`` in the simulated network.
+        """
+        row = self.row_of_cpe.get(device_id)
+        if row is None:
+            raise UnknownTargetError("SimDevices.change_wifi_profile", "CPE", device_id)
+        return "fixed" if self.sim.change_wifi_profile(row, by=self.by) else "done"
+
 
 class SimFieldService:
     """Field service on a simulation: visits are the simulator's service orders.

@@ -32,28 +32,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from guardian_lib.actions import Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision import (
-    CLASS_COLUMNS,
-    PREDICTION_COLUMNS,
     Autopilot,
     AutopilotSettings,
-    Decision,
-    PolicyBase,
     RuleScorer,
     RulesPolicy,
-    Snapshot,
     make_autopilot,
 )
 from guardian_lib.decision.costs import CostModel
-from guardian_lib.kpis import compute_kpis
+from guardian_lib.kpis import WASTED_OUTCOMES, compute_kpis
+from guardian_lib.kpis_stats import gap_share, paired_vs_baseline, summarise_runs
 from guardian_lib.loop.closed import ClosedLoop
 from guardian_lib.schema import POLICY_EVERY_MINUTES
 from simulator.adapters import SimDevices, SimFieldService, SimNotifier, SimTelemetry
 from simulator.engine import Simulation
+from simulator.oracle import OraclePolicy, TruthScorer
 from simulator.scenario import Scenario
 
 __all__ = [
@@ -68,7 +64,6 @@ __all__ = [
 ]
 
 POLICIES = ("reactive", "rules", "autopilot", "oracle")
-_VISIT_KINDS = ("wifi_interference", "hardware_failure", "fibre_degradation")
 
 
 def scenario_of_run(run: Path | str) -> Scenario:
@@ -80,87 +75,6 @@ def scenario_of_run(run: Path | str) -> Scenario:
     if "scenario" not in data:
         raise KeyError(f"{path}: key 'scenario' missing (expected network-guardian-run/1)")
     return Scenario.model_validate(data["scenario"])
-
-
-# --- the oracle ---------------------------------------------------------------------------
-class _TruthScorer:
-    """Predictions from the simulator's active faults (oracle only)."""
-
-    def __init__(self, sim: Simulation) -> None:
-        self.sim = sim
-
-    def __call__(self, snap: Snapshot) -> pd.DataFrame:
-        n = len(snap.status)
-        probs = np.zeros((n, 6))
-        probs[:, 5] = 1.0
-        risk = np.zeros(n)
-        col = {c.removeprefix("p_").upper(): j for j, c in enumerate(CLASS_COLUMNS)}
-        for row, bucket in self.sim._active.items():
-            faults = [f for f in bucket.values() if f.recorded]
-            if not faults:
-                continue
-            probs[row] = 0.0
-            probs[row, col[faults[0].cause_class]] = 1.0
-            if any(f.kind in (*_VISIT_KINDS, "cpe_hang") for f in faults):
-                risk[row] = 1.0
-        impacted = snap.status["impacted"].to_numpy(dtype=bool)
-        out = pd.DataFrame(
-            {
-                "ts": snap.ts,
-                "onu_id": snap.status.index.to_numpy(),
-                "anomaly_score": np.maximum(impacted, risk),
-                **{c: probs[:, j] for j, c in enumerate(CLASS_COLUMNS)},
-                "risk_2h": risk,
-                "risk_6h": risk,
-                "risk_24h": risk,
-                "model_version": "truth",
-                "top_reasons": "[]",
-            }
-        )
-        return out[list(PREDICTION_COLUMNS)]
-
-
-@dataclass
-class OraclePolicy(PolicyBase):
-    """Knows the active faults: reboots hangs at once, visits only what a visit fixes,
-    opens incidents for massive faults and never visits anything else. The upper bound."""
-
-    sim: Simulation | None = None
-    cooldown_minutes: float = 360.0
-    massive_threshold: float = 0.5
-    min_neighbours: int = 1
-    name: str = "oracle"
-    version: str = "1"
-
-    def decide(self, snapshot: Snapshot) -> list[Decision]:
-        """Decisions from ground truth."""
-        snap = snapshot
-        out, active, with_order = self.common_decisions(snap)
-        row_of = {o: i for i, o in enumerate(self.sim.onu_ids.tolist())} if len(active) else {}
-        for onu, r in active.iterrows():
-            onu = str(onu)
-            kinds = {f.kind for f in self.sim.active_faults(row_of[onu])}
-            case_id = r["case_id"] if isinstance(r["case_id"], str) else None
-            last = r.get("last_reboot_at")
-            since = (
-                np.inf
-                if last is None or pd.isna(last)
-                else ((snap.ts - pd.Timestamp(last)).total_seconds() / 60.0)
-            )
-            has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
-            if r["outage"] and not r["notified"] and r["impacted_min"] >= 10:
-                out.append(self._d(snap, onu, "notify", targets=(onu,), case_id=case_id,
-                                   params={"template": "individual_problem", "until_h": 6.0}))  # fmt: skip
-            if "cpe_hang" in kinds and r["online"] and since >= self.cooldown_minutes:
-                out.append(self._d(snap, onu, "reboot", targets=(str(r["cpe_id"]),),
-                                   case_id=case_id, rationale={"truth": sorted(kinds)}))  # fmt: skip
-            elif not has_visit and (
-                kinds & set(_VISIT_KINDS) or ("cpe_hang" in kinds and since < np.inf and since > 30)
-            ):
-                out.append(self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
-                                   rationale={"truth": sorted(kinds)},
-                                   params={"priority": "high", "reason": "oracle"}))  # fmt: skip
-        return out
 
 
 def _orders_frame(sim: Simulation) -> pd.DataFrame:
@@ -190,6 +104,23 @@ def _labels(sim: Simulation) -> pd.DataFrame:
     df["start_at"] = sim.start + pd.to_timedelta(df["start_s"], unit="s")
     df["end_at"] = sim.start + pd.to_timedelta(df["end_s"], unit="s")
     return df[["onu_id", "start_at", "end_at", "massive"]]
+
+
+def _calibration(sim: Simulation, calls: pd.DataFrame) -> dict[str, float]:
+    """Figures to check the simulator against the field (experiments/scenarios/README.md).
+
+    ``no_fault_found_share``: completed visits that found nothing to fix (no fault,
+    customer absent, a massive outage a technician cannot fix) [-];
+    ``contacts_per_sub_year``: customer calls per subscriber, annualised [1/yr].
+    """
+    done = [o for o in sim.ops.orders if o.status == "completed"]
+    wasted = sum(o.outcome in WASTED_OUTCOMES for o in done)
+    years = sim.scenario.horizon_s / (365 * 86400)
+    n_subs = max(len(sim.topology.customers), 1)
+    return {
+        "no_fault_found_share": wasted / len(done) if done else float("nan"),
+        "contacts_per_sub_year": len(calls) / n_subs / years,
+    }
 
 
 def safety_violations(actions: pd.DataFrame, settings: AutopilotSettings, pon_of: dict) -> int:
@@ -333,8 +264,10 @@ class BacktestWorld:
             elif self.policy == "autopilot":
                 sc, pol = make_autopilot(self.scorer, settings=settings, costs=self.costs)
             else:
-                sc = _TruthScorer(sim)
-                pol = OraclePolicy(sim=sim, cooldown_minutes=settings.reboot_cooldown_minutes)
+                sc = TruthScorer(sim)
+                pol = OraclePolicy(
+                    sim=sim, costs=self.costs, cooldown_minutes=settings.reboot_cooldown_minutes
+                )
             dispatcher = Dispatcher(
                 "execute",
                 devices=SimDevices(sim),
@@ -378,39 +311,39 @@ class BacktestWorld:
         topo = sim.topology
         pon_of = dict(zip(topo.customers["cpe_id"], topo.onus["pon_id"], strict=True))
         k["safety_violations"] = safety_violations(actions, self.settings, pon_of)
+        k.update(_calibration(sim, self.source.calls_frame()))
         k["blocked"] = dict(autopilot.guard.blocked) if autopilot else {}
         k["decisions"] = int(sum(autopilot.counts.values())) if autopilot else 0
         audit.close()
         return k
 
 
-def _ci95(values: list[float]) -> tuple[float, list[float]]:
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if len(x) == 0:
-        return float("nan"), [float("nan"), float("nan")]
-    m = float(x.mean())
-    if len(x) < 2:
-        return m, [m, m]
-    h = float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return m, [m - h, m + h]
+def summarise(per_seed: dict[str, list[dict[str, Any]]], days: float = 7.0) -> dict[str, Any]:
+    """Estimate and 95 % interval of every KPI per policy, and the paired headline.
 
+    Intervals are percentile bootstraps over seeds that stay within each quantity's
+    range (:mod:`guardian_lib.kpis_stats`). With ``reactive`` among the policies, each
+    other policy also gets the paired differences of
+    :func:`~guardian_lib.kpis_stats.paired_vs_baseline`; with ``rules`` and ``oracle``,
+    the ``autopilot`` gets ``rules_oracle_gap_share`` (on the total cost).
 
-def summarise(per_seed: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Mean and 95 % interval (Student t over seeds) of every numeric KPI per policy."""
-    out: dict[str, Any] = {}
-    for pol, runs in per_seed.items():
-        metrics: dict[str, Any] = {}
-        keys = [k for k, v in runs[0].items() if isinstance(v, int | float)]
-        for key in keys:
-            m, ci = _ci95([r[key] for r in runs])
-            metrics[key] = {"mean": m, "ci95": ci}
-        regions = runs[0].get("sla_availability_by_region", {})
-        metrics["sla_availability_by_region"] = {
-            reg: dict(zip(("mean", "ci95"), _ci95([r["sla_availability_by_region"][reg]
-                                                   for r in runs]), strict=True))
-            for reg in regions
-        }  # fmt: skip
-        out[pol] = metrics
+    Parameters
+    ----------
+    per_seed : dict
+        ``{policy: [kpis of seed 1, …]}`` (same seeds in the same order).
+    days : float, default 7
+        Simulated days per run (for the per-month figures). [d]
+    """
+    out: dict[str, Any] = {pol: summarise_runs(runs) for pol, runs in per_seed.items()}
+    base = per_seed.get("reactive")
+    if base:
+        for pol, runs in per_seed.items():
+            if pol != "reactive":
+                out[pol].update(paired_vs_baseline(runs, base, days))
+    if all(p in per_seed for p in ("autopilot", "rules", "oracle")):
+        cost = {p: [r["total_cost_brl"] for r in per_seed[p]] for p in per_seed}
+        m, ci = gap_share(cost["autopilot"], cost["rules"], cost["oracle"])
+        out["autopilot"]["rules_oracle_gap_share"] = {"mean": m, "ci95": ci}
     return out
 
 
@@ -458,7 +391,7 @@ def run_backtest(
                 )
     s = settings or AutopilotSettings()
     return {
-        "policies": summarise(per_seed),
+        "policies": summarise(per_seed, scenario.days),
         "settings": {
             "scenario": scenario.name,
             "days": scenario.days,

@@ -10,13 +10,37 @@ import typer
 
 from guardian_lib.schema import POLICY_EVERY_MINUTES
 
-__all__ = ["register", "backtest_command", "kpi_table", "load_scorer"]
+__all__ = ["register", "backtest_command", "headline", "kpi_table", "load_scorer"]
 
 _SHOWN = (
-    "visits", "visits_avoided", "net_savings_brl", "cost_saving_vs_reactive_brl", "mttr_hours",
-    "mttd_minutes", "sla_availability", "reboots", "reboot_success_rate",
-    "visit_cancellations", "false_action_rate", "calls", "safety_violations",
+    "visits", "visits_avoided_vs_reactive_pct", "visits_avoided_per_month", "visits_avoided",
+    "net_savings_brl", "cost_saving_vs_reactive_brl", "saved_brl_per_month", "mttr_hours",
+    "mttr_ratio_vs_reactive", "rules_oracle_gap_share", "impact_hours", "mttd_minutes",
+    "sla_availability", "reboots", "reboot_success_rate", "visit_cancellations",
+    "false_action_rate", "no_fault_found_share", "calls", "contacts_per_sub_year",
+    "safety_violations",
 )  # fmt: skip
+
+
+def headline(result: dict, policy: str = "autopilot") -> str | None:
+    """One line for a manager: visits avoided and R$ saved per month, MTTR change.
+
+    Each with its 95 % interval (paired against ``reactive`` over the seeds); None when
+    the result has no ``policy`` or no ``reactive`` run.
+    """
+    m = result.get("policies", {}).get(policy, {})
+    keys = ("visits_avoided_per_month", "saved_brl_per_month", "mttr_change_hours")
+    if not all(k in m for k in keys):
+        return None
+
+    def part(k: str) -> str:
+        v = m[k]
+        return f"{_fmt(v['mean'])} [{_fmt(v['ci95'][0])}, {_fmt(v['ci95'][1])}]"
+
+    return (
+        f"{policy} vs reactive: visits avoided per month {part(keys[0])}, "
+        f"R$ saved per month {part(keys[1])}, MTTR change {part(keys[2])} h"
+    )
 
 
 def _fmt(x: float) -> str:
@@ -103,6 +127,9 @@ def backtest_command(
         scorer=_models_scorer(models) if models else (load_scorer(scorer) if scorer else None),
         progress=progress,
     )["kpis"]  # fmt: skip
+    line = headline(result)
+    if line:
+        Console().print(line)
     rows = kpi_table(result)
     scenario = result["settings"]["scenario"]
     table = Table(title=f"backtest {scenario}: mean [95 % CI] over {seeds} seed(s)")

@@ -127,6 +127,7 @@ class Simulation:
         self.state: TickState | None = None
         self._pending_events: list[SimEvent] = []
         self.reboots: list[dict] = []
+        self.wifi_changes: list[dict] = []
         self.tick_index = -1
         self.on_fault_change: list[Callable[[Fault, str], None]] = []
         for fault in self.faults:
@@ -211,6 +212,33 @@ class Simulation:
         """
         row = int(np.flatnonzero(self.onu_ids == onu)[0]) if isinstance(onu, str) else int(onu)
         self.env.process(self._reboot(row, by))
+
+    def change_wifi_profile(self, onu_row: int, by: str = "autopilot") -> bool:
+        """Move a CPE's Wi-Fi to another channel / band plan (TR-069 SetParameterValues).
+
+        Each active Wi-Fi interference episode of the customer ends with the scenario's
+        ``faults.wifi_profile_fix_prob``; unlike a visit it does not stop later
+        recurrences (the neighbour's router is still there).
+
+        Parameters
+        ----------
+        onu_row : int
+            Row of the customer's ONU in ``topology.onus``.
+        by : str
+            Who asked (recorded in ``wifi_changes``).
+
+        Returns
+        -------
+        bool
+            Whether an interference episode ended.
+        """
+        p_fix = self.scenario.faults.wifi_profile_fix_prob
+        self.wifi_changes.append({"ts_s": self.env.now, "onu_row": onu_row, "by": by})
+        fixed = False
+        for fault in self.active_faults(onu_row):
+            if fault.kind == "wifi_interference" and self._rng_actions.random() < p_fix:
+                fixed = self.fix_fault(fault, by="wifi_profile") or fixed
+        return fixed
 
     def notify_customer(self, onu_row: int, until_s: float) -> None:
         """Tell a customer that their problem is known: they call less until ``until_s``.

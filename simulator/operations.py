@@ -148,6 +148,14 @@ class Operations:
                 return
         has_fault = any(f.recorded for f in active)
         p = self.cfg.visit_prob_with_fault if has_fault else self.cfg.visit_prob_without_fault
+        if any(
+            f.cause_class in ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
+            or f.kind == "customer_power_off"
+            for f in active
+        ):
+            # The agent sees why: a massive outage on the NOC's board, or the ONU's own dying
+            # gasp (no power at the premises). They tell the caller; rarely a ticket.
+            p = self.cfg.visit_prob_known_outage
         if self.rng.random() < p:
             self.open_order(onu_row, reason)
 

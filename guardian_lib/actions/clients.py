@@ -45,6 +45,13 @@ class DeviceClient(Protocol):
         """Ask the device to reboot; returns the ACS's answer (any object)."""
         ...
 
+    def change_wifi_profile(self, device_id: str) -> Any:
+        """Move the CPE's Wi-Fi to another channel / band plan; returns the ACS's answer.
+
+        Optional: the dispatcher reports a clear failure when a client lacks it.
+        """
+        ...
+
 
 @runtime_checkable
 class FieldClient(Protocol):

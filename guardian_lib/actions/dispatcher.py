@@ -117,6 +117,12 @@ class Dispatcher:
             return ActionResult(
                 a, target, "pending", at, None, result={"acs": str(status if status else answer)}
             )
+        if a == "change_wifi_profile":
+            dev = self._need(self.devices, "device", a)
+            if not hasattr(dev, "change_wifi_profile"):
+                raise RuntimeError(f"device client {type(dev).__name__} cannot change Wi-Fi")
+            answer = dev.change_wifi_profile(target)
+            return ActionResult(a, target, "done", at, at, result={"acs": str(answer)})
         if a == "schedule_visit":
             fc = self._need(self.field_ops, "field", a)
             os_id = fc.open_visit(target, d.params.get("reason", "autopilot"),

@@ -10,12 +10,20 @@ import pandas as pd
 
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
 
-__all__ = ["PolicyBase", "CASE_COLUMNS", "INCIDENT_COLUMNS", "sanitize_predictions"]
+__all__ = ["PolicyBase", "CASE_COLUMNS", "INCIDENT_COLUMNS", "records", "sanitize_predictions"]
 
 #: Columns of ``Snapshot.cases`` (index ``onu_id``).
-CASE_COLUMNS = ("case_id", "opened_at", "reboots", "last_reboot_at", "visit_os_id", "notified")
+CASE_COLUMNS = (
+    "case_id",
+    "opened_at",
+    "reboots",
+    "last_reboot_at",
+    "visit_os_id",
+    "notified",
+    "last_wifi_change_at",
+)
 #: Columns of ``Snapshot.incidents``.
-INCIDENT_COLUMNS = ("incident_id", "scope_type", "scope_key", "start_at", "cause")
+INCIDENT_COLUMNS = ("incident_id", "scope_type", "scope_key", "start_at", "cause", "members")
 _SCOPE_COL = {"box": "box_id", "pon": "pon_id", "olt": "olt_id", "bng": "olt_id"}
 
 
@@ -35,17 +43,29 @@ def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
     if missing:
         raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
-    out = preds.copy()
-    q = np.clip(out[list(CLASS_COLUMNS)].to_numpy(dtype=float), 0.0, 1.0)
-    q = np.nan_to_num(q, nan=0.0)
+    # Column arrays and one frame at the end: per-column pandas assignments cost more
+    # than the arithmetic on the few hundred rows a policy looks at.
+    cols = {c: preds[c].to_numpy() for c in preds.columns}
+    q = np.column_stack([np.asarray(cols[c], dtype=float) for c in CLASS_COLUMNS])
+    q = np.nan_to_num(np.clip(q, 0.0, 1.0), nan=0.0)
     total = q.sum(axis=1)
     q[total <= 0, -1] = 1.0
     q /= q.sum(axis=1, keepdims=True)
-    out[list(CLASS_COLUMNS)] = q
+    for j, c in enumerate(CLASS_COLUMNS):
+        cols[c] = q[:, j]
     for c in ("anomaly_score", "risk_2h", "risk_6h", "risk_24h"):
-        out[c] = np.clip(np.nan_to_num(out[c].to_numpy(dtype=float), nan=0.0), 0.0, 1.0)
-    out["top_reasons"] = out["top_reasons"].where(out["top_reasons"].notna(), "[]")
-    return out
+        cols[c] = np.clip(np.nan_to_num(np.asarray(cols[c], dtype=float), nan=0.0), 0.0, 1.0)
+    reasons = np.asarray(cols["top_reasons"], dtype=object)
+    cols["top_reasons"] = np.where(pd.isna(reasons), "[]", reasons).astype(object)
+    return pd.DataFrame(cols, index=preds.index)
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    """Rows of ``df`` as plain dicts (numpy scalars), much faster than ``to_dict`` or
+    ``iterrows`` for the few dozen cases a policy looks at each round."""
+    cols = list(df.columns)
+    arrays = [df[c].to_numpy() for c in cols]
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*arrays, strict=True)]
 
 
 @dataclass
@@ -63,12 +83,34 @@ class PolicyBase:
         A case closes after the ONU has been back and stable this long. [min]
     risk_threshold : float, default 0.5
         ``risk_24h`` above which a healthy-looking ONU gets a proactive case. [-]
+    close_risk : float, default 0.25
+        A case closes only once ``risk_24h`` is back below this (hysteresis: a drifting
+        laser whose risk hovers around ``risk_threshold`` keeps its case). [-]
+    keep_drop_db : float, default 1.5
+        An ONU whose RX or TX is this far below its baseline keeps its case. [dB]
+    min_case_minutes : float, default 30
+        A case is not closed as resolved before it has been open this long. [min]
+    join_window_min : float, default 60
+        An ONU joins a massive incident only if its problem started within this time
+        of the incident's start. [min]
+    incident_grace_min : float, default 30
+        An incident ends once no member has come back for this long (and few are
+        still down). [min]
+    residual_share : float, default 0.25
+        Share of members that may still be down when the incident ends; they become
+        individual cases. [-]
     """
 
     massive_threshold: float = 0.8
     min_neighbours: int = 3
     stable_minutes: float = 30.0
     risk_threshold: float = 0.5
+    close_risk: float = 0.25
+    keep_drop_db: float = 1.5
+    min_case_minutes: float = 30.0
+    join_window_min: float = 60.0
+    incident_grace_min: float = 30.0
+    residual_share: float = 0.25
     name: str = "base"
     version: str = "0"
 
@@ -108,8 +150,8 @@ class PolicyBase:
     def frame(self, snap: Snapshot) -> pd.DataFrame:
         """Status, predictions and neighbour evidence of the ONUs worth a look.
 
-        Rows: ONUs impacted, at risk, anomalous, with an open case, recently back, or
-        inside an open incident's scope; everything else is healthy and skipped.
+        Rows: ONUs impacted, at risk, under a street box whose neighbours lost RX, with an
+        open case or recently back; everything else is healthy and skipped.
         """
         st = snap.status
         preds = snap.predictions
@@ -120,28 +162,40 @@ class PolicyBase:
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
         nb = snap.neighbours()
         case_ids = snap.cases.index.to_numpy(dtype=object) if len(snap.cases) else []
+        # Only rows a decision can be about: an anomaly score alone decides nothing (and
+        # the ML models give most of the fleet a small one, which made every round slow).
         interest = (
             st["impacted"].to_numpy(dtype=bool)
             | (np.nan_to_num(preds["risk_24h"].to_numpy(dtype=float)) > self.risk_threshold)
-            | (np.nan_to_num(preds["anomaly_score"].to_numpy(dtype=float)) > 0.05)
+            | (nb["box_rxdrop_share"].to_numpy(dtype=float) > 0)
             | (st["stable_min"].to_numpy() < 4 * self.stable_minutes)
             | np.isin(st.index.to_numpy(dtype=object), case_ids)
         )
         rows = np.flatnonzero(interest)
         index = pd.Index(st.index.to_numpy(dtype=object)[rows], dtype=object, name="onu_id")
-        p = sanitize_predictions(preds.iloc[rows]).drop(columns=["ts", "onu_id"])
-        parts = [st.iloc[rows], p, nb.iloc[rows]]
-        return pd.concat([x.set_axis(index) for x in parts], axis=1)
+        p = sanitize_predictions(preds.iloc[rows])
+        cols: dict = {}
+        for part in (st.iloc[rows], p, nb.iloc[rows]):
+            cols.update({c: part[c].to_numpy() for c in part.columns if c not in ("ts", "onu_id")})
+        return pd.DataFrame(cols, index=index)
 
     # --- massive incidents ------------------------------------------------------------------
     def incident_decisions(self, snap: Snapshot, df: pd.DataFrame) -> tuple[list[Decision], set]:
-        """Open / close massive incidents, hold visits and notify in their scope.
+        """Open, grow and close massive incidents; hold visits and notify their members.
+
+        An incident has *members*: the ONUs its cause took down. They are the scope's
+        impacted ONUs whose problem started within ``join_window_min`` of the incident's
+        start; an ONU of the scope that fails later, or was already down long before,
+        is not a member (it keeps or gets its own case). The incident ends when its
+        cause ends: no member has come back for ``incident_grace_min`` and at most
+        ``residual_share`` of the members are still down. Members still down then
+        become individual cases at once (their visits are no longer held).
 
         Returns
         -------
         decisions : list of Decision
         covered : set of str
-            ONU ids inside an open (or just opened) incident's scope and affected.
+            Members of the incidents still open after this round.
         """
         out: list[Decision] = []
         affected = df["impacted"].to_numpy(dtype=bool) | (df["box_rxdrop_share"].to_numpy() > 0)
@@ -152,39 +206,89 @@ class PolicyBase:
         if not massive.any() and len(snap.incidents) == 0:
             return out, set()
         inc = snap.incidents if len(snap.incidents) else pd.DataFrame(columns=INCIDENT_COLUMNS)
-        open_scopes = {(r.scope_type, r.scope_key): r.incident_id for r in inc.itertuples()}
-        covered: set[str] = set()
+        if "members" not in inc.columns:
+            inc = inc.assign(members=[()] * len(inc))
+        st = snap.status
         orders = snap.service_orders
         order_by_onu = (
             dict(zip(orders["onu_id"], orders["os_id"], strict=True)) if len(orders) else {}
         )
         cases = snap.cases
+        covered: set[str] = set()
+        open_scopes: dict[tuple, str] = {}
+        # 1. Close the incidents whose cause has ended; keep the others' members.
+        for r in inc.itertuples():
+            members = [m for m in r.members if m in st.index]
+            sub = st.loc[members] if members else st.iloc[:0]
+            down = sub["impacted"].to_numpy(dtype=bool)
+            back_min = sub["stable_min"].to_numpy(dtype=float)[~down]
+            last_back = float(back_min.min()) if len(back_min) else np.inf
+            allowed_down = int(np.floor(self.residual_share * len(members)))
+            ended = len(members) == 0 or (
+                down.sum() <= allowed_down
+                and (~down).any()
+                and last_back >= self.incident_grace_min
+            )
+            key = f"{r.scope_type}:{r.scope_key}"
+            if ended:
+                still = tuple(str(m) for m, d in zip(members, down, strict=True) if d)
+                out.append(
+                    self._d(snap, key, "close_incident", targets=(r.incident_id,),
+                            case_id=r.incident_id,
+                            rationale={"rule": "cause ended: members back and stable",
+                                       "members": len(members), "still_down": len(still),
+                                       "last_back_min": round(min(last_back, 1e6), 1)},
+                            params={"incident_id": r.incident_id, "still_down": still})
+                )  # fmt: skip
+            else:
+                covered.update(str(m) for m in members)
+                open_scopes[(r.scope_type, r.scope_key)] = r.incident_id
+        # 2. Open incidents for new massive scopes; let fitting ONUs join open ones.
+        impacted_min = df["impacted_min"].to_numpy(dtype=float)
         for (stype, skey), grp in df.loc[massive].groupby(["scope_type", "scope_key"], sort=True):
             col = _SCOPE_COL[stype]
-            in_scope = df.loc[(df[col].to_numpy() == skey) & df["impacted"].to_numpy(dtype=bool)]
-            ids = tuple(in_scope.index.astype(str))
-            covered.update(ids)
-            if (stype, skey) in open_scopes:
+            in_scope = (df[col].to_numpy() == skey) & df["impacted"].to_numpy(dtype=bool)
+            start_min = float(np.median(grp["impacted_min"].to_numpy(dtype=float)))
+            iid = open_scopes.get((stype, skey))
+            if iid is not None:
+                age_min = (
+                    snap.ts - pd.Timestamp(inc.loc[inc["incident_id"] == iid, "start_at"].iat[0])
+                ).total_seconds() / 60
+                start_min = max(age_min, 0.0)
+            fits = in_scope & (np.abs(impacted_min - start_min) <= self.join_window_min)
+            ids = tuple(str(i) for i in df.index[fits] if str(i) not in covered)
+            if not ids:
                 continue
-            cls = "EXTERNAL_NETWORK" if stype == "bng" else "MASSIVE_OUTAGE"
+            covered.update(ids)
             conf = float(grp[["p_massive_outage", "p_external_network"]].sum(axis=1).mean())
-            rationale = {
-                "rule": "massive probability above threshold with many neighbours affected",
-                "n_affected": len(ids),
-                "mean_p_massive": round(conf, 3),
-                "top_reasons": json.loads(grp["top_reasons"].iat[0]),
-            }
             key = f"{stype}:{skey}"
-            params = {"scope_type": stype, "scope_key": skey, "cause": cls}
-            out.append(
-                self._d(snap, key, "open_incident", targets=ids, confidence=conf,
-                        rationale=rationale, params=params)
-            )  # fmt: skip
+            params = {"scope_type": stype, "scope_key": skey}
+            if iid is None:
+                cls = "EXTERNAL_NETWORK" if stype == "bng" else "MASSIVE_OUTAGE"
+                rationale = {
+                    "rule": "massive probability above threshold with many neighbours affected",
+                    "n_affected": len(ids),
+                    "mean_p_massive": round(conf, 3),
+                    "top_reasons": json.loads(grp["top_reasons"].iat[0]),
+                }
+                out.append(
+                    self._d(snap, key, "open_incident", targets=ids, confidence=conf,
+                            rationale=rationale, params={**params, "cause": cls})
+                )  # fmt: skip
+                open_scopes[(stype, skey)] = "new"
+            else:
+                out.append(
+                    self._d(snap, key, "join_incident", targets=ids, confidence=conf,
+                            case_id=iid,
+                            rationale={"rule": "down within the incident's window in its scope",
+                                       "window_min": self.join_window_min},
+                            params={**params, "incident_id": iid})
+                )  # fmt: skip
             held = tuple(order_by_onu[i] for i in ids if i in order_by_onu)
             if held:
                 out.append(
                     self._d(snap, key, "hold_visits", targets=held, confidence=conf,
-                            rationale={"rule": "visits in a massive outage's area are held"},
+                            rationale={"rule": "visits of a massive outage's members are held"},
                             params=params)
                 )  # fmt: skip
             to_notify = [i for i in ids if i not in cases.index or not cases.at[i, "notified"]]
@@ -194,22 +298,6 @@ class PolicyBase:
                             rationale={"rule": "tell customers of a massive outage"},
                             params={"template": "massive_outage", "until_h": 12.0})
                 )  # fmt: skip
-        # Close incidents whose whole scope is back and stable.
-        st = snap.status
-        for r in inc.itertuples():
-            col = _SCOPE_COL.get(r.scope_type)
-            members = st.loc[st[col].to_numpy() == r.scope_key] if col else st.iloc[:0]
-            if len(members) == 0 or (
-                not members["impacted"].any() and members["stable_min"].min() >= self.stable_minutes
-            ):
-                out.append(
-                    self._d(snap, f"{r.scope_type}:{r.scope_key}", "close_incident",
-                            targets=(r.incident_id,), case_id=r.incident_id,
-                            rationale={"rule": "scope back and stable"},
-                            params={"incident_id": r.incident_id})
-                )  # fmt: skip
-            else:
-                covered.update(members.index[members["impacted"].to_numpy(dtype=bool)].astype(str))
         return out, covered
 
     # --- individual cases -------------------------------------------------------------------
@@ -250,9 +338,22 @@ class PolicyBase:
         order_status = (
             dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
         )
-        stable = ~impacted & (stable_min >= self.stable_minutes) & (risk <= self.risk_threshold)
-        close = has_case & (stable | is_cov)
         case_col = {c: cases[c].to_numpy(dtype=object) for c in CASE_COLUMNS}
+        opened = pd.to_datetime(
+            pd.Series([case_col["opened_at"][j] if j >= 0 else pd.NaT for j in pos]), utc=True
+        )
+        age_min = ((snap.ts - opened).dt.total_seconds() / 60.0).fillna(np.inf).to_numpy()
+        drifting = (df["rx_drop_db"].to_numpy(dtype=float) >= self.keep_drop_db) | (
+            df["tx_drop_db"].to_numpy(dtype=float) >= self.keep_drop_db
+        )
+        stable = (
+            ~impacted
+            & (stable_min >= self.stable_minutes)
+            & (risk <= self.close_risk)
+            & ~drifting
+            & (age_min >= self.min_case_minutes)
+        )
+        close = has_case & (stable | is_cov)
         for i in np.flatnonzero(close):
             case_id, os_id = case_col["case_id"][pos[i]], case_col["visit_os_id"][pos[i]]
             why = "merged into massive incident" if is_cov[i] else "back and stable"
@@ -266,14 +367,20 @@ class PolicyBase:
                         rationale={"rule": why, "stable_min": float(min(stable_min[i], 1e6))})
             )  # fmt: skip
         rows = np.concatenate([np.flatnonzero(has_case & ~close), np.flatnonzero(new)])
-        active = df.iloc[rows].copy()
         p = pos[rows]
         defaults = {"case_id": None, "opened_at": pd.NaT, "reboots": 0,
-                    "last_reboot_at": pd.NaT, "visit_os_id": None, "notified": False}  # fmt: skip
+                    "last_reboot_at": pd.NaT, "visit_os_id": None, "notified": False,
+                    "last_wifi_change_at": pd.NaT}  # fmt: skip
+        extra = {}
         for c in CASE_COLUMNS:
             vals = np.empty(len(rows), dtype=object)
             vals[:] = [case_col[c][j] if j >= 0 else defaults[c] for j in p]
-            active[c] = vals
-        active["reboots"] = active["reboots"].fillna(0).astype(int)
-        active["notified"] = active["notified"].fillna(False).astype(bool)
+            extra[c] = vals
+        extra["reboots"] = np.array([0 if v is None or pd.isna(v) else int(v)
+                                     for v in extra["reboots"]], dtype=int)  # fmt: skip
+        extra["notified"] = np.array([bool(v) if v is not None and not pd.isna(v) else False
+                                      for v in extra["notified"]], dtype=bool)  # fmt: skip
+        base = df.iloc[rows]
+        cols = {c: base[c].to_numpy() for c in base.columns if c not in extra}
+        active = pd.DataFrame({**cols, **extra}, index=base.index)
         return out, active

@@ -24,12 +24,20 @@ __all__ = [
     "CLASS_COLUMNS",
 ]
 
-#: Actions that touch a device through the ACS.
-DEVICE_ACTIONS = ("reboot",)
+#: Actions that touch a device through the ACS (a Wi-Fi profile change moves the CPE's
+#: radio to another channel / band plan: a TR-069 SetParameterValues, no downtime).
+DEVICE_ACTIONS = ("reboot", "change_wifi_profile")
 #: Actions on field operations and customers.
 FIELD_ACTIONS = ("schedule_visit", "cancel_visit", "hold_visits", "notify")
 #: Actions that only change the autopilot's own records.
-BOOKKEEPING_ACTIONS = ("open_case", "close_case", "open_incident", "close_incident", "wait")
+BOOKKEEPING_ACTIONS = (
+    "open_case",
+    "close_case",
+    "open_incident",
+    "join_incident",
+    "close_incident",
+    "wait",
+)
 #: Every action a policy may decide.
 ACTIONS = DEVICE_ACTIONS + FIELD_ACTIONS + BOOKKEEPING_ACTIONS
 

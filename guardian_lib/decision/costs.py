@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: Alternatives the expected-cost policy compares for an individual case.
-ALTERNATIVES = ("wait", "reboot", "schedule_visit")
+ALTERNATIVES = ("wait", "reboot", "change_wifi_profile", "schedule_visit")
 _Z90 = 1.2815515655446004
 
 
@@ -68,6 +68,10 @@ class CostModel(BaseModel):
         Time until a priority visit restores service (schedule + travel + work). [h]
     reboot_fix_prob : float
         Probability that a reboot clears a hung CPE. [-]
+    wifi_change_cost_brl : float
+        One remote Wi-Fi profile change (no downtime; a support follow-up). [R$]
+    wifi_profile_fix_prob : float
+        Probability that a Wi-Fi profile change ends an interference episode. [-]
     horizon_h : float
         Cap on the residual durations considered. [h]
     priors : dict
@@ -85,6 +89,8 @@ class CostModel(BaseModel):
     call_rate_per_h: float = Field(0.2, ge=0)
     visit_delay_h: float = Field(4.0, gt=0)
     reboot_fix_prob: float = Field(0.85, ge=0, le=1)
+    wifi_change_cost_brl: float = Field(0.5, ge=0)
+    wifi_profile_fix_prob: float = Field(0.4, ge=0, le=1)
     horizon_h: float = Field(168.0, gt=0)
     priors: dict[str, Prior] = Field(
         default_factory=lambda: {

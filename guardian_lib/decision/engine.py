@@ -97,9 +97,9 @@ class Autopilot:
         """Open cases (index ``onu_id``)."""
         if not self.cases:
             return pd.DataFrame(columns=CASE_COLUMNS, index=pd.Index([], name="onu_id"))
-        df = pd.DataFrame.from_dict(self.cases, orient="index")[list(CASE_COLUMNS)]
-        df.index.name = "onu_id"
-        return df
+        ids = list(self.cases)
+        cols = {c: [self.cases[k][c] for k in ids] for c in CASE_COLUMNS}
+        return pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id"))
 
     def incidents_frame(self) -> pd.DataFrame:
         """Open incidents."""
@@ -154,7 +154,7 @@ class Autopilot:
             d = replace(d, case_id=case_id)
             self.cases[d.subject] = {
                 "case_id": case_id, "opened_at": ts, "reboots": 0, "last_reboot_at": pd.NaT,
-                "visit_os_id": None, "notified": False,
+                "visit_os_id": None, "notified": False, "last_wifi_change_at": pd.NaT,
             }  # fmt: skip
         elif d.action == "close_case":
             case = self.cases.pop(d.subject, None)
@@ -172,12 +172,20 @@ class Autopilot:
             self.incidents[iid] = {
                 "scope_type": p["scope_type"], "scope_key": p["scope_key"], "start_at": ts,
                 "cause": p.get("cause", "MASSIVE_OUTAGE"), "affected": len(d.targets),
+                "members": tuple(d.targets),
             }  # fmt: skip
             self.audit.record_incident(
                 iid, ts, scope_type=p["scope_type"], scope_key=p["scope_key"], start_at=ts,
                 severity="major", cause=p.get("cause"), affected_customers=len(d.targets),
                 opened_by=f"autopilot:{self.policy.name}",
             )  # fmt: skip
+        elif d.action == "join_incident":
+            inc = self.incidents.get(d.params.get("incident_id"))
+            if inc is not None:
+                inc["members"] = inc["members"] + tuple(
+                    t for t in d.targets if t not in inc["members"]
+                )
+                inc["affected"] = len(inc["members"])
         elif d.action == "close_incident":
             iid = d.params.get("incident_id")
             inc = self.incidents.pop(iid, None)
@@ -229,6 +237,8 @@ class Autopilot:
                 case["visit_os_id"] = results[0].ref
             elif d.action == "schedule_visit" and results and results[0].status == "simulated":
                 case["visit_os_id"] = f"simulated:{did}"
+            elif d.action == "change_wifi_profile":
+                case["last_wifi_change_at"] = ts
             elif d.action == "cancel_visit":
                 case["visit_os_id"] = None
         return d

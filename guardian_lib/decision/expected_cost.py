@@ -8,9 +8,25 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   a crew); kinds that never end alone (equipment, fibre) need a visit later anyway;
 * **reboot** — a hung CPE comes back with probability ``reboot_fix_prob`` (only
   possible while the device is online);
+* **change_wifi_profile** — a remote change of the CPE's Wi-Fi channel / band plan ends
+  an interference episode with probability ``wifi_profile_fix_prob`` (only for degraded
+  service that looks like Wi-Fi, at most once per ``reboot_cooldown_minutes``);
 * **schedule_visit** — a technician fixes premises, equipment and fibre problems after
   ``visit_delay_h``, at ``cost_per_visit_brl``; a visit cannot fix a power cut, a
-  massive outage or an upstream failure.
+  massive outage or an upstream failure. Only an outage gets a priority visit: degraded
+  service takes the next regular slot, and a problem that ends before the technician
+  comes cancels its visit.
+
+Before the customer is hurt (a case opened on risk alone) the comparison is different:
+with ``p = risk_24h`` the probability that the problem is real,
+
+* a *leaking* CPE (online, healthy-looking, customer-premises cause: latency up, failed
+  DHCP renewals) will hang: waiting costs ``p · (reboot + outage until the next round
+  reboots it)``, a reboot now costs ``reboot + (1 − reboot_fix_prob) · wait``;
+* a *drifting* link (fibre degrading, laser drifting: equipment or intermittent cause)
+  needs a visit sooner or later if it is real: waiting costs ``p · (visit + outage
+  until a priority visit)``, a proactive visit ``visit + p · (1 − fixable) · wait``.
+  The visit pays off when ``p`` exceeds about ``visit / (visit + outage cost)``.
 
 The ongoing impact costs SLA credit, calls and churn risk per hour
 (:func:`~guardian_lib.decision.costs.impact_cost_rate_brl_per_h`). Every action decision
@@ -27,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from guardian_lib.decision._base import PolicyBase
+from guardian_lib.decision._base import PolicyBase, records
 from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
 from guardian_lib.decision.costs import (
     CostModel,
@@ -66,11 +82,13 @@ def case_costs(
     Returns
     -------
     pandas.DataFrame
-        Columns ``wait``, ``reboot`` (NaN where impossible), ``schedule_visit`` [R$],
-        ``subtype`` (what the problem looks like: hang, power, wifi, los) and
+        Columns ``wait``, ``reboot`` and ``change_wifi_profile`` (NaN where impossible),
+        ``schedule_visit`` [R$], ``subtype`` (what the problem looks like: hang, power,
+        wifi, los; before any impact: leak or drift) and
         ``p_self_resolving`` (posterior probability that it ends alone) [-].
     """
-    cols = ["wait", "reboot", "schedule_visit", "subtype", "p_self_resolving"]
+    cols = ["wait", "reboot", "change_wifi_profile", "schedule_visit", "subtype",
+            "p_self_resolving"]  # fmt: skip
     if len(active) == 0:
         return pd.DataFrame(columns=cols)
     online = active["online"].to_numpy(dtype=bool)
@@ -150,10 +168,54 @@ def case_costs(
         + (wait - hang * w[:, jp])
     )
     reboot = np.where(online & (subtype == "hang"), reboot, np.nan)
+    # Wi-Fi profile change: ends the premises (Wi-Fi) share of the problem with p_wfix.
+    wifi_like = online & ~outage & (subtype == "wifi")
+    prem = q[:, jp]
+    p_wfix = model.wifi_profile_fix_prob
+    change = model.wifi_change_cost_brl + prem * (1 - p_wfix) * w[:, jp] + (wait - prem * w[:, jp])
+    change = np.where(wifi_like & active["impacted"].to_numpy(dtype=bool), change, np.nan)
     self_res = (q * ~never).sum(axis=1)
+    # Not hurt yet: the case is open on risk alone (see the module docstring).
+    if not_impacted.any():
+        out_rate = impact_cost_rate_brl_per_h(True, False, model)
+        q0 = np.column_stack([active[c].to_numpy(dtype=float) for c in CLASS_COLUMNS])
+        known = np.maximum(1.0 - q0[:, names.index("unknown")], 1e-9)
+        premises = q0[:, jp] / known
+        fixable_share = np.clip(
+            (q0[:, names.index("equipment_fail")] + q0[:, names.index("intermittent")]
+             + q0[:, jp]) / known, 0.0, 1.0,
+        )  # fmt: skip
+        # A scorer that leaves the cause open on rows without a symptom (the ML models do)
+        # says nothing about it: the observed precursors decide what the risk is about.
+        silent = known < 0.05
+        leak_seen = np.zeros(len(active), dtype=bool)
+        if "dhcp_fails_6h" in active and "latency_excess_ms" in active:
+            leak_seen = (active["dhcp_fails_6h"].to_numpy(dtype=float) >= 0.8) & (
+                active["latency_excess_ms"].to_numpy(dtype=float) > 12.0
+            )
+        drift_seen = np.zeros(len(active), dtype=bool)
+        if "rx_drop_db" in active and "tx_drop_db" in active:
+            drift_seen = (active["rx_drop_db"].to_numpy(dtype=float) >= 1.5) | (
+                active["tx_drop_db"].to_numpy(dtype=float) >= 1.5
+            )
+        premises = np.where(silent, leak_seen.astype(float), premises)
+        fixable_share = np.where(silent, drift_seen.astype(float), fixable_share)
+        leak = not_impacted & online & (premises >= 0.5)
+        drift = not_impacted & ~leak
+        t_react = review_h + 0.1  # the next round reboots the hung CPE (a few minutes down)
+        wait_leak = risk * (model.reboot_cost_brl + out_rate * t_react)
+        reboot_leak = model.reboot_cost_brl + (1 - p_fix) * wait_leak
+        later = C + out_rate * (review_h + delay)
+        wait_drift = risk * later
+        visit_drift = C + risk * (1 - fixable_share) * later
+        wait = np.where(leak, wait_leak, np.where(drift, wait_drift, wait))
+        reboot = np.where(leak, reboot_leak, reboot)
+        visit = np.where(leak, C + wait_leak, np.where(drift, visit_drift, visit))
+        subtype = np.where(leak, "leak", np.where(drift, "drift", subtype))
+        self_res = np.where(not_impacted, 1.0 - risk, self_res)
     return pd.DataFrame(
-        {"wait": wait, "reboot": reboot, "schedule_visit": visit, "subtype": subtype,
-         "p_self_resolving": self_res},
+        {"wait": wait, "reboot": reboot, "change_wifi_profile": change, "schedule_visit": visit,
+         "subtype": subtype, "p_self_resolving": self_res},
         index=active.index,
     )  # fmt: skip
 
@@ -198,11 +260,11 @@ class ExpectedCostPolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
-        table = case_costs(active, self.costs, self.review_h)
+        table = records(case_costs(active, self.costs, self.review_h))
         cooldown = self.settings.reboot_cooldown_minutes
-        for onu, r in active.iterrows():
+        # Plain dicts: a row-wise pandas Series per case costs more than the decision.
+        for onu, r, c in zip(active.index, records(active), table, strict=True):
             onu = str(onu)
-            c = table.loc[onu]
             case_id = r["case_id"] if isinstance(r["case_id"], str) else None
             last = r.get("last_reboot_at")
             since = (
@@ -213,6 +275,14 @@ class ExpectedCostPolicy(PolicyBase):
             options = {"wait": float(c["wait"]), "schedule_visit": float(c["schedule_visit"])}
             if not np.isnan(c["reboot"]) and since >= cooldown:
                 options["reboot"] = float(c["reboot"])
+            last_w = r.get("last_wifi_change_at")
+            since_w = (
+                np.inf
+                if last_w is None or pd.isna(last_w)
+                else (snap.ts - pd.Timestamp(last_w)).total_seconds() / 60.0
+            )
+            if not np.isnan(c["change_wifi_profile"]) and since_w >= cooldown:
+                options["change_wifi_profile"] = float(c["change_wifi_profile"])
             has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
             if has_visit or (r["impacted"] and r["impacted_min"] < self.min_visit_min):
                 options.pop("schedule_visit")
@@ -243,8 +313,14 @@ class ExpectedCostPolicy(PolicyBase):
                             confidence=probs[0], expected_cost_brl=options[best],
                             rationale=rationale)
                 )  # fmt: skip
+            elif best == "change_wifi_profile":
+                out.append(
+                    self._d(snap, onu, "change_wifi_profile", targets=(str(r["cpe_id"]),),
+                            case_id=case_id, confidence=probs[0],
+                            expected_cost_brl=options[best], rationale=rationale)
+                )  # fmt: skip
             elif best == "schedule_visit":
-                priority = "high" if r["impacted"] else "normal"
+                priority = "high" if r["outage"] else "normal"
                 out.append(
                     self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
                             confidence=float(max(probs[1], 1 - r["p_unknown"])),

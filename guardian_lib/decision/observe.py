@@ -105,9 +105,13 @@ STATUS_COLUMNS = (
     "calls_24h",
     "last_call_min",
     "flaps_24h",
+    "dhcp_fails_6h",
+    "latency_excess_ms",
 )
 _TELEMETRY = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 _DAY_S = 86400.0
+_DHCP_TAU_S = 6 * 3600.0  # DHCP failures are counted over about six hours
+_LAT_FAST_TAU_S = 3600.0  # the recent latency level: about an hour
 
 
 class Observer:
@@ -184,6 +188,9 @@ class Observer:
         self.last_call_s = np.full(n, -np.inf)
         self.calls = np.zeros(n)
         self.flaps = np.zeros(n)
+        self.dhcp_fails = np.zeros(n)
+        self.lat_base = np.full(n, np.nan)
+        self.lat_fast = np.full(n, np.nan)
         self._last_s = np.nan
 
     def row_of(self, onu_ids: pd.Series | np.ndarray | list) -> np.ndarray:
@@ -241,9 +248,20 @@ class Observer:
             base[fresh] = x[fresh]
             upd = online & ~np.isnan(x) & ~fresh
             base[upd] += alpha * (x[upd] - base[upd])
+        # Latency: a slow baseline and an hourly level; a leaking CPE (memory, DHCP
+        # table) adds tens of ms for hours before it hangs.
+        lat = v["latency_ms"]
+        ok = online & ~np.isnan(lat) & ~degraded
+        a_fast = 1.0 - np.exp(-dt / _LAT_FAST_TAU_S) if dt > 0 else 1.0
+        for base, a in ((self.lat_base, alpha), (self.lat_fast, a_fast)):
+            fresh = np.isnan(base) & ok
+            base[fresh] = lat[fresh]
+            upd = ok & ~fresh
+            base[upd] += a * (lat[upd] - base[upd])
         decay = np.exp(-dt / _DAY_S) if dt > 0 else 1.0
         self.calls *= decay
         self.flaps *= decay
+        self.dhcp_fails *= np.exp(-dt / _DHCP_TAU_S) if dt > 0 else 1.0
         if events is not None and len(events):
             self._fold_events(events, now)
 
@@ -282,6 +300,8 @@ class Observer:
             self.down_type[r[~self.online[r]]] = code
             if code == 1:
                 np.add.at(self.flaps, r, 1.0)
+        dhcp = self.row_of(ent[types == "DHCP_FAIL"])
+        np.add.at(self.dhcp_fails, dhcp[dhcp >= 0], 1.0)
         calls = types == "CUSTOMER_CALL"
         if calls.any():
             r = self._cust_index.get_indexer(pd.Index(ent[calls]))
@@ -299,7 +319,9 @@ class Observer:
             ``impacted_min`` (how long the current problem lasts, 0 if none) [min],
             ``stable_min`` (since when the ONU is back, ``inf`` if never impacted) [min],
             ``rx_drop_db``/``tx_drop_db`` (baseline minus current) [dB], ``calls_24h``
-            and ``flaps_24h`` (decayed counts) [-], ``last_call_min`` [min].
+            and ``flaps_24h`` (decayed counts) [-], ``last_call_min`` [min],
+            ``dhcp_fails_6h`` (failed DHCP renewals, decayed over 6 h) [-] and
+            ``latency_excess_ms`` (last hour's latency above the slow baseline) [ms].
         """
         now = self.now_s
         v = self.values
@@ -324,6 +346,8 @@ class Observer:
             calls_24h=self.calls.copy(),
             last_call_min=(now - self.last_call_s) / 60.0,
             flaps_24h=self.flaps.copy(),
+            dhcp_fails_6h=self.dhcp_fails.copy(),
+            latency_excess_ms=np.nan_to_num(self.lat_fast - self.lat_base, nan=0.0),
         )
         df = pd.DataFrame(cols, index=self.index, copy=False)
         return df

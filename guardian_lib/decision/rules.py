@@ -7,6 +7,18 @@
    per 6 h);
 3. back and stable for 30 min → close the case and avoid the visit;
 4. persists → schedule a visit with priority.
+
+How the notes are read where they leave room (each is a reason the rules once ordered
+more than twice the visits of today's practice):
+
+* "persists" means a problem a technician can fix: an ONU that went dark with a
+  *dying gasp* lost power at the customer's premises (the customer switched it off, or
+  the street has no power) and gets no visit, only the notice; a visit would find the
+  customer's equipment fine ("customer absent");
+* an ONU whose neighbours are also down (massive probability above the threshold but
+  not yet, or no longer, an incident) waits for the incident logic rather than a visit;
+* "persists" is counted from when the problem started (``impacted_min``), so a member
+  still down when its massive incident ends gets its visit at once (the hold lifts).
 """
 
 from __future__ import annotations
@@ -16,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from guardian_lib.decision._base import PolicyBase
+from guardian_lib.decision._base import PolicyBase, records
 from guardian_lib.decision._types import Decision, Snapshot
 
 __all__ = ["RulesPolicy"]
@@ -53,7 +65,7 @@ class RulesPolicy(PolicyBase):
         """Decisions for one snapshot (see the module docstring)."""
         snap = snapshot
         out, active, with_order = self.common_decisions(snap)
-        for onu, r in active.iterrows():
+        for onu, r in zip(active.index, records(active), strict=True):
             onu = str(onu)
             if not (r["impacted"] or r["risk_2h"] > self.high_risk):
                 continue
@@ -76,10 +88,14 @@ class RulesPolicy(PolicyBase):
                                        "top_reasons": reasons})
                 )  # fmt: skip
                 continue
-            opened = r.get("opened_at")
-            age = _minutes_since(snap.ts, opened) if case_id else 0.0
-            waited = since_reboot if r["reboots"] > 0 else age
+            waited = since_reboot if r["reboots"] > 0 else float(r["impacted_min"])
             has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
+            own_power_off = not r["online"] and r["down_type"] == "DYING_GASP"
+            neighbours_down = r["p_massive_outage"] + r["p_external_network"] > (
+                self.massive_threshold
+            )
+            if own_power_off or neighbours_down:
+                continue
             if waited >= self.persist_minutes and not has_visit:
                 out.append(
                     self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,

@@ -11,7 +11,9 @@ with either. Its rules, vectorised over the fleet:
 * online without PPPoE, neighbours fine → customer premises (a hung CPE);
 * RX below −27 dBm or drifting down from its baseline, BER up → intermittent;
   ONU TX drifting down → equipment failure;
-* latency / loss alone → customer premises (Wi-Fi) or unknown.
+* latency / loss alone → customer premises (Wi-Fi) or unknown;
+* a healthy-looking CPE whose latency sits well above its baseline and that failed DHCP
+  renewals → customer premises, high risk (a leaking CPE that will hang).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ __all__ = ["RuleScorer", "neighbour_stats", "LOW_RX_DBM"]
 
 #: RX below this is critical (:data:`guardian_lib.schema.RX_CRITICAL_DBM`). [dBm]
 LOW_RX_DBM = RX_CRITICAL_DBM
+#: Latency this far above the ONU's own baseline, with failed DHCP renewals, is a leak. [ms]
+LEAK_LATENCY_MS = 12.0
+#: Failed DHCP renewals (decayed over 6 h) that, with the latency, make a leak. [-]
+LEAK_DHCP_FAILS = 0.8
 
 
 class RuleScorer:
@@ -75,6 +81,14 @@ class RuleScorer:
         rxbad = online & ((rx_drop > 2.5) | (rx < LOW_RX_DBM) | (ber > 1e-6))
         txbad = online & (tx_drop > 2.0)
         wifi = degraded & ~rxbad & ~txbad
+        leak = np.zeros(n, dtype=bool)
+        if "dhcp_fails_6h" in st.columns and "latency_excess_ms" in st.columns:
+            leak = (
+                service
+                & ~degraded
+                & (st["dhcp_fails_6h"].to_numpy(dtype=float) >= LEAK_DHCP_FAILS)
+                & (st["latency_excess_ms"].to_numpy(dtype=float) > LEAK_LATENCY_MS)
+            )
 
         # Individual cause given a problem: rows are masks, columns CLASS_COLUMNS.
         ind = np.zeros((n, 6))
@@ -86,6 +100,7 @@ class RuleScorer:
             (wifi, [0, 0.55, 0.05, 0, 0, 0.40]),
             (rxbad, [0, 0.02, 0.1, 0, 0.78, 0.10]),
             (txbad, [0, 0.02, 0.75, 0, 0.13, 0.10]),
+            (leak, [0, 0.85, 0.0, 0, 0, 0.15]),
         ]
         for mask, probs in table:
             ind[mask] = probs
@@ -103,6 +118,8 @@ class RuleScorer:
         near = np.clip(1.0 - margin_db / 4.0, 0.0, 1.0) * (rxbad | txbad)
         anomaly = np.where(outage, 1.0, np.where(degraded, 0.75, np.maximum(drift, near * 0.8)))
         risk_24h = np.clip(0.01 + 0.9 * np.maximum(drift, near), 0.0, 1.0)
+        anomaly = np.where(leak, np.maximum(anomaly, 0.6), anomaly)
+        risk_24h = np.where(leak, np.maximum(risk_24h, 0.85), risk_24h)
         risk_24h = np.where(outage | degraded, 1.0, risk_24h)
         reasons = np.full(n, "[]", dtype=object)
         loss = st["loss_pct"].to_numpy(dtype=float)
@@ -121,6 +138,8 @@ class RuleScorer:
                 r.append(f"RX {rx_drop[i]:.1f} dB below baseline")
             if tx_drop[i] > 1.0:
                 r.append(f"TX {tx_drop[i]:.1f} dB below baseline")
+            if leak[i]:
+                r.append("latency above baseline and failed DHCP renewals: CPE leaking")
             if share[i] > 0.15:
                 r.append(f"{share[i]:.0%} of neighbours affected under {stype[i]} {skey[i]}")
             reasons[i] = json.dumps(r[:3])

@@ -59,10 +59,12 @@ from guardian_lib.operate.metrics import OperateMetrics, log_json
 from guardian_lib.operate.site import SiteConfig, read_secret
 from guardian_lib.operate.state import StateStore
 
-__all__ = ["Operator", "OperateSummary", "MODES", "safety_violations"]
+__all__ = ["Operator", "OperateSummary", "MODES", "KILL_SWITCH_FILENAME", "safety_violations"]
 
 log = logging.getLogger("guardian_lib.operate")
 MODES = ("simulate", "approve", "execute")
+#: Kill-switch file in the state folder, used unless the site sets ``kill_switch_file``.
+KILL_SWITCH_FILENAME = "KILL_SWITCH"
 _TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 
 
@@ -99,6 +101,11 @@ class Operator:
         self.summary = OperateSummary(mode=mode)
         self.summary.ambiguous_after_restart = self.store.mark_ambiguous()
         self.settings = site.autopilot_settings(mode)
+        if self.settings.kill_switch_file is None:
+            # `touch <state_dir>/KILL_SWITCH` stops every automatic action at the next decision.
+            self.settings = self.settings.model_copy(
+                update={"kill_switch_file": self.state_dir / KILL_SWITCH_FILENAME}
+            )
         self.warehouse = site.resolve(site.warehouse)
         self.inventory = load_inventory(site.resolve(site.inventory))
         self.source = SnmpTelemetrySource(self.inventory, environ)
@@ -112,6 +119,7 @@ class Operator:
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
+        self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
         self.loop: ClosedLoop | None = None
         #: Failed cycles (in total) after which :meth:`run` gives up and re-raises. [-]
         self.max_failed_cycles = 100
@@ -202,6 +210,8 @@ class Operator:
             self.loop.load_state_dict(saved["loop"])
             committed = self.store.last_cycle()
         self._restore_guard(self.autopilot.guard, committed)
+        if self.kill_signalled:
+            self.autopilot.guard.engage_kill_switch()
 
     def _model_scorer(self) -> Any:
         """The registered model as an unbound scorer (2 days of window), or None."""
@@ -463,9 +473,17 @@ class Operator:
         return self.summary
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT finish the current cycle, then :meth:`run` returns."""
+        """SIGTERM and SIGINT finish the current cycle, then :meth:`run` returns; SIGUSR1
+        turns the kill switch on (every later automatic action is blocked and audited)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGUSR1, lambda *_: self.engage_kill_switch())
+
+    def engage_kill_switch(self) -> None:
+        """Block every automatic action from now on (also before the first cycle)."""
+        self.kill_signalled = True
+        if self.autopilot is not None:
+            self.autopilot.guard.engage_kill_switch()
 
     def close(self) -> None:
         """Close the audit, the state, the clients and the metrics endpoint."""

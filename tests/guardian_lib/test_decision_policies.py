@@ -83,7 +83,7 @@ def snapshot(obs, ts, scorer=None, cases=None, orders=None, incidents=None) -> S
 
 def case_frame(onu: str, opened: pd.Timestamp, reboots=0, last_reboot=pd.NaT, visit=None):
     df = pd.DataFrame(
-        [["CASE1", opened, reboots, last_reboot, visit, False]],
+        [["CASE1", opened, reboots, last_reboot, visit, False, pd.NaT]],
         columns=list(CASE_COLUMNS),
         index=pd.Index([onu], name="onu_id"),
     )

@@ -146,3 +146,30 @@ def test_cli_keeps_the_autopilots_audit_where_the_dashboards_look(tmp_path):
     assert decisions["decision_id"].astype(str).str.startswith("AUT").all()
     again = CliRunner().invoke(app, args)
     assert again.exit_code != 0 and "exists" in again.output
+
+
+def test_summary_pairs_against_reactive_and_headline_reads_it():
+    from simulator.backtest import summarise
+    from simulator.backtest_cli import headline
+
+    def run(visits, cost, mttr):
+        return {"visits": visits, "total_cost_brl": cost, "mttr_hours": mttr,
+                "sla_availability_by_region": {"A": 0.999}}  # fmt: skip
+
+    per_seed = {
+        "reactive": [run(10, 2000.0, 10.0), run(12, 2400.0, 12.0), run(8, 1600.0, 9.0)],
+        "rules": [run(20, 3500.0, 8.0), run(22, 3900.0, 9.0), run(18, 3100.0, 7.0)],
+        "autopilot": [run(6, 1300.0, 8.0), run(7, 1500.0, 9.0), run(5, 1100.0, 7.0)],
+        "oracle": [run(5, 1000.0, 7.0), run(6, 1200.0, 8.0), run(4, 900.0, 6.0)],
+    }
+    s = summarise(per_seed, days=7.0)
+    a = s["autopilot"]
+    assert a["visits_avoided_vs_reactive_pct"]["mean"] == pytest.approx(100 * (1 - 18 / 30))
+    assert a["mttr_ratio_vs_reactive"]["mean"] == pytest.approx(24 / 31)
+    gap = a["rules_oracle_gap_share"]
+    assert gap["mean"] == pytest.approx((10500 - 3900) / (10500 - 3100))
+    assert 0 <= gap["ci95"][0] <= gap["mean"] <= gap["ci95"][1]
+    assert s["reactive"]["visits"]["ci95"][0] >= 0
+    line = headline({"policies": s})
+    assert "visits avoided per month" in line and "MTTR change" in line
+    assert headline({"policies": {"reactive": s["reactive"]}}) is None

@@ -1,0 +1,188 @@
+"""The oracle of the closed-loop backtest: a policy that knows the simulator's truth.
+
+:class:`OraclePolicy` sees the active faults of every ONU (kind, start, how long they
+will last if nobody acts) and picks the cheapest *correct* action for each, with the
+same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
+
+* a hung or leaking CPE → reboot (before it hangs, when it is leaking);
+* a drifting laser or a degrading fibre → one visit, planned to arrive before the fault
+  would hurt (they never end alone; the oracle knows when the outage would start);
+* Wi-Fi interference → a profile change when its expected gain beats its cost, a visit
+  when the remaining episode costs more than the visit;
+* a power cut at the customer's, a massive outage, an upstream failure, an unexplained
+  blip → never a visit (they end by themselves or by a crew);
+* a hang whose reboot failed → a visit only if the hang would otherwise outlast it.
+
+It is an upper bound on what any policy that only observes can do; the share of the
+rules → oracle gap that the autopilot closes is measured against it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from guardian_lib.decision import Decision, Snapshot
+from guardian_lib.decision._base import PolicyBase, records
+from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
+from guardian_lib.decision.costs import CostModel, impact_cost_rate_brl_per_h
+from simulator.engine import Simulation
+
+__all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS"]
+
+#: Fault kinds that only a technician ends (Wi-Fi: a visit also ends it for good).
+VISIT_KINDS = ("hardware_failure", "fibre_degradation")
+_RISKY = ("hardware_failure", "fibre_degradation", "cpe_hang", "wifi_interference")
+
+
+class TruthScorer:
+    """Predictions from the simulator's active faults (oracle only)."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+
+    def __call__(self, snap: Snapshot) -> pd.DataFrame:
+        """One row per ONU of ``snap.status``: the true class, risk 1 where a fault acts."""
+        n = len(snap.status)
+        probs = np.zeros((n, 6))
+        probs[:, 5] = 1.0
+        risk = np.zeros(n)
+        col = {c.removeprefix("p_").upper(): j for j, c in enumerate(CLASS_COLUMNS)}
+        for row, bucket in self.sim._active.items():
+            faults = [f for f in bucket.values() if f.recorded]
+            if not faults:
+                continue
+            probs[row] = 0.0
+            probs[row, col[faults[0].cause_class]] = 1.0
+            if any(f.kind in _RISKY for f in faults):
+                risk[row] = 1.0
+        impacted = snap.status["impacted"].to_numpy(dtype=bool)
+        out = pd.DataFrame(
+            {
+                "ts": snap.ts,
+                "onu_id": snap.status.index.to_numpy(),
+                "anomaly_score": np.maximum(impacted, risk),
+                **{c: probs[:, j] for j, c in enumerate(CLASS_COLUMNS)},
+                "risk_2h": risk,
+                "risk_6h": risk,
+                "risk_24h": risk,
+                "model_version": "truth",
+                "top_reasons": "[]",
+            }
+        )
+        return out[list(PREDICTION_COLUMNS)]
+
+
+def _minutes_since(ts: pd.Timestamp, then) -> float:
+    if then is None or pd.isna(then):
+        return np.inf
+    return (ts - pd.Timestamp(then)).total_seconds() / 60.0
+
+
+@dataclass
+class OraclePolicy(PolicyBase):
+    """Knows the active faults; picks the cheapest correct action (module docstring).
+
+    Parameters
+    ----------
+    sim : Simulation
+        The simulation whose truth the oracle reads.
+    costs : CostModel, optional
+    cooldown_minutes : float, default 360
+        Between two reboots or Wi-Fi changes of the same CPE (the safety limit). [min]
+    visit_delay_h : float, default 2
+        Time from a priority order to a technician on site (the backtest's field
+        adapter: 1 h, plus travel and work). [h]
+    visit_lead_h : float, default 6
+        A fault that only a visit ends gets its visit when it would hurt within this
+        time (the oracle knows when): early enough for the technician to arrive first,
+        late enough not to pay for visits whose benefit falls beyond the horizon. [h]
+    """
+
+    sim: Simulation | None = None
+    costs: CostModel = field(default_factory=CostModel)
+    cooldown_minutes: float = 360.0
+    visit_delay_h: float = 2.0
+    visit_lead_h: float = 6.0
+    massive_threshold: float = 0.5
+    min_neighbours: int = 1
+    name: str = "oracle"
+    version: str = "2"
+
+    def decide(self, snapshot: Snapshot) -> list[Decision]:
+        """Decisions from ground truth."""
+        snap = snapshot
+        out, active, with_order = self.common_decisions(snap)
+        if len(active) == 0:
+            return out
+        row_of = {o: i for i, o in enumerate(self.sim.onu_ids.tolist())}
+        now_s = self.sim.env.now
+        c = self.costs
+        out_rate = float(impact_cost_rate_brl_per_h(True, True, c))
+        deg_rate = float(impact_cost_rate_brl_per_h(False, True, c))
+        p_wfix = self.sim.scenario.faults.wifi_profile_fix_prob
+        for onu, r in zip(active.index, records(active), strict=True):
+            onu = str(onu)
+            faults = [f for f in self.sim.active_faults(row_of[onu]) if f.recorded]
+            kinds = {f.kind for f in faults}
+            case_id = r["case_id"] if isinstance(r["case_id"], str) else None
+            since = _minutes_since(snap.ts, r.get("last_reboot_at"))
+            since_w = _minutes_since(snap.ts, r.get("last_wifi_change_at"))
+            has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
+            why = {"truth": sorted(kinds)}
+            if r["outage"] and not r["notified"] and r["impacted_min"] >= 10:
+                out.append(self._d(snap, onu, "notify", targets=(onu,), case_id=case_id,
+                                   params={"template": "individual_problem", "until_h": 6.0}))  # fmt: skip
+            action = None
+            hang = next((f for f in faults if f.kind == "cpe_hang"), None)
+            wifi = next((f for f in faults if f.kind == "wifi_interference"), None)
+            visit_faults = [f for f in faults if f.kind in VISIT_KINDS]
+            if visit_faults:
+                # Needed sooner or later: planned to arrive just before it would hurt.
+                hurts_in_h = min(self._hurts_in_h(f, now_s) for f in visit_faults)
+                due = hurts_in_h <= self.visit_lead_h or r["impacted"]
+                action = "schedule_visit" if due and not has_visit else None
+            elif hang is not None:
+                if r["online"] and since >= self.cooldown_minutes:
+                    action = "reboot"
+                elif hang.params.get("hung") and not has_visit:
+                    left_h = self._left_h(hang, now_s)
+                    if left_h * out_rate > c.cost_per_visit_brl + out_rate * self.visit_delay_h:
+                        action = "schedule_visit"
+            elif wifi is not None and r["impacted"]:
+                left_h = self._left_h(wifi, now_s)
+                if not has_visit and left_h * deg_rate > c.cost_per_visit_brl:
+                    action = "schedule_visit"
+                elif since_w >= self.cooldown_minutes and (
+                    p_wfix * left_h * deg_rate > c.wifi_change_cost_brl
+                ):
+                    action = "change_wifi_profile"
+            if action == "reboot" or action == "change_wifi_profile":
+                out.append(self._d(snap, onu, action, targets=(str(r["cpe_id"]),),
+                                   case_id=case_id, rationale=why))  # fmt: skip
+            elif action == "schedule_visit":
+                # Wi-Fi that may end before the technician comes: the next regular slot
+                # (a visit cancelled because it ended costs nothing); the rest at once.
+                priority = "normal" if wifi is not None and not visit_faults else "high"
+                out.append(self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
+                                   rationale=why,
+                                   params={"priority": priority, "reason": "oracle"}))  # fmt: skip
+        return out
+
+    @staticmethod
+    def _hurts_in_h(fault, now_s: float) -> float:
+        """Hours until a fault starts hurting the customer (0 once it does). [h]"""
+        start = fault.impact_start_s
+        return 0.0 if start is None else max(start - now_s, 0.0) / 3600.0
+
+    @staticmethod
+    def _left_h(fault, now_s: float) -> float:
+        """Hours a timer-ended fault still lasts if nobody acts (inf if only a visit ends it)."""
+        if fault.duration_s is None:
+            return np.inf
+        begin = fault.start_s
+        if fault.kind == "cpe_hang":
+            begin = fault.start_s + fault.params.get("precursor_s", 0.0)
+        return max(begin + fault.duration_s - now_s, 0.0) / 3600.0
