@@ -42,11 +42,16 @@ from guardian_lib.layout import RunLayout
 __all__ = ["ApiConfig", "create_app", "ENDPOINTS", "PREFIX", "REQUESTABLE_ACTIONS"]
 
 PREFIX = "/api/v1"
+#: Failed logins of one user name per minute before ``/auth/login`` answers 429. [1/min]
+LOGIN_FAILURES_PER_MINUTE = 5
+#: Lifetime of a token made by ``POST /auth/login`` (a dashboard session). [h]
+LOGIN_TOKEN_HOURS = 8.0
 #: Actions an operator may request through ``POST /decision/execute``.
 REQUESTABLE_ACTIONS = ("reboot", "schedule_visit")
 #: (method, path, permission or None for public, region-scoped?) of every route.
 ENDPOINTS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("GET", "/health", None, False),
+    ("POST", "/auth/login", None, False),
     ("GET", "/customers/{customer_id}/timeline", "read", True),
     ("GET", "/risk", "read", True),
     ("GET", "/incidents/active", "read", True),
@@ -148,6 +153,14 @@ class DecisionRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="Action parameters.")
 
 
+class LoginRequest(BaseModel):
+    """Body of ``POST /auth/login``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
 class WebhookRequest(BaseModel):
     """Body of ``POST /webhooks``."""
 
@@ -164,8 +177,14 @@ class _RateLimiter:
         self._calls: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
-    def allow(self, key: str) -> float | None:
-        """None when allowed (and counted), else seconds until the next call may pass."""
+    def wait(self, key: str, count: bool = False) -> float | None:
+        """Seconds until ``key`` may pass again, or None when it may pass now.
+
+        Parameters
+        ----------
+        count : bool, default False
+            Count this call when it passes.
+        """
         now = time.monotonic()
         with self._lock:
             q = self._calls[key]
@@ -173,8 +192,13 @@ class _RateLimiter:
                 q.popleft()
             if len(q) >= self.per_minute:
                 return 60.0 - (now - q[0])
-            q.append(now)
+            if count:
+                q.append(now)
             return None
+
+    def allow(self, key: str) -> float | None:
+        """None when allowed (and counted), else seconds until the next call may pass."""
+        return self.wait(key, count=True)
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -222,6 +246,7 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
     reader = WarehouseReader(cfg.run, cfg.subscribers)
     trail = ApiTrail(cfg.audit_path())
     limiter = _RateLimiter(cfg.execute_per_minute)
+    login_failures = _RateLimiter(LOGIN_FAILURES_PER_MINUTE)
     bearer = HTTPBearer(auto_error=False, description="An API token: guardian users token NAME")
 
     @asynccontextmanager
@@ -334,6 +359,37 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
         """Liveness and what this API serves (no token needed; no data)."""
         return {"status": "ok", "mode": "run" if cfg.read_only else "site",
                 "time": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+
+    @api.post("/auth/login", tags=["meta"])
+    def login(request: Request, body: LoginRequest) -> dict[str, Any]:
+        """Exchange a user's password for a token valid for 8 hours (the dashboard's login).
+
+        Unknown user and wrong password get the same 401; after 5 failures of one name
+        within a minute, 429 until the minute has passed (successes are not counted).
+        """
+        client = request.client.host if request.client else None
+
+        def record(status: int, role: str | None = None, token_id: str | None = None) -> None:
+            trail.record(user=body.name, role=role, token_id=token_id, method="POST",
+                         path=request.url.path, action="login", target=body.name,
+                         status=status, comment="", client=client)  # fmt: skip
+
+        wait = login_failures.wait(body.name)
+        if wait is not None:
+            record(429)
+            raise Problem(429, "rate-limited", "too many failed logins; wait a minute",
+                          headers={"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
+        users.reload_if_changed()
+        user = users.check_password(body.name, body.password)
+        if user is None:
+            login_failures.allow(body.name)
+            record(401)
+            raise Problem(401, "invalid-credentials", "unknown user or wrong password",
+                          field="body.password")  # fmt: skip
+        token, info = users.issue_token(user.name, expires_days=LOGIN_TOKEN_HOURS / 24.0)
+        record(200, user.role, info.token_id)
+        return {"token": token, "token_id": info.token_id, "expires_at": info.expires_at,
+                "user": user.to_dict()}  # fmt: skip
 
     # --- reads --------------------------------------------------------------------------------
     @api.get("/risk", tags=["risk"])

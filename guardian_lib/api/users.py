@@ -62,6 +62,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _TOKEN = re.compile(r"^ngt_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")
 _FORMAT_VERSION = 1
+#: Expired tokens are dropped from the file this long after their expiry. [s]
+_FORGET_EXPIRED_S = 30 * 86400.0
 
 
 class UsersError(GuardianError, ValueError):
@@ -336,6 +338,13 @@ class UserStore:
         token_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now = self.clock()
+        # forget tokens expired for a month (logins make one per session); the API's audit
+        # file keeps who used which token id
+        self._data["tokens"] = {
+            k: t
+            for k, t in self._data["tokens"].items()
+            if t["expires_at"] is None or t["expires_at"] > now - _FORGET_EXPIRED_S
+        }
         self._data["tokens"][token_id] = {
             "user": name,
             "sha256": _digest(secret),

@@ -111,6 +111,7 @@ def world(tmp_path_factory):
         tokens[(role, "north")] = users.issue_token(f"{role}-n")[0]
         users.add(f"{role}-all", role)
         tokens[(role, None)] = users.issue_token(f"{role}-all")[0]
+    users.add("pw-user", "viewer", password="pw-user-secret")
     cfg = ApiConfig(run=run, users=root / "users.json", state=state, execute_per_minute=1000)
     client = TestClient(create_app(cfg, users))
     return {"run": run, "state": state, "users": users, "tokens": tokens, "client": client,
@@ -142,6 +143,8 @@ def _request(world, method: str, path: str, region: str):
         name = f"throwaway-{len(world['users'].users())}"
         world["users"].add(name, "viewer")
         return method, f"/tokens/{world['users'].issue_token(name)[1].token_id}", None
+    if path == "/auth/login":
+        return method, path, {"name": "pw-user", "password": "pw-user-secret"}
     if path == "/webhooks" and method == "POST":
         return method, path, {"url": "http://127.0.0.1:9/hook", "events": ["decision"]}
     if path == "/webhooks/{webhook_id}":
@@ -579,3 +582,33 @@ def test_run_mode_serves_a_simulated_and_ingested_run(tiny_run, tmp_path):
     assert by_region["total"] >= 1 and {x["region"] for x in by_region["items"]} == {region}
     for path in ("/risk?min=0", "/metrics/kpis", "/incidents/active"):
         assert c.get(PREFIX + path, headers=tok).status_code == 200, path
+
+
+def test_login_exchanges_a_password_for_a_short_token_and_is_throttled(world, tmp_path):
+    users = UserStore(tmp_path / "u.json")
+    users.add("ana", "operator", ["north"], password="ana-long-password")
+    cfg = ApiConfig(run=world["run"], users=tmp_path / "u.json", state=world["state"],
+                    audit=tmp_path / "audit.jsonl")  # fmt: skip
+    c = TestClient(create_app(cfg, users))
+    ok = c.post(PREFIX + "/auth/login", json={"name": "ana", "password": "ana-long-password"})
+    assert ok.status_code == 200, ok.text
+    body = ok.json()
+    assert body["user"] == {"name": "ana", "role": "operator", "regions": ["north"],
+                            "disabled": False}  # fmt: skip
+    info = next(t for t in users.tokens("ana") if t.token_id == body["token_id"])
+    assert info.expires_at - info.created_at == pytest.approx(8 * 3600)
+    assert c.get(PREFIX + "/risk", headers=auth(body["token"])).status_code == 200
+    wrong = c.post(PREFIX + "/auth/login", json={"name": "ana", "password": "nope-nope"})
+    unknown = c.post(PREFIX + "/auth/login", json={"name": "bob", "password": "nope-nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["detail"] == unknown.json()["detail"]
+    codes = [c.post(PREFIX + "/auth/login", json={"name": "ana", "password": "x"}).status_code
+             for _ in range(5)]  # fmt: skip
+    assert codes == [401, 401, 401, 401, 429]
+    # throttled: even the right password waits
+    again = c.post(PREFIX + "/auth/login", json={"name": "ana", "password": "ana-long-password"})
+    assert again.status_code == 429 and int(again.headers["retry-after"]) >= 1
+    trail = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [t["status"] for t in trail if t["action"] == "login"] == [200, 401, 401, 401, 401,
+                                                                      401, 401, 429, 429]  # fmt: skip
+    assert "ana-long-password" not in (tmp_path / "audit.jsonl").read_text()

@@ -174,3 +174,18 @@ def test_guardian_users_cli(tmp_path):
         UserStore(users).authenticate(token)
     assert r.invoke(app, ["users", "disable", "vi", "--users", str(users)]).exit_code == 0
     assert UserStore(users).get("vi").disabled
+
+
+def test_tokens_expired_for_a_month_are_forgotten(tmp_path):
+    clock = Clock()
+    store = UserStore(tmp_path / "u.json", clock=clock)
+    store.add("ana", "viewer")
+    _, old = store.issue_token("ana", expires_days=1)
+    _, forever = store.issue_token("ana", expires_days=None)
+    clock.t += 30 * 86400  # expired 29 days ago: kept
+    store.issue_token("ana")
+    assert old.token_id in {t.token_id for t in store.tokens()}
+    clock.t += 2 * 86400  # expired 31 days ago: dropped at the next issue
+    store.issue_token("ana")
+    ids = {t.token_id for t in UserStore(tmp_path / "u.json").tokens()}
+    assert old.token_id not in ids and forever.token_id in ids and len(ids) == 3
