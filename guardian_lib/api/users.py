@@ -16,6 +16,7 @@ old one atomically, so a crash never leaves a half-written users file.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -24,6 +25,8 @@ import re
 import secrets
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,7 +256,21 @@ class UserStore:
         os.replace(tmp, self.path)
         self._mtime = self.path.stat().st_mtime_ns
 
-    # --- users ----------------------------------------------------------------------------
+    @contextmanager
+    def _mutate(self) -> Iterator[None]:
+        """Read-modify-write under an exclusive lock: ``guardian users`` and a running API
+        may change the file at the same time (a login makes a token) without losing either
+        change. Nothing is written when the body raises."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(f".{self.path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._load()  # what is on disk now, not what this process read earlier
+            yield
+            self._save()
+        finally:
+            os.close(fd)  # releases the lock
+
     def add(
         self,
         name: str,
@@ -268,6 +285,39 @@ class UserStore:
         UsersError
             Bad name or role, empty region, or the user exists.
         """
+        with self._mutate():
+            return self._add(name, role, regions, password)
+
+    def disable(self, name: str) -> User:
+        """Disable a user: their tokens and password stop working at once."""
+        with self._mutate():
+            return self._disable(name)
+
+    def issue_token(self, name: str, expires_days: float | None = 90.0) -> tuple[str, TokenInfo]:
+        """Make a token for ``name``; returns the token (shown once) and its stored row.
+
+        Parameters
+        ----------
+        name : str
+        expires_days : float or None, default 90
+            Lifetime [days]; None: never expires.
+        """
+        with self._mutate():
+            return self._issue_token(name, expires_days)
+
+    def revoke(self, token_id: str) -> TokenInfo:
+        """Revoke a token (it stops working at once; the row stays for the record)."""
+        with self._mutate():
+            return self._revoke(token_id)
+
+    # --- users ----------------------------------------------------------------------------
+    def _add(
+        self,
+        name: str,
+        role: str,
+        regions: list[str] | tuple[str, ...] = (),
+        password: str | None = None,
+    ) -> User:
         if not _NAME.match(name):
             raise UsersError(
                 f"name: expected 1-64 letters, digits or _.@- (starting with a letter or "
@@ -286,7 +336,6 @@ class UserStore:
             "disabled": False,
             "created_at": self.clock(),
         }
-        self._save()
         return self.get(name)
 
     def get(self, name: str) -> User:
@@ -306,11 +355,9 @@ class UserStore:
         """Every user, by name."""
         return [self.get(n) for n in sorted(self._data["users"])]
 
-    def disable(self, name: str) -> User:
-        """Disable a user: their tokens and password stop working at once."""
+    def _disable(self, name: str) -> User:
         self.get(name)
         self._data["users"][name]["disabled"] = True
-        self._save()
         return self.get(name)
 
     def check_password(self, name: str, password: str) -> User | None:
@@ -321,15 +368,7 @@ class UserStore:
         return self.get(name) if verify_password(u.get("password_hash"), password) else None
 
     # --- tokens ---------------------------------------------------------------------------
-    def issue_token(self, name: str, expires_days: float | None = 90.0) -> tuple[str, TokenInfo]:
-        """Make a token for ``name``; returns the token (shown once) and its stored row.
-
-        Parameters
-        ----------
-        name : str
-        expires_days : float or None, default 90
-            Lifetime [days]; None: never expires.
-        """
+    def _issue_token(self, name: str, expires_days: float | None) -> tuple[str, TokenInfo]:
         user = self.get(name)
         if user.disabled:
             raise UsersError(f"{self.path}: user {name!r} is disabled")
@@ -352,7 +391,6 @@ class UserStore:
             "expires_at": None if expires_days is None else now + expires_days * 86400.0,
             "revoked": False,
         }
-        self._save()
         return f"ngt_{token_id}_{secret}", self._token(token_id)
 
     def _token(self, token_id: str) -> TokenInfo:
@@ -366,12 +404,10 @@ class UserStore:
             (r for r in rows if name is None or r.user == name), key=lambda r: r.created_at
         )
 
-    def revoke(self, token_id: str) -> TokenInfo:
-        """Revoke a token (it stops working at once; the row stays for the record)."""
+    def _revoke(self, token_id: str) -> TokenInfo:
         if token_id not in self._data["tokens"]:
             raise UsersError(f"{self.path}: no token {token_id!r}")
         self._data["tokens"][token_id]["revoked"] = True
-        self._save()
         return self._token(token_id)
 
     def authenticate(self, token: str | None) -> tuple[User, str]:

@@ -189,3 +189,16 @@ def test_tokens_expired_for_a_month_are_forgotten(tmp_path):
     store.issue_token("ana")
     ids = {t.token_id for t in UserStore(tmp_path / "u.json").tokens()}
     assert old.token_id not in ids and forever.token_id in ids and len(ids) == 3
+
+
+def test_two_writers_do_not_lose_each_others_changes(tmp_path):
+    """The CLI and a running API each hold a store of the same file."""
+    path = tmp_path / "u.json"
+    UserStore(path).add("ana", "operator")
+    api, cli = UserStore(path), UserStore(path)
+    _, by_api = api.issue_token("ana")  # e.g. a login
+    cli.add("bo", "viewer")  # cli read the file before that token existed
+    _, by_cli = cli.issue_token("bo")
+    fresh = UserStore(path)
+    assert {u.name for u in fresh.users()} == {"ana", "bo"}
+    assert {t.token_id for t in fresh.tokens()} == {by_api.token_id, by_cli.token_id}
