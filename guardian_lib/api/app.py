@@ -32,7 +32,7 @@ from fastapi import Path as PathParam
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardian_lib.api.data import RISK_WINDOWS, WarehouseBusy, WarehouseReader
+from guardian_lib.api.data import WarehouseBusy, WarehouseReader
 from guardian_lib.api.problems import Problem, install_problem_handlers
 from guardian_lib.api.trail import ApiTrail
 from guardian_lib.api.users import AuthError, User, UserStore
@@ -403,16 +403,13 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         """The risk queue: each ONU's newest prediction at or above ``min``, riskiest first."""
         regions = region_filter(user, region)
-        col = RISK_WINDOWS[window]
-        latest = reader.latest_predictions()
-        sel = latest[latest[col] >= min]
+        queue, risk_desc, region_arr = reader.risk_queue(window)
+        # rows are sorted by risk, descending: those >= min are a prefix
+        n = int(np.searchsorted(-risk_desc, -min, side="right"))
+        sel = queue.iloc[:n]
         if regions is not None:
-            sel = sel[sel["region"].isin(regions)]
-        sel = sel.sort_values([col, "onu_id"], ascending=[False, True])
-        cols = ["onu_id", "customer_id", "region", "olt_id", "pon_id", "ts", col,
-                "anomaly_score", "top_reasons"]  # fmt: skip
-        out = _page(sel[[c for c in cols if c in sel.columns]].rename(columns={col: "risk"}),
-                    limit, offset)  # fmt: skip
+            sel = sel[np.isin(region_arr[:n], regions)]
+        out = _page(sel, limit, offset)
         return out | {"window": window, "min": min}
 
     @api.get("/customers/{customer_id}/timeline", tags=["customers"])

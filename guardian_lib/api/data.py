@@ -74,6 +74,7 @@ class WarehouseReader:
         self._pred_key: Any = None
         self._latest: pd.DataFrame | None = None
         self._sorted: dict[str, tuple[Any, pd.DataFrame, Any]] = {}
+        self._risk_sorted: dict[str, tuple[Any, Any]] = {}
         self._onu_region: dict[str, Any] = {}
         self._pon_region: dict[str, Any] = {}
         self._customer_row: dict[str, int] = {}
@@ -233,7 +234,7 @@ class WarehouseReader:
         ``customer_id`` joined (empty frame when the run has none). Cached per file set."""
         frame, _ = self._predictions()
         inv = self.inventory()
-        key = (id(frame), self._inv_key)
+        key = (self._sorted["predictions"][0], self._inv_key)  # files' (path, mtime, size)
         with self._lock:
             if key == self._pred_key and self._latest is not None:
                 return self._latest
@@ -249,6 +250,38 @@ class WarehouseReader:
         with self._lock:
             self._latest, self._pred_key = latest, key
         return latest
+
+    def risk_queue(self, window: str) -> tuple[pd.DataFrame, Any, Any]:
+        """Newest predictions sorted by the risk of ``window`` (riskiest first, then ONU id).
+
+        Returns
+        -------
+        queue : DataFrame
+            ``onu_id``, ``customer_id``, ``region``, ``olt_id``, ``pon_id``, ``ts``,
+            ``risk``, ``anomaly_score``, ``top_reasons``.
+        risk : ndarray
+            The ``risk`` column (descending), for a binary search of a threshold. [-]
+        region : ndarray
+            The ``region`` column as strings, for a vectorized region filter.
+        """
+        latest = self.latest_predictions()
+        col = RISK_WINDOWS[window]
+        key = self._pred_key
+        with self._lock:
+            hit = self._risk_sorted.get(window)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        cols = ["onu_id", "customer_id", "region", "olt_id", "pon_id", "ts", col,
+                "anomaly_score", "top_reasons"]  # fmt: skip
+        queue = latest[[c for c in cols if c in latest.columns]].copy()
+        queue[col] = pd.to_numeric(queue[col], errors="coerce").fillna(-1.0)
+        queue = queue.sort_values([col, "onu_id"], ascending=[False, True], kind="stable")
+        queue = queue.rename(columns={col: "risk"}).reset_index(drop=True)
+        value = (queue, queue["risk"].to_numpy(dtype=float),
+                 queue["region"].astype(str).to_numpy())  # fmt: skip
+        with self._lock:
+            self._risk_sorted[window] = (key, value)
+        return value
 
     def predictions_of(self, onu_id: str, limit: int) -> pd.DataFrame:
         """The newest ``limit`` predictions of one ONU, newest first."""

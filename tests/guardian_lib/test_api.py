@@ -612,3 +612,25 @@ def test_login_exchanges_a_password_for_a_short_token_and_is_throttled(world, tm
     assert [t["status"] for t in trail if t["action"] == "login"] == [200, 401, 401, 401, 401,
                                                                       401, 401, 429, 429]  # fmt: skip
     assert "ana-long-password" not in (tmp_path / "audit.jsonl").read_text()
+
+
+def test_new_predictions_and_inventory_are_served_without_a_restart(tmp_path):
+    run = tmp_path / "run"
+    make_warehouse(run)
+    users = UserStore(tmp_path / "u.json")
+    users.add("ana", "viewer")
+    tok = auth(users.issue_token("ana")[0])
+    c = TestClient(create_app(ApiConfig(run=run, users=tmp_path / "u.json"), users))
+    first = c.get(PREFIX + "/risk?min=0.8", headers=tok).json()["items"]
+    assert [i["onu_id"] for i in first] == ["ONU-N1"]
+    newer = pd.DataFrame({"ts": [T0 + pd.Timedelta("15min")], "onu_id": ["ONU-N2"],
+                          "risk_2h": [0.3], "risk_6h": [0.6], "risk_24h": [0.95],
+                          "anomaly_score": [0.5], "model_version": ["v2"],
+                          "top_reasons": ["[]"]})  # fmt: skip
+    newer.to_parquet(RunLayout(run).predictions / "part-1.parquet")
+    con = duckdb.connect(str(RunLayout(run).warehouse))
+    con.execute("UPDATE olts SET region = 'east' WHERE olt_id = 'OLT-N'")
+    con.close()
+    items = c.get(PREFIX + "/risk?min=0.8", headers=tok).json()["items"]
+    assert [(i["onu_id"], i["risk"], i["region"]) for i in items] == [
+        ("ONU-N2", 0.95, "east"), ("ONU-N1", 0.9, "east")]  # fmt: skip
