@@ -202,3 +202,24 @@ def test_two_writers_do_not_lose_each_others_changes(tmp_path):
     fresh = UserStore(path)
     assert {u.name for u in fresh.users()} == {"ana", "bo"}
     assert {t.token_id for t in fresh.tokens()} == {by_api.token_id, by_cli.token_id}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "exactly one of --run"),
+        (["--run", "r", "--site", "s.yaml"], "exactly one of --run"),
+        (["--site", "s.yaml"], "--site needs --state"),
+        (["--run", "r", "--state", "st"], "--state goes with --site"),
+        (["--run", "r", "--port", "0"], "--port"),
+    ],
+)
+def test_guardian_api_refuses_contradictory_options(tmp_path, args, message):
+    import typer
+
+    from guardian_lib.api.cli import register
+
+    app = typer.Typer()
+    register(app)
+    out = CliRunner().invoke(app, ["api", "--users", str(tmp_path / "u.json"), *args])
+    assert out.exit_code == 2 and message in out.output
