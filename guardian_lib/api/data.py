@@ -1,11 +1,11 @@
 """What the API reads from a run folder, without ever holding a lock ``guardian operate`` needs.
 
-DuckDB allows one writing process per file, and a reader's read-only connection keeps a
-writer out while it is open. So the API opens ``warehouse.duckdb`` read-only only for the
-instant it takes to copy the small inventory tables into memory (again when the file
-changes), and reads the Parquet lake (predictions, events) through an in-memory DuckDB
-connection that never touches the warehouse file. A writer that holds the file at that
-instant makes the API retry briefly and then answer 503, never wait on it.
+DuckDB allows one writing process per file, and a reader's connection, even read-only,
+keeps a writer out while it is open. So the API never opens ``warehouse.duckdb`` or
+operate's ``audit.duckdb`` in place: when one changes it copies it (with its WAL) into a
+private temporary folder, reads the small tables it needs from the copy into memory and
+deletes the copy. The Parquet lake (predictions, events) is read through an in-memory
+DuckDB connection. Nothing the API does can make a writer fail or wait.
 """
 
 from __future__ import annotations
@@ -75,20 +75,42 @@ class WarehouseReader:
         self._latest: pd.DataFrame | None = None
         self._sorted: dict[str, tuple[Any, pd.DataFrame, Any]] = {}
         self._risk_sorted: dict[str, tuple[Any, Any]] = {}
+        self._incidents: tuple[Any, pd.DataFrame] | None = None
         self._onu_region: dict[str, Any] = {}
         self._pon_region: dict[str, Any] = {}
         self._customer_row: dict[str, int] = {}
 
     # --- inventory --------------------------------------------------------------------------
-    def _open_read_only(self) -> duckdb.DuckDBPyConnection:
+    def _read_copy(self, db: Path, read: Any) -> Any:
+        """``read(con)`` on a private copy of the DuckDB file ``db`` (and its WAL).
+
+        A writer (``guardian operate``, ``guardian ingest``) must be able to open its file
+        at any moment, and DuckDB refuses a writer while another process has the file
+        open, even read-only. So the API never opens the file in place: it copies it and
+        reads the copy (DuckDB replays a copied WAL). A copy taken in the middle of a
+        checkpoint may be unreadable: retried ``lock_retries`` times, then 503.
+        """
+        import shutil
+        import tempfile
+
+        wal = db.with_name(db.name + ".wal")
         last: Exception | None = None
         for _ in range(max(1, self.lock_retries)):
-            try:
-                return duckdb.connect(str(self.layout.warehouse), read_only=True)
-            except duckdb.IOException as exc:  # a writer holds the file: retry, then 503
-                last = exc
-                time.sleep(self.lock_wait_s)
-        raise WarehouseBusy(f"{self.layout.warehouse}: busy (held by a writer): {last}")
+            with tempfile.TemporaryDirectory(prefix="guardian-api-") as tmp:
+                copy = Path(tmp) / db.name
+                try:
+                    shutil.copyfile(db, copy)
+                    if wal.exists():
+                        shutil.copyfile(wal, copy.with_name(copy.name + ".wal"))
+                    con = duckdb.connect(str(copy), read_only=True)
+                    try:
+                        return read(con)
+                    finally:
+                        con.close()
+                except (OSError, duckdb.Error) as exc:
+                    last = exc
+            time.sleep(self.lock_wait_s)
+        raise WarehouseBusy(f"{db}: unreadable while being written, retry: {last}")
 
     def _file_key(self, path: Path | None) -> Any:
         if path is None or not path.exists():
@@ -99,19 +121,17 @@ class WarehouseReader:
     def _read_tables(self) -> dict[str, pd.DataFrame]:
         if not self.layout.warehouse.exists():
             return {}
-        con = self._open_read_only()
-        try:
-            have = {
-                r[0]
-                for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-            }
+
+        def read(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame]:
+            sql = "SELECT table_name FROM information_schema.tables"
+            have = {r[0] for r in con.execute(sql).fetchall()}
             return {
                 t: con.execute(f"SELECT * FROM {t}").df()
                 for t in (*INVENTORY_TABLES, "service_orders")
                 if t in have
             }
-        finally:
-            con.close()
+
+        return self._read_copy(self.layout.warehouse, read)
 
     def _from_subscribers(self) -> dict[str, pd.DataFrame]:
         """Inventory tables from a site's subscribers file (operate's warehouse has none)."""
@@ -309,34 +329,35 @@ class WarehouseReader:
     def open_incidents(self, audit_file: Path) -> pd.DataFrame:
         """Incidents whose latest row has no end, from an audit DuckDB file (empty if none).
 
+        Read through a copy (:meth:`_read_copy`) when the file or its WAL changed:
+        ``guardian operate`` holds its audit file for writing while it runs.
+
         Raises
         ------
         WarehouseBusy
-            The audit file is held by its writer (``guardian operate`` keeps its own
-            open while it runs).
+            Every copy was unreadable (taken in the middle of a checkpoint); retry.
         """
         from guardian_lib.audit import latest_incidents
 
         if not audit_file.exists():
             return pd.DataFrame()
-        last: Exception | None = None
-        for _ in range(max(1, self.lock_retries)):
-            try:
-                con = duckdb.connect(str(audit_file), read_only=True)
-                break
-            except duckdb.IOException as exc:
-                last = exc
-                time.sleep(self.lock_wait_s)
-        else:
-            raise WarehouseBusy(f"{audit_file}: busy (held by its writer): {last}")
-        try:
+        wal = audit_file.with_name(audit_file.name + ".wal")
+        key = (str(audit_file), self._file_key(audit_file), self._file_key(wal))
+        with self._lock:
+            hit = self._incidents
+            if hit is not None and hit[0] == key:
+                return hit[1]
+
+        def read(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
             if "incidents" not in tables:
                 return pd.DataFrame()
-            frame = con.execute("SELECT * FROM incidents").df()
-        finally:
-            con.close()
-        if frame.empty:
-            return frame
-        latest = latest_incidents(frame)
-        return latest[latest["end_at"].isna()].reset_index(drop=True)
+            return con.execute("SELECT * FROM incidents").df()
+
+        frame = self._read_copy(audit_file, read)
+        if not frame.empty:
+            latest = latest_incidents(frame)
+            frame = latest[latest["end_at"].isna()].reset_index(drop=True)
+        with self._lock:
+            self._incidents = (key, frame)
+        return frame

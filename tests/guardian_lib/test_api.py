@@ -634,3 +634,33 @@ def test_new_predictions_and_inventory_are_served_without_a_restart(tmp_path):
     items = c.get(PREFIX + "/risk?min=0.8", headers=tok).json()["items"]
     assert [(i["onu_id"], i["risk"], i["region"]) for i in items] == [
         ("ONU-N2", 0.95, "east"), ("ONU-N1", 0.9, "east")]  # fmt: skip
+
+
+def test_active_incidents_are_read_while_the_writer_holds_the_audit_file(world, tmp_path):
+    state = tmp_path / "state"
+    StateStore(state).close()
+    users = UserStore(tmp_path / "u.json")
+    users.add("ana", "viewer")
+    tok = auth(users.issue_token("ana")[0])
+    c = TestClient(create_app(ApiConfig(run=world["run"], users=tmp_path / "u.json",
+                                        state=state), users))  # fmt: skip
+    writer = AuditLog(state / "audit.duckdb", tag="h-")  # held open, as operate does
+    try:
+        iid = writer.new_incident_id()
+        writer.record_incident(iid, T0, scope_type="pon", scope_key="PON-N1", start_at=T0)
+        writer.flush()
+        resp = c.get(PREFIX + "/incidents/active", headers=tok)
+        assert resp.status_code == 200, resp.text
+        assert [i["incident_id"] for i in resp.json()["items"]] == [iid]
+        writer.record_incident(iid, T0 + pd.Timedelta("1h"), scope_type="pon",
+                               scope_key="PON-N1", start_at=T0, end_at=T0 + pd.Timedelta("1h"))  # fmt: skip
+        writer.flush()
+        assert c.get(PREFIX + "/incidents/active", headers=tok).json()["items"] == []
+        writer.record_incident(writer.new_incident_id(), T0, scope_type="pon",
+                               scope_key="PON-S1", start_at=T0)  # fmt: skip
+        writer.flush()  # the writer goes on writing after our reads
+    finally:
+        writer.close()
+    con = duckdb.connect(str(state / "audit.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM incidents").fetchone()[0] == 3
+    con.close()
