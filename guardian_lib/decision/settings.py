@@ -62,6 +62,7 @@ GUARDIAN_ENV_FAMILIES = (
     "GUARDIAN_CPE_",
     "GUARDIAN_NBI_",
     "GUARDIAN_ZT_",
+    "GUARDIAN_ALERT_",  # receivers' secrets named by an alert file (``token_env``)
 )
 #: Hard bounds of the safety limits: ``field → (lowest, highest)`` allowed value.
 HARD_LIMITS: dict[str, tuple[float, float]] = {

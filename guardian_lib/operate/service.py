@@ -115,6 +115,7 @@ class Operator:
         self.cpe_state = NbiCpeState(self.nbi) if self.nbi is not None else None
         self.field = self._field_service()
         self.notifier = AuditNotifier()
+        self.alerts = self._alert_pipeline()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
@@ -147,6 +148,24 @@ class Operator:
             task_timeout_ms=nbi.task_timeout_ms, retries=nbi.retries, backoff_s=nbi.backoff_s,
             max_backoff_s=nbi.max_backoff_s,
         )  # fmt: skip
+
+    def _alert_pipeline(self) -> Any:
+        if self.site.alerts is None:
+            return None
+        from guardian_lib.alerts.config import load_alerting
+        from guardian_lib.alerts.pipeline import AlertPipeline
+
+        return AlertPipeline(load_alerting(self.site.resolve(self.site.alerts)), self.state_dir)
+
+    def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
+                      blocks: dict[str, int]) -> dict[str, int] | None:  # fmt: skip
+        """Evaluate the alert rules on this cycle and deliver (None without an alerting file)."""
+        if self.alerts is None:
+            return None
+        from guardian_lib.alerts.live import cycle_observations
+
+        obs = cycle_observations(self.fleet.table, known, events, self.autopilot.incidents, blocks)
+        return self.alerts.cycle(ts, obs).to_dict()
 
     def _field_service(self) -> Any:
         fs = self.site.field_service
@@ -325,6 +344,9 @@ class Operator:
             "open_incidents": len(self.autopilot.incidents),
             "duration_s": round(time.perf_counter() - t0, 3),
         }  # fmt: skip
+        alerts = self._alerts_cycle(ts, known, events, blocks)
+        if alerts is not None:
+            figures["alerts"] = alerts
         self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
@@ -494,4 +516,6 @@ class Operator:
         if isinstance(self.field, WebhookFieldService):
             self.field.close()
         self.metrics.close()
+        if self.alerts is not None:
+            self.alerts.close()
         self.store.close()

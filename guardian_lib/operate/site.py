@@ -157,6 +157,9 @@ class SiteConfig(_Strict):
     safety: dict[str, Any] = Field(default_factory=dict)
     field_service: FieldServiceSettings = FieldServiceSettings()
     notifier: NotifierSettings = NotifierSettings()
+    alerts: str | None = Field(
+        None, description="Alerting file (YAML, docs/alerts.md): evaluated every cycle."
+    )
     clock: ClockSettings | None = None
     path: Path | None = Field(None, exclude=True)
 
