@@ -150,7 +150,9 @@ class DecisionRequest(BaseModel):
     action: Literal["reboot", "schedule_visit"] = Field(description="What to do.")
     onu_id: str = Field(min_length=1, max_length=128, description="The ONU acted on.")
     comment: str = Field("", max_length=2000, description="Why (kept in the audit).")
-    params: dict[str, Any] = Field(default_factory=dict, description="Action parameters.")
+    params: dict[Annotated[str, Field(max_length=64)], str | int | float | bool] = Field(
+        default_factory=dict, max_length=20, description="Action parameters (scalars)."
+    )
 
 
 class LoginRequest(BaseModel):

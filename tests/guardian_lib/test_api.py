@@ -276,6 +276,10 @@ def test_422_on_a_body_names_the_body_field(world):
                                 json={"action": "format_disk", "onu_id": "ONU-N1"},
                                 headers=auth(world["tokens"][("viewer", None)]))  # fmt: skip
     assert resp.status_code == 422 and resp.json()["field"] == "body.action"
+    nested = {"action": "reboot", "onu_id": "ONU-N1", "params": {"x": {"$where": "1"}}}
+    resp = world["client"].post(PREFIX + "/decision/simulate", json=nested,
+                                headers=auth(world["tokens"][("viewer", None)]))  # fmt: skip
+    assert resp.status_code == 422 and resp.json()["field"].startswith("body.params.x")
     store = StateStore(world["state"])
     assert [a["status"] for a in store.approvals() if a["id"] == aid] == ["pending"]
     store.close()
