@@ -62,6 +62,10 @@ ENDPOINTS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("GET", "/webhooks", "admin", False),
     ("POST", "/webhooks", "admin", False),
     ("DELETE", "/webhooks/{webhook_id}", "admin", False),
+    ("GET", "/alerts", "read", True),
+    ("GET", "/silences", "read", True),
+    ("POST", "/silences", "decide", True),
+    ("DELETE", "/silences/{silence_id}", "decide", True),
 )
 
 

@@ -8,7 +8,8 @@
   ``/customers``;
 - :mod:`~guardian_lib.api.routes.decisions` — the approval queue and
   ``/decision/simulate|execute``;
-- :mod:`~guardian_lib.api.routes.webhooks` — webhook subscriptions.
+- :mod:`~guardian_lib.api.routes.webhooks` — webhook subscriptions;
+- :mod:`~guardian_lib.api.routes.alerts` — operate's alerts and silences.
 
 :data:`ROUTERS` is the order :func:`guardian_lib.api.app.create_app` includes them in
 (which is the order of the OpenAPI paths).
@@ -16,7 +17,7 @@
 
 from fastapi import APIRouter
 
-from guardian_lib.api.routes import auth, decisions, inventory, reads, webhooks
+from guardian_lib.api.routes import alerts, auth, decisions, inventory, reads, webhooks
 
 __all__ = ["ROUTERS"]
 
@@ -27,4 +28,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     decisions.router,
     auth.admin_router,
     webhooks.router,
+    alerts.router,
 )
