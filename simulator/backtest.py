@@ -31,6 +31,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -405,7 +406,9 @@ def run_backtest(
     Each (seed, policy) cell is an independent simulation seeded from ``seed`` alone, so
     the cells run in ``workers`` processes (:class:`~concurrent.futures.ProcessPoolExecutor`,
     *spawn* start method) and the result does not depend on ``workers`` or on the order in
-    which cells finish. ``workers=1`` runs them one after the other in this process.
+    which cells finish. ``workers=1`` runs them one after the other in this process. A
+    script that calls this with ``workers`` > 1 must keep its top-level code under
+    ``if __name__ == "__main__":`` (the workers import it again).
 
     ``audit_path`` (a DuckDB file) keeps the audit trail of the ``autopilot`` policy
     (every seed; ids are prefixed ``AUT<seed>-``), which the dashboards read; the other
@@ -470,6 +473,14 @@ def run_backtest(
                         done[seed, pol] = k = fut.result()
                         if progress:
                             progress(pol, seed, k)
+                except BrokenProcessPool as exc:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise RuntimeError(
+                        f"run_backtest: a worker process died ({exc}). Worker processes are "
+                        "started with 'spawn' and import the calling script again: guard a "
+                        'script\'s code with `if __name__ == "__main__":`, or pass workers=1 '
+                        "to run the replays in this process"
+                    ) from exc
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
