@@ -119,6 +119,8 @@ def test_cli_writes_kpis_json(tmp_path):
     assert set(data["policies"]["rules"]["mttr_hours"]) == {"mean", "ci95"}
     bad = CliRunner().invoke(app, ["backtest", "--run", str(run), "--policies", "magic"])
     assert bad.exit_code != 0
+    none = CliRunner().invoke(app, ["backtest", "--run", str(run), "--workers", "0"])
+    assert none.exit_code != 0 and "--workers must be >= 1" in none.output
 
 
 def test_cli_keeps_the_autopilots_audit_where_the_dashboards_look(tmp_path):
