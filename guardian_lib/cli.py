@@ -7,11 +7,17 @@ never imports ``simulator`` or ``acs_emulator``: an operator who installs only t
 library gets only the library's commands.
 
 This module only parses arguments and calls library functions.
+
+Errors take one path (:func:`main`): an expected error (:class:`GuardianError`, a missing
+file, a bad value) prints one ``error: …`` line and exits with status 2; anything else
+prints one ``internal error: …`` line and exits with status 1. ``--debug`` (or
+``GUARDIAN_DEBUG=1``) prints the traceback instead.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -21,11 +27,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from guardian_lib.errors import GuardianError
+from guardian_lib.errors import error_line, is_expected
 
-__all__ = ["app", "main", "register_core", "ENTRY_POINT_GROUP"]
+__all__ = ["app", "main", "register_core", "ENTRY_POINT_GROUP", "DEBUG_ENV"]
 
 ENTRY_POINT_GROUP = "guardian.commands"
+#: Environment variable that turns on tracebacks (same as ``--debug``).
+DEBUG_ENV = "GUARDIAN_DEBUG"
 
 app = typer.Typer(
     name="guardian",
@@ -35,6 +43,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help=f"Show tracebacks (also ${DEBUG_ENV}=1).")
+    ] = False,
+) -> None:
+    """Network Guardian: keep fibre ISP customers online."""
+    _state["debug"] = debug
+
+
+def _debug_on() -> bool:
+    return _state["debug"] or os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 def register_core(app: typer.Typer) -> None:
@@ -56,15 +79,18 @@ def ingest_command(
         Path | None,
         typer.Option(help="YAML column mapping for --telemetry files (see docs/ingest.md)."),
     ] = None,
+    lock_wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another ingest of the same run. [s]")
+    ] = 30.0,
 ) -> None:
     """Load a run's RAW data into the warehouse and (re)build SILVER. Idempotent."""
     from guardian_lib.ingest import ingest_run, ingest_user_telemetry, load_column_mapping
 
     col_map = load_column_mapping(mapping) if mapping else None
     for path in telemetry or []:
-        report = ingest_user_telemetry(run, path, mapping=col_map)
+        report = ingest_user_telemetry(run, path, mapping=col_map, lock_wait_s=lock_wait)
         console.print(f"[green]added[/] {path}: {report.rows_added} rows ({report.status})")
-    summary = ingest_run(run, progress=True)
+    summary = ingest_run(run, progress=True, lock_wait_s=lock_wait)
     console.print(
         f"[green]warehouse[/] {summary.warehouse_path}: "
         f"{summary.silver_telemetry_rows:,} SILVER telemetry rows "
@@ -80,6 +106,8 @@ def info_command(
     from guardian_lib.warehouse import run_summary
 
     summary = run_summary(run)
+    for rel in summary.get("unreadable_files", []):
+        sys.stderr.write(f"warning: {run / rel}: unreadable RAW file, left out\n")
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -123,14 +151,32 @@ def _load_plugins() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``guardian`` console script."""
+    """Entry point of the ``guardian`` console script: the one error path of every command.
+
+    Expected errors (:func:`~guardian_lib.errors.is_expected`) print ``error: <message>``
+    and exit 2; unexpected ones print ``internal error: <type>: <message>`` and exit 1;
+    Ctrl-C exits 130. ``--debug`` / ``GUARDIAN_DEBUG=1`` re-raise (full traceback).
+    """
     _load_plugins()
     try:
         app(args=argv, standalone_mode=True)
-    except GuardianError as exc:
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as exc:
+        if _debug_on():
+            raise
         # Plain text: messages hold paths and brackets that must not be wrapped or styled.
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
+        if is_expected(exc):
+            sys.stderr.write(f"error: {error_line(exc)}\n")
+            sys.exit(2)
+        sys.stderr.write(
+            f"internal error: {error_line(exc)} (a bug: run with --debug for the traceback "
+            "and report it)\n"
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

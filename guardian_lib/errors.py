@@ -14,6 +14,8 @@ __all__ = [
     "ConfigError",
     "IngestError",
     "WarehouseError",
+    "is_expected",
+    "error_line",
 ]
 
 
@@ -55,3 +57,36 @@ def validation_message(source: Any, exc: Any, what: str | None = None) -> str:
         got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
         lines.append(f"{prefix}{path.lstrip('.') or '<root>'}: {err['msg']}{got_txt}")
     return "\n".join(lines)
+
+
+def is_expected(exc: BaseException) -> bool:
+    """Whether ``exc`` means bad input or environment (exit status 2), not a bug.
+
+    :class:`GuardianError`, ``OSError``, ``ValueError`` (pydantic's ``ValidationError``
+    included) and ``duckdb.IOException`` (a path that cannot be opened, a file that is not
+    a database). Imports lazily: this module is imported by everything.
+    """
+    import duckdb
+
+    return isinstance(exc, GuardianError | OSError | ValueError | duckdb.IOException)
+
+
+def error_line(exc: BaseException) -> str:
+    """The message a command line prints for ``exc``: its own text, without a traceback.
+
+    :class:`GuardianError` messages are printed as written (one line per problem).
+    Other exceptions are prefixed with their type (``FileNotFoundError: …``) and a
+    pydantic ``ValidationError`` is rendered with :func:`validation_message`.
+    """
+    import pydantic
+
+    if isinstance(exc, GuardianError):
+        text = str(exc)
+    elif isinstance(exc, pydantic.ValidationError):
+        text = validation_message(exc.title, exc)
+    elif isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    else:
+        detail = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        text = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    return text.strip() or type(exc).__name__

@@ -7,17 +7,27 @@
   accepted into their own date. Idempotent: a second call with the same RAW changes
   nothing. Atomic: everything is validated and built in a staging area first, and the
   table updates run in one DuckDB transaction; a bad file leaves the warehouse as it was.
+  A SILVER date whose RAW files were all removed is dropped. One ingest at a time per
+  run folder (a lock file, ``<run>/.ingest.lock``): a second one waits, then fails with
+  one line. Leftover ``.staging-*`` folders of an interrupted ingest are removed.
 * :func:`ingest_user_telemetry` adds an operator's own CSV or Parquet export to RAW
   through a column mapping (:class:`ColumnMapping`, documented in ``docs/ingest.md``).
+  Values implausible for their measure after the mapping's ``scale`` / ``offset`` (most
+  of a column outside :data:`~guardian_lib.schema.VALID_RANGES`, e.g. 0.01 dBm read
+  as dBm) are refused with the file, the column and the scale that would fit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -26,10 +36,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guardian_lib.errors import ConfigError, IngestError, validation_message
+from guardian_lib.safe_yaml import load_yaml
 from guardian_lib.schema import (
     INVENTORY_COLUMNS,
     MEASURES,
@@ -49,13 +59,19 @@ __all__ = [
     "ingest_user_telemetry",
     "load_column_mapping",
     "RAW_TELEMETRY_SCHEMA",
+    "LOCK_FILE",
+    "IMPLAUSIBLE_SHARE",
 ]
 
 #: Arrow schema of RAW telemetry files (user files are written with exactly this one).
 RAW_TELEMETRY_SCHEMA = RAW_TELEMETRY_ARROW
 _MEASURES = [c for c in MEASURES if c != "online"]  # the numeric ones
 _LATE = "INTERVAL 1 HOUR"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Lock file that serialises ingests of one run folder.
+LOCK_FILE = ".ingest.lock"
+#: Share of a mapped column's values outside the measure's valid range above which the
+#: unit is taken to be wrong (a few vendor sentinels stay below it). [-]
+IMPLAUSIBLE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -126,10 +142,7 @@ def load_column_mapping(path: Path | str) -> ColumnMapping:
         Names the file, the field and what was expected.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read column mapping: {exc}") from exc
+    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
     try:
         mapping = ColumnMapping.model_validate(data)
     except ValidationError as exc:
@@ -148,12 +161,26 @@ def load_column_mapping(path: Path | str) -> ColumnMapping:
     return mapping
 
 
+#: What reading a user's file may raise on bad content.
+_READ_ERRORS = (
+    OSError,
+    pa.ArrowException,
+    pd.errors.ParserError,
+    pd.errors.EmptyDataError,
+    UnicodeDecodeError,
+    ValueError,
+)
+
+
 def _default_mapping(path: Path) -> ColumnMapping:
     """Identity mapping over the telemetry columns the file has (ts and onu_id required)."""
-    if path.suffix.lower() == ".parquet":
-        present = pq.read_schema(path).names
-    else:
-        present = pd.read_csv(path, nrows=0).columns.tolist()
+    try:
+        if path.suffix.lower() == ".parquet":
+            present = pq.read_schema(path).names
+        else:
+            present = pd.read_csv(path, nrows=0).columns.tolist()
+    except _READ_ERRORS as exc:
+        raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
     cols = {c: c for c in TELEMETRY_COLUMNS if c in present and c != "source"}
     cols.setdefault("ts", "ts")
     cols.setdefault("onu_id", "onu_id")
@@ -167,8 +194,8 @@ def _read_user_file(path: Path, mapping: ColumnMapping) -> pd.DataFrame:
             return pq.read_table(path).to_pandas()
         if suffix in (".csv", ".txt", ".gz"):
             return pd.read_csv(path, sep=mapping.csv_delimiter, dtype=str, keep_default_na=False)
-    except (OSError, pa.ArrowInvalid, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise IngestError(f"{path}: cannot read file: {exc}") from exc
+    except _READ_ERRORS as exc:
+        raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
     raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv or .parquet")
 
 
@@ -182,6 +209,32 @@ def _bad_row(path: Path, frame: pd.DataFrame, mask: np.ndarray, column: str, exp
         raise IngestError(
             f"{path}: {line}: column {column!r}: expected {expected}, got {frame[column].iloc[i]!r}"
         )
+
+
+def _check_plausible(path: Path, target: str, spec: ColumnSpec, values: np.ndarray) -> None:
+    """Refuse a column whose values mostly lie outside the measure's plausible range."""
+    lo, hi = VALID_RANGES[target]
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return
+    outside = (finite < lo) | (finite > hi)
+    if outside.mean() <= IMPLAUSIBLE_SHARE:
+        return
+    median = float(np.median(finite))
+    raw_median = (median - spec.offset) / spec.scale if spec.scale else median
+    hint = ""
+    for factor in (1e-1, 1e-2, 1e-3, 1e-4, 10.0, 100.0, 1000.0):  # smallest change first
+        scale = spec.scale * factor
+        if lo <= raw_median * scale + spec.offset <= hi:
+            hint = (
+                f"; with scale: {scale:g} the median would be {raw_median * scale + spec.offset:g}"
+            )
+            break
+    raise IngestError(
+        f"{path}: column {spec.column!r} (mapped to {target}, scale {spec.scale:g}): "
+        f"{outside.mean():.0%} of values lie outside the plausible range [{lo:g}, {hi:g}] "
+        f"(median {median:g}); check the unit in the mapping{hint}"
+    )
 
 
 def _map_frame(path: Path, frame: pd.DataFrame, mapping: ColumnMapping) -> pa.Table:
@@ -223,6 +276,7 @@ def _map_frame(path: Path, frame: pd.DataFrame, mapping: ColumnMapping) -> pa.Ta
         bad = values.isna().to_numpy() & ~text.isin(["", "nan", "NaN", "None", "<NA>"]).to_numpy()
         _bad_row(path, frame, bad, spec.column, "a number")
         out[col] = values.to_numpy(dtype=float) * spec.scale + spec.offset
+        _check_plausible(path, col, spec, out[col])
     spec = mapping.spec("online")
     if spec is None:
         out["online"] = ~np.isnan(out["rx_dbm"]) | ~np.isnan(out["olt_rx_dbm"])
@@ -244,6 +298,33 @@ def _map_frame(path: Path, frame: pd.DataFrame, mapping: ColumnMapping) -> pa.Ta
     return pa.Table.from_pandas(df, schema=RAW_TELEMETRY_SCHEMA, preserve_index=False)
 
 
+@contextlib.contextmanager
+def _run_lock(run: Path, wait_s: float) -> Iterator[None]:
+    """Hold ``<run>/.ingest.lock``; wait up to ``wait_s`` for another ingest to finish."""
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    raise IngestError(
+                        f"{run}: another ingest (pid {holder}) is running on this folder; "
+                        f"waited {wait_s:g} s for its lock {path}; try again when it ends"
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def _file_digest(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
@@ -253,7 +334,10 @@ def _file_digest(path: Path) -> str:
 
 
 def ingest_user_telemetry(
-    run: Path | str, path: Path | str, mapping: ColumnMapping | None = None
+    run: Path | str,
+    path: Path | str,
+    mapping: ColumnMapping | None = None,
+    lock_wait_s: float = 30.0,
 ) -> AddReport:
     """Add an operator's telemetry file (CSV or Parquet) to RAW.
 
@@ -269,6 +353,8 @@ def ingest_user_telemetry(
         The file to add.
     mapping : ColumnMapping, optional
         Defaults to the warehouse's own column names.
+    lock_wait_s : float, default 30
+        How long to wait for another ingest of the same run to finish. [s]
 
     Raises
     ------
@@ -281,16 +367,19 @@ def ingest_user_telemetry(
     mapping = mapping or _default_mapping(path)
     digest = _file_digest(path)
     tel_raw = raw_dir(run, "telemetry")
-    existing = list(tel_raw.glob(f"date=*/user-{digest}.parquet"))
-    if existing:
-        return AddReport(path, 0, "already present")
     table = _map_frame(path, _read_user_file(path, mapping), mapping)
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
-    dest = tel_raw / f"date={today}" / f"user-{digest}.parquet"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, dest)
+    with _run_lock(run, lock_wait_s):
+        if list(tel_raw.glob(f"date=*/user-{digest}.parquet")):
+            return AddReport(path, 0, "already present")
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        dest = tel_raw / f"date={today}" / f"user-{digest}.parquet"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
     return AddReport(path, table.num_rows, "added")
 
 
@@ -323,15 +412,13 @@ def _check_raw_schema(path: Path, required: list[str]) -> None:
 
 
 def _file_dates(con: duckdb.DuckDBPyConnection, path: Path, grid_s: int) -> list[str]:
-    lo, hi = con.execute(
-        f"SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM read_parquet({_sql_path(path)})"
-    ).fetchone()
-    if lo is None:
-        return []
-    pad_us = grid_s * 500_000
-    d0 = (_EPOCH + timedelta(microseconds=lo - pad_us)).date()
-    d1 = (_EPOCH + timedelta(microseconds=hi + pad_us)).date()
-    return [(d0 + timedelta(days=i)).isoformat() for i in range((d1 - d0).days + 1)]
+    """SILVER dates that hold at least one row of ``path`` (after snapping to the grid)."""
+    rows = con.execute(
+        f"""SELECT DISTINCT strftime(CAST(to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s})
+                                     AS DATE), '%Y-%m-%d')
+            FROM read_parquet({_sql_path(path)}) WHERE ts IS NOT NULL ORDER BY 1"""
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _silver_select(files: list[Path], day: str, grid_s: int) -> str:
@@ -403,7 +490,10 @@ def _check_inventory(files: dict[str, Path]) -> None:
 
 
 def ingest_run(
-    run: Path | str, grid_minutes: int | None = None, progress: bool = False
+    run: Path | str,
+    grid_minutes: int | None = None,
+    progress: bool = False,
+    lock_wait_s: float = 30.0,
 ) -> IngestSummary:
     """Load a run folder into its warehouse and rebuild SILVER where RAW changed.
 
@@ -416,6 +506,8 @@ def ingest_run(
         ``tick_minutes`` from ``run.json``, else 5. [min]
     progress : bool, default False
         Show a progress bar.
+    lock_wait_s : float, default 30
+        How long to wait for another ingest of the same run to finish. [s]
 
     Returns
     -------
@@ -430,6 +522,18 @@ def ingest_run(
     run = Path(run)
     if not run.is_dir():
         raise IngestError(f"{run}: run folder not found")
+    with _run_lock(run, lock_wait_s):
+        _remove_stale_staging(run)
+        return _ingest_locked(run, grid_minutes, progress)
+
+
+def _remove_stale_staging(run: Path) -> None:
+    """Staging folders of an interrupted ingest (the lock says none is running)."""
+    for folder in (run / "lake" / "silver").glob(".staging-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> IngestSummary:
     if grid_minutes is None:
         grid_minutes = 5
         manifest = run / "run.json"
@@ -469,6 +573,8 @@ def ingest_run(
         }
         ev_digest = hashlib.sha256("|".join(_fingerprint(f) for f in ev_files).encode()).hexdigest()
         changed = sorted(d for d in digests if old.get(d) != digests[d])
+        # Dates whose RAW files were all removed: their SILVER partition goes too.
+        gone = sorted(d for d in old if d != "__events__" and d not in digests)
         staging = run / "lake" / "silver" / f".staging-{os.getpid()}"
         if staging.exists():
             shutil.rmtree(staging)
@@ -500,6 +606,9 @@ def ingest_run(
         except duckdb.Error as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise IngestError(f"{run}: building SILVER failed, warehouse unchanged: {exc}") from exc
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
         con.execute("BEGIN TRANSACTION")
         try:
@@ -511,6 +620,8 @@ def ingest_run(
                 "rows_raw BIGINT, rows_silver BIGINT, duplicates_removed BIGINT, "
                 "sentinels_removed BIGINT, late_rows BIGINT)"
             )
+            for d in gone:
+                con.execute("DELETE FROM silver_quality WHERE date = ?", [d])
             for q in quality:
                 con.execute(
                     "INSERT OR REPLACE INTO silver_quality VALUES (?, ?, ?, ?, ?, ?)",
@@ -531,6 +642,10 @@ def ingest_run(
                 dest = silver_dir(run, "x").parent / src.relative_to(staging)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dest)
+            for d in gone:
+                shutil.rmtree(silver_dir(run, "telemetry") / f"date={d}", ignore_errors=True)
+            if not ev_files:
+                (silver_dir(run, "events") / "data.parquet").unlink(missing_ok=True)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
@@ -550,7 +665,7 @@ def ingest_run(
     return IngestSummary(
         warehouse_path=wh,
         silver_telemetry_rows=int(rows),
-        dates_rebuilt=len(changed),
+        dates_rebuilt=len(changed) + len(gone),
         dates_unchanged=len(digests) - len(changed),
         tables_loaded=tuple(sorted(table_files)),
     )

@@ -10,14 +10,21 @@ Layout (``run`` is any folder)::
 :func:`connect` opens the file and defines views over the lake (``telemetry_raw``,
 ``events_raw``, ``telemetry``, ``events``) with absolute paths, so a run folder can be
 moved. DuckDB allows one writer process per file; readers open it read-only.
+
+A RAW file that became unreadable after it was ingested (truncated, overwritten) does
+not make the warehouse unreadable: :func:`connect` leaves it out of the RAW view and
+logs one warning naming it; :func:`run_summary` lists it under ``unreadable_files``.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from guardian_lib.errors import WarehouseError
 from guardian_lib.layout import WAREHOUSE_FILE, RunLayout
@@ -30,7 +37,10 @@ __all__ = [
     "connect",
     "lake_views_sql",
     "run_summary",
+    "unreadable_raw_files",
 ]
+
+_log = logging.getLogger(__name__)
 
 
 def warehouse_path(run: Path | str) -> Path:
@@ -118,15 +128,45 @@ def connect(run: Path | str, read_only: bool = True) -> duckdb.DuckDBPyConnectio
         raise WarehouseError(
             f"{path} not found: no warehouse in {run} (run `guardian ingest --run {run}` first)"
         )
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            f"{path}: cannot open the warehouse ({' '.join(str(exc).split())}); is an "
+            "ingest writing it right now?"
+        ) from None
     con.execute("SET TimeZone = 'UTC'")
     raw_files: dict[str, list[str]] = {}
     if "_raw_files" in _tables(con):
         for kind, rel in con.execute("SELECT kind, path FROM _raw_files").fetchall():
             raw_files.setdefault(kind, []).append(rel)
-    for stmt in lake_views_sql(run, raw_files):
-        con.execute(stmt)
+    try:
+        for stmt in lake_views_sql(run, raw_files):
+            con.execute(stmt)
+    except duckdb.Error:
+        # Some file cannot be read: name it, leave it out, keep the rest readable.
+        bad = unreadable_raw_files(run, raw_files)
+        for rel in bad:
+            _log.warning("%s: unreadable RAW file left out of the RAW views", Path(run) / rel)
+        kept = {k: [f for f in fs if f not in bad] for k, fs in raw_files.items()}
+        for stmt in lake_views_sql(run, kept):
+            con.execute(stmt)
     return con
+
+
+def unreadable_raw_files(run: Path | str, raw_files: dict[str, list[str]]) -> list[str]:
+    """RAW files (relative to ``run``) whose Parquet footer cannot be read."""
+    bad = []
+    for files in raw_files.values():
+        for rel in files:
+            p = Path(run) / rel
+            if not p.exists():
+                continue
+            try:
+                pq.read_metadata(p)
+            except (OSError, pa.ArrowException):
+                bad.append(rel)
+    return bad
 
 
 def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -143,7 +183,8 @@ def run_summary(run: Path | str) -> dict[str, Any]:
     -------
     dict
         Keys ``warehouse``, ``row_counts``, ``time_range``, ``operations``,
-        ``faults_by_class``, ``faults_by_kind`` and ``data_quality``.
+        ``faults_by_class``, ``faults_by_kind``, ``data_quality`` and
+        ``unreadable_files`` (RAW files left out because they cannot be read).
     """
     con = connect(run)
     try:
@@ -190,6 +231,12 @@ def run_summary(run: Path | str) -> dict[str, Any]:
                 by_kind.append(
                     {"cause_class": cls, "kind": kind, "faults": int(n), "onus": int(onus)}
                 )
+        unreadable: list[str] = []
+        if "_raw_files" in tables:
+            listed: dict[str, list[str]] = {}
+            for kind, rel in con.execute("SELECT kind, path FROM _raw_files").fetchall():
+                listed.setdefault(kind, []).append(rel)
+            unreadable = unreadable_raw_files(run, listed)
         quality = {}
         if "silver_quality" in tables:
             row = con.execute(
@@ -217,6 +264,7 @@ def run_summary(run: Path | str) -> dict[str, Any]:
             "faults_by_class": by_class,
             "faults_by_kind": by_kind,
             "data_quality": quality,
+            "unreadable_files": unreadable,
         }
     finally:
         con.close()

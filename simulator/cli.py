@@ -15,19 +15,26 @@ def simulate_command(
         str, typer.Option(help="Scenario YAML file or shipped name (tiny, small, city).")
     ],
     out: Annotated[Path, typer.Option(help="Run directory to create.")],
-    seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
     days: Annotated[float | None, typer.Option(help="Override the scenario's days.")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run directory.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing run directory (one with a run.json).")
+    ] = False,
+    allow_large: Annotated[
+        bool,
+        typer.Option(help="Lift the scenario size guards (ONUs, telemetry rows, fault starts)."),
+    ] = False,
 ) -> None:
     """Simulate a fibre ISP and write its RAW data, inventory and ground truth."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from simulator.output import simulate_to_dir
+    from simulator.output import check_out_dir, simulate_to_dir
     from simulator.scenario import load_scenario
 
     overrides = {} if days is None else {"days": days}
-    sc = load_scenario(scenario, **overrides)
+    sc = load_scenario(scenario, allow_large=allow_large, **overrides)
+    check_out_dir(out, overwrite)
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]simulating[/] {task.description}"),

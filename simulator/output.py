@@ -35,7 +35,14 @@ from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW
 from simulator.engine import SimEvent, Simulation
 from simulator.telemetry import TickState
 
-__all__ = ["RunWriter", "TELEMETRY_SCHEMA", "EVENTS_SCHEMA", "simulate_to_dir", "VENDOR_SENTINELS"]
+__all__ = [
+    "RunWriter",
+    "TELEMETRY_SCHEMA",
+    "EVENTS_SCHEMA",
+    "simulate_to_dir",
+    "check_out_dir",
+    "VENDOR_SENTINELS",
+]
 
 _TS = pa.timestamp("us", tz="UTC")
 # The warehouse's RAW schema, with the repeated strings dictionary-encoded (same values
@@ -369,6 +376,24 @@ def faults_truth_frame(sim: Simulation) -> pd.DataFrame:
     )
 
 
+def check_out_dir(out_dir: Path, overwrite: bool) -> None:
+    """Refuse an existing ``out_dir`` unless ``overwrite`` and it is a run (has ``run.json``).
+
+    Raises
+    ------
+    FileExistsError
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} exists: choose another --out or pass --overwrite")
+    if out_dir.exists() and not (out_dir.is_dir() and RunLayout(out_dir).manifest.is_file()):
+        # --overwrite deletes the folder: only ever one that simulate_to_dir wrote.
+        raise FileExistsError(
+            f"{out_dir} exists and is not a simulated run (no run.json): refusing to "
+            "overwrite it; choose another --out or remove it yourself"
+        )
+
+
 def simulate_to_dir(
     scenario, out_dir: Path, seed: int | None = None, overwrite: bool = False, progress=None
 ) -> Path:
@@ -382,6 +407,8 @@ def simulate_to_dir(
     seed : int, optional
         Overrides the scenario's seed.
     overwrite : bool, default False
+        Replace ``out_dir`` if it is an earlier run (has a ``run.json``); any other
+        existing path is refused.
     progress : callable, optional
         ``progress(done_ticks, total_ticks)``.
 
@@ -392,8 +419,7 @@ def simulate_to_dir(
         place at the end, so an interrupted run never leaves a half-written directory.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} exists: choose another --out or pass --overwrite")
+    check_out_dir(out_dir, overwrite)
     partial = out_dir.with_name(out_dir.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)

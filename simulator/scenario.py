@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.safe_yaml import load_yaml
 from guardian_lib.schema import VISIT_COST_BRL
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
     "read_yaml_mapping",
     "scenario_dir",
     "SPLIT_RATIOS",
+    "SIZE_LIMITS",
+    "size_problems",
 ]
 
 #: Splitter ratios the optics model knows (1:N).
@@ -46,6 +48,19 @@ SPLIT_RATIOS = (2, 4, 8, 16, 32, 64)
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 NonNegative = Annotated[float, Field(ge=0.0)]
+#: A yearly rate: at most 10 000 per unit per year (more than one an hour is not a fault rate).
+YearlyRate = Annotated[float, Field(ge=0.0, le=10_000.0)]
+#: An hourly call rate: at most 60 per hour.
+HourlyRate = Annotated[float, Field(ge=0.0, le=60.0)]
+
+#: Size guards of a whole scenario (``load_scenario(..., allow_large=True)`` or
+#: ``guardian simulate --allow-large`` lifts them): upper bound of ONUs, of telemetry rows
+#: (ONUs × ticks) and of expected fault starts over the run.
+SIZE_LIMITS: dict[str, float] = {
+    "onus": 100_000,
+    "telemetry_rows": 1.5e9,
+    "fault_starts": 1_000_000,
+}
 
 
 class _Strict(BaseModel):
@@ -157,7 +172,7 @@ class FaultSpec(_Strict):
     that end only when someone fixes them (a visit, a reboot).
     """
 
-    rate_per_year: NonNegative
+    rate_per_year: YearlyRate
     duration: Duration | None = None
 
 
@@ -201,7 +216,7 @@ class Faults(_Strict):
 class Weather(_Strict):
     """Storms: hours in which fibre cuts and power outages are more likely."""
 
-    storms_per_year_per_region: NonNegative = 8.0
+    storms_per_year_per_region: Annotated[float, Field(ge=0.0, le=365.0)] = 8.0
     duration: Duration = Duration(median_h=5.0, p90_h=14.0)
     fibre_cut_multiplier: Annotated[float, Field(ge=1)] = 10.0
     power_outage_multiplier: Annotated[float, Field(ge=1)] = 15.0
@@ -216,14 +231,14 @@ class Customers(_Strict):
     plans: dict[str, NonNegative] = Field(
         default_factory=lambda: {"300M": 0.45, "500M": 0.35, "1G": 0.2}
     )
-    call_rate_per_hour_offline: NonNegative = 0.2
-    call_rate_per_hour_no_pppoe: NonNegative = 0.25
-    call_rate_per_hour_degraded: NonNegative = 0.12
-    call_rate_per_hour_power: NonNegative = 0.01
+    call_rate_per_hour_offline: HourlyRate = 0.2
+    call_rate_per_hour_no_pppoe: HourlyRate = 0.25
+    call_rate_per_hour_degraded: HourlyRate = 0.12
+    call_rate_per_hour_power: HourlyRate = 0.01
     notice_minutes: Annotated[float, Field(gt=0)] = 20.0
     night_factor: Probability = 0.1
     repeat_call_factor: Probability = 0.15
-    background_calls_per_year: NonNegative = 1.2
+    background_calls_per_year: YearlyRate = 1.2
 
 
 class Operations(_Strict):
@@ -261,7 +276,7 @@ class DataQuality(_Strict):
     late_max_hours: Annotated[float, Field(ge=0, le=240)] = 30.0
     clock_skew_s: Annotated[float, Field(ge=0, le=120)] = 20.0
     sentinel_rate: Probability = 0.001
-    unexplained_symptoms_per_year: NonNegative = 0.5
+    unexplained_symptoms_per_year: YearlyRate = 0.5
 
 
 class Scenario(_Strict):
@@ -313,6 +328,44 @@ class Scenario(_Strict):
         return Scenario.model_validate(data)
 
 
+_SCOPES = {
+    "feeder_cut": "pons", "box_fault": "boxes", "olt_board_failure": "boards",
+    "power_outage": "regions", "upstream_failure": "regions", "cpe_hang": "onus",
+    "wifi_interference": "onus", "customer_power_off": "onus", "hardware_failure": "onus",
+    "fibre_degradation": "onus",
+}  # fmt: skip
+
+
+def size_problems(sc: Scenario) -> list[str]:
+    """Which :data:`SIZE_LIMITS` a scenario exceeds (upper-bound estimates), as messages."""
+    t = sc.topology
+    boards = sum(r.olts for r in t.regions) * t.boards_per_olt
+    pons = boards * t.pons_per_board
+    onus = pons * t.onus_per_pon_max
+    units = {
+        "regions": len(t.regions), "boards": boards, "pons": pons, "onus": onus,
+        "boxes": pons * math.ceil(t.onus_per_pon_max / (0.75 * t.second_stage_ratio)),
+    }  # fmt: skip
+    years = sc.days / 365.0
+    starts = sum(
+        getattr(sc.faults, kind).rate_per_year * units[scope] * years
+        for kind, scope in _SCOPES.items()
+    )
+    starts += sc.customers.background_calls_per_year * onus * years
+    starts += sc.weather.storms_per_year_per_region * len(t.regions) * years
+    figures = {"onus": onus, "telemetry_rows": onus * sc.n_ticks, "fault_starts": starts}
+    what = {
+        "onus": "ONUs (OLTs × boards × PONs × onus_per_pon_max)",
+        "telemetry_rows": "telemetry rows (ONUs × ticks)",
+        "fault_starts": "expected fault and call starts",
+    }
+    return [
+        f"up to {figures[k]:,.0f} {what[k]} exceeds the guard of {SIZE_LIMITS[k]:,.0f}"
+        for k in SIZE_LIMITS
+        if figures[k] > SIZE_LIMITS[k]
+    ]
+
+
 def scenario_dir() -> Path:
     """Folder holding the shipped scenarios (``experiments/scenarios``)."""
     return Path(__file__).resolve().parent.parent / "experiments" / "scenarios"
@@ -324,12 +377,10 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     Raises
     ------
     ConfigError
-        Not valid YAML, or not a mapping (the message names the file).
+        Not valid YAML, too large, an alias bomb (see :mod:`guardian_lib.safe_yaml`), or
+        not a mapping (the message names the file).
     """
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = load_yaml(path)  # bounded: alias bombs, deep nesting and huge files are refused
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data
@@ -366,7 +417,9 @@ def scenario_file(source: str | Path, search: Path | None = None) -> Path:
     return path.resolve()
 
 
-def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scenario:
+def load_scenario(
+    source: str | Path | dict[str, Any], *, allow_large: bool = False, **overrides: Any
+) -> Scenario:
     """Load and validate a scenario.
 
     Parameters
@@ -374,6 +427,8 @@ def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scen
     source : str, Path or dict
         A YAML file path, the name of a shipped scenario (``"tiny"``, ``"small"``,
         ``"city"``) or an already parsed mapping.
+    allow_large : bool, default False
+        Lift the size guards of :data:`SIZE_LIMITS` (big runs on purpose).
     **overrides
         Top-level fields to replace after loading (e.g. ``seed=7``, ``days=1``).
 
@@ -385,7 +440,8 @@ def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scen
     ------
     ConfigError
         The file is missing, is not YAML, or a field is wrong; the message names the
-        file, the dotted field path and what was expected.
+        file, the dotted field path and what was expected; or the scenario exceeds
+        a size guard and ``allow_large`` is False.
     """
     if isinstance(source, dict):
         data, label = dict(source), "<dict>"
@@ -394,6 +450,13 @@ def load_scenario(source: str | Path | dict[str, Any], **overrides: Any) -> Scen
         data, label = read_yaml_mapping(path), str(path)
     data.update(overrides)
     try:
-        return Scenario.model_validate(data)
+        sc = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_message(label, exc)) from None
+    problems = [] if allow_large else size_problems(sc)
+    if problems:
+        raise ConfigError(
+            f"{label}: {'; '.join(problems)}; pass --allow-large (allow_large=True) to run "
+            "it anyway"
+        )
+    return sc

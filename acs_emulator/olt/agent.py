@@ -37,6 +37,7 @@ from guardian_lib.snmp.ber import (
     decode_message,
     encode_message,
 )
+from guardian_lib.snmp.transport import MIN_V3_KEY_LENGTH, GuardedUdpTransport
 
 __all__ = ["V3User", "AgentSpec", "OltAgent", "AgentPool", "answer_v2c"]
 
@@ -56,6 +57,14 @@ class V3User:
     priv_key: str = field(repr=False)
     auth_protocol: str = "SHA"
     priv_protocol: str = "AES"
+
+    def __post_init__(self) -> None:
+        for what, key in (("auth", self.auth_key), ("priv", self.priv_key)):
+            if len(key) < MIN_V3_KEY_LENGTH:
+                raise ValueError(
+                    f"SNMPv3 user {self.user!r}: {what} key is {len(key)} character(s); "
+                    f"SNMPv3 pass-phrases need at least {MIN_V3_KEY_LENGTH} (RFC 3414)"
+                )
 
 
 @dataclass
@@ -139,7 +148,7 @@ def answer_v2c(msg: Message, table: OidTable, max_varbinds: int = 256) -> Messag
     return Message(msg.version, msg.community, RESPONSE, msg.request_id, 0, 0, out)
 
 
-class _FastPathTransport(udp.UdpAsyncioTransport):
+class _FastPathTransport(GuardedUdpTransport):
     """Answers v2c GET / GETNEXT / GETBULK itself; hands everything else to pysnmp."""
 
     def __init__(self, spec: AgentSpec, *args: Any, **kwargs: Any) -> None:
@@ -196,7 +205,7 @@ class OltAgent:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         sock.bind((spec.host, spec.port))
         self.port = sock.getsockname()[1]
-        transport_cls = _FastPathTransport if spec.fast_v2c else udp.UdpAsyncioTransport
+        transport_cls = _FastPathTransport if spec.fast_v2c else GuardedUdpTransport
         args = (spec,) if spec.fast_v2c else ()
         self._transport = transport_cls(*args).open_server_mode(sock=sock)
         config.add_transport(snmp_engine, udp.DOMAIN_NAME, self._transport)

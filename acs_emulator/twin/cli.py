@@ -114,6 +114,8 @@ def twin_command(
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    previous_usr1 = signal.getsignal(signal.SIGUSR1)
+    twin.autopilot.guard.install_signal(signal.SIGUSR1)  # `kill -USR1 <pid>`: kill switch on
     console.print(
         f"[green]twin[/] {sc.name}: {len(twin.identities)} CPEs, speed {speed:g}×, "
         f"autopilot {twin.mode} (Ctrl-C stops)"
@@ -122,6 +124,7 @@ def twin_command(
         report = twin.run(ticks=ticks, duration_s=duration, stop=stop, on_tick=progress)
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGUSR1, previous_usr1)
         twin.close()
     if json_out:
         typer.echo(report.to_json())

@@ -19,6 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from guardian_lib.errors import WarehouseError
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import CLASS_COLUMNS, RX_CRITICAL_DBM, RX_OVERLOAD_DBM
 from guardian_lib.sla import sla_kpis
@@ -181,7 +182,11 @@ def _explode_reasons(preds: pd.DataFrame) -> pd.DataFrame:
 def _read_audit(run: Path, audit_path: Path | None) -> tuple[dict[str, pd.DataFrame], str]:
     for path in [audit_path or RunLayout(run).audit]:
         if path is not None and path.is_file():
-            con = duckdb.connect(str(path), read_only=True)
+            try:
+                con = duckdb.connect(str(path), read_only=True)
+            except duckdb.Error as exc:  # not a DuckDB file, or locked by a writer
+                msg = " ".join(str(exc).split())
+                raise WarehouseError(f"{path}: cannot open as an audit database ({msg})") from None
             try:
                 names = _tables(con)
                 return {t: _df(con, f"SELECT * FROM {t}") for t in _AUDIT if t in names}, str(path)

@@ -12,7 +12,7 @@ __all__ = ["register", "dashboard_command", "report_command", "REPORT_FORMATS"]
 
 def dashboard_command(
     run: Annotated[Path, typer.Option(help="Run folder with an ingested warehouse.")],
-    port: Annotated[int, typer.Option(help="TCP port to serve on.")] = 5006,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port to serve on.")] = 5006,
     lang: Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")] = "en",
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     kpis: Annotated[

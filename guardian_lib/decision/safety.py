@@ -4,7 +4,11 @@
 this order, and names the rule that blocks:
 
 ``kill_switch``
-    A global stop: nothing automatic runs.
+    A global stop: nothing automatic runs. On when ``KILL_SWITCH`` is set, while the
+    file ``KILL_SWITCH_FILE`` exists, or once :meth:`SafetyGuard.engage_kill_switch`
+    was called (e.g. by the ``SIGUSR1`` handler of :meth:`SafetyGuard.install_signal`).
+    It is looked at on every check, so flipping it while the autopilot runs stops the
+    very next action.
 ``empty_target``
     An action with no target, or a wildcard (``*``, ``all``), never runs.
 ``single_target``
@@ -27,6 +31,7 @@ than the cap.
 
 from __future__ import annotations
 
+import signal
 from collections import deque
 from dataclasses import dataclass
 
@@ -102,6 +107,26 @@ class SafetyGuard:
         self._outcomes: deque[bool] = deque(maxlen=self.settings.breaker_window)
         self._breaker_until = -np.inf
         self.blocked: dict[str, int] = dict.fromkeys(RULES, 0)
+        self._killed = False  # a plain flag: set from a signal handler, picklable
+
+    # --- kill switch ----------------------------------------------------------------------
+    def engage_kill_switch(self) -> None:
+        """Block every automatic action from now on (until the process restarts)."""
+        self._killed = True
+
+    def kill_switch_on(self) -> bool:
+        """Whether the kill switch is on: setting, engaged by signal, or the file exists."""
+        s = self.settings
+        if s.kill_switch or self._killed:
+            return True
+        return s.kill_switch_file is not None and s.kill_switch_file.exists()
+
+    def install_signal(self, signum: int = signal.SIGUSR1) -> None:
+        """Engage the kill switch when the process receives ``signum`` (main thread only).
+
+        ``kill -USR1 <pid>`` then stops every automatic action at the next decision.
+        """
+        signal.signal(signum, lambda *_: self.engage_kill_switch())
 
     # --- circuit breaker ----------------------------------------------------------------
     def record_outcome(self, success: bool, now: pd.Timestamp | float) -> None:
@@ -146,7 +171,7 @@ class SafetyGuard:
             return Verdict(True, None, None)
         s = self.settings
         t_now = _seconds(now)
-        if s.kill_switch:
+        if self.kill_switch_on():
             return self._block("kill_switch", "global kill switch is on")
         targets = tuple(decision.targets)
         if not targets or any(str(t).strip() in WILDCARD_TARGETS for t in targets):

@@ -22,7 +22,7 @@ models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 def train_command(
     run: Annotated[list[Path], typer.Option(help="Simulated run(s) to train on (repeatable).")],
     every_minutes: Annotated[
-        int, typer.Option(help="Spacing of training rows. [min]")
+        int, typer.Option(min=1, help="Spacing of training rows. [min]")
     ] = MODEL_EVERY_MINUTES,
     n_estimators: Annotated[int, typer.Option(help="Trees per LightGBM model.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -47,7 +47,7 @@ def score_command(
     run: Annotated[Path, typer.Option(help="Run to score.")],
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = DEFAULT_ALIAS,
     every_minutes: Annotated[
-        int, typer.Option(help="Spacing of scoring times. [min]")
+        int, typer.Option(min=1, help="Spacing of scoring times. [min]")
     ] = MODEL_EVERY_MINUTES,
 ) -> None:
     """Write ml_predictions for a run with the registered models."""
@@ -64,7 +64,7 @@ def evaluate_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
     alias: Annotated[str, typer.Option(help="Registry alias to load.")] = DEFAULT_ALIAS,
     every_minutes: Annotated[
-        int, typer.Option(help="Spacing of evaluation rows. [min]")
+        int, typer.Option(min=1, help="Spacing of evaluation rows. [min]")
     ] = MODEL_EVERY_MINUTES,
     split_time: Annotated[
         str | None,
@@ -83,7 +83,7 @@ def evaluate_command(
 def features_command(
     run: Annotated[Path, typer.Option(help="Run with an ingested warehouse.")],
     every_minutes: Annotated[
-        int, typer.Option(help="Spacing of feature rows. [min]")
+        int, typer.Option(min=1, help="Spacing of feature rows. [min]")
     ] = FEATURE_EVERY_MINUTES,
 ) -> None:
     """Materialize the point-in-time feature store (incremental) as lake/gold/features."""

@@ -59,10 +59,12 @@ from guardian_lib.operate.metrics import OperateMetrics, log_json
 from guardian_lib.operate.site import SiteConfig, read_secret
 from guardian_lib.operate.state import StateStore
 
-__all__ = ["Operator", "OperateSummary", "MODES", "safety_violations"]
+__all__ = ["Operator", "OperateSummary", "MODES", "KILL_SWITCH_FILENAME", "safety_violations"]
 
 log = logging.getLogger("guardian_lib.operate")
 MODES = ("simulate", "approve", "execute")
+#: Kill-switch file in the state folder, used unless the site sets ``kill_switch_file``.
+KILL_SWITCH_FILENAME = "KILL_SWITCH"
 _TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 
 
@@ -99,6 +101,11 @@ class Operator:
         self.summary = OperateSummary(mode=mode)
         self.summary.ambiguous_after_restart = self.store.mark_ambiguous()
         self.settings = site.autopilot_settings(mode)
+        if self.settings.kill_switch_file is None:
+            # `touch <state_dir>/KILL_SWITCH` stops every automatic action at the next decision.
+            self.settings = self.settings.model_copy(
+                update={"kill_switch_file": self.state_dir / KILL_SWITCH_FILENAME}
+            )
         self.warehouse = site.resolve(site.warehouse)
         self.inventory = load_inventory(site.resolve(site.inventory))
         self.source = SnmpTelemetrySource(self.inventory, environ)
@@ -108,10 +115,12 @@ class Operator:
         self.cpe_state = NbiCpeState(self.nbi) if self.nbi is not None else None
         self.field = self._field_service()
         self.notifier = AuditNotifier()
+        self.alerts = self._alert_pipeline()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
+        self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
         self.loop: ClosedLoop | None = None
         #: Failed cycles (in total) after which :meth:`run` gives up and re-raises. [-]
         self.max_failed_cycles = 100
@@ -139,6 +148,24 @@ class Operator:
             task_timeout_ms=nbi.task_timeout_ms, retries=nbi.retries, backoff_s=nbi.backoff_s,
             max_backoff_s=nbi.max_backoff_s,
         )  # fmt: skip
+
+    def _alert_pipeline(self) -> Any:
+        if self.site.alerts is None:
+            return None
+        from guardian_lib.alerts.config import load_alerting
+        from guardian_lib.alerts.pipeline import AlertPipeline
+
+        return AlertPipeline(load_alerting(self.site.resolve(self.site.alerts)), self.state_dir)
+
+    def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
+                      blocks: dict[str, int]) -> dict[str, int] | None:  # fmt: skip
+        """Evaluate the alert rules on this cycle and deliver (None without an alerting file)."""
+        if self.alerts is None:
+            return None
+        from guardian_lib.alerts.live import cycle_observations
+
+        obs = cycle_observations(self.fleet.table, known, events, self.autopilot.incidents, blocks)
+        return self.alerts.cycle(ts, obs).to_dict()
 
     def _field_service(self) -> Any:
         fs = self.site.field_service
@@ -202,6 +229,8 @@ class Operator:
             self.loop.load_state_dict(saved["loop"])
             committed = self.store.last_cycle()
         self._restore_guard(self.autopilot.guard, committed)
+        if self.kill_signalled:
+            self.autopilot.guard.engage_kill_switch()
 
     def _model_scorer(self) -> Any:
         """The registered model as an unbound scorer (2 days of window), or None."""
@@ -315,6 +344,9 @@ class Operator:
             "open_incidents": len(self.autopilot.incidents),
             "duration_s": round(time.perf_counter() - t0, 3),
         }  # fmt: skip
+        alerts = self._alerts_cycle(ts, known, events, blocks)
+        if alerts is not None:
+            figures["alerts"] = alerts
         self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
@@ -463,9 +495,17 @@ class Operator:
         return self.summary
 
     def install_signal_handlers(self) -> None:
-        """SIGTERM and SIGINT finish the current cycle, then :meth:`run` returns."""
+        """SIGTERM and SIGINT finish the current cycle, then :meth:`run` returns; SIGUSR1
+        turns the kill switch on (every later automatic action is blocked and audited)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGUSR1, lambda *_: self.engage_kill_switch())
+
+    def engage_kill_switch(self) -> None:
+        """Block every automatic action from now on (also before the first cycle)."""
+        self.kill_signalled = True
+        if self.autopilot is not None:
+            self.autopilot.guard.engage_kill_switch()
 
     def close(self) -> None:
         """Close the audit, the state, the clients and the metrics endpoint."""
@@ -476,4 +516,6 @@ class Operator:
         if isinstance(self.field, WebhookFieldService):
             self.field.close()
         self.metrics.close()
+        if self.alerts is not None:
+            self.alerts.close()
         self.store.close()

@@ -29,11 +29,11 @@ import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardian_lib.decision.settings import AutopilotSettings
+from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.safe_yaml import load_yaml
 
 __all__ = [
     "SiteConfig",
@@ -157,6 +157,9 @@ class SiteConfig(_Strict):
     safety: dict[str, Any] = Field(default_factory=dict)
     field_service: FieldServiceSettings = FieldServiceSettings()
     notifier: NotifierSettings = NotifierSettings()
+    alerts: str | None = Field(
+        None, description="Alerting file (YAML, docs/alerts.md): evaluated every cycle."
+    )
     clock: ClockSettings | None = None
     path: Path | None = Field(None, exclude=True)
 
@@ -188,8 +191,10 @@ class SiteConfig(_Strict):
         run_mode = "simulate" if mode == "simulate" else "execute"
         try:
             return AutopilotSettings(**self.safety, autopilot_mode=run_mode)
-        except ValidationError as exc:
-            msg = validation_message(self.path or "<site>", exc, "invalid site file")
+        except SettingsError as exc:  # name the site file's fields, not environment variables
+            msg = validation_message(
+                self.path or "<site>", exc.validation_error, "invalid site file"
+            )
             raise ConfigError(
                 msg.replace("invalid site file: ", "invalid site file: safety.")
             ) from None
@@ -245,10 +250,7 @@ def load_site(path: str | Path) -> SiteConfig:
         Naming the file and the field (``nbi.url``, ``safety.max_reboots_per_day``…).
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read site file: {exc}") from exc
+    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a site file must be a YAML mapping (inventory:, warehouse:, …)")
     try:

@@ -143,8 +143,11 @@ def encode_message(msg: Message) -> bytes:
 # --- decoding ------------------------------------------------------------------------------
 
 
-def _header(data: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of content, end of content) of the TLV at ``pos``."""
+def _header(data: bytes, pos: int, limit: int | None = None) -> tuple[int, int, int]:
+    """(tag, start of content, end of content) of the TLV at ``pos``, inside ``limit``."""
+    limit = len(data) if limit is None else limit
+    if pos >= limit:
+        raise BerError(f"truncated message: element at byte {pos} past its container")
     try:
         tag = data[pos]
         n = data[pos + 1]
@@ -158,8 +161,8 @@ def _header(data: bytes, pos: int) -> tuple[int, int, int]:
     except IndexError:
         raise BerError("truncated message") from None
     end = pos + n
-    if end > len(data):
-        raise BerError(f"length {n} at byte {pos} runs past the end ({len(data)} bytes)")
+    if end > limit:
+        raise BerError(f"length {n} at byte {pos} runs past its container (byte {limit})")
     return tag, pos, end
 
 
@@ -171,9 +174,13 @@ def _decode_oid(data: bytes, start: int, end: int) -> tuple[int, ...]:
     sub = 0
     for b in data[start + 1 : end]:
         sub = (sub << 7) | (b & 0x7F)
+        if sub > 0xFFFFFFFF:  # RFC 2578: sub-identifiers are 32-bit
+            raise BerError(f"OID sub-identifier larger than 2^32-1 at byte {start}")
         if not b & 0x80:
             out.append(sub)
             sub = 0
+    if end - start > 1 and data[end - 1] & 0x80:
+        raise BerError(f"OID ends inside a sub-identifier at byte {end - 1}")
     return tuple(out)
 
 
@@ -181,8 +188,10 @@ def _decode_int(data: bytes, start: int, end: int, signed: bool = True) -> int:
     return int.from_bytes(data[start:end], "big", signed=signed)
 
 
-def _expect(data: bytes, pos: int, tag: int, what: str) -> tuple[int, int]:
-    t, s, e = _header(data, pos)
+def _expect(
+    data: bytes, pos: int, tag: int, what: str, limit: int | None = None
+) -> tuple[int, int]:
+    t, s, e = _header(data, pos, limit)
     if t != tag:
         raise BerError(f"expected {what} (tag 0x{tag:02x}) at byte {pos}, got tag 0x{t:02x}")
     return s, e
@@ -196,32 +205,33 @@ def decode_message(data: bytes) -> Message:
     BerError
         For anything that is not a well-formed v1/v2c message (v3 included).
     """
+    data = bytes(data)
     s, end = _expect(data, 0, 0x30, "message SEQUENCE")
-    s2, e2 = _expect(data, s, 0x02, "version")
+    s2, e2 = _expect(data, s, 0x02, "version", end)
     version = _decode_int(data, s2, e2)
     if version not in (0, 1):
         raise BerError(f"not SNMPv1/v2c (version field {version})")
-    s3, e3 = _expect(data, e2, 0x04, "community")
+    s3, e3 = _expect(data, e2, 0x04, "community", end)
     community = bytes(data[s3:e3])
-    pdu_type, ps, pe = _header(data, e3)
+    pdu_type, ps, pe = _header(data, e3, end)
     if pdu_type not in (GET, GETNEXT, RESPONSE, SET, GETBULK, 0xA6, 0xA7, 0xA8):
         raise BerError(f"unknown PDU type 0x{pdu_type:02x}")
-    a, b = _expect(data, ps, 0x02, "request-id")
+    a, b = _expect(data, ps, 0x02, "request-id", pe)
     request_id = _decode_int(data, a, b)
-    a, c = _expect(data, b, 0x02, "error-status")
+    a, c = _expect(data, b, 0x02, "error-status", pe)
     error_status = _decode_int(data, a, c)
-    a, d = _expect(data, c, 0x02, "error-index")
+    a, d = _expect(data, c, 0x02, "error-index", pe)
     error_index = _decode_int(data, a, d)
-    vs, ve = _expect(data, d, 0x30, "varbind list")
+    vs, ve = _expect(data, d, 0x30, "varbind list", pe)
     varbinds = []
     pos = vs
     while pos < ve:
-        _, s1, e1 = _header(data, pos)
-        ot, os_, oe = _header(data, s1)
+        _, s1, e1 = _header(data, pos, ve)
+        ot, os_, oe = _header(data, s1, e1)
         if ot != 0x06:
             raise BerError(f"expected an OID in varbind at byte {s1}")
         oid = _decode_oid(data, os_, oe)
-        vt, vs_, ve_ = _header(data, oe)
+        vt, vs_, ve_ = _header(data, oe, e1)
         if vt == 0x02:
             val: tuple[int, Any] = (2, _decode_int(data, vs_, ve_))
         elif vt == 0x04:

@@ -2,8 +2,9 @@
 
 Same interface and errors as :class:`~guardian_lib.snmp.transport.SnmpSession` (``get``,
 ``walk_columns``), at a few µs of CPU per OID instead of ~200 µs. SNMPv3 stays on pysnmp.
-Answers that do not parse, come from another request or carry another community are
-ignored (and counted in ``ignored_datagrams``); the request then times out and is resent.
+Answers that do not parse, are not a Response PDU, come from another request or carry
+another community are ignored (and counted in ``ignored_datagrams``); the request then
+times out and is resent.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from guardian_lib.snmp.ber import (
     GETBULK,
     NO_SUCH_INSTANCE,
     NO_SUCH_OBJECT,
+    RESPONSE,
     BerError,
     Message,
     decode_message,
@@ -50,10 +52,16 @@ class _Endpoint(asyncio.DatagramProtocol):
         except BerError:
             self.ignored += 1
             return
-        fut = self.pending.pop(msg.request_id, None)
-        if fut is None or fut.done() or msg.community != self.community:
+        if msg.pdu_type != RESPONSE or msg.community != self.community:
+            # Only a Response answers a request: a GET / SET / trap carrying a pending
+            # request id is somebody's crafted packet, not our agent's answer.
             self.ignored += 1
             return
+        fut = self.pending.get(msg.request_id)
+        if fut is None or fut.done():
+            self.ignored += 1
+            return
+        del self.pending[msg.request_id]
         fut.set_result(msg)
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.

@@ -25,10 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.safe_yaml import load_yaml
 from guardian_lib.snmp.errors import SnmpCredentialsError
 from guardian_lib.snmp.transport import SnmpCredentials
 
@@ -107,10 +107,7 @@ def load_inventory(path: str | Path) -> Inventory:
         Naming the file and the field (e.g. ``olts[2].port``).
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read OLT inventory: {exc}") from exc
+    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: an OLT inventory must be a YAML mapping with 'olts:'")
     try:
@@ -163,11 +160,9 @@ def resolve_credentials(
             found[f] = val
     if not all(f in found for f in fields) and secrets_path is not None:
         try:
-            secrets = yaml.safe_load(secrets_path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise SnmpCredentialsError(
-                f"OLT {entry.olt_id}: cannot read secret file {secrets_path}: {exc}"
-            ) from exc
+            secrets = load_yaml(secrets_path) or {}
+        except ConfigError as exc:
+            raise SnmpCredentialsError(f"OLT {entry.olt_id}: secret file: {exc}") from None
         block = secrets.get(ref) if isinstance(secrets, dict) else None
         if isinstance(block, dict):
             for f in fields + optional:
@@ -181,4 +176,7 @@ def resolve_credentials(
             f"OLT {entry.olt_id}: SNMPv{entry.version} credentials {ref!r} incomplete: "
             f"missing {missing}; expected environment variable(s) {names}{where}"
         )
-    return SnmpCredentials(version=entry.version, **found)
+    try:
+        return SnmpCredentials(version=entry.version, **found)
+    except SnmpCredentialsError as exc:  # e.g. a v3 key shorter than 8 characters
+        raise SnmpCredentialsError(f"OLT {entry.olt_id}: credentials {ref!r}: {exc}") from None

@@ -14,10 +14,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.safe_yaml import load_yaml
 from guardian_lib.snmp.errors import SnmpProfileError
 
 __all__ = [
@@ -201,10 +201,7 @@ def load_profile(path: str | Path) -> Profile:
         Naming the file and the field path when the file is not a valid profile.
     """
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read SNMP profile: {exc}") from exc
+    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: an SNMP profile must be a YAML mapping, got {type(data)}")
     try:

@@ -3,16 +3,24 @@
 The walker advances every requested table column in the same GETBULK request (one
 request carries one varbind per unfinished column), so a table of C columns and N rows
 costs about ``N / max_repetitions`` round trips instead of ``C · N / max_repetitions``.
+
+Datagrams are hostile input: :class:`GuardedUdpTransport` (used by the sessions here and
+by the emulated agents) counts a datagram that pysnmp cannot process and logs one
+warning line about it, at most once per :data:`WARN_EVERY_S`, instead of a traceback
+per datagram.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyasn1.type import univ
+from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
@@ -30,6 +38,7 @@ from pysnmp.smi import builder, view
 
 from guardian_lib.snmp.errors import (
     SnmpAuthError,
+    SnmpCredentialsError,
     SnmpError,
     SnmpProtocolError,
     SnmpTimeoutError,
@@ -43,7 +52,81 @@ __all__ = [
     "oid_tuple",
     "oid_str",
     "python_value",
+    "GuardedUdpTransport",
+    "DatagramWarnings",
+    "WARN_EVERY_S",
+    "MIN_V3_KEY_LENGTH",
 ]
+
+_log = logging.getLogger(__name__)
+#: Shortest SNMPv3 pass-phrase (RFC 3414 §11.2). [characters]
+MIN_V3_KEY_LENGTH = 8
+#: At most one warning line about bad datagrams per transport per this period. [s]
+WARN_EVERY_S = 10.0
+
+
+class DatagramWarnings:
+    """Counts bad datagrams; logs one line now and then, never a traceback.
+
+    Attributes
+    ----------
+    count : int
+        Bad datagrams seen. [-]
+    logged : int
+        Warning lines written. [-]
+    """
+
+    def __init__(self, where: str, every_s: float = WARN_EVERY_S) -> None:
+        self.where = where
+        self.every_s = every_s
+        self.count = 0
+        self.logged = 0
+        self._last = -float("inf")
+        self._since = 0
+
+    def bad(self, peer: object, exc: BaseException) -> None:
+        """Record one bad datagram from ``peer``."""
+        self.count += 1
+        self._since += 1
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self.logged += 1
+            _log.warning(
+                "%s: dropped %d malformed SNMP datagram(s) (last from %s: %s: %.120s)",
+                self.where, self._since, peer, type(exc).__name__, exc,
+            )  # fmt: skip
+            self._last = now
+            self._since = 0
+
+
+class GuardedUdpTransport(udp.UdpAsyncioTransport):
+    """pysnmp's UDP transport, with a datagram that pysnmp chokes on counted, not raised.
+
+    pysnmp hands each datagram to the engine in a loop callback; an exception there
+    (pyasn1 decoding a crafted packet) reaches asyncio's handler, which logs a full
+    traceback per datagram.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bad_datagrams = DatagramWarnings(type(self).__name__)
+
+    def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:  # noqa: N803
+        callback = self._callback_function
+        if callback is None:
+            return
+        self.loop.call_soon(self._deliver, callback, transportAddress, datagram)
+
+    def _deliver(self, callback: Any, address: Any, datagram: bytes) -> None:
+        try:
+            callback(self, address, datagram)
+        except Exception as exc:  # hostile input: count it, one rate-limited line
+            self.bad_datagrams.bad(address, exc)
+
+
+class _GuardedTarget(UdpTransportTarget):
+    PROTO_TRANSPORT = GuardedUdpTransport
+
 
 Oid = tuple[int, ...]
 
@@ -142,6 +225,16 @@ class SnmpCredentials:
     auth_protocol: str = "SHA"
     priv_protocol: str = "AES"
 
+    def __post_init__(self) -> None:
+        if self.version != "3":
+            return
+        for what, key in (("auth", self.auth_key), ("priv", self.priv_key)):
+            if key and len(key) < MIN_V3_KEY_LENGTH:
+                raise SnmpCredentialsError(
+                    f"SNMPv3 user {self.user!r}: {what} key is {len(key)} character(s); "
+                    f"SNMPv3 pass-phrases need at least {MIN_V3_KEY_LENGTH} (RFC 3414)"
+                )
+
     def auth_data(self) -> CommunityData | UsmUserData:
         """The pysnmp authentication object."""
         if self.version == "2c":
@@ -211,7 +304,7 @@ class SnmpSession:
 
     async def _target_(self) -> UdpTransportTarget:
         if self._target is None:
-            self._target = await UdpTransportTarget.create(
+            self._target = await _GuardedTarget.create(
                 (self.host, self.port), timeout=self.timeout_s, retries=self.retries
             )
         return self._target

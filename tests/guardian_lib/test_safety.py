@@ -24,7 +24,7 @@ step = st.tuples(
 )
 limits = st.fixed_dictionaries(
     {
-        "reboot_cooldown_minutes": st.floats(0, 720),
+        "reboot_cooldown_minutes": st.floats(10, 720),
         "max_reboots_per_day": st.integers(0, 4),
         "max_reboots_per_pon_per_hour": st.integers(0, 5),
         "max_actions_fleet_per_hour": st.integers(0, 8),

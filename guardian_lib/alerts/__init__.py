@@ -1,0 +1,34 @@
+"""Alerts and notifications: rules, Alertmanager-style grouping, inhibition, silences,
+routing, an outbox with real receivers (SMTP e-mail, signed webhooks) and customer notices.
+
+* :mod:`.config` — the alerting file (rules, inhibit rules, routing tree, receivers);
+* :mod:`.rules` — rule evaluation (``for:``, ``keep_firing_for``, resolution);
+* :mod:`.silences` — silences in SQLite;
+* :mod:`.dispatch` — inhibition, silences, routing, aggregation groups;
+* :mod:`.outbox` and :mod:`.receivers` — delivery that survives restarts;
+* :mod:`.notices` — customer notices (pt-BR, en);
+* :mod:`.replay` — what a run's history would have fired.
+"""
+
+from guardian_lib._lazy import lazy_exports
+
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "AlertingConfig": ".config",
+        "load_alerting": ".config",
+        "default_rules_path": ".config",
+        "Alert": ".rules",
+        "RuleEngine": ".rules",
+        "Silence": ".silences",
+        "SilenceStore": ".silences",
+        "Dispatcher": ".dispatch",
+        "Notification": ".dispatch",
+        "Outbox": ".outbox",
+        "EmailReceiver": ".receivers",
+        "WebhookReceiver": ".receivers",
+        "AlertPipeline": ".pipeline",
+        "NoticePlanner": ".notices",
+        "replay_run": ".replay",
+    },
+)

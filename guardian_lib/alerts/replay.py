@@ -1,0 +1,339 @@
+"""Replay a run's history through the alerting rules (for tuning them).
+
+Observations are rebuilt from a run folder (:class:`~guardian_lib.layout.RunLayout`):
+
+* ``incidents`` — the audit trail's incidents (``audit.duckdb``, else the warehouse),
+  open from ``start_at`` to ``end_at``, with the OLT / PON / box / region they cover;
+* ``events`` — SILVER events on ONUs, in the evaluation step they happened;
+* ``health`` — per PON the share of its ONUs offline in SILVER telemetry, per OLT
+  ``olt_reachable`` (0 when none of its ONUs answers), and ``level: autopilot`` with
+  ``breaker_tripped`` when the audit shows decisions blocked by the circuit breaker;
+* ``predictions`` — GOLD ``ml_predictions`` (``risk_24h``) joined with the customer.
+
+Every evaluation step goes through :class:`~guardian_lib.alerts.rules.RuleEngine` and
+:class:`~guardian_lib.alerts.dispatch.Dispatcher`; customer notices are planned from the
+incidents and the audit's ``cancel_visit`` / ``reboot`` actions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from guardian_lib.alerts.config import AlertingConfig, load_alerting
+from guardian_lib.alerts.dispatch import Dispatcher
+from guardian_lib.alerts.notices import NoticePlanner
+from guardian_lib.alerts.rules import RuleEngine
+from guardian_lib.alerts.silences import SilenceStore
+from guardian_lib.audit import latest_incidents
+from guardian_lib.errors import WarehouseError
+from guardian_lib.layout import RunLayout
+
+__all__ = ["RunHistory", "load_history", "replay_run"]
+
+_BREAKER_RULE = "circuit_breaker"
+
+
+class RunHistory:
+    """What a run holds, as frames (inventory labels, incidents, events, health, …)."""
+
+    def __init__(self, onus: pd.DataFrame, customers: pd.DataFrame, incidents: pd.DataFrame,
+                 events: pd.DataFrame, health: pd.DataFrame, predictions: pd.DataFrame,
+                 actions: pd.DataFrame, breaker: pd.Series) -> None:  # fmt: skip
+        self.onus, self.customers, self.incidents = onus, customers, incidents
+        self.events, self.health, self.predictions = events, health, predictions
+        self.actions, self.breaker = actions, breaker
+
+
+def _audit_tables(layout: RunLayout) -> dict[str, pd.DataFrame]:
+    for path in (layout.audit, layout.warehouse):
+        if not path.exists():
+            continue
+        con = duckdb.connect(str(path), read_only=True)
+        try:
+            names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+            if "incidents" in names:
+                con.execute("SET TimeZone = 'UTC'")
+                return {
+                    t: con.execute(f"SELECT * FROM {t}").df()
+                    for t in ("incidents", "actions", "decisions")
+                    if t in names
+                }
+        finally:
+            con.close()
+    return {}
+
+
+def _scope_labels(stype: str, key: str, onus: pd.DataFrame) -> dict[str, str]:
+    col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(stype)
+    out: dict[str, str] = {}
+    if col is None:
+        return out
+    beneath = onus.loc[onus[col] == key]
+    out[col] = key
+    for c in ("olt", "pon", "box", "region"):
+        vals = beneath[c].dropna().unique() if len(beneath) else []
+        if c not in out and len(vals) == 1:
+            out[c] = str(vals[0])
+    return out
+
+
+def load_history(run: str | Path) -> RunHistory:
+    """Read a run folder's inventory, audit, events, telemetry health and predictions.
+
+    Raises
+    ------
+    WarehouseError
+        The run has no warehouse (not simulated / ingested).
+    """
+    layout = RunLayout(run)
+    if not layout.warehouse.exists():
+        raise WarehouseError(f"{layout.warehouse}: missing (run `guardian ingest --run {run}`)")
+    con = duckdb.connect(str(layout.warehouse), read_only=True)
+    con.execute("SET TimeZone = 'UTC'")
+    try:
+        onus = con.execute(
+            "SELECT o.onu_id AS onu, o.serial, o.pon_id AS pon, p.olt_id AS olt, "
+            "o.splitter_id AS box, l.region, c.customer_id AS customer, c.segment, c.cpe_id "
+            "FROM onus o JOIN pons p USING (pon_id) JOIN olts l ON l.olt_id = p.olt_id "
+            "LEFT JOIN customers c ON c.onu_id = o.onu_id ORDER BY o.onu_id"
+        ).df()
+        customers = onus.dropna(subset=["customer"]).reset_index(drop=True)
+        silver_ev = layout.silver("events")
+        events = pd.DataFrame(columns=["ts", "entity_id", "type"])
+        if any(silver_ev.glob("**/*.parquet")):
+            events = con.execute(
+                "SELECT ts, entity_id, type FROM read_parquet(?) WHERE entity_type = 'onu'",
+                [str(silver_ev / "**" / "*.parquet")],
+            ).df()
+        tel = layout.silver("telemetry")
+        health = pd.DataFrame(columns=["ts", "pon", "olt", "offline_share"])
+        if any(tel.glob("**/*.parquet")):
+            con.register("_onus", onus[["onu", "pon", "olt"]])
+            health = con.execute(
+                "SELECT t.ts, o.pon, o.olt, avg(CASE WHEN t.online THEN 0 ELSE 1 END) "
+                "AS offline_share FROM read_parquet(?) t JOIN _onus o ON o.onu = t.onu_id "
+                "GROUP BY ALL ORDER BY 1, 2",
+                [str(tel / "**" / "*.parquet")],
+            ).df()
+    finally:
+        con.close()
+    serial_to_onu = dict(zip(onus["serial"], onus["onu"], strict=True))
+    events["onu"] = events["entity_id"].map(lambda e: e if e in set(onus["onu"]) else None)
+    events["onu"] = events["onu"].fillna(events["entity_id"].map(serial_to_onu))
+    events = events.dropna(subset=["onu"]).merge(onus, on="onu", how="left")
+
+    audit = _audit_tables(layout)
+    inc = latest_incidents(audit.get("incidents", pd.DataFrame()))
+    if len(inc):
+        beneath = []
+        for r in inc.itertuples():
+            labels = _scope_labels(str(r.scope_type), str(r.scope_key), onus)
+            col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(str(r.scope_type))
+            n = int((customers[col] == r.scope_key).sum()) if col else 0
+            beneath.append((labels, n))
+        inc = inc.assign(labels=[b[0] for b in beneath], customers_beneath=[b[1] for b in beneath])
+    decisions = audit.get("decisions", pd.DataFrame(columns=["ts", "blocked_rule"]))
+    breaker = decisions.loc[decisions["blocked_rule"] == _BREAKER_RULE, "ts"]
+    preds = pd.DataFrame(columns=["ts", "onu", "risk_24h"])
+    if any(layout.predictions.glob("*.parquet")):
+        p = pd.read_parquet(layout.predictions, columns=["ts", "onu_id", "risk_24h"])
+        preds = p.rename(columns={"onu_id": "onu"}).merge(customers, on="onu", how="inner")
+    return RunHistory(onus, customers, inc, events, health, preds,
+                      audit.get("actions", pd.DataFrame()), breaker)  # fmt: skip
+
+
+def _records(df: pd.DataFrame, **extra: Any) -> list[dict[str, Any]]:
+    return [{**r, **extra} for r in df.to_dict("records")]
+
+
+def _grid(h: RunHistory, step: pd.Timedelta) -> pd.DatetimeIndex:
+    stamps = [s for s in (h.health["ts"], h.events["ts"], h.incidents.get("start_at"),
+                          h.incidents.get("end_at"), h.predictions["ts"]) if s is not None]  # fmt: skip
+    allts = pd.concat([pd.to_datetime(pd.Series(s), utc=True) for s in stamps]).dropna()
+    if allts.empty:
+        return pd.DatetimeIndex([], tz="UTC")
+    return pd.date_range(allts.min().floor(step), allts.max().ceil(step) + 12 * step, freq=step)
+
+
+def replay_run(
+    run: str | Path,
+    config: AlertingConfig | None = None,
+    silences: SilenceStore | None = None,
+    opted_out: tuple[str, ...] = (),
+    lang: str = "pt-BR",
+    eta_h: float = 4.0,
+) -> dict[str, Any]:
+    """What the rules would have fired over a run, raw and after grouping / inhibition.
+
+    Parameters
+    ----------
+    run : path
+        A simulated (and ingested) run folder.
+    config : AlertingConfig, optional
+        Default: the shipped rule file.
+    silences : SilenceStore, optional
+    opted_out : tuple of str
+        Customers who opted out of notices.
+    lang : {'pt-BR', 'en'}
+        Language of the customer notices.
+    eta_h : float
+        ETA announced in ``outage_detected`` after the incident's start. [h]
+
+    Returns
+    -------
+    dict
+        ``incidents``, ``alerts_raw``, ``alerts_notified``, ``customer_notices`` (each
+        with ``count`` and ``list``), ``muted`` and ``noise_reduction`` (raw alerts per
+        firing notification).
+    """
+    cfg = config or load_alerting()
+    h = load_history(run)
+    step = pd.Timedelta(seconds=cfg.evaluation_interval_s or 300.0)
+    eng, disp = RuleEngine(cfg), Dispatcher(cfg, silences)
+    notifications = []
+    health = h.health.assign(ts=pd.to_datetime(h.health["ts"], utc=True))
+    olt_health = (
+        health.groupby(["ts", "olt"], as_index=False)["offline_share"].min()
+        if len(health)
+        else pd.DataFrame(columns=["ts", "olt", "offline_share"])
+    )
+    ev = h.events.assign(ts=pd.to_datetime(h.events["ts"], utc=True))
+    pr = h.predictions.assign(ts=pd.to_datetime(h.predictions["ts"], utc=True))
+    inc = h.incidents
+    region = h.onus.drop_duplicates("pon").set_index("pon")["region"].to_dict()
+    olt_region = h.onus.drop_duplicates("olt").set_index("olt")["region"].to_dict()
+    breaker = pd.to_datetime(h.breaker, utc=True)
+    for now in _grid(h, step):
+        lo = now - step
+        obs: dict[str, list[dict[str, Any]]] = {}
+        if len(inc):
+            end = pd.to_datetime(inc["end_at"], utc=True)
+            start = pd.to_datetime(inc["start_at"], utc=True)
+            open_ = inc.loc[(start <= now) & (end.isna() | (end > now))]
+            obs["incidents"] = [
+                {"scope_type": r.scope_type, "scope_key": r.scope_key, "level": "incident",
+                 "incident_id": r.incident_id, "cause": r.cause, **r.labels,
+                 "affected_customers": int(r.affected_customers)
+                 if pd.notna(r.affected_customers) else r.customers_beneath}
+                for r in open_.itertuples()
+            ]  # fmt: skip
+        obs["events"] = _records(ev.loc[(ev["ts"] > lo) & (ev["ts"] <= now)], level="onu")
+        hp = health.loc[(health["ts"] > lo) & (health["ts"] <= now)]
+        hp = hp.loc[hp["ts"] == hp["ts"].max()] if len(hp) else hp
+        ho = olt_health.loc[olt_health["ts"] == hp["ts"].max()] if len(hp) else olt_health[:0]
+        obs["health"] = [
+            {"level": "pon", "pon": r.pon, "olt": r.olt, "region": region.get(r.pon),
+             "offline_share": float(r.offline_share)} for r in hp.itertuples()
+        ] + [
+            {"level": "olt", "olt": r.olt, "region": olt_region.get(r.olt),
+             "olt_reachable": int(r.offline_share < 1.0)} for r in ho.itertuples()
+        ]  # fmt: skip
+        if ((breaker > lo) & (breaker <= now)).any():
+            obs["health"].append({"level": "autopilot", "breaker_tripped": 1,
+                                  "reason": "reboots failing verification"})  # fmt: skip
+        if len(pr):
+            window = pr.loc[(pr["ts"] > now - max(step, pd.Timedelta(hours=1))) & (pr["ts"] <= now)]
+            latest = window.sort_values("ts").groupby("onu").tail(1)
+            obs["predictions"] = _records(latest, level="customer")
+        notifications += disp.step(now, eng.evaluate(now, obs))
+
+    notices = _plan_notices(h, opted_out, lang, eta_h)
+    firing_notes = [n for n in notifications if n.status == "firing"]
+    raw = eng.fired
+    return {
+        "run": str(run),
+        "rules": str(cfg.path) if cfg.path else "default",
+        "evaluation_interval_s": step.total_seconds(),
+        "incidents": {
+            "count": len(inc),
+            "list": [
+                {
+                    "incident_id": r.incident_id,
+                    "scope_type": r.scope_type,
+                    "scope_key": r.scope_key,
+                    "start_at": str(r.start_at),
+                    "end_at": str(r.end_at),
+                    "cause": r.cause,
+                    "customers_beneath": int(r.customers_beneath),
+                }
+                for r in inc.itertuples()
+            ],
+        },  # fmt: skip
+        "alerts_raw": {
+            "count": len(raw),
+            "by_rule": dict(sorted(Counter(a.labels["alertname"] for a in raw).items())),
+            "list": [a.to_dict() for a in raw],
+        },
+        "alerts_notified": {
+            "count": len(notifications),
+            "firing": len(firing_notes),
+            "resolved": len(notifications) - len(firing_notes),
+            "by_receiver": dict(sorted(Counter(n.receiver for n in notifications).items())),
+            "list": [n.to_dict() for n in notifications],
+        },
+        "muted": dict(disp.muted),
+        "noise_reduction": round(len(raw) / len(firing_notes), 3) if firing_notes else None,
+        "customer_notices": {
+            "count": len(notices.notices),
+            "by_template": dict(sorted(Counter(n.template for n in notices.notices).items())),
+            "deferred_quiet_hours": sum(n.deferred for n in notices.notices),
+            "skipped": dict(notices.skipped),
+            "list": [n.to_dict() for n in notices.notices],
+        },
+    }
+
+
+def _plan_notices(h: RunHistory, opted_out, lang: str, eta_h: float) -> NoticePlanner:
+    planner = NoticePlanner(opted_out=opted_out)
+    acts = h.actions
+    cust = h.customers.set_index("customer")
+    by_target: dict[str, str] = {}
+    for c, r in cust.iterrows():
+        for k in (c, r["onu"], r["cpe_id"], r["serial"]):
+            if isinstance(k, str):
+                by_target[k] = str(c)
+    if len(acts):
+        acts = acts.assign(customer=acts["target"].map(by_target),
+                           started_at=pd.to_datetime(acts["started_at"], utc=True))  # fmt: skip
+    for r in h.incidents.sort_values("start_at").itertuples() if len(h.incidents) else ():
+        col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(str(r.scope_type))
+        if col is None:
+            continue
+        start = pd.Timestamp(r.start_at)
+        end = None if pd.isna(r.end_at) else pd.Timestamp(r.end_at)
+        eta = start + pd.Timedelta(hours=eta_h)
+        beneath = h.customers.loc[h.customers[col] == r.scope_key]
+        ctx = {"region": str(r.labels.get("region", "")), "start": start, "eta": eta}
+        if len(acts):
+            during = acts.loc[(acts["action_type"] == "cancel_visit") & (acts["started_at"] >= start)
+                              & ((acts["started_at"] <= end) if end is not None else True)]  # fmt: skip
+            for a in during.itertuples():
+                if a.customer in set(beneath["customer"]):
+                    planner.request(a.customer, r.incident_id, "visit_cancelled", a.started_at,
+                                    lang, name=a.customer, visit=a.started_at, **ctx)  # fmt: skip
+        for c in beneath["customer"]:
+            planner.request(c, r.incident_id, "outage_detected", start, lang, name=c, **ctx)
+        if end is not None:
+            for c in beneath["customer"]:
+                planner.request(c, r.incident_id, "outage_resolved", end, lang, name=c, end=end)
+    if len(acts):
+        ok = acts.loc[(acts["action_type"] == "reboot") & (acts["status"] == "succeeded")]
+        for a in ok.itertuples():
+            if isinstance(a.customer, str):
+                when = pd.Timestamp(a.finished_at)
+                planner.request(a.customer, a.action_id, "equipment_rebooted", when, lang,
+                                name=a.customer, when=when)  # fmt: skip
+    return planner
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """Write a replay result atomically."""
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
