@@ -39,42 +39,69 @@ def ensure_run(path: Path) -> Path:
     return path
 
 
-def synthetic_cube(n_onus: int, ticks: int, rng: np.random.Generator) -> Cube:
-    """Plausible telemetry for a large fleet: 32 ONUs per PON, 16 PONs per OLT."""
-    per_pon, pons_per_olt = 32, 128
-    pon = np.arange(n_onus) // per_pon
-    onus = pd.DataFrame(
-        {
-            "onu_id": [f"ONU{i:06d}" for i in range(n_onus)],
-            "pon_id": [f"OLT{p // pons_per_olt}/1/{p % pons_per_olt}" for p in pon],
-            "olt_id": [f"OLT{p // pons_per_olt}" for p in pon],
-            "splitter_id": [f"CX{i // 8}" for i in range(n_onus)],
-            "lat": -22.9 + rng.normal(0, 0.05, n_onus),
-            "lon": -47.0 + rng.normal(0, 0.05, n_onus),
-            "distance_m": rng.uniform(1000, 12000, n_onus),
+class SyntheticFleet:
+    """Plausible telemetry for a large fleet, one tick at a time: 32 ONUs per PON, 128
+    PONs per OLT, 0.2 % of readings offline. Tick ``k`` depends only on ``(seed, k)``,
+    so a long run need not hold its history (the benchmark measures the scorer's memory,
+    not its input's)."""
+
+    def __init__(self, n_onus: int, seed: int = 0) -> None:
+        rng = np.random.default_rng([seed, 0])
+        per_pon, pons_per_olt = 32, 128
+        pon = np.arange(n_onus) // per_pon
+        self.seed, self.n_onus = seed, n_onus
+        self.onus = pd.DataFrame(
+            {
+                "onu_id": [f"ONU{i:06d}" for i in range(n_onus)],
+                "pon_id": [f"OLT{p // pons_per_olt}/1/{p % pons_per_olt}" for p in pon],
+                "olt_id": [f"OLT{p // pons_per_olt}" for p in pon],
+                "splitter_id": [f"CX{i // 8}" for i in range(n_onus)],
+                "lat": -22.9 + rng.normal(0, 0.05, n_onus),
+                "lon": -47.0 + rng.normal(0, 0.05, n_onus),
+                "distance_m": rng.uniform(1000, 12000, n_onus),
+            }
+        )
+        self.base = rng.uniform(-25, -18, n_onus)
+        self.t0_us = int(pd.Timestamp("2026-01-05", tz="UTC").value // 1000)
+
+    def values(self, k: int) -> dict[str, np.ndarray]:
+        """Readings of tick ``k`` per measure, shape (n_onus,)."""
+        rng = np.random.default_rng([self.seed, 1, k])
+        n = self.n_onus
+        online = (rng.random(n) > 0.002).astype(float)
+        values = {
+            "rx_dbm": self.base + rng.normal(0, 0.2, n),
+            "tx_dbm": 2.5 + rng.normal(0, 0.2, n),
+            "olt_rx_dbm": self.base - 1.5 + rng.normal(0, 0.2, n),
+            "snr_db": 29 + rng.normal(0, 0.5, n),
+            "ber": np.full(n, 1e-12),
+            "crc_errors": np.zeros(n),
+            "latency_ms": 15 + rng.exponential(2, n),
+            "loss_pct": rng.gamma(1, 0.1, n),
+            "online": online,
+            "uptime_s": np.full(n, k * 300.0),
         }
-    )
-    base = rng.uniform(-25, -18, n_onus)
-    shape = (ticks, n_onus)
-    online = (rng.random(shape) > 0.002).astype(float)
-    values = {
-        "rx_dbm": base + rng.normal(0, 0.2, shape),
-        "tx_dbm": 2.5 + rng.normal(0, 0.2, shape),
-        "olt_rx_dbm": base - 1.5 + rng.normal(0, 0.2, shape),
-        "snr_db": 29 + rng.normal(0, 0.5, shape),
-        "ber": np.full(shape, 1e-12),
-        "crc_errors": np.zeros(shape),
-        "latency_ms": 15 + rng.exponential(2, shape),
-        "loss_pct": rng.gamma(1, 0.1, shape),
-        "online": online,
-        "uptime_s": np.tile(np.arange(ticks)[:, None] * 300.0, (1, n_onus)),
-    }
-    for k in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "latency_ms", "loss_pct"):
-        values[k][online == 0] = np.nan
+        for m in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "latency_ms", "loss_pct"):
+            values[m][online == 0] = np.nan
+        return values
+
+    def tick(self, k: int):
+        """Tick ``k`` as the closed loop receives it (no events)."""
+        from guardian_lib.loop import Tick
+
+        ts = pd.Timestamp((self.t0_us + k * 300 * 1_000_000) * 1000, tz="UTC")
+        return Tick(ts, self.values(k))
+
+
+def synthetic_cube(n_onus: int, ticks: int, rng: np.random.Generator) -> Cube:
+    """``ticks`` ticks of a :class:`SyntheticFleet` (seeded from ``rng``) as one Cube."""
+    fleet = SyntheticFleet(n_onus, seed=int(rng.integers(2**31)))
+    per_tick = [fleet.values(k) for k in range(ticks)]
+    values = {m: np.stack([v[m] for v in per_tick]) for m in per_tick[0]}
     empty_ev = pd.DataFrame({"onu": np.array([], int), "tick": np.array([], int), "type": []})
     return Cube(
-        onus=onus,
-        t0_us=int(pd.Timestamp("2026-01-05", tz="UTC").value // 1000),
+        onus=fleet.onus,
+        t0_us=fleet.t0_us,
         tick_s=300,
         values=values,
         events=empty_ev,

@@ -2,11 +2,14 @@
 
 1. **50k ONUs, no network.** A :class:`~guardian_lib.loop.ClosedLoop` with the autopilot
    (expected-cost policy, safety, simulate dispatcher, in-memory audit) is fed synthetic
-   ticks of 50,000 ONUs (:func:`bench_models.synthetic_cube`). Timed: one ``feed`` that
-   decides — observer, the scorer's window, features, the three models, SHAP reasons for the
-   top risks, policy, safety, audit. Once with the ML scorer (a bundle trained here on a
-   2-day ``tiny`` run, 150 trees, unless ``--alias`` names a registered one; window 2 days
-   as ``operate`` holds), once with the rule scorer. Median of ``--timed`` cycles.
+   ticks of 50,000 ONUs (:class:`bench_models.SyntheticFleet`, generated tick by tick so
+   that the peak RSS is the loop's). Timed: one ``feed`` that decides — observer, the
+   scorer's window, features, the three models, SHAP reasons for the top risks, policy,
+   safety, audit. Once with the ML scorer exactly as ``operate`` builds it
+   (:func:`guardian_lib.operate.service.model_scorer`: 2-day window, bounded SHAP) from a
+   bundle trained here on a 4-day ``tiny`` run with frequent faults (150 trees) unless
+   ``--alias`` names a registered one, once with the rule scorer. Median of ``--timed``
+   cycles.
 2. **8 OLTs × 512 ONUs + their CPEs, over SNMP and HTTP.** ``guardian twin
    --serve-network`` (real time, a separate process) serves 8 emulated OLTs and 4,096 CPE
    agents; an in-process :class:`~guardian_lib.operate.service.Operator` runs
@@ -36,7 +39,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_models import synthetic_cube  # noqa: E402
+from bench_models import SyntheticFleet  # noqa: E402
 
 
 def _bundle(alias: str | None, work: Path):
@@ -51,11 +54,25 @@ def _bundle(alias: str | None, work: Path):
     from simulator.output import simulate_to_dir
     from simulator.scenario import load_scenario
 
-    run = work / "tiny2d"
-    simulate_to_dir(load_scenario("tiny", days=2), run)
+    # Four days of the tiny fleet with ten times its fault rates: every model gets both
+    # labels (on 2 plain tiny days the cause model is a constant and the hazard intervals
+    # have no booster, so the cycle would time none of LightGBM or SHAP), while the
+    # calibrated risks stay low on a healthy fleet.
+    sc = load_scenario("tiny", days=4)
+    faults = sc.faults.model_dump()
+    for params in faults.values():
+        if isinstance(params, dict) and params.get("rate_per_year"):
+            params["rate_per_year"] *= 10
+    run = work / "tiny4d"
+    simulate_to_dir(sc.with_overrides(faults=faults), run, seed=7)
     ingest_run(run)
     features = feature_frame(run, every_minutes=15)
-    return fit_bundle(features, build_labels(features, load_truth(run)), n_estimators=150)
+    bundle = fit_bundle(features, build_labels(features, load_truth(run)), n_estimators=150)
+    boosters = sum(getattr(m, "booster_", None) is not None for m in bundle.risk.hazards_)
+    if bundle.cause.constant_ is not None or boosters < len(bundle.risk.hazards_):
+        raise SystemExit(f"bench bundle degenerate: cause constant {bundle.cause.constant_}, "
+                         f"{boosters} hazard boosters")  # fmt: skip
+    return bundle
 
 
 def _loop(onus, scorer):
@@ -78,39 +95,62 @@ def _loop(onus, scorer):
     return ClosedLoop(onus, customers, ap, every=1, tick_s=300)
 
 
-def bench_memory(n_onus: int, alias: str | None, timed: int) -> None:
-    from guardian_lib.models.online import ModelScorer
+def _scorer_parts(scorer, timed: int) -> None:
+    """CPU seconds of the scorer's two parts at the newest tick (median of ``timed``)."""
+    parts = []
+    for _ in range(timed):
+        c0 = time.process_time()
+        features = scorer.cube.latest_features()
+        c1 = time.process_time()
+        preds = scorer.bundle.predict(
+            features, explain=scorer.explain, max_explained=scorer.max_explained,
+            max_risk_explained=scorer.max_risk_explained,
+        )  # fmt: skip
+        parts.append((c1 - c0, time.process_time() - c1))
+    feat_s, model_s = np.median(np.array(parts), axis=0)
+    print(f"  of which features {feat_s:.2f} s CPU, three models + SHAP {model_s:.2f} s CPU "
+          f"({int((preds['top_reasons'] != '[]').sum())} rows explained)")  # fmt: skip
 
-    window = 576
+
+def bench_memory(n_onus: int, alias: str | None, timed: int) -> None:
+    from guardian_lib.operate.service import model_scorer
+
+    tick_s = 300
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         bundle = _bundle(alias, Path(tmp))
         print(f"model bundle ready in {time.perf_counter() - t0:.1f} s ({bundle.model_version})")
-    cube = synthetic_cube(n_onus, window + 2 + timed, np.random.default_rng(0))
-    for name, scorer in (("ML scorer", ModelScorer(bundle, window_ticks=window)),
-                         ("rule scorer", None)):  # fmt: skip
-        loop = _loop(cube.onus, scorer)
+    fleet = SyntheticFleet(n_onus, seed=0)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The scorer operate builds (its window, its SHAP bounds), then the rule scorer.
+    for name, scorer in (("ML scorer", model_scorer(bundle, tick_s)), ("rule scorer", None)):
+        loop = _loop(fleet.onus, scorer)
+        window = loop.scorer.cube.window_ticks if scorer is not None else 2
         t0 = time.perf_counter()
-        warm = window if scorer is not None else 2
-        for k in range(warm):  # fill the window without deciding
-            tick = cube.tick(k)
+        for k in range(window):  # fill the window without deciding
+            tick = fleet.tick(k)
             for c in loop.consumers:
                 c.update(tick)
-        loop.ticks = warm
+        loop.ticks = window
         fill_s = time.perf_counter() - t0
-        loop.feed(cube.tick(warm))  # first decision (starts running sums)
+        loop.feed(fleet.tick(window))  # first decision (starts running sums)
         times, cpu = [], []
-        for k in range(warm + 1, warm + 1 + timed):
-            tick = cube.tick(k)
+        for k in range(window + 1, window + 1 + timed):
+            tick = fleet.tick(k)
             c0, t0 = time.process_time(), time.perf_counter()
             loop.feed(tick)
             times.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
         print(
             f"{name}: one cycle, {n_onus:,} ONUs (no network): {np.median(times):.2f} s wall, "
-            f"{np.median(cpu):.2f} s CPU (median of {timed}; window filled in {fill_s:.0f} s); "
-            f"decisions last cycle: {len(loop.decisions)}"
+            f"{np.median(cpu):.2f} s CPU (median of {timed}; window of {window} ticks filled "
+            f"in {fill_s:.0f} s); decisions last cycle: {len(loop.decisions)}"
         )
+        if scorer is not None:
+            _scorer_parts(loop.scorer, timed)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"peak RSS after the ML scorer: {rss:.0f} MB ({rss0:.0f} MB before the fleet)")
+            del loop
     print(f"peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

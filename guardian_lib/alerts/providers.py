@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from guardian_lib.alerts.config import AlertmanagerSettings, SmsSettings, WhatsAppSettings
-from guardian_lib.alerts.receivers import email_text
+from guardian_lib.alerts.messages import email_text
 
 __all__ = ["AlertmanagerForwarder", "TwilioSms", "WhatsAppCloud", "postable_alerts", "short_text"]
 

@@ -18,7 +18,7 @@ import json
 import smtplib
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from guardian_lib.alerts.config import AlertingConfig, EmailSettings, WebhookSettings
+from guardian_lib.alerts.messages import email_text
 from guardian_lib.operate.site import read_secret
 
 __all__ = [
@@ -34,7 +35,6 @@ __all__ = [
     "WebhookReceiver",
     "sign",
     "verify_signature",
-    "email_text",
     "build_receivers",
 ]
 
@@ -50,29 +50,6 @@ def sign(secret: bytes, body: bytes) -> str:
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
     """Whether ``header`` is the signature of ``body`` (constant-time comparison)."""
     return header is not None and hmac.compare_digest(sign(secret, body), header)
-
-
-def email_text(payload: Mapping[str, Any]) -> tuple[str, str]:
-    """Subject and plain-text body of a notification payload."""
-    alerts = payload.get("alerts", [])
-    firing = [a for a in alerts if a.get("status") == "firing"]
-    status = "FIRING" if firing else "RESOLVED"
-    names = sorted({a["labels"].get("alertname", "?") for a in alerts})
-    group = ", ".join(f"{k}={v}" for k, v in payload.get("groupLabels", {}).items() if v)
-    head = alerts[0]["annotations"].get("summary", "") if len(alerts) == 1 else ""
-    subject = f"[{status}:{len(firing) or len(alerts)}] {' '.join(names)}"
-    subject += f" ({group})" if group else ""
-    subject += f" — {head}" if head else ""
-    lines = [f"Network Guardian — {status.lower()} — {payload.get('timestamp', '')}", ""]
-    for a in alerts:
-        lab = a["labels"]
-        lines.append(f"* [{a['status']}] {lab.get('alertname')} ({lab.get('severity', '')})")
-        if a["annotations"].get("summary"):
-            lines.append(f"  {a['annotations']['summary']}")
-        lines.append("  " + ", ".join(f"{k}={v}" for k, v in lab.items()))
-        lines.append(f"  since {a['startsAt']}" + (f", ended {a['endsAt']}" if a["endsAt"] else ""))
-    lines += ["", f"Idempotency key: {payload.get('idempotencyKey', '')}"]
-    return subject.replace("\n", " ")[:250], "\n".join(lines) + "\n"
 
 
 class EmailReceiver:

@@ -169,7 +169,8 @@ class PolicyBase:
             | (np.nan_to_num(preds["risk_24h"].to_numpy(dtype=float)) > self.risk_threshold)
             | (nb["box_rxdrop_share"].to_numpy(dtype=float) > 0)
             | (st["stable_min"].to_numpy() < 4 * self.stable_minutes)
-            | np.isin(st.index.to_numpy(dtype=object), case_ids)
+            # a hash lookup: np.isin on object arrays sorts them (~1 s at 50k × 2.7k cases)
+            | st.index.isin(case_ids)
         )
         rows = np.flatnonzero(interest)
         index = pd.Index(st.index.to_numpy(dtype=object)[rows], dtype=object, name="onu_id")
@@ -318,7 +319,7 @@ class PolicyBase:
         ids = df.index.to_numpy(dtype=object)
         pos = pd.Index(cases.index.to_numpy(dtype=object), dtype=object).get_indexer(ids)
         has_case = pos >= 0
-        is_cov = np.isin(ids, list(covered)) if covered else np.zeros(len(df), dtype=bool)
+        is_cov = df.index.isin(list(covered)) if covered else np.zeros(len(df), dtype=bool)
         impacted = df["impacted"].to_numpy(dtype=bool)
         risk = df["risk_24h"].to_numpy(dtype=float)
         stable_min = df["stable_min"].to_numpy(dtype=float)

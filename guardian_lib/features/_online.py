@@ -19,6 +19,17 @@ _US = 1_000_000
 #: Windows this long or longer are recomputed from the buffer one per tick (see
 #: RollingCube._update_sums); shorter ones cost little. [ticks]
 _SPREAD_FROM = 64
+#: Ticks summed at a time when running sums are recomputed from the buffer. [ticks]
+_REBASE_CHUNK = 32
+#: Storage type of the window: readings have at most 4-5 significant digits (dBm to
+#: 0.01, latency to 0.1 ms), far within float32's 7; sums are kept in float64. [-]
+BUFFER_DTYPE = np.float32
+
+
+def _masked(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One tick's valid flags (0/1) and values (0 where missing), both float64."""
+    valid = ~np.isnan(row)
+    return valid.astype(np.float64), np.where(valid, row, 0.0).astype(np.float64, copy=False)
 
 
 class _WindowSums:
@@ -38,29 +49,38 @@ class _WindowSums:
 
     def rebase(self, block: np.ndarray, start: int) -> None:
         """Recompute from ``block``: the window's ticks, the first being tick ``start``."""
-        valid = ~np.isnan(block)
-        xb = np.where(valid, block, 0.0)
+        n_ticks, n_onus = block.shape
         self.origin = start
-        self.rebased = start + len(block) - 1
-        self.n = valid.sum(axis=0, dtype=np.float64)
-        self.sx = xb.sum(axis=0)
+        self.rebased = start + n_ticks - 1
+        self.n = np.zeros(n_onus)
+        self.sx = np.zeros(n_onus)
         if self.slope:
-            # Products with the time vector: one pass over the block each, no temporaries.
-            t = np.arange(len(block), dtype=np.float64)
+            self.st, self.stt, self.stx = np.zeros(n_onus), np.zeros(n_onus), np.zeros(n_onus)
+        # A few ticks at a time, summed in float64: the buffer may hold float32 and a
+        # whole-window float64 temporary would cost as much memory as the buffer itself.
+        for lo in range(0, n_ticks, _REBASE_CHUNK):
+            part = block[lo : lo + _REBASE_CHUNK]
+            valid = ~np.isnan(part)
+            xb = np.where(valid, part, 0.0).astype(np.float64, copy=False)
             vf = valid.astype(np.float64)
-            self.st = t @ vf
-            self.stt = (t * t) @ vf
-            self.stx = t @ xb
+            self.n += vf.sum(axis=0)
+            self.sx += xb.sum(axis=0)
+            if self.slope:
+                t = np.arange(lo, lo + len(part), dtype=np.float64)
+                self.st += t @ vf
+                self.stt += (t * t) @ vf
+                self.stx += t @ xb
 
     def add(self, valid: np.ndarray, xb: np.ndarray, tick: int, sign: float) -> None:
-        """Add (``sign=1``) or take out (``-1``) one tick's valid flags and values."""
+        """Add (``sign=1``) or take out (``-1``) one tick's valid flags (float64 0/1) and
+        values (float64, 0 where missing)."""
         self.n += sign * valid
         self.sx += sign * xb
         if self.slope:
             k = float(tick - self.origin)
-            self.st += sign * k * valid
-            self.stt += sign * k * k * valid
-            self.stx += sign * k * xb
+            self.st += (sign * k) * valid
+            self.stt += (sign * k * k) * valid
+            self.stx += (sign * k) * xb
 
     def window(self, newest: int) -> tuple[np.ndarray, ...]:
         """``(n, Σt, Σx, Σt², Σt·x)`` with t counted from the window's first tick."""
@@ -99,11 +119,14 @@ class _RunningView:
 class RollingCube:
     """The last ``window_ticks`` ticks of every ONU, appended one tick at a time.
 
-    A buffer of twice the window is filled and, when full, its newest half is moved to
-    the front (once per ``window_ticks`` ticks), so the chronological window is always
-    a zero-copy slice. Feature values equal the batch computation as long as the window
-    covers the longest window used (7 days for baselines; shorter windows give baselines
-    over what is held).
+    A buffer of 1.25 times the window is filled and, when full, its newest
+    ``window_ticks`` rows are moved to the front (once per ``window_ticks / 4`` ticks),
+    so the chronological window is always a zero-copy slice. Readings are held as
+    float32 (:data:`BUFFER_DTYPE`; 2 days × 50k ONUs × 10 measures is 1.4 GB) and summed
+    in float64. Feature values equal the batch computation over the same readings to
+    float rounding (over float64 readings: within float32 rounding of the inputs, about
+    1e-6 relative) as long as the window covers the longest window used (7 days for
+    baselines; shorter windows give baselines over what is held).
 
     Window sums and slopes at the newest tick come from running sums: the first time a
     (measure, window) is asked for, its sums are computed from the buffer; from then
@@ -127,7 +150,11 @@ class RollingCube:
         self.tick_s = tick_s
         self.window_ticks = window_ticks
         n = len(self.onus)
-        self._buf = {m: np.full((2 * window_ticks, n), np.nan) for m in MEASURES}
+        # Room for the window plus a quarter: when full, the newest window_ticks rows
+        # move to the front (one copy of the window every window_ticks / 4 ticks).
+        self._margin = max(window_ticks // 4, 1)
+        rows = window_ticks + self._margin
+        self._buf = {m: np.full((rows, n), np.nan, dtype=BUFFER_DTYPE) for m in MEASURES}
         self._pos = 0  # rows used in the buffer
         self._first_tick = 0  # absolute tick index of buffer row 0
         self._t0_us: int | None = None
@@ -197,13 +224,8 @@ class RollingCube:
                 f"{pd.Timestamp((self._t0_us + expected * self.tick_s * _US) * 1000, tz='UTC')}, "
                 f"got {pd.Timestamp(ts)}"
             )
-        if self._pos == 2 * self.window_ticks:
-            keep = self.window_ticks
-            for m in self._buf.values():
-                m[:keep] = m[-keep:]
-                m[keep:] = np.nan
-            self._first_tick += self._pos - keep
-            self._pos = keep
+        if self._pos == len(self._buf[MEASURES[0]]):
+            self._compact()
         for m, buf in self._buf.items():
             row = values.get(m)
             buf[self._pos] = np.nan if row is None else np.asarray(row, dtype=float)
@@ -218,6 +240,19 @@ class RollingCube:
         oldest = self._first_tick + self._pos - self.window_ticks - 1
         if self._events and self._events[0][0] < oldest:
             self._events = [e for e in self._events if e[0] >= oldest]
+
+    def _compact(self) -> None:
+        """Move the newest ``window_ticks`` rows to the front of the buffer."""
+        keep, margin = self.window_ticks, self._margin
+        src = self._pos - keep  # = margin
+        for m in self._buf.values():
+            # Chunks no longer than the shift never overlap: no temporary copy.
+            for lo in range(0, keep, margin):
+                hi = min(lo + margin, keep)
+                m[lo:hi] = m[src + lo : src + hi]
+            m[keep:] = np.nan
+        self._first_tick += src
+        self._pos = keep
 
     def _update_sums(self, tick: int) -> None:
         """Move every running window on to ``tick`` (just written to the buffer)."""
@@ -236,15 +271,11 @@ class RollingCube:
                 continue
             buf = self._buf[measure]
             if measure not in new:
-                row = buf[self._pos - 1]
-                valid = ~np.isnan(row)
-                new[measure] = (valid, np.where(valid, row, 0.0))
+                new[measure] = _masked(buf[self._pos - 1])
             stat.add(*new[measure], tick, 1.0)
             leaving = tick - w
             if leaving >= 0:
-                old = buf[leaving - self._first_tick]
-                valid = ~np.isnan(old)
-                stat.add(valid, np.where(valid, old, 0.0), leaving, -1.0)
+                stat.add(*_masked(buf[leaving - self._first_tick]), leaving, -1.0)
 
     def state_dict(self) -> dict[str, Any]:
         """The held window (picklable), for a restart: readings, events, clock."""
@@ -284,7 +315,8 @@ class RollingCube:
         self.orders = state["orders"].copy()
 
     def cube(self) -> Cube:
-        """The window as a :class:`~guardian_lib.features.Cube` (zero-copy views)."""
+        """The window as a :class:`~guardian_lib.features.Cube` (zero-copy views, valid
+        until the next :meth:`update`, which may move the buffer's rows)."""
         if self._pos == 0:
             raise ValueError("RollingCube is empty: append ticks first")
         lo = max(self._pos - self.window_ticks, 0)

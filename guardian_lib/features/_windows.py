@@ -165,7 +165,7 @@ def window_slope(
             t = np.arange(r + 1 - lo, dtype=np.float64)[:, None]
             n = v.sum(axis=0)
             st = (t * v).sum(axis=0)
-            sx = xb.sum(axis=0)
+            sx = xb.sum(axis=0, dtype=np.float64)  # float32 readings: sum in float64
             stt = (t * t * v).sum(axis=0)
             stx = (t * xb).sum(axis=0)
             out[i] = _slope(n, st, sx, stt, stx, den_min=0.0)

@@ -39,6 +39,9 @@ class OnlineScorer:
         SHAP costs about 1 ms per row and 150 trees, so this bounds a tick's latency
         while still covering the rows an operator or the autopilot acts on (high risk);
         None explains all of them, as batch scoring does. [-]
+    max_explained : int, default 20000
+        Most symptomatic rows that get the cause model's reasons each tick (in fleet
+        order). [-]
     """
 
     def __init__(
@@ -49,11 +52,13 @@ class OnlineScorer:
         window_ticks: int = 2016,
         explain: bool = True,
         max_risk_explained: int | None = 500,
+        max_explained: int = 20_000,
     ) -> None:
         self.bundle = bundle
         self.cube = RollingCube(onus, tick_s=tick_s, window_ticks=window_ticks)
         self.explain = explain
         self.max_risk_explained = max_risk_explained
+        self.max_explained = max_explained
         self.model_version = bundle.model_version
 
     def update(self, tick: Tick) -> None:
@@ -74,6 +79,7 @@ class OnlineScorer:
         return self.bundle.predict(
             self.cube.latest_features(),
             explain=self.explain,
+            max_explained=self.max_explained,
             max_risk_explained=self.max_risk_explained,
         )
 
@@ -95,6 +101,8 @@ class ModelScorer:
         Attach SHAP reasons (slower; the audit keeps the policy's own rationale).
     max_risk_explained : int or None, default 500
         As in :class:`OnlineScorer`. [-]
+    max_explained : int, default 20000
+        As in :class:`OnlineScorer`. [-]
     """
 
     def __init__(
@@ -103,11 +111,13 @@ class ModelScorer:
         window_ticks: int = 576,
         explain: bool = False,
         max_risk_explained: int | None = 500,
+        max_explained: int = 20_000,
     ) -> None:
         self.bundle = bundle
         self.window_ticks = window_ticks
         self.explain = explain
         self.max_risk_explained = max_risk_explained
+        self.max_explained = max_explained
         self.model_version = bundle.model_version
 
     def bind(self, onus: pd.DataFrame, tick_s: int = 300) -> OnlineScorer:
@@ -119,4 +129,5 @@ class ModelScorer:
             window_ticks=self.window_ticks,
             explain=self.explain,
             max_risk_explained=self.max_risk_explained,
+            max_explained=self.max_explained,
         )

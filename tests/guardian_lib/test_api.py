@@ -131,7 +131,9 @@ def _request(world, method: str, path: str, region: str):
     onu, pon, cust = _ONU[region]
     if path == "/customers/{customer_id}/timeline":
         return method, f"/customers/{cust}/timeline", None
-    if path in ("/risk", "/olts", "/pons", "/onus", "/customers"):
+    if path in ("/risk", "/olts", "/pons", "/onus", "/customers", "/alerts", "/silences") and (
+        method == "GET"
+    ):
         return method, f"{path}?region={region}" + ("&min=0" if path == "/risk" else ""), None
     if path.startswith("/decisions/{approval_id}"):
         aid = propose(world["state"], onu, pon)
@@ -154,6 +156,17 @@ def _request(world, method: str, path: str, region: str):
             "http://127.0.0.1:9/x", ["incident"], "t"
         )
         return method, f"/webhooks/{sub['id']}", None
+    if path == "/silences":
+        body = {"matchers": {"region": region, "olt": "~OLT-.*"}, "duration_minutes": 30.0,
+                "comment": "matrix"}  # fmt: skip
+        return method, path, body
+    if path == "/silences/{silence_id}":
+        from guardian_lib.alerts.silences import SilenceStore
+
+        store = SilenceStore(world["state"] / "silences.sqlite")
+        s = store.add({"region": region}, T0, T0 + pd.Timedelta(days=3650), "t", "matrix")
+        store.close()
+        return method, f"/silences/{s.silence_id}", None
     return method, path, None
 
 
@@ -222,6 +235,7 @@ def test_health_is_public_and_everything_else_needs_a_token(world):
             continue
         url = PREFIX + path.replace("{customer_id}", "C-N1").replace("{approval_id}", "1")
         url = url.replace("{token_id}", "0123456789ab").replace("{webhook_id}", "x")
+        url = url.replace("{silence_id}", "0123456789ab")
         resp = c.request(method, url, json={"comment": "x"})
         assert resp.status_code == 401, (method, path, resp.text)
 

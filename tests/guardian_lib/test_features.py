@@ -129,20 +129,24 @@ def test_missing_warehouse_tables_give_clear_errors(tmp_path):
 
 def test_rolling_cube_matches_batch(cube):
     from guardian_lib.features import RollingCube
+    from guardian_lib.features._online import BUFFER_DTYPE
 
-    window = 200  # 2 × window < ticks appended: the buffer shifts at least once
+    window = 200  # 1.25 × window < ticks appended: the buffer shifts at least once
     rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
     ev = cube.events
     last = 500
     for k in range(last + 1):
         rc.update(cube.tick(k))
     online = rc.latest_features()
-    # The batch computation over the same window of history.
+    # The batch computation over the same window of history, from the readings as the
+    # RollingCube holds them (float32; against float64 readings see test_features_online).
     trimmed = type(cube)(
         onus=cube.onus,
         t0_us=cube.t0_us + (last + 1 - window) * cube.tick_s * 1_000_000,
         tick_s=cube.tick_s,
-        values={m: v[last + 1 - window : last + 1] for m, v in cube.values.items()},
+        values={
+            m: v[last + 1 - window : last + 1].astype(BUFFER_DTYPE) for m, v in cube.values.items()
+        },
         events=ev.assign(tick=ev["tick"] - (last + 1 - window)).query(
             "tick >= 0 and tick < @window"
         ),

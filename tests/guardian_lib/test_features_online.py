@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from guardian_lib.features import RollingCube, compute_features
+from guardian_lib.features._online import BUFFER_DTYPE
 from guardian_lib.features._windows import ffill, run_length, run_length_at, window_min
 
 
@@ -12,14 +13,15 @@ def _append(rc: RollingCube, cube, k: int) -> None:
     rc.update(cube.tick(k))
 
 
-def _batch(cube, last: int, window: int) -> pd.DataFrame:
-    """Batch features at tick ``last`` over the ``window`` ticks a RollingCube holds."""
+def _batch(cube, last: int, window: int, dtype=BUFFER_DTYPE) -> pd.DataFrame:
+    """Batch features at tick ``last`` over the ``window`` ticks a RollingCube holds,
+    from the readings rounded to ``dtype`` (as the RollingCube stores them)."""
     first = max(last + 1 - window, 0)
     trimmed = type(cube)(
         onus=cube.onus,
         t0_us=cube.t0_us + first * cube.tick_s * 1_000_000,
         tick_s=cube.tick_s,
-        values={m: v[first : last + 1] for m, v in cube.values.items()},
+        values={m: v[first : last + 1].astype(dtype) for m, v in cube.values.items()},
         events=cube.events.assign(tick=cube.events["tick"] - first).query(
             "tick >= 0 and tick <= @last - @first"
         ),
@@ -53,30 +55,56 @@ def test_running_sums_match_batch_long_after_the_buffer_shifts(cube, window):
     assert any(s.w == window for s in rc._sums.values())
 
 
+def test_float32_window_stays_within_input_rounding_of_the_float64_batch(cube):
+    # The buffer holds float32 readings: against the batch over the original float64
+    # readings, features differ by the inputs' rounding only (1e-7 relative), which
+    # ratios and slopes amplify: 1e-5 relative (to max(1, |value|)), and hours to the
+    # critical level (margin / slope) 1e-4 relative.
+    window = 80
+    rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    checked = 0
+    for k in range(3 * window):
+        _append(rc, cube, k)
+        if k % 37 == 5:
+            got = rc.latest_features()
+            want = _batch(cube, k, window, dtype=np.float64)
+            for col in got.columns[2:]:
+                x, y = got[col].to_numpy(float), want[col].to_numpy(float)
+                np.testing.assert_array_equal(np.isnan(x), np.isnan(y), err_msg=col)
+                tol = 1e-4 if col == "rx_hours_to_critical" else 1e-5
+                err = np.abs(x - y) / np.maximum(1.0, np.abs(y))
+                assert np.nanmax(err, initial=0.0) <= tol, (col, k, np.nanmax(err))
+            checked += 1
+    assert checked >= 6
+    assert next(iter(rc._buf.values())).dtype == np.float32
+
+
 def test_running_sums_started_late_and_a_stale_view_fall_back(cube):
     window = 40
     rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
-    for k in range(100):
+    for k in range(102):
         _append(rc, cube, k)
-    view = rc.cube()  # the window ending at tick 99
+    view = rc.cube()  # the window ending at tick 101
     pd.testing.assert_frame_equal(
         compute_features(view, np.array([view.n_ticks - 1])),
-        _batch(cube, 99, window),
+        _batch(cube, 101, window),
         rtol=1e-6,
         atol=1e-6,
     )
-    _append(rc, cube, 100)
-    # The view still reads ticks up to 99; its running sums have moved on, so the
+    # Tick 102 does not compact the buffer (ticks 50, 60, ..., 100 did): the view's
+    # rows stay in place.
+    _append(rc, cube, 102)
+    # The view still reads ticks up to 101; its running sums have moved on, so the
     # window functions sum the view's matrix instead.
     assert view.running["rx_dbm"].sums(12) is None
     pd.testing.assert_frame_equal(
         compute_features(view, np.array([view.n_ticks - 1])),
-        _batch(cube, 99, window),
+        _batch(cube, 101, window),
         rtol=1e-6,
         atol=1e-6,
     )
     pd.testing.assert_frame_equal(
-        rc.latest_features(), _batch(cube, 100, window), rtol=1e-6, atol=1e-6
+        rc.latest_features(), _batch(cube, 102, window), rtol=1e-6, atol=1e-6
     )
 
 
@@ -140,3 +168,20 @@ def test_a_restored_cube_gives_the_features_of_the_one_that_kept_running(cube):
     pd.testing.assert_frame_equal(b.latest_features(), a.latest_features(), rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="expected the tick"):
         _append(b, cube, 200)  # the restored clock still checks the spacing
+
+
+def test_a_window_saved_as_float64_restores_into_the_float32_buffer(cube):
+    # States written before the window became float32 hold float64 readings.
+    window = 40
+    a = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    for k in range(60):
+        _append(a, cube, k)
+    state = a.state_dict()
+    assert all(v.dtype == BUFFER_DTYPE for v in state["values"].values())
+    state["values"] = {m: v.astype(np.float64) for m, v in state["values"].items()}
+    b = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    b.load_state_dict(state)
+    assert next(iter(b._buf.values())).dtype == BUFFER_DTYPE
+    # Window plus a quarter, not twice the window.
+    assert len(next(iter(b._buf.values()))) == window + window // 4
+    pd.testing.assert_frame_equal(b.latest_features(), a.latest_features())

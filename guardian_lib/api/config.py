@@ -1,0 +1,64 @@
+"""What one ``guardian api`` serves (:class:`ApiConfig`) and the URL prefix of its routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ApiConfig", "PREFIX"]
+
+PREFIX = "/api/v1"
+
+
+@dataclass
+class ApiConfig:
+    """What one ``guardian api`` serves.
+
+    Attributes
+    ----------
+    run : Path
+        Run folder of the warehouse.
+    users : Path
+        Users file.
+    state : Path or None
+        ``guardian operate``'s state folder (site mode); None: read-only run mode.
+    audit : Path or None
+        The API's audit file (default: ``<state>/api-audit.jsonl``, or beside the users
+        file in run mode).
+    execute_per_minute : int
+        Requests to ``POST /decision/execute`` one user may make per minute. [1/min]
+    reboot_cooldown_minutes : float
+        Cooldown the simulate endpoint checks against operate's journal. [min]
+    cors_origins : list of str
+        Origins allowed by CORS; empty: no CORS headers at all.
+    subscribers : Path or None
+        The site's subscribers file: the inventory when the warehouse has none (operate
+        stores telemetry only).
+    webhook_every_s : float
+        Interval of the webhook dispatcher; 0: not started (tests call it). [s]
+    """
+
+    run: Path
+    users: Path
+    state: Path | None = None
+    audit: Path | None = None
+    execute_per_minute: int = 10
+    reboot_cooldown_minutes: float = 360.0
+    cors_origins: list[str] = field(default_factory=list)
+    subscribers: Path | None = None
+    webhook_every_s: float = 5.0
+
+    @property
+    def read_only(self) -> bool:
+        """True in ``--run`` mode (no operate state)."""
+        return self.state is None
+
+    def webhooks_path(self) -> Path:
+        """Where webhook subscriptions are kept (0600)."""
+        return (self.state or self.users.parent) / "webhooks.json"
+
+    def audit_path(self) -> Path:
+        """Where the API's audit lines go."""
+        if self.audit is not None:
+            return self.audit
+        return (self.state or self.users.parent) / "api-audit.jsonl"

@@ -1,0 +1,246 @@
+"""What every router of the operator API shares: the per-application :class:`ApiContext`,
+the bearer-token dependencies (:data:`Reader`, :data:`Decider`, :data:`Admin`,
+:func:`needs`), region checks, the audit helper, operate's state store and JSON rows.
+
+Routers reach the context through ``request.app.state.ctx`` (set by
+:func:`guardian_lib.api.app.create_app`), so one router module serves any number of
+applications (tests build many).
+
+No ``from __future__ import annotations`` here: FastAPI evaluates the signatures of the
+dependencies below.
+"""
+
+import math
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from guardian_lib.api.config import ApiConfig
+from guardian_lib.api.data import WarehouseReader
+from guardian_lib.api.problems import Problem
+from guardian_lib.api.trail import ApiTrail
+from guardian_lib.api.users import AuthError, User, UserStore
+from guardian_lib.api.webhooks import WebhookStore
+
+if TYPE_CHECKING:
+    from guardian_lib.operate.state import StateStore
+
+__all__ = [
+    "Admin",
+    "ApiContext",
+    "Ctx",
+    "Decider",
+    "RateLimiter",
+    "Reader",
+    "approval_region",
+    "audit",
+    "current_user",
+    "get_context",
+    "in_region",
+    "needs",
+    "open_state",
+    "page",
+    "records",
+    "region_filter",
+]
+
+
+class RateLimiter:
+    """At most ``per_minute`` calls per key in any 60 s window (sliding)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._calls: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def wait(self, key: str, count: bool = False) -> float | None:
+        """Seconds until ``key`` may pass again, or None when it may pass now.
+
+        Parameters
+        ----------
+        count : bool, default False
+            Count this call when it passes.
+        """
+        now = time.monotonic()
+        with self._lock:
+            q = self._calls[key]
+            while q and now - q[0] >= 60.0:
+                q.popleft()
+            if len(q) >= self.per_minute:
+                return 60.0 - (now - q[0])
+            if count:
+                q.append(now)
+            return None
+
+    def allow(self, key: str) -> float | None:
+        """None when allowed (and counted), else seconds until the next call may pass."""
+        return self.wait(key, count=True)
+
+
+@dataclass
+class ApiContext:
+    """The state one application's routes share.
+
+    Attributes
+    ----------
+    cfg : ApiConfig
+    users : UserStore
+    reader : WarehouseReader
+    trail : ApiTrail
+        The API's audit file.
+    execute_limiter : RateLimiter
+        ``POST /decision/execute`` calls per user. [1/min]
+    login_failures : RateLimiter
+        Failed logins per user name. [1/min]
+    hooks : WebhookStore
+        Webhook subscriptions.
+    """
+
+    cfg: ApiConfig
+    users: UserStore
+    reader: WarehouseReader
+    trail: ApiTrail
+    execute_limiter: RateLimiter
+    login_failures: RateLimiter
+    hooks: WebhookStore
+
+
+def get_context(request: Request) -> ApiContext:
+    """The context of the application serving ``request``."""
+    return request.app.state.ctx
+
+
+Ctx = Annotated[ApiContext, Depends(get_context)]
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows (timestamps ISO 8601, NaN → null)."""
+    out = []
+    for row in frame.to_dict(orient="records"):
+        clean = {}
+        for k, v in row.items():
+            if isinstance(v, np.ndarray):
+                v = v.tolist()
+            elif isinstance(v, pd.Timestamp):
+                v = v.isoformat()
+            elif isinstance(v, float) and math.isnan(v):
+                v = None
+            elif v is pd.NaT or (not isinstance(v, list | dict | tuple) and pd.isna(v)):
+                v = None
+            elif hasattr(v, "item"):
+                v = v.item()
+            clean[str(k)] = v
+        out.append(clean)
+    return out
+
+
+def page(frame: pd.DataFrame, limit: int, offset: int) -> dict[str, Any]:
+    """One page of ``frame``'s rows with the total count."""
+    return {
+        "items": records(frame.iloc[offset : offset + limit]),
+        "total": int(len(frame)),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+# --- authentication and authorization ------------------------------------------------------
+_bearer = HTTPBearer(auto_error=False, description="An API token: guardian users token NAME")
+
+
+def current_user(
+    request: Request,
+    cred: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> User:
+    """The user of the request's bearer token (401 problem when none or not valid)."""
+    users = get_context(request).users
+    users.reload_if_changed()
+    try:
+        user, token_id = users.authenticate(cred.credentials if cred else None)
+    except AuthError as exc:
+        raise Problem(401, "unauthenticated", str(exc), field="header.Authorization",
+                      headers={"WWW-Authenticate": 'Bearer realm="guardian"'},
+                      reason=exc.reason) from None  # fmt: skip
+    request.state.user, request.state.token_id = user, token_id
+    return user
+
+
+def needs(permission: str):
+    """A dependency: the current user, who must have ``permission`` (else 403)."""
+
+    def check(user: Annotated[User, Depends(current_user)]) -> User:
+        if not user.can(permission):
+            raise Problem(403, "forbidden",
+                          f"role {user.role!r} does not have the {permission!r} permission",
+                          permission=permission, role=user.role)  # fmt: skip
+        return user
+
+    return check
+
+
+Reader = Annotated[User, Depends(needs("read"))]
+Decider = Annotated[User, Depends(needs("decide"))]
+Admin = Annotated[User, Depends(needs("admin"))]
+
+
+def in_region(user: User, region: str | None, what: str, fieldname: str) -> None:
+    """403 ``out-of-region`` problem unless ``user`` may act on ``region``."""
+    if not user.in_scope(region):
+        raise Problem(403, "out-of-region",
+                      f"{what} is in region {region!r}; user {user.name} may act on "
+                      f"{list(user.regions)} only", field=fieldname,
+                      region=region)  # fmt: skip
+
+
+def region_filter(user: User, region: str | None) -> list[str] | None:
+    """The regions a listing may show (None: all)."""
+    if region is not None:
+        in_region(user, region, "the requested region", "query.region")
+        return [region]
+    return list(user.regions) or None
+
+
+def audit(request: Request, user: User, action: str, target: Any, status: int,
+          comment: str = "") -> None:  # fmt: skip
+    """Append one line to the API's audit file for a mutating call."""
+    get_context(request).trail.record(
+        user=user.name, role=user.role, token_id=request.state.token_id,
+        method=request.method, path=request.url.path, action=action, target=target,
+        status=status, comment=comment, client=request.client.host if request.client else None,
+    )  # fmt: skip
+
+
+def open_state(cfg: ApiConfig) -> "StateStore":
+    """Operate's state store (the approval queue); close it after use.
+
+    Raises 409 ``read-only`` in run mode, 503 ``no-operate-state`` when operate has not
+    created its state yet.
+    """
+    from guardian_lib.operate.state import STATE_FILE, StateStore
+
+    if cfg.state is None:
+        raise Problem(409, "read-only",
+                      "this API serves a run read-only (--run): there is no approval queue; "
+                      "start it with --site SITE --state STATE")  # fmt: skip
+    if not (cfg.state / STATE_FILE).exists():
+        raise Problem(
+            503,
+            "no-operate-state",
+            f"{cfg.state}: no guardian operate state here ({STATE_FILE} missing)",
+        )
+    return StateStore(cfg.state)
+
+
+def approval_region(reader: WarehouseReader, row: dict[str, Any]) -> str | None:
+    """Region of a queued action: its ONU's, else its PON's."""
+    region = reader.region_of_onu(str(row["target"]))
+    if region is None and row.get("pon_id"):
+        region = reader.region_of_pon(str(row["pon_id"]))
+    return region

@@ -1,0 +1,58 @@
+"""Webhook subscriptions: ``GET/POST /webhooks``, ``DELETE /webhooks/{id}`` (admin only).
+
+Deliveries are made by :class:`guardian_lib.api.webhooks.WebhookDispatcher`, started
+beside the server by :func:`guardian_lib.api.app.create_app`.
+
+No ``from __future__ import annotations``: FastAPI evaluates the route signatures.
+"""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+from pydantic import BaseModel, ConfigDict, Field
+
+from guardian_lib.api.deps import Admin, Ctx, audit
+from guardian_lib.api.problems import Problem
+from guardian_lib.api.webhooks import WebhookError
+
+__all__ = ["WebhookRequest", "router"]
+
+router = APIRouter()
+
+
+class WebhookRequest(BaseModel):
+    """Body of ``POST /webhooks``."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(pattern=r"^https?://", max_length=2000, description="Receiver URL.")
+    events: list[Literal["decision", "incident"]] = Field(min_length=1, max_length=2)
+
+
+@router.get("/webhooks", tags=["webhooks"])
+def list_webhooks(user: Admin, ctx: Ctx) -> dict[str, Any]:
+    """Webhook subscriptions (without their secrets)."""
+    return {"items": ctx.hooks.list()}
+
+
+@router.post("/webhooks", tags=["webhooks"], status_code=201)
+def add_webhook(request: Request, user: Admin, ctx: Ctx, body: WebhookRequest) -> dict[str, Any]:
+    """Subscribe a URL to decision and/or incident events; the secret is shown once."""
+    sub = ctx.hooks.add(body.url, list(body.events), owner=user.name)
+    audit(request, user, "add_webhook", sub["id"], 201, body.url)
+    return sub
+
+
+@router.delete("/webhooks/{webhook_id}", tags=["webhooks"])
+def delete_webhook(
+    request: Request, user: Admin, ctx: Ctx, webhook_id: Annotated[str, PathParam(max_length=64)]
+) -> dict[str, Any]:
+    """Remove a subscription."""
+    try:
+        ctx.hooks.remove(webhook_id)
+    except WebhookError:
+        audit(request, user, "delete_webhook", webhook_id, 404)
+        raise Problem(404, "not-found", f"no webhook {webhook_id!r}",
+                      field="path.webhook_id") from None  # fmt: skip
+    audit(request, user, "delete_webhook", webhook_id, 200)
+    return {"id": webhook_id, "deleted": True}
