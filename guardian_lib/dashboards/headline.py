@@ -134,12 +134,28 @@ _TEXT = {
         "regras violadas: verifique a auditoria",
     ),
     "days": ("{n} days", "{n} dias"),
+    "basis": (
+        "{n} replications × {days} days each; 95 % intervals: bootstrap over the "
+        "replications, paired with the reactive operation on the same faults",
+        "{n} replicações × {days} dias cada; intervalos de 95 %: bootstrap sobre as "
+        "replicações, pareadas com a operação reativa nas mesmas falhas",
+    ),
 }
 
 
 def _t(key: str, lang: str, **kw: Any) -> str:
     en, pt = _TEXT[key]
     return (pt if lang == "pt-BR" else en).format(**kw)
+
+
+def _basis(data: RunData, lang: str) -> str:
+    """What the intervals rest on: replications × days of the backtest ("" if unknown)."""
+    settings = (data.backtest or {}).get("settings") or {}
+    seeds, days = settings.get("seeds"), settings.get("days")
+    if not isinstance(seeds, list) or not seeds or not isinstance(days, (int, float)):
+        return ""
+    digits = 0 if float(days).is_integer() else 1
+    return _t("basis", lang, n=len(seeds), days=format_number(float(days), lang, digits))
 
 
 def headline_html(data: RunData, lang: str) -> str:
@@ -173,6 +189,8 @@ def headline_html(data: RunData, lang: str) -> str:
         if pol is None
         else ""
     )
+    basis = _basis(data, lang) if sub and pol != "reactive" else ""
+    sub = f"{sub} — {basis}" if basis else sub
     caption = f'<div class="caption">{html.escape(sub)}</div>' if sub else ""
     return (
         f'<section data-testid="headline"><h3>{html.escape(_t("title", lang))}</h3>'

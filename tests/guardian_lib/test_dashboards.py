@@ -323,6 +323,11 @@ def test_headline_uses_the_paired_intervals_and_clips_impossible_bounds(full_run
     assert "IC 95% −2 – 14" in html_pt or "IC 95% -2 – 14" in html_pt
     assert "nenhuma regra de segurança foi violada" in html_pt
     assert html_pt.index("Período") < html_pt.index("Economia por mês")
+    assert "replicações" not in html_pt  # this kpis.json does not say how many
+    kpis["settings"] = {"seeds": [8, 9, 10, 11, 12], "days": 7.0}
+    (run / "kpis.json").write_text(json.dumps(kpis))
+    html_en = headline_html(load_run_data(run), "en")
+    assert "5 replications × 7 days each" in html_en
 
 
 def test_headline_without_paired_figures_takes_the_difference_of_means(full_run):
