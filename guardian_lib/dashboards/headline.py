@@ -42,6 +42,22 @@ class HeadlineItem:
     hi: float = float("nan")
 
 
+def _incidents(inc: pd.DataFrame | None) -> HeadlineItem:
+    """Massive incidents of the audit: distinct ids, per replication when there are several.
+
+    The audit holds one row each time an incident is recorded (opened, closed), and a
+    backtest's audit holds every replication, its ids prefixed by the replication's tag
+    (``AUT<seed>-INC…``): counting rows would double and sum them.
+    """
+    if inc is None or "incident_id" not in inc.columns:
+        return HeadlineItem("incidents", float("nan"))
+    ids = inc["incident_id"].dropna().astype(str).drop_duplicates()
+    tags = ids.str.extract(r"^(.*?)INC", expand=False).fillna("")
+    reps = max(int(tags.nunique()), 1)
+    key = "incidents_per_replication" if reps > 1 else "incidents"
+    return HeadlineItem(key, len(ids) / reps)
+
+
 def main_policy(backtest: dict[str, Any] | None) -> str | None:
     """The policy the report speaks for: ``autopilot`` when present, else the last one."""
     if not backtest or not backtest.get("policies"):
@@ -83,10 +99,9 @@ def headline(data: RunData) -> list[HeadlineItem]:
         ``availability_change`` [-] and ``safety_violations`` [-].
     """
     cust = data.table("customers")
-    inc = data.table("incidents")
     items = [
         HeadlineItem("customers", float(len(cust)) if cust is not None else float("nan")),
-        HeadlineItem("incidents", float(len(inc)) if inc is not None else float("nan")),
+        _incidents(data.table("incidents")),
     ]
     pol = main_policy(data.backtest)
     if pol is None:

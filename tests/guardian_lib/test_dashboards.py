@@ -378,3 +378,16 @@ def test_downsampling_keeps_the_dips():
     assert d["n_online"].min() == 3 and ts[4321] in set(d["ts"])
     assert downsample_min(s.head(10), "ts", "n_online") is not None
     assert len(downsample_min(s.head(10), "ts", "n_online")) == 10
+
+
+def test_headline_counts_each_incident_once_per_replication():
+    from guardian_lib.dashboards.headline import _incidents
+
+    # Each incident is recorded when it opens and again when it closes; a backtest's audit
+    # holds every replication, its ids prefixed by the replication's tag.
+    ids = ["AUT1-INC00000001"] * 2 + ["AUT1-INC00000002"] * 2 + ["AUT2-INC00000001"] * 2
+    item = _incidents(pd.DataFrame({"incident_id": ids}))
+    assert (item.key, item.value) == ("incidents_per_replication", 1.5)
+    one = _incidents(pd.DataFrame({"incident_id": ["INC00000001", "INC00000001", "INC2"]}))
+    assert (one.key, one.value) == ("incidents", 2.0)
+    assert _incidents(None).key == "incidents"
