@@ -24,8 +24,14 @@ become a visit), ``rules`` (:class:`~guardian_lib.decision.RulesPolicy` with the
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import pickle
+import shutil
+import tempfile
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.actions import Dispatcher
-from guardian_lib.audit import AuditLog
+from guardian_lib.audit import AUDIT_TABLES, AuditLog
 from guardian_lib.decision import (
     Autopilot,
     AutopilotSettings,
@@ -57,6 +63,8 @@ __all__ = [
     "OraclePolicy",
     "run_policy",
     "run_backtest",
+    "default_workers",
+    "merge_audit",
     "BacktestWorld",
     "summarise",
     "scenario_of_run",
@@ -347,6 +355,41 @@ def summarise(per_seed: dict[str, list[dict[str, Any]]], days: float = 7.0) -> d
     return out
 
 
+def default_workers(cells: int) -> int:
+    """Worker processes of :func:`run_backtest` by default: one per (seed, policy) cell,
+    at most one per CPU. [-]"""
+    return max(1, min(cells, os.cpu_count() or 1))
+
+
+def merge_audit(parts: list[Path], dest: Path) -> None:
+    """Append the audit tables of the DuckDB files ``parts`` (in order) to ``dest``.
+
+    ``dest`` gets the tables of :data:`~guardian_lib.audit.AUDIT_TABLES` if it has none
+    yet; the ids of the parts must not collide (the backtest tags them per policy and seed).
+    """
+    import duckdb
+
+    AuditLog(dest).close()  # creates the tables
+    con = duckdb.connect(str(dest))
+    try:
+        for i, part in enumerate(parts):
+            quoted = str(part).replace("'", "''")
+            con.execute(f"ATTACH '{quoted}' AS part{i} (READ_ONLY)")
+            for table, cols in AUDIT_TABLES.items():
+                names = ", ".join(cols)
+                con.execute(f"INSERT INTO {table} SELECT {names} FROM part{i}.{table}")
+            con.execute(f"DETACH part{i}")
+    finally:
+        con.close()
+
+
+def _one_thread_per_process() -> None:
+    """Worker initializer: the cells already fill the CPUs, so native libraries
+    (OpenMP in LightGBM, BLAS) keep to one thread each instead of oversubscribing."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
 def run_backtest(
     scenario: Scenario,
     policies: list[str] | tuple[str, ...] = POLICIES,
@@ -356,12 +399,33 @@ def run_backtest(
     settings: AutopilotSettings | None = None,
     progress: Callable[[str, int, dict], None] | None = None,
     audit_path: Path | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Run every policy on every seed (common random numbers) and summarise.
 
+    Each (seed, policy) cell is an independent simulation seeded from ``seed`` alone, so
+    the cells run in ``workers`` processes (:class:`~concurrent.futures.ProcessPoolExecutor`,
+    *spawn* start method) and the result does not depend on ``workers`` or on the order in
+    which cells finish. ``workers=1`` runs them one after the other in this process. A
+    script that calls this with ``workers`` > 1 must keep its top-level code under
+    ``if __name__ == "__main__":`` (the workers import it again).
+
     ``audit_path`` (a DuckDB file) keeps the audit trail of the ``autopilot`` policy
     (every seed; ids are prefixed ``AUT<seed>-``), which the dashboards read; the other
-    policies' trails stay in memory.
+    policies' trails stay in memory. Each autopilot cell writes its own file in a
+    temporary folder next to ``audit_path`` (so its KPIs read its own trail only), and
+    the files are appended to ``audit_path`` in seed order at the end.
+
+    Parameters
+    ----------
+    scenario, policies, seeds, every_minutes, scorer, settings
+        As :func:`run_policy` (``seeds`` default ``[scenario.seed]``). With ``workers``
+        > 1, ``scorer`` and ``settings`` are pickled to each process.
+    progress : callable, optional
+        ``progress(policy, seed, kpis)`` in this process as each cell finishes.
+    audit_path : Path, optional
+    workers : int, optional
+        Processes [-]; default :func:`default_workers` (one per cell, at most one per CPU).
 
     Returns
     -------
@@ -372,14 +436,60 @@ def run_backtest(
         ``visits_avoided_vs_reactive_pct`` (paired per seed).
     """
     seeds = list(seeds if seeds is not None else [scenario.seed])
-    per_seed: dict[str, list[dict[str, Any]]] = {p: [] for p in policies}
-    for seed in seeds:
-        for pol in policies:
-            keep = audit_path if pol == "autopilot" else None
-            k = run_policy(scenario, pol, seed, every_minutes, scorer, settings, audit_path=keep)
-            per_seed[pol].append(k)
-            if progress:
-                progress(pol, seed, k)
+    cells = [(seed, pol) for seed in seeds for pol in policies]
+    if workers is not None and workers < 1:
+        raise ValueError(f"run_backtest: workers must be >= 1, got {workers}")
+    n_workers = min(workers or default_workers(len(cells)), max(len(cells), 1))
+    parts_dir = None
+    if audit_path is not None:
+        audit_path = Path(audit_path)
+        audit_path.parent.mkdir(parents=True, exist_ok=True)
+        parts_dir = Path(tempfile.mkdtemp(prefix=f".{audit_path.name}.", dir=audit_path.parent))
+
+    def part(seed: int, pol: str) -> Path | None:
+        return parts_dir / f"AUT{seed}.duckdb" if parts_dir and pol == "autopilot" else None
+
+    done: dict[tuple[int, str], dict[str, Any]] = {}
+    try:
+        if n_workers == 1:
+            for seed, pol in cells:
+                k = run_policy(scenario, pol, seed, every_minutes, scorer, settings,
+                               audit_path=part(seed, pol))  # fmt: skip
+                done[seed, pol] = k
+                if progress:
+                    progress(pol, seed, k)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(n_workers, mp_context=ctx,
+                                     initializer=_one_thread_per_process) as pool:  # fmt: skip
+                futures: dict[Future, tuple[int, str]] = {
+                    pool.submit(run_policy, scenario, pol, seed, every_minutes, scorer,
+                                settings, None, part(seed, pol)): (seed, pol)
+                    for seed, pol in cells
+                }  # fmt: skip
+                try:
+                    for fut in as_completed(futures):
+                        seed, pol = futures[fut]
+                        done[seed, pol] = k = fut.result()
+                        if progress:
+                            progress(pol, seed, k)
+                except BrokenProcessPool as exc:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise RuntimeError(
+                        f"run_backtest: a worker process died ({exc}). Worker processes are "
+                        "started with 'spawn' and import the calling script again: guard a "
+                        'script\'s code with `if __name__ == "__main__":`, or pass workers=1 '
+                        "to run the replays in this process"
+                    ) from exc
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        if parts_dir is not None and "autopilot" in policies:
+            merge_audit([part(seed, "autopilot") for seed in seeds], audit_path)
+    finally:
+        if parts_dir is not None:
+            shutil.rmtree(parts_dir, ignore_errors=True)
+    per_seed = {pol: [done[seed, pol] for seed in seeds] for pol in policies}
     if "reactive" in per_seed:
         for runs in per_seed.values():
             for r, base in zip(runs, per_seed["reactive"], strict=True):

@@ -91,6 +91,13 @@ def backtest_command(
             "or a class built with no arguments); default the RuleScorer."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes for the (seed, policy) replays; default one per replay, at "
+            "most one per CPU. The KPIs do not depend on it."
+        ),
+    ] = None,
     models: Annotated[
         str | None,
         typer.Option(
@@ -112,6 +119,8 @@ def backtest_command(
         raise typer.BadParameter(f"--policies: unknown {bad}, expected some of {list(POLICIES)}")
     if seeds < 1:
         raise typer.BadParameter(f"--seeds must be >= 1, got {seeds}")
+    if workers is not None and workers < 1:
+        raise typer.BadParameter(f"--workers must be >= 1, got {workers}")
     if audit is not None and audit.exists():
         raise typer.BadParameter(f"--audit {audit}: file exists (the trail is append-only)")
     console = Console(stderr=True)
@@ -125,7 +134,7 @@ def backtest_command(
     result = run_backtest(
         run, names, seeds, json_out, every_minutes=every_minutes, days=days, audit=audit,
         scorer=_models_scorer(models) if models else (load_scorer(scorer) if scorer else None),
-        progress=progress,
+        progress=progress, workers=workers,
     )["kpis"]  # fmt: skip
     line = headline(result)
     if line:

@@ -21,8 +21,15 @@ def _free_port() -> int:
 
 
 def test_make_lab_runs_jupyterlab_on_the_notebooks_with_the_venv_kernel():
+    # Under `make test` this make is a sub-make: without these it prints "Entering directory".
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     out = subprocess.run(
-        ["make", "-n", "lab"], cwd=ROOT, capture_output=True, text=True, timeout=30
+        ["make", "--no-print-directory", "-n", "lab"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
     ).stdout
     assert "ipykernel install --sys-prefix --name python3" in out
     assert "jupyter lab --ServerApp.ip=127.0.0.1" in out and out.rstrip().endswith("notebooks/")

@@ -187,6 +187,9 @@ METRICS: dict[str, Metric] = {
     "customers": _M("count", "Customers", "Clientes"),
     "onus": _M("count", "Customer terminals (ONUs)", "Terminais de cliente (ONUs)"),
     "incidents": _M("count", "Massive incidents", "Incidentes massivos"),
+    "incidents_per_replication": _M(
+        "count", "Massive incidents per replication", "Incidentes massivos por replicação"
+    ),
     "service_orders_total": _M("count", "Service orders", "Ordens de serviço"),
     "visits_no_fault_found": _M(
         "count", "Visits with no fault found", "Visitas sem defeito constatado"

@@ -42,6 +42,22 @@ class HeadlineItem:
     hi: float = float("nan")
 
 
+def _incidents(inc: pd.DataFrame | None) -> HeadlineItem:
+    """Massive incidents of the audit: distinct ids, per replication when there are several.
+
+    The audit holds one row each time an incident is recorded (opened, closed), and a
+    backtest's audit holds every replication, its ids prefixed by the replication's tag
+    (``AUT<seed>-INC…``): counting rows would double and sum them.
+    """
+    if inc is None or "incident_id" not in inc.columns:
+        return HeadlineItem("incidents", float("nan"))
+    ids = inc["incident_id"].dropna().astype(str).drop_duplicates()
+    tags = ids.str.extract(r"^(.*?)INC", expand=False).fillna("")
+    reps = max(int(tags.nunique()), 1)
+    key = "incidents_per_replication" if reps > 1 else "incidents"
+    return HeadlineItem(key, len(ids) / reps)
+
+
 def main_policy(backtest: dict[str, Any] | None) -> str | None:
     """The policy the report speaks for: ``autopilot`` when present, else the last one."""
     if not backtest or not backtest.get("policies"):
@@ -83,10 +99,9 @@ def headline(data: RunData) -> list[HeadlineItem]:
         ``availability_change`` [-] and ``safety_violations`` [-].
     """
     cust = data.table("customers")
-    inc = data.table("incidents")
     items = [
         HeadlineItem("customers", float(len(cust)) if cust is not None else float("nan")),
-        HeadlineItem("incidents", float(len(inc)) if inc is not None else float("nan")),
+        _incidents(data.table("incidents")),
     ]
     pol = main_policy(data.backtest)
     if pol is None:
@@ -134,12 +149,28 @@ _TEXT = {
         "regras violadas: verifique a auditoria",
     ),
     "days": ("{n} days", "{n} dias"),
+    "basis": (
+        "{n} replications × {days} days each; 95 % intervals: bootstrap over the "
+        "replications, paired with the reactive operation on the same faults",
+        "{n} replicações × {days} dias cada; intervalos de 95 %: bootstrap sobre as "
+        "replicações, pareadas com a operação reativa nas mesmas falhas",
+    ),
 }
 
 
 def _t(key: str, lang: str, **kw: Any) -> str:
     en, pt = _TEXT[key]
     return (pt if lang == "pt-BR" else en).format(**kw)
+
+
+def _basis(data: RunData, lang: str) -> str:
+    """What the intervals rest on: replications × days of the backtest ("" if unknown)."""
+    settings = (data.backtest or {}).get("settings") or {}
+    seeds, days = settings.get("seeds"), settings.get("days")
+    if not isinstance(seeds, list) or not seeds or not isinstance(days, (int, float)):
+        return ""
+    digits = 0 if float(days).is_integer() else 1
+    return _t("basis", lang, n=len(seeds), days=format_number(float(days), lang, digits))
 
 
 def headline_html(data: RunData, lang: str) -> str:
@@ -173,6 +204,8 @@ def headline_html(data: RunData, lang: str) -> str:
         if pol is None
         else ""
     )
+    basis = _basis(data, lang) if sub and pol != "reactive" else ""
+    sub = f"{sub} — {basis}" if basis else sub
     caption = f'<div class="caption">{html.escape(sub)}</div>' if sub else ""
     return (
         f'<section data-testid="headline"><h3>{html.escape(_t("title", lang))}</h3>'

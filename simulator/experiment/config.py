@@ -63,6 +63,8 @@ class Backtest(_Strict):
     replications: Annotated[int, Field(ge=1, le=100)] = 3
     every_minutes: Annotated[int, Field(ge=1, le=1440)] = POLICY_EVERY_MINUTES
     days: Annotated[float | None, Field(gt=0, le=366)] = None
+    #: Processes for the replays; None: one per (seed, policy), at most one per CPU.
+    workers: Annotated[int | None, Field(ge=1, le=256)] = None
 
 
 class Report(_Strict):
@@ -223,6 +225,7 @@ def notebook_parameters(exp: Experiment, data_root: Path, report_dir: Path) -> d
         "backtest_replications": exp.backtest.replications,
         "backtest_every_minutes": exp.backtest.every_minutes,
         "backtest_days": exp.backtest.days,
+        "backtest_workers": exp.backtest.workers,
         "langs": list(exp.report.langs),
         "screenshots": exp.report.screenshots,
     }

@@ -92,6 +92,7 @@ def run_backtest(
     audit: Path | str | None = None,
     scorer: Callable | None = None,
     progress: Callable[[str, int, dict], None] | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Compare policies in the closed loop on a run's scenario and write ``kpis.json``.
 
@@ -116,6 +117,9 @@ def run_backtest(
         The autopilot's scorer (default the :class:`~guardian_lib.decision.RuleScorer`).
     progress : callable, optional
         ``progress(policy, seed, kpis)`` after each replay.
+    workers : int, optional
+        Processes that run the (seed, policy) replays [-]; default one per replay, at most
+        one per CPU (:func:`simulator.backtest.run_backtest`; the KPIs do not depend on it).
 
     Returns
     -------
@@ -133,7 +137,7 @@ def run_backtest(
         audit = _fresh_file(Path(audit))
     result = backtest(
         sc, list(policies), [sc.seed + i for i in range(replications)], every_minutes,
-        scorer=scorer, progress=progress, audit_path=audit,
+        scorer=scorer, progress=progress, audit_path=audit, workers=workers,
     )  # fmt: skip
     text = kpis_json(result)
     if out_json is not None:

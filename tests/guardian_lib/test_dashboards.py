@@ -323,6 +323,11 @@ def test_headline_uses_the_paired_intervals_and_clips_impossible_bounds(full_run
     assert "IC 95% −2 – 14" in html_pt or "IC 95% -2 – 14" in html_pt
     assert "nenhuma regra de segurança foi violada" in html_pt
     assert html_pt.index("Período") < html_pt.index("Economia por mês")
+    assert "replicações" not in html_pt  # this kpis.json does not say how many
+    kpis["settings"] = {"seeds": [8, 9, 10, 11, 12], "days": 7.0}
+    (run / "kpis.json").write_text(json.dumps(kpis))
+    html_en = headline_html(load_run_data(run), "en")
+    assert "5 replications × 7 days each" in html_en
 
 
 def test_headline_without_paired_figures_takes_the_difference_of_means(full_run):
@@ -373,3 +378,16 @@ def test_downsampling_keeps_the_dips():
     assert d["n_online"].min() == 3 and ts[4321] in set(d["ts"])
     assert downsample_min(s.head(10), "ts", "n_online") is not None
     assert len(downsample_min(s.head(10), "ts", "n_online")) == 10
+
+
+def test_headline_counts_each_incident_once_per_replication():
+    from guardian_lib.dashboards.headline import _incidents
+
+    # Each incident is recorded when it opens and again when it closes; a backtest's audit
+    # holds every replication, its ids prefixed by the replication's tag.
+    ids = ["AUT1-INC00000001"] * 2 + ["AUT1-INC00000002"] * 2 + ["AUT2-INC00000001"] * 2
+    item = _incidents(pd.DataFrame({"incident_id": ids}))
+    assert (item.key, item.value) == ("incidents_per_replication", 1.5)
+    one = _incidents(pd.DataFrame({"incident_id": ["INC00000001", "INC00000001", "INC2"]}))
+    assert (one.key, one.value) == ("incidents", 2.0)
+    assert _incidents(None).key == "incidents"

@@ -82,7 +82,12 @@ def test_parameters_point_at_absolute_run_folders(tmp_path):
     assert Path(params["train_run"]).is_absolute()
     assert params["train_run"].endswith("baseline/train-seed7")
     assert params["test_run"].endswith("baseline/test-seed8")
-    assert params["policies"] == ["reactive", "rules", "autopilot"]
+    assert params["policies"] == ["reactive", "rules", "autopilot", "oracle"]
+    # The demo's headline rests on >= 5 replications x 7 days; workers: one per CPU.
+    assert params["backtest_replications"] >= 5 and params["backtest_days"] == 7
+    assert params["backtest_workers"] is None
+    with pytest.raises(ConfigError, match="backtest.workers"):
+        load_experiment(EXPERIMENTS / "baseline.yaml", {"backtest.workers": 0})
 
 
 def _failing_notebooks(tmp_path: Path) -> Path:

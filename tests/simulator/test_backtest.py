@@ -119,6 +119,8 @@ def test_cli_writes_kpis_json(tmp_path):
     assert set(data["policies"]["rules"]["mttr_hours"]) == {"mean", "ci95"}
     bad = CliRunner().invoke(app, ["backtest", "--run", str(run), "--policies", "magic"])
     assert bad.exit_code != 0
+    none = CliRunner().invoke(app, ["backtest", "--run", str(run), "--workers", "0"])
+    assert none.exit_code != 0 and "--workers must be >= 1" in none.output
 
 
 def test_cli_keeps_the_autopilots_audit_where_the_dashboards_look(tmp_path):
@@ -173,3 +175,36 @@ def test_summary_pairs_against_reactive_and_headline_reads_it():
     line = headline({"policies": s})
     assert "visits avoided per month" in line and "MTTR change" in line
     assert headline({"policies": {"reactive": s["reactive"]}}) is None
+
+
+def test_parallel_backtest_equals_serial_and_merges_the_audit(hangs, tmp_path):
+    """Two processes give the same KPI JSON as one, and one audit file with every seed."""
+    import duckdb
+
+    from simulator.experiment import kpis_json
+
+    sc = hangs.with_overrides(days=0.5)
+    pols, seeds = ["reactive", "autopilot"], [1, 3]  # the autopilot decides on both
+    serial = run_backtest(sc, pols, seeds, audit_path=tmp_path / "s.duckdb", workers=1)
+    seen: list[tuple[str, int]] = []
+    parallel = run_backtest(sc, pols, seeds, audit_path=tmp_path / "p.duckdb", workers=2,
+                            progress=lambda pol, seed, k: seen.append((pol, seed)))  # fmt: skip
+    assert kpis_json(parallel) == kpis_json(serial)
+    assert sorted(seen) == sorted((p, s) for p in pols for s in seeds)
+    # The trail of each seed stays apart: the KPIs with an audit file equal those without.
+    in_memory = run_backtest(sc, ["autopilot"], seeds, workers=1)["per_seed"]["autopilot"]
+    paired = ("cost_saving_vs_reactive_brl", "visits_avoided_vs_reactive_pct")
+    with_file = [{k: v for k, v in r.items() if k not in paired}
+                 for r in serial["per_seed"]["autopilot"]]  # fmt: skip
+    assert kpis_json(in_memory) == kpis_json(with_file)
+    tables = {}
+    for name in ("s", "p"):
+        with duckdb.connect(str(tmp_path / f"{name}.duckdb"), read_only=True) as con:
+            tables[name] = con.execute("SELECT * FROM decisions").df()
+    assert len(tables["p"]) > 0 and tables["p"].equals(tables["s"])
+    ids = tables["p"]["decision_id"].astype(str)
+    assert ids.str.startswith("AUT1-").any() and ids.str.startswith("AUT3-").any()
+    assert ids.is_unique
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.duckdb", "s.duckdb"]  # no parts
+    with pytest.raises(ValueError, match="workers"):
+        run_backtest(sc, pols, seeds, workers=0)
