@@ -251,6 +251,101 @@ def classification_scores(
     return out
 
 
+def _self_inflicted(
+    episodes: pd.DataFrame,
+    reb_done: pd.DataFrame,
+    customers: pd.DataFrame,
+    reboot_down_minutes: float,
+) -> np.ndarray:
+    """Mask of the episodes that are the autopilot's own reboot downtime. [-]"""
+    self_inflicted = np.zeros(len(episodes), dtype=bool)
+    if len(episodes) and len(reb_done):
+        rb = reb_done[["target", "started_at"]].copy()
+        rb["started_at"] = pd.to_datetime(rb["started_at"], utc=True)
+        cust_map = customers.set_index("cpe_id")["onu_id"] if "cpe_id" in customers else None
+        rb["onu_id"] = rb["target"].map(cust_map) if cust_map is not None else rb["target"]
+        m = episodes.reset_index().merge(rb[["onu_id", "started_at"]], on="onu_id", how="inner")
+        lag = (m["start_at"] - m["started_at"]).dt.total_seconds() / 60.0
+        hits = m.loc[(lag >= -1.0) & (lag <= reboot_down_minutes), "index"].unique()
+        self_inflicted[hits] = True
+    return self_inflicted
+
+
+def _detection(
+    real: pd.DataFrame, decisions: pd.DataFrame, calls: pd.DataFrame
+) -> tuple[float, float]:
+    """MTTD [min] and the share detected by the autopilot before a call [-]."""
+    # First case/incident decision covering the ONU, or the first call.
+    det = _explode_targets(decisions, ("open_case", "open_incident")) if len(decisions) else None
+    frames = [calls[["ts", "onu_id"]].assign(src="call")]
+    if det is not None and len(det):
+        frames.append(det[["ts", "onu_id"]].assign(src="autopilot"))
+    dets = pd.concat(frames, ignore_index=True)
+    dets["ts"] = pd.to_datetime(dets["ts"], utc=True)
+    mttd = float("nan")
+    before_call = float("nan")
+    if len(real) and len(dets):
+        m = real.reset_index().merge(dets, on="onu_id", how="inner")
+        m = m.loc[(m["ts"] >= m["start_at"] - pd.Timedelta(minutes=5)) & (m["ts"] <= m["end_at"])]
+        first = m.sort_values("ts").groupby("index").first()
+        if len(first):
+            lag = (first["ts"] - first["start_at"]).dt.total_seconds().clip(lower=0) / 60.0
+            mttd = float(lag.mean())
+            before_call = float((first["src"] == "autopilot").mean())
+    return mttd, before_call
+
+
+def _sla(
+    real: pd.DataFrame, customers: pd.DataFrame, period_h: float, fee: float
+) -> tuple[float, dict[str, float], float]:
+    """SLA availability overall and by region [-], and the SLA credits owed [R$]."""
+    out_ep = real.loc[real["outage"].astype(bool)]
+    region = customers.set_index("onu_id")["region"]
+    down_h = out_ep.groupby(out_ep["onu_id"].map(region))["duration_min"].sum() / 60.0
+    n_by_region = customers.groupby("region").size()
+    by_region = {
+        str(r): float(1.0 - down_h.get(r, 0.0) / (n * period_h)) for r, n in n_by_region.items()
+    }
+    sla = float(1.0 - down_h.sum() / (len(customers) * period_h)) if len(customers) else np.nan
+    credits = float(sla_credit_brl(out_ep["duration_min"].to_numpy() / 60.0, fee).sum())
+    return sla, by_region, credits
+
+
+def _visits_avoided(life: pd.DataFrame, calls: pd.DataFrame, so: pd.DataFrame) -> int:
+    """Cases closed as ``visit_avoided`` that did something and did not recur. [-]"""
+    avoided = 0
+    if len(life):
+        cand = life.loc[life["outcome"] == "visit_avoided"].copy()
+        called = (
+            calls.groupby("onu_id")["ts"].apply(list) if len(calls) else pd.Series(dtype=object)
+        )
+        window = pd.Timedelta(days=RECURRENCE_DAYS)
+        opened = life.groupby("subject")["opened_at"].apply(list)
+        so_open = (
+            so.groupby("onu_id")["opened_at"].apply(list) if len(so) else pd.Series(dtype=object)
+        )
+        for r in cand.itertuples():
+            call_ts = pd.to_datetime(pd.Series(called.get(r.subject, [])), utc=True)
+            in_case = ((call_ts >= r.opened_at) & (call_ts <= r.closed_at)).any()
+            if not (in_case or r.n_reboots > 0):
+                continue
+            after = [call_ts, opened.get(r.subject, []), so_open.get(r.subject, [])]
+            if any(_recurs(r.closed_at, xs, window) for xs in after):
+                continue
+            avoided += 1
+    return avoided
+
+
+def _scores(decisions: pd.DataFrame, labels: pd.DataFrame | None) -> dict[str, float]:
+    """:func:`classification_scores`, or all NaN without labels or decisions. [-]"""
+    if labels is not None and len(decisions):
+        return classification_scores(decisions, labels)
+    return dict.fromkeys(
+        ["massive_precision", "massive_recall", "individual_precision", "individual_recall"],
+        float("nan"),
+    )
+
+
 def compute_kpis(
     *,
     decisions: pd.DataFrame,
@@ -316,49 +411,11 @@ def compute_kpis(
 
     # Episodes: drop the autopilot's own reboot downtime.
     ep = episodes.copy()
-    self_inflicted = np.zeros(len(ep), dtype=bool)
-    if len(ep) and len(reb_done):
-        rb = reb_done[["target", "started_at"]].copy()
-        rb["started_at"] = pd.to_datetime(rb["started_at"], utc=True)
-        cust_map = customers.set_index("cpe_id")["onu_id"] if "cpe_id" in customers else None
-        rb["onu_id"] = rb["target"].map(cust_map) if cust_map is not None else rb["target"]
-        m = ep.reset_index().merge(rb[["onu_id", "started_at"]], on="onu_id", how="inner")
-        lag = (m["start_at"] - m["started_at"]).dt.total_seconds() / 60.0
-        hits = m.loc[(lag >= -1.0) & (lag <= reboot_down_minutes), "index"].unique()
-        self_inflicted[hits] = True
-    real = ep.loc[~self_inflicted]
+    real = ep.loc[~_self_inflicted(ep, reb_done, customers, reboot_down_minutes)]
     long = real.loc[real["duration_min"] >= min_episode_minutes]
     mttr_h = float(long["duration_min"].mean() / 60.0) if len(long) else float("nan")
-
-    # Detection: first case/incident decision covering the ONU, or the first call.
-    det = _explode_targets(decisions, ("open_case", "open_incident")) if len(decisions) else None
-    frames = [calls[["ts", "onu_id"]].assign(src="call")]
-    if det is not None and len(det):
-        frames.append(det[["ts", "onu_id"]].assign(src="autopilot"))
-    dets = pd.concat(frames, ignore_index=True)
-    dets["ts"] = pd.to_datetime(dets["ts"], utc=True)
-    mttd = float("nan")
-    before_call = float("nan")
-    if len(real) and len(dets):
-        m = real.reset_index().merge(dets, on="onu_id", how="inner")
-        m = m.loc[(m["ts"] >= m["start_at"] - pd.Timedelta(minutes=5)) & (m["ts"] <= m["end_at"])]
-        first = m.sort_values("ts").groupby("index").first()
-        if len(first):
-            lag = (first["ts"] - first["start_at"]).dt.total_seconds().clip(lower=0) / 60.0
-            mttd = float(lag.mean())
-            before_call = float((first["src"] == "autopilot").mean())
-
-    # SLA availability (outage episodes) and credits.
-    out_ep = real.loc[real["outage"].astype(bool)]
-    region = customers.set_index("onu_id")["region"]
-    down_h = out_ep.groupby(out_ep["onu_id"].map(region))["duration_min"].sum() / 60.0
-    n_by_region = customers.groupby("region").size()
-    by_region = {
-        str(r): float(1.0 - down_h.get(r, 0.0) / (n * period_h)) for r, n in n_by_region.items()
-    }
-    sla = float(1.0 - down_h.sum() / (len(customers) * period_h)) if len(customers) else np.nan
-    fee = costs.monthly_fee_brl
-    credits = float(sla_credit_brl(out_ep["duration_min"].to_numpy() / 60.0, fee).sum())
+    mttd, before_call = _detection(real, decisions, calls)
+    sla, by_region, credits = _sla(real, customers, period_h, costs.monthly_fee_brl)
 
     # Cases: visits avoided without recurrence.
     life = (
@@ -366,26 +423,7 @@ def compute_kpis(
         if len(decisions)
         else case_lifecycle(pd.DataFrame(), pd.DataFrame())
     )
-    avoided = 0
-    if len(life):
-        cand = life.loc[life["outcome"] == "visit_avoided"].copy()
-        called = (
-            calls.groupby("onu_id")["ts"].apply(list) if len(calls) else pd.Series(dtype=object)
-        )
-        window = pd.Timedelta(days=RECURRENCE_DAYS)
-        opened = life.groupby("subject")["opened_at"].apply(list)
-        so_open = (
-            so.groupby("onu_id")["opened_at"].apply(list) if len(so) else pd.Series(dtype=object)
-        )
-        for r in cand.itertuples():
-            call_ts = pd.to_datetime(pd.Series(called.get(r.subject, [])), utc=True)
-            in_case = ((call_ts >= r.opened_at) & (call_ts <= r.closed_at)).any()
-            if not (in_case or r.n_reboots > 0):
-                continue
-            after = [call_ts, opened.get(r.subject, []), so_open.get(r.subject, [])]
-            if any(_recurs(r.closed_at, xs, window) for xs in after):
-                continue
-            avoided += 1
+    avoided = _visits_avoided(life, calls, so)
     n_reboots = len(reb_done)
     action_cost = n_reboots * costs.reboot_cost_brl + n_notify * costs.notify_cost_brl
     savings = avoided * costs.cost_per_visit_brl
@@ -394,14 +432,7 @@ def compute_kpis(
         visits * costs.cost_per_visit_brl + n_calls * costs.call_cost_brl + credits + action_cost
     )
     false_den = reb_verified + visits
-    scores = (
-        classification_scores(decisions, labels)
-        if labels is not None and len(decisions)
-        else dict.fromkeys(
-            ["massive_precision", "massive_recall", "individual_precision", "individual_recall"],
-            float("nan"),
-        )
-    )
+    scores = _scores(decisions, labels)
     return {
         "visits": visits,
         "visits_avoided": avoided,

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from guardian_lib.schema import CAUSE_CLASSES
-from simulator.scenario import Duration, FaultSpec, Scenario, Spread
+from simulator.scenario import Duration, Faults, FaultSpec, Scenario, Spread
 from simulator.topology import Topology
 
 __all__ = [
@@ -234,86 +234,98 @@ def _poisson_starts(
     return rng.uniform(t0, t1, n), rng.integers(0, max(n_units, 1), n)
 
 
-def draw_faults(
-    scenario: Scenario, topo: Topology, storms: list[Storm], rng: np.random.Generator
-) -> list[Fault]:
-    """Draw every fault of the scenario (sorted by start time).
+# One drawn fault before numbering: kind, start [s], ONU indices, scope type, scope key,
+# duration [s] (None: until fixed) and kind-specific parameters.
+_RawFault = tuple[str, float, np.ndarray, str, str, "float | None", dict]
 
-    Parameters
-    ----------
-    scenario : Scenario
-    topo : Topology
-    storms : list of Storm
-        Storms multiply fibre-cut, box and power-outage rates in their region.
-    rng : numpy.random.Generator
-        Spawned into one stream per fault kind, so that changing one kind's rate does
-        not reshuffle the others.
 
-    Returns
-    -------
-    list of Fault
-    """
+def _duration(spec: FaultSpec, r: np.random.Generator) -> float | None:
+    """One duration of ``spec`` [s], or None when the fault lasts until fixed."""
+    return float(sample_lognormal(r, spec.duration)) * 3600 if spec.duration else None
+
+
+def _starts_with_storms(
+    r: np.random.Generator,
+    spec: FaultSpec,
+    unit_region: np.ndarray,
+    mult: float,
+    storms: list[Storm],
+    horizon: float,
+) -> list[tuple[float, int]]:
+    """Start times [s] and unit indices: the base rate plus each storm's extra rate."""
+    starts, units = _poisson_starts(r, spec.rate_per_year, len(unit_region), 0, horizon)
+    out = list(zip(starts.tolist(), units.tolist(), strict=True))
+    for storm in storms:
+        members = np.flatnonzero(unit_region == storm.region)
+        if len(members) == 0 or mult <= 1:
+            continue
+        s, u = _poisson_starts(
+            r, spec.rate_per_year * (mult - 1), len(members), storm.start_s, storm.end_s
+        )
+        out += list(zip(s.tolist(), members[u].tolist(), strict=True))
+    return out
+
+
+def _fibre_faults(
+    scenario: Scenario, topo: Topology, storms: list[Storm], streams: dict
+) -> list[_RawFault]:
+    """Feeder cuts (per PON) and box faults (per second-stage splitter)."""
     f = scenario.faults
     horizon = scenario.horizon_s
-    streams = dict(zip([*FAULT_KINDS, "symptom"], rng.spawn(len(FAULT_KINDS) + 1), strict=True))
-    faults: list[tuple[str, float, np.ndarray, str, str, float | None, dict]] = []
     pon_ids = topo.pons["pon_id"].to_numpy()
     box_ids = topo.splitters.loc[topo.splitters["level"] == 2, "splitter_id"].to_numpy()
-    onu_ids = topo.onus["onu_id"].to_numpy()
-    n_regions = len(topo.regions)
     olt_region = np.zeros(len(topo.olts), dtype=np.int64)
     olt_region[topo.onu_olt] = topo.onu_region
     pon_region = olt_region[topo.pon_olt]
     box_region = pon_region[topo.box_pon]
-
-    def duration(kind: str, spec: FaultSpec, r: np.random.Generator) -> float | None:
-        return float(sample_lognormal(r, spec.duration)) * 3600 if spec.duration else None
-
-    def with_storms(
-        kind: str, spec: FaultSpec, unit_region: np.ndarray, mult: float
-    ) -> list[tuple[float, int]]:
-        r = streams[kind]
-        starts, units = _poisson_starts(r, spec.rate_per_year, len(unit_region), 0, horizon)
-        out = list(zip(starts.tolist(), units.tolist(), strict=True))
-        for storm in storms:
-            members = np.flatnonzero(unit_region == storm.region)
-            if len(members) == 0 or mult <= 1:
-                continue
-            s, u = _poisson_starts(
-                r, spec.rate_per_year * (mult - 1), len(members), storm.start_s, storm.end_s
-            )
-            out += list(zip(s.tolist(), members[u].tolist(), strict=True))
-        return out
-
-    mult_fibre = scenario.weather.fibre_cut_multiplier
-    for start, pon in with_storms("feeder_cut", f.feeder_cut, pon_region, mult_fibre):
-        r = streams["feeder_cut"]
+    mult = scenario.weather.fibre_cut_multiplier
+    faults: list[_RawFault] = []
+    r = streams["feeder_cut"]
+    for start, pon in _starts_with_storms(r, f.feeder_cut, pon_region, mult, storms, horizon):
         onus = np.flatnonzero(topo.onu_pon == pon)
-        dur = duration("feeder_cut", f.feeder_cut, r)
+        dur = _duration(f.feeder_cut, r)
         faults.append(("feeder_cut", start, onus, "pon", pon_ids[pon], dur, {}))
-    for start, box in with_storms("box_fault", f.box_fault, box_region, mult_fibre):
-        r = streams["box_fault"]
+    r = streams["box_fault"]
+    for start, box in _starts_with_storms(r, f.box_fault, box_region, mult, storms, horizon):
         onus = np.flatnonzero(topo.onu_box == box)
         los = bool(r.random() < f.box_fault_los_share)
         params = {"los": los, "step_db": 0.0 if los else float(r.uniform(4.0, 9.0))}
         faults.append(
-            ("box_fault", start, onus, "box", box_ids[box], duration("", f.box_fault, r), params)
+            ("box_fault", start, onus, "box", box_ids[box], _duration(f.box_fault, r), params)
         )
+    return faults
+
+
+def _board_faults(scenario: Scenario, topo: Topology, streams: dict) -> list[_RawFault]:
+    """OLT board failures (every ONU of the board)."""
+    f = scenario.faults
     r = streams["olt_board_failure"]
     olt_ids = topo.olts["olt_id"].to_numpy()
     boards_per_olt = scenario.topology.boards_per_olt
     starts, boards = _poisson_starts(
-        r, f.olt_board_failure.rate_per_year, topo.n_boards, 0, horizon
+        r, f.olt_board_failure.rate_per_year, topo.n_boards, 0, scenario.horizon_s
     )
+    faults: list[_RawFault] = []
     for start, board in zip(starts.tolist(), boards.tolist(), strict=True):
         onus = np.flatnonzero(topo.onu_board == board)
         key = f"{olt_ids[board // boards_per_olt]}/{board % boards_per_olt + 1}"
-        dur = duration("", f.olt_board_failure, r)
+        dur = _duration(f.olt_board_failure, r)
         faults.append(("olt_board_failure", start, onus, "board", key, dur, {}))
-    region_units = np.arange(n_regions)
-    mult_power = scenario.weather.power_outage_multiplier
-    for start, region in with_storms("power_outage", f.power_outage, region_units, mult_power):
-        r = streams["power_outage"]
+    return faults
+
+
+def _power_faults(
+    scenario: Scenario, topo: Topology, storms: list[Storm], streams: dict
+) -> list[_RawFault]:
+    """Power outages: every ONU of a region within a random radius of a random ONU."""
+    f = scenario.faults
+    r = streams["power_outage"]
+    region_units = np.arange(len(topo.regions))
+    mult = scenario.weather.power_outage_multiplier
+    faults: list[_RawFault] = []
+    for start, region in _starts_with_storms(
+        r, f.power_outage, region_units, mult, storms, scenario.horizon_s
+    ):
         members = np.flatnonzero(topo.onu_region == region)
         if len(members) == 0:
             continue
@@ -322,21 +334,76 @@ def draw_faults(
         d = np.hypot(*(topo.onu_xy_km[members] - centre).T)
         onus = members[d <= radius]
         key = f"{topo.regions[region]}@{centre[0]:.2f},{centre[1]:.2f}km r={radius:.2f}"
-        faults.append(
-            ("power_outage", start, onus, "geo", key, duration("", f.power_outage, r), {})
-        )
+        faults.append(("power_outage", start, onus, "geo", key, _duration(f.power_outage, r), {}))
+    return faults
+
+
+def _upstream_faults(scenario: Scenario, topo: Topology, streams: dict) -> list[_RawFault]:
+    """Upstream (BNG) failures: a share of a region's OLTs."""
+    f = scenario.faults
     r = streams["upstream_failure"]
-    starts, regions = _poisson_starts(r, f.upstream_failure.rate_per_year, n_regions, 0, horizon)
+    olt_ids = topo.olts["olt_id"].to_numpy()
+    starts, regions = _poisson_starts(
+        r, f.upstream_failure.rate_per_year, len(topo.regions), 0, scenario.horizon_s
+    )
+    faults: list[_RawFault] = []
     for start, region in zip(starts.tolist(), regions.tolist(), strict=True):
         olts = np.unique(topo.onu_olt[topo.onu_region == region])
         k = max(1, int(round(f.upstream_share * len(olts))))
         chosen = np.sort(r.choice(olts, size=k, replace=False))
         onus = np.flatnonzero(np.isin(topo.onu_olt, chosen))
         key = f"BNG-{topo.regions[region]}:" + ",".join(olt_ids[chosen])
-        dur = duration("", f.upstream_failure, r)
+        dur = _duration(f.upstream_failure, r)
         faults.append(("upstream_failure", start, onus, "bng", key, dur, {}))
+    return faults
 
-    n = topo.n_onus
+
+def _customer_params(
+    kind: str, spec: FaultSpec, f: Faults, r: np.random.Generator
+) -> tuple[float | None, dict]:
+    """Duration [s] and parameters of one per-customer fault (draws in a fixed order)."""
+    params: dict = {}
+    dur = _duration(spec, r)
+    if kind == "cpe_hang":
+        dur = float(sample_lognormal(r, f.cpe_self_reboot)) * 3600
+        leaks = bool(r.random() < f.cpe_hang_precursor_share)
+        params["precursor_s"] = (
+            float(sample_lognormal(r, f.cpe_hang_precursor)) * 3600 if leaks else 0.0
+        )
+    elif kind == "fibre_degradation":
+        params["db_per_s"] = float(sample_lognormal(r, f.degradation_db_per_day)) / 86400
+    elif kind == "hardware_failure":
+        sudden = bool(r.random() < f.hardware_sudden_share)
+        params["dead"] = sudden
+        params["drift_s"] = 0.0 if sudden else float(sample_lognormal(r, f.hardware_drift)) * 3600
+        params["drift_db"] = float(r.uniform(4.0, 8.0))
+    return dur, params
+
+
+def _wifi_recurrences(
+    first: _RawFault, spec: FaultSpec, f: Faults, r: np.random.Generator, horizon: float
+) -> list[_RawFault]:
+    """Episodes of Wi-Fi interference that follow ``first`` (each ``follows`` the one before)."""
+    # The engine skips a recurrence whose predecessor was fixed by a visit.
+    kind, start, onus, scope, key, dur, params = first
+    faults: list[_RawFault] = []
+    prev, t = params, start + dur
+    while t < horizon and r.random() < f.wifi_recurrence_prob:
+        t += float(sample_lognormal(r, f.wifi_recurrence_gap)) * 3600
+        if t >= horizon:
+            break
+        nxt = {"follows": prev}
+        d = float(sample_lognormal(r, spec.duration)) * 3600
+        faults.append((kind, t, np.array([onus[0]]), scope, key, d, nxt))
+        prev, t = nxt, t + d
+    return faults
+
+
+def _customer_faults(scenario: Scenario, topo: Topology, streams: dict) -> list[_RawFault]:
+    """Faults of one customer each (CPE, Wi-Fi, power off, hardware, drop fibre)."""
+    f = scenario.faults
+    horizon = scenario.horizon_s
+    onu_ids = topo.onus["onu_id"].to_numpy()
     per_customer = {
         "cpe_hang": f.cpe_hang,
         "wifi_interference": f.wifi_interference,
@@ -344,51 +411,35 @@ def draw_faults(
         "hardware_failure": f.hardware_failure,
         "fibre_degradation": f.fibre_degradation,
     }
+    faults: list[_RawFault] = []
     for kind, spec in per_customer.items():
         r = streams[kind]
-        starts, units = _poisson_starts(r, spec.rate_per_year, n, 0, horizon)
+        starts, units = _poisson_starts(r, spec.rate_per_year, topo.n_onus, 0, horizon)
         scope = FAULT_KINDS[kind]["scope"]
         for start, u in zip(starts.tolist(), units.tolist(), strict=True):
-            params: dict = {}
-            dur = duration(kind, spec, r)
-            if kind == "cpe_hang":
-                dur = float(sample_lognormal(r, f.cpe_self_reboot)) * 3600
-                leaks = bool(r.random() < f.cpe_hang_precursor_share)
-                params["precursor_s"] = (
-                    float(sample_lognormal(r, f.cpe_hang_precursor)) * 3600 if leaks else 0.0
-                )
-            elif kind == "fibre_degradation":
-                params["db_per_s"] = float(sample_lognormal(r, f.degradation_db_per_day)) / 86400
-            elif kind == "hardware_failure":
-                sudden = bool(r.random() < f.hardware_sudden_share)
-                params["dead"] = sudden
-                params["drift_s"] = (
-                    0.0 if sudden else float(sample_lognormal(r, f.hardware_drift)) * 3600
-                )
-                params["drift_db"] = float(r.uniform(4.0, 8.0))
+            dur, params = _customer_params(kind, spec, f, r)
             key = onu_ids[u] if scope == "onu" else f"customer:{onu_ids[u]}"
             faults.append((kind, start, np.array([u]), scope, key, dur, params))
             if kind == "wifi_interference" and dur is not None:
-                # Episodes that come back unless a visit fixed the one before (the engine
-                # skips a recurrence whose predecessor was fixed by a visit).
-                prev, t = params, start + dur
-                while t < horizon and r.random() < f.wifi_recurrence_prob:
-                    t += float(sample_lognormal(r, f.wifi_recurrence_gap)) * 3600
-                    if t >= horizon:
-                        break
-                    nxt = {"follows": prev}
-                    d = float(sample_lognormal(r, spec.duration)) * 3600
-                    faults.append((kind, t, np.array([u]), scope, key, d, nxt))
-                    prev, t = nxt, t + d
+                faults += _wifi_recurrences(faults[-1], spec, f, r, horizon)
+    return faults
 
-    # Symptoms that no fault explains (UNKNOWN): short loss / latency episodes.
+
+def _symptom_faults(scenario: Scenario, topo: Topology, streams: dict) -> list[_RawFault]:
+    """Symptoms that no fault explains (UNKNOWN): short loss / latency episodes."""
     r = streams["symptom"]
+    onu_ids = topo.onus["onu_id"].to_numpy()
     rate = scenario.data_quality.unexplained_symptoms_per_year
-    starts, units = _poisson_starts(r, rate, n, 0, horizon)
+    starts, units = _poisson_starts(r, rate, topo.n_onus, 0, scenario.horizon_s)
+    faults: list[_RawFault] = []
     for start, u in zip(starts.tolist(), units.tolist(), strict=True):
         dur = float(r.uniform(0.25, 1.5)) * 3600
         faults.append(("symptom", start, np.array([u]), "onu", onu_ids[u], dur, {}))
+    return faults
 
+
+def _number_faults(faults: list[_RawFault]) -> list[Fault]:
+    """Sort by start time, number them and turn ``follows`` into the fault id it follows."""
     faults.sort(key=lambda x: (x[1], x[0]))
     out: list[Fault] = []
     by_params: dict[int, Fault] = {}
@@ -410,3 +461,34 @@ def draw_faults(
         if "follows" in fault.params:
             fault.params["follows"] = by_params[id(fault.params["follows"])].fault_id
     return out
+
+
+def draw_faults(
+    scenario: Scenario, topo: Topology, storms: list[Storm], rng: np.random.Generator
+) -> list[Fault]:
+    """Draw every fault of the scenario (sorted by start time).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    topo : Topology
+    storms : list of Storm
+        Storms multiply fibre-cut, box and power-outage rates in their region.
+    rng : numpy.random.Generator
+        Spawned into one stream per fault kind, so that changing one kind's rate does
+        not reshuffle the others.
+
+    Returns
+    -------
+    list of Fault
+    """
+    streams = dict(zip([*FAULT_KINDS, "symptom"], rng.spawn(len(FAULT_KINDS) + 1), strict=True))
+    faults = [
+        *_fibre_faults(scenario, topo, storms, streams),
+        *_board_faults(scenario, topo, streams),
+        *_power_faults(scenario, topo, storms, streams),
+        *_upstream_faults(scenario, topo, streams),
+        *_customer_faults(scenario, topo, streams),
+        *_symptom_faults(scenario, topo, streams),
+    ]
+    return _number_faults(faults)

@@ -142,6 +142,151 @@ def _summary_rows(data: RunData, lang: str) -> tuple[list[list[Any]], list[str |
     return rows, fmts
 
 
+def _summary_sheet(wb, data: RunData, lang: str) -> None:
+    """Summary: one row per headline figure; the value column's format is per row."""
+    heads = [
+        _w("indicator", lang),
+        _w("value", lang),
+        _w("lo", lang),
+        _w("hi", lang),
+        _w("note", lang),
+    ]
+    rows, fmts = _summary_rows(data, lang)
+    ws = _sheet(wb, "summary", lang, heads, rows, [None] * 5)
+    for i, fmt in enumerate(fmts, start=2):
+        for j in (2, 3, 4):
+            ws.cell(i, j).number_format = fmt or "General"
+
+
+def _kpis_sheet(wb, data: RunData, lang: str) -> None:
+    """The backtest's KPIs per policy with their intervals (none without a backtest)."""
+    table = policy_table(data.backtest)
+    if table is None or not len(table):
+        return
+    krows, kfmt = [], []
+    for r in table.itertuples(index=False):
+        lo, hi = (
+            clip_interval(r.metric, r.ci_lo, r.ci_hi) if r.metric in METRICS else (r.ci_lo, r.ci_hi)
+        )
+        name = metric_label(r.metric, lang) if r.metric in METRICS else r.metric.replace("_", " ")
+        krows.append([name, policy_name(r.policy, lang), r.mean, lo, hi])
+        kfmt.append(number_format(r.metric, lang))
+    kh = [
+        _w("indicator", lang),
+        label("policy", lang),
+        _w("value", lang),
+        _w("lo", lang),
+        _w("hi", lang),
+    ]
+    ws = _sheet(wb, "kpis", lang, kh, krows, [None] * 5)
+    for i, fmt in enumerate(kfmt, start=2):
+        for j in (3, 4, 5):
+            ws.cell(i, j).number_format = fmt
+
+
+def _sla_sheet(wb, data: RunData, lang: str) -> None:
+    """SLA per network, region, OLT and PON (none without SLA data)."""
+    if data.sla is None:
+        return
+    cols = [
+        "level",
+        "scope",
+        "region",
+        "olt_id",
+        "pon_id",
+        *[c for c in data.sla.columns if c in METRICS],
+    ]
+    hd = [
+        _w("level", lang),
+        label("sla_scope_network", lang),
+        label("region", lang),
+        "OLT",
+        "PON",
+    ]
+    hd += [metric_header(c, lang) for c in cols[5:]]
+    levels = {lv: label(f"sla_level_{lv}", lang) for lv in ("network", "region", "olt", "pon")}
+    srows = [
+        [levels[r["level"]], levels["network"] if r["level"] == "network" else r["scope"]]
+        + [r[c] for c in cols[2:]]
+        for r in data.sla.to_dict("records")
+    ]
+    _sheet(wb, "sla", lang, hd, srows, [None] * 5 + [number_format(c, lang) for c in cols[5:]])
+
+
+def _operations_sheet(wb, data: RunData, lang: str) -> None:
+    """Operations KPIs, one per row, each with its own number format."""
+    ops = operations_kpis(data)
+    _sheet(
+        wb, "operations", lang, [_w("indicator", lang), _w("value", lang)],
+        [[metric_label(k, lang), v] for k, v in ops.items()], [None, None],
+    )  # fmt: skip
+    ws = wb[SHEETS["operations"][1 if lang == "pt-BR" else 0]]
+    for i, k in enumerate(ops, start=2):
+        ws.cell(i, 2).number_format = number_format(k, lang)
+
+
+def _risk_sheet(wb, data: RunData, lang: str) -> None:
+    """The top of the risk queue (none without predictions)."""
+    rq = risk_queue(data, limit=_RISK_ROWS)
+    if rq is None:
+        return
+    rcols = [
+        "customer_id",
+        "region",
+        "plan",
+        "segment",
+        "contacts_30d",
+        "risk_2h",
+        "risk_6h",
+        "risk_24h",
+        "anomaly_score",
+        "probable_cause",
+    ]
+    names = {
+        "customer_id": "customer",
+        "contacts_30d": "recurrence",
+        "anomaly_score": "anomaly",
+    }
+    rh = [label(names.get(c, c), lang) for c in rcols]
+    rrows = [
+        [
+            label(r[c], lang)
+            if c == "probable_cause"
+            else value_name(r[c], lang)
+            if c == "segment"
+            else r[c]
+            for c in rcols
+        ]
+        for r in rq.to_dict("records")
+    ]
+    _sheet(wb, "risk", lang, rh, rrows, [None] * 4 + ["0", "0.0%", "0.0%", "0.0%", "0.000", None])
+
+
+def _decisions_sheet(wb, data: RunData, lang: str) -> None:
+    """The autopilot's decisions with their reasons (none without an audit)."""
+    dec = decision_reasons(data, limit=1000)
+    if dec is None:
+        return
+    dh = [
+        _w("time_utc", lang),
+        label("customer", lang),
+        label("action", lang),
+        label("confidence", lang),
+        label("rationale", lang),
+    ]
+    drows = [
+        [
+            r.get("ts"),
+            r.get("subject"),
+            action_name(r.get("action"), lang),
+            r.get("confidence"),
+            rationale_text(r.get("rationale"), lang),
+        ]
+        for r in dec.to_dict("records")
+    ]
+    _sheet(wb, "decisions", lang, dh, drows, [_date_format(lang), None, None, "0.00", None])
+
+
 def write_xlsx(
     run: Path | str | RunData,
     path: Path | str,
@@ -172,137 +317,16 @@ def write_xlsx(
     data = run if isinstance(run, RunData) else load_run_data(run, kpis_path=kpis, audit_path=audit)
     wb = Workbook()
     wb.remove(wb.active)
-    heads = [
-        _w("indicator", lang),
-        _w("value", lang),
-        _w("lo", lang),
-        _w("hi", lang),
-        _w("note", lang),
-    ]
-
-    # Summary: one row per headline figure; the value column's format is per row.
-    rows, fmts = _summary_rows(data, lang)
-    ws = _sheet(wb, "summary", lang, heads, rows, [None] * 5)
-    for i, fmt in enumerate(fmts, start=2):
-        for j in (2, 3, 4):
-            ws.cell(i, j).number_format = fmt or "General"
-
-    table = policy_table(data.backtest)
-    if table is not None and len(table):
-        krows, kfmt = [], []
-        for r in table.itertuples(index=False):
-            lo, hi = (
-                clip_interval(r.metric, r.ci_lo, r.ci_hi)
-                if r.metric in METRICS
-                else (r.ci_lo, r.ci_hi)
-            )
-            name = (
-                metric_label(r.metric, lang) if r.metric in METRICS else r.metric.replace("_", " ")
-            )
-            krows.append([name, policy_name(r.policy, lang), r.mean, lo, hi])
-            kfmt.append(number_format(r.metric, lang))
-        kh = [
-            _w("indicator", lang),
-            label("policy", lang),
-            _w("value", lang),
-            _w("lo", lang),
-            _w("hi", lang),
-        ]
-        ws = _sheet(wb, "kpis", lang, kh, krows, [None] * 5)
-        for i, fmt in enumerate(kfmt, start=2):
-            for j in (3, 4, 5):
-                ws.cell(i, j).number_format = fmt
-
-    if data.sla is not None:
-        cols = [
-            "level",
-            "scope",
-            "region",
-            "olt_id",
-            "pon_id",
-            *[c for c in data.sla.columns if c in METRICS],
-        ]
-        hd = [
-            _w("level", lang),
-            label("sla_scope_network", lang),
-            label("region", lang),
-            "OLT",
-            "PON",
-        ]
-        hd += [metric_header(c, lang) for c in cols[5:]]
-        levels = {lv: label(f"sla_level_{lv}", lang) for lv in ("network", "region", "olt", "pon")}
-        srows = [
-            [levels[r["level"]], levels["network"] if r["level"] == "network" else r["scope"]]
-            + [r[c] for c in cols[2:]]
-            for r in data.sla.to_dict("records")
-        ]
-        _sheet(wb, "sla", lang, hd, srows, [None] * 5 + [number_format(c, lang) for c in cols[5:]])
-
-    ops = operations_kpis(data)
-    _sheet(
-        wb, "operations", lang, [_w("indicator", lang), _w("value", lang)],
-        [[metric_label(k, lang), v] for k, v in ops.items()], [None, None],
-    )  # fmt: skip
-    ws = wb[SHEETS["operations"][1 if lang == "pt-BR" else 0]]
-    for i, k in enumerate(ops, start=2):
-        ws.cell(i, 2).number_format = number_format(k, lang)
-
-    rq = risk_queue(data, limit=_RISK_ROWS)
-    if rq is not None:
-        rcols = [
-            "customer_id",
-            "region",
-            "plan",
-            "segment",
-            "contacts_30d",
-            "risk_2h",
-            "risk_6h",
-            "risk_24h",
-            "anomaly_score",
-            "probable_cause",
-        ]
-        names = {
-            "customer_id": "customer",
-            "contacts_30d": "recurrence",
-            "anomaly_score": "anomaly",
-        }
-        rh = [label(names.get(c, c), lang) for c in rcols]
-        rrows = [
-            [
-                label(r[c], lang)
-                if c == "probable_cause"
-                else value_name(r[c], lang)
-                if c == "segment"
-                else r[c]
-                for c in rcols
-            ]
-            for r in rq.to_dict("records")
-        ]
-        _sheet(
-            wb, "risk", lang, rh, rrows, [None] * 4 + ["0", "0.0%", "0.0%", "0.0%", "0.000", None]
-        )
-
-    dec = decision_reasons(data, limit=1000)
-    if dec is not None:
-        dh = [
-            _w("time_utc", lang),
-            label("customer", lang),
-            label("action", lang),
-            label("confidence", lang),
-            label("rationale", lang),
-        ]
-        drows = [
-            [
-                r.get("ts"),
-                r.get("subject"),
-                action_name(r.get("action"), lang),
-                r.get("confidence"),
-                rationale_text(r.get("rationale"), lang),
-            ]
-            for r in dec.to_dict("records")
-        ]
-        _sheet(wb, "decisions", lang, dh, drows, [_date_format(lang), None, None, "0.00", None])
-
+    # Sheet order is the workbook's tab order.
+    for add_sheet in (
+        _summary_sheet,
+        _kpis_sheet,
+        _sla_sheet,
+        _operations_sheet,
+        _risk_sheet,
+        _decisions_sheet,
+    ):
+        add_sheet(wb, data, lang)
     out = Path(path).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.xlsx")

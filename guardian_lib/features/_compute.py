@@ -8,6 +8,8 @@ under the same street box, PON, OLT and H3 geo cell; customer history.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import h3
 import numpy as np
 import pandas as pd
@@ -123,37 +125,41 @@ def _neighbour_share(flag: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, n
     return sums / others, np.broadcast_to(size, flag.shape)
 
 
-def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame:
-    """Features of every ONU at each requested tick.
+class _Windows(NamedTuple):
+    """Window lengths in ticks (15 min, 1 h, 24 h, 7 d, 30 d) and ticks per hour."""
 
-    Parameters
-    ----------
-    cube : Cube
-        Telemetry and events; it must reach back far enough for the longest window
-        (30 days for tickets and visits, 7 days for baselines) for exact values.
-    rows : ndarray of int, optional
-        Tick indices of the cube to compute at (default: all ticks).
+    per_h: float
+    w15: int
+    w1h: int
+    w24: int
+    w7d: int
+    w30d: int
 
-    Returns
-    -------
-    pandas.DataFrame
-        ``ts`` (UTC), ``onu_id`` and :data:`FEATURE_COLUMNS` (float32), one row per
-        (tick, ONU), ordered by tick then ONU.
-    """
-    T, N = cube.n_ticks, cube.n_onus
-    rows = np.arange(T) if rows is None else np.asarray(rows, dtype=np.int64)
-    if len(rows) == 0:
-        return pd.DataFrame(columns=["ts", "onu_id", *FEATURE_COLUMNS])
-    per_h = 3600 / cube.tick_s
-    w15, w1h, w24, w7d, w30d = (max(1, round(per_h * h)) for h in (0.25, 1, 24, 168, 720))
-    v = cube.values
-    f: dict[str, np.ndarray] = {}
+
+class _Status(NamedTuple):
+    """Status series on the slice ``[lo, hi)`` of the cube; ``r`` are the rows in it."""
+
+    r: np.ndarray
+    s: dict[str, np.ndarray]
+    present: np.ndarray
+    online: np.ndarray
+    offline: np.ndarray
+    pppoe_down: np.ndarray
+
+
+def _windows(tick_s: float) -> _Windows:
+    """The feature windows for a tick of ``tick_s`` [s]."""
+    per_h = 3600 / tick_s
+    return _Windows(per_h, *(max(1, round(per_h * h)) for h in (0.25, 1, 24, 168, 720)))
+
+
+def _status(cube: Cube, rows: np.ndarray, w24: int) -> _Status:
+    """Carried status series on the day before the first requested row onwards."""
     # Status series (carried values, run lengths, flaps) only need the day before the
     # first requested row: computing them on that slice keeps online scoring cheap.
     lo = max(int(rows.min()) - w24 - 13, 0)
     hi = int(rows.max()) + 1
-    r = rows - lo
-    s = {c: m[lo:hi] for c, m in v.items()}
+    s = {c: m[lo:hi] for c, m in cube.values.items()}
     present = ~np.isnan(s["online"])
     # Status: carry the last report over gaps. An offline ONU sends nothing, so a gap
     # after an offline report means still offline (up to a day); a gap after an online
@@ -161,27 +167,47 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     online = ffill(s["online"], limit=w24)
     offline = online == 0
     pppoe_down = (online == 1) & (ffill(s["loss_pct"], limit=1) >= 99.9)
-    rx = v["rx_dbm"]
+    return _Status(rows - lo, s, present, online, offline, pppoe_down)
 
-    def pick(m: np.ndarray) -> np.ndarray:
-        return m[r]
+
+def _status_features(cube: Cube, st: _Status, w: _Windows) -> dict[str, np.ndarray]:
+    """Online, staleness, offline / PPPoE-down run lengths, uptime and flaps."""
+    r, w24 = st.r, w.w24
 
     def run_min(flag: np.ndarray) -> np.ndarray:
         """Minutes a condition has lasted at each row, capped at 24 h. [min]"""
         return np.minimum(run_length_at(flag, r, cap=w24), w24) * cube.tick_s / 60
 
+    f: dict[str, np.ndarray] = {}
+    f["online"] = np.where(np.isnan(st.online[r]), 1.0, st.online[r])
+    f["stale_min"] = run_min(~st.present)
+    f["offline_for_min"] = run_min(st.offline)
+    f["pppoe_down"] = st.pppoe_down[r].astype(float)
+    f["pppoe_down_for_min"] = run_min(st.pppoe_down)
+    f["uptime_h"] = np.minimum(ffill_at(st.s["uptime_s"], 12, r), 30 * 86400) / 3600
+    on = np.where(np.isnan(st.online), 1.0, st.online)
+    drops = np.zeros_like(on)
+    drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
+    f["flaps_1h"] = window_sum(drops, w.w1h, r)[0]
+    f["flaps_24h"] = window_sum(drops, w24, r)[0]
+    f["offline_share_24h"] = window_mean(np.where(np.isnan(st.online), np.nan, st.offline), w24, r)
+    return f
+
+
+def _signal_features(
+    cube: Cube, st: _Status, rows: np.ndarray, w: _Windows
+) -> dict[str, np.ndarray]:
+    """Last optical / quality values and their window means, deltas and slopes."""
+    per_h, w15, w1h, w24, w7d = w.per_h, w.w15, w.w1h, w.w24, w.w7d
+    v, r, s = cube.values, st.r, st.s
+    rx = v["rx_dbm"]
+    f: dict[str, np.ndarray] = {}
     for c in ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "latency_ms", "loss_pct"):
         f[c] = ffill_at(s[c], 6, r)
     with np.errstate(divide="ignore"):
         f["log10_ber"] = np.log10(np.maximum(ffill_at(s["ber"], 6, r), 1e-15))
     run = cube.running  # window sums a RollingCube keeps tick by tick (online scoring)
     f["crc_errors_1h"] = window_sum(v["crc_errors"], w1h, rows, run.get("crc_errors"))[0]
-    f["online"] = np.where(np.isnan(pick(online)), 1.0, pick(online))
-    f["stale_min"] = run_min(~present)
-    f["offline_for_min"] = run_min(offline)
-    f["pppoe_down"] = pick(pppoe_down).astype(float)
-    f["pppoe_down_for_min"] = run_min(pppoe_down)
-    f["uptime_h"] = np.minimum(ffill_at(s["uptime_s"], 12, r), 30 * 86400) / 3600
     f["rx_mean_15m"] = window_mean(rx, w15, rows, run.get("rx_dbm"))
     f["rx_mean_1h"] = window_mean(rx, w1h, rows, run.get("rx_dbm"))
     f["rx_min_1h"] = window_min(rx, w1h, rows)
@@ -205,58 +231,67 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     f["latency_delta_24h"] = f["latency_mean_1h"] - window_mean(v["latency_ms"], w24, rows, lat_run)
     # Against the week, a slowdown that has lasted hours (a leaking CPE) still shows.
     f["latency_delta_7d"] = f["latency_mean_1h"] - window_mean(v["latency_ms"], w7d, rows, lat_run)
-    on = np.where(np.isnan(online), 1.0, online)
-    drops = np.zeros_like(on)
-    drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
-    f["flaps_1h"] = window_sum(drops, w1h, r)[0]
-    f["flaps_24h"] = window_sum(drops, w24, r)[0]
-    f["offline_share_24h"] = window_mean(np.where(np.isnan(online), np.nan, offline), w24, r)
+    return f
 
+
+def _event_features(cube: Cube, rows: np.ndarray, w: _Windows) -> dict[str, np.ndarray]:
+    """Event counts per window, tickets and visits in 30 days, open service orders."""
+    N = cube.n_onus
     ev = cube.events
+    f: dict[str, np.ndarray] = {}
     for etype in _EVENTS_1H_24H:
         sel = ev[ev["type"] == etype]
-        for name, w in (("1h", w1h), ("24h", w24)):
+        for name, wn in (("1h", w.w1h), ("24h", w.w24)):
             f[f"{etype.lower()}_{name}"] = event_counts(
-                sel["onu"].to_numpy(), sel["tick"].to_numpy(), N, rows, w
+                sel["onu"].to_numpy(), sel["tick"].to_numpy(), N, rows, wn
             )
-    for col, etype, w in (
-        ("reboot_24h", "REBOOT", w24),
-        ("calls_24h", "CUSTOMER_CALL", w24),
-        ("calls_7d", "CUSTOMER_CALL", w7d),
+    for col, etype, wn in (
+        ("reboot_24h", "REBOOT", w.w24),
+        ("calls_24h", "CUSTOMER_CALL", w.w24),
+        ("calls_7d", "CUSTOMER_CALL", w.w7d),
     ):
         sel = ev[ev["type"] == etype]
-        f[col] = event_counts(sel["onu"].to_numpy(), sel["tick"].to_numpy(), N, rows, w)
+        f[col] = event_counts(sel["onu"].to_numpy(), sel["tick"].to_numpy(), N, rows, wn)
     so = cube.orders
     f["tickets_30d"] = event_counts(
-        so["onu"].to_numpy(), so["opened_tick"].to_numpy(), N, rows, w30d
+        so["onu"].to_numpy(), so["opened_tick"].to_numpy(), N, rows, w.w30d
     )
     done = so[so["completed"].astype(bool)]
     f["visits_30d"] = event_counts(
-        done["onu"].to_numpy(), np.minimum(done["closed_tick"].to_numpy(), 2**40), N, rows, w30d
+        done["onu"].to_numpy(), np.minimum(done["closed_tick"].to_numpy(), 2**40), N, rows, w.w30d
     )
     f["open_order"] = np.zeros((len(rows), N))
     for onu, o, c in so[["onu", "opened_tick", "closed_tick"]].itertuples(index=False):
         f["open_order"][(rows >= o) & (rows < c), onu] = 1.0
+    return f
 
-    off_rows = pick(offline)
-    back = np.maximum(r - w15, 0)
-    new_off = off_rows & ~offline[back]
-    ppp_rows = pick(pppoe_down)
+
+def _neighbour_features(
+    cube: Cube, st: _Status, rows: np.ndarray, w: _Windows
+) -> dict[str, np.ndarray]:
+    """Shares of offline / degraded neighbours and recent LOS / dying gasps per level."""
+    N, r, s, ev = cube.n_onus, st.r, st.s, cube.events
+    off_rows = st.offline[r]
+    back = np.maximum(r - w.w15, 0)
+    new_off = off_rows & ~st.offline[back]
+    ppp_rows = st.pppoe_down[r]
     # Degraded service, needed only at the requested rows.
-    deg_rows = (pick(online) == 1) & (
+    deg_rows = (st.online[r] == 1) & (
         (ffill_at(s["rx_dbm"], 6, r) < RX_CRITICAL_DBM)
         | (ffill_at(s["loss_pct"], 1, r) > 2)
         | (ffill_at(s["latency_ms"], 1, r) > 80)
     )
     dg = ev[ev["type"] == "DYING_GASP"]
     los = ev[ev["type"] == "LOS"]
-    dg_1h = event_counts(dg["onu"].to_numpy(), dg["tick"].to_numpy(), N, rows, w1h)
-    los_1h = event_counts(los["onu"].to_numpy(), los["tick"].to_numpy(), N, rows, w1h)
+
+    def counts(e: pd.DataFrame, wn: int) -> np.ndarray:
+        return event_counts(e["onu"].to_numpy(), e["tick"].to_numpy(), N, rows, wn)
+
+    dg_1h, los_1h = counts(dg, w.w1h), counts(los, w.w1h)
     # Recent trouble around the ONU (storms bring fibre cuts and power outages in waves).
-    w6h = 6 * w1h
-    los_6h = event_counts(los["onu"].to_numpy(), los["tick"].to_numpy(), N, rows, w6h) > 0
-    los_24h = event_counts(los["onu"].to_numpy(), los["tick"].to_numpy(), N, rows, w24) > 0
-    dg_6h = event_counts(dg["onu"].to_numpy(), dg["tick"].to_numpy(), N, rows, w6h) > 0
+    w6h = 6 * w.w1h
+    los_6h, los_24h, dg_6h = counts(los, w6h) > 0, counts(los, w.w24) > 0, counts(dg, w6h) > 0
+    f: dict[str, np.ndarray] = {}
     for level in NEIGHBOUR_LEVELS:
         g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
         f[f"{level}_share_offline"], size = _neighbour_share(off_rows, g)
@@ -276,19 +311,57 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
                 f[f"{level}_dg_share_1h"] = np.where(
                     dg_n + los_n > 0, dg_n / np.maximum(dg_n + los_n, 1e-12), np.nan
                 )
+    return f
+
+
+def _site_features(cube: Cube, rows: np.ndarray, w1h: int) -> dict[str, np.ndarray]:
+    """OLT alarm in the last hour and the ONU's distance [km]."""
+    N = cube.n_onus
     olt_ids = (
         cube.onus["olt_id"].astype(str).to_numpy()
         if "olt_id" in cube.onus
         else cube.onus["pon_id"].astype(str).str.rsplit("/", n=2).str[0].to_numpy()
     )
-    alarms = cube.olt_alarms
-    f["olt_alarm_1h"] = np.zeros((len(rows), N))
-    for olt, tick in alarms[["olt_id", "tick"]].itertuples(index=False):
+    f: dict[str, np.ndarray] = {"olt_alarm_1h": np.zeros((len(rows), N))}
+    for olt, tick in cube.olt_alarms[["olt_id", "tick"]].itertuples(index=False):
         hit = (rows >= tick) & (rows < tick + w1h)
         f["olt_alarm_1h"][np.ix_(hit, olt_ids == olt)] = 1.0
     f["distance_km"] = np.broadcast_to(
         cube.onus["distance_m"].to_numpy(dtype=float) / 1000, (len(rows), N)
     )
+    return f
+
+
+def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame:
+    """Features of every ONU at each requested tick.
+
+    Parameters
+    ----------
+    cube : Cube
+        Telemetry and events; it must reach back far enough for the longest window
+        (30 days for tickets and visits, 7 days for baselines) for exact values.
+    rows : ndarray of int, optional
+        Tick indices of the cube to compute at (default: all ticks).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ts`` (UTC), ``onu_id`` and :data:`FEATURE_COLUMNS` (float32), one row per
+        (tick, ONU), ordered by tick then ONU.
+    """
+    T, N = cube.n_ticks, cube.n_onus
+    rows = np.arange(T) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return pd.DataFrame(columns=["ts", "onu_id", *FEATURE_COLUMNS])
+    w = _windows(cube.tick_s)
+    st = _status(cube, rows, w.w24)
+    f = {
+        **_signal_features(cube, st, rows, w),
+        **_status_features(cube, st, w),
+        **_event_features(cube, rows, w),
+        **_neighbour_features(cube, st, rows, w),
+        **_site_features(cube, rows, w.w1h),
+    }
     out = {
         "ts": cube.tick_times(rows).repeat(N),
         "onu_id": np.tile(cube.onus["onu_id"].astype(str).to_numpy(), len(rows)),
