@@ -97,6 +97,14 @@ class SimTelemetry:
         return calls
 
 
+def _row(rows: dict[str, int], key: str, where: str, kind: str) -> int:
+    """Fleet row of ``key`` in ``rows``; :class:`UnknownTargetError` if it has none."""
+    row = rows.get(key)
+    if row is None:
+        raise UnknownTargetError(where, kind, key)
+    return row
+
+
 class SimDevices:
     """Device client on a simulation: a reboot power-cycles the simulated CPE.
 
@@ -124,9 +132,7 @@ class SimDevices:
         UnknownTargetError
             No CPE ``device_id`` in the simulated network.
         """
-        row = self.row_of_cpe.get(device_id)
-        if row is None:
-            raise UnknownTargetError("SimDevices.reboot", "CPE", device_id)
+        row = _row(self.row_of_cpe, device_id, "SimDevices.reboot", "CPE")
         if self.sim.state is not None and not self.sim.state.online[row]:
             return "queued: device offline"
         self.sim.reboot_cpe(row, by=self.by)
@@ -141,9 +147,7 @@ class SimDevices:
         UnknownTargetError
             No CPE ``device_id`` in the simulated network.
         """
-        row = self.row_of_cpe.get(device_id)
-        if row is None:
-            raise UnknownTargetError("SimDevices.change_wifi_profile", "CPE", device_id)
+        row = _row(self.row_of_cpe, device_id, "SimDevices.change_wifi_profile", "CPE")
         return "fixed" if self.sim.change_wifi_profile(row, by=self.by) else "done"
 
 
@@ -172,9 +176,7 @@ class SimFieldService:
         UnknownTargetError
             No ONU ``onu_id`` in the simulated network.
         """
-        row = self.row_of_onu.get(onu_id)
-        if row is None:
-            raise UnknownTargetError("SimFieldService.open_visit", "ONU", onu_id)
+        row = _row(self.row_of_onu, onu_id, "SimFieldService.open_visit", "ONU")
         delay_s = self.priority_delay_h * 3600 if priority == "high" else None
         order = self.sim.ops.open_order(row, reason, delay_s=delay_s, opened_by="autopilot")
         self._by_id[order.os_id] = order
@@ -221,9 +223,7 @@ class SimNotifier:
         UnknownTargetError
             No ONU ``onu_id`` in the simulated network.
         """
-        row = self.row_of_onu.get(onu_id)
-        if row is None:
-            raise UnknownTargetError("SimNotifier.notify", "ONU", onu_id)
+        row = _row(self.row_of_onu, onu_id, "SimNotifier.notify", "ONU")
         self.sim.notify_customer(row, self.sim.env.now + until_h * 3600)
         return True
 
