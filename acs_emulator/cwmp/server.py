@@ -26,16 +26,17 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from collections.abc import Generator
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from acs_emulator.cwmp import soap
-from acs_emulator.cwmp.auth import Authenticator, AuthPolicy
+from acs_emulator.cwmp.auth import Authenticator
+from acs_emulator.cwmp.config import AcsConfig
 from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
-from acs_emulator.cwmp.presets import Preset, render_task
+from acs_emulator.cwmp.presets import render_task
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.rpcs import task_steps
 from acs_emulator.cwmp.store import (
@@ -79,62 +80,6 @@ def device_id_of(oui: str, product_class: str, serial: str) -> str:
     if product_class:
         return f"{esc(oui)}-{esc(product_class)}-{esc(serial)}"
     return f"{esc(oui)}-{esc(serial)}"
-
-
-@dataclass
-class AcsConfig:
-    """Settings of the ACS.
-
-    Parameters
-    ----------
-    auth : AuthPolicy
-        CPE authentication (none by default, as GenieACS).
-    max_body_bytes : int
-        Largest CWMP body accepted. [bytes]
-    session_timeout_s : float
-        A session idle this long is dropped (its in-flight task stays queued). [s]
-    max_sessions : int
-        Open sessions beyond this get 503 with Retry-After. [-]
-    retry_after_s : int
-        Retry-After sent with 503. [s]
-    connection_request_timeout_s : float
-        Timeout of one connection request. [s]
-    cr_allow_basic : bool, default False
-        Answer a connection-request listener's Basic challenge (sends the password in
-        clear; off by default, as GenieACS's ``cwmp.connectionRequestAllowBasicAuth``).
-    cr_password : callable, optional
-        ``cr_password(device_id) -> str | None`` for connection requests; defaults to
-        the environment (``GUARDIAN_CPE_CR_PASSWORD`` or the ``device-id:password``
-        lines of ``GUARDIAN_CPE_CR_PASSWORDS_FILE``). The username sent is always the
-        device id, never the ``ConnectionRequestUsername`` the device reports.
-    cr_allowed_hosts : list of str
-        Hosts or networks (``"10.20.0.0/16"``, ``"cpe.example.net"``) connection
-        requests may go to besides the address the device informs from (CPEs behind
-        NAT or a proxy). [-]
-    cr_allow_dev_password : bool, default False
-        Allow the documented development connection-request password.
-    read_timeout_s : float, default 15
-        A client must deliver its request body within this time (slow clients are
-        cut with 408). [s]
-    presets : list of Preset
-        Automatic tasks (zero-touch provisioning, periodic refresh).
-    file_server_url : str
-        Base URL prepended to a download task's ``fileName`` when it has no ``url``.
-    """
-
-    auth: AuthPolicy = field(default_factory=AuthPolicy)
-    max_body_bytes: int = soap.MAX_BODY_BYTES
-    session_timeout_s: float = 30.0
-    max_sessions: int = 5000
-    retry_after_s: int = 5
-    connection_request_timeout_s: float = 5.0
-    cr_allow_basic: bool = False
-    cr_password: Callable[[str], str | None] | None = None
-    cr_allowed_hosts: list[str] = field(default_factory=list)
-    cr_allow_dev_password: bool = False
-    read_timeout_s: float = 15.0
-    presets: list[Preset] = field(default_factory=list)
-    file_server_url: str = "http://127.0.0.1:7567/"
 
 
 @dataclass
