@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # install. pyproject.toml keeps lower bounds for library users. Refresh with `make lock`.
 LOCK   := requirements.lock
 
-.PHONY: demo test lint format install clean browser lock lab
+.PHONY: demo test lint format install clean browser system lock lab
 
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found (Python >= 3.11 is required; set PYTHON=...)"; exit 1; }
@@ -44,16 +44,25 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The browser tests drive Debian's chromium through Playwright (never `playwright install`).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -qq && apt-get install -y -qq chromium; \
-	  else \
-	    echo "error: chromium not found: the browser tests need Debian's chromium (sudo apt-get install -y chromium)"; exit 1; \
-	  fi; }
+# Debian packages the tests drive for real: chromium (browser tests through Playwright, never
+# `playwright install`), PostgreSQL (own-data import from an operator's database) and
+# Alertmanager (alert forwarding). Missing ones are installed when running as root with apt-get;
+# otherwise the target names the command to run.
+DEBIAN_PACKAGES := chromium postgresql prometheus-alertmanager
 
-test: lint browser
+system:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "error: missing Debian packages:$$missing (sudo apt-get install -y$$missing)"; exit 1; \
+	  fi; fi
+
+# Kept for muscle memory: the browser used to be the only system package.
+browser: system
+
+test: lint system
 	$(BIN)/python -m pytest
 
 format: $(STAMP)
