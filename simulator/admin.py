@@ -64,9 +64,7 @@ class AdminState:
 
     def any_down(self) -> bool:
         """Whether any ONU is administratively down (fast path for the tick)."""
-        return bool(self.disabled_pons) or not (
-            self.provisioned.all() and self.onu_enabled.all()
-        )
+        return bool(self.disabled_pons) or not (self.provisioned.all() and self.onu_enabled.all())
 
     def unprovision(self, rows: Iterable[int]) -> None:
         """Remove ONUs from their OLT's configuration (they show up in autofind)."""

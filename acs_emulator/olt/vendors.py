@@ -250,13 +250,20 @@ def mib_for(vendor: str, model: str) -> str:
 
 
 def olt_view(source: StateSource, olt_id: str) -> OltView:
-    """Slice one OLT's ONUs out of the topology and state, sorted by (ifIndex, ONU id)."""
+    """Slice one OLT's ONUs out of the topology and state, sorted by (ifIndex, ONU id).
+
+    ONUs the source's ``admin`` state (if any) marks as not authorized are left out: an
+    OLT lists only the ONUs configured on it.
+    """
     topo = source.topology
     olts = topo.olts.set_index("olt_id")
     if olt_id not in olts.index:
         raise KeyError(f"OLT {olt_id!r} is not in the topology")
     onus = topo.onus
     rows = np.flatnonzero(onus["olt_id"].to_numpy() == olt_id)
+    admin = getattr(source, "admin", None)
+    if admin is not None:  # an ONU still in the autofind list is in no ONU table
+        rows = rows[admin.provisioned[rows]]
     pons = topo.pons[topo.pons["olt_id"] == olt_id]
     pon_if = dict(zip(pons["pon_id"], pons["if_index"].astype(np.int64), strict=True))
     sub = onus.iloc[rows]
@@ -363,7 +370,8 @@ class LiveOltTable:
     def __call__(self) -> OidTable:
         """The current table (rebuilt if the source moved to another tick)."""
         state = self.source.state
-        key = (id(state), getattr(state, "ts", None))
+        admin = getattr(self.source, "admin", None)
+        key = (id(state), getattr(state, "ts", None), getattr(admin, "version", 0))
         if self._table is None or key != self._key:
             with self.lock:
                 view = olt_view(self.source, self.olt_id)
