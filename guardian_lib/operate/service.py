@@ -6,6 +6,8 @@ One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
    the cycle goes on with the others);
 2. appends the rows to the warehouse's RAW lake (new atomically written files) and
    rebuilds SILVER for the dates they touch (``guardian_lib.ingest.ingest_run``);
+   SNMP traps accepted since the last cycle (``site.traps``) join the cycle's events,
+   and a trap starts the next cycle at once instead of at the next interval;
 3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
    rule scorer when none is registered) and runs :meth:`Autopilot.step`: decide, check
    the safety limits, act, audit;
@@ -147,6 +149,10 @@ class Operator:
         self.alerts = self._alert_pipeline()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
+        #: Set by an accepted SNMP trap: the next cycle starts at once (see :meth:`_sleep`).
+        self.wake = threading.Event()
+        self._last_cycle_end = 0.0
+        self.traps = self._trap_receiver(environ)
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
         self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
@@ -195,6 +201,58 @@ class Operator:
 
         obs = cycle_observations(self.fleet.table, known, events, self.autopilot.incidents, blocks)
         return self.alerts.cycle(ts, obs).to_dict()
+
+    def _trap_receiver(self, environ: Any) -> Any:
+        """The SNMP trap receiver of ``site.traps`` (None without one), started."""
+        cfg = self.site.traps
+        if cfg is None:
+            return None
+        from guardian_lib.snmp.inventory import OltEntry, resolve_credentials
+        from guardian_lib.snmp.traps import TrapReceiver, TrapUser
+
+        entry = OltEntry(olt_id="traps", host=cfg.host, version=cfg.version,
+                         credentials=cfg.credentials)  # fmt: skip
+        creds = resolve_credentials(entry, self.inventory.secrets_path(), environ)
+        users = [
+            TrapUser(creds.user, creds.auth_key, creds.priv_key, engine_id=eid)
+            for eid in cfg.engine_ids.values()
+        ] if cfg.version == "3" else []  # fmt: skip
+        sources = {o.host: o.olt_id for o in self.inventory.olts}
+        rx = TrapReceiver(cfg.host, cfg.port, community=creds.community if cfg.version == "2c"
+                          else None, users=users, sources=sources,
+                          on_event=lambda _e: self.wake.set())  # fmt: skip
+        return rx.start_in_thread()
+
+    def _sleep(self, wait_s: float) -> None:
+        """Wait up to ``wait_s`` [s]; return early on stop, or on a trap once
+        ``traps.min_cycle_gap_s`` has passed since the last cycle ended."""
+        end = time.monotonic() + wait_s
+        gap = self.site.traps.min_cycle_gap_s if self.site.traps is not None else 0.0
+        while not self.stop_event.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self.wake.wait(min(left, 0.25)):
+                early = self._last_cycle_end + gap - time.monotonic()
+                if early <= 0:
+                    self.wake.clear()
+                    return
+                self.stop_event.wait(min(early, left))
+
+    def _trap_rows(self) -> list[dict[str, Any]]:
+        """Events the trap receiver accepted since the last cycle (stored in RAW too)."""
+        if self.traps is None:
+            return []
+        from types import SimpleNamespace
+
+        from guardian_lib.snmp.rows import TELEMETRY_SCHEMA, empty_frame
+        from guardian_lib.snmp.traps import events_frame
+
+        rows = self.traps.drain()
+        if rows:
+            self._store_rows(SimpleNamespace(telemetry=empty_frame(TELEMETRY_SCHEMA),
+                                             events=events_frame(rows)))  # fmt: skip
+        return rows
 
     def _field_service(self) -> Any:
         fs = self.site.field_service
@@ -349,6 +407,9 @@ class Operator:
                      str(r.severity), str(r.payload or "{}"))
             for r in events.itertuples(index=False)
         ]  # fmt: skip
+        trap_rows = self._trap_rows()
+        rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
+                          r["payload"]) for r in trap_rows]  # fmt: skip
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, rows)
         self._fill_gap(tick)
         decisions = self.loop.feed(tick)
@@ -370,6 +431,7 @@ class Operator:
             "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),
             "open_incidents": len(self.autopilot.incidents),
             "duration_s": round(time.perf_counter() - t0, 3),
+            "trap_events": len(trap_rows),
         }  # fmt: skip
         alerts = self._alerts_cycle(ts, known, events, blocks)
         if alerts is not None:
@@ -511,11 +573,12 @@ class Operator:
                     log_json("cycle_failed", cycle=self.cycle, error=f"{type(exc).__name__}: {exc}")
                     if self.summary.cycles_failed >= self.max_failed_cycles:
                         raise
+                self._last_cycle_end = time.monotonic()
                 if for_ticks is not None and self.summary.ticks >= for_ticks:
                     break
                 wait = interval - (time.monotonic() - t0)
                 if wait > 0:
-                    self.stop_event.wait(wait)
+                    self._sleep(wait)
         finally:
             self.summary.safety_violations = safety_violations(self.store, self.settings)
             self.summary.wall_s = round(time.perf_counter() - t_start, 3)
@@ -538,6 +601,8 @@ class Operator:
         """Close the audit, the state, the clients and the metrics endpoint."""
         self.audit.close()
         self.source.close()
+        if self.traps is not None:
+            self.traps.stop_thread()
         if self.nbi is not None:
             self.nbi.close()
         if isinstance(self.field, WebhookFieldService):

@@ -1,0 +1,149 @@
+"""SNMP traps: the emulated OLT sends them, the library's receiver turns them into events.
+
+LOS, ONU up and a PON port shut travel as v2c and as v3 (authPriv) traps; a wrong v3
+key or community is dropped and counted; ``guardian operate`` merges trap events into
+its next cycle (stored in RAW) and a trap wakes it before the polling interval.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from acs_emulator.olt.agent import V3User
+from acs_emulator.olt.serve import EmulatorCredentials, simulated_pool, write_inventory
+from acs_emulator.olt.traps import OltTrapSender
+from guardian_lib.snmp.traps import TrapReceiver, TrapUser, events_frame
+from simulator.engine import Simulation
+from simulator.scenario import load_scenario
+
+AUTH, PRIV = "trap-auth-key-1", "trap-priv-key-1"
+
+
+@pytest.fixture
+def sim():
+    s = Simulation(load_scenario("tiny"), seed=4)
+    s.step()
+    return s
+
+
+def _wait_for(rx: TrapReceiver, done, timeout_s: float = 10.0) -> list[dict]:
+    """Events drained until ``done(events)`` holds (bounded by ``timeout_s``). [s]"""
+    got: list[dict] = []
+    end = time.monotonic() + timeout_s
+    while not done(got) and time.monotonic() < end:
+        got += rx.drain()
+        time.sleep(0.02)
+    return got
+
+
+def _has(serial: str):
+    return lambda evs: any(e["entity_id"] == serial for e in evs)
+
+
+def _receiver(sim, **kw) -> TrapReceiver:
+    olt = str(sim.topology.olts["olt_id"].iloc[0])
+    users = [TrapUser("nms", AUTH, PRIV, engine_id=OltTrapSender.engine_id(olt))]
+    return TrapReceiver(community="c-trap", users=users, sources={"127.0.0.1": olt}, **kw)
+
+
+@pytest.mark.parametrize("version", ["2c", "3"])
+def test_los_onu_up_and_port_down_become_events(sim, version):
+    rx = _receiver(sim).start_in_thread()
+    user = V3User("nms", AUTH, PRIV) if version == "3" else None
+    tx = OltTrapSender(sim, ("127.0.0.1", rx.port), community="c-trap", v3_user=user)
+    try:
+        row = int(np.flatnonzero(sim.state.online)[0])
+        serial = str(sim.topology.onus["serial"].iat[row])
+        sim.effects.los_n[row] += 1  # a cut drop fibre
+        sim.step()
+        assert not sim.state.online[row]
+        events = _wait_for(rx, _has(serial))
+        los = [e for e in events if e["entity_id"] == serial]
+        assert [(e["type"], e["severity"], e["entity_type"]) for e in los] == [
+            ("LOS", "critical", "onu")
+        ]
+        assert json.loads(los[0]["payload"])["olt_id"] == str(sim.topology.olts["olt_id"][0])
+        sim.effects.los_n[row] -= 1
+        pon = sim.topology.onus["pon_id"].iat[row]
+        sim.admin.set_pon_enabled(pon, False)  # and the operator shuts its port
+        sim.step()
+        events = _wait_for(rx, lambda evs: any(e["entity_type"] == "pon" for e in evs))
+        kinds = {(e["type"], e["entity_type"]) for e in events}
+        assert ("OLT_ALARM", "pon") in kinds
+        port = next(e for e in events if e["entity_type"] == "pon")
+        if_index = int(sim.topology.pons.set_index("pon_id").loc[pon, "if_index"])
+        assert json.loads(port["payload"])["if_index"] == if_index
+        assert not any(e["type"] == "LOS" for e in events), "an admin shutdown is not a LOS"
+        sim.admin.set_pon_enabled(pon, True)
+        sim.step()
+        up = [e for e in _wait_for(rx, _has(serial)) if e["entity_id"] == serial]
+        assert [e["type"] for e in up] == ["LINK_UP"]
+        frame = events_frame(los + up)
+        assert list(frame["source"]) == ["snmp-trap"] * 2
+        assert str(frame["ts"].dtype) == "datetime64[us, UTC]"
+    finally:
+        tx.close()
+        rx.stop_thread()
+
+
+def test_wrong_v3_key_and_wrong_community_are_rejected(sim):
+    rx = _receiver(sim).start_in_thread()
+    olt = str(sim.topology.olts["olt_id"].iloc[0])
+    bad_v3 = OltTrapSender(sim, ("127.0.0.1", rx.port), v3_user=V3User("nms", "wrong-key-99", PRIV))
+    bad_v2 = OltTrapSender(sim, ("127.0.0.1", rx.port), community="guess")
+    good = OltTrapSender(sim, ("127.0.0.1", rx.port), community="c-trap")
+    try:
+        bad_v3.send_onu_trap(olt, 0, 0)
+        bad_v2.send_onu_trap(olt, 0, 0)
+        good.send_onu_trap(olt, 1, 0)  # arrives after the bad ones: they were handled first
+        events = _wait_for(rx, lambda evs: len(evs) >= 1)
+        assert [e["entity_id"] for e in events] == [str(sim.topology.onus["serial"].iat[1])]
+        assert rx.stats["v3_received"] >= 1 and rx.stats["v3_accepted"] == 0
+        assert rx.stats["v2c_bad_community"] == 1
+    finally:
+        for tx in (bad_v3, bad_v2, good):
+            tx.close()
+        rx.stop_thread()
+
+
+@pytest.mark.timeout(60)
+def test_operate_takes_trap_events_into_its_next_cycle(sim, tmp_path, monkeypatch):
+    from guardian_lib.operate.service import Operator
+    from guardian_lib.operate.site import load_site
+
+    creds = EmulatorCredentials()
+    pool = simulated_pool(sim, creds).start_in_thread()
+    inv, _ = write_inventory(tmp_path / "olts.yaml", pool, creds)
+    monkeypatch.setenv("GUARDIAN_SNMP_TRAPS_COMMUNITY", "c-trap")
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump({
+        "inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
+        "polling_interval_s": 600, "traps": {"host": "127.0.0.1", "port": 0,
+                                             "credentials": "traps", "min_cycle_gap_s": 0},
+    }))  # fmt: skip
+    op = Operator(load_site(site), tmp_path / "state")
+    tx = OltTrapSender(sim, ("127.0.0.1", op.traps.port), community="c-trap")
+    try:
+        op.run_cycle()
+        olt = str(sim.topology.olts["olt_id"].iloc[0])
+        threading.Timer(0.3, lambda: tx.send_onu_trap(olt, 2, 1)).start()
+        op._last_cycle_end = time.monotonic()
+        op._sleep(600)  # a trap ends the wait long before the polling interval
+        figures = op.run_cycle()
+        assert figures["trap_events"] == 1
+        raw = pd.concat(pd.read_parquet(p) for p in (tmp_path / "wh").rglob("*.parquet")
+                        if {"raw", "events"} <= set(p.parts))  # fmt: skip
+        trap = raw[raw["source"] == "snmp-trap"]
+        assert list(trap["type"]) == ["DYING_GASP"]
+        assert list(trap["entity_id"]) == [str(sim.topology.onus["serial"].iat[2])]
+    finally:
+        tx.close()
+        op.close()
+        pool.stop_thread()
