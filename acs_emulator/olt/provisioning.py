@@ -162,6 +162,8 @@ class OltConfigBackend:
             pon = self.pon(slot, port)
             onus = self._onus()
             state = self.sim.state
+            # deactivation and port shutdown act at once; ranging waits for the next tick
+            shut = self.sim.admin.down_mask()
             out = []
             for onu_id, row in sorted(self._configured_rows(pon).items()):
                 cfg = self.config.get(row)
@@ -171,7 +173,7 @@ class OltConfigBackend:
                         "serial": str(onus["serial"].iat[row]),
                         "model": str(onus["model"].iat[row]),
                         "enabled": bool(self.sim.admin.onu_enabled[row]),
-                        "online": bool(state is not None and state.online[row]),
+                        "online": bool(state is not None and state.online[row] and not shut[row]),
                         "desc": cfg.desc if cfg else "",
                     }
                 )

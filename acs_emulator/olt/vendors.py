@@ -272,6 +272,16 @@ def olt_view(source: StateSource, olt_id: str) -> OltView:
     order = np.lexsort((onu_index, if_index))
     rows, if_index, onu_index = rows[order], if_index[order], onu_index[order]
     st = source.state
+    online = np.asarray(st.online, dtype=bool)[rows]
+    down_cause = np.asarray(st.down_cause, dtype=np.int8)[rows]
+    optics = [np.asarray(getattr(st, c), dtype=float)[rows] for c in ("rx_dbm", "tx_dbm",
+                                                                       "olt_rx_dbm")]  # fmt: skip
+    if admin is not None:  # a deactivated ONU or shut port is offline at once, not next tick
+        shut = admin.down_mask()[rows] & online
+        if shut.any():
+            online = online & ~shut
+            down_cause = np.where(shut, 3, down_cause).astype(np.int8)
+            optics = [np.where(shut, np.nan, x) for x in optics]
     return OltView(
         olt=olts.loc[olt_id],
         pons=pons,
@@ -279,12 +289,12 @@ def olt_view(source: StateSource, olt_id: str) -> OltView:
         onu_index=onu_index,
         serial=onus["serial"].to_numpy()[rows],
         distance_m=onus["distance_m"].to_numpy(dtype=float)[rows],
-        rx_dbm=np.asarray(st.rx_dbm, dtype=float)[rows],
-        tx_dbm=np.asarray(st.tx_dbm, dtype=float)[rows],
-        olt_rx_dbm=np.asarray(st.olt_rx_dbm, dtype=float)[rows],
-        online=np.asarray(st.online, dtype=bool)[rows],
+        rx_dbm=optics[0],
+        tx_dbm=optics[1],
+        olt_rx_dbm=optics[2],
+        online=online,
         uptime_s=np.asarray(st.uptime_s, dtype=np.int64)[rows],
-        down_cause=np.asarray(st.down_cause, dtype=np.int8)[rows],
+        down_cause=down_cause,
     )
 
 

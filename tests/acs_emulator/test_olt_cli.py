@@ -150,6 +150,8 @@ def test_port_disable_takes_its_onus_offline(lab):
             return await olt.port_status(int(pon["slot"]), int(pon["port"]))
 
     assert run(switch(False))["admin"] == "disable"
+    polled = lab.polled()  # the OLT reports them down at once, before the next tick
+    assert not any(polled[s] for s in lab.sim.onu_ids[rows])
     lab.sim.step()
     assert not lab.sim.state.online[rows].any()
     assert (lab.sim.state.down_cause[rows] == 3).all()
