@@ -27,14 +27,13 @@ Every error names the file and the field (``rules[2].when[0].op``).
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardian_lib.alerts.silences import labels_match
+from guardian_lib.decision.maintenance import MaintenanceWindow, unique_windows
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.operate.site import SecretRef
 from guardian_lib.safe_yaml import load_yaml
@@ -185,28 +184,6 @@ class InhibitRule(_Strict):
     equal: list[str] = Field(default_factory=list)
 
 
-class MaintenanceWindow(_Strict):
-    """Scheduled work: alerts matching ``matchers`` are muted from ``start`` to ``end`` (UTC)."""
-
-    name: str = Field(min_length=1)
-    matchers: dict[str, str] = Field(min_length=1)
-    start: datetime
-    end: datetime
-    comment: str = ""
-
-    @model_validator(mode="after")
-    def _order(self) -> MaintenanceWindow:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("start and end need a time zone (e.g. 2026-03-02T01:00:00Z)")
-        if self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
-        return self
-
-    def mutes(self, labels: dict[str, str], now: datetime) -> bool:
-        """In force at ``now`` and matching ``labels``."""
-        return self.start <= now < self.end and labels_match(labels, self.matchers)
-
-
 class Route(_WithDurations):
     """A node of the routing tree (children inherit unset settings)."""
 
@@ -313,6 +290,11 @@ class AlertingConfig(_WithDurations):
                 raise ValueError(f"rule name {r.name!r} is used twice")
             seen.add(r.name)
         return v
+
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _window_names(cls, v: list[MaintenanceWindow]) -> list[MaintenanceWindow]:
+        return unique_windows(v)
 
     @model_validator(mode="after")
     def _receivers_exist(self) -> AlertingConfig:

@@ -39,6 +39,7 @@ from guardian_lib.actions.dispatcher import Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision import Autopilot, Decision, SafetyGuard
 from guardian_lib.decision.expected_cost import make_autopilot
+from guardian_lib.decision.maintenance import MAINTENANCE_BLOCKED_ACTIONS, place_labels
 from guardian_lib.loop import ClosedLoop, EventRow, Tick
 from guardian_lib.operate.accounting import (
     ApprovalDispatcher,
@@ -134,6 +135,11 @@ class Operator:
             # `touch <state_dir>/KILL_SWITCH` stops every automatic action at the next decision.
             self.settings = self.settings.model_copy(
                 update={"kill_switch_file": self.state_dir / KILL_SWITCH_FILENAME}
+            )
+        if self.settings.maintenance_file is None and site.alerts is not None:
+            # The alerting file's maintenance windows mute alerts and block actions alike.
+            self.settings = self.settings.model_copy(
+                update={"maintenance_file": site.resolve(site.alerts)}
             )
         self.warehouse = site.resolve(site.warehouse)
         self.inventory = load_inventory(site.resolve(site.inventory))
@@ -465,8 +471,20 @@ class Operator:
     def _run_approved(self, ts: pd.Timestamp) -> None:
         """Send the actions an operator approved since the last cycle."""
         cooldown_s = self.settings.reboot_cooldown_minutes * 60
+        table = self.fleet.table.set_index("onu_id", drop=False)
         for a in self.store.approvals("approved"):
             target = a["target"]
+            if a["action"] in MAINTENANCE_BLOCKED_ACTIONS and a["subject"] in table.index:
+                # An approval does not override scheduled work in the area.
+                place = place_labels(table.loc[a["subject"]], a["subject"])
+                w = self.autopilot.guard.maintenance.covering([place], ts)
+                if w is not None:
+                    self.store.finish_approval(a["id"], "failed", {
+                        "blocked": "maintenance_window", "maintenance_window": w.name})  # fmt: skip
+                    log_json("action", action=a["action"], target=target, status="blocked",
+                             approval_id=a["id"], rule="maintenance_window",
+                             maintenance_window=w.name)  # fmt: skip
+                    continue
             if a["action"] == "reboot":
                 recent = [
                     j for j in self.store.journal("reboot")
