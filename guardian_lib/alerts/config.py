@@ -274,6 +274,11 @@ class AlertingConfig(_WithDurations):
     """The whole alerting file."""
 
     evaluation_interval_s: Duration = Field(300.0, alias="evaluation_interval")
+    drift_every_cycles: int = Field(
+        12, ge=1, le=10_000,
+        description="guardian operate recomputes the models' PSI (health, level: model) "
+        "every this many cycles. [-]",
+    )  # fmt: skip
     rules: list[Rule] = Field(min_length=1)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)

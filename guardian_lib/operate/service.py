@@ -168,6 +168,7 @@ class Operator:
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
         self._bundle = self._load_model()
+        self.drift = self._drift_monitor()
 
     # --- construction ---------------------------------------------------------------------
     def _nbi_client(self) -> Any:
@@ -200,7 +201,31 @@ class Operator:
         from guardian_lib.alerts.live import cycle_observations
 
         obs = cycle_observations(self.fleet.table, known, events, self.autopilot.incidents, blocks)
+        if self.drift is not None:
+            self.drift.add(getattr(self.loop.scorer, "last_features", None))
+            obs["health"] += self.drift.observe()
         return self.alerts.cycle(ts, obs).to_dict()
+
+    def _drift_monitor(self) -> Any:
+        """PSI of the live features against the model's training sample, an alert source
+        (None without an alerting file, a registered model or its reference sample)."""
+        if self.alerts is None or self._bundle is None:
+            return None
+        from guardian_lib.alerts.drift import DriftMonitor
+        from guardian_lib.models.registry import load_reference_features
+
+        try:
+            reference = load_reference_features(self.site.model_alias)
+            monitor = DriftMonitor(
+                reference, self._bundle.feature_columns,
+                every_cycles=self.alerts.config.drift_every_cycles,
+                model_version=self._bundle.model_version,
+            )  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - no reference: the model runs, unmonitored
+            log_json("drift", monitored=False, reason=str(exc).splitlines()[0][:300])
+            return None
+        log_json("drift", monitored=True, every_cycles=monitor.every_cycles)
+        return monitor
 
     def _field_service(self) -> Any:
         fs = self.site.field_service
