@@ -52,6 +52,7 @@ __all__ = [
     "SmsSettings",
     "WhatsAppSettings",
     "ReceiverSettings",
+    "CustomerNoticeSettings",
     "AlertingConfig",
     "parse_duration_s",
     "load_alerting",
@@ -233,7 +234,9 @@ class SmsSettings(SecretRef):
 
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     sender: str = Field(pattern=_PHONE)
-    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(min_length=1)
+    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(
+        default_factory=list, description="On-call numbers (alerts); empty for customer notices."
+    )
     base_url: str = Field("https://api.twilio.com", pattern=r"^https?://")
     timeout_s: float = Field(10.0, gt=0, le=300)
 
@@ -242,7 +245,9 @@ class WhatsAppSettings(SecretRef):
     """WhatsApp Business Cloud API text messages (access token from ``token_env``/``token_file``)."""
 
     phone_number_id: str = Field(pattern=r"^[0-9]{5,20}$")
-    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(min_length=1)
+    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(
+        default_factory=list, description="On-call numbers (alerts); empty for customer notices."
+    )
     api_version: str = Field("v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
     base_url: str = Field("https://graph.facebook.com", pattern=r"^https?://")
     timeout_s: float = Field(10.0, gt=0, le=300)
@@ -270,6 +275,32 @@ class ReceiverSettings(_Strict):
         return self
 
 
+class CustomerNoticeSettings(_Strict):
+    """How ``guardian operate`` tells customers (docs/alerts.md, "Customer notices")."""
+
+    receiver: str = Field(min_length=1, description="An sms, whatsapp or webhook receiver.")
+    lang: Literal["pt-BR", "en"] = Field(
+        "pt-BR", description="Language of customers whose subscriber row gives none."
+    )
+    tz: str = Field("America/Sao_Paulo", description="Customers' time zone (dates, quiet hours).")
+    quiet_start_h: int = Field(22, ge=0, le=23, description="Quiet hours start (local). [h]")
+    quiet_end_h: int = Field(7, ge=0, le=23, description="Quiet hours end (local). [h]")
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (e.g. America/Sao_Paulo)") from None
+        return v
+
+
+_NOTICE_CHANNELS = ("sms", "whatsapp", "webhook")
+
+
 class AlertingConfig(_WithDurations):
     """The whole alerting file."""
 
@@ -284,6 +315,7 @@ class AlertingConfig(_WithDurations):
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     route: Route = Route(receiver="null")
     receivers: list[ReceiverSettings] = Field(default_factory=list)
+    customer_notices: CustomerNoticeSettings | None = None
     path: Path | None = Field(None, exclude=True)
 
     @field_validator("rules")
@@ -311,12 +343,27 @@ class AlertingConfig(_WithDurations):
                     f"{where}.receiver: unknown receiver {route.receiver!r}, "
                     f"expected one of {sorted(names)}"
                 )
+            rx = self.receiver(route.receiver) if route.receiver else None
+            for ch in ("sms", "whatsapp"):
+                if rx is not None and getattr(rx, ch) is not None and not getattr(rx, ch).to:
+                    raise ValueError(
+                        f"{where}.receiver: receiver {rx.name!r} gets alerts but its {ch}.to "
+                        "lists no number"
+                    )
             for i, child in enumerate(route.routes):
                 walk(child, f"{where}.routes[{i}]")
 
         if self.route.receiver is None:
             raise ValueError("route.receiver: the root route needs a receiver")
         walk(self.route, "route")
+        cn = self.customer_notices
+        if cn is not None:
+            rx = self.receiver(cn.receiver)
+            if rx is None or not any(getattr(rx, c) is not None for c in _NOTICE_CHANNELS):
+                raise ValueError(
+                    f"customer_notices.receiver: {cn.receiver!r} must name a receiver with "
+                    f"one of {_NOTICE_CHANNELS}; receivers: {sorted(names - {'null'})}"
+                )
         return self
 
     def receiver(self, name: str) -> ReceiverSettings | None:

@@ -98,15 +98,39 @@ class Outbox:
         )
         self.con.commit()
 
-    def enqueue(self, key: str, receiver: str, payload: Mapping[str, Any]) -> bool:
-        """Queue a message; False if that key is already queued (or was delivered)."""
-        now = self.clock().isoformat()
+    def enqueue(
+        self,
+        key: str,
+        receiver: str,
+        payload: Mapping[str, Any],
+        not_before: pd.Timestamp | None = None,
+    ) -> bool:
+        """Queue a message; False if that key is already queued (or was delivered).
+
+        ``not_before`` (UTC) holds it until then (a customer notice past quiet hours).
+        """
+        t = self.clock()
+        now = t.isoformat()
+        due = now if not_before is None else max(t, pd.Timestamp(not_before)).isoformat()
         cur = self.con.execute(
             "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, NULL)",
-            (key, receiver, json.dumps(payload, sort_keys=True, default=str), now, now),
+            (key, receiver, json.dumps(payload, sort_keys=True, default=str), now, due),
         )
         self.con.commit()
         return cur.rowcount == 1
+
+    def has(self, key: str) -> bool:
+        """Whether a message with that key was ever queued (any status)."""
+        return (
+            self.con.execute("SELECT 1 FROM messages WHERE key = ?", (key,)).fetchone() is not None
+        )
+
+    def payloads(self, key_like: str) -> list[dict[str, Any]]:
+        """Payloads of the messages whose key matches the SQL ``LIKE`` pattern, oldest first."""
+        rows = self.con.execute(
+            "SELECT payload FROM messages WHERE key LIKE ? ORDER BY created_at, key", (key_like,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def messages(self, status: str | None = None) -> list[OutboxMessage]:
         """Queued messages (optionally of one status), oldest first."""

@@ -149,8 +149,8 @@ class Operator:
         self.devices = JournalledDevices(self.nbi, self.store, self.context)
         self.cpe_state = NbiCpeState(self.nbi) if self.nbi is not None else None
         self.field = self._field_service()
-        self.notifier = AuditNotifier()
         self.alerts = self._alert_pipeline()
+        self.notifier = self._notifier()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
@@ -191,7 +191,26 @@ class Operator:
         from guardian_lib.alerts.config import load_alerting
         from guardian_lib.alerts.pipeline import AlertPipeline
 
-        return AlertPipeline(load_alerting(self.site.resolve(self.site.alerts)), self.state_dir)
+        clock = self.site.clock.now if self.site.clock is not None else None
+        return AlertPipeline(
+            load_alerting(self.site.resolve(self.site.alerts)), self.state_dir, clock=clock
+        )
+
+    def _notifier(self) -> Any:
+        """Customer notices sent through the alert outbox when the alerting file has a
+        ``customer_notices:`` section, else recorded in the audit only."""
+        cn = self.alerts.config.customer_notices if self.alerts is not None else None
+        if cn is None:
+            return AuditNotifier()
+        from guardian_lib.alerts.customers import CustomerNotifier
+
+        rx = self.alerts.config.receiver(cn.receiver)
+        channel = next(c for c in ("sms", "whatsapp", "webhook") if getattr(rx, c) is not None)
+
+        def decision_time() -> pd.Timestamp:
+            return pd.Timestamp(self.context.ts) if self.context.ts else pd.Timestamp.now(tz="UTC")
+
+        return CustomerNotifier(cn, self.alerts.outbox, decision_time, channel=channel)
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
                       blocks: dict[str, int]) -> dict[str, int] | None:  # fmt: skip
@@ -204,7 +223,13 @@ class Operator:
         if self.drift is not None:
             self.drift.add(getattr(self.loop.scorer, "last_features", None))
             obs["health"] += self.drift.observe()
-        return self.alerts.cycle(ts, obs).to_dict()
+        resolved = 0
+        if hasattr(self.notifier, "incidents_closed"):
+            resolved = self.notifier.incidents_closed(set(self.autopilot.incidents))
+        out = self.alerts.cycle(ts, obs).to_dict()
+        if hasattr(self.notifier, "counts"):
+            out["notices"] = {**self.notifier.counts, "resolved_queued": resolved}
+        return out
 
     def _drift_monitor(self) -> Any:
         """PSI of the live features against the model's training sample, an alert source
@@ -281,6 +306,8 @@ class Operator:
             outer = self.real_dispatcher
         self.autopilot = Autopilot(policy, scorer, settings=self.settings, dispatcher=outer,
                                    audit=self.audit, guard=SafetyGuard(self.settings))  # fmt: skip
+        if hasattr(self.notifier, "bind"):
+            self.notifier.bind(fleet.table, self.autopilot)
         self.loop = ClosedLoop(fleet.onus, fleet.customers, self.autopilot, every=1,
                                tick_s=tick_s, field=self.field)  # fmt: skip
         saved = self.store.get("loop")
