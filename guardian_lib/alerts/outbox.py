@@ -1,5 +1,6 @@
 """The outbox: every message to send is a SQLite row before anything is sent.
 
+``state`` keeps named JSON states of the pipeline (rule timers, aggregation groups).
 ``messages`` holds one row per (idempotency key): receiver, JSON payload, status
 (``pending`` → ``delivered`` or, after ``max_attempts``, ``dead``), the number of attempts
 and when the next one is due. ``attempts`` records every try with its result. A restart
@@ -94,6 +95,8 @@ class Outbox:
             CREATE TABLE IF NOT EXISTS attempts (
               key TEXT NOT NULL, receiver TEXT NOT NULL, ts TEXT NOT NULL, ok INTEGER NOT NULL,
               result TEXT, error TEXT);
+            CREATE TABLE IF NOT EXISTS state (
+              name TEXT PRIMARY KEY, value TEXT NOT NULL, saved_at TEXT NOT NULL);
             """
         )
         self.con.commit()
@@ -118,6 +121,20 @@ class Outbox:
         )
         self.con.commit()
         return cur.rowcount == 1
+
+    def put_state(self, values: Mapping[str, Any]) -> None:
+        """Save named JSON states (the pipeline's rule timers and groups) in one commit."""
+        t = self.clock().isoformat()
+        with self.con:
+            self.con.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
+                [(k, json.dumps(v, sort_keys=True, default=str), t) for k, v in values.items()],
+            )
+
+    def get_state(self, name: str) -> Any:
+        """A state saved by :meth:`put_state` (None if never saved)."""
+        row = self.con.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     def has(self, key: str) -> bool:
         """Whether a message with that key was ever queued (any status)."""
