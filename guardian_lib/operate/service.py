@@ -39,7 +39,11 @@ from guardian_lib.actions.dispatcher import Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision import Autopilot, Decision, SafetyGuard
 from guardian_lib.decision.expected_cost import make_autopilot
-from guardian_lib.decision.maintenance import MAINTENANCE_BLOCKED_ACTIONS, place_labels
+from guardian_lib.decision.maintenance import (
+    MAINTENANCE_BLOCKED_ACTIONS,
+    load_maintenance,
+    place_labels,
+)
 from guardian_lib.loop import ClosedLoop, EventRow, Tick
 from guardian_lib.operate.accounting import (
     ApprovalDispatcher,
@@ -140,6 +144,12 @@ class Operator:
             # The alerting file's maintenance windows mute alerts and block actions alike.
             self.settings = self.settings.model_copy(
                 update={"maintenance_file": site.resolve(site.alerts)}
+            )
+        elif self.settings.maintenance_file is not None:
+            # Refuse a bad file at start, not at the first cycle (the guard reads it then).
+            load_maintenance(site.resolve(str(self.settings.maintenance_file)))
+            self.settings = self.settings.model_copy(
+                update={"maintenance_file": site.resolve(str(self.settings.maintenance_file))}
             )
         self.warehouse = site.resolve(site.warehouse)
         self.inventory = load_inventory(site.resolve(site.inventory))

@@ -166,3 +166,16 @@ def test_an_approved_reboot_is_not_sent_inside_a_window(tmp_path):
         "blocked": "maintenance_window", "maintenance_window": WINDOW["name"]}  # fmt: skip
     assert rows["B"]["status"] != "approved"  # outside the window: it was sent (or tried)
     assert "maintenance_window" not in rows["B"]["result"]
+
+
+def test_operate_refuses_a_bad_safety_maintenance_file_at_start(tmp_path):
+    from guardian_lib.operate.service import Operator
+
+    (tmp_path / "olts.yaml").write_text(yaml.safe_dump(
+        {"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "noc"}]}))  # fmt: skip
+    _file(tmp_path, [{**WINDOW, "start": "2026-03-02T04:00:00"}])  # no time zone
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(
+        {"inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
+         "safety": {"maintenance_file": "maint.yaml"}}))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"maint.yaml.*maintenance_windows\[0\].*time zone"):
+        Operator(load_site(tmp_path / "site.yaml"), tmp_path / "state")
