@@ -19,7 +19,7 @@ def _window(tmp_path, olt: str, start: str, end: str):
 
 
 def test_a_window_blocks_every_reboot_it_covers_and_nothing_else(tmp_path, monkeypatch, only_fault):
-    sc = only_fault("cpe_hang", 40.0, days=0.75, fault_params={"cpe_hang_precursor_share": 0.0})
+    sc = only_fault("cpe_hang", 40.0, days=0.4, fault_params={"cpe_hang_precursor_share": 0.0})
     free = run_policy(sc, "rules", seed=3)
     assert free["reboots"] > 0  # the control: hung CPEs get rebooted
     whole_run = ("2026-01-04T00:00:00Z", "2026-01-07T00:00:00Z")
