@@ -53,10 +53,15 @@ from guardian_lib.operate.accounting import (
 )
 from guardian_lib.operate.adapters import (
     ActionContext,
-    AuditNotifier,
     JournalledDevices,
     NbiCpeState,
     SnmpTelemetrySource,
+)
+from guardian_lib.operate.alerting import (
+    alert_pipeline,
+    alerts_cycle,
+    customer_notifier,
+    drift_monitor,
 )
 from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
@@ -159,8 +164,8 @@ class Operator:
         self.devices = JournalledDevices(self.nbi, self.store, self.context)
         self.cpe_state = NbiCpeState(self.nbi) if self.nbi is not None else None
         self.field = self._field_service()
-        self.alerts = self._alert_pipeline()
-        self.notifier = self._notifier()
+        self.alerts = alert_pipeline(site, self.state_dir)
+        self.notifier = customer_notifier(self.alerts, self._decision_time)
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
@@ -178,7 +183,7 @@ class Operator:
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
         self._bundle = self._load_model()
-        self.drift = self._drift_monitor()
+        self.drift = drift_monitor(self.alerts, self._bundle, self.site.model_alias)
 
     # --- construction ---------------------------------------------------------------------
     def _nbi_client(self) -> Any:
@@ -195,72 +200,20 @@ class Operator:
             max_backoff_s=nbi.max_backoff_s,
         )  # fmt: skip
 
-    def _alert_pipeline(self) -> Any:
-        if self.site.alerts is None:
-            return None
-        from guardian_lib.alerts.config import load_alerting
-        from guardian_lib.alerts.pipeline import AlertPipeline
-
-        clock = self.site.clock.now if self.site.clock is not None else None
-        return AlertPipeline(
-            load_alerting(self.site.resolve(self.site.alerts)), self.state_dir, clock=clock
-        )
-
-    def _notifier(self) -> Any:
-        """Customer notices sent through the alert outbox when the alerting file has a
-        ``customer_notices:`` section, else recorded in the audit only."""
-        cn = self.alerts.config.customer_notices if self.alerts is not None else None
-        if cn is None:
-            return AuditNotifier()
-        from guardian_lib.alerts.customers import CustomerNotifier
-
-        rx = self.alerts.config.receiver(cn.receiver)
-        channel = next(c for c in ("sms", "whatsapp", "webhook") if getattr(rx, c) is not None)
-
-        def decision_time() -> pd.Timestamp:
-            return pd.Timestamp(self.context.ts) if self.context.ts else pd.Timestamp.now(tz="UTC")
-
-        return CustomerNotifier(cn, self.alerts.outbox, decision_time, channel=channel)
+    def _decision_time(self) -> pd.Timestamp:
+        """The cycle's time (customer notices are dated with it)."""
+        return pd.Timestamp(self.context.ts) if self.context.ts else pd.Timestamp.now(tz="UTC")
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
-                      blocks: dict[str, int]) -> dict[str, int] | None:  # fmt: skip
+                      blocks: dict[str, int]) -> dict[str, Any] | None:  # fmt: skip
         """Evaluate the alert rules on this cycle and deliver (None without an alerting file)."""
         if self.alerts is None:
             return None
-        from guardian_lib.alerts.live import cycle_observations
-
-        obs = cycle_observations(self.fleet.table, known, events, self.autopilot.incidents, blocks)
-        if self.drift is not None:
-            self.drift.add(getattr(self.loop.scorer, "last_features", None))
-            obs["health"] += self.drift.observe()
-        resolved = 0
-        if hasattr(self.notifier, "incidents_closed"):
-            resolved = self.notifier.incidents_closed(set(self.autopilot.incidents))
-        out = self.alerts.cycle(ts, obs).to_dict()
-        if hasattr(self.notifier, "counts"):
-            out["notices"] = {**self.notifier.counts, "resolved_queued": resolved}
-        return out
-
-    def _drift_monitor(self) -> Any:
-        """PSI of the live features against the model's training sample, an alert source
-        (None without an alerting file, a registered model or its reference sample)."""
-        if self.alerts is None or self._bundle is None:
-            return None
-        from guardian_lib.alerts.drift import DriftMonitor
-        from guardian_lib.models.registry import load_reference_features
-
-        try:
-            reference = load_reference_features(self.site.model_alias)
-            monitor = DriftMonitor(
-                reference, self._bundle.feature_columns,
-                every_cycles=self.alerts.config.drift_every_cycles,
-                model_version=self._bundle.model_version,
-            )  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - no reference: the model runs, unmonitored
-            log_json("drift", monitored=False, reason=str(exc).splitlines()[0][:300])
-            return None
-        log_json("drift", monitored=True, every_cycles=monitor.every_cycles)
-        return monitor
+        return alerts_cycle(
+            self.alerts, ts, self.fleet.table, known, events, self.autopilot.incidents, blocks,
+            notifier=self.notifier, drift=self.drift,
+            features=getattr(self.loop.scorer, "last_features", None),
+        )  # fmt: skip
 
     def _field_service(self) -> Any:
         fs = self.site.field_service
