@@ -70,6 +70,7 @@ from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, lo
 from guardian_lib.operate.metrics import OperateMetrics, log_json
 from guardian_lib.operate.site import SiteConfig, read_secret
 from guardian_lib.operate.state import StateStore
+from guardian_lib.operate.traps import OperateTraps
 
 __all__ = [
     "Operator", "OperateSummary", "MODES", "KILL_SWITCH_FILENAME", "safety_violations",
@@ -170,10 +171,7 @@ class Operator:
         self.notifier = customer_notifier(self.alerts, self._decision_time)
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
-        #: Set by an accepted SNMP trap: the next cycle starts at once (see :meth:`_sleep`).
-        self.wake = threading.Event()
-        self._last_cycle_end = 0.0
-        self.traps = self._trap_receiver(environ)
+        self.traps = OperateTraps(site.traps, self.inventory, environ) if site.traps else None
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
         self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
@@ -220,58 +218,6 @@ class Operator:
             notifier=self.notifier, drift=self.drift,
             features=getattr(self.loop.scorer, "last_features", None),
         )  # fmt: skip
-
-    def _trap_receiver(self, environ: Any) -> Any:
-        """The SNMP trap receiver of ``site.traps`` (None without one), started."""
-        cfg = self.site.traps
-        if cfg is None:
-            return None
-        from guardian_lib.snmp.inventory import OltEntry, resolve_credentials
-        from guardian_lib.snmp.traps import TrapReceiver, TrapUser
-
-        entry = OltEntry(olt_id="traps", host=cfg.host, version=cfg.version,
-                         credentials=cfg.credentials)  # fmt: skip
-        creds = resolve_credentials(entry, self.inventory.secrets_path(), environ)
-        users = [
-            TrapUser(creds.user, creds.auth_key, creds.priv_key, engine_id=eid)
-            for eid in cfg.engine_ids.values()
-        ] if cfg.version == "3" else []  # fmt: skip
-        sources = {o.host: o.olt_id for o in self.inventory.olts}
-        rx = TrapReceiver(cfg.host, cfg.port, community=creds.community if cfg.version == "2c"
-                          else None, users=users, sources=sources,
-                          on_event=lambda _e: self.wake.set())  # fmt: skip
-        return rx.start_in_thread()
-
-    def _sleep(self, wait_s: float) -> None:
-        """Wait up to ``wait_s`` [s]; return early on stop, or on a trap once
-        ``traps.min_cycle_gap_s`` has passed since the last cycle ended."""
-        end = time.monotonic() + wait_s
-        gap = self.site.traps.min_cycle_gap_s if self.site.traps is not None else 0.0
-        while not self.stop_event.is_set():
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            if self.wake.wait(min(left, 0.25)):
-                early = self._last_cycle_end + gap - time.monotonic()
-                if early <= 0:
-                    self.wake.clear()
-                    return
-                self.stop_event.wait(min(early, left))
-
-    def _trap_rows(self) -> list[dict[str, Any]]:
-        """Events the trap receiver accepted since the last cycle (stored in RAW too)."""
-        if self.traps is None:
-            return []
-        from types import SimpleNamespace
-
-        from guardian_lib.snmp.rows import TELEMETRY_SCHEMA, empty_frame
-        from guardian_lib.snmp.traps import events_frame
-
-        rows = self.traps.drain()
-        if rows:
-            self._store_rows(SimpleNamespace(telemetry=empty_frame(TELEMETRY_SCHEMA),
-                                             events=events_frame(rows)))  # fmt: skip
-        return rows
 
     def _field_service(self) -> Any:
         fs = self.site.field_service
@@ -428,7 +374,7 @@ class Operator:
                      str(r.severity), str(r.payload or "{}"))
             for r in events.itertuples(index=False)
         ]  # fmt: skip
-        trap_rows = self._trap_rows()
+        trap_rows = self.traps.rows(self._store_rows) if self.traps is not None else []
         rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
                           r["payload"]) for r in trap_rows]  # fmt: skip
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, rows)
@@ -606,12 +552,15 @@ class Operator:
                     log_json("cycle_failed", cycle=self.cycle, error=f"{type(exc).__name__}: {exc}")
                     if self.summary.cycles_failed >= self.max_failed_cycles:
                         raise
-                self._last_cycle_end = time.monotonic()
+                if self.traps is not None:
+                    self.traps.last_cycle_end = time.monotonic()
                 if for_ticks is not None and self.summary.ticks >= for_ticks:
                     break
                 wait = interval - (time.monotonic() - t0)
-                if wait > 0:
-                    self._sleep(wait)
+                if wait > 0 and self.traps is not None:
+                    self.traps.sleep(wait, self.stop_event)  # a trap starts the next cycle
+                elif wait > 0:
+                    self.stop_event.wait(wait)
         finally:
             self.summary.safety_violations = safety_violations(self.store, self.settings)
             self.summary.wall_s = round(time.perf_counter() - t_start, 3)
@@ -635,7 +584,7 @@ class Operator:
         self.audit.close()
         self.source.close()
         if self.traps is not None:
-            self.traps.stop_thread()
+            self.traps.close()
         if self.nbi is not None:
             self.nbi.close()
         if isinstance(self.field, WebhookFieldService):

@@ -129,13 +129,13 @@ def test_operate_takes_trap_events_into_its_next_cycle(sim, tmp_path, monkeypatc
                                              "credentials": "traps", "min_cycle_gap_s": 0},
     }))  # fmt: skip
     op = Operator(load_site(site), tmp_path / "state")
-    tx = OltTrapSender(sim, ("127.0.0.1", op.traps.port), community="c-trap")
+    tx = OltTrapSender(sim, ("127.0.0.1", op.traps.receiver.port), community="c-trap")
     try:
         op.run_cycle()
         olt = str(sim.topology.olts["olt_id"].iloc[0])
         threading.Timer(0.3, lambda: tx.send_onu_trap(olt, 2, 1)).start()
-        op._last_cycle_end = time.monotonic()
-        op._sleep(600)  # a trap ends the wait long before the polling interval
+        op.traps.last_cycle_end = time.monotonic()
+        op.traps.sleep(600, op.stop_event)  # a trap ends the wait long before the polling interval
         figures = op.run_cycle()
         assert figures["trap_events"] == 1
         raw = pd.concat(pd.read_parquet(p) for p in (tmp_path / "wh").rglob("*.parquet")
