@@ -40,6 +40,10 @@ def serve_command(
     unauthorized: Annotated[
         int, typer.Option(help="ONUs per OLT left unauthorized (in autofind) at start.")
     ] = 0,
+    traps_to: Annotated[
+        str | None,
+        typer.Option(help="Send the OLTs' traps (SNMP --version) to HOST:PORT at each tick."),
+    ] = None,
 ) -> None:
     """Start one SNMP agent (and SSH CLI) per simulated OLT and write the inventories."""
     from rich.console import Console
@@ -64,6 +68,7 @@ def serve_command(
     lock = threading.Lock()
     pool = simulated_pool(sim, creds, base_port=base_port, host=host, olt_ids=ids, lock=lock)
     cli_server = _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console)
+    sender = _start_traps(sim, ids, creds, version, traps_to, inventory, console)
 
     def ready(p) -> None:
         inv, sec = write_inventory(inventory, p, creds, version=version, host=host)
@@ -80,6 +85,34 @@ def serve_command(
     finally:
         if cli_server is not None:
             cli_server.stop_thread()
+        if sender is not None:
+            sender.close()
+
+
+def _start_traps(sim, ids, creds, version, traps_to, inventory, console):
+    """Send the OLTs' traps to ``traps_to``; write the ``traps:`` section a site needs."""
+    if traps_to is None:
+        return None
+    import yaml
+
+    from acs_emulator.olt.traps import OltTrapSender
+    from guardian_lib.errors import ConfigError
+
+    host, _, port = traps_to.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--traps-to must be HOST:PORT, got {traps_to!r}")
+    sender = OltTrapSender(
+        sim, (host, int(port)), olt_ids=ids,
+        community=creds.community if version == "2c" else None,
+        v3_user=creds.v3_user if version == "3" else None,
+    )  # fmt: skip
+    section = {"traps": {"host": host, "port": int(port), "version": version,
+                         "credentials": "emulator",
+                         "engine_ids": {o: OltTrapSender.engine_id(o) for o in ids}}}  # fmt: skip
+    out = inventory.with_name(inventory.stem + ".traps.yaml")
+    out.write_text(yaml.safe_dump(section, sort_keys=False), encoding="utf-8")
+    console.print(f"[green]traps[/] to {host}:{port} (SNMPv{version}); site section {out}")
+    return sender
 
 
 def _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console):

@@ -32,6 +32,7 @@ from guardian_lib.snmp.ber import Message, encode_message
 __all__ = ["OltTrapSender", "TRAP_OIDS", "SERIAL_COLUMNS"]
 
 _SYSUPTIME = (1, 3, 6, 1, 2, 1, 1, 3, 0)
+_SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 _TRAP_OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
 _IF_INDEX = (1, 3, 6, 1, 2, 1, 2, 2, 1, 1)
 _LINK_DOWN, _LINK_UP = (1, 3, 6, 1, 6, 3, 1, 1, 5, 3), (1, 3, 6, 1, 6, 3, 1, 1, 5, 4)
@@ -167,7 +168,9 @@ class OltTrapSender:
 
     def _send(self, olt_id: str, trap_oid: tuple[int, ...], binds: list) -> None:
         ticks = int((time.monotonic() - self._started) * 100) & 0xFFFFFFFF
-        full = [(_SYSUPTIME, (67, ticks)), (_TRAP_OID, (6, trap_oid)), *binds]
+        # sysName.0 names the OLT: the emulated OLTs all send from one loopback address
+        name = (_SYS_NAME, (4, olt_id.encode()))
+        full = [(_SYSUPTIME, (67, ticks)), (_TRAP_OID, (6, trap_oid)), *binds, name]
         self.sent_at.append(time.perf_counter())
         self.sent += 1
         if self.v3_user is None:

@@ -57,6 +57,7 @@ TRAP_SOURCE = "snmp-trap"
 #: snmpTrapOID.0: the varbind naming the notification. [-]
 SNMP_TRAP_OID = (1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0)
 _TRAPV2 = 0xA7
+_SYS_NAME = (1, 3, 6, 1, 2, 1, 1, 5, 0)
 _AUTH = {"SHA": config.USM_AUTH_HMAC96_SHA, "MD5": config.USM_AUTH_HMAC96_MD5}
 _PRIV = {"AES": config.USM_PRIV_CFB128_AES, "DES": config.USM_PRIV_CBC56_DES}
 
@@ -279,8 +280,17 @@ class TrapReceiver:
         self._thread: threading.Thread | None = None
 
     def accept(self, address: str, varbinds: list[tuple[tuple[int, ...], Any]]) -> None:
-        """Map one trap's varbinds to an event and queue it (called per trap)."""
+        """Map one trap's varbinds to an event and queue it (called per trap).
+
+        The OLT is the one whose address sent it (``sources``); a ``sysName.0`` varbind,
+        when the trap carries one, names it instead (OLTs behind one address, NAT).
+        """
         olt_id = self.sources.get(address, address)
+        for oid, val in varbinds:
+            if oid == _SYS_NAME and isinstance(val, bytes | str) and val:
+                text = val.decode("utf-8", "replace") if isinstance(val, bytes) else val
+                olt_id = text[:128]
+                break
         event = self.rules.event(olt_id, varbinds)
         if event is None:
             self.stats["unmatched"] += 1

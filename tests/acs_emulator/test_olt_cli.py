@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import typer
+import yaml
 from typer.testing import CliRunner
 
 from acs_emulator.olt.cli_vendors import ZteCli
@@ -316,3 +317,40 @@ def test_cli_bulk_csv(lab, tmp_path):
     bad.write_text("olt_id,operation,slot,port\nX,authorize,1,1\n")
     with pytest.raises(ConfigError, match=r"bad.csv row 2: authorize needs \['serial', 'vlan'\]"):
         load_bulk_csv(bad)
+
+
+def test_serve_starts_the_cli_and_the_trap_sender(tmp_path):
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from acs_emulator.olt.cli import _start_cli, _start_traps
+    from guardian_lib.snmp.traps import TrapReceiver
+
+    sim = Simulation(load_scenario("tiny"), seed=2)
+    sim.step()
+    olt = str(sim.topology.olts["olt_id"].iloc[0])
+    console = Console(file=io.StringIO())
+    server = _start_cli(sim, [olt], threading.Lock(), "127.0.0.1", tmp_path / "cli.yaml", 2,
+                        console)  # fmt: skip
+    creds = EmulatorCredentials()
+    rx = TrapReceiver(community=creds.community).start_in_thread()
+    sender = _start_traps(sim, [olt], creds, "2c", f"127.0.0.1:{rx.port}",
+                          tmp_path / "olts.yaml", console)  # fmt: skip
+    try:
+        inv = load_cli_inventory(tmp_path / "cli.yaml")
+
+        async def go():
+            async with OltDriver(inv.target(olt), inv.profile_of(olt)) as drv:
+                return await drv.autofind()
+
+        assert len(run(go())) == 2
+        section = yaml.safe_load((tmp_path / "olts.traps.yaml").read_text())["traps"]
+        assert section["port"] == rx.port and section["version"] == "2c"
+        with pytest.raises(ConfigError, match="--traps-to must be HOST:PORT"):
+            _start_traps(sim, [olt], creds, "2c", "nohost", tmp_path / "o.yaml", console)
+    finally:
+        sender.close()
+        rx.stop_thread()
+        server.stop_thread()
