@@ -148,3 +148,42 @@ def test_operate_takes_trap_events_into_its_next_cycle(sim, tmp_path, monkeypatc
         tx.close()
         op.close()
         pool.stop_thread()
+
+
+@pytest.mark.timeout(120)
+def test_a_feeder_cut_los_trap_opens_an_incident_at_once(sim, tmp_path, monkeypatch):
+    """Done-when of issue 21: a LOS trap opens an incident within seconds, not at the
+    next poll (the polling interval here is 300 s; the test would hang without the trap)."""
+    from guardian_lib.operate.service import Operator
+    from guardian_lib.operate.site import load_site
+
+    creds = EmulatorCredentials()
+    pool = simulated_pool(sim, creds).start_in_thread()
+    write_inventory(tmp_path / "olts.yaml", pool, creds)
+    monkeypatch.setenv("GUARDIAN_SNMP_TRAPS_COMMUNITY", creds.community)
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump({
+        "inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
+        "polling_interval_s": 300, "traps": {"host": "127.0.0.1", "port": 0,
+                                             "credentials": "traps", "min_cycle_gap_s": 0},
+    }))  # fmt: skip
+    op = Operator(load_site(tmp_path / "site.yaml"), tmp_path / "state")
+    tx = OltTrapSender(sim, ("127.0.0.1", op.traps.receiver.port), community=creds.community)
+    try:
+        for _ in range(2):  # a quiet network first
+            assert op.run_cycle()["open_incidents"] == 0
+            sim.step()
+        pon = sim.topology.pons["pon_id"].iloc[0]
+        rows = np.flatnonzero(sim.topology.onus["pon_id"].to_numpy() == pon)
+        sim.effects.los_n[rows] += 1  # the feeder fibre of one PON is cut
+        sim.step()
+        op.traps.last_cycle_end = 0.0
+        op.traps.sleep(300, op.stop_event)  # returns on the first LOS trap
+        figures = op.run_cycle()
+        assert figures["trap_events"] == len(rows) and figures["open_incidents"] == 1
+        (incident,) = op.autopilot.incidents.values()
+        assert incident["scope_type"] == "pon" and incident["cause"] == "MASSIVE_OUTAGE"
+        assert set(incident["members"]) == set(sim.topology.onus["onu_id"].iloc[rows])
+    finally:
+        tx.close()
+        op.close()
+        pool.stop_thread()
