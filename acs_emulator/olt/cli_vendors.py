@@ -375,7 +375,8 @@ class ZteCli(VendorCli):
         return "Enter configuration commands, one per line. End with CTRL/Z."
 
     def c_exit(self) -> str:
-        self.mode = "exec" if self.mode == "config" else "config"
+        # one level up: sub-modes → config → exec (exec stays: no logout in the emulator)
+        self.mode = "config" if self.mode not in ("config", "exec") else "exec"
         return ""
 
     def c_end(self) -> str:

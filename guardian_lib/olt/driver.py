@@ -311,6 +311,11 @@ class OltDriver:
                 self.olt_id, "unknown_serial", f"authorize {vals['serial']}",
                 f"serial not in the autofind list of port {req.slot}/{req.port}{hint}",
             )  # fmt: skip
+        if self.profile.assign_onu_id == "olt" and req.onu_id is not None:
+            raise ValueError(
+                f"profile {self.profile.name}: the OLT allocates the ONU id; "
+                f"leave onu_id unset (got {req.onu_id})"
+            )
         if self.profile.assign_onu_id == "driver" and req.onu_id is None:
             vals["onu_id"] = await self._free_onu_id(req.slot, req.port)
         start = len(self.session.transcript)

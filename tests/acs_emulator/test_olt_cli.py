@@ -354,3 +354,23 @@ def test_serve_starts_the_cli_and_the_trap_sender(tmp_path):
         sender.close()
         rx.stop_thread()
         server.stop_thread()
+
+
+@pytest.mark.parametrize("family", ["huawei", "zte_c600"])
+def test_reboot_answers_the_confirmation_and_reboots_in_the_simulation(lab, family):
+    lab = lab(family)
+    first = lab.backend.configured(1, 0)[0]
+    port = 0 if family == "huawei" else 1  # CLI numbering: ZTE ports start at 1
+
+    async def go():
+        async with lab.driver() as olt:
+            await olt.reboot_onu(OnuLocation(1, port, first["onu_id"]))
+            assert olt.session.in_config_mode
+            if family == "huawei":  # the OLT allocates Huawei ONT ids: asking for one is refused
+                with pytest.raises(ValueError, match="the OLT allocates the ONU id"):
+                    await olt.authorize(AuthorizeRequest(1, 0, lab.waiting[0], 100, onu_id=9))
+
+    run(go())
+    lab.sim.step()  # the power cycle runs in the simulation's time
+    assert [r["by"] for r in lab.sim.reboots] == ["olt-cli"]
+    assert lab.sim.onu_ids[lab.sim.reboots[0]["onu_row"]] == first["serial"]
