@@ -187,3 +187,47 @@ def test_a_feeder_cut_los_trap_opens_an_incident_at_once(sim, tmp_path, monkeypa
         tx.close()
         op.close()
         pool.stop_thread()
+
+
+@pytest.mark.timeout(120)
+def test_the_twin_network_serves_olt_clis_and_traps_for_operate(tmp_path):
+    from acs_emulator.twin.network import TwinNetwork
+    from guardian_lib.olt.driver import OltDriver
+    from guardian_lib.olt.inventory import load_cli_inventory
+    from guardian_lib.operate.service import Operator
+    from guardian_lib.operate.site import load_site
+
+    net = TwinNetwork(load_scenario("tiny"), seed=3, speed=600, n_cpes=2, olt_cli=True,
+                      traps=True)  # fmt: skip
+    net.start()
+    try:
+        site_path = net.write_site(tmp_path / "site.yaml")
+        site = load_site(site_path)
+        assert site.traps is not None and site.traps.port == net.trap_port
+        inv = load_cli_inventory(tmp_path / "site.olt-cli.yaml")
+        olt = inv.olts[0].olt_id
+
+        async def configured():
+            async with OltDriver(inv.target(olt), inv.profile_of(olt)) as drv:
+                return await drv.configured(1, 0)
+
+        assert len(asyncio_run(configured())) > 0
+        op = Operator(site, tmp_path / "state")
+        try:
+            row = int(np.flatnonzero(net.sim.state.online)[0])
+            with net.lock:
+                net.sim.effects.los_n[row] += 1
+                net.sim.step()
+            got = _wait_for(op.traps.receiver, lambda evs: len(evs) > 0)
+            serial = str(net.sim.topology.onus["serial"].iat[row])
+            assert any(e["entity_id"] == serial and e["type"] == "LOS" for e in got)
+        finally:
+            op.close()
+    finally:
+        net.stop()
+
+
+def asyncio_run(coro):
+    import asyncio
+
+    return asyncio.run(coro)
