@@ -129,6 +129,9 @@ def api_command(
     audit: Annotated[
         Path | None, typer.Option(help="Audit file of mutating calls (JSON lines).")
     ] = None,
+    olt_cli_inventory: Annotated[
+        Path | None, typer.Option(help="OLT CLI inventory for POST /olt/changes (docs/olt.md).")
+    ] = None,
 ) -> None:
     """Serve the operator API (FastAPI, /api/v1; OpenAPI at /api/v1/openapi.json)."""
     import uvicorn
@@ -157,7 +160,8 @@ def api_command(
     store = require_users_file(users)
     cfg = ApiConfig(run=run, users=users, state=state, audit=audit,
                     execute_per_minute=execute_per_minute, reboot_cooldown_minutes=cooldown,
-                    cors_origins=list(cors_origin or []), subscribers=subscribers)  # fmt: skip
+                    cors_origins=list(cors_origin or []), subscribers=subscribers,
+                    olt_cli_inventory=olt_cli_inventory)  # fmt: skip
     app = create_app(cfg, store)
     typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)

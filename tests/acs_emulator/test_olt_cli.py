@@ -374,3 +374,46 @@ def test_reboot_answers_the_confirmation_and_reboots_in_the_simulation(lab, fami
     lab.sim.step()  # the power cycle runs in the simulation's time
     assert [r["by"] for r in lab.sim.reboots] == ["olt-cli"]
     assert lab.sim.onu_ids[lab.sim.reboots[0]["onu_row"]] == first["serial"]
+
+
+def test_api_olt_changes_behind_the_operator_role(lab, tmp_path):
+    import duckdb
+    from fastapi.testclient import TestClient
+
+    from guardian_lib.api.app import PREFIX, ApiConfig, create_app
+    from guardian_lib.api.users import UserStore
+    from guardian_lib.layout import RunLayout
+    from guardian_lib.operate.state import StateStore
+
+    lab = lab("zte_c320")
+    run, state = tmp_path / "run", tmp_path / "state"
+    run.mkdir()
+    StateStore(state).close()
+    con = duckdb.connect(str(RunLayout(run).warehouse))
+    con.register("f", lab.sim.topology.olts[["olt_id", "region"]])
+    con.execute("CREATE TABLE olts AS SELECT * FROM f")
+    con.close()
+    users = UserStore(tmp_path / "users.json")
+    users.add("ana", "operator")
+    users.add("vic", "viewer")
+    tokens = {n: users.issue_token(n)[0] for n in ("ana", "vic")}
+    cfg = ApiConfig(run=run, users=tmp_path / "users.json", state=state,
+                    olt_cli_inventory=lab.cli_inv_path)  # fmt: skip
+    client = TestClient(create_app(cfg, users))
+    slot, port, serial, _ = lab.backend.autofind()[0]
+    body = {"olt_id": lab.olt_id, "operation": "authorize", "comment": "new customer",
+            "params": {"slot": slot, "port": port + 1, "serial": serial, "vlan": 100}}  # fmt: skip
+
+    def post(who: str, payload: dict):
+        headers = {"Authorization": f"Bearer {tokens[who]}"}
+        return client.post(PREFIX + "/olt/changes", json=payload, headers=headers)
+
+    assert post("vic", body).status_code == 403
+    resp = post("ana", body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["status"] == "ok" and resp.json()["who"] == "api:ana"
+    assert serial in {r["serial"] for r in lab.backend.configured(slot, port)}
+    again = post("ana", body)  # no longer waiting: the OLT-side check refuses it
+    assert again.status_code == 502 and again.json()["error_kind"] == "unknown_serial"
+    audit = [json.loads(x) for x in cfg.olt_audit_path().read_text().splitlines()]
+    assert [r["status"] for r in audit] == ["started", "ok", "started", "failed"]
