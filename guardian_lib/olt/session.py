@@ -36,6 +36,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\b\r\x07]")
 MAX_ANSWER_BYTES = 4_000_000
 
 
+def _tail(buf: str, quote: bool) -> str:
+    return f"last output {buf[-200:]!r}" if quote else "output not shown (secret command)"
+
+
 class OltError(GuardianError):
     """An OLT could not be driven (base class; the message names the OLT).
 
@@ -222,7 +226,7 @@ class CliSession:
         for attempt in range(self.target.busy_retries + 1):
             self.transcript.append(shown)
             self._proc.stdin.write(command + "\n")
-            answer = await self._read_until_prompt(shown)
+            answer = await self._read_until_prompt(shown, quote_output=command == shown)
             lines = answer.split("\n")
             if lines and lines[0].strip() == command.strip():  # the OLT echoed the command
                 answer = "\n".join(lines[1:])
@@ -243,8 +247,12 @@ class CliSession:
                 return
             await self.run(self.profile.exit_mode)
 
-    async def _read_until_prompt(self, shown: str) -> str:
-        """Read until a prompt ends the output; page through and confirm on the way."""
+    async def _read_until_prompt(self, shown: str, quote_output: bool = True) -> str:
+        """Read until a prompt ends the output; page through and confirm on the way.
+
+        Errors quote the end of the output, except after a command that carried a secret
+        (the OLT may have echoed it).
+        """
         buf = ""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.target.timeout_s
@@ -253,7 +261,7 @@ class CliSession:
             if left <= 0:
                 raise OltTimeoutError(
                     f"OLT {self.target.olt_id}: no prompt within {self.target.timeout_s} s "
-                    f"after {shown!r}; last output {buf[-200:]!r}"
+                    f"after {shown!r}; " + _tail(buf, quote_output)
                 )
             try:
                 chunk = await asyncio.wait_for(self._proc.stdout.read(65536), left)
@@ -262,7 +270,7 @@ class CliSession:
             if not chunk:
                 raise OltConnectError(
                     f"OLT {self.target.olt_id}: session closed after {shown!r}; "
-                    f"last output {buf[-200:]!r}"
+                    + _tail(buf, quote_output)
                 )
             buf += _ANSI.sub("", chunk)
             if len(buf) > MAX_ANSWER_BYTES:

@@ -417,3 +417,50 @@ def test_api_olt_changes_behind_the_operator_role(lab, tmp_path):
     assert again.status_code == 502 and again.json()["error_kind"] == "unknown_serial"
     audit = [json.loads(x) for x in cfg.olt_audit_path().read_text().splitlines()]
     assert [r["status"] for r in audit] == ["started", "ok", "started", "failed"]
+
+
+def test_a_silent_olt_times_out_without_quoting_a_secret(tmp_path):
+    """An OLT that echoes a command and never shows a prompt again: a clear timeout, and
+    the error does not quote output that may hold the PPPoE password."""
+    import asyncssh
+
+    from guardian_lib.olt.profiles import load_cli_profiles
+    from guardian_lib.olt.session import CliSession, OltTimeoutError, SshTarget
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+
+    class Auth(asyncssh.SSHServer):
+        def begin_auth(self, username):
+            return True
+
+        def password_auth_supported(self):
+            return True
+
+        def validate_password(self, username, password):
+            return password == "pw"
+
+    async def handle(process):
+        process.stdout.write("OLT>")
+        async for line in process.stdin:  # echo, then hang: no prompt
+            process.stdout.write(line)
+
+    async def go():
+        server = await asyncssh.create_server(
+            Auth, "127.0.0.1", 0, server_host_keys=[key], process_factory=handle,
+            line_editor=False,
+        )  # fmt: skip
+        port = server.sockets[0].getsockname()[1]
+        target = SshTarget("OLT-X", "127.0.0.1", port, "u", "pw", insecure=True, timeout_s=0.5)
+        prof = load_cli_profiles()["huawei_ma5800"].model_copy(update={"setup": []})
+        try:
+            async with CliSession(target, prof) as s:
+                with pytest.raises(OltTimeoutError, match="no prompt within 0.5 s") as err:
+                    await s.run(
+                        "ont ipconfig 0 1 password s3cret", "ont ipconfig 0 1 password ******"
+                    )
+                return str(err.value)
+        finally:
+            server.close()
+
+    msg = run(go())
+    assert "s3cret" not in msg and "output not shown" in msg
