@@ -25,6 +25,8 @@ __all__ = ["load_bulk_csv", "run_bulk", "MAX_BULK_ROWS"]
 
 #: Most rows one bulk file may hold. [-]
 MAX_BULK_ROWS = 100_000
+#: How the rate limit waits (a module attribute so that tests can record the waits).
+_sleep = asyncio.sleep
 
 
 def load_bulk_csv(path: str | Path) -> list[Change]:
@@ -94,7 +96,7 @@ async def run_bulk(
         for i, ch in enumerate(rows):
             wait = start + i * interval_s - loop.time()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await _sleep(wait)
             drv = drivers.get(ch.olt_id)
             if drv is None:
                 drv = changes.driver(ch.olt_id)

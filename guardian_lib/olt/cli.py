@@ -96,6 +96,33 @@ def autofind_command(inventory: Inventory, olt: OltId) -> None:
         typer.echo(f"{a.slot},{a.port},{a.serial},{a.model}")
 
 
+def status_command(
+    inventory: Inventory,
+    olt: OltId,
+    slot: Slot,
+    port: Port,
+    onu_id: Annotated[
+        int | None, typer.Option("--onu-id", help="ONU id (else the port's ONUs).")
+    ] = None,
+) -> None:
+    """Read state (nothing changes): one ONU's admin / run state, or a port's ONUs."""
+    from guardian_lib.olt.driver import OltDriver, OnuLocation
+    from guardian_lib.olt.inventory import load_cli_inventory
+
+    inv = load_cli_inventory(inventory)
+
+    async def run() -> Any:
+        async with OltDriver(inv.target(olt), inv.profile_of(olt)) as drv:
+            if onu_id is not None:
+                return await drv.onu_status(OnuLocation(slot, port, onu_id))
+            return {
+                "port": await drv.port_status(slot, port),
+                "onus": {str(k): v for k, v in (await drv.configured(slot, port)).items()},
+            }
+
+    typer.echo(json.dumps(asyncio.run(run())))
+
+
 def authorize_command(
     inventory: Inventory,
     olt: OltId,
@@ -188,6 +215,7 @@ def register(app: typer.Typer) -> None:
     """Add the ``olt`` provisioning commands to the ``guardian`` CLI."""
     group = olt_group(app)
     group.command("autofind")(autofind_command)
+    group.command("status")(status_command)
     group.command("authorize")(authorize_command)
     group.command("reboot-onu")(reboot_onu_command)
     group.command("bulk")(bulk_command)

@@ -288,6 +288,11 @@ def test_cli_dry_run_prints_commands_and_sends_nothing(lab, tmp_path):
     ]
     assert rec[-1]["status"] == "dry-run" and rec[-1]["who"] == "tester"
     assert "pw-77" not in json.dumps(rec)
+    status = CliRunner().invoke(build_app(), ["olt", "status", "-i", str(lab.cli_inv_path),
+                                              "--olt", lab.olt_id, "--slot", "1", "--port", "0"])  # fmt: skip
+    assert status.exit_code == 0, status.output
+    listed = json.loads(status.stdout)
+    assert listed["port"]["admin"] == "enable" and serial not in listed["onus"].values()
 
 
 def test_cli_bulk_csv(lab, tmp_path):
@@ -464,3 +469,23 @@ def test_a_silent_olt_times_out_without_quoting_a_secret(tmp_path):
 
     msg = run(go())
     assert "s3cret" not in msg and "output not shown" in msg
+
+
+def test_bulk_rate_limit_spaces_the_changes(lab, monkeypatch):
+    import guardian_lib.olt.bulk as bulk
+
+    lab = lab("huawei")
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:  # no real waiting: the schedule is checked
+        waits.append(seconds)
+
+    monkeypatch.setattr(bulk, "_sleep", record)
+    rows = [Change(lab.olt_id, op, {"slot": 1, "port": 1})
+            for op in ("port-disable", "port-enable", "port-disable")]  # fmt: skip
+    changes = OltChanges(lab.inv, OltAudit(lab.cli_inv_path.parent / "a.jsonl"), who="t")
+    results = run(bulk.run_bulk(changes, rows, per_minute=6.0))  # one change per 10 s
+    assert [r.status for r in results] == ["ok"] * 3
+    assert len(waits) == 2 and 0 < waits[0] <= 10.0 and 10.0 < waits[1] <= 20.0
+    with pytest.raises(ValueError, match="per_minute must be > 0"):
+        run(bulk.run_bulk(changes, rows, per_minute=0))
