@@ -178,6 +178,19 @@ def test_wrong_serial_is_refused_before_any_change(lab):
     assert not any(c.startswith("onu ") for c in sent)
     assert lab.backend.changes == 0
 
+    slot, port, serial, _ = lab.backend.autofind()[0]
+    used = lab.backend.configured(slot, port)[0]["onu_id"]
+
+    async def taken():  # an ONU id already in use on that port
+        async with lab.driver() as olt:
+            with pytest.raises(OltCommandError) as err:
+                await olt.authorize(AuthorizeRequest(slot, port + 1, serial, 100, onu_id=used))
+            return err.value
+
+    err = run(taken())
+    assert err.kind == "exists" and "already exists" in err.line and err.rolled_back is None
+    assert serial in {s for _, _, s, _ in lab.backend.autofind()} and lab.backend.changes == 0
+
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_failed_service_port_rolls_back(lab, family):
