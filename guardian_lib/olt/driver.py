@@ -153,6 +153,10 @@ class AuthorizeResult:
     commands: list[str]
 
 
+#: Fields a dry run may leave open: the ONU id is picked by the OLT or by the driver.
+_DECIDED_LATER = frozenset({"onu_id"})
+
+
 def _values(profile: CliProfile, values: dict[str, Any]) -> dict[str, Any]:
     out = dict(profile.defaults)
     out.update({k: v for k, v in values.items() if v is not None})
@@ -173,10 +177,10 @@ def plan(profile: CliProfile, operation: str, values: dict[str, Any]) -> list[st
     for name in ops:
         for step in profile.operations[name].steps:
             for tmpl in step.send:
-                missing = {
+                missing = {  # only what the OLT or the driver decides may stay open
                     f: "{" + f + "}"
                     for _, f, _, _ in string.Formatter().parse(tmpl)
-                    if f and f not in vals
+                    if f and f not in vals and f in _DECIDED_LATER
                 }
                 if missing:
                     known = render(_drop(tmpl, missing), vals, mask_secrets=True)

@@ -44,6 +44,15 @@ def test_error_patterns_classify_vendor_answers():
     assert zte.classify("% Invalid input detected at '^' marker.")[0] == "syntax"
 
 
+def test_a_dry_run_leaves_only_the_onu_id_open():
+    prof = load_cli_profiles()["huawei_ma5800"]
+    vals = {k: v for k, v in VALUES.items() if k != "onu_id"}
+    cmds = plan(prof, "authorize", vals)
+    assert any("{onu_id}" in c for c in cmds)
+    with pytest.raises(ValueError, match=r"needs a value for \{pppoe_username\}"):
+        plan(prof, "authorize", {k: v for k, v in vals.items() if k != "pppoe_username"})
+
+
 def test_render_refuses_values_that_could_add_a_command():
     tmpl = "ont add {port} sn-auth {serial_hex} desc {desc}"
     ok = render(tmpl, {"port": 0, "serial_hex": "485754431A2B3C4D", "desc": "C-1"})
