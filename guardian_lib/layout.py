@@ -6,7 +6,7 @@ folder given to ``guardian simulate --out``)::
     run.json                                   simulator manifest: scenario, seed, row counts
     source.json                                own data: what `guardian ingest --source` imported
     inventory/{olts,pons,splitters,onus,customers}.parquet
-    ops/{service_orders,cpe_state,faults_truth}.parquet   (faults_truth: simulated runs only)
+    ops/{service_orders,cpe_state}.parquet     operations (+ ground truth in a simulated run)
     warehouse.duckdb                           small tables: inventory, operations, catalog
     lake/raw/{telemetry,events}/date=…/        RAW, append-only
     lake/silver/telemetry/date=…/data.parquet  SILVER
@@ -69,7 +69,7 @@ class RunLayout(_Folder):
         return self.root / "inventory" / f"{table}.parquet"
 
     def ops(self, table: str) -> Path:
-        """Operations table file (``service_orders``, ``cpe_state``, ``faults_truth``)."""
+        """Operations table file (``service_orders``, ``cpe_state``, …)."""
         return self.root / "ops" / f"{table}.parquet"
 
     @property

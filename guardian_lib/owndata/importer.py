@@ -206,7 +206,7 @@ def _prepare(
 
 def _refuse_simulated(run: Path) -> None:
     layout = RunLayout(run)
-    if layout.manifest.exists() or layout.ops("faults_truth").exists():
+    if layout.manifest.exists():
         raise IngestError(
             f"{run}: holds a simulated run ({layout.manifest.name}); --source builds a "
             "warehouse from your own data only: choose a new --run folder"
