@@ -576,3 +576,63 @@ def test_postgresql_source(postgres_url, tmp_path, monkeypatch):
     assert "password authentication failed" in str(info.value)
     assert password not in str(info.value)
     assert not (tmp_path / "W2").exists()
+
+
+# --- downstream: features, report, dashboard, evaluate on own data only -----------------
+
+
+def _only(src: Path, tables: tuple[str, ...]) -> None:
+    """Keep only ``tables`` in the export's mapping."""
+    blocks = re.split(r"(?m)^(?=  \w+:)", MAPPING.split("tables:\n", 1)[1])
+    keep = [b for b in blocks if b.strip() and b.split(":", 1)[0].strip() in tables]
+    (src / "mapping.yaml").write_text(
+        MAPPING.split("tables:\n", 1)[0] + "tables:\n" + "".join(keep)
+    )
+
+
+def _report_text(wh: Path, out: Path) -> str:
+    from guardian_lib.dashboards._compress import expand_scripts
+    from guardian_lib.dashboards.report import write_report
+
+    write_report(wh, out)
+    return expand_scripts(out.read_text())
+
+
+def test_features_report_and_dashboard_run_on_onus_and_telemetry_alone(src, tmp_path):
+    from guardian_lib.dashboards._data import load_run_data
+    from guardian_lib.dashboards._screens import build_layout
+    from guardian_lib.errors import WarehouseError
+    from guardian_lib.features import materialize_features
+    from guardian_lib.models.training import load_truth
+
+    _only(src, ("onus", "telemetry"))
+    wh = tmp_path / "W"
+    import_source(wh, src / "mapping.yaml")
+    con = connect(wh)
+    assert {"events", "customers", "service_orders", "olts"}.isdisjoint(
+        {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    )
+    con.close()
+    res = materialize_features(wh)
+    assert res["rows"] > 0
+    feats = pd.read_parquet(next((wh / "lake/gold/features").rglob("data.parquet")))
+    assert feats["onu_id"].nunique() == 64 and feats["rx_mean_1h"].notna().any()
+    assert (feats["calls_24h"] == 0).all()  # no contacts imported: no calls, not an error
+    data = load_run_data(wh)
+    assert data.notes == [
+        "note_no_pons", "note_no_olts", "note_no_customers", "note_no_coordinates",
+        "note_no_events", "note_no_service_orders",
+    ]  # fmt: skip
+    build_layout(data, "pt-BR", live=True)  # every screen of the live dashboard
+    page = _report_text(wh, tmp_path / "report.html")
+    for note in ("no coordinates: map hidden", "no customer table: one customer per ONU",
+                 "no PON table", "no events (alarms, calls)"):  # fmt: skip
+        assert note in page
+    with pytest.raises(WarehouseError, match="no faults_truth table: training and evaluation"):
+        load_truth(wh)
+
+
+def test_report_of_a_full_import_says_only_what_is_missing(imported, tmp_path):
+    page = _report_text(imported[0], tmp_path / "report.html")
+    assert "no coordinates: map hidden" in page
+    assert "no customer table" not in page and "no events" not in page
