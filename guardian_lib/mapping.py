@@ -304,7 +304,16 @@ def parse_strings(
     blank = blank_mask(raw)
     if required:
         origin.bad(frame, blank, spec.column, expected)
-    text = raw.astype(str).str.strip()
+    if raw.dtype.kind == "f":  # integer ids of a database column with NULLs come as floats
+        values = raw.to_numpy(dtype=float)
+        whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2**62)
+        text = pd.Series(
+            np.where(whole, np.round(np.where(whole, values, 0)).astype("int64").astype(str),
+                     raw.astype(str)),
+            index=raw.index,
+        )  # fmt: skip
+    else:
+        text = raw.astype(str).str.strip()
     return text.where(~blank, None).astype(object)
 
 
