@@ -302,6 +302,7 @@ def import_source(
         if name in mapping.tables
     ]
     # 2. Write them and rebuild the warehouse, all or nothing.
+    fresh = not run.exists()  # a failed first import leaves no folder behind
     with run_lock(run, lock_wait_s):
         _refuse_simulated(run)
         manifest = _read_manifest(run)
@@ -324,6 +325,8 @@ def import_source(
             os.replace(tmp, path)
         except BaseException:
             writes.undo()
+            if fresh:
+                shutil.rmtree(run, ignore_errors=True)
             raise
         writes.done()
     return ImportSummary(run, done, summary)

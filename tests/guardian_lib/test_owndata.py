@@ -440,6 +440,10 @@ def test_a_failure_after_writing_restores_the_warehouse(imported, src, tmp_path,
         import_source(wh, src / "mapping.yaml")
     assert _tree(wh) == before
     assert not list(wh.glob(".import-backup-*"))
+    # A first import that fails leaves no folder (no half-made warehouse).
+    with pytest.raises(OSError, match="No space left"):
+        import_source(tmp_path / "new", src / "mapping.yaml")
+    assert not (tmp_path / "new").exists()
 
 
 # --- SQL sources: SQLite and a real PostgreSQL server -----------------------------------
