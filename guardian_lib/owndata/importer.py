@@ -180,7 +180,10 @@ def _prepare(
     data_digest = _short("|".join(p.digest for p in pieces))
     if name == "telemetry":
         cmap = ColumnMapping(
-            columns=table.columns, source=mapping.source, csv_delimiter=table.csv_delimiter
+            columns=table.columns,
+            source=mapping.source,
+            csv_delimiter=table.csv_delimiter,
+            decimal=table.decimal,
         )
         parts = [
             map_frame(p.path or Path(p.origin.label), p.frame, cmap, p.origin, mapping.timezone)

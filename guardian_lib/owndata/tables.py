@@ -223,7 +223,7 @@ def convert(
         if kind == "ts":
             out[col] = parse_timestamps(origin, frame, spec, default_tz, required=required)
         elif kind in ("float", "int"):
-            values = parse_numbers(origin, frame, spec)
+            values = parse_numbers(origin, frame, spec, table.decimal)
             if required:
                 origin.bad(frame, np.isnan(values), spec.column, "a number")
             if kind == "int":

@@ -676,3 +676,15 @@ def test_guardian_ingest_source_command(src, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and "duplicate key 'OS-1'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_decimal_comma(src, tmp_path):
+    _only(src, ("onus",))
+    _edit(src / "mapping.yaml", 'csv_delimiter: ";"', 'csv_delimiter: ";"\n    decimal: ","')
+    onus = pd.read_csv(src / "inventario_onus.csv", sep=";")
+    onus["distancia_km"] = ["1.234,5", "2,9"] + ["0,5"] * (len(onus) - 2)
+    onus.to_csv(src / "inventario_onus.csv", sep=";", index=False)
+    wh = tmp_path / "W"
+    import_source(wh, src / "mapping.yaml")
+    got = pd.read_parquet(wh / "inventory" / "onus.parquet")["distance_m"].tolist()
+    assert got[:3] == [1_234_500.0, 2_900.0, 500.0]
