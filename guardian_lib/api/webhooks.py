@@ -248,7 +248,7 @@ class WebhookDispatcher:
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     keep = ("id", "ts", "action", "subject", "target", "pon_id", "status", "decided_by",
-            "decided_at")  # fmt: skip
+            "decided_at", "comment")  # fmt: skip
     return {k: row.get(k) for k in keep}
 
 

@@ -87,10 +87,11 @@ def decisions_list(
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
     t = Table(title=f"proposed actions ({status or 'all'})")
-    for c in ("id", "ts", "action", "target", "subject", "status"):
+    cols = ("id", "ts", "action", "target", "subject", "status", "decided_by", "comment")
+    for c in cols:
         t.add_column(c)
     for r in rows:
-        t.add_row(*(str(r[c]) for c in ("id", "ts", "action", "target", "subject", "status")))
+        t.add_row(*("" if r.get(c) is None else str(r[c]) for c in cols))
     Console().print(t)
 
 
@@ -102,33 +103,42 @@ def _existing(state: Path):
     return StateStore(state)
 
 
-def _decide(state: Path, approval_id: int, verdict: str) -> None:
+def _decide(state: Path, approval_id: int, verdict: str, comment: str | None) -> None:
     import getpass
 
+    if comment is not None and len(comment) > 2000:
+        raise typer.BadParameter(f"--comment: at most 2000 characters, got {len(comment)}")
     store = _existing(state)
     try:
-        row = store.decide(approval_id, verdict, by=getpass.getuser())
+        row = store.decide(approval_id, verdict, by=getpass.getuser(), comment=comment or None)
     finally:
         store.close()
     typer.echo(f"{approval_id}: {row['action']} {row['target']} {verdict}")
+
+
+_Comment = Annotated[
+    str | None, typer.Option(help="Why (kept in operate's queue beside the verdict).")
+]
 
 
 @decisions_app.command("approve")
 def decisions_approve(
     approval_id: Annotated[int, typer.Argument(help="Id from `guardian decisions list`.")],
     state: Annotated[Path, typer.Option(help="State folder of guardian operate.")],
+    comment: _Comment = None,
 ) -> None:
     """Approve a pending action (sent at the start of operate's next cycle)."""
-    _decide(state, approval_id, "approved")
+    _decide(state, approval_id, "approved", comment)
 
 
 @decisions_app.command("reject")
 def decisions_reject(
     approval_id: Annotated[int, typer.Argument(help="Id from `guardian decisions list`.")],
     state: Annotated[Path, typer.Option(help="State folder of guardian operate.")],
+    comment: _Comment = None,
 ) -> None:
     """Reject a pending action (never sent)."""
-    _decide(state, approval_id, "rejected")
+    _decide(state, approval_id, "rejected", comment)
 
 
 def register(app: typer.Typer) -> None:

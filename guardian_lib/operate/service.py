@@ -480,7 +480,8 @@ class Operator:
                     continue
             d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
                          params=json.loads(a["params"] or "{}"),
-                         rationale={"approved": a["id"], "by": a["decided_by"]})  # fmt: skip
+                         rationale={"approved": a["id"], "by": a["decided_by"],
+                                    "comment": a.get("comment")})  # fmt: skip
             did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
             results = self.real_dispatcher.execute(d, ts)
             for r in results:
