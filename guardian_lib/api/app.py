@@ -61,6 +61,7 @@ ENDPOINTS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("GET", "/users", "admin", False),
     ("DELETE", "/tokens/{token_id}", "admin", False),
     ("GET", "/webhooks", "admin", False),
+    ("GET", "/webhooks/deliveries", "admin", False),
     ("POST", "/webhooks", "admin", False),
     ("DELETE", "/webhooks/{webhook_id}", "admin", False),
     ("GET", "/alerts", "read", True),

@@ -10,6 +10,7 @@ when it forces the call.
 from __future__ import annotations
 
 import importlib.util
+import json
 import socket
 import threading
 import time
@@ -254,3 +255,45 @@ def test_viewer_has_no_buttons_and_is_refused(site, browser):
         assert _row(site["state"], aid)["status"] == "pending"
     finally:
         page.close()
+
+
+# --- comments in operate's queue --------------------------------------------------------------
+def test_guardian_decisions_keeps_and_shows_comments(tmp_path):
+    import sqlite3
+
+    import typer
+    from typer.testing import CliRunner
+
+    from guardian_lib.operate.cli import register
+
+    state = tmp_path / "state"
+    state.mkdir()
+    # a state file written before comments were kept: opened, it gains the column
+    con = sqlite3.connect(state / "operate.sqlite")
+    con.execute(
+        "CREATE TABLE approvals (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL, ts TEXT,"
+        " action TEXT, subject TEXT, target TEXT, pon_id TEXT, decision_id TEXT, params TEXT,"
+        " rationale TEXT, status TEXT, decided_at REAL, decided_by TEXT, result TEXT)"
+    )
+    con.execute("INSERT INTO approvals (ts, action, subject, target, status) "
+                "VALUES ('t', 'reboot', 'ONU-1', 'ONU-1', 'pending')")  # fmt: skip
+    con.commit()
+    con.close()
+    aid = W.propose(state, "ONU-N1", "PON-N1")
+    app = typer.Typer()
+    register(app)
+    r = CliRunner()
+    out = r.invoke(app, ["decisions", "reject", str(aid), "--state", str(state),
+                         "--comment", "customer asked to wait until 18:00"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    out = r.invoke(app, ["decisions", "list", "--state", str(state), "--status", "", "--json"])
+    rows = {x["id"]: x for x in json.loads(out.output)}
+    assert rows[aid]["comment"] == "customer asked to wait until 18:00"
+    assert rows[1]["comment"] is None and rows[1]["status"] == "pending"  # the old row kept
+    table = r.invoke(app, ["decisions", "list", "--state", str(state), "--status", "rejected"],
+                     env={"COLUMNS": "250"})  # fmt: skip
+    assert "customer asked to wait until 18:00" in table.output
+    long = r.invoke(
+        app, ["decisions", "approve", "1", "--state", str(state), "--comment", "x" * 2001]
+    )
+    assert long.exit_code == 2 and "--comment" in long.output
