@@ -39,6 +39,7 @@ from guardian_lib.actions.dispatcher import Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision import Autopilot, Decision, SafetyGuard
 from guardian_lib.decision.expected_cost import make_autopilot
+from guardian_lib.errors import ConfigError
 from guardian_lib.loop import ClosedLoop, EventRow, Tick
 from guardian_lib.operate.accounting import (
     ApprovalDispatcher,
@@ -145,6 +146,7 @@ class Operator:
         self.field = self._field_service()
         self.notifier = AuditNotifier()
         self.alerts = self._alert_pipeline()
+        self.reports = self._report_scheduler()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
@@ -185,6 +187,33 @@ class Operator:
         from guardian_lib.alerts.pipeline import AlertPipeline
 
         return AlertPipeline(load_alerting(self.site.resolve(self.site.alerts)), self.state_dir)
+
+    def _report_scheduler(self) -> Any:
+        """The scheduled reports, e-mailed by the alerting file's receivers (None without)."""
+        if not self.site.schedule:
+            return None
+        from guardian_lib.operate.schedule import ReportScheduler
+
+        if self.alerts is None:
+            raise ConfigError("schedule: reports are e-mailed through a receiver of the "
+                              "alerting file; give alerts: with an e-mail receiver")  # fmt: skip
+        return ReportScheduler(
+            self.site.schedule, self.warehouse, self.state_dir, self.alerts.receivers,
+            reports_dir=self.site.resolve(self.site.reports_dir), site_id=self.site.site_id,
+        )  # fmt: skip
+
+    def _reports_cycle(self, ts: pd.Timestamp) -> list[dict[str, Any]] | None:
+        """Build and e-mail the reports whose period has come (None without a schedule)."""
+        if self.reports is None:
+            return None
+        try:
+            done = self.reports.run_due(ts)
+        except Exception as exc:  # noqa: BLE001 - the schedule file itself failed: log, go on
+            log_json("report_failed", error=f"{type(exc).__name__}: {exc}")
+            return None
+        for d in done:
+            log_json("report", **{k: v for k, v in d.items() if k != "recipients"})
+        return done
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
                       blocks: dict[str, int]) -> dict[str, int] | None:  # fmt: skip
@@ -377,6 +406,8 @@ class Operator:
         self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
+        # after the commit: a slow or failing report never delays or fails the cycle
+        self._reports_cycle(ts)
         return figures
 
     def _on_grid(self, ts: pd.Timestamp) -> pd.Timestamp:
@@ -546,4 +577,6 @@ class Operator:
         self.metrics.close()
         if self.alerts is not None:
             self.alerts.close()
+        if self.reports is not None:
+            self.reports.close()
         self.store.close()
