@@ -98,6 +98,9 @@ def login_page(request: Request) -> Response:
 async def login_submit(request: Request) -> Response:
     """Check the form's password; set the session cookie and go to the dashboard."""
     lang = _lang(request)
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > _MAX_FORM_BYTES:
+        return _html(login_html(lang, "form_too_large"), 413)
     body = await request.body()
     if len(body) > _MAX_FORM_BYTES:
         return _html(login_html(lang, "form_too_large"), 413)
