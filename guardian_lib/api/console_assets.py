@@ -140,7 +140,7 @@ def login_html(lang: str, error: str | None = None) -> str:
     return f"""<!doctype html>
 <html lang="{e(lang)}"><head><meta charset="utf-8"><title>{e(lab["login_title"])}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/console/app.css"></head>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/console/app.css"></head>
 <body class="login"><main>
 <h1>{e(lab["login_title"])}</h1>{msg}
 <form method="post" action="/login?lang={e(lang)}" autocomplete="on">
@@ -163,7 +163,7 @@ def console_html(lang: str, boot: dict[str, Any]) -> str:
     return f"""<!doctype html>
 <html lang="{e(lang)}"><head><meta charset="utf-8"><title>{e(lab["title"])}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="stylesheet" href="/console/app.css"></head>
+<link rel="icon" href="data:,"><link rel="stylesheet" href="/console/app.css"></head>
 <body><header><h1>{e(lab["title"])}</h1><span id="who" data-testid="who"></span>
 <button id="logout" data-testid="logout">{e(lab["logout"])}</button></header>
 <p id="message" data-testid="message" role="status"></p>

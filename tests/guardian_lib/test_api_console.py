@@ -217,7 +217,7 @@ def test_operator_approves_in_the_browser(site, browser):
         row = _row(site["state"], north)
         assert (row["status"], row["decided_by"], row["comment"]) == (
             "approved", "api:op-n", "RX -29 dBm since 06:00")  # fmt: skip
-        assert queue.locator(f'tr[data-row="{north}"]').count() == 0  # left the queue
+        queue.locator(f'tr[data-row="{north}"]').wait_for(state="detached")  # left the queue
         # the timeline of a customer, from the risk queue
         page.click('[data-testid="risk-table"] button:has-text("C-N1")')
         page.wait_for_selector('[data-testid="timeline-events"]')
