@@ -48,6 +48,7 @@ LABELS: dict[str, dict[str, str]] = {
         "risk_value": "Risk of a fault",
         "id": "No.",
         "when": "Proposed at",
+        "time": "Time",
         "action": "Action",
         "target": "Device",
         "why": "Why",
@@ -101,6 +102,7 @@ LABELS: dict[str, dict[str, str]] = {
         "risk_value": "Risco de falha",
         "id": "Nº",
         "when": "Proposta em",
+        "time": "Quando",
         "action": "Ação",
         "target": "Equipamento",
         "why": "Por quê",
@@ -198,6 +200,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 #message.error, .error { color: #a4161a; }
 footer { padding: 0 1em 1em; color: #5b6670; }
 button { cursor: pointer; }
+td input { width: 11em; max-width: 100%; box-sizing: border-box; }
 button.approve { background: #2b7a3d; color: #fff; border: 0; padding: .25em .7em; }
 button.reject { background: #a4161a; color: #fff; border: 0; padding: .25em .7em; }
 button.link { background: none; border: 0; color: #0b5cad; text-decoration: underline;
@@ -352,14 +355,14 @@ CONSOLE_JS = r"""
     const b = res.body;
     fill("timeline", el("div", {"data-customer": customerId},
       el("h3", {text: t("events")}),
-      table([{label: "when", cell: r => when(r.ts)}, {label: "type", cell: r => r.type},
+      table([{label: "time", cell: r => when(r.ts)}, {label: "type", cell: r => r.type},
              {label: "target", cell: r => r.entity_id}], b.events || [], "timeline-events"),
       el("h3", {text: t("predictions")}),
-      table([{label: "when", cell: r => when(r.ts)},
+      table([{label: "time", cell: r => when(r.ts)},
              {label: "risk_value", num: true, cell: r => r.risk_24h == null ? "–" :
                pct.format(r.risk_24h)}], b.predictions || [], "timeline-predictions"),
       el("h3", {text: t("orders")}),
-      table([{label: "when", cell: r => when(r.created_at || r.ts)},
+      table([{label: "time", cell: r => when(r.created_at || r.ts)},
              {label: "type", cell: r => r.type || r.kind || r.status}],
             b.service_orders || [], "timeline-orders")));
   }
