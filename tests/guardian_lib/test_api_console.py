@@ -297,3 +297,15 @@ def test_guardian_decisions_keeps_and_shows_comments(tmp_path):
         app, ["decisions", "approve", "1", "--state", str(state), "--comment", "x" * 2001]
     )
     assert long.exit_code == 2 and "--comment" in long.output
+
+
+def test_every_label_the_page_uses_exists_in_both_languages():
+    import re
+
+    from guardian_lib.api.console_assets import CONSOLE_JS, LABELS
+
+    assert set(LABELS["en"]) == set(LABELS["pt-BR"])
+    used = set(re.findall(r'\bt\("([a-z_]+)"', CONSOLE_JS))
+    used |= set(re.findall(r'label: "([a-z_]+)"', CONSOLE_JS))
+    assert used and used <= set(LABELS["en"]), sorted(used - set(LABELS["en"]))
+    assert all(LABELS["pt-BR"][k] != LABELS["en"][k] for k in ("approve", "reject", "logout"))
