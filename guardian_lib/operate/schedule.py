@@ -50,7 +50,9 @@ __all__ = [
     "SCHEDULE_FILE",
     "ReportJob",
     "ReportScheduler",
+    "report_scheduler",
     "report_writer",
+    "reports_cycle",
 ]
 
 SCHEDULE_FILE = "schedule.sqlite"
@@ -331,3 +333,43 @@ class ReportScheduler:
         for p in old:
             p.unlink()
         return [p.name for p in old]
+
+
+def report_scheduler(site: Any, state_dir: str | Path, pipeline: Any) -> ReportScheduler | None:
+    """operate's :class:`ReportScheduler` for a site (None without ``schedule:``), sending
+    through the receivers of its alert pipeline.
+
+    Raises
+    ------
+    ConfigError
+        The site has a schedule but no alerting file, or a job's receiver is not an
+        e-mail receiver of it.
+    """
+    if not site.schedule:
+        return None
+    if pipeline is None:
+        raise ConfigError("schedule: reports are e-mailed through a receiver of the "
+                          "alerting file; give alerts: with an e-mail receiver")  # fmt: skip
+    return ReportScheduler(
+        site.schedule, site.resolve(site.warehouse), state_dir, pipeline.receivers,
+        reports_dir=site.resolve(site.reports_dir), site_id=site.site_id,
+    )  # fmt: skip
+
+
+def reports_cycle(scheduler: ReportScheduler | None, ts: pd.Timestamp) -> list[dict] | None:
+    """One cycle's scheduled reports: run what is due and log each outcome as a JSON line.
+
+    Never raises: a broken schedule file is logged (``report_failed``) and the loop goes on.
+    """
+    if scheduler is None:
+        return None
+    from guardian_lib.operate.metrics import log_json
+
+    try:
+        done = scheduler.run_due(ts)
+    except Exception as exc:  # noqa: BLE001 - a report must never stop operate
+        log_json("report_failed", error=f"{type(exc).__name__}: {exc}")
+        return None
+    for d in done:
+        log_json("report", **{k: v for k, v in d.items() if k != "recipients"})
+    return done
