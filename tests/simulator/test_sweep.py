@@ -4,6 +4,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -107,3 +108,24 @@ def test_a_bad_override_names_the_variant(tmp_path):
         sweep_cells(sweep, sc)
     with pytest.raises(ConfigError, match="grid or variants"):
         write_sweep(tmp_path, variants=[{"name": "a"}])
+
+
+def test_sweep_notebook_is_clean_and_plots_a_sweep(serial, tmp_path):
+    import nbformat
+
+    from guardian_lib.notebooks import run_notebooks
+
+    repo = Path(__file__).resolve().parents[2]
+    nb = nbformat.read(repo / "notebooks" / "sweep.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert "def " not in "".join(c.source for c in code)
+    serial.to_parquet(tmp_path / "results.parquet", index=False)
+    params = {"results": str(tmp_path / "results.parquet"), "metric": "calls"}
+    run_notebooks(["sweep.ipynb"], repo / "notebooks", tmp_path / "nb", params, cwd=repo)
+    done = nbformat.read(tmp_path / "nb" / "sweep.ipynb", as_version=4)
+    text = "".join(
+        o.get("text", "") for c in done.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "4 cells: 2 variants x 2 seeds x 1 policies" in text
