@@ -80,6 +80,13 @@ def _simulate_sharded(sc, out: Path, shards: int, scheduler: str, seed, overwrit
         check_scheduler(scheduler)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--scheduler") from exc
+    n_regions = len(sc.topology.regions)
+    if shards > n_regions:
+        raise typer.BadParameter(
+            f"{shards}: scenario {sc.name!r} has {n_regions} region(s); a region is the unit "
+            "of sharding (see docs/scale-out.md)",
+            param_hint="--shards",
+        )
     if shards == 1 and scheduler == "local":
         return simulate_sharded(sc, out, 1, seed=seed, overwrite=overwrite)
     import os

@@ -126,3 +126,20 @@ def test_region_parts_cover_every_onu_and_fault_once(scenario):
     assert assign_shards([5, 9, 1], 2) == [[1], [0, 2]]
     with pytest.raises(ValueError, match="between 1 and the scenario's 3 region"):
         assign_shards([5, 9, 1], 4)
+
+
+def test_cli_refuses_more_shards_than_regions_and_a_bad_scheduler(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from simulator.cli import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # two commands: typer keeps the sub-command name
+    base = ["simulate", "--scenario", "tiny", "--out", str(tmp_path / "r")]
+    res = CliRunner().invoke(app, [*base, "--shards", "2"])
+    assert res.exit_code == 2 and "has 1 region(s)" in res.output
+    res = CliRunner().invoke(app, [*base, "--shards", "1", "--scheduler", "http://x"])
+    assert res.exit_code == 2 and "tcp://HOST:8786" in res.output
+    assert not (tmp_path / "r").exists()
