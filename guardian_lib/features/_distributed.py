@@ -23,8 +23,9 @@ from guardian_lib.schema import FEATURE_EVERY_MINUTES
 from guardian_lib.warehouse import connect
 
 __all__ = [
-    "olt_partitions",
+    "partition_features",
     "feature_tasks",
+    "olt_partitions",
     "distributed_feature_frame",
     "write_feature_partitions",
 ]
@@ -85,7 +86,7 @@ def feature_tasks(
     return days, olt_partitions(onus), (lo, hi)
 
 
-def _partition(
+def partition_features(
     run: str, day: pd.Timestamp, onu_ids: list[str], every_minutes: int, span: tuple[int, int]
 ) -> pd.DataFrame:
     # The day, cut to the SILVER span as the whole-run frame is.
@@ -101,7 +102,7 @@ def _partition(
 def _write_partition(
     run: str, day: pd.Timestamp, k: int, onu_ids: list[str], every_minutes: int, span, out: str
 ) -> int:
-    frame = _partition(run, day, onu_ids, every_minutes, span)
+    frame = partition_features(run, day, onu_ids, every_minutes, span)
     folder = Path(out) / f"date={day:%Y-%m-%d}"
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".part-{k:04d}.parquet.tmp"
@@ -128,7 +129,9 @@ def distributed_feature_frame(
     """
     days, groups, span = feature_tasks(run)
     futures = [
-        client.submit(_partition, str(run), day, g, every_minutes, span, pure=False, retries=2)
+        client.submit(
+            partition_features, str(run), day, g, every_minutes, span, pure=False, retries=2
+        )
         for day in days
         for g in groups
     ]

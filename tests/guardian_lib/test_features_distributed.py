@@ -75,3 +75,23 @@ def test_olt_groups_join_olts_that_share_a_geo_cell():
         }
     )
     assert olt_partitions(onus) == [["a1", "a2", "b1"], ["c1"]]
+
+
+def test_scoring_over_partitions_equals_serial(run, client):
+    from guardian_lib.models.scoring import score_partitions
+    from guardian_lib.models.training import fit_bundle, labelled_frame
+
+    features, labels = labelled_frame(run, every_minutes=60)
+    bundle = fit_bundle(features, labels, n_estimators=5)
+    bundle.model_version = "test/1"
+    serial = bundle.predict(features, explain=False)
+    dist = score_partitions(run, bundle, client, every_minutes=60)
+    pd.testing.assert_frame_equal(
+        serial[["ts", "onu_id"]].reset_index(drop=True), dist[["ts", "onu_id"]]
+    )
+    cols = [c for c in serial.columns if c.startswith(("risk_", "p_", "anomaly"))]
+    assert cols
+    np.testing.assert_allclose(
+        dist[cols].to_numpy(float), serial[cols].to_numpy(float), rtol=0, atol=1e-9,
+        equal_nan=True,
+    )  # fmt: skip
