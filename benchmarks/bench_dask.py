@@ -7,8 +7,9 @@ for ``--days`` days, three ways, each case in a fresh subprocess:
 * ``serial``: the sharded engine, all regions in one process (``--shards 1``);
 * ``dask-2``: the sharded engine on a LocalCluster of 2 worker processes (``--shards 2``).
 
-Reported: wall time [s], telemetry rows/s and peak RSS [MB] — of the process for the
-first two, of each worker (sampled every 0.2 s) for ``dask-2``.
+Reported: wall time [s], telemetry rows/s, peak RSS [MB] and CPU time [s] — of the
+process for the first two, of each worker (RSS sampled every 0.2 s) for ``dask-2``. On
+a shared machine the CPU times tell the work from the waiting for a core.
 
 Sweep: ``4 variants × --seeds seeds × rules`` on the tiny scenario (``--sweep-days``),
 serial in one process vs a LocalCluster of 2 workers (wall time, cells/min).
@@ -56,6 +57,15 @@ def sample(pids):
             peaks[pid] = max(peaks.get(pid, 0), rss)
         time.sleep(0.2)
 
+def cpu_s(pids):
+    # user + system CPU seconds of each process (its threads included)
+    out = {}
+    for pid in pids:
+        t = psutil.Process(pid).cpu_times()
+        out[pid] = t.user + t.system
+    return out
+
+cpu0 = cpu_s([os.getpid()])
 t0 = time.perf_counter()
 if mode == "unsharded":
     from simulator.output import simulate_to_dir
@@ -75,16 +85,20 @@ else:
     with open_client(n_workers=2) as client:
         pids = list(client.run(os.getpid).values())
         th = threading.Thread(target=sample, args=(pids,)); th.start()
+        cpu0 = cpu_s(pids)
         t0 = time.perf_counter()
         run = simulate_sharded(sc, out, 2, client=client)
         elapsed = time.perf_counter() - t0
+        cpu = [c1 - cpu0[p] for p, c1 in cpu_s(pids).items()]
 if mode != "dask-2":
     elapsed = time.perf_counter() - t0
 stop.set(); th.join()
+cpu = [c1 - cpu0.get(p, 0.0) for p, c1 in cpu_s(pids).items()] if mode != "dask-2" else cpu
 m = json.loads((run / "run.json").read_text())
 print(json.dumps({"mode": mode, "seconds": round(elapsed, 1), "rows": m["rows"]["telemetry"],
                   "n_onus": m["n_onus"], "days": days,
-                  "peak_rss_mb": [round(peaks[p] / 2**20) for p in pids if p in peaks]}))
+                  "peak_rss_mb": [round(peaks[p] / 2**20) for p in pids if p in peaks],
+                  "cpu_s": [round(c, 1) for c in cpu]}))
 """
 
 SWEEP_CHILD = r"""
