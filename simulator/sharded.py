@@ -196,9 +196,10 @@ def assign_shards(sizes: Sequence[int], n_shards: int) -> list[list[int]]:
 
 def _simulate_region(scenario: Scenario, part: RegionPart, out_dir: Path) -> dict:
     writer = RunWriter(out_dir, part=part.region)
-    parts = SimParts(
-        part.topology, part.storms, part.faults, region_streams(scenario.seed, part.region)
-    )
+    # The simulation writes into its faults (end, who fixed it, skipped recurrences): run
+    # on fresh copies so that a retried task (same process, threaded workers) starts clean.
+    faults = [dataclasses.replace(f, params=dict(f.params)) for f in part.faults]
+    parts = SimParts(part.topology, part.storms, faults, region_streams(scenario.seed, part.region))
     sim = Simulation(scenario, sinks=[writer], parts=parts)
     sim.run()
     writer.close_files()

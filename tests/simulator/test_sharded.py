@@ -143,3 +143,17 @@ def test_cli_refuses_more_shards_than_regions_and_a_bad_scheduler(tmp_path):
     res = CliRunner().invoke(app, [*base, "--shards", "1", "--scheduler", "http://x"])
     assert res.exit_code == 2 and "tcp://HOST:8786" in res.output
     assert not (tmp_path / "r").exists()
+
+
+def test_a_region_run_twice_in_one_process_gives_the_same_files(scenario, tmp_path):
+    """As a task retried on the same worker would: the parts are not changed by a run."""
+    from simulator.sharded import simulate_regions
+
+    topology, storms, faults = fleet_draws(scenario)
+    parts = region_parts(topology, storms, faults)
+    first = simulate_regions(scenario, parts[::-1], str(tmp_path / "a"))
+    again = simulate_regions(scenario, parts, str(tmp_path / "b"))
+    assert tree_hashes(tmp_path / "a") == tree_hashes(tmp_path / "b")
+    by_region = {r["truth"]["fault_id"].iloc[0]: r["truth"] for r in again}
+    for r in first:
+        pd.testing.assert_frame_equal(r["truth"], by_region[r["truth"]["fault_id"].iloc[0]])
