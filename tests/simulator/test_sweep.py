@@ -129,3 +129,14 @@ def test_sweep_notebook_is_clean_and_plots_a_sweep(serial, tmp_path):
         o.get("text", "") for c in done.cells if c.cell_type == "code" for o in c.outputs
     )
     assert "4 cells: 2 variants x 2 seeds x 1 policies" in text
+
+
+def test_shipped_sweep_files_are_valid():
+    repo = Path(__file__).resolve().parents[2]
+    files = sorted((repo / "experiments" / "sweeps").glob("*.yaml"))
+    assert files
+    for path in files:
+        sweep, sc = load_sweep(path)
+        cells = sweep_cells(sweep, sc)
+        assert len(cells) == len(sweep.variant_list()) * len(sweep.seeds) * len(sweep.policies)
+        assert len({c.key for c in cells}) == len(cells)
