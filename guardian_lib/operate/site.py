@@ -32,12 +32,12 @@ import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.operate.schedule import ReportJob
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.safe_yaml import load_yaml_model
 
 __all__ = [
     "SiteConfig",
@@ -270,13 +270,10 @@ def load_site(path: str | Path) -> SiteConfig:
         Naming the file and the field (``nbi.url``, ``safety.max_reboots_per_day``…).
     """
     path = Path(path)
-    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a site file must be a YAML mapping (inventory:, warehouse:, …)")
-    try:
-        site = SiteConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc, "invalid site file")) from None
+    site = load_yaml_model(
+        path, SiteConfig, shape="a site file: a YAML mapping (inventory:, warehouse:, …)",
+        what="invalid site file",
+    )  # fmt: skip
     site.path = path
     site.autopilot_settings("simulate")  # validates the safety values now
     inv = site.resolve(site.inventory)
