@@ -129,16 +129,13 @@ def api_command(
     audit: Annotated[
         Path | None, typer.Option(help="Audit file of mutating calls (JSON lines).")
     ] = None,
-<<<<<<< HEAD
     olt_cli_inventory: Annotated[
         Path | None, typer.Option(help="OLT CLI inventory for POST /olt/changes (docs/olt.md).")
     ] = None,
-=======
     cookie_secure: Annotated[
         bool, typer.Option(help="Dashboard session cookie only over HTTPS (behind TLS).")
     ] = False,
     console_refresh: Annotated[float, typer.Option(help="Dashboard refresh interval [s].")] = 10.0,
->>>>>>> main
 ) -> None:
     """Serve the operator API (FastAPI, /api/v1; OpenAPI at /api/v1/openapi.json)."""
     import uvicorn
@@ -170,11 +167,8 @@ def api_command(
     cfg = ApiConfig(run=run, users=users, state=state, audit=audit,
                     execute_per_minute=execute_per_minute, reboot_cooldown_minutes=cooldown,
                     cors_origins=list(cors_origin or []), subscribers=subscribers,
-<<<<<<< HEAD
-                    olt_cli_inventory=olt_cli_inventory)  # fmt: skip
-=======
+                    olt_cli_inventory=olt_cli_inventory,
                     cookie_secure=cookie_secure, console_refresh_s=console_refresh)  # fmt: skip
->>>>>>> main
     app = create_app(cfg, store)
     typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs; "
                f"dashboard: http://{host}:{port}/console)", err=True)  # fmt: skip

@@ -36,16 +36,13 @@ class ApiConfig:
         stores telemetry only).
     webhook_every_s : float
         Interval of the webhook dispatcher; 0: not started (tests call it). [s]
-<<<<<<< HEAD
     olt_cli_inventory : Path or None
         OLT CLI inventory (``docs/olt.md``) for ``POST /olt/changes``; None: 409.
-=======
     cookie_secure : bool
         Send the dashboard's session cookie with ``Secure`` (only over HTTPS): set it when
         a TLS proxy is in front.
     console_refresh_s : float
         How often the dashboard page re-reads the API. [s]
->>>>>>> main
     """
 
     run: Path
@@ -57,12 +54,9 @@ class ApiConfig:
     cors_origins: list[str] = field(default_factory=list)
     subscribers: Path | None = None
     webhook_every_s: float = 5.0
-<<<<<<< HEAD
     olt_cli_inventory: Path | None = None
-=======
     cookie_secure: bool = False
     console_refresh_s: float = 10.0
->>>>>>> main
 
     @property
     def read_only(self) -> bool:

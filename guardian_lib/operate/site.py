@@ -185,16 +185,13 @@ class SiteConfig(_Strict):
         None, description="Alerting file (YAML, docs/alerts.md): evaluated every cycle."
     )
     clock: ClockSettings | None = None
-<<<<<<< HEAD
     traps: TrapSettings | None = None
-=======
     schedule: list[ReportJob] = Field(
         default_factory=list, description="Reports built and e-mailed on a cron schedule."
     )
     reports_dir: str | None = Field(
         None, description="Folder of scheduled reports (default: STATE/reports)."
     )
->>>>>>> main
     path: Path | None = Field(None, exclude=True)
 
     @field_validator("schedule")
