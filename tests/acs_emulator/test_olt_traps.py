@@ -231,3 +231,40 @@ def asyncio_run(coro):
     import asyncio
 
     return asyncio.run(coro)
+
+
+def test_guardian_traps_writes_raw_events(sim, tmp_path):
+    import socket
+
+    import typer
+    from typer.testing import CliRunner
+
+    from guardian_lib.snmp.cli import register
+
+    creds = EmulatorCredentials()
+    pool = simulated_pool(sim, creds).start_in_thread()
+    inv, _ = write_inventory(tmp_path / "olts.yaml", pool, creds)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    tx = OltTrapSender(sim, ("127.0.0.1", port), community=creds.community)
+    olt = str(sim.topology.olts["olt_id"].iloc[0])
+    app = typer.Typer()
+    register(app)
+    timer = threading.Timer(0.8, lambda: tx.send_onu_trap(olt, 5, 1))
+    timer.start()
+    try:
+        res = CliRunner().invoke(app, [
+            "traps", "--inventory", str(inv), "--run", str(tmp_path / "run"), "--credentials",
+            "emulator", "--host", "127.0.0.1", "--port", str(port), "--flush-every", "0.5s",
+            "--duration", "2",
+        ])  # fmt: skip
+    finally:
+        timer.cancel()
+        tx.close()
+        pool.stop_thread()
+    assert res.exit_code == 0, res.output
+    files = [p for p in (tmp_path / "run").rglob("*.parquet") if "events" in p.parts]
+    raw = pd.concat(pd.read_parquet(p) for p in files)
+    assert list(raw["type"]) == ["DYING_GASP"] and list(raw["source"]) == ["snmp-trap"]
+    assert list(raw["entity_id"]) == [str(sim.topology.onus["serial"].iat[5])]
