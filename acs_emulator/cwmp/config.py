@@ -51,6 +51,9 @@ class AcsConfig:
         Automatic tasks (zero-touch provisioning, periodic refresh).
     file_server_url : str
         Base URL prepended to a download task's ``fileName`` when it has no ``url``.
+    store_commit_interval_s : float, default 0.05
+        The store's queued changes are written in one transaction this often (group
+        commit); a crash loses at most this much CWMP state. [s]
     """
 
     auth: AuthPolicy = field(default_factory=AuthPolicy)
@@ -66,3 +69,4 @@ class AcsConfig:
     read_timeout_s: float = 15.0
     presets: list[Preset] = field(default_factory=list)
     file_server_url: str = "http://127.0.0.1:7567/"
+    store_commit_interval_s: float = 0.05

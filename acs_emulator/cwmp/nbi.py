@@ -136,6 +136,10 @@ class _Nbi:
                     headers={"WWW-Authenticate": 'Bearer realm="nbi"'},
                 )
         resp = await handler(request)
+        if request.method not in ("GET", "HEAD"):
+            # A change is on disk before its answer leaves (the CWMP side commits in
+            # groups every few tens of ms instead).
+            self.acs.commit_once()
         resp.headers["Guardian-Idempotency"] = "idempotencyKey"
         return resp
 

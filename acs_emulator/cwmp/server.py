@@ -22,6 +22,7 @@ credentials for that device id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -56,6 +57,7 @@ _COOKIE_RE = re.compile(r"session=([0-9a-f]{16,64})")
 _XML_CT = 'text/xml; charset="utf-8"'
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def device_id_of(oui: str, product_class: str, serial: str) -> str:
     """GenieACS device id ``OUI-ProductClass-SerialNumber`` (URL-unsafe chars escaped).
 
@@ -116,6 +118,7 @@ class Acs:
         self._task_events: dict[str, asyncio.Event] = {}
         self._end_events: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
         self._cr = ConnectionRequester(self.config)
         self.stats = {
             "sessions": 0,
@@ -140,7 +143,23 @@ class Acs:
                 await asyncio.sleep(min(1.0, self.config.session_timeout_s / 2))
                 self.sweep_once()
 
+        async def commit() -> None:
+            while True:
+                await asyncio.sleep(self.config.store_commit_interval_s)
+                self.commit_once()
+
         self._sweeper = asyncio.create_task(sweep())
+        self._committer = asyncio.create_task(commit())
+
+    def commit_once(self) -> None:
+        """Write the store's queued changes (group commit); never raises."""
+        try:
+            self.store.flush()
+        except Exception:
+            self.stats["background_errors"] += 1
+            log.exception("ACS commit: flushing the store failed; will retry")
+        self.stats["background_errors"] += self.store.write_errors
+        self.store.write_errors = 0
 
     def sweep_once(self) -> None:
         """Expire idle sessions and write deferred documents; never raises.
@@ -162,9 +181,10 @@ class Acs:
         self.store.write_errors = 0
 
     async def _close(self, _app: web.Application | None = None) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        for task in (self._sweeper, self._committer):
+            if task is not None:
+                task.cancel()
+        self._sweeper = self._committer = None
         await self._cr.close()
 
     # -- CWMP handler ----------------------------------------------------------------
@@ -189,7 +209,11 @@ class Acs:
         if (request.content_length or 0) > self.config.max_body_bytes:
             return web.Response(status=413, text="CWMP body too large")
         try:
-            body = await asyncio.wait_for(request.read(), self.config.read_timeout_s)
+            if request.content.is_eof():  # the whole body arrived with the headers
+                body = await request.read()
+            else:
+                async with asyncio.timeout(self.config.read_timeout_s):
+                    body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text="CWMP body too large")
         except TimeoutError:
@@ -269,7 +293,6 @@ class Acs:
         return self.sessions.get(token) if token else None
 
     def _end_session(self, session: _Session) -> None:
-        self.store.flush(session.device_id)
         self.sessions.pop(session.token, None)
         if self._by_peer.get(session.peer) == session.token:
             self._by_peer.pop(session.peer, None)
@@ -390,7 +413,7 @@ class Acs:
         if "0 BOOTSTRAP" in codes:
             doc["_lastBootstrap"] = ts
         for p in inform["params"]:
-            set_parameter(doc, p.name, p.value, p.type, ts)
+            set_parameter(doc, p.name, p.value, p.type, ts, checked=True)
         self.store.save_device(doc, defer=True)
         root = self.root_of(doc)
         # A preset task still queued (the device has not run it yet) is not queued
@@ -497,7 +520,7 @@ class Acs:
         if task is None:
             return
         if task.get("_inTransfer"):
-            self.store._put("tasks", task["_id"], task)
+            self.store.save_task(task)
             return
         self.store.complete_task(task["_id"])
         self._notify_task(task["_id"])

@@ -1,0 +1,230 @@
+"""ACS capacity against a trivial aiohttp handler, and a boot storm (not part of the tests).
+
+Capacity (issue 21): the ACS (``guardian acs serve``, its own process, SQLite store)
+and a *trivial* aiohttp handler (its own process: canned answers, no parsing, no
+storage) are driven in turn, A B A B …, by the same lean CWMP load generator in this
+process (pre-rendered Informs of real emulated CPEs, the ACS's answers checked by
+status and RPC name). Two session shapes:
+
+* ``inform``: Inform → InformResponse, empty POST → 204 (a periodic Inform with
+  nothing queued: what 100k CPEs informing every 30 min cost);
+* ``gpv``: as above plus one GetParameterValues queued by a preset on "2 PERIODIC".
+
+Per round and server: sessions/s (bound by the load generator on a shared machine),
+the server's CPU time per session (psutil, user+sys) and so its capacity per core
+(1 / CPU per session). The figure to quote is the *ratio* ACS / trivial of capacity
+per core, pair by pair (median of the rounds): it holds when the machine's speed
+drifts. ACS sessions/s on one core = ratio × the trivial handler's.
+
+Boot storm: ``--storm N`` emulated CPEs (:class:`~acs_emulator.cpe.CpeAgent`, full
+CWMP) all boot within ``--storm-window`` seconds against an ACS limited to
+``--storm-rate`` new sessions/s; the ACS answers 503 + Retry-After beyond it, the
+CPEs retry with the TR-069 §3.2.1.1 back-off. Reports 503s, failed sessions and the
+time until every CPE has delivered its "1 BOOT".
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_acs_capacity.py [--rounds 3] [--seconds 6]
+        [--devices 1000] [--concurrency 64] [--storm 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from bench_acs import _ENV, GUARDIAN, PERIODIC_GPV, _port, _wait  # noqa: E402
+
+from acs_emulator.cpe import CpeAgent, StaticStateSource, make_identities  # noqa: E402
+from acs_emulator.cwmp import soap  # noqa: E402
+
+_GPV_REPLY = soap.envelope(
+    soap.rpc_xml(
+        "GetParameterValuesResponse",
+        raw=soap.values_xml([("Device.Optical.Interface.1.OpticalSignalLevel", "-19500", "int")]),
+    )
+)
+_INFORM_RESPONSE = soap.envelope(soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1}), msg_id="1")
+_GPV_RPC = soap.envelope(
+    soap.rpc_xml(
+        "GetParameterValues",
+        raw=soap.names_xml(["Device.Optical.Interface.1.OpticalSignalLevel"]),
+    ),
+    msg_id="acs-1",
+)
+
+
+def trivial_server(port: int, mode: str) -> None:
+    """A trivial CWMP answerer: canned bodies chosen by a substring, nothing stored."""
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        body = await request.read()
+        if b"Inform>" in body or b"Inform " in body:
+            return web.Response(
+                body=_INFORM_RESPONSE,
+                content_type="text/xml",
+                headers={"Set-Cookie": "session=0123456789abcdef; Path=/"},
+            )
+        if not body.strip() and mode == "gpv":
+            return web.Response(body=_GPV_RPC, content_type="text/xml")
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_route("POST", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def _informs(n: int) -> list[bytes]:
+    """Pre-rendered periodic Informs of ``n`` emulated CPEs (real agent XML)."""
+    state = StaticStateSource(seed=1)
+    out = []
+    for i, ident in enumerate(make_identities(n, seed=42)):
+        agent = CpeAgent(ident, "http://unused/", state=state, seed=i)
+        agent.pending_events = {"2 PERIODIC": ""}
+        out.append(soap.envelope(agent._inform_xml(), msg_id="1"))
+    return out
+
+
+async def _drive(url: str, informs: list[bytes], seconds: float, concurrency: int) -> dict:
+    """Sessions back to back from ``concurrency`` workers for ``seconds``."""
+    ok = failed = 0
+    hdr = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": ""}
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as http:
+        loop = asyncio.get_running_loop()
+
+        async def session(body: bytes) -> bool:
+            async with http.post(url, data=body, headers=hdr) as r:
+                data = await r.read()
+                if r.status != 200 or b"InformResponse" not in data:
+                    return False
+                cookie = (r.headers.get("Set-Cookie") or "").split(";", 1)[0]
+            h = dict(hdr, Cookie=cookie)
+            post: bytes = b""
+            for _ in range(4):
+                async with http.post(url, data=post, headers=h) as r:
+                    data = await r.read()
+                    if r.status == 204:
+                        return True
+                    if r.status != 200 or b"GetParameterValues" not in data:
+                        return False
+                post = _GPV_REPLY
+            return False
+
+        async def worker(k: int, t_end: float) -> None:
+            nonlocal ok, failed
+            i = k
+            while loop.time() < t_end:
+                try:
+                    good = await session(informs[i % len(informs)])
+                except (aiohttp.ClientError, TimeoutError):
+                    good = False
+                ok += good
+                failed += not good
+                i += concurrency
+
+        # Warm-up: every device once (registers it), not counted.
+        await asyncio.gather(*(worker(k, loop.time() + 0.5) for k in range(concurrency)))
+        ok = failed = 0
+        t0 = loop.time()
+        await asyncio.gather(*(worker(k, t0 + seconds) for k in range(concurrency)))
+        elapsed = loop.time() - t0
+    return {"ok": ok, "failed": failed, "elapsed": elapsed}
+
+
+def _measure(proc: psutil.Process, url: str, informs: list[bytes], args) -> dict:
+    cpu0 = sum(proc.cpu_times()[:2])
+    r = asyncio.run(_drive(url, informs, args.seconds, args.concurrency))
+    cpu = sum(proc.cpu_times()[:2]) - cpu0
+    # CPU of the warm-up is included: the sessions it ran are counted with it.
+    ms = 1000 * cpu / max(r["ok"], 1)
+    return {
+        "sessions_per_s": round(r["ok"] / r["elapsed"], 1),
+        "failed": r["failed"],
+        "server_cpu_ms_per_session": round(ms, 3),
+        "capacity_per_core": round(1000 / ms) if ms else None,
+    }
+
+
+def capacity(args) -> dict:
+    informs = _informs(args.devices)
+    out: dict = {}
+    for mode in args.modes.split(","):
+        with tempfile.TemporaryDirectory() as d:
+            tmp = Path(d)
+            cwmp, nbi = _port(), _port()
+            acs_args = [GUARDIAN, "acs", "serve", "--cwmp-port", str(cwmp)]
+            acs_args += ["--nbi-port", str(nbi), "--db", str(tmp / "acs.sqlite"), "--no-auth"]
+            if mode == "gpv":
+                (tmp / "presets.json").write_text(json.dumps(PERIODIC_GPV))
+                acs_args += ["--presets", str(tmp / "presets.json")]
+            acs = subprocess.Popen(acs_args, stdout=subprocess.DEVNULL, env=_ENV)
+            tport = _port()
+            triv = subprocess.Popen(
+                [sys.executable, __file__, "--trivial-server", str(tport), "--modes", mode]
+            )
+            try:
+                _wait(f"http://127.0.0.1:{nbi}/devices/")
+                _wait(f"http://127.0.0.1:{tport}/")
+                rows = []
+                for _ in range(args.rounds):
+                    t = _measure(
+                        psutil.Process(triv.pid), f"http://127.0.0.1:{tport}/", informs, args
+                    )
+                    a = _measure(
+                        psutil.Process(acs.pid), f"http://127.0.0.1:{cwmp}/", informs, args
+                    )
+                    ratio = a["capacity_per_core"] / t["capacity_per_core"]
+                    rows.append({"trivial": t, "acs": a, "ratio": round(ratio, 3)})
+                    print(mode, json.dumps(rows[-1]), flush=True)
+            finally:
+                for p in (acs, triv):
+                    p.terminate()
+                    p.wait(10)
+        ratios = [r["ratio"] for r in rows]
+        out[mode] = {
+            "ratio_capacity_acs_over_trivial_median": statistics.median(ratios),
+            "ratio_min_max": [min(ratios), max(ratios)],
+            "acs_capacity_per_core_median": statistics.median(
+                r["acs"]["capacity_per_core"] for r in rows
+            ),
+            "trivial_capacity_per_core_median": statistics.median(
+                r["trivial"]["capacity_per_core"] for r in rows
+            ),
+            "acs_failed": sum(r["acs"]["failed"] for r in rows),
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--modes", default="inform,gpv")
+    ap.add_argument("--trivial-server", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.trivial_server:
+        trivial_server(args.trivial_server, args.modes)
+        return
+    print("Capacity:", json.dumps(capacity(args)))
+
+
+if __name__ == "__main__":
+    main()
