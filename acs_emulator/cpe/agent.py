@@ -31,18 +31,52 @@ from acs_emulator.cpe.state import DeviceIdentity, StateSource, StaticStateSourc
 from acs_emulator.cwmp import soap
 from acs_emulator.cwmp.auth import basic_authorization, digest_authorization
 
-__all__ = ["CpeAgent", "Misbehaviour", "SessionError"]
+__all__ = ["CpeAgent", "Misbehaviour", "SessionError", "retry_wait_s"]
 
 log = logging.getLogger(__name__)
 _UNKNOWN_TIME = "0001-01-01T00:00:00Z"
 
 
 class SessionError(Exception):
-    """A CWMP session could not be completed (names the device and the step)."""
+    """A CWMP session could not be completed (names the device and the step).
 
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+    ``refused`` is true when the ACS answered 503 (busy): the session never started,
+    so it is not counted as failed.
+    """
+
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, refused: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.refused = refused
+
+
+def retry_wait_s(
+    retry_count: int,
+    rng: np.random.Generator,
+    min_wait_s: float = 5.0,
+    multiplier: int = 2000,
+) -> float:
+    """Session retry wait interval of TR-069 §3.2.1.1 (Amendment 6). [s]
+
+    After the ``retry_count``-th consecutive failed session the CPE waits a time
+    drawn uniformly from ``[m·(k/1000)^(n-1), m·(k/1000)^n]``, with
+    ``m = CWMPRetryMinimumWaitInterval`` (default 5 s), ``k =
+    CWMPRetryIntervalMultiplier`` (default 2000) and ``n = min(retry_count, 10)``:
+    5–10 s, 10–20 s, … up to 2560–5120 s from the tenth retry on. The random draw is
+    what spreads a fleet that failed at the same moment (a boot storm).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> 5.0 <= retry_wait_s(1, rng) <= 10.0, 2560.0 <= retry_wait_s(12, rng) <= 5120.0
+    (True, True)
+    """
+    n = min(max(retry_count, 1), 10)
+    k = multiplier / 1000.0
+    low = min_wait_s * k ** (n - 1)
+    return float(rng.uniform(low, low * k))
 
 
 @dataclass
@@ -154,6 +188,8 @@ class CpeAgent:
         self.wakeup = asyncio.Event()
         self.sessions_ok = 0
         self.sessions_failed = 0
+        self.sessions_refused = 0  # 503 answers (the session did not start)
+        self.retry_count = 0  # consecutive failed attempts (the Inform's RetryCount)
         self.rpcs_handled: list[str] = []
         self._pending_requests: list[str] = []
         self._last_set_cookie: str | None = None
@@ -243,7 +279,9 @@ class CpeAgent:
             "Inform",
             raw=(
                 f"<DeviceId>{device}</DeviceId>{events}"
-                + soap.elements_xml({"MaxEnvelopes": 1, "CurrentTime": now, "RetryCount": 0})
+                + soap.elements_xml(
+                    {"MaxEnvelopes": 1, "CurrentTime": now, "RetryCount": self.retry_count}
+                )
                 + plist
             ),
         )
@@ -283,8 +321,9 @@ class CpeAgent:
             raise SessionError(
                 f"{self.device_id}: the ACS answered a non-CWMP body: {exc}"
             ) from exc
-        except SessionError:
-            self.sessions_failed += 1
+        except SessionError as exc:
+            if not exc.refused:
+                self.sessions_failed += 1
             raise
 
     async def _post(
@@ -324,8 +363,14 @@ class CpeAgent:
             )
             status, data, headers = await self._post(http, inform, auth)
         if status == 503:
-            retry = float(headers.get("Retry-After", "5") or 5)
-            raise SessionError(f"{self.device_id}: ACS busy (503)", retry_after_s=retry)
+            try:
+                retry = float(headers.get("Retry-After", "") or 0)
+            except ValueError:  # an HTTP date or garbage: use the back-off alone
+                retry = 0.0
+            self.sessions_refused += 1
+            raise SessionError(
+                f"{self.device_id}: ACS busy (503)", retry_after_s=retry, refused=True
+            )
         if status != 200:
             raise SessionError(f"{self.device_id}: Inform answered HTTP {status}")
         msg = soap.parse_message(data)
@@ -520,14 +565,15 @@ class CpeAgent:
         first_delay_s : float
             Delay before the first Inform (spreads a fleet's boot storm). [s]
         retry_base_s : float
-            First retry wait after a failed session (doubles, capped at 64×). [s]
+            ``CWMPRetryMinimumWaitInterval``: a failed or refused (503) session is
+            retried after :func:`retry_wait_s` (5–10 s, then doubling, random within
+            each step), or after the ACS's ``Retry-After`` if that is longer. [s]
         on_session : callable, optional
             Called with ``True``/``False`` after each session attempt.
         """
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         await _sleep_or(stop, first_delay_s)
-        failures = 0
         next_periodic = loop.time() + self.periodic_interval_s
         while not stop.is_set():
             wait_down = self.down_until - loop.time()
@@ -537,20 +583,21 @@ class CpeAgent:
             if self.pending_events and self.online:
                 try:
                     ok = await self.run_session(http)  # False: dropped on purpose
-                    failures = 0
+                    self.retry_count = 0
                 except Exception as exc:  # any one failed session: log, count, go on
-                    failures += 1
+                    self.retry_count += 1
+                    retry_after = 0.0
+                    refused = isinstance(exc, SessionError) and exc.refused
                     if isinstance(exc, SessionError):
                         log.debug("%s", exc)
-                        retry_after = exc.retry_after_s
+                        retry_after = exc.retry_after_s or 0.0
                     else:
                         self.sessions_failed += 1
                         log.exception("%s: CWMP session failed unexpectedly", self.device_id)
-                        retry_after = None
-                    wait = retry_after or retry_base_s * 2 ** min(failures - 1, 6)
-                    if on_session:
+                    wait = max(retry_after, retry_wait_s(self.retry_count, self.rng, retry_base_s))
+                    if on_session and not refused:  # a 503 is not a failed session
                         on_session(False)
-                    await _sleep_or(stop, float(wait * (1 + 0.5 * self.rng.random())))
+                    await _sleep_or(stop, wait)
                     continue
                 if on_session:
                     on_session(ok)

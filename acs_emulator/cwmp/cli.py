@@ -64,6 +64,11 @@ def serve_command(
         typer.Option(help="Apply the built-in PPPoE + Wi-Fi profile on '0 BOOTSTRAP'."),
     ] = False,
     max_sessions: Annotated[int, typer.Option(help="Open sessions before 503.")] = 5000,
+    max_new_sessions_per_s: Annotated[
+        float,
+        typer.Option(help="New sessions admitted per second before 503 (0: no limit)."),
+    ] = 0.0,
+    retry_after: Annotated[int, typer.Option(help="Retry-After of a 503 answer. [s]")] = 5,
     cr_allow_basic: Annotated[
         bool,
         typer.Option(help="Answer Basic challenges of connection-request listeners."),
@@ -101,6 +106,8 @@ def serve_command(
         ),
         presets=preset_list,
         max_sessions=max_sessions,
+        max_new_sessions_per_s=max_new_sessions_per_s,
+        retry_after_s=retry_after,
         cr_allow_basic=cr_allow_basic,
         cr_allowed_hosts=[h.strip() for h in cr_allowed_hosts.split(",") if h.strip()],
         cr_allow_dev_password=allow_dev_cr_password,

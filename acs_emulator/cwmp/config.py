@@ -28,6 +28,11 @@ class AcsConfig:
         Open sessions beyond this get 503 with Retry-After. [-]
     retry_after_s : int
         Retry-After sent with 503. [s]
+    max_new_sessions_per_s : float, default 0
+        Admission rate of new sessions (token bucket, bursts of one second's worth);
+        an Inform beyond it is answered 503 + Retry-After before any parsing work is
+        stored, so a boot storm queues in the CPEs' back-off rather than in the ACS.
+        0 = no rate limit (``max_sessions`` still applies). [1/s]
     connection_request_timeout_s : float
         Timeout of one connection request. [s]
     cr_allow_basic : bool, default False
@@ -61,6 +66,7 @@ class AcsConfig:
     session_timeout_s: float = 30.0
     max_sessions: int = 5000
     retry_after_s: int = 5
+    max_new_sessions_per_s: float = 0.0
     connection_request_timeout_s: float = 5.0
     cr_allow_basic: bool = False
     cr_password: Callable[[str], str | None] | None = None

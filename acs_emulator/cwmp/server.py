@@ -126,7 +126,10 @@ class Acs:
             "rpcs": 0,
             "errors": 0,
             "background_errors": 0,
+            "refused": 0,
         }
+        self._tokens = float(self.config.max_new_sessions_per_s)
+        self._tokens_at = time.monotonic()
 
     # -- applications ----------------------------------------------------------------
     def cwmp_app(self) -> web.Application:
@@ -224,6 +227,13 @@ class Acs:
                 headers={"Connection": "close"},
             )
         peer = request.transport.get_extra_info("peername") if request.transport else None
+        session = self._find_session(request, peer)
+        admitted = False
+        if session is None and body.strip():
+            # A would-be new session: when saturated, refuse it before parsing anything.
+            if not self._admit():
+                return self._busy()
+            admitted = True
         try:
             msg = soap.parse_message(body, max_bytes=self.config.max_body_bytes)
         except soap.CwmpParseError as exc:
@@ -231,8 +241,7 @@ class Acs:
             log.info("CWMP from %s rejected: %s", peer, exc)
             return self._fault_response(8003, str(exc), soap.DEFAULT_CWMP_NS, None, status=400)
         if msg.name == "Inform":
-            return await self._on_inform(request, msg, peer)
-        session = self._find_session(request, peer)
+            return await self._on_inform(request, msg, peer, admitted)
         if session is None:
             return web.Response(status=400, text="No CWMP session: expected an Inform to start one")
         session.last_seen = time.monotonic()
@@ -320,7 +329,7 @@ class Acs:
         return device_id in self._by_device
 
     async def _on_inform(
-        self, request: web.Request, msg: soap.CwmpMessage, peer: Any
+        self, request: web.Request, msg: soap.CwmpMessage, peer: Any, admitted: bool = False
     ) -> web.StreamResponse:
         try:
             inform = soap.parse_inform(msg.body)
@@ -343,8 +352,8 @@ class Acs:
                 text="authentication required",
                 headers={"WWW-Authenticate": self.auth.challenge(device_id)},
             )
-        if device_id not in self._by_device and len(self.sessions) >= self.config.max_sessions:
-            return web.Response(status=503, headers={"Retry-After": str(self.config.retry_after_s)})
+        if device_id not in self._by_device and not admitted and not self._admit():
+            return self._busy()  # a new session on a connection another one used
         old = self._by_device.get(device_id)
         if old and old in self.sessions:
             prev = self.sessions[old]
@@ -372,6 +381,25 @@ class Acs:
             msg.id,
             headers={"Set-Cookie": f"session={token}; Path=/; HttpOnly"},
         )
+
+    def _busy(self) -> web.Response:
+        self.stats["refused"] += 1
+        return web.Response(status=503, headers={"Retry-After": str(self.config.retry_after_s)})
+
+    def _admit(self) -> bool:
+        """Whether a new session may start (open-session cap and admission rate)."""
+        if len(self.sessions) >= self.config.max_sessions:
+            return False
+        rate = self.config.max_new_sessions_per_s
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
     @staticmethod
     def _check_inform_bounds(inform: dict[str, Any]) -> None:
