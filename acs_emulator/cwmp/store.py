@@ -31,6 +31,7 @@ from acs_emulator.cwmp.redact import redact_task
 from guardian_lib.errors import GuardianError
 
 __all__ = [
+    "ADMIN_COLLECTIONS",
     "LIMITS",
     "DeviceStore",
     "StoreError",
@@ -72,6 +73,9 @@ class StoreLimits:
 
 
 LIMITS = StoreLimits()
+
+#: Collections the NBI writes by name (``PUT /<collection>/<name>``).
+ADMIN_COLLECTIONS = ("presets", "provisions", "virtual_parameters", "files")
 
 
 def check_parameter(name: str, value: Any = None) -> None:
@@ -246,7 +250,7 @@ class DeviceStore:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        for table in ("devices", "tasks", "faults", "task_keys"):
+        for table in ("devices", "tasks", "faults", "task_keys", *ADMIN_COLLECTIONS):
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT NOT NULL)"
             )
@@ -254,11 +258,14 @@ class DeviceStore:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.faults: dict[str, dict[str, Any]] = {}
         self.task_keys: dict[str, dict[str, Any]] = {}
+        #: presets, provisions, virtual_parameters and files (metadata), by name.
+        self.admin: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in ADMIN_COLLECTIONS}
         for table, target in (
             ("devices", self.devices),
             ("tasks", self.tasks),
             ("faults", self.faults),
             ("task_keys", self.task_keys),
+            *((c, self.admin[c]) for c in ADMIN_COLLECTIONS),
         ):
             for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
                 target[row_id] = json.loads(doc)
@@ -403,11 +410,17 @@ class DeviceStore:
             If the collection is unknown, the query uses a refused operator or an
             unsafe ``$regex``, the sort is malformed, or the budget is spent.
         """
-        source = {"devices": self.devices, "tasks": self.tasks, "faults": self.faults}.get(
-            collection
-        )
+        source = {
+            "devices": self.devices,
+            "tasks": self.tasks,
+            "faults": self.faults,
+            **self.admin,
+        }.get(collection)
         if source is None:
-            raise StoreError(f"collection: expected devices, tasks or faults, got {collection!r}")
+            raise StoreError(
+                "collection: expected devices, tasks, faults or "
+                f"{', '.join(ADMIN_COLLECTIONS)}, got {collection!r}"
+            )
         if not isinstance(query or {}, dict):
             raise StoreError(f"query: expected a JSON object, got {type(query).__name__}")
         if skip < 0 or (limit is not None and limit < 0):
@@ -471,6 +484,39 @@ class DeviceStore:
         doc = self.devices.get(device_id)
         if doc is not None:
             _delete_subtree(doc, name)
+
+    # -- presets, provisions, virtual parameters, files ------------------------------
+    def put_admin(self, collection: str, name: str, doc: dict[str, Any]) -> None:
+        """Insert or replace a named document and commit it."""
+        doc = dict(doc, _id=name)
+        self.admin[collection][name] = doc
+        self._queue(collection, name, doc)
+        self.flush()
+
+    def delete_admin(self, collection: str, name: str) -> bool:
+        """Delete a named document (committed); whether it existed."""
+        existed = self.admin[collection].pop(name, None) is not None
+        self._del(collection, name)
+        self.flush()
+        return existed
+
+    def record_fault(self, device_id: str, channel: str, code: str, message: str) -> str:
+        """Record a fault that belongs to no task (e.g. a preset's provision)."""
+        fid = f"{device_id}:{channel}"
+        prev = self.faults.get(fid)
+        fault = {
+            "_id": fid,
+            "device": device_id,
+            "channel": channel,
+            "code": code,
+            "message": message,
+            "detail": {},
+            "retries": (prev["retries"] + 1) if prev else 0,
+            "timestamp": now_iso(),
+        }
+        self.faults[fid] = fault
+        self._queue("faults", fid, fault)
+        return fid
 
     # -- tasks ---------------------------------------------------------------------
     def insert_task(self, task: dict[str, Any]) -> tuple[dict[str, Any], bool]:
