@@ -173,6 +173,7 @@ def capacity(args) -> dict:
             cwmp, nbi = _port(), _port()
             acs_args = [GUARDIAN, "acs", "serve", "--cwmp-port", str(cwmp)]
             acs_args += ["--nbi-port", str(nbi), "--db", str(tmp / "acs.sqlite"), "--no-auth"]
+            acs_args += ["--file-port", str(_port()), "--file-dir", str(tmp / "files")]
             if mode == "gpv":
                 (tmp / "presets.json").write_text(json.dumps(PERIODIC_GPV))
                 acs_args += ["--presets", str(tmp / "presets.json")]
@@ -270,6 +271,7 @@ def storm(args) -> dict:
         cwmp, nbi = _port(), _port()
         acs_args = [GUARDIAN, "acs", "serve", "--cwmp-port", str(cwmp), "--nbi-port", str(nbi)]
         acs_args += ["--db", str(Path(d) / "acs.sqlite"), "--no-auth", "--retry-after", "1"]
+        acs_args += ["--file-port", str(_port()), "--file-dir", str(Path(d) / "files")]
         acs_args += ["--max-new-sessions-per-s", str(args.storm_rate)]
         acs = subprocess.Popen(acs_args, stdout=subprocess.DEVNULL, env=_ENV)
         try:

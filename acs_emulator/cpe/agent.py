@@ -14,6 +14,8 @@ of :mod:`acs_emulator.cwmp.soap`; RPCs are dispatched from a table
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
 import math
 import os
@@ -125,6 +127,7 @@ class _After:
     reboot: str | None = None  # command key
     factory_reset: bool = False
     download: dict[str, str] | None = None
+    download_fault: tuple[int, str] | None = None  # set when fetching the file failed
     diagnostics: bool = False
 
 
@@ -189,6 +192,7 @@ class CpeAgent:
         self.sessions_ok = 0
         self.sessions_failed = 0
         self.sessions_refused = 0  # 503 answers (the session did not start)
+        self.downloads_verified = 0  # files fetched with the announced size and hash
         self.retry_count = 0  # consecutive failed attempts (the Inform's RetryCount)
         self.rpcs_handled: list[str] = []
         self._pending_requests: list[str] = []
@@ -398,6 +402,8 @@ class CpeAgent:
         if status not in (200, 204):
             raise SessionError(f"{self.device_id}: session ended with HTTP {status}")
         self.sessions_ok += 1
+        if after.download is not None and int(after.download.get("FileSize") or 0) > 0:
+            after.download_fault = await self._fetch(http, after.download)
         self._after_session(after)
         return True
 
@@ -472,11 +478,47 @@ class CpeAgent:
         return soap.rpc_xml("FactoryResetResponse")
 
     def _rpc_Download(self, body: Any, after: _After) -> str:
-        after.download = {k: soap.text(body, k) for k in ("CommandKey", "URL", "TargetFileName")}
+        after.download = {
+            k: soap.text(body, k) for k in ("CommandKey", "URL", "TargetFileName", "FileSize")
+        }
         return soap.rpc_xml(
             "DownloadResponse",
             {"Status": 1, "StartTime": _UNKNOWN_TIME, "CompleteTime": _UNKNOWN_TIME},
         )
+
+    async def _fetch(
+        self, http: aiohttp.ClientSession, d: dict[str, str]
+    ) -> tuple[int, str] | None:
+        """Download ``d["URL"]`` and check its size and SHA-256; a fault or ``None``.
+
+        Only for a Download announcing a ``FileSize`` (a file the ACS hosts): the
+        body must have exactly that many bytes, and match the ``Digest: sha-256=``
+        header when the server sends one. Fault 9010 otherwise (TR-069 "Download
+        failure"), 9012 when the file is larger than announced.
+        """
+        want = int(d["FileSize"])
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            async with http.get(d["URL"]) as r:
+                if r.status != 200:
+                    return (9010, f"Download failure: HTTP {r.status}")
+                async for chunk in r.content.iter_chunked(1 << 16):
+                    size += len(chunk)
+                    if size > want:
+                        return (9012, "File transfer failure: larger than FileSize")
+                    digest.update(chunk)
+                header = r.headers.get("Digest", "")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return (9010, f"Download failure: {type(exc).__name__}")
+        if size != want:
+            return (9010, f"Download failure: {size} bytes, FileSize {want}")
+        for part in header.split(","):
+            algo, _, value = part.strip().partition("=")
+            if algo.lower() == "sha-256" and base64.b64decode(value) != digest.digest():
+                return (9010, "Download failure: SHA-256 mismatch")
+        self.downloads_verified += 1
+        return None
 
     def _rpc_GetRPCMethods(self, body: Any, after: _After) -> str:
         methods = soap.names_xml(list(self.METHODS), tag="MethodList")
@@ -497,10 +539,11 @@ class CpeAgent:
             d = after.download
             fname = d["TargetFileName"] or d["URL"].rstrip("/").rsplit("/", 1)[-1]
             start = datetime.now(UTC).isoformat(timespec="seconds")
-            if self.misbehaviour.bad_firmware_marker and (
-                self.misbehaviour.bad_firmware_marker in fname
+            if after.download_fault is not None or (
+                self.misbehaviour.bad_firmware_marker
+                and self.misbehaviour.bad_firmware_marker in fname
             ):
-                fault = (9010, "Download failure: image rejected")
+                fault = after.download_fault or (9010, "Download failure: image rejected")
                 self.pending_events["7 TRANSFER COMPLETE"] = ""
                 self.pending_events["M Download"] = d["CommandKey"]
                 self.wakeup.set()

@@ -69,7 +69,7 @@ _TOKEN = re.compile(
       | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
       | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
       | (?P<name>[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)*)
-      | (?P<punct>[(){}\[\],:;+\-*/])
+      | (?P<punct>[(){}\[\],:;+\-*/.])
       | (?P<newline>\n)
     )""",
     re.VERBOSE | re.DOTALL,
@@ -153,7 +153,7 @@ class _Parser:
                 self.fail(pos, f"declare {path}: {what} may hold value/path, got {sorted(extra)}")
         if "path" in (values or {}):
             self.fail(pos, f"declare {path}: instance counts (values.path) are not supported")
-        if ("*" in path.rstrip("*") or "[" in path) and (values or {}):
+        if ("*" in path or "[" in path) and (values or {}):
             self.fail(pos, f"declare {path}: wildcards and aliases are only allowed to refresh")
         return Declaration(path, dict(ts or {}), dict(values or {}))
 
@@ -329,14 +329,14 @@ def _apply(plan: Plan, doc: dict[str, Any], d: Declaration) -> None:
         want = d.values["value"]
         if isinstance(want, list):  # [value, type]
             want, vtype = (want + ["xsd:string"])[:2]
+        elif node is not None and node.get("_type"):
+            vtype = node["_type"]  # as GenieACS: the type the device reported
         else:
-            vtype = (
-                "xsd:boolean"
-                if isinstance(want, bool)
-                else "xsd:int"
-                if isinstance(want, int)
-                else "xsd:string"
-            )
+            # Unknown yet: fetched first in the same session, the type is taken from
+            # the answer when the SetParameterValues is sent ("auto").
+            vtype = "auto"
+            if path not in plan.get:
+                plan.get.append(path)
         text = ("true" if want else "false") if isinstance(want, bool) else str(want)
         have = None if node is None else node.get("_value")
         if have is None or str(have).lower() != text.lower():

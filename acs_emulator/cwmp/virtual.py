@@ -48,6 +48,10 @@ RX_POWER: dict[str, Any] = {
             "convert": "uW_to_dBm",
         },
         {"path": "InternetGatewayDevice.WANDevice.1.X_FH_GponInterfaceConfig.RXPower"},
+        {  # the emulated TR-098 CPEs (0.001 dBm, as TR-181)
+            "path": "InternetGatewayDevice.WANDevice.1.X_GUARDIAN_GponInterfaceConfig.RXPower",
+            "scale": 0.001,
+        },
     ],
 }
 
