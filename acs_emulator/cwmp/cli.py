@@ -205,4 +205,7 @@ def register(app: typer.Typer) -> None:
         help="Emulated TR-069 ACS with a GenieACS-compatible NBI.", no_args_is_help=True
     )
     acs.command("serve")(serve_command)
+    from acs_emulator.cwmp.firmware_cli import firmware_app
+
+    acs.add_typer(firmware_app, name="firmware")
     app.add_typer(acs, name="acs")
