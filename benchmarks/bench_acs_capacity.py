@@ -12,9 +12,11 @@ status and RPC name). Two session shapes:
 
 Per round and server: sessions/s (bound by the load generator on a shared machine),
 the server's CPU time per session (psutil, user+sys) and so its capacity per core
-(1 / CPU per session). The figure to quote is the *ratio* ACS / trivial of capacity
-per core, pair by pair (median of the rounds): it holds when the machine's speed
-drifts. ACS sessions/s on one core = ratio × the trivial handler's.
+(1 / CPU per session). The figures to quote are *ratios* to the trivial handler,
+round by round (medians): of capacity per core (CPU-bound, what the ACS costs) and
+of sessions/s (what the same load generator achieved); they hold when the machine's
+speed drifts. ``--baseline-src DIR`` measures a second ACS from another source tree
+in the same rounds (before/after).
 
 Boot storm: ``--storm N`` emulated CPEs (:class:`~acs_emulator.cpe.CpeAgent`, full
 CWMP) all boot within ``--storm-window`` seconds against an ACS limited to
@@ -164,54 +166,84 @@ def _measure(proc: psutil.Process, url: str, informs: list[bytes], args) -> dict
     }
 
 
+def _start_acs(tmp: Path, mode: str, env: dict[str, str]) -> tuple[subprocess.Popen, int, int]:
+    cwmp, nbi = _port(), _port()
+    args = [GUARDIAN, "acs", "serve", "--cwmp-port", str(cwmp), "--nbi-port", str(nbi)]
+    args += ["--db", str(tmp / "acs.sqlite"), "--no-auth"]
+    help_text = subprocess.run(
+        [GUARDIAN, "acs", "serve", "--help"], capture_output=True, text=True, env=env
+    ).stdout
+    if "--file-port" in help_text:  # an older ACS (a baseline) has no file server
+        args += ["--file-port", str(_port()), "--file-dir", str(tmp / "files")]
+    if mode == "gpv":
+        (tmp / "presets.json").write_text(json.dumps(PERIODIC_GPV))
+        args += ["--presets", str(tmp / "presets.json")]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return proc, cwmp, nbi
+
+
 def capacity(args) -> dict:
+    """Rounds of trivial / ACS (/ baseline ACS) for each session shape."""
     informs = _informs(args.devices)
     out: dict = {}
     for mode in args.modes.split(","):
         with tempfile.TemporaryDirectory() as d:
-            tmp = Path(d)
-            cwmp, nbi = _port(), _port()
-            acs_args = [GUARDIAN, "acs", "serve", "--cwmp-port", str(cwmp)]
-            acs_args += ["--nbi-port", str(nbi), "--db", str(tmp / "acs.sqlite"), "--no-auth"]
-            acs_args += ["--file-port", str(_port()), "--file-dir", str(tmp / "files")]
-            if mode == "gpv":
-                (tmp / "presets.json").write_text(json.dumps(PERIODIC_GPV))
-                acs_args += ["--presets", str(tmp / "presets.json")]
-            acs = subprocess.Popen(acs_args, stdout=subprocess.DEVNULL, env=_ENV)
+            servers: dict[str, tuple[subprocess.Popen, int]] = {}
             tport = _port()
-            triv = subprocess.Popen(
-                [sys.executable, __file__, "--trivial-server", str(tport), "--modes", mode]
+            servers["trivial"] = (
+                subprocess.Popen(
+                    [sys.executable, __file__, "--trivial-server", str(tport), "--modes", mode]
+                ),
+                tport,
             )
+            envs = {"acs": _ENV}
+            if args.baseline_src:
+                envs["baseline"] = dict(_ENV, PYTHONPATH=args.baseline_src)
             try:
-                _wait(f"http://127.0.0.1:{nbi}/devices/")
+                for label, env in envs.items():
+                    (Path(d) / label).mkdir()
+                    proc, cwmp, nbi = _start_acs(Path(d) / label, mode, env)
+                    servers[label] = (proc, cwmp)
+                    _wait(f"http://127.0.0.1:{nbi}/devices/")
                 _wait(f"http://127.0.0.1:{tport}/")
                 rows = []
                 for _ in range(args.rounds):
-                    t = _measure(
-                        psutil.Process(triv.pid), f"http://127.0.0.1:{tport}/", informs, args
-                    )
-                    a = _measure(
-                        psutil.Process(acs.pid), f"http://127.0.0.1:{cwmp}/", informs, args
-                    )
-                    ratio = a["capacity_per_core"] / t["capacity_per_core"]
-                    rows.append({"trivial": t, "acs": a, "ratio": round(ratio, 3)})
-                    print(mode, json.dumps(rows[-1]), flush=True)
+                    row: dict = {}
+                    for label, (proc, port) in servers.items():
+                        url = f"http://127.0.0.1:{port}/"
+                        row[label] = _measure(psutil.Process(proc.pid), url, informs, args)
+                    for label in envs:
+                        row[f"ratio_{label}"] = round(
+                            row[label]["capacity_per_core"] / row["trivial"]["capacity_per_core"],
+                            3,
+                        )
+                        row[f"throughput_ratio_{label}"] = round(
+                            row[label]["sessions_per_s"] / row["trivial"]["sessions_per_s"], 3
+                        )
+                    rows.append(row)
+                    print(mode, json.dumps(row), flush=True)
             finally:
-                for p in (acs, triv):
-                    p.terminate()
-                    p.wait(10)
-        ratios = [r["ratio"] for r in rows]
-        out[mode] = {
-            "ratio_capacity_acs_over_trivial_median": statistics.median(ratios),
-            "ratio_min_max": [min(ratios), max(ratios)],
-            "acs_capacity_per_core_median": statistics.median(
-                r["acs"]["capacity_per_core"] for r in rows
-            ),
-            "trivial_capacity_per_core_median": statistics.median(
-                r["trivial"]["capacity_per_core"] for r in rows
-            ),
-            "acs_failed": sum(r["acs"]["failed"] for r in rows),
-        }
+                for proc, _ in servers.values():
+                    proc.terminate()
+                    proc.wait(10)
+        summary: dict = {}
+        for label in ("trivial", *envs):
+            summary[label] = {
+                k: statistics.median(r[label][k] for r in rows)
+                for k in ("sessions_per_s", "server_cpu_ms_per_session", "capacity_per_core")
+            }
+            summary[label]["failed"] = sum(r[label]["failed"] for r in rows)
+        for label in envs:
+            ratios = [r[f"ratio_{label}"] for r in rows]
+            summary[f"capacity_ratio_{label}_over_trivial"] = {
+                "median": statistics.median(ratios),
+                "min": min(ratios),
+                "max": max(ratios),
+            }
+            summary[f"throughput_ratio_{label}_over_trivial_median"] = statistics.median(
+                r[f"throughput_ratio_{label}"] for r in rows
+            )
+        out[mode] = summary
     return out
 
 
@@ -272,6 +304,7 @@ def storm(args) -> dict:
         acs_args = [GUARDIAN, "acs", "serve", "--cwmp-port", str(cwmp), "--nbi-port", str(nbi)]
         acs_args += ["--db", str(Path(d) / "acs.sqlite"), "--no-auth", "--retry-after", "1"]
         acs_args += ["--file-port", str(_port()), "--file-dir", str(Path(d) / "files")]
+        acs_args += ["--max-sessions", str(args.storm_max_sessions)]
         acs_args += ["--max-new-sessions-per-s", str(args.storm_rate)]
         acs = subprocess.Popen(acs_args, stdout=subprocess.DEVNULL, env=_ENV)
         try:
@@ -291,11 +324,17 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--modes", default="inform,gpv")
+    ap.add_argument(
+        "--baseline-src",
+        default="",
+        help="also measure the ACS of another source tree (e.g. an export of main)",
+    )
     ap.add_argument("--storm", type=int, default=0, help="boot storm of this many CPEs")
     ap.add_argument("--storm-window", type=float, default=10.0, help="all boot within [s]")
     ap.add_argument("--storm-rate", type=float, default=500.0, help="ACS admission [1/s]")
     ap.add_argument("--storm-retry-min", type=float, default=1.0, help="CWMP retry m [s]")
     ap.add_argument("--storm-timeout", type=float, default=120.0)
+    ap.add_argument("--storm-max-sessions", type=int, default=5000)
     ap.add_argument("--trivial-server", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.trivial_server:

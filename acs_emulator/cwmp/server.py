@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 _COOKIE_RE = re.compile(r"session=([0-9a-f]{16,64})")
 _XML_CT = 'text/xml; charset="utf-8"'
+_INFORM_RESPONSE = soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1})
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -104,6 +105,7 @@ class _Session:
     last_seen: float
     task: dict[str, Any] | None = None
     answered: bool = False  # the CPE has posted after its Inform
+    ran_rpcs: bool = False  # an RPC was sent (values may have changed)
     steps: Generator[str, soap.CwmpMessage, None] | None = None
 
 
@@ -318,7 +320,7 @@ class Acs:
 
     def _end_session(self, session: _Session) -> None:
         specs = self.virtual_parameters()
-        doc = self.store.get_device(session.device_id) if specs and session.answered else None
+        doc = self.store.get_device(session.device_id) if specs and session.ran_rpcs else None
         if doc is not None and compute_all(doc, specs, now_iso()):
             self.store.save_device(doc, defer=True)
         self.sessions.pop(session.token, None)
@@ -436,7 +438,7 @@ class Acs:
 
     @staticmethod
     def _inform_response() -> str:
-        return soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1})
+        return _INFORM_RESPONSE
 
     def _record_inform(
         self, device_id: str, dev: dict[str, str], inform: dict[str, Any], peer: Any = None
@@ -626,6 +628,7 @@ class Acs:
                 self._fault(session, "cwmp.invalid", f"task {task['_id']}: {exc}", {})
                 continue
             self.stats["rpcs"] += 1
+            session.ran_rpcs = True
             return self._xml(rpc, session.cwmp_ns, f"acs-{os.urandom(4).hex()}")
 
     def _fault(self, session: _Session, code: str, message: str, detail: Any) -> None:
