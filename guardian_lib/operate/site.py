@@ -119,7 +119,8 @@ class ClockSettings(_Strict):
 
 
 class NotifierSettings(_Strict):
-    """Customer notifications (only the audit trail for now)."""
+    """Customer notifications: always in the audit trail; also sent when the alerting file
+    (``alerts``) has a ``customer_notices`` section (docs/alerts.md)."""
 
     kind: Literal["audit"] = "audit"
 
