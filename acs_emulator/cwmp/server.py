@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 _COOKIE_RE = re.compile(r"session=([0-9a-f]{16,64})")
 _XML_CT = 'text/xml; charset="utf-8"'
+_XML_CT_UTF8 = "text/xml; charset=utf-8"
 _INFORM_RESPONSE = soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1})
 
 
@@ -293,12 +294,11 @@ class Acs:
         status: int = 200,
         headers: dict[str, str] | None = None,
     ) -> web.Response:
+        hdrs = {"Content-Type": _XML_CT_UTF8}
+        if headers:
+            hdrs.update(headers)
         return web.Response(
-            status=status,
-            body=soap.envelope(rpc, cwmp_ns=ns, msg_id=msg_id),
-            content_type="text/xml",
-            charset="utf-8",
-            headers=headers,
+            status=status, body=soap.envelope(rpc, cwmp_ns=ns, msg_id=msg_id), headers=hdrs
         )
 
     def _fault_response(

@@ -292,27 +292,45 @@ def parse_fault(el: Element) -> dict[str, str]:
     return out
 
 
+def _first_children(el: Element) -> dict[str, Element]:
+    """Children of ``el`` by local name (the first of each name), in one pass."""
+    out: dict[str, Element] = {}
+    for c in el:
+        tag = c.tag
+        if isinstance(tag, str):
+            out.setdefault(tag[tag.rfind("}") + 1 :], c)
+    return out
+
+
+def _stripped(el: Element | None, default: str = "") -> str:
+    return default if el is None or el.text is None else el.text.strip()
+
+
 def parse_inform(el: Element) -> dict[str, Any]:
     """Read an Inform: device id parts, events, parameter values, retry count."""
-    dev = child(el, "DeviceId")
+    parts = _first_children(el)
+    dev = parts.get("DeviceId")
     if dev is None:
         raise CwmpParseError("Inform: expected a <DeviceId> element, found none")
-    device = {k: text(dev, k) for k in ("Manufacturer", "OUI", "ProductClass", "SerialNumber")}
+    ids = _first_children(dev)
+    device = {
+        k: _stripped(ids.get(k)) for k in ("Manufacturer", "OUI", "ProductClass", "SerialNumber")
+    }
     if not device["OUI"] or not device["SerialNumber"]:
         raise CwmpParseError(
             f"Inform DeviceId: expected non-empty OUI and SerialNumber, got {device}"
         )
-    events = [
-        (text(e, "EventCode"), text(e, "CommandKey"))
-        for e in children(child(el, "Event"), "EventStruct")
-    ]
+    events = []
+    for e in children(parts.get("Event"), "EventStruct"):
+        ev = _first_children(e)
+        events.append((_stripped(ev.get("EventCode")), _stripped(ev.get("CommandKey"))))
     return {
         "device": device,
         "events": events,
-        "params": parse_parameter_values(child(el, "ParameterList")),
-        "retry_count": text(el, "RetryCount", "0"),
-        "current_time": text(el, "CurrentTime"),
-        "max_envelopes": text(el, "MaxEnvelopes", "1"),
+        "params": parse_parameter_values(parts.get("ParameterList")),
+        "retry_count": _stripped(parts.get("RetryCount"), "0") or "0",
+        "current_time": _stripped(parts.get("CurrentTime")),
+        "max_envelopes": _stripped(parts.get("MaxEnvelopes"), "1") or "1",
     }
 
 
