@@ -35,18 +35,10 @@ from aiohttp import web
 
 from acs_emulator.cwmp import soap
 from acs_emulator.cwmp.auth import Authenticator
+from acs_emulator.cwmp.automation import Automation
 from acs_emulator.cwmp.config import AcsConfig
 from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
 from acs_emulator.cwmp.files import FileStore
-from acs_emulator.cwmp.presets import (
-    Preset,
-    PresetError,
-    preset_from_genieacs,
-    render_task,
-    schedule_active,
-)
-from acs_emulator.cwmp.provisions import ProvisionError, plan_provisions
-from acs_emulator.cwmp.query import BoundedQuery, QueryRejected, prepare_query
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.rpcs import task_steps
 from acs_emulator.cwmp.store import (
@@ -54,11 +46,9 @@ from acs_emulator.cwmp.store import (
     DeviceStore,
     StoreError,
     check_parameter,
-    expand_query,
     now_iso,
     set_parameter,
 )
-from acs_emulator.cwmp.virtual import RX_POWER, check_virtual_parameter, compute_all
 
 __all__ = ["Acs", "AcsConfig", "password_lookup_from_env", "device_id_of"]
 
@@ -143,8 +133,9 @@ class Acs:
             "refused": 0,
         }
         self.files = FileStore(store, self.config.file_dir, self.config.max_file_bytes)
-        self._presets: list[tuple[Preset, Any]] | None = None
-        self._vparams: dict[str, dict[str, Any]] | None = None
+        self.automation = Automation(
+            store, self.config.presets, self.config.builtin_virtual_parameters
+        )
         self._tokens = float(self.config.max_new_sessions_per_s)
         self._tokens_at = time.monotonic()
 
@@ -319,9 +310,8 @@ class Acs:
         return self.sessions.get(token) if token else None
 
     def _end_session(self, session: _Session) -> None:
-        specs = self.virtual_parameters()
-        doc = self.store.get_device(session.device_id) if specs and session.ran_rpcs else None
-        if doc is not None and compute_all(doc, specs, now_iso()):
+        doc = self.store.get_device(session.device_id) if session.ran_rpcs else None
+        if doc is not None and self.automation.compute_virtual(doc, now_iso()):
             self.store.save_device(doc, defer=True)
         self.sessions.pop(session.token, None)
         if self._by_peer.get(session.peer) == session.token:
@@ -463,41 +453,10 @@ class Acs:
             doc["_lastBootstrap"] = ts
         for p in inform["params"]:
             set_parameter(doc, p.name, p.value, p.type, ts, checked=True)
-        compute_all(doc, self.virtual_parameters(), ts)
+        self.automation.compute_virtual(doc, ts)
         self.store.save_device(doc, defer=True)
         root = self.root_of(doc)
-        # A preset task still queued (the device has not run it yet) is not queued
-        # again: repeated Informs must not grow the queue without bound.
-        queued = {(t.get("preset"), t.get("name")) for t in self.store.pending_tasks(device_id)}
-        for preset, query in self.presets():
-            if not preset.events_match(codes) or (
-                query is not None and not self._matches(doc, query)
-            ):
-                continue
-            if preset.schedule and not schedule_active(preset.schedule):
-                continue
-            tasks = list(preset.tasks)
-            if preset.provisions:
-                try:
-                    plan = plan_provisions(doc, preset.provisions, self._scripts())
-                except (ProvisionError, KeyError, TypeError, ValueError) as exc:
-                    self.store.record_fault(
-                        device_id, f"preset_{preset.name}", "preset.provision", str(exc)
-                    )
-                    continue
-                for tag, present in plan.tags.items():
-                    tags = doc.setdefault("_tags", [])
-                    if present and tag not in tags:
-                        tags.append(tag)
-                    elif not present and tag in tags:
-                        tags.remove(tag)
-                tasks += plan.as_tasks()
-            for t in tasks:
-                if (preset.name, t.get("name")) in queued:
-                    continue
-                task = render_task(t, root, dev["SerialNumber"], device_id)
-                task.update(device=device_id, preset=preset.name)
-                self.store.insert_task(task)
+        self.automation.apply(doc, codes, root, dev["SerialNumber"])
         for code, key in inform["events"]:
             # "M Reboot" carries the Reboot's CommandKey (our task id): the reboot
             # happened even if its RebootResponse was lost, so never send it again.
@@ -520,53 +479,13 @@ class Acs:
                 }
             )
 
-    # -- presets, provisions and virtual parameters from the NBI ---------------------------
-    def presets(self) -> list[tuple[Preset, Any]]:
-        """Presets (configured, then NBI) by weight, each with its prepared precondition."""
-        if self._presets is None:
-            out: list[Preset] = list(self.config.presets)
-            for name, body in self.store.admin["presets"].items():
-                try:
-                    out.append(preset_from_genieacs(name, body))
-                except (PresetError, KeyError, TypeError, ValueError) as exc:
-                    log.warning("preset %s ignored: %s", name, exc)  # checked at PUT
-            out.sort(key=lambda p: p.weight)
-            prepared = []
-            for p in out:
-                try:
-                    q = expand_query(prepare_query(p.precondition)) if p.precondition else None
-                except QueryRejected as exc:
-                    log.warning("preset %s ignored: %s", p.name, exc)
-                    continue
-                prepared.append((p, q))
-            self._presets = prepared
-        return self._presets
-
     def virtual_parameters(self) -> dict[str, dict[str, Any]]:
-        """Virtual parameter definitions (built-in ``RXPower`` unless replaced)."""
-        if self._vparams is None:
-            specs: dict[str, dict[str, Any]] = {}
-            if self.config.builtin_virtual_parameters:
-                specs["RXPower"] = check_virtual_parameter("RXPower", RX_POWER)
-            for name, body in self.store.admin["virtual_parameters"].items():
-                specs[name] = check_virtual_parameter(name, body.get("definition", body))
-            self._vparams = specs
-        return self._vparams
+        """Virtual parameter definitions in force (see :class:`Automation`)."""
+        return self.automation.virtual_parameters()
 
     def invalidate(self) -> None:
         """Forget compiled presets and virtual parameters (after an NBI change)."""
-        self._presets = None
-        self._vparams = None
-
-    def _scripts(self) -> dict[str, str]:
-        return {k: v.get("script", "") for k, v in self.store.admin["provisions"].items()}
-
-    @staticmethod
-    def _matches(doc: dict[str, Any], query: Any) -> bool:
-        try:
-            return bool(BoundedQuery(query, time.monotonic() + 0.05).match(doc))
-        except Exception:  # a precondition that cannot be evaluated does not apply
-            return False
+        self.automation.invalidate()
 
     @staticmethod
     def root_of(doc: dict[str, Any]) -> str:

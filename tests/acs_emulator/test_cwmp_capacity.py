@@ -29,11 +29,11 @@ def test_retry_wait_follows_tr069_table_and_spreads():
 
 
 def test_boot_storm_every_cpe_boots_with_503_and_backoff():
-    """300 CPEs booting within 0.3 s against an ACS admitting 150 new sessions/s."""
+    """300 CPEs booting within 0.1 s against an ACS admitting 100 new sessions/s."""
     n = 300
 
     async def go():
-        config = AcsConfig(max_new_sessions_per_s=150, retry_after_s=1)
+        config = AcsConfig(max_new_sessions_per_s=100, retry_after_s=1)
         async with running_acs(config) as svc, http_client(limit=100) as http:
             state = StaticStateSource(seed=1)
             agents = [
@@ -45,7 +45,7 @@ def test_boot_storm_every_cpe_boots_with_503_and_backoff():
             tasks = [
                 asyncio.create_task(
                     a.run(
-                        http, stop=stop, first_delay_s=float(rng.uniform(0, 0.3)), retry_base_s=0.2
+                        http, stop=stop, first_delay_s=float(rng.uniform(0, 0.1)), retry_base_s=0.2
                     )
                 )
                 for a in agents
@@ -107,7 +107,7 @@ def test_acs_commits_within_its_interval(tmp_path):
                 await cpe.post(inform_xml("Z"))
                 assert (await cpe.post(b""))[0] == 204
                 raw = sqlite3.connect(db)
-                for _ in range(100):
+                for _ in range(500):  # bounded: 5 s
                     rows = raw.execute("SELECT id FROM devices").fetchall()
                     if rows:
                         break
