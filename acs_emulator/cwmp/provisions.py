@@ -145,6 +145,12 @@ class _Parser:
         path, ts, values = (call + [None, None])[:3]
         if not isinstance(path, str) or not path:
             self.fail(pos, f"declare: expected a parameter path string, got {path!r}")
+        if path.startswith("_") or "._" in path or len(path) > 256:
+            self.fail(
+                pos,
+                f"declare {path[:60]}: expected a parameter path (≤ 256 characters, "
+                "no segment starting with '_')",
+            )
         for what, d in (("timestamps", ts), ("values", values)):
             if d is not None and not isinstance(d, dict):
                 self.fail(pos, f"declare {path}: {what} must be an object, got {d!r}")

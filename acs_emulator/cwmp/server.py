@@ -183,13 +183,7 @@ class Acs:
         except Exception:
             self.stats["background_errors"] += 1
             log.exception("ACS sweep: expiring sessions failed; will retry")
-        try:
-            self.store.flush()
-        except Exception:
-            self.stats["background_errors"] += 1
-            log.exception("ACS sweep: flushing the store failed; will retry")
-        self.stats["background_errors"] += self.store.write_errors
-        self.store.write_errors = 0
+        self.commit_once()
 
     async def _close(self, _app: web.Application | None = None) -> None:
         for task in (self._sweeper, self._committer):

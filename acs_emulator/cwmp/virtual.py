@@ -24,6 +24,7 @@ import math
 import re
 from typing import Any
 
+from acs_emulator.cwmp.store import StoreError, check_parameter, get_parameter
 from guardian_lib.errors import GuardianError
 
 __all__ = ["RX_POWER", "VirtualParameterError", "check_virtual_parameter", "compute_all"]
@@ -82,6 +83,10 @@ def check_virtual_parameter(name: str, spec: Any) -> dict[str, Any]:
         where = f"{name}.sources[{i}]"
         if not isinstance(src, dict) or not isinstance(src.get("path"), str) or not src["path"]:
             raise VirtualParameterError(f"{where}: expected {{'path': '<parameter>', ...}}")
+        try:
+            check_parameter(src["path"])  # length, depth, no "_" (document metadata)
+        except StoreError as exc:
+            raise VirtualParameterError(f"{where}.path: {exc}") from exc
         if src.get("convert") not in _CONVERT:
             raise VirtualParameterError(
                 f"{where}.convert: expected uW_to_dBm, mW_to_dBm or none, got {src['convert']!r}"
@@ -106,18 +111,9 @@ def check_virtual_parameter(name: str, spec: Any) -> dict[str, Any]:
     return {"type": vtype, "round": digits, "sources": out_sources}
 
 
-def _value(doc: dict[str, Any], path: str) -> Any:
-    cur: Any = doc
-    for part in path.split("."):
-        if not isinstance(cur, dict) or part not in cur:
-            return None
-        cur = cur[part]
-    return cur.get("_value") if isinstance(cur, dict) else None
-
-
 def _compute(doc: dict[str, Any], spec: dict[str, Any]) -> tuple[Any, str] | None:
     for src in spec["sources"]:
-        raw = _value(doc, src["path"])
+        raw = get_parameter(doc, src["path"])
         if raw is None or raw == "":
             continue
         try:

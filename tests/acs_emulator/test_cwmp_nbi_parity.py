@@ -128,6 +128,7 @@ def test_bad_presets_are_refused_naming_the_field(body, phrase):
         ('declare("A.*", null, {value: 1})', "wildcards"),
         ('declare("A", null, {value: process.env})', "unknown name 'process.env'"),
         ('declare("A", null, {value: args[9]})', "args[9]"),
+        ('declare("Device._tags", null, {value: 1})', "no segment starting with '_'"),
         ('declare("A", null, {value: ' + "[" * 20 + "]" * 20 + "})", "nesting deeper"),
     ],
 )
@@ -209,6 +210,9 @@ def test_declarative_virtual_parameter_converts_microwatts_and_skips_bad_sources
                 url, data=json.dumps({"sources": [{"path": "A", "convert": "x"}]})
             ) as r:
                 assert r.status == 400 and "sources[0].convert" in await r.text()
+            bad = {"sources": [{"path": "Device._tags.x"}]}
+            async with http.put(url, data=json.dumps(bad)) as r:
+                assert r.status == 400 and "sources[0].path" in await r.text()
             async with http.put(url, data=json.dumps({"sources": [{"path": "A"}]})) as r:
                 assert r.status == 200
             assert "ZteRx" in svc.acs.virtual_parameters()
