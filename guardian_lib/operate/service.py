@@ -66,6 +66,7 @@ from guardian_lib.operate.alerting import (
 from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
+from guardian_lib.operate.schedule import report_scheduler, reports_cycle
 from guardian_lib.operate.site import SiteConfig, read_secret
 from guardian_lib.operate.state import StateStore
 
@@ -166,6 +167,7 @@ class Operator:
         self.field = self._field_service()
         self.alerts = alert_pipeline(site, self.state_dir)
         self.notifier = customer_notifier(self.alerts, self._decision_time)
+        self.reports = self._report_scheduler()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
@@ -203,6 +205,14 @@ class Operator:
     def _decision_time(self) -> pd.Timestamp:
         """The cycle's time (customer notices are dated with it)."""
         return pd.Timestamp(self.context.ts) if self.context.ts else pd.Timestamp.now(tz="UTC")
+
+    def _report_scheduler(self) -> Any:
+        """The scheduled reports (None without a ``schedule:`` section)."""
+        return report_scheduler(self.site, self.state_dir, self.alerts)
+
+    def _reports_cycle(self, ts: pd.Timestamp) -> list[dict[str, Any]] | None:
+        """Build and e-mail the reports whose period has come (None without a schedule)."""
+        return reports_cycle(self.reports, ts)
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
                       blocks: dict[str, int]) -> dict[str, Any] | None:  # fmt: skip
@@ -398,6 +408,8 @@ class Operator:
         self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
+        # after the commit: a slow or failing report never delays or fails the cycle
+        self._reports_cycle(ts)
         return figures
 
     def _on_grid(self, ts: pd.Timestamp) -> pd.Timestamp:
@@ -513,7 +525,8 @@ class Operator:
                     continue
             d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
                          params=json.loads(a["params"] or "{}"),
-                         rationale={"approved": a["id"], "by": a["decided_by"]})  # fmt: skip
+                         rationale={"approved": a["id"], "by": a["decided_by"],
+                                    "comment": a.get("comment")})  # fmt: skip
             did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
             results = self.real_dispatcher.execute(d, ts)
             for r in results:
@@ -578,4 +591,6 @@ class Operator:
         self.metrics.close()
         if self.alerts is not None:
             self.alerts.close()
+        if self.reports is not None:
+            self.reports.close()
         self.store.close()
