@@ -25,6 +25,7 @@ from pysnmp.entity.rfc3413 import cmdrsp, context
 from pysnmp.proto import rfc1902
 
 from acs_emulator.olt.mib import OidTable, TableMibInstrum
+from guardian_lib._threaded import ThreadedServer
 from guardian_lib.snmp.ber import (
     END_OF_MIB_VIEW,
     GET,
@@ -239,13 +240,16 @@ class OltAgent:
             self.engine = None
 
 
-class AgentPool:
+class AgentPool(ThreadedServer):
     """Many agents on one event loop.
 
     Parameters
     ----------
     specs : list of AgentSpec
     """
+
+    _thread_name = "olt-agents"
+    _server_label = "SNMP agents"
 
     def __init__(self, specs: list[AgentSpec]) -> None:
         self.specs = specs
@@ -277,47 +281,3 @@ class AgentPool:
         finally:
             for a in self.agents:
                 a.close()
-
-    def stop(self) -> None:
-        """Ask :meth:`serve` to return (thread-safe)."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-
-    def start_in_thread(self, timeout_s: float = 10.0) -> AgentPool:
-        """Serve on a daemon thread; returns once every port is bound.
-
-        Parameters
-        ----------
-        timeout_s : float
-            Give up if the agents are not up by then. [s]
-        """
-        started = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(self.serve(ready=lambda _: started.set()))
-            except BaseException as exc:  # reported to the starting thread
-                errors.append(exc)
-                started.set()
-
-        self._thread = threading.Thread(target=run, name="olt-agents", daemon=True)
-        self._thread.start()
-        if not started.wait(timeout_s):
-            raise TimeoutError(f"SNMP agents did not start within {timeout_s} s")
-        if errors:
-            raise errors[0]
-        return self
-
-    def stop_thread(self, timeout_s: float = 10.0) -> None:
-        """Stop a pool started with :meth:`start_in_thread` and wait for it. [s]"""
-        self.stop()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    def __enter__(self) -> AgentPool:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
