@@ -1,7 +1,7 @@
 """How one fault lives in the simulation: it starts, hurts, raises alarms and ends.
 
 :class:`FaultLifecycle` is the part of :class:`simulator.engine.Simulation` that runs
-each drawn :class:`~simulator.faults.Fault` as a SimPy process and keeps the ground
+each drawn :class:`~simulator.fault_model.Fault` as a SimPy process and keeps the ground
 truth of which faults affect which ONU right now. A fault ends when its timer runs out
 or when something fixes it (:meth:`FaultLifecycle.fix_fault`: a visit, a reboot, a
 Wi-Fi profile change).
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import simpy
 
 from simulator import optics
-from simulator.faults import Effects, Fault
+from simulator.fault_model import Effects, Fault
 from simulator.topology import Topology
 
 __all__ = ["FaultLifecycle"]
