@@ -19,19 +19,31 @@ __all__ = ["ThreadedServer"]
 class ThreadedServer:
     """Mixin: ``stop``, ``start_in_thread``, ``stop_thread`` and the context manager.
 
-    The class that mixes it in provides ``serve(ready)``, a coroutine that sets
-    ``self._loop`` and ``self._stop`` (an :class:`asyncio.Event`), calls ``ready(self)``
-    once it listens and returns when ``self._stop`` is set. It names its thread with
+    The class that mixes it in provides ``start()``, a coroutine that binds its ports and
+    sets ``self._loop`` (the running loop) and ``self._stop`` (an :class:`asyncio.Event`),
+    and ``_shutdown()``, a coroutine that releases them. It names its thread with
     ``_thread_name`` and itself, for the start-up timeout message, with ``_server_label``.
     """
 
     _thread_name: str = "server"
     _server_label: str = "server"
-    _loop: asyncio.AbstractEventLoop | None
-    _stop: asyncio.Event | None
-    _thread: threading.Thread | None
+    _loop: asyncio.AbstractEventLoop | None = None
+    _stop: asyncio.Event | None = None
+    _thread: threading.Thread | None = None
 
-    serve: Callable[..., Coroutine[Any, Any, None]]
+    start: Callable[[], Coroutine[Any, Any, Any]]
+    _shutdown: Callable[[], Coroutine[Any, Any, None]]
+
+    async def serve(self, ready: Callable[[Self], None] | None = None) -> None:
+        """Start, call ``ready(self)`` once listening, serve until :meth:`stop`."""
+        await self.start()
+        if ready is not None:
+            ready(self)
+        assert self._stop is not None
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
 
     def stop(self) -> None:
         """Ask :meth:`serve` to return (thread-safe)."""

@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import logging
 import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,9 +253,6 @@ class AgentPool(ThreadedServer):
     def __init__(self, specs: list[AgentSpec]) -> None:
         self.specs = specs
         self.agents: list[OltAgent] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop: asyncio.Event | None = None
 
     @property
     def ports(self) -> dict[str, int]:
@@ -270,14 +266,7 @@ class AgentPool(ThreadedServer):
         for spec in self.specs:
             self.agents.append(await OltAgent(spec).start())
 
-    async def serve(self, ready: Callable[[AgentPool], None] | None = None) -> None:
-        """Start, call ``ready(pool)``, then serve until :meth:`stop`."""
-        await self.start()
-        if ready is not None:
-            ready(self)
-        assert self._stop is not None
-        try:
-            await self._stop.wait()
-        finally:
-            for a in self.agents:
-                a.close()
+    async def _shutdown(self) -> None:
+        """Release the ports (end of :meth:`serve`)."""
+        for a in self.agents:
+            a.close()

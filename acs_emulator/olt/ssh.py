@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -157,9 +156,6 @@ class OltCliServer(ThreadedServer):
         self.ports: dict[str, int] = {}
         self.sessions = 0
         self._servers: list[Any] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
 
     def known_hosts(self) -> str:
         """OpenSSH ``known_hosts`` lines for every served OLT."""
@@ -189,18 +185,11 @@ class OltCliServer(ThreadedServer):
             self._servers.append(server)
             self.ports[olt_id] = server.sockets[0].getsockname()[1]
 
-    async def serve(self, ready: Callable[[OltCliServer], None] | None = None) -> None:
-        """Start, call ``ready(server)``, serve until :meth:`stop`."""
-        await self.start()
-        if ready is not None:
-            ready(self)
-        assert self._stop is not None
-        try:
-            await self._stop.wait()
-        finally:
-            for s in self._servers:
-                s.close()
-                await s.wait_closed()
+    async def _shutdown(self) -> None:
+        """Release the ports (end of :meth:`serve`)."""
+        for s in self._servers:
+            s.close()
+            await s.wait_closed()
 
 
 def write_cli_inventory(

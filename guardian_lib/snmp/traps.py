@@ -279,9 +279,6 @@ class TrapReceiver(ThreadedServer):
         )  # fmt: skip
         self._lock = threading.Lock()
         self._engine: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
 
     def accept(self, address: str, varbinds: list[tuple[tuple[int, ...], Any]]) -> None:
         """Map one trap's varbinds to an event and queue it (called per trap).
@@ -359,13 +356,6 @@ class TrapReceiver(ThreadedServer):
             self._engine.close_dispatcher()
             self._engine = None
 
-    async def serve(self, ready: Callable[[TrapReceiver], None] | None = None) -> None:
-        """Start, call ``ready(receiver)``, receive until :meth:`stop`."""
-        await self.start()
-        if ready is not None:
-            ready(self)
-        assert self._stop is not None
-        try:
-            await self._stop.wait()
-        finally:
-            self.close()
+    async def _shutdown(self) -> None:
+        """Release the ports (end of :meth:`serve`)."""
+        self.close()
