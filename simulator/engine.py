@@ -18,14 +18,15 @@ import pandas as pd
 import simpy
 
 from guardian_lib.loop.tick import EventRow
-from simulator import optics
-from simulator.faults import Effects, Fault, draw_faults, draw_storms
+from simulator.admin import AdminState
+from simulator.fault_lifecycle import FaultLifecycle
+from simulator.faults import Effects, Fault, Storm, draw_faults, draw_storms
 from simulator.operations import Operations
 from simulator.scenario import Scenario
 from simulator.telemetry import TickState, compute_tick, detect_events, traffic_load
 from simulator.topology import Topology, build_topology
 
-__all__ = ["Simulation", "TickSink", "SimEvent"]
+__all__ = ["Simulation", "SimParts", "TickSink", "SimEvent"]
 
 
 class SimEvent(NamedTuple):
@@ -52,13 +53,35 @@ class SimEvent(NamedTuple):
 _NIGHT_START_H, _NIGHT_END_H = 0.0, 6.5
 
 
+class SimParts(NamedTuple):
+    """A simulation's network, faults and random streams, prepared outside it.
+
+    The sharded simulator (:mod:`simulator.sharded`) draws the network and every fault
+    of the fleet once and runs each region with its own streams.
+
+    Attributes
+    ----------
+    topology : Topology
+    storms : list of Storm
+    faults : list of Fault
+        Fault ``onus`` index rows of ``topology.onus``.
+    streams : tuple of 5 numpy.random.Generator
+        Tick noise, calls, operations, data quality, action outcomes.
+    """
+
+    topology: Topology
+    storms: list[Storm]
+    faults: list[Fault]
+    streams: tuple[np.random.Generator, ...]
+
+
 class TickSink(Protocol):
     """Receives every tick and the events logged since the previous one."""
 
     def on_tick(self, sim: Simulation, state: TickState, events: list[SimEvent]) -> None: ...
 
 
-class Simulation:
+class Simulation(FaultLifecycle):
     """A simulated ISP that can be stepped tick by tick or run to the end.
 
     Parameters
@@ -72,6 +95,8 @@ class Simulation:
         care which environment runs it.
     sinks : list of TickSink, optional
         Observers called after every tick (e.g. the Parquet writer).
+    parts : SimParts, optional
+        A network, faults and streams prepared elsewhere (instead of ``seed`` / ``rng``).
 
     Attributes
     ----------
@@ -91,16 +116,26 @@ class Simulation:
         rng: np.random.Generator | None = None,
         env: simpy.Environment | None = None,
         sinks: list[TickSink] | None = None,
+        parts: SimParts | None = None,
     ) -> None:
         if seed is not None and rng is not None:
             raise ValueError("give seed or rng, not both")
-        if rng is None:
-            rng = np.random.default_rng(scenario.seed if seed is None else seed)
+        if parts is not None and (seed is not None or rng is not None):
+            raise ValueError("give parts or seed/rng, not both")
         self.scenario = scenario
         self.start = pd.Timestamp(scenario.start)
-        streams = rng.spawn(7)
-        (r_topo, r_faults, r_tick, r_calls, r_ops, self.rng_dq, self._rng_actions) = streams
-        self.topology: Topology = build_topology(scenario, r_topo)
+        if parts is None:
+            if rng is None:
+                rng = np.random.default_rng(scenario.seed if seed is None else seed)
+            streams = rng.spawn(7)
+            (r_topo, r_faults, r_tick, r_calls, r_ops, self.rng_dq, self._rng_actions) = streams
+            topology = build_topology(scenario, r_topo)
+            storms = draw_storms(scenario, len(topology.regions), r_faults)
+            faults = draw_faults(scenario, topology, storms, r_faults)
+        else:
+            topology, storms, faults = parts.topology, parts.storms, parts.faults
+            (r_tick, r_calls, r_ops, self.rng_dq, self._rng_actions) = parts.streams
+        self.topology: Topology = topology
         self.onu_ids = self.topology.onus["onu_id"].to_numpy()
         self.customer_ids = self.topology.customers["customer_id"].to_numpy()
         self.env = env if env is not None else simpy.Environment()
@@ -109,9 +144,8 @@ class Simulation:
         n = self.topology.n_onus
         self._rng_tick = r_tick
         self._rng_calls = r_calls
-        storms = draw_storms(scenario, len(self.topology.regions), r_faults)
         self.storms = storms
-        self.faults: list[Fault] = draw_faults(scenario, self.topology, storms, r_faults)
+        self.faults: list[Fault] = faults
         self._fault_by_id = {f.fault_id: f for f in self.faults}
         # Insertion-ordered dicts, not sets: iteration order must not depend on ids.
         self._active: dict[int, dict[str, Fault]] = {}
@@ -123,6 +157,8 @@ class Simulation:
         self.called_episode = np.zeros(n, dtype=bool)
         self.notified_until_s = np.full(n, -np.inf)
         self.ops = Operations(self, r_ops)
+        #: What the OLTs' operators configured (authorized / disabled ONUs, shut ports).
+        self.admin = AdminState(self.topology.onus["pon_id"].to_numpy())
         self.sinks: list[TickSink] = list(sinks or [])
         self.state: TickState | None = None
         self._pending_events: list[SimEvent] = []
@@ -170,10 +206,6 @@ class Simulation:
         # Let events scheduled before the horizon (visits, fault ends) finish.
         self.env.run(until=self.scenario.horizon_s)
 
-    def active_faults(self, onu_row: int) -> list[Fault]:
-        """Faults currently affecting an ONU, oldest first (ground truth: simulator only)."""
-        return list(self._active.get(onu_row, {}).values())
-
     def customer_impacted(self, onu_row: int) -> bool:
         """Whether the customer currently sees a problem (as they would tell the office)."""
         return not np.isnan(self.impact_since_s[onu_row])
@@ -191,14 +223,6 @@ class Simulation:
         self._pending_events.append(
             SimEvent(now_s, entity_id, entity_type, type_, severity, json.dumps(payload or {}))
         )
-
-    def fix_fault(self, fault: Fault, by: str) -> bool:
-        """End an active fault now (a visit, a reboot). Returns whether it was active."""
-        event = self._fix_events.get(fault.fault_id)
-        if event is None or event.triggered:
-            return False
-        event.succeed(by)
-        return True
 
     def reboot_cpe(self, onu: int | str, by: str = "autopilot") -> None:
         """Power-cycle a CPE: down for a few minutes, may clear a hang.
@@ -265,104 +289,6 @@ class Simulation:
         return "no_fault_found"
 
     # --- processes ------------------------------------------------------------------------
-    def _register(self, fault: Fault, add: bool) -> None:
-        for row in fault.onus.tolist():
-            bucket = self._active.setdefault(row, {})
-            if add:
-                bucket[fault.fault_id] = fault
-            else:
-                bucket.pop(fault.fault_id, None)
-                if not bucket:
-                    del self._active[row]
-
-    def _impact_delay_s(self, fault: Fault) -> float:
-        """Seconds from a fault's start until it hurts the customer (if nobody fixes it)."""
-        if fault.kind == "hardware_failure" and not fault.params.get("dead"):
-            return fault.params["drift_s"]
-        if fault.kind == "cpe_hang":
-            return fault.params.get("precursor_s", 0.0)
-        if fault.kind == "fibre_degradation":
-            # RX falls linearly from where it is now to the level that hurts.
-            row = int(fault.onus[0])
-            rx_now = self.topology.base_rx_dbm[row] - self.effects.rx_offset_db(self.env.now)[row]
-            margin_db = max(float(rx_now) - optics.IMPACT_RX_DBM, 0.0)
-            return margin_db / fault.params["db_per_s"]
-        return 0.0
-
-    def _fault_process(self, fault: Fault):
-        env = self.env
-        yield env.timeout(fault.start_s)
-        follows = self._fault_by_id.get(fault.params.get("follows", ""))
-        if follows is not None and (follows.params.get("skipped") or follows.fixed_by == "visit"):
-            # A visit fixed the Wi-Fi for good: this recurrence never happens.
-            fault.params["skipped"] = True
-            return
-        fix = env.event()
-        self._fix_events[fault.fault_id] = fix
-        self.effects.apply(fault, env.now, +1)
-        self._register(fault, True)
-        if fault.kind == "olt_board_failure":
-            olt_id = fault.scope_key.rsplit("/", 1)[0]
-            self.emit_event(
-                env.now,
-                olt_id,
-                "olt",
-                "OLT_ALARM",
-                "critical",
-                {"board": fault.scope_key, "alarm": "board_fault"},
-            )
-        fault.impact_start_s = env.now + self._impact_delay_s(fault)
-        for cb in self.on_fault_change:
-            cb(fault, "start")
-        waits = [fix]
-        if fault.duration_s is not None and fault.kind != "cpe_hang":
-            waits.append(env.timeout(fault.duration_s))
-        if fault.kind == "cpe_hang":
-            leak_s = fault.params.get("precursor_s", 0.0)
-            result = {}
-            if leak_s > 0:
-                result = yield env.any_of([fix, env.timeout(leak_s)])
-                if fix not in result:
-                    self.effects.hang_cpe(fault)
-            if fix in result:
-                by = result[fix]
-            else:
-                # The customer power-cycles it after a while if nobody reboots it.
-                if fault.duration_s is not None:
-                    waits.append(env.timeout(fault.duration_s))
-                result = yield env.any_of(waits)
-                by = result[fix] if fix in result else "timer"
-        elif fault.kind == "hardware_failure" and not fault.params.get("dead"):
-            death = env.timeout(fault.params["drift_s"])
-            result = yield env.any_of([fix, death])
-            if fix not in result:
-                self.effects.kill_hardware(fault)
-                result = yield fix
-                by = result
-            else:
-                by = result[fix]
-        else:
-            result = yield env.any_of(waits)
-            by = result[fix] if fix in result else "timer"
-        self.effects.apply(fault, env.now, -1)
-        self._register(fault, False)
-        fault.end_s = env.now
-        fault.fixed_by = by
-        if fault.impact_start_s is not None and fault.impact_start_s > env.now:
-            fault.impact_start_s = None  # fixed before it hurt anyone
-        if fault.kind == "olt_board_failure":
-            olt_id = fault.scope_key.rsplit("/", 1)[0]
-            self.emit_event(
-                env.now,
-                olt_id,
-                "olt",
-                "OLT_ALARM",
-                "clear",
-                {"board": fault.scope_key, "alarm": "board_fault"},
-            )
-        for cb in self.on_fault_change:
-            cb(fault, "end")
-
     def _reboot(self, row: int, by: str):
         env = self.env
         down_s = self.scenario.faults.reboot_down_minutes * 60
@@ -396,6 +322,7 @@ class Simulation:
                 self.rebooting_until_s,
                 self.base_latency_ms,
                 self._rng_tick,
+                admin_down=self.admin.down_mask() if self.admin.any_down() else None,
             )
             if prev is not None:
                 powered_back = ~prev.online & (prev.down_cause == 2) & state.online

@@ -19,20 +19,19 @@ the number of simulated days.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW
 from simulator.engine import SimEvent, Simulation
+from simulator.run_tables import faults_truth_frame, service_orders_frame, write_run_tables
 from simulator.telemetry import TickState
 
 __all__ = [
@@ -41,6 +40,9 @@ __all__ = [
     "EVENTS_SCHEMA",
     "simulate_to_dir",
     "check_out_dir",
+    "write_run_tables",
+    "service_orders_frame",
+    "faults_truth_frame",
     "VENDOR_SENTINELS",
 ]
 
@@ -79,11 +81,15 @@ class RunWriter:
         Directory to write into (created).
     flush_ticks : int, default 36
         Ticks buffered per row group (36 × 5 min = 3 h). [-]
+    part : int, default 0
+        Number of the part files written (``sim-part-NNNN.parquet``): the sharded
+        simulator gives each region its own, so shards never write the same file.
     """
 
-    def __init__(self, out_dir: Path, flush_ticks: int = 36) -> None:
+    def __init__(self, out_dir: Path, flush_ticks: int = 36, part: int = 0) -> None:
         self.out_dir = Path(out_dir)
         self.flush_ticks = flush_ticks
+        self.part = part
         self._block: list[TickState] = []
         self._events: list[SimEvent] = []
         self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}  # I/O thread only
@@ -249,7 +255,8 @@ class RunWriter:
         kind, day = key
         writer = self._writers.get(key)
         if writer is None:
-            path = RunLayout(self.out_dir).raw(kind) / f"date={day}" / "sim-part-0000.parquet"
+            name = f"sim-part-{self.part:04d}.parquet"
+            path = RunLayout(self.out_dir).raw(kind) / f"date={day}" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             schema = TELEMETRY_SCHEMA if kind == "telemetry" else EVENTS_SCHEMA
             writer = pq.ParquetWriter(path, schema, compression="zstd")
@@ -263,6 +270,29 @@ class RunWriter:
 
     def close(self) -> None:
         """Flush everything, close the files and write inventory, operations, manifest."""
+        sim = self.close_files()
+        write_run_tables(
+            self.out_dir,
+            sim.scenario,
+            sim.topology,
+            service_orders_frame(sim),
+            faults_truth_frame(sim),
+            {**self.rows, "calls": int(sim.ops.calls)},
+        )
+
+    def close_files(self) -> Simulation:
+        """Flush every buffered row and close the Parquet files (RAW only).
+
+        Returns
+        -------
+        Simulation
+            The simulation the writer saw.
+
+        Raises
+        ------
+        RuntimeError
+            The writer saw no tick.
+        """
         self.flush()
         self._flush_late(up_to_day=None)
         self._flush_events()
@@ -272,37 +302,9 @@ class RunWriter:
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
-        sim = self._sim
-        if sim is None:
+        if self._sim is None:
             raise RuntimeError("the writer saw no tick")
-        inv = self.out_dir / "inventory"
-        inv.mkdir(parents=True, exist_ok=True)
-        for name, df in sim.topology.tables().items():
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), inv / f"{name}.parquet")
-        ops = self.out_dir / "ops"
-        ops.mkdir(parents=True, exist_ok=True)
-        orders = service_orders_frame(sim)
-        pq.write_table(
-            pa.Table.from_pandas(orders, preserve_index=False), ops / "service_orders.parquet"
-        )
-        truth = faults_truth_frame(sim)
-        pq.write_table(
-            pa.Table.from_pandas(truth, preserve_index=False), ops / "faults_truth.parquet"
-        )
-        manifest = {
-            "format": "network-guardian-run/1",
-            "scenario": json.loads(sim.scenario.model_dump_json()),
-            "seed": sim.scenario.seed,
-            "n_onus": int(sim.topology.n_onus),
-            "ticks": int(sim.n_ticks),
-            "rows": {
-                **self.rows,
-                "service_orders": len(orders),
-                "faults_truth": len(truth),
-                "calls": int(sim.ops.calls),
-            },
-        }
-        RunLayout(self.out_dir).manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        return self._sim
 
 
 def pc_day(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -310,70 +312,6 @@ def pc_day(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
     us = np.asarray(ts.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
     days = us // (86400 * _US)
     return np.datetime_as_string(days.astype("datetime64[D]"), unit="D")
-
-
-def _ts_col(sim: Simulation, seconds: list[float | None]) -> pd.Series:
-    values = [None if s is None else sim.ts_of(s) for s in seconds]
-    return pd.Series(pd.to_datetime(values, utc=True), dtype="datetime64[us, UTC]")
-
-
-def service_orders_frame(sim: Simulation) -> pd.DataFrame:
-    """``service_orders`` table of a simulation."""
-    recs = sim.ops.records()
-    df = pd.DataFrame(
-        recs,
-        columns=[
-            "os_id", "customer_id", "onu_row", "region", "reason", "status", "opened_s",
-            "scheduled_s", "closed_s", "technician_id", "outcome", "cost_brl", "opened_by",
-        ],
-    )  # fmt: skip
-    out = pd.DataFrame(
-        {
-            "os_id": df["os_id"].astype(object),
-            "customer_id": df["customer_id"].astype(object),
-            "region": df["region"].astype(object),
-            "reason": df["reason"].astype(object),
-            "status": df["status"].astype(object),
-            "opened_at": _ts_col(sim, df["opened_s"].tolist()),
-            "scheduled_for": _ts_col(sim, df["scheduled_s"].tolist()),
-            "closed_at": _ts_col(sim, [None if pd.isna(x) else x for x in df["closed_s"]]),
-            "technician_id": df["technician_id"].astype(object),
-            "outcome": df["outcome"].astype(object),
-            "cost_brl": df["cost_brl"].astype(float),
-            "opened_by": df["opened_by"].astype(object),
-        }
-    )
-    return out
-
-
-def faults_truth_frame(sim: Simulation) -> pd.DataFrame:
-    """``faults_truth`` table (simulator only; models and policies never read it)."""
-    recorded = [f for f in sim.faults if f.recorded]
-    ids = sim.onu_ids
-    return pd.DataFrame(
-        {
-            "fault_id": [f.fault_id for f in recorded],
-            "kind": [f.kind for f in recorded],
-            "cause_class": [f.cause_class for f in recorded],
-            "scope_type": [f.scope_type for f in recorded],
-            "scope_key": [f.scope_key for f in recorded],
-            "start_at": _ts_col(sim, [f.start_s for f in recorded]),
-            "impact_start_at": _ts_col(
-                sim,
-                [
-                    None
-                    if f.impact_start_s is None or f.impact_start_s > sim.scenario.horizon_s
-                    else f.impact_start_s
-                    for f in recorded
-                ],
-            ),
-            "end_at": _ts_col(sim, [f.end_s for f in recorded]),
-            "affected_onus": [ids[f.onus].astype(str).tolist() for f in recorded],
-            "n_affected": [len(f.onus) for f in recorded],
-            "fixable_by_reboot": [f.fixable_by_reboot for f in recorded],
-            "fixed_by": [f.fixed_by for f in recorded],
-        }
-    )
 
 
 def check_out_dir(out_dir: Path, overwrite: bool) -> None:

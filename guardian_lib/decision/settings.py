@@ -58,11 +58,13 @@ GUARDIAN_ENV_NAMES = frozenset(
 #: inventories, ACS / CPE / NBI secrets); not checked here.
 GUARDIAN_ENV_FAMILIES = (
     "GUARDIAN_SNMP_",
+    "GUARDIAN_OLT_",  # OLT CLI logins and PPPoE accounts named by an OLT CLI inventory
     "GUARDIAN_ACS_",
     "GUARDIAN_CPE_",
     "GUARDIAN_NBI_",
     "GUARDIAN_ZT_",
     "GUARDIAN_ALERT_",  # receivers' secrets named by an alert file (``token_env``)
+    "GUARDIAN_OWN_",  # database URLs named by an own-data mapping (``sql.url_env``)
 )
 #: Hard bounds of the safety limits: ``field → (lowest, highest)`` allowed value.
 HARD_LIMITS: dict[str, tuple[float, float]] = {
@@ -125,6 +127,10 @@ class AutopilotSettings(BaseSettings):
     kill_switch_file : Path, optional
         While this file exists every automatic action is blocked; checked at every
         decision, so it can be created while the autopilot runs (``touch FILE``).
+    maintenance_file : Path, optional
+        YAML file whose ``maintenance_windows:`` block reboots, visits and notices in
+        their area while in force (an alerting file will do; read when the guard is
+        built). ``guardian operate`` uses the site's alerting file when unset.
     """
 
     model_config = SettingsConfigDict(
@@ -144,6 +150,7 @@ class AutopilotSettings(BaseSettings):
     breaker_pause_minutes: Annotated[float, _bounded("breaker_pause_minutes")] = 120.0
     kill_switch: bool = False
     kill_switch_file: Path | None = None
+    maintenance_file: Path | None = None
 
     def __init__(self, **values: Any) -> None:
         check_environment(os.environ)

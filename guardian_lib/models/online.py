@@ -82,6 +82,8 @@ class OnlineScorer:
         self._last: pd.DataFrame | None = None  # the previous call's predictions
         self._last_sym: np.ndarray | None = None
         self._calls = 0
+        #: Feature rows of the last call (None before the first).
+        self.last_features: pd.DataFrame | None = None
 
     def update(self, tick: Tick) -> None:
         """Add one tick of readings and events (see :meth:`RollingCube.update`)."""
@@ -106,8 +108,9 @@ class OnlineScorer:
         self._calls = int(state.get("calls", 0))
 
     def __call__(self, snapshot=None) -> pd.DataFrame:
-        """Predictions of every ONU at the newest observed tick (see ``full_every``)."""
-        features = self.cube.latest_features()
+        """Predictions of every ONU at the newest observed tick (see ``full_every``; its
+        feature rows stay in :attr:`last_features`, e.g. for drift monitoring)."""
+        features = self.last_features = self.cube.latest_features()
         full = self._last is None or self._calls % self.full_every == 0
         self._calls += 1
         if self.full_every == 1:
