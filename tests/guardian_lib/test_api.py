@@ -112,7 +112,8 @@ def world(tmp_path_factory):
         users.add(f"{role}-all", role)
         tokens[(role, None)] = users.issue_token(f"{role}-all")[0]
     users.add("pw-user", "viewer", password="pw-user-secret")
-    cfg = ApiConfig(run=run, users=root / "users.json", state=state, execute_per_minute=1000)
+    cfg = ApiConfig(run=run, users=root / "users.json", state=state, execute_per_minute=1000,
+                    webhook_allow_local=True)  # fmt: skip
     client = TestClient(create_app(cfg, users))
     return {"run": run, "state": state, "users": users, "tokens": tokens, "client": client,
             "cfg": cfg, "root": root}  # fmt: skip
@@ -504,7 +505,7 @@ def test_webhooks_deliver_signed_decision_events_to_a_real_receiver(world, tmp_p
         state = tmp_path / "state"
         StateStore(state).close()
         cfg = ApiConfig(run=world["run"], users=tmp_path / "u.json", state=state,
-                        webhook_every_s=0)  # fmt: skip
+                        webhook_every_s=0, webhook_allow_local=True)  # fmt: skip
         app = create_app(cfg, users)
         c = TestClient(app)
         url = f"http://127.0.0.1:{server.server_port}/hook"

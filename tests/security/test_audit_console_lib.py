@@ -111,3 +111,18 @@ def test_login_has_no_open_redirect_and_static_paths_do_not_traverse(world):
                  "/console/app.js/../../../pyproject.toml"):  # fmt: skip
         resp = client.get(path)
         assert "root:" not in resp.text and "[project]" not in resp.text
+
+
+def test_api_refuses_a_webhook_to_a_local_address_by_default(world):
+    root, users = world
+    users.add("boss", "admin")
+    token = users.issue_token("boss")[0]
+    client = TestClient(_app(world), headers={"Authorization": f"Bearer {token}"})
+    r = client.post(f"{PREFIX}/webhooks",
+                    json={"url": "http://169.254.169.254/latest/", "events": ["incident"]})  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "body.url"
+    assert "--webhook-allow-local" in r.json()["detail"]
+    ok = client.post(
+        f"{PREFIX}/webhooks", json={"url": "https://10.9.8.7/h", "events": ["incident"]}
+    )
+    assert ok.status_code == 201
