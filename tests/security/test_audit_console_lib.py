@@ -126,3 +126,20 @@ def test_api_refuses_a_webhook_to_a_local_address_by_default(world):
         f"{PREFIX}/webhooks", json={"url": "https://10.9.8.7/h", "events": ["incident"]}
     )
     assert ok.status_code == 201
+
+
+def test_validation_errors_never_fail_or_repeat_secrets(world):
+    """Found by schemathesis: a JSON body sent as text/plain answered 500 (bytes in the
+    error), and a refused password was echoed in the 422."""
+    client = TestClient(_app(world))
+    raw = client.post(f"{PREFIX}/auth/login", content=b'{"name": "op", "password": "hunter2-pw"}',
+                      headers={"Content-Type": "text/plain"})  # fmt: skip
+    assert raw.status_code == 422 and "hunter2" not in raw.text
+    long_pw = "s3cr3t-" + "x" * 2000
+    r = client.post(f"{PREFIX}/auth/login", json={"name": "op", "password": long_pw})
+    assert r.status_code == 422 and r.json()["field"] == "body.password" and "s3cr3t" not in r.text
+    inf = client.post(f"{PREFIX}/auth/login", content=b'{"name": 1e999, "password": "x"}',
+                      headers={"Content-Type": "application/json"})  # fmt: skip
+    assert inf.status_code == 422 and "inf" in inf.text
+    long_name = client.post(f"{PREFIX}/auth/login", json={"name": "n" * 500, "password": "p"})
+    assert long_name.status_code == 422 and "n" * 101 not in long_name.text
