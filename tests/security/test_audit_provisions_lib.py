@@ -1,10 +1,12 @@
-"""Security audit: provision scripts cannot exhaust CPU or memory, or crash a session."""
+"""Security audit: provision scripts and virtual parameters cannot exhaust CPU or memory,
+or crash a session or an NBI call."""
 
 from __future__ import annotations
 
 import pytest
 
 from acs_emulator.cwmp.provisions import ProvisionError, parse_script, plan_provisions
+from acs_emulator.cwmp.virtual import VirtualParameterError, check_virtual_parameter
 
 
 def test_block_comments_still_work_across_lines():
@@ -39,3 +41,12 @@ def test_literals_and_arithmetic_are_bounded(value, phrase):
 def test_a_bounded_product_still_plans_a_set():
     plan = plan_provisions({}, [["p", 7]], {"p": 'declare("A.B", null, {value: args[0]*1000})'})
     assert plan.set == [["A.B", 7000, "auto"]]
+
+
+@pytest.mark.parametrize("value", [10**400, float("nan"), float("inf"), True, "2", None])
+def test_virtual_parameter_numbers_must_be_finite(value):
+    """10**400 (valid JSON) made float() raise OverflowError: HTTP 500 at PUT."""
+    spec = {"sources": [{"path": "Device.X.Y", "scale": value}]}
+    with pytest.raises(VirtualParameterError, match=r"sources\[0\]\.scale: expected a finite"):
+        check_virtual_parameter("rx", spec)
+    assert check_virtual_parameter("rx", {"sources": [{"path": "Device.X.Y", "offset": -3}]})
