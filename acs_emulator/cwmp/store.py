@@ -11,10 +11,21 @@ value size; the ACS also caps parameters per Inform), so no document is too deep
 serialise. The SQLite file is created owner-only (0600): device documents hold what
 CPEs report. Secret values of queued tasks (Wi-Fi, PPPoE passwords) are kept in
 memory only; a task that loses them in a restart is faulted, never sent with a blank.
+
+Several processes (``guardian acs serve --workers N``) share one file with
+``shared=True``: every commit also appends the ids it wrote to a ``changes`` log, and
+:meth:`DeviceStore.sync` (called by the ACS at each new session, by the NBI before
+each request and by the commit loop) loads the rows other processes changed, so a
+task queued through one process reaches the CPE whichever process serves its next
+Inform. Device documents are reloaded lazily (on :meth:`DeviceStore.get_device` or a
+query); other rows at once. Secret values of tasks then travel sealed (AES-GCM) under
+a key the processes inherit from their parent and never write down: a restart still
+loses them, as with one process.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -237,9 +248,27 @@ class DeviceStore:
     ----------
     path : str or Path, default ":memory:"
         SQLite file (created with its parent folder if missing).
+    shared : bool, default False
+        Other processes use the same file: log changes and :meth:`sync` theirs.
+    secret_key : bytes, optional
+        32-byte AES-GCM key sealing the secret values of tasks in the shared file
+        (only with ``shared``; without one such tasks lose their secrets across
+        processes and are faulted, never sent with a blank).
+    busy_timeout_ms : int, default 10000
+        How long a commit waits for another process's transaction. [ms]
     """
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    #: Seconds of change log kept (a process that has not synced for longer reloads all).
+    CHANGE_LOG_KEEP_S = 600.0
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        shared: bool = False,
+        secret_key: bytes | None = None,
+        busy_timeout_ms: int = 10000,
+    ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -248,31 +277,26 @@ class DeviceStore:
             os.chmod(self.path, 0o600)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self.shared = shared and self.path != ":memory:"
+        self._sealer = _Sealer(secret_key) if (secret_key and self.shared) else None
+        self._writer = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         for table in ("devices", "tasks", "faults", "task_keys", *ADMIN_COLLECTIONS):
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT NOT NULL)"
             )
-        self.devices: dict[str, dict[str, Any]] = {}
-        self.tasks: dict[str, dict[str, Any]] = {}
-        self.faults: dict[str, dict[str, Any]] = {}
-        self.task_keys: dict[str, dict[str, Any]] = {}
-        #: presets, provisions, virtual_parameters and files (metadata), by name.
-        self.admin: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in ADMIN_COLLECTIONS}
-        for table, target in (
-            ("devices", self.devices),
-            ("tasks", self.tasks),
-            ("faults", self.faults),
-            ("task_keys", self.task_keys),
-            *((c, self.admin[c]) for c in ADMIN_COLLECTIONS),
-        ):
-            for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
-                target[row_id] = json.loads(doc)
-        self._seq = len(self.tasks)
-        self._device_tasks: dict[str, dict[str, dict[str, Any]]] = {}
-        for t in self.tasks.values():
-            self._device_tasks.setdefault(t["device"], {})[t["_id"]] = t
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "writer TEXT NOT NULL, tbl TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL)"
+        )
+        self._seen = 0  # last change-log seq this process has applied
+        self._stale: set[str] = set()  # devices another process changed (lazy reload)
+        self._flushes = 0
+        #: Called with the collection name when another process changed an admin row.
+        self.on_admin_change: Any = None
+        self._load_all()
         self._pending: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._batch: dict[str, list[tuple[str, str]]] = {}
         self.write_errors = 0
@@ -290,6 +314,132 @@ class DeviceStore:
                 if os.path.exists(self.path + suffix):
                     os.chmod(self.path + suffix, 0o600)
 
+    def _load_all(self) -> None:
+        """Read every table into memory (one read transaction, with the log position)."""
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.faults: dict[str, dict[str, Any]] = {}
+        self.task_keys: dict[str, dict[str, Any]] = {}
+        #: presets, provisions, virtual_parameters and files (metadata), by name.
+        self.admin: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in ADMIN_COLLECTIONS}
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for table, target in self._tables().items():
+                    for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
+                        target[row_id] = self._decode(table, doc)
+                row = self._db.execute("SELECT max(seq) FROM changes").fetchone()
+            finally:
+                self._db.execute("COMMIT")
+        self._seen = row[0] or 0
+        self._stale = set()
+        self._seq = len(self.tasks)
+        self._device_tasks: dict[str, dict[str, dict[str, Any]]] = {}
+        for t in self.tasks.values():
+            self._device_tasks.setdefault(t["device"], {})[t["_id"]] = t
+
+    def _tables(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {
+            "devices": self.devices,
+            "tasks": self.tasks,
+            "faults": self.faults,
+            "task_keys": self.task_keys,
+            **self.admin,
+        }
+
+    def _decode(self, table: str, doc: str) -> dict[str, Any]:
+        """A stored row as a document (a task's sealed secrets opened when we can)."""
+        out = json.loads(doc)
+        if table == "tasks" and "_sealed" in out:
+            sealed = out.pop("_sealed")
+            values = self._sealer.open(sealed) if self._sealer is not None else None
+            if values is not None:
+                out["parameterValues"] = values
+                out.pop("_secretsRedacted", None)
+        return out
+
+    # -- sharing between processes -------------------------------------------------------
+    def sync(self) -> int:
+        """Apply the changes other processes committed since the last call.
+
+        Tasks, faults and admin rows are reloaded at once, devices marked for a lazy
+        reload; a row this process has queued but not yet written keeps its newer
+        local version. Returns how many changes were applied. Does nothing unless
+        ``shared``.
+        """
+        if not self.shared:
+            return 0
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, writer, tbl, id FROM changes WHERE seq > ? ORDER BY seq",
+                (self._seen,),
+            ).fetchall()
+            low = (
+                self._db.execute("SELECT min(seq) FROM changes").fetchone()[0]
+                if rows and rows[0][0] > self._seen + 1
+                else None
+            )
+        if not rows:
+            return 0
+        if low is not None and low > self._seen + 1 and self._seen:
+            # The log was pruned past our position: start again from the file.
+            log.warning("store: change log pruned past this process's position; reloading")
+            self.flush()
+            self._load_all()
+            return len(rows)
+        tables = self._tables()
+        applied = 0
+        admin_changed: set[str] = set()
+        for seq, writer, table, row_id in rows:
+            self._seen = seq
+            if writer == self._writer or (table, row_id) in self._pending:
+                continue
+            applied += 1
+            if table == "devices":
+                self._stale.add(row_id)
+                continue
+            target = tables.get(table)
+            if target is None:
+                continue
+            self._reload_row(table, target, row_id)
+            if table in self.admin:
+                admin_changed.add(table)
+        if admin_changed and self.on_admin_change is not None:
+            for c in sorted(admin_changed):
+                self.on_admin_change(c)
+        return applied
+
+    def _reload_row(self, table: str, target: dict[str, Any], row_id: str) -> None:
+        with self._lock:
+            row = self._db.execute(f"SELECT doc FROM {table} WHERE id = ?", (row_id,)).fetchone()
+        if table == "tasks":
+            self._forget(self.tasks.get(row_id))
+        if row is None:
+            target.pop(row_id, None)
+            return
+        doc = self._decode(table, row[0])
+        target[row_id] = doc
+        if table == "tasks":
+            self._device_tasks.setdefault(doc["device"], {})[row_id] = doc
+            if doc.get("_secretsRedacted") and f"{doc['device']}:task_{row_id}" not in self.faults:
+                # Its secrets could not be opened here: never send it with blanks.
+                self.fault_task(
+                    doc,
+                    "store.secret_lost",
+                    "the secret values of this task could not be read by this ACS process; "
+                    "delete it and queue it again",
+                    {},
+                )
+
+    def _fresh_devices(self) -> None:
+        """Reload every device another process changed (before a query)."""
+        for device_id in list(self._stale):
+            self._fresh_device(device_id)
+
+    def _fresh_device(self, device_id: str) -> None:
+        self._stale.discard(device_id)
+        self._reload_row("devices", self.devices, device_id)
+
     # -- persistence ---------------------------------------------------------------
     def _queue(self, table: str, row_id: str, doc: dict[str, Any] | None) -> None:
         """Queue a row write (``doc``) or delete (``None``) for the next :meth:`flush`."""
@@ -298,7 +448,11 @@ class DeviceStore:
     def _put(self, table: str, row_id: str, doc: dict[str, Any]) -> None:
         """Serialise one queued row into the batch :meth:`flush` is writing."""
         if table in ("tasks", "task_keys"):
-            doc = redact_task(doc)  # secrets stay in memory only
+            redacted = redact_task(doc)  # secrets stay in memory only
+            if redacted is not doc and table == "tasks" and self._sealer is not None:
+                # ... or travel sealed to the sibling processes, under a key never stored.
+                redacted = dict(redacted, _sealed=self._sealer.seal(doc["parameterValues"]))
+            doc = redacted
         self._batch.setdefault(table, []).append((row_id, json.dumps(doc, separators=(",", ":"))))
 
     def _del(self, table: str, row_id: str) -> None:
@@ -344,6 +498,8 @@ class DeviceStore:
                     )
                 for table, ids in deletes.items():
                     self._db.executemany(f"DELETE FROM {table} WHERE id = ?", ids)
+                if self.shared:
+                    self._log_changes(pending)
                 self._db.execute("COMMIT")
             except sqlite3.Error:
                 if self._db.in_transaction:
@@ -352,6 +508,17 @@ class DeviceStore:
                 log.exception("store: commit of %d rows failed; will retry", len(pending))
                 for key, doc in pending.items():
                     self._pending.setdefault(key, doc)
+
+    def _log_changes(self, pending: dict[tuple[str, str], Any]) -> None:
+        """Append the written ids to the change log (inside the flush transaction)."""
+        now = time.time()
+        self._db.executemany(
+            "INSERT INTO changes (writer, tbl, id, at) VALUES (?, ?, ?, ?)",
+            [(self._writer, table, row_id, now) for table, row_id in pending],
+        )
+        self._flushes += 1
+        if self._flushes % 200 == 0:
+            self._db.execute("DELETE FROM changes WHERE at < ?", (now - self.CHANGE_LOG_KEEP_S,))
 
     # -- devices -------------------------------------------------------------------
     def save_device(self, doc: dict[str, Any], defer: bool = False) -> None:
@@ -371,6 +538,8 @@ class DeviceStore:
 
     def get_device(self, device_id: str) -> dict[str, Any] | None:
         """The document of ``device_id`` or ``None``."""
+        if device_id in self._stale:
+            self._fresh_device(device_id)
         return self.devices.get(device_id)
 
     def delete_device(self, device_id: str) -> bool:
@@ -410,6 +579,8 @@ class DeviceStore:
             If the collection is unknown, the query uses a refused operator or an
             unsafe ``$regex``, the sort is malformed, or the budget is spent.
         """
+        if collection == "devices" and self._stale:
+            self._fresh_devices()
         source = {
             "devices": self.devices,
             "tasks": self.tasks,
@@ -625,4 +796,29 @@ class DeviceStore:
 
     def iter_devices(self) -> Iterable[dict[str, Any]]:
         """All device documents."""
+        self._fresh_devices()
         return list(self.devices.values())
+
+
+class _Sealer:
+    """AES-GCM sealing of a task's secret values for sibling processes (key in memory)."""
+
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._aead = AESGCM(key)
+
+    def seal(self, values: Any) -> str:
+        nonce = os.urandom(12)
+        data = json.dumps(values, separators=(",", ":")).encode()
+        return base64.b64encode(nonce + self._aead.encrypt(nonce, data, b"task")).decode()
+
+    def open(self, sealed: Any) -> Any:
+        """The sealed values, or ``None`` if they cannot be opened (another key)."""
+        from cryptography.exceptions import InvalidTag
+
+        try:
+            raw = base64.b64decode(str(sealed))
+            return json.loads(self._aead.decrypt(raw[:12], raw[12:], b"task"))
+        except (InvalidTag, ValueError):
+            return None
