@@ -241,6 +241,16 @@ def _delete_subtree(doc: dict[str, Any], name: str) -> None:
         parent.pop(parts[-1], None)
 
 
+#: A device row written by several processes: the document of the later Inform wins
+#: (a process may commit an older session's document after a sibling committed the
+#: CPE's next one; the loser reloads the row at its next sync).
+_NEWER_DEVICE_WINS = (
+    "INSERT INTO devices (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET "
+    "doc = excluded.doc WHERE coalesce(json_extract(excluded.doc, '$._lastInform'), '') "
+    ">= coalesce(json_extract(devices.doc, '$._lastInform'), '')"
+)
+
+
 class DeviceStore:
     """Devices, tasks and faults: in memory, written through to SQLite.
 
@@ -292,6 +302,7 @@ class DeviceStore:
             "writer TEXT NOT NULL, tbl TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL)"
         )
         self._seen = 0  # last change-log seq this process has applied
+        self._data_version = -1  # SQLite's data_version at the last sync
         self._stale: set[str] = set()  # devices another process changed (lazy reload)
         self._flushes = 0
         #: Called with the collection name when another process changed an admin row.
@@ -370,6 +381,11 @@ class DeviceStore:
         if not self.shared:
             return 0
         with self._lock:
+            # Changes only when another connection committed: most calls stop here.
+            version = self._db.execute("PRAGMA data_version").fetchone()[0]
+            if version == self._data_version:
+                return 0
+            self._data_version = version
             rows = self._db.execute(
                 "SELECT seq, writer, tbl, id FROM changes WHERE seq > ? ORDER BY seq",
                 (self._seen,),
@@ -494,7 +510,10 @@ class DeviceStore:
                 self._db.execute("BEGIN")
                 for table, rows in batch.items():
                     self._db.executemany(
-                        f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)", rows
+                        _NEWER_DEVICE_WINS
+                        if self.shared and table == "devices"
+                        else f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)",
+                        rows,
                     )
                 for table, ids in deletes.items():
                     self._db.executemany(f"DELETE FROM {table} WHERE id = ?", ids)
