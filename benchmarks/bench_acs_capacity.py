@@ -16,7 +16,11 @@ the server's CPU time per session (psutil, user+sys) and so its capacity per cor
 round by round (medians): of capacity per core (CPU-bound, what the ACS costs) and
 of sessions/s (what the same load generator achieved); they hold when the machine's
 speed drifts. ``--baseline-src DIR`` measures a second ACS from another source tree
-in the same rounds (before/after).
+in the same rounds (before/after). ``--workers 1,2`` measures ``acs serve --workers N``
+for each N against a trivial handler with as many processes (``SO_REUSEPORT``); the
+server's CPU is that of its whole process tree. Each in-flight session keeps its own
+TCP connection, as a CPE does (``--shared-pool``: one pool, so a session's requests
+change connections and are forwarded between ACS processes).
 
 Boot storm: ``--storm N`` emulated CPEs (:class:`~acs_emulator.cpe.CpeAgent`, full
 CWMP) all boot within ``--storm-window`` seconds against an ACS limited to
@@ -28,8 +32,9 @@ Usage::
 
     .venv/bin/python benchmarks/bench_acs_capacity.py [--rounds 3] [--seconds 6]
         [--devices 1000] [--concurrency 64]
+    .venv/bin/python benchmarks/bench_acs_capacity.py --workers 1,2   # 1 and 2 processes
     .venv/bin/python benchmarks/bench_acs_capacity.py --rounds 0 --storm 3000 \
-        --storm-window 10 --storm-rate 200   # boot storm only
+        --storm-window 10 --storm-rate 200 [--workers 2]   # boot storm only
 """
 
 from __future__ import annotations

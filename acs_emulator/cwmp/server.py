@@ -41,7 +41,7 @@ from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
 from acs_emulator.cwmp.files import FileStore
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.rpcs import task_steps
-from acs_emulator.cwmp.siblings import SiblingProxy
+from acs_emulator.cwmp.siblings import FORWARDED, SiblingProxy
 from acs_emulator.cwmp.store import (
     LIMITS,
     DeviceStore,
@@ -246,8 +246,9 @@ class Acs:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         session = self._find_session(request, peer)
         owner = None
-        if session is None and self._siblings is not None:
+        if session is None and self._siblings is not None and FORWARDED not in request.headers:
             # A session a sibling ACS process holds (the CPE changed connections)?
+            # Never forwarded twice: cookies naming two siblings must not ping-pong.
             owner = self._siblings.owner(_COOKIE_RE.findall(request.headers.get("Cookie", "")))
         admitted = False
         if session is None and owner is None and body.strip():

@@ -15,10 +15,12 @@ import logging
 import aiohttp
 from aiohttp import web
 
-__all__ = ["SiblingProxy"]
+__all__ = ["FORWARDED", "SiblingProxy"]
 
 log = logging.getLogger(__name__)
 
+#: Header marking a forwarded request (the receiving process never forwards it again).
+FORWARDED = "Guardian-Forwarded"
 #: Request headers a CWMP session needs at the owning process.
 _FORWARD = ("Content-Type", "SOAPAction", "Cookie", "Authorization")
 #: Answer headers relayed back to the CPE.
@@ -64,6 +66,7 @@ class SiblingProxy:
                 auto_decompress=False,
             )
         headers = {h: request.headers[h] for h in _FORWARD if h in request.headers}
+        headers[FORWARDED] = "1"
         try:
             async with client.post(
                 f"http://acs{request.raw_path}", data=body, headers=headers

@@ -104,6 +104,10 @@ def test_two_workers_record_every_inform_and_deliver_nbi_tasks(tmp_path):
         assert len(_workers(proc)) == 2
         n, rounds = 60, 3
         assert run(_sessions(url, n, rounds)) == n * rounds
+        # Unknown sessions naming both processes: answered once, not bounced between them.
+        bogus = {"Cookie": f"session=00{'a' * 30}; session=01{'b' * 30}"}
+        for _ in range(4):
+            assert httpx.post(url, content=b"", headers=bogus, timeout=10).status_code == 400
 
         async def fleet_task() -> tuple[int, str, int, int]:
             fleet = CpeFleet(
@@ -241,6 +245,22 @@ def test_shared_store_without_the_key_faults_secret_tasks(tmp_path):
         b.sync()
         assert b.task_status(task["_id"]) == "fault"  # never sent with a blank
         assert b.faults[f"d9:task_{task['_id']}"]["code"] == "store.secret_lost"
+    finally:
+        a.close()
+        b.close()
+
+
+def test_shared_store_keeps_the_later_inform(tmp_path):
+    a, b = _pair(tmp_path, None)
+    try:
+        b.save_device({"_id": "d2", "_lastInform": "2026-01-01T00:00:03.000Z", "v": 3})
+        # a commits an older session's document after b committed the newer one.
+        a.save_device({"_id": "d2", "_lastInform": "2026-01-01T00:00:02.000Z", "v": 2})
+        a.sync()
+        assert a.get_device("d2")["v"] == 3
+        fresh = DeviceStore(tmp_path / "shared.sqlite")
+        assert fresh.get_device("d2")["v"] == 3
+        fresh.close()
     finally:
         a.close()
         b.close()
