@@ -25,7 +25,6 @@ loses them, as with one process.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -39,6 +38,7 @@ from typing import Any
 
 from acs_emulator.cwmp.query import BoundedQuery, QueryRejected, prepare_query, validate_sort
 from acs_emulator.cwmp.redact import redact_task
+from acs_emulator.cwmp.store_sharing import NEWER_DEVICE_WINS, Sealer, SharedStoreMixin
 from guardian_lib.errors import GuardianError
 
 __all__ = [
@@ -241,17 +241,7 @@ def _delete_subtree(doc: dict[str, Any], name: str) -> None:
         parent.pop(parts[-1], None)
 
 
-#: A device row written by several processes: the document of the later Inform wins
-#: (a process may commit an older session's document after a sibling committed the
-#: CPE's next one; the loser reloads the row at its next sync).
-_NEWER_DEVICE_WINS = (
-    "INSERT INTO devices (id, doc) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET "
-    "doc = excluded.doc WHERE coalesce(json_extract(excluded.doc, '$._lastInform'), '') "
-    ">= coalesce(json_extract(devices.doc, '$._lastInform'), '')"
-)
-
-
-class DeviceStore:
+class DeviceStore(SharedStoreMixin):
     """Devices, tasks and faults: in memory, written through to SQLite.
 
     Parameters
@@ -288,7 +278,7 @@ class DeviceStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         self.shared = shared and self.path != ":memory:"
-        self._sealer = _Sealer(secret_key) if (secret_key and self.shared) else None
+        self._sealer = Sealer(secret_key) if (secret_key and self.shared) else None
         self._writer = f"{os.getpid()}-{os.urandom(4).hex()}"
         self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -369,93 +359,6 @@ class DeviceStore:
                 out.pop("_secretsRedacted", None)
         return out
 
-    # -- sharing between processes -------------------------------------------------------
-    def sync(self) -> int:
-        """Apply the changes other processes committed since the last call.
-
-        Tasks, faults and admin rows are reloaded at once, devices marked for a lazy
-        reload; a row this process has queued but not yet written keeps its newer
-        local version. Returns how many changes were applied. Does nothing unless
-        ``shared``.
-        """
-        if not self.shared:
-            return 0
-        with self._lock:
-            # Changes only when another connection committed: most calls stop here.
-            version = self._db.execute("PRAGMA data_version").fetchone()[0]
-            if version == self._data_version:
-                return 0
-            self._data_version = version
-            rows = self._db.execute(
-                "SELECT seq, writer, tbl, id FROM changes WHERE seq > ? ORDER BY seq",
-                (self._seen,),
-            ).fetchall()
-            low = (
-                self._db.execute("SELECT min(seq) FROM changes").fetchone()[0]
-                if rows and rows[0][0] > self._seen + 1
-                else None
-            )
-        if not rows:
-            return 0
-        if low is not None and low > self._seen + 1 and self._seen:
-            # The log was pruned past our position: start again from the file.
-            log.warning("store: change log pruned past this process's position; reloading")
-            self.flush()
-            self._load_all()
-            return len(rows)
-        tables = self._tables()
-        applied = 0
-        admin_changed: set[str] = set()
-        for seq, writer, table, row_id in rows:
-            self._seen = seq
-            if writer == self._writer or (table, row_id) in self._pending:
-                continue
-            applied += 1
-            if table == "devices":
-                self._stale.add(row_id)
-                continue
-            target = tables.get(table)
-            if target is None:
-                continue
-            self._reload_row(table, target, row_id)
-            if table in self.admin:
-                admin_changed.add(table)
-        if admin_changed and self.on_admin_change is not None:
-            for c in sorted(admin_changed):
-                self.on_admin_change(c)
-        return applied
-
-    def _reload_row(self, table: str, target: dict[str, Any], row_id: str) -> None:
-        with self._lock:
-            row = self._db.execute(f"SELECT doc FROM {table} WHERE id = ?", (row_id,)).fetchone()
-        if table == "tasks":
-            self._forget(self.tasks.get(row_id))
-        if row is None:
-            target.pop(row_id, None)
-            return
-        doc = self._decode(table, row[0])
-        target[row_id] = doc
-        if table == "tasks":
-            self._device_tasks.setdefault(doc["device"], {})[row_id] = doc
-            if doc.get("_secretsRedacted") and f"{doc['device']}:task_{row_id}" not in self.faults:
-                # Its secrets could not be opened here: never send it with blanks.
-                self.fault_task(
-                    doc,
-                    "store.secret_lost",
-                    "the secret values of this task could not be read by this ACS process; "
-                    "delete it and queue it again",
-                    {},
-                )
-
-    def _fresh_devices(self) -> None:
-        """Reload every device another process changed (before a query)."""
-        for device_id in list(self._stale):
-            self._fresh_device(device_id)
-
-    def _fresh_device(self, device_id: str) -> None:
-        self._stale.discard(device_id)
-        self._reload_row("devices", self.devices, device_id)
-
     # -- persistence ---------------------------------------------------------------
     def _queue(self, table: str, row_id: str, doc: dict[str, Any] | None) -> None:
         """Queue a row write (``doc``) or delete (``None``) for the next :meth:`flush`."""
@@ -510,7 +413,7 @@ class DeviceStore:
                 self._db.execute("BEGIN")
                 for table, rows in batch.items():
                     self._db.executemany(
-                        _NEWER_DEVICE_WINS
+                        NEWER_DEVICE_WINS
                         if self.shared and table == "devices"
                         else f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)",
                         rows,
@@ -527,17 +430,6 @@ class DeviceStore:
                 log.exception("store: commit of %d rows failed; will retry", len(pending))
                 for key, doc in pending.items():
                     self._pending.setdefault(key, doc)
-
-    def _log_changes(self, pending: dict[tuple[str, str], Any]) -> None:
-        """Append the written ids to the change log (inside the flush transaction)."""
-        now = time.time()
-        self._db.executemany(
-            "INSERT INTO changes (writer, tbl, id, at) VALUES (?, ?, ?, ?)",
-            [(self._writer, table, row_id, now) for table, row_id in pending],
-        )
-        self._flushes += 1
-        if self._flushes % 200 == 0:
-            self._db.execute("DELETE FROM changes WHERE at < ?", (now - self.CHANGE_LOG_KEEP_S,))
 
     # -- devices -------------------------------------------------------------------
     def save_device(self, doc: dict[str, Any], defer: bool = False) -> None:
@@ -817,27 +709,3 @@ class DeviceStore:
         """All device documents."""
         self._fresh_devices()
         return list(self.devices.values())
-
-
-class _Sealer:
-    """AES-GCM sealing of a task's secret values for sibling processes (key in memory)."""
-
-    def __init__(self, key: bytes) -> None:
-        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-        self._aead = AESGCM(key)
-
-    def seal(self, values: Any) -> str:
-        nonce = os.urandom(12)
-        data = json.dumps(values, separators=(",", ":")).encode()
-        return base64.b64encode(nonce + self._aead.encrypt(nonce, data, b"task")).decode()
-
-    def open(self, sealed: Any) -> Any:
-        """The sealed values, or ``None`` if they cannot be opened (another key)."""
-        from cryptography.exceptions import InvalidTag
-
-        try:
-            raw = base64.b64decode(str(sealed))
-            return json.loads(self._aead.decrypt(raw[:12], raw[12:], b"task"))
-        except (InvalidTag, ValueError):
-            return None
