@@ -5,7 +5,7 @@ One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
 1. polls every OLT of the inventory over SNMP (an OLT that does not answer is flagged,
    the cycle goes on with the others);
 2. appends the rows to the warehouse's RAW lake (new atomically written files) and
-   rebuilds SILVER for the dates they touch (``guardian_lib.ingest.ingest_run``);
+   merges them into SILVER (``guardian_lib.silver.update_silver``: only the new files);
 3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
    rule scorer when none is registered) and runs :meth:`Autopilot.step`: decide, check
    the safety limits, act, audit;
@@ -172,6 +172,7 @@ class Operator:
         self.autopilot: Autopilot | None = None
         self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
         self.loop: ClosedLoop | None = None
+        self.silver: Any = None  # this cycle's SILVER update (guardian_lib.silver.SilverUpdate)
         #: Failed cycles (in total) after which :meth:`run` gives up and re-raises. [-]
         self.max_failed_cycles = 100
         #: Polling interval in the network's time (the clock's speed times the wall one). [s]
@@ -338,6 +339,7 @@ class Operator:
         ts = self._on_grid(ts)
         self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
         failed = [r.olt_id for r in report.failed]
+        self.silver = None
         raw_files = self._store_rows(report)
         if self.autopilot is None:
             self._build(self._fleet(tel))
@@ -387,6 +389,8 @@ class Operator:
             "cpe_sessions_down": cpe_down,
             "acs_error": self.cpe_state.last_error if self.cpe_state else None, "olts": len(report.results),
             "olts_failed": failed, "raw_files": len(raw_files), "predictions": preds,
+            "silver_update": self.silver.mode if self.silver else None,
+            "silver_s": self.silver.seconds if self.silver else None,
             "decisions": len(decisions), "decisions_by_action": by_action,
             "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),
             "open_incidents": len(self.autopilot.incidents),
@@ -445,13 +449,14 @@ class Operator:
         return known
 
     def _store_rows(self, report: Any) -> list[Path]:
-        from guardian_lib.ingest import ingest_run
+        from guardian_lib.silver import update_silver
         from guardian_lib.snmp.poller import write_to_warehouse
 
         files = write_to_warehouse(report, self.warehouse)
         if files:
             grid = max(1, int(round(self.site.polling_interval_s / 60)))
-            ingest_run(self.warehouse, grid_minutes=grid)
+            # only the new files are merged (the full rebuild when an old one changed)
+            self.silver = update_silver(self.warehouse, grid_minutes=grid)
         return files
 
     def _blobs(self) -> dict[str, Any]:
