@@ -339,6 +339,8 @@ class Operator:
             ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
         ts = self._on_grid(ts)
         self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
+        # a cycle cut by a crash runs again under its number: audited once (ids from it)
+        self.audit.begin_cycle(self.cycle)
         failed = [r.olt_id for r in report.failed]
         self.silver = None
         raw_files = self._store_rows(report)
