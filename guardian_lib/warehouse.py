@@ -4,7 +4,7 @@ Layout (``run`` is any folder)::
 
     <run>/warehouse.duckdb                 small tables: inventory, operations, catalog
     <run>/lake/raw/{telemetry,events}/date=YYYY-MM-DD/*.parquet     RAW, append-only
-    <run>/lake/silver/telemetry/date=YYYY-MM-DD/data.parquet        SILVER
+    <run>/lake/silver/telemetry/date=YYYY-MM-DD/*.parquet           SILVER (data + parts)
     <run>/lake/silver/events/data.parquet
 
 :func:`connect` opens the file and defines views over the lake (``telemetry_raw``,
