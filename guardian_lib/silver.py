@@ -50,10 +50,10 @@ from guardian_lib.ingest import (
     _known_file_dates,
     _load_table_files,
     _raw_files,
-    _run_lock,
     _silver_select,
     _sql_path,
     _tables_digest,
+    run_lock,
 )
 from guardian_lib.schema import TELEMETRY_COLUMNS
 from guardian_lib.warehouse import WarehouseWriter, silver_dir, warehouse_path
@@ -127,7 +127,7 @@ def update_silver(
     """
     run = Path(run)
     t0 = time.perf_counter()
-    with _run_lock(run, lock_wait_s):
+    with run_lock(run, lock_wait_s):
         out = _update_locked(run, grid_minutes * 60)
     return SilverUpdate(**{**out.__dict__, "seconds": round(time.perf_counter() - t0, 4)})
 

@@ -24,6 +24,18 @@ def simulate_command(
         bool,
         typer.Option(help="Lift the scenario size guards (ONUs, telemetry rows, fault starts)."),
     ] = False,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Run the regions in N shards on Dask (per-region random streams: any N "
+            "gives the same files). Omit for the single-process engine.",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str,
+        typer.Option(help="With --shards: 'local' (a LocalCluster) or tcp://HOST:8786."),
+    ] = "local",
 ) -> None:
     """Simulate a fibre ISP and write its RAW data, inventory and ground truth."""
     from rich.console import Console
@@ -36,6 +48,10 @@ def simulate_command(
     sc = load_scenario(scenario, allow_large=allow_large, **overrides)
     check_out_dir(out, overwrite)
     console = Console(stderr=True)
+    if shards is not None:
+        path = _simulate_sharded(sc, out, shards, scheduler, seed, overwrite, console)
+        _print_summary(console, sc.name, path)
+        return
     with Progress(
         TextColumn("[bold]simulating[/] {task.description}"),
         BarColumn(),
@@ -52,13 +68,47 @@ def simulate_command(
             overwrite=overwrite,
             progress=lambda done, total: bar.update(task, completed=done),
         )
+    _print_summary(console, sc.name, path)
+
+
+def _simulate_sharded(sc, out: Path, shards: int, scheduler: str, seed, overwrite, console) -> Path:
+    """Run the sharded simulator here (1 shard, local) or on a Dask cluster."""
+    from guardian_lib.cluster import check_scheduler, open_client
+    from simulator.sharded import simulate_sharded
+
+    try:
+        check_scheduler(scheduler)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scheduler") from exc
+    n_regions = len(sc.topology.regions)
+    if shards > n_regions:
+        raise typer.BadParameter(
+            f"{shards}: scenario {sc.name!r} has {n_regions} region(s); a region is the unit "
+            "of sharding (see docs/scale-out.md)",
+            param_hint="--shards",
+        )
+    if shards == 1 and scheduler == "local":
+        return simulate_sharded(sc, out, 1, seed=seed, overwrite=overwrite)
+    import os
+
+    from distributed import progress
+
+    with open_client(scheduler, n_workers=min(shards, os.cpu_count() or 1)) as client:
+        console.print(f"Dask dashboard: {client.dashboard_link}")
+        return simulate_sharded(
+            sc, out, shards, client=client, seed=seed, overwrite=overwrite,
+            on_submit=lambda futures: progress(futures),
+        )  # fmt: skip
+
+
+def _print_summary(console, name: str, path: Path) -> None:
     import json
 
     from guardian_lib.layout import RunLayout
 
     rows = json.loads(RunLayout(path).manifest.read_text())["rows"]
     console.print(
-        f"[green]simulated[/] {sc.name} → {path}: {rows['telemetry']:,} telemetry rows, "
+        f"[green]simulated[/] {name} → {path}: {rows['telemetry']:,} telemetry rows, "
         f"{rows['events']:,} events, {rows['faults_truth']:,} faults, {rows['calls']:,} calls, "
         f"{rows['service_orders']:,} service orders"
     )

@@ -158,6 +158,20 @@ class Outbox:
         ).fetchall()
         return [OutboxMessage(k, r, json.loads(p), s, a) for k, r, p, s, a in rows]
 
+    def rows(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Queued messages with their bookkeeping (``created_at``, ``attempts``,
+        ``next_attempt_at``, ``delivered_at``, ``last_error``), newest first."""
+        sql = "SELECT * FROM messages" + (" WHERE status = ?" if status else "")
+        sql += " ORDER BY created_at DESC, key" + (f" LIMIT {int(limit)}" if limit else "")
+        cur = self.con.execute(sql, (status,) if status else ())
+        cols = [d[0] for d in cur.description]
+        out = []
+        for r in cur.fetchall():
+            row = dict(zip(cols, r, strict=True))
+            row["payload"] = json.loads(row["payload"])
+            out.append(row)
+        return out
+
     def attempts(self) -> list[dict[str, Any]]:
         """Every delivery attempt recorded."""
         cur = self.con.execute("SELECT key, receiver, ts, ok, result, error FROM attempts")

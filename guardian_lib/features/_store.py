@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from guardian_lib.features._compute import compute_features
 from guardian_lib.features._cube import load_cube
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import FEATURE_EVERY_MINUTES
-from guardian_lib.warehouse import connect
+from guardian_lib.warehouse import connect, table_names
 
 __all__ = [
     "LOOKBACK_DAYS",
@@ -57,6 +58,7 @@ def feature_frame(
     every_minutes: int = FEATURE_EVERY_MINUTES,
     tick_s: int = 300,
     lookback_days: int = LOOKBACK_DAYS,
+    onu_ids: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Point-in-time features of every ONU at each scoring time in ``[start, end]``.
 
@@ -72,6 +74,9 @@ def feature_frame(
         SILVER grid. [s]
     lookback_days : int, default 30
         History loaded before ``start`` so that windows are complete. [d]
+    onu_ids : sequence of str, optional
+        Only these ONUs (a partition closed under neighbour groups, see
+        :func:`~guardian_lib.features.olt_partitions`); default every ONU.
 
     Returns
     -------
@@ -93,7 +98,7 @@ def feature_frame(
         s = -(-s // step) * step  # first aligned scoring time ≥ start
         load_from = max(lo, s - lookback_days * _DAY_US)
         load_from -= (load_from - s) % (tick_s * _US)  # keep ticks aligned with s
-        cube = load_cube(con, load_from, e, tick_s)
+        cube = load_cube(con, load_from, e, tick_s, onu_ids=onu_ids)
     finally:
         con.close()
     first = (s - load_from) // (tick_s * _US)
@@ -109,10 +114,12 @@ def _inputs_digest(con, day_start_us: int, lookback_days: int) -> str:
         "SELECT count(*), sum(hash(onu_id, ts, rx_dbm, online)) FROM telemetry "
         f"WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"
     ).fetchone()
-    ev = con.execute(
-        "SELECT count(*), sum(hash(entity_id, ts, type)) FROM events "
-        f"WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"
-    ).fetchone()
+    ev = None  # a warehouse imported without events has no events view
+    if "events" in table_names(con):
+        ev = con.execute(
+            "SELECT count(*), sum(hash(entity_id, ts, type)) FROM events "
+            f"WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"
+        ).fetchone()
     return hashlib.sha256(repr((row, ev)).encode()).hexdigest()[:24]
 
 

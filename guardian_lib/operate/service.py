@@ -6,6 +6,8 @@ One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
    the cycle goes on with the others);
 2. appends the rows to the warehouse's RAW lake (new atomically written files) and
    merges them into SILVER (``guardian_lib.silver.update_silver``: only the new files);
+   SNMP traps accepted since the last cycle (``site.traps``) join the cycle's events,
+   and a trap starts the next cycle at once instead of at the next interval;
 3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
    rule scorer when none is registered) and runs :meth:`Autopilot.step`: decide, check
    the safety limits, act, audit;
@@ -65,8 +67,10 @@ from guardian_lib.operate.alerting import (
 from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
+from guardian_lib.operate.schedule import report_scheduler, reports_cycle
 from guardian_lib.operate.site import SiteConfig, read_secret
 from guardian_lib.operate.state import StateStore
+from guardian_lib.operate.traps import OperateTraps
 
 __all__ = [
     "Operator", "OperateSummary", "MODES", "KILL_SWITCH_FILENAME", "safety_violations",
@@ -167,8 +171,10 @@ class Operator:
         self.field = self._field_service()
         self.alerts = alert_pipeline(site, self.state_dir)
         self.notifier = customer_notifier(self.alerts, self._decision_time)
+        self.reports = self._report_scheduler()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
+        self.traps = OperateTraps(site.traps, self.inventory, environ) if site.traps else None
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
         self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
@@ -205,6 +211,14 @@ class Operator:
     def _decision_time(self) -> pd.Timestamp:
         """The cycle's time (customer notices are dated with it)."""
         return pd.Timestamp(self.context.ts) if self.context.ts else pd.Timestamp.now(tz="UTC")
+
+    def _report_scheduler(self) -> Any:
+        """The scheduled reports (None without a ``schedule:`` section)."""
+        return report_scheduler(self.site, self.state_dir, self.alerts)
+
+    def _reports_cycle(self, ts: pd.Timestamp) -> list[dict[str, Any]] | None:
+        """Build and e-mail the reports whose period has come (None without a schedule)."""
+        return reports_cycle(self.reports, ts)
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
                       blocks: dict[str, int]) -> dict[str, Any] | None:  # fmt: skip
@@ -375,6 +389,9 @@ class Operator:
                      str(r.severity), str(r.payload or "{}"))
             for r in events.itertuples(index=False)
         ]  # fmt: skip
+        trap_rows = self.traps.rows(self._store_rows) if self.traps is not None else []
+        rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
+                          r["payload"]) for r in trap_rows]  # fmt: skip
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, rows)
         self._fill_gap(tick)
         decisions = self.loop.feed(tick)
@@ -398,6 +415,7 @@ class Operator:
             "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),
             "open_incidents": len(self.autopilot.incidents),
             "duration_s": round(time.perf_counter() - t0, 3),
+            "trap_events": len(trap_rows),
         }  # fmt: skip
         alerts = self._alerts_cycle(ts, known, events, blocks)
         if alerts is not None:
@@ -405,6 +423,8 @@ class Operator:
         self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
+        # after the commit: a slow or failing report never delays or fails the cycle
+        self._reports_cycle(ts)
         return figures
 
     def _on_grid(self, ts: pd.Timestamp) -> pd.Timestamp:
@@ -507,7 +527,8 @@ class Operator:
             target = a["target"]
             d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
                          params=json.loads(a["params"] or "{}"),
-                         rationale={"approved": a["id"], "by": a["decided_by"]})  # fmt: skip
+                         rationale={"approved": a["id"], "by": a["decided_by"],
+                                    "comment": a.get("comment")})  # fmt: skip
             pon_id, outage, places = a["pon_id"], False, []
             if a["subject"] in table.index:
                 row = table.loc[a["subject"]]
@@ -571,10 +592,14 @@ class Operator:
                     log_json("cycle_failed", cycle=self.cycle, error=f"{type(exc).__name__}: {exc}")
                     if self.summary.cycles_failed >= self.max_failed_cycles:
                         raise
+                if self.traps is not None:
+                    self.traps.last_cycle_end = time.monotonic()
                 if for_ticks is not None and self.summary.ticks >= for_ticks:
                     break
                 wait = interval - (time.monotonic() - t0)
-                if wait > 0:
+                if wait > 0 and self.traps is not None:
+                    self.traps.sleep(wait, self.stop_event)  # a trap starts the next cycle
+                elif wait > 0:
                     self.stop_event.wait(wait)
         finally:
             self.summary.safety_violations = safety_violations(self.store, self.settings)
@@ -598,6 +623,8 @@ class Operator:
         """Close the audit, the state, the clients and the metrics endpoint."""
         self.audit.close()
         self.source.close()
+        if self.traps is not None:
+            self.traps.close()
         if self.nbi is not None:
             self.nbi.close()
         if isinstance(self.field, WebhookFieldService):
@@ -605,4 +632,6 @@ class Operator:
         self.metrics.close()
         if self.alerts is not None:
             self.alerts.close()
+        if self.reports is not None:
+            self.reports.close()
         self.store.close()
