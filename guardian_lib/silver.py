@@ -46,13 +46,13 @@ from guardian_lib.ingest import (
     _check_raw_schema,
     _file_dates,
     _fingerprint,
-    _ingest_locked,
     _known_file_dates,
     _load_table_files,
     _raw_files,
     _silver_select,
     _sql_path,
     _tables_digest,
+    ingest_locked,
     run_lock,
 )
 from guardian_lib.schema import TELEMETRY_COLUMNS
@@ -133,7 +133,7 @@ def update_silver(
 
 
 def _full(run: Path, grid_s: int, reason: str) -> SilverUpdate:
-    summary = _ingest_locked(run, grid_s // 60, False)
+    summary = ingest_locked(run, grid_s // 60)
     return SilverUpdate("full", reason, dates=(), rows_added=summary.silver_telemetry_rows)
 
 
