@@ -20,6 +20,7 @@ from guardian_lib.warehouse import connect, raw_dir, silver_dir
 
 T0 = pd.Timestamp("2026-03-02T23:30:00Z")  # the day changes during the test
 ONUS = [f"ONU{i:03d}" for i in range(40)]
+CYCLES = 16  # of the concurrent-reader test
 
 
 def _write_raw(run: Path, rows: pd.DataFrame, name: str) -> Path:
@@ -174,7 +175,7 @@ def test_a_reader_process_never_sees_an_error_or_half_a_cycle(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        for k in range(1, 25):
+        for k in range(1, CYCLES + 1):
             ts = T0 + k * tick
             _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k:03d}")
             if k % 6 == 0:  # late rows rewrite an earlier part while the reader reads
@@ -188,5 +189,24 @@ def test_a_reader_process_never_sees_an_error_or_half_a_cycle(tmp_path):
     assert reader.returncode == 0, err
     assert int(out.strip()) >= 5
     con = duckdb.connect(str(run / "warehouse.duckdb"), read_only=True)
-    assert con.execute("SELECT sum(rows_silver) FROM silver_quality").fetchone()[0] == 25 * 40
+    assert con.execute("SELECT sum(rows_silver) FROM silver_quality").fetchone()[0] == (
+        CYCLES + 1
+    ) * len(ONUS)
     con.close()
+
+
+def test_a_part_left_by_an_update_killed_before_its_commit_is_removed(tmp_path):
+    rng = np.random.default_rng(13)
+    run = tmp_path / "run"
+    tick = pd.Timedelta(minutes=5)
+    for k in range(3):
+        ts = T0 + k * tick
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k}")
+        update_silver(run, grid_minutes=5)
+    part = sorted(silver_dir(run, "telemetry").glob("date=*/part-*.parquet"))[-1]
+    shutil.copy(part, part.with_name("part-0-999999.parquet"))  # written, never committed
+    ts = T0 + 3 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-3")
+    assert update_silver(run, grid_minutes=5).mode == "incremental"
+    assert not part.with_name("part-0-999999.parquet").exists()
+    _assert_same_as_full(run, tmp_path)
