@@ -161,7 +161,7 @@ def _scheduler(site: Path, state: Path):
     receivers = build_receivers(load_alerting(alerting), alerting.parent)
     return ReportScheduler(cfg.schedule, cfg.resolve(cfg.warehouse), state, receivers,
                            reports_dir=cfg.resolve(cfg.reports_dir),
-                           site_id=cfg.site_id)  # fmt: skip
+                           site_id=cfg.site_id, site_dir=site.parent)  # fmt: skip
 
 
 def _at(at: str | None):
