@@ -116,7 +116,9 @@ class ReportJob(BaseModel):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")]
     cron: str = Field(description="Five-field cron expression (docs/operate.md).")
     timezone: str = Field("UTC", description="IANA zone the cron fields are read in.")
-    format: Literal["html", "pdf", "xlsx", "ipynb"] = "pdf"
+    format: Literal["html", "pdf", "xlsx", "ipynb"] | None = Field(
+        None, description="Report: html | pdf (default) | xlsx; notebook: html (default) | ipynb."
+    )
     lang: Literal["en", "pt-BR"] = "en"
     receiver: str = Field(min_length=1, description="E-mail receiver of the alerting file.")
     recipients: list[Annotated[str, Field(pattern=_EMAIL)]] = Field(default_factory=list)
@@ -131,6 +133,8 @@ class ReportJob(BaseModel):
 
     @model_validator(mode="after")
     def _kind(self) -> ReportJob:
+        if self.format is None:
+            self.format = "pdf" if self.notebook is None else "html"
         if self.notebook is None:
             if self.parameters:
                 raise ValueError("parameters: only a notebook job takes parameters")

@@ -303,7 +303,7 @@ def _tiny_notebook(path) -> None:
 def test_a_notebook_job_runs_papermill_keeps_its_output_and_emails_it(tmp_path, tiny_run, smtp):
     ctl, inbox = smtp
     _tiny_notebook(tmp_path / "eval.ipynb")
-    job = {"name": "eval", "cron": "0 7 * * mon", "notebook": "eval.ipynb", "format": "html",
+    job = {"name": "eval", "cron": "0 7 * * mon", "notebook": "eval.ipynb",  # format: html
            "parameters": {"threshold": 0.7}, "receiver": "managers", "retention": 1}  # fmt: skip
     with pytest.raises(ConfigError, match=r"schedule\[0\]: .*format: a notebook job sends"):
         load_site(_site(tmp_path, tiny_run, ctl.port, [job | {"format": "pdf"}]))
