@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -277,16 +278,30 @@ def test_viewer_has_no_buttons_and_is_refused(site, browser):
 # --- the analysis screens of `guardian dashboard` behind the login ------------------------------
 @pytest.fixture(scope="module")
 def analysis_site(tiny_run, tmp_path_factory):
-    """``guardian api --run`` over the simulated tiny run (a warehouse the six screens can
-    draw), a viewer and an operator scoped to one region."""
+    """``guardian api`` in site mode over the simulated tiny run (a warehouse the six
+    screens can draw) with operate's state: its audit trail, held open by a writer as
+    operate holds it, has an incident; a viewer and an operator scoped to one region."""
+    from guardian_lib.dashboards._data import load_run_data
+
     root = tmp_path_factory.mktemp("analysis")
+    state = root / "state"
+    StateStore(state).close()
+    audit = AuditLog(state / "audit.duckdb", tag="a-")
+    t0 = load_run_data(tiny_run).end - pd.Timedelta(hours=3)
+    iid = audit.new_incident_id()
+    audit.record_incident(iid, t0, scope_type="pon", scope_key="PON-X", start_at=t0,
+                          severity="major", cause="EXTERNAL_NETWORK", affected_customers=3,
+                          opened_by="loop")  # fmt: skip
+    audit.flush()
     users = UserStore(root / "users.json")
     users.add("viewer", "viewer", password=PASSWORDS["viewer"])
     users.add("op-n", "operator", ["north"], password=PASSWORDS["op-n"])
-    app = create_app(ApiConfig(run=tiny_run, users=root / "users.json", webhook_every_s=0), users)
+    cfg = ApiConfig(run=tiny_run, users=root / "users.json", state=state, webhook_every_s=0)
+    app = create_app(cfg, users)
     url, stop = _serve(app)
-    yield {"app": app, "url": url, "run": tiny_run}
+    yield {"app": app, "url": url, "run": tiny_run, "audit": audit, "incident": iid}
     stop()
+    audit.close()
 
 
 def test_analysis_screens_need_a_login_and_no_region_scope(analysis_site):
@@ -312,6 +327,14 @@ def test_analysis_screens_need_a_login_and_no_region_scope(analysis_site):
     assert "connect-src 'none'" in csp and "frame-ancestors 'none'" in csp
     text = expand_scripts(page.text)
     assert "NOC overview" in text and "Optical signal" in text
+    # operate's trail (read from a copy while its writer holds the file), cause in words
+    assert analysis_site["incident"] in text and "external network" in text
+    analysis_site["audit"].record_incident(
+        analysis_site["audit"].new_incident_id(), pd.Timestamp("2026-01-01", tz="UTC"),
+        scope_type="pon", scope_key="PON-Y", start_at=pd.Timestamp("2026-01-01", tz="UTC"),
+        severity="minor", cause="UNKNOWN", affected_customers=1, opened_by="loop",
+    )  # fmt: skip
+    analysis_site["audit"].flush()  # the writer was not kept out
     assert client.get(ANALYSIS_PATH).text == page.text  # cached: the run did not change
     assert analysis_site["app"].state.analysis.builds == 1
     # built from a snapshot: nothing was written into the served run
@@ -324,7 +347,6 @@ def test_viewer_opens_the_analysis_screens_in_the_browser(analysis_site, browser
 
     page, cap = _browser_login(browser, analysis_site, "viewer")
     try:
-        cap.console_errors.clear()  # (the console's queue answers 409 in --run mode: no queue)
         page.click('[data-testid="analysis-link"]')
         page.wait_for_url("**/console/analysis**")
         page.wait_for_selector(".bk-tab", timeout=60_000)
