@@ -32,7 +32,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from guardian_lib.api.console import SECURITY_HEADERS, _lang, _session_user
+from guardian_lib.api.console import SECURITY_HEADERS, page_lang, session_user
 from guardian_lib.layout import RunLayout
 
 __all__ = ["ANALYSIS_PATH", "REPORT_HEADERS", "AnalysisScreens", "router"]
@@ -143,8 +143,8 @@ def _refused(lang: str, regions: tuple[str, ...]) -> HTMLResponse:
 @router.get(ANALYSIS_PATH)
 def analysis(request: Request) -> Response:
     """The analysis screens (a redirect to the login without a valid session)."""
-    lang = _lang(request)
-    found = _session_user(request)
+    lang = page_lang(request)
+    found = session_user(request)
     if found is None:
         return RedirectResponse(f"/login?lang={quote(lang)}", status_code=303)
     user = found[0]
