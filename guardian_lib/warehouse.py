@@ -29,6 +29,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,8 @@ __all__ = [
     "warehouse_path",
     "connect",
     "lake_views_sql",
+    "private_copy",
+    "run_snapshot",
     "run_summary",
     "unreadable_raw_files",
     "WarehouseWriter",
@@ -334,3 +340,82 @@ def run_summary(run: Path | str) -> dict[str, Any]:
         }
     finally:
         con.close()
+
+
+def _copy_db(db: Path, dest: Path) -> None:
+    """Copy the DuckDB file ``db`` and its WAL (if any) to ``dest`` (and ``dest.wal``)."""
+    shutil.copyfile(db, dest)
+    wal = db.with_name(db.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, dest.with_name(dest.name + ".wal"))
+
+
+@contextmanager
+def private_copy(db: Path | str) -> Iterator[Path | None]:
+    """A private copy of a DuckDB file (and its WAL), deleted on exit; None if it is absent.
+
+    DuckDB lets one process write a file and refuses a writer while any reader, even
+    read-only (or, in the same process, a connection with another configuration), has it
+    open. Readers that must never keep ``guardian operate`` out (its audit trail, the
+    warehouse it ingests into every cycle) read a copy instead.
+    """
+    db = Path(db)
+    if not db.exists():
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="guardian-copy-") as tmp:
+        copy = Path(tmp) / db.name
+        _copy_db(db, copy)
+        yield copy
+
+
+@contextmanager
+def run_snapshot(run: Path | str, retries: int = 20, wait_s: float = 0.05) -> Iterator[Path]:
+    """A run folder to read while a writer (``guardian operate``) keeps working on ``run``.
+
+    The snapshot is a temporary folder with the run's name: ``warehouse.duckdb`` (and its
+    WAL) is copied and checked to open; every other entry (the Parquet lake, ``kpis.json``,
+    ``models/``) is a symbolic link to the original, since Parquet files are only ever
+    replaced whole (``os.replace``) or added. ``sla.parquet`` and ``sla.json``, which the
+    report writers write into their run folder, are left out, so those writes stay in the
+    snapshot and are discarded with it.
+
+    Parameters
+    ----------
+    run : path
+        Run folder with a warehouse.
+    retries : int, default 20
+        Copies tried when one is unreadable (taken in the middle of a checkpoint). [-]
+    wait_s : float, default 0.05
+        Pause between two tries. [s]
+
+    Raises
+    ------
+    WarehouseError
+        No warehouse in ``run``, or no readable copy after ``retries`` tries.
+    """
+    run = Path(run).resolve()
+    db = warehouse_path(run)
+    if not db.exists():
+        raise WarehouseError(f"{db} not found: no warehouse in {run}")
+    lay = RunLayout(run)
+    # outputs a reader writes into its run folder stay in the snapshot (never linked)
+    private = {lay.sla.name, lay.sla_json.name}
+    with tempfile.TemporaryDirectory(prefix="guardian-snapshot-") as tmp:
+        snap = Path(tmp) / run.name
+        snap.mkdir()
+        for entry in run.iterdir():
+            if not entry.name.startswith(WAREHOUSE_FILE) and entry.name not in private:
+                (snap / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+        last: Exception | None = None
+        for _ in range(max(1, retries)):
+            try:
+                _copy_db(db, snap / WAREHOUSE_FILE)
+                duckdb.connect(str(snap / WAREHOUSE_FILE), read_only=True).close()
+                break
+            except (OSError, duckdb.Error) as exc:
+                last = exc
+                time.sleep(wait_s)
+        else:
+            raise WarehouseError(f"{db}: no readable copy while it is being written: {last}")
+        yield snap

@@ -216,9 +216,10 @@ class Operator:
         """The scheduled reports (None without a ``schedule:`` section)."""
         return report_scheduler(self.site, self.state_dir, self.alerts)
 
-    def _reports_cycle(self, ts: pd.Timestamp) -> list[dict[str, Any]] | None:
-        """Build and e-mail the reports whose period has come (None without a schedule)."""
-        return reports_cycle(self.reports, ts)
+    def _reports_cycle(self, ts: pd.Timestamp, wait: bool = True) -> list[dict[str, Any]] | None:
+        """Build and e-mail the reports whose period has come (None without a schedule);
+        ``wait=False`` builds them in the scheduler's worker thread."""
+        return reports_cycle(self.reports, ts, wait=wait)
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
                       blocks: dict[str, int]) -> dict[str, Any] | None:  # fmt: skip
@@ -424,7 +425,7 @@ class Operator:
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
         # after the commit: a slow or failing report never delays or fails the cycle
-        self._reports_cycle(ts)
+        self._reports_cycle(ts, wait=False)  # built beside the loop: the cycle is not delayed
         return figures
 
     def _on_grid(self, ts: pd.Timestamp) -> pd.Timestamp:
