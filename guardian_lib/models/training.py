@@ -353,7 +353,7 @@ def evaluate_bundle(
         y = labels[f"risk_{h}h"].to_numpy()
         ok = ~np.isnan(y)
         yy = y[ok].astype(int)
-        if yy.min() == yy.max():
+        if len(yy) == 0 or yy.min() == yy.max():  # nothing to rank (e.g. horizon past the data)
             metrics[f"risk_{h}h_pr_auc"] = base[f"risk_{h}h_pr_auc"] = float("nan")
             continue
         metrics[f"risk_{h}h_pr_auc"] = float(

@@ -16,46 +16,18 @@ import yaml
 from guardian_lib.labels_tickets import classify_tickets, load_label_map
 from simulator.operator_export import ExportNoise, export_operator
 from simulator.operator_vocab import TS_FORMAT, TZ
-from simulator.output import simulate_to_dir
-from simulator.scenario import load_scenario
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
-#: Fault rates that give a two-day tiny run tickets of every kind. [1/year per unit]
-BUSY_RATES = {
-    "feeder_cut": 300.0, "box_fault": 150.0, "olt_board_failure": 30.0,
-    "upstream_failure": 150.0, "cpe_hang": 60.0, "wifi_interference": 40.0,
-    "customer_power_off": 20.0, "hardware_failure": 40.0, "fibre_degradation": 60.0,
-}  # fmt: skip
-
-
-def busy_scenario(days: float = 3):
-    """Tiny, with many faults, calls that become service orders and crews to visit them."""
-    sc = load_scenario("tiny", days=days)
-    faults = sc.faults.model_dump()
-    for kind, rate in BUSY_RATES.items():
-        faults[kind]["rate_per_year"] = rate
-    ops = sc.operations.model_dump() | {
-        "visit_prob_without_fault": 0.3, "visit_prob_with_fault": 1.0,
-        "confirm_before_visit_prob": 0.3, "phone_reboot_fix_prob": 0.1,
-        "technicians_per_region": 8,
-    }  # fmt: skip
-    customers = sc.customers.model_dump() | {
-        "call_rate_per_hour_offline": 0.6, "call_rate_per_hour_no_pppoe": 0.6,
-        "call_rate_per_hour_degraded": 0.4,
-    }  # fmt: skip
-    return sc.with_overrides(faults=faults, operations=ops, customers=customers)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Path:
-    return simulate_to_dir(busy_scenario(), tmp_path_factory.mktemp("export") / "run", seed=5)
+def run(operator_export) -> Path:
+    return operator_export[0]
 
 
 @pytest.fixture(scope="module")
-def export(run) -> Path:
-    out = run.parent / "operadora"
-    export_operator(run, out)
-    return out
+def export(operator_export) -> Path:
+    return operator_export[1]
 
 
 def _utc(values: pd.Series) -> pd.Series:
