@@ -41,7 +41,7 @@ from guardian_lib.warehouse import connect
 
 def export_tickets(export: Path) -> dict[str, pd.DataFrame]:
     """Tickets, contacts and inventory of an operator export, in the warehouse's names."""
-    from simulator.operator_vocab import TS_FORMAT, TZ
+    from simulator.operator_vocab import ALARM_NAMES, TS_FORMAT, TZ
 
     def utc(s: pd.Series) -> pd.Series:
         t = pd.to_datetime(s, format=TS_FORMAT, errors="coerce")
@@ -68,7 +68,26 @@ def export_tickets(export: Path) -> dict[str, pd.DataFrame]:
     onus = pd.read_csv(export / "inventario_onus.csv", dtype=str).rename(
         columns={"serial": "onu_id", "id_pon": "pon_id"}
     )
-    return {"tickets": tickets, "contacts": contacts, "onus": onus, "customers": cust}
+    a = pd.read_csv(export / "alarmes.csv", dtype=str)
+    names = {v: k for k, v in ALARM_NAMES.items()}
+    a = a[a["tipo_equipamento"] == "ONU"]
+    events = pd.DataFrame(
+        {"ts": utc(a["data_hora"]), "entity_id": a["equipamento"], "type": a["alarme"].map(names)}
+    )
+    return {"tickets": tickets, "contacts": contacts, "onus": onus, "customers": cust,
+            "events": events}  # fmt: skip
+
+
+def cached_features(run: Path, every_minutes: int, cache: Path | None) -> pd.DataFrame:
+    """Features of a run, read from / written to ``cache`` when given (they take minutes)."""
+    path = None if cache is None else cache / f"{run.name}_f{every_minutes}.parquet"
+    if path is not None and path.exists():
+        return pd.read_parquet(path)
+    f = feature_frame(run, every_minutes=every_minutes)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f.to_parquet(path)
+    return f
 
 
 def figures(m: dict) -> dict[str, float]:
@@ -90,17 +109,19 @@ def main() -> None:
     ap.add_argument("--test", type=Path, required=True)
     ap.add_argument("--n-estimators", type=int, default=200)
     ap.add_argument("--every-minutes", type=int, default=15)
+    ap.add_argument("--cache", type=Path, help="Folder to keep the feature frames in.")
     args = ap.parse_args()
 
     connect(args.train).close()  # a clear error if the run is not ingested
-    features = feature_frame(args.train, every_minutes=args.every_minutes)
+    features = cached_features(args.train, args.every_minutes, args.cache)
     truth_labels = build_labels(features, load_truth(args.train))
     inp = export_tickets(args.export)
     ticket_labels, report = build_ticket_labels(
         features, inp["tickets"], load_label_map(args.export / "labels.yaml"),
         contacts=inp["contacts"], onus=inp["onus"], customers=inp["customers"],
+        events=inp["events"],
     )  # fmt: skip
-    test_f = feature_frame(args.test, every_minutes=args.every_minutes)
+    test_f = cached_features(args.test, args.every_minutes, args.cache)
     test_l = build_labels(test_f, load_truth(args.test))
     out: dict = {"ticket_report": report.to_dict() | {"examples": None}}
     for name, labels in (("ground_truth", truth_labels), ("tickets", ticket_labels)):

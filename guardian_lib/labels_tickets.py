@@ -22,6 +22,12 @@ fault interval
     ticket covers every ONU of the ticket ONU's PON when ``massive_scope: pon`` (one
     customer's ticket stands for the street's outage).
 
+event interval
+    Optionally (``events:`` in the map), an ONU event type stands for a class: a dying
+    gasp means the premises lost power. The interval runs from the event to the end of
+    the symptomatic episode that follows it (gaps under an hour, at most
+    ``lookback_hours``). Ticket intervals of higher precedence win where both apply.
+
 These intervals play the part of ``faults_truth`` in :func:`guardian_lib.labels.build_labels`,
 so the labels have the same columns and the models train on them unchanged. The one
 difference: a symptomatic row that no ticket explains is *unlabelled* here (``symptomatic``
@@ -42,19 +48,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from guardian_lib.errors import ConfigError, WarehouseError, validation_message
 from guardian_lib.features import symptomatic
-from guardian_lib.labels import MASSIVE_CLASSES, build_labels
+from guardian_lib.labels import MASSIVE_CLASSES, NOT_SERVICE_AFFECTING_KINDS, build_labels
 from guardian_lib.safe_yaml import load_yaml
-from guardian_lib.schema import CAUSE_CLASSES
+from guardian_lib.schema import CAUSE_CLASSES, EVENT_TYPES
 
 __all__ = [
     "NO_FAULT",
     "LABEL_CLASSES",
+    "EventRule",
     "LabelMap",
     "TicketLabelReport",
     "load_label_map",
     "normalize_text",
     "classify_tickets",
     "ticket_faults",
+    "event_faults",
     "build_ticket_labels",
     "load_ticket_inputs",
 ]
@@ -82,6 +90,22 @@ def normalize_text(text: Any) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper()
 
 
+class EventRule(BaseModel):
+    """What one ONU event type means (``events:`` in a label map)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    cause: Annotated[str, Field(alias="class")]
+    service_affecting: bool = True
+
+    @field_validator("cause")
+    @classmethod
+    def _known_class(cls, value: str) -> str:
+        if value not in LABEL_CLASSES or value == NO_FAULT:
+            raise ValueError(f"unknown class {value!r}; expected one of {list(LABEL_CLASSES[:-1])}")
+        return value
+
+
 class LabelMap(BaseModel):
     """A label map: which closure codes and notes mean which cause class.
 
@@ -97,6 +121,10 @@ class LabelMap(BaseModel):
         How far before a ticket's opening its first symptom or contact is looked for. [h]
     massive_scope : {'pon', 'onu'}
         What a massive ticket covers: the ticket ONU's whole PON, or that ONU alone.
+    events : dict
+        ONU event type (``schema.EVENT_TYPES``) → :class:`EventRule` (``class`` and
+        ``service_affecting``), e.g. ``DYING_GASP: {class: CUSTOMER_PREMISES,
+        service_affecting: false}``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -108,6 +136,17 @@ class LabelMap(BaseModel):
     ignore: list[str] = Field(default_factory=list)
     lookback_hours: Annotated[float, Field(gt=0, le=168)] = 12.0
     massive_scope: Literal["pon", "onu"] = "pon"
+    events: dict[str, EventRule] = Field(default_factory=dict)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: dict[str, EventRule]) -> dict[str, EventRule]:
+        for name in value:
+            if name not in EVENT_TYPES:
+                raise ValueError(
+                    f"unknown event type {name!r}; expected one of {list(EVENT_TYPES)}"
+                )
+        return value
 
     @field_validator("classes")
     @classmethod
@@ -170,6 +209,7 @@ class TicketLabelReport:
     per_class: dict[str, int] = field(default_factory=dict)
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     faults: int = 0
+    event_faults: dict[str, int] = field(default_factory=dict)
     labelled_rows: int = 0
     unlabelled_symptomatic_rows: int = 0
 
@@ -180,6 +220,7 @@ class TicketLabelReport:
             "per_class": self.per_class,
             "examples": self.examples,
             "faults": self.faults,
+            "event_faults": self.event_faults,
             "labelled_rows": self.labelled_rows,
             "unlabelled_symptomatic_rows": self.unlabelled_symptomatic_rows,
         }
@@ -340,6 +381,58 @@ def ticket_faults(
                 "affected_onus"]]  # fmt: skip
 
 
+def event_faults(events: pd.DataFrame, features: pd.DataFrame, label_map: LabelMap) -> pd.DataFrame:
+    """Fault intervals of the ONU events the label map names, shaped like ``faults_truth``.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        ``ts``, ``entity_id`` (the ONU) and ``type``.
+    features : pandas.DataFrame
+        ``ts``, ``onu_id`` and the columns :func:`guardian_lib.features.symptomatic` reads.
+    label_map : LabelMap
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`ticket_faults`; ``kind`` is ``'event'`` or ``'not_service_affecting'``.
+    """
+    cols = ["fault_id", "kind", "cause_class", "start_at", "impact_start_at", "end_at",
+            "affected_onus"]  # fmt: skip
+    ev = events[events["type"].isin(list(label_map.events))]
+    if not len(ev):
+        return pd.DataFrame(columns=cols)
+    f_onu = features["onu_id"].astype(str).to_numpy()
+    f_ts = _us(features["ts"])
+    f_sym = symptomatic(features)
+    by_onu = pd.Series(np.arange(len(features))).groupby(f_onu).indices
+    cap = int(label_map.lookback_hours * 3600 * 1_000_000)
+    e_ts = _us(ev["ts"])
+    rows = []
+    for k, (onu, typ) in enumerate(zip(ev["entity_id"].astype(str), ev["type"], strict=True)):
+        start = int(e_ts[k])
+        end = start + 1
+        idx = by_onu.get(onu)
+        if idx is not None:
+            # The symptomatic episode that follows the event, gaps under an hour.
+            t, s = f_ts[idx], f_sym[idx]
+            after = np.sort(t[(t >= start) & (t <= start + cap) & s])
+            if len(after):
+                stop = 1
+                while stop < len(after) and after[stop] - after[stop - 1] < _GAP_US:
+                    stop += 1
+                end = int(after[stop - 1]) + 1
+        rule = label_map.events[typ]
+        kind = "event" if rule.service_affecting else NOT_SERVICE_AFFECTING_KINDS[-1]
+        rows.append((f"{typ}@{onu}@{start}", kind, rule.cause, start, end, [onu]))
+    out = pd.DataFrame(rows, columns=["fault_id", "kind", "cause_class", "s", "e", "affected_onus"])
+    ts = pd.to_datetime(out.pop("s"), unit="us", utc=True)
+    out["start_at"] = ts
+    out["impact_start_at"] = ts
+    out["end_at"] = pd.to_datetime(out.pop("e"), unit="us", utc=True)
+    return out[cols]
+
+
 def _examples(frame: pd.DataFrame) -> list[dict[str, Any]]:
     cols = [c for c in ("os_id", "closure_code", "notes", "matched") if c in frame]
     return [
@@ -356,6 +449,7 @@ def build_ticket_labels(
     onus: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
     observed_until: pd.Timestamp | None = None,
+    events: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, TicketLabelReport]:
     """Labels aligned with ``features`` rows, from closed tickets.
 
@@ -374,6 +468,8 @@ def build_ticket_labels(
     observed_until : pandas.Timestamp, optional
         Only tickets closed by then count (a training cut-off); risk labels whose horizon
         passes it are NaN.
+    events : pandas.DataFrame, optional
+        ONU events (``ts``, ``entity_id``, ``type``) for the map's ``events:`` rules.
 
     Returns
     -------
@@ -406,6 +502,20 @@ def build_ticket_labels(
         report.examples[s] = _examples(classified[classified["status"] == s])
     faults = ticket_faults(classified, features, label_map, contacts=contacts, onus=onus)
     report.faults = len(faults)
+    if events is not None and label_map.events:
+        if observed_until is not None:
+            events = events[pd.to_datetime(events["ts"], utc=True) <= pd.Timestamp(observed_until)]
+        from_events = event_faults(events, features, label_map)
+        report.event_faults = {
+            str(k): int(v)
+            for k, v in from_events["fault_id"]
+            .str.split("@")
+            .str[0]
+            .value_counts()
+            .sort_index()
+            .items()
+        }
+        faults = pd.concat([faults, from_events], ignore_index=True) if len(from_events) else faults
     labels = build_labels(features, faults, observed_until=observed_until)
     # A symptom no ticket explains is unknown to the operator, not a fault of unknown cause.
     unexplained = labels["symptomatic"].to_numpy() & (labels["cause"] == "UNKNOWN").to_numpy()
@@ -425,7 +535,8 @@ def load_ticket_inputs(run: Path | str) -> dict[str, pd.DataFrame | None]:
     dict
         ``tickets`` (``service_orders`` with ``closure_code`` and ``notes``),
         ``contacts`` (``ts``, ``onu_id`` of CUSTOMER_CALL events; None without events),
-        ``onus`` and ``customers`` (None when not imported).
+        ``onus`` and ``customers`` (None when not imported), ``events`` (``ts``,
+        ``entity_id``, ``type`` of ONU events; None without events).
 
     Raises
     ------
@@ -456,6 +567,11 @@ def load_ticket_inputs(run: Path | str) -> dict[str, pd.DataFrame | None]:
         onus = con.execute("SELECT * FROM onus").df() if "onus" in tables else None
         customers = con.execute("SELECT * FROM customers").df() if "customers" in tables else None
         contacts = None
+        onu_events = None
+        if "events" in tables:
+            onu_events = con.execute(
+                "SELECT ts, entity_id, type FROM events WHERE entity_type = 'onu'"
+            ).df()
         if "events" in tables and customers is not None:
             calls = con.execute(
                 "SELECT ts, entity_id AS customer_id FROM events WHERE type = 'CUSTOMER_CALL'"
@@ -467,4 +583,10 @@ def load_ticket_inputs(run: Path | str) -> dict[str, pd.DataFrame | None]:
             contacts = calls[["ts", "onu_id"]]
     finally:
         con.close()
-    return {"tickets": tickets, "contacts": contacts, "onus": onus, "customers": customers}
+    return {
+        "tickets": tickets,
+        "contacts": contacts,
+        "onus": onus,
+        "customers": customers,
+        "events": onu_events,
+    }

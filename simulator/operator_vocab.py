@@ -148,4 +148,8 @@ ignore:
   - "CANCELAD"
 lookback_hours: 12
 massive_scope: pon
+# ONU alarms that say what happened without a ticket: a dying gasp is the ONU losing
+# power at the premises (not the operator's fault, so not counted as a risk event).
+events:
+  DYING_GASP: {class: CUSTOMER_PREMISES, service_affecting: false}
 """

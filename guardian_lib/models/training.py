@@ -125,7 +125,7 @@ def ticket_labelled_frame(
     features = feature_frame(run, end=cut, every_minutes=every_minutes)
     labels, report = build_ticket_labels(
         features, inputs["tickets"], lm, contacts=inputs["contacts"], onus=inputs["onus"],
-        customers=inputs["customers"], observed_until=cut,
+        customers=inputs["customers"], observed_until=cut, events=inputs["events"],
     )  # fmt: skip
     if since is not None:
         keep = (features["ts"] >= _utc(since)).to_numpy()

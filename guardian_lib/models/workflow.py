@@ -86,6 +86,11 @@ def _report_line(report: dict[str, Any]) -> str:
         f"{c['unlabelled']} unlabelled, {c['contradictory']} contradictory, {c['ignored']} "
         f"ignored, {c['open']} open; {report['labelled_rows']:,} rows labelled, "
         f"{report['unlabelled_symptomatic_rows']:,} symptomatic rows no ticket explains"
+        + (
+            f"; intervals from events {report['event_faults']}"
+            if report.get("event_faults")
+            else ""
+        )
     )
 
 

@@ -160,3 +160,32 @@ def test_a_contact_before_the_ticket_opens_the_interval_and_a_cut_off_hides_late
 def test_a_simulated_run_has_no_closure_codes(tiny_run):
     with pytest.raises(WarehouseError, match="closure_code / notes"):
         load_ticket_inputs(tiny_run)
+
+
+def test_an_event_rule_labels_the_episode_after_the_event_below_ticket_precedence():
+    lm = MAP.model_copy(
+        update={"events": LabelMap.model_validate(
+            {"classes": {"NO_FAULT": ["X"]},
+             "events": {"DYING_GASP": {"class": "CUSTOMER_PREMISES", "service_affecting": False}}}
+        ).events}
+    )  # fmt: skip
+    # A: dark 5-8 h after a dying gasp at 5 h (no ticket). B: dark 20-23 h, a dying gasp
+    # at 20 h, but a massive ticket on B covers it.
+    f = _features(["A", "B"], 30, {"A": (5, 8), "B": (20, 23)})
+    events = pd.DataFrame({
+        "ts": [T0 + pd.Timedelta(hours=5), T0 + pd.Timedelta(hours=20)],
+        "entity_id": ["A", "B"], "type": ["DYING_GASP", "DYING_GASP"],
+    })  # fmt: skip
+    tickets = _tickets([("OS1", "B", 20.5, 23, "MASSIVA", None)])
+    labels, report = build_ticket_labels(f, tickets, lm, events=events)
+    h = (f["ts"] - T0).dt.total_seconds() / 3600
+    a, b = f["onu_id"] == "A", f["onu_id"] == "B"
+    assert (labels.loc[a & (h >= 5) & (h < 8), "cause"] == "CUSTOMER_PREMISES").all()
+    assert (labels.loc[b & (h >= 20) & (h < 23), "cause"] == "MASSIVE_OUTAGE").all()
+    # Not service-affecting: the hours before the dying gasp are not risk positives.
+    assert labels.loc[a & (h < 5), "risk_24h"].eq(0).all()
+    assert report.event_faults == {"DYING_GASP": 2}
+    with pytest.raises(Exception, match="unknown event type 'GASP'"):
+        LabelMap.model_validate(
+            {"classes": {"NO_FAULT": ["X"]}, "events": {"GASP": {"class": "CUSTOMER_PREMISES"}}}
+        )
