@@ -210,6 +210,7 @@ class TicketLabelReport:
     examples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     faults: int = 0
     event_faults: dict[str, int] = field(default_factory=dict)
+    reboots: dict[str, int] = field(default_factory=dict)
     labelled_rows: int = 0
     unlabelled_symptomatic_rows: int = 0
 
@@ -221,6 +222,7 @@ class TicketLabelReport:
             "examples": self.examples,
             "faults": self.faults,
             "event_faults": self.event_faults,
+            "reboots": self.reboots,
             "labelled_rows": self.labelled_rows,
             "unlabelled_symptomatic_rows": self.unlabelled_symptomatic_rows,
         }
@@ -450,6 +452,7 @@ def build_ticket_labels(
     customers: pd.DataFrame | None = None,
     observed_until: pd.Timestamp | None = None,
     events: pd.DataFrame | None = None,
+    reboots: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, TicketLabelReport]:
     """Labels aligned with ``features`` rows, from closed tickets.
 
@@ -470,6 +473,10 @@ def build_ticket_labels(
         passes it are NaN.
     events : pandas.DataFrame, optional
         ONU events (``ts``, ``entity_id``, ``type``) for the map's ``events:`` rules.
+    reboots : pandas.DataFrame, optional
+        The autopilot's executed reboots (``ts``, ``onu_id``): those that fixed the
+        customer become CUSTOMER_PREMISES intervals
+        (:func:`guardian_lib.labels_feedback.reboot_faults`).
 
     Returns
     -------
@@ -516,6 +523,17 @@ def build_ticket_labels(
             .items()
         }
         faults = pd.concat([faults, from_events], ignore_index=True) if len(from_events) else faults
+    if reboots is not None and len(reboots):
+        from guardian_lib.labels_feedback import reboot_faults
+
+        if observed_until is not None:
+            reboots = reboots[
+                pd.to_datetime(reboots["ts"], utc=True) <= pd.Timestamp(observed_until)
+            ]
+        from_reboots, report.reboots = reboot_faults(reboots, features)
+        faults = (
+            pd.concat([faults, from_reboots], ignore_index=True) if len(from_reboots) else faults
+        )
     labels = build_labels(features, faults, observed_until=observed_until)
     # A symptom no ticket explains is unknown to the operator, not a fault of unknown cause.
     unexplained = labels["symptomatic"].to_numpy() & (labels["cause"] == "UNKNOWN").to_numpy()

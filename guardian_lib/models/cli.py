@@ -46,6 +46,25 @@ def train_command(
             help="With --labels tickets: train on rows and tickets closed up to this UTC time."
         ),
     ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Feedback loop (with --labels tickets): train a challenger on rows from this "
+            "UTC time to the hold-out and promote it only if it beats the champion there."
+        ),
+    ] = None,
+    holdout_days: Annotated[
+        float, typer.Option(min=0.5, help="With --since: latest days held out to compare. [d]")
+    ] = 7.0,
+    promotion_metric: Annotated[
+        str, typer.Option(help="With --since: macro_f1, massive_f1 or risk_24h_pr_auc.")
+    ] = "macro_f1",
+    audit: Annotated[
+        Path | None,
+        typer.Option(
+            help="The autopilot's audit DuckDB file: reboots that fixed it become labels."
+        ),
+    ] = None,
 ) -> None:
     """Train the models on runs, log them to MLflow and register them."""
     from rich.console import Console
@@ -54,9 +73,25 @@ def train_command(
 
     _check_labels(labels, label_map)
     console = Console(stderr=True)
+    if since is not None:
+        if labels != "tickets" or len(run) != 1 or until is not None:
+            raise typer.BadParameter(
+                "--since retrains one operator run from its tickets: use it with one --run, "
+                "--labels tickets and --label-map, without --until",
+                param_hint="--since",
+            )
+        from guardian_lib.models.promotion import retrain
+
+        res = retrain(
+            run[0], since, label_map, holdout_days=holdout_days,
+            promotion_metric=promotion_metric, audit=audit, every_minutes=every_minutes,
+            n_estimators=n_estimators, seed=seed, champion_alias=alias, log=console.print,
+        )  # fmt: skip
+        typer.echo(json.dumps(res, indent=2, default=str))
+        return
     version = train(
         run, every_minutes=every_minutes, n_estimators=n_estimators, seed=seed, alias=alias,
-        log=console.print, labels=labels, label_map=label_map, until=until,
+        log=console.print, labels=labels, label_map=label_map, until=until, audit=audit,
     )  # fmt: skip
     console.print(f"[green]registered[/] {version} as {alias!r}")
 

@@ -93,6 +93,7 @@ def ticket_labelled_frame(
     every_minutes: int = MODEL_EVERY_MINUTES,
     until: pd.Timestamp | str | None = None,
     since: pd.Timestamp | str | None = None,
+    audit: Path | str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Features of a run and their labels from its closed tickets (an operator's run).
 
@@ -109,7 +110,11 @@ def ticket_labelled_frame(
         Training cut-off (UTC): rows after it are dropped, only tickets closed by then
         count and risk labels whose horizon passes it are NaN.
     since : Timestamp or str, optional
-        Keep only rows at or after this time (UTC) (evaluation on a later period).
+        Keep only rows at or after this time (UTC) (evaluation on a later period, or
+        retraining on the newest data).
+    audit : path, optional
+        The autopilot's audit DuckDB file: reboots that fixed the customer become labels
+        (:mod:`guardian_lib.labels_feedback`).
 
     Returns
     -------
@@ -117,15 +122,18 @@ def ticket_labelled_frame(
         ``report`` is :meth:`TicketLabelReport.to_dict` (counts and examples of
         unlabelled and contradictory tickets).
     """
+    from guardian_lib.labels_feedback import load_reboots
     from guardian_lib.labels_tickets import build_ticket_labels, load_label_map, load_ticket_inputs
 
     lm = load_label_map(label_map)
     inputs = load_ticket_inputs(run)
+    reboots = None if audit is None else load_reboots(audit)
     cut = None if until is None else _utc(until)
     features = feature_frame(run, end=cut, every_minutes=every_minutes)
     labels, report = build_ticket_labels(
         features, inputs["tickets"], lm, contacts=inputs["contacts"], onus=inputs["onus"],
         customers=inputs["customers"], observed_until=cut, events=inputs["events"],
+        reboots=reboots,
     )  # fmt: skip
     if since is not None:
         keep = (features["ts"] >= _utc(since)).to_numpy()

@@ -58,6 +58,8 @@ def _labelled_frames(
     labels: str = "truth",
     label_map: Path | str | None = None,
     until: str | None = None,
+    since: str | None = None,
+    audit: Path | str | None = None,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Features and labels of every run, concatenated, and the ticket label reports."""
     import pandas as pd
@@ -68,7 +70,9 @@ def _labelled_frames(
     for r in runs:
         log(f"features and labels ({labels}) of {r} …")
         if labels == "tickets":
-            f, lab, report = ticket_labelled_frame(r, label_map, every_minutes, until=until)
+            f, lab, report = ticket_labelled_frame(
+                r, label_map, every_minutes, until=until, since=since, audit=audit
+            )
             reports[str(r)] = report
             log(_report_line(report))
         else:
@@ -81,17 +85,17 @@ def _labelled_frames(
 def _report_line(report: dict[str, Any]) -> str:
     """The ticket label report in one line (counts; examples are in the MLflow artifact)."""
     c = report["counts"]
-    return (
+    line = (
         f"tickets: {c['labelled']} labelled {report['per_class']}, {c['no_fault']} no fault, "
         f"{c['unlabelled']} unlabelled, {c['contradictory']} contradictory, {c['ignored']} "
         f"ignored, {c['open']} open; {report['labelled_rows']:,} rows labelled, "
-        f"{report['unlabelled_symptomatic_rows']:,} symptomatic rows no ticket explains"
-        + (
-            f"; intervals from events {report['event_faults']}"
-            if report.get("event_faults")
-            else ""
-        )
+        f"{report['unlabelled_symptomatic_rows']:,} symptomatic rows nothing explains"
     )
+    if report.get("event_faults"):
+        line += f"; intervals from events {report['event_faults']}"
+    if report.get("reboots"):
+        line += f"; autopilot reboots {report['reboots']}"
+    return line
 
 
 def _check_label_source(labels: str, label_map: Path | str | None) -> None:
@@ -123,6 +127,8 @@ def train(
     labels: str = "truth",
     label_map: Path | str | None = None,
     until: str | None = None,
+    since: str | None = None,
+    audit: Path | str | None = None,
 ) -> str:
     """Train the models on runs, log them to MLflow and register them.
 
@@ -148,6 +154,11 @@ def train(
     until : str, optional
         Training cut-off (UTC) with ``labels='tickets'``: later rows and tickets closed
         later are left for evaluation.
+    since : str, optional
+        With ``labels='tickets'``: train on rows from this time (UTC) on.
+    audit : path, optional
+        With ``labels='tickets'``: the autopilot's audit file; reboots that fixed the
+        customer become labels.
 
     Returns
     -------
@@ -160,8 +171,9 @@ def train(
     seed = int(seed)
     _check_label_source(labels, label_map)
     features, labels_all, reports = _labelled_frames(
-        runs, every_minutes, log, labels=labels, label_map=label_map, until=until
-    )
+        runs, every_minutes, log, labels=labels, label_map=label_map, until=until,
+        since=since, audit=audit,
+    )  # fmt: skip
     log(
         f"training on {len(features):,} rows ({int(labels_all['symptomatic'].sum()):,} symptomatic) …"
     )
@@ -179,7 +191,8 @@ def train(
         bundle,
         params={"runs": [str(r) for r in runs], "every_minutes": every_minutes,
                 "n_estimators": n_estimators, "seed": seed, "labels": labels,
-                "label_map": str(label_map) if label_map else None, "until": until},
+                "label_map": str(label_map) if label_map else None, "until": until,
+                "since": since, "audit": str(audit) if audit else None},
         metrics={f"train_{k}": v for k, v in summary_metrics(metrics).items()},
         artifacts=artifacts,
         alias=alias,

@@ -189,3 +189,26 @@ def test_an_event_rule_labels_the_episode_after_the_event_below_ticket_precedenc
         LabelMap.model_validate(
             {"classes": {"NO_FAULT": ["X"]}, "events": {"GASP": {"class": "CUSTOMER_PREMISES"}}}
         )
+
+
+def test_reboot_outcomes_become_labels_only_when_the_reboot_fixed_it():
+    from guardian_lib.labels_feedback import reboot_faults
+
+    # A: offline 4-6 h, rebooted at 6 h, fine after (fixed). B: offline 4-12 h, rebooted
+    # at 6 h (not fixed). C: healthy, rebooted at 6 h (no symptom). D: rebooted at 23.5 h,
+    # no telemetry after (unknown).
+    f = _features(["A", "B", "C", "D"], 24, {"A": (4, 6), "B": (4, 12), "D": (23, 24)})
+    reboots = pd.DataFrame({
+        "ts": [T0 + pd.Timedelta(hours=h) for h in (6, 6, 6, 23.5)], "onu_id": list("ABCD"),
+    })  # fmt: skip
+    faults, counts = reboot_faults(reboots, f)
+    assert counts == {"fixed": 1, "not_fixed": 1, "no_symptom": 1, "unknown": 1}
+    assert faults["affected_onus"].tolist() == [["A"]]
+    assert faults["cause_class"].tolist() == ["CUSTOMER_PREMISES"]
+    assert faults["start_at"].iloc[0] == T0 + pd.Timedelta(hours=4)
+    labels, report = build_ticket_labels(f, _tickets([]), MAP, reboots=reboots)
+    h = (f["ts"] - T0).dt.total_seconds() / 3600
+    a = f["onu_id"] == "A"
+    assert (labels.loc[a & (h >= 4) & (h < 6), "cause"] == "CUSTOMER_PREMISES").all()
+    assert labels.loc[f["onu_id"] == "B", "cause"].isna().all()
+    assert report.reboots["fixed"] == 1
