@@ -63,6 +63,7 @@ GUARDIAN_ENV_FAMILIES = (
     "GUARDIAN_NBI_",
     "GUARDIAN_ZT_",
     "GUARDIAN_ALERT_",  # receivers' secrets named by an alert file (``token_env``)
+    "GUARDIAN_OWN_",  # database URLs named by an own-data mapping (``sql.url_env``)
 )
 #: Hard bounds of the safety limits: ``field → (lowest, highest)`` allowed value.
 HARD_LIMITS: dict[str, tuple[float, float]] = {
