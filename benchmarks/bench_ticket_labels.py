@@ -21,7 +21,7 @@ the ticket labels; ``guardian ingest --source`` of the export gives the same tic
 Usage::
 
     nice -n 10 .venv/bin/python benchmarks/bench_ticket_labels.py \\
-        --train RUN_A --export EXPORT_A --test RUN_B [--n-estimators 200]
+        --train RUN_A --export EXPORT_A --test RUN_B [--imported W_A] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -110,6 +110,13 @@ def main() -> None:
     ap.add_argument("--n-estimators", type=int, default=200)
     ap.add_argument("--every-minutes", type=int, default=15)
     ap.add_argument("--cache", type=Path, help="Folder to keep the feature frames in.")
+    ap.add_argument(
+        "--imported",
+        type=Path,
+        help="The export ingested with `guardian ingest --source` (a warehouse without the "
+        "simulator's tables): the tickets model then trains on its features and tickets, "
+        "the whole operator path.",
+    )
     args = ap.parse_args()
 
     connect(args.train).close()  # a clear error if the run is not ingested
@@ -124,8 +131,17 @@ def main() -> None:
     test_f = cached_features(args.test, args.every_minutes, args.cache)
     test_l = build_labels(test_f, load_truth(args.test))
     out: dict = {"ticket_report": report.to_dict() | {"examples": None}}
-    for name, labels in (("ground_truth", truth_labels), ("tickets", ticket_labels)):
-        bundle = fit_bundle(features, labels, n_estimators=args.n_estimators)
+    trainings = [("ground_truth", features, truth_labels), ("tickets", features, ticket_labels)]
+    if args.imported is not None:
+        from guardian_lib.models.training import ticket_labelled_frame
+
+        imp_f, imp_l, imp_report = ticket_labelled_frame(
+            args.imported, args.export / "labels.yaml", args.every_minutes
+        )
+        out["imported_ticket_report"] = imp_report | {"examples": None}
+        trainings.append(("tickets_imported", imp_f, imp_l))
+    for name, feats, labels in trainings:
+        bundle = fit_bundle(feats, labels, n_estimators=args.n_estimators)
         m = evaluate_bundle(bundle, test_f, test_l)
         out[name] = figures(m)
         out[f"{name}_train_rows_with_cause"] = int(labels["symptomatic"].sum())
