@@ -48,7 +48,7 @@ def load_reboots(audit: Path | str) -> pd.DataFrame:
 
 
 def reboot_faults(reboots: pd.DataFrame, features: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Fault intervals of the reboots that fixed the customer, shaped like ``faults_truth``.
+    """Fault intervals of the reboots that fixed the customer, in the ground-truth fault table's columns.
 
     Parameters
     ----------

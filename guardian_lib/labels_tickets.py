@@ -28,7 +28,7 @@ event interval
     the symptomatic episode that follows it (gaps under an hour, at most
     ``lookback_hours``). Ticket intervals of higher precedence win where both apply.
 
-These intervals play the part of ``faults_truth`` in :func:`guardian_lib.labels.build_labels`,
+These intervals play the part of the ground-truth fault table in :func:`guardian_lib.labels.build_labels`,
 so the labels have the same columns and the models train on them unchanged. The one
 difference: a symptomatic row that no ticket explains is *unlabelled* here (``symptomatic``
 False, ``cause`` None), not UNKNOWN, since most faults never get a ticket.
@@ -310,7 +310,7 @@ def ticket_faults(
     contacts: pd.DataFrame | None = None,
     onus: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Fault intervals of the labelled tickets, shaped like ``faults_truth``.
+    """Fault intervals of the labelled tickets, in the ground-truth fault table's columns.
 
     Parameters
     ----------
@@ -384,7 +384,7 @@ def ticket_faults(
 
 
 def event_faults(events: pd.DataFrame, features: pd.DataFrame, label_map: LabelMap) -> pd.DataFrame:
-    """Fault intervals of the ONU events the label map names, shaped like ``faults_truth``.
+    """Fault intervals of the ONU events the label map names, in the ground-truth fault table's columns.
 
     Parameters
     ----------
