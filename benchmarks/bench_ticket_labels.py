@@ -33,8 +33,9 @@ from pathlib import Path
 import pandas as pd
 
 from guardian_lib.features import feature_frame
+from guardian_lib.label_map import load_label_map
 from guardian_lib.labels import build_labels
-from guardian_lib.labels_tickets import build_ticket_labels, load_label_map
+from guardian_lib.labels_tickets import build_ticket_labels
 from guardian_lib.models.training import evaluate_bundle, fit_bundle, load_truth
 from guardian_lib.warehouse import connect
 

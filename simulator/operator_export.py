@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ EXPORT_KINDS = ("operator",)
 _MASSIVE = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
 
 
+@dataclass(frozen=True)
 class ExportNoise:
     """How imperfect the operator's records are (shares of tickets). [-]
 
@@ -78,11 +80,11 @@ class ExportNoise:
         Customer tickets without the ONU's serial (only the customer code).
     """
 
-    code_missing = 0.08
-    code_wrong = 0.05
-    notes_missing = 0.3
-    noc_misses = 0.15
-    onu_missing = 0.1
+    code_missing: float = 0.08
+    code_wrong: float = 0.05
+    notes_missing: float = 0.3
+    noc_misses: float = 0.15
+    onu_missing: float = 0.1
 
 
 def check_export_dir(out_dir: Path, overwrite: bool) -> None:
@@ -262,9 +264,7 @@ def _found_kind(order: Any, onu: str | None, truth: pd.DataFrame) -> str:
     return "no_fault"
 
 
-def _code_and_notes(
-    found: str, rng: np.random.Generator, noise: type[ExportNoise]
-) -> tuple[str, str]:
+def _code_and_notes(found: str, rng: np.random.Generator, noise: ExportNoise) -> tuple[str, str]:
     code = _pick(rng, CLOSURE_CODES[found])
     u = rng.random()
     if u < noise.code_missing:
@@ -275,9 +275,7 @@ def _code_and_notes(
     return code, notes
 
 
-def _tickets(
-    run: Path, out: Path, rng: np.random.Generator, noise: type[ExportNoise]
-) -> dict[str, int]:
+def _tickets(run: Path, out: Path, rng: np.random.Generator, noise: ExportNoise) -> dict[str, int]:
     orders = pd.read_parquet(run / "ops" / "service_orders.parquet")
     truth = pd.read_parquet(run / "ops" / "faults_truth.parquet")
     truth["affected_onus"] = truth["affected_onus"].map(lambda a: set(map(str, a)))
@@ -408,7 +406,7 @@ def export_operator(
     out_dir: Path | str,
     seed: int | None = None,
     overwrite: bool = False,
-    noise: type[ExportNoise] = ExportNoise,
+    noise: ExportNoise = ExportNoise(),
 ) -> dict[str, int]:
     """Write a simulated run as an operator's exports, atomically.
 

@@ -122,8 +122,9 @@ def ticket_labelled_frame(
         ``report`` is :meth:`TicketLabelReport.to_dict` (counts and examples of
         unlabelled and contradictory tickets).
     """
+    from guardian_lib.label_map import load_label_map
     from guardian_lib.labels_feedback import load_reboots
-    from guardian_lib.labels_tickets import build_ticket_labels, load_label_map, load_ticket_inputs
+    from guardian_lib.labels_tickets import build_ticket_labels, load_ticket_inputs
 
     lm = load_label_map(label_map)
     inputs = load_ticket_inputs(run)

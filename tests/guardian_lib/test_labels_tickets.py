@@ -7,13 +7,8 @@ import pandas as pd
 import pytest
 
 from guardian_lib.errors import ConfigError, WarehouseError
-from guardian_lib.labels_tickets import (
-    LabelMap,
-    build_ticket_labels,
-    classify_tickets,
-    load_label_map,
-    load_ticket_inputs,
-)
+from guardian_lib.label_map import LabelMap, classify_tickets, load_label_map
+from guardian_lib.labels_tickets import build_ticket_labels, load_ticket_inputs
 
 MAP = LabelMap(
     classes={

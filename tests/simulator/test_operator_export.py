@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from guardian_lib.labels_tickets import classify_tickets, load_label_map
+from guardian_lib.label_map import classify_tickets, load_label_map
 from simulator.operator_export import ExportNoise, export_operator
 from simulator.operator_vocab import TS_FORMAT, TZ
 
@@ -109,13 +109,10 @@ def test_tickets_carry_portuguese_codes_that_the_label_map_reads(run, export):
 
 
 def test_noisier_records_are_reported_not_guessed(run, tmp_path):
-    class Sloppy(ExportNoise):
-        code_missing = 0.3
-        code_wrong = 0.4
-        notes_missing = 0.5
+    sloppy = ExportNoise(code_missing=0.3, code_wrong=0.4, notes_missing=0.5)
 
     out = tmp_path / "sloppy"
-    export_operator(run, out, noise=Sloppy)
+    export_operator(run, out, noise=sloppy)
     agree, n, c = _agreement(run, out)
     assert agree < 0.8
     status = c["status"].value_counts()
