@@ -441,11 +441,11 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
                      q["sentinels_removed"], q["late_rows"]],
                 )  # fmt: skip
             con.execute("CREATE OR REPLACE TABLE _raw_files (kind VARCHAR, path VARCHAR)")
-            con.executemany(
-                "INSERT INTO _raw_files VALUES (?, ?)",
-                [("telemetry", str(f.relative_to(run))) for f in tel_files]
-                + [("events", str(f.relative_to(run))) for f in ev_files],
-            )
+            listed = [("telemetry", str(f.relative_to(run))) for f in tel_files] + [
+                ("events", str(f.relative_to(run))) for f in ev_files
+            ]
+            if listed:  # an import of inventory or tickets alone has no RAW file
+                con.executemany("INSERT INTO _raw_files VALUES (?, ?)", listed)
             manifest = {**{d: digests[d] for d in digests}, "__events__": ev_digest}
             con.execute("CREATE OR REPLACE TABLE _silver_manifest (date VARCHAR, digest VARCHAR)")
             con.executemany("INSERT INTO _silver_manifest VALUES (?, ?)", sorted(manifest.items()))

@@ -183,6 +183,11 @@ class ReportLayout(_Folder):
         return sorted(self.root.glob("report*.html"))
 
     @property
+    def pdf(self) -> Path:
+        """The printed report (PDF) in the first language."""
+        return self.root / "report.pdf"
+
+    @property
     def screenshots(self) -> Path:
         """PNG of each screen of the first report."""
         return self.root / "screenshots"

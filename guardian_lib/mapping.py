@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
@@ -94,6 +94,7 @@ class ColumnMapping(BaseModel):
     columns: dict[str, str | ColumnSpec]
     source: Annotated[str, Field(min_length=1)] = "user"
     csv_delimiter: str = ","
+    decimal: Literal[".", ","] = "."
 
     def spec(self, target: str) -> ColumnSpec | None:
         """The :class:`ColumnSpec` of a warehouse column, or ``None`` if unmapped."""
@@ -266,8 +267,13 @@ def parse_timestamps(
     return ts.dt.as_unit("us")
 
 
-def parse_numbers(origin: RowOrigin, frame: pd.DataFrame, spec: ColumnSpec) -> np.ndarray:
+def parse_numbers(
+    origin: RowOrigin, frame: pd.DataFrame, spec: ColumnSpec, decimal: str = "."
+) -> np.ndarray:
     """``value · scale + offset`` of ``spec.column`` as floats (blank cells are NaN).
+
+    With ``decimal=","`` text cells are read the Brazilian way: ``1.234,5`` is 1234.5
+    (``.`` groups thousands); with ``"."`` a comma is not part of a number.
 
     Raises
     ------
@@ -280,6 +286,8 @@ def parse_numbers(origin: RowOrigin, frame: pd.DataFrame, spec: ColumnSpec) -> n
         values = pd.to_numeric(raw, errors="coerce")
     else:
         text = raw.astype(str).str.strip()
+        if decimal == ",":
+            text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         values = pd.to_numeric(text.where(~blank, None), errors="coerce")
     bad = values.isna().to_numpy() & ~blank
     origin.bad(frame, bad, spec.column, "a number")
@@ -304,7 +312,16 @@ def parse_strings(
     blank = blank_mask(raw)
     if required:
         origin.bad(frame, blank, spec.column, expected)
-    text = raw.astype(str).str.strip()
+    if raw.dtype.kind == "f":  # integer ids of a database column with NULLs come as floats
+        values = raw.to_numpy(dtype=float)
+        whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2**62)
+        text = pd.Series(
+            np.where(whole, np.round(np.where(whole, values, 0)).astype("int64").astype(str),
+                     raw.astype(str)),
+            index=raw.index,
+        )  # fmt: skip
+    else:
+        text = raw.astype(str).str.strip()
     return text.where(~blank, None).astype(object)
 
 
@@ -382,7 +399,7 @@ def map_frame(
         if spec is None:
             out[col] = np.full(n, np.nan)
             continue
-        out[col] = parse_numbers(origin, frame, spec)
+        out[col] = parse_numbers(origin, frame, spec, mapping.decimal)
         _check_plausible(origin, col, spec, out[col])
     spec = specs.get("online")
     if spec is None:

@@ -19,13 +19,13 @@ import simpy
 
 from guardian_lib.loop.tick import EventRow
 from simulator import optics
-from simulator.faults import Effects, Fault, draw_faults, draw_storms
+from simulator.faults import Effects, Fault, Storm, draw_faults, draw_storms
 from simulator.operations import Operations
 from simulator.scenario import Scenario
 from simulator.telemetry import TickState, compute_tick, detect_events, traffic_load
 from simulator.topology import Topology, build_topology
 
-__all__ = ["Simulation", "TickSink", "SimEvent"]
+__all__ = ["Simulation", "SimParts", "TickSink", "SimEvent"]
 
 
 class SimEvent(NamedTuple):
@@ -52,6 +52,28 @@ class SimEvent(NamedTuple):
 _NIGHT_START_H, _NIGHT_END_H = 0.0, 6.5
 
 
+class SimParts(NamedTuple):
+    """A simulation's network, faults and random streams, prepared outside it.
+
+    The sharded simulator (:mod:`simulator.sharded`) draws the network and every fault
+    of the fleet once and runs each region with its own streams.
+
+    Attributes
+    ----------
+    topology : Topology
+    storms : list of Storm
+    faults : list of Fault
+        Fault ``onus`` index rows of ``topology.onus``.
+    streams : tuple of 5 numpy.random.Generator
+        Tick noise, calls, operations, data quality, action outcomes.
+    """
+
+    topology: Topology
+    storms: list[Storm]
+    faults: list[Fault]
+    streams: tuple[np.random.Generator, ...]
+
+
 class TickSink(Protocol):
     """Receives every tick and the events logged since the previous one."""
 
@@ -72,6 +94,8 @@ class Simulation:
         care which environment runs it.
     sinks : list of TickSink, optional
         Observers called after every tick (e.g. the Parquet writer).
+    parts : SimParts, optional
+        A network, faults and streams prepared elsewhere (instead of ``seed`` / ``rng``).
 
     Attributes
     ----------
@@ -91,16 +115,26 @@ class Simulation:
         rng: np.random.Generator | None = None,
         env: simpy.Environment | None = None,
         sinks: list[TickSink] | None = None,
+        parts: SimParts | None = None,
     ) -> None:
         if seed is not None and rng is not None:
             raise ValueError("give seed or rng, not both")
-        if rng is None:
-            rng = np.random.default_rng(scenario.seed if seed is None else seed)
+        if parts is not None and (seed is not None or rng is not None):
+            raise ValueError("give parts or seed/rng, not both")
         self.scenario = scenario
         self.start = pd.Timestamp(scenario.start)
-        streams = rng.spawn(7)
-        (r_topo, r_faults, r_tick, r_calls, r_ops, self.rng_dq, self._rng_actions) = streams
-        self.topology: Topology = build_topology(scenario, r_topo)
+        if parts is None:
+            if rng is None:
+                rng = np.random.default_rng(scenario.seed if seed is None else seed)
+            streams = rng.spawn(7)
+            (r_topo, r_faults, r_tick, r_calls, r_ops, self.rng_dq, self._rng_actions) = streams
+            topology = build_topology(scenario, r_topo)
+            storms = draw_storms(scenario, len(topology.regions), r_faults)
+            faults = draw_faults(scenario, topology, storms, r_faults)
+        else:
+            topology, storms, faults = parts.topology, parts.storms, parts.faults
+            (r_tick, r_calls, r_ops, self.rng_dq, self._rng_actions) = parts.streams
+        self.topology: Topology = topology
         self.onu_ids = self.topology.onus["onu_id"].to_numpy()
         self.customer_ids = self.topology.customers["customer_id"].to_numpy()
         self.env = env if env is not None else simpy.Environment()
@@ -109,9 +143,8 @@ class Simulation:
         n = self.topology.n_onus
         self._rng_tick = r_tick
         self._rng_calls = r_calls
-        storms = draw_storms(scenario, len(self.topology.regions), r_faults)
         self.storms = storms
-        self.faults: list[Fault] = draw_faults(scenario, self.topology, storms, r_faults)
+        self.faults: list[Fault] = faults
         self._fault_by_id = {f.fault_id: f for f in self.faults}
         # Insertion-ordered dicts, not sets: iteration order must not depend on ids.
         self._active: dict[int, dict[str, Fault]] = {}

@@ -41,6 +41,9 @@ __all__ = [
     "EVENTS_SCHEMA",
     "simulate_to_dir",
     "check_out_dir",
+    "write_run_tables",
+    "service_orders_frame",
+    "faults_truth_frame",
     "VENDOR_SENTINELS",
 ]
 
@@ -79,11 +82,15 @@ class RunWriter:
         Directory to write into (created).
     flush_ticks : int, default 36
         Ticks buffered per row group (36 × 5 min = 3 h). [-]
+    part : int, default 0
+        Number of the part files written (``sim-part-NNNN.parquet``): the sharded
+        simulator gives each region its own, so shards never write the same file.
     """
 
-    def __init__(self, out_dir: Path, flush_ticks: int = 36) -> None:
+    def __init__(self, out_dir: Path, flush_ticks: int = 36, part: int = 0) -> None:
         self.out_dir = Path(out_dir)
         self.flush_ticks = flush_ticks
+        self.part = part
         self._block: list[TickState] = []
         self._events: list[SimEvent] = []
         self._writers: dict[tuple[str, str], pq.ParquetWriter] = {}  # I/O thread only
@@ -249,7 +256,8 @@ class RunWriter:
         kind, day = key
         writer = self._writers.get(key)
         if writer is None:
-            path = RunLayout(self.out_dir).raw(kind) / f"date={day}" / "sim-part-0000.parquet"
+            name = f"sim-part-{self.part:04d}.parquet"
+            path = RunLayout(self.out_dir).raw(kind) / f"date={day}" / name
             path.parent.mkdir(parents=True, exist_ok=True)
             schema = TELEMETRY_SCHEMA if kind == "telemetry" else EVENTS_SCHEMA
             writer = pq.ParquetWriter(path, schema, compression="zstd")
@@ -263,6 +271,29 @@ class RunWriter:
 
     def close(self) -> None:
         """Flush everything, close the files and write inventory, operations, manifest."""
+        sim = self.close_files()
+        write_run_tables(
+            self.out_dir,
+            sim.scenario,
+            sim.topology,
+            service_orders_frame(sim),
+            faults_truth_frame(sim),
+            {**self.rows, "calls": int(sim.ops.calls)},
+        )
+
+    def close_files(self) -> Simulation:
+        """Flush every buffered row and close the Parquet files (RAW only).
+
+        Returns
+        -------
+        Simulation
+            The simulation the writer saw.
+
+        Raises
+        ------
+        RuntimeError
+            The writer saw no tick.
+        """
         self.flush()
         self._flush_late(up_to_day=None)
         self._flush_events()
@@ -272,37 +303,61 @@ class RunWriter:
         for writer in self._writers.values():
             writer.close()
         self._writers = {}
-        sim = self._sim
-        if sim is None:
+        if self._sim is None:
             raise RuntimeError("the writer saw no tick")
-        inv = self.out_dir / "inventory"
-        inv.mkdir(parents=True, exist_ok=True)
-        for name, df in sim.topology.tables().items():
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), inv / f"{name}.parquet")
-        ops = self.out_dir / "ops"
-        ops.mkdir(parents=True, exist_ok=True)
-        orders = service_orders_frame(sim)
-        pq.write_table(
-            pa.Table.from_pandas(orders, preserve_index=False), ops / "service_orders.parquet"
-        )
-        truth = faults_truth_frame(sim)
-        pq.write_table(
-            pa.Table.from_pandas(truth, preserve_index=False), ops / "faults_truth.parquet"
-        )
-        manifest = {
-            "format": "network-guardian-run/1",
-            "scenario": json.loads(sim.scenario.model_dump_json()),
-            "seed": sim.scenario.seed,
-            "n_onus": int(sim.topology.n_onus),
-            "ticks": int(sim.n_ticks),
-            "rows": {
-                **self.rows,
-                "service_orders": len(orders),
-                "faults_truth": len(truth),
-                "calls": int(sim.ops.calls),
-            },
-        }
-        RunLayout(self.out_dir).manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        return self._sim
+
+
+def write_run_tables(
+    out_dir: Path,
+    scenario,
+    topology,
+    orders: pd.DataFrame,
+    truth: pd.DataFrame,
+    counts: dict[str, int],
+    extra: dict | None = None,
+) -> None:
+    """Write a run's inventory, operations tables and manifest (``run.json``).
+
+    Parameters
+    ----------
+    out_dir : Path
+    scenario : Scenario
+    topology : Topology
+        The whole fleet's network.
+    orders, truth : pandas.DataFrame
+        ``service_orders`` and ``faults_truth``.
+    counts : dict
+        Rows written (``telemetry``, ``events``) and ``calls``. [-]
+    extra : dict, optional
+        More manifest keys (e.g. how the random streams were laid out).
+    """
+    inv = Path(out_dir) / "inventory"
+    inv.mkdir(parents=True, exist_ok=True)
+    for name, df in topology.tables().items():
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), inv / f"{name}.parquet")
+    ops = Path(out_dir) / "ops"
+    ops.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        pa.Table.from_pandas(orders, preserve_index=False), ops / "service_orders.parquet"
+    )
+    pq.write_table(pa.Table.from_pandas(truth, preserve_index=False), ops / "faults_truth.parquet")
+    manifest = {
+        "format": "network-guardian-run/1",
+        "scenario": json.loads(scenario.model_dump_json()),
+        "seed": scenario.seed,
+        "n_onus": int(topology.n_onus),
+        "ticks": int(scenario.n_ticks),
+        "rows": {
+            "telemetry": int(counts["telemetry"]),
+            "events": int(counts["events"]),
+            "service_orders": len(orders),
+            "faults_truth": len(truth),
+            "calls": int(counts["calls"]),
+        },
+        **(extra or {}),
+    }
+    RunLayout(out_dir).manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def pc_day(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:

@@ -149,7 +149,7 @@ def postgres_server(user: str = "guardian", password: str = "s3cret-Pg"):
     """A throw-away PostgreSQL server on 127.0.0.1: yields its SQLAlchemy URL.
 
     ``initdb`` refuses to run as root, so as root (CI) the server runs as the ``postgres``
-    account Debian's package creates (``runuser``), in a fresh folder under /tmp that it
+    account Debian's package creates (else ``nobody``; through ``runuser``), in a fresh folder under /tmp that it
     owns (pytest's tmp_path is not reachable by that account). Password authentication
     (scram) over TCP; the unix socket lives in the same folder. Stopped and removed at
     the end. Imported by ``benchmarks/bench_ingest_sources.py`` too.
@@ -164,7 +164,10 @@ def postgres_server(user: str = "guardian", password: str = "s3cret-Pg"):
     base = Path(tempfile.mkdtemp(prefix="guardian-pg-"))
     prefix: list[str] = []
     if os.geteuid() == 0:
-        account = pwd.getpwnam("postgres")
+        try:
+            account = pwd.getpwnam("postgres")  # made by Debian's postgresql package
+        except KeyError:
+            account = pwd.getpwnam("nobody")
         os.chown(base, account.pw_uid, account.pw_gid)
         prefix = ["runuser", "-u", "postgres", "--"]
     pwfile = base / "pw"

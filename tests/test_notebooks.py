@@ -86,6 +86,12 @@ def test_pipeline_wrote_report_manifest_and_mlflow_run(tiny_pipeline):
     assert manifest["reports"] == ["report.html"]
     html = (tiny_pipeline / "report.html").read_text()
     assert '<html lang="pt-BR">' in html
+    from pypdf import PdfReader  # notebook 06 also printed the report
+
+    pages = [
+        " ".join(p.extract_text().split()) for p in PdfReader(tiny_pipeline / "report.pdf").pages
+    ]
+    assert len(pages) >= 2 and "Resumo" in pages[0] and f"1 / {len(pages)}" in pages[0]
     assert (tiny_pipeline / "scenario.train.yaml").is_file()
 
     from mlflow import MlflowClient

@@ -213,6 +213,8 @@ class NbiClient:
         repeatable: bool,
         read_timeout_s: float | None = None,
         context: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """One logical call: retries, backoff, audit.
 
@@ -241,7 +243,15 @@ class NbiClient:
             }
             wait: float | None = None
             try:
-                resp = self._http.request(method, path, params=params, json=body, timeout=timeout)
+                resp = self._http.request(
+                    method,
+                    path,
+                    params=params,
+                    json=body if content is None else None,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout,
+                )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 record.update(outcome="not_sent", error=f"{type(exc).__name__}: {exc}")
                 wait = self.backoff_s * 2 ** (attempt - 1)
@@ -570,6 +580,45 @@ class NbiClient:
                     f"(DiagnosticsState={values['state']!r})"
                 )
             self.sleep(poll_s)
+
+    # -- files (firmware images) -------------------------------------------------------
+    def upload_file(
+        self,
+        name: str,
+        content: bytes,
+        *,
+        file_type: str = "1 Firmware Upgrade Image",
+        oui: str = "",
+        product_class: str = "",
+        version: str = "",
+    ) -> None:
+        """``PUT /files/<name>`` with GenieACS's metadata headers (201 expected).
+
+        Raises
+        ------
+        AcsRequestError
+            When the ACS refuses the file (bad name, too large).
+        """
+        headers = {
+            "fileType": file_type,
+            "oui": oui,
+            "productClass": product_class,
+            "version": version,
+        }
+        resp = self._request(
+            "PUT",
+            f"/files/{quote(name, safe='')}",
+            content=content,
+            headers=headers,
+            repeatable=True,  # PUT replaces: sending twice leaves the same file
+            read_timeout_s=max(self._timeout_s, 60.0),
+            context={"file": name, "bytes": len(content)},
+        )
+        self._check(resp, f"PUT /files/{name}")
+
+    def files(self, query: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Uploaded files' metadata (``GET /files/``)."""
+        return self.query("files", query)
 
     def download(
         self,

@@ -7,7 +7,8 @@ routing, an outbox with real receivers (SMTP e-mail, signed webhooks) and custom
 * :mod:`.dispatch` — inhibition, silences, routing, aggregation groups;
 * :mod:`.outbox` and :mod:`.receivers` — delivery that survives restarts;
 * :mod:`.notices` — customer notices (pt-BR, en);
-* :mod:`.replay` — what a run's history would have fired.
+* :mod:`.replay` — what a run's history would have fired;
+* :mod:`.drift` — model drift (PSI) as an alert source.
 """
 
 from guardian_lib._lazy import lazy_exports
@@ -30,5 +31,6 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "AlertPipeline": ".pipeline",
         "NoticePlanner": ".notices",
         "replay_run": ".replay",
+        "DriftMonitor": ".drift",
     },
 )

@@ -27,17 +27,15 @@ Every error names the file and the field (``rules[2].when[0].op``).
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from guardian_lib.alerts.silences import labels_match
-from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.decision.maintenance import MaintenanceWindow, unique_windows
 from guardian_lib.operate.site import SecretRef
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.safe_yaml import load_yaml_model
 
 __all__ = [
     "SOURCES",
@@ -53,6 +51,7 @@ __all__ = [
     "SmsSettings",
     "WhatsAppSettings",
     "ReceiverSettings",
+    "CustomerNoticeSettings",
     "AlertingConfig",
     "parse_duration_s",
     "load_alerting",
@@ -185,28 +184,6 @@ class InhibitRule(_Strict):
     equal: list[str] = Field(default_factory=list)
 
 
-class MaintenanceWindow(_Strict):
-    """Scheduled work: alerts matching ``matchers`` are muted from ``start`` to ``end`` (UTC)."""
-
-    name: str = Field(min_length=1)
-    matchers: dict[str, str] = Field(min_length=1)
-    start: datetime
-    end: datetime
-    comment: str = ""
-
-    @model_validator(mode="after")
-    def _order(self) -> MaintenanceWindow:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("start and end need a time zone (e.g. 2026-03-02T01:00:00Z)")
-        if self.end <= self.start:
-            raise ValueError(f"end ({self.end}) must be after start ({self.start})")
-        return self
-
-    def mutes(self, labels: dict[str, str], now: datetime) -> bool:
-        """In force at ``now`` and matching ``labels``."""
-        return self.start <= now < self.end and labels_match(labels, self.matchers)
-
-
 class Route(_WithDurations):
     """A node of the routing tree (children inherit unset settings)."""
 
@@ -256,7 +233,9 @@ class SmsSettings(SecretRef):
 
     account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
     sender: str = Field(pattern=_PHONE)
-    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(min_length=1)
+    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(
+        default_factory=list, description="On-call numbers (alerts); empty for customer notices."
+    )
     base_url: str = Field("https://api.twilio.com", pattern=r"^https?://")
     timeout_s: float = Field(10.0, gt=0, le=300)
 
@@ -265,7 +244,9 @@ class WhatsAppSettings(SecretRef):
     """WhatsApp Business Cloud API text messages (access token from ``token_env``/``token_file``)."""
 
     phone_number_id: str = Field(pattern=r"^[0-9]{5,20}$")
-    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(min_length=1)
+    to: list[Annotated[str, Field(pattern=_PHONE)]] = Field(
+        default_factory=list, description="On-call numbers (alerts); empty for customer notices."
+    )
     api_version: str = Field("v21.0", pattern=r"^v[0-9]+\.[0-9]+$")
     base_url: str = Field("https://graph.facebook.com", pattern=r"^https?://")
     timeout_s: float = Field(10.0, gt=0, le=300)
@@ -293,15 +274,47 @@ class ReceiverSettings(_Strict):
         return self
 
 
+class CustomerNoticeSettings(_Strict):
+    """How ``guardian operate`` tells customers (docs/alerts.md, "Customer notices")."""
+
+    receiver: str = Field(min_length=1, description="An sms, whatsapp or webhook receiver.")
+    lang: Literal["pt-BR", "en"] = Field(
+        "pt-BR", description="Language of customers whose subscriber row gives none."
+    )
+    tz: str = Field("America/Sao_Paulo", description="Customers' time zone (dates, quiet hours).")
+    quiet_start_h: int = Field(22, ge=0, le=23, description="Quiet hours start (local). [h]")
+    quiet_end_h: int = Field(7, ge=0, le=23, description="Quiet hours end (local). [h]")
+
+    @field_validator("tz")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (e.g. America/Sao_Paulo)") from None
+        return v
+
+
+_NOTICE_CHANNELS = ("sms", "whatsapp", "webhook")
+
+
 class AlertingConfig(_WithDurations):
     """The whole alerting file."""
 
     evaluation_interval_s: Duration = Field(300.0, alias="evaluation_interval")
+    drift_every_cycles: int = Field(
+        12, ge=1, le=10_000,
+        description="guardian operate recomputes the models' PSI (health, level: model) "
+        "every this many cycles. [-]",
+    )  # fmt: skip
     rules: list[Rule] = Field(min_length=1)
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
     maintenance_windows: list[MaintenanceWindow] = Field(default_factory=list)
     route: Route = Route(receiver="null")
     receivers: list[ReceiverSettings] = Field(default_factory=list)
+    customer_notices: CustomerNoticeSettings | None = None
     path: Path | None = Field(None, exclude=True)
 
     @field_validator("rules")
@@ -314,6 +327,11 @@ class AlertingConfig(_WithDurations):
             seen.add(r.name)
         return v
 
+    @field_validator("maintenance_windows")
+    @classmethod
+    def _window_names(cls, v: list[MaintenanceWindow]) -> list[MaintenanceWindow]:
+        return unique_windows(v)
+
     @model_validator(mode="after")
     def _receivers_exist(self) -> AlertingConfig:
         names = {r.name for r in self.receivers} | {"null"}
@@ -324,12 +342,27 @@ class AlertingConfig(_WithDurations):
                     f"{where}.receiver: unknown receiver {route.receiver!r}, "
                     f"expected one of {sorted(names)}"
                 )
+            rx = self.receiver(route.receiver) if route.receiver else None
+            for ch in ("sms", "whatsapp"):
+                if rx is not None and getattr(rx, ch) is not None and not getattr(rx, ch).to:
+                    raise ValueError(
+                        f"{where}.receiver: receiver {rx.name!r} gets alerts but its {ch}.to "
+                        "lists no number"
+                    )
             for i, child in enumerate(route.routes):
                 walk(child, f"{where}.routes[{i}]")
 
         if self.route.receiver is None:
             raise ValueError("route.receiver: the root route needs a receiver")
         walk(self.route, "route")
+        cn = self.customer_notices
+        if cn is not None:
+            rx = self.receiver(cn.receiver)
+            if rx is None or not any(getattr(rx, c) is not None for c in _NOTICE_CHANNELS):
+                raise ValueError(
+                    f"customer_notices.receiver: {cn.receiver!r} must name a receiver with "
+                    f"one of {_NOTICE_CHANNELS}; receivers: {sorted(names - {'null'})}"
+                )
         return self
 
     def receiver(self, name: str) -> ReceiverSettings | None:
@@ -358,10 +391,7 @@ def load_alerting(path: str | Path | None = None) -> AlertingConfig:
     if path is None:
         return _default()
     p = Path(path)
-    data = load_yaml(p)  # bounded: alias bombs and huge files are refused
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping with 'rules', got {type(data).__name__}")
-    try:
-        return AlertingConfig(**data, path=p)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(p, exc, "invalid alerting file")) from None
+    return load_yaml_model(
+        p, AlertingConfig, shape="a mapping with 'rules'", what="invalid alerting file",
+        extra={"path": p},
+    )  # fmt: skip

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
 from guardian_lib.alerts.config import AlertingConfig, InhibitRule, Route
-from guardian_lib.alerts.rules import Alert
+from guardian_lib.alerts.rules import Alert, alert_from_dict
 from guardian_lib.alerts.silences import SilenceStore, labels_match
 
 __all__ = ["Notification", "Dispatcher", "RouteNode", "build_routes", "inhibited"]
@@ -168,6 +168,40 @@ class Dispatcher:
         self._groups: dict[str, _Group] = {}
         #: Counts of what was muted, by reason.
         self.muted = {"silenced": 0, "inhibited": 0, "maintenance": 0}
+
+    def state_dict(self) -> dict[str, Any]:
+        """The aggregation groups (alerts, what was told, next flush), JSON-ready."""
+        return {
+            gkey: {"route": g.route.path, "receiver": g.route.receiver, "labels": g.labels,
+                   "next_flush": g.next_flush.isoformat(),
+                   "alerts": [a.to_state() for a in g.alerts.values()], "sent": g.sent,
+                   "last_sent": None if g.last_sent is None else g.last_sent.isoformat()}
+            for gkey, g in self._groups.items()
+        }  # fmt: skip
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`state_dict`: a firing group already notified is not notified
+        again (only changes and ``repeat_interval``). Groups of a route that no longer
+        exists, or now goes to another receiver, are dropped (their alerts regroup)."""
+        nodes: dict[str, RouteNode] = {}
+
+        def walk(n: RouteNode) -> None:
+            nodes[n.path] = n
+            for c in n.children:
+                walk(c)
+
+        walk(self.root)
+        self._groups = {}
+        for gkey, g in state.items():
+            node = nodes.get(g["route"])
+            if node is None or node.receiver != g["receiver"]:
+                continue
+            alerts = [alert_from_dict(a) for a in g["alerts"]]
+            self._groups[gkey] = _Group(
+                node, dict(g["labels"]), pd.Timestamp(g["next_flush"]),
+                {a.fingerprint: a for a in alerts}, {k: bool(v) for k, v in g["sent"].items()},
+                None if g["last_sent"] is None else pd.Timestamp(g["last_sent"]),
+            )  # fmt: skip
 
     def _send_resolved(self, receiver: str) -> bool:
         r = self.config.receiver(receiver)

@@ -1,7 +1,8 @@
 """Customer notices: Jinja2 templates (pt-BR, en) committed under ``templates/notices/``.
 
 Templates: ``outage_detected`` (with ETA), ``outage_resolved``, ``visit_cancelled``
-(the outage explains the problem) and ``equipment_rebooted``. :class:`NoticePlanner`
+(the outage explains the problem), ``equipment_rebooted`` and ``problem_detected`` (an
+individual problem the autopilot is handling, with ETA). :class:`NoticePlanner`
 decides who gets what:
 
 * **one notice per customer per incident**: an opening notice (``outage_detected`` or
@@ -30,8 +31,9 @@ from guardian_lib.i18n import normalize_lang
 __all__ = ["NOTICE_TEMPLATES", "Notice", "NoticePlanner", "render_notice"]
 
 #: The notice templates shipped (one file per language).
-NOTICE_TEMPLATES = ("outage_detected", "outage_resolved", "visit_cancelled", "equipment_rebooted")
-_OPENING = ("outage_detected", "visit_cancelled")
+NOTICE_TEMPLATES = ("outage_detected", "outage_resolved", "visit_cancelled", "equipment_rebooted",
+                    "problem_detected")  # fmt: skip
+_OPENING = ("outage_detected", "visit_cancelled", "problem_detected")
 _TEMPLATES = Path(__file__).with_name("templates") / "notices"
 
 
@@ -125,6 +127,10 @@ class NoticePlanner:
         h = t.hour
         a, b = self.quiet_start_h, self.quiet_end_h
         return (a <= h or h < b) if a > b else (a <= h < b)
+
+    def send_time(self, at: pd.Timestamp) -> pd.Timestamp:
+        """``at`` (UTC), or the end of the quiet period it falls in."""
+        return self._send_at(at)
 
     def _send_at(self, at: pd.Timestamp) -> pd.Timestamp:
         local = at.tz_convert(self.tz)

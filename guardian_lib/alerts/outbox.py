@@ -1,5 +1,6 @@
 """The outbox: every message to send is a SQLite row before anything is sent.
 
+``state`` keeps named JSON states of the pipeline (rule timers, aggregation groups).
 ``messages`` holds one row per (idempotency key): receiver, JSON payload, status
 (``pending`` → ``delivered`` or, after ``max_attempts``, ``dead``), the number of attempts
 and when the next one is due. ``attempts`` records every try with its result. A restart
@@ -94,19 +95,59 @@ class Outbox:
             CREATE TABLE IF NOT EXISTS attempts (
               key TEXT NOT NULL, receiver TEXT NOT NULL, ts TEXT NOT NULL, ok INTEGER NOT NULL,
               result TEXT, error TEXT);
+            CREATE TABLE IF NOT EXISTS state (
+              name TEXT PRIMARY KEY, value TEXT NOT NULL, saved_at TEXT NOT NULL);
             """
         )
         self.con.commit()
 
-    def enqueue(self, key: str, receiver: str, payload: Mapping[str, Any]) -> bool:
-        """Queue a message; False if that key is already queued (or was delivered)."""
-        now = self.clock().isoformat()
+    def enqueue(
+        self,
+        key: str,
+        receiver: str,
+        payload: Mapping[str, Any],
+        not_before: pd.Timestamp | None = None,
+    ) -> bool:
+        """Queue a message; False if that key is already queued (or was delivered).
+
+        ``not_before`` (UTC) holds it until then (a customer notice past quiet hours).
+        """
+        t = self.clock()
+        now = t.isoformat()
+        due = now if not_before is None else max(t, pd.Timestamp(not_before)).isoformat()
         cur = self.con.execute(
             "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, 'pending', 0, ?, NULL, NULL)",
-            (key, receiver, json.dumps(payload, sort_keys=True, default=str), now, now),
+            (key, receiver, json.dumps(payload, sort_keys=True, default=str), now, due),
         )
         self.con.commit()
         return cur.rowcount == 1
+
+    def put_state(self, values: Mapping[str, Any]) -> None:
+        """Save named JSON states (the pipeline's rule timers and groups) in one commit."""
+        t = self.clock().isoformat()
+        with self.con:
+            self.con.executemany(
+                "INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
+                [(k, json.dumps(v, sort_keys=True, default=str), t) for k, v in values.items()],
+            )
+
+    def get_state(self, name: str) -> Any:
+        """A state saved by :meth:`put_state` (None if never saved)."""
+        row = self.con.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def has(self, key: str) -> bool:
+        """Whether a message with that key was ever queued (any status)."""
+        return (
+            self.con.execute("SELECT 1 FROM messages WHERE key = ?", (key,)).fetchone() is not None
+        )
+
+    def payloads(self, key_like: str) -> list[dict[str, Any]]:
+        """Payloads of the messages whose key matches the SQL ``LIKE`` pattern, oldest first."""
+        rows = self.con.execute(
+            "SELECT payload FROM messages WHERE key LIKE ? ORDER BY created_at, key", (key_like,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def messages(self, status: str | None = None) -> list[OutboxMessage]:
         """Queued messages (optionally of one status), oldest first."""
@@ -116,6 +157,20 @@ class Outbox:
             (status,) if status else (),
         ).fetchall()
         return [OutboxMessage(k, r, json.loads(p), s, a) for k, r, p, s, a in rows]
+
+    def rows(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Queued messages with their bookkeeping (``created_at``, ``attempts``,
+        ``next_attempt_at``, ``delivered_at``, ``last_error``), newest first."""
+        sql = "SELECT * FROM messages" + (" WHERE status = ?" if status else "")
+        sql += " ORDER BY created_at DESC, key" + (f" LIMIT {int(limit)}" if limit else "")
+        cur = self.con.execute(sql, (status,) if status else ())
+        cols = [d[0] for d in cur.description]
+        out = []
+        for r in cur.fetchall():
+            row = dict(zip(cols, r, strict=True))
+            row["payload"] = json.loads(row["payload"])
+            out.append(row)
+        return out
 
     def attempts(self) -> list[dict[str, Any]]:
         """Every delivery attempt recorded."""

@@ -3,7 +3,10 @@
 ``guardian operate`` (or any loop) builds an :class:`AlertPipeline` from an alerting
 file and a state folder and calls :meth:`AlertPipeline.cycle` with the observations of the
 cycle; notifications are written to the outbox *before* any delivery is tried, so a crash
-loses nothing and a restart resends only what was not delivered.
+loses nothing and a restart resends only what was not delivered. The rule timers
+(pending ``for:``) and the aggregation groups are saved in the outbox file after every
+cycle and restored on start: a restart neither restarts a ``for:`` nor re-notifies a
+firing group.
 """
 
 from __future__ import annotations
@@ -74,6 +77,9 @@ class AlertPipeline:
         self.outbox = Outbox(state / OUTBOX_FILE, clock=clock)
         base = config.path.parent if config.path else None
         self.receivers = dict(receivers) if receivers is not None else build_receivers(config, base)
+        # Rule timers and aggregation groups of the last cycle (a restart goes on from them).
+        self.engine.load_state_dict(self.outbox.get_state("rules") or [])
+        self.dispatcher.load_state_dict(self.outbox.get_state("groups") or {})
 
     def cycle(
         self, now: pd.Timestamp, observations: Mapping[str, Iterable[Mapping[str, Any]]]
@@ -86,6 +92,10 @@ class AlertPipeline:
             self.outbox.enqueue(n.key, n.receiver, n.to_dict())
             for n in notes
             if n.receiver != "null"
+        )
+        # After the enqueue: a crash in between resends (same keys), never loses.
+        self.outbox.put_state(
+            {"rules": self.engine.state_dict(), "groups": self.dispatcher.state_dict()}
         )
         return CycleReport(len(alerts), len(notes), queued, self.outbox.deliver(self.receivers))
 

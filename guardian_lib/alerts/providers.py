@@ -2,7 +2,9 @@
 
 Each is a receiver (``send(key, payload) -> str``) for the outbox; a non-2xx answer raises
 so that the outbox records it and retries later. Message text for SMS / WhatsApp is
-:func:`short_text` (the e-mail subject and the alerts' summaries, one line).
+:func:`short_text` (the e-mail subject and the alerts' summaries, one line), sent to the
+receiver's ``to`` numbers; a customer notice (``kind: customer_notice``, see
+:mod:`~guardian_lib.alerts.customers`) carries its own ``text`` and the customer's ``to``.
 
 * :class:`AlertmanagerForwarder` — ``POST {url}/api/v2/alerts`` with Alertmanager's
   ``postableAlerts`` (``labels``, ``annotations``, ``startsAt``, ``endsAt`` when resolved).
@@ -30,6 +32,18 @@ def short_text(payload: dict[str, Any]) -> str:
     summaries = [a.get("annotations", {}).get("summary", "") for a in payload.get("alerts", [])]
     extra = "; ".join(x for x in summaries if x and x not in subject)
     return f"{subject} — {extra}" if extra else subject
+
+
+def _message(payload: dict[str, Any], default_to: list[str]) -> tuple[str, list[str]]:
+    """Text and numbers: a customer notice (``kind: customer_notice``) goes to its ``to``
+    with its own ``text``; a notification to the receiver's numbers as :func:`short_text`."""
+    if payload.get("kind") == "customer_notice":
+        if not payload.get("to"):
+            raise ValueError(f"customer notice {payload.get('customer_id')!r} has no phone number")
+        return str(payload["text"]), [str(payload["to"])]
+    if not default_to:
+        raise ValueError("this receiver has no numbers ('to') for alert notifications")
+    return short_text(payload), list(default_to)
 
 
 def _check(r: httpx.Response, what: str) -> str:
@@ -78,8 +92,9 @@ class TwilioSms:
 
     def send(self, key: str, payload: dict[str, Any]) -> str:
         """One SMS per number (all must be accepted)."""
-        body = short_text(payload)[:1600]
-        for to in self.settings.to:
+        text, numbers = _message(payload, self.settings.to)
+        body = text[:1600]
+        for to in numbers:
             r = self.client.post(self.url, data={"To": to, "From": self.settings.sender,
                                                  "Body": body})  # fmt: skip
             _check(r, "Twilio")
@@ -102,8 +117,9 @@ class WhatsAppCloud:
 
     def send(self, key: str, payload: dict[str, Any]) -> str:
         """One message per number (all must be accepted)."""
-        body = short_text(payload)[:4096]
-        for to in self.settings.to:
+        text, numbers = _message(payload, self.settings.to)
+        body = text[:4096]
+        for to in numbers:
             msg = {"messaging_product": "whatsapp", "recipient_type": "individual",
                    "to": to.lstrip("+"), "type": "text",
                    "text": {"preview_url": False, "body": body}}  # fmt: skip

@@ -68,12 +68,39 @@ class EmailReceiver:
 
     def send(self, key: str, payload: dict[str, Any]) -> str:
         """Send one e-mail; returns ``"250"`` (raises on any SMTP error)."""
+        subject, body = email_text(payload)
+        return self.send_text(key, subject, body)
+
+    def send_text(
+        self,
+        key: str,
+        subject: str,
+        body: str,
+        attachments: tuple[Path, ...] = (),
+        to: list[str] | None = None,
+    ) -> str:
+        """Send an e-mail with files attached (a scheduled report); returns ``"250"``.
+
+        Parameters
+        ----------
+        key : str
+            Idempotency key, sent as the ``Message-ID``.
+        attachments : tuple of Path
+            Files attached with the MIME type of their extension.
+        to : list of str, optional
+            Recipients instead of the receiver's ``to``.
+        """
+        import mimetypes
+
         s = self.settings
         msg = EmailMessage()
-        subject, body = email_text(payload)
-        msg["Subject"], msg["From"], msg["To"] = subject, s.sender, ", ".join(s.to)
+        msg["Subject"], msg["From"], msg["To"] = subject, s.sender, ", ".join(to or s.to)
         msg["Message-ID"] = f"<{key}@network-guardian>"
         msg.set_content(body)
+        for path in attachments:
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            main, sub = mime.split("/", 1)
+            msg.add_attachment(path.read_bytes(), maintype=main, subtype=sub, filename=path.name)
         with smtplib.SMTP(s.host, s.port, timeout=s.timeout_s) as smtp:
             if s.starttls:
                 smtp.starttls(context=ssl.create_default_context())

@@ -20,7 +20,7 @@ import pandas as pd
 
 from guardian_lib.alerts.config import AlertingConfig, Rule
 
-__all__ = ["Alert", "RuleEngine", "render_summary", "fingerprint"]
+__all__ = ["Alert", "RuleEngine", "render_summary", "fingerprint", "alert_from_dict"]
 
 
 def fingerprint(labels: Mapping[str, str]) -> str:
@@ -97,6 +97,22 @@ class Alert:
             "values": {k: _plain(v) for k, v in sorted(self.values.items())},
         }
 
+    def to_state(self) -> dict[str, Any]:
+        """:meth:`to_dict` plus what a restart needs (:func:`alert_from_dict` reads it)."""
+        return {**self.to_dict(), "notify_resolved": self.notify_resolved}
+
+
+def alert_from_dict(d: Mapping[str, Any]) -> Alert:
+    """The :class:`Alert` of :meth:`Alert.to_dict` (persisted state)."""
+    return Alert(
+        labels=dict(d["labels"]),
+        starts_at=pd.Timestamp(d["startsAt"]),
+        ends_at=None if d.get("endsAt") is None else pd.Timestamp(d["endsAt"]),
+        summary=d.get("annotations", {}).get("summary", ""),
+        values=dict(d.get("values", {})),
+        notify_resolved=bool(d.get("notify_resolved", True)),
+    )
+
 
 def _plain(v: Any) -> Any:
     if hasattr(v, "item"):
@@ -127,6 +143,27 @@ class RuleEngine:
         self._states: dict[tuple[str, str], _State] = {}
         #: Every alert that ever fired (``(fingerprint, starts_at)`` → alert), for replays.
         self.fired: list[Alert] = []
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        """Pending and firing alerts with their timers (JSON-ready), for a restart."""
+        return [
+            {"rule": rule, "alert": st.alert.to_state(), "active_since": st.active_since.isoformat(),
+             "last_match": st.last_match.isoformat(), "fired": st.fired}
+            for (rule, _), st in self._states.items()
+        ]  # fmt: skip
+
+    def load_state_dict(self, states: Iterable[Mapping[str, Any]]) -> None:
+        """Restore :meth:`state_dict`: ``for:`` timers go on from when the condition was
+        first seen; alerts of rules no longer in the config are dropped."""
+        names = {r.name for r in self.config.rules}
+        self._states = {}
+        for s in states:
+            if s["rule"] not in names:
+                continue
+            a = alert_from_dict(s["alert"])
+            self._states[(s["rule"], a.fingerprint)] = _State(
+                a, pd.Timestamp(s["active_since"]), pd.Timestamp(s["last_match"]), bool(s["fired"])
+            )
 
     def _alert(self, rule: Rule, obs: Mapping[str, Any], ts: pd.Timestamp) -> Alert:
         labels = {"alertname": rule.name, "severity": rule.severity, **rule.labels}

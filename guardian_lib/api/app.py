@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from guardian_lib.api.config import PREFIX, ApiConfig
+from guardian_lib.api.console import router as console_router
 from guardian_lib.api.data import WarehouseBusy, WarehouseReader
 from guardian_lib.api.deps import ApiContext, RateLimiter, open_state, records
 from guardian_lib.api.problems import install_problem_handlers, problem_response
@@ -60,6 +61,7 @@ ENDPOINTS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("GET", "/users", "admin", False),
     ("DELETE", "/tokens/{token_id}", "admin", False),
     ("GET", "/webhooks", "admin", False),
+    ("GET", "/webhooks/deliveries", "admin", False),
     ("POST", "/webhooks", "admin", False),
     ("DELETE", "/webhooks/{webhook_id}", "admin", False),
     ("GET", "/alerts", "read", True),
@@ -155,4 +157,5 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
     app.state.trail, app.state.webhooks = ctx.trail, _dispatcher(ctx)
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
+    app.include_router(console_router)  # the dashboard: /, /login, /console, /logout
     return app

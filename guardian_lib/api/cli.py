@@ -129,6 +129,10 @@ def api_command(
     audit: Annotated[
         Path | None, typer.Option(help="Audit file of mutating calls (JSON lines).")
     ] = None,
+    cookie_secure: Annotated[
+        bool, typer.Option(help="Dashboard session cookie only over HTTPS (behind TLS).")
+    ] = False,
+    console_refresh: Annotated[float, typer.Option(help="Dashboard refresh interval [s].")] = 10.0,
 ) -> None:
     """Serve the operator API (FastAPI, /api/v1; OpenAPI at /api/v1/openapi.json)."""
     import uvicorn
@@ -144,6 +148,8 @@ def api_command(
         raise typer.BadParameter("--state goes with --site; --run serves a run read-only")
     if not 1 <= port <= 65535:
         raise typer.BadParameter(f"--port: expected 1-65535, got {port}")
+    if not 1.0 <= console_refresh <= 3600.0:
+        raise typer.BadParameter(f"--console-refresh: expected 1-3600 s, got {console_refresh}")
     if execute_per_minute < 1:
         raise typer.BadParameter(f"--execute-per-minute: expected >= 1, got {execute_per_minute}")
     cooldown, subscribers = 360.0, None
@@ -157,9 +163,11 @@ def api_command(
     store = require_users_file(users)
     cfg = ApiConfig(run=run, users=users, state=state, audit=audit,
                     execute_per_minute=execute_per_minute, reboot_cooldown_minutes=cooldown,
-                    cors_origins=list(cors_origin or []), subscribers=subscribers)  # fmt: skip
+                    cors_origins=list(cors_origin or []), subscribers=subscribers,
+                    cookie_secure=cookie_secure, console_refresh_s=console_refresh)  # fmt: skip
     app = create_app(cfg, store)
-    typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs)", err=True)
+    typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs; "
+               f"dashboard: http://{host}:{port}/console)", err=True)  # fmt: skip
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 

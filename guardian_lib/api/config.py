@@ -36,6 +36,11 @@ class ApiConfig:
         stores telemetry only).
     webhook_every_s : float
         Interval of the webhook dispatcher; 0: not started (tests call it). [s]
+    cookie_secure : bool
+        Send the dashboard's session cookie with ``Secure`` (only over HTTPS): set it when
+        a TLS proxy is in front.
+    console_refresh_s : float
+        How often the dashboard page re-reads the API. [s]
     """
 
     run: Path
@@ -47,6 +52,8 @@ class ApiConfig:
     cors_origins: list[str] = field(default_factory=list)
     subscribers: Path | None = None
     webhook_every_s: float = 5.0
+    cookie_secure: bool = False
+    console_refresh_s: float = 10.0
 
     @property
     def read_only(self) -> bool:

@@ -10,6 +10,8 @@ No ``from __future__ import annotations`` here: FastAPI evaluates the signatures
 dependencies below.
 """
 
+import hashlib
+import hmac
 import math
 import threading
 import time
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from guardian_lib.operate.state import StateStore
 
 __all__ = [
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
     "Admin",
     "ApiContext",
     "Ctx",
@@ -41,6 +45,8 @@ __all__ = [
     "Reader",
     "approval_region",
     "audit",
+    "check_csrf",
+    "csrf_token",
     "current_user",
     "get_context",
     "in_region",
@@ -152,6 +158,11 @@ def page(frame: pd.DataFrame, limit: int, offset: int) -> dict[str, Any]:
 
 
 # --- authentication and authorization ------------------------------------------------------
+#: The dashboard's session cookie (a login token; HttpOnly, SameSite=Strict).
+SESSION_COOKIE = "guardian_session"
+#: Header a cookie-authenticated mutation must carry (:func:`csrf_token` of the session).
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="An API token: guardian users token NAME")
 
 
@@ -162,14 +173,40 @@ def current_user(
     """The user of the request's bearer token (401 problem when none or not valid)."""
     users = get_context(request).users
     users.reload_if_changed()
+    session = request.cookies.get(SESSION_COOKIE) if cred is None else None
+    field = "cookie." + SESSION_COOKIE if session else "header.Authorization"
     try:
-        user, token_id = users.authenticate(cred.credentials if cred else None)
+        user, token_id = users.authenticate(cred.credentials if cred else session)
     except AuthError as exc:
-        raise Problem(401, "unauthenticated", str(exc), field="header.Authorization",
+        raise Problem(401, "unauthenticated", str(exc), field=field,
                       headers={"WWW-Authenticate": 'Bearer realm="guardian"'},
                       reason=exc.reason) from None  # fmt: skip
+    if session and request.method not in SAFE_METHODS:
+        check_csrf(request, session)
     request.state.user, request.state.token_id = user, token_id
     return user
+
+
+def csrf_token(session: str) -> str:
+    """The CSRF token of a dashboard session: HMAC-SHA256 of a fixed label keyed by the
+    session token (which only the browser holding the HttpOnly cookie has). Nothing to
+    store, and it survives a restart of the API."""
+    return hmac.new(session.encode(), b"guardian-csrf", hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, session: str) -> None:
+    """403 ``csrf`` unless a cookie-authenticated mutation carries the session's CSRF token
+    (header ``X-CSRF-Token``) and, when the browser sent one, a same-origin ``Origin``."""
+    origin = request.headers.get("origin")
+    if origin is not None:
+        host = request.headers.get("host", "")
+        if origin.split("://", 1)[-1].rstrip("/") != host:
+            raise Problem(403, "csrf", f"cross-origin request from {origin[:100]!r} refused",
+                          field="header.Origin")  # fmt: skip
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not hmac.compare_digest(sent.encode(), csrf_token(session).encode()):
+        raise Problem(403, "csrf", f"a dashboard session's {request.method} needs the "
+                      f"{CSRF_HEADER} header of its page", field=f"header.{CSRF_HEADER}")  # fmt: skip
 
 
 def needs(permission: str):

@@ -16,6 +16,14 @@ id), ``X-Guardian-Timestamp`` (Unix seconds) and ``X-Guardian-Signature:
 sha256=<hex>``, the HMAC-SHA256 of ``<timestamp>.<body>`` with the subscription's secret.
 A receiver recomputes it (:func:`verify_signature`), compares in constant time and
 rejects old timestamps (replays).
+
+Deliveries are durable: each (event, subscription) is first written to an outbox
+(:class:`~guardian_lib.alerts.outbox.Outbox`, ``webhooks_outbox.sqlite`` beside the
+subscriptions file) and then tried; a failed one stays ``pending`` and is retried with
+doubling back-off (:data:`WEBHOOK_BACKOFF_S` first, capped at 1 h), also after a restart,
+until :data:`WEBHOOK_MAX_ATTEMPTS` tries make it ``dead``. Every try is signed anew (a
+fresh timestamp) and carries the same ``X-Guardian-Delivery`` id, so a receiver can drop
+a duplicate. :meth:`WebhookDispatcher.deliveries` lists them.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ from guardian_lib.errors import GuardianError
 
 __all__ = [
     "EVENT_KINDS",
+    "OUTBOX_FILE",
+    "WEBHOOK_BACKOFF_S",
+    "WEBHOOK_MAX_ATTEMPTS",
     "WebhookStore",
     "WebhookError",
     "WebhookDispatcher",
@@ -45,6 +56,12 @@ __all__ = [
 
 #: Kinds a subscription may ask for.
 EVENT_KINDS = ("decision", "incident")
+#: File of the delivery outbox, beside the subscriptions file.
+OUTBOX_FILE = "webhooks_outbox.sqlite"
+#: Wait after a delivery's first failure; doubles after each, capped at 1 h. [s]
+WEBHOOK_BACKOFF_S = 30.0
+#: Tries of one delivery before it is marked ``dead`` (about 5 h of retries). [-]
+WEBHOOK_MAX_ATTEMPTS = 10
 
 
 class WebhookError(GuardianError, ValueError):
@@ -140,6 +157,24 @@ class WebhookStore:
             self._write(data)
 
 
+class _SignedPost:
+    """The outbox receiver of one subscription: signs and POSTs a stored delivery."""
+
+    def __init__(self, sub: dict[str, Any], post: Callable[[str, bytes, dict[str, str]], int]):
+        self.sub, self.post = sub, post
+
+    def send(self, key: str, payload: dict[str, Any]) -> str:
+        body = payload["body"].encode()
+        ts = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-Guardian-Event": payload["event"],
+                   "X-Guardian-Delivery": key, "X-Guardian-Timestamp": ts,
+                   "X-Guardian-Signature": sign(self.sub["secret"], ts, body)}  # fmt: skip
+        status = self.post(self.sub["url"], body, headers)
+        if not 200 <= status < 300:
+            raise RuntimeError(f"{self.sub['url']} answered HTTP {status}")
+        return str(status)
+
+
 class WebhookDispatcher:
     """Turns changes of the approval queue and of open incidents into signed deliveries.
 
@@ -153,9 +188,17 @@ class WebhookDispatcher:
         Returns the open incidents as dict rows (``incident_id``…); may raise to skip
         a round (the audit file is busy).
     post : callable, optional
-        ``post(url, body, headers) -> int`` status; defaults to httpx with a 10 s timeout.
-    retries : int, default 2
-        Extra attempts of a failed delivery within one round. [-]
+        ``post(url, body, headers) -> int`` status (0 or an exception: no answer);
+        defaults to httpx with a 10 s timeout.
+    outbox : path, optional
+        SQLite file of the deliveries (default ``webhooks_outbox.sqlite`` beside the
+        subscriptions file).
+    max_attempts : int, default WEBHOOK_MAX_ATTEMPTS
+        Tries before a delivery is ``dead``. [-]
+    backoff_s : float, default WEBHOOK_BACKOFF_S
+        Wait after the first failure, doubling. [s]
+    clock : callable, optional
+        Current UTC time as a ``pandas.Timestamp`` (tests move it to skip the back-off).
     """
 
     def __init__(
@@ -164,17 +207,31 @@ class WebhookDispatcher:
         approvals: Callable[[], list[dict[str, Any]] | None],
         incidents: Callable[[], list[dict[str, Any]]],
         post: Callable[[str, bytes, dict[str, str]], int] | None = None,
-        retries: int = 2,
+        outbox: str | Path | None = None,
+        max_attempts: int = WEBHOOK_MAX_ATTEMPTS,
+        backoff_s: float = WEBHOOK_BACKOFF_S,
+        clock: Callable[[], Any] | None = None,
     ) -> None:
         self.store = store
         self.approvals = approvals
         self.incidents = incidents
         self.post = post or _httpx_post
-        self.retries = retries
+        self.outbox_path = Path(outbox) if outbox else store.path.with_name(OUTBOX_FILE)
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.clock = clock
         self._seen_approvals: dict[int, str] | None = None
         self._seen_incidents: set[str] | None = None
         self.delivered = 0
         self.failed = 0
+        self.dead = 0
+
+    def _outbox(self) -> Any:
+        from guardian_lib.alerts.outbox import Outbox
+
+        # one connection per call: the dispatcher's thread and request threads both use it
+        return Outbox(self.outbox_path, max_attempts=self.max_attempts,
+                      backoff_s=self.backoff_s, clock=self.clock)  # fmt: skip
 
     def _events(self, kinds: set[str]) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
@@ -205,36 +262,52 @@ class WebhookDispatcher:
         return out
 
     def poll_once(self) -> int:
-        """Look for changes and deliver them; returns the number of deliveries made."""
+        """Queue the changes since the last look, then try every due delivery (new ones
+        and failed ones whose back-off has passed).
+
+        Returns
+        -------
+        int
+            Deliveries that got a 2xx in this round. [-]
+        """
         subs = self.store.subscriptions()
         kinds = {k for sub in subs for k in sub["events"]}
         if "decision" not in kinds:
             self._seen_approvals = None  # a later subscriber starts from its own baseline
         events = self._events(kinds)
-        made = 0
-        for kind, data in events:
-            body = json.dumps({"event": kind, "data": data}, default=str, sort_keys=True).encode()
-            for sub in subs:
-                if kind.split(".")[0] not in sub["events"]:
-                    continue
-                ts = str(int(time.time()))
-                headers = {"Content-Type": "application/json", "X-Guardian-Event": kind,
-                           "X-Guardian-Delivery": uuid.uuid4().hex,
-                           "X-Guardian-Timestamp": ts,
-                           "X-Guardian-Signature": sign(sub["secret"], ts, body)}  # fmt: skip
-                for attempt in range(self.retries + 1):
-                    try:
-                        status = self.post(sub["url"], body, headers)
-                    except Exception:  # noqa: BLE001 - a receiver's failure must not stop us
-                        status = 0
-                    if 200 <= status < 300:
-                        self.delivered += 1
-                        made += 1
-                        break
-                    time.sleep(min(2.0, 0.2 * 2**attempt))
-                else:
-                    self.failed += 1
-        return made
+        box = self._outbox()
+        try:
+            for kind, data in events:
+                body = json.dumps({"event": kind, "data": data}, default=str, sort_keys=True)
+                for sub in subs:
+                    if kind.split(".")[0] in sub["events"]:
+                        box.enqueue(uuid.uuid4().hex, sub["id"], {"event": kind, "body": body})
+            receivers = {sub["id"]: _SignedPost(sub, self.post) for sub in subs}
+            rep = box.deliver(receivers)
+        finally:
+            box.close()
+        self.delivered += rep.delivered
+        self.failed += rep.failed
+        self.dead += rep.dead
+        return rep.delivered
+
+    def deliveries(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Deliveries, newest first: ``delivery_id``, ``webhook_id``, ``event``, ``status``
+        (``pending``, ``delivered``, ``dead``), ``attempts``, ``next_attempt_at``,
+        ``last_error`` (no body)."""
+        if not self.outbox_path.exists():
+            return []
+        box = self._outbox()
+        try:
+            rows = box.rows(status, limit)
+        finally:
+            box.close()
+        return [{"delivery_id": r["key"], "webhook_id": r["receiver"],
+                 "event": r["payload"]["event"], "status": r["status"],
+                 "attempts": r["attempts"], "created_at": r["created_at"],
+                 "next_attempt_at": r["next_attempt_at"] if r["status"] == "pending" else None,
+                 "delivered_at": r["delivered_at"], "last_error": r["last_error"]}
+                for r in rows]  # fmt: skip
 
     def run(self, stop: threading.Event, every_s: float = 5.0) -> None:
         """Poll every ``every_s`` seconds until ``stop`` is set. [s]"""
@@ -248,7 +321,7 @@ class WebhookDispatcher:
 
 def _public(row: dict[str, Any]) -> dict[str, Any]:
     keep = ("id", "ts", "action", "subject", "target", "pon_id", "status", "decided_by",
-            "decided_at")  # fmt: skip
+            "decided_at", "comment")  # fmt: skip
     return {k: row.get(k) for k in keep}
 
 

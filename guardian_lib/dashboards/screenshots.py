@@ -30,6 +30,9 @@ __all__ = [
     "watch_page",
     "open_screen",
     "capture_screens",
+    "content_height",
+    "screenshot_content",
+    "CONTENT_MARGIN_PX",
 ]
 
 #: Label keys of the six screens, in tab order.
@@ -123,6 +126,68 @@ def open_screen(page: Any, key: str, lang: str = "en", settle_ms: int = 1500) ->
     page.wait_for_timeout(settle_ms)
 
 
+#: Bottom of the lowest visible leaf element (text, chart, image, input), looking inside
+#: the shadow roots Panel and Bokeh render into. Containers are not counted: their fixed
+#: heights are what leaves a tall blank area under a short screen. A leaf under an
+#: ancestor of opacity 0 is not visible (Bokeh hides inactive tabs that way, and their
+#: content may set ``visibility: visible`` again inside its shadow root).
+_CONTENT_BOTTOM_JS = """() => {
+  let bottom = 0;
+  const leafTags = new Set(["CANVAS", "SVG", "svg", "IMG", "INPUT", "SELECT", "BUTTON",
+                            "TEXTAREA", "VIDEO"]);
+  const transparent = new Map();  // element -> it or an ancestor has opacity 0
+  const parentOf = (n) => {
+    const p = n.parentNode;
+    return p && p.nodeType === 11 ? p.host : p;  // step out of a shadow root to its host
+  };
+  const seeThrough = (el) => {
+    if (!el || el.nodeType !== 1) return false;
+    if (transparent.has(el)) return transparent.get(el);
+    const v = getComputedStyle(el).opacity === "0" || seeThrough(parentOf(el));
+    transparent.set(el, v);
+    return v;
+  };
+  const walk = (root) => {
+    for (const el of root.querySelectorAll("*")) {
+      if (el.shadowRoot) walk(el.shadowRoot);
+      const leaf = leafTags.has(el.tagName) ||
+        (el.childElementCount === 0 && (el.textContent || "").trim() !== "");
+      if (!leaf) continue;
+      const r = el.getBoundingClientRect();
+      if (r.width <= 0 || r.height <= 0 || r.bottom + window.scrollY <= bottom) continue;
+      const st = getComputedStyle(el);
+      if (st.visibility === "hidden" || st.display === "none" || seeThrough(el)) continue;
+      bottom = r.bottom + window.scrollY;
+    }
+  };
+  walk(document);
+  return Math.ceil(bottom);
+}"""
+#: Space kept under the lowest content. [px]
+CONTENT_MARGIN_PX = 24
+
+
+def content_height(page: Any) -> int:
+    """Height of the page's visible content: the bottom of its lowest visible leaf
+    element (text, chart, image, form control). [px]"""
+    return int(page.evaluate(_CONTENT_BOTTOM_JS))
+
+
+def screenshot_content(page: Any, path: Path | str) -> int:
+    """Save a PNG of the page cropped to its content (full width, from the top down to the
+    lowest visible content plus :data:`CONTENT_MARGIN_PX`); returns its height. [px]
+
+    A full-page screenshot of a short screen in a tall fixed-height layout is mostly
+    blank; this one stops under the content (never below the page's own end).
+    """
+    full = int(page.evaluate("() => document.documentElement.scrollHeight"))
+    width = int(page.evaluate("() => document.documentElement.clientWidth"))
+    height = max(1, min(full, content_height(page) + CONTENT_MARGIN_PX))
+    page.screenshot(path=str(path), full_page=True,
+                    clip={"x": 0, "y": 0, "width": width, "height": height})  # fmt: skip
+    return height
+
+
 def capture_screens(
     url: str,
     out_dir: Path | str,
@@ -130,7 +195,8 @@ def capture_screens(
     timeout_s: float = 180.0,
     width_px: int = 1400,
 ) -> Capture:
-    """Open ``url`` and save ``NN_<screen>.png`` of each screen in ``out_dir``.
+    """Open ``url`` and save ``NN_<screen>.png`` of each screen in ``out_dir``, cropped to
+    its content (:func:`screenshot_content`).
 
     Parameters
     ----------
@@ -172,7 +238,7 @@ def _capture(url: str, out: Path, lang: str, timeout_s: float, width_px: int) ->
             for i, key in enumerate(SCREEN_KEYS, start=1):
                 open_screen(page, key, lang)
                 path = out / f"{i:02d}_{key}.png"
-                page.screenshot(path=str(path), full_page=True)
+                screenshot_content(page, path)
                 cap.paths.append(path)
         finally:
             browser.close()

@@ -20,6 +20,7 @@ from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision._base import CASE_COLUMNS, INCIDENT_COLUMNS
 from guardian_lib.decision._types import BOOKKEEPING_ACTIONS, Decision, Policy, Scorer, Snapshot
+from guardian_lib.decision.maintenance import place_labels
 from guardian_lib.decision.safety import SafetyGuard
 from guardian_lib.decision.settings import AutopilotSettings
 
@@ -204,14 +205,22 @@ class Autopilot:
             row = st.loc[d.subject]
             pon_id = row["pon_id"]
             outage = any((t, row[_SCOPE_COL[t]]) in outage_scopes for t in ("box", "pon", "olt"))
-        verdict = self.guard.check(d, ts, pon_id=pon_id, outage=outage)
+        places = self._places(d, st, ts)
+        verdict = self.guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
+        blocked_by: dict[str, Any] = {"rule": verdict.rule}
+        if verdict.maintenance_window is not None:
+            blocked_by["maintenance_window"] = verdict.maintenance_window
+            # the decision row names the window too (its rationale's "rule" stays the policy's)
+            d = replace(
+                d, rationale={**d.rationale, "maintenance_window": verdict.maintenance_window}
+            )
         did = self.audit.record_decision(d, inputs, self.mode, verdict.allowed, verdict.rule)
         if not verdict.allowed:
             for t in d.targets or ("",):
                 self.audit.record_action(
                     did,
                     ActionResult(d.action, str(t), "blocked", ts, ts,
-                                 result={"rule": verdict.rule}, error=verdict.detail),
+                                 result=dict(blocked_by), error=verdict.detail),
                 )  # fmt: skip
             return d
         results = self.dispatcher.execute(d, verdict.execute_at or ts)
@@ -242,6 +251,14 @@ class Autopilot:
             elif d.action == "cancel_visit":
                 case["visit_os_id"] = None
         return d
+
+    def _places(self, d: Decision, st: pd.DataFrame, ts: pd.Timestamp) -> list[dict[str, str]]:
+        """Labels of the ONUs a decision touches (its subject, its ONU targets), built only
+        while a maintenance window is in force (the guard matches them)."""
+        if not len(self.guard.maintenance) or not self.guard.maintenance.any_in_force(ts):
+            return []
+        onus = dict.fromkeys(o for o in (d.subject, *d.targets) if o in st.index)
+        return [place_labels(st.loc[o], str(o)) for o in onus]
 
     def _verify(self, snap: Snapshot) -> None:
         """Check pending reboots whose verification time has come."""

@@ -11,6 +11,11 @@ this order, and names the rule that blocks:
     very next action.
 ``empty_target``
     An action with no target, or a wildcard (``*``, ``all``), never runs.
+``maintenance_window``
+    No reboot, Wi-Fi change, technician visit or customer notice where a scheduled
+    maintenance window is in force (``MAINTENANCE_FILE``, or the alerting file of
+    ``guardian operate``); the verdict names the window
+    (:mod:`~guardian_lib.decision.maintenance`).
 ``single_target``
     A reboot names exactly one device.
 ``active_outage``
@@ -33,12 +38,18 @@ from __future__ import annotations
 
 import signal
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from guardian_lib.decision._types import BOOKKEEPING_ACTIONS, DEVICE_ACTIONS, Decision
+from guardian_lib.decision.maintenance import (
+    MAINTENANCE_BLOCKED_ACTIONS,
+    MaintenanceCalendar,
+    load_maintenance,
+)
 from guardian_lib.decision.settings import AutopilotSettings
 
 __all__ = ["SafetyGuard", "Verdict", "RULES", "WILDCARD_TARGETS"]
@@ -47,6 +58,7 @@ __all__ = ["SafetyGuard", "Verdict", "RULES", "WILDCARD_TARGETS"]
 RULES = (
     "kill_switch",
     "empty_target",
+    "maintenance_window",
     "single_target",
     "active_outage",
     "circuit_breaker",
@@ -73,12 +85,15 @@ class Verdict:
         When an allowed device action should run (decision time plus jitter).
     detail : str
         Human-readable reason.
+    maintenance_window : str or None
+        Name of the maintenance window that blocked (rule ``maintenance_window``).
     """
 
     allowed: bool
     rule: str | None
     execute_at: pd.Timestamp | None
     detail: str = ""
+    maintenance_window: str | None = None
 
 
 def _seconds(ts: pd.Timestamp | float) -> float:
@@ -94,12 +109,27 @@ class SafetyGuard:
         Defaults read the environment.
     rng : numpy.random.Generator, optional
         Jitter stream; defaults to ``default_rng(settings.jitter_seed)``.
+    maintenance : MaintenanceCalendar, optional
+        Defaults to the windows of ``settings.maintenance_file`` (none without one).
+
+    Raises
+    ------
+    ConfigError
+        The maintenance file is missing or invalid (naming the file and the field).
     """
 
     def __init__(
-        self, settings: AutopilotSettings | None = None, rng: np.random.Generator | None = None
+        self,
+        settings: AutopilotSettings | None = None,
+        rng: np.random.Generator | None = None,
+        maintenance: MaintenanceCalendar | None = None,
     ) -> None:
         self.settings = settings or AutopilotSettings()
+        self.maintenance = (
+            maintenance
+            if maintenance is not None
+            else load_maintenance(self.settings.maintenance_file)
+        )
         self.rng = rng if rng is not None else np.random.default_rng(self.settings.jitter_seed)
         self._by_target: dict[str, list[float]] = {}
         self._by_pon: dict[str, deque[float]] = {}
@@ -150,6 +180,7 @@ class SafetyGuard:
         now: pd.Timestamp | float,
         pon_id: str | None = None,
         outage: bool = False,
+        places: Sequence[Mapping[str, str]] = (),
     ) -> Verdict:
         """Check one decision; an allowed device action is recorded against the limits.
 
@@ -162,6 +193,9 @@ class SafetyGuard:
             PON of the target device (for the per-PON cap).
         outage : bool, default False
             The target's PON or box has an open outage incident.
+        places : sequence of mapping
+            Labels of the ONUs the action touches (``onu``, ``pon``, ``olt``, ``region`` …,
+            :func:`~guardian_lib.decision.maintenance.place_labels`), for maintenance windows.
 
         Returns
         -------
@@ -176,6 +210,13 @@ class SafetyGuard:
         targets = tuple(decision.targets)
         if not targets or any(str(t).strip() in WILDCARD_TARGETS for t in targets):
             return self._block("empty_target", f"targets {targets!r} are empty or a wildcard")
+        if decision.action in MAINTENANCE_BLOCKED_ACTIONS and places:
+            w = self.maintenance.covering(places, t_now)
+            if w is not None:
+                v = self._block("maintenance_window",
+                                f"maintenance window {w.name!r} ({w.comment or 'no comment'}) "
+                                f"covers {decision.subject} until {w.end.isoformat()}")  # fmt: skip
+                return replace(v, maintenance_window=w.name)
         if decision.action not in DEVICE_ACTIONS:
             return Verdict(True, None, None)
         if len(targets) != 1:

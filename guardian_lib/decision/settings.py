@@ -126,6 +126,10 @@ class AutopilotSettings(BaseSettings):
     kill_switch_file : Path, optional
         While this file exists every automatic action is blocked; checked at every
         decision, so it can be created while the autopilot runs (``touch FILE``).
+    maintenance_file : Path, optional
+        YAML file whose ``maintenance_windows:`` block reboots, visits and notices in
+        their area while in force (an alerting file will do; read when the guard is
+        built). ``guardian operate`` uses the site's alerting file when unset.
     """
 
     model_config = SettingsConfigDict(
@@ -145,6 +149,7 @@ class AutopilotSettings(BaseSettings):
     breaker_pause_minutes: Annotated[float, _bounded("breaker_pause_minutes")] = 120.0
     kill_switch: bool = False
     kill_switch_file: Path | None = None
+    maintenance_file: Path | None = None
 
     def __init__(self, **values: Any) -> None:
         check_environment(os.environ)

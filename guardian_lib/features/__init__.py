@@ -4,6 +4,8 @@
 - :func:`materialize_features` — the same, written by date under ``lake/gold/features``
   (incremental) and exposed as the DuckDB view ``features_timeseries``
 - :func:`compute_features` / :func:`load_cube` — the pure computation and its loader
+- :func:`distributed_feature_frame` / :func:`write_feature_partitions` — the same on
+  Dask, one task per (date, OLT group)
 - :class:`RollingCube` — an in-memory window fed tick by tick, for online scoring and
   the closed-loop backtest
 """
@@ -16,6 +18,11 @@ from guardian_lib.features._compute import (
     symptomatic,
 )
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube, load_cube
+from guardian_lib.features._distributed import (
+    distributed_feature_frame,
+    olt_partitions,
+    write_feature_partitions,
+)
 from guardian_lib.features._online import RollingCube
 from guardian_lib.features._store import (
     LOOKBACK_DAYS,
@@ -39,4 +46,7 @@ __all__ = [
     "feature_frame",
     "materialize_features",
     "features_dir",
+    "olt_partitions",
+    "distributed_feature_frame",
+    "write_feature_partitions",
 ]

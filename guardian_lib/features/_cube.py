@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -103,6 +103,7 @@ def load_cube(
     start_us: int,
     end_us: int,
     tick_s: int = 300,
+    onu_ids: Sequence[str] | None = None,
 ) -> Cube:
     """Read SILVER telemetry, events and service orders for ``[start_us, end_us]``.
 
@@ -114,6 +115,9 @@ def load_cube(
         First and last tick, microseconds since the epoch (UTC), inclusive.
     tick_s : int, default 300
         Grid of SILVER. [s]
+    onu_ids : sequence of str, optional
+        Load these ONUs only (a partition: memory follows the partition, not the
+        fleet); default every ONU of the inventory.
 
     Raises
     ------
@@ -127,7 +131,11 @@ def load_cube(
                 f"warehouse has no {needed!r} table/view: run `guardian ingest` on a run with "
                 "inventory/onus.parquet and telemetry"
             )
-    onus = con.execute("SELECT * FROM onus ORDER BY onu_id").df()
+    only = ""
+    if onu_ids is not None:
+        con.register("_load_cube_onus", pd.DataFrame({"onu_id": list(onu_ids)}, dtype=object))
+        only = " AND onu_id IN (SELECT onu_id FROM _load_cube_onus)"
+    onus = con.execute(f"SELECT * FROM onus WHERE true{only} ORDER BY onu_id").df()
     cust = (
         con.execute("SELECT customer_id, onu_id FROM customers").df()
         if "customers" in tables
@@ -140,7 +148,7 @@ def load_cube(
     cols = ", ".join(MEASURES)
     data = con.execute(
         f"SELECT (epoch_us(ts) - {start_us}) // {tick_us} AS k, onu_id, {cols} FROM telemetry "
-        f"WHERE epoch_us(ts) BETWEEN {start_us} AND {end_us}"
+        f"WHERE epoch_us(ts) BETWEEN {start_us} AND {end_us}{only}"
     ).fetchnumpy()
     k = np.asarray(data["k"], dtype=np.int64)
     j = index.get_indexer(np.asarray(data["onu_id"], dtype=object))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ def feature_frame(
     every_minutes: int = FEATURE_EVERY_MINUTES,
     tick_s: int = 300,
     lookback_days: int = LOOKBACK_DAYS,
+    onu_ids: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Point-in-time features of every ONU at each scoring time in ``[start, end]``.
 
@@ -72,6 +74,9 @@ def feature_frame(
         SILVER grid. [s]
     lookback_days : int, default 30
         History loaded before ``start`` so that windows are complete. [d]
+    onu_ids : sequence of str, optional
+        Only these ONUs (a partition closed under neighbour groups, see
+        :func:`~guardian_lib.features.olt_partitions`); default every ONU.
 
     Returns
     -------
@@ -93,7 +98,7 @@ def feature_frame(
         s = -(-s // step) * step  # first aligned scoring time ≥ start
         load_from = max(lo, s - lookback_days * _DAY_US)
         load_from -= (load_from - s) % (tick_s * _US)  # keep ticks aligned with s
-        cube = load_cube(con, load_from, e, tick_s)
+        cube = load_cube(con, load_from, e, tick_s, onu_ids=onu_ids)
     finally:
         con.close()
     first = (s - load_from) // (tick_s * _US)

@@ -60,6 +60,8 @@ class OnlineScorer:
         self.max_risk_explained = max_risk_explained
         self.max_explained = max_explained
         self.model_version = bundle.model_version
+        #: Feature rows of the last call (None before the first).
+        self.last_features: pd.DataFrame | None = None
 
     def update(self, tick: Tick) -> None:
         """Add one tick of readings and events (see :meth:`RollingCube.update`)."""
@@ -75,9 +77,11 @@ class OnlineScorer:
         self.cube.load_state_dict(state["cube"])
 
     def __call__(self, snapshot=None) -> pd.DataFrame:
-        """Predictions of every ONU at the newest observed tick."""
+        """Predictions of every ONU at the newest observed tick (its feature rows stay
+        in :attr:`last_features`, e.g. for drift monitoring)."""
+        self.last_features = self.cube.latest_features()
         return self.bundle.predict(
-            self.cube.latest_features(),
+            self.last_features,
             explain=self.explain,
             max_explained=self.max_explained,
             max_risk_explained=self.max_risk_explained,

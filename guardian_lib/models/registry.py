@@ -23,6 +23,7 @@ __all__ = [
     "configure_mlflow",
     "register_bundle",
     "load_bundle",
+    "load_reference_features",
     "list_models",
 ]
 
@@ -146,6 +147,34 @@ def load_bundle(alias: str = "champion", name: str = MODEL_NAME):
     bundle = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
     bundle.model_version = f"{name}/{mv.version}"
     return bundle
+
+
+def load_reference_features(alias: str = "champion", name: str = MODEL_NAME):
+    """The training sample the alias's version kept (``reference_features.parquet``),
+    the reference of drift (PSI) checks.
+
+    Raises
+    ------
+    ModelRegistryError
+        No such model or alias, or the version has no reference sample (trained by an
+        older release).
+    """
+    import pandas as pd
+
+    configure_mlflow()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+        path = client.download_artifacts(mv.run_id, "reference_features.parquet")
+    except (MlflowException, OSError) as exc:
+        raise ModelRegistryError(
+            f"no drift reference for model {name!r} alias {alias!r} in {tracking_uri()}: "
+            f"{str(exc).splitlines()[0][:200]}"
+        ) from None
+    return pd.read_parquet(path)
 
 
 def list_models(name: str = MODEL_NAME) -> list[dict[str, Any]]:

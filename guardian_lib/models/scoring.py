@@ -11,7 +11,7 @@ from guardian_lib.features import feature_frame
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import MODEL_EVERY_MINUTES
 
-__all__ = ["predictions_dir", "score_run"]
+__all__ = ["predictions_dir", "score_run", "score_partitions"]
 
 
 def predictions_dir(run: Path | str) -> Path:
@@ -58,3 +58,54 @@ def score_run(
     preds.to_parquet(tmp, index=False)
     os.replace(tmp, dest)
     return dest
+
+
+def _score_partition(run: str, day, onu_ids, every_minutes: int, span, bundle, explain: bool):
+    from guardian_lib.features._distributed import partition_features
+
+    features = partition_features(run, day, onu_ids, every_minutes, span)
+    return bundle.predict(features, explain=explain) if len(features) else None
+
+
+def score_partitions(
+    run: Path | str,
+    bundle,
+    client,
+    every_minutes: int = MODEL_EVERY_MINUTES,
+    explain: bool = False,
+) -> pd.DataFrame:
+    """Predictions of a whole run on Dask, one task per (date, OLT group) partition.
+
+    Features and predictions are computed on the worker (the bundle is sent once to
+    every worker); only the predictions come back. Without ``explain`` the rows equal
+    ``bundle.predict(feature_frame(run), explain=False)``; with it, the cap on explained
+    rows (``max_explained``) applies per partition instead of per run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ml_predictions`` rows ordered by ``ts`` then ``onu_id``.
+    """
+    from guardian_lib.features._distributed import feature_tasks
+
+    days, groups, span = feature_tasks(run)
+    [shared] = client.scatter([bundle], broadcast=True)
+    futures = [
+        client.submit(
+            _score_partition,
+            str(run),
+            day,
+            g,
+            every_minutes,
+            span,
+            shared,
+            explain,
+            pure=False,
+            retries=2,
+        )  # fmt: skip
+        for day in days
+        for g in groups
+    ]
+    frames = [f for f in client.gather(futures) if f is not None]
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["ts", "onu_id"], kind="stable").reset_index(drop=True)

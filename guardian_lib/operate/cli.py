@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register", "operate_command", "decisions_app"]
+__all__ = ["register", "operate_command", "decisions_app", "schedule_app"]
 
 decisions_app = typer.Typer(
     help="Actions proposed in approve mode: list, approve, reject.", no_args_is_help=True
@@ -87,10 +87,11 @@ def decisions_list(
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
     t = Table(title=f"proposed actions ({status or 'all'})")
-    for c in ("id", "ts", "action", "target", "subject", "status"):
+    cols = ("id", "ts", "action", "target", "subject", "status", "decided_by", "comment")
+    for c in cols:
         t.add_column(c)
     for r in rows:
-        t.add_row(*(str(r[c]) for c in ("id", "ts", "action", "target", "subject", "status")))
+        t.add_row(*("" if r.get(c) is None else str(r[c]) for c in cols))
     Console().print(t)
 
 
@@ -102,36 +103,127 @@ def _existing(state: Path):
     return StateStore(state)
 
 
-def _decide(state: Path, approval_id: int, verdict: str) -> None:
+def _decide(state: Path, approval_id: int, verdict: str, comment: str | None) -> None:
     import getpass
 
+    if comment is not None and len(comment) > 2000:
+        raise typer.BadParameter(f"--comment: at most 2000 characters, got {len(comment)}")
     store = _existing(state)
     try:
-        row = store.decide(approval_id, verdict, by=getpass.getuser())
+        row = store.decide(approval_id, verdict, by=getpass.getuser(), comment=comment or None)
     finally:
         store.close()
     typer.echo(f"{approval_id}: {row['action']} {row['target']} {verdict}")
+
+
+_Comment = Annotated[
+    str | None, typer.Option(help="Why (kept in operate's queue beside the verdict).")
+]
 
 
 @decisions_app.command("approve")
 def decisions_approve(
     approval_id: Annotated[int, typer.Argument(help="Id from `guardian decisions list`.")],
     state: Annotated[Path, typer.Option(help="State folder of guardian operate.")],
+    comment: _Comment = None,
 ) -> None:
     """Approve a pending action (sent at the start of operate's next cycle)."""
-    _decide(state, approval_id, "approved")
+    _decide(state, approval_id, "approved", comment)
 
 
 @decisions_app.command("reject")
 def decisions_reject(
     approval_id: Annotated[int, typer.Argument(help="Id from `guardian decisions list`.")],
     state: Annotated[Path, typer.Option(help="State folder of guardian operate.")],
+    comment: _Comment = None,
 ) -> None:
     """Reject a pending action (never sent)."""
-    _decide(state, approval_id, "rejected")
+    _decide(state, approval_id, "rejected", comment)
+
+
+schedule_app = typer.Typer(
+    help="Scheduled reports of a site file (schedule:): list them, run the due ones.",
+    no_args_is_help=True,
+)
+
+
+def _scheduler(site: Path, state: Path):
+    from guardian_lib.alerts.config import load_alerting
+    from guardian_lib.alerts.receivers import build_receivers
+    from guardian_lib.errors import ConfigError
+    from guardian_lib.operate.schedule import ReportScheduler
+    from guardian_lib.operate.site import load_site
+
+    cfg = load_site(site)
+    if not cfg.schedule:
+        raise ConfigError(f"{site}: schedule: no report jobs in this site file")
+    alerting = cfg.resolve(cfg.alerts)
+    receivers = build_receivers(load_alerting(alerting), alerting.parent)
+    return ReportScheduler(cfg.schedule, cfg.resolve(cfg.warehouse), state, receivers,
+                           reports_dir=cfg.resolve(cfg.reports_dir),
+                           site_id=cfg.site_id)  # fmt: skip
+
+
+def _at(at: str | None):
+    import pandas as pd
+
+    if at is None:
+        return pd.Timestamp.now(tz="UTC")
+    try:
+        ts = pd.Timestamp(at)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected an ISO 8601 time, got {at!r}", param_hint="--at"
+        ) from None
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+_Site = Annotated[Path, typer.Option(help="Site file with a schedule: section.")]
+_State = Annotated[Path, typer.Option(help="State folder of guardian operate.")]
+_At = Annotated[str | None, typer.Option(help="Pretend it is this time (ISO 8601; default now).")]
+
+
+@schedule_app.command("list")
+def schedule_list(site: _Site, state: _State, at: _At = None,
+                  as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+                  ) -> None:  # fmt: skip
+    """Each job's current period, whether it was sent, the next firing, and the history."""
+    sched = _scheduler(site, state)
+    try:
+        jobs, history = sched.status(_at(at)), sched.history()
+    finally:
+        sched.close()
+    if as_json:
+        typer.echo(json.dumps({"jobs": jobs, "history": history}, indent=2, default=str))
+        return
+    for j in jobs:
+        typer.echo(f"{j['job']}: {j['format']} '{j['cron']}' ({j['timezone']}); period "
+                   f"{j['period']}: {j['period_status'] or 'not run'}; next {j['next']}")  # fmt: skip
+    for h in history:
+        typer.echo(f"  {h['job']} {h['period']} {h['status']} attempts={h['attempts']} "
+                   f"{h['path'] or ''} {h['error'] or ''}".rstrip())  # fmt: skip
+
+
+@schedule_app.command("run")
+def schedule_run(site: _Site, state: _State, at: _At = None) -> None:
+    """Build and e-mail the reports that are due now (what operate does every cycle); for
+    a cron job or systemd timer when operate does not run. Safe to repeat: a period is sent
+    once."""
+    sched = _scheduler(site, state)
+    try:
+        done = sched.run_due(_at(at))
+    finally:
+        sched.close()
+    for d in done:
+        typer.echo(f"{d['job']} {d['period']}: {d['status']} {d.get('path') or d.get('error')}")
+    if not done:
+        typer.echo("nothing due", err=True)
+    if any(d["status"] != "sent" for d in done):
+        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``operate`` and ``decisions`` to the ``guardian`` CLI."""
+    """Add ``operate``, ``decisions`` and ``schedule`` to the ``guardian`` CLI."""
     app.command("operate")(operate_command)
     app.add_typer(decisions_app, name="decisions")
+    app.add_typer(schedule_app, name="schedule")

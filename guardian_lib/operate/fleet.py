@@ -21,7 +21,9 @@ __all__ = ["Fleet", "load_subscribers", "fleet_from_poll"]
 
 _OPTIONAL = {"cpe_id": None, "customer_id": None, "pon_id": None, "box_id": None,
              "olt_id": None, "region": "unknown", "segment": "residential",
-             "lat": 0.0, "lon": 0.0, "distance_m": float("nan")}  # fmt: skip
+             "lat": 0.0, "lon": 0.0, "distance_m": float("nan"),
+             # customer notices (docs/alerts.md): contact, language, display name, opt-out
+             "phone": None, "lang": None, "name": None, "notices_opt_out": None}  # fmt: skip
 _FLOATS = ("lat", "lon", "distance_m")
 
 

@@ -39,6 +39,11 @@ from guardian_lib.actions.dispatcher import Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision import Autopilot, Decision, SafetyGuard
 from guardian_lib.decision.expected_cost import make_autopilot
+from guardian_lib.decision.maintenance import (
+    MAINTENANCE_BLOCKED_ACTIONS,
+    load_maintenance,
+    place_labels,
+)
 from guardian_lib.loop import ClosedLoop, EventRow, Tick
 from guardian_lib.operate.accounting import (
     ApprovalDispatcher,
@@ -48,14 +53,20 @@ from guardian_lib.operate.accounting import (
 )
 from guardian_lib.operate.adapters import (
     ActionContext,
-    AuditNotifier,
     JournalledDevices,
     NbiCpeState,
     SnmpTelemetrySource,
 )
+from guardian_lib.operate.alerting import (
+    alert_pipeline,
+    alerts_cycle,
+    customer_notifier,
+    drift_monitor,
+)
 from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
+from guardian_lib.operate.schedule import report_scheduler, reports_cycle
 from guardian_lib.operate.site import SiteConfig, read_secret
 from guardian_lib.operate.state import StateStore
 
@@ -135,6 +146,17 @@ class Operator:
             self.settings = self.settings.model_copy(
                 update={"kill_switch_file": self.state_dir / KILL_SWITCH_FILENAME}
             )
+        if self.settings.maintenance_file is None and site.alerts is not None:
+            # The alerting file's maintenance windows mute alerts and block actions alike.
+            self.settings = self.settings.model_copy(
+                update={"maintenance_file": site.resolve(site.alerts)}
+            )
+        elif self.settings.maintenance_file is not None:
+            # Refuse a bad file at start, not at the first cycle (the guard reads it then).
+            load_maintenance(site.resolve(str(self.settings.maintenance_file)))
+            self.settings = self.settings.model_copy(
+                update={"maintenance_file": site.resolve(str(self.settings.maintenance_file))}
+            )
         self.warehouse = site.resolve(site.warehouse)
         self.inventory = load_inventory(site.resolve(site.inventory))
         self.source = SnmpTelemetrySource(self.inventory, environ)
@@ -143,8 +165,9 @@ class Operator:
         self.devices = JournalledDevices(self.nbi, self.store, self.context)
         self.cpe_state = NbiCpeState(self.nbi) if self.nbi is not None else None
         self.field = self._field_service()
-        self.notifier = AuditNotifier()
-        self.alerts = self._alert_pipeline()
+        self.alerts = alert_pipeline(site, self.state_dir)
+        self.notifier = customer_notifier(self.alerts, self._decision_time)
+        self.reports = self._report_scheduler()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.fleet: Fleet | None = None
@@ -162,6 +185,7 @@ class Operator:
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
         self._bundle = self._load_model()
+        self.drift = drift_monitor(self.alerts, self._bundle, self.site.model_alias)
 
     # --- construction ---------------------------------------------------------------------
     def _nbi_client(self) -> Any:
@@ -178,23 +202,28 @@ class Operator:
             max_backoff_s=nbi.max_backoff_s,
         )  # fmt: skip
 
-    def _alert_pipeline(self) -> Any:
-        if self.site.alerts is None:
-            return None
-        from guardian_lib.alerts.config import load_alerting
-        from guardian_lib.alerts.pipeline import AlertPipeline
+    def _decision_time(self) -> pd.Timestamp:
+        """The cycle's time (customer notices are dated with it)."""
+        return pd.Timestamp(self.context.ts) if self.context.ts else pd.Timestamp.now(tz="UTC")
 
-        return AlertPipeline(load_alerting(self.site.resolve(self.site.alerts)), self.state_dir)
+    def _report_scheduler(self) -> Any:
+        """The scheduled reports (None without a ``schedule:`` section)."""
+        return report_scheduler(self.site, self.state_dir, self.alerts)
+
+    def _reports_cycle(self, ts: pd.Timestamp) -> list[dict[str, Any]] | None:
+        """Build and e-mail the reports whose period has come (None without a schedule)."""
+        return reports_cycle(self.reports, ts)
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
-                      blocks: dict[str, int]) -> dict[str, int] | None:  # fmt: skip
+                      blocks: dict[str, int]) -> dict[str, Any] | None:  # fmt: skip
         """Evaluate the alert rules on this cycle and deliver (None without an alerting file)."""
         if self.alerts is None:
             return None
-        from guardian_lib.alerts.live import cycle_observations
-
-        obs = cycle_observations(self.fleet.table, known, events, self.autopilot.incidents, blocks)
-        return self.alerts.cycle(ts, obs).to_dict()
+        return alerts_cycle(
+            self.alerts, ts, self.fleet.table, known, events, self.autopilot.incidents, blocks,
+            notifier=self.notifier, drift=self.drift,
+            features=getattr(self.loop.scorer, "last_features", None),
+        )  # fmt: skip
 
     def _field_service(self) -> Any:
         fs = self.site.field_service
@@ -250,6 +279,8 @@ class Operator:
             outer = self.real_dispatcher
         self.autopilot = Autopilot(policy, scorer, settings=self.settings, dispatcher=outer,
                                    audit=self.audit, guard=SafetyGuard(self.settings))  # fmt: skip
+        if hasattr(self.notifier, "bind"):
+            self.notifier.bind(fleet.table, self.autopilot)
         self.loop = ClosedLoop(fleet.onus, fleet.customers, self.autopilot, every=1,
                                tick_s=tick_s, field=self.field)  # fmt: skip
         saved = self.store.get("loop")
@@ -377,6 +408,8 @@ class Operator:
         self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
+        # after the commit: a slow or failing report never delays or fails the cycle
+        self._reports_cycle(ts)
         return figures
 
     def _on_grid(self, ts: pd.Timestamp) -> pd.Timestamp:
@@ -465,8 +498,20 @@ class Operator:
     def _run_approved(self, ts: pd.Timestamp) -> None:
         """Send the actions an operator approved since the last cycle."""
         cooldown_s = self.settings.reboot_cooldown_minutes * 60
+        table = self.fleet.table.set_index("onu_id", drop=False)
         for a in self.store.approvals("approved"):
             target = a["target"]
+            if a["action"] in MAINTENANCE_BLOCKED_ACTIONS and a["subject"] in table.index:
+                # An approval does not override scheduled work in the area.
+                place = place_labels(table.loc[a["subject"]], a["subject"])
+                w = self.autopilot.guard.maintenance.covering([place], ts)
+                if w is not None:
+                    self.store.finish_approval(a["id"], "failed", {
+                        "blocked": "maintenance_window", "maintenance_window": w.name})  # fmt: skip
+                    log_json("action", action=a["action"], target=target, status="blocked",
+                             approval_id=a["id"], rule="maintenance_window",
+                             maintenance_window=w.name)  # fmt: skip
+                    continue
             if a["action"] == "reboot":
                 recent = [
                     j for j in self.store.journal("reboot")
@@ -480,7 +525,8 @@ class Operator:
                     continue
             d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
                          params=json.loads(a["params"] or "{}"),
-                         rationale={"approved": a["id"], "by": a["decided_by"]})  # fmt: skip
+                         rationale={"approved": a["id"], "by": a["decided_by"],
+                                    "comment": a.get("comment")})  # fmt: skip
             did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
             results = self.real_dispatcher.execute(d, ts)
             for r in results:
@@ -545,4 +591,6 @@ class Operator:
         self.metrics.close()
         if self.alerts is not None:
             self.alerts.close()
+        if self.reports is not None:
+            self.reports.close()
         self.store.close()

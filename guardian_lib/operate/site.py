@@ -20,6 +20,9 @@ Example::
     field_service: {kind: webhook, url: "https://tickets.example/api/orders",
                     token_file: tickets.token}
     notifier: {kind: audit}
+    alerts: alerts.yaml                  # alert rules and receivers (docs/alerts.md)
+    schedule:                            # reports e-mailed on a cron schedule
+      - {name: weekly, cron: "0 7 * * mon", format: pdf, lang: pt-BR, receiver: managers}
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.operate.schedule import ReportJob
+from guardian_lib.safe_yaml import load_yaml_model
 
 __all__ = [
     "SiteConfig",
@@ -119,7 +123,8 @@ class ClockSettings(_Strict):
 
 
 class NotifierSettings(_Strict):
-    """Customer notifications (only the audit trail for now)."""
+    """Customer notifications: always in the audit trail; also sent when the alerting file
+    (``alerts``) has a ``customer_notices`` section (docs/alerts.md)."""
 
     kind: Literal["audit"] = "audit"
 
@@ -161,7 +166,22 @@ class SiteConfig(_Strict):
         None, description="Alerting file (YAML, docs/alerts.md): evaluated every cycle."
     )
     clock: ClockSettings | None = None
+    schedule: list[ReportJob] = Field(
+        default_factory=list, description="Reports built and e-mailed on a cron schedule."
+    )
+    reports_dir: str | None = Field(
+        None, description="Folder of scheduled reports (default: STATE/reports)."
+    )
     path: Path | None = Field(None, exclude=True)
+
+    @field_validator("schedule")
+    @classmethod
+    def _unique_jobs(cls, v: list[ReportJob]) -> list[ReportJob]:
+        names = [j.name for j in v]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"job names must be unique; repeated: {dup}")
+        return v
 
     @field_validator("safety")
     @classmethod
@@ -250,13 +270,10 @@ def load_site(path: str | Path) -> SiteConfig:
         Naming the file and the field (``nbi.url``, ``safety.max_reboots_per_day``…).
     """
     path = Path(path)
-    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a site file must be a YAML mapping (inventory:, warehouse:, …)")
-    try:
-        site = SiteConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc, "invalid site file")) from None
+    site = load_yaml_model(
+        path, SiteConfig, shape="a site file: a YAML mapping (inventory:, warehouse:, …)",
+        what="invalid site file",
+    )  # fmt: skip
     site.path = path
     site.autopilot_settings("simulate")  # validates the safety values now
     inv = site.resolve(site.inventory)
@@ -265,4 +282,9 @@ def load_site(path: str | Path) -> SiteConfig:
     sub = site.resolve(site.subscribers)
     if sub is not None and not sub.is_file():
         raise ConfigError(f"{path}: subscribers: file {sub} not found")
+    if site.schedule and site.alerts is None:
+        raise ConfigError(
+            f"{path}: schedule: reports are e-mailed through a receiver of the alerting "
+            "file; give alerts: (docs/alerts.md) with an e-mail receiver"
+        )
     return site

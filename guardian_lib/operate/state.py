@@ -10,7 +10,8 @@ Tables (``<state>/operate.sqlite``, WAL journal, every write committed at once):
     it had been sent, and it is never sent again.
 ``approvals``
     Actions proposed in ``approve`` mode: ``pending`` → ``approved`` / ``rejected``
-    (``guardian decisions``) → ``executed`` / ``failed``.
+    (``guardian decisions``, the API, the dashboard) → ``executed`` / ``failed``; who
+    decided (``decided_by``) and why (``comment``) are kept with the row.
 ``cycles``
     One row per finished cycle (its figures as JSON).
 ``kv``
@@ -44,7 +45,8 @@ _DDL = (
     """CREATE TABLE IF NOT EXISTS approvals (
         id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL, ts TEXT, action TEXT,
         subject TEXT, target TEXT, pon_id TEXT, decision_id TEXT, params TEXT,
-        rationale TEXT, status TEXT, decided_at REAL, decided_by TEXT, result TEXT)""",
+        rationale TEXT, status TEXT, decided_at REAL, decided_by TEXT, result TEXT,
+        comment TEXT)""",
     """CREATE TABLE IF NOT EXISTS cycles (
         cycle INTEGER PRIMARY KEY, ts TEXT, started_at REAL, finished_at REAL,
         figures TEXT)""",
@@ -75,9 +77,16 @@ class StateStore:
             self.con.execute("PRAGMA synchronous=FULL")
             for ddl in _DDL:
                 self.con.execute(ddl)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise StateError(f"{self.folder}: cannot open the operate state: {exc}") from exc
         self.con.row_factory = sqlite3.Row
+
+    def _migrate(self) -> None:
+        """Add the columns newer versions need to a state file made by an older one."""
+        have = {r[1] for r in self.con.execute("PRAGMA table_info(approvals)")}
+        if "comment" not in have:  # state files before decision comments were kept
+            self.con.execute("ALTER TABLE approvals ADD COLUMN comment TEXT")
 
     def close(self) -> None:
         """Close the database."""
@@ -157,8 +166,19 @@ class StateStore:
             sql, args = sql + " WHERE status = ?", (status,)
         return [dict(r) for r in self.con.execute(sql + " ORDER BY id", args)]
 
-    def decide(self, approval_id: int, verdict: str, by: str) -> dict[str, Any]:
-        """Approve or reject a pending action.
+    def decide(
+        self, approval_id: int, verdict: str, by: str, comment: str | None = None
+    ) -> dict[str, Any]:
+        """Approve or reject a pending action, with who decided and why.
+
+        Parameters
+        ----------
+        approval_id : int
+        verdict : {'approved', 'rejected'}
+        by : str
+            Who decided (a login, ``api:<user>``).
+        comment : str, optional
+            Why; kept in the queue with the verdict.
 
         Raises
         ------
@@ -176,10 +196,11 @@ class StateStore:
                     f"{self.path}: action {approval_id} is {row['status']}, not pending"
                 )
             con.execute(
-                "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ? WHERE id = ?",
-                (verdict, time.time(), by, approval_id),
+                "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, comment = ? "
+                "WHERE id = ?",
+                (verdict, time.time(), by, comment, approval_id),
             )
-        return dict(row) | {"status": verdict}
+        return dict(row) | {"status": verdict, "decided_by": by, "comment": comment}
 
     def finish_approval(self, approval_id: int, status: str, result: Any) -> None:
         """Record the outcome of an approved action (``executed`` or ``failed``)."""

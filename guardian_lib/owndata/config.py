@@ -11,7 +11,7 @@ columns are :data:`guardian_lib.owndata.tables.TABLES`. Documented in ``docs/ing
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -48,7 +48,8 @@ class TableSource(BaseModel):
     """Where one table's rows come from and how its columns are read.
 
     Exactly one of ``file`` (a path or glob relative to the source folder, CSV or
-    Parquet) and ``sql``. ``values`` maps, per warehouse column, the operator's words to
+    Parquet) and ``sql``. ``decimal: ","`` reads ``1.234,5`` in text cells as 1234.5.
+    ``values`` maps, per warehouse column, the operator's words to
     the warehouse's (matched without regard to case or surrounding blanks; a value
     mapped to null drops the row). ``defaults`` gives a constant to a column the source
     does not have.
@@ -59,6 +60,7 @@ class TableSource(BaseModel):
     file: Annotated[str, Field(min_length=1)] | None = None
     sql: SqlSource | None = None
     csv_delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    decimal: Literal[".", ","] = "."
     columns: dict[str, str | ColumnSpec]
     values: dict[str, dict[str, str | None]] = Field(default_factory=dict)
     defaults: dict[str, str] = Field(default_factory=dict)

@@ -180,7 +180,10 @@ def _prepare(
     data_digest = _short("|".join(p.digest for p in pieces))
     if name == "telemetry":
         cmap = ColumnMapping(
-            columns=table.columns, source=mapping.source, csv_delimiter=table.csv_delimiter
+            columns=table.columns,
+            source=mapping.source,
+            csv_delimiter=table.csv_delimiter,
+            decimal=table.decimal,
         )
         parts = [
             map_frame(p.path or Path(p.origin.label), p.frame, cmap, p.origin, mapping.timezone)
@@ -302,6 +305,7 @@ def import_source(
         if name in mapping.tables
     ]
     # 2. Write them and rebuild the warehouse, all or nothing.
+    fresh = not run.exists()  # a failed first import leaves no folder behind
     with run_lock(run, lock_wait_s):
         _refuse_simulated(run)
         manifest = _read_manifest(run)
@@ -324,6 +328,8 @@ def import_source(
             os.replace(tmp, path)
         except BaseException:
             writes.undo()
+            if fresh:
+                shutil.rmtree(run, ignore_errors=True)
             raise
         writes.done()
     return ImportSummary(run, done, summary)

@@ -223,7 +223,7 @@ def convert(
         if kind == "ts":
             out[col] = parse_timestamps(origin, frame, spec, default_tz, required=required)
         elif kind in ("float", "int"):
-            values = parse_numbers(origin, frame, spec)
+            values = parse_numbers(origin, frame, spec, table.decimal)
             if required:
                 origin.bad(frame, np.isnan(values), spec.column, "a number")
             if kind == "int":
@@ -248,6 +248,13 @@ def _check_words(
     name: str, origin: RowOrigin, frame: pd.DataFrame, result: pd.DataFrame, table: TableSource
 ) -> None:
     """Event types and entity types must be the warehouse's own after the value maps."""
+    one_of = TABLES[name].one_of
+    if one_of:  # a ticket must say whose it is: its customer, its ONU or both
+        nobody = np.logical_and.reduce([result[c].isna().to_numpy() for c in one_of])
+        mapped = [table.spec(c) for c in one_of if table.spec(c) is not None]
+        origin.bad(
+            frame, nobody, mapped[0].column, f"a value (or one in {[m.column for m in mapped]})"
+        )
     checks = []
     if name == "events":
         checks = [("type", EVENT_TYPES), ("entity_type", ENTITY_TYPES)]

@@ -68,11 +68,13 @@ class Backtest(_Strict):
 
 
 class Report(_Strict):
-    """Report languages (the first is ``report.html``, others ``report.<lang>.html``) and
-    whether to save a PNG of each screen (needs Debian's chromium)."""
+    """Report languages (the first is ``report.html``, others ``report.<lang>.html``),
+    whether to save a PNG of each screen and whether to print ``report.pdf`` in the first
+    language (both need Debian's chromium)."""
 
     langs: Annotated[list[str], Field(min_length=1)] = ["en"]
     screenshots: bool = True
+    pdf: bool = True
 
 
 class Experiment(_Strict):
@@ -228,4 +230,5 @@ def notebook_parameters(exp: Experiment, data_root: Path, report_dir: Path) -> d
         "backtest_workers": exp.backtest.workers,
         "langs": list(exp.report.langs),
         "screenshots": exp.report.screenshots,
+        "pdf": exp.report.pdf,
     }

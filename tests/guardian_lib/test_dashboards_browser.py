@@ -37,6 +37,7 @@ from guardian_lib.dashboards.screenshots import (
     chromium_path,
     launch_chromium,
     open_screen,
+    screenshot_content,
     watch_page,
 )
 from guardian_lib.i18n import format_money, format_number, label
@@ -206,9 +207,14 @@ def _check_screens(busy: dict, page, cap: Capture, mode: str) -> None:
     """KPI figures, the risk-queue filter, screenshots, then no errors and no network."""
     shots = busy["report_dir"] / "screenshots" / mode
     shots.mkdir(parents=True, exist_ok=True)
+    heights = {}
     for i, key in enumerate(SCREEN_KEYS, start=1):
         open_screen(page, key, LANG, settle_ms=800)
-        page.screenshot(path=str(shots / f"{i:02d}_{key}.png"), full_page=True)
+        heights[key] = screenshot_content(page, shots / f"{i:02d}_{key}.png")
+        full = page.evaluate("() => document.documentElement.scrollHeight")
+        assert 0 < heights[key] <= full, f"{mode}: {key} cropped to {heights[key]} px of {full}"
+    # the screens are of different lengths: cropped to content, not all the layout's height
+    assert len(set(heights.values())) > 1, f"{mode}: screenshots not cropped: {heights}"
     assert sorted(p.name for p in shots.iterdir()) == [
         f"{i:02d}_{k}.png" for i, k in enumerate(SCREEN_KEYS, start=1)
     ]

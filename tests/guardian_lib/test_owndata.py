@@ -371,6 +371,14 @@ BAD_INPUTS = {
         "'BOOT', 'CUSTOMER_CALL', 'OLT_ALARM'] or a value mapped to one under values.type, "
         "got 'PORTA ABERTA'",
     ),
+    "ticket of nobody": (
+        lambda s: (s / "ordens_servico.csv").write_text(
+            re.sub(r"OS-2,,[^,]*,", "OS-2,,,", (s / "ordens_servico.csv").read_text())
+        ),
+        IngestError,
+        "ordens_servico.csv: row 2 (line 3): column 'cliente': expected a value (or one in "
+        "['cliente', 'serial_onu']), got ''",
+    ),
     "blank key": (
         lambda s: _edit(s / "clientes.csv", "\nC0000003,", "\n,"),
         IngestError,
@@ -432,6 +440,10 @@ def test_a_failure_after_writing_restores_the_warehouse(imported, src, tmp_path,
         import_source(wh, src / "mapping.yaml")
     assert _tree(wh) == before
     assert not list(wh.glob(".import-backup-*"))
+    # A first import that fails leaves no folder (no half-made warehouse).
+    with pytest.raises(OSError, match="No space left"):
+        import_source(tmp_path / "new", src / "mapping.yaml")
+    assert not (tmp_path / "new").exists()
 
 
 # --- SQL sources: SQLite and a real PostgreSQL server -----------------------------------
@@ -443,18 +455,21 @@ tables:
   tickets:
     sql: {url_env: GUARDIAN_OWN_TEST_DB_URL, query: "%s"}
     columns: {ticket_id: os, customer_id: cliente, opened_at: abertura, closed_at: fechamento,
-              closure_code: codigo_baixa, notes: obs, cost_brl: custo}
+              closure_code: codigo_baixa, notes: obs, cost_brl: custo, technician_id: tecnico}
   telemetry:
     sql: {url_env: GUARDIAN_OWN_TEST_DB_URL, query: "SELECT * FROM telemetria"}
     columns: {ts: coleta, onu_id: serial, rx_dbm: {column: rx, scale: 0.1}}
 """
-QUERY = "SELECT os, cliente, abertura, fechamento, codigo_baixa, obs, custo FROM ordens ORDER BY os"
+QUERY = (
+    "SELECT os, cliente, abertura, fechamento, codigo_baixa, obs, custo, tecnico FROM ordens "
+    "ORDER BY os"
+)
 
 
 def _sql_rows() -> tuple[list[tuple], list[tuple]]:
     tickets = [
-        ("OS-1", "C1", "2026-01-05 08:00:00", "2026-01-05 15:00:00", "TROCA DE ONU", "onu queimada", 150),
-        ("OS-2", "C2", "2026-01-05 09:30:00", None, None, None, None),
+        ("OS-1", "C1", "2026-01-05 08:00:00", "2026-01-05 15:00:00", "TROCA DE ONU", "onu queimada", 150, 7),
+        ("OS-2", "C2", "2026-01-05 09:30:00", None, None, None, None, None),
     ]  # fmt: skip
     telemetry = [("2026-01-05 10:00:00", "ONU1", -215), ("2026-01-05 10:05:00", "ONU1", -218)]
     return tickets, telemetry
@@ -468,6 +483,8 @@ def _check_sql_import(wh: Path) -> None:
         assert so.loc[0, "opened_at"] == pd.Timestamp("2026-01-05T11:00:00Z")  # local → UTC
         assert so["status"].tolist() == ["completed", "open"]
         assert so.loc[0, "cost_brl"] == 150.0 and np.isnan(so.loc[1, "cost_brl"])
+        tech = so["technician_id"]  # an integer column with a NULL: "7", not "7.0"
+        assert tech.iloc[0] == "7" and pd.isna(tech.iloc[1])
         rx = con.execute("SELECT rx_dbm FROM telemetry ORDER BY ts").df()["rx_dbm"].tolist()
         assert rx == [-21.5, -21.8]
     finally:
@@ -481,9 +498,9 @@ def sqlite_db(tmp_path, monkeypatch) -> Path:
     with sqlite3.connect(db) as con:
         con.execute(
             "CREATE TABLE ordens (os TEXT, cliente TEXT, abertura TEXT, fechamento TEXT, "
-            "codigo_baixa TEXT, obs TEXT, custo REAL)"
+            "codigo_baixa TEXT, obs TEXT, custo REAL, tecnico INTEGER)"
         )
-        con.executemany("INSERT INTO ordens VALUES (?, ?, ?, ?, ?, ?, ?)", tickets)
+        con.executemany("INSERT INTO ordens VALUES (?, ?, ?, ?, ?, ?, ?, ?)", tickets)
         con.execute("CREATE TABLE telemetria (coleta TEXT, serial TEXT, rx INTEGER)")
         con.executemany("INSERT INTO telemetria VALUES (?, ?, ?)", telemetry)
     monkeypatch.setenv("GUARDIAN_OWN_TEST_DB_URL", f"sqlite:///{db}")
@@ -542,9 +559,9 @@ def test_postgresql_source(postgres_url, tmp_path, monkeypatch):
         con.exec_driver_sql("DROP TABLE IF EXISTS ordens, telemetria")
         con.exec_driver_sql(
             "CREATE TABLE ordens (os TEXT PRIMARY KEY, cliente TEXT, abertura TIMESTAMP, "
-            "fechamento TIMESTAMP, codigo_baixa TEXT, obs TEXT, custo NUMERIC(10, 2))"
+            "fechamento TIMESTAMP, codigo_baixa TEXT, obs TEXT, custo NUMERIC(10, 2), tecnico INTEGER)"
         )
-        con.exec_driver_sql("INSERT INTO ordens VALUES (%s, %s, %s, %s, %s, %s, %s)", tickets)
+        con.exec_driver_sql("INSERT INTO ordens VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", tickets)
         con.exec_driver_sql("CREATE TABLE telemetria (coleta TIMESTAMP, serial TEXT, rx INTEGER)")
         con.exec_driver_sql("INSERT INTO telemetria VALUES (%s, %s, %s)", telemetry)
     engine.dispose()
@@ -636,3 +653,38 @@ def test_report_of_a_full_import_says_only_what_is_missing(imported, tmp_path):
     page = _report_text(imported[0], tmp_path / "report.html")
     assert "no coordinates: map hidden" in page
     assert "no customer table" not in page and "no events" not in page
+
+
+def test_guardian_ingest_source_command(src, tmp_path):
+    import subprocess
+    import sys
+
+    guardian = str(Path(sys.executable).with_name("guardian"))
+    wh = tmp_path / "W"
+    _only(src, ("onus", "customers", "tickets"))
+    ok = subprocess.run(
+        [guardian, "ingest", "--run", str(wh), "--source", str(src)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert "added tickets: 3 rows → ops/service_orders.parquet" in ok.stderr
+    _edit(src / "ordens_servico.csv", "OS-3", "OS-1")
+    bad = subprocess.run(
+        [guardian, "ingest", "--run", str(wh), "--source", str(src)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("error: ") and "duplicate key 'OS-1'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_decimal_comma(src, tmp_path):
+    _only(src, ("onus",))
+    _edit(src / "mapping.yaml", 'csv_delimiter: ";"', 'csv_delimiter: ";"\n    decimal: ","')
+    onus = pd.read_csv(src / "inventario_onus.csv", sep=";")
+    onus["distancia_km"] = ["1.234,5", "2,9"] + ["0,5"] * (len(onus) - 2)
+    onus.to_csv(src / "inventario_onus.csv", sep=";", index=False)
+    wh = tmp_path / "W"
+    import_source(wh, src / "mapping.yaml")
+    got = pd.read_parquet(wh / "inventory" / "onus.parquet")["distance_m"].tolist()
+    assert got[:3] == [1_234_500.0, 2_900.0, 500.0]

@@ -12,11 +12,11 @@ from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from guardian_lib.api.deps import Admin, Ctx, audit
+from guardian_lib.api.deps import Admin, ApiContext, Ctx, audit
 from guardian_lib.api.problems import Problem
 
 __all__ = ["LOGIN_FAILURES_PER_MINUTE", "LOGIN_TOKEN_HOURS", "LoginRequest", "admin_router",
-           "meta_router"]  # fmt: skip
+           "meta_router", "password_login"]  # fmt: skip
 
 #: Failed logins of one user name per minute before ``/auth/login`` answers 429. [1/min]
 LOGIN_FAILURES_PER_MINUTE = 5
@@ -42,6 +42,38 @@ def health(ctx: Ctx) -> dict[str, Any]:
             "time": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
 
 
+def password_login(request: Request, ctx: ApiContext, name: str,
+                   password: str) -> tuple[str, Any, Any]:  # fmt: skip
+    """Check a password and issue an 8-hour token: ``(token, TokenInfo, User)``.
+
+    Shared by ``POST /auth/login`` and the dashboard's login form. Every attempt is
+    audited; 401 ``invalid-credentials`` (same for an unknown user), 429 after
+    :data:`LOGIN_FAILURES_PER_MINUTE` failures of one name within a minute.
+    """
+    client = request.client.host if request.client else None
+
+    def record(status: int, role: str | None = None, token_id: str | None = None) -> None:
+        ctx.trail.record(user=name, role=role, token_id=token_id, method="POST",
+                         path=request.url.path, action="login", target=name,
+                         status=status, comment="", client=client)  # fmt: skip
+
+    wait = ctx.login_failures.wait(name)
+    if wait is not None:
+        record(429)
+        raise Problem(429, "rate-limited", "too many failed logins; wait a minute",
+                      headers={"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
+    ctx.users.reload_if_changed()
+    user = ctx.users.check_password(name, password)
+    if user is None:
+        ctx.login_failures.allow(name)
+        record(401)
+        raise Problem(401, "invalid-credentials", "unknown user or wrong password",
+                      field="body.password")  # fmt: skip
+    token, info = ctx.users.issue_token(user.name, expires_days=LOGIN_TOKEN_HOURS / 24.0)
+    record(200, user.role, info.token_id)
+    return token, info, user
+
+
 @meta_router.post("/auth/login", tags=["meta"])
 def login(request: Request, ctx: Ctx, body: LoginRequest) -> dict[str, Any]:
     """Exchange a user's password for a token valid for 8 hours (the dashboard's login).
@@ -49,27 +81,7 @@ def login(request: Request, ctx: Ctx, body: LoginRequest) -> dict[str, Any]:
     Unknown user and wrong password get the same 401; after 5 failures of one name
     within a minute, 429 until the minute has passed (successes are not counted).
     """
-    client = request.client.host if request.client else None
-
-    def record(status: int, role: str | None = None, token_id: str | None = None) -> None:
-        ctx.trail.record(user=body.name, role=role, token_id=token_id, method="POST",
-                         path=request.url.path, action="login", target=body.name,
-                         status=status, comment="", client=client)  # fmt: skip
-
-    wait = ctx.login_failures.wait(body.name)
-    if wait is not None:
-        record(429)
-        raise Problem(429, "rate-limited", "too many failed logins; wait a minute",
-                      headers={"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
-    ctx.users.reload_if_changed()
-    user = ctx.users.check_password(body.name, body.password)
-    if user is None:
-        ctx.login_failures.allow(body.name)
-        record(401)
-        raise Problem(401, "invalid-credentials", "unknown user or wrong password",
-                      field="body.password")  # fmt: skip
-    token, info = ctx.users.issue_token(user.name, expires_days=LOGIN_TOKEN_HOURS / 24.0)
-    record(200, user.role, info.token_id)
+    token, info, user = password_login(request, ctx, body.name, body.password)
     return {"token": token, "token_id": info.token_id, "expires_at": info.expires_at,
             "user": user.to_dict()}  # fmt: skip
 

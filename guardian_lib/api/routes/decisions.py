@@ -79,8 +79,14 @@ def decisions(
     ] = "proposed",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
+    lang: Annotated[
+        Literal["en", "pt-BR"], Query(description="Language of action_label and rationale_text.")
+    ] = "en",
 ) -> dict[str, Any]:
-    """Actions ``guardian operate --mode approve`` proposed (oldest first)."""
+    """Actions ``guardian operate --mode approve`` proposed (oldest first), each with its
+    region, its action's name and its rationale as a sentence in ``lang``."""
+    from guardian_lib.dashboards.glossary import action_name, rationale_text
+
     st = open_state(ctx.cfg)
     try:
         rows = st.approvals(_STATE_ALIASES.get(state, state) if state else None)
@@ -91,7 +97,10 @@ def decisions(
         r = dict(r)
         r["region"] = approval_region(ctx.reader, r)
         if user.in_scope(r["region"]):
-            items.append(_decoded(r))
+            r = _decoded(r)
+            r["action_label"] = action_name(r["action"], lang)
+            r["rationale_text"] = rationale_text(r["rationale"], lang)
+            items.append(r)
     return {"items": items[offset : offset + limit], "total": len(items),
             "limit": limit, "offset": offset}  # fmt: skip
 
@@ -114,7 +123,7 @@ def _decide(request: Request, ctx: ApiContext, user: User, approval_id: int, ver
             in_region(user, region, f"action {approval_id} ({row['action']} "
                       f"{row['target']})", "path.approval_id")  # fmt: skip
         try:
-            done = st.decide(approval_id, verdict, by=f"api:{user.name}")
+            done = st.decide(approval_id, verdict, by=f"api:{user.name}", comment=comment)
         except StateError as exc:
             audit(request, user, verdict, approval_id, 409, comment)
             raise Problem(409, "not-pending", str(exc).split(": ", 1)[-1],

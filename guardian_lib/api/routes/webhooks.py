@@ -8,7 +8,7 @@ No ``from __future__ import annotations``: FastAPI evaluates the route signature
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,21 @@ class WebhookRequest(BaseModel):
 def list_webhooks(user: Admin, ctx: Ctx) -> dict[str, Any]:
     """Webhook subscriptions (without their secrets)."""
     return {"items": ctx.hooks.list()}
+
+
+@router.get("/webhooks/deliveries", tags=["webhooks"])
+def list_deliveries(
+    request: Request,
+    user: Admin,
+    status: Annotated[
+        Literal["pending", "delivered", "dead"] | None,
+        Query(description="pending (failed, waiting for its retry), delivered or dead."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Webhook deliveries, newest first, with their attempts and last error."""
+    items = request.app.state.webhooks.deliveries(status, limit)
+    return {"items": items, "total": len(items), "limit": limit}
 
 
 @router.post("/webhooks", tags=["webhooks"], status_code=201)

@@ -1,0 +1,311 @@
+"""The dashboard behind the login (``/login``, ``/console``), served by the operator API.
+
+The session rules (cookie flags, CSRF, logout, redirects) are checked through FastAPI's
+TestClient; then Debian's chromium (Playwright) logs in as an operator of one region,
+sees the open incident, approves a proposed reboot with a comment (which reaches
+operate's queue) and signs out; a viewer sees the queue without buttons and gets 403
+when it forces the call.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from guardian_lib.api.app import PREFIX, ApiConfig, create_app
+from guardian_lib.api.deps import CSRF_HEADER, SESSION_COOKIE, csrf_token
+from guardian_lib.api.users import UserStore
+from guardian_lib.audit import AuditLog
+from guardian_lib.dashboards.screenshots import Capture, chromium_path, launch_chromium, watch_page
+from guardian_lib.operate.state import StateStore
+
+
+def _api_world():
+    """``tests/guardian_lib/test_api.py`` (its tiny two-region warehouse and helpers)."""
+    path = Path(__file__).with_name("test_api.py")
+    spec = importlib.util.spec_from_file_location("_api_world", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+W = _api_world()
+PASSWORDS = {"op-n": "north-operator-pw", "viewer": "viewer-pw", "op-s": "south-operator-pw"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A run, operate's state with an open incident and two proposed reboots (one per
+    region), three users with passwords, and the API served by uvicorn on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("console")
+    run, state = root / "run", root / "state"
+    W.make_warehouse(run)
+    StateStore(state).close()
+    audit = AuditLog(state / "audit.duckdb", tag="t-")
+    iid = audit.new_incident_id()
+    audit.record_incident(iid, W.T0, scope_type="pon", scope_key="PON-N1", start_at=W.T0,
+                          severity="major", cause="fiber", affected_customers=2,
+                          opened_by="loop")  # fmt: skip
+    audit.close()
+    users = UserStore(root / "users.json")
+    users.add("op-n", "operator", ["north"], password=PASSWORDS["op-n"])
+    users.add("op-s", "operator", ["south"], password=PASSWORDS["op-s"])
+    users.add("viewer", "viewer", password=PASSWORDS["viewer"])
+    cfg = ApiConfig(run=run, users=root / "users.json", state=state, webhook_every_s=0,
+                    console_refresh_s=60.0)  # fmt: skip
+    app = create_app(cfg, users)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            with urllib.request.urlopen(url + PREFIX + "/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.05)
+    yield {"root": root, "run": run, "state": state, "cfg": cfg, "app": app, "url": url,
+           "incident": iid, "users": users}  # fmt: skip
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _login(client: TestClient, name: str) -> None:
+    r = client.post("/login", data={"name": name, "password": PASSWORDS[name]},
+                    follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303, r.text
+    assert r.headers["location"].startswith("/console")
+
+
+def _pending(state: Path, onu: str) -> int:
+    return W.propose(state, onu, "PON-N1" if onu.startswith("ONU-N") else "PON-S1")
+
+
+def _row(state: Path, aid: int) -> dict:
+    st = StateStore(state)
+    try:
+        return next(r for r in st.approvals() if r["id"] == aid)
+    finally:
+        st.close()
+
+
+# --- the session rules ------------------------------------------------------------------------
+def test_console_needs_a_login_and_sets_a_strict_cookie(site):
+    client = TestClient(site["app"], base_url="http://testserver")
+    r = client.get("/console", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    bad = client.post("/login", data={"name": "op-n", "password": "wrong"})
+    assert bad.status_code == 401 and 'data-testid="login-error"' in bad.text
+    r = client.post("/login", data={"name": "op-n", "password": PASSWORDS["op-n"]},
+                    follow_redirects=False)  # fmt: skip
+    cookie = r.headers["set-cookie"]
+    assert f"{SESSION_COOKIE}=ngt_" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict")
+    assert "Secure" not in cookie
+    page = client.get("/console")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert csrf_token(client.cookies[SESSION_COOKIE]) in page.text
+    assert "<script>" not in page.text  # no inline script: the CSP would block it
+
+
+def test_secure_flag_is_configurable(site):
+    cfg = ApiConfig(run=site["run"], users=site["cfg"].users, state=site["state"],
+                    webhook_every_s=0, cookie_secure=True)  # fmt: skip
+    client = TestClient(create_app(cfg, site["users"]), base_url="https://testserver")
+    r = client.post("/login", data={"name": "viewer", "password": PASSWORDS["viewer"]},
+                    follow_redirects=False)  # fmt: skip
+    assert "Secure" in r.headers["set-cookie"]
+
+
+def test_cookie_mutations_need_the_csrf_token_and_same_origin(site):
+    client = TestClient(site["app"], base_url="http://testserver")
+    _login(client, "op-n")
+    aid = _pending(site["state"], "ONU-N2")
+    url = f"{PREFIX}/decisions/{aid}/approve"
+    no_token = client.post(url, json={"comment": "csrf"})
+    assert no_token.status_code == 403 and no_token.json()["type"].endswith("/csrf")
+    assert no_token.json()["field"] == f"header.{CSRF_HEADER}"
+    good = {CSRF_HEADER: csrf_token(client.cookies[SESSION_COOKIE])}
+    evil = client.post(
+        url, json={"comment": "csrf"}, headers=good | {"Origin": "http://evil.example"}
+    )
+    assert evil.status_code == 403 and evil.json()["field"] == "header.Origin"
+    assert _row(site["state"], aid)["status"] == "pending"
+    ok = client.post(url, json={"comment": "csrf ok"},
+                     headers=good | {"Origin": "http://testserver"})  # fmt: skip
+    assert ok.status_code == 200, ok.text
+    assert _row(site["state"], aid)["comment"] == "csrf ok"
+    # reads need no token; a bearer token (no cookie) needs none either
+    assert client.get(f"{PREFIX}/decisions").status_code == 200
+
+
+def test_logout_revokes_the_session(site):
+    client = TestClient(site["app"], base_url="http://testserver")
+    _login(client, "viewer")
+    session = client.cookies[SESSION_COOKIE]
+    assert client.post("/logout").status_code == 403  # no CSRF header
+    r = client.post("/logout", headers={CSRF_HEADER: csrf_token(session)})
+    assert r.status_code == 200
+    again = TestClient(site["app"], base_url="http://testserver", cookies={SESSION_COOKIE: session})
+    resp = again.get(f"{PREFIX}/decisions")
+    assert resp.status_code == 401 and resp.json()["reason"] == "revoked"
+    assert again.get("/console", follow_redirects=False).status_code == 303
+
+
+# --- in chromium ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    chromium_path()
+    with sync_playwright() as pw:
+        b = launch_chromium(pw)
+        yield b
+        b.close()
+
+
+def _browser_login(browser, site, name: str, lang: str = "en"):
+    cap = Capture()
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    watch_page(page, cap)
+    page.goto(f"{site['url']}/?lang={lang}", timeout=60_000)
+    page.wait_for_url("**/login**")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORDS[name])
+    page.click('[data-testid="sign-in"]')
+    page.wait_for_url("**/console**")
+    page.wait_for_selector('[data-testid="approvals"] table, [data-testid="approvals"] p')
+    return page, cap
+
+
+def test_operator_approves_in_the_browser(site, browser):
+    north = _pending(site["state"], "ONU-N1")
+    south = _pending(site["state"], "ONU-S1")
+    page, cap = _browser_login(browser, site, "op-n")
+    try:
+        page.wait_for_selector('[data-testid="incident-table"]')
+        assert site["incident"] in page.inner_text('[data-testid="incidents"]')
+        queue = page.locator('[data-testid="approval-table"]')
+        assert queue.locator(f'tr[data-row="{north}"]').count() == 1
+        assert queue.locator(f'tr[data-row="{south}"]').count() == 0  # other region: hidden
+        assert "Rule: low rx" in queue.locator(f'tr[data-row="{north}"]').inner_text()
+        page.click(f'[data-testid="approve-{north}"]')  # no comment yet: refused on the page
+        assert "comment" in page.inner_text('[data-testid="message"]')
+        assert _row(site["state"], north)["status"] == "pending"
+        page.fill(f'[data-testid="comment-{north}"]', "RX -29 dBm since 06:00")
+        page.click(f'[data-testid="approve-{north}"]')
+        # (wait_for_function evaluates a string: the page's CSP forbids that)
+        page.locator('[data-testid="message"]', has_text="approved").wait_for()
+        row = _row(site["state"], north)
+        assert (row["status"], row["decided_by"], row["comment"]) == (
+            "approved", "api:op-n", "RX -29 dBm since 06:00")  # fmt: skip
+        queue.locator(f'tr[data-row="{north}"]').wait_for(state="detached")  # left the queue
+        # the timeline of a customer, from the risk queue
+        page.click('[data-testid="risk-table"] button:has-text("C-N1")')
+        page.wait_for_selector('[data-testid="timeline-events"]')
+        assert "CUSTOMER_CALL" in page.inner_text('[data-testid="timeline"]')
+        assert not cap.console_errors, cap.console_errors
+        assert not cap.blocked, cap.blocked
+        page.click('[data-testid="logout"]')
+        page.wait_for_url("**/login**")
+    finally:
+        page.close()
+
+
+def test_viewer_has_no_buttons_and_is_refused(site, browser):
+    aid = _pending(site["state"], "ONU-N2")
+    page, cap = _browser_login(browser, site, "viewer", lang="pt-BR")
+    try:
+        page.wait_for_selector(f'[data-testid="approval-table"] tr[data-row="{aid}"]')
+        assert "Ações aguardando aprovação" in page.inner_text("#approvals")
+        assert page.locator('[data-testid="viewer-note"]').count() == 1
+        assert page.locator("button.approve, button.reject").count() == 0
+        assert not cap.console_errors, cap.console_errors
+        # forcing the call with the page's own session and CSRF token: the API says no
+        status, kind = page.evaluate(
+            """async (aid) => {
+                const boot = JSON.parse(document.getElementById('boot').textContent);
+                const r = await fetch('/api/v1/decisions/' + aid + '/approve', {
+                  method: 'POST', credentials: 'same-origin',
+                  headers: {'Content-Type': 'application/json', 'X-CSRF-Token': boot.csrf},
+                  body: JSON.stringify({comment: 'forced'})});
+                return [r.status, (await r.json()).type];
+            }""",
+            aid,
+        )
+        assert status == 403 and kind.endswith("/forbidden")
+        assert _row(site["state"], aid)["status"] == "pending"
+    finally:
+        page.close()
+
+
+# --- comments in operate's queue --------------------------------------------------------------
+def test_guardian_decisions_keeps_and_shows_comments(tmp_path):
+    import sqlite3
+
+    import typer
+    from typer.testing import CliRunner
+
+    from guardian_lib.operate.cli import register
+
+    state = tmp_path / "state"
+    state.mkdir()
+    # a state file written before comments were kept: opened, it gains the column
+    con = sqlite3.connect(state / "operate.sqlite")
+    con.execute(
+        "CREATE TABLE approvals (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL, ts TEXT,"
+        " action TEXT, subject TEXT, target TEXT, pon_id TEXT, decision_id TEXT, params TEXT,"
+        " rationale TEXT, status TEXT, decided_at REAL, decided_by TEXT, result TEXT)"
+    )
+    con.execute("INSERT INTO approvals (ts, action, subject, target, status) "
+                "VALUES ('t', 'reboot', 'ONU-1', 'ONU-1', 'pending')")  # fmt: skip
+    con.commit()
+    con.close()
+    aid = W.propose(state, "ONU-N1", "PON-N1")
+    app = typer.Typer()
+    register(app)
+    r = CliRunner()
+    out = r.invoke(app, ["decisions", "reject", str(aid), "--state", str(state),
+                         "--comment", "customer asked to wait until 18:00"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    out = r.invoke(app, ["decisions", "list", "--state", str(state), "--status", "", "--json"])
+    rows = {x["id"]: x for x in json.loads(out.output)}
+    assert rows[aid]["comment"] == "customer asked to wait until 18:00"
+    assert rows[1]["comment"] is None and rows[1]["status"] == "pending"  # the old row kept
+    table = r.invoke(app, ["decisions", "list", "--state", str(state), "--status", "rejected"],
+                     env={"COLUMNS": "250"})  # fmt: skip
+    assert "customer asked to wait until 18:00" in table.output
+    long = r.invoke(
+        app, ["decisions", "approve", "1", "--state", str(state), "--comment", "x" * 2001]
+    )
+    assert long.exit_code == 2 and "--comment" in long.output
+
+
+def test_every_label_the_page_uses_exists_in_both_languages():
+    import re
+
+    from guardian_lib.api.console_assets import CONSOLE_JS, LABELS
+
+    assert set(LABELS["en"]) == set(LABELS["pt-BR"])
+    used = set(re.findall(r'\bt\("([a-z_]+)"', CONSOLE_JS))
+    used |= set(re.findall(r'label: "([a-z_]+)"', CONSOLE_JS))
+    assert used and used <= set(LABELS["en"]), sorted(used - set(LABELS["en"]))
+    assert all(LABELS["pt-BR"][k] != LABELS["en"][k] for k in ("approve", "reject", "logout"))

@@ -1,0 +1,145 @@
+"""Durable webhook deliveries: a failed delivery is kept, retried with back-off across a
+restart of the dispatcher, listed by ``GET /webhooks/deliveries``, and marked dead after
+its last try. The receiver is a real HTTP server on 127.0.0.1; time is moved by a clock
+the dispatcher is given (never slept through)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from guardian_lib.api.app import PREFIX, ApiConfig, create_app
+from guardian_lib.api.users import UserStore
+from guardian_lib.api.webhooks import WebhookDispatcher, verify_signature
+from guardian_lib.operate.state import StateStore
+
+
+def _api_world():
+    path = Path(__file__).with_name("test_api.py")
+    spec = importlib.util.spec_from_file_location("_api_world_hooks", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+W = _api_world()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = pd.Timestamp("2026-12-04T08:00:00Z")
+
+    def __call__(self) -> pd.Timestamp:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += pd.Timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def receiver():
+    """A webhook receiver answering ``state['status']`` and recording every request."""
+    state: dict = {"status": 503, "got": []}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            state["got"].append((dict(self.headers), body))
+            self.send_response(state["status"])
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_port}/hook"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def api(tmp_path):
+    run, state = tmp_path / "run", tmp_path / "state"
+    W.make_warehouse(run)
+    StateStore(state).close()
+    users = UserStore(tmp_path / "u.json")
+    users.add("boss", "admin")
+    users.add("op", "operator")
+    cfg = ApiConfig(run=run, users=tmp_path / "u.json", state=state, webhook_every_s=0)
+    app = create_app(cfg, users)
+    return {"client": TestClient(app), "app": app, "state": state,
+            "admin": W.auth(users.issue_token("boss")[0]),
+            "op": W.auth(users.issue_token("op")[0])}  # fmt: skip
+
+
+def _dispatcher(app, clock: Clock, **kw) -> WebhookDispatcher:
+    base = app.state.webhooks
+    return WebhookDispatcher(base.store, base.approvals, base.incidents, clock=clock, **kw)
+
+
+def test_failed_delivery_is_kept_and_retried_after_a_restart(api, receiver):
+    c, admin = api["client"], api["admin"]
+    sub = c.post(PREFIX + "/webhooks", json={"url": receiver["url"], "events": ["decision"]},
+                 headers=admin).json()  # fmt: skip
+    clock = Clock()
+    first = _dispatcher(api["app"], clock)
+    assert first.poll_once() == 0  # baseline
+    aid = W.propose(api["state"], "ONU-N1", "PON-N1")
+    assert first.poll_once() == 0  # the receiver answers 503
+    assert len(receiver["got"]) == 1
+    pending = c.get(PREFIX + "/webhooks/deliveries?status=pending", headers=admin).json()["items"]
+    assert len(pending) == 1
+    d = pending[0]
+    assert (d["event"], d["webhook_id"], d["attempts"]) == ("decision.proposed", sub["id"], 1)
+    assert "503" in d["last_error"]
+    assert pd.Timestamp(d["next_attempt_at"]) == clock.now + pd.Timedelta(seconds=30)
+    clock.advance(10)
+    assert first.poll_once() == 0 and len(receiver["got"]) == 1  # backing off: no try
+    del first  # the API restarts: a new dispatcher, the same files
+    receiver["status"] = 204
+    clock.advance(25)
+    again = _dispatcher(api["app"], clock)
+    assert again.poll_once() == 1
+    assert len(receiver["got"]) == 2
+    (h1, b1), (h2, b2) = receiver["got"]
+    assert b1 == b2 and h1["X-Guardian-Delivery"] == h2["X-Guardian-Delivery"] == d["delivery_id"]
+    assert verify_signature(sub["secret"], h2["X-Guardian-Timestamp"], b2,
+                            h2["X-Guardian-Signature"])  # fmt: skip
+    assert json.loads(b2)["data"]["id"] == aid
+    done = c.get(PREFIX + "/webhooks/deliveries", headers=admin).json()["items"]
+    assert [(x["status"], x["attempts"]) for x in done] == [("delivered", 2)]
+    assert again.poll_once() == 0 and len(receiver["got"]) == 2  # never sent twice
+
+
+def test_delivery_dies_after_its_last_try_and_only_admins_list(api, receiver):
+    c, admin = api["client"], api["admin"]
+    c.post(PREFIX + "/webhooks", json={"url": receiver["url"], "events": ["decision"]},
+           headers=admin)  # fmt: skip
+    clock = Clock()
+    d = _dispatcher(api["app"], clock, max_attempts=3, backoff_s=60.0)
+    d.poll_once()
+    W.propose(api["state"], "ONU-S1", "PON-S1")
+    waits = []
+    for _ in range(5):
+        d.poll_once()
+        rows = d.deliveries()
+        if rows[0]["status"] == "dead":
+            break
+        waits.append((pd.Timestamp(rows[0]["next_attempt_at"]) - clock.now).total_seconds())
+        clock.advance(3600)
+    assert waits == [60.0, 120.0]  # doubling back-off
+    assert len(receiver["got"]) == 3 and d.dead == 1
+    dead = c.get(PREFIX + "/webhooks/deliveries?status=dead", headers=admin).json()["items"]
+    assert len(dead) == 1 and dead[0]["attempts"] == 3 and dead[0]["next_attempt_at"] is None
+    assert c.get(PREFIX + "/webhooks/deliveries", headers=api["op"]).status_code == 403
+    bad = c.get(PREFIX + "/webhooks/deliveries?status=lost", headers=admin)
+    assert bad.status_code == 422 and bad.json()["field"] == "query.status"

@@ -1,0 +1,142 @@
+"""Sweeps on Dask: equal to the same cells run serially, resumable, robust to a lost worker."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from guardian_lib.cluster import open_client
+from guardian_lib.errors import ConfigError
+from simulator.sweep import load_sweep, run_sweep, sweep_cells
+
+SWEEP = {
+    "name": "t2x2",
+    "scenario": "tiny",
+    "days": 1,
+    "grid": {"customers.background_calls_per_year": [0.0, 40.0]},
+    "seeds": [1, 2],
+    "policies": ["reactive"],
+}
+
+
+def write_sweep(tmp_path, **changes):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(SWEEP | changes))
+    return load_sweep(path)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("serial")
+    sweep, sc = write_sweep(tmp)
+    run_sweep(sweep, sc, tmp / "out", mlflow=False)
+    return pd.read_parquet(tmp / "out" / "results.parquet")
+
+
+def test_two_by_two_on_two_workers_equals_serial(serial, tmp_path):
+    sweep, sc = write_sweep(tmp_path)
+    with open_client(n_workers=2, processes=False) as client:
+        res = run_sweep(sweep, sc, tmp_path / "out", client=client, mlflow=False)
+    assert (res["cells"], res["ran"], res["skipped"]) == (4, 4, 0)
+    table = pd.read_parquet(res["results"])
+    pd.testing.assert_frame_equal(table, serial)
+    assert list(table["variant"]) == [
+        "background_calls_per_year=0.0", "background_calls_per_year=0.0",
+        "background_calls_per_year=40.0", "background_calls_per_year=40.0",
+    ]  # fmt: skip
+    assert table["calls"].notna().all() and table["visits"].ge(0).all()
+    # The variants are different scenarios: customers who call without a fault call.
+    assert table["calls"].iloc[2:].sum() > table["calls"].iloc[:2].sum() + 5
+
+
+def test_rerun_skips_finished_cells_and_logs_child_runs(serial, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sweep, sc = write_sweep(tmp_path)
+    out = tmp_path / "out"
+    first = run_sweep(sweep, sc, out)
+    cells = sorted((out / "cells").glob("*.json"))
+    cells[1].unlink()  # as if the sweep had stopped before this cell
+    again = run_sweep(sweep, sc, out, mlflow=False)
+    assert (again["ran"], again["skipped"]) == (1, 3)
+    pd.testing.assert_frame_equal(pd.read_parquet(again["results"]), serial)
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    children = client.search_runs(
+        [client.get_run(first["mlflow_run_id"]).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{first['mlflow_run_id']}'",
+    )
+    assert len(children) == 4
+    assert {r.data.params["policy"] for r in children} == {"reactive"}
+    assert all("calls" in r.data.metrics for r in children)
+
+
+def test_a_killed_workers_cell_is_retried(serial, tmp_path):
+    sweep, sc = write_sweep(tmp_path)
+    with open_client(n_workers=2, processes=True) as client:
+        pids = client.run(os.getpid)
+        killed = []
+
+        def kill_first_busy_worker():
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not killed:
+                for addr, keys in client.processing().items():
+                    if keys and addr in pids:
+                        os.kill(pids[addr], signal.SIGKILL)
+                        killed.append(addr)
+                        break
+                time.sleep(0.005)
+
+        killer = threading.Thread(target=kill_first_busy_worker)
+        killer.start()
+        res = run_sweep(sweep, sc, tmp_path / "out", client=client, mlflow=False)
+        killer.join()
+    assert killed, "no worker was busy to be killed"
+    assert res["ran"] == 4
+    pd.testing.assert_frame_equal(pd.read_parquet(res["results"]), serial)
+
+
+def test_a_bad_override_names_the_variant(tmp_path):
+    sweep, sc = write_sweep(tmp_path, grid={"weather.no_such_field": [1]})
+    with pytest.raises(ConfigError, match="variant no_such_field=1.*no_such_field"):
+        sweep_cells(sweep, sc)
+    with pytest.raises(ConfigError, match="grid or variants"):
+        write_sweep(tmp_path, variants=[{"name": "a"}])
+
+
+def test_sweep_notebook_is_clean_and_plots_a_sweep(serial, tmp_path):
+    import nbformat
+
+    from guardian_lib.notebooks import run_notebooks
+
+    repo = Path(__file__).resolve().parents[2]
+    nb = nbformat.read(repo / "notebooks" / "sweep.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.outputs == [] and c.execution_count is None for c in code)
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert "def " not in "".join(c.source for c in code)
+    serial.to_parquet(tmp_path / "results.parquet", index=False)
+    params = {"results": str(tmp_path / "results.parquet"), "metric": "calls"}
+    run_notebooks(["sweep.ipynb"], repo / "notebooks", tmp_path / "nb", params, cwd=repo)
+    done = nbformat.read(tmp_path / "nb" / "sweep.ipynb", as_version=4)
+    text = "".join(
+        o.get("text", "") for c in done.cells if c.cell_type == "code" for o in c.outputs
+    )
+    assert "4 cells: 2 variants x 2 seeds x 1 policies" in text
+
+
+def test_shipped_sweep_files_are_valid():
+    repo = Path(__file__).resolve().parents[2]
+    files = sorted((repo / "experiments" / "sweeps").glob("*.yaml"))
+    assert files
+    for path in files:
+        sweep, sc = load_sweep(path)
+        cells = sweep_cells(sweep, sc)
+        assert len(cells) == len(sweep.variant_list()) * len(sweep.seeds) * len(sweep.policies)
+        assert len({c.key for c in cells}) == len(cells)
