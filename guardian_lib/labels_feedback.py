@@ -31,7 +31,8 @@ _US = 1_000_000
 def load_reboots(audit: Path | str) -> pd.DataFrame:
     """Reboots the autopilot executed (``ts``, ``onu_id``) from an audit DuckDB file.
 
-    Blocked and failed reboots are left out (nothing happened to the CPE).
+    Blocked, failed and simulated reboots (``--mode simulate`` only writes what it would
+    have done) are left out: nothing happened to the CPE.
     """
     import duckdb
 
@@ -39,7 +40,7 @@ def load_reboots(audit: Path | str) -> pd.DataFrame:
     try:
         df = con.execute(
             "SELECT started_at AS ts, target AS onu_id FROM actions "
-            "WHERE action_type = 'reboot' AND status NOT IN ('blocked', 'failed') "
+            "WHERE action_type = 'reboot' AND status NOT IN ('blocked', 'failed', 'simulated') "
             "ORDER BY started_at"
         ).df()
     finally:

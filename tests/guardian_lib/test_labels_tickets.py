@@ -207,3 +207,19 @@ def test_reboot_outcomes_become_labels_only_when_the_reboot_fixed_it():
     assert (labels.loc[a & (h >= 4) & (h < 6), "cause"] == "CUSTOMER_PREMISES").all()
     assert labels.loc[f["onu_id"] == "B", "cause"].isna().all()
     assert report.reboots["fixed"] == 1
+
+
+def test_reboots_are_read_from_the_audit_trail_only_when_they_happened(tmp_path):
+    from guardian_lib.actions.dispatcher import ActionResult
+    from guardian_lib.audit import AuditLog
+    from guardian_lib.labels_feedback import load_reboots
+
+    audit = AuditLog(tmp_path / "audit.duckdb")
+    at = T0 + pd.Timedelta(hours=6)
+    for target, status in (("A", "pending"), ("B", "blocked"), ("C", "simulated"), ("D", "failed")):
+        audit.record_action("D00000001", ActionResult("reboot", target, status, at, at))
+    audit.record_action("D00000002", ActionResult("notify", "E", "done", at, at))
+    audit.close()
+    reboots = load_reboots(tmp_path / "audit.duckdb")
+    assert reboots["onu_id"].tolist() == ["A"]
+    assert pd.Timestamp(reboots["ts"].iloc[0]) == at
