@@ -59,7 +59,8 @@ def load_truth(run: Path | str) -> pd.DataFrame:
         if "faults_truth" not in tables:
             raise WarehouseError(
                 f"{run}: no faults_truth table: training and evaluation need a simulated run "
-                "(guardian simulate + guardian ingest)"
+                "(guardian simulate + guardian ingest), or an operator's closed tickets "
+                "(--labels tickets --label-map labels.yaml)"
             )
         truth = con.execute(
             "SELECT fault_id, kind, cause_class, epoch_us(start_at) AS s, "
