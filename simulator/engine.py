@@ -19,6 +19,7 @@ import simpy
 
 from guardian_lib.loop.tick import EventRow
 from simulator import optics
+from simulator.admin import AdminState
 from simulator.faults import Effects, Fault, Storm, draw_faults, draw_storms
 from simulator.operations import Operations
 from simulator.scenario import Scenario
@@ -156,6 +157,8 @@ class Simulation:
         self.called_episode = np.zeros(n, dtype=bool)
         self.notified_until_s = np.full(n, -np.inf)
         self.ops = Operations(self, r_ops)
+        #: What the OLTs' operators configured (authorized / disabled ONUs, shut ports).
+        self.admin = AdminState(self.topology.onus["pon_id"].to_numpy())
         self.sinks: list[TickSink] = list(sinks or [])
         self.state: TickState | None = None
         self._pending_events: list[SimEvent] = []
@@ -429,6 +432,7 @@ class Simulation:
                 self.rebooting_until_s,
                 self.base_latency_ms,
                 self._rng_tick,
+                admin_down=self.admin.down_mask() if self.admin.any_down() else None,
             )
             if prev is not None:
                 powered_back = ~prev.online & (prev.down_cause == 2) & state.online
