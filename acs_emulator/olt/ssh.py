@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import yaml
 
 from acs_emulator.olt.cli_vendors import VendorCli, cli_for
 from acs_emulator.olt.provisioning import OltConfigBackend
+from guardian_lib._threaded import ThreadedServer
 
 __all__ = ["OltCliServer", "write_cli_inventory", "PROFILE_OF_MODEL"]
 
@@ -126,7 +126,7 @@ class _Terminal:
                 last = ch
 
 
-class OltCliServer:
+class OltCliServer(ThreadedServer):
     """SSH command lines of several emulated OLTs on one event loop.
 
     Parameters
@@ -137,6 +137,9 @@ class OltCliServer:
     host : str
         Loopback address to bind.
     """
+
+    _thread_name = "olt-cli"
+    _server_label = "OLT CLI servers"
 
     def __init__(
         self,
@@ -153,9 +156,6 @@ class OltCliServer:
         self.ports: dict[str, int] = {}
         self.sessions = 0
         self._servers: list[Any] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
 
     def known_hosts(self) -> str:
         """OpenSSH ``known_hosts`` lines for every served OLT."""
@@ -185,56 +185,11 @@ class OltCliServer:
             self._servers.append(server)
             self.ports[olt_id] = server.sockets[0].getsockname()[1]
 
-    async def serve(self, ready: Callable[[OltCliServer], None] | None = None) -> None:
-        """Start, call ``ready(server)``, serve until :meth:`stop`."""
-        await self.start()
-        if ready is not None:
-            ready(self)
-        assert self._stop is not None
-        try:
-            await self._stop.wait()
-        finally:
-            for s in self._servers:
-                s.close()
-                await s.wait_closed()
-
-    def stop(self) -> None:
-        """Ask :meth:`serve` to return (thread-safe)."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-
-    def start_in_thread(self, timeout_s: float = 10.0) -> OltCliServer:
-        """Serve on a daemon thread; returns once every port is bound. [s]"""
-        started = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(self.serve(ready=lambda _: started.set()))
-            except BaseException as exc:  # reported to the starting thread
-                errors.append(exc)
-                started.set()
-
-        self._thread = threading.Thread(target=run, name="olt-cli", daemon=True)
-        self._thread.start()
-        if not started.wait(timeout_s):
-            raise TimeoutError(f"OLT CLI servers did not start within {timeout_s} s")
-        if errors:
-            raise errors[0]
-        return self
-
-    def stop_thread(self, timeout_s: float = 10.0) -> None:
-        """Stop a server started with :meth:`start_in_thread`. [s]"""
-        self.stop()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    def __enter__(self) -> OltCliServer:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
+    async def _shutdown(self) -> None:
+        """Release the ports (end of :meth:`serve`)."""
+        for s in self._servers:
+            s.close()
+            await s.wait_closed()
 
 
 def write_cli_inventory(

@@ -35,6 +35,7 @@ from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import ntfrcv
 from pysnmp.proto import rfc1902
 
+from guardian_lib._threaded import ThreadedServer
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.safe_yaml import load_yaml
 from guardian_lib.snmp.ber import BerError, decode_message
@@ -219,7 +220,7 @@ class _TrapTransport(GuardedUdpTransport):
         return None
 
 
-class TrapReceiver:
+class TrapReceiver(ThreadedServer):
     """Listen for OLT traps on ``host:port`` and turn them into events.
 
     Parameters
@@ -249,6 +250,9 @@ class TrapReceiver:
         v3_accepted`` are v3 datagrams pysnmp refused (wrong key, unknown user).
     """
 
+    _thread_name = "snmp-traps"
+    _server_label = "trap receiver"
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -275,9 +279,6 @@ class TrapReceiver:
         )  # fmt: skip
         self._lock = threading.Lock()
         self._engine: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._thread: threading.Thread | None = None
 
     def accept(self, address: str, varbinds: list[tuple[tuple[int, ...], Any]]) -> None:
         """Map one trap's varbinds to an event and queue it (called per trap).
@@ -355,51 +356,6 @@ class TrapReceiver:
             self._engine.close_dispatcher()
             self._engine = None
 
-    async def serve(self, ready: Callable[[TrapReceiver], None] | None = None) -> None:
-        """Start, call ``ready(receiver)``, receive until :meth:`stop`."""
-        await self.start()
-        if ready is not None:
-            ready(self)
-        assert self._stop is not None
-        try:
-            await self._stop.wait()
-        finally:
-            self.close()
-
-    def stop(self) -> None:
-        """Ask :meth:`serve` to return (thread-safe)."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-
-    def start_in_thread(self, timeout_s: float = 10.0) -> TrapReceiver:
-        """Receive on a daemon thread; returns once the port is bound. [s]"""
-        started = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(self.serve(ready=lambda _: started.set()))
-            except BaseException as exc:  # reported to the starting thread
-                errors.append(exc)
-                started.set()
-
-        self._thread = threading.Thread(target=run, name="snmp-traps", daemon=True)
-        self._thread.start()
-        if not started.wait(timeout_s):
-            raise TimeoutError(f"trap receiver did not start within {timeout_s} s")
-        if errors:
-            raise errors[0]
-        return self
-
-    def stop_thread(self, timeout_s: float = 10.0) -> None:
-        """Stop a receiver started with :meth:`start_in_thread`. [s]"""
-        self.stop()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    def __enter__(self) -> TrapReceiver:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
+    async def _shutdown(self) -> None:
+        """Release the ports (end of :meth:`serve`)."""
+        self.close()
