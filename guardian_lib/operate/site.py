@@ -46,6 +46,7 @@ __all__ = [
     "NotifierSettings",
     "ClockSettings",
     "SecretRef",
+    "TrapSettings",
     "load_site",
     "read_secret",
 ]
@@ -99,6 +100,24 @@ class FieldServiceSettings(SecretRef):
         if self.kind == "drop_folder" and not self.folder:
             raise ValueError("kind 'drop_folder' needs folder")
         return self
+
+
+class TrapSettings(_Strict):
+    """Listen for the OLTs' SNMP traps: each accepted trap becomes a RAW event and starts a
+    cycle at once (no sooner than ``min_cycle_gap_s`` after the previous one).
+
+    ``credentials`` is a reference of the SNMP inventory's (environment or secret file):
+    a community for ``version: "2c"``; user, auth and priv keys for ``"3"``, with each
+    OLT's snmpEngineID in ``engine_ids`` (traps are unacknowledged, so the receiver must
+    know every sender's engine id).
+    """
+
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(162, ge=0, le=65535, description="UDP port (0: any free port).")
+    version: Literal["2c", "3"] = "2c"
+    credentials: str = Field(description="Credentials reference (as in the inventory).")
+    engine_ids: dict[str, str] = Field(default_factory=dict, description="OLT id → engine id.")
+    min_cycle_gap_s: float = Field(5.0, ge=0, le=3600, description="Storm damping. [s]")
 
 
 class ClockSettings(_Strict):
@@ -166,6 +185,7 @@ class SiteConfig(_Strict):
         None, description="Alerting file (YAML, docs/alerts.md): evaluated every cycle."
     )
     clock: ClockSettings | None = None
+    traps: TrapSettings | None = None
     schedule: list[ReportJob] = Field(
         default_factory=list, description="Reports built and e-mailed on a cron schedule."
     )
