@@ -264,3 +264,22 @@ def test_shared_store_keeps_the_later_inform(tmp_path):
     finally:
         a.close()
         b.close()
+
+
+def test_each_worker_gets_its_share_of_admission(tmp_path):
+    from acs_emulator.cwmp.config import AcsConfig
+    from acs_emulator.cwmp.workers import AcsWorkers, _worker_config
+
+    pool = AcsWorkers(
+        3,
+        tmp_path / "acs.sqlite",
+        lambda: AcsConfig(max_sessions=1000, max_new_sessions_per_s=900.0),
+    )
+    pool.file_url = "http://127.0.0.1:7567/"
+    configs = [_worker_config(pool, i) for i in range(3)]
+    assert [c.max_sessions for c in configs] == [334] * 3  # rounded up: never below the ask
+    assert sum(c.max_new_sessions_per_s for c in configs) == 900.0
+    assert [c.session_token_prefix for c in configs] == ["00", "01", "02"]
+    assert configs[1].file_server_url == pool.file_url  # files are served by worker 0
+    assert set(configs[0].sibling_sockets) == {"01", "02"}
+    pool.stop()
