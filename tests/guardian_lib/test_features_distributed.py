@@ -123,3 +123,41 @@ def test_materialize_on_dask_writes_the_serial_gold_files(run, client, tmp_path)
     again = materialize_features_distributed(twin, client, every_minutes=60)
     assert again == {"dates_computed": 0, "dates_unchanged": 2, "rows": serial["rows"]}
     assert materialize_features(twin, every_minutes=60)["dates_computed"] == 0
+
+
+@pytest.fixture(scope="module")
+def bundle(run):
+    from guardian_lib.models.training import fit_bundle, labelled_frame
+
+    features, labels = labelled_frame(run, every_minutes=60)
+    b = fit_bundle(features, labels, n_estimators=5)
+    b.model_version = "test/1"
+    return b
+
+
+def test_scoring_with_reasons_equals_serial_under_a_run_wide_cap(run, client, bundle):
+    from guardian_lib.models.scoring import _explain_candidates, score_partitions
+
+    features = feature_frame(run, every_minutes=60)
+    full = bundle.predict(features, explain=False)
+    # A cap below the run's candidates: per-partition caps would pick other rows.
+    n_sym = int(full["p_massive_outage"].notna().sum())
+    cap = max(1, min(n_sym, len(_explain_candidates(full, 10**9))) // 3)
+    serial = bundle.predict(features, explain=True, max_explained=cap)
+    dist = score_partitions(run, bundle, client, every_minutes=60, explain=True, max_explained=cap)
+    explained = serial["top_reasons"] != "[]"
+    assert 0 < explained.sum() < len(serial)
+    assert dist["top_reasons"].tolist() == serial["top_reasons"].tolist()
+    num = [c for c in serial.columns if c.startswith(("risk_", "p_", "anomaly"))]
+    np.testing.assert_allclose(
+        dist[num].to_numpy(float), serial[num].to_numpy(float), rtol=0, atol=1e-9,
+        equal_nan=True,
+    )  # fmt: skip
+
+
+def test_score_run_on_dask_writes_the_serial_file(run, client, bundle, tmp_path):
+    from guardian_lib.models.scoring import score_run
+
+    a = pd.read_parquet(score_run(run, bundle, every_minutes=60))
+    b = pd.read_parquet(score_run(run, bundle, every_minutes=60, client=client))
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=1e-9)
