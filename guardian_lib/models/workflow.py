@@ -131,9 +131,15 @@ def train(
 
 
 def score(
-    run: Path | str, alias: str = DEFAULT_ALIAS, every_minutes: int = MODEL_EVERY_MINUTES
+    run: Path | str,
+    alias: str = DEFAULT_ALIAS,
+    every_minutes: int = MODEL_EVERY_MINUTES,
+    client: Any = None,
 ) -> tuple[Path, str]:
     """Write ``ml_predictions`` for a run with the registered models.
+
+    With a Dask ``client`` the run is scored one (date, OLT group) partition per task;
+    the file written is the same.
 
     Returns
     -------
@@ -144,7 +150,8 @@ def score(
     from guardian_lib.models.scoring import score_run
 
     bundle = load_bundle(alias)
-    return score_run(run, bundle, every_minutes=every_minutes), bundle.model_version
+    path = score_run(run, bundle, every_minutes=every_minutes, client=client)
+    return path, bundle.model_version
 
 
 def evaluate(
@@ -153,6 +160,7 @@ def evaluate(
     every_minutes: int = MODEL_EVERY_MINUTES,
     split_time: str | None = None,
     json_out: Path | str | None = None,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Evaluate the registered models (and the rule baselines) on a run; log drift.
 
@@ -167,6 +175,9 @@ def evaluate(
         Evaluate only rows at or after this UTC time (time-based split).
     json_out : path, optional
         Also write the metrics here (``evaluation.json``).
+    client : distributed.Client, optional
+        Evaluate on Dask, one (date, OLT group) partition per task
+        (:func:`~guardian_lib.models.distributed.evaluate_partitions`); same metrics.
 
     Returns
     -------
@@ -181,21 +192,30 @@ def evaluate(
     from guardian_lib.models.training import evaluate_bundle, labelled_frame, load_truth
 
     bundle = load_bundle(alias)
-    features, labels = labelled_frame(run, every_minutes=every_minutes)
-    if split_time is not None:
-        keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
-        features, labels = (
-            features[keep].reset_index(drop=True),
-            labels[keep].reset_index(drop=True),
+    mlflow = configure_mlflow()
+    mlflow_client = MlflowClient()
+    mv = mlflow_client.get_model_version_by_alias(MODEL_NAME, alias)
+    reference = pd.read_parquet(
+        mlflow_client.download_artifacts(mv.run_id, "reference_features.parquet")
+    )
+    if client is not None:
+        from guardian_lib.models.distributed import evaluate_partitions
+
+        metrics, drift = evaluate_partitions(
+            run, bundle, client, load_truth(run), every_minutes, split_time, reference
         )
-    metrics = evaluate_bundle(bundle, features, labels, load_truth(run))
+    else:
+        features, labels = labelled_frame(run, every_minutes=every_minutes)
+        if split_time is not None:
+            keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
+            features, labels = (
+                features[keep].reset_index(drop=True),
+                labels[keep].reset_index(drop=True),
+            )
+        metrics = evaluate_bundle(bundle, features, labels, load_truth(run))
+        drift = drift_report(reference, features, columns=bundle.feature_columns)
     metrics["model_version"] = bundle.model_version
     metrics["run"] = str(run)
-    mlflow = configure_mlflow()
-    client = MlflowClient()
-    mv = client.get_model_version_by_alias(MODEL_NAME, alias)
-    ref_path = client.download_artifacts(mv.run_id, "reference_features.parquet")
-    drift = drift_report(pd.read_parquet(ref_path), features, columns=bundle.feature_columns)
     metrics["drift_features_over_0_2"] = int(drift["drifted"].sum())
     metrics["drift_max_psi"] = float(drift["psi"].max())
     with mlflow.start_run(run_name=f"evaluate {Path(run).name}"):

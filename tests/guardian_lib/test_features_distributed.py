@@ -161,3 +161,41 @@ def test_score_run_on_dask_writes_the_serial_file(run, client, bundle, tmp_path)
     a = pd.read_parquet(score_run(run, bundle, every_minutes=60))
     b = pd.read_parquet(score_run(run, bundle, every_minutes=60, client=client))
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=1e-9)
+
+
+def _assert_same_metrics(a, b, path="metrics"):
+    if isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _assert_same_metrics(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, float):
+        assert (a != a and b != b) or abs(a - b) <= 1e-9, (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+@pytest.mark.parametrize("split_time", [None, "2026-03-02T06:00"])
+def test_evaluation_over_partitions_equals_serial(run, client, bundle, split_time):
+    from guardian_lib.models.distributed import evaluate_partitions
+    from guardian_lib.models.drift import drift_report
+    from guardian_lib.models.training import evaluate_bundle, labelled_frame, load_truth
+
+    features, labels = labelled_frame(run, every_minutes=60)
+    if split_time is not None:
+        keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
+        assert 0 < keep.sum() < len(keep)
+        features, labels = (
+            features[keep].reset_index(drop=True),
+            labels[keep].reset_index(drop=True),
+        )
+    truth = load_truth(run)
+    serial = evaluate_bundle(bundle, features, labels, truth)
+    reference = features.sample(200, random_state=0)
+    dist, drift = evaluate_partitions(
+        run, bundle, client, truth, 60, split_time=split_time, reference=reference
+    )
+    assert serial["n_symptomatic"] > 0 and sum(map(sum, serial["confusion_matrix"]["matrix"]))
+    _assert_same_metrics(serial, dist)
+    want = drift_report(reference, features, columns=bundle.feature_columns)
+    got = drift.set_index("feature").loc[want["feature"]]
+    np.testing.assert_allclose(got["psi"].to_numpy(), want["psi"].to_numpy(), atol=1e-9)
