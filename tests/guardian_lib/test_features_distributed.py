@@ -199,3 +199,30 @@ def test_evaluation_over_partitions_equals_serial(run, client, bundle, split_tim
     want = drift_report(reference, features, columns=bundle.feature_columns)
     got = drift.set_index("feature").loc[want["feature"]]
     np.testing.assert_allclose(got["psi"].to_numpy(), want["psi"].to_numpy(), atol=1e-9)
+
+
+def test_features_command_on_a_local_cluster(run, tmp_path):
+    import json
+    import shutil
+
+    import typer
+    from typer.testing import CliRunner
+
+    from guardian_lib.features import features_dir, materialize_features
+    from guardian_lib.models.cli import register
+
+    app = typer.Typer()
+    register(app)
+    twin = tmp_path / "twin"
+    shutil.copytree(run, twin, ignore=shutil.ignore_patterns("gold"))
+    args = ["features", "--run", str(twin), "--every-minutes", "60"]
+    bad = CliRunner().invoke(app, [*args, "--scheduler", "http://x:1"])
+    assert bad.exit_code != 0 and "tcp://HOST:8786" in bad.output
+    assert not features_dir(twin).exists()
+    res = CliRunner().invoke(app, [*args, "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    assert "Dask dashboard: http://127.0.0.1:" in res.output
+    written = json.loads(res.output.strip().splitlines()[-1])
+    assert written["dates_computed"] == 2 and written["rows"] > 0
+    # The serial command sees the dates the cluster wrote as current.
+    assert materialize_features(twin, every_minutes=60)["dates_computed"] == 0
