@@ -92,6 +92,10 @@ def start_acs(tmp: Path, presets: list | None = None) -> tuple[subprocess.Popen,
         "--db",
         str(tmp / "acs.sqlite"),
         "--no-auth",  # NBI on loopback without a token: a benchmark on one machine
+        "--file-port",
+        str(_port()),
+        "--file-dir",
+        str(tmp / "files"),
     ]
     if presets:
         (tmp / "presets.json").write_text(json.dumps(presets))

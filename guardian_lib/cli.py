@@ -75,9 +75,20 @@ def ingest_command(
         list[Path] | None,
         typer.Option(help="Your own telemetry file(s), CSV or Parquet, to add to RAW."),
     ] = None,
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of your own exports (inventory, telemetry, events, contacts, "
+            "tickets, CPE state) imported through --mapping (default DIR/mapping.yaml) "
+            "into the warehouse RUN (a new one, or one made by an earlier --source)."
+        ),
+    ] = None,
     mapping: Annotated[
         Path | None,
-        typer.Option(help="YAML column mapping for --telemetry files (see docs/ingest.md)."),
+        typer.Option(
+            help="YAML mapping: of the --source folder's tables, or of the columns of "
+            "--telemetry files (see docs/ingest.md)."
+        ),
     ] = None,
     lock_wait: Annotated[
         float, typer.Option(help="Seconds to wait for another ingest of the same run. [s]")
@@ -86,11 +97,29 @@ def ingest_command(
     """Load a run's RAW data into the warehouse and (re)build SILVER. Idempotent."""
     from guardian_lib.ingest import ingest_run, ingest_user_telemetry, load_column_mapping
 
-    col_map = load_column_mapping(mapping) if mapping else None
-    for path in telemetry or []:
-        report = ingest_user_telemetry(run, path, mapping=col_map, lock_wait_s=lock_wait)
-        console.print(f"[green]added[/] {path}: {report.rows_added} rows ({report.status})")
-    summary = ingest_run(run, progress=True, lock_wait_s=lock_wait)
+    if source is not None:
+        if telemetry:
+            raise typer.BadParameter(
+                "give either --source (with its mapping) or --telemetry files, not both",
+                param_hint="--telemetry",
+            )
+        from guardian_lib.owndata import import_source
+
+        result = import_source(
+            run, mapping or source / "mapping.yaml", source_dir=source, lock_wait_s=lock_wait,
+            progress=True,
+        )  # fmt: skip
+        for name, t in result.tables.items():
+            console.print(
+                f"[green]{t.status}[/] {name}: {t.rows:,} rows → {t.destination}", soft_wrap=True
+            )
+        summary = result.ingest
+    else:
+        col_map = load_column_mapping(mapping) if mapping else None
+        for path in telemetry or []:
+            report = ingest_user_telemetry(run, path, mapping=col_map, lock_wait_s=lock_wait)
+            console.print(f"[green]added[/] {path}: {report.rows_added} rows ({report.status})")
+        summary = ingest_run(run, progress=True, lock_wait_s=lock_wait)
     console.print(
         f"[green]warehouse[/] {summary.warehouse_path}: "
         f"{summary.silver_telemetry_rows:,} SILVER telemetry rows "

@@ -58,6 +58,30 @@ _PAIRS: dict[str, tuple[str, str]] = {
         "Ainda não calculado para esta execução",
     ),
     "not_computed_hint": ("Missing: {what}. Run: {how}", "Falta: {what}. Execute: {how}"),
+    # notes on a run whose inventory lacks a table or a column (an operator's own data)
+    "data_notes": ("Data notes", "Observações sobre os dados"),
+    "note_no_coordinates": ("no coordinates: map hidden", "sem coordenadas: mapa oculto"),
+    "note_no_olts": (
+        "no OLT table: OLTs taken from the ONUs, regions unknown",
+        "sem tabela de OLTs: OLTs obtidas das ONUs, regiões desconhecidas",
+    ),
+    "note_no_pons": (
+        "no PON table: PONs taken from the ONUs, slot/port unknown",
+        "sem tabela de PONs: PONs obtidas das ONUs, slot/porta desconhecidos",
+    ),
+    "note_no_customers": (
+        "no customer table: one customer per ONU, named by the ONU; plan and segment unknown",
+        "sem tabela de clientes: um cliente por ONU, com o nome da ONU; plano e segmento "
+        "desconhecidos",
+    ),
+    "note_no_events": (
+        "no events (alarms, calls): event features and timelines are empty",
+        "sem eventos (alarmes, chamadas): atributos e linhas do tempo de eventos vazios",
+    ),
+    "note_no_service_orders": (
+        "no service orders (tickets): visits and their costs are not counted",
+        "sem ordens de serviço: visitas e seus custos não são contados",
+    ),
     "all": ("All", "Todos"),
     "none": ("None", "Nenhum"),
     "yes": ("yes", "sim"),

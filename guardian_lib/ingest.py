@@ -61,6 +61,9 @@ __all__ = [
     "ColumnMapping",
     "ingest_run",
     "ingest_user_telemetry",
+    "ingest_locked",
+    "run_lock",
+    "file_digest",
     "load_column_mapping",
     "RAW_TELEMETRY_SCHEMA",
     "LOCK_FILE",
@@ -96,8 +99,12 @@ class AddReport:
 
 
 @contextlib.contextmanager
-def _run_lock(run: Path, wait_s: float) -> Iterator[None]:
-    """Hold ``<run>/.ingest.lock``; wait up to ``wait_s`` for another ingest to finish."""
+def run_lock(run: Path, wait_s: float) -> Iterator[None]:
+    """Hold ``<run>/.ingest.lock``; wait up to ``wait_s`` for another ingest to finish.
+
+    Everything that writes a run's RAW files or warehouse holds it (the lock is per open
+    file: do not take it twice in one process, call :func:`ingest_locked` inside it).
+    """
     run.mkdir(parents=True, exist_ok=True)
     path = run / LOCK_FILE
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -122,7 +129,8 @@ def _run_lock(run: Path, wait_s: float) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _file_digest(path: Path) -> str:
+def file_digest(path: Path) -> str:
+    """Short SHA-256 of a file's bytes (names RAW files added from it)."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -162,10 +170,10 @@ def ingest_user_telemetry(
     if not path.is_file():
         raise IngestError(f"{path}: file not found")
     mapping = mapping or default_mapping(path)
-    digest = _file_digest(path)
+    digest = file_digest(path)
     tel_raw = raw_dir(run, "telemetry")
     table = map_frame(path, read_user_file(path, mapping), mapping)
-    with _run_lock(run, lock_wait_s):
+    with run_lock(run, lock_wait_s):
         if list(tel_raw.glob(f"date=*/user-{digest}.parquet")):
             return AddReport(path, 0, "already present")
         today = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -319,9 +327,16 @@ def ingest_run(
     run = Path(run)
     if not run.is_dir():
         raise IngestError(f"{run}: run folder not found")
-    with _run_lock(run, lock_wait_s):
-        _remove_stale_staging(run)
-        return _ingest_locked(run, grid_minutes, progress)
+    with run_lock(run, lock_wait_s):
+        return ingest_locked(run, grid_minutes, progress)
+
+
+def ingest_locked(
+    run: Path, grid_minutes: int | None = None, progress: bool = False
+) -> IngestSummary:
+    """:func:`ingest_run` for a caller that already holds the run's :func:`run_lock`."""
+    _remove_stale_staging(run)
+    return _ingest_locked(run, grid_minutes, progress)
 
 
 def _remove_stale_staging(run: Path) -> None:
@@ -426,11 +441,11 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
                      q["sentinels_removed"], q["late_rows"]],
                 )  # fmt: skip
             con.execute("CREATE OR REPLACE TABLE _raw_files (kind VARCHAR, path VARCHAR)")
-            con.executemany(
-                "INSERT INTO _raw_files VALUES (?, ?)",
-                [("telemetry", str(f.relative_to(run))) for f in tel_files]
-                + [("events", str(f.relative_to(run))) for f in ev_files],
-            )
+            listed = [("telemetry", str(f.relative_to(run))) for f in tel_files] + [
+                ("events", str(f.relative_to(run))) for f in ev_files
+            ]
+            if listed:  # an import of inventory or tickets alone has no RAW file
+                con.executemany("INSERT INTO _raw_files VALUES (?, ?)", listed)
             manifest = {**{d: digests[d] for d in digests}, "__events__": ev_digest}
             con.execute("CREATE OR REPLACE TABLE _silver_manifest (date VARCHAR, digest VARCHAR)")
             con.executemany("INSERT INTO _silver_manifest VALUES (?, ?)", sorted(manifest.items()))

@@ -4,6 +4,9 @@ A run folder (``data/runs/<experiment>/<role>-seed<N>`` under ``guardian run``, 
 folder given to ``guardian simulate --out``)::
 
     run.json                                   simulator manifest: scenario, seed, row counts
+    source.json                                own data: what `guardian ingest --source` imported
+    inventory/{olts,pons,splitters,onus,customers}.parquet
+    ops/{service_orders,cpe_state}.parquet     operations (+ ground truth in a simulated run)
     warehouse.duckdb                           small tables: inventory, operations, catalog
     lake/raw/{telemetry,events}/date=…/        RAW, append-only
     lake/silver/telemetry/date=…/data.parquet  SILVER
@@ -55,6 +58,19 @@ class RunLayout(_Folder):
     def manifest(self) -> Path:
         """``run.json``: what the simulator made this run from."""
         return self.root / "run.json"
+
+    @property
+    def source_manifest(self) -> Path:
+        """``source.json``: the tables ``guardian ingest --source`` imported (own data)."""
+        return self.root / "source.json"
+
+    def inventory(self, table: str) -> Path:
+        """Inventory table file (``olts``, ``pons``, ``splitters``, ``onus``, ``customers``)."""
+        return self.root / "inventory" / f"{table}.parquet"
+
+    def ops(self, table: str) -> Path:
+        """Operations table file (``service_orders``, ``cpe_state``, …)."""
+        return self.root / "ops" / f"{table}.parquet"
 
     @property
     def warehouse(self) -> Path:

@@ -1,37 +1,54 @@
-"""The column mapping that turns an operator's own telemetry export into RAW rows.
+"""Column mappings: how a column of an operator's export becomes a warehouse column.
 
-:class:`ColumnMapping` (YAML, documented in ``docs/ingest.md``) names, for each RAW column,
-the source column, a ``scale`` / ``offset`` and sentinels; :func:`load_column_mapping`
-reads and validates it; :func:`map_frame` applies it to one file's frame and refuses
-values implausible for their measure after the mapping (most of a column outside
-:data:`~guardian_lib.schema.VALID_RANGES`, e.g. 0.01 dBm read as dBm), naming the file,
-the column and the scale that would fit. :func:`guardian_lib.ingest.ingest_user_telemetry`
-writes the result to RAW.
+:class:`ColumnSpec` names the source column and its conversion (``value · scale +
+offset``, a timestamp ``format`` and ``timezone``, the words that mean *true*). The
+parsers :func:`parse_timestamps`, :func:`parse_numbers`, :func:`parse_strings` and
+:func:`parse_flags` apply one spec to one frame and name the first bad row through a
+:class:`RowOrigin` (file, row and CSV line, or query and row); every table of an import
+(telemetry here, inventory, events, tickets… in :mod:`guardian_lib.owndata`) is parsed
+with them.
+
+:class:`ColumnMapping` (YAML, documented in ``docs/ingest.md``) maps a telemetry export
+onto RAW telemetry; :func:`load_column_mapping` reads and validates it; :func:`map_frame`
+applies it to one file's frame and refuses values implausible for their measure after
+the mapping (most of a column outside :data:`~guardian_lib.schema.VALID_RANGES`, e.g.
+0.01 dBm read as dBm), naming the file, the column and the scale that would fit.
+:func:`guardian_lib.ingest.ingest_user_telemetry` writes the result to RAW.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from guardian_lib.errors import ConfigError, IngestError, validation_message
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.errors import ConfigError, IngestError
+from guardian_lib.safe_yaml import load_yaml_model
 from guardian_lib.schema import MEASURES, RAW_TELEMETRY_ARROW, TELEMETRY_COLUMNS, VALID_RANGES
 
 __all__ = [
     "ColumnSpec",
     "ColumnMapping",
+    "RowOrigin",
     "load_column_mapping",
     "default_mapping",
     "read_user_file",
+    "read_errors",
     "map_frame",
+    "check_columns",
+    "check_telemetry_columns",
+    "parse_timestamps",
+    "parse_numbers",
+    "parse_strings",
+    "parse_flags",
+    "blank_mask",
     "IMPLAUSIBLE_SHARE",
 ]
 
@@ -39,6 +56,8 @@ _MEASURES = [c for c in MEASURES if c != "online"]  # the numeric ones
 #: Share of a mapped column's values outside the measure's valid range above which the
 #: unit is taken to be wrong (a few vendor sentinels stay below it). [-]
 IMPLAUSIBLE_SHARE = 0.5
+#: Text that means "no value" in a cell (CSV cells are read as text).
+_BLANKS = ("", "nan", "NaN", "None", "<NA>", "NaT", "null", "NULL")
 
 
 class ColumnSpec(BaseModel):
@@ -52,6 +71,13 @@ class ColumnSpec(BaseModel):
     format: str | None = None
     timezone: str | None = None
     true_values: list[str] = Field(default_factory=lambda: ["1", "true", "online", "up", "yes"])
+
+
+def _spec_of(columns: dict[str, str | ColumnSpec], target: str) -> ColumnSpec | None:
+    value = columns.get(target)
+    if value is None:
+        return None
+    return ColumnSpec(column=value) if isinstance(value, str) else value
 
 
 class ColumnMapping(BaseModel):
@@ -68,13 +94,29 @@ class ColumnMapping(BaseModel):
     columns: dict[str, str | ColumnSpec]
     source: Annotated[str, Field(min_length=1)] = "user"
     csv_delimiter: str = ","
+    decimal: Literal[".", ","] = "."
 
     def spec(self, target: str) -> ColumnSpec | None:
         """The :class:`ColumnSpec` of a warehouse column, or ``None`` if unmapped."""
-        value = self.columns.get(target)
-        if value is None:
-            return None
-        return ColumnSpec(column=value) if isinstance(value, str) else value
+        return _spec_of(self.columns, target)
+
+
+def check_telemetry_columns(columns: dict, where: str) -> None:
+    """Refuse a telemetry ``columns`` mapping without ``ts``, ``onu_id`` or a measurement.
+
+    ``where`` prefixes the message (``"map.yaml: columns"``).
+    """
+    unknown = sorted(set(columns) - set(TELEMETRY_COLUMNS))
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}: not a telemetry column; expected one of "
+            f"{sorted(TELEMETRY_COLUMNS)}"
+        )
+    for required in ("ts", "onu_id"):
+        if required not in columns:
+            raise ConfigError(f"{where}.{required}: required mapping is missing")
+    if not set(columns) & set(_MEASURES):
+        raise ConfigError(f"{where}: map at least one measurement of {_MEASURES}")
 
 
 def load_column_mapping(path: Path | str) -> ColumnMapping:
@@ -86,34 +128,21 @@ def load_column_mapping(path: Path | str) -> ColumnMapping:
         Names the file, the field and what was expected.
     """
     path = Path(path)
-    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
-    try:
-        mapping = ColumnMapping.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc)) from None
-    unknown = sorted(set(mapping.columns) - set(TELEMETRY_COLUMNS))
-    if unknown:
-        raise ConfigError(
-            f"{path}: columns.{unknown[0]}: not a telemetry column; expected one of "
-            f"{sorted(TELEMETRY_COLUMNS)}"
-        )
-    for required in ("ts", "onu_id"):
-        if required not in mapping.columns:
-            raise ConfigError(f"{path}: columns.{required}: required mapping is missing")
-    if not set(mapping.columns) & set(_MEASURES):
-        raise ConfigError(f"{path}: columns: map at least one measurement of {_MEASURES}")
+    mapping = load_yaml_model(path, ColumnMapping, shape="a column mapping with 'columns:'")
+    check_telemetry_columns(mapping.columns, f"{path}: columns")
     return mapping
 
 
-#: What reading a user's file may raise on bad content.
-_READ_ERRORS = (
-    OSError,
-    pa.ArrowException,
-    pd.errors.ParserError,
-    pd.errors.EmptyDataError,
-    UnicodeDecodeError,
-    ValueError,
-)
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What reading an operator's file may raise on bad content (named, never a traceback)."""
+    return (
+        OSError,
+        pa.ArrowException,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+        ValueError,
+    )
 
 
 def default_mapping(path: Path) -> ColumnMapping:
@@ -123,7 +152,7 @@ def default_mapping(path: Path) -> ColumnMapping:
             present = pq.read_schema(path).names
         else:
             present = pd.read_csv(path, nrows=0).columns.tolist()
-    except _READ_ERRORS as exc:
+    except read_errors() as exc:
         raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
     cols = {c: c for c in TELEMETRY_COLUMNS if c in present and c != "source"}
     cols.setdefault("ts", "ts")
@@ -131,32 +160,178 @@ def default_mapping(path: Path) -> ColumnMapping:
     return ColumnMapping(columns=cols)
 
 
-def read_user_file(path: Path, mapping: ColumnMapping) -> pd.DataFrame:
-    """One export file (CSV/TXT/GZ or Parquet) as strings, as the mapping reads it."""
+def read_user_file(
+    path: Path, mapping: ColumnMapping | None = None, delimiter: str = ","
+) -> pd.DataFrame:
+    """One export file (CSV/TXT/GZ or Parquet): CSV cells as text, Parquet as stored.
+
+    The delimiter is ``mapping.csv_delimiter`` when a mapping is given, else ``delimiter``.
+    """
     suffix = path.suffix.lower()
+    sep = mapping.csv_delimiter if mapping is not None else delimiter
     try:
         if suffix == ".parquet":
             return pq.read_table(path).to_pandas()
         if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path, sep=mapping.csv_delimiter, dtype=str, keep_default_na=False)
-    except _READ_ERRORS as exc:
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    except read_errors() as exc:
         raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
     raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv or .parquet")
 
 
-def _bad_row(path: Path, frame: pd.DataFrame, mask: np.ndarray, column: str, expected: str) -> None:
-    if mask.any():
-        i = int(np.flatnonzero(mask)[0])
-        # CSV: header is line 1, so data row i is line i + 2.
-        line = (
-            f"row {i + 1} (line {i + 2})" if path.suffix.lower() != ".parquet" else f"row {i + 1}"
-        )
+@dataclass(frozen=True)
+class RowOrigin:
+    """Where the rows of a frame come from, to name a bad row.
+
+    Parameters
+    ----------
+    label : str
+        The file, or ``<mapping>: tables.<name>.sql`` for a query.
+    csv_lines : bool
+        Rows are lines of a CSV file under a one-line header (row ``i`` is line ``i + 1``).
+    """
+
+    label: str
+    csv_lines: bool = False
+
+    @classmethod
+    def of_file(cls, path: Path) -> RowOrigin:
+        """Origin of the rows read from ``path`` (CSV lines unless Parquet)."""
+        return cls(str(path), csv_lines=path.suffix.lower() != ".parquet")
+
+    def row(self, i: int) -> str:
+        """``<label>: row <i+1>[ (line <i+2>)]`` for the 0-based row ``i``."""
+        line = f" (line {i + 2})" if self.csv_lines else ""
+        return f"{self.label}: row {i + 1}{line}"
+
+    def bad(self, frame: pd.DataFrame, mask: np.ndarray, column: str, expected: str) -> None:
+        """Raise on the first row where ``mask`` is true, naming ``column`` and its value."""
+        if mask.any():
+            pos = int(np.flatnonzero(mask)[0])
+            # The frame's index is the source row (rows dropped on purpose keep their number).
+            label = frame.index[pos]
+            i = int(label) if isinstance(label, int | np.integer) else pos
+            raise IngestError(
+                f"{self.row(i)}: column {column!r}: expected {expected}, "
+                f"got {frame[column].iloc[pos]!r}"
+            )
+
+
+def check_columns(origin: RowOrigin, frame: pd.DataFrame, specs: dict[str, ColumnSpec]) -> None:
+    """Refuse a frame that lacks a mapped column (``target <- source`` listed)."""
+    absent = [f"{t} <- {s.column}" for t, s in specs.items() if s.column not in frame.columns]
+    if absent:
         raise IngestError(
-            f"{path}: {line}: column {column!r}: expected {expected}, got {frame[column].iloc[i]!r}"
+            f"{origin.label}: missing column(s) {absent}; the file has {list(frame.columns)}"
         )
 
 
-def _check_plausible(path: Path, target: str, spec: ColumnSpec, values: np.ndarray) -> None:
+def blank_mask(values: pd.Series) -> np.ndarray:
+    """Cells that hold no value: null, or text such as ``''``, ``'nan'``, ``'NULL'``."""
+    text = values.astype(str).str.strip()
+    return (values.isna() | text.isin(_BLANKS)).to_numpy()
+
+
+def parse_timestamps(
+    origin: RowOrigin,
+    frame: pd.DataFrame,
+    spec: ColumnSpec,
+    default_tz: str | None = None,
+    required: bool = True,
+) -> pd.Series:
+    """UTC timestamps [µs] of ``spec.column``.
+
+    A value without a zone is read in ``spec.timezone``, else ``default_tz``, else UTC;
+    one with a zone is converted. Blank cells are an error when ``required``, else NaT.
+
+    Raises
+    ------
+    IngestError
+        The first value that is not a timestamp in ``spec.format`` (row and column named).
+    """
+    raw = frame[spec.column]
+    blank = blank_mask(raw)
+    zone = spec.timezone or default_tz
+    values = raw.where(~blank, None)
+    ts = pd.to_datetime(values, format=spec.format, errors="coerce", utc=zone is None)
+    if zone is not None:
+        if ts.dtype == object:  # mixed zones: each value to UTC first
+            ts = pd.to_datetime(values, format=spec.format, errors="coerce", utc=True)
+        elif getattr(ts.dt, "tz", None) is None:
+            ts = ts.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+        ts = ts.dt.tz_convert("UTC")
+    bad = ts.isna().to_numpy() & (~blank | required)
+    origin.bad(
+        frame, bad, spec.column, "a timestamp" + (f" in {spec.format!r}" if spec.format else "")
+    )
+    return ts.dt.as_unit("us")
+
+
+def parse_numbers(
+    origin: RowOrigin, frame: pd.DataFrame, spec: ColumnSpec, decimal: str = "."
+) -> np.ndarray:
+    """``value · scale + offset`` of ``spec.column`` as floats (blank cells are NaN).
+
+    With ``decimal=","`` text cells are read the Brazilian way: ``1.234,5`` is 1234.5
+    (``.`` groups thousands); with ``"."`` a comma is not part of a number.
+
+    Raises
+    ------
+    IngestError
+        The first value that is not a number (row and column named).
+    """
+    raw = frame[spec.column]
+    blank = blank_mask(raw)
+    if raw.dtype.kind in "fiub":
+        values = pd.to_numeric(raw, errors="coerce")
+    else:
+        text = raw.astype(str).str.strip()
+        if decimal == ",":
+            text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        values = pd.to_numeric(text.where(~blank, None), errors="coerce")
+    bad = values.isna().to_numpy() & ~blank
+    origin.bad(frame, bad, spec.column, "a number")
+    return values.to_numpy(dtype=float) * spec.scale + spec.offset
+
+
+def parse_strings(
+    origin: RowOrigin,
+    frame: pd.DataFrame,
+    spec: ColumnSpec,
+    required: bool = False,
+    expected: str = "a value",
+) -> pd.Series:
+    """``spec.column`` as stripped text, ``None`` where blank.
+
+    Raises
+    ------
+    IngestError
+        A blank cell in a ``required`` column (row and column named, ``expected`` said).
+    """
+    raw = frame[spec.column]
+    blank = blank_mask(raw)
+    if required:
+        origin.bad(frame, blank, spec.column, expected)
+    if raw.dtype.kind == "f":  # integer ids of a database column with NULLs come as floats
+        values = raw.to_numpy(dtype=float)
+        whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2**62)
+        text = pd.Series(
+            np.where(whole, np.round(np.where(whole, values, 0)).astype("int64").astype(str),
+                     raw.astype(str)),
+            index=raw.index,
+        )  # fmt: skip
+    else:
+        text = raw.astype(str).str.strip()
+    return text.where(~blank, None).astype(object)
+
+
+def parse_flags(frame: pd.DataFrame, spec: ColumnSpec) -> np.ndarray:
+    """Whether each cell of ``spec.column`` is one of ``spec.true_values`` (case-insensitive)."""
+    words = [v.lower() for v in spec.true_values]
+    return frame[spec.column].astype(str).str.strip().str.lower().isin(words).to_numpy()
+
+
+def _check_plausible(origin: RowOrigin, target: str, spec: ColumnSpec, values: np.ndarray) -> None:
     """Refuse a column whose values mostly lie outside the measure's plausible range."""
     lo, hi = VALID_RANGES[target]
     finite = values[np.isfinite(values)]
@@ -176,14 +351,31 @@ def _check_plausible(path: Path, target: str, spec: ColumnSpec, values: np.ndarr
             )
             break
     raise IngestError(
-        f"{path}: column {spec.column!r} (mapped to {target}, scale {spec.scale:g}): "
+        f"{origin.label}: column {spec.column!r} (mapped to {target}, scale {spec.scale:g}): "
         f"{outside.mean():.0%} of values lie outside the plausible range [{lo:g}, {hi:g}] "
         f"(median {median:g}); check the unit in the mapping{hint}"
     )
 
 
-def map_frame(path: Path, frame: pd.DataFrame, mapping: ColumnMapping) -> pa.Table:
+def map_frame(
+    path: Path,
+    frame: pd.DataFrame,
+    mapping: ColumnMapping,
+    origin: RowOrigin | None = None,
+    default_tz: str | None = None,
+) -> pa.Table:
     """RAW telemetry rows (:data:`~guardian_lib.schema.RAW_TELEMETRY_ARROW`) of ``frame``.
+
+    Parameters
+    ----------
+    path : Path
+        The file the frame was read from.
+    frame : pandas.DataFrame
+    mapping : ColumnMapping
+    origin : RowOrigin, optional
+        Names bad rows (default: the file ``path``; a query for SQL sources).
+    default_tz : str, optional
+        Zone of timestamps without one when the ``ts`` spec names none (default UTC).
 
     Raises
     ------
@@ -191,57 +383,29 @@ def map_frame(path: Path, frame: pd.DataFrame, mapping: ColumnMapping) -> pa.Tab
         A missing column, a bad value (file, line and column named) or a measure whose
         values are implausible for its unit after ``scale`` / ``offset``.
     """
-    absent = [
-        f"{target} <- {spec.column}"
-        for target in mapping.columns
-        if (spec := mapping.spec(target)) is not None and spec.column not in frame.columns
-    ]
-    if absent:
-        raise IngestError(f"{path}: missing column(s) {absent}; the file has {list(frame.columns)}")
+    origin = origin or RowOrigin.of_file(path)
+    specs = {t: mapping.spec(t) for t in mapping.columns}
+    check_columns(origin, frame, specs)
     if len(frame) == 0:
-        raise IngestError(f"{path}: no data rows")
+        raise IngestError(f"{origin.label}: no data rows")
     out: dict[str, object] = {}
-    ts_spec = mapping.spec("ts")
-    raw_ts = frame[ts_spec.column]
-    ts = pd.to_datetime(
-        raw_ts, format=ts_spec.format, errors="coerce", utc=ts_spec.timezone is None
+    out["ts"] = parse_timestamps(origin, frame, specs["ts"], default_tz)
+    out["onu_id"] = parse_strings(
+        origin, frame, specs["onu_id"], required=True, expected="an ONU id"
     )
-    if ts_spec.timezone is not None:
-        if getattr(ts.dt, "tz", None) is None:
-            ts = ts.dt.tz_localize(ts_spec.timezone, ambiguous="NaT", nonexistent="NaT")
-        ts = ts.dt.tz_convert("UTC")
-    _bad_row(path, frame, ts.isna().to_numpy(), ts_spec.column, "a timestamp")
-    out["ts"] = ts.dt.as_unit("us")
-    ids = frame[mapping.spec("onu_id").column].astype(str).str.strip()
-    _bad_row(path, frame, (ids == "").to_numpy(), mapping.spec("onu_id").column, "an ONU id")
-    out["onu_id"] = ids
     n = len(frame)
     for col in _MEASURES:
-        spec = mapping.spec(col)
+        spec = specs.get(col)
         if spec is None:
             out[col] = np.full(n, np.nan)
             continue
-        raw = frame[spec.column]
-        text = raw.astype(str).str.strip()
-        values = pd.to_numeric(
-            raw if raw.dtype.kind in "fiu" else text.replace("", np.nan), errors="coerce"
-        )
-        bad = values.isna().to_numpy() & ~text.isin(["", "nan", "NaN", "None", "<NA>"]).to_numpy()
-        _bad_row(path, frame, bad, spec.column, "a number")
-        out[col] = values.to_numpy(dtype=float) * spec.scale + spec.offset
-        _check_plausible(path, col, spec, out[col])
-    spec = mapping.spec("online")
+        out[col] = parse_numbers(origin, frame, spec, mapping.decimal)
+        _check_plausible(origin, col, spec, out[col])
+    spec = specs.get("online")
     if spec is None:
         out["online"] = ~np.isnan(out["rx_dbm"]) | ~np.isnan(out["olt_rx_dbm"])
     else:
-        out["online"] = (
-            frame[spec.column]
-            .astype(str)
-            .str.strip()
-            .str.lower()
-            .isin([v.lower() for v in spec.true_values])
-            .to_numpy()
-        )
+        out["online"] = parse_flags(frame, spec)
     for col in ("crc_errors", "uptime_s"):
         values = np.asarray(out[col], dtype=float)
         out[col] = pd.array(np.where(np.isnan(values), pd.NA, np.round(values)), dtype="Int64")

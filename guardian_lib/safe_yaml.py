@@ -12,14 +12,17 @@ nesting and recursive anchors are refused too.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from guardian_lib.errors import ConfigError
+from guardian_lib.errors import ConfigError, validation_message
 
-__all__ = ["load_yaml", "load_yaml_text", "MAX_YAML_BYTES", "MAX_YAML_NODES"]
+__all__ = ["load_yaml", "load_yaml_text", "load_yaml_model", "MAX_YAML_BYTES", "MAX_YAML_NODES"]
+
+_Model = TypeVar("_Model", bound=BaseModel)
 
 #: Largest configuration file read. [bytes]
 MAX_YAML_BYTES = 2_000_000
@@ -127,3 +130,43 @@ def load_yaml(
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     return load_yaml_text(text, str(path), max_nodes)
+
+
+def load_yaml_model(
+    path: Path | str,
+    model: type[_Model],
+    shape: str,
+    what: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> _Model:
+    """Read a YAML file safely (:func:`load_yaml`) and validate it as ``model``.
+
+    The one way to load a configuration file: bounded YAML, a mapping at the top, then
+    pydantic, every error naming the file and the field.
+
+    Parameters
+    ----------
+    path : path
+    model : pydantic model class
+    shape : str
+        What the top of the file must be, for the error when it is not a mapping
+        (``"an OLT inventory with 'olts:'"``).
+    what : str, optional
+        What the file is, put after its name in validation errors (``"invalid site file"``).
+    extra : dict, optional
+        Fields added to the file's own before validation (such as its ``path``).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable or unsafe YAML, not a mapping, or invalid for ``model`` (one line per
+        problem: ``<file>: [<what>: ]<field path>: <message> (got <value>)``).
+    """
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected {shape}, got {type(data).__name__}")
+    try:
+        return model.model_validate({**data, **(extra or {})})
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, exc, what)) from None

@@ -38,6 +38,7 @@ __all__ = [
     "lake_views_sql",
     "run_summary",
     "unreadable_raw_files",
+    "table_names",
 ]
 
 _log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def connect(run: Path | str, read_only: bool = True) -> duckdb.DuckDBPyConnectio
         ) from None
     con.execute("SET TimeZone = 'UTC'")
     raw_files: dict[str, list[str]] = {}
-    if "_raw_files" in _tables(con):
+    if "_raw_files" in table_names(con):
         for kind, rel in con.execute("SELECT kind, path FROM _raw_files").fetchall():
             raw_files.setdefault(kind, []).append(rel)
     try:
@@ -169,7 +170,8 @@ def unreadable_raw_files(run: Path | str, raw_files: dict[str, list[str]]) -> li
     return bad
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+def table_names(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Tables and views of an open warehouse (its own and the lake views)."""
     rows = con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema IN ('main','temp')"
     ).fetchall()
@@ -188,7 +190,7 @@ def run_summary(run: Path | str) -> dict[str, Any]:
     """
     con = connect(run)
     try:
-        tables = _tables(con)
+        tables = table_names(con)
         order = [
             "olts", "pons", "splitters", "onus", "customers", "telemetry_raw", "telemetry",
             "events_raw", "events", "service_orders", "incidents", "faults_truth",

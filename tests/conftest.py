@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +74,97 @@ def cube(tiny_run):
 def _only_fault_fixture():
     """:func:`only_fault`, for tests (test modules cannot import conftest)."""
     return only_fault
+
+
+# --- a real PostgreSQL server for the own-data import (Debian's postgresql, `make system`) ---
+
+
+def _pg_bindir() -> Path:
+    import shutil
+
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: p.parts)
+    if not candidates:
+        raise RuntimeError(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found: install Debian's "
+            "postgresql with `make system`"
+        )
+    return candidates[-1].parent
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def postgres_server(user: str = "guardian", password: str = "s3cret-Pg"):
+    """A throw-away PostgreSQL server on 127.0.0.1: yields its SQLAlchemy URL.
+
+    ``initdb`` refuses to run as root, so as root (CI) the server runs as the ``postgres``
+    account Debian's package creates (else ``nobody``; through ``runuser``), in a fresh folder under /tmp that it
+    owns (pytest's tmp_path is not reachable by that account). Password authentication
+    (scram) over TCP; the unix socket lives in the same folder. Stopped and removed at
+    the end. Imported by ``benchmarks/bench_ingest_sources.py`` too.
+    """
+    import os
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    bindir = _pg_bindir()
+    base = Path(tempfile.mkdtemp(prefix="guardian-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("postgres")  # made by Debian's postgresql package
+        except KeyError:
+            account = pwd.getpwnam("nobody")
+        os.chown(base, account.pw_uid, account.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    pwfile = base / "pw"
+    pwfile.write_text(password + "\n")
+    if prefix:
+        os.chown(pwfile, account.pw_uid, account.pw_gid)
+    data = base / "data"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
+
+    started = False
+    try:
+        res = run(str(bindir / "initdb"), "-D", str(data), "-U", user, f"--pwfile={pwfile}",
+                  "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8",
+                  "--locale=C", "--no-sync")  # fmt: skip
+        if res.returncode:
+            raise RuntimeError(f"initdb failed: {res.stderr.strip()}")
+        for _ in range(3):  # the free port may be taken before the server binds it
+            port = _free_port()
+            opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
+                    "-c max_connections=20 -c shared_buffers=16MB")  # fmt: skip
+            res = run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"),
+                      "-w", "-t", "60", "-o", opts, "start")  # fmt: skip
+            if res.returncode == 0:
+                started = True
+                break
+        if not started:
+            log = (base / "log").read_text() if (base / "log").exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start: {res.stderr.strip()} {log[-500:]}")
+        yield f"postgresql+psycopg://{user}:{password}@127.0.0.1:{port}/postgres"
+    finally:
+        if started:
+            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """SQLAlchemy URL of a PostgreSQL server started for this test session."""
+    with postgres_server() as url:
+        yield url

@@ -14,6 +14,8 @@ of :mod:`acs_emulator.cwmp.soap`; RPCs are dispatched from a table
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import logging
 import math
 import os
@@ -31,18 +33,52 @@ from acs_emulator.cpe.state import DeviceIdentity, StateSource, StaticStateSourc
 from acs_emulator.cwmp import soap
 from acs_emulator.cwmp.auth import basic_authorization, digest_authorization
 
-__all__ = ["CpeAgent", "Misbehaviour", "SessionError"]
+__all__ = ["CpeAgent", "Misbehaviour", "SessionError", "retry_wait_s"]
 
 log = logging.getLogger(__name__)
 _UNKNOWN_TIME = "0001-01-01T00:00:00Z"
 
 
 class SessionError(Exception):
-    """A CWMP session could not be completed (names the device and the step)."""
+    """A CWMP session could not be completed (names the device and the step).
 
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+    ``refused`` is true when the ACS answered 503 (busy): the session never started,
+    so it is not counted as failed.
+    """
+
+    def __init__(
+        self, message: str, retry_after_s: float | None = None, refused: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.refused = refused
+
+
+def retry_wait_s(
+    retry_count: int,
+    rng: np.random.Generator,
+    min_wait_s: float = 5.0,
+    multiplier: int = 2000,
+) -> float:
+    """Session retry wait interval of TR-069 §3.2.1.1 (Amendment 6). [s]
+
+    After the ``retry_count``-th consecutive failed session the CPE waits a time
+    drawn uniformly from ``[m·(k/1000)^(n-1), m·(k/1000)^n]``, with
+    ``m = CWMPRetryMinimumWaitInterval`` (default 5 s), ``k =
+    CWMPRetryIntervalMultiplier`` (default 2000) and ``n = min(retry_count, 10)``:
+    5–10 s, 10–20 s, … up to 2560–5120 s from the tenth retry on. The random draw is
+    what spreads a fleet that failed at the same moment (a boot storm).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> 5.0 <= retry_wait_s(1, rng) <= 10.0, 2560.0 <= retry_wait_s(12, rng) <= 5120.0
+    (True, True)
+    """
+    n = min(max(retry_count, 1), 10)
+    k = multiplier / 1000.0
+    low = min_wait_s * k ** (n - 1)
+    return float(rng.uniform(low, low * k))
 
 
 @dataclass
@@ -91,6 +127,7 @@ class _After:
     reboot: str | None = None  # command key
     factory_reset: bool = False
     download: dict[str, str] | None = None
+    download_fault: tuple[int, str] | None = None  # set when fetching the file failed
     diagnostics: bool = False
 
 
@@ -154,6 +191,9 @@ class CpeAgent:
         self.wakeup = asyncio.Event()
         self.sessions_ok = 0
         self.sessions_failed = 0
+        self.sessions_refused = 0  # 503 answers (the session did not start)
+        self.downloads_verified = 0  # files fetched with the announced size and hash
+        self.retry_count = 0  # consecutive failed attempts (the Inform's RetryCount)
         self.rpcs_handled: list[str] = []
         self._pending_requests: list[str] = []
         self._last_set_cookie: str | None = None
@@ -243,7 +283,9 @@ class CpeAgent:
             "Inform",
             raw=(
                 f"<DeviceId>{device}</DeviceId>{events}"
-                + soap.elements_xml({"MaxEnvelopes": 1, "CurrentTime": now, "RetryCount": 0})
+                + soap.elements_xml(
+                    {"MaxEnvelopes": 1, "CurrentTime": now, "RetryCount": self.retry_count}
+                )
                 + plist
             ),
         )
@@ -283,8 +325,9 @@ class CpeAgent:
             raise SessionError(
                 f"{self.device_id}: the ACS answered a non-CWMP body: {exc}"
             ) from exc
-        except SessionError:
-            self.sessions_failed += 1
+        except SessionError as exc:
+            if not exc.refused:
+                self.sessions_failed += 1
             raise
 
     async def _post(
@@ -324,8 +367,14 @@ class CpeAgent:
             )
             status, data, headers = await self._post(http, inform, auth)
         if status == 503:
-            retry = float(headers.get("Retry-After", "5") or 5)
-            raise SessionError(f"{self.device_id}: ACS busy (503)", retry_after_s=retry)
+            try:
+                retry = float(headers.get("Retry-After", "") or 0)
+            except ValueError:  # an HTTP date or garbage: use the back-off alone
+                retry = 0.0
+            self.sessions_refused += 1
+            raise SessionError(
+                f"{self.device_id}: ACS busy (503)", retry_after_s=retry, refused=True
+            )
         if status != 200:
             raise SessionError(f"{self.device_id}: Inform answered HTTP {status}")
         msg = soap.parse_message(data)
@@ -353,6 +402,8 @@ class CpeAgent:
         if status not in (200, 204):
             raise SessionError(f"{self.device_id}: session ended with HTTP {status}")
         self.sessions_ok += 1
+        if after.download is not None and int(after.download.get("FileSize") or 0) > 0:
+            after.download_fault = await self._fetch(http, after.download)
         self._after_session(after)
         return True
 
@@ -427,11 +478,47 @@ class CpeAgent:
         return soap.rpc_xml("FactoryResetResponse")
 
     def _rpc_Download(self, body: Any, after: _After) -> str:
-        after.download = {k: soap.text(body, k) for k in ("CommandKey", "URL", "TargetFileName")}
+        after.download = {
+            k: soap.text(body, k) for k in ("CommandKey", "URL", "TargetFileName", "FileSize")
+        }
         return soap.rpc_xml(
             "DownloadResponse",
             {"Status": 1, "StartTime": _UNKNOWN_TIME, "CompleteTime": _UNKNOWN_TIME},
         )
+
+    async def _fetch(
+        self, http: aiohttp.ClientSession, d: dict[str, str]
+    ) -> tuple[int, str] | None:
+        """Download ``d["URL"]`` and check its size and SHA-256; a fault or ``None``.
+
+        Only for a Download announcing a ``FileSize`` (a file the ACS hosts): the
+        body must have exactly that many bytes, and match the ``Digest: sha-256=``
+        header when the server sends one. Fault 9010 otherwise (TR-069 "Download
+        failure"), 9012 when the file is larger than announced.
+        """
+        want = int(d["FileSize"])
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            async with http.get(d["URL"]) as r:
+                if r.status != 200:
+                    return (9010, f"Download failure: HTTP {r.status}")
+                async for chunk in r.content.iter_chunked(1 << 16):
+                    size += len(chunk)
+                    if size > want:
+                        return (9012, "File transfer failure: larger than FileSize")
+                    digest.update(chunk)
+                header = r.headers.get("Digest", "")
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            return (9010, f"Download failure: {type(exc).__name__}")
+        if size != want:
+            return (9010, f"Download failure: {size} bytes, FileSize {want}")
+        for part in header.split(","):
+            algo, _, value = part.strip().partition("=")
+            if algo.lower() == "sha-256" and base64.b64decode(value) != digest.digest():
+                return (9010, "Download failure: SHA-256 mismatch")
+        self.downloads_verified += 1
+        return None
 
     def _rpc_GetRPCMethods(self, body: Any, after: _After) -> str:
         methods = soap.names_xml(list(self.METHODS), tag="MethodList")
@@ -452,10 +539,11 @@ class CpeAgent:
             d = after.download
             fname = d["TargetFileName"] or d["URL"].rstrip("/").rsplit("/", 1)[-1]
             start = datetime.now(UTC).isoformat(timespec="seconds")
-            if self.misbehaviour.bad_firmware_marker and (
-                self.misbehaviour.bad_firmware_marker in fname
+            if after.download_fault is not None or (
+                self.misbehaviour.bad_firmware_marker
+                and self.misbehaviour.bad_firmware_marker in fname
             ):
-                fault = (9010, "Download failure: image rejected")
+                fault = after.download_fault or (9010, "Download failure: image rejected")
                 self.pending_events["7 TRANSFER COMPLETE"] = ""
                 self.pending_events["M Download"] = d["CommandKey"]
                 self.wakeup.set()
@@ -520,14 +608,15 @@ class CpeAgent:
         first_delay_s : float
             Delay before the first Inform (spreads a fleet's boot storm). [s]
         retry_base_s : float
-            First retry wait after a failed session (doubles, capped at 64×). [s]
+            ``CWMPRetryMinimumWaitInterval``: a failed or refused (503) session is
+            retried after :func:`retry_wait_s` (5–10 s, then doubling, random within
+            each step), or after the ACS's ``Retry-After`` if that is longer. [s]
         on_session : callable, optional
             Called with ``True``/``False`` after each session attempt.
         """
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         await _sleep_or(stop, first_delay_s)
-        failures = 0
         next_periodic = loop.time() + self.periodic_interval_s
         while not stop.is_set():
             wait_down = self.down_until - loop.time()
@@ -537,20 +626,21 @@ class CpeAgent:
             if self.pending_events and self.online:
                 try:
                     ok = await self.run_session(http)  # False: dropped on purpose
-                    failures = 0
+                    self.retry_count = 0
                 except Exception as exc:  # any one failed session: log, count, go on
-                    failures += 1
+                    self.retry_count += 1
+                    retry_after = 0.0
+                    refused = isinstance(exc, SessionError) and exc.refused
                     if isinstance(exc, SessionError):
                         log.debug("%s", exc)
-                        retry_after = exc.retry_after_s
+                        retry_after = exc.retry_after_s or 0.0
                     else:
                         self.sessions_failed += 1
                         log.exception("%s: CWMP session failed unexpectedly", self.device_id)
-                        retry_after = None
-                    wait = retry_after or retry_base_s * 2 ** min(failures - 1, 6)
-                    if on_session:
+                    wait = max(retry_after, retry_wait_s(self.retry_count, self.rng, retry_base_s))
+                    if on_session and not refused:  # a 503 is not a failed session
                         on_session(False)
-                    await _sleep_or(stop, float(wait * (1 + 0.5 * self.rng.random())))
+                    await _sleep_or(stop, wait)
                     continue
                 if on_session:
                     on_session(ok)

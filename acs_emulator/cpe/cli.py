@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,6 +38,10 @@ def run_command(
         bool,
         typer.Option(help="Accept the documented development connection-request password."),
     ] = False,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(help="PEM CA that signed the ACS certificate (https:// ACS URLs)."),
+    ] = None,
 ) -> None:
     """Run CWMP CPE agents against an ACS until interrupted."""
     import asyncio
@@ -74,6 +79,7 @@ def run_command(
         flavour=flavour,  # type: ignore[arg-type]
         seed=seed,
         allow_dev_password=allow_dev_password,
+        ca_file=ca_file,
     )
     if allow_dev_password:
         console.print("[yellow]warning:[/] the documented connection-request password is allowed")

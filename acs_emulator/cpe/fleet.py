@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,7 +32,19 @@ from acs_emulator.cpe.datamodel import Flavour
 from acs_emulator.cpe.state import DeviceIdentity, StateSource, StaticStateSource
 from acs_emulator.cwmp.auth import Authenticator, AuthMode, AuthPolicy, resolve_cr_password
 
-__all__ = ["CpeFleet", "run_fleet"]
+__all__ = ["CpeFleet", "client_tls_context", "run_fleet"]
+
+
+def client_tls_context(ca_file: str | Path) -> ssl.SSLContext:
+    """TLS client context trusting only the CA(s) in ``ca_file`` (PEM), TLS ≥ 1.2.
+
+    Certificates and host names are verified (an emulated CPE must refuse an ACS
+    it cannot authenticate, as TR-069 §3.3 asks of real ones).
+    """
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +82,10 @@ class CpeFleet:
         Data model of every agent.
     seed : int, default 0
         Seed (state source and per-agent draws).
+    ca_file : str or Path, optional
+        PEM file of the CA(s) that signed the ACS's certificate: an ``https://`` ACS
+        (and file server) is verified against it instead of the system store. The
+        host name (or IP address) in the URL must match the certificate.
     """
 
     def __init__(
@@ -87,8 +105,10 @@ class CpeFleet:
         max_connections: int = 200,
         allow_dev_password: bool = False,
         read_timeout_s: float = 15.0,
+        ca_file: str | Path | None = None,
     ) -> None:
         self.acs_url = acs_url
+        self.tls = client_tls_context(ca_file) if ca_file is not None else None
         self.state = state or StaticStateSource(seed)
         self.host = host
         self.cr_port = cr_port
@@ -167,7 +187,9 @@ class CpeFleet:
         for did, agent in self.agents.items():
             agent.set_cr_url(f"http://{self.host}:{self.cr_port}/cr/{did}")
         self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self.max_connections),
+            connector=aiohttp.TCPConnector(
+                limit=self.max_connections, ssl=self.tls if self.tls is not None else True
+            ),
             cookie_jar=aiohttp.DummyCookieJar(),
             timeout=aiohttp.ClientTimeout(total=60),
         )

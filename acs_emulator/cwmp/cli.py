@@ -64,6 +64,25 @@ def serve_command(
         typer.Option(help="Apply the built-in PPPoE + Wi-Fi profile on '0 BOOTSTRAP'."),
     ] = False,
     max_sessions: Annotated[int, typer.Option(help="Open sessions before 503.")] = 5000,
+    max_new_sessions_per_s: Annotated[
+        float,
+        typer.Option(help="New sessions admitted per second before 503 (0: no limit)."),
+    ] = 0.0,
+    retry_after: Annotated[int, typer.Option(help="Retry-After of a 503 answer. [s]")] = 5,
+    file_port: Annotated[int, typer.Option(help="File server port (CPE downloads).")] = 7567,
+    file_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder of files uploaded through the NBI (default: <db>/../files)."),
+    ] = None,
+    file_server_url: Annotated[
+        str,
+        typer.Option(help="Base URL CPEs download from (default: this file server)."),
+    ] = "",
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(help="PEM certificate (chain): serve CWMP and files over HTTPS."),
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert.")] = None,
     cr_allow_basic: Annotated[
         bool,
         typer.Option(help="Answer Basic challenges of connection-request listeners."),
@@ -80,6 +99,7 @@ def serve_command(
     from acs_emulator.cwmp import AcsConfig, AcsService, AuthPolicy, load_presets
     from acs_emulator.cwmp.presets import zero_touch_preset
     from acs_emulator.cwmp.server import password_lookup_from_env
+    from acs_emulator.cwmp.service import server_tls_context
 
     if cpe_auth not in ("none", "basic", "digest"):
         raise typer.BadParameter(f"expected none, basic or digest, got {cpe_auth!r}")
@@ -101,12 +121,27 @@ def serve_command(
         ),
         presets=preset_list,
         max_sessions=max_sessions,
+        max_new_sessions_per_s=max_new_sessions_per_s,
+        retry_after_s=retry_after,
+        file_dir=str(file_dir or db.parent / "files"),
+        file_server_url=file_server_url,
         cr_allow_basic=cr_allow_basic,
         cr_allowed_hosts=[h.strip() for h in cr_allowed_hosts.split(",") if h.strip()],
         cr_allow_dev_password=allow_dev_cr_password,
     )
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together")
+    tls = server_tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
     svc = AcsService(
-        db, host, cwmp_port, nbi_port, config=config, nbi_token=token, nbi_host=nbi_host
+        db,
+        host,
+        cwmp_port,
+        nbi_port,
+        config=config,
+        nbi_token=token,
+        nbi_host=nbi_host,
+        file_port=file_port,
+        ssl_context=tls,
     )
     if cpe_auth == "none":
         console.print("[yellow]warning:[/] CPEs are not authenticated (--cpe-auth none)")
@@ -121,7 +156,8 @@ def serve_command(
     async def main() -> None:
         await svc.start()
         console.print(
-            f"[green]ACS[/] CWMP {svc.cwmp_url}  NBI {svc.nbi_url}  store {db}  (Ctrl-C stops)"
+            f"[green]ACS[/] CWMP {svc.cwmp_url}  NBI {svc.nbi_url}  files {svc.file_url}  "
+            f"store {db}  (Ctrl-C stops)"
         )
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -169,4 +205,7 @@ def register(app: typer.Typer) -> None:
         help="Emulated TR-069 ACS with a GenieACS-compatible NBI.", no_args_is_help=True
     )
     acs.command("serve")(serve_command)
+    from acs_emulator.cwmp.firmware_cli import firmware_app
+
+    acs.add_typer(firmware_app, name="firmware")
     app.add_typer(acs, name="acs")

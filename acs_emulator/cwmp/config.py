@@ -28,6 +28,11 @@ class AcsConfig:
         Open sessions beyond this get 503 with Retry-After. [-]
     retry_after_s : int
         Retry-After sent with 503. [s]
+    max_new_sessions_per_s : float, default 0
+        Admission rate of new sessions (token bucket, bursts of one second's worth);
+        an Inform beyond it is answered 503 + Retry-After before any parsing work is
+        stored, so a boot storm queues in the CPEs' back-off rather than in the ACS.
+        0 = no rate limit (``max_sessions`` still applies). [1/s]
     connection_request_timeout_s : float
         Timeout of one connection request. [s]
     cr_allow_basic : bool, default False
@@ -50,7 +55,20 @@ class AcsConfig:
     presets : list of Preset
         Automatic tasks (zero-touch provisioning, periodic refresh).
     file_server_url : str
-        Base URL prepended to a download task's ``fileName`` when it has no ``url``.
+        Base URL prepended to a download task's ``fileName`` when it has no ``url``
+        (where CPEs reach the file server). Empty: :class:`AcsService` sets it to its
+        own file listener.
+    builtin_virtual_parameters : bool, default True
+        Compute ``VirtualParameters.RXPower`` [dBm] across vendors
+        (:data:`acs_emulator.cwmp.virtual.RX_POWER`).
+    file_dir : str, optional
+        Folder of the files uploaded through the NBI (``PUT /files/<name>``);
+        ``None`` keeps them in a temporary folder removed at exit.
+    max_file_bytes : int, default 512 MiB
+        Largest file accepted by ``PUT /files/<name>``. [bytes]
+    store_commit_interval_s : float, default 0.05
+        The store's queued changes are written in one transaction this often (group
+        commit); a crash loses at most this much CWMP state. [s]
     """
 
     auth: AuthPolicy = field(default_factory=AuthPolicy)
@@ -58,6 +76,7 @@ class AcsConfig:
     session_timeout_s: float = 30.0
     max_sessions: int = 5000
     retry_after_s: int = 5
+    max_new_sessions_per_s: float = 0.0
     connection_request_timeout_s: float = 5.0
     cr_allow_basic: bool = False
     cr_password: Callable[[str], str | None] | None = None
@@ -65,4 +84,8 @@ class AcsConfig:
     cr_allow_dev_password: bool = False
     read_timeout_s: float = 15.0
     presets: list[Preset] = field(default_factory=list)
-    file_server_url: str = "http://127.0.0.1:7567/"
+    file_server_url: str = ""
+    builtin_virtual_parameters: bool = True
+    file_dir: str | None = None
+    max_file_bytes: int = 512 * 1024 * 1024
+    store_commit_interval_s: float = 0.05

@@ -13,7 +13,9 @@ status codes (checked against GenieACS's ``lib/nbi.ts``):
   unknown device; without a body and with ``connection_request``, only the
   connection request is sent (200, or 504 with its error);
 * ``DELETE /tasks/<id>``, ``POST /tasks/<id>/retry``, ``DELETE /faults/<id>``,
-  ``POST|DELETE /devices/<id>/tags/<tag>``, ``DELETE /devices/<id>``.
+  ``POST|DELETE /devices/<id>/tags/<tag>``, ``DELETE /devices/<id>``;
+* presets, provisions, virtual parameters, files and ``/ping``
+  (:mod:`acs_emulator.cwmp.nbi_admin`).
 
 Extensions: a ``Guardian-Idempotency`` response header announcing that tasks
 carrying an ``idempotencyKey`` are queued at most once, an optional bearer token
@@ -39,9 +41,10 @@ from typing import Any
 
 from aiohttp import web
 
+from acs_emulator.cwmp.nbi_admin import PING_COMMAND, add_admin_routes
 from acs_emulator.cwmp.redact import redact_document, redact_task
 from acs_emulator.cwmp.server import Acs
-from acs_emulator.cwmp.store import StoreError, check_parameter, project
+from acs_emulator.cwmp.store import ADMIN_COLLECTIONS, StoreError, check_parameter, project
 
 __all__ = ["nbi_app", "TASK_FIELDS"]
 
@@ -136,6 +139,10 @@ class _Nbi:
                     headers={"WWW-Authenticate": 'Bearer realm="nbi"'},
                 )
         resp = await handler(request)
+        if request.method not in ("GET", "HEAD"):
+            # A change is on disk before its answer leaves (the CWMP side commits in
+            # groups every few tens of ms instead).
+            self.acs.commit_once()
         resp.headers["Guardian-Idempotency"] = "idempotencyKey"
         return resp
 
@@ -160,7 +167,7 @@ class _Nbi:
     async def query(self, request: web.Request) -> web.Response:
         """``GET|HEAD /devices|tasks|faults/?query=&projection=&sort=&skip=&limit=``."""
         coll = request.match_info["coll"]
-        if coll not in ("devices", "tasks", "faults"):
+        if coll not in ("devices", "tasks", "faults", *ADMIN_COLLECTIONS):
             return web.Response(status=404, text="404 Not Found")
         try:
             q, skip, limit, sort = self._query_args(request)
@@ -176,7 +183,13 @@ class _Nbi:
         if request.method == "HEAD":
             return web.Response(status=200, headers={"total": str(total)})
         docs = docs[skip : None if limit is None else skip + limit]
-        redact = redact_document if coll == "devices" else redact_task
+        redact = (
+            redact_document
+            if coll == "devices"
+            else redact_task
+            if coll in ("tasks", "faults")
+            else dict
+        )
         out = [project(redact(d), projection) for d in docs]
         return _json(out, total=str(total))
 
@@ -336,6 +349,7 @@ def nbi_app(
     max_tasks_total: int = 100_000,
     query_budget_s: float = 1.0,
     read_timeout_s: float = 15.0,
+    ping_command: tuple[str, ...] = PING_COMMAND,
 ) -> web.Application:
     """Build the NBI aiohttp application.
 
@@ -381,6 +395,7 @@ def nbi_app(
     r.add_route("DELETE", "/tasks/{id}", nbi.delete_task)
     r.add_route("POST", "/tasks/{id}/retry", nbi.retry_task)
     r.add_route("DELETE", "/faults/{id}", nbi.delete_fault)
+    add_admin_routes(app, acs, ping_command=ping_command)
     for path in ("/{coll}", "/{coll}/"):
         r.add_get(path, nbi.query)  # also answers HEAD
     return app

@@ -1,19 +1,43 @@
-"""Presets: tasks the ACS queues by itself when an Inform carries given events.
+"""Presets: what the ACS does by itself when a device informs.
 
 Used for zero-touch provisioning (a PPPoE and Wi-Fi profile on "0 BOOTSTRAP") and
 for periodic refreshes. Presets are plain JSON-able data, so operators write them in
-files (:func:`load_presets`) rather than code.
+files (:func:`load_presets`) or send them over the NBI in GenieACS's shape
+(:func:`preset_from_genieacs`: ``weight``, ``precondition``, ``events``,
+``schedule``, ``configurations`` or ``provision``/``provisionArgs``).
+
+GenieACS semantics kept: presets apply in ascending ``weight``; a GenieACS
+``events`` object requires every event marked ``true`` in the Inform and every one
+marked ``false`` absent; ``precondition`` is a device query (a JSON string);
+``schedule`` is ``"<duration s> <cron: minute hour day month weekday>"`` (UTC) and
+the preset is active within ``duration`` seconds after a time the cron matches.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Preset", "load_presets", "zero_touch_preset", "render_task"]
+from acs_emulator.cwmp.query import QueryRejected, prepare_query
+from guardian_lib.errors import GuardianError
+
+__all__ = [
+    "Preset",
+    "PresetError",
+    "load_presets",
+    "preset_from_genieacs",
+    "schedule_active",
+    "zero_touch_preset",
+    "render_task",
+]
+
+
+class PresetError(GuardianError, ValueError):
+    """A preset is malformed (names the preset and the field)."""
 
 
 @dataclass
@@ -36,6 +60,172 @@ class Preset:
     name: str
     events: frozenset[str]
     tasks: list[dict[str, Any]]
+    weight: int = 0
+    precondition: dict[str, Any] | None = None
+    events_absent: frozenset[str] = frozenset()
+    all_events: bool = False  # GenieACS: every event in ``events`` must be present
+    schedule: str = ""
+    provisions: list[list[Any]] = field(default_factory=list)
+
+    def events_match(self, codes: list[str]) -> bool:
+        """Whether an Inform carrying ``codes`` triggers this preset."""
+        present = set(codes)
+        if self.events_absent & present:
+            return False
+        if not self.events:
+            return True
+        return self.events <= present if self.all_events else bool(self.events & present)
+
+
+def _cron_field(spec: str, lo: int, hi: int, what: str) -> frozenset[int]:
+    out: set[int] = set()
+    for part in spec.split(","):
+        rng, _, step_s = part.partition("/")
+        step = int(step_s) if step_s else 1
+        if rng == "*":
+            a, b = lo, hi
+        elif "-" in rng:
+            a, b = (int(x) for x in rng.split("-", 1))
+        else:
+            a = b = int(rng)
+        if not (lo <= a <= b <= hi) or step < 1:
+            raise PresetError(f"schedule {what}: expected values in {lo}-{hi}, got {part!r}")
+        out.update(range(a, b + 1, step))
+    return frozenset(out)
+
+
+def _parse_schedule(schedule: str) -> tuple[float, list[frozenset[int]]]:
+    parts = schedule.split()
+    if len(parts) != 6:
+        raise PresetError(
+            f"schedule: expected '<duration s> <minute> <hour> <day> <month> <weekday>', "
+            f"got {schedule!r}"
+        )
+    try:
+        duration = float(parts[0])
+        fields = [
+            _cron_field(parts[1], 0, 59, "minute"),
+            _cron_field(parts[2], 0, 23, "hour"),
+            _cron_field(parts[3], 1, 31, "day"),
+            _cron_field(parts[4], 1, 12, "month"),
+            _cron_field(parts[5].replace("7", "0"), 0, 6, "weekday"),
+        ]
+    except ValueError as exc:
+        raise PresetError(f"schedule {schedule!r}: {exc}") from exc
+    if not 0 < duration <= 7 * 86400:
+        raise PresetError(f"schedule: expected a duration of 1 s to 7 days, got {parts[0]}")
+    return duration, fields
+
+
+def schedule_active(schedule: str, now: datetime | None = None) -> bool:
+    """Whether ``now`` (UTC) is within ``duration`` after a minute the cron matches.
+
+    Examples
+    --------
+    >>> schedule_active("3600 0 3 * * 1-5", datetime(2026, 12, 4, 3, 30, tzinfo=UTC))
+    True
+    >>> schedule_active("3600 0 3 * * 1-5", datetime(2026, 12, 5, 3, 30, tzinfo=UTC))
+    False
+    """
+    duration, (mins, hours, days, months, wdays) = _parse_schedule(schedule)
+    now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
+    for k in range(int(duration // 60) + 1):
+        t = now - timedelta(minutes=k)
+        if (
+            t.minute in mins
+            and t.hour in hours
+            and t.day in days
+            and t.month in months
+            and (t.weekday() + 1) % 7 in wdays
+        ):
+            return True
+    return False
+
+
+_CONFIG_TYPES = (
+    "value",
+    "age",
+    "add_tag",
+    "delete_tag",
+    "provision",
+    "add_object",
+    "delete_object",
+)
+
+
+def preset_from_genieacs(name: str, body: Any) -> Preset:
+    """Build a preset from GenieACS's NBI shape (``PUT /presets/<name>``).
+
+    Accepts ``weight``, ``channel`` (kept for compatibility, unused), ``precondition``
+    (JSON string or object; ``""``/``"true"`` = every device), ``events`` (object of
+    event code → bool), ``schedule``, and either ``configurations`` (types ``value``,
+    ``age``, ``add_tag``, ``delete_tag``, ``provision``) or ``provision`` +
+    ``provisionArgs``.
+
+    Raises
+    ------
+    PresetError
+        Naming the preset and the field.
+    """
+    where = f"preset {name!r}"
+    if not name or "." in name or len(name) > 128:
+        raise PresetError(f"{where}: expected a name without '.' of at most 128 characters")
+    if not isinstance(body, dict):
+        raise PresetError(f"{where}: expected a JSON object, got {type(body).__name__}")
+    weight = body.get("weight", 0)
+    if not isinstance(weight, int | float) or isinstance(weight, bool):
+        raise PresetError(f"{where}.weight: expected a number, got {weight!r}")
+    pre = body.get("precondition", "")
+    if isinstance(pre, str):
+        try:
+            pre = json.loads(pre) if pre.strip() not in ("", "true") else {}
+        except json.JSONDecodeError as exc:
+            raise PresetError(f"{where}.precondition: expected a JSON query, {exc}") from exc
+    if not isinstance(pre, dict):
+        raise PresetError(f"{where}.precondition: expected a query object, got {pre!r}")
+    try:
+        prepare_query(pre)
+    except QueryRejected as exc:
+        raise PresetError(f"{where}.precondition: {exc}") from exc
+    events = body.get("events") or {}
+    if not isinstance(events, dict) or not all(isinstance(v, bool) for v in events.values()):
+        raise PresetError(f"{where}.events: expected {{'<event code>': true|false}}")
+    schedule = body.get("schedule") or ""
+    if schedule:
+        _parse_schedule(str(schedule))
+    calls: list[list[Any]] = []
+    if body.get("provision"):
+        args = body.get("provisionArgs") or []
+        if isinstance(args, str):
+            args = json.loads(f"[{args}]") if args.strip() else []
+        calls.append([str(body["provision"]), *args])
+    for i, c in enumerate(body.get("configurations") or []):
+        kind = c.get("type") if isinstance(c, dict) else None
+        if kind not in _CONFIG_TYPES:
+            raise PresetError(
+                f"{where}.configurations[{i}].type: expected one of {_CONFIG_TYPES}, got {kind!r}"
+            )
+        if kind == "value":
+            calls.append(["value", c["name"], c.get("value")])
+        elif kind == "age":
+            calls.append(["refresh", c["name"], float(c.get("age", 0))])
+        elif kind in ("add_tag", "delete_tag"):
+            calls.append(["tag", c["tag"], kind == "add_tag"])
+        elif kind == "provision":
+            calls.append([c["name"], *(c.get("args") or [])])
+        else:
+            raise PresetError(f"{where}.configurations[{i}]: {kind} is not supported")
+    return Preset(
+        name,
+        frozenset(k for k, v in events.items() if v),
+        [],
+        weight=int(weight),
+        precondition=pre or None,
+        events_absent=frozenset(k for k, v in events.items() if not v),
+        all_events=True,
+        schedule=str(schedule),
+        provisions=calls,
+    )
 
 
 def load_presets(path: str | Path) -> list[Preset]:

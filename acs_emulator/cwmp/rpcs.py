@@ -61,6 +61,12 @@ def task_steps(
             _store_values(store, device_id, resp)
     elif name == "setParameterValues":
         values = [_typed(v) for v in task.get("parameterValues", [])]
+        # "auto" (a provision's value for a parameter not known when it was planned):
+        # the type the device has reported since, else one inferred from the value.
+        values = [
+            (n, v, _reported_type(doc, n, v) if t in ("auto", "xsd:auto") else t)
+            for n, v, t in values
+        ]
         if not values:
             raise ValueError("setParameterValues: expected parameterValues, got none")
         yield soap.rpc_xml(
@@ -141,6 +147,17 @@ def _store_names(store: DeviceStore, device_id: str, resp: soap.CwmpMessage) -> 
     if d is not None:
         store.save_device(d, defer=True)
     return leaves
+
+
+def _reported_type(doc: dict[str, Any], name: str, value: str) -> str:
+    node: Any = doc
+    for part in name.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict) and node.get("_type"):
+        return str(node["_type"])
+    if value.lstrip("-").isdigit():
+        return "xsd:int"
+    return "xsd:boolean" if value.lower() in ("true", "false") else "xsd:string"
 
 
 def _typed(v: Any) -> tuple[str, str, str]:

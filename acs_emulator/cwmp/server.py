@@ -22,6 +22,7 @@ credentials for that device id.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import re
@@ -34,9 +35,10 @@ from aiohttp import web
 
 from acs_emulator.cwmp import soap
 from acs_emulator.cwmp.auth import Authenticator
+from acs_emulator.cwmp.automation import Automation
 from acs_emulator.cwmp.config import AcsConfig
 from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
-from acs_emulator.cwmp.presets import render_task
+from acs_emulator.cwmp.files import FileStore
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.rpcs import task_steps
 from acs_emulator.cwmp.store import (
@@ -54,8 +56,11 @@ log = logging.getLogger(__name__)
 
 _COOKIE_RE = re.compile(r"session=([0-9a-f]{16,64})")
 _XML_CT = 'text/xml; charset="utf-8"'
+_XML_CT_UTF8 = "text/xml; charset=utf-8"
+_INFORM_RESPONSE = soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1})
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def device_id_of(oui: str, product_class: str, serial: str) -> str:
     """GenieACS device id ``OUI-ProductClass-SerialNumber`` (URL-unsafe chars escaped).
 
@@ -91,6 +96,7 @@ class _Session:
     last_seen: float
     task: dict[str, Any] | None = None
     answered: bool = False  # the CPE has posted after its Inform
+    ran_rpcs: bool = False  # an RPC was sent (values may have changed)
     steps: Generator[str, soap.CwmpMessage, None] | None = None
 
 
@@ -116,6 +122,7 @@ class Acs:
         self._task_events: dict[str, asyncio.Event] = {}
         self._end_events: dict[str, asyncio.Event] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
         self._cr = ConnectionRequester(self.config)
         self.stats = {
             "sessions": 0,
@@ -123,7 +130,14 @@ class Acs:
             "rpcs": 0,
             "errors": 0,
             "background_errors": 0,
+            "refused": 0,
         }
+        self.files = FileStore(store, self.config.file_dir, self.config.max_file_bytes)
+        self.automation = Automation(
+            store, self.config.presets, self.config.builtin_virtual_parameters
+        )
+        self._tokens = float(self.config.max_new_sessions_per_s)
+        self._tokens_at = time.monotonic()
 
     # -- applications ----------------------------------------------------------------
     def cwmp_app(self) -> web.Application:
@@ -140,7 +154,23 @@ class Acs:
                 await asyncio.sleep(min(1.0, self.config.session_timeout_s / 2))
                 self.sweep_once()
 
+        async def commit() -> None:
+            while True:
+                await asyncio.sleep(self.config.store_commit_interval_s)
+                self.commit_once()
+
         self._sweeper = asyncio.create_task(sweep())
+        self._committer = asyncio.create_task(commit())
+
+    def commit_once(self) -> None:
+        """Write the store's queued changes (group commit); never raises."""
+        try:
+            self.store.flush()
+        except Exception:
+            self.stats["background_errors"] += 1
+            log.exception("ACS commit: flushing the store failed; will retry")
+        self.stats["background_errors"] += self.store.write_errors
+        self.store.write_errors = 0
 
     def sweep_once(self) -> None:
         """Expire idle sessions and write deferred documents; never raises.
@@ -153,19 +183,15 @@ class Acs:
         except Exception:
             self.stats["background_errors"] += 1
             log.exception("ACS sweep: expiring sessions failed; will retry")
-        try:
-            self.store.flush()
-        except Exception:
-            self.stats["background_errors"] += 1
-            log.exception("ACS sweep: flushing the store failed; will retry")
-        self.stats["background_errors"] += self.store.write_errors
-        self.store.write_errors = 0
+        self.commit_once()
 
     async def _close(self, _app: web.Application | None = None) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
+        for task in (self._sweeper, self._committer):
+            if task is not None:
+                task.cancel()
+        self._sweeper = self._committer = None
         await self._cr.close()
+        self.files.close()
 
     # -- CWMP handler ----------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -189,7 +215,11 @@ class Acs:
         if (request.content_length or 0) > self.config.max_body_bytes:
             return web.Response(status=413, text="CWMP body too large")
         try:
-            body = await asyncio.wait_for(request.read(), self.config.read_timeout_s)
+            if request.content.is_eof():  # the whole body arrived with the headers
+                body = await request.read()
+            else:
+                async with asyncio.timeout(self.config.read_timeout_s):
+                    body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, text="CWMP body too large")
         except TimeoutError:
@@ -200,6 +230,13 @@ class Acs:
                 headers={"Connection": "close"},
             )
         peer = request.transport.get_extra_info("peername") if request.transport else None
+        session = self._find_session(request, peer)
+        admitted = False
+        if session is None and body.strip():
+            # A would-be new session: when saturated, refuse it before parsing anything.
+            if not self._admit():
+                return self._busy()
+            admitted = True
         try:
             msg = soap.parse_message(body, max_bytes=self.config.max_body_bytes)
         except soap.CwmpParseError as exc:
@@ -207,8 +244,7 @@ class Acs:
             log.info("CWMP from %s rejected: %s", peer, exc)
             return self._fault_response(8003, str(exc), soap.DEFAULT_CWMP_NS, None, status=400)
         if msg.name == "Inform":
-            return await self._on_inform(request, msg, peer)
-        session = self._find_session(request, peer)
+            return await self._on_inform(request, msg, peer, admitted)
         if session is None:
             return web.Response(status=400, text="No CWMP session: expected an Inform to start one")
         session.last_seen = time.monotonic()
@@ -243,12 +279,11 @@ class Acs:
         status: int = 200,
         headers: dict[str, str] | None = None,
     ) -> web.Response:
+        hdrs = {"Content-Type": _XML_CT_UTF8}
+        if headers:
+            hdrs.update(headers)
         return web.Response(
-            status=status,
-            body=soap.envelope(rpc, cwmp_ns=ns, msg_id=msg_id),
-            content_type="text/xml",
-            charset="utf-8",
-            headers=headers,
+            status=status, body=soap.envelope(rpc, cwmp_ns=ns, msg_id=msg_id), headers=hdrs
         )
 
     def _fault_response(
@@ -269,7 +304,9 @@ class Acs:
         return self.sessions.get(token) if token else None
 
     def _end_session(self, session: _Session) -> None:
-        self.store.flush(session.device_id)
+        doc = self.store.get_device(session.device_id) if session.ran_rpcs else None
+        if doc is not None and self.automation.compute_virtual(doc, now_iso()):
+            self.store.save_device(doc, defer=True)
         self.sessions.pop(session.token, None)
         if self._by_peer.get(session.peer) == session.token:
             self._by_peer.pop(session.peer, None)
@@ -297,7 +334,7 @@ class Acs:
         return device_id in self._by_device
 
     async def _on_inform(
-        self, request: web.Request, msg: soap.CwmpMessage, peer: Any
+        self, request: web.Request, msg: soap.CwmpMessage, peer: Any, admitted: bool = False
     ) -> web.StreamResponse:
         try:
             inform = soap.parse_inform(msg.body)
@@ -320,8 +357,8 @@ class Acs:
                 text="authentication required",
                 headers={"WWW-Authenticate": self.auth.challenge(device_id)},
             )
-        if device_id not in self._by_device and len(self.sessions) >= self.config.max_sessions:
-            return web.Response(status=503, headers={"Retry-After": str(self.config.retry_after_s)})
+        if device_id not in self._by_device and not admitted and not self._admit():
+            return self._busy()  # a new session on a connection another one used
         old = self._by_device.get(device_id)
         if old and old in self.sessions:
             prev = self.sessions[old]
@@ -350,6 +387,25 @@ class Acs:
             headers={"Set-Cookie": f"session={token}; Path=/; HttpOnly"},
         )
 
+    def _busy(self) -> web.Response:
+        self.stats["refused"] += 1
+        return web.Response(status=503, headers={"Retry-After": str(self.config.retry_after_s)})
+
+    def _admit(self) -> bool:
+        """Whether a new session may start (open-session cap and admission rate)."""
+        if len(self.sessions) >= self.config.max_sessions:
+            return False
+        rate = self.config.max_new_sessions_per_s
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(rate, self._tokens + (now - self._tokens_at) * rate)
+        self._tokens_at = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
     @staticmethod
     def _check_inform_bounds(inform: dict[str, Any]) -> None:
         """Raise :class:`StoreError` if the Inform exceeds what the store accepts."""
@@ -366,7 +422,7 @@ class Acs:
 
     @staticmethod
     def _inform_response() -> str:
-        return soap.rpc_xml("InformResponse", {"MaxEnvelopes": 1})
+        return _INFORM_RESPONSE
 
     def _record_inform(
         self, device_id: str, dev: dict[str, str], inform: dict[str, Any], peer: Any = None
@@ -390,21 +446,11 @@ class Acs:
         if "0 BOOTSTRAP" in codes:
             doc["_lastBootstrap"] = ts
         for p in inform["params"]:
-            set_parameter(doc, p.name, p.value, p.type, ts)
+            set_parameter(doc, p.name, p.value, p.type, ts, checked=True)
+        self.automation.compute_virtual(doc, ts)
         self.store.save_device(doc, defer=True)
         root = self.root_of(doc)
-        # A preset task still queued (the device has not run it yet) is not queued
-        # again: repeated Informs must not grow the queue without bound.
-        queued = {(t.get("preset"), t.get("name")) for t in self.store.pending_tasks(device_id)}
-        for preset in self.config.presets:
-            if preset.events and not preset.events.intersection(codes):
-                continue
-            for t in preset.tasks:
-                if (preset.name, t.get("name")) in queued:
-                    continue
-                task = render_task(t, root, dev["SerialNumber"], device_id)
-                task.update(device=device_id, preset=preset.name)
-                self.store.insert_task(task)
+        self.automation.apply(doc, codes, root, dev["SerialNumber"])
         for code, key in inform["events"]:
             # "M Reboot" carries the Reboot's CommandKey (our task id): the reboot
             # happened even if its RebootResponse was lost, so never send it again.
@@ -426,6 +472,14 @@ class Acs:
                     "preset": "diagnostics",
                 }
             )
+
+    def virtual_parameters(self) -> dict[str, dict[str, Any]]:
+        """Virtual parameter definitions in force (see :class:`Automation`)."""
+        return self.automation.virtual_parameters()
+
+    def invalidate(self) -> None:
+        """Forget compiled presets and virtual parameters (after an NBI change)."""
+        self.automation.invalidate()
 
     @staticmethod
     def root_of(doc: dict[str, Any]) -> str:
@@ -455,6 +509,13 @@ class Acs:
                     self._end_session(session)
                     return web.Response(status=204)
                 session.task = pending[0]
+                if session.task.get("name") == "download" and not session.task.get("url"):
+                    # An uploaded file: its URL on our file server, size and type.
+                    found = self.files.download_args(
+                        str(session.task.get("fileName", "")), self.config.file_server_url
+                    )
+                    for k, v in (found or {}).items():
+                        session.task.setdefault(k, v)
                 session.steps = task_steps(
                     self.store, session.device_id, session.task, self.config.file_server_url
                 )
@@ -480,6 +541,7 @@ class Acs:
                 self._fault(session, "cwmp.invalid", f"task {task['_id']}: {exc}", {})
                 continue
             self.stats["rpcs"] += 1
+            session.ran_rpcs = True
             return self._xml(rpc, session.cwmp_ns, f"acs-{os.urandom(4).hex()}")
 
     def _fault(self, session: _Session, code: str, message: str, detail: Any) -> None:
@@ -497,7 +559,7 @@ class Acs:
         if task is None:
             return
         if task.get("_inTransfer"):
-            self.store._put("tasks", task["_id"], task)
+            self.store.save_task(task)
             return
         self.store.complete_task(task["_id"])
         self._notify_task(task["_id"])

@@ -1,15 +1,21 @@
 """Start and stop the ACS (CWMP + NBI listeners) in a running event loop or a thread.
 
-The two listeners bind separately: CWMP on ``host`` (where CPEs reach it), the NBI on
-``nbi_host`` (loopback by default). An NBI without a bearer token is refused on any
-address but loopback. Both cut clients that do not deliver a request within
-``read_timeout_s`` (aiohttp's keep-alive timer also runs from connection start).
+The three listeners bind separately: CWMP and the file server on ``host`` (where CPEs
+reach them; GenieACS's ports 7547 and 7567), the NBI on ``nbi_host`` (loopback by
+default). An NBI without a bearer token is refused on any address but loopback. All
+cut clients that do not deliver a request within ``read_timeout_s`` (aiohttp's
+keep-alive timer also runs from connection start).
+
+TLS: with ``ssl_context`` (e.g. :func:`server_tls_context` from a certificate and key
+in PEM files) CWMP and the file server speak HTTPS only; the NBI stays plain HTTP on
+its management address.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 import threading
 from concurrent.futures import Future
 from pathlib import Path
@@ -17,12 +23,27 @@ from typing import Any
 
 from aiohttp import web
 
+from acs_emulator.cwmp.files import file_server_app
 from acs_emulator.cwmp.nbi import nbi_app
 from acs_emulator.cwmp.server import Acs, AcsConfig
 from acs_emulator.cwmp.store import DeviceStore
 from guardian_lib.errors import GuardianError
 
-__all__ = ["AcsService", "NbiExposureError", "is_loopback"]
+__all__ = ["AcsService", "NbiExposureError", "is_loopback", "server_tls_context"]
+
+
+def server_tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
+    """Server-side TLS (1.2 or later) from a PEM certificate chain and its key.
+
+    Raises
+    ------
+    ssl.SSLError, OSError
+        If the files cannot be read or do not match.
+    """
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(str(cert_file), str(key_file))
+    return ctx
 
 
 class NbiExposureError(GuardianError, ValueError):
@@ -66,6 +87,10 @@ class AcsService:
         Extra keyword arguments of :func:`acs_emulator.cwmp.nbi.nbi_app`.
     nbi_host : str, default "127.0.0.1"
         Bind address of the NBI listener.
+    file_port : int, default 0
+        Port of the file server CPEs download from (0 = ephemeral).
+    ssl_context : ssl.SSLContext, optional
+        Serve CWMP and files over HTTPS with this context.
     """
 
     def __init__(
@@ -78,6 +103,8 @@ class AcsService:
         nbi_token: str | None = None,
         nbi_options: dict[str, Any] | None = None,
         nbi_host: str = "127.0.0.1",
+        file_port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         if not nbi_token and not is_loopback(nbi_host):
             raise NbiExposureError(
@@ -89,7 +116,10 @@ class AcsService:
         self.nbi_host = nbi_host
         self.cwmp_port = cwmp_port
         self.nbi_port = nbi_port
+        self.file_port = file_port
+        self.ssl_context = ssl_context
         self.acs = Acs(DeviceStore(db_path), config)
+        self._own_file_url = not self.acs.config.file_server_url
         self.nbi_token = nbi_token
         self.nbi_options = nbi_options or {}
         self._runners: list[web.AppRunner] = []
@@ -98,9 +128,19 @@ class AcsService:
         self._stop: asyncio.Event | None = None
 
     @property
+    def scheme(self) -> str:
+        """``https`` with TLS, else ``http``."""
+        return "https" if self.ssl_context is not None else "http"
+
+    @property
     def cwmp_url(self) -> str:
         """URL CPEs inform to."""
-        return f"http://{self.host}:{self.cwmp_port}/"
+        return f"{self.scheme}://{self.host}:{self.cwmp_port}/"
+
+    @property
+    def file_url(self) -> str:
+        """Base URL of the file server."""
+        return f"{self.scheme}://{self.host}:{self.file_port}/"
 
     @property
     def nbi_url(self) -> str:
@@ -110,9 +150,10 @@ class AcsService:
     async def start(self) -> None:
         """Bind both listeners in the running loop."""
         nbi_opts = {"read_timeout_s": self.acs.config.read_timeout_s, **self.nbi_options}
-        for app, host, attr in (
-            (self.acs.cwmp_app(), self.host, "cwmp_port"),
-            (nbi_app(self.acs, token=self.nbi_token, **nbi_opts), self.nbi_host, "nbi_port"),
+        for app, host, attr, tls in (
+            (self.acs.cwmp_app(), self.host, "cwmp_port", self.ssl_context),
+            (nbi_app(self.acs, token=self.nbi_token, **nbi_opts), self.nbi_host, "nbi_port", None),
+            (file_server_app(self.acs.files), self.host, "file_port", self.ssl_context),
         ):
             runner = web.AppRunner(
                 app,
@@ -127,11 +168,13 @@ class AcsService:
                 lingering_time=min(2.0, self.acs.config.read_timeout_s),
             )
             await runner.setup()
-            site = web.TCPSite(runner, host, getattr(self, attr), backlog=1024)
+            site = web.TCPSite(runner, host, getattr(self, attr), backlog=1024, ssl_context=tls)
             await site.start()
             self._runners.append(runner)
             sock = site._server.sockets[0]  # type: ignore[union-attr]
             setattr(self, attr, sock.getsockname()[1])
+        if self._own_file_url:
+            self.acs.config.file_server_url = self.file_url
 
     async def stop(self) -> None:
         """Close listeners and the store."""

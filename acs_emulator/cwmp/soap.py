@@ -6,16 +6,25 @@ not, values without ``xsi:type`` (read as ``xsd:string``), ``arrayType`` sizes t
 do not match the list, missing ``cwmp:ID`` header. Writing is strict: the literal
 ``cwmp:`` prefix, the peer's own namespace echoed, typed values, correct array sizes.
 
-XML is parsed with :mod:`defusedxml` with DTDs forbidden, so entity expansion and
-external entities (XXE) are rejected before any entity is resolved. Callers cap the
-body size before parsing (:data:`MAX_BODY_BYTES`).
+Hostile XML: entity expansion and external entities (XXE) need a DTD, and a DTD
+needs ``<!``. Each body is parsed once, by one of two parsers (:func:`parse_xml`):
+
+* a body that may hold a DTD — any ``<!`` (DOCTYPE, ENTITY, but also comments and
+  CDATA), a NUL byte or a byte-order mark (UTF-16/32), or an XML declaration naming
+  an encoding other than UTF-8/ASCII (in UTF-7, ``<!`` is ``+ADw-!``) — goes through
+  :mod:`defusedxml` with DTDs, entities and external references forbidden;
+* any other body (what CPEs send) cannot hold a DTD and goes to the C parser of
+  :mod:`xml.etree` (half the time; an undefined entity is still a parse error).
+
+Callers cap the body size before parsing (:data:`MAX_BODY_BYTES`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, TreeBuilder, XMLParser
 from xml.sax.saxutils import escape, quoteattr
 
 import defusedxml.ElementTree as DET
@@ -31,6 +40,7 @@ __all__ = [
     "CwmpMessage",
     "ParameterValue",
     "parse_message",
+    "parse_xml",
     "envelope",
     "rpc_xml",
     "fault_xml",
@@ -94,7 +104,7 @@ class CwmpMessage:
 
 
 def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1] if isinstance(tag, str) else ""
+    return tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""
 
 
 def _ns(tag: str) -> str:
@@ -104,7 +114,8 @@ def _ns(tag: str) -> str:
 def child(el: Element, name: str) -> Element | None:
     """First child of ``el`` whose local name is ``name`` (namespace ignored)."""
     for c in el:
-        if _local(c.tag) == name:
+        tag = c.tag
+        if isinstance(tag, str) and tag[tag.rfind("}") + 1 :] == name:
             return c
     return None
 
@@ -124,6 +135,42 @@ def text(el: Element | None, name: str, default: str = "") -> str:
     if c is None or c.text is None:
         return default
     return c.text.strip()
+
+
+# An XML declaration naming an encoding that is not UTF-8 or ASCII (7-bit safe).
+_OTHER_ENCODING = re.compile(
+    rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"'](?!(?:utf-?8|us-ascii|ascii)[\"'])",
+    re.IGNORECASE,
+)
+
+
+def _may_hold_dtd(body: bytes) -> bool:
+    """Whether ``body`` could declare a DTD or entities (see the module docstring)."""
+    return (
+        b"<!" in body
+        or b"\x00" in body
+        or body[:2] in (b"\xff\xfe", b"\xfe\xff")
+        or _OTHER_ENCODING.match(body[:200]) is not None
+    )
+
+
+def parse_xml(body: bytes) -> Element:
+    """Parse one XML document safely (defusedxml where a DTD is possible, else C).
+
+    Raises
+    ------
+    defusedxml.common.DefusedXmlException
+        The document declares a DTD, entities or external references.
+    xml.etree.ElementTree.ParseError
+        It is not well-formed.
+    """
+    if _may_hold_dtd(body):
+        return DET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    # Plain TreeBuilder: the C parser's fast path. No DTD can reach it: in UTF-8 or
+    # ASCII a DOCTYPE is written with the bytes "<!", refused above.
+    parser = XMLParser(target=TreeBuilder())
+    parser.feed(body)
+    return parser.close()
 
 
 def parse_message(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> CwmpMessage:
@@ -153,7 +200,7 @@ def parse_message(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> CwmpMessag
     if not body.strip():
         return CwmpMessage(name="")
     try:
-        root = DET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root = parse_xml(body)
     except DefusedXmlException as exc:
         raise CwmpParseError(
             f"CWMP body: DTDs and entities are not accepted, got {type(exc).__name__}"
@@ -204,15 +251,23 @@ def parse_message(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> CwmpMessag
 def parse_parameter_values(el: Element | None) -> list[ParameterValue]:
     """Read a ``ParameterList`` of ``ParameterValueStruct`` (size attribute ignored)."""
     out = []
+    xsi_type = f"{{{_XSI_NS}}}type"
     for pvs in children(el, "ParameterValueStruct"):
-        name = text(pvs, "Name")
-        value_el = child(pvs, "Value")
+        name = ""
+        value_el = None
+        for c in pvs:  # one pass over <Name>/<Value> (an Inform has dozens of these)
+            tag = c.tag if isinstance(c.tag, str) else ""
+            local = tag[tag.rfind("}") + 1 :]
+            if local == "Name" and not name:
+                name = (c.text or "").strip()
+            elif local == "Value" and value_el is None:
+                value_el = c
         if not name:
             raise CwmpParseError("ParameterValueStruct: expected a non-empty <Name>, got none")
         value = "" if value_el is None or value_el.text is None else value_el.text
         vtype = "xsd:string"
         if value_el is not None:
-            raw = value_el.get(f"{{{_XSI_NS}}}type") or value_el.get("type")
+            raw = value_el.get(xsi_type) or value_el.get("type")
             if raw:
                 vtype = "xsd:" + raw.split(":", 1)[-1]
         out.append(ParameterValue(name, value, vtype))
@@ -237,27 +292,45 @@ def parse_fault(el: Element) -> dict[str, str]:
     return out
 
 
+def _first_children(el: Element) -> dict[str, Element]:
+    """Children of ``el`` by local name (the first of each name), in one pass."""
+    out: dict[str, Element] = {}
+    for c in el:
+        tag = c.tag
+        if isinstance(tag, str):
+            out.setdefault(tag[tag.rfind("}") + 1 :], c)
+    return out
+
+
+def _stripped(el: Element | None, default: str = "") -> str:
+    return default if el is None or el.text is None else el.text.strip()
+
+
 def parse_inform(el: Element) -> dict[str, Any]:
     """Read an Inform: device id parts, events, parameter values, retry count."""
-    dev = child(el, "DeviceId")
+    parts = _first_children(el)
+    dev = parts.get("DeviceId")
     if dev is None:
         raise CwmpParseError("Inform: expected a <DeviceId> element, found none")
-    device = {k: text(dev, k) for k in ("Manufacturer", "OUI", "ProductClass", "SerialNumber")}
+    ids = _first_children(dev)
+    device = {
+        k: _stripped(ids.get(k)) for k in ("Manufacturer", "OUI", "ProductClass", "SerialNumber")
+    }
     if not device["OUI"] or not device["SerialNumber"]:
         raise CwmpParseError(
             f"Inform DeviceId: expected non-empty OUI and SerialNumber, got {device}"
         )
-    events = [
-        (text(e, "EventCode"), text(e, "CommandKey"))
-        for e in children(child(el, "Event"), "EventStruct")
-    ]
+    events = []
+    for e in children(parts.get("Event"), "EventStruct"):
+        ev = _first_children(e)
+        events.append((_stripped(ev.get("EventCode")), _stripped(ev.get("CommandKey"))))
     return {
         "device": device,
         "events": events,
-        "params": parse_parameter_values(child(el, "ParameterList")),
-        "retry_count": text(el, "RetryCount", "0"),
-        "current_time": text(el, "CurrentTime"),
-        "max_envelopes": text(el, "MaxEnvelopes", "1"),
+        "params": parse_parameter_values(parts.get("ParameterList")),
+        "retry_count": _stripped(parts.get("RetryCount"), "0") or "0",
+        "current_time": _stripped(parts.get("CurrentTime")),
+        "max_envelopes": _stripped(parts.get("MaxEnvelopes"), "1") or "1",
     }
 
 

@@ -31,6 +31,7 @@ from acs_emulator.cwmp.redact import redact_task
 from guardian_lib.errors import GuardianError
 
 __all__ = [
+    "ADMIN_COLLECTIONS",
     "LIMITS",
     "DeviceStore",
     "StoreError",
@@ -73,6 +74,9 @@ class StoreLimits:
 
 LIMITS = StoreLimits()
 
+#: Collections the NBI writes by name (``PUT /<collection>/<name>``).
+ADMIN_COLLECTIONS = ("presets", "provisions", "virtual_parameters", "files")
+
 
 def check_parameter(name: str, value: Any = None) -> None:
     """Raise :class:`StoreError` if ``name``/``value`` exceed :data:`LIMITS`."""
@@ -89,7 +93,7 @@ def check_parameter(name: str, value: Any = None) -> None:
             f"parameter name {name[:60]!r}: expected at most {LIMITS.name_segments} "
             f"segments, got {depth}"
         )
-    if any(p.startswith("_") for p in name.split(".") if p):
+    if name[0] == "_" or "._" in name:
         raise StoreError(f"parameter name {name[:60]!r}: segments may not start with '_'")
     if isinstance(value, str) and len(value) > LIMITS.value_chars:
         raise StoreError(
@@ -172,15 +176,21 @@ def set_parameter(
     vtype: str | None = None,
     ts: str | None = None,
     writable: bool | None = None,
+    *,
+    checked: bool = False,
 ) -> None:
     """Set a parameter (or, for a name ending in ``.``, an object node) in ``doc``.
+
+    ``checked=True`` skips :func:`check_parameter` for a caller that has just run it
+    (the ACS checks a whole Inform before storing any of it).
 
     Raises
     ------
     StoreError
         If the name or value exceeds :data:`LIMITS` (nothing is changed).
     """
-    check_parameter(name, value)
+    if not checked:
+        check_parameter(name, value)
     node = _node(doc, name)
     assert node is not None
     ts = ts or now_iso()
@@ -240,7 +250,7 @@ class DeviceStore:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        for table in ("devices", "tasks", "faults", "task_keys"):
+        for table in ("devices", "tasks", "faults", "task_keys", *ADMIN_COLLECTIONS):
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT NOT NULL)"
             )
@@ -248,11 +258,14 @@ class DeviceStore:
         self.tasks: dict[str, dict[str, Any]] = {}
         self.faults: dict[str, dict[str, Any]] = {}
         self.task_keys: dict[str, dict[str, Any]] = {}
+        #: presets, provisions, virtual_parameters and files (metadata), by name.
+        self.admin: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in ADMIN_COLLECTIONS}
         for table, target in (
             ("devices", self.devices),
             ("tasks", self.tasks),
             ("faults", self.faults),
             ("task_keys", self.task_keys),
+            *((c, self.admin[c]) for c in ADMIN_COLLECTIONS),
         ):
             for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
                 target[row_id] = json.loads(doc)
@@ -260,7 +273,8 @@ class DeviceStore:
         self._device_tasks: dict[str, dict[str, dict[str, Any]]] = {}
         for t in self.tasks.values():
             self._device_tasks.setdefault(t["device"], {})[t["_id"]] = t
-        self._dirty: set[str] = set()
+        self._pending: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self._batch: dict[str, list[tuple[str, str]]] = {}
         self.write_errors = 0
         for t in list(self.tasks.values()):
             if t.get("_secretsRedacted") and f"{t['device']}:task_{t['_id']}" not in self.faults:
@@ -277,55 +291,83 @@ class DeviceStore:
                     os.chmod(self.path + suffix, 0o600)
 
     # -- persistence ---------------------------------------------------------------
+    def _queue(self, table: str, row_id: str, doc: dict[str, Any] | None) -> None:
+        """Queue a row write (``doc``) or delete (``None``) for the next :meth:`flush`."""
+        self._pending[(table, row_id)] = doc
+
     def _put(self, table: str, row_id: str, doc: dict[str, Any]) -> None:
+        """Serialise one queued row into the batch :meth:`flush` is writing."""
         if table in ("tasks", "task_keys"):
             doc = redact_task(doc)  # secrets stay in memory only
-        with self._lock:
-            self._db.execute(
-                f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)",
-                (row_id, json.dumps(doc, separators=(",", ":"))),
-            )
+        self._batch.setdefault(table, []).append((row_id, json.dumps(doc, separators=(",", ":"))))
 
     def _del(self, table: str, row_id: str) -> None:
-        with self._lock:
-            self._db.execute(f"DELETE FROM {table} WHERE id = ?", (row_id,))
+        self._queue(table, row_id, None)
 
     def close(self) -> None:
-        """Flush deferred writes and close the SQLite connection."""
+        """Flush queued writes and close the SQLite connection."""
         self.flush()
         with self._lock:
             self._db.close()
+
+    def flush(self) -> None:
+        """Write every queued change in one transaction (group commit).
+
+        A row whose document cannot be serialised is logged, counted in
+        ``write_errors`` and kept in memory; the other rows are written. If SQLite
+        fails, the transaction is rolled back and the rows stay queued for the next
+        flush (newer changes of the same rows win).
+        """
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        self._batch = {}
+        deletes: dict[str, list[tuple[str]]] = {}
+        for (table, row_id), doc in pending.items():
+            if doc is None:
+                deletes.setdefault(table, []).append((row_id,))
+                continue
+            try:
+                self._put(table, row_id, doc)
+            except (ValueError, TypeError, RecursionError):
+                # One document that cannot be written must not stop the others
+                # (nor the ACS's background loop that calls this).
+                self.write_errors += 1
+                log.exception("store: %s %s could not be written; kept in memory", table, row_id)
+        batch, self._batch = self._batch, {}
+        with self._lock:
+            try:
+                self._db.execute("BEGIN")
+                for table, rows in batch.items():
+                    self._db.executemany(
+                        f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)", rows
+                    )
+                for table, ids in deletes.items():
+                    self._db.executemany(f"DELETE FROM {table} WHERE id = ?", ids)
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self.write_errors += 1
+                log.exception("store: commit of %d rows failed; will retry", len(pending))
+                for key, doc in pending.items():
+                    self._pending.setdefault(key, doc)
 
     # -- devices -------------------------------------------------------------------
     def save_device(self, doc: dict[str, Any], defer: bool = False) -> None:
         """Store (insert or replace) a device document.
 
-        With ``defer`` the SQLite write waits for :meth:`flush` (the ACS flushes at the
-        end of each CWMP session, so a session costs one write, not one per RPC).
+        The SQLite write is queued; without ``defer`` it is committed at once (an
+        NBI change), with ``defer`` by the next :meth:`flush` (the ACS's commit loop).
         """
         self.devices[doc["_id"]] = doc
-        if defer:
-            self._dirty.add(doc["_id"])
-        else:
-            self._dirty.discard(doc["_id"])
-            self._put("devices", doc["_id"], doc)
+        self._queue("devices", doc["_id"], doc)
+        if not defer:
+            self.flush()
 
-    def flush(self, device_id: str | None = None) -> None:
-        """Write deferred device documents (one device, or all) to SQLite."""
-        ids = [device_id] if device_id is not None else list(self._dirty)
-        for did in ids:
-            if did in self._dirty:
-                self._dirty.discard(did)
-                doc = self.devices.get(did)
-                if doc is None:
-                    continue
-                try:
-                    self._put("devices", did, doc)
-                except (ValueError, TypeError, RecursionError, sqlite3.Error):
-                    # One document that cannot be written must not stop the others
-                    # (nor the ACS's background loop that calls this).
-                    self.write_errors += 1
-                    log.exception("store: device %s could not be written; kept in memory", did)
+    def save_task(self, task: dict[str, Any]) -> None:
+        """Queue a changed task (e.g. marked in transfer) for the next :meth:`flush`."""
+        self._queue("tasks", task["_id"], task)
 
     def get_device(self, device_id: str) -> dict[str, Any] | None:
         """The document of ``device_id`` or ``None``."""
@@ -368,11 +410,17 @@ class DeviceStore:
             If the collection is unknown, the query uses a refused operator or an
             unsafe ``$regex``, the sort is malformed, or the budget is spent.
         """
-        source = {"devices": self.devices, "tasks": self.tasks, "faults": self.faults}.get(
-            collection
-        )
+        source = {
+            "devices": self.devices,
+            "tasks": self.tasks,
+            "faults": self.faults,
+            **self.admin,
+        }.get(collection)
         if source is None:
-            raise StoreError(f"collection: expected devices, tasks or faults, got {collection!r}")
+            raise StoreError(
+                "collection: expected devices, tasks, faults or "
+                f"{', '.join(ADMIN_COLLECTIONS)}, got {collection!r}"
+            )
         if not isinstance(query or {}, dict):
             raise StoreError(f"query: expected a JSON object, got {type(query).__name__}")
         if skip < 0 or (limit is not None and limit < 0):
@@ -437,6 +485,39 @@ class DeviceStore:
         if doc is not None:
             _delete_subtree(doc, name)
 
+    # -- presets, provisions, virtual parameters, files ------------------------------
+    def put_admin(self, collection: str, name: str, doc: dict[str, Any]) -> None:
+        """Insert or replace a named document and commit it."""
+        doc = dict(doc, _id=name)
+        self.admin[collection][name] = doc
+        self._queue(collection, name, doc)
+        self.flush()
+
+    def delete_admin(self, collection: str, name: str) -> bool:
+        """Delete a named document (committed); whether it existed."""
+        existed = self.admin[collection].pop(name, None) is not None
+        self._del(collection, name)
+        self.flush()
+        return existed
+
+    def record_fault(self, device_id: str, channel: str, code: str, message: str) -> str:
+        """Record a fault that belongs to no task (e.g. a preset's provision)."""
+        fid = f"{device_id}:{channel}"
+        prev = self.faults.get(fid)
+        fault = {
+            "_id": fid,
+            "device": device_id,
+            "channel": channel,
+            "code": code,
+            "message": message,
+            "detail": {},
+            "retries": (prev["retries"] + 1) if prev else 0,
+            "timestamp": now_iso(),
+        }
+        self.faults[fid] = fault
+        self._queue("faults", fid, fault)
+        return fid
+
     # -- tasks ---------------------------------------------------------------------
     def insert_task(self, task: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """Queue a task; returns ``(task, created)``.
@@ -454,7 +535,7 @@ class DeviceStore:
         task["timestamp"] = now_iso()
         self.tasks[task["_id"]] = task
         self._device_tasks.setdefault(task["device"], {})[task["_id"]] = task
-        self._put("tasks", task["_id"], task)
+        self._queue("tasks", task["_id"], task)
         if key:
             self._remember_key(key, task, "queued")
         return task, True
@@ -462,7 +543,7 @@ class DeviceStore:
     def _remember_key(self, key: str, task: dict[str, Any], status: str) -> None:
         rec = dict(task, status=status)
         self.task_keys[key] = rec
-        self._put("task_keys", key, rec)
+        self._queue("task_keys", key, rec)
 
     def pending_tasks(self, device_id: str) -> list[dict[str, Any]]:
         """Queued, not faulted tasks of a device, oldest first."""
@@ -503,7 +584,7 @@ class DeviceStore:
             "timestamp": now_iso(),
         }
         self.faults[fid] = fault
-        self._put("faults", fid, fault)
+        self._queue("faults", fid, fault)
         if task.get("idempotencyKey"):
             self._remember_key(task["idempotencyKey"], task, "fault")
         return fid

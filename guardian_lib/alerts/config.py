@@ -31,12 +31,11 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guardian_lib.decision.maintenance import MaintenanceWindow, unique_windows
-from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.operate.site import SecretRef
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.safe_yaml import load_yaml_model
 
 __all__ = [
     "SOURCES",
@@ -392,10 +391,7 @@ def load_alerting(path: str | Path | None = None) -> AlertingConfig:
     if path is None:
         return _default()
     p = Path(path)
-    data = load_yaml(p)  # bounded: alias bombs and huge files are refused
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping with 'rules', got {type(data).__name__}")
-    try:
-        return AlertingConfig(**data, path=p)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(p, exc, "invalid alerting file")) from None
+    return load_yaml_model(
+        p, AlertingConfig, shape="a mapping with 'rules'", what="invalid alerting file",
+        extra={"path": p},
+    )  # fmt: skip

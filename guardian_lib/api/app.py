@@ -68,6 +68,7 @@ ENDPOINTS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("GET", "/silences", "read", True),
     ("POST", "/silences", "decide", True),
     ("DELETE", "/silences/{silence_id}", "decide", True),
+    ("POST", "/olt/changes", "decide", True),
 )
 
 

@@ -23,7 +23,7 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import CLASS_COLUMNS, RX_CRITICAL_DBM, RX_OVERLOAD_DBM
 from guardian_lib.sla import sla_kpis
-from guardian_lib.warehouse import connect
+from guardian_lib.warehouse import connect, table_names
 
 __all__ = [
     "RunData",
@@ -38,6 +38,8 @@ __all__ = [
     "operations_kpis",
     "device_status",
     "risk_queue",
+    "complete_inventory",
+    "UNKNOWN",
     "customer_dossier",
     "reason_frequency",
     "decision_reasons",
@@ -94,6 +96,9 @@ class RunData:
         The global importance artifact.
     sla : DataFrame or None
         SLA and network KPIs per region, OLT and PON (:func:`guardian_lib.sla.sla_kpis`).
+    notes : list of str
+        Label keys (:mod:`guardian_lib.i18n`) of what the run lacks and how the screens
+        make do (``note_no_coordinates``…): shown on the NOC overview.
     """
 
     run: Path
@@ -109,6 +114,7 @@ class RunData:
     shap_global: pd.DataFrame | None = None
     sla: pd.DataFrame | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -118,11 +124,6 @@ class RunData:
     def table(self, name: str) -> pd.DataFrame | None:
         """A loaded table, or ``None`` when the run does not have it."""
         return self.tables.get(name)
-
-
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-    return {r[0] for r in rows}
 
 
 def _df(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pd.DataFrame:
@@ -188,7 +189,7 @@ def _read_audit(run: Path, audit_path: Path | None) -> tuple[dict[str, pd.DataFr
                 msg = " ".join(str(exc).split())
                 raise WarehouseError(f"{path}: cannot open as an audit database ({msg})") from None
             try:
-                names = _tables(con)
+                names = table_names(con)
                 return {t: _df(con, f"SELECT * FROM {t}") for t in _AUDIT if t in names}, str(path)
             finally:
                 con.close()
@@ -301,13 +302,14 @@ def load_run_data(
     run = Path(run).resolve()
     con = connect(run)
     try:
-        names = _tables(con)
+        names = table_names(con)
         tables: dict[str, pd.DataFrame] = {}
         for t in ("olts", "pons", "splitters", "onus", "customers", "service_orders", *_AUDIT):
             if t in names:
                 tables[t] = _df(con, f"SELECT * FROM {t}")
         if "events" in names:
             tables["events"] = _df(con, "SELECT * FROM events ORDER BY ts, entity_id, type")
+        notes = complete_inventory(tables)
         start, end, status, series, off24 = _read_telemetry(con, names, tables.get("onus"))
         status = device_status(tables.get("onus"), status)
         has_network = {"telemetry", "onus", "pons", "olts"} <= names
@@ -332,7 +334,79 @@ def load_run_data(
         shap_global=shap,
         sla=sla,
         sources={"kpis": kpi_src, "shap": shap_src, "audit": audit_src},
+        notes=notes,
     )
+
+
+#: Shown for a name or category the inventory does not give (region, plan, segment…).
+UNKNOWN = "–"
+
+
+def complete_inventory(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """Fill in what an operator's own inventory may lack, in place; say what was done.
+
+    Without ``olts``, ``pons`` or ``customers`` (an import of ONUs and telemetry only)
+    the screens still need them: OLTs and PONs are taken from the ONUs' ``olt_id`` /
+    ``pon_id``, and each ONU becomes a customer named by it. Blank regions, plans and
+    segments become :data:`UNKNOWN`.
+
+    Returns
+    -------
+    list of str
+        Label keys of the notes to show (``note_no_olts``, ``note_no_coordinates``…).
+    """
+    notes: list[str] = []
+    onus = tables.get("onus")
+    if onus is None:
+        return notes
+    if "olt_id" not in onus or onus["olt_id"].isna().all():
+        pons = tables.get("pons")
+        olt_of = pons.set_index("pon_id")["olt_id"] if pons is not None else None
+        onus["olt_id"] = (
+            onus["pon_id"].map(olt_of)
+            if olt_of is not None
+            else onus["pon_id"].astype(str).str.rsplit("/", n=2).str[0]
+        )
+    if "pons" not in tables:
+        tables["pons"] = (
+            onus[["pon_id", "olt_id"]].drop_duplicates("pon_id").assign(slot=np.nan, port=np.nan)
+        )
+        notes.append("note_no_pons")
+    if "olts" not in tables:
+        ids = pd.concat([onus["olt_id"], tables["pons"]["olt_id"]]).dropna().unique()
+        tables["olts"] = pd.DataFrame({"olt_id": ids, "region": UNKNOWN, "city": UNKNOWN})
+        notes.append("note_no_olts")
+    if "customers" not in tables:
+        olts = tables["olts"].set_index("olt_id")
+        tables["customers"] = pd.DataFrame(
+            {
+                "customer_id": onus["onu_id"].astype(str),
+                "onu_id": onus["onu_id"].astype(str),
+                "plan": UNKNOWN,
+                "segment": UNKNOWN,
+                "sla_tier": UNKNOWN,
+                "region": onus["olt_id"].map(olts["region"]).to_numpy(),
+                "lat": pd.to_numeric(onus.get("lat"), errors="coerce"),
+                "lon": pd.to_numeric(onus.get("lon"), errors="coerce"),
+            }
+        )
+        notes.append("note_no_customers")
+    for table, cols in (("olts", ("region", "city")),
+                        ("customers", ("region", "city", "plan", "segment", "sla_tier"))):  # fmt: skip
+        df = tables[table]
+        for col in cols:
+            df[col] = df[col].fillna(UNKNOWN) if col in df else UNKNOWN
+    cust = tables["customers"]
+    for col in ("lat", "lon"):
+        if col not in cust:
+            cust[col] = np.nan
+    if not (cust["lat"].notna() & cust["lon"].notna()).any():
+        notes.append("note_no_coordinates")
+    if "events" not in tables:
+        notes.append("note_no_events")
+    if "service_orders" not in tables:
+        notes.append("note_no_service_orders")
+    return notes
 
 
 def device_status(onus: pd.DataFrame | None, last: pd.DataFrame) -> pd.DataFrame:

@@ -239,12 +239,24 @@ def _offline_by_pon(data: RunData) -> pd.DataFrame:
 
 def offline_heatmap(data: RunData, lang: str) -> go.Figure:
     """Offline share over the last 24 h: OLTs in rows, PON ports (slot/port) in columns."""
-    df = _offline_by_pon(data).merge(data.table("pons")[["pon_id", "slot", "port"]], on="pon_id")
-    df["pon"] = df["slot"].astype(str) + "/" + df["port"].astype(str)
+    df = _offline_by_pon(data).merge(
+        data.table("pons")[["pon_id", "slot", "port"]], on="pon_id", how="left"
+    )
+    # A PON whose inventory has no slot/port (an operator's own export) is shown by its id.
+    known = df["slot"].notna() & df["port"].notna()
+    slot_port = (
+        df["slot"].astype("Int64").astype(str) + "/" + df["port"].astype("Int64").astype(str)
+    )
+    df["pon"] = slot_port.where(known, df["pon_id"].astype(str))
+    df["olt_id"] = df["olt_id"].fillna("–")
     g = df.groupby(["olt_id", "pon"], as_index=False)["offline_share"].mean()
     m = g.pivot(index="olt_id", columns="pon", values="offline_share")
-    order = sorted(m.columns, key=lambda p: tuple(int(x) for x in p.split("/")))
-    m = m[order]
+
+    def pon_order(p: str) -> tuple:
+        parts = p.split("/")
+        return (0, *map(int, parts)) if all(x.isdigit() for x in parts) else (1, p)
+
+    m = m[sorted(m.columns, key=pon_order)]
     fig = go.Figure(
         go.Heatmap(
             z=m.to_numpy(), x=list(m.columns), y=list(m.index), zmin=0, zmax=1,
@@ -273,6 +285,16 @@ def offline_treemap(data: RunData, lang: str) -> go.Figure:
 def customer_map(data: RunData, lang: str) -> go.Figure:
     """Customers on a plain lat/lon background, coloured by their ONU's status."""
     cust = data.table("customers")[["customer_id", "onu_id", "lat", "lon", "region"]]
+    cust = cust.loc[cust["lat"].notna() & cust["lon"].notna()]
+    if cust.empty:  # an operator's inventory without coordinates: say so, draw nothing
+        fig = go.Figure()
+        fig.add_annotation(
+            text=label("note_no_coordinates", lang), showarrow=False, x=0.5, y=0.5,
+            xref="paper", yref="paper",
+        )  # fmt: skip
+        fig.update_xaxes(visible=False)
+        fig.update_yaxes(visible=False)
+        return _layout(fig, label("customer_map", lang), height=_H)
     df = cust.merge(data.status[["onu_id", "status"]], on="onu_id", how="left")
     df["status"] = df["status"].fillna("no_data")
     df["status_label"] = df["status"].map(lambda s: label(s, lang))

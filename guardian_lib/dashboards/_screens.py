@@ -69,6 +69,13 @@ def _missing(what: str, how: str, lang: str) -> pn.pane.HTML:
     return _html(F.not_computed_html(what, how, lang))
 
 
+def _notes_html(data: RunData, lang: str) -> str:
+    """What the run lacks and how the screens make do (an operator's partial export)."""
+    items = "".join(f"<li>{html.escape(label(k, lang))}</li>" for k in data.notes)
+    title = html.escape(label("data_notes", lang))
+    return f'<div class="missing" data-testid="data-notes"><b>{title}</b><ul>{items}</ul></div>'
+
+
 def noc_overview(data: RunData, lang: str, live: bool = True) -> pn.viewable.Viewable:
     """Devices online / offline, incidents, heatmaps, map and failure rate."""
     st = data.status["status"].value_counts()
@@ -86,6 +93,7 @@ def noc_overview(data: RunData, lang: str, live: bool = True) -> pn.viewable.Vie
         incidents = _plot(F.incidents_figure(inc, data.end, lang))
     return pn.Column(
         _html(F.kpi_cards_html(cards) + f'<div class="caption">{html.escape(last)}</div>'),
+        *([_html(_notes_html(data, lang))] if data.notes else []),
         pn.Row(_plot(F.online_figure(data, lang)), _plot(F.failure_rate_figure(data, lang))),
         incidents,
         pn.Row(_plot(F.offline_heatmap(data, lang)), _plot(F.customer_map(data, lang))),

@@ -58,11 +58,13 @@ GUARDIAN_ENV_NAMES = frozenset(
 #: inventories, ACS / CPE / NBI secrets); not checked here.
 GUARDIAN_ENV_FAMILIES = (
     "GUARDIAN_SNMP_",
+    "GUARDIAN_OLT_",  # OLT CLI logins and PPPoE accounts named by an OLT CLI inventory
     "GUARDIAN_ACS_",
     "GUARDIAN_CPE_",
     "GUARDIAN_NBI_",
     "GUARDIAN_ZT_",
     "GUARDIAN_ALERT_",  # receivers' secrets named by an alert file (``token_env``)
+    "GUARDIAN_OWN_",  # database URLs named by an own-data mapping (``sql.url_env``)
 )
 #: Hard bounds of the safety limits: ``field → (lowest, highest)`` allowed value.
 HARD_LIMITS: dict[str, tuple[float, float]] = {

@@ -91,25 +91,34 @@ def hours_to_critical(
 
 
 def group_index(onus: pd.DataFrame, level: str) -> np.ndarray:
-    """Integer group of every ONU at a neighbour ``level`` (one of :data:`NEIGHBOUR_LEVELS`)."""
+    """Integer group of every ONU at a neighbour ``level`` (one of :data:`NEIGHBOUR_LEVELS`).
+
+    An ONU whose inventory lacks the level's key (no street box, no coordinates: an
+    operator's own inventory may not have them) is a group of its own: it has no
+    neighbours at that level rather than every such ONU being one another's neighbour.
+    """
+    own = "\x00" + onus["onu_id"].astype(str)
     if level == "box":
-        keys = onus["splitter_id"].astype(str)
+        keys = onus["splitter_id"].astype(object).where(onus["splitter_id"].notna(), own)
     elif level == "pon":
-        keys = onus["pon_id"].astype(str)
+        keys = onus["pon_id"].astype(object).where(onus["pon_id"].notna(), own)
     elif level == "olt":
         keys = (
-            onus["olt_id"].astype(str)
+            onus["olt_id"].astype(object).where(onus["olt_id"].notna(), own)
             if "olt_id" in onus
             else onus["pon_id"].astype(str).str.rsplit("/", n=2).str[0]
         )
     else:
+        lat = pd.to_numeric(onus["lat"], errors="coerce").to_numpy(dtype=float)
+        lon = pd.to_numeric(onus["lon"], errors="coerce").to_numpy(dtype=float)
+        ok = np.isfinite(lat) & np.isfinite(lon)
         keys = pd.Series(
             [
-                h3.latlng_to_cell(float(a), float(b), H3_RESOLUTION)
-                for a, b in zip(onus["lat"], onus["lon"], strict=True)
+                h3.latlng_to_cell(float(a), float(b), H3_RESOLUTION) if good else o
+                for a, b, good, o in zip(lat, lon, ok, own, strict=True)
             ]
         )
-    return pd.factorize(keys.to_numpy(), sort=True)[0]
+    return pd.factorize(keys.astype(str).to_numpy(), sort=True)[0]
 
 
 def _neighbour_share(flag: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

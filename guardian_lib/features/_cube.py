@@ -13,6 +13,7 @@ import pandas as pd
 from guardian_lib.errors import WarehouseError
 from guardian_lib.features._windows import RunningSums
 from guardian_lib.schema import MEASURES
+from guardian_lib.warehouse import table_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardian_lib.loop.tick import Tick
@@ -97,13 +98,6 @@ class Cube:
         return Tick(ts, {m: v[k] for m, v in self.values.items()}, rows)
 
 
-def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
-    rows = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema IN ('main','temp')"
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
 def load_cube(
     con: duckdb.DuckDBPyConnection,
     start_us: int,
@@ -130,7 +124,7 @@ def load_cube(
     WarehouseError
         The warehouse lacks ``onus`` or SILVER ``telemetry``.
     """
-    tables = _tables(con)
+    tables = table_names(con)
     for needed in ("onus", "telemetry"):
         if needed not in tables:
             raise WarehouseError(

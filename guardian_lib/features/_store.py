@@ -15,7 +15,7 @@ from guardian_lib.features._compute import compute_features
 from guardian_lib.features._cube import load_cube
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import FEATURE_EVERY_MINUTES
-from guardian_lib.warehouse import connect
+from guardian_lib.warehouse import connect, table_names
 
 __all__ = [
     "LOOKBACK_DAYS",
@@ -117,10 +117,12 @@ def _inputs_digest(con, day_start_us: int, lookback_days: int) -> str:
         "SELECT count(*), sum(hash(onu_id, ts, rx_dbm, online)) FROM telemetry "
         f"WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"
     ).fetchone()
-    ev = con.execute(
-        "SELECT count(*), sum(hash(entity_id, ts, type)) FROM events "
-        f"WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"
-    ).fetchone()
+    ev = None  # a warehouse imported without events has no events view
+    if "events" in table_names(con):
+        ev = con.execute(
+            "SELECT count(*), sum(hash(entity_id, ts, type)) FROM events "
+            f"WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"
+        ).fetchone()
     return hashlib.sha256(repr((row, ev)).encode()).hexdigest()[:24]
 
 

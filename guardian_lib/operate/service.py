@@ -6,6 +6,8 @@ One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
    the cycle goes on with the others);
 2. appends the rows to the warehouse's RAW lake (new atomically written files) and
    rebuilds SILVER for the dates they touch (``guardian_lib.ingest.ingest_run``);
+   SNMP traps accepted since the last cycle (``site.traps``) join the cycle's events,
+   and a trap starts the next cycle at once instead of at the next interval;
 3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
    rule scorer when none is registered) and runs :meth:`Autopilot.step`: decide, check
    the safety limits, act, audit;
@@ -69,6 +71,7 @@ from guardian_lib.operate.metrics import OperateMetrics, log_json
 from guardian_lib.operate.schedule import report_scheduler, reports_cycle
 from guardian_lib.operate.site import SiteConfig, read_secret
 from guardian_lib.operate.state import StateStore
+from guardian_lib.operate.traps import OperateTraps
 
 __all__ = [
     "Operator", "OperateSummary", "MODES", "KILL_SWITCH_FILENAME", "safety_violations",
@@ -170,6 +173,7 @@ class Operator:
         self.reports = self._report_scheduler()
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
+        self.traps = OperateTraps(site.traps, self.inventory, environ) if site.traps else None
         self.fleet: Fleet | None = None
         self.autopilot: Autopilot | None = None
         self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
@@ -380,6 +384,9 @@ class Operator:
                      str(r.severity), str(r.payload or "{}"))
             for r in events.itertuples(index=False)
         ]  # fmt: skip
+        trap_rows = self.traps.rows(self._store_rows) if self.traps is not None else []
+        rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
+                          r["payload"]) for r in trap_rows]  # fmt: skip
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, rows)
         self._fill_gap(tick)
         decisions = self.loop.feed(tick)
@@ -401,6 +408,7 @@ class Operator:
             "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),
             "open_incidents": len(self.autopilot.incidents),
             "duration_s": round(time.perf_counter() - t0, 3),
+            "trap_events": len(trap_rows),
         }  # fmt: skip
         alerts = self._alerts_cycle(ts, known, events, blocks)
         if alerts is not None:
@@ -557,10 +565,14 @@ class Operator:
                     log_json("cycle_failed", cycle=self.cycle, error=f"{type(exc).__name__}: {exc}")
                     if self.summary.cycles_failed >= self.max_failed_cycles:
                         raise
+                if self.traps is not None:
+                    self.traps.last_cycle_end = time.monotonic()
                 if for_ticks is not None and self.summary.ticks >= for_ticks:
                     break
                 wait = interval - (time.monotonic() - t0)
-                if wait > 0:
+                if wait > 0 and self.traps is not None:
+                    self.traps.sleep(wait, self.stop_event)  # a trap starts the next cycle
+                elif wait > 0:
                     self.stop_event.wait(wait)
         finally:
             self.summary.safety_violations = safety_violations(self.store, self.settings)
@@ -584,6 +596,8 @@ class Operator:
         """Close the audit, the state, the clients and the metrics endpoint."""
         self.audit.close()
         self.source.close()
+        if self.traps is not None:
+            self.traps.close()
         if self.nbi is not None:
             self.nbi.close()
         if isinstance(self.field, WebhookFieldService):

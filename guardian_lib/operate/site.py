@@ -32,12 +32,12 @@ import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.operate.schedule import ReportJob
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.safe_yaml import load_yaml_model
 
 __all__ = [
     "SiteConfig",
@@ -46,6 +46,7 @@ __all__ = [
     "NotifierSettings",
     "ClockSettings",
     "SecretRef",
+    "TrapSettings",
     "load_site",
     "read_secret",
 ]
@@ -99,6 +100,24 @@ class FieldServiceSettings(SecretRef):
         if self.kind == "drop_folder" and not self.folder:
             raise ValueError("kind 'drop_folder' needs folder")
         return self
+
+
+class TrapSettings(_Strict):
+    """Listen for the OLTs' SNMP traps: each accepted trap becomes a RAW event and starts a
+    cycle at once (no sooner than ``min_cycle_gap_s`` after the previous one).
+
+    ``credentials`` is a reference of the SNMP inventory's (environment or secret file):
+    a community for ``version: "2c"``; user, auth and priv keys for ``"3"``, with each
+    OLT's snmpEngineID in ``engine_ids`` (traps are unacknowledged, so the receiver must
+    know every sender's engine id).
+    """
+
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(162, ge=0, le=65535, description="UDP port (0: any free port).")
+    version: Literal["2c", "3"] = "2c"
+    credentials: str = Field(description="Credentials reference (as in the inventory).")
+    engine_ids: dict[str, str] = Field(default_factory=dict, description="OLT id → engine id.")
+    min_cycle_gap_s: float = Field(5.0, ge=0, le=3600, description="Storm damping. [s]")
 
 
 class ClockSettings(_Strict):
@@ -166,6 +185,7 @@ class SiteConfig(_Strict):
         None, description="Alerting file (YAML, docs/alerts.md): evaluated every cycle."
     )
     clock: ClockSettings | None = None
+    traps: TrapSettings | None = None
     schedule: list[ReportJob] = Field(
         default_factory=list, description="Reports built and e-mailed on a cron schedule."
     )
@@ -270,13 +290,10 @@ def load_site(path: str | Path) -> SiteConfig:
         Naming the file and the field (``nbi.url``, ``safety.max_reboots_per_day``…).
     """
     path = Path(path)
-    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a site file must be a YAML mapping (inventory:, warehouse:, …)")
-    try:
-        site = SiteConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc, "invalid site file")) from None
+    site = load_yaml_model(
+        path, SiteConfig, shape="a site file: a YAML mapping (inventory:, warehouse:, …)",
+        what="invalid site file",
+    )  # fmt: skip
     site.path = path
     site.autopilot_settings("simulate")  # validates the safety values now
     inv = site.resolve(site.inventory)

@@ -25,10 +25,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from guardian_lib.errors import ConfigError, validation_message
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.errors import ConfigError
+from guardian_lib.safe_yaml import load_yaml, load_yaml_model
 from guardian_lib.snmp.errors import SnmpCredentialsError
 from guardian_lib.snmp.transport import SnmpCredentials
 
@@ -107,13 +107,10 @@ def load_inventory(path: str | Path) -> Inventory:
         Naming the file and the field (e.g. ``olts[2].port``).
     """
     path = Path(path)
-    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: an OLT inventory must be a YAML mapping with 'olts:'")
-    try:
-        inv = Inventory.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc, "invalid OLT inventory")) from None
+    inv = load_yaml_model(
+        path, Inventory, shape="an OLT inventory: a YAML mapping with 'olts:'",
+        what="invalid OLT inventory",
+    )  # fmt: skip
     ids = [o.olt_id for o in inv.olts]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

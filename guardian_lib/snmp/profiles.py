@@ -14,10 +14,10 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from guardian_lib.errors import ConfigError, validation_message
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.errors import ConfigError
+from guardian_lib.safe_yaml import load_yaml_model
 from guardian_lib.snmp.errors import SnmpProfileError
 
 __all__ = [
@@ -201,13 +201,9 @@ def load_profile(path: str | Path) -> Profile:
         Naming the file and the field path when the file is not a valid profile.
     """
     path = Path(path)
-    data = load_yaml(path)  # bounded: alias bombs and huge files are refused
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: an SNMP profile must be a YAML mapping, got {type(data)}")
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc, "invalid SNMP profile")) from None
+    return load_yaml_model(
+        path, Profile, shape="an SNMP profile: a YAML mapping", what="invalid SNMP profile"
+    )
 
 
 @cache

@@ -54,6 +54,8 @@ def test_acs_serve_and_cpe_run_end_to_end(tmp_path):
             str(cwmp),
             "--nbi-port",
             str(nbi),
+            "--file-port",
+            str(free_port()),
             "--db",
             str(db),
             "--nbi-token-file",
