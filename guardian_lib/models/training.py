@@ -121,7 +121,8 @@ def ticket_labelled_frame(
     -------
     (features, labels, report)
         ``report`` is :meth:`TicketLabelReport.to_dict` (counts and examples of
-        unlabelled and contradictory tickets).
+        unlabelled and contradictory tickets); with ``since``, over the kept period only
+        (``counted_from`` of :func:`~guardian_lib.labels_tickets.build_ticket_labels`).
     """
     from guardian_lib.label_map import load_label_map
     from guardian_lib.labels_feedback import load_reboots
@@ -135,7 +136,7 @@ def ticket_labelled_frame(
     labels, report = build_ticket_labels(
         features, inputs["tickets"], lm, contacts=inputs["contacts"], onus=inputs["onus"],
         customers=inputs["customers"], observed_until=cut, events=inputs["events"],
-        reboots=reboots,
+        reboots=reboots, counted_from=None if since is None else _utc(since),
     )  # fmt: skip
     if since is not None:
         keep = (features["ts"] >= _utc(since)).to_numpy()

@@ -76,6 +76,8 @@ def test_export_alone_to_scores_evaluation_report_and_a_challenger(env):
     else:  # no massive ticket in the held-out period: not measurable, and said so
         assert math.isnan(m["massive_f1"]) and m["massive_note"]
     assert m["ticket_labels"]["counts"]["labelled"] > 0
+    # the ticket report covers the held-out rows only, as the metrics do
+    assert m["ticket_labels"]["labelled_rows"] == m["n_symptomatic"]
 
     report = tmp / "report.html"
     guardian(e, "report", "--run", str(w), "--out", str(report))
