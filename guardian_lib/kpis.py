@@ -2,8 +2,9 @@
 
 Inputs are tables an ISP has: the audit trail (:mod:`guardian_lib.audit`), service
 orders, customer calls (``CUSTOMER_CALL`` events), customers, and service-impact
-episodes derived from telemetry (:class:`EpisodeTracker` incrementally, or
-:func:`episodes_from_status` on a frame of observations). Optional ``labels`` (the
+episodes derived from telemetry (:mod:`guardian_lib.episodes`: :class:`EpisodeTracker`
+incrementally, or :func:`episodes_from_status` on a frame of observations; both
+re-exported here). Optional ``labels`` (the
 confirmed cause of each problem, e.g. from closed tickets) give the precision / recall
 of massive-vs-individual decisions.
 
@@ -36,17 +37,14 @@ false_action_rate
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from guardian_lib.audit import case_lifecycle
 from guardian_lib.decision.costs import CostModel, sla_credit_brl
-from guardian_lib.decision.observe import ServiceThresholds, tick_service_state
-
-if TYPE_CHECKING:  # pragma: no cover
-    from guardian_lib.loop.tick import Tick
+from guardian_lib.episodes import EpisodeTracker, episodes_from_status
 
 __all__ = [
     "EpisodeTracker",
@@ -61,133 +59,6 @@ __all__ = [
 RECURRENCE_DAYS = 7
 #: Visit outcomes that mean the visit fixed nothing.
 WASTED_OUTCOMES = ("no_fault_found", "customer_absent", "massive_outage")
-_EP_COLS = ["onu_id", "start_at", "end_at", "outage", "duration_min"]
-
-
-class EpisodeTracker:
-    """Service-impact episodes per ONU, updated once per polling round.
-
-    Parameters
-    ----------
-    onu_ids : array_like of str
-        The fleet, in the order of the ticks given to :meth:`update`.
-    thresholds : ServiceThresholds, optional
-        When service counts as degraded (the observer's, by default).
-    """
-
-    def __init__(self, onu_ids: np.ndarray, thresholds: ServiceThresholds | None = None) -> None:
-        self.onu_ids = np.asarray(onu_ids, dtype=object)
-        self.thresholds = thresholds or ServiceThresholds()
-        n = len(self.onu_ids)
-        self.since = np.full(n, np.nan)
-        self.had_outage = np.zeros(n, dtype=bool)
-        self._rows: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
-        self._last = np.nan
-
-    def update(self, tick: Tick) -> None:
-        """Fold in one tick: an episode lasts while the customer has no service or a
-        degraded one (:func:`~guardian_lib.decision.observe.service_state`, shared with the observer)."""
-        if tick.n_onus != len(self.onu_ids):
-            raise ValueError(
-                f"EpisodeTracker.update: tick at {tick.ts} has {tick.n_onus} ONUs, "
-                f"the fleet {len(self.onu_ids)}"
-            )
-        service, degraded = tick_service_state(tick, self.thresholds)
-        self._fold(tick.ts, ~service | degraded, ~service)
-
-    def _fold(self, ts: pd.Timestamp, impacted: np.ndarray, outage: np.ndarray) -> None:
-        now = pd.Timestamp(ts).timestamp()
-        self._last = now
-        active = ~np.isnan(self.since)
-        start = impacted & ~active
-        self.since[start] = now
-        self.had_outage[start] = False
-        self.had_outage |= impacted & outage
-        end = ~impacted & active
-        if end.any():
-            idx = np.flatnonzero(end)
-            self._rows.append((idx, self.since[idx].copy(), now, self.had_outage[idx].copy()))
-            self.since[idx] = np.nan
-
-    def state_dict(self) -> dict[str, Any]:
-        """Open and finished episodes (picklable), for a restart."""
-        return {
-            "onu_ids": self.onu_ids.copy(),
-            "since": self.since.copy(),
-            "had_outage": self.had_outage.copy(),
-            "rows": list(self._rows),
-            "last": self._last,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` output (same fleet, same order)."""
-        if not np.array_equal(np.asarray(state["onu_ids"], dtype=object), self.onu_ids):
-            raise ValueError("EpisodeTracker.load_state_dict: the saved fleet differs")
-        self.since = np.asarray(state["since"], dtype=float).copy()
-        self.had_outage = np.asarray(state["had_outage"], dtype=bool).copy()
-        self._rows = list(state["rows"])
-        self._last = float(state["last"])
-
-    def episodes(self, until: pd.Timestamp | None = None) -> pd.DataFrame:
-        """Finished episodes, plus ongoing ones cut at ``until`` (default: last update).
-
-        Returns
-        -------
-        pandas.DataFrame
-            ``onu_id``, ``start_at``, ``end_at``, ``outage`` (bool) and
-            ``duration_min`` [min].
-        """
-        rows = list(self._rows)
-        end_s = self._last if until is None else pd.Timestamp(until).timestamp()
-        open_idx = np.flatnonzero(~np.isnan(self.since))
-        if len(open_idx):
-            rows.append((open_idx, self.since[open_idx], end_s, self.had_outage[open_idx]))
-        if not rows:
-            return pd.DataFrame(columns=_EP_COLS)
-        idx = np.concatenate([r[0] for r in rows])
-        st = np.concatenate([r[1] for r in rows])
-        en = np.concatenate([np.full(len(r[0]), r[2]) for r in rows])
-        out = np.concatenate([r[3] for r in rows])
-        df = pd.DataFrame(
-            {
-                "onu_id": self.onu_ids[idx],
-                "start_at": pd.to_datetime(st, unit="s", utc=True),
-                "end_at": pd.to_datetime(en, unit="s", utc=True),
-                "outage": out,
-                "duration_min": (en - st) / 60.0,
-            }
-        )
-        return df.sort_values(["start_at", "onu_id"], kind="stable").reset_index(drop=True)
-
-
-def episodes_from_status(obs: pd.DataFrame) -> pd.DataFrame:
-    """Episodes from a long frame of observations (vectorised).
-
-    Parameters
-    ----------
-    obs : pandas.DataFrame
-        ``ts``, ``onu_id``, ``impacted`` and ``outage`` (bool) per ONU and round.
-
-    Returns
-    -------
-    pandas.DataFrame
-        As :meth:`EpisodeTracker.episodes`.
-    """
-    o = obs.sort_values(["onu_id", "ts"], kind="stable").reset_index(drop=True)
-    imp = o["impacted"].to_numpy(dtype=bool)
-    same = o["onu_id"].to_numpy() == np.roll(o["onu_id"].to_numpy(), 1)
-    same[0] = False
-    prev = np.roll(imp, 1) & same
-    start = imp & ~prev
-    ep = np.cumsum(start)
-    o["ep"] = np.where(imp, ep, 0)
-    nxt_ts = o.groupby("onu_id")["ts"].shift(-1)
-    o["end"] = nxt_ts.fillna(o["ts"])
-    g = o.loc[imp].groupby("ep")
-    df = g.agg(onu_id=("onu_id", "first"), start_at=("ts", "min"), end_at=("end", "max"),
-               outage=("outage", "any"))  # fmt: skip
-    df["duration_min"] = (df["end_at"] - df["start_at"]).dt.total_seconds() / 60.0
-    return df.reset_index(drop=True)[_EP_COLS]
 
 
 def _recurs(closed_at: pd.Timestamp, times, window: pd.Timedelta) -> bool:
@@ -346,6 +217,39 @@ def _scores(decisions: pd.DataFrame, labels: pd.DataFrame | None) -> dict[str, f
     )
 
 
+class _ActionCounts(NamedTuple):
+    """What was done in a period: visits, reboots, notifications. [-]"""
+
+    visits: int
+    cancelled: int
+    reboots_done: pd.DataFrame
+    reboots_ok: int
+    reboots_verified: int
+    notified: int
+    wasted_visits: int
+    wasted_autopilot_visits: int
+
+
+def _action_counts(
+    actions: pd.DataFrame, notifications: pd.DataFrame, so: pd.DataFrame
+) -> _ActionCounts:
+    """Count completed / cancelled / wasted visits, reboots and sent notifications."""
+    visits = int((so["status"] == "completed").sum()) if len(so) else 0
+    cancelled = int((so["status"] == "cancelled").sum()) if len(so) else 0
+    acts = actions if len(actions) else pd.DataFrame(columns=["action_type", "status", "target"])
+    reb = acts.loc[acts["action_type"] == "reboot"]
+    reb_done = reb.loc[reb["status"].isin(["succeeded", "failed", "done", "pending"])]
+    reb_ok = int((reb_done["status"] == "succeeded").sum())
+    reb_verified = int(reb_done["status"].isin(["succeeded", "failed"]).sum())
+    n_notify = int((notifications["status"] != "failed").sum()) if len(notifications) else 0
+    wasted_all = int(so["outcome"].isin(WASTED_OUTCOMES).sum()) if len(so) else 0
+    auto = so.loc[so["opened_by"] == "autopilot"] if len(so) else so
+    wasted_auto = int(auto["outcome"].isin(WASTED_OUTCOMES).sum()) if len(auto) else 0
+    return _ActionCounts(
+        visits, cancelled, reb_done, reb_ok, reb_verified, n_notify, wasted_all, wasted_auto
+    )
+
+
 def compute_kpis(
     *,
     decisions: pd.DataFrame,
@@ -396,18 +300,11 @@ def compute_kpis(
     costs = costs or CostModel()
     period_h = (end - start).total_seconds() / 3600.0
     so = service_orders
-    visits = int((so["status"] == "completed").sum()) if len(so) else 0
-    cancelled = int((so["status"] == "cancelled").sum()) if len(so) else 0
+    c = _action_counts(actions, notifications, so)
+    visits, cancelled, reb_done = c.visits, c.cancelled, c.reboots_done
+    reb_ok, reb_verified, n_notify = c.reboots_ok, c.reboots_verified, c.notified
+    wasted_all, wasted_auto = c.wasted_visits, c.wasted_autopilot_visits
     n_calls = len(calls)
-    acts = actions if len(actions) else pd.DataFrame(columns=["action_type", "status", "target"])
-    reb = acts.loc[acts["action_type"] == "reboot"]
-    reb_done = reb.loc[reb["status"].isin(["succeeded", "failed", "done", "pending"])]
-    reb_ok = int((reb_done["status"] == "succeeded").sum())
-    reb_verified = int(reb_done["status"].isin(["succeeded", "failed"]).sum())
-    n_notify = int((notifications["status"] != "failed").sum()) if len(notifications) else 0
-    wasted_all = int(so["outcome"].isin(WASTED_OUTCOMES).sum()) if len(so) else 0
-    auto = so.loc[so["opened_by"] == "autopilot"] if len(so) else so
-    wasted_auto = int(auto["outcome"].isin(WASTED_OUTCOMES).sum()) if len(auto) else 0
 
     # Episodes: drop the autopilot's own reboot downtime.
     ep = episodes.copy()

@@ -18,7 +18,8 @@ import pandas as pd
 import simpy
 
 from guardian_lib.loop.tick import EventRow
-from simulator import optics
+from simulator.admin import AdminState
+from simulator.fault_lifecycle import FaultLifecycle
 from simulator.faults import Effects, Fault, Storm, draw_faults, draw_storms
 from simulator.operations import Operations
 from simulator.scenario import Scenario
@@ -80,7 +81,7 @@ class TickSink(Protocol):
     def on_tick(self, sim: Simulation, state: TickState, events: list[SimEvent]) -> None: ...
 
 
-class Simulation:
+class Simulation(FaultLifecycle):
     """A simulated ISP that can be stepped tick by tick or run to the end.
 
     Parameters
@@ -156,6 +157,8 @@ class Simulation:
         self.called_episode = np.zeros(n, dtype=bool)
         self.notified_until_s = np.full(n, -np.inf)
         self.ops = Operations(self, r_ops)
+        #: What the OLTs' operators configured (authorized / disabled ONUs, shut ports).
+        self.admin = AdminState(self.topology.onus["pon_id"].to_numpy())
         self.sinks: list[TickSink] = list(sinks or [])
         self.state: TickState | None = None
         self._pending_events: list[SimEvent] = []
@@ -203,10 +206,6 @@ class Simulation:
         # Let events scheduled before the horizon (visits, fault ends) finish.
         self.env.run(until=self.scenario.horizon_s)
 
-    def active_faults(self, onu_row: int) -> list[Fault]:
-        """Faults currently affecting an ONU, oldest first (ground truth: simulator only)."""
-        return list(self._active.get(onu_row, {}).values())
-
     def customer_impacted(self, onu_row: int) -> bool:
         """Whether the customer currently sees a problem (as they would tell the office)."""
         return not np.isnan(self.impact_since_s[onu_row])
@@ -224,14 +223,6 @@ class Simulation:
         self._pending_events.append(
             SimEvent(now_s, entity_id, entity_type, type_, severity, json.dumps(payload or {}))
         )
-
-    def fix_fault(self, fault: Fault, by: str) -> bool:
-        """End an active fault now (a visit, a reboot). Returns whether it was active."""
-        event = self._fix_events.get(fault.fault_id)
-        if event is None or event.triggered:
-            return False
-        event.succeed(by)
-        return True
 
     def reboot_cpe(self, onu: int | str, by: str = "autopilot") -> None:
         """Power-cycle a CPE: down for a few minutes, may clear a hang.
@@ -298,104 +289,6 @@ class Simulation:
         return "no_fault_found"
 
     # --- processes ------------------------------------------------------------------------
-    def _register(self, fault: Fault, add: bool) -> None:
-        for row in fault.onus.tolist():
-            bucket = self._active.setdefault(row, {})
-            if add:
-                bucket[fault.fault_id] = fault
-            else:
-                bucket.pop(fault.fault_id, None)
-                if not bucket:
-                    del self._active[row]
-
-    def _impact_delay_s(self, fault: Fault) -> float:
-        """Seconds from a fault's start until it hurts the customer (if nobody fixes it)."""
-        if fault.kind == "hardware_failure" and not fault.params.get("dead"):
-            return fault.params["drift_s"]
-        if fault.kind == "cpe_hang":
-            return fault.params.get("precursor_s", 0.0)
-        if fault.kind == "fibre_degradation":
-            # RX falls linearly from where it is now to the level that hurts.
-            row = int(fault.onus[0])
-            rx_now = self.topology.base_rx_dbm[row] - self.effects.rx_offset_db(self.env.now)[row]
-            margin_db = max(float(rx_now) - optics.IMPACT_RX_DBM, 0.0)
-            return margin_db / fault.params["db_per_s"]
-        return 0.0
-
-    def _fault_process(self, fault: Fault):
-        env = self.env
-        yield env.timeout(fault.start_s)
-        follows = self._fault_by_id.get(fault.params.get("follows", ""))
-        if follows is not None and (follows.params.get("skipped") or follows.fixed_by == "visit"):
-            # A visit fixed the Wi-Fi for good: this recurrence never happens.
-            fault.params["skipped"] = True
-            return
-        fix = env.event()
-        self._fix_events[fault.fault_id] = fix
-        self.effects.apply(fault, env.now, +1)
-        self._register(fault, True)
-        if fault.kind == "olt_board_failure":
-            olt_id = fault.scope_key.rsplit("/", 1)[0]
-            self.emit_event(
-                env.now,
-                olt_id,
-                "olt",
-                "OLT_ALARM",
-                "critical",
-                {"board": fault.scope_key, "alarm": "board_fault"},
-            )
-        fault.impact_start_s = env.now + self._impact_delay_s(fault)
-        for cb in self.on_fault_change:
-            cb(fault, "start")
-        waits = [fix]
-        if fault.duration_s is not None and fault.kind != "cpe_hang":
-            waits.append(env.timeout(fault.duration_s))
-        if fault.kind == "cpe_hang":
-            leak_s = fault.params.get("precursor_s", 0.0)
-            result = {}
-            if leak_s > 0:
-                result = yield env.any_of([fix, env.timeout(leak_s)])
-                if fix not in result:
-                    self.effects.hang_cpe(fault)
-            if fix in result:
-                by = result[fix]
-            else:
-                # The customer power-cycles it after a while if nobody reboots it.
-                if fault.duration_s is not None:
-                    waits.append(env.timeout(fault.duration_s))
-                result = yield env.any_of(waits)
-                by = result[fix] if fix in result else "timer"
-        elif fault.kind == "hardware_failure" and not fault.params.get("dead"):
-            death = env.timeout(fault.params["drift_s"])
-            result = yield env.any_of([fix, death])
-            if fix not in result:
-                self.effects.kill_hardware(fault)
-                result = yield fix
-                by = result
-            else:
-                by = result[fix]
-        else:
-            result = yield env.any_of(waits)
-            by = result[fix] if fix in result else "timer"
-        self.effects.apply(fault, env.now, -1)
-        self._register(fault, False)
-        fault.end_s = env.now
-        fault.fixed_by = by
-        if fault.impact_start_s is not None and fault.impact_start_s > env.now:
-            fault.impact_start_s = None  # fixed before it hurt anyone
-        if fault.kind == "olt_board_failure":
-            olt_id = fault.scope_key.rsplit("/", 1)[0]
-            self.emit_event(
-                env.now,
-                olt_id,
-                "olt",
-                "OLT_ALARM",
-                "clear",
-                {"board": fault.scope_key, "alarm": "board_fault"},
-            )
-        for cb in self.on_fault_change:
-            cb(fault, "end")
-
     def _reboot(self, row: int, by: str):
         env = self.env
         down_s = self.scenario.faults.reboot_down_minutes * 60
@@ -429,6 +322,7 @@ class Simulation:
                 self.rebooting_until_s,
                 self.base_latency_ms,
                 self._rng_tick,
+                admin_down=self.admin.down_mask() if self.admin.any_down() else None,
             )
             if prev is not None:
                 powered_back = ~prev.online & (prev.down_cause == 2) & state.online

@@ -26,11 +26,15 @@ __all__ = [
     "DOWN_NONE",
     "DOWN_LOS",
     "DOWN_DYING_GASP",
+    "DOWN_ADMIN",
     "LOW_RX_DBM",
     "HIGH_BER",
 ]
 
 DOWN_NONE, DOWN_LOS, DOWN_DYING_GASP = 0, 1, 2
+#: Down cause of an ONU the OLT keeps offline: not authorized, deactivated, or on a shut
+#: PON port (see :mod:`simulator.admin`); no LOS / dying gasp event is logged for it.
+DOWN_ADMIN = 3
 #: RX below this is logged as LOW_RX (warning band −25…−27, critical below). [dBm]
 LOW_RX_DBM = RX_CRITICAL_DBM
 #: BER above this is logged as HIGH_BER. [-]
@@ -63,7 +67,7 @@ class TickState:
     uptime_s : ndarray of int64
         Time since the ONU last booted. [s]
     down_cause : ndarray of int8
-        0 none, 1 LOS, 2 dying gasp (power loss or reboot).
+        0 none, 1 LOS, 2 dying gasp (power loss or reboot), 3 administratively down.
     cpe_leaking : ndarray of bool or None
         The CPE is slowing down before a hang (latency, failed DHCP renewals).
     """
@@ -102,6 +106,7 @@ def compute_tick(
     rebooting_until_s: np.ndarray,
     base_latency_ms: np.ndarray,
     rng: np.random.Generator,
+    admin_down: np.ndarray | None = None,
 ) -> TickState:
     """Readings for every ONU at ``now_s``.
 
@@ -123,6 +128,9 @@ def compute_tick(
     base_latency_ms : ndarray
         Healthy latency of each customer's path. [ms]
     rng : numpy.random.Generator
+    admin_down : ndarray of bool, optional
+        ONUs the OLT keeps offline (not authorized, deactivated, PON port shut); they
+        draw the same random numbers as the others, so the rest of the fleet is unchanged.
 
     Returns
     -------
@@ -147,6 +155,9 @@ def compute_tick(
     down_cause = np.where(
         online, DOWN_NONE, np.where(power_off | rebooting, DOWN_DYING_GASP, DOWN_LOS)
     ).astype(np.int8)
+    if admin_down is not None:
+        online = online & ~admin_down
+        down_cause[admin_down] = DOWN_ADMIN
     cpe_hung = effects.hang_n > 0
     pppoe_up = online & (effects.pppoe_n == 0) & ~cpe_hung
     ber = optics.ber_from_rx(rx)

@@ -1,4 +1,5 @@
-"""SNMP OLT agents (Huawei / ZTE / FiberHome) backed by simulator state or captured walks.
+"""Emulated OLTs backed by simulator state or captured walks: SNMP agents (Huawei / ZTE /
+FiberHome), SSH command lines (Huawei / ZTE, ``docs/olt.md``) and SNMP traps.
 
 Typical use (see ``docs/snmp.md``)::
 
@@ -21,6 +22,11 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "LiveOltTable": "acs_emulator.olt.vendors",
         "OidTable": "acs_emulator.olt.mib",
         "OltAgent": "acs_emulator.olt.agent",
+        "OltCliServer": "acs_emulator.olt.ssh",
+        "OltConfigBackend": "acs_emulator.olt.provisioning",
+        "OltTrapSender": "acs_emulator.olt.traps",
+        "unprovision_onus": "acs_emulator.olt.provisioning",
+        "write_cli_inventory": "acs_emulator.olt.ssh",
         "StateSource": "acs_emulator.olt.vendors",
         "TableMibInstrum": "acs_emulator.olt.mib",
         "V3User": "acs_emulator.olt.agent",

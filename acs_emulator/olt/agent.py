@@ -14,7 +14,6 @@ import asyncio
 import hashlib
 import logging
 import socket
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from pysnmp.entity.rfc3413 import cmdrsp, context
 from pysnmp.proto import rfc1902
 
 from acs_emulator.olt.mib import OidTable, TableMibInstrum
+from guardian_lib._threaded import ThreadedServer
 from guardian_lib.snmp.ber import (
     END_OF_MIB_VIEW,
     GET,
@@ -239,7 +239,7 @@ class OltAgent:
             self.engine = None
 
 
-class AgentPool:
+class AgentPool(ThreadedServer):
     """Many agents on one event loop.
 
     Parameters
@@ -247,12 +247,12 @@ class AgentPool:
     specs : list of AgentSpec
     """
 
+    _thread_name = "olt-agents"
+    _server_label = "SNMP agents"
+
     def __init__(self, specs: list[AgentSpec]) -> None:
         self.specs = specs
         self.agents: list[OltAgent] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stop: asyncio.Event | None = None
 
     @property
     def ports(self) -> dict[str, int]:
@@ -266,58 +266,7 @@ class AgentPool:
         for spec in self.specs:
             self.agents.append(await OltAgent(spec).start())
 
-    async def serve(self, ready: Callable[[AgentPool], None] | None = None) -> None:
-        """Start, call ``ready(pool)``, then serve until :meth:`stop`."""
-        await self.start()
-        if ready is not None:
-            ready(self)
-        assert self._stop is not None
-        try:
-            await self._stop.wait()
-        finally:
-            for a in self.agents:
-                a.close()
-
-    def stop(self) -> None:
-        """Ask :meth:`serve` to return (thread-safe)."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-
-    def start_in_thread(self, timeout_s: float = 10.0) -> AgentPool:
-        """Serve on a daemon thread; returns once every port is bound.
-
-        Parameters
-        ----------
-        timeout_s : float
-            Give up if the agents are not up by then. [s]
-        """
-        started = threading.Event()
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                asyncio.run(self.serve(ready=lambda _: started.set()))
-            except BaseException as exc:  # reported to the starting thread
-                errors.append(exc)
-                started.set()
-
-        self._thread = threading.Thread(target=run, name="olt-agents", daemon=True)
-        self._thread.start()
-        if not started.wait(timeout_s):
-            raise TimeoutError(f"SNMP agents did not start within {timeout_s} s")
-        if errors:
-            raise errors[0]
-        return self
-
-    def stop_thread(self, timeout_s: float = 10.0) -> None:
-        """Stop a pool started with :meth:`start_in_thread` and wait for it. [s]"""
-        self.stop()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
-
-    def __enter__(self) -> AgentPool:
-        return self.start_in_thread()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop_thread()
+    async def _shutdown(self) -> None:
+        """Release the ports (end of :meth:`serve`)."""
+        for a in self.agents:
+            a.close()

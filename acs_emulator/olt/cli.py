@@ -1,4 +1,8 @@
-"""``guardian olt serve``: SNMP agents for the simulated OLTs, plus the poller's inventory."""
+"""``guardian olt serve``: SNMP agents and SSH command lines for the simulated OLTs.
+
+It writes the poller's inventory and, with ``--cli-inventory``, the inventory of the
+OLTs' emulated command lines for ``guardian olt autofind / authorize / …``.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,7 @@ import typer
 
 __all__ = ["register", "serve_command"]
 
-olt_app = typer.Typer(help="Emulated OLTs (SNMP agents backed by the simulator).")
 
-
-@olt_app.command("serve")
 def serve_command(
     scenario: Annotated[
         str, typer.Option(help="Scenario YAML file or shipped name (tiny, small, city).")
@@ -32,8 +33,19 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = (
         "127.0.0.1"
     ),
+    cli_inventory: Annotated[
+        Path | None,
+        typer.Option(help="Also serve each Huawei / ZTE OLT's CLI over SSH; write its inventory."),
+    ] = None,
+    unauthorized: Annotated[
+        int, typer.Option(help="ONUs per OLT left unauthorized (in autofind) at start.")
+    ] = 0,
+    traps_to: Annotated[
+        str | None,
+        typer.Option(help="Send the OLTs' traps (SNMP --version) to HOST:PORT at each tick."),
+    ] = None,
 ) -> None:
-    """Start one SNMP agent per simulated OLT and write the matching inventory file."""
+    """Start one SNMP agent (and SSH CLI) per simulated OLT and write the inventories."""
     from rich.console import Console
 
     from acs_emulator.olt.serve import (
@@ -55,6 +67,8 @@ def serve_command(
     creds = EmulatorCredentials()
     lock = threading.Lock()
     pool = simulated_pool(sim, creds, base_port=base_port, host=host, olt_ids=ids, lock=lock)
+    cli_server = _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console)
+    sender = _start_traps(sim, ids, creds, version, traps_to, inventory, console)
 
     def ready(p) -> None:
         inv, sec = write_inventory(inventory, p, creds, version=version, host=host)
@@ -68,8 +82,64 @@ def serve_command(
         asyncio.run(run_with_ticks(pool, sim.step, tick_seconds, lock, ready=ready))
     except KeyboardInterrupt:
         console.print("stopped")
+    finally:
+        if cli_server is not None:
+            cli_server.stop_thread()
+        if sender is not None:
+            sender.close()
+
+
+def _start_traps(sim, ids, creds, version, traps_to, inventory, console):
+    """Send the OLTs' traps to ``traps_to``; write the ``traps:`` section a site needs."""
+    if traps_to is None:
+        return None
+    import yaml
+
+    from acs_emulator.olt.traps import OltTrapSender
+    from guardian_lib.errors import ConfigError
+
+    host, _, port = traps_to.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--traps-to must be HOST:PORT, got {traps_to!r}")
+    sender = OltTrapSender(
+        sim, (host, int(port)), olt_ids=ids,
+        community=creds.community if version == "2c" else None,
+        v3_user=creds.v3_user if version == "3" else None,
+    )  # fmt: skip
+    section = {"traps": {"host": host, "port": int(port), "version": version,
+                         "credentials": "emulator",
+                         "engine_ids": {o: OltTrapSender.engine_id(o) for o in ids}}}  # fmt: skip
+    out = inventory.with_name(inventory.stem + ".traps.yaml")
+    out.write_text(yaml.safe_dump(section, sort_keys=False), encoding="utf-8")
+    console.print(f"[green]traps[/] to {host}:{port} (SNMPv{version}); site section {out}")
+    return sender
+
+
+def _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console):
+    """Serve the Huawei / ZTE OLTs' command lines over SSH (None without an inventory)."""
+    if cli_inventory is None:
+        return None
+    import numpy as np
+
+    from acs_emulator.olt.provisioning import OltConfigBackend, unprovision_onus
+    from acs_emulator.olt.ssh import OltCliServer, write_cli_inventory
+
+    olts = sim.topology.olts.set_index("olt_id")
+    cli_ids = [i for i in ids if olts.loc[i, "vendor"] in ("huawei", "zte")]
+    rng = np.random.default_rng(int(sim.scenario.seed))
+    with lock:
+        for olt_id in cli_ids:
+            if unauthorized:
+                unprovision_onus(sim, olt_id, unauthorized, rng)
+        backends = [OltConfigBackend(sim, i, lock) for i in cli_ids]
+    server = OltCliServer(backends, host=host).start_in_thread()
+    inv, sec = write_cli_inventory(cli_inventory, server)
+    console.print(f"[green]CLI[/] {len(cli_ids)} OLTs over SSH; inventory {inv}, secrets {sec}")
+    return server
 
 
 def register(app: typer.Typer) -> None:
-    """Add the ``olt`` command group to the ``guardian`` CLI."""
-    app.add_typer(olt_app, name="olt")
+    """Add ``olt serve`` to the ``guardian`` CLI's ``olt`` group."""
+    from guardian_lib.olt.cli import olt_group
+
+    olt_group(app).command("serve")(serve_command)

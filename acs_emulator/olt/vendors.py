@@ -250,13 +250,20 @@ def mib_for(vendor: str, model: str) -> str:
 
 
 def olt_view(source: StateSource, olt_id: str) -> OltView:
-    """Slice one OLT's ONUs out of the topology and state, sorted by (ifIndex, ONU id)."""
+    """Slice one OLT's ONUs out of the topology and state, sorted by (ifIndex, ONU id).
+
+    ONUs the source's ``admin`` state (if any) marks as not authorized are left out: an
+    OLT lists only the ONUs configured on it.
+    """
     topo = source.topology
     olts = topo.olts.set_index("olt_id")
     if olt_id not in olts.index:
         raise KeyError(f"OLT {olt_id!r} is not in the topology")
     onus = topo.onus
     rows = np.flatnonzero(onus["olt_id"].to_numpy() == olt_id)
+    admin = getattr(source, "admin", None)
+    if admin is not None:  # an ONU still in the autofind list is in no ONU table
+        rows = rows[admin.provisioned[rows]]
     pons = topo.pons[topo.pons["olt_id"] == olt_id]
     pon_if = dict(zip(pons["pon_id"], pons["if_index"].astype(np.int64), strict=True))
     sub = onus.iloc[rows]
@@ -265,6 +272,16 @@ def olt_view(source: StateSource, olt_id: str) -> OltView:
     order = np.lexsort((onu_index, if_index))
     rows, if_index, onu_index = rows[order], if_index[order], onu_index[order]
     st = source.state
+    online = np.asarray(st.online, dtype=bool)[rows]
+    down_cause = np.asarray(st.down_cause, dtype=np.int8)[rows]
+    optics = [np.asarray(getattr(st, c), dtype=float)[rows] for c in ("rx_dbm", "tx_dbm",
+                                                                       "olt_rx_dbm")]  # fmt: skip
+    if admin is not None:  # a deactivated ONU or shut port is offline at once, not next tick
+        shut = admin.down_mask()[rows] & online
+        if shut.any():
+            online = online & ~shut
+            down_cause = np.where(shut, 3, down_cause).astype(np.int8)
+            optics = [np.where(shut, np.nan, x) for x in optics]
     return OltView(
         olt=olts.loc[olt_id],
         pons=pons,
@@ -272,12 +289,12 @@ def olt_view(source: StateSource, olt_id: str) -> OltView:
         onu_index=onu_index,
         serial=onus["serial"].to_numpy()[rows],
         distance_m=onus["distance_m"].to_numpy(dtype=float)[rows],
-        rx_dbm=np.asarray(st.rx_dbm, dtype=float)[rows],
-        tx_dbm=np.asarray(st.tx_dbm, dtype=float)[rows],
-        olt_rx_dbm=np.asarray(st.olt_rx_dbm, dtype=float)[rows],
-        online=np.asarray(st.online, dtype=bool)[rows],
+        rx_dbm=optics[0],
+        tx_dbm=optics[1],
+        olt_rx_dbm=optics[2],
+        online=online,
         uptime_s=np.asarray(st.uptime_s, dtype=np.int64)[rows],
-        down_cause=np.asarray(st.down_cause, dtype=np.int8)[rows],
+        down_cause=down_cause,
     )
 
 
@@ -363,7 +380,8 @@ class LiveOltTable:
     def __call__(self) -> OidTable:
         """The current table (rebuilt if the source moved to another tick)."""
         state = self.source.state
-        key = (id(state), getattr(state, "ts", None))
+        admin = getattr(self.source, "admin", None)
+        key = (id(state), getattr(state, "ts", None), getattr(admin, "version", 0))
         if self._table is None or key != self._key:
             with self.lock:
                 view = olt_view(self.source, self.olt_id)

@@ -62,6 +62,12 @@ def twin_command(
     truth_out: Annotated[
         Path | None, typer.Option(help="With --serve-network: ground truth JSON at exit.")
     ] = None,
+    olt_cli: Annotated[
+        bool, typer.Option("--olt-cli", help="With --serve-network: OLT CLIs over SSH too.")
+    ] = False,
+    traps: Annotated[
+        bool, typer.Option("--traps", help="With --serve-network: the OLTs send SNMP traps.")
+    ] = False,
 ) -> None:
     """Run the simulator in scaled real time with the ACS, CPE agents and the autopilot."""
     import signal
@@ -70,7 +76,8 @@ def twin_command(
     if serve_network:
         if site_out is None:
             raise typer.BadParameter("--serve-network needs --site-out SITE.yaml")
-        _serve_network(scenario, speed, seed, hours, duration, cpes, host, site_out, truth_out)
+        _serve_network(scenario, speed, seed, hours, duration, cpes, host, site_out, truth_out,
+                       olt_cli=olt_cli, traps=traps)  # fmt: skip
         return
 
     from rich.console import Console
@@ -149,6 +156,9 @@ def _serve_network(
     host: str,
     site_out: Path,
     truth_out: Path | None,
+    *,
+    olt_cli: bool = False,
+    traps: bool = False,
 ) -> None:
     """``guardian twin --serve-network``: SIGTERM / Ctrl-C stop it and write the truth."""
     import signal
@@ -164,7 +174,8 @@ def _serve_network(
         raise typer.BadParameter(f"--speed: expected > 0, got {speed!r}")
     sc = load_scenario(scenario)
     try:
-        net = TwinNetwork(sc, seed=seed, speed=speed, host=host, n_cpes=cpes)
+        net = TwinNetwork(sc, seed=seed, speed=speed, host=host, n_cpes=cpes,
+                          olt_cli=olt_cli, traps=traps)  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     ticks = None if hours is None else max(1, int(round(hours * 60 / sc.tick_minutes)))

@@ -52,6 +52,12 @@ class TwinNetwork:
     periodic_inform_min : float, default 10
         CPE periodic inform interval in simulated time (how fresh the ACS's view of
         the PPPoE sessions is). [min]
+    olt_cli : bool, default False
+        Also serve each Huawei / ZTE OLT's command line over SSH (``docs/olt.md``); the
+        site file then has an OLT CLI inventory beside it.
+    traps : bool, default False
+        The OLTs send SNMPv2c traps (LOS, dying gasp, ONU up, port down) to a port the
+        site file's ``traps:`` section names, so operate reacts at once.
     """
 
     def __init__(
@@ -64,6 +70,8 @@ class TwinNetwork:
         n_cpes: int | None = None,
         nbi_token: str | None = None,
         periodic_inform_min: float = 10.0,
+        olt_cli: bool = False,
+        traps: bool = False,
     ) -> None:
         from simulator.engine import Simulation
 
@@ -89,6 +97,10 @@ class TwinNetwork:
         self.credentials: Any = None
         self.wall_epoch = 0.0
         self.epoch: pd.Timestamp | None = None
+        self.olt_cli, self.traps = olt_cli, traps
+        self.cli_server: Any = None
+        self.trap_sender: Any = None
+        self.trap_port: int | None = None
 
     def start(self, settle_timeout_s: float = 60.0) -> None:
         """Step tick 0, start the ACS, the CPEs and the OLT agents."""
@@ -113,8 +125,31 @@ class TwinNetwork:
 
         self.field = SimFieldService(self.sim)
         self.ticketing = TicketingServer(self.field, self.lock, host=self.host).start()
+        self._start_olt_extras()
         self.wall_epoch = time.time()
         self.epoch = self.sim.ts_of(self.sim.env.now)
+
+    def _start_olt_extras(self) -> None:
+        """The OLTs' SSH command lines and trap sender, when asked for."""
+        import socket
+
+        from acs_emulator.olt.provisioning import OltConfigBackend
+        from acs_emulator.olt.ssh import OltCliServer
+        from acs_emulator.olt.traps import OltTrapSender
+
+        olts = self.sim.topology.olts
+        if self.olt_cli:
+            ids = [str(o) for o, v in zip(olts["olt_id"], olts["vendor"], strict=True)
+                   if v in ("huawei", "zte")]  # fmt: skip
+            backends = [OltConfigBackend(self.sim, i, self.lock) for i in ids]
+            self.cli_server = OltCliServer(backends, host=self.host).start_in_thread()
+        if self.traps:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind((self.host, 0))  # a free port for operate's trap receiver
+                self.trap_port = probe.getsockname()[1]
+            with self.lock:
+                self.trap_sender = OltTrapSender(self.sim, (self.host, self.trap_port),
+                                                 community=self.credentials.community)  # fmt: skip
 
     @property
     def nbi_url(self) -> str:
@@ -125,8 +160,9 @@ class TwinNetwork:
         """Write the site file (and its inventory, secrets, subscribers) for operate.
 
         Files beside ``path``: ``<stem>.olts.yaml`` (+ ``.secrets.yaml``, 0600),
-        ``<stem>.subscribers.csv``, ``<stem>.nbi-token`` (0600, only with a token); the
-        warehouse ``<stem>-warehouse/``.
+        ``<stem>.subscribers.csv``, ``<stem>.nbi-token`` (0600, only with a token),
+        ``<stem>.olt-cli.yaml`` (+ secrets, host keys; with ``olt_cli``); the warehouse
+        ``<stem>-warehouse/``.
         """
         import os
 
@@ -186,6 +222,15 @@ class TwinNetwork:
                 "wall_epoch": self.wall_epoch,
             },  # fmt: skip
         }
+        if self.cli_server is not None:
+            from acs_emulator.olt.ssh import write_cli_inventory
+
+            write_cli_inventory(path.with_name(f"{stem}.olt-cli.yaml"), self.cli_server)
+        if self.trap_port is not None:
+            site["traps"] = {
+                "host": self.host, "port": self.trap_port, "version": "2c",
+                "credentials": "emulator", "min_cycle_gap_s": round(self.tick_wall_s / 2, 6),
+            }  # fmt: skip
         tmp = path.with_name(f".{path.name}.part")
         tmp.write_text(
             "# Written by guardian twin --serve-network: a test network on loopback.\n"
@@ -292,6 +337,12 @@ class TwinNetwork:
 
     def stop(self) -> None:
         """Stop the ticketing server, the OLT agents, the CPEs and the ACS."""
+        if self.trap_sender is not None:
+            self.trap_sender.close()
+            self.trap_sender = None
+        if self.cli_server is not None:
+            self.cli_server.stop_thread()
+            self.cli_server = None
         if self.ticketing is not None:
             self.ticketing.stop()
             self.ticketing = None

@@ -196,54 +196,99 @@ def replay_run(
     h = load_history(run)
     step = pd.Timedelta(seconds=cfg.evaluation_interval_s or 300.0)
     eng, disp = RuleEngine(cfg), Dispatcher(cfg, silences)
+    observer = _Observations(h)
     notifications = []
-    health = h.health.assign(ts=pd.to_datetime(h.health["ts"], utc=True))
-    olt_health = (
-        health.groupby(["ts", "olt"], as_index=False)["offline_share"].min()
-        if len(health)
-        else pd.DataFrame(columns=["ts", "olt", "offline_share"])
-    )
-    ev = h.events.assign(ts=pd.to_datetime(h.events["ts"], utc=True))
-    pr = h.predictions.assign(ts=pd.to_datetime(h.predictions["ts"], utc=True))
-    inc = h.incidents
-    region = h.onus.drop_duplicates("pon").set_index("pon")["region"].to_dict()
-    olt_region = h.onus.drop_duplicates("olt").set_index("olt")["region"].to_dict()
-    breaker = pd.to_datetime(h.breaker, utc=True)
     for now in _grid(h, step):
+        notifications += disp.step(now, eng.evaluate(now, observer.at(now, step)))
+    notices = _plan_notices(h, opted_out, lang, eta_h)
+    return _summary(run, cfg, step, h.incidents, eng, disp, notifications, notices)
+
+
+class _Observations:
+    """A run's frames, prepared once, cut into the observations of one evaluation step."""
+
+    def __init__(self, h: RunHistory) -> None:
+        self.health = h.health.assign(ts=pd.to_datetime(h.health["ts"], utc=True))
+        self.olt_health = (
+            self.health.groupby(["ts", "olt"], as_index=False)["offline_share"].min()
+            if len(self.health)
+            else pd.DataFrame(columns=["ts", "olt", "offline_share"])
+        )
+        self.events = h.events.assign(ts=pd.to_datetime(h.events["ts"], utc=True))
+        self.predictions = h.predictions.assign(ts=pd.to_datetime(h.predictions["ts"], utc=True))
+        self.incidents = h.incidents
+        self.region = h.onus.drop_duplicates("pon").set_index("pon")["region"].to_dict()
+        self.olt_region = h.onus.drop_duplicates("olt").set_index("olt")["region"].to_dict()
+        self.breaker = pd.to_datetime(h.breaker, utc=True)
+
+    def at(self, now: pd.Timestamp, step: pd.Timedelta) -> dict[str, list[dict[str, Any]]]:
+        """Observations of the step ``(now - step, now]``, by kind."""
         lo = now - step
         obs: dict[str, list[dict[str, Any]]] = {}
-        if len(inc):
-            end = pd.to_datetime(inc["end_at"], utc=True)
-            start = pd.to_datetime(inc["start_at"], utc=True)
-            open_ = inc.loc[(start <= now) & (end.isna() | (end > now))]
-            obs["incidents"] = [
-                {"scope_type": r.scope_type, "scope_key": r.scope_key, "level": "incident",
-                 "incident_id": r.incident_id, "cause": r.cause, **r.labels,
-                 "affected_customers": int(r.affected_customers)
-                 if pd.notna(r.affected_customers) else r.customers_beneath}
-                for r in open_.itertuples()
-            ]  # fmt: skip
+        if len(self.incidents):
+            obs["incidents"] = self._open_incidents(now)
+        ev = self.events
         obs["events"] = _records(ev.loc[(ev["ts"] > lo) & (ev["ts"] <= now)], level="onu")
+        obs["health"] = self._health(lo, now)
+        if len(self.predictions):
+            obs["predictions"] = self._latest_predictions(now, step)
+        return obs
+
+    def _open_incidents(self, now: pd.Timestamp) -> list[dict[str, Any]]:
+        inc = self.incidents
+        end = pd.to_datetime(inc["end_at"], utc=True)
+        start = pd.to_datetime(inc["start_at"], utc=True)
+        open_ = inc.loc[(start <= now) & (end.isna() | (end > now))]
+        return [
+            {"scope_type": r.scope_type, "scope_key": r.scope_key, "level": "incident",
+             "incident_id": r.incident_id, "cause": r.cause, **r.labels,
+             "affected_customers": int(r.affected_customers)
+             if pd.notna(r.affected_customers) else r.customers_beneath}
+            for r in open_.itertuples()
+        ]  # fmt: skip
+
+    def _health(self, lo: pd.Timestamp, now: pd.Timestamp) -> list[dict[str, Any]]:
+        """The step's last PON health, OLT reachability and a tripped circuit breaker."""
+        health, olt_health, region, olt_region = (
+            self.health,
+            self.olt_health,
+            self.region,
+            self.olt_region,
+        )
         hp = health.loc[(health["ts"] > lo) & (health["ts"] <= now)]
         hp = hp.loc[hp["ts"] == hp["ts"].max()] if len(hp) else hp
         ho = olt_health.loc[olt_health["ts"] == hp["ts"].max()] if len(hp) else olt_health[:0]
-        obs["health"] = [
+        out = [
             {"level": "pon", "pon": r.pon, "olt": r.olt, "region": region.get(r.pon),
              "offline_share": float(r.offline_share)} for r in hp.itertuples()
         ] + [
             {"level": "olt", "olt": r.olt, "region": olt_region.get(r.olt),
              "olt_reachable": int(r.offline_share < 1.0)} for r in ho.itertuples()
         ]  # fmt: skip
-        if ((breaker > lo) & (breaker <= now)).any():
-            obs["health"].append({"level": "autopilot", "breaker_tripped": 1,
-                                  "reason": "reboots failing verification"})  # fmt: skip
-        if len(pr):
-            window = pr.loc[(pr["ts"] > now - max(step, pd.Timedelta(hours=1))) & (pr["ts"] <= now)]
-            latest = window.sort_values("ts").groupby("onu").tail(1)
-            obs["predictions"] = _records(latest, level="customer")
-        notifications += disp.step(now, eng.evaluate(now, obs))
+        if ((self.breaker > lo) & (self.breaker <= now)).any():
+            out.append({"level": "autopilot", "breaker_tripped": 1,
+                        "reason": "reboots failing verification"})  # fmt: skip
+        return out
 
-    notices = _plan_notices(h, opted_out, lang, eta_h)
+    def _latest_predictions(self, now: pd.Timestamp, step: pd.Timedelta) -> list[dict[str, Any]]:
+        """Each ONU's latest prediction of the last hour (or step, if longer)."""
+        pr = self.predictions
+        window = pr.loc[(pr["ts"] > now - max(step, pd.Timedelta(hours=1))) & (pr["ts"] <= now)]
+        latest = window.sort_values("ts").groupby("onu").tail(1)
+        return _records(latest, level="customer")
+
+
+def _summary(
+    run: str | Path,
+    cfg: AlertingConfig,
+    step: pd.Timedelta,
+    inc: pd.DataFrame,
+    eng: RuleEngine,
+    disp: Dispatcher,
+    notifications: list,
+    notices: NoticePlanner,
+) -> dict[str, Any]:
+    """The result of :func:`replay_run` (see its Returns)."""
     firing_notes = [n for n in notifications if n.status == "firing"]
     raw = eng.fired
     return {

@@ -129,6 +129,9 @@ def api_command(
     audit: Annotated[
         Path | None, typer.Option(help="Audit file of mutating calls (JSON lines).")
     ] = None,
+    olt_cli_inventory: Annotated[
+        Path | None, typer.Option(help="OLT CLI inventory for POST /olt/changes (docs/olt.md).")
+    ] = None,
     cookie_secure: Annotated[
         bool, typer.Option(help="Dashboard session cookie only over HTTPS (behind TLS).")
     ] = False,
@@ -171,6 +174,7 @@ def api_command(
     cfg = ApiConfig(run=run, users=users, state=state, audit=audit,
                     execute_per_minute=execute_per_minute, reboot_cooldown_minutes=cooldown,
                     cors_origins=list(cors_origin or []), subscribers=subscribers,
+                    olt_cli_inventory=olt_cli_inventory,
                     cookie_secure=cookie_secure, console_refresh_s=console_refresh,
                     webhook_allow_local=webhook_allow_local)  # fmt: skip
     app = create_app(cfg, store)

@@ -36,6 +36,8 @@ class ApiConfig:
         stores telemetry only).
     webhook_every_s : float
         Interval of the webhook dispatcher; 0: not started (tests call it). [s]
+    olt_cli_inventory : Path or None
+        OLT CLI inventory (``docs/olt.md``) for ``POST /olt/changes``; None: 409.
     cookie_secure : bool
         Send the dashboard's session cookie with ``Secure`` (only over HTTPS): set it when
         a TLS proxy is in front.
@@ -55,6 +57,7 @@ class ApiConfig:
     cors_origins: list[str] = field(default_factory=list)
     subscribers: Path | None = None
     webhook_every_s: float = 5.0
+    olt_cli_inventory: Path | None = None
     cookie_secure: bool = False
     console_refresh_s: float = 10.0
     webhook_allow_local: bool = False
@@ -67,6 +70,10 @@ class ApiConfig:
     def webhooks_path(self) -> Path:
         """Where webhook subscriptions are kept (0600)."""
         return (self.state or self.users.parent) / "webhooks.json"
+
+    def olt_audit_path(self) -> Path:
+        """The OLT changes' audit trail (``olt-audit.jsonl`` beside the API's audit)."""
+        return self.audit_path().with_name("olt-audit.jsonl")
 
     def audit_path(self) -> Path:
         """Where the API's audit lines go."""

@@ -58,6 +58,7 @@ GUARDIAN_ENV_NAMES = frozenset(
 #: inventories, ACS / CPE / NBI secrets); not checked here.
 GUARDIAN_ENV_FAMILIES = (
     "GUARDIAN_SNMP_",
+    "GUARDIAN_OLT_",  # OLT CLI logins and PPPoE accounts named by an OLT CLI inventory
     "GUARDIAN_ACS_",
     "GUARDIAN_CPE_",
     "GUARDIAN_NBI_",

@@ -27,8 +27,6 @@ Example::
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,6 +36,7 @@ from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.operate.schedule import ReportJob
 from guardian_lib.safe_yaml import load_yaml_model
+from guardian_lib.secrets import SecretRef, read_secret  # re-exported: moved there
 
 __all__ = [
     "SiteConfig",
@@ -46,6 +45,7 @@ __all__ = [
     "NotifierSettings",
     "ClockSettings",
     "SecretRef",
+    "TrapSettings",
     "load_site",
     "read_secret",
 ]
@@ -56,19 +56,6 @@ SAFETY_FIELDS = tuple(f for f in AutopilotSettings.model_fields if f != "autopil
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class SecretRef(_Strict):
-    """Where a bearer token comes from: an environment variable or a 0600 file."""
-
-    token_env: str | None = Field(None, description="Environment variable holding the token.")
-    token_file: str | None = Field(None, description="File holding the token (mode 0600).")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretRef:
-        if self.token_env and self.token_file:
-            raise ValueError("give token_env or token_file, not both")
-        return self
 
 
 class NbiSettings(SecretRef):
@@ -99,6 +86,24 @@ class FieldServiceSettings(SecretRef):
         if self.kind == "drop_folder" and not self.folder:
             raise ValueError("kind 'drop_folder' needs folder")
         return self
+
+
+class TrapSettings(_Strict):
+    """Listen for the OLTs' SNMP traps: each accepted trap becomes a RAW event and starts a
+    cycle at once (no sooner than ``min_cycle_gap_s`` after the previous one).
+
+    ``credentials`` is a reference of the SNMP inventory's (environment or secret file):
+    a community for ``version: "2c"``; user, auth and priv keys for ``"3"``, with each
+    OLT's snmpEngineID in ``engine_ids`` (traps are unacknowledged, so the receiver must
+    know every sender's engine id).
+    """
+
+    host: str = Field("0.0.0.0", description="Address to listen on.")
+    port: int = Field(162, ge=0, le=65535, description="UDP port (0: any free port).")
+    version: Literal["2c", "3"] = "2c"
+    credentials: str = Field(description="Credentials reference (as in the inventory).")
+    engine_ids: dict[str, str] = Field(default_factory=dict, description="OLT id → engine id.")
+    min_cycle_gap_s: float = Field(5.0, ge=0, le=3600, description="Storm damping. [s]")
 
 
 class ClockSettings(_Strict):
@@ -166,6 +171,7 @@ class SiteConfig(_Strict):
         None, description="Alerting file (YAML, docs/alerts.md): evaluated every cycle."
     )
     clock: ClockSettings | None = None
+    traps: TrapSettings | None = None
     schedule: list[ReportJob] = Field(
         default_factory=list, description="Reports built and e-mailed on a cron schedule."
     )
@@ -218,47 +224,6 @@ class SiteConfig(_Strict):
             raise ConfigError(
                 msg.replace("invalid site file: ", "invalid site file: safety.")
             ) from None
-
-
-def read_secret(ref: SecretRef, base: Path | None, what: str) -> str | None:
-    """The token a :class:`SecretRef` points to (None when it points nowhere).
-
-    Parameters
-    ----------
-    ref : SecretRef
-    base : Path or None
-        Folder relative file names are resolved against.
-    what : str
-        ``nbi`` or ``field_service`` (for messages).
-
-    Raises
-    ------
-    ConfigError
-        The variable is unset, the file is missing, empty or readable by others.
-    """
-    if ref.token_env:
-        val = os.environ.get(ref.token_env)
-        if not val:
-            raise ConfigError(f"{what}.token_env: environment variable {ref.token_env} is not set")
-        return val
-    if ref.token_file:
-        p = Path(ref.token_file)
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        try:
-            mode = p.stat().st_mode
-        except OSError as exc:
-            raise ConfigError(f"{what}.token_file: cannot read {p}: {exc}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
-                f"{what}.token_file: {p} has mode {stat.S_IMODE(mode):04o}; "
-                "a secret file must be readable by its owner only (chmod 600)"
-            )
-        val = p.read_text(encoding="utf-8").strip()
-        if not val:
-            raise ConfigError(f"{what}.token_file: {p} is empty")
-        return val
-    return None
 
 
 def load_site(path: str | Path) -> SiteConfig:

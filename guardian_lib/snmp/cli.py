@@ -11,7 +11,7 @@ import typer
 
 from guardian_lib.errors import ConfigError
 
-__all__ = ["register", "poll_command", "parse_interval_s"]
+__all__ = ["register", "poll_command", "traps_command", "parse_interval_s"]
 
 
 def parse_interval_s(text: str) -> float:
@@ -105,6 +105,76 @@ def poll_command(
         raise typer.Exit(code)
 
 
+def traps_command(
+    inventory: Annotated[
+        Path, typer.Option(help="OLT inventory: its secrets and the OLTs' addresses.")
+    ],
+    run: Annotated[Path, typer.Option(help="Run directory: trap events go to its RAW lake.")],
+    credentials: Annotated[str, typer.Option(help="Credentials reference (as in the inventory).")],
+    version: Annotated[str, typer.Option(help="2c or 3.")] = "2c",
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "0.0.0.0",
+    port: Annotated[int, typer.Option(help="UDP port.")] = 162,
+    engine_id: Annotated[
+        list[str] | None, typer.Option(help="v3: OLT_ID=HEX snmpEngineID of a sender (repeat).")
+    ] = None,
+    flush_every: Annotated[str, typer.Option(help="Write the events every, e.g. 5s.")] = "5s",
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds.", hidden=True)
+    ] = None,
+) -> None:
+    """Receive OLT traps (v2c / v3) into RAW events (source snmp-trap), until Ctrl-C."""
+    import time
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from guardian_lib.snmp.inventory import OltEntry, load_inventory, resolve_credentials
+    from guardian_lib.snmp.poller import write_to_warehouse
+    from guardian_lib.snmp.rows import TELEMETRY_SCHEMA, empty_frame
+    from guardian_lib.snmp.traps import TrapReceiver, TrapUser, events_frame
+
+    if version not in ("2c", "3"):
+        raise ConfigError(f"--version must be '2c' or '3', got {version!r}")
+    inv = load_inventory(inventory)
+    entry = OltEntry(olt_id="traps", host=host, version=version, credentials=credentials)
+    creds = resolve_credentials(entry, inv.secrets_path())
+    users = []
+    for item in engine_id or []:
+        olt, _, hexid = item.partition("=")
+        if not olt or not hexid:
+            raise ConfigError(f"--engine-id must be OLT_ID=HEX, got {item!r}")
+        users.append(TrapUser(creds.user, creds.auth_key, creds.priv_key, engine_id=hexid))
+    if version == "3" and not users:
+        raise ConfigError("SNMPv3 traps need --engine-id OLT_ID=HEX for each sending OLT")
+    every_s = parse_interval_s(flush_every)
+    rx = TrapReceiver(host, port, community=creds.community if version == "2c" else None,
+                      users=users, sources={o.host: o.olt_id for o in inv.olts})  # fmt: skip
+    rx.start_in_thread()
+    console = Console(stderr=True)
+    console.print(f"[green]listening[/] for SNMPv{version} traps on {host}:{rx.port}")
+
+    def flush() -> None:
+        rows = rx.drain()
+        if rows:
+            report = SimpleNamespace(telemetry=empty_frame(TELEMETRY_SCHEMA),
+                                     events=events_frame(rows))  # fmt: skip
+            write_to_warehouse(report, run)
+            console.print(f"{len(rows)} trap event(s) written")
+
+    end = None if duration is None else time.monotonic() + duration
+    try:
+        while end is None or time.monotonic() < end:
+            time.sleep(every_s if end is None else max(0.0, min(every_s, end - time.monotonic())))
+            flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rx.stop_thread()
+        flush()  # what arrived since the last write
+        console.print(f"stopped; {rx.stats}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``guardian poll`` to the CLI."""
+    """Add ``guardian poll`` and ``guardian traps`` to the CLI."""
     app.command("poll")(poll_command)
+    app.command("traps")(traps_command)

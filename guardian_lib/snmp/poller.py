@@ -133,6 +133,64 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").floor("us")
 
 
+def _open_session(
+    engine: SnmpEngine,
+    entry: OltEntry,
+    credentials: SnmpCredentials,
+    timeout_s: float,
+    retries: int,
+    backend: str,
+) -> SnmpSession | FastV2cSession:
+    """The built-in v2c codec for ``auto`` / ``fast`` v2c, else a pysnmp session."""
+    if credentials.version == "2c" and backend in ("auto", "fast"):
+        return FastV2cSession(entry.olt_id, entry.host, entry.port, credentials, timeout_s, retries)
+    return SnmpSession(
+        engine, entry.olt_id, entry.host, entry.port, credentials, timeout_s, retries
+    )
+
+
+async def _profile_for(
+    session: SnmpSession | FastV2cSession, entry: OltEntry, profiles: Mapping[str, Profile]
+) -> Profile:
+    """The inventory's profile of the OLT, else the one its sysObjectID / sysDescr match."""
+    if entry.profile:
+        if entry.profile not in profiles:
+            raise SnmpProfileError(
+                f"OLT {entry.olt_id}: profile {entry.profile!r} named in the inventory "
+                f"does not exist; expected one of {sorted(profiles)}"
+            )
+        return profiles[entry.profile]
+    ident = await session.get([SYS_OBJECT_ID, SYS_DESCR])
+    descr = ident.get(SYS_DESCR)
+    descr = descr.decode("utf-8", "replace") if isinstance(descr, bytes) else descr
+    return select_profile(dict(profiles), ident.get(SYS_OBJECT_ID), descr, olt_id=entry.olt_id)
+
+
+async def _walk_profile(
+    session: SnmpSession | FastV2cSession,
+    profile: Profile,
+    rows: dict[str, list[tuple[Oid, Any]]],
+    max_inflight: int,
+    max_repetitions: int | None,
+) -> str | None:
+    """Walk the profile's columns into ``rows`` with ``max_inflight`` concurrent walks.
+
+    Returns the first SNMP error as text (``None`` when every walk finished); any other
+    exception propagates.
+    """
+    columns = list(dict.fromkeys(c.oid for _, c in profile.columns.items()))
+    groups = [columns[i::max_inflight] for i in range(min(max_inflight, len(columns)))]
+    reps = max_repetitions or profile.max_repetitions
+    outcomes = await asyncio.gather(
+        *[session.walk_columns(g, reps, rows=rows) for g in groups], return_exceptions=True
+    )
+    errs = [o for o in outcomes if isinstance(o, BaseException)]
+    for e in errs:
+        if not isinstance(e, SnmpError):
+            raise e
+    return str(errs[0]) if errs else None
+
+
 async def poll_olt(
     engine: SnmpEngine,
     entry: OltEntry,
@@ -180,45 +238,13 @@ async def poll_olt(
     timeout_s = entry.timeout_s or timeout_s
     retries = entry.retries if entry.retries is not None else retries
     backend = entry.backend or backend
-    session: SnmpSession
-    if credentials.version == "2c" and backend in ("auto", "fast"):
-        session = FastV2cSession(
-            entry.olt_id, entry.host, entry.port, credentials, timeout_s, retries
-        )
-    else:
-        session = SnmpSession(
-            engine, entry.olt_id, entry.host, entry.port, credentials, timeout_s, retries
-        )
+    session = _open_session(engine, entry, credentials, timeout_s, retries, backend)
     profile: Profile | None = None
     rows: dict[str, list[tuple[Oid, Any]]] = {}
     error: str | None = None
     try:
-        if entry.profile:
-            if entry.profile not in profiles:
-                raise SnmpProfileError(
-                    f"OLT {entry.olt_id}: profile {entry.profile!r} named in the inventory "
-                    f"does not exist; expected one of {sorted(profiles)}"
-                )
-            profile = profiles[entry.profile]
-        else:
-            ident = await session.get([SYS_OBJECT_ID, SYS_DESCR])
-            descr = ident.get(SYS_DESCR)
-            descr = descr.decode("utf-8", "replace") if isinstance(descr, bytes) else descr
-            profile = select_profile(
-                dict(profiles), ident.get(SYS_OBJECT_ID), descr, olt_id=entry.olt_id
-            )
-        columns = list(dict.fromkeys(c.oid for _, c in profile.columns.items()))
-        groups = [columns[i::max_inflight] for i in range(min(max_inflight, len(columns)))]
-        reps = max_repetitions or profile.max_repetitions
-        outcomes = await asyncio.gather(
-            *[session.walk_columns(g, reps, rows=rows) for g in groups], return_exceptions=True
-        )
-        errs = [o for o in outcomes if isinstance(o, BaseException)]
-        for e in errs:
-            if not isinstance(e, SnmpError):
-                raise e
-        if errs:
-            error = str(errs[0])
+        profile = await _profile_for(session, entry, profiles)
+        error = await _walk_profile(session, profile, rows, max_inflight, max_repetitions)
     except SnmpError as exc:
         error = str(exc)
     finally:

@@ -98,91 +98,111 @@ def decode_walk(
         known last-down cause.
     """
     received_at = ts if received_at is None else received_at
-    per_field: dict[str, dict[Oid, Any]] = {}
-    keys: set[Oid] = set()
-    for fname, col in profile.columns.items():
-        got = {_index_key(i, col.strip_suffix): v for i, v in rows.get(col.oid, ())}
-        per_field[fname] = got
-        keys.update(got)
-    order = sorted(keys)
-    n = len(order)
-    index_str = [oid_str(k) for k in order]
+    w = _Walked(profile, rows)
+    n = len(w.order)
+    online = _online(profile, w)
+    optics = _optics(profile, w, online)
+    serial = _serials(profile, w)
+    uptime: list[Any] = [pd.NA] * n
+    if profile.columns.uptime_s is not None:
+        scale = profile.columns.uptime_s.scale
+        uptime = [pd.NA if v is None else int(int(v) * scale) for v in w.values("uptime_s")]
+    causes: dict[str, str] = {}
+    if profile.columns.down_cause is not None:
+        cmap = profile.columns.down_cause.causes
+        for ix, v, on in zip(w.index_str, w.values("down_cause"), online, strict=True):
+            if on is False and isinstance(v, int) and v in cmap:
+                causes[ix] = cmap[v]
+    onu_id = [s if s else f"{olt_id}:{ix}" for s, ix in zip(serial, w.index_str, strict=True)]
+    frame = pd.DataFrame(
+        {
+            "ts": pd.Series([ts] * n, dtype="datetime64[us, UTC]"),
+            "onu_id": pd.Series(onu_id, dtype=object),
+            "rx_dbm": optics["rx_dbm"],
+            "tx_dbm": optics["tx_dbm"],
+            "olt_rx_dbm": optics["olt_rx_dbm"],
+            "snr_db": np.full(n, np.nan),
+            "ber": np.full(n, np.nan),
+            "crc_errors": pd.array([pd.NA] * n, dtype="Int64"),
+            "latency_ms": np.full(n, np.nan),
+            "loss_pct": np.full(n, np.nan),
+            "online": pd.array(online, dtype="boolean"),
+            "uptime_s": pd.array(uptime, dtype="Int64"),
+            "source": SOURCE,
+            "received_at": pd.Series([received_at] * n, dtype="datetime64[us, UTC]"),
+            "olt_id": olt_id,
+            "snmp_index": pd.Series(w.index_str, dtype=object),
+            "serial": pd.Series(serial, dtype=object),
+            "poll_complete": pd.array([complete] * n, dtype="boolean"),
+        }
+    )
+    return frame, causes
 
-    def values(fname: str) -> list[Any]:
-        got = per_field.get(fname, {})
-        return [got.get(k) for k in order]
 
-    out: dict[str, Any] = {}
+class _Walked:
+    """Walked columns by profile field, aligned on the sorted ONU indices seen in any."""
+
+    def __init__(self, profile: Profile, rows: Mapping[str, Sequence[tuple[Oid, Any]]]) -> None:
+        self.per_field: dict[str, dict[Oid, Any]] = {}
+        keys: set[Oid] = set()
+        for fname, col in profile.columns.items():
+            got = {_index_key(i, col.strip_suffix): v for i, v in rows.get(col.oid, ())}
+            self.per_field[fname] = got
+            keys.update(got)
+        self.order = sorted(keys)
+        self.index_str = [oid_str(k) for k in self.order]
+
+    def values(self, fname: str) -> list[Any]:
+        """The field's raw value per ONU index (``None`` where it was not walked)."""
+        got = self.per_field.get(fname, {})
+        return [got.get(k) for k in self.order]
+
+
+def _online(profile: Profile, w: _Walked) -> list[Any]:
+    """True / False per ONU from the status column, ``pd.NA`` for an unknown status."""
+    online: list[Any] = [pd.NA] * len(w.order)
+    status = profile.columns.status
+    if status is not None:
+        for i, v in enumerate(w.values("status")):
+            if v in status.online:
+                online[i] = True
+            elif v in status.offline:
+                online[i] = False
+    return online
+
+
+def _optics(profile: Profile, w: _Walked, online: list[Any]) -> dict[str, np.ndarray]:
+    """``rx_dbm``, ``tx_dbm``, ``olt_rx_dbm`` decoded, NaN outside ``valid_dbm``. [dBm]"""
+    n = len(w.order)
+    out: dict[str, np.ndarray] = {}
     for fname in ("rx_dbm", "tx_dbm", "olt_rx_dbm"):
         col = getattr(profile.columns, fname)
         if col is None:
             out[fname] = np.full(n, np.nan)
             continue
         assert isinstance(col, OpticalColumn)
-        dbm = decode_dbm(values(fname), col.encoding, **_encoding_params(col))
+        dbm = decode_dbm(w.values(fname), col.encoding, **_encoding_params(col))
         lo, hi = col.valid_dbm
         out[fname] = np.where((dbm >= lo) & (dbm <= hi), dbm, np.nan)
-
-    online: list[Any] = [pd.NA] * n
-    status = profile.columns.status
-    if status is not None:
-        for i, v in enumerate(values("status")):
-            if v in status.online:
-                online[i] = True
-            elif v in status.offline:
-                online[i] = False
-    online_arr = pd.array(online, dtype="boolean")
     if profile.blank_optics_when_offline:
         off = np.array([o is False for o in online], dtype=bool)
         for fname in ("rx_dbm", "tx_dbm", "olt_rx_dbm"):
             out[fname] = np.where(off, np.nan, out[fname])
+    return out
 
-    serial: list[str | None] = [None] * n
+
+def _serials(profile: Profile, w: _Walked) -> list[str | None]:
+    """Serial per ONU: the serial column, else decoded from the index if the profile says."""
+    serial: list[str | None] = [None] * len(w.order)
     if profile.columns.serial is not None:
         enc = profile.columns.serial.encoding
-        serial = [decode_serial(v, enc) for v in values("serial")]
+        serial = [decode_serial(v, enc) for v in w.values("serial")]
     if profile.serial_from_index == "length_prefixed_ascii":
         serial = [
             s or serial_from_length_prefixed_index(ix)
-            for s, ix in zip(serial, index_str, strict=True)
+            for s, ix in zip(serial, w.index_str, strict=True)
         ]
-
-    uptime: list[Any] = [pd.NA] * n
-    if profile.columns.uptime_s is not None:
-        scale = profile.columns.uptime_s.scale
-        uptime = [pd.NA if v is None else int(int(v) * scale) for v in values("uptime_s")]
-
-    causes: dict[str, str] = {}
-    if profile.columns.down_cause is not None:
-        cmap = profile.columns.down_cause.causes
-        for ix, v, on in zip(index_str, values("down_cause"), online, strict=True):
-            if on is False and isinstance(v, int) and v in cmap:
-                causes[ix] = cmap[v]
-
-    onu_id = [s if s else f"{olt_id}:{ix}" for s, ix in zip(serial, index_str, strict=True)]
-    frame = pd.DataFrame(
-        {
-            "ts": pd.Series([ts] * n, dtype="datetime64[us, UTC]"),
-            "onu_id": pd.Series(onu_id, dtype=object),
-            "rx_dbm": out["rx_dbm"],
-            "tx_dbm": out["tx_dbm"],
-            "olt_rx_dbm": out["olt_rx_dbm"],
-            "snr_db": np.full(n, np.nan),
-            "ber": np.full(n, np.nan),
-            "crc_errors": pd.array([pd.NA] * n, dtype="Int64"),
-            "latency_ms": np.full(n, np.nan),
-            "loss_pct": np.full(n, np.nan),
-            "online": online_arr,
-            "uptime_s": pd.array(uptime, dtype="Int64"),
-            "source": SOURCE,
-            "received_at": pd.Series([received_at] * n, dtype="datetime64[us, UTC]"),
-            "olt_id": olt_id,
-            "snmp_index": pd.Series(index_str, dtype=object),
-            "serial": pd.Series(serial, dtype=object),
-            "poll_complete": pd.array([complete] * n, dtype="boolean"),
-        }
-    )
-    return frame, causes
+    return serial
 
 
 def _encoding_params(col: OpticalColumn) -> dict[str, Any]:

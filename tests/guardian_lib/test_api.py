@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from guardian_lib.api.app import ENDPOINTS, PREFIX, ApiConfig, create_app
@@ -112,8 +113,12 @@ def world(tmp_path_factory):
         users.add(f"{role}-all", role)
         tokens[(role, None)] = users.issue_token(f"{role}-all")[0]
     users.add("pw-user", "viewer", password="pw-user-secret")
+    olt_cli = root / "olt-cli.yaml"  # POST /olt/changes (dry runs need no OLT to answer)
+    olt_cli.write_text(yaml.safe_dump({"olts": [
+        {"olt_id": o, "host": "127.0.0.1", "profile": "huawei_ma5800", "credentials": "noc"}
+        for o in ("OLT-N", "OLT-S")]}))  # fmt: skip
     cfg = ApiConfig(run=run, users=root / "users.json", state=state, execute_per_minute=1000,
-                    webhook_allow_local=True)  # fmt: skip
+                    olt_cli_inventory=olt_cli, webhook_allow_local=True)  # fmt: skip
     client = TestClient(create_app(cfg, users))
     return {"run": run, "state": state, "users": users, "tokens": tokens, "client": client,
             "cfg": cfg, "root": root}  # fmt: skip
@@ -168,6 +173,10 @@ def _request(world, method: str, path: str, region: str):
         s = store.add({"region": region}, T0, T0 + pd.Timedelta(days=3650), "t", "matrix")
         store.close()
         return method, f"/silences/{s.silence_id}", None
+    if path == "/olt/changes":
+        olt = {"north": "OLT-N", "south": "OLT-S"}[region]
+        return method, path, {"olt_id": olt, "operation": "port-disable", "dry_run": True,
+                              "params": {"slot": 1, "port": 0}, "comment": "matrix"}  # fmt: skip
     return method, path, None
 
 

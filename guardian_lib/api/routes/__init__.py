@@ -9,7 +9,8 @@
 - :mod:`~guardian_lib.api.routes.decisions` — the approval queue and
   ``/decision/simulate|execute``;
 - :mod:`~guardian_lib.api.routes.webhooks` — webhook subscriptions;
-- :mod:`~guardian_lib.api.routes.alerts` — operate's alerts and silences.
+- :mod:`~guardian_lib.api.routes.alerts` — operate's alerts and silences;
+- :mod:`~guardian_lib.api.routes.olt` — audited OLT changes over the OLTs' CLI.
 
 :data:`ROUTERS` is the order :func:`guardian_lib.api.app.create_app` includes them in
 (which is the order of the OpenAPI paths).
@@ -17,7 +18,7 @@
 
 from fastapi import APIRouter
 
-from guardian_lib.api.routes import alerts, auth, decisions, inventory, reads, webhooks
+from guardian_lib.api.routes import alerts, auth, decisions, inventory, olt, reads, webhooks
 
 __all__ = ["ROUTERS"]
 
@@ -29,4 +30,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.admin_router,
     webhooks.router,
     alerts.router,
+    olt.router,
 )

@@ -1,0 +1,277 @@
+"""Audited OLT changes: one entry point for the CLI, bulk files and the library.
+
+:class:`OltChanges` applies one change (``authorize``, ``reboot-onu``, ``onu-disable``,
+``onu-enable``, ``port-disable``, ``port-enable``) to one OLT of a CLI inventory. It
+reads the state before, sends the profile's commands, reads the state after, and writes
+both to an append-only JSON-lines audit trail with who asked, what was sent (secrets
+masked) and the outcome — a ``started`` record before the first command, so a change
+cut short by a crash is still on record. With ``dry_run`` it only renders the commands.
+
+PPPoE credentials are named by a key of the secret store (``pppoe``), never given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from guardian_lib.olt.driver import (
+    AuthorizeRequest,
+    OltDriver,
+    OnuLocation,
+    normalize_serial,
+    plan,
+)
+from guardian_lib.olt.inventory import CliInventory, pppoe_account
+from guardian_lib.olt.session import OltError
+
+__all__ = ["OPERATIONS", "Change", "ChangeResult", "OltAudit", "OltChanges"]
+
+#: Change name → profile operation.
+OPERATIONS: dict[str, str] = {
+    "authorize": "authorize",
+    "reboot-onu": "reboot",
+    "onu-disable": "onu_disable",
+    "onu-enable": "onu_enable",
+    "port-disable": "port_disable",
+    "port-enable": "port_enable",
+}
+_NEEDS = {
+    "authorize": ("slot", "port", "serial", "vlan"),
+    "reboot-onu": ("slot", "port", "onu_id"),
+    "onu-disable": ("slot", "port", "onu_id"),
+    "onu-enable": ("slot", "port", "onu_id"),
+    "port-disable": ("slot", "port"),
+    "port-enable": ("slot", "port"),
+}
+_INTS = ("slot", "port", "onu_id", "vlan")
+_TEXT = ("serial", "line_profile", "srv_profile", "wan", "pppoe", "desc", "onu_type")
+
+
+@dataclass
+class Change:
+    """One change asked of one OLT.
+
+    Attributes
+    ----------
+    olt_id : str
+    operation : str
+        A key of :data:`OPERATIONS`.
+    params : dict
+        ``slot``, ``port`` (CLI numbering), ``onu_id``, ``serial``, ``vlan``,
+        ``line_profile``, ``srv_profile``, ``wan`` (pppoe / bridge / none), ``pppoe``
+        (secret-store key), ``desc``, ``onu_type``.
+    """
+
+    olt_id: str
+    operation: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def validated(self, where: str = "change") -> Change:
+        """A copy with typed parameters; ValueError naming ``where`` and the field."""
+        if self.operation not in OPERATIONS:
+            raise ValueError(
+                f"{where}: operation {self.operation!r} unknown (expected one of "
+                f"{', '.join(OPERATIONS)})"
+            )
+        out: dict[str, Any] = {}
+        for k, v in self.params.items():
+            if v is None or v == "":
+                continue
+            if k in _INTS:
+                try:
+                    out[k] = int(v)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{where}: {k} must be an integer, got {v!r}") from None
+            elif k in _TEXT:
+                out[k] = str(v)
+            else:
+                raise ValueError(f"{where}: unknown field {k!r}")
+        missing = [k for k in _NEEDS[self.operation] if k not in out]
+        if missing:
+            raise ValueError(f"{where}: {self.operation} needs {missing}")
+        if out.get("wan", "none") not in ("pppoe", "bridge", "none"):
+            raise ValueError(f"{where}: wan must be pppoe, bridge or none, got {out['wan']!r}")
+        if out.get("wan") == "pppoe" and "pppoe" not in out:
+            raise ValueError(f"{where}: wan pppoe needs the PPPoE account's secret key (pppoe)")
+        return Change(self.olt_id, self.operation, out)
+
+
+@dataclass
+class ChangeResult:
+    """What happened (also the audit record)."""
+
+    change_id: str
+    olt_id: str
+    operation: str
+    params: dict[str, Any]
+    who: str
+    status: str  # ok | failed | dry-run
+    commands: list[str] = field(default_factory=list)
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_kind: str | None = None
+    rolled_back: bool | None = None
+
+
+class OltAudit:
+    """Append-only JSON-lines audit trail of OLT changes (one object per line).
+
+    Parameters
+    ----------
+    path : str or Path
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record and flush it to disk."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(record, sort_keys=True, default=str) + "\n"
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every record, oldest first."""
+        if not self.path.exists():
+            return []
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        return [json.loads(x) for x in lines if x.strip()]
+
+
+class OltChanges:
+    """Apply audited changes to the OLTs of a CLI inventory.
+
+    Parameters
+    ----------
+    inventory : CliInventory
+    audit : OltAudit
+    who : str
+        Operator (or process) asking, recorded with every change.
+    """
+
+    def __init__(self, inventory: CliInventory, audit: OltAudit, who: str) -> None:
+        if not who:
+            raise ValueError("OltChanges: who must name the operator")
+        self.inventory = inventory
+        self.audit = audit
+        self.who = who
+
+    def driver(self, olt_id: str) -> OltDriver:
+        """A (not yet connected) driver for one OLT of the inventory."""
+        return OltDriver(self.inventory.target(olt_id), self.inventory.profile_of(olt_id))
+
+    def _values(self, change: Change) -> dict[str, Any]:
+        vals = {k: v for k, v in change.params.items() if k != "pppoe"}
+        if change.params.get("wan") == "pppoe":
+            user, pw = pppoe_account(change.params["pppoe"], self.inventory.secrets_path())
+            vals.update(pppoe_username=user, pppoe_password=pw)
+        if "serial" in vals:
+            vals["serial"] = normalize_serial(vals["serial"])
+        return vals
+
+    def plan(self, change: Change) -> list[str]:
+        """The commands ``change`` would send (secrets masked), without connecting."""
+        change = change.validated()
+        profile = self.inventory.profile_of(change.olt_id)
+        vals = self._values(change)
+        if change.operation == "authorize":
+            req = AuthorizeRequest(**_request_fields(vals))
+            vals = {**req.values(), "wan": req.wan}
+        return plan(profile, OPERATIONS[change.operation], vals)
+
+    async def apply(
+        self, change: Change, *, dry_run: bool = False, driver: OltDriver | None = None
+    ) -> ChangeResult:
+        """Apply one change (or only render it with ``dry_run``) and audit it.
+
+        Parameters
+        ----------
+        change : Change
+        dry_run : bool
+            Render the commands, send nothing (audited as ``dry-run``).
+        driver : OltDriver, optional
+            An open driver to reuse (bulk runs); otherwise one session is opened.
+
+        Returns
+        -------
+        ChangeResult
+            ``status`` ``failed`` with ``error`` for OLT refusals; configuration errors
+            (unknown OLT, missing secret) raise
+            :class:`~guardian_lib.errors.ConfigError`.
+        """
+        change = change.validated()
+        res = ChangeResult(
+            uuid.uuid4().hex[:16], change.olt_id, change.operation, dict(change.params),
+            self.who, "dry-run" if dry_run else "started",
+        )  # fmt: skip
+        if dry_run:
+            res.commands = self.plan(change)
+            self._record(res)
+            return res
+        vals = self._values(change)
+        self._record(res)
+        own = driver is None
+        drv = driver or self.driver(change.olt_id)
+        try:
+            if own:
+                await drv.__aenter__()
+            start = len(drv.session.transcript)
+            try:
+                await self._run(drv, change, vals, res)
+                res.status = "ok"
+            finally:
+                res.commands = drv.session.transcript[start:]
+        except OltError as exc:
+            res.status, res.error = "failed", str(exc)
+            res.error_kind = getattr(exc, "kind", type(exc).__name__)
+            res.rolled_back = exc.rolled_back
+        finally:
+            if own:
+                await drv.__aexit__(None, None, None)
+        self._record(res)
+        return res
+
+    async def _run(self, drv: OltDriver, ch: Change, vals: dict[str, Any], res: ChangeResult):
+        p = ch.params
+        if ch.operation == "authorize":
+            req = AuthorizeRequest(**_request_fields(vals))
+            waiting = await drv.autofind()
+            res.before = {"waiting": [asdict(a) for a in waiting if a.serial == vals["serial"]]}
+            done = await drv.authorize(req)
+            res.params["onu_id"] = done.onu_id
+            res.after = await drv.onu_status(OnuLocation(req.slot, req.port, done.onu_id))
+        elif ch.operation.startswith("port-"):
+            res.before = await drv.port_status(p["slot"], p["port"])
+            await drv.set_port_enabled(p["slot"], p["port"], ch.operation == "port-enable")
+            res.after = await drv.port_status(p["slot"], p["port"])
+        else:
+            loc = OnuLocation(p["slot"], p["port"], p["onu_id"])
+            res.before = await drv.onu_status(loc)
+            if ch.operation == "reboot-onu":
+                await drv.reboot_onu(loc)
+            else:
+                await drv.set_onu_enabled(loc, ch.operation == "onu-enable")
+            res.after = await drv.onu_status(loc)
+
+    def _record(self, res: ChangeResult) -> None:
+        rec = asdict(res)
+        rec["ts"] = pd.Timestamp.now(tz="UTC").isoformat()
+        self.audit.write(rec)
+
+
+def _request_fields(vals: dict[str, Any]) -> dict[str, Any]:
+    keys = AuthorizeRequest.__dataclass_fields__
+    return {k: v for k, v in vals.items() if k in keys}

@@ -1,0 +1,196 @@
+"""Which OLT command lines to reach, and where their secrets come from.
+
+An OLT CLI inventory (YAML) lists OLTs: id, SSH host and port, CLI profile, a
+credentials reference and the host keys to accept. Secrets never sit in the inventory or
+on the command line: a reference ``NAME`` is resolved from the environment first
+(``GUARDIAN_OLT_<NAME>_USERNAME`` / ``GUARDIAN_OLT_<NAME>_PASSWORD``), then from a secret
+file (``{NAME: {username, password}}``) that must be readable by its owner only (mode
+0600). PPPoE accounts live in the same file under ``pppoe:`` (``{KEY: {username,
+password}}``) or in ``GUARDIAN_OLT_PPPOE_<KEY>_USERNAME`` / ``…_PASSWORD``; an operation
+names the key, never the password.
+
+Example::
+
+    secrets_file: olt-cli.secrets.yaml        # relative to this file, mode 0600
+    known_hosts: olt-cli.known_hosts          # OpenSSH format
+    defaults: {timeout_s: 10, busy_retries: 3}
+    olts:
+      - {olt_id: OLT-001, host: 10.0.0.1, profile: huawei_ma5800, credentials: noc}
+      - {olt_id: OLT-002, host: 10.0.0.2, port: 2222, profile: zte_c300, credentials: noc}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.olt.profiles import CliProfile, load_cli_profiles
+from guardian_lib.olt.session import SshTarget
+from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.secrets import read_secret_file  # re-exported: moved there
+
+__all__ = [
+    "CliDefaults",
+    "CliOltEntry",
+    "CliInventory",
+    "load_cli_inventory",
+    "read_secret_file",
+    "pppoe_account",
+    "ENV_PREFIX",
+]
+
+ENV_PREFIX = "GUARDIAN_OLT_"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CliDefaults(_Strict):
+    """Settings shared by every OLT of the inventory."""
+
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Connect / command timeout. [s]")
+    busy_retries: int = Field(3, ge=0, le=10, description="Resends after 'busy'. [-]")
+    busy_backoff_s: float = Field(0.5, ge=0, le=30, description="First pause after 'busy'. [s]")
+
+
+class CliOltEntry(_Strict):
+    """One OLT's command line."""
+
+    olt_id: str
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    profile: str
+    credentials: str = Field(description="Credentials reference (env / secret file key).")
+    insecure: bool = Field(False, description="Accept any SSH host key (lab only).")
+
+
+class CliInventory(_Strict):
+    """A validated OLT CLI inventory."""
+
+    olts: list[CliOltEntry]
+    defaults: CliDefaults = CliDefaults()
+    secrets_file: str | None = None
+    known_hosts: str | None = None
+    profiles_dirs: list[str] = Field(default_factory=list)
+    path: Path | None = Field(None, exclude=True)
+
+    def _resolve(self, raw: str | None) -> Path | None:
+        if not raw:
+            return None
+        p = Path(raw)
+        return p if p.is_absolute() or self.path is None else self.path.parent / p
+
+    def secrets_path(self) -> Path | None:
+        """The secret file (``secrets_file`` or ``GUARDIAN_OLT_SECRETS``), resolved."""
+        return self._resolve(self.secrets_file or os.environ.get(ENV_PREFIX + "SECRETS"))
+
+    def entry(self, olt_id: str) -> CliOltEntry:
+        """The entry of ``olt_id``; ConfigError naming the known ids if absent."""
+        for e in self.olts:
+            if e.olt_id == olt_id:
+                return e
+        known = ", ".join(e.olt_id for e in self.olts)
+        raise ConfigError(f"{self.path}: no OLT {olt_id!r} (inventory has: {known})")
+
+    def profiles(self) -> dict[str, CliProfile]:
+        """Shipped CLI profiles plus the inventory's ``profiles_dirs``."""
+        return load_cli_profiles([self._resolve(d) for d in self.profiles_dirs])  # type: ignore[misc]
+
+    def profile_of(self, olt_id: str) -> CliProfile:
+        """The CLI profile of one OLT; ConfigError naming the known profiles if absent."""
+        name = self.entry(olt_id).profile
+        profiles = self.profiles()
+        if name not in profiles:
+            raise ConfigError(
+                f"{self.path}: OLT {olt_id}: unknown CLI profile {name!r} "
+                f"(known: {', '.join(sorted(profiles))})"
+            )
+        return profiles[name]
+
+    def target(self, olt_id: str, environ: Mapping[str, str] | None = None) -> SshTarget:
+        """SSH target of one OLT with its credentials and accepted host keys."""
+        e = self.entry(olt_id)
+        env = os.environ if environ is None else environ
+        found = {k: env.get(_env_name(e.credentials, k.upper())) for k in ("username", "password")}
+        if not all(found.values()):
+            block = read_secret_file(self.secrets_path()).get(e.credentials)
+            if isinstance(block, dict):
+                for k in found:
+                    found[k] = found[k] or (str(block[k]) if block.get(k) is not None else None)
+        missing = [k for k, v in found.items() if not v]
+        if missing:
+            names = ", ".join(_env_name(e.credentials, k.upper()) for k in missing)
+            raise ConfigError(
+                f"OLT {olt_id}: CLI credentials {e.credentials!r} incomplete: missing {missing}; "
+                f"expected {names} or key {e.credentials}.{{username,password}} in "
+                f"{self.secrets_path()}"
+            )
+        known = self._resolve(self.known_hosts)
+        d = self.defaults
+        return SshTarget(
+            olt_id=olt_id, host=e.host, port=e.port, username=str(found["username"]),
+            password=str(found["password"]),
+            known_hosts=known.read_text(encoding="utf-8") if known and known.exists() else None,
+            insecure=e.insecure, timeout_s=d.timeout_s, busy_retries=d.busy_retries,
+            busy_backoff_s=d.busy_backoff_s,
+        )  # fmt: skip
+
+
+def _env_name(ref: str, key: str) -> str:
+    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ref).upper() + "_" + key
+
+
+def pppoe_account(
+    key: str, secrets_path: Path | None, environ: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """PPPoE user name and password stored under ``key`` (environment, then secret file).
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and where it was looked up (never the password).
+    """
+    env = os.environ if environ is None else environ
+    ref = "PPPOE_" + re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+    user, pw = env.get(ENV_PREFIX + ref + "_USERNAME"), env.get(ENV_PREFIX + ref + "_PASSWORD")
+    if not (user and pw):
+        block = (read_secret_file(secrets_path).get("pppoe") or {}).get(key)
+        if isinstance(block, dict):
+            user = user or block.get("username")
+            pw = pw or block.get("password")
+    if not (user and pw):
+        raise ConfigError(
+            f"PPPoE account {key!r} not found: expected {ENV_PREFIX}{ref}_USERNAME and "
+            f"{ENV_PREFIX}{ref}_PASSWORD, or pppoe.{key}.{{username,password}} in {secrets_path}"
+        )
+    return str(user), str(pw)
+
+
+def load_cli_inventory(path: str | Path) -> CliInventory:
+    """Read and validate an OLT CLI inventory.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and the field (e.g. ``olts[1].port``).
+    """
+    path = Path(path)
+    data = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: an OLT CLI inventory must be a YAML mapping with 'olts:'")
+    try:
+        inv = CliInventory.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_message(path, exc, "invalid OLT CLI inventory")) from None
+    ids = [o.olt_id for o in inv.olts]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise ConfigError(f"{path}: olts: duplicate olt_id {dup}")
+    inv.path = path
+    return inv

@@ -1,0 +1,131 @@
+"""OLT CLI profiles, command rendering, serials, inventories and secrets (no network)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from guardian_lib.errors import ConfigError
+from guardian_lib.olt.changes import Change
+from guardian_lib.olt.driver import normalize_serial, plan, serial_to_hex
+from guardian_lib.olt.inventory import load_cli_inventory, pppoe_account, read_secret_file
+from guardian_lib.olt.profiles import (
+    builtin_cli_profiles_dir,
+    load_cli_profile,
+    load_cli_profiles,
+    render,
+)
+
+VALUES = {"slot": 1, "port": 2, "onu_id": 5, "serial": "ZTEG1A2B3C4D",
+          "serial_hex": "5A5445471A2B3C4D", "vlan": 100, "desc": "C-1",
+          "pppoe_username": "u@isp", "pppoe_password": "pw-1", "wan": "pppoe"}  # fmt: skip
+
+
+def test_shipped_profiles_load_and_render_every_operation():
+    profiles = load_cli_profiles()
+    assert {"huawei_ma5800", "zte_c300", "zte_c600"} <= set(profiles)
+    for prof in profiles.values():
+        for name in prof.operations:
+            cmds = plan(prof, name, VALUES)
+            assert cmds and all("{" not in c for c in cmds), (prof.name, name, cmds)
+            assert not any("pw-1" in c for c in cmds)
+        assert prof.classify("nothing wrong here") is None
+
+
+def test_error_patterns_classify_vendor_answers():
+    profiles = load_cli_profiles()
+    hw, zte = profiles["huawei_ma5800"], profiles["zte_c300"]
+    assert hw.classify("  Failure: System is busy, please retry later")[0] == "busy"
+    assert hw.classify("  % Unknown command, the error locates at '^'")[0] == "syntax"
+    assert hw.classify("  Failure: SN already exists") == ("exists", "Failure: SN already exists")
+    assert zte.classify("%Code 32307-GPONSRV : The ONU already exists")[0] == "exists"
+    assert zte.classify("% Invalid input detected at '^' marker.")[0] == "syntax"
+
+
+def test_a_dry_run_leaves_only_the_onu_id_open():
+    prof = load_cli_profiles()["huawei_ma5800"]
+    vals = {k: v for k, v in VALUES.items() if k != "onu_id"}
+    cmds = plan(prof, "authorize", vals)
+    assert any("{onu_id}" in c for c in cmds)
+    with pytest.raises(ValueError, match=r"needs a value for \{pppoe_username\}"):
+        plan(prof, "authorize", {k: v for k, v in vals.items() if k != "pppoe_username"})
+
+
+def test_render_refuses_values_that_could_add_a_command():
+    tmpl = "ont add {port} sn-auth {serial_hex} desc {desc}"
+    ok = render(tmpl, {"port": 0, "serial_hex": "485754431A2B3C4D", "desc": "C-1"})
+    assert ok == "ont add 0 sn-auth 485754431A2B3C4D desc C-1"
+    for bad in ("a\nont delete 0 all", "x;reboot", "two words", ""):
+        with pytest.raises(ValueError, match="desc = .* is not allowed"):
+            render(tmpl, {"port": 0, "serial_hex": "485754431A2B3C4D", "desc": bad})
+    with pytest.raises(ValueError, match=r"needs a value for \{port\}"):
+        render(tmpl, {"serial_hex": "485754431A2B3C4D", "desc": "x"})
+    with pytest.raises(ValueError, match=r"pppoe_password = \*\*\*\*\*\*"):
+        render("p {pppoe_password}", {"pppoe_password": "has space"})
+    masked = render("p {pppoe_password}", {"pppoe_password": "pw"}, mask_secrets=True)
+    assert masked == "p ******"
+
+
+def test_serials():
+    assert normalize_serial("hwtc-1a2b3c4d") == "HWTC1A2B3C4D"
+    assert normalize_serial("485754431A2B3C4D") == "HWTC1A2B3C4D"
+    assert serial_to_hex("HWTC1A2B3C4D") == "485754431A2B3C4D"
+    with pytest.raises(ValueError, match="expected a GPON serial"):
+        normalize_serial("HWTC 1A2B")
+
+
+def test_a_broken_profile_names_file_and_field(tmp_path):
+    src = yaml.safe_load((builtin_cli_profiles_dir() / "zte_c300.yaml").read_text())
+    del src["operations"]["reboot"]
+    src["prompt"] = "(unclosed"
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(src))
+    with pytest.raises(ConfigError) as err:
+        load_cli_profile(p)
+    msg = str(err.value)
+    assert "bad.yaml: invalid OLT CLI profile: prompt" in msg
+    assert "missing operations ['reboot']" in msg
+
+
+def test_change_validation_names_the_field():
+    with pytest.raises(ValueError, match="row 3: vlan must be an integer, got 'abc'"):
+        Change("O", "authorize", {"slot": 1, "port": 0, "serial": "X", "vlan": "abc"}).validated(
+            "row 3"
+        )
+    with pytest.raises(ValueError, match="wan pppoe needs the PPPoE account's secret key"):
+        Change("O", "authorize", {"slot": 1, "port": 0, "serial": "X", "vlan": 1,
+                                  "wan": "pppoe"}).validated()  # fmt: skip
+    with pytest.raises(ValueError, match="operation 'format-disk' unknown"):
+        Change("O", "format-disk", {}).validated()
+
+
+def test_secrets_only_from_owner_readable_files_and_env(tmp_path):
+    sec = tmp_path / "s.yaml"
+    sec.write_text(
+        "noc: {username: admin, password: pw}\npppoe: {c1: {username: u1, password: p1}}\n"
+    )
+    os.chmod(sec, 0o644)
+    with pytest.raises(ConfigError, match="mode 0644; it must be readable by its owner only"):
+        read_secret_file(sec)
+    os.chmod(sec, 0o600)
+    assert pppoe_account("c1", sec, environ={}) == ("u1", "p1")
+    env = {"GUARDIAN_OLT_PPPOE_C2_USERNAME": "u2", "GUARDIAN_OLT_PPPOE_C2_PASSWORD": "p2"}
+    assert pppoe_account("c2", sec, environ=env) == ("u2", "p2")
+    with pytest.raises(ConfigError, match="PPPoE account 'c3' not found") as err:
+        pppoe_account("c3", sec, environ={})
+    assert "p1" not in str(err.value)
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(yaml.safe_dump({"secrets_file": "s.yaml", "olts": [
+        {"olt_id": "A", "host": "10.0.0.1", "profile": "zte_c300", "credentials": "noc"},
+        {"olt_id": "B", "host": "10.0.0.2", "profile": "nokia", "credentials": "other"}]}))  # fmt: skip
+    loaded = load_cli_inventory(inv)
+    t = loaded.target("A", environ={})
+    assert (t.username, t.password, t.port) == ("admin", "pw", 22) and "pw" not in repr(t)
+    with pytest.raises(ConfigError, match="GUARDIAN_OLT_OTHER_USERNAME"):
+        loaded.target("B", environ={})
+    with pytest.raises(ConfigError, match="unknown CLI profile 'nokia'"):
+        loaded.profile_of("B")
+    with pytest.raises(ConfigError, match="no OLT 'C'"):
+        loaded.entry("C")
