@@ -22,7 +22,11 @@ from sklearn.metrics import average_precision_score, brier_score_loss
 from guardian_lib.labels import CAUSE_CLASSES, MASSIVE_CLASSES, RISK_HORIZONS_H, build_labels
 from guardian_lib.models.baselines import rule_anomaly, rule_cause, rule_massive, rule_risk
 from guardian_lib.models.drift import PSI_ALERT, bin_counts, psi_edges, psi_from_counts
-from guardian_lib.models.training import anomaly_lead_minutes, monotonicity_violations
+from guardian_lib.models.training import (
+    MASSIVE_NOT_MEASURABLE,
+    anomaly_lead_minutes,
+    monotonicity_violations,
+)
 from guardian_lib.schema import CLASS_COLUMNS
 
 __all__ = ["evaluate_partitions"]
@@ -116,8 +120,14 @@ def _per_class(cm: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def _binary(cm: np.ndarray) -> dict[str, float]:
+    """Precision, recall, F1 of class 1 with the serial evaluation's NaN rules (``_prf``)."""
     p, r, f, _ = _per_class(cm)
-    return {"precision": float(p[1]), "recall": float(r[1]), "f1": float(f[1])}
+    out = {"precision": float(p[1]), "recall": float(r[1]), "f1": float(f[1])}
+    if not cm[1].sum():  # no true row: nothing to recall
+        out["recall"] = out["f1"] = float("nan")
+    if not cm[:, 1].sum():  # nothing predicted positive
+        out["precision"] = float("nan")
+    return out
 
 
 def _macro_f1(cm: np.ndarray, classes: list[str], present: list[str]) -> float:
@@ -203,6 +213,9 @@ def evaluate_partitions(
     }
     for k, v in _binary(total["massive"]).items():
         metrics[f"massive_{k}"] = v
+    metrics["massive_support"] = int(total["massive"][1].sum())
+    if not metrics["massive_support"]:  # as the serial evaluation: say why there is no figure
+        metrics["massive_note"] = MASSIVE_NOT_MEASURABLE
     metrics["macro_f1"] = _macro_f1(total["cause"], classes, present)
     metrics["macro_f1_classes"] = present
     p, r, f, s = _per_class(total["cause"])
