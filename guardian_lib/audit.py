@@ -5,7 +5,13 @@ digest and a copy of the aggregated inputs, outputs, confidence, model, policy a
 mode; blocked decisions carry the rule that blocked them), ``actions`` (each action
 with status, start/finish, result and error), ``notifications`` and ``incidents``.
 
-Rows are only ever inserted: :class:`AuditLog` has no update or delete. An incident is
+Rows are only ever inserted: :class:`AuditLog` has no update or delete.
+
+A service that runs numbered cycles (``guardian operate``) calls
+:meth:`AuditLog.begin_cycle` first: the ids of that cycle's decisions and incidents are
+then derived from the cycle number and what they are (``<tag>C00000042-D<digest>-<n>``),
+and a decision (with its actions and notices) or incident row already in the file is not
+written again. A cycle cut by a crash and run again after the restart is so audited once. An incident is
 written when it opens and again when it closes; the latest row per ``incident_id``
 (``recorded_at``) is its current state. :func:`case_lifecycle` rebuilds each case's
 life (opened → actions → stable → closed with the visit avoided, or escalated to a visit)
@@ -98,10 +104,46 @@ class AuditLog:
         self.flush_rows = flush_rows
         self._buf: dict[str, list[tuple]] = {t: [] for t in AUDIT_TABLES}
         self._seq: dict[str, int] = {}
+        self._cycle: int | None = None  # begin_cycle: ids derived from the cycle
+        self._seen: dict[str, int] = {}  # decision digests of this cycle, by occurrence
+        self._present: set[str] = set()  # decision ids of this cycle already in the file
+        self._skipped: set[str] = set()  # … and so not written again
+        self._incidents: set[tuple[str, bool]] = set()  # (incident id, closed) in the file
+        self._cycle_incidents = 0
         for name, cols in AUDIT_TABLES.items():
             ddl = ", ".join(f"{c} {t}" for c, t in cols.items())
             self.con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({ddl})")
             self._seq[name] = self.con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0]
+
+    def begin_cycle(self, cycle: int) -> None:
+        """Make the next rows' ids those of cycle ``cycle`` (idempotent across a re-run).
+
+        Parameters
+        ----------
+        cycle : int
+            The service's cycle number (the same when a cycle cut by a crash runs again).
+        """
+        self.flush()
+        self._cycle, self._seen, self._skipped, self._cycle_incidents = int(cycle), {}, set(), 0
+        prefix = f"{self.tag}C{int(cycle):08d}-"
+        rows = self.con.execute(
+            "SELECT decision_id FROM decisions WHERE starts_with(decision_id, ?)", [prefix]
+        ).fetchall()
+        self._present = {r[0] for r in rows}
+        rows = self.con.execute(
+            "SELECT DISTINCT incident_id, end_at IS NOT NULL FROM incidents "
+            "WHERE starts_with(incident_id, ?)",
+            [self.tag],
+        ).fetchall()
+        self._incidents = {(r[0], bool(r[1])) for r in rows}
+
+    def _decision_id(self, decision: Any) -> str:
+        if self._cycle is None:
+            return self._id("decisions")
+        what = _json([decision.action, str(decision.subject), [str(t) for t in decision.targets]])
+        digest = hashlib.sha256(what.encode()).hexdigest()[:12]
+        n = self._seen[digest] = self._seen.get(digest, 0) + 1
+        return f"{self.tag}C{self._cycle:08d}-D{digest}-{n}"
 
     def _id(self, table: str) -> str:
         self._seq[table] += 1
@@ -134,7 +176,10 @@ class AuditLog:
         blocked_rule : str, optional
             The safety rule that blocked it.
         """
-        did = self._id("decisions")
+        did = self._decision_id(decision)
+        if did in self._present:  # audited by an earlier run of this cycle
+            self._skipped.add(did)
+            return did
         d = decision
         self._add(
             "decisions",
@@ -147,6 +192,8 @@ class AuditLog:
 
     def record_action(self, decision_id: str, result: Any) -> str:
         """Append one action (an :class:`~guardian_lib.actions.ActionResult`)."""
+        if decision_id in self._skipped:
+            return ""
         aid = self._id("actions")
         r = result
         self._add(
@@ -167,6 +214,8 @@ class AuditLog:
         metadata: dict | None = None,
     ) -> str:
         """Append one customer notification."""
+        if (metadata or {}).get("decision_id") in self._skipped:
+            return ""
         nid = self._id("notifications")
         self._add(
             "notifications",
@@ -175,11 +224,19 @@ class AuditLog:
         return nid
 
     def new_incident_id(self) -> str:
-        """A fresh incident id."""
-        return self._id("incidents")
+        """A fresh incident id (derived from the cycle after :meth:`begin_cycle`)."""
+        if self._cycle is None:
+            return self._id("incidents")
+        self._cycle_incidents += 1
+        return f"{self.tag}C{self._cycle:08d}-INC{self._cycle_incidents}"
 
     def record_incident(self, incident_id: str, recorded_at: pd.Timestamp, **fields: Any) -> None:
         """Append the current state of an incident (open, or closed with ``end_at``)."""
+        if self._cycle is not None:
+            phase = (incident_id, fields.get("end_at") is not None)
+            if phase in self._incidents:  # opened (or closed) by an earlier run of the cycle
+                return
+            self._incidents.add(phase)
         cols = list(AUDIT_TABLES["incidents"])
         row = {c: fields.get(c) for c in cols}
         row["incident_id"], row["recorded_at"] = incident_id, recorded_at

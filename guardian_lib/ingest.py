@@ -52,7 +52,7 @@ from guardian_lib.schema import (
     VALID_RANGES,
     missing_columns,
 )
-from guardian_lib.warehouse import raw_dir, silver_dir, warehouse_path
+from guardian_lib.warehouse import WarehouseWriter, raw_dir, silver_dir, warehouse_path
 
 __all__ = [
     "IngestSummary",
@@ -76,6 +76,10 @@ _MEASURES = [c for c in MEASURES if c != "online"]  # the numeric ones
 _LATE = "INTERVAL 1 HOUR"
 #: Lock file that serialises ingests of one run folder.
 LOCK_FILE = ".ingest.lock"
+#: Warehouse table: the SILVER dates each RAW telemetry file feeds, with the file's
+#: fingerprint when it was read (so an unchanged file is not read again, and the
+#: incremental update of :mod:`guardian_lib.silver` knows what SILVER was built from).
+RAW_FILE_DATES = "_raw_file_dates"
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,45 @@ def _build_silver_date(
     }
 
 
+def _build_silver_events(con: duckdb.DuckDBPyConnection, ev_files: list[Path], dest: Path) -> None:
+    """SILVER events from every RAW events file: one row per (entity, type, ts, payload)."""
+    ev_list = "[" + ", ".join(_sql_path(f) for f in ev_files) + "]"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(
+        f"""COPY (SELECT ts, entity_id, entity_type, type, severity,
+                         CAST(source AS VARCHAR) AS source, payload, received_at
+                  FROM read_parquet({ev_list}, union_by_name=true, hive_partitioning=false)
+                  QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, payload
+                                             ORDER BY received_at) = 1
+                  ORDER BY ts, entity_id, type)
+            TO {_sql_path(dest)} (FORMAT parquet, COMPRESSION zstd)"""
+    )
+
+
+def _tables_digest(table_files: dict[str, Path]) -> str:
+    """Digest of the inventory and operations files (a change reloads their tables)."""
+    return hashlib.sha256(
+        "|".join(_fingerprint(f) for f in table_files.values()).encode()
+    ).hexdigest()
+
+
+def _known_file_dates(con: duckdb.DuckDBPyConnection, run: Path) -> dict[tuple[str, str], list]:
+    """``(path, fingerprint) → dates`` of the RAW files the last ingest read (none before
+    the table existed)."""
+    if not con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [RAW_FILE_DATES]
+    ).fetchone()[0]:
+        return {}
+    out: dict[tuple[str, str], list[str]] = {}
+    for path, fp, d in con.execute(
+        f"SELECT path, fingerprint, date FROM {RAW_FILE_DATES}"
+    ).fetchall():
+        out.setdefault((path, fp), [])
+        if d:
+            out[(path, fp)].append(d)
+    return out
+
+
 def _load_table_files(run: Path) -> dict[str, Path]:
     """Inventory and operations Parquet files of a run, by table name."""
     out = {}
@@ -366,7 +409,8 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
         _check_raw_schema(f, ["ts", "entity_id", "entity_type", "type", "severity", "payload"])
 
     wh = warehouse_path(run)
-    con = duckdb.connect(str(wh))
+    writer = WarehouseWriter(run)  # readers see the old warehouse until publish()
+    con = writer.con
     try:
         con.execute("SET TimeZone = 'UTC'")
         old = {}
@@ -375,10 +419,19 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
         ).fetchone()[0]:
             old = dict(con.execute("SELECT date, digest FROM _silver_manifest").fetchall())
         # Which SILVER dates does each RAW file feed, and what is each date's input digest?
+        known_dates: dict[tuple[str, str], list[str]] = {}
+        if old:
+            known_dates = _known_file_dates(con, run)
         date_files: dict[str, list[Path]] = {}
+        file_dates: list[tuple[str, str, str]] = []
         for f in tel_files:
-            for d in _file_dates(con, f, grid_s):
+            fp = _fingerprint(f)
+            dates = known_dates.get((str(f.relative_to(run)), fp))
+            if dates is None:
+                dates = _file_dates(con, f, grid_s)
+            for d in dates:
                 date_files.setdefault(d, []).append(f)
+            file_dates += [(str(f.relative_to(run)), fp, d) for d in dates or [""]]
         digests = {
             d: hashlib.sha256("|".join(_fingerprint(f) for f in fs).encode()).hexdigest()
             for d, fs in date_files.items()
@@ -386,7 +439,7 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
         ev_digest = hashlib.sha256("|".join(_fingerprint(f) for f in ev_files).encode()).hexdigest()
         changed = sorted(d for d in digests if old.get(d) != digests[d])
         # Dates whose RAW files were all removed: their SILVER partition goes too.
-        gone = sorted(d for d in old if d != "__events__" and d not in digests)
+        gone = sorted(d for d in old if not d.startswith("__") and d not in digests)
         staging = run / "lake" / "silver" / f".staging-{os.getpid()}"
         if staging.exists():
             shutil.rmtree(staging)
@@ -402,19 +455,7 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
                 quality.append(_build_silver_date(con, date_files[d], d, grid_s, dest))
             build_events = ev_files and old.get("__events__") != ev_digest
             if build_events:
-                ev_list = "[" + ", ".join(_sql_path(f) for f in ev_files) + "]"
-                dest = staging / "events" / "data.parquet"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                con.execute(
-                    f"""COPY (SELECT ts, entity_id, entity_type, type, severity,
-                                     CAST(source AS VARCHAR) AS source, payload, received_at
-                              FROM read_parquet({ev_list}, union_by_name=true,
-                                                hive_partitioning=false)
-                              QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, payload
-                                                         ORDER BY received_at) = 1
-                              ORDER BY ts, entity_id, type)
-                        TO {_sql_path(dest)} (FORMAT parquet, COMPRESSION zstd)"""
-                )
+                _build_silver_events(con, ev_files, staging / "events" / "data.parquet")
         except duckdb.Error as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise IngestError(f"{run}: building SILVER failed, warehouse unchanged: {exc}") from exc
@@ -446,7 +487,17 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
             ]
             if listed:  # an import of inventory or tickets alone has no RAW file
                 con.executemany("INSERT INTO _raw_files VALUES (?, ?)", listed)
-            manifest = {**{d: digests[d] for d in digests}, "__events__": ev_digest}
+            con.execute(
+                f"CREATE OR REPLACE TABLE {RAW_FILE_DATES} (path VARCHAR, fingerprint VARCHAR, "
+                "date VARCHAR)"
+            )
+            if file_dates:
+                con.executemany(f"INSERT INTO {RAW_FILE_DATES} VALUES (?, ?, ?)", file_dates)
+            manifest = {
+                **{d: digests[d] for d in digests},
+                "__events__": ev_digest,
+                "__tables__": _tables_digest(table_files),
+            }
             con.execute("CREATE OR REPLACE TABLE _silver_manifest (date VARCHAR, digest VARCHAR)")
             con.executemany("INSERT INTO _silver_manifest VALUES (?, ?)", sorted(manifest.items()))
             # Swap the staged SILVER files in, then commit.
@@ -454,6 +505,8 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
                 dest = silver_dir(run, "x").parent / src.relative_to(staging)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dest)
+                for part in dest.parent.glob("part-*.parquet"):  # now in data.parquet
+                    part.unlink()
             for d in gone:
                 shutil.rmtree(silver_dir(run, "telemetry") / f"date={d}", ignore_errors=True)
             if not ev_files:
@@ -464,7 +517,7 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        silver_files = sorted(silver_dir(run, "telemetry").glob("date=*/data.parquet"))
+        silver_files = sorted(silver_dir(run, "telemetry").glob("date=*/*.parquet"))
         rows = 0
         if silver_files:
             rows = con.execute(
@@ -472,8 +525,9 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
                 + ", ".join(_sql_path(f) for f in silver_files)
                 + "])"
             ).fetchone()[0]
+        writer.publish()
     finally:
-        con.close()
+        writer.close()
     return IngestSummary(
         warehouse_path=wh,
         silver_telemetry_rows=int(rows),

@@ -50,6 +50,7 @@ from guardian_lib.schema import CAUSE_CLASSES
 __all__ = [
     "CAUSE_CLASSES",
     "MASSIVE_CLASSES",
+    "NOT_SERVICE_AFFECTING_KINDS",
     "RISK_HORIZONS_H",
     "symptomatic",
     "build_labels",
@@ -59,7 +60,9 @@ MASSIVE_CLASSES = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
 RISK_HORIZONS_H = (2, 6, 24)
 _PRECEDENCE = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK", "EQUIPMENT_FAIL", "INTERMITTENT",
                "CUSTOMER_PREMISES")  # fmt: skip
-_NOT_SERVICE_AFFECTING = ("customer_power_off",)
+#: Fault kinds that do not count as service-affecting (the customer's own choice); the
+#: second is what the ticket label map gives its intervals marked ``service_affecting: false``.
+NOT_SERVICE_AFFECTING_KINDS = ("customer_power_off", "not_service_affecting")
 _SYMPTOM_WINDOW_US = 3600 * 1_000_000
 
 
@@ -109,7 +112,7 @@ def build_labels(
     impact = np.where(np.isnat(imp_raw), far, imp_raw.astype(np.int64))
     rank = {c: i for i, c in enumerate(_PRECEDENCE)}
     prec = t["cause_class"].map(rank).to_numpy()
-    service = ~t["kind"].isin(_NOT_SERVICE_AFFECTING).to_numpy()
+    service = ~t["kind"].isin(NOT_SERVICE_AFFECTING_KINDS).to_numpy()
     # Risk counts individual faults only: massive ones have no precursor in the ONU's
     # own data and no per-customer action prevents them (see the module docstring).
     individual = service & ~t["cause_class"].isin(MASSIVE_CLASSES).to_numpy()

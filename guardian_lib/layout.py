@@ -9,7 +9,7 @@ folder given to ``guardian simulate --out``)::
     ops/{service_orders,cpe_state}.parquet     operations (+ ground truth in a simulated run)
     warehouse.duckdb                           small tables: inventory, operations, catalog
     lake/raw/{telemetry,events}/date=…/        RAW, append-only
-    lake/silver/telemetry/date=…/data.parquet  SILVER
+    lake/silver/telemetry/date=…/*.parquet     SILVER (data.parquet + operate's parts)
     lake/silver/events/data.parquet
     lake/gold/features/date=…/data.parquet     GOLD: point-in-time features
     lake/gold/ml_predictions/*.parquet         GOLD: model predictions

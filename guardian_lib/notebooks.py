@@ -19,7 +19,15 @@ from typing import Any
 
 from guardian_lib.errors import ConfigError, GuardianError
 
-__all__ = ["KERNEL", "NotebookError", "NotebookRun", "declared_parameters", "run_notebooks"]
+__all__ = [
+    "KERNEL",
+    "NotebookError",
+    "NotebookRun",
+    "declared_parameters",
+    "notebook_html",
+    "run_notebook",
+    "run_notebooks",
+]
 
 #: The Jupyter kernel every notebook runs with.
 KERNEL = "python3"
@@ -159,3 +167,38 @@ def run_notebooks(
         record = _run_one(src_dir / name, out_dir / name, parameters, cwd, runs)
         say(f"  {name} done in {record.duration_s:.1f} s")
     return runs
+
+
+def run_notebook(
+    src: Path | str, dst: Path | str, parameters: dict[str, Any], cwd: Path | str
+) -> NotebookRun:
+    """Execute one notebook with the parameters it declares (out of ``parameters``).
+
+    Parameters
+    ----------
+    src, dst : path
+        The notebook and where its executed copy (outputs included) is written.
+    parameters : dict
+        Papermill parameters; the notebook receives those it declares.
+    cwd : path
+        Working directory of the kernel.
+
+    Raises
+    ------
+    NotebookError
+        The notebook failed (the message names the cell); ``dst`` keeps the error output.
+    """
+    return _run_one(Path(src), Path(dst), parameters, cwd, [])
+
+
+def notebook_html(executed: Path | str, out: Path | str) -> Path:
+    """Write an executed notebook as one HTML page (nbconvert, code and outputs) to ``out``."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(executed), as_version=4))
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(out)
+    return out

@@ -4,12 +4,20 @@ Layout (``run`` is any folder)::
 
     <run>/warehouse.duckdb                 small tables: inventory, operations, catalog
     <run>/lake/raw/{telemetry,events}/date=YYYY-MM-DD/*.parquet     RAW, append-only
-    <run>/lake/silver/telemetry/date=YYYY-MM-DD/data.parquet        SILVER
+    <run>/lake/silver/telemetry/date=YYYY-MM-DD/*.parquet           SILVER (data + parts)
     <run>/lake/silver/events/data.parquet
 
 :func:`connect` opens the file and defines views over the lake (``telemetry_raw``,
 ``events_raw``, ``telemetry``, ``events``) with absolute paths, so a run folder can be
 moved. DuckDB allows one writer process per file; readers open it read-only.
+
+Readers never wait for a writer and never stop one: :class:`WarehouseWriter` (used by
+every ingest) writes a copy of the file and renames it over the old one when its
+transaction is complete, so a reader opens either the previous warehouse or the new one,
+and a reader that holds the file open keeps reading the version it opened. SILVER files
+are replaced by atomic renames too; the SILVER view covers every Parquet file of a date
+folder (a full rebuild's ``data.parquet`` and the parts the incremental update of
+:mod:`guardian_lib.silver` appends).
 
 A RAW file that became unreadable after it was ingested (truncated, overwritten) does
 not make the warehouse unreadable: :func:`connect` leaves it out of the RAW view and
@@ -19,6 +27,12 @@ logs one warning naming it; :func:`run_summary` lists it under ``unreadable_file
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +50,11 @@ __all__ = [
     "warehouse_path",
     "connect",
     "lake_views_sql",
+    "private_copy",
+    "run_snapshot",
     "run_summary",
     "unreadable_raw_files",
+    "WarehouseWriter",
     "table_names",
 ]
 
@@ -85,10 +102,12 @@ def lake_views_sql(run: Path | str, raw_files: dict[str, list[str]] | None = Non
                 f"{listing}, hive_partitioning=true, union_by_name=true)"
             )
     tel = silver_dir(run, "telemetry")
-    if any(tel.glob("date=*/data.parquet")):
+    if any(tel.glob("date=*/*.parquet")):
+        # data.parquet of a full rebuild plus the parts appended since (guardian_lib.silver)
         stmts.append(
             "CREATE OR REPLACE TEMP VIEW telemetry AS SELECT * FROM read_parquet("
-            f"{_sql_str(tel / 'date=*' / 'data.parquet')}, hive_partitioning=false)"
+            f"{_sql_str(tel / 'date=*' / '*.parquet')}, hive_partitioning=false, "
+            "union_by_name=true)"
         )
     gold = RunLayout(run).features
     if any(gold.glob("date=*/data.parquet")):
@@ -153,6 +172,57 @@ def connect(run: Path | str, read_only: bool = True) -> duckdb.DuckDBPyConnectio
         for stmt in lake_views_sql(run, kept):
             con.execute(stmt)
     return con
+
+
+class WarehouseWriter:
+    """Write a run's DuckDB file as a new copy, then swap it in atomically.
+
+    ``con`` is a connection to ``.warehouse.duckdb.new-<pid>`` (a copy of the current
+    file); :meth:`publish` checkpoints it and renames it over ``warehouse.duckdb``;
+    :meth:`close` without :meth:`publish` throws the copy away, leaving the warehouse as
+    it was. One writer at a time per run (the ingest lock).
+
+    Parameters
+    ----------
+    run : path
+    """
+
+    def __init__(self, run: Path | str) -> None:
+        self.path = warehouse_path(run)
+        self.tmp = self.path.with_name(f".{self.path.name}.new-{os.getpid()}")
+        self._discard_tmp()
+        if self.path.exists():
+            shutil.copyfile(self.path, self.tmp)
+            wal = self.path.with_name(self.path.name + ".wal")
+            if wal.exists():  # left by a writer of an older version that was killed
+                shutil.copyfile(wal, self.tmp.with_name(self.tmp.name + ".wal"))
+        self.con = duckdb.connect(str(self.tmp))
+        self.published = False
+
+    def _discard_tmp(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+        self.tmp.with_name(self.tmp.name + ".wal").unlink(missing_ok=True)
+
+    def publish(self) -> None:
+        """Make the written copy the run's warehouse (readers opening it from now on see it)."""
+        self.con.execute("CHECKPOINT")
+        self.con.close()
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp, self.path)
+        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+        self.published = True
+
+    def close(self) -> None:
+        """Close; an unpublished copy is removed."""
+        if not self.published:
+            try:
+                self.con.close()
+            finally:
+                self._discard_tmp()
 
 
 def unreadable_raw_files(run: Path | str, raw_files: dict[str, list[str]]) -> list[str]:
@@ -270,3 +340,82 @@ def run_summary(run: Path | str) -> dict[str, Any]:
         }
     finally:
         con.close()
+
+
+def _copy_db(db: Path, dest: Path) -> None:
+    """Copy the DuckDB file ``db`` and its WAL (if any) to ``dest`` (and ``dest.wal``)."""
+    shutil.copyfile(db, dest)
+    wal = db.with_name(db.name + ".wal")
+    if wal.exists():
+        shutil.copyfile(wal, dest.with_name(dest.name + ".wal"))
+
+
+@contextmanager
+def private_copy(db: Path | str) -> Iterator[Path | None]:
+    """A private copy of a DuckDB file (and its WAL), deleted on exit; None if it is absent.
+
+    DuckDB lets one process write a file and refuses a writer while any reader, even
+    read-only (or, in the same process, a connection with another configuration), has it
+    open. Readers that must never keep ``guardian operate`` out (its audit trail, the
+    warehouse it ingests into every cycle) read a copy instead.
+    """
+    db = Path(db)
+    if not db.exists():
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="guardian-copy-") as tmp:
+        copy = Path(tmp) / db.name
+        _copy_db(db, copy)
+        yield copy
+
+
+@contextmanager
+def run_snapshot(run: Path | str, retries: int = 20, wait_s: float = 0.05) -> Iterator[Path]:
+    """A run folder to read while a writer (``guardian operate``) keeps working on ``run``.
+
+    The snapshot is a temporary folder with the run's name: ``warehouse.duckdb`` (and its
+    WAL) is copied and checked to open; every other entry (the Parquet lake, ``kpis.json``,
+    ``models/``) is a symbolic link to the original, since Parquet files are only ever
+    replaced whole (``os.replace``) or added. ``sla.parquet`` and ``sla.json``, which the
+    report writers write into their run folder, are left out, so those writes stay in the
+    snapshot and are discarded with it.
+
+    Parameters
+    ----------
+    run : path
+        Run folder with a warehouse.
+    retries : int, default 20
+        Copies tried when one is unreadable (taken in the middle of a checkpoint). [-]
+    wait_s : float, default 0.05
+        Pause between two tries. [s]
+
+    Raises
+    ------
+    WarehouseError
+        No warehouse in ``run``, or no readable copy after ``retries`` tries.
+    """
+    run = Path(run).resolve()
+    db = warehouse_path(run)
+    if not db.exists():
+        raise WarehouseError(f"{db} not found: no warehouse in {run}")
+    lay = RunLayout(run)
+    # outputs a reader writes into its run folder stay in the snapshot (never linked)
+    private = {lay.sla.name, lay.sla_json.name}
+    with tempfile.TemporaryDirectory(prefix="guardian-snapshot-") as tmp:
+        snap = Path(tmp) / run.name
+        snap.mkdir()
+        for entry in run.iterdir():
+            if not entry.name.startswith(WAREHOUSE_FILE) and entry.name not in private:
+                (snap / entry.name).symlink_to(entry, target_is_directory=entry.is_dir())
+        last: Exception | None = None
+        for _ in range(max(1, retries)):
+            try:
+                _copy_db(db, snap / WAREHOUSE_FILE)
+                duckdb.connect(str(snap / WAREHOUSE_FILE), read_only=True).close()
+                break
+            except (OSError, duckdb.Error) as exc:
+                last = exc
+                time.sleep(wait_s)
+        else:
+            raise WarehouseError(f"{db}: no readable copy while it is being written: {last}")
+        yield snap

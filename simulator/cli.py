@@ -24,6 +24,14 @@ def simulate_command(
         bool,
         typer.Option(help="Lift the scenario size guards (ONUs, telemetry rows, fault starts)."),
     ] = False,
+    export: Annotated[
+        tuple[str, Path] | None,
+        typer.Option(
+            metavar="KIND DIR",
+            help="Also write the run as an operator's exports: 'operator DIR' (CSVs, "
+            "mapping.yaml, labels.yaml; no ground truth).",
+        ),
+    ] = None,
     shards: Annotated[
         int | None,
         typer.Option(
@@ -47,10 +55,20 @@ def simulate_command(
     overrides = {} if days is None else {"days": days}
     sc = load_scenario(scenario, allow_large=allow_large, **overrides)
     check_out_dir(out, overwrite)
+    if export is not None:
+        from simulator.operator_export import EXPORT_KINDS, check_export_dir
+
+        if export[0] not in EXPORT_KINDS:
+            raise typer.BadParameter(
+                f"{export[0]!r}: expected one of {', '.join(EXPORT_KINDS)}", param_hint="--export"
+            )
+        check_export_dir(export[1], overwrite)
     console = Console(stderr=True)
     if shards is not None:
         path = _simulate_sharded(sc, out, shards, scheduler, seed, overwrite, console)
         _print_summary(console, sc.name, path)
+        if export is not None:
+            _export(console, path, export, seed, overwrite)
         return
     with Progress(
         TextColumn("[bold]simulating[/] {task.description}"),
@@ -69,6 +87,8 @@ def simulate_command(
             progress=lambda done, total: bar.update(task, completed=done),
         )
     _print_summary(console, sc.name, path)
+    if export is not None:
+        _export(console, path, export, seed, overwrite)
 
 
 def _simulate_sharded(sc, out: Path, shards: int, scheduler: str, seed, overwrite, console) -> Path:
@@ -111,6 +131,19 @@ def _print_summary(console, name: str, path: Path) -> None:
         f"[green]simulated[/] {name} → {path}: {rows['telemetry']:,} telemetry rows, "
         f"{rows['events']:,} events, {rows['faults_truth']:,} faults, {rows['calls']:,} calls, "
         f"{rows['service_orders']:,} service orders"
+    )
+
+
+def _export(console, path: Path, export: tuple[str, Path], seed, overwrite: bool) -> None:
+    """Write the run as an operator's exports (``--export operator DIR``)."""
+    from simulator.operator_export import export_operator
+
+    written = export_operator(path, export[1], seed=seed, overwrite=overwrite)
+    console.print(
+        f"[green]exported[/] {path} as an operator would have it → {export[1]}: "
+        f"{written['telemetry']:,} telemetry rows, {written['events']:,} alarms, "
+        f"{written['contacts']:,} contacts, {written['tickets']:,} tickets "
+        f"({written['noc_incidents']:,} NOC incidents); mapping.yaml, labels.yaml"
     )
 
 

@@ -76,6 +76,48 @@ def _only_fault_fixture():
     return only_fault
 
 
+#: Fault rates that give a three-day tiny run tickets of every kind. [1/year per unit]
+_BUSY_OPERATOR_RATES = {
+    "feeder_cut": 300.0, "box_fault": 150.0, "olt_board_failure": 30.0,
+    "upstream_failure": 150.0, "cpe_hang": 60.0, "wifi_interference": 40.0,
+    "customer_power_off": 20.0, "hardware_failure": 40.0, "fibre_degradation": 60.0,
+}  # fmt: skip
+
+
+def busy_operator(days: float = 3) -> Scenario:
+    """Tiny, with many faults, calls that become service orders and crews to visit them.
+
+    A few days of it give an operator export (``guardian simulate --export operator``)
+    with tickets of every kind, for the label-map and own-data tests.
+    """
+    sc = load_scenario("tiny", days=days)
+    faults = sc.faults.model_dump()
+    for kind, rate in _BUSY_OPERATOR_RATES.items():
+        faults[kind]["rate_per_year"] = rate
+    ops = sc.operations.model_dump() | {
+        "visit_prob_without_fault": 0.3, "visit_prob_with_fault": 1.0,
+        "confirm_before_visit_prob": 0.3, "phone_reboot_fix_prob": 0.1,
+        "technicians_per_region": 8,
+    }  # fmt: skip
+    customers = sc.customers.model_dump() | {
+        "call_rate_per_hour_offline": 0.6, "call_rate_per_hour_no_pppoe": 0.6,
+        "call_rate_per_hour_degraded": 0.4,
+    }  # fmt: skip
+    return sc.with_overrides(faults=faults, operations=ops, customers=customers)
+
+
+@pytest.fixture(scope="session")
+def operator_export(tmp_path_factory) -> tuple[Path, Path]:
+    """A busy three-day tiny run (seed 5) and its operator export, once per session."""
+    from simulator.operator_export import export_operator
+    from simulator.output import simulate_to_dir
+
+    tmp = tmp_path_factory.mktemp("operator")
+    run = simulate_to_dir(busy_operator(), tmp / "run", seed=5)
+    export_operator(run, tmp / "operadora")
+    return run, tmp / "operadora"
+
+
 # --- a real PostgreSQL server for the own-data import (Debian's postgresql, `make system`) ---
 
 

@@ -38,9 +38,25 @@ def test_committed_notebook_is_clean(name):
 
 
 def test_notebooks_do_not_hold_library_logic():
+    import re
+
     for name in NOTEBOOKS:
-        text = (NB_DIR / name).read_text()
-        assert "def " not in text and "class " not in text, f"{name} defines functions"
+        nb = nbformat.read(NB_DIR / name, as_version=4)
+        code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+        assert not re.search(r"^\s*(async\s+)?(def|class)\s", code, re.M), (
+            f"{name} defines functions"
+        )
+        assert "lambda" not in code, f"{name} defines functions"
+
+
+def test_notebooks_explain_each_step():
+    """Analysts' markdown: a markdown cell before the parameters and before each step."""
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NB_DIR / name, as_version=4)
+        cells = nb.cells
+        for i, c in enumerate(cells):
+            if c.cell_type == "code" and "import " not in c.source.split("\n", 1)[0]:
+                assert i > 0 and cells[i - 1].cell_type == "markdown", (name, i, c.source[:60])
 
 
 @pytest.fixture(scope="module")

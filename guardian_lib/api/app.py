@@ -24,6 +24,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
+from guardian_lib.api.analysis import AnalysisScreens
+from guardian_lib.api.analysis import router as analysis_router
 from guardian_lib.api.config import PREFIX, ApiConfig
 from guardian_lib.api.console import router as console_router
 from guardian_lib.api.data import WarehouseBusy, WarehouseReader
@@ -100,7 +102,8 @@ def _dispatcher(ctx: ApiContext) -> WebhookDispatcher:
     def open_incident_rows() -> list[dict[str, Any]]:
         return records(ctx.reader.open_incidents(incidents_audit_file(cfg)))
 
-    return WebhookDispatcher(ctx.hooks, queue_rows, open_incident_rows)
+    return WebhookDispatcher(ctx.hooks, queue_rows, open_incident_rows,
+                             allow_local=cfg.webhook_allow_local)  # fmt: skip
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -159,4 +162,9 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
     app.include_router(console_router)  # the dashboard: /, /login, /console, /logout
+    # the analysis screens of `guardian dashboard`, with the same session
+    app.state.analysis = AnalysisScreens(
+        cfg.run, audit=cfg.state / "audit.duckdb" if cfg.state is not None else None
+    )
+    app.include_router(analysis_router)
     return app

@@ -39,7 +39,7 @@ from guardian_lib.api.problems import Problem
 from guardian_lib.api.routes.auth import LOGIN_TOKEN_HOURS, password_login
 from guardian_lib.api.users import AuthError, User
 
-__all__ = ["SECURITY_HEADERS", "router"]
+__all__ = ["SECURITY_HEADERS", "page_lang", "router", "session_user"]
 
 #: Headers of every dashboard response.
 SECURITY_HEADERS = {
@@ -59,7 +59,8 @@ _MAX_FORM_BYTES = 4096
 router = APIRouter(include_in_schema=False)
 
 
-def _lang(request: Request) -> str:
+def page_lang(request: Request) -> str:
+    """The page's language from ``?lang=`` (``en`` unless a known one)."""
     lang = request.query_params.get("lang", "en")
     return lang if lang in LABELS else "en"
 
@@ -68,7 +69,7 @@ def _html(text: str, status: int = 200) -> HTMLResponse:
     return HTMLResponse(text, status_code=status, headers=SECURITY_HEADERS)
 
 
-def _session_user(request: Request) -> tuple[User, str, str] | None:
+def session_user(request: Request) -> tuple[User, str, str] | None:
     """(user, session token, token id) of a valid session cookie, else None."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
@@ -85,19 +86,19 @@ def _session_user(request: Request) -> tuple[User, str, str] | None:
 @router.get("/")
 def root(request: Request) -> Response:
     """The dashboard (or its login)."""
-    return RedirectResponse(f"/console?lang={_lang(request)}", status_code=303)
+    return RedirectResponse(f"/console?lang={page_lang(request)}", status_code=303)
 
 
 @router.get("/login")
 def login_page(request: Request) -> Response:
     """The login form."""
-    return _html(login_html(_lang(request)))
+    return _html(login_html(page_lang(request)))
 
 
 @router.post("/login")
 async def login_submit(request: Request) -> Response:
     """Check the form's password; set the session cookie and go to the dashboard."""
-    lang = _lang(request)
+    lang = page_lang(request)
     declared = request.headers.get("content-length", "0")
     if not declared.isdigit() or int(declared) > _MAX_FORM_BYTES:
         return _html(login_html(lang, "form_too_large"), 413)
@@ -128,8 +129,8 @@ async def login_submit(request: Request) -> Response:
 @router.get("/console")
 def console(request: Request) -> Response:
     """The dashboard page (a redirect to the login without a valid session)."""
-    lang = _lang(request)
-    found = _session_user(request)
+    lang = page_lang(request)
+    found = session_user(request)
     if found is None:
         return RedirectResponse(f"/login?lang={quote(lang)}", status_code=303)
     user, token, _ = found
@@ -145,7 +146,7 @@ def console(request: Request) -> Response:
 @router.post("/logout")
 def logout(request: Request) -> Response:
     """End the session: its token is revoked and the cookie cleared (needs the CSRF header)."""
-    found = _session_user(request)
+    found = session_user(request)
     if found is not None:
         user, token, token_id = found
         check_csrf(request, token)

@@ -32,6 +32,7 @@ LABELS: dict[str, dict[str, str]] = {
         "all_regions": "all regions",
         "regions_of": "regions: {regions}",
         "logout": "Sign out",
+        "analysis": "Analysis screens",
         "incidents": "Active incidents",
         "risk": "Risk queue, next 24 hours",
         "approvals": "Actions waiting for approval",
@@ -86,6 +87,7 @@ LABELS: dict[str, dict[str, str]] = {
         "all_regions": "todas as regiões",
         "regions_of": "regiões: {regions}",
         "logout": "Sair",
+        "analysis": "Telas de análise",
         "incidents": "Incidentes ativos",
         "risk": "Fila de risco, próximas 24 horas",
         "approvals": "Ações aguardando aprovação",
@@ -162,12 +164,19 @@ def console_html(lang: str, boot: dict[str, Any]) -> str:
         "</section>"
         for k in ("incidents", "approvals", "risk")
     )
+    # the analysis screens cover every region: linked for users without a region scope
+    analysis = (
+        ""
+        if boot.get("regions")
+        else f'<a class="nav" href="/console/analysis?lang={e(lang)}" '
+        f'data-testid="analysis-link">{e(lab["analysis"])}</a>'
+    )
     return f"""<!doctype html>
 <html lang="{e(lang)}"><head><meta charset="utf-8"><title>{e(lab["title"])}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="icon" href="data:,"><link rel="stylesheet" href="/console/app.css"></head>
 <body><header><h1>{e(lab["title"])}</h1><span id="who" data-testid="who"></span>
-<button id="logout" data-testid="logout">{e(lab["logout"])}</button></header>
+{analysis}<button id="logout" data-testid="logout">{e(lab["logout"])}</button></header>
 <p id="message" data-testid="message" role="status"></p>
 <main>{sections}
 <section id="timeline"><h2>{e(lab["timeline"])}</h2>
@@ -186,6 +195,7 @@ body { font: 14px/1.4 system-ui, sans-serif; margin: 0; color: #1d2733; backgrou
 header { display: flex; gap: 1em; align-items: center; padding: .6em 1em;
   background: #12324f; color: #fff; }
 header h1 { font-size: 1.2em; margin: 0; flex: 1; }
+header a.nav { color: #fff; }
 main { display: grid; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); gap: 1em;
   padding: 1em; }
 section { background: #fff; border-radius: 6px; padding: .5em 1em 1em;
@@ -280,14 +290,14 @@ CONSOLE_JS = r"""
   }
 
   async function incidents() {
-    const res = await api("/incidents/active");
+    const res = await api("/incidents/active?lang=" + encodeURIComponent(boot.lang));
     if (res.status !== 200) return fill("incidents", el("p", {class: "error", text: failure(res)}));
     fill("incidents", table([
       {label: "incident_id", cell: r => r.incident_id},
       {label: "scope", cell: r => (r.scope_type || "") + " " + (r.scope_key || "")},
       {label: "start", cell: r => when(r.start_at)},
-      {label: "severity", cell: r => r.severity},
-      {label: "cause", cell: r => r.cause},
+      {label: "severity", cell: r => r.severity_label},
+      {label: "cause", cell: r => r.cause_label},
       {label: "affected", num: true,
        cell: r => r.affected_customers == null ? "–" : num.format(r.affected_customers)},
     ], res.body.items || [], "incident-table"));

@@ -15,6 +15,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from guardian_lib.dashboards._data import DEGRADED_RX_DBM, FAILURE_EVENTS, RunData
+from guardian_lib.dashboards.glossary import cause_name, severity_name
 from guardian_lib.i18n import (
     LABELS,
     format_datetime,
@@ -220,8 +221,9 @@ def incidents_figure(incidents: pd.DataFrame, end: pd.Timestamp | None, lang: st
     inc["start_at"] = pd.to_datetime(inc["start_at"], utc=True)
     inc["end_at"] = pd.to_datetime(inc["end_at"], utc=True).fillna(end or inc["start_at"].max())
     inc["scope"] = inc["scope_type"].astype(str) + ":" + inc["scope_key"].astype(str)
-    causes = LABELS_EN_KEYS
-    inc["cause"] = inc["cause"].map(lambda c: label(c, lang) if c in causes else str(c))
+    inc["cause"] = inc["cause"].map(lambda c: cause_name(c, lang))
+    if "severity" in inc:
+        inc["severity"] = inc["severity"].map(lambda s: severity_name(s, lang))
     fig = px.timeline(
         inc, x_start="start_at", x_end="end_at", y="scope", color="cause",
         hover_data=["incident_id", "severity", "affected_customers"],

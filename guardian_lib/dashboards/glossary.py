@@ -24,9 +24,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from guardian_lib.i18n import format_money, format_number, format_pct, normalize_lang
+from guardian_lib.i18n import (
+    LABELS,
+    format_money,
+    format_number,
+    format_pct,
+    label,
+    normalize_lang,
+)
 
 __all__ = [
+    "cause_name",
+    "severity_name",
     "Metric",
     "METRICS",
     "ACTION_NAMES",
@@ -253,6 +262,12 @@ VALUE_NAMES: dict[str, tuple[str, str]] = {
     "slow_internet": ("slow internet", "internet lenta"),
     "wifi_problem": ("Wi-Fi problem", "problema de Wi-Fi"),
     "other": ("other", "outro"),
+    # severities of incidents and events
+    "critical": ("critical", "crítica"),
+    "major": ("major", "alta"),
+    "minor": ("minor", "baixa"),
+    "warning": ("warning", "aviso"),
+    "info": ("information", "informativa"),
 }
 
 #: The decision layer's rule texts (``rationale["rule"]``) and their translations.
@@ -405,6 +420,26 @@ def action_name(action: Any, lang: str = "en") -> str:
     if pair is None:
         return "–" if _missing(action) else str(action)
     return pair[1] if normalize_lang(lang) == "pt-BR" else pair[0]
+
+
+def severity_name(severity: Any, lang: str = "en") -> str:
+    """An incident's or event's severity (``major``, ``minor``, …) in ``lang``."""
+    return value_name(severity, lang)
+
+
+def cause_name(cause: Any, lang: str = "en") -> str:
+    """An incident's probable cause in ``lang``.
+
+    The decision layer's cause classes (``MASSIVE_OUTAGE``, ``EQUIPMENT_FAIL``, …) are
+    labels of :mod:`guardian_lib.i18n` (where the screens read them too); any other value
+    goes through :data:`VALUE_NAMES`, and an unknown one is returned as it is.
+    """
+    if _missing(cause):
+        return "–"
+    key = str(cause)
+    if key.isupper() and key in LABELS["en"]:
+        return label(key, lang)
+    return value_name(key, lang)
 
 
 def value_name(value: Any, lang: str = "en") -> str:

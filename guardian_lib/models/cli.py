@@ -18,9 +18,46 @@ __all__ = ["register"]
 
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
+_Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="Run on Dask: 'local' (a LocalCluster on this machine) or tcp://HOST:8786. "
+        "Default: in this process. Same output either way."
+    ),
+]
+_Workers = Annotated[
+    int | None,
+    typer.Option(min=1, help="Workers of the LocalCluster (implies --scheduler local)."),
+]
+
+
+def _client(scheduler: str | None, workers: int | None):
+    """The Dask client of the options (or none), the dashboard link on stderr."""
+    from rich.console import Console
+
+    from guardian_lib.cluster import optional_client
+
+    console = Console(stderr=True)
+    try:
+        return optional_client(scheduler, workers, log=console.print)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scheduler") from exc
+
+
+def _progress(futures: list) -> None:
+    from distributed import progress
+
+    progress(futures)
+
+
+_LABELS_HELP = (
+    "Where labels come from: 'truth' (a simulated run's ground truth) or 'tickets' "
+    "(closed tickets through --label-map; an imported run)."
+)
+
 
 def train_command(
-    run: Annotated[list[Path], typer.Option(help="Simulated run(s) to train on (repeatable).")],
+    run: Annotated[list[Path], typer.Option(help="Run(s) to train on (repeatable).")],
     every_minutes: Annotated[
         int, typer.Option(min=1, help="Spacing of training rows. [min]")
     ] = MODEL_EVERY_MINUTES,
@@ -29,18 +66,81 @@ def train_command(
     alias: Annotated[
         str, typer.Option(help="Registry alias to point at the new version.")
     ] = DEFAULT_ALIAS,
+    labels: Annotated[str, typer.Option(help=_LABELS_HELP)] = "truth",
+    label_map: Annotated[
+        Path | None,
+        typer.Option(help="Label map YAML (closure codes → classes), with --labels tickets."),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            help="With --labels tickets: train on rows and tickets closed up to this UTC time."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Feedback loop (with --labels tickets): train a challenger on rows from this "
+            "UTC time to the hold-out and promote it only if it beats the champion there."
+        ),
+    ] = None,
+    holdout_days: Annotated[
+        float, typer.Option(min=0.5, help="With --since: latest days held out to compare. [d]")
+    ] = 7.0,
+    promotion_metric: Annotated[
+        str, typer.Option(help="With --since: macro_f1, massive_f1 or risk_24h_pr_auc.")
+    ] = "macro_f1",
+    audit: Annotated[
+        Path | None,
+        typer.Option(
+            help="The autopilot's audit DuckDB file: reboots that fixed it become labels."
+        ),
+    ] = None,
 ) -> None:
-    """Train the models on simulated runs, log them to MLflow and register them."""
+    """Train the models on runs, log them to MLflow and register them."""
     from rich.console import Console
 
     from guardian_lib.models.workflow import train
 
+    _check_labels(labels, label_map)
     console = Console(stderr=True)
+    if since is not None:
+        if labels != "tickets" or len(run) != 1 or until is not None:
+            raise typer.BadParameter(
+                "--since retrains one operator run from its tickets: use it with one --run, "
+                "--labels tickets and --label-map, without --until",
+                param_hint="--since",
+            )
+        from guardian_lib.models.promotion import retrain
+
+        res = retrain(
+            run[0], since, label_map, holdout_days=holdout_days,
+            promotion_metric=promotion_metric, audit=audit, every_minutes=every_minutes,
+            n_estimators=n_estimators, seed=seed, champion_alias=alias, log=console.print,
+        )  # fmt: skip
+        typer.echo(json.dumps(res, indent=2, default=str))
+        return
     version = train(
         run, every_minutes=every_minutes, n_estimators=n_estimators, seed=seed, alias=alias,
-        log=console.print,
+        log=console.print, labels=labels, label_map=label_map, until=until, audit=audit,
     )  # fmt: skip
     console.print(f"[green]registered[/] {version} as {alias!r}")
+
+
+def _check_labels(labels: str, label_map: Path | None) -> None:
+    """Refuse a bad --labels / --label-map pair before any work (exit code 2)."""
+    from guardian_lib.models.workflow import LABEL_SOURCES
+
+    if labels not in LABEL_SOURCES:
+        raise typer.BadParameter(
+            f"{labels!r}: expected one of {', '.join(LABEL_SOURCES)}", param_hint="--labels"
+        )
+    if labels == "tickets" and label_map is None:
+        raise typer.BadParameter("--labels tickets needs --label-map", param_hint="--label-map")
+    if label_map is not None and labels != "tickets":
+        raise typer.BadParameter(
+            "--label-map is used with --labels tickets only", param_hint="--label-map"
+        )
 
 
 def score_command(
@@ -49,13 +149,16 @@ def score_command(
     every_minutes: Annotated[
         int, typer.Option(min=1, help="Spacing of scoring times. [min]")
     ] = MODEL_EVERY_MINUTES,
+    scheduler: _Scheduler = None,
+    workers: _Workers = None,
 ) -> None:
     """Write ml_predictions for a run with the registered models."""
     from rich.console import Console
 
     from guardian_lib.models.workflow import score
 
-    path, version = score(run, alias=alias, every_minutes=every_minutes)
+    with _client(scheduler, workers) as client:
+        path, version = score(run, alias=alias, every_minutes=every_minutes, client=client)
     Console(stderr=True).print(f"[green]predictions[/] {path} ({version})")
 
 
@@ -70,13 +173,27 @@ def evaluate_command(
         str | None,
         typer.Option(help="Evaluate only rows at or after this UTC time (time-based split)."),
     ] = None,
+    labels: Annotated[str, typer.Option(help=_LABELS_HELP)] = "truth",
+    label_map: Annotated[
+        Path | None, typer.Option(help="Label map YAML, with --labels tickets.")
+    ] = None,
+    scheduler: _Scheduler = None,
+    workers: _Workers = None,
 ) -> None:
     """Evaluate the registered models (and the rule baselines) on a run; log drift."""
     from guardian_lib.models.workflow import evaluate
 
-    metrics = evaluate(
-        run, alias=alias, every_minutes=every_minutes, split_time=split_time, json_out=json_out
-    )
+    _check_labels(labels, label_map)
+    if labels == "tickets" and (scheduler is not None or workers is not None):
+        raise typer.BadParameter(
+            "evaluation on Dask uses the ground-truth labels: drop --scheduler / --workers",
+            param_hint="--labels tickets",
+        )
+    with _client(scheduler, workers) as client:
+        metrics = evaluate(
+            run, alias=alias, every_minutes=every_minutes, split_time=split_time,
+            json_out=json_out, labels=labels, label_map=label_map, client=client,
+        )  # fmt: skip
     typer.echo(json.dumps(metrics, indent=2, default=str))
 
 
@@ -85,11 +202,19 @@ def features_command(
     every_minutes: Annotated[
         int, typer.Option(min=1, help="Spacing of feature rows. [min]")
     ] = FEATURE_EVERY_MINUTES,
+    scheduler: _Scheduler = None,
+    workers: _Workers = None,
 ) -> None:
     """Materialize the point-in-time feature store (incremental) as lake/gold/features."""
-    from guardian_lib.features import materialize_features
+    from guardian_lib.features import materialize_features, materialize_features_distributed
 
-    res = materialize_features(run, every_minutes=every_minutes, progress=True)
+    with _client(scheduler, workers) as client:
+        if client is None:
+            res = materialize_features(run, every_minutes=every_minutes, progress=True)
+        else:
+            res = materialize_features_distributed(
+                run, client, every_minutes=every_minutes, on_submit=_progress
+            )
     typer.echo(json.dumps(res))
 
 

@@ -34,6 +34,7 @@ from guardian_lib.warehouse import connect
 __all__ = [
     "load_truth",
     "labelled_frame",
+    "ticket_labelled_frame",
     "fit_bundle",
     "evaluate_bundle",
     "anomaly_lead_minutes",
@@ -58,7 +59,8 @@ def load_truth(run: Path | str) -> pd.DataFrame:
         if "faults_truth" not in tables:
             raise WarehouseError(
                 f"{run}: no faults_truth table: training and evaluation need a simulated run "
-                "(guardian simulate + guardian ingest)"
+                "(guardian simulate + guardian ingest), or an operator's closed tickets "
+                "(--labels tickets --label-map labels.yaml)"
             )
         truth = con.execute(
             "SELECT fault_id, kind, cause_class, epoch_us(start_at) AS s, "
@@ -78,6 +80,69 @@ def labelled_frame(
     features = feature_frame(run, every_minutes=every_minutes)
     labels = build_labels(features, load_truth(run))
     return features, labels
+
+
+def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    """A timestamp in UTC; naive values are taken as UTC."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def ticket_labelled_frame(
+    run: Path | str,
+    label_map: Path | str,
+    every_minutes: int = MODEL_EVERY_MINUTES,
+    until: pd.Timestamp | str | None = None,
+    since: pd.Timestamp | str | None = None,
+    audit: Path | str | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Features of a run and their labels from its closed tickets (an operator's run).
+
+    Parameters
+    ----------
+    run : path
+        An ingested run with imported tickets (``service_orders`` with ``closure_code``
+        and ``notes``).
+    label_map : path
+        The label map YAML (:func:`guardian_lib.labels_tickets.load_label_map`).
+    every_minutes : int
+        Spacing of the rows. [min]
+    until : Timestamp or str, optional
+        Training cut-off (UTC): rows after it are dropped, only tickets closed by then
+        count and risk labels whose horizon passes it are NaN.
+    since : Timestamp or str, optional
+        Keep only rows at or after this time (UTC) (evaluation on a later period, or
+        retraining on the newest data).
+    audit : path, optional
+        The autopilot's audit DuckDB file: reboots that fixed the customer become labels
+        (:mod:`guardian_lib.labels_feedback`).
+
+    Returns
+    -------
+    (features, labels, report)
+        ``report`` is :meth:`TicketLabelReport.to_dict` (counts and examples of
+        unlabelled and contradictory tickets); with ``since``, over the kept period only
+        (``counted_from`` of :func:`~guardian_lib.labels_tickets.build_ticket_labels`).
+    """
+    from guardian_lib.label_map import load_label_map
+    from guardian_lib.labels_feedback import load_reboots
+    from guardian_lib.labels_tickets import build_ticket_labels, load_ticket_inputs
+
+    lm = load_label_map(label_map)
+    inputs = load_ticket_inputs(run)
+    reboots = None if audit is None else load_reboots(audit)
+    cut = None if until is None else _utc(until)
+    features = feature_frame(run, end=cut, every_minutes=every_minutes)
+    labels, report = build_ticket_labels(
+        features, inputs["tickets"], lm, contacts=inputs["contacts"], onus=inputs["onus"],
+        customers=inputs["customers"], observed_until=cut, events=inputs["events"],
+        reboots=reboots, counted_from=None if since is None else _utc(since),
+    )  # fmt: skip
+    if since is not None:
+        keep = (features["ts"] >= _utc(since)).to_numpy()
+        features = features[keep].reset_index(drop=True)
+        labels = labels[keep].reset_index(drop=True)
+    return features, labels, report.to_dict()
 
 
 def _calibration_order(ts_us: np.ndarray) -> np.ndarray:
@@ -162,9 +227,27 @@ def fit_bundle(
     return ModelBundle(anomaly=anomaly, cause=cause, risk=risk)
 
 
+#: Why massive recall and F1 are NaN on an evaluation period without a massive row.
+MASSIVE_NOT_MEASURABLE = (
+    "no row of a massive cause in the evaluated period: massive recall and F1 are not "
+    "measurable (NaN); precision is NaN too unless some row was predicted massive"
+)
+
+
 def _prf(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Binary precision, recall and F1; NaN where a figure has nothing to measure.
+
+    Without a true positive row, recall and F1 are NaN (not 0: nothing was missed); without
+    a predicted positive row, precision is NaN. A period with false alarms and no true row
+    keeps precision 0.
+    """
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
-    return {"precision": float(p), "recall": float(r), "f1": float(f)}
+    out = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    if not np.any(y_true):
+        out["recall"] = out["f1"] = float("nan")
+    if not np.any(y_pred):
+        out["precision"] = float("nan")
+    return out
 
 
 def anomaly_lead_minutes(
@@ -236,7 +319,9 @@ def evaluate_bundle(
     Returns
     -------
     dict
-        ``massive_precision``, ``massive_recall``, ``massive_f1``, ``macro_f1`` (over
+        ``massive_precision``, ``massive_recall``, ``massive_f1`` (NaN when not measurable:
+        no massive row, or for precision no row predicted massive; then ``massive_note``
+        says so), ``massive_support`` (symptomatic rows of a massive cause), ``macro_f1`` (over
         the classes present in ``labels``, listed in ``macro_f1_classes``),
         ``per_class``, ``confusion_matrix`` (with ``labels``), ``risk_{2,6,24}h_pr_auc``,
         ``risk_24h_prevalence``, ``risk_{2,6,24}h_brier`` and
@@ -259,6 +344,9 @@ def evaluate_bundle(
     p_massive = preds.loc[sym, ["p_massive_outage", "p_external_network"]].sum(axis=1).to_numpy()
     for k, v in _prf(is_massive, (p_massive >= 0.5).astype(int)).items():
         metrics[f"massive_{k}"] = v
+    metrics["massive_support"] = int(is_massive.sum())
+    if not is_massive.any():  # as macro_f1 skips absent classes: say why there is no figure
+        metrics["massive_note"] = MASSIVE_NOT_MEASURABLE
     # Macro-F1 over the classes that occur in the evaluation data: a class with no true
     # row has no recall to measure (a week without a BNG failure would otherwise score
     # EXTERNAL_NETWORK as F1 = 0); rows wrongly given that class still count against the
@@ -299,7 +387,7 @@ def evaluate_bundle(
         y = labels[f"risk_{h}h"].to_numpy()
         ok = ~np.isnan(y)
         yy = y[ok].astype(int)
-        if yy.min() == yy.max():
+        if len(yy) == 0 or yy.min() == yy.max():  # nothing to rank (e.g. horizon past the data)
             metrics[f"risk_{h}h_pr_auc"] = base[f"risk_{h}h_pr_auc"] = float("nan")
             continue
         metrics[f"risk_{h}h_pr_auc"] = float(

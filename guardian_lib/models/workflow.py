@@ -14,12 +14,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from guardian_lib.errors import ConfigError
 from guardian_lib.layout import ReportLayout, RunLayout
 from guardian_lib.models.registry import MODEL_NAME
 from guardian_lib.schema import MODEL_EVERY_MINUTES
 
 __all__ = [
     "DEFAULT_ALIAS",
+    "LABEL_SOURCES",
     "train",
     "score",
     "evaluate",
@@ -28,6 +30,9 @@ __all__ = [
     "summary_metrics",
 ]
 
+#: Where training and evaluation labels come from: the simulator's ground truth or an
+#: operator's closed tickets through a label map (:mod:`guardian_lib.labels_tickets`).
+LABEL_SOURCES = ("truth", "tickets")
 #: Registry alias the workflows write and read unless told otherwise.
 DEFAULT_ALIAS = "champion"
 #: Rows of the training frame kept as the drift reference and the SHAP sample. [-]
@@ -48,20 +53,57 @@ def summary_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _labelled_frames(
-    runs: Sequence[Path | str], every_minutes: int, log: Callable[[str], None]
-) -> tuple[Any, Any]:
-    """Features and labels of every run, concatenated."""
+    runs: Sequence[Path | str],
+    every_minutes: int,
+    log: Callable[[str], None],
+    labels: str = "truth",
+    label_map: Path | str | None = None,
+    until: str | None = None,
+    since: str | None = None,
+    audit: Path | str | None = None,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Features and labels of every run, concatenated, and the ticket label reports."""
     import pandas as pd
 
-    from guardian_lib.models.training import labelled_frame
+    from guardian_lib.models.training import labelled_frame, ticket_labelled_frame
 
-    frames, labels = [], []
+    frames, label_frames, reports = [], [], {}
     for r in runs:
-        log(f"features and labels of {r} …")
-        f, lab = labelled_frame(r, every_minutes=every_minutes)
+        log(f"features and labels ({labels}) of {r} …")
+        if labels == "tickets":
+            f, lab, report = ticket_labelled_frame(
+                r, label_map, every_minutes, until=until, since=since, audit=audit
+            )
+            reports[str(r)] = report
+            log(_report_line(report))
+        else:
+            f, lab = labelled_frame(r, every_minutes=every_minutes)
         frames.append(f)
-        labels.append(lab)
-    return pd.concat(frames, ignore_index=True), pd.concat(labels, ignore_index=True)
+        label_frames.append(lab)
+    return pd.concat(frames, ignore_index=True), pd.concat(label_frames, ignore_index=True), reports
+
+
+def _report_line(report: dict[str, Any]) -> str:
+    """The ticket label report in one line (counts; examples are in the MLflow artifact)."""
+    c = report["counts"]
+    line = (
+        f"tickets: {c['labelled']} labelled {report['per_class']}, {c['no_fault']} no fault, "
+        f"{c['unlabelled']} unlabelled, {c['contradictory']} contradictory, {c['ignored']} "
+        f"ignored, {c['open']} open; {report['labelled_rows']:,} rows labelled, "
+        f"{report['unlabelled_symptomatic_rows']:,} symptomatic rows nothing explains"
+    )
+    if report.get("event_faults"):
+        line += f"; intervals from events {report['event_faults']}"
+    if report.get("reboots"):
+        line += f"; autopilot reboots {report['reboots']}"
+    return line
+
+
+def _check_label_source(labels: str, label_map: Path | str | None) -> None:
+    if labels not in LABEL_SOURCES:
+        raise ValueError(f"labels={labels!r}: expected one of {list(LABEL_SOURCES)}")
+    if labels == "tickets" and label_map is None:
+        raise ValueError("labels from tickets need a label map (--label-map labels.yaml)")
 
 
 def _global_importance(bundle: Any, sample: Any) -> Any:
@@ -83,8 +125,13 @@ def train(
     seed: int = 0,
     alias: str = DEFAULT_ALIAS,
     log: Callable[[str], None] = _silent,
+    labels: str = "truth",
+    label_map: Path | str | None = None,
+    until: str | None = None,
+    since: str | None = None,
+    audit: Path | str | None = None,
 ) -> str:
-    """Train the models on simulated runs, log them to MLflow and register them.
+    """Train the models on runs, log them to MLflow and register them.
 
     Parameters
     ----------
@@ -100,6 +147,19 @@ def train(
         Registry alias pointed at the new version.
     log : callable, optional
         ``log(message)`` for progress lines.
+    labels : {'truth', 'tickets'}, default 'truth'
+        Labels from the simulator's ground truth, or from the runs' closed tickets
+        through ``label_map`` (an operator's runs).
+    label_map : path, optional
+        Label map YAML; required with ``labels='tickets'``.
+    until : str, optional
+        Training cut-off (UTC) with ``labels='tickets'``: later rows and tickets closed
+        later are left for evaluation.
+    since : str, optional
+        With ``labels='tickets'``: train on rows from this time (UTC) on.
+    audit : path, optional
+        With ``labels='tickets'``: the autopilot's audit file; reboots that fixed the
+        customer become labels.
 
     Returns
     -------
@@ -110,7 +170,11 @@ def train(
     from guardian_lib.models.training import evaluate_bundle, fit_bundle
 
     seed = int(seed)
-    features, labels_all = _labelled_frames(runs, every_minutes, log)
+    _check_label_source(labels, label_map)
+    features, labels_all, reports = _labelled_frames(
+        runs, every_minutes, log, labels=labels, label_map=label_map, until=until,
+        since=since, audit=audit,
+    )  # fmt: skip
     log(
         f"training on {len(features):,} rows ({int(labels_all['symptomatic'].sum()):,} symptomatic) …"
     )
@@ -118,22 +182,34 @@ def train(
     metrics = evaluate_bundle(bundle, features, labels_all)
     sample = features.sample(min(len(features), REFERENCE_SAMPLE_ROWS), random_state=seed)
     importance = _global_importance(bundle, sample)
-    bundle.metadata = {"trained_on": [str(r) for r in runs], "rows": len(features)}
+    bundle.metadata = {"trained_on": [str(r) for r in runs], "rows": len(features),
+                       "labels": labels}  # fmt: skip
+    artifacts = {"train_metrics.json": metrics, "shap_global_importance.csv": importance,
+                 "reference_features.parquet": sample.to_parquet(index=False)}  # fmt: skip
+    if reports:
+        artifacts["ticket_labels_report.json"] = reports
     return register_bundle(
         bundle,
         params={"runs": [str(r) for r in runs], "every_minutes": every_minutes,
-                "n_estimators": n_estimators, "seed": seed},
+                "n_estimators": n_estimators, "seed": seed, "labels": labels,
+                "label_map": str(label_map) if label_map else None, "until": until,
+                "since": since, "audit": str(audit) if audit else None},
         metrics={f"train_{k}": v for k, v in summary_metrics(metrics).items()},
-        artifacts={"train_metrics.json": metrics, "shap_global_importance.csv": importance,
-                   "reference_features.parquet": sample.to_parquet(index=False)},
+        artifacts=artifacts,
         alias=alias,
     )  # fmt: skip
 
 
 def score(
-    run: Path | str, alias: str = DEFAULT_ALIAS, every_minutes: int = MODEL_EVERY_MINUTES
+    run: Path | str,
+    alias: str = DEFAULT_ALIAS,
+    every_minutes: int = MODEL_EVERY_MINUTES,
+    client: Any = None,
 ) -> tuple[Path, str]:
     """Write ``ml_predictions`` for a run with the registered models.
+
+    With a Dask ``client`` the run is scored one (date, OLT group) partition per task;
+    the file written is the same.
 
     Returns
     -------
@@ -144,7 +220,8 @@ def score(
     from guardian_lib.models.scoring import score_run
 
     bundle = load_bundle(alias)
-    return score_run(run, bundle, every_minutes=every_minutes), bundle.model_version
+    path = score_run(run, bundle, every_minutes=every_minutes, client=client)
+    return path, bundle.model_version
 
 
 def evaluate(
@@ -153,6 +230,9 @@ def evaluate(
     every_minutes: int = MODEL_EVERY_MINUTES,
     split_time: str | None = None,
     json_out: Path | str | None = None,
+    labels: str = "truth",
+    label_map: Path | str | None = None,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Evaluate the registered models (and the rule baselines) on a run; log drift.
 
@@ -167,6 +247,15 @@ def evaluate(
         Evaluate only rows at or after this UTC time (time-based split).
     json_out : path, optional
         Also write the metrics here (``evaluation.json``).
+    labels : {'truth', 'tickets'}, default 'truth'
+        Evaluate against the ground truth, or against the run's closed tickets through
+        ``label_map`` (with ``split_time``: the held-out later period).
+    label_map : path, optional
+        Label map YAML; required with ``labels='tickets'``.
+    client : distributed.Client, optional
+        Evaluate on Dask, one (date, OLT group) partition per task
+        (:func:`~guardian_lib.models.distributed.evaluate_partitions`); same metrics.
+        Ground-truth labels only.
 
     Returns
     -------
@@ -178,24 +267,55 @@ def evaluate(
 
     from guardian_lib.models.drift import drift_report
     from guardian_lib.models.registry import configure_mlflow, load_bundle
-    from guardian_lib.models.training import evaluate_bundle, labelled_frame, load_truth
+    from guardian_lib.models.training import (
+        evaluate_bundle,
+        labelled_frame,
+        load_truth,
+        ticket_labelled_frame,
+    )
 
+    _check_label_source(labels, label_map)
     bundle = load_bundle(alias)
-    features, labels = labelled_frame(run, every_minutes=every_minutes)
-    if split_time is not None:
-        keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
-        features, labels = (
-            features[keep].reset_index(drop=True),
-            labels[keep].reset_index(drop=True),
+    if client is not None and labels == "tickets":
+        raise ConfigError(
+            "evaluation on Dask uses the ground-truth labels: run --labels tickets "
+            "without --scheduler / --workers"
         )
-    metrics = evaluate_bundle(bundle, features, labels, load_truth(run))
+    mlflow = configure_mlflow()
+    mlflow_client = MlflowClient()
+    mv = mlflow_client.get_model_version_by_alias(MODEL_NAME, alias)
+    reference = pd.read_parquet(
+        mlflow_client.download_artifacts(mv.run_id, "reference_features.parquet")
+    )
+    report = None
+    if client is not None:
+        from guardian_lib.models.distributed import evaluate_partitions
+
+        metrics, drift = evaluate_partitions(
+            run, bundle, client, load_truth(run), every_minutes, split_time, reference
+        )
+    else:
+        if labels == "tickets":
+            features, label_frame, report = ticket_labelled_frame(
+                run, label_map, every_minutes, since=split_time
+            )
+            truth = None
+        else:
+            features, label_frame = labelled_frame(run, every_minutes=every_minutes)
+            truth = load_truth(run)
+        if split_time is not None and labels != "tickets":
+            keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
+            features, label_frame = (
+                features[keep].reset_index(drop=True),
+                label_frame[keep].reset_index(drop=True),
+            )
+        metrics = evaluate_bundle(bundle, features, label_frame, truth)
+        drift = drift_report(reference, features, columns=bundle.feature_columns)
+    metrics["labels"] = labels
+    if report is not None:
+        metrics["ticket_labels"] = {k: report[k] for k in ("counts", "per_class", "labelled_rows")}
     metrics["model_version"] = bundle.model_version
     metrics["run"] = str(run)
-    mlflow = configure_mlflow()
-    client = MlflowClient()
-    mv = client.get_model_version_by_alias(MODEL_NAME, alias)
-    ref_path = client.download_artifacts(mv.run_id, "reference_features.parquet")
-    drift = drift_report(pd.read_parquet(ref_path), features, columns=bundle.feature_columns)
     metrics["drift_features_over_0_2"] = int(drift["drifted"].sum())
     metrics["drift_max_psi"] = float(drift["psi"].max())
     with mlflow.start_run(run_name=f"evaluate {Path(run).name}"):

@@ -142,7 +142,7 @@ def decisions_reject(
 
 
 schedule_app = typer.Typer(
-    help="Scheduled reports of a site file (schedule:): list them, run the due ones.",
+    help="Scheduled reports and notebooks of a site file (schedule:): list them, run the due ones.",
     no_args_is_help=True,
 )
 
@@ -161,7 +161,7 @@ def _scheduler(site: Path, state: Path):
     receivers = build_receivers(load_alerting(alerting), alerting.parent)
     return ReportScheduler(cfg.schedule, cfg.resolve(cfg.warehouse), state, receivers,
                            reports_dir=cfg.resolve(cfg.reports_dir),
-                           site_id=cfg.site_id)  # fmt: skip
+                           site_id=cfg.site_id, site_dir=site.parent)  # fmt: skip
 
 
 def _at(at: str | None):
@@ -200,7 +200,8 @@ def schedule_list(site: _Site, state: _State, at: _At = None,
         typer.echo(f"{j['job']}: {j['format']} '{j['cron']}' ({j['timezone']}); period "
                    f"{j['period']}: {j['period_status'] or 'not run'}; next {j['next']}")  # fmt: skip
     for h in history:
-        typer.echo(f"  {h['job']} {h['period']} {h['status']} attempts={h['attempts']} "
+        retry = f" next try at {h['retry_at']}" if h.get("retry_at") else ""
+        typer.echo(f"  {h['job']} {h['period']} {h['status']} attempts={h['attempts']}{retry} "
                    f"{h['path'] or ''} {h['error'] or ''}".rstrip())  # fmt: skip
 
 

@@ -5,7 +5,7 @@ One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
 1. polls every OLT of the inventory over SNMP (an OLT that does not answer is flagged,
    the cycle goes on with the others);
 2. appends the rows to the warehouse's RAW lake (new atomically written files) and
-   rebuilds SILVER for the dates they touch (``guardian_lib.ingest.ingest_run``);
+   merges them into SILVER (``guardian_lib.silver.update_silver``: only the new files);
    SNMP traps accepted since the last cycle (``site.traps``) join the cycle's events,
    and a trap starts the next cycle at once instead of at the next interval;
 3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
@@ -37,12 +37,11 @@ from typing import Any
 
 import pandas as pd
 
-from guardian_lib.actions.dispatcher import Dispatcher
+from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
 from guardian_lib.audit import AuditLog
 from guardian_lib.decision import Autopilot, Decision, SafetyGuard
 from guardian_lib.decision.expected_cost import make_autopilot
 from guardian_lib.decision.maintenance import (
-    MAINTENANCE_BLOCKED_ACTIONS,
     load_maintenance,
     place_labels,
 )
@@ -88,6 +87,8 @@ _TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "upti
 #: a 50k-ONU cycle under a second even in a massive outage; the policy acts on far fewer.
 EXPLAIN_TOP_RISKS = 100
 EXPLAIN_SYMPTOMATIC = 300
+#: Incident scopes that hold a reboot (the engine's rule), with the fleet column of each.
+_OUTAGE_SCOPES = (("box", "box_id"), ("pon", "pon_id"), ("olt", "olt_id"))
 
 
 def model_scorer(bundle: Any, tick_s: float) -> Any:
@@ -178,6 +179,7 @@ class Operator:
         self.autopilot: Autopilot | None = None
         self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
         self.loop: ClosedLoop | None = None
+        self.silver: Any = None  # this cycle's SILVER update (guardian_lib.silver.SilverUpdate)
         #: Failed cycles (in total) after which :meth:`run` gives up and re-raises. [-]
         self.max_failed_cycles = 100
         #: Polling interval in the network's time (the clock's speed times the wall one). [s]
@@ -214,9 +216,10 @@ class Operator:
         """The scheduled reports (None without a ``schedule:`` section)."""
         return report_scheduler(self.site, self.state_dir, self.alerts)
 
-    def _reports_cycle(self, ts: pd.Timestamp) -> list[dict[str, Any]] | None:
-        """Build and e-mail the reports whose period has come (None without a schedule)."""
-        return reports_cycle(self.reports, ts)
+    def _reports_cycle(self, ts: pd.Timestamp, wait: bool = True) -> list[dict[str, Any]] | None:
+        """Build and e-mail the reports whose period has come (None without a schedule);
+        ``wait=False`` builds them in the scheduler's worker thread."""
+        return reports_cycle(self.reports, ts, wait=wait)
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
                       blocks: dict[str, int]) -> dict[str, Any] | None:  # fmt: skip
@@ -351,7 +354,10 @@ class Operator:
             ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
         ts = self._on_grid(ts)
         self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
+        # a cycle cut by a crash runs again under its number: audited once (ids from it)
+        self.audit.begin_cycle(self.cycle)
         failed = [r.olt_id for r in report.failed]
+        self.silver = None
         raw_files = self._store_rows(report)
         if self.autopilot is None:
             self._build(self._fleet(tel))
@@ -404,6 +410,8 @@ class Operator:
             "cpe_sessions_down": cpe_down,
             "acs_error": self.cpe_state.last_error if self.cpe_state else None, "olts": len(report.results),
             "olts_failed": failed, "raw_files": len(raw_files), "predictions": preds,
+            "silver_update": self.silver.mode if self.silver else None,
+            "silver_s": self.silver.seconds if self.silver else None,
             "decisions": len(decisions), "decisions_by_action": by_action,
             "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),
             "open_incidents": len(self.autopilot.incidents),
@@ -417,7 +425,7 @@ class Operator:
         self._account(figures, report, blocks, by_action)
         log_json("cycle", **figures)
         # after the commit: a slow or failing report never delays or fails the cycle
-        self._reports_cycle(ts)
+        self._reports_cycle(ts, wait=False)  # built beside the loop: the cycle is not delayed
         return figures
 
     def _on_grid(self, ts: pd.Timestamp) -> pd.Timestamp:
@@ -465,13 +473,14 @@ class Operator:
         return known
 
     def _store_rows(self, report: Any) -> list[Path]:
-        from guardian_lib.ingest import ingest_run
+        from guardian_lib.silver import update_silver
         from guardian_lib.snmp.poller import write_to_warehouse
 
         files = write_to_warehouse(report, self.warehouse)
         if files:
             grid = max(1, int(round(self.site.polling_interval_s / 60)))
-            ingest_run(self.warehouse, grid_minutes=grid)
+            # only the new files are merged (the full rebuild when an old one changed)
+            self.silver = update_silver(self.warehouse, grid_minutes=grid)
         return files
 
     def _blobs(self) -> dict[str, Any]:
@@ -504,37 +513,46 @@ class Operator:
 
     # --- approve mode -------------------------------------------------------------------------
     def _run_approved(self, ts: pd.Timestamp) -> None:
-        """Send the actions an operator approved since the last cycle."""
-        cooldown_s = self.settings.reboot_cooldown_minutes * 60
+        """Send the actions an operator approved since the last cycle.
+
+        Each one is checked again, now, against every safety rule (kill switch,
+        maintenance windows, open outages, breaker, cooldowns and caps over what was
+        really sent): an approval does not override what changed since it was proposed.
+        """
+        guard = self._approval_guard()
+        outage_scopes = {
+            (v["scope_type"], v["scope_key"]) for v in self.autopilot.incidents.values()
+        }
         table = self.fleet.table.set_index("onu_id", drop=False)
         for a in self.store.approvals("approved"):
             target = a["target"]
-            if a["action"] in MAINTENANCE_BLOCKED_ACTIONS and a["subject"] in table.index:
-                # An approval does not override scheduled work in the area.
-                place = place_labels(table.loc[a["subject"]], a["subject"])
-                w = self.autopilot.guard.maintenance.covering([place], ts)
-                if w is not None:
-                    self.store.finish_approval(a["id"], "failed", {
-                        "blocked": "maintenance_window", "maintenance_window": w.name})  # fmt: skip
-                    log_json("action", action=a["action"], target=target, status="blocked",
-                             approval_id=a["id"], rule="maintenance_window",
-                             maintenance_window=w.name)  # fmt: skip
-                    continue
-            if a["action"] == "reboot":
-                recent = [
-                    j for j in self.store.journal("reboot")
-                    if j["target"] == target
-                    and abs(ts.value / 1e9 - pd.Timestamp(j["ts"]).value / 1e9) < cooldown_s
-                ]  # fmt: skip
-                if recent:
-                    self.store.finish_approval(a["id"], "failed", {"blocked": "reboot_cooldown"})
-                    log_json("action", action="reboot", target=target, status="blocked",
-                             approval_id=a["id"], rule="reboot_cooldown")  # fmt: skip
-                    continue
             d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
                          params=json.loads(a["params"] or "{}"),
                          rationale={"approved": a["id"], "by": a["decided_by"],
                                     "comment": a.get("comment")})  # fmt: skip
+            pon_id, outage, places = a["pon_id"], False, []
+            if a["subject"] in table.index:
+                row = table.loc[a["subject"]]
+                pon_id = pon_id or row.get("pon_id")
+                outage = any((scope, str(row.get(col))) in outage_scopes
+                             for scope, col in _OUTAGE_SCOPES)  # fmt: skip
+                places = [place_labels(row, a["subject"])]
+            verdict = guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
+            if not verdict.allowed:
+                blocked = {"blocked": verdict.rule}
+                if verdict.maintenance_window is not None:
+                    blocked["maintenance_window"] = verdict.maintenance_window
+                did = self.audit.record_decision(
+                    d, {"approval_id": a["id"]}, "approve", False, verdict.rule
+                )
+                self.audit.record_action(did, ActionResult(
+                    d.action, target, "blocked", ts, ts, result=dict(blocked),
+                    error=verdict.detail))  # fmt: skip
+                self.store.finish_approval(a["id"], "failed", blocked)
+                log_json("action", action=a["action"], target=target, status="blocked",
+                         approval_id=a["id"], rule=verdict.rule, detail=verdict.detail,
+                         maintenance_window=verdict.maintenance_window)  # fmt: skip
+                continue
             did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
             results = self.real_dispatcher.execute(d, ts)
             for r in results:
@@ -544,6 +562,16 @@ class Operator:
                 a["id"], "executed" if ok else "failed",
                 [{"status": r.status, "error": r.error, "result": r.result} for r in results],
             )  # fmt: skip
+
+    def _approval_guard(self) -> SafetyGuard:
+        """A safety guard for approved actions: the autopilot's kill switch, breaker and
+        maintenance windows, and the reboots really sent (the journal), not the proposals
+        the autopilot's guard counted when it queued them."""
+        live = self.autopilot.guard
+        guard = SafetyGuard(self.settings, maintenance=live.maintenance)
+        guard._breaker_until, guard._killed = live._breaker_until, live._killed
+        self._restore_guard(guard, committed=-1)
+        return guard
 
     # --- the service ----------------------------------------------------------------------------
     def run(self, for_ticks: int | None = None) -> OperateSummary:

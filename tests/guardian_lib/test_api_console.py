@@ -17,6 +17,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
@@ -48,27 +49,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
-    """A run, operate's state with an open incident and two proposed reboots (one per
-    region), three users with passwords, and the API served by uvicorn on 127.0.0.1."""
-    root = tmp_path_factory.mktemp("console")
-    run, state = root / "run", root / "state"
-    W.make_warehouse(run)
-    StateStore(state).close()
-    audit = AuditLog(state / "audit.duckdb", tag="t-")
-    iid = audit.new_incident_id()
-    audit.record_incident(iid, W.T0, scope_type="pon", scope_key="PON-N1", start_at=W.T0,
-                          severity="major", cause="fiber", affected_customers=2,
-                          opened_by="loop")  # fmt: skip
-    audit.close()
-    users = UserStore(root / "users.json")
-    users.add("op-n", "operator", ["north"], password=PASSWORDS["op-n"])
-    users.add("op-s", "operator", ["south"], password=PASSWORDS["op-s"])
-    users.add("viewer", "viewer", password=PASSWORDS["viewer"])
-    cfg = ApiConfig(run=run, users=root / "users.json", state=state, webhook_every_s=0,
-                    console_refresh_s=60.0)  # fmt: skip
-    app = create_app(cfg, users)
+def _serve(app):
+    """Serve ``app`` with uvicorn on a free 127.0.0.1 port: (base URL, stop())."""
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -80,10 +62,39 @@ def site(tmp_path_factory):
                 break
         except OSError:
             time.sleep(0.05)
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    return url, stop
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A run, operate's state with an open incident and two proposed reboots (one per
+    region), three users with passwords, and the API served by uvicorn on 127.0.0.1."""
+    root = tmp_path_factory.mktemp("console")
+    run, state = root / "run", root / "state"
+    W.make_warehouse(run)
+    StateStore(state).close()
+    audit = AuditLog(state / "audit.duckdb", tag="t-")
+    iid = audit.new_incident_id()
+    audit.record_incident(iid, W.T0, scope_type="pon", scope_key="PON-N1", start_at=W.T0,
+                          severity="major", cause="EXTERNAL_NETWORK", affected_customers=2,
+                          opened_by="loop")  # fmt: skip
+    audit.close()
+    users = UserStore(root / "users.json")
+    users.add("op-n", "operator", ["north"], password=PASSWORDS["op-n"])
+    users.add("op-s", "operator", ["south"], password=PASSWORDS["op-s"])
+    users.add("viewer", "viewer", password=PASSWORDS["viewer"])
+    cfg = ApiConfig(run=run, users=root / "users.json", state=state, webhook_every_s=0,
+                    console_refresh_s=60.0)  # fmt: skip
+    app = create_app(cfg, users)
+    url, stop = _serve(app)
     yield {"root": root, "run": run, "state": state, "cfg": cfg, "app": app, "url": url,
            "incident": iid, "users": users}  # fmt: skip
-    server.should_exit = True
-    thread.join(timeout=10)
+    stop()
 
 
 def _login(client: TestClient, name: str) -> None:
@@ -202,7 +213,10 @@ def test_operator_approves_in_the_browser(site, browser):
     page, cap = _browser_login(browser, site, "op-n")
     try:
         page.wait_for_selector('[data-testid="incident-table"]')
-        assert site["incident"] in page.inner_text('[data-testid="incidents"]')
+        incidents = page.inner_text('[data-testid="incidents"]')
+        assert site["incident"] in incidents
+        assert "external network" in incidents and "major" in incidents
+        assert "EXTERNAL_NETWORK" not in incidents
         queue = page.locator('[data-testid="approval-table"]')
         assert queue.locator(f'tr[data-row="{north}"]').count() == 1
         assert queue.locator(f'tr[data-row="{south}"]').count() == 0  # other region: hidden
@@ -236,6 +250,10 @@ def test_viewer_has_no_buttons_and_is_refused(site, browser):
     try:
         page.wait_for_selector(f'[data-testid="approval-table"] tr[data-row="{aid}"]')
         assert "Ações aguardando aprovação" in page.inner_text("#approvals")
+        page.wait_for_selector('[data-testid="incident-table"]')
+        incidents = page.inner_text('[data-testid="incidents"]')
+        assert "rede externa" in incidents and "alta" in incidents  # cause, severity
+        assert "EXTERNAL_NETWORK" not in incidents and "major" not in incidents
         assert page.locator('[data-testid="viewer-note"]').count() == 1
         assert page.locator("button.approve, button.reject").count() == 0
         assert not cap.console_errors, cap.console_errors
@@ -253,6 +271,91 @@ def test_viewer_has_no_buttons_and_is_refused(site, browser):
         )
         assert status == 403 and kind.endswith("/forbidden")
         assert _row(site["state"], aid)["status"] == "pending"
+    finally:
+        page.close()
+
+
+# --- the analysis screens of `guardian dashboard` behind the login ------------------------------
+@pytest.fixture(scope="module")
+def analysis_site(tiny_run, tmp_path_factory):
+    """``guardian api`` in site mode over the simulated tiny run (a warehouse the six
+    screens can draw) with operate's state: its audit trail, held open by a writer as
+    operate holds it, has an incident; a viewer and an operator scoped to one region."""
+    from guardian_lib.dashboards._data import load_run_data
+
+    root = tmp_path_factory.mktemp("analysis")
+    state = root / "state"
+    StateStore(state).close()
+    audit = AuditLog(state / "audit.duckdb", tag="a-")
+    t0 = load_run_data(tiny_run).end - pd.Timedelta(hours=3)
+    iid = audit.new_incident_id()
+    audit.record_incident(iid, t0, scope_type="pon", scope_key="PON-X", start_at=t0,
+                          severity="major", cause="EXTERNAL_NETWORK", affected_customers=3,
+                          opened_by="loop")  # fmt: skip
+    audit.flush()
+    users = UserStore(root / "users.json")
+    users.add("viewer", "viewer", password=PASSWORDS["viewer"])
+    users.add("op-n", "operator", ["north"], password=PASSWORDS["op-n"])
+    cfg = ApiConfig(run=tiny_run, users=root / "users.json", state=state, webhook_every_s=0)
+    app = create_app(cfg, users)
+    url, stop = _serve(app)
+    yield {"app": app, "url": url, "run": tiny_run, "audit": audit, "incident": iid}
+    stop()
+    audit.close()
+
+
+def test_analysis_screens_need_a_login_and_no_region_scope(analysis_site):
+    from guardian_lib.api.analysis import ANALYSIS_PATH
+    from guardian_lib.dashboards._compress import expand_scripts
+
+    run = analysis_site["run"]
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    client = TestClient(analysis_site["app"], base_url="http://testserver")
+    r = client.get(ANALYSIS_PATH + "?lang=pt-BR", follow_redirects=False)  # no session
+    assert r.status_code == 303 and r.headers["location"] == "/login?lang=pt-BR"
+    _login(client, "op-n")  # scoped to a region: the screens cover every region
+    assert 'data-testid="analysis-link"' not in client.get("/console").text
+    refused = client.get(ANALYSIS_PATH)
+    assert refused.status_code == 403 and "north" in refused.text
+    assert 'data-testid="analysis-refused"' in refused.text
+    client = TestClient(analysis_site["app"], base_url="http://testserver")
+    _login(client, "viewer")
+    assert 'data-testid="analysis-link"' in client.get("/console").text
+    page = client.get(ANALYSIS_PATH)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "connect-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    text = expand_scripts(page.text)
+    assert "NOC overview" in text and "Optical signal" in text
+    # operate's trail (read from a copy while its writer holds the file), cause in words
+    assert analysis_site["incident"] in text and "external network" in text
+    analysis_site["audit"].record_incident(
+        analysis_site["audit"].new_incident_id(), pd.Timestamp("2026-01-01", tz="UTC"),
+        scope_type="pon", scope_key="PON-Y", start_at=pd.Timestamp("2026-01-01", tz="UTC"),
+        severity="minor", cause="UNKNOWN", affected_customers=1, opened_by="loop",
+    )  # fmt: skip
+    analysis_site["audit"].flush()  # the writer was not kept out
+    assert client.get(ANALYSIS_PATH).text == page.text  # cached: the run did not change
+    assert analysis_site["app"].state.analysis.builds == 1
+    # built from a snapshot: nothing was written into the served run
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_viewer_opens_the_analysis_screens_in_the_browser(analysis_site, browser):
+    from guardian_lib.dashboards.screenshots import SCREEN_KEYS, open_screen
+    from guardian_lib.i18n import label
+
+    page, cap = _browser_login(browser, analysis_site, "viewer")
+    try:
+        page.click('[data-testid="analysis-link"]')
+        page.wait_for_url("**/console/analysis**")
+        page.wait_for_selector(".bk-tab", timeout=60_000)
+        tabs = page.locator(".bk-tab").all_inner_texts()
+        for key in SCREEN_KEYS:
+            assert label(key, "en") in tabs, (key, tabs)
+        open_screen(page, SCREEN_KEYS[-1])
+        assert not cap.console_errors, cap.console_errors
+        assert not cap.blocked, cap.blocked
     finally:
         page.close()
 

@@ -273,3 +273,124 @@ def test_failed_send_is_retried_and_a_crash_is_never_resent(tmp_path, tiny_run, 
     listed = CliRunner().invoke(app, ["schedule", "list", *args, "--at", "2026-12-05T09:00:00Z"])
     assert "period 20261205T0800Z: sent" in listed.output
     assert "20261204T0800Z ambiguous" in listed.output
+
+
+# --- papermill evaluations on the schedule ---------------------------------------------------------
+def _tiny_notebook(path) -> None:
+    """A parameterized notebook that reads the run it is given."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('run = ""\nthreshold = 0.5\nperiod = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# A scheduled evaluation"),
+        params,
+        nbformat.v4.new_code_cell(
+            "from pathlib import Path\n"
+            "assert (Path(run) / 'warehouse.duckdb').exists(), run\n"
+            "print(f'evaluated period={period} threshold={threshold}')"
+        ),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, str(path))
+
+
+def test_a_notebook_job_runs_papermill_keeps_its_output_and_emails_it(tmp_path, tiny_run, smtp):
+    ctl, inbox = smtp
+    _tiny_notebook(tmp_path / "eval.ipynb")
+    job = {"name": "eval", "cron": "0 7 * * mon", "notebook": "eval.ipynb",  # format: html
+           "parameters": {"threshold": 0.7}, "receiver": "managers", "retention": 1}  # fmt: skip
+    with pytest.raises(ConfigError, match=r"schedule\[0\]: .*format: a notebook job sends"):
+        load_site(_site(tmp_path, tiny_run, ctl.port, [job | {"format": "pdf"}]))
+    with pytest.raises(ConfigError, match=r"schedule\[0\]: .*only a notebook job takes"):
+        load_site(_site(tmp_path, tiny_run, ctl.port, [{k: v for k, v in job.items()
+                                                        if k != "notebook"}]))  # fmt: skip
+    from guardian_lib.operate.service import Operator
+
+    bad = load_site(_site(tmp_path, tiny_run, ctl.port, [job | {"parameters": {"nope": 1}}]))
+    with pytest.raises(ConfigError, match=r"schedule\[0\]\.parameters: \['nope'\] not declared"):
+        Operator(bad, tmp_path / "state-bad").close()
+    site = load_site(_site(tmp_path, tiny_run, ctl.port, [job]))
+    state = tmp_path / "state"
+    op = Operator(site, state)
+    try:
+        assert op._reports_cycle(WED) == []
+        done = op._reports_cycle(pd.Timestamp("2026-12-07T07:05:00Z"))
+        assert [d["status"] for d in done] == ["sent"], done
+        folder = state / "reports" / "eval"
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "eval_20261207T0700Z.html", "eval_20261207T0700Z.ipynb"]  # fmt: skip
+        nxt = op._reports_cycle(pd.Timestamp("2026-12-14T07:05:00Z"))
+        assert [d["status"] for d in nxt] == ["sent"]
+        assert sorted(nxt[0]["removed"]) == [
+            "eval_20261207T0700Z.html",
+            "eval_20261207T0700Z.ipynb",
+        ]
+    finally:
+        op.close()
+    assert len(inbox.messages) == 2
+    msg = inbox.messages[-1]
+    page = _attachments(msg)["eval_20261214T0700Z.html"].decode()
+    assert "evaluated period=20261214T0700Z threshold=0.7" in page  # the executed output
+    body = msg.get_body(("plain",)).get_content()
+    assert "notebook evaluation" in body and str(folder / "eval_20261214T0700Z.html") in body
+
+
+def test_failed_builds_back_off_and_operate_builds_beside_its_loop(tmp_path, tiny_run, smtp):
+    import threading
+
+    from guardian_lib.alerts.config import load_alerting
+    from guardian_lib.alerts.receivers import build_receivers
+    from guardian_lib.operate.schedule import retry_delay
+
+    ctl, inbox = smtp
+    jobs = [{"name": "daily", "cron": "0 8 * * *", "format": "xlsx", "receiver": "managers"}]
+    cfg = load_site(_site(tmp_path, tiny_run, ctl.port, jobs))
+    rx = build_receivers(load_alerting(tmp_path / "alerts.yaml"))
+    calls, gate, broken = [], threading.Event(), [True]
+
+    def writer(fmt):
+        def write(run, out, lang, audit):
+            calls.append(run)
+            gate.wait(30)
+            if broken[0]:
+                raise RuntimeError("chromium crashed")
+            out.write_bytes(b"report")
+            return out
+
+        return write
+
+    gate.set()
+    sched = ReportScheduler(cfg.schedule, tiny_run, tmp_path / "state", rx, writer=writer)
+    try:
+        sched.run_due(WED)
+        day = pd.Timestamp("2026-12-03T08:00:00Z")
+        first = sched.run_due(day)
+        assert first[0]["status"] == "failed" and "chromium crashed" in first[0]["error"]
+        assert pd.Timestamp(first[0]["retry_at"]) == day + pd.Timedelta(seconds=retry_delay(1))
+        assert sched.run_due(day + pd.Timedelta(minutes=1)) == []  # backing off: not rebuilt
+        assert len(calls) == 1
+        assert [retry_delay(a) for a in (1, 2, 3, 4, 5, 9)] == [300, 600, 1200, 2400, 3600, 3600]
+        # the report reads a snapshot of the warehouse, never the file operate writes
+        assert calls[0] != tiny_run and calls[0].name == tiny_run.name
+        # in the background: the call returns while the build is still running
+        broken[0] = False
+        gate.clear()
+        t = day + pd.Timedelta(seconds=retry_delay(1))
+        started = sched.run_due(t, wait=False)
+        assert started == [{"job": "daily", "period": "20261203T0800Z", "status": "started"}]
+        assert sched.busy and sched.run_due(t + pd.Timedelta(minutes=5), wait=False) == []
+        assert sched.history()[0]["status"] == "building"
+        gate.set()
+        assert sched.wait(30)
+        row = sched.history()[0]
+        assert (row["status"], row["attempts"], row["retry_at"]) == ("sent", 2, None)
+        assert len(inbox.messages) == 1 and len(calls) == 2
+    finally:
+        gate.set()
+        sched.close()

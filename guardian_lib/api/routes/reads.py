@@ -82,8 +82,18 @@ def timeline(
 
 
 @router.get("/incidents/active", tags=["incidents"])
-def incidents_active(user: Reader, ctx: Ctx) -> dict[str, Any]:
-    """Open incidents from the autopilot's audit trail (operate's, or the run's backtest)."""
+def incidents_active(
+    user: Reader,
+    ctx: Ctx,
+    lang: Annotated[
+        Literal["en", "pt-BR"],
+        Query(description="Language of severity_label and cause_label."),
+    ] = "en",
+) -> dict[str, Any]:
+    """Open incidents from the autopilot's audit trail (operate's, or the run's backtest),
+    each with its severity and probable cause as words in ``lang``."""
+    from guardian_lib.dashboards.glossary import cause_name, severity_name
+
     reader = ctx.reader
     frame = reader.open_incidents(incidents_audit_file(ctx.cfg))
     if not frame.empty and user.regions:
@@ -98,7 +108,11 @@ def incidents_active(user: Reader, ctx: Ctx) -> dict[str, Any]:
                 reg = str(r["scope_key"])
             keep.append(user.in_scope(reg))
         frame = frame[keep]
-    return {"items": records(frame), "total": int(len(frame))}
+    items = records(frame)
+    for r in items:
+        r["severity_label"] = severity_name(r.get("severity"), lang)
+        r["cause_label"] = cause_name(r.get("cause"), lang)
+    return {"items": items, "total": int(len(frame))}
 
 
 @router.get("/metrics/kpis", tags=["metrics"])

@@ -1,0 +1,120 @@
+"""Approved actions are checked again against every safety rule when they are sent."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import yaml
+
+from guardian_lib.operate.fleet import load_subscribers
+from guardian_lib.operate.service import Operator
+from guardian_lib.operate.site import load_site
+
+T0 = pd.Timestamp("2026-03-02T10:00:00Z")
+
+
+def _operator(tmp_path, **safety) -> Operator:
+    (tmp_path / "olts.yaml").write_text(yaml.safe_dump(
+        {"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "noc"}]}))  # fmt: skip
+    (tmp_path / "subs.csv").write_text(
+        "onu_id,customer_id,pon_id,box_id,olt_id,region,cpe_id\n"
+        "A,C1,P1,B1,OLT-1,Campinas,CPE-A\nB,C2,P1,B2,OLT-1,Campinas,CPE-B\n"
+        "C,C3,P2,B3,OLT-1,Campinas,CPE-C\n"
+    )
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(
+        {"inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
+         "subscribers": "subs.csv", "safety": safety}))  # fmt: skip
+    op = Operator(load_site(tmp_path / "site.yaml"), tmp_path / "state", mode="approve")
+    op._build(load_subscribers(tmp_path / "subs.csv"))
+    return op
+
+
+def _approve(op: Operator, *pairs: tuple[str, str]) -> None:
+    for onu, cpe in pairs:
+        aid = op.store.propose(ts=T0.isoformat(), action="reboot", subject=onu, target=cpe,
+                               pon_id=op.context.pon_of.get(cpe))  # fmt: skip
+        op.store.decide(aid, "approved", "ana")
+
+
+def _outcome(op: Operator) -> dict[str, tuple[str, str | None]]:
+    """Approval status and blocking rule per subject; the audit agrees."""
+    out = {a["subject"]: (a["status"], json.loads(a["result"]).get("blocked")
+                          if a["result"] and a["result"].startswith("{") else None)
+           for a in op.store.approvals()}  # fmt: skip
+    op.audit.flush()
+    dec = op.audit.frame("decisions")
+    for subject, (_status, rule) in out.items():
+        row = dec[dec["subject"] == subject].iloc[-1]
+        assert bool(row["allowed"]) == (rule is None)
+        assert (None if pd.isna(row["blocked_rule"]) else row["blocked_rule"]) == rule
+    return out
+
+
+def _sent(op: Operator) -> list[str]:
+    """Targets handed to the device adapter (no ACS here: each fails, none is blocked)."""
+    act = op.audit.frame("actions")
+    return sorted(act.loc[act["status"] != "blocked", "target"])
+
+
+def test_an_approved_reboot_meets_the_kill_switch_switched_on_after_approval(tmp_path):
+    op = _operator(tmp_path)
+    try:
+        _approve(op, ("A", "CPE-A"))
+        (tmp_path / "state" / "KILL_SWITCH").touch()
+        op._run_approved(T0)
+        assert _outcome(op) == {"A": ("failed", "kill_switch")}
+        assert _sent(op) == []
+    finally:
+        op.close()
+
+
+def test_an_approved_reboot_is_held_by_an_outage_opened_since(tmp_path):
+    op = _operator(tmp_path)
+    try:
+        op.autopilot.incidents["INC1"] = {"scope_type": "pon", "scope_key": "P1",
+                                          "start_at": T0, "cause": "MASSIVE_OUTAGE",
+                                          "affected": 2, "members": ("A", "B")}  # fmt: skip
+        _approve(op, ("A", "CPE-A"), ("C", "CPE-C"))
+        op._run_approved(T0)
+        got = _outcome(op)
+        assert got["A"] == ("failed", "active_outage")
+        assert got["C"][1] is None  # another PON: sent
+        assert _sent(op) == ["CPE-C"]
+    finally:
+        op.close()
+
+
+def test_approved_reboots_respect_the_cooldown_and_the_pon_cap_over_what_was_sent(tmp_path):
+    op = _operator(tmp_path, max_reboots_per_pon_per_hour=1, reboot_cooldown_minutes=60)
+    try:
+        # CPE-C was rebooted 10 minutes ago (journalled by an earlier cycle).
+        op.store.journal_begin("k0", cycle=1, ts=(T0 - pd.Timedelta(minutes=10)).isoformat(),
+                               action="reboot", target="CPE-C", pon_id="P2")  # fmt: skip
+        op.store.journal_end("k0", "sent")
+        _approve(op, ("A", "CPE-A"), ("B", "CPE-B"), ("C", "CPE-C"))
+        op._run_approved(T0)
+        got = _outcome(op)
+        assert got["A"][1] is None  # the first of PON P1 goes
+        assert got["B"] == ("failed", "pon_rate_cap")  # the second would break the cap
+        assert got["C"] == ("failed", "reboot_cooldown")
+    finally:
+        op.close()
+
+
+def test_a_queued_proposal_does_not_block_its_own_execution(tmp_path):
+    """The autopilot's guard counted the proposal when it queued it; the re-check counts
+    only what was sent, so the approved reboot still goes."""
+    op = _operator(tmp_path, reboot_cooldown_minutes=360)
+    try:
+        from guardian_lib.decision import Decision
+
+        d = Decision(ts=T0 - pd.Timedelta(minutes=5), subject="A", action="reboot",
+                     targets=("CPE-A",))  # fmt: skip
+        assert op.autopilot.guard.check(d, d.ts, pon_id="P1").allowed
+        _approve(op, ("A", "CPE-A"))
+        op._run_approved(T0)
+        assert _outcome(op)["A"][1] is None
+        assert _sent(op) == ["CPE-A"]
+    finally:
+        op.close()

@@ -1,0 +1,212 @@
+"""Incremental SILVER (guardian_lib.silver) equals the full rebuild, and readers of the
+warehouse never see an error or a half-written state while cycles write it."""
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from guardian_lib.ingest import RAW_TELEMETRY_SCHEMA, ingest_run
+from guardian_lib.silver import update_silver
+from guardian_lib.warehouse import connect, raw_dir, silver_dir
+
+T0 = pd.Timestamp("2026-03-02T23:30:00Z")  # the day changes during the test
+ONUS = [f"ONU{i:03d}" for i in range(40)]
+CYCLES = 16  # of the concurrent-reader test
+
+
+def _write_raw(run: Path, rows: pd.DataFrame, name: str) -> Path:
+    """One RAW file as the poller writes it (date folder = arrival date)."""
+    day = rows["received_at"].iloc[0].strftime("%Y-%m-%d")
+    out = raw_dir(run, "telemetry") / f"date={day}" / f"{name}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(rows, schema=RAW_TELEMETRY_SCHEMA), out)
+    return out
+
+
+def _poll(rng: np.random.Generator, ts: pd.Timestamp, received: pd.Timestamp) -> pd.DataFrame:
+    n = len(ONUS)
+    rx = rng.normal(-20, 2, n)
+    rx[rng.random(n) < 0.1] = -80.0  # a vendor sentinel → NULL in SILVER
+    jitter = pd.to_timedelta(rng.integers(-20, 20, n), unit="s")  # off the grid
+    return pd.DataFrame({
+        "ts": ts + jitter, "onu_id": ONUS, "rx_dbm": rx, "tx_dbm": rng.normal(2, 0.3, n),
+        "olt_rx_dbm": rng.normal(-24, 1, n), "snr_db": rng.normal(30, 2, n),
+        "ber": rng.uniform(0, 1e-9, n), "crc_errors": rng.integers(0, 5, n),
+        "latency_ms": rng.uniform(1, 5, n), "loss_pct": np.zeros(n), "online": True,
+        "uptime_s": rng.integers(0, 10**6, n), "source": "snmp",
+        "received_at": received + pd.to_timedelta(np.arange(n), unit="ms"),
+    })  # fmt: skip
+
+
+def _silver(run: Path) -> pd.DataFrame:
+    con = connect(run)
+    try:
+        df = con.execute("SELECT * FROM telemetry ORDER BY ts, onu_id").df()
+        quality = con.execute("SELECT * FROM silver_quality ORDER BY date").df()
+    finally:
+        con.close()
+    return df.reset_index(drop=True), quality
+
+
+def _assert_same_as_full(run: Path, tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    shutil.rmtree(full, ignore_errors=True)
+    shutil.copytree(run / "lake" / "raw", full / "lake" / "raw")
+    ingest_run(full, grid_minutes=5)
+    inc_rows, inc_q = _silver(run)
+    full_rows, full_q = _silver(full)
+    pd.testing.assert_frame_equal(inc_rows, full_rows)
+    pd.testing.assert_frame_equal(inc_q, full_q)
+
+
+def test_incremental_silver_equals_the_full_rebuild_cycle_after_cycle(tmp_path):
+    rng = np.random.default_rng(7)
+    run = tmp_path / "run"
+    tick = pd.Timedelta(minutes=5)
+    modes = []
+    for k in range(10):
+        ts = T0 + k * tick
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k:03d}")
+        extra = []
+        if k == 4:  # a late row for an earlier tick (newer: it replaces the SILVER row)
+            late = _poll(rng, T0 + tick, ts + pd.Timedelta(seconds=40)).iloc[:3]
+            extra.append(late)
+        if k == 6:  # a duplicate of an already stored row, received earlier: it loses
+            dup = _poll(rng, T0 + 5 * tick, T0 + 5 * tick).iloc[5:8]
+            extra.append(dup)
+        for j, rows in enumerate(extra):
+            _write_raw(run, rows, f"extra-{k:03d}-{j}")
+        modes.append(update_silver(run, grid_minutes=5).mode)
+        if k in (0, 4, 6, 9):
+            _assert_same_as_full(run, tmp_path)
+    assert modes[0] == "full" and set(modes[1:]) == {"incremental"}
+    summary = ingest_run(run, grid_minutes=5)  # nothing left for the full ingest to do
+    assert summary.dates_rebuilt == 0
+    parts = list(silver_dir(run, "telemetry").glob("date=*/part-*.parquet"))
+    assert parts, "the incremental update appends part files"
+    # A removed RAW file: back to the full rebuild, still equal to it.
+    next(raw_dir(run, "telemetry").glob("date=*/snmp-002.parquet")).unlink()
+    ts = T0 + 10 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-010")
+    upd = update_silver(run, grid_minutes=5)
+    assert upd.mode == "full" and "snmp-002" in upd.reason
+    _assert_same_as_full(run, tmp_path)
+    # ... and the next cycle is incremental again.
+    ts = T0 + 11 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-011")
+    assert update_silver(run, grid_minutes=5).mode == "incremental"
+    _assert_same_as_full(run, tmp_path)
+
+
+def test_the_late_row_replaces_the_older_one_in_place(tmp_path):
+    rng = np.random.default_rng(3)
+    run = tmp_path / "run"
+    tick = pd.Timedelta(minutes=5)
+    for k in range(3):
+        ts = T0 + k * tick
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k}")
+        update_silver(run, grid_minutes=5)
+    late = _poll(rng, T0, T0 + pd.Timedelta(hours=2)).iloc[:2].assign(rx_dbm=-11.5)
+    _write_raw(run, late, "late")
+    upd = update_silver(run, grid_minutes=5)
+    assert (upd.mode, upd.rows_added, upd.rows_replaced, upd.files_rewritten) == (
+        "incremental", 0, 2, 1)  # fmt: skip
+    rows, quality = _silver(run)
+    got = rows[(rows["ts"] == T0) & rows["onu_id"].isin(ONUS[:2])]
+    assert list(got["rx_dbm"]) == [-11.5, -11.5] and got["late"].all()
+    assert int(quality["duplicates_removed"].sum()) == 2
+
+
+def test_a_bad_new_raw_file_is_named_and_changes_nothing(tmp_path):
+    rng = np.random.default_rng(5)
+    run = tmp_path / "run"
+    _write_raw(run, _poll(rng, T0, T0 + pd.Timedelta(seconds=30)), "snmp-0")
+    update_silver(run, grid_minutes=5)
+    before = _silver(run)[0]
+    bad = raw_dir(run, "telemetry") / "date=2026-03-02" / "broken.parquet"
+    bad.write_bytes(b"PAR1 not parquet")
+    with pytest.raises(Exception, match="broken.parquet"):
+        update_silver(run, grid_minutes=5)
+    pd.testing.assert_frame_equal(_silver(run)[0], before)
+
+
+_READER = textwrap.dedent(
+    """
+    import sys, time
+    from guardian_lib.warehouse import connect
+    run, n_onus, stop = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    import os
+    reads = 0
+    while not os.path.exists(stop) or reads < 5:
+        con = connect(run)
+        try:
+            n, bad_ticks, dups = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE c != ?), "
+                "coalesce(sum(c) - sum(d), 0) FROM (SELECT ts, count(*) c, "
+                "count(DISTINCT onu_id) d FROM telemetry GROUP BY ts)", [n_onus]).fetchone()
+            q = con.execute("SELECT coalesce(sum(rows_silver), 0) FROM silver_quality").fetchone()
+        finally:
+            con.close()
+        assert bad_ticks == 0 and dups == 0, (bad_ticks, dups)
+        reads += 1
+    print(reads)
+    """
+)
+
+
+def test_a_reader_process_never_sees_an_error_or_half_a_cycle(tmp_path):
+    rng = np.random.default_rng(11)
+    run = tmp_path / "run"
+    tick = pd.Timedelta(minutes=5)
+    _write_raw(run, _poll(rng, T0, T0 + pd.Timedelta(seconds=30)), "snmp-000")
+    update_silver(run, grid_minutes=5)
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(run), str(len(ONUS)), str(stop)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for k in range(1, CYCLES + 1):
+            ts = T0 + k * tick
+            _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k:03d}")
+            if k % 6 == 0:  # late rows rewrite an earlier part while the reader reads
+                late = _poll(rng, ts - 2 * tick, ts + pd.Timedelta(seconds=50))
+                _write_raw(run, late, f"late-{k:03d}")
+            assert update_silver(run, grid_minutes=5).mode == "incremental"
+            assert reader.poll() is None, reader.stderr.read()
+    finally:
+        stop.touch()
+        out, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    assert int(out.strip()) >= 5
+    con = duckdb.connect(str(run / "warehouse.duckdb"), read_only=True)
+    assert con.execute("SELECT sum(rows_silver) FROM silver_quality").fetchone()[0] == (
+        CYCLES + 1
+    ) * len(ONUS)
+    con.close()
+
+
+def test_a_part_left_by_an_update_killed_before_its_commit_is_removed(tmp_path):
+    rng = np.random.default_rng(13)
+    run = tmp_path / "run"
+    tick = pd.Timedelta(minutes=5)
+    for k in range(3):
+        ts = T0 + k * tick
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k}")
+        update_silver(run, grid_minutes=5)
+    part = sorted(silver_dir(run, "telemetry").glob("date=*/part-*.parquet"))[-1]
+    shutil.copy(part, part.with_name("part-0-999999.parquet"))  # written, never committed
+    ts = T0 + 3 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-3")
+    assert update_silver(run, grid_minutes=5).mode == "incremental"
+    assert not part.with_name("part-0-999999.parquet").exists()
+    _assert_same_as_full(run, tmp_path)
