@@ -5,10 +5,14 @@ this process, and prints one JSON line per policy plus a summary table::
 
     .venv/bin/python benchmarks/bench_backtest.py [--days 2] [--every-minutes 15]
         [--policies reactive,rules,autopilot,oracle] [--seed 7]
+        [--models champion [--full-every 1,4]]
 
 ``reactive`` is the simulator alone (its built-in call centre) and is the ceiling; the
 other policies add the observer, scorer, policy, safety checks and audit every
-``--every-minutes``.
+``--every-minutes``. With ``--models ALIAS`` the registered bundle is also run as the
+autopilot's scorer (rows ``autopilot-ml/fN``), once per value of ``--full-every``
+(:class:`guardian_lib.models.OnlineScorer`: 1 predicts the whole fleet at every
+decision; N > 1 only every N-th decision and the rows that can matter in between).
 """
 
 from __future__ import annotations
@@ -29,17 +33,27 @@ def main() -> None:
     ap.add_argument("--every-minutes", type=int, default=15)
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--models", default=None, help="registry alias of an ML bundle")
+    ap.add_argument("--full-every", default="1", help="comma-separated OnlineScorer.full_every")
     args = ap.parse_args()
     sc = load_scenario(args.scenario, days=args.days)
+    runs: list[tuple[str, str, object]] = [(p, p, None) for p in args.policies.split(",")]
+    if args.models:
+        from guardian_lib.models.online import ModelScorer
+        from guardian_lib.models.registry import load_bundle
+
+        bundle = load_bundle(args.models)
+        for fe in (int(v) for v in args.full_every.split(",")):
+            runs.append((f"autopilot-ml/f{fe}", "autopilot", ModelScorer(bundle, full_every=fe)))
     rows = []
-    for pol in args.policies.split(","):
+    for label, pol, scorer in runs:
         t0 = time.perf_counter()
         t_cpu = time.process_time()
-        k = run_policy(sc, pol, args.seed, every_minutes=args.every_minutes)
+        k = run_policy(sc, pol, args.seed, every_minutes=args.every_minutes, scorer=scorer)
         wall = time.perf_counter() - t0
         cpu = time.process_time() - t_cpu
         row = {
-            "policy": pol,
+            "policy": label,
             "scenario": sc.name,
             "days": args.days,
             "wall_s": round(wall, 2),
@@ -47,13 +61,15 @@ def main() -> None:
             "sim_days_per_wall_s": round(args.days / wall, 3),
             "sim_days_per_cpu_s": round(args.days / cpu, 3),
             "decisions": k["decisions"],
+            "visits": k["visits"],
+            "reboots": k["reboots"],
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print(f"\n{'policy':<10} {'sim days / wall s':>18} {'sim days / CPU s':>17} {'decisions':>10}")
+    print(f"\n{'policy':<16} {'sim days / wall s':>18} {'sim days / CPU s':>17} {'decisions':>10}")
     for r in rows:
         print(
-            f"{r['policy']:<10} {r['sim_days_per_wall_s']:>18.3f} "
+            f"{r['policy']:<16} {r['sim_days_per_wall_s']:>18.3f} "
             f"{r['sim_days_per_cpu_s']:>17.3f} {r['decisions']:>10}"
         )
 

@@ -10,7 +10,14 @@ import pandas as pd
 
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
 
-__all__ = ["PolicyBase", "CASE_COLUMNS", "INCIDENT_COLUMNS", "records", "sanitize_predictions"]
+__all__ = [
+    "PolicyBase",
+    "CASE_COLUMNS",
+    "OPTIONAL_CASE_COLUMNS",
+    "INCIDENT_COLUMNS",
+    "records",
+    "sanitize_predictions",
+]
 
 #: Columns of ``Snapshot.cases`` (index ``onu_id``).
 CASE_COLUMNS = (
@@ -22,6 +29,9 @@ CASE_COLUMNS = (
     "notified",
     "last_wifi_change_at",
 )
+#: Case columns a snapshot may lack (older saved states, hand-made snapshots), with
+#: their value then.
+OPTIONAL_CASE_COLUMNS = {"wifi_changes": 0}
 #: Columns of ``Snapshot.incidents``.
 INCIDENT_COLUMNS = ("incident_id", "scope_type", "scope_key", "start_at", "cause", "members")
 _SCOPE_COL = {"box": "box_id", "pon": "pon_id", "olt": "olt_id", "bng": "olt_id"}
@@ -340,6 +350,12 @@ class PolicyBase:
             dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
         )
         case_col = {c: cases[c].to_numpy(dtype=object) for c in CASE_COLUMNS}
+        for c, default in OPTIONAL_CASE_COLUMNS.items():
+            case_col[c] = (
+                cases[c].to_numpy(dtype=object)
+                if c in cases
+                else np.full(len(cases), default, dtype=object)
+            )
         opened = pd.to_datetime(
             pd.Series([case_col["opened_at"][j] if j >= 0 else pd.NaT for j in pos]), utc=True
         )
@@ -371,14 +387,16 @@ class PolicyBase:
         p = pos[rows]
         defaults = {"case_id": None, "opened_at": pd.NaT, "reboots": 0,
                     "last_reboot_at": pd.NaT, "visit_os_id": None, "notified": False,
-                    "last_wifi_change_at": pd.NaT}  # fmt: skip
+                    "last_wifi_change_at": pd.NaT, "wifi_changes": 0}  # fmt: skip
         extra = {}
-        for c in CASE_COLUMNS:
+        for c in (*CASE_COLUMNS, *OPTIONAL_CASE_COLUMNS):
             vals = np.empty(len(rows), dtype=object)
             vals[:] = [case_col[c][j] if j >= 0 else defaults[c] for j in p]
             extra[c] = vals
         extra["reboots"] = np.array([0 if v is None or pd.isna(v) else int(v)
                                      for v in extra["reboots"]], dtype=int)  # fmt: skip
+        extra["wifi_changes"] = np.array([0 if v is None or pd.isna(v) else int(v)
+                                          for v in extra["wifi_changes"]], dtype=int)  # fmt: skip
         extra["notified"] = np.array([bool(v) if v is not None and not pd.isna(v) else False
                                       for v in extra["notified"]], dtype=bool)  # fmt: skip
         base = df.iloc[rows]

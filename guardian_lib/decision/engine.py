@@ -18,7 +18,7 @@ import pandas as pd
 
 from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
 from guardian_lib.audit import AuditLog
-from guardian_lib.decision._base import CASE_COLUMNS, INCIDENT_COLUMNS
+from guardian_lib.decision._base import CASE_COLUMNS, INCIDENT_COLUMNS, OPTIONAL_CASE_COLUMNS
 from guardian_lib.decision._types import BOOKKEEPING_ACTIONS, Decision, Policy, Scorer, Snapshot
 from guardian_lib.decision.maintenance import place_labels
 from guardian_lib.decision.safety import SafetyGuard
@@ -97,9 +97,14 @@ class Autopilot:
     def cases_frame(self) -> pd.DataFrame:
         """Open cases (index ``onu_id``)."""
         if not self.cases:
-            return pd.DataFrame(columns=CASE_COLUMNS, index=pd.Index([], name="onu_id"))
+            return pd.DataFrame(
+                columns=[*CASE_COLUMNS, *OPTIONAL_CASE_COLUMNS], index=pd.Index([], name="onu_id")
+            )
         ids = list(self.cases)
+        # .get: a case saved by an older version has no Wi-Fi change count (0 then).
         cols = {c: [self.cases[k][c] for k in ids] for c in CASE_COLUMNS}
+        for c, default in OPTIONAL_CASE_COLUMNS.items():
+            cols[c] = [self.cases[k].get(c, default) for k in ids]
         return pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id"))
 
     def incidents_frame(self) -> pd.DataFrame:
@@ -156,6 +161,7 @@ class Autopilot:
             self.cases[d.subject] = {
                 "case_id": case_id, "opened_at": ts, "reboots": 0, "last_reboot_at": pd.NaT,
                 "visit_os_id": None, "notified": False, "last_wifi_change_at": pd.NaT,
+                "wifi_changes": 0,
             }  # fmt: skip
         elif d.action == "close_case":
             case = self.cases.pop(d.subject, None)
@@ -248,6 +254,7 @@ class Autopilot:
                 case["visit_os_id"] = f"simulated:{did}"
             elif d.action == "change_wifi_profile":
                 case["last_wifi_change_at"] = ts
+                case["wifi_changes"] = case.get("wifi_changes", 0) + 1
             elif d.action == "cancel_visit":
                 case["visit_os_id"] = None
         return d

@@ -10,7 +10,12 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   possible while the device is online);
 * **change_wifi_profile** — a remote change of the CPE's Wi-Fi channel / band plan ends
   an interference episode with probability ``wifi_profile_fix_prob`` (only for degraded
-  service that looks like Wi-Fi, at most once per ``reboot_cooldown_minutes``);
+  service that looks like Wi-Fi; it takes no service down, so it may be tried again
+  after ``wifi_retry_min``, at most ``wifi_max_changes`` times per case). Each change
+  that did not end the problem lowers the Wi-Fi share of the class probabilities
+  (Bayes), and while another change is allowed later, *wait* includes "wait for the
+  next change, then change": a visit is ordered only when it is cheaper than trying
+  remotely again;
 * **schedule_visit** — a technician fixes premises, equipment and fibre problems after
   ``visit_delay_h``, at ``cost_per_visit_brl``; a visit cannot fix a power cut, a
   massive outage or an upstream failure. Only an outage gets a priority visit: degraded
@@ -115,6 +120,7 @@ def case_costs(
         "unknown": "unknown",
     }
     names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
+    jp = names.index("customer_premises")
     q = np.column_stack([active[c].to_numpy(dtype=float) for c in CLASS_COLUMNS])
     surv = np.ones_like(q)
     resid = np.zeros_like(q)  # expected remaining duration within the wait horizon [h]
@@ -140,9 +146,13 @@ def case_costs(
                     )
                     forever[m, j] = rate[m] * lognormal_residual_h(elapsed[m], p, H)
     # LOS is not a premises problem that ends alone: treat it like equipment.
-    jp = names.index("customer_premises")
     surv[los, jp], still[los, jp] = 1.0, 1.0
     q = q * surv
+    # Each profile change that did not end the problem makes Wi-Fi less likely (Bayes:
+    # an interference episode survives a change with probability 1 − wifi_profile_fix_prob).
+    if "wifi_changes" in active:
+        tried = active["wifi_changes"].to_numpy(dtype=float)
+        q[:, jp] *= np.where(subtype == "wifi", (1 - model.wifi_profile_fix_prob) ** tried, 1.0)
     q = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
     fixable = np.zeros_like(q, dtype=bool)
     fixable[:, names.index("equipment_fail")] = True
@@ -236,6 +246,11 @@ class ExpectedCostPolicy(PolicyBase):
         A problem must be seen this long before a visit is considered. [min]
     review_h : float, default 0.25
         How often the policy is called. [h]
+    wifi_retry_min : float, default 60
+        Least time between two Wi-Fi profile changes of one CPE: long enough to see
+        whether the previous one ended the problem. [min]
+    wifi_max_changes : int, default 3
+        Wi-Fi profile changes per case before only *wait* and a visit remain. [-]
     """
 
     costs: CostModel = field(default_factory=CostModel)
@@ -245,8 +260,10 @@ class ExpectedCostPolicy(PolicyBase):
     review_h: float = 0.25
     massive_threshold: float = 0.6
     min_neighbours: int = 2
+    wifi_retry_min: float = 60.0
+    wifi_max_changes: int = 3
     name: str = "autopilot"
-    version: str = "1"
+    version: str = "2"
 
     def __post_init__(self) -> None:
         if self.costs.cost_per_visit_brl != self.settings.cost_per_visit:
@@ -281,8 +298,18 @@ class ExpectedCostPolicy(PolicyBase):
                 if last_w is None or pd.isna(last_w)
                 else (snap.ts - pd.Timestamp(last_w)).total_seconds() / 60.0
             )
-            if not np.isnan(c["change_wifi_profile"]) and since_w >= cooldown:
-                options["change_wifi_profile"] = float(c["change_wifi_profile"])
+            tries_left = int(r.get("wifi_changes", 0)) < self.wifi_max_changes
+            waits_for = None
+            if not np.isnan(c["change_wifi_profile"]) and tries_left:
+                if since_w >= self.wifi_retry_min:
+                    options["change_wifi_profile"] = float(c["change_wifi_profile"])
+                else:
+                    # Non-myopic wait: the next change is allowed in t_next hours.
+                    t_next = (self.wifi_retry_min - since_w) / 60.0
+                    rate = float(impact_cost_rate_brl_per_h(r["outage"], r["notified"], self.costs))
+                    retry = float(c["change_wifi_profile"]) + rate * t_next
+                    if retry < options["wait"]:
+                        options["wait"], waits_for = retry, "change_wifi_profile"
             has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
             if has_visit or (r["impacted"] and r["impacted_min"] < self.min_visit_min):
                 options.pop("schedule_visit")
@@ -290,6 +317,7 @@ class ExpectedCostPolicy(PolicyBase):
             rationale = {
                 "costs_brl": {k: round(v, 2) for k, v in options.items()},
                 "subtype": str(c["subtype"]),
+                **({"wait_for": waits_for} if waits_for else {}),
                 "p_self_resolving_posterior": round(float(c["p_self_resolving"]), 3),
                 "top_reasons": json.loads(r["top_reasons"]),
                 "p": {

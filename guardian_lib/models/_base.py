@@ -7,7 +7,19 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import validate_data
 
-__all__ = ["validated_frame", "as_generator", "seed_from", "lgbm_classifier"]
+__all__ = [
+    "validated_frame",
+    "as_generator",
+    "seed_from",
+    "lgbm_classifier",
+    "predict_threads",
+]
+
+#: Below this many rows LightGBM predicts on one thread: a fleet's tick (a few thousand
+#: rows) takes milliseconds, and on busy cores OpenMP's thread start-up and spinning
+#: cost more than they save (measured: 9.7 ms on one thread vs 13.4 ms on all cores for
+#: 2,148 rows × 150 trees on the shared 2-core machine). [rows]
+SINGLE_THREAD_ROWS = 20_000
 
 
 def validated_frame(estimator, X, y=None, reset: bool = True):
@@ -47,6 +59,16 @@ def validated_frame(estimator, X, y=None, reset: bool = True):
                 f"{type(estimator).__name__} was fitted with"
             )
         X = X.loc[:, names]
+        # Fast path for what the estimators pass each other (already validated frames):
+        # the same checks as scikit-learn's, without its per-call copies (about 8 ms per
+        # call on a fleet's tick, six calls per prediction).
+        if (
+            y is None
+            and len(X)
+            and all(dt == np.float64 for dt in X.dtypes)
+            and not np.isinf(X.to_numpy()).any()
+        ):
+            return pd.DataFrame(X.to_numpy(), columns=names)
     kw = {"reset": reset, "ensure_all_finite": "allow-nan", "dtype": np.float64}
     if y is None:
         arr = validate_data(estimator, X, **kw)
@@ -57,6 +79,12 @@ def validated_frame(estimator, X, y=None, reset: bool = True):
         names = [f"x{i}" for i in range(arr.shape[1])]
     frame = pd.DataFrame(arr, columns=list(names))
     return frame if y is None else (frame, np.asarray(y))
+
+
+def predict_threads(n_rows: int) -> int:
+    """LightGBM ``num_threads`` for predicting ``n_rows`` rows: 1 for small batches
+    (:data:`SINGLE_THREAD_ROWS`), else 0 (every core). The output does not depend on it."""
+    return 1 if n_rows < SINGLE_THREAD_ROWS else 0
 
 
 def as_generator(random_state) -> np.random.Generator:

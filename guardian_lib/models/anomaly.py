@@ -5,11 +5,54 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.ensemble import IsolationForest
+from sklearn.ensemble._iforest import _average_path_length
 from sklearn.utils.validation import check_is_fitted
 
 from guardian_lib.models._base import as_generator, seed_from, validated_frame
 
-__all__ = ["AnomalyScorer"]
+__all__ = ["AnomalyScorer", "forest_score_samples"]
+
+
+def forest_score_samples(forest: IsolationForest, X: np.ndarray) -> np.ndarray:
+    """``forest.score_samples(X)`` for dense finite ``X``, without the per-call overhead.
+
+    scikit-learn validates the input and starts one joblib task per tree on every call
+    (about 15 ms for 2,000 rows and 100 trees, most of it overhead); this calls each
+    tree's compiled ``apply`` directly. The value is scikit-learn's bit for bit: the same
+    float32 rows, the same leaves, the per-tree path lengths added in tree order.
+
+    Parameters
+    ----------
+    forest : sklearn.ensemble.IsolationForest
+        Fitted.
+    X : numpy.ndarray, shape (n_samples, n_features)
+
+    Returns
+    -------
+    numpy.ndarray
+        Opposite of the anomaly score (lower is more abnormal), as scikit-learn. [-]
+    """
+    X32 = np.ascontiguousarray(X, dtype=np.float32)
+    if X32.ndim != 2 or not X32.size or not np.isfinite(X32).all():
+        return forest.score_samples(X)
+    n = len(X32)
+    depths = np.zeros(n)
+    whole = forest._max_features == X32.shape[1]
+    for t, (tree, cols) in enumerate(
+        zip(forest.estimators_, forest.estimators_features_, strict=True)
+    ):
+        sub = X32 if whole else np.ascontiguousarray(X32[:, cols])
+        leaves = tree.tree_.apply(sub)
+        depths += (
+            forest._decision_path_lengths[t][leaves]
+            + forest._average_path_length_per_tree[t][leaves]
+            - 1.0
+        )
+    denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])
+    scores = 2 ** (
+        -np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0)
+    )
+    return -scores
 
 
 class AnomalyScorer(OutlierMixin, BaseEstimator):
@@ -110,7 +153,7 @@ class AnomalyScorer(OutlierMixin, BaseEstimator):
     def raw_score(self, X) -> np.ndarray:
         """Uncalibrated isolation score (higher = more anomalous). [-]"""
         check_is_fitted(self, "quantiles_")
-        return -self.forest_.score_samples(self._prepare(X))
+        return -forest_score_samples(self.forest_, self._prepare(X))
 
     def anomaly_score(self, X) -> np.ndarray:
         """Calibrated anomaly score in [0, 1] (higher = more anomalous). [-]"""

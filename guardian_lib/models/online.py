@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
-from guardian_lib.features import RollingCube
+from guardian_lib.features import RollingCube, symptomatic
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardian_lib.loop.tick import Tick
@@ -42,6 +43,18 @@ class OnlineScorer:
     max_explained : int, default 20000
         Most symptomatic rows that get the cause model's reasons each tick (in fleet
         order). [-]
+    full_every : int, default 1
+        Calls between two predictions of the whole fleet. With 1 (the default) every
+        call predicts every row. With ``k > 1`` the calls in between predict only the
+        rows that can matter now — those with a symptom now or at the previous call, or
+        whose last ``risk_24h`` was at least ``refresh_risk`` — and the other rows keep
+        their last prediction (at most ``k − 1`` calls old; their ``ts`` is the newest
+        tick). The models score each row on its own features, so a re-predicted row
+        gets exactly the value a full prediction gives it; only the kept rows can
+        differ (a healthy row whose risk rose from below ``refresh_risk`` is seen up to
+        ``k − 1`` calls later). [-]
+    refresh_risk : float, default 0.05
+        See ``full_every``. [-]
     """
 
     def __init__(
@@ -53,13 +66,22 @@ class OnlineScorer:
         explain: bool = True,
         max_risk_explained: int | None = 500,
         max_explained: int = 20_000,
+        full_every: int = 1,
+        refresh_risk: float = 0.05,
     ) -> None:
+        if full_every < 1:
+            raise ValueError(f"OnlineScorer: full_every must be at least 1, got {full_every}")
         self.bundle = bundle
         self.cube = RollingCube(onus, tick_s=tick_s, window_ticks=window_ticks)
         self.explain = explain
         self.max_risk_explained = max_risk_explained
         self.max_explained = max_explained
+        self.full_every = full_every
+        self.refresh_risk = refresh_risk
         self.model_version = bundle.model_version
+        self._last: pd.DataFrame | None = None  # the previous call's predictions
+        self._last_sym: np.ndarray | None = None
+        self._calls = 0
         #: Feature rows of the last call (None before the first).
         self.last_features: pd.DataFrame | None = None
 
@@ -69,19 +91,54 @@ class OnlineScorer:
 
     def state_dict(self) -> dict[str, Any]:
         """The scorer's window (picklable) and model version, for a restart."""
-        return {"model_version": self.model_version, "cube": self.cube.state_dict()}
+        return {
+            "model_version": self.model_version,
+            "cube": self.cube.state_dict(),
+            "last": None if self._last is None else self._last.copy(),
+            "last_sym": self._last_sym,
+            "calls": self._calls,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` output; the window is kept even if the model
         version changed (features do not depend on the model)."""
         self.cube.load_state_dict(state["cube"])
+        self._last = state.get("last")
+        self._last_sym = state.get("last_sym")
+        self._calls = int(state.get("calls", 0))
 
     def __call__(self, snapshot=None) -> pd.DataFrame:
-        """Predictions of every ONU at the newest observed tick (its feature rows stay
-        in :attr:`last_features`, e.g. for drift monitoring)."""
-        self.last_features = self.cube.latest_features()
+        """Predictions of every ONU at the newest observed tick (see ``full_every``; its
+        feature rows stay in :attr:`last_features`, e.g. for drift monitoring)."""
+        features = self.last_features = self.cube.latest_features()
+        full = self._last is None or self._calls % self.full_every == 0
+        self._calls += 1
+        if self.full_every == 1:
+            return self._predict(features)
+        sym = symptomatic(features)
+        if full or len(self._last) != len(features):
+            out = self._predict(features)
+        else:
+            last = self._last
+            rows = np.flatnonzero(
+                sym
+                | self._last_sym
+                | (np.nan_to_num(last["risk_24h"].to_numpy(dtype=float)) >= self.refresh_risk)
+            )
+            out = last.copy()
+            out["ts"] = features["ts"].array
+            if len(rows):
+                fresh = self._predict(features.iloc[rows])
+                for c in out.columns:
+                    col = out[c].to_numpy(copy=True)
+                    col[rows] = fresh[c].to_numpy()
+                    out[c] = col
+        self._last, self._last_sym = out, sym
+        return out
+
+    def _predict(self, features: pd.DataFrame) -> pd.DataFrame:
         return self.bundle.predict(
-            self.last_features,
+            features,
             explain=self.explain,
             max_explained=self.max_explained,
             max_risk_explained=self.max_risk_explained,
@@ -107,6 +164,8 @@ class ModelScorer:
         As in :class:`OnlineScorer`. [-]
     max_explained : int, default 20000
         As in :class:`OnlineScorer`. [-]
+    full_every, refresh_risk
+        As in :class:`OnlineScorer` (default: every call predicts the whole fleet).
     """
 
     def __init__(
@@ -116,12 +175,16 @@ class ModelScorer:
         explain: bool = False,
         max_risk_explained: int | None = 500,
         max_explained: int = 20_000,
+        full_every: int = 1,
+        refresh_risk: float = 0.05,
     ) -> None:
         self.bundle = bundle
         self.window_ticks = window_ticks
         self.explain = explain
         self.max_risk_explained = max_risk_explained
         self.max_explained = max_explained
+        self.full_every = full_every
+        self.refresh_risk = refresh_risk
         self.model_version = bundle.model_version
 
     def bind(self, onus: pd.DataFrame, tick_s: int = 300) -> OnlineScorer:
@@ -134,4 +197,6 @@ class ModelScorer:
             explain=self.explain,
             max_risk_explained=self.max_risk_explained,
             max_explained=self.max_explained,
+            full_every=self.full_every,
+            refresh_risk=self.refresh_risk,
         )

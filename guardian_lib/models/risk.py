@@ -9,7 +9,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted
 
-from guardian_lib.models._base import as_generator, lgbm_classifier, validated_frame
+from guardian_lib.models._base import (
+    as_generator,
+    lgbm_classifier,
+    predict_threads,
+    validated_frame,
+)
 
 __all__ = ["RiskModel"]
 
@@ -160,8 +165,9 @@ class RiskModel(ClassifierMixin, BaseEstimator):
         if self.booster_ is None:
             p = np.full(len(frame), self.prevalence_)
         else:
-            # Prediction may use every core: LightGBM's output does not depend on threads.
-            p = self._calibrated(self.booster_.predict_proba(frame, num_threads=0)[:, 1])
+            # LightGBM's output does not depend on the number of threads.
+            raw = self.booster_.predict_proba(frame, num_threads=predict_threads(len(frame)))
+            p = self._calibrated(raw[:, 1])
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:

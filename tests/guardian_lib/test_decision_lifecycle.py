@@ -197,3 +197,45 @@ def test_leaking_cpe_is_rebooted_before_it_hangs(scorer):
     assert why["costs_brl"]["reboot"] < why["costs_brl"]["wait"]
     # The service never went down: the reboot came before the hang.
     assert not obs.status().loc["ONU04", "impacted"]
+
+
+def test_wifi_profile_is_tried_again_before_a_visit():
+    import json
+
+    scorer, pol = make_autopilot()
+    ap, field, devices = _autopilot(pol, scorer)
+    obs = _observer()
+    loss = np.full(N, 0.1)
+    for m in range(0, 8 * 60, 15):
+        loss[5] = 8.0 if m >= 60 else 0.1  # ONU05's Wi-Fi loses packets and stays bad
+        vals_ts = T0 + pd.Timedelta(minutes=m)
+        online = np.ones(N, dtype=bool)
+        obs.update(
+            Tick(
+                vals_ts,
+                {"rx_dbm": np.full(N, -20.0), "tx_dbm": np.full(N, 2.0),
+                 "ber": np.full(N, 1e-12), "latency_ms": np.full(N, 10.0),
+                 "loss_pct": loss.copy(), "online": online},
+                (),
+            )
+        )  # fmt: skip
+        ap.step(Snapshot(ts=vals_ts, status=obs.status()))
+    dec = ap.audit.frame("decisions")
+    mine = dec.loc[dec["subject"] == "ONU05"].sort_values("ts")
+    changes = mine.loc[mine["action"] == "change_wifi_profile", "ts"]
+    assert devices.wifi and set(devices.wifi) == {"CPE05"}
+    # Tried again after wifi_retry_min, at most wifi_max_changes times ...
+    assert 2 <= len(changes) <= pol.wifi_max_changes
+    # a change takes no service down: the second comes within hours, not a reboot cooldown
+    assert pd.to_datetime(changes).iloc[1] - pd.to_datetime(changes).iloc[0] < pd.Timedelta(
+        minutes=pol.wifi_retry_min + 30
+    )
+    gaps = pd.to_datetime(changes).diff().dropna().dt.total_seconds() / 60
+    assert (gaps >= pol.wifi_retry_min).all()
+    # ... and the visit, if any, only after the last change: waiting for the next change
+    # was the cheaper alternative until then (its rationale says so).
+    visits = mine.loc[mine["action"] == "schedule_visit", "ts"]
+    if len(visits):
+        assert pd.to_datetime(visits).min() > pd.to_datetime(changes).max()
+    waits = [json.loads(r) for r in mine["rationale"] if "wait_for" in r]
+    assert field.opened == [] or len(changes) == pol.wifi_max_changes or waits

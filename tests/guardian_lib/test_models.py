@@ -196,3 +196,43 @@ def test_no_pppoe_clusters_are_external_network_and_offline_ones_massive():
     model = CauseClassifier(n_estimators=5, min_child_samples=2, random_state=0).fit(X, y)
     pred = model.predict(rows.iloc[:2])
     assert pred.tolist() == ["MASSIVE_OUTAGE", "EXTERNAL_NETWORK"]
+
+
+def test_forest_scores_equal_scikit_learns_bit_for_bit():
+    from sklearn.ensemble import IsolationForest
+
+    from guardian_lib.models.anomaly import forest_score_samples
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(600, 5))
+    for max_features in (1.0, 0.6):
+        forest = IsolationForest(
+            n_estimators=30, max_samples=128, max_features=max_features, random_state=1
+        ).fit(X)
+        Y = np.vstack([rng.normal(size=(400, 5)), rng.normal(4, 2, size=(50, 5))])
+        np.testing.assert_array_equal(forest_score_samples(forest, Y), forest.score_samples(Y))
+    Y[0, 0] = np.nan  # scikit-learn's own path decides what missing values do
+    np.testing.assert_array_equal(forest_score_samples(forest, Y), forest.score_samples(Y))
+
+
+def test_validated_frame_fast_path_checks_as_scikit_learn():
+    from sklearn.base import BaseEstimator
+
+    from guardian_lib.models._base import validated_frame
+
+    class Est(BaseEstimator):
+        feature_names_in_ = np.array(["a", "b"], dtype=object)
+        n_features_in_ = 2
+
+        def __sklearn_tags__(self):
+            tags = super().__sklearn_tags__()
+            tags.input_tags.allow_nan = True
+            return tags
+
+    X = pd.DataFrame({"b": [1.0, 2.0], "a": [np.nan, 4.0], "c": [0.0, 0.0]})
+    out = validated_frame(Est(), X, reset=False)
+    assert list(out.columns) == ["a", "b"] and np.isnan(out.iat[0, 0]) and out.iat[1, 1] == 2.0
+    with pytest.raises(ValueError, match="infinity"):
+        validated_frame(Est(), X.assign(b=[np.inf, 1.0]), reset=False)
+    with pytest.raises(ValueError, match=r"missing feature column\(s\) \['a'\]"):
+        validated_frame(Est(), X.drop(columns="a"), reset=False)

@@ -115,3 +115,42 @@ def test_risk_never_decreases_with_the_horizon_on_a_scored_run(busy):
     old = dataclasses.replace(bundle, risk={h: bundle.risk[h] for h in (2, 6, 24)})
     with pytest.raises(ValueError, match="predicts each risk horizon separately"):
         old.predict(features)
+
+
+def test_online_scorer_full_every_keeps_only_rows_that_cannot_matter(busy):
+    run, bundle, _ = busy
+    con = connect(run)
+    lo, hi = con.execute("SELECT epoch_us(min(ts)), epoch_us(max(ts)) FROM telemetry").fetchone()
+    cube = load_cube(con, lo, hi)
+    con.close()
+    scorer = OnlineScorer(bundle, cube.onus, window_ticks=36, explain=False, full_every=3)
+    previous = None
+    kept_somewhere = False
+    for k in range(150):
+        scorer.update(cube.tick(k))
+        if k < 120 or k % 3:
+            continue
+        feats = scorer.cube.latest_features()
+        full = bundle.predict(feats, explain=False)
+        preds = scorer()
+        assert len(preds) == cube.n_onus
+        assert (preds["ts"] == full["ts"]).all()
+        same = np.ones(len(full), dtype=bool)
+        for c in full.columns:
+            a, b = preds[c].to_numpy(), full[c].to_numpy()
+            same &= (a == b) | (pd.isna(a) & pd.isna(b))
+        if previous is None or scorer._calls % 3 == 1:  # a full call
+            assert same.all()
+        else:
+            # Re-predicted rows equal the full prediction; the others are the last call's.
+            must = symptomatic(feats) | (previous["risk_24h"].to_numpy() >= 0.05)
+            assert same[must].all()
+            old = ~same
+            kept_somewhere |= bool(old.any())
+            np.testing.assert_array_equal(
+                preds["risk_24h"].to_numpy()[old], previous["risk_24h"].to_numpy()[old]
+            )
+        previous = preds
+    assert kept_somewhere  # the partial calls did keep some rows
+    with pytest.raises(ValueError, match="full_every must be at least 1"):
+        OnlineScorer(bundle, cube.onus, full_every=0)
