@@ -571,6 +571,15 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
                 + "])"
             ).fetchone()[0]
         writer.publish()
+        # A date whose RAW files were all removed is deleted now, not after the grace:
+        # removing data is the point (a reader of the previous warehouse may then miss
+        # files of that date, never see a row twice).
+        for d in gone:
+            folder = silver_dir(run, "telemetry") / f"date={d}"
+            for name in listing.get(("telemetry", d), []):
+                (silver_dir(run, "telemetry") / name).unlink(missing_ok=True)
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     finally:
         writer.close()
     return IngestSummary(
