@@ -230,6 +230,7 @@ _READER = textwrap.dedent(
     while not os.path.exists(stop) or reads < 5:
         con = connect(run)
         try:
+            time.sleep(0.3 * (reads % 2))  # a slow reader: cycles commit meanwhile
             n, bad_ticks, dups = con.execute(
                 "SELECT count(*), count(*) FILTER (WHERE c != ?), "
                 "coalesce(sum(c) - sum(d), 0) FROM (SELECT ts, count(*) c, "
