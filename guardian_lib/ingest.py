@@ -9,7 +9,10 @@
   table updates run in one DuckDB transaction; a bad file leaves the warehouse as it was.
   A SILVER date whose RAW files were all removed is dropped. One ingest at a time per
   run folder (a lock file, ``<run>/.ingest.lock``): a second one waits, then fails with
-  one line. Leftover ``.staging-*`` folders of an interrupted ingest are removed.
+  one line. Leftover ``.staging-*`` folders of an interrupted ingest are removed. A
+  rebuilt date is written as a new ``data-<time>.parquet``; the commit lists it and
+  retires the date's previous files in one swap (:mod:`guardian_lib.silver_files`), so a
+  reader never sees the date's rows twice; those files are deleted by a later ingest.
 * :func:`ingest_user_telemetry` adds an operator's own CSV or Parquet export to RAW
   through a column mapping (:mod:`guardian_lib.mapping`, documented in ``docs/ingest.md``).
   Values implausible for their measure after the mapping's ``scale`` / ``offset`` (most

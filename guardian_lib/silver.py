@@ -18,14 +18,26 @@ For each date the new files feed:
 * the other rows go to a new part file ``date=D/part-<time>-<pid>.parquet`` (written
   under a hidden name, then renamed).
 
+New RAW events files are merged the same way (one row per ``(entity_id, type, ts,
+payload)``, the first received wins) into part files of ``lake/silver/events``.
+
+Compaction: a date whose day is over (the update's newest row at least
+:data:`CLOSE_AFTER_S` past its midnight UTC) and that has more than one file has them
+written into one ``data-<time>.parquet``; an open date, or SILVER events, with more than
+:data:`MAX_PARTS` parts has those folded into one. Rows are unique across a date's files,
+so compacting is concatenating and sorting.
+
 Then the warehouse's tables (which RAW files were read, the per-date digests
-``guardian ingest`` checks, ``silver_quality``) are written through
-:class:`~guardian_lib.warehouse.WarehouseWriter`. The result equals a full rebuild, and a
+``guardian ingest`` checks, ``silver_quality``, the list of current SILVER files) are
+written through :class:`~guardian_lib.warehouse.WarehouseWriter`: the commit lists the
+new files and retires the compacted ones in one swap (:mod:`guardian_lib.silver_files`),
+so readers see the old files or the new one. The result equals a full rebuild, and a
 later ``guardian ingest`` finds nothing to rebuild. The full rebuild
-(:func:`~guardian_lib.ingest.ingest_run`) is used instead when an old RAW file changed
-or was removed, the inventory or operations files changed, or the warehouse predates
-this bookkeeping. Part files that no committed update lists (a process killed between
-writing them and the warehouse) are removed first: their RAW files are merged again.
+(:func:`~guardian_lib.ingest.ingest_run`) is used instead when an old RAW file (telemetry
+or events) changed or was removed, the inventory or operations files changed, or the
+warehouse predates this bookkeeping. Files that no committed update lists (a process
+killed between writing them and the warehouse) are removed first: their RAW files are
+merged again.
 """
 
 from __future__ import annotations

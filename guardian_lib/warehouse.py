@@ -5,7 +5,7 @@ Layout (``run`` is any folder)::
     <run>/warehouse.duckdb                 small tables: inventory, operations, catalog
     <run>/lake/raw/{telemetry,events}/date=YYYY-MM-DD/*.parquet     RAW, append-only
     <run>/lake/silver/telemetry/date=YYYY-MM-DD/*.parquet           SILVER (data + parts)
-    <run>/lake/silver/events/data.parquet
+    <run>/lake/silver/events/*.parquet
 
 :func:`connect` opens the file and defines views over the lake (``telemetry_raw``,
 ``events_raw``, ``telemetry``, ``events``) with absolute paths, so a run folder can be
@@ -14,10 +14,12 @@ moved. DuckDB allows one writer process per file; readers open it read-only.
 Readers never wait for a writer and never stop one: :class:`WarehouseWriter` (used by
 every ingest) writes a copy of the file and renames it over the old one when its
 transaction is complete, so a reader opens either the previous warehouse or the new one,
-and a reader that holds the file open keeps reading the version it opened. SILVER files
-are replaced by atomic renames too; the SILVER view covers every Parquet file of a date
-folder (a full rebuild's ``data.parquet`` and the parts the incremental update of
-:mod:`guardian_lib.silver` appends).
+and a reader that holds the file open keeps reading the version it opened. The SILVER
+views cover the files that version lists (:data:`SILVER_FILES_TABLE`: a full rebuild's or
+a compaction's ``data-….parquet``, the parts the incremental update of
+:mod:`guardian_lib.silver` appends); a file is listed by the commit that publishes it and
+the files it replaces stay on disk for a grace period (:mod:`guardian_lib.silver_files`),
+so a reader never sees a row twice or misses one.
 
 A RAW file that became unreadable after it was ingested (truncated, overwritten) does
 not make the warehouse unreadable: :func:`connect` leaves it out of the RAW view and
