@@ -302,3 +302,29 @@ def test_a_part_left_by_an_update_killed_before_its_commit_is_removed(tmp_path):
     assert update_silver(run, grid_minutes=5).mode == "incremental"
     assert not part.with_name("part-0-999999.parquet").exists()
     _assert_same_as_full(run, tmp_path)
+
+
+def test_a_warehouse_from_before_the_file_listing_is_upgraded_by_the_fallback(tmp_path):
+    rng = np.random.default_rng(19)
+    run = tmp_path / "run"
+    tick = pd.Timedelta(minutes=5)
+    for k in range(2):
+        ts = T0 + k * tick
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k}")
+        _write_events(run, rng, ts, f"ev-{k}", ts + pd.Timedelta(seconds=5))
+        update_silver(run, grid_minutes=5)
+    con = duckdb.connect(str(run / "warehouse.duckdb"))
+    for table in ("_silver_files", "_silver_retired", "_raw_event_files"):
+        con.execute(f"DROP TABLE {table}")  # as an older version wrote it
+    con.close()
+    before = _silver(run)  # readers fall back to the files on disk
+    ts = T0 + 2 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-2")
+    upd = update_silver(run, grid_minutes=5)
+    assert upd.mode == "full" and "bookkeeping" in upd.reason
+    assert len(_silver(run)[0]) == len(before[0]) + len(ONUS)
+    _assert_same_as_full(run, tmp_path)
+    ts = T0 + 3 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-3")
+    assert update_silver(run, grid_minutes=5).mode == "incremental"
+    _assert_same_as_full(run, tmp_path)
