@@ -16,7 +16,11 @@ the server's CPU time per session (psutil, user+sys) and so its capacity per cor
 round by round (medians): of capacity per core (CPU-bound, what the ACS costs) and
 of sessions/s (what the same load generator achieved); they hold when the machine's
 speed drifts. ``--baseline-src DIR`` measures a second ACS from another source tree
-in the same rounds (before/after).
+in the same rounds (before/after). ``--workers 1,2`` measures ``acs serve --workers N``
+for each N against a trivial handler with as many processes (``SO_REUSEPORT``); the
+server's CPU is that of its whole process tree. Each in-flight session keeps its own
+TCP connection, as a CPE does (``--shared-pool``: one pool, so a session's requests
+change connections and are forwarded between ACS processes).
 
 Boot storm: ``--storm N`` emulated CPEs (:class:`~acs_emulator.cpe.CpeAgent`, full
 CWMP) all boot within ``--storm-window`` seconds against an ACS limited to
@@ -28,8 +32,9 @@ Usage::
 
     .venv/bin/python benchmarks/bench_acs_capacity.py [--rounds 3] [--seconds 6]
         [--devices 1000] [--concurrency 64]
+    .venv/bin/python benchmarks/bench_acs_capacity.py --workers 1,2   # 1 and 2 processes
     .venv/bin/python benchmarks/bench_acs_capacity.py --rounds 0 --storm 3000 \
-        --storm-window 10 --storm-rate 200   # boot storm only
+        --storm-window 10 --storm-rate 200 [--workers 2]   # boot storm only
 """
 
 from __future__ import annotations
@@ -70,9 +75,18 @@ _GPV_RPC = soap.envelope(
 )
 
 
-def trivial_server(port: int, mode: str) -> None:
-    """A trivial CWMP answerer: canned bodies chosen by a substring, nothing stored."""
+def trivial_server(port: int, mode: str, workers: int = 1) -> None:
+    """A trivial CWMP answerer: canned bodies chosen by a substring, nothing stored.
+
+    ``workers`` processes share the port (``SO_REUSEPORT``), as ``acs serve --workers``.
+    """
+    import os
+
     from aiohttp import web
+
+    for _ in range(workers - 1):
+        if os.fork() == 0:
+            break
 
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
@@ -88,7 +102,9 @@ def trivial_server(port: int, mode: str) -> None:
 
     app = web.Application()
     app.router.add_route("POST", "/{tail:.*}", handle)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    web.run_app(
+        app, host="127.0.0.1", port=port, access_log=None, print=None, reuse_port=workers > 1
+    )
 
 
 def _informs(n: int) -> list[bytes]:
@@ -102,18 +118,31 @@ def _informs(n: int) -> list[bytes]:
     return out
 
 
-async def _drive(url: str, informs: list[bytes], seconds: float, concurrency: int) -> dict:
-    """Sessions back to back from ``concurrency`` workers for ``seconds``."""
+async def _drive(
+    url: str, informs: list[bytes], seconds: float, concurrency: int, shared_pool: bool = False
+) -> dict:
+    """Sessions back to back from ``concurrency`` workers for ``seconds``.
+
+    Each worker keeps its own TCP connection, as a CPE does for a session
+    (``shared_pool``: all share one pool, so a session's requests change connections,
+    hence ACS processes, and are forwarded between them).
+    """
     ok = failed = 0
     hdr = {"Content-Type": 'text/xml; charset="utf-8"', "SOAPAction": ""}
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        timeout=aiohttp.ClientTimeout(total=30),
-    ) as http:
+
+    def client(limit: int) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+
+    pool = client(concurrency) if shared_pool else None
+    own = [pool or client(1) for _ in range(concurrency)]
+    try:
         loop = asyncio.get_running_loop()
 
-        async def session(body: bytes) -> bool:
+        async def session(http: aiohttp.ClientSession, body: bytes) -> bool:
             async with http.post(url, data=body, headers=hdr) as r:
                 data = await r.read()
                 if r.status != 200 or b"InformResponse" not in data:
@@ -136,7 +165,7 @@ async def _drive(url: str, informs: list[bytes], seconds: float, concurrency: in
             i = k
             while loop.time() < t_end:
                 try:
-                    good = await session(informs[i % len(informs)])
+                    good = await session(own[k], informs[i % len(informs)])
                 except (aiohttp.ClientError, TimeoutError):
                     good = False
                 ok += good
@@ -149,13 +178,29 @@ async def _drive(url: str, informs: list[bytes], seconds: float, concurrency: in
         t0 = loop.time()
         await asyncio.gather(*(worker(k, t0 + seconds) for k in range(concurrency)))
         elapsed = loop.time() - t0
+    finally:
+        for http in dict.fromkeys(own):
+            await http.close()
     return {"ok": ok, "failed": failed, "elapsed": elapsed}
 
 
+def _tree_cpu(proc: psutil.Process) -> float:
+    """User+system CPU of a process and its children (``--workers``). [s]"""
+    total = 0.0
+    for p in (proc, *proc.children(recursive=True)):
+        try:
+            total += sum(p.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def _measure(proc: psutil.Process, url: str, informs: list[bytes], args) -> dict:
-    cpu0 = sum(proc.cpu_times()[:2])
-    r = asyncio.run(_drive(url, informs, args.seconds, args.concurrency))
-    cpu = sum(proc.cpu_times()[:2]) - cpu0
+    cpu0 = _tree_cpu(proc)
+    r = asyncio.run(
+        _drive(url, informs, args.seconds, args.concurrency, shared_pool=args.shared_pool)
+    )
+    cpu = _tree_cpu(proc) - cpu0
     # CPU of the warm-up is included: the sessions it ran are counted with it.
     ms = 1000 * cpu / max(r["ok"], 1)
     return {
@@ -166,9 +211,13 @@ def _measure(proc: psutil.Process, url: str, informs: list[bytes], args) -> dict
     }
 
 
-def _start_acs(tmp: Path, mode: str, env: dict[str, str]) -> tuple[subprocess.Popen, int, int]:
+def _start_acs(
+    tmp: Path, mode: str, env: dict[str, str], workers: int = 1
+) -> tuple[subprocess.Popen, int, int]:
     cwmp, nbi = _port(), _port()
     args = [GUARDIAN, "acs", "serve", "--cwmp-port", str(cwmp), "--nbi-port", str(nbi)]
+    if workers > 1:
+        args += ["--workers", str(workers)]
     args += ["--db", str(tmp / "acs.sqlite"), "--no-auth"]
     help_text = subprocess.run(
         [GUARDIAN, "acs", "serve", "--help"], capture_output=True, text=True, env=env
@@ -183,29 +232,38 @@ def _start_acs(tmp: Path, mode: str, env: dict[str, str]) -> tuple[subprocess.Po
 
 
 def capacity(args) -> dict:
-    """Rounds of trivial / ACS (/ baseline ACS) for each session shape."""
+    """Rounds of trivial / ACS (/ baseline ACS) for each session shape and worker count."""
     informs = _informs(args.devices)
+    workers = [int(w) for w in str(args.workers).split(",")]
     out: dict = {}
     for mode in args.modes.split(","):
         with tempfile.TemporaryDirectory() as d:
             servers: dict[str, tuple[subprocess.Popen, int]] = {}
-            tport = _port()
-            servers["trivial"] = (
-                subprocess.Popen(
-                    [sys.executable, __file__, "--trivial-server", str(tport), "--modes", mode]
-                ),
-                tport,
-            )
-            envs = {"acs": _ENV}
+            # Labels: trivial, acs (one process); trivial_wN, acs_wN (N processes).
+            pairs: dict[str, str] = {}  # ACS label -> its trivial handler's label
+            envs: dict[str, tuple[dict[str, str], int]] = {}
+            for n in workers:
+                sfx = "" if n == 1 else f"_w{n}"
+                envs[f"acs{sfx}"] = (_ENV, n)
+                pairs[f"acs{sfx}"] = f"trivial{sfx}"
             if args.baseline_src:
-                envs["baseline"] = dict(_ENV, PYTHONPATH=args.baseline_src)
+                envs["baseline"] = (dict(_ENV, PYTHONPATH=args.baseline_src), 1)
+                pairs["baseline"] = "trivial"
             try:
-                for label, env in envs.items():
+                for n in workers:
+                    tport = _port()
+                    cmd = [sys.executable, __file__, "--trivial-server", str(tport)]
+                    cmd += ["--modes", mode, "--workers", str(n)]
+                    servers["trivial" if n == 1 else f"trivial_w{n}"] = (
+                        subprocess.Popen(cmd),
+                        tport,
+                    )
+                    _wait(f"http://127.0.0.1:{tport}/")
+                for label, (env, n) in envs.items():
                     (Path(d) / label).mkdir()
-                    proc, cwmp, nbi = _start_acs(Path(d) / label, mode, env)
+                    proc, cwmp, nbi = _start_acs(Path(d) / label, mode, env, n)
                     servers[label] = (proc, cwmp)
                     _wait(f"http://127.0.0.1:{nbi}/devices/")
-                _wait(f"http://127.0.0.1:{tport}/")
                 rows = []
                 for _ in range(args.rounds):
                     row: dict = {}
@@ -213,21 +271,24 @@ def capacity(args) -> dict:
                         url = f"http://127.0.0.1:{port}/"
                         row[label] = _measure(psutil.Process(proc.pid), url, informs, args)
                     for label in envs:
+                        base = row[pairs[label]]
                         row[f"ratio_{label}"] = round(
-                            row[label]["capacity_per_core"] / row["trivial"]["capacity_per_core"],
-                            3,
+                            row[label]["capacity_per_core"] / base["capacity_per_core"], 3
                         )
                         row[f"throughput_ratio_{label}"] = round(
-                            row[label]["sessions_per_s"] / row["trivial"]["sessions_per_s"], 3
+                            row[label]["sessions_per_s"] / base["sessions_per_s"], 3
                         )
                     rows.append(row)
                     print(mode, json.dumps(row), flush=True)
             finally:
-                for proc, _ in servers.values():
+                for label, (proc, _) in servers.items():
+                    if label.startswith("trivial"):  # its forked processes
+                        for child in psutil.Process(proc.pid).children():
+                            child.terminate()
                     proc.terminate()
                     proc.wait(10)
         summary: dict = {}
-        for label in ("trivial", *envs):
+        for label in servers:
             summary[label] = {
                 k: statistics.median(r[label][k] for r in rows)
                 for k in ("sessions_per_s", "server_cpu_ms_per_session", "capacity_per_core")
@@ -306,6 +367,7 @@ def storm(args) -> dict:
         acs_args += ["--file-port", str(_port()), "--file-dir", str(Path(d) / "files")]
         acs_args += ["--max-sessions", str(args.storm_max_sessions)]
         acs_args += ["--max-new-sessions-per-s", str(args.storm_rate)]
+        acs_args += ["--workers", str(max(int(w) for w in str(args.workers).split(",")))]
         acs = subprocess.Popen(acs_args, stdout=subprocess.DEVNULL, env=_ENV)
         try:
             _wait(f"http://127.0.0.1:{nbi}/devices/")
@@ -335,10 +397,23 @@ def main() -> None:
     ap.add_argument("--storm-retry-min", type=float, default=1.0, help="CWMP retry m [s]")
     ap.add_argument("--storm-timeout", type=float, default=120.0)
     ap.add_argument("--storm-max-sessions", type=int, default=5000)
+    ap.add_argument(
+        "--workers",
+        default="1",
+        help="ACS processes (guardian acs serve --workers), comma-separated to compare "
+        "(e.g. 1,2); each against a trivial handler with as many processes. The boot "
+        "storm uses the largest.",
+    )
+    ap.add_argument(
+        "--shared-pool",
+        action="store_true",
+        help="one client connection pool for all sessions (requests of a session change "
+        "connections) instead of one connection per emulated CPE",
+    )
     ap.add_argument("--trivial-server", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.trivial_server:
-        trivial_server(args.trivial_server, args.modes)
+        trivial_server(args.trivial_server, args.modes, int(args.workers))
         return
     if args.rounds:
         print("Capacity:", json.dumps(capacity(args)))

@@ -11,12 +11,18 @@ Reported: wall time [s], telemetry rows/s, peak RSS [MB] and CPU time [s] — of
 process for the first two, of each worker (RSS sampled every 0.2 s) for ``dask-2``. On
 a shared machine the CPU times tell the work from the waiting for a core.
 
+Features (``--features``): a run of ``--feature-onus`` ONUs × ``--feature-days`` days,
+simulated and ingested once, then ``materialize_features`` in one process vs
+``materialize_features_distributed`` on a LocalCluster of 2 worker processes (one task
+per date × OLT group, plus one joining task per date): feature rows/s, wall, CPU, peak RSS.
+
 Sweep: ``4 variants × --seeds seeds × rules`` on the tiny scenario (``--sweep-days``),
 serial in one process vs a LocalCluster of 2 workers (wall time, cells/min).
 
 Usage::
 
     .venv/bin/python benchmarks/bench_dask.py --onus 50000 --days 1 [--skip-sweep]
+    .venv/bin/python benchmarks/bench_dask.py --skip-sim --skip-sweep --features
 """
 
 from __future__ import annotations
@@ -101,6 +107,65 @@ print(json.dumps({"mode": mode, "seconds": round(elapsed, 1), "rows": m["rows"][
                   "cpu_s": [round(c, 1) for c in cpu]}))
 """
 
+PREPARE_CHILD = (
+    CHILD.split("cpu0 = cpu_s")[0]
+    + r"""
+# Regions half a degree apart: no shared H3 cell, so each region is its own OLT group
+# (the unit of a feature task); copies of one region would make the fleet one group.
+for i, region in enumerate(data["topology"]["regions"]):
+    region["cities"] = [dict(c, lat=c["lat"] + 0.5 * i) for c in region["cities"]]
+sc = load_scenario(data, allow_large=True)
+from guardian_lib.ingest import ingest_run
+from simulator.sharded import simulate_sharded
+run = simulate_sharded(sc, out, 1)
+ingest_run(run)
+m = json.loads((run / "run.json").read_text())
+print(json.dumps({"n_onus": m["n_onus"], "telemetry_rows": m["rows"]["telemetry"]}))
+"""
+)
+
+FEATURES_CHILD = r"""
+import json, os, shutil, sys, threading, time
+from pathlib import Path
+import psutil
+from guardian_lib.features import features_dir, materialize_features, materialize_features_distributed
+mode, run, every = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+shutil.rmtree(features_dir(run), ignore_errors=True)
+peaks, stop = {}, threading.Event()
+
+def sample(pids):
+    while not stop.is_set():
+        for pid in pids:
+            try:
+                peaks[pid] = max(peaks.get(pid, 0), psutil.Process(pid).memory_info().rss)
+            except psutil.Error:
+                pass
+        time.sleep(0.2)
+
+def cpu_s(pids):
+    return {p: sum(psutil.Process(p).cpu_times()[:2]) for p in pids}
+
+if mode == "serial":
+    pids = [os.getpid()]
+    th = threading.Thread(target=sample, args=(pids,)); th.start()
+    cpu0, t0 = cpu_s(pids), time.perf_counter()
+    res = materialize_features(run, every_minutes=every)
+    elapsed, cpu1 = time.perf_counter() - t0, cpu_s(pids)
+else:
+    from guardian_lib.cluster import open_client
+    with open_client(n_workers=2) as client:
+        pids = list(client.run(os.getpid).values())
+        th = threading.Thread(target=sample, args=(pids,)); th.start()
+        cpu0, t0 = cpu_s(pids), time.perf_counter()
+        res = materialize_features_distributed(run, client, every_minutes=every)
+        elapsed, cpu1 = time.perf_counter() - t0, cpu_s(pids)
+stop.set(); th.join()
+print(json.dumps({"features": mode, "seconds": round(elapsed, 1), "rows": res["rows"],
+                  "rows_per_s": round(res["rows"] / elapsed),
+                  "peak_rss_mb": [round(peaks[p] / 2**20) for p in pids if p in peaks],
+                  "cpu_s": [round(cpu1[p] - cpu0[p], 1) for p in pids]}))
+"""
+
 SWEEP_CHILD = r"""
 import json, sys, time
 from pathlib import Path
@@ -145,6 +210,11 @@ def main() -> None:
     p.add_argument("--sweep-days", type=float, default=2.0)
     p.add_argument("--skip-sweep", action="store_true")
     p.add_argument("--skip-sim", action="store_true")
+    p.add_argument("--features", action="store_true", help="Also time the feature store.")
+    p.add_argument("--feature-onus", type=int, default=10_000)
+    p.add_argument("--feature-regions", type=int, default=4)
+    p.add_argument("--feature-days", type=float, default=2.0)
+    p.add_argument("--feature-every", type=int, default=15, help="Feature spacing. [min]")
     a = p.parse_args()
     if not a.skip_sim:
         for mode in a.modes.split(","):
@@ -152,6 +222,14 @@ def main() -> None:
                 r = _child(CHILD, [mode, str(a.onus), str(a.regions), str(a.days), f"{tmp}/run"])
             r["rows_per_s"] = round(r["rows"] / r["seconds"])
             print(json.dumps(r), flush=True)
+    if a.features:
+        with tempfile.TemporaryDirectory() as tmp:
+            spec = [str(a.feature_onus), str(a.feature_regions), str(a.feature_days)]
+            made = _child(PREPARE_CHILD, ["prepare", *spec, f"{tmp}/run"])
+            print(json.dumps({"features_run": made}), flush=True)
+            for mode in ("serial", "dask-2"):
+                r = _child(FEATURES_CHILD, [mode, f"{tmp}/run", str(a.feature_every)])
+                print(json.dumps(r), flush=True)
     if not a.skip_sweep:
         for mode in ("serial", "dask-2"):
             with tempfile.TemporaryDirectory() as tmp:

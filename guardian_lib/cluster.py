@@ -8,10 +8,10 @@ file run on a laptop or on a cluster by changing that one address.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 
-__all__ = ["open_client", "check_scheduler"]
+__all__ = ["open_client", "check_scheduler", "optional_client"]
 
 
 def check_scheduler(scheduler: str) -> str:
@@ -80,3 +80,29 @@ def open_client(
         Client(cluster) as client,
     ):
         yield client
+
+
+def optional_client(
+    scheduler: str | None, n_workers: int | None, log: Callable[[str], None] = print
+):
+    """The client of a command's ``--scheduler`` / ``--workers`` options, or none.
+
+    Neither option: a null context (the command runs in this process, as always);
+    ``--workers N`` alone means ``--scheduler local``. The dashboard link is logged.
+
+    Raises
+    ------
+    ValueError
+        A bad ``--scheduler`` value (see :func:`check_scheduler`).
+    """
+    if scheduler is None and n_workers is None:
+        return nullcontext(None)
+    scheduler = check_scheduler(scheduler or "local")
+
+    @contextmanager
+    def session() -> Iterator:
+        with open_client(scheduler, n_workers=n_workers or 2) as client:
+            log(f"Dask dashboard: {client.dashboard_link}")
+            yield client
+
+    return session()

@@ -267,6 +267,7 @@ def build_ticket_labels(
     observed_until: pd.Timestamp | None = None,
     events: pd.DataFrame | None = None,
     reboots: pd.DataFrame | None = None,
+    counted_from: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, TicketLabelReport]:
     """Labels aligned with ``features`` rows, from closed tickets.
 
@@ -291,6 +292,12 @@ def build_ticket_labels(
         The autopilot's executed reboots (``ts``, ``onu_id``): those that fixed the
         customer become CUSTOMER_PREMISES intervals
         (:func:`guardian_lib.labels_feedback.reboot_faults`).
+    counted_from : pandas.Timestamp, optional
+        The report covers only this period (e.g. the held-out rows of an evaluation): the
+        tickets that can label a row at or after it (closed then or later, or not closed),
+        the faults ending then or later and the feature rows from then on. The labels are
+        built from every ticket either way (a fault that began before may still label a
+        later row). ``reboots`` counts are over the whole run.
 
     Returns
     -------
@@ -310,26 +317,31 @@ def build_ticket_labels(
         t = t[closed_at.isna() | (closed_at <= cut)]
         t.loc[pd.to_datetime(t["closed_at"], utc=True).isna(), "closed_at"] = pd.NaT
     classified = classify_tickets(t.reset_index(drop=True), label_map)
+    since = None if counted_from is None else _utc(counted_from)
+    counted = classified
+    if since is not None:
+        closed_at = pd.to_datetime(classified["closed_at"], utc=True)
+        counted = classified[(closed_at.isna() | (closed_at >= since)).to_numpy()]
     report = TicketLabelReport()
-    no_onu = (classified["status"] == "labelled") & classified["onu_id"].isna()
+    no_onu = (counted["status"] == "labelled") & counted["onu_id"].isna()
     report.counts = {
-        s: int((classified["status"] == s).sum())
+        s: int((counted["status"] == s).sum())
         for s in ("labelled", "no_fault", "unlabelled", "contradictory", "ignored", "open")
     }
     report.counts["no_onu"] = int(no_onu.sum())
-    lab = classified[classified["status"] == "labelled"]
+    lab = counted[counted["status"] == "labelled"]
     report.per_class = {str(k): int(v) for k, v in lab["label"].value_counts().sort_index().items()}
     for s in ("unlabelled", "contradictory"):
-        report.examples[s] = _examples(classified[classified["status"] == s])
+        report.examples[s] = _examples(counted[counted["status"] == s])
     faults = ticket_faults(classified, features, label_map, contacts=contacts, onus=onus)
-    report.faults = len(faults)
+    report.faults = int(_ending_from(faults, since).sum())
     if events is not None and label_map.events:
         if observed_until is not None:
             events = events[pd.to_datetime(events["ts"], utc=True) <= pd.Timestamp(observed_until)]
         from_events = event_faults(events, features, label_map)
         report.event_faults = {
             str(k): int(v)
-            for k, v in from_events["fault_id"]
+            for k, v in from_events.loc[_ending_from(from_events, since), "fault_id"]
             .str.split("@")
             .str[0]
             .value_counts()
@@ -354,9 +366,27 @@ def build_ticket_labels(
     labels.loc[unexplained, "symptomatic"] = False
     labels.loc[unexplained, "cause"] = None
     labels.loc[unexplained, "massive"] = np.nan
-    report.labelled_rows = int(labels["symptomatic"].sum())
-    report.unlabelled_symptomatic_rows = int(unexplained.sum())
+    rows = (
+        np.ones(len(labels), dtype=bool)
+        if since is None
+        else _us(features["ts"]) >= _us([since])[0]
+    )
+    report.labelled_rows = int((labels["symptomatic"].to_numpy(dtype=bool) & rows).sum())
+    report.unlabelled_symptomatic_rows = int((unexplained & rows).sum())
     return labels, report
+
+
+def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    """A timestamp in UTC; naive values are taken as UTC."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _ending_from(faults: pd.DataFrame, since: pd.Timestamp | None) -> np.ndarray:
+    """Faults (``end_at``) that last until ``since`` or later (all without ``since``)."""
+    if since is None:
+        return np.ones(len(faults), dtype=bool)
+    return (pd.to_datetime(faults["end_at"], utc=True) >= since).to_numpy()
 
 
 def load_ticket_inputs(run: Path | str) -> dict[str, pd.DataFrame | None]:

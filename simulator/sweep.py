@@ -10,15 +10,21 @@ A sweep file (``experiments/sweeps/NAME.yaml``)::
     # variants:                 # ... or an explicit list (not both)
     #   - {name: calm, set: {weather.storms_per_year_per_region: 0}}
     seeds: [1, 2]
-    policies: [reactive, rules]
+    policies: [reactive, rules, autopilot]
+    models: [rules, champion]   # optional: the autopilot's scorers (rules or a registry alias)
     every_minutes: 15
 
-Each cell (variant, seed, policy) is one closed-loop replay,
+Each cell (variant, seed, policy[, model]) is one closed-loop replay,
 :func:`simulator.backtest.run_policy` — the backtest's cell runner. A finished cell
 writes ``<out>/cells/<key>.json`` (atomically, from the worker that ran it); a rerun
 skips the cells whose file exists, so a sweep stopped half-way resumes. The table
 ``<out>/results.parquet`` has one row per cell, in (variant, seed, policy) order,
 whatever the order in which the cells finished.
+
+``models`` is an axis of the ``autopilot`` cells only (the other policies use no
+scorer): ``rules`` is the rule scorer, any other value a registry alias, resolved to its
+model version when the cells are listed — the version is part of the cell, so when the
+alias moves to a new version, a rerun runs those cells again instead of mixing versions.
 """
 
 from __future__ import annotations
@@ -47,11 +53,15 @@ __all__ = [
     "sweep_cells",
     "run_cell",
     "run_sweep",
+    "pending_cells",
+    "RULE_SCORER",
 ]
 
 #: MLflow experiment of the sweeps (one parent run per sweep, one child per cell).
 SWEEP_MLFLOW_EXPERIMENT = "network-guardian-sweeps"
 _Policy = Literal["reactive", "rules", "autopilot", "oracle"]
+#: ``models:`` value of the rule scorer (the autopilot's default scorer).
+RULE_SCORER = "rules"
 
 
 class _Strict(BaseModel):
@@ -75,6 +85,7 @@ class Sweep(_Strict):
     variants: list[Variant] = []
     seeds: Annotated[list[int], Field(min_length=1)]
     policies: Annotated[list[_Policy], Field(min_length=1)]
+    models: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]] = []
     every_minutes: Annotated[int, Field(ge=5, le=1440)] = POLICY_EVERY_MINUTES
 
     @model_validator(mode="after")
@@ -83,6 +94,10 @@ class Sweep(_Strict):
             raise ValueError("give grid or variants, not both")
         if any(len(v) == 0 for v in self.grid.values()):
             raise ValueError("every grid entry needs at least one value")
+        if self.models and "autopilot" not in self.policies:
+            raise ValueError("models is an axis of the autopilot: add autopilot to policies")
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models must be unique, got {self.models}")
         names = [v.name for v in self.variants]
         if len(set(names)) != len(names):
             raise ValueError(f"variant names must be unique, got {names}")
@@ -112,14 +127,23 @@ class Cell(BaseModel):
     every_minutes: int
     scenario: dict[str, Any]
     overrides: dict[str, Any]
+    #: The autopilot's scorer: ``rules`` or a registry alias (None: no models axis).
+    model: str | None = None
+    #: The registered version the alias pointed to (None for ``rules``).
+    model_version: str | None = None
 
     @property
     def key(self) -> str:
         """File-safe, stable name of the cell (readable part + digest of its inputs)."""
-        blob = json.dumps(self.model_dump(), sort_keys=True, default=str).encode()
+        data = self.model_dump()
+        for name in ("model", "model_version"):
+            if data[name] is None:
+                del data[name]  # cells without a models axis keep their keys
+        blob = json.dumps(data, sort_keys=True, default=str).encode()
         digest = hashlib.sha256(blob).hexdigest()[:10]
         safe = "".join(c if c.isalnum() or c in "-_=." else "_" for c in self.variant)
-        return f"{safe}__s{self.seed}__{self.policy}__{digest}"
+        policy = self.policy if self.model is None else f"{self.policy}-{self.model}"
+        return f"{safe}__s{self.seed}__{policy}__{digest}"
 
 
 def load_sweep(path: Path | str) -> tuple[Sweep, Path]:
@@ -156,14 +180,46 @@ def _set_dotted(data: dict, dotted: str, value: Any, label: str) -> None:
     node[leaf] = value
 
 
+def _model_versions(sweep: Sweep) -> dict[str, str | None]:
+    """Each ``models`` value → the registered version it names now (None: rule scorer)."""
+    out: dict[str, str | None] = {}
+    for alias in sweep.models:
+        if alias == RULE_SCORER:
+            out[alias] = None
+            continue
+        from guardian_lib.models.registry import MODEL_NAME, configure_mlflow
+
+        configure_mlflow()
+        from mlflow import MlflowClient
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = MlflowClient().get_model_version_by_alias(MODEL_NAME, alias)
+        except MlflowException as exc:
+            raise ConfigError(
+                f"sweep {sweep.name}: models: no registered model with alias {alias!r} "
+                f"({exc.message.splitlines()[0]}); train one or use {RULE_SCORER!r}"
+            ) from None
+        out[alias] = f"{MODEL_NAME}/{mv.version}"
+    return out
+
+
+def _scorers(sweep: Sweep, policy: str, versions: dict[str, str | None]):
+    if policy != "autopilot" or not sweep.models:
+        return [(None, None)]
+    return [(m, versions[m]) for m in sweep.models]
+
+
 def sweep_cells(sweep: Sweep, scenario_path: Path) -> list[Cell]:
-    """Every cell, in (variant, seed, policy) order; each variant validated once.
+    """Every cell, in (variant, seed, policy, model) order; each variant validated once.
 
     Raises
     ------
     ConfigError
-        A variant's override names no field or gives a wrong value (with the variant).
+        A variant's override names no field or gives a wrong value (with the variant),
+        or a ``models`` alias is not in the registry.
     """
+    versions = _model_versions(sweep)
     base = load_scenario(scenario_path, **({"days": sweep.days} if sweep.days else {}))
     cells = []
     for variant in sweep.variant_list():
@@ -178,16 +234,19 @@ def sweep_cells(sweep: Sweep, scenario_path: Path) -> list[Cell]:
         scenario = sc.model_dump(mode="json")
         for seed in sweep.seeds:
             for policy in sweep.policies:
-                cells.append(
-                    Cell(
-                        variant=variant.name,
-                        seed=seed,
-                        policy=policy,
-                        every_minutes=sweep.every_minutes,
-                        scenario=scenario,
-                        overrides=dict(variant.set),
-                    )  # fmt: skip
-                )
+                for model, version in _scorers(sweep, policy, versions):
+                    cells.append(
+                        Cell(
+                            variant=variant.name,
+                            seed=seed,
+                            policy=policy,
+                            every_minutes=sweep.every_minutes,
+                            scenario=scenario,
+                            overrides=dict(variant.set),
+                            model=model,
+                            model_version=version,
+                        )  # fmt: skip
+                    )
     return cells
 
 
@@ -201,6 +260,26 @@ def _flat_scalars(k: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _scorer(cell: Cell):
+    """The autopilot's scorer of a cell: None (the rule scorer) or the registered version."""
+    if cell.model_version is None:
+        return None
+    from guardian_lib.models.online import ModelScorer
+    from guardian_lib.models.registry import configure_mlflow
+
+    mlflow = configure_mlflow()
+    bundle = mlflow.sklearn.load_model(f"models:/{cell.model_version}")
+    bundle.model_version = cell.model_version
+    return ModelScorer(bundle)
+
+
+def pending_cells(sweep: Sweep, scenario_path: Path, out: Path | str) -> tuple[list, list]:
+    """Every cell of the sweep and those without a finished ``cells/<key>.json`` in ``out``."""
+    cells = sweep_cells(sweep, scenario_path)
+    cells_dir = Path(out) / "cells"
+    return cells, [c for c in cells if not (cells_dir / f"{c.key}.json").is_file()]
+
+
 def run_cell(cell: Cell, cells_dir: str | None = None) -> dict[str, Any]:
     """Replay one cell and return its row (KPIs flattened to scalars).
 
@@ -210,10 +289,11 @@ def run_cell(cell: Cell, cells_dir: str | None = None) -> dict[str, Any]:
     from simulator.backtest import run_policy
 
     sc = load_scenario(cell.scenario)
-    kpis = run_policy(sc, cell.policy, cell.seed, cell.every_minutes)
+    kpis = run_policy(sc, cell.policy, cell.seed, cell.every_minutes, scorer=_scorer(cell))
+    axis = {} if cell.model is None else {"model": cell.model, "model_version": cell.model_version}
     row = {
         "cell": cell.key, "variant": cell.variant, "seed": cell.seed, "policy": cell.policy,
-        **{f"set.{k}": json.dumps(v) for k, v in cell.overrides.items()},
+        **axis, **{f"set.{k}": json.dumps(v) for k, v in cell.overrides.items()},
         **_flat_scalars(kpis),
     }  # fmt: skip
     if cells_dir is not None:
@@ -234,7 +314,8 @@ def _log_mlflow(sweep: Sweep, rows: list[dict[str, Any]], out: Path) -> str:
         mlflow.log_params({"seeds": json.dumps(sweep.seeds), "policies": ",".join(sweep.policies)})
         for row in rows:
             with mlflow.start_run(run_name=row["cell"], nested=True):
-                params = {k: v for k, v in row.items() if k in ("variant", "seed", "policy")}
+                axes = ("variant", "seed", "policy", "model", "model_version")
+                params = {k: v for k, v in row.items() if k in axes and v is not None}
                 params |= {k: v for k, v in row.items() if k.startswith("set.")}
                 mlflow.log_params(params)
                 mlflow.log_metrics(
@@ -284,8 +365,7 @@ def run_sweep(
     out = Path(out)
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
-    cells = sweep_cells(sweep, scenario_path)
-    todo = [c for c in cells if not (cells_dir / f"{c.key}.json").is_file()]
+    cells, todo = pending_cells(sweep, scenario_path, out)
     if client is None:
         fresh = [run_cell(c, str(cells_dir)) for c in todo]
     else:

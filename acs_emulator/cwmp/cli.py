@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -87,6 +87,15 @@ def serve_command(
         bool,
         typer.Option(help="Answer Basic challenges of connection-request listeners."),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="ACS processes on the CWMP port (SO_REUSEPORT) over the shared store; "
+            "process 0 also serves the NBI and files. Admission limits are split "
+            "evenly between them.",
+        ),
+    ] = 1,
 ) -> None:
     """Run the CWMP ACS and its NBI until interrupted."""
     import asyncio
@@ -132,6 +141,11 @@ def serve_command(
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("--tls-cert and --tls-key go together")
     tls = server_tls_context(tls_cert, tls_key) if tls_cert and tls_key else None
+    if workers > 1:
+        _serve_workers(
+            workers, db, host, cwmp_port, nbi_host, nbi_port, file_port, token, tls, config
+        )
+        return
     svc = AcsService(
         db,
         host,
@@ -170,6 +184,51 @@ def serve_command(
         asyncio.run(main())
     except KeyboardInterrupt:
         console.print("stopped")
+
+
+def _serve_workers(
+    workers: int,
+    db: Path,
+    host: str,
+    cwmp_port: int,
+    nbi_host: str,
+    nbi_port: int,
+    file_port: int,
+    token: str | None,
+    tls: Any,
+    config: Any,
+) -> None:
+    """``serve --workers N``: supervise N ACS processes until SIGTERM/SIGINT."""
+    from rich.console import Console
+
+    from acs_emulator.cwmp.workers import AcsWorkers, WorkerStartError
+
+    console = Console(stderr=True)
+    pool = AcsWorkers(
+        workers,
+        db,
+        lambda: config,  # each forked process gets its own copy
+        host=host,
+        cwmp_port=cwmp_port,
+        nbi_port=nbi_port,
+        nbi_host=nbi_host,
+        file_port=file_port,
+        nbi_token=token,
+        ssl_context=tls,
+    )
+    try:
+        pool.start()
+    except WorkerStartError as exc:
+        pool.stop()
+        raise typer.BadParameter(str(exc)) from exc
+    scheme = "https" if tls is not None else "http"
+    console.print(
+        f"[green]ACS[/] {workers} workers (pids {' '.join(map(str, pool.pids))})  "
+        f"CWMP {scheme}://{host}:{pool.cwmp_port}/  NBI http://{nbi_host}:{pool.nbi_port}  "
+        f"files {pool.file_url}  store {db}  (Ctrl-C stops)"
+    )
+    pool.serve_forever()
+    console.print("stopped")
 
 
 def _nbi_token(token_file: Path | None, *, no_auth: bool, nbi_host: str) -> str | None:

@@ -69,6 +69,15 @@ class AcsConfig:
     store_commit_interval_s : float, default 0.05
         The store's queued changes are written in one transaction this often (group
         commit); a crash loses at most this much CWMP state. [s]
+    session_token_prefix : str, default ""
+        Hex digits every session cookie of this process starts with (set per process
+        by :class:`~acs_emulator.cwmp.workers.AcsWorkers`).
+    sibling_sockets : dict of str to str
+        ``{token prefix: Unix socket}`` of the sibling ACS processes: a request whose
+        session cookie has such a prefix is forwarded there
+        (:class:`~acs_emulator.cwmp.siblings.SiblingProxy`).
+    cwmp_unix_socket : str, optional
+        Also serve CWMP on this Unix socket (where siblings forward to).
     """
 
     auth: AuthPolicy = field(default_factory=AuthPolicy)
@@ -89,3 +98,6 @@ class AcsConfig:
     file_dir: str | None = None
     max_file_bytes: int = 512 * 1024 * 1024
     store_commit_interval_s: float = 0.05
+    session_token_prefix: str = ""
+    sibling_sockets: dict[str, str] = field(default_factory=dict)
+    cwmp_unix_socket: str | None = None

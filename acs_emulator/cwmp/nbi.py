@@ -138,6 +138,7 @@ class _Nbi:
                     text="NBI: bearer token required",
                     headers={"WWW-Authenticate": 'Bearer realm="nbi"'},
                 )
+        self.store.sync()  # what sibling ACS processes committed (shared store)
         resp = await handler(request)
         if request.method not in ("GET", "HEAD"):
             # A change is on disk before its answer leaves (the CWMP side commits in
@@ -259,6 +260,8 @@ class _Nbi:
                 return _json(redact_task(task), 202, "Task faulted")
         if not cr:
             return _json(redact_task(task), 202)
+        # On disk before the CPE is called: a sibling ACS process may serve its Inform.
+        self.acs.commit_once()
         self.waiting += 1
         try:
             cr_error = await self._run_now(device_id, task["_id"], timeout_ms)
@@ -273,6 +276,8 @@ class _Nbi:
 
         Returns the connection-request error, or ``None``.
         """
+        if self.store.shared:
+            return await self._run_now_shared(device_id, tid, timeout_ms)
         done = self.acs.task_waiter(tid)
         if not self.acs.in_session(device_id):
             informed = self.acs.inform_waiter(device_id)
@@ -293,6 +298,26 @@ class _Nbi:
             finally:
                 for w in waits:
                     w.cancel()
+        return None
+
+    async def _run_now_shared(self, device_id: str, tid: str, timeout_ms: int) -> str | None:
+        """:meth:`_run_now` when another ACS process may serve the session.
+
+        The session's events are in whichever process the CPE reached, so this one
+        follows the shared store: it polls the task's status every commit interval.
+        """
+        if not self.acs.in_session(device_id):
+            status = await self.acs.connection_request(device_id)
+            if status is not None:
+                return status
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_ms / 1000 + self.session_wait_s
+        step = max(self.acs.config.store_commit_interval_s, 0.01)
+        while loop.time() < deadline:
+            self.store.sync()
+            if self.store.task_status(tid) != "pending":
+                break
+            await asyncio.sleep(step)
         return None
 
     def _task_answer(self, task: dict[str, Any]) -> web.Response:

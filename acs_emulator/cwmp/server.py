@@ -41,6 +41,7 @@ from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
 from acs_emulator.cwmp.files import FileStore
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.rpcs import task_steps
+from acs_emulator.cwmp.siblings import FORWARDED, SiblingProxy
 from acs_emulator.cwmp.store import (
     LIMITS,
     DeviceStore,
@@ -138,6 +139,13 @@ class Acs:
         )
         self._tokens = float(self.config.max_new_sessions_per_s)
         self._tokens_at = time.monotonic()
+        if store.shared:
+            store.on_admin_change = lambda _collection: self.invalidate()
+        self._siblings = (
+            SiblingProxy(self.config.sibling_sockets, self.config.read_timeout_s)
+            if self.config.sibling_sockets
+            else None
+        )
 
     # -- applications ----------------------------------------------------------------
     def cwmp_app(self) -> web.Application:
@@ -163,9 +171,13 @@ class Acs:
         self._committer = asyncio.create_task(commit())
 
     def commit_once(self) -> None:
-        """Write the store's queued changes (group commit); never raises."""
+        """Write the store's queued changes (group commit); never raises.
+
+        With a store shared by several processes, also applies theirs.
+        """
         try:
             self.store.flush()
+            self.store.sync()
         except Exception:
             self.stats["background_errors"] += 1
             log.exception("ACS commit: flushing the store failed; will retry")
@@ -191,6 +203,8 @@ class Acs:
                 task.cancel()
         self._sweeper = self._committer = None
         await self._cr.close()
+        if self._siblings is not None:
+            await self._siblings.close()
         self.files.close()
 
     # -- CWMP handler ----------------------------------------------------------------
@@ -231,8 +245,13 @@ class Acs:
             )
         peer = request.transport.get_extra_info("peername") if request.transport else None
         session = self._find_session(request, peer)
+        owner = None
+        if session is None and self._siblings is not None and FORWARDED not in request.headers:
+            # A session a sibling ACS process holds (the CPE changed connections)?
+            # Never forwarded twice: cookies naming two siblings must not ping-pong.
+            owner = self._siblings.owner(_COOKIE_RE.findall(request.headers.get("Cookie", "")))
         admitted = False
-        if session is None and body.strip():
+        if session is None and owner is None and body.strip():
             # A would-be new session: when saturated, refuse it before parsing anything.
             if not self._admit():
                 return self._busy()
@@ -245,6 +264,8 @@ class Acs:
             return self._fault_response(8003, str(exc), soap.DEFAULT_CWMP_NS, None, status=400)
         if msg.name == "Inform":
             return await self._on_inform(request, msg, peer, admitted)
+        if owner is not None and self._siblings is not None:
+            return await self._siblings.forward(owner, request, body)
         if session is None:
             return web.Response(status=400, text="No CWMP session: expected an Inform to start one")
         session.last_seen = time.monotonic()
@@ -293,15 +314,23 @@ class Acs:
 
     # -- sessions ------------------------------------------------------------------------
     def _find_session(self, request: web.Request, peer: Any) -> _Session | None:
-        found = [
-            self.sessions[t]
-            for t in _COOKIE_RE.findall(request.headers.get("Cookie", ""))
-            if t in self.sessions
-        ]
+        tokens = _COOKIE_RE.findall(request.headers.get("Cookie", ""))
+        found = [self.sessions[t] for t in tokens if t in self.sessions]
         if found:  # several tokens (stale cookies kept by the CPE): the newest session
             return max(found, key=lambda s: s.last_seen)
-        token = self._by_peer.get(peer)
+        if self._siblings is not None and self._siblings.owner(tokens) is not None:
+            # A sibling's session on a connection this process also served for
+            # another CPE (a shared pool): the connection does not name the session.
+            return None
+        token = self._by_peer.get(peer) if peer else None  # not for a Unix socket
         return self.sessions.get(token) if token else None
+
+    def _foreign_session(self, request: web.Request) -> bool:
+        """Whether the request's cookie names a session of a sibling ACS process."""
+        prefix = self.config.session_token_prefix
+        return bool(prefix) and any(
+            not t.startswith(prefix) for t in _COOKIE_RE.findall(request.headers.get("Cookie", ""))
+        )
 
     def _end_session(self, session: _Session) -> None:
         doc = self.store.get_device(session.device_id) if session.ran_rpcs else None
@@ -359,6 +388,7 @@ class Acs:
             )
         if device_id not in self._by_device and not admitted and not self._admit():
             return self._busy()  # a new session on a connection another one used
+        self.store.sync()  # tasks queued by sibling processes (shared store)
         old = self._by_device.get(device_id)
         if old and old in self.sessions:
             prev = self.sessions[old]
@@ -369,7 +399,8 @@ class Acs:
                 prev.last_seen = time.monotonic()
                 return self._xml(self._inform_response(), prev.cwmp_ns, msg.id)
             self._end_session(prev)
-        token = os.urandom(16).hex()
+        prefix = self.config.session_token_prefix  # names this process (``--workers``)
+        token = prefix + os.urandom(16).hex()[len(prefix) :]
         session = _Session(token, device_id, msg.cwmp_ns, peer, time.monotonic())
         self.sessions[token] = session
         self._by_peer[peer] = token

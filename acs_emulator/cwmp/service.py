@@ -91,6 +91,17 @@ class AcsService:
         Port of the file server CPEs download from (0 = ephemeral).
     ssl_context : ssl.SSLContext, optional
         Serve CWMP and files over HTTPS with this context.
+    store_shared : bool, default False
+        Other ACS processes use the same store file (see
+        :class:`~acs_emulator.cwmp.store.DeviceStore`); set by
+        :class:`~acs_emulator.cwmp.workers.AcsWorkers`.
+    secret_key : bytes, optional
+        Key sealing task secrets between those processes.
+    cwmp_reuse_port : bool, default False
+        Bind CWMP with ``SO_REUSEPORT`` (several processes on one port; Linux spreads
+        new connections across them).
+    serve_nbi : bool, default True
+        Also run the NBI and the file server (one process of several does).
     """
 
     def __init__(
@@ -105,6 +116,11 @@ class AcsService:
         nbi_host: str = "127.0.0.1",
         file_port: int = 0,
         ssl_context: ssl.SSLContext | None = None,
+        *,
+        store_shared: bool = False,
+        secret_key: bytes | None = None,
+        cwmp_reuse_port: bool = False,
+        serve_nbi: bool = True,
     ) -> None:
         if not nbi_token and not is_loopback(nbi_host):
             raise NbiExposureError(
@@ -118,7 +134,9 @@ class AcsService:
         self.nbi_port = nbi_port
         self.file_port = file_port
         self.ssl_context = ssl_context
-        self.acs = Acs(DeviceStore(db_path), config)
+        self.acs = Acs(DeviceStore(db_path, shared=store_shared, secret_key=secret_key), config)
+        self.cwmp_reuse_port = cwmp_reuse_port
+        self.serve_nbi = serve_nbi
         self._own_file_url = not self.acs.config.file_server_url
         self.nbi_token = nbi_token
         self.nbi_options = nbi_options or {}
@@ -150,11 +168,20 @@ class AcsService:
     async def start(self) -> None:
         """Bind both listeners in the running loop."""
         nbi_opts = {"read_timeout_s": self.acs.config.read_timeout_s, **self.nbi_options}
-        for app, host, attr, tls in (
-            (self.acs.cwmp_app(), self.host, "cwmp_port", self.ssl_context),
-            (nbi_app(self.acs, token=self.nbi_token, **nbi_opts), self.nbi_host, "nbi_port", None),
-            (file_server_app(self.acs.files), self.host, "file_port", self.ssl_context),
-        ):
+        apps: list[tuple[web.Application, str, str, ssl.SSLContext | None]] = [
+            (self.acs.cwmp_app(), self.host, "cwmp_port", self.ssl_context)
+        ]
+        if self.serve_nbi:
+            apps += [
+                (
+                    nbi_app(self.acs, token=self.nbi_token, **nbi_opts),
+                    self.nbi_host,
+                    "nbi_port",
+                    None,
+                ),
+                (file_server_app(self.acs.files), self.host, "file_port", self.ssl_context),
+            ]
+        for app, host, attr, tls in apps:
             runner = web.AppRunner(
                 app,
                 access_log=None,
@@ -168,8 +195,18 @@ class AcsService:
                 lingering_time=min(2.0, self.acs.config.read_timeout_s),
             )
             await runner.setup()
-            site = web.TCPSite(runner, host, getattr(self, attr), backlog=1024, ssl_context=tls)
+            site = web.TCPSite(
+                runner,
+                host,
+                getattr(self, attr),
+                backlog=1024,
+                ssl_context=tls,
+                reuse_port=self.cwmp_reuse_port if attr == "cwmp_port" else None,
+            )
             await site.start()
+            if attr == "cwmp_port" and self.acs.config.cwmp_unix_socket:
+                # Where sibling ACS processes forward the requests of our sessions.
+                await web.UnixSite(runner, self.acs.config.cwmp_unix_socket).start()
             self._runners.append(runner)
             sock = site._server.sockets[0]  # type: ignore[union-attr]
             setattr(self, attr, sock.getsockname()[1])

@@ -11,6 +11,16 @@ value size; the ACS also caps parameters per Inform), so no document is too deep
 serialise. The SQLite file is created owner-only (0600): device documents hold what
 CPEs report. Secret values of queued tasks (Wi-Fi, PPPoE passwords) are kept in
 memory only; a task that loses them in a restart is faulted, never sent with a blank.
+
+Several processes (``guardian acs serve --workers N``) share one file with
+``shared=True``: every commit also appends the ids it wrote to a ``changes`` log, and
+:meth:`DeviceStore.sync` (called by the ACS at each new session, by the NBI before
+each request and by the commit loop) loads the rows other processes changed, so a
+task queued through one process reaches the CPE whichever process serves its next
+Inform. Device documents are reloaded lazily (on :meth:`DeviceStore.get_device` or a
+query); other rows at once. Secret values of tasks then travel sealed (AES-GCM) under
+a key the processes inherit from their parent and never write down: a restart still
+loses them, as with one process.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from typing import Any
 
 from acs_emulator.cwmp.query import BoundedQuery, QueryRejected, prepare_query, validate_sort
 from acs_emulator.cwmp.redact import redact_task
+from acs_emulator.cwmp.store_sharing import NEWER_DEVICE_WINS, Sealer, SharedStoreMixin
 from guardian_lib.errors import GuardianError
 
 __all__ = [
@@ -230,16 +241,34 @@ def _delete_subtree(doc: dict[str, Any], name: str) -> None:
         parent.pop(parts[-1], None)
 
 
-class DeviceStore:
+class DeviceStore(SharedStoreMixin):
     """Devices, tasks and faults: in memory, written through to SQLite.
 
     Parameters
     ----------
     path : str or Path, default ":memory:"
         SQLite file (created with its parent folder if missing).
+    shared : bool, default False
+        Other processes use the same file: log changes and :meth:`sync` theirs.
+    secret_key : bytes, optional
+        32-byte AES-GCM key sealing the secret values of tasks in the shared file
+        (only with ``shared``; without one such tasks lose their secrets across
+        processes and are faulted, never sent with a blank).
+    busy_timeout_ms : int, default 10000
+        How long a commit waits for another process's transaction. [ms]
     """
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
+    #: Seconds of change log kept (a process that has not synced for longer reloads all).
+    CHANGE_LOG_KEEP_S = 600.0
+
+    def __init__(
+        self,
+        path: str | Path = ":memory:",
+        *,
+        shared: bool = False,
+        secret_key: bytes | None = None,
+        busy_timeout_ms: int = 10000,
+    ) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
@@ -248,31 +277,27 @@ class DeviceStore:
             os.chmod(self.path, 0o600)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
+        self.shared = shared and self.path != ":memory:"
+        self._sealer = Sealer(secret_key) if (secret_key and self.shared) else None
+        self._writer = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         for table in ("devices", "tasks", "faults", "task_keys", *ADMIN_COLLECTIONS):
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT NOT NULL)"
             )
-        self.devices: dict[str, dict[str, Any]] = {}
-        self.tasks: dict[str, dict[str, Any]] = {}
-        self.faults: dict[str, dict[str, Any]] = {}
-        self.task_keys: dict[str, dict[str, Any]] = {}
-        #: presets, provisions, virtual_parameters and files (metadata), by name.
-        self.admin: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in ADMIN_COLLECTIONS}
-        for table, target in (
-            ("devices", self.devices),
-            ("tasks", self.tasks),
-            ("faults", self.faults),
-            ("task_keys", self.task_keys),
-            *((c, self.admin[c]) for c in ADMIN_COLLECTIONS),
-        ):
-            for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
-                target[row_id] = json.loads(doc)
-        self._seq = len(self.tasks)
-        self._device_tasks: dict[str, dict[str, dict[str, Any]]] = {}
-        for t in self.tasks.values():
-            self._device_tasks.setdefault(t["device"], {})[t["_id"]] = t
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+            "writer TEXT NOT NULL, tbl TEXT NOT NULL, id TEXT NOT NULL, at REAL NOT NULL)"
+        )
+        self._seen = 0  # last change-log seq this process has applied
+        self._data_version = -1  # SQLite's data_version at the last sync
+        self._stale: set[str] = set()  # devices another process changed (lazy reload)
+        self._flushes = 0
+        #: Called with the collection name when another process changed an admin row.
+        self.on_admin_change: Any = None
+        self._load_all()
         self._pending: dict[tuple[str, str], dict[str, Any] | None] = {}
         self._batch: dict[str, list[tuple[str, str]]] = {}
         self.write_errors = 0
@@ -290,6 +315,50 @@ class DeviceStore:
                 if os.path.exists(self.path + suffix):
                     os.chmod(self.path + suffix, 0o600)
 
+    def _load_all(self) -> None:
+        """Read every table into memory (one read transaction, with the log position)."""
+        self.devices: dict[str, dict[str, Any]] = {}
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.faults: dict[str, dict[str, Any]] = {}
+        self.task_keys: dict[str, dict[str, Any]] = {}
+        #: presets, provisions, virtual_parameters and files (metadata), by name.
+        self.admin: dict[str, dict[str, dict[str, Any]]] = {c: {} for c in ADMIN_COLLECTIONS}
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                for table, target in self._tables().items():
+                    for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
+                        target[row_id] = self._decode(table, doc)
+                row = self._db.execute("SELECT max(seq) FROM changes").fetchone()
+            finally:
+                self._db.execute("COMMIT")
+        self._seen = row[0] or 0
+        self._stale = set()
+        self._seq = len(self.tasks)
+        self._device_tasks: dict[str, dict[str, dict[str, Any]]] = {}
+        for t in self.tasks.values():
+            self._device_tasks.setdefault(t["device"], {})[t["_id"]] = t
+
+    def _tables(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return {
+            "devices": self.devices,
+            "tasks": self.tasks,
+            "faults": self.faults,
+            "task_keys": self.task_keys,
+            **self.admin,
+        }
+
+    def _decode(self, table: str, doc: str) -> dict[str, Any]:
+        """A stored row as a document (a task's sealed secrets opened when we can)."""
+        out = json.loads(doc)
+        if table == "tasks" and "_sealed" in out:
+            sealed = out.pop("_sealed")
+            values = self._sealer.open(sealed) if self._sealer is not None else None
+            if values is not None:
+                out["parameterValues"] = values
+                out.pop("_secretsRedacted", None)
+        return out
+
     # -- persistence ---------------------------------------------------------------
     def _queue(self, table: str, row_id: str, doc: dict[str, Any] | None) -> None:
         """Queue a row write (``doc``) or delete (``None``) for the next :meth:`flush`."""
@@ -298,7 +367,11 @@ class DeviceStore:
     def _put(self, table: str, row_id: str, doc: dict[str, Any]) -> None:
         """Serialise one queued row into the batch :meth:`flush` is writing."""
         if table in ("tasks", "task_keys"):
-            doc = redact_task(doc)  # secrets stay in memory only
+            redacted = redact_task(doc)  # secrets stay in memory only
+            if redacted is not doc and table == "tasks" and self._sealer is not None:
+                # ... or travel sealed to the sibling processes, under a key never stored.
+                redacted = dict(redacted, _sealed=self._sealer.seal(doc["parameterValues"]))
+            doc = redacted
         self._batch.setdefault(table, []).append((row_id, json.dumps(doc, separators=(",", ":"))))
 
     def _del(self, table: str, row_id: str) -> None:
@@ -340,10 +413,15 @@ class DeviceStore:
                 self._db.execute("BEGIN")
                 for table, rows in batch.items():
                     self._db.executemany(
-                        f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)", rows
+                        NEWER_DEVICE_WINS
+                        if self.shared and table == "devices"
+                        else f"INSERT OR REPLACE INTO {table} (id, doc) VALUES (?, ?)",
+                        rows,
                     )
                 for table, ids in deletes.items():
                     self._db.executemany(f"DELETE FROM {table} WHERE id = ?", ids)
+                if self.shared:
+                    self._log_changes(pending)
                 self._db.execute("COMMIT")
             except sqlite3.Error:
                 if self._db.in_transaction:
@@ -371,6 +449,8 @@ class DeviceStore:
 
     def get_device(self, device_id: str) -> dict[str, Any] | None:
         """The document of ``device_id`` or ``None``."""
+        if device_id in self._stale:
+            self._fresh_device(device_id)
         return self.devices.get(device_id)
 
     def delete_device(self, device_id: str) -> bool:
@@ -410,6 +490,8 @@ class DeviceStore:
             If the collection is unknown, the query uses a refused operator or an
             unsafe ``$regex``, the sort is malformed, or the budget is spent.
         """
+        if collection == "devices" and self._stale:
+            self._fresh_devices()
         source = {
             "devices": self.devices,
             "tasks": self.tasks,
@@ -625,4 +707,5 @@ class DeviceStore:
 
     def iter_devices(self) -> Iterable[dict[str, Any]]:
         """All device documents."""
+        self._fresh_devices()
         return list(self.devices.values())

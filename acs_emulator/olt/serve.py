@@ -151,6 +151,7 @@ def write_inventory(
         }
     }
     fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file keeps its mode through O_TRUNC
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         yaml.safe_dump(secret, fh, sort_keys=False)
     inventory: dict[str, Any] = {

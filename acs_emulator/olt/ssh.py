@@ -206,6 +206,7 @@ def write_cli_inventory(
     secrets_path = path.with_name(path.stem + ".secrets.yaml")
     hosts_path = path.with_name(path.stem + ".known_hosts")
     fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an older file keeps its mode through O_TRUNC
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         yaml.safe_dump(
             {credentials_ref: {"username": server.username, "password": server.password}}, fh

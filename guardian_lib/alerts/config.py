@@ -34,8 +34,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guardian_lib.decision.maintenance import MaintenanceWindow, unique_windows
-from guardian_lib.operate.site import SecretRef
 from guardian_lib.safe_yaml import load_yaml_model
+from guardian_lib.secrets import SecretRef
 
 __all__ = [
     "SOURCES",

@@ -27,7 +27,7 @@ import httpx
 
 from guardian_lib.alerts.config import AlertingConfig, EmailSettings, WebhookSettings
 from guardian_lib.alerts.messages import email_text
-from guardian_lib.operate.site import read_secret
+from guardian_lib.secrets import read_secret
 
 __all__ = [
     "SIGNATURE_HEADER",

@@ -157,26 +157,37 @@ def _read_shap(run: Path) -> tuple[pd.DataFrame | None, str]:
     return df.sort_values("mean_abs_shap", ascending=False).reset_index(drop=True), str(path)
 
 
+def _reason_items(cell: Any) -> list[Any]:
+    """The reasons of one ``top_reasons`` cell: JSON text or an already decoded list."""
+    if isinstance(cell, str):
+        try:
+            cell = json.loads(cell)
+        except json.JSONDecodeError:
+            return []
+    if isinstance(cell, np.ndarray):
+        cell = cell.tolist()
+    return cell if isinstance(cell, list) else []
+
+
 def _explode_reasons(preds: pd.DataFrame) -> pd.DataFrame:
+    """One row per reason of every prediction.
+
+    ``top_reasons`` holds a JSON list in one of two formats: SHAP reasons of the models
+    (``{"feature", "value", "contribution", "model"}`` objects) or plain sentences of the
+    rule scorer (``["rx_dbm low", …]``). A sentence becomes a row whose ``feature`` is the
+    sentence and whose ``value``, ``contribution`` and ``model`` are missing.
+    """
     cols = ["ts", "onu_id", "feature", "value", "contribution", "model"]
     rows: list[tuple] = []
-    sub = preds.loc[preds["top_reasons"].fillna("[]") != "[]", ["ts", "onu_id", "top_reasons"]]
-    for ts, onu, text in sub.itertuples(index=False):
-        try:
-            items = json.loads(text)
-        except (TypeError, json.JSONDecodeError):
-            continue
-        for it in items if isinstance(items, list) else []:
-            rows.append(
-                (
-                    ts,
-                    onu,
-                    it.get("feature"),
-                    it.get("value"),
-                    it.get("contribution"),
-                    it.get("model"),
-                )
-            )
+    for ts, onu, cell in preds[["ts", "onu_id", "top_reasons"]].itertuples(index=False):
+        for it in _reason_items(cell):
+            if isinstance(it, dict):
+                rows.append(
+                    (ts, onu, it.get("feature"), it.get("value"), it.get("contribution"),
+                     it.get("model"))
+                )  # fmt: skip
+            elif isinstance(it, str) and it.strip():
+                rows.append((ts, onu, it, None, None, None))
     return pd.DataFrame.from_records(rows, columns=cols)
 
 

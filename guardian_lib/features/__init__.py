@@ -20,6 +20,7 @@ from guardian_lib.features._compute import (
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube, load_cube
 from guardian_lib.features._distributed import (
     distributed_feature_frame,
+    materialize_features_distributed,
     olt_partitions,
     write_feature_partitions,
 )
@@ -49,4 +50,5 @@ __all__ = [
     "olt_partitions",
     "distributed_feature_frame",
     "write_feature_partitions",
+    "materialize_features_distributed",
 ]

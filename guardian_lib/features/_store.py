@@ -23,6 +23,9 @@ __all__ = [
     "materialize_features",
     "features_dir",
     "telemetry_span_us",
+    "feature_dates",
+    "feature_date_is_current",
+    "write_feature_date",
 ]
 
 #: History a feature row needs behind it (the longest window: tickets / visits). [d]
@@ -123,6 +126,32 @@ def _inputs_digest(con, day_start_us: int, lookback_days: int) -> str:
     return hashlib.sha256(repr((row, ev)).encode()).hexdigest()[:24]
 
 
+def feature_dates(run: Path | str) -> dict[int, str]:
+    """Every date of a run's SILVER span (days since the epoch) → digest of its inputs."""
+    con = connect(run)
+    try:
+        lo, hi = telemetry_span_us(con)
+        days = range(lo // _DAY_US, hi // _DAY_US + 1)
+        return {d: _inputs_digest(con, d * _DAY_US, LOOKBACK_DAYS) for d in days}
+    finally:
+        con.close()
+
+
+def feature_date_is_current(folder: Path, digest: str) -> bool:
+    """Whether ``folder`` (``date=YYYY-MM-DD``) holds features computed from ``digest``."""
+    stamp = folder / "inputs.sha"
+    return stamp.exists() and stamp.read_text() == digest and (folder / "data.parquet").exists()
+
+
+def write_feature_date(folder: Path, frame: pd.DataFrame, digest: str) -> None:
+    """Write one date's features (atomically) and the digest of their inputs beside them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".data.parquet.tmp-{os.getpid()}-{id(frame)}"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, folder / "data.parquet")
+    (folder / "inputs.sha").write_text(digest)
+
+
 def materialize_features(
     run: Path | str, every_minutes: int = FEATURE_EVERY_MINUTES, progress: bool = False
 ) -> dict[str, int]:
@@ -139,13 +168,8 @@ def materialize_features(
         ``{"dates_computed": n, "dates_unchanged": m, "rows": total_rows}``.
     """
     run = Path(run)
-    con = connect(run)
-    try:
-        lo, hi = telemetry_span_us(con)
-        days = range(lo // _DAY_US, hi // _DAY_US + 1)
-        digests = {d: _inputs_digest(con, d * _DAY_US, LOOKBACK_DAYS) for d in days}
-    finally:
-        con.close()
+    digests = feature_dates(run)
+    days = list(digests)
     out_root = features_dir(run)
     computed = unchanged = rows = 0
     iterator = list(days)
@@ -156,12 +180,7 @@ def materialize_features(
     for d in iterator:
         day = pd.Timestamp(d * _DAY_US, unit="us", tz="UTC")
         folder = out_root / f"date={day:%Y-%m-%d}"
-        stamp = folder / "inputs.sha"
-        if (
-            stamp.exists()
-            and stamp.read_text() == digests[d]
-            and (folder / "data.parquet").exists()
-        ):
+        if feature_date_is_current(folder, digests[d]):
             unchanged += 1
             rows += pd.read_parquet(folder / "data.parquet", columns=["ts"]).shape[0]
             continue
@@ -169,11 +188,7 @@ def materialize_features(
             run, start=day, end=day + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1),
             every_minutes=every_minutes,
         )  # fmt: skip
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".data.parquet.tmp-{os.getpid()}"
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, folder / "data.parquet")
-        stamp.write_text(digests[d])
+        write_feature_date(folder, frame, digests[d])
         computed += 1
         rows += len(frame)
     return {"dates_computed": computed, "dates_unchanged": unchanged, "rows": rows}

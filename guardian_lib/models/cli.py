@@ -18,6 +18,37 @@ __all__ = ["register"]
 
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
+_Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="Run on Dask: 'local' (a LocalCluster on this machine) or tcp://HOST:8786. "
+        "Default: in this process. Same output either way."
+    ),
+]
+_Workers = Annotated[
+    int | None,
+    typer.Option(min=1, help="Workers of the LocalCluster (implies --scheduler local)."),
+]
+
+
+def _client(scheduler: str | None, workers: int | None):
+    """The Dask client of the options (or none), the dashboard link on stderr."""
+    from rich.console import Console
+
+    from guardian_lib.cluster import optional_client
+
+    console = Console(stderr=True)
+    try:
+        return optional_client(scheduler, workers, log=console.print)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scheduler") from exc
+
+
+def _progress(futures: list) -> None:
+    from distributed import progress
+
+    progress(futures)
+
 
 _LABELS_HELP = (
     "Where labels come from: 'truth' (a simulated run's ground truth) or 'tickets' "
@@ -118,13 +149,16 @@ def score_command(
     every_minutes: Annotated[
         int, typer.Option(min=1, help="Spacing of scoring times. [min]")
     ] = MODEL_EVERY_MINUTES,
+    scheduler: _Scheduler = None,
+    workers: _Workers = None,
 ) -> None:
     """Write ml_predictions for a run with the registered models."""
     from rich.console import Console
 
     from guardian_lib.models.workflow import score
 
-    path, version = score(run, alias=alias, every_minutes=every_minutes)
+    with _client(scheduler, workers) as client:
+        path, version = score(run, alias=alias, every_minutes=every_minutes, client=client)
     Console(stderr=True).print(f"[green]predictions[/] {path} ({version})")
 
 
@@ -143,15 +177,23 @@ def evaluate_command(
     label_map: Annotated[
         Path | None, typer.Option(help="Label map YAML, with --labels tickets.")
     ] = None,
+    scheduler: _Scheduler = None,
+    workers: _Workers = None,
 ) -> None:
     """Evaluate the registered models (and the rule baselines) on a run; log drift."""
     from guardian_lib.models.workflow import evaluate
 
     _check_labels(labels, label_map)
-    metrics = evaluate(
-        run, alias=alias, every_minutes=every_minutes, split_time=split_time, json_out=json_out,
-        labels=labels, label_map=label_map,
-    )  # fmt: skip
+    if labels == "tickets" and (scheduler is not None or workers is not None):
+        raise typer.BadParameter(
+            "evaluation on Dask uses the ground-truth labels: drop --scheduler / --workers",
+            param_hint="--labels tickets",
+        )
+    with _client(scheduler, workers) as client:
+        metrics = evaluate(
+            run, alias=alias, every_minutes=every_minutes, split_time=split_time,
+            json_out=json_out, labels=labels, label_map=label_map, client=client,
+        )  # fmt: skip
     typer.echo(json.dumps(metrics, indent=2, default=str))
 
 
@@ -160,11 +202,19 @@ def features_command(
     every_minutes: Annotated[
         int, typer.Option(min=1, help="Spacing of feature rows. [min]")
     ] = FEATURE_EVERY_MINUTES,
+    scheduler: _Scheduler = None,
+    workers: _Workers = None,
 ) -> None:
     """Materialize the point-in-time feature store (incremental) as lake/gold/features."""
-    from guardian_lib.features import materialize_features
+    from guardian_lib.features import materialize_features, materialize_features_distributed
 
-    res = materialize_features(run, every_minutes=every_minutes, progress=True)
+    with _client(scheduler, workers) as client:
+        if client is None:
+            res = materialize_features(run, every_minutes=every_minutes, progress=True)
+        else:
+            res = materialize_features_distributed(
+                run, client, every_minutes=every_minutes, on_submit=_progress
+            )
     typer.echo(json.dumps(res))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["psi", "drift_report", "PSI_ALERT"]
+__all__ = ["psi", "drift_report", "PSI_ALERT", "psi_edges", "bin_counts", "psi_from_counts"]
 
 #: PSI above which a feature is reported as drifted (common rule of thumb). [-]
 PSI_ALERT = 0.2
@@ -36,21 +36,37 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     """
     ref = np.asarray(reference, dtype=float)
     cur = np.asarray(current, dtype=float)
+    inner = psi_edges(ref, bins)
+    return psi_from_counts(bin_counts(ref, inner), bin_counts(cur, inner))
+
+
+def psi_edges(reference: np.ndarray, bins: int = 10) -> np.ndarray:
+    """Inner bin edges of :func:`psi`: the reference's quantiles, ties merged."""
+    ref = np.asarray(reference, dtype=float)
     edges = (
         np.unique(np.nanquantile(ref, np.linspace(0, 1, bins + 1)))
         if np.isfinite(ref).any()
         else np.array([0.0])
     )
-    inner = edges[1:-1]
+    return edges[1:-1]
 
-    def shares(x: np.ndarray) -> np.ndarray:
-        nan = np.isnan(x)
-        idx = np.searchsorted(inner, x[~nan], side="right")
-        counts = np.bincount(idx, minlength=len(inner) + 1).astype(float)
-        counts = np.append(counts, nan.sum())
-        return np.maximum(counts / max(len(x), 1), 1e-4)
 
-    p, q = shares(ref), shares(cur)
+def bin_counts(x: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Values per bin of ``inner`` edges, NaN last (counts add up over partitions). [-]"""
+    x = np.asarray(x, dtype=float)
+    nan = np.isnan(x)
+    idx = np.searchsorted(inner, x[~nan], side="right")
+    counts = np.bincount(idx, minlength=len(inner) + 1).astype(float)
+    return np.append(counts, nan.sum())
+
+
+def psi_from_counts(reference: np.ndarray, current: np.ndarray) -> float:
+    """:func:`psi` from the bin counts of the reference and of the current sample."""
+
+    def shares(counts: np.ndarray) -> np.ndarray:
+        return np.maximum(counts / max(counts.sum(), 1), 1e-4)
+
+    p, q = shares(np.asarray(reference, float)), shares(np.asarray(current, float))
     return float(np.sum((q - p) * np.log(q / p)))
 
 

@@ -121,7 +121,8 @@ def ticket_labelled_frame(
     -------
     (features, labels, report)
         ``report`` is :meth:`TicketLabelReport.to_dict` (counts and examples of
-        unlabelled and contradictory tickets).
+        unlabelled and contradictory tickets); with ``since``, over the kept period only
+        (``counted_from`` of :func:`~guardian_lib.labels_tickets.build_ticket_labels`).
     """
     from guardian_lib.label_map import load_label_map
     from guardian_lib.labels_feedback import load_reboots
@@ -135,7 +136,7 @@ def ticket_labelled_frame(
     labels, report = build_ticket_labels(
         features, inputs["tickets"], lm, contacts=inputs["contacts"], onus=inputs["onus"],
         customers=inputs["customers"], observed_until=cut, events=inputs["events"],
-        reboots=reboots,
+        reboots=reboots, counted_from=None if since is None else _utc(since),
     )  # fmt: skip
     if since is not None:
         keep = (features["ts"] >= _utc(since)).to_numpy()
@@ -226,9 +227,27 @@ def fit_bundle(
     return ModelBundle(anomaly=anomaly, cause=cause, risk=risk)
 
 
+#: Why massive recall and F1 are NaN on an evaluation period without a massive row.
+MASSIVE_NOT_MEASURABLE = (
+    "no row of a massive cause in the evaluated period: massive recall and F1 are not "
+    "measurable (NaN); precision is NaN too unless some row was predicted massive"
+)
+
+
 def _prf(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Binary precision, recall and F1; NaN where a figure has nothing to measure.
+
+    Without a true positive row, recall and F1 are NaN (not 0: nothing was missed); without
+    a predicted positive row, precision is NaN. A period with false alarms and no true row
+    keeps precision 0.
+    """
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
-    return {"precision": float(p), "recall": float(r), "f1": float(f)}
+    out = {"precision": float(p), "recall": float(r), "f1": float(f)}
+    if not np.any(y_true):
+        out["recall"] = out["f1"] = float("nan")
+    if not np.any(y_pred):
+        out["precision"] = float("nan")
+    return out
 
 
 def anomaly_lead_minutes(
@@ -300,7 +319,9 @@ def evaluate_bundle(
     Returns
     -------
     dict
-        ``massive_precision``, ``massive_recall``, ``massive_f1``, ``macro_f1`` (over
+        ``massive_precision``, ``massive_recall``, ``massive_f1`` (NaN when not measurable:
+        no massive row, or for precision no row predicted massive; then ``massive_note``
+        says so), ``massive_support`` (symptomatic rows of a massive cause), ``macro_f1`` (over
         the classes present in ``labels``, listed in ``macro_f1_classes``),
         ``per_class``, ``confusion_matrix`` (with ``labels``), ``risk_{2,6,24}h_pr_auc``,
         ``risk_24h_prevalence``, ``risk_{2,6,24}h_brier`` and
@@ -323,6 +344,9 @@ def evaluate_bundle(
     p_massive = preds.loc[sym, ["p_massive_outage", "p_external_network"]].sum(axis=1).to_numpy()
     for k, v in _prf(is_massive, (p_massive >= 0.5).astype(int)).items():
         metrics[f"massive_{k}"] = v
+    metrics["massive_support"] = int(is_massive.sum())
+    if not is_massive.any():  # as macro_f1 skips absent classes: say why there is no figure
+        metrics["massive_note"] = MASSIVE_NOT_MEASURABLE
     # Macro-F1 over the classes that occur in the evaluation data: a class with no true
     # row has no recall to measure (a week without a BNG failure would otherwise score
     # EXTERNAL_NETWORK as F1 = 0); rows wrongly given that class still count against the

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from guardian_lib.errors import ConfigError
 from guardian_lib.layout import ReportLayout, RunLayout
 from guardian_lib.models.registry import MODEL_NAME
 from guardian_lib.schema import MODEL_EVERY_MINUTES
@@ -200,9 +201,15 @@ def train(
 
 
 def score(
-    run: Path | str, alias: str = DEFAULT_ALIAS, every_minutes: int = MODEL_EVERY_MINUTES
+    run: Path | str,
+    alias: str = DEFAULT_ALIAS,
+    every_minutes: int = MODEL_EVERY_MINUTES,
+    client: Any = None,
 ) -> tuple[Path, str]:
     """Write ``ml_predictions`` for a run with the registered models.
+
+    With a Dask ``client`` the run is scored one (date, OLT group) partition per task;
+    the file written is the same.
 
     Returns
     -------
@@ -213,7 +220,8 @@ def score(
     from guardian_lib.models.scoring import score_run
 
     bundle = load_bundle(alias)
-    return score_run(run, bundle, every_minutes=every_minutes), bundle.model_version
+    path = score_run(run, bundle, every_minutes=every_minutes, client=client)
+    return path, bundle.model_version
 
 
 def evaluate(
@@ -224,6 +232,7 @@ def evaluate(
     json_out: Path | str | None = None,
     labels: str = "truth",
     label_map: Path | str | None = None,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Evaluate the registered models (and the rule baselines) on a run; log drift.
 
@@ -243,6 +252,10 @@ def evaluate(
         ``label_map`` (with ``split_time``: the held-out later period).
     label_map : path, optional
         Label map YAML; required with ``labels='tickets'``.
+    client : distributed.Client, optional
+        Evaluate on Dask, one (date, OLT group) partition per task
+        (:func:`~guardian_lib.models.distributed.evaluate_partitions`); same metrics.
+        Ground-truth labels only.
 
     Returns
     -------
@@ -263,32 +276,46 @@ def evaluate(
 
     _check_label_source(labels, label_map)
     bundle = load_bundle(alias)
+    if client is not None and labels == "tickets":
+        raise ConfigError(
+            "evaluation on Dask uses the ground-truth labels: run --labels tickets "
+            "without --scheduler / --workers"
+        )
+    mlflow = configure_mlflow()
+    mlflow_client = MlflowClient()
+    mv = mlflow_client.get_model_version_by_alias(MODEL_NAME, alias)
+    reference = pd.read_parquet(
+        mlflow_client.download_artifacts(mv.run_id, "reference_features.parquet")
+    )
     report = None
-    if labels == "tickets":
-        features, label_frame, report = ticket_labelled_frame(
-            run, label_map, every_minutes, since=split_time
+    if client is not None:
+        from guardian_lib.models.distributed import evaluate_partitions
+
+        metrics, drift = evaluate_partitions(
+            run, bundle, client, load_truth(run), every_minutes, split_time, reference
         )
-        truth = None
     else:
-        features, label_frame = labelled_frame(run, every_minutes=every_minutes)
-        truth = load_truth(run)
-    if split_time is not None and labels != "tickets":
-        keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
-        features, label_frame = (
-            features[keep].reset_index(drop=True),
-            label_frame[keep].reset_index(drop=True),
-        )
-    metrics = evaluate_bundle(bundle, features, label_frame, truth)
+        if labels == "tickets":
+            features, label_frame, report = ticket_labelled_frame(
+                run, label_map, every_minutes, since=split_time
+            )
+            truth = None
+        else:
+            features, label_frame = labelled_frame(run, every_minutes=every_minutes)
+            truth = load_truth(run)
+        if split_time is not None and labels != "tickets":
+            keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
+            features, label_frame = (
+                features[keep].reset_index(drop=True),
+                label_frame[keep].reset_index(drop=True),
+            )
+        metrics = evaluate_bundle(bundle, features, label_frame, truth)
+        drift = drift_report(reference, features, columns=bundle.feature_columns)
     metrics["labels"] = labels
     if report is not None:
         metrics["ticket_labels"] = {k: report[k] for k in ("counts", "per_class", "labelled_rows")}
     metrics["model_version"] = bundle.model_version
     metrics["run"] = str(run)
-    mlflow = configure_mlflow()
-    client = MlflowClient()
-    mv = client.get_model_version_by_alias(MODEL_NAME, alias)
-    ref_path = client.download_artifacts(mv.run_id, "reference_features.parquet")
-    drift = drift_report(pd.read_parquet(ref_path), features, columns=bundle.feature_columns)
     metrics["drift_features_over_0_2"] = int(drift["drifted"].sum())
     metrics["drift_max_psi"] = float(drift["psi"].max())
     with mlflow.start_run(run_name=f"evaluate {Path(run).name}"):

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -34,6 +32,7 @@ from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.olt.profiles import CliProfile, load_cli_profiles
 from guardian_lib.olt.session import SshTarget
 from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.secrets import read_secret_file  # re-exported: moved there
 
 __all__ = [
     "CliDefaults",
@@ -145,29 +144,6 @@ class CliInventory(_Strict):
 
 def _env_name(ref: str, key: str) -> str:
     return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ref).upper() + "_" + key
-
-
-def read_secret_file(path: Path | None) -> dict[str, Any]:
-    """A YAML secret file, refused unless only its owner can read it.
-
-    Raises
-    ------
-    ConfigError
-        The file is readable by group or others (naming the mode and the fix), or is
-        not a mapping.
-    """
-    if path is None or not path.exists():
-        return {}
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise ConfigError(
-            f"{path}: secret file has mode {mode:04o}; it must be readable by its owner "
-            f"only (chmod 600 {path})"
-        )
-    data = load_yaml(path) or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a secret file must be a YAML mapping")
-    return data
 
 
 def pppoe_account(

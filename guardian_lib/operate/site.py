@@ -27,8 +27,6 @@ Example::
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -38,6 +36,7 @@ from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.operate.schedule import ReportJob
 from guardian_lib.safe_yaml import load_yaml_model
+from guardian_lib.secrets import SecretRef, read_secret  # re-exported: moved there
 
 __all__ = [
     "SiteConfig",
@@ -57,19 +56,6 @@ SAFETY_FIELDS = tuple(f for f in AutopilotSettings.model_fields if f != "autopil
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class SecretRef(_Strict):
-    """Where a bearer token comes from: an environment variable or a 0600 file."""
-
-    token_env: str | None = Field(None, description="Environment variable holding the token.")
-    token_file: str | None = Field(None, description="File holding the token (mode 0600).")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> SecretRef:
-        if self.token_env and self.token_file:
-            raise ValueError("give token_env or token_file, not both")
-        return self
 
 
 class NbiSettings(SecretRef):
@@ -238,47 +224,6 @@ class SiteConfig(_Strict):
             raise ConfigError(
                 msg.replace("invalid site file: ", "invalid site file: safety.")
             ) from None
-
-
-def read_secret(ref: SecretRef, base: Path | None, what: str) -> str | None:
-    """The token a :class:`SecretRef` points to (None when it points nowhere).
-
-    Parameters
-    ----------
-    ref : SecretRef
-    base : Path or None
-        Folder relative file names are resolved against.
-    what : str
-        ``nbi`` or ``field_service`` (for messages).
-
-    Raises
-    ------
-    ConfigError
-        The variable is unset, the file is missing, empty or readable by others.
-    """
-    if ref.token_env:
-        val = os.environ.get(ref.token_env)
-        if not val:
-            raise ConfigError(f"{what}.token_env: environment variable {ref.token_env} is not set")
-        return val
-    if ref.token_file:
-        p = Path(ref.token_file)
-        if not p.is_absolute() and base is not None:
-            p = base / p
-        try:
-            mode = p.stat().st_mode
-        except OSError as exc:
-            raise ConfigError(f"{what}.token_file: cannot read {p}: {exc}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigError(
-                f"{what}.token_file: {p} has mode {stat.S_IMODE(mode):04o}; "
-                "a secret file must be readable by its owner only (chmod 600)"
-            )
-        val = p.read_text(encoding="utf-8").strip()
-        if not val:
-            raise ConfigError(f"{what}.token_file: {p} is empty")
-        return val
-    return None
 
 
 def load_site(path: str | Path) -> SiteConfig:

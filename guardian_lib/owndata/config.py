@@ -5,7 +5,7 @@ glob relative to the source folder, or a SQL query through a SQLAlchemy URL read
 ``GUARDIAN_OWN_*`` environment variable) and how each warehouse column is read from
 them (:class:`~guardian_lib.mapping.ColumnSpec` syntax, the same as a telemetry
 mapping). :func:`load_source_mapping` reads and checks it; the tables and their
-columns are :data:`guardian_lib.owndata.tables.TABLES`. Documented in ``docs/ingest.md``.
+columns are :data:`guardian_lib.owndata.catalog.TABLES`. Documented in ``docs/ingest.md``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from guardian_lib.errors import ConfigError
 from guardian_lib.mapping import ColumnSpec, check_telemetry_columns
-from guardian_lib.owndata.tables import TABLES
+from guardian_lib.owndata.catalog import TABLES
 from guardian_lib.safe_yaml import load_yaml_model
 
 __all__ = [

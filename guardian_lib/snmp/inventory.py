@@ -6,11 +6,13 @@ line: a reference ``NAME`` is resolved from environment variables first
 (``GUARDIAN_SNMP_<NAME>_COMMUNITY`` for v2c; ``GUARDIAN_SNMP_<NAME>_USER``, ``…_AUTH_KEY``,
 ``…_PRIV_KEY``, optional ``…_AUTH_PROTOCOL`` / ``…_PRIV_PROTOCOL`` for v3), then from a
 secret file (YAML ``{NAME: {community: …}}`` or ``{NAME: {user, auth_key, priv_key}}``)
-named by ``secrets_file:`` in the inventory or by ``GUARDIAN_SNMP_SECRETS``.
+named by ``secrets_file:`` in the inventory or by ``GUARDIAN_SNMP_SECRETS``. The secret
+file must be readable by its owner only (mode 0600): a file its group or others can
+read is refused, naming the file and its mode (:func:`guardian_lib.secrets.read_secret_file`).
 
 Example::
 
-    secrets_file: olts.secrets.yaml      # relative to this file
+    secrets_file: olts.secrets.yaml      # relative to this file, mode 0600
     defaults: {timeout_s: 2, retries: 2, max_concurrent_olts: 16}
     olts:
       - {olt_id: OLT-001, host: 10.0.0.1, version: "2c", credentials: noc}
@@ -28,7 +30,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from guardian_lib.errors import ConfigError
-from guardian_lib.safe_yaml import load_yaml, load_yaml_model
+from guardian_lib.safe_yaml import load_yaml_model
+from guardian_lib.secrets import read_secret_file
 from guardian_lib.snmp.errors import SnmpCredentialsError
 from guardian_lib.snmp.transport import SnmpCredentials
 
@@ -144,7 +147,9 @@ def resolve_credentials(
     Raises
     ------
     SnmpCredentialsError
-        Naming the OLT, the reference and the variables / file keys that were looked up.
+        Naming the OLT, the reference and the variables / file keys that were looked up;
+        or the secret file is missing, not a mapping, or readable by group or others
+        (naming the file and its mode).
     """
     env = os.environ if environ is None else environ
     ref = entry.credentials
@@ -156,11 +161,14 @@ def resolve_credentials(
         if val:
             found[f] = val
     if not all(f in found for f in fields) and secrets_path is not None:
-        try:
-            secrets = load_yaml(secrets_path) or {}
+        if not secrets_path.exists():  # named in the inventory or the environment: say so
+            raise SnmpCredentialsError(
+                f"OLT {entry.olt_id}: secret file {secrets_path} does not exist"
+            )
+        try:  # the shared reader refuses a file others can read (mode 0600 expected)
+            block = read_secret_file(secrets_path).get(ref)
         except ConfigError as exc:
-            raise SnmpCredentialsError(f"OLT {entry.olt_id}: secret file: {exc}") from None
-        block = secrets.get(ref) if isinstance(secrets, dict) else None
+            raise SnmpCredentialsError(f"OLT {entry.olt_id}: {exc}") from None
         if isinstance(block, dict):
             for f in fields + optional:
                 if f not in found and block.get(f) is not None:

@@ -136,6 +136,38 @@ def test_ticket_intervals_become_labels_in_the_ground_truth_shape():
     assert report.unlabelled_symptomatic_rows == 4  # C's hour of rows at 15 min
 
 
+def test_the_report_counts_only_the_held_out_period_but_labels_use_every_ticket():
+    # Same network as above; the held-out period starts at 25 h: only OS2 (31-33 h) can
+    # label a held-out row. OS1, OS3 and OS4 closed before it; OS5 is still open.
+    f = _features(["A", "B", "C"], 48, {"A": (10, 14), "B": (30, 33), "C": (40, 41)})
+    tickets = _tickets([
+        ("OS1", "A", 12, 14, "TROCA DE ONU", None),
+        ("OS2", "B", 31, 33, None, "ROMP. FIBRA na rua"),
+        ("OS3", "C", 20, 21, "S/ DEFEITO", None),
+        ("OS4", None, 20, 22, "TROCA ONU", None),
+        ("OS5", "C", 5, None, "VISITA", None),
+        ("OS6", "A", 23, 26, "VISITA", None),  # unlabelled, still being worked at 25 h
+    ])  # fmt: skip
+    onus = pd.DataFrame({"onu_id": ["A", "B", "C"], "pon_id": ["P1", "P1", "P2"]})
+    whole_labels, whole = build_ticket_labels(f, tickets, MAP, onus=onus)
+    split = T0 + pd.Timedelta(hours=25)
+    labels, held = build_ticket_labels(f, tickets, MAP, onus=onus, counted_from=split)
+    pd.testing.assert_frame_equal(labels, whole_labels)  # the labels do not change
+    assert whole.counts["labelled"] == 3 and whole.per_class == {
+        "EQUIPMENT_FAIL": 2, "MASSIVE_OUTAGE": 1}  # fmt: skip
+    assert held.counts == {"labelled": 1, "no_fault": 0, "unlabelled": 1, "contradictory": 0,
+                           "ignored": 0, "open": 1, "no_onu": 0}  # fmt: skip
+    assert held.per_class == {"MASSIVE_OUTAGE": 1}
+    assert [e["os_id"] for e in held.examples["unlabelled"]] == ["OS6"]
+    assert (whole.faults, held.faults) == (2, 1)
+    after = (f["ts"] >= split).to_numpy()
+    assert held.labelled_rows == int(labels["symptomatic"].to_numpy()[after].sum()) == 12
+    assert whole.labelled_rows == int(labels["symptomatic"].sum()) > held.labelled_rows
+    # a naive split time is taken as UTC
+    _, naive = build_ticket_labels(f, tickets, MAP, onus=onus, counted_from=split.tz_localize(None))
+    assert naive.counts == held.counts
+
+
 def test_a_contact_before_the_ticket_opens_the_interval_and_a_cut_off_hides_later_tickets():
     f = _features(["A"], 24, {})
     tickets = _tickets([("OS1", "A", 10, 12, "TROCA DE ONU", None),

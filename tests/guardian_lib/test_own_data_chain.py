@@ -8,6 +8,7 @@ Every step is the CLI a user runs; the warehouse never sees the simulator's tabl
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -69,8 +70,14 @@ def test_export_alone_to_scores_evaluation_report_and_a_challenger(env):
              "--split-time", SPLIT, "--json", str(out), *FAST)  # fmt: skip
     m = json.loads(out.read_text())
     assert m["labels"] == "tickets" and m["n_symptomatic"] > 0
-    assert 0 <= m["massive_f1"] <= 1 and m["macro_f1_classes"]
+    assert m["macro_f1_classes"]
+    if m["massive_support"]:
+        assert 0 <= m["massive_f1"] <= 1 and "massive_note" not in m
+    else:  # no massive ticket in the held-out period: not measurable, and said so
+        assert math.isnan(m["massive_f1"]) and m["massive_note"]
     assert m["ticket_labels"]["counts"]["labelled"] > 0
+    # the ticket report covers the held-out rows only, as the metrics do
+    assert m["ticket_labels"]["labelled_rows"] == m["n_symptomatic"]
 
     report = tmp / "report.html"
     guardian(e, "report", "--run", str(w), "--out", str(report))

@@ -159,6 +159,7 @@ def test_zte_strip_suffix_joins_columns():
 
 def test_inventory_and_secret_file(tmp_path):
     (tmp_path / "s.yaml").write_text("core: {user: u, auth_key: k1234567, priv_key: p1234567}\n")
+    (tmp_path / "s.yaml").chmod(0o600)
     (tmp_path / "olts.yaml").write_text(
         "secrets_file: s.yaml\nolts:\n"
         "  - {olt_id: A, host: 10.0.0.1, version: '3', credentials: core}\n"
@@ -173,6 +174,32 @@ def test_inventory_and_secret_file(tmp_path):
     assert resolve_credentials(b, inv.secrets_path(), environ=env).community == "c"
     with pytest.raises(SnmpCredentialsError, match=r"OLT B.*GUARDIAN_SNMP_NOC_COMMUNITY"):
         resolve_credentials(b, inv.secrets_path(), environ={})
+
+
+def test_world_readable_snmp_secret_file_is_refused(tmp_path):
+    secret = tmp_path / "s.yaml"
+    secret.write_text("noc: {community: c}\n")
+    (tmp_path / "olts.yaml").write_text(
+        "secrets_file: s.yaml\nolts:\n  - {olt_id: B, host: 10.0.0.2, credentials: noc}\n"
+    )
+    inv = load_inventory(tmp_path / "olts.yaml")
+    (entry,) = inv.olts
+    for mode in (0o644, 0o640, 0o604):
+        secret.chmod(mode)
+        with pytest.raises(
+            SnmpCredentialsError,
+            match=rf"OLT B: .*s\.yaml: secret file has mode {mode:04o}; .*chmod 600",
+        ):
+            resolve_credentials(entry, inv.secrets_path(), environ={})
+    secret.chmod(0o600)
+    assert resolve_credentials(entry, inv.secrets_path(), environ={}).community == "c"
+    # the environment alone never opens the file, whatever its mode
+    secret.chmod(0o644)
+    env = {"GUARDIAN_SNMP_NOC_COMMUNITY": "e"}
+    assert resolve_credentials(entry, inv.secrets_path(), environ=env).community == "e"
+    secret.unlink()
+    with pytest.raises(SnmpCredentialsError, match=r"OLT B: secret file .*s\.yaml does not exist"):
+        resolve_credentials(entry, inv.secrets_path(), environ={})
 
 
 def test_invalid_inventory_names_field(tmp_path):

@@ -1,5 +1,6 @@
 """Sweeps on Dask: equal to the same cells run serially, resumable, robust to a lost worker."""
 
+import json
 import os
 import signal
 import threading
@@ -31,11 +32,16 @@ def write_sweep(tmp_path, **changes):
 
 
 @pytest.fixture(scope="module")
-def serial(tmp_path_factory):
+def serial_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("serial")
     sweep, sc = write_sweep(tmp)
     run_sweep(sweep, sc, tmp / "out", mlflow=False)
-    return pd.read_parquet(tmp / "out" / "results.parquet")
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def serial(serial_dir):
+    return pd.read_parquet(serial_dir / "out" / "results.parquet")
 
 
 def test_two_by_two_on_two_workers_equals_serial(serial, tmp_path):
@@ -140,3 +146,76 @@ def test_shipped_sweep_files_are_valid():
         cells = sweep_cells(sweep, sc)
         assert len(cells) == len(sweep.variant_list()) * len(sweep.seeds) * len(sweep.policies)
         assert len({c.key for c in cells}) == len(cells)
+
+
+def test_status_lists_cells_and_a_finished_sweep_starts_no_cluster(
+    serial_dir, serial, tmp_path, monkeypatch
+):
+    import shutil
+
+    import typer
+    from typer.testing import CliRunner
+
+    import guardian_lib.cluster
+    from simulator.sweep_cli import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # two commands: typer keeps the sub-command name
+    out = tmp_path / "out"
+    shutil.copytree(serial_dir / "out", out)
+    file = str(serial_dir / "sweep.yaml")
+    done = sorted((out / "cells").glob("*.json"))
+    kept = done[2].read_bytes()
+    done[2].unlink()
+
+    def no_cluster(*a, **k):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(guardian_lib.cluster, "open_client", no_cluster)
+    res = CliRunner().invoke(app, ["sweep", "--status", file, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[-1].startswith("3 done, 1 pending")
+    pending = [line for line in lines[:-1] if line.startswith("pending")]
+    assert len(pending) == 1 and pending[0].endswith(done[2].stem)
+    assert not done[2].exists()  # --status runs nothing
+    done[2].write_bytes(kept)
+    res = CliRunner().invoke(app, ["sweep", file, "--out", str(out), "--no-mlflow"])
+    assert res.exit_code == 0, res.output
+    assert "4 cells (0 run, 4 already done)" in res.output
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "results.parquet"), serial)
+
+
+def test_models_axis_multiplies_the_autopilot_cells_only(tmp_path):
+    from simulator.sweep import run_cell
+
+    plain, sc = write_sweep(tmp_path, policies=["reactive", "autopilot"], seeds=[1])
+    with_models, _ = write_sweep(
+        tmp_path, policies=["reactive", "autopilot"], seeds=[1], models=["rules"]
+    )
+    a, b = sweep_cells(plain, sc), sweep_cells(with_models, sc)
+    assert len(a) == len(b) == 4
+    # The reactive cells are the same cells (same files: a finished sweep stays done).
+    assert [c.key for c in a if c.policy == "reactive"] == [
+        c.key for c in b if c.policy == "reactive"
+    ]
+    auto = [c for c in b if c.policy == "autopilot"]
+    assert {c.model for c in auto} == {"rules"} and all(c.model_version is None for c in auto)
+    assert auto[0].key != [c for c in a if c.policy == "autopilot"][0].key
+    # The rule scorer is the autopilot's default scorer: the same KPIs.
+    row_a = run_cell([c for c in a if c.policy == "autopilot"][0])
+    row_b = run_cell(auto[0])
+    assert row_b["model"] == "rules"
+    skip = {"cell", "model", "model_version"}
+    same_b = json.dumps({k: v for k, v in row_b.items() if k not in skip}, sort_keys=True)
+    assert same_b == json.dumps({k: v for k, v in row_a.items() if k != "cell"}, sort_keys=True)
+    with pytest.raises(ConfigError, match="autopilot"):
+        write_sweep(tmp_path, models=["rules"])
+
+
+def test_an_unknown_model_alias_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sweep, sc = write_sweep(tmp_path, policies=["autopilot"], models=["rules", "nope"])
+    with pytest.raises(ConfigError, match="alias 'nope'"):
+        sweep_cells(sweep, sc)
