@@ -42,7 +42,7 @@ class FileError(GuardianError, ValueError):
 
 def check_file_name(name: str) -> str:
     """Return ``name`` if it is a safe file name, else raise :class:`FileError`."""
-    if not _NAME.match(name or ""):
+    if not _NAME.fullmatch(name or ""):
         raise FileError(
             f"file name: expected 1-128 characters of A-Z a-z 0-9 . _ - (not starting "
             f"with '.'), got {name[:60]!r}"

@@ -13,7 +13,8 @@ GenieACS's calls and status codes (``lib/nbi.ts``), with what this ACS accepts:
   ``GET /files/?query=`` lists the metadata (with ``length`` and ``sha256``);
 * ``GET /ping/<host>`` runs the system ``ping`` (no shell; the host must match
   GenieACS's pattern and may not start with ``-``) → 200 with its output, 404 when the
-  host does not answer, 500 when ``ping`` cannot run.
+  host does not answer, 500 when ``ping`` cannot run, 503 while
+  :data:`MAX_CONCURRENT_PINGS` pings already run.
 
 Every other method on these paths answers 405 with ``Allow``.
 """
@@ -33,13 +34,16 @@ from acs_emulator.cwmp.provisions import MAX_SCRIPT_CHARS, ProvisionError, parse
 from acs_emulator.cwmp.server import Acs
 from acs_emulator.cwmp.virtual import VirtualParameterError, check_virtual_parameter
 
-__all__ = ["PING_COMMAND", "add_admin_routes"]
+__all__ = ["MAX_CONCURRENT_PINGS", "PING_COMMAND", "add_admin_routes"]
 
 #: Command (argv prefix) that pings; the host is appended.
 PING_COMMAND: tuple[str, ...] = ("ping", "-c", "3", "-W", "1")
 _PING_HOST = re.compile(r"^[a-zA-Z0-9_.:][a-zA-Z0-9\-_.:]{0,252}$")
 _NAME = re.compile(r"^[a-zA-Z0-9\-_%]{1,128}$")
 _MAX_BODY = 256 * 1024
+#: ``ping`` processes running at once; more requests → 503 (each holds a process for up
+#: to ``ping_timeout_s``, and a loop of requests would fork without bound). [-]
+MAX_CONCURRENT_PINGS = 4
 
 
 def _text(status: int, text: str = "", **headers: str) -> web.Response:
@@ -52,6 +56,7 @@ class _Admin:
         self.store = acs.store
         self.ping_command = tuple(ping_command)
         self.ping_timeout_s = ping_timeout_s
+        self.pings_running = 0  # one event loop: a plain counter is enough
 
     async def _body(self, request: web.Request) -> bytes:
         if (request.content_length or 0) > _MAX_BODY:
@@ -60,7 +65,7 @@ class _Admin:
 
     def _name(self, request: web.Request) -> str | None:
         name = request.match_info["name"]
-        return name if _NAME.match(name) and "." not in name else None
+        return name if _NAME.fullmatch(name) and "." not in name else None
 
     async def preset(self, request: web.Request) -> web.Response:
         name = self._name(request)
@@ -137,8 +142,19 @@ class _Admin:
 
     async def ping(self, request: web.Request) -> web.Response:
         host = request.match_info["host"]
-        if not _PING_HOST.match(host):
+        if not _PING_HOST.fullmatch(host):
             return _text(404)
+        if self.pings_running >= MAX_CONCURRENT_PINGS:
+            return _text(
+                503, f"at most {MAX_CONCURRENT_PINGS} pings at once", **{"Retry-After": "1"}
+            )
+        self.pings_running += 1
+        try:
+            return await self._ping(host)
+        finally:
+            self.pings_running -= 1
+
+    async def _ping(self, host: str) -> web.Response:
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self.ping_command,

@@ -26,6 +26,7 @@ Built-in provisions (GenieACS's names, used by presets without a script):
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +48,12 @@ MAX_SCRIPT_CHARS = 64 * 1024
 BUILTIN_PROVISIONS = ("refresh", "value", "tag", "reboot", "reset", "download")
 _MAX_DECLARATIONS = 500
 _MAX_DEPTH = 8
+#: Longest number literal (a 5,000-digit literal makes ``int()`` raise). [characters]
+_MAX_NUMBER_CHARS = 32
+#: Largest magnitude of an integer result (a chain of products grows without bound). [-]
+_MAX_INT = 2**63
+#: Longest string a ``+`` may build (a parameter value's limit). [characters]
+_MAX_STRING_CHARS = 16384
 
 
 class ProvisionError(GuardianError, ValueError):
@@ -65,7 +72,7 @@ class Declaration:
 _NOW = object()  # Date.now(), resolved when the provision runs
 _TOKEN = re.compile(
     r"""\s*(?:
-        (?P<comment>//[^\n]*|/\*.*?\*/)
+        (?P<comment>//[^\n]*)
       | (?P<string>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')
       | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
       | (?P<name>[A-Za-z_$][A-Za-z0-9_$]*(?:\.[A-Za-z_$][A-Za-z0-9_$]*)*)
@@ -86,6 +93,17 @@ class _Parser:
         while pos < len(text):
             if text[pos] in " \t\r":
                 pos += 1
+                continue
+            start = pos
+            while start < len(text) and text[start] in " \t\r\n":
+                start += 1
+            if text.startswith("/*", start):
+                # By hand, not in the regex: a lazy ``/\*.*?\*/`` rescans to the end for
+                # every unterminated "/*", quadratic in the script (16 s for 60 KB).
+                end = text.find("*/", start + 2)
+                if end < 0:
+                    self.fail(start, "unterminated comment")
+                pos = end + 2
                 continue
             m = _TOKEN.match(text, pos)
             if m is None or m.end() == pos:
@@ -186,11 +204,18 @@ class _Parser:
             a = _now_ms() if a is _NOW else a
             b = _now_ms() if b is _NOW else b
         if op == "+" and isinstance(a, str) and isinstance(b, str | int | float):
+            if len(a) + len(str(b)) > _MAX_STRING_CHARS:
+                self.fail(pos, f"string result longer than {_MAX_STRING_CHARS} characters")
             return a + str(b)
         if isinstance(a, int | float) and isinstance(b, int | float):
             if op == "/" and b == 0:
                 self.fail(pos, "division by zero")
-            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if op == "/" else 0}[op]
+            out = {"+": a + b, "-": a - b, "*": a * b, "/": a / b if op == "/" else 0}[op]
+            if isinstance(out, int) and abs(out) >= _MAX_INT:
+                self.fail(pos, f"integer result beyond ±2^63 ({op!r})")
+            if isinstance(out, float) and not math.isfinite(out):
+                self.fail(pos, f"number result is not finite ({op!r})")
+            return out
         self.fail(pos, f"cannot apply {op!r} to {a!r} and {b!r}")
 
     def term(self, depth: int) -> Any:
@@ -198,6 +223,8 @@ class _Parser:
         if kind == "string":
             return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), text[1:-1])
         if kind == "number":
+            if len(text) > _MAX_NUMBER_CHARS:
+                self.fail(pos, f"number literal longer than {_MAX_NUMBER_CHARS} characters")
             return float(text) if any(c in text for c in ".eE") else int(text)
         if text == "-" and self.peek()[0] == "number":
             return -self.term(depth)

@@ -137,11 +137,25 @@ def text(el: Element | None, name: str, default: str = "") -> str:
     return c.text.strip()
 
 
-# An XML declaration naming an encoding that is not UTF-8 or ASCII (7-bit safe).
-_OTHER_ENCODING = re.compile(
-    rb"^\s*<\?xml[^>]*encoding\s*=\s*[\"'](?!(?:utf-?8|us-ascii|ascii)[\"'])",
-    re.IGNORECASE,
-)
+# The encoding named in an XML declaration, and those in which "<!" is the bytes "<!".
+_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]*)[\"']", re.IGNORECASE)
+_ASCII_SAFE = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
+
+
+def _declares_other_encoding(body: bytes) -> bool:
+    """Whether the XML declaration (after an optional UTF-8 BOM) names, or garbles, an
+    encoding other than UTF-8/ASCII. The whole declaration is read: a declaration padded
+    past a fixed window must not hide its encoding."""
+    head = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
+    head = head.lstrip()
+    if not head.startswith(b"<?xml"):
+        return False
+    end = head.find(b"?>")
+    decl = head if end < 0 else head[:end]
+    if b"encoding" not in decl.lower():
+        return False
+    m = _ENCODING.search(decl)
+    return m is None or m.group(1).lower() not in _ASCII_SAFE
 
 
 def _may_hold_dtd(body: bytes) -> bool:
@@ -150,7 +164,7 @@ def _may_hold_dtd(body: bytes) -> bool:
         b"<!" in body
         or b"\x00" in body
         or body[:2] in (b"\xff\xfe", b"\xfe\xff")
-        or _OTHER_ENCODING.match(body[:200]) is not None
+        or _declares_other_encoding(body)
     )
 
 

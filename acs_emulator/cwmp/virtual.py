@@ -91,17 +91,17 @@ def check_virtual_parameter(name: str, spec: Any) -> dict[str, Any]:
             raise VirtualParameterError(
                 f"{where}.convert: expected uW_to_dBm, mW_to_dBm or none, got {src['convert']!r}"
             )
-        for key in ("scale", "offset"):
-            if key in src and not isinstance(src[key], int | float):
-                raise VirtualParameterError(f"{where}.{key}: expected a number")
-        out_sources.append(
-            {
-                "path": src["path"],
-                "convert": src.get("convert"),
-                "scale": float(src.get("scale", 1.0)),
-                "offset": float(src.get("offset", 0.0)),
-            }
-        )
+        numbers = {}
+        for key, default in (("scale", 1.0), ("offset", 0.0)):
+            value = src.get(key, default)
+            try:  # 10**400 made float() raise OverflowError (HTTP 500); NaN is JSON to Python
+                ok = not isinstance(value, bool) and math.isfinite(float(value))
+            except (TypeError, ValueError, OverflowError):
+                ok = False
+            if not ok or not isinstance(value, int | float):
+                raise VirtualParameterError(f"{where}.{key}: expected a finite number")
+            numbers[key] = float(value)
+        out_sources.append({"path": src["path"], "convert": src.get("convert")} | numbers)
     digits = spec.get("round")
     if digits is not None and (not isinstance(digits, int) or not 0 <= digits <= 9):
         raise VirtualParameterError(f"{name}.round: expected an integer 0-9, got {digits!r}")

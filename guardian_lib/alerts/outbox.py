@@ -240,6 +240,30 @@ class Outbox:
             rep.delivered += 1
         return rep
 
+    def forget(self, before: pd.Timestamp, receivers: set[str] | None = None) -> int:
+        """Delete finished (delivered or dead) messages created before ``before`` (UTC),
+        and every message of a receiver not in ``receivers`` (when given), with their
+        attempts; returns how many messages went. Keeps the file bounded. [-]"""
+        with self.con:
+            cur = self.con.execute(
+                "DELETE FROM messages WHERE status != 'pending' AND created_at < ?",
+                (pd.Timestamp(before).isoformat(),),
+            )
+            n = cur.rowcount
+            if receivers is not None:
+                marks = ",".join("?" * len(receivers))
+                n += self.con.execute(
+                    f"DELETE FROM messages WHERE receiver NOT IN ({marks})", sorted(receivers)
+                ).rowcount
+            self.con.execute("DELETE FROM attempts WHERE key NOT IN (SELECT key FROM messages)")
+        return n
+
+    def pending(self) -> int:
+        """Messages waiting for delivery. [-]"""
+        return self.con.execute(
+            "SELECT count(*) FROM messages WHERE status = 'pending'"
+        ).fetchone()[0]
+
     def close(self) -> None:
         """Close the file."""
         self.con.close()

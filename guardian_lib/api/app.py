@@ -102,7 +102,8 @@ def _dispatcher(ctx: ApiContext) -> WebhookDispatcher:
     def open_incident_rows() -> list[dict[str, Any]]:
         return records(ctx.reader.open_incidents(incidents_audit_file(cfg)))
 
-    return WebhookDispatcher(ctx.hooks, queue_rows, open_incident_rows)
+    return WebhookDispatcher(ctx.hooks, queue_rows, open_incident_rows,
+                             allow_local=cfg.webhook_allow_local)  # fmt: skip
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -136,6 +136,13 @@ def api_command(
         bool, typer.Option(help="Dashboard session cookie only over HTTPS (behind TLS).")
     ] = False,
     console_refresh: Annotated[float, typer.Option(help="Dashboard refresh interval [s].")] = 10.0,
+    webhook_allow_local: Annotated[
+        bool,
+        typer.Option(
+            help="Allow webhooks to loopback, link-local (cloud metadata) and other "
+            "local addresses (refused by default)."
+        ),
+    ] = False,
 ) -> None:
     """Serve the operator API (FastAPI, /api/v1; OpenAPI at /api/v1/openapi.json)."""
     import uvicorn
@@ -168,7 +175,8 @@ def api_command(
                     execute_per_minute=execute_per_minute, reboot_cooldown_minutes=cooldown,
                     cors_origins=list(cors_origin or []), subscribers=subscribers,
                     olt_cli_inventory=olt_cli_inventory,
-                    cookie_secure=cookie_secure, console_refresh_s=console_refresh)  # fmt: skip
+                    cookie_secure=cookie_secure, console_refresh_s=console_refresh,
+                    webhook_allow_local=webhook_allow_local)  # fmt: skip
     app = create_app(cfg, store)
     typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs; "
                f"dashboard: http://{host}:{port}/console)", err=True)  # fmt: skip

@@ -43,6 +43,9 @@ class ApiConfig:
         a TLS proxy is in front.
     console_refresh_s : float
         How often the dashboard page re-reads the API. [s]
+    webhook_allow_local : bool
+        Let webhooks reach loopback, link-local (cloud metadata) and other local
+        addresses (:func:`guardian_lib.api.webhooks.webhook_target_error`); off: refused.
     """
 
     run: Path
@@ -57,6 +60,7 @@ class ApiConfig:
     olt_cli_inventory: Path | None = None
     cookie_secure: bool = False
     console_refresh_s: float = 10.0
+    webhook_allow_local: bool = False
 
     @property
     def read_only(self) -> bool:

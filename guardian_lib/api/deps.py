@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CSRF_HEADER",
+    "LOGIN_FAILURES_PER_CLIENT_PER_MINUTE",
     "SESSION_COOKIE",
     "Admin",
     "ApiContext",
@@ -58,13 +59,25 @@ __all__ = [
 ]
 
 
+#: Failed logins from one client address per minute, over all names, before 429. [1/min]
+LOGIN_FAILURES_PER_CLIENT_PER_MINUTE = 20
+
+
 class RateLimiter:
     """At most ``per_minute`` calls per key in any 60 s window (sliding)."""
+
+    #: Keys kept before those idle for a minute are forgotten (a flood of distinct keys,
+    #: such as made-up user names, must not grow memory without bound). [-]
+    MAX_KEYS = 10_000
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
         self._calls: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """Keys currently remembered. [-]"""
+        return len(self._calls)
 
     def wait(self, key: str, count: bool = False) -> float | None:
         """Seconds until ``key`` may pass again, or None when it may pass now.
@@ -76,6 +89,13 @@ class RateLimiter:
         """
         now = time.monotonic()
         with self._lock:
+            if key not in self._calls:
+                if not count:
+                    return None
+                if len(self._calls) >= self.MAX_KEYS:
+                    stale = [k for k, v in self._calls.items() if not v or now - v[-1] >= 60.0]
+                    for k in stale:
+                        del self._calls[k]
             q = self._calls[key]
             while q and now - q[0] >= 60.0:
                 q.popleft()
@@ -105,6 +125,8 @@ class ApiContext:
         ``POST /decision/execute`` calls per user. [1/min]
     login_failures : RateLimiter
         Failed logins per user name. [1/min]
+    login_client_failures : RateLimiter
+        Failed logins per client address, whatever the name (password spraying). [1/min]
     hooks : WebhookStore
         Webhook subscriptions.
     """
@@ -116,6 +138,9 @@ class ApiContext:
     execute_limiter: RateLimiter
     login_failures: RateLimiter
     hooks: WebhookStore
+    login_client_failures: RateLimiter = field(
+        default_factory=lambda: RateLimiter(LOGIN_FAILURES_PER_CLIENT_PER_MINUTE)
+    )
 
 
 def get_context(request: Request) -> ApiContext:

@@ -8,6 +8,8 @@ wrong field, with what was expected).
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -94,6 +96,28 @@ def _field(loc: tuple | list) -> str:
     return ".".join(parts) if parts else "<request>"
 
 
+#: Longest rejected input echoed back in a 422. [characters]
+_MAX_ECHO = 100
+_SECRET_FIELD = re.compile(r"password|secret|token", re.IGNORECASE)
+
+
+def _echo(field: str, value: Any) -> Any:
+    """What a 422 may repeat of a rejected input: a short scalar of a field that is not a
+    secret. A body sent as raw bytes (a wrong ``Content-Type``) made the JSON encoder fail
+    (HTTP 500), and a refused password came back in the answer."""
+    if _SECRET_FIELD.search(field):
+        return None
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_ECHO else value[:_MAX_ECHO] + "…"
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSONResponse refuses NaN and infinity
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return None
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Turn :class:`Problem`, validation errors and HTTP errors into problem+json."""
 
@@ -107,8 +131,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = []
         for e in exc.errors():
             entry = {"field": _field(e.get("loc", ())), "message": e.get("msg", "")}
-            if "input" in e and not isinstance(e["input"], dict | list):
-                entry["got"] = e["input"]
+            got = _echo(entry["field"], e["input"]) if "input" in e else None
+            if got is not None:
+                entry["got"] = got
             errors.append(entry)
         first = errors[0] if errors else {"field": "<request>", "message": "invalid"}
         detail = f"{first['field']}: {first['message']}"

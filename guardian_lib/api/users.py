@@ -17,6 +17,7 @@ old one atomically, so a crash never leaves a half-written users file.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import hmac
 import json
@@ -108,6 +109,12 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
         return PasswordHasher().verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """An argon2 hash of a random password (what unknown users are checked against)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def _digest(secret: str) -> str:
@@ -361,11 +368,17 @@ class UserStore:
         return self.get(name)
 
     def check_password(self, name: str, password: str) -> User | None:
-        """The user when ``password`` is theirs and they are enabled, else None."""
+        """The user when ``password`` is theirs and they are enabled, else None.
+
+        An unknown, disabled or password-less user costs one argon2 verification too, so
+        the answer's timing does not tell which user names exist.
+        """
         u = self._data["users"].get(name)
-        if u is None or u.get("disabled"):
+        stored = None if u is None or u.get("disabled") else u.get("password_hash")
+        if not stored:
+            verify_password(_dummy_hash(), password)
             return None
-        return self.get(name) if verify_password(u.get("password_hash"), password) else None
+        return self.get(name) if verify_password(stored, password) else None
 
     # --- tokens ---------------------------------------------------------------------------
     def _issue_token(self, name: str, expires_days: float | None) -> tuple[str, TokenInfo]:

@@ -28,17 +28,21 @@ a duplicate. :meth:`WebhookDispatcher.deliveries` lists them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import secrets
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from guardian_lib.errors import GuardianError
 
@@ -46,12 +50,15 @@ __all__ = [
     "EVENT_KINDS",
     "OUTBOX_FILE",
     "WEBHOOK_BACKOFF_S",
+    "WEBHOOK_KEEP_DAYS",
     "WEBHOOK_MAX_ATTEMPTS",
+    "WEBHOOK_MAX_PENDING",
     "WebhookStore",
     "WebhookError",
     "WebhookDispatcher",
     "sign",
     "verify_signature",
+    "webhook_target_error",
 ]
 
 #: Kinds a subscription may ask for.
@@ -64,8 +71,53 @@ WEBHOOK_BACKOFF_S = 30.0
 WEBHOOK_MAX_ATTEMPTS = 10
 
 
+#: Finished (delivered or dead) deliveries are forgotten after this long. [days]
+WEBHOOK_KEEP_DAYS = 7.0
+#: Deliveries waiting at most; events beyond are dropped and counted. [-]
+WEBHOOK_MAX_PENDING = 10_000
+
+
 class WebhookError(GuardianError, ValueError):
     """A subscription is invalid or unknown (names the field)."""
+
+
+def _local_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        ip = mapped
+    return (ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+            or ip.is_reserved)  # fmt: skip
+
+
+def webhook_target_error(url: str, allow_local: bool, at_delivery: bool = False) -> str | None:
+    """Why a webhook may not be sent to ``url`` (None: it may).
+
+    Refused unless ``allow_local`` (``guardian api --webhook-allow-local``): a host that is
+    or resolves to a loopback, link-local (cloud metadata, 169.254.169.254), unspecified,
+    multicast or reserved address — the API's own machine and its neighbours' control
+    planes are not receivers. Private networks (10/8, 192.168/16, fc00::/7…) are allowed:
+    an operator's receivers live there. Credentials in the URL are always refused (they
+    would be logged). A name that does not resolve is accepted when subscribing (checked
+    again at every delivery, which fails then).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "expected an http(s) URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return "credentials in the URL are not accepted (the secret signs the body)"
+    if allow_local:
+        return None
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        infos = socket.getaddrinfo(parts.hostname, port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError, ValueError) as exc:
+        return f"cannot resolve {parts.hostname!r} ({exc})" if at_delivery else None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0].split("%")[0])
+        if _local_address(ip):
+            return (f"{parts.hostname} is a local address ({ip}); start guardian api with "
+                    "--webhook-allow-local to allow it")  # fmt: skip
+    return None
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -199,6 +251,9 @@ class WebhookDispatcher:
         Wait after the first failure, doubling. [s]
     clock : callable, optional
         Current UTC time as a ``pandas.Timestamp`` (tests move it to skip the back-off).
+    allow_local : bool, default False
+        Let the default ``post`` reach local addresses (:func:`webhook_target_error`,
+        checked again before every delivery: a name may resolve elsewhere by then).
     """
 
     def __init__(
@@ -211,11 +266,13 @@ class WebhookDispatcher:
         max_attempts: int = WEBHOOK_MAX_ATTEMPTS,
         backoff_s: float = WEBHOOK_BACKOFF_S,
         clock: Callable[[], Any] | None = None,
+        allow_local: bool = False,
     ) -> None:
         self.store = store
         self.approvals = approvals
         self.incidents = incidents
-        self.post = post or _httpx_post
+        self.allow_local = allow_local
+        self.post = post or functools.partial(_httpx_post, allow_local=allow_local)
         self.outbox_path = Path(outbox) if outbox else store.path.with_name(OUTBOX_FILE)
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -225,6 +282,7 @@ class WebhookDispatcher:
         self.delivered = 0
         self.failed = 0
         self.dead = 0
+        self.dropped = 0
 
     def _outbox(self) -> Any:
         from guardian_lib.alerts.outbox import Outbox
@@ -277,11 +335,21 @@ class WebhookDispatcher:
         events = self._events(kinds)
         box = self._outbox()
         try:
+            # bounded file: finished deliveries age out, removed subscriptions take theirs
+            import pandas as pd
+
+            now = self.clock() if self.clock else pd.Timestamp.now(tz="UTC")
+            box.forget(now - pd.Timedelta(days=WEBHOOK_KEEP_DAYS), {s["id"] for s in subs})
+            room = WEBHOOK_MAX_PENDING - box.pending()
             for kind, data in events:
                 body = json.dumps({"event": kind, "data": data}, default=str, sort_keys=True)
                 for sub in subs:
                     if kind.split(".")[0] in sub["events"]:
+                        if room <= 0:
+                            self.dropped += 1  # receivers down for long: drop, do not grow
+                            continue
                         box.enqueue(uuid.uuid4().hex, sub["id"], {"event": kind, "body": body})
+                        room -= 1
             receivers = {sub["id"]: _SignedPost(sub, self.post) for sub in subs}
             rep = box.deliver(receivers)
         finally:
@@ -325,8 +393,12 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row.get(k) for k in keep}
 
 
-def _httpx_post(url: str, body: bytes, headers: dict[str, str]) -> int:
+def _httpx_post(url: str, body: bytes, headers: dict[str, str], allow_local: bool = False) -> int:
     import httpx
+
+    why = webhook_target_error(url, allow_local, at_delivery=True)
+    if why is not None:
+        raise WebhookError(f"webhook {url[:80]}: refused, {why}")
 
     return httpx.post(url, content=body, headers=headers, timeout=10.0,
                       follow_redirects=False).status_code  # fmt: skip

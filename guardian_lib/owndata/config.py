@@ -42,6 +42,11 @@ class SqlSource(BaseModel):
 
     url_env: Annotated[str, Field(pattern=r"^GUARDIAN_OWN_[A-Z0-9_]+$")]
     query: Annotated[str, Field(min_length=1)]
+    #: Longest the query may run (PostgreSQL ``statement_timeout``, MySQL
+    #: ``max_execution_time``). [s]
+    timeout_s: Annotated[float, Field(gt=0, le=86400)] = 600.0
+    #: Most rows the query may return (beyond: refused, nothing imported). [-]
+    max_rows: Annotated[int, Field(ge=1)] = 5_000_000
 
 
 class TableSource(BaseModel):

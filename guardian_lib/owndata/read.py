@@ -7,8 +7,12 @@ importing the same data twice stores it once.
 
 A query runs against the operator's database through a SQLAlchemy URL read from the
 environment variable the mapping names (``sql.url_env``, a ``GUARDIAN_OWN_*`` name):
-the URL and its password never live in the mapping, and never appear in an error. On
-PostgreSQL the query runs in a READ ONLY transaction.
+the URL and its password never live in the mapping, and never appear in an error. The
+query must be one statement (a ``;`` inside it is refused: ``COMMIT; DELETE …`` would
+end a read-only transaction); on PostgreSQL the session is read-only
+(``default_transaction_read_only``) and on SQLite ``query_only``; the statement has a
+time limit (``sql.timeout_s``, PostgreSQL and MySQL) and at most ``sql.max_rows`` rows
+are read.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ def _files(where: str, table: TableSource, base: Path) -> list[Path]:
 
 def _redact(text: str, url: str) -> str:
     """``text`` without the URL or its password (driver messages may echo either)."""
+    from urllib.parse import quote
+
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -86,8 +92,36 @@ def _redact(text: str, url: str) -> str:
     except (ArgumentError, ValueError):
         password = None
     if password:
-        out = out.replace(str(password), "***")
+        # as given and as written in the URL (a driver may echo either)
+        for form in sorted({str(password), quote(str(password), safe="")}, key=len, reverse=True):
+            out = out.replace(form, "***")
     return out
+
+
+def _one_statement(where: str, query: str) -> None:
+    """Refuse a query holding more than one statement (any ``;`` but trailing ones)."""
+    body = query.strip().rstrip(";").rstrip()
+    if ";" in body:
+        raise IngestError(
+            f"{where}.sql.query: expected one SELECT statement, found ';' at character "
+            f"{body.index(';') + 1} (statements after it could write: 'COMMIT; DELETE …'); "
+            "write a ';' inside a string as chr(59)"
+        )
+
+
+def _guard(con, dialect: str, timeout_s: float) -> None:
+    """Make the connection read-only and time-limited where the database allows it."""
+    ms = int(timeout_s * 1000)
+    if dialect == "postgresql":
+        con.exec_driver_sql(f"SET SESSION statement_timeout = {ms}")
+        con.exec_driver_sql("SET SESSION default_transaction_read_only = on")
+        con.commit()
+        con.exec_driver_sql("SET TRANSACTION READ ONLY")  # never write there
+    elif dialect == "sqlite":
+        con.exec_driver_sql("PRAGMA query_only = ON")
+    elif dialect in ("mysql", "mariadb"):
+        con.exec_driver_sql(f"SET SESSION max_execution_time = {ms}")
+        con.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
 
 
 def _query(where: str, table: TableSource) -> pd.DataFrame:
@@ -97,6 +131,7 @@ def _query(where: str, table: TableSource) -> pd.DataFrame:
 
     sql = table.sql
     assert sql is not None
+    _one_statement(where, sql.query)
     url = os.environ.get(sql.url_env, "").strip()
     if not url:
         raise IngestError(
@@ -110,13 +145,19 @@ def _query(where: str, table: TableSource) -> pd.DataFrame:
         raise IngestError(f"{where}.sql: ${sql.url_env} is not a usable URL: {detail}") from None
     try:
         with engine.connect() as con:
-            if engine.dialect.name == "postgresql":
-                con.exec_driver_sql("SET TRANSACTION READ ONLY")  # never write there
+            _guard(con, engine.dialect.name, sql.timeout_s)
             result = con.exec_driver_sql(sql.query)
             if not result.returns_rows:
                 raise IngestError(f"{where}.sql.query: the statement returns no rows")
             columns = list(result.keys())
-            rows = result.fetchall()
+            rows: list = []
+            while chunk := result.fetchmany(10_000):
+                rows.extend(chunk)
+                if len(rows) > sql.max_rows:
+                    raise IngestError(
+                        f"{where}.sql: the query returns more than sql.max_rows = "
+                        f"{sql.max_rows} rows; narrow it (WHERE) or raise max_rows"
+                    )
             con.rollback()
     except SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc

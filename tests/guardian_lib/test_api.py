@@ -118,7 +118,7 @@ def world(tmp_path_factory):
         {"olt_id": o, "host": "127.0.0.1", "profile": "huawei_ma5800", "credentials": "noc"}
         for o in ("OLT-N", "OLT-S")]}))  # fmt: skip
     cfg = ApiConfig(run=run, users=root / "users.json", state=state, execute_per_minute=1000,
-                    olt_cli_inventory=olt_cli)  # fmt: skip
+                    olt_cli_inventory=olt_cli, webhook_allow_local=True)  # fmt: skip
     client = TestClient(create_app(cfg, users))
     return {"run": run, "state": state, "users": users, "tokens": tokens, "client": client,
             "cfg": cfg, "root": root}  # fmt: skip
@@ -514,7 +514,7 @@ def test_webhooks_deliver_signed_decision_events_to_a_real_receiver(world, tmp_p
         state = tmp_path / "state"
         StateStore(state).close()
         cfg = ApiConfig(run=world["run"], users=tmp_path / "u.json", state=state,
-                        webhook_every_s=0)  # fmt: skip
+                        webhook_every_s=0, webhook_allow_local=True)  # fmt: skip
         app = create_app(cfg, users)
         c = TestClient(app)
         url = f"http://127.0.0.1:{server.server_port}/hook"

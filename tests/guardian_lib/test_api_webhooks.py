@@ -74,7 +74,8 @@ def api(tmp_path):
     users = UserStore(tmp_path / "u.json")
     users.add("boss", "admin")
     users.add("op", "operator")
-    cfg = ApiConfig(run=run, users=tmp_path / "u.json", state=state, webhook_every_s=0)
+    cfg = ApiConfig(run=run, users=tmp_path / "u.json", state=state, webhook_every_s=0,
+                    webhook_allow_local=True)  # fmt: skip
     app = create_app(cfg, users)
     return {"client": TestClient(app), "app": app, "state": state,
             "admin": W.auth(users.issue_token("boss")[0]),
@@ -83,7 +84,8 @@ def api(tmp_path):
 
 def _dispatcher(app, clock: Clock, **kw) -> WebhookDispatcher:
     base = app.state.webhooks
-    return WebhookDispatcher(base.store, base.approvals, base.incidents, clock=clock, **kw)
+    return WebhookDispatcher(base.store, base.approvals, base.incidents, clock=clock,
+                             allow_local=True, **kw)  # fmt: skip
 
 
 def test_failed_delivery_is_kept_and_retried_after_a_restart(api, receiver):

@@ -5,6 +5,7 @@ No ``from __future__ import annotations``: FastAPI evaluates the route signature
 """
 
 import math
+import threading
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -15,13 +16,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from guardian_lib.api.deps import Admin, ApiContext, Ctx, audit
 from guardian_lib.api.problems import Problem
 
-__all__ = ["LOGIN_FAILURES_PER_MINUTE", "LOGIN_TOKEN_HOURS", "LoginRequest", "admin_router",
-           "meta_router", "password_login"]  # fmt: skip
+__all__ = ["LOGIN_FAILURES_PER_MINUTE", "LOGIN_TOKEN_HOURS", "PASSWORD_CHECKS",
+           "PASSWORD_CHECK_WAIT_S", "LoginRequest", "admin_router", "meta_router",
+           "password_login"]  # fmt: skip
 
 #: Failed logins of one user name per minute before ``/auth/login`` answers 429. [1/min]
 LOGIN_FAILURES_PER_MINUTE = 5
 #: Lifetime of a token made by ``POST /auth/login`` (a dashboard session). [h]
 LOGIN_TOKEN_HOURS = 8.0
+#: Password checks running at once in this process (each argon2id check holds 64 MiB).
+PASSWORD_CHECKS = threading.BoundedSemaphore(4)
+#: How long a login waits for a password check before 503. [s]
+PASSWORD_CHECK_WAIT_S = 10.0
 
 meta_router = APIRouter()
 admin_router = APIRouter()
@@ -58,14 +64,27 @@ def password_login(request: Request, ctx: ApiContext, name: str,
                          status=status, comment="", client=client)  # fmt: skip
 
     wait = ctx.login_failures.wait(name)
+    if wait is None and client is not None:
+        wait = ctx.login_client_failures.wait(client)
     if wait is not None:
         record(429)
         raise Problem(429, "rate-limited", "too many failed logins; wait a minute",
                       headers={"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
     ctx.users.reload_if_changed()
-    user = ctx.users.check_password(name, password)
+    # argon2id takes 64 MiB and tens of ms per check: a flood of logins must queue here
+    # instead of running one check per server thread at once
+    if not PASSWORD_CHECKS.acquire(timeout=PASSWORD_CHECK_WAIT_S):
+        record(503)
+        raise Problem(503, "busy", "too many logins at once; try again",
+                      headers={"Retry-After": "1"})  # fmt: skip
+    try:
+        user = ctx.users.check_password(name, password)
+    finally:
+        PASSWORD_CHECKS.release()
     if user is None:
         ctx.login_failures.allow(name)
+        if client is not None:
+            ctx.login_client_failures.allow(client)
         record(401)
         raise Problem(401, "invalid-credentials", "unknown user or wrong password",
                       field="body.password")  # fmt: skip

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from guardian_lib.api.deps import Admin, Ctx, audit
 from guardian_lib.api.problems import Problem
-from guardian_lib.api.webhooks import WebhookError
+from guardian_lib.api.webhooks import WebhookError, webhook_target_error
 
 __all__ = ["WebhookRequest", "router"]
 
@@ -52,7 +52,15 @@ def list_deliveries(
 
 @router.post("/webhooks", tags=["webhooks"], status_code=201)
 def add_webhook(request: Request, user: Admin, ctx: Ctx, body: WebhookRequest) -> dict[str, Any]:
-    """Subscribe a URL to decision and/or incident events; the secret is shown once."""
+    """Subscribe a URL to decision and/or incident events; the secret is shown once.
+
+    Loopback, link-local (cloud metadata) and other local receivers are refused (400)
+    unless the API runs with ``--webhook-allow-local``; private networks are allowed.
+    """
+    why = webhook_target_error(body.url, ctx.cfg.webhook_allow_local)
+    if why is not None:
+        audit(request, user, "add_webhook", None, 400, body.url)
+        raise Problem(400, "invalid-webhook", f"url: {why}", field="body.url")
     sub = ctx.hooks.add(body.url, list(body.events), owner=user.name)
     audit(request, user, "add_webhook", sub["id"], 201, body.url)
     return sub
