@@ -1,20 +1,24 @@
 """Benchmark: the SILVER step of one ``guardian operate`` cycle, early and late in a day.
 
-A 50k-ONU fleet polled every 5 minutes adds one RAW file of 50,000 rows per cycle. For a
-cycle at hour 1 (12 files of the day already in RAW) and at hour 20 (240 files, 12 M
-rows) this times, on the same lake:
+A 50k-ONU fleet polled every 5 minutes adds one RAW telemetry file of 50,000 rows and one
+RAW events file (``--events`` rows) per cycle. This runs
+:func:`guardian_lib.silver.update_silver` once per cycle, as operate does, from midnight
+until the first cycle that closes the day (``CLOSE_AFTER_S`` after midnight), and reports:
 
-* **before**: the full rebuild of the date from all its RAW files, as every cycle did
-  before the incremental update (``ingest_run``, with its per-file date cache dropped:
-  the old code read every RAW file's timestamps each cycle);
-* **after**: :func:`guardian_lib.silver.update_silver` merging the new file only.
+* the cycle time at each of ``--hours`` (median of ``--reps`` cycles without a
+  compaction): it should not grow through the day;
+* the cycles that compacted ``MAX_PARTS`` part files of the open day (median, max);
+* the cycle that closed the day: its part files compacted into one ``data-….parquet``;
+* with ``--before``: the full rebuild of the date at each of ``--hours``, as every cycle
+  did before the incremental update (``ingest_run``, its per-file date cache dropped: the
+  old code read every RAW file's timestamps each cycle).
 
-Each figure is the median of ``--reps`` cycles (each adds a new file first). The lake is
-synthetic (seeded), written with the poller's RAW schema.
+The lake is synthetic (seeded), written with the poller's RAW schemas.
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_silver.py [--onus 50000] [--reps 3] [--hours 1 20]
+    nice -n 10 .venv/bin/python benchmarks/bench_silver.py [--onus 50000] [--reps 3]
+        [--hours 1 20] [--events 200] [--before]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from guardian_lib import silver
 from guardian_lib.ingest import RAW_FILE_DATES, RAW_TELEMETRY_SCHEMA, ingest_run
 from guardian_lib.silver import update_silver
 from guardian_lib.warehouse import raw_dir, warehouse_path
@@ -57,6 +62,21 @@ def write_tick(run: Path, k: int, onus: np.ndarray, rng: np.random.Generator) ->
     pq.write_table(pa.Table.from_pandas(frame, schema=RAW_TELEMETRY_SCHEMA), out)
 
 
+def write_events(run: Path, k: int, n: int, rng: np.random.Generator) -> None:
+    """The RAW events file of the ``k``-th cycle (``n`` alarms of random ONUs)."""
+    ts = DAY + k * TICK
+    frame = pd.DataFrame({
+        "ts": ts + pd.to_timedelta(rng.integers(0, 300, n), unit="s"),
+        "entity_id": [f"HWTC{i:08X}" for i in rng.integers(0, 50_000, n)],
+        "entity_type": "onu", "type": rng.choice(["LOS", "DYING_GASP", "LOW_RX"], n),
+        "severity": "major", "source": "snmp", "payload": "{}",
+        "received_at": ts + pd.Timedelta(seconds=30) + pd.to_timedelta(np.arange(n), unit="us"),
+    })  # fmt: skip
+    out = raw_dir(run, "events") / f"date={DAY:%Y-%m-%d}" / f"ev-{k:04d}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out)
+
+
 def _drop_date_cache(run: Path) -> None:
     con = duckdb.connect(str(warehouse_path(run)))
     con.execute(f"DROP TABLE IF EXISTS {RAW_FILE_DATES}")
@@ -68,35 +88,56 @@ def main() -> None:
     ap.add_argument("--onus", type=int, default=50_000)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--hours", type=int, nargs="+", default=[1, 20])
+    ap.add_argument("--events", type=int, default=200, help="RAW event rows per cycle")
+    ap.add_argument("--before", action="store_true", help="also time the full rebuild")
     args = ap.parse_args()
     rng = np.random.default_rng(20261204)
     onus = np.array([f"HWTC{i:08X}" for i in range(args.onus)])
+    per_day = 24 * 60 // 5
+    close_k = per_day + silver.CLOSE_AFTER_S // 300  # first cycle that closes the day
+    timed = {h * 12 + r for h in args.hours for r in range(args.reps)}
     with tempfile.TemporaryDirectory(prefix="bench-silver-") as tmp:
         run = Path(tmp) / "run"
-        k = 0
-        print(f"{args.onus} ONUs, one RAW file of {args.onus} rows per 5-minute cycle")
-        print(f"{'hour':>4} {'RAW files':>9} {'SILVER rows':>11} {'before [s]':>10} "
-              f"{'after [s]':>9} {'speed-up':>8}")  # fmt: skip
-        for hour in args.hours:
-            while k < hour * 12:
-                write_tick(run, k, onus, rng)
-                k += 1
-            update_silver(run)  # catch up (not timed)
-            before, after = [], []
-            for _ in range(args.reps):
-                write_tick(run, k, onus, rng)
-                k += 1
+        print(f"{args.onus} ONUs: one RAW file of {args.onus} rows and one of "
+              f"{args.events} events per 5-minute cycle; MAX_PARTS={silver.MAX_PARTS}")  # fmt: skip
+        cycles: dict[int, float] = {}
+        part_compactions: list[float] = []
+        before: dict[int, float] = {}
+        closing = None
+        for k in range(close_k + 1):
+            write_tick(run, k, onus, rng)
+            write_events(run, k, args.events, rng)
+            if args.before and k in timed and k // 12 not in before:
                 _drop_date_cache(run)
                 t0 = time.perf_counter()
                 ingest_run(run, grid_minutes=5)
-                before.append(time.perf_counter() - t0)
-                write_tick(run, k, onus, rng)
-                k += 1
-                upd = update_silver(run)
-                assert upd.mode == "incremental", upd
-                after.append(upd.seconds)
-            b, a = statistics.median(before), statistics.median(after)
-            print(f"{hour:>4} {k:>9} {k * args.onus:>11,} {b:>10.2f} {a:>9.2f} {b / a:>7.0f}x")
+                before[k // 12] = time.perf_counter() - t0
+                write_tick(run, 10_000 + k, onus, rng)  # a new file for the timed update
+            upd = update_silver(run)
+            if k == 0:
+                continue
+            assert upd.mode == "incremental", upd
+            day = f"{DAY:%Y-%m-%d}"
+            if day in upd.compacted and k == close_k:
+                closing = upd.seconds
+            elif upd.compacted:
+                part_compactions.append(upd.seconds)
+            elif k in timed:
+                cycles[k] = upd.seconds
+        print(f"{'hour':>4} {'SILVER rows':>11} {'cycle [s]':>9}"
+              + (f" {'full rebuild [s]':>16}" if args.before else ""))  # fmt: skip
+        for h in args.hours:
+            got = [v for k, v in cycles.items() if k // 12 == h]
+            line = f"{h:>4} {h * 12 * args.onus:>11,} {statistics.median(got):>9.2f}"
+            if args.before:
+                line += f" {before[h]:>16.2f}"
+            print(line)
+        if part_compactions:
+            print(f"cycles compacting {silver.MAX_PARTS}+ parts (of the open day or events): "
+                  f"{len(part_compactions)}, median {statistics.median(part_compactions):.2f} s, "
+                  f"max {max(part_compactions):.2f} s")  # fmt: skip
+        print(f"cycle closing the day ({per_day * args.onus:,} rows into one file): "
+              f"{closing if closing is None else round(closing, 2)} s")  # fmt: skip
 
 
 if __name__ == "__main__":

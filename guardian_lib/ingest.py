@@ -9,7 +9,10 @@
   table updates run in one DuckDB transaction; a bad file leaves the warehouse as it was.
   A SILVER date whose RAW files were all removed is dropped. One ingest at a time per
   run folder (a lock file, ``<run>/.ingest.lock``): a second one waits, then fails with
-  one line. Leftover ``.staging-*`` folders of an interrupted ingest are removed.
+  one line. Leftover ``.staging-*`` folders of an interrupted ingest are removed. A
+  rebuilt date is written as a new ``data-<time>.parquet``; the commit lists it and
+  retires the date's previous files in one swap (:mod:`guardian_lib.silver_files`), so a
+  reader never sees the date's rows twice; those files are deleted by a later ingest.
 * :func:`ingest_user_telemetry` adds an operator's own CSV or Parquet export to RAW
   through a column mapping (:mod:`guardian_lib.mapping`, documented in ``docs/ingest.md``).
   Values implausible for their measure after the mapping's ``scale`` / ``offset`` (most
@@ -52,7 +55,22 @@ from guardian_lib.schema import (
     VALID_RANGES,
     missing_columns,
 )
-from guardian_lib.warehouse import WarehouseWriter, raw_dir, silver_dir, warehouse_path
+from guardian_lib.silver_files import (
+    disk_listing,
+    ensure_tables,
+    new_name,
+    read_listing,
+    replace_files,
+    sweep,
+)
+from guardian_lib.warehouse import (
+    SILVER_FILES_TABLE,
+    WarehouseWriter,
+    raw_dir,
+    silver_dir,
+    silver_files,
+    warehouse_path,
+)
 
 __all__ = [
     "IngestSummary",
@@ -66,6 +84,7 @@ __all__ = [
     "file_digest",
     "load_column_mapping",
     "RAW_TELEMETRY_SCHEMA",
+    "RAW_EVENT_FILES",
     "LOCK_FILE",
     "IMPLAUSIBLE_SHARE",
 ]
@@ -80,6 +99,9 @@ LOCK_FILE = ".ingest.lock"
 #: fingerprint when it was read (so an unchanged file is not read again, and the
 #: incremental update of :mod:`guardian_lib.silver` knows what SILVER was built from).
 RAW_FILE_DATES = "_raw_file_dates"
+#: Warehouse table: the RAW events files SILVER events were built from, with their
+#: fingerprints (the incremental update merges only the files not in it).
+RAW_EVENT_FILES = "_raw_event_files"
 
 
 @dataclass(frozen=True)
@@ -413,6 +435,10 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
     con = writer.con
     try:
         con.execute("SET TimeZone = 'UTC'")
+        sweep(con, run)  # SILVER files replaced long enough ago, or never committed
+        listing = read_listing(con)
+        legacy = listing is None
+        listing = disk_listing(run) if listing is None else listing
         old = {}
         if con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = '_silver_manifest'"
@@ -500,32 +526,63 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
             }
             con.execute("CREATE OR REPLACE TABLE _silver_manifest (date VARCHAR, digest VARCHAR)")
             con.executemany("INSERT INTO _silver_manifest VALUES (?, ?)", sorted(manifest.items()))
-            # Swap the staged SILVER files in, then commit.
-            for src in sorted(staging.rglob("*.parquet")):
-                dest = silver_dir(run, "x").parent / src.relative_to(staging)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(src, dest)
-                for part in dest.parent.glob("part-*.parquet"):  # now in data.parquet
-                    part.unlink()
+            con.execute(f"CREATE OR REPLACE TABLE {RAW_EVENT_FILES} (path VARCHAR, "
+                        "fingerprint VARCHAR)")  # fmt: skip
+            if ev_files:
+                con.executemany(
+                    f"INSERT INTO {RAW_EVENT_FILES} VALUES (?, ?)",
+                    [(str(f.relative_to(run)), _fingerprint(f)) for f in ev_files],
+                )
+            ensure_tables(con)
+            if legacy and listing:  # a warehouse from before the listing: list the disk
+                con.executemany(
+                    f"INSERT INTO {SILVER_FILES_TABLE} VALUES (?, ?, ?)",
+                    [(k, d, n) for (k, d), names in listing.items() for n in names],
+                )
+            # Move the staged SILVER files in under new names; the commit lists them and
+            # retires the files they replace (deleted by a later ingest, see silver_files):
+            # a reader sees a date's old files or its new one, never both.
+            for d in changed:
+                src = staging / "telemetry" / f"date={d}" / "data.parquet"
+                name = f"date={d}/{new_name('data')}"
+                (silver_dir(run, "telemetry") / name).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, silver_dir(run, "telemetry") / name)
+                replace_files(con, run, "telemetry", d, [name], listing.get(("telemetry", d), []))
             for d in gone:
-                shutil.rmtree(silver_dir(run, "telemetry") / f"date={d}", ignore_errors=True)
-            if not ev_files:
-                (silver_dir(run, "events") / "data.parquet").unlink(missing_ok=True)
+                replace_files(con, run, "telemetry", d, [], listing.get(("telemetry", d), []))
+            old_events = listing.get(("events", ""), [])
+            if build_events:
+                name = new_name("data")
+                silver_dir(run, "events").mkdir(parents=True, exist_ok=True)
+                os.replace(staging / "events" / "data.parquet", silver_dir(run, "events") / name)
+                replace_files(con, run, "events", "", [name], old_events)
+            elif not ev_files:
+                replace_files(con, run, "events", "", [], old_events)
+            con.execute("DROP TABLE IF EXISTS _silver_parts")  # superseded by the listing
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        silver_files = sorted(silver_dir(run, "telemetry").glob("date=*/*.parquet"))
+        listed = silver_files(run, "telemetry", con)
         rows = 0
-        if silver_files:
+        if listed:
             rows = con.execute(
                 "SELECT count(*) FROM read_parquet(["
-                + ", ".join(_sql_path(f) for f in silver_files)
+                + ", ".join(_sql_path(f) for f in listed)
                 + "])"
             ).fetchone()[0]
         writer.publish()
+        # A date whose RAW files were all removed is deleted now, not after the grace:
+        # removing data is the point (a reader of the previous warehouse may then miss
+        # files of that date, never see a row twice).
+        for d in gone:
+            folder = silver_dir(run, "telemetry") / f"date={d}"
+            for name in listing.get(("telemetry", d), []):
+                (silver_dir(run, "telemetry") / name).unlink(missing_ok=True)
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     finally:
         writer.close()
     return IngestSummary(

@@ -9,8 +9,8 @@ folder given to ``guardian simulate --out``)::
     ops/{service_orders,cpe_state}.parquet     operations (+ ground truth in a simulated run)
     warehouse.duckdb                           small tables: inventory, operations, catalog
     lake/raw/{telemetry,events}/date=…/        RAW, append-only
-    lake/silver/telemetry/date=…/*.parquet     SILVER (data.parquet + operate's parts)
-    lake/silver/events/data.parquet
+    lake/silver/telemetry/date=…/*.parquet     SILVER (data-….parquet + operate's parts)
+    lake/silver/events/*.parquet               (the warehouse lists the current files)
     lake/gold/features/date=…/data.parquet     GOLD: point-in-time features
     lake/gold/ml_predictions/*.parquet         GOLD: model predictions
     models/shap_global_importance.csv          the scoring model's global SHAP importance

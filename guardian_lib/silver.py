@@ -18,14 +18,26 @@ For each date the new files feed:
 * the other rows go to a new part file ``date=D/part-<time>-<pid>.parquet`` (written
   under a hidden name, then renamed).
 
+New RAW events files are merged the same way (one row per ``(entity_id, type, ts,
+payload)``, the first received wins) into part files of ``lake/silver/events``.
+
+Compaction: a date whose day is over (the update's newest row at least
+:data:`CLOSE_AFTER_S` past its midnight UTC) and that has more than one file has them
+written into one ``data-<time>.parquet``; an open date, or SILVER events, with more than
+:data:`MAX_PARTS` parts has those folded into one. Rows are unique across a date's files,
+so compacting is concatenating and sorting.
+
 Then the warehouse's tables (which RAW files were read, the per-date digests
-``guardian ingest`` checks, ``silver_quality``) are written through
-:class:`~guardian_lib.warehouse.WarehouseWriter`. The result equals a full rebuild, and a
+``guardian ingest`` checks, ``silver_quality``, the list of current SILVER files) are
+written through :class:`~guardian_lib.warehouse.WarehouseWriter`: the commit lists the
+new files and retires the compacted ones in one swap (:mod:`guardian_lib.silver_files`),
+so readers see the old files or the new one. The result equals a full rebuild, and a
 later ``guardian ingest`` finds nothing to rebuild. The full rebuild
-(:func:`~guardian_lib.ingest.ingest_run`) is used instead when an old RAW file changed
-or was removed, the inventory or operations files changed, or the warehouse predates
-this bookkeeping. Part files that no committed update lists (a process killed between
-writing them and the warehouse) are removed first: their RAW files are merged again.
+(:func:`~guardian_lib.ingest.ingest_run`) is used instead when an old RAW file (telemetry
+or events) changed or was removed, the inventory or operations files changed, or the
+warehouse predates this bookkeeping. Files that no committed update lists (a process
+killed between writing them and the warehouse) are removed first: their RAW files are
+merged again.
 """
 
 from __future__ import annotations
@@ -41,8 +53,8 @@ import duckdb
 from guardian_lib.errors import IngestError
 from guardian_lib.ingest import (
     _MEASURES,
+    RAW_EVENT_FILES,
     RAW_FILE_DATES,
-    _build_silver_events,
     _check_raw_schema,
     _file_dates,
     _fingerprint,
@@ -56,12 +68,22 @@ from guardian_lib.ingest import (
     run_lock,
 )
 from guardian_lib.schema import TELEMETRY_COLUMNS
-from guardian_lib.warehouse import WarehouseWriter, silver_dir, warehouse_path
+from guardian_lib.silver_files import new_name, read_listing, replace_files, sweep
+from guardian_lib.warehouse import (
+    SILVER_FILES_TABLE,
+    WarehouseWriter,
+    silver_dir,
+    warehouse_path,
+)
 
-__all__ = ["SilverUpdate", "update_silver", "PARTS_TABLE"]
+__all__ = ["SilverUpdate", "update_silver", "MAX_PARTS", "CLOSE_AFTER_S"]
 
-#: Warehouse table of the committed SILVER part files (``date``, ``name``).
-PARTS_TABLE = "_silver_parts"
+#: A date (or SILVER events) with more part files than this has them compacted into one
+#: file. [-]
+MAX_PARTS = 48
+#: A date is closed, and compacted into one file, by the first update whose newest row is
+#: this long after the date's end (midnight UTC): the allowance for late rows. [s]
+CLOSE_AFTER_S = 3600
 #: Above this many distinct new timestamps the collision check reads a ts range instead
 #: of a list (a large back-fill). [-]
 _MAX_TS_LIST = 64
@@ -88,6 +110,10 @@ class SilverUpdate:
         SILVER rows replaced by a newer received row. [-]
     files_rewritten : int
         Existing SILVER files rewritten for those replacements. [-]
+    events_added : int
+        New SILVER event rows. [-]
+    compacted : tuple of str
+        Dates (``'events'`` for SILVER events) whose files were compacted into one.
     seconds : float
         Wall time. [s]
     """
@@ -99,6 +125,8 @@ class SilverUpdate:
     rows_added: int = 0
     rows_replaced: int = 0
     files_rewritten: int = 0
+    events_added: int = 0
+    compacted: tuple[str, ...] = ()
     seconds: float = 0.0
 
 
@@ -142,6 +170,11 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     return bool(con.execute(sql, [name]).fetchone()[0])
 
 
+_BOOKKEEPING = (RAW_FILE_DATES, "_silver_manifest", SILVER_FILES_TABLE, RAW_EVENT_FILES)
+_EV_COLS = "ts, entity_id, entity_type, type, severity, source, payload, received_at"
+_EV_KEYS = ("entity_id", "type", "ts", "payload")
+
+
 def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
     if not warehouse_path(run).exists():
         return _full(run, grid_s, "no warehouse yet")
@@ -151,43 +184,35 @@ def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
     con = duckdb.connect(str(warehouse_path(run)), read_only=True)
     try:
         con.execute("SET TimeZone = 'UTC'")
-        bookkept = all(_has_table(con, t) for t in (RAW_FILE_DATES, "_silver_manifest"))
+        bookkept = all(_has_table(con, t) for t in _BOOKKEEPING)
         if bookkept:
             manifest = dict(con.execute("SELECT date, digest FROM _silver_manifest").fetchall())
             known = _known_file_dates(con, run)
-            parts: set[tuple[str, str]] = set()
-            if _has_table(con, PARTS_TABLE):
-                sql = f"SELECT date, name FROM {PARTS_TABLE}"
-                parts = {tuple(r) for r in con.execute(sql).fetchall()}
+            sql = f"SELECT path, fingerprint FROM {RAW_EVENT_FILES}"
+            known_ev = dict(con.execute(sql).fetchall())
     finally:
         con.close()
     if not bookkept:
         return _full(run, grid_s, "warehouse without per-file bookkeeping")
     if manifest.get("__tables__") != _tables_digest(table_files):
         return _full(run, grid_s, "inventory or operations files changed")
-    known_paths = {p: fp for p, fp in known}
-    current = {str(f.relative_to(run)): _fingerprint(f) for f in tel_files}
-    for rel, fp in known_paths.items():
-        if rel not in current:
-            return _full(run, grid_s, f"{rel} was removed")
-        if current[rel] != fp:
-            return _full(run, grid_s, f"{rel} changed")
-    _remove_orphan_parts(run, parts)
-    new = [f for f in tel_files if str(f.relative_to(run)) not in known_paths]
+    for files, known_paths in ((tel_files, {p: fp for p, fp in known}), (ev_files, known_ev)):
+        current = {str(f.relative_to(run)): _fingerprint(f) for f in files}
+        for rel, fp in known_paths.items():
+            if rel not in current:
+                return _full(run, grid_s, f"{rel} was removed")
+            if current[rel] != fp:
+                return _full(run, grid_s, f"{rel} changed")
+    known_tel = {p for p, _fp in known}
+    new = [f for f in tel_files if str(f.relative_to(run)) not in known_tel]
+    new_ev = [f for f in ev_files if str(f.relative_to(run)) not in known_ev]
     for f in new:
         _check_raw_schema(f, ["ts", "onu_id", "received_at", *_MEASURES, "online", "source"])
-    ev_digest = hashlib.sha256("|".join(_fingerprint(f) for f in ev_files).encode()).hexdigest()
-    events_changed = manifest.get("__events__") != ev_digest
-    if not new and not events_changed:
+    for f in new_ev:
+        _check_raw_schema(f, ["ts", "entity_id", "entity_type", "type", "severity", "payload"])
+    if not new and not new_ev:
         return SilverUpdate("none")
-    return _merge(run, grid_s, tel_files, new, known, ev_files if events_changed else None)
-
-
-def _remove_orphan_parts(run: Path, parts: set[tuple[str, str]]) -> None:
-    """Part files an update wrote but never committed (killed before its warehouse)."""
-    for p in silver_dir(run, "telemetry").glob("date=*/part-*.parquet"):
-        if (p.parent.name.removeprefix("date="), p.name) not in parts:
-            p.unlink()
+    return _merge(run, grid_s, tel_files, new, known, ev_files, new_ev)
 
 
 def _merge(
@@ -196,13 +221,16 @@ def _merge(
     tel_files: list[Path],
     new: list[Path],
     known: dict[tuple[str, str], list[str]],
-    ev_files: list[Path] | None,
+    ev_files: list[Path],
+    new_ev: list[Path],
 ) -> SilverUpdate:
-    """Merge ``new`` into SILVER; ``ev_files``: all RAW event files when they changed."""
+    """Merge ``new`` telemetry and ``new_ev`` events into SILVER, compact, commit."""
     writer = WarehouseWriter(run)
     con = writer.con
     try:
         con.execute("SET TimeZone = 'UTC'")
+        sweep(con, run)  # replaced files past their grace; parts of a killed update
+        listing = read_listing(con) or {}
         dates_of = {p: ds for (p, _fp), ds in known.items()}
         new_rows = []
         by_date: dict[str, list[Path]] = {}
@@ -212,14 +240,27 @@ def _merge(
             new_rows += [(rel, _fingerprint(f), d) for d in dates_of[rel] or [""]]
             for d in dates_of[rel]:
                 by_date.setdefault(d, []).append(f)
-        quality, added, replaced, rewritten, new_parts = [], 0, 0, 0, []
+        quality, added, replaced, rewritten, ev_added = [], 0, 0, 0, 0
+        changes: list[tuple[str, str, list[str], list[str]]] = []  # kind, date, added, removed
+        newest = None  # newest SILVER timestamp merged in this update [epoch s]
         try:
             for d in sorted(by_date):
-                q, a, r, w, part = _merge_date(con, run, by_date[d], d, grid_s)
+                names = listing.get(("telemetry", d), [])
+                q, a, r, w, part, top = _merge_date(con, run, by_date[d], d, grid_s, names)
                 quality.append(q)
                 added, replaced, rewritten = added + a, replaced + r, rewritten + w
+                newest = top if newest is None or (top is not None and top > newest) else newest
                 if part is not None:
-                    new_parts.append((d, part.name))
+                    changes.append(("telemetry", d, [part], []))
+                    listing.setdefault(("telemetry", d), []).append(part)
+            if new_ev:
+                names = listing.get(("events", ""), [])
+                ev_added, w, part = _merge_events(con, run, new_ev, names)
+                rewritten += w
+                if part is not None:
+                    changes.append(("events", "", [part], []))
+                    listing.setdefault(("events", ""), []).append(part)
+            compacted = _compact_due(con, run, listing, newest, changes)
         except duckdb.Error as exc:
             raise IngestError(f"{run}: merging new RAW files into SILVER failed: {exc}") from exc
         # The digests `guardian ingest` compares: the same as a full ingest would write.
@@ -239,16 +280,17 @@ def _merge(
                 "INSERT INTO _raw_files VALUES ('telemetry', ?)",
                 [(str(f.relative_to(run)),) for f in new],
             )
-        if ev_files is not None:
+        if new_ev:
             ev_digest = hashlib.sha256("|".join(_fingerprint(f) for f in ev_files).encode())
             con.execute("DELETE FROM _silver_manifest WHERE date = '__events__'")
             con.execute(
                 "INSERT INTO _silver_manifest VALUES ('__events__', ?)", [ev_digest.hexdigest()]
             )
-            con.execute("DELETE FROM _raw_files WHERE kind = 'events'")
+            rels = [str(f.relative_to(run)) for f in new_ev]
+            con.executemany("INSERT INTO _raw_files VALUES ('events', ?)", [(r,) for r in rels])
             con.executemany(
-                "INSERT INTO _raw_files VALUES ('events', ?)",
-                [(str(f.relative_to(run)),) for f in ev_files],
+                f"INSERT INTO {RAW_EVENT_FILES} VALUES (?, ?)",
+                [(r, _fingerprint(f)) for r, f in zip(rels, new_ev, strict=True)],
             )
         con.execute(
             "CREATE TABLE IF NOT EXISTS silver_quality (date VARCHAR PRIMARY KEY, "
@@ -257,114 +299,230 @@ def _merge(
         )
         for q in quality:
             con.execute("INSERT OR REPLACE INTO silver_quality VALUES (?, ?, ?, ?, ?, ?)", q)
-        con.execute(f"CREATE TABLE IF NOT EXISTS {PARTS_TABLE} (date VARCHAR, name VARCHAR)")
-        if new_parts:
-            con.executemany(f"INSERT INTO {PARTS_TABLE} VALUES (?, ?)", new_parts)
+        for kind, d, add, remove in changes:
+            replace_files(con, run, kind, d, add, remove)
         con.execute("COMMIT")
-        ev_dest = silver_dir(run, "events") / "data.parquet"
-        if ev_files:  # events are few: rebuilt whole when they change
-            staged = ev_dest.with_name(f".data.parquet.tmp-{os.getpid()}")
-            _build_silver_events(con, ev_files, staged)
-            os.replace(staged, ev_dest)
-        elif ev_files is not None:
-            ev_dest.unlink(missing_ok=True)
         writer.publish()
     finally:
         writer.close()
-    return SilverUpdate("incremental", "", len(new), tuple(sorted(by_date)), added, replaced,
-                        rewritten)  # fmt: skip
+    return SilverUpdate("incremental", "", len(new) + len(new_ev), tuple(sorted(by_date)),
+                        added, replaced, rewritten, ev_added, compacted)  # fmt: skip
 
 
-def _ts_filter(con: duckdb.DuckDBPyConnection) -> str:
+def _ts_filter(con: duckdb.DuckDBPyConnection, table: str = "_new") -> str:
     """A filter on ``ts`` that Parquet statistics prune: the new rows' timestamps."""
     stamps = [
-        r[0] for r in con.execute("SELECT DISTINCT epoch_us(ts) FROM _new ORDER BY 1").fetchall()
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT epoch_us(ts) FROM {table} WHERE ts IS NOT NULL ORDER BY 1"
+        ).fetchall()
     ]
+    nulls = con.execute(f"SELECT count(*) FROM {table} WHERE ts IS NULL").fetchone()[0]
     if len(stamps) > _MAX_TS_LIST:
-        return f"ts BETWEEN make_timestamptz({stamps[0]}) AND make_timestamptz({stamps[-1]})"
-    return " OR ".join(f"ts = make_timestamptz({s})" for s in stamps) or "false"
+        terms = [f"ts BETWEEN make_timestamptz({stamps[0]}) AND make_timestamptz({stamps[-1]})"]
+    else:
+        terms = [f"ts = make_timestamptz({s})" for s in stamps]
+    return " OR ".join(terms + (["ts IS NULL"] if nulls else [])) or "false"
+
+
+def _replace_older(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    new_table: str,
+    keys: tuple[str, ...],
+    new_wins: str,
+    cols: str,
+    order: str,
+) -> tuple[int, int]:
+    """Rows of ``new_table`` whose key is already in ``files``: the winner stays.
+
+    A file holding a losing stored row is rewritten with the winner (same name, atomic
+    rename). The keys found are deleted from ``new_table``. Returns the rows replaced and
+    the files rewritten.
+    """
+    if not files:
+        return 0, 0
+    listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
+    on = " AND ".join(f"o.{k} IS NOT DISTINCT FROM n.{k}" for k in keys)
+    key_cols = ", ".join(f"o.{k}" for k in keys)
+    # Stored rows with a key of the new rows; statistics skip the other row groups.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _hit AS
+            SELECT o.filename, {key_cols}, {new_wins} AS new_wins
+            FROM (SELECT * FROM read_parquet({listing}, filename=true, union_by_name=true)
+                  WHERE {_ts_filter(con, new_table)}) o
+            JOIN {new_table} n ON {on}"""
+    )
+    hit_on = " AND ".join(f"h.{k} IS NOT DISTINCT FROM x.{k}" for k in keys)
+    rewritten = 0
+    for (fname,) in con.execute(
+        "SELECT DISTINCT filename FROM _hit WHERE new_wins ORDER BY 1"
+    ).fetchall():
+        path = Path(fname)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        src = _sql_path(path)
+        won = f"SELECT 1 FROM _hit h WHERE h.new_wins AND h.filename = {src} AND {hit_on}"
+        con.execute(
+            f"""COPY (
+                  SELECT {cols} FROM read_parquet({src}) x WHERE NOT EXISTS ({won})
+                  UNION ALL
+                  SELECT {cols} FROM {new_table} x WHERE EXISTS ({won})
+                  ORDER BY {order}
+                ) TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)"""
+        )
+        os.replace(tmp, path)
+        rewritten += 1
+    replaced = con.execute("SELECT count(*) FROM _hit WHERE new_wins").fetchone()[0]
+    con.execute(f"DELETE FROM {new_table} x WHERE EXISTS (SELECT 1 FROM _hit h WHERE {hit_on})")
+    return int(replaced), rewritten
+
+
+def _write_part(con: duckdb.DuckDBPyConnection, sql: str, folder: Path) -> Path:
+    """``sql``'s rows as a new part file (hidden name first, then renamed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f"part-{time.time_ns()}-{os.getpid()}.parquet"
+    tmp = part.with_name(f".{part.name}.tmp")
+    con.execute(f"COPY ({sql}) TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+    os.replace(tmp, part)
+    return part
 
 
 def _merge_date(
-    con: duckdb.DuckDBPyConnection, run: Path, files: list[Path], day: str, grid_s: int
-) -> tuple[list, int, int, int, Path | None]:
-    """Merge ``files``' rows of ``day`` into its SILVER folder.
+    con: duckdb.DuckDBPyConnection,
+    run: Path,
+    files: list[Path],
+    day: str,
+    grid_s: int,
+    names: list[str],
+) -> tuple[list, int, int, int, str | None, float | None]:
+    """Merge ``files``' rows of ``day`` into its committed SILVER files ``names``.
 
     Returns the new ``silver_quality`` row, the rows added, the rows replaced, the files
-    rewritten and the new part file (None if every row was already there).
+    rewritten, the new part's name (None if every row was already there) and the newest
+    timestamp merged [epoch s].
     """
     con.execute(f"CREATE OR REPLACE TEMP TABLE _inc AS {_silver_select(files, day, grid_s)}")
-    n_raw, n_late, n_sent = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE late), coalesce(sum(n_sentinels), 0) FROM _inc"
+    n_raw, n_late, n_sent, top = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE late), coalesce(sum(n_sentinels), 0), "
+        "epoch(max(ts)) FROM _inc"
     ).fetchone()
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _new AS SELECT {_SILVER_COLS} FROM _inc
             QUALIFY row_number() OVER (
                 PARTITION BY onu_id, ts ORDER BY received_at DESC NULLS LAST) = 1"""
     )
-    folder = silver_dir(run, "telemetry") / f"date={day}"
-    existing = sorted(folder.glob("*.parquet"))
-    replaced = rewritten = 0
-    if existing:
-        listing = "[" + ", ".join(_sql_path(f) for f in existing) + "]"
-        # Existing rows with a key of the new rows; statistics skip the other row groups.
-        con.execute(
-            f"""CREATE OR REPLACE TEMP TABLE _hit AS
-                SELECT o.filename, o.onu_id, o.ts,
-                       (o.received_at IS NULL AND n.received_at IS NOT NULL)
-                       OR n.received_at > o.received_at AS new_wins
-                FROM (SELECT filename, onu_id, ts, received_at
-                      FROM read_parquet({listing}, filename=true, union_by_name=true)
-                      WHERE {_ts_filter(con)}) o
-                JOIN _new n USING (onu_id, ts)"""
-        )
-        for (fname,) in con.execute(
-            "SELECT DISTINCT filename FROM _hit WHERE new_wins ORDER BY 1"
-        ).fetchall():
-            path = Path(fname)
-            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            src = _sql_path(path)
-            con.execute(
-                f"""COPY (
-                      SELECT {_SILVER_COLS} FROM read_parquet({src}) o
-                      WHERE NOT EXISTS (SELECT 1 FROM _hit h WHERE h.new_wins
-                                        AND h.filename = {src} AND h.onu_id = o.onu_id
-                                        AND h.ts = o.ts)
-                      UNION ALL
-                      SELECT {_SILVER_COLS} FROM _new n
-                      WHERE EXISTS (SELECT 1 FROM _hit h WHERE h.new_wins
-                                    AND h.filename = {src} AND h.onu_id = n.onu_id
-                                    AND h.ts = n.ts)
-                      ORDER BY ts, onu_id
-                    ) TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)"""
-            )
-            os.replace(tmp, path)
-            rewritten += 1
-        replaced = con.execute("SELECT count(*) FROM _hit WHERE new_wins").fetchone()[0]
-        con.execute("DELETE FROM _new n WHERE EXISTS (SELECT 1 FROM _hit h "
-                    "WHERE h.onu_id = n.onu_id AND h.ts = n.ts)")  # fmt: skip
+    tel = silver_dir(run, "telemetry")
+    replaced, rewritten = _replace_older(
+        con, [tel / n for n in names], "_new", ("onu_id", "ts"),
+        "(o.received_at IS NULL AND n.received_at IS NOT NULL) OR n.received_at > o.received_at",
+        _SILVER_COLS, "ts, onu_id",
+    )  # fmt: skip
     added = con.execute("SELECT count(*) FROM _new").fetchone()[0]
     part = None
     if added:
-        folder.mkdir(parents=True, exist_ok=True)
-        part = folder / f"part-{time.time_ns()}-{os.getpid()}.parquet"
-        tmp = part.with_name(f".{part.name}.tmp")
-        con.execute(
-            f"COPY (SELECT {_SILVER_COLS} FROM _new ORDER BY ts, onu_id) "
-            f"TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)"
-        )
-        os.replace(tmp, part)
+        sql = f"SELECT {_SILVER_COLS} FROM _new ORDER BY ts, onu_id"
+        part = str(_write_part(con, sql, tel / f"date={day}").relative_to(tel))
     old = con.execute(
         "SELECT rows_raw, rows_silver, sentinels_removed, late_rows FROM silver_quality "
         "WHERE date = ?",
         [day],
-    ).fetchone() if _has_quality(con) else None  # fmt: skip
+    ).fetchone() if _has_table(con, "silver_quality") else None  # fmt: skip
     rows_raw, rows_silver, sent, late = old or (0, 0, 0, 0)
     rows_raw, rows_silver = rows_raw + n_raw, rows_silver + added
     quality = [day, rows_raw, rows_silver, rows_raw - rows_silver, sent + n_sent, late + n_late]
     con.execute("DROP TABLE _inc")
-    return quality, int(added), int(replaced), rewritten, part
+    return quality, int(added), replaced, rewritten, part, top
 
 
-def _has_quality(con: duckdb.DuckDBPyConnection) -> bool:
-    return _has_table(con, "silver_quality")
+def _merge_events(
+    con: duckdb.DuckDBPyConnection, run: Path, files: list[Path], names: list[str]
+) -> tuple[int, int, str | None]:
+    """Merge new RAW events files into SILVER events (the rule of the full rebuild: one row
+    per ``(entity_id, type, ts, payload)``, the first received). Returns the rows added, the
+    files rewritten and the new part's name."""
+    listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _evnew AS
+            SELECT ts, entity_id, entity_type, type, severity,
+                   CAST(source AS VARCHAR) AS source, payload, received_at
+            FROM read_parquet({listing}, union_by_name=true, hive_partitioning=false)
+            QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, payload
+                                       ORDER BY received_at) = 1"""
+    )
+    folder = silver_dir(run, "events")
+    _r, rewritten = _replace_older(
+        con, [folder / n for n in names], "_evnew", _EV_KEYS,
+        "(o.received_at IS NULL AND n.received_at IS NOT NULL) OR n.received_at < o.received_at",
+        _EV_COLS, "ts, entity_id, type",
+    )  # fmt: skip
+    added = con.execute("SELECT count(*) FROM _evnew").fetchone()[0]
+    part = None
+    if added:
+        sql = f"SELECT {_EV_COLS} FROM _evnew ORDER BY ts, entity_id, type"
+        part = _write_part(con, sql, folder).name
+    con.execute("DROP TABLE _evnew")
+    return int(added), rewritten, part
+
+
+def _compact_due(
+    con: duckdb.DuckDBPyConnection,
+    run: Path,
+    listing: dict[tuple[str, str], list[str]],
+    newest: float | None,
+    changes: list[tuple[str, str, list[str], list[str]]],
+) -> tuple[str, ...]:
+    """Compact what is due into one new file each; the swap is left to the commit.
+
+    A closed date (``newest`` at least :data:`CLOSE_AFTER_S` past its end) with more than
+    one file becomes one ``data-….parquet``; an open date, or SILVER events, with more
+    than :data:`MAX_PARTS` part files has them folded into one. Rows are unique across a
+    date's files, so a compaction only concatenates and sorts them.
+    """
+    done = []
+    for (kind, day), names in sorted(listing.items()):
+        parts = [n for n in names if Path(n).name.startswith("part-")]
+        closed = (
+            kind == "telemetry"
+            and newest is not None
+            and newest >= _day_end(day) + CLOSE_AFTER_S
+            and len(names) > 1
+        )
+        if not closed and len(parts) <= MAX_PARTS:
+            continue
+        victims = names if closed or kind == "events" else parts
+        folder = silver_dir(run, kind)
+        name = new_name("data") if kind == "events" else f"date={day}/{new_name('data')}"
+        dest = folder / name
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        cols, order = (
+            (_SILVER_COLS, "ts, onu_id")
+            if kind == "telemetry"
+            else (_EV_COLS, "ts, entity_id, type")
+        )
+        src = "[" + ", ".join(_sql_path(folder / n) for n in victims) + "]"
+        con.execute(
+            f"COPY (SELECT {cols} FROM read_parquet({src}, union_by_name=true) ORDER BY {order}) "
+            f"TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        os.replace(tmp, dest)
+        # New parts of this update are not committed yet: list the compacted file instead.
+        fresh = {n for k, d, add, _rm in changes if (k, d) == (kind, day) for n in add}
+        for i, (k, d, add, rm) in enumerate(changes):
+            if (k, d) == (kind, day):
+                changes[i] = (k, d, [n for n in add if n not in victims], rm)
+        retire = [n for n in victims if n not in fresh]
+        changes.append((kind, day, [name], retire))
+        for n in victims:
+            if n in fresh:
+                (folder / n).unlink()  # never listed: no reader can have seen it
+        listing[(kind, day)] = [n for n in names if n not in victims] + [name]
+        done.append(day or "events")
+    return tuple(done)
+
+
+def _day_end(day: str) -> float:
+    """Epoch of the midnight UTC that ends ``day`` (YYYY-MM-DD). [s]"""
+    import datetime as dt
+
+    start = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    return (start + dt.timedelta(days=1)).timestamp()

@@ -5,7 +5,7 @@ Layout (``run`` is any folder)::
     <run>/warehouse.duckdb                 small tables: inventory, operations, catalog
     <run>/lake/raw/{telemetry,events}/date=YYYY-MM-DD/*.parquet     RAW, append-only
     <run>/lake/silver/telemetry/date=YYYY-MM-DD/*.parquet           SILVER (data + parts)
-    <run>/lake/silver/events/data.parquet
+    <run>/lake/silver/events/*.parquet
 
 :func:`connect` opens the file and defines views over the lake (``telemetry_raw``,
 ``events_raw``, ``telemetry``, ``events``) with absolute paths, so a run folder can be
@@ -14,10 +14,12 @@ moved. DuckDB allows one writer process per file; readers open it read-only.
 Readers never wait for a writer and never stop one: :class:`WarehouseWriter` (used by
 every ingest) writes a copy of the file and renames it over the old one when its
 transaction is complete, so a reader opens either the previous warehouse or the new one,
-and a reader that holds the file open keeps reading the version it opened. SILVER files
-are replaced by atomic renames too; the SILVER view covers every Parquet file of a date
-folder (a full rebuild's ``data.parquet`` and the parts the incremental update of
-:mod:`guardian_lib.silver` appends).
+and a reader that holds the file open keeps reading the version it opened. The SILVER
+views cover the files that version lists (:data:`SILVER_FILES_TABLE`: a full rebuild's or
+a compaction's ``data-….parquet``, the parts the incremental update of
+:mod:`guardian_lib.silver` appends); a file is listed by the commit that publishes it and
+the files it replaces stay on disk for a grace period (:mod:`guardian_lib.silver_files`),
+so a reader never sees a row twice or misses one.
 
 A RAW file that became unreadable after it was ingested (truncated, overwritten) does
 not make the warehouse unreadable: :func:`connect` leaves it out of the RAW view and
@@ -47,6 +49,8 @@ __all__ = [
     "WAREHOUSE_FILE",
     "raw_dir",
     "silver_dir",
+    "silver_files",
+    "SILVER_FILES_TABLE",
     "warehouse_path",
     "connect",
     "lake_views_sql",
@@ -59,6 +63,11 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+#: Warehouse table of the committed SILVER files (``kind``, ``date``, ``name``: the path
+#: relative to :func:`silver_dir`). Readers read these files only, so a file written
+#: before its commit, or one a compaction or a rebuild replaced, is never read twice.
+SILVER_FILES_TABLE = "_silver_files"
 
 
 def warehouse_path(run: Path | str) -> Path:
@@ -80,7 +89,46 @@ def _sql_str(path: Path) -> str:
     return "'" + str(path.resolve()).replace("'", "''") + "'"
 
 
-def lake_views_sql(run: Path | str, raw_files: dict[str, list[str]] | None = None) -> list[str]:
+def silver_files(
+    run: Path | str, kind: str, con: duckdb.DuckDBPyConnection | None = None
+) -> list[Path]:
+    """The committed SILVER files of ``kind`` ('telemetry' or 'events').
+
+    Parameters
+    ----------
+    run : path
+    kind : str
+    con : connection, optional
+        An open connection to the run's warehouse; without it a private copy is read.
+
+    Returns
+    -------
+    list of Path
+        From the warehouse's :data:`SILVER_FILES_TABLE`; a warehouse written before that
+        table existed (or none) gives every Parquet file of the SILVER folder.
+    """
+    run = Path(run)
+    folder = silver_dir(run, kind)
+    if con is None:
+        with private_copy(warehouse_path(run)) as copy:
+            if copy is not None:
+                c = duckdb.connect(str(copy), read_only=True)
+                try:
+                    return silver_files(run, kind, c)
+                finally:
+                    c.close()
+    elif SILVER_FILES_TABLE in table_names(con):
+        sql = f"SELECT name FROM {SILVER_FILES_TABLE} WHERE kind = ? ORDER BY name"
+        return [folder / r[0] for r in con.execute(sql, [kind]).fetchall()]
+    pattern = "date=*/*.parquet" if kind == "telemetry" else "*.parquet"
+    return sorted(p for p in folder.glob(pattern) if not p.name.startswith("."))
+
+
+def lake_views_sql(
+    run: Path | str,
+    raw_files: dict[str, list[str]] | None = None,
+    silver: dict[str, list[Path]] | None = None,
+) -> list[str]:
     """``CREATE TEMP VIEW`` statements for the lake tables of ``run``.
 
     Parameters
@@ -90,6 +138,9 @@ def lake_views_sql(run: Path | str, raw_files: dict[str, list[str]] | None = Non
         RAW files accepted by the last ingest, by kind, relative to ``run``; RAW views
         cover only those (a file dropped in later, or a corrupt one, is not visible
         until an ingest accepts it).
+    silver : dict, optional
+        Committed SILVER files by kind (:func:`silver_files`); default: every Parquet
+        file of the SILVER folders (a warehouse without the listing).
     """
     run = Path(run)
     stmts = []
@@ -101,13 +152,14 @@ def lake_views_sql(run: Path | str, raw_files: dict[str, list[str]] | None = Non
                 f"CREATE OR REPLACE TEMP VIEW {kind}_raw AS SELECT * FROM read_parquet("
                 f"{listing}, hive_partitioning=true, union_by_name=true)"
             )
-    tel = silver_dir(run, "telemetry")
-    if any(tel.glob("date=*/*.parquet")):
-        # data.parquet of a full rebuild plus the parts appended since (guardian_lib.silver)
+    if silver is None:
+        silver = {k: silver_files(run, k, None) for k in ("telemetry", "events")}
+    if silver.get("telemetry"):
+        # the committed files only: a compaction's replaced parts stay on disk for a while
+        listing = "[" + ", ".join(_sql_str(p) for p in silver["telemetry"]) + "]"
         stmts.append(
-            "CREATE OR REPLACE TEMP VIEW telemetry AS SELECT * FROM read_parquet("
-            f"{_sql_str(tel / 'date=*' / '*.parquet')}, hive_partitioning=false, "
-            "union_by_name=true)"
+            f"CREATE OR REPLACE TEMP VIEW telemetry AS SELECT * FROM read_parquet({listing}, "
+            "hive_partitioning=false, union_by_name=true)"
         )
     gold = RunLayout(run).features
     if any(gold.glob("date=*/data.parquet")):
@@ -121,10 +173,11 @@ def lake_views_sql(run: Path | str, raw_files: dict[str, list[str]] | None = Non
             "CREATE OR REPLACE TEMP VIEW ml_predictions AS SELECT * FROM read_parquet("
             f"{_sql_str(preds / '*.parquet')})"
         )
-    ev = silver_dir(run, "events") / "data.parquet"
-    if ev.exists():
+    if silver.get("events"):
+        listing = "[" + ", ".join(_sql_str(p) for p in silver["events"]) + "]"
         stmts.append(
-            f"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM read_parquet({_sql_str(ev)})"
+            f"CREATE OR REPLACE TEMP VIEW events AS SELECT * FROM read_parquet({listing}, "
+            "union_by_name=true)"
         )
     return stmts
 
@@ -160,8 +213,9 @@ def connect(run: Path | str, read_only: bool = True) -> duckdb.DuckDBPyConnectio
     if "_raw_files" in table_names(con):
         for kind, rel in con.execute("SELECT kind, path FROM _raw_files").fetchall():
             raw_files.setdefault(kind, []).append(rel)
+    silver = {k: silver_files(run, k, con) for k in ("telemetry", "events")}
     try:
-        for stmt in lake_views_sql(run, raw_files):
+        for stmt in lake_views_sql(run, raw_files, silver):
             con.execute(stmt)
     except duckdb.Error:
         # Some file cannot be read: name it, leave it out, keep the rest readable.
@@ -169,7 +223,7 @@ def connect(run: Path | str, read_only: bool = True) -> duckdb.DuckDBPyConnectio
         for rel in bad:
             _log.warning("%s: unreadable RAW file left out of the RAW views", Path(run) / rel)
         kept = {k: [f for f in fs if f not in bad] for k, fs in raw_files.items()}
-        for stmt in lake_views_sql(run, kept):
+        for stmt in lake_views_sql(run, kept, silver):
             con.execute(stmt)
     return con
 

@@ -33,6 +33,7 @@ from guardian_lib.alerts.silences import SilenceStore
 from guardian_lib.audit import latest_incidents
 from guardian_lib.errors import WarehouseError
 from guardian_lib.layout import RunLayout
+from guardian_lib.warehouse import silver_files
 
 __all__ = ["RunHistory", "load_history", "replay_run"]
 
@@ -104,22 +105,24 @@ def load_history(run: str | Path) -> RunHistory:
             "LEFT JOIN customers c ON c.onu_id = o.onu_id ORDER BY o.onu_id"
         ).df()
         customers = onus.dropna(subset=["customer"]).reset_index(drop=True)
-        silver_ev = layout.silver("events")
+        # the committed SILVER files (replaced ones stay on disk for a while)
+        silver_ev = [str(f) for f in silver_files(run, "events", con)]
         events = pd.DataFrame(columns=["ts", "entity_id", "type"])
-        if any(silver_ev.glob("**/*.parquet")):
+        if silver_ev:
             events = con.execute(
-                "SELECT ts, entity_id, type FROM read_parquet(?) WHERE entity_type = 'onu'",
-                [str(silver_ev / "**" / "*.parquet")],
+                "SELECT ts, entity_id, type FROM read_parquet(?, union_by_name=true) "
+                "WHERE entity_type = 'onu'",
+                [silver_ev],
             ).df()
-        tel = layout.silver("telemetry")
+        tel = [str(f) for f in silver_files(run, "telemetry", con)]
         health = pd.DataFrame(columns=["ts", "pon", "olt", "offline_share"])
-        if any(tel.glob("**/*.parquet")):
+        if tel:
             con.register("_onus", onus[["onu", "pon", "olt"]])
             health = con.execute(
                 "SELECT t.ts, o.pon, o.olt, avg(CASE WHEN t.online THEN 0 ELSE 1 END) "
                 "AS offline_share FROM read_parquet(?) t JOIN _onus o ON o.onu = t.onu_id "
                 "GROUP BY ALL ORDER BY 1, 2",
-                [str(tel / "**" / "*.parquet")],
+                [tel],
             ).df()
     finally:
         con.close()

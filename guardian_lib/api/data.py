@@ -20,6 +20,7 @@ import pandas as pd
 
 from guardian_lib.errors import WarehouseError
 from guardian_lib.layout import RunLayout
+from guardian_lib.warehouse import silver_files
 
 __all__ = ["WarehouseReader", "WarehouseBusy", "INVENTORY_TABLES", "RISK_WINDOWS"]
 
@@ -77,6 +78,7 @@ class WarehouseReader:
         self._risk_sorted: dict[str, tuple[Any, Any]] = {}
         self._incidents: tuple[Any, pd.DataFrame] | None = None
         self._onu_region: dict[str, Any] = {}
+        self._ev_files: tuple[Any, list[Path]] | None = None
         self._pon_region: dict[str, Any] = {}
         self._customer_row: dict[str, int] = {}
 
@@ -312,10 +314,9 @@ class WarehouseReader:
 
     def events_of(self, entity_ids: list[str], limit: int) -> pd.DataFrame:
         """The newest ``limit`` SILVER events of the given entities, newest first."""
-        path = self.layout.silver("events") / "data.parquet"
         frame, keys = self._sorted_frame(
             "events",
-            [path] if path.exists() else [],
+            self._silver_event_files(),
             "SELECT entity_id, ts, entity_type, type, severity, source, payload "
             "FROM read_parquet({files}) ORDER BY entity_id, ts DESC",
             "entity_id",
@@ -324,6 +325,24 @@ class WarehouseReader:
             return frame
         parts = [self._rows_of(frame, keys, e) for e in dict.fromkeys(entity_ids)]
         return pd.concat(parts).sort_values("ts", ascending=False).head(limit)
+
+    def _silver_event_files(self) -> list[Path]:
+        """The committed SILVER events files (the warehouse lists them), re-read when the
+        warehouse changes: files a compaction replaced stay on disk for a while."""
+        key = self._file_key(self.layout.warehouse)
+        with self._lock:
+            if self._ev_files is not None and self._ev_files[0] == key:
+                return self._ev_files[1]
+        if self.layout.warehouse.exists():
+            files = self._read_copy(
+                self.layout.warehouse, lambda con: silver_files(self.layout.root, "events", con)
+            )
+        else:
+            files = silver_files(self.layout.root, "events")
+        files = [f for f in files if f.exists()]
+        with self._lock:
+            self._ev_files = (key, files)
+        return files
 
     # --- audit incidents ------------------------------------------------------------------------
     def open_incidents(self, audit_file: Path) -> pd.DataFrame:

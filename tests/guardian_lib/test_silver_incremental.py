@@ -14,9 +14,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from guardian_lib import silver, silver_files
 from guardian_lib.ingest import RAW_TELEMETRY_SCHEMA, ingest_run
 from guardian_lib.silver import update_silver
 from guardian_lib.warehouse import connect, raw_dir, silver_dir
+from guardian_lib.warehouse import silver_files as listed_files
 
 T0 = pd.Timestamp("2026-03-02T23:30:00Z")  # the day changes during the test
 ONUS = [f"ONU{i:03d}" for i in range(40)]
@@ -47,14 +49,40 @@ def _poll(rng: np.random.Generator, ts: pd.Timestamp, received: pd.Timestamp) ->
     })  # fmt: skip
 
 
-def _silver(run: Path) -> pd.DataFrame:
+def _write_events(
+    run: Path,
+    rng: np.random.Generator,
+    ts: pd.Timestamp,
+    name: str,
+    received: pd.Timestamp,
+    n: int = 6,
+) -> Path:
+    """One RAW events file; entities and types from a small set, so keys repeat."""
+    frame = pd.DataFrame({
+        "ts": [ts] * n, "entity_id": rng.choice(ONUS[:5], n), "entity_type": "onu",
+        "type": rng.choice(["LOS", "LOW_RX"], n), "severity": "minor", "source": "snmp",
+        "payload": rng.choice(["{}", '{"x": 1}'], n),
+        "received_at": received + pd.to_timedelta(np.arange(n), unit="ms"),
+    })  # fmt: skip
+    out = raw_dir(run, "events") / f"date={received:%Y-%m-%d}" / f"{name}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out)
+    return out
+
+
+def _silver(run: Path) -> tuple[pd.DataFrame, ...]:
     con = connect(run)
     try:
         df = con.execute("SELECT * FROM telemetry ORDER BY ts, onu_id").df()
         quality = con.execute("SELECT * FROM silver_quality ORDER BY date").df()
+        events = pd.DataFrame()
+        if "events" in {r[0] for r in con.execute("SHOW TABLES").fetchall()}:
+            events = con.execute(
+                "SELECT * FROM events ORDER BY ts, entity_id, type, payload, received_at"
+            ).df()
     finally:
         con.close()
-    return df.reset_index(drop=True), quality
+    return df.reset_index(drop=True), quality, events.reset_index(drop=True)
 
 
 def _assert_same_as_full(run: Path, tmp_path: Path) -> None:
@@ -62,10 +90,11 @@ def _assert_same_as_full(run: Path, tmp_path: Path) -> None:
     shutil.rmtree(full, ignore_errors=True)
     shutil.copytree(run / "lake" / "raw", full / "lake" / "raw")
     ingest_run(full, grid_minutes=5)
-    inc_rows, inc_q = _silver(run)
-    full_rows, full_q = _silver(full)
+    inc_rows, inc_q, inc_ev = _silver(run)
+    full_rows, full_q, full_ev = _silver(full)
     pd.testing.assert_frame_equal(inc_rows, full_rows)
     pd.testing.assert_frame_equal(inc_q, full_q)
+    pd.testing.assert_frame_equal(inc_ev, full_ev)
 
 
 def test_incremental_silver_equals_the_full_rebuild_cycle_after_cycle(tmp_path):
@@ -85,10 +114,14 @@ def test_incremental_silver_equals_the_full_rebuild_cycle_after_cycle(tmp_path):
             extra.append(dup)
         for j, rows in enumerate(extra):
             _write_raw(run, rows, f"extra-{k:03d}-{j}")
+        if k % 2 == 0:  # events; some repeat an earlier key, received earlier or later
+            _write_events(run, rng, T0 + (k % 4) * tick, f"ev-{k:03d}",
+                          ts + pd.Timedelta(seconds=rng.integers(-900, 900)))  # fmt: skip
         modes.append(update_silver(run, grid_minutes=5).mode)
         if k in (0, 4, 6, 9):
             _assert_same_as_full(run, tmp_path)
     assert modes[0] == "full" and set(modes[1:]) == {"incremental"}
+    assert len(listed_files(run, "events")) > 1, "new events are appended as parts"
     summary = ingest_run(run, grid_minutes=5)  # nothing left for the full ingest to do
     assert summary.dates_rebuilt == 0
     parts = list(silver_dir(run, "telemetry").glob("date=*/part-*.parquet"))
@@ -105,6 +138,54 @@ def test_incremental_silver_equals_the_full_rebuild_cycle_after_cycle(tmp_path):
     _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-011")
     assert update_silver(run, grid_minutes=5).mode == "incremental"
     _assert_same_as_full(run, tmp_path)
+    # An events-only cycle is incremental; a removed events file falls back to the full.
+    _write_events(run, rng, T0, "ev-late", T0 - pd.Timedelta(minutes=1))
+    upd = update_silver(run, grid_minutes=5)
+    assert (upd.mode, upd.new_files) == ("incremental", 1) and upd.events_added > 0
+    _assert_same_as_full(run, tmp_path)
+    next(raw_dir(run, "events").glob("date=*/ev-002.parquet")).unlink()
+    upd = update_silver(run, grid_minutes=5)
+    assert upd.mode == "full" and "ev-002" in upd.reason
+    _assert_same_as_full(run, tmp_path)
+
+
+def test_compaction_of_a_closed_date_and_of_many_parts(tmp_path, monkeypatch):
+    monkeypatch.setattr(silver, "MAX_PARTS", 4)
+    rng = np.random.default_rng(17)
+    run = tmp_path / "run"
+    tick = pd.Timedelta(minutes=5)
+    compacted = []
+    for k in range(21):  # 23:30 → 01:10: 2026-03-02 closes at 01:00 (CLOSE_AFTER_S = 1 h)
+        ts = T0 + k * tick
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k:03d}")
+        if k == 13:  # a late row for the day before, just after midnight
+            _write_raw(run, _poll(rng, T0, ts + pd.Timedelta(seconds=40)).iloc[:4], "late")
+        _write_events(run, rng, ts, f"ev-{k:03d}", ts + pd.Timedelta(seconds=5))
+        upd = update_silver(run, grid_minutes=5)
+        compacted += [(k, d) for d in upd.compacted]
+        for kind in ("telemetry", "events"):
+            files = listed_files(run, kind)
+            assert all(f.exists() for f in files)
+            assert sum(f.name.startswith("part-") for f in files) <= 4 + 1
+        if k in (13, 18):
+            _assert_same_as_full(run, tmp_path)
+    assert (18, "2026-03-02") in compacted, compacted  # the first update after 01:00
+    assert any(d == "2026-03-03" for _k, d in compacted) and any(
+        d == "events" for _k, d in compacted
+    )
+    day = [f for f in listed_files(run, "telemetry") if f.parent.name == "date=2026-03-02"]
+    assert len(day) == 1 and day[0].name.startswith("data-")
+    # Replaced files wait on disk for readers of the previous warehouse, then go.
+    on_disk = set(silver_dir(run, "telemetry").glob("date=*/*.parquet"))
+    assert on_disk > set(listed_files(run, "telemetry"))
+    monkeypatch.setattr(silver_files, "RETIRE_GRACE_S", 0.0)
+    ts = T0 + 21 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-021")
+    update_silver(run, grid_minutes=5)
+    assert set(silver_dir(run, "telemetry").glob("date=*/*.parquet")) == set(
+        listed_files(run, "telemetry")
+    )
+    _assert_same_as_full(run, tmp_path)
 
 
 def test_the_late_row_replaces_the_older_one_in_place(tmp_path):
@@ -120,7 +201,7 @@ def test_the_late_row_replaces_the_older_one_in_place(tmp_path):
     upd = update_silver(run, grid_minutes=5)
     assert (upd.mode, upd.rows_added, upd.rows_replaced, upd.files_rewritten) == (
         "incremental", 0, 2, 1)  # fmt: skip
-    rows, quality = _silver(run)
+    rows, quality, _ev = _silver(run)
     got = rows[(rows["ts"] == T0) & rows["onu_id"].isin(ONUS[:2])]
     assert list(got["rx_dbm"]) == [-11.5, -11.5] and got["late"].all()
     assert int(quality["duplicates_removed"].sum()) == 2
@@ -149,6 +230,7 @@ _READER = textwrap.dedent(
     while not os.path.exists(stop) or reads < 5:
         con = connect(run)
         try:
+            time.sleep(0.3 * (reads % 2))  # a slow reader: cycles commit meanwhile
             n, bad_ticks, dups = con.execute(
                 "SELECT count(*), count(*) FILTER (WHERE c != ?), "
                 "coalesce(sum(c) - sum(d), 0) FROM (SELECT ts, count(*) c, "
@@ -163,7 +245,11 @@ _READER = textwrap.dedent(
 )
 
 
-def test_a_reader_process_never_sees_an_error_or_half_a_cycle(tmp_path):
+def test_a_reader_process_never_sees_an_error_or_half_a_cycle(tmp_path, monkeypatch):
+    # Compactions (every 3 parts, and 2026-03-02 closing at 00:10) and full rebuilds run
+    # while the reader reads.
+    monkeypatch.setattr(silver, "MAX_PARTS", 3)
+    monkeypatch.setattr(silver, "CLOSE_AFTER_S", 600)
     rng = np.random.default_rng(11)
     run = tmp_path / "run"
     tick = pd.Timedelta(minutes=5)
@@ -181,13 +267,19 @@ def test_a_reader_process_never_sees_an_error_or_half_a_cycle(tmp_path):
             if k % 6 == 0:  # late rows rewrite an earlier part while the reader reads
                 late = _poll(rng, ts - 2 * tick, ts + pd.Timedelta(seconds=50))
                 _write_raw(run, late, f"late-{k:03d}")
-            assert update_silver(run, grid_minutes=5).mode == "incremental"
+            if k in (9, 14):  # an old RAW file rewritten: the full rebuild of its date
+                old = next(raw_dir(run, "telemetry").glob(f"date=*/snmp-{k - 5:03d}.parquet"))
+                pq.write_table(pq.read_table(old), old)
+                assert update_silver(run, grid_minutes=5).mode == "full"
+            else:
+                assert update_silver(run, grid_minutes=5).mode == "incremental"
             assert reader.poll() is None, reader.stderr.read()
     finally:
         stop.touch()
         out, err = reader.communicate(timeout=60)
     assert reader.returncode == 0, err
     assert int(out.strip()) >= 5
+    assert len([f for f in listed_files(run, "telemetry") if "2026-03-02" in str(f)]) == 1
     con = duckdb.connect(str(run / "warehouse.duckdb"), read_only=True)
     assert con.execute("SELECT sum(rows_silver) FROM silver_quality").fetchone()[0] == (
         CYCLES + 1
@@ -209,4 +301,30 @@ def test_a_part_left_by_an_update_killed_before_its_commit_is_removed(tmp_path):
     _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-3")
     assert update_silver(run, grid_minutes=5).mode == "incremental"
     assert not part.with_name("part-0-999999.parquet").exists()
+    _assert_same_as_full(run, tmp_path)
+
+
+def test_a_warehouse_from_before_the_file_listing_is_upgraded_by_the_fallback(tmp_path):
+    rng = np.random.default_rng(19)
+    run = tmp_path / "run"
+    tick = pd.Timedelta(minutes=5)
+    for k in range(2):
+        ts = T0 + k * tick
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k}")
+        _write_events(run, rng, ts, f"ev-{k}", ts + pd.Timedelta(seconds=5))
+        update_silver(run, grid_minutes=5)
+    con = duckdb.connect(str(run / "warehouse.duckdb"))
+    for table in ("_silver_files", "_silver_retired", "_raw_event_files"):
+        con.execute(f"DROP TABLE {table}")  # as an older version wrote it
+    con.close()
+    before = _silver(run)  # readers fall back to the files on disk
+    ts = T0 + 2 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-2")
+    upd = update_silver(run, grid_minutes=5)
+    assert upd.mode == "full" and "bookkeeping" in upd.reason
+    assert len(_silver(run)[0]) == len(before[0]) + len(ONUS)
+    _assert_same_as_full(run, tmp_path)
+    ts = T0 + 3 * tick
+    _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-3")
+    assert update_silver(run, grid_minutes=5).mode == "incremental"
     _assert_same_as_full(run, tmp_path)

@@ -1,0 +1,158 @@
+"""Which SILVER files readers read: the warehouse's listing, and the files it replaced.
+
+A SILVER file is only ever written under a new name, listed in the warehouse
+(:data:`~guardian_lib.warehouse.SILVER_FILES_TABLE`) by the commit that publishes it, and
+read through that listing. A compaction or a full rebuild lists its new file and moves
+the files it replaces to :data:`RETIRED_TABLE` in the same commit: a reader opens the
+previous warehouse (the old files) or the new one (the new file), never both, never
+neither. The replaced files are deleted by a later update once :data:`RETIRE_GRACE_S`
+has passed, so a reader that opened the previous warehouse a moment before still finds
+them. Files in the SILVER folders that are neither listed nor retired were written by an
+update killed before its commit: they are deleted.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+
+from guardian_lib.warehouse import SILVER_FILES_TABLE, silver_dir
+
+__all__ = [
+    "RETIRED_TABLE",
+    "RETIRE_GRACE_S",
+    "ensure_tables",
+    "read_listing",
+    "disk_listing",
+    "replace_files",
+    "sweep",
+    "new_name",
+]
+
+#: Warehouse table of replaced SILVER files waiting for deletion (``path`` relative to
+#: the run, ``retired_at`` epoch seconds).
+RETIRED_TABLE = "_silver_retired"
+#: How long a replaced SILVER file stays on disk for readers of the previous warehouse. [s]
+RETIRE_GRACE_S = 600.0
+
+Listing = dict[tuple[str, str], list[str]]
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the listing tables if missing (inside the writer's transaction)."""
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {SILVER_FILES_TABLE} "
+        "(kind VARCHAR, date VARCHAR, name VARCHAR)"
+    )
+    con.execute(f"CREATE TABLE IF NOT EXISTS {RETIRED_TABLE} (path VARCHAR, retired_at DOUBLE)")
+
+
+def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return bool(con.execute(sql, [table]).fetchone()[0])
+
+
+def read_listing(con: duckdb.DuckDBPyConnection) -> Listing | None:
+    """``(kind, date) → names`` committed in the warehouse; None before the listing existed."""
+    if not _has(con, SILVER_FILES_TABLE):
+        return None
+    out: Listing = {}
+    sql = f"SELECT kind, date, name FROM {SILVER_FILES_TABLE} ORDER BY name"
+    for kind, date, name in con.execute(sql).fetchall():
+        out.setdefault((kind, date), []).append(name)
+    return out
+
+
+def disk_listing(run: Path) -> Listing:
+    """The listing of a warehouse written before it existed: every SILVER file on disk."""
+    out: Listing = {}
+    tel = silver_dir(run, "telemetry")
+    for p in sorted(tel.glob("date=*/*.parquet")):
+        if not p.name.startswith("."):
+            key = ("telemetry", p.parent.name.removeprefix("date="))
+            out.setdefault(key, []).append(str(p.relative_to(tel)))
+    for p in sorted(silver_dir(run, "events").glob("*.parquet")):
+        if not p.name.startswith("."):
+            out.setdefault(("events", ""), []).append(p.name)
+    return out
+
+
+def new_name(prefix: str) -> str:
+    """A file name no earlier SILVER file had: ``<prefix>-<ns>.parquet``."""
+    return f"{prefix}-{time.time_ns()}.parquet"
+
+
+def replace_files(
+    con: duckdb.DuckDBPyConnection,
+    run: Path,
+    kind: str,
+    date: str,
+    added: list[str],
+    removed: list[str],
+) -> None:
+    """List ``added`` and retire ``removed`` (names relative to the kind's SILVER folder).
+
+    Call inside the writer's transaction; nothing on disk changes.
+    """
+    ensure_tables(con)
+    folder = silver_dir(run, kind)
+    if removed:
+        con.executemany(
+            f"DELETE FROM {SILVER_FILES_TABLE} WHERE kind = ? AND date = ? AND name = ?",
+            [(kind, date, n) for n in removed],
+        )
+        now = time.time()
+        con.executemany(
+            f"INSERT INTO {RETIRED_TABLE} VALUES (?, ?)",
+            [(str((folder / n).relative_to(run)), now) for n in removed],
+        )
+    if added:
+        con.executemany(
+            f"INSERT INTO {SILVER_FILES_TABLE} VALUES (?, ?, ?)", [(kind, date, n) for n in added]
+        )
+
+
+def sweep(con: duckdb.DuckDBPyConnection, run: Path, grace_s: float | None = None) -> int:
+    """Delete retired files older than ``grace_s`` and files no commit listed.
+
+    ``con`` is the writer's connection (its copy of the committed warehouse); the
+    deletion of the retired rows is committed with the writer's update. Does nothing for
+    a warehouse without the listing.
+
+    Returns
+    -------
+    int
+        Files deleted. [-]
+    """
+    listing = read_listing(con)
+    if listing is None:
+        return 0
+    grace_s = RETIRE_GRACE_S if grace_s is None else grace_s
+    ensure_tables(con)
+    deleted = 0
+    cutoff = time.time() - grace_s
+    for (rel,) in con.execute(
+        f"SELECT path FROM {RETIRED_TABLE} WHERE retired_at <= ?", [cutoff]
+    ).fetchall():
+        path = run / rel
+        if path.exists():
+            path.unlink()
+            deleted += 1
+    con.execute(f"DELETE FROM {RETIRED_TABLE} WHERE retired_at <= ?", [cutoff])
+    keep = {str(p) for p in _listed_paths(run, listing)}
+    keep |= {str(run / r[0]) for r in con.execute(f"SELECT path FROM {RETIRED_TABLE}").fetchall()}
+    for kind, pattern in (("telemetry", "date=*/*.parquet"), ("events", "*.parquet")):
+        for p in silver_dir(run, kind).glob(pattern):
+            if str(p) not in keep:  # written by an update killed before its commit
+                p.unlink()
+                deleted += 1
+    for folder in silver_dir(run, "telemetry").glob("date=*"):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()  # a date whose RAW files were all removed
+    return deleted
+
+
+def _listed_paths(run: Path, listing: Listing) -> list[Path]:
+    return [silver_dir(run, kind) / n for (kind, _d), names in listing.items() for n in names]
