@@ -11,7 +11,20 @@ __all__ = ["register", "dashboard_command", "report_command", "REPORT_FORMATS"]
 
 
 def dashboard_command(
-    run: Annotated[Path, typer.Option(help="Run folder with an ingested warehouse.")],
+    run: Annotated[Path | None, typer.Option(help="Run folder with an ingested warehouse.")] = None,
+    site: Annotated[
+        Path | None,
+        typer.Option(help="Site file of guardian operate: serve the live console behind a login."),
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="guardian operate's state folder (with --site).")
+    ] = None,
+    users: Annotated[
+        Path | None, typer.Option(help="Users file (JSON, mode 0600; with --site).")
+    ] = None,
+    cookie_secure: Annotated[
+        bool, typer.Option(help="Session cookie only over HTTPS (with --site, behind TLS).")
+    ] = False,
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port to serve on.")] = 5006,
     lang: Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")] = "en",
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -23,7 +36,24 @@ def dashboard_command(
     ] = None,
     show: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
 ) -> None:
-    """Serve the live dashboard of a run (NOC overview, risk queue, dossier, KPIs, …)."""
+    """Serve the live dashboard of a run (NOC overview, risk queue, dossier, KPIs, …).
+
+    With ``--site`` it serves the operator console of ``guardian api`` instead: the live state
+    of ``guardian operate`` behind a login (``/login``, ``/console``), the same app and users
+    as the API — one dashboard for a site, not a second one.
+    """
+    if (run is None) == (site is None):
+        raise typer.BadParameter("give exactly one of --run RUN or --site SITE.yaml")
+    if site is not None:
+        if users is None:
+            raise typer.BadParameter("--site needs --users (the API's users file)")
+        from guardian_lib.api.cli import api_command
+
+        api_command(users=users, site=site, state=state, host=address, port=port,
+                    cookie_secure=cookie_secure)  # fmt: skip
+        return
+    if state is not None or users is not None:
+        raise typer.BadParameter("--state and --users go with --site")
     from guardian_lib.dashboards.app import serve
     from guardian_lib.i18n import normalize_lang
 

@@ -412,3 +412,42 @@ def test_every_label_the_page_uses_exists_in_both_languages():
     used |= set(re.findall(r'label: "([a-z_]+)"', CONSOLE_JS))
     assert used and used <= set(LABELS["en"]), sorted(used - set(LABELS["en"]))
     assert all(LABELS["pt-BR"][k] != LABELS["en"][k] for k in ("approve", "reject", "logout"))
+
+
+def test_guardian_dashboard_site_serves_the_console_behind_the_login(site, monkeypatch):
+    """``guardian dashboard --site`` builds the API's console app (not a second dashboard):
+    without a session ``/console`` sends the browser to ``/login``; a login reaches it."""
+    import typer
+    import yaml
+    from typer.testing import CliRunner
+
+    from guardian_lib.dashboards.cli import register
+
+    root = site["root"]
+    (root / "olts.yaml").write_text(yaml.safe_dump(
+        {"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "noc"}]}))  # fmt: skip
+    (root / "site.yaml").write_text(yaml.safe_dump(
+        {"site_id": "isp-sul", "inventory": "olts.yaml", "warehouse": str(site["run"]),
+         "model_alias": None}))  # fmt: skip
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    app = typer.Typer()
+    register(app)
+    args = ["dashboard", "--site", str(root / "site.yaml"), "--state", str(site["state"]),
+            "--users", str(root / "users.json"), "--port", "8765"]  # fmt: skip
+    out = CliRunner().invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert served["host"] == "127.0.0.1" and served["port"] == 8765
+    client = TestClient(served["app"])
+    first = client.get("/console", follow_redirects=False)
+    assert first.status_code in (302, 303) and "/login" in first.headers["location"]
+    assert client.get("/login").status_code == 200
+    login = client.post("/login", data={"name": "viewer", "password": PASSWORDS["viewer"]},
+                        follow_redirects=False)  # fmt: skip
+    assert login.status_code in (302, 303) and SESSION_COOKIE in login.cookies
+    assert client.get("/console").status_code == 200
+    # Contradictory options are refused with one line.
+    bad = CliRunner().invoke(app, ["dashboard", "--run", str(site["run"]), "--users", "u.json"])
+    assert bad.exit_code == 2 and "--state and --users go with --site" in bad.output
+    none = CliRunner().invoke(app, ["dashboard"])
+    assert none.exit_code == 2 and "exactly one of --run RUN or --site" in none.output
