@@ -34,6 +34,7 @@ __all__ = [
     "partition_features",
     "feature_tasks",
     "olt_partitions",
+    "map_partitions",
     "distributed_feature_frame",
     "write_feature_partitions",
     "materialize_features_distributed",
@@ -120,6 +121,35 @@ def _write_partition(
     return len(frame)
 
 
+def map_partitions(
+    client,
+    fn: Callable,
+    run: Path | str,
+    days: list,
+    groups: list,
+    *args,
+    on_submit: Callable[[list], None] | None = None,
+) -> list:
+    """``fn(str(run), day, group, *args)`` as one Dask task per (date, OLT group), gathered.
+
+    Tasks are impure (they read the run's files) and retried twice (a killed worker's
+    task runs again); ``on_submit`` gets the futures (e.g. a progress bar).
+
+    Returns
+    -------
+    list
+        The results in (date, group) order.
+    """
+    futures = [
+        client.submit(fn, str(run), day, g, *args, pure=False, retries=2)
+        for day in days
+        for g in groups
+    ]
+    if on_submit is not None:
+        on_submit(futures)
+    return client.gather(futures)
+
+
 def distributed_feature_frame(
     run: Path | str,
     client,
@@ -137,16 +167,10 @@ def distributed_feature_frame(
         Ordered by ``ts`` then ``onu_id``, as the single-process frame.
     """
     days, groups, span = feature_tasks(run)
-    futures = [
-        client.submit(
-            partition_features, str(run), day, g, every_minutes, span, pure=False, retries=2
-        )
-        for day in days
-        for g in groups
-    ]
-    if on_submit is not None:
-        on_submit(futures)
-    frames = [f for f in client.gather(futures) if len(f)]
+    results = map_partitions(
+        client, partition_features, run, days, groups, every_minutes, span, on_submit=on_submit
+    )
+    frames = [f for f in results if len(f)]
     if not frames:
         return feature_frame(run, every_minutes=every_minutes)
     out = pd.concat(frames, ignore_index=True)

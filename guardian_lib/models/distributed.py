@@ -166,7 +166,7 @@ def evaluate_partitions(
     (dict, pandas.DataFrame or None)
         The metrics and, with a reference, the drift report (as :func:`drift_report`).
     """
-    from guardian_lib.features._distributed import feature_tasks
+    from guardian_lib.features._distributed import feature_tasks, map_partitions
 
     days, groups, span = feature_tasks(run)
     step = every_minutes * 60 * _US
@@ -178,28 +178,10 @@ def evaluate_partitions(
     refs = {c: psi_edges(reference[c].to_numpy()) for c in columns} if reference is not None else {}
     [shared] = client.scatter([bundle], broadcast=True)
     [truth_f] = client.scatter([truth], broadcast=True)
-    futures = [
-        client.submit(
-            _evaluation_part,
-            str(run),
-            day,
-            g,
-            every_minutes,
-            span,
-            shared,
-            truth_f,
-            until,
-            split_us,
-            refs,
-            pure=False,
-            retries=2,
-        )  # fmt: skip
-        for day in days
-        for g in groups
-    ]
-    if on_submit is not None:
-        on_submit(futures)
-    parts = [p for p in client.gather(futures) if p is not None]
+    results = map_partitions(client, _evaluation_part, run, days, groups, every_minutes, span,
+                             shared, truth_f, until, split_us, refs,
+                             on_submit=on_submit)  # fmt: skip
+    parts = [p for p in results if p is not None]
     if not parts:
         raise ValueError(f"{run}: no rows to evaluate")
     total = {k: sum(p[k] for p in parts) for k in ("cause", "cause_rule", "massive",

@@ -138,30 +138,13 @@ def score_partitions(
     pandas.DataFrame
         ``ml_predictions`` rows ordered by ``ts`` then ``onu_id``.
     """
-    from guardian_lib.features._distributed import feature_tasks
+    from guardian_lib.features._distributed import feature_tasks, map_partitions
 
     days, groups, span = feature_tasks(run)
     [shared] = client.scatter([bundle], broadcast=True)
-    futures = [
-        client.submit(
-            _score_partition,
-            str(run),
-            day,
-            g,
-            every_minutes,
-            span,
-            shared,
-            explain,
-            max_explained,
-            pure=False,
-            retries=2,
-        )  # fmt: skip
-        for day in days
-        for g in groups
-    ]
-    if on_submit is not None:
-        on_submit(futures)
-    parts = [p for p in client.gather(futures) if p is not None]
+    results = map_partitions(client, _score_partition, run, days, groups, every_minutes, span,
+                             shared, explain, max_explained, on_submit=on_submit)  # fmt: skip
+    parts = [p for p in results if p is not None]
     if not parts:
         raise ValueError(f"{run}: no feature rows to score")
     out = pd.concat([p[0] for p in parts], ignore_index=True)
