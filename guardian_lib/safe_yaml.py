@@ -15,12 +15,27 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from guardian_lib.errors import ConfigError, validation_message
 
-__all__ = ["load_yaml", "load_yaml_text", "load_yaml_model", "MAX_YAML_BYTES", "MAX_YAML_NODES"]
+__all__ = [
+    "StrictModel",
+    "load_yaml",
+    "load_yaml_text",
+    "load_yaml_model",
+    "MAX_YAML_BYTES",
+    "MAX_YAML_NODES",
+]
+
+
+class StrictModel(BaseModel):
+    """Base of the configuration files' models: an unknown key is an error, not ignored
+    (a misspelt setting must not silently fall back to its default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
 
 _Model = TypeVar("_Model", bound=BaseModel)
 

@@ -26,12 +26,12 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.olt.profiles import CliProfile, load_cli_profiles
 from guardian_lib.olt.session import SshTarget
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.safe_yaml import StrictModel, load_yaml
 from guardian_lib.secrets import read_secret_file  # re-exported: moved there
 
 __all__ = [
@@ -47,8 +47,7 @@ __all__ = [
 ENV_PREFIX = "GUARDIAN_OLT_"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictModel  # unknown keys refused (guardian_lib.safe_yaml)
 
 
 class CliDefaults(_Strict):

@@ -20,10 +20,10 @@ import string
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from guardian_lib.errors import ConfigError, validation_message
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.safe_yaml import StrictModel, load_yaml
 
 __all__ = [
     "ERROR_KINDS",
@@ -53,8 +53,7 @@ ERROR_KINDS = (
 SECRET_FIELDS = frozenset({"pppoe_password"})
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictModel  # unknown keys refused (guardian_lib.safe_yaml)
 
 
 def _check_regex(value: str | None) -> str | None:

@@ -30,12 +30,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.operate.schedule import ReportJob
-from guardian_lib.safe_yaml import load_yaml_model
+from guardian_lib.safe_yaml import StrictModel, load_yaml_model
 from guardian_lib.secrets import SecretRef, read_secret  # re-exported: moved there
 
 __all__ = [
@@ -54,8 +54,7 @@ __all__ = [
 SAFETY_FIELDS = tuple(f for f in AutopilotSettings.model_fields if f != "autopilot_mode")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictModel  # unknown keys refused (guardian_lib.safe_yaml)
 
 
 class NbiSettings(SecretRef):

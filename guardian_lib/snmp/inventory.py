@@ -27,10 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from guardian_lib.errors import ConfigError
-from guardian_lib.safe_yaml import load_yaml_model
+from guardian_lib.safe_yaml import StrictModel, load_yaml_model
 from guardian_lib.secrets import read_secret_file
 from guardian_lib.snmp.errors import SnmpCredentialsError
 from guardian_lib.snmp.transport import SnmpCredentials
@@ -40,8 +40,7 @@ __all__ = ["OltEntry", "PollDefaults", "Inventory", "load_inventory", "resolve_c
 ENV_PREFIX = "GUARDIAN_SNMP_"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictModel  # unknown keys refused (guardian_lib.safe_yaml)
 
 
 class PollDefaults(_Strict):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from pysnmp.carrier.asyncio.dgram import udp
 from pysnmp.entity import config, engine
 from pysnmp.entity.rfc3413 import ntfrcv
@@ -37,7 +37,7 @@ from pysnmp.proto import rfc1902
 
 from guardian_lib._threaded import ThreadedServer
 from guardian_lib.errors import ConfigError, validation_message
-from guardian_lib.safe_yaml import load_yaml
+from guardian_lib.safe_yaml import StrictModel, load_yaml
 from guardian_lib.snmp.ber import BerError, decode_message
 from guardian_lib.snmp.encodings import decode_serial
 from guardian_lib.snmp.rows import EVENTS_SCHEMA
@@ -67,8 +67,7 @@ def _oid(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.strip(".").split("."))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Strict = StrictModel  # unknown keys refused (guardian_lib.safe_yaml)
 
 
 class TrapRule(_Strict):
