@@ -34,7 +34,12 @@ CASE_COLUMNS = (
 OPTIONAL_CASE_COLUMNS = {"wifi_changes": 0}
 #: Columns of ``Snapshot.incidents``.
 INCIDENT_COLUMNS = ("incident_id", "scope_type", "scope_key", "start_at", "cause", "members")
-_SCOPE_COL = {"box": "box_id", "pon": "pon_id", "olt": "olt_id", "bng": "olt_id"}
+#: Column of the fleet / status table that names each incident scope (a BNG failure is
+#: seen per OLT).
+SCOPE_COLUMNS = {"box": "box_id", "pon": "pon_id", "olt": "olt_id", "bng": "olt_id"}
+#: Open incidents on these scopes hold a reboot of an ONU beneath them (the engine's rule,
+#: applied again to approved actions by ``guardian operate``).
+REBOOT_HOLD_SCOPES = ("box", "pon", "olt")
 
 
 def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
@@ -257,7 +262,7 @@ class PolicyBase:
         # 2. Open incidents for new massive scopes; let fitting ONUs join open ones.
         impacted_min = df["impacted_min"].to_numpy(dtype=float)
         for (stype, skey), grp in df.loc[massive].groupby(["scope_type", "scope_key"], sort=True):
-            col = _SCOPE_COL[stype]
+            col = SCOPE_COLUMNS[stype]
             in_scope = (df[col].to_numpy() == skey) & df["impacted"].to_numpy(dtype=bool)
             start_min = float(np.median(grp["impacted_min"].to_numpy(dtype=float)))
             iid = open_scopes.get((stype, skey))

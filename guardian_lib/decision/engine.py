@@ -18,7 +18,13 @@ import pandas as pd
 
 from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
 from guardian_lib.audit import AuditLog
-from guardian_lib.decision._base import CASE_COLUMNS, INCIDENT_COLUMNS, OPTIONAL_CASE_COLUMNS
+from guardian_lib.decision._base import (
+    CASE_COLUMNS,
+    INCIDENT_COLUMNS,
+    OPTIONAL_CASE_COLUMNS,
+    REBOOT_HOLD_SCOPES,
+    SCOPE_COLUMNS,
+)
 from guardian_lib.decision._types import BOOKKEEPING_ACTIONS, Decision, Policy, Scorer, Snapshot
 from guardian_lib.decision.maintenance import place_labels
 from guardian_lib.decision.safety import SafetyGuard
@@ -34,7 +40,6 @@ _PRED_COLS = (
     "anomaly_score", "p_massive_outage", "p_customer_premises", "p_equipment_fail",
     "p_external_network", "p_intermittent", "p_unknown", "risk_2h", "risk_24h",
 )  # fmt: skip
-_SCOPE_COL = {"box": "box_id", "pon": "pon_id", "olt": "olt_id", "bng": "olt_id"}
 
 
 def _clean(v: Any) -> Any:
@@ -210,7 +215,7 @@ class Autopilot:
         if d.action == "reboot" and d.subject in st.index:
             row = st.loc[d.subject]
             pon_id = row["pon_id"]
-            outage = any((t, row[_SCOPE_COL[t]]) in outage_scopes for t in ("box", "pon", "olt"))
+            outage = any((t, row[SCOPE_COLUMNS[t]]) in outage_scopes for t in REBOOT_HOLD_SCOPES)
         places = self._places(d, st, ts)
         verdict = self.guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
         blocked_by: dict[str, Any] = {"rule": verdict.rule}

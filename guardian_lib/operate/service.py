@@ -26,7 +26,6 @@ exits 0.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -37,13 +36,12 @@ from typing import Any
 
 import pandas as pd
 
-from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
+from guardian_lib.actions.dispatcher import Dispatcher
 from guardian_lib.audit import AuditLog
-from guardian_lib.decision import Autopilot, Decision, SafetyGuard
+from guardian_lib.decision import Autopilot, SafetyGuard
 from guardian_lib.decision.expected_cost import make_autopilot
 from guardian_lib.decision.maintenance import (
     load_maintenance,
-    place_labels,
 )
 from guardian_lib.loop import ClosedLoop, EventRow, Tick
 from guardian_lib.operate.accounting import (
@@ -64,6 +62,7 @@ from guardian_lib.operate.alerting import (
     customer_notifier,
     drift_monitor,
 )
+from guardian_lib.operate.approvals import ApprovedActions
 from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
@@ -87,8 +86,6 @@ _TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "upti
 #: a 50k-ONU cycle under a second even in a massive outage; the policy acts on far fewer.
 EXPLAIN_TOP_RISKS = 100
 EXPLAIN_SYMPTOMATIC = 300
-#: Incident scopes that hold a reboot (the engine's rule), with the fleet column of each.
-_OUTAGE_SCOPES = (("box", "box_id"), ("pon", "pon_id"), ("olt", "olt_id"))
 
 
 def model_scorer(bundle: Any, tick_s: float) -> Any:
@@ -112,7 +109,7 @@ def model_scorer(bundle: Any, tick_s: float) -> Any:
     )
 
 
-class Operator:
+class Operator(ApprovedActions):
     """The long-running service of one site.
 
     Parameters
@@ -510,68 +507,6 @@ class Operator:
         m.olts_failed.set(len(figures["olts_failed"]))
         m.cycles.inc()
         m.last_success.set(time.time())
-
-    # --- approve mode -------------------------------------------------------------------------
-    def _run_approved(self, ts: pd.Timestamp) -> None:
-        """Send the actions an operator approved since the last cycle.
-
-        Each one is checked again, now, against every safety rule (kill switch,
-        maintenance windows, open outages, breaker, cooldowns and caps over what was
-        really sent): an approval does not override what changed since it was proposed.
-        """
-        guard = self._approval_guard()
-        outage_scopes = {
-            (v["scope_type"], v["scope_key"]) for v in self.autopilot.incidents.values()
-        }
-        table = self.fleet.table.set_index("onu_id", drop=False)
-        for a in self.store.approvals("approved"):
-            target = a["target"]
-            d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
-                         params=json.loads(a["params"] or "{}"),
-                         rationale={"approved": a["id"], "by": a["decided_by"],
-                                    "comment": a.get("comment")})  # fmt: skip
-            pon_id, outage, places = a["pon_id"], False, []
-            if a["subject"] in table.index:
-                row = table.loc[a["subject"]]
-                pon_id = pon_id or row.get("pon_id")
-                outage = any((scope, str(row.get(col))) in outage_scopes
-                             for scope, col in _OUTAGE_SCOPES)  # fmt: skip
-                places = [place_labels(row, a["subject"])]
-            verdict = guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
-            if not verdict.allowed:
-                blocked = {"blocked": verdict.rule}
-                if verdict.maintenance_window is not None:
-                    blocked["maintenance_window"] = verdict.maintenance_window
-                did = self.audit.record_decision(
-                    d, {"approval_id": a["id"]}, "approve", False, verdict.rule
-                )
-                self.audit.record_action(did, ActionResult(
-                    d.action, target, "blocked", ts, ts, result=dict(blocked),
-                    error=verdict.detail))  # fmt: skip
-                self.store.finish_approval(a["id"], "failed", blocked)
-                log_json("action", action=a["action"], target=target, status="blocked",
-                         approval_id=a["id"], rule=verdict.rule, detail=verdict.detail,
-                         maintenance_window=verdict.maintenance_window)  # fmt: skip
-                continue
-            did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
-            results = self.real_dispatcher.execute(d, ts)
-            for r in results:
-                self.audit.record_action(did, r)
-            ok = all(r.status != "failed" for r in results)
-            self.store.finish_approval(
-                a["id"], "executed" if ok else "failed",
-                [{"status": r.status, "error": r.error, "result": r.result} for r in results],
-            )  # fmt: skip
-
-    def _approval_guard(self) -> SafetyGuard:
-        """A safety guard for approved actions: the autopilot's kill switch, breaker and
-        maintenance windows, and the reboots really sent (the journal), not the proposals
-        the autopilot's guard counted when it queued them."""
-        live = self.autopilot.guard
-        guard = SafetyGuard(self.settings, maintenance=live.maintenance)
-        guard._breaker_until, guard._killed = live._breaker_until, live._killed
-        self._restore_guard(guard, committed=-1)
-        return guard
 
     # --- the service ----------------------------------------------------------------------------
     def run(self, for_ticks: int | None = None) -> OperateSummary:
