@@ -11,8 +11,10 @@ depth, value size), so no document is too deep to serialise.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+import functools
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from guardian_lib.errors import GuardianError
 
@@ -27,6 +29,8 @@ __all__ = [
     "now_iso",
     "project",
     "set_parameter",
+    "set_values",
+    "NamedValue",
     "sort_key",
 ]
 
@@ -61,7 +65,21 @@ LIMITS = StoreLimits()
 
 def check_parameter(name: str, value: Any = None) -> None:
     """Raise :class:`StoreError` if ``name``/``value`` exceed :data:`LIMITS`."""
-    if not isinstance(name, str) or not name.strip("."):
+    if not isinstance(name, str):
+        raise StoreError(f"parameter name: expected a non-empty string, got {name!r}")
+    _check_name(name)
+    if isinstance(value, str) and len(value) > LIMITS.value_chars:
+        raise StoreError(
+            f"parameter {name[:60]!r}: expected a value of at most {LIMITS.value_chars} "
+            f"characters, got {len(value)}"
+        )
+
+
+# CPEs of a model send the same few dozen names in every Inform: a name found valid
+# once is not checked again (a bounded cache; a bad name raises and is never cached).
+@functools.lru_cache(maxsize=8192)
+def _check_name(name: str) -> None:
+    if not name.strip("."):
         raise StoreError(f"parameter name: expected a non-empty string, got {name!r}")
     if len(name) > LIMITS.name_chars:
         raise StoreError(
@@ -76,16 +94,33 @@ def check_parameter(name: str, value: Any = None) -> None:
         )
     if name[0] == "_" or "._" in name:
         raise StoreError(f"parameter name {name[:60]!r}: segments may not start with '_'")
-    if isinstance(value, str) and len(value) > LIMITS.value_chars:
-        raise StoreError(
-            f"parameter {name[:60]!r}: expected a value of at most {LIMITS.value_chars} "
-            f"characters, got {len(value)}"
-        )
+
+
+@functools.lru_cache(maxsize=8192)
+def _segments(name: str) -> tuple[str, ...]:
+    """The non-empty dot-separated segments of ``name`` (cached like :func:`_check_name`)."""
+    return tuple(p for p in name.split(".") if p)
 
 
 def now_iso() -> str:
-    """Current UTC time as an ISO 8601 string with milliseconds and ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Current UTC time as an ISO 8601 string with milliseconds and ``Z``.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> stamp = now_iso()
+    >>> len(stamp), stamp[-1], datetime.fromisoformat(stamp[:-1]).microsecond % 1000
+    (24, 'Z', 0)
+    """
+    global _second  # noqa: PLW0603 - one formatted second shared by every caller
+    seconds, ns = divmod(time.time_ns(), 1_000_000_000)
+    cached = _second
+    if cached[0] != seconds:  # formatting the date is the costly part: once a second
+        cached = _second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+    return f"{cached[1]}.{ns // 1_000_000:03d}Z"
+
+
+_second: tuple[int, str] = (-1, "")
 
 
 def expand_query(q: Any) -> Any:
@@ -140,7 +175,7 @@ def project(doc: dict[str, Any], paths: list[str] | None) -> dict[str, Any]:
 
 def _node(doc: dict[str, Any], name: str, create: bool = True) -> dict[str, Any] | None:
     cur = doc
-    for p in [p for p in name.split(".") if p]:
+    for p in _segments(name):
         nxt = cur.get(p)
         if nxt is None:
             if not create:
@@ -183,6 +218,37 @@ def set_parameter(
     node["_timestamp"] = ts
     if writable is not None:
         node["_writable"] = writable
+
+
+class NamedValue(Protocol):
+    """A parameter as a CPE reports it (e.g. :class:`acs_emulator.cwmp.soap.ParameterValue`)."""
+
+    name: str
+    value: str
+    type: str
+
+
+def set_values(doc: dict[str, Any], values: Iterable[NamedValue], ts: str) -> None:
+    """Store reported values in ``doc``, all with timestamp ``ts``.
+
+    The bulk form of :func:`set_parameter` for an Inform's ``ParameterList``, whose
+    names and values the caller has checked with :func:`check_parameter` (every one,
+    before storing any).
+    """
+    for v in values:
+        name = v.name
+        cur = doc
+        for p in _segments(name):
+            nxt = cur.get(p)
+            if nxt is None:
+                nxt = cur[p] = {}
+            cur = nxt
+        if name[-1] == ".":
+            cur["_object"] = True
+        else:
+            cur["_value"] = v.value
+            cur["_type"] = v.type or "xsd:string"
+        cur["_timestamp"] = ts
 
 
 def get_parameter(doc: dict[str, Any], name: str) -> Any:

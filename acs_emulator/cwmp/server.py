@@ -12,7 +12,7 @@ session. Sessions are found by cookie (any ``session=`` in the Cookie header, so
 CPE echoing the whole ``Set-Cookie`` string works), else by the TCP connection.
 
 Hostile input: credentials are checked against the DeviceId of the Inform they come
-with; what an Inform may store is bounded (:data:`acs_emulator.cwmp.store.LIMITS`,
+with; what an Inform may store is bounded (:data:`acs_emulator.cwmp.documents.LIMITS`,
 fault 8003 + HTTP 400 beyond it); the background sweeper survives any one failure
 (logged and counted in ``stats["background_errors"]``); connection requests go only
 to a URL on the host the device informs from (or an allow-list), with the ACS's own
@@ -36,17 +36,11 @@ from acs_emulator.cwmp.auth import Authenticator
 from acs_emulator.cwmp.automation import Automation
 from acs_emulator.cwmp.config import AcsConfig
 from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
+from acs_emulator.cwmp.documents import LIMITS, StoreError, check_parameter, now_iso, set_values
 from acs_emulator.cwmp.files import FileStore
 from acs_emulator.cwmp.rpcs import root_of as _root_of
 from acs_emulator.cwmp.siblings import FORWARDED, SiblingProxy
-from acs_emulator.cwmp.store import (
-    LIMITS,
-    DeviceStore,
-    StoreError,
-    check_parameter,
-    now_iso,
-    set_parameter,
-)
+from acs_emulator.cwmp.store import DeviceStore
 from acs_emulator.cwmp.task_runner import Session, TaskRunnerMixin
 
 __all__ = ["Acs", "AcsConfig", "password_lookup_from_env", "device_id_of"]
@@ -461,8 +455,7 @@ class Acs(TaskRunnerMixin):
             doc["_lastBoot"] = ts
         if "0 BOOTSTRAP" in codes:
             doc["_lastBootstrap"] = ts
-        for p in inform["params"]:
-            set_parameter(doc, p.name, p.value, p.type, ts, checked=True)
+        set_values(doc, inform["params"], ts)  # checked by _check_inform_bounds
         self.automation.compute_virtual(doc, ts)
         self.store.save_device(doc, defer=True)
         root = self.root_of(doc)

@@ -71,6 +71,11 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+# One encoder for every row (json.dumps builds a new one per call with these options).
+# No cycle check: a document is a tree of dicts, lists and strings bounded in depth
+# (LIMITS); a cyclic one would raise RecursionError, which flush handles as a bad row.
+_ROW_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+
 #: Collections the NBI writes by name (``PUT /<collection>/<name>``).
 ADMIN_COLLECTIONS = ("presets", "provisions", "virtual_parameters", "files")
 
@@ -206,7 +211,7 @@ class DeviceStore(SharedStoreMixin):
                 # ... or travel sealed to the sibling processes, under a key never stored.
                 redacted = dict(redacted, _sealed=self._sealer.seal(doc["parameterValues"]))
             doc = redacted
-        self._batch.setdefault(table, []).append((row_id, json.dumps(doc, separators=(",", ":"))))
+        self._batch.setdefault(table, []).append((row_id, _ROW_ENCODER.encode(doc)))
 
     def _del(self, table: str, row_id: str) -> None:
         self._queue(table, row_id, None)
