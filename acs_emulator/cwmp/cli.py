@@ -179,7 +179,7 @@ def serve_command(
         try:
             await stop.wait()
         finally:
-            await svc.stop()  # flushes the store
+            await svc.close()  # flushes the store
 
     try:
         asyncio.run(main())

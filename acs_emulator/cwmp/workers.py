@@ -287,6 +287,6 @@ def _worker_main(pool: AcsWorkers, index: int, ready: Connection) -> None:
         try:
             await stop.wait()
         finally:
-            await svc.stop()  # flushes the store
+            await svc.close()  # flushes the store
 
     asyncio.run(main())
