@@ -105,5 +105,6 @@ def alerts_cycle(
         resolved = notifier.incidents_closed(set(incidents))
     out: dict[str, Any] = pipeline.cycle(ts, obs).to_dict()
     if hasattr(notifier, "counts"):
-        out["notices"] = {**notifier.counts, "resolved_queued": resolved}
+        out["notices"] = {**notifier.counts, "resolved_queued": resolved,
+                          "by_template": dict(sorted(notifier.by_template.items()))}  # fmt: skip
     return out
