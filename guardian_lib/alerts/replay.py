@@ -375,9 +375,10 @@ def _incident_lookup(h: RunHistory) -> IncidentLookup:
 def _plan_notices(h: RunHistory, opted_out, lang: str, eta_h: float) -> NoticePlanner:
     """The notices of a run: each incident's opening and resolution to the customers
     beneath it, and those its actions call for (:func:`notices_for_outcome`, the rule
-    ``guardian operate`` sends with), in time order; at one instant a visit's
-    cancellation comes before the outage notice (operate holds the visits, then
-    notifies, in the step that opens an incident)."""
+    ``guardian operate`` sends with), in time order; at one instant in the order of the
+    policy's step: the visits held as an incident opens, the outage notice, then the
+    visits of cases merged into it (so the first opening notice is the one operate
+    sends)."""
     planner = NoticePlanner(opted_out=opted_out)
     cust = h.customers.set_index("customer")
     onu_of: dict[str, str] = {}
@@ -399,7 +400,7 @@ def _plan_notices(h: RunHistory, opted_out, lang: str, eta_h: float) -> NoticePl
                "eta": start + pd.Timedelta(hours=eta_h)}  # fmt: skip
         wanted += [(start, 1, c, r.incident_id, "outage_detected", ctx) for c in beneath]
         if end is not None:
-            wanted += [(end, 2, c, r.incident_id, "outage_resolved", {"end": end})
+            wanted += [(end, 3, c, r.incident_id, "outage_resolved", {"end": end})
                        for c in beneath]  # fmt: skip
     incident_of = _incident_lookup(h)
     for o in outcomes_from_audit(h.actions, h.decisions):
@@ -407,7 +408,8 @@ def _plan_notices(h: RunHistory, opted_out, lang: str, eta_h: float) -> NoticePl
         for req in notices_for_outcome(o, incident_of, eta_h):
             c = customer_of.get(req.onu_id)
             if c is not None:
-                wanted.append((req.at, 0, c, req.incident_id, req.template, req.ctx))
+                order = 0 if o.action == "hold_visits" else 2
+                wanted.append((req.at, order, c, req.incident_id, req.template, req.ctx))
     for at, _, c, iid, template, ctx in sorted(wanted, key=lambda w: (pd.Timestamp(w[0]), w[1])):
         planner.request(c, iid, template, at, lang, name=c, **ctx)
     return planner
