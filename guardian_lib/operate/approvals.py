@@ -72,8 +72,10 @@ class ApprovedActions:
             for r in results:
                 self.audit.record_action(did, r)
                 if r.status != "pending":  # the listeners (customer notices) hear it
+                    rule = str(json.loads(a.get("rationale") or "{}").get("rule", ""))
                     self.autopilot._tell(ActionOutcome(did, d.action, d.subject, r.target,
-                                                       r.status, ts, params=dict(d.params)))  # fmt: skip
+                                                       r.status, ts, rule=rule,
+                                                       params=dict(d.params)))  # fmt: skip
             ok = all(r.status != "failed" for r in results)
             self.store.finish_approval(
                 a["id"], "executed" if ok else "failed",

@@ -100,11 +100,10 @@ class _Operate:
     """An Operator whose cycles are driven by hand: the policy, the clock and the service
     state are the test's; everything after the decision is operate's own."""
 
-    def __init__(self, tmp_path, policy):
+    def __init__(self, tmp_path, policy, mode="execute"):
         from guardian_lib.operate.service import Operator
 
-        self.op = op = Operator(load_site(tmp_path / "site.yaml"), tmp_path / "state",
-                                mode="execute")  # fmt: skip
+        self.op = op = Operator(load_site(tmp_path / "site.yaml"), tmp_path / "state", mode=mode)
         op._build(load_subscribers(tmp_path / "subs.csv"))
         op.devices.client = _Nbi()
         op.real_dispatcher.inner.field_ops = _Field()
@@ -117,6 +116,8 @@ class _Operate:
     def cycle(self, ts, down=()):
         op, self.clock.t = self.op, ts
         op.context.cycle, op.context.ts = op.context.cycle + 1, ts.isoformat()
+        if op.mode == "approve":
+            op._run_approved(ts)
         status = op.fleet.table.set_index("onu_id").assign(online=True, degraded=False)
         status["service_up"] = ~status.index.isin(list(down))
         op.autopilot.step(Snapshot(ts=ts, status=status))
@@ -269,3 +270,24 @@ def test_a_visit_held_by_a_massive_incident_and_the_replay_plans_the_same(
         for b in _received()
     )
     assert plan == sent
+
+
+def test_in_approve_mode_the_notice_follows_the_approved_action_not_the_proposal(
+    tmp_path, webhook, monkeypatch
+):
+    _site(tmp_path, webhook, monkeypatch)
+    run = _Operate(tmp_path, _incident_steps(), mode="approve")
+    try:
+        fig = run.cycle(NOON)  # visits held and cancelled: proposed, not sent
+        assert fig["notices"]["by_template"] == {"outage_detected": 3}
+        for a in run.op.store.approvals("pending"):
+            if a["action"] in ("hold_visits", "cancel_visit"):
+                run.op.store.decide(a["id"], "approved", "ana")
+        fig = run.cycle(NOON + pd.Timedelta(minutes=10))  # sent now, the incident still open
+    finally:
+        run.op.close()
+    # A and D were told of the outage already (one opening notice per incident), C opted
+    # out, E's visit was cancelled because E is back: no visit notice is sent.
+    assert fig["notices"]["duplicate"] == 2 and fig["notices"]["opted_out"] == 2
+    assert _received("visit_cancelled") == []
+    assert sorted(b["customer_id"] for b in _received()) == ["C1", "C2", "C4"]
