@@ -150,11 +150,11 @@ def outcomes_from_audit(actions: pd.DataFrame, decisions: pd.DataFrame) -> list[
         d = by_id.get(str(a.decision_id), {})
         rationale = d.get("rationale", {})
         result = _loads(getattr(a, "result", None))
-        case = d.get("case_id")
+        case = d.get("case_id")  # None when decided in the step that opened the case
         case = None if case is None or pd.isna(case) else str(case)
         out.append(ActionOutcome(
             str(a.decision_id), str(a.action_type), str(d.get("subject") or a.target),
-            str(a.target), str(a.status), a.outcome_at, case or result.get("case_id"),
+            str(a.target), str(a.status), a.outcome_at, result.get("case_id") or case,
             str(rationale.get("rule", "")), dict(rationale.get("params") or {}),
         ))  # fmt: skip
     return out

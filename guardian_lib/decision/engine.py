@@ -259,15 +259,17 @@ class Autopilot:
             return d
         results = self.dispatcher.execute(d, verdict.execute_at or ts)
         case = self.cases.get(d.subject)
+        # A decision taken in the step that opened its case carries no case id yet.
+        case_id = d.case_id or (case["case_id"] if case is not None else None)
         for r in results:
             if r.status == "pending":
-                if d.case_id is not None:  # the verification's outcome names the case
-                    r.result = {**r.result, "case_id": d.case_id}
+                if case_id is not None:  # the verification's outcome names the case
+                    r.result = {**r.result, "case_id": case_id}
                 self._pending.append((did, d.subject, d.action, r))
             else:
                 self.audit.record_action(did, r)
                 self._tell(ActionOutcome(did, d.action, d.subject, r.target, r.status,
-                                         pd.Timestamp(r.finished_at or ts), d.case_id,
+                                         pd.Timestamp(r.finished_at or ts), case_id,
                                          str(d.rationale.get("rule", "")), dict(d.params)))  # fmt: skip
             if d.action == "notify":
                 cust = st.at[r.target, "customer_id"] if r.target in st.index else None
