@@ -9,62 +9,23 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-from email import message_from_bytes
 from email.header import decode_header, make_header
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
 from acs_emulator.twin import Twin
-from guardian_lib.alerts.receivers import SIGNATURE_HEADER, verify_signature
 from guardian_lib.decision import AutopilotSettings
+
+from .test_delivery import SECRET, Hook, Inbox, free_port
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
 SEED = 8
-SECRET = b"crm-hook-secret-for-tests"
-
-
-class Inbox:
-    """aiosmtpd handler keeping the messages."""
-
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-class Hook(BaseHTTPRequestHandler):
-    """The CRM's webhook: keeps the JSON bodies whose signature verifies."""
-
-    received: list = []
-    bad_signatures = 0
-
-    def do_POST(self):  # noqa: N802 - http.server API
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if not verify_signature(SECRET, body, self.headers.get(SIGNATURE_HEADER)):
-            Hook.bad_signatures += 1
-            self.send_response(401)
-        else:
-            Hook.received.append((self.headers["Idempotency-Key"], json.loads(body)))
-            self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -74,10 +35,11 @@ def cut_scenario(only_fault):
 
 @pytest.fixture
 def smtp():
+    """The NOC's mail server: aiosmtpd on 127.0.0.1 (test_delivery's inbox)."""
     from aiosmtpd.controller import Controller
 
     inbox = Inbox()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    ctl = Controller(inbox, hostname="127.0.0.1", port=free_port())
     ctl.start()
     yield ctl.port, inbox
     ctl.stop()
@@ -85,7 +47,8 @@ def smtp():
 
 @pytest.fixture
 def webhook():
-    Hook.received, Hook.bad_signatures = [], 0
+    """The CRM's webhook, checking each signature (test_delivery's handler)."""
+    Hook.fail_first, Hook.received, Hook.bad_signatures = 0, [], 0
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{srv.server_address[1]}/crm"
