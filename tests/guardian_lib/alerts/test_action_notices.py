@@ -5,12 +5,9 @@ real signed webhook on 127.0.0.1; and the replay of the same audit plans the sam
 from __future__ import annotations
 
 import shutil
-import threading
-from http.server import ThreadingHTTPServer
 
 import duckdb
 import pandas as pd
-import pytest
 import yaml
 
 from guardian_lib.alerts.replay import replay_run
@@ -29,17 +26,6 @@ SUBS = (
     "D,C4,CPE-D,P1,OLT-1,Campinas,+5519911110004,,Dora,\n"
     "E,C5,CPE-E,P2,OLT-1,Campinas,+5519911110005,,Eva,\n"
 )
-
-
-@pytest.fixture
-def webhook():
-    """The CRM's webhook on 127.0.0.1, checking each signature (test_delivery's)."""
-    Hook.fail_first, Hook.received, Hook.bad_signatures = 0, [], 0
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/hook"
-    srv.shutdown()
-    srv.server_close()
 
 
 class _Script:
@@ -136,9 +122,9 @@ def _received(template=None):
 
 
 def test_a_verified_reboot_tells_each_customer_once_never_the_opted_out(
-    tmp_path, webhook, monkeypatch
+    tmp_path, crm_webhook, monkeypatch
 ):
-    _site(tmp_path, webhook, monkeypatch)
+    _site(tmp_path, crm_webhook, monkeypatch)
     reboots = [_reboot(o, f"CASE-{o}") for o in "ABCD"]
     run = _Operate(tmp_path, _Script(lambda s: reboots, lambda s: [],
                                      lambda s: [_reboot("A", "CASE-A")]))  # fmt: skip
@@ -168,8 +154,8 @@ def test_a_verified_reboot_tells_each_customer_once_never_the_opted_out(
     assert Hook.bad_signatures == 0
 
 
-def test_a_reboot_verified_in_quiet_hours_waits_until_morning(tmp_path, webhook, monkeypatch):
-    _site(tmp_path, webhook, monkeypatch)
+def test_a_reboot_verified_in_quiet_hours_waits_until_morning(tmp_path, crm_webhook, monkeypatch):
+    _site(tmp_path, crm_webhook, monkeypatch)
     night = pd.Timestamp("2026-03-03 02:00", tz="UTC")  # 23:00 in São Paulo
     run = _Operate(tmp_path, _Script(lambda s: [_reboot("E", "CASE-E")]))
     try:
@@ -234,9 +220,9 @@ def _run_folder(tmp_path):
 
 
 def test_a_visit_held_by_a_massive_incident_and_the_replay_plans_the_same(
-    tmp_path, webhook, monkeypatch
+    tmp_path, crm_webhook, monkeypatch
 ):
-    _site(tmp_path, webhook, monkeypatch)
+    _site(tmp_path, crm_webhook, monkeypatch)
     run = _Operate(tmp_path, _incident_steps())
     try:
         fig = run.cycle(NOON)
@@ -273,9 +259,9 @@ def test_a_visit_held_by_a_massive_incident_and_the_replay_plans_the_same(
 
 
 def test_in_approve_mode_the_notice_follows_the_approved_action_not_the_proposal(
-    tmp_path, webhook, monkeypatch
+    tmp_path, crm_webhook, monkeypatch
 ):
-    _site(tmp_path, webhook, monkeypatch)
+    _site(tmp_path, crm_webhook, monkeypatch)
     run = _Operate(tmp_path, _incident_steps(), mode="approve")
     try:
         fig = run.cycle(NOON)  # visits held and cancelled: proposed, not sent

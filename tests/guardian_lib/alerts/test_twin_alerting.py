@@ -11,9 +11,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from email.header import decode_header, make_header
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,7 @@ import yaml
 from acs_emulator.twin import Twin
 from guardian_lib.decision import AutopilotSettings
 
-from .test_delivery import SECRET, Hook, Inbox, free_port
+from .test_delivery import SECRET, Hook
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
 SEED = 8
@@ -31,29 +29,6 @@ SEED = 8
 @pytest.fixture
 def cut_scenario(only_fault):
     return only_fault("feeder_cut", 2000.0)
-
-
-@pytest.fixture
-def smtp():
-    """The NOC's mail server: aiosmtpd on 127.0.0.1 (test_delivery's inbox)."""
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    yield ctl.port, inbox
-    ctl.stop()
-
-
-@pytest.fixture
-def webhook():
-    """The CRM's webhook, checking each signature (test_delivery's handler)."""
-    Hook.fail_first, Hook.received, Hook.bad_signatures = 0, [], 0
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/crm"
-    srv.shutdown()
-    srv.server_close()
 
 
 def _alerting(tmp_path: Path, smtp_port: int, url: str) -> Path:
@@ -80,13 +55,13 @@ def _alerting(tmp_path: Path, smtp_port: int, url: str) -> Path:
 
 
 def test_the_twin_runs_operates_alerting_one_mail_per_incident_one_notice_per_customer(
-    cut_scenario, smtp, webhook, tmp_path, monkeypatch
+    cut_scenario, smtp, crm_webhook, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("CRM_HOOK_KEY", SECRET.decode())
     port, inbox = smtp
     twin = Twin(cut_scenario, seed=SEED, speed=3000.0, every_minutes=5, n_cpes=8,
                 settings=AutopilotSettings(autopilot_mode="execute", jitter_max_seconds=0),
-                alerting=_alerting(tmp_path, port, webhook),
+                alerting=_alerting(tmp_path, port, crm_webhook),
                 alerting_state=tmp_path / "state")  # fmt: skip
     try:
         report = twin.run(ticks=12, settle_timeout_s=30)
@@ -120,10 +95,10 @@ def test_the_twin_runs_operates_alerting_one_mail_per_incident_one_notice_per_cu
 
 
 def test_cli_twin_alerting_writes_its_outbox_and_reports_the_figures(
-    cut_scenario, smtp, webhook, tmp_path, monkeypatch
+    cut_scenario, smtp, crm_webhook, tmp_path, monkeypatch
 ):
     port, inbox = smtp
-    path = _alerting(tmp_path, port, webhook)
+    path = _alerting(tmp_path, port, crm_webhook)
     env = {**os.environ, "CRM_HOOK_KEY": SECRET.decode()}
     res = subprocess.run(
         [str(GUARDIAN), "twin", "--scenario", "tiny", "--seed", "1", "--speed", "6000",
