@@ -483,8 +483,11 @@ def rationale_text(rationale: Any, lang: str = "en") -> str:
     if not isinstance(obj, dict):
         return str(obj)
     parts = []
-    if obj.get("rule"):
-        parts.append(f"{_word('rule', lang)}: {_rule(str(obj['rule']), lang)}")
+    # ``blocked`` is where operate's approve mode wrote the rule of a blocked action
+    # before both paths shared ``blocked_action``: audit files written then still read.
+    rule = obj.get("rule") or obj.get("blocked")
+    if rule:
+        parts.append(f"{_word('rule', lang)}: {_rule(str(rule), lang)}")
     for key in ("n_affected", "impacted_min", "stable_min"):
         if isinstance(obj.get(key), (int, float)):
             v = float(obj[key])
@@ -504,7 +507,15 @@ def rationale_text(rationale: Any, lang: str = "en") -> str:
                 items.append(f"{r['feature']}{c_txt}")
         if items:
             parts.append(f"{_word('top_reasons', lang)}: {', '.join(items)}")
-    known = {"rule", "n_affected", "impacted_min", "stable_min", "mean_p_massive", "top_reasons"}
+    known = {
+        "rule",
+        "blocked",
+        "n_affected",
+        "impacted_min",
+        "stable_min",
+        "mean_p_massive",
+        "top_reasons",
+    }
     for key, v in obj.items():
         if key not in known and isinstance(v, (str, int, float)) and not isinstance(v, bool):
             parts.append(f"{key.replace('_', ' ')}: {v}")
