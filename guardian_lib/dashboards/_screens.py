@@ -16,8 +16,8 @@ import pandas as pd
 import panel as pn
 
 from guardian_lib.dashboards import _figures as F
-from guardian_lib.dashboards._data import (
-    RunData,
+from guardian_lib.dashboards._data import RunData
+from guardian_lib.dashboards._views import (
     customer_dossier,
     decision_reasons,
     operations_kpis,

@@ -20,20 +20,19 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from guardian_lib.dashboards import _figures as F
-from guardian_lib.dashboards._data import (
-    RunData,
-    decision_reasons,
-    load_run_data,
-    operations_kpis,
-    policy_table,
-    risk_queue,
-)
+from guardian_lib.dashboards._data import RunData, load_run_data
 from guardian_lib.dashboards._screens import (
     _HEADLINE,
     _policy_wide,
     _readable_decisions,
     _rq_html,
     sla_html,
+)
+from guardian_lib.dashboards._views import (
+    decision_reasons,
+    operations_kpis,
+    policy_table,
+    risk_queue,
 )
 from guardian_lib.dashboards.glossary import (
     format_interval,
