@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register", "dashboard_command", "report_command", "REPORT_FORMATS"]
+from guardian_lib.dashboards.formats import REPORT_FORMATS, report_writer
+
+__all__ = ["register", "dashboard_command", "report_command"]
 
 
 def dashboard_command(
@@ -65,14 +67,6 @@ def dashboard_command(
     serve(run, port=port, lang=lang, address=address, kpis=kpis, audit=audit, show=show)
 
 
-#: Formats of ``guardian report`` and the function that writes each.
-REPORT_FORMATS = {
-    "html": "guardian_lib.dashboards.report:write_report",
-    "pdf": "guardian_lib.dashboards.pdf:write_pdf",
-    "xlsx": "guardian_lib.dashboards.excel:write_xlsx",
-}
-
-
 def report_command(
     run: Annotated[Path, typer.Option(help="Run folder with an ingested warehouse.")],
     out: Annotated[Path, typer.Option(help="File to write.")],
@@ -92,8 +86,6 @@ def report_command(
     ] = None,
 ) -> None:
     """Write the report of a run: offline HTML, PDF or Excel (headline first)."""
-    import importlib
-
     from guardian_lib.i18n import normalize_lang
 
     try:
@@ -105,8 +97,7 @@ def report_command(
         raise typer.BadParameter(
             f"expected one of {sorted(REPORT_FORMATS)}, got {format_!r}", param_hint="--format"
         )
-    module, func = REPORT_FORMATS[fmt].split(":")
-    write = getattr(importlib.import_module(module), func)
+    write = report_writer(fmt)
     typer.echo(str(write(run, out, lang=lang, kpis=kpis, audit=audit)))
 
 
