@@ -11,6 +11,22 @@ from guardian_lib.dashboards.formats import REPORT_FORMATS, report_writer
 
 __all__ = ["register", "dashboard_command", "report_command"]
 
+_Lang = Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")]
+_Kpis = Annotated[Path | None, typer.Option(help="A backtest kpis.json (default: RUN/kpis.json).")]
+_Audit = Annotated[
+    Path | None, typer.Option(help="DuckDB file with the audit tables (default: RUN's).")
+]
+
+
+def _normalized_lang(lang: str) -> str:
+    """``--lang`` as the labels know it (``en`` / ``pt-BR``), or a usage error naming it."""
+    from guardian_lib.i18n import normalize_lang
+
+    try:
+        return normalize_lang(lang)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lang") from None
+
 
 def dashboard_command(
     run: Annotated[Path | None, typer.Option(help="Run folder with an ingested warehouse.")] = None,
@@ -28,14 +44,10 @@ def dashboard_command(
         bool, typer.Option(help="Session cookie only over HTTPS (with --site, behind TLS).")
     ] = False,
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port to serve on.")] = 5006,
-    lang: Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")] = "en",
+    lang: _Lang = "en",
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    kpis: Annotated[
-        Path | None, typer.Option(help="A backtest kpis.json (default: RUN/kpis.json).")
-    ] = None,
-    audit: Annotated[
-        Path | None, typer.Option(help="DuckDB file with the audit tables (default: RUN's).")
-    ] = None,
+    kpis: _Kpis = None,
+    audit: _Audit = None,
     show: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
 ) -> None:
     """Serve the live dashboard of a run (NOC overview, risk queue, dossier, KPIs, …).
@@ -57,12 +69,8 @@ def dashboard_command(
     if state is not None or users is not None:
         raise typer.BadParameter("--state and --users go with --site")
     from guardian_lib.dashboards.app import serve
-    from guardian_lib.i18n import normalize_lang
 
-    try:
-        lang = normalize_lang(lang)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--lang") from None
+    lang = _normalized_lang(lang)
     typer.echo(f"serving {run} on http://{address}:{port}/ (Ctrl-C to stop)", err=True)
     serve(run, port=port, lang=lang, address=address, kpis=kpis, audit=audit, show=show)
 
@@ -77,21 +85,12 @@ def report_command(
             help="html (offline dashboard), pdf (printed by headless chromium) or xlsx.",
         ),
     ] = "html",
-    lang: Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")] = "en",
-    kpis: Annotated[
-        Path | None, typer.Option(help="A backtest kpis.json (default: RUN/kpis.json).")
-    ] = None,
-    audit: Annotated[
-        Path | None, typer.Option(help="DuckDB file with the audit tables (default: RUN's).")
-    ] = None,
+    lang: _Lang = "en",
+    kpis: _Kpis = None,
+    audit: _Audit = None,
 ) -> None:
     """Write the report of a run: offline HTML, PDF or Excel (headline first)."""
-    from guardian_lib.i18n import normalize_lang
-
-    try:
-        lang = normalize_lang(lang)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--lang") from None
+    lang = _normalized_lang(lang)
     fmt = format_.strip().lower()
     if fmt not in REPORT_FORMATS:
         raise typer.BadParameter(
