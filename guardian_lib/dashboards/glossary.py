@@ -283,6 +283,17 @@ RULE_TEXTS: dict[str, str] = {
     "case back and stable": "caso restabelecido e estável",
     "case merged into massive incident": "caso incorporado a um incidente massivo",
     "individual_high_risk": "risco individual alto",
+    # the safety rules that block an action (guardian_lib.decision.safety.RULES)
+    "kill_switch": "parada de emergência",
+    "empty_target": "alvo vazio",
+    "maintenance_window": "janela de manutenção",
+    "single_target": "um único alvo por reinicialização",
+    "active_outage": "falha ativa na área",
+    "circuit_breaker": "disjuntor de segurança",
+    "reboot_cooldown": "intervalo mínimo entre reinicializações",
+    "max_reboots_per_day": "máximo de reinicializações por dia",
+    "pon_rate_cap": "limite de ações por PON",
+    "fleet_rate_cap": "limite de ações na rede",
 }
 
 _RATIONALE_WORDS: dict[str, tuple[str, str]] = {

@@ -142,3 +142,11 @@ def test_a_blocked_approval_is_audited_in_the_autopilots_shape(tmp_path):
 def test_audit_rows_written_before_the_shapes_were_one_still_name_the_rule():
     old = json.dumps({"blocked": "kill_switch"})
     assert rationale_text(old, "en") == rationale_text(json.dumps({"rule": "kill_switch"}), "en")
+
+
+def test_every_safety_rule_reads_in_portuguese():
+    from guardian_lib.decision import RULES
+
+    for rule in RULES:
+        text = rationale_text(json.dumps({"rule": rule}), "pt-BR")
+        assert text.startswith("Regra: ") and rule not in text, text
