@@ -264,7 +264,7 @@ def risk_note(y: np.ndarray, horizon_h: int) -> str | None:
         what = "a fault" if y[0] else "no fault"
         return (
             f"every labelled row has {what} within {horizon_h} h: risk_{horizon_h}h PR-AUC "
-            "is not measurable (NaN: nothing to rank); the Brier scores are"
+            "is not measurable (NaN: nothing to rank); the Brier scores are measured"
         )
     return None
 
