@@ -41,7 +41,7 @@ from guardian_lib.decision._types import (
     Snapshot,
 )
 from guardian_lib.decision.maintenance import place_labels
-from guardian_lib.decision.safety import SafetyGuard
+from guardian_lib.decision.safety import SafetyGuard, blocked_action
 from guardian_lib.decision.settings import AutopilotSettings
 
 __all__ = ["Autopilot"]
@@ -241,9 +241,7 @@ class Autopilot:
             outage = any((t, row[SCOPE_COLUMNS[t]]) in outage_scopes for t in REBOOT_HOLD_SCOPES)
         places = self._places(d, st, ts)
         verdict = self.guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
-        blocked_by: dict[str, Any] = {"rule": verdict.rule}
         if verdict.maintenance_window is not None:
-            blocked_by["maintenance_window"] = verdict.maintenance_window
             # the decision row names the window too (its rationale's "rule" stays the policy's)
             d = replace(
                 d, rationale={**d.rationale, "maintenance_window": verdict.maintenance_window}
@@ -251,11 +249,7 @@ class Autopilot:
         did = self.audit.record_decision(d, inputs, self.mode, verdict.allowed, verdict.rule)
         if not verdict.allowed:
             for t in d.targets or ("",):
-                self.audit.record_action(
-                    did,
-                    ActionResult(d.action, str(t), "blocked", ts, ts,
-                                 result=dict(blocked_by), error=verdict.detail),
-                )  # fmt: skip
+                self.audit.record_action(did, blocked_action(verdict, d.action, str(t), ts))
             return d
         results = self.dispatcher.execute(d, verdict.execute_at or ts)
         case = self.cases.get(d.subject)
