@@ -165,7 +165,7 @@ def twin_command(
         if report.alerts:
             a = report.alerts
             console.print(
-                f"alerting: {a['alerts']} alerts evaluated, {a['notifications']} notifications, "
+                f"alerting: {a['cycles']} cycles, {a['alerts']} firing alert-evaluations, {a['notifications']} notifications, "
                 f"{a['delivered']} deliveries ({a['delivery_failed']} failed tries); customer "
                 f"notices {a.get('notices', {}).get('by_template', {})}"
             )
