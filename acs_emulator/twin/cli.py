@@ -165,8 +165,8 @@ def twin_command(
         if report.alerts:
             a = report.alerts
             console.print(
-                f"alerting: {a['cycles']} cycles, {a['alerts']} firing alert-evaluations, {a['notifications']} notifications, "
-                f"{a['delivered']} deliveries ({a['delivery_failed']} failed tries); customer "
+                f"alerting: {a['cycles']} cycles, {a['alerts']} firing alert-evaluations, "
+                f"{a['notifications']} notifications, {a['delivered']} deliveries ({a['delivery_failed']} failed tries); customer "
                 f"notices {a.get('notices', {}).get('by_template', {})}"
             )
 
