@@ -16,6 +16,7 @@ import pandas as pd
 
 from guardian_lib.decision import Decision, SafetyGuard
 from guardian_lib.decision._base import REBOOT_HOLD_SCOPES, SCOPE_COLUMNS
+from guardian_lib.decision._types import ActionOutcome
 from guardian_lib.decision.maintenance import place_labels
 from guardian_lib.decision.safety import blocked_action
 from guardian_lib.operate.metrics import log_json
@@ -70,6 +71,11 @@ class ApprovedActions:
             results = self.real_dispatcher.execute(d, ts)
             for r in results:
                 self.audit.record_action(did, r)
+                if r.status != "pending":  # the listeners (customer notices) hear it
+                    rule = str(json.loads(a.get("rationale") or "{}").get("rule", ""))
+                    self.autopilot._tell(ActionOutcome(did, d.action, d.subject, r.target,
+                                                       r.status, ts, rule=rule,
+                                                       params=dict(d.params)))  # fmt: skip
             ok = all(r.status != "failed" for r in results)
             self.store.finish_approval(
                 a["id"], "executed" if ok else "failed",
