@@ -95,3 +95,21 @@ def test_flush_keeps_a_document_it_cannot_serialise_and_writes_the_others(tmp_pa
     assert reopened.get_device("good") == {"_id": "good", "_tags": []}
     assert reopened.get_device("bad") is None
     reopened.close()
+
+
+@pytest.mark.parametrize("root", ["Device", "InternetGatewayDevice"])
+def test_preset_tasks_take_a_hostile_serial_verbatim(root):
+    # The serial number comes from the CPE: a quote or backslash in it must end up in
+    # the values, never change the task (it was once pasted into the task's JSON text).
+    from acs_emulator.cwmp.presets import render_task, zero_touch_preset
+
+    serial = 'S1", "xsd:string"], ["{root}.ManagementServer.URL", "http://evil/\\'
+    (task,) = zero_touch_preset().tasks
+    rendered = render_task(task, root, serial, "OUI-S1")
+    values = rendered["parameterValues"]
+    assert [v[1] for v in values] == [f"{serial}@isp", f"NET_{serial}"]
+    assert [v[2] for v in values] == ["xsd:string", "xsd:string"]
+    assert all(v[0].startswith(f"{root}.") for v in values)
+    assert task["parameterValues"][0][0] == "{root}.PPP.Interface.1.Username"  # untouched
+    if root == "InternetGatewayDevice":
+        assert values[0][0].endswith("WANPPPConnection.1.Username")
