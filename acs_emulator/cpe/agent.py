@@ -34,6 +34,7 @@ from acs_emulator.cwmp.auth import basic_authorization, digest_authorization
 __all__ = ["CpeAgent", "Misbehaviour", "SessionError", "retry_wait_s"]
 
 log = logging.getLogger(__name__)
+_After = After  # its name when it lived here (older imports)
 
 
 class SessionError(Exception):
