@@ -232,23 +232,25 @@ def parse_message(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> CwmpMessag
         raise CwmpParseError(f"CWMP body: expected well-formed XML, got error {exc}") from exc
     if _local(root.tag) != "Envelope":
         raise CwmpParseError(f"CWMP body: expected a SOAP Envelope, got <{_local(root.tag)}>")
-    header = child(root, "Header")
-    soap_body = child(root, "Body")
+    parts = _first_children(root)
+    header = parts.get("Header")
+    soap_body = parts.get("Body")
     if soap_body is None:
         raise CwmpParseError("CWMP envelope: expected a SOAP Body element, found none")
     msg = CwmpMessage(name="")
     if header is not None:
-        id_el = child(header, "ID")
+        fields = _first_children(header)
+        id_el = fields.get("ID")
         if id_el is not None:
             msg.id = (id_el.text or "").strip()
-            if _ns(id_el.tag) in CWMP_NAMESPACES:
-                msg.cwmp_ns = _ns(id_el.tag)
-        hold = child(header, "HoldRequests")
+            ns = _ns(id_el.tag)
+            if ns in CWMP_NAMESPACES:
+                msg.cwmp_ns = ns
+        hold = fields.get("HoldRequests")
         msg.hold_requests = hold is not None and (hold.text or "").strip() in ("1", "true")
-    rpcs = list(soap_body)
-    if not rpcs:
+    if not len(soap_body):
         return msg
-    rpc = rpcs[0]
+    rpc = soap_body[0]
     name = _local(rpc.tag)
     ns = _ns(rpc.tag)
     if name == "Fault" and ns == SOAP_ENV_NS:
