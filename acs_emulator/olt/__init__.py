@@ -1,5 +1,5 @@
 """Emulated OLTs backed by simulator state or captured walks: SNMP agents (Huawei / ZTE /
-FiberHome), SSH command lines (Huawei / ZTE, ``docs/olt.md``) and SNMP traps.
+FiberHome), SSH command lines (Huawei / ZTE / FiberHome, ``docs/olt.md``) and SNMP traps.
 
 Typical use (see ``docs/snmp.md``)::
 

@@ -35,7 +35,7 @@ def serve_command(
     ),
     cli_inventory: Annotated[
         Path | None,
-        typer.Option(help="Also serve each Huawei / ZTE OLT's CLI over SSH; write its inventory."),
+        typer.Option(help="Also serve each OLT's CLI over SSH; write its inventory."),
     ] = None,
     unauthorized: Annotated[
         int, typer.Option(help="ONUs per OLT left unauthorized (in autofind) at start.")
@@ -116,7 +116,7 @@ def _start_traps(sim, ids, creds, version, traps_to, inventory, console):
 
 
 def _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console):
-    """Serve the Huawei / ZTE OLTs' command lines over SSH (None without an inventory)."""
+    """Serve the OLTs' command lines over SSH (None without an inventory)."""
     if cli_inventory is None:
         return None
     import numpy as np
@@ -125,7 +125,7 @@ def _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console):
     from acs_emulator.olt.ssh import OltCliServer, write_cli_inventory
 
     olts = sim.topology.olts.set_index("olt_id")
-    cli_ids = [i for i in ids if olts.loc[i, "vendor"] in ("huawei", "zte")]
+    cli_ids = [i for i in ids if olts.loc[i, "vendor"] in ("huawei", "zte", "fiberhome")]
     rng = np.random.default_rng(int(sim.scenario.seed))
     with lock:
         for olt_id in cli_ids:

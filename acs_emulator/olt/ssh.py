@@ -20,7 +20,7 @@ from typing import Any
 import asyncssh
 import yaml
 
-from acs_emulator.olt.cli_vendors import VendorCli, cli_for
+from acs_emulator.olt.cli_vendors import Reply, VendorCli, cli_for
 from acs_emulator.olt.provisioning import OltConfigBackend
 from guardian_lib._threaded import ThreadedServer
 
@@ -31,6 +31,7 @@ PROFILE_OF_MODEL: dict[str, str] = {
     "huawei": "huawei_ma5800",
     "zte": "zte_c300",
     "zte_c6": "zte_c600",
+    "fiberhome": "fiberhome_an5516",
 }
 _MAX_LINE = 4096
 
@@ -67,6 +68,7 @@ class _Terminal:
         self.echo = process.get_terminal_type() is not None
         self.pages: list[str] = []
         self.confirm: Callable[[bool], str] | None = None
+        self.password: Callable[[str], Reply] | None = None
 
     def write(self, text: str) -> None:
         self.p.stdout.write(text.replace("\r\n", "\n").replace("\n", "\r\n"))
@@ -94,6 +96,16 @@ class _Terminal:
             self.write(erase + page + "\n" + self.cli.prompt())
 
     def line(self, line: str) -> None:
+        if self.password is not None:  # never echoed
+            done_pw, self.password = self.password, None
+            self.write("\n")
+            answer = done_pw(line)
+            if answer.password is not None:  # refused: asked again
+                self.password = answer.password
+                self.write(answer.text)
+            else:
+                self.emit(answer.text)
+            return
         if self.echo:
             self.write(line + "\n")
         if self.confirm is not None:
@@ -101,6 +113,10 @@ class _Terminal:
             self.emit(done(line.strip().lower() in ("y", "yes")))
             return
         reply = self.cli.handle(line)
+        if reply.password is not None:
+            self.password = reply.password
+            self.write(reply.text)
+            return
         if reply.confirm is not None:
             self.confirm = reply.confirm
             self.write(reply.text)
@@ -171,7 +187,9 @@ class OltCliServer(ThreadedServer):
             async def handle(process: Any, b: OltConfigBackend = backend) -> None:
                 self.sessions += 1
                 try:
-                    await _Terminal(process, cli_for(b)).run()
+                    cli = cli_for(b)
+                    cli.enable_password = self.password
+                    await _Terminal(process, cli).run()
                 except (asyncssh.Error, ConnectionError, BrokenPipeError):
                     pass
                 finally:

@@ -140,7 +140,7 @@ class TwinNetwork:
         olts = self.sim.topology.olts
         if self.olt_cli:
             ids = [str(o) for o, v in zip(olts["olt_id"], olts["vendor"], strict=True)
-                   if v in ("huawei", "zte")]  # fmt: skip
+                   if v in ("huawei", "zte", "fiberhome")]  # fmt: skip
             backends = [OltConfigBackend(self.sim, i, self.lock) for i in ids]
             self.cli_server = OltCliServer(backends, host=self.host).start_in_thread()
         if self.traps:

@@ -90,8 +90,13 @@ class Operation(_Strict):
     steps: list[Step] = Field(min_length=1)
     rollback: list[str] = Field(default_factory=list)
     parse: str | None = None
+    section: str | None = Field(
+        None,
+        description="Header of a section of a listing; its named groups (e.g. slot and "
+        "port) apply to the records that follow it, up to the next header.",
+    )
     empty: str | None = Field(None, description="Error line that means 'no records'.")
-    _v = field_validator("parse", "empty")(_check_regex)
+    _v = field_validator("parse", "section", "empty")(_check_regex)
 
 
 class ErrorPattern(_Strict):
@@ -114,6 +119,10 @@ class CliProfile(_Strict):
     paging_continue: str = " "
     confirm: str | None = Field(None, description="Regex of a yes/no question.")
     confirm_answer: str = "y"
+    password_prompt: str | None = Field(
+        None, description="Regex of a password question after login (FiberHome `enable`); "
+        "answered with the login password, which is never echoed or recorded.",
+    )  # fmt: skip
     setup: list[str] = Field(default_factory=list, description="Sent after login.")
     exit_mode: str = Field(description="Leaves a sub-mode (back towards config mode).")
     port_base: int = Field(0, ge=0, le=1, description="Number of the first PON port in CLI.")
@@ -121,14 +130,18 @@ class CliProfile(_Strict):
     assign_onu_id: Literal["olt", "driver"] = Field(
         "driver", description="'olt': the OLT allocates (read by capture); 'driver': we pick."
     )
-    serial_format: Literal["plain", "hex"] = Field(
-        "plain", description="'plain' HWTC1A2B3C4D; 'hex' 485754431A2B3C4D (vendor id in hex)."
+    serial_format: Literal["plain", "hex", "lower_hex"] = Field(
+        "plain",
+        description="'plain' HWTC1A2B3C4D; 'hex' 485754431A2B3C4D (vendor id in hex); "
+        "'lower_hex' HWTC1a2b3c4d (FiberHome: hex digits in lower case).",
     )
     defaults: dict[str, str] = Field(default_factory=dict)
     errors: list[ErrorPattern] = Field(min_length=1)
     operations: dict[str, Operation]
 
-    _v = field_validator("prompt", "config_prompt", "paging", "confirm")(_check_regex)
+    _v = field_validator("prompt", "config_prompt", "paging", "confirm", "password_prompt")(
+        _check_regex
+    )
 
     @field_validator("operations")
     @classmethod
@@ -158,6 +171,7 @@ class CliProfile(_Strict):
 _VALUE_RULES: dict[str, re.Pattern[str]] = {
     "serial": re.compile(r"[A-Z0-9]{4}[0-9A-F]{8}"),
     "serial_hex": re.compile(r"[0-9A-F]{16}"),
+    "serial_lower": re.compile(r"[A-Z0-9]{4}[0-9a-f]{8}"),
     "desc": re.compile(r"[A-Za-z0-9_.:@-]{1,64}"),
     "pppoe_username": re.compile(r"[A-Za-z0-9_.@+-]{1,64}"),
     "pppoe_password": re.compile(r"[A-Za-z0-9_.@+!%*#=-]{1,64}"),

@@ -141,6 +141,7 @@ class CliSession:
         self._config = re.compile(profile.config_prompt)
         self._paging = re.compile(profile.paging)
         self._confirm = re.compile(profile.confirm) if profile.confirm else None
+        self._password = re.compile(profile.password_prompt) if profile.password_prompt else None
 
     async def __aenter__(self) -> CliSession:
         await self.open()
@@ -254,6 +255,7 @@ class CliSession:
         (the OLT may have echoed it).
         """
         buf = ""
+        answered = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.target.timeout_s
         while True:
@@ -282,6 +284,18 @@ class CliSession:
                 buf = buf[: pager.start()] + buf[pager.end() :].lstrip(" ")
                 self._proc.stdin.write(self.profile.paging_continue)
                 continue
+            if self._password is not None:
+                asked = self._password.search(buf)
+                if asked is not None:  # e.g. FiberHome `enable`: the login password again
+                    if answered:
+                        raise OltAuthError(
+                            f"OLT {self.target.olt_id}: password refused after {shown!r} "
+                            "(the login password is also the enable password)"
+                        )
+                    answered = True
+                    buf = buf[: asked.start()] + buf[asked.end() :]
+                    self._proc.stdin.write(self.target.password + "\n")
+                    continue
             if self._confirm is not None and self._confirm.search(buf):
                 buf = self._confirm.sub("", buf)
                 self._proc.stdin.write(self.profile.confirm_answer + "\n")

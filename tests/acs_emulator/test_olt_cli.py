@@ -20,7 +20,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from acs_emulator.olt.cli_vendors import ZteCli
+from acs_emulator.olt.cli_vendors import FiberHomeCli, ZteCli
 from acs_emulator.olt.provisioning import OltConfigBackend, unprovision_onus
 from acs_emulator.olt.serve import EmulatorCredentials, simulated_pool, write_inventory
 from acs_emulator.olt.ssh import OltCliServer, write_cli_inventory
@@ -36,7 +36,7 @@ from simulator.engine import Simulation
 from simulator.scenario import load_scenario
 
 FAMILIES = {"huawei": ("huawei", "MA5800-X7"), "zte_c320": ("zte", "C320"),
-            "zte_c600": ("zte", "C600")}  # fmt: skip
+            "zte_c600": ("zte", "C600"), "fiberhome": ("fiberhome", "AN5516-06")}  # fmt: skip
 N_WAITING = 3
 
 
@@ -103,6 +103,7 @@ def run(coro):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_autofind_authorize_online_polled(lab, family, monkeypatch):
     monkeypatch.setattr(ZteCli, "page_lines", 2)  # ZTE's short listing crosses the pager too
+    monkeypatch.setattr(FiberHomeCli, "page_lines", 3)
     lab = lab(family)
     before = lab.polled()
     assert not set(lab.waiting) & set(before), "an unauthorized ONU is in the OLT's tables"
@@ -134,7 +135,7 @@ def test_autofind_authorize_online_polled(lab, family, monkeypatch):
             return await olt.onu_status(OnuLocation(a.slot, a.port, res.onu_id))
 
     st = run(status())
-    assert st["run"] in ("online", "working") and st["admin"] in ("active", "enable")
+    assert st["run"] in ("online", "working", "up") and st["admin"] in ("active", "enable")
 
 
 def test_port_disable_takes_its_onus_offline(lab):
@@ -206,7 +207,7 @@ def test_failed_service_port_rolls_back(lab, family):
 
     a, err, waiting, configured = run(go())
     assert err.kind == "profile" and err.rolled_back is True
-    assert "VLAN" in err.line
+    assert "vlan" in err.line.lower()
     assert a.serial in {w.serial for w in waiting}
     assert a.serial not in configured.values()
     assert lab.sim.admin.provisioned.sum() == len(lab.sim.onu_ids) - N_WAITING
@@ -502,3 +503,67 @@ def test_bulk_rate_limit_spaces_the_changes(lab, monkeypatch):
     assert len(waits) == 2 and 0 < waits[0] <= 10.0 and 10.0 < waits[1] <= 20.0
     with pytest.raises(ValueError, match="per_minute must be > 0"):
         run(bulk.run_bulk(changes, rows, per_minute=0))
+
+
+def test_fiberhome_wrong_serial_case_busy_and_enable_password(lab, tmp_path):
+    """FiberHome: the enable password is answered (never echoed or recorded), the serial
+    goes out with lower-case hex and the ONU's own type, a wrong serial and a busy OLT are
+    answered clearly, and the dry run leaves the type read from autofind open."""
+    lab = lab("fiberhome")
+    # an ONU whose serial has hex letters, so that upper and lower case differ
+    slot, port, serial, model = next(
+        w for w in lab.backend.autofind() if any(c in "ABCDEF" for c in w[2][4:])
+    )
+    link = port + 1  # FiberHome links count from 1
+    lower = serial[:4] + serial[4:].lower()
+
+    async def go():
+        async with lab.driver() as olt:
+            assert olt.session.in_config_mode  # enable + password reached Admin#
+            with pytest.raises(OltCommandError) as wrong:
+                await olt.authorize(AuthorizeRequest(slot, link, "FHTT00000000", vlan=100))
+            await olt.session.run("cd gpononu")
+            with pytest.raises(OltCommandError) as upper:  # the OLT wants lower-case hex
+                await olt.session.run(
+                    f"set whitelist phy_addr address {serial} password null action add "
+                    f"slot {slot} link {link} onu 100 type {model}"
+                )
+            await olt.session.leave_to_config()
+            lab.backend.busy_next = 2  # two busy answers, then the resend goes through
+            res = await olt.authorize(AuthorizeRequest(slot, link, serial, vlan=100))
+            return wrong.value, upper.value, res, list(olt.session.transcript)
+
+    wrong, upper, res, sent = run(go())
+    assert wrong.kind == "unknown_serial" and "FHTT00000000" in str(wrong)
+    assert upper.kind == "unknown_serial" and "physical address is error" in upper.line
+    add = [c for c in sent if c.startswith("set whitelist") and "action add" in c]
+    assert add[-1] == (f"set whitelist phy_addr address {lower} password null action add "
+                       f"slot {slot} link {link} onu {res.onu_id} type {model}")  # fmt: skip
+    assert sum(c == add[-1] for c in sent) == 3  # sent once, resent twice after "busy"
+    assert lab.inv.target(lab.olt_id).password not in "\n".join(sent)
+    assert serial in {r["serial"] for r in lab.backend.configured(slot, port)}
+    plan = OltChanges(lab.inv, OltAudit(tmp_path / "a.jsonl"), who="t").plan(
+        Change(
+            lab.olt_id,
+            "authorize",
+            {"slot": slot, "port": link, "serial": serial, "vlan": 120, "wan": "bridge"},
+        )  # fmt: skip
+    )
+    assert plan[1] == (f"set whitelist phy_addr address {lower} password null action add "
+                       f"slot {slot} link {link} onu {{onu_id}} type {{onu_type}}")  # fmt: skip
+    assert any("type bridge 120 0 nat disable" in c for c in plan)
+
+
+def test_fiberhome_wrong_enable_password_is_an_auth_error(lab, monkeypatch):
+    from acs_emulator.olt.cli_fiberhome import FiberHomeCli
+
+    lab = lab("fiberhome")
+    orig = FiberHomeCli.c_enable
+
+    def other_password(self):
+        self.enable_password = "not-the-login-password"
+        return orig(self)
+
+    monkeypatch.setattr(FiberHomeCli, "c_enable", other_password)
+    with pytest.raises(OltAuthError, match="password refused after 'enable'"):
+        run(lab.driver().__aenter__())

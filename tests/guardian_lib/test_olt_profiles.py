@@ -19,13 +19,14 @@ from guardian_lib.olt.profiles import (
 )
 
 VALUES = {"slot": 1, "port": 2, "onu_id": 5, "serial": "ZTEG1A2B3C4D",
-          "serial_hex": "5A5445471A2B3C4D", "vlan": 100, "desc": "C-1",
+          "serial_hex": "5A5445471A2B3C4D", "serial_lower": "ZTEG1a2b3c4d", "vlan": 100,
+          "desc": "C-1", "onu_type": "HG6145E",
           "pppoe_username": "u@isp", "pppoe_password": "pw-1", "wan": "pppoe"}  # fmt: skip
 
 
 def test_shipped_profiles_load_and_render_every_operation():
     profiles = load_cli_profiles()
-    assert {"huawei_ma5800", "zte_c300", "zte_c600"} <= set(profiles)
+    assert {"huawei_ma5800", "zte_c300", "zte_c600", "fiberhome_an5516"} <= set(profiles)
     for prof in profiles.values():
         for name in prof.operations:
             cmds = plan(prof, name, VALUES)
@@ -42,6 +43,31 @@ def test_error_patterns_classify_vendor_answers():
     assert hw.classify("  Failure: SN already exists") == ("exists", "Failure: SN already exists")
     assert zte.classify("%Code 32307-GPONSRV : The ONU already exists")[0] == "exists"
     assert zte.classify("% Invalid input detected at '^' marker.")[0] == "syntax"
+    fh = profiles["fiberhome_an5516"]
+    assert fh.classify("[ERR -598] physical address is error!")[0] == "unknown_serial"
+    assert fh.classify("Unknown command.")[0] == "syntax"
+    assert fh.classify("Command execute success.") is None
+
+
+def test_listing_sections_give_their_slot_and_port_to_the_records():
+    from guardian_lib.olt.driver import parse_listing, serial_lower
+
+    op = load_cli_profiles()["fiberhome_an5516"].operations["autofind"]
+    text = (
+        "-----  ONU Unauth Table ,SLOT=12 PON=1 ,ITEM=0-----\n"
+        "-----  ONU Unauth Table ,SLOT=12 PON=3 ,ITEM=2-----\n"
+        " No  OnuType        PhyId        PhyPwd     Why\n"
+        " 1   HG6243C        FHTT91fbc5e8            1\n"
+        " 2   5506-04-FA     HWTC746ebb4c            1\n"
+        "-----  ONU Unauth Table ,SLOT=13 PON=16 ,ITEM=1-----\n"
+        " 1   HG260          ZTEG00a0b0c0            1\n"
+    )
+    recs = parse_listing(text, op.parse, op.section)
+    assert [(r["slot"], r["port"], r["serial"], r["model"]) for r in recs] == [
+        ("12", "3", "FHTT91fbc5e8", "HG6243C"), ("12", "3", "HWTC746ebb4c", "5506-04-FA"),
+        ("13", "16", "ZTEG00a0b0c0", "HG260"),
+    ]  # fmt: skip
+    assert serial_lower("fhtt91FBC5E8") == "FHTT91fbc5e8"
 
 
 def test_a_dry_run_leaves_only_the_onu_id_open():

@@ -109,6 +109,7 @@ def test_invalid_profile_names_file_and_field(tmp_path, body, match):
         "acs_emulator.olt.cli_base",
         "acs_emulator.olt.cli_huawei",
         "acs_emulator.olt.cli_zte",
+        "acs_emulator.olt.cli_fiberhome",
         "acs_emulator.olt.provisioning",
         "acs_emulator.olt.ssh",
         "acs_emulator.olt.traps",
