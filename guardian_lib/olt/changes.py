@@ -1,13 +1,20 @@
 """Audited OLT changes: one entry point for the CLI, bulk files and the library.
 
 :class:`OltChanges` applies one change (``authorize``, ``reboot-onu``, ``onu-disable``,
-``onu-enable``, ``port-disable``, ``port-enable``) to one OLT of a CLI inventory. It
+``onu-enable``, ``port-disable``, ``port-enable``, ``resync``) to one OLT of a CLI
+inventory. It
 reads the state before, sends the profile's commands, reads the state after, and writes
 both to an append-only JSON-lines audit trail with who asked, what was sent (secrets
 masked) and the outcome — a ``started`` record before the first command, so a change
 cut short by a crash is still on record. With ``dry_run`` it only renders the commands.
 
 PPPoE credentials are named by a key of the secret store (``pppoe``), never given.
+
+``resync`` re-reads one ONU from the OLT and re-applies the configuration Guardian stored
+for it — the WAN (PPPoE or bridge, VLAN) of the last successful ``authorize`` of that ONU
+id in the audit trail — after checking that the serial the OLT reports is still the one
+authorized there. The WAN commands are idempotent ``set`` commands on every vendor; the
+ONU and its service port are not added again.
 """
 
 from __future__ import annotations
@@ -27,9 +34,10 @@ from guardian_lib.olt.driver import (
     OnuLocation,
     normalize_serial,
     plan,
+    serial_lower,
 )
 from guardian_lib.olt.inventory import CliInventory, pppoe_account
-from guardian_lib.olt.session import OltError
+from guardian_lib.olt.session import OltCommandError, OltError
 
 __all__ = ["OPERATIONS", "Change", "ChangeResult", "OltAudit", "OltChanges"]
 
@@ -41,8 +49,10 @@ OPERATIONS: dict[str, str] = {
     "onu-enable": "onu_enable",
     "port-disable": "port_disable",
     "port-enable": "port_enable",
+    "resync": "resync",
 }
 _NEEDS = {
+    "resync": ("slot", "port", "onu_id"),
     "authorize": ("slot", "port", "serial", "vlan"),
     "reboot-onu": ("slot", "port", "onu_id"),
     "onu-disable": ("slot", "port", "onu_id"),
@@ -182,10 +192,42 @@ class OltChanges:
             vals["serial"] = normalize_serial(vals["serial"])
         return vals
 
+    def stored(self, olt_id: str, slot: int, port: int, onu_id: int) -> dict[str, Any] | None:
+        """Parameters of the last successful ``authorize`` of one ONU id in the audit trail.
+
+        Returns None when Guardian never authorized that ONU id (or the audit trail does
+        not go back that far).
+        """
+        where = {"slot": slot, "port": port, "onu_id": onu_id}
+        last = None
+        for rec in self.audit.read():
+            p = rec.get("params") or {}
+            if (rec.get("olt_id"), rec.get("operation"), rec.get("status")) == (
+                olt_id, "authorize", "ok"
+            ) and all(p.get(k) == v for k, v in where.items()):  # fmt: skip
+                last = p
+        return last
+
+    def _resync_values(self, change: Change) -> tuple[dict[str, Any] | None, str | None]:
+        """Stored parameters of the ONU and the WAN operation to re-apply (or None)."""
+        p = change.params
+        stored = self.stored(change.olt_id, p["slot"], p["port"], p["onu_id"])
+        if stored is None or stored.get("wan", "none") == "none":
+            return stored, None
+        vals = {**self._values(Change(change.olt_id, "authorize", stored)), **p}
+        vals["serial_lower"] = serial_lower(vals["serial"])
+        return vals, "wan_" + stored["wan"]
+
     def plan(self, change: Change) -> list[str]:
-        """The commands ``change`` would send (secrets masked), without connecting."""
+        """The commands ``change`` would send (secrets masked), without connecting.
+
+        A ``resync`` of an ONU with no stored WAN sends nothing (it only re-reads).
+        """
         change = change.validated()
         profile = self.inventory.profile_of(change.olt_id)
+        if change.operation == "resync":
+            vals, op = self._resync_values(change)
+            return [] if op is None else plan(profile, op, vals or {})
         vals = self._values(change)
         if change.operation == "authorize":
             req = AuthorizeRequest(**_request_fields(vals))
@@ -253,6 +295,8 @@ class OltChanges:
             done = await drv.authorize(req)
             res.params["onu_id"] = done.onu_id
             res.after = await drv.onu_status(OnuLocation(req.slot, req.port, done.onu_id))
+        elif ch.operation == "resync":
+            await self._resync(drv, ch, res)
         elif ch.operation.startswith("port-"):
             res.before = await drv.port_status(p["slot"], p["port"])
             await drv.set_port_enabled(p["slot"], p["port"], ch.operation == "port-enable")
@@ -265,6 +309,24 @@ class OltChanges:
             else:
                 await drv.set_onu_enabled(loc, ch.operation == "onu-enable")
             res.after = await drv.onu_status(loc)
+
+    async def _resync(self, drv: OltDriver, ch: Change, res: ChangeResult) -> None:
+        p = ch.params
+        loc = OnuLocation(p["slot"], p["port"], p["onu_id"])
+        res.before = await drv.onu_status(loc)
+        vals, op = self._resync_values(ch)
+        if vals is not None:
+            found = normalize_serial(res.before.get("serial") or res.before.get("serial_hex", ""))
+            if found != normalize_serial(vals["serial"]):
+                raise OltCommandError(
+                    drv.olt_id, "not_found", f"resync {loc.label()}",
+                    f"the OLT reports serial {found} at {loc.label()}, Guardian's stored "
+                    f"configuration is for {normalize_serial(vals['serial'])}: not re-applied",
+                )  # fmt: skip
+        if op is not None:
+            await drv.run_operation(op, vals or {})
+        res.after = await drv.onu_status(loc)
+        res.after["reapplied"] = op or "nothing stored"
 
     def _record(self, res: ChangeResult) -> None:
         rec = asdict(res)

@@ -65,6 +65,8 @@ def _report(res: Any) -> None:
     if res.status == "dry-run":
         for cmd in res.commands:
             typer.echo(cmd)
+        if not res.commands and res.operation == "resync":
+            Console(stderr=True).print("nothing stored to re-apply: resync only re-reads the ONU")
         return
     console = Console(stderr=True)
     if res.status != "ok":
@@ -163,6 +165,17 @@ def reboot_onu_command(
     _apply(inventory, who, audit, dry_run, change)
 
 
+def resync_command(
+    inventory: Inventory, olt: OltId, slot: Slot, port: Port, onu_id: OnuId,
+    who: Who = None, audit: Audit = None, dry_run: DryRun = False,
+) -> None:  # fmt: skip
+    """Re-read one ONU from the OLT and re-apply the WAN Guardian stored for it."""
+    from guardian_lib.olt.changes import Change
+
+    change = Change(olt, "resync", {"slot": slot, "port": port, "onu_id": onu_id})
+    _apply(inventory, who, audit, dry_run, change)
+
+
 def _switch(kind: str, enabled: bool) -> Any:
     op = f"{kind}-{'enable' if enabled else 'disable'}"
 
@@ -218,6 +231,7 @@ def register(app: typer.Typer) -> None:
     group.command("status")(status_command)
     group.command("authorize")(authorize_command)
     group.command("reboot-onu")(reboot_onu_command)
+    group.command("resync")(resync_command)
     group.command("bulk")(bulk_command)
     for kind in ("port", "onu"):
         sub = typer.Typer(help=f"Enable or disable {'a PON port' if kind == 'port' else 'an ONU'}.")

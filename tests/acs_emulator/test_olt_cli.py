@@ -567,3 +567,71 @@ def test_fiberhome_wrong_enable_password_is_an_auth_error(lab, monkeypatch):
     monkeypatch.setattr(FiberHomeCli, "c_enable", other_password)
     with pytest.raises(OltAuthError, match="password refused after 'enable'"):
         run(lab.driver().__aenter__())
+
+
+def _with_pppoe_secret(lab) -> None:
+    sec = lab.inv.secrets_path()
+    sec.write_text(sec.read_text() + "pppoe:\n  cust-9: {username: cust9@isp, password: pw-99}\n")
+    os.chmod(sec, 0o600)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_resync_reapplies_the_stored_wan_after_checking_the_serial(lab, family, tmp_path):
+    lab = lab(family)
+    _with_pppoe_secret(lab)
+    audit = OltAudit(tmp_path / "audit.jsonl")
+    changes = OltChanges(lab.inv, audit, who="noc-rui")
+    slot, port, serial, _ = lab.backend.autofind()[0]
+    cli_port = port + lab.inv.profile_of(lab.olt_id).port_base
+    auth = run(changes.apply(Change(lab.olt_id, "authorize", {
+        "slot": slot, "port": cli_port, "serial": serial, "vlan": 110, "wan": "pppoe",
+        "pppoe": "cust-9"})))  # fmt: skip
+    assert auth.status == "ok", auth.error
+    row = int(np.flatnonzero(lab.sim.onu_ids == serial)[0])
+    lab.backend.config[row].wan.clear()  # the ONU lost its WAN (factory reset, swap …)
+    where = {"slot": slot, "port": cli_port, "onu_id": auth.params["onu_id"]}
+
+    dry = run(changes.apply(Change(lab.olt_id, "resync", where), dry_run=True))
+    assert dry.commands and any("cust9@isp" in c for c in dry.commands)
+    assert "pw-99" not in json.dumps(dry.commands) and lab.backend.config[row].wan == {}
+
+    res = run(changes.apply(Change(lab.olt_id, "resync", where)))
+    assert res.status == "ok", res.error
+    assert lab.backend.config[row].wan["username"] == "cust9@isp"
+    assert lab.backend.config[row].wan["password"] == "pw-99"
+    assert res.after["reapplied"] == "wan_pppoe" and res.before and res.after
+    records = audit.read()
+    assert [r["status"] for r in records][-3:] == ["dry-run", "started", "ok"]
+    assert records[-1]["who"] == "noc-rui" and "pw-99" not in json.dumps(records)
+
+
+def test_resync_refuses_a_different_onu_and_rereads_an_unknown_one(lab, tmp_path):
+    lab = lab("zte_c320")
+    changes = OltChanges(lab.inv, OltAudit(tmp_path / "audit.jsonl"), who="t")
+    s1, p1, sn1, _ = lab.backend.autofind()[0]
+    auth = run(changes.apply(Change(lab.olt_id, "authorize", {
+        "slot": s1, "port": p1 + 1, "serial": sn1, "vlan": 100, "wan": "bridge"})))  # fmt: skip
+    assert auth.status == "ok", auth.error
+    onu_id = auth.params["onu_id"]
+    # the ONU is removed on the OLT by hand and another of that port takes its id
+    lab.backend.delete_onu(s1, p1, onu_id)
+    neighbour = next(r for r in lab.backend.configured(s1, p1) if r["serial"] != sn1)
+    lab.backend.delete_onu(s1, p1, neighbour["onu_id"])
+    other = neighbour["serial"]
+    lab.backend.add_onu(s1, p1, other, onu_id, (1, 128))
+    where = {"slot": s1, "port": p1 + 1, "onu_id": onu_id}
+    res = run(changes.apply(Change(lab.olt_id, "resync", where)))
+    assert res.status == "failed" and res.error_kind == "not_found"
+    assert f"reports serial {other}" in res.error and sn1 in res.error
+    assert not any(c.startswith("vlan port") for c in res.commands)
+    # an ONU id Guardian never authorized
+    never = next(r["onu_id"] for r in lab.backend.configured(1, 0) if r["onu_id"] != onu_id)
+    res = run(changes.apply(Change(lab.olt_id, "resync", {"slot": 1, "port": 1, "onu_id": never})))
+    assert res.status == "ok" and res.after["reapplied"] == "nothing stored"
+    assert res.commands and all(c.startswith(("show", "exit")) for c in res.commands)
+    args = ["olt", "resync", "-i", str(lab.cli_inv_path), "--olt", lab.olt_id, "--slot", "1",
+            "--port", "1", "--onu-id", str(never), "--dry-run", "--audit",
+            str(tmp_path / "audit.jsonl")]  # fmt: skip
+    out = CliRunner().invoke(build_app(), args)
+    assert out.exit_code == 0, out.output
+    assert out.stdout == "" and "nothing stored to re-apply" in out.stderr
