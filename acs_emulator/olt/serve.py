@@ -45,6 +45,9 @@ class EmulatorCredentials:
         self.user = user
         self.auth_key = auth_key or secrets.token_hex(8)
         self.priv_key = priv_key or secrets.token_hex(8)
+        # SNMP SET (opt-in per agent): its own community and v3 user, never the read ones
+        self.write_community = "w-" + secrets.token_hex(6)
+        self.write_user = V3User(user + "-rw", secrets.token_hex(8), secrets.token_hex(8))
 
     @property
     def v3_user(self) -> V3User:
@@ -61,6 +64,7 @@ def simulated_pool(
     olt_ids: list[str] | None = None,
     mibs: dict[str, str] | None = None,
     lock: threading.Lock | None = None,
+    set_backends: dict[str, Any] | None = None,
 ) -> AgentPool:
     """One agent per simulated OLT, serving live values from ``source``.
 
@@ -78,22 +82,33 @@ def simulated_pool(
         OLT id → MIB family override (see ``vendors.VENDOR_MIBS``).
     lock : threading.Lock, optional
         Held while reading the source; hold it too while stepping the simulation.
+    set_backends : dict, optional
+        OLT id → :class:`~acs_emulator.olt.provisioning.OltConfigBackend`: those agents
+        answer SNMP SET (``credentials.write_community`` / ``write_user``) by changing the
+        simulation (:class:`~acs_emulator.olt.snmp_set.OltSetHandler`).
     """
+    from acs_emulator.olt.snmp_set import OltSetHandler
+
     ids = olt_ids or [str(o) for o in source.topology.olts["olt_id"]]
     lock = lock or threading.Lock()
     specs = []
     for i, olt_id in enumerate(ids):
         table = LiveOltTable(source, olt_id, mib=(mibs or {}).get(olt_id), lock=lock)
-        specs.append(
-            AgentSpec(
-                name=olt_id,
-                table_fn=table,
-                port=base_port + i if base_port else 0,
-                community=credentials.community,
-                v3_users=[credentials.v3_user],
-                host=host,
-            )
+        spec = AgentSpec(
+            name=olt_id,
+            table_fn=table,
+            port=base_port + i if base_port else 0,
+            community=credentials.community,
+            v3_users=[credentials.v3_user],
+            host=host,
         )
+        backend = (set_backends or {}).get(olt_id)
+        if backend is not None:
+            spec.set_fn = OltSetHandler(backend)
+            spec.write_community = credentials.write_community
+            spec.v3_users.append(credentials.write_user)
+            spec.write_users = [credentials.write_user.user]
+        specs.append(spec)
     return AgentPool(specs)
 
 

@@ -38,8 +38,9 @@ from guardian_lib.olt.driver import (
 )
 from guardian_lib.olt.inventory import CliInventory, pppoe_account
 from guardian_lib.olt.session import OltCommandError, OltError
+from guardian_lib.olt.snmp_set import SnmpSetter, format_varbinds, set_varbinds
 
-__all__ = ["OPERATIONS", "Change", "ChangeResult", "OltAudit", "OltChanges"]
+__all__ = ["OPERATIONS", "SNMP_CHANGES", "Change", "ChangeResult", "OltAudit", "OltChanges"]
 
 #: Change name → profile operation.
 OPERATIONS: dict[str, str] = {
@@ -61,7 +62,9 @@ _NEEDS = {
     "port-enable": ("slot", "port"),
 }
 _INTS = ("slot", "port", "onu_id", "vlan")
-_TEXT = ("serial", "line_profile", "srv_profile", "wan", "pppoe", "desc", "onu_type")
+_TEXT = ("serial", "line_profile", "srv_profile", "wan", "pppoe", "desc", "onu_type", "via")
+#: Changes that may go over SNMP SET (``via: snmp``) where the OLT's profile has them.
+SNMP_CHANGES = ("reboot-onu", "onu-disable", "onu-enable", "port-disable", "port-enable")
 
 
 @dataclass
@@ -76,7 +79,8 @@ class Change:
     params : dict
         ``slot``, ``port`` (CLI numbering), ``onu_id``, ``serial``, ``vlan``,
         ``line_profile``, ``srv_profile``, ``wan`` (pppoe / bridge / none), ``pppoe``
-        (secret-store key), ``desc``, ``onu_type``.
+        (secret-store key), ``desc``, ``onu_type``, ``via`` (``cli``, the default, or
+        ``snmp`` for an SNMP SET where the OLT allows it).
     """
 
     olt_id: str
@@ -108,6 +112,13 @@ class Change:
             raise ValueError(f"{where}: {self.operation} needs {missing}")
         if out.get("wan", "none") not in ("pppoe", "bridge", "none"):
             raise ValueError(f"{where}: wan must be pppoe, bridge or none, got {out['wan']!r}")
+        if out.get("via", "cli") not in ("cli", "snmp"):
+            raise ValueError(f"{where}: via must be cli or snmp, got {out['via']!r}")
+        if out.get("via") == "snmp" and self.operation not in SNMP_CHANGES:
+            raise ValueError(
+                f"{where}: {self.operation} cannot go over SNMP SET (only "
+                f"{', '.join(SNMP_CHANGES)})"
+            )
         if out.get("wan") == "pppoe" and "pppoe" not in out:
             raise ValueError(f"{where}: wan pppoe needs the PPPoE account's secret key (pppoe)")
         return Change(self.olt_id, self.operation, out)
@@ -225,6 +236,10 @@ class OltChanges:
         """
         change = change.validated()
         profile = self.inventory.profile_of(change.olt_id)
+        if change.params.get("via") == "snmp":
+            self.inventory.snmp_set_target(change.olt_id)  # opt-in and credentials first
+            vbs = set_varbinds(profile, OPERATIONS[change.operation], change.params)
+            return format_varbinds(vbs)
         if change.operation == "resync":
             vals, op = self._resync_values(change)
             return [] if op is None else plan(profile, op, vals or {})
@@ -263,6 +278,8 @@ class OltChanges:
             res.commands = self.plan(change)
             self._record(res)
             return res
+        if change.params.get("via") == "snmp":
+            return await self._apply_snmp(change, res)
         vals = self._values(change)
         self._record(res)
         own = driver is None
@@ -309,6 +326,27 @@ class OltChanges:
             else:
                 await drv.set_onu_enabled(loc, ch.operation == "onu-enable")
             res.after = await drv.onu_status(loc)
+
+    async def _apply_snmp(self, change: Change, res: ChangeResult) -> ChangeResult:
+        """One change as an SNMP SET: read the objects, set them, read them again."""
+        from guardian_lib.snmp.errors import SnmpError
+
+        host, port, creds, ss = self.inventory.snmp_set_target(change.olt_id)
+        profile = self.inventory.profile_of(change.olt_id)
+        vbs = set_varbinds(profile, OPERATIONS[change.operation], change.params)
+        res.commands = format_varbinds(vbs)
+        self._record(res)
+        try:
+            async with SnmpSetter(change.olt_id, host, port, creds, ss.timeout_s,
+                                  ss.retries) as agent:  # fmt: skip
+                res.before = await agent.read(vbs)
+                await agent.set(vbs)
+                res.after = await agent.read(vbs)
+            res.status = "ok"
+        except SnmpError as exc:
+            res.status, res.error, res.error_kind = "failed", str(exc), type(exc).__name__
+        self._record(res)
+        return res
 
     async def _resync(self, drv: OltDriver, ch: Change, res: ChangeResult) -> None:
         p = ch.params

@@ -34,6 +34,12 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the vendor comman
 Slot = Annotated[int, typer.Option(help="Board slot, as the OLT's CLI numbers it.")]
 Port = Annotated[int, typer.Option(help="PON port, as the OLT's CLI numbers it.")]
 OnuId = Annotated[int, typer.Option("--onu-id", help="ONU id on the port.")]
+Via = Annotated[
+    str,
+    typer.Option(
+        help="cli, or snmp: an SNMP SET (the OLT's inventory entry must enable snmp_set)."
+    ),
+]
 
 
 class OltChangeFailed(GuardianError):
@@ -156,12 +162,13 @@ def authorize_command(
 
 def reboot_onu_command(
     inventory: Inventory, olt: OltId, slot: Slot, port: Port, onu_id: OnuId,
-    who: Who = None, audit: Audit = None, dry_run: DryRun = False,
+    who: Who = None, audit: Audit = None, dry_run: DryRun = False, via: Via = "cli",
 ) -> None:  # fmt: skip
     """Reboot one ONU."""
     from guardian_lib.olt.changes import Change
 
-    change = Change(olt, "reboot-onu", {"slot": slot, "port": port, "onu_id": onu_id})
+    params = {"slot": slot, "port": port, "onu_id": onu_id, "via": via}
+    change = Change(olt, "reboot-onu", params)
     _apply(inventory, who, audit, dry_run, change)
 
 
@@ -182,11 +189,11 @@ def _switch(kind: str, enabled: bool) -> Any:
     def command(
         inventory: Inventory, olt: OltId, slot: Slot, port: Port,
         onu_id: Annotated[int | None, typer.Option("--onu-id", help="ONU id (onu only).")] = None,
-        who: Who = None, audit: Audit = None, dry_run: DryRun = False,
+        who: Who = None, audit: Audit = None, dry_run: DryRun = False, via: Via = "cli",
     ) -> None:  # fmt: skip
         from guardian_lib.olt.changes import Change
 
-        params: dict[str, Any] = {"slot": slot, "port": port}
+        params: dict[str, Any] = {"slot": slot, "port": port, "via": via}
         if kind == "onu":
             params["onu_id"] = onu_id
         _apply(inventory, who, audit, dry_run, Change(olt, op, params))

@@ -25,6 +25,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationError
 
@@ -34,9 +35,13 @@ from guardian_lib.olt.session import SshTarget
 from guardian_lib.safe_yaml import StrictModel, load_yaml
 from guardian_lib.secrets import read_secret_file  # re-exported: moved there
 
+if TYPE_CHECKING:  # pysnmp is imported only when SNMP SET is used
+    from guardian_lib.snmp.transport import SnmpCredentials
+
 __all__ = [
     "CliDefaults",
     "CliOltEntry",
+    "SnmpSetEntry",
     "CliInventory",
     "load_cli_inventory",
     "read_secret_file",
@@ -58,8 +63,25 @@ class CliDefaults(_Strict):
     busy_backoff_s: float = Field(0.5, ge=0, le=30, description="First pause after 'busy'. [s]")
 
 
+class SnmpSetEntry(_Strict):
+    """Opt-in SNMP SET for one OLT: where its agent listens and which write credentials.
+
+    ``credentials`` names an entry resolved like the CLI login: v2c from
+    ``GUARDIAN_OLT_<REF>_WRITE_COMMUNITY`` or ``{REF: {write_community}}`` in the secret
+    file; v3 from ``GUARDIAN_OLT_<REF>_V3_USER`` / ``…_V3_AUTH_KEY`` / ``…_V3_PRIV_KEY`` or
+    ``{REF: {v3_user, auth_key, priv_key}}`` (SHA / AES).
+    """
+
+    host: str | None = Field(None, description="Agent address (the CLI host by default).")
+    port: int = Field(161, ge=1, le=65535)
+    version: Literal["2c", "3"] = "2c"
+    credentials: str
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Wait for one answer. [s]")
+    retries: int = Field(1, ge=0, le=5, description="Resends of an unanswered SET. [-]")
+
+
 class CliOltEntry(_Strict):
-    """One OLT's command line."""
+    """One OLT's command line (and, opt-in, its SNMP SET)."""
 
     olt_id: str
     host: str
@@ -67,6 +89,7 @@ class CliOltEntry(_Strict):
     profile: str
     credentials: str = Field(description="Credentials reference (env / secret file key).")
     insecure: bool = Field(False, description="Accept any SSH host key (lab only).")
+    snmp_set: SnmpSetEntry | None = Field(None, description="Allow SNMP SET (opt-in).")
 
 
 class CliInventory(_Strict):
@@ -139,6 +162,55 @@ class CliInventory(_Strict):
             insecure=e.insecure, timeout_s=d.timeout_s, busy_retries=d.busy_retries,
             busy_backoff_s=d.busy_backoff_s,
         )  # fmt: skip
+
+    def snmp_set_target(
+        self, olt_id: str, environ: Mapping[str, str] | None = None
+    ) -> tuple[str, int, SnmpCredentials, SnmpSetEntry]:
+        """Agent address, write credentials and settings of an OLT with SNMP SET enabled.
+
+        Raises
+        ------
+        ConfigError
+            SET not enabled for that OLT, or its write credentials incomplete (naming the
+            environment variables and secret-file keys looked up, never a value).
+        """
+        from guardian_lib.snmp.transport import SnmpCredentials
+
+        e = self.entry(olt_id)
+        if e.snmp_set is None:
+            raise ConfigError(
+                f"{self.path}: OLT {olt_id}: SNMP SET is not enabled (add snmp_set: "
+                "{credentials: REF} to its entry; docs/olt.md)"
+            )
+        ss = e.snmp_set
+        env = os.environ if environ is None else environ
+        keys = ("write_community",) if ss.version == "2c" else ("v3_user", "auth_key", "priv_key")
+        found = {k: env.get(_env_name(ss.credentials, _ENV_KEY[k])) for k in keys}
+        if not all(found.values()):
+            block = read_secret_file(self.secrets_path()).get(ss.credentials)
+            if isinstance(block, dict):
+                for k in keys:
+                    found[k] = found[k] or (str(block[k]) if block.get(k) is not None else None)
+        missing = [k for k in keys if not found[k]]
+        if missing:
+            names = ", ".join(_env_name(ss.credentials, _ENV_KEY[k]) for k in missing)
+            raise ConfigError(
+                f"OLT {olt_id}: SNMP SET credentials {ss.credentials!r} (SNMPv{ss.version}) "
+                f"incomplete: missing {missing}; expected {names} or key "
+                f"{ss.credentials}.{{{','.join(keys)}}} in {self.secrets_path()}"
+            )
+        if ss.version == "2c":
+            creds = SnmpCredentials("2c", community=str(found["write_community"]))
+        else:
+            creds = SnmpCredentials(
+                "3", user=str(found["v3_user"]), auth_key=str(found["auth_key"]),
+                priv_key=str(found["priv_key"]),
+            )  # fmt: skip
+        return ss.host or e.host, ss.port, creds, ss
+
+
+_ENV_KEY = {"write_community": "WRITE_COMMUNITY", "v3_user": "V3_USER",
+            "auth_key": "V3_AUTH_KEY", "priv_key": "V3_PRIV_KEY"}  # fmt: skip
 
 
 def _env_name(ref: str, key: str) -> str:

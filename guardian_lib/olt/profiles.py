@@ -37,6 +37,10 @@ __all__ = [
     "render",
     "template_fields",
     "SECRET_FIELDS",
+    "SNMP_SET_OPERATIONS",
+    "SnmpVarbind",
+    "IfIndexRule",
+    "SnmpSetProfile",
 ]
 
 #: Error classes an answer can fall in (``ErrorPattern.kind``).
@@ -107,6 +111,57 @@ class ErrorPattern(_Strict):
     _v = field_validator("pattern")(_check_regex)
 
 
+#: Operations SNMP SET may carry (a subset of the CLI operations).
+SNMP_SET_OPERATIONS = ("reboot", "onu_disable", "onu_enable", "port_disable", "port_enable")
+
+
+class SnmpVarbind(_Strict):
+    """One INTEGER var-bind of an SNMP SET; ``oid`` may use ``{if_index}`` and ``{onu_id}``."""
+
+    oid: str
+    value: int
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, oid: str) -> str:
+        fields = set(template_fields(oid))
+        if not fields <= {"if_index", "onu_id"} or not re.fullmatch(
+            r"(\d+|\{if_index\}|\{onu_id\})(\.(\d+|\{if_index\}|\{onu_id\}))+", oid
+        ):
+            raise ValueError(
+                f"{oid!r}: expected a dotted OID whose parts are numbers, {{if_index}} or "
+                "{onu_id}"
+            )
+        return oid
+
+
+class IfIndexRule(_Strict):
+    """PON port ifIndex from CLI numbering: ``base + slot·slot_step + port·port_step``."""
+
+    base: int = Field(ge=0)
+    slot_step: int = Field(ge=0)
+    port_step: int = Field(ge=0)
+
+    def of(self, slot: int, port: int) -> int:
+        """The ifIndex of CLI ``slot`` / ``port``."""
+        return self.base + int(slot) * self.slot_step + int(port) * self.port_step
+
+
+class SnmpSetProfile(_Strict):
+    """The changes an OLT family accepts over SNMP SET, as var-bind templates."""
+
+    if_index: IfIndexRule
+    operations: dict[str, list[SnmpVarbind]]
+
+    @field_validator("operations")
+    @classmethod
+    def _known(cls, ops: dict[str, list[SnmpVarbind]]) -> dict[str, list[SnmpVarbind]]:
+        bad = sorted(set(ops) - set(SNMP_SET_OPERATIONS))
+        if bad:
+            raise ValueError(f"unknown operations {bad} (expected some of {SNMP_SET_OPERATIONS})")
+        return ops
+
+
 class CliProfile(_Strict):
     """How to drive one OLT family's command line (see the module docstring)."""
 
@@ -138,6 +193,9 @@ class CliProfile(_Strict):
     defaults: dict[str, str] = Field(default_factory=dict)
     errors: list[ErrorPattern] = Field(min_length=1)
     operations: dict[str, Operation]
+    snmp_set: SnmpSetProfile | None = Field(
+        None, description="Changes the family accepts over SNMP SET (opt-in per OLT)."
+    )
 
     _v = field_validator("prompt", "config_prompt", "paging", "confirm", "password_prompt")(
         _check_regex
