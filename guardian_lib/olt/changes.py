@@ -189,6 +189,18 @@ class OltChanges:
         self.inventory = inventory
         self.audit = audit
         self.who = who
+        self._snmp_engine: tuple[Any, Any] | None = None  # (event loop, engine) for SETs
+
+    def _engine(self) -> Any:
+        """One SNMP engine per event loop, shared by this object's SETs."""
+        import asyncio
+
+        from guardian_lib.snmp.transport import new_engine
+
+        loop = asyncio.get_running_loop()
+        if self._snmp_engine is None or self._snmp_engine[0] is not loop:
+            self._snmp_engine = (loop, new_engine())
+        return self._snmp_engine[1]
 
     def driver(self, olt_id: str) -> OltDriver:
         """A (not yet connected) driver for one OLT of the inventory."""
@@ -338,7 +350,7 @@ class OltChanges:
         self._record(res)
         try:
             async with SnmpSetter(change.olt_id, host, port, creds, ss.timeout_s,
-                                  ss.retries) as agent:  # fmt: skip
+                                  ss.retries, engine=self._engine()) as agent:  # fmt: skip
                 res.before = await agent.read(vbs)
                 await agent.set(vbs)
                 res.after = await agent.read(vbs)
