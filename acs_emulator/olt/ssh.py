@@ -210,10 +210,24 @@ class OltCliServer(ThreadedServer):
             await s.wait_closed()
 
 
+def _snmp_entry(olt_id: str, host: str, snmp: dict | None, ref: str) -> dict:
+    if snmp is None or olt_id not in snmp["ports"]:
+        return {}
+    return {"snmp_set": {"host": host, "port": snmp["ports"][olt_id],
+                         "version": snmp["version"], "credentials": ref + "-rw"}}  # fmt: skip
+
+
 def write_cli_inventory(
-    path: str | Path, server: OltCliServer, credentials_ref: str = "emulator"
+    path: str | Path,
+    server: OltCliServer,
+    credentials_ref: str = "emulator",
+    snmp: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write the OLT CLI inventory for ``guardian olt``, its 0600 secret file and host keys.
+
+    With ``snmp`` (``{"ports": {olt_id: UDP port}, "credentials": EmulatorCredentials,
+    "version": "2c" | "3"}``) those OLTs get an ``snmp_set:`` entry and the secret file
+    the agents' write community / v3 write user under ``<credentials_ref>-rw``.
 
     Returns
     -------
@@ -226,9 +240,16 @@ def write_cli_inventory(
     fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # an older file keeps its mode through O_TRUNC
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(
-            {credentials_ref: {"username": server.username, "password": server.password}}, fh
-        )
+        blocks: dict[str, Any] = {
+            credentials_ref: {"username": server.username, "password": server.password}
+        }
+        if snmp is not None:
+            c = snmp["credentials"]
+            blocks[credentials_ref + "-rw"] = {
+                "write_community": c.write_community, "v3_user": c.write_user.user,
+                "auth_key": c.write_user.auth_key, "priv_key": c.write_user.priv_key,
+            }  # fmt: skip
+        yaml.safe_dump(blocks, fh)
     hosts_path.write_text(server.known_hosts(), encoding="utf-8")
     inventory = {
         "secrets_file": secrets_path.name,
@@ -241,6 +262,7 @@ def write_cli_inventory(
                 "port": port,
                 "profile": profile_name(server.backends[olt_id]),
                 "credentials": credentials_ref,
+                **_snmp_entry(olt_id, server.host, snmp, credentials_ref),
             }
             for olt_id, port in server.ports.items()
         ],

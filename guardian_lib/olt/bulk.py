@@ -1,9 +1,10 @@
 """Bulk OLT changes from a CSV file, rate limited.
 
 One row per change; columns ``olt_id``, ``operation`` (``authorize``, ``reboot-onu``,
-``onu-disable``, ``onu-enable``, ``port-disable``, ``port-enable``) and the change's
-fields (``slot``, ``port``, ``onu_id``, ``serial``, ``vlan``, ``line_profile``,
-``srv_profile``, ``wan``, ``pppoe``, ``desc``, ``onu_type``; empty cells are ignored).
+``onu-disable``, ``onu-enable``, ``port-disable``, ``port-enable``, ``resync``) and the
+change's fields (``slot``, ``port``, ``onu_id``, ``serial``, ``vlan``, ``line_profile``,
+``srv_profile``, ``wan``, ``pppoe``, ``desc``, ``onu_type``, ``via``; empty cells are
+ignored).
 Every row is checked before the first change is sent: a bad row stops the run with one
 error naming the file, the row and the field. Changes then start at most
 ``per_minute`` per minute over the whole file, one SSH session per OLT reused across its

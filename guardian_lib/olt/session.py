@@ -181,10 +181,14 @@ class CliSession:
             raise OltConnectError(
                 f"OLT {t.olt_id}: cannot open SSH to {t.host}:{t.port}: {exc}"
             ) from None
-        self._proc = await self._conn.create_process(term_type="vt100", encoding="utf-8")
-        await self._read_until_prompt("<login>")
-        for cmd in self.profile.setup:
-            await self.run(cmd)
+        try:
+            self._proc = await self._conn.create_process(term_type="vt100", encoding="utf-8")
+            await self._read_until_prompt("<login>")
+            for cmd in self.profile.setup:
+                await self.run(cmd)
+        except BaseException:  # e.g. the enable password refused: do not leak the session
+            await self.close()
+            raise
 
     async def close(self) -> None:
         """Close the session (never raises)."""

@@ -183,3 +183,46 @@ def test_zte_has_no_onu_reboot_over_snmp_and_the_cli_prints_varbinds(setlab):
     out = CliRunner().invoke(app, args[:-3])
     assert out.exit_code == 0, out.output
     assert not lab.backend.port_enabled(1, 0)
+
+
+def test_served_olts_share_one_state_between_cli_and_set(tmp_path):
+    """``guardian olt serve --snmp-set``'s wiring: one backend per OLT behind both the SSH
+    CLI and the SET handler, and a CLI inventory that enables SET with the write user."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from acs_emulator.olt.cli import _backends, _start_cli
+
+    sim = Simulation(load_scenario("tiny"), seed=2)
+    sim.step()
+    ids = [str(o) for o in sim.topology.olts["olt_id"]]
+    lock = threading.Lock()
+    backends = _backends(sim, ids, lock)
+    creds = EmulatorCredentials()
+    pool = simulated_pool(sim, creds, olt_ids=ids, lock=lock, set_backends=backends)
+    pool.start_in_thread()
+    snmp = {"ports": pool.ports, "credentials": creds, "version": "3"}
+    server = _start_cli(sim, ids, lock, "127.0.0.1", tmp_path / "cli.yaml", 0,
+                        Console(file=io.StringIO()), backends=backends, snmp=snmp)  # fmt: skip
+    try:
+        inv = load_cli_inventory(tmp_path / "cli.yaml")
+        changes = OltChanges(inv, OltAudit(tmp_path / "a.jsonl"), who="t")
+        for olt_id in ids:
+            assert inv.entry(olt_id).snmp_set.credentials == "emulator-rw"
+            base = inv.profile_of(olt_id).port_base
+            res = asyncio.run(changes.apply(Change(olt_id, "port-disable",
+                                                   {"slot": 1, "port": base, "via": "snmp"})))  # fmt: skip
+            assert res.status == "ok", res.error
+            assert list(res.after.values()) == [2]
+            # the CLI of the same OLT sees the port shut by SET
+            st = asyncio.run(
+                changes.apply(Change(olt_id, "port-enable", {"slot": 1, "port": base}))
+            )
+            assert st.status == "ok", st.error
+            assert st.before["admin"].lower().startswith(("disable", "deactiv", "down"))
+            assert backends[olt_id].port_enabled(1, 0)
+    finally:
+        server.stop_thread()
+        pool.stop_thread()
