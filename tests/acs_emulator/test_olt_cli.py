@@ -436,6 +436,12 @@ def test_api_olt_changes_behind_the_operator_role(lab, tmp_path):
     assert again.status_code == 502 and again.json()["error_kind"] == "unknown_serial"
     audit = [json.loads(x) for x in cfg.olt_audit_path().read_text().splitlines()]
     assert [r["status"] for r in audit] == ["started", "ok", "started", "failed"]
+    resync = {"olt_id": lab.olt_id, "operation": "resync", "dry_run": True,
+              "params": {"slot": slot, "port": port + 1,
+                         "onu_id": resp.json()["params"]["onu_id"]}}  # fmt: skip
+    answer = post("ana", resync)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "dry-run" and answer.json()["commands"] == []
 
 
 def test_a_silent_olt_times_out_without_quoting_a_secret(tmp_path):
