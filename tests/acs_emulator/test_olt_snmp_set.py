@@ -226,3 +226,15 @@ def test_served_olts_share_one_state_between_cli_and_set(tmp_path):
     finally:
         server.stop_thread()
         pool.stop_thread()
+
+
+def test_a_wrong_v3_write_key_changes_nothing(setlab):
+    lab = setlab("huawei", version="3")
+    sec = lab.changes.inventory.secrets_path()
+    data = yaml.safe_load(sec.read_text())
+    data["rw"]["auth_key"] = "not-the-auth-key"
+    sec.write_text(yaml.safe_dump(data))
+    res = lab.apply("port-disable", {"slot": 1, "port": 0})
+    assert res.status == "failed" and res.error_kind in ("SnmpAuthError", "SnmpTimeoutError")
+    assert "not-the-auth-key" not in res.error
+    assert lab.backend.port_enabled(1, 0) and lab.handler.applied == 0

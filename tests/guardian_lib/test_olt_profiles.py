@@ -155,3 +155,47 @@ def test_secrets_only_from_owner_readable_files_and_env(tmp_path):
         loaded.profile_of("B")
     with pytest.raises(ConfigError, match="no OLT 'C'"):
         loaded.entry("C")
+
+
+def test_snmp_set_credentials_varbinds_and_opt_in(tmp_path):
+    from guardian_lib.olt.snmp_set import format_varbinds, set_varbinds
+
+    sec = tmp_path / "s.yaml"
+    sec.write_text("rw: {v3_user: guardian-rw, auth_key: authkey-1, priv_key: privkey-1}\n")
+    os.chmod(sec, 0o600)
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(yaml.safe_dump({"secrets_file": "s.yaml", "olts": [
+        {"olt_id": "H", "host": "10.0.0.1", "profile": "huawei_ma5800", "credentials": "noc",
+         "snmp_set": {"version": "3", "credentials": "rw"}},
+        {"olt_id": "Z", "host": "10.0.0.2", "profile": "zte_c300", "credentials": "noc",
+         "snmp_set": {"host": "10.9.9.9", "port": 1161, "credentials": "zw"}},
+        {"olt_id": "F", "host": "10.0.0.3", "profile": "fiberhome_an5516",
+         "credentials": "noc"}]}))  # fmt: skip
+    loaded = load_cli_inventory(inv)
+    host, port, creds, _ = loaded.snmp_set_target("H", environ={})
+    assert (host, port, creds.version, creds.user) == ("10.0.0.1", 161, "3", "guardian-rw")
+    assert "authkey-1" not in repr(creds)
+    with pytest.raises(ConfigError, match="GUARDIAN_OLT_ZW_WRITE_COMMUNITY") as err:
+        loaded.snmp_set_target("Z", environ={})
+    assert "authkey-1" not in str(err.value)
+    env = {"GUARDIAN_OLT_ZW_WRITE_COMMUNITY": "w-secret"}
+    host, port, creds, _ = loaded.snmp_set_target("Z", environ=env)
+    assert (host, port, creds.version, creds.community) == ("10.9.9.9", 1161, "2c", "w-secret")
+    with pytest.raises(ConfigError, match="OLT F: SNMP SET is not enabled"):
+        loaded.snmp_set_target("F", environ={})
+
+    hw = loaded.profile_of("H")
+    vbs = set_varbinds(hw, "reboot", {"slot": 2, "port": 3, "onu_id": 7})
+    ifx = 0xFA000000 + 2 * 8192 + 3 * 256  # the PON ifIndex the poller reads
+    assert vbs == [(f"1.3.6.1.4.1.2011.6.128.1.1.2.46.1.2.{ifx}.7", 1)]
+    assert format_varbinds(vbs) == [f"SET 1.3.6.1.4.1.2011.6.128.1.1.2.46.1.2.{ifx}.7 = INTEGER 1"]
+    fh = loaded.profile_of("F")  # FiberHome link 2 of slot 11: slot·2^25 + link·2^19
+    assert set_varbinds(fh, "port_disable", {"slot": 11, "port": 2}) == [
+        (f"1.3.6.1.2.1.2.2.1.7.{11 * 2**25 + 2 * 2**19}", 2)
+    ]
+    with pytest.raises(ValueError, match="needs onu_id"):
+        set_varbinds(hw, "onu_disable", {"slot": 2, "port": 3})
+    with pytest.raises(ValueError, match="no SNMP SET for reboot"):
+        set_varbinds(fh, "reboot", {"slot": 1, "port": 1, "onu_id": 1})
+    with pytest.raises(ValueError, match="via must be cli or snmp"):
+        Change("H", "port-disable", {"slot": 1, "port": 1, "via": "tl1"}).validated()
