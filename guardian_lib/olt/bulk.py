@@ -98,6 +98,9 @@ async def run_bulk(
             wait = start + i * interval_s - loop.time()
             if wait > 0:
                 await _sleep(wait)
+            if ch.params.get("via") == "snmp":  # an SNMP SET needs no CLI session
+                results.append(await changes.apply(ch))
+                continue
             drv = drivers.get(ch.olt_id)
             if drv is None:
                 drv = changes.driver(ch.olt_id)

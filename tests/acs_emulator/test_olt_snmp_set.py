@@ -238,3 +238,17 @@ def test_a_wrong_v3_write_key_changes_nothing(setlab):
     assert res.status == "failed" and res.error_kind in ("SnmpAuthError", "SnmpTimeoutError")
     assert "not-the-auth-key" not in res.error
     assert lab.backend.port_enabled(1, 0) and lab.handler.applied == 0
+
+
+def test_bulk_rows_via_snmp_need_no_cli_session(setlab, tmp_path):
+    from guardian_lib.olt.bulk import load_bulk_csv, run_bulk
+
+    lab = setlab("huawei")  # its inventory's SSH port has no server: only SNMP answers
+    csv_path = tmp_path / "bulk.csv"
+    csv_path.write_text(
+        "olt_id,operation,slot,port,via\n"
+        f"{lab.olt_id},port-disable,1,0,snmp\n{lab.olt_id},port-enable,1,0,snmp\n"
+    )
+    results = asyncio.run(run_bulk(lab.changes, load_bulk_csv(csv_path), per_minute=6000))
+    assert [r.status for r in results] == ["ok", "ok"], [r.error for r in results]
+    assert lab.handler.applied == 2 and lab.backend.port_enabled(1, 0)
