@@ -34,13 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from acs_emulator.olt.provisioning import OltConfigBackend, unprovision_onus
+from acs_emulator.olt.serve import single_vendor_simulation
 from acs_emulator.olt.ssh import OltCliServer, write_cli_inventory
 from guardian_lib.olt.bulk import run_bulk
 from guardian_lib.olt.changes import Change, OltAudit, OltChanges
 from guardian_lib.olt.driver import AuthorizeRequest, OltDriver
 from guardian_lib.olt.inventory import load_cli_inventory
-from simulator.engine import Simulation
-from simulator.scenario import load_scenario
 
 FAMILIES = {"huawei": ("huawei", "MA5800-X7"), "zte_c320": ("zte", "C320"),
             "zte_c600": ("zte", "C600"), "fiberhome": ("fiberhome", "AN5516-06")}  # fmt: skip
@@ -48,13 +47,7 @@ FAMILIES = {"huawei": ("huawei", "MA5800-X7"), "zte_c320": ("zte", "C320"),
 
 def _lab(family: str, n: int, tmp: Path, seed: int):
     vendor, model = FAMILIES[family]
-    sc = load_scenario("small")
-    sc = sc.model_copy(
-        update={"topology": sc.topology.model_copy(update={"vendor_mix": {vendor: 1.0}})}
-    )
-    sim = Simulation(sc, seed=seed)
-    sim.topology.olts["model"] = model
-    sim.step()
+    sim = single_vendor_simulation("small", vendor, model, seed)
     olt_id = str(sim.topology.olts["olt_id"].iloc[0])
     unprovision_onus(sim, olt_id, n, np.random.default_rng(seed))
     backend = OltConfigBackend(sim, olt_id)
@@ -96,12 +89,7 @@ def _snmp_set_run(version: str, n: int, audited: bool, tmp: Path) -> tuple[int, 
     from acs_emulator.olt.serve import EmulatorCredentials, simulated_pool
     from guardian_lib.olt.snmp_set import SnmpSetter
 
-    sc = load_scenario("small")
-    sc = sc.model_copy(
-        update={"topology": sc.topology.model_copy(update={"vendor_mix": {"huawei": 1.0}})}
-    )
-    sim = Simulation(sc, seed=3)
-    sim.step()
+    sim = single_vendor_simulation("small", "huawei", "MA5800-X7", 3)
     olt_id = str(sim.topology.olts["olt_id"].iloc[0])
     backend = OltConfigBackend(sim, olt_id)
     creds = EmulatorCredentials()

@@ -19,6 +19,7 @@ from acs_emulator.olt.vendors import LiveOltTable, StateSource
 __all__ = [
     "EmulatorCredentials",
     "simulated_pool",
+    "single_vendor_simulation",
     "snmprec_pool",
     "write_inventory",
     "run_with_ticks",
@@ -53,6 +54,35 @@ class EmulatorCredentials:
     def v3_user(self) -> V3User:
         """The agents' USM user."""
         return V3User(self.user, self.auth_key, self.priv_key)
+
+
+def single_vendor_simulation(scenario: str, vendor: str, model: str, seed: int) -> Any:
+    """A shipped scenario whose OLTs are all ``vendor`` / ``model``, stepped once.
+
+    Parameters
+    ----------
+    scenario : str
+        Scenario name or file (``tiny``, ``small`` …).
+    vendor : {'huawei', 'zte', 'fiberhome'}
+    model : str
+        OLT model, e.g. ``MA5800-X7``, ``C320``, ``C600``, ``AN5516-06``.
+    seed : int
+
+    Returns
+    -------
+    simulator.engine.Simulation
+    """
+    from simulator.engine import Simulation
+    from simulator.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    sc = sc.model_copy(
+        update={"topology": sc.topology.model_copy(update={"vendor_mix": {vendor: 1.0}})}
+    )
+    sim = Simulation(sc, seed=seed)
+    sim.topology.olts["model"] = model
+    sim.step()
+    return sim
 
 
 def simulated_pool(

@@ -22,7 +22,12 @@ from typer.testing import CliRunner
 
 from acs_emulator.olt.cli_vendors import FiberHomeCli, ZteCli
 from acs_emulator.olt.provisioning import OltConfigBackend, unprovision_onus
-from acs_emulator.olt.serve import EmulatorCredentials, simulated_pool, write_inventory
+from acs_emulator.olt.serve import (
+    EmulatorCredentials,
+    simulated_pool,
+    single_vendor_simulation,
+    write_inventory,
+)
 from acs_emulator.olt.ssh import OltCliServer, write_cli_inventory
 from guardian_lib.errors import ConfigError
 from guardian_lib.olt.bulk import load_bulk_csv
@@ -52,13 +57,7 @@ class Lab:
 
     def __init__(self, family: str, tmp: Path) -> None:
         vendor, model = FAMILIES[family]
-        sc = load_scenario("tiny")
-        sc = sc.model_copy(
-            update={"topology": sc.topology.model_copy(update={"vendor_mix": {vendor: 1.0}})}
-        )
-        self.sim = Simulation(sc, seed=11)
-        self.sim.topology.olts["model"] = model
-        self.sim.step()
+        self.sim = single_vendor_simulation("tiny", vendor, model, seed=11)
         self.olt_id = str(self.sim.topology.olts["olt_id"].iloc[0])
         self.waiting = unprovision_onus(self.sim, self.olt_id, N_WAITING, np.random.default_rng(5))
         self.sim.step()

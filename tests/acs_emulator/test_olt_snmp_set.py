@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from acs_emulator.olt.provisioning import OltConfigBackend
-from acs_emulator.olt.serve import EmulatorCredentials, simulated_pool
+from acs_emulator.olt.serve import EmulatorCredentials, simulated_pool, single_vendor_simulation
 from guardian_lib.errors import ConfigError
 from guardian_lib.olt.changes import Change, OltAudit, OltChanges
 from guardian_lib.olt.inventory import load_cli_inventory
@@ -34,13 +34,7 @@ class SetLab:
     """One simulated OLT of ``vendor`` whose agent answers SET, and a CLI inventory."""
 
     def __init__(self, vendor: str, model: str, tmp: Path, version: str = "2c") -> None:
-        sc = load_scenario("tiny")
-        sc = sc.model_copy(
-            update={"topology": sc.topology.model_copy(update={"vendor_mix": {vendor: 1.0}})}
-        )
-        self.sim = Simulation(sc, seed=11)
-        self.sim.topology.olts["model"] = model
-        self.sim.step()
+        self.sim = single_vendor_simulation("tiny", vendor, model, seed=11)
         self.olt_id = str(self.sim.topology.olts["olt_id"].iloc[0])
         self.other = "NO-SET"  # an inventory entry without snmp_set
         self.backend = OltConfigBackend(self.sim, self.olt_id)
