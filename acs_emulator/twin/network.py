@@ -53,8 +53,8 @@ class TwinNetwork:
         CPE periodic inform interval in simulated time (how fresh the ACS's view of
         the PPPoE sessions is). [min]
     olt_cli : bool, default False
-        Also serve each Huawei / ZTE OLT's command line over SSH (``docs/olt.md``); the
-        site file then has an OLT CLI inventory beside it.
+        Also serve each Huawei / ZTE / FiberHome OLT's command line over SSH
+        (``docs/olt.md``); the site file then has an OLT CLI inventory beside it.
     traps : bool, default False
         The OLTs send SNMPv2c traps (LOS, dying gasp, ONU up, port down) to a port the
         site file's ``traps:`` section names, so operate reacts at once.
