@@ -2,11 +2,11 @@
 
 :class:`OltChanges` applies one change (``authorize``, ``reboot-onu``, ``onu-disable``,
 ``onu-enable``, ``port-disable``, ``port-enable``, ``resync``) to one OLT of a CLI
-inventory. It
-reads the state before, sends the profile's commands, reads the state after, and writes
-both to an append-only JSON-lines audit trail with who asked, what was sent (secrets
-masked) and the outcome — a ``started`` record before the first command, so a change
-cut short by a crash is still on record. With ``dry_run`` it only renders the commands.
+inventory. It reads the state before, sends the profile's commands (or, with ``via:
+snmp``, an SNMP SET), reads the state after, and writes both to an append-only JSON-lines
+audit trail with who asked, what was sent (secrets masked) and the outcome — a
+``started`` record before the first command, so a change cut short by a crash is still
+on record. With ``dry_run`` it only renders the commands.
 
 PPPoE credentials are named by a key of the secret store (``pppoe``), never given.
 
@@ -19,6 +19,7 @@ ONU and its service port are not added again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -192,15 +193,23 @@ class OltChanges:
         self._snmp_engine: tuple[Any, Any] | None = None  # (event loop, engine) for SETs
 
     def _engine(self) -> Any:
-        """One SNMP engine per event loop, shared by this object's SETs."""
-        import asyncio
-
+        """One SNMP engine per event loop, shared by this object's SETs (~0.2 s to build)."""
         from guardian_lib.snmp.transport import new_engine
 
         loop = asyncio.get_running_loop()
         if self._snmp_engine is None or self._snmp_engine[0] is not loop:
+            self.close_snmp()
             self._snmp_engine = (loop, new_engine())
         return self._snmp_engine[1]
+
+    def close_snmp(self) -> None:
+        """Release the SNMP engine of past SETs (its UDP socket); never raises."""
+        if self._snmp_engine is not None:
+            try:
+                self._snmp_engine[1].close_dispatcher()
+            except Exception:  # its event loop is already closed
+                pass
+            self._snmp_engine = None
 
     def driver(self, olt_id: str) -> OltDriver:
         """A (not yet connected) driver for one OLT of the inventory."""

@@ -84,7 +84,11 @@ def _report(res: Any) -> None:
 
 def _apply(inventory: Path, who: str | None, audit: Path | None, dry_run: bool, change: Any):
     changes = _changes(inventory, who, audit)
-    _report(asyncio.run(changes.apply(change, dry_run=dry_run)))
+    try:
+        res = asyncio.run(changes.apply(change, dry_run=dry_run))
+    finally:
+        changes.close_snmp()
+    _report(res)
 
 
 def autofind_command(inventory: Inventory, olt: OltId) -> None:
@@ -216,7 +220,10 @@ def bulk_command(
 
     rows = load_bulk_csv(csv_file)
     changes = _changes(inventory, who, audit)
-    results = asyncio.run(run_bulk(changes, rows, per_minute=per_minute, dry_run=dry_run))
+    try:
+        results = asyncio.run(run_bulk(changes, rows, per_minute=per_minute, dry_run=dry_run))
+    finally:
+        changes.close_snmp()
     failed = 0
     for n, res in enumerate(results, start=2):
         if res.status == "dry-run":

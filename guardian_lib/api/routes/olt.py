@@ -74,7 +74,10 @@ def olt_change(request: Request, user: Decider, ctx: Ctx, body: OltChangeRequest
         inv.entry(body.olt_id)
         changes = OltChanges(inv, OltAudit(cfg.olt_audit_path()), who=f"api:{user.name}")
         change = Change(body.olt_id, body.operation, dict(body.params))
-        res = asyncio.run(changes.apply(change, dry_run=body.dry_run))
+        try:
+            res = asyncio.run(changes.apply(change, dry_run=body.dry_run))
+        finally:
+            changes.close_snmp()
     except (ConfigError, ValueError) as exc:
         audit(request, user, "olt-change", target, 422, body.comment)
         raise Problem(422, "invalid", str(exc), field="body") from None
