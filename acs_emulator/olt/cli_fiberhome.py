@@ -53,6 +53,7 @@ class FiberHomeCli(VendorCli):
         (("admin",), r"cd (?P<d>gpononu|epononu)", "c_cd"),
         (("epononu",), r"cd (?P<d>qinq)", "c_cd"),
         (_GPON, r"show discovery slot all link all", "c_discovery"),
+        (_GPON, rf"show discovery {_SLP}", "c_discovery"),
         (_GPON, rf"show authorization {_SLP}", "c_authorization"),
         (
             _GPON,
@@ -128,10 +129,11 @@ class FiberHomeCli(VendorCli):
         self.backend.pon(slot, port)  # not_found for a slot or link that does not exist
         return slot, port
 
-    def c_discovery(self) -> str:
+    def c_discovery(self, s: str | None = None, p: str | None = None) -> str:
         found = self.backend.autofind()
         out = []
-        for slot, port in sorted(self.backend.pon_of):
+        ports = sorted(self.backend.pon_of) if s is None else [self._where(s, str(p))]
+        for slot, port in ports:
             here = [(sn, model) for s, p, sn, model in found if (s, p) == (slot, port)]
             out.append(
                 f"-----  ONU Unauth Table ,SLOT={slot} PON={port + 1} ,ITEM={len(here)}-----"

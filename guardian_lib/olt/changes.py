@@ -328,7 +328,7 @@ class OltChanges:
         p = ch.params
         if ch.operation == "authorize":
             req = AuthorizeRequest(**_request_fields(vals))
-            waiting = await drv.autofind()
+            waiting = await drv.autofind(req.slot, req.port)
             res.before = {"waiting": [asdict(a) for a in waiting if a.serial == vals["serial"]]}
             done = await drv.authorize(req)
             res.params["onu_id"] = done.onu_id

@@ -289,10 +289,19 @@ class OltDriver:
         assert op.parse is not None, f"profile {self.profile.name}: {name} has no parse"
         return parse_listing(text, op.parse, op.section)
 
-    async def autofind(self) -> list[AutofindOnu]:
-        """ONUs waiting for authorization on every port."""
+    async def autofind(self, slot: int | None = None, port: int | None = None) -> list[AutofindOnu]:
+        """ONUs waiting for authorization on every port, or on one port.
+
+        With ``slot`` and ``port``, the profile's ``autofind_port`` listing is used if it
+        has one (a shorter answer on a large OLT), else the full list, filtered.
+        """
+        one = slot is not None and port is not None
+        if one and "autofind_port" in self.profile.operations:
+            recs = await self.listing("autofind_port", {"slot": slot, "port": port})
+        else:
+            recs = await self.listing("autofind", {})
         out = []
-        for rec in await self.listing("autofind", {}):
+        for rec in recs:
             serial = rec.get("serial") or rec.get("serial_hex") or ""
             out.append(
                 AutofindOnu(
@@ -300,7 +309,7 @@ class OltDriver:
                     rec.get("model") or "",
                 )
             )  # fmt: skip
-        return out
+        return [a for a in out if (a.slot, a.port) == (slot, port)] if one else out
 
     async def configured(self, slot: int, port: int) -> dict[int, str]:
         """ONU id → serial of the ONUs configured on one port."""
@@ -332,13 +341,9 @@ class OltDriver:
         vals = _values(self.profile, req.values())
         if req.wan == "pppoe" and not (req.pppoe_username and req.pppoe_password):
             raise ValueError("wan 'pppoe' needs a PPPoE user name and password (secret store)")
-        waiting = await self.autofind()
-        hit = [
-            a
-            for a in waiting
-            if a.serial == vals["serial"] and (a.slot, a.port) == (req.slot, req.port)
-        ]
+        hit = [a for a in await self.autofind(req.slot, req.port) if a.serial == vals["serial"]]
         if not hit:
+            waiting = await self.autofind()  # where does it wait, if anywhere?
             where = [f"{a.slot}/{a.port}" for a in waiting if a.serial == vals["serial"]]
             hint = f" (it waits on port {where[0]})" if where else ""
             raise OltCommandError(
