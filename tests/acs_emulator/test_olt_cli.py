@@ -374,7 +374,7 @@ def test_serve_starts_the_cli_and_the_trap_sender(tmp_path):
         server.stop_thread()
 
 
-@pytest.mark.parametrize("family", ["huawei", "zte_c600"])
+@pytest.mark.parametrize("family", ["huawei", "zte_c600", "fiberhome"])
 def test_reboot_answers_the_confirmation_and_reboots_in_the_simulation(lab, family):
     lab = lab(family)
     first = lab.backend.configured(1, 0)[0]
@@ -640,3 +640,25 @@ def test_resync_refuses_a_different_onu_and_rereads_an_unknown_one(lab, tmp_path
     out = CliRunner().invoke(build_app(), args)
     assert out.exit_code == 0, out.output
     assert out.stdout == "" and "nothing stored to re-apply" in out.stderr
+
+
+def test_fiberhome_onu_and_port_enable_disable(lab):
+    lab = lab("fiberhome")
+    first = lab.backend.configured(1, 0)[0]
+    loc = OnuLocation(1, 1, first["onu_id"])  # link 1 = topology port 0
+
+    async def go():
+        async with lab.driver() as olt:
+            await olt.set_onu_enabled(loc, False)
+            off = await olt.onu_status(loc)
+            await olt.set_onu_enabled(loc, True)
+            on = await olt.onu_status(loc)
+            await olt.set_port_enabled(1, 2, False)
+            port = await olt.port_status(1, 2)
+            return off, on, port
+
+    off, on, port = run(go())
+    assert off["admin"] == "disable" and on["admin"] == "enable"
+    assert off["serial"].upper() == first["serial"]
+    assert port["admin"] == "disable" and not lab.backend.port_enabled(1, 1)
+    assert lab.backend.port_enabled(1, 0)
