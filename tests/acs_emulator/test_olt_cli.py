@@ -180,6 +180,16 @@ def test_wrong_serial_is_refused_before_any_change(lab):
 
     slot, port, serial, _ = lab.backend.autofind()[0]
     used = lab.backend.configured(slot, port)[0]["onu_id"]
+    other = next(p for s_, p in sorted(lab.backend.pon_of) if s_ == slot and p != port)
+
+    async def elsewhere():  # asked on another port: the error names the port it waits on
+        async with lab.driver() as olt:
+            with pytest.raises(OltCommandError) as err:
+                await olt.authorize(AuthorizeRequest(slot, other + 1, serial, 100))
+            return err.value
+
+    err = run(elsewhere())
+    assert err.kind == "unknown_serial" and f"it waits on port {slot}/{port + 1}" in str(err)
 
     async def taken():  # an ONU id already in use on that port
         async with lab.driver() as olt:
