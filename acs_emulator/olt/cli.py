@@ -44,6 +44,12 @@ def serve_command(
         str | None,
         typer.Option(help="Send the OLTs' traps (SNMP --version) to HOST:PORT at each tick."),
     ] = None,
+    cli_telnet: Annotated[
+        bool,
+        typer.Option(
+            "--cli-telnet", help="Serve the CLIs over telnet (Login: / Password:) instead of SSH."
+        ),
+    ] = False,
     snmp_set: Annotated[
         bool,
         typer.Option(
@@ -84,7 +90,7 @@ def serve_command(
         snmp = {"ports": {o: base_port + i for i, o in enumerate(ids)}, "credentials": creds,
                 "version": version}  # fmt: skip
     cli_server = _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console,
-                            backends=backends, snmp=snmp)  # fmt: skip
+                            backends=backends, snmp=snmp, telnet=cli_telnet)  # fmt: skip
     sender = _start_traps(sim, ids, creds, version, traps_to, inventory, console)
 
     def ready(p) -> None:
@@ -142,7 +148,7 @@ def _backends(sim, ids, lock) -> dict:
 
 
 def _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console, *, backends=None,
-               snmp=None):  # fmt: skip
+               snmp=None, telnet=False):  # fmt: skip
     """Serve the OLTs' command lines over SSH (None without an inventory).
 
     ``snmp``: ``{ports, credentials, version}`` of agents that answer SET, enabled in the
@@ -161,7 +167,7 @@ def _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console, *, ba
         for olt_id in backends:
             if unauthorized:
                 unprovision_onus(sim, olt_id, unauthorized, rng)
-    server = OltCliServer(list(backends.values()), host=host).start_in_thread()
+    server = OltCliServer(list(backends.values()), host=host, telnet=telnet).start_in_thread()
     inv, sec = write_cli_inventory(cli_inventory, server, snmp=snmp)
     console.print(f"[green]CLI[/] {len(backends)} OLTs over SSH; inventory {inv}, secrets {sec}"
                   + (" (SNMP SET enabled)" if snmp else ""))  # fmt: skip

@@ -152,6 +152,9 @@ class OltCliServer(ThreadedServer):
         Login accepted by every OLT (random password by default).
     host : str
         Loopback address to bind.
+    telnet : bool
+        Serve telnet (``Login:`` / ``Password:``, :mod:`acs_emulator.olt.telnet`) instead
+        of SSH, like many FiberHome AN5516.
     """
 
     _thread_name = "olt-cli"
@@ -163,11 +166,13 @@ class OltCliServer(ThreadedServer):
         username: str = "guardian",
         password: str | None = None,
         host: str = "127.0.0.1",
+        telnet: bool = False,
     ) -> None:
         self.backends = {b.olt_id: b for b in backends}
         self.username = username
         self.password = password or secrets.token_urlsafe(12)
         self.host = host
+        self.telnet = telnet
         self.key = asyncssh.generate_private_key("ssh-ed25519")
         self.ports: dict[str, int] = {}
         self.sessions = 0
@@ -183,6 +188,9 @@ class OltCliServer(ThreadedServer):
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         for olt_id, backend in self.backends.items():
+            if self.telnet:
+                await self._start_telnet(olt_id, backend)
+                continue
 
             async def handle(process: Any, b: OltConfigBackend = backend) -> None:
                 self.sessions += 1
@@ -202,6 +210,26 @@ class OltCliServer(ThreadedServer):
             )  # fmt: skip
             self._servers.append(server)
             self.ports[olt_id] = server.sockets[0].getsockname()[1]
+
+    async def _start_telnet(self, olt_id: str, backend: OltConfigBackend) -> None:
+        from acs_emulator.olt.telnet import TelnetProcess, telnet_login
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            process = TelnetProcess(reader, writer)
+            try:
+                if await telnet_login(process, self.username, self.password):
+                    self.sessions += 1
+                    cli = cli_for(backend)
+                    cli.enable_password = self.password
+                    await _Terminal(process, cli).run()
+            except (ConnectionError, BrokenPipeError):
+                pass
+            finally:
+                process.exit(0)
+
+        server = await asyncio.start_server(handle, self.host, 0)
+        self._servers.append(server)
+        self.ports[olt_id] = server.sockets[0].getsockname()[1]
 
     async def _shutdown(self) -> None:
         """Release the ports (end of :meth:`serve`)."""
@@ -262,6 +290,7 @@ def write_cli_inventory(
                 "port": port,
                 "profile": profile_name(server.backends[olt_id]),
                 "credentials": credentials_ref,
+                **({"protocol": "telnet", "insecure": True} if server.telnet else {}),
                 **_snmp_entry(olt_id, server.host, snmp, credentials_ref),
             }
             for olt_id, port in server.ports.items()

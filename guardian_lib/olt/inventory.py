@@ -88,7 +88,12 @@ class CliOltEntry(_Strict):
     port: int = Field(22, ge=1, le=65535)
     profile: str
     credentials: str = Field(description="Credentials reference (env / secret file key).")
-    insecure: bool = Field(False, description="Accept any SSH host key (lab only).")
+    insecure: bool = Field(
+        False, description="Accept any SSH host key, or telnet's clear text (lab only)."
+    )
+    protocol: Literal["ssh", "telnet"] = Field(
+        "ssh", description="telnet only for OLTs without SSH; needs insecure: true."
+    )
     snmp_set: SnmpSetEntry | None = Field(None, description="Allow SNMP SET (opt-in).")
 
 
@@ -164,7 +169,7 @@ class CliInventory(_Strict):
             password=str(found["password"]),
             known_hosts=known.read_text(encoding="utf-8") if known and known.exists() else None,
             insecure=e.insecure, timeout_s=d.timeout_s, busy_retries=d.busy_retries,
-            busy_backoff_s=d.busy_backoff_s,
+            busy_backoff_s=d.busy_backoff_s, protocol=e.protocol,
         )  # fmt: skip
 
     def snmp_set_target(

@@ -102,6 +102,9 @@ class SshTarget:
         Resends of a command the OLT answered "busy". [-]
     busy_backoff_s : float
         First pause before such a resend, doubled each time. [s]
+    protocol : {'ssh', 'telnet'}
+        ``telnet`` (clear text: the inventory must also say ``insecure``) for OLTs
+        without SSH (:mod:`guardian_lib.olt.telnet`).
     """
 
     olt_id: str
@@ -114,6 +117,7 @@ class SshTarget:
     timeout_s: float = 10.0
     busy_retries: int = 3
     busy_backoff_s: float = 0.2
+    protocol: str = "ssh"
 
 
 class CliSession:
@@ -153,6 +157,8 @@ class CliSession:
     async def open(self) -> None:
         """Connect, log in, wait for the first prompt and send the profile's setup."""
         t = self.target
+        if t.protocol == "telnet":
+            return await self._open_telnet()
         if t.known_hosts is None and not t.insecure:
             raise OltConnectError(
                 f"OLT {t.olt_id}: no host key to check {t.host}:{t.port} against; give "
@@ -187,6 +193,42 @@ class CliSession:
             for cmd in self.profile.setup:
                 await self.run(cmd)
         except BaseException:  # e.g. the enable password refused: do not leak the session
+            await self.close()
+            raise
+
+    async def _open_telnet(self) -> None:
+        """Telnet: log in at ``Login:`` / ``Password:``, then as over SSH."""
+        from guardian_lib.olt.telnet import TelnetLoginError, open_telnet
+
+        t = self.target
+        if not t.insecure:
+            raise OltConnectError(
+                f"OLT {t.olt_id}: telnet sends the login in clear text; say insecure: true "
+                "in its inventory entry to accept that (or use SSH)"
+            )
+        try:
+            chan = await asyncio.wait_for(
+                open_telnet(t.host, t.port, t.username, t.password), t.timeout_s
+            )
+        except TelnetLoginError as exc:
+            raise OltAuthError(
+                f"OLT {t.olt_id}: {t.host}:{t.port} refused user {t.username!r} over telnet "
+                f"({exc}: wrong user name or password)"
+            ) from None
+        except TimeoutError:
+            raise OltConnectError(
+                f"OLT {t.olt_id}: no telnet login from {t.host}:{t.port} in {t.timeout_s} s"
+            ) from None
+        except OSError as exc:
+            raise OltConnectError(
+                f"OLT {t.olt_id}: cannot open telnet to {t.host}:{t.port}: {exc}"
+            ) from None
+        self._conn = self._proc = chan
+        try:
+            await self._read_until_prompt("<login>")
+            for cmd in self.profile.setup:
+                await self.run(cmd)
+        except BaseException:
             await self.close()
             raise
 

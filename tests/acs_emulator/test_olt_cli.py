@@ -672,3 +672,37 @@ def test_fiberhome_onu_and_port_enable_disable(lab):
     assert off["serial"].upper() == first["serial"]
     assert port["admin"] == "disable" and not lab.backend.port_enabled(1, 1)
     assert lab.backend.port_enabled(1, 0)
+
+
+def test_fiberhome_over_telnet_login_authorize_and_refusals(lab, tmp_path):
+    """Many AN5516 speak only telnet: Login: / Password:, then the same CLI."""
+    from guardian_lib.olt.session import OltConnectError
+
+    lab = lab("fiberhome")
+    server = OltCliServer([lab.backend], telnet=True).start_in_thread()
+    try:
+        inv_path, _ = write_cli_inventory(tmp_path / "telnet.yaml", server)
+        inv = load_cli_inventory(inv_path)
+        assert inv.entry(lab.olt_id).protocol == "telnet"
+        slot, port, serial, _ = lab.backend.autofind()[0]
+
+        async def go(target):
+            async with OltDriver(target, inv.profile_of(lab.olt_id)) as olt:
+                return await olt.authorize(AuthorizeRequest(slot, port + 1, serial, vlan=100))
+
+        res = run(go(inv.target(lab.olt_id)))
+        assert serial in {r["serial"] for r in lab.backend.configured(slot, port)}
+        assert res.commands[0].startswith("cd gpononu")
+        assert server.password not in "\n".join(res.commands)
+        lab.sim.step()
+        assert lab.polled()[serial] is True
+        wrong = inv.target(lab.olt_id)
+        wrong.password = "not-the-password"
+        with pytest.raises(OltAuthError, match="refused user 'guardian' over telnet"):
+            run(go(wrong))
+        clear = inv.target(lab.olt_id)
+        clear.insecure = False
+        with pytest.raises(OltConnectError, match="telnet sends the login in clear text"):
+            run(go(clear))
+    finally:
+        server.stop_thread()

@@ -199,3 +199,36 @@ def test_snmp_set_credentials_varbinds_and_opt_in(tmp_path):
         set_varbinds(fh, "reboot", {"slot": 1, "port": 1, "onu_id": 1})
     with pytest.raises(ValueError, match="via must be cli or snmp"):
         Change("H", "port-disable", {"slot": 1, "port": 1, "via": "tl1"}).validated()
+
+
+def test_telnet_channel_refuses_options_and_strips_split_iac_sequences():
+    import asyncio
+
+    from guardian_lib.olt.telnet import DO, IAC, SB, SE, WILL, WONT, TelnetChannel
+
+    class Writer:
+        def __init__(self) -> None:
+            self.sent = b""
+
+        def write(self, data: bytes) -> None:
+            self.sent += data
+
+    async def go():
+        reader = asyncio.StreamReader()
+        writer = Writer()
+        chan = TelnetChannel(reader, writer)  # type: ignore[arg-type]
+        # DO ECHO, WILL SGA, a sub-negotiation, an escaped 255, and a DO cut in two reads
+        reader.feed_data(bytes([IAC, DO, 1]) + b"Log" + bytes([IAC, WILL, 3, IAC, SB, 24, 1]))
+        reader.feed_data(bytes([IAC, SE]) + b"in:" + bytes([IAC, IAC]) + bytes([IAC, DO]))
+        reader.feed_data(bytes([31]) + b" x")
+        reader.feed_eof()
+        text = ""
+        while chunk := await chan.read():
+            text += chunk
+        chan.write("a\xff\n")
+        return text, writer.sent
+
+    text, sent = asyncio.run(go())
+    assert text == "Login:\ufffd x"  # the data byte 255 is kept (not UTF-8: replaced)
+    assert sent.startswith(bytes([IAC, WONT, 1, IAC, 254, 3, IAC, WONT, 31]))
+    assert sent.endswith(b"a\xc3\xbf\r\n")  # UTF-8 text never holds a 255 (IAC) byte

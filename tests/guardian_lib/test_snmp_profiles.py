@@ -111,6 +111,7 @@ def test_invalid_profile_names_file_and_field(tmp_path, body, match):
         "acs_emulator.olt.cli_zte",
         "acs_emulator.olt.cli_fiberhome",
         "acs_emulator.olt.snmp_set",
+        "acs_emulator.olt.telnet",
         "acs_emulator.olt.provisioning",
         "acs_emulator.olt.ssh",
         "acs_emulator.olt.traps",
@@ -123,6 +124,7 @@ def test_invalid_profile_names_file_and_field(tmp_path, body, match):
         "guardian_lib.olt.profiles",
         "guardian_lib.olt.session",
         "guardian_lib.olt.snmp_set",
+        "guardian_lib.olt.telnet",
     ],
 )
 def test_all_names_exist(module):
