@@ -131,12 +131,14 @@ class _Terminal:
             if not data:
                 return
             for ch in data:
+                if ch == "\n" and last == "\r":  # the LF of a CR LF (telnet): not a key
+                    last = ch
+                    continue
                 if self.pages:
                     self.page_key(ch)
                 elif ch in "\r\n":
-                    if not (ch == "\n" and last == "\r"):
-                        line, buf = buf, ""
-                        self.line(line)
+                    line, buf = buf, ""
+                    self.line(line)
                 elif len(buf) < _MAX_LINE and ch.isprintable():
                     buf += ch
                 last = ch
