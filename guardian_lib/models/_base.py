@@ -13,6 +13,7 @@ __all__ = [
     "seed_from",
     "lgbm_classifier",
     "predict_threads",
+    "positive_proba",
 ]
 
 #: Below this many rows LightGBM predicts on one thread: a fleet's tick (a few thousand
@@ -85,6 +86,20 @@ def predict_threads(n_rows: int) -> int:
     """LightGBM ``num_threads`` for predicting ``n_rows`` rows: 1 for small batches
     (:data:`SINGLE_THREAD_ROWS`), else 0 (every core). The output does not depend on it."""
     return 1 if n_rows < SINGLE_THREAD_ROWS else 0
+
+
+def positive_proba(model: lgb.LGBMClassifier, frame: pd.DataFrame) -> np.ndarray:
+    """``model.predict_proba(frame)[:, 1]`` of a fitted binary LightGBM classifier.
+
+    The same Booster call on the same float64 matrix, without the scikit-learn wrapper's
+    per-call parameter handling and frame conversion (about 4 ms of a tick's 20 ms over
+    three risk boosters); frames that are not all float64 go through the wrapper.
+    """
+    if not all(dt == np.float64 for dt in frame.dtypes):
+        return model.predict_proba(frame, num_threads=predict_threads(len(frame)))[:, 1]
+    return model.booster_.predict(
+        frame.to_numpy(dtype=np.float64), num_threads=predict_threads(len(frame))
+    )
 
 
 def as_generator(random_state) -> np.random.Generator:
