@@ -95,10 +95,12 @@ def positive_proba(model: lgb.LGBMClassifier, frame: pd.DataFrame) -> np.ndarray
     """``model.predict_proba(frame)[:, 1]`` of a fitted binary LightGBM classifier.
 
     The same Booster call on the same float64 matrix, without the scikit-learn wrapper's
-    per-call parameter handling and frame conversion (about 4 ms of a tick's 20 ms over
-    three risk boosters); frames that are not all float64 go through the wrapper.
+    per-call parameter handling and frame conversion (measured: 7.7 instead of 8.4 ms per
+    call on a 2,148-ONU round, 100 trees); frames that are not all float64, and models with a custom
+    objective or more than two classes, go through the wrapper.
     """
-    if not all(dt == np.float64 for dt in frame.dtypes):
+    plain = model.n_classes_ == 2 and not callable(model.objective)
+    if not plain or not all(dt == np.float64 for dt in frame.dtypes):
         return model.predict_proba(frame, num_threads=predict_threads(len(frame)))[:, 1]
     return model.booster_.predict(
         frame.to_numpy(dtype=np.float64), num_threads=predict_threads(len(frame))
