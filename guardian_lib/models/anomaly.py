@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
-
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.ensemble import IsolationForest
@@ -13,24 +11,6 @@ from sklearn.utils.validation import check_is_fitted
 from guardian_lib.models._base import as_generator, seed_from, validated_frame
 
 __all__ = ["AnomalyScorer", "forest_score_samples"]
-
-
-#: Per fitted forest, each tree's path length per node (see :func:`_leaf_depths`).
-_LEAF_DEPTHS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _leaf_depths(forest: IsolationForest) -> list[np.ndarray]:
-    """Each tree's ``decision path length + average path length − 1`` per node, the
-    term scikit-learn adds per row and tree, computed once per forest (the same
-    float64 operations, so the same values)."""
-    depths = _LEAF_DEPTHS.get(forest)
-    if depths is None or len(depths) != len(forest.estimators_):
-        depths = [
-            forest._decision_path_lengths[t] + forest._average_path_length_per_tree[t] - 1.0
-            for t in range(len(forest.estimators_))
-        ]
-        _LEAF_DEPTHS[forest] = depths
-    return depths
 
 
 def forest_score_samples(forest: IsolationForest, X: np.ndarray) -> np.ndarray:
@@ -58,11 +38,16 @@ def forest_score_samples(forest: IsolationForest, X: np.ndarray) -> np.ndarray:
     n = len(X32)
     depths = np.zeros(n)
     whole = forest._max_features == X32.shape[1]
-    for tree, cols, leaf_depth in zip(
-        forest.estimators_, forest.estimators_features_, _leaf_depths(forest), strict=True
+    for t, (tree, cols) in enumerate(
+        zip(forest.estimators_, forest.estimators_features_, strict=True)
     ):
         sub = X32 if whole else np.ascontiguousarray(X32[:, cols])
-        depths += leaf_depth[tree.tree_.apply(sub)]
+        leaves = tree.tree_.apply(sub)
+        depths += (
+            forest._decision_path_lengths[t][leaves]
+            + forest._average_path_length_per_tree[t][leaves]
+            - 1.0
+        )
     denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])
     scores = 2 ** (
         -np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0)
