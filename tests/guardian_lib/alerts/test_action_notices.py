@@ -25,6 +25,7 @@ SUBS = (
     "C,C3,CPE-C,P1,OLT-1,Campinas,+5519911110003,,Caio,sim\n"
     "D,C4,CPE-D,P1,OLT-1,Campinas,+5519911110004,,Dora,\n"
     "E,C5,CPE-E,P2,OLT-1,Campinas,+5519911110005,,Eva,\n"
+    "F,C6,CPE-F,P1,OLT-1,Campinas,+5519911110006,,Fabi,\n"  # under P1, stays healthy
 )
 
 
@@ -245,6 +246,7 @@ def test_a_visit_held_by_a_massive_incident_and_the_replay_plans_the_same(
     assert "previsão: 03/03/2026 00:00" in held["text"]  # incident start + eta_h (12 h)
     assert held["incident_id"] in held["text"]
 
+    # F is under the PON but not a member (its ONU stayed healthy): never told of the outage.
     # The replay of the same audit, with the same rules and opt-out, plans the same notices.
     planned = replay_run(_run_folder(tmp_path), opted_out=("C3",), eta_h=12.0)
     plan = sorted(
