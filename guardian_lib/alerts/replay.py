@@ -350,10 +350,10 @@ def _summary(
     }
 
 
-def _members(decisions: pd.DataFrame) -> dict[str, list[tuple[pd.Timestamp, str]]]:
+def _members(decisions: pd.DataFrame) -> dict[str, dict[str, pd.Timestamp]]:
     """Each incident's members from the audit (``open_incident`` and ``join_incident``
-    decisions: their targets, with when they became members), by incident id."""
-    out: dict[str, list[tuple[pd.Timestamp, str]]] = {}
+    decisions: their targets), with when each became a member, by incident id."""
+    out: dict[str, dict[str, pd.Timestamp]] = {}
     if not len(decisions) or "action" not in decisions.columns:
         return out
     rows = decisions.loc[decisions["action"].isin(("open_incident", "join_incident"))]
@@ -363,7 +363,9 @@ def _members(decisions: pd.DataFrame) -> dict[str, list[tuple[pd.Timestamp, str]
         targets = json.loads(r.targets) if isinstance(r.targets, str) else list(r.targets)
         at = pd.Timestamp(r.ts)
         at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
-        out.setdefault(str(r.case_id), []).extend((at, str(t)) for t in targets)
+        joined = out.setdefault(str(r.case_id), {})
+        for t in targets:
+            joined[str(t)] = min(joined.get(str(t), at), at)
     return out
 
 
@@ -387,7 +389,8 @@ def _incident_lookups(h: RunHistory) -> tuple[IncidentLookup, MemberLookup]:
             start, end = spans.get(iid, (None, None))
             if start is None or at < start or (pd.notna(end) and at > end):
                 continue
-            if any(o == onu and t <= at for t, o in joined):
+            since = joined.get(onu)
+            if since is not None and since <= at:
                 found = iid
         return found
 
