@@ -113,6 +113,9 @@ def run(tmp_path_factory):
     )
     decided(70, "N12", "reboot", "CPE12", act("reboot", "CPE12", 70, "succeeded", took=15),
             case_id="CASE12")  # fmt: skip
+    # N15's own problem (no incident): the customer told under its case, ETA until_h
+    decided(40, "N15", "notify", "N15", act("notify", "N15", 40), case_id="CASE15",
+            params={"template": "individual_problem", "until_h": 6.0})  # fmt: skip
     audit.close()
     return root
 
@@ -136,7 +139,10 @@ def test_replay_one_incident_one_notification_onus_beneath_inhibited(run):
     cn = r["customer_notices"]
     # the members only: 8 outage notices + N03's held visit, each resolved; N09 told nothing
     assert cn["by_template"] == {"equipment_rebooted": 1, "outage_detected": 8,
-                                 "outage_resolved": 9, "visit_cancelled": 1}  # fmt: skip
+                                 "outage_resolved": 9, "problem_detected": 1,
+                                 "visit_cancelled": 1}  # fmt: skip
+    (problem,) = [n for n in cn["list"] if n["template"] == "problem_detected"]
+    assert (problem["customer_id"], problem["incident_id"]) == ("C15", "CASE15")
     per = {(n["customer_id"], n["template"]) for n in cn["list"]}
     assert not {c for c, _ in per} & {"C09"}
     (detected,) = [n for n in cn["list"] if n["customer_id"] == "C00"][:1]
