@@ -129,6 +129,13 @@ def decide_command(
         f"{escape('[' + s.tag + ']')} {state}",
         soft_wrap=True,
     )
+    if s.other_decisions_in_window:
+        console.print(
+            f"note: {s.audit} also holds {s.other_decisions_in_window:,} decisions of other "
+            "replays in this window; the report shows them all (use --audit FILE to keep "
+            "replays apart)",
+            soft_wrap=True,
+        )
 
 
 @decisions_app.command("list")

@@ -74,6 +74,9 @@ class DecideSummary:
     audit : str
         The audit file; ``already_audited`` when the same replay was found there (nothing
         written again).
+    other_decisions_in_window : int
+        Decisions of other replays (or runs) in that file over the same window: the report
+        shows them all, keep replays apart with ``--audit FILE``. [-]
     """
 
     run: str = ""
@@ -102,6 +105,7 @@ class DecideSummary:
     audit: str = ""
     tag: str = ""
     already_audited: bool = False
+    other_decisions_in_window: int = 0
     wall_s: float = 0.0
     simulated_h_per_s: float = 0.0
 
@@ -283,6 +287,7 @@ def decide_run(
         if tagged_decisions(audit_file, tag):
             out.already_audited = True
             _count_from_audit(out, audit_file, tag)
+            out.other_decisions_in_window = _others(audit_file, tag, first, last)
             out.wall_s = round(time.perf_counter() - t0, 3)
             return out
         warm0 = max(first - pd.Timedelta(hours=warmup_h), silver_lo(con))
@@ -319,6 +324,7 @@ def decide_run(
     if not append_audit(audit, audit_file):  # written meanwhile by the same replay
         out.already_audited = True
     audit.close()
+    out.other_decisions_in_window = _others(audit_file, tag, first, last)
     out.wall_s = round(time.perf_counter() - t0, 3)
     hours = out.ticks * grid / 3600
     out.simulated_h_per_s = round(hours / out.wall_s, 2) if out.wall_s > 0 else 0.0
@@ -348,6 +354,21 @@ def _count(out: DecideSummary, decisions: pd.DataFrame, actions: pd.DataFrame) -
     out.notifications = int(np.sum(kind == "notify"))
     blocked = decisions.loc[~decisions["allowed"].astype(bool), "blocked_rule"]
     out.blocked_by_rule = {str(k): int(v) for k, v in blocked.value_counts().sort_index().items()}
+
+
+def _others(path: Path, tag: str, first: pd.Timestamp, last: pd.Timestamp) -> int:
+    """Decisions in the audit file ``path`` over ``[first, last]`` not tagged ``tag``. [-]"""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        sql = (
+            "SELECT count(*) FROM decisions WHERE NOT starts_with(decision_id, ?) "
+            "AND ts BETWEEN ? AND ?"
+        )
+        return int(con.execute(sql, [tag, first, last]).fetchone()[0])
+    finally:
+        con.close()
 
 
 def _count_from_audit(out: DecideSummary, path: Path, tag: str) -> None:
