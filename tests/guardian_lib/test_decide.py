@@ -233,3 +233,21 @@ def test_fleet_from_a_bare_inventory():
     con.execute("DROP TABLE onus")
     with pytest.raises(ConfigError, match="bare: the warehouse has no 'onus' table"):
         fleet_from_warehouse(con, "bare")
+
+
+def test_a_site_file_gives_the_limits_the_alias_and_the_tag(warehouse, tmp_path):
+    from guardian_lib.operate.decide import decide_run
+
+    (tmp_path / "olts.yaml").write_text("")
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "site_id: acme\ninventory: olts.yaml\nwarehouse: .\nmodel_alias: rules\n"
+        "safety: {max_actions_fleet_per_hour: 1}\n"
+    )
+    start, end = pd.Timestamp(START, tz="UTC"), pd.Timestamp(END, tz="UTC")
+    s = decide_run(warehouse, start, end, site=site, audit_path=tmp_path / "a.duckdb", warmup_h=2)
+    assert s.tag.startswith("acme-DEC") and s.model_version == "rules"
+    assert s.blocked_by_rule.get("fleet_rate_cap", 0) > 0  # the site's cap of one an hour
+    plain = decide_run(warehouse, start, end, models="rules", audit_path=tmp_path / "b.duckdb",
+                       warmup_h=2)  # fmt: skip
+    assert "fleet_rate_cap" not in plain.blocked_by_rule
