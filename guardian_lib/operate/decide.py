@@ -139,7 +139,7 @@ def parse_time(value: str | None, option: str) -> pd.Timestamp | None:
 
 
 def _window(con: Any, run: Path, start: pd.Timestamp | None, end: pd.Timestamp | None):
-    """First and last step on the SILVER grid, and the grid. [s]"""
+    """First and last decision step on the SILVER grid, the grid [s] and the first reading."""
     from guardian_lib.operate.history import silver_grid_s, silver_range
 
     span = silver_range(con)
@@ -160,7 +160,8 @@ def _window(con: Any, run: Path, start: pd.Timestamp | None, end: pd.Timestamp |
     last = lo_s + ((e.value // 10**9 - lo_s) // grid) * grid
     if last < first:
         raise WarehouseError(f"{run}: no SILVER telemetry step between {s} and {e}")
-    return pd.Timestamp(first, unit="s", tz="UTC"), pd.Timestamp(last, unit="s", tz="UTC"), grid
+    ts = [pd.Timestamp(x, unit="s", tz="UTC") for x in (first, last)]
+    return ts[0], ts[1], grid, lo
 
 
 def _scorer(models: str, run: Path, tick_s: int) -> tuple[Any, str]:
@@ -270,7 +271,7 @@ def decide_run(
     audit_file = Path(audit_path) if audit_path is not None else RunLayout(run).audit
     con = connect(run)
     try:
-        first, last, grid = _window(con, run, start, end)
+        first, last, grid, lo = _window(con, run, start, end)
         if (every_minutes * 60) % grid:
             raise ConfigError(
                 f"--every-minutes {every_minutes}: must be a multiple of the run's "
@@ -295,8 +296,8 @@ def decide_run(
             out.other_decisions_in_window = _others(audit_file, tag, first, last)
             out.wall_s = round(time.perf_counter() - t0, 3)
             return out
-        warm0 = max(first - pd.Timedelta(hours=warmup_h), silver_lo(con))
-        warm0 = first - ((first - warm0) // pd.Timedelta(seconds=grid)) * pd.Timedelta(seconds=grid)
+        step = pd.Timedelta(seconds=grid)
+        warm0 = first - ((first - max(first - pd.Timedelta(hours=warmup_h), lo)) // step) * step
         scorer, policy = make_autopilot(scorer, settings=settings)
         audit = AuditLog(None, tag=tag)
         autopilot = Autopilot(policy, scorer, settings=settings, dispatcher=Dispatcher("simulate"),
@@ -336,15 +337,6 @@ def decide_run(
     hours = out.ticks * grid / 3600
     out.simulated_h_per_s = round(hours / out.replay_s, 2) if out.replay_s > 0 else 0.0
     return out
-
-
-def silver_lo(con: Any) -> pd.Timestamp:
-    """First SILVER telemetry time (UTC)."""
-    from guardian_lib.operate.history import silver_range
-
-    span = silver_range(con)
-    assert span is not None  # checked by _window
-    return span[0]
 
 
 def _count(out: DecideSummary, decisions: pd.DataFrame, actions: pd.DataFrame) -> None:
