@@ -57,6 +57,9 @@ class DecideSummary:
     ticks, warmup_ticks, gap_ticks : int
         Steps replayed with decisions, observed before them, and steps without any
         reading (previous readings repeated). [-]
+    held_readings : int
+        Readings of ONUs without a row in a step that repeat their previous one (a
+        missed poll, one step at most). [-]
     decisions, decisions_by_action : int, dict
         Decisions of the policy (bookkeeping included), by action. [-]
     incidents_opened : int
@@ -93,6 +96,7 @@ class DecideSummary:
     ticks: int = 0
     warmup_ticks: int = 0
     gap_ticks: int = 0
+    held_readings: int = 0
     telemetry_rows: int = 0
     events: int = 0
     events_unmapped: int = 0
@@ -323,6 +327,7 @@ def decide_run(
                 progress(i + 1, total)
         out.replay_s = round(time.perf_counter() - t_replay, 3)
         out.gap_ticks, out.telemetry_rows = source.gap_ticks, source.rows
+        out.held_readings = source.held
         out.events, out.events_unmapped = source.events, source.events_unmapped
         out.open_orders_known = len(orders) if orders is not None else 0
         out.open_cases_at_end = len(autopilot.cases)

@@ -142,15 +142,16 @@ def _con(telemetry: pd.DataFrame, events: pd.DataFrame | None = None) -> duckdb.
     return con
 
 
-def test_history_ticks_not_read_gaps_and_contacts():
+def test_history_ticks_missed_polls_gaps_and_contacts():
     from guardian_lib.operate.history import HistoryTelemetrySource, silver_grid_s
 
     t0 = pd.Timestamp("2026-01-05T00:00:00", tz="UTC")
     step = pd.Timedelta(minutes=5)
-    rows = [  # step 0: A and B; step 1: A only (B not read); step 2: nothing; step 3: both
+    rows = [  # A misses steps 1 and 2; step 3 has no row at all
         (t0, "A", True, -20.0), (t0, "B", False, np.nan),
-        (t0 + step, "A", True, -21.0),
-        (t0 + 3 * step, "A", True, -22.0), (t0 + 3 * step, "B", True, -19.0),
+        (t0 + step, "B", True, -19.0),
+        (t0 + 2 * step, "B", True, -19.5),
+        (t0 + 4 * step, "A", True, -22.0), (t0 + 4 * step, "B", True, -19.0),
     ]  # fmt: skip
     tel = pd.DataFrame(rows, columns=["ts", "onu_id", "online", "rx_dbm"])
     for m in ("tx_dbm", "olt_rx_dbm", "snr_db", "ber", "crc_errors", "latency_ms", "loss_pct",
@@ -171,15 +172,19 @@ def test_history_ticks_not_read_gaps_and_contacts():
         }  # fmt: skip
     )
     con = _con(tel, ev)
-    assert silver_grid_s(con, t0, t0 + 3 * step) == 300
-    src = HistoryTelemetrySource(con, np.array(["A", "B"]), t0, t0 + 3 * step, 300)
+    assert silver_grid_s(con, t0, t0 + 4 * step) == 300
+    src = HistoryTelemetrySource(con, np.array(["A", "B"]), t0, t0 + 4 * step, 300)
     ticks = list(src)
-    assert [t.ts for t in ticks] == [t0 + k * step for k in range(4)]
+    assert [t.ts for t in ticks] == [t0 + k * step for k in range(5)]
     on = [t.get("online") for t in ticks]
-    assert on[0].tolist() == [1.0, 0.0] and on[1][0] == 1.0 and np.isnan(on[1][1])
-    np.testing.assert_array_equal(on[2], on[1])  # a step without any row repeats the last
-    assert ticks[3].get("rx_dbm").tolist() == [-22.0, -19.0]
-    assert (src.ticks, src.gap_ticks, src.rows) == (4, 1, 5)
+    rx = [t.get("rx_dbm") for t in ticks]
+    assert on[0].tolist() == [1.0, 0.0]
+    # one step without a row: a missed poll, A keeps its reading; two: not read (NaN)
+    assert on[1].tolist() == [1.0, 1.0] and rx[1].tolist() == [-20.0, -19.0]
+    assert np.isnan(on[2][0]) and on[2][1] == 1.0 and not ticks[2].online[0]
+    np.testing.assert_array_equal(rx[3], rx[2])  # a step without any row repeats the last
+    assert rx[4].tolist() == [-22.0, -19.0]
+    assert (src.ticks, src.gap_ticks, src.held, src.rows) == (5, 1, 1, 6)
     # events after step 1 up to step 2 belong to step 2; the contact names its ONU now
     assert not ticks[1].events and len(ticks[2].events) == 2
     call, los = ticks[2].events
