@@ -13,7 +13,8 @@ each decision are shown to the policy as open service orders.
 The audit rows go to the run's audit trail (:attr:`RunLayout.audit
 <guardian_lib.layout.RunLayout.audit>`, read by ``guardian report``) in one transaction
 at the end, under a tag derived from what was replayed (window, grid, cadence, scorer,
-settings): replaying the same thing again is recognised and writes nothing.
+settings, the SILVER files and tickets, the version): replaying the same thing again is
+recognised and writes nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from guardian_lib import __version__
 from guardian_lib.errors import ConfigError, WarehouseError
 from guardian_lib.layout import RunLayout
 
@@ -205,6 +207,19 @@ def _settings(site: Path | None) -> tuple[Any, str | None, str]:
     return st, cfg.model_alias, cfg.site_id
 
 
+def _data_version(con: Any, run: Path) -> list[str]:
+    """What identifies the replayed data: the committed SILVER files (an import that
+    changes them commits new ones) and the tickets file's size and time."""
+    from guardian_lib.warehouse import silver_files
+
+    names = [p.name for kind in ("telemetry", "events") for p in silver_files(run, kind, con)]
+    orders = RunLayout(run).ops("service_orders")
+    if orders.is_file():
+        st = orders.stat()
+        names.append(f"service_orders:{st.st_size}:{st.st_mtime_ns}")
+    return names
+
+
 def _tag(site_id: str, key: dict[str, Any]) -> str:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
     return f"{site_id}-DEC{digest[:10]}-"
@@ -286,7 +301,8 @@ def decide_run(
         key = {
             "start": first, "end": last, "grid": grid, "every": every_minutes,
             "model": version, "warmup_h": warmup_h, "onus": len(fleet),
-            "settings": settings.model_dump(mode="json"),
+            "settings": settings.model_dump(mode="json"), "data": _data_version(con, run),
+            "code": __version__,
         }  # fmt: skip
         tag = _tag(site_id, key)
         out = DecideSummary(

@@ -4,6 +4,7 @@ operator's exports alone, in simulate mode, audited for ``guardian report``."""
 from __future__ import annotations
 
 import json
+import os
 
 import duckdb
 import numpy as np
@@ -101,6 +102,12 @@ def test_the_same_replay_twice_is_audited_once(warehouse, tmp_path):
     assert other.other_decisions_in_window == first.decisions
     total = _audit(audit, "SELECT count(*) AS n FROM decisions")["n"].iat[0]
     assert total == first.decisions + other.decisions
+    # tickets imported again (another file): another history, replayed anew
+    tickets = RunLayout(warehouse).ops("service_orders")
+    st = tickets.stat()
+    os.utime(tickets, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    anew = decide_run(warehouse, start, end, **kw)
+    assert anew.tag != first.tag and not anew.already_audited
 
 
 def test_bad_arguments_are_named(warehouse, tmp_path, capsys, monkeypatch):
