@@ -117,7 +117,8 @@ def decide_command(
     rows = [(f"decision: {k}", v) for k, v in s.decisions_by_action.items()]
     rows += [("decisions", s.decisions), ("incidents opened", s.incidents_opened),
              ("visits ordered", s.visits_ordered), ("visits held", s.visits_held),
-             ("reboots (simulated)", s.reboots), ("notifications", s.notifications)]  # fmt: skip
+             ("reboots (simulated)", s.reboots), ("notifications", s.notifications),
+             ("device actions without a CPE id (failed)", s.actions_failed)]  # fmt: skip
     rows += [(f"blocked: {k}", v) for k, v in s.blocked_by_rule.items()]
     for name, v in rows:
         t.add_row(name, f"{v:,}")

@@ -72,6 +72,9 @@ class DecideSummary:
         Service orders held or cancelled (``hold_visits``, ``cancel_visit`` targets). [-]
     reboots : int
         Reboots allowed by the safety guard (simulated, none sent). [-]
+    actions_failed : int
+        Device actions on an ONU whose CPE the inventory does not name (operate could not
+        send them either). [-]
     blocked_by_rule : dict
         Actions the safety guard blocked, by rule. [-]
     wall_s, replay_s : float
@@ -110,6 +113,7 @@ class DecideSummary:
     visits_held: int = 0
     reboots: int = 0
     notifications: int = 0
+    actions_failed: int = 0
     blocked_by_rule: dict[str, int] = field(default_factory=dict)
     open_cases_at_end: int = 0
     audit: str = ""
@@ -268,11 +272,11 @@ def decide_run(
     ConfigError
         Bad window, cadence or site file.
     """
-    from guardian_lib.actions.dispatcher import Dispatcher
     from guardian_lib.audit import AuditLog, append_audit, tagged_decisions
     from guardian_lib.decision import Autopilot, SafetyGuard
     from guardian_lib.decision.expected_cost import make_autopilot
     from guardian_lib.loop import ClosedLoop
+    from guardian_lib.operate.adapters import DryRunDispatcher
     from guardian_lib.operate.fleet import fleet_from_warehouse
     from guardian_lib.operate.history import HistoryTelemetrySource, read_orders
     from guardian_lib.warehouse import connect
@@ -320,8 +324,10 @@ def decide_run(
         warm0 = first - ((first - max(first - pd.Timedelta(hours=warmup_h), lo)) // step) * step
         scorer, policy = make_autopilot(scorer, settings=settings)
         audit = AuditLog(None, tag=tag)
-        autopilot = Autopilot(policy, scorer, settings=settings, dispatcher=Dispatcher("simulate"),
-                              audit=audit, guard=SafetyGuard(settings))  # fmt: skip
+        known = {c for c in fleet.table["cpe_id"] if isinstance(c, str) and c}
+        autopilot = Autopilot(policy, scorer, settings=settings,
+                              dispatcher=DryRunDispatcher(known), audit=audit,
+                              guard=SafetyGuard(settings))  # fmt: skip
         orders = read_orders(con, fleet.customers)
         every = every_minutes * 60 // grid
         loop = ClosedLoop(fleet.onus, fleet.customers, autopilot, every=every, tick_s=grid,
@@ -366,7 +372,8 @@ def _count(out: DecideSummary, decisions: pd.DataFrame, actions: pd.DataFrame) -
     by = decisions["action"].value_counts().sort_index()
     out.decisions_by_action = {str(k): int(v) for k, v in by.items()}
     out.incidents_opened = int((decisions["action"] == "open_incident").sum())
-    ok = actions[actions["status"] != "blocked"]
+    ok = actions[actions["status"] == "simulated"]
+    out.actions_failed = int((actions["status"] == "failed").sum())
     kind = ok["action_type"].to_numpy(dtype=object)
     out.visits_ordered = int(np.sum(kind == "schedule_visit"))
     out.visits_held = int(np.isin(kind, ["hold_visits", "cancel_visit"]).sum())

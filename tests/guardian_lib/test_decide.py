@@ -14,6 +14,7 @@ import pytest
 from guardian_lib.layout import RunLayout
 
 START, END = "2026-01-06T00:00:00", "2026-01-06T08:00:00"  # 8 h of the busy export
+HALF = "2026-01-06T04:00:00"
 SHORT = ("--start", START, "--end", END, "--warmup-hours", "2", "--models", "rules")
 
 
@@ -87,7 +88,7 @@ def test_the_same_replay_twice_is_audited_once(warehouse, tmp_path):
     from guardian_lib.operate.decide import decide_run
 
     audit = tmp_path / "audit.duckdb"
-    start, end = pd.Timestamp(START, tz="UTC"), pd.Timestamp("2026-01-06T04:00:00", tz="UTC")
+    start, end = pd.Timestamp(START, tz="UTC"), pd.Timestamp(HALF, tz="UTC")
     kw = {"models": "rules", "audit_path": audit, "warmup_h": 1}
     first = decide_run(warehouse, start, end, **kw)
     rows = _audit(audit, "SELECT count(*) AS n FROM decisions")["n"].iat[0]
@@ -256,10 +257,46 @@ def test_a_site_file_gives_the_limits_the_alias_and_the_tag(warehouse, tmp_path)
         "site_id: acme\ninventory: olts.yaml\nwarehouse: .\nmodel_alias: rules\n"
         "safety: {max_actions_fleet_per_hour: 1}\n"
     )
-    start, end = pd.Timestamp(START, tz="UTC"), pd.Timestamp(END, tz="UTC")
+    start, end = pd.Timestamp(START, tz="UTC"), pd.Timestamp(HALF, tz="UTC")
     s = decide_run(warehouse, start, end, site=site, audit_path=tmp_path / "a.duckdb", warmup_h=2)
     assert s.tag.startswith("acme-DEC") and s.model_version == "rules"
     assert s.blocked_by_rule.get("fleet_rate_cap", 0) > 0  # the site's cap of one an hour
     plain = decide_run(warehouse, start, end, models="rules", audit_path=tmp_path / "b.duckdb",
                        warmup_h=2)  # fmt: skip
     assert "fleet_rate_cap" not in plain.blocked_by_rule
+
+
+def test_onus_and_telemetry_alone_are_enough(operator_export, tmp_path):
+    """No customers, street boxes, OLTs, coordinates, events or tickets: the rule scorer
+    still decides (no CPE id: nothing to reboot)."""
+    import shutil
+
+    import yaml
+
+    from guardian_lib.operate.decide import decide_run
+    from guardian_lib.owndata import import_source
+
+    src = tmp_path / "export"
+    shutil.copytree(operator_export[1], src)
+    mapping = yaml.safe_load((src / "mapping.yaml").read_text())
+    onus = mapping["tables"]["onus"]
+    onus["columns"] = {k: onus["columns"][k] for k in ("onu_id", "serial", "pon_id")}
+    mapping["tables"] = {k: mapping["tables"][k] for k in ("onus", "telemetry")}
+    (src / "mapping.yaml").write_text(yaml.safe_dump(mapping, allow_unicode=True))
+    run = tmp_path / "bare"
+    import_source(run, src / "mapping.yaml", source_dir=src)
+    s = decide_run(run, pd.Timestamp(START, tz="UTC"), pd.Timestamp(HALF, tz="UTC"),
+                   models="rules", warmup_h=1)  # fmt: skip
+    assert s.onus == 64 and s.ticks == 4 * 12 + 1 and s.telemetry_rows > 0
+    assert s.events == 0 and s.open_orders_known == 0
+    assert s.decisions > 0 and s.decisions_by_action.get("open_case", 0) > 0
+    # no CPE id to reboot: refused as operate's ACS adapter refuses it, never "simulated"
+    assert s.reboots == 0 and s.actions_failed > 0
+    act = _audit(RunLayout(run).audit, "SELECT * FROM actions WHERE status <> 'blocked'")
+    failed = act[act["status"] == "failed"]
+    assert len(failed) == s.actions_failed
+    assert set(failed["action_type"]) <= {"reboot", "change_wifi_profile"}
+    assert failed["error"].str.contains("unknown device 'None'").all()
+    assert not act.loc[act["status"] == "simulated", "action_type"].isin(["reboot"]).any()
+    dec = _audit(RunLayout(run).audit, "SELECT subject FROM decisions WHERE action = 'open_case'")
+    assert set(dec["subject"]) <= set(pd.read_parquet(run / "inventory" / "onus.parquet")["onu_id"])
