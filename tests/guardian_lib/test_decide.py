@@ -50,7 +50,8 @@ def _audit(path, sql: str, *params) -> pd.DataFrame:
 
 
 def test_decisions_land_in_the_audit_and_the_report_reads_them(warehouse, tmp_path, capsys):
-    from guardian_lib.dashboards._data import decision_reasons, load_run_data
+    from guardian_lib.dashboards._data import load_run_data
+    from guardian_lib.dashboards._views import decision_reasons
 
     out = tmp_path / "decide.json"
     code, stdout, err = _main(capsys, "decide", "--run", str(warehouse), *SHORT,
