@@ -188,29 +188,34 @@ class HistoryTelemetrySource:
             return {}
         tick_us = self.tick_s * _US
         lo, hi = self.start_us + (k0 - 1) * tick_us, self.start_us + k1 * tick_us
-        # a contact names its customer: its ONU goes into the payload, as the loop expects
-        join, payload = "", "coalesce(e.payload, '{}')"
+        # A payload that is not a JSON object is replaced by {} (hostile or broken input must
+        # not stop the replay); a contact names its customer: its ONU goes into the payload,
+        # as the loop expects.
+        join, payload = "", "e.p"
         if self._has_customers:
             join = (
                 "LEFT JOIN (SELECT customer_id, any_value(onu_id) AS onu_id FROM customers "
                 "GROUP BY customer_id) c ON e.entity_type = 'customer' AND c.customer_id = e.entity_id"
             )
             payload = (
-                "CASE WHEN c.onu_id IS NOT NULL AND json_valid(coalesce(e.payload, '{}')) "
-                "AND json_extract(coalesce(e.payload, '{}'), '$.onu_id') IS NULL "
-                "THEN json_merge_patch(coalesce(e.payload, '{}'), json_object('onu_id', c.onu_id))"
-                "::VARCHAR ELSE coalesce(e.payload, '{}') END"
+                "CASE WHEN c.onu_id IS NOT NULL AND json_extract(e.p, '$.onu_id') IS NULL "
+                "THEN json_merge_patch(e.p, json_object('onu_id', c.onu_id))::VARCHAR ELSE e.p END"
             )
         ev = self.con.execute(
-            f"SELECT epoch_us(e.ts) AS t, e.ts, e.entity_id, e.entity_type, e.type, "
-            f"coalesce(e.severity, 'info') AS severity, {payload} AS payload FROM events e {join} "
-            f"WHERE epoch_us(e.ts) > {lo} AND epoch_us(e.ts) <= {hi} "
-            "ORDER BY t, e.entity_id, e.type"
+            "WITH e AS (SELECT ts, entity_id, entity_type, type, severity, CASE WHEN "
+            "json_valid(payload) AND json_type(payload) = 'OBJECT' THEN payload ELSE '{}' END "
+            f"AS p FROM events WHERE epoch_us(ts) > {lo} AND epoch_us(ts) <= {hi}), "
+            f"x AS (SELECT e.ts, e.entity_id, e.entity_type, e.type, e.severity, {payload} AS "
+            f"payload FROM e {join}) "
+            "SELECT epoch_us(ts) AS t, ts, entity_id, entity_type, type, "
+            "coalesce(severity, 'info') AS severity, payload, "
+            "json_extract_string(payload, '$.onu_id') IS NOT NULL AS has_onu FROM x "
+            "ORDER BY t, entity_id, type"
         ).df()
         if not len(ev):
             return {}
         call = (ev["type"] == "CUSTOMER_CALL") & (ev["entity_type"] != "onu")
-        unmapped = call & ~ev["payload"].str.contains('"onu_id"', regex=False)
+        unmapped = call & ~ev["has_onu"].astype(bool)
         self.events_unmapped += int(unmapped.sum())
         ev = ev[~unmapped]
         step = -((-(ev["t"].to_numpy(np.int64) - self.start_us)) // tick_us)  # ceil

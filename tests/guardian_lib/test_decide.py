@@ -172,12 +172,13 @@ def test_history_ticks_missed_polls_gaps_and_contacts():
                 t0 + pd.Timedelta(minutes=7),
                 t0 + pd.Timedelta(minutes=8),
                 t0 + pd.Timedelta(minutes=9),
+                t0 + pd.Timedelta(minutes=9),
             ],
-            "entity_id": ["C2", "C9", "A"],
-            "entity_type": ["customer", "customer", "onu"],
-            "type": ["CUSTOMER_CALL", "CUSTOMER_CALL", "LOS"],
-            "severity": ["info", "info", "critical"],
-            "payload": ['{"channel": "APP"}', "{}", None],
+            "entity_id": ["C2", "C9", "A", "C1"],
+            "entity_type": ["customer", "customer", "onu", "customer"],
+            "type": ["CUSTOMER_CALL", "CUSTOMER_CALL", "LOS", "CUSTOMER_CALL"],
+            "severity": ["info", "info", "critical", None],
+            "payload": ['{"channel": "APP"}', "{}", None, '["onu_id", {"x": 1'],
         }  # fmt: skip
     )
     con = _con(tel, ev)
@@ -195,11 +196,14 @@ def test_history_ticks_missed_polls_gaps_and_contacts():
     assert rx[4].tolist() == [-22.0, -19.0]
     assert (src.ticks, src.gap_ticks, src.held, src.rows) == (5, 1, 1, 6)
     # events after step 1 up to step 2 belong to step 2; the contact names its ONU now
-    assert not ticks[1].events and len(ticks[2].events) == 2
-    call, los = ticks[2].events
+    assert not ticks[1].events and len(ticks[2].events) == 3
+    call, los, broken = ticks[2].events
     assert call.onu_id() == "B" and json.loads(call.payload)["channel"] == "APP"
     assert los.onu_id() == "A" and los.payload == "{}"
-    assert ticks[2].onu_events()["onu_id"].tolist() == ["B", "A"]
+    # a payload that is no JSON object is replaced, never parsed; the contact still maps
+    assert broken.onu_id() == "A" and json.loads(broken.payload) == {"onu_id": "A"}
+    assert broken.severity == "info"
+    assert ticks[2].onu_events()["onu_id"].tolist() == ["B", "A", "A"]
     assert src.events_unmapped == 1  # C9 is no customer of the inventory
 
 
