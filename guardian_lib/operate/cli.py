@@ -96,14 +96,20 @@ def decide_command(
     decided (audited; `guardian report --run RUN` shows the decisions)."""
     from rich.console import Console
     from rich.markup import escape
+    from rich.progress import Progress
     from rich.table import Table
 
     from guardian_lib.operate.decide import decide_run, parse_time
 
-    s = decide_run(
-        run, parse_time(start, "--start"), parse_time(end, "--end"), every_minutes=every_minutes,
-        models=models, site=site, audit_path=audit, warmup_h=warmup_hours,
-    )  # fmt: skip
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("replaying", total=None)
+        s = decide_run(
+            run, parse_time(start, "--start"), parse_time(end, "--end"),
+            every_minutes=every_minutes, models=models, site=site, audit_path=audit,
+            warmup_h=warmup_hours,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
     if json_out is not None:
         tmp = json_out.with_name(f".{json_out.name}.part")
         tmp.write_text(json.dumps(s.to_dict(), indent=2), encoding="utf-8")
