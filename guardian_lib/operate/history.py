@@ -158,29 +158,13 @@ class HistoryTelemetrySource:
 
     def _readings(self, k0: int, k1: int) -> dict[str, np.ndarray]:
         """(steps × ONUs) arrays of every measure for steps ``k0..k1`` (NaN: not read)."""
+        from guardian_lib.features._cube import read_telemetry_grid
+
         tick_us = self.tick_s * _US
         lo, hi = self.start_us + k0 * tick_us, self.start_us + k1 * tick_us
-        cols = ", ".join(MEASURES)
-        data = self.con.execute(
-            f"SELECT (epoch_us(ts) - {self.start_us}) // {tick_us} - {k0} AS k, onu_id, {cols} "
-            f"FROM telemetry WHERE epoch_us(ts) BETWEEN {lo} AND {hi}"
-        ).fetchnumpy()
-        k = np.asarray(data["k"], dtype=np.int64)
-        j = self.index.get_indexer(np.asarray(data["onu_id"], dtype=object).astype(str))
-        keep = j >= 0
-        self.rows += int(keep.sum())
-        out = {}
-        for m in MEASURES:
-            arr = np.full((k1 - k0 + 1, len(self.index)), np.nan)
-            col = data[m]
-            vals = (
-                np.ma.filled(col.astype(float), np.nan)
-                if np.ma.isMaskedArray(col)
-                else np.asarray(col, dtype=float)
-            )
-            arr[k[keep], j[keep]] = vals[keep]
-            out[m] = arr
-        return out
+        values, rows = read_telemetry_grid(self.con, lo, hi, self.tick_s, self.index)
+        self.rows += rows
+        return values
 
     def _events(self, k0: int, k1: int) -> dict[int, tuple[EventRow, ...]]:
         """Events of steps ``k0..k1`` by step: those after the previous step, up to this one."""
