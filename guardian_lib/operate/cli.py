@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from guardian_lib.schema import POLICY_EVERY_MINUTES
+
 __all__ = ["register", "operate_command", "decide_command", "decisions_app", "schedule_app"]
 
 decisions_app = typer.Typer(
@@ -72,7 +74,7 @@ def decide_command(
     ] = None,
     every_minutes: Annotated[
         int, typer.Option(min=1, help="Time between two decisions (a multiple of the grid). [min]")
-    ] = 15,
+    ] = POLICY_EVERY_MINUTES,
     models: Annotated[
         str | None,
         typer.Option(

@@ -33,6 +33,7 @@ import pandas as pd
 from guardian_lib import __version__
 from guardian_lib.errors import ConfigError, WarehouseError
 from guardian_lib.layout import RunLayout
+from guardian_lib.schema import POLICY_EVERY_MINUTES
 
 __all__ = ["DecideSummary", "decide_run", "RULES", "parse_time"]
 
@@ -233,7 +234,7 @@ def decide_run(
     run: Path | str,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
-    every_minutes: int = 15,
+    every_minutes: int = POLICY_EVERY_MINUTES,
     models: str | None = None,
     site: Path | str | None = None,
     audit_path: Path | str | None = None,
