@@ -97,7 +97,7 @@ class PolicyBase:
         Other ONUs of the scope that must be affected too (with the scorer's word). [-]
     outage_evidence : OutageEvidence, optional
         Topology evidence that opens an incident whatever the scorer says: ONUs of one
-        box / PON / OLT that went dark within a few minutes of each other, as a share
+        box / PON / OLT that went dark one after another within minutes, as a share
         of the scope's ONUs and a minimum count (defaults of
         :class:`~guardian_lib.decision.neighbours.OutageEvidence`).
     stable_minutes : float, default 30
@@ -226,6 +226,11 @@ class PolicyBase:
     def incident_decisions(self, snap: Snapshot, df: pd.DataFrame) -> tuple[list[Decision], set]:
         """Open, grow and close massive incidents; hold visits and notify their members.
 
+        An incident opens where the topology shows a shared outage — ONUs of one box,
+        PON or OLT that failed together, enough of them by share and count
+        (:func:`~guardian_lib.decision.neighbours.coincident_outages` with
+        ``outage_evidence``), whatever the scorer predicts for each — or where the
+        scorer calls affected ONUs massive (``massive_threshold``, ``min_neighbours``).
         An incident has *members*: the ONUs its cause took down. They are the scope's
         impacted ONUs whose problem started within ``join_window_min`` of the incident's
         start; an ONU of the scope that fails later, or was already down long before,
@@ -340,7 +345,7 @@ class PolicyBase:
                     evidence = {
                         "failed_together": int(grp["outage_n"].to_numpy()[topo].max()),
                         "share_of_scope": round(share, 3),
-                        "within_min": self.outage_evidence.coincidence_min,
+                        "max_gap_min": self.outage_evidence.coincidence_min,
                     }
                 rationale = {
                     "rule": rule,
