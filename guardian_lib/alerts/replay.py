@@ -19,12 +19,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from guardian_lib.alerts.action_notices import (
+    IncidentLookup,
+    notices_for_outcome,
+    outcomes_from_audit,
+)
 from guardian_lib.alerts.config import AlertingConfig, load_alerting
 from guardian_lib.alerts.dispatch import Dispatcher
 from guardian_lib.alerts.notices import NoticePlanner
@@ -38,6 +44,8 @@ from guardian_lib.warehouse import silver_files
 __all__ = ["RunHistory", "load_history", "replay_run"]
 
 _BREAKER_RULE = "circuit_breaker"
+#: Incident scope → the inventory column (of ``RunHistory.onus``) it covers.
+_SCOPE_COLS = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}
 
 
 class RunHistory:
@@ -45,10 +53,12 @@ class RunHistory:
 
     def __init__(self, onus: pd.DataFrame, customers: pd.DataFrame, incidents: pd.DataFrame,
                  events: pd.DataFrame, health: pd.DataFrame, predictions: pd.DataFrame,
-                 actions: pd.DataFrame, breaker: pd.Series) -> None:  # fmt: skip
+                 actions: pd.DataFrame, breaker: pd.Series,
+                 decisions: pd.DataFrame | None = None) -> None:  # fmt: skip
         self.onus, self.customers, self.incidents = onus, customers, incidents
         self.events, self.health, self.predictions = events, health, predictions
         self.actions, self.breaker = actions, breaker
+        self.decisions = decisions if decisions is not None else pd.DataFrame()
 
 
 def _audit_tables(layout: RunLayout) -> dict[str, pd.DataFrame]:
@@ -71,7 +81,7 @@ def _audit_tables(layout: RunLayout) -> dict[str, pd.DataFrame]:
 
 
 def _scope_labels(stype: str, key: str, onus: pd.DataFrame) -> dict[str, str]:
-    col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(stype)
+    col = _SCOPE_COLS.get(stype)
     out: dict[str, str] = {}
     if col is None:
         return out
@@ -137,7 +147,7 @@ def load_history(run: str | Path) -> RunHistory:
         beneath = []
         for r in inc.itertuples():
             labels = _scope_labels(str(r.scope_type), str(r.scope_key), onus)
-            col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(str(r.scope_type))
+            col = _SCOPE_COLS.get(str(r.scope_type))
             n = int((customers[col] == r.scope_key).sum()) if col else 0
             beneath.append((labels, n))
         inc = inc.assign(labels=[b[0] for b in beneath], customers_beneath=[b[1] for b in beneath])
@@ -148,7 +158,7 @@ def load_history(run: str | Path) -> RunHistory:
         p = pd.read_parquet(layout.predictions, columns=["ts", "onu_id", "risk_24h"])
         preds = p.rename(columns={"onu_id": "onu"}).merge(customers, on="onu", how="inner")
     return RunHistory(onus, customers, inc, events, health, preds,
-                      audit.get("actions", pd.DataFrame()), breaker)  # fmt: skip
+                      audit.get("actions", pd.DataFrame()), breaker, decisions)  # fmt: skip
 
 
 def _records(df: pd.DataFrame, **extra: Any) -> list[dict[str, Any]]:
@@ -337,46 +347,71 @@ def _summary(
     }
 
 
+def _incident_lookup(h: RunHistory) -> IncidentLookup:
+    """``incident_of(onu, at)`` over a run's incidents: the latest one open at ``at``
+    whose scope (OLT, PON, box) holds the ONU."""
+    inc = h.incidents
+    if not len(inc):
+        return lambda onu, at: None
+    inc = inc.assign(start_ts=pd.to_datetime(inc["start_at"], utc=True),
+                     end_ts=pd.to_datetime(inc["end_at"], utc=True)).sort_values("start_ts")  # fmt: skip
+    place = h.onus.set_index("onu")[["olt", "pon", "box"]].astype(str).to_dict("index")
+
+    def incident_of(onu: str, at: pd.Timestamp) -> tuple[str, pd.Timestamp] | None:
+        where = place.get(onu)
+        if where is None:
+            return None
+        found = None
+        for r in inc.itertuples():
+            col = _SCOPE_COLS.get(str(r.scope_type))
+            if (col is not None and where[col] == str(r.scope_key) and r.start_ts <= at
+                    and (pd.isna(r.end_ts) or at <= r.end_ts)):  # fmt: skip
+                found = (str(r.incident_id), r.start_ts)
+        return found
+
+    return incident_of
+
+
 def _plan_notices(h: RunHistory, opted_out, lang: str, eta_h: float) -> NoticePlanner:
+    """The notices of a run: each incident's opening and resolution to the customers
+    beneath it, and those its actions call for (:func:`notices_for_outcome`, the rule
+    ``guardian operate`` sends with), in time order; at one instant in the order of the
+    policy's step: the visits held as an incident opens, the outage notice, then the
+    visits of cases merged into it (so the first opening notice is the one operate
+    sends)."""
     planner = NoticePlanner(opted_out=opted_out)
-    acts = h.actions
     cust = h.customers.set_index("customer")
-    by_target: dict[str, str] = {}
+    onu_of: dict[str, str] = {}
     for c, r in cust.iterrows():
         for k in (c, r["onu"], r["cpe_id"], r["serial"]):
             if isinstance(k, str):
-                by_target[k] = str(c)
-    if len(acts):
-        acts = acts.assign(customer=acts["target"].map(by_target),
-                           started_at=pd.to_datetime(acts["started_at"], utc=True))  # fmt: skip
-    for r in h.incidents.sort_values("start_at").itertuples() if len(h.incidents) else ():
-        col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(str(r.scope_type))
+                onu_of[k] = str(r["onu"])
+    customer_of = dict(zip(h.customers["onu"], h.customers["customer"], strict=True))
+    # (at, order at that instant, customer, incident, template, template fields)
+    wanted: list[tuple[pd.Timestamp, int, str, str, str, dict[str, Any]]] = []
+    for r in h.incidents.itertuples() if len(h.incidents) else ():
+        col = _SCOPE_COLS.get(str(r.scope_type))
         if col is None:
             continue
         start = pd.Timestamp(r.start_at)
         end = None if pd.isna(r.end_at) else pd.Timestamp(r.end_at)
-        eta = start + pd.Timedelta(hours=eta_h)
-        beneath = h.customers.loc[h.customers[col] == r.scope_key]
-        ctx = {"region": str(r.labels.get("region", "")), "start": start, "eta": eta}
-        if len(acts):
-            during = acts.loc[(acts["action_type"] == "cancel_visit") & (acts["started_at"] >= start)
-                              & ((acts["started_at"] <= end) if end is not None else True)]  # fmt: skip
-            for a in during.itertuples():
-                if a.customer in set(beneath["customer"]):
-                    planner.request(a.customer, r.incident_id, "visit_cancelled", a.started_at,
-                                    lang, name=a.customer, visit=a.started_at, **ctx)  # fmt: skip
-        for c in beneath["customer"]:
-            planner.request(c, r.incident_id, "outage_detected", start, lang, name=c, **ctx)
+        beneath = h.customers.loc[h.customers[col] == r.scope_key, "customer"]
+        ctx = {"region": str(r.labels.get("region", "")), "start": start,
+               "eta": start + pd.Timedelta(hours=eta_h)}  # fmt: skip
+        wanted += [(start, 1, c, r.incident_id, "outage_detected", ctx) for c in beneath]
         if end is not None:
-            for c in beneath["customer"]:
-                planner.request(c, r.incident_id, "outage_resolved", end, lang, name=c, end=end)
-    if len(acts):
-        ok = acts.loc[(acts["action_type"] == "reboot") & (acts["status"] == "succeeded")]
-        for a in ok.itertuples():
-            if isinstance(a.customer, str):
-                when = pd.Timestamp(a.finished_at)
-                planner.request(a.customer, a.action_id, "equipment_rebooted", when, lang,
-                                name=a.customer, when=when)  # fmt: skip
+            wanted += [(end, 3, c, r.incident_id, "outage_resolved", {"end": end})
+                       for c in beneath]  # fmt: skip
+    incident_of = _incident_lookup(h)
+    for o in outcomes_from_audit(h.actions, h.decisions):
+        o = replace(o, subject=onu_of.get(o.subject, o.subject))
+        for req in notices_for_outcome(o, incident_of, eta_h):
+            c = customer_of.get(req.onu_id)
+            if c is not None:
+                order = 0 if o.action == "hold_visits" else 2
+                wanted.append((req.at, order, c, req.incident_id, req.template, req.ctx))
+    for at, _, c, iid, template, ctx in sorted(wanted, key=lambda w: (pd.Timestamp(w[0]), w[1])):
+        planner.request(c, iid, template, at, lang, name=c, **ctx)
     return planner
 
 

@@ -10,13 +10,15 @@ the action was proposed.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 
-from guardian_lib.actions.dispatcher import ActionResult
 from guardian_lib.decision import Decision, SafetyGuard
 from guardian_lib.decision._base import REBOOT_HOLD_SCOPES, SCOPE_COLUMNS
+from guardian_lib.decision._types import ActionOutcome
 from guardian_lib.decision.maintenance import place_labels
+from guardian_lib.decision.safety import blocked_action
 from guardian_lib.operate.metrics import log_json
 
 __all__ = ["ApprovedActions"]
@@ -52,16 +54,15 @@ class ApprovedActions:
                 places = [place_labels(row, a["subject"])]
             verdict = guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
             if not verdict.allowed:
-                blocked = {"blocked": verdict.rule}
-                if verdict.maintenance_window is not None:
-                    blocked["maintenance_window"] = verdict.maintenance_window
+                if verdict.maintenance_window is not None:  # as the autopilot's decision rows
+                    d = replace(d, rationale={**d.rationale,
+                                              "maintenance_window": verdict.maintenance_window})  # fmt: skip
                 did = self.audit.record_decision(
                     d, {"approval_id": a["id"]}, "approve", False, verdict.rule
                 )
-                self.audit.record_action(did, ActionResult(
-                    d.action, target, "blocked", ts, ts, result=dict(blocked),
-                    error=verdict.detail))  # fmt: skip
-                self.store.finish_approval(a["id"], "failed", blocked)
+                blocked = blocked_action(verdict, d.action, target, ts)
+                self.audit.record_action(did, blocked)
+                self.store.finish_approval(a["id"], "failed", blocked.result)
                 log_json("action", action=a["action"], target=target, status="blocked",
                          approval_id=a["id"], rule=verdict.rule, detail=verdict.detail,
                          maintenance_window=verdict.maintenance_window)  # fmt: skip
@@ -70,6 +71,11 @@ class ApprovedActions:
             results = self.real_dispatcher.execute(d, ts)
             for r in results:
                 self.audit.record_action(did, r)
+                if r.status != "pending":  # the listeners (customer notices) hear it
+                    rule = str(json.loads(a.get("rationale") or "{}").get("rule", ""))
+                    self.autopilot._tell(ActionOutcome(did, d.action, d.subject, r.target,
+                                                       r.status, ts, rule=rule,
+                                                       params=dict(d.params)))  # fmt: skip
             ok = all(r.status != "failed" for r in results)
             self.store.finish_approval(
                 a["id"], "executed" if ok else "failed",

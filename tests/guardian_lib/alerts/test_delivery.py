@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
-from aiosmtpd.controller import Controller
 
 from guardian_lib.alerts.config import EmailSettings, WebhookSettings, load_alerting
 from guardian_lib.alerts.dispatch import Dispatcher
@@ -40,15 +39,6 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    yield ctl.port, inbox
-    ctl.stop()
 
 
 class Hook(BaseHTTPRequestHandler):

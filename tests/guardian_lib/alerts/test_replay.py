@@ -15,6 +15,7 @@ from guardian_lib.alerts.cli import register
 from guardian_lib.alerts.replay import replay_run
 from guardian_lib.alerts.silences import SilenceStore
 from guardian_lib.audit import AuditLog
+from guardian_lib.decision import Decision
 
 T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
 P1 = [f"N{i:02d}" for i in range(10)]  # under the PON that fails
@@ -71,12 +72,35 @@ def run(tmp_path_factory):
     audit.record_incident(iid, _t(35), **inc)
     audit.record_incident(iid, _t(90), **{**inc, "end_at": _t(90)})
 
-    def act(kind, target, m, status="done"):
+    def act(kind, target, m, status="done", took=0):
         return SimpleNamespace(action_type=kind, target=target, status=status, result={},
-                               started_at=_t(m), finished_at=_t(m + 1), error=None)  # fmt: skip
+                               started_at=_t(m), finished_at=_t(m + took), error=None)  # fmt: skip
 
-    audit.record_action("D1", act("cancel_visit", "C03", 50))
-    audit.record_action("D2", act("reboot", "CPE12", 70, "succeeded"))
+    def decided(m, subject, action, target, result, **kw):
+        d = Decision(ts=_t(m), subject=subject, action=action, targets=(target,), **kw)
+        audit.record_action(audit.record_decision(d, {}, "execute"), result)
+
+    # As the policy audits them: N03's visit held when the incident opens (a notice); N04's
+    # visit cancelled because its service came back (no notice); N12's CPE rebooted, verified.
+    decided(
+        35,
+        "pon:P1",
+        "hold_visits",
+        "OS3",
+        act("hold_visits", "OS3", 35),
+        rationale={"rule": "visits of a massive outage's members are held"},
+        params={"scope_type": "pon", "scope_key": "P1", "visit_onus": {"OS3": "N03"}},
+    )
+    decided(
+        50,
+        "N04",
+        "cancel_visit",
+        "OS4",
+        act("cancel_visit", "OS4", 50),
+        rationale={"rule": "case back and stable"},
+    )
+    decided(70, "N12", "reboot", "CPE12", act("reboot", "CPE12", 70, "succeeded", took=15),
+            case_id="CASE12")  # fmt: skip
     audit.close()
     return root
 
@@ -102,7 +126,12 @@ def test_replay_one_incident_one_notification_onus_beneath_inhibited(run):
                                  "outage_resolved": 10, "visit_cancelled": 1}  # fmt: skip
     per = {(n["customer_id"], n["template"]) for n in cn["list"]}
     assert ("C03", "visit_cancelled") in per and ("C03", "outage_detected") not in per
+    assert ("C04", "outage_detected") in per and ("C04", "visit_cancelled") not in per
     assert ("C12", "equipment_rebooted") in per
+    (rebooted,) = [n for n in cn["list"] if n["template"] == "equipment_rebooted"]
+    assert rebooted["incident_id"] == "CASE12" and rebooted["requested_at"] == str(
+        _t(85).isoformat()
+    )
 
 
 def test_replay_honours_silences_and_opt_outs(run, tmp_path):
