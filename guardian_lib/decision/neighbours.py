@@ -240,8 +240,9 @@ def coincident_outages(
             s >= getattr(evidence, f"{level}_min_share")
         )
         # The wider scope only when it holds more of the failure than the narrower one
-        # (a box fault stays a box incident even when it is a fifth of its PON).
-        ok &= k > count
+        # (a box fault stays a box incident even when it is a fifth of its PON), or is
+        # the same ONUs (an inventory without street boxes, a PON of one box).
+        ok &= (k > count) | ((k == count) & (s >= share))
         if ok.any():
             stype[ok] = scope
             skey[ok] = status[f"{level}_id"].to_numpy(dtype=object)[ok]

@@ -209,8 +209,12 @@ def test_coincident_outages_counts_share_count_and_time():
     assert list(out["outage_n"].iloc[:3]) == [3, 3, 3]
     assert out["outage_share"].iat[0] == pytest.approx(3 / 8)
     assert out["outage_scope_type"].iloc[4:].isna().all()
-    # A wider window chains B1's pair to them: 5 of the PON's 16 failed together → the PON.
-    wide = coincident_outages(st, OutageEvidence(coincidence_min=30.0))
+    # A wider window chains B1's pair to them: 5 of the PON's 16 failed together → the PON
+    # (its OLT, with a second PON of 16 healthy ONUs, only 5 of 32).
+    other = st.rename(index=lambda i: i + "b").assign(
+        online=True, impacted_min=0.0, pon_id="P1", box_id=lambda d: d["box_id"] + "b"
+    )
+    wide = coincident_outages(pd.concat([st, other]), OutageEvidence(coincidence_min=30.0))
     assert set(wide["outage_scope_type"].iloc[[0, 1, 2, 8, 9]]) == {"pon"}
     # Leaving ONUs out (judged on their own) takes them out of the count.
     eligible = np.ones(n, dtype=bool)
@@ -227,3 +231,19 @@ def test_coincident_outages_counts_share_count_and_time():
 def test_outage_evidence_refuses_bad_thresholds(kw, msg):
     with pytest.raises(ValueError, match=msg):
         OutageEvidence(**kw)
+
+
+def test_a_scope_that_is_its_wider_scope_is_named_wide():
+    """Without street boxes in the inventory (or a PON of one box), the failure of all of
+    it is the PON's: the wider scope wins a tie of the same ONUs."""
+    n = 8
+    st = pd.DataFrame(
+        {"online": np.zeros(n, dtype=bool), "service_up": np.zeros(n, dtype=bool),
+         "impacted_min": np.full(n, 5.0), "box_id": "P0", "pon_id": "P0", "olt_id": "O0"},
+        index=pd.Index([f"ONU{k:02d}" for k in range(n)], name="onu_id"),
+    )  # fmt: skip
+    st = pd.concat([st, st.rename(index=lambda i: i + "b").assign(
+        online=True, service_up=True, impacted_min=0.0, box_id="P1", pon_id="P1")])  # fmt: skip
+    out = coincident_outages(st, OutageEvidence())
+    assert set(out["outage_scope_type"].iloc[:n]) == {"pon"}
+    assert set(out["outage_n"].iloc[:n]) == {n}
