@@ -10,6 +10,14 @@
   ``cancel_visit`` whose case was merged into a massive incident. A visit cancelled
   because the customer's service came back is not the outage's doing: no notice.
 
+* an autopilot **notify** → :func:`notice_for_notify`: ``massive_outage`` →
+  ``outage_detected`` under the incident that has the ONU as a *member*,
+  ``individual_problem`` → ``problem_detected``. Who is told is the decision's targets:
+  for an outage the policy notifies the incident's members (the ONUs its cause took
+  down), never every ONU under its scope — a customer whose ONU stayed healthy is not
+  told of an outage. ``guardian operate``'s notifier calls :func:`notice_for_notify`
+  when the dispatcher hands it the decision; the replay through this function.
+
 ``guardian operate`` (and the twin) call it with each
 :class:`~guardian_lib.decision._types.ActionOutcome` the autopilot's listeners hear
 (:meth:`guardian_lib.alerts.customers.CustomerNotifier.action_outcome`);
@@ -29,11 +37,23 @@ import pandas as pd
 
 from guardian_lib.decision._types import ActionOutcome
 
-__all__ = ["NoticeRequest", "IncidentLookup", "notices_for_outcome", "outcomes_from_audit"]
+__all__ = [
+    "AUTOPILOT_TEMPLATES", "NoticeRequest", "IncidentLookup", "MemberLookup",
+    "notice_for_notify", "notices_for_outcome", "outcomes_from_audit",
+]  # fmt: skip
+
+#: The autopilot's ``notify`` template → the notice template sent.
+AUTOPILOT_TEMPLATES = {
+    "massive_outage": "outage_detected",
+    "individual_problem": "problem_detected",
+}
 
 #: ``incident_of(onu_id, at)`` → ``(incident_id, start_at)`` of the open incident that
 #: covers the ONU at ``at``, or None.
 IncidentLookup = Callable[[str, pd.Timestamp], tuple[str, pd.Timestamp] | None]
+#: ``member_of(onu_id, at)`` → the id of the open incident that has the ONU as a member
+#: at ``at``, or None.
+MemberLookup = Callable[[str, pd.Timestamp], str | None]
 
 
 @dataclass(frozen=True)
@@ -66,8 +86,51 @@ def _utc(ts: Any) -> pd.Timestamp:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
+def notice_for_notify(
+    onu_id: str,
+    template: str,
+    until_h: float,
+    at: pd.Timestamp,
+    member_of: MemberLookup,
+    case_id: str | None = None,
+) -> NoticeRequest | None:
+    """The notice an autopilot ``notify`` of one ONU asks for.
+
+    Parameters
+    ----------
+    onu_id : str
+        A target of the ``notify`` decision (the policy chose who is told).
+    template : str
+        The decision's template (a key of :data:`AUTOPILOT_TEMPLATES`).
+    until_h : float
+        The decision's ETA after ``at``. [h]
+    at : pandas.Timestamp
+        When the notice is asked for (UTC).
+    member_of : callable
+        :data:`MemberLookup` over the incidents open then.
+    case_id : str, optional
+        The ONU's open case: the notice's key when the ONU is no incident's member.
+
+    Returns
+    -------
+    NoticeRequest or None
+        None for an unknown template. Its ``incident_id`` is the incident that has the
+        ONU as a member, else the case, else ``<onu>@<date>`` (one a day at most).
+    """
+    notice = AUTOPILOT_TEMPLATES.get(str(template))
+    if notice is None:
+        return None
+    at = _utc(at)
+    iid = member_of(str(onu_id), at) or case_id or f"{onu_id}@{at.date()}"
+    ctx = {"start": at, "eta": at + pd.Timedelta(hours=float(until_h))}
+    return NoticeRequest(str(onu_id), str(iid), notice, at, ctx)
+
+
 def notices_for_outcome(
-    outcome: ActionOutcome, incident_of: IncidentLookup, eta_h: float = 4.0
+    outcome: ActionOutcome,
+    incident_of: IncidentLookup,
+    eta_h: float = 4.0,
+    member_of: MemberLookup | None = None,
 ) -> list[NoticeRequest]:
     """The notices one action outcome calls for (see the module docstring).
 
@@ -78,6 +141,10 @@ def notices_for_outcome(
         :data:`IncidentLookup` over the incidents open then.
     eta_h : float, default 4
         ETA announced in ``visit_cancelled``, after the incident's start. [h]
+    member_of : callable, optional
+        :data:`MemberLookup`, for ``notify`` outcomes (:func:`notice_for_notify`);
+        without it a ``notify`` asks for nothing (``guardian operate``'s notifier queued
+        it when the dispatcher called it).
 
     Returns
     -------
@@ -92,6 +159,12 @@ def notices_for_outcome(
                               "equipment_rebooted", at, {"when": at})]  # fmt: skip
     if o.status != "done":
         return []
+    if o.action == "notify":
+        if member_of is None:
+            return []
+        req = notice_for_notify(o.target, str(o.params.get("template", "")),
+                                float(o.params.get("until_h", eta_h)), at, member_of, o.case_id)  # fmt: skip
+        return [] if req is None else [req]
     if o.action == "hold_visits":
         onu = (o.params.get("visit_onus") or {}).get(o.target)
     elif o.action == "cancel_visit" and "massive" in o.rule:

@@ -36,7 +36,11 @@ from typing import Any
 
 import pandas as pd
 
-from guardian_lib.alerts.action_notices import notices_for_outcome
+from guardian_lib.alerts.action_notices import (
+    AUTOPILOT_TEMPLATES,
+    notice_for_notify,
+    notices_for_outcome,
+)
 from guardian_lib.alerts.config import CustomerNoticeSettings
 from guardian_lib.alerts.notices import NoticePlanner, notice_kind, render_notice
 from guardian_lib.alerts.outbox import Outbox
@@ -48,11 +52,6 @@ __all__ = ["AUTOPILOT_TEMPLATES", "CustomerNotifier", "notice_key"]
 
 log = logging.getLogger("guardian_lib.alerts")
 
-#: The autopilot's ``notify`` template → the notice template sent.
-AUTOPILOT_TEMPLATES = {
-    "massive_outage": "outage_detected",
-    "individual_problem": "problem_detected",
-}
 _TRUE = {"1", "true", "yes", "y", "sim", "s", "x"}
 
 
@@ -113,14 +112,12 @@ class CustomerNotifier:
         self._incidents = lambda: autopilot.incidents
         self._cases = lambda: autopilot.cases
 
-    def _incident_of(self, onu_id: str) -> str:
+    def _member_of(self, onu_id: str, at: pd.Timestamp | None = None) -> str | None:
+        """The open incident that has the ONU as a member (:data:`MemberLookup`)."""
         for iid, inc in self._incidents().items():
             if onu_id in inc.get("members", ()):
                 return str(iid)
-        case = self._cases().get(onu_id)
-        if case is not None:
-            return str(case["case_id"])
-        return f"{onu_id}@{self.clock().date()}"  # one notice per ONU per day at most
+        return None
 
     def _needs_phone(self) -> bool:
         return self.channel in ("sms", "whatsapp")
@@ -130,14 +127,15 @@ class CustomerNotifier:
         ONU, no phone for an SMS / WhatsApp receiver). Opted-out customers and repeated
         notices are not failures: True, nothing queued. [h]"""
         self.sent.append((onu_id, template, float(until_h)))
-        notice_template = AUTOPILOT_TEMPLATES.get(template)
-        if notice_template is None:
+        onu_id = str(onu_id)
+        case = self._cases().get(onu_id)
+        req = notice_for_notify(onu_id, template, until_h, self.clock(), self._member_of,
+                                str(case["case_id"]) if case is not None else None)  # fmt: skip
+        if req is None:
             self.counts["unknown"] += 1
             log.warning("customer notice: unknown template %r", template)
             return False
-        now = self.clock()
-        ctx = {"start": now, "eta": now + pd.Timedelta(hours=float(until_h))}
-        return self._request(str(onu_id), None, notice_template, now, ctx)
+        return self._request(onu_id, req.incident_id, req.template, req.at, req.ctx)
 
     def action_outcome(self, outcome: ActionOutcome) -> None:
         """Listener of the autopilot (``Autopilot.listeners``): queue the notices an
@@ -148,9 +146,9 @@ class CustomerNotifier:
     def _incident_at(self, onu_id: str, at: pd.Timestamp) -> tuple[str, pd.Timestamp] | None:
         """The open incident that has the ONU as a member, else whose scope covers it."""
         incidents = self._incidents()
-        for iid, inc in incidents.items():
-            if onu_id in inc.get("members", ()):
-                return str(iid), pd.Timestamp(inc.get("start_at", at))
+        member = self._member_of(onu_id)
+        if member is not None:
+            return member, pd.Timestamp(incidents[member].get("start_at", at))
         sub = self._subscribers.get(onu_id, {})
         for iid, inc in incidents.items():
             col = SCOPE_COLUMNS.get(str(inc.get("scope_type")))
@@ -158,7 +156,7 @@ class CustomerNotifier:
                 return str(iid), pd.Timestamp(inc.get("start_at", at))
         return None
 
-    def _request(self, onu_id: str, incident: str | None, template: str, now: pd.Timestamp,
+    def _request(self, onu_id: str, incident: str, template: str, now: pd.Timestamp,
                  ctx: dict[str, Any]) -> bool:  # fmt: skip
         """The rules every notice goes through: known ONU, opt-out, phone, then the queue
         (once per customer, incident and :func:`notice_kind`)."""
@@ -175,7 +173,6 @@ class CustomerNotifier:
         if phone is None and self._needs_phone():
             self.counts["no_phone"] += 1
             return False
-        incident = incident or self._incident_of(onu_id)
         ctx = {"region": _text(sub.get("region")) or "", **ctx}
         kind = notice_kind(template)
         return self._queue(customer, incident, template, kind, sub, phone, now, ctx)

@@ -12,7 +12,8 @@ Observations are rebuilt from a run folder (:class:`~guardian_lib.layout.RunLayo
 
 Every evaluation step goes through :class:`~guardian_lib.alerts.rules.RuleEngine` and
 :class:`~guardian_lib.alerts.dispatch.Dispatcher`; customer notices are planned from the
-incidents and the audit's ``cancel_visit`` / ``reboot`` actions.
+audit's actions as ``guardian operate`` sends them (the autopilot's ``notify`` to an
+incident's members, verified reboots, visits held by an outage) and the incidents' ends.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pandas as pd
 
 from guardian_lib.alerts.action_notices import (
     IncidentLookup,
+    MemberLookup,
     notices_for_outcome,
     outcomes_from_audit,
 )
@@ -196,7 +198,8 @@ def replay_run(
     lang : {'pt-BR', 'en'}
         Language of the customer notices.
     eta_h : float
-        ETA announced in ``outage_detected`` after the incident's start. [h]
+        ETA announced in ``visit_cancelled`` after the incident's start (``outage_detected``
+        announces the ``notify`` decision's ``until_h``, as operate does). [h]
 
     Returns
     -------
@@ -347,17 +350,54 @@ def _summary(
     }
 
 
-def _incident_lookup(h: RunHistory) -> IncidentLookup:
-    """``incident_of(onu, at)`` over a run's incidents: the latest one open at ``at``
-    whose scope (OLT, PON, box) holds the ONU."""
+def _members(decisions: pd.DataFrame) -> dict[str, dict[str, pd.Timestamp]]:
+    """Each incident's members from the audit (``open_incident`` and ``join_incident``
+    decisions: their targets), with when each became a member, by incident id."""
+    out: dict[str, dict[str, pd.Timestamp]] = {}
+    if not len(decisions) or "action" not in decisions.columns:
+        return out
+    rows = decisions.loc[decisions["action"].isin(("open_incident", "join_incident"))]
+    for r in rows.itertuples():
+        if r.case_id is None or pd.isna(r.case_id):
+            continue
+        targets = json.loads(r.targets) if isinstance(r.targets, str) else list(r.targets)
+        at = pd.Timestamp(r.ts)
+        at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+        joined = out.setdefault(str(r.case_id), {})
+        for t in targets:
+            joined[str(t)] = min(joined.get(str(t), at), at)
+    return out
+
+
+def _incident_lookups(h: RunHistory) -> tuple[IncidentLookup, MemberLookup]:
+    """``incident_of(onu, at)`` and ``member_of(onu, at)`` over a run's incidents, as
+    ``guardian operate``'s notifier looks them up: the incident open at ``at`` that has
+    the ONU as a member (the audit's ``open_incident`` / ``join_incident`` targets), else
+    (``incident_of`` only) the latest open one whose scope (OLT, PON, box) holds it."""
     inc = h.incidents
     if not len(inc):
-        return lambda onu, at: None
+        return (lambda onu, at: None), (lambda onu, at: None)
     inc = inc.assign(start_ts=pd.to_datetime(inc["start_at"], utc=True),
                      end_ts=pd.to_datetime(inc["end_at"], utc=True)).sort_values("start_ts")  # fmt: skip
     place = h.onus.set_index("onu")[["olt", "pon", "box"]].astype(str).to_dict("index")
+    members = _members(h.decisions)
+    spans = {str(r.incident_id): (r.start_ts, r.end_ts) for r in inc.itertuples()}
+
+    def member_of(onu: str, at: pd.Timestamp) -> str | None:
+        found = None
+        for iid, joined in members.items():
+            start, end = spans.get(iid, (None, None))
+            if start is None or at < start or (pd.notna(end) and at > end):
+                continue
+            since = joined.get(onu)
+            if since is not None and since <= at:
+                found = iid
+        return found
 
     def incident_of(onu: str, at: pd.Timestamp) -> tuple[str, pd.Timestamp] | None:
+        iid = member_of(onu, at)
+        if iid is not None:
+            return iid, spans[iid][0]
         where = place.get(onu)
         if where is None:
             return None
@@ -369,16 +409,23 @@ def _incident_lookup(h: RunHistory) -> IncidentLookup:
                 found = (str(r.incident_id), r.start_ts)
         return found
 
-    return incident_of
+    return incident_of, member_of
+
+
+#: Notices that open an incident for a customer and call for ``outage_resolved``.
+_RESOLVED_AFTER = ("outage_detected", "visit_cancelled")
+#: At one instant, the order of the policy's step: visits held as an incident opens,
+#: the members notified, then the cases merged into it; an incident's end last.
+_ORDER = {"hold_visits": 0, "notify": 1}
 
 
 def _plan_notices(h: RunHistory, opted_out, lang: str, eta_h: float) -> NoticePlanner:
-    """The notices of a run: each incident's opening and resolution to the customers
-    beneath it, and those its actions call for (:func:`notices_for_outcome`, the rule
-    ``guardian operate`` sends with), in time order; at one instant in the order of the
-    policy's step: the visits held as an incident opens, the outage notice, then the
-    visits of cases merged into it (so the first opening notice is the one operate
-    sends)."""
+    """The notices of a run, as ``guardian operate`` sends them: those the audited actions
+    call for (:func:`notices_for_outcome`, the rule operate sends with: the autopilot's
+    ``notify`` to an outage's members, verified reboots, visits held by an outage), in
+    time order (at one instant in the order of the policy's step, so the first opening
+    notice is the one operate sent), then ``outage_resolved`` when an incident ends to
+    each customer asked an opening notice of it."""
     planner = NoticePlanner(opted_out=opted_out)
     cust = h.customers.set_index("customer")
     onu_of: dict[str, str] = {}
@@ -387,29 +434,26 @@ def _plan_notices(h: RunHistory, opted_out, lang: str, eta_h: float) -> NoticePl
             if isinstance(k, str):
                 onu_of[k] = str(r["onu"])
     customer_of = dict(zip(h.customers["onu"], h.customers["customer"], strict=True))
+    region_of = dict(zip(h.customers["onu"], h.customers["region"].fillna(""), strict=True))
     # (at, order at that instant, customer, incident, template, template fields)
     wanted: list[tuple[pd.Timestamp, int, str, str, str, dict[str, Any]]] = []
-    for r in h.incidents.itertuples() if len(h.incidents) else ():
-        col = _SCOPE_COLS.get(str(r.scope_type))
-        if col is None:
-            continue
-        start = pd.Timestamp(r.start_at)
-        end = None if pd.isna(r.end_at) else pd.Timestamp(r.end_at)
-        beneath = h.customers.loc[h.customers[col] == r.scope_key, "customer"]
-        ctx = {"region": str(r.labels.get("region", "")), "start": start,
-               "eta": start + pd.Timedelta(hours=eta_h)}  # fmt: skip
-        wanted += [(start, 1, c, r.incident_id, "outage_detected", ctx) for c in beneath]
-        if end is not None:
-            wanted += [(end, 3, c, r.incident_id, "outage_resolved", {"end": end})
-                       for c in beneath]  # fmt: skip
-    incident_of = _incident_lookup(h)
+    incident_of, member_of = _incident_lookups(h)
     for o in outcomes_from_audit(h.actions, h.decisions):
-        o = replace(o, subject=onu_of.get(o.subject, o.subject))
-        for req in notices_for_outcome(o, incident_of, eta_h):
+        o = replace(o, subject=onu_of.get(o.subject, o.subject),
+                    target=onu_of.get(o.target, o.target) if o.action == "notify" else o.target)  # fmt: skip
+        for req in notices_for_outcome(o, incident_of, eta_h, member_of):
             c = customer_of.get(req.onu_id)
             if c is not None:
-                order = 0 if o.action == "hold_visits" else 2
-                wanted.append((req.at, order, c, req.incident_id, req.template, req.ctx))
+                order = _ORDER.get(o.action, 2)
+                ctx = {"region": str(region_of.get(req.onu_id, "")), **req.ctx}
+                wanted.append((req.at, order, c, req.incident_id, req.template, ctx))
+    opened = {(w[3], w[2]) for w in wanted if w[4] in _RESOLVED_AFTER}
+    for r in h.incidents.itertuples() if len(h.incidents) else ():
+        if pd.isna(r.end_at):
+            continue
+        end = pd.Timestamp(r.end_at)
+        told = sorted(c for iid, c in opened if iid == str(r.incident_id))
+        wanted += [(end, 3, c, str(r.incident_id), "outage_resolved", {"end": end}) for c in told]
     for at, _, c, iid, template, ctx in sorted(wanted, key=lambda w: (pd.Timestamp(w[0]), w[1])):
         planner.request(c, iid, template, at, lang, name=c, **ctx)
     return planner

@@ -52,7 +52,7 @@ __all__ = [
 
 _HOW_SCORE = "guardian train … && guardian score --run RUN"
 _HOW_BACKTEST = "guardian backtest --run RUN --json RUN/kpis.json"
-_HOW_AUTOPILOT = "an audit trail (AuditLog) in RUN/warehouse.duckdb or RUN/audit.duckdb"
+_HOW_AUTOPILOT = "guardian decide --run RUN (history replayed), or a backtest's or operate's audit"
 _STATIC_ROWS = 300  # risk-queue rows embedded in a static report
 _DOSSIERS = 5  # customers with a dossier in a static report
 

@@ -253,18 +253,8 @@ class Autopilot:
             return d
         results = self.dispatcher.execute(d, verdict.execute_at or ts)
         case = self.cases.get(d.subject)
-        # A decision taken in the step that opened its case carries no case id yet.
-        case_id = d.case_id or (case["case_id"] if case is not None else None)
+        self.follow(did, d, results, ts)
         for r in results:
-            if r.status == "pending":
-                if case_id is not None:  # the verification's outcome names the case
-                    r.result = {**r.result, "case_id": case_id}
-                self._pending.append((did, d.subject, d.action, r))
-            else:
-                self.audit.record_action(did, r)
-                self._tell(ActionOutcome(did, d.action, d.subject, r.target, r.status,
-                                         pd.Timestamp(r.finished_at or ts), case_id,
-                                         str(d.rationale.get("rule", "")), dict(d.params)))  # fmt: skip
             if d.action == "notify":
                 cust = st.at[r.target, "customer_id"] if r.target in st.index else None
                 self.audit.record_notification(
@@ -287,6 +277,40 @@ class Autopilot:
             elif d.action == "cancel_visit":
                 case["visit_os_id"] = None
         return d
+
+    def follow(self, did: str, d: Decision, results: list[ActionResult], ts: pd.Timestamp) -> None:
+        """Audit the results of an executed decision and follow each to its outcome.
+
+        A ``pending`` result (a reboot sent to the ACS) is verified
+        :attr:`verify_minutes` later (:meth:`_verify`: audited then, fed to the circuit
+        breaker, told to the listeners); any other result is audited and told to the
+        listeners now. The autopilot's own actions and the actions an operator approved
+        in ``guardian operate --mode approve`` take this one path.
+
+        Parameters
+        ----------
+        did : str
+            The audited decision's id.
+        d : Decision
+        results : list of ActionResult
+            What the dispatcher returned for ``d``.
+        ts : pandas.Timestamp
+            The decision time (UTC): a result's outcome time when it has no ``finished_at``.
+        """
+        case = self.cases.get(d.subject)
+        # A decision taken in the step that opened its case carries no case id yet.
+        case_id = d.case_id or (case["case_id"] if case is not None else None)
+        rule = str(d.rationale.get("rule", ""))
+        for r in results:
+            if r.status == "pending":
+                if case_id is not None:  # the verification's outcome names the case
+                    r.result = {**r.result, "case_id": case_id}
+                self._pending.append((did, d.subject, d.action, r))
+            else:
+                self.audit.record_action(did, r)
+                self._tell(ActionOutcome(did, d.action, d.subject, r.target, r.status,
+                                         pd.Timestamp(r.finished_at or ts), case_id, rule,
+                                         dict(d.params)))  # fmt: skip
 
     def _places(self, d: Decision, st: pd.DataFrame, ts: pd.Timestamp) -> list[dict[str, str]]:
         """Labels of the ONUs a decision touches (its subject, its ONU targets), built only

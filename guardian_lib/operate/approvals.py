@@ -4,7 +4,9 @@
 (it uses the operator's ``store``, ``audit``, ``autopilot``, ``fleet``, ``settings``,
 ``real_dispatcher`` and ``_restore_guard``): each approved action is checked again at
 send time against every safety rule, so an approval never overrides what changed since
-the action was proposed.
+the action was proposed. A sent action then takes the autopilot's own path
+(:meth:`~guardian_lib.decision.engine.Autopilot.follow`): an approved reboot is verified
+like the autopilot's, its outcome feeding the circuit breaker and the listeners.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import pandas as pd
 
 from guardian_lib.decision import Decision, SafetyGuard
 from guardian_lib.decision._base import REBOOT_HOLD_SCOPES, SCOPE_COLUMNS
-from guardian_lib.decision._types import ActionOutcome
 from guardian_lib.decision.maintenance import place_labels
 from guardian_lib.decision.safety import blocked_action
 from guardian_lib.operate.metrics import log_json
@@ -41,10 +42,14 @@ class ApprovedActions:
         table = self.fleet.table.set_index("onu_id", drop=False)
         for a in self.store.approvals("approved"):
             target = a["target"]
+            case = self.autopilot.cases.get(a["subject"])  # the ONU's open case, if any
+            proposed = json.loads(a.get("rationale") or "{}")
             d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
                          params=json.loads(a["params"] or "{}"),
-                         rationale={"approved": a["id"], "by": a["decided_by"],
-                                    "comment": a.get("comment")})  # fmt: skip
+                         case_id=case["case_id"] if case is not None else None,
+                         # the proposal's rule, so the audit (and its replay) says why
+                         rationale={"rule": str(proposed.get("rule", "")), "approved": a["id"],
+                                    "by": a["decided_by"], "comment": a.get("comment")})  # fmt: skip
             pon_id, outage, places = a["pon_id"], False, []
             if a["subject"] in table.index:
                 row = table.loc[a["subject"]]
@@ -69,13 +74,16 @@ class ApprovedActions:
                 continue
             did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
             results = self.real_dispatcher.execute(d, ts)
-            for r in results:
-                self.audit.record_action(did, r)
-                if r.status != "pending":  # the listeners (customer notices) hear it
-                    rule = str(json.loads(a.get("rationale") or "{}").get("rule", ""))
-                    self.autopilot._tell(ActionOutcome(did, d.action, d.subject, r.target,
-                                                       r.status, ts, rule=rule,
-                                                       params=dict(d.params)))  # fmt: skip
+            # As the autopilot's own actions: a sent reboot is verified later (circuit
+            # breaker, listeners: customer notices), anything else audited and told now.
+            self.autopilot.follow(did, d, results, ts)
+            if (
+                d.action == "reboot"
+                and case is not None
+                and any(r.status == "pending" for r in results)
+            ):
+                # the proposal set it; the case's next step waits from the real reboot
+                case["last_reboot_at"] = ts
             ok = all(r.status != "failed" for r in results)
             self.store.finish_approval(
                 a["id"], "executed" if ok else "failed",

@@ -1,4 +1,5 @@
-"""Real receivers on 127.0.0.1 for the alert tests that run a whole loop (operate, twin)."""
+"""Real receivers on 127.0.0.1 for the alert tests that run a whole loop (operate, twin); the
+SMTP server (``smtp``) is tests/conftest.py's, shared with the report e-mail tests."""
 
 from __future__ import annotations
 
@@ -7,19 +8,7 @@ from http.server import ThreadingHTTPServer
 
 import pytest
 
-from .test_delivery import Hook, Inbox, free_port
-
-
-@pytest.fixture
-def smtp():
-    """An SMTP server (aiosmtpd): ``(port, inbox)``."""
-    from aiosmtpd.controller import Controller
-
-    inbox = Inbox()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    yield ctl.port, inbox
-    ctl.stop()
+from .test_delivery import Hook
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ SUBS = (
     "C,C3,CPE-C,P1,OLT-1,Campinas,+5519911110003,,Caio,sim\n"
     "D,C4,CPE-D,P1,OLT-1,Campinas,+5519911110004,,Dora,\n"
     "E,C5,CPE-E,P2,OLT-1,Campinas,+5519911110005,,Eva,\n"
+    "F,C6,CPE-F,P1,OLT-1,Campinas,+5519911110006,,Fabi,\n"  # under P1, stays healthy
 )
 
 
@@ -245,6 +246,7 @@ def test_a_visit_held_by_a_massive_incident_and_the_replay_plans_the_same(
     assert "previsão: 03/03/2026 00:00" in held["text"]  # incident start + eta_h (12 h)
     assert held["incident_id"] in held["text"]
 
+    # F is under the PON but not a member (its ONU stayed healthy): never told of the outage.
     # The replay of the same audit, with the same rules and opt-out, plans the same notices.
     planned = replay_run(_run_folder(tmp_path), opted_out=("C3",), eta_h=12.0)
     plan = sorted(
@@ -277,3 +279,63 @@ def test_in_approve_mode_the_notice_follows_the_approved_action_not_the_proposal
     assert fig["notices"]["duplicate"] == 2 and fig["notices"]["opted_out"] == 2
     assert _received("visit_cancelled") == []
     assert sorted(b["customer_id"] for b in _received()) == ["C1", "C2", "C4"]
+
+
+def test_in_approve_mode_an_approved_reboot_is_verified_and_tells_its_customer_once(
+    tmp_path, crm_webhook, monkeypatch
+):
+    """An approved reboot takes the autopilot's own path: verified 15 min after it was
+    sent, the outcome feeds the circuit breaker and the listeners (one notice per case),
+    and the audit — replayed — plans the same notice."""
+    _site(tmp_path, crm_webhook, monkeypatch)
+    rule = {"rule": "individual with high risk: try one reboot"}
+
+    def opening(snap):
+        return [Decision(ts=snap.ts, subject="A", action="open_case", targets=("A",)),
+                Decision(ts=snap.ts, subject="A", action="reboot", targets=("CPE-A",),
+                         rationale=rule)]  # fmt: skip
+
+    def again(snap):
+        return [Decision(ts=snap.ts, subject="A", action="reboot", targets=("CPE-A",),
+                         rationale=rule)]  # fmt: skip
+
+    run = _Operate(tmp_path, _Script(opening, lambda s: [], lambda s: [], again), mode="approve")
+    op = run.op
+
+    def approve_reboots():
+        pending = [a for a in op.store.approvals("pending") if a["action"] == "reboot"]
+        for a in pending:
+            op.store.decide(a["id"], "approved", "ana")
+        return len(pending)
+
+    try:
+        run.cycle(NOON)  # proposed, not sent
+        (case_id,) = [c["case_id"] for c in op.autopilot.cases.values()]
+        assert approve_reboots() == 1
+        assert run.cycle(NOON + pd.Timedelta(minutes=5))["delivered"] == 0  # sent, not verified
+        assert [a["status"] for a in op.store.approvals()] == ["executed"]
+        fig = run.cycle(NOON + pd.Timedelta(minutes=25))  # verified: A has service
+        assert fig["delivered"] == 1 and fig["notices"]["by_template"] == {"equipment_rebooted": 1}
+        run.cycle(NOON + pd.Timedelta(minutes=30))  # the same case: A rebooted again
+        assert approve_reboots() == 1
+        run.cycle(NOON + pd.Timedelta(minutes=35))
+        fig = run.cycle(NOON + pd.Timedelta(minutes=55))
+        assert fig["delivered"] == 0 and fig["notices"]["duplicate"] == 1
+        assert list(op.autopilot.guard._outcomes) == [True, True]  # the breaker learnt both
+        assert op.autopilot.cases["A"]["last_reboot_at"] == NOON + pd.Timedelta(minutes=35)
+        assert op.autopilot._pending == []
+        op.audit.flush()
+        actions = op.audit.frame("actions")
+    finally:
+        op.close()
+    reboots = actions[actions["action_type"] == "reboot"]
+    assert sorted(reboots["status"]) == ["queued", "queued", "succeeded", "succeeded"]
+    (body,) = _received()
+    assert (body["customer_id"], body["template"]) == ("C1", "equipment_rebooted")
+    assert body["incident_id"] == case_id  # the approved reboot names the proposal's case
+    assert "02/03/2026 12:25" in body["text"]  # verified at 15:25 UTC
+
+    planned = replay_run(_run_folder(tmp_path), opted_out=("C3",), eta_h=12.0)
+    plan = [(n["customer_id"], n["incident_id"], n["template"])
+            for n in planned["customer_notices"]["list"]]  # fmt: skip
+    assert plan == [("C1", case_id, "equipment_rebooted")]

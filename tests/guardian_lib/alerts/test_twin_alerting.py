@@ -58,7 +58,8 @@ def test_the_twin_runs_operates_alerting_one_mail_per_incident_one_notice_per_cu
     cut_scenario, smtp, crm_webhook, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("CRM_HOOK_KEY", SECRET.decode())
-    port, inbox = smtp
+    server, inbox = smtp
+    port = server.port
     twin = Twin(cut_scenario, seed=SEED, speed=3000.0, every_minutes=5, n_cpes=8,
                 settings=AutopilotSettings(autopilot_mode="execute", jitter_max_seconds=0),
                 alerting=_alerting(tmp_path, port, crm_webhook),
@@ -97,7 +98,8 @@ def test_the_twin_runs_operates_alerting_one_mail_per_incident_one_notice_per_cu
 def test_cli_twin_alerting_writes_its_outbox_and_reports_the_figures(
     cut_scenario, smtp, crm_webhook, tmp_path, monkeypatch
 ):
-    port, inbox = smtp
+    server, inbox = smtp
+    port = server.port
     path = _alerting(tmp_path, port, crm_webhook)
     env = {**os.environ, "CRM_HOOK_KEY": SECRET.decode()}
     res = subprocess.run(
