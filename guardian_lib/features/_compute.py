@@ -20,6 +20,7 @@ from guardian_lib.features._windows import (
     event_counts,
     ffill,
     ffill_at,
+    last_valid_at,
     run_length_at,
     window_mean,
     window_min,
@@ -36,11 +37,15 @@ __all__ = [
     "H3_RESOLUTION",
     "hours_to_critical",
     "group_index",
+    "RX_DROP_DB",
 ]
 
 NEIGHBOUR_LEVELS = ("box", "pon", "olt", "geo")
 #: H3 resolution of the geo cells (~0.7 km² hexagons). [-]
 H3_RESOLUTION = 8
+#: Fall of an ONU's 1 h mean RX below its 7-day mean that counts as an optical drop
+#: (a box fault's step is 4-9 dB; the reading noise is a few tenths). [dB]
+RX_DROP_DB = 3.0
 _EVENTS_1H_24H = ("LOS", "DYING_GASP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX", "DHCP_FAIL")
 
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -61,6 +66,17 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "box_size", "pon_size",
     "box_dg_share_1h", "pon_dg_share_1h", "olt_los_share_6h", "olt_los_share_24h",
     "geo_dg_share_6h", "olt_alarm_1h", "distance_km",
+    # The last reading sent (up to a week back, so also after the ONU went dark) against
+    # the week's mean: a dying laser loses TX and OLT RX with RX unchanged, a degrading
+    # fibre loses RX (and less OLT RX) with TX unchanged, a hung CPE loses neither.
+    "tx_last_delta_7d", "rx_last_delta_7d", "olt_rx_last_delta_7d",
+    # How the ONU last went down (1 LOS, 0 dying gasp, NaN none in 7 days) and flaps over
+    # 6 h and 7 d: a dead laser or fibre stays dark after an LOS for days, a customer's
+    # power cut is a dying gasp; a fibre near sensitivity flaps for days.
+    "last_down_los", "flaps_6h", "flaps_7d",
+    # Share of the other ONUs of the box / PON whose RX dropped >= RX_DROP_DB against their
+    # week: a box or feeder fault that weakens the light without cutting it.
+    "box_share_rx_drop", "pon_share_rx_drop",
 )  # fmt: skip
 
 
@@ -243,6 +259,37 @@ def _signal_features(
     return f
 
 
+def _history_features(cube: Cube, rows: np.ndarray, w: _Windows) -> dict[str, np.ndarray]:
+    """Last readings against the week, how the ONU last went down, flaps over 6 h and 7 d."""
+    v, run, w7d = cube.values, cube.running, w.w7d
+    f: dict[str, np.ndarray] = {}
+    for c, name in (
+        ("tx_dbm", "tx_last_delta_7d"),
+        ("rx_dbm", "rx_last_delta_7d"),
+        ("olt_rx_dbm", "olt_rx_last_delta_7d"),
+    ):
+        f[name] = last_valid_at(v[c], rows, w7d) - window_mean(v[c], w7d, rows, run.get(c))
+    # Down events as a sparse code series: 1 LOS, 0 dying gasp (an LOS wins a tie).
+    N = cube.n_onus
+    lo = max(int(rows.min()) - w7d, 0)
+    code = np.full((int(rows.max()) + 1 - lo, N), np.nan)
+    ev = cube.events
+    for etype, value in (("DYING_GASP", 0.0), ("LOS", 1.0)):
+        sel = ev[ev["type"] == etype]
+        tick = sel["tick"].to_numpy(dtype=np.int64)
+        ok = (tick >= lo) & (tick < lo + len(code))
+        code[tick[ok] - lo, sel["onu"].to_numpy(dtype=np.int64)[ok]] = value
+    f["last_down_los"] = last_valid_at(code, rows - lo, w7d)
+    # Flaps (online -> offline transitions) over 6 h and 7 d, from the carried status.
+    online = ffill(v["online"][lo : int(rows.max()) + 1], limit=w.w24)
+    on = np.where(np.isnan(online), 1.0, online)
+    drops = np.zeros_like(on)
+    drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
+    f["flaps_6h"] = window_sum(drops, 6 * w.w1h, rows - lo)[0]
+    f["flaps_7d"] = window_sum(drops, w7d, rows - lo)[0]
+    return f
+
+
 def _event_features(cube: Cube, rows: np.ndarray, w: _Windows) -> dict[str, np.ndarray]:
     """Event counts per window, tickets and visits in 30 days, open service orders."""
     N = cube.n_onus
@@ -370,7 +417,12 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         **_event_features(cube, rows, w),
         **_neighbour_features(cube, st, rows, w),
         **_site_features(cube, rows, w.w1h),
+        **_history_features(cube, rows, w),
     }
+    rx_drop = f["rx_delta_7d"] <= -RX_DROP_DB  # NaN (no reading in the hour) is no drop
+    for level in ("box", "pon"):
+        g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
+        f[f"{level}_share_rx_drop"], _ = _neighbour_share(rx_drop, g)
     out = {
         "ts": cube.tick_times(rows).repeat(N),
         "onu_id": np.tile(cube.onus["onu_id"].astype(str).to_numpy(), len(rows)),

@@ -25,6 +25,7 @@ __all__ = [
     "window_slope",
     "ffill",
     "ffill_at",
+    "last_valid_at",
     "run_length",
     "run_length_at",
     "event_counts",
@@ -235,6 +236,39 @@ def ffill_at(x: np.ndarray, limit: int, rows: np.ndarray) -> np.ndarray:
         prev[ok] = x[src[ok]]
         out = np.where(miss, prev, out)
     return out
+
+
+def last_valid_at(x: np.ndarray, rows: np.ndarray, limit: int) -> np.ndarray:
+    """The last valid value of each column at or before each row, at most ``limit`` ticks back.
+
+    Unlike :func:`ffill_at`, which steps back one tick at a time, this scans the slice
+    once, so a long ``limit`` (a week) stays cheap: it carries the last reading an ONU
+    sent before it went dark.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_ticks, n_onus)
+        Values with NaN where nothing was reported.
+    rows : ndarray of int
+        Tick indices to answer at.
+    limit : int
+        Oldest tick looked at, in ticks before the row. [ticks]
+
+    Returns
+    -------
+    ndarray, shape (len(rows), n_onus)
+        NaN where no valid value lies within ``limit`` ticks.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return np.empty((0, x.shape[1]), dtype=float)
+    lo, hi = max(int(rows.min()) - limit, 0), int(rows.max()) + 1
+    seg = x[lo:hi]
+    ticks = np.arange(hi - lo, dtype=np.int32)[:, None]
+    last = np.maximum.accumulate(np.where(np.isnan(seg), np.int32(-1), ticks), axis=0)[rows - lo]
+    ok = (last >= 0) & ((rows - lo)[:, None] - last <= limit)
+    values = np.take_along_axis(seg, np.maximum(last, 0), axis=0)
+    return np.where(ok, values, np.nan)
 
 
 def run_length(flag: np.ndarray) -> np.ndarray:
