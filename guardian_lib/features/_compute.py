@@ -77,6 +77,9 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     # Share of the other ONUs of the box / PON whose RX dropped >= RX_DROP_DB against their
     # week: a box or feeder fault that weakens the light without cutting it.
     "box_share_rx_drop", "pon_share_rx_drop",
+    # Share of the other ONUs of the box / PON that logged an LOS in the last hour: a box
+    # or feeder that just went dark (or just came back) while the sessions fail upstream.
+    "box_los_share_1h", "pon_los_share_1h",
 )  # fmt: skip
 
 
@@ -361,6 +364,7 @@ def _neighbour_features(
         if level == "geo":
             f["geo_dg_share_6h"], _ = _neighbour_share(dg_6h, g)
         if level in ("box", "pon"):
+            f[f"{level}_los_share_1h"], _ = _neighbour_share(los_1h > 0, g)
             dg_n, _ = _neighbour_share(dg_1h + 0.0, g)
             los_n, _ = _neighbour_share(los_1h + 0.0, g)
             with np.errstate(invalid="ignore", divide="ignore"):

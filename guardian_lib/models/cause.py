@@ -20,10 +20,11 @@ def neighbour_cluster_kind(
     """Which kind of neighbour cluster a row belongs to: 0 none, 1 optical, 2 no PPPoE.
 
     1 when at least ``min_share`` of the other ONUs under the same street box or PON (and
-    at least ``min_neighbours`` of them) share the ONU's optical failure: all offline, or
-    all with RX dropped by :data:`~guardian_lib.features.RX_DROP_DB` or more against their
-    week (a box fault that weakens the light without cutting it): the optical path or its
-    power failed (MASSIVE_OUTAGE). 2 when the ONU is online without PPPoE and as many of
+    at least ``min_neighbours`` of them) share the ONU's optical failure: all offline, all
+    with RX dropped by :data:`~guardian_lib.features.RX_DROP_DB` or more against their
+    week (a box fault that weakens the light without cutting it), or all with an LOS in
+    the last hour (a box or feeder that just came back): the optical path or its power
+    failed (MASSIVE_OUTAGE). 2 when the ONU is online without PPPoE and as many of
     the PON's other ONUs are too, while it is not in an optical cluster: the optics work
     and the sessions fail upstream (EXTERNAL_NETWORK). The optical scope wins over the
     upstream one: a box that went dark or dim during a regional BNG failure is its own
@@ -35,7 +36,8 @@ def neighbour_cluster_kind(
     X : pandas.DataFrame
         Feature rows (``online``, ``pppoe_down``, ``box_share_offline``, ``box_size``,
         ``pon_share_offline``, ``pon_size``, ``pon_share_pppoe_down``, ``rx_delta_7d``,
-        ``box_share_rx_drop``, ``pon_share_rx_drop``). [-]
+        ``box_share_rx_drop``, ``pon_share_rx_drop``, ``los_1h``, ``box_los_share_1h``,
+        ``pon_los_share_1h``). [-]
     min_share : float, default 0.5
         Share of the other ONUs of the group. [-]
     min_neighbours : int, default 3
@@ -55,20 +57,29 @@ def neighbour_cluster_kind(
         if "rx_delta_7d" in X
         else np.zeros(len(X), dtype=bool)
     )
-    offline_cluster = np.zeros(len(X), dtype=bool)
+    los = (
+        np.nan_to_num(X["los_1h"].to_numpy(dtype=float)) > 0
+        if "los_1h" in X
+        else np.zeros(len(X), dtype=bool)
+    )
+    optical_cluster = np.zeros(len(X), dtype=bool)
     for lvl in ("box", "pon"):
         others_n = np.maximum(X[f"{lvl}_size"].to_numpy() - 1, 0)
-        for own, col in ((off, "share_offline"), (dropped & ~off, "share_rx_drop")):
+        for own, col in (
+            (off, "share_offline"),
+            (dropped & ~off, "share_rx_drop"),
+            (los, "los_share_1h"),
+        ):
             if f"{lvl}_{col}" not in X:
                 continue
             share = X[f"{lvl}_{col}"].to_numpy()
-            offline_cluster |= own & (share >= min_share) & (share * others_n >= min_neighbours)
-    out[offline_cluster] = 1
+            optical_cluster |= own & (share >= min_share) & (share * others_n >= min_neighbours)
+    out[optical_cluster] = 1
     if "pppoe_down" in X and "pon_share_pppoe_down" in X:
         ppp = (X["pppoe_down"].to_numpy() == 1) & ~off
         share = X["pon_share_pppoe_down"].to_numpy()
         others = share * np.maximum(X["pon_size"].to_numpy() - 1, 0)
-        out[ppp & (share >= min_share) & (others >= min_neighbours) & ~offline_cluster] = 2
+        out[ppp & (share >= min_share) & (others >= min_neighbours) & ~optical_cluster] = 2
     return out
 
 

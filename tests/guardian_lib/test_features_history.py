@@ -95,3 +95,27 @@ def test_a_dim_box_is_an_optical_cluster_even_during_a_bng_failure(cube):
     # Without the share columns (a model pickled before them) the rule is as before.
     old = bng.drop(columns=["box_share_rx_drop", "pon_share_rx_drop"])
     assert (neighbour_cluster_kind(old) == 2).all()
+
+
+def test_a_box_that_just_came_back_stays_massive_during_a_bng_failure():
+    from guardian_lib.models.cause import neighbour_cluster_kind
+
+    # Online without PPPoE on a PON where every session fails upstream; rows 0-1 are in a
+    # box whose ONUs all logged an LOS in the last hour, row 2 only has its own LOS.
+    rows = pd.DataFrame(
+        {
+            "online": [1.0, 1.0, 1.0, 1.0],
+            "pppoe_down": [1.0, 1.0, 1.0, 1.0],
+            "los_1h": [1.0, 2.0, 1.0, 0.0],
+            "box_los_share_1h": [1.0, 0.9, 0.0, 1.0],
+            "pon_los_share_1h": [0.1, 0.1, 0.0, 0.1],
+            "box_share_offline": [0.0] * 4,
+            "pon_share_offline": [0.0] * 4,
+            "box_size": [8.0] * 4,
+            "pon_size": [64.0] * 4,
+            "pon_share_pppoe_down": [1.0] * 4,
+        }
+    )
+    assert neighbour_cluster_kind(rows).tolist() == [1, 1, 2, 2]
+    # Too few neighbours (a box of two) is no cluster.
+    assert neighbour_cluster_kind(rows.assign(box_size=2.0)).tolist() == [2, 2, 2, 2]
