@@ -20,6 +20,7 @@ from guardian_lib.features._windows import (
     event_counts,
     ffill,
     ffill_at,
+    last_event_at,
     last_valid_at,
     run_length_at,
     window_mean,
@@ -246,13 +247,12 @@ def _signal_features(
     f["rx_slope_24h"] = window_slope(rx, w24, rows, run.get("rx_dbm")) * per_h
     f["rx_hours_to_critical"] = hours_to_critical(f["rx_mean_1h"], f["rx_slope_24h"])
     olt_rx_run, tx_run, lat_run = (run.get(m) for m in ("olt_rx_dbm", "tx_dbm", "latency_ms"))
-    f["olt_rx_delta_7d"] = window_mean(v["olt_rx_dbm"], w1h, rows, olt_rx_run) - window_mean(
-        v["olt_rx_dbm"], w7d, rows, olt_rx_run
-    )
+    # 7-day means; the underscored keys are not features (compute_features drops them).
+    f["_olt_rx_dbm_7d"] = window_mean(v["olt_rx_dbm"], w7d, rows, olt_rx_run)
+    f["_tx_dbm_7d"] = window_mean(v["tx_dbm"], w7d, rows, tx_run)
+    f["olt_rx_delta_7d"] = window_mean(v["olt_rx_dbm"], w1h, rows, olt_rx_run) - f["_olt_rx_dbm_7d"]
     f["olt_rx_slope_24h"] = window_slope(v["olt_rx_dbm"], w24, rows, olt_rx_run) * per_h
-    f["tx_delta_7d"] = window_mean(v["tx_dbm"], w1h, rows, tx_run) - window_mean(
-        v["tx_dbm"], w7d, rows, tx_run
-    )
+    f["tx_delta_7d"] = window_mean(v["tx_dbm"], w1h, rows, tx_run) - f["_tx_dbm_7d"]
     f["tx_slope_24h"] = window_slope(v["tx_dbm"], w24, rows, tx_run) * per_h
     f["latency_mean_1h"] = window_mean(v["latency_ms"], w1h, rows, lat_run)
     f["loss_mean_1h"] = window_mean(v["loss_pct"], w1h, rows, run.get("loss_pct"))
@@ -262,29 +262,35 @@ def _signal_features(
     return f
 
 
-def _history_features(cube: Cube, rows: np.ndarray, w: _Windows) -> dict[str, np.ndarray]:
-    """Last readings against the week, how the ONU last went down, flaps over 6 h and 7 d."""
-    v, run, w7d = cube.values, cube.running, w.w7d
+def _history_features(
+    cube: Cube, rows: np.ndarray, w: _Windows, week_means: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Last readings against the week, how the ONU last went down, flaps over 6 h and 7 d.
+
+    ``week_means`` are the 7-day means of ``tx_dbm``, ``rx_dbm`` and ``olt_rx_dbm`` at the
+    rows (from :func:`_signal_features`).
+    """
+    v, w7d, N = cube.values, w.w7d, cube.n_onus
     f: dict[str, np.ndarray] = {}
     for c, name in (
         ("tx_dbm", "tx_last_delta_7d"),
         ("rx_dbm", "rx_last_delta_7d"),
         ("olt_rx_dbm", "olt_rx_last_delta_7d"),
     ):
-        f[name] = last_valid_at(v[c], rows, w7d) - window_mean(v[c], w7d, rows, run.get(c))
-    # Down events as a sparse code series: 1 LOS, 0 dying gasp (an LOS wins a tie).
-    N = cube.n_onus
-    lo = max(int(rows.min()) - w7d, 0)
-    code = np.full((int(rows.max()) + 1 - lo, N), np.nan)
+        f[name] = last_valid_at(v[c], rows, w7d) - week_means[c]
     ev = cube.events
-    for etype, value in (("DYING_GASP", 0.0), ("LOS", 1.0)):
-        sel = ev[ev["type"] == etype]
-        tick = sel["tick"].to_numpy(dtype=np.int64)
-        ok = (tick >= lo) & (tick < lo + len(code))
-        code[tick[ok] - lo, sel["onu"].to_numpy(dtype=np.int64)[ok]] = value
-    f["last_down_los"] = last_valid_at(code, rows - lo, w7d)
+    down = ev[ev["type"].isin(("LOS", "DYING_GASP"))]
+    f["last_down_los"] = last_event_at(  # 1 LOS, 0 dying gasp; an LOS wins a tie
+        down["onu"].to_numpy(dtype=np.int64),
+        down["tick"].to_numpy(dtype=np.int64),
+        (down["type"] == "LOS").to_numpy(dtype=float),
+        N,
+        rows,
+        w7d,
+    )
     # Flaps (online -> offline transitions) over 6 h and 7 d, from the carried status.
-    online = ffill(v["online"][lo : int(rows.max()) + 1], limit=w.w24)
+    lo, hi = max(int(rows.min()) - w7d, 0), int(rows.max()) + 1
+    online = ffill(v["online"][lo:hi], limit=w.w24)
     on = np.where(np.isnan(online), 1.0, online)
     drops = np.zeros_like(on)
     drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
@@ -415,13 +421,16 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         return pd.DataFrame(columns=["ts", "onu_id", *FEATURE_COLUMNS])
     w = _windows(cube.tick_s)
     st = _status(cube, rows, w.w24)
+    sig = _signal_features(cube, st, rows, w)
+    week_means = {"tx_dbm": sig["_tx_dbm_7d"], "rx_dbm": sig["rx_base_7d"]}
+    week_means["olt_rx_dbm"] = sig["_olt_rx_dbm_7d"]
     f = {
-        **_signal_features(cube, st, rows, w),
+        **sig,
         **_status_features(cube, st, w),
         **_event_features(cube, rows, w),
         **_neighbour_features(cube, st, rows, w),
         **_site_features(cube, rows, w.w1h),
-        **_history_features(cube, rows, w),
+        **_history_features(cube, rows, w, week_means),
     }
     rx_drop = f["rx_delta_7d"] <= -RX_DROP_DB  # NaN (no reading in the hour) is no drop
     for level in ("box", "pon"):

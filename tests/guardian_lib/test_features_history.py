@@ -22,6 +22,13 @@ def test_last_valid_at_carries_the_last_reading_within_the_limit():
     assert np.isnan(got[:, 2]).all()
     # Against the full forward fill it agrees wherever that one reaches.
     np.testing.assert_array_equal(got, ffill(x, limit=5)[rows])
+    rng = np.random.default_rng(7)
+    y = rng.normal(size=(400, 30))
+    y[rng.random(y.shape) < 0.7] = np.nan
+    y[:, 3] = np.nan
+    for rows in (np.array([399]), np.arange(0, 400, 7)):
+        for limit in (1, 12, 300):
+            np.testing.assert_array_equal(last_valid_at(y, rows, limit), ffill(y, limit)[rows])
 
 
 def _drift_then_dark(cube, onu: int, tx_db: float, rx_db: float, start: int, dark: int):
@@ -119,3 +126,16 @@ def test_a_box_that_just_came_back_stays_massive_during_a_bng_failure():
     assert neighbour_cluster_kind(rows).tolist() == [1, 1, 2, 2]
     # Too few neighbours (a box of two) is no cluster.
     assert neighbour_cluster_kind(rows.assign(box_size=2.0)).tolist() == [2, 2, 2, 2]
+
+
+def test_last_event_at_takes_the_latest_event_in_the_window():
+    from guardian_lib.features._windows import last_event_at
+
+    onu = np.array([0, 0, 1, 1, 2])
+    tick = np.array([2, 6, 3, 3, 1])
+    value = np.array([1.0, 0.0, 0.0, 1.0, 0.0])  # ONU 1: two events at tick 3, 1 wins
+    got = last_event_at(onu, tick, value, 4, np.array([1, 4, 6, 9]), limit=5)
+    np.testing.assert_array_equal(got[:, 0], [np.nan, 1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(got[:, 1], [np.nan, 1.0, 1.0, np.nan])  # 9 - 3 > 5
+    np.testing.assert_array_equal(got[:, 2], [0.0, 0.0, 0.0, np.nan])
+    assert np.isnan(got[:, 3]).all()
