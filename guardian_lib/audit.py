@@ -31,7 +31,15 @@ import pandas as pd
 
 from guardian_lib.warehouse import WAREHOUSE_FILE
 
-__all__ = ["AuditLog", "AUDIT_TABLES", "inputs_digest", "case_lifecycle", "latest_incidents"]
+__all__ = [
+    "AuditLog",
+    "AUDIT_TABLES",
+    "inputs_digest",
+    "case_lifecycle",
+    "latest_incidents",
+    "append_audit",
+    "tagged_decisions",
+]
 
 #: Column name → DuckDB type of each audit table.
 AUDIT_TABLES: dict[str, dict[str, str]] = {
@@ -275,6 +283,58 @@ class AuditLog:
         """Flush and close the connection."""
         self.flush()
         self.con.close()
+
+
+def tagged_decisions(path: str | Path, tag: str) -> int:
+    """Decisions of the audit file ``path`` whose id starts with ``tag`` (0 without the
+    file). [-]"""
+    p = Path(path)
+    if not p.is_file():
+        return 0
+    con = duckdb.connect(str(p), read_only=True)
+    try:
+        if "decisions" not in {r[0] for r in con.execute("SHOW TABLES").fetchall()}:
+            return 0
+        sql = "SELECT count(*) FROM decisions WHERE starts_with(decision_id, ?)"
+        return int(con.execute(sql, [tag]).fetchone()[0])
+    finally:
+        con.close()
+
+
+def append_audit(log: AuditLog, dest: str | Path) -> bool:
+    """Append every row of ``log`` (an in-memory trail) to the audit file ``dest`` in one
+    transaction, unless ``dest`` already holds decisions with ``log.tag``.
+
+    A reader of ``dest`` sees either none of the rows or all of them; a run cut short
+    leaves nothing behind, so running it again writes it once.
+
+    Returns
+    -------
+    bool
+        False when ``dest`` already had the tag (nothing written).
+    """
+    if not log.tag:
+        raise ValueError("append_audit: the log needs a tag (its rows are recognised by it)")
+    log.flush()
+    AuditLog(dest).close()  # creates the tables
+    quoted = str(Path(dest)).replace("'", "''")
+    con = log.con
+    con.execute(f"ATTACH '{quoted}' AS dest")
+    try:
+        con.execute("BEGIN TRANSACTION")
+        present = con.execute(
+            "SELECT count(*) FROM dest.decisions WHERE starts_with(decision_id, ?)", [log.tag]
+        ).fetchone()[0]
+        if present:
+            con.execute("ROLLBACK")
+            return False
+        for table, cols in AUDIT_TABLES.items():
+            names = ", ".join(cols)
+            con.execute(f"INSERT INTO dest.{table} SELECT {names} FROM {table}")
+        con.execute("COMMIT")
+        return True
+    finally:
+        con.execute("DETACH dest")
 
 
 def latest_incidents(incidents: pd.DataFrame) -> pd.DataFrame:

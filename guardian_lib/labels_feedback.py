@@ -12,6 +12,7 @@ by the label map like every other ticket.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,21 +32,40 @@ _US = 1_000_000
 def load_reboots(audit: Path | str) -> pd.DataFrame:
     """Reboots the autopilot executed (``ts``, ``onu_id``) from an audit DuckDB file.
 
-    Blocked, failed and simulated reboots (``--mode simulate`` only writes what it would
-    have done) are left out: nothing happened to the CPE.
+    Blocked, simulated (``--mode simulate`` only writes what it would have done) and
+    queued reboots (proposed in ``approve`` mode: the approved one is its own row) are
+    left out, and so are reboots that failed to be sent: nothing happened to the CPE. A
+    reboot sent but verified as ``failed`` (the service did not come back) stays: it
+    happened, and did not fix the customer.
     """
     import duckdb
 
     con = duckdb.connect(str(audit), read_only=True)
     try:
+        # A reboot's target is the CPE (the ACS's device id); the ONU is its decision's
+        # subject — the features' key. An action without its decision keeps its target.
         df = con.execute(
-            "SELECT started_at AS ts, target AS onu_id FROM actions "
-            "WHERE action_type = 'reboot' AND status NOT IN ('blocked', 'failed', 'simulated') "
-            "ORDER BY started_at"
+            "SELECT a.started_at AS ts, COALESCE(d.subject, a.target) AS onu_id, a.status, "
+            "a.result FROM actions a LEFT JOIN decisions d ON a.decision_id = d.decision_id "
+            "WHERE a.action_type = 'reboot' "
+            "AND a.status NOT IN ('blocked', 'simulated', 'queued') ORDER BY a.started_at"
         ).df()
     finally:
         con.close()
-    return df
+    sent = df["status"] != "failed"
+    if (~sent).any():  # a failed verification says "verified": false; a failed send does not
+        failed = df.loc[~sent, "result"].map(lambda v: _result(v).get("verified") is False)
+        sent.loc[~sent] = failed.astype(bool)
+    return df.loc[sent, ["ts", "onu_id"]].reset_index(drop=True)
+
+
+def _result(v: object) -> dict:
+    """An action row's ``result`` JSON as a dict ({} when absent or not an object)."""
+    try:
+        out = json.loads(v) if isinstance(v, str) else v
+    except json.JSONDecodeError:
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
 def reboot_faults(reboots: pd.DataFrame, features: pd.DataFrame) -> tuple[pd.DataFrame, dict]:

@@ -210,3 +210,48 @@ def postgres_url():
     """SQLAlchemy URL of a PostgreSQL server started for this test session."""
     with postgres_server() as url:
         yield url
+
+
+# --- a real SMTP server (aiosmtpd) for the alert, notice and report e-mail tests -----------------
+
+
+class SmtpInbox:
+    """aiosmtpd handler keeping each received message (``email.policy.default``)."""
+
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        from email import message_from_bytes, policy
+
+        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1 that can be stopped and started again on the same ``port``
+    (a mail server that is down for a while)."""
+
+    def __init__(self) -> None:
+        self.inbox, self.port, self.ctl = SmtpInbox(), _free_port(), None
+        self.start()
+
+    def start(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.ctl = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.ctl.start()
+
+    def stop(self) -> None:
+        if self.ctl is not None:
+            self.ctl.stop()
+            self.ctl = None
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on 127.0.0.1: ``(server, inbox)``; ``server.port``,
+    ``server.stop()`` / ``server.start()``; ``inbox.messages``."""
+    server = SmtpServer()
+    yield server, server.inbox
+    server.stop()

@@ -1,5 +1,5 @@
 """Emulated OLTs backed by simulator state or captured walks: SNMP agents (Huawei / ZTE /
-FiberHome), SSH command lines (Huawei / ZTE, ``docs/olt.md``) and SNMP traps.
+FiberHome), SSH command lines (Huawei / ZTE / FiberHome, ``docs/olt.md``) and SNMP traps.
 
 Typical use (see ``docs/snmp.md``)::
 
@@ -37,6 +37,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "olt_view": "acs_emulator.olt.vendors",
         "run_with_ticks": "acs_emulator.olt.serve",
         "simulated_pool": "acs_emulator.olt.serve",
+        "single_vendor_simulation": "acs_emulator.olt.serve",
+        "OltSetHandler": "acs_emulator.olt.snmp_set",
         "snmprec_pool": "acs_emulator.olt.serve",
         "write_inventory": "acs_emulator.olt.serve",
     },

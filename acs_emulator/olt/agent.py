@@ -1,6 +1,7 @@
 """SNMP agents (v2c and v3 authPriv SHA/AES) on loopback UDP ports, one per OLT.
 
-Each :class:`OltAgent` is a pysnmp command responder (GET, GETNEXT, GETBULK) whose MIB is
+Each :class:`OltAgent` is a pysnmp command responder (GET, GETNEXT, GETBULK, and SET for
+a write community / v3 user when the spec has a ``set_fn``) whose MIB is
 an :class:`~acs_emulator.olt.mib.OidTable` returned by a callable: a captured walk
 (:func:`~acs_emulator.olt.mib.load_snmprec`) or a live simulated OLT
 (:class:`~acs_emulator.olt.vendors.LiveOltTable`). :class:`AgentPool` runs many agents on
@@ -42,6 +43,8 @@ from guardian_lib.snmp.transport import MIN_V3_KEY_LENGTH, GuardedUdpTransport
 __all__ = ["V3User", "AgentSpec", "OltAgent", "AgentPool", "answer_v2c"]
 
 _MAX_DATAGRAM = 60_000
+#: Security name of the v2c write community (the read community's is "olt-area").
+_WRITE_NAME = "olt-write"
 _log = logging.getLogger(__name__)
 
 _AUTH = {"SHA": config.USM_AUTH_HMAC96_SHA, "MD5": config.USM_AUTH_HMAC96_MD5}
@@ -88,6 +91,13 @@ class AgentSpec:
     fast_v2c : bool
         Answer v2c requests with the small BER codec (``guardian_lib.snmp.ber``, ~20×
         cheaper than pysnmp); SNMPv3 and anything unusual always go through pysnmp.
+    set_fn : callable, optional
+        Answers SETs: ``set_fn(oid, value, check=bool) -> None | error-status name``
+        (:class:`~acs_emulator.olt.snmp_set.OltSetHandler`); None: read-only agent.
+    write_community : str or None
+        v2c community allowed to SET (the read community is not).
+    write_users : list of str
+        Names of ``v3_users`` allowed to SET.
     """
 
     name: str
@@ -98,6 +108,9 @@ class AgentSpec:
     host: str = "127.0.0.1"
     max_varbinds: int = 256
     fast_v2c: bool = True
+    set_fn: Callable[..., str | None] | None = None
+    write_community: str | None = None
+    write_users: list[str] = field(default_factory=list)
 
 
 class _BulkResponder(cmdrsp.BulkCommandResponder):
@@ -155,6 +168,7 @@ class _FastPathTransport(GuardedUdpTransport):
         super().__init__(*args, **kwargs)
         self._spec = spec
         self._community = spec.community.encode() if spec.community is not None else None
+        self._write = spec.write_community.encode() if spec.write_community else None
         self.fast_answers = 0
 
     def datagram_received(self, datagram: bytes, transportAddress: Any) -> None:  # noqa: N803
@@ -165,6 +179,8 @@ class _FastPathTransport(GuardedUdpTransport):
         if msg.version != 1 or msg.pdu_type not in (GET, GETNEXT, GETBULK):
             return super().datagram_received(datagram, transportAddress)
         if self._community is None or msg.community != self._community:
+            if self._write is not None and msg.community == self._write:
+                return super().datagram_received(datagram, transportAddress)  # reads too
             return None  # like any agent: silently drop a wrong community
         limit = self._spec.max_varbinds
         try:
@@ -211,6 +227,10 @@ class OltAgent:
         config.add_transport(snmp_engine, udp.DOMAIN_NAME, self._transport)
         if spec.community is not None:
             config.add_v1_system(snmp_engine, "olt-area", spec.community)
+        writers = set(spec.write_users)
+        if spec.write_community is not None:
+            config.add_v1_system(snmp_engine, _WRITE_NAME, spec.write_community)
+            writers.add(_WRITE_NAME)
         for u in spec.v3_users:
             config.add_v3_user(
                 snmp_engine,
@@ -222,11 +242,14 @@ class OltAgent:
             )
         snmp_context = context.SnmpContext(snmp_engine)
         snmp_context.unregister_context_name(b"")
-        snmp_context.register_context_name(b"", TableMibInstrum(spec.table_fn))
+        snmp_context.register_context_name(
+            b"", TableMibInstrum(spec.table_fn, spec.set_fn, frozenset(writers))
+        )
         cmdrsp.GetCommandResponder(snmp_engine, snmp_context)
         cmdrsp.NextCommandResponder(snmp_engine, snmp_context)
         bulk = _BulkResponder(snmp_engine, snmp_context)
         bulk.max_varbinds = spec.max_varbinds
+        cmdrsp.SetCommandResponder(snmp_engine, snmp_context)
         self.engine = snmp_engine
         # let the endpoint come up before anyone sends to it
         await asyncio.sleep(0)

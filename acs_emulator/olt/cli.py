@@ -35,7 +35,7 @@ def serve_command(
     ),
     cli_inventory: Annotated[
         Path | None,
-        typer.Option(help="Also serve each Huawei / ZTE OLT's CLI over SSH; write its inventory."),
+        typer.Option(help="Also serve each OLT's CLI over SSH; write its inventory."),
     ] = None,
     unauthorized: Annotated[
         int, typer.Option(help="ONUs per OLT left unauthorized (in autofind) at start.")
@@ -44,6 +44,20 @@ def serve_command(
         str | None,
         typer.Option(help="Send the OLTs' traps (SNMP --version) to HOST:PORT at each tick."),
     ] = None,
+    cli_telnet: Annotated[
+        bool,
+        typer.Option(
+            "--cli-telnet", help="Serve the CLIs over telnet (Login: / Password:) instead of SSH."
+        ),
+    ] = False,
+    snmp_set: Annotated[
+        bool,
+        typer.Option(
+            "--snmp-set",
+            help="Agents answer SNMP SET (own write community / v3 user); the "
+            "--cli-inventory enables it for each OLT.",
+        ),
+    ] = False,
 ) -> None:
     """Start one SNMP agent (and SSH CLI) per simulated OLT and write the inventories."""
     from rich.console import Console
@@ -66,8 +80,17 @@ def serve_command(
     ids = [str(o) for o in sim.topology.olts["olt_id"]][: max_olts or None]
     creds = EmulatorCredentials()
     lock = threading.Lock()
-    pool = simulated_pool(sim, creds, base_port=base_port, host=host, olt_ids=ids, lock=lock)
-    cli_server = _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console)
+    if snmp_set and (cli_inventory is None or not base_port):
+        raise ConfigError("--snmp-set needs --cli-inventory and a fixed --base-port")
+    backends = _backends(sim, ids, lock) if snmp_set else None
+    pool = simulated_pool(sim, creds, base_port=base_port, host=host, olt_ids=ids, lock=lock,
+                          set_backends=backends)  # fmt: skip
+    snmp = None
+    if snmp_set:
+        snmp = {"ports": {o: base_port + i for i, o in enumerate(ids)}, "credentials": creds,
+                "version": version}  # fmt: skip
+    cli_server = _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console,
+                            backends=backends, snmp=snmp, telnet=cli_telnet)  # fmt: skip
     sender = _start_traps(sim, ids, creds, version, traps_to, inventory, console)
 
     def ready(p) -> None:
@@ -115,26 +138,39 @@ def _start_traps(sim, ids, creds, version, traps_to, inventory, console):
     return sender
 
 
-def _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console):
-    """Serve the Huawei / ZTE OLTs' command lines over SSH (None without an inventory)."""
+def _backends(sim, ids, lock) -> dict:
+    """The configuration state of each OLT with an emulated CLI (shared by CLI and SET)."""
+    from acs_emulator.olt.provisioning import OltConfigBackend
+
+    olts = sim.topology.olts.set_index("olt_id")
+    cli_ids = [i for i in ids if olts.loc[i, "vendor"] in ("huawei", "zte", "fiberhome")]
+    return {i: OltConfigBackend(sim, i, lock) for i in cli_ids}
+
+
+def _start_cli(sim, ids, lock, host, cli_inventory, unauthorized, console, *, backends=None,
+               snmp=None, telnet=False):  # fmt: skip
+    """Serve the OLTs' command lines over SSH (None without an inventory).
+
+    ``snmp``: ``{ports, credentials, version}`` of agents that answer SET, enabled in the
+    written inventory.
+    """
     if cli_inventory is None:
         return None
     import numpy as np
 
-    from acs_emulator.olt.provisioning import OltConfigBackend, unprovision_onus
+    from acs_emulator.olt.provisioning import unprovision_onus
     from acs_emulator.olt.ssh import OltCliServer, write_cli_inventory
 
-    olts = sim.topology.olts.set_index("olt_id")
-    cli_ids = [i for i in ids if olts.loc[i, "vendor"] in ("huawei", "zte")]
+    backends = backends if backends is not None else _backends(sim, ids, lock)
     rng = np.random.default_rng(int(sim.scenario.seed))
     with lock:
-        for olt_id in cli_ids:
+        for olt_id in backends:
             if unauthorized:
                 unprovision_onus(sim, olt_id, unauthorized, rng)
-        backends = [OltConfigBackend(sim, i, lock) for i in cli_ids]
-    server = OltCliServer(backends, host=host).start_in_thread()
-    inv, sec = write_cli_inventory(cli_inventory, server)
-    console.print(f"[green]CLI[/] {len(cli_ids)} OLTs over SSH; inventory {inv}, secrets {sec}")
+    server = OltCliServer(list(backends.values()), host=host, telnet=telnet).start_in_thread()
+    inv, sec = write_cli_inventory(cli_inventory, server, snmp=snmp)
+    console.print(f"[green]CLI[/] {len(backends)} OLTs over SSH; inventory {inv}, secrets {sec}"
+                  + (" (SNMP SET enabled)" if snmp else ""))  # fmt: skip
     return server
 
 

@@ -18,10 +18,15 @@ __all__ = ["Reply", "VendorCli"]
 
 @dataclass
 class Reply:
-    """An answer: text, and optionally a yes/no question whose answer runs ``confirm``."""
+    """An answer: text, and optionally a question about the next line typed.
+
+    ``confirm`` gets a yes/no answer; ``password`` gets the line itself, which is not
+    echoed (a password question such as FiberHome's after ``enable``).
+    """
 
     text: str
     confirm: Callable[[bool], str] | None = None
+    password: Callable[[str], Reply] | None = None
 
 
 class VendorCli:
@@ -42,6 +47,8 @@ class VendorCli:
         self._table = [(modes, re.compile(rx), name) for modes, rx, name in self.commands]
 
     start_mode = "user"
+    #: What a password question after login accepts (the SSH server sets its login password).
+    enable_password: str | None = None
 
     def banner(self) -> str:
         """Text shown after login, before the first prompt."""

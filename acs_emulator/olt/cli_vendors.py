@@ -1,4 +1,5 @@
-"""Vendor command lines of the emulated OLTs: Huawei MA5800, ZTE C300/C320 and ZTE C600.
+"""Vendor command lines of the emulated OLTs: Huawei MA5800, ZTE C300/C320, ZTE C600
+and FiberHome AN5516.
 
 Each class parses its vendor's syntax, keeps the prompt mode (user, privileged, config,
 interface, ONU management) and answers as the vendor does, including wrong-syntax,
@@ -15,11 +16,12 @@ picks one for an OLT. The state behind them is an
 from __future__ import annotations
 
 from acs_emulator.olt.cli_base import Reply, VendorCli
+from acs_emulator.olt.cli_fiberhome import FiberHomeCli
 from acs_emulator.olt.cli_huawei import HuaweiCli
 from acs_emulator.olt.cli_zte import ZteCli
 from acs_emulator.olt.provisioning import OltConfigBackend
 
-__all__ = ["Reply", "VendorCli", "HuaweiCli", "ZteCli", "cli_for"]
+__all__ = ["Reply", "VendorCli", "HuaweiCli", "ZteCli", "FiberHomeCli", "cli_for"]
 
 
 def cli_for(backend: OltConfigBackend, hostname: str | None = None) -> VendorCli:
@@ -28,14 +30,16 @@ def cli_for(backend: OltConfigBackend, hostname: str | None = None) -> VendorCli
     Raises
     ------
     ValueError
-        No emulated CLI for that vendor (FiberHome is SNMP-only in the emulator).
+        No emulated CLI for that vendor.
     """
     host = hostname or backend.olt_id
     if backend.vendor == "huawei":
         return HuaweiCli(backend, host)
     if backend.vendor == "zte":
         return ZteCli(backend, host, c600=backend.model.upper().startswith("C6"))
+    if backend.vendor == "fiberhome":
+        return FiberHomeCli(backend, host)
     raise ValueError(
         f"OLT {backend.olt_id}: no emulated CLI for vendor {backend.vendor!r} "
-        "(huawei and zte are emulated)"
+        "(huawei, zte and fiberhome are emulated)"
     )

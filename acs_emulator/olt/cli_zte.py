@@ -37,6 +37,7 @@ class ZteCli(VendorCli):
         self.commands = [
             (("exec",), r"configure terminal", "c_configure"),
             (("exec",) + cfg, r"show gpon onu uncfg", "c_uncfg"),
+            (("exec",) + cfg, rf"show gpon onu uncfg {o}{port}", "c_uncfg"),
             (("exec",) + cfg, rf"show running-config interface {o}{port}", "c_running"),
             (("exec",) + cfg, rf"show gpon onu detail-info {u}{onu}", "c_detail"),
             (("exec",) + cfg, rf"show interface {o}{port}", "c_show_if"),
@@ -99,8 +100,12 @@ class ZteCli(VendorCli):
         self.backend.check_busy()
         return ""
 
-    def c_uncfg(self) -> str:
+    def c_uncfg(self, s: str | None = None, p: str | None = None) -> str:
         found = self.backend.autofind()
+        if s is not None:  # one port: ``show gpon onu uncfg gpon-olt_1/S/P``
+            where = self._where(s, str(p))
+            self.backend.pon(*where)
+            found = [f for f in found if (f[0], f[1]) == where]
         if not found:
             return "%Code 32310-GPONSRV : No related information to show."
         out = ["OnuIndex                 Sn                  State", "-" * 69]

@@ -155,17 +155,28 @@ class TableMibInstrum:
 
     pysnmp's command responders call :meth:`read_variables` (GET) and
     :meth:`read_next_variables` (GETNEXT, and once per repetition of GETBULK). Access
-    control is by community / USM user only: every OID is readable.
+    control is by community / USM user only: every OID is readable. SET goes to
+    ``set_fn(oid, value, check)`` (which answers None or an SNMP error-status name such as
+    ``"wrongValue"``), and only for the security names in ``writers`` (the write
+    community's entry, the v3 users allowed to write); anyone else gets ``noAccess``.
 
     Parameters
     ----------
     table_fn : callable
         Returns the current table; called once per request batch so that live tables can
         be rebuilt when their source changes.
+    set_fn : callable, optional
+        ``set_fn(oid, value, check=bool) -> None | str``; None: the agent is read-only.
+    writers : frozenset of str
+        Security names allowed to SET.
     """
 
-    def __init__(self, table_fn: Any) -> None:
+    def __init__(
+        self, table_fn: Any, set_fn: Any = None, writers: frozenset[str] = frozenset()
+    ) -> None:
         self._table_fn = table_fn
+        self._set_fn = set_fn
+        self._writers = writers
 
     def read_variables(self, *var_binds: Any, **context: Any) -> list[tuple[Any, Any]]:
         """Answer GET var-binds (noSuchInstance where absent)."""
@@ -189,7 +200,44 @@ class TableMibInstrum:
         return out
 
     def write_variables(self, *var_binds: Any, **context: Any) -> list[tuple[Any, Any]]:
-        """SET is not supported: the OLT agents are read-only."""
+        """SET: only through ``set_fn`` and only for a writer (else notWritable / noAccess).
+
+        Every var-bind is checked (``set_fn(oid, value, check=True)``) before any is
+        applied, so a SET is all or nothing (RFC 3416 §4.2.5).
+        """
         from pysnmp.smi import error
 
-        raise error.NotWritableError(idx=0)
+        if self._set_fn is None:
+            raise error.NotWritableError(idx=0)
+        engine = context.get("snmpEngine")
+        who = None
+        if engine is not None:
+            ctx = engine.observer.get_execution_context("rfc3412.receiveMessage:request")
+            who = str(ctx["securityName"]) if ctx else None
+        if who not in self._writers:
+            raise error.NoAccessError(idx=0)
+        binds = [(tuple(name), int(val)) for name, val in var_binds]
+        for i, (oid, val) in enumerate(binds):
+            refused = self._set_fn(oid, val, check=True)
+            if refused is not None:
+                raise _SET_ERRORS.get(refused, error.NotWritableError)(idx=i)
+        for oid, val in binds:
+            refused = self._set_fn(oid, val, check=False)
+            if refused is not None:  # changed between the check and now (busy)
+                raise _SET_ERRORS.get(refused, error.ResourceUnavailableError)(idx=0)
+        return [(name, val) for name, val in var_binds]
+
+
+def _set_errors() -> dict[str, Any]:
+    from pysnmp.smi import error
+
+    return {
+        "notWritable": error.NotWritableError,
+        "wrongValue": error.WrongValueError,
+        "noCreation": error.NoCreationError,
+        "resourceUnavailable": error.ResourceUnavailableError,
+        "wrongType": error.WrongTypeError,
+    }
+
+
+_SET_ERRORS = _set_errors()

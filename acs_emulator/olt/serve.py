@@ -19,6 +19,7 @@ from acs_emulator.olt.vendors import LiveOltTable, StateSource
 __all__ = [
     "EmulatorCredentials",
     "simulated_pool",
+    "single_vendor_simulation",
     "snmprec_pool",
     "write_inventory",
     "run_with_ticks",
@@ -45,11 +46,43 @@ class EmulatorCredentials:
         self.user = user
         self.auth_key = auth_key or secrets.token_hex(8)
         self.priv_key = priv_key or secrets.token_hex(8)
+        # SNMP SET (opt-in per agent): its own community and v3 user, never the read ones
+        self.write_community = "w-" + secrets.token_hex(6)
+        self.write_user = V3User(user + "-rw", secrets.token_hex(8), secrets.token_hex(8))
 
     @property
     def v3_user(self) -> V3User:
         """The agents' USM user."""
         return V3User(self.user, self.auth_key, self.priv_key)
+
+
+def single_vendor_simulation(scenario: str, vendor: str, model: str, seed: int) -> Any:
+    """A shipped scenario whose OLTs are all ``vendor`` / ``model``, stepped once.
+
+    Parameters
+    ----------
+    scenario : str
+        Scenario name or file (``tiny``, ``small`` …).
+    vendor : {'huawei', 'zte', 'fiberhome'}
+    model : str
+        OLT model, e.g. ``MA5800-X7``, ``C320``, ``C600``, ``AN5516-06``.
+    seed : int
+
+    Returns
+    -------
+    simulator.engine.Simulation
+    """
+    from simulator.engine import Simulation
+    from simulator.scenario import load_scenario
+
+    sc = load_scenario(scenario)
+    sc = sc.model_copy(
+        update={"topology": sc.topology.model_copy(update={"vendor_mix": {vendor: 1.0}})}
+    )
+    sim = Simulation(sc, seed=seed)
+    sim.topology.olts["model"] = model
+    sim.step()
+    return sim
 
 
 def simulated_pool(
@@ -61,6 +94,7 @@ def simulated_pool(
     olt_ids: list[str] | None = None,
     mibs: dict[str, str] | None = None,
     lock: threading.Lock | None = None,
+    set_backends: dict[str, Any] | None = None,
 ) -> AgentPool:
     """One agent per simulated OLT, serving live values from ``source``.
 
@@ -78,22 +112,33 @@ def simulated_pool(
         OLT id → MIB family override (see ``vendors.VENDOR_MIBS``).
     lock : threading.Lock, optional
         Held while reading the source; hold it too while stepping the simulation.
+    set_backends : dict, optional
+        OLT id → :class:`~acs_emulator.olt.provisioning.OltConfigBackend`: those agents
+        answer SNMP SET (``credentials.write_community`` / ``write_user``) by changing the
+        simulation (:class:`~acs_emulator.olt.snmp_set.OltSetHandler`).
     """
+    from acs_emulator.olt.snmp_set import OltSetHandler
+
     ids = olt_ids or [str(o) for o in source.topology.olts["olt_id"]]
     lock = lock or threading.Lock()
     specs = []
     for i, olt_id in enumerate(ids):
         table = LiveOltTable(source, olt_id, mib=(mibs or {}).get(olt_id), lock=lock)
-        specs.append(
-            AgentSpec(
-                name=olt_id,
-                table_fn=table,
-                port=base_port + i if base_port else 0,
-                community=credentials.community,
-                v3_users=[credentials.v3_user],
-                host=host,
-            )
+        spec = AgentSpec(
+            name=olt_id,
+            table_fn=table,
+            port=base_port + i if base_port else 0,
+            community=credentials.community,
+            v3_users=[credentials.v3_user],
+            host=host,
         )
+        backend = (set_backends or {}).get(olt_id)
+        if backend is not None:
+            spec.set_fn = OltSetHandler(backend)
+            spec.write_community = credentials.write_community
+            spec.v3_users.append(credentials.write_user)
+            spec.write_users = [credentials.write_user.user]
+        specs.append(spec)
     return AgentPool(specs)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import asyncssh
 import yaml
 
-from acs_emulator.olt.cli_vendors import VendorCli, cli_for
+from acs_emulator.olt.cli_vendors import Reply, VendorCli, cli_for
 from acs_emulator.olt.provisioning import OltConfigBackend
 from guardian_lib._threaded import ThreadedServer
 
@@ -31,6 +31,7 @@ PROFILE_OF_MODEL: dict[str, str] = {
     "huawei": "huawei_ma5800",
     "zte": "zte_c300",
     "zte_c6": "zte_c600",
+    "fiberhome": "fiberhome_an5516",
 }
 _MAX_LINE = 4096
 
@@ -67,6 +68,7 @@ class _Terminal:
         self.echo = process.get_terminal_type() is not None
         self.pages: list[str] = []
         self.confirm: Callable[[bool], str] | None = None
+        self.password: Callable[[str], Reply] | None = None
 
     def write(self, text: str) -> None:
         self.p.stdout.write(text.replace("\r\n", "\n").replace("\n", "\r\n"))
@@ -94,6 +96,16 @@ class _Terminal:
             self.write(erase + page + "\n" + self.cli.prompt())
 
     def line(self, line: str) -> None:
+        if self.password is not None:  # never echoed
+            done_pw, self.password = self.password, None
+            self.write("\n")
+            answer = done_pw(line)
+            if answer.password is not None:  # refused: asked again
+                self.password = answer.password
+                self.write(answer.text)
+            else:
+                self.emit(answer.text)
+            return
         if self.echo:
             self.write(line + "\n")
         if self.confirm is not None:
@@ -101,6 +113,10 @@ class _Terminal:
             self.emit(done(line.strip().lower() in ("y", "yes")))
             return
         reply = self.cli.handle(line)
+        if reply.password is not None:
+            self.password = reply.password
+            self.write(reply.text)
+            return
         if reply.confirm is not None:
             self.confirm = reply.confirm
             self.write(reply.text)
@@ -115,12 +131,14 @@ class _Terminal:
             if not data:
                 return
             for ch in data:
+                if ch == "\n" and last == "\r":  # the LF of a CR LF (telnet): not a key
+                    last = ch
+                    continue
                 if self.pages:
                     self.page_key(ch)
                 elif ch in "\r\n":
-                    if not (ch == "\n" and last == "\r"):
-                        line, buf = buf, ""
-                        self.line(line)
+                    line, buf = buf, ""
+                    self.line(line)
                 elif len(buf) < _MAX_LINE and ch.isprintable():
                     buf += ch
                 last = ch
@@ -136,6 +154,9 @@ class OltCliServer(ThreadedServer):
         Login accepted by every OLT (random password by default).
     host : str
         Loopback address to bind.
+    telnet : bool
+        Serve telnet (``Login:`` / ``Password:``, :mod:`acs_emulator.olt.telnet`) instead
+        of SSH, like many FiberHome AN5516.
     """
 
     _thread_name = "olt-cli"
@@ -147,11 +168,13 @@ class OltCliServer(ThreadedServer):
         username: str = "guardian",
         password: str | None = None,
         host: str = "127.0.0.1",
+        telnet: bool = False,
     ) -> None:
         self.backends = {b.olt_id: b for b in backends}
         self.username = username
         self.password = password or secrets.token_urlsafe(12)
         self.host = host
+        self.telnet = telnet
         self.key = asyncssh.generate_private_key("ssh-ed25519")
         self.ports: dict[str, int] = {}
         self.sessions = 0
@@ -167,11 +190,16 @@ class OltCliServer(ThreadedServer):
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         for olt_id, backend in self.backends.items():
+            if self.telnet:
+                await self._start_telnet(olt_id, backend)
+                continue
 
             async def handle(process: Any, b: OltConfigBackend = backend) -> None:
                 self.sessions += 1
                 try:
-                    await _Terminal(process, cli_for(b)).run()
+                    cli = cli_for(b)
+                    cli.enable_password = self.password
+                    await _Terminal(process, cli).run()
                 except (asyncssh.Error, ConnectionError, BrokenPipeError):
                     pass
                 finally:
@@ -185,6 +213,26 @@ class OltCliServer(ThreadedServer):
             self._servers.append(server)
             self.ports[olt_id] = server.sockets[0].getsockname()[1]
 
+    async def _start_telnet(self, olt_id: str, backend: OltConfigBackend) -> None:
+        from acs_emulator.olt.telnet import TelnetProcess, telnet_login
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            process = TelnetProcess(reader, writer)
+            try:
+                if await telnet_login(process, self.username, self.password):
+                    self.sessions += 1
+                    cli = cli_for(backend)
+                    cli.enable_password = self.password
+                    await _Terminal(process, cli).run()
+            except (ConnectionError, BrokenPipeError):
+                pass
+            finally:
+                process.exit(0)
+
+        server = await asyncio.start_server(handle, self.host, 0)
+        self._servers.append(server)
+        self.ports[olt_id] = server.sockets[0].getsockname()[1]
+
     async def _shutdown(self) -> None:
         """Release the ports (end of :meth:`serve`)."""
         for s in self._servers:
@@ -192,10 +240,24 @@ class OltCliServer(ThreadedServer):
             await s.wait_closed()
 
 
+def _snmp_entry(olt_id: str, host: str, snmp: dict | None, ref: str) -> dict:
+    if snmp is None or olt_id not in snmp["ports"]:
+        return {}
+    return {"snmp_set": {"host": host, "port": snmp["ports"][olt_id],
+                         "version": snmp["version"], "credentials": ref + "-rw"}}  # fmt: skip
+
+
 def write_cli_inventory(
-    path: str | Path, server: OltCliServer, credentials_ref: str = "emulator"
+    path: str | Path,
+    server: OltCliServer,
+    credentials_ref: str = "emulator",
+    snmp: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
     """Write the OLT CLI inventory for ``guardian olt``, its 0600 secret file and host keys.
+
+    With ``snmp`` (``{"ports": {olt_id: UDP port}, "credentials": EmulatorCredentials,
+    "version": "2c" | "3"}``) those OLTs get an ``snmp_set:`` entry and the secret file
+    the agents' write community / v3 write user under ``<credentials_ref>-rw``.
 
     Returns
     -------
@@ -208,9 +270,16 @@ def write_cli_inventory(
     fd = os.open(secrets_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # an older file keeps its mode through O_TRUNC
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        yaml.safe_dump(
-            {credentials_ref: {"username": server.username, "password": server.password}}, fh
-        )
+        blocks: dict[str, Any] = {
+            credentials_ref: {"username": server.username, "password": server.password}
+        }
+        if snmp is not None:
+            c = snmp["credentials"]
+            blocks[credentials_ref + "-rw"] = {
+                "write_community": c.write_community, "v3_user": c.write_user.user,
+                "auth_key": c.write_user.auth_key, "priv_key": c.write_user.priv_key,
+            }  # fmt: skip
+        yaml.safe_dump(blocks, fh)
     hosts_path.write_text(server.known_hosts(), encoding="utf-8")
     inventory = {
         "secrets_file": secrets_path.name,
@@ -223,6 +292,8 @@ def write_cli_inventory(
                 "port": port,
                 "profile": profile_name(server.backends[olt_id]),
                 "credentials": credentials_ref,
+                **({"protocol": "telnet", "insecure": True} if server.telnet else {}),
+                **_snmp_entry(olt_id, server.host, snmp, credentials_ref),
             }
             for olt_id, port in server.ports.items()
         ],

@@ -104,6 +104,8 @@ class OltView:
     online: np.ndarray
     uptime_s: np.ndarray
     down_cause: np.ndarray
+    #: PON ids shut by the operator (ifAdminStatus down)
+    pons_down: frozenset = frozenset()
 
 
 def _scaled(values: np.ndarray, scale: float, offset: float, sentinel: int) -> list[int]:
@@ -295,6 +297,7 @@ def olt_view(source: StateSource, olt_id: str) -> OltView:
         online=online,
         uptime_s=np.asarray(st.uptime_s, dtype=np.int64)[rows],
         down_cause=down_cause,
+        pons_down=frozenset(getattr(admin, "disabled_pons", ()) or ()),
     )
 
 
@@ -327,7 +330,9 @@ def build_olt_table(
     ]
     pons = view.pons.sort_values("if_index")
     onu_if = view.if_index[view.online]
-    for slot, port, ifx in zip(pons["slot"], pons["port"], pons["if_index"], strict=True):
+    for slot, port, ifx, pon in zip(
+        pons["slot"], pons["port"], pons["if_index"], pons["pon_id"], strict=True
+    ):
         ifx = int(ifx)
         descr = spec.if_descr.format(slot=int(slot), port=int(port), port1=int(port) + 1)
         up = 1 if np.any(onu_if == ifx) else 2
@@ -336,6 +341,7 @@ def build_olt_table(
             (_IF + (2, ifx), (OCTET_STRING, descr.encode())),
             (_IF + (3, ifx), (INTEGER, 250)),  # gpon(250)
             (_IF + (5, ifx), (GAUGE32, 2_488_320_000 & 0xFFFFFFFF)),
+            (_IF + (7, ifx), (INTEGER, 2 if pon in view.pons_down else 1)),  # ifAdminStatus
             (_IF + (8, ifx), (INTEGER, up)),
             (_IFX + (1, ifx), (OCTET_STRING, descr.encode())),
         ]

@@ -5,15 +5,19 @@ runs and closes one; :class:`NbiDevices` is the autopilot's device executor over
 GenieACS-compatible NBI; :class:`TwinStateSource` feeds the CPE agents from the running
 simulation and hands their reboots back to it. The closed loop itself is
 :class:`guardian_lib.loop.ClosedLoop` with the simulator's adapters
-(:mod:`simulator.adapters`), as in the backtest.
+(:mod:`simulator.adapters`), as in the backtest. :class:`TwinAlerting` runs
+``guardian operate``'s alert pipeline on the twin's cycles (``guardian twin --alerting``,
+docs/alerts.md).
 """
 
 from acs_emulator.twin.adapters import NbiDevices, TwinStateSource
+from acs_emulator.twin.alerting import TwinAlerting
 from acs_emulator.twin.runner import Twin, TwinReport, run_twin
 
 __all__ = [
     "NbiDevices",
     "Twin",
+    "TwinAlerting",
     "TwinReport",
     "TwinStateSource",
     "run_twin",

@@ -68,12 +68,27 @@ def twin_command(
     traps: Annotated[
         bool, typer.Option("--traps", help="With --serve-network: the OLTs send SNMP traps.")
     ] = False,
+    alerting: Annotated[
+        Path | None,
+        typer.Option(
+            help="Alerting YAML (the file guardian operate reads): its rules, receivers "
+            "and customer notices run on the twin's cycles."
+        ),
+    ] = None,
+    alerting_state: Annotated[
+        Path, typer.Option(help="With --alerting: folder of the outbox and silences.")
+    ] = Path("twin-alerts"),
 ) -> None:
     """Run the simulator in scaled real time with the ACS, CPE agents and the autopilot."""
     import signal
     import threading
 
     if serve_network:
+        if alerting is not None:
+            raise typer.BadParameter(
+                "--alerting runs inside the twin's autopilot; with --serve-network give the "
+                "alerting file to guardian operate (site file `alerts:`)"
+            )
         if site_out is None:
             raise typer.BadParameter("--serve-network needs --site-out SITE.yaml")
         _serve_network(scenario, speed, seed, hours, duration, cpes, host, site_out, truth_out,
@@ -84,6 +99,7 @@ def twin_command(
 
     from acs_emulator.twin.runner import Twin, TwinReport
     from guardian_lib.decision import AutopilotSettings
+    from guardian_lib.errors import ConfigError
     from simulator.scenario import load_scenario
 
     console = Console(stderr=True)
@@ -105,8 +121,10 @@ def twin_command(
             audit=audit,
             host=host,
             n_cpes=cpes,
+            alerting=alerting,
+            alerting_state=alerting_state,
         )
-    except ValueError as exc:
+    except (ValueError, ConfigError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     ticks = None if hours is None else max(1, int(round(hours * 60 / sc.tick_minutes)))
     per_hour = max(1, int(round(60 / sc.tick_minutes)))
@@ -144,6 +162,13 @@ def twin_command(
             f"{len(report.hangs_cleared_by_reboot)}; CWMP sessions ok {report.sessions_ok}, "
             f"failed {report.sessions_failed}"
         )
+        if report.alerts:
+            a = report.alerts
+            console.print(
+                f"alerting: {a['cycles']} cycles, {a['alerts']} firing alert-evaluations, "
+                f"{a['notifications']} notifications, {a['delivered']} deliveries ({a['delivery_failed']} failed tries); customer "
+                f"notices {a.get('notices', {}).get('by_template', {})}"
+            )
 
 
 def _serve_network(

@@ -53,8 +53,8 @@ class TwinNetwork:
         CPE periodic inform interval in simulated time (how fresh the ACS's view of
         the PPPoE sessions is). [min]
     olt_cli : bool, default False
-        Also serve each Huawei / ZTE OLT's command line over SSH (``docs/olt.md``); the
-        site file then has an OLT CLI inventory beside it.
+        Also serve each Huawei / ZTE / FiberHome OLT's command line over SSH
+        (``docs/olt.md``); the site file then has an OLT CLI inventory beside it.
     traps : bool, default False
         The OLTs send SNMPv2c traps (LOS, dying gasp, ONU up, port down) to a port the
         site file's ``traps:`` section names, so operate reacts at once.
@@ -140,7 +140,7 @@ class TwinNetwork:
         olts = self.sim.topology.olts
         if self.olt_cli:
             ids = [str(o) for o, v in zip(olts["olt_id"], olts["vendor"], strict=True)
-                   if v in ("huawei", "zte")]  # fmt: skip
+                   if v in ("huawei", "zte", "fiberhome")]  # fmt: skip
             backends = [OltConfigBackend(self.sim, i, self.lock) for i in ids]
             self.cli_server = OltCliServer(backends, host=self.host).start_in_thread()
         if self.traps:

@@ -73,6 +73,9 @@ class TwinReport:
         Audited reboot actions per status (``simulated``, ``succeeded``, ``failed``…). [-]
     sessions_ok, sessions_failed : int
         CWMP sessions of the agents. [-]
+    alerts : dict
+        With an alerting file: the alerting figures
+        (:meth:`~acs_emulator.twin.alerting.TwinAlerting.summary`); else empty.
     """
 
     mode: str
@@ -88,6 +91,7 @@ class TwinReport:
     reboot_actions: dict[str, int] = field(default_factory=dict)
     sessions_ok: int = 0
     sessions_failed: int = 0
+    alerts: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The report as JSON."""
@@ -203,6 +207,11 @@ class Twin:
         How often the simulation applies the reboots CPE agents received. [s of sim]
     periodic_inform_min : float, default 60
         Periodic inform interval of the agents in simulated time. [min]
+    alerting : str or Path, optional
+        An alerting file (the one ``guardian operate`` reads): its pipeline runs on
+        every decision cycle (:class:`~acs_emulator.twin.alerting.TwinAlerting`).
+    alerting_state : str or Path, optional
+        Folder of its outbox and silences (default ``twin-alerts`` in the current folder).
 
     Attributes
     ----------
@@ -232,6 +241,8 @@ class Twin:
         nbi_token: str | None = None,
         inbox_s: float = 10.0,
         periodic_inform_min: float = 60.0,
+        alerting: str | Path | None = None,
+        alerting_state: str | Path | None = None,
     ) -> None:
         from guardian_lib.actions import Dispatcher
         from guardian_lib.audit import AuditLog
@@ -288,6 +299,11 @@ class Twin:
         )
         self.source = SimTelemetry(self.sim)
         self.source.connect(self.loop)
+        self.alerting = None
+        if alerting is not None:
+            from acs_emulator.twin.alerting import TwinAlerting
+
+            self.alerting = TwinAlerting(self, alerting, alerting_state or "twin-alerts")
         self.env.process(self._inbox())
         self.periodic_interval_s = max(0.5, periodic_inform_min * 60.0 / self.speed)
         self.reboot_duration_s = scenario.faults.reboot_down_minutes * 60.0 / self.speed
@@ -403,10 +419,14 @@ class Twin:
         if services.fleet is not None:
             report.sessions_ok = services.fleet.sessions_ok
             report.sessions_failed = services.fleet.sessions_failed
+        if self.alerting is not None:
+            report.alerts = self.alerting.summary()
         return report
 
     def close(self) -> None:
-        """Close the audit log."""
+        """Close the audit log (and the alerting's files and clients)."""
+        if self.alerting is not None:
+            self.alerting.close()
         self.audit.close()
 
 

@@ -7,6 +7,8 @@ routing, an outbox with real receivers (SMTP e-mail, signed webhooks) and custom
 * :mod:`.dispatch` — inhibition, silences, routing, aggregation groups;
 * :mod:`.outbox` and :mod:`.receivers` — delivery that survives restarts;
 * :mod:`.notices` — customer notices (pt-BR, en);
+* :mod:`.action_notices` — which autopilot action calls for which notice (operate, the
+  twin and the replay share it); :mod:`.customers` — notices really sent by operate;
 * :mod:`.replay` — what a run's history would have fired;
 * :mod:`.drift` — model drift (PSI) as an alert source.
 """
@@ -30,6 +32,8 @@ __getattr__, __dir__, __all__ = lazy_exports(
         "WebhookReceiver": ".receivers",
         "AlertPipeline": ".pipeline",
         "NoticePlanner": ".notices",
+        "notices_for_outcome": ".action_notices",
+        "CustomerNotifier": ".customers",
         "replay_run": ".replay",
         "DriftMonitor": ".drift",
     },

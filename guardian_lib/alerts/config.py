@@ -284,6 +284,10 @@ class CustomerNoticeSettings(_Strict):
     tz: str = Field("America/Sao_Paulo", description="Customers' time zone (dates, quiet hours).")
     quiet_start_h: int = Field(22, ge=0, le=23, description="Quiet hours start (local). [h]")
     quiet_end_h: int = Field(7, ge=0, le=23, description="Quiet hours end (local). [h]")
+    eta_h: float = Field(
+        12.0, gt=0, le=168,
+        description="ETA told in visit_cancelled, after the incident's start. [h]",
+    )  # fmt: skip
 
     @field_validator("tz")
     @classmethod

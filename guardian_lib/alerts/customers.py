@@ -17,35 +17,47 @@ receiver (SMS, WhatsApp: to the customer's ``phone``; webhook: the JSON as is).
 
 The autopilot's templates map to notices: ``massive_outage`` → ``outage_detected`` (ETA:
 ``until_h`` after the decision), ``individual_problem`` → ``problem_detected``.
+
+:meth:`CustomerNotifier.action_outcome` listens to the autopilot's action outcomes
+(``Autopilot.listeners``): a verified reboot → ``equipment_rebooted`` (key
+``notice:<customer>:<case>:rebooted``), a visit held or cancelled because of an outage →
+``visit_cancelled`` (the incident's opening notice, like ``outage_detected``: whichever
+comes first). Which outcome calls for which notice is
+:func:`~guardian_lib.alerts.action_notices.notices_for_outcome`, the function the replay
+plans with.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
 
+from guardian_lib.alerts.action_notices import (
+    AUTOPILOT_TEMPLATES,
+    notice_for_notify,
+    notices_for_outcome,
+)
 from guardian_lib.alerts.config import CustomerNoticeSettings
-from guardian_lib.alerts.notices import NoticePlanner, render_notice
+from guardian_lib.alerts.notices import NoticePlanner, notice_kind, render_notice
 from guardian_lib.alerts.outbox import Outbox
+from guardian_lib.decision._base import SCOPE_COLUMNS
+from guardian_lib.decision._types import ActionOutcome
 from guardian_lib.i18n import normalize_lang
 
 __all__ = ["AUTOPILOT_TEMPLATES", "CustomerNotifier", "notice_key"]
 
 log = logging.getLogger("guardian_lib.alerts")
 
-#: The autopilot's ``notify`` template → the notice template sent.
-AUTOPILOT_TEMPLATES = {
-    "massive_outage": "outage_detected",
-    "individual_problem": "problem_detected",
-}
 _TRUE = {"1", "true", "yes", "y", "sim", "s", "x"}
 
 
 def notice_key(customer_id: str, incident_id: str, kind: str) -> str:
-    """The outbox key of a notice (``kind``: ``open`` or ``resolved``)."""
+    """The outbox key of a notice (``kind``: ``open``, ``resolved`` or ``rebooted``, see
+    :func:`~guardian_lib.alerts.notices.notice_kind`)."""
     return f"notice:{customer_id}:{incident_id}:{kind}"
 
 
@@ -88,6 +100,8 @@ class CustomerNotifier:
         self.counts = dict.fromkeys(("queued", "duplicate", "opted_out", "no_phone", "unknown"), 0)
         #: ``(onu_id, template, until_h)`` of every call, as :class:`AuditNotifier` keeps.
         self.sent: list[tuple[str, str, float]] = []
+        #: Notices queued, by template. [-]
+        self.by_template: Counter[str] = Counter()
 
     def bind(self, fleet: pd.DataFrame, autopilot: Any) -> None:
         """The subscribers (``onu_id``, ``customer_id``, ``region``, optional ``phone``,
@@ -98,14 +112,12 @@ class CustomerNotifier:
         self._incidents = lambda: autopilot.incidents
         self._cases = lambda: autopilot.cases
 
-    def _incident_of(self, onu_id: str) -> str:
+    def _member_of(self, onu_id: str, at: pd.Timestamp | None = None) -> str | None:
+        """The open incident that has the ONU as a member (:data:`MemberLookup`)."""
         for iid, inc in self._incidents().items():
             if onu_id in inc.get("members", ()):
                 return str(iid)
-        case = self._cases().get(onu_id)
-        if case is not None:
-            return str(case["case_id"])
-        return f"{onu_id}@{self.clock().date()}"  # one notice per ONU per day at most
+        return None
 
     def _needs_phone(self) -> bool:
         return self.channel in ("sms", "whatsapp")
@@ -115,11 +127,43 @@ class CustomerNotifier:
         ONU, no phone for an SMS / WhatsApp receiver). Opted-out customers and repeated
         notices are not failures: True, nothing queued. [h]"""
         self.sent.append((onu_id, template, float(until_h)))
-        sub = self._subscribers.get(str(onu_id))
-        notice_template = AUTOPILOT_TEMPLATES.get(template)
-        if sub is None or notice_template is None:
+        onu_id = str(onu_id)
+        case = self._cases().get(onu_id)
+        req = notice_for_notify(onu_id, template, until_h, self.clock(), self._member_of,
+                                str(case["case_id"]) if case is not None else None)  # fmt: skip
+        if req is None:
             self.counts["unknown"] += 1
-            log.warning("customer notice: unknown ONU %r or template %r", onu_id, template)
+            log.warning("customer notice: unknown template %r", template)
+            return False
+        return self._request(onu_id, req.incident_id, req.template, req.at, req.ctx)
+
+    def action_outcome(self, outcome: ActionOutcome) -> None:
+        """Listener of the autopilot (``Autopilot.listeners``): queue the notices an
+        executed action calls for (:func:`notices_for_outcome`, as the replay plans)."""
+        for req in notices_for_outcome(outcome, self._incident_at, self.settings.eta_h):
+            self._request(req.onu_id, req.incident_id, req.template, req.at, req.ctx)
+
+    def _incident_at(self, onu_id: str, at: pd.Timestamp) -> tuple[str, pd.Timestamp] | None:
+        """The open incident that has the ONU as a member, else whose scope covers it."""
+        incidents = self._incidents()
+        member = self._member_of(onu_id)
+        if member is not None:
+            return member, pd.Timestamp(incidents[member].get("start_at", at))
+        sub = self._subscribers.get(onu_id, {})
+        for iid, inc in incidents.items():
+            col = SCOPE_COLUMNS.get(str(inc.get("scope_type")))
+            if col is not None and _text(sub.get(col)) == str(inc.get("scope_key")):
+                return str(iid), pd.Timestamp(inc.get("start_at", at))
+        return None
+
+    def _request(self, onu_id: str, incident: str, template: str, now: pd.Timestamp,
+                 ctx: dict[str, Any]) -> bool:  # fmt: skip
+        """The rules every notice goes through: known ONU, opt-out, phone, then the queue
+        (once per customer, incident and :func:`notice_kind`)."""
+        sub = self._subscribers.get(onu_id)
+        if sub is None:
+            self.counts["unknown"] += 1
+            log.warning("customer notice: unknown ONU %r (%s)", onu_id, template)
             return False
         customer = str(sub.get("customer_id") or onu_id)
         if str(sub.get("notices_opt_out") or "").strip().lower() in _TRUE:
@@ -129,11 +173,9 @@ class CustomerNotifier:
         if phone is None and self._needs_phone():
             self.counts["no_phone"] += 1
             return False
-        now = self.clock()
-        incident = self._incident_of(str(onu_id))
-        ctx = {"region": _text(sub.get("region")) or "", "start": now,
-               "eta": now + pd.Timedelta(hours=float(until_h))}  # fmt: skip
-        return self._queue(customer, incident, notice_template, "open", sub, phone, now, ctx)
+        ctx = {"region": _text(sub.get("region")) or "", **ctx}
+        kind = notice_kind(template)
+        return self._queue(customer, incident, template, kind, sub, phone, now, ctx)
 
     def incidents_closed(self, open_ids: set[str]) -> int:
         """Queue ``outage_resolved`` for every incident whose opening notices were sent
@@ -143,7 +185,7 @@ class CustomerNotifier:
         by_customer = {str(s.get("customer_id") or o): s for o, s in self._subscribers.items()}
         for p in self.outbox.payloads("notice:%:open"):
             iid, cust = str(p["incident_id"]), str(p["customer_id"])
-            if iid in open_ids or p.get("template") != "outage_detected":
+            if iid in open_ids or p.get("template") not in ("outage_detected", "visit_cancelled"):
                 continue
             if self.outbox.has(notice_key(cust, iid, "resolved")):
                 continue
@@ -171,4 +213,5 @@ class CustomerNotifier:
                    "deferred": bool(send_at > at), "text": text}  # fmt: skip
         self.outbox.enqueue(key, self.settings.receiver, payload, not_before=send_at)
         self.counts["queued"] += 1
+        self.by_template[template] += 1
         return True

@@ -28,13 +28,21 @@ import pandas as pd
 
 from guardian_lib.i18n import normalize_lang
 
-__all__ = ["NOTICE_TEMPLATES", "Notice", "NoticePlanner", "render_notice"]
+__all__ = ["NOTICE_TEMPLATES", "Notice", "NoticePlanner", "notice_kind", "render_notice"]
 
 #: The notice templates shipped (one file per language).
 NOTICE_TEMPLATES = ("outage_detected", "outage_resolved", "visit_cancelled", "equipment_rebooted",
                     "problem_detected")  # fmt: skip
 _OPENING = ("outage_detected", "visit_cancelled", "problem_detected")
 _TEMPLATES = Path(__file__).with_name("templates") / "notices"
+
+
+def notice_kind(template: str) -> str:
+    """The per-incident slot a template fills: ``open`` (one opening notice per customer
+    per incident, whichever comes first), ``resolved``, ``rebooted``, or the template."""
+    if template in _OPENING:
+        return "open"
+    return {"outage_resolved": "resolved", "equipment_rebooted": "rebooted"}.get(template, template)
 
 
 @cache
@@ -149,8 +157,7 @@ class NoticePlanner:
         if customer_id in self.opted_out:
             self.skipped["opted_out"] += 1
             return None
-        kind = "open" if template in _OPENING else template
-        key = (customer_id, incident_id, kind)
+        key = (customer_id, incident_id, notice_kind(template))
         if key in self._keys or (
             template == "outage_resolved" and (customer_id, incident_id, "open") not in self._keys
         ):

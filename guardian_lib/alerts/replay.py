@@ -12,19 +12,27 @@ Observations are rebuilt from a run folder (:class:`~guardian_lib.layout.RunLayo
 
 Every evaluation step goes through :class:`~guardian_lib.alerts.rules.RuleEngine` and
 :class:`~guardian_lib.alerts.dispatch.Dispatcher`; customer notices are planned from the
-incidents and the audit's ``cancel_visit`` / ``reboot`` actions.
+audit's actions as ``guardian operate`` sends them (the autopilot's ``notify`` to an
+incident's members, verified reboots, visits held by an outage) and the incidents' ends.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
+from guardian_lib.alerts.action_notices import (
+    IncidentLookup,
+    MemberLookup,
+    notices_for_outcome,
+    outcomes_from_audit,
+)
 from guardian_lib.alerts.config import AlertingConfig, load_alerting
 from guardian_lib.alerts.dispatch import Dispatcher
 from guardian_lib.alerts.notices import NoticePlanner
@@ -38,6 +46,8 @@ from guardian_lib.warehouse import silver_files
 __all__ = ["RunHistory", "load_history", "replay_run"]
 
 _BREAKER_RULE = "circuit_breaker"
+#: Incident scope → the inventory column (of ``RunHistory.onus``) it covers.
+_SCOPE_COLS = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}
 
 
 class RunHistory:
@@ -45,10 +55,12 @@ class RunHistory:
 
     def __init__(self, onus: pd.DataFrame, customers: pd.DataFrame, incidents: pd.DataFrame,
                  events: pd.DataFrame, health: pd.DataFrame, predictions: pd.DataFrame,
-                 actions: pd.DataFrame, breaker: pd.Series) -> None:  # fmt: skip
+                 actions: pd.DataFrame, breaker: pd.Series,
+                 decisions: pd.DataFrame | None = None) -> None:  # fmt: skip
         self.onus, self.customers, self.incidents = onus, customers, incidents
         self.events, self.health, self.predictions = events, health, predictions
         self.actions, self.breaker = actions, breaker
+        self.decisions = decisions if decisions is not None else pd.DataFrame()
 
 
 def _audit_tables(layout: RunLayout) -> dict[str, pd.DataFrame]:
@@ -71,7 +83,7 @@ def _audit_tables(layout: RunLayout) -> dict[str, pd.DataFrame]:
 
 
 def _scope_labels(stype: str, key: str, onus: pd.DataFrame) -> dict[str, str]:
-    col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(stype)
+    col = _SCOPE_COLS.get(stype)
     out: dict[str, str] = {}
     if col is None:
         return out
@@ -137,7 +149,7 @@ def load_history(run: str | Path) -> RunHistory:
         beneath = []
         for r in inc.itertuples():
             labels = _scope_labels(str(r.scope_type), str(r.scope_key), onus)
-            col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(str(r.scope_type))
+            col = _SCOPE_COLS.get(str(r.scope_type))
             n = int((customers[col] == r.scope_key).sum()) if col else 0
             beneath.append((labels, n))
         inc = inc.assign(labels=[b[0] for b in beneath], customers_beneath=[b[1] for b in beneath])
@@ -148,7 +160,7 @@ def load_history(run: str | Path) -> RunHistory:
         p = pd.read_parquet(layout.predictions, columns=["ts", "onu_id", "risk_24h"])
         preds = p.rename(columns={"onu_id": "onu"}).merge(customers, on="onu", how="inner")
     return RunHistory(onus, customers, inc, events, health, preds,
-                      audit.get("actions", pd.DataFrame()), breaker)  # fmt: skip
+                      audit.get("actions", pd.DataFrame()), breaker, decisions)  # fmt: skip
 
 
 def _records(df: pd.DataFrame, **extra: Any) -> list[dict[str, Any]]:
@@ -186,7 +198,8 @@ def replay_run(
     lang : {'pt-BR', 'en'}
         Language of the customer notices.
     eta_h : float
-        ETA announced in ``outage_detected`` after the incident's start. [h]
+        ETA announced in ``visit_cancelled`` after the incident's start (``outage_detected``
+        announces the ``notify`` decision's ``until_h``, as operate does). [h]
 
     Returns
     -------
@@ -337,46 +350,112 @@ def _summary(
     }
 
 
+def _members(decisions: pd.DataFrame) -> dict[str, dict[str, pd.Timestamp]]:
+    """Each incident's members from the audit (``open_incident`` and ``join_incident``
+    decisions: their targets), with when each became a member, by incident id."""
+    out: dict[str, dict[str, pd.Timestamp]] = {}
+    if not len(decisions) or "action" not in decisions.columns:
+        return out
+    rows = decisions.loc[decisions["action"].isin(("open_incident", "join_incident"))]
+    for r in rows.itertuples():
+        if r.case_id is None or pd.isna(r.case_id):
+            continue
+        targets = json.loads(r.targets) if isinstance(r.targets, str) else list(r.targets)
+        at = pd.Timestamp(r.ts)
+        at = at.tz_localize("UTC") if at.tzinfo is None else at.tz_convert("UTC")
+        joined = out.setdefault(str(r.case_id), {})
+        for t in targets:
+            joined[str(t)] = min(joined.get(str(t), at), at)
+    return out
+
+
+def _incident_lookups(h: RunHistory) -> tuple[IncidentLookup, MemberLookup]:
+    """``incident_of(onu, at)`` and ``member_of(onu, at)`` over a run's incidents, as
+    ``guardian operate``'s notifier looks them up: the incident open at ``at`` that has
+    the ONU as a member (the audit's ``open_incident`` / ``join_incident`` targets), else
+    (``incident_of`` only) the latest open one whose scope (OLT, PON, box) holds it."""
+    inc = h.incidents
+    if not len(inc):
+        return (lambda onu, at: None), (lambda onu, at: None)
+    inc = inc.assign(start_ts=pd.to_datetime(inc["start_at"], utc=True),
+                     end_ts=pd.to_datetime(inc["end_at"], utc=True)).sort_values("start_ts")  # fmt: skip
+    place = h.onus.set_index("onu")[["olt", "pon", "box"]].astype(str).to_dict("index")
+    members = _members(h.decisions)
+    spans = {str(r.incident_id): (r.start_ts, r.end_ts) for r in inc.itertuples()}
+
+    def member_of(onu: str, at: pd.Timestamp) -> str | None:
+        found = None
+        for iid, joined in members.items():
+            start, end = spans.get(iid, (None, None))
+            if start is None or at < start or (pd.notna(end) and at > end):
+                continue
+            since = joined.get(onu)
+            if since is not None and since <= at:
+                found = iid
+        return found
+
+    def incident_of(onu: str, at: pd.Timestamp) -> tuple[str, pd.Timestamp] | None:
+        iid = member_of(onu, at)
+        if iid is not None:
+            return iid, spans[iid][0]
+        where = place.get(onu)
+        if where is None:
+            return None
+        found = None
+        for r in inc.itertuples():
+            col = _SCOPE_COLS.get(str(r.scope_type))
+            if (col is not None and where[col] == str(r.scope_key) and r.start_ts <= at
+                    and (pd.isna(r.end_ts) or at <= r.end_ts)):  # fmt: skip
+                found = (str(r.incident_id), r.start_ts)
+        return found
+
+    return incident_of, member_of
+
+
+#: Notices that open an incident for a customer and call for ``outage_resolved``.
+_RESOLVED_AFTER = ("outage_detected", "visit_cancelled")
+#: At one instant, the order of the policy's step: visits held as an incident opens,
+#: the members notified, then the cases merged into it; an incident's end last.
+_ORDER = {"hold_visits": 0, "notify": 1}
+
+
 def _plan_notices(h: RunHistory, opted_out, lang: str, eta_h: float) -> NoticePlanner:
+    """The notices of a run, as ``guardian operate`` sends them: those the audited actions
+    call for (:func:`notices_for_outcome`, the rule operate sends with: the autopilot's
+    ``notify`` to an outage's members, verified reboots, visits held by an outage), in
+    time order (at one instant in the order of the policy's step, so the first opening
+    notice is the one operate sent), then ``outage_resolved`` when an incident ends to
+    each customer asked an opening notice of it."""
     planner = NoticePlanner(opted_out=opted_out)
-    acts = h.actions
     cust = h.customers.set_index("customer")
-    by_target: dict[str, str] = {}
+    onu_of: dict[str, str] = {}
     for c, r in cust.iterrows():
         for k in (c, r["onu"], r["cpe_id"], r["serial"]):
             if isinstance(k, str):
-                by_target[k] = str(c)
-    if len(acts):
-        acts = acts.assign(customer=acts["target"].map(by_target),
-                           started_at=pd.to_datetime(acts["started_at"], utc=True))  # fmt: skip
-    for r in h.incidents.sort_values("start_at").itertuples() if len(h.incidents) else ():
-        col = {"olt": "olt", "bng": "olt", "pon": "pon", "box": "box"}.get(str(r.scope_type))
-        if col is None:
+                onu_of[k] = str(r["onu"])
+    customer_of = dict(zip(h.customers["onu"], h.customers["customer"], strict=True))
+    region_of = dict(zip(h.customers["onu"], h.customers["region"].fillna(""), strict=True))
+    # (at, order at that instant, customer, incident, template, template fields)
+    wanted: list[tuple[pd.Timestamp, int, str, str, str, dict[str, Any]]] = []
+    incident_of, member_of = _incident_lookups(h)
+    for o in outcomes_from_audit(h.actions, h.decisions):
+        o = replace(o, subject=onu_of.get(o.subject, o.subject),
+                    target=onu_of.get(o.target, o.target) if o.action == "notify" else o.target)  # fmt: skip
+        for req in notices_for_outcome(o, incident_of, eta_h, member_of):
+            c = customer_of.get(req.onu_id)
+            if c is not None:
+                order = _ORDER.get(o.action, 2)
+                ctx = {"region": str(region_of.get(req.onu_id, "")), **req.ctx}
+                wanted.append((req.at, order, c, req.incident_id, req.template, ctx))
+    opened = {(w[3], w[2]) for w in wanted if w[4] in _RESOLVED_AFTER}
+    for r in h.incidents.itertuples() if len(h.incidents) else ():
+        if pd.isna(r.end_at):
             continue
-        start = pd.Timestamp(r.start_at)
-        end = None if pd.isna(r.end_at) else pd.Timestamp(r.end_at)
-        eta = start + pd.Timedelta(hours=eta_h)
-        beneath = h.customers.loc[h.customers[col] == r.scope_key]
-        ctx = {"region": str(r.labels.get("region", "")), "start": start, "eta": eta}
-        if len(acts):
-            during = acts.loc[(acts["action_type"] == "cancel_visit") & (acts["started_at"] >= start)
-                              & ((acts["started_at"] <= end) if end is not None else True)]  # fmt: skip
-            for a in during.itertuples():
-                if a.customer in set(beneath["customer"]):
-                    planner.request(a.customer, r.incident_id, "visit_cancelled", a.started_at,
-                                    lang, name=a.customer, visit=a.started_at, **ctx)  # fmt: skip
-        for c in beneath["customer"]:
-            planner.request(c, r.incident_id, "outage_detected", start, lang, name=c, **ctx)
-        if end is not None:
-            for c in beneath["customer"]:
-                planner.request(c, r.incident_id, "outage_resolved", end, lang, name=c, end=end)
-    if len(acts):
-        ok = acts.loc[(acts["action_type"] == "reboot") & (acts["status"] == "succeeded")]
-        for a in ok.itertuples():
-            if isinstance(a.customer, str):
-                when = pd.Timestamp(a.finished_at)
-                planner.request(a.customer, a.action_id, "equipment_rebooted", when, lang,
-                                name=a.customer, when=when)  # fmt: skip
+        end = pd.Timestamp(r.end_at)
+        told = sorted(c for iid, c in opened if iid == str(r.incident_id))
+        wanted += [(end, 3, c, str(r.incident_id), "outage_resolved", {"end": end}) for c in told]
+    for at, _, c, iid, template, ctx in sorted(wanted, key=lambda w: (pd.Timestamp(w[0]), w[1])):
+        planner.request(c, iid, template, at, lang, name=c, **ctx)
     return planner
 
 

@@ -16,13 +16,13 @@ from guardian_lib._lazy import lazy_exports
 __getattr__, __dir__, __all__ = lazy_exports(
     __name__,
     {
-        "DEGRADED_RX_DBM": "guardian_lib.dashboards._data",
+        "DEGRADED_RX_DBM": "guardian_lib.dashboards._inventory",
         "RunData": "guardian_lib.dashboards._data",
         "load_run_data": "guardian_lib.dashboards._data",
-        "operations_kpis": "guardian_lib.dashboards._data",
-        "risk_queue": "guardian_lib.dashboards._data",
-        "customer_dossier": "guardian_lib.dashboards._data",
-        "policy_table": "guardian_lib.dashboards._data",
+        "operations_kpis": "guardian_lib.dashboards._views",
+        "risk_queue": "guardian_lib.dashboards._views",
+        "customer_dossier": "guardian_lib.dashboards._views",
+        "policy_table": "guardian_lib.dashboards._views",
         "build_app": "guardian_lib.dashboards.app",
         "serve": "guardian_lib.dashboards.app",
         "write_report": "guardian_lib.dashboards.report",

@@ -14,7 +14,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from guardian_lib.dashboards._data import DEGRADED_RX_DBM, FAILURE_EVENTS, RunData
+from guardian_lib.dashboards._data import FAILURE_EVENTS, RunData
+from guardian_lib.dashboards._inventory import DEGRADED_RX_DBM
 from guardian_lib.dashboards.glossary import cause_name, severity_name
 from guardian_lib.i18n import (
     LABELS,

@@ -16,8 +16,8 @@ import pandas as pd
 import panel as pn
 
 from guardian_lib.dashboards import _figures as F
-from guardian_lib.dashboards._data import (
-    RunData,
+from guardian_lib.dashboards._data import RunData
+from guardian_lib.dashboards._views import (
     customer_dossier,
     decision_reasons,
     operations_kpis,
@@ -52,7 +52,7 @@ __all__ = [
 
 _HOW_SCORE = "guardian train … && guardian score --run RUN"
 _HOW_BACKTEST = "guardian backtest --run RUN --json RUN/kpis.json"
-_HOW_AUTOPILOT = "an audit trail (AuditLog) in RUN/warehouse.duckdb or RUN/audit.duckdb"
+_HOW_AUTOPILOT = "guardian decide --run RUN (history replayed), or a backtest's or operate's audit"
 _STATIC_ROWS = 300  # risk-queue rows embedded in a static report
 _DOSSIERS = 5  # customers with a dossier in a static report
 
@@ -305,6 +305,22 @@ def dossier_screen(data: RunData, lang: str, live: bool = True) -> pn.viewable.V
     return pn.Column(pn.Tabs(*tabs, dynamic=False), sizing_mode="stretch_width", name=name)
 
 
+def _decisions_html(dec: pd.DataFrame, lang: str, testid: str = "") -> str:
+    """The table of the latest decisions (:func:`decision_reasons`), readable in ``lang``:
+    the explainability screen's and the printed report's."""
+    cols = {
+        "ts": "dt",
+        "subject": "text",
+        "action": "text",
+        "confidence": "num2",
+        "rationale": "text",
+    }
+    hd = {"ts": label("time", lang), "subject": label("customer", lang)}
+    hd |= {c: label(c, lang) for c in ("action", "confidence", "rationale")}
+    caption = label("decision_reasons", lang)
+    return F.table_html(_readable_decisions(dec, lang), cols, hd, lang, testid, caption)
+
+
 def _readable_decisions(dec: pd.DataFrame, lang: str) -> pd.DataFrame:
     """Decisions with the action's name and the rationale as a sentence in ``lang``."""
     out = dec.copy()
@@ -455,23 +471,7 @@ def explainability_screen(data: RunData, lang: str, live: bool = True) -> pn.vie
     if dec is None:
         parts.append(_missing("decisions", _HOW_AUTOPILOT, lang))
     else:
-        cols = {
-            "ts": "dt",
-            "subject": "text",
-            "action": "text",
-            "confidence": "num2",
-            "rationale": "text",
-        }
-        dec = _readable_decisions(dec, lang)
-        hd = {
-            c: label(c if c != "ts" else "time", lang)
-            if c != "subject"
-            else label("customer", lang)
-            for c in cols
-        }
-        parts.append(
-            _html(F.table_html(dec, cols, hd, lang, caption=label("decision_reasons", lang)))
-        )
+        parts.append(_html(_decisions_html(dec, lang)))
     return pn.Column(*parts, sizing_mode="stretch_width", name=label("explainability", lang))
 
 

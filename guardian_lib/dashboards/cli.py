@@ -7,7 +7,25 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register", "dashboard_command", "report_command", "REPORT_FORMATS"]
+from guardian_lib.dashboards.formats import REPORT_FORMATS, report_writer
+
+__all__ = ["register", "dashboard_command", "report_command"]
+
+_Lang = Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")]
+_Kpis = Annotated[Path | None, typer.Option(help="A backtest kpis.json (default: RUN/kpis.json).")]
+_Audit = Annotated[
+    Path | None, typer.Option(help="DuckDB file with the audit tables (default: RUN's).")
+]
+
+
+def _normalized_lang(lang: str) -> str:
+    """``--lang`` as the labels know it (``en`` / ``pt-BR``), or a usage error naming it."""
+    from guardian_lib.i18n import normalize_lang
+
+    try:
+        return normalize_lang(lang)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lang") from None
 
 
 def dashboard_command(
@@ -26,14 +44,10 @@ def dashboard_command(
         bool, typer.Option(help="Session cookie only over HTTPS (with --site, behind TLS).")
     ] = False,
     port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port to serve on.")] = 5006,
-    lang: Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")] = "en",
+    lang: _Lang = "en",
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    kpis: Annotated[
-        Path | None, typer.Option(help="A backtest kpis.json (default: RUN/kpis.json).")
-    ] = None,
-    audit: Annotated[
-        Path | None, typer.Option(help="DuckDB file with the audit tables (default: RUN's).")
-    ] = None,
+    kpis: _Kpis = None,
+    audit: _Audit = None,
     show: Annotated[bool, typer.Option(help="Open a browser tab.")] = False,
 ) -> None:
     """Serve the live dashboard of a run (NOC overview, risk queue, dossier, KPIs, …).
@@ -55,22 +69,10 @@ def dashboard_command(
     if state is not None or users is not None:
         raise typer.BadParameter("--state and --users go with --site")
     from guardian_lib.dashboards.app import serve
-    from guardian_lib.i18n import normalize_lang
 
-    try:
-        lang = normalize_lang(lang)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--lang") from None
+    lang = _normalized_lang(lang)
     typer.echo(f"serving {run} on http://{address}:{port}/ (Ctrl-C to stop)", err=True)
     serve(run, port=port, lang=lang, address=address, kpis=kpis, audit=audit, show=show)
-
-
-#: Formats of ``guardian report`` and the function that writes each.
-REPORT_FORMATS = {
-    "html": "guardian_lib.dashboards.report:write_report",
-    "pdf": "guardian_lib.dashboards.pdf:write_pdf",
-    "xlsx": "guardian_lib.dashboards.excel:write_xlsx",
-}
 
 
 def report_command(
@@ -83,30 +85,18 @@ def report_command(
             help="html (offline dashboard), pdf (printed by headless chromium) or xlsx.",
         ),
     ] = "html",
-    lang: Annotated[str, typer.Option(help="Language of the labels: en or pt-BR.")] = "en",
-    kpis: Annotated[
-        Path | None, typer.Option(help="A backtest kpis.json (default: RUN/kpis.json).")
-    ] = None,
-    audit: Annotated[
-        Path | None, typer.Option(help="DuckDB file with the audit tables (default: RUN's).")
-    ] = None,
+    lang: _Lang = "en",
+    kpis: _Kpis = None,
+    audit: _Audit = None,
 ) -> None:
     """Write the report of a run: offline HTML, PDF or Excel (headline first)."""
-    import importlib
-
-    from guardian_lib.i18n import normalize_lang
-
-    try:
-        lang = normalize_lang(lang)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--lang") from None
+    lang = _normalized_lang(lang)
     fmt = format_.strip().lower()
     if fmt not in REPORT_FORMATS:
         raise typer.BadParameter(
             f"expected one of {sorted(REPORT_FORMATS)}, got {format_!r}", param_hint="--format"
         )
-    module, func = REPORT_FORMATS[fmt].split(":")
-    write = getattr(importlib.import_module(module), func)
+    write = report_writer(fmt)
     typer.echo(str(write(run, out, lang=lang, kpis=kpis, audit=audit)))
 
 

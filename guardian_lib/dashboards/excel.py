@@ -17,10 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from guardian_lib.dashboards._data import (
-    RunData,
+from guardian_lib.dashboards._data import RunData, load_run_data
+from guardian_lib.dashboards._views import (
     decision_reasons,
-    load_run_data,
     operations_kpis,
     policy_table,
     risk_queue,

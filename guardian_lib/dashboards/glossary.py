@@ -283,6 +283,17 @@ RULE_TEXTS: dict[str, str] = {
     "case back and stable": "caso restabelecido e estável",
     "case merged into massive incident": "caso incorporado a um incidente massivo",
     "individual_high_risk": "risco individual alto",
+    # the safety rules that block an action (guardian_lib.decision.safety.RULES)
+    "kill_switch": "parada de emergência",
+    "empty_target": "alvo vazio",
+    "maintenance_window": "janela de manutenção",
+    "single_target": "um único alvo por reinicialização",
+    "active_outage": "falha ativa na área",
+    "circuit_breaker": "disjuntor de segurança",
+    "reboot_cooldown": "intervalo mínimo entre reinicializações",
+    "max_reboots_per_day": "máximo de reinicializações por dia",
+    "pon_rate_cap": "limite de ações por PON",
+    "fleet_rate_cap": "limite de ações na rede",
 }
 
 _RATIONALE_WORDS: dict[str, tuple[str, str]] = {
@@ -483,8 +494,11 @@ def rationale_text(rationale: Any, lang: str = "en") -> str:
     if not isinstance(obj, dict):
         return str(obj)
     parts = []
-    if obj.get("rule"):
-        parts.append(f"{_word('rule', lang)}: {_rule(str(obj['rule']), lang)}")
+    # ``blocked`` is where operate's approve mode wrote the rule of a blocked action
+    # before both paths shared ``blocked_action``: audit files written then still read.
+    rule = obj.get("rule") or obj.get("blocked")
+    if rule:
+        parts.append(f"{_word('rule', lang)}: {_rule(str(rule), lang)}")
     for key in ("n_affected", "impacted_min", "stable_min"):
         if isinstance(obj.get(key), (int, float)):
             v = float(obj[key])
@@ -504,7 +518,15 @@ def rationale_text(rationale: Any, lang: str = "en") -> str:
                 items.append(f"{r['feature']}{c_txt}")
         if items:
             parts.append(f"{_word('top_reasons', lang)}: {', '.join(items)}")
-    known = {"rule", "n_affected", "impacted_min", "stable_min", "mean_p_massive", "top_reasons"}
+    known = {
+        "rule",
+        "blocked",
+        "n_affected",
+        "impacted_min",
+        "stable_min",
+        "mean_p_massive",
+        "top_reasons",
+    }
     for key, v in obj.items():
         if key not in known and isinstance(v, (str, int, float)) and not isinstance(v, bool):
             parts.append(f"{key.replace('_', ' ')}: {v}")

@@ -20,20 +20,19 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from guardian_lib.dashboards import _figures as F
-from guardian_lib.dashboards._data import (
-    RunData,
+from guardian_lib.dashboards._data import RunData, load_run_data
+from guardian_lib.dashboards._screens import (
+    _HEADLINE,
+    _decisions_html,
+    _policy_wide,
+    _rq_html,
+    sla_html,
+)
+from guardian_lib.dashboards._views import (
     decision_reasons,
-    load_run_data,
     operations_kpis,
     policy_table,
     risk_queue,
-)
-from guardian_lib.dashboards._screens import (
-    _HEADLINE,
-    _policy_wide,
-    _readable_decisions,
-    _rq_html,
-    sla_html,
 )
 from guardian_lib.dashboards.glossary import (
     format_interval,
@@ -115,17 +114,7 @@ def _decisions(data: RunData, lang: str) -> str:
     dec = decision_reasons(data, limit=_DECISIONS)
     if dec is None:
         return F.not_computed_html("decisions", "an audit trail (AuditLog)", lang)
-    cols = {
-        "ts": "dt",
-        "subject": "text",
-        "action": "text",
-        "confidence": "num2",
-        "rationale": "text",
-    }
-    hd = {"ts": label("time", lang), "subject": label("customer", lang)}
-    hd |= {c: label(c, lang) for c in ("action", "confidence", "rationale")}
-    dec = _readable_decisions(dec, lang)
-    return F.table_html(dec, cols, hd, lang, "decisions", label("decision_reasons", lang))
+    return _decisions_html(dec, lang, "decisions")
 
 
 def print_html(data: RunData, lang: str = "en") -> str:

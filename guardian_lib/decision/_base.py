@@ -302,10 +302,13 @@ class PolicyBase:
                 )  # fmt: skip
             held = tuple(order_by_onu[i] for i in ids if i in order_by_onu)
             if held:
+                # visit_onus: whose visit each order is (audited: the customer notices of
+                # operate and of the replay name the customer from it)
+                onus = {order_by_onu[i]: i for i in ids if i in order_by_onu}
                 out.append(
                     self._d(snap, key, "hold_visits", targets=held, confidence=conf,
                             rationale={"rule": "visits of a massive outage's members are held"},
-                            params=params)
+                            params={**params, "visit_onus": onus})
                 )  # fmt: skip
             to_notify = [i for i in ids if i not in cases.index or not cases.at[i, "notified"]]
             if to_notify:

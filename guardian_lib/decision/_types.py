@@ -12,6 +12,7 @@ from guardian_lib.schema import CLASS_COLUMNS as _SCHEMA_CLASS_COLUMNS
 from guardian_lib.schema import PREDICTION_COLUMNS
 
 __all__ = [
+    "ActionOutcome",
     "Decision",
     "Snapshot",
     "Policy",
@@ -92,6 +93,47 @@ class Decision:
                 f"Decision(subject={self.subject!r}).action must be one of {ACTIONS}, "
                 f"got {self.action!r}"
             )
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """The final outcome of one executed action, as the autopilot's listeners see it.
+
+    Emitted when an action's result is known: at once for field actions, at the
+    verification a few minutes later for a reboot. Built from the audit's ``actions``
+    and ``decisions`` rows just as well (``guardian alerts replay`` does), so a listener
+    and a replay of the audit see the same outcomes.
+
+    Attributes
+    ----------
+    decision_id : str
+    action : str
+        One of :data:`ACTIONS` (``reboot``, ``cancel_visit``, ``hold_visits`` …).
+    subject : str
+        The decision's subject (an ONU id, or a scope such as ``"pon:P1"``).
+    target : str
+        What this result is about (a CPE id, a service-order id …).
+    status : str
+        ``succeeded`` / ``failed`` (a verified reboot), ``done``, ``simulated`` …
+    at : pandas.Timestamp
+        When the outcome was known (``finished_at``, UTC).
+    case_id : str or None
+        The decision's case (or incident).
+    rule : str
+        The decision's rationale rule (why it was taken).
+    params : dict
+        The decision's parameters (``scope_type``, ``scope_key``, ``visit_onus`` …).
+    """
+
+    decision_id: str
+    action: str
+    subject: str
+    target: str
+    status: str
+    at: pd.Timestamp
+    case_id: str | None = None
+    rule: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

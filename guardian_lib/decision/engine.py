@@ -6,10 +6,17 @@ policy decides, each decision goes through :class:`~guardian_lib.decision.safety
 :class:`~guardian_lib.actions.Dispatcher`, and the engine keeps the open cases and
 incidents that the next snapshot shows the policy. Reboots are verified a few minutes
 later (service back and not degraded) and the outcome feeds the circuit breaker.
+
+Listeners (``Autopilot.listeners``) hear every executed action's final
+:class:`~guardian_lib.decision._types.ActionOutcome` — a field action when it is done, a
+reboot when it is verified — without the engine knowing who listens (``guardian
+operate`` and the twin attach the customer notifier there).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -25,12 +32,21 @@ from guardian_lib.decision._base import (
     REBOOT_HOLD_SCOPES,
     SCOPE_COLUMNS,
 )
-from guardian_lib.decision._types import BOOKKEEPING_ACTIONS, Decision, Policy, Scorer, Snapshot
+from guardian_lib.decision._types import (
+    BOOKKEEPING_ACTIONS,
+    ActionOutcome,
+    Decision,
+    Policy,
+    Scorer,
+    Snapshot,
+)
 from guardian_lib.decision.maintenance import place_labels
-from guardian_lib.decision.safety import SafetyGuard
+from guardian_lib.decision.safety import SafetyGuard, blocked_action
 from guardian_lib.decision.settings import AutopilotSettings
 
 __all__ = ["Autopilot"]
+
+log = logging.getLogger("guardian_lib.decision")
 
 _INPUT_COLS = (
     "online", "service_up", "degraded", "down_type", "impacted_min", "stable_min", "rx_dbm",
@@ -68,6 +84,12 @@ class Autopilot:
     guard : SafetyGuard, optional
     verify_minutes : float, default 15
         Time after a reboot at which its success is checked. [min]
+
+    Attributes
+    ----------
+    listeners : list of callable
+        ``listener(outcome: ActionOutcome)``, called with the final outcome of every
+        executed (or simulated) action; a listener's exception is logged, never raised.
     """
 
     def __init__(
@@ -92,6 +114,7 @@ class Autopilot:
         self._pending: list[tuple[str, str, str, ActionResult]] = []
         self._n_cases = 0
         self.counts: dict[str, int] = {}
+        self.listeners: list[Callable[[ActionOutcome], None]] = []
 
     @property
     def mode(self) -> str:
@@ -218,9 +241,7 @@ class Autopilot:
             outage = any((t, row[SCOPE_COLUMNS[t]]) in outage_scopes for t in REBOOT_HOLD_SCOPES)
         places = self._places(d, st, ts)
         verdict = self.guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
-        blocked_by: dict[str, Any] = {"rule": verdict.rule}
         if verdict.maintenance_window is not None:
-            blocked_by["maintenance_window"] = verdict.maintenance_window
             # the decision row names the window too (its rationale's "rule" stays the policy's)
             d = replace(
                 d, rationale={**d.rationale, "maintenance_window": verdict.maintenance_window}
@@ -228,19 +249,12 @@ class Autopilot:
         did = self.audit.record_decision(d, inputs, self.mode, verdict.allowed, verdict.rule)
         if not verdict.allowed:
             for t in d.targets or ("",):
-                self.audit.record_action(
-                    did,
-                    ActionResult(d.action, str(t), "blocked", ts, ts,
-                                 result=dict(blocked_by), error=verdict.detail),
-                )  # fmt: skip
+                self.audit.record_action(did, blocked_action(verdict, d.action, str(t), ts))
             return d
         results = self.dispatcher.execute(d, verdict.execute_at or ts)
         case = self.cases.get(d.subject)
+        self.follow(did, d, results, ts)
         for r in results:
-            if r.status == "pending":
-                self._pending.append((did, d.subject, d.action, r))
-            else:
-                self.audit.record_action(did, r)
             if d.action == "notify":
                 cust = st.at[r.target, "customer_id"] if r.target in st.index else None
                 self.audit.record_notification(
@@ -263,6 +277,40 @@ class Autopilot:
             elif d.action == "cancel_visit":
                 case["visit_os_id"] = None
         return d
+
+    def follow(self, did: str, d: Decision, results: list[ActionResult], ts: pd.Timestamp) -> None:
+        """Audit the results of an executed decision and follow each to its outcome.
+
+        A ``pending`` result (a reboot sent to the ACS) is verified
+        :attr:`verify_minutes` later (:meth:`_verify`: audited then, fed to the circuit
+        breaker, told to the listeners); any other result is audited and told to the
+        listeners now. The autopilot's own actions and the actions an operator approved
+        in ``guardian operate --mode approve`` take this one path.
+
+        Parameters
+        ----------
+        did : str
+            The audited decision's id.
+        d : Decision
+        results : list of ActionResult
+            What the dispatcher returned for ``d``.
+        ts : pandas.Timestamp
+            The decision time (UTC): a result's outcome time when it has no ``finished_at``.
+        """
+        case = self.cases.get(d.subject)
+        # A decision taken in the step that opened its case carries no case id yet.
+        case_id = d.case_id or (case["case_id"] if case is not None else None)
+        rule = str(d.rationale.get("rule", ""))
+        for r in results:
+            if r.status == "pending":
+                if case_id is not None:  # the verification's outcome names the case
+                    r.result = {**r.result, "case_id": case_id}
+                self._pending.append((did, d.subject, d.action, r))
+            else:
+                self.audit.record_action(did, r)
+                self._tell(ActionOutcome(did, d.action, d.subject, r.target, r.status,
+                                         pd.Timestamp(r.finished_at or ts), case_id, rule,
+                                         dict(d.params)))  # fmt: skip
 
     def _places(self, d: Decision, st: pd.DataFrame, ts: pd.Timestamp) -> list[dict[str, str]]:
         """Labels of the ONUs a decision touches (its subject, its ONU targets), built only
@@ -293,7 +341,17 @@ class Autopilot:
             r.result = {**r.result, "verified": ok}
             self.audit.record_action(did, r)
             self.guard.record_outcome(ok, snap.ts)
+            self._tell(ActionOutcome(did, action, subject, r.target, r.status, snap.ts,
+                                     r.result.get("case_id")))  # fmt: skip
         self._pending = keep
+
+    def _tell(self, outcome: ActionOutcome) -> None:
+        """Give ``outcome`` to every listener (a failing listener never stops a decision)."""
+        for listener in self.listeners:
+            try:
+                listener(outcome)
+            except Exception:  # noqa: BLE001 - listeners inform; the network action stands
+                log.exception("autopilot listener %r failed on %s", listener, outcome)
 
     def close(self) -> None:
         """Flush the audit log."""

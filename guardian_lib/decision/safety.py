@@ -44,6 +44,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from guardian_lib.actions.dispatcher import ActionResult
 from guardian_lib.decision._types import BOOKKEEPING_ACTIONS, DEVICE_ACTIONS, Decision
 from guardian_lib.decision.maintenance import (
     MAINTENANCE_BLOCKED_ACTIONS,
@@ -52,7 +53,7 @@ from guardian_lib.decision.maintenance import (
 )
 from guardian_lib.decision.settings import AutopilotSettings
 
-__all__ = ["SafetyGuard", "Verdict", "RULES", "WILDCARD_TARGETS"]
+__all__ = ["SafetyGuard", "Verdict", "RULES", "WILDCARD_TARGETS", "blocked_action"]
 
 #: Names of the rules that can block an action, in the order they are checked.
 RULES = (
@@ -94,6 +95,32 @@ class Verdict:
     execute_at: pd.Timestamp | None
     detail: str = ""
     maintenance_window: str | None = None
+
+
+def blocked_action(verdict: Verdict, action: str, target: str, ts: pd.Timestamp) -> ActionResult:
+    """The audit's ``actions`` row of an action the guard blocked (one shape everywhere).
+
+    The autopilot (:class:`~guardian_lib.decision.engine.Autopilot`) and the send step of
+    ``guardian operate --mode approve`` write blocked actions through this, so that the
+    report, the dashboards and the API read one shape: status ``blocked``, ``result``
+    ``{"rule": RULE}`` (plus ``"maintenance_window": NAME`` when a window blocked) and the
+    verdict's detail as ``error``.
+
+    Parameters
+    ----------
+    verdict : Verdict
+        A refusal (``verdict.allowed`` is false).
+    action, target : str
+        The action type and the one target it was refused for.
+    ts : pandas.Timestamp
+        When it was refused (start and finish of the row). [UTC]
+    """
+    if verdict.allowed:
+        raise ValueError(f"{action} {target}: the verdict allows it, nothing was blocked")
+    result: dict[str, str] = {"rule": str(verdict.rule)}
+    if verdict.maintenance_window is not None:
+        result["maintenance_window"] = verdict.maintenance_window
+    return ActionResult(action, target, "blocked", ts, ts, result=result, error=verdict.detail)
 
 
 def _seconds(ts: pd.Timestamp | float) -> float:

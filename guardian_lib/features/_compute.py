@@ -13,7 +13,6 @@ from typing import NamedTuple
 import h3
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
 from guardian_lib.features._cube import Cube
 from guardian_lib.features._windows import (
@@ -142,16 +141,20 @@ def group_index(onus: pd.DataFrame, level: str) -> np.ndarray:
 
 
 def _neighbour_share(flag: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Share of *other* ONUs of the same group with ``flag`` (rows × ONUs), and group size."""
+    """Share of *other* ONUs of the same group with ``flag`` (rows × ONUs), and group size.
+
+    ``flag`` holds 0/1 flags or counts: integers, whose float64 sums are exact in any
+    order (the sums are one ``bincount`` over (row, group) pairs).
+    """
     n_groups = int(group.max()) + 1
-    onehot = sparse.csr_matrix(
-        (np.ones(len(group)), (np.arange(len(group)), group)), shape=(len(group), n_groups)
-    )
-    f = flag.astype(np.float64)
-    sums = np.asarray((sparse.csr_matrix(f) @ onehot).todense())[:, group] - f
+    f = np.asarray(flag, dtype=np.float64)
+    flat = f.reshape(-1, len(group))
+    cells = (np.arange(len(flat))[:, None] * n_groups + group[None, :]).reshape(-1)
+    totals = np.bincount(cells, weights=flat.reshape(-1), minlength=len(flat) * n_groups)
+    sums = totals.reshape(len(flat), n_groups)[:, group].reshape(f.shape) - f
     size = np.bincount(group, minlength=n_groups)[group].astype(np.float64)
     others = np.maximum(size - 1, 1)
-    return sums / others, np.broadcast_to(size, flag.shape)
+    return sums / others, np.broadcast_to(size, f.shape)
 
 
 class _Windows(NamedTuple):
@@ -263,7 +266,11 @@ def _signal_features(
 
 
 def _history_features(
-    cube: Cube, rows: np.ndarray, w: _Windows, week_means: dict[str, np.ndarray]
+    cube: Cube,
+    rows: np.ndarray,
+    w: _Windows,
+    week_means: dict[str, np.ndarray],
+    by_type: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, np.ndarray]:
     """Last readings against the week, how the ONU last went down, flaps over 6 h and 7 d.
 
@@ -278,12 +285,12 @@ def _history_features(
         ("olt_rx_dbm", "olt_rx_last_delta_7d"),
     ):
         f[name] = last_valid_at(v[c], rows, w7d) - week_means[c]
-    ev = cube.events
-    down = ev[ev["type"].isin(("LOS", "DYING_GASP"))]
+    none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    (dg_onu, dg_tick), (los_onu, los_tick) = (by_type.get(t, none) for t in ("DYING_GASP", "LOS"))
     f["last_down_los"] = last_event_at(  # 1 LOS, 0 dying gasp; an LOS wins a tie
-        down["onu"].to_numpy(dtype=np.int64),
-        down["tick"].to_numpy(dtype=np.int64),
-        (down["type"] == "LOS").to_numpy(dtype=float),
+        np.concatenate([dg_onu, los_onu]).astype(np.int64),
+        np.concatenate([dg_tick, los_tick]).astype(np.int64),
+        np.r_[np.zeros(len(dg_onu)), np.ones(len(los_onu))],
         N,
         rows,
         w7d,
@@ -299,24 +306,38 @@ def _history_features(
     return f
 
 
-def _event_features(cube: Cube, rows: np.ndarray, w: _Windows) -> dict[str, np.ndarray]:
+def _events_by_type(events: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``(onu, tick)`` index arrays of the cube's events per type, in event order.
+
+    The columns are read once: selecting rows of a frame per type (string comparisons on
+    a column per selection) cost more than the counts themselves on an online tick.
+    """
+    types = events["type"].to_numpy(dtype=object)
+    onu, tick = events["onu"].to_numpy(), events["tick"].to_numpy()
+    out = {}
+    for etype in pd.unique(types):
+        sel = types == etype
+        out[str(etype)] = (onu[sel], tick[sel])
+    return out
+
+
+def _event_features(
+    cube: Cube, rows: np.ndarray, w: _Windows, by_type: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, np.ndarray]:
     """Event counts per window, tickets and visits in 30 days, open service orders."""
     N = cube.n_onus
-    ev = cube.events
+    none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
     f: dict[str, np.ndarray] = {}
     for etype in _EVENTS_1H_24H:
-        sel = ev[ev["type"] == etype]
+        onu, tick = by_type.get(etype, none)
         for name, wn in (("1h", w.w1h), ("24h", w.w24)):
-            f[f"{etype.lower()}_{name}"] = event_counts(
-                sel["onu"].to_numpy(), sel["tick"].to_numpy(), N, rows, wn
-            )
+            f[f"{etype.lower()}_{name}"] = event_counts(onu, tick, N, rows, wn)
     for col, etype, wn in (
         ("reboot_24h", "REBOOT", w.w24),
         ("calls_24h", "CUSTOMER_CALL", w.w24),
         ("calls_7d", "CUSTOMER_CALL", w.w7d),
     ):
-        sel = ev[ev["type"] == etype]
-        f[col] = event_counts(sel["onu"].to_numpy(), sel["tick"].to_numpy(), N, rows, wn)
+        f[col] = event_counts(*by_type.get(etype, none), N, rows, wn)
     so = cube.orders
     f["tickets_30d"] = event_counts(
         so["onu"].to_numpy(), so["opened_tick"].to_numpy(), N, rows, w.w30d
@@ -332,10 +353,14 @@ def _event_features(cube: Cube, rows: np.ndarray, w: _Windows) -> dict[str, np.n
 
 
 def _neighbour_features(
-    cube: Cube, st: _Status, rows: np.ndarray, w: _Windows
+    cube: Cube,
+    st: _Status,
+    rows: np.ndarray,
+    w: _Windows,
+    by_type: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> dict[str, np.ndarray]:
     """Shares of offline / degraded neighbours and recent LOS / dying gasps per level."""
-    N, r, s, ev = cube.n_onus, st.r, st.s, cube.events
+    N, r, s = cube.n_onus, st.r, st.s
     off_rows = st.offline[r]
     back = np.maximum(r - w.w15, 0)
     new_off = off_rows & ~st.offline[back]
@@ -346,11 +371,11 @@ def _neighbour_features(
         | (ffill_at(s["loss_pct"], 1, r) > 2)
         | (ffill_at(s["latency_ms"], 1, r) > 80)
     )
-    dg = ev[ev["type"] == "DYING_GASP"]
-    los = ev[ev["type"] == "LOS"]
+    none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    dg, los = by_type.get("DYING_GASP", none), by_type.get("LOS", none)
 
-    def counts(e: pd.DataFrame, wn: int) -> np.ndarray:
-        return event_counts(e["onu"].to_numpy(), e["tick"].to_numpy(), N, rows, wn)
+    def counts(e: tuple[np.ndarray, np.ndarray], wn: int) -> np.ndarray:
+        return event_counts(*e, N, rows, wn)
 
     dg_1h, los_1h = counts(dg, w.w1h), counts(los, w.w1h)
     # Recent trouble around the ONU (storms bring fibre cuts and power outages in waves).
@@ -424,13 +449,14 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     sig = _signal_features(cube, st, rows, w)
     week_means = {"tx_dbm": sig["_tx_dbm_7d"], "rx_dbm": sig["rx_base_7d"]}
     week_means["olt_rx_dbm"] = sig["_olt_rx_dbm_7d"]
+    by_type = _events_by_type(cube.events)
     f = {
         **sig,
         **_status_features(cube, st, w),
-        **_event_features(cube, rows, w),
-        **_neighbour_features(cube, st, rows, w),
+        **_event_features(cube, rows, w, by_type),
+        **_neighbour_features(cube, st, rows, w, by_type),
         **_site_features(cube, rows, w.w1h),
-        **_history_features(cube, rows, w, week_means),
+        **_history_features(cube, rows, w, week_means, by_type),
     }
     rx_drop = f["rx_delta_7d"] <= -RX_DROP_DB  # NaN (no reading in the hour) is no drop
     for level in ("box", "pon"):

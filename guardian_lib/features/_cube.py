@@ -18,7 +18,7 @@ from guardian_lib.warehouse import table_names
 if TYPE_CHECKING:  # pragma: no cover
     from guardian_lib.loop.tick import Tick
 
-__all__ = ["Cube", "load_cube", "MEASURES", "EVENT_FEATURE_TYPES"]
+__all__ = ["Cube", "load_cube", "read_telemetry_grid", "MEASURES", "EVENT_FEATURE_TYPES"]
 
 #: Event types counted per ONU.
 EVENT_FEATURE_TYPES = ("LOS", "DYING_GASP", "LINK_UP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX",
@@ -98,6 +98,63 @@ class Cube:
         return Tick(ts, {m: v[k] for m, v in self.values.items()}, rows)
 
 
+def read_telemetry_grid(
+    con: duckdb.DuckDBPyConnection,
+    start_us: int,
+    end_us: int,
+    tick_s: int,
+    index: pd.Index,
+    where: str = "",
+) -> tuple[dict[str, np.ndarray], int]:
+    """SILVER telemetry of ``[start_us, end_us]`` as one (ticks × ONUs) array per measure.
+
+    One query; rows are placed by tick (``ts`` on the grid from ``start_us``) and by the
+    ONU's position in ``index``; a cell without a row is NaN, rows of other ONUs are
+    ignored.
+
+    Parameters
+    ----------
+    con : duckdb connection
+    start_us, end_us : int
+        First and last tick, microseconds since the epoch (UTC), inclusive.
+    tick_s : int
+        The grid. [s]
+    index : pandas.Index
+        ONU ids, in the arrays' column order.
+    where : str, default ""
+        Extra SQL condition (``" AND …"``).
+
+    Returns
+    -------
+    values : dict of ndarray
+        :data:`MEASURES` → float array, shape ``(ticks, len(index))``.
+    rows : int
+        Rows placed. [-]
+    """
+    tick_us = tick_s * _US
+    n_ticks = int((end_us - start_us) // tick_us) + 1
+    cols = ", ".join(MEASURES)
+    data = con.execute(
+        f"SELECT (epoch_us(ts) - {start_us}) // {tick_us} AS k, onu_id, {cols} FROM telemetry "
+        f"WHERE epoch_us(ts) BETWEEN {start_us} AND {end_us}{where}"
+    ).fetchnumpy()
+    k = np.asarray(data["k"], dtype=np.int64)
+    j = index.get_indexer(np.asarray(data["onu_id"], dtype=object))
+    keep = j >= 0
+    values = {}
+    for c in MEASURES:
+        m = np.full((n_ticks, len(index)), np.nan)
+        col = data[c]
+        arr = (
+            np.ma.filled(col.astype(float), np.nan)
+            if np.ma.isMaskedArray(col)
+            else np.asarray(col, dtype=float)
+        )
+        m[k[keep], j[keep]] = arr[keep]
+        values[c] = m
+    return values, int(keep.sum())
+
+
 def load_cube(
     con: duckdb.DuckDBPyConnection,
     start_us: int,
@@ -142,28 +199,8 @@ def load_cube(
         else pd.DataFrame(columns=["customer_id", "onu_id"])
     )
     index = pd.Index(onus["onu_id"].astype(str))
-    n = len(onus)
     tick_us = tick_s * _US
-    n_ticks = int((end_us - start_us) // tick_us) + 1
-    cols = ", ".join(MEASURES)
-    data = con.execute(
-        f"SELECT (epoch_us(ts) - {start_us}) // {tick_us} AS k, onu_id, {cols} FROM telemetry "
-        f"WHERE epoch_us(ts) BETWEEN {start_us} AND {end_us}{only}"
-    ).fetchnumpy()
-    k = np.asarray(data["k"], dtype=np.int64)
-    j = index.get_indexer(np.asarray(data["onu_id"], dtype=object))
-    keep = j >= 0
-    values = {}
-    for c in MEASURES:
-        m = np.full((n_ticks, n), np.nan)
-        col = data[c]
-        arr = (
-            np.ma.filled(col.astype(float), np.nan)
-            if np.ma.isMaskedArray(col)
-            else np.asarray(col, dtype=float)
-        )
-        m[k[keep], j[keep]] = arr[keep]
-        values[c] = m
+    values, _ = read_telemetry_grid(con, start_us, end_us, tick_s, index, only)
     # Events: entity onu, or customer mapped to its ONU; OLT alarms by OLT.
     ev = (
         con.execute(

@@ -13,6 +13,7 @@ __all__ = [
     "seed_from",
     "lgbm_classifier",
     "predict_threads",
+    "positive_proba",
 ]
 
 #: Below this many rows LightGBM predicts on one thread: a fleet's tick (a few thousand
@@ -52,13 +53,14 @@ def validated_frame(estimator, X, y=None, reset: bool = True):
     """
     if not reset and hasattr(X, "columns") and hasattr(estimator, "feature_names_in_"):
         names = list(estimator.feature_names_in_)
-        missing = [c for c in names if c not in X.columns]
-        if missing:
-            raise ValueError(
-                f"X is missing feature column(s) {missing[:5]} (of {len(missing)}) that "
-                f"{type(estimator).__name__} was fitted with"
-            )
-        X = X.loc[:, names]
+        if list(X.columns) != names:
+            missing = [c for c in names if c not in X.columns]
+            if missing:
+                raise ValueError(
+                    f"X is missing feature column(s) {missing[:5]} (of {len(missing)}) that "
+                    f"{type(estimator).__name__} was fitted with"
+                )
+            X = X.loc[:, names]
         # Fast path for what the estimators pass each other (already validated frames):
         # the same checks as scikit-learn's, without its per-call copies (about 8 ms per
         # call on a fleet's tick, six calls per prediction).
@@ -68,7 +70,9 @@ def validated_frame(estimator, X, y=None, reset: bool = True):
             and all(dt == np.float64 for dt in X.dtypes)
             and not np.isinf(X.to_numpy()).any()
         ):
-            return pd.DataFrame(X.to_numpy(), columns=names)
+            # The frame's own column index: building one from ``names`` converts every
+            # name again (pandas' string dtype), on each of a prediction's six calls.
+            return pd.DataFrame(X.to_numpy(), columns=X.columns)
     kw = {"reset": reset, "ensure_all_finite": "allow-nan", "dtype": np.float64}
     if y is None:
         arr = validate_data(estimator, X, **kw)
@@ -85,6 +89,22 @@ def predict_threads(n_rows: int) -> int:
     """LightGBM ``num_threads`` for predicting ``n_rows`` rows: 1 for small batches
     (:data:`SINGLE_THREAD_ROWS`), else 0 (every core). The output does not depend on it."""
     return 1 if n_rows < SINGLE_THREAD_ROWS else 0
+
+
+def positive_proba(model: lgb.LGBMClassifier, frame: pd.DataFrame) -> np.ndarray:
+    """``model.predict_proba(frame)[:, 1]`` of a fitted binary LightGBM classifier.
+
+    The same Booster call on the same float64 matrix, without the scikit-learn wrapper's
+    per-call parameter handling and frame conversion (measured: 7.7 instead of 8.4 ms per
+    call on a 2,148-ONU round, 100 trees); frames that are not all float64, and models with a custom
+    objective or more than two classes, go through the wrapper.
+    """
+    plain = model.n_classes_ == 2 and not callable(model.objective)
+    if not plain or not all(dt == np.float64 for dt in frame.dtypes):
+        return model.predict_proba(frame, num_threads=predict_threads(len(frame)))[:, 1]
+    return model.booster_.predict(
+        frame.to_numpy(dtype=np.float64), num_threads=predict_threads(len(frame))
+    )
 
 
 def as_generator(random_state) -> np.random.Generator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,6 +52,27 @@ CAUSE_LAYOUT_COLUMNS = (
     "box_size", "pon_size", "distance_km", "rx_dbm", "tx_dbm", "olt_rx_dbm", "rx_mean_15m",
     "rx_mean_1h", "rx_min_1h", "rx_mean_24h", "rx_base_7d",
 )  # fmt: skip
+
+
+def _columns(names) -> pd.Index:
+    """``pd.Index(names)``, built once per set of names: selecting with a list converts
+    it to an index (every name to pandas' string dtype) on every call."""
+    return _index_of(tuple(names))
+
+
+@functools.lru_cache(maxsize=64)
+def _index_of(names: tuple[str, ...]) -> pd.Index:
+    return pd.Index(list(names))
+
+
+def _float64(X: pd.DataFrame) -> pd.DataFrame:
+    """``X`` with float64 columns when all are floats (features are float32): the
+    estimators then share one validated copy instead of converting it once each."""
+    if all(dt == np.float64 for dt in X.dtypes) or not all(
+        np.issubdtype(dt, np.floating) for dt in X.dtypes
+    ):
+        return X
+    return pd.DataFrame(X.to_numpy(dtype=np.float64), index=X.index, columns=X.columns)
 
 
 def _explaining_interval(hazards: np.ndarray) -> np.ndarray:
@@ -147,25 +169,29 @@ class ModelBundle:
             without a symptom has no cause to explain.
         """
         self.check(features)
-        X = features.loc[:, list(self.feature_columns)]
+        X = _float64(features.loc[:, _columns(self.feature_columns)])
         # ``.array`` keeps tz-aware times as they are (to_numpy makes 1 Timestamp per row).
-        out = pd.DataFrame({"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()})
-        out["anomaly_score"] = self.anomaly.anomaly_score(features.loc[:, list(ANOMALY_COLUMNS)])
+        cols = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
+        anomaly_in = X if set(ANOMALY_COLUMNS) <= set(X.columns) else features
+        cols["anomaly_score"] = self.anomaly.anomaly_score(
+            anomaly_in.loc[:, _columns(ANOMALY_COLUMNS)]
+        )
         # Causes explain symptoms: rows without one have nothing to explain (NaN).
         sym = symptomatic(features)
         classes = list(self.cause.classes_)
-        proba = np.full((len(out), len(classes)), np.nan)
+        proba = np.full((len(features), len(classes)), np.nan)
         if sym.any():
             proba[sym] = self.cause.predict_proba(X[sym])
         for cls, col in CLASS_COLUMNS.items():
-            out[col] = (
+            cols[col] = (
                 proba[:, classes.index(cls)] if cls in classes else np.where(sym, 0.0, np.nan)
             )
-        X_risk = X.loc[:, list(self.risk_columns)]
+        X_risk = X.loc[:, _columns(self.risk_columns)]
         hazards = self.risk.predict_hazard(X_risk)
         risk = compose_hazards(hazards)
         for k, h in enumerate(self.risk.horizons_h):
-            out[f"risk_{h}h"] = risk[:, k]
+            cols[f"risk_{h}h"] = risk[:, k]
+        out = pd.DataFrame(cols)
         out["model_version"] = self.model_version
         reasons = np.full(len(out), "[]", dtype=object)
         if explain and len(out):
@@ -190,4 +216,4 @@ class ModelBundle:
                     vals = shap_values(model.booster_, rows.astype(float))
                     reasons[sel] = top_reasons(vals, rows, "risk_24h", top_k)
         out["top_reasons"] = reasons
-        return out.loc[:, list(PREDICTION_COLUMNS)]
+        return out.loc[:, _columns(PREDICTION_COLUMNS)]

@@ -195,6 +195,17 @@ def evaluate_command(
             json_out=json_out, labels=labels, label_map=label_map, client=client,
         )  # fmt: skip
     typer.echo(json.dumps(metrics, indent=2, default=str))
+    for key, note in _metric_notes(metrics).items():  # why a figure is NaN, beside the JSON
+        typer.echo(f"note: {key}: {note}", err=True)
+
+
+def _metric_notes(metrics: dict) -> dict[str, str]:
+    """The notes of an evaluation (``massive_note``, ``risk_24h_note``, …) by key.
+
+    Each says why a figure of :func:`~guardian_lib.models.training.evaluate_bundle` is
+    NaN on the evaluated period.
+    """
+    return {k: str(v) for k, v in metrics.items() if k.endswith("_note") and v}
 
 
 def features_command(

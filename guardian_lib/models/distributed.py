@@ -17,15 +17,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss
 
 from guardian_lib.labels import CAUSE_CLASSES, MASSIVE_CLASSES, RISK_HORIZONS_H, build_labels
 from guardian_lib.models.baselines import rule_anomaly, rule_cause, rule_massive, rule_risk
 from guardian_lib.models.drift import PSI_ALERT, bin_counts, psi_edges, psi_from_counts
 from guardian_lib.models.training import (
+    CAUSE_NOT_MEASURABLE,
     MASSIVE_NOT_MEASURABLE,
     anomaly_lead_minutes,
+    anomaly_metrics,
     monotonicity_violations,
+    risk_metrics,
 )
 from guardian_lib.schema import CLASS_COLUMNS
 
@@ -132,7 +134,9 @@ def _binary(cm: np.ndarray) -> dict[str, float]:
 
 def _macro_f1(cm: np.ndarray, classes: list[str], present: list[str]) -> float:
     f = _per_class(cm)[2]
-    return float(np.mean([f[classes.index(c)] for c in present])) if present else 0.0
+    if not present:  # as the serial evaluation: no symptomatic row, nothing to measure
+        return float("nan")
+    return float(np.mean([f[classes.index(c)] for c in present]))
 
 
 def evaluate_partitions(
@@ -200,6 +204,8 @@ def evaluate_partitions(
         metrics["massive_note"] = MASSIVE_NOT_MEASURABLE
     metrics["macro_f1"] = _macro_f1(total["cause"], classes, present)
     metrics["macro_f1_classes"] = present
+    if not present:
+        metrics["cause_note"] = CAUSE_NOT_MEASURABLE
     p, r, f, s = _per_class(total["cause"])
     metrics["per_class"] = {
         c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
@@ -212,29 +218,16 @@ def evaluate_partitions(
         base[f"massive_{k}"] = v
     metrics["monotonicity_violations"] = int(total["monotonicity_violations"])
     for k, h in enumerate(RISK_HORIZONS_H):
-        y = scores[f"y_{h}h"].to_numpy()
+        y = scores[f"y_{h}h"].to_numpy(dtype=float)
         ok = ~np.isnan(y)
-        yy = y[ok].astype(int)
-        if yy.min() == yy.max():
-            metrics[f"risk_{h}h_pr_auc"] = base[f"risk_{h}h_pr_auc"] = float("nan")
-            continue
-        pred = scores[f"risk_{h}h"].to_numpy()[ok]
-        metrics[f"risk_{h}h_pr_auc"] = float(average_precision_score(yy, pred))
-        base[f"risk_{h}h_pr_auc"] = float(average_precision_score(yy, scores["rule_risk"][ok]))
-        metrics[f"risk_{h}h_brier"] = float(brier_score_loss(yy, pred))
-        metrics[f"risk_{h}h_brier_training_prevalence"] = float(
-            brier_score_loss(yy, np.full(len(yy), bundle.risk.prevalence_[k]))
-        )
-        if h == 24:
-            prev = float(yy.mean())
-            metrics["risk_24h_prevalence"] = base["risk_24h_prevalence"] = prev
-            metrics["risk_24h_brier_prevalence"] = float(
-                brier_score_loss(yy, np.full(len(yy), prev))
-            )
-    fa = scores["fault_active"].to_numpy()
-    metrics["anomaly_pr_auc"] = float(average_precision_score(fa, scores["anomaly_score"]))
-    metrics["anomaly_prevalence"] = float(fa.mean())
-    base["anomaly_pr_auc"] = float(average_precision_score(fa, scores["rule_anomaly"]))
+        risk_metrics(
+            metrics, base, h, y[ok].astype(int), scores[f"risk_{h}h"].to_numpy()[ok],
+            scores["rule_risk"].to_numpy()[ok], bundle.risk.prevalence_[k],
+        )  # fmt: skip
+    anomaly_metrics(
+        metrics, base, scores["fault_active"].to_numpy(), scores["anomaly_score"].to_numpy(),
+        scores["rule_anomaly"].to_numpy(),
+    )  # fmt: skip
     lead = pd.concat([p["lead"] for p in parts], ignore_index=True)
     lead = lead.sort_values(["ts", "onu_id"], kind="stable").reset_index(drop=True)
     leads = anomaly_lead_minutes(lead, lead, truth)

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from guardian_lib.models._base import (
     as_generator,
     lgbm_classifier,
-    predict_threads,
+    positive_proba,
     validated_frame,
 )
 
@@ -166,8 +166,7 @@ class RiskModel(ClassifierMixin, BaseEstimator):
             p = np.full(len(frame), self.prevalence_)
         else:
             # LightGBM's output does not depend on the number of threads.
-            raw = self.booster_.predict_proba(frame, num_threads=predict_threads(len(frame)))
-            p = self._calibrated(raw[:, 1])
+            p = self._calibrated(positive_proba(self.booster_, frame))
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:

@@ -39,6 +39,9 @@ __all__ = [
     "evaluate_bundle",
     "anomaly_lead_minutes",
     "monotonicity_violations",
+    "risk_note",
+    "risk_metrics",
+    "anomaly_metrics",
 ]
 
 
@@ -234,6 +237,58 @@ MASSIVE_NOT_MEASURABLE = (
 )
 
 
+def risk_note(y: np.ndarray, horizon_h: int) -> str | None:
+    """Why the risk figures of one horizon are not measurable on these labels, or ``None``.
+
+    Parameters
+    ----------
+    y : ndarray
+        The horizon's labelled rows (0/1; rows without a label already dropped). [-]
+    horizon_h : int
+        The horizon. [h]
+
+    Returns
+    -------
+    str or None
+        No labelled row (the evaluated period ends before the horizon does): PR-AUC and
+        the Brier scores are NaN. One class only (no fault, or only faults): PR-AUC is NaN
+        (nothing to rank) while the Brier scores stay measured.
+    """
+    if len(y) == 0:
+        return (
+            f"no row of the evaluated period has a {horizon_h} h risk label (the period "
+            f"ends before the horizon does): risk_{horizon_h}h PR-AUC and Brier are not "
+            "measurable (NaN)"
+        )
+    if y.min() == y.max():
+        what = "a fault" if y[0] else "no fault"
+        return (
+            f"every labelled row has {what} within {horizon_h} h: risk_{horizon_h}h PR-AUC "
+            "is not measurable (NaN: nothing to rank); the Brier scores are measured"
+        )
+    return None
+
+
+#: Why macro-F1 is NaN on an evaluation period without a symptomatic row.
+CAUSE_NOT_MEASURABLE = (
+    "no symptomatic row in the evaluated period: the cause classifier's macro-F1 is not "
+    "measurable (NaN) and its per-class figures count no row"
+)
+
+
+def _macro_f1(y_true: np.ndarray, y_pred: np.ndarray, present: list[str]) -> float:
+    """Macro-F1 over the classes ``present`` in ``y_true``; NaN when there is none."""
+    if not present:
+        return float("nan")
+    return float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+
+
+#: Why the anomaly PR-AUC is NaN on an evaluation period without an active fault.
+ANOMALY_NOT_MEASURABLE = (
+    "no row of the evaluated period has an active fault: anomaly PR-AUC is not measurable (NaN)"
+)
+
+
 def _prf(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     """Binary precision, recall and F1; NaN where a figure has nothing to measure.
 
@@ -241,6 +296,8 @@ def _prf(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     a predicted positive row, precision is NaN. A period with false alarms and no true row
     keeps precision 0.
     """
+    if not len(y_true):  # no symptomatic row at all: nothing predicted, nothing to recall
+        return dict.fromkeys(("precision", "recall", "f1"), float("nan"))
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, average="binary", zero_division=0)
     out = {"precision": float(p), "recall": float(r), "f1": float(f)}
     if not np.any(y_true):
@@ -248,6 +305,84 @@ def _prf(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     if not np.any(y_pred):
         out["precision"] = float("nan")
     return out
+
+
+def risk_metrics(
+    metrics: dict,
+    base: dict,
+    horizon_h: int,
+    y: np.ndarray,
+    risk: np.ndarray,
+    rule: np.ndarray,
+    training_prevalence: float,
+) -> None:
+    """Fill one horizon's risk figures of the model (``metrics``) and the rules (``base``).
+
+    ``risk_{h}h_pr_auc``, ``risk_{h}h_brier``, ``risk_{h}h_brier_training_prevalence`` and,
+    at 24 h, ``risk_24h_prevalence`` and ``risk_24h_brier_prevalence``; every key is
+    present, NaN where not measurable, with ``risk_{h}h_note`` saying why
+    (:func:`risk_note`). Shared by the serial and the Dask evaluation.
+
+    Parameters
+    ----------
+    y : ndarray
+        Labelled rows of the horizon (0/1). [-]
+    risk, rule : ndarray
+        The model's and the rules' risk on the same rows. [-]
+    training_prevalence : float
+        The horizon's prevalence in the training data (a constant reference). [-]
+    """
+    nan = float("nan")
+    note = risk_note(y, horizon_h)
+    if note is not None:
+        metrics[f"risk_{horizon_h}h_note"] = note
+    ranked = note is None
+    metrics[f"risk_{horizon_h}h_pr_auc"] = (
+        float(average_precision_score(y, risk)) if ranked else nan
+    )
+    base[f"risk_{horizon_h}h_pr_auc"] = float(average_precision_score(y, rule)) if ranked else nan
+    if not len(y):
+        metrics[f"risk_{horizon_h}h_brier"] = nan
+        metrics[f"risk_{horizon_h}h_brier_training_prevalence"] = nan
+    else:
+        metrics[f"risk_{horizon_h}h_brier"] = float(brier_score_loss(y, risk))
+        metrics[f"risk_{horizon_h}h_brier_training_prevalence"] = float(
+            brier_score_loss(y, np.full(len(y), training_prevalence))
+        )
+    if horizon_h == 24:
+        prev = float(y.mean()) if len(y) else nan
+        metrics["risk_24h_prevalence"] = base["risk_24h_prevalence"] = prev
+        # Two constant references: this run's own prevalence (known only afterwards,
+        # the harder one to beat) and the training prevalence (what a forecaster
+        # without the model would have said beforehand).
+        metrics["risk_24h_brier_prevalence"] = (
+            float(brier_score_loss(y, np.full(len(y), prev))) if len(y) else nan
+        )
+
+
+def anomaly_metrics(
+    metrics: dict, base: dict, fault_active: np.ndarray, score: np.ndarray, rule: np.ndarray
+) -> None:
+    """Fill ``anomaly_pr_auc`` and ``anomaly_prevalence`` (model) and the rules' PR-AUC.
+
+    Without an active fault the PR-AUCs are NaN and ``anomaly_note`` says why (sklearn
+    would answer 0 with a warning). Shared by the serial and the Dask evaluation.
+
+    Parameters
+    ----------
+    fault_active : ndarray
+        Whether a fault is active at each row (0/1). [-]
+    score, rule : ndarray
+        The model's anomaly score and the rule's, on the same rows. [-]
+    """
+    fa = np.asarray(fault_active).astype(int)
+    if fa.any():
+        metrics["anomaly_pr_auc"] = float(average_precision_score(fa, score))
+        base["anomaly_pr_auc"] = float(average_precision_score(fa, rule))
+    else:
+        metrics["anomaly_pr_auc"] = base["anomaly_pr_auc"] = float("nan")
+        metrics["anomaly_note"] = ANOMALY_NOT_MEASURABLE
+    metrics["anomaly_prevalence"] = float(fa.mean())
 
 
 def anomaly_lead_minutes(
@@ -331,7 +466,18 @@ def evaluate_bundle(
         ``risk_2h > risk_6h`` or ``risk_6h > risk_24h``; 0 by construction),
         ``anomaly_pr_auc``, ``anomaly_median_lead_minutes``, ``n_rows``,
         ``n_symptomatic``, and the same metrics for the rules under ``baselines``.
+        Every key is present; a figure the labels cannot measure is NaN and a note says
+        why: ``risk_{h}h_note`` (no labelled row for the horizon, or one class only:
+        :func:`risk_note`), ``anomaly_note`` (no active fault), ``cause_note`` (no
+        symptomatic row), ``massive_note``.
+
+    Raises
+    ------
+    ValueError
+        ``features`` has no row (e.g. a split after the end of the run).
     """
+    if not len(features):
+        raise ValueError("no rows to evaluate (the evaluated period or split holds none)")
     preds = bundle.predict(features, explain=False)
     X = features
     sym = labels["symptomatic"].to_numpy()
@@ -352,13 +498,17 @@ def evaluate_bundle(
     # EXTERNAL_NETWORK as F1 = 0); rows wrongly given that class still count against the
     # recall of their true class.
     present = [c for c in classes if (y_cause == c).any()]
-    metrics["macro_f1"] = float(
-        f1_score(y_cause, pred_cause, labels=present, average="macro", zero_division=0)
-    )
+    metrics["macro_f1"] = _macro_f1(y_cause, pred_cause, present)
     metrics["macro_f1_classes"] = present
-    p, r, f, s = precision_recall_fscore_support(
-        y_cause, pred_cause, labels=classes, zero_division=0
-    )
+    if not present:  # sklearn refuses empty arrays: every figure is 0 of 0
+        metrics["cause_note"] = CAUSE_NOT_MEASURABLE
+        p = r = f = s = np.zeros(len(classes))
+        matrix = np.zeros((len(classes), len(classes)), dtype=int)
+    else:
+        p, r, f, s = precision_recall_fscore_support(
+            y_cause, pred_cause, labels=classes, zero_division=0
+        )
+        matrix = confusion_matrix(y_cause, pred_cause, labels=classes)
     metrics["per_class"] = {
         c: {
             "precision": float(p[i]),
@@ -368,51 +518,22 @@ def evaluate_bundle(
         }
         for i, c in enumerate(classes)
     }
-    metrics["confusion_matrix"] = {
-        "labels": classes,
-        "matrix": confusion_matrix(y_cause, pred_cause, labels=classes).tolist(),
-    }
-    base: dict = {}
-    rc = rule_cause(X[sym])
-    base["macro_f1"] = float(
-        f1_score(y_cause, rc, labels=present, average="macro", zero_division=0)
-    )
+    metrics["confusion_matrix"] = {"labels": classes, "matrix": matrix.tolist()}
+    base: dict = {"macro_f1": _macro_f1(y_cause, rule_cause(X[sym]), present)}
     for k, v in _prf(is_massive, rule_massive(X[sym]).astype(int)).items():
         base[f"massive_{k}"] = v
     risk = preds.loc[:, [f"risk_{h}h" for h in RISK_HORIZONS_H]].to_numpy()
     # A fault within 2 h is a fault within 6 h and 24 h: rows that say otherwise.
     metrics["monotonicity_violations"] = monotonicity_violations(risk)
     rr = rule_risk(X)
-    for h in RISK_HORIZONS_H:
-        y = labels[f"risk_{h}h"].to_numpy()
+    for k, h in enumerate(RISK_HORIZONS_H):
+        y = labels[f"risk_{h}h"].to_numpy(dtype=float)
         ok = ~np.isnan(y)
-        yy = y[ok].astype(int)
-        if len(yy) == 0 or yy.min() == yy.max():  # nothing to rank (e.g. horizon past the data)
-            metrics[f"risk_{h}h_pr_auc"] = base[f"risk_{h}h_pr_auc"] = float("nan")
-            continue
-        metrics[f"risk_{h}h_pr_auc"] = float(
-            average_precision_score(yy, preds[f"risk_{h}h"].to_numpy()[ok])
+        risk_metrics(
+            metrics, base, h, y[ok].astype(int), risk[ok, k], rr[ok], bundle.risk.prevalence_[k]
         )
-        base[f"risk_{h}h_pr_auc"] = float(average_precision_score(yy, rr[ok]))
-        k = RISK_HORIZONS_H.index(h)
-        metrics[f"risk_{h}h_brier"] = float(brier_score_loss(yy, risk[ok, k]))
-        metrics[f"risk_{h}h_brier_training_prevalence"] = float(
-            brier_score_loss(yy, np.full(len(yy), bundle.risk.prevalence_[k]))
-        )
-        if h == 24:
-            prev = float(yy.mean())
-            metrics["risk_24h_prevalence"] = prev
-            # Two constant references: this run's own prevalence (known only afterwards,
-            # the harder one to beat) and the training prevalence (what a forecaster
-            # without the model would have said beforehand).
-            metrics["risk_24h_brier_prevalence"] = float(
-                brier_score_loss(yy, np.full(len(yy), prev))
-            )
-            base["risk_24h_prevalence"] = prev
     fa = labels["fault_active"].to_numpy()
-    metrics["anomaly_pr_auc"] = float(average_precision_score(fa, preds["anomaly_score"]))
-    metrics["anomaly_prevalence"] = float(fa.mean())
-    base["anomaly_pr_auc"] = float(average_precision_score(fa, rule_anomaly(X)))
+    anomaly_metrics(metrics, base, fa, preds["anomaly_score"].to_numpy(), rule_anomaly(X))
     if truth is not None:
         leads = anomaly_lead_minutes(preds, features, truth)
         metrics["anomaly_median_lead_minutes"] = float(np.median(leads)) if leads else float("nan")

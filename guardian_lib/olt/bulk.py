@@ -1,9 +1,10 @@
 """Bulk OLT changes from a CSV file, rate limited.
 
 One row per change; columns ``olt_id``, ``operation`` (``authorize``, ``reboot-onu``,
-``onu-disable``, ``onu-enable``, ``port-disable``, ``port-enable``) and the change's
-fields (``slot``, ``port``, ``onu_id``, ``serial``, ``vlan``, ``line_profile``,
-``srv_profile``, ``wan``, ``pppoe``, ``desc``, ``onu_type``; empty cells are ignored).
+``onu-disable``, ``onu-enable``, ``port-disable``, ``port-enable``, ``resync``) and the
+change's fields (``slot``, ``port``, ``onu_id``, ``serial``, ``vlan``, ``line_profile``,
+``srv_profile``, ``wan``, ``pppoe``, ``desc``, ``onu_type``, ``via``; empty cells are
+ignored).
 Every row is checked before the first change is sent: a bad row stops the run with one
 error naming the file, the row and the field. Changes then start at most
 ``per_minute`` per minute over the whole file, one SSH session per OLT reused across its
@@ -97,6 +98,9 @@ async def run_bulk(
             wait = start + i * interval_s - loop.time()
             if wait > 0:
                 await _sleep(wait)
+            if ch.params.get("via") == "snmp":  # an SNMP SET needs no CLI session
+                results.append(await changes.apply(ch))
+                continue
             drv = drivers.get(ch.olt_id)
             if drv is None:
                 drv = changes.driver(ch.olt_id)

@@ -1,17 +1,25 @@
 """Audited OLT changes: one entry point for the CLI, bulk files and the library.
 
 :class:`OltChanges` applies one change (``authorize``, ``reboot-onu``, ``onu-disable``,
-``onu-enable``, ``port-disable``, ``port-enable``) to one OLT of a CLI inventory. It
-reads the state before, sends the profile's commands, reads the state after, and writes
-both to an append-only JSON-lines audit trail with who asked, what was sent (secrets
-masked) and the outcome — a ``started`` record before the first command, so a change
-cut short by a crash is still on record. With ``dry_run`` it only renders the commands.
+``onu-enable``, ``port-disable``, ``port-enable``, ``resync``) to one OLT of a CLI
+inventory. It reads the state before, sends the profile's commands (or, with ``via:
+snmp``, an SNMP SET), reads the state after, and writes both to an append-only JSON-lines
+audit trail with who asked, what was sent (secrets masked) and the outcome — a
+``started`` record before the first command, so a change cut short by a crash is still
+on record. With ``dry_run`` it only renders the commands.
 
 PPPoE credentials are named by a key of the secret store (``pppoe``), never given.
+
+``resync`` re-reads one ONU from the OLT and re-applies the configuration Guardian stored
+for it — the WAN (PPPoE or bridge, VLAN) of the last successful ``authorize`` of that ONU
+id in the audit trail — after checking that the serial the OLT reports is still the one
+authorized there. The WAN commands are idempotent ``set`` commands on every vendor; the
+ONU and its service port are not added again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import uuid
@@ -27,11 +35,13 @@ from guardian_lib.olt.driver import (
     OnuLocation,
     normalize_serial,
     plan,
+    serial_lower,
 )
 from guardian_lib.olt.inventory import CliInventory, pppoe_account
-from guardian_lib.olt.session import OltError
+from guardian_lib.olt.session import OltCommandError, OltError
+from guardian_lib.olt.snmp_set import SnmpSetter, format_varbinds, set_varbinds
 
-__all__ = ["OPERATIONS", "Change", "ChangeResult", "OltAudit", "OltChanges"]
+__all__ = ["OPERATIONS", "SNMP_CHANGES", "Change", "ChangeResult", "OltAudit", "OltChanges"]
 
 #: Change name → profile operation.
 OPERATIONS: dict[str, str] = {
@@ -41,8 +51,10 @@ OPERATIONS: dict[str, str] = {
     "onu-enable": "onu_enable",
     "port-disable": "port_disable",
     "port-enable": "port_enable",
+    "resync": "resync",
 }
 _NEEDS = {
+    "resync": ("slot", "port", "onu_id"),
     "authorize": ("slot", "port", "serial", "vlan"),
     "reboot-onu": ("slot", "port", "onu_id"),
     "onu-disable": ("slot", "port", "onu_id"),
@@ -51,7 +63,9 @@ _NEEDS = {
     "port-enable": ("slot", "port"),
 }
 _INTS = ("slot", "port", "onu_id", "vlan")
-_TEXT = ("serial", "line_profile", "srv_profile", "wan", "pppoe", "desc", "onu_type")
+_TEXT = ("serial", "line_profile", "srv_profile", "wan", "pppoe", "desc", "onu_type", "via")
+#: Changes that may go over SNMP SET (``via: snmp``) where the OLT's profile has them.
+SNMP_CHANGES = ("reboot-onu", "onu-disable", "onu-enable", "port-disable", "port-enable")
 
 
 @dataclass
@@ -66,7 +80,8 @@ class Change:
     params : dict
         ``slot``, ``port`` (CLI numbering), ``onu_id``, ``serial``, ``vlan``,
         ``line_profile``, ``srv_profile``, ``wan`` (pppoe / bridge / none), ``pppoe``
-        (secret-store key), ``desc``, ``onu_type``.
+        (secret-store key), ``desc``, ``onu_type``, ``via`` (``cli``, the default, or
+        ``snmp`` for an SNMP SET where the OLT allows it).
     """
 
     olt_id: str
@@ -98,6 +113,13 @@ class Change:
             raise ValueError(f"{where}: {self.operation} needs {missing}")
         if out.get("wan", "none") not in ("pppoe", "bridge", "none"):
             raise ValueError(f"{where}: wan must be pppoe, bridge or none, got {out['wan']!r}")
+        if out.get("via", "cli") not in ("cli", "snmp"):
+            raise ValueError(f"{where}: via must be cli or snmp, got {out['via']!r}")
+        if out.get("via") == "snmp" and self.operation not in SNMP_CHANGES:
+            raise ValueError(
+                f"{where}: {self.operation} cannot go over SNMP SET (only "
+                f"{', '.join(SNMP_CHANGES)})"
+            )
         if out.get("wan") == "pppoe" and "pppoe" not in out:
             raise ValueError(f"{where}: wan pppoe needs the PPPoE account's secret key (pppoe)")
         return Change(self.olt_id, self.operation, out)
@@ -168,6 +190,26 @@ class OltChanges:
         self.inventory = inventory
         self.audit = audit
         self.who = who
+        self._snmp_engine: tuple[Any, Any] | None = None  # (event loop, engine) for SETs
+
+    def _engine(self) -> Any:
+        """One SNMP engine per event loop, shared by this object's SETs (~0.2 s to build)."""
+        from guardian_lib.snmp.transport import new_engine
+
+        loop = asyncio.get_running_loop()
+        if self._snmp_engine is None or self._snmp_engine[0] is not loop:
+            self.close_snmp()
+            self._snmp_engine = (loop, new_engine())
+        return self._snmp_engine[1]
+
+    def close_snmp(self) -> None:
+        """Release the SNMP engine of past SETs (its UDP socket); never raises."""
+        if self._snmp_engine is not None:
+            try:
+                self._snmp_engine[1].close_dispatcher()
+            except Exception:  # its event loop is already closed
+                pass
+            self._snmp_engine = None
 
     def driver(self, olt_id: str) -> OltDriver:
         """A (not yet connected) driver for one OLT of the inventory."""
@@ -182,10 +224,46 @@ class OltChanges:
             vals["serial"] = normalize_serial(vals["serial"])
         return vals
 
+    def stored(self, olt_id: str, slot: int, port: int, onu_id: int) -> dict[str, Any] | None:
+        """Parameters of the last successful ``authorize`` of one ONU id in the audit trail.
+
+        Returns None when Guardian never authorized that ONU id (or the audit trail does
+        not go back that far).
+        """
+        where = {"slot": slot, "port": port, "onu_id": onu_id}
+        last = None
+        for rec in self.audit.read():
+            p = rec.get("params") or {}
+            if (rec.get("olt_id"), rec.get("operation"), rec.get("status")) == (
+                olt_id, "authorize", "ok"
+            ) and all(p.get(k) == v for k, v in where.items()):  # fmt: skip
+                last = p
+        return last
+
+    def _resync_values(self, change: Change) -> tuple[dict[str, Any] | None, str | None]:
+        """Stored parameters of the ONU and the WAN operation to re-apply (or None)."""
+        p = change.params
+        stored = self.stored(change.olt_id, p["slot"], p["port"], p["onu_id"])
+        if stored is None or stored.get("wan", "none") == "none":
+            return stored, None
+        vals = {**self._values(Change(change.olt_id, "authorize", stored)), **p}
+        vals["serial_lower"] = serial_lower(vals["serial"])
+        return vals, "wan_" + stored["wan"]
+
     def plan(self, change: Change) -> list[str]:
-        """The commands ``change`` would send (secrets masked), without connecting."""
+        """The commands ``change`` would send (secrets masked), without connecting.
+
+        A ``resync`` of an ONU with no stored WAN sends nothing (it only re-reads).
+        """
         change = change.validated()
         profile = self.inventory.profile_of(change.olt_id)
+        if change.params.get("via") == "snmp":
+            self.inventory.snmp_set_target(change.olt_id)  # opt-in and credentials first
+            vbs = set_varbinds(profile, OPERATIONS[change.operation], change.params)
+            return format_varbinds(vbs)
+        if change.operation == "resync":
+            vals, op = self._resync_values(change)
+            return [] if op is None else plan(profile, op, vals or {})
         vals = self._values(change)
         if change.operation == "authorize":
             req = AuthorizeRequest(**_request_fields(vals))
@@ -221,6 +299,8 @@ class OltChanges:
             res.commands = self.plan(change)
             self._record(res)
             return res
+        if change.params.get("via") == "snmp":
+            return await self._apply_snmp(change, res)
         vals = self._values(change)
         self._record(res)
         own = driver is None
@@ -248,11 +328,13 @@ class OltChanges:
         p = ch.params
         if ch.operation == "authorize":
             req = AuthorizeRequest(**_request_fields(vals))
-            waiting = await drv.autofind()
+            waiting = await drv.autofind(req.slot, req.port)
             res.before = {"waiting": [asdict(a) for a in waiting if a.serial == vals["serial"]]}
             done = await drv.authorize(req)
             res.params["onu_id"] = done.onu_id
             res.after = await drv.onu_status(OnuLocation(req.slot, req.port, done.onu_id))
+        elif ch.operation == "resync":
+            await self._resync(drv, ch, res)
         elif ch.operation.startswith("port-"):
             res.before = await drv.port_status(p["slot"], p["port"])
             await drv.set_port_enabled(p["slot"], p["port"], ch.operation == "port-enable")
@@ -265,6 +347,45 @@ class OltChanges:
             else:
                 await drv.set_onu_enabled(loc, ch.operation == "onu-enable")
             res.after = await drv.onu_status(loc)
+
+    async def _apply_snmp(self, change: Change, res: ChangeResult) -> ChangeResult:
+        """One change as an SNMP SET: read the objects, set them, read them again."""
+        from guardian_lib.snmp.errors import SnmpError
+
+        host, port, creds, ss = self.inventory.snmp_set_target(change.olt_id)
+        profile = self.inventory.profile_of(change.olt_id)
+        vbs = set_varbinds(profile, OPERATIONS[change.operation], change.params)
+        res.commands = format_varbinds(vbs)
+        self._record(res)
+        try:
+            async with SnmpSetter(change.olt_id, host, port, creds, ss.timeout_s,
+                                  ss.retries, engine=self._engine()) as agent:  # fmt: skip
+                res.before = await agent.read(vbs)
+                await agent.set(vbs)
+                res.after = await agent.read(vbs)
+            res.status = "ok"
+        except SnmpError as exc:
+            res.status, res.error, res.error_kind = "failed", str(exc), type(exc).__name__
+        self._record(res)
+        return res
+
+    async def _resync(self, drv: OltDriver, ch: Change, res: ChangeResult) -> None:
+        p = ch.params
+        loc = OnuLocation(p["slot"], p["port"], p["onu_id"])
+        res.before = await drv.onu_status(loc)
+        vals, op = self._resync_values(ch)
+        if vals is not None:
+            found = normalize_serial(res.before.get("serial") or res.before.get("serial_hex", ""))
+            if found != normalize_serial(vals["serial"]):
+                raise OltCommandError(
+                    drv.olt_id, "not_found", f"resync {loc.label()}",
+                    f"the OLT reports serial {found} at {loc.label()}, Guardian's stored "
+                    f"configuration is for {normalize_serial(vals['serial'])}: not re-applied",
+                )  # fmt: skip
+        if op is not None:
+            await drv.run_operation(op, vals or {})
+        res.after = await drv.onu_status(loc)
+        res.after["reapplied"] = op or "nothing stored"
 
     def _record(self, res: ChangeResult) -> None:
         rec = asdict(res)

@@ -34,6 +34,12 @@ DryRun = Annotated[bool, typer.Option("--dry-run", help="Print the vendor comman
 Slot = Annotated[int, typer.Option(help="Board slot, as the OLT's CLI numbers it.")]
 Port = Annotated[int, typer.Option(help="PON port, as the OLT's CLI numbers it.")]
 OnuId = Annotated[int, typer.Option("--onu-id", help="ONU id on the port.")]
+Via = Annotated[
+    str,
+    typer.Option(
+        help="cli, or snmp: an SNMP SET (the OLT's inventory entry must enable snmp_set)."
+    ),
+]
 
 
 class OltChangeFailed(GuardianError):
@@ -65,6 +71,8 @@ def _report(res: Any) -> None:
     if res.status == "dry-run":
         for cmd in res.commands:
             typer.echo(cmd)
+        if not res.commands and res.operation == "resync":
+            Console(stderr=True).print("nothing stored to re-apply: resync only re-reads the ONU")
         return
     console = Console(stderr=True)
     if res.status != "ok":
@@ -76,7 +84,11 @@ def _report(res: Any) -> None:
 
 def _apply(inventory: Path, who: str | None, audit: Path | None, dry_run: bool, change: Any):
     changes = _changes(inventory, who, audit)
-    _report(asyncio.run(changes.apply(change, dry_run=dry_run)))
+    try:
+        res = asyncio.run(changes.apply(change, dry_run=dry_run))
+    finally:
+        changes.close_snmp()
+    _report(res)
 
 
 def autofind_command(inventory: Inventory, olt: OltId) -> None:
@@ -154,12 +166,24 @@ def authorize_command(
 
 def reboot_onu_command(
     inventory: Inventory, olt: OltId, slot: Slot, port: Port, onu_id: OnuId,
-    who: Who = None, audit: Audit = None, dry_run: DryRun = False,
+    who: Who = None, audit: Audit = None, dry_run: DryRun = False, via: Via = "cli",
 ) -> None:  # fmt: skip
     """Reboot one ONU."""
     from guardian_lib.olt.changes import Change
 
-    change = Change(olt, "reboot-onu", {"slot": slot, "port": port, "onu_id": onu_id})
+    params = {"slot": slot, "port": port, "onu_id": onu_id, "via": via}
+    change = Change(olt, "reboot-onu", params)
+    _apply(inventory, who, audit, dry_run, change)
+
+
+def resync_command(
+    inventory: Inventory, olt: OltId, slot: Slot, port: Port, onu_id: OnuId,
+    who: Who = None, audit: Audit = None, dry_run: DryRun = False,
+) -> None:  # fmt: skip
+    """Re-read one ONU from the OLT and re-apply the WAN Guardian stored for it."""
+    from guardian_lib.olt.changes import Change
+
+    change = Change(olt, "resync", {"slot": slot, "port": port, "onu_id": onu_id})
     _apply(inventory, who, audit, dry_run, change)
 
 
@@ -169,11 +193,11 @@ def _switch(kind: str, enabled: bool) -> Any:
     def command(
         inventory: Inventory, olt: OltId, slot: Slot, port: Port,
         onu_id: Annotated[int | None, typer.Option("--onu-id", help="ONU id (onu only).")] = None,
-        who: Who = None, audit: Audit = None, dry_run: DryRun = False,
+        who: Who = None, audit: Audit = None, dry_run: DryRun = False, via: Via = "cli",
     ) -> None:  # fmt: skip
         from guardian_lib.olt.changes import Change
 
-        params: dict[str, Any] = {"slot": slot, "port": port}
+        params: dict[str, Any] = {"slot": slot, "port": port, "via": via}
         if kind == "onu":
             params["onu_id"] = onu_id
         _apply(inventory, who, audit, dry_run, Change(olt, op, params))
@@ -196,7 +220,10 @@ def bulk_command(
 
     rows = load_bulk_csv(csv_file)
     changes = _changes(inventory, who, audit)
-    results = asyncio.run(run_bulk(changes, rows, per_minute=per_minute, dry_run=dry_run))
+    try:
+        results = asyncio.run(run_bulk(changes, rows, per_minute=per_minute, dry_run=dry_run))
+    finally:
+        changes.close_snmp()
     failed = 0
     for n, res in enumerate(results, start=2):
         if res.status == "dry-run":
@@ -218,6 +245,7 @@ def register(app: typer.Typer) -> None:
     group.command("status")(status_command)
     group.command("authorize")(authorize_command)
     group.command("reboot-onu")(reboot_onu_command)
+    group.command("resync")(resync_command)
     group.command("bulk")(bulk_command)
     for kind in ("port", "onu"):
         sub = typer.Typer(help=f"Enable or disable {'a PON port' if kind == 'port' else 'an ONU'}.")

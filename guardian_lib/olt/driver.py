@@ -31,6 +31,8 @@ __all__ = [
     "plan",
     "normalize_serial",
     "serial_to_hex",
+    "serial_lower",
+    "parse_listing",
 ]
 
 _SERIAL = re.compile(r"([A-Za-z0-9]{4})-?([0-9A-Fa-f]{8})")
@@ -58,6 +60,12 @@ def normalize_serial(text: str) -> str:
             "or 485754431A2B3C4D"
         )
     return m.group(1).upper() + m.group(2).upper()
+
+
+def serial_lower(serial: str) -> str:
+    """``FHTT0017EED0`` → ``FHTT0017eed0`` (FiberHome shows and wants the hex in lower case)."""
+    s = normalize_serial(serial)
+    return s[:4] + s[4:].lower()
 
 
 def serial_to_hex(serial: str) -> str:
@@ -139,6 +147,7 @@ class AuthorizeRequest:
         v = {k: x for k, x in asdict(self).items() if x is not None and k != "wan"}
         v["serial"] = normalize_serial(self.serial)
         v["serial_hex"] = serial_to_hex(self.serial)
+        v["serial_lower"] = serial_lower(self.serial)
         if not 1 <= self.vlan <= 4094:
             raise ValueError(f"vlan must be in 1..4094, got {self.vlan}")
         return v
@@ -153,8 +162,26 @@ class AuthorizeResult:
     commands: list[str]
 
 
-#: Fields a dry run may leave open: the ONU id is picked by the OLT or by the driver.
-_DECIDED_LATER = frozenset({"onu_id"})
+#: Fields a dry run may leave open: the ONU id is picked by the OLT or by the driver, and
+#: FiberHome's ONU type is read from the autofind list.
+_DECIDED_LATER = frozenset({"onu_id", "onu_type"})
+
+
+def parse_listing(text: str, parse: str, section: str | None = None) -> list[dict[str, str]]:
+    """Records of a listing: one dict per match of ``parse``.
+
+    With ``section``, the named groups of the last section header before a record (e.g.
+    FiberHome's ``ONU Unauth Table ,SLOT=1 PON=2``) are added to it.
+    """
+    if section is None:
+        return [m.groupdict() for m in re.finditer(parse, text)]
+    heads = list(re.finditer(section, text))
+    out = []
+    for i, head in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
+        for m in re.finditer(parse, text[head.end() : end]):
+            out.append({**head.groupdict(), **m.groupdict()})
+    return out
 
 
 def _values(profile: CliProfile, values: dict[str, Any]) -> dict[str, Any]:
@@ -260,12 +287,21 @@ class OltDriver:
             await self._recover()
             raise
         assert op.parse is not None, f"profile {self.profile.name}: {name} has no parse"
-        return [m.groupdict() for m in re.finditer(op.parse, text)]
+        return parse_listing(text, op.parse, op.section)
 
-    async def autofind(self) -> list[AutofindOnu]:
-        """ONUs waiting for authorization on every port."""
+    async def autofind(self, slot: int | None = None, port: int | None = None) -> list[AutofindOnu]:
+        """ONUs waiting for authorization on every port, or on one port.
+
+        With ``slot`` and ``port``, the profile's ``autofind_port`` listing is used if it
+        has one (a shorter answer on a large OLT), else the full list, filtered.
+        """
+        one = slot is not None and port is not None
+        if one and "autofind_port" in self.profile.operations:
+            recs = await self.listing("autofind_port", {"slot": slot, "port": port})
+        else:
+            recs = await self.listing("autofind", {})
         out = []
-        for rec in await self.listing("autofind", {}):
+        for rec in recs:
             serial = rec.get("serial") or rec.get("serial_hex") or ""
             out.append(
                 AutofindOnu(
@@ -273,7 +309,7 @@ class OltDriver:
                     rec.get("model") or "",
                 )
             )  # fmt: skip
-        return out
+        return [a for a in out if (a.slot, a.port) == (slot, port)] if one else out
 
     async def configured(self, slot: int, port: int) -> dict[int, str]:
         """ONU id → serial of the ONUs configured on one port."""
@@ -305,16 +341,17 @@ class OltDriver:
         vals = _values(self.profile, req.values())
         if req.wan == "pppoe" and not (req.pppoe_username and req.pppoe_password):
             raise ValueError("wan 'pppoe' needs a PPPoE user name and password (secret store)")
-        waiting = await self.autofind()
-        if not any(
-            a.serial == vals["serial"] and (a.slot, a.port) == (req.slot, req.port) for a in waiting
-        ):
+        hit = [a for a in await self.autofind(req.slot, req.port) if a.serial == vals["serial"]]
+        if not hit:
+            waiting = await self.autofind()  # where does it wait, if anywhere?
             where = [f"{a.slot}/{a.port}" for a in waiting if a.serial == vals["serial"]]
             hint = f" (it waits on port {where[0]})" if where else ""
             raise OltCommandError(
                 self.olt_id, "unknown_serial", f"authorize {vals['serial']}",
                 f"serial not in the autofind list of port {req.slot}/{req.port}{hint}",
             )  # fmt: skip
+        if "onu_type" not in vals and hit[0].model:  # FiberHome: the ONU's own type
+            vals["onu_type"] = hit[0].model
         if self.profile.assign_onu_id == "olt" and req.onu_id is not None:
             raise ValueError(
                 f"profile {self.profile.name}: the OLT allocates the ONU id; "

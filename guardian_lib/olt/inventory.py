@@ -25,8 +25,9 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, PrivateAttr, ValidationError
 
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.olt.profiles import CliProfile, load_cli_profiles
@@ -34,9 +35,13 @@ from guardian_lib.olt.session import SshTarget
 from guardian_lib.safe_yaml import StrictModel, load_yaml
 from guardian_lib.secrets import read_secret_file  # re-exported: moved there
 
+if TYPE_CHECKING:  # pysnmp is imported only when SNMP SET is used
+    from guardian_lib.snmp.transport import SnmpCredentials
+
 __all__ = [
     "CliDefaults",
     "CliOltEntry",
+    "SnmpSetEntry",
     "CliInventory",
     "load_cli_inventory",
     "read_secret_file",
@@ -58,15 +63,38 @@ class CliDefaults(_Strict):
     busy_backoff_s: float = Field(0.5, ge=0, le=30, description="First pause after 'busy'. [s]")
 
 
+class SnmpSetEntry(_Strict):
+    """Opt-in SNMP SET for one OLT: where its agent listens and which write credentials.
+
+    ``credentials`` names an entry resolved like the CLI login: v2c from
+    ``GUARDIAN_OLT_<REF>_WRITE_COMMUNITY`` or ``{REF: {write_community}}`` in the secret
+    file; v3 from ``GUARDIAN_OLT_<REF>_V3_USER`` / ``…_V3_AUTH_KEY`` / ``…_V3_PRIV_KEY`` or
+    ``{REF: {v3_user, auth_key, priv_key}}`` (SHA / AES).
+    """
+
+    host: str | None = Field(None, description="Agent address (the CLI host by default).")
+    port: int = Field(161, ge=1, le=65535)
+    version: Literal["2c", "3"] = "2c"
+    credentials: str
+    timeout_s: float = Field(2.0, gt=0, le=60, description="Wait for one answer. [s]")
+    retries: int = Field(1, ge=0, le=5, description="Resends of an unanswered SET. [-]")
+
+
 class CliOltEntry(_Strict):
-    """One OLT's command line."""
+    """One OLT's command line (and, opt-in, its SNMP SET)."""
 
     olt_id: str
     host: str
     port: int = Field(22, ge=1, le=65535)
     profile: str
     credentials: str = Field(description="Credentials reference (env / secret file key).")
-    insecure: bool = Field(False, description="Accept any SSH host key (lab only).")
+    insecure: bool = Field(
+        False, description="Accept any SSH host key, or telnet's clear text (lab only)."
+    )
+    protocol: Literal["ssh", "telnet"] = Field(
+        "ssh", description="telnet only for OLTs without SSH; needs insecure: true."
+    )
+    snmp_set: SnmpSetEntry | None = Field(None, description="Allow SNMP SET (opt-in).")
 
 
 class CliInventory(_Strict):
@@ -78,6 +106,7 @@ class CliInventory(_Strict):
     known_hosts: str | None = None
     profiles_dirs: list[str] = Field(default_factory=list)
     path: Path | None = Field(None, exclude=True)
+    _profiles: dict[str, CliProfile] | None = PrivateAttr(None)
 
     def _resolve(self, raw: str | None) -> Path | None:
         if not raw:
@@ -98,8 +127,11 @@ class CliInventory(_Strict):
         raise ConfigError(f"{self.path}: no OLT {olt_id!r} (inventory has: {known})")
 
     def profiles(self) -> dict[str, CliProfile]:
-        """Shipped CLI profiles plus the inventory's ``profiles_dirs``."""
-        return load_cli_profiles([self._resolve(d) for d in self.profiles_dirs])  # type: ignore[misc]
+        """Shipped CLI profiles plus the inventory's ``profiles_dirs`` (read once)."""
+        if self._profiles is None:  # parsing and validating the YAML costs ~80 ms a file
+            dirs = [self._resolve(d) for d in self.profiles_dirs]
+            self._profiles = load_cli_profiles(dirs)  # type: ignore[arg-type]
+        return self._profiles
 
     def profile_of(self, olt_id: str) -> CliProfile:
         """The CLI profile of one OLT; ConfigError naming the known profiles if absent."""
@@ -137,8 +169,57 @@ class CliInventory(_Strict):
             password=str(found["password"]),
             known_hosts=known.read_text(encoding="utf-8") if known and known.exists() else None,
             insecure=e.insecure, timeout_s=d.timeout_s, busy_retries=d.busy_retries,
-            busy_backoff_s=d.busy_backoff_s,
+            busy_backoff_s=d.busy_backoff_s, protocol=e.protocol,
         )  # fmt: skip
+
+    def snmp_set_target(
+        self, olt_id: str, environ: Mapping[str, str] | None = None
+    ) -> tuple[str, int, SnmpCredentials, SnmpSetEntry]:
+        """Agent address, write credentials and settings of an OLT with SNMP SET enabled.
+
+        Raises
+        ------
+        ConfigError
+            SET not enabled for that OLT, or its write credentials incomplete (naming the
+            environment variables and secret-file keys looked up, never a value).
+        """
+        from guardian_lib.snmp.transport import SnmpCredentials
+
+        e = self.entry(olt_id)
+        if e.snmp_set is None:
+            raise ConfigError(
+                f"{self.path}: OLT {olt_id}: SNMP SET is not enabled (add snmp_set: "
+                "{credentials: REF} to its entry; docs/olt.md)"
+            )
+        ss = e.snmp_set
+        env = os.environ if environ is None else environ
+        keys = ("write_community",) if ss.version == "2c" else ("v3_user", "auth_key", "priv_key")
+        found = {k: env.get(_env_name(ss.credentials, _ENV_KEY[k])) for k in keys}
+        if not all(found.values()):
+            block = read_secret_file(self.secrets_path()).get(ss.credentials)
+            if isinstance(block, dict):
+                for k in keys:
+                    found[k] = found[k] or (str(block[k]) if block.get(k) is not None else None)
+        missing = [k for k in keys if not found[k]]
+        if missing:
+            names = ", ".join(_env_name(ss.credentials, _ENV_KEY[k]) for k in missing)
+            raise ConfigError(
+                f"OLT {olt_id}: SNMP SET credentials {ss.credentials!r} (SNMPv{ss.version}) "
+                f"incomplete: missing {missing}; expected {names} or key "
+                f"{ss.credentials}.{{{','.join(keys)}}} in {self.secrets_path()}"
+            )
+        if ss.version == "2c":
+            creds = SnmpCredentials("2c", community=str(found["write_community"]))
+        else:
+            creds = SnmpCredentials(
+                "3", user=str(found["v3_user"]), auth_key=str(found["auth_key"]),
+                priv_key=str(found["priv_key"]),
+            )  # fmt: skip
+        return ss.host or e.host, ss.port, creds, ss
+
+
+_ENV_KEY = {"write_community": "WRITE_COMMUNITY", "v3_user": "V3_USER",
+            "auth_key": "V3_AUTH_KEY", "priv_key": "V3_PRIV_KEY"}  # fmt: skip
 
 
 def _env_name(ref: str, key: str) -> str:

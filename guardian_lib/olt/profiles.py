@@ -37,6 +37,10 @@ __all__ = [
     "render",
     "template_fields",
     "SECRET_FIELDS",
+    "SNMP_SET_OPERATIONS",
+    "SnmpVarbind",
+    "IfIndexRule",
+    "SnmpSetProfile",
 ]
 
 #: Error classes an answer can fall in (``ErrorPattern.kind``).
@@ -90,8 +94,13 @@ class Operation(_Strict):
     steps: list[Step] = Field(min_length=1)
     rollback: list[str] = Field(default_factory=list)
     parse: str | None = None
+    section: str | None = Field(
+        None,
+        description="Header of a section of a listing; its named groups (e.g. slot and "
+        "port) apply to the records that follow it, up to the next header.",
+    )
     empty: str | None = Field(None, description="Error line that means 'no records'.")
-    _v = field_validator("parse", "empty")(_check_regex)
+    _v = field_validator("parse", "section", "empty")(_check_regex)
 
 
 class ErrorPattern(_Strict):
@@ -100,6 +109,57 @@ class ErrorPattern(_Strict):
     kind: Literal["syntax", "busy", "exists", "unknown_serial", "not_found", "profile", "failure"]
     pattern: str
     _v = field_validator("pattern")(_check_regex)
+
+
+#: Operations SNMP SET may carry (a subset of the CLI operations).
+SNMP_SET_OPERATIONS = ("reboot", "onu_disable", "onu_enable", "port_disable", "port_enable")
+
+
+class SnmpVarbind(_Strict):
+    """One INTEGER var-bind of an SNMP SET; ``oid`` may use ``{if_index}`` and ``{onu_id}``."""
+
+    oid: str
+    value: int
+
+    @field_validator("oid")
+    @classmethod
+    def _oid(cls, oid: str) -> str:
+        fields = set(template_fields(oid))
+        if not fields <= {"if_index", "onu_id"} or not re.fullmatch(
+            r"(\d+|\{if_index\}|\{onu_id\})(\.(\d+|\{if_index\}|\{onu_id\}))+", oid
+        ):
+            raise ValueError(
+                f"{oid!r}: expected a dotted OID whose parts are numbers, {{if_index}} or "
+                "{onu_id}"
+            )
+        return oid
+
+
+class IfIndexRule(_Strict):
+    """PON port ifIndex from CLI numbering: ``base + slot·slot_step + port·port_step``."""
+
+    base: int = Field(ge=0)
+    slot_step: int = Field(ge=0)
+    port_step: int = Field(ge=0)
+
+    def of(self, slot: int, port: int) -> int:
+        """The ifIndex of CLI ``slot`` / ``port``."""
+        return self.base + int(slot) * self.slot_step + int(port) * self.port_step
+
+
+class SnmpSetProfile(_Strict):
+    """The changes an OLT family accepts over SNMP SET, as var-bind templates."""
+
+    if_index: IfIndexRule
+    operations: dict[str, list[SnmpVarbind]]
+
+    @field_validator("operations")
+    @classmethod
+    def _known(cls, ops: dict[str, list[SnmpVarbind]]) -> dict[str, list[SnmpVarbind]]:
+        bad = sorted(set(ops) - set(SNMP_SET_OPERATIONS))
+        if bad:
+            raise ValueError(f"unknown operations {bad} (expected some of {SNMP_SET_OPERATIONS})")
+        return ops
 
 
 class CliProfile(_Strict):
@@ -114,6 +174,10 @@ class CliProfile(_Strict):
     paging_continue: str = " "
     confirm: str | None = Field(None, description="Regex of a yes/no question.")
     confirm_answer: str = "y"
+    password_prompt: str | None = Field(
+        None, description="Regex of a password question after login (FiberHome `enable`); "
+        "answered with the login password, which is never echoed or recorded.",
+    )  # fmt: skip
     setup: list[str] = Field(default_factory=list, description="Sent after login.")
     exit_mode: str = Field(description="Leaves a sub-mode (back towards config mode).")
     port_base: int = Field(0, ge=0, le=1, description="Number of the first PON port in CLI.")
@@ -121,14 +185,21 @@ class CliProfile(_Strict):
     assign_onu_id: Literal["olt", "driver"] = Field(
         "driver", description="'olt': the OLT allocates (read by capture); 'driver': we pick."
     )
-    serial_format: Literal["plain", "hex"] = Field(
-        "plain", description="'plain' HWTC1A2B3C4D; 'hex' 485754431A2B3C4D (vendor id in hex)."
+    serial_format: Literal["plain", "hex", "lower_hex"] = Field(
+        "plain",
+        description="'plain' HWTC1A2B3C4D; 'hex' 485754431A2B3C4D (vendor id in hex); "
+        "'lower_hex' HWTC1a2b3c4d (FiberHome: hex digits in lower case).",
     )
     defaults: dict[str, str] = Field(default_factory=dict)
     errors: list[ErrorPattern] = Field(min_length=1)
     operations: dict[str, Operation]
+    snmp_set: SnmpSetProfile | None = Field(
+        None, description="Changes the family accepts over SNMP SET (opt-in per OLT)."
+    )
 
-    _v = field_validator("prompt", "config_prompt", "paging", "confirm")(_check_regex)
+    _v = field_validator("prompt", "config_prompt", "paging", "confirm", "password_prompt")(
+        _check_regex
+    )
 
     @field_validator("operations")
     @classmethod
@@ -158,6 +229,7 @@ class CliProfile(_Strict):
 _VALUE_RULES: dict[str, re.Pattern[str]] = {
     "serial": re.compile(r"[A-Z0-9]{4}[0-9A-F]{8}"),
     "serial_hex": re.compile(r"[0-9A-F]{16}"),
+    "serial_lower": re.compile(r"[A-Z0-9]{4}[0-9a-f]{8}"),
     "desc": re.compile(r"[A-Za-z0-9_.:@-]{1,64}"),
     "pppoe_username": re.compile(r"[A-Za-z0-9_.@+-]{1,64}"),
     "pppoe_password": re.compile(r"[A-Za-z0-9_.@+!%*#=-]{1,64}"),

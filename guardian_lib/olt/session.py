@@ -102,6 +102,9 @@ class SshTarget:
         Resends of a command the OLT answered "busy". [-]
     busy_backoff_s : float
         First pause before such a resend, doubled each time. [s]
+    protocol : {'ssh', 'telnet'}
+        ``telnet`` (clear text: the inventory must also say ``insecure``) for OLTs
+        without SSH (:mod:`guardian_lib.olt.telnet`).
     """
 
     olt_id: str
@@ -114,6 +117,7 @@ class SshTarget:
     timeout_s: float = 10.0
     busy_retries: int = 3
     busy_backoff_s: float = 0.2
+    protocol: str = "ssh"
 
 
 class CliSession:
@@ -141,6 +145,7 @@ class CliSession:
         self._config = re.compile(profile.config_prompt)
         self._paging = re.compile(profile.paging)
         self._confirm = re.compile(profile.confirm) if profile.confirm else None
+        self._password = re.compile(profile.password_prompt) if profile.password_prompt else None
 
     async def __aenter__(self) -> CliSession:
         await self.open()
@@ -152,6 +157,8 @@ class CliSession:
     async def open(self) -> None:
         """Connect, log in, wait for the first prompt and send the profile's setup."""
         t = self.target
+        if t.protocol == "telnet":
+            return await self._open_telnet()
         if t.known_hosts is None and not t.insecure:
             raise OltConnectError(
                 f"OLT {t.olt_id}: no host key to check {t.host}:{t.port} against; give "
@@ -180,10 +187,50 @@ class CliSession:
             raise OltConnectError(
                 f"OLT {t.olt_id}: cannot open SSH to {t.host}:{t.port}: {exc}"
             ) from None
-        self._proc = await self._conn.create_process(term_type="vt100", encoding="utf-8")
-        await self._read_until_prompt("<login>")
-        for cmd in self.profile.setup:
-            await self.run(cmd)
+        try:
+            self._proc = await self._conn.create_process(term_type="vt100", encoding="utf-8")
+            await self._read_until_prompt("<login>")
+            for cmd in self.profile.setup:
+                await self.run(cmd)
+        except BaseException:  # e.g. the enable password refused: do not leak the session
+            await self.close()
+            raise
+
+    async def _open_telnet(self) -> None:
+        """Telnet: log in at ``Login:`` / ``Password:``, then as over SSH."""
+        from guardian_lib.olt.telnet import TelnetLoginError, open_telnet
+
+        t = self.target
+        if not t.insecure:
+            raise OltConnectError(
+                f"OLT {t.olt_id}: telnet sends the login in clear text; say insecure: true "
+                "in its inventory entry to accept that (or use SSH)"
+            )
+        try:
+            chan = await asyncio.wait_for(
+                open_telnet(t.host, t.port, t.username, t.password), t.timeout_s
+            )
+        except TelnetLoginError as exc:
+            raise OltAuthError(
+                f"OLT {t.olt_id}: {t.host}:{t.port} refused user {t.username!r} over telnet "
+                f"({exc}: wrong user name or password)"
+            ) from None
+        except TimeoutError:
+            raise OltConnectError(
+                f"OLT {t.olt_id}: no telnet login from {t.host}:{t.port} in {t.timeout_s} s"
+            ) from None
+        except OSError as exc:
+            raise OltConnectError(
+                f"OLT {t.olt_id}: cannot open telnet to {t.host}:{t.port}: {exc}"
+            ) from None
+        self._conn = self._proc = chan
+        try:
+            await self._read_until_prompt("<login>")
+            for cmd in self.profile.setup:
+                await self.run(cmd)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         """Close the session (never raises)."""
@@ -254,6 +301,7 @@ class CliSession:
         (the OLT may have echoed it).
         """
         buf = ""
+        answered = False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.target.timeout_s
         while True:
@@ -282,6 +330,18 @@ class CliSession:
                 buf = buf[: pager.start()] + buf[pager.end() :].lstrip(" ")
                 self._proc.stdin.write(self.profile.paging_continue)
                 continue
+            if self._password is not None:
+                asked = self._password.search(buf)
+                if asked is not None:  # e.g. FiberHome `enable`: the login password again
+                    if answered:
+                        raise OltAuthError(
+                            f"OLT {self.target.olt_id}: password refused after {shown!r} "
+                            "(the login password is also the enable password)"
+                        )
+                    answered = True
+                    buf = buf[: asked.start()] + buf[asked.end() :]
+                    self._proc.stdin.write(self.target.password + "\n")
+                    continue
             if self._confirm is not None and self._confirm.search(buf):
                 buf = self._confirm.sub("", buf)
                 self._proc.stdin.write(self.profile.confirm_answer + "\n")

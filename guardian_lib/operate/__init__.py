@@ -8,7 +8,11 @@
 - :mod:`~guardian_lib.operate.fleet` — the watched ONUs (subscribers file or first poll);
 - :mod:`~guardian_lib.operate.accounting` — run summary, approval queue, action log;
 - :mod:`~guardian_lib.operate.service` — :class:`Operator`, one cycle per polling interval;
-- :mod:`~guardian_lib.operate.metrics` — Prometheus metrics and JSON log lines.
+- :mod:`~guardian_lib.operate.metrics` — Prometheus metrics and JSON log lines;
+- :mod:`~guardian_lib.operate.history` — a warehouse's history as the loop's outside world
+  (SILVER ticks, imported tickets as open orders);
+- :mod:`~guardian_lib.operate.decide` — ``guardian decide``: the same loop replayed over a
+  run's history in simulate mode.
 """
 
 from guardian_lib.operate.site import SiteConfig, load_site

@@ -11,7 +11,9 @@ the audit out.
 * :class:`NbiCpeState` — whether each CPE's PPPoE session is up, as the ACS last heard;
 * the field services (a ticketing webhook, a CSV drop folder) are in
   :mod:`guardian_lib.operate.field`;
-* :class:`AuditNotifier` — customer notifications go to the audit trail only.
+* :class:`AuditNotifier` — customer notifications go to the audit trail only;
+* :class:`DryRunDispatcher` — simulate mode that refuses, as the ACS adapter would, a device
+  action on a device the inventory does not know (``guardian decide``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from guardian_lib.actions.dispatcher import ActionResult, Dispatcher
 from guardian_lib.operate.state import StateStore
 from guardian_lib.snmp.inventory import Inventory
 from guardian_lib.snmp.poller import PollReport, poll_inventory
@@ -33,6 +36,7 @@ __all__ = [
     "SnmpTelemetrySource",
     "JournalledDevices",
     "AuditNotifier",
+    "DryRunDispatcher",
     "NbiCpeState",
     "PPP_STATUS_PATHS",
 ]
@@ -240,3 +244,35 @@ class AuditNotifier:
         """Accept the notification (the autopilot audits it). [h]"""
         self.sent.append((onu_id, template, float(until_h)))
         return True
+
+
+#: Actions the ACS carries out on a CPE.
+DEVICE_ACTIONS = ("reboot", "change_wifi_profile")
+
+
+class DryRunDispatcher(Dispatcher):
+    """Simulate mode: nothing is sent; every action is ``simulated``, except a device action
+    on a device outside ``known`` (an ONU whose CPE the inventory does not name), which is
+    ``failed`` with the error :class:`JournalledDevices` would raise in ``execute`` mode.
+
+    Parameters
+    ----------
+    known : set of str
+        Device (CPE) ids of the fleet.
+    """
+
+    def __init__(self, known: set[str]) -> None:
+        super().__init__("simulate")
+        self.known = known
+
+    def execute(self, decision: Any, at: Any = None) -> list[ActionResult]:
+        from guardian_lib.actions.clients import UnknownTargetError
+
+        out = super().execute(decision, at)
+        if decision.action not in DEVICE_ACTIONS:
+            return out
+        for r in out:
+            if r.target not in self.known:
+                r.status = "failed"
+                r.error = str(UnknownTargetError(decision.action, "device", r.target))
+        return out

@@ -18,19 +18,38 @@ from guardian_lib.operate.adapters import AuditNotifier
 from guardian_lib.operate.metrics import log_json
 from guardian_lib.operate.site import SiteConfig
 
-__all__ = ["alert_pipeline", "customer_notifier", "drift_monitor", "alerts_cycle"]
+__all__ = [
+    "alert_pipeline", "load_pipeline", "customer_notifier", "drift_monitor", "alerts_cycle",
+]  # fmt: skip
 
 
-def alert_pipeline(site: SiteConfig, state_dir: Path) -> Any:
-    """The :class:`~guardian_lib.alerts.pipeline.AlertPipeline` of the site's alerting file
-    (None without one); its outbox keeps the network's time when the site has a clock."""
-    if site.alerts is None:
-        return None
+def load_pipeline(
+    path: Path, state_dir: Path, clock: Callable[[], pd.Timestamp] | None = None
+) -> Any:
+    """The :class:`~guardian_lib.alerts.pipeline.AlertPipeline` of an alerting file, its
+    outbox and silences in ``state_dir``; ``clock``: the network's time (default the wall
+    clock) for due deliveries and quiet hours.
+
+    Raises
+    ------
+    guardian_lib.errors.ConfigError
+        A bad alerting file (named with the field).
+    """
     from guardian_lib.alerts.config import load_alerting
     from guardian_lib.alerts.pipeline import AlertPipeline
 
+    state_dir = Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return AlertPipeline(load_alerting(path), state_dir, clock=clock)
+
+
+def alert_pipeline(site: SiteConfig, state_dir: Path) -> Any:
+    """The pipeline of the site's alerting file (None without one); its outbox keeps the
+    network's time when the site has a clock."""
+    if site.alerts is None:
+        return None
     clock = site.clock.now if site.clock is not None else None
-    return AlertPipeline(load_alerting(site.resolve(site.alerts)), state_dir, clock=clock)
+    return load_pipeline(site.resolve(site.alerts), state_dir, clock=clock)
 
 
 def customer_notifier(pipeline: Any, decision_time: Callable[[], pd.Timestamp]) -> Any:
@@ -105,5 +124,6 @@ def alerts_cycle(
         resolved = notifier.incidents_closed(set(incidents))
     out: dict[str, Any] = pipeline.cycle(ts, obs).to_dict()
     if hasattr(notifier, "counts"):
-        out["notices"] = {**notifier.counts, "resolved_queued": resolved}
+        out["notices"] = {**notifier.counts, "resolved_queued": resolved,
+                          "by_template": dict(sorted(notifier.by_template.items()))}  # fmt: skip
     return out

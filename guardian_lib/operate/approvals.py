@@ -4,19 +4,22 @@
 (it uses the operator's ``store``, ``audit``, ``autopilot``, ``fleet``, ``settings``,
 ``real_dispatcher`` and ``_restore_guard``): each approved action is checked again at
 send time against every safety rule, so an approval never overrides what changed since
-the action was proposed.
+the action was proposed. A sent action then takes the autopilot's own path
+(:meth:`~guardian_lib.decision.engine.Autopilot.follow`): an approved reboot is verified
+like the autopilot's, its outcome feeding the circuit breaker and the listeners.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 
-from guardian_lib.actions.dispatcher import ActionResult
 from guardian_lib.decision import Decision, SafetyGuard
 from guardian_lib.decision._base import REBOOT_HOLD_SCOPES, SCOPE_COLUMNS
 from guardian_lib.decision.maintenance import place_labels
+from guardian_lib.decision.safety import blocked_action
 from guardian_lib.operate.metrics import log_json
 
 __all__ = ["ApprovedActions"]
@@ -39,10 +42,14 @@ class ApprovedActions:
         table = self.fleet.table.set_index("onu_id", drop=False)
         for a in self.store.approvals("approved"):
             target = a["target"]
+            case = self.autopilot.cases.get(a["subject"])  # the ONU's open case, if any
+            proposed = json.loads(a.get("rationale") or "{}")
             d = Decision(ts=ts, subject=a["subject"], action=a["action"], targets=(target,),
                          params=json.loads(a["params"] or "{}"),
-                         rationale={"approved": a["id"], "by": a["decided_by"],
-                                    "comment": a.get("comment")})  # fmt: skip
+                         case_id=case["case_id"] if case is not None else None,
+                         # the proposal's rule, so the audit (and its replay) says why
+                         rationale={"rule": str(proposed.get("rule", "")), "approved": a["id"],
+                                    "by": a["decided_by"], "comment": a.get("comment")})  # fmt: skip
             pon_id, outage, places = a["pon_id"], False, []
             if a["subject"] in table.index:
                 row = table.loc[a["subject"]]
@@ -52,24 +59,31 @@ class ApprovedActions:
                 places = [place_labels(row, a["subject"])]
             verdict = guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
             if not verdict.allowed:
-                blocked = {"blocked": verdict.rule}
-                if verdict.maintenance_window is not None:
-                    blocked["maintenance_window"] = verdict.maintenance_window
+                if verdict.maintenance_window is not None:  # as the autopilot's decision rows
+                    d = replace(d, rationale={**d.rationale,
+                                              "maintenance_window": verdict.maintenance_window})  # fmt: skip
                 did = self.audit.record_decision(
                     d, {"approval_id": a["id"]}, "approve", False, verdict.rule
                 )
-                self.audit.record_action(did, ActionResult(
-                    d.action, target, "blocked", ts, ts, result=dict(blocked),
-                    error=verdict.detail))  # fmt: skip
-                self.store.finish_approval(a["id"], "failed", blocked)
+                blocked = blocked_action(verdict, d.action, target, ts)
+                self.audit.record_action(did, blocked)
+                self.store.finish_approval(a["id"], "failed", blocked.result)
                 log_json("action", action=a["action"], target=target, status="blocked",
                          approval_id=a["id"], rule=verdict.rule, detail=verdict.detail,
                          maintenance_window=verdict.maintenance_window)  # fmt: skip
                 continue
             did = self.audit.record_decision(d, {"approval_id": a["id"]}, "approve", True, None)
             results = self.real_dispatcher.execute(d, ts)
-            for r in results:
-                self.audit.record_action(did, r)
+            # As the autopilot's own actions: a sent reboot is verified later (circuit
+            # breaker, listeners: customer notices), anything else audited and told now.
+            self.autopilot.follow(did, d, results, ts)
+            if (
+                d.action == "reboot"
+                and case is not None
+                and any(r.status == "pending" for r in results)
+            ):
+                # the proposal set it; the case's next step waits from the real reboot
+                case["last_reboot_at"] = ts
             ok = all(r.status != "failed" for r in results)
             self.store.finish_approval(
                 a["id"], "executed" if ok else "failed",

@@ -1,4 +1,4 @@
-"""``guardian operate`` and ``guardian decisions`` (registered through ``guardian.commands``)."""
+"""``guardian operate``, ``decide`` and ``decisions`` (registered through ``guardian.commands``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-__all__ = ["register", "operate_command", "decisions_app", "schedule_app"]
+from guardian_lib.schema import POLICY_EVERY_MINUTES
+
+__all__ = ["register", "operate_command", "decide_command", "decisions_app", "schedule_app"]
 
 decisions_app = typer.Typer(
     help="Actions proposed in approve mode: list, approve, reject.", no_args_is_help=True
@@ -60,6 +62,89 @@ def operate_command(
         tmp.write_text(json.dumps(summary.to_dict(), indent=2), encoding="utf-8")
         os.replace(tmp, json_out)
     log_json("stop", **{k: v for k, v in summary.to_dict().items() if not isinstance(v, dict)})
+
+
+def decide_command(
+    run: Annotated[Path, typer.Option(help="Run folder with an ingested warehouse.")],
+    start: Annotated[
+        str | None, typer.Option(help="First decision time (ISO 8601, UTC; default: the first).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last decision time (ISO 8601, UTC; default: the last).")
+    ] = None,
+    every_minutes: Annotated[
+        int, typer.Option(min=1, help="Time between two decisions (a multiple of the grid). [min]")
+    ] = POLICY_EVERY_MINUTES,
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="'rules' (the rule scorer) or a registry alias (champion, challenger …); "
+            "default the site's model_alias, else champion."
+        ),
+    ] = None,
+    site: Annotated[
+        Path | None,
+        typer.Option(help="A guardian operate site file: safety limits, maintenance, alias."),
+    ] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the summary here.")] = None,
+    audit: Annotated[
+        Path | None, typer.Option(help="Audit DuckDB file to write (default: RUN/audit.duckdb).")
+    ] = None,
+    warmup_hours: Annotated[
+        float, typer.Option(min=0, help="History observed before --start, no decision. [h]")
+    ] = 24.0,
+) -> None:
+    """Replay a run's history through the autopilot in simulate mode: what it would have
+    decided (audited; `guardian report --run RUN` shows the decisions)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from guardian_lib.operate.decide import decide_run, parse_time
+
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+        task = bar.add_task("replaying", total=None)
+        s = decide_run(
+            run, parse_time(start, "--start"), parse_time(end, "--end"),
+            every_minutes=every_minutes, models=models, site=site, audit_path=audit,
+            warmup_h=warmup_hours,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )  # fmt: skip
+    if json_out is not None:
+        tmp = json_out.with_name(f".{json_out.name}.part")
+        tmp.write_text(json.dumps(s.to_dict(), indent=2), encoding="utf-8")
+        os.replace(tmp, json_out)
+    console = Console()
+    t = Table(
+        title=f"decisions {s.start} → {s.end} ({s.model_version}, every {s.every_minutes} min)"
+    )
+    t.add_column("what")
+    t.add_column("count", justify="right")
+    rows = [(f"decision: {k}", v) for k, v in s.decisions_by_action.items()]
+    rows += [("decisions", s.decisions), ("incidents opened", s.incidents_opened),
+             ("visits ordered", s.visits_ordered), ("visits held", s.visits_held),
+             ("reboots (simulated)", s.reboots), ("notifications", s.notifications),
+             ("device actions without a CPE id (failed)", s.actions_failed)]  # fmt: skip
+    rows += [(f"blocked: {k}", v) for k, v in s.blocked_by_rule.items()]
+    for name, v in rows:
+        t.add_row(name, f"{v:,}")
+    console.print(t)
+    state = "already in the audit (nothing written)" if s.already_audited else "written"
+    console.print(
+        f"{s.onus:,} ONUs, {s.ticks:,} steps of {s.tick_s} s ({s.warmup_ticks:,} warm-up, "
+        f"{s.gap_ticks:,} without readings); {s.simulated_h_per_s:g} h/s ({s.wall_s:g} s in all); audit {s.audit} "
+        f"{escape('[' + s.tag + ']')} {state}",
+        soft_wrap=True,
+    )
+    if s.other_decisions_in_window:
+        console.print(
+            f"note: {s.audit} also holds {s.other_decisions_in_window:,} decisions of other "
+            "replays in this window; the report shows them all (use --audit FILE to keep "
+            "replays apart)",
+            soft_wrap=True,
+        )
 
 
 @decisions_app.command("list")
@@ -224,7 +309,8 @@ def schedule_run(site: _Site, state: _State, at: _At = None) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``operate``, ``decisions`` and ``schedule`` to the ``guardian`` CLI."""
+    """Add ``operate``, ``decide``, ``decisions`` and ``schedule`` to the ``guardian`` CLI."""
     app.command("operate")(operate_command)
+    app.command("decide")(decide_command)
     app.add_typer(decisions_app, name="decisions")
     app.add_typer(schedule_app, name="schedule")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from guardian_lib.errors import ConfigError
 
-__all__ = ["Fleet", "load_subscribers", "fleet_from_poll"]
+__all__ = ["Fleet", "load_subscribers", "fleet_from_poll", "fleet_from_warehouse"]
 
 _OPTIONAL = {"cpe_id": None, "customer_id": None, "pon_id": None, "box_id": None,
              "olt_id": None, "region": "unknown", "segment": "residential",
@@ -140,6 +140,53 @@ def fleet_from_poll(telemetry: pd.DataFrame, cpe_by_serial: dict[str, str] | Non
         }  # fmt: skip
     )
     return Fleet(_complete(df, "first poll"))
+
+
+def fleet_from_warehouse(con: Any, source: str = "warehouse") -> Fleet:
+    """The fleet of a run's warehouse: every ONU of ``onus`` (sorted by id), its first
+    customer, the OLT from ``pons`` when ``onus`` lacks it.
+
+    An imported inventory may lack street boxes, coordinates, CPE ids, regions or
+    customers: they are completed as a subscribers file is (the PON stands in for the
+    box, the ONU id for the customer; an ONU without a CPE id is never rebooted).
+
+    Parameters
+    ----------
+    con : duckdb connection
+        From :func:`guardian_lib.warehouse.connect`.
+    source : str
+        Named in errors (the run folder).
+
+    Raises
+    ------
+    ConfigError
+        The warehouse has no ``onus`` table, or it is empty.
+    """
+    from guardian_lib.warehouse import table_names
+
+    names = table_names(con)
+    if "onus" not in names:
+        raise ConfigError(f"{source}: the warehouse has no 'onus' table (import an inventory)")
+    onus = con.execute("SELECT * FROM onus ORDER BY onu_id").df()
+    if not len(onus):
+        raise ConfigError(f"{source}: the warehouse's 'onus' table is empty")
+    df = onus.rename(columns={"splitter_id": "box_id"}).drop(
+        columns=[c for c in ("region", "segment", "cpe_id", "customer_id") if c in onus]
+    )
+    if "pons" in names and {"pon_id", "olt_id"} <= set(
+        con.execute("SELECT * FROM pons LIMIT 0").df()
+    ):
+        pons = con.execute("SELECT pon_id, olt_id AS pon_olt FROM pons").df()
+        df = df.merge(pons.drop_duplicates("pon_id"), on="pon_id", how="left")
+        df["olt_id"] = (
+            df["olt_id"].fillna(df.pop("pon_olt")) if "olt_id" in df else df.pop("pon_olt")
+        )
+    if "customers" in names:
+        cust = con.execute("SELECT * FROM customers ORDER BY customer_id").df()
+        keep = [c for c in ("customer_id", "onu_id", "cpe_id", "region", "segment") if c in cust]
+        cust = cust[keep].drop_duplicates("onu_id")  # one customer per ONU (the first by id)
+        df = df.merge(cust, on="onu_id", how="left")
+    return Fleet(_complete(df, source))
 
 
 def cpe_by_serial(nbi: Any) -> dict[str, str]:

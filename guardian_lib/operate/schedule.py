@@ -51,6 +51,7 @@ from typing import Annotated, Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from guardian_lib.dashboards.formats import report_writer
 from guardian_lib.errors import ConfigError
 from guardian_lib.operate.cron import CronError, CronSchedule
 from guardian_lib.warehouse import private_copy, run_snapshot
@@ -64,7 +65,6 @@ __all__ = [
     "ReportJob",
     "ReportScheduler",
     "report_scheduler",
-    "report_writer",
     "reports_cycle",
 ]
 
@@ -167,16 +167,6 @@ class ReportJob(BaseModel):
     def schedule(self) -> CronSchedule:
         """The parsed cron expression in the job's zone."""
         return CronSchedule(self.cron, self.timezone)
-
-
-def report_writer(fmt: str) -> Callable[..., Path]:
-    """``write(run, out, lang=, audit=)`` of ``guardian report --format fmt``."""
-    import importlib
-
-    from guardian_lib.dashboards.cli import REPORT_FORMATS
-
-    module, func = REPORT_FORMATS[fmt].split(":")
-    return getattr(importlib.import_module(module), func)
 
 
 def _period_key(period: pd.Timestamp) -> str:

@@ -285,6 +285,8 @@ class Operator(ApprovedActions):
                                    audit=self.audit, guard=SafetyGuard(self.settings))  # fmt: skip
         if hasattr(self.notifier, "bind"):
             self.notifier.bind(fleet.table, self.autopilot)
+            # verified reboots and visits held by an outage → customer notices
+            self.autopilot.listeners.append(self.notifier.action_outcome)
         self.loop = ClosedLoop(fleet.onus, fleet.customers, self.autopilot, every=1,
                                tick_s=tick_s, field=self.field)  # fmt: skip
         saved = self.store.get("loop")

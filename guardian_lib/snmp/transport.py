@@ -31,9 +31,10 @@ from pysnmp.hlapi.v3arch.asyncio import (
     UsmUserData,
     bulk_cmd,
     get_cmd,
+    set_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as _auth
-from pysnmp.proto import errind, rfc1905
+from pysnmp.proto import errind, rfc1902, rfc1905
 from pysnmp.smi import builder, view
 
 from guardian_lib.snmp.errors import (
@@ -355,6 +356,41 @@ class SnmpSession:
             lookupMib=False,
         )
         self._check(f"GET {', '.join(oids)}", err, status, index)
+        return {oid_str(tuple(vb[0])): python_value(vb[1]) for vb in var_binds}
+
+    async def set(self, varbinds: Sequence[tuple[str, int]]) -> dict[str, Any]:
+        """SET integer scalars in one request (e.g. ifAdminStatus, an ONU reset column).
+
+        Parameters
+        ----------
+        varbinds : sequence of (str, int)
+            Dotted OID and INTEGER value.
+
+        Returns
+        -------
+        values : dict
+            OID → value the agent answered.
+
+        Raises
+        ------
+        SnmpProtocolError
+            The agent refused (``notWritable``, ``wrongValue``, ``noAccess``, …); it
+            names the error-status and the varbind.
+        SnmpTimeoutError
+            No answer: a wrong write community or v3 key is dropped silently.
+        """
+        target = await self._target_()
+        self.requests += 1
+        err, status, index, var_binds = await set_cmd(
+            self.engine,
+            self._auth,
+            target,
+            ContextData(),
+            *[ObjectType(ObjectIdentity(o), rfc1902.Integer32(int(v))) for o, v in varbinds],
+            lookupMib=False,
+        )
+        shown = ", ".join(f"{o} = {int(v)}" for o, v in varbinds)
+        self._check(f"SET {shown}", err, status, index)
         return {oid_str(tuple(vb[0])): python_value(vb[1]) for vb in var_binds}
 
     async def walk_columns(

@@ -20,9 +20,14 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from acs_emulator.olt.cli_vendors import ZteCli
+from acs_emulator.olt.cli_vendors import FiberHomeCli, ZteCli
 from acs_emulator.olt.provisioning import OltConfigBackend, unprovision_onus
-from acs_emulator.olt.serve import EmulatorCredentials, simulated_pool, write_inventory
+from acs_emulator.olt.serve import (
+    EmulatorCredentials,
+    simulated_pool,
+    single_vendor_simulation,
+    write_inventory,
+)
 from acs_emulator.olt.ssh import OltCliServer, write_cli_inventory
 from guardian_lib.errors import ConfigError
 from guardian_lib.olt.bulk import load_bulk_csv
@@ -36,7 +41,7 @@ from simulator.engine import Simulation
 from simulator.scenario import load_scenario
 
 FAMILIES = {"huawei": ("huawei", "MA5800-X7"), "zte_c320": ("zte", "C320"),
-            "zte_c600": ("zte", "C600")}  # fmt: skip
+            "zte_c600": ("zte", "C600"), "fiberhome": ("fiberhome", "AN5516-06")}  # fmt: skip
 N_WAITING = 3
 
 
@@ -52,13 +57,7 @@ class Lab:
 
     def __init__(self, family: str, tmp: Path) -> None:
         vendor, model = FAMILIES[family]
-        sc = load_scenario("tiny")
-        sc = sc.model_copy(
-            update={"topology": sc.topology.model_copy(update={"vendor_mix": {vendor: 1.0}})}
-        )
-        self.sim = Simulation(sc, seed=11)
-        self.sim.topology.olts["model"] = model
-        self.sim.step()
+        self.sim = single_vendor_simulation("tiny", vendor, model, seed=11)
         self.olt_id = str(self.sim.topology.olts["olt_id"].iloc[0])
         self.waiting = unprovision_onus(self.sim, self.olt_id, N_WAITING, np.random.default_rng(5))
         self.sim.step()
@@ -103,6 +102,7 @@ def run(coro):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_autofind_authorize_online_polled(lab, family, monkeypatch):
     monkeypatch.setattr(ZteCli, "page_lines", 2)  # ZTE's short listing crosses the pager too
+    monkeypatch.setattr(FiberHomeCli, "page_lines", 3)
     lab = lab(family)
     before = lab.polled()
     assert not set(lab.waiting) & set(before), "an unauthorized ONU is in the OLT's tables"
@@ -134,7 +134,7 @@ def test_autofind_authorize_online_polled(lab, family, monkeypatch):
             return await olt.onu_status(OnuLocation(a.slot, a.port, res.onu_id))
 
     st = run(status())
-    assert st["run"] in ("online", "working") and st["admin"] in ("active", "enable")
+    assert st["run"] in ("online", "working", "up") and st["admin"] in ("active", "enable")
 
 
 def test_port_disable_takes_its_onus_offline(lab):
@@ -180,6 +180,16 @@ def test_wrong_serial_is_refused_before_any_change(lab):
 
     slot, port, serial, _ = lab.backend.autofind()[0]
     used = lab.backend.configured(slot, port)[0]["onu_id"]
+    other = next(p for s_, p in sorted(lab.backend.pon_of) if s_ == slot and p != port)
+
+    async def elsewhere():  # asked on another port: the error names the port it waits on
+        async with lab.driver() as olt:
+            with pytest.raises(OltCommandError) as err:
+                await olt.authorize(AuthorizeRequest(slot, other + 1, serial, 100))
+            return err.value
+
+    err = run(elsewhere())
+    assert err.kind == "unknown_serial" and f"it waits on port {slot}/{port + 1}" in str(err)
 
     async def taken():  # an ONU id already in use on that port
         async with lab.driver() as olt:
@@ -206,7 +216,7 @@ def test_failed_service_port_rolls_back(lab, family):
 
     a, err, waiting, configured = run(go())
     assert err.kind == "profile" and err.rolled_back is True
-    assert "VLAN" in err.line
+    assert "vlan" in err.line.lower()
     assert a.serial in {w.serial for w in waiting}
     assert a.serial not in configured.values()
     assert lab.sim.admin.provisioned.sum() == len(lab.sim.onu_ids) - N_WAITING
@@ -374,7 +384,7 @@ def test_serve_starts_the_cli_and_the_trap_sender(tmp_path):
         server.stop_thread()
 
 
-@pytest.mark.parametrize("family", ["huawei", "zte_c600"])
+@pytest.mark.parametrize("family", ["huawei", "zte_c600", "fiberhome"])
 def test_reboot_answers_the_confirmation_and_reboots_in_the_simulation(lab, family):
     lab = lab(family)
     first = lab.backend.configured(1, 0)[0]
@@ -435,6 +445,12 @@ def test_api_olt_changes_behind_the_operator_role(lab, tmp_path):
     assert again.status_code == 502 and again.json()["error_kind"] == "unknown_serial"
     audit = [json.loads(x) for x in cfg.olt_audit_path().read_text().splitlines()]
     assert [r["status"] for r in audit] == ["started", "ok", "started", "failed"]
+    resync = {"olt_id": lab.olt_id, "operation": "resync", "dry_run": True,
+              "params": {"slot": slot, "port": port + 1,
+                         "onu_id": resp.json()["params"]["onu_id"]}}  # fmt: skip
+    answer = post("ana", resync)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "dry-run" and answer.json()["commands"] == []
 
 
 def test_a_silent_olt_times_out_without_quoting_a_secret(tmp_path):
@@ -502,3 +518,191 @@ def test_bulk_rate_limit_spaces_the_changes(lab, monkeypatch):
     assert len(waits) == 2 and 0 < waits[0] <= 10.0 and 10.0 < waits[1] <= 20.0
     with pytest.raises(ValueError, match="per_minute must be > 0"):
         run(bulk.run_bulk(changes, rows, per_minute=0))
+
+
+def test_fiberhome_wrong_serial_case_busy_and_enable_password(lab, tmp_path):
+    """FiberHome: the enable password is answered (never echoed or recorded), the serial
+    goes out with lower-case hex and the ONU's own type, a wrong serial and a busy OLT are
+    answered clearly, and the dry run leaves the type read from autofind open."""
+    lab = lab("fiberhome")
+    # an ONU whose serial has hex letters, so that upper and lower case differ
+    slot, port, serial, model = next(
+        w for w in lab.backend.autofind() if any(c in "ABCDEF" for c in w[2][4:])
+    )
+    link = port + 1  # FiberHome links count from 1
+    lower = serial[:4] + serial[4:].lower()
+
+    async def go():
+        async with lab.driver() as olt:
+            assert olt.session.in_config_mode  # enable + password reached Admin#
+            with pytest.raises(OltCommandError) as wrong:
+                await olt.authorize(AuthorizeRequest(slot, link, "FHTT00000000", vlan=100))
+            await olt.session.run("cd gpononu")
+            with pytest.raises(OltCommandError) as upper:  # the OLT wants lower-case hex
+                await olt.session.run(
+                    f"set whitelist phy_addr address {serial} password null action add "
+                    f"slot {slot} link {link} onu 100 type {model}"
+                )
+            await olt.session.leave_to_config()
+            lab.backend.busy_next = 2  # two busy answers, then the resend goes through
+            res = await olt.authorize(AuthorizeRequest(slot, link, serial, vlan=100))
+            return wrong.value, upper.value, res, list(olt.session.transcript)
+
+    wrong, upper, res, sent = run(go())
+    assert wrong.kind == "unknown_serial" and "FHTT00000000" in str(wrong)
+    assert upper.kind == "unknown_serial" and "physical address is error" in upper.line
+    add = [c for c in sent if c.startswith("set whitelist") and "action add" in c]
+    assert add[-1] == (f"set whitelist phy_addr address {lower} password null action add "
+                       f"slot {slot} link {link} onu {res.onu_id} type {model}")  # fmt: skip
+    assert sum(c == add[-1] for c in sent) == 3  # sent once, resent twice after "busy"
+    assert lab.inv.target(lab.olt_id).password not in "\n".join(sent)
+    assert serial in {r["serial"] for r in lab.backend.configured(slot, port)}
+    plan = OltChanges(lab.inv, OltAudit(tmp_path / "a.jsonl"), who="t").plan(
+        Change(
+            lab.olt_id,
+            "authorize",
+            {"slot": slot, "port": link, "serial": serial, "vlan": 120, "wan": "bridge"},
+        )  # fmt: skip
+    )
+    assert plan[1] == (f"set whitelist phy_addr address {lower} password null action add "
+                       f"slot {slot} link {link} onu {{onu_id}} type {{onu_type}}")  # fmt: skip
+    assert any("type bridge 120 0 nat disable" in c for c in plan)
+
+
+def test_fiberhome_wrong_enable_password_is_an_auth_error(lab, monkeypatch):
+    from acs_emulator.olt.cli_fiberhome import FiberHomeCli
+
+    lab = lab("fiberhome")
+    orig = FiberHomeCli.c_enable
+
+    def other_password(self):
+        self.enable_password = "not-the-login-password"
+        return orig(self)
+
+    monkeypatch.setattr(FiberHomeCli, "c_enable", other_password)
+    with pytest.raises(OltAuthError, match="password refused after 'enable'"):
+        run(lab.driver().__aenter__())
+
+
+def _with_pppoe_secret(lab) -> None:
+    sec = lab.inv.secrets_path()
+    sec.write_text(sec.read_text() + "pppoe:\n  cust-9: {username: cust9@isp, password: pw-99}\n")
+    os.chmod(sec, 0o600)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_resync_reapplies_the_stored_wan_after_checking_the_serial(lab, family, tmp_path):
+    lab = lab(family)
+    _with_pppoe_secret(lab)
+    audit = OltAudit(tmp_path / "audit.jsonl")
+    changes = OltChanges(lab.inv, audit, who="noc-rui")
+    slot, port, serial, _ = lab.backend.autofind()[0]
+    cli_port = port + lab.inv.profile_of(lab.olt_id).port_base
+    auth = run(changes.apply(Change(lab.olt_id, "authorize", {
+        "slot": slot, "port": cli_port, "serial": serial, "vlan": 110, "wan": "pppoe",
+        "pppoe": "cust-9"})))  # fmt: skip
+    assert auth.status == "ok", auth.error
+    row = int(np.flatnonzero(lab.sim.onu_ids == serial)[0])
+    lab.backend.config[row].wan.clear()  # the ONU lost its WAN (factory reset, swap …)
+    where = {"slot": slot, "port": cli_port, "onu_id": auth.params["onu_id"]}
+
+    dry = run(changes.apply(Change(lab.olt_id, "resync", where), dry_run=True))
+    assert dry.commands and any("cust9@isp" in c for c in dry.commands)
+    assert "pw-99" not in json.dumps(dry.commands) and lab.backend.config[row].wan == {}
+
+    res = run(changes.apply(Change(lab.olt_id, "resync", where)))
+    assert res.status == "ok", res.error
+    assert lab.backend.config[row].wan["username"] == "cust9@isp"
+    assert lab.backend.config[row].wan["password"] == "pw-99"
+    assert res.after["reapplied"] == "wan_pppoe" and res.before and res.after
+    records = audit.read()
+    assert [r["status"] for r in records][-3:] == ["dry-run", "started", "ok"]
+    assert records[-1]["who"] == "noc-rui" and "pw-99" not in json.dumps(records)
+
+
+def test_resync_refuses_a_different_onu_and_rereads_an_unknown_one(lab, tmp_path):
+    lab = lab("zte_c320")
+    changes = OltChanges(lab.inv, OltAudit(tmp_path / "audit.jsonl"), who="t")
+    s1, p1, sn1, _ = lab.backend.autofind()[0]
+    auth = run(changes.apply(Change(lab.olt_id, "authorize", {
+        "slot": s1, "port": p1 + 1, "serial": sn1, "vlan": 100, "wan": "bridge"})))  # fmt: skip
+    assert auth.status == "ok", auth.error
+    onu_id = auth.params["onu_id"]
+    # the ONU is removed on the OLT by hand and another of that port takes its id
+    lab.backend.delete_onu(s1, p1, onu_id)
+    neighbour = next(r for r in lab.backend.configured(s1, p1) if r["serial"] != sn1)
+    lab.backend.delete_onu(s1, p1, neighbour["onu_id"])
+    other = neighbour["serial"]
+    lab.backend.add_onu(s1, p1, other, onu_id, (1, 128))
+    where = {"slot": s1, "port": p1 + 1, "onu_id": onu_id}
+    res = run(changes.apply(Change(lab.olt_id, "resync", where)))
+    assert res.status == "failed" and res.error_kind == "not_found"
+    assert f"reports serial {other}" in res.error and sn1 in res.error
+    assert not any(c.startswith("vlan port") for c in res.commands)
+    # an ONU id Guardian never authorized
+    never = next(r["onu_id"] for r in lab.backend.configured(1, 0) if r["onu_id"] != onu_id)
+    res = run(changes.apply(Change(lab.olt_id, "resync", {"slot": 1, "port": 1, "onu_id": never})))
+    assert res.status == "ok" and res.after["reapplied"] == "nothing stored"
+    assert res.commands and all(c.startswith(("show", "exit")) for c in res.commands)
+    args = ["olt", "resync", "-i", str(lab.cli_inv_path), "--olt", lab.olt_id, "--slot", "1",
+            "--port", "1", "--onu-id", str(never), "--dry-run", "--audit",
+            str(tmp_path / "audit.jsonl")]  # fmt: skip
+    out = CliRunner().invoke(build_app(), args)
+    assert out.exit_code == 0, out.output
+    assert out.stdout == "" and "nothing stored to re-apply" in out.stderr
+
+
+def test_fiberhome_onu_and_port_enable_disable(lab):
+    lab = lab("fiberhome")
+    first = lab.backend.configured(1, 0)[0]
+    loc = OnuLocation(1, 1, first["onu_id"])  # link 1 = topology port 0
+
+    async def go():
+        async with lab.driver() as olt:
+            await olt.set_onu_enabled(loc, False)
+            off = await olt.onu_status(loc)
+            await olt.set_onu_enabled(loc, True)
+            on = await olt.onu_status(loc)
+            await olt.set_port_enabled(1, 2, False)
+            port = await olt.port_status(1, 2)
+            return off, on, port
+
+    off, on, port = run(go())
+    assert off["admin"] == "disable" and on["admin"] == "enable"
+    assert off["serial"].upper() == first["serial"]
+    assert port["admin"] == "disable" and not lab.backend.port_enabled(1, 1)
+    assert lab.backend.port_enabled(1, 0)
+
+
+def test_fiberhome_over_telnet_login_authorize_and_refusals(lab, tmp_path):
+    """Many AN5516 speak only telnet: Login: / Password:, then the same CLI."""
+    from guardian_lib.olt.session import OltConnectError
+
+    lab = lab("fiberhome")
+    server = OltCliServer([lab.backend], telnet=True).start_in_thread()
+    try:
+        inv_path, _ = write_cli_inventory(tmp_path / "telnet.yaml", server)
+        inv = load_cli_inventory(inv_path)
+        assert inv.entry(lab.olt_id).protocol == "telnet"
+        slot, port, serial, _ = lab.backend.autofind()[0]
+
+        async def go(target):
+            async with OltDriver(target, inv.profile_of(lab.olt_id)) as olt:
+                return await olt.authorize(AuthorizeRequest(slot, port + 1, serial, vlan=100))
+
+        res = run(go(inv.target(lab.olt_id)))
+        assert serial in {r["serial"] for r in lab.backend.configured(slot, port)}
+        assert res.commands[0].startswith("cd gpononu")
+        assert server.password not in "\n".join(res.commands)
+        lab.sim.step()
+        assert lab.polled()[serial] is True
+        wrong = inv.target(lab.olt_id)
+        wrong.password = "not-the-password"
+        with pytest.raises(OltAuthError, match="refused user 'guardian' over telnet"):
+            run(go(wrong))
+        clear = inv.target(lab.olt_id)
+        clear.insecure = False
+        with pytest.raises(OltConnectError, match="telnet sends the login in clear text"):
+            run(go(clear))
+    finally:
+        server.stop_thread()

@@ -130,6 +130,30 @@ def test_execute_mode_verifies_reboots_and_closes_the_case():
     assert notifier.sent == []  # fixed before the customer needed telling
 
 
+def test_listeners_hear_the_verified_reboot_with_its_case_and_a_failing_one_is_contained():
+    settings = AutopilotSettings(autopilot_mode="execute", jitter_max_seconds=0)
+    disp = Dispatcher("execute", devices=FakeDevices(), field_ops=FakeField())
+    scorer, policy = make_autopilot(settings=settings)
+    ap = Autopilot(policy, scorer, settings=settings, dispatcher=disp)
+    heard = []
+
+    def broken(outcome):
+        raise RuntimeError("listener bug")
+
+    ap.listeners += [broken, heard.append]
+    obs = _observer()
+    _round(obs, 0)
+    ap.step(_round(obs, 15, hung=(5,)))
+    case_id = ap.cases["ONU05"]["case_id"]
+    assert [o.action for o in heard] == []  # sent, not verified yet
+    ap.step(_round(obs, 30))
+    (o,) = [o for o in heard if o.action == "reboot"]
+    assert (o.subject, o.target, o.status, o.case_id) == ("ONU05", "CPE05", "succeeded", case_id)
+    assert o.at == T0 + pd.Timedelta(minutes=30)
+    reboot = ap.audit.frame("actions").query("action_type == 'reboot'").iloc[0]
+    assert json.loads(reboot["result"])["case_id"] == case_id  # the replay reads it too
+
+
 def test_blocked_actions_are_recorded_with_their_rule():
     settings = AutopilotSettings(autopilot_mode="execute", kill_switch=True)
     devices = FakeDevices()

@@ -171,31 +171,48 @@ def _assert_same_metrics(a, b, path="metrics"):
         assert a == b, (path, a, b)
 
 
-def test_evaluation_over_partitions_equals_serial(run, client, bundle):
-    split_time = "2026-03-02T06:00"  # rows before it are left out, their labels are not
+def _serial_and_partitions(run, client, bundle, split_time: str):
+    """The serial evaluation, the Dask one, and the features they scored."""
     from guardian_lib.models.distributed import evaluate_partitions
-    from guardian_lib.models.drift import drift_report
     from guardian_lib.models.training import evaluate_bundle, labelled_frame, load_truth
 
     features, labels = labelled_frame(run, every_minutes=60)
-    if split_time is not None:
-        keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
-        assert 0 < keep.sum() < len(keep)
-        features, labels = (
-            features[keep].reset_index(drop=True),
-            labels[keep].reset_index(drop=True),
-        )
+    keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
+    assert 0 < keep.sum() < len(keep)
+    features, labels = (
+        features[keep].reset_index(drop=True),
+        labels[keep].reset_index(drop=True),
+    )
     truth = load_truth(run)
     serial = evaluate_bundle(bundle, features, labels, truth)
-    reference = features.sample(200, random_state=0)
+    reference = features.sample(min(200, len(features)), random_state=0)
     dist, drift = evaluate_partitions(
         run, bundle, client, truth, 60, split_time=split_time, reference=reference
+    )
+    return serial, dist, drift, features, reference
+
+
+def test_evaluation_over_partitions_equals_serial(run, client, bundle):
+    from guardian_lib.models.drift import drift_report
+
+    # rows before the split are left out, their labels are not
+    serial, dist, drift, features, reference = _serial_and_partitions(
+        run, client, bundle, "2026-03-02T06:00"
     )
     assert serial["n_symptomatic"] > 0 and sum(map(sum, serial["confusion_matrix"]["matrix"]))
     _assert_same_metrics(serial, dist)
     want = drift_report(reference, features, columns=bundle.feature_columns)
     got = drift.set_index("feature").loc[want["feature"]]
     np.testing.assert_allclose(got["psi"].to_numpy(), want["psi"].to_numpy(), atol=1e-9)
+
+
+def test_a_split_too_late_for_the_risk_horizons_gives_notes_not_a_crash(run, client, bundle):
+    """The last scoring time is 2026-03-03 11:00: rows from 10:00 have no risk label."""
+    serial, dist, *_ = _serial_and_partitions(run, client, bundle, "2026-03-03T10:00")
+    _assert_same_metrics(serial, dist)
+    for h in (2, 6, 24):
+        assert "ends before the horizon" in dist[f"risk_{h}h_note"]
+        assert np.isnan(dist[f"risk_{h}h_pr_auc"]) and np.isnan(dist[f"risk_{h}h_brier"])
 
 
 def test_features_command_on_a_local_cluster(run, tmp_path, monkeypatch):

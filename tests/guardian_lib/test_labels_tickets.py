@@ -244,14 +244,24 @@ def test_reboot_outcomes_become_labels_only_when_the_reboot_fixed_it():
 def test_reboots_are_read_from_the_audit_trail_only_when_they_happened(tmp_path):
     from guardian_lib.actions.dispatcher import ActionResult
     from guardian_lib.audit import AuditLog
+    from guardian_lib.decision import Decision
     from guardian_lib.labels_feedback import load_reboots
 
     audit = AuditLog(tmp_path / "audit.duckdb")
     at = T0 + pd.Timedelta(hours=6)
-    for target, status in (("A", "pending"), ("B", "blocked"), ("C", "simulated"), ("D", "failed")):
-        audit.record_action("D00000001", ActionResult("reboot", target, status, at, at))
+    for target, status in (("A", "pending"), ("B", "blocked"), ("C", "simulated"), ("D", "failed"),
+                           ("F", "queued"), ("G", "succeeded")):  # fmt: skip
+        audit.record_action("no-decision", ActionResult("reboot", target, status, at, at))
+    # sent, then verified as failed (service not back): it happened
+    audit.record_action("no-decision", ActionResult("reboot", "H", "failed", at, at,
+                                                  result={"verified": False}))  # fmt: skip
     audit.record_action("D00000002", ActionResult("notify", "E", "done", at, at))
+    # the autopilot's reboot targets the CPE; the label is its decision's ONU
+    did = audit.record_decision(Decision(ts=at, subject="J", action="reboot", targets=("CPE-J",)),
+                                {}, "execute")  # fmt: skip
+    audit.record_action(did, ActionResult("reboot", "CPE-J", "succeeded", at, at))
     audit.close()
     reboots = load_reboots(tmp_path / "audit.duckdb")
-    assert reboots["onu_id"].tolist() == ["A"]
-    assert pd.Timestamp(reboots["ts"].iloc[0]) == at
+    assert sorted(reboots["onu_id"]) == ["A", "G", "H", "J"]
+    assert list(reboots.columns) == ["ts", "onu_id"]
+    assert (pd.to_datetime(reboots["ts"]) == at).all()

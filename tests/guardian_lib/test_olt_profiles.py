@@ -19,13 +19,14 @@ from guardian_lib.olt.profiles import (
 )
 
 VALUES = {"slot": 1, "port": 2, "onu_id": 5, "serial": "ZTEG1A2B3C4D",
-          "serial_hex": "5A5445471A2B3C4D", "vlan": 100, "desc": "C-1",
+          "serial_hex": "5A5445471A2B3C4D", "serial_lower": "ZTEG1a2b3c4d", "vlan": 100,
+          "desc": "C-1", "onu_type": "HG6145E",
           "pppoe_username": "u@isp", "pppoe_password": "pw-1", "wan": "pppoe"}  # fmt: skip
 
 
 def test_shipped_profiles_load_and_render_every_operation():
     profiles = load_cli_profiles()
-    assert {"huawei_ma5800", "zte_c300", "zte_c600"} <= set(profiles)
+    assert {"huawei_ma5800", "zte_c300", "zte_c600", "fiberhome_an5516"} <= set(profiles)
     for prof in profiles.values():
         for name in prof.operations:
             cmds = plan(prof, name, VALUES)
@@ -42,6 +43,31 @@ def test_error_patterns_classify_vendor_answers():
     assert hw.classify("  Failure: SN already exists") == ("exists", "Failure: SN already exists")
     assert zte.classify("%Code 32307-GPONSRV : The ONU already exists")[0] == "exists"
     assert zte.classify("% Invalid input detected at '^' marker.")[0] == "syntax"
+    fh = profiles["fiberhome_an5516"]
+    assert fh.classify("[ERR -598] physical address is error!")[0] == "unknown_serial"
+    assert fh.classify("Unknown command.")[0] == "syntax"
+    assert fh.classify("Command execute success.") is None
+
+
+def test_listing_sections_give_their_slot_and_port_to_the_records():
+    from guardian_lib.olt.driver import parse_listing, serial_lower
+
+    op = load_cli_profiles()["fiberhome_an5516"].operations["autofind"]
+    text = (
+        "-----  ONU Unauth Table ,SLOT=12 PON=1 ,ITEM=0-----\n"
+        "-----  ONU Unauth Table ,SLOT=12 PON=3 ,ITEM=2-----\n"
+        " No  OnuType        PhyId        PhyPwd     Why\n"
+        " 1   HG6243C        FHTT91fbc5e8            1\n"
+        " 2   5506-04-FA     HWTC746ebb4c            1\n"
+        "-----  ONU Unauth Table ,SLOT=13 PON=16 ,ITEM=1-----\n"
+        " 1   HG260          ZTEG00a0b0c0            1\n"
+    )
+    recs = parse_listing(text, op.parse, op.section)
+    assert [(r["slot"], r["port"], r["serial"], r["model"]) for r in recs] == [
+        ("12", "3", "FHTT91fbc5e8", "HG6243C"), ("12", "3", "HWTC746ebb4c", "5506-04-FA"),
+        ("13", "16", "ZTEG00a0b0c0", "HG260"),
+    ]  # fmt: skip
+    assert serial_lower("fhtt91FBC5E8") == "FHTT91fbc5e8"
 
 
 def test_a_dry_run_leaves_only_the_onu_id_open():
@@ -129,3 +155,80 @@ def test_secrets_only_from_owner_readable_files_and_env(tmp_path):
         loaded.profile_of("B")
     with pytest.raises(ConfigError, match="no OLT 'C'"):
         loaded.entry("C")
+
+
+def test_snmp_set_credentials_varbinds_and_opt_in(tmp_path):
+    from guardian_lib.olt.snmp_set import format_varbinds, set_varbinds
+
+    sec = tmp_path / "s.yaml"
+    sec.write_text("rw: {v3_user: guardian-rw, auth_key: authkey-1, priv_key: privkey-1}\n")
+    os.chmod(sec, 0o600)
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(yaml.safe_dump({"secrets_file": "s.yaml", "olts": [
+        {"olt_id": "H", "host": "10.0.0.1", "profile": "huawei_ma5800", "credentials": "noc",
+         "snmp_set": {"version": "3", "credentials": "rw"}},
+        {"olt_id": "Z", "host": "10.0.0.2", "profile": "zte_c300", "credentials": "noc",
+         "snmp_set": {"host": "10.9.9.9", "port": 1161, "credentials": "zw"}},
+        {"olt_id": "F", "host": "10.0.0.3", "profile": "fiberhome_an5516",
+         "credentials": "noc"}]}))  # fmt: skip
+    loaded = load_cli_inventory(inv)
+    host, port, creds, _ = loaded.snmp_set_target("H", environ={})
+    assert (host, port, creds.version, creds.user) == ("10.0.0.1", 161, "3", "guardian-rw")
+    assert "authkey-1" not in repr(creds)
+    with pytest.raises(ConfigError, match="GUARDIAN_OLT_ZW_WRITE_COMMUNITY") as err:
+        loaded.snmp_set_target("Z", environ={})
+    assert "authkey-1" not in str(err.value)
+    env = {"GUARDIAN_OLT_ZW_WRITE_COMMUNITY": "w-secret"}
+    host, port, creds, _ = loaded.snmp_set_target("Z", environ=env)
+    assert (host, port, creds.version, creds.community) == ("10.9.9.9", 1161, "2c", "w-secret")
+    with pytest.raises(ConfigError, match="OLT F: SNMP SET is not enabled"):
+        loaded.snmp_set_target("F", environ={})
+
+    hw = loaded.profile_of("H")
+    vbs = set_varbinds(hw, "reboot", {"slot": 2, "port": 3, "onu_id": 7})
+    ifx = 0xFA000000 + 2 * 8192 + 3 * 256  # the PON ifIndex the poller reads
+    assert vbs == [(f"1.3.6.1.4.1.2011.6.128.1.1.2.46.1.2.{ifx}.7", 1)]
+    assert format_varbinds(vbs) == [f"SET 1.3.6.1.4.1.2011.6.128.1.1.2.46.1.2.{ifx}.7 = INTEGER 1"]
+    fh = loaded.profile_of("F")  # FiberHome link 2 of slot 11: slot·2^25 + link·2^19
+    assert set_varbinds(fh, "port_disable", {"slot": 11, "port": 2}) == [
+        (f"1.3.6.1.2.1.2.2.1.7.{11 * 2**25 + 2 * 2**19}", 2)
+    ]
+    with pytest.raises(ValueError, match="needs onu_id"):
+        set_varbinds(hw, "onu_disable", {"slot": 2, "port": 3})
+    with pytest.raises(ValueError, match="no SNMP SET for reboot"):
+        set_varbinds(fh, "reboot", {"slot": 1, "port": 1, "onu_id": 1})
+    with pytest.raises(ValueError, match="via must be cli or snmp"):
+        Change("H", "port-disable", {"slot": 1, "port": 1, "via": "tl1"}).validated()
+
+
+def test_telnet_channel_refuses_options_and_strips_split_iac_sequences():
+    import asyncio
+
+    from guardian_lib.olt.telnet import DO, IAC, SB, SE, WILL, WONT, TelnetChannel
+
+    class Writer:
+        def __init__(self) -> None:
+            self.sent = b""
+
+        def write(self, data: bytes) -> None:
+            self.sent += data
+
+    async def go():
+        reader = asyncio.StreamReader()
+        writer = Writer()
+        chan = TelnetChannel(reader, writer)  # type: ignore[arg-type]
+        # DO ECHO, WILL SGA, a sub-negotiation, an escaped 255, and a DO cut in two reads
+        reader.feed_data(bytes([IAC, DO, 1]) + b"Log" + bytes([IAC, WILL, 3, IAC, SB, 24, 1]))
+        reader.feed_data(bytes([IAC, SE]) + b"in:" + bytes([IAC, IAC]) + bytes([IAC, DO]))
+        reader.feed_data(bytes([31]) + b" x")
+        reader.feed_eof()
+        text = ""
+        while chunk := await chan.read():
+            text += chunk
+        chan.write("a\xff\n")
+        return text, writer.sent
+
+    text, sent = asyncio.run(go())
+    assert text == "Login:\ufffd x"  # the data byte 255 is kept (not UTF-8: replaced)
+    assert sent.startswith(bytes([IAC, WONT, 1, IAC, 254, 3, IAC, WONT, 31]))
+    assert sent.endswith(b"a\xc3\xbf\r\n")  # UTF-8 text never holds a 255 (IAC) byte

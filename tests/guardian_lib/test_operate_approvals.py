@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import yaml
 
+from guardian_lib.dashboards.glossary import rationale_text
 from guardian_lib.operate.fleet import load_subscribers
 from guardian_lib.operate.service import Operator
 from guardian_lib.operate.site import load_site
@@ -39,7 +40,7 @@ def _approve(op: Operator, *pairs: tuple[str, str]) -> None:
 
 def _outcome(op: Operator) -> dict[str, tuple[str, str | None]]:
     """Approval status and blocking rule per subject; the audit agrees."""
-    out = {a["subject"]: (a["status"], json.loads(a["result"]).get("blocked")
+    out = {a["subject"]: (a["status"], json.loads(a["result"]).get("rule")
                           if a["result"] and a["result"].startswith("{") else None)
            for a in op.store.approvals()}  # fmt: skip
     op.audit.flush()
@@ -118,3 +119,34 @@ def test_a_queued_proposal_does_not_block_its_own_execution(tmp_path):
         assert _sent(op) == ["CPE-A"]
     finally:
         op.close()
+
+
+def test_a_blocked_approval_is_audited_in_the_autopilots_shape(tmp_path):
+    """One shape for a blocked action: ``{"rule": RULE}``, as the autopilot writes it
+    (tests/guardian_lib/test_decision_engine.py), so the dashboards name the rule."""
+    op = _operator(tmp_path)
+    try:
+        _approve(op, ("A", "CPE-A"))
+        (tmp_path / "state" / "KILL_SWITCH").touch()
+        op._run_approved(T0)
+        op.audit.flush()
+        acts = op.audit.frame("actions")
+        [approval] = op.store.approvals()
+    finally:
+        op.close()
+    [result] = acts.loc[acts["status"] == "blocked", "result"]
+    assert json.loads(result) == json.loads(approval["result"]) == {"rule": "kill_switch"}
+    assert rationale_text(result, "en") == "Rule: kill switch"
+
+
+def test_audit_rows_written_before_the_shapes_were_one_still_name_the_rule():
+    old = json.dumps({"blocked": "kill_switch"})
+    assert rationale_text(old, "en") == rationale_text(json.dumps({"rule": "kill_switch"}), "en")
+
+
+def test_every_safety_rule_reads_in_portuguese():
+    from guardian_lib.decision import RULES
+
+    for rule in RULES:
+        text = rationale_text(json.dumps({"rule": rule}), "pt-BR")
+        assert text.startswith("Regra: ") and rule not in text, text

@@ -1,7 +1,7 @@
 """examples/own-data end to end, from an operator export alone (issue 16).
 
 export → ingest → features → train on tickets → score → evaluate on held-out tickets →
-report, then the feedback loop (train --since: a challenger, promoted only if better).
+decide (the autopilot on 6 h of history, simulate mode) → report, then the feedback loop (train --since: a challenger, promoted only if better).
 Every step is the CLI a user runs; the warehouse never sees the simulator's tables.
 """
 
@@ -79,9 +79,23 @@ def test_export_alone_to_scores_evaluation_report_and_a_challenger(env):
     # the ticket report covers the held-out rows only, as the metrics do
     assert m["ticket_labels"]["labelled_rows"] == m["n_symptomatic"]
 
+    # What the autopilot would have decided on 6 h of that history (simulate mode, audited).
+    decide = tmp / "decide.json"
+    guardian(e, "decide", "--run", str(w), "--start", "2026-01-06T00:00:00",
+             "--end", "2026-01-06T06:00:00", "--warmup-hours", "2", "--json", str(decide))  # fmt: skip
+    d = json.loads(decide.read_text())
+    assert d["model_version"] == "network-guardian/1" and d["decisions"] > 0
+    assert d["audit"] == str(w / "audit.duckdb") and d["ticks"] == 6 * 12 + 1
+
     report = tmp / "report.html"
     guardian(e, "report", "--run", str(w), "--out", str(report))
     assert report.stat().st_size > 10_000
+    from guardian_lib.dashboards._compress import expand_scripts
+    from guardian_lib.i18n import label
+
+    text = expand_scripts(report.read_text())
+    assert label("decision_reasons", "en") in text  # the decisions section, from decide
+    assert "guardian decide --run RUN" not in text  # …not its "not computed" hint
 
     # The feedback loop: a challenger on the newest rows, judged on the last day.
     res = guardian(e, "train", "--run", str(w), "--labels", "tickets", "--label-map", labels,

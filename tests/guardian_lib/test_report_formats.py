@@ -142,3 +142,17 @@ def test_print_page_has_one_copy_of_plotly(run):
     page = print_html(load_run_data(run), "en")
     assert page.count("Plotly.newPlot") >= 3
     assert page.count('define("plotly"') + page.count("plotly.js v") <= 2
+
+
+def test_one_table_of_report_formats_serves_the_cli_and_operates_jobs():
+    import inspect
+
+    from guardian_lib.dashboards.formats import REPORT_FORMATS, report_writer
+    from guardian_lib.operate.schedule import ReportScheduler
+
+    writer = inspect.signature(ReportScheduler).parameters["writer"].default
+    assert writer is report_writer
+    assert {f: report_writer(f).__name__ for f in REPORT_FORMATS} == {
+        "html": "write_report", "pdf": "write_pdf", "xlsx": "write_xlsx"}  # fmt: skip
+    with pytest.raises(ValueError, match=r"\['html', 'pdf', 'xlsx'\], got 'docx'"):
+        report_writer("docx")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import sqlite3
-from email import message_from_bytes, policy
 from email.message import Message
 
 import numpy as np
@@ -14,7 +13,6 @@ import openpyxl
 import pandas as pd
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
 from guardian_lib.errors import ConfigError
@@ -92,47 +90,6 @@ def test_cron_names_time_zone_and_errors():
 
 
 # --- the site file and real e-mail --------------------------------------------------------------
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Smtp:
-    """aiosmtpd on 127.0.0.1 that can be stopped and started again on the same port."""
-
-    def __init__(self) -> None:
-        self.inbox, self.port, self.ctl = Inbox(), _free_port(), None
-        self.start()
-
-    def start(self) -> None:
-        self.ctl = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self.ctl.start()
-
-    def stop(self) -> None:
-        if self.ctl is not None:
-            self.ctl.stop()
-            self.ctl = None
-
-
-@pytest.fixture
-def smtp():
-    server = Smtp()
-    yield server, server.inbox
-    server.stop()
-
-
 def _site(tmp_path, run, port: int, jobs: list[dict]) -> object:
     alerts = {"rules": [{"name": "OnuLos", "source": "events",
                          "when": [{"field": "type", "value": "LOS"}]}],

@@ -109,6 +109,9 @@ def test_invalid_profile_names_file_and_field(tmp_path, body, match):
         "acs_emulator.olt.cli_base",
         "acs_emulator.olt.cli_huawei",
         "acs_emulator.olt.cli_zte",
+        "acs_emulator.olt.cli_fiberhome",
+        "acs_emulator.olt.snmp_set",
+        "acs_emulator.olt.telnet",
         "acs_emulator.olt.provisioning",
         "acs_emulator.olt.ssh",
         "acs_emulator.olt.traps",
@@ -120,6 +123,8 @@ def test_invalid_profile_names_file_and_field(tmp_path, body, match):
         "guardian_lib.olt.inventory",
         "guardian_lib.olt.profiles",
         "guardian_lib.olt.session",
+        "guardian_lib.olt.snmp_set",
+        "guardian_lib.olt.telnet",
     ],
 )
 def test_all_names_exist(module):

@@ -135,6 +135,58 @@ def test_sweep_notebook_is_clean_and_plots_a_sweep(serial, tmp_path):
         o.get("text", "") for c in done.cells if c.cell_type == "code" for o in c.outputs
     )
     assert "4 cells: 2 variants x 2 seeds x 1 policies" in text
+    assert "arms: reactive\n" in text
+
+
+def test_sweep_notebook_splits_the_autopilot_by_model(serial, tmp_path):
+    """A models axis: the autopilot's rows of each scorer are their own arm."""
+    from guardian_lib.notebooks import run_notebooks
+
+    repo = Path(__file__).resolve().parents[2]
+    arms = [serial.assign(model=None, model_version=None)]
+    for model, version, extra_calls in (("rules", None, 0), ("champion", "7", 1000)):
+        arms.append(
+            serial.assign(policy="autopilot", model=model, model_version=version,
+                          calls=serial["calls"] + extra_calls)
+        )  # fmt: skip
+    table = pd.concat(arms, ignore_index=True)
+    table.to_parquet(tmp_path / "results.parquet", index=False)
+    params = {"results": str(tmp_path / "results.parquet"), "metric": "calls"}
+    run_notebooks(["sweep.ipynb"], repo / "notebooks", tmp_path / "nb", params, cwd=repo)
+    done = nbformat_read(tmp_path / "nb" / "sweep.ipynb")
+    [summary] = [c for c in done.cells if c.cell_type == "code" and "arms:" in c.source]
+    text = "".join(o.get("text", "") for o in summary.outputs)
+    assert "12 cells: 2 variants x 2 seeds x 2 policies" in text
+    assert "arms: reactive, autopilot · rules, autopilot · champion" in text
+    shown = "".join(o.get("data", {}).get("text/plain", "") for o in summary.outputs)
+    assert "autopilot · champion" in shown and "autopilot · rules" in shown
+    # The bars: one trace per arm, its mean per variant (champion's 1000 calls above rules).
+    figure = [c for c in done.cells if c.cell_type == "code" and "px.bar" in c.source][0]
+    [plotly] = [o["data"]["application/vnd.plotly.v1+json"] for o in figure.outputs
+                if "application/vnd.plotly.v1+json" in o.get("data", {})]  # fmt: skip
+    bars = {t["name"]: t for t in plotly["data"] if t["type"] == "bar"}
+    assert set(bars) == {"reactive", "autopilot · rules", "autopilot · champion"}
+    want = serial.groupby("variant")["calls"].mean()
+    for arm, extra in (("reactive", 0), ("autopilot · rules", 0), ("autopilot · champion", 1000)):
+        got = dict(zip(bars[arm]["x"], _values(bars[arm]["y"]), strict=True))
+        assert got == pytest.approx((want + extra).to_dict()), arm
+
+
+def _values(y) -> list[float]:
+    """A plotly trace's values (plain list, or the typed-array dict of newer plotly)."""
+    if isinstance(y, dict):
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]).tolist()
+    return list(y)
+
+
+def nbformat_read(path: Path):
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
 
 
 def test_shipped_sweep_files_are_valid():

@@ -1,7 +1,7 @@
 """OLT changes through the API: ``POST /olt/changes`` (operator role, region-scoped).
 
 The same audited changes as ``guardian olt`` (:class:`guardian_lib.olt.changes.OltChanges`):
-authorize an ONU, reboot it, enable / disable it or a PON port, over the OLT's command
+authorize an ONU, reboot it, enable / disable it or a PON port, resync it, over the OLT's command
 line; ``dry_run`` answers the vendor commands without sending them. The OLT's region is
 its row of the warehouse's ``olts`` table; the change is recorded in the OLT audit trail
 (who = ``api:<user>``, before / after) and in the API's own audit file.
@@ -30,7 +30,13 @@ class OltChangeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     olt_id: str = Field(min_length=1, max_length=128, description="The OLT changed.")
     operation: Literal[
-        "authorize", "reboot-onu", "onu-disable", "onu-enable", "port-disable", "port-enable"
+        "authorize",
+        "reboot-onu",
+        "onu-disable",
+        "onu-enable",
+        "port-disable",
+        "port-enable",
+        "resync",
     ]
     params: dict[Annotated[str, Field(max_length=32)], str | int] = Field(
         default_factory=dict, max_length=16,
@@ -68,7 +74,10 @@ def olt_change(request: Request, user: Decider, ctx: Ctx, body: OltChangeRequest
         inv.entry(body.olt_id)
         changes = OltChanges(inv, OltAudit(cfg.olt_audit_path()), who=f"api:{user.name}")
         change = Change(body.olt_id, body.operation, dict(body.params))
-        res = asyncio.run(changes.apply(change, dry_run=body.dry_run))
+        try:
+            res = asyncio.run(changes.apply(change, dry_run=body.dry_run))
+        finally:
+            changes.close_snmp()
     except (ConfigError, ValueError) as exc:
         audit(request, user, "olt-change", target, 422, body.comment)
         raise Problem(422, "invalid", str(exc), field="body") from None

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
-from aiosmtpd.controller import Controller
 
 from guardian_lib.alerts.config import EmailSettings, WebhookSettings, load_alerting
 from guardian_lib.alerts.dispatch import Dispatcher
@@ -31,24 +29,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-class Inbox:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp():
-    inbox = Inbox()
-    ctl = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    ctl.start()
-    yield ctl.port, inbox
-    ctl.stop()
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -109,7 +89,8 @@ receivers:
 
 
 def test_one_email_per_massive_incident_with_the_affected_count(tmp_path, smtp):
-    port, inbox = smtp
+    server, inbox = smtp
+    port = server.port
     p = tmp_path / "rules.yaml"
     p.write_text(RULES.replace("PORT", str(port)))
     cfg = load_alerting(p)
@@ -158,7 +139,8 @@ def test_webhook_is_signed_retried_and_carries_the_idempotency_key(hook):
 
 
 def test_outbox_survives_a_restart_and_a_dead_receiver_blocks_no_one(tmp_path, smtp, hook):
-    port, inbox = smtp
+    server, inbox = smtp
+    port = server.port
     url, h = hook
     now = [T0]
     db = tmp_path / "outbox.db"
@@ -247,7 +229,8 @@ def test_outbox_survives_kill_9_resending_only_what_was_not_delivered(tmp_path):
 def test_pipeline_queues_then_delivers_and_a_restart_resends_nothing(tmp_path, smtp):
     from guardian_lib.alerts.pipeline import AlertPipeline
 
-    port, inbox = smtp
+    server, inbox = smtp
+    port = server.port
     p = tmp_path / "rules.yaml"
     p.write_text(RULES.replace("PORT", str(port)))
     cfg = load_alerting(p)

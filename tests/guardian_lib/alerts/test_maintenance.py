@@ -159,11 +159,16 @@ def test_an_approved_reboot_is_not_sent_inside_a_window(tmp_path):
             op.store.decide(aid, "approved", "ana")
         op._run_approved(T0)
         rows = {a["subject"]: a for a in op.store.approvals()}
+        op.audit.flush()
+        dec = op.audit.frame("decisions")
     finally:
         op.close()
     assert rows["A"]["status"] == "failed"
+    # the blocked decision names the window as the autopilot's do
+    [rationale] = dec.loc[dec["subject"] == "A", "rationale"]
+    assert json.loads(rationale)["maintenance_window"] == WINDOW["name"]
     assert json.loads(rows["A"]["result"]) == {
-        "blocked": "maintenance_window", "maintenance_window": WINDOW["name"]}  # fmt: skip
+        "rule": "maintenance_window", "maintenance_window": WINDOW["name"]}  # fmt: skip
     assert rows["B"]["status"] != "approved"  # outside the window: it was sent (or tried)
     assert "maintenance_window" not in rows["B"]["result"]
 

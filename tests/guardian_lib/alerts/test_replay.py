@@ -15,10 +15,12 @@ from guardian_lib.alerts.cli import register
 from guardian_lib.alerts.replay import replay_run
 from guardian_lib.alerts.silences import SilenceStore
 from guardian_lib.audit import AuditLog
+from guardian_lib.decision import Decision
 
 T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
 P1 = [f"N{i:02d}" for i in range(10)]  # under the PON that fails
 P2 = [f"N{i:02d}" for i in range(10, 20)]
+DOWN = P1[:9]  # N09, under the same PON, stays healthy: not a member of the incident
 
 
 def _t(minutes: float) -> pd.Timestamp:
@@ -49,7 +51,7 @@ def run(tmp_path_factory):
         con.unregister("_df")
     con.close()
     ev = pd.DataFrame({
-        "ts": [_t(30)] * 10 + [_t(40)], "entity_id": [f"S{o}" for o in P1] + ["N15"],
+        "ts": [_t(30)] * 9 + [_t(40)], "entity_id": [f"S{o}" for o in DOWN] + ["N15"],
         "entity_type": "onu", "type": "LOS",
     })  # fmt: skip
     (root / "lake/silver/events").mkdir(parents=True)
@@ -57,7 +59,7 @@ def run(tmp_path_factory):
     rows = []
     for m in range(0, 150, 5):
         for o in P1 + P2:
-            rows.append({"ts": _t(m), "onu_id": o, "online": not (o in P1 and 30 <= m < 90)})
+            rows.append({"ts": _t(m), "onu_id": o, "online": not (o in DOWN and 30 <= m < 90)})
     (root / "lake/silver/telemetry/date=2026-01-05").mkdir(parents=True)
     pd.DataFrame(rows).to_parquet(root / "lake/silver/telemetry/date=2026-01-05/data.parquet")
     (root / "lake/gold/ml_predictions").mkdir(parents=True)
@@ -67,16 +69,53 @@ def run(tmp_path_factory):
     audit = AuditLog(root / "audit.duckdb")
     iid = audit.new_incident_id()
     inc = {"scope_type": "pon", "scope_key": "P1", "start_at": _t(35), "severity": "major",
-           "cause": "MASSIVE_OUTAGE", "affected_customers": 10, "opened_by": "autopilot"}  # fmt: skip
+           "cause": "MASSIVE_OUTAGE", "affected_customers": 9, "opened_by": "autopilot"}  # fmt: skip
     audit.record_incident(iid, _t(35), **inc)
     audit.record_incident(iid, _t(90), **{**inc, "end_at": _t(90)})
 
-    def act(kind, target, m, status="done"):
+    def act(kind, target, m, status="done", took=0):
         return SimpleNamespace(action_type=kind, target=target, status=status, result={},
-                               started_at=_t(m), finished_at=_t(m + 1), error=None)  # fmt: skip
+                               started_at=_t(m), finished_at=_t(m + took), error=None)  # fmt: skip
 
-    audit.record_action("D1", act("cancel_visit", "C03", 50))
-    audit.record_action("D2", act("reboot", "CPE12", 70, "succeeded"))
+    def decided(m, subject, action, target, result, **kw):
+        d = Decision(ts=_t(m), subject=subject, action=action, targets=(target,), **kw)
+        audit.record_action(audit.record_decision(d, {}, "execute"), result)
+
+    # As the policy audits them: the incident opens with its members, their visits held,
+    # the members notified (operate's notifier tells exactly these); N09 is no member.
+    scope = {"scope_type": "pon", "scope_key": "P1"}
+    audit.record_decision(Decision(ts=_t(35), subject="pon:P1", action="open_incident",
+                                   targets=tuple(DOWN), case_id=iid, params=scope), {}, "execute")  # fmt: skip
+    did = audit.record_decision(Decision(ts=_t(35), subject="pon:P1", action="notify",
+                                         targets=tuple(DOWN),
+                                         params={"template": "massive_outage", "until_h": 12.0}),
+                                {}, "execute")  # fmt: skip
+    for o in DOWN:
+        audit.record_action(did, act("notify", o, 35))
+    # N03's visit held when the incident opens (a notice); N04's
+    # visit cancelled because its service came back (no notice); N12's CPE rebooted, verified.
+    decided(
+        35,
+        "pon:P1",
+        "hold_visits",
+        "OS3",
+        act("hold_visits", "OS3", 35),
+        rationale={"rule": "visits of a massive outage's members are held"},
+        params={"scope_type": "pon", "scope_key": "P1", "visit_onus": {"OS3": "N03"}},
+    )
+    decided(
+        50,
+        "N04",
+        "cancel_visit",
+        "OS4",
+        act("cancel_visit", "OS4", 50),
+        rationale={"rule": "case back and stable"},
+    )
+    decided(70, "N12", "reboot", "CPE12", act("reboot", "CPE12", 70, "succeeded", took=15),
+            case_id="CASE12")  # fmt: skip
+    # N15's own problem (no incident): the customer told under its case, ETA until_h
+    decided(40, "N15", "notify", "N15", act("notify", "N15", 40), case_id="CASE15",
+            params={"template": "individual_problem", "until_h": 6.0})  # fmt: skip
     audit.close()
     return root
 
@@ -85,24 +124,36 @@ def test_replay_one_incident_one_notification_onus_beneath_inhibited(run):
     r = replay_run(run)
     assert r["incidents"]["count"] == 1
     raw = r["alerts_raw"]["by_rule"]
-    assert raw["MassiveIncident"] == 1 and raw["OnuLossOfSignal"] == 11
+    assert raw["MassiveIncident"] == 1 and raw["OnuLossOfSignal"] == 10
     assert raw["PonOfflineShare"] == 1 and raw["VipCustomerAtRisk"] == 1
     notes = r["alerts_notified"]["list"]
     massive = [n for n in notes if n["alerts"][0]["labels"]["alertname"] == "MassiveIncident"]
     assert [n["status"] for n in massive] == ["firing", "resolved"]
-    assert "10 customers affected" in massive[0]["alerts"][0]["annotations"]["summary"]
+    assert "9 customers affected" in massive[0]["alerts"][0]["annotations"]["summary"]
     told_onus = {a["labels"].get("onu") for n in notes for a in n["alerts"]}
     assert not told_onus & set(P1) and "N15" in told_onus
     assert "PonOfflineShare" not in {a["labels"]["alertname"] for n in notes for a in n["alerts"]}
     assert r["muted"]["inhibited"] > 0
-    assert r["noise_reduction"] == pytest.approx(14 / r["alerts_notified"]["firing"], abs=1e-3)
+    assert r["noise_reduction"] == pytest.approx(13 / r["alerts_notified"]["firing"], abs=1e-3)
     assert r["noise_reduction"] > 1
     cn = r["customer_notices"]
-    assert cn["by_template"] == {"equipment_rebooted": 1, "outage_detected": 9,
-                                 "outage_resolved": 10, "visit_cancelled": 1}  # fmt: skip
+    # the members only: 8 outage notices + N03's held visit, each resolved; N09 told nothing
+    assert cn["by_template"] == {"equipment_rebooted": 1, "outage_detected": 8,
+                                 "outage_resolved": 9, "problem_detected": 1,
+                                 "visit_cancelled": 1}  # fmt: skip
+    (problem,) = [n for n in cn["list"] if n["template"] == "problem_detected"]
+    assert (problem["customer_id"], problem["incident_id"]) == ("C15", "CASE15")
     per = {(n["customer_id"], n["template"]) for n in cn["list"]}
+    assert not {c for c, _ in per} & {"C09"}
+    (detected,) = [n for n in cn["list"] if n["customer_id"] == "C00"][:1]
+    assert detected["incident_id"] == r["incidents"]["list"][0]["incident_id"]
     assert ("C03", "visit_cancelled") in per and ("C03", "outage_detected") not in per
+    assert ("C04", "outage_detected") in per and ("C04", "visit_cancelled") not in per
     assert ("C12", "equipment_rebooted") in per
+    (rebooted,) = [n for n in cn["list"] if n["template"] == "equipment_rebooted"]
+    assert rebooted["incident_id"] == "CASE12" and rebooted["requested_at"] == str(
+        _t(85).isoformat()
+    )
 
 
 def test_replay_honours_silences_and_opt_outs(run, tmp_path):

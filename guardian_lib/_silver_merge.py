@@ -1,0 +1,268 @@
+"""The Parquet side of incremental SILVER: merge new rows into a date's files, compact.
+
+:mod:`guardian_lib.silver` decides what to merge and commits the warehouse's
+bookkeeping; the functions here only touch SILVER files, each written under a hidden
+name and renamed: :func:`merge_date` merges one date's new telemetry rows (the newest
+received row per ``(onu_id, ts)`` wins, a file holding an older one is rewritten),
+:func:`merge_events` the new event rows (the first received wins), and
+:func:`compact_due` folds the files of a closed date, or too many parts, into one.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import duckdb
+
+from guardian_lib.ingest import _silver_select, _sql_path
+from guardian_lib.schema import TELEMETRY_COLUMNS
+from guardian_lib.silver_files import new_name
+from guardian_lib.warehouse import silver_dir
+
+__all__ = ["has_table", "merge_date", "merge_events", "compact_due", "day_end"]
+
+#: Above this many distinct new timestamps the collision check reads a ts range instead
+#: of a list (a large back-fill). [-]
+_MAX_TS_LIST = 64
+_SILVER_COLS = ", ".join(TELEMETRY_COLUMNS) + ", received_at, late"
+_EV_COLS = "ts, entity_id, entity_type, type, severity, source, payload, received_at"
+_EV_KEYS = ("entity_id", "type", "ts", "payload")
+
+
+def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """Whether the warehouse ``con`` has the table ``name``."""
+    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
+    return bool(con.execute(sql, [name]).fetchone()[0])
+
+
+def ts_filter(con: duckdb.DuckDBPyConnection, table: str = "_new") -> str:
+    """A filter on ``ts`` that Parquet statistics prune: the new rows' timestamps."""
+    stamps = [
+        r[0]
+        for r in con.execute(
+            f"SELECT DISTINCT epoch_us(ts) FROM {table} WHERE ts IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    ]
+    nulls = con.execute(f"SELECT count(*) FROM {table} WHERE ts IS NULL").fetchone()[0]
+    if len(stamps) > _MAX_TS_LIST:
+        terms = [f"ts BETWEEN make_timestamptz({stamps[0]}) AND make_timestamptz({stamps[-1]})"]
+    else:
+        terms = [f"ts = make_timestamptz({s})" for s in stamps]
+    return " OR ".join(terms + (["ts IS NULL"] if nulls else [])) or "false"
+
+
+def replace_older(
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    new_table: str,
+    keys: tuple[str, ...],
+    new_wins: str,
+    cols: str,
+    order: str,
+) -> tuple[int, int]:
+    """Rows of ``new_table`` whose key is already in ``files``: the winner stays.
+
+    A file holding a losing stored row is rewritten with the winner (same name, atomic
+    rename). The keys found are deleted from ``new_table``. Returns the rows replaced and
+    the files rewritten.
+    """
+    if not files:
+        return 0, 0
+    listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
+    on = " AND ".join(f"o.{k} IS NOT DISTINCT FROM n.{k}" for k in keys)
+    key_cols = ", ".join(f"o.{k}" for k in keys)
+    # Stored rows with a key of the new rows; statistics skip the other row groups.
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _hit AS
+            SELECT o.filename, {key_cols}, {new_wins} AS new_wins
+            FROM (SELECT * FROM read_parquet({listing}, filename=true, union_by_name=true)
+                  WHERE {ts_filter(con, new_table)}) o
+            JOIN {new_table} n ON {on}"""
+    )
+    hit_on = " AND ".join(f"h.{k} IS NOT DISTINCT FROM x.{k}" for k in keys)
+    rewritten = 0
+    for (fname,) in con.execute(
+        "SELECT DISTINCT filename FROM _hit WHERE new_wins ORDER BY 1"
+    ).fetchall():
+        path = Path(fname)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        src = _sql_path(path)
+        won = f"SELECT 1 FROM _hit h WHERE h.new_wins AND h.filename = {src} AND {hit_on}"
+        con.execute(
+            f"""COPY (
+                  SELECT {cols} FROM read_parquet({src}) x WHERE NOT EXISTS ({won})
+                  UNION ALL
+                  SELECT {cols} FROM {new_table} x WHERE EXISTS ({won})
+                  ORDER BY {order}
+                ) TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)"""
+        )
+        os.replace(tmp, path)
+        rewritten += 1
+    replaced = con.execute("SELECT count(*) FROM _hit WHERE new_wins").fetchone()[0]
+    con.execute(f"DELETE FROM {new_table} x WHERE EXISTS (SELECT 1 FROM _hit h WHERE {hit_on})")
+    return int(replaced), rewritten
+
+
+def write_part(con: duckdb.DuckDBPyConnection, sql: str, folder: Path) -> Path:
+    """``sql``'s rows as a new part file (hidden name first, then renamed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    part = folder / f"part-{time.time_ns()}-{os.getpid()}.parquet"
+    tmp = part.with_name(f".{part.name}.tmp")
+    con.execute(f"COPY ({sql}) TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+    os.replace(tmp, part)
+    return part
+
+
+def merge_date(
+    con: duckdb.DuckDBPyConnection,
+    run: Path,
+    files: list[Path],
+    day: str,
+    grid_s: int,
+    names: list[str],
+) -> tuple[list, int, int, int, str | None, float | None]:
+    """Merge ``files``' rows of ``day`` into its committed SILVER files ``names``.
+
+    Returns the new ``silver_quality`` row, the rows added, the rows replaced, the files
+    rewritten, the new part's name (None if every row was already there) and the newest
+    timestamp merged [epoch s].
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _inc AS {_silver_select(files, day, grid_s)}")
+    n_raw, n_late, n_sent, top = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE late), coalesce(sum(n_sentinels), 0), "
+        "epoch(max(ts)) FROM _inc"
+    ).fetchone()
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _new AS SELECT {_SILVER_COLS} FROM _inc
+            QUALIFY row_number() OVER (
+                PARTITION BY onu_id, ts ORDER BY received_at DESC NULLS LAST) = 1"""
+    )
+    tel = silver_dir(run, "telemetry")
+    replaced, rewritten = replace_older(
+        con, [tel / n for n in names], "_new", ("onu_id", "ts"),
+        "(o.received_at IS NULL AND n.received_at IS NOT NULL) OR n.received_at > o.received_at",
+        _SILVER_COLS, "ts, onu_id",
+    )  # fmt: skip
+    added = con.execute("SELECT count(*) FROM _new").fetchone()[0]
+    part = None
+    if added:
+        sql = f"SELECT {_SILVER_COLS} FROM _new ORDER BY ts, onu_id"
+        part = str(write_part(con, sql, tel / f"date={day}").relative_to(tel))
+    old = con.execute(
+        "SELECT rows_raw, rows_silver, sentinels_removed, late_rows FROM silver_quality "
+        "WHERE date = ?",
+        [day],
+    ).fetchone() if has_table(con, "silver_quality") else None  # fmt: skip
+    rows_raw, rows_silver, sent, late = old or (0, 0, 0, 0)
+    rows_raw, rows_silver = rows_raw + n_raw, rows_silver + added
+    quality = [day, rows_raw, rows_silver, rows_raw - rows_silver, sent + n_sent, late + n_late]
+    con.execute("DROP TABLE _inc")
+    return quality, int(added), replaced, rewritten, part, top
+
+
+def merge_events(
+    con: duckdb.DuckDBPyConnection, run: Path, files: list[Path], names: list[str]
+) -> tuple[int, int, str | None]:
+    """Merge new RAW events files into SILVER events (the rule of the full rebuild: one row
+    per ``(entity_id, type, ts, payload)``, the first received). Returns the rows added, the
+    files rewritten and the new part's name."""
+    listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _evnew AS
+            SELECT ts, entity_id, entity_type, type, severity,
+                   CAST(source AS VARCHAR) AS source, payload, received_at
+            FROM read_parquet({listing}, union_by_name=true, hive_partitioning=false)
+            QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, payload
+                                       ORDER BY received_at) = 1"""
+    )
+    folder = silver_dir(run, "events")
+    _r, rewritten = replace_older(
+        con, [folder / n for n in names], "_evnew", _EV_KEYS,
+        "(o.received_at IS NULL AND n.received_at IS NOT NULL) OR n.received_at < o.received_at",
+        _EV_COLS, "ts, entity_id, type",
+    )  # fmt: skip
+    added = con.execute("SELECT count(*) FROM _evnew").fetchone()[0]
+    part = None
+    if added:
+        sql = f"SELECT {_EV_COLS} FROM _evnew ORDER BY ts, entity_id, type"
+        part = write_part(con, sql, folder).name
+    con.execute("DROP TABLE _evnew")
+    return int(added), rewritten, part
+
+
+def compact_due(
+    con: duckdb.DuckDBPyConnection,
+    run: Path,
+    listing: dict[tuple[str, str], list[str]],
+    newest: float | None,
+    changes: list[tuple[str, str, list[str], list[str]]],
+    max_parts: int,
+    close_after_s: float,
+) -> tuple[str, ...]:
+    """Compact what is due into one new file each; the swap is left to the commit.
+
+    A closed date (``newest`` at least ``close_after_s`` past its end) with more than
+    one file becomes one ``data-….parquet``; an open date, or SILVER events, with more
+    than ``max_parts`` part files has them folded into one. Rows are unique across a
+    date's files, so a compaction only concatenates and sorts them. Returns the dates
+    compacted (``'events'`` for SILVER events).
+
+    Parameters
+    ----------
+    newest : float or None
+        The newest SILVER timestamp this update merged. [epoch s]
+    max_parts : int
+        :data:`guardian_lib.silver.MAX_PARTS`. [-]
+    close_after_s : float
+        :data:`guardian_lib.silver.CLOSE_AFTER_S`. [s]
+    """
+    done = []
+    for (kind, day), names in sorted(listing.items()):
+        parts = [n for n in names if Path(n).name.startswith("part-")]
+        closed = (
+            kind == "telemetry"
+            and newest is not None
+            and newest >= day_end(day) + close_after_s
+            and len(names) > 1
+        )
+        if not closed and len(parts) <= max_parts:
+            continue
+        victims = names if closed or kind == "events" else parts
+        folder = silver_dir(run, kind)
+        name = new_name("data") if kind == "events" else f"date={day}/{new_name('data')}"
+        dest = folder / name
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        cols, order = (
+            (_SILVER_COLS, "ts, onu_id")
+            if kind == "telemetry"
+            else (_EV_COLS, "ts, entity_id, type")
+        )
+        src = "[" + ", ".join(_sql_path(folder / n) for n in victims) + "]"
+        con.execute(
+            f"COPY (SELECT {cols} FROM read_parquet({src}, union_by_name=true) ORDER BY {order}) "
+            f"TO {_sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)"
+        )
+        os.replace(tmp, dest)
+        # New parts of this update are not committed yet: list the compacted file instead.
+        fresh = {n for k, d, add, _rm in changes if (k, d) == (kind, day) for n in add}
+        for i, (k, d, add, rm) in enumerate(changes):
+            if (k, d) == (kind, day):
+                changes[i] = (k, d, [n for n in add if n not in victims], rm)
+        retire = [n for n in victims if n not in fresh]
+        changes.append((kind, day, [name], retire))
+        for n in victims:
+            if n in fresh:
+                (folder / n).unlink()  # never listed: no reader can have seen it
+        listing[(kind, day)] = [n for n in names if n not in victims] + [name]
+        done.append(day or "events")
+    return tuple(done)
+
+
+def day_end(day: str) -> float:
+    """Epoch of the midnight UTC that ends ``day`` (YYYY-MM-DD). [s]"""
+    import datetime as dt
+
+    start = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    return (start + dt.timedelta(days=1)).timestamp()

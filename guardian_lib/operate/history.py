@@ -1,0 +1,288 @@
+"""A run's history as the closed loop's outside world: ticks from SILVER, tickets as orders.
+
+``guardian decide`` replays a warehouse through the loop ``guardian operate`` runs:
+
+* :class:`HistoryTelemetrySource` — one :class:`~guardian_lib.loop.Tick` per grid step
+  of SILVER telemetry, read a block of steps at a time into (steps × ONUs) arrays (one
+  query per block, no Python loop over ONUs), with the SILVER events since the previous
+  step. An ONU without a row in a step keeps its previous reading for ``hold_steps``
+  steps (a missed poll is not an outage); missing longer, it is "not read" (``online``
+  NaN: the observer counts it offline, the scorer's features see NaN, as the batch
+  features do). A step without any row at all (the collection stopped) repeats the
+  previous step's readings, as ``guardian operate`` does for an OLT that does not
+  answer: a gap in the export is not a massive outage. A customer contact names its customer; its ONU is added to the
+  payload from the inventory (contacts of unknown customers are left out);
+* :class:`HistoricOrders` — the operator's own service orders (imported tickets) open at
+  the replayed time, shown to the policy as open orders (it holds them in a massive
+  outage and does not order a second visit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from guardian_lib.errors import WarehouseError
+from guardian_lib.loop.protocols import ORDER_COLUMNS
+from guardian_lib.loop.tick import EventRow, Tick
+from guardian_lib.schema import MEASURES
+from guardian_lib.warehouse import table_names
+
+__all__ = [
+    "HistoryTelemetrySource",
+    "HistoricOrders",
+    "read_orders",
+    "silver_range",
+    "silver_grid_s",
+]
+
+_US = 1_000_000
+#: Readings held per block of steps (steps × ONUs × measures). [-]
+_BLOCK_CELLS = 4_000_000
+
+
+def silver_range(con: duckdb.DuckDBPyConnection) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last SILVER telemetry time (UTC), or None when there is none."""
+    if "telemetry" not in table_names(con):
+        return None
+    lo, hi = con.execute("SELECT min(ts), max(ts) FROM telemetry").fetchone()
+    if lo is None:
+        return None
+    return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+
+
+def silver_grid_s(con: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
+    """The polling grid of SILVER telemetry in ``[start, end]``: the greatest common
+    divisor of the gaps between its timestamps (at least 60). [s]
+
+    Raises
+    ------
+    WarehouseError
+        No telemetry in the window.
+    """
+    ts = con.execute(
+        "SELECT DISTINCT epoch(ts)::BIGINT AS t FROM telemetry WHERE ts BETWEEN ? AND ? ORDER BY t",
+        [start, end],
+    ).fetchnumpy()["t"]
+    if len(ts) == 0:
+        raise WarehouseError(f"no SILVER telemetry between {start} and {end}")
+    gaps = np.diff(np.asarray(ts, dtype=np.int64))
+    grid = int(np.gcd.reduce(gaps[gaps > 0])) if (gaps > 0).any() else 300
+    return max(grid, 60)
+
+
+class HistoryTelemetrySource:
+    """SILVER telemetry and events of a run, one :class:`Tick` per grid step, in order.
+
+    Parameters
+    ----------
+    con : duckdb connection
+        From :func:`guardian_lib.warehouse.connect` (kept open while iterating).
+    onu_ids : array of str
+        The fleet, in the order of every tick.
+    start, end : pandas.Timestamp
+        First and last step (UTC, on the grid), inclusive.
+    tick_s : int
+        The grid. [s]
+    hold_steps : int, default 1
+        Steps an ONU without a row keeps its previous reading. [-]
+
+    Attributes
+    ----------
+    ticks, gap_ticks : int
+        Steps yielded so far, and those without any reading (previous readings repeated). [-]
+    held : int
+        Readings of ONUs without a row that repeat their previous one. [-]
+    rows : int
+        Telemetry rows read. [-]
+    events, events_unmapped : int
+        Events yielded, and customer contacts left out (customer not in the inventory). [-]
+    """
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        onu_ids: np.ndarray,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        tick_s: int,
+        hold_steps: int = 1,
+    ) -> None:
+        self.con = con
+        self.hold_steps = int(hold_steps)
+        self.index = pd.Index(np.asarray(onu_ids, dtype=object).astype(str))
+        self.start_us = int(pd.Timestamp(start).value // 1000)
+        self.end_us = int(pd.Timestamp(end).value // 1000)
+        self.tick_s = int(tick_s)
+        self.n_steps = (self.end_us - self.start_us) // (self.tick_s * _US) + 1
+        names = table_names(con)
+        self._has_events = "events" in names
+        self._has_customers = "customers" in names
+        self.ticks = self.gap_ticks = self.held = self.rows = 0
+        self.events = self.events_unmapped = 0
+        self._last: dict[str, np.ndarray] | None = None  # the previous step as yielded
+        self._missing = np.zeros(len(self.index), dtype=np.int64)  # steps without a row
+
+    def __iter__(self) -> Iterator[Tick]:
+        n = len(self.index)
+        block = max(1, _BLOCK_CELLS // max(n * len(MEASURES), 1))
+        for k0 in range(0, self.n_steps, block):
+            k1 = min(k0 + block, self.n_steps) - 1
+            values = self._readings(k0, k1)
+            events = self._events(k0, k1)
+            for k in range(k1 - k0 + 1):
+                row = self._fill({m: values[m][k] for m in values})
+                ts = pd.Timestamp((self.start_us + (k0 + k) * self.tick_s * _US) * 1000, tz="UTC")
+                self.ticks += 1
+                yield Tick(ts, row, events.get(k0 + k, ()))
+
+    def _fill(self, row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One step's readings with the holds applied (vectorised over the fleet)."""
+        last = self._last
+        missing = np.isnan(row["online"])
+        if last is not None and missing.all():
+            self.gap_ticks += 1
+            return last
+        self._missing = np.where(missing, self._missing + 1, 0)
+        if last is not None:
+            hold = missing & (self._missing <= self.hold_steps) & ~np.isnan(last["online"])
+            if hold.any():
+                self.held += int(hold.sum())
+                for m, v in row.items():
+                    v[hold] = last[m][hold]
+        self._last = row
+        return row
+
+    def _readings(self, k0: int, k1: int) -> dict[str, np.ndarray]:
+        """(steps × ONUs) arrays of every measure for steps ``k0..k1`` (NaN: not read)."""
+        from guardian_lib.features._cube import read_telemetry_grid
+
+        tick_us = self.tick_s * _US
+        lo, hi = self.start_us + k0 * tick_us, self.start_us + k1 * tick_us
+        values, rows = read_telemetry_grid(self.con, lo, hi, self.tick_s, self.index)
+        self.rows += rows
+        return values
+
+    def _events(self, k0: int, k1: int) -> dict[int, tuple[EventRow, ...]]:
+        """Events of steps ``k0..k1`` by step: those after the previous step, up to this one."""
+        if not self._has_events:
+            return {}
+        tick_us = self.tick_s * _US
+        lo, hi = self.start_us + (k0 - 1) * tick_us, self.start_us + k1 * tick_us
+        # A payload that is not a JSON object is replaced by {} (hostile or broken input must
+        # not stop the replay); a contact names its customer: its ONU goes into the payload,
+        # as the loop expects.
+        join, payload = "", "e.p"
+        if self._has_customers:
+            join = (
+                "LEFT JOIN (SELECT customer_id, any_value(onu_id) AS onu_id FROM customers "
+                "GROUP BY customer_id) c ON e.entity_type = 'customer' AND c.customer_id = e.entity_id"
+            )
+            payload = (
+                "CASE WHEN c.onu_id IS NOT NULL AND json_extract(e.p, '$.onu_id') IS NULL "
+                "THEN json_merge_patch(e.p, json_object('onu_id', c.onu_id))::VARCHAR ELSE e.p END"
+            )
+        ev = self.con.execute(
+            "WITH e AS (SELECT ts, entity_id, entity_type, type, severity, CASE WHEN "
+            "json_valid(payload) AND json_type(payload) = 'OBJECT' THEN payload ELSE '{}' END "
+            f"AS p FROM events WHERE epoch_us(ts) > {lo} AND epoch_us(ts) <= {hi}), "
+            f"x AS (SELECT e.ts, e.entity_id, e.entity_type, e.type, e.severity, {payload} AS "
+            f"payload FROM e {join}) "
+            "SELECT epoch_us(ts) AS t, ts, entity_id, entity_type, type, "
+            "coalesce(severity, 'info') AS severity, payload, "
+            "json_extract_string(payload, '$.onu_id') IS NOT NULL AS has_onu FROM x "
+            "ORDER BY t, entity_id, type"
+        ).df()
+        if not len(ev):
+            return {}
+        call = (ev["type"] == "CUSTOMER_CALL") & (ev["entity_type"] != "onu")
+        unmapped = call & ~ev["has_onu"].astype(bool)
+        self.events_unmapped += int(unmapped.sum())
+        ev = ev[~unmapped]
+        step = -((-(ev["t"].to_numpy(np.int64) - self.start_us)) // tick_us)  # ceil
+        self.events += len(ev)
+        rows = [
+            EventRow(pd.Timestamp(ts), str(eid), str(et), str(ty), str(sev), str(pl))
+            for ts, eid, et, ty, sev, pl in zip(
+                ev["ts"], ev["entity_id"], ev["entity_type"], ev["type"], ev["severity"],
+                ev["payload"], strict=True,
+            )
+        ]  # fmt: skip
+        out: dict[int, list[EventRow]] = {}
+        for s, r in zip(step.tolist(), rows, strict=True):
+            out.setdefault(int(s), []).append(r)
+        return {s: tuple(v) for s, v in out.items()}
+
+
+def _naive_utc(col: pd.Series | None, n: int = 0) -> np.ndarray:
+    """Times as naive UTC ``datetime64[ns]`` (NaT for blanks; all NaT without a column)."""
+    if col is None:
+        return np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")
+    return pd.to_datetime(col, utc=True).dt.tz_localize(None).to_numpy(dtype="datetime64[ns]")
+
+
+class HistoricOrders:
+    """The operator's service orders open at the replayed time (read-only).
+
+    Parameters
+    ----------
+    orders : pandas.DataFrame
+        The warehouse's ``service_orders`` (``os_id``, ``onu_id`` or ``customer_id``,
+        ``opened_at``, ``closed_at``).
+    customers : pandas.DataFrame
+        ``customer_id`` → ``onu_id``, for orders that name only the customer.
+
+    Attributes
+    ----------
+    now : pandas.Timestamp or None
+        The replayed time; set before each tick is fed.
+    """
+
+    def __init__(self, orders: pd.DataFrame, customers: pd.DataFrame) -> None:
+        o = orders.copy()
+        onu = o["onu_id"] if "onu_id" in o else pd.Series(None, index=o.index, dtype=object)
+        by_customer = dict(zip(customers["customer_id"], customers["onu_id"], strict=True))
+        if "customer_id" in o:
+            onu = onu.where(onu.notna(), o["customer_id"].map(by_customer))
+        self._orders = pd.DataFrame(
+            {
+                "os_id": o["os_id"].astype(str).to_numpy(),
+                "onu_id": onu.to_numpy(dtype=object),
+                "status": "open",
+                "opened_by": o.get("opened_by", pd.Series("operator", index=o.index))
+                .fillna("operator")
+                .to_numpy(dtype=object),
+                "opened_at": _naive_utc(o["opened_at"]),
+                "closed_at": _naive_utc(o["closed_at"] if "closed_at" in o else None, len(o)),
+            }
+        ).dropna(subset=["onu_id"])
+        self._orders = self._orders.reset_index(drop=True)
+        self._opened = self._orders["opened_at"].to_numpy(dtype="datetime64[ns]")
+        self._closed = self._orders["closed_at"].to_numpy(dtype="datetime64[ns]")
+        self.now: pd.Timestamp | None = None
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def open_orders(self) -> pd.DataFrame:
+        """Orders opened at or before :attr:`now` and not closed by then (:data:`ORDER_COLUMNS`)."""
+        o = self._orders
+        if self.now is None or not len(o):
+            return pd.DataFrame(columns=list(ORDER_COLUMNS))
+        now = pd.Timestamp(self.now).tz_convert("UTC").tz_localize(None).to_datetime64()
+        opened, closed = self._opened, self._closed
+        mask = (opened <= now) & (np.isnat(closed) | (closed > now))
+        return o.loc[mask, list(ORDER_COLUMNS)].reset_index(drop=True)
+
+
+def read_orders(con: duckdb.DuckDBPyConnection, customers: pd.DataFrame) -> HistoricOrders | None:
+    """The warehouse's ``service_orders`` as :class:`HistoricOrders` (None without them)."""
+    if "service_orders" not in table_names(con):
+        return None
+    orders = con.execute("SELECT * FROM service_orders").df()
+    if not len(orders) or "os_id" not in orders or "opened_at" not in orders:
+        return None
+    return HistoricOrders(orders, customers)
