@@ -295,8 +295,10 @@ def _history_features(
         rows,
         w7d,
     )
-    # Flaps (online -> offline transitions) over 6 h and 7 d, from the carried status.
-    lo, hi = max(int(rows.min()) - w7d, 0), int(rows.max()) + 1
+    # Flaps (online -> offline transitions) over 6 h and 7 d, from the carried status. The
+    # status is carried from a day before the oldest window so that a row's counts depend
+    # on its own history only (the same for one online row as in a batch).
+    lo, hi = max(int(rows.min()) - w7d - w.w24, 0), int(rows.max()) + 1
     online = ffill(v["online"][lo:hi], limit=w.w24)
     on = np.where(np.isnan(online), 1.0, online)
     drops = np.zeros_like(on)

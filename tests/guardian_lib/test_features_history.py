@@ -139,3 +139,17 @@ def test_last_event_at_takes_the_latest_event_in_the_window():
     np.testing.assert_array_equal(got[:, 1], [np.nan, 1.0, 1.0, np.nan])  # 9 - 3 > 5
     np.testing.assert_array_equal(got[:, 2], [0.0, 0.0, 0.0, np.nan])
     assert np.isnan(got[:, 3]).all()
+
+
+def test_a_row_does_not_depend_on_the_other_rows_computed_with_it(cube):
+    # Hourly ticks: the tiny run's 576 ticks span 24 days, longer than the 7-day windows.
+    hourly = dataclasses.replace(cube, tick_s=3600)
+    values = {name: m.copy() for name, m in hourly.values.items()}
+    # ONU 0 goes dark (with sparse reports) across the start of row 400's week.
+    for m in values.values():
+        m[215:260, 0] = np.nan
+    values["online"][[215, 240], 0] = 0.0
+    dark = dataclasses.replace(hourly, values=values)
+    alone = compute_features(dark, np.array([400]))
+    batch = compute_features(dark, np.array([100, 400]))
+    pd.testing.assert_frame_equal(alone, batch.iloc[len(alone) :].reset_index(drop=True))
