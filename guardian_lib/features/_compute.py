@@ -299,12 +299,17 @@ def _history_features(
     # status is carried from a day before the oldest window so that a row's counts depend
     # on its own history only (the same for one online row as in a batch).
     lo, hi = max(int(rows.min()) - w7d - w.w24, 0), int(rows.max()) + 1
-    online = ffill(v["online"][lo:hi], limit=w.w24)
-    on = np.where(np.isnan(online), 1.0, online)
-    drops = np.zeros_like(on)
-    drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
-    f["flaps_6h"] = window_sum(drops, 6 * w.w1h, rows - lo)[0]
-    f["flaps_7d"] = window_sum(drops, w7d, rows - lo)[0]
+    seg = v["online"][lo:hi]
+    # Only an ONU that reported offline in the slice can have flapped (few of a fleet).
+    flapped = np.flatnonzero((seg == 0).any(axis=0))
+    f["flaps_6h"], f["flaps_7d"] = np.zeros((len(rows), N)), np.zeros((len(rows), N))
+    if len(flapped):
+        online = ffill(seg[:, flapped], limit=w.w24)
+        on = np.where(np.isnan(online), 1.0, online)
+        drops = np.zeros_like(on)
+        drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
+        f["flaps_6h"][:, flapped] = window_sum(drops, 6 * w.w1h, rows - lo)[0]
+        f["flaps_7d"][:, flapped] = window_sum(drops, w7d, rows - lo)[0]
     return f
 
 
