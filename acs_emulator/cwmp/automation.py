@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from acs_emulator.cwmp.documents import expand_query
 from acs_emulator.cwmp.presets import (
     Preset,
     PresetError,
@@ -23,7 +24,7 @@ from acs_emulator.cwmp.presets import (
 )
 from acs_emulator.cwmp.provisions import ProvisionError, plan_provisions
 from acs_emulator.cwmp.query import BoundedQuery, QueryRejected, prepare_query
-from acs_emulator.cwmp.store import DeviceStore, expand_query
+from acs_emulator.cwmp.store import DeviceStore
 from acs_emulator.cwmp.virtual import RX_POWER, check_virtual_parameter, compute_all
 
 __all__ = ["Automation"]

@@ -108,7 +108,7 @@ def serve_command(
     from acs_emulator.cwmp import AcsConfig, AcsService, AuthPolicy, load_presets
     from acs_emulator.cwmp.presets import zero_touch_preset
     from acs_emulator.cwmp.server import password_lookup_from_env
-    from acs_emulator.cwmp.service import server_tls_context
+    from acs_emulator.cwmp.service import freeze_startup_heap, server_tls_context
 
     if cpe_auth not in ("none", "basic", "digest"):
         raise typer.BadParameter(f"expected none, basic or digest, got {cpe_auth!r}")
@@ -169,6 +169,7 @@ def serve_command(
 
     async def main() -> None:
         await svc.start()
+        freeze_startup_heap()
         console.print(
             f"[green]ACS[/] CWMP {svc.cwmp_url}  NBI {svc.nbi_url}  files {svc.file_url}  "
             f"store {db}  (Ctrl-C stops)"
@@ -178,7 +179,7 @@ def serve_command(
         try:
             await stop.wait()
         finally:
-            await svc.stop()  # flushes the store
+            await svc.close()  # flushes the store
 
     try:
         asyncio.run(main())

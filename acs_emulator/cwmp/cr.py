@@ -32,7 +32,7 @@ from acs_emulator.cwmp.auth import (
     parse_auth_header,
     resolve_cr_password,
 )
-from acs_emulator.cwmp.store import get_parameter
+from acs_emulator.cwmp.documents import get_parameter
 
 __all__ = ["ConnectionRequester", "password_lookup_from_env"]
 

@@ -27,7 +27,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from acs_emulator.cwmp.store import DeviceStore, now_iso
+from acs_emulator.cwmp.documents import now_iso
+from acs_emulator.cwmp.store import DeviceStore
 from guardian_lib.errors import GuardianError
 
 __all__ = ["FileError", "FileStore", "check_file_name", "file_server_app"]

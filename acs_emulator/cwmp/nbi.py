@@ -41,10 +41,11 @@ from typing import Any
 
 from aiohttp import web
 
+from acs_emulator.cwmp.documents import StoreError, check_parameter, project
 from acs_emulator.cwmp.nbi_admin import PING_COMMAND, add_admin_routes
 from acs_emulator.cwmp.redact import redact_document, redact_task
 from acs_emulator.cwmp.server import Acs
-from acs_emulator.cwmp.store import ADMIN_COLLECTIONS, StoreError, check_parameter, project
+from acs_emulator.cwmp.store import ADMIN_COLLECTIONS
 
 __all__ = ["nbi_app", "TASK_FIELDS"]
 

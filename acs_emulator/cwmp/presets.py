@@ -303,10 +303,32 @@ _TR098_OF = {
 
 
 def render_task(task: dict[str, Any], root: str, serial: str, device_id: str) -> dict[str, Any]:
-    """Fill a preset task's ``{root}``, ``{serial}`` and ``{id}`` for one device."""
-    text = json.dumps(task)
-    text = text.replace("{root}", root).replace("{serial}", serial).replace("{id}", device_id)
-    if root == "InternetGatewayDevice":
-        for a, b in _TR098_OF.items():
-            text = text.replace(a, b)
-    return json.loads(text)
+    """Fill a preset task's ``{root}``, ``{serial}`` and ``{id}`` for one device.
+
+    The task's strings (keys and values, at any depth) are filled one by one: the
+    serial number comes from the CPE, and pasted into the task's JSON text a quote or
+    backslash in it would change the task's structure.
+
+    Examples
+    --------
+    >>> render_task({"name": "x", "v": ["{root}.A", "{serial}@isp"]}, "Device", 'S"1', "D")
+    {'name': 'x', 'v': ['Device.A', 'S"1@isp']}
+    """
+    tr098 = root == "InternetGatewayDevice"
+
+    def fill(value: Any) -> Any:
+        if isinstance(value, str):
+            if "{" in value:
+                value = value.replace("{root}", root).replace("{serial}", serial)
+                value = value.replace("{id}", device_id)
+            if tr098 and "InternetGatewayDevice." in value:
+                for a, b in _TR098_OF.items():
+                    value = value.replace(a, b)
+            return value
+        if isinstance(value, list | tuple):  # as JSON has it: a list
+            return [fill(v) for v in value]
+        if isinstance(value, dict):
+            return {fill(k): fill(v) for k, v in value.items()}
+        return value
+
+    return fill(task)

@@ -6,7 +6,8 @@ from collections.abc import Generator
 from typing import Any
 
 from acs_emulator.cwmp import soap
-from acs_emulator.cwmp.store import DeviceStore, now_iso, set_parameter
+from acs_emulator.cwmp.documents import now_iso, set_parameter
+from acs_emulator.cwmp.store import DeviceStore
 
 __all__ = ["task_steps", "root_of"]
 

@@ -12,7 +12,7 @@ session. Sessions are found by cookie (any ``session=`` in the Cookie header, so
 CPE echoing the whole ``Set-Cookie`` string works), else by the TCP connection.
 
 Hostile input: credentials are checked against the DeviceId of the Inform they come
-with; what an Inform may store is bounded (:data:`acs_emulator.cwmp.store.LIMITS`,
+with; what an Inform may store is bounded (:data:`acs_emulator.cwmp.documents.LIMITS`,
 fault 8003 + HTTP 400 beyond it); the background sweeper survives any one failure
 (logged and counted in ``stats["background_errors"]``); connection requests go only
 to a URL on the host the device informs from (or an allow-list), with the ACS's own
@@ -27,8 +27,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Generator
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -38,18 +36,12 @@ from acs_emulator.cwmp.auth import Authenticator
 from acs_emulator.cwmp.automation import Automation
 from acs_emulator.cwmp.config import AcsConfig
 from acs_emulator.cwmp.cr import ConnectionRequester, password_lookup_from_env
+from acs_emulator.cwmp.documents import LIMITS, StoreError, check_parameter, now_iso, set_values
 from acs_emulator.cwmp.files import FileStore
 from acs_emulator.cwmp.rpcs import root_of as _root_of
-from acs_emulator.cwmp.rpcs import task_steps
 from acs_emulator.cwmp.siblings import FORWARDED, SiblingProxy
-from acs_emulator.cwmp.store import (
-    LIMITS,
-    DeviceStore,
-    StoreError,
-    check_parameter,
-    now_iso,
-    set_parameter,
-)
+from acs_emulator.cwmp.store import DeviceStore
+from acs_emulator.cwmp.task_runner import Session, TaskRunnerMixin
 
 __all__ = ["Acs", "AcsConfig", "password_lookup_from_env", "device_id_of"]
 
@@ -88,20 +80,7 @@ def device_id_of(oui: str, product_class: str, serial: str) -> str:
     return f"{esc(oui)}-{esc(serial)}"
 
 
-@dataclass
-class _Session:
-    token: str
-    device_id: str
-    cwmp_ns: str
-    peer: Any
-    last_seen: float
-    task: dict[str, Any] | None = None
-    answered: bool = False  # the CPE has posted after its Inform
-    ran_rpcs: bool = False  # an RPC was sent (values may have changed)
-    steps: Generator[str, soap.CwmpMessage, None] | None = None
-
-
-class Acs:
+class Acs(TaskRunnerMixin):
     """The ACS core shared by the CWMP and NBI applications.
 
     Parameters
@@ -116,7 +95,7 @@ class Acs:
         self.store = store
         self.config = config or AcsConfig()
         self.auth = Authenticator(self.config.auth)
-        self.sessions: dict[str, _Session] = {}
+        self.sessions: dict[str, Session] = {}
         self._by_peer: dict[Any, str] = {}
         self._by_device: dict[str, str] = {}
         self._inform_events: dict[str, asyncio.Event] = {}
@@ -313,7 +292,7 @@ class Acs:
         return self._xml(soap.fault_xml(code, message), ns, msg_id, status=status)
 
     # -- sessions ------------------------------------------------------------------------
-    def _find_session(self, request: web.Request, peer: Any) -> _Session | None:
+    def _find_session(self, request: web.Request, peer: Any) -> Session | None:
         tokens = _COOKIE_RE.findall(request.headers.get("Cookie", ""))
         found = [self.sessions[t] for t in tokens if t in self.sessions]
         if found:  # several tokens (stale cookies kept by the CPE): the newest session
@@ -332,7 +311,7 @@ class Acs:
             not t.startswith(prefix) for t in _COOKIE_RE.findall(request.headers.get("Cookie", ""))
         )
 
-    def _end_session(self, session: _Session) -> None:
+    def _end_session(self, session: Session) -> None:
         doc = self.store.get_device(session.device_id) if session.ran_rpcs else None
         if doc is not None and self.automation.compute_virtual(doc, now_iso()):
             self.store.save_device(doc, defer=True)
@@ -401,7 +380,7 @@ class Acs:
             self._end_session(prev)
         prefix = self.config.session_token_prefix  # names this process (``--workers``)
         token = prefix + os.urandom(16).hex()[len(prefix) :]
-        session = _Session(token, device_id, msg.cwmp_ns, peer, time.monotonic())
+        session = Session(token, device_id, msg.cwmp_ns, peer, time.monotonic())
         self.sessions[token] = session
         self._by_peer[peer] = token
         self._by_device[device_id] = token
@@ -476,8 +455,7 @@ class Acs:
             doc["_lastBoot"] = ts
         if "0 BOOTSTRAP" in codes:
             doc["_lastBootstrap"] = ts
-        for p in inform["params"]:
-            set_parameter(doc, p.name, p.value, p.type, ts, checked=True)
+        set_values(doc, inform["params"], ts)  # checked by _check_inform_bounds
         self.automation.compute_virtual(doc, ts)
         self.store.save_device(doc, defer=True)
         root = self.root_of(doc)
@@ -516,105 +494,6 @@ class Acs:
     def root_of(doc: dict[str, Any]) -> str:
         """Data-model root of a device document (``Device`` or ``InternetGatewayDevice``)."""
         return _root_of(doc)
-
-    # -- tasks → RPCs ------------------------------------------------------------------
-    def _advance(self, session: _Session, msg: soap.CwmpMessage | None) -> web.Response:
-        """Feed ``msg`` (an RPC response, or ``None`` for the empty POST) and reply.
-
-        Returns the next RPC of the current task, of the next queued task, or 204.
-        """
-        if msg is None and session.steps is not None:
-            # Empty POST while an RPC is outstanding: the CPE dropped it. End the session;
-            # the task stays queued for the next one.
-            log.info("CWMP %s: empty POST while an RPC was outstanding", session.device_id)
-            self._end_session(session)
-            return web.Response(status=204)
-        while True:
-            if session.steps is None:
-                pending = [
-                    t
-                    for t in self.store.pending_tasks(session.device_id)
-                    if not t.get("_inTransfer")
-                ]
-                if not pending:
-                    self._end_session(session)
-                    return web.Response(status=204)
-                session.task = pending[0]
-                if session.task.get("name") == "download" and not session.task.get("url"):
-                    # An uploaded file: its URL on our file server, size and type.
-                    found = self.files.download_args(
-                        str(session.task.get("fileName", "")), self.config.file_server_url
-                    )
-                    for k, v in (found or {}).items():
-                        session.task.setdefault(k, v)
-                session.steps = task_steps(
-                    self.store, session.device_id, session.task, self.config.file_server_url
-                )
-                step_input = None
-            else:
-                step_input = msg
-            msg = None
-            task = session.task
-            assert task is not None
-            try:
-                if step_input is None:
-                    rpc = next(session.steps)
-                elif step_input.name == "Fault":
-                    fault = soap.parse_fault(step_input.body)
-                    self._fault(session, f"cwmp.{fault['faultCode']}", fault["faultString"], fault)
-                    continue
-                else:
-                    rpc = session.steps.send(step_input)
-            except StopIteration:
-                self._finish_task(session)
-                continue
-            except (soap.CwmpParseError, ValueError, KeyError, TypeError) as exc:
-                self._fault(session, "cwmp.invalid", f"task {task['_id']}: {exc}", {})
-                continue
-            self.stats["rpcs"] += 1
-            session.ran_rpcs = True
-            return self._xml(rpc, session.cwmp_ns, f"acs-{os.urandom(4).hex()}")
-
-    def _fault(self, session: _Session, code: str, message: str, detail: Any) -> None:
-        task = session.task
-        session.steps = None
-        session.task = None
-        if task is not None:
-            self.store.fault_task(task, code, message, detail)
-            self._notify_task(task["_id"])
-
-    def _finish_task(self, session: _Session) -> None:
-        task = session.task
-        session.steps = None
-        session.task = None
-        if task is None:
-            return
-        if task.get("_inTransfer"):
-            self.store.save_task(task)
-            return
-        self.store.complete_task(task["_id"])
-        self._notify_task(task["_id"])
-
-    def _notify_task(self, task_id: str) -> None:
-        ev = self._task_events.pop(task_id, None)
-        if ev is not None:
-            ev.set()
-
-    def _on_transfer_complete(self, session: _Session, msg: soap.CwmpMessage) -> None:
-        key = soap.text(msg.body, "CommandKey")
-        fault = soap.child(msg.body, "FaultStruct")
-        code = soap.text(fault, "FaultCode", "0")
-        task = self.store.tasks.get(key)
-        if task is None:
-            return
-        task.pop("_inTransfer", None)
-        if code not in ("", "0"):
-            self.store.fault_task(
-                task, f"cwmp.{code}", soap.text(fault, "FaultString"), {"faultCode": code}
-            )
-        else:
-            self.store.complete_task(key)
-        self._notify_task(key)
 
     # -- NBI support -------------------------------------------------------------------
     def inform_waiter(self, device_id: str) -> asyncio.Event:

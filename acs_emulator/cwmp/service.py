@@ -14,10 +14,9 @@ its management address.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import ssl
-import threading
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +26,16 @@ from acs_emulator.cwmp.files import file_server_app
 from acs_emulator.cwmp.nbi import nbi_app
 from acs_emulator.cwmp.server import Acs, AcsConfig
 from acs_emulator.cwmp.store import DeviceStore
+from guardian_lib._threaded import ThreadedServer
 from guardian_lib.errors import GuardianError
 
-__all__ = ["AcsService", "NbiExposureError", "is_loopback", "server_tls_context"]
+__all__ = [
+    "AcsService",
+    "NbiExposureError",
+    "freeze_startup_heap",
+    "is_loopback",
+    "server_tls_context",
+]
 
 
 def server_tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLContext:
@@ -44,6 +50,23 @@ def server_tls_context(cert_file: str | Path, key_file: str | Path) -> ssl.SSLCo
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(str(cert_file), str(key_file))
     return ctx
+
+
+def freeze_startup_heap() -> None:
+    """Exempt what the process holds once started from cyclic garbage collection.
+
+    For a process that is an ACS and nothing else (``guardian acs serve``, each of its
+    workers), called once its listeners are bound: the imported modules and the
+    devices loaded from the store (hundreds of thousands of objects, none of them
+    garbage) are moved out of the collector's generations, so its periodic full
+    collections scan only what was allocated since (sessions, new devices). Reference
+    counting still frees everything as usual.
+
+    No collection first: in a forked worker it would run the finalizers of garbage
+    inherited from the supervisor, whose resources are the supervisor's (it broke the
+    supervisor's shutdown). What garbage there is at start-up stays, once.
+    """
+    gc.freeze()
 
 
 class NbiExposureError(GuardianError, ValueError):
@@ -66,8 +89,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class AcsService:
-    """The ACS with its two listeners.
+class AcsService(ThreadedServer):
+    """The ACS with its listeners (CWMP, NBI, files).
+
+    In a running event loop: ``await start()`` … ``await close()``, or ``await serve()``
+    until :meth:`stop`. From synchronous code: :meth:`start_in_thread` /
+    :meth:`stop_thread`, or ``with AcsService(...) as svc:`` (the shared
+    :class:`~guardian_lib._threaded.ThreadedServer` protocol).
 
     Parameters
     ----------
@@ -103,6 +131,9 @@ class AcsService:
     serve_nbi : bool, default True
         Also run the NBI and the file server (one process of several does).
     """
+
+    _thread_name = "acs-service"
+    _server_label = "ACS"
 
     def __init__(
         self,
@@ -141,9 +172,6 @@ class AcsService:
         self.nbi_token = nbi_token
         self.nbi_options = nbi_options or {}
         self._runners: list[web.AppRunner] = []
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
 
     @property
     def scheme(self) -> str:
@@ -166,7 +194,9 @@ class AcsService:
         return f"http://{self.nbi_host}:{self.nbi_port}"
 
     async def start(self) -> None:
-        """Bind both listeners in the running loop."""
+        """Bind the listeners in the running loop (:meth:`close` releases them)."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
         nbi_opts = {"read_timeout_s": self.acs.config.read_timeout_s, **self.nbi_options}
         apps: list[tuple[web.Application, str, str, ssl.SSLContext | None]] = [
             (self.acs.cwmp_app(), self.host, "cwmp_port", self.ssl_context)
@@ -213,59 +243,13 @@ class AcsService:
         if self._own_file_url:
             self.acs.config.file_server_url = self.file_url
 
-    async def stop(self) -> None:
-        """Close listeners and the store."""
+    async def close(self) -> None:
+        """Close the listeners and the store (flushing its queued writes)."""
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
         self.acs.store.close()
 
-    async def serve_forever(self) -> None:
-        """Start, then wait until :meth:`stop_thread` (or cancellation)."""
-        await self.start()
-        self._stop = asyncio.Event()
-        try:
-            await self._stop.wait()
-        finally:
-            await self.stop()
-
-    def start_in_thread(self, timeout_s: float = 10.0) -> AcsService:
-        """Run the service in a background thread with its own event loop.
-
-        Parameters
-        ----------
-        timeout_s : float, default 10
-            How long to wait for the listeners to be bound. [s]
-        """
-        ready: Future[None] = Future()
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            asyncio.set_event_loop(loop)
-
-            async def main() -> None:
-                try:
-                    await self.start()
-                except Exception as exc:  # report bind errors to the caller
-                    ready.set_exception(exc)
-                    return
-                self._stop = asyncio.Event()
-                ready.set_result(None)
-                await self._stop.wait()
-                await self.stop()
-
-            loop.run_until_complete(main())
-            loop.close()
-
-        self._thread = threading.Thread(target=run, name="acs-service", daemon=True)
-        self._thread.start()
-        ready.result(timeout=timeout_s)
-        return self
-
-    def stop_thread(self, timeout_s: float = 10.0) -> None:
-        """Stop a service started with :meth:`start_in_thread`. [s]"""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+    async def _shutdown(self) -> None:
+        """End of :meth:`serve` (and so of :meth:`stop_thread`): :meth:`close`."""
+        await self.close()

@@ -60,6 +60,7 @@ SOAP_ENV_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 MAX_BODY_BYTES = 256 * 1024
 
 _XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+_XSI_TYPE = f"{{{_XSI_NS}}}type"
 _SOAP_ENC_NS = "http://schemas.xmlsoap.org/soap/encoding/"
 
 
@@ -140,6 +141,11 @@ def text(el: Element | None, name: str, default: str = "") -> str:
 # The encoding named in an XML declaration, and those in which "<!" is the bytes "<!".
 _ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]*)[\"']", re.IGNORECASE)
 _ASCII_SAFE = frozenset({b"utf-8", b"utf8", b"us-ascii", b"ascii"})
+_COMMON_DECLARATIONS = frozenset(
+    f"<?xml version={q}1.0{q}{enc}".encode()
+    for q in "\"'"
+    for enc in ("", f" encoding={q}UTF-8{q}", f" encoding={q}utf-8{q}")
+)
 
 
 def _declares_other_encoding(body: bytes) -> bool:
@@ -152,6 +158,8 @@ def _declares_other_encoding(body: bytes) -> bool:
         return False
     end = head.find(b"?>")
     decl = head if end < 0 else head[:end]
+    if decl in _COMMON_DECLARATIONS:  # what CPEs send, byte for byte: no regex needed
+        return False
     if b"encoding" not in decl.lower():
         return False
     m = _ENCODING.search(decl)
@@ -161,7 +169,8 @@ def _declares_other_encoding(body: bytes) -> bool:
 def _may_hold_dtd(body: bytes) -> bool:
     """Whether ``body`` could declare a DTD or entities (see the module docstring)."""
     return (
-        b"<!" in body
+        # "!" first: a one-byte search is a memchr, "<!" a scan stopping at every tag
+        (b"!" in body and b"<!" in body)
         or b"\x00" in body
         or body[:2] in (b"\xff\xfe", b"\xfe\xff")
         or _declares_other_encoding(body)
@@ -223,23 +232,25 @@ def parse_message(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> CwmpMessag
         raise CwmpParseError(f"CWMP body: expected well-formed XML, got error {exc}") from exc
     if _local(root.tag) != "Envelope":
         raise CwmpParseError(f"CWMP body: expected a SOAP Envelope, got <{_local(root.tag)}>")
-    header = child(root, "Header")
-    soap_body = child(root, "Body")
+    parts = _first_children(root)
+    header = parts.get("Header")
+    soap_body = parts.get("Body")
     if soap_body is None:
         raise CwmpParseError("CWMP envelope: expected a SOAP Body element, found none")
     msg = CwmpMessage(name="")
     if header is not None:
-        id_el = child(header, "ID")
+        fields = _first_children(header)
+        id_el = fields.get("ID")
         if id_el is not None:
             msg.id = (id_el.text or "").strip()
-            if _ns(id_el.tag) in CWMP_NAMESPACES:
-                msg.cwmp_ns = _ns(id_el.tag)
-        hold = child(header, "HoldRequests")
+            ns = _ns(id_el.tag)
+            if ns in CWMP_NAMESPACES:
+                msg.cwmp_ns = ns
+        hold = fields.get("HoldRequests")
         msg.hold_requests = hold is not None and (hold.text or "").strip() in ("1", "true")
-    rpcs = list(soap_body)
-    if not rpcs:
+    if not len(soap_body):
         return msg
-    rpc = rpcs[0]
+    rpc = soap_body[0]
     name = _local(rpc.tag)
     ns = _ns(rpc.tag)
     if name == "Fault" and ns == SOAP_ENV_NS:
@@ -264,27 +275,37 @@ def parse_message(body: bytes, *, max_bytes: int = MAX_BODY_BYTES) -> CwmpMessag
 
 def parse_parameter_values(el: Element | None) -> list[ParameterValue]:
     """Read a ``ParameterList`` of ``ParameterValueStruct`` (size attribute ignored)."""
-    out = []
-    xsi_type = f"{{{_XSI_NS}}}type"
-    for pvs in children(el, "ParameterValueStruct"):
+    out: list[ParameterValue] = []
+    if el is None:
+        return out
+    xsi_type = _XSI_TYPE
+    for pvs in el:  # an Inform has dozens of these: one pass, the common tags first
+        tag = pvs.tag
+        if tag != "ParameterValueStruct" and _local(tag) != "ParameterValueStruct":
+            continue
         name = ""
         value_el = None
-        for c in pvs:  # one pass over <Name>/<Value> (an Inform has dozens of these)
-            tag = c.tag if isinstance(c.tag, str) else ""
-            local = tag[tag.rfind("}") + 1 :]
-            if local == "Name" and not name:
-                name = (c.text or "").strip()
+        for c in pvs:
+            tag = c.tag
+            local = tag if tag == "Name" or tag == "Value" else _local(tag)
+            if local == "Name":
+                if not name:
+                    name = (c.text or "").strip()
             elif local == "Value" and value_el is None:
                 value_el = c
         if not name:
             raise CwmpParseError("ParameterValueStruct: expected a non-empty <Name>, got none")
-        value = "" if value_el is None or value_el.text is None else value_el.text
-        vtype = "xsd:string"
-        if value_el is not None:
-            raw = value_el.get(xsi_type) or value_el.get("type")
-            if raw:
-                vtype = "xsd:" + raw.split(":", 1)[-1]
-        out.append(ParameterValue(name, value, vtype))
+        if value_el is None:
+            out.append(ParameterValue(name, ""))
+            continue
+        raw = value_el.get(xsi_type) or value_el.get("type")
+        out.append(
+            ParameterValue(
+                name,
+                value_el.text or "",
+                "xsd:" + raw.split(":", 1)[-1] if raw else "xsd:string",
+            )
+        )
     return out
 
 

@@ -2,7 +2,8 @@
 
 A device is a nested document: ``{"_id", "_deviceId", "_lastInform", "_tags", ...,
 "Device": {"DeviceInfo": {"SoftwareVersion": {"_value", "_type", "_timestamp",
-"_writable"}}}}``. Documents are kept in memory (the ACS is a single asyncio process)
+"_writable"}}}}`` (read and written by :mod:`acs_emulator.cwmp.documents`, whose
+names are also importable from here). Documents are kept in memory (the ACS is a single asyncio process)
 and written through to SQLite (WAL) on every change, so a restart finds devices,
 parameters with timestamps, tags, pending tasks and faults again.
 
@@ -32,14 +33,25 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from acs_emulator.cwmp.documents import (
+    LIMITS,
+    StoreError,
+    StoreLimits,
+    check_parameter,
+    delete_subtree,
+    expand_query,
+    get_parameter,
+    now_iso,
+    project,
+    set_parameter,
+    sort_key,
+)
 from acs_emulator.cwmp.query import BoundedQuery, QueryRejected, prepare_query, validate_sort
 from acs_emulator.cwmp.redact import redact_task
 from acs_emulator.cwmp.store_sharing import NEWER_DEVICE_WINS, Sealer, SharedStoreMixin
-from guardian_lib.errors import GuardianError
 
 __all__ = [
     "ADMIN_COLLECTIONS",
@@ -47,6 +59,7 @@ __all__ = [
     "DeviceStore",
     "StoreError",
     "StoreLimits",
+    "check_parameter",
     "now_iso",
     "expand_query",
     "project",
@@ -58,187 +71,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class StoreError(GuardianError, ValueError):
-    """Bad query, projection, task or parameter given to the store (names the field)."""
-
-
-class StoreLimits:
-    """What one parameter may be. Class attributes; :data:`LIMITS` is the instance used.
-
-    Attributes
-    ----------
-    name_chars : int
-        Longest parameter name. [characters]
-    name_segments : int
-        Deepest parameter name (dot-separated segments). [-]
-    value_chars : int
-        Longest parameter value. [characters]
-    params_per_inform : int
-        Parameters one Inform may carry (checked by the ACS). [-]
-    """
-
-    name_chars = 256
-    name_segments = 32
-    value_chars = 16384
-    params_per_inform = 1000
-
-
-LIMITS = StoreLimits()
+# One encoder for every row (json.dumps builds a new one per call with these options).
+# No cycle check: a document is a tree of dicts, lists and strings bounded in depth
+# (LIMITS); a cyclic one would raise RecursionError, which flush handles as a bad row.
+_ROW_ENCODER = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 
 #: Collections the NBI writes by name (``PUT /<collection>/<name>``).
 ADMIN_COLLECTIONS = ("presets", "provisions", "virtual_parameters", "files")
-
-
-def check_parameter(name: str, value: Any = None) -> None:
-    """Raise :class:`StoreError` if ``name``/``value`` exceed :data:`LIMITS`."""
-    if not isinstance(name, str) or not name.strip("."):
-        raise StoreError(f"parameter name: expected a non-empty string, got {name!r}")
-    if len(name) > LIMITS.name_chars:
-        raise StoreError(
-            f"parameter name {name[:60]!r}…: expected at most {LIMITS.name_chars} "
-            f"characters, got {len(name)}"
-        )
-    depth = name.count(".") + 1
-    if depth > LIMITS.name_segments:
-        raise StoreError(
-            f"parameter name {name[:60]!r}: expected at most {LIMITS.name_segments} "
-            f"segments, got {depth}"
-        )
-    if name[0] == "_" or "._" in name:
-        raise StoreError(f"parameter name {name[:60]!r}: segments may not start with '_'")
-    if isinstance(value, str) and len(value) > LIMITS.value_chars:
-        raise StoreError(
-            f"parameter {name[:60]!r}: expected a value of at most {LIMITS.value_chars} "
-            f"characters, got {len(value)}"
-        )
-
-
-def now_iso() -> str:
-    """Current UTC time as an ISO 8601 string with milliseconds and ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def expand_query(q: Any) -> Any:
-    """Rewrite a GenieACS device query to match the stored document shape.
-
-    A key naming a parameter (its last path segment does not start with ``_``) is
-    compared with the parameter's value, so ``{"Device.DeviceInfo.SoftwareVersion":
-    "1.2"}`` becomes ``{"Device.DeviceInfo.SoftwareVersion._value": "1.2"}``, as
-    GenieACS does. Keys such as ``_id``, ``_tags`` and ``_lastInform`` stay as they are.
-
-    Examples
-    --------
-    >>> expand_query({"$or": [{"A.B": 1}, {"_tags": "x"}]})
-    {'$or': [{'A.B._value': 1}, {'_tags': 'x'}]}
-    """
-    if isinstance(q, list):
-        return [expand_query(v) for v in q]
-    if not isinstance(q, dict):
-        return q
-    out: dict[str, Any] = {}
-    for k, v in q.items():
-        if k.startswith("$"):
-            out[k] = expand_query(v)
-        elif k.rsplit(".", 1)[-1].startswith("_"):
-            out[k] = v
-        else:
-            out[f"{k}._value"] = v
-    return out
-
-
-def project(doc: dict[str, Any], paths: list[str] | None) -> dict[str, Any]:
-    """Keep only ``paths`` (dotted; a path keeps its whole subtree) and ``_id``."""
-    if not paths:
-        return doc
-    out: dict[str, Any] = {"_id": doc["_id"]}
-    for path in paths:
-        parts = [p for p in path.strip().split(".") if p]
-        src: Any = doc
-        for p in parts:
-            if not isinstance(src, dict) or p not in src:
-                src = None
-                break
-            src = src[p]
-        if src is None or not parts:
-            continue
-        dst = out
-        for p in parts[:-1]:
-            dst = dst.setdefault(p, {})
-        dst[parts[-1]] = src
-    return out
-
-
-def _node(doc: dict[str, Any], name: str, create: bool = True) -> dict[str, Any] | None:
-    cur = doc
-    for p in [p for p in name.split(".") if p]:
-        nxt = cur.get(p)
-        if nxt is None:
-            if not create:
-                return None
-            nxt = cur[p] = {}
-        cur = nxt
-    return cur
-
-
-def set_parameter(
-    doc: dict[str, Any],
-    name: str,
-    value: Any = None,
-    vtype: str | None = None,
-    ts: str | None = None,
-    writable: bool | None = None,
-    *,
-    checked: bool = False,
-) -> None:
-    """Set a parameter (or, for a name ending in ``.``, an object node) in ``doc``.
-
-    ``checked=True`` skips :func:`check_parameter` for a caller that has just run it
-    (the ACS checks a whole Inform before storing any of it).
-
-    Raises
-    ------
-    StoreError
-        If the name or value exceeds :data:`LIMITS` (nothing is changed).
-    """
-    if not checked:
-        check_parameter(name, value)
-    node = _node(doc, name)
-    assert node is not None
-    ts = ts or now_iso()
-    if name.endswith("."):
-        node["_object"] = True
-    elif value is not None:
-        node["_value"] = value
-        node["_type"] = vtype or "xsd:string"
-    node["_timestamp"] = ts
-    if writable is not None:
-        node["_writable"] = writable
-
-
-def get_parameter(doc: dict[str, Any], name: str) -> Any:
-    """Value of parameter ``name`` in ``doc``, or ``None``."""
-    node = _node(doc, name, create=False)
-    return None if node is None else node.get("_value")
-
-
-def _sort_key(doc: dict[str, Any], path: str) -> tuple[int, str, float]:
-    node: Any = doc
-    for p in path.split("."):
-        if not isinstance(node, dict) or p not in node:
-            return (0, "", 0.0)
-        node = node[p]
-    if isinstance(node, bool | int | float):
-        return (1, "", float(node))
-    if isinstance(node, dict | list):
-        return (3, "", 0.0)
-    return (2, str(node), 0.0)
-
-
-def _delete_subtree(doc: dict[str, Any], name: str) -> None:
-    parts = [p for p in name.split(".") if p]
-    parent = _node(doc, ".".join(parts[:-1]), create=False) if len(parts) > 1 else doc
-    if parent is not None:
-        parent.pop(parts[-1], None)
 
 
 class DeviceStore(SharedStoreMixin):
@@ -372,7 +211,7 @@ class DeviceStore(SharedStoreMixin):
                 # ... or travel sealed to the sibling processes, under a key never stored.
                 redacted = dict(redacted, _sealed=self._sealer.seal(doc["parameterValues"]))
             doc = redacted
-        self._batch.setdefault(table, []).append((row_id, json.dumps(doc, separators=(",", ":"))))
+        self._batch.setdefault(table, []).append((row_id, _ROW_ENCODER.encode(doc)))
 
     def _del(self, table: str, row_id: str) -> None:
         self._queue(table, row_id, None)
@@ -544,7 +383,7 @@ class DeviceStore(SharedStoreMixin):
         for key, direction in reversed(list((sort or {}).items())):
             if collection == "devices" and not key.rsplit(".", 1)[-1].startswith("_"):
                 key = f"{key}._value"
-            docs.sort(key=lambda d, k=key: _sort_key(d, k), reverse=direction < 0)
+            docs.sort(key=lambda d, k=key: sort_key(d, k), reverse=direction < 0)
         docs = docs[skip : None if limit is None else skip + limit]
         return [project(d, projection) for d in docs]
 
@@ -565,7 +404,7 @@ class DeviceStore(SharedStoreMixin):
         """Remove an object instance (after DeleteObject) from the device document."""
         doc = self.devices.get(device_id)
         if doc is not None:
-            _delete_subtree(doc, name)
+            delete_subtree(doc, name)
 
     # -- presets, provisions, virtual parameters, files ------------------------------
     def put_admin(self, collection: str, name: str, doc: dict[str, Any]) -> None:

@@ -92,7 +92,7 @@ async def running_acs(
     try:
         yield svc
     finally:
-        await svc.stop()
+        await svc.close()
 
 
 @contextlib.asynccontextmanager
@@ -156,7 +156,7 @@ class BackgroundLab:
     def close(self) -> None:
         """Stop the fleet, the ACS and the loop."""
         self.call(self.fleet.stop())
-        self.call(self.svc.stop())
+        self.call(self.svc.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

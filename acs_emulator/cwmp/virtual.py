@@ -24,7 +24,7 @@ import math
 import re
 from typing import Any
 
-from acs_emulator.cwmp.store import StoreError, check_parameter, get_parameter
+from acs_emulator.cwmp.documents import StoreError, check_parameter, get_parameter
 from guardian_lib.errors import GuardianError
 
 __all__ = ["RX_POWER", "VirtualParameterError", "check_virtual_parameter", "compute_all"]

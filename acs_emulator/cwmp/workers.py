@@ -245,7 +245,7 @@ def _worker_main(pool: AcsWorkers, index: int, ready: Connection) -> None:
     """Body of worker ``index``: serve until SIGTERM, flushing the store on the way out."""
     import asyncio
 
-    from acs_emulator.cwmp.service import AcsService
+    from acs_emulator.cwmp.service import AcsService, freeze_startup_heap
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops us with SIGTERM
     if pool._holder is not None:
@@ -279,6 +279,7 @@ def _worker_main(pool: AcsWorkers, index: int, ready: Connection) -> None:
             ready.send({"error": f"{type(exc).__name__}: {exc}"})
             svc.acs.store.close()
             return
+        freeze_startup_heap()
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         ready.send({"nbi_port": svc.nbi_port, "file_port": svc.file_port, "file_url": svc.file_url})
@@ -286,6 +287,6 @@ def _worker_main(pool: AcsWorkers, index: int, ready: Connection) -> None:
         try:
             await stop.wait()
         finally:
-            await svc.stop()  # flushes the store
+            await svc.close()  # flushes the store
 
     asyncio.run(main())

@@ -163,7 +163,7 @@ class _Services:
         try:
             if self.fleet is not None:
                 self.call(self.fleet.stop(), timeout_s=15)
-            self.call(self.svc.stop(), timeout_s=15)
+            self.call(self.svc.close(), timeout_s=15)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(5)

@@ -24,6 +24,7 @@ from guardian_lib.decision._types import (
 from guardian_lib.decision.costs import CostModel
 from guardian_lib.decision.engine import Autopilot
 from guardian_lib.decision.expected_cost import ExpectedCostPolicy, make_autopilot
+from guardian_lib.decision.neighbours import OutageEvidence
 from guardian_lib.decision.observe import Observer
 from guardian_lib.decision.rules import RulesPolicy
 from guardian_lib.decision.safety import RULES, SafetyGuard, Verdict
@@ -44,6 +45,7 @@ __all__ = [
     "ExpectedCostPolicy",
     "make_autopilot",
     "Observer",
+    "OutageEvidence",
     "RulesPolicy",
     "RuleScorer",
     "SafetyGuard",

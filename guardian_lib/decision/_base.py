@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
+from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages
 
 __all__ = [
     "PolicyBase",
@@ -91,9 +92,14 @@ class PolicyBase:
     ----------
     massive_threshold : float, default 0.8
         ``p_massive_outage`` (or ``p_external_network``) above which an ONU counts
-        toward a massive incident. [-]
+        toward a massive incident on the scorer's word. [-]
     min_neighbours : int, default 3
-        Other ONUs of the scope that must be affected too. [-]
+        Other ONUs of the scope that must be affected too (with the scorer's word). [-]
+    outage_evidence : OutageEvidence, optional
+        Topology evidence that opens an incident whatever the scorer says: ONUs of one
+        box / PON / OLT that went dark one after another within minutes, as a share
+        of the scope's ONUs and a minimum count (defaults of
+        :class:`~guardian_lib.decision.neighbours.OutageEvidence`).
     stable_minutes : float, default 30
         A case closes after the ONU has been back and stable this long. [min]
     risk_threshold : float, default 0.5
@@ -126,6 +132,7 @@ class PolicyBase:
     join_window_min: float = 60.0
     incident_grace_min: float = 30.0
     residual_share: float = 0.25
+    outage_evidence: OutageEvidence = field(default_factory=OutageEvidence)
     name: str = "base"
     version: str = "0"
 
@@ -177,6 +184,7 @@ class PolicyBase:
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
         nb = snap.neighbours()
         case_ids = snap.cases.index.to_numpy(dtype=object) if len(snap.cases) else []
+        outages = coincident_outages(st, self.outage_evidence, self._eligible(snap))
         # Only rows a decision can be about: an anomaly score alone decides nothing (and
         # the ML models give most of the fleet a small one, which made every round slow).
         interest = (
@@ -191,14 +199,38 @@ class PolicyBase:
         index = pd.Index(st.index.to_numpy(dtype=object)[rows], dtype=object, name="onu_id")
         p = sanitize_predictions(preds.iloc[rows])
         cols: dict = {}
-        for part in (st.iloc[rows], p, nb.iloc[rows]):
+        for part in (st.iloc[rows], p, nb.iloc[rows], outages.iloc[rows]):
             cols.update({c: part[c].to_numpy() for c in part.columns if c not in ("ts", "onu_id")})
         return pd.DataFrame(cols, index=index)
+
+    def _eligible(self, snap: Snapshot) -> np.ndarray | None:
+        """ONUs that may count toward a shared outage: all but those whose open case was
+        opened more than ``join_window_min`` after their problem began — a member still
+        down when its incident ended, judged on its own since (without this, the
+        residual members of a large outage would make a new incident at once)."""
+        cases = snap.cases
+        if not len(cases) or "opened_at" not in cases:
+            return None
+        st = snap.status
+        pos = st.index.get_indexer(pd.Index(cases.index.to_numpy(dtype=object)))
+        keep = pos >= 0
+        opened = pd.to_datetime(pd.Series(cases["opened_at"].to_numpy()[keep]), utc=True)
+        lag_min = (opened - snap.ts).dt.total_seconds().to_numpy() / 60.0 + st[
+            "impacted_min"
+        ].to_numpy(dtype=float)[pos[keep]]
+        eligible = np.ones(len(st), dtype=bool)
+        eligible[pos[keep][np.nan_to_num(lag_min, nan=0.0) > self.join_window_min]] = False
+        return eligible
 
     # --- massive incidents ------------------------------------------------------------------
     def incident_decisions(self, snap: Snapshot, df: pd.DataFrame) -> tuple[list[Decision], set]:
         """Open, grow and close massive incidents; hold visits and notify their members.
 
+        An incident opens where the topology shows a shared outage — ONUs of one box,
+        PON or OLT that failed together, enough of them by share and count
+        (:func:`~guardian_lib.decision.neighbours.coincident_outages` with
+        ``outage_evidence``), whatever the scorer predicts for each — or where the
+        scorer calls affected ONUs massive (``massive_threshold``, ``min_neighbours``).
         An incident has *members*: the ONUs its cause took down. They are the scope's
         impacted ONUs whose problem started within ``join_window_min`` of the incident's
         start; an ONU of the scope that fails later, or was already down long before,
@@ -216,9 +248,14 @@ class PolicyBase:
         out: list[Decision] = []
         affected = df["impacted"].to_numpy(dtype=bool) | (df["box_rxdrop_share"].to_numpy() > 0)
         p_m = df["p_massive_outage"].to_numpy() + df["p_external_network"].to_numpy()
-        massive = (
+        # Two ways into an incident: the topology says so (ONUs of one scope failed
+        # together, whatever their per-row prediction), or the scorer calls the ONU
+        # massive with neighbours affected (e.g. an RX step under a box, no outage yet).
+        by_topology = pd.notna(df["outage_scope_type"].to_numpy(dtype=object))
+        by_scorer = (
             affected & (p_m > self.massive_threshold) & (df["n_nb_off"] >= self.min_neighbours)
         )
+        massive = by_topology | by_scorer
         if not massive.any() and len(snap.incidents) == 0:
             return out, set()
         inc = snap.incidents if len(snap.incidents) else pd.DataFrame(columns=INCIDENT_COLUMNS)
@@ -231,6 +268,7 @@ class PolicyBase:
         )
         cases = snap.cases
         covered: set[str] = set()
+        released: set[str] = set()  # members still down when their incident ended
         open_scopes: dict[tuple, str] = {}
         # 1. Close the incidents whose cause has ended; keep the others' members.
         for r in inc.itertuples():
@@ -248,6 +286,7 @@ class PolicyBase:
             key = f"{r.scope_type}:{r.scope_key}"
             if ended:
                 still = tuple(str(m) for m, d in zip(members, down, strict=True) if d)
+                released.update(still)
                 out.append(
                     self._d(snap, key, "close_incident", targets=(r.incident_id,),
                             case_id=r.incident_id,
@@ -261,7 +300,19 @@ class PolicyBase:
                 open_scopes[(r.scope_type, r.scope_key)] = r.incident_id
         # 2. Open incidents for new massive scopes; let fitting ONUs join open ones.
         impacted_min = df["impacted_min"].to_numpy(dtype=float)
-        for (stype, skey), grp in df.loc[massive].groupby(["scope_type", "scope_key"], sort=True):
+        # The topology's scope where it has one, else the scorer's neighbour scope.
+        scopes = pd.DataFrame(
+            {
+                "stype": np.where(by_topology, df["outage_scope_type"].to_numpy(dtype=object),
+                                  df["scope_type"].to_numpy(dtype=object)),
+                "skey": np.where(by_topology, df["outage_scope_key"].to_numpy(dtype=object),
+                                 df["scope_key"].to_numpy(dtype=object)),
+                "topology": by_topology,
+            },
+            index=df.index,
+        ).loc[massive]  # fmt: skip
+        for (stype, skey), sc in scopes.groupby(["stype", "skey"], sort=True):
+            grp = df.loc[sc.index]
             col = SCOPE_COLUMNS[stype]
             in_scope = (df[col].to_numpy() == skey) & df["impacted"].to_numpy(dtype=bool)
             start_min = float(np.median(grp["impacted_min"].to_numpy(dtype=float)))
@@ -272,19 +323,35 @@ class PolicyBase:
                 ).total_seconds() / 60
                 start_min = max(age_min, 0.0)
             fits = in_scope & (np.abs(impacted_min - start_min) <= self.join_window_min)
-            ids = tuple(str(i) for i in df.index[fits] if str(i) not in covered)
+            ids = tuple(str(i) for i in df.index[fits] if str(i) not in covered | released)
             if not ids:
                 continue
             covered.update(ids)
-            conf = float(grp[["p_massive_outage", "p_external_network"]].sum(axis=1).mean())
+            p_mean = float(grp[["p_massive_outage", "p_external_network"]].sum(axis=1).mean())
+            topo = sc["topology"].to_numpy(dtype=bool)
+            # Topology evidence: the share of the scope that failed together.
+            share = (
+                float(grp["outage_share"].to_numpy(dtype=float)[topo].max()) if topo.any() else 0.0
+            )
+            conf = max(p_mean, share)
             key = f"{stype}:{skey}"
             params = {"scope_type": stype, "scope_key": skey}
             if iid is None:
                 cls = "EXTERNAL_NETWORK" if stype == "bng" else "MASSIVE_OUTAGE"
+                rule = "massive probability above threshold with many neighbours affected"
+                evidence = {}
+                if topo.any():
+                    rule = "ONUs of the scope failed together (topology evidence)"
+                    evidence = {
+                        "failed_together": int(grp["outage_n"].to_numpy()[topo].max()),
+                        "share_of_scope": round(share, 3),
+                        "max_gap_min": self.outage_evidence.coincidence_min,
+                    }
                 rationale = {
-                    "rule": "massive probability above threshold with many neighbours affected",
+                    "rule": rule,
+                    **evidence,
                     "n_affected": len(ids),
-                    "mean_p_massive": round(conf, 3),
+                    "mean_p_massive": round(p_mean, 3),
                     "top_reasons": json.loads(grp["top_reasons"].iat[0]),
                 }
                 out.append(

@@ -1,18 +1,33 @@
 """Neighbour evidence: which ONUs share a problem with others under the same box, PON or OLT.
 
-:func:`neighbour_stats` is vectorised over the fleet. It depends on nothing else of the
-decision engine, so that :class:`~guardian_lib.decision.Snapshot` (which caches it) and
+Two views, both vectorised over the fleet:
+
+* :func:`neighbour_stats` — how many neighbours are affected now (the rule scorer turns
+  it into a massive-outage probability);
+* :func:`coincident_outages` — topology evidence that does not depend on any scorer:
+  ONUs of one box / PON / OLT that went dark (LOS, dying gasp, offline) or lost service
+  behind the BNG *within a few minutes of each other*, counted as a share of the scope's
+  ONUs and as a number (:class:`OutageEvidence`). The policies open a shared incident
+  on it whatever each ONU's per-row cause prediction says.
+
+The module depends on nothing else of the decision engine, so that
+:class:`~guardian_lib.decision.Snapshot` (which caches it) and
 :class:`~guardian_lib.decision.RuleScorer` (which uses it) do not import each other.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from guardian_lib.schema import RX_CRITICAL_DBM
 
-__all__ = ["neighbour_stats"]
+__all__ = ["OutageEvidence", "coincident_outages", "neighbour_stats", "OUTAGE_COLUMNS"]
+
+#: Columns of :func:`coincident_outages`.
+OUTAGE_COLUMNS = ("outage_scope_type", "outage_scope_key", "outage_n", "outage_share")
 
 
 def _codes(status: pd.DataFrame, key: str) -> np.ndarray:
@@ -93,3 +108,147 @@ def neighbour_stats(status: pd.DataFrame) -> pd.DataFrame:
         },
         index=status.index,
     )
+
+
+@dataclass(frozen=True)
+class OutageEvidence:
+    """When ONUs that failed together count as one outage of their box, PON or OLT.
+
+    A scope qualifies when at least ``<scope>_min_count`` of its ONUs **and** at least
+    ``<scope>_min_share`` of them failed together (one after another, at most
+    ``coincidence_min`` apart): the
+    share carries the rule over to other splitter layouts and PON sizes (4 ONUs of a 1:4
+    street box, 8 of a 1:8 box, 16 of a PON of 64), the count keeps one or two customers
+    of a small scope from making an outage on their own.
+
+    Parameters
+    ----------
+    coincidence_min : float, default 15
+        Largest gap between the starts of two consecutive failures of one outage (three
+        polling rounds of 5 min). [min]
+    box_min_share, box_min_count : float, int, default 0.3, 2
+        Street box (second-stage splitter). [-]
+    pon_min_share, pon_min_count : float, int, default 0.2, 3
+        PON port (feeder cut, board). [-]
+    olt_min_share, olt_min_count : float, int, default 0.2, 5
+        OLT; ONUs online without service count at this scope as an upstream (BNG)
+        failure. [-]
+    """
+
+    coincidence_min: float = 15.0
+    box_min_share: float = 0.3
+    box_min_count: int = 2
+    pon_min_share: float = 0.2
+    pon_min_count: int = 3
+    olt_min_share: float = 0.2
+    olt_min_count: int = 5
+
+    def __post_init__(self) -> None:
+        for scope in ("box", "pon", "olt"):
+            share = getattr(self, f"{scope}_min_share")
+            count = getattr(self, f"{scope}_min_count")
+            if not 0.0 < share <= 1.0 or not np.isfinite(share):
+                raise ValueError(f"OutageEvidence.{scope}_min_share must be in (0, 1], got {share}")
+            if int(count) != count or count < 2:
+                raise ValueError(
+                    f"OutageEvidence.{scope}_min_count must be an integer >= 2 (one ONU is "
+                    f"never an outage of its scope), got {count}"
+                )
+        if not 0.0 <= self.coincidence_min < np.inf:
+            raise ValueError(
+                f"OutageEvidence.coincidence_min must be finite and >= 0 [min], "
+                f"got {self.coincidence_min}"
+            )
+
+
+def _coincident_counts(
+    flag: np.ndarray, codes: np.ndarray, start_min: np.ndarray, window_min: float
+) -> np.ndarray:
+    """For each flagged row, the size of its cluster: flagged rows of its group whose
+    starts form a chain with gaps of at most ``window_min`` (single linkage: every member
+    of a cluster gets the same count, and a narrower scope's cluster lies within its
+    wider scope's); 0 for rows not flagged."""
+    out = np.zeros(len(flag), dtype=np.int64)
+    rows = np.flatnonzero(flag)
+    if len(rows) == 0:
+        return out
+    order = np.lexsort((start_min[rows], codes[rows]))
+    c, t = codes[rows][order], start_min[rows][order]
+    new = np.ones(len(rows), dtype=bool)
+    new[1:] = (c[1:] != c[:-1]) | (np.diff(t) > window_min)
+    cluster = np.cumsum(new) - 1
+    out[rows[order]] = np.bincount(cluster)[cluster]
+    return out
+
+
+def coincident_outages(
+    status: pd.DataFrame, evidence: OutageEvidence, eligible: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Topology evidence of a shared outage for every ONU, whatever a scorer says.
+
+    An ONU *dark* (offline: LOS, dying gasp or silent) belongs to an outage of its box,
+    PON or OLT when enough ONUs of that scope went dark together: their problems started
+    in a chain with gaps of at most ``evidence.coincidence_min`` (see
+    :class:`OutageEvidence`); an ONU online
+    without service belongs to an upstream (``bng``) outage of its OLT on the same terms.
+    The narrowest qualifying scope is named unless a wider one holds more of the ONUs
+    that failed together (a feeder cut fills each of its boxes and the PON: the PON; a
+    box fault is a box incident even on a PON small enough for it to qualify too).
+    A lone dark ONU — a customer who switched the power off, a dead CPE — never
+    qualifies: the minimum count is at least 2.
+
+    Parameters
+    ----------
+    status : pandas.DataFrame
+        :meth:`~guardian_lib.decision.observe.Observer.status` output (``online``,
+        ``service_up``, ``impacted_min``, ``box_id``, ``pon_id``, ``olt_id``).
+    evidence : OutageEvidence
+    eligible : ndarray of bool, optional
+        Rows that may count toward an outage (default all). The policies leave out ONUs
+        already judged on their own: still down after their incident ended.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``onu_id``; ``outage_scope_type`` (``box``, ``pon``, ``olt``, ``bng``;
+        missing for an ONU of no outage), ``outage_scope_key`` (the scope's id),
+        ``outage_n`` (ONUs of the scope that failed together with this one, itself
+        included) [-] and ``outage_share`` (``outage_n`` over the scope's ONUs) [-].
+    """
+    online = status["online"].to_numpy(dtype=bool)
+    ok_rows = np.ones(len(status), dtype=bool) if eligible is None else np.asarray(eligible, bool)
+    dark = ~online & ok_rows
+    nosvc = online & ~status["service_up"].to_numpy(dtype=bool) & ok_rows
+    start = status["impacted_min"].to_numpy(dtype=float)
+    n = len(status)
+    stype = np.full(n, None, dtype=object)
+    skey = np.full(n, None, dtype=object)
+    count = np.zeros(n, dtype=np.int64)
+    share = np.zeros(n)
+    w = evidence.coincidence_min
+    # Narrow to wide.
+    levels = (("box", "box", dark), ("pon", "pon", dark), ("olt", "olt", dark),
+              ("bng", "olt", nosvc))  # fmt: skip
+    for scope, level, flag in levels:
+        if not flag.any():
+            continue
+        codes = _codes(status, level)
+        size = np.bincount(codes)[codes]
+        k = _coincident_counts(flag, codes, start, w)
+        s = k / np.maximum(size, 1)
+        ok = (k >= getattr(evidence, f"{level}_min_count")) & (
+            s >= getattr(evidence, f"{level}_min_share")
+        )
+        # The wider scope only when it holds more of the failure than the narrower one
+        # (a box fault stays a box incident even when it is a fifth of its PON), or is
+        # the same ONUs (an inventory without street boxes, a PON of one box).
+        ok &= (k > count) | ((k == count) & (s >= share))
+        if ok.any():
+            stype[ok] = scope
+            skey[ok] = status[f"{level}_id"].to_numpy(dtype=object)[ok]
+            count[ok], share[ok] = k[ok], s[ok]
+    return pd.DataFrame(
+        {"outage_scope_type": stype, "outage_scope_key": skey, "outage_n": count,
+         "outage_share": share},
+        index=status.index,
+    )  # fmt: skip

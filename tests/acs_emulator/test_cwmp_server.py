@@ -329,3 +329,29 @@ def test_passwords_come_from_environment_or_file(monkeypatch, tmp_path):
     assert (lookup("D1"), lookup("D2"), lookup("D3")) == ("one", "two:with:colons", "fleet")
     monkeypatch.delenv("GUARDIAN_ACS_CPE_PASSWORD")
     assert password_lookup_from_env()("D3") is None
+
+
+def test_service_in_a_thread_serves_cwmp_and_flushes_its_store_on_stop(tmp_path):
+    # The shared ThreadedServer protocol: ``with`` starts the listeners on a thread of
+    # their own; leaving the block stops them and writes the store (a restart finds it).
+    import httpx
+
+    from acs_emulator.cwmp.service import AcsService
+
+    db = tmp_path / "acs.sqlite"
+    with AcsService(db_path=db) as svc:
+        with httpx.Client() as http:
+            r = http.post(svc.cwmp_url, content=inform_xml())
+            assert r.status_code == 200 and b"InformResponse" in r.content
+            cookie = r.headers["Set-Cookie"].split(";", 1)[0]
+            assert (
+                http.post(svc.cwmp_url, content=b"", headers={"Cookie": cookie}).status_code == 204
+            )
+        thread = svc._thread
+        assert thread is not None and thread.is_alive()
+    assert not thread.is_alive()
+    with pytest.raises(httpx.TransportError):
+        httpx.post(svc.cwmp_url, content=inform_xml(), timeout=2)
+    reopened = DeviceStore(db)
+    assert reopened.get_device(DEVICE) is not None
+    reopened.close()

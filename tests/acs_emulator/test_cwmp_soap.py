@@ -122,7 +122,7 @@ def test_cpe_fault_with_set_parameter_values_detail():
     [
         "acs_emulator.cwmp.auth",
         "acs_emulator.cwmp.server",
-        "acs_emulator.cwmp.store",
+        "acs_emulator.cwmp.documents",
         "acs_emulator.cpe.state",
         "guardian_lib.acs.tasks",
         "guardian_lib.acs.campaigns",

@@ -495,7 +495,7 @@ def test_inform_without_deviceid_is_a_client_error():
 
 def test_agent_xml_is_escaped_whatever_the_values():
     """Every XML the agent writes goes through soap's escaping builders (issue 13)."""
-    from acs_emulator.cpe.agent import _After
+    from acs_emulator.cpe.rpc_handlers import After
     from acs_emulator.cpe.state import DeviceIdentity
 
     odd = "A&B <x> \"q\" 'p'"
@@ -511,7 +511,7 @@ def test_agent_xml_is_escaped_whatever_the_values():
         "SetParameterValues",
         raw=soap.values_xml([("Device.WiFi.SSID.1.SSID", "</Value><evil/>&", "xsd:string")]),
     )
-    after = _After()
+    after = After()
     reply = agent._handle_rpc(soap.parse_message(soap.envelope(spv)), after)
     assert soap.parse_message(soap.envelope(reply)).name == "SetParameterValuesResponse"
     gpv = soap.rpc_xml("GetParameterValues", raw=soap.names_xml(["Device.WiFi.SSID.1.SSID"]))
