@@ -50,6 +50,9 @@ _ROWS = (
     ("safety violations", "safety_violations"),
 )
 
+_PAIRED = {"visits_avoided_vs_reactive_pct", "visits_avoided_per_month", "mttr_ratio_vs_reactive",
+           "saved_brl_per_month", "net_savings_brl"}  # fmt: skip
+
 
 class MonotonicityCounter:
     """Wrap a scorer; count the returned rows whose risk decreases with the horizon.
@@ -160,7 +163,11 @@ def table(rule: dict[str, Any], mls: list[dict[str, Any]] = ()) -> str:
         cols.append((label, merge_ml(rule, ml), ml["monotonicity"]))
     lines = ["| metric | " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * (len(cols) + 1)]
     for label, key in _ROWS:
-        lines.append(f"| {label} | " + " | ".join(_cell(c[1].get(key)) for c in cols) + " |")
+        cells = [
+            "–" if name == "reactive" and key in _PAIRED else _cell(m.get(key))
+            for name, m, _ in cols
+        ]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     cells = ["–" if m is None else f"{m['violations']} of {m['rows']:,}" for _, _, m in cols]
     lines.append("| monotonicity violations (rows scored) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -177,7 +184,7 @@ def main() -> None:
     ap.add_argument("--ml-alias", default=None,
                     help="registry alias of an ML bundle: run only its autopilot")  # fmt: skip
     ap.add_argument("--full-every", type=int, default=4, help="ModelScorer.full_every")
-    ap.add_argument("--json", type=Path, required=True, help="write the result here")
+    ap.add_argument("--json", type=Path, default=None, help="write the result here")
     ap.add_argument("--table", type=Path, default=None,
                     help="print the table of this rule-scorer JSON (no run)")  # fmt: skip
     ap.add_argument("--ml", type=Path, action="append", default=[],
@@ -189,6 +196,8 @@ def main() -> None:
         print(table(rule, mls))
         return
 
+    if args.json is None:
+        ap.error("--json is required to run the backtests")
     from guardian_lib.decision import RuleScorer
     from simulator.backtest import run_backtest
     from simulator.scenario import load_scenario
