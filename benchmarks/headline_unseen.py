@@ -48,6 +48,8 @@ _ROWS = (
     ("reboots", "reboots"),
     ("no-fault visits share", "no_fault_found_share"),
     ("safety violations", "safety_violations"),
+    ("massive F1 of the decisions (incident vs case)", "massive_f1"),
+    ("macro-F1 of the decisions (massive, individual)", "macro_f1"),
 )
 
 _PAIRED = {"visits_avoided_vs_reactive_pct", "visits_avoided_per_month", "mttr_ratio_vs_reactive",
@@ -149,6 +151,38 @@ def merge_ml(rule: dict[str, Any], ml: dict[str, Any]) -> dict[str, Any]:
     return summarise(per_seed, days=float(ml["meta"]["days"]))["autopilot"]
 
 
+def decision_f1(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """F1 of the policy's massive-vs-individual calls, from the backtest's KPIs.
+
+    The backtest reports, per seed, the precision and recall of ``open_incident``
+    (massive) and ``open_case`` (individual) decisions against the confirmed problems
+    (:func:`guardian_lib.kpis.classification_scores`). Per seed: ``massive_f1``,
+    ``individual_f1`` and their mean ``macro_f1`` (NaN where a class has no decision or no
+    problem); then the mean over the seeds and its bootstrap interval in [0, 1].
+    """
+    from guardian_lib.kpis_stats import bootstrap_ci
+
+    def f1(p: float, r: float) -> float:
+        if any(v is None or math.isnan(v) for v in (p, r)) or p + r == 0:
+            return float("nan")
+        return 2 * p * r / (p + r)
+
+    per: dict[str, list[float]] = {"massive_f1": [], "individual_f1": [], "macro_f1": []}
+    for run in runs:
+        m = f1(run.get("massive_precision", math.nan), run.get("massive_recall", math.nan))
+        i = f1(run.get("individual_precision", math.nan), run.get("individual_recall", math.nan))
+        per["massive_f1"].append(m)
+        per["individual_f1"].append(i)
+        per["macro_f1"].append((m + i) / 2)
+    out = {}
+    for key, vals in per.items():
+        if all(math.isnan(v) for v in vals):
+            continue
+        mean, ci = bootstrap_ci(vals, bounds=(0.0, 1.0))
+        out[key] = {"mean": mean, "ci95": ci}
+    return out
+
+
 def table(rule: dict[str, Any], mls: list[dict[str, Any]] = ()) -> str:
     """A Markdown table: one column per policy and per ML autopilot, one row per metric."""
     cols: list[tuple[str, dict[str, Any], dict[str, int] | None]] = []
@@ -156,11 +190,12 @@ def table(rule: dict[str, Any], mls: list[dict[str, Any]] = ()) -> str:
         if p in rule["policies"]:
             mono = rule["monotonicity"] if p == "autopilot" else None
             mono = mono.get("rule", mono) if mono else None  # first runs' layout
-            cols.append((p if p != "autopilot" else "autopilot (rule scorer)",
-                         rule["policies"][p], mono))  # fmt: skip
+            summary = {**rule["policies"][p], **decision_f1(rule["per_seed"][p])}
+            cols.append((p if p != "autopilot" else "autopilot (rule scorer)", summary, mono))
     for ml in mls:
         label = f"autopilot (ML `{ml['meta']['alias']}`, full_every={ml['meta']['full_every']})"
-        cols.append((label, merge_ml(rule, ml), ml["monotonicity"]))
+        summary = {**merge_ml(rule, ml), **decision_f1(ml["per_seed"]["autopilot"])}
+        cols.append((label, summary, ml["monotonicity"]))
     lines = ["| metric | " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * (len(cols) + 1)]
     for label, key in _ROWS:
         cells = [

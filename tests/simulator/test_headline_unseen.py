@@ -91,3 +91,20 @@ def test_ml_autopilot_run_alone_merges_to_the_joint_runs_figures(headline, tmp_p
     assert "autopilot (ML `rule`, full_every=1)" in text
     with pytest.raises(ValueError, match="seeds differs"):
         headline.merge_ml(joint, alone | {"meta": alone["meta"] | {"seeds": [1, 3]}})
+
+
+def test_decision_f1_from_precision_and_recall(headline):
+    nan = float("nan")
+    runs = [
+        {"massive_precision": 1.0, "massive_recall": 0.5,
+         "individual_precision": 0.5, "individual_recall": 0.5},
+        {"massive_precision": 0.5, "massive_recall": 0.5,
+         "individual_precision": nan, "individual_recall": 1.0},
+    ]  # fmt: skip
+    f1 = headline.decision_f1(runs)
+    # Seed 1: massive 2/3, individual 1/2, macro 7/12; seed 2: massive 1/2, no individual.
+    assert f1["massive_f1"]["mean"] == pytest.approx((2 / 3 + 1 / 2) / 2)
+    assert f1["individual_f1"]["mean"] == pytest.approx(0.5)
+    assert f1["macro_f1"]["mean"] == pytest.approx(7 / 12)
+    assert 0.0 <= f1["macro_f1"]["ci95"][0] <= f1["macro_f1"]["ci95"][1] <= 1.0
+    assert headline.decision_f1([{"massive_precision": nan}]) == {}
