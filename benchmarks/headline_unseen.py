@@ -5,9 +5,15 @@ Runs the closed-loop backtest (:func:`simulator.backtest.run_backtest`, policy e
 optionally an ML bundle as the autopilot's scorer, and prints one table::
 
     nice -n 10 .venv/bin/python benchmarks/headline_unseen.py --scenario unseen_8x4 \
-        --seeds 1,2,3,4,5 --days 7 --workers 2 [--ml-alias quick --full-every 4] \
-        --json headline_unseen_8x4.json
-    .venv/bin/python benchmarks/headline_unseen.py --table headline_unseen_8x4.json
+        --seeds 1,2,3,4,5 --days 7 --workers 2 --json h8x4.json     # rule scorer
+    GUARDIAN_DATA_DIR=<registry> nice -n 10 .venv/bin/python benchmarks/headline_unseen.py \
+        --scenario unseen_8x4 --seeds 1,2,3,4,5 --days 7 --workers 2 \
+        --ml-alias mixture --full-every 4 --json h8x4.ml-mixture.json  # ML autopilot only
+    .venv/bin/python benchmarks/headline_unseen.py --table h8x4.json --ml h8x4.ml-mixture.json
+
+The last three rows of the table are the F1 of the policy's massive-vs-individual
+decisions (from the precision and recall the backtest reports per seed) and the
+monotonicity count below.
 
 Only the ``autopilot`` reads the scorer (``rules`` always uses the rule scorer, ``oracle``
 the simulator's truth, ``reactive`` none), and every cell is seeded from its seed alone
@@ -31,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MonotonicityCounter", "main", "table"]
+__all__ = ["MonotonicityCounter", "decision_f1", "main", "merge_ml", "table"]
 
 RISK_COLUMNS = ("risk_2h", "risk_6h", "risk_24h")
 POLICIES = ("reactive", "rules", "autopilot", "oracle")
