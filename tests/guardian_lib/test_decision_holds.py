@@ -62,12 +62,15 @@ class Fleet:
         disp = dispatcher or Dispatcher("execute", devices=Devices())
         self.ap = Autopilot(pol, scorer, settings=settings, dispatcher=disp)
 
-    def run(self, minutes, hung) -> pd.DataFrame:
+    def run(self, minutes, hung, dark=lambda m: ()) -> pd.DataFrame:
+        """Step every round; ``dark(m)`` → ONU indices offline (LOS) at ``m``."""
         for m in minutes:
             ts = T0 + pd.Timedelta(minutes=m)
             bad = np.zeros(self.n, dtype=bool)
             bad[list(hung(m))] = True
-            vals = {"online": np.ones(self.n, dtype=bool), "rx_dbm": np.full(self.n, -20.0),
+            online = np.ones(self.n, dtype=bool)
+            online[list(dark(m))] = False
+            vals = {"online": online, "rx_dbm": np.full(self.n, -20.0),
                     "tx_dbm": np.full(self.n, 2.0), "ber": np.full(self.n, 1e-12),
                     "latency_ms": np.full(self.n, 10.0),
                     "loss_pct": np.where(bad, 100.0, 0.1)}  # fmt: skip
@@ -133,6 +136,23 @@ def test_a_reopened_case_waits_for_the_cpes_cooldown_instead_of_asking(policy):
     assert 30 <= first < 60
     later = reboots["mins"].to_numpy()[1:]
     assert (later >= first + 360).all()
+
+
+@pytest.mark.parametrize("policy", ["rules", "autopilot"])
+def test_no_reboot_is_asked_under_an_open_outage_of_the_box(policy):
+    fleet = Fleet(policy)
+    # three ONUs of box B0 go dark together at 30 min (an incident); their neighbour
+    # ONU3 hangs at 120 min, too late to be a member: its reboot would be held
+    dec = fleet.run(
+        range(0, 4 * 60, 15),
+        lambda m: {3} if m >= 120 else set(),
+        lambda m: {0, 1, 2} if m >= 30 else (),
+    )
+    opened = dec[dec["action"] == "open_incident"]
+    assert list(opened["subject"]) == ["box:B0"]
+    assert ((dec["subject"] == "ONU3") & (dec["action"] == "open_case")).sum() == 1
+    assert not ((dec["subject"] == "ONU3") & (dec["action"] == "reboot")).any()
+    assert fleet.ap.guard.blocked["active_outage"] == 0
 
 
 def test_the_guard_predicts_its_own_device_refusals():
