@@ -11,8 +11,11 @@ cause
     active at t or ended less than an hour before (the symptom windows reach back one
     hour: ``start_at ≤ t < end_at + 1 h``), the one of highest precedence
     MASSIVE_OUTAGE > EXTERNAL_NETWORK > EQUIPMENT_FAIL > INTERMITTENT > CUSTOMER_PREMISES
-    (a cut fibre explains an outage even if the CPE is also hung). A symptomatic row that
-    no fault explains is UNKNOWN. A row *shows a symptom* when the ONU is offline, online
+    (a cut fibre explains an outage even if the CPE is also hung). A fault explains only
+    symptoms it can produce: an EXTERNAL_NETWORK fault (upstream of the OLT, e.g. a BNG)
+    takes sessions down, never the light, so it does not explain a row whose ONU is
+    offline: a dead laser or a cut drop fibre during a BNG failure keeps its own cause
+    and needs its visit. A symptomatic row that no fault explains is UNKNOWN. A row *shows a symptom* when the ONU is offline, online
     without PPPoE, has loss > 2 %, latency > 80 ms, RX < −27 dBm, or logged LOS, dying
     gasp, PPPoE down, high BER or low RX in the last hour.
 massive
@@ -113,6 +116,8 @@ def build_labels(
     rank = {c: i for i, c in enumerate(_PRECEDENCE)}
     prec = t["cause_class"].map(rank).to_numpy()
     service = ~t["kind"].isin(NOT_SERVICE_AFFECTING_KINDS).to_numpy()
+    upstream = (t["cause_class"] == "EXTERNAL_NETWORK").to_numpy()
+    dark = features["online"].to_numpy() == 0
     # Risk counts individual faults only: massive ones have no precursor in the ONU's
     # own data and no per-customer action prevents them (see the module docstring).
     individual = service & ~t["cause_class"].isin(MASSIVE_CLASSES).to_numpy()
@@ -135,6 +140,8 @@ def build_labels(
         # A symptom seen in the hour after a fault ended (e.g. an LOS in `los_1h`) is
         # still explained by that fault.
         explains = (start[fidx][None, :] <= rt) & (rt < end[fidx][None, :] + _SYMPTOM_WINDOW_US)
+        # An upstream failure cannot make an ONU dark (see the module docstring).
+        explains &= ~(upstream[fidx][None, :] & dark[rows][:, None])
         active_any[rows] = act.any(axis=1)
         hurts = (impact[fidx][None, :] <= rt) & (rt < end[fidx][None, :])
         active_service[rows] = (hurts & service[fidx][None, :]).any(axis=1)

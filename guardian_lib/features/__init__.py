@@ -14,6 +14,7 @@ from guardian_lib.features._compute import (
     FEATURE_COLUMNS,
     H3_RESOLUTION,
     NEIGHBOUR_LEVELS,
+    RX_DROP_DB,
     compute_features,
     symptomatic,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "FEATURE_COLUMNS",
     "NEIGHBOUR_LEVELS",
     "H3_RESOLUTION",
+    "RX_DROP_DB",
     "MEASURES",
     "EVENT_FEATURE_TYPES",
     "LOOKBACK_DAYS",

@@ -19,6 +19,8 @@ from guardian_lib.features._windows import (
     event_counts,
     ffill,
     ffill_at,
+    last_event_at,
+    last_valid_at,
     run_length_at,
     window_mean,
     window_min,
@@ -35,11 +37,15 @@ __all__ = [
     "H3_RESOLUTION",
     "hours_to_critical",
     "group_index",
+    "RX_DROP_DB",
 ]
 
 NEIGHBOUR_LEVELS = ("box", "pon", "olt", "geo")
 #: H3 resolution of the geo cells (~0.7 km² hexagons). [-]
 H3_RESOLUTION = 8
+#: Fall of an ONU's 1 h mean RX below its 7-day mean that counts as an optical drop
+#: (a box fault's step is 4-9 dB; the reading noise is a few tenths). [dB]
+RX_DROP_DB = 3.0
 _EVENTS_1H_24H = ("LOS", "DYING_GASP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX", "DHCP_FAIL")
 
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -60,6 +66,20 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     "box_size", "pon_size",
     "box_dg_share_1h", "pon_dg_share_1h", "olt_los_share_6h", "olt_los_share_24h",
     "geo_dg_share_6h", "olt_alarm_1h", "distance_km",
+    # The last reading sent (up to a week back, so also after the ONU went dark) against
+    # the week's mean: a dying laser loses TX and OLT RX with RX unchanged, a degrading
+    # fibre loses RX (and less OLT RX) with TX unchanged, a hung CPE loses neither.
+    "tx_last_delta_7d", "rx_last_delta_7d", "olt_rx_last_delta_7d",
+    # How the ONU last went down (1 LOS, 0 dying gasp, NaN none in 7 days) and flaps over
+    # 6 h and 7 d: a dead laser or fibre stays dark after an LOS for days, a customer's
+    # power cut is a dying gasp; a fibre near sensitivity flaps for days.
+    "last_down_los", "flaps_6h", "flaps_7d",
+    # Share of the other ONUs of the box / PON whose RX dropped >= RX_DROP_DB against their
+    # week: a box or feeder fault that weakens the light without cutting it.
+    "box_share_rx_drop", "pon_share_rx_drop",
+    # Share of the other ONUs of the box / PON that logged an LOS in the last hour: a box
+    # or feeder that just went dark (or just came back) while the sessions fail upstream.
+    "box_los_share_1h", "pon_los_share_1h",
 )  # fmt: skip
 
 
@@ -230,19 +250,66 @@ def _signal_features(
     f["rx_slope_24h"] = window_slope(rx, w24, rows, run.get("rx_dbm")) * per_h
     f["rx_hours_to_critical"] = hours_to_critical(f["rx_mean_1h"], f["rx_slope_24h"])
     olt_rx_run, tx_run, lat_run = (run.get(m) for m in ("olt_rx_dbm", "tx_dbm", "latency_ms"))
-    f["olt_rx_delta_7d"] = window_mean(v["olt_rx_dbm"], w1h, rows, olt_rx_run) - window_mean(
-        v["olt_rx_dbm"], w7d, rows, olt_rx_run
-    )
+    # 7-day means; the underscored keys are not features (compute_features drops them).
+    f["_olt_rx_dbm_7d"] = window_mean(v["olt_rx_dbm"], w7d, rows, olt_rx_run)
+    f["_tx_dbm_7d"] = window_mean(v["tx_dbm"], w7d, rows, tx_run)
+    f["olt_rx_delta_7d"] = window_mean(v["olt_rx_dbm"], w1h, rows, olt_rx_run) - f["_olt_rx_dbm_7d"]
     f["olt_rx_slope_24h"] = window_slope(v["olt_rx_dbm"], w24, rows, olt_rx_run) * per_h
-    f["tx_delta_7d"] = window_mean(v["tx_dbm"], w1h, rows, tx_run) - window_mean(
-        v["tx_dbm"], w7d, rows, tx_run
-    )
+    f["tx_delta_7d"] = window_mean(v["tx_dbm"], w1h, rows, tx_run) - f["_tx_dbm_7d"]
     f["tx_slope_24h"] = window_slope(v["tx_dbm"], w24, rows, tx_run) * per_h
     f["latency_mean_1h"] = window_mean(v["latency_ms"], w1h, rows, lat_run)
     f["loss_mean_1h"] = window_mean(v["loss_pct"], w1h, rows, run.get("loss_pct"))
     f["latency_delta_24h"] = f["latency_mean_1h"] - window_mean(v["latency_ms"], w24, rows, lat_run)
     # Against the week, a slowdown that has lasted hours (a leaking CPE) still shows.
     f["latency_delta_7d"] = f["latency_mean_1h"] - window_mean(v["latency_ms"], w7d, rows, lat_run)
+    return f
+
+
+def _history_features(
+    cube: Cube,
+    rows: np.ndarray,
+    w: _Windows,
+    week_means: dict[str, np.ndarray],
+    by_type: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, np.ndarray]:
+    """Last readings against the week, how the ONU last went down, flaps over 6 h and 7 d.
+
+    ``week_means`` are the 7-day means of ``tx_dbm``, ``rx_dbm`` and ``olt_rx_dbm`` at the
+    rows (from :func:`_signal_features`).
+    """
+    v, w7d, N = cube.values, w.w7d, cube.n_onus
+    f: dict[str, np.ndarray] = {}
+    for c, name in (
+        ("tx_dbm", "tx_last_delta_7d"),
+        ("rx_dbm", "rx_last_delta_7d"),
+        ("olt_rx_dbm", "olt_rx_last_delta_7d"),
+    ):
+        f[name] = last_valid_at(v[c], rows, w7d) - week_means[c]
+    none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    (dg_onu, dg_tick), (los_onu, los_tick) = (by_type.get(t, none) for t in ("DYING_GASP", "LOS"))
+    f["last_down_los"] = last_event_at(  # 1 LOS, 0 dying gasp; an LOS wins a tie
+        np.concatenate([dg_onu, los_onu]).astype(np.int64),
+        np.concatenate([dg_tick, los_tick]).astype(np.int64),
+        np.r_[np.zeros(len(dg_onu)), np.ones(len(los_onu))],
+        N,
+        rows,
+        w7d,
+    )
+    # Flaps (online -> offline transitions) over 6 h and 7 d, from the carried status. The
+    # status is carried from a day before the oldest window so that a row's counts depend
+    # on its own history only (the same for one online row as in a batch).
+    lo, hi = max(int(rows.min()) - w7d - w.w24, 0), int(rows.max()) + 1
+    seg = v["online"][lo:hi]
+    # Only an ONU that reported offline in the slice can have flapped (few of a fleet).
+    flapped = np.flatnonzero((seg == 0).any(axis=0))
+    f["flaps_6h"], f["flaps_7d"] = np.zeros((len(rows), N)), np.zeros((len(rows), N))
+    if len(flapped):
+        online = ffill(seg[:, flapped], limit=w.w24)
+        on = np.where(np.isnan(online), 1.0, online)
+        drops = np.zeros_like(on)
+        drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
+        f["flaps_6h"][:, flapped] = window_sum(drops, 6 * w.w1h, rows - lo)[0]
+        f["flaps_7d"][:, flapped] = window_sum(drops, w7d, rows - lo)[0]
     return f
 
 
@@ -335,6 +402,7 @@ def _neighbour_features(
         if level == "geo":
             f["geo_dg_share_6h"], _ = _neighbour_share(dg_6h, g)
         if level in ("box", "pon"):
+            f[f"{level}_los_share_1h"], _ = _neighbour_share(los_1h > 0, g)
             dg_n, _ = _neighbour_share(dg_1h + 0.0, g)
             los_n, _ = _neighbour_share(los_1h + 0.0, g)
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -385,14 +453,22 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         return pd.DataFrame(columns=["ts", "onu_id", *FEATURE_COLUMNS])
     w = _windows(cube.tick_s)
     st = _status(cube, rows, w.w24)
+    sig = _signal_features(cube, st, rows, w)
+    week_means = {"tx_dbm": sig["_tx_dbm_7d"], "rx_dbm": sig["rx_base_7d"]}
+    week_means["olt_rx_dbm"] = sig["_olt_rx_dbm_7d"]
     by_type = _events_by_type(cube.events)
     f = {
-        **_signal_features(cube, st, rows, w),
+        **sig,
         **_status_features(cube, st, w),
         **_event_features(cube, rows, w, by_type),
         **_neighbour_features(cube, st, rows, w, by_type),
         **_site_features(cube, rows, w.w1h),
+        **_history_features(cube, rows, w, week_means, by_type),
     }
+    rx_drop = f["rx_delta_7d"] <= -RX_DROP_DB  # NaN (no reading in the hour) is no drop
+    for level in ("box", "pon"):
+        g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
+        f[f"{level}_share_rx_drop"], _ = _neighbour_share(rx_drop, g)
     out = {
         "ts": cube.tick_times(rows).repeat(N),
         "onu_id": np.tile(cube.onus["onu_id"].astype(str).to_numpy(), len(rows)),

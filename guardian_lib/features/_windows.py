@@ -25,6 +25,8 @@ __all__ = [
     "window_slope",
     "ffill",
     "ffill_at",
+    "last_valid_at",
+    "last_event_at",
     "run_length",
     "run_length_at",
     "event_counts",
@@ -234,6 +236,89 @@ def ffill_at(x: np.ndarray, limit: int, rows: np.ndarray) -> np.ndarray:
         prev = np.full_like(out, np.nan)
         prev[ok] = x[src[ok]]
         out = np.where(miss, prev, out)
+    return out
+
+
+def _last_at_or_before(
+    group: np.ndarray, tick: np.ndarray, q_group: np.ndarray, q_tick: np.ndarray, limit: int
+) -> np.ndarray:
+    """Index into ``(group, tick)`` (sorted by group, then tick) of the last entry of each
+    query's group at or before its tick and at most ``limit`` ticks back; −1 when none."""
+    if len(group) == 0:
+        return np.full(len(q_group), -1, dtype=np.int64)
+    base = int(min(tick.min(), q_tick.min()))
+    span = int(max(tick.max(), q_tick.max())) - base + 1
+    keys = group.astype(np.int64) * span + (tick.astype(np.int64) - base)
+    idx = np.searchsorted(keys, q_group.astype(np.int64) * span + (q_tick - base), "right") - 1
+    ok = idx >= 0
+    safe = np.maximum(idx, 0)
+    ok &= (group[safe] == q_group) & (tick[safe] >= q_tick - limit)
+    return np.where(ok, idx, -1)
+
+
+def last_valid_at(x: np.ndarray, rows: np.ndarray, limit: int) -> np.ndarray:
+    """``ffill(x, limit)[rows]``: the last valid value at or before each row, ≤ ``limit`` back.
+
+    Only the (row, ONU) cells that are missing look back, and only through the columns
+    they are in, so a long ``limit`` (a week) stays cheap for one row of a large fleet:
+    it carries the last reading an ONU sent before it went dark.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n_ticks, n_onus)
+        Values with NaN where nothing was reported.
+    rows : ndarray of int
+        Tick indices to answer at.
+    limit : int
+        Oldest tick looked at, in ticks before the row. [ticks]
+
+    Returns
+    -------
+    ndarray, shape (len(rows), n_onus)
+        NaN where no valid value lies within ``limit`` ticks.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.array(x[rows], dtype=float)
+    r_i, col = np.nonzero(np.isnan(out))
+    if len(r_i) == 0:
+        return out
+    lo, hi = max(int(rows.min()) - limit, 0), int(rows.max()) + 1
+    cols, pos = np.unique(col, return_inverse=True)
+    c_idx, t_idx = np.nonzero(~np.isnan(x[lo:hi, cols].T))  # by column, then tick
+    found = _last_at_or_before(c_idx, t_idx + lo, pos, rows[r_i], limit)
+    hit = found >= 0
+    out[r_i[hit], col[hit]] = x[t_idx[found[hit]] + lo, col[hit]]
+    return out
+
+
+def last_event_at(
+    ev_onu: np.ndarray,
+    ev_tick: np.ndarray,
+    ev_value: np.ndarray,
+    n_onus: int,
+    rows: np.ndarray,
+    limit: int,
+) -> np.ndarray:
+    """Value of each ONU's last event at or before each row, at most ``limit`` ticks back.
+
+    Among events at the same tick the one with the largest value wins.
+
+    Returns
+    -------
+    ndarray, shape (len(rows), n_onus)
+        NaN where the ONU had no event in the window.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    out = np.full((len(rows), n_onus), np.nan)
+    if len(ev_onu) == 0 or len(rows) == 0:
+        return out
+    order = np.lexsort((ev_value, ev_tick, ev_onu))
+    onu, tick, value = ev_onu[order], ev_tick[order], np.asarray(ev_value, dtype=float)[order]
+    q_onu = np.tile(np.arange(n_onus, dtype=np.int64), len(rows))
+    q_tick = np.repeat(rows, n_onus)
+    found = _last_at_or_before(onu.astype(np.int64), tick.astype(np.int64), q_onu, q_tick, limit)
+    flat = out.reshape(-1)
+    flat[found >= 0] = value[found[found >= 0]]
     return out
 
 

@@ -8,6 +8,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from guardian_lib.features import RX_DROP_DB
 from guardian_lib.models._base import lgbm_classifier, predict_threads, validated_frame
 
 __all__ = ["CauseClassifier", "neighbour_massive_rule", "neighbour_cluster_kind"]
@@ -16,20 +17,27 @@ __all__ = ["CauseClassifier", "neighbour_massive_rule", "neighbour_cluster_kind"
 def neighbour_cluster_kind(
     X: pd.DataFrame, min_share: float = 0.5, min_neighbours: int = 3
 ) -> np.ndarray:
-    """Which kind of neighbour cluster a row belongs to: 0 none, 1 offline, 2 no PPPoE.
+    """Which kind of neighbour cluster a row belongs to: 0 none, 1 optical, 2 no PPPoE.
 
-    1 when the ONU is offline and at least ``min_share`` of the other ONUs under the same
-    street box or PON (and at least ``min_neighbours`` of them) are offline too: the
-    optical path or its power failed (MASSIVE_OUTAGE). 2 when the ONU is online without
-    PPPoE and as many of the PON's other ONUs are too, while it is not in an offline
-    cluster: the optics work and the sessions fail upstream (EXTERNAL_NETWORK).
-    Columns missing from ``X`` make the rule silent (all 0).
+    1 when at least ``min_share`` of the other ONUs under the same street box or PON (and
+    at least ``min_neighbours`` of them) share the ONU's optical failure: all offline, all
+    with RX dropped by :data:`~guardian_lib.features.RX_DROP_DB` or more against their
+    week (a box fault that weakens the light without cutting it), or all with an LOS in
+    the last hour (a box or feeder that just came back): the optical path or its power
+    failed (MASSIVE_OUTAGE). 2 when the ONU is online without PPPoE and as many of
+    the PON's other ONUs are too, while it is not in an optical cluster: the optics work
+    and the sessions fail upstream (EXTERNAL_NETWORK). The optical scope wins over the
+    upstream one: a box that went dark or dim during a regional BNG failure is its own
+    outage, which the BNG failure does not explain. Columns missing from ``X`` make their
+    part of the rule silent.
 
     Parameters
     ----------
     X : pandas.DataFrame
         Feature rows (``online``, ``pppoe_down``, ``box_share_offline``, ``box_size``,
-        ``pon_share_offline``, ``pon_size``, ``pon_share_pppoe_down``). [-]
+        ``pon_share_offline``, ``pon_size``, ``pon_share_pppoe_down``, ``rx_delta_7d``,
+        ``box_share_rx_drop``, ``pon_share_rx_drop``, ``los_1h``, ``box_los_share_1h``,
+        ``pon_los_share_1h``). [-]
     min_share : float, default 0.5
         Share of the other ONUs of the group. [-]
     min_neighbours : int, default 3
@@ -44,17 +52,34 @@ def neighbour_cluster_kind(
     if any(c not in X for c in need):
         return out
     off = X["online"].to_numpy() == 0
-    offline_cluster = np.zeros(len(X), dtype=bool)
+    dropped = (
+        np.nan_to_num(X["rx_delta_7d"].to_numpy(dtype=float), nan=0.0) <= -RX_DROP_DB
+        if "rx_delta_7d" in X
+        else np.zeros(len(X), dtype=bool)
+    )
+    los = (
+        np.nan_to_num(X["los_1h"].to_numpy(dtype=float)) > 0
+        if "los_1h" in X
+        else np.zeros(len(X), dtype=bool)
+    )
+    optical_cluster = np.zeros(len(X), dtype=bool)
     for lvl in ("box", "pon"):
-        share = X[f"{lvl}_share_offline"].to_numpy()
-        others = share * np.maximum(X[f"{lvl}_size"].to_numpy() - 1, 0)
-        offline_cluster |= off & (share >= min_share) & (others >= min_neighbours)
-    out[offline_cluster] = 1
+        others_n = np.maximum(X[f"{lvl}_size"].to_numpy() - 1, 0)
+        for own, col in (
+            (off, "share_offline"),
+            (dropped & ~off, "share_rx_drop"),
+            (los, "los_share_1h"),
+        ):
+            if f"{lvl}_{col}" not in X:
+                continue
+            share = X[f"{lvl}_{col}"].to_numpy()
+            optical_cluster |= own & (share >= min_share) & (share * others_n >= min_neighbours)
+    out[optical_cluster] = 1
     if "pppoe_down" in X and "pon_share_pppoe_down" in X:
         ppp = (X["pppoe_down"].to_numpy() == 1) & ~off
         share = X["pon_share_pppoe_down"].to_numpy()
         others = share * np.maximum(X["pon_size"].to_numpy() - 1, 0)
-        out[ppp & (share >= min_share) & (others >= min_neighbours) & ~offline_cluster] = 2
+        out[ppp & (share >= min_share) & (others >= min_neighbours) & ~optical_cluster] = 2
     return out
 
 

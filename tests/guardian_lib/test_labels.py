@@ -152,3 +152,23 @@ def test_risk_counts_individual_faults_and_not_massive_outages():
     assert (y[b & (h < 10)] == 0).all()
     assert np.isnan(y[b & (h >= 10) & (h < 14)]).all()
     assert (y[b & (h >= 14)] == 0).all()
+
+
+def test_a_bng_failure_explains_sessions_not_a_dark_onu():
+    # A BNG failure over A and B from 5 h to 25 h; A's laser dies at 10 h.
+    f, h = frame(sick=[("A", 10, 30)])
+    f.loc[(h >= 5) & (h < 25) & (f["online"] == 1), "pppoe_down"] = 1.0
+    lab = build_labels(
+        f,
+        truth(
+            ("upstream_failure", "EXTERNAL_NETWORK", 5, 5, 25, ["A", "B"]),
+            ("hardware_failure", "EQUIPMENT_FAIL", 0, 10, None, ["A"]),
+        ),
+        observed_until=LATER,
+    )
+    a = (f["onu_id"] == "A").to_numpy()
+    # Online without PPPoE: the BNG failure, whatever else the ONU has.
+    assert (lab.loc[a & (h >= 5) & (h < 10), "cause"] == "EXTERNAL_NETWORK").all()
+    assert (lab.loc[~a & (h >= 5) & (h < 25), "cause"] == "EXTERNAL_NETWORK").all()
+    # Dark: the dead laser, during the BNG failure too.
+    assert (lab.loc[a & (h >= 10), "cause"] == "EQUIPMENT_FAIL").all()
