@@ -268,13 +268,16 @@ class BacktestWorld:
         if self.policy != "reactive":
             sim.ops.reactive = False
             if self.policy == "rules":
-                sc, pol = RuleScorer(), RulesPolicy()
+                sc, pol = RuleScorer(), RulesPolicy(outage_evidence=settings.outage_evidence())
             elif self.policy == "autopilot":
                 sc, pol = make_autopilot(self.scorer, settings=settings, costs=self.costs)
             else:
                 sc = TruthScorer(sim)
                 pol = OraclePolicy(
-                    sim=sim, costs=self.costs, cooldown_minutes=settings.reboot_cooldown_minutes
+                    sim=sim,
+                    costs=self.costs,
+                    cooldown_minutes=settings.reboot_cooldown_minutes,
+                    outage_evidence=settings.outage_evidence(),
                 )
             dispatcher = Dispatcher(
                 "execute",

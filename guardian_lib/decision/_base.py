@@ -222,6 +222,48 @@ class PolicyBase:
         eligible[pos[keep][np.nan_to_num(lag_min, nan=0.0) > self.join_window_min]] = False
         return eligible
 
+    def reboot_holds(self, snap: Snapshot, active: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Why a reboot of each case's CPE would be refused now, and for how long.
+
+        The standing blocks of the safety layer a policy can predict: the device's own
+        reboot history (``snap.reboot_holds``: ``reboot_cooldown``,
+        ``max_reboots_per_day`` — a case reopened for a CPE rebooted in an earlier case
+        knows it this way) and an open incident on the ONU's box, PON or OLT
+        (``active_outage``). A policy waits instead of asking for a reboot it would only
+        see blocked; the guard still checks every reboot it does ask for.
+
+        Returns
+        -------
+        rule : ndarray of object
+            The rule per row of ``active`` (``None`` where a reboot would pass them).
+        wait_min : ndarray of float
+            Time until it lifts (``inf`` while an outage is open). [min]
+        """
+        n = len(active)
+        rule = np.full(n, None, dtype=object)
+        wait_min = np.zeros(n)
+        if n == 0:
+            return rule, wait_min
+        inc = snap.incidents
+        if len(inc) and "scope_type" in inc:
+            scopes = set(zip(inc["scope_type"], inc["scope_key"].astype(str), strict=True))
+            held = np.zeros(n, dtype=bool)
+            for scope in REBOOT_HOLD_SCOPES:
+                if (col := SCOPE_COLUMNS[scope]) in active:
+                    keys = active[col].to_numpy(dtype=object)
+                    held |= np.array([(scope, str(k)) in scopes for k in keys], dtype=bool)
+            rule[held], wait_min[held] = "active_outage", np.inf
+        holds = snap.reboot_holds
+        if len(holds) and "cpe_id" in active:
+            pos = pd.Index(holds.index.to_numpy(dtype=object)).get_indexer(
+                active["cpe_id"].astype(object).to_numpy()
+            )
+            dev = (pos >= 0) & pd.isna(rule)
+            until = pd.to_datetime(pd.Series(holds["until"].to_numpy()[pos[dev]]), utc=True)
+            rule[dev] = holds["rule"].to_numpy(dtype=object)[pos[dev]]
+            wait_min[dev] = np.maximum((until - snap.ts).dt.total_seconds().to_numpy() / 60, 0.0)
+        return rule, wait_min
+
     # --- massive incidents ------------------------------------------------------------------
     def incident_decisions(self, snap: Snapshot, df: pd.DataFrame) -> tuple[list[Decision], set]:
         """Open, grow and close massive incidents; hold visits and notify their members.

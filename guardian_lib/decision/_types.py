@@ -162,6 +162,12 @@ class Snapshot:
         Recent automatic actions (``target``, ``action_type``, ``started_at``, ``status``).
     predictions : pandas.DataFrame or None
         Model output (:data:`PREDICTION_COLUMNS`), filled by the scorer.
+    reboot_holds : pandas.DataFrame
+        Devices whose reboot the safety layer would refuse now for their own history
+        (index ``target``, the CPE id; ``rule``: ``reboot_cooldown`` or
+        ``max_reboots_per_day``; ``until``: when it lifts, UTC), filled by the
+        autopilot from :meth:`~guardian_lib.decision.safety.SafetyGuard.reboot_holds`
+        so that a policy waits instead of asking for a reboot that would be blocked.
     """
 
     ts: pd.Timestamp
@@ -172,6 +178,7 @@ class Snapshot:
     cases: pd.DataFrame = field(default_factory=pd.DataFrame)
     actions: pd.DataFrame = field(default_factory=pd.DataFrame)
     predictions: pd.DataFrame | None = None
+    reboot_holds: pd.DataFrame = field(default_factory=pd.DataFrame)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def neighbours(self) -> pd.DataFrame:

@@ -48,6 +48,9 @@ __all__ = ["Autopilot"]
 
 log = logging.getLogger("guardian_lib.decision")
 
+#: Result statuses of an action that reached its device (or would have, simulated).
+SENT = frozenset({"pending", "simulated", "succeeded", "done"})
+
 _INPUT_COLS = (
     "online", "service_up", "degraded", "down_type", "impacted_min", "stable_min", "rx_dbm",
     "rx_drop_db", "tx_drop_db", "loss_pct", "latency_ms", "calls_24h", "pon_id", "box_id",
@@ -140,6 +143,19 @@ class Autopilot:
         rows = [{"incident_id": k, **v} for k, v in self.incidents.items()]
         return pd.DataFrame(rows, columns=list(INCIDENT_COLUMNS))
 
+    def reboot_holds_frame(self, ts: pd.Timestamp) -> pd.DataFrame:
+        """:attr:`Snapshot.reboot_holds <guardian_lib.decision.Snapshot>` at ``ts``: the
+        devices whose reboot the guard would refuse for their own history."""
+        holds = self.guard.reboot_holds(ts)
+        return pd.DataFrame(
+            {
+                "rule": [h[0] for h in holds.values()],
+                "until": pd.to_datetime([min(h[1], 4e9) for h in holds.values()], unit="s",
+                                        utc=True),
+            },
+            index=pd.Index(list(holds), dtype=object, name="target"),
+        )  # fmt: skip
+
     # --- one round -------------------------------------------------------------------------
     def step(self, snapshot: Snapshot) -> list[Decision]:
         """Score, decide, check, act and audit one snapshot.
@@ -153,6 +169,7 @@ class Autopilot:
         snap.cases = self.cases_frame()
         snap.incidents = self.incidents_frame()
         self._verify(snap)
+        snap.reboot_holds = self.reboot_holds_frame(snap.ts)
         snap.predictions = self.scorer(snap)
         decisions = self.policy.decide(snap)
         st = snap.status
@@ -264,10 +281,7 @@ class Autopilot:
                 if r.target in self.cases and r.status != "failed":
                     self.cases[r.target]["notified"] = True
         if case is not None:
-            if d.action == "reboot":
-                case["reboots"] += 1
-                case["last_reboot_at"] = ts
-            elif d.action == "schedule_visit" and results and results[0].ref:
+            if d.action == "schedule_visit" and results and results[0].ref:
                 case["visit_os_id"] = results[0].ref
             elif d.action == "schedule_visit" and results and results[0].status == "simulated":
                 case["visit_os_id"] = f"simulated:{did}"
@@ -287,6 +301,11 @@ class Autopilot:
         listeners now. The autopilot's own actions and the actions an operator approved
         in ``guardian operate --mode approve`` take this one path.
 
+        A reboot counts on its case (``reboots``, ``last_reboot_at``) here, when it is
+        sent (or simulated, :data:`SENT`): a proposal queued for approval (status
+        ``queued``) does not, so a proposal that is rejected leaves the case as it was,
+        nor does a send the ACS refused (``failed``).
+
         Parameters
         ----------
         did : str
@@ -301,6 +320,9 @@ class Autopilot:
         # A decision taken in the step that opened its case carries no case id yet.
         case_id = d.case_id or (case["case_id"] if case is not None else None)
         rule = str(d.rationale.get("rule", ""))
+        if d.action == "reboot" and case is not None and any(r.status in SENT for r in results):
+            case["reboots"] = int(case.get("reboots") or 0) + 1
+            case["last_reboot_at"] = ts
         for r in results:
             if r.status == "pending":
                 if case_id is not None:  # the verification's outcome names the case

@@ -279,8 +279,11 @@ class ExpectedCostPolicy(PolicyBase):
             return out
         table = records(case_costs(active, self.costs, self.review_h))
         cooldown = self.settings.reboot_cooldown_minutes
+        hold_rule, hold_min = self.reboot_holds(snap, active)
         # Plain dicts: a row-wise pandas Series per case costs more than the decision.
-        for onu, r, c in zip(active.index, records(active), table, strict=True):
+        for onu, r, c, held_by, held_min in zip(
+            active.index, records(active), table, hold_rule, hold_min, strict=True
+        ):
             onu = str(onu)
             case_id = r["case_id"] if isinstance(r["case_id"], str) else None
             last = r.get("last_reboot_at")
@@ -290,8 +293,18 @@ class ExpectedCostPolicy(PolicyBase):
                 else (snap.ts - pd.Timestamp(last)).total_seconds() / 60.0
             )
             options = {"wait": float(c["wait"]), "schedule_visit": float(c["schedule_visit"])}
+            waits_for = None
             if not np.isnan(c["reboot"]) and since >= cooldown:
-                options["reboot"] = float(c["reboot"])
+                if held_by is None:
+                    options["reboot"] = float(c["reboot"])
+                elif np.isfinite(held_min):
+                    # The safety layer would refuse a reboot now (the CPE's cooldown or
+                    # daily limit, e.g. rebooted in an earlier case): not an option, but
+                    # waiting for it is (non-myopic, as for the Wi-Fi change below).
+                    rate = float(impact_cost_rate_brl_per_h(r["outage"], r["notified"], self.costs))
+                    later = float(c["reboot"]) + rate * held_min / 60.0
+                    if later < options["wait"]:
+                        options["wait"], waits_for = later, "reboot"
             last_w = r.get("last_wifi_change_at")
             since_w = (
                 np.inf
@@ -299,7 +312,6 @@ class ExpectedCostPolicy(PolicyBase):
                 else (snap.ts - pd.Timestamp(last_w)).total_seconds() / 60.0
             )
             tries_left = int(r.get("wifi_changes", 0)) < self.wifi_max_changes
-            waits_for = None
             if not np.isnan(c["change_wifi_profile"]) and tries_left:
                 if since_w >= self.wifi_retry_min:
                     options["change_wifi_profile"] = float(c["change_wifi_profile"])
@@ -318,6 +330,7 @@ class ExpectedCostPolicy(PolicyBase):
                 "costs_brl": {k: round(v, 2) for k, v in options.items()},
                 "subtype": str(c["subtype"]),
                 **({"wait_for": waits_for} if waits_for else {}),
+                **({"reboot_held_by": held_by} if held_by is not None else {}),
                 "p_self_resolving_posterior": round(float(c["p_self_resolving"]), 3),
                 "top_reasons": json.loads(r["top_reasons"]),
                 "p": {
@@ -371,6 +384,8 @@ def make_autopilot(
         ``scorer(snapshot) -> predictions``; the ML models of ``guardian_lib.models``
         plug in here. Defaults to :class:`~guardian_lib.decision.scorer.RuleScorer`.
     settings : AutopilotSettings, optional
+        Limits, and the thresholds of the topology evidence for a shared outage
+        (:meth:`~guardian_lib.decision.settings.AutopilotSettings.outage_evidence`).
     costs : CostModel, optional
 
     Returns
@@ -380,5 +395,7 @@ def make_autopilot(
     from guardian_lib.decision.scorer import RuleScorer
 
     settings = settings or AutopilotSettings()
-    policy = ExpectedCostPolicy(costs=costs or CostModel(), settings=settings)
+    policy = ExpectedCostPolicy(
+        costs=costs or CostModel(), settings=settings, outage_evidence=settings.outage_evidence()
+    )
     return (scorer or RuleScorer()), policy

@@ -65,7 +65,8 @@ class RulesPolicy(PolicyBase):
         """Decisions for one snapshot (see the module docstring)."""
         snap = snapshot
         out, active, with_order = self.common_decisions(snap)
-        for onu, r in zip(active.index, records(active), strict=True):
+        hold_rule, _ = self.reboot_holds(snap, active)
+        for onu, r, held_by in zip(active.index, records(active), hold_rule, strict=True):
             onu = str(onu)
             if not (r["impacted"] or r["risk_2h"] > self.high_risk):
                 continue
@@ -81,6 +82,10 @@ class RulesPolicy(PolicyBase):
                 )  # fmt: skip
             since_reboot = _minutes_since(snap.ts, r.get("last_reboot_at"))
             if r["online"] and since_reboot >= self.reboot_every_minutes:
+                if held_by is not None:
+                    # The safety layer would refuse it (the CPE's cooldown, e.g. rebooted
+                    # in an earlier case, or an open outage above it): wait, do not ask.
+                    continue
                 out.append(
                     self._d(snap, onu, "reboot", targets=(str(r["cpe_id"]),), case_id=case_id,
                             confidence=float(r["p_customer_premises"]),

@@ -280,6 +280,45 @@ class SafetyGuard:
         self._fleet.append(t)
         return Verdict(True, None, execute_at)
 
+    def reboot_holds(self, now: pd.Timestamp | float) -> dict[str, tuple[str, float]]:
+        """Devices whose reboot :meth:`check` would refuse now for their own history.
+
+        The standing per-device blocks a policy can plan with: ``reboot_cooldown`` (a
+        reboot less than ``REBOOT_COOLDOWN_MINUTES`` ago) and ``max_reboots_per_day``
+        (the daily limit reached in the last 24 h), over the reboots this guard
+        recorded. Nothing is recorded or counted as blocked; :meth:`check` stays the
+        final word (jitter, caps, kill switch and breaker are not predicted here).
+
+        Parameters
+        ----------
+        now : pandas.Timestamp or float
+            Decision time (UTC timestamp or epoch seconds). [s]
+
+        Returns
+        -------
+        dict
+            ``target → (rule, until)``: the rule that holds its reboot and the epoch
+            time from which that rule no longer does. [s]
+        """
+        s = self.settings
+        t_now = _seconds(now)
+        cooldown_s = s.reboot_cooldown_minutes * 60
+        per_day = int(s.max_reboots_per_day)
+        out: dict[str, tuple[str, float]] = {}
+        for target, past in self._by_target.items():
+            if not past:
+                continue
+            last = max(past)
+            if t_now < last + cooldown_s:
+                out[target] = ("reboot_cooldown", last + cooldown_s)
+                continue
+            day = sorted(x for x in past if abs(t_now - x) < _DAY_S)
+            if len(day) >= per_day:
+                # the limit lifts once all but per_day - 1 of them are a day old
+                until = day[-per_day] + _DAY_S if per_day > 0 else np.inf
+                out[target] = ("max_reboots_per_day", until)
+        return out
+
     def _block(self, rule: str, detail: str) -> Verdict:
         self.blocked[rule] += 1
         return Verdict(False, rule, None, detail)

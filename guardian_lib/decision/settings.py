@@ -20,6 +20,12 @@ switch that does not work. What is checked:
 Limits have hard bounds (:data:`HARD_LIMITS`): no configuration can allow more than one
 reboot of a device per ``10`` minutes, ``24`` per day, ``64`` per PON per hour or
 ``10 000`` device actions per hour over the fleet.
+
+The thresholds of topology evidence for a shared outage
+(:class:`~guardian_lib.decision.neighbours.OutageEvidence`) are settings too
+(``OUTAGE_COINCIDENCE_MIN``, ``OUTAGE_BOX_MIN_SHARE``, ``OUTAGE_BOX_MIN_COUNT``, … for
+``box``, ``pon`` and ``olt``; :meth:`AutopilotSettings.outage_evidence`): an ISP whose
+street boxes or PONs are larger or smaller than the defaults assume tunes them per site.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from guardian_lib.decision.neighbours import OutageEvidence
 from guardian_lib.errors import ConfigError
 from guardian_lib.schema import VISIT_COST_BRL
 
@@ -42,6 +49,7 @@ __all__ = [
     "GUARDIAN_ENV_NAMES",
     "GUARDIAN_ENV_FAMILIES",
     "HARD_LIMITS",
+    "OUTAGE_FIELDS",
 ]
 
 #: ``GUARDIAN_*`` variables read anywhere in Network Guardian.
@@ -78,6 +86,20 @@ HARD_LIMITS: dict[str, tuple[float, float]] = {
     "breaker_min_success_rate": (0.0, 1.0),
     "breaker_pause_minutes": (0.0, 7 * 1440.0),
 }
+
+#: Settings of the outage evidence: ``field → OutageEvidence attribute``.
+OUTAGE_FIELDS = {
+    f"outage_{name}": name
+    for name in (
+        "coincidence_min",
+        *(f"{scope}_min_{what}" for scope in ("box", "pon", "olt") for what in ("share", "count")),
+    )
+}
+_OUTAGE_DEFAULT = OutageEvidence()
+#: A share of a scope's ONUs: above 0, at most 1. [-]
+_Share = Annotated[float, Field(gt=0.0, le=1.0)]
+#: ONUs that failed together: one ONU is never an outage of its scope. [-]
+_Count = Annotated[int, Field(ge=2, le=100_000)]
 
 
 class SettingsError(ConfigError):
@@ -131,6 +153,14 @@ class AutopilotSettings(BaseSettings):
         YAML file whose ``maintenance_windows:`` block reboots, visits and notices in
         their area while in force (an alerting file will do; read when the guard is
         built). ``guardian operate`` uses the site's alerting file when unset.
+    outage_coincidence_min : float
+        Largest gap between the starts of two consecutive failures of one shared
+        outage, 0 to 1440. [min]
+    outage_box_min_share, outage_pon_min_share, outage_olt_min_share : float
+        Share of a street box's / PON's / OLT's ONUs that must fail together for a
+        shared outage of that scope, in (0, 1]. [-]
+    outage_box_min_count, outage_pon_min_count, outage_olt_min_count : int
+        Number of ONUs of the scope that must fail together too, at least 2. [-]
     """
 
     model_config = SettingsConfigDict(
@@ -151,6 +181,20 @@ class AutopilotSettings(BaseSettings):
     kill_switch: bool = False
     kill_switch_file: Path | None = None
     maintenance_file: Path | None = None
+    outage_coincidence_min: Annotated[float, Field(ge=0.0, le=1440.0)] = (
+        _OUTAGE_DEFAULT.coincidence_min
+    )
+    outage_box_min_share: _Share = _OUTAGE_DEFAULT.box_min_share
+    outage_box_min_count: _Count = _OUTAGE_DEFAULT.box_min_count
+    outage_pon_min_share: _Share = _OUTAGE_DEFAULT.pon_min_share
+    outage_pon_min_count: _Count = _OUTAGE_DEFAULT.pon_min_count
+    outage_olt_min_share: _Share = _OUTAGE_DEFAULT.olt_min_share
+    outage_olt_min_count: _Count = _OUTAGE_DEFAULT.olt_min_count
+
+    def outage_evidence(self) -> OutageEvidence:
+        """The :class:`~guardian_lib.decision.neighbours.OutageEvidence` these settings
+        describe (the policies' topology evidence for a shared outage)."""
+        return OutageEvidence(**{attr: getattr(self, f) for f, attr in OUTAGE_FIELDS.items()})
 
     def __init__(self, **values: Any) -> None:
         check_environment(os.environ)

@@ -76,14 +76,8 @@ class ApprovedActions:
             results = self.real_dispatcher.execute(d, ts)
             # As the autopilot's own actions: a sent reboot is verified later (circuit
             # breaker, listeners: customer notices), anything else audited and told now.
+            # It also counts a sent reboot on the case (the proposal did not).
             self.autopilot.follow(did, d, results, ts)
-            if (
-                d.action == "reboot"
-                and case is not None
-                and any(r.status == "pending" for r in results)
-            ):
-                # the proposal set it; the case's next step waits from the real reboot
-                case["last_reboot_at"] = ts
             ok = all(r.status != "failed" for r in results)
             self.store.finish_approval(
                 a["id"], "executed" if ok else "failed",

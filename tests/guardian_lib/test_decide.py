@@ -257,18 +257,27 @@ def test_a_site_file_gives_the_limits_the_alias_and_the_tag(warehouse, tmp_path)
     from guardian_lib.operate.decide import decide_run
 
     (tmp_path / "olts.yaml").write_text("")
+    # the site's limits reach the replay: a maintenance window over the whole fleet for the
+    # first 4 h blocks the visits, Wi-Fi changes and notices asked in it (reboots are rare in
+    # this export: the policies wait for the ones the guard would refuse)
+    (tmp_path / "maint.yaml").write_text(
+        f"maintenance_windows:\n  - name: all-fleet\n    matchers: {{onu: '~.*'}}\n"
+        f"    start: {START}Z\n    end: {HALF}Z\n"
+    )
     site = tmp_path / "site.yaml"
     site.write_text(
         "site_id: acme\ninventory: olts.yaml\nwarehouse: .\nmodel_alias: rules\n"
-        "safety: {max_actions_fleet_per_hour: 1}\n"
+        "safety: {max_actions_fleet_per_hour: 1, maintenance_file: maint.yaml}\n"
     )
-    start, end = pd.Timestamp(START, tz="UTC"), pd.Timestamp(HALF, tz="UTC")
+    start, end = pd.Timestamp(START, tz="UTC"), pd.Timestamp(END, tz="UTC")
     s = decide_run(warehouse, start, end, site=site, audit_path=tmp_path / "a.duckdb", warmup_h=2)
     assert s.tag.startswith("acme-DEC") and s.model_version == "rules"
-    assert s.blocked_by_rule.get("fleet_rate_cap", 0) > 0  # the site's cap of one an hour
+    assert s.blocked_by_rule.get("maintenance_window", 0) > 0
+    blocked = _audit(tmp_path / "a.duckdb", "SELECT * FROM actions WHERE status = 'blocked'")
+    assert (pd.to_datetime(blocked["started_at"], utc=True) < pd.Timestamp(HALF, tz="UTC")).all()
     plain = decide_run(warehouse, start, end, models="rules", audit_path=tmp_path / "b.duckdb",
                        warmup_h=2)  # fmt: skip
-    assert "fleet_rate_cap" not in plain.blocked_by_rule
+    assert "maintenance_window" not in plain.blocked_by_rule
 
 
 def test_onus_and_telemetry_alone_are_enough(operator_export, tmp_path):
