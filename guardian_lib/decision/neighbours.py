@@ -163,21 +163,34 @@ class OutageEvidence:
 
 def _coincident_counts(
     flag: np.ndarray, codes: np.ndarray, start_min: np.ndarray, window_min: float
-) -> np.ndarray:
-    """For each flagged row, the size of its cluster: flagged rows of its group whose
-    starts form a chain with gaps of at most ``window_min`` (single linkage: every member
-    of a cluster gets the same count, and a narrower scope's cluster lies within its
-    wider scope's); 0 for rows not flagged."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each flagged row, the size of its cluster and the cluster's id: flagged rows of
+    its group whose starts form a chain with gaps of at most ``window_min`` (single
+    linkage: every member of a cluster gets the same count, and a narrower scope's cluster
+    lies within its wider scope's); count 0 and id -1 for rows not flagged."""
     out = np.zeros(len(flag), dtype=np.int64)
+    ids = np.full(len(flag), -1, dtype=np.int64)
     rows = np.flatnonzero(flag)
     if len(rows) == 0:
-        return out
+        return out, ids
     order = np.lexsort((start_min[rows], codes[rows]))
     c, t = codes[rows][order], start_min[rows][order]
     new = np.ones(len(rows), dtype=bool)
     new[1:] = (c[1:] != c[:-1]) | (np.diff(t) > window_min)
     cluster = np.cumsum(new) - 1
     out[rows[order]] = np.bincount(cluster)[cluster]
+    ids[rows[order]] = cluster
+    return out, ids
+
+
+def _largest_inner(ids: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """For each row of a cluster (``ids`` ≥ 0), the largest ``inner`` among its members."""
+    out = np.zeros(len(ids), dtype=np.int64)
+    rows = ids >= 0
+    if rows.any():
+        best = np.zeros(int(ids.max()) + 1, dtype=np.int64)
+        np.maximum.at(best, ids[rows], inner[rows])
+        out[rows] = best[ids[rows]]
     return out
 
 
@@ -191,9 +204,11 @@ def coincident_outages(
     in a chain with gaps of at most ``evidence.coincidence_min`` (see
     :class:`OutageEvidence`); an ONU online
     without service belongs to an upstream (``bng``) outage of its OLT on the same terms.
-    The narrowest qualifying scope is named unless a wider one holds more of the ONUs
-    that failed together (a feeder cut fills each of its boxes and the PON: the PON; a
-    box fault is a box incident even on a PON small enough for it to qualify too).
+    The narrowest qualifying scope is named unless a wider one holds at least two more
+    of the ONUs that failed together than its largest narrower outage (a feeder cut fills
+    each of its boxes and the PON: the PON; a box fault is a box incident even on a PON
+    small enough for it to qualify too, and stays one when a single unrelated ONU of the
+    OLT goes dark in the same minutes).
     A lone dark ONU — a customer who switched the power off, a dead CPE — never
     qualifies: the minimum count is at least 2.
 
@@ -234,15 +249,17 @@ def coincident_outages(
             continue
         codes = _codes(status, level)
         size = np.bincount(codes)[codes]
-        k = _coincident_counts(flag, codes, start, w)
+        k, ids = _coincident_counts(flag, codes, start, w)
         s = k / np.maximum(size, 1)
         ok = (k >= getattr(evidence, f"{level}_min_count")) & (
             s >= getattr(evidence, f"{level}_min_share")
         )
-        # The wider scope only when it holds more of the failure than the narrower one
-        # (a box fault stays a box incident even when it is a fifth of its PON), or is
-        # the same ONUs (an inventory without street boxes, a PON of one box).
-        ok &= (k > count) | ((k == count) & (s >= share))
+        # The wider scope only when at least two of its failed ONUs lie beyond its largest
+        # narrower outage (a box fault stays a box incident even when it is a fifth of its
+        # PON, and one unrelated dark ONU elsewhere on the OLT — one customer's fault —
+        # does not turn it into an OLT incident: a lone dark ONU is never evidence), or
+        # when it is the same ONUs (an inventory without street boxes, a PON of one box).
+        ok &= (k - _largest_inner(ids, count) >= 2) | ((k == count) & (s >= share))
         if ok.any():
             stype[ok] = scope
             skey[ok] = status[f"{level}_id"].to_numpy(dtype=object)[ok]

@@ -247,3 +247,26 @@ def test_a_scope_that_is_its_wider_scope_is_named_wide():
     out = coincident_outages(st, OutageEvidence())
     assert set(out["outage_scope_type"].iloc[:n]) == {"pon"}
     assert set(out["outage_n"].iloc[:n]) == {n}
+
+
+def test_one_stray_dark_onu_does_not_widen_a_box_outage_to_the_olt():
+    """A whole box of 8 dark plus one unrelated ONU of another PON in the same minutes is
+    9 of the OLT's 32 (share and count of an OLT outage), but the one ONU beyond the box is
+    one customer's fault: the box stays a box incident and the stray ONU stays its own."""
+    n = 32  # one OLT, two PONs of 16, boxes of 8
+    st = pd.DataFrame(
+        {"online": np.ones(n, dtype=bool), "service_up": np.ones(n, dtype=bool),
+         "impacted_min": np.zeros(n), "box_id": [f"B{k // 8}" for k in range(n)],
+         "pon_id": [f"P{k // 16}" for k in range(n)], "olt_id": "O0"},
+        index=pd.Index([f"ONU{k:02d}" for k in range(n)], name="onu_id"),
+    )  # fmt: skip
+    st.loc[st.index[:8], ["online", "impacted_min"]] = [False, 10.0]
+    st.loc[st.index[20], ["online", "impacted_min"]] = [False, 14.0]
+    out = coincident_outages(st, OutageEvidence())
+    assert set(out["outage_scope_type"].iloc[:8]) == {"box"}
+    assert set(out["outage_n"].iloc[:8]) == {8}
+    assert pd.isna(out["outage_scope_type"].iat[20])
+    # Two more boxes' worth beyond it — a second box of the other PON — is an OLT outage.
+    st.loc[st.index[16:24], ["online", "impacted_min"]] = [False, 14.0]
+    wide = coincident_outages(st, OutageEvidence())
+    assert set(wide["outage_scope_type"].iloc[list(range(8)) + list(range(16, 24))]) == {"olt"}
