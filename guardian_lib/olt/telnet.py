@@ -22,6 +22,8 @@ _LOGIN = re.compile(r"(?i)(login|username|user name)\s*:\s*$")
 _PASSWORD = re.compile(r"(?i)password\s*:\s*$")
 #: Longest login banner read before giving up. [bytes]
 _MAX_BANNER = 65536
+#: Longest telnet sequence (sub-negotiation) kept while waiting for its end. [bytes]
+_MAX_PENDING = 4096
 
 
 class TelnetLoginError(Exception):
@@ -64,6 +66,11 @@ class TelnetChannel:
             if not data:
                 return ""
             text = self._filter(self._pending + data)
+            if len(self._pending) > _MAX_PENDING:
+                # a hostile or broken peer: an option sequence that never ends
+                raise ConnectionError(
+                    f"telnet: option sequence longer than {_MAX_PENDING} bytes from the OLT"
+                )
             if text:
                 return text.decode("utf-8", "replace")
 
@@ -149,6 +156,8 @@ async def open_telnet(host: str, port: int, username: str, password: str) -> Tel
             if not chunk:
                 raise TelnetLoginError("connection closed after the password")
             after += chunk.replace("\r", "")
+            if len(after) > _MAX_BANNER:
+                raise TelnetLoginError("no answer to the password in the first 64 KiB")
             if _LOGIN.search(after) or re.search(r"(?i)incorrect|failed|denied", after):
                 raise TelnetLoginError("login refused")
             if after.strip():

@@ -232,3 +232,30 @@ def test_telnet_channel_refuses_options_and_strips_split_iac_sequences():
     assert text == "Login:\ufffd x"  # the data byte 255 is kept (not UTF-8: replaced)
     assert sent.startswith(bytes([IAC, WONT, 1, IAC, 254, 3, IAC, WONT, 31]))
     assert sent.endswith(b"a\xc3\xbf\r\n")  # UTF-8 text never holds a 255 (IAC) byte
+
+
+def test_telnet_channel_refuses_an_option_sequence_that_never_ends():
+    """A hostile peer opening a sub-negotiation and never closing it cannot make the
+    channel keep every byte it sends: past 4 KiB the connection is refused."""
+    import asyncio
+
+    from guardian_lib.olt.telnet import IAC, SB, TelnetChannel
+
+    class Writer:
+        def write(self, data: bytes) -> None:
+            pass
+
+    async def go():
+        reader = asyncio.StreamReader()
+        chan = TelnetChannel(reader, Writer())  # type: ignore[arg-type]
+        reader.feed_data(b"ok" + bytes([IAC, SB, 24]))
+        for _ in range(10):
+            reader.feed_data(b"x" * 1024)
+        reader.feed_eof()
+        out = ""
+        while chunk := await chan.read(1024):
+            out += chunk
+        return out
+
+    with pytest.raises(ConnectionError, match="longer than 4096 bytes"):
+        asyncio.run(go())
