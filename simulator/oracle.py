@@ -6,9 +6,13 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
 
 * a hung or leaking CPE → reboot (before it hangs, when it is leaking);
 * a drifting laser or a degrading fibre → one visit, planned to arrive before the fault
-  would hurt (they never end alone; the oracle knows when the outage would start);
-* Wi-Fi interference → a profile change when its expected gain beats its cost, a visit
-  when the remaining episode costs more than the visit;
+  would hurt (they never end alone; the oracle knows when the outage would start) —
+  and only then: another problem of the same customer (Wi-Fi, a hang) does not bring
+  it forward, that problem gets its own cheapest action;
+* Wi-Fi interference → remote profile changes first (one every ``wifi_retry_min``,
+  each ending the episode with the scenario's probability), a visit only when it is
+  cheaper in expectation than trying remotely until a change works (technician's delay
+  included);
 * a power cut at the customer's, a massive outage, an upstream failure, an unexplained
   blip → never a visit (they end by themselves or by a crew);
 * a hang whose reboot failed → a visit only if the hang would otherwise outlast it.
@@ -99,6 +103,9 @@ class OraclePolicy(PolicyBase):
         A fault that only a visit ends gets its visit when it would hurt within this
         time (the oracle knows when): early enough for the technician to arrive first,
         late enough not to pay for visits whose benefit falls beyond the horizon. [h]
+    wifi_retry_min : float, default 60
+        Least time between two Wi-Fi profile changes of one CPE (a change takes no
+        service down; the autopilot's retry interval). [min]
     """
 
     sim: Simulation | None = None
@@ -106,10 +113,11 @@ class OraclePolicy(PolicyBase):
     cooldown_minutes: float = 360.0
     visit_delay_h: float = 2.0
     visit_lead_h: float = 6.0
+    wifi_retry_min: float = 60.0
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
-    version: str = "2"
+    version: str = "3"
 
     def decide(self, snapshot: Snapshot) -> list[Decision]:
         """Decisions from ground truth."""
@@ -135,27 +143,36 @@ class OraclePolicy(PolicyBase):
             if r["outage"] and not r["notified"] and r["impacted_min"] >= 10:
                 out.append(self._d(snap, onu, "notify", targets=(onu,), case_id=case_id,
                                    params={"template": "individual_problem", "until_h": 6.0}))  # fmt: skip
-            action = None
+            action, priority = None, "high"
             hang = next((f for f in faults if f.kind == "cpe_hang"), None)
             wifi = next((f for f in faults if f.kind == "wifi_interference"), None)
             visit_faults = [f for f in faults if f.kind in VISIT_KINDS]
-            if visit_faults:
-                # Needed sooner or later: planned to arrive just before it would hurt.
+            if visit_faults and not has_visit:
+                # Needed sooner or later: planned to arrive just before it would hurt
+                # (0 once it does). Not earlier because something else hurts the
+                # customer: that gets its own action below, and a visit whose benefit
+                # lies beyond the lead time is paid for nothing meanwhile.
                 hurts_in_h = min(self._hurts_in_h(f, now_s) for f in visit_faults)
-                due = hurts_in_h <= self.visit_lead_h or r["impacted"]
-                action = "schedule_visit" if due and not has_visit else None
+                if hurts_in_h <= self.visit_lead_h:
+                    action, priority = "schedule_visit", "high"
+            if action is not None:
+                pass  # the technician fixes whatever else is wrong at the premises
             elif hang is not None:
                 if r["online"] and since >= self.cooldown_minutes:
                     action = "reboot"
                 elif hang.params.get("hung") and not has_visit:
                     left_h = self._left_h(hang, now_s)
                     if left_h * out_rate > c.cost_per_visit_brl + out_rate * self.visit_delay_h:
-                        action = "schedule_visit"
+                        action, priority = "schedule_visit", "high"
             elif wifi is not None and r["impacted"]:
                 left_h = self._left_h(wifi, now_s)
-                if not has_visit and left_h * deg_rate > c.cost_per_visit_brl:
-                    action = "schedule_visit"
-                elif since_w >= self.cooldown_minutes and (
+                remote = self._remote_wifi_cost(left_h, deg_rate, p_wfix)
+                visit = c.cost_per_visit_brl + deg_rate * min(left_h, c.visit_delay_h)
+                if not has_visit and visit < remote:
+                    # Degraded service: the next regular slot (a visit cancelled because
+                    # the episode ended first costs nothing).
+                    action, priority = "schedule_visit", "normal"
+                elif since_w >= self.wifi_retry_min and (
                     p_wfix * left_h * deg_rate > c.wifi_change_cost_brl
                 ):
                     action = "change_wifi_profile"
@@ -163,13 +180,23 @@ class OraclePolicy(PolicyBase):
                 out.append(self._d(snap, onu, action, targets=(str(r["cpe_id"]),),
                                    case_id=case_id, rationale=why))  # fmt: skip
             elif action == "schedule_visit":
-                # Wi-Fi that may end before the technician comes: the next regular slot
-                # (a visit cancelled because it ended costs nothing); the rest at once.
-                priority = "normal" if wifi is not None and not visit_faults else "high"
                 out.append(self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
                                    rationale=why,
                                    params={"priority": priority, "reason": "oracle"}))  # fmt: skip
         return out
+
+    def _remote_wifi_cost(self, left_h: float, rate: float, p_fix: float) -> float:
+        """Expected cost of ending a Wi-Fi episode by profile changes alone. [R$]
+
+        One change every ``wifi_retry_min``, each ending it with ``p_fix``: a geometric
+        number of tries, each costing the change and the degraded service until the next
+        one; never more than waiting the episode out (``left_h`` at ``rate`` [R$/h]).
+        """
+        wait = left_h * rate
+        if p_fix <= 0.0:
+            return wait
+        per_try = self.costs.wifi_change_cost_brl + rate * self.wifi_retry_min / 60.0
+        return min(wait, per_try / p_fix)
 
     @staticmethod
     def _hurts_in_h(fault, now_s: float) -> float:

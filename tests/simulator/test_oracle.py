@@ -1,0 +1,90 @@
+"""The oracle picks the cheapest correct action: no visit that a remote action or the
+fault's own timing makes unnecessary, and a visit at once for what only a visit ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from simulator import optics
+from simulator.backtest import BacktestWorld
+from simulator.fault_model import Fault
+from simulator.faults import FAULT_KINDS
+from simulator.scenario import load_scenario
+
+HOUR = 3600.0
+
+
+def _inject(sim, fault_id: str, kind: str, row: int, start_h: float, duration_h=None, **params):
+    """Add one fault to a simulation that has not run yet (as draw_faults would)."""
+    scope = "customer" if kind == "wifi_interference" else "onu"
+    fault = Fault(fault_id=fault_id, kind=kind, start_s=start_h * HOUR,
+                  onus=np.array([row], dtype=np.int64), scope_type=scope,
+                  scope_key=str(sim.onu_ids[row]),
+                  duration_s=None if duration_h is None else duration_h * HOUR, params=params)  # fmt: skip
+    sim.faults.append(fault)
+    sim._fault_by_id[fault_id] = fault
+    sim.env.process(sim._fault_process(fault))
+    return fault
+
+
+@pytest.fixture(scope="module")
+def oracle_run():
+    """Tiny, 12 h, no random faults; two customers with injected faults.
+
+    * row 3: a fibre degrading so slowly it hurts only weeks later, and, from 1 h, a
+      Wi-Fi interference episode that would last 100 h (a profile change always ends it:
+      ``wifi_profile_fix_prob`` 1);
+    * row 40: a fibre degrading fast enough to hurt 3 h after it starts (at 2 h).
+    """
+    sc = load_scenario("tiny")  # every random fault off (as conftest.only_fault)
+    faults = sc.faults.model_dump()
+    for kind in FAULT_KINDS:
+        faults[kind]["rate_per_year"] = 0.0
+    faults |= {"wifi_profile_fix_prob": 1.0, "wifi_recurrence_prob": 0.0}
+    sc = sc.with_overrides(
+        faults=faults,
+        days=0.5,
+        data_quality=sc.data_quality.model_dump() | {"unexplained_symptoms_per_year": 0.0},
+        weather=sc.weather.model_dump() | {"storms_per_year_per_region": 0.0},
+        customers=sc.customers.model_dump() | {"background_calls_per_year": 0.0},
+    )
+    world = BacktestWorld.build(sc, "oracle", seed=4)
+    sim = world.sim
+    assert not [f for f in sim.faults if f.recorded]  # only what the test injects
+    margin_db = float(sim.topology.base_rx_dbm[40] - optics.IMPACT_RX_DBM)
+    faults = {
+        "slow_fibre": _inject(sim, "T1", "fibre_degradation", 3, 0.5, db_per_s=1e-8),
+        "wifi": _inject(sim, "T2", "wifi_interference", 3, 1.0, duration_h=100.0),
+        "fast_fibre": _inject(sim, "T3", "fibre_degradation", 40, 2.0,
+                              db_per_s=margin_db / (3 * HOUR)),
+    }  # fmt: skip
+    sim.run()
+    kpis = world.close()
+    return sim, faults, kpis
+
+
+def test_wifi_on_a_customer_with_a_slow_fibre_is_fixed_remotely_not_by_a_visit(oracle_run):
+    # The old oracle sent a technician at once (the customer was impacted and the fibre
+    # "needs a visit sooner or later"), paying a visit whose fibre benefit lies weeks
+    # beyond its lead time and doing for R$ 150 what a R$ 0.5 profile change does.
+    sim, faults, _ = oracle_run
+    assert faults["wifi"].fixed_by == "wifi_profile"
+    assert faults["wifi"].end_s - faults["wifi"].start_s <= 0.5 * HOUR
+    assert faults["slow_fibre"].end_s is None  # still there: its visit is not due yet
+    visited = [o.onu_row for o in sim.ops.orders if o.status == "completed"]
+    assert 3 not in visited
+    assert any(w["onu_row"] == 3 for w in sim.wifi_changes)
+
+
+def test_a_fibre_about_to_hurt_gets_one_visit_before_it_does(oracle_run):
+    # (With the old oracle the needless visit to row 3 also kept the technician busy, so
+    # this one arrived after the outage had begun.)
+    sim, faults, kpis = oracle_run
+    fast = faults["fast_fibre"]
+    assert fast.fixed_by == "visit"
+    assert fast.impact_start_s is None  # fixed before the customer noticed
+    done = [o for o in sim.ops.orders if o.status == "completed"]
+    assert [o.onu_row for o in done] == [40]
+    assert kpis["visits"] == 1
+    assert kpis["safety_violations"] == 0
