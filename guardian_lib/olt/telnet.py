@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-__all__ = ["TelnetChannel", "open_telnet", "TelnetLoginError"]
+__all__ = ["TelnetChannel", "open_telnet", "TelnetLoginError", "TelnetProtocolError"]
 
 IAC, DONT, DO, WONT, WILL, SB, SE = 255, 254, 253, 252, 251, 250, 240
 _LOGIN = re.compile(r"(?i)(login|username|user name)\s*:\s*$")
@@ -28,6 +28,11 @@ _MAX_PENDING = 4096
 
 class TelnetLoginError(Exception):
     """The OLT asked for the login again (or closed) after the password."""
+
+
+class TelnetProtocolError(ConnectionError):
+    """The peer does not behave like a telnet login: no login question, an option sequence
+    or an answer that never ends, a connection closed before the password was asked."""
 
 
 class TelnetChannel:
@@ -68,7 +73,7 @@ class TelnetChannel:
             text = self._filter(self._pending + data)
             if len(self._pending) > _MAX_PENDING:
                 # a hostile or broken peer: an option sequence that never ends
-                raise ConnectionError(
+                raise TelnetProtocolError(
                     f"telnet: option sequence longer than {_MAX_PENDING} bytes from the OLT"
                 )
             if text:
@@ -124,10 +129,10 @@ class TelnetChannel:
 async def _read_until(chan: TelnetChannel, pattern: re.Pattern[str], buf: str) -> str:
     while not pattern.search(buf):
         if len(buf) > _MAX_BANNER:
-            raise TelnetLoginError("no login question in the first 64 KiB")
+            raise TelnetProtocolError("no login question in the first 64 KiB")
         chunk = await chan.read()
         if not chunk:
-            raise TelnetLoginError("connection closed during login")
+            raise TelnetProtocolError("connection closed during login")
         buf += chunk.replace("\r", "")
     return buf
 
@@ -139,6 +144,9 @@ async def open_telnet(host: str, port: int, username: str, password: str) -> Tel
     ------
     TelnetLoginError
         The OLT closed, or asked for the login again after the password.
+    TelnetProtocolError
+        The peer never asked for a login, hung up before the password, or sent a
+        banner, option sequence or answer beyond the bounds (an :class:`OSError`).
     OSError
         No connection.
     """
@@ -157,7 +165,7 @@ async def open_telnet(host: str, port: int, username: str, password: str) -> Tel
                 raise TelnetLoginError("connection closed after the password")
             after += chunk.replace("\r", "")
             if len(after) > _MAX_BANNER:
-                raise TelnetLoginError("no answer to the password in the first 64 KiB")
+                raise TelnetProtocolError("no answer to the password in the first 64 KiB")
             if _LOGIN.search(after) or re.search(r"(?i)incorrect|failed|denied", after):
                 raise TelnetLoginError("login refused")
             if after.strip():

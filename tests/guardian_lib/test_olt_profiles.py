@@ -259,3 +259,39 @@ def test_telnet_channel_refuses_an_option_sequence_that_never_ends():
 
     with pytest.raises(ConnectionError, match="longer than 4096 bytes"):
         asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("banner", "message"),
+    [(b"x" * 70_000, "no login question in the first 64 KiB"),
+     (b"Welcome\r\n", "connection closed during login")],
+)  # fmt: skip
+def test_a_peer_that_is_no_telnet_login_is_a_connection_error_not_a_refused_password(
+    banner, message
+):
+    """A banner without a login question (or a peer that hangs up before asking) says
+    nothing about the credentials: the operator is told the connection failed, not that
+    the password is wrong."""
+    import asyncio
+
+    from guardian_lib.olt.session import CliSession, OltConnectError, SshTarget
+
+    async def go():
+        async def serve(reader, writer):
+            writer.write(banner)
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        target = SshTarget("OLT-T", "127.0.0.1", port, "u", "pw", insecure=True,
+                           timeout_s=5.0, protocol="telnet")  # fmt: skip
+        try:
+            async with CliSession(target, load_cli_profiles()["fiberhome_an5516"]):
+                pass
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    with pytest.raises(OltConnectError, match=message):
+        asyncio.run(go())
