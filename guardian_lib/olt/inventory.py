@@ -147,16 +147,11 @@ class CliInventory(_Strict):
     def target(self, olt_id: str, environ: Mapping[str, str] | None = None) -> SshTarget:
         """SSH target of one OLT with its credentials and accepted host keys."""
         e = self.entry(olt_id)
-        env = os.environ if environ is None else environ
-        found = {k: env.get(_env_name(e.credentials, k.upper())) for k in ("username", "password")}
-        if not all(found.values()):
-            block = read_secret_file(self.secrets_path()).get(e.credentials)
-            if isinstance(block, dict):
-                for k in found:
-                    found[k] = found[k] or (str(block[k]) if block.get(k) is not None else None)
+        env_keys = {"username": "USERNAME", "password": "PASSWORD"}
+        found = self._secret_values(e.credentials, env_keys, environ)
         missing = [k for k, v in found.items() if not v]
         if missing:
-            names = ", ".join(_env_name(e.credentials, k.upper()) for k in missing)
+            names = ", ".join(_env_name(e.credentials, env_keys[k]) for k in missing)
             raise ConfigError(
                 f"OLT {olt_id}: CLI credentials {e.credentials!r} incomplete: missing {missing}; "
                 f"expected {names} or key {e.credentials}.{{username,password}} in "
@@ -171,6 +166,20 @@ class CliInventory(_Strict):
             insecure=e.insecure, timeout_s=d.timeout_s, busy_retries=d.busy_retries,
             busy_backoff_s=d.busy_backoff_s, protocol=e.protocol,
         )  # fmt: skip
+
+    def _secret_values(
+        self, ref: str, env_keys: Mapping[str, str], environ: Mapping[str, str] | None
+    ) -> dict[str, str | None]:
+        """Values of ``ref``'s keys: ``GUARDIAN_OLT_<REF>_<env key>`` first, then the
+        secret file's ``{ref: {key: …}}`` for the keys still missing (None when neither)."""
+        env = os.environ if environ is None else environ
+        found = {k: env.get(_env_name(ref, name)) for k, name in env_keys.items()}
+        if not all(found.values()):
+            block = read_secret_file(self.secrets_path()).get(ref)
+            if isinstance(block, dict):
+                for k in found:
+                    found[k] = found[k] or (str(block[k]) if block.get(k) is not None else None)
+        return found
 
     def snmp_set_target(
         self, olt_id: str, environ: Mapping[str, str] | None = None
@@ -192,14 +201,8 @@ class CliInventory(_Strict):
                 "{credentials: REF} to its entry; docs/olt.md)"
             )
         ss = e.snmp_set
-        env = os.environ if environ is None else environ
         keys = ("write_community",) if ss.version == "2c" else ("v3_user", "auth_key", "priv_key")
-        found = {k: env.get(_env_name(ss.credentials, _ENV_KEY[k])) for k in keys}
-        if not all(found.values()):
-            block = read_secret_file(self.secrets_path()).get(ss.credentials)
-            if isinstance(block, dict):
-                for k in keys:
-                    found[k] = found[k] or (str(block[k]) if block.get(k) is not None else None)
+        found = self._secret_values(ss.credentials, {k: _ENV_KEY[k] for k in keys}, environ)
         missing = [k for k in keys if not found[k]]
         if missing:
             names = ", ".join(_env_name(ss.credentials, _ENV_KEY[k]) for k in missing)
