@@ -252,15 +252,17 @@ def _scheduler(site: Path, state: Path):
 def _at(at: str | None):
     import pandas as pd
 
+    from guardian_lib.errors import ConfigError
+    from guardian_lib.operate.decide import parse_time
+
     if at is None:
         return pd.Timestamp.now(tz="UTC")
     try:
-        ts = pd.Timestamp(at)
-    except ValueError:
+        return parse_time(at, "--at")
+    except ConfigError:
         raise typer.BadParameter(
             f"expected an ISO 8601 time, got {at!r}", param_hint="--at"
         ) from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 _Site = Annotated[Path, typer.Option(help="Site file with a schedule: section.")]
