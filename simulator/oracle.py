@@ -29,16 +29,21 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision import Decision, Snapshot
-from guardian_lib.decision._base import PolicyBase, records
+from guardian_lib.decision._base import SCOPE_COLUMNS, PolicyBase, records
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel, impact_cost_rate_brl_per_h
 from simulator.engine import Simulation
 
-__all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS"]
+__all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS", "TRUTH_SCOPES"]
 
 #: Fault kinds that only a technician ends (Wi-Fi: a visit also ends it for good).
 VISIT_KINDS = ("hardware_failure", "fibre_degradation")
 _RISKY = ("hardware_failure", "fibre_degradation", "cpe_hang", "wifi_interference")
+#: The incident scope of a massive fault's member, from the fault's own scope in the
+#: simulator: a cut feeder is its PON, a failed board its PONs (each entirely down), a
+#: power cut (a circle on the map) the street boxes it reaches. ``None``: as observed.
+TRUTH_SCOPES = {"pon": "pon", "box": "box", "board": "pon", "geo": "box", "bng": None}
+_SHARED = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
 
 
 class TruthScorer:
@@ -117,7 +122,44 @@ class OraclePolicy(PolicyBase):
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
-    version: str = "3"
+    version: str = "4"
+
+    def frame(self, snap: Snapshot) -> pd.DataFrame:
+        """:meth:`PolicyBase.frame`, with each massive fault's members scoped by the truth.
+
+        Observed neighbour evidence picks the widest scope that explains the dark ONUs:
+        a power cut reaching 44 customers over several PONs of an OLT became one incident
+        on the whole OLT, open all week, and its hold refused every reboot beneath it
+        (hung CPEs of other PONs stayed down for hours). The oracle knows which ONUs the
+        fault took down and scopes its incident as narrowly as the fault
+        (:data:`TRUTH_SCOPES`), so reboots elsewhere pass.
+        """
+        df = super().frame(snap)
+        if not len(df):
+            return df
+        row_of = self._row_of()
+        stype = df["scope_type"].to_numpy(dtype=object).copy()
+        skey = df["scope_key"].to_numpy(dtype=object).copy()
+        otype = df["outage_scope_type"].to_numpy(dtype=object).copy()
+        okey = df["outage_scope_key"].to_numpy(dtype=object).copy()
+        for i, onu in enumerate(df.index):
+            bucket = self.sim._active.get(row_of[str(onu)], {})
+            shared = [f for f in bucket.values() if f.recorded and f.cause_class in _SHARED]
+            scope = TRUTH_SCOPES.get(shared[0].scope_type) if shared else None
+            if scope is None:
+                continue
+            key = df[SCOPE_COLUMNS[scope]].iat[i]
+            stype[i], skey[i] = scope, key
+            if pd.notna(otype[i]):
+                otype[i], okey[i] = scope, key
+        return df.assign(scope_type=stype, scope_key=skey, outage_scope_type=otype,
+                         outage_scope_key=okey)  # fmt: skip
+
+    def _row_of(self) -> dict[str, int]:
+        """Row of each ONU id in the simulation (built once)."""
+        if getattr(self, "_rows", None) is None:
+            self._rows = {o: i for i, o in enumerate(self.sim.onu_ids.tolist())}
+        return self._rows
 
     def decide(self, snapshot: Snapshot) -> list[Decision]:
         """Decisions from ground truth."""
@@ -125,13 +167,14 @@ class OraclePolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
-        row_of = {o: i for i, o in enumerate(self.sim.onu_ids.tolist())}
+        row_of = self._row_of()
+        hold_rule, _ = self.reboot_holds(snap, active)
         now_s = self.sim.env.now
         c = self.costs
         out_rate = float(impact_cost_rate_brl_per_h(True, True, c))
         deg_rate = float(impact_cost_rate_brl_per_h(False, True, c))
         p_wfix = self.sim.scenario.faults.wifi_profile_fix_prob
-        for onu, r in zip(active.index, records(active), strict=True):
+        for onu, r, held in zip(active.index, records(active), pd.notna(hold_rule), strict=True):
             onu = str(onu)
             faults = [f for f in self.sim.active_faults(row_of[onu]) if f.recorded]
             kinds = {f.kind for f in faults}
@@ -158,7 +201,9 @@ class OraclePolicy(PolicyBase):
             if action is not None:
                 pass  # the technician fixes whatever else is wrong at the premises
             elif hang is not None:
-                if r["online"] and since >= self.cooldown_minutes:
+                # A reboot the safety layer would refuse (the CPE's own limits, an
+                # incident above it) is not asked for: it is not an option now.
+                if r["online"] and since >= self.cooldown_minutes and not held:
                     action = "reboot"
                 elif hang.params.get("hung") and not has_visit:
                     left_h = self._left_h(hang, now_s)
