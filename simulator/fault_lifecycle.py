@@ -78,6 +78,18 @@ class FaultLifecycle:
             self._attempts[key] = k + 1
         return attempt_draw(self._action_key, fault.fault_id, action, k) < p_fix
 
+    def attempts_until_fix(self, fault: Fault, action: str, p_fix: float, limit: int = 50):
+        """How many more attempts of ``action`` it takes to end ``fault`` (1: the next).
+
+        The oracle's truth (:meth:`attempt_fixes` without counting); ``None`` if none of
+        the next ``limit`` attempts would.
+        """
+        k = self._attempts.get((fault.fault_id, action), 0)
+        for j in range(limit):
+            if attempt_draw(self._action_key, fault.fault_id, action, k + j) < p_fix:
+                return j + 1
+        return None
+
     # --- processes ------------------------------------------------------------------------
     def _register(self, fault: Fault, add: bool) -> None:
         for row in fault.onus.tolist():
