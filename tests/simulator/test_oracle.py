@@ -90,6 +90,21 @@ def test_a_fibre_about_to_hurt_gets_one_visit_before_it_does(oracle_run):
     assert kpis["safety_violations"] == 0
 
 
+def _quiet_tiny(hours: float, **fault_params):
+    """Tiny with every random fault, storm, background call and blip off."""
+    sc = load_scenario("tiny")
+    faults = sc.faults.model_dump()
+    for kind in FAULT_KINDS:
+        faults[kind]["rate_per_year"] = 0.0
+    return sc.with_overrides(
+        faults=faults | fault_params,
+        days=hours / 24,
+        data_quality=sc.data_quality.model_dump() | {"unexplained_symptoms_per_year": 0.0},
+        weather=sc.weather.model_dump() | {"storms_per_year_per_region": 0.0},
+        customers=sc.customers.model_dump() | {"background_calls_per_year": 0.0},
+    )
+
+
 @pytest.fixture(scope="module")
 def power_cut_run():
     """Tiny (one OLT, two PONs, six street boxes), 6 h, no random faults:
@@ -99,19 +114,7 @@ def power_cut_run():
     * from 1 h, a CPE of the sixth box hangs for 4 h unless rebooted (a reboot always
       clears it).
     """
-    sc = load_scenario("tiny")
-    faults = sc.faults.model_dump()
-    for kind in FAULT_KINDS:
-        faults[kind]["rate_per_year"] = 0.0
-    faults |= {"cpe_hang_reboot_fix_prob": 1.0}
-    sc = sc.with_overrides(
-        faults=faults,
-        days=0.25,
-        data_quality=sc.data_quality.model_dump() | {"unexplained_symptoms_per_year": 0.0},
-        weather=sc.weather.model_dump() | {"storms_per_year_per_region": 0.0},
-        customers=sc.customers.model_dump() | {"background_calls_per_year": 0.0},
-    )
-    world = BacktestWorld.build(sc, "oracle", seed=4)
+    world = BacktestWorld.build(_quiet_tiny(6.0, cpe_hang_reboot_fix_prob=1.0), "oracle", seed=4)
     sim = world.sim
     boxes = sim.topology.onus["splitter_id"].to_numpy()
     names = sorted(set(boxes))
@@ -142,3 +145,18 @@ def test_a_power_cut_over_several_boxes_holds_no_reboot_beyond_them(power_cut_ru
     assert not (actions["status"] == "blocked").any()
     assert hang.fixed_by == "reboot"
     assert hang.end_s - hang.start_s <= 0.5 * HOUR
+
+
+def test_no_reboot_that_the_oracle_knows_will_fail():
+    # Each reboot's outcome is drawn per hang and attempt, and the oracle reads it:
+    # here no reboot clears a hang (probability 0), so it pays for none and waits the
+    # 2 h hang out (a visit would cost more). Version 3 rebooted it, in vain.
+    world = BacktestWorld.build(_quiet_tiny(4.0, cpe_hang_reboot_fix_prob=0.0), "oracle", seed=4)
+    sim = world.sim
+    hang = _inject(sim, "T-hang", "cpe_hang", 10, 0.5, duration_h=2.0, precursor_s=0.0)
+    sim.run()
+    kpis = world.close()
+    assert hang.fixed_by == "timer"
+    assert sim.reboots == []
+    assert kpis["visits"] == 0
+    assert kpis["reboots"] == 0
