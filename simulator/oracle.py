@@ -170,9 +170,11 @@ class OraclePolicy(PolicyBase):
         if len(active) == 0:
             return out
         row_of = self._row_of()
-        hold_rule, _ = self.reboot_holds(snap, active)
+        hold_rule, hold_min = self.reboot_holds(snap, active)
         now_s = self.sim.env.now
-        for onu, r, held in zip(active.index, records(active), pd.notna(hold_rule), strict=True):
+        rows = zip(active.index, records(active), np.where(pd.notna(hold_rule), hold_min, 0.0),
+                   strict=True)  # fmt: skip
+        for onu, r, held_min in rows:
             onu = str(onu)
             faults = [f for f in self.sim.active_faults(row_of[onu]) if f.recorded]
             kinds = {f.kind for f in faults}
@@ -199,7 +201,7 @@ class OraclePolicy(PolicyBase):
             if action is not None:
                 pass  # the technician fixes whatever else is wrong at the premises
             elif hang is not None:
-                action, priority = self._hang_action(hang, r, held, since, has_visit, now_s)
+                action, priority = self._hang_action(hang, r, held_min, since, has_visit, now_s)
             elif wifi is not None and r["impacted"]:
                 action, priority = self._wifi_action(wifi, since_w, has_visit, now_s)
             if action == "reboot" or action == "change_wifi_profile":
@@ -211,7 +213,7 @@ class OraclePolicy(PolicyBase):
                                    params={"priority": priority, "reason": "oracle"}))  # fmt: skip
         return out
 
-    def _hang_action(self, hang, r: dict, held: bool, since: float, has_visit: bool,
+    def _hang_action(self, hang, r: dict, held_min: float, since: float, has_visit: bool,
                      now_s: float) -> tuple[str | None, str]:  # fmt: skip
         """Reboot, visit or wait for a hung (or leaking) CPE, knowing each reboot's outcome.
 
@@ -228,9 +230,13 @@ class OraclePolicy(PolicyBase):
         left_h = self._left_h(hang, now_s)
         cool_h = self.cooldown_minutes / 60.0
         n = self.sim.attempts_until_fix(hang, "reboot", p_fix)
-        can_now = bool(r["online"]) and since >= self.cooldown_minutes and not held
-        # When the clearing reboot would be done (the CPE's cooldown first). [h]
-        first_h = 0.0 if can_now else max(cool_h - since / 60.0, 0.0)
+        # When the next reboot can be done: after the CPE's cooldown and any hold of the
+        # safety layer (the CPE's own limits, an incident above it: a reboot it would
+        # refuse is not asked for); never while the CPE is unreachable. [h]
+        first_h = max(cool_h - since / 60.0, held_min / 60.0, 0.0)
+        if not r["online"]:
+            first_h = np.inf
+        can_now = first_h == 0.0
         fixed_h = np.inf if n is None else first_h + (n - 1) * cool_h + _REBOOT_DOWN_H
         hurts_h = self._hurts_in_h(hang, now_s)
         if can_now and n is not None:
