@@ -40,6 +40,7 @@ __all__ = [
     "read_secret",
     "read_secret_file",
     "resolve_credential",
+    "secret_file_path",
 ]
 
 
@@ -140,6 +141,30 @@ def read_secret_file(path: Path | None) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a secret file must be a YAML mapping")
     return data
+
+
+def secret_file_path(
+    named: str | None,
+    env_var: str,
+    config_file: Path | None,
+    environ: Mapping[str, str] | None = None,
+) -> Path | None:
+    """The secret file of a configuration: its own ``secrets_file`` setting, else the
+    environment variable ``env_var``; relative to the configuration file's folder.
+
+    Examples
+    --------
+    >>> str(secret_file_path("s.yaml", "GUARDIAN_SNMP_SECRETS", Path("/etc/g/olts.yaml"), {}))
+    '/etc/g/s.yaml'
+    >>> secret_file_path(None, "GUARDIAN_SNMP_SECRETS", None, {}) is None
+    True
+    """
+    env = os.environ if environ is None else environ
+    raw = named or env.get(env_var)
+    if not raw:
+        return None
+    p = Path(raw)
+    return p if p.is_absolute() or config_file is None else config_file.parent / p
 
 
 def credential_env_name(prefix: str, ref: str, key: str) -> str:

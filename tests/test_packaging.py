@@ -147,6 +147,8 @@ def test_only_reporting_reads_faults_truth():
         "guardian_lib.schema",
         "guardian_lib.loop.tick",
         "guardian_lib.matchers",
+        "guardian_lib.secrets",
+        "guardian_lib.loop.missed",
     ],
 )
 def test_docstring_examples_run(module):

@@ -21,7 +21,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -32,7 +31,11 @@ from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.olt.profiles import CliProfile, load_cli_profiles
 from guardian_lib.olt.session import SshTarget
 from guardian_lib.safe_yaml import StrictModel, load_yaml
-from guardian_lib.secrets import read_secret_file, resolve_credential  # first re-exported
+from guardian_lib.secrets import (  # read_secret_file re-exported (moved there)
+    read_secret_file,
+    resolve_credential,
+    secret_file_path,
+)
 
 if TYPE_CHECKING:  # pysnmp is imported only when SNMP SET is used
     from guardian_lib.snmp.transport import SnmpCredentials
@@ -115,7 +118,7 @@ class CliInventory(_Strict):
 
     def secrets_path(self) -> Path | None:
         """The secret file (``secrets_file`` or ``GUARDIAN_OLT_SECRETS``), resolved."""
-        return self._resolve(self.secrets_file or os.environ.get(ENV_PREFIX + "SECRETS"))
+        return secret_file_path(self.secrets_file, ENV_PREFIX + "SECRETS", self.path)
 
     def entry(self, olt_id: str) -> CliOltEntry:
         """The entry of ``olt_id``; ConfigError naming the known ids if absent."""

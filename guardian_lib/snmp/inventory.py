@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -31,7 +30,7 @@ from pydantic import Field, model_validator
 
 from guardian_lib.errors import ConfigError
 from guardian_lib.safe_yaml import StrictModel, load_yaml_model
-from guardian_lib.secrets import resolve_credential
+from guardian_lib.secrets import resolve_credential, secret_file_path
 from guardian_lib.snmp.errors import SnmpCredentialsError
 from guardian_lib.snmp.transport import SnmpCredentials
 
@@ -90,14 +89,9 @@ class Inventory(_Strict):
     path: Path | None = Field(None, exclude=True)
 
     def secrets_path(self) -> Path | None:
-        """The secret file, resolved relative to the inventory file."""
-        raw = self.secrets_file or os.environ.get(ENV_PREFIX + "SECRETS")
-        if not raw:
-            return None
-        p = Path(raw)
-        if not p.is_absolute() and self.path is not None:
-            p = self.path.parent / p
-        return p
+        """The secret file (``secrets_file`` or ``GUARDIAN_SNMP_SECRETS``), resolved
+        relative to the inventory file."""
+        return secret_file_path(self.secrets_file, ENV_PREFIX + "SECRETS", self.path)
 
 
 def load_inventory(path: str | Path) -> Inventory:
