@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr
 
-from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.errors import ConfigError
 from guardian_lib.olt.profiles import CliProfile, load_cli_profiles
 from guardian_lib.olt.session import SshTarget
-from guardian_lib.safe_yaml import StrictModel, load_yaml
+from guardian_lib.safe_yaml import StrictModel, load_yaml_model
 from guardian_lib.secrets import (  # read_secret_file re-exported (moved there)
     read_secret_file,
     resolve_credential,
@@ -230,13 +230,10 @@ def load_cli_inventory(path: str | Path) -> CliInventory:
         Naming the file and the field (e.g. ``olts[1].port``).
     """
     path = Path(path)
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: an OLT CLI inventory must be a YAML mapping with 'olts:'")
-    try:
-        inv = CliInventory.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc, "invalid OLT CLI inventory")) from None
+    inv = load_yaml_model(
+        path, CliInventory, shape="an OLT CLI inventory: a YAML mapping with 'olts:'",
+        what="invalid OLT CLI inventory",
+    )  # fmt: skip
     ids = [o.olt_id for o in inv.olts]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

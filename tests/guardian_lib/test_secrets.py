@@ -160,3 +160,24 @@ def test_resolve_credential_without_a_secret_file_names_only_the_variables():
         "OLT B: SNMPv3 credentials 'core-1' incomplete: missing ['auth_key']; expected "
         "environment variable(s) GUARDIAN_SNMP_CORE_1_AUTH_KEY"
     )
+
+
+def test_both_inventories_load_through_the_one_config_loader(tmp_path):
+    from guardian_lib.olt.inventory import load_cli_inventory
+    from guardian_lib.snmp.inventory import load_inventory
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just a list\n")
+    for load, what in ((load_inventory, "an OLT inventory"), (load_cli_inventory, "an OLT CLI")):
+        with pytest.raises(ConfigError, match=rf"bad\.yaml: expected {what}.*got list"):
+            load(bad)
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(
+        "olts:\n  - {olt_id: A, host: h, profile: zte_c300, credentials: n}\n"
+        "  - {olt_id: A, host: h2, profile: zte_c300, credentials: n}\n"
+    )
+    with pytest.raises(ConfigError, match=r"dup\.yaml: olts: duplicate olt_id \['A'\]"):
+        load_cli_inventory(dup)
+    dup.write_text("olts:\n  - {olt_id: A, host: h, port: 0, profile: p, credentials: n}\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml: invalid OLT CLI inventory: olts\[0\]\.port"):
+        load_cli_inventory(dup)
