@@ -68,6 +68,52 @@ def seasonal_period(values: np.ndarray, max_period: int, min_period: int = 2) ->
     return int(lags[best]) if acf[best] >= 0.3 else 0
 
 
+#: Reference values a member needs before its scores are calibrated. [-]
+_MIN_REFERENCE = 10
+#: Most reference values the exponential tail of a member's distribution is fitted to. [-]
+_TAIL_POINTS = 10
+
+
+def tail_surprise(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``-log10`` of each value's upper tail probability among its reference. [-]
+
+    The tail probability is empirical, ``(#{reference ≥ v} + ½) / (n + 1)``, except among
+    the few largest reference values, where an exponential tail fitted to them (a
+    generalised Pareto tail of shape 0, as in peaks-over-threshold) carries on: a value
+    beyond everything seen still ranks above a smaller one, where a plain empirical CDF
+    would give both 1.
+
+    Parameters
+    ----------
+    reference : ndarray, shape (n_members, n_reference, n_columns)
+        Past values of each member and column; NaN for none. [member units]
+    values : ndarray, shape (n_members, n_columns)
+        Values to judge; NaN gives NaN. [member units]
+
+    Returns
+    -------
+    ndarray, shape (n_members, n_columns)
+        Surprise in decades (2.0: one in a hundred); NaN where the value is NaN or the
+        reference holds fewer than 10 values. [-]
+    """
+    ok = ~np.isnan(reference)
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        ge = (reference >= values[:, None, :]).sum(axis=1)
+    p = (ge + 0.5) / (n + 1.0)
+    usable = (n >= _MIN_REFERENCE) & ~np.isnan(values)
+    tail = np.minimum(_TAIL_POINTS, n // 5)
+    for m, j in zip(*np.nonzero(usable & (ge < tail))):
+        ref = reference[m, ok[m, :, j], j]
+        t = int(tail[m, j])
+        top = np.partition(ref, len(ref) - t - 1)[len(ref) - t - 1 :]
+        u = top[0]
+        beta = (top[1:].sum() - t * u) / t
+        excess = values[m, j] - u
+        p[m, j] = t / (n[m, j] + 1.0) * (np.exp(-excess / beta) if beta > 0 else 0.5 / t)
+    return np.where(usable, -np.log10(np.maximum(p, 1e-300)), np.nan)
+
+
 class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
     """Streaming anomaly score in [0, 1] from per-series level, seasonality and scale.
 
@@ -98,6 +144,18 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
     max_reference : int, default 1500
         Most past subsequences per series and column kept for the shape score (the
         oldest are dropped first). [-]
+    gaussian_windows : tuple of int or None, default None
+        Lengths of the trailing windows of the windowed-Gaussian members (|z| of a value
+        against the mean and standard deviation of the previous W values). None: a short
+        and a long window, ``4·window`` and ``max(32·window, 2·period)``; () turns them
+        off. [rows]
+    calibration_size : int, default 1000
+        Latest scores of each member kept per series and column as that member's
+        reference distribution. [rows]
+    combine : {"max", "mean"}, default "max"
+        How the members' calibrated surprises make the raw score: the largest (the
+        member that finds the row least likely speaks) or their mean (members must
+        agree).
     threshold : float, default 0.99
         Calibrated score at or above which :meth:`predict` says anomaly (-1). [-]
 
@@ -109,8 +167,13 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         Seasonal period used (0: none). [rows]
     shape_window_ : int
         Subsequence length of the shape score (0: off). [rows]
+    gaussian_windows_ : tuple of int
+        Windows of the windowed-Gaussian members. [rows]
+    members_ : list of str
+        Names of the members, in the order of :meth:`member_surprise`'s rows.
     state_ : dict of str → dict of ndarray
-        Per-series state (``level``, ``scale``, ``season``, ``phase``, ``recent``, ``n``).
+        Per-series state (``level``, ``scale``, ``season``, ``phase``, ``recent``,
+        ``history``, ``calibration``, ``n``…).
     quantiles_ : ndarray, shape (1001,)
         Raw scores of the fitting data replayed, for calibration.
     """
@@ -127,6 +190,9 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         series_column: str | None = None,
         shape_window: int | None = None,
         max_reference: int = 1500,
+        gaussian_windows: tuple[int, ...] | None = None,
+        calibration_size: int = 1000,
+        combine: str = "max",
         threshold: float = 0.99,
     ):
         self.period = period
@@ -139,6 +205,9 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         self.series_column = series_column
         self.shape_window = shape_window
         self.max_reference = max_reference
+        self.gaussian_windows = gaussian_windows
+        self.calibration_size = calibration_size
+        self.combine = combine
         self.threshold = threshold
 
     # -- input ---------------------------------------------------------------------------
@@ -186,14 +255,19 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
     def _new_state(self, first: np.ndarray) -> dict:
         k = len(self.columns_)
         level = np.where(np.isnan(first), np.nan, first)
+        history = max(self.gaussian_windows_, default=0)
         return {
             "level": level.astype(float),
             "trend": np.zeros(k),
             "scale": np.full(k, np.nan),
             "season": np.zeros((max(self.period_, 1), k)),
-            "phase": 0,
+            "phase": 0,  # rows of this series seen so far
             "recent": np.zeros((max(int(self.window), 1), k)),
             "n": np.zeros(k, dtype=np.int64),
+            "history": np.full((max(history, 1), k), np.nan),  # last values, a ring
+            "calibration": np.full(
+                (len(self.members_), int(self.calibration_size), k), np.nan
+            ),  # latest member scores, a ring
             **self._new_shape_state(k),
         }
 
@@ -206,18 +280,15 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             "tail": np.full((m, k), np.nan),  # last m values, oldest first
             "bank": np.zeros((k, cap, m)),  # z-normalised past subsequences
             "written": np.full((k, cap), -1, dtype=np.int64),  # step each was stored at
-            "d_mean": np.zeros(k),
-            "d_scale": np.zeros(k),
-            "d_n": np.zeros(k, dtype=np.int64),
             "steps": 0,
         }
 
     def _shape_step(self, st: dict, x: np.ndarray, update: bool) -> np.ndarray:
-        """Shape z-score per column (NaN while there is no reference), then the update."""
+        """Nearest-neighbour distance of the latest subsequence per column (NaN while
+        there is no reference), then the update. [-]"""
         m = self.shape_window_
         k = len(x)
         tail = np.vstack([st["tail"][1:], x[None, :]])
-        z = np.full(k, np.nan)
         step = st["steps"]
         cap = st["bank"].shape[1]
         dists = np.full(k, np.nan)
@@ -234,12 +305,9 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             if not ok.any():
                 continue
             corr = np.where(ok, st["bank"][j] @ q, -np.inf).max() / m
-            d = float(np.sqrt(max(0.0, 2.0 * (1.0 - corr))))
-            dists[j] = d
-            if st["d_n"][j] >= max(10, m) and st["d_scale"][j] > 0:
-                z[j] = max(0.0, d - st["d_mean"][j]) / st["d_scale"][j]
+            dists[j] = float(np.sqrt(max(0.0, 2.0 * (1.0 - corr))))
         if not update:
-            return z
+            return dists
         st["tail"] = tail
         for j in range(k):
             if queries[j] is None:
@@ -247,45 +315,49 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             slot = step % cap
             st["bank"][j, slot] = queries[j]
             st["written"][j, slot] = step
-            d = dists[j]
-            if np.isnan(d):
-                continue
-            n = st["d_n"][j]
-            warm = n >= max(10, m)
-            a = 1.0 / (n + 1) if not warm else 1 - 0.5 ** (1 / self.scale_halflife)
-            mean, scale = st["d_mean"][j], st["d_scale"][j]
-            dc = min(d, mean + self.clip * scale) if warm and scale > 0 else d
-            st["d_mean"][j] = (1 - a) * mean + a * dc
-            st["d_scale"][j] = (1 - a) * scale + a * abs(dc - mean)
-            st["d_n"][j] = n + 1
         st["steps"] = step + 1
-        return z
+        return dists
+
+    def _gaussian_members(self, st: dict, x: np.ndarray) -> np.ndarray:
+        """|z| of x against the previous W values, one row per window W. [-]"""
+        hist = st["history"]
+        size = hist.shape[0]
+        seen = st["phase"]
+        out = np.full((len(self.gaussian_windows_), len(x)), np.nan)
+        for i, w in enumerate(self.gaussian_windows_):
+            past = hist[(seen - 1 - np.arange(min(w, seen))) % size]
+            ok = ~np.isnan(past)
+            cnt = ok.sum(axis=0)
+            filled = np.where(ok, past, 0.0)
+            mean = filled.sum(axis=0) / np.maximum(cnt, 1)
+            var = (np.where(ok, past - mean, 0.0) ** 2).sum(axis=0) / np.maximum(cnt - 1, 1)
+            sd = np.sqrt(var)
+            good = (cnt >= 2) & (sd > 1e-12 * (np.abs(mean) + 1.0))
+            out[i] = np.where(good, np.abs(x - mean) / np.where(good, sd, 1.0), np.nan)
+        return out
 
     def _warmup(self) -> int:
         # Enough points for a first scale and one seasonal cycle, before judging.
         return max(2 * int(self.window), 10, self.period_)
 
-    def _step(self, st: dict, x: np.ndarray, update: bool) -> float:
-        """Raw score of one row of one series, then (if ``update``) the state update.
-
-        Additive Holt-Winters in error-correction form with robust (clipped) residuals:
-        ``expected = level + trend + season[phase]``.
-        """
+    def _members(self, st: dict, x: np.ndarray, update: bool) -> tuple[np.ndarray, dict]:
+        """Member scores of one row (n_members, n_columns), NaN before warm-up, and the
+        quantities the state update needs."""
         p = self.period_
         phase = st["phase"] % p if p else 0
         season = st["season"][phase] if p else 0.0
+        # Additive Holt-Winters in error-correction form: level + trend + season[phase].
         expected = st["level"] + st["trend"] + season
         resid = x - expected
         valid = ~np.isnan(x) & ~np.isnan(st["level"])
         warm = valid & (st["n"] >= self._warmup())
         scale = np.where(st["scale"] > 0, st["scale"], np.nan)
-        z = np.abs(resid) / scale
         w = st["recent"].shape[0]
-        slot = st["phase"] % w
         recent = st["recent"].copy()
-        recent[slot] = np.where(warm, np.clip(resid / scale, -4 * self.clip, 4 * self.clip), 0.0)
-        z_win = np.abs(recent.mean(axis=0)) * np.sqrt(w)
-        both = np.where(warm, np.fmax(z, z_win), np.nan)
+        recent[st["phase"] % w] = np.where(
+            warm, np.clip(resid / scale, -4 * self.clip, 4 * self.clip), 0.0
+        )
+        rows = [np.abs(resid) / scale, np.abs(recent.mean(axis=0)) * np.sqrt(w)]
         if self.shape_window_:
             # The shape is judged on values with spikes clipped to `clip` scales: a spike
             # is the point score's news, and would otherwise keep the shape score high
@@ -293,11 +365,30 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             bound = np.where(warm, self.clip * np.nan_to_num(scale, nan=np.inf), np.inf)
             cleaned = np.where(np.isnan(x), x, expected + np.clip(resid, -bound, bound))
             cleaned = np.where(np.isnan(expected), x, cleaned)
-            both = np.fmax(both, self._shape_step(st, cleaned, update))
-        raw = float(np.nanmax(both)) if np.isfinite(both).any() else 0.0
+            rows.append(self._shape_step(st, cleaned, update))
+        members = np.vstack([np.vstack(rows), self._gaussian_members(st, x)])
+        members = np.where(warm[None, :], members, np.nan)
+        return members, {"resid": resid, "valid": valid, "scale": scale, "recent": recent}
+
+    def _step(self, st: dict, x: np.ndarray, update: bool) -> float:
+        """Raw score of one row of one series, then (if ``update``) the state update."""
+        members, upd = self._members(st, x, update)
+        surprise = tail_surprise(st["calibration"], members)
+        if np.isnan(surprise).all():
+            raw = 0.0
+        elif self.combine == "mean":
+            raw = float(np.nanmax(np.nanmean(surprise, axis=0)))
+        else:
+            raw = float(np.nanmax(surprise))
         if not update:
             return raw
-        st["recent"] = recent
+        seen = st["phase"]
+        st["calibration"][:, seen % st["calibration"].shape[1]] = members
+        st["history"][seen % st["history"].shape[0]] = x
+        st["recent"] = upd["recent"]
+        resid, valid, scale = upd["resid"], upd["valid"], upd["scale"]
+        p = self.period_
+        phase = seen % p if p else 0
         a_l = 1 - 0.5 ** (1 / self.level_halflife)
         a_t = a_l / 4
         a_s = 1 - 0.5 ** (1 / self.season_halflife)
@@ -314,15 +405,14 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             st["season"][phase] = st["season"][phase] + np.where(valid, a_s * (1 - a_l) * r, 0.0)
         # Scale: plain mean of |residual| during warm-up, then exponentially weighted.
         weight = np.where(n < self._warmup(), 1.0 / (n + 1), a_sc)
-        absr = np.abs(r)
         old = np.nan_to_num(st["scale"], nan=0.0)
-        new_scale = (1 - weight) * old + weight * absr
+        new_scale = (1 - weight) * old + weight * np.abs(r)
         # Keep the scale off zero on flat stretches (a wiggle after a flat line is news,
         # not an infinite one).
         floor = 1e-9 * (np.abs(np.nan_to_num(st["level"])) + 1.0)
         st["scale"] = np.where(valid & (n > 0), np.maximum(new_scale, floor), st["scale"])
         st["n"] = n + valid
-        st["phase"] = st["phase"] + 1
+        st["phase"] = seen + 1
         return raw
 
     def _run(self, keys: np.ndarray, values: np.ndarray, update: bool) -> np.ndarray:
@@ -334,8 +424,6 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
                 st = self._new_state(values[i])
                 if update:
                     self.state_[key] = st
-                else:
-                    st = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in st.items()}
             raw[i] = self._step(st, values[i], update)
         return raw
 
@@ -356,7 +444,29 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             )
         if int(self.window) < 1 or self.clip <= 0:
             raise ValueError("TemporalAnomalyScorer: window must be >= 1 and clip > 0")
-        for name in ("columns_", "period_", "shape_window_", "state_", "quantiles_"):
+        if self.combine not in ("max", "mean"):
+            raise ValueError(
+                f"TemporalAnomalyScorer: combine must be 'max' or 'mean', got {self.combine!r}"
+            )
+        if int(self.calibration_size) < 2 * _MIN_REFERENCE:
+            raise ValueError(
+                "TemporalAnomalyScorer: calibration_size must be >= "
+                f"{2 * _MIN_REFERENCE}, got {self.calibration_size}"
+            )
+        if self.gaussian_windows is not None and any(int(w) < 2 for w in self.gaussian_windows):
+            raise ValueError(
+                "TemporalAnomalyScorer: every gaussian_windows entry must be >= 2 rows, got "
+                f"{tuple(self.gaussian_windows)}"
+            )
+        for name in (
+            "columns_",
+            "period_",
+            "shape_window_",
+            "gaussian_windows_",
+            "members_",
+            "state_",
+            "quantiles_",
+        ):
             if hasattr(self, name):
                 delattr(self, name)
         keys, values = self._split(X)
@@ -380,6 +490,16 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             self.shape_window_ = self.period_ if 8 <= self.period_ <= 512 else 0
         else:
             self.shape_window_ = int(self.shape_window)
+        if self.gaussian_windows is None:
+            w = int(self.window)
+            self.gaussian_windows_ = (4 * w, max(32 * w, 2 * self.period_))
+        else:
+            self.gaussian_windows_ = tuple(int(w) for w in self.gaussian_windows)
+        self.members_ = (
+            ["point", "window"]
+            + (["shape"] if self.shape_window_ else [])
+            + [f"gaussian_{w}" for w in self.gaussian_windows_]
+        )
         self.state_ = {}
         raw = self._run(keys, values, update=True)
         # Calibrate on rows after each series' warm-up (raw = 0 there by construction).
@@ -389,7 +509,7 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         return self
 
     def raw_score(self, X, update: bool = True) -> np.ndarray:
-        """Uncalibrated score (robust z units; higher = more anomalous). [-]
+        """Uncalibrated score: the members' combined surprise (higher = more anomalous). [-]
 
         Parameters
         ----------
