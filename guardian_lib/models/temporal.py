@@ -44,7 +44,8 @@ def seasonal_period(values: np.ndarray, max_period: int, min_period: int = 2) ->
 
     The period is the lag of the highest autocorrelation peak after the autocorrelation
     first falls below zero (a smooth series is similar to itself at small lags without
-    being seasonal), in [min_period, max_period]; 0 when that peak is below 0.3, the
+    being seasonal), in [min_period, max_period], or the shortest peak within 10 % of it
+    (multiples of the period are peaks too); 0 when the highest peak is below 0.3, the
     autocorrelation never falls below zero, or the series is shorter than two periods.
     A straight-line trend is removed first. NaN values are left out.
     """
@@ -65,7 +66,13 @@ def seasonal_period(values: np.ndarray, max_period: int, min_period: int = 2) ->
     if not ok.any():
         return 0
     best = int(np.argmax(np.where(ok, acf, -np.inf)))
-    return int(lags[best]) if acf[best] >= 0.3 else 0
+    if acf[best] < 0.3:
+        return 0
+    # Every multiple of the period is a peak as well, some a hair higher by chance: the
+    # shortest peak within 10 % of the highest is the period.
+    inner = np.r_[-np.inf, acf, -np.inf]
+    peak = ok & (acf >= inner[:-2]) & (acf >= inner[2:]) & (acf >= 0.9 * acf[best])
+    return int(lags[np.flatnonzero(peak)[0]]) if peak.any() else int(lags[best])
 
 
 #: Reference values a member needs before its scores are calibrated. [-]
@@ -103,7 +110,7 @@ def tail_surprise(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
     p = (ge + 0.5) / (n + 1.0)
     usable = (n >= _MIN_REFERENCE) & ~np.isnan(values)
     tail = np.minimum(_TAIL_POINTS, n // 5)
-    for m, j in zip(*np.nonzero(usable & (ge < tail))):
+    for m, j in zip(*np.nonzero(usable & (ge < tail)), strict=True):
         ref = reference[m, ok[m, :, j], j]
         t = int(tail[m, j])
         top = np.partition(ref, len(ref) - t - 1)[len(ref) - t - 1 :]
@@ -152,10 +159,11 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
     calibration_size : int, default 1000
         Latest scores of each member kept per series and column as that member's
         reference distribution. [rows]
-    combine : {"max", "mean"}, default "max"
-        How the members' calibrated surprises make the raw score: the largest (the
-        member that finds the row least likely speaks) or their mean (members must
-        agree).
+    combine : {"hmp", "max", "mean"}, default "hmp"
+        How the members' calibrated surprises make the raw score: the harmonic mean of
+        their tail probabilities (led by the least likely, raised when several members
+        agree; valid for dependent members, Wilson 2019), the largest surprise alone, or
+        the mean surprise (members must agree).
     threshold : float, default 0.99
         Calibrated score at or above which :meth:`predict` says anomaly (-1). [-]
 
@@ -170,7 +178,7 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
     gaussian_windows_ : tuple of int
         Windows of the windowed-Gaussian members. [rows]
     members_ : list of str
-        Names of the members, in the order of :meth:`member_surprise`'s rows.
+        Names of the members, in the order of :meth:`member_surprise`'s columns.
     state_ : dict of str → dict of ndarray
         Per-series state (``level``, ``scale``, ``season``, ``phase``, ``recent``,
         ``history``, ``calibration``, ``n``…).
@@ -192,7 +200,7 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         max_reference: int = 1500,
         gaussian_windows: tuple[int, ...] | None = None,
         calibration_size: int = 1000,
-        combine: str = "max",
+        combine: str = "hmp",
         threshold: float = 0.99,
     ):
         self.period = period
@@ -354,9 +362,9 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         scale = np.where(st["scale"] > 0, st["scale"], np.nan)
         w = st["recent"].shape[0]
         recent = st["recent"].copy()
-        recent[st["phase"] % w] = np.where(
-            warm, np.clip(resid / scale, -4 * self.clip, 4 * self.clip), 0.0
-        )
+        # Clipped at `clip` scales: one spike moves the window mean by at most clip/w
+        # (the point score's news), a lasting shift below `clip` scales moves it fully.
+        recent[st["phase"] % w] = np.where(warm, np.clip(resid / scale, -self.clip, self.clip), 0.0)
         rows = [np.abs(resid) / scale, np.abs(recent.mean(axis=0)) * np.sqrt(w)]
         if self.shape_window_:
             # The shape is judged on values with spikes clipped to `clip` scales: a spike
@@ -370,14 +378,31 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         members = np.where(warm[None, :], members, np.nan)
         return members, {"resid": resid, "valid": valid, "scale": scale, "recent": recent}
 
-    def _step(self, st: dict, x: np.ndarray, update: bool) -> float:
-        """Raw score of one row of one series, then (if ``update``) the state update."""
+    def _step(self, st: dict, x: np.ndarray, update: bool, out: np.ndarray | None = None) -> float:
+        """Raw score of one row of one series, then (if ``update``) the state update.
+
+        ``out`` (n_members,), if given, receives each member's surprise (max over columns).
+        """
         members, upd = self._members(st, x, update)
         surprise = tail_surprise(st["calibration"], members)
+        if out is not None:
+            finite = ~np.isnan(surprise)
+            out[:] = np.where(
+                finite.any(axis=1), np.nanmax(np.where(finite, surprise, -1.0), 1), 0.0
+            )
         if np.isnan(surprise).all():
             raw = 0.0
         elif self.combine == "mean":
             raw = float(np.nanmax(np.nanmean(surprise, axis=0)))
+        elif self.combine == "hmp":
+            # Harmonic mean of the members' tail probabilities, per column: valid for
+            # dependent members, led by the smallest p but higher when several agree.
+            top = np.nanmax(surprise, axis=0)
+            count = (~np.isnan(surprise)).sum(axis=0)
+            with np.errstate(invalid="ignore"):
+                spread = np.nansum(10.0 ** (surprise - top), axis=0)
+                per_column = top + np.log10(spread) - np.log10(np.maximum(count, 1))
+            raw = float(np.nanmax(np.where(count > 0, per_column, np.nan)))
         else:
             raw = float(np.nanmax(surprise))
         if not update:
@@ -415,7 +440,13 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         st["phase"] = seen + 1
         return raw
 
-    def _run(self, keys: np.ndarray, values: np.ndarray, update: bool) -> np.ndarray:
+    def _run(
+        self,
+        keys: np.ndarray,
+        values: np.ndarray,
+        update: bool,
+        per_member: np.ndarray | None = None,
+    ) -> np.ndarray:
         raw = np.zeros(len(values))
         for i in range(len(values)):
             key = keys[i]
@@ -424,7 +455,9 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
                 st = self._new_state(values[i])
                 if update:
                     self.state_[key] = st
-            raw[i] = self._step(st, values[i], update)
+            raw[i] = self._step(
+                st, values[i], update, None if per_member is None else per_member[i]
+            )
         return raw
 
     # -- public --------------------------------------------------------------------------
@@ -444,9 +477,10 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             )
         if int(self.window) < 1 or self.clip <= 0:
             raise ValueError("TemporalAnomalyScorer: window must be >= 1 and clip > 0")
-        if self.combine not in ("max", "mean"):
+        if self.combine not in ("hmp", "max", "mean"):
             raise ValueError(
-                f"TemporalAnomalyScorer: combine must be 'max' or 'mean', got {self.combine!r}"
+                "TemporalAnomalyScorer: combine must be 'hmp', 'max' or 'mean', got "
+                f"{self.combine!r}"
             )
         if int(self.calibration_size) < 2 * _MIN_REFERENCE:
             raise ValueError(
@@ -520,6 +554,18 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         check_is_fitted(self, "quantiles_")
         keys, values = self._split(X)
         return self._run(keys, values, update=update)
+
+    def member_surprise(self, X, update: bool = True) -> np.ndarray:
+        """Each member's calibrated surprise per row (max over columns; 0 before
+        warm-up), shape (n_rows, len(members_)): which member finds a row unlikely. [-]
+
+        Moves the reference like :meth:`raw_score` unless ``update`` is False.
+        """
+        check_is_fitted(self, "quantiles_")
+        keys, values = self._split(X)
+        out = np.zeros((len(values), len(self.members_)))
+        self._run(keys, values, update=update, per_member=out)
+        return out
 
     def anomaly_score(self, X, update: bool = True) -> np.ndarray:
         """Calibrated anomaly score in [0, 1] (higher = more anomalous). [-]"""
