@@ -36,7 +36,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["TemporalAnomalyScorer", "seasonal_period"]
+__all__ = ["TemporalAnomalyScorer", "seasonal_period", "tail_surprise"]
 
 
 def seasonal_period(values: np.ndarray, max_period: int, min_period: int = 2) -> int:
