@@ -160,7 +160,7 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         Latest scores of each member kept per series and column (as float32) as that
         member's reference distribution: its extreme tail, where anomalies are told
         apart, needs thousands (on the labelled streams of docs/models.md 300 ranked
-        worse than 1,000, and 1,000 worse than 3,000). [rows]
+        worse than 1,000, and 1,000 worse than 3,000 on most). [rows]
     combine : {"hmp", "max", "mean"}, default "hmp"
         How the members' calibrated surprises make the raw score: the harmonic mean of
         their tail probabilities (led by the least likely, raised when several members
