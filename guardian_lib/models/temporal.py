@@ -10,23 +10,28 @@ column, a robust running state
 * ``season`` — one offset per phase of the seasonal period (e.g. hour of day),
 * ``scale`` — an exponentially weighted mean absolute residual,
 
-and scores each new value by how far it is from ``level + trend + season[phase]`` in
-units of ``scale`` (a point score), by how far the mean of the last ``window`` residuals
-is (a window score, which catches level shifts too small for any single point) and, for
-seasonal streams, by how unlike any earlier stretch of the series the latest
-``shape_window`` values are (a shape score: the distance of the z-normalised
-subsequence to its nearest neighbour among the series' past ones, in units of the
-typical such distance; it catches a heartbeat or a daily curve of the wrong shape whose
-values all stay in range). The state
-is updated after scoring each value, with residuals clipped at ``clip`` scales, so a
-spike does not drag the reference while a lasting level shift is absorbed within a few
-``level_halflife``: the scorer fires at the shift and settles on the new level.
+and scores each new value with several members: how far it is from
+``level + trend + season[phase]`` in units of ``scale`` (``point``); how far the mean
+of the last ``window`` residuals is (``window``: level shifts too small for any single
+point); for seasonal streams, how unlike any earlier stretch of the series the latest
+``shape_window`` values are (``shape``: the distance of the z-normalised subsequence to
+its nearest neighbour among the series' past ones; it catches a heartbeat or a daily
+curve of the wrong shape whose values all stay in range); and |z| against the mean and
+standard deviation of the previous W values for a short and a long W (the windowed
+Gaussian, ``gaussian_<W>``). The state is updated after scoring each value, with
+residuals clipped at ``clip`` scales, so a spike does not drag the reference while a
+lasting level shift is absorbed within a few ``level_halflife``: the scorer fires at
+the shift and settles on the new level.
 
-The raw score is calibrated through the empirical CDF of the raw scores replayed over
-the fitting data, as :class:`AnomalyScorer` does: 0.99 means "more anomalous than 99 %
-of the reference", on any stream. Scoring is streaming: scoring a frame in one call or
-in consecutive chunks gives the same scores (tested), and ``update=False`` scores
-without moving the reference.
+Members speak in different units, so each is calibrated against its own latest
+``calibration_size`` scores of the same series and column (:func:`tail_surprise`: the
+empirical tail probability, extended past the largest scores by an exponential tail),
+and the raw score is the harmonic mean of the members' tail probabilities, as a
+surprise in decades. That raw score is calibrated in turn through the raw scores
+replayed over the fitting data, as :class:`AnomalyScorer` does: 0.99 means "more
+anomalous than 99 % of the reference", on any stream. Scoring is streaming: scoring a
+frame in one call or in consecutive chunks gives the same scores (tested), and
+``update=False`` scores without moving the reference.
 """
 
 from __future__ import annotations
