@@ -119,6 +119,10 @@ class AnomalyScorer(OutlierMixin, BaseEstimator):
         else:
             check_is_fitted(self, "quantiles_")
             arr = validated_frame(self, X, reset=False).to_numpy()
+        return self._imputed(arr)
+
+    def _imputed(self, arr: np.ndarray) -> np.ndarray:
+        """The forest's input: NaN replaced by the medians, plus the NaN indicators."""
         nan = np.isnan(arr)
         arr = np.where(nan, self.medians_, arr)
         return np.hstack([arr, nan[:, self.nan_columns_].astype(float)])
@@ -148,7 +152,15 @@ class AnomalyScorer(OutlierMixin, BaseEstimator):
 
     def anomaly_score(self, X) -> np.ndarray:
         """Calibrated anomaly score in [0, 1] (higher = more anomalous). [-]"""
-        raw = self.raw_score(X)
+        return self._calibrated(self.raw_score(X))
+
+    def _anomaly_matrix(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`anomaly_score` of a float64 matrix whose columns are
+        ``feature_names_in_`` (already validated: NaN allowed, no inf). [-]"""
+        check_is_fitted(self, "quantiles_")
+        return self._calibrated(-forest_score_samples(self.forest_, self._imputed(X)))
+
+    def _calibrated(self, raw: np.ndarray) -> np.ndarray:
         q = self.quantiles_
         # Fraction of reference rows with a lower raw score (ties split evenly).
         lo = np.searchsorted(q, raw, side="left")
