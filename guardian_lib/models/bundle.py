@@ -187,9 +187,9 @@ class ModelBundle:
         cols = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
         # The estimators read the one float64 matrix (their columns picked by position)
         # instead of validating a frame each; a matrix their checks would refuse (inf,
-        # columns missing) goes through their frame API, which says why.
+        # no rows, columns missing) goes through their frame API, which says why.
         matrix = X.to_numpy() if all(dt == np.float64 for dt in X.dtypes) else None
-        if matrix is not None and np.isinf(matrix).any():
+        if matrix is not None and (not len(matrix) or np.isinf(matrix).any()):
             matrix = None
         anomaly_at = self._positions(self.anomaly)
         if matrix is not None and anomaly_at is not None:
@@ -209,19 +209,18 @@ class ModelBundle:
             cols[col] = (
                 proba[:, classes.index(cls)] if cls in classes else np.where(sym, 0.0, np.nan)
             )
-        X_risk = X.loc[:, _columns(self.risk_columns)]
         risk_at = self._positions(self.risk)
         if matrix is not None and risk_at is not None:
             hazards = self.risk._hazard_matrix(matrix[:, risk_at])
         else:
-            hazards = self.risk.predict_hazard(X_risk)
+            hazards = self.risk.predict_hazard(X.loc[:, _columns(self.risk_columns)])
         risk = compose_hazards(hazards)
         for k, h in enumerate(self.risk.horizons_h):
             cols[f"risk_{h}h"] = risk[:, k]
-        out = pd.DataFrame(cols)
-        out["model_version"] = self.model_version
-        reasons = np.full(len(out), "[]", dtype=object)
-        if explain and len(out):
+        reasons = np.full(len(features), "[]", dtype=object)
+        if explain and len(features):
+            out = pd.DataFrame(cols)
+            X_risk = X.loc[:, _columns(self.risk_columns)]
             if sym.any() and self.cause.constant_ is None:
                 idx = np.flatnonzero(sym)[:max_explained]
                 cls_idx = np.argmax(proba[idx], axis=1)
@@ -242,5 +241,8 @@ class ModelBundle:
                     rows = X_risk.iloc[sel]
                     vals = shap_values(model.booster_, rows.astype(float))
                     reasons[sel] = top_reasons(vals, rows, "risk_24h", top_k)
-        out["top_reasons"] = reasons
-        return out.loc[:, _columns(PREDICTION_COLUMNS)]
+        # One frame in the schema's column order (the string columns get the dtype a
+        # scalar assignment gives them).
+        cols["model_version"] = np.full(len(features), self.model_version, dtype=object)
+        cols["top_reasons"] = reasons
+        return pd.DataFrame({c: cols[c] for c in PREDICTION_COLUMNS})
