@@ -52,7 +52,18 @@ _MISSING_ZERO, _MISSING_NAN = 1, 2
 _ZERO_THRESHOLD = 1e-35
 
 
-@njit(cache=True, nogil=True)
+def _compiled(fn):
+    """``numba.njit`` with the machine code cached on disk (next to this module, else in
+    the user's cache folder): a process then loads it in ~0.5 s instead of compiling
+    for ~1.5 s. Where neither folder is writable numba refuses to cache; the function
+    is then compiled in each process."""
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return njit(nogil=True)(fn)
+
+
+@_compiled
 def _quickscorer(X, node_feat, node_thr, node_tree, node_mask, node_nan_right, tree_class,
                  leaf_start, leaf_value, full, masks, block, out):  # fmt: skip
     """Add each tree's leaf value to ``out[row, tree_class[tree]]``, trees in order.
@@ -93,14 +104,14 @@ def _quickscorer(X, node_feat, node_thr, node_tree, node_mask, node_nan_right, t
                 out[start + r, c] += leaf_value[base + trailing_zeros(masks[t, r])]
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _sigmoid(raw, sigmoid, out):
     # BinaryLogLoss::ConvertOutput: 1.0f / (1.0f + std::exp(-sigmoid_ * input)).
     for i in range(raw.shape[0]):
         out[i] = 1.0 / (1.0 + math.exp(-sigmoid * raw[i, 0]))
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _softmax(raw, out):
     # Common::Softmax: exp(x − max) / Σ, summed in class order.
     for i in range(raw.shape[0]):
@@ -300,7 +311,7 @@ def booster_walker(booster) -> BoosterWalker | None:
     return walker
 
 
-@njit(cache=True, nogil=True)
+@_compiled
 def _forest_depths(X, root, depth, feat, thr, child, leaf_depth, nodes, out):
     """Add each tree's path length at the row's leaf to ``out[row]``, trees in order.
 
