@@ -119,23 +119,27 @@ def positive_proba_matrix(model: lgb.LGBMClassifier, X: np.ndarray) -> np.ndarra
     """``model.predict_proba(X)[:, 1]`` of a fitted binary LightGBM classifier (no
     custom objective) on a float64 matrix whose columns are the fitted features.
 
-    Computed by :func:`guardian_lib.models.treewalk.booster_walker` (LightGBM's output
-    bit for bit, 4-6x faster on a fleet's round); a model the walker does not reproduce
-    is predicted by its Booster (no scikit-learn wrapper: the same call, less overhead).
+    Batches LightGBM would predict on one thread (:data:`SINGLE_THREAD_ROWS`) are
+    computed by :func:`guardian_lib.models.treewalk.booster_walker` (LightGBM's output
+    bit for bit, 4-6x faster on a fleet's round, on one thread too); larger batches, and
+    models the walker does not reproduce, by the Booster on every core (no scikit-learn
+    wrapper: the same call, less overhead).
     """
-    walker = booster_walker(model.booster_)
+    threads = predict_threads(len(X))
+    walker = booster_walker(model.booster_) if threads == 1 else None
     if walker is not None:
         return walker.predict(X)
-    return model.booster_.predict(X, num_threads=predict_threads(len(X)))
+    return model.booster_.predict(X, num_threads=threads)
 
 
 def class_proba(model: lgb.LGBMClassifier, frame: pd.DataFrame) -> np.ndarray:
     """``model.predict_proba(frame)`` of a fitted LightGBM classifier, shape (n, classes).
 
-    By the compiled walker where it applies (see :func:`positive_proba`), else by the
-    wrapper; the same values either way.
+    By the compiled walker where it applies (see :func:`positive_proba_matrix`), else by
+    the wrapper; the same values either way.
     """
-    walker = _walker(model, frame) if len(frame) else None
+    small = 0 < len(frame) and predict_threads(len(frame)) == 1
+    walker = _walker(model, frame) if small else None
     if walker is None:
         return model.predict_proba(frame, num_threads=predict_threads(len(frame)))
     p = walker.predict(frame.to_numpy(dtype=np.float64))

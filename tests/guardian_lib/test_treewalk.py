@@ -183,3 +183,13 @@ def test_forest_walk_equals_scikit_learn(rng, max_features):
     # A refit forest is walked with its new trees.
     forest.set_params(random_state=4).fit(X)
     np.testing.assert_array_equal(forest_score_samples(forest, Y), forest.score_samples(Y))
+
+
+def test_large_batches_are_predicted_by_lightgbm_on_every_core(rng):
+    from guardian_lib.models._base import SINGLE_THREAD_ROWS
+
+    X, y = _data(rng)
+    model = lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1).fit(X, y)
+    big = np.tile(X, (SINGLE_THREAD_ROWS // len(X) + 1, 1))
+    np.testing.assert_array_equal(positive_proba_matrix(model, big), model.predict_proba(big)[:, 1])
+    np.testing.assert_array_equal(class_proba(model, _frame(big)), model.predict_proba(big))
