@@ -160,12 +160,14 @@ class ClosedLoop:
         """
         if self.autopilot is None:
             raise RuntimeError("ClosedLoop.decide: this loop has no autopilot (observe only)")
+        status, columns = self.observer.status_with_columns()
         snap = Snapshot(
             ts=pd.Timestamp(ts),
-            status=self.observer.status(),
+            status=status,
             events=pd.DataFrame(self._events, columns=list(EVENT_COLUMNS)),
             service_orders=self.open_orders(),
         )
+        snap.seed_columns(columns)
         self._events = []
         self.decisions = self.autopilot.step(snap)
         return self.decisions
