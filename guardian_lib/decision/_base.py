@@ -85,13 +85,37 @@ def _sanitized(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return cols
 
 
-def _as_stored(arr: np.ndarray) -> np.ndarray:
-    """``arr`` as a frame column reads back (``pd.Series(arr).to_numpy()``): pandas
-    infers a string or datetime dtype for an object array, which changes how missing
-    values read (None → nan)."""
-    if isinstance(arr, np.ndarray) and arr.dtype == object:
-        return pd.Series(arr, copy=False).to_numpy()
-    return arr
+#: Largest time difference the per-element path of :func:`_seconds_since` takes: below
+#: it the difference in nanoseconds is an exact float64, so its quotient by the unit's
+#: length is the one pandas' vectorised ``total_seconds`` gives. [ns]
+_EXACT_NS = 2**53
+
+
+def _seconds_since(ts: pd.Timestamp, times: np.ndarray) -> np.ndarray:
+    """``(ts - pd.to_datetime(pd.Series(times), utc=True)).dt.total_seconds()`` [s]
+    (NaN for a missing time).
+
+    A round looks at a handful of open cases: per element this costs microseconds,
+    where the vectorised pandas path costs a fraction of a millisecond of overhead.
+    Anything but timestamps, or a difference beyond about 104 days, takes that path.
+    """
+    out = np.full(len(times), np.nan)
+    ts = pd.Timestamp(ts)
+    for i, t in enumerate(times):
+        if t is None or t is pd.NaT:
+            continue
+        if not isinstance(t, pd.Timestamp) or ts.tzinfo is None:
+            break
+        if t.tzinfo is None:
+            t = t.tz_localize("UTC")
+        delta = ts - t
+        if abs(delta.value) >= _EXACT_NS:
+            break
+        out[i] = delta.total_seconds()
+    else:
+        return out
+    opened = pd.to_datetime(pd.Series(times), utc=True)
+    return (ts - opened).dt.total_seconds().to_numpy()
 
 
 @dataclass
@@ -217,13 +241,15 @@ class PolicyBase:
         missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
         if missing:
             raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
-        ids = preds["onu_id"].to_numpy()
+        pcols = snap.prediction_columns()
+        ids = pcols["onu_id"]
         if not (len(ids) == len(st) and np.array_equal(ids, snap.onu_ids())):
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
+            pcols = FrameColumns(preds)
         nb = snap.neighbours()
         outages = coincident_outages(st, self.outage_evidence, self._eligible(snap))
         skip = ("ts", "onu_id")  # never read (a tz-aware "ts" costs ms to convert)
-        pred = {c: preds[c].to_numpy() for c in preds.columns if c not in skip}
+        pred = {c: pcols[c] for c in preds.columns if c not in skip}
         box_rxdrop = nb["box_rxdrop_share"].to_numpy()
         # Only rows a decision can be about: an anomaly score alone decides nothing (and
         # the ML models give most of the fleet a small one, which made every round slow).
@@ -240,7 +266,7 @@ class PolicyBase:
         # later one of the same name wins), read as their frames store them.
         cols: dict = {c: snap.column(c)[rows] for c in st.columns if c not in skip}
         p = _sanitized({c: v[rows] for c, v in pred.items()})
-        cols.update({c: _as_stored(v) for c, v in p.items()})
+        cols.update(p)
         for part in (nb, outages):
             cols.update({c: part[c].to_numpy()[rows] for c in part.columns if c not in skip})
         df = pd.DataFrame(cols, index=index)
@@ -266,10 +292,11 @@ class PolicyBase:
         st = snap.status
         pos = st.index.get_indexer(pd.Index(cases.index.to_numpy(dtype=object)))
         keep = pos >= 0
-        opened = pd.to_datetime(pd.Series(cases["opened_at"].to_numpy()[keep]), utc=True)
-        lag_min = (opened - snap.ts).dt.total_seconds().to_numpy() / 60.0 + np.asarray(
-            snap.column("impacted_min"), dtype=float
-        )[pos[keep]]
+        opened = cases["opened_at"].to_numpy(dtype=object)[keep]
+        lag_min = (
+            -_seconds_since(snap.ts, opened) / 60.0
+            + np.asarray(snap.column("impacted_min"), dtype=float)[pos[keep]]
+        )
         eligible = np.ones(len(st), dtype=bool)
         eligible[pos[keep][np.nan_to_num(lag_min, nan=0.0) > self.join_window_min]] = False
         return eligible
@@ -536,9 +563,8 @@ class PolicyBase:
         # Age of each open case (inf without one).
         age_min = np.full(len(ids), np.inf)
         if has_case.any():
-            opened = pd.to_datetime(pd.Series(case_col["opened_at"][pos[has_case]]), utc=True)
-            age = ((snap.ts - opened).dt.total_seconds() / 60.0).fillna(np.inf).to_numpy()
-            age_min[has_case] = age
+            age = _seconds_since(snap.ts, case_col["opened_at"][pos[has_case]]) / 60.0
+            age_min[has_case] = np.where(np.isnan(age), np.inf, age)
         drifting = (np.asarray(col["rx_drop_db"], dtype=float) >= self.keep_drop_db) | (
             np.asarray(col["tx_drop_db"], dtype=float) >= self.keep_drop_db
         )

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from guardian_lib.decision._columns import FrameColumns
 from guardian_lib.decision.neighbours import neighbour_stats
 from guardian_lib.schema import CLASS_COLUMNS as _SCHEMA_CLASS_COLUMNS
 from guardian_lib.schema import PREDICTION_COLUMNS
@@ -213,6 +214,27 @@ class Snapshot:
         :meth:`Observer.status_with_columns
         <guardian_lib.decision.observe.Observer.status_with_columns>`)."""
         self._cache.setdefault("status_columns", {}).update(columns)
+
+    def seed_predictions(self, predictions: pd.DataFrame, source: dict[str, Any]) -> None:
+        """Tell :meth:`prediction_columns` the arrays a scorer built ``predictions``
+        from (``pd.DataFrame(source)``), so that the policy does not read them back."""
+        self._cache["prediction_columns"] = FrameColumns(predictions, source)
+
+    def prediction_columns(self) -> FrameColumns:
+        """``{c: predictions[c].to_numpy()}``, each column read once (cached while
+        ``predictions`` is the same frame).
+
+        Raises
+        ------
+        ValueError
+            ``predictions`` is None (no scorer ran).
+        """
+        if self.predictions is None:
+            raise ValueError("Snapshot.prediction_columns: predictions is None (run a scorer)")
+        cols = self._cache.get("prediction_columns")
+        if cols is None or cols.frame is not self.predictions:
+            cols = self._cache["prediction_columns"] = FrameColumns(self.predictions)
+        return cols
 
     def onu_ids(self) -> np.ndarray:
         """``status.index`` as an object array of ONU ids (cached, read-only)."""

@@ -144,19 +144,19 @@ class RuleScorer:
             if share[i] > 0.15:
                 r.append(f"{share[i]:.0%} of neighbours affected under {stype[i]} {skey[i]}")
             reasons[i] = json.dumps(r[:3])
-        out = pd.DataFrame(
-            {
-                "ts": snapshot.ts,
-                "onu_id": st.index.array,
-                "anomaly_score": anomaly,
-                **{c: probs[:, j] for j, c in enumerate(CLASS_COLUMNS)},
-                "risk_2h": np.where(outage | degraded, 1.0, risk_24h * 0.3),
-                "risk_6h": np.where(outage | degraded, 1.0, risk_24h * 0.6),
-                "risk_24h": risk_24h,
-                "model_version": pd.Series(
-                    np.full(n, self.model_version, dtype=object), dtype=object
-                ),
-                "top_reasons": pd.Series(reasons, dtype=object, copy=False),
-            }
-        )
-        return out if tuple(out.columns) == PREDICTION_COLUMNS else out[list(PREDICTION_COLUMNS)]
+        cols = {
+            "ts": snapshot.ts,
+            "onu_id": st.index.array,
+            "anomaly_score": anomaly,
+            **{c: probs[:, j] for j, c in enumerate(CLASS_COLUMNS)},
+            "risk_2h": np.where(outage | degraded, 1.0, risk_24h * 0.3),
+            "risk_6h": np.where(outage | degraded, 1.0, risk_24h * 0.6),
+            "risk_24h": risk_24h,
+            "model_version": pd.Series(np.full(n, self.model_version, dtype=object), dtype=object),
+            "top_reasons": pd.Series(reasons, dtype=object, copy=False),
+        }
+        out = pd.DataFrame(cols)
+        if tuple(out.columns) != PREDICTION_COLUMNS:
+            out = out[list(PREDICTION_COLUMNS)]
+        snapshot.seed_predictions(out, cols)  # the policy reads these arrays, not the frame
+        return out
