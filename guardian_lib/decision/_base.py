@@ -85,19 +85,20 @@ def _sanitized(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return cols
 
 
-#: Largest time difference the per-element path of :func:`_seconds_since` takes: below
+#: Largest time difference the per-element path of :func:`_seconds_from` takes: below
 #: it the difference in nanoseconds is an exact float64, so its quotient by the unit's
 #: length is the one pandas' vectorised ``total_seconds`` gives. [ns]
 _EXACT_NS = 2**53
 
 
-def _seconds_since(ts: pd.Timestamp, times: np.ndarray) -> np.ndarray:
-    """``(ts - pd.to_datetime(pd.Series(times), utc=True)).dt.total_seconds()`` [s]
-    (NaN for a missing time).
+def _seconds_from(ts: pd.Timestamp, times: np.ndarray) -> np.ndarray:
+    """``(pd.to_datetime(pd.Series(times), utc=True) - ts).dt.total_seconds()`` [s]
+    (NaN for a missing time), the same values.
 
     A round looks at a handful of open cases: per element this costs microseconds,
     where the vectorised pandas path costs a fraction of a millisecond of overhead.
-    Anything but timestamps, or a difference beyond about 104 days, takes that path.
+    Anything but timestamps, or a difference beyond about 104 days (see
+    :data:`_EXACT_NS`), takes that path.
     """
     out = np.full(len(times), np.nan)
     ts = pd.Timestamp(ts)
@@ -108,14 +109,13 @@ def _seconds_since(ts: pd.Timestamp, times: np.ndarray) -> np.ndarray:
             break
         if t.tzinfo is None:
             t = t.tz_localize("UTC")
-        delta = ts - t
+        delta = t - ts
         if abs(delta.value) >= _EXACT_NS:
             break
         out[i] = delta.total_seconds()
     else:
         return out
-    opened = pd.to_datetime(pd.Series(times), utc=True)
-    return (ts - opened).dt.total_seconds().to_numpy()
+    return (pd.to_datetime(pd.Series(times), utc=True) - ts).dt.total_seconds().to_numpy()
 
 
 @dataclass
@@ -294,7 +294,7 @@ class PolicyBase:
         keep = pos >= 0
         opened = cases["opened_at"].to_numpy(dtype=object)[keep]
         lag_min = (
-            -_seconds_since(snap.ts, opened) / 60.0
+            _seconds_from(snap.ts, opened) / 60.0
             + np.asarray(snap.column("impacted_min"), dtype=float)[pos[keep]]
         )
         eligible = np.ones(len(st), dtype=bool)
@@ -339,9 +339,9 @@ class PolicyBase:
                 np.asarray(cols["cpe_id"], dtype=object)
             )
             dev = (pos >= 0) & pd.isna(rule)
-            until = pd.to_datetime(pd.Series(holds["until"].to_numpy()[pos[dev]]), utc=True)
+            until = holds["until"].to_numpy(dtype=object)[pos[dev]]
             rule[dev] = holds["rule"].to_numpy(dtype=object)[pos[dev]]
-            wait_min[dev] = np.maximum((until - snap.ts).dt.total_seconds().to_numpy() / 60, 0.0)
+            wait_min[dev] = np.maximum(_seconds_from(snap.ts, until) / 60, 0.0)
         return rule, wait_min
 
     # --- massive incidents ------------------------------------------------------------------
@@ -563,7 +563,8 @@ class PolicyBase:
         # Age of each open case (inf without one).
         age_min = np.full(len(ids), np.inf)
         if has_case.any():
-            age = _seconds_since(snap.ts, case_col["opened_at"][pos[has_case]]) / 60.0
+            # -(opened - ts): the same value as (ts - opened), negation is exact
+            age = -_seconds_from(snap.ts, case_col["opened_at"][pos[has_case]]) / 60.0
             age_min[has_case] = np.where(np.isnan(age), np.inf, age)
         drifting = (np.asarray(col["rx_drop_db"], dtype=float) >= self.keep_drop_db) | (
             np.asarray(col["tx_drop_db"], dtype=float) >= self.keep_drop_db
