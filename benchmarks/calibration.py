@@ -10,6 +10,7 @@ variant, and prints one Markdown row per variant::
     nice -n 10 .venv/bin/python benchmarks/calibration.py --seeds 1,2,3,4,5 --days 7 \
         --workers 2 [--scenarios small,unseen_8x4] [--json calib.json]
     .venv/bin/python benchmarks/calibration.py --table calib.json   # print a saved run
+    .venv/bin/python benchmarks/calibration.py --table seeds1-5.json seeds6-10.json  # pooled
 
 ``--default-faults`` runs each variant's layout (topology, vendors, customers,
 operations) with the default fault catalogue and weather instead of its own: what is left
@@ -37,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TARGETS", "VARIANTS", "calibration_figures", "main", "table"]
+__all__ = ["TARGETS", "VARIANTS", "calibration_figures", "main", "merge", "table"]
 
 #: Target range of each calibrated figure (experiments/scenarios/README.md).
 TARGETS: dict[str, tuple[float, float]] = {
@@ -88,6 +89,31 @@ def calibration_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool saved runs of other seeds (same days and fault mode) into one result.
+
+    Each (variant, seed) cell is seeded from its seed alone, so runs of seeds 1–5 and
+    6–10 pooled give the figures of one run of seeds 1–10.
+    """
+    first = results[0]["meta"]
+    for r in results[1:]:
+        for key in ("days", "default_faults"):
+            if r["meta"].get(key) != first.get(key):
+                raise ValueError(f"merge: {key} differs: {first.get(key)} vs {r['meta'].get(key)}")
+    seeds = [s for r in results for s in r["meta"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"merge: a seed appears twice: {sorted(seeds)}")
+    per_seed: dict[str, list[dict[str, Any]]] = {}
+    for r in results:
+        for name, runs in r["per_seed"].items():
+            per_seed.setdefault(name, []).extend(runs)
+    return {
+        "meta": {**first, "seeds": seeds},
+        "variants": {name: calibration_figures(runs) for name, runs in per_seed.items()},
+        "per_seed": per_seed,
+    }
+
+
 def _fmt(key: str, fig: dict[str, Any]) -> str:
     mark = " ⚠" if key in fig["outside"] else ""
     m = fig[key]
@@ -112,6 +138,11 @@ def table(result: dict[str, Any]) -> str:
     for name, fig in result["variants"].items():
         cells = [_fmt(k, fig) for k in TARGETS]
         lines.append(f"| `{name}`{suffix} | {fig['visits']} | " + " | ".join(cells) + " |")
+    per_seed = result.get("per_seed", {})
+    if len(per_seed) > 1:  # the operator over every layout: many more visits, less noise
+        fig = calibration_figures([run for runs in per_seed.values() for run in runs])
+        cells = [_fmt(k, fig) for k in TARGETS]
+        lines.append(f"| all of the above{suffix} | {fig['visits']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -127,11 +158,11 @@ def main() -> None:
     ap.add_argument("--default-faults", action="store_true",
                     help="replace each variant's fault rates and weather by the defaults "
                          "(layout, vendors, customers and operations stay)")  # fmt: skip
-    ap.add_argument("--table", type=Path, default=None,
-                    help="print the table of this JSON (no run)")  # fmt: skip
+    ap.add_argument("--table", type=Path, nargs="+", default=None,
+                    help="print the table of these JSONs, pooled (no run)")  # fmt: skip
     args = ap.parse_args()
     if args.table is not None:
-        print(table(json.loads(args.table.read_text(encoding="utf-8"))))
+        print(table(merge([json.loads(p.read_text(encoding="utf-8")) for p in args.table])))
         return
 
     from simulator.backtest import run_backtest

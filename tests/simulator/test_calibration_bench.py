@@ -75,3 +75,22 @@ def test_default_variants_are_shipped(calib):
     shipped = {p.stem for p in scenario_dir().glob("*.yaml")}
     assert set(calib.VARIANTS) <= shipped
     assert shipped - set(calib.VARIANTS) == {"tiny", "city"}
+
+
+def test_merge_pools_seeds_and_refuses_mixed_runs(calib):
+    def result(seeds, runs, default_faults=False):
+        meta = {"seeds": seeds, "days": 7.0, "default_faults": default_faults}
+        return {"meta": meta, "variants": {}, "per_seed": {"v": runs, "w": runs}}
+
+    a = result([1], [_run(4, 1, 2.0, 5.0)])
+    b = result([2], [_run(6, 1, 3.0, 7.0)])
+    m = calib.merge([a, b])
+    assert m["meta"]["seeds"] == [1, 2]
+    assert m["variants"]["v"]["no_fault_found_share"]["mean"] == pytest.approx(0.2)
+    assert m["variants"]["v"]["contacts_per_sub_year"]["mean"] == pytest.approx(2.5)
+    last = calib.table(m).splitlines()[-1]
+    assert last.startswith("| all of the above | 20 | 20.0 %")
+    with pytest.raises(ValueError, match="seed appears twice"):
+        calib.merge([a, a])
+    with pytest.raises(ValueError, match="default_faults differs"):
+        calib.merge([a, result([3], [_run(1, 0, 2.0, 5.0)], default_faults=True)])
