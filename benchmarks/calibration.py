@@ -95,20 +95,30 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     Each (variant, seed) cell is seeded from its seed alone, so runs of seeds 1–5 and
     6–10 pooled give the figures of one run of seeds 1–10.
     """
+
+    def mode(meta: dict[str, Any]) -> dict[str, Any]:
+        return {"days": meta.get("days"), "default_faults": bool(meta.get("default_faults"))}
+
     first = results[0]["meta"]
     for r in results[1:]:
-        for key in ("days", "default_faults"):
-            if r["meta"].get(key) != first.get(key):
-                raise ValueError(f"merge: {key} differs: {first.get(key)} vs {r['meta'].get(key)}")
-    seeds = [s for r in results for s in r["meta"]["seeds"]]
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"merge: a seed appears twice: {sorted(seeds)}")
+        for key, value in mode(r["meta"]).items():
+            if value != mode(first)[key]:
+                raise ValueError(f"merge: {key} differs: {mode(first)[key]} vs {value}")
     per_seed: dict[str, list[dict[str, Any]]] = {}
+    seeds: dict[str, list[int]] = {}
     for r in results:
         for name, runs in r["per_seed"].items():
+            seeds.setdefault(name, []).extend(r["meta"]["seeds"])
             per_seed.setdefault(name, []).extend(runs)
+    for name, ss in seeds.items():
+        if len(set(ss)) != len(ss):
+            raise ValueError(f"merge: {name}: a seed appears twice: {sorted(ss)}")
     return {
-        "meta": {**first, "seeds": seeds},
+        "meta": {
+            **first,
+            "seeds": sorted({x for ss in seeds.values() for x in ss}),
+            "seeds_by_variant": seeds,
+        },
         "variants": {name: calibration_figures(runs) for name, runs in per_seed.items()},
         "per_seed": per_seed,
     }
