@@ -98,3 +98,17 @@ def test_explicit_null_duration_of_a_timed_kind_is_refused():
     sc["faults"] = {"upstream_failure": {"rate_per_year": 2.0, "duration": None}}
     with pytest.raises(ConfigError, match=r"upstream_failure\.duration.*0\.75 h"):
         load_scenario(sc)
+
+
+@pytest.mark.parametrize("path", sorted(scenario_dir().glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_variant_has_the_same_operator(path: Path):
+    """The reactive calibration describes the operator: no variant tunes its behaviour.
+
+    Only the crew size may follow the network's size (experiments/scenarios/README.md,
+    "Calibration of the reactive operation").
+    """
+    from simulator.scenario import read_yaml_mapping
+
+    data = read_yaml_mapping(path)
+    assert set(data.get("operations", {})) <= {"technicians_per_region"}, path.name
+    assert "customers" not in data, path.name
