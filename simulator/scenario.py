@@ -239,6 +239,7 @@ class Faults(_Strict):
 
     @model_validator(mode="after")
     def _timed_kinds_end(self) -> Faults:
+        """Refuse ``duration: null`` on a kind that has no other way to end."""
         for name, field in type(self).model_fields.items():
             default = getattr(field.default, "duration", None)
             if default is not None and getattr(self, name).duration is None:
