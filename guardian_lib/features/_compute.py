@@ -80,6 +80,10 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     # Share of the other ONUs of the box / PON that logged an LOS in the last hour: a box
     # or feeder that just went dark (or just came back) while the sessions fail upstream.
     "box_los_share_1h", "pon_los_share_1h",
+    # Share of the other ONUs of the box / PON that logged a PPPoE-down in the last hour:
+    # an upstream (BNG) failure shorter than the row spacing is over at the next row, and
+    # only the burst of PPPoE-downs it left across the PON tells it from a CPE of its own.
+    "box_pppoe_down_share_1h", "pon_pppoe_down_share_1h",
 )  # fmt: skip
 
 
@@ -380,11 +384,13 @@ def _neighbour_features(
     )
     none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
     dg, los = by_type.get("DYING_GASP", none), by_type.get("LOS", none)
+    ppp_ev = by_type.get("PPPOE_DOWN", none)
 
     def counts(e: tuple[np.ndarray, np.ndarray], wn: int) -> np.ndarray:
         return event_counts(*e, N, rows, wn)
 
     dg_1h, los_1h = counts(dg, w.w1h), counts(los, w.w1h)
+    ppp_1h = counts(ppp_ev, w.w1h) > 0
     # Recent trouble around the ONU (storms bring fibre cuts and power outages in waves).
     w6h = 6 * w.w1h
     los_6h, los_24h, dg_6h = counts(los, w6h) > 0, counts(los, w.w24) > 0, counts(dg, w6h) > 0
@@ -403,6 +409,7 @@ def _neighbour_features(
             f["geo_dg_share_6h"], _ = _neighbour_share(dg_6h, g)
         if level in ("box", "pon"):
             f[f"{level}_los_share_1h"], _ = _neighbour_share(los_1h > 0, g)
+            f[f"{level}_pppoe_down_share_1h"], _ = _neighbour_share(ppp_1h, g)
             dg_n, _ = _neighbour_share(dg_1h + 0.0, g)
             los_n, _ = _neighbour_share(los_1h + 0.0, g)
             with np.errstate(invalid="ignore", divide="ignore"):

@@ -25,10 +25,12 @@ def neighbour_cluster_kind(
     week (a box fault that weakens the light without cutting it), or all with an LOS in
     the last hour (a box or feeder that just came back): the optical path or its power
     failed (MASSIVE_OUTAGE). 2 when the ONU is online without PPPoE and as many of
-    the PON's other ONUs are too, while it is not in an optical cluster: the optics work
-    and the sessions fail upstream (EXTERNAL_NETWORK). The optical scope wins over the
-    upstream one: a box that went dark or dim during a regional BNG failure is its own
-    outage, which the BNG failure does not explain. Columns missing from ``X`` make their
+    the PON's other ONUs are too, or when it logged a PPPoE-down in the last hour and as
+    many of the PON's other ONUs did (an upstream failure shorter than the row spacing
+    is over at the next row: only that burst is left), while it is not in an optical
+    cluster: the optics work and the sessions fail upstream (EXTERNAL_NETWORK). The
+    optical scope wins over the upstream one: a box that went dark or dim during a
+    regional BNG failure is its own outage, which the BNG failure does not explain. Columns missing from ``X`` make their
     part of the rule silent.
 
     Parameters
@@ -37,7 +39,7 @@ def neighbour_cluster_kind(
         Feature rows (``online``, ``pppoe_down``, ``box_share_offline``, ``box_size``,
         ``pon_share_offline``, ``pon_size``, ``pon_share_pppoe_down``, ``rx_delta_7d``,
         ``box_share_rx_drop``, ``pon_share_rx_drop``, ``los_1h``, ``box_los_share_1h``,
-        ``pon_los_share_1h``). [-]
+        ``pon_los_share_1h``, ``pppoe_down_1h``, ``pon_pppoe_down_share_1h``). [-]
     min_share : float, default 0.5
         Share of the other ONUs of the group. [-]
     min_neighbours : int, default 3
@@ -75,11 +77,20 @@ def neighbour_cluster_kind(
             share = X[f"{lvl}_{col}"].to_numpy()
             optical_cluster |= own & (share >= min_share) & (share * others_n >= min_neighbours)
     out[optical_cluster] = 1
-    if "pppoe_down" in X and "pon_share_pppoe_down" in X:
-        ppp = (X["pppoe_down"].to_numpy() == 1) & ~off
-        share = X["pon_share_pppoe_down"].to_numpy()
-        others = share * np.maximum(X["pon_size"].to_numpy() - 1, 0)
-        out[ppp & (share >= min_share) & (others >= min_neighbours) & ~optical_cluster] = 2
+    pon_others = np.maximum(X["pon_size"].to_numpy() - 1, 0)
+    upstream = np.zeros(len(X), dtype=bool)
+    # Sessions down now on the ONU and on the PON, or (an upstream failure shorter than
+    # the row spacing, already over) a PPPoE-down logged in the last hour on both.
+    for own_col, share_col in (
+        ("pppoe_down", "pon_share_pppoe_down"),
+        ("pppoe_down_1h", "pon_pppoe_down_share_1h"),
+    ):
+        if own_col not in X or share_col not in X:
+            continue
+        own = (np.nan_to_num(X[own_col].to_numpy(dtype=float)) >= 1) & ~off
+        share = np.nan_to_num(X[share_col].to_numpy(dtype=float))
+        upstream |= own & (share >= min_share) & (share * pon_others >= min_neighbours)
+    out[upstream & ~optical_cluster] = 2
     return out
 
 
