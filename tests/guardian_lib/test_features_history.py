@@ -186,3 +186,31 @@ def test_a_bng_failure_shorter_than_the_row_spacing_is_still_an_upstream_cluster
     assert (neighbour_cluster_kind(later.assign(online=1.0, pppoe_down=0.0)) == 0).all()
     # A model pickled before the columns existed: the rule is as before.
     assert (neighbour_cluster_kind(rows.drop(columns=["pon_pppoe_down_share_1h"])) == 0).all()
+
+
+def test_neighbours_count_as_down_together_only_within_15_minutes():
+    from guardian_lib.features._compute import _share_down_together
+
+    # A box of four (ONUs 0-3) and a box of two (4-5); two rows.
+    group = np.array([0, 0, 0, 0, 1, 1])
+    nan = np.nan
+    down_tick = np.array(
+        [
+            # ONUs 0 and 1 went down at once, 2 a day before (a customer's own power
+            # cut), 3 is online; 4 and 5 together, but 5 has no down event recorded.
+            [100.0, 102.0, -188.0, nan, 50.0, nan],
+            # Later: ONU 2's down time is no longer known, ONU 1 came back.
+            [100.0, 102.0, nan, nan, 50.0, 50.0],
+        ]
+    )
+    offline = np.array(
+        [[1, 1, 1, 0, 1, 1], [1, 0, 1, 0, 1, 1]],
+        dtype=bool,
+    )
+    got = _share_down_together(down_tick, offline, group, tol=3)
+    np.testing.assert_allclose(got[0], [1 / 3, 1 / 3, 0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(got[1], [0.0, 0.0, 0.0, 0.0, 1.0, 1.0])
+    # 2 ticks apart is not together with a tolerance of 1.
+    assert (_share_down_together(down_tick, offline, group, tol=1)[0, :2] == 0).all()
+    # A group of one has no neighbours.
+    assert (_share_down_together(down_tick[:, :1], offline[:, :1], group[:1], 3) == 0).all()
