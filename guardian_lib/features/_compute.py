@@ -84,6 +84,9 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     # an upstream (BNG) failure shorter than the row spacing is over at the next row, and
     # only the burst of PPPoE-downs it left across the PON tells it from a CPE of its own.
     "box_pppoe_down_share_1h", "pon_pppoe_down_share_1h",
+    # The same for dying gasps: a power cut shorter than the row spacing is over at the
+    # next row, with the ONUs back online and only their gasps in the last hour.
+    "box_gasp_share_1h", "pon_gasp_share_1h",
     # Share of the other ONUs of the box / PON that are offline and went down (last LOS or
     # dying gasp) within 15 min of this ONU: an outage takes a group down at once, while
     # two customers of a box of four who switched off days apart are each a third of the
@@ -415,6 +418,7 @@ def _neighbour_features(
         if level in ("box", "pon"):
             f[f"{level}_los_share_1h"], _ = _neighbour_share(los_1h > 0, g)
             f[f"{level}_pppoe_down_share_1h"], _ = _neighbour_share(ppp_1h, g)
+            f[f"{level}_gasp_share_1h"], _ = _neighbour_share(dg_1h > 0, g)
             dg_n, _ = _neighbour_share(dg_1h + 0.0, g)
             los_n, _ = _neighbour_share(los_1h + 0.0, g)
             with np.errstate(invalid="ignore", divide="ignore"):

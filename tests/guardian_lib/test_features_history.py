@@ -214,3 +214,24 @@ def test_neighbours_count_as_down_together_only_within_15_minutes():
     assert (_share_down_together(down_tick, offline, group, tol=1)[0, :2] == 0).all()
     # A group of one has no neighbours.
     assert (_share_down_together(down_tick[:, :1], offline[:, :1], group[:1], 3) == 0).all()
+
+
+def test_a_power_cut_shorter_than_the_row_spacing_is_still_an_optical_cluster(cube):
+    from guardian_lib.features._compute import group_index
+    from guardian_lib.models.cause import neighbour_cluster_kind
+
+    box = group_index(cube.onus, "box")
+    hit = np.flatnonzero(box == int(np.argmax(np.bincount(box))))
+    assert len(hit) >= 4
+    # The box's power failed at tick 300 and came back before the next row: every ONU
+    # is online again, only the dying gasps are left; one ONU elsewhere gasps alone.
+    alone = int(np.flatnonzero(box != box[hit[0]])[0])
+    events = cube.events[cube.events["type"] != "DYING_GASP"]
+    burst = pd.DataFrame({"onu": [*hit.tolist(), alone], "tick": 300, "type": "DYING_GASP"})
+    synth = dataclasses.replace(cube, events=pd.concat([events, burst], ignore_index=True))
+    df = compute_features(synth, np.array([306]))
+    inside = np.isin(np.arange(cube.n_onus), hit)
+    np.testing.assert_allclose(df.loc[inside, "box_gasp_share_1h"], 1.0)
+    assert df.loc[alone, "box_gasp_share_1h"] == 0.0
+    kind = neighbour_cluster_kind(df.assign(online=1.0, pppoe_down=0.0))
+    assert (kind[inside] == 1).all() and kind[alone] == 0
