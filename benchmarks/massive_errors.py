@@ -45,6 +45,10 @@ MIN_MINUTES = 15.0
 #: A decision this soon after a fault ended is ``after:<kind>``. [min]
 AFTER_MIN = 60.0
 MASSIVE_CLASSES = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
+_SCORES = ("massive_precision", "massive_recall", "individual_precision", "individual_recall")
+#: KPIs printed per seed: the per-decision scores, the per-problem ones, visits, MTTR.
+KPI_KEYS = (*_SCORES, *(f"problem_{k}" for k in _SCORES), "problem_unscored_calls", "visits",
+            "mttr_hours")  # fmt: skip
 
 
 def _faults_by_row(sim) -> dict[int, list]:
@@ -224,9 +228,7 @@ def main() -> None:
             for m, c, kind in zip(p["massive"], p["call"], p["kind"], strict=True):
                 pcount[f"{'massive' if m else 'individual'} -> {c} ({kind})"] += 1
             k = r["kpis"]
-            kp.append({x: k.get(x) for x in ("massive_precision", "massive_recall",
-                                             "individual_precision", "individual_recall",
-                                             "visits", "mttr_hours")})  # fmt: skip
+            kp.append({x: k.get(x) for x in KPI_KEYS})
         report[pol] = {"decisions": dict(dcount), "problems": dict(pcount), "kpis": kp}
         print(f"\n== {sc.name} {pol} seeds {args.seeds} x {args.days:g} d")
         print("-- decisions (action <- what the ONU had)")

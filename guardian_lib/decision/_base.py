@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
-from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages
+from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages, rx_step
 
 __all__ = [
     "PolicyBase",
@@ -194,6 +194,7 @@ class PolicyBase:
             | (st["stable_min"].to_numpy() < 4 * self.stable_minutes)
             # a hash lookup: np.isin on object arrays sorts them (~1 s at 50k × 2.7k cases)
             | st.index.isin(case_ids)
+            | pd.notna(outages["outage_scope_type"].to_numpy(dtype=object))
         )
         rows = np.flatnonzero(interest)
         index = pd.Index(st.index.to_numpy(dtype=object)[rows], dtype=object, name="onu_id")
@@ -316,7 +317,8 @@ class PolicyBase:
         for r in inc.itertuples():
             members = [m for m in r.members if m in st.index]
             sub = st.loc[members] if members else st.iloc[:0]
-            down = sub["impacted"].to_numpy(dtype=bool)
+            # down: no service or degraded, or light still lost (an RX-step incident)
+            down = sub["impacted"].to_numpy(dtype=bool) | rx_step(sub)
             back_min = sub["stable_min"].to_numpy(dtype=float)[~down]
             last_back = float(back_min.min()) if len(back_min) else np.inf
             allowed_down = int(np.floor(self.residual_share * len(members)))
@@ -341,7 +343,9 @@ class PolicyBase:
                 covered.update(str(m) for m in members)
                 open_scopes[(r.scope_type, r.scope_key)] = r.incident_id
         # 2. Open incidents for new massive scopes; let fitting ONUs join open ones.
-        impacted_min = df["impacted_min"].to_numpy(dtype=float)
+        # When each failure began as the outage evidence times it (an ONU degraded
+        # before the outage took it down: when it went dark; an RX step: when RX fell).
+        onset_min = df["outage_onset_min"].to_numpy(dtype=float)
         # The topology's scope where it has one, else the scorer's neighbour scope.
         scopes = pd.DataFrame(
             {
@@ -356,15 +360,16 @@ class PolicyBase:
         for (stype, skey), sc in scopes.groupby(["stype", "skey"], sort=True):
             grp = df.loc[sc.index]
             col = SCOPE_COLUMNS[stype]
-            in_scope = (df[col].to_numpy() == skey) & df["impacted"].to_numpy(dtype=bool)
-            start_min = float(np.median(grp["impacted_min"].to_numpy(dtype=float)))
+            in_scope = (df[col].to_numpy() == skey) & (df["impacted"].to_numpy(dtype=bool)
+                                                        | by_topology)  # fmt: skip
+            start_min = float(np.median(grp["outage_onset_min"].to_numpy(dtype=float)))
             iid = open_scopes.get((stype, skey))
             if iid is not None:
                 age_min = (
                     snap.ts - pd.Timestamp(inc.loc[inc["incident_id"] == iid, "start_at"].iat[0])
                 ).total_seconds() / 60
                 start_min = max(age_min, 0.0)
-            fits = in_scope & (np.abs(impacted_min - start_min) <= self.join_window_min)
+            fits = in_scope & (np.abs(onset_min - start_min) <= self.join_window_min)
             ids = tuple(str(i) for i in df.index[fits] if str(i) not in covered | released)
             if not ids:
                 continue
@@ -419,7 +424,10 @@ class PolicyBase:
                             rationale={"rule": "visits of a massive outage's members are held"},
                             params={**params, "visit_onus": onus})
                 )  # fmt: skip
-            to_notify = [i for i in ids if i not in cases.index or not cases.at[i, "notified"]]
+            # only members who feel it (an RX step alone leaves service up)
+            hurt = set(df.index[df["impacted"].to_numpy(dtype=bool)])
+            to_notify = [i for i in ids if i in hurt
+                         and (i not in cases.index or not cases.at[i, "notified"])]  # fmt: skip
             if to_notify:
                 out.append(
                     self._d(snap, key, "notify", targets=tuple(to_notify), confidence=conf,
