@@ -166,6 +166,9 @@ def problem_classification_scores(
       ``join_incident`` up to ``close_incident``: its visits were held), else
       *individual* when an individual case was open at any time from its onset (a
       proactive case counts) to its end, else it is missed;
+    * a problem that begins and ends inside another confirmed problem of its ONU
+      (a customer's power off while a power cut has the ONU dark) is not scored: it
+      changes nothing a policy can observe;
     * a call made outside every such problem of its ONU is judged by what the ONU had
       then: an error when no problem of the call's class (of any length, precursors and
       unconfirmed symptoms included; an unconfirmed symptom is individual) covered it,
@@ -191,12 +194,13 @@ def problem_classification_scores(
     dict
         ``problem_massive_precision``, ``problem_massive_recall``,
         ``problem_individual_precision``, ``problem_individual_recall`` [-] (NaN when
-        undefined) and ``problem_unscored_calls`` (right calls on something the labels
-        leave out) [-].
+        undefined), ``problem_unscored_calls`` (right calls on something the labels
+        leave out) and ``problem_masked`` (problems not scored: they began and ended
+        inside another confirmed problem of the same ONU) [-].
     """
     keys = [f"problem_{k}" for k in _SCORE_KEYS]
     out: dict[str, float] = dict.fromkeys(keys, float("nan"))
-    out["problem_unscored_calls"] = 0.0
+    out["problem_unscored_calls"] = out["problem_masked"] = 0.0
     if len(labels) == 0:
         return out
     lab = labels.copy()
@@ -212,7 +216,21 @@ def problem_classification_scores(
     lab["onu_id"] = lab["onu_id"].astype(str)
     span = (lab["end_at"] - lab["start_at"]).dt.total_seconds()
     long = lab["confirmed"] & lab["start_at"].notna() & (span >= min_minutes * 60)
-    probs = lab.loc[long].reset_index(drop=True)
+    # A problem that begins and ends inside another confirmed problem of its ONU (a
+    # customer's power switched off while a power cut already had the ONU dark) changes
+    # nothing observable: the call on it is the call on the first one. Not scored.
+    masked = np.zeros(len(lab), dtype=bool)
+    conf = lab.loc[lab["confirmed"] & lab["start_at"].notna()]
+    for _, g in conf.groupby("onu_id"):
+        if len(g) < 2:
+            continue
+        s0, e0 = g["start_at"].to_numpy(), g["end_at"].to_numpy()
+        order = np.arange(len(g))
+        inside = (s0[None, :] <= s0[:, None]) & (e0[None, :] >= e0[:, None])
+        earlier = (s0[None, :] < s0[:, None]) | (order[None, :] < order[:, None])
+        np.fill_diagonal(inside, False)
+        masked[lab.index.get_indexer(g.index)] = (inside & earlier).any(axis=1)
+    probs = lab.loc[long & ~masked].reset_index(drop=True)
     end = lab["end_at"].max()
     if len(decisions):
         end = max(end, pd.to_datetime(decisions["ts"], utc=True).max())
@@ -264,6 +282,7 @@ def problem_classification_scores(
         if den_r:
             out[f"problem_{kind}_recall"] = tp / den_r
     out["problem_unscored_calls"] = float(unscored)
+    out["problem_masked"] = float((long & masked).sum())
     return out
 
 
@@ -357,7 +376,8 @@ def _scores(decisions: pd.DataFrame, labels: pd.DataFrame | None) -> dict[str, f
     if labels is not None and len(decisions):
         return {**classification_scores(decisions, labels),
                 **problem_classification_scores(decisions, labels)}  # fmt: skip
-    keys = [*_SCORE_KEYS, *(f"problem_{k}" for k in _SCORE_KEYS), "problem_unscored_calls"]
+    keys = [*_SCORE_KEYS, *(f"problem_{k}" for k in _SCORE_KEYS), "problem_unscored_calls",
+            "problem_masked"]  # fmt: skip
     return dict.fromkeys(keys, float("nan"))
 
 

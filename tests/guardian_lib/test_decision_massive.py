@@ -264,3 +264,22 @@ def test_problem_scores_count_an_individual_fault_held_in_an_incident_as_massive
     assert s["problem_massive_precision"] == pytest.approx(1 / 2)
     assert s["problem_individual_recall"] == 0.0
     assert np.isnan(s["problem_individual_precision"])
+
+
+def test_a_problem_inside_another_of_the_same_onu_is_not_scored():
+    """A customer switches the power off while a power cut has the ONU dark: nothing a
+    policy sees changes; once it outlasts the cut it is scored again."""
+    dec = _dec([(ts(10), "open_incident", ["A"], "INC1", "geo"),
+                (ts(400), "close_incident", ["INC1"], "INC1", "geo")])  # fmt: skip
+    for end, masked in ((200, 1), (500, 0)):
+        labels = pd.DataFrame(
+            {"onu_id": ["A", "A"], "start_at": [ts(0), ts(100)], "end_at": [ts(300), ts(end)],
+             "massive": [True, False]}
+        )  # fmt: skip
+        s = problem_classification_scores(dec, labels)
+        assert s["problem_masked"] == masked
+        assert s["problem_massive_recall"] == 1.0
+        if masked:
+            assert np.isnan(s["problem_individual_recall"])
+        else:  # held in the incident until minute 400: a massive call on it
+            assert s["problem_individual_recall"] == 0.0
