@@ -281,7 +281,8 @@ class BacktestWorld:
         if self.policy != "reactive":
             sim.ops.reactive = False
             if self.policy == "rules":
-                sc, pol = RuleScorer(), RulesPolicy(outage_evidence=settings.outage_evidence())
+                ev = settings.outage_evidence()
+                sc, pol = RuleScorer(outage_evidence=ev), RulesPolicy(outage_evidence=ev)
             elif self.policy == "autopilot":
                 sc, pol = make_autopilot(self.scorer, settings=settings, costs=self.costs)
             else:

@@ -184,7 +184,8 @@ class PolicyBase:
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
         nb = snap.neighbours()
         case_ids = snap.cases.index.to_numpy(dtype=object) if len(snap.cases) else []
-        outages = coincident_outages(st, self.outage_evidence, self._eligible(snap))
+        eligible = self._eligible(snap)
+        outages = coincident_outages(st, self.outage_evidence, eligible)
         # Only rows a decision can be about: an anomaly score alone decides nothing (and
         # the ML models give most of the fleet a small one, which made every round slow).
         interest = (
@@ -202,6 +203,7 @@ class PolicyBase:
         cols: dict = {}
         for part in (st.iloc[rows], p, nb.iloc[rows], outages.iloc[rows]):
             cols.update({c: part[c].to_numpy() for c in part.columns if c not in ("ts", "onu_id")})
+        cols["outage_eligible"] = np.ones(len(rows), bool) if eligible is None else eligible[rows]
         return pd.DataFrame(cols, index=index)
 
     def _eligible(self, snap: Snapshot) -> np.ndarray | None:
@@ -295,8 +297,13 @@ class PolicyBase:
         # together, whatever their per-row prediction), or the scorer calls the ONU
         # massive with neighbours affected (e.g. an RX step under a box, no outage yet).
         by_topology = pd.notna(df["outage_scope_type"].to_numpy(dtype=object))
+        # An ONU judged on its own (still down after its incident ended) does not
+        # start a new incident on the scorer's word either.
         by_scorer = (
-            affected & (p_m > self.massive_threshold) & (df["n_nb_off"] >= self.min_neighbours)
+            affected
+            & (p_m > self.massive_threshold)
+            & (df["n_nb_off"] >= self.min_neighbours)
+            & df["outage_eligible"].to_numpy(dtype=bool)
         )
         massive = by_topology | by_scorer
         if not massive.any() and len(snap.incidents) == 0:

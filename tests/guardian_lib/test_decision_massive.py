@@ -283,3 +283,29 @@ def test_a_problem_inside_another_of_the_same_onu_is_not_scored():
             assert np.isnan(s["problem_individual_recall"])
         else:  # held in the incident until minute 400: a massive call on it
             assert s["problem_individual_recall"] == 0.0
+
+
+def _status_after(net: Net, steps: list[tuple[float, set[int]]]) -> Snapshot:
+    """Observer fed one tick per (minute, dark rows); the last snapshot."""
+    for m, dark in steps:
+        online = np.ones(net.n, dtype=bool)
+        online[list(dark)] = False
+        vals = {"rx_dbm": np.where(online, -20.0, np.nan), "loss_pct": np.full(net.n, 0.1),
+                "latency_ms": np.full(net.n, 10.0)}  # fmt: skip
+        ts_m = T0 + pd.Timedelta(minutes=m)
+        ev = tuple(EventRow(ts_m, net.ids[k], "onu", "LOS", "minor", "{}") for k in dark)
+        net.obs.update(Tick(ts_m, {**vals, "online": online}, ev))
+    return Snapshot(ts=ts_m, status=net.obs.status())
+
+
+def test_rule_scorer_calls_massive_only_what_failed_together():
+    """Box B1 (4 ONUs): two dark for a day, a third dies now — one customer's fault, not
+    an outage (before, ``rules-1`` counted the neighbours dark now, whenever they failed,
+    and called it massive). Box B2: three go dark in the same minutes — an outage."""
+    net = Net(1, 16, 4)
+    snap = _status_after(net, [(0, {4, 5}), (24 * 60, {4, 5, 6, 8, 9, 10})])
+    p = RuleScorer()(snap).set_index("onu_id")
+    assert p.loc[net.ids[6], "p_massive_outage"] < 0.05
+    assert p.loc[net.ids[6], "p_equipment_fail"] > 0.4
+    assert (p.loc[[net.ids[k] for k in (8, 9, 10)], "p_massive_outage"] == 1.0).all()
+    assert "failed together" in p.loc[net.ids[8], "top_reasons"]
