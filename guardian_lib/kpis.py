@@ -32,6 +32,15 @@ sla_availability
 false_action_rate
     Share of reboots that failed verification and completed visits that fixed nothing
     (outcome ``no_fault_found``, ``customer_absent`` or ``massive_outage``). [-]
+massive_precision, massive_recall, individual_precision, individual_recall
+    Per decision (:func:`classification_scores`): each ``open_incident`` target and
+    ``open_case`` subject against the confirmed problem of its ONU at that moment. [-]
+problem_massive_precision, …, problem_individual_recall
+    Per problem (:func:`problem_classification_scores`): the call held on each confirmed
+    problem — incident member (massive) or individual case (a proactive case opened on
+    its precursor counts) — plus the calls made on nothing of their class. The
+    per-decision figures count proactive cases, cases on problems shorter than 15 min or
+    without a confirmed cause, and ONUs that joined an incident as errors; these do not. [-]
 """
 
 from __future__ import annotations
