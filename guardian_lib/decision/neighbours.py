@@ -2,11 +2,11 @@
 
 Two views, both vectorised over the fleet:
 
-* :func:`neighbour_stats` — how many neighbours are affected now (the rule scorer turns
-  it into a massive-outage probability);
+* :func:`neighbour_stats` — how many neighbours are affected now, whenever they failed
+  (the policies' candidate rows and the scorer-word path to an incident);
 * :func:`coincident_outages` — topology evidence that does not depend on any scorer:
-  ONUs of one box / PON / OLT that went dark (LOS, dying gasp, offline) or lost service
-  behind the BNG *within a few minutes of each other*, counted as a share of the scope's
+  ONUs of one box / PON / OLT that went dark (LOS, dying gasp, offline), lost light (an
+  RX step) or lost service behind the BNG *within a few minutes of each other*, counted as a share of the scope's
   ONUs and as a number (:class:`OutageEvidence`). The policies open a shared incident
   on it whatever each ONU's per-row cause prediction says.
 
@@ -243,7 +243,11 @@ def coincident_outages(
     PON or OLT when enough ONUs of that scope went dark together: their problems started
     in a chain with gaps of at most ``evidence.coincidence_min`` (see
     :class:`OutageEvidence`); an ONU online
-    without service belongs to an upstream (``bng``) outage of its OLT on the same terms.
+    without service belongs to an upstream (``bng``) outage of its OLT on the same terms;
+    an ONU online with service whose light fell (:func:`rx_step`: a damaged street box or
+    feeder) to an outage of its box or PON. Each failure is timed from when it began
+    (:func:`failure_onset_min`: an ONU already degraded when it went dark, from when it
+    went dark), so it counts with the ONUs that went dark with it.
     The narrowest qualifying scope is named unless a wider one holds at least two more
     of the ONUs that failed together than its largest narrower outage (a feeder cut fills
     each of its boxes and the PON: the PON; a box fault is a box incident even on a PON
@@ -268,7 +272,8 @@ def coincident_outages(
         Index ``onu_id``; ``outage_scope_type`` (``box``, ``pon``, ``olt``, ``bng``;
         missing for an ONU of no outage), ``outage_scope_key`` (the scope's id),
         ``outage_n`` (ONUs of the scope that failed together with this one, itself
-        included) [-] and ``outage_share`` (``outage_n`` over the scope's ONUs) [-].
+        included) [-], ``outage_share`` (``outage_n`` over the scope's ONUs) [-] and
+        ``outage_onset_min`` (when this ONU's failure began, every row) [min].
     """
     online = status["online"].to_numpy(dtype=bool)
     ok_rows = np.ones(len(status), dtype=bool) if eligible is None else np.asarray(eligible, bool)
