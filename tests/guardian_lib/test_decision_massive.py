@@ -104,10 +104,11 @@ class Net:
 
     def run(self, minutes: range, state) -> pd.DataFrame:
         """Step every ``minutes``; ``state(m)`` → (dark {row: event}, {row: RX offset [dB]},
-        rows with 150 ms latency)."""
+        rows with 150 ms latency[, rows online without PPPoE])."""
         was: set[int] = set()
         for m in minutes:
-            dark, rx_off, slow = state(m)
+            dark, rx_off, slow, *rest = state(m)
+            nosvc = rest[0] if rest else ()
             online = np.ones(self.n, dtype=bool)
             online[list(dark)] = False
             ts = T0 + pd.Timedelta(minutes=m)
@@ -116,8 +117,10 @@ class Net:
                 rx[k] -= d
             lat = np.full(self.n, 10.0)
             lat[list(slow)] = 150.0
+            loss = np.full(self.n, 0.1)
+            loss[list(nosvc)] = 100.0  # online, no PPPoE session: nothing gets through
             vals = {"rx_dbm": rx, "tx_dbm": np.full(self.n, 2.0), "ber": np.full(self.n, 1e-12),
-                    "latency_ms": lat, "loss_pct": np.full(self.n, 0.1)}  # fmt: skip
+                    "latency_ms": lat, "loss_pct": loss}  # fmt: skip
             vals = {k: np.where(online, v, np.nan) for k, v in vals.items()}
             events = tuple(EventRow(ts, self.ids[k], "onu", t, "minor", "{}")
                            for k, t in dark.items() if k not in was)  # fmt: skip
@@ -309,3 +312,22 @@ def test_rule_scorer_calls_massive_only_what_failed_together():
     assert p.loc[net.ids[6], "p_equipment_fail"] > 0.4
     assert (p.loc[[net.ids[k] for k in (8, 9, 10)], "p_massive_outage"] == 1.0).all()
     assert "failed together" in p.loc[net.ids[8], "top_reasons"]
+
+
+@pytest.mark.parametrize("policy", ["autopilot", "rules"])
+def test_sessions_lost_behind_the_bng_are_one_incident_and_a_lone_one_is_a_case(policy):
+    """Every ONU of the OLT stays online but loses its PPPoE session at once (the BNG):
+    one incident at the OLT, cause external network, no per-ONU case. A single ONU
+    without a session (a hung CPE) is its own case."""
+    net = Net(2, 16, 4, policy)
+    every = tuple(range(net.n))
+    dec = net.run(range(0, 4 * 60, 15),
+                  lambda m: ({}, {}, (), every if 30 <= m < 150 else (3,) if m >= 180 else ()))  # fmt: skip
+    opened = dec.loc[dec["action"] == "open_incident"]
+    assert list(opened["subject"]) == ["bng:OLT1"]
+    assert _targets(opened["targets"].iat[0]) == set(net.ids)
+    assert json.loads(opened["rationale"].iat[0])["params"]["cause"] == "EXTERNAL_NETWORK"
+    early = dec.loc[dec["mins"] < 180]
+    assert not (early["action"] == "open_case").any()
+    late = dec.loc[(dec["mins"] >= 180) & dec["action"].isin(["open_case", "open_incident"])]
+    assert list(zip(late["action"], late["subject"], strict=True)) == [("open_case", net.ids[3])]
