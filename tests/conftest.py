@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from local_servers import free_port
 
 from simulator.faults import FAULT_KINDS
 from simulator.scenario import Scenario, load_scenario
@@ -136,14 +137,6 @@ def _pg_bindir() -> Path:
     return candidates[-1].parent
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def postgres_server(user: str = "guardian", password: str = "s3cret-Pg"):
     """A throw-away PostgreSQL server on 127.0.0.1: yields its SQLAlchemy URL.
@@ -187,7 +180,7 @@ def postgres_server(user: str = "guardian", password: str = "s3cret-Pg"):
         if res.returncode:
             raise RuntimeError(f"initdb failed: {res.stderr.strip()}")
         for _ in range(3):  # the free port may be taken before the server binds it
-            port = _free_port()
+            port = free_port()
             opts = (f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off "
                     "-c max_connections=20 -c shared_buffers=16MB")  # fmt: skip
             res = run(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"),
@@ -233,7 +226,7 @@ class SmtpServer:
     (a mail server that is down for a while)."""
 
     def __init__(self) -> None:
-        self.inbox, self.port, self.ctl = SmtpInbox(), _free_port(), None
+        self.inbox, self.port, self.ctl = SmtpInbox(), free_port(), None
         self.start()
 
     def start(self) -> None:

@@ -91,6 +91,36 @@ def test_guardian_lib_never_imports_simulator_or_acs_emulator():
                 assert n.split(".")[0] not in ("simulator", "acs_emulator"), f"{path} imports {n}"
 
 
+# Inside guardian_lib: a package never imports one that builds on it. The decision engine
+# is below alerting, operate, the API and the dashboards (they import it); what both sides
+# need lives below both (e.g. guardian_lib.matchers for label matchers).
+LOWER_PACKAGES_MUST_NOT_IMPORT = {
+    "guardian_lib/decision": ("guardian_lib.alerts", "guardian_lib.operate", "guardian_lib.api",
+                              "guardian_lib.dashboards"),
+    "guardian_lib/loop": ("guardian_lib.alerts", "guardian_lib.operate", "guardian_lib.api",
+                          "guardian_lib.dashboards"),
+}  # fmt: skip
+
+
+def _imported_modules(path: Path) -> list[str]:
+    """Every module ``path`` imports (top level or inside functions)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.append(node.module)
+    return names
+
+
+@pytest.mark.parametrize("folder", sorted(LOWER_PACKAGES_MUST_NOT_IMPORT))
+def test_lower_packages_never_import_the_ones_built_on_them(folder):
+    above = LOWER_PACKAGES_MUST_NOT_IMPORT[folder]
+    for path in (ROOT / folder).rglob("*.py"):
+        for n in _imported_modules(path):
+            assert not n.startswith(above), f"{path.relative_to(ROOT)} imports {n} (upward)"
+
+
 # Modules that may name faults_truth: ground truth is for evaluation and reporting only.
 # The warehouse's summary reports it for simulated runs (`guardian info`); models,
 # features and policies must never read it.
@@ -116,6 +146,9 @@ def test_only_reporting_reads_faults_truth():
         "simulator.engine",
         "guardian_lib.schema",
         "guardian_lib.loop.tick",
+        "guardian_lib.matchers",
+        "guardian_lib.secrets",
+        "guardian_lib.loop.missed",
     ],
 )
 def test_docstring_examples_run(module):

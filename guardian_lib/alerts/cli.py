@@ -55,7 +55,8 @@ def silences_add(
     import pandas as pd
 
     from guardian_lib.alerts.config import parse_duration_s
-    from guardian_lib.alerts.silences import SilenceStore, parse_matchers
+    from guardian_lib.alerts.silences import SilenceStore
+    from guardian_lib.matchers import parse_matchers
 
     try:
         length = pd.Timedelta(seconds=parse_duration_s(duration))

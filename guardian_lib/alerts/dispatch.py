@@ -29,7 +29,8 @@ import pandas as pd
 
 from guardian_lib.alerts.config import AlertingConfig, InhibitRule, Route
 from guardian_lib.alerts.rules import Alert, alert_from_dict
-from guardian_lib.alerts.silences import SilenceStore, labels_match
+from guardian_lib.alerts.silences import SilenceStore
+from guardian_lib.matchers import labels_match
 
 __all__ = ["Notification", "Dispatcher", "RouteNode", "build_routes", "inhibited"]
 

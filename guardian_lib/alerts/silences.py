@@ -1,7 +1,7 @@
 """Silences: label matchers with an author, a comment and an expiry, kept in SQLite.
 
-A matcher value starting with ``~`` is a regular expression (full match); any other value
-must be equal. A silence mutes every alert whose labels match all its matchers while
+Matchers are those of :mod:`guardian_lib.matchers` (``~regex`` or an exact value). A
+silence mutes every alert whose labels match all its matchers while
 ``starts_at <= now < ends_at``. Expiring a silence sets ``ends_at`` to now (rows are never
 deleted, so the history of who silenced what stays readable).
 """
@@ -9,7 +9,6 @@ deleted, so the history of who silenced what stays readable).
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import uuid
 from collections.abc import Mapping
@@ -19,57 +18,14 @@ from pathlib import Path
 import pandas as pd
 
 from guardian_lib.errors import ConfigError
+from guardian_lib.matchers import labels_match
 
-__all__ = ["Silence", "SilenceStore", "labels_match", "parse_matchers"]
+__all__ = ["Silence", "SilenceStore"]
 
 
 def _utc(ts: object) -> pd.Timestamp:
     t = pd.Timestamp(ts)
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
-
-
-def labels_match(labels: Mapping[str, str], matchers: Mapping[str, str]) -> bool:
-    """Whether ``labels`` pass every matcher (``~regex`` or an exact value).
-
-    Examples
-    --------
-    >>> labels_match({"olt": "OLT1", "level": "onu"}, {"level": "~(onu|customer)"})
-    True
-    >>> labels_match({"olt": "OLT1"}, {"olt": "OLT2"})
-    False
-    """
-    for k, v in matchers.items():
-        got = labels.get(k, "")
-        if v.startswith("~"):
-            if re.fullmatch(v[1:], got) is None:
-                return False
-        elif got != v:
-            return False
-    return True
-
-
-def parse_matchers(items: list[str]) -> dict[str, str]:
-    """``["olt=OLT1", "level=~onu|customer"]`` → ``{"olt": "OLT1", "level": "~onu|customer"}``.
-
-    Raises
-    ------
-    ConfigError
-        A matcher is not ``name=value`` / ``name=~regex``, or a regex does not compile.
-    """
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            raise ConfigError(f"matcher {item!r}: expected name=value or name=~regex")
-        if value.startswith("~"):
-            try:
-                re.compile(value[1:])
-            except re.error as exc:
-                raise ConfigError(f"matcher {item!r}: bad regular expression: {exc}") from None
-        out[name] = value
-    if not out:
-        raise ConfigError("a silence needs at least one matcher (name=value)")
-    return out
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 import panel as pn
 
 from guardian_lib.dashboards._data import load_run_data
-from guardian_lib.dashboards._screens import build_layout
+from guardian_lib.dashboards.screens import build_layout
 from guardian_lib.i18n import label, normalize_lang
 
 __all__ = ["build_app", "serve"]

@@ -21,13 +21,6 @@ from plotly.offline import get_plotlyjs
 
 from guardian_lib.dashboards import _figures as F
 from guardian_lib.dashboards._data import RunData, load_run_data
-from guardian_lib.dashboards._screens import (
-    _HEADLINE,
-    _decisions_html,
-    _policy_wide,
-    _rq_html,
-    sla_html,
-)
 from guardian_lib.dashboards._views import (
     decision_reasons,
     operations_kpis,
@@ -41,6 +34,13 @@ from guardian_lib.dashboards.glossary import (
     policy_name,
 )
 from guardian_lib.dashboards.headline import headline_html, main_policy
+from guardian_lib.dashboards.screens.customers import risk_queue_html
+from guardian_lib.dashboards.screens.results import (
+    HEADLINE_METRICS,
+    decisions_html,
+    policy_wide,
+    sla_html,
+)
 from guardian_lib.i18n import format_datetime, label, normalize_lang
 
 __all__ = ["print_html", "write_pdf", "PAGE_CSS"]
@@ -88,16 +88,16 @@ def _kpis(data: RunData, lang: str) -> str:
             m, metric_label(m, lang), format_metric(m, rows.at[m, "mean"], lang),
             format_interval(m, rows.at[m, "ci_lo"], rows.at[m, "ci_hi"], lang),
         )
-        for m in _HEADLINE if m in rows.index
+        for m in HEADLINE_METRICS if m in rows.index
     ]  # fmt: skip
     out.append(f'<div class="caption">{html.escape(policy_name(main, lang))}</div>')
     out.append(F.kpi_cards_html(items))
     policies = list(dict.fromkeys(table["policy"]))
-    wide = _policy_wide(table, policies, lang)
+    wide = policy_wide(table, policies, lang)
     cols = {"metric": "text"} | dict.fromkeys(policies, "text")
     hd = {"metric": label("metric", lang)} | {p: policy_name(p, lang) for p in policies}
     out.append(F.table_html(wide, cols, hd, lang, "policy-table", label("policy_comparison", lang)))
-    for m in _HEADLINE[:4]:
+    for m in HEADLINE_METRICS[:4]:
         if m in set(table["metric"]):
             out.append(_fig(F.policy_figure(table, m, lang)))
     return "".join(out)
@@ -107,14 +107,14 @@ def _risk(data: RunData, lang: str) -> str:
     full = risk_queue(data, limit=None)
     if full is None:
         return F.not_computed_html("ml_predictions", "guardian score --run RUN", lang)
-    return _rq_html(full.head(_RISK_ROWS), len(full), lang)
+    return risk_queue_html(full.head(_RISK_ROWS), len(full), lang)
 
 
 def _decisions(data: RunData, lang: str) -> str:
     dec = decision_reasons(data, limit=_DECISIONS)
     if dec is None:
         return F.not_computed_html("decisions", "an audit trail (AuditLog)", lang)
-    return _decisions_html(dec, lang, "decisions")
+    return decisions_html(dec, lang, "decisions")
 
 
 def print_html(data: RunData, lang: str = "en") -> str:

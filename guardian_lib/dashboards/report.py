@@ -21,7 +21,7 @@ from bokeh.resources import INLINE
 
 from guardian_lib.dashboards._compress import compress_scripts, expand_scripts
 from guardian_lib.dashboards._data import load_run_data
-from guardian_lib.dashboards._screens import build_layout
+from guardian_lib.dashboards.screens import build_layout
 from guardian_lib.i18n import label, normalize_lang
 from guardian_lib.sla import write_sla
 

@@ -2,8 +2,8 @@
 
 A window names an area by label matchers (``olt``, ``pon``, ``box``, ``onu``,
 ``customer``, ``region``, ``segment``; a value starting with ``~`` is a regular
-expression, as in silences) and a UTC period. The same windows, written once in the
-alerting file (``maintenance_windows:``, docs/alerts.md), do two things:
+expression: :mod:`guardian_lib.matchers`, shared with silences) and a UTC period. The
+same windows, written once in the alerting file (``maintenance_windows:``, docs/alerts.md), do two things:
 
 * they mute the alerts whose labels match (:class:`guardian_lib.alerts.dispatch.Dispatcher`);
 * they block the autopilot's actions in that area: the ``maintenance_window`` safety rule of
@@ -25,8 +25,8 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from guardian_lib.alerts.silences import labels_match
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.matchers import labels_match
 from guardian_lib.safe_yaml import load_yaml
 
 __all__ = [

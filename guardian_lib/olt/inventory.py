@@ -21,19 +21,21 @@ Example::
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError
+from pydantic import Field, PrivateAttr
 
-from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.errors import ConfigError
 from guardian_lib.olt.profiles import CliProfile, load_cli_profiles
 from guardian_lib.olt.session import SshTarget
-from guardian_lib.safe_yaml import StrictModel, load_yaml
-from guardian_lib.secrets import read_secret_file  # re-exported: moved there
+from guardian_lib.safe_yaml import StrictModel, load_yaml_model
+from guardian_lib.secrets import (  # read_secret_file re-exported (moved there)
+    read_secret_file,
+    resolve_credential,
+    secret_file_path,
+)
 
 if TYPE_CHECKING:  # pysnmp is imported only when SNMP SET is used
     from guardian_lib.snmp.transport import SnmpCredentials
@@ -116,7 +118,7 @@ class CliInventory(_Strict):
 
     def secrets_path(self) -> Path | None:
         """The secret file (``secrets_file`` or ``GUARDIAN_OLT_SECRETS``), resolved."""
-        return self._resolve(self.secrets_file or os.environ.get(ENV_PREFIX + "SECRETS"))
+        return secret_file_path(self.secrets_file, ENV_PREFIX + "SECRETS", self.path)
 
     def entry(self, olt_id: str) -> CliOltEntry:
         """The entry of ``olt_id``; ConfigError naming the known ids if absent."""
@@ -147,39 +149,20 @@ class CliInventory(_Strict):
     def target(self, olt_id: str, environ: Mapping[str, str] | None = None) -> SshTarget:
         """SSH target of one OLT with its credentials and accepted host keys."""
         e = self.entry(olt_id)
-        env_keys = {"username": "USERNAME", "password": "PASSWORD"}
-        found = self._secret_values(e.credentials, env_keys, environ)
-        missing = [k for k, v in found.items() if not v]
-        if missing:
-            names = ", ".join(_env_name(e.credentials, env_keys[k]) for k in missing)
-            raise ConfigError(
-                f"OLT {olt_id}: CLI credentials {e.credentials!r} incomplete: missing {missing}; "
-                f"expected {names} or key {e.credentials}.{{username,password}} in "
-                f"{self.secrets_path()}"
-            )
+        found = resolve_credential(
+            e.credentials, {"username": "USERNAME", "password": "PASSWORD"}, prefix=ENV_PREFIX,
+            secrets_path=self.secrets_path(), what=f"OLT {olt_id}: CLI credentials",
+            environ=environ,
+        )  # fmt: skip
         known = self._resolve(self.known_hosts)
         d = self.defaults
         return SshTarget(
-            olt_id=olt_id, host=e.host, port=e.port, username=str(found["username"]),
-            password=str(found["password"]),
+            olt_id=olt_id, host=e.host, port=e.port, username=found["username"],
+            password=found["password"],
             known_hosts=known.read_text(encoding="utf-8") if known and known.exists() else None,
             insecure=e.insecure, timeout_s=d.timeout_s, busy_retries=d.busy_retries,
             busy_backoff_s=d.busy_backoff_s, protocol=e.protocol,
         )  # fmt: skip
-
-    def _secret_values(
-        self, ref: str, env_keys: Mapping[str, str], environ: Mapping[str, str] | None
-    ) -> dict[str, str | None]:
-        """Values of ``ref``'s keys: ``GUARDIAN_OLT_<REF>_<env key>`` first, then the
-        secret file's ``{ref: {key: …}}`` for the keys still missing (None when neither)."""
-        env = os.environ if environ is None else environ
-        found = {k: env.get(_env_name(ref, name)) for k, name in env_keys.items()}
-        if not all(found.values()):
-            block = read_secret_file(self.secrets_path()).get(ref)
-            if isinstance(block, dict):
-                for k in found:
-                    found[k] = found[k] or (str(block[k]) if block.get(k) is not None else None)
-        return found
 
     def snmp_set_target(
         self, olt_id: str, environ: Mapping[str, str] | None = None
@@ -202,31 +185,22 @@ class CliInventory(_Strict):
             )
         ss = e.snmp_set
         keys = ("write_community",) if ss.version == "2c" else ("v3_user", "auth_key", "priv_key")
-        found = self._secret_values(ss.credentials, {k: _ENV_KEY[k] for k in keys}, environ)
-        missing = [k for k in keys if not found[k]]
-        if missing:
-            names = ", ".join(_env_name(ss.credentials, _ENV_KEY[k]) for k in missing)
-            raise ConfigError(
-                f"OLT {olt_id}: SNMP SET credentials {ss.credentials!r} (SNMPv{ss.version}) "
-                f"incomplete: missing {missing}; expected {names} or key "
-                f"{ss.credentials}.{{{','.join(keys)}}} in {self.secrets_path()}"
-            )
+        found = resolve_credential(
+            ss.credentials, {k: _ENV_KEY[k] for k in keys}, prefix=ENV_PREFIX,
+            secrets_path=self.secrets_path(),
+            what=f"OLT {olt_id}: SNMP SET credentials (SNMPv{ss.version})", environ=environ,
+        )  # fmt: skip
         if ss.version == "2c":
-            creds = SnmpCredentials("2c", community=str(found["write_community"]))
+            creds = SnmpCredentials("2c", community=found["write_community"])
         else:
             creds = SnmpCredentials(
-                "3", user=str(found["v3_user"]), auth_key=str(found["auth_key"]),
-                priv_key=str(found["priv_key"]),
-            )  # fmt: skip
+                "3", user=found["v3_user"], auth_key=found["auth_key"], priv_key=found["priv_key"]
+            )
         return ss.host or e.host, ss.port, creds, ss
 
 
 _ENV_KEY = {"write_community": "WRITE_COMMUNITY", "v3_user": "V3_USER",
             "auth_key": "V3_AUTH_KEY", "priv_key": "V3_PRIV_KEY"}  # fmt: skip
-
-
-def _env_name(ref: str, key: str) -> str:
-    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ref).upper() + "_" + key
 
 
 def pppoe_account(
@@ -239,20 +213,12 @@ def pppoe_account(
     ConfigError
         Naming the key and where it was looked up (never the password).
     """
-    env = os.environ if environ is None else environ
-    ref = "PPPOE_" + re.sub(r"[^A-Za-z0-9]", "_", key).upper()
-    user, pw = env.get(ENV_PREFIX + ref + "_USERNAME"), env.get(ENV_PREFIX + ref + "_PASSWORD")
-    if not (user and pw):
-        block = (read_secret_file(secrets_path).get("pppoe") or {}).get(key)
-        if isinstance(block, dict):
-            user = user or block.get("username")
-            pw = pw or block.get("password")
-    if not (user and pw):
-        raise ConfigError(
-            f"PPPoE account {key!r} not found: expected {ENV_PREFIX}{ref}_USERNAME and "
-            f"{ENV_PREFIX}{ref}_PASSWORD, or pppoe.{key}.{{username,password}} in {secrets_path}"
-        )
-    return str(user), str(pw)
+    found = resolve_credential(
+        key, {"username": "USERNAME", "password": "PASSWORD"}, prefix=ENV_PREFIX + "PPPOE_",
+        secrets_path=secrets_path, what="PPPoE account", file_block=("pppoe", key),
+        environ=environ,
+    )  # fmt: skip
+    return found["username"], found["password"]
 
 
 def load_cli_inventory(path: str | Path) -> CliInventory:
@@ -264,13 +230,10 @@ def load_cli_inventory(path: str | Path) -> CliInventory:
         Naming the file and the field (e.g. ``olts[1].port``).
     """
     path = Path(path)
-    data = load_yaml(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: an OLT CLI inventory must be a YAML mapping with 'olts:'")
-    try:
-        inv = CliInventory.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(validation_message(path, exc, "invalid OLT CLI inventory")) from None
+    inv = load_yaml_model(
+        path, CliInventory, shape="an OLT CLI inventory: a YAML mapping with 'olts:'",
+        what="invalid OLT CLI inventory",
+    )  # fmt: skip
     ids = [o.olt_id for o in inv.olts]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:

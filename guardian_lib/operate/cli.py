@@ -134,7 +134,8 @@ def decide_command(
     state = "already in the audit (nothing written)" if s.already_audited else "written"
     console.print(
         f"{s.onus:,} ONUs, {s.ticks:,} steps of {s.tick_s} s ({s.warmup_ticks:,} warm-up, "
-        f"{s.gap_ticks:,} without readings); {s.simulated_h_per_s:g} h/s ({s.wall_s:g} s in all); audit {s.audit} "
+        f"{s.gap_ticks:,} without readings, {s.held_readings:,} missed readings held "
+        f"≤ {s.missed_poll_grace_steps} step(s)); {s.simulated_h_per_s:g} h/s ({s.wall_s:g} s in all); audit {s.audit} "
         f"{escape('[' + s.tag + ']')} {state}",
         soft_wrap=True,
     )

@@ -60,9 +60,12 @@ class DecideSummary:
     ticks, warmup_ticks, gap_ticks : int
         Steps replayed with decisions, observed before them, and steps without any
         reading (previous readings repeated). [-]
+    missed_poll_grace_steps : int
+        Steps an ONU without a row keeps its previous reading (the rule of ``guardian
+        operate``, :mod:`guardian_lib.loop.missed`). [-]
     held_readings : int
         Readings of ONUs without a row in a step that repeat their previous one (a
-        missed poll, one step at most). [-]
+        missed poll, ``missed_poll_grace_steps`` steps at most). [-]
     decisions, decisions_by_action : int, dict
         Decisions of the policy (bookkeeping included), by action. [-]
     incidents_opened : int
@@ -102,6 +105,7 @@ class DecideSummary:
     ticks: int = 0
     warmup_ticks: int = 0
     gap_ticks: int = 0
+    missed_poll_grace_steps: int = 0
     held_readings: int = 0
     telemetry_rows: int = 0
     events: int = 0
@@ -192,12 +196,15 @@ def _scorer(models: str, run: Path, tick_s: int) -> tuple[Any, str]:
     return model_scorer(bundle, tick_s), str(bundle.model_version)
 
 
-def _settings(site: Path | None) -> tuple[Any, str | None, str]:
-    """Safety settings (simulate mode), the site's model alias and its id."""
+def _settings(site: Path | None) -> tuple[Any, str | None, str, int]:
+    """Safety settings (simulate mode), the site's model alias, its id and its
+    ``missed_poll_grace_steps``."""
     from guardian_lib.decision.settings import AutopilotSettings
+    from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
 
     if site is None:
-        return AutopilotSettings(autopilot_mode="simulate"), None, "decide"
+        st = AutopilotSettings(autopilot_mode="simulate")
+        return st, None, "decide", MISSED_POLL_GRACE_STEPS
     from guardian_lib.decision.maintenance import load_maintenance
     from guardian_lib.operate.site import load_site
 
@@ -209,7 +216,7 @@ def _settings(site: Path | None) -> tuple[Any, str | None, str]:
         path = cfg.resolve(str(maint))
         load_maintenance(path)  # a bad file is refused now, not at the first decision
         st = st.model_copy(update={"maintenance_file": path})
-    return st, cfg.model_alias, cfg.site_id
+    return st, cfg.model_alias, cfg.site_id, cfg.missed_poll_grace_steps
 
 
 def _data_version(con: Any, run: Path) -> list[str]:
@@ -240,6 +247,7 @@ def decide_run(
     audit_path: Path | str | None = None,
     warmup_h: float = 24.0,
     progress: Callable[[int, int], None] | None = None,
+    missed_poll_grace_steps: int | None = None,
 ) -> DecideSummary:
     """Replay ``run``'s history through the autopilot in simulate mode; audit the decisions.
 
@@ -263,6 +271,9 @@ def decide_run(
         History observed before ``start`` without deciding. [h]
     progress : callable, optional
         ``progress(done, total)`` after each step.
+    missed_poll_grace_steps : int, optional
+        Steps an ONU without a row keeps its previous reading; default the site's, else
+        :data:`~guardian_lib.loop.missed.MISSED_POLL_GRACE_STEPS`. [-]
 
     Raises
     ------
@@ -290,7 +301,13 @@ def decide_run(
         raise ConfigError(f"--every-minutes: expected >= 1, got {every_minutes}")
     if warmup_h < 0:
         raise ConfigError(f"--warmup-hours: expected >= 0, got {warmup_h}")
-    settings, site_alias, site_id = _settings(Path(site) if site is not None else None)
+    settings, site_alias, site_id, grace = _settings(Path(site) if site is not None else None)
+    if missed_poll_grace_steps is not None:
+        if missed_poll_grace_steps < 0:
+            raise ConfigError(
+                f"missed_poll_grace_steps: expected >= 0, got {missed_poll_grace_steps}"
+            )
+        grace = int(missed_poll_grace_steps)
     models = models or site_alias or "champion"
     audit_file = Path(audit_path) if audit_path is not None else RunLayout(run).audit
     con = connect(run)
@@ -307,13 +324,13 @@ def decide_run(
             "start": first, "end": last, "grid": grid, "every": every_minutes,
             "model": version, "warmup_h": warmup_h, "onus": len(fleet),
             "settings": settings.model_dump(mode="json"), "data": _data_version(con, run),
-            "code": __version__,
+            "code": __version__, "missed_poll_grace_steps": grace,
         }  # fmt: skip
         tag = _tag(site_id, key)
         out = DecideSummary(
             run=str(run), start=first.isoformat(), end=last.isoformat(), tick_s=grid,
             every_minutes=every_minutes, model_version=version, onus=len(fleet),
-            audit=str(audit_file), tag=tag,
+            audit=str(audit_file), tag=tag, missed_poll_grace_steps=grace,
         )  # fmt: skip
         if tagged_decisions(audit_file, tag):
             out.already_audited = True
@@ -333,7 +350,7 @@ def decide_run(
         every = every_minutes * 60 // grid
         loop = ClosedLoop(fleet.onus, fleet.customers, autopilot, every=every, tick_s=grid,
                           field=orders)  # fmt: skip
-        source = HistoryTelemetrySource(con, fleet.onu_ids, warm0, last, grid)
+        source = HistoryTelemetrySource(con, fleet.onu_ids, warm0, last, grid, grace)
         total = source.n_steps
         t_replay = time.perf_counter()
         for i, tick in enumerate(source):

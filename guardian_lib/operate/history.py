@@ -5,13 +5,13 @@
 * :class:`HistoryTelemetrySource` — one :class:`~guardian_lib.loop.Tick` per grid step
   of SILVER telemetry, read a block of steps at a time into (steps × ONUs) arrays (one
   query per block, no Python loop over ONUs), with the SILVER events since the previous
-  step. An ONU without a row in a step keeps its previous reading for ``hold_steps``
-  steps (a missed poll is not an outage); missing longer, it is "not read" (``online``
-  NaN: the observer counts it offline, the scorer's features see NaN, as the batch
-  features do). A step without any row at all (the collection stopped) repeats the
-  previous step's readings, as ``guardian operate`` does for an OLT that does not
-  answer: a gap in the export is not a massive outage. A customer contact names its customer; its ONU is added to the
-  payload from the inventory (contacts of unknown customers are left out);
+  step. An ONU without a row in a step follows the missed-poll rule of ``guardian
+  operate`` (:class:`~guardian_lib.loop.missed.MissedPolls`: its previous reading for
+  ``missed_poll_grace_steps`` steps, then "not read"). A step without any row at all (the
+  collection stopped) repeats the previous step's readings, as ``guardian operate`` does
+  for an OLT that does not answer: a gap in the export is not a massive outage. A
+  customer contact names its customer; its ONU is added to the payload from the
+  inventory (contacts of unknown customers are left out);
 * :class:`HistoricOrders` — the operator's own service orders (imported tickets) open at
   the replayed time, shown to the policy as open orders (it holds them in a massive
   outage and does not order a second visit).
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.errors import WarehouseError
+from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS, MissedPolls
 from guardian_lib.loop.protocols import ORDER_COLUMNS
 from guardian_lib.loop.tick import EventRow, Tick
 from guardian_lib.schema import MEASURES
@@ -87,8 +88,9 @@ class HistoryTelemetrySource:
         First and last step (UTC, on the grid), inclusive.
     tick_s : int
         The grid. [s]
-    hold_steps : int, default 1
-        Steps an ONU without a row keeps its previous reading. [-]
+    grace_steps : int, default :data:`~guardian_lib.loop.missed.MISSED_POLL_GRACE_STEPS`
+        Steps an ONU without a row keeps its previous reading (the site file's
+        ``missed_poll_grace_steps``). [-]
 
     Attributes
     ----------
@@ -109,10 +111,9 @@ class HistoryTelemetrySource:
         start: pd.Timestamp,
         end: pd.Timestamp,
         tick_s: int,
-        hold_steps: int = 1,
+        grace_steps: int = MISSED_POLL_GRACE_STEPS,
     ) -> None:
         self.con = con
-        self.hold_steps = int(hold_steps)
         self.index = pd.Index(np.asarray(onu_ids, dtype=object).astype(str))
         self.start_us = int(pd.Timestamp(start).value // 1000)
         self.end_us = int(pd.Timestamp(end).value // 1000)
@@ -121,10 +122,14 @@ class HistoryTelemetrySource:
         names = table_names(con)
         self._has_events = "events" in names
         self._has_customers = "customers" in names
-        self.ticks = self.gap_ticks = self.held = self.rows = 0
+        self.ticks = self.gap_ticks = self.rows = 0
         self.events = self.events_unmapped = 0
-        self._last: dict[str, np.ndarray] | None = None  # the previous step as yielded
-        self._missing = np.zeros(len(self.index), dtype=np.int64)  # steps without a row
+        self.missed = MissedPolls(len(self.index), grace_steps)
+
+    @property
+    def held(self) -> int:
+        """Readings of ONUs without a row that repeat their previous one. [-]"""
+        return self.missed.held
 
     def __iter__(self) -> Iterator[Tick]:
         n = len(self.index)
@@ -140,21 +145,12 @@ class HistoryTelemetrySource:
                 yield Tick(ts, row, events.get(k0 + k, ()))
 
     def _fill(self, row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One step's readings with the holds applied (vectorised over the fleet)."""
-        last = self._last
+        """One step's readings with the missed-poll rule applied (vectorised)."""
         missing = np.isnan(row["online"])
-        if last is not None and missing.all():
+        if self.missed.last is not None and missing.all():
             self.gap_ticks += 1
-            return last
-        self._missing = np.where(missing, self._missing + 1, 0)
-        if last is not None:
-            hold = missing & (self._missing <= self.hold_steps) & ~np.isnan(last["online"])
-            if hold.any():
-                self.held += int(hold.sum())
-                for m, v in row.items():
-                    v[hold] = last[m][hold]
-        self._last = row
-        return row
+            return self.missed.last
+        return self.missed.fill(row, ~missing)
 
     def _readings(self, k0: int, k1: int) -> dict[str, np.ndarray]:
         """(steps × ONUs) arrays of every measure for steps ``k0..k1`` (NaN: not read)."""

@@ -34,6 +34,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from guardian_lib.actions.dispatcher import Dispatcher
@@ -44,6 +45,7 @@ from guardian_lib.decision.maintenance import (
     load_maintenance,
 )
 from guardian_lib.loop import ClosedLoop, EventRow, Tick
+from guardian_lib.loop.missed import MissedPolls
 from guardian_lib.operate.accounting import (
     ApprovalDispatcher,
     CountingDispatcher,
@@ -173,6 +175,7 @@ class Operator(ApprovedActions):
         self.stop_event = threading.Event()
         self.traps = OperateTraps(site.traps, self.inventory, environ) if site.traps else None
         self.fleet: Fleet | None = None
+        self.missed = MissedPolls(0, site.missed_poll_grace_steps)  # sized by _build
         self.autopilot: Autopilot | None = None
         self.kill_signalled = False  # SIGUSR1 received (kill switch on until the process ends)
         self.loop: ClosedLoop | None = None
@@ -289,6 +292,8 @@ class Operator(ApprovedActions):
             self.autopilot.listeners.append(self.notifier.action_outcome)
         self.loop = ClosedLoop(fleet.onus, fleet.customers, self.autopilot, every=1,
                                tick_s=tick_s, field=self.field)  # fmt: skip
+        self.missed = MissedPolls(len(fleet.onu_ids), self.site.missed_poll_grace_steps)
+        self.missed.load_state_dict(self.store.get("missed_polls"))
         saved = self.store.get("loop")
         committed = 0
         if saved is not None and list(saved["onu_ids"]) == list(fleet.onu_ids):
@@ -392,7 +397,7 @@ class Operator(ApprovedActions):
         trap_rows = self.traps.rows(self._store_rows) if self.traps is not None else []
         rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
                           r["payload"]) for r in trap_rows]  # fmt: skip
-        tick = Tick.from_frame(ts, known, self.fleet.onu_ids, rows)
+        tick = self._cycle_tick(ts, known, rows)
         self._fill_gap(tick)
         decisions = self.loop.feed(tick)
         self._last_ts = tick.ts
@@ -456,6 +461,14 @@ class Operator(ApprovedActions):
             ts = tick.ts - pd.Timedelta(seconds=k * self.tick_s)
             scorer.update(Tick(ts, tick.values))
 
+    def _cycle_tick(self, ts: pd.Timestamp, known: pd.DataFrame, events: list[EventRow]) -> Tick:
+        """The cycle's tick: an ONU without a row follows the missed-poll rule
+        (:class:`~guardian_lib.loop.missed.MissedPolls`, the site's
+        ``missed_poll_grace_steps``), as in ``guardian decide``."""
+        tick = Tick.from_frame(ts, known, self.fleet.onu_ids, events)
+        read = np.isin(self.fleet.onu_ids, known["onu_id"].astype(str).to_numpy())
+        return self.missed.tick(tick, read)
+
     def _carry_forward(self, known: pd.DataFrame, failed: list[str]) -> pd.DataFrame:
         """ONUs of an OLT that did not answer keep their last reading: a silent OLT is
         not a massive outage of its ONUs (it is flagged as ``olts_failed``)."""
@@ -487,6 +500,7 @@ class Operator(ApprovedActions):
             "loop": {"onu_ids": list(self.fleet.onu_ids), "loop": self.loop.state_dict()},
             "last_rows": self._last_rows,
             "last_ts": self._last_ts,
+            "missed_polls": self.missed.state_dict(),
         }
 
     def _account(self, figures: dict, report: Any, blocks: dict, by_action: dict) -> None:

@@ -13,6 +13,7 @@ Example::
     inventory: olts.yaml                 # guardian poll's inventory (docs/snmp.md)
     subscribers: subscribers.csv         # optional: onu_id, cpe_id, customer_id, pon_id, box_id
     polling_interval_s: 300
+    missed_poll_grace_steps: 1           # a missed poll keeps the last reading one cycle
     warehouse: data/runs/prod
     model_alias: champion                # the rule scorer when no model is registered
     nbi: {url: "http://acs.example:7557", token_env: GUARDIAN_NBI_TOKEN}
@@ -34,6 +35,7 @@ from pydantic import Field, field_validator, model_validator
 
 from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
+from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
 from guardian_lib.operate.schedule import ReportJob
 from guardian_lib.safe_yaml import StrictModel, load_yaml_model
 from guardian_lib.secrets import SecretRef, read_secret  # re-exported: moved there
@@ -148,6 +150,10 @@ class SiteConfig(_Strict):
         first poll, the CPE id from the ACS (serial match) and the PON from the SNMP index.
     polling_interval_s : float
         Time between two cycles. [s]
+    missed_poll_grace_steps : int
+        Cycles an ONU missing from an answering OLT's poll keeps its last reading before
+        it counts as not read (offline), 0 to 12; ``guardian decide`` applies the same
+        to SILVER history (:mod:`guardian_lib.loop.missed`). [-]
     warehouse : str
         Run folder whose RAW lake and SILVER receive the polled rows.
     model_alias : str or None
@@ -160,6 +166,7 @@ class SiteConfig(_Strict):
     inventory: str
     subscribers: str | None = None
     polling_interval_s: float = Field(300.0, gt=0, le=86400)
+    missed_poll_grace_steps: int = Field(MISSED_POLL_GRACE_STEPS, ge=0, le=12)
     warehouse: str
     model_alias: str | None = "champion"
     nbi: NbiSettings | None = None

@@ -8,7 +8,8 @@ line: a reference ``NAME`` is resolved from environment variables first
 secret file (YAML ``{NAME: {community: …}}`` or ``{NAME: {user, auth_key, priv_key}}``)
 named by ``secrets_file:`` in the inventory or by ``GUARDIAN_SNMP_SECRETS``. The secret
 file must be readable by its owner only (mode 0600): a file its group or others can
-read is refused, naming the file and its mode (:func:`guardian_lib.secrets.read_secret_file`).
+read is refused, naming the file and its mode. The lookup and its messages are those of
+every credentials reference (:func:`guardian_lib.secrets.resolve_credential`).
 
 Example::
 
@@ -21,8 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -31,7 +30,7 @@ from pydantic import Field, model_validator
 
 from guardian_lib.errors import ConfigError
 from guardian_lib.safe_yaml import StrictModel, load_yaml_model
-from guardian_lib.secrets import read_secret_file
+from guardian_lib.secrets import resolve_credential, secret_file_path
 from guardian_lib.snmp.errors import SnmpCredentialsError
 from guardian_lib.snmp.transport import SnmpCredentials
 
@@ -90,14 +89,9 @@ class Inventory(_Strict):
     path: Path | None = Field(None, exclude=True)
 
     def secrets_path(self) -> Path | None:
-        """The secret file, resolved relative to the inventory file."""
-        raw = self.secrets_file or os.environ.get(ENV_PREFIX + "SECRETS")
-        if not raw:
-            return None
-        p = Path(raw)
-        if not p.is_absolute() and self.path is not None:
-            p = self.path.parent / p
-        return p
+        """The secret file (``secrets_file`` or ``GUARDIAN_SNMP_SECRETS``), resolved
+        relative to the inventory file."""
+        return secret_file_path(self.secrets_file, ENV_PREFIX + "SECRETS", self.path)
 
 
 def load_inventory(path: str | Path) -> Inventory:
@@ -121,16 +115,15 @@ def load_inventory(path: str | Path) -> Inventory:
     return inv
 
 
-def _env_name(ref: str, key: str) -> str:
-    return ENV_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", ref).upper() + "_" + key
-
-
 def resolve_credentials(
     entry: OltEntry,
     secrets_path: Path | None,
     environ: Mapping[str, str] | None = None,
 ) -> SnmpCredentials:
     """Credentials of one OLT from the environment, then from the secret file.
+
+    The lookup is :func:`guardian_lib.secrets.resolve_credential` (the one the OLT CLI
+    inventory uses too): ``GUARDIAN_SNMP_<REF>_<KEY>``, then ``{REF: {key: …}}``.
 
     Parameters
     ----------
@@ -150,36 +143,14 @@ def resolve_credentials(
         or the secret file is missing, not a mapping, or readable by group or others
         (naming the file and its mode).
     """
-    env = os.environ if environ is None else environ
     ref = entry.credentials
-    fields = ("community",) if entry.version == "2c" else ("user", "auth_key", "priv_key")
+    keys = ("community",) if entry.version == "2c" else ("user", "auth_key", "priv_key")
     optional = () if entry.version == "2c" else ("auth_protocol", "priv_protocol")
-    found: dict[str, str] = {}
-    for f in fields + optional:
-        val = env.get(_env_name(ref, f.upper()))
-        if val:
-            found[f] = val
-    if not all(f in found for f in fields) and secrets_path is not None:
-        if not secrets_path.exists():  # named in the inventory or the environment: say so
-            raise SnmpCredentialsError(
-                f"OLT {entry.olt_id}: secret file {secrets_path} does not exist"
-            )
-        try:  # the shared reader refuses a file others can read (mode 0600 expected)
-            block = read_secret_file(secrets_path).get(ref)
-        except ConfigError as exc:
-            raise SnmpCredentialsError(f"OLT {entry.olt_id}: {exc}") from None
-        if isinstance(block, dict):
-            for f in fields + optional:
-                if f not in found and block.get(f) is not None:
-                    found[f] = str(block[f])
-    missing = [f for f in fields if f not in found]
-    if missing:
-        names = ", ".join(_env_name(ref, f.upper()) for f in missing)
-        where = f" or key {ref}.{{{','.join(missing)}}} in {secrets_path}" if secrets_path else ""
-        raise SnmpCredentialsError(
-            f"OLT {entry.olt_id}: SNMPv{entry.version} credentials {ref!r} incomplete: "
-            f"missing {missing}; expected environment variable(s) {names}{where}"
-        )
+    found = resolve_credential(
+        ref, {k: k.upper() for k in keys + optional}, prefix=ENV_PREFIX,
+        secrets_path=secrets_path, what=f"OLT {entry.olt_id}: SNMPv{entry.version} credentials",
+        optional=optional, environ=environ, error=SnmpCredentialsError,
+    )  # fmt: skip
     try:
         return SnmpCredentials(version=entry.version, **found)
     except SnmpCredentialsError as exc:  # e.g. a v3 key shorter than 8 characters

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,14 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from local_servers import free_port, wait_until_answers
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _guardian(*args: str, timeout: float = 90, **kw) -> subprocess.CompletedProcess:
@@ -88,25 +82,15 @@ def test_an_operator_approves_a_reboot_through_the_api_and_operate_sends_it(
         assert r.returncode == 0, r.stderr
         r = _guardian("users", "token", name, "--users", str(users), "--expires-days", "1")
         tokens[role] = {"Authorization": f"Bearer {r.stdout.strip()}"}
-    port = _free_port()
+    port = free_port()
     api = subprocess.Popen(
         [str(GUARDIAN), "api", "--site", str(site), "--state", str(state), "--users", str(users),
          "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     procs.append(api)
     base = f"http://127.0.0.1:{port}/api/v1"
+    wait_until_answers(base + "/health", proc=api, timeout_s=30)
     with httpx.Client(base_url=base, timeout=10) as http:
-        end = time.monotonic() + 30
-        while True:
-            assert api.poll() is None, api.communicate(timeout=10)[1][-2000:]
-            try:
-                if http.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < end, "guardian api did not start"
-            time.sleep(0.1)
-
         listed = http.get("/decisions", params={"state": "proposed"}, headers=tokens["viewer"])
         assert listed.status_code == 200, listed.text
         reboots = [d for d in listed.json()["items"] if d["action"] == "reboot"]

@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from local_servers import free_port
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
 SPEED = 600.0
@@ -113,12 +114,6 @@ def _last_cycle_safe(state: Path) -> int:
         return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _audit(state: Path, sql: str) -> list[tuple]:
     con = duckdb.connect(str(state / "audit.duckdb"), read_only=True)
     try:
@@ -173,7 +168,7 @@ def test_simulate_mode_sends_nothing_and_an_unreachable_olt_is_flagged(
                         "retries": 0})  # fmt: skip
     inv_path.write_text(yaml.safe_dump(inv))
     # Run as a service: metrics while it runs, SIGTERM ends the cycle and exits 0.
-    state, out, port = tmp_path / "state", tmp_path / "summary.json", _free_port()
+    state, out, port = tmp_path / "state", tmp_path / "summary.json", free_port()
     proc = subprocess.Popen(
         [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
          "--mode", "simulate", "--json", str(out), "--metrics-port", str(port)],
@@ -386,7 +381,7 @@ class _Forwarder:
     """A TCP forwarder on loopback that can be down (nothing listens) or up."""
 
     def __init__(self, target_port: int) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.target = target_port
         self.sock: socket.socket | None = None
 

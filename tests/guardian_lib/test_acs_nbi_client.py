@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 
 import httpx
 import pytest
+from local_servers import free_port
 
 from acs_emulator.cwmp.testing import BackgroundLab
 from guardian_lib.acs import (
@@ -150,9 +150,7 @@ def test_503_retry_after_is_honoured(audit):
 
 
 def test_connection_refused_retries_with_backoff_then_gives_up():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends
+    port = free_port()  # nothing listens there
     waits = []
     c = NbiClient(f"http://127.0.0.1:{port}", retries=3, backoff_s=0.5, sleep=waits.append)
     with pytest.raises(AcsUnavailableError, match="4 attempts"):

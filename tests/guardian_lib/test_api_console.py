@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+from local_servers import free_port, wait_until_answers
 
 from guardian_lib.api.app import PREFIX, ApiConfig, create_app
 from guardian_lib.api.deps import CSRF_HEADER, SESSION_COOKIE, csrf_token
@@ -43,25 +41,14 @@ W = _api_world()
 PASSWORDS = {"op-n": "north-operator-pw", "viewer": "viewer-pw", "op-s": "south-operator-pw"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _serve(app):
     """Serve ``app`` with uvicorn on a free 127.0.0.1 port: (base URL, stop())."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            with urllib.request.urlopen(url + PREFIX + "/health", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.05)
+    wait_until_answers(url + PREFIX + "/health", timeout_s=30, every_s=0.05)
 
     def stop() -> None:
         server.should_exit = True

@@ -27,9 +27,9 @@ from guardian_lib.dashboards import (
 )
 from guardian_lib.dashboards._compress import PAYLOAD_TYPE, compress_scripts, expand_scripts
 from guardian_lib.dashboards._figures import downsample_min
-from guardian_lib.dashboards._screens import SCREENS, build_layout
 from guardian_lib.dashboards.glossary import METRICS, action_name, metric_label
 from guardian_lib.dashboards.headline import headline, headline_html
+from guardian_lib.dashboards.screens import SCREENS, build_layout
 from guardian_lib.warehouse import run_summary
 
 CAUSES = [

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from local_servers import serve
 
 from guardian_lib.dashboards import load_run_data, risk_queue, write_report
 from guardian_lib.dashboards.glossary import format_metric, metric_label
@@ -87,12 +85,6 @@ def _add_predictions(run: Path) -> None:
     df.to_parquet(out / "synthetic.parquet", index=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory):
     """The busy run, its report folder and a ``guardian dashboard`` process serving it."""
@@ -107,26 +99,18 @@ def busy(tmp_path_factory):
     keep = os.environ.get("GUARDIAN_TEST_REPORT_DIR")  # to look at the screenshots afterwards
     report_dir = Path(keep) if keep else root / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
+
     # Start the live server now: it loads while the static report is written and tested.
-    port = _free_port()
-    log_path = report_dir / "dashboard.log"
-    log = open(log_path, "w")  # noqa: SIM115 (closed at teardown)
-    cmd = [sys.executable, "-m", "guardian_lib.cli", "dashboard", "--run", str(run),
-           "--port", str(port), "--lang", LANG]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    def cmd(port: int) -> list[str]:
+        return [sys.executable, "-m", "guardian_lib.cli", "dashboard", "--run", str(run),
+                "--port", str(port), "--lang", LANG]  # fmt: skip
+
+    with serve(cmd, report_dir / "dashboard.log") as server:
         html = write_report(run, report_dir / "report.html", lang=LANG)
         yield {
             "run": run, "report_dir": report_dir, "html": html, "kpis": res["kpis"],
-            "proc": proc, "url": f"http://127.0.0.1:{port}/", "log": log_path,
+            "server": server,
         }  # fmt: skip
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def _expected_cards(busy: dict) -> dict[str, str]:
@@ -164,18 +148,9 @@ def browser():
 @pytest.fixture(scope="module")
 def live_url(busy) -> str:
     """The live server's address, once it answers."""
-    url, proc = busy["url"], busy["proc"]
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"guardian dashboard did not start:\n{busy['log'].read_text()[-3000:]}")
-        time.sleep(0.5)
+    server = busy["server"]
+    server.wait_until_answers("/", accept=lambda status: status == 200, every_s=0.5)
+    return server.url + "/"
 
 
 def _open(browser, url: str) -> tuple:

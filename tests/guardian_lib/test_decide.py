@@ -78,6 +78,9 @@ def test_decisions_land_in_the_audit_and_the_report_reads_them(warehouse, tmp_pa
     assert s["visits_ordered"] == int((sent == "schedule_visit").sum())
     assert s["incidents_opened"] == by_action.get("open_incident", 0)
     assert "decisions" in stdout and s["tag"] in stdout
+    # operate's missed-poll rule, with its default grace, named in the summary
+    assert s["missed_poll_grace_steps"] == 1
+    assert f"{s['held_readings']:,} missed readings held ≤ 1 step(s)" in stdout
     # what `guardian report --run` shows
     data = load_run_data(warehouse)
     assert data.sources["audit"] == str(audit)

@@ -139,7 +139,10 @@ def test_secrets_only_from_owner_readable_files_and_env(tmp_path):
     assert pppoe_account("c1", sec, environ={}) == ("u1", "p1")
     env = {"GUARDIAN_OLT_PPPOE_C2_USERNAME": "u2", "GUARDIAN_OLT_PPPOE_C2_PASSWORD": "p2"}
     assert pppoe_account("c2", sec, environ=env) == ("u2", "p2")
-    with pytest.raises(ConfigError, match="PPPoE account 'c3' not found") as err:
+    with pytest.raises(
+        ConfigError,
+        match=r"PPPoE account .c3. incomplete: missing \[.username., .password.\]; .*GUARDIAN_OLT_PPPOE_C3_USERNAME.* or key pppoe\.c3\.\{username,password\} in .*s\.yaml",
+    ) as err:
         pppoe_account("c3", sec, environ={})
     assert "p1" not in str(err.value)
     inv = tmp_path / "inv.yaml"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from local_servers import free_port
 
 from guardian_lib.acs import NbiClient
 from guardian_lib.decision import AutopilotSettings
@@ -205,12 +205,6 @@ class _Server:
         self.httpd.server_close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_webhook_retries_a_failing_ticketing_system_and_never_opens_twice(tmp_path):
     srv = _Server({
         ("POST", "/orders"): [(503, {}), (201, {"id": "T-1"})],
@@ -247,7 +241,7 @@ def test_webhook_retries_a_failing_ticketing_system_and_never_opens_twice(tmp_pa
 def test_webhook_that_stays_down_fails_clearly_and_is_journalled(tmp_path):
     st = StateStore(tmp_path / "state")
     ctx = ActionContext("isp", cycle=1, ts="t")
-    url = f"http://127.0.0.1:{_free_port()}/orders"
+    url = f"http://127.0.0.1:{free_port()}/orders"
     fs = WebhookFieldService(url, st, ctx, retries=2, sleep=lambda s: None)
     with pytest.raises(FieldServiceError, match=r"POST .*/orders: no answer after 3 tries"):
         fs.open_visit("ONU-1", "r", "normal")
@@ -275,7 +269,7 @@ def test_drop_folder_writes_one_csv_per_order_and_reads_the_consumers_status(tmp
 
 
 def test_nbi_down_then_back_reboot_fails_then_is_sent_once(tmp_path):
-    port = _free_port()
+    port = free_port()
     st = StateStore(tmp_path / "state")
     ctx = ActionContext("isp", cycle=1, ts="2026-01-01T00:00:00+00:00", pon_of={"D-1": "P"})
     client = NbiClient(f"http://127.0.0.1:{port}", token="", retries=2, backoff_s=0.01,
@@ -315,7 +309,7 @@ def test_cpe_state_reads_ppp_sessions_and_survives_a_down_nbi():
     finally:
         client.close()
         srv.close()
-    down = NbiClient(f"http://127.0.0.1:{_free_port()}", token="", retries=0)
+    down = NbiClient(f"http://127.0.0.1:{free_port()}", token="", retries=0)
     state = NbiCpeState(down)
     assert state.ppp_up() == {} and "Unavailable" in state.last_error
     down.close()
@@ -329,7 +323,7 @@ def test_a_reboot_journalled_in_a_cycle_cut_by_a_crash_blocks_a_second_one(tmp_p
 
     (tmp_path / "subs.csv").write_text("onu_id,cpe_id,pon_id\nA,CPE-A,P1\nB,CPE-B,P1\n")
     path = _site(tmp_path, model_alias=None, subscribers="subs.csv",
-                 nbi={"url": f"http://127.0.0.1:{_free_port()}", "retries": 0})  # fmt: skip
+                 nbi={"url": f"http://127.0.0.1:{free_port()}", "retries": 0})  # fmt: skip
     st = StateStore(tmp_path / "state")  # a crash right after journalling cycle 5's reboot
     st.journal_begin("site:c5:reboot:CPE-A", cycle=5, ts="2026-01-01T00:00:00+00:00",
                      action="reboot", target="CPE-A", pon_id="P1")  # fmt: skip
@@ -389,7 +383,7 @@ def test_a_failing_cycle_is_logged_and_the_service_goes_on_until_its_limit(
     from guardian_lib.operate.service import Operator
 
     inv = {"defaults": {"timeout_s": 0.1, "retries": 0},
-           "olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "port": _free_port(),
+           "olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "port": free_port(),
                      "credentials": "noc"}]}  # fmt: skip
     (tmp_path / "olts.yaml").write_text(yaml.safe_dump(inv))
     (tmp_path / "wh").write_text("a file where the warehouse folder should be")

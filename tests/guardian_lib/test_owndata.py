@@ -617,7 +617,7 @@ def _report_text(wh: Path, out: Path) -> str:
 
 def test_features_report_and_dashboard_run_on_onus_and_telemetry_alone(src, tmp_path):
     from guardian_lib.dashboards._data import load_run_data
-    from guardian_lib.dashboards._screens import build_layout
+    from guardian_lib.dashboards.screens import build_layout
     from guardian_lib.errors import WarehouseError
     from guardian_lib.features import materialize_features
     from guardian_lib.models.training import load_truth

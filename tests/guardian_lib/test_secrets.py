@@ -82,3 +82,102 @@ def test_one_mode_check_for_tokens_and_yaml_files(tmp_path):
     assert read_secret_file(tmp_path / "missing.yaml") == {}
     with pytest.raises(ConfigError, match=r"y\.token_file: cannot read .*nope"):
         read_secret(SecretRef(token_file="nope"), tmp_path, "y")
+
+
+def _inventories(tmp_path: Path, secrets: str | None):
+    """An SNMP inventory and an OLT CLI inventory naming the same secret file."""
+    from guardian_lib.olt.inventory import load_cli_inventory
+    from guardian_lib.snmp.inventory import load_inventory
+
+    if secrets is not None:
+        (tmp_path / "s.yaml").write_text(secrets)
+        (tmp_path / "s.yaml").chmod(0o600)
+    (tmp_path / "snmp.yaml").write_text(
+        "secrets_file: s.yaml\nolts:\n  - {olt_id: A, host: 10.0.0.1, credentials: noc}\n"
+    )
+    (tmp_path / "cli.yaml").write_text(
+        "secrets_file: s.yaml\nolts:\n"
+        "  - {olt_id: A, host: 10.0.0.1, profile: zte_c300, credentials: noc}\n"
+    )
+    return load_inventory(tmp_path / "snmp.yaml"), load_cli_inventory(tmp_path / "cli.yaml")
+
+
+def test_snmp_and_olt_cli_credentials_share_one_lookup_and_its_messages(tmp_path):
+    from guardian_lib.snmp.errors import SnmpCredentialsError
+    from guardian_lib.snmp.inventory import resolve_credentials
+
+    snmp, cli = _inventories(tmp_path, "noc: {community: c-file, username: u-file}\n")
+    entry = snmp.olts[0]
+    # the file fills in what the environment lacks; the environment wins where it has a value
+    assert resolve_credentials(entry, snmp.secrets_path(), environ={}).community == "c-file"
+    env = {"GUARDIAN_SNMP_NOC_COMMUNITY": "c-env", "GUARDIAN_OLT_NOC_PASSWORD": "p-env"}
+    assert resolve_credentials(entry, snmp.secrets_path(), environ=env).community == "c-env"
+    t = cli.target("A", environ=env)
+    assert (t.username, t.password) == ("u-file", "p-env")
+    # a key found nowhere: the same sentence, naming the variable, the file key and the file
+    with pytest.raises(ConfigError) as err:
+        cli.target("A", environ={})
+    sec = tmp_path / "s.yaml"
+    assert str(err.value) == (
+        "OLT A: CLI credentials 'noc' incomplete: missing ['password']; expected environment "
+        f"variable(s) GUARDIAN_OLT_NOC_PASSWORD or key noc.{{password}} in {sec}"
+    )
+    _inventories(tmp_path, "other: {community: x}\n")
+    with pytest.raises(SnmpCredentialsError) as err:
+        resolve_credentials(entry, snmp.secrets_path(), environ={})
+    assert str(err.value) == (
+        "OLT A: SNMPv2c credentials 'noc' incomplete: missing ['community']; expected "
+        f"environment variable(s) GUARDIAN_SNMP_NOC_COMMUNITY or key noc.{{community}} in {sec}"
+    )
+    # a secret file named but absent is named by both (the CLI login used to say "incomplete")
+    sec.unlink()
+    with pytest.raises(SnmpCredentialsError, match=r"^OLT A: SNMPv2c credentials 'noc': secret"):
+        resolve_credentials(entry, snmp.secrets_path(), environ={})
+    with pytest.raises(
+        ConfigError, match=rf"^OLT A: CLI credentials 'noc': secret file {sec} does"
+    ):
+        cli.target("A", environ={})
+    # the environment alone never opens the file, and no value ever reaches a message
+    both = {"GUARDIAN_OLT_NOC_USERNAME": "u", "GUARDIAN_OLT_NOC_PASSWORD": "p-secret"}
+    assert cli.target("A", environ=both).password == "p-secret"
+    sec.write_text("noc: {username: u, password: p-secret}\n")
+    sec.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"^OLT A: CLI credentials 'noc': .*mode 0644") as err:
+        cli.target("A", environ={})
+    assert "p-secret" not in str(err.value)
+
+
+def test_resolve_credential_without_a_secret_file_names_only_the_variables():
+    from guardian_lib.secrets import resolve_credential
+
+    with pytest.raises(ConfigError) as err:
+        resolve_credential(
+            "core-1", {"user": "USER", "auth_key": "AUTH_KEY"}, prefix="GUARDIAN_SNMP_",
+            secrets_path=None, what="OLT B: SNMPv3 credentials",
+            environ={"GUARDIAN_SNMP_CORE_1_USER": "u", "GUARDIAN_SNMP_CORE_1_AUTH_KEY": ""},
+        )  # fmt: skip
+    assert str(err.value) == (
+        "OLT B: SNMPv3 credentials 'core-1' incomplete: missing ['auth_key']; expected "
+        "environment variable(s) GUARDIAN_SNMP_CORE_1_AUTH_KEY"
+    )
+
+
+def test_both_inventories_load_through_the_one_config_loader(tmp_path):
+    from guardian_lib.olt.inventory import load_cli_inventory
+    from guardian_lib.snmp.inventory import load_inventory
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just a list\n")
+    for load, what in ((load_inventory, "an OLT inventory"), (load_cli_inventory, "an OLT CLI")):
+        with pytest.raises(ConfigError, match=rf"bad\.yaml: expected {what}.*got list"):
+            load(bad)
+    dup = tmp_path / "dup.yaml"
+    dup.write_text(
+        "olts:\n  - {olt_id: A, host: h, profile: zte_c300, credentials: n}\n"
+        "  - {olt_id: A, host: h2, profile: zte_c300, credentials: n}\n"
+    )
+    with pytest.raises(ConfigError, match=r"dup\.yaml: olts: duplicate olt_id \['A'\]"):
+        load_cli_inventory(dup)
+    dup.write_text("olts:\n  - {olt_id: A, host: h, port: 0, profile: p, credentials: n}\n")
+    with pytest.raises(ConfigError, match=r"dup\.yaml: invalid OLT CLI inventory: olts\[0\]\.port"):
+        load_cli_inventory(dup)

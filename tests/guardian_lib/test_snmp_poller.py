@@ -198,7 +198,10 @@ def test_world_readable_snmp_secret_file_is_refused(tmp_path):
     env = {"GUARDIAN_SNMP_NOC_COMMUNITY": "e"}
     assert resolve_credentials(entry, inv.secrets_path(), environ=env).community == "e"
     secret.unlink()
-    with pytest.raises(SnmpCredentialsError, match=r"OLT B: secret file .*s\.yaml does not exist"):
+    with pytest.raises(
+        SnmpCredentialsError,
+        match=r"OLT B: SNMPv2c credentials .noc.: secret file .*s\.yaml does not exist",
+    ):
         resolve_credentials(entry, inv.secrets_path(), environ={})
 
 

@@ -138,7 +138,7 @@ def list_silences(
 @router.post("/silences", tags=["alerts"], status_code=201)
 def add_silence(request: Request, user: Decider, ctx: Ctx, body: SilenceRequest) -> dict[str, Any]:
     """Mute every alert whose labels match all matchers, from now for ``duration_minutes``."""
-    from guardian_lib.alerts.silences import parse_matchers
+    from guardian_lib.matchers import parse_matchers
 
     try:
         matchers = parse_matchers([f"{k}={v}" for k, v in body.matchers.items()])

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,17 +21,12 @@ import httpx
 import pandas as pd
 import pytest
 import yaml
+from local_servers import serve
 
 from guardian_lib.alerts.config import load_alerting
 from guardian_lib.alerts.pipeline import AlertPipeline
 
 BINARY = "/usr/bin/prometheus-alertmanager"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _until(check, timeout_s: float = 20.0, every_s: float = 0.1):
@@ -80,36 +73,17 @@ def alertmanager(tmp_path):
             {"url": f"http://127.0.0.1:{hook.server_address[1]}/hook", "send_resolved": True}]}],
     }  # fmt: skip
     (tmp_path / "am.yml").write_text(yaml.safe_dump(cfg))
-    port = _free_port()
-    log = (tmp_path / "am.log").open("wb")
-    proc = subprocess.Popen(
-        [binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=",
-         "--log.level=warn"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
 
-    def ready():
-        """Alertmanager answers /-/ready"""
-        if proc.poll() is not None:
-            raise AssertionError(f"alertmanager exited: {(tmp_path / 'am.log').read_text()}")
-        try:
-            return httpx.get(f"{url}/-/ready", timeout=1.0).status_code == 200
-        except httpx.TransportError:
-            return False
+    def cmd(port: int) -> list[str]:
+        return [binary, f"--config.file={tmp_path / 'am.yml'}",
+                f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{port}",
+                "--cluster.listen-address=", "--log.level=warn"]  # fmt: skip
 
     try:
-        _until(ready)
-        yield url
+        with serve(cmd, tmp_path / "am.log") as am:
+            am.wait_until_answers("/-/ready", timeout_s=20)
+            yield am.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
         hook.shutdown()
         hook.server_close()
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
+from local_servers import free_port
 
 from guardian_lib.alerts.config import EmailSettings, WebhookSettings, load_alerting
 from guardian_lib.alerts.dispatch import Dispatcher
@@ -23,12 +23,6 @@ from guardian_lib.alerts.rules import RuleEngine
 
 SECRET = b"s3cret-for-tests"
 T0 = pd.Timestamp("2026-03-02 12:00", tz="UTC")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Hook(BaseHTTPRequestHandler):

@@ -8,8 +8,9 @@ import pytest
 from guardian_lib.alerts.config import load_alerting, parse_duration_s
 from guardian_lib.alerts.dispatch import Dispatcher
 from guardian_lib.alerts.rules import RuleEngine
-from guardian_lib.alerts.silences import SilenceStore, parse_matchers
+from guardian_lib.alerts.silences import SilenceStore
 from guardian_lib.errors import ConfigError
+from guardian_lib.matchers import parse_matchers
 
 T0 = pd.Timestamp("2026-03-02 12:00", tz="UTC")
 

@@ -1,0 +1,124 @@
+"""Missed polls: the one rule for an ONU without a reading in a step, whatever the source.
+
+An ONU the collection did not read in a step (no SNMP row in ``guardian operate``'s poll,
+no SILVER row in ``guardian decide``'s replay) keeps its previous reading for
+``grace_steps`` steps: a missed poll is not an outage. Missing longer, it is "not read"
+(``online`` NaN): the observer counts it offline, the scorer's features see NaN, as the
+batch features do. Both commands apply :class:`MissedPolls` with the site file's
+``missed_poll_grace_steps`` (default :data:`MISSED_POLL_GRACE_STEPS`).
+
+What this rule does not cover, in both commands alike: an OLT that does not answer
+(operate) or a step without any reading at all (decide) repeats the previous readings of
+the ONUs concerned for as long as it lasts, since a silent OLT or a stopped collection is
+not a massive outage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from guardian_lib.loop.tick import Tick
+
+__all__ = ["MISSED_POLL_GRACE_STEPS", "MissedPolls"]
+
+#: Steps an ONU without a reading keeps its previous one (a missed poll). [-]
+MISSED_POLL_GRACE_STEPS = 1
+
+
+class MissedPolls:
+    """Holds the previous reading of ONUs missing from a step, ``grace_steps`` at most.
+
+    Parameters
+    ----------
+    n_onus : int
+        ONUs of the fleet (every array is in the fleet's order). [-]
+    grace_steps : int, default :data:`MISSED_POLL_GRACE_STEPS`
+        Consecutive steps an ONU without a reading keeps its previous one; 0: "not read"
+        at once. [-]
+
+    Attributes
+    ----------
+    held : int
+        Readings filled in from a previous step so far. [-]
+    last : dict of str → ndarray or None
+        The previous step as returned (None before the first).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mp = MissedPolls(2, grace_steps=1)
+    >>> _ = mp.fill({"online": np.array([1.0, 1.0])}, read=np.array([True, True]))
+    >>> mp.fill({"online": np.array([np.nan, 0.0])}, read=np.array([False, True]))["online"]
+    array([1., 0.])
+    >>> mp.fill({"online": np.array([np.nan, 0.0])}, read=np.array([False, True]))["online"]
+    array([nan,  0.])
+    """
+
+    def __init__(self, n_onus: int, grace_steps: int = MISSED_POLL_GRACE_STEPS) -> None:
+        if grace_steps < 0:
+            raise ValueError(f"missed_poll_grace_steps: expected >= 0, got {grace_steps}")
+        self.grace_steps = int(grace_steps)
+        self.held = 0
+        self.last: dict[str, np.ndarray] | None = None
+        self._missing = np.zeros(int(n_onus), dtype=np.int64)  # consecutive steps unread
+
+    def fill(self, values: dict[str, np.ndarray], read: np.ndarray) -> dict[str, np.ndarray]:
+        """One step's readings with the rule applied (vectorised over the fleet).
+
+        Parameters
+        ----------
+        values : dict of str → ndarray
+            Every measure of the step in the fleet's order; float arrays are filled in
+            place.
+        read : ndarray of bool
+            Whether the collection read each ONU in this step.
+
+        Returns
+        -------
+        dict of str → ndarray
+            ``values`` with ``online`` as float 0/1, NaN where the ONU was not read and
+            is past its grace, and every measure of ONUs within their grace taken from
+            the previous step.
+        """
+        read = np.asarray(read, dtype=bool)
+        if len(read) != len(self._missing):
+            raise ValueError(
+                f"MissedPolls: {len(read)} ONUs read, the fleet has {len(self._missing)}"
+            )
+        out = dict(values)
+        online = np.asarray(out["online"], dtype=float)
+        online[~read] = np.nan  # a source may say offline (False) for an ONU it did not read
+        out["online"] = online
+        self._missing = np.where(read, 0, self._missing + 1)
+        last = self.last
+        if last is not None:
+            hold = ~read & (self._missing <= self.grace_steps) & ~np.isnan(last["online"])
+            if hold.any():
+                self.held += int(hold.sum())
+                for m, v in out.items():
+                    if m in last:
+                        v[hold] = last[m][hold]
+        self.last = out
+        return out
+
+    def tick(self, tick: Tick, read: np.ndarray) -> Tick:
+        """``tick`` with the rule applied (:meth:`fill` on a copy of its readings)."""
+        values = {m: np.array(v, dtype=float) for m, v in tick.values.items()}
+        return Tick(tick.ts, self.fill(values, read), tick.events)
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a restart needs: the previous readings and the steps each ONU missed."""
+        return {"last": self.last, "missing": self._missing.copy(), "held": self.held}
+
+    def load_state_dict(self, state: Mapping[str, Any] | None) -> bool:
+        """Restore :meth:`state_dict`; False (fresh start) when absent or for another fleet."""
+        if not state or len(state.get("missing", ())) != len(self._missing):
+            return False
+        self._missing = np.asarray(state["missing"], dtype=np.int64).copy()
+        last = state.get("last")
+        self.last = None if last is None else {m: np.asarray(v) for m, v in last.items()}
+        self.held = int(state.get("held", 0))
+        return True

@@ -1,0 +1,152 @@
+"""One missed-poll rule (``missed_poll_grace_steps``) for ``guardian operate`` and
+``guardian decide``: an ONU without a reading keeps its last one for the grace, then is
+"not read" (offline for the observer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from guardian_lib.errors import ConfigError
+from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS, MissedPolls
+
+T0 = pd.Timestamp("2026-01-05T00:00:00", tz="UTC")
+STEP = pd.Timedelta(minutes=5)
+# A is read at steps 0 and 5 only; B at every step (rx -19 - 0.1·k)
+READ_A = [True, False, False, False, False, True]
+
+
+def _rows() -> pd.DataFrame:
+    rows = []
+    for k, a_read in enumerate(READ_A):
+        if a_read:
+            rows.append((T0 + k * STEP, "A", True, -20.0 - k))
+        rows.append((T0 + k * STEP, "B", True, -19.0 - 0.1 * k))
+    return pd.DataFrame(rows, columns=["ts", "onu_id", "online", "rx_dbm"])
+
+
+def _expected_a(grace: int) -> tuple[list[float], list[float]]:
+    """A's ``online`` and ``rx_dbm`` by step under the rule (NaN: not read)."""
+    online, rx = [], []
+    for k, a_read in enumerate(READ_A):
+        last_read = max(i for i in range(k + 1) if READ_A[i])
+        if a_read:
+            online.append(1.0)
+            rx.append(-20.0 - k)
+        elif k - last_read <= grace:  # steps missed in a row, within the grace
+            online.append(1.0)
+            rx.append(-20.0 - last_read)
+        else:
+            online.append(np.nan)
+            rx.append(np.nan)
+    return online, rx
+
+
+def _history(grace: int) -> list:
+    """``guardian decide``'s ticks of the rows (a SILVER table on a hand-made warehouse)."""
+    from guardian_lib.operate.history import HistoryTelemetrySource
+
+    tel = _rows()
+    for m in ("tx_dbm", "olt_rx_dbm", "snr_db", "ber", "crc_errors", "latency_ms", "loss_pct",
+              "uptime_s"):  # fmt: skip
+        tel[m] = np.nan
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("_t", tel)
+    con.execute("CREATE TABLE telemetry AS SELECT * FROM _t")
+    end = T0 + (len(READ_A) - 1) * STEP
+    src = HistoryTelemetrySource(con, np.array(["A", "B"]), T0, end, 300, grace_steps=grace)
+    ticks = list(src)
+    con.close()
+    return ticks
+
+
+def _site(tmp_path: Path, **extra) -> Path:
+    (tmp_path / "olts.yaml").write_text(
+        yaml.safe_dump({"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "n"}]})
+    )
+    (tmp_path / "subs.csv").write_text("onu_id,pon_id\nA,P1\nB,P1\n")
+    site = {"inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
+            "subscribers": "subs.csv", **extra}  # fmt: skip
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    return tmp_path / "site.yaml"
+
+
+def _operate(tmp_path: Path, grace: int | None, steps: range, state: str = "state") -> list:
+    """``guardian operate``'s cycle ticks of the rows (the cycle's tick builder, no SNMP),
+    each step committed as a cycle is (so that a restart continues the count)."""
+    from guardian_lib.operate.fleet import load_subscribers
+    from guardian_lib.operate.service import Operator
+    from guardian_lib.operate.site import load_site
+
+    extra = {} if grace is None else {"missed_poll_grace_steps": grace}
+    op = Operator(load_site(_site(tmp_path, **extra)), tmp_path / state)
+    rows, ticks = _rows(), []
+    try:
+        op._build(load_subscribers(tmp_path / "subs.csv"))
+        for k in steps:
+            ts = T0 + k * STEP
+            known = rows[rows["ts"] == ts].drop(columns="ts")
+            ticks.append(op._cycle_tick(ts, known, []))
+            op.store.record_cycle(k + 1, ts.isoformat(), 0.0, {}, op._blobs())
+    finally:
+        op.close()
+    return ticks
+
+
+@pytest.mark.parametrize("grace", [0, 1, 2])
+def test_operate_and_decide_apply_the_same_rule(tmp_path, grace):
+    online, rx = _expected_a(grace)
+    decide = _history(grace)
+    operate = _operate(tmp_path, grace, range(len(READ_A)))
+    for name, ticks in (("decide", decide), ("operate", operate)):
+        got_on = [float(t.get("online")[0]) for t in ticks]
+        got_rx = [float(t.get("rx_dbm")[0]) for t in ticks]
+        np.testing.assert_array_equal(got_on, online, err_msg=f"{name}: A online")
+        np.testing.assert_array_equal(got_rx, rx, err_msg=f"{name}: A rx_dbm")
+        assert [bool(t.online[1]) for t in ticks] == [True] * len(READ_A)  # B always read
+        # the observer's view: held = online, past the grace = offline
+        assert [bool(t.online[0]) for t in ticks] == [v == 1.0 for v in online]
+
+
+def test_the_default_grace_is_one_step_and_survives_a_restart(tmp_path):
+    assert MISSED_POLL_GRACE_STEPS == 1
+    # cycle 0 by one process, 1-5 by the next: A's first missed poll is held from the
+    # reading the first process committed
+    first = _operate(tmp_path, None, range(1))
+    second = _operate(tmp_path, None, range(1, len(READ_A)))
+    got = [float(t.get("online")[0]) for t in first + second]
+    np.testing.assert_array_equal(got, _expected_a(1)[0])
+    assert float(second[0].get("rx_dbm")[0]) == -20.0
+    # without the committed state there is nothing to hold: not read at once
+    fresh = _operate(tmp_path, None, range(1, 2), state="other")
+    assert np.isnan(fresh[0].get("online")[0]) and not fresh[0].online[0]
+
+
+def test_the_rule_checks_its_inputs_and_the_site_bounds_the_grace(tmp_path):
+    with pytest.raises(ValueError, match="missed_poll_grace_steps: expected >= 0, got -1"):
+        MissedPolls(2, grace_steps=-1)
+    mp = MissedPolls(2)
+    with pytest.raises(ValueError, match="3 ONUs read, the fleet has 2"):
+        mp.fill({"online": np.ones(3)}, np.ones(3, dtype=bool))
+    assert not mp.load_state_dict({"missing": np.zeros(5), "last": None})  # another fleet
+    from guardian_lib.operate.site import load_site
+
+    (tmp_path / "a").mkdir()
+    with pytest.raises(ConfigError, match=r"site\.yaml.*missed_poll_grace_steps"):
+        load_site(_site(tmp_path / "a", missed_poll_grace_steps=13))
+    assert load_site(_site(tmp_path, missed_poll_grace_steps=3)).missed_poll_grace_steps == 3
+
+
+def test_decide_reports_and_tags_the_grace_it_replayed_with(tmp_path):
+    from guardian_lib.operate.decide import _settings
+
+    (tmp_path / "wh").mkdir()
+    _, _, _, grace = _settings(_site(tmp_path, missed_poll_grace_steps=2))
+    assert grace == 2
+    assert _settings(None)[3] == MISSED_POLL_GRACE_STEPS
