@@ -35,7 +35,6 @@ import collections
 import json
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 __all__ = ["decision_truth", "problem_calls", "main"]
