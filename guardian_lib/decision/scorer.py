@@ -123,6 +123,13 @@ class RuleScorer:
         # light lost together), or of its BNG (PPPoE lost together while online).
         in_outage = pd.notna(scope_type)
         m_off = np.where((off | rxbad) & in_outage & (scope_type != "bng"), 1.0, 0.0)
+        # Light lost on an online ONU outside such an outage, while neighbours are dark
+        # or lost light now (rules-1's neighbour share): a box fault whose other ONUs were
+        # already dark, or a problem that appeared during an outage of its PON — it
+        # waits for the outage rather than getting a proactive visit of its own.
+        nb = snapshot.neighbours()
+        m_nb = np.clip((nb["massive_share"].to_numpy() - 0.15) / 0.35, 0.0, 1.0)
+        m_off = np.maximum(m_off, np.where(rxbad & ~in_outage, m_nb, 0.0))
         m_ext = np.where(nosvc & (scope_type == "bng"), 1.0, 0.0)
         probs = ind * (1 - m_off - m_ext)[:, None]
         probs[:, 0] += m_off
@@ -158,6 +165,9 @@ class RuleScorer:
                 r.append(f"TX {tx_drop[i]:.1f} dB below baseline")
             if leak[i]:
                 r.append("latency above baseline and failed DHCP renewals: CPE leaking")
+            if m_off[i] > 0 and not in_outage[i]:
+                r.append(f"neighbours dark or dim now under {nb['scope_type'].iat[i]} "
+                         f"{nb['scope_key'].iat[i]}")  # fmt: skip
             if in_outage[i]:
                 r.append(f"{n_out[i]} ONUs ({share[i]:.0%}) of {scope_type[i]} {skey[i]} "
                          "failed together")  # fmt: skip
