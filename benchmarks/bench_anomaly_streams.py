@@ -18,6 +18,10 @@ What is used:
   stream 135 with its official train prefix (``aeon``: ``aeon/datasets/data/KDD-TSAD_135``);
 * ``mitdb`` — real ECG (MIT-BIH arrhythmia) with a labelled abnormal segment (``sktime``:
   ``sktime/datasets/data/mitdb/mitdb.csv``; the first 40 % is the prefix);
+* ``spliced:<set>`` — real recorded instances of UCR classification sets shipped by
+  ``aeon`` (ItalyPowerDemand, GunPoint, ArrowHead): instances of one class in a seeded
+  order with three of another class in their place after the prefix, as several
+  KDD-21 streams were made (reported apart: the values are real, the stream is built);
 * ``yahoo_synthetic`` — ``sktime/datasets/data/yahoo/yahoo.csv``: trend + season + spikes,
   undocumented provenance matching Yahoo S5's synthetic sets (reported apart: synthetic);
 * ``injected:<series>`` — real-world series shipped by ``aeon`` (airline passengers, lynx,
@@ -28,12 +32,16 @@ Install the two corpora without their dependencies (nothing is imported from the
 
     .venv/bin/pip install --no-deps aeon sktime
     nice -n 10 .venv/bin/python benchmarks/bench_anomaly_streams.py [--json out.json]
+        [--groups real,spliced,synthetic] [--params '{"combine": "max"}']
+
+Each group ends with its wins (ours above the baseline's best W) and medians.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from importlib.metadata import PackageNotFoundError, distribution
 
 import numpy as np
@@ -114,6 +122,68 @@ def synthetic_streams(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray, 
     return out
 
 
+#: UCR classification sets shipped by aeon whose instances are spliced into streams:
+#: (name, class of the normal instances). [-]
+SPLICED = (("ItalyPowerDemand", "1"), ("GunPoint", "1"), ("ArrowHead", "0"))
+
+
+def _ucr_instances(name: str) -> tuple[list[np.ndarray], list[str]]:
+    """Instances and class labels of a univariate UCR set (TRAIN then TEST) in aeon."""
+    series, labels = [], []
+    for part in ("TRAIN", "TEST"):
+        with open(_file("aeon", f"aeon/datasets/data/{name}/{name}_{part}.ts")) as fh:
+            lines = fh.read().splitlines()
+        start = next(i for i, line in enumerate(lines) if line.strip().lower() == "@data")
+        for line in lines[start + 1 :]:
+            if not line.strip():
+                continue
+            values, label = line.rsplit(":", 1)
+            series.append(np.array(values.split(","), dtype=float))
+            labels.append(label.strip())
+    return series, labels
+
+
+def spliced_streams(
+    seed: int = 0, max_rows: int = 6000, n_anomalies: int = 3
+) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """Streams of real recorded instances of one class with a few of another class.
+
+    As several streams of the UCR/KDD-21 anomaly archive were made: instances of the
+    normal class (winter days of Italian power demand, the "gun" gesture, one arrowhead
+    type) in a seeded order, with ``n_anomalies`` instances of another class in their
+    place after the prefix (the first 40 %). The values are real; the stream is
+    constructed (reported apart from the real streams).
+    """
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, normal in SPLICED:
+        try:
+            series, labels = _ucr_instances(name)
+        except SystemExit:
+            continue
+        normal_idx = [i for i, c in enumerate(labels) if c == normal]
+        other_idx = [i for i, c in enumerate(labels) if c != normal]
+        length = len(series[normal_idx[0]])
+        count = min(len(normal_idx), max_rows // length)
+        order = rng.permutation(normal_idx)[:count]
+        prefix_instances = int(0.4 * count)
+        # Anomalous instances at least two apart, after the prefix.
+        slots = np.arange(prefix_instances + 1, count - 1, 2)
+        chosen = np.sort(rng.choice(slots, size=min(n_anomalies, len(slots)), replace=False))
+        pieces, marks = [], []
+        for pos, idx in enumerate(order):
+            if pos in chosen:
+                idx = int(rng.choice(other_idx))
+            pieces.append(series[idx])
+            marks.append(np.full(length, int(pos in chosen)))
+        out[f"spliced:{name}"] = (
+            np.concatenate(pieces),
+            np.concatenate(marks),
+            prefix_instances * length,
+        )
+    return out
+
+
 def windowed_gaussian(x: np.ndarray, window: int) -> np.ndarray:
     """|z| of each point against the previous ``window`` points (0 until there are 2)."""
     s = pd.Series(x)
@@ -136,16 +206,24 @@ def _metrics(labels: np.ndarray, score: np.ndarray, margin: int) -> dict[str, fl
     }
 
 
-def evaluate_stream(x: np.ndarray, labels: np.ndarray, prefix: int) -> dict:
-    """Scorer and baseline metrics on one stream (scored part only)."""
+def evaluate_stream(
+    x: np.ndarray, labels: np.ndarray, prefix: int, params: dict | None = None
+) -> dict:
+    """Scorer and baseline metrics on one stream (scored part only).
+
+    ``params`` are passed to :class:`TemporalAnomalyScorer` (defaults otherwise, with
+    the period searched up to a third of the prefix).
+    """
     margin = max(10, int(0.01 * len(x)))
-    scorer = TemporalAnomalyScorer(max_period=min(400, prefix // 3)).fit(
-        pd.DataFrame({"value": x[:prefix]})
-    )
+    kw = {"max_period": min(400, prefix // 3), **(params or {})}
+    started = time.process_time()
+    scorer = TemporalAnomalyScorer(**kw).fit(pd.DataFrame({"value": x[:prefix]}))
     ours = scorer.raw_score(pd.DataFrame({"value": x[prefix:]}))
+    cpu = time.process_time() - started
     rest = labels[prefix:]
     res = {"n": int(len(x)), "prefix": int(prefix), "anomalous_points": int(rest.sum()),
-           "period": int(scorer.period_), "temporal": _metrics(rest, ours, margin)}  # fmt: skip
+           "period": int(scorer.period_), "members": list(scorer.members_),
+           "cpu_s": round(cpu, 2), "temporal": _metrics(rest, ours, margin)}  # fmt: skip
     base = {}
     for w in WINDOWS:
         z = windowed_gaussian(x, w)[prefix:]
@@ -157,23 +235,56 @@ def evaluate_stream(x: np.ndarray, labels: np.ndarray, prefix: int) -> dict:
     return res
 
 
+def summarise(rows: dict[str, dict]) -> dict[str, float]:
+    """Wins (ours above the baseline's best W) and medians over a group of streams."""
+    ap = np.array([[r["temporal"]["ap"], r["baseline"]["ap"]] for r in rows.values()])
+    roc = np.array([[r["temporal"]["roc_auc"], r["baseline"]["roc_auc"]] for r in rows.values()])
+    return {
+        "streams": len(rows),
+        "ap_wins": int((ap[:, 0] > ap[:, 1]).sum()),
+        "roc_wins": int((roc[:, 0] > roc[:, 1]).sum()),
+        "median_ap": [float(np.median(ap[:, 0])), float(np.median(ap[:, 1]))],
+        "median_roc_auc": [float(np.median(roc[:, 0])), float(np.median(roc[:, 1]))],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--groups", default="real,spliced,synthetic", help="comma-separated stream groups"
+    )
+    ap.add_argument(
+        "--params", default="{}", help="JSON of TemporalAnomalyScorer parameters (ablations)"
+    )
     a = ap.parse_args()
-    results = {"real": {}, "synthetic": {}}
-    for group, streams in (("real", real_streams()), ("synthetic", synthetic_streams(a.seed))):
-        for name, (x, labels, prefix) in streams.items():
-            results[group][name] = evaluate_stream(x, labels, prefix)
+    params = json.loads(a.params)
+    loaders = {
+        "real": real_streams,
+        "spliced": lambda: spliced_streams(a.seed),
+        "synthetic": lambda: synthetic_streams(a.seed),
+    }
+    results = {}
+    for group in a.groups.split(","):
+        results[group] = {
+            name: evaluate_stream(x, labels, prefix, params)
+            for name, (x, labels, prefix) in loaders[group]().items()
+        }
     print(f"{'stream':<28}{'AP ours':>9}{'AP base':>9}{'ROC ours':>10}{'ROC base':>10}"
-          f"{'hit ours':>10}{'hit base':>10}  base W")  # fmt: skip
+          f"{'hit ours':>10}{'hit base':>10}  base W  cpu s")  # fmt: skip
     for group, rows in results.items():
         print(f"-- {group}")
         for name, r in rows.items():
             t, b = r["temporal"], r["baseline"]
             print(f"{name:<28}{t['ap']:>9.3f}{b['ap']:>9.3f}{t['roc_auc']:>10.3f}"
-                  f"{b['roc_auc']:>10.3f}{t['hit']:>10.0f}{b['hit']:>10.0f}  {r['baseline_best_window']}")  # fmt: skip
+                  f"{b['roc_auc']:>10.3f}{t['hit']:>10.0f}{b['hit']:>10.0f}"
+                  f"  {r['baseline_best_window']:>6}  {r['cpu_s']:.1f}")  # fmt: skip
+        sm = summarise(rows)
+        results[group]["_summary"] = sm
+        print(f"   wins AP {sm['ap_wins']}/{sm['streams']}, ROC {sm['roc_wins']}/{sm['streams']}; "
+              f"median AP {sm['median_ap'][0]:.3f} / {sm['median_ap'][1]:.3f}, "
+              f"ROC {sm['median_roc_auc'][0]:.3f} / {sm['median_roc_auc'][1]:.3f}")  # fmt: skip
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(results, fh, indent=2)

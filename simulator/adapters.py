@@ -33,6 +33,8 @@ __all__ = ["SimTelemetry", "SimDevices", "SimFieldService", "SimNotifier", "SimC
 
 #: TickState attributes a poller reads, by glossary name.
 _READ = TICK_MEASURES
+#: What :meth:`SimFieldService.open_orders` gives without open orders.
+_NO_ORDERS = pd.DataFrame([], columns=list(ORDER_COLUMNS))
 
 
 class SimTelemetry:
@@ -200,6 +202,8 @@ class SimFieldService:
             (o.os_id, self._onu_ids[o.onu_row], o.status, o.opened_by)
             for o in self.sim.ops.open_order_by_onu.values()
         ]
+        if not rows:  # most rounds: built once, a shallow copy each (copy-on-write)
+            return _NO_ORDERS.copy(deep=False)
         return pd.DataFrame(rows, columns=list(ORDER_COLUMNS))
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from guardian_lib.decision._columns import FrameColumns, records
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
 from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages, rx_step
 
@@ -59,9 +60,17 @@ def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
     if missing:
         raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
-    # Column arrays and one frame at the end: per-column pandas assignments cost more
-    # than the arithmetic on the few hundred rows a policy looks at.
-    cols = {c: preds[c].to_numpy() for c in preds.columns}
+    cols = _sanitized({c: preds[c].to_numpy() for c in preds.columns})
+    return pd.DataFrame(cols, index=preds.index)
+
+
+def _sanitized(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`sanitize_predictions` on column arrays (a new dict; ``cols`` is not changed).
+
+    Column arrays and one frame at the end: per-column pandas assignments cost more
+    than the arithmetic on the few hundred rows a policy looks at.
+    """
+    cols = dict(cols)
     q = np.column_stack([np.asarray(cols[c], dtype=float) for c in CLASS_COLUMNS])
     q = np.nan_to_num(np.clip(q, 0.0, 1.0), nan=0.0)
     total = q.sum(axis=1)
@@ -73,15 +82,40 @@ def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
         cols[c] = np.clip(np.nan_to_num(np.asarray(cols[c], dtype=float), nan=0.0), 0.0, 1.0)
     reasons = np.asarray(cols["top_reasons"], dtype=object)
     cols["top_reasons"] = np.where(pd.isna(reasons), "[]", reasons).astype(object)
-    return pd.DataFrame(cols, index=preds.index)
+    return cols
 
 
-def records(df: pd.DataFrame) -> list[dict]:
-    """Rows of ``df`` as plain dicts (numpy scalars), much faster than ``to_dict`` or
-    ``iterrows`` for the few dozen cases a policy looks at each round."""
-    cols = list(df.columns)
-    arrays = [df[c].to_numpy() for c in cols]
-    return [dict(zip(cols, vals, strict=True)) for vals in zip(*arrays, strict=True)]
+#: Largest time difference the per-element path of :func:`_seconds_from` takes: below
+#: it the difference in nanoseconds is an exact float64, so its quotient by the unit's
+#: length is the one pandas' vectorised ``total_seconds`` gives. [ns]
+_EXACT_NS = 2**53
+
+
+def _seconds_from(ts: pd.Timestamp, times: np.ndarray) -> np.ndarray:
+    """``(pd.to_datetime(pd.Series(times), utc=True) - ts).dt.total_seconds()`` [s]
+    (NaN for a missing time), the same values.
+
+    A round looks at a handful of open cases: per element this costs microseconds,
+    where the vectorised pandas path costs a fraction of a millisecond of overhead.
+    Anything but timestamps, or a difference beyond about 104 days (see
+    :data:`_EXACT_NS`), takes that path.
+    """
+    out = np.full(len(times), np.nan)
+    ts = pd.Timestamp(ts)
+    for i, t in enumerate(times):
+        if t is None or t is pd.NaT:
+            continue
+        if not isinstance(t, pd.Timestamp) or ts.tzinfo is None:
+            break
+        if t.tzinfo is None:
+            t = t.tz_localize("UTC")
+        delta = t - ts
+        if abs(delta.value) >= _EXACT_NS:
+            break
+        out[i] = delta.total_seconds()
+    else:
+        return out
+    return (pd.to_datetime(pd.Series(times), utc=True) - ts).dt.total_seconds().to_numpy()
 
 
 @dataclass
@@ -136,11 +170,17 @@ class PolicyBase:
     name: str = "base"
     version: str = "0"
 
+    #: (frame, its column cache) of the frames built this round (:meth:`columns`).
+    _built: list = field(default_factory=list, init=False, repr=False, compare=False)
+
     # --- helpers --------------------------------------------------------------------------
     def _d(self, snap: Snapshot, subject: str, action: str, **kw) -> Decision:
-        mv = "none"
-        if snap.predictions is not None and len(snap.predictions):
-            mv = str(snap.predictions["model_version"].iat[0])
+        mv = snap._cache.get("model_version")
+        if mv is None:
+            mv = "none"
+            if snap.predictions is not None and len(snap.predictions):
+                mv = str(snap.predictions["model_version"].iat[0])
+            snap._cache["model_version"] = mv
         return Decision(
             ts=snap.ts,
             subject=subject,
@@ -149,6 +189,24 @@ class PolicyBase:
             policy_version=f"{self.name}-{self.version}",
             **kw,
         )
+
+    def columns(self, df: pd.DataFrame) -> FrameColumns:
+        """The numpy columns of ``df``, each read once (:class:`FrameColumns`).
+
+        For the frames this policy built in the current round (:meth:`frame`, the
+        ``active`` cases of :meth:`case_decisions`) the numeric columns are the arrays
+        the frame was built from; any other frame is read as it is. The frames are
+        read-only: a frame changed after its columns were read would not be seen.
+        """
+        for built, cols in self._built:
+            if built is df:
+                return cols
+        return FrameColumns(df)
+
+    def _register(self, df: pd.DataFrame, source: dict) -> FrameColumns:
+        cols = FrameColumns(df, source)
+        self._built.append((df, cols))
+        return cols
 
     def common_decisions(self, snap: Snapshot) -> tuple[list[Decision], pd.DataFrame, set]:
         """What every policy does first: incidents, then the case lifecycle.
@@ -175,36 +233,56 @@ class PolicyBase:
         Rows: ONUs impacted, at risk, under a street box whose neighbours lost RX, with an
         open case or recently back; everything else is healthy and skipped.
         """
+        self._built = []
         st = snap.status
         preds = snap.predictions
         if preds is None:
             raise ValueError(f"{self.name}.decide: snapshot.predictions is None (run a scorer)")
-        ids = preds["onu_id"].to_numpy()
-        if not (len(ids) == len(st) and np.array_equal(ids, st.index.to_numpy())):
+        missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
+        if missing:
+            raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
+        pcols = snap.prediction_columns()
+        ids = pcols["onu_id"]
+        if not (len(ids) == len(st) and np.array_equal(ids, snap.onu_ids())):
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
+            pcols = FrameColumns(preds)
         nb = snap.neighbours()
-        case_ids = snap.cases.index.to_numpy(dtype=object) if len(snap.cases) else []
         eligible = self._eligible(snap)
         outages = coincident_outages(st, self.outage_evidence, eligible)
+        skip = ("ts", "onu_id")  # never read (a tz-aware "ts" costs ms to convert)
+        pred = {c: pcols[c] for c in preds.columns if c not in skip}
+        box_rxdrop = nb["box_rxdrop_share"].to_numpy()
         # Only rows a decision can be about: an anomaly score alone decides nothing (and
         # the ML models give most of the fleet a small one, which made every round slow).
         interest = (
-            st["impacted"].to_numpy(dtype=bool)
-            | (np.nan_to_num(preds["risk_24h"].to_numpy(dtype=float)) > self.risk_threshold)
-            | (nb["box_rxdrop_share"].to_numpy(dtype=float) > 0)
-            | (st["stable_min"].to_numpy() < 4 * self.stable_minutes)
-            # a hash lookup: np.isin on object arrays sorts them (~1 s at 50k × 2.7k cases)
-            | st.index.isin(case_ids)
+            np.asarray(snap.column("impacted"), dtype=bool)
+            | (np.nan_to_num(np.asarray(pred["risk_24h"], dtype=float)) > self.risk_threshold)
+            | (np.asarray(box_rxdrop, dtype=float) > 0)
+            | (snap.column("stable_min") < 4 * self.stable_minutes)
+            | self._has_case(snap)
             | pd.notna(outages["outage_scope_type"].to_numpy(dtype=object))
         )
         rows = np.flatnonzero(interest)
-        index = pd.Index(st.index.to_numpy(dtype=object)[rows], dtype=object, name="onu_id")
-        p = sanitize_predictions(preds.iloc[rows])
-        cols: dict = {}
-        for part in (st.iloc[rows], p, nb.iloc[rows], outages.iloc[rows]):
-            cols.update({c: part[c].to_numpy() for c in part.columns if c not in ("ts", "onu_id")})
+        index = pd.Index(snap.onu_ids()[rows], dtype=object, name="onu_id")
+        # The columns of status, predictions, neighbours and outages, in this order (a
+        # later one of the same name wins), read as their frames store them.
+        cols: dict = {c: snap.column(c)[rows] for c in st.columns if c not in skip}
+        p = _sanitized({c: v[rows] for c, v in pred.items()})
+        cols.update(p)
+        for part in (nb, outages):
+            cols.update({c: part[c].to_numpy()[rows] for c in part.columns if c not in skip})
         cols["outage_eligible"] = np.ones(len(rows), bool) if eligible is None else eligible[rows]
-        return pd.DataFrame(cols, index=index)
+        df = pd.DataFrame(cols, index=index)
+        self._register(df, cols)
+        return df
+
+    @staticmethod
+    def _has_case(snap: Snapshot) -> np.ndarray:
+        """Rows of ``snap.status`` with an open case. [bool]"""
+        if not len(snap.cases):
+            return np.zeros(len(snap.status), dtype=bool)
+        # a hash lookup: np.isin on object arrays sorts them (~1 s at 50k × 2.7k cases)
+        return snap.status.index.isin(snap.cases.index.to_numpy(dtype=object))
 
     def _eligible(self, snap: Snapshot) -> np.ndarray | None:
         """ONUs that may count toward a shared outage: all but those whose open case was
@@ -217,10 +295,11 @@ class PolicyBase:
         st = snap.status
         pos = st.index.get_indexer(pd.Index(cases.index.to_numpy(dtype=object)))
         keep = pos >= 0
-        opened = pd.to_datetime(pd.Series(cases["opened_at"].to_numpy()[keep]), utc=True)
-        lag_min = (opened - snap.ts).dt.total_seconds().to_numpy() / 60.0 + st[
-            "impacted_min"
-        ].to_numpy(dtype=float)[pos[keep]]
+        opened = cases["opened_at"].to_numpy(dtype=object)[keep]
+        lag_min = (
+            _seconds_from(snap.ts, opened) / 60.0
+            + np.asarray(snap.column("impacted_min"), dtype=float)[pos[keep]]
+        )
         eligible = np.ones(len(st), dtype=bool)
         eligible[pos[keep][np.nan_to_num(lag_min, nan=0.0) > self.join_window_min]] = False
         return eligible
@@ -247,24 +326,25 @@ class PolicyBase:
         wait_min = np.zeros(n)
         if n == 0:
             return rule, wait_min
+        cols = self.columns(active)
         inc = snap.incidents
         if len(inc) and "scope_type" in inc:
             scopes = set(zip(inc["scope_type"], inc["scope_key"].astype(str), strict=True))
             held = np.zeros(n, dtype=bool)
             for scope in REBOOT_HOLD_SCOPES:
                 if (col := SCOPE_COLUMNS[scope]) in active:
-                    keys = active[col].to_numpy(dtype=object)
+                    keys = np.asarray(cols[col], dtype=object)
                     held |= np.array([(scope, str(k)) in scopes for k in keys], dtype=bool)
             rule[held], wait_min[held] = "active_outage", np.inf
         holds = snap.reboot_holds
         if len(holds) and "cpe_id" in active:
             pos = pd.Index(holds.index.to_numpy(dtype=object)).get_indexer(
-                active["cpe_id"].astype(object).to_numpy()
+                np.asarray(cols["cpe_id"], dtype=object)
             )
             dev = (pos >= 0) & pd.isna(rule)
-            until = pd.to_datetime(pd.Series(holds["until"].to_numpy()[pos[dev]]), utc=True)
+            until = holds["until"].to_numpy(dtype=object)[pos[dev]]
             rule[dev] = holds["rule"].to_numpy(dtype=object)[pos[dev]]
-            wait_min[dev] = np.maximum((until - snap.ts).dt.total_seconds().to_numpy() / 60, 0.0)
+            wait_min[dev] = np.maximum(_seconds_from(snap.ts, until) / 60, 0.0)
         return rule, wait_min
 
     # --- massive incidents ------------------------------------------------------------------
@@ -291,19 +371,20 @@ class PolicyBase:
             Members of the incidents still open after this round.
         """
         out: list[Decision] = []
-        affected = df["impacted"].to_numpy(dtype=bool) | (df["box_rxdrop_share"].to_numpy() > 0)
-        p_m = df["p_massive_outage"].to_numpy() + df["p_external_network"].to_numpy()
+        col = self.columns(df)
+        affected = np.asarray(col["impacted"], dtype=bool) | (col["box_rxdrop_share"] > 0)
+        p_m = col["p_massive_outage"] + col["p_external_network"]
         # Two ways into an incident: the topology says so (ONUs of one scope failed
         # together, whatever their per-row prediction), or the scorer calls the ONU
         # massive with neighbours affected (e.g. an RX step under a box, no outage yet).
-        by_topology = pd.notna(df["outage_scope_type"].to_numpy(dtype=object))
+        by_topology = pd.notna(np.asarray(col["outage_scope_type"], dtype=object))
         # An ONU judged on its own (still down after its incident ended) does not
         # start a new incident on the scorer's word either.
         by_scorer = (
             affected
             & (p_m > self.massive_threshold)
-            & (df["n_nb_off"] >= self.min_neighbours)
-            & df["outage_eligible"].to_numpy(dtype=bool)
+            & (col["n_nb_off"] >= self.min_neighbours)
+            & np.asarray(col["outage_eligible"], dtype=bool)
         )
         massive = by_topology | by_scorer
         if not massive.any() and len(snap.incidents) == 0:
@@ -457,24 +538,30 @@ class PolicyBase:
             the case columns joined (new cases have ``case_id`` None).
         """
         out: list[Decision] = []
-        cases = snap.cases if len(snap.cases) else pd.DataFrame(columns=CASE_COLUMNS)
+        col = self.columns(df)
+        cases = snap.cases
         ids = df.index.to_numpy(dtype=object)
-        pos = pd.Index(cases.index.to_numpy(dtype=object), dtype=object).get_indexer(ids)
+        if len(cases):
+            pos = pd.Index(cases.index.to_numpy(dtype=object), dtype=object).get_indexer(ids)
+        else:
+            cases = pd.DataFrame(columns=CASE_COLUMNS)
+            pos = np.full(len(ids), -1, dtype=np.intp)
         has_case = pos >= 0
         is_cov = df.index.isin(list(covered)) if covered else np.zeros(len(df), dtype=bool)
-        impacted = df["impacted"].to_numpy(dtype=bool)
-        risk = df["risk_24h"].to_numpy(dtype=float)
-        stable_min = df["stable_min"].to_numpy(dtype=float)
+        impacted = np.asarray(col["impacted"], dtype=bool)
+        risk = np.asarray(col["risk_24h"], dtype=float)
+        stable_min = np.asarray(col["stable_min"], dtype=float)
         problem = impacted | (risk > self.risk_threshold)
         new = problem & ~has_case & ~is_cov
-        anomaly = df["anomaly_score"].to_numpy(dtype=float)
-        reasons = df["top_reasons"].to_numpy(dtype=object)
+        anomaly = np.asarray(col["anomaly_score"], dtype=float)
+        reasons = np.asarray(col["top_reasons"], dtype=object)
+        impacted_min = col["impacted_min"]
         for i in np.flatnonzero(new):
             out.append(
                 self._d(snap, str(ids[i]), "open_case", targets=(str(ids[i]),),
                         confidence=float(anomaly[i]),
                         rationale={"top_reasons": json.loads(reasons[i]),
-                                   "impacted_min": round(float(df["impacted_min"].iat[i]), 1)})
+                                   "impacted_min": round(float(impacted_min[i]), 1)})
             )  # fmt: skip
         # Close: back and stable, or now part of a massive incident.
         orders = snap.service_orders
@@ -488,12 +575,14 @@ class PolicyBase:
                 if c in cases
                 else np.full(len(cases), default, dtype=object)
             )
-        opened = pd.to_datetime(
-            pd.Series([case_col["opened_at"][j] if j >= 0 else pd.NaT for j in pos]), utc=True
-        )
-        age_min = ((snap.ts - opened).dt.total_seconds() / 60.0).fillna(np.inf).to_numpy()
-        drifting = (df["rx_drop_db"].to_numpy(dtype=float) >= self.keep_drop_db) | (
-            df["tx_drop_db"].to_numpy(dtype=float) >= self.keep_drop_db
+        # Age of each open case (inf without one).
+        age_min = np.full(len(ids), np.inf)
+        if has_case.any():
+            # -(opened - ts): the same value as (ts - opened), negation is exact
+            age = -_seconds_from(snap.ts, case_col["opened_at"][pos[has_case]]) / 60.0
+            age_min[has_case] = np.where(np.isnan(age), np.inf, age)
+        drifting = (np.asarray(col["rx_drop_db"], dtype=float) >= self.keep_drop_db) | (
+            np.asarray(col["tx_drop_db"], dtype=float) >= self.keep_drop_db
         )
         stable = (
             ~impacted
@@ -531,7 +620,8 @@ class PolicyBase:
                                           for v in extra["wifi_changes"]], dtype=int)  # fmt: skip
         extra["notified"] = np.array([bool(v) if v is not None and not pd.isna(v) else False
                                       for v in extra["notified"]], dtype=bool)  # fmt: skip
-        base = df.iloc[rows]
-        cols = {c: base[c].to_numpy() for c in base.columns if c not in extra}
-        active = pd.DataFrame({**cols, **extra}, index=base.index)
+        source = {c: v for c, v in col.take(rows).items() if c not in extra}
+        source.update(extra)
+        active = pd.DataFrame(source, index=df.index[rows])
+        self._register(active, source)
         return out, active

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
+from guardian_lib.decision._columns import FrameColumns
 from guardian_lib.decision.neighbours import neighbour_stats
 from guardian_lib.schema import CLASS_COLUMNS as _SCHEMA_CLASS_COLUMNS
 from guardian_lib.schema import PREDICTION_COLUMNS
@@ -186,6 +188,60 @@ class Snapshot:
         if "neighbours" not in self._cache:
             self._cache["neighbours"] = neighbour_stats(self.status)
         return self._cache["neighbours"]
+
+    def column(self, name: str) -> np.ndarray:
+        """``status[name].to_numpy()``, read once per snapshot (cached).
+
+        The scorer and the policy read the same status columns several times a round,
+        and a pandas column lookup costs more than the arithmetic on a few thousand
+        rows. Like :meth:`neighbours`, the cache assumes ``status`` is not modified
+        after it was first read; the array is shared, do not write to it.
+
+        Raises
+        ------
+        KeyError
+            ``status`` has no column ``name``.
+        """
+        cols = self._cache.setdefault("status_columns", {})
+        arr = cols.get(name)
+        if arr is None:
+            arr = cols[name] = self.status[name].to_numpy()
+        return arr
+
+    def seed_columns(self, columns: dict[str, np.ndarray]) -> None:
+        """Give :meth:`column` status columns the caller already holds as numpy arrays,
+        each equal to ``status[c].to_numpy()`` (e.g. from
+        :meth:`Observer.status_with_columns
+        <guardian_lib.decision.observe.Observer.status_with_columns>`)."""
+        self._cache.setdefault("status_columns", {}).update(columns)
+
+    def seed_predictions(self, predictions: pd.DataFrame, source: dict[str, Any]) -> None:
+        """Tell :meth:`prediction_columns` the arrays a scorer built ``predictions``
+        from (``pd.DataFrame(source)``), so that the policy does not read them back."""
+        self._cache["prediction_columns"] = FrameColumns(predictions, source)
+
+    def prediction_columns(self) -> FrameColumns:
+        """``{c: predictions[c].to_numpy()}``, each column read once (cached while
+        ``predictions`` is the same frame).
+
+        Raises
+        ------
+        ValueError
+            ``predictions`` is None (no scorer ran).
+        """
+        if self.predictions is None:
+            raise ValueError("Snapshot.prediction_columns: predictions is None (run a scorer)")
+        cols = self._cache.get("prediction_columns")
+        if cols is None or cols.frame is not self.predictions:
+            cols = self._cache["prediction_columns"] = FrameColumns(self.predictions)
+        return cols
+
+    def onu_ids(self) -> np.ndarray:
+        """``status.index`` as an object array of ONU ids (cached, read-only)."""
+        ids = self._cache.get("onu_ids")
+        if ids is None:
+            ids = self._cache["onu_ids"] = self.status.index.to_numpy(dtype=object)
+        return ids
 
 
 class Scorer(Protocol):

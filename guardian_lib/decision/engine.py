@@ -15,6 +15,7 @@ operate`` and the twin attach the customer notifier there).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -69,6 +70,27 @@ def _clean(v: Any) -> Any:
     if isinstance(v, np.integer):
         return int(v)
     return v if v is None or isinstance(v, str | int) else str(v)
+
+
+@functools.cache
+def _empty_template(kind: str) -> pd.DataFrame:
+    if kind == "cases":
+        return pd.DataFrame(
+            columns=[*CASE_COLUMNS, *OPTIONAL_CASE_COLUMNS], index=pd.Index([], name="onu_id")
+        )
+    if kind == "incidents":
+        return pd.DataFrame([], columns=list(INCIDENT_COLUMNS))
+    return pd.DataFrame(
+        {"rule": [], "until": pd.to_datetime([], unit="s", utc=True)},
+        index=pd.Index([], dtype=object, name="target"),
+    )
+
+
+def _empty(kind: str) -> pd.DataFrame:
+    """An empty view of the autopilot's ``cases``, ``incidents`` or ``reboot_holds``, as
+    the general construction makes it: built once, handed out as a shallow copy (pandas'
+    copy-on-write keeps a change to one copy out of the others)."""
+    return _empty_template(kind).copy(deep=False)
 
 
 class Autopilot:
@@ -128,9 +150,7 @@ class Autopilot:
     def cases_frame(self) -> pd.DataFrame:
         """Open cases (index ``onu_id``)."""
         if not self.cases:
-            return pd.DataFrame(
-                columns=[*CASE_COLUMNS, *OPTIONAL_CASE_COLUMNS], index=pd.Index([], name="onu_id")
-            )
+            return _empty("cases")
         ids = list(self.cases)
         # .get: a case saved by an older version has no Wi-Fi change count (0 then).
         cols = {c: [self.cases[k][c] for k in ids] for c in CASE_COLUMNS}
@@ -140,6 +160,8 @@ class Autopilot:
 
     def incidents_frame(self) -> pd.DataFrame:
         """Open incidents."""
+        if not self.incidents:
+            return _empty("incidents")
         rows = [{"incident_id": k, **v} for k, v in self.incidents.items()]
         return pd.DataFrame(rows, columns=list(INCIDENT_COLUMNS))
 
@@ -147,6 +169,8 @@ class Autopilot:
         """:attr:`Snapshot.reboot_holds <guardian_lib.decision.Snapshot>` at ``ts``: the
         devices whose reboot the guard would refuse for their own history."""
         holds = self.guard.reboot_holds(ts)
+        if not holds:
+            return _empty("reboot_holds")
         return pd.DataFrame(
             {
                 "rule": [h[0] for h in holds.values()],
@@ -172,6 +196,8 @@ class Autopilot:
         snap.reboot_holds = self.reboot_holds_frame(snap.ts)
         snap.predictions = self.scorer(snap)
         decisions = self.policy.decide(snap)
+        if not decisions:
+            return []
         st = snap.status
         preds = snap.predictions.set_index("onu_id")
         outage_scopes = {(v["scope_type"], v["scope_key"]) for v in self.incidents.values()}

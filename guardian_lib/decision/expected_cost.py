@@ -282,7 +282,12 @@ class ExpectedCostPolicy(PolicyBase):
         hold_rule, hold_min = self.reboot_holds(snap, active)
         # Plain dicts: a row-wise pandas Series per case costs more than the decision.
         for onu, r, c, held_by, held_min in zip(
-            active.index, records(active), table, hold_rule, hold_min, strict=True
+            active.index,
+            records(active, self.columns(active)),
+            table,
+            hold_rule,
+            hold_min,
+            strict=True,
         ):
             onu = str(onu)
             case_id = r["case_id"] if isinstance(r["case_id"], str) else None

@@ -110,6 +110,7 @@ STATUS_COLUMNS = (
     "down_min",
     "rx_low_min",
 )
+_DOWN_TYPE_NAMES = np.asarray(DOWN_TYPES, dtype=object)
 _TELEMETRY = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 _DAY_S = 86400.0
 _DHCP_TAU_S = 6 * 3600.0  # DHCP failures are counted over about six hours
@@ -170,6 +171,8 @@ class Observer:
             },
             index=self.index,
         )
+        #: The inventory columns as numpy arrays (what ``status()[c].to_numpy()`` gives).
+        self._inventory_arrays = {c: self.inventory[c].to_numpy() for c in self.inventory}
         self._cust_index = pd.Index(cust["customer_id"].astype(str))
         #: Integer codes of the box / PON / OLT of each ONU (fast neighbour statistics).
         self._codes = {
@@ -341,6 +344,21 @@ class Observer:
             ``rx_low_min`` (since RX fell more than 2.5 dB below its baseline, 0 if
             not) [min].
         """
+        return self.status_with_columns()[0]
+
+    def status_with_columns(self) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """:meth:`status`, and its columns as numpy arrays.
+
+        Returns
+        -------
+        status : pandas.DataFrame
+        columns : dict of ndarray
+            Each equal to ``status[c].to_numpy()`` (strings and ``down_type`` as
+            object arrays), without reading them back from the frame: a decision round
+            reads the status column by column (:meth:`Snapshot.column
+            <guardian_lib.decision.Snapshot.column>`). Shared with the frame and the
+            observer; do not write to them.
+        """
         now = self.now_s
         v = self.values
         impacted_min = np.nan_to_num((now - self.impacted_since_s) / 60.0, nan=0.0)
@@ -370,11 +388,14 @@ class Observer:
             rx_low_min=np.nan_to_num((now - self.rx_low_since_s) / 60.0, nan=0.0),
         )
         df = pd.DataFrame(cols, index=self.index, copy=False)
-        return df
+        arrays = dict(cols)
+        arrays.update(self._inventory_arrays)
+        arrays["down_type"] = _DOWN_TYPE_NAMES[self.down_type]
+        return df, arrays
 
 
 #: Observer attributes set once from the inventory and settings (not restart state).
-_CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_cust_index", "_codes",
+_CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_inventory_arrays", "_cust_index", "_codes",
                            "degraded_loss_pct", "degraded_latency_ms", "high_ber",
                            "baseline_tau_s"})  # fmt: skip
 

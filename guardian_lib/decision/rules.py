@@ -66,7 +66,9 @@ class RulesPolicy(PolicyBase):
         snap = snapshot
         out, active, with_order = self.common_decisions(snap)
         hold_rule, _ = self.reboot_holds(snap, active)
-        for onu, r, held_by in zip(active.index, records(active), hold_rule, strict=True):
+        for onu, r, held_by in zip(
+            active.index, records(active, self.columns(active)), hold_rule, strict=True
+        ):
             onu = str(onu)
             if not (r["impacted"] or r["risk_2h"] > self.high_risk):
                 continue

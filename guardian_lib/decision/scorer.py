@@ -78,17 +78,18 @@ class RuleScorer:
             probabilities in [0, 1], class probabilities summing to 1. [-]
         """
         st = snapshot.status
+        col = snapshot.column  # numpy columns, read once per snapshot
         ev = coincident_outages(st, self.outage_evidence)
         scope_type = ev["outage_scope_type"].to_numpy(dtype=object)
         n = len(st)
-        online = st["online"].to_numpy(dtype=bool)
-        service = st["service_up"].to_numpy(dtype=bool)
-        degraded = st["degraded"].to_numpy(dtype=bool)
-        down = st["down_type"].to_numpy()
-        rx = np.nan_to_num(st["rx_dbm"].to_numpy(dtype=float), nan=0.0)
-        rx_drop = st["rx_drop_db"].to_numpy(dtype=float)
-        tx_drop = st["tx_drop_db"].to_numpy(dtype=float)
-        ber = np.nan_to_num(st["ber"].to_numpy(dtype=float), nan=0.0)
+        online = np.asarray(col("online"), dtype=bool)
+        service = np.asarray(col("service_up"), dtype=bool)
+        degraded = np.asarray(col("degraded"), dtype=bool)
+        down = col("down_type")
+        rx = np.nan_to_num(np.asarray(col("rx_dbm"), dtype=float), nan=0.0)
+        rx_drop = np.asarray(col("rx_drop_db"), dtype=float)
+        tx_drop = np.asarray(col("tx_drop_db"), dtype=float)
+        ber = np.nan_to_num(np.asarray(col("ber"), dtype=float), nan=0.0)
         off = ~online
         dg = off & (down == "DYING_GASP")
         los = off & ~dg
@@ -101,8 +102,8 @@ class RuleScorer:
             leak = (
                 service
                 & ~degraded
-                & (st["dhcp_fails_6h"].to_numpy(dtype=float) >= LEAK_DHCP_FAILS)
-                & (st["latency_excess_ms"].to_numpy(dtype=float) > LEAK_LATENCY_MS)
+                & (np.asarray(col("dhcp_fails_6h"), dtype=float) >= LEAK_DHCP_FAILS)
+                & (np.asarray(col("latency_excess_ms"), dtype=float) > LEAK_LATENCY_MS)
             )
 
         # Individual cause given a problem: rows are masks, columns CLASS_COLUMNS.
@@ -146,8 +147,8 @@ class RuleScorer:
         risk_24h = np.where(leak, np.maximum(risk_24h, 0.85), risk_24h)
         risk_24h = np.where(outage | degraded, 1.0, risk_24h)
         reasons = np.full(n, "[]", dtype=object)
-        loss = st["loss_pct"].to_numpy(dtype=float)
-        lat = st["latency_ms"].to_numpy(dtype=float)
+        loss = np.asarray(col("loss_pct"), dtype=float)
+        lat = np.asarray(col("latency_ms"), dtype=float)
         share = ev["outage_share"].to_numpy(dtype=float)
         n_out = ev["outage_n"].to_numpy()
         skey = ev["outage_scope_key"].to_numpy(dtype=object)
@@ -172,19 +173,19 @@ class RuleScorer:
                 r.append(f"{n_out[i]} ONUs ({share[i]:.0%}) of {scope_type[i]} {skey[i]} "
                          "failed together")  # fmt: skip
             reasons[i] = json.dumps(r[:3])
-        out = pd.DataFrame(
-            {
-                "ts": snapshot.ts,
-                "onu_id": st.index.array,
-                "anomaly_score": anomaly,
-                **{c: probs[:, j] for j, c in enumerate(CLASS_COLUMNS)},
-                "risk_2h": np.where(outage | degraded, 1.0, risk_24h * 0.3),
-                "risk_6h": np.where(outage | degraded, 1.0, risk_24h * 0.6),
-                "risk_24h": risk_24h,
-                "model_version": pd.Series(
-                    np.full(n, self.model_version, dtype=object), dtype=object
-                ),
-                "top_reasons": pd.Series(reasons, dtype=object, copy=False),
-            }
-        )
-        return out[list(PREDICTION_COLUMNS)]
+        cols = {
+            "ts": snapshot.ts,
+            "onu_id": st.index.array,
+            "anomaly_score": anomaly,
+            **{c: probs[:, j] for j, c in enumerate(CLASS_COLUMNS)},
+            "risk_2h": np.where(outage | degraded, 1.0, risk_24h * 0.3),
+            "risk_6h": np.where(outage | degraded, 1.0, risk_24h * 0.6),
+            "risk_24h": risk_24h,
+            "model_version": pd.Series(np.full(n, self.model_version, dtype=object), dtype=object),
+            "top_reasons": pd.Series(reasons, dtype=object, copy=False),
+        }
+        out = pd.DataFrame(cols)
+        if tuple(out.columns) != PREDICTION_COLUMNS:
+            out = out[list(PREDICTION_COLUMNS)]
+        snapshot.seed_predictions(out, cols)  # the policy reads these arrays, not the frame
+        return out

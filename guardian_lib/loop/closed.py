@@ -32,6 +32,18 @@ __all__ = ["ClosedLoop", "STATE_VERSION"]
 STATE_VERSION = 1
 
 
+#: The events of a round without any (built once; handed out as shallow copies, which
+#: pandas' copy-on-write keeps apart).
+_NO_EVENTS = pd.DataFrame([], columns=list(EVENT_COLUMNS))
+
+
+def _events_frame(events: list[EventRow]) -> pd.DataFrame:
+    """The events since the last decision as a frame (:data:`EVENT_COLUMNS`)."""
+    if not events:
+        return _NO_EVENTS.copy(deep=False)
+    return pd.DataFrame(events, columns=list(EVENT_COLUMNS))
+
+
 class ClosedLoop:
     """Observe every tick, decide and act every ``every`` ticks.
 
@@ -160,12 +172,14 @@ class ClosedLoop:
         """
         if self.autopilot is None:
             raise RuntimeError("ClosedLoop.decide: this loop has no autopilot (observe only)")
+        status, columns = self.observer.status_with_columns()
         snap = Snapshot(
             ts=pd.Timestamp(ts),
-            status=self.observer.status(),
-            events=pd.DataFrame(self._events, columns=list(EVENT_COLUMNS)),
+            status=status,
+            events=_events_frame(self._events),
             service_orders=self.open_orders(),
         )
+        snap.seed_columns(columns)
         self._events = []
         self.decisions = self.autopilot.step(snap)
         return self.decisions

@@ -65,6 +65,14 @@ def _index_of(names: tuple[str, ...]) -> pd.Index:
     return pd.Index(list(names))
 
 
+@functools.lru_cache(maxsize=64)
+def _positions_of(columns: tuple[str, ...], wanted: tuple[str, ...]) -> np.ndarray | None:
+    at = {c: i for i, c in enumerate(columns)}
+    if not all(c in at for c in wanted):
+        return None
+    return np.array([at[c] for c in wanted], dtype=np.intp)
+
+
 def _float64(X: pd.DataFrame) -> pd.DataFrame:
     """``X`` with float64 columns when all are floats (features are float32): the
     estimators then share one validated copy instead of converting it once each."""
@@ -130,6 +138,11 @@ class ModelBundle:
                 "with guardian_lib.features"
             )
 
+    def _positions(self, estimator) -> np.ndarray | None:
+        """Positions in ``feature_columns`` of the columns ``estimator`` was fitted on
+        (None when it was fitted on others)."""
+        return _positions_of(tuple(self.feature_columns), tuple(estimator.feature_names_in_))
+
     def predict(
         self,
         features: pd.DataFrame,
@@ -172,10 +185,20 @@ class ModelBundle:
         X = _float64(features.loc[:, _columns(self.feature_columns)])
         # ``.array`` keeps tz-aware times as they are (to_numpy makes 1 Timestamp per row).
         cols = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
-        anomaly_in = X if set(ANOMALY_COLUMNS) <= set(X.columns) else features
-        cols["anomaly_score"] = self.anomaly.anomaly_score(
-            anomaly_in.loc[:, _columns(ANOMALY_COLUMNS)]
-        )
+        # The estimators read the one float64 matrix (their columns picked by position)
+        # instead of validating a frame each; a matrix their checks would refuse (inf,
+        # no rows, columns missing) goes through their frame API, which says why.
+        matrix = X.to_numpy() if all(dt == np.float64 for dt in X.dtypes) else None
+        if matrix is not None and (not len(matrix) or np.isinf(matrix).any()):
+            matrix = None
+        anomaly_at = self._positions(self.anomaly)
+        if matrix is not None and anomaly_at is not None:
+            cols["anomaly_score"] = self.anomaly._anomaly_matrix(matrix[:, anomaly_at])
+        else:
+            anomaly_in = X if set(ANOMALY_COLUMNS) <= set(X.columns) else features
+            cols["anomaly_score"] = self.anomaly.anomaly_score(
+                anomaly_in.loc[:, _columns(ANOMALY_COLUMNS)]
+            )
         # Causes explain symptoms: rows without one have nothing to explain (NaN).
         sym = symptomatic(features)
         classes = list(self.cause.classes_)
@@ -186,15 +209,18 @@ class ModelBundle:
             cols[col] = (
                 proba[:, classes.index(cls)] if cls in classes else np.where(sym, 0.0, np.nan)
             )
-        X_risk = X.loc[:, _columns(self.risk_columns)]
-        hazards = self.risk.predict_hazard(X_risk)
+        risk_at = self._positions(self.risk)
+        if matrix is not None and risk_at is not None:
+            hazards = self.risk._hazard_matrix(matrix[:, risk_at])
+        else:
+            hazards = self.risk.predict_hazard(X.loc[:, _columns(self.risk_columns)])
         risk = compose_hazards(hazards)
         for k, h in enumerate(self.risk.horizons_h):
             cols[f"risk_{h}h"] = risk[:, k]
-        out = pd.DataFrame(cols)
-        out["model_version"] = self.model_version
-        reasons = np.full(len(out), "[]", dtype=object)
-        if explain and len(out):
+        reasons = np.full(len(features), "[]", dtype=object)
+        if explain and len(features):
+            out = pd.DataFrame(cols)
+            X_risk = X.loc[:, _columns(self.risk_columns)]
             if sym.any() and self.cause.constant_ is None:
                 idx = np.flatnonzero(sym)[:max_explained]
                 cls_idx = np.argmax(proba[idx], axis=1)
@@ -215,5 +241,8 @@ class ModelBundle:
                     rows = X_risk.iloc[sel]
                     vals = shap_values(model.booster_, rows.astype(float))
                     reasons[sel] = top_reasons(vals, rows, "risk_24h", top_k)
-        out["top_reasons"] = reasons
-        return out.loc[:, _columns(PREDICTION_COLUMNS)]
+        # One frame in the schema's column order (the string columns get the dtype a
+        # scalar assignment gives them).
+        cols["model_version"] = np.full(len(features), self.model_version, dtype=object)
+        cols["top_reasons"] = reasons
+        return pd.DataFrame({c: cols[c] for c in PREDICTION_COLUMNS})

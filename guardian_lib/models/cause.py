@@ -9,7 +9,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from guardian_lib.features import RX_DROP_DB
-from guardian_lib.models._base import lgbm_classifier, predict_threads, validated_frame
+from guardian_lib.models._base import class_proba, lgbm_classifier, validated_frame
 
 __all__ = ["CauseClassifier", "neighbour_massive_rule", "neighbour_cluster_kind"]
 
@@ -199,10 +199,7 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         frame = self._frame(X)
         if self.constant_ is not None:
             return np.ones((len(frame), 1))
-        # LightGBM's output does not depend on the number of threads.
-        proba = self.booster_.predict_proba(
-            self.booster_frame(frame), num_threads=predict_threads(len(frame))
-        )
+        proba = class_proba(self.booster_, self.booster_frame(frame))
         if self.neighbour_rules:
             kind = neighbour_cluster_kind(frame)
             for code, cls in ((1, self.massive_class), (2, self.external_class)):

@@ -218,15 +218,19 @@ class HazardRiskModel(BaseEstimator):
 
     def predict_hazard(self, X) -> np.ndarray:
         """Conditional probability of a first impact in each interval, (n, n_horizons). [-]"""
-        frame = self._frame(X)
+        return self._hazard_matrix(self._frame(X).to_numpy())
+
+    def _hazard_matrix(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`predict_hazard` of a float64 matrix whose columns are
+        ``feature_names_in_`` (already validated: NaN allowed, no inf). [-]"""
         cols = []
         for m in self.hazards_:
             if m.classes_.size == 2:
-                cols.append(m.predict_proba(frame)[:, 1])
+                cols.append(m._positive_matrix(X))
             else:
                 # An interval that saw a single label in training: that label, always.
-                cols.append(np.full(len(frame), float(m.classes_[0] == 1)))
-        return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+                cols.append(np.full(len(X), float(m.classes_[0] == 1)))
+        return np.column_stack(cols) if cols else np.empty((len(X), 0))
 
     def predict_risk(self, X) -> np.ndarray:
         """Cumulative risk per horizon, shape (n, n_horizons), non-decreasing along rows. [-]"""

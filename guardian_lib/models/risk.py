@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from guardian_lib.models._base import (
     as_generator,
     lgbm_classifier,
-    positive_proba,
+    positive_proba_matrix,
     validated_frame,
 )
 
@@ -161,13 +161,16 @@ class RiskModel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated probabilities, shape (n_samples, 2): [no fault, fault]. [-]"""
-        frame = self._frame(X)
-        if self.booster_ is None:
-            p = np.full(len(frame), self.prevalence_)
-        else:
-            # LightGBM's output does not depend on the number of threads.
-            p = self._calibrated(positive_proba(self.booster_, frame))
+        p = self._positive_matrix(self._frame(X).to_numpy())
         return np.column_stack([1 - p, p])
+
+    def _positive_matrix(self, X: np.ndarray) -> np.ndarray:
+        """Calibrated probability of a fault from a float64 matrix whose columns are
+        ``feature_names_in_`` (already validated: NaN allowed, no inf). [-]"""
+        if self.booster_ is None:
+            return np.full(len(X), self.prevalence_)
+        # LightGBM's output does not depend on the number of threads.
+        return self._calibrated(positive_proba_matrix(self.booster_, X))
 
     def predict(self, X) -> np.ndarray:
         """The positive class where the calibrated risk is at least 0.5."""
