@@ -212,6 +212,44 @@ class Faults(_Strict):
     hardware_sudden_share: Probability = 0.5
     reboot_down_minutes: Annotated[float, Field(gt=0, le=60)] = 3.0
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_default_durations(cls, data: Any) -> Any:
+        """A kind given without ``duration`` keeps its default duration.
+
+        Why: ``power_outage: {rate_per_year: 24}`` means "more power cuts", not "power
+        cuts that never end". Without this, the omitted duration became ``None`` — which
+        the fault model reads as "until a technician fixes it" — and a utility outage
+        that no visit can fix lasted to the end of the run (every variant that raised a
+        massive kind's rate had customers offline for days).
+        """
+        if not isinstance(data, dict):
+            return data
+        out = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            default = getattr(field.default, "duration", None) if field is not None else None
+            if default is None:
+                continue
+            if isinstance(value, dict) and "duration" not in value:
+                out[name] = {**value, "duration": default}
+            elif isinstance(value, FaultSpec) and "duration" not in value.model_fields_set:
+                out[name] = value.model_copy(update={"duration": default})
+        return out
+
+    @model_validator(mode="after")
+    def _timed_kinds_end(self) -> Faults:
+        """Refuse ``duration: null`` on a kind that has no other way to end."""
+        for name, field in type(self).model_fields.items():
+            default = getattr(field.default, "duration", None)
+            if default is not None and getattr(self, name).duration is None:
+                raise ValueError(
+                    f"{name}.duration: this kind ends only when its duration runs out; give "
+                    f"{{median_h, p90_h}} or leave the key out for the default "
+                    f"{default.median_h:g} h / p90 {default.p90_h:g} h"
+                )
+        return self
+
 
 class Weather(_Strict):
     """Storms: hours in which fibre cuts and power outages are more likely."""

@@ -30,11 +30,16 @@ and the raw score is the harmonic mean of the members' tail probabilities, as a
 surprise in decades. That raw score is calibrated in turn through the raw scores
 replayed over the fitting data, as :class:`AnomalyScorer` does: 0.99 means "more
 anomalous than 99 % of the reference", on any stream. Scoring is streaming: scoring a
-frame in one call or in consecutive chunks gives the same scores (tested), and
-``update=False`` scores without moving the reference.
+frame in one call or in consecutive chunks gives the same scores (tested). The batch
+methods (:meth:`~TemporalAnomalyScorer.score_samples`, ``predict``,
+``decision_function``, and ``update=False``) score a frame the same way, each row with
+the frame's earlier rows of its series as context, on a copy of the state: the fitted
+scorer is left unchanged, as scikit-learn's ``predict`` leaves it.
 """
 
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pandas as pd
@@ -299,7 +304,7 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             "steps": 0,
         }
 
-    def _shape_step(self, st: dict, x: np.ndarray, update: bool) -> np.ndarray:
+    def _shape_step(self, st: dict, x: np.ndarray) -> np.ndarray:
         """Nearest-neighbour distance of the latest subsequence per column (NaN while
         there is no reference), then the update. [-]"""
         m = self.shape_window_
@@ -324,8 +329,6 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             # nothing from BLAS threads, which cost 10× on a busy machine.
             corr = np.where(ok, np.einsum("ij,j->i", st["bank"][j], q), -np.inf).max() / m
             dists[j] = float(np.sqrt(max(0.0, 2.0 * (1.0 - corr))))
-        if not update:
-            return dists
         st["tail"] = tail
         for j in range(k):
             if queries[j] is None:
@@ -358,7 +361,7 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         # Enough points for a first scale and one seasonal cycle, before judging.
         return max(2 * int(self.window), 10, self.period_)
 
-    def _members(self, st: dict, x: np.ndarray, update: bool) -> tuple[np.ndarray, dict]:
+    def _members(self, st: dict, x: np.ndarray) -> tuple[np.ndarray, dict]:
         """Member scores of one row (n_members, n_columns), NaN before warm-up, and the
         quantities the state update needs."""
         p = self.period_
@@ -383,17 +386,17 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             bound = np.where(warm, self.clip * np.nan_to_num(scale, nan=np.inf), np.inf)
             cleaned = np.where(np.isnan(x), x, expected + np.clip(resid, -bound, bound))
             cleaned = np.where(np.isnan(expected), x, cleaned)
-            rows.append(self._shape_step(st, cleaned, update))
+            rows.append(self._shape_step(st, cleaned))
         members = np.vstack([np.vstack(rows), self._gaussian_members(st, x)])
         members = np.where(warm[None, :], members, np.nan)
         return members, {"resid": resid, "valid": valid, "scale": scale, "recent": recent}
 
-    def _step(self, st: dict, x: np.ndarray, update: bool, out: np.ndarray | None = None) -> float:
-        """Raw score of one row of one series, then (if ``update``) the state update.
+    def _step(self, st: dict, x: np.ndarray, out: np.ndarray | None = None) -> float:
+        """Raw score of one row of one series, then the update of its state ``st``.
 
         ``out`` (n_members,), if given, receives each member's surprise (max over columns).
         """
-        members, upd = self._members(st, x, update)
+        members, upd = self._members(st, x)
         surprise = tail_surprise(st["calibration"], members)
         if out is not None:
             finite = ~np.isnan(surprise)
@@ -415,8 +418,6 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             raw = float(np.nanmax(np.where(count > 0, per_column, np.nan)))
         else:
             raw = float(np.nanmax(surprise))
-        if not update:
-            return raw
         seen = st["phase"]
         st["calibration"][:, seen % st["calibration"].shape[1]] = members
         st["history"][seen % st["history"].shape[0]] = x
@@ -457,17 +458,23 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         update: bool,
         per_member: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Raw score of each row, in order, each series' rows scored after its earlier ones.
+
+        ``update`` True moves ``state_`` (streaming). False runs the same steps on copies
+        of the states of the series in the frame (taken at their first row) and leaves
+        ``state_`` as it was: a row is scored with the frame's earlier rows of its series
+        as context, and the fitted scorer does not change.
+        """
+        states = self.state_ if update else {}
         raw = np.zeros(len(values))
         for i in range(len(values)):
             key = keys[i]
-            st = self.state_.get(key)
+            st = states.get(key)
             if st is None:
-                st = self._new_state(values[i])
-                if update:
-                    self.state_[key] = st
-            raw[i] = self._step(
-                st, values[i], update, None if per_member is None else per_member[i]
-            )
+                fitted = None if update else self.state_.get(key)
+                st = self._new_state(values[i]) if fitted is None else copy.deepcopy(fitted)
+                states[key] = st
+            raw[i] = self._step(st, values[i], None if per_member is None else per_member[i])
         return raw
 
     # -- public --------------------------------------------------------------------------
@@ -481,6 +488,11 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
             Bad parameters, no numeric column, infinite values, or ``series_column``
             missing.
         """
+        self._fit(X)
+        return self
+
+    def _fit(self, X) -> np.ndarray:
+        """:meth:`fit`, returning the raw scores of X's rows replayed. [-]"""
         if not (0 < self.threshold < 1):
             raise ValueError(
                 f"TemporalAnomalyScorer: threshold must be in (0, 1), got {self.threshold}"
@@ -550,16 +562,29 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         ref = raw[raw > 0] if (raw > 0).any() else raw
         self.quantiles_ = np.quantile(ref, np.linspace(0, 1, 1001)) if len(ref) else np.zeros(1001)
         self.offset_ = -self.threshold
-        return self
+        return raw
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        """Fit on X, then -1 for X's anomalous rows, 1 otherwise.
+
+        The rows are judged by the scores of the fit itself (each row after the earlier
+        rows of its series), not scored a second time after the fit.
+        """
+        return self._labels(self._calibrated(self._fit(X)))
 
     def raw_score(self, X, update: bool = True) -> np.ndarray:
         """Uncalibrated score: the members' combined surprise (higher = more anomalous). [-]
 
+        Rows are scored in order, each with the earlier rows of its series (in the fit,
+        in earlier streaming calls and in X) as context.
+
         Parameters
         ----------
         update : bool, default True
-            Move each series' reference with the scored values (streaming). False scores
-            against the current reference and leaves it as it is.
+            True: streaming, each series' state moves with the scored values (the next
+            call carries on after X). False: the same scores, computed on a copy of the
+            state, which is left as it is (the next call carries on after the previous
+            streaming one, as if X had not been scored).
         """
         check_is_fitted(self, "quantiles_")
         keys, values = self._split(X)
@@ -569,7 +594,7 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         """Each member's calibrated surprise per row (max over columns; 0 before
         warm-up), shape (n_rows, len(members_)): which member finds a row unlikely. [-]
 
-        Moves the reference like :meth:`raw_score` unless ``update`` is False.
+        Moves the state like :meth:`raw_score` unless ``update`` is False.
         """
         check_is_fitted(self, "quantiles_")
         keys, values = self._split(X)
@@ -578,8 +603,11 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         return out
 
     def anomaly_score(self, X, update: bool = True) -> np.ndarray:
-        """Calibrated anomaly score in [0, 1] (higher = more anomalous). [-]"""
-        raw = self.raw_score(X, update=update)
+        """Calibrated anomaly score in [0, 1] (higher = more anomalous), rows scored in
+        order as :meth:`raw_score` does (streaming unless ``update`` is False). [-]"""
+        return self._calibrated(self.raw_score(X, update=update))
+
+    def _calibrated(self, raw: np.ndarray) -> np.ndarray:
         q = self.quantiles_
         lo = np.searchsorted(q, raw, side="left")
         hi = np.searchsorted(q, raw, side="right")
@@ -587,14 +615,24 @@ class TemporalAnomalyScorer(OutlierMixin, BaseEstimator):
         # Warm-up rows (no reference yet) say nothing.
         return np.where(raw > 0, score, 0.0)
 
+    def _labels(self, score: np.ndarray) -> np.ndarray:
+        return np.where(-score - self.offset_ <= 0, -1, 1)
+
     def score_samples(self, X) -> np.ndarray:
-        """``−anomaly_score`` without moving the reference (scikit-learn convention). [-]"""
+        """``−anomaly_score(X, update=False)`` (scikit-learn convention: lower is more
+        abnormal). [-]
+
+        Batch scoring of new data: the rows of X are scored in time order per series,
+        each with the earlier rows of its series in X as context, as streaming X would
+        score them, but on a copy of the state: the fitted scorer is not changed.
+        """
         return -self.anomaly_score(X, update=False)
 
     def decision_function(self, X) -> np.ndarray:
-        """``score_samples − offset_``: negative for anomalies."""
+        """``score_samples − offset_``: negative for anomalies (state not changed)."""
         return self.score_samples(X) - self.offset_
 
     def predict(self, X) -> np.ndarray:
-        """-1 for anomalies, 1 otherwise (reference not moved)."""
-        return np.where(self.decision_function(X) <= 0, -1, 1)
+        """-1 for anomalies, 1 otherwise, rows scored as :meth:`score_samples` does
+        (state not changed)."""
+        return self._labels(-self.score_samples(X))

@@ -12,7 +12,8 @@ from simulator.scenario import load_scenario
 from simulator.sharded import assign_shards, fleet_draws, region_parts, simulate_sharded
 
 # Three regions (one with two OLTs), stormy and fault-heavy so that storms, BNG failures,
-# power outages and service orders all occur within half a day.
+# power outages and service orders all occur within half a day (dead ONUs: only a
+# visit fixes them, so their calls become service orders).
 _SCENARIO = {
     "name": "three_regions",
     "seed": 5,
@@ -49,6 +50,7 @@ _SCENARIO = {
         "power_outage": {"rate_per_year": 300.0},
         "upstream_failure": {"rate_per_year": 1500.0},
         "cpe_hang": {"rate_per_year": 30.0},
+        "hardware_failure": {"rate_per_year": 200.0},
     },
     "weather": {"storms_per_year_per_region": 300},
     "operations": {"technicians_per_region": 1},
