@@ -198,7 +198,13 @@ def _status(cube: Cube, rows: np.ndarray, w24: int) -> _Status:
     # report is a missed poll.
     online = ffill(s["online"], limit=w24)
     offline = online == 0
-    pppoe_down = (online == 1) & (ffill(s["loss_pct"], limit=1) >= 99.9)
+    # PPPoE down (online, all traffic lost): only an ONU that reported such a loss in the
+    # slice can be (the carried loss is its own readings), so the others skip the fill.
+    loss = s["loss_pct"]
+    lost = np.flatnonzero((loss >= 99.9).any(axis=0))
+    pppoe_down = np.zeros(loss.shape, dtype=bool)
+    if len(lost):
+        pppoe_down[:, lost] = (online[:, lost] == 1) & (ffill(loss[:, lost], limit=1) >= 99.9)
     return _Status(rows - lo, s, present, online, offline, pppoe_down)
 
 

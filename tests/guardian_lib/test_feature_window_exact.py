@@ -1,10 +1,11 @@
 """The online feature window's shortcuts give exactly what the whole-fleet formulas give.
 
 A decision round computes the features of one tick. Run lengths are read as one block
-per running column, flaps and the offline share are counted on the ONUs that reported
-offline only, and a neighbour level's flags go through one stacked group sum. Each test
-writes the plain formula (as the feature code had it) and compares bit for bit, on
-random windows with gaps, offline runs and flaps.
+per running column; flaps and the offline share are counted on the ONUs that reported
+offline only, PPPoE down on those that lost all traffic only; a neighbour level's flags
+go through one stacked group sum. Each test writes the plain formula (as the feature
+code had it) and compares bit for bit, on random windows with gaps, offline runs and
+flaps.
 """
 
 import numpy as np
@@ -13,7 +14,7 @@ import pytest
 
 import guardian_lib.features._compute as compute
 from guardian_lib.features._cube import Cube
-from guardian_lib.features._windows import run_length, run_length_at, window_mean, window_sum
+from guardian_lib.features._windows import ffill, run_length, run_length_at, window_mean, window_sum
 
 
 def _status_window(rng, n_ticks: int, n_onus: int) -> dict[str, np.ndarray]:
@@ -24,7 +25,9 @@ def _status_window(rng, n_ticks: int, n_onus: int) -> dict[str, np.ndarray]:
         for _ in range(rng.integers(1, 4)):  # offline runs of 1 tick to a day
             start = rng.integers(0, n_ticks)
             online[start : start + rng.integers(1, 300), j] = 0.0
-    loss = np.where(rng.random((n_ticks, n_onus)) < 0.03, 100.0, 0.5)
+    # Sessions down (all traffic lost) on a third of the ONUs.
+    lossy = rng.random(n_onus) < 0.3
+    loss = np.where((rng.random((n_ticks, n_onus)) < 0.03) & lossy, 100.0, 0.5)
     online[rng.random((n_ticks, n_onus)) < 0.05] = np.nan  # missed polls
     dark = rng.choice(n_onus, 3, replace=False)
     online[:, dark[0]] = np.nan  # never reported
@@ -67,6 +70,10 @@ def test_status_counts_on_the_flapping_onus_equal_the_whole_fleet(rng, rows):
     assert ((want["offline_share_24h"] > 0) & (want["offline_share_24h"] < 1)).any()
     for name, value in want.items():
         np.testing.assert_array_equal(got[name], value, err_msg=name)
+    # PPPoE down, filled on the ONUs that lost all traffic in the slice only.
+    ppp = (st.online == 1) & (ffill(st.s["loss_pct"], limit=1) >= 99.9)
+    np.testing.assert_array_equal(st.pppoe_down, ppp)
+    assert ppp.any() and not ppp[:, ~(st.s["loss_pct"] >= 99.9).any(axis=0)].any()
 
 
 @pytest.mark.parametrize("cap", [None, 1, 50, 288])
