@@ -164,6 +164,9 @@ class Simulation(FaultLifecycle):
         self._pending_events: list[SimEvent] = []
         self.reboots: list[dict] = []
         self.wifi_changes: list[dict] = []
+        # Action outcomes are drawn per fault and attempt (FaultLifecycle.attempt_fixes).
+        self._action_key = int(self._rng_actions.integers(2**63 - 1))
+        self._attempts: dict[tuple[str, str], int] = {}
         self.tick_index = -1
         self.on_fault_change: list[Callable[[Fault, str], None]] = []
         for fault in self.faults:
@@ -260,7 +263,9 @@ class Simulation(FaultLifecycle):
         self.wifi_changes.append({"ts_s": self.env.now, "onu_row": onu_row, "by": by})
         fixed = False
         for fault in self.active_faults(onu_row):
-            if fault.kind == "wifi_interference" and self._rng_actions.random() < p_fix:
+            if fault.kind == "wifi_interference" and self.attempt_fixes(
+                fault, "wifi_profile", p_fix
+            ):
                 fixed = self.fix_fault(fault, by="wifi_profile") or fixed
         return fixed
 
@@ -299,7 +304,7 @@ class Simulation(FaultLifecycle):
         self.boot_s[row] = env.now
         p_fix = self.scenario.faults.cpe_hang_reboot_fix_prob
         for fault in self.active_faults(row):
-            if fault.kind == "cpe_hang" and self._rng_actions.random() < p_fix:
+            if fault.kind == "cpe_hang" and self.attempt_fixes(fault, "reboot", p_fix):
                 self.fix_fault(fault, by="reboot")
 
     def _ticker(self):

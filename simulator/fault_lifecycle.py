@@ -9,15 +9,17 @@ Wi-Fi profile change).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
+import numpy as np
 import simpy
 
 from simulator import optics
 from simulator.fault_model import Effects, Fault
 from simulator.topology import Topology
 
-__all__ = ["FaultLifecycle"]
+__all__ = ["FaultLifecycle", "attempt_draw"]
 
 
 class FaultLifecycle:
@@ -31,6 +33,10 @@ class FaultLifecycle:
     topology: Topology
     # Insertion-ordered dicts, not sets: iteration order must not depend on ids.
     _active: dict[int, dict[str, Fault]]
+    #: Seed of the action outcomes (drawn once from the run's action stream).
+    _action_key: int
+    #: Attempts made so far per ``(fault_id, action)``.
+    _attempts: dict[tuple[str, str], int]
     _fix_events: dict[str, simpy.Event]
     _fault_by_id: dict[str, Fault]
     on_fault_change: list[Callable[[Fault, str], None]]
@@ -47,6 +53,42 @@ class FaultLifecycle:
             return False
         event.succeed(by)
         return True
+
+    def attempt_fixes(self, fault: Fault, action: str, p_fix: float, peek: bool = False) -> bool:
+        """Whether the next ``action`` (``reboot``, ``wifi_profile``) on ``fault`` ends it.
+
+        The outcome is a uniform draw that belongs to the fault and the attempt's number
+        (:func:`attempt_draw`), not to a stream shared by every action of the run: the
+        k-th reboot of a given hang succeeds or fails alike in every policy's run of a
+        seed, whatever else each policy did before (common random numbers — a shared
+        stream let one policy's extra reboot elsewhere flip another's luck here).
+
+        Parameters
+        ----------
+        fault : Fault
+        action : str
+        p_fix : float
+            Probability that one attempt ends the fault. [-]
+        peek : bool, default False
+            Only tell the outcome (the oracle's truth); do not count the attempt.
+        """
+        key = (fault.fault_id, action)
+        k = self._attempts.get(key, 0)
+        if not peek:
+            self._attempts[key] = k + 1
+        return attempt_draw(self._action_key, fault.fault_id, action, k) < p_fix
+
+    def attempts_until_fix(self, fault: Fault, action: str, p_fix: float, limit: int = 50):
+        """How many more attempts of ``action`` it takes to end ``fault`` (1: the next).
+
+        The oracle's truth (:meth:`attempt_fixes` without counting); ``None`` if none of
+        the next ``limit`` attempts would.
+        """
+        k = self._attempts.get((fault.fault_id, action), 0)
+        for j in range(limit):
+            if attempt_draw(self._action_key, fault.fault_id, action, k + j) < p_fix:
+                return j + 1
+        return None
 
     # --- processes ------------------------------------------------------------------------
     def _register(self, fault: Fault, add: bool) -> None:
@@ -147,3 +189,14 @@ class FaultLifecycle:
                 severity,
                 {"board": fault.scope_key, "alarm": "board_fault"},
             )
+
+
+def attempt_draw(run_key: int, fault_id: str, action: str, attempt: int) -> float:
+    """The uniform draw in [0, 1) of one attempt of ``action`` on one fault of a run.
+
+    Deterministic in its arguments (a seed sequence of the run's key, a CRC-32 of the
+    fault id and action, and the attempt's number), so independent of the order in which
+    a policy acts on different faults.
+    """
+    tag = zlib.crc32(f"{fault_id}|{action}".encode())
+    return float(np.random.default_rng([run_key, tag, attempt]).random())

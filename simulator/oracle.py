@@ -29,16 +29,23 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision import Decision, Snapshot
-from guardian_lib.decision._base import PolicyBase, records
+from guardian_lib.decision._base import SCOPE_COLUMNS, PolicyBase, records
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel, impact_cost_rate_brl_per_h
 from simulator.engine import Simulation
 
-__all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS"]
+__all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS", "TRUTH_SCOPES"]
 
 #: Fault kinds that only a technician ends (Wi-Fi: a visit also ends it for good).
 VISIT_KINDS = ("hardware_failure", "fibre_degradation")
 _RISKY = ("hardware_failure", "fibre_degradation", "cpe_hang", "wifi_interference")
+#: The incident scope of a massive fault's member, from the fault's own scope in the
+#: simulator: a cut feeder is its PON, a failed board its PONs (each entirely down), a
+#: power cut (a circle on the map) the street boxes it reaches. ``None``: as observed.
+TRUTH_SCOPES = {"pon": "pon", "box": "box", "board": "pon", "geo": "box", "bng": None}
+_SHARED = ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
+#: A CPE is down this long while it reboots (the simulator's ``reboot_down_minutes``). [h]
+_REBOOT_DOWN_H = 10.0 / 60.0
 
 
 class TruthScorer:
@@ -117,7 +124,44 @@ class OraclePolicy(PolicyBase):
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
-    version: str = "3"
+    version: str = "4"
+
+    def frame(self, snap: Snapshot) -> pd.DataFrame:
+        """:meth:`PolicyBase.frame`, with each massive fault's members scoped by the truth.
+
+        Observed neighbour evidence picks the widest scope that explains the dark ONUs:
+        a power cut reaching 44 customers over several PONs of an OLT became one incident
+        on the whole OLT, open all week, and its hold refused every reboot beneath it
+        (hung CPEs of other PONs stayed down for hours). The oracle knows which ONUs the
+        fault took down and scopes its incident as narrowly as the fault
+        (:data:`TRUTH_SCOPES`), so reboots elsewhere pass.
+        """
+        df = super().frame(snap)
+        if not len(df):
+            return df
+        row_of = self._row_of()
+        stype = df["scope_type"].to_numpy(dtype=object).copy()
+        skey = df["scope_key"].to_numpy(dtype=object).copy()
+        otype = df["outage_scope_type"].to_numpy(dtype=object).copy()
+        okey = df["outage_scope_key"].to_numpy(dtype=object).copy()
+        for i, onu in enumerate(df.index):
+            bucket = self.sim._active.get(row_of[str(onu)], {})
+            shared = [f for f in bucket.values() if f.recorded and f.cause_class in _SHARED]
+            scope = TRUTH_SCOPES.get(shared[0].scope_type) if shared else None
+            if scope is None:
+                continue
+            key = df[SCOPE_COLUMNS[scope]].iat[i]
+            stype[i], skey[i] = scope, key
+            if pd.notna(otype[i]):
+                otype[i], okey[i] = scope, key
+        return df.assign(scope_type=stype, scope_key=skey, outage_scope_type=otype,
+                         outage_scope_key=okey)  # fmt: skip
+
+    def _row_of(self) -> dict[str, int]:
+        """Row of each ONU id in the simulation (built once)."""
+        if getattr(self, "_rows", None) is None:
+            self._rows = {o: i for i, o in enumerate(self.sim.onu_ids.tolist())}
+        return self._rows
 
     def decide(self, snapshot: Snapshot) -> list[Decision]:
         """Decisions from ground truth."""
@@ -125,13 +169,12 @@ class OraclePolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
-        row_of = {o: i for i, o in enumerate(self.sim.onu_ids.tolist())}
+        row_of = self._row_of()
+        hold_rule, hold_min = self.reboot_holds(snap, active)
         now_s = self.sim.env.now
-        c = self.costs
-        out_rate = float(impact_cost_rate_brl_per_h(True, True, c))
-        deg_rate = float(impact_cost_rate_brl_per_h(False, True, c))
-        p_wfix = self.sim.scenario.faults.wifi_profile_fix_prob
-        for onu, r in zip(active.index, records(active), strict=True):
+        rows = zip(active.index, records(active), np.where(pd.notna(hold_rule), hold_min, 0.0),
+                   strict=True)  # fmt: skip
+        for onu, r, held_min in rows:
             onu = str(onu)
             faults = [f for f in self.sim.active_faults(row_of[onu]) if f.recorded]
             kinds = {f.kind for f in faults}
@@ -158,24 +201,9 @@ class OraclePolicy(PolicyBase):
             if action is not None:
                 pass  # the technician fixes whatever else is wrong at the premises
             elif hang is not None:
-                if r["online"] and since >= self.cooldown_minutes:
-                    action = "reboot"
-                elif hang.params.get("hung") and not has_visit:
-                    left_h = self._left_h(hang, now_s)
-                    if left_h * out_rate > c.cost_per_visit_brl + out_rate * self.visit_delay_h:
-                        action, priority = "schedule_visit", "high"
+                action, priority = self._hang_action(hang, r, held_min, since, has_visit, now_s)
             elif wifi is not None and r["impacted"]:
-                left_h = self._left_h(wifi, now_s)
-                remote = self._remote_wifi_cost(left_h, deg_rate, p_wfix)
-                visit = c.cost_per_visit_brl + deg_rate * min(left_h, c.visit_delay_h)
-                if not has_visit and visit < remote:
-                    # Degraded service: the next regular slot (a visit cancelled because
-                    # the episode ended first costs nothing).
-                    action, priority = "schedule_visit", "normal"
-                elif since_w >= self.wifi_retry_min and (
-                    p_wfix * left_h * deg_rate > c.wifi_change_cost_brl
-                ):
-                    action = "change_wifi_profile"
+                action, priority = self._wifi_action(wifi, since_w, has_visit, now_s)
             if action == "reboot" or action == "change_wifi_profile":
                 out.append(self._d(snap, onu, action, targets=(str(r["cpe_id"]),),
                                    case_id=case_id, rationale=why))  # fmt: skip
@@ -185,18 +213,71 @@ class OraclePolicy(PolicyBase):
                                    params={"priority": priority, "reason": "oracle"}))  # fmt: skip
         return out
 
-    def _remote_wifi_cost(self, left_h: float, rate: float, p_fix: float) -> float:
-        """Expected cost of ending a Wi-Fi episode by profile changes alone. [R$]
+    def _hang_action(self, hang, r: dict, held_min: float, since: float, has_visit: bool,
+                     now_s: float) -> tuple[str | None, str]:  # fmt: skip
+        """Reboot, visit or wait for a hung (or leaking) CPE, knowing each reboot's outcome.
 
-        One change every ``wifi_retry_min``, each ending it with ``p_fix``: a geometric
-        number of tries, each costing the change and the degraded service until the next
-        one; never more than waiting the episode out (``left_h`` at ``rate`` [R$/h]).
+        The oracle knows which reboot attempt will clear the hang
+        (:meth:`~simulator.fault_lifecycle.FaultLifecycle.attempts_until_fix`): a reboot
+        that would fail is still asked for when a later one (one cooldown apart) clears
+        the hang early enough to spare more outage than the reboots cost — it has to be
+        spent to get there — and not otherwise. While the CPE is hung, a visit is ordered when it restores service
+        for less than waiting for the clearing reboot or the hang's own end.
         """
-        wait = left_h * rate
-        if p_fix <= 0.0:
-            return wait
-        per_try = self.costs.wifi_change_cost_brl + rate * self.wifi_retry_min / 60.0
-        return min(wait, per_try / p_fix)
+        c = self.costs
+        out_rate = float(impact_cost_rate_brl_per_h(True, True, c))
+        p_fix = self.sim.scenario.faults.cpe_hang_reboot_fix_prob
+        left_h = self._left_h(hang, now_s)
+        cool_h = self.cooldown_minutes / 60.0
+        n = self.sim.attempts_until_fix(hang, "reboot", p_fix)
+        # When the next reboot can be done: after the CPE's cooldown and any hold of the
+        # safety layer (the CPE's own limits, an incident above it: a reboot it would
+        # refuse is not asked for); never while the CPE is unreachable. [h]
+        first_h = max(cool_h - since / 60.0, held_min / 60.0, 0.0)
+        if not r["online"]:
+            first_h = np.inf
+        can_now = first_h == 0.0
+        fixed_h = np.inf if n is None else first_h + (n - 1) * cool_h + _REBOOT_DOWN_H
+        hurts_h = self._hurts_in_h(hang, now_s)
+        if can_now and n is not None:
+            # Outage spared by the reboots (a leaking CPE hangs only at hurts_h) against
+            # the reboots themselves. [R$]
+            spared = out_rate * max(left_h - max(fixed_h, hurts_h), 0.0)
+            if spared > n * c.reboot_cost_brl:
+                return "reboot", "high"
+        if hurts_h == 0.0 and not has_visit:
+            wait = out_rate * min(left_h, fixed_h)
+            visit = c.cost_per_visit_brl + out_rate * min(left_h, self.visit_delay_h)
+            if visit < wait:
+                return "schedule_visit", "high"
+        return None, "high"
+
+    def _wifi_action(self, wifi, since_w: float, has_visit: bool,
+                     now_s: float) -> tuple[str | None, str]:  # fmt: skip
+        """Profile change, visit or wait for Wi-Fi interference, knowing each change's outcome.
+
+        One change every ``wifi_retry_min``; the oracle knows which change will end the
+        episode. Changes are made only if that one comes before the episode ends by
+        itself; a visit (next regular slot; cancelled at no cost if the episode ends
+        first) only when it ends the degraded service for less than the changes.
+        """
+        c = self.costs
+        deg_rate = float(impact_cost_rate_brl_per_h(False, True, c))
+        p_fix = self.sim.scenario.faults.wifi_profile_fix_prob
+        left_h = self._left_h(wifi, now_s)
+        retry_h = self.wifi_retry_min / 60.0
+        n = self.sim.attempts_until_fix(wifi, "wifi_profile", p_fix)
+        first_h = max(retry_h - since_w / 60.0, 0.0)
+        fixed_h = np.inf if n is None else first_h + (n - 1) * retry_h
+        remote = deg_rate * min(left_h, fixed_h)
+        if fixed_h < left_h:
+            remote += n * c.wifi_change_cost_brl
+        visit = c.cost_per_visit_brl + deg_rate * min(left_h, c.visit_delay_h)
+        if not has_visit and visit < remote:
+            return "schedule_visit", "normal"
+        if first_h == 0.0 and fixed_h < left_h:
+            return "change_wifi_profile", "high"
+        return None, "high"
 
     @staticmethod
     def _hurts_in_h(fault, now_s: float) -> float:
