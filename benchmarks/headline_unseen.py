@@ -29,6 +29,7 @@ processes are appended to ``<json>.mono.jsonl`` and summed.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import time
@@ -56,6 +57,8 @@ _ROWS = (
     ("safety violations", "safety_violations"),
     ("massive F1 of the decisions (incident vs case)", "massive_f1"),
     ("macro-F1 of the decisions (massive, individual)", "macro_f1"),
+    ("massive F1 per problem (the call held on it)", "problem_massive_f1"),
+    ("macro-F1 per problem (massive, individual)", "problem_macro_f1"),
 )
 
 _PAIRED = {"visits_avoided_vs_reactive_pct", "visits_avoided_per_month", "mttr_ratio_vs_reactive",
@@ -162,9 +165,11 @@ def decision_f1(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
     The backtest reports, per seed, the precision and recall of ``open_incident``
     (massive) and ``open_case`` (individual) decisions against the confirmed problems
-    (:func:`guardian_lib.kpis.classification_scores`). Per seed: ``massive_f1``,
-    ``individual_f1`` and their mean ``macro_f1`` (NaN where a class has no decision or no
-    problem); then the mean over the seeds and its bootstrap interval in [0, 1].
+    (:func:`guardian_lib.kpis.classification_scores`), and per confirmed problem the
+    call held on it (``problem_*``, :func:`guardian_lib.kpis.problem_classification_scores`).
+    Per seed: ``massive_f1``, ``individual_f1`` and their mean ``macro_f1`` (NaN where a
+    class has no decision or no problem), the same with the ``problem_`` prefix; then
+    the mean over the seeds and its bootstrap interval in [0, 1].
     """
     from guardian_lib.kpis_stats import bootstrap_ci
 
@@ -173,13 +178,16 @@ def decision_f1(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             return float("nan")
         return 2 * p * r / (p + r)
 
-    per: dict[str, list[float]] = {"massive_f1": [], "individual_f1": [], "macro_f1": []}
+    per: dict[str, list[float]] = collections.defaultdict(list)
     for run in runs:
-        m = f1(run.get("massive_precision", math.nan), run.get("massive_recall", math.nan))
-        i = f1(run.get("individual_precision", math.nan), run.get("individual_recall", math.nan))
-        per["massive_f1"].append(m)
-        per["individual_f1"].append(i)
-        per["macro_f1"].append((m + i) / 2)
+        for pre in ("", "problem_"):
+            m = f1(run.get(f"{pre}massive_precision", math.nan),
+                   run.get(f"{pre}massive_recall", math.nan))  # fmt: skip
+            i = f1(run.get(f"{pre}individual_precision", math.nan),
+                   run.get(f"{pre}individual_recall", math.nan))  # fmt: skip
+            per[f"{pre}massive_f1"].append(m)
+            per[f"{pre}individual_f1"].append(i)
+            per[f"{pre}macro_f1"].append((m + i) / 2)
     out = {}
     for key, vals in per.items():
         if all(math.isnan(v) for v in vals):
@@ -222,6 +230,8 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=7.0)
     ap.add_argument("--every-minutes", type=int, default=15)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--policies", default=",".join(POLICIES),
+                    help="rule-scorer run: the policies to run (reactive for the paired figures)")  # fmt: skip
     ap.add_argument("--ml-alias", default=None,
                     help="registry alias of an ML bundle: run only its autopilot")  # fmt: skip
     ap.add_argument("--full-every", type=int, default=4, help="ModelScorer.full_every")
@@ -257,7 +267,7 @@ def main() -> None:
         meta.update(alias=args.ml_alias, full_every=args.full_every)
         policies: tuple[str, ...] = ("autopilot",)
     else:
-        scorer, policies = RuleScorer(), POLICIES
+        scorer, policies = RuleScorer(), tuple(args.policies.split(","))
     t0 = time.perf_counter()
     r = run_backtest(sc, policies, seeds, args.every_minutes,
                      scorer=MonotonicityCounter(scorer, mono), workers=args.workers)  # fmt: skip

@@ -32,6 +32,15 @@ sla_availability
 false_action_rate
     Share of reboots that failed verification and completed visits that fixed nothing
     (outcome ``no_fault_found``, ``customer_absent`` or ``massive_outage``). [-]
+massive_precision, massive_recall, individual_precision, individual_recall
+    Per decision (:func:`classification_scores`): each ``open_incident`` target and
+    ``open_case`` subject against the confirmed problem of its ONU at that moment. [-]
+problem_massive_precision, …, problem_individual_recall
+    Per problem (:func:`problem_classification_scores`): the call held on each confirmed
+    problem — incident member (massive) or individual case (a proactive case opened on
+    its precursor counts) — plus the calls made on nothing of their class. The
+    per-decision figures count proactive cases, cases on problems shorter than 15 min or
+    without a confirmed cause, and ONUs that joined an incident as errors; these do not. [-]
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ __all__ = [
     "episodes_from_status",
     "compute_kpis",
     "classification_scores",
+    "problem_classification_scores",
     "RECURRENCE_DAYS",
     "WASTED_OUTCOMES",
 ]
@@ -101,6 +111,8 @@ def classification_scores(
         ["massive_precision", "massive_recall", "individual_precision", "individual_recall"],
         float("nan"),
     )
+    if "confirmed" in labels:  # the per-problem metric's extra rows are not labels here
+        labels = labels.loc[labels["confirmed"].astype(bool) & labels["start_at"].notna()]
     if len(labels) == 0:
         return out
     long = (labels["end_at"] - labels["start_at"]).dt.total_seconds() >= min_minutes * 60
@@ -119,6 +131,167 @@ def classification_scores(
         if len(truth):
             found = mk.loc[mk["massive"] == flag, "label_id"].nunique()
             out[f"{kind}_recall"] = found / len(truth)
+    return out
+
+
+_SCORE_KEYS = ("massive_precision", "massive_recall", "individual_precision", "individual_recall")
+
+
+def _call_intervals(decisions: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
+    """Every call as an interval per ONU: incident membership (``massive``) from its
+    ``open_incident`` / ``join_incident`` to the incident's ``close_incident``, an
+    individual case from ``open_case`` to ``close_case`` (open ones until ``end``)."""
+    dec = decisions.assign(ts=pd.to_datetime(decisions["ts"], utc=True))
+    has_case = "case_id" in dec.columns
+    case_of = dec["case_id"] if has_case else pd.Series(None, index=dec.index, dtype=object)
+    closes = dec.loc[dec["action"].isin(["close_case", "close_incident"])]
+    closed = dict(zip(case_of.loc[closes.index], closes["ts"], strict=True))
+    rows = []
+    for action, massive in (("open_incident", True), ("join_incident", True),
+                            ("open_case", False)):  # fmt: skip
+        d = dec.loc[dec["action"] == action]
+        for t, targets, cid in zip(d["ts"], d["targets"], case_of.loc[d.index], strict=True):
+            until = closed.get(cid, end) if cid is not None and not pd.isna(cid) else end
+            for onu in json.loads(targets):
+                rows.append((str(onu), t, max(until, t), massive))
+    return pd.DataFrame(rows, columns=["onu_id", "ts", "until", "massive"])
+
+
+def problem_classification_scores(
+    decisions: pd.DataFrame, labels: pd.DataFrame, min_minutes: float = 15.0
+) -> dict[str, float]:
+    """Massive-vs-individual precision / recall per *problem*: the call the policy held.
+
+    :func:`classification_scores` scores decisions one by one, which counts against the
+    policy things that are not massive-vs-individual errors: a proactive case opened
+    while a fault was a precursor (a drifting laser before it hurt) is a false
+    individual call and its problem a miss; a case on a problem shorter than
+    ``min_minutes``, or on a symptom the labels do not confirm, is a false individual
+    call; an ONU that joined an incident (``join_incident``) or was already a member
+    when a new problem of the same outage began is a missed massive problem. Here:
+
+    * each confirmed problem at least ``min_minutes`` long is *called massive* when its
+      ONU was a member of an incident at any time during it (``open_incident`` or
+      ``join_incident`` up to ``close_incident``: its visits were held), else
+      *individual* when an individual case was open at any time from its onset (a
+      proactive case counts) to its end, else it is missed;
+    * a problem that begins and ends inside another confirmed problem of its ONU
+      (a customer's power off while a power cut has the ONU dark) is not scored: it
+      changes nothing a policy can observe;
+    * a call made outside every such problem of its ONU is judged by what the ONU had
+      then: an error when no problem of the call's class (of any length, precursors and
+      unconfirmed symptoms included; an unconfirmed symptom is individual) covered it,
+      otherwise not counted (a right call on something the labels leave out).
+
+    ``precision_c = TP_c / (problems called c + erroneous calls c)``,
+    ``recall_c = TP_c / problems of class c``.
+
+    Parameters
+    ----------
+    decisions : pandas.DataFrame
+        ``decisions`` table (``ts``, ``action``, ``targets``, ``case_id``).
+    labels : pandas.DataFrame
+        ``onu_id``, ``start_at`` (impact start; NaT for a fault that never hurt),
+        ``end_at``, ``massive`` (bool); optional ``onset_at`` (the fault began, before it
+        hurt; default ``start_at``) and ``confirmed`` (bool, default True; False: a
+        symptom without a confirmed cause).
+    min_minutes : float, default 15
+        Shorter problems are not scored as problems. [min]
+
+    Returns
+    -------
+    dict
+        ``problem_massive_precision``, ``problem_massive_recall``,
+        ``problem_individual_precision``, ``problem_individual_recall`` [-] (NaN when
+        undefined), ``problem_unscored_calls`` (right calls on something the labels
+        leave out) and ``problem_masked`` (problems not scored: they began and ended
+        inside another confirmed problem of the same ONU) [-].
+    """
+    keys = [f"problem_{k}" for k in _SCORE_KEYS]
+    out: dict[str, float] = dict.fromkeys(keys, float("nan"))
+    out["problem_unscored_calls"] = out["problem_masked"] = 0.0
+    if len(labels) == 0:
+        return out
+    lab = labels.copy()
+    for c in ("start_at", "end_at"):
+        lab[c] = pd.to_datetime(lab[c], utc=True)
+    lab["onset_at"] = (
+        pd.to_datetime(lab["onset_at"], utc=True).fillna(lab["start_at"])
+        if "onset_at" in lab
+        else lab["start_at"]
+    )
+    lab["onset_at"] = lab["onset_at"].fillna(lab["end_at"])
+    lab["confirmed"] = lab["confirmed"].astype(bool) if "confirmed" in lab else True
+    lab["onu_id"] = lab["onu_id"].astype(str)
+    span = (lab["end_at"] - lab["start_at"]).dt.total_seconds()
+    long = lab["confirmed"] & lab["start_at"].notna() & (span >= min_minutes * 60)
+    # A problem that begins and ends inside another confirmed problem of its ONU (a
+    # customer's power switched off while a power cut already had the ONU dark) changes
+    # nothing observable: the call on it is the call on the first one. Not scored.
+    masked = np.zeros(len(lab), dtype=bool)
+    conf = lab.loc[lab["confirmed"] & lab["start_at"].notna()]
+    for _, g in conf.groupby("onu_id"):
+        if len(g) < 2:
+            continue
+        s0, e0 = g["start_at"].to_numpy(), g["end_at"].to_numpy()
+        order = np.arange(len(g))
+        inside = (s0[None, :] <= s0[:, None]) & (e0[None, :] >= e0[:, None])
+        earlier = (s0[None, :] < s0[:, None]) | (order[None, :] < order[:, None])
+        np.fill_diagonal(inside, False)
+        masked[lab.index.get_indexer(g.index)] = (inside & earlier).any(axis=1)
+    probs = lab.loc[long & ~masked].reset_index(drop=True)
+    end = lab["end_at"].max()
+    if len(decisions):
+        end = max(end, pd.to_datetime(decisions["ts"], utc=True).max())
+    calls = (
+        _call_intervals(decisions, end)
+        if len(decisions)
+        else _call_intervals(pd.DataFrame(columns=["ts", "action", "targets", "case_id"]), end)
+    )
+    by_onu = {k: g for k, g in calls.groupby("onu_id")}
+    called = np.full(len(probs), "none", dtype=object)
+    for i, r in enumerate(probs.itertuples()):
+        g = by_onu.get(r.onu_id)
+        if g is None:
+            continue
+        m = g.loc[g["massive"]]
+        if ((m["ts"] <= r.end_at) & (m["until"] >= r.start_at)).any():
+            called[i] = "massive"
+            continue
+        c = g.loc[~g["massive"]]
+        if ((c["ts"] <= r.end_at) & (c["until"] >= r.onset_at)).any():
+            called[i] = "individual"
+    # Calls outside every scored problem of their ONU.
+    extra = {True: 0, False: 0}
+    unscored = 0
+    lab_by = {k: g for k, g in lab.groupby("onu_id")}
+    prob_by = {k: g for k, g in probs.groupby("onu_id")}
+    for r in calls.drop_duplicates(["onu_id", "ts", "massive"]).itertuples():
+        p = prob_by.get(r.onu_id)
+        if p is not None and ((p["onset_at"] <= r.ts) & (p["end_at"] >= r.ts)).any():
+            continue
+        g = lab_by.get(r.onu_id)
+        same = False
+        if g is not None:
+            cover = g.loc[(g["onset_at"] <= r.ts) & (g["end_at"] >= r.ts)]
+            cls = cover["massive"].to_numpy(dtype=bool) & cover["confirmed"].to_numpy(bool)
+            same = bool((cls == r.massive).any())
+        if same:
+            unscored += 1
+        else:
+            extra[bool(r.massive)] += 1
+    truth = probs["massive"].to_numpy(dtype=bool)
+    for kind, flag in (("massive", True), ("individual", False)):
+        pred = called == kind
+        tp = int((pred & (truth == flag)).sum())
+        den_p = int(pred.sum()) + extra[flag]
+        den_r = int((truth == flag).sum())
+        if den_p:
+            out[f"problem_{kind}_precision"] = tp / den_p
+        if den_r:
+            out[f"problem_{kind}_recall"] = tp / den_r
+    out["problem_unscored_calls"] = float(unscored)
+    out["problem_masked"] = float((long & masked).sum())
     return out
 
 
@@ -210,11 +383,11 @@ def _visits_avoided(life: pd.DataFrame, calls: pd.DataFrame, so: pd.DataFrame) -
 def _scores(decisions: pd.DataFrame, labels: pd.DataFrame | None) -> dict[str, float]:
     """:func:`classification_scores`, or all NaN without labels or decisions. [-]"""
     if labels is not None and len(decisions):
-        return classification_scores(decisions, labels)
-    return dict.fromkeys(
-        ["massive_precision", "massive_recall", "individual_precision", "individual_recall"],
-        float("nan"),
-    )
+        return {**classification_scores(decisions, labels),
+                **problem_classification_scores(decisions, labels)}  # fmt: skip
+    keys = [*_SCORE_KEYS, *(f"problem_{k}" for k in _SCORE_KEYS), "problem_unscored_calls",
+            "problem_masked"]  # fmt: skip
+    return dict.fromkeys(keys, float("nan"))
 
 
 class _ActionCounts(NamedTuple):

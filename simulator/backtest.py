@@ -98,20 +98,33 @@ def _orders_frame(sim: Simulation) -> pd.DataFrame:
 
 
 def _labels(sim: Simulation) -> pd.DataFrame:
-    """Confirmed cause of each problem (from the simulator's faults; evaluation only)."""
+    """Confirmed cause of each problem (from the simulator's faults; evaluation only).
+
+    One row per fault and ONU: ``start_at`` when it began to hurt (NaT for a fault that
+    started but never hurt within the run: fixed before, or a precursor still), ``onset_at``
+    when it began (a drifting laser or a leaking CPE before it hurts), ``end_at``,
+    ``massive`` and ``confirmed`` (False for an unexplained symptom: a real symptom on one
+    ONU that ``faults_truth`` does not record, individual by nature). The per-decision
+    scores use the confirmed rows with a ``start_at``, as before.
+    """
     rows = []
     horizon = sim.scenario.horizon_s
     for f in sim.faults:
-        if not f.recorded or f.impact_start_s is None or f.impact_start_s > horizon:
+        if f.start_s > horizon:
             continue
-        end = horizon if f.end_s is None else f.end_s
+        end = horizon if f.end_s is None else min(f.end_s, horizon)
+        imp = f.impact_start_s
+        hurt = imp is not None and imp <= horizon
         massive = f.cause_class in ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
         for row in f.onus.tolist():
-            rows.append((sim.onu_ids[row], f.impact_start_s, end, massive))
-    df = pd.DataFrame(rows, columns=["onu_id", "start_s", "end_s", "massive"])
-    df["start_at"] = sim.start + pd.to_timedelta(df["start_s"], unit="s")
-    df["end_at"] = sim.start + pd.to_timedelta(df["end_s"], unit="s")
-    return df[["onu_id", "start_at", "end_at", "massive"]]
+            rows.append((sim.onu_ids[row], f.start_s, imp if hurt else np.nan,
+                         horizon if f.end_s is None else f.end_s if hurt else end,
+                         massive and f.recorded, f.recorded))  # fmt: skip
+    df = pd.DataFrame(rows, columns=["onu_id", "onset_s", "start_s", "end_s", "massive",
+                                     "confirmed"])  # fmt: skip
+    for c in ("onset", "start", "end"):
+        df[f"{c}_at"] = sim.start + pd.to_timedelta(df[f"{c}_s"], unit="s")
+    return df[["onu_id", "start_at", "end_at", "massive", "onset_at", "confirmed"]]
 
 
 def _calibration(sim: Simulation, calls: pd.DataFrame) -> dict[str, float]:
@@ -268,7 +281,8 @@ class BacktestWorld:
         if self.policy != "reactive":
             sim.ops.reactive = False
             if self.policy == "rules":
-                sc, pol = RuleScorer(), RulesPolicy(outage_evidence=settings.outage_evidence())
+                ev = settings.outage_evidence()
+                sc, pol = RuleScorer(outage_evidence=ev), RulesPolicy(outage_evidence=ev)
             elif self.policy == "autopilot":
                 sc, pol = make_autopilot(self.scorer, settings=settings, costs=self.costs)
             else:

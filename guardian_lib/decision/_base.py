@@ -10,7 +10,7 @@ import pandas as pd
 
 from guardian_lib.decision._columns import FrameColumns, records
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
-from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages
+from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages, rx_step
 
 __all__ = [
     "PolicyBase",
@@ -247,7 +247,8 @@ class PolicyBase:
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
             pcols = FrameColumns(preds)
         nb = snap.neighbours()
-        outages = coincident_outages(st, self.outage_evidence, self._eligible(snap))
+        eligible = self._eligible(snap)
+        outages = coincident_outages(st, self.outage_evidence, eligible)
         skip = ("ts", "onu_id")  # never read (a tz-aware "ts" costs ms to convert)
         pred = {c: pcols[c] for c in preds.columns if c not in skip}
         box_rxdrop = nb["box_rxdrop_share"].to_numpy()
@@ -259,6 +260,7 @@ class PolicyBase:
             | (np.asarray(box_rxdrop, dtype=float) > 0)
             | (snap.column("stable_min") < 4 * self.stable_minutes)
             | self._has_case(snap)
+            | pd.notna(outages["outage_scope_type"].to_numpy(dtype=object))
         )
         rows = np.flatnonzero(interest)
         index = pd.Index(snap.onu_ids()[rows], dtype=object, name="onu_id")
@@ -269,6 +271,7 @@ class PolicyBase:
         cols.update(p)
         for part in (nb, outages):
             cols.update({c: part[c].to_numpy()[rows] for c in part.columns if c not in skip})
+        cols["outage_eligible"] = np.ones(len(rows), bool) if eligible is None else eligible[rows]
         df = pd.DataFrame(cols, index=index)
         self._register(df, cols)
         return df
@@ -375,8 +378,13 @@ class PolicyBase:
         # together, whatever their per-row prediction), or the scorer calls the ONU
         # massive with neighbours affected (e.g. an RX step under a box, no outage yet).
         by_topology = pd.notna(np.asarray(col["outage_scope_type"], dtype=object))
+        # An ONU judged on its own (still down after its incident ended) does not
+        # start a new incident on the scorer's word either.
         by_scorer = (
-            affected & (p_m > self.massive_threshold) & (col["n_nb_off"] >= self.min_neighbours)
+            affected
+            & (p_m > self.massive_threshold)
+            & (col["n_nb_off"] >= self.min_neighbours)
+            & np.asarray(col["outage_eligible"], dtype=bool)
         )
         massive = by_topology | by_scorer
         if not massive.any() and len(snap.incidents) == 0:
@@ -397,7 +405,8 @@ class PolicyBase:
         for r in inc.itertuples():
             members = [m for m in r.members if m in st.index]
             sub = st.loc[members] if members else st.iloc[:0]
-            down = sub["impacted"].to_numpy(dtype=bool)
+            # down: no service or degraded, or light still lost (an RX-step incident)
+            down = sub["impacted"].to_numpy(dtype=bool) | rx_step(sub)
             back_min = sub["stable_min"].to_numpy(dtype=float)[~down]
             last_back = float(back_min.min()) if len(back_min) else np.inf
             allowed_down = int(np.floor(self.residual_share * len(members)))
@@ -422,7 +431,9 @@ class PolicyBase:
                 covered.update(str(m) for m in members)
                 open_scopes[(r.scope_type, r.scope_key)] = r.incident_id
         # 2. Open incidents for new massive scopes; let fitting ONUs join open ones.
-        impacted_min = df["impacted_min"].to_numpy(dtype=float)
+        # When each failure began as the outage evidence times it (an ONU degraded
+        # before the outage took it down: when it went dark; an RX step: when RX fell).
+        onset_min = df["outage_onset_min"].to_numpy(dtype=float)
         # The topology's scope where it has one, else the scorer's neighbour scope.
         scopes = pd.DataFrame(
             {
@@ -437,15 +448,16 @@ class PolicyBase:
         for (stype, skey), sc in scopes.groupby(["stype", "skey"], sort=True):
             grp = df.loc[sc.index]
             col = SCOPE_COLUMNS[stype]
-            in_scope = (df[col].to_numpy() == skey) & df["impacted"].to_numpy(dtype=bool)
-            start_min = float(np.median(grp["impacted_min"].to_numpy(dtype=float)))
+            in_scope = (df[col].to_numpy() == skey) & (df["impacted"].to_numpy(dtype=bool)
+                                                        | by_topology)  # fmt: skip
+            start_min = float(np.median(grp["outage_onset_min"].to_numpy(dtype=float)))
             iid = open_scopes.get((stype, skey))
             if iid is not None:
                 age_min = (
                     snap.ts - pd.Timestamp(inc.loc[inc["incident_id"] == iid, "start_at"].iat[0])
                 ).total_seconds() / 60
                 start_min = max(age_min, 0.0)
-            fits = in_scope & (np.abs(impacted_min - start_min) <= self.join_window_min)
+            fits = in_scope & (np.abs(onset_min - start_min) <= self.join_window_min)
             ids = tuple(str(i) for i in df.index[fits] if str(i) not in covered | released)
             if not ids:
                 continue
@@ -500,7 +512,10 @@ class PolicyBase:
                             rationale={"rule": "visits of a massive outage's members are held"},
                             params={**params, "visit_onus": onus})
                 )  # fmt: skip
-            to_notify = [i for i in ids if i not in cases.index or not cases.at[i, "notified"]]
+            # only members who feel it (an RX step alone leaves service up)
+            hurt = set(df.index[df["impacted"].to_numpy(dtype=bool)])
+            to_notify = [i for i in ids if i in hurt
+                         and (i not in cases.index or not cases.at[i, "notified"])]  # fmt: skip
             if to_notify:
                 out.append(
                     self._d(snap, key, "notify", targets=tuple(to_notify), confidence=conf,

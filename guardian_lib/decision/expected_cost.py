@@ -403,4 +403,4 @@ def make_autopilot(
     policy = ExpectedCostPolicy(
         costs=costs or CostModel(), settings=settings, outage_evidence=settings.outage_evidence()
     )
-    return (scorer or RuleScorer()), policy
+    return (scorer or RuleScorer(outage_evidence=settings.outage_evidence())), policy

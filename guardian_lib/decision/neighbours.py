@@ -2,11 +2,11 @@
 
 Two views, both vectorised over the fleet:
 
-* :func:`neighbour_stats` — how many neighbours are affected now (the rule scorer turns
-  it into a massive-outage probability);
+* :func:`neighbour_stats` — how many neighbours are affected now, whenever they failed
+  (the policies' candidate rows and the scorer-word path to an incident);
 * :func:`coincident_outages` — topology evidence that does not depend on any scorer:
-  ONUs of one box / PON / OLT that went dark (LOS, dying gasp, offline) or lost service
-  behind the BNG *within a few minutes of each other*, counted as a share of the scope's
+  ONUs of one box / PON / OLT that went dark (LOS, dying gasp, offline), lost light (an
+  RX step) or lost service behind the BNG *within a few minutes of each other*, counted as a share of the scope's
   ONUs and as a number (:class:`OutageEvidence`). The policies open a shared incident
   on it whatever each ONU's per-row cause prediction says.
 
@@ -24,10 +24,53 @@ import pandas as pd
 
 from guardian_lib.schema import RX_CRITICAL_DBM
 
-__all__ = ["OutageEvidence", "coincident_outages", "neighbour_stats", "OUTAGE_COLUMNS"]
+__all__ = [
+    "OutageEvidence",
+    "coincident_outages",
+    "neighbour_stats",
+    "rx_step",
+    "failure_onset_min",
+    "OUTAGE_COLUMNS",
+    "RX_STEP_DB",
+]
 
 #: Columns of :func:`coincident_outages`.
-OUTAGE_COLUMNS = ("outage_scope_type", "outage_scope_key", "outage_n", "outage_share")
+OUTAGE_COLUMNS = ("outage_scope_type", "outage_scope_key", "outage_n", "outage_share",
+                  "outage_onset_min")  # fmt: skip
+#: An online ONU whose RX is this far below its own baseline has lost light on its path
+#: (a damaged splitter or feeder when its neighbours lost it too). [dB]
+RX_STEP_DB = 2.5
+
+
+def failure_onset_min(status: pd.DataFrame) -> np.ndarray:
+    """How long ago each ONU's current failure began, as the outage evidence times it. [min]
+
+    Without service (dark, or online without PPPoE): since service was lost
+    (``down_min``), so an ONU already degraded when an outage took it down is timed
+    with the outage; online with an RX step (:func:`rx_step`): since RX fell
+    (``rx_low_min``); otherwise since the problem began (``impacted_min``). A status
+    without ``down_min`` / ``rx_low_min`` (hand-made, older) uses ``impacted_min``.
+    """
+    imp = status["impacted_min"].to_numpy(dtype=float)
+    nosvc = ~status["service_up"].to_numpy(dtype=bool) | ~status["online"].to_numpy(dtype=bool)
+    out = imp.copy()
+    if "down_min" in status:
+        out = np.where(nosvc, status["down_min"].to_numpy(dtype=float), out)
+    if "rx_low_min" in status:
+        out = np.where(~nosvc & rx_step(status), status["rx_low_min"].to_numpy(dtype=float), out)
+    return out
+
+
+def rx_step(status: pd.DataFrame) -> np.ndarray:
+    """Online ONUs whose RX fell at least :data:`RX_STEP_DB` below their baseline, or
+    below the critical level :data:`~guardian_lib.schema.RX_CRITICAL_DBM` (none when the
+    status has no RX columns). [-]"""
+    online = status["online"].to_numpy(dtype=bool)
+    if "rx_dbm" not in status or "rx_drop_db" not in status:
+        return np.zeros(len(status), dtype=bool)
+    rx = np.nan_to_num(status["rx_dbm"].to_numpy(dtype=float), nan=0.0)
+    return online & ((status["rx_drop_db"].to_numpy(dtype=float) > RX_STEP_DB)
+                     | (rx < RX_CRITICAL_DBM))  # fmt: skip
 
 
 def _codes(status: pd.DataFrame, key: str) -> np.ndarray:
@@ -63,10 +106,7 @@ def neighbour_stats(status: pd.DataFrame) -> pd.DataFrame:
     """
     off = ~status["online"].to_numpy(dtype=bool)
     nosvc = status["online"].to_numpy(dtype=bool) & ~status["service_up"].to_numpy(dtype=bool)
-    rxdrop = status["online"].to_numpy(dtype=bool) & (
-        (status["rx_drop_db"].to_numpy() > 2.5)
-        | (np.nan_to_num(status["rx_dbm"].to_numpy(), nan=0.0) < RX_CRITICAL_DBM)
-    )
+    rxdrop = rx_step(status)
     box, pon, olt = (_codes(status, k) for k in ("box", "pon", "olt"))
     box_s, box_n = _nb_share(off, box)
     pon_s, pon_n = _nb_share(off, pon)
@@ -203,7 +243,11 @@ def coincident_outages(
     PON or OLT when enough ONUs of that scope went dark together: their problems started
     in a chain with gaps of at most ``evidence.coincidence_min`` (see
     :class:`OutageEvidence`); an ONU online
-    without service belongs to an upstream (``bng``) outage of its OLT on the same terms.
+    without service belongs to an upstream (``bng``) outage of its OLT on the same terms;
+    an ONU online with service whose light fell (:func:`rx_step`: a damaged street box or
+    feeder) to an outage of its box or PON. Each failure is timed from when it began
+    (:func:`failure_onset_min`: an ONU already degraded when it went dark, from when it
+    went dark), so it counts with the ONUs that went dark with it.
     The narrowest qualifying scope is named unless a wider one holds at least two more
     of the ONUs that failed together than its largest narrower outage (a feeder cut fills
     each of its boxes and the PON: the PON; a box fault is a box incident even on a PON
@@ -228,13 +272,17 @@ def coincident_outages(
         Index ``onu_id``; ``outage_scope_type`` (``box``, ``pon``, ``olt``, ``bng``;
         missing for an ONU of no outage), ``outage_scope_key`` (the scope's id),
         ``outage_n`` (ONUs of the scope that failed together with this one, itself
-        included) [-] and ``outage_share`` (``outage_n`` over the scope's ONUs) [-].
+        included) [-], ``outage_share`` (``outage_n`` over the scope's ONUs) [-] and
+        ``outage_onset_min`` (when this ONU's failure began, every row) [min].
     """
     online = status["online"].to_numpy(dtype=bool)
     ok_rows = np.ones(len(status), dtype=bool) if eligible is None else np.asarray(eligible, bool)
     dark = ~online & ok_rows
     nosvc = online & ~status["service_up"].to_numpy(dtype=bool) & ok_rows
-    start = status["impacted_min"].to_numpy(dtype=float)
+    # Online with service but light lost on the path (an RX step under a damaged box):
+    # the same evidence, timed from when RX fell.
+    rxlow = online & ~nosvc & rx_step(status) & ok_rows
+    start = failure_onset_min(status)
     n = len(status)
     stype = np.full(n, None, dtype=object)
     skey = np.full(n, None, dtype=object)
@@ -243,7 +291,7 @@ def coincident_outages(
     w = evidence.coincidence_min
     # Narrow to wide.
     levels = (("box", "box", dark), ("pon", "pon", dark), ("olt", "olt", dark),
-              ("bng", "olt", nosvc))  # fmt: skip
+              ("bng", "olt", nosvc), ("box", "box", rxlow), ("pon", "pon", rxlow))  # fmt: skip
     for scope, level, flag in levels:
         if not flag.any():
             continue
@@ -266,6 +314,6 @@ def coincident_outages(
             count[ok], share[ok] = k[ok], s[ok]
     return pd.DataFrame(
         {"outage_scope_type": stype, "outage_scope_key": skey, "outage_n": count,
-         "outage_share": share},
+         "outage_share": share, "outage_onset_min": start},
         index=status.index,
     )  # fmt: skip

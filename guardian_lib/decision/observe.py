@@ -107,12 +107,17 @@ STATUS_COLUMNS = (
     "flaps_24h",
     "dhcp_fails_6h",
     "latency_excess_ms",
+    "down_min",
+    "rx_low_min",
 )
 _DOWN_TYPE_NAMES = np.asarray(DOWN_TYPES, dtype=object)
 _TELEMETRY = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 _DAY_S = 86400.0
 _DHCP_TAU_S = 6 * 3600.0  # DHCP failures are counted over about six hours
 _LAT_FAST_TAU_S = 3600.0  # the recent latency level: about an hour
+#: RX this far below the baseline starts ``rx_low_min`` (as the neighbour evidence's
+#: :data:`~guardian_lib.decision.neighbours.RX_STEP_DB`). [dB]
+_RX_LOW_DB = 2.5
 
 
 class Observer:
@@ -185,6 +190,11 @@ class Observer:
         self.degraded = np.zeros(n, dtype=bool)
         self.impacted_since_s = np.full(n, np.nan)
         self.ok_since_s = np.full(n, np.nan)
+        # Since when service is lost (offline or no PPPoE) and since when RX sits below
+        # its baseline: an ONU degraded before an outage took it down still shows when
+        # it went dark, so it counts among the ONUs that failed together.
+        self.down_since_s = np.full(n, np.nan)
+        self.rx_low_since_s = np.full(n, np.nan)
         self.down_type = np.zeros(n, dtype=np.int8)
         self.rx_base = np.full(n, np.nan)
         self.tx_base = np.full(n, np.nan)
@@ -242,6 +252,7 @@ class Observer:
         self.ok_since_s[ended] = now
         self.impacted_since_s[ended] = np.nan
         self.online, self.service_up, self.degraded = online, service, degraded
+        _track_since(self.down_since_s, ~service, now)
         self.down_type[online] = 0
         # Slow baselines of the optical levels while the link is healthy.
         alpha = 1.0 - np.exp(-dt / self.baseline_tau_s) if dt > 0 else 1.0
@@ -251,6 +262,7 @@ class Observer:
             base[fresh] = x[fresh]
             upd = online & ~np.isnan(x) & ~fresh
             base[upd] += alpha * (x[upd] - base[upd])
+        _track_since(self.rx_low_since_s, online & (self.rx_base - v["rx_dbm"] > _RX_LOW_DB), now)
         # Latency: a slow baseline and an hourly level; a leaking CPE (memory, DHCP
         # table) adds tens of ms for hours before it hangs.
         lat = v["latency_ms"]
@@ -287,6 +299,8 @@ class Observer:
         ids = np.asarray(state["onu_ids"], dtype=object)
         if len(ids) != self.n or not np.array_equal(ids, self.index.to_numpy(dtype=object)):
             raise ValueError("Observer.load_state_dict: the saved fleet differs from the inventory")
+        # A state saved before these arrays existed: unknown since when (NaN).
+        state = {**{k: np.full(self.n, np.nan) for k in _ADDED_ATTRS}, **state}
         missing = [k for k in self.__dict__ if k not in _CONFIG_ATTRS and k not in state]
         if missing:
             raise KeyError(f"Observer.load_state_dict: saved state lacks {missing}")
@@ -324,7 +338,11 @@ class Observer:
             ``rx_drop_db``/``tx_drop_db`` (baseline minus current) [dB], ``calls_24h``
             and ``flaps_24h`` (decayed counts) [-], ``last_call_min`` [min],
             ``dhcp_fails_6h`` (failed DHCP renewals, decayed over 6 h) [-] and
-            ``latency_excess_ms`` (last hour's latency above the slow baseline) [ms].
+            ``latency_excess_ms`` (last hour's latency above the slow baseline) [ms],
+            ``down_min`` (since service was lost, offline or no PPPoE, 0 with service:
+            unlike ``impacted_min`` it starts when a degraded ONU goes dark) [min] and
+            ``rx_low_min`` (since RX fell more than 2.5 dB below its baseline, 0 if
+            not) [min].
         """
         return self.status_with_columns()[0]
 
@@ -366,6 +384,8 @@ class Observer:
             flaps_24h=self.flaps.copy(),
             dhcp_fails_6h=self.dhcp_fails.copy(),
             latency_excess_ms=np.nan_to_num(self.lat_fast - self.lat_base, nan=0.0),
+            down_min=np.nan_to_num((now - self.down_since_s) / 60.0, nan=0.0),
+            rx_low_min=np.nan_to_num((now - self.rx_low_since_s) / 60.0, nan=0.0),
         )
         df = pd.DataFrame(cols, index=self.index, copy=False)
         arrays = dict(cols)
@@ -378,6 +398,16 @@ class Observer:
 _CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_inventory_arrays", "_cust_index", "_codes",
                            "degraded_loss_pct", "degraded_latency_ms", "high_ber",
                            "baseline_tau_s"})  # fmt: skip
+
+
+#: Arrays added after states were first saved (restored as NaN when a state lacks them).
+_ADDED_ATTRS = ("down_since_s", "rx_low_since_s")
+
+
+def _track_since(since_s: np.ndarray, now_on: np.ndarray, now: float) -> None:
+    """Start (``now``) or clear (NaN) each row's "since" time as its condition holds."""
+    since_s[now_on & np.isnan(since_s)] = now
+    since_s[~now_on] = np.nan
 
 
 def _copy(v: Any) -> Any:

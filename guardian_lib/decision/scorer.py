@@ -4,8 +4,12 @@
 (:data:`~guardian_lib.decision._types.PREDICTION_COLUMNS`), so that any policy can run
 with either. Its rules, vectorised over the fleet:
 
-* neighbours offline under the same street box, PON or OLT → massive outage;
-* no PPPoE while online, shared by many ONUs of the OLT → external network (BNG);
+* ONUs of one street box, PON or OLT that went dark (or lost light: an RX step) together,
+  enough of them by share and count (the policies' topology evidence,
+  :func:`~guardian_lib.decision.neighbours.coincident_outages` with
+  :class:`~guardian_lib.decision.neighbours.OutageEvidence`) → massive outage;
+* no PPPoE while online, for ONUs of one OLT that lost it together → external network
+  (BNG);
 * a single ONU offline with a dying gasp → customer premises (power);
   with LOS → equipment failure or fibre (intermittent);
 * online without PPPoE, neighbours fine → customer premises (a hung CPE);
@@ -24,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Snapshot
-from guardian_lib.decision.neighbours import neighbour_stats
+from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages, neighbour_stats
 from guardian_lib.schema import RX_CRITICAL_DBM
 
 __all__ = ["RuleScorer", "neighbour_stats", "LOW_RX_DBM"]
@@ -42,8 +46,15 @@ class RuleScorer:
 
     Parameters
     ----------
-    model_version : str, default "rules-1"
+    model_version : str, default "rules-2"
         Written to every prediction row.
+    outage_evidence : OutageEvidence, optional
+        When ONUs that failed together are a shared outage (default thresholds of
+        :class:`~guardian_lib.decision.neighbours.OutageEvidence`; the backtest and
+        ``make_autopilot`` pass the site's settings). Before (``rules-1``) the massive
+        probability came from how many neighbours were offline *now*
+        (:func:`neighbour_stats`), whenever they had failed: an ONU that died in a box
+        where two others had been dark for days was called part of an outage.
 
     Examples
     --------
@@ -51,8 +62,11 @@ class RuleScorer:
     :mod:`guardian_lib.decision` for a full example.
     """
 
-    def __init__(self, model_version: str = "rules-1") -> None:
+    def __init__(
+        self, model_version: str = "rules-2", outage_evidence: OutageEvidence | None = None
+    ) -> None:
         self.model_version = model_version
+        self.outage_evidence = outage_evidence or OutageEvidence()
 
     def __call__(self, snapshot: Snapshot) -> pd.DataFrame:
         """Score every ONU of ``snapshot.status``.
@@ -65,7 +79,8 @@ class RuleScorer:
         """
         st = snapshot.status
         col = snapshot.column  # numpy columns, read once per snapshot
-        nb = snapshot.neighbours()
+        ev = coincident_outages(st, self.outage_evidence)
+        scope_type = ev["outage_scope_type"].to_numpy(dtype=object)
         n = len(st)
         online = np.asarray(col("online"), dtype=bool)
         service = np.asarray(col("service_up"), dtype=bool)
@@ -105,9 +120,18 @@ class RuleScorer:
         ]
         for mask, probs in table:
             ind[mask] = probs
-        m_off = np.clip((nb["massive_share"].to_numpy() - 0.15) / 0.35, 0.0, 1.0)
-        m_off = np.where(off | rxbad, m_off, 0.0)
-        m_ext = np.where(nosvc, np.clip((nb["olt_nosvc_share"].to_numpy() - 0.05) / 0.2, 0, 1), 0)
+        # The topology evidence: a shared outage of the ONU's box / PON / OLT (dark or
+        # light lost together), or of its BNG (PPPoE lost together while online).
+        in_outage = pd.notna(scope_type)
+        m_off = np.where((off | rxbad) & in_outage & (scope_type != "bng"), 1.0, 0.0)
+        # Light lost on an online ONU outside such an outage, while neighbours are dark
+        # or lost light now (rules-1's neighbour share): a box fault whose other ONUs were
+        # already dark, or a problem that appeared during an outage of its PON — it
+        # waits for the outage rather than getting a proactive visit of its own.
+        nb = snapshot.neighbours()
+        m_nb = np.clip((nb["massive_share"].to_numpy() - 0.15) / 0.35, 0.0, 1.0)
+        m_off = np.maximum(m_off, np.where(rxbad & ~in_outage, m_nb, 0.0))
+        m_ext = np.where(nosvc & (scope_type == "bng"), 1.0, 0.0)
         probs = ind * (1 - m_off - m_ext)[:, None]
         probs[:, 0] += m_off
         probs[:, 3] += m_ext
@@ -125,8 +149,9 @@ class RuleScorer:
         reasons = np.full(n, "[]", dtype=object)
         loss = np.asarray(col("loss_pct"), dtype=float)
         lat = np.asarray(col("latency_ms"), dtype=float)
-        share = nb["massive_share"].to_numpy(dtype=float)
-        stype, skey = nb["scope_type"].to_numpy(), nb["scope_key"].to_numpy()
+        share = ev["outage_share"].to_numpy(dtype=float)
+        n_out = ev["outage_n"].to_numpy()
+        skey = ev["outage_scope_key"].to_numpy(dtype=object)
         for i in np.flatnonzero(anomaly > 0.05):
             r = []
             if off[i]:
@@ -141,8 +166,12 @@ class RuleScorer:
                 r.append(f"TX {tx_drop[i]:.1f} dB below baseline")
             if leak[i]:
                 r.append("latency above baseline and failed DHCP renewals: CPE leaking")
-            if share[i] > 0.15:
-                r.append(f"{share[i]:.0%} of neighbours affected under {stype[i]} {skey[i]}")
+            if m_off[i] > 0 and not in_outage[i]:
+                r.append(f"neighbours dark or dim now under {nb['scope_type'].iat[i]} "
+                         f"{nb['scope_key'].iat[i]}")  # fmt: skip
+            if in_outage[i]:
+                r.append(f"{n_out[i]} ONUs ({share[i]:.0%}) of {scope_type[i]} {skey[i]} "
+                         "failed together")  # fmt: skip
             reasons[i] = json.dumps(r[:3])
         cols = {
             "ts": snapshot.ts,

@@ -193,7 +193,7 @@ def test_simulate_mode_sends_nothing_and_an_unreachable_olt_is_flagged(
     assert proc.returncode == 0, err[-2000:]
     text = metrics.decode()
     for name in ("guardian_cycle_duration_seconds_bucket", "guardian_rows_polled_total",
-                 "guardian_olts_failed 1.0", 'guardian_model_info{model_version="rules-1"} 1.0',
+                 "guardian_olts_failed 1.0", 'guardian_model_info{model_version="rules-2"} 1.0',
                  "guardian_last_successful_cycle_timestamp_seconds",
                  'guardian_decisions_total{action="reboot"}'):  # fmt: skip
         assert name in text, name
