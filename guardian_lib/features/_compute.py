@@ -198,7 +198,13 @@ def _status(cube: Cube, rows: np.ndarray, w24: int) -> _Status:
     # report is a missed poll.
     online = ffill(s["online"], limit=w24)
     offline = online == 0
-    pppoe_down = (online == 1) & (ffill(s["loss_pct"], limit=1) >= 99.9)
+    # PPPoE down (online, all traffic lost): only an ONU that reported such a loss in the
+    # slice can be (the carried loss is its own readings), so the others skip the fill.
+    loss = s["loss_pct"]
+    lost = np.flatnonzero((loss >= 99.9).any(axis=0))
+    pppoe_down = np.zeros(loss.shape, dtype=bool)
+    if len(lost):
+        pppoe_down[:, lost] = (online[:, lost] == 1) & (ffill(loss[:, lost], limit=1) >= 99.9)
     return _Status(rows - lo, s, present, online, offline, pppoe_down)
 
 
@@ -217,12 +223,30 @@ def _status_features(cube: Cube, st: _Status, w: _Windows) -> dict[str, np.ndarr
     f["pppoe_down"] = st.pppoe_down[r].astype(float)
     f["pppoe_down_for_min"] = run_min(st.pppoe_down)
     f["uptime_h"] = np.minimum(ffill_at(st.s["uptime_s"], 12, r), 30 * 86400) / 3600
-    on = np.where(np.isnan(st.online), 1.0, st.online)
-    drops = np.zeros_like(on)
-    drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
-    f["flaps_1h"] = window_sum(drops, w.w1h, r)[0]
-    f["flaps_24h"] = window_sum(drops, w24, r)[0]
-    f["offline_share_24h"] = window_mean(np.where(np.isnan(st.online), np.nan, st.offline), w24, r)
+    # Flaps and offline ticks are counts: only the ONUs that reported offline in the slice
+    # (few of a fleet) can have any, and integer sums are the same on any set of columns.
+    # The others have none: 0 flaps, and an offline share of 0 where their carried status
+    # is known at some tick of the day (NaN where it is not).
+    n_rows, n_onus = len(r), st.online.shape[1]
+    flapped = np.flatnonzero((st.s["online"] == 0).any(axis=0))
+    f["flaps_1h"], f["flaps_24h"] = np.zeros((n_rows, n_onus)), np.zeros((n_rows, n_onus))
+    if n_rows <= 4:  # online: one row, one pass over its day
+        known = np.stack(
+            [~np.isnan(st.online[max(row - w24 + 1, 0) : row + 1]).all(axis=0) for row in r]
+        )
+    else:
+        known = window_sum(np.where(np.isnan(st.online), np.nan, 0.0), w24, r)[1] > 0
+    f["offline_share_24h"] = np.where(known, 0.0, np.nan)
+    if len(flapped):
+        online = st.online[:, flapped]
+        on = np.where(np.isnan(online), 1.0, online)
+        drops = np.zeros_like(on)
+        drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
+        f["flaps_1h"][:, flapped] = window_sum(drops, w.w1h, r)[0]
+        f["flaps_24h"][:, flapped] = window_sum(drops, w24, r)[0]
+        f["offline_share_24h"][:, flapped] = window_mean(
+            np.where(np.isnan(online), np.nan, st.offline[:, flapped]), w24, r
+        )
     return f
 
 
@@ -346,6 +370,10 @@ def _event_features(
     ):
         f[col] = event_counts(*by_type.get(etype, none), N, rows, wn)
     so = cube.orders
+    f["open_order"] = np.zeros((len(rows), N))
+    if len(so) == 0:  # online scoring holds no orders: skip the frame selections
+        f["tickets_30d"], f["visits_30d"] = np.zeros((len(rows), N)), np.zeros((len(rows), N))
+        return f
     f["tickets_30d"] = event_counts(
         so["onu"].to_numpy(), so["opened_tick"].to_numpy(), N, rows, w.w30d
     )
@@ -353,7 +381,6 @@ def _event_features(
     f["visits_30d"] = event_counts(
         done["onu"].to_numpy(), np.minimum(done["closed_tick"].to_numpy(), 2**40), N, rows, w.w30d
     )
-    f["open_order"] = np.zeros((len(rows), N))
     for onu, o, c in so[["onu", "opened_tick", "closed_tick"]].itertuples(index=False):
         f["open_order"][(rows >= o) & (rows < c), onu] = 1.0
     return f
@@ -389,22 +416,31 @@ def _neighbour_features(
     w6h = 6 * w.w1h
     los_6h, los_24h, dg_6h = counts(los, w6h) > 0, counts(los, w.w24) > 0, counts(dg, w6h) > 0
     f: dict[str, np.ndarray] = {}
+    n = len(rows)
     for level in NEIGHBOUR_LEVELS:
         g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
-        f[f"{level}_share_offline"], size = _neighbour_share(off_rows, g)
-        f[f"{level}_share_new_offline"], _ = _neighbour_share(new_off, g)
-        f[f"{level}_share_pppoe_down"], _ = _neighbour_share(ppp_rows, g)
-        f[f"{level}_share_degraded"], _ = _neighbour_share(deg_rows, g)
-        f[f"{level}_size"] = np.asarray(size, dtype=float)
+        # Every flag of the level in one call: stacked flags are rows of one bincount,
+        # each (row, group) cell summed in the same ONU order as a call of its own.
+        flags = {
+            f"{level}_share_offline": off_rows,
+            f"{level}_share_new_offline": new_off,
+            f"{level}_share_pppoe_down": ppp_rows,
+            f"{level}_share_degraded": deg_rows,
+        }
         if level == "olt":
-            f["olt_los_share_6h"], _ = _neighbour_share(los_6h, g)
-            f["olt_los_share_24h"], _ = _neighbour_share(los_24h, g)
+            flags["olt_los_share_6h"], flags["olt_los_share_24h"] = los_6h, los_24h
         if level == "geo":
-            f["geo_dg_share_6h"], _ = _neighbour_share(dg_6h, g)
+            flags["geo_dg_share_6h"] = dg_6h
         if level in ("box", "pon"):
-            f[f"{level}_los_share_1h"], _ = _neighbour_share(los_1h > 0, g)
-            dg_n, _ = _neighbour_share(dg_1h + 0.0, g)
-            los_n, _ = _neighbour_share(los_1h + 0.0, g)
+            flags[f"{level}_los_share_1h"] = los_1h > 0
+            flags["_dg_1h"], flags["_los_1h"] = dg_1h + 0.0, los_1h + 0.0
+        stacked = np.concatenate([np.asarray(v, dtype=np.float64) for v in flags.values()])
+        shares, size = _neighbour_share(stacked, g)
+        for k, name in enumerate(flags):
+            f[name] = shares[k * n : (k + 1) * n]
+        f[f"{level}_size"] = np.asarray(size[:n], dtype=float)
+        if level in ("box", "pon"):
+            dg_n, los_n = f.pop("_dg_1h"), f.pop("_los_1h")
             with np.errstate(invalid="ignore", divide="ignore"):
                 f[f"{level}_dg_share_1h"] = np.where(
                     dg_n + los_n > 0, dg_n / np.maximum(dg_n + los_n, 1e-12), np.nan
@@ -415,15 +451,16 @@ def _neighbour_features(
 def _site_features(cube: Cube, rows: np.ndarray, w1h: int) -> dict[str, np.ndarray]:
     """OLT alarm in the last hour and the ONU's distance [km]."""
     N = cube.n_onus
-    olt_ids = (
-        cube.onus["olt_id"].astype(str).to_numpy()
-        if "olt_id" in cube.onus
-        else cube.onus["pon_id"].astype(str).str.rsplit("/", n=2).str[0].to_numpy()
-    )
     f: dict[str, np.ndarray] = {"olt_alarm_1h": np.zeros((len(rows), N))}
-    for olt, tick in cube.olt_alarms[["olt_id", "tick"]].itertuples(index=False):
-        hit = (rows >= tick) & (rows < tick + w1h)
-        f["olt_alarm_1h"][np.ix_(hit, olt_ids == olt)] = 1.0
+    if len(cube.olt_alarms):  # none online: skip reading the inventory's OLT names
+        olt_ids = (
+            cube.onus["olt_id"].astype(str).to_numpy()
+            if "olt_id" in cube.onus
+            else cube.onus["pon_id"].astype(str).str.rsplit("/", n=2).str[0].to_numpy()
+        )
+        for olt, tick in cube.olt_alarms[["olt_id", "tick"]].itertuples(index=False):
+            hit = (rows >= tick) & (rows < tick + w1h)
+            f["olt_alarm_1h"][np.ix_(hit, olt_ids == olt)] = 1.0
     f["distance_km"] = np.broadcast_to(
         cube.onus["distance_m"].to_numpy(dtype=float) / 1000, (len(rows), N)
     )
@@ -469,9 +506,11 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     for level in ("box", "pon"):
         g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
         f[f"{level}_share_rx_drop"], _ = _neighbour_share(rx_drop, g)
+    ids = cube.onus["onu_id"].astype(str)
     out = {
         "ts": cube.tick_times(rows).repeat(N),
-        "onu_id": np.tile(cube.onus["onu_id"].astype(str).to_numpy(), len(rows)),
+        # One row per ONU (online): the string column as it is, not inferred again.
+        "onu_id": ids.array if len(rows) == 1 else np.tile(ids.to_numpy(), len(rows)),
     }
     for c in FEATURE_COLUMNS:
         out[c] = np.asarray(f[c], dtype=np.float32).reshape(-1)

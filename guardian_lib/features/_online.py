@@ -321,9 +321,21 @@ class RollingCube:
             raise ValueError("RollingCube is empty: append ticks first")
         lo = max(self._pos - self.window_ticks, 0)
         start_tick = self._first_tick + lo
-        ev = pd.DataFrame(self._events, columns=["tick", "onu", "type"])
-        ev["tick"] = ev["tick"] - start_tick
-        ev = ev[ev["tick"] >= 0]
+        if self._events:
+            # One frame from three arrays (the frame of tuples, its selection and column
+            # reorder cost more than the feature counts on a decision round).
+            tick, onu, etype = zip(*self._events, strict=True)
+            rel = np.array(tick, dtype=np.int64) - start_tick
+            keep = rel >= 0
+            ev = pd.DataFrame(
+                {
+                    "onu": np.array(onu, dtype=np.int64)[keep],
+                    "tick": rel[keep],
+                    "type": np.array(etype, dtype=object)[keep],
+                }
+            )
+        else:
+            ev = pd.DataFrame(columns=["onu", "tick", "type"])
         if self._groups is None:
             self._groups = {lvl: group_index(self.onus, lvl) for lvl in NEIGHBOUR_LEVELS}
         return Cube(
@@ -331,7 +343,7 @@ class RollingCube:
             t0_us=self._t0_us + start_tick * self.tick_s * _US,
             tick_s=self.tick_s,
             values={m: b[lo : self._pos] for m, b in self._buf.items()},
-            events=ev[["onu", "tick", "type"]].reset_index(drop=True),
+            events=ev,
             olt_alarms=pd.DataFrame(
                 {"olt_id": pd.Series(dtype=object), "tick": pd.Series(dtype=int)}
             ),

@@ -15,14 +15,14 @@ from urllib.parse import quote
 import aiohttp
 import httpx
 import psutil
+from local_servers import free_port, wait_until_answers
 
 from acs_emulator.cpe import CpeFleet, make_identities
 from acs_emulator.cwmp import soap
 from acs_emulator.cwmp.store import DeviceStore, get_parameter
 from acs_emulator.cwmp.testing import RawCpe, http_client, inform_xml, run
 
-sys.path.insert(0, str(Path(__file__).parent))
-from test_cwmp_cli import GUARDIAN, free_port, wait_http  # noqa: E402
+GUARDIAN = Path(sys.executable).with_name("guardian")
 
 _ENV = dict(os.environ, GUARDIAN_CPE_CR_PASSWORD="workers-cr-pw")
 
@@ -52,7 +52,7 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen, str, str]:
         env=_ENV,
     )
     nbi_url = f"http://127.0.0.1:{nbi}"
-    wait_http(f"{nbi_url}/devices/", proc)
+    wait_until_answers(f"{nbi_url}/devices/", proc=proc)
     return proc, f"http://127.0.0.1:{cwmp}/", nbi_url
 
 

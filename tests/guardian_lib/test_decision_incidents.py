@@ -12,22 +12,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from decision_harness import SyntheticNet, targets
 
-from guardian_lib.actions import Dispatcher
-from guardian_lib.decision import (
-    Autopilot,
-    AutopilotSettings,
-    Observer,
-    RuleScorer,
-    RulesPolicy,
-    Snapshot,
-    make_autopilot,
-)
+from guardian_lib.decision import RuleScorer
 from guardian_lib.decision._types import CLASS_COLUMNS
 from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages
-from guardian_lib.loop.tick import EventRow, Tick
-
-T0 = pd.Timestamp("2026-03-02 08:00", tz="UTC")
 
 
 class IndividualScorer(RuleScorer):
@@ -43,83 +32,15 @@ class IndividualScorer(RuleScorer):
         return out
 
 
-class Field:
-    def __init__(self):
-        self.opened = []
-
-    def open_visit(self, onu_id, reason, priority):
-        self.opened.append(onu_id)
-        return f"AP{len(self.opened)}"
-
-    def cancel_visit(self, os_id, reason):
-        return True
-
-    def status(self, os_id):
-        return "scheduled"
-
-
-class Devices:
-    def reboot(self, device_id):
-        return "200"
-
-    def change_wifi_profile(self, device_id):
-        return "200"
-
-
-class Notifier:
-    def notify(self, onu_id, template, until_h):
-        return True
-
-
-class Net:
-    """A fleet of ``n_pons`` PONs of ``pon_size`` ONUs under street boxes of ``box_size``."""
+class Net(SyntheticNet):
+    """A fleet whose scorer calls every impacted ONU an individual fault; ``run`` takes
+    ``down_at(m)`` → {ONU index: 'LOS' or 'DYING_GASP'}."""
 
     def __init__(self, n_pons: int, pon_size: int, box_size: int, policy: str = "autopilot"):
-        self.n = n_pons * pon_size
-        i = np.arange(self.n)
-        self.ids = [f"ONU{k:03d}" for k in i]
-        onus = pd.DataFrame(
-            {"onu_id": self.ids, "pon_id": [f"P{k // pon_size}" for k in i], "olt_id": "OLT1",
-             "splitter_id": [f"B{k // box_size}" for k in i]}
-        )  # fmt: skip
-        cust = pd.DataFrame(
-            {"customer_id": [f"C{k:03d}" for k in i], "onu_id": self.ids,
-             "cpe_id": [f"CPE{k:03d}" for k in i], "region": "R", "segment": "residential"}
-        )  # fmt: skip
-        self.obs = Observer(onus, cust)
-        if policy == "rules":
-            scorer, pol = IndividualScorer(), RulesPolicy()
-        else:
-            scorer, pol = make_autopilot(IndividualScorer())
-        self.field = Field()
-        disp = Dispatcher("execute", devices=Devices(), field_ops=self.field, notifier=Notifier())
-        settings = AutopilotSettings(autopilot_mode="execute")
-        self.ap = Autopilot(pol, scorer, settings=settings, dispatcher=disp)
+        super().__init__(n_pons, pon_size, box_size, policy, scorer=IndividualScorer)
 
-    def run(self, minutes: range, down_at) -> pd.DataFrame:
-        """Step every 15 min; ``down_at(m)`` → {ONU index: 'LOS' or 'DYING_GASP'}."""
-        was: set[int] = set()
-        for m in minutes:
-            down = down_at(m)
-            online = np.ones(self.n, dtype=bool)
-            online[list(down)] = False
-            ts = T0 + pd.Timedelta(minutes=m)
-            vals = {"rx_dbm": np.full(self.n, -20.0), "tx_dbm": np.full(self.n, 2.0),
-                    "ber": np.full(self.n, 1e-12), "latency_ms": np.full(self.n, 10.0),
-                    "loss_pct": np.full(self.n, 0.1)}  # fmt: skip
-            vals = {k: np.where(online, v, np.nan) for k, v in vals.items()}
-            events = tuple(EventRow(ts, self.ids[k], "onu", t, "minor", "{}")
-                           for k, t in down.items() if k not in was)  # fmt: skip
-            was = set(down)
-            self.obs.update(Tick(ts, {**vals, "online": online}, events))
-            self.ap.step(Snapshot(ts=ts, status=self.obs.status()))
-        dec = self.ap.audit.frame("decisions")
-        dec["mins"] = (pd.to_datetime(dec["ts"], utc=True) - T0).dt.total_seconds() / 60
-        return dec
-
-
-def _targets(v) -> set[str]:
-    return set(json.loads(v)) if isinstance(v, str) else set(v)
+    def run(self, minutes, down_at) -> pd.DataFrame:
+        return super().run(minutes, lambda m: (down_at(m), {}, ()))
 
 
 @pytest.mark.parametrize("policy", ["autopilot", "rules"])
@@ -133,7 +54,7 @@ def test_box_fault_is_one_incident_without_per_onu_visits(policy, pon_size, box_
     opened = dec.loc[dec["action"] == "open_incident"]
     assert len(opened) == 1
     assert opened["subject"].iat[0] == "box:B1"
-    assert _targets(opened["targets"].iat[0]) == {net.ids[k] for k in box}
+    assert targets(opened["targets"].iat[0]) == {net.ids[k] for k in box}
     why = json.loads(opened["rationale"].iat[0])
     assert why["failed_together"] == box_size and why["share_of_scope"] == 1.0
     # The scorer called each ONU an equipment failure; no one was sent.
@@ -179,7 +100,7 @@ def test_feeder_cut_residual_members_become_their_own_cases_not_a_new_incident()
     )
     opened = dec.loc[dec["action"] == "open_incident"]
     assert list(opened["subject"]) == ["pon:P0"]  # one incident, at the PON, not per box
-    assert len(_targets(opened["targets"].iat[0])) == 32
+    assert len(targets(opened["targets"].iat[0])) == 32
     t_close = dec.loc[dec["action"] == "close_incident", "mins"]
     assert len(t_close) == 1
     # The four still down become cases at the close and get their visits; no new incident.

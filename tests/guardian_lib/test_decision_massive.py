@@ -12,23 +12,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from decision_harness import T0, SyntheticNet, targets
 
-from guardian_lib.actions import Dispatcher
 from guardian_lib.decision import (
-    Autopilot,
-    AutopilotSettings,
-    Observer,
     RuleScorer,
-    RulesPolicy,
     Snapshot,
-    make_autopilot,
 )
 from guardian_lib.decision._types import CLASS_COLUMNS
 from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages
 from guardian_lib.kpis import classification_scores, problem_classification_scores
 from guardian_lib.loop.tick import EventRow, Tick
-
-T0 = pd.Timestamp("2026-03-02 08:00", tz="UTC")
 
 
 class NeverMassiveScorer(RuleScorer):
@@ -44,96 +37,8 @@ class NeverMassiveScorer(RuleScorer):
         return out
 
 
-class Field:
-    def __init__(self):
-        self.opened: list[str] = []
-
-    def open_visit(self, onu_id, reason, priority):
-        self.opened.append(onu_id)
-        return f"AP{len(self.opened)}"
-
-    def cancel_visit(self, os_id, reason):
-        return True
-
-    def status(self, os_id):
-        return "scheduled"
-
-
-class Devices:
-    def reboot(self, device_id):
-        return "200"
-
-    def change_wifi_profile(self, device_id):
-        return "200"
-
-
-class Notifier:
-    def __init__(self):
-        self.sent: list[str] = []
-
-    def notify(self, onu_id, template, until_h):
-        self.sent.append(onu_id)
-        return True
-
-
-class Net:
-    """``n_pons`` PONs of ``pon_size`` ONUs under street boxes of ``box_size``."""
-
-    def __init__(self, n_pons: int, pon_size: int, box_size: int, policy: str = "autopilot"):
-        self.n = n_pons * pon_size
-        i = np.arange(self.n)
-        self.ids = [f"ONU{k:03d}" for k in i]
-        onus = pd.DataFrame(
-            {"onu_id": self.ids, "pon_id": [f"P{k // pon_size}" for k in i], "olt_id": "OLT1",
-             "splitter_id": [f"B{k // box_size}" for k in i]}
-        )  # fmt: skip
-        cust = pd.DataFrame(
-            {"customer_id": [f"C{k:03d}" for k in i], "onu_id": self.ids,
-             "cpe_id": [f"CPE{k:03d}" for k in i], "region": "R", "segment": "residential"}
-        )  # fmt: skip
-        self.obs = Observer(onus, cust)
-        if policy == "rules":
-            scorer, pol = NeverMassiveScorer(), RulesPolicy()
-        else:
-            scorer, pol = make_autopilot(NeverMassiveScorer())
-        self.field, self.notifier = Field(), Notifier()
-        disp = Dispatcher("execute", devices=Devices(), field_ops=self.field,
-                          notifier=self.notifier)  # fmt: skip
-        self.ap = Autopilot(pol, scorer, settings=AutopilotSettings(autopilot_mode="execute"),
-                            dispatcher=disp)  # fmt: skip
-
-    def run(self, minutes: range, state) -> pd.DataFrame:
-        """Step every ``minutes``; ``state(m)`` → (dark {row: event}, {row: RX offset [dB]},
-        rows with 150 ms latency[, rows online without PPPoE])."""
-        was: set[int] = set()
-        for m in minutes:
-            dark, rx_off, slow, *rest = state(m)
-            nosvc = rest[0] if rest else ()
-            online = np.ones(self.n, dtype=bool)
-            online[list(dark)] = False
-            ts = T0 + pd.Timedelta(minutes=m)
-            rx = np.full(self.n, -20.0)
-            for k, d in rx_off.items():
-                rx[k] -= d
-            lat = np.full(self.n, 10.0)
-            lat[list(slow)] = 150.0
-            loss = np.full(self.n, 0.1)
-            loss[list(nosvc)] = 100.0  # online, no PPPoE session: nothing gets through
-            vals = {"rx_dbm": rx, "tx_dbm": np.full(self.n, 2.0), "ber": np.full(self.n, 1e-12),
-                    "latency_ms": lat, "loss_pct": loss}  # fmt: skip
-            vals = {k: np.where(online, v, np.nan) for k, v in vals.items()}
-            events = tuple(EventRow(ts, self.ids[k], "onu", t, "minor", "{}")
-                           for k, t in dark.items() if k not in was)  # fmt: skip
-            was = set(dark)
-            self.obs.update(Tick(ts, {**vals, "online": online}, events))
-            self.ap.step(Snapshot(ts=ts, status=self.obs.status()))
-        dec = self.ap.audit.frame("decisions")
-        dec["mins"] = (pd.to_datetime(dec["ts"], utc=True) - T0).dt.total_seconds() / 60
-        return dec
-
-
-def _targets(v) -> set[str]:
-    return set(json.loads(v)) if isinstance(v, str) else set(v)
+def Net(n_pons: int, pon_size: int, box_size: int, policy: str = "autopilot") -> SyntheticNet:
+    return SyntheticNet(n_pons, pon_size, box_size, policy, scorer=NeverMassiveScorer)
 
 
 @pytest.mark.parametrize("policy", ["autopilot", "rules"])
@@ -148,7 +53,7 @@ def test_rx_step_under_a_box_is_one_incident_not_a_case_per_onu(policy, box_size
                   lambda m: ({}, dict.fromkeys(box, 6.0) if 30 <= m < 180 else {}, ()))  # fmt: skip
     opened = dec.loc[dec["action"] == "open_incident"]
     assert list(opened["subject"]) == ["box:B1"]
-    assert _targets(opened["targets"].iat[0]) == {net.ids[k] for k in box}
+    assert targets(opened["targets"].iat[0]) == {net.ids[k] for k in box}
     assert not ((dec["action"] == "open_case") & dec["subject"].isin(net.ids)).any()
     assert net.field.opened == [] and net.notifier.sent == []  # service was never down
     closed = dec.loc[dec["action"] == "close_incident", "mins"]
@@ -177,7 +82,7 @@ def test_an_onu_degraded_before_the_outage_is_a_member_not_a_visit(policy):
                              (4,) if m < 240 else ()))  # fmt: skip
     opened = dec.loc[dec["action"] == "open_incident"]
     assert len(opened) == 1
-    assert _targets(opened["targets"].iat[0]) == {net.ids[k] for k in box}
+    assert targets(opened["targets"].iat[0]) == {net.ids[k] for k in box}
     # No visit for its LOS; the case of its slow service merges into the incident.
     mine = dec.loc[dec["subject"] == net.ids[4]]
     assert not ((mine["action"] == "schedule_visit") & (mine["mins"] >= 120)).any()
@@ -288,7 +193,7 @@ def test_a_problem_inside_another_of_the_same_onu_is_not_scored():
             assert s["problem_individual_recall"] == 0.0
 
 
-def _status_after(net: Net, steps: list[tuple[float, set[int]]]) -> Snapshot:
+def _status_after(net: SyntheticNet, steps: list[tuple[float, set[int]]]) -> Snapshot:
     """Observer fed one tick per (minute, dark rows); the last snapshot."""
     for m, dark in steps:
         online = np.ones(net.n, dtype=bool)
@@ -325,7 +230,7 @@ def test_sessions_lost_behind_the_bng_are_one_incident_and_a_lone_one_is_a_case(
                   lambda m: ({}, {}, (), every if 30 <= m < 150 else (3,) if m >= 180 else ()))  # fmt: skip
     opened = dec.loc[dec["action"] == "open_incident"]
     assert list(opened["subject"]) == ["bng:OLT1"]
-    assert _targets(opened["targets"].iat[0]) == set(net.ids)
+    assert targets(opened["targets"].iat[0]) == set(net.ids)
     assert json.loads(opened["rationale"].iat[0])["params"]["cause"] == "EXTERNAL_NETWORK"
     early = dec.loc[dec["mins"] < 180]
     assert not (early["action"] == "open_case").any()

@@ -1,0 +1,99 @@
+"""The online feature window's shortcuts give exactly what the whole-fleet formulas give.
+
+A decision round computes the features of one tick. Run lengths are read as one block
+per running column; flaps and the offline share are counted on the ONUs that reported
+offline only, PPPoE down on those that lost all traffic only; a neighbour level's flags
+go through one stacked group sum. Each test writes the plain formula (as the feature
+code had it) and compares bit for bit, on random windows with gaps, offline runs and
+flaps.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import guardian_lib.features._compute as compute
+from guardian_lib.features._cube import Cube
+from guardian_lib.features._windows import ffill, run_length, run_length_at, window_mean, window_sum
+
+
+def _status_window(rng, n_ticks: int, n_onus: int) -> dict[str, np.ndarray]:
+    """Readings of ``n_onus`` ONUs: most healthy, some flapping, some dark for hours,
+    polls missed at random."""
+    online = np.ones((n_ticks, n_onus))
+    for j in rng.choice(n_onus, n_onus // 5, replace=False):
+        for _ in range(rng.integers(1, 4)):  # offline runs of 1 tick to a day
+            start = rng.integers(0, n_ticks)
+            online[start : start + rng.integers(1, 300), j] = 0.0
+    # Sessions down (all traffic lost) on a third of the ONUs.
+    lossy = rng.random(n_onus) < 0.3
+    loss = np.where((rng.random((n_ticks, n_onus)) < 0.03) & lossy, 100.0, 0.5)
+    online[rng.random((n_ticks, n_onus)) < 0.05] = np.nan  # missed polls
+    dark = rng.choice(n_onus, 3, replace=False)
+    online[:, dark[0]] = np.nan  # never reported
+    online[: n_ticks // 2, dark[1]] = np.nan
+    online[online == 0] = np.where(rng.random(int((online == 0).sum())) < 0.7, np.nan, 0.0)
+    values = {m: np.full((n_ticks, n_onus), -20.0) for m in ("rx_dbm", "latency_ms")}
+    values.update(online=online, loss_pct=np.where(np.isnan(online), np.nan, loss))
+    values["uptime_s"] = np.full((n_ticks, n_onus), 3600.0)
+    return values
+
+
+def _cube(values: dict[str, np.ndarray]) -> Cube:
+    n = next(iter(values.values())).shape[1]
+    onus = pd.DataFrame({"onu_id": [f"o{i}" for i in range(n)], "distance_m": 1000.0})
+    return Cube(onus, 0, 300, values, pd.DataFrame(), pd.DataFrame())
+
+
+def _plain_counts(st: compute._Status, w: compute._Windows) -> dict[str, np.ndarray]:
+    """Reference: flaps and offline share over every ONU of the slice."""
+    on = np.where(np.isnan(st.online), 1.0, st.online)
+    drops = np.zeros_like(on)
+    drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
+    return {
+        "flaps_1h": window_sum(drops, w.w1h, st.r)[0],
+        "flaps_24h": window_sum(drops, w.w24, st.r)[0],
+        "offline_share_24h": window_mean(
+            np.where(np.isnan(st.online), np.nan, st.offline), w.w24, st.r
+        ),
+    }
+
+
+@pytest.mark.parametrize("rows", [[599], [10, 300, 599], list(range(0, 600, 7))])
+def test_status_counts_on_the_flapping_onus_equal_the_whole_fleet(rng, rows):
+    cube = _cube(_status_window(rng, 600, 300))
+    w = compute._windows(cube.tick_s)
+    st = compute._status(cube, np.array(rows), w.w24)
+    got = compute._status_features(cube, st, w)
+    want = _plain_counts(st, w)
+    assert want["flaps_24h"].sum() > 0 and np.isnan(want["offline_share_24h"]).any()
+    assert ((want["offline_share_24h"] > 0) & (want["offline_share_24h"] < 1)).any()
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+    # PPPoE down, filled on the ONUs that lost all traffic in the slice only.
+    ppp = (st.online == 1) & (ffill(st.s["loss_pct"], limit=1) >= 99.9)
+    np.testing.assert_array_equal(st.pppoe_down, ppp)
+    assert ppp.any() and not ppp[:, ~(st.s["loss_pct"] >= 99.9).any(axis=0)].any()
+
+
+@pytest.mark.parametrize("cap", [None, 1, 50, 288])
+def test_run_lengths_read_as_a_block_equal_the_step_back(rng, cap):
+    flag = rng.random((400, 120)) < 0.9
+    flag[:, :10] = True  # runs as long as the matrix
+    flag[:, 10] = False
+    full = run_length(flag)
+    want = full if cap is None else np.minimum(full, cap)
+    few, many = np.array([0, 57, 399]), np.arange(400)
+    np.testing.assert_array_equal(run_length_at(flag, few, cap=cap), want[few])
+    np.testing.assert_array_equal(run_length_at(flag, many, cap=cap), want)
+    assert want[few].max() == (400 if cap is None else cap)
+
+
+def test_stacked_neighbour_shares_equal_one_call_per_flag(rng):
+    group = rng.integers(0, 23, 500)
+    flags = [rng.random((2, 500)) < 0.3, rng.integers(0, 5, (2, 500)) + 0.0]
+    stacked, size = compute._neighbour_share(np.concatenate(flags), group)
+    for k, flag in enumerate(flags):
+        alone, alone_size = compute._neighbour_share(flag, group)
+        np.testing.assert_array_equal(stacked[2 * k : 2 * k + 2], alone)
+        np.testing.assert_array_equal(size[:2], alone_size)
