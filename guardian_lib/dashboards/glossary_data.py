@@ -160,6 +160,37 @@ METRICS: dict[str, Metric] = {
     "individual_recall": _M(
         "share", "Individual faults recognised", "Falhas individuais reconhecidas"
     ),
+    # the same, judged on each confirmed problem (the call held on it) rather than per decision
+    "problem_massive_precision": _M(
+        "share",
+        "Problems called massive that were massive",
+        "Problemas apontados como massivos que eram massivos",
+    ),
+    "problem_massive_recall": _M(
+        "share",
+        "Massive problems called massive",
+        "Problemas massivos apontados como massivos",
+    ),
+    "problem_individual_precision": _M(
+        "share",
+        "Problems called individual that were individual",
+        "Problemas apontados como individuais que eram individuais",
+    ),
+    "problem_individual_recall": _M(
+        "share",
+        "Individual problems called individual",
+        "Problemas individuais apontados como individuais",
+    ),
+    "problem_unscored_calls": _M(
+        "count",
+        "Right calls on symptoms the confirmed problems leave out",
+        "Acertos em sintomas fora dos problemas confirmados",
+    ),
+    "problem_masked": _M(
+        "count",
+        "Problems not scored (inside another problem of the same ONU)",
+        "Problemas não avaliados (dentro de outro problema da mesma ONU)",
+    ),
     # run figures (headline and operations)
     "customers": _M("count", "Customers", "Clientes"),
     "onus": _M("count", "Customer terminals (ONUs)", "Terminais de cliente (ONUs)"),
