@@ -80,6 +80,18 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     # Share of the other ONUs of the box / PON that logged an LOS in the last hour: a box
     # or feeder that just went dark (or just came back) while the sessions fail upstream.
     "box_los_share_1h", "pon_los_share_1h",
+    # Share of the other ONUs of the box / PON that logged a PPPoE-down in the last hour:
+    # an upstream (BNG) failure shorter than the row spacing is over at the next row, and
+    # only the burst of PPPoE-downs it left across the PON tells it from a CPE of its own.
+    "box_pppoe_down_share_1h", "pon_pppoe_down_share_1h",
+    # The same for dying gasps: a power cut shorter than the row spacing is over at the
+    # next row, with the ONUs back online and only their gasps in the last hour.
+    "box_gasp_share_1h", "pon_gasp_share_1h",
+    # Share of the other ONUs of the box / PON that are offline and went down (last LOS or
+    # dying gasp) within 15 min of this ONU: an outage takes a group down at once, while
+    # two customers of a box of four who switched off days apart are each a third of the
+    # other's box offline, which a share alone cannot tell from a small box's outage.
+    "box_share_down_together", "pon_share_down_together",
 )  # fmt: skip
 
 
@@ -407,11 +419,13 @@ def _neighbour_features(
     )
     none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
     dg, los = by_type.get("DYING_GASP", none), by_type.get("LOS", none)
+    ppp_ev = by_type.get("PPPOE_DOWN", none)
 
     def counts(e: tuple[np.ndarray, np.ndarray], wn: int) -> np.ndarray:
         return event_counts(*e, N, rows, wn)
 
     dg_1h, los_1h = counts(dg, w.w1h), counts(los, w.w1h)
+    ppp_1h = counts(ppp_ev, w.w1h) > 0
     # Recent trouble around the ONU (storms bring fibre cuts and power outages in waves).
     w6h = 6 * w.w1h
     los_6h, los_24h, dg_6h = counts(los, w6h) > 0, counts(los, w.w24) > 0, counts(dg, w6h) > 0
@@ -433,6 +447,8 @@ def _neighbour_features(
             flags["geo_dg_share_6h"] = dg_6h
         if level in ("box", "pon"):
             flags[f"{level}_los_share_1h"] = los_1h > 0
+            flags[f"{level}_pppoe_down_share_1h"] = ppp_1h
+            flags[f"{level}_gasp_share_1h"] = dg_1h > 0
             flags["_dg_1h"], flags["_los_1h"] = dg_1h + 0.0, los_1h + 0.0
         stacked = np.concatenate([np.asarray(v, dtype=np.float64) for v in flags.values()])
         shares, size = _neighbour_share(stacked, g)
@@ -446,6 +462,33 @@ def _neighbour_features(
                     dg_n + los_n > 0, dg_n / np.maximum(dg_n + los_n, 1e-12), np.nan
                 )
     return f
+
+
+def _share_down_together(
+    down_tick: np.ndarray, offline: np.ndarray, group: np.ndarray, tol: int
+) -> np.ndarray:
+    """Share of the *other* ONUs of the group that are offline and went down within ``tol``
+    ticks of this (offline) ONU; 0 for an online ONU or one without a known down time.
+
+    ``down_tick`` (rows × ONUs) is the tick of each ONU's last LOS / dying gasp (NaN
+    none), ``offline`` the status at the rows.
+    """
+    down = offline & np.isfinite(down_tick)
+    out = np.zeros(down_tick.shape, dtype=np.float64)
+    order = np.argsort(group, kind="stable")
+    bounds = np.flatnonzero(np.diff(group[order])) + 1
+    for members in np.split(order, bounds):
+        if len(members) < 2 or not down[:, members].any():
+            continue
+        d = np.where(down[:, members], down_tick[:, members], np.nan)
+        # Pairs within the group, a bounded number of rows at a time (a PON of 128).
+        step = max(1, 4_000_000 // len(members) ** 2)
+        for lo in range(0, len(d), step):
+            part = d[lo : lo + step]
+            close = np.abs(part[:, :, None] - part[:, None, :]) <= tol  # NaN is never close
+            own = down[lo : lo + step, members]
+            out[lo : lo + step, members] = (close.sum(axis=2) - own) / (len(members) - 1)
+    return out
 
 
 def _site_features(cube: Cube, rows: np.ndarray, w1h: int) -> dict[str, np.ndarray]:
@@ -503,9 +546,18 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         **_history_features(cube, rows, w, week_means, by_type),
     }
     rx_drop = f["rx_delta_7d"] <= -RX_DROP_DB  # NaN (no reading in the hour) is no drop
+    # Tick of each ONU's last LOS or dying gasp in 24 h (how long a status run is followed).
+    none = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    downs = [by_type.get(t, none) for t in ("LOS", "DYING_GASP")]
+    down_onu = np.concatenate([d[0] for d in downs]).astype(np.int64)
+    down_tick = np.concatenate([d[1] for d in downs]).astype(np.int64)
+    last_down = last_event_at(down_onu, down_tick, down_tick, N, rows, w.w24)
     for level in ("box", "pon"):
         g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
         f[f"{level}_share_rx_drop"], _ = _neighbour_share(rx_drop, g)
+        f[f"{level}_share_down_together"] = _share_down_together(
+            last_down, st.offline[st.r], g, w.w15
+        )
     ids = cube.onus["onu_id"].astype(str)
     out = {
         "ts": cube.tick_times(rows).repeat(N),

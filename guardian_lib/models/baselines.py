@@ -22,7 +22,8 @@ def rule_massive(X: pd.DataFrame, min_share: float = 0.3) -> np.ndarray:
 def rule_cause(X: pd.DataFrame) -> np.ndarray:
     """Cause by rules of thumb an NOC applies (six classes).
 
-    Neighbours down with it → MASSIVE_OUTAGE; PPPoE down on many → EXTERNAL_NETWORK;
+    Neighbours down with it → MASSIVE_OUTAGE; PPPoE down on many (now, or logged in
+    the last hour) → EXTERNAL_NETWORK;
     RX critically low or falling → INTERMITTENT; alone with a dying gasp or without
     PPPoE / with bad Wi-Fi → CUSTOMER_PREMISES; alone with LOS → EQUIPMENT_FAIL; else
     UNKNOWN.
@@ -40,8 +41,10 @@ def rule_cause(X: pd.DataFrame) -> np.ndarray:
     out[off & ~dg] = "EQUIPMENT_FAIL"
     out[off & dg] = "CUSTOMER_PREMISES"
     many_ppp = ppp & (X["pon_share_pppoe_down"].to_numpy() >= 0.3)
-    out[many_ppp] = "EXTERNAL_NETWORK"
-    out[neighbour_cluster_kind(X, min_share=0.3, min_neighbours=2) == 1] = "MASSIVE_OUTAGE"
+    kind = neighbour_cluster_kind(X, min_share=0.3, min_neighbours=2)
+    # Also a burst of PPPoE-downs across the PON in the last hour (a short BNG failure).
+    out[many_ppp | (kind == 2)] = "EXTERNAL_NETWORK"
+    out[kind == 1] = "MASSIVE_OUTAGE"
     return out
 
 

@@ -48,9 +48,14 @@ RISK_COLUMNS = tuple(
 #: and feeder length) describe a network's layout, not a fault. The booster sees the
 #: layout-free versions instead: deltas and slopes against the ONU's own baseline, hours
 #: to the critical level, neighbour shares.
+#: The shares of offline neighbours under the same box and PON are left to the rule too:
+#: one other customer of a box of four who is off is a third of the box, which boosters
+#: trained on boxes of 8-32 took for an outage (two power cuts two days apart on
+#: ``unseen_8x4``); the booster sees who went down *together* instead.
 CAUSE_LAYOUT_COLUMNS = (
     "box_size", "pon_size", "distance_km", "rx_dbm", "tx_dbm", "olt_rx_dbm", "rx_mean_15m",
     "rx_mean_1h", "rx_min_1h", "rx_mean_24h", "rx_base_7d",
+    "box_share_offline", "pon_share_offline",
 )  # fmt: skip
 
 

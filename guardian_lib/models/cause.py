@@ -23,12 +23,15 @@ def neighbour_cluster_kind(
     at least ``min_neighbours`` of them) share the ONU's optical failure: all offline, all
     with RX dropped by :data:`~guardian_lib.features.RX_DROP_DB` or more against their
     week (a box fault that weakens the light without cutting it), or all with an LOS in
-    the last hour (a box or feeder that just came back): the optical path or its power
+    the last hour (a box or feeder that just came back), or all with a dying gasp in the
+    last hour (a power cut, maybe over already): the optical path or its power
     failed (MASSIVE_OUTAGE). 2 when the ONU is online without PPPoE and as many of
-    the PON's other ONUs are too, while it is not in an optical cluster: the optics work
-    and the sessions fail upstream (EXTERNAL_NETWORK). The optical scope wins over the
-    upstream one: a box that went dark or dim during a regional BNG failure is its own
-    outage, which the BNG failure does not explain. Columns missing from ``X`` make their
+    the PON's other ONUs are too, or when it logged a PPPoE-down in the last hour and as
+    many of the PON's other ONUs did (an upstream failure shorter than the row spacing
+    is over at the next row: only that burst is left), while it is not in an optical
+    cluster: the optics work and the sessions fail upstream (EXTERNAL_NETWORK). The
+    optical scope wins over the upstream one: a box that went dark or dim during a
+    regional BNG failure is its own outage, which the BNG failure does not explain. Columns missing from ``X`` make their
     part of the rule silent.
 
     Parameters
@@ -37,7 +40,8 @@ def neighbour_cluster_kind(
         Feature rows (``online``, ``pppoe_down``, ``box_share_offline``, ``box_size``,
         ``pon_share_offline``, ``pon_size``, ``pon_share_pppoe_down``, ``rx_delta_7d``,
         ``box_share_rx_drop``, ``pon_share_rx_drop``, ``los_1h``, ``box_los_share_1h``,
-        ``pon_los_share_1h``). [-]
+        ``pon_los_share_1h``, ``dying_gasp_1h``, ``box_gasp_share_1h``,
+        ``pon_gasp_share_1h``, ``pppoe_down_1h``, ``pon_pppoe_down_share_1h``). [-]
     min_share : float, default 0.5
         Share of the other ONUs of the group. [-]
     min_neighbours : int, default 3
@@ -57,10 +61,9 @@ def neighbour_cluster_kind(
         if "rx_delta_7d" in X
         else np.zeros(len(X), dtype=bool)
     )
-    los = (
-        np.nan_to_num(X["los_1h"].to_numpy(dtype=float)) > 0
-        if "los_1h" in X
-        else np.zeros(len(X), dtype=bool)
+    los, gasp = (
+        np.nan_to_num(X[c].to_numpy(dtype=float)) > 0 if c in X else np.zeros(len(X), dtype=bool)
+        for c in ("los_1h", "dying_gasp_1h")
     )
     optical_cluster = np.zeros(len(X), dtype=bool)
     for lvl in ("box", "pon"):
@@ -69,17 +72,27 @@ def neighbour_cluster_kind(
             (off, "share_offline"),
             (dropped & ~off, "share_rx_drop"),
             (los, "los_share_1h"),
+            (gasp, "gasp_share_1h"),
         ):
             if f"{lvl}_{col}" not in X:
                 continue
             share = X[f"{lvl}_{col}"].to_numpy()
             optical_cluster |= own & (share >= min_share) & (share * others_n >= min_neighbours)
     out[optical_cluster] = 1
-    if "pppoe_down" in X and "pon_share_pppoe_down" in X:
-        ppp = (X["pppoe_down"].to_numpy() == 1) & ~off
-        share = X["pon_share_pppoe_down"].to_numpy()
-        others = share * np.maximum(X["pon_size"].to_numpy() - 1, 0)
-        out[ppp & (share >= min_share) & (others >= min_neighbours) & ~optical_cluster] = 2
+    pon_others = np.maximum(X["pon_size"].to_numpy() - 1, 0)
+    upstream = np.zeros(len(X), dtype=bool)
+    # Sessions down now on the ONU and on the PON, or (an upstream failure shorter than
+    # the row spacing, already over) a PPPoE-down logged in the last hour on both.
+    for own_col, share_col in (
+        ("pppoe_down", "pon_share_pppoe_down"),
+        ("pppoe_down_1h", "pon_pppoe_down_share_1h"),
+    ):
+        if own_col not in X or share_col not in X:
+            continue
+        own = (np.nan_to_num(X[own_col].to_numpy(dtype=float)) >= 1) & ~off
+        share = np.nan_to_num(X[share_col].to_numpy(dtype=float))
+        upstream |= own & (share >= min_share) & (share * pon_others >= min_neighbours)
+    out[upstream & ~optical_cluster] = 2
     return out
 
 

@@ -153,3 +153,85 @@ def test_a_row_does_not_depend_on_the_other_rows_computed_with_it(cube):
     alone = compute_features(dark, np.array([400]))
     batch = compute_features(dark, np.array([100, 400]))
     pd.testing.assert_frame_equal(alone, batch.iloc[len(alone) :].reset_index(drop=True))
+
+
+def test_a_bng_failure_shorter_than_the_row_spacing_is_still_an_upstream_cluster(cube):
+    from guardian_lib.features._compute import group_index
+    from guardian_lib.models.cause import neighbour_cluster_kind
+
+    pon = group_index(cube.onus, "pon")
+    hit = np.flatnonzero(pon == int(np.argmax(np.bincount(pon))))
+    assert len(hit) >= 5
+    # Every session of the PON dropped at tick 300 and came back before the next row
+    # (tick 306, 30 min later on 5-min ticks): only the PPPoE-down events are left. One
+    # ONU elsewhere logs a PPPoE-down of its own (a CPE) at the same time.
+    alone = int(np.flatnonzero(pon != pon[hit[0]])[0])
+    events = cube.events[cube.events["type"] != "PPPOE_DOWN"]
+    burst = pd.DataFrame({"onu": [*hit.tolist(), alone], "tick": 300, "type": "PPPOE_DOWN"})
+    synth = dataclasses.replace(cube, events=pd.concat([events, burst], ignore_index=True))
+    per_h = round(3600 / cube.tick_s)
+    df = compute_features(synth, np.array([306, 300 + per_h]))
+    first, later = df.iloc[: cube.n_onus], df.iloc[cube.n_onus :]
+    inside = np.isin(np.arange(cube.n_onus), hit)
+    np.testing.assert_allclose(first.loc[inside, "pon_pppoe_down_share_1h"], 1.0)
+    assert (first.loc[~inside, "pon_pppoe_down_share_1h"] < 0.5).all()
+    assert first.loc[inside, "pppoe_down_1h"].eq(1).all()
+    # The sessions are back: the rule sees the burst, not a session down now.
+    rows = first.assign(online=1.0, pppoe_down=0.0, pon_share_pppoe_down=0.0)
+    kind = neighbour_cluster_kind(rows)
+    assert (kind[inside] == 2).all()
+    assert kind[alone] == 0
+    # An hour on, the events have left the window: no cluster any more.
+    assert (later["pon_pppoe_down_share_1h"] == 0).all()
+    assert (neighbour_cluster_kind(later.assign(online=1.0, pppoe_down=0.0)) == 0).all()
+    # A model pickled before the columns existed: the rule is as before.
+    assert (neighbour_cluster_kind(rows.drop(columns=["pon_pppoe_down_share_1h"])) == 0).all()
+
+
+def test_neighbours_count_as_down_together_only_within_15_minutes():
+    from guardian_lib.features._compute import _share_down_together
+
+    # A box of four (ONUs 0-3) and a box of two (4-5); two rows.
+    group = np.array([0, 0, 0, 0, 1, 1])
+    nan = np.nan
+    down_tick = np.array(
+        [
+            # ONUs 0 and 1 went down at once, 2 a day before (a customer's own power
+            # cut), 3 is online; 4 and 5 together, but 5 has no down event recorded.
+            [100.0, 102.0, -188.0, nan, 50.0, nan],
+            # Later: ONU 2's down time is no longer known, ONU 1 came back.
+            [100.0, 102.0, nan, nan, 50.0, 50.0],
+        ]
+    )
+    offline = np.array(
+        [[1, 1, 1, 0, 1, 1], [1, 0, 1, 0, 1, 1]],
+        dtype=bool,
+    )
+    got = _share_down_together(down_tick, offline, group, tol=3)
+    np.testing.assert_allclose(got[0], [1 / 3, 1 / 3, 0.0, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(got[1], [0.0, 0.0, 0.0, 0.0, 1.0, 1.0])
+    # 2 ticks apart is not together with a tolerance of 1.
+    assert (_share_down_together(down_tick, offline, group, tol=1)[0, :2] == 0).all()
+    # A group of one has no neighbours.
+    assert (_share_down_together(down_tick[:, :1], offline[:, :1], group[:1], 3) == 0).all()
+
+
+def test_a_power_cut_shorter_than_the_row_spacing_is_still_an_optical_cluster(cube):
+    from guardian_lib.features._compute import group_index
+    from guardian_lib.models.cause import neighbour_cluster_kind
+
+    box = group_index(cube.onus, "box")
+    hit = np.flatnonzero(box == int(np.argmax(np.bincount(box))))
+    assert len(hit) >= 4
+    # The box's power failed at tick 300 and came back before the next row: every ONU
+    # is online again, only the dying gasps are left; one ONU elsewhere gasps alone.
+    alone = int(np.flatnonzero(box != box[hit[0]])[0])
+    events = cube.events[cube.events["type"] != "DYING_GASP"]
+    burst = pd.DataFrame({"onu": [*hit.tolist(), alone], "tick": 300, "type": "DYING_GASP"})
+    synth = dataclasses.replace(cube, events=pd.concat([events, burst], ignore_index=True))
+    df = compute_features(synth, np.array([306]))
+    inside = np.isin(np.arange(cube.n_onus), hit)
+    np.testing.assert_allclose(df.loc[inside, "box_gasp_share_1h"], 1.0)
+    assert df.loc[alone, "box_gasp_share_1h"] == 0.0
+    kind = neighbour_cluster_kind(df.assign(online=1.0, pppoe_down=0.0))
+    assert (kind[inside] == 1).all() and kind[alone] == 0
