@@ -31,8 +31,8 @@ def neighbour_cluster_kind(
     is over at the next row: only that burst is left), while it is not in an optical
     cluster: the optics work and the sessions fail upstream (EXTERNAL_NETWORK). The
     optical scope wins over the upstream one: a box that went dark or dim during a
-    regional BNG failure is its own outage, which the BNG failure does not explain. Columns missing from ``X`` make their
-    part of the rule silent.
+    regional BNG failure is its own outage, which the BNG failure does not explain.
+    Columns missing from ``X`` make their part of the rule silent.
 
     Parameters
     ----------
@@ -79,8 +79,8 @@ def neighbour_cluster_kind(
             share = X[f"{lvl}_{col}"].to_numpy()
             optical_cluster |= own & (share >= min_share) & (share * others_n >= min_neighbours)
     out[optical_cluster] = 1
-    pon_others = np.maximum(X["pon_size"].to_numpy() - 1, 0)
     upstream = np.zeros(len(X), dtype=bool)
+    pon_others = np.maximum(X["pon_size"].to_numpy() - 1, 0)
     # Sessions down now on the ONU and on the PON, or (an upstream failure shorter than
     # the row spacing, already over) a PPPoE-down logged in the last hour on both.
     for own_col, share_col in (
