@@ -8,8 +8,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from guardian_lib.decision._columns import FrameColumns, records
-from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Decision, Snapshot
+from guardian_lib.decision._columns import FrameColumns, _seconds_from, records
+from guardian_lib.decision._types import (
+    PREDICTION_COLUMNS,
+    Decision,
+    Snapshot,
+    _sanitized,
+    sanitize_predictions,
+)
 from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages, rx_step
 
 __all__ = [
@@ -42,80 +48,6 @@ SCOPE_COLUMNS = {"box": "box_id", "pon": "pon_id", "olt": "olt_id", "bng": "olt_
 #: Open incidents on these scopes hold a reboot of an ONU beneath them (the engine's rule,
 #: applied again to approved actions by ``guardian operate``).
 REBOOT_HOLD_SCOPES = ("box", "pon", "olt")
-
-
-def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
-    """Make any scorer's output safe for the policies.
-
-    The ML models leave the class probabilities NaN on rows without a symptom (nothing
-    to explain); such rows become ``p_unknown = 1``. Probabilities are clipped to
-    [0, 1] and rows renormalised; NaN risks and anomaly scores become 0 and missing
-    reasons ``"[]"``.
-
-    Raises
-    ------
-    KeyError
-        A column of the contract is missing (named in the message).
-    """
-    missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
-    if missing:
-        raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
-    cols = _sanitized({c: preds[c].to_numpy() for c in preds.columns})
-    return pd.DataFrame(cols, index=preds.index)
-
-
-def _sanitized(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """:func:`sanitize_predictions` on column arrays (a new dict; ``cols`` is not changed).
-
-    Column arrays and one frame at the end: per-column pandas assignments cost more
-    than the arithmetic on the few hundred rows a policy looks at.
-    """
-    cols = dict(cols)
-    q = np.column_stack([np.asarray(cols[c], dtype=float) for c in CLASS_COLUMNS])
-    q = np.nan_to_num(np.clip(q, 0.0, 1.0), nan=0.0)
-    total = q.sum(axis=1)
-    q[total <= 0, -1] = 1.0
-    q /= q.sum(axis=1, keepdims=True)
-    for j, c in enumerate(CLASS_COLUMNS):
-        cols[c] = q[:, j]
-    for c in ("anomaly_score", "risk_2h", "risk_6h", "risk_24h"):
-        cols[c] = np.clip(np.nan_to_num(np.asarray(cols[c], dtype=float), nan=0.0), 0.0, 1.0)
-    reasons = np.asarray(cols["top_reasons"], dtype=object)
-    cols["top_reasons"] = np.where(pd.isna(reasons), "[]", reasons).astype(object)
-    return cols
-
-
-#: Largest time difference the per-element path of :func:`_seconds_from` takes: below
-#: it the difference in nanoseconds is an exact float64, so its quotient by the unit's
-#: length is the one pandas' vectorised ``total_seconds`` gives. [ns]
-_EXACT_NS = 2**53
-
-
-def _seconds_from(ts: pd.Timestamp, times: np.ndarray) -> np.ndarray:
-    """``(pd.to_datetime(pd.Series(times), utc=True) - ts).dt.total_seconds()`` [s]
-    (NaN for a missing time), the same values.
-
-    A round looks at a handful of open cases: per element this costs microseconds,
-    where the vectorised pandas path costs a fraction of a millisecond of overhead.
-    Anything but timestamps, or a difference beyond about 104 days (see
-    :data:`_EXACT_NS`), takes that path.
-    """
-    out = np.full(len(times), np.nan)
-    ts = pd.Timestamp(ts)
-    for i, t in enumerate(times):
-        if t is None or t is pd.NaT:
-            continue
-        if not isinstance(t, pd.Timestamp) or ts.tzinfo is None:
-            break
-        if t.tzinfo is None:
-            t = t.tz_localize("UTC")
-        delta = t - ts
-        if abs(delta.value) >= _EXACT_NS:
-            break
-        out[i] = delta.total_seconds()
-    else:
-        return out
-    return (pd.to_datetime(pd.Series(times), utc=True) - ts).dt.total_seconds().to_numpy()
 
 
 @dataclass

@@ -14,6 +14,7 @@ from guardian_lib.schema import CLASS_COLUMNS as _SCHEMA_CLASS_COLUMNS
 from guardian_lib.schema import PREDICTION_COLUMNS
 
 __all__ = [
+    "sanitize_predictions",
     "ActionOutcome",
     "Decision",
     "Snapshot",
@@ -257,3 +258,44 @@ class Policy(Protocol):
     version: str
 
     def decide(self, snapshot: Snapshot) -> list[Decision]: ...
+
+
+def sanitize_predictions(preds: pd.DataFrame) -> pd.DataFrame:
+    """Make any scorer's output safe for the policies.
+
+    The ML models leave the class probabilities NaN on rows without a symptom (nothing
+    to explain); such rows become ``p_unknown = 1``. Probabilities are clipped to
+    [0, 1] and rows renormalised; NaN risks and anomaly scores become 0 and missing
+    reasons ``"[]"``.
+
+    Raises
+    ------
+    KeyError
+        A column of the contract is missing (named in the message).
+    """
+    missing = [c for c in PREDICTION_COLUMNS if c not in preds.columns]
+    if missing:
+        raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
+    cols = _sanitized({c: preds[c].to_numpy() for c in preds.columns})
+    return pd.DataFrame(cols, index=preds.index)
+
+
+def _sanitized(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """:func:`sanitize_predictions` on column arrays (a new dict; ``cols`` is not changed).
+
+    Column arrays and one frame at the end: per-column pandas assignments cost more
+    than the arithmetic on the few hundred rows a policy looks at.
+    """
+    cols = dict(cols)
+    q = np.column_stack([np.asarray(cols[c], dtype=float) for c in CLASS_COLUMNS])
+    q = np.nan_to_num(np.clip(q, 0.0, 1.0), nan=0.0)
+    total = q.sum(axis=1)
+    q[total <= 0, -1] = 1.0
+    q /= q.sum(axis=1, keepdims=True)
+    for j, c in enumerate(CLASS_COLUMNS):
+        cols[c] = q[:, j]
+    for c in ("anomaly_score", "risk_2h", "risk_6h", "risk_24h"):
+        cols[c] = np.clip(np.nan_to_num(np.asarray(cols[c], dtype=float), nan=0.0), 0.0, 1.0)
+    reasons = np.asarray(cols["top_reasons"], dtype=object)
+    cols["top_reasons"] = np.where(pd.isna(reasons), "[]", reasons).astype(object)
+    return cols
