@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision._columns import FrameColumns
-from guardian_lib.decision.neighbours import neighbour_stats
+from guardian_lib.decision.neighbours import OutageEvidence, neighbour_arrays, outage_arrays
 from guardian_lib.schema import CLASS_COLUMNS as _SCHEMA_CLASS_COLUMNS
 from guardian_lib.schema import PREDICTION_COLUMNS
 
@@ -184,11 +184,34 @@ class Snapshot:
     reboot_holds: pd.DataFrame = field(default_factory=pd.DataFrame)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def neighbours(self) -> pd.DataFrame:
-        """:func:`~guardian_lib.decision.neighbours.neighbour_stats` of ``status`` (cached)."""
-        if "neighbours" not in self._cache:
-            self._cache["neighbours"] = neighbour_stats(self.status)
-        return self._cache["neighbours"]
+    def read(self, name: str) -> np.ndarray | None:
+        """:meth:`column` ``name``, or None when ``status`` has no such column (a
+        :data:`~guardian_lib.decision.neighbours.ColumnReader`)."""
+        return self.column(name) if name in self.status.columns else None
+
+    def neighbours(self) -> dict[str, np.ndarray]:
+        """The neighbour evidence of ``status`` (cached): the columns of
+        :func:`~guardian_lib.decision.neighbours.neighbour_stats` as numpy arrays, in
+        the order of ``status``; read-only."""
+        nb = self._cache.get("neighbours")
+        if nb is None:
+            nb = self._cache["neighbours"] = neighbour_arrays(self.read)
+        return nb
+
+    def outages(
+        self, evidence: OutageEvidence, eligible: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The topology evidence of a shared outage in ``status`` (cached per
+        ``evidence`` and ``eligible``): the columns of
+        :func:`~guardian_lib.decision.neighbours.coincident_outages` as numpy arrays;
+        read-only. The scorer and the policy ask for the same one in most rounds."""
+        # All rows eligible is the same evidence as no restriction.
+        mask = None if eligible is None or eligible.all() else np.asarray(eligible, bool)
+        key = ("outages", evidence, None if mask is None else mask.tobytes())
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = outage_arrays(self.read, evidence, mask)
+        return out
 
     def column(self, name: str) -> np.ndarray:
         """``status[name].to_numpy()``, read once per snapshot (cached).
