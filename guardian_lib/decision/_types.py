@@ -260,6 +260,22 @@ class Snapshot:
             cols = self._cache["prediction_columns"] = FrameColumns(self.predictions)
         return cols
 
+    def rows_of(self, onu_ids) -> np.ndarray:
+        """Rows of ``status`` of ONU ids (−1 for an id not in it), in the order given.
+
+        A hash lookup per id: the few open cases and incident members of a round are
+        found without building a pandas Index (which infers a string dtype each time).
+        """
+        row_of = self._cache.get("row_of")
+        if row_of is None:
+            row_of = self._cache["row_of"] = {o: i for i, o in enumerate(self.onu_ids())}
+        return np.fromiter((row_of.get(o, -1) for o in onu_ids), dtype=np.intp, count=len(onu_ids))
+
+    def seed_row_of(self, row_of: dict[str, int]) -> None:
+        """Give :meth:`rows_of` the row of each ONU id of ``status`` (e.g. kept by the
+        closed loop for its fleet, whose order never changes)."""
+        self._cache["row_of"] = row_of
+
     def onu_ids(self) -> np.ndarray:
         """``status.index`` as an object array of ONU ids (cached, read-only)."""
         ids = self._cache.get("onu_ids")

@@ -198,31 +198,41 @@ class Autopilot:
         decisions = self.policy.decide(snap)
         if not decisions:
             return []
-        st = snap.status
-        preds = snap.predictions.set_index("onu_id")
         outage_scopes = {(v["scope_type"], v["scope_key"]) for v in self.incidents.values()}
         done = []
         for d in decisions:
-            done.append(self._apply(d, snap, st, preds, outage_scopes))
+            done.append(self._apply(d, snap, outage_scopes))
         return done
 
-    def _inputs(self, d: Decision, st: pd.DataFrame, preds: pd.DataFrame) -> dict[str, Any]:
-        if d.subject in st.index:
-            row = st.loc[d.subject]
-            p = preds.loc[d.subject] if d.subject in preds.index else {}
-            out = {c: _clean(row[c]) for c in _INPUT_COLS if c in row}
-            out.update({c: _clean(p[c]) for c in _PRED_COLS if c in p})
+    def _inputs(self, d: Decision, snap: Snapshot) -> dict[str, Any]:
+        """What the decision saw (audited): the subject ONU's status and predictions, or
+        a summary of the targets of a decision about a scope."""
+        st = snap.status
+        row = snap.rows_of((d.subject,))[0]
+        if row >= 0:
+            out = {c: _clean(snap.column(c)[row]) for c in _INPUT_COLS if c in st.columns}
+            pcols = snap.prediction_columns()
+            pid = pcols["onu_id"]
+            if len(pid) == len(st) and pid[row] == d.subject:  # aligned with the status
+                prow = row
+            else:
+                hits = np.flatnonzero(np.asarray(pid, dtype=object) == d.subject)
+                prow = int(hits[-1]) if len(hits) else -1
+            if prow >= 0:
+                cols = snap.predictions.columns
+                out.update({c: _clean(pcols[c][prow]) for c in _PRED_COLS if c in cols})
             return out
-        members = [t for t in d.targets if t in st.index]
-        sub = st.loc[members] if members else st.iloc[:0]
+        pos = snap.rows_of(d.targets)
+        pos = pos[pos >= 0]
         return {
             "n_targets": len(d.targets),
-            "n_offline": int((~sub["online"]).sum()) if len(sub) else 0,
-            "n_no_service": int((~sub["service_up"]).sum()) if len(sub) else 0,
+            "n_offline": int((~np.asarray(snap.column("online"), dtype=bool)[pos]).sum()),
+            "n_no_service": int((~np.asarray(snap.column("service_up"), dtype=bool)[pos]).sum()),
             "scope": d.params.get("scope_key"),
         }
 
-    def _apply(self, d, snap, st, preds, outage_scopes) -> Decision:
+    def _apply(self, d: Decision, snap: Snapshot, outage_scopes: set) -> Decision:
+        st = snap.status
         self.counts[d.action] = self.counts.get(d.action, 0) + 1
         ts = snap.ts
         if d.action == "open_case":
@@ -273,15 +283,17 @@ class Autopilot:
                     start_at=inc["start_at"], end_at=ts, severity="major", cause=inc["cause"],
                     affected_customers=inc["affected"], opened_by=f"autopilot:{self.policy.name}",
                 )  # fmt: skip
-        inputs = self._inputs(d, st, preds)
+        inputs = self._inputs(d, snap)
         if d.action in BOOKKEEPING_ACTIONS:
             self.audit.record_decision(d, inputs, self.mode)
             return d
         pon_id, outage = None, False
-        if d.action == "reboot" and d.subject in st.index:
-            row = st.loc[d.subject]
-            pon_id = row["pon_id"]
-            outage = any((t, row[SCOPE_COLUMNS[t]]) in outage_scopes for t in REBOOT_HOLD_SCOPES)
+        row = snap.rows_of((d.subject,))[0] if d.action == "reboot" else -1
+        if row >= 0:
+            pon_id = snap.column("pon_id")[row]
+            outage = any(
+                (t, snap.column(SCOPE_COLUMNS[t])[row]) in outage_scopes for t in REBOOT_HOLD_SCOPES
+            )
         places = self._places(d, st, ts)
         verdict = self.guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
         if verdict.maintenance_window is not None:
@@ -299,7 +311,8 @@ class Autopilot:
         self.follow(did, d, results, ts)
         for r in results:
             if d.action == "notify":
-                cust = st.at[r.target, "customer_id"] if r.target in st.index else None
+                row = snap.rows_of((r.target,))[0]
+                cust = snap.column("customer_id")[row] if row >= 0 else None
                 self.audit.record_notification(
                     cust, r.target, ts, d.params.get("template", "generic"), r.status,
                     metadata={"decision_id": did},

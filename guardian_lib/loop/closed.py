@@ -128,6 +128,8 @@ class ClosedLoop:
         self.ticks = 0
         self.decisions: list[Decision] = []
         self._events: list[EventRow] = []
+        #: Row of each ONU id in the fleet (the status order of every snapshot).
+        self._row_of = {o: i for i, o in enumerate(self.observer.index.to_numpy(dtype=object))}
 
     @property
     def onu_ids(self) -> pd.Index:
@@ -180,6 +182,7 @@ class ClosedLoop:
             service_orders=self.open_orders(),
         )
         snap.seed_columns(columns)
+        snap.seed_row_of(self._row_of)
         self._events = []
         self.decisions = self.autopilot.step(snap)
         return self.decisions
