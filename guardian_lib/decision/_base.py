@@ -196,7 +196,7 @@ class PolicyBase:
         """Rows of ``snap.status`` with an open case. [bool]"""
         has = np.zeros(len(snap.status), dtype=bool)
         if len(snap.cases):
-            pos = snap.rows_of(snap.cases.index.to_numpy(dtype=object))
+            pos = snap.rows_of(snap.case_columns()["onu_id"])
             has[pos[pos >= 0]] = True
         return has
 
@@ -208,9 +208,10 @@ class PolicyBase:
         cases = snap.cases
         if not len(cases) or "opened_at" not in cases:
             return None
-        pos = snap.rows_of(cases.index.to_numpy(dtype=object))
+        case_col = snap.case_columns()
+        pos = snap.rows_of(case_col["onu_id"])
         keep = pos >= 0
-        opened = cases["opened_at"].to_numpy(dtype=object)[keep]
+        opened = case_col["opened_at"][keep]
         lag_min = (
             _seconds_from(snap.ts, opened) / 60.0
             + np.asarray(snap.column("impacted_min"), dtype=float)[pos[keep]]
@@ -452,9 +453,10 @@ class PolicyBase:
         cases = snap.cases
         ids = df.index
         if len(cases):
-            pos = _positions(cases.index.to_numpy(dtype=object), ids)
+            case_col = snap.case_columns()
+            pos = _positions(case_col["onu_id"], ids)
         else:
-            cases = pd.DataFrame(columns=CASE_COLUMNS)
+            case_col = {c: np.zeros(0, dtype=object) for c in CASE_COLUMNS}
             pos = np.full(len(ids), -1, dtype=np.intp)
         has_case = pos >= 0
         is_cov = (
@@ -482,13 +484,10 @@ class PolicyBase:
         order_status = (
             dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
         )
-        case_col = {c: cases[c].to_numpy(dtype=object) for c in CASE_COLUMNS}
+        n_cases = len(case_col["case_id"])
         for c, default in OPTIONAL_CASE_COLUMNS.items():
-            case_col[c] = (
-                cases[c].to_numpy(dtype=object)
-                if c in cases
-                else np.full(len(cases), default, dtype=object)
-            )
+            if c not in case_col:
+                case_col = {**case_col, c: np.full(n_cases, default, dtype=object)}
         # Age of each open case (inf without one).
         age_min = np.full(len(ids), np.inf)
         if has_case.any():

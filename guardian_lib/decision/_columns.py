@@ -37,16 +37,23 @@ class FrameColumns(dict):
         boolean, integer or float array is returned as it is (pandas stores it
         unchanged); any other column is read from ``frame`` (pandas infers a string or
         datetime dtype for object arrays, and the reader must see what the frame holds).
+    exact : bool, default False
+        Every numpy array of ``source`` equals ``frame[c].to_numpy()`` (values and
+        dtype; e.g. object arrays of strings without a missing value): returned as
+        they are.
     """
 
-    def __init__(self, frame: pd.DataFrame, source: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, frame: pd.DataFrame, source: dict[str, Any] | None = None, exact: bool = False
+    ) -> None:
         super().__init__()
         self.frame = frame
         self._source = source or {}
+        self._exact = exact
 
     def __missing__(self, name: str) -> np.ndarray:
         src = self._source.get(name)
-        if isinstance(src, np.ndarray) and src.dtype.kind in _STORED_AS_GIVEN:
+        if isinstance(src, np.ndarray) and (self._exact or src.dtype.kind in _STORED_AS_GIVEN):
             arr = src
         else:
             arr = self.frame[name].to_numpy()

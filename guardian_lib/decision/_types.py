@@ -239,10 +239,14 @@ class Snapshot:
         <guardian_lib.decision.observe.Observer.status_with_columns>`)."""
         self._cache.setdefault("status_columns", {}).update(columns)
 
-    def seed_predictions(self, predictions: pd.DataFrame, source: dict[str, Any]) -> None:
+    def seed_predictions(
+        self, predictions: pd.DataFrame, source: dict[str, Any], exact: bool = False
+    ) -> None:
         """Tell :meth:`prediction_columns` the arrays a scorer built ``predictions``
-        from (``pd.DataFrame(source)``), so that the policy does not read them back."""
-        self._cache["prediction_columns"] = FrameColumns(predictions, source)
+        from (``pd.DataFrame(source)``), so that the policy does not read them back
+        (``exact``: every array of ``source`` is what the frame's column gives back,
+        see :class:`~guardian_lib.decision._columns.FrameColumns`)."""
+        self._cache["prediction_columns"] = FrameColumns(predictions, source, exact)
 
     def prediction_columns(self) -> FrameColumns:
         """``{c: predictions[c].to_numpy()}``, each column read once (cached while
@@ -271,9 +275,34 @@ class Snapshot:
             row_of = self._cache["row_of"] = {o: i for i, o in enumerate(self.onu_ids())}
         return np.fromiter((row_of.get(o, -1) for o in onu_ids), dtype=np.intp, count=len(onu_ids))
 
-    def seed_row_of(self, row_of: dict[str, int]) -> None:
-        """Give :meth:`rows_of` the row of each ONU id of ``status`` (e.g. kept by the
-        closed loop for its fleet, whose order never changes)."""
+    def case_columns(self) -> dict[str, np.ndarray]:
+        """The open cases as object arrays (cached): ``onu_id`` (``cases.index``) and
+        each column of ``cases``, ``cases[c].to_numpy(dtype=object)``; read-only.
+
+        A timestamp may come back as a ``Timestamp`` or a ``datetime64``, a missing
+        string as None or NaN (as the frame or the autopilot holds it): compare with
+        ``pd.isna`` / ``isinstance(v, str)``.
+        """
+        cols = self._cache.get("case_columns")
+        if cols is None:
+            cases = self.cases
+            cols = {c: cases[c].to_numpy(dtype=object) for c in cases.columns}
+            cols["onu_id"] = cases.index.to_numpy(dtype=object)
+            self._cache["case_columns"] = cols
+        return cols
+
+    def seed_cases(self, columns: dict[str, np.ndarray]) -> None:
+        """Give :meth:`case_columns` the arrays the caller built ``cases`` from (e.g.
+        the autopilot, from its open cases), each holding the values of
+        ``cases[c].to_numpy(dtype=object)`` up to the representation of a missing value
+        or a timestamp (see :meth:`case_columns`)."""
+        self._cache["case_columns"] = columns
+
+    def seed_fleet(self, onu_ids: np.ndarray, row_of: dict[str, int]) -> None:
+        """Give :meth:`onu_ids` and :meth:`rows_of` the ONU ids of ``status`` (an object
+        array equal to ``status.index.to_numpy(dtype=object)``) and the row of each (e.g.
+        kept by the closed loop for its fleet, whose order never changes)."""
+        self._cache["onu_ids"] = onu_ids
         self._cache["row_of"] = row_of
 
     def onu_ids(self) -> np.ndarray:

@@ -158,6 +158,21 @@ class Autopilot:
             cols[c] = [self.cases[k].get(c, default) for k in ids]
         return pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id"))
 
+    def case_columns(self) -> dict[str, np.ndarray]:
+        """The open cases as :meth:`Snapshot.case_columns
+        <guardian_lib.decision.Snapshot.case_columns>` gives them: ``onu_id`` and each
+        column of :meth:`cases_frame` as object arrays, from the cases themselves."""
+        ids = list(self.cases)
+        cols = {}
+        for c in CASE_COLUMNS:
+            cols[c] = np.empty(len(ids), dtype=object)
+            cols[c][:] = [self.cases[k][c] for k in ids]
+        for c, default in OPTIONAL_CASE_COLUMNS.items():
+            cols[c] = np.empty(len(ids), dtype=object)
+            cols[c][:] = [self.cases[k].get(c, default) for k in ids]
+        cols["onu_id"] = np.array(ids, dtype=object)
+        return cols
+
     def incidents_frame(self) -> pd.DataFrame:
         """Open incidents."""
         if not self.incidents:
@@ -191,6 +206,7 @@ class Autopilot:
         """
         snap = snapshot
         snap.cases = self.cases_frame()
+        snap.seed_cases(self.case_columns())
         snap.incidents = self.incidents_frame()
         self._verify(snap)
         snap.reboot_holds = self.reboot_holds_frame(snap.ts)

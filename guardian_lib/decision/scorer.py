@@ -173,6 +173,7 @@ class RuleScorer:
                 r.append(f"{n_out[i]} ONUs ({share[i]:.0%}) of {scope_type[i]} {skey[i]} "
                          "failed together")  # fmt: skip
             reasons[i] = json.dumps(r[:3])
+        version = np.full(n, self.model_version, dtype=object)
         cols = {
             "ts": snapshot.ts,
             "onu_id": st.index.array,
@@ -181,11 +182,15 @@ class RuleScorer:
             "risk_2h": np.where(outage | degraded, 1.0, risk_24h * 0.3),
             "risk_6h": np.where(outage | degraded, 1.0, risk_24h * 0.6),
             "risk_24h": risk_24h,
-            "model_version": pd.Series(np.full(n, self.model_version, dtype=object), dtype=object),
+            "model_version": pd.Series(version, dtype=object, copy=False),
             "top_reasons": pd.Series(reasons, dtype=object, copy=False),
         }
         out = pd.DataFrame(cols)
         if tuple(out.columns) != PREDICTION_COLUMNS:
             out = out[list(PREDICTION_COLUMNS)]
-        snapshot.seed_predictions(out, cols)  # the policy reads these arrays, not the frame
+        # The policy reads these arrays, not the frame: the ids as the status holds them,
+        # model versions and reasons as object arrays of strings (no missing value).
+        source = {**cols, "onu_id": snapshot.onu_ids(), "model_version": version,
+                  "top_reasons": reasons}  # fmt: skip
+        snapshot.seed_predictions(out, source, exact=True)
         return out

@@ -135,7 +135,11 @@ def _through_pandas(rows: Rows) -> Rows:
 def _plain_paths(m: pytest.MonkeyPatch) -> None:
     """Every fast path replaced by reading the frames back (the code before them)."""
     m.setattr(Snapshot, "seed_columns", lambda self, columns: None)
-    m.setattr(Snapshot, "seed_predictions", lambda self, preds, source: None)
+    m.setattr(Snapshot, "seed_predictions", lambda self, preds, source, exact=False: None)
+    m.setattr(Snapshot, "seed_cases", lambda self, columns: None)
+    m.setattr(Snapshot, "seed_fleet", lambda self, onu_ids, row_of: None)
+    m.setattr(Snapshot, "rows_of",
+              lambda self, ids: self.status.index.get_indexer(pd.Index(list(ids), dtype=object)))  # fmt: skip
     m.setattr(Snapshot, "column", lambda self, name: self.status[name].to_numpy())
     m.setattr(Snapshot, "prediction_columns", lambda self: FrameColumns(self.predictions))
     m.setattr(
