@@ -62,6 +62,18 @@ _PRED_COLS = (
 )  # fmt: skip
 
 
+def _exactly(v: Any) -> tuple:
+    """``v`` for an equality test that tells apart what a frame would store differently:
+    its type, and a timestamp's time zone and unit (equal instants in other zones are
+    equal values); a tuple is compared item by item. NaN never equals itself (the frame
+    is then built again: never wrong, only slower)."""
+    if isinstance(v, tuple):
+        return tuple(map(_exactly, v))
+    if isinstance(v, pd.Timestamp):
+        return (pd.Timestamp, v, str(v.tz), v.unit)
+    return (type(v), v)
+
+
 def _clean(v: Any) -> Any:
     if isinstance(v, float | np.floating):
         return None if not np.isfinite(v) else round(float(v), 4)
@@ -140,6 +152,8 @@ class Autopilot:
         self._n_cases = 0
         self.counts: dict[str, int] = {}
         self.listeners: list[Callable[[ActionOutcome], None]] = []
+        #: The last frame of each view and the values it was built from (:meth:`_frame_of`).
+        self._frames: dict[str, tuple[tuple, pd.DataFrame]] = {}
 
     @property
     def mode(self) -> str:
@@ -156,7 +170,11 @@ class Autopilot:
         cols = {c: [self.cases[k][c] for k in ids] for c in CASE_COLUMNS}
         for c, default in OPTIONAL_CASE_COLUMNS.items():
             cols[c] = [self.cases[k].get(c, default) for k in ids]
-        return pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id"))
+        return self._frame_of(
+            "cases",
+            (tuple(ids), *(tuple(map(_exactly, v)) for v in cols.values())),
+            lambda: pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id")),
+        )
 
     def case_columns(self) -> dict[str, np.ndarray]:
         """The open cases as :meth:`Snapshot.case_columns
@@ -186,14 +204,27 @@ class Autopilot:
         holds = self.guard.reboot_holds(ts)
         if not holds:
             return _empty("reboot_holds")
-        return pd.DataFrame(
-            {
-                "rule": [h[0] for h in holds.values()],
-                "until": pd.to_datetime([min(h[1], 4e9) for h in holds.values()], unit="s",
-                                        utc=True),
-            },
-            index=pd.Index(list(holds), dtype=object, name="target"),
-        )  # fmt: skip
+
+        def build() -> pd.DataFrame:
+            return pd.DataFrame(
+                {
+                    "rule": [h[0] for h in holds.values()],
+                    "until": pd.to_datetime([min(h[1], 4e9) for h in holds.values()], unit="s",
+                                            utc=True),
+                },
+                index=pd.Index(list(holds), dtype=object, name="target"),
+            )  # fmt: skip
+
+        return self._frame_of("reboot_holds", tuple(map(_exactly, holds.items())), build)
+
+    def _frame_of(self, name: str, key: tuple, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """``build()``, or a shallow copy of the frame built last time from the same
+        values (``key``: each value with its type; most rounds change no case and no
+        hold). pandas' copy-on-write keeps a change to one copy out of the others."""
+        last = self._frames.get(name)
+        if last is None or last[0] != key:
+            last = self._frames[name] = (key, build())
+        return last[1].copy(deep=False)
 
     # --- one round -------------------------------------------------------------------------
     def step(self, snapshot: Snapshot) -> list[Decision]:

@@ -162,6 +162,7 @@ def _plain_paths(m: pytest.MonkeyPatch) -> None:
             index=pd.Index([], dtype=object, name="target")),
     }  # fmt: skip
     m.setattr(engine, "_empty", lambda kind: empty[kind]())
+    m.setattr(engine.Autopilot, "_frame_of", lambda self, name, key, build: build())
     m.setattr(closed, "_events_frame",
               lambda ev: pd.DataFrame(ev, columns=list(closed.EVENT_COLUMNS)))  # fmt: skip
     # The policy's own tables through pandas, as the policies read them before.
@@ -221,3 +222,36 @@ def test_a_closed_loop_decides_as_with_every_frame_read_back(only_fault, policy)
     want = {"open_case", "close_case", "open_incident"}
     assert want | ({"reboot"} if policy != "oracle" else set()) <= actions, actions
     assert max(len(a) for a in fast[1]) > 0
+
+
+def test_case_and_hold_views_are_built_again_when_a_value_changes():
+    """The autopilot hands out its last cases / holds frame while their values stay the
+    same (type, time zone and unit included) and builds them again otherwise."""
+    from guardian_lib.decision import Autopilot, RuleScorer, RulesPolicy
+
+    ap = Autopilot(RulesPolicy(), RuleScorer())
+    ts = pd.Timestamp("2026-03-01 10:00", tz="UTC")
+    ap.cases["O1"] = {"case_id": "C1", "opened_at": ts, "reboots": 0, "last_reboot_at": pd.NaT,
+                      "visit_os_id": None, "notified": False, "last_wifi_change_at": pd.NaT,
+                      "wifi_changes": 0}  # fmt: skip
+
+    def plain():
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(engine.Autopilot, "_frame_of", lambda self, name, key, build: build())
+            return ap.cases_frame()
+
+    first = ap.cases_frame()
+    first.loc["O1", "reboots"] = 5  # a change to a copy stays in the copy
+    again = ap.cases_frame()
+    pd.testing.assert_frame_equal(again, plain(), check_exact=True)
+    assert again.loc["O1", "reboots"] == 0
+    changes = [("reboots", 1), ("reboots", True), ("last_reboot_at", ts),
+               ("last_reboot_at", ts.tz_convert("America/Sao_Paulo")),
+               ("last_reboot_at", ts.as_unit("ns")), ("visit_os_id", "OS1")]  # fmt: skip
+    for col, value in changes:
+        ap.cases["O1"][col] = value
+        got = ap.cases_frame()
+        pd.testing.assert_frame_equal(got, plain(), check_exact=True)
+        assert _same(got.loc["O1", col], plain().loc["O1", col]), (col, value)
+    ap.cases["O2"] = dict(ap.cases["O1"], case_id="C2")
+    pd.testing.assert_frame_equal(ap.cases_frame(), plain(), check_exact=True)
