@@ -255,3 +255,24 @@ def test_case_and_hold_views_are_built_again_when_a_value_changes():
         assert _same(got.loc["O1", col], plain().loc["O1", col]), (col, value)
     ap.cases["O2"] = dict(ap.cases["O1"], case_id="C2")
     pd.testing.assert_frame_equal(ap.cases_frame(), plain(), check_exact=True)
+
+
+def test_the_documented_custom_policy_runs_on_rows():
+    """docs/autopilot.md "Writing a policy": its example, as written, in a loop."""
+    import re
+    from pathlib import Path
+
+    from decision_harness import SyntheticNet
+
+    doc = (Path(__file__).parents[2] / "docs" / "autopilot.md").read_text()
+    section = doc[doc.index("### Writing a policy") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/autopilot.md", "exec"), namespace)  # noqa: S102 - our own docs
+    net = SyntheticNet(1, 8, 4, policy="rules")
+    net.ap.policy = namespace["NotifyLongOutages"]()
+    dec = net.run(range(0, 60, 5), lambda m: ({2: "LOS"}, {}, ()))
+    notes = dec[dec["action"] == "notify"]
+    assert list(notes["subject"]) == ["ONU002"]  # once: the case remembers it
+    assert notes["mins"].iat[0] == 30.0  # the first round with 30 min of outage
+    assert {"open_case", "notify"} <= set(dec["action"])
