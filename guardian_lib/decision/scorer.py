@@ -174,6 +174,9 @@ class RuleScorer:
                          "failed together")  # fmt: skip
             reasons[i] = json.dumps(r[:3])
         version = np.full(n, self.model_version, dtype=object)
+        # One index for the object columns (kept as objects, not inferred as strings)
+        # and the frame: pandas then need not align them (the default index, as before).
+        rows = pd.RangeIndex(n)
         cols = {
             "ts": snapshot.ts,
             "onu_id": st.index.array,
@@ -182,10 +185,10 @@ class RuleScorer:
             "risk_2h": np.where(outage | degraded, 1.0, risk_24h * 0.3),
             "risk_6h": np.where(outage | degraded, 1.0, risk_24h * 0.6),
             "risk_24h": risk_24h,
-            "model_version": pd.Series(version, dtype=object, copy=False),
-            "top_reasons": pd.Series(reasons, dtype=object, copy=False),
+            "model_version": pd.Series(version, dtype=object, copy=False, index=rows),
+            "top_reasons": pd.Series(reasons, dtype=object, copy=False, index=rows),
         }
-        out = pd.DataFrame(cols)
+        out = pd.DataFrame(cols, index=rows)
         if tuple(out.columns) != PREDICTION_COLUMNS:
             out = out[list(PREDICTION_COLUMNS)]
         # The policy reads these arrays, not the frame: the ids as the status holds them,
