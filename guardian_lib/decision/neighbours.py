@@ -236,36 +236,29 @@ class OutageEvidence:
 
 
 def _coincident_counts(
-    flag: np.ndarray, codes: np.ndarray, start_min: np.ndarray, window_min: float
+    codes: np.ndarray, start_min: np.ndarray, window_min: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each flagged row, the size of its cluster and the cluster's id: flagged rows of
-    its group whose starts form a chain with gaps of at most ``window_min`` (single
-    linkage: every member of a cluster gets the same count, and a narrower scope's cluster
-    lies within its wider scope's); count 0 and id -1 for rows not flagged."""
-    out = np.zeros(len(flag), dtype=np.int64)
-    ids = np.full(len(flag), -1, dtype=np.int64)
-    rows = np.flatnonzero(flag)
-    if len(rows) == 0:
-        return out, ids
-    order = np.lexsort((start_min[rows], codes[rows]))
-    c, t = codes[rows][order], start_min[rows][order]
-    new = np.ones(len(rows), dtype=bool)
+    """For each of a set of failed rows (their group ``codes`` and start times), the size
+    of its cluster and the cluster's id: rows of its group whose starts form a chain with
+    gaps of at most ``window_min`` (single linkage: every member of a cluster gets the
+    same count, and a narrower scope's cluster lies within its wider scope's)."""
+    order = np.lexsort((start_min, codes))
+    c, t = codes[order], start_min[order]
+    new = np.ones(len(codes), dtype=bool)
     new[1:] = (c[1:] != c[:-1]) | (np.diff(t) > window_min)
     cluster = np.cumsum(new) - 1
-    out[rows[order]] = np.bincount(cluster)[cluster]
-    ids[rows[order]] = cluster
-    return out, ids
+    count = np.empty(len(codes), dtype=np.int64)
+    ids = np.empty(len(codes), dtype=np.int64)
+    count[order] = np.bincount(cluster)[cluster]
+    ids[order] = cluster
+    return count, ids
 
 
 def _largest_inner(ids: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """For each row of a cluster (``ids`` ≥ 0), the largest ``inner`` among its members."""
-    out = np.zeros(len(ids), dtype=np.int64)
-    rows = ids >= 0
-    if rows.any():
-        best = np.zeros(int(ids.max()) + 1, dtype=np.int64)
-        np.maximum.at(best, ids[rows], inner[rows])
-        out[rows] = best[ids[rows]]
-    return out
+    """For each row of a cluster (``ids``), the largest ``inner`` among its members."""
+    best = np.zeros(int(ids.max()) + 1, dtype=np.int64)
+    np.maximum.at(best, ids, inner)
+    return best[ids]
 
 
 def coincident_outages(
@@ -336,13 +329,18 @@ def outage_arrays(
     # Narrow to wide.
     levels = (("box", "box", dark), ("pon", "pon", dark), ("olt", "olt", dark),
               ("bng", "olt", nosvc), ("box", "box", rxlow), ("pon", "pon", rxlow))  # fmt: skip
+    sizes: dict[str, np.ndarray] = {}  # ONUs per group of each level
     for scope, level, flag in levels:
-        if not flag.any():
+        # Only the failed rows: a row that did not fail has no cluster (count 0, never
+        # an outage), and a round sees a few dozen of the fleet's thousands.
+        rows = np.flatnonzero(flag)
+        if len(rows) == 0:
             continue
         codes = _codes(read, level)
-        size = np.bincount(codes)[codes]
-        k, ids = _coincident_counts(flag, codes, start, w)
-        s = k / np.maximum(size, 1)
+        if level not in sizes:
+            sizes[level] = np.bincount(codes)
+        k, ids = _coincident_counts(codes[rows], start[rows], w)
+        s = k / np.maximum(sizes[level][codes[rows]], 1)
         ok = (k >= getattr(evidence, f"{level}_min_count")) & (
             s >= getattr(evidence, f"{level}_min_share")
         )
@@ -351,10 +349,12 @@ def outage_arrays(
         # PON, and one unrelated dark ONU elsewhere on the OLT — one customer's fault —
         # does not turn it into an OLT incident: a lone dark ONU is never evidence), or
         # when it is the same ONUs (an inventory without street boxes, a PON of one box).
-        ok &= (k - _largest_inner(ids, count) >= 2) | ((k == count) & (s >= share))
+        inner = count[rows]
+        ok &= (k - _largest_inner(ids, inner) >= 2) | ((k == inner) & (s >= share[rows]))
         if ok.any():
-            stype[ok] = scope
-            skey[ok] = np.asarray(read(f"{level}_id"), dtype=object)[ok]
-            count[ok], share[ok] = k[ok], s[ok]
+            sel = rows[ok]
+            stype[sel] = scope
+            skey[sel] = np.asarray(read(f"{level}_id"), dtype=object)[sel]
+            count[sel], share[sel] = k[ok], s[ok]
     return {"outage_scope_type": stype, "outage_scope_key": skey, "outage_n": count,
             "outage_share": share, "outage_onset_min": start}  # fmt: skip
