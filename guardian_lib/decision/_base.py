@@ -162,20 +162,18 @@ class PolicyBase:
         if missing:
             raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
         pcols = snap.prediction_columns()
-        ids = pcols["onu_id"]
-        if not (len(ids) == len(st) and np.array_equal(ids, snap.onu_ids())):
+        if not self._aligned(snap, pcols):
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
             pcols = FrameColumns(preds)
         nb = snap.neighbours()
         eligible = self._eligible(snap)
         outages = snap.outages(self.outage_evidence, eligible)
         skip = ("ts", "onu_id")  # never read (a tz-aware "ts" costs ms to convert)
-        pred = {c: pcols[c] for c in preds.columns if c not in skip}
         # Only rows a decision can be about: an anomaly score alone decides nothing (and
         # the ML models give most of the fleet a small one, which made every round slow).
         interest = (
             np.asarray(snap.column("impacted"), dtype=bool)
-            | (np.nan_to_num(np.asarray(pred["risk_24h"], dtype=float)) > self.risk_threshold)
+            | (np.nan_to_num(np.asarray(pcols["risk_24h"], dtype=float)) > self.risk_threshold)
             | (np.asarray(nb["box_rxdrop_share"], dtype=float) > 0)
             | (snap.column("stable_min") < 4 * self.stable_minutes)
             | self._has_case(snap)
@@ -185,11 +183,24 @@ class PolicyBase:
         # The columns of status, predictions, neighbours and outages, in this order (a
         # later one of the same name wins).
         cols: dict = {c: snap.column(c)[rows] for c in st.columns if c not in skip}
-        cols.update(_sanitized({c: v[rows] for c, v in pred.items()}))
+        pred = {c: pcols.rows(c, rows) for c in preds.columns if c not in skip}
+        cols.update(_sanitized(pred))
         for part in (nb, outages):
             cols.update({c: v[rows] for c, v in part.items() if c not in skip})
         cols["outage_eligible"] = np.ones(len(rows), bool) if eligible is None else eligible[rows]
         return Rows(snap.onu_ids()[rows], cols)
+
+    @staticmethod
+    def _aligned(snap: Snapshot, pcols: FrameColumns) -> bool:
+        """Whether the predictions' rows are the status' ONUs in the status' order."""
+        ids = pcols.frame["onu_id"].array
+        fleet = snap.status.index.array
+        if len(ids) != len(fleet):
+            return False
+        same_kind = type(ids) is type(fleet) and ids.dtype == fleet.dtype
+        if same_kind and not fleet.isna().any() and ids.equals(fleet):
+            return True  # the same ids, compared without converting them to objects
+        return bool(np.array_equal(pcols["onu_id"], snap.onu_ids()))
 
     @staticmethod
     def _has_case(snap: Snapshot) -> np.ndarray:

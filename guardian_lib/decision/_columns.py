@@ -51,6 +51,20 @@ class FrameColumns(dict):
         self._source = source or {}
         self._exact = exact
 
+    def rows(self, name: str, rows: np.ndarray) -> np.ndarray:
+        """``self[name][rows]``, without reading a column not read yet whole: a string
+        column of a few thousand rows costs more to convert than the few rows a round
+        looks at (the same values: pandas converts each element the same way)."""
+        if name in self or self._from_source(name) is not None:
+            return self[name][rows]
+        return self.frame[name].iloc[rows].to_numpy()
+
+    def _from_source(self, name: str) -> np.ndarray | None:
+        src = self._source.get(name)
+        if isinstance(src, np.ndarray) and (self._exact or src.dtype.kind in _STORED_AS_GIVEN):
+            return src
+        return None
+
     def __missing__(self, name: str) -> np.ndarray:
         src = self._source.get(name)
         if isinstance(src, np.ndarray) and (self._exact or src.dtype.kind in _STORED_AS_GIVEN):

@@ -153,6 +153,12 @@ def _plain_paths(m: pytest.MonkeyPatch) -> None:
         },
     )  # fmt: skip
     m.setattr(base, "_seconds_from", _plain_seconds_from)
+    m.setattr(FrameColumns, "rows", lambda self, name, rows: self[name][rows])
+    m.setattr(
+        base.PolicyBase, "_aligned",
+        staticmethod(lambda snap, pcols: len(pcols["onu_id"]) == len(snap.status)
+                     and np.array_equal(pcols["onu_id"], snap.status.index.to_numpy(dtype=object))),
+    )  # fmt: skip
     empty = {
         "cases": lambda: pd.DataFrame(columns=[*base.CASE_COLUMNS, *base.OPTIONAL_CASE_COLUMNS],
                                       index=pd.Index([], name="onu_id")),
@@ -276,3 +282,32 @@ def test_the_documented_custom_policy_runs_on_rows():
     assert list(notes["subject"]) == ["ONU002"]  # once: the case remembers it
     assert notes["mins"].iat[0] == 30.0  # the first round with 30 min of outage
     assert {"open_case", "notify"} <= set(dec["action"])
+
+
+def test_a_few_rows_of_a_column_are_the_rows_of_the_whole_column():
+    ts = pd.Timestamp("2026-03-01", tz="UTC")
+    df = pd.DataFrame(
+        {
+            "s": np.array(["a", None, "c", "d"], dtype=object),  # inferred as strings
+            "o": pd.Series([{"k": 1}, None, "x", 2], dtype=object),
+            "t": [ts, pd.NaT, ts, ts],
+            "k": pd.Categorical(["LOS", "none", "LOS", "none"]),
+            "f": [1.0, np.nan, 3.0, 4.0],
+        }
+    )
+    cols = FrameColumns(df, {"f": df["f"].to_numpy()})
+    for rows in (np.array([3, 1]), np.array([], dtype=int), np.arange(4)):
+        for c in df.columns:
+            got, want = cols.rows(c, rows), df[c].to_numpy()[rows]
+            assert got.dtype == want.dtype, c
+            assert all(_same(a, b) for a, b in zip(got, want, strict=True)), c
+
+
+@pytest.mark.parametrize("ids", [["O1", "O2", "O3"], ["O1", "O3", "O2"], ["O1", None, "O3"]])
+def test_predictions_aligned_with_the_status_as_when_compared_as_objects(ids):
+    index = pd.Index(pd.array(["O1", None if None in ids else "O2", "O3"], dtype="str"))
+    snap = Snapshot(ts=pd.Timestamp("2026-03-01", tz="UTC"), status=pd.DataFrame(index=index))
+    preds = pd.DataFrame({"onu_id": pd.array(ids, dtype="str")})
+    pcols = FrameColumns(preds)
+    want = np.array_equal(pcols["onu_id"], index.to_numpy(dtype=object))
+    assert base.PolicyBase._aligned(snap, FrameColumns(preds)) == want
