@@ -57,7 +57,11 @@ class FrameColumns(dict):
         looks at (the same values: pandas converts each element the same way)."""
         if name in self or self._from_source(name) is not None:
             return self[name][rows]
-        return self.frame[name].iloc[rows].to_numpy()
+        col = self.frame[name]
+        if isinstance(col.dtype, np.dtype) and col.dtype.kind in _STORED_AS_GIVEN:
+            arr = self[name] = col.to_numpy()  # a view: nothing to convert
+            return arr[rows]
+        return col.iloc[rows].to_numpy()
 
     def _from_source(self, name: str) -> np.ndarray | None:
         src = self._source.get(name)
