@@ -18,6 +18,8 @@ from guardian_lib.decision import (
     make_autopilot,
 )
 from guardian_lib.decision._base import CASE_COLUMNS
+from guardian_lib.decision._types import CLASS_COLUMNS
+from guardian_lib.decision.costs import CostModel
 from guardian_lib.decision.expected_cost import cap_fixable_on_dying_gasp
 from guardian_lib.loop.tick import EventRow, Tick
 
@@ -298,6 +300,24 @@ def test_expected_cost_waits_on_a_dying_gasp_whatever_the_scorer_says(obs):
     scorer, pol = make_autopilot(scorer=ml_like_los)
     d = pol.decide(snapshot(obs2, ts, scorer=scorer, cases=case_frame("ONU020", T0)))
     assert "schedule_visit" in [x.action for x in d]
+
+
+def test_dying_gasp_cap_leaves_the_rule_scorer_alone(obs):
+    """The rule scorer's dying-gasp row is below the cap: its autopilot is unchanged."""
+    online = np.ones(obs.n, dtype=bool)
+    online[12] = False
+    observe(obs, 0)
+    ts = observe(obs, 5, online=online)
+    gasp = EventRow(ts, "ONU012", "onu", "DYING_GASP", "major")
+    obs.update(Tick(ts, {**obs.values, "online": obs.online}, (gasp,)))
+    ts = observe(obs, 60, online=online)
+    pred = snapshot(obs, ts).predictions
+    q = pred[list(CLASS_COLUMNS)].to_numpy(dtype=float)
+    dg = (pred["onu_id"] == "ONU012").to_numpy()
+    assert q[dg, CLASS_COLUMNS.index("p_customer_premises")][0] > 0.5
+    np.testing.assert_array_equal(
+        cap_fixable_on_dying_gasp(q, dg, CostModel().dying_gasp_fixable_share), q
+    )
 
 
 def test_dying_gasp_cap_leaves_other_rows_and_calibrated_scorers_alone():
