@@ -34,7 +34,7 @@ GUARDIAN = Path(sys.executable).with_name("guardian")
 WAIT_S = 240.0
 
 
-def _guardian(*args: str, timeout: float = 90, **kw) -> subprocess.CompletedProcess:
+def _guardian(*args: str, timeout: float = WAIT_S, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([str(GUARDIAN), *args], capture_output=True, text=True,
                           timeout=timeout, **kw)  # fmt: skip
 
