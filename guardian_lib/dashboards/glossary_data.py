@@ -86,6 +86,16 @@ METRICS: dict[str, Metric] = {
         "Total cost of operation (visits, calls, SLA credits, actions, churn risk)",
         "Custo total da operação (visitas, ligações, créditos de SLA, ações, risco de churn)",
     ),
+    "deferred_repairs": _M(
+        "count",
+        "Faults only a visit ends, still unrepaired at the end of the run",
+        "Falhas que só uma visita resolve, ainda sem reparo no fim da execução",
+    ),
+    "deferred_repairs_brl": _M(
+        "brl",
+        "Visits owed for the faults left unrepaired at the end",
+        "Visitas devidas pelas falhas sem reparo no fim",
+    ),
     "churn_cost_brl": _M(
         "brl",
         "Churn risk of the hours customers were down or degraded",
