@@ -18,7 +18,12 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
 * a hang whose reboot failed → a visit only if the hang would otherwise outlast it.
 
 It is an upper bound on what any policy that only observes can do; the share of the
-rules → oracle gap that the autopilot closes is measured against it.
+rules → oracle gap that the autopilot closes is measured against it. It prices outage and
+degraded time with the cost model's rates (SLA credit, calls and churn risk), the same
+definition as the backtest's ``total_cost_brl``, which also books one visit for every
+fault that only a visit ends still unrepaired at the end of the run
+(:func:`simulator.backtest.deferred_repairs`): a visit the oracle orders late in the run,
+to a fault that would hurt only after it, costs it no more than leaving the fault does.
 """
 
 from __future__ import annotations
