@@ -129,7 +129,7 @@ class OraclePolicy(PolicyBase):
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
-    version: str = "4"
+    version: str = "5"
 
     def frame(self, snap: Snapshot) -> pd.DataFrame:
         """:meth:`PolicyBase.frame`, with each massive fault's members scoped by the truth.
@@ -264,7 +264,11 @@ class OraclePolicy(PolicyBase):
         One change every ``wifi_retry_min``; the oracle knows which change will end the
         episode. Changes are made only if that one comes before the episode ends by
         itself; a visit (next regular slot; cancelled at no cost if the episode ends
-        first) only when it ends the degraded service for less than the changes.
+        first) only when it ends the degraded service for less than the changes. A visit
+        ends the interference for good, a change only this episode: the episodes that
+        would follow (:meth:`_recurrences`) count for the visit, each at what handling it
+        remotely would cost (changes from its start until the one that works, or its
+        whole degraded time).
         """
         c = self.costs
         deg_rate = float(impact_cost_rate_brl_per_h(False, True, c))
@@ -278,11 +282,28 @@ class OraclePolicy(PolicyBase):
         if fixed_h < left_h:
             remote += n * c.wifi_change_cost_brl
         visit = c.cost_per_visit_brl + deg_rate * min(left_h, c.visit_delay_h)
+        for nxt in self._recurrences(wifi):
+            dur_h = (nxt.duration_s or 0.0) / 3600.0
+            m = self.sim.attempts_until_fix(nxt, "wifi_profile", p_fix)
+            fix_h = np.inf if m is None else (m - 1) * retry_h
+            remote += deg_rate * min(dur_h, fix_h)
+            remote += m * c.wifi_change_cost_brl if fix_h < dur_h else 0.0
         if not has_visit and visit < remote:
             return "schedule_visit", "normal"
         if first_h == 0.0 and fixed_h < left_h:
             return "change_wifi_profile", "high"
         return None, "high"
+
+    def _recurrences(self, wifi) -> list:
+        """The Wi-Fi episodes drawn to follow ``wifi`` (truth: a visit now prevents them)."""
+        if getattr(self, "_next_wifi", None) is None:
+            self._next_wifi = {f.params["follows"]: f for f in self.sim.faults
+                               if f.kind == "wifi_interference" and "follows" in f.params}  # fmt: skip
+        out, nxt = [], self._next_wifi.get(wifi.fault_id)
+        while nxt is not None:
+            out.append(nxt)
+            nxt = self._next_wifi.get(nxt.fault_id)
+        return out
 
     @staticmethod
     def _hurts_in_h(fault, now_s: float) -> float:
