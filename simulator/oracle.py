@@ -11,8 +11,8 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
   it forward, that problem gets its own cheapest action;
 * Wi-Fi interference → remote profile changes first (one every ``wifi_retry_min``,
   each ending the episode with the scenario's probability), a visit only when it is
-  cheaper in expectation than trying remotely until a change works (technician's delay
-  included);
+  cheaper than trying remotely until a change works (technician's delay included; the
+  episodes drawn to follow count for the visit, which ends the interference for good);
 * a power cut at the customer's, a massive outage, an upstream failure, an unexplained
   blip → never a visit (they end by themselves or by a crew);
 * a hang whose reboot failed → a visit only if the hang would otherwise outlast it.
