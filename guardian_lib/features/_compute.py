@@ -8,6 +8,7 @@ under the same street box, PON, OLT and H3 geo cell; customer history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import h3
@@ -38,6 +39,7 @@ __all__ = [
     "hours_to_critical",
     "group_index",
     "RX_DROP_DB",
+    "LOST_LOSS_PCT",
 ]
 
 NEIGHBOUR_LEVELS = ("box", "pon", "olt", "geo")
@@ -46,6 +48,8 @@ H3_RESOLUTION = 8
 #: Fall of an ONU's 1 h mean RX below its 7-day mean that counts as an optical drop
 #: (a box fault's step is 4-9 dB; the reading noise is a few tenths). [dB]
 RX_DROP_DB = 3.0
+#: Packet loss at or above which an online ONU has lost all traffic (PPPoE down). [%]
+LOST_LOSS_PCT = 99.9
 _EVENTS_1H_24H = ("LOS", "DYING_GASP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX", "DHCP_FAIL")
 
 FEATURE_COLUMNS: tuple[str, ...] = (
@@ -181,7 +185,14 @@ class _Windows(NamedTuple):
 
 
 class _Status(NamedTuple):
-    """Status series on the slice ``[lo, hi)`` of the cube; ``r`` are the rows in it."""
+    """Status series on the slice ``[lo, hi)`` of the cube; ``r`` are the rows in it.
+
+    ``present``, ``online``, ``offline`` and ``pppoe_down`` are (slice × ONU) matrices of
+    the ONUs ``cols`` only, or of every ONU when ``cols`` is None. An ONU left out
+    reported nothing but "online" in the slice and never lost all traffic: it is not
+    offline and its session is not down at any tick of the slice. The ``*_at`` methods
+    give every ONU's value at slice rows.
+    """
 
     r: np.ndarray
     s: dict[str, np.ndarray]
@@ -189,6 +200,29 @@ class _Status(NamedTuple):
     online: np.ndarray
     offline: np.ndarray
     pppoe_down: np.ndarray
+    #: Columns of the fleet the matrices hold (None: all).
+    cols: np.ndarray | None = None
+    #: Carried online status of every ONU at the rows ``r`` (1, 0 or NaN).
+    online_r: np.ndarray | None = None
+    #: Whether each ONU's carried status is known at some tick of the day ending at each
+    #: row ``r`` (with ``cols`` only; None: read from ``online``).
+    known_24h: np.ndarray | None = None
+
+    def _full(self, part: np.ndarray, fill: float | bool) -> np.ndarray:
+        """``part`` (rows × ``cols``) as rows × every ONU, ``fill`` elsewhere."""
+        if self.cols is None:
+            return part
+        out = np.full((part.shape[0], len(self.online_r[0])), fill, dtype=part.dtype)
+        out[:, self.cols] = part
+        return out
+
+    def offline_at(self, k: np.ndarray) -> np.ndarray:
+        """Offline (carried) at slice rows ``k``, every ONU (bool)."""
+        return self._full(self.offline[k], False)
+
+    def pppoe_down_at(self, k: np.ndarray) -> np.ndarray:
+        """Online without a session at slice rows ``k``, every ONU (bool)."""
+        return self._full(self.pppoe_down[k], False)
 
 
 def _windows(tick_s: float) -> _Windows:
@@ -204,6 +238,9 @@ def _status(cube: Cube, rows: np.ndarray, w24: int) -> _Status:
     lo = max(int(rows.min()) - w24 - 13, 0)
     hi = int(rows.max()) + 1
     s = {c: m[lo:hi] for c, m in cube.values.items()}
+    marks = cube.status_marks
+    if marks and len(rows) == 1 and int(rows[0]) == cube.n_ticks - 1:
+        return _status_marked(s, rows - lo, lo, w24, marks)
     present = ~np.isnan(s["online"])
     # Status: carry the last report over gaps. An offline ONU sends nothing, so a gap
     # after an offline report means still offline (up to a day); a gap after an online
@@ -213,11 +250,44 @@ def _status(cube: Cube, rows: np.ndarray, w24: int) -> _Status:
     # PPPoE down (online, all traffic lost): only an ONU that reported such a loss in the
     # slice can be (the carried loss is its own readings), so the others skip the fill.
     loss = s["loss_pct"]
-    lost = np.flatnonzero((loss >= 99.9).any(axis=0))
+    lost = np.flatnonzero((loss >= LOST_LOSS_PCT).any(axis=0))
     pppoe_down = np.zeros(loss.shape, dtype=bool)
     if len(lost):
-        pppoe_down[:, lost] = (online[:, lost] == 1) & (ffill(loss[:, lost], limit=1) >= 99.9)
-    return _Status(rows - lo, s, present, online, offline, pppoe_down)
+        pppoe_down[:, lost] = (online[:, lost] == 1) & (
+            ffill(loss[:, lost], limit=1) >= LOST_LOSS_PCT
+        )
+    r = rows - lo
+    return _Status(r, s, present, online, offline, pppoe_down, online_r=online[r])
+
+
+def _status_marked(
+    s: dict[str, np.ndarray], r: np.ndarray, lo: int, w24: int, marks: Mapping[str, np.ndarray]
+) -> _Status:
+    """:func:`_status` at the newest tick, from the status marks of a rolling window.
+
+    Only the ONUs that reported offline or lost all traffic within the slice (their
+    marks at or after ``lo``) get the carried series, computed as :func:`_status` does
+    on their columns (every formula there works column by column). The others reported
+    "online" whenever they reported: their carried status is online at every tick that
+    has a report at most ``w24`` ticks back within the slice, and unknown (NaN) at the
+    others. So at the row it is known exactly when their last report is at most ``w24``
+    ticks old, and at some tick of the day ending at the row exactly when their last
+    report is at most ``2 w24 - 1`` ticks old (both within the slice). This holds for
+    every ONU, which is how ``known_24h`` is set.
+    """
+    row = int(r[0])
+    cols = np.flatnonzero((marks["offline"] >= lo) | (marks["lost"] >= lo))
+    online_raw = s["online"][:, cols]
+    present = ~np.isnan(online_raw)
+    online = ffill(online_raw, limit=w24)
+    offline = online == 0
+    loss = s["loss_pct"][:, cols]
+    pppoe_down = (online == 1) & (ffill(loss, limit=1) >= LOST_LOSS_PCT)
+    reported = marks["reported"] - lo  # slice tick of each ONU's last report
+    online_r = np.where(reported >= max(row - w24, 0), 1.0, np.nan)[None, :]
+    online_r[:, cols] = online[r]
+    known = (reported >= max(row - 2 * w24 + 1, 0))[None, :]
+    return _Status(r, s, present, online, offline, pppoe_down, cols, online_r, known)
 
 
 def _status_features(cube: Cube, st: _Status, w: _Windows) -> dict[str, np.ndarray]:
@@ -229,20 +299,31 @@ def _status_features(cube: Cube, st: _Status, w: _Windows) -> dict[str, np.ndarr
         return np.minimum(run_length_at(flag, r, cap=w24), w24) * cube.tick_s / 60
 
     f: dict[str, np.ndarray] = {}
-    f["online"] = np.where(np.isnan(st.online[r]), 1.0, st.online[r])
-    f["stale_min"] = run_min(~st.present)
-    f["offline_for_min"] = run_min(st.offline)
-    f["pppoe_down"] = st.pppoe_down[r].astype(float)
-    f["pppoe_down_for_min"] = run_min(st.pppoe_down)
+    f["online"] = np.where(np.isnan(st.online_r), 1.0, st.online_r)
+    if st.cols is None:
+        f["stale_min"] = run_min(~st.present)
+    else:  # only the ONUs without a report at the row have a stale run (per column)
+        stale = np.zeros((len(r), st.online_r.shape[1]))
+        (gone,) = np.nonzero(np.isnan(st.s["online"][r[0]]))
+        if len(gone):
+            stale[:, gone] = run_min(np.isnan(st.s["online"][:, gone]))
+        f["stale_min"] = stale
+    f["offline_for_min"] = st._full(run_min(st.offline), 0.0)
+    f["pppoe_down"] = st.pppoe_down_at(r).astype(float)
+    f["pppoe_down_for_min"] = st._full(run_min(st.pppoe_down), 0.0)
     f["uptime_h"] = np.minimum(ffill_at(st.s["uptime_s"], 12, r), 30 * 86400) / 3600
     # Flaps and offline ticks are counts: only the ONUs that reported offline in the slice
     # (few of a fleet) can have any, and integer sums are the same on any set of columns.
     # The others have none: 0 flaps, and an offline share of 0 where their carried status
     # is known at some tick of the day (NaN where it is not).
-    n_rows, n_onus = len(r), st.online.shape[1]
-    flapped = np.flatnonzero((st.s["online"] == 0).any(axis=0))
+    n_rows, n_onus = len(r), st.online_r.shape[1]
+    raw = st.s["online"] if st.cols is None else st.s["online"][:, st.cols]
+    flapped = np.flatnonzero((raw == 0).any(axis=0))  # columns of st.online
+    fleet_cols = flapped if st.cols is None else st.cols[flapped]
     f["flaps_1h"], f["flaps_24h"] = np.zeros((n_rows, n_onus)), np.zeros((n_rows, n_onus))
-    if n_rows <= 4:  # online: one row, one pass over its day
+    if st.known_24h is not None:
+        known = st.known_24h
+    elif n_rows <= 4:  # online: one row, one pass over its day
         known = np.stack(
             [~np.isnan(st.online[max(row - w24 + 1, 0) : row + 1]).all(axis=0) for row in r]
         )
@@ -254,9 +335,9 @@ def _status_features(cube: Cube, st: _Status, w: _Windows) -> dict[str, np.ndarr
         on = np.where(np.isnan(online), 1.0, online)
         drops = np.zeros_like(on)
         drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
-        f["flaps_1h"][:, flapped] = window_sum(drops, w.w1h, r)[0]
-        f["flaps_24h"][:, flapped] = window_sum(drops, w24, r)[0]
-        f["offline_share_24h"][:, flapped] = window_mean(
+        f["flaps_1h"][:, fleet_cols] = window_sum(drops, w.w1h, r)[0]
+        f["flaps_24h"][:, fleet_cols] = window_sum(drops, w24, r)[0]
+        f["offline_share_24h"][:, fleet_cols] = window_mean(
             np.where(np.isnan(online), np.nan, st.offline[:, flapped]), w24, r
         )
     return f
@@ -336,8 +417,14 @@ def _history_features(
     # on its own history only (the same for one online row as in a batch).
     lo, hi = max(int(rows.min()) - w7d - w.w24, 0), int(rows.max()) + 1
     seg = v["online"][lo:hi]
-    # Only an ONU that reported offline in the slice can have flapped (few of a fleet).
-    flapped = np.flatnonzero((seg == 0).any(axis=0))
+    # Only an ONU that reported offline in the slice can have flapped (few of a fleet);
+    # a rolling window marks them as the ticks arrive (the formula gives 0 flaps to an
+    # ONU it marked for another report than online or offline).
+    marks = cube.status_marks
+    if marks and len(rows) == 1 and int(rows[0]) == cube.n_ticks - 1:
+        flapped = np.flatnonzero(marks["offline"] >= lo)
+    else:
+        flapped = np.flatnonzero((seg == 0).any(axis=0))
     f["flaps_6h"], f["flaps_7d"] = np.zeros((len(rows), N)), np.zeros((len(rows), N))
     if len(flapped):
         online = ffill(seg[:, flapped], limit=w.w24)
@@ -407,12 +494,11 @@ def _neighbour_features(
 ) -> dict[str, np.ndarray]:
     """Shares of offline / degraded neighbours and recent LOS / dying gasps per level."""
     N, r, s = cube.n_onus, st.r, st.s
-    off_rows = st.offline[r]
-    back = np.maximum(r - w.w15, 0)
-    new_off = off_rows & ~st.offline[back]
-    ppp_rows = st.pppoe_down[r]
+    off_rows = st.offline_at(r)
+    new_off = off_rows & ~st.offline_at(np.maximum(r - w.w15, 0))
+    ppp_rows = st.pppoe_down_at(r)
     # Degraded service, needed only at the requested rows.
-    deg_rows = (st.online[r] == 1) & (
+    deg_rows = (st.online_r == 1) & (
         (ffill_at(s["rx_dbm"], 6, r) < RX_CRITICAL_DBM)
         | (ffill_at(s["loss_pct"], 1, r) > 2)
         | (ffill_at(s["latency_ms"], 1, r) > 80)
@@ -475,10 +561,17 @@ def _share_down_together(
     """
     down = offline & np.isfinite(down_tick)
     out = np.zeros(down_tick.shape, dtype=np.float64)
+    # Only the groups with a dark ONU (a handful of a fleet's boxes and PONs): their
+    # members, in fleet order, are a range of the group-sorted ONUs.
+    hit = np.unique(group[np.flatnonzero(down.any(axis=0))])
+    if len(hit) == 0:
+        return out
     order = np.argsort(group, kind="stable")
-    bounds = np.flatnonzero(np.diff(group[order])) + 1
-    for members in np.split(order, bounds):
-        if len(members) < 2 or not down[:, members].any():
+    starts = np.searchsorted(group[order], hit, "left")
+    ends = np.searchsorted(group[order], hit, "right")
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        members = order[a:b]
+        if len(members) < 2:
             continue
         d = np.where(down[:, members], down_tick[:, members], np.nan)
         # Pairs within the group, a bounded number of rows at a time (a PON of 128).
@@ -556,17 +649,19 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
         f[f"{level}_share_rx_drop"], _ = _neighbour_share(rx_drop, g)
         f[f"{level}_share_down_together"] = _share_down_together(
-            last_down, st.offline[st.r], g, w.w15
+            last_down, st.offline_at(st.r), g, w.w15
         )
     ids = cube.onus["onu_id"].astype(str)
-    out = {
-        "ts": cube.tick_times(rows).repeat(N),
-        # One row per ONU (online): the string column as it is, not inferred again.
-        "onu_id": ids.array if len(rows) == 1 else np.tile(ids.to_numpy(), len(rows)),
-    }
-    for c in FEATURE_COLUMNS:
-        out[c] = np.asarray(f[c], dtype=np.float32).reshape(-1)
-    return pd.DataFrame(out)
+    # The features as one float32 block (a frame built from ~100 separate columns costs
+    # pandas ~1 ms per call to check and stack them), ts and onu_id in front.
+    block = np.empty((len(FEATURE_COLUMNS), len(rows) * N), dtype=np.float32)
+    for i, c in enumerate(FEATURE_COLUMNS):
+        block[i] = np.asarray(f[c]).reshape(-1)  # cast to float32 on assignment
+    out = pd.DataFrame(block.T, columns=list(FEATURE_COLUMNS))
+    # One row per ONU (online): the string column as it is, not inferred again.
+    out.insert(0, "onu_id", ids.array if len(rows) == 1 else np.tile(ids.to_numpy(), len(rows)))
+    out.insert(0, "ts", cube.tick_times(rows).repeat(N))
+    return out
 
 
 def symptomatic(features: pd.DataFrame) -> np.ndarray:

@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from guardian_lib.features._compute import NEIGHBOUR_LEVELS, compute_features, group_index
+from guardian_lib.features._compute import (
+    LOST_LOSS_PCT,
+    NEIGHBOUR_LEVELS,
+    compute_features,
+    group_index,
+)
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +29,23 @@ _REBASE_CHUNK = 32
 #: Storage type of the window: readings have at most 4-5 significant digits (dBm to
 #: 0.01, latency to 0.1 ms), far within float32's 7; sums are kept in float64. [-]
 BUFFER_DTYPE = np.float32
+#: Status mark of an ONU without such a tick: far before any window. [ticks]
+_NO_MARK = -(2**40)
+
+
+#: Kinds of :attr:`Cube.status_marks` (see :func:`_mark_flags`).
+_MARK_KINDS = ("reported", "offline", "lost")
+
+
+def _mark_flags(online: np.ndarray, loss_pct: np.ndarray) -> dict[str, np.ndarray]:
+    """Per tick and ONU: reported at all, reported anything but online (1: an offline
+    report), lost all traffic (bool)."""
+    reported = ~np.isnan(online)
+    return {
+        "reported": reported,
+        "offline": reported & (online != 1),
+        "lost": loss_pct >= LOST_LOSS_PCT,
+    }
 
 
 def _masked(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +184,10 @@ class RollingCube:
         self._index = pd.Index(self.onus["onu_id"].astype(str))
         self._sums: dict[tuple[str, int], _WindowSums] = {}
         self._groups: dict[str, np.ndarray] | None = None
+        # Last tick (absolute) at which each ONU reported, reported offline and lost all
+        # traffic: the status features of a round look at the ONUs marked within their
+        # slice only (Cube.status_marks).
+        self._marks = {k: np.full(n, _NO_MARK, dtype=np.int64) for k in _MARK_KINDS}
         self.orders = pd.DataFrame(columns=["onu", "opened_tick", "closed_tick", "completed"])
 
     @property
@@ -231,6 +257,11 @@ class RollingCube:
             buf[self._pos] = np.nan if row is None else np.asarray(row, dtype=float)
         self._pos += 1
         self._update_sums(tick)
+        for kind, hit in _mark_flags(
+            self._buf["online"][self._pos - 1 : self._pos],
+            self._buf["loss_pct"][self._pos - 1 : self._pos],
+        ).items():
+            self._marks[kind][hit[0]] = tick
         if events is not None and len(events):
             ev = events[events["type"].isin(EVENT_FEATURE_TYPES)]
             idx = self._index.get_indexer(ev["onu_id"].astype(str).to_numpy())
@@ -312,6 +343,10 @@ class RollingCube:
         self._t0_us = state["t0_us"]
         self._events = list(state["events"])
         self._sums = {}
+        # Marks from the restored window (the last tick of each kind held, if any).
+        for kind, hit in _mark_flags(self._buf["online"][:k], self._buf["loss_pct"][:k]).items():
+            last = k - 1 - np.argmax(hit[::-1], axis=0)
+            self._marks[kind] = np.where(hit.any(axis=0), self._first_tick + last, _NO_MARK)
         self.orders = state["orders"].copy()
 
     def cube(self) -> Cube:
@@ -350,6 +385,7 @@ class RollingCube:
             orders=self.orders,
             running={m: _RunningView(self, m, self._newest) for m in self._buf},
             groups=self._groups,
+            status_marks={k: v - start_tick for k, v in self._marks.items()},
         )
 
     def latest_features(self) -> pd.DataFrame:
