@@ -8,11 +8,14 @@ code had it) and compares bit for bit, on random windows with gaps, offline runs
 flaps.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import guardian_lib.features._compute as compute
+from guardian_lib.features import MEASURES, RollingCube, compute_features
 from guardian_lib.features._cube import Cube
 from guardian_lib.features._windows import ffill, run_length, run_length_at, window_mean, window_sum
 
@@ -97,3 +100,96 @@ def test_stacked_neighbour_shares_equal_one_call_per_flag(rng):
         alone, alone_size = compute._neighbour_share(flag, group)
         np.testing.assert_array_equal(stacked[2 * k : 2 * k + 2], alone)
         np.testing.assert_array_equal(size[:2], alone_size)
+
+
+def _fleet(n_onus: int) -> pd.DataFrame:
+    """An inventory of ``n_onus`` ONUs in boxes of 4 and PONs of 16."""
+    i = np.arange(n_onus)
+    return pd.DataFrame(
+        {
+            "onu_id": [f"o{k:03d}" for k in i],
+            "pon_id": [f"olt{k // 64}/0/{k // 16}" for k in i],
+            "splitter_id": [f"box{k // 4}" for k in i],
+            "olt_id": [f"olt{k // 64}" for k in i],
+            "lat": -23.5 + (i // 8) * 0.01,
+            "lon": -46.6 + (i % 8) * 0.01,
+            "distance_m": 1000.0 + i,
+        }
+    )
+
+
+def _random_tick(rng, online: np.ndarray, lossy: np.ndarray) -> dict[str, np.ndarray]:
+    """One tick's readings for the given online status (NaN: nothing reported)."""
+    n = len(online)
+    on = online == 1
+    values = {m: np.where(on, rng.normal(-20, 1, n), np.nan) for m in MEASURES}
+    values["online"] = online
+    values["uptime_s"] = np.where(np.isnan(online), np.nan, 3600.0)
+    values["loss_pct"] = np.where(on, np.where(lossy & (rng.random(n) < 0.3), 100.0, 0.5), np.nan)
+    return values
+
+
+def _assert_same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Equal frames, bit for bit (NaN where NaN), naming the columns that differ."""
+    assert list(got.columns) == list(want.columns) and (got.dtypes == want.dtypes).all()
+    differ = [c for c in got.columns if not got[c].equals(want[c])]
+    assert not differ, f"columns differ: {differ}"
+
+
+@pytest.mark.parametrize(("tick_s", "window", "n_ticks"), [(300, 300, 420), (7200, 40, 120)])
+def test_status_from_marks_equals_the_slice_computation(rng, tick_s, window, n_ticks):
+    # A rolling window marks the ONUs that reported offline or lost their session; the
+    # newest tick's status features look at those only. Against the plain computation
+    # over every ONU of the slice (the same cube without marks), bit for bit, on a fleet
+    # with offline runs, flaps, lost sessions, missed polls and silences longer than the
+    # carry (also across the slice's first tick), after the buffer has shifted; also
+    # once restored from a saved state, and with a 2-hour tick (a day of 12 ticks).
+    n = 96
+    rc = RollingCube(_fleet(n), tick_s=tick_s, window_ticks=window)
+    w = compute._windows(tick_s)
+    status = np.ones(n)
+    flappy = np.arange(n) % 3 == 0  # a third flaps, a third loses sessions, a third not
+    lossy = (np.arange(n) % 3 == 1) & (rng.random(n) < 0.5)
+    quiet = np.arange(n) % 3 == 2
+    phase = np.arange(n) * 7
+    t0 = pd.Timestamp("2026-01-05", tz="UTC")
+    checked = 0
+    for k in range(n_ticks):
+        flip = flappy & (rng.random(n) < 0.03)
+        status = np.where(flip, 1.0 - status, status)  # offline runs and flaps
+        online = status.copy()
+        online[rng.random(n) < 0.05] = np.nan  # missed polls
+        online[(online == 0) & (rng.random(n) < 0.6)] = np.nan  # offline sends nothing
+        # Silences longer than the carry on ONUs that never report offline, each in its
+        # own phase, so that some end or last at every offset from the carry's limits.
+        period = 2 * w.w24 + 2
+        silent = quiet & ((k + phase) // period % 2 == 1)
+        online[silent] = np.nan
+        went = np.flatnonzero(flip & (status == 0))
+        events = pd.DataFrame(
+            {"onu_id": [f"o{j:03d}" for j in went], "type": np.where(went % 2, "LOS", "DYING_GASP")}
+        )
+        rc._append(t0 + pd.Timedelta(seconds=k * tick_s), _random_tick(rng, online, lossy), events)
+        if k % 11 == 0 or k == n_ticks - 1:
+            cube = rc.cube()
+            rows = np.array([cube.n_ticks - 1])
+            st = compute._status(cube, rows, w.w24)
+            assert st.cols is not None and 0 < len(st.cols) < n
+            plain = replace(cube, status_marks={})
+            full = compute._status(plain, rows, w.w24)
+            assert full.cols is None
+            np.testing.assert_array_equal(st.online_r, full.online[full.r])
+            back = np.maximum(st.r - w.w15, 0)
+            for k_rows in (st.r, back):
+                np.testing.assert_array_equal(st.offline_at(k_rows), full.offline[k_rows])
+                np.testing.assert_array_equal(st.pppoe_down_at(k_rows), full.pppoe_down[k_rows])
+            _assert_same(compute_features(cube, rows), compute_features(plain, rows))
+            checked += 1
+    assert checked > 10 and rc._first_tick > 0  # the buffer has shifted
+    restored = RollingCube(_fleet(n), tick_s=tick_s, window_ticks=window)
+    restored.load_state_dict(rc.state_dict())
+    cube = restored.cube()
+    rows = np.array([cube.n_ticks - 1])
+    _assert_same(
+        compute_features(cube, rows), compute_features(replace(cube, status_marks={}), rows)
+    )
