@@ -99,6 +99,10 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: The feature columns as an index (a frame's columns from a list are inferred anew).
+_FEATURE_INDEX = pd.Index(FEATURE_COLUMNS)
+
+
 def hours_to_critical(
     rx_dbm: np.ndarray, slope_db_per_h: np.ndarray, horizon_h: float = 720.0
 ) -> np.ndarray:
@@ -657,7 +661,7 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     block = np.empty((len(FEATURE_COLUMNS), len(rows) * N), dtype=np.float32)
     for i, c in enumerate(FEATURE_COLUMNS):
         block[i] = np.asarray(f[c]).reshape(-1)  # cast to float32 on assignment
-    out = pd.DataFrame(block.T, columns=list(FEATURE_COLUMNS))
+    out = pd.DataFrame(block.T, columns=_FEATURE_INDEX, copy=False)  # a view of the block
     # One row per ONU (online): the string column as it is, not inferred again.
     out.insert(0, "onu_id", ids.array if len(rows) == 1 else np.tile(ids.to_numpy(), len(rows)))
     out.insert(0, "ts", cube.tick_times(rows).repeat(N))

@@ -17,7 +17,16 @@ import pytest
 import guardian_lib.features._compute as compute
 from guardian_lib.features import MEASURES, RollingCube, compute_features
 from guardian_lib.features._cube import Cube
-from guardian_lib.features._windows import ffill, run_length, run_length_at, window_mean, window_sum
+from guardian_lib.features._windows import (
+    event_counts,
+    ffill,
+    ffill_at,
+    last_valid_at,
+    run_length,
+    run_length_at,
+    window_mean,
+    window_sum,
+)
 
 
 def _status_window(rng, n_ticks: int, n_onus: int) -> dict[str, np.ndarray]:
@@ -193,3 +202,34 @@ def test_status_from_marks_equals_the_slice_computation(rng, tick_s, window, n_t
     _assert_same(
         compute_features(cube, rows), compute_features(replace(cube, status_marks={}), rows)
     )
+
+
+def test_one_row_lookbacks_and_counts_equal_the_many_row_paths(rng):
+    # Online scoring asks for one row: ffill_at and last_valid_at read the columns
+    # missing at the row as one block, event_counts counts the row's events directly.
+    x = rng.normal(size=(300, 80)).astype(np.float32)
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[100:260, :8] = np.nan  # gaps longer than the look-back
+    x[:, 8] = np.nan  # never valid
+    many = np.arange(0, 300, 1)  # more rows than the one-row paths take
+    for limit in (1, 6, 12, 200):
+        carried = ffill(x, limit)
+        assert np.isnan(carried[250, :8]).all() or limit == 200
+        for row in (0, 3, 150, 250, 299):
+            one = np.array([row])
+            np.testing.assert_array_equal(ffill_at(x, limit, one), carried[one])
+            np.testing.assert_array_equal(last_valid_at(x, one, limit), carried[one])
+            assert ffill_at(x, limit, one).dtype == np.float32
+        np.testing.assert_array_equal(ffill_at(x, limit, many), carried[many])
+        np.testing.assert_array_equal(last_valid_at(x, many, limit), carried[many])
+    onu, tick = rng.integers(0, 80, 500), rng.integers(0, 300, 500)
+    for w in (1, 12, 288):
+        want = event_counts(onu, tick, 80, many, w)
+        assert want.max() > 0
+        for row in (0, 11, 200, 299):
+            np.testing.assert_array_equal(
+                event_counts(onu, tick, 80, np.array([row]), w), want[[row]]
+            )
+        np.testing.assert_array_equal(
+            event_counts(onu, tick, 80, np.array([5, 299]), w), want[[5, 299]]
+        )
