@@ -633,7 +633,7 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     sig = _signal_features(cube, st, rows, w)
     week_means = {"tx_dbm": sig["_tx_dbm_7d"], "rx_dbm": sig["rx_base_7d"]}
     week_means["olt_rx_dbm"] = sig["_olt_rx_dbm_7d"]
-    by_type = _events_by_type(cube.events)
+    by_type = cube.events_by_type or _events_by_type(cube.events)
     f = {
         **sig,
         **_status_features(cube, st, w),

@@ -60,6 +60,9 @@ class Cube:
         (``lost``, loss ≥ 99.9 %), kept tick by tick. The status features of the newest
         tick then look at the ONUs whose status was not plainly online only (empty:
         every ONU is looked at).
+    events_by_type : mapping of str → (ndarray, ndarray)
+        ``events`` per type as (ONU rows, ticks) in event order, when kept as the
+        events arrive (empty: selected from ``events`` on each call).
     """
 
     onus: pd.DataFrame
@@ -72,6 +75,7 @@ class Cube:
     running: Mapping[str, RunningSums] = field(default_factory=dict)
     groups: Mapping[str, np.ndarray] = field(default_factory=dict)
     status_marks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    events_by_type: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def n_ticks(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -181,6 +182,9 @@ class RollingCube:
         self._first_tick = 0  # absolute tick index of buffer row 0
         self._t0_us: int | None = None
         self._events: list[tuple[int, int, str]] = []
+        # The same events per type (ticks, ONU rows), in event order: a round's counts
+        # read them as arrays without selecting types from the frame.
+        self._by_type: dict[str, tuple[list[int], list[int]]] = {}
         self._index = pd.Index(self.onus["onu_id"].astype(str))
         self._sums: dict[tuple[str, int], _WindowSums] = {}
         self._groups: dict[str, np.ndarray] | None = None
@@ -189,6 +193,10 @@ class RollingCube:
         # slice only (Cube.status_marks).
         self._marks = {k: np.full(n, _NO_MARK, dtype=np.int64) for k in _MARK_KINDS}
         self.orders = pd.DataFrame(columns=["onu", "opened_tick", "closed_tick", "completed"])
+        # Online scoring receives no OLT alarms: one empty frame for every cube view.
+        self._no_alarms = pd.DataFrame(
+            {"olt_id": pd.Series(dtype=object), "tick": pd.Series(dtype=int)}
+        )
 
     @property
     def n_ticks(self) -> int:
@@ -265,12 +273,18 @@ class RollingCube:
         if events is not None and len(events):
             ev = events[events["type"].isin(EVENT_FEATURE_TYPES)]
             idx = self._index.get_indexer(ev["onu_id"].astype(str).to_numpy())
-            self._events += [
-                (tick, int(i), str(t)) for i, t in zip(idx, ev["type"], strict=True) if i >= 0
-            ]
+            new = [(tick, int(i), str(t)) for i, t in zip(idx, ev["type"], strict=True) if i >= 0]
+            self._events += new
+            for _, i, t in new:
+                ticks, onus = self._by_type.setdefault(t, ([], []))
+                ticks.append(tick)
+                onus.append(i)
         oldest = self._first_tick + self._pos - self.window_ticks - 1
         if self._events and self._events[0][0] < oldest:
             self._events = [e for e in self._events if e[0] >= oldest]
+            for ticks, onus in self._by_type.values():
+                gone = bisect.bisect_left(ticks, oldest)
+                del ticks[:gone], onus[:gone]
 
     def _compact(self) -> None:
         """Move the newest ``window_ticks`` rows to the front of the buffer."""
@@ -342,6 +356,11 @@ class RollingCube:
         self._first_tick = int(state["first_tick"]) + len(next(iter(state["values"].values()))) - k
         self._t0_us = state["t0_us"]
         self._events = list(state["events"])
+        self._by_type = {}
+        for tick, i, t in self._events:
+            ticks, onus = self._by_type.setdefault(t, ([], []))
+            ticks.append(tick)
+            onus.append(i)
         self._sums = {}
         # Marks from the restored window (the last tick of each kind held, if any).
         for kind, hit in _mark_flags(self._buf["online"][:k], self._buf["loss_pct"][:k]).items():
@@ -371,6 +390,12 @@ class RollingCube:
             )
         else:
             ev = pd.DataFrame(columns=["onu", "tick", "type"])
+        by_type = {}
+        for etype, (ticks, onus) in self._by_type.items():
+            rel = np.array(ticks, dtype=np.int64) - start_tick
+            keep = rel >= 0
+            if keep.any():
+                by_type[etype] = (np.array(onus, dtype=np.int64)[keep], rel[keep])
         if self._groups is None:
             self._groups = {lvl: group_index(self.onus, lvl) for lvl in NEIGHBOUR_LEVELS}
         return Cube(
@@ -379,13 +404,12 @@ class RollingCube:
             tick_s=self.tick_s,
             values={m: b[lo : self._pos] for m, b in self._buf.items()},
             events=ev,
-            olt_alarms=pd.DataFrame(
-                {"olt_id": pd.Series(dtype=object), "tick": pd.Series(dtype=int)}
-            ),
+            olt_alarms=self._no_alarms,
             orders=self.orders,
             running={m: _RunningView(self, m, self._newest) for m in self._buf},
             groups=self._groups,
             status_marks={k: v - start_tick for k, v in self._marks.items()},
+            events_by_type=by_type,
         )
 
     def latest_features(self) -> pd.DataFrame:

@@ -184,7 +184,12 @@ def test_status_from_marks_equals_the_slice_computation(rng, tick_s, window, n_t
             rows = np.array([cube.n_ticks - 1])
             st = compute._status(cube, rows, w.w24)
             assert st.cols is not None and 0 < len(st.cols) < n
-            plain = replace(cube, status_marks={})
+            plain = replace(cube, status_marks={}, events_by_type={})
+            by_type = compute._events_by_type(cube.events)
+            assert sorted(by_type) == sorted(cube.events_by_type) and "LOS" in by_type
+            for etype, (onu, tick) in by_type.items():
+                np.testing.assert_array_equal(cube.events_by_type[etype][0], onu)
+                np.testing.assert_array_equal(cube.events_by_type[etype][1], tick)
             full = compute._status(plain, rows, w.w24)
             assert full.cols is None
             np.testing.assert_array_equal(st.online_r, full.online[full.r])
