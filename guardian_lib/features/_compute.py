@@ -168,13 +168,20 @@ def _neighbour_share(flag: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, n
     """
     n_groups = int(group.max()) + 1
     f = np.asarray(flag, dtype=np.float64)
-    flat = f.reshape(-1, len(group))
-    cells = (np.arange(len(flat))[:, None] * n_groups + group[None, :]).reshape(-1)
-    totals = np.bincount(cells, weights=flat.reshape(-1), minlength=len(flat) * n_groups)
-    sums = totals.reshape(len(flat), n_groups)[:, group].reshape(f.shape) - f
     size = np.bincount(group, minlength=n_groups)[group].astype(np.float64)
     others = np.maximum(size - 1, 1)
-    return sums / others, np.broadcast_to(size, f.shape)
+    flat = f.reshape(-1, len(group))
+    # A row of flags that are all 0 has shares of 0 (0 − 0 over others ≥ 1): online, most
+    # of a round's flags (new outages, LOS in the last hour, …) are, so only the rows
+    # with a flag are summed.
+    out = np.zeros(flat.shape)
+    live = np.flatnonzero(flat.any(axis=1))
+    if len(live):
+        part = flat[live]
+        cells = (np.arange(len(part))[:, None] * n_groups + group[None, :]).reshape(-1)
+        totals = np.bincount(cells, weights=part.reshape(-1), minlength=len(part) * n_groups)
+        out[live] = (totals.reshape(len(part), n_groups)[:, group] - part) / others
+    return out.reshape(f.shape), np.broadcast_to(size, f.shape)
 
 
 class _Windows(NamedTuple):

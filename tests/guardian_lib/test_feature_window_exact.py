@@ -238,3 +238,27 @@ def test_one_row_lookbacks_and_counts_equal_the_many_row_paths(rng):
         np.testing.assert_array_equal(
             event_counts(onu, tick, 80, np.array([5, 299]), w), want[[5, 299]]
         )
+
+
+def _plain_share(flag: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Reference: every row's group sums, minus the ONU's own flag, over the others."""
+    n_groups = int(group.max()) + 1
+    f = flag.astype(np.float64)
+    totals = np.stack([np.bincount(group, weights=row, minlength=n_groups) for row in f])
+    size = np.bincount(group, minlength=n_groups)[group].astype(np.float64)
+    return (totals[:, group] - f) / np.maximum(size - 1, 1)
+
+
+def test_neighbour_shares_skip_the_rows_without_a_flag(rng):
+    # A round's flags are mostly all 0 (no new outage, no LOS in the hour): those rows
+    # are not summed, and their shares are the formula's exact 0.
+    group = rng.integers(0, 23, 500)
+    group[::100] = 23 + np.arange(5)  # groups of one ONU
+    flags = np.zeros((6, 500))
+    flags[1] = rng.random(500) < 0.01
+    flags[4] = rng.integers(0, 3, 500)
+    got, size = compute._neighbour_share(flags, group)
+    want = _plain_share(flags, group)
+    np.testing.assert_array_equal(got, want)
+    assert not got[[0, 2, 3, 5]].any() and got[1].any()
+    np.testing.assert_array_equal(size[0], np.bincount(group)[group])
