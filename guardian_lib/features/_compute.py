@@ -99,6 +99,8 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: The dtype of ``Series.astype(str)`` (pandas' string dtype).
+_STR_DTYPE = pd.Series(["x"], dtype=object).astype(str).dtype
 #: The feature columns as an index (a frame's columns from a list are inferred anew).
 _FEATURE_INDEX = pd.Index(FEATURE_COLUMNS)
 
@@ -662,7 +664,9 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         f[f"{level}_share_down_together"] = _share_down_together(
             last_down, st.offline_at(st.r), g, w.w15
         )
-    ids = cube.onus["onu_id"].astype(str)
+    ids = cube.onus["onu_id"]
+    if ids.dtype != _STR_DTYPE:  # already strings (an inventory read by pandas): as they are
+        ids = ids.astype(str)
     # The features as one float32 block (a frame built from ~100 separate columns costs
     # pandas ~1 ms per call to check and stack them), ts and onu_id in front.
     block = np.empty((len(FEATURE_COLUMNS), len(rows) * N), dtype=np.float32)

@@ -336,6 +336,20 @@ def last_event_at(
     out = np.full((len(rows), n_onus), np.nan)
     if len(ev_onu) == 0 or len(rows) == 0:
         return out
+    if len(rows) == 1:
+        # One row (online scoring): the events of its window only, sorted the same way;
+        # each ONU's last one is the latest tick and, within it, the largest value.
+        r = int(rows[0])
+        ev_tick = np.asarray(ev_tick, dtype=np.int64)
+        inside = (ev_tick <= r) & (ev_tick >= r - limit)
+        onu, tick = np.asarray(ev_onu, dtype=np.int64)[inside], ev_tick[inside]
+        value = np.asarray(ev_value, dtype=float)[inside]
+        order = np.lexsort((value, tick, onu))
+        onu, value = onu[order], value[order]
+        last = np.ones(len(onu), dtype=bool)
+        last[:-1] = onu[1:] != onu[:-1]
+        out[0, onu[last]] = value[last]
+        return out
     order = np.lexsort((ev_value, ev_tick, ev_onu))
     onu, tick, value = ev_onu[order], ev_tick[order], np.asarray(ev_value, dtype=float)[order]
     q_onu = np.tile(np.arange(n_onus, dtype=np.int64), len(rows))

@@ -21,6 +21,7 @@ from guardian_lib.features._windows import (
     event_counts,
     ffill,
     ffill_at,
+    last_event_at,
     last_valid_at,
     run_length,
     run_length_at,
@@ -262,3 +263,17 @@ def test_neighbour_shares_skip_the_rows_without_a_flag(rng):
     np.testing.assert_array_equal(got, want)
     assert not got[[0, 2, 3, 5]].any() and got[1].any()
     np.testing.assert_array_equal(size[0], np.bincount(group)[group])
+
+
+def test_one_row_last_event_equals_the_many_row_search(rng):
+    # The last event of each ONU at or before a row, at most `limit` back, the largest
+    # value winning a tie: one row reads the row's window only.
+    onu, tick = rng.integers(0, 50, 400), rng.integers(0, 200, 400)
+    value = rng.integers(0, 2, 400).astype(float)
+    many = np.arange(200)
+    for limit in (0, 5, 60, 500):
+        want = last_event_at(onu, tick, value, 50, many, limit)
+        for row in (0, 7, 100, 199):
+            got = last_event_at(onu, tick, value, 50, np.array([row]), limit)
+            np.testing.assert_array_equal(got, want[[row]])
+    assert np.isfinite(want).any() and np.isnan(want).any()
