@@ -19,6 +19,7 @@ import pytest
 from scipy import sparse
 
 import guardian_lib.features._compute as compute
+import guardian_lib.features._status as status
 from guardian_lib.features import symptomatic
 from guardian_lib.features._windows import event_counts, ffill, last_event_at
 from guardian_lib.models._base import positive_proba
@@ -160,7 +161,9 @@ def test_every_decision_round_scores_as_the_plain_computation(
             m.setattr(compute, "_neighbour_share", _sparse_share)
             m.setattr(compute, "_events_by_type", _events_by_frame)
             for name, plain_fn in _PLAIN_LOOKBACKS.items():
-                m.setattr(compute, name, plain_fn)
+                for module in (compute, status):
+                    if hasattr(module, name):
+                        m.setattr(module, name, plain_fn)
             # Without the window's status marks and events per type: the status of every
             # ONU over the slice, the events selected from the frame.
             cube = replace(self.cube.cube(), status_marks={}, events_by_type={})
