@@ -504,9 +504,11 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         ids = ids.astype(str)
     # The features as one float32 block (a frame built from ~100 separate columns costs
     # pandas ~1 ms per call to check and stack them), ts and onu_id in front.
-    block = np.empty((len(FEATURE_COLUMNS), len(rows) * N), dtype=np.float32)
-    for i, c in enumerate(FEATURE_COLUMNS):
-        block[i] = np.asarray(f[c]).reshape(-1)  # cast to float32 on assignment
+    # Each feature is (rows × ONUs); stacked and cast to float32 in one call, feature c's
+    # row of the block is its values row after row, as ``reshape(-1)`` reads them.
+    block = np.concatenate(
+        [f[c] for c in FEATURE_COLUMNS], axis=0, dtype=np.float32, casting="unsafe"
+    ).reshape(len(FEATURE_COLUMNS), len(rows) * N)
     ts = cube.tick_times(rows).repeat(N)
     if len(rows) == 1 and ids.dtype == _STR_DTYPE:
         # Online (one row per ONU): the frame from its three blocks as they are — the
