@@ -100,6 +100,9 @@ FEATURE_COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+#: Most groups :func:`_share_down_together` finds one at a time (a scan of the fleet
+#: each) instead of sorting the fleet by group. [-]
+_FEW_GROUPS = 16
 #: The dtype of ``Series.astype(str)`` (pandas' string dtype).
 _STR_DTYPE = pd.Series(["x"], dtype=object).astype(str).dtype
 #: The feature columns as an index (a frame's columns from a list are inferred anew).
@@ -409,16 +412,18 @@ def _share_down_together(
     """
     down = offline & np.isfinite(down_tick)
     out = np.zeros(down_tick.shape, dtype=np.float64)
-    # Only the groups with a dark ONU (a handful of a fleet's boxes and PONs): their
-    # members, in fleet order, are a range of the group-sorted ONUs.
+    # Only the groups with a dark ONU (a handful of a fleet's boxes and PONs), each
+    # group's members in fleet order: found one group at a time while they are few,
+    # else as ranges of the group-sorted ONUs.
     hit = np.unique(group[np.flatnonzero(down.any(axis=0))])
-    if len(hit) == 0:
-        return out
-    order = np.argsort(group, kind="stable")
-    starts = np.searchsorted(group[order], hit, "left")
-    ends = np.searchsorted(group[order], hit, "right")
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        members = order[a:b]
+    if len(hit) <= _FEW_GROUPS:
+        groups = [np.flatnonzero(group == g) for g in hit.tolist()]
+    else:
+        order = np.argsort(group, kind="stable")
+        starts = np.searchsorted(group[order], hit, "left")
+        ends = np.searchsorted(group[order], hit, "right")
+        groups = [order[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    for members in groups:
         if len(members) < 2:
             continue
         d = np.where(down[:, members], down_tick[:, members], np.nan)

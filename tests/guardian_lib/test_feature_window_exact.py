@@ -277,3 +277,25 @@ def test_one_row_last_event_equals_the_many_row_search(rng):
             got = last_event_at(onu, tick, value, 50, np.array([row]), limit)
             np.testing.assert_array_equal(got, want[[row]])
     assert np.isfinite(want).any() and np.isnan(want).any()
+
+
+@pytest.mark.parametrize("few", [True, False])
+def test_share_down_together_equals_the_pairwise_count(rng, few):
+    # Only the groups with a dark ONU are visited: found one at a time when they are a
+    # few, as ranges of the sorted fleet when many; both give the plain pairwise count.
+    n = 400
+    group = rng.integers(0, 60, n)
+    down_tick = np.where(rng.random((2, n)) < 0.9, rng.integers(0, 20, (2, n)), np.nan)
+    offline = np.zeros((2, n), dtype=bool)
+    dark = np.flatnonzero(group < 3) if few else rng.choice(n, 120, replace=False)
+    offline[:, dark] = True
+    assert (len(np.unique(group[dark])) <= compute._FEW_GROUPS) == few
+    got = compute._share_down_together(down_tick, offline, group, 3)
+    want = np.zeros((2, n))
+    down = offline & np.isfinite(down_tick)
+    for i in range(2):
+        for j in np.flatnonzero(down[i]):
+            mates = (group == group[j]) & down[i] & (np.abs(down_tick[i] - down_tick[i, j]) <= 3)
+            want[i, j] = (mates.sum() - 1) / max((group == group[j]).sum() - 1, 1)
+    np.testing.assert_array_equal(got, want)
+    assert (got > 0).any()
