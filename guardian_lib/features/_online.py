@@ -155,7 +155,11 @@ class RollingCube:
     (measure, window) is asked for, its sums are computed from the buffer; from then
     on each :meth:`update` adds the new tick and takes out the one leaving the window,
     so one tick's features cost O(n_onus) per window instead of O(n_onus × window).
-    Neighbour groups are computed once for the inventory.
+    Each update also marks, per ONU, the last tick that reported, reported anything but
+    online and lost all traffic, and files its events by type
+    (:attr:`Cube.status_marks`, :attr:`Cube.events_by_type`): the newest tick's carried
+    status is then computed for the marked ONUs only. Neighbour groups are computed once
+    for the inventory.
 
     Parameters
     ----------
