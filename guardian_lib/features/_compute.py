@@ -11,7 +11,6 @@ from __future__ import annotations
 import h3
 import numpy as np
 import pandas as pd
-from pandas.api.internals import create_dataframe_from_blocks
 
 from guardian_lib.features._cube import Cube
 from guardian_lib.features._status import LOST_LOSS_PCT
@@ -32,6 +31,11 @@ from guardian_lib.features._windows import (
     window_sum,
 )
 from guardian_lib.schema import RX_CRITICAL_DBM, RX_IMPACT_DBM
+
+try:  # pandas >= 3.0: a frame from its blocks as they are (online feature rows)
+    from pandas.api.internals import create_dataframe_from_blocks
+except ImportError:  # pragma: no cover - older pandas builds the frame the usual way
+    create_dataframe_from_blocks = None
 
 __all__ = [
     "compute_features",
@@ -515,7 +519,7 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         [f[c] for c in FEATURE_COLUMNS], axis=0, dtype=np.float32, casting="unsafe"
     ).reshape(len(FEATURE_COLUMNS), len(rows) * N)
     ts = cube.tick_times(rows).repeat(N)
-    if len(rows) == 1 and ids.dtype == _STR_DTYPE:
+    if len(rows) == 1 and ids.dtype == _STR_DTYPE and create_dataframe_from_blocks is not None:
         # Online (one row per ONU): the frame from its three blocks as they are — the
         # timestamps, the ids' string array and the features — without the checks and
         # column inserts of the constructor (they cost more than half the frame).
