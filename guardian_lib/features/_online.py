@@ -368,8 +368,10 @@ class RollingCube:
         self._sums = {}
         # Marks from the restored window (the last tick of each kind held, if any).
         for kind, hit in _mark_flags(self._buf["online"][:k], self._buf["loss_pct"][:k]).items():
-            last = k - 1 - np.argmax(hit[::-1], axis=0)
-            self._marks[kind] = np.where(hit.any(axis=0), self._first_tick + last, _NO_MARK)
+            self._marks[kind] = np.full(len(self.onus), _NO_MARK, dtype=np.int64)
+            if k:
+                last = k - 1 - np.argmax(hit[::-1], axis=0)
+                self._marks[kind][hit.any(axis=0)] = (self._first_tick + last)[hit.any(axis=0)]
         self.orders = state["orders"].copy()
 
     def cube(self) -> Cube:
