@@ -299,3 +299,17 @@ def test_share_down_together_equals_the_pairwise_count(rng, few):
             want[i, j] = (mates.sum() - 1) / max((group == group[j]).sum() - 1, 1)
     np.testing.assert_array_equal(got, want)
     assert (got > 0).any()
+
+
+def test_a_window_restored_from_an_empty_state_marks_like_a_new_one(rng):
+    # A restart before the first tick: no marks, then the same marks as a new window.
+    fresh = RollingCube(_fleet(16), window_ticks=20)
+    restored = RollingCube(_fleet(16), window_ticks=20)
+    restored.load_state_dict(fresh.state_dict())
+    t0 = pd.Timestamp("2026-01-05", tz="UTC")
+    online = np.where(rng.random(16) < 0.3, 0.0, 1.0)
+    for rc in (fresh, restored):
+        rc._append(t0, _random_tick(np.random.default_rng(1), online, np.arange(16) < 4))
+    for kind in fresh._marks:
+        np.testing.assert_array_equal(restored._marks[kind], fresh._marks[kind])
+    assert (fresh._marks["offline"] == 0).sum() == (online == 0).sum()
