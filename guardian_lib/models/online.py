@@ -13,7 +13,17 @@ from guardian_lib.models.bundle import prediction_frame
 if TYPE_CHECKING:  # pragma: no cover
     from guardian_lib.loop.tick import Tick
 
-__all__ = ["OnlineScorer", "ModelScorer"]
+__all__ = ["OnlineScorer", "ModelScorer", "RISK_EVERY_ROUNDS"]
+
+#: Decision rounds between two predictions of the whole fleet when the models score the
+#: closed loop (the backtest's and ``operate``'s :class:`ModelScorer`): with the policy
+#: every 15 min, every hour. In the rounds between, the rows with a symptom now or at the
+#: previous round or a last ``risk_24h`` of at least 0.05 are predicted afresh, and the
+#: other rows keep their last prediction (see ``OnlineScorer.full_every``). Risk horizons
+#: are 2 h or more; on the unseen variant ``unseen_8x4`` (5 seeds × 7 days, the
+#: ``mixture`` bundle) every round and every 4th round gave the same visits, MTTR, costs,
+#: reboots and massive F1 on every seed (docs/autopilot.md "Speed"). [rounds]
+RISK_EVERY_ROUNDS = 4
 
 
 def _columns_of(predictions: pd.DataFrame) -> dict[str, Any]:
@@ -194,8 +204,11 @@ class ModelScorer:
         As in :class:`OnlineScorer`. [-]
     max_explained : int, default 20000
         As in :class:`OnlineScorer`. [-]
-    full_every, refresh_risk
-        As in :class:`OnlineScorer` (default: every call predicts the whole fleet).
+    full_every : int, default :data:`RISK_EVERY_ROUNDS`
+        As in :class:`OnlineScorer`: calls (decision rounds) between two predictions of
+        the whole fleet; 1 predicts every row at every round (exact, slower).
+    refresh_risk : float, default 0.05
+        As in :class:`OnlineScorer`.
     """
 
     def __init__(
@@ -205,7 +218,7 @@ class ModelScorer:
         explain: bool = False,
         max_risk_explained: int | None = 500,
         max_explained: int = 20_000,
-        full_every: int = 1,
+        full_every: int = RISK_EVERY_ROUNDS,
         refresh_risk: float = 0.05,
     ) -> None:
         self.bundle = bundle
