@@ -89,15 +89,16 @@ def _quickscorer(X, feat_start, node_thr, node_word, node_mask, node_nan_right, 
     one_word = n_words == n_trees
     for start in range(0, n, _BLOCK):
         nb = min(_BLOCK, n - start)
-        for w in range(n_words):
-            for r in range(nb):
-                masks[w, r] = full
+        masks[:n_words] = full
         for f in range(n_feat):
             x = block[f]
             top = -math.inf  # the block's largest value of the feature
             nan = False
-            for r in range(nb):
-                v = X[start + r, f]
+            # Every block is _BLOCK rows long (a constant trip count the compiler unrolls
+            # and vectorises fully): the last one repeats row ``start`` past the end, and
+            # only its first ``nb`` rows are read out.
+            for r in range(_BLOCK):
+                v = X[start + r if r < nb else start, f]
                 # LightGBM keeps only |x| > kZeroThreshold (and NaN) of a dense row.
                 if lgbm_zero and -_ZERO_THRESHOLD <= v <= _ZERO_THRESHOLD:
                     v = 0.0
@@ -118,10 +119,10 @@ def _quickscorer(X, feat_start, node_thr, node_word, node_mask, node_nan_right, 
                 v = masks[node_word[k]]
                 if node_nan_right[k]:
                     # "not <=" is also true for NaN: the node sends NaN right.
-                    for r in range(nb):
+                    for r in range(_BLOCK):
                         v[r] &= full if x[r] <= thr else keep
                 else:
-                    for r in range(nb):
+                    for r in range(_BLOCK):
                         v[r] &= keep if x[r] > thr else full
         for t in range(n_trees):
             base = leaf_start[t]
