@@ -1,8 +1,8 @@
 """Observations of one live cycle (``guardian operate``) for :class:`~.pipeline.AlertPipeline`.
 
 Built from what the cycle already has: the fleet table (``onu_id``, ``customer_id``,
-``pon_id``, ``box_id``, ``olt_id``, ``region``, ``segment``), the polled rows (``onu_id``,
-``online``), the cycle's events, the autopilot's open incidents and the safety blocks of
+``pon_id``, ``box_id``, ``olt_id``, ``region``, ``segment``), the ONUs' status (``onu_id``,
+``online``: the polled rows with operate's missed-poll rule applied), the cycle's events, the autopilot's open incidents and the safety blocks of
 the cycle. Same fields as the replay (see docs/alerts.md).
 """
 
@@ -34,7 +34,10 @@ def cycle_observations(
     fleet : pandas.DataFrame
         One row per ONU with its customer and place in the network.
     polled : pandas.DataFrame
-        This cycle's rows (``onu_id``, ``online``).
+        This cycle's status of the ONUs (``onu_id``, ``online``). ``guardian operate``
+        passes every ONU of the fleet as its decisions see it (the missed-poll rule of
+        :class:`~guardian_lib.loop.missed.MissedPolls`: a missed poll keeps the last
+        reading for the grace, past it the ONU is offline), not only the polled rows.
     events : pandas.DataFrame
         This cycle's events (``entity_id``, ``entity_type``, ``type``).
     incidents : mapping

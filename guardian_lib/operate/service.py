@@ -223,7 +223,8 @@ class Operator(ApprovedActions):
 
     def _alerts_cycle(self, ts: pd.Timestamp, known: pd.DataFrame, events: pd.DataFrame,
                       blocks: dict[str, int]) -> dict[str, Any] | None:  # fmt: skip
-        """Evaluate the alert rules on this cycle and deliver (None without an alerting file)."""
+        """Evaluate the alert rules on this cycle and deliver (None without an alerting file);
+        ``known``: ``onu_id``, ``online`` of the ONUs as the cycle's tick has them."""
         if self.alerts is None:
             return None
         return alerts_cycle(
@@ -398,6 +399,9 @@ class Operator(ApprovedActions):
         rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
                           r["payload"]) for r in trap_rows]  # fmt: skip
         tick = self._cycle_tick(ts, known, rows)
+        # The alerts see what the decisions see: the missed-poll rule's view of every ONU
+        # of the fleet (held within the grace, offline past it), not this poll's rows.
+        seen = pd.DataFrame({"onu_id": self.fleet.onu_ids, "online": tick.online.copy()})
         self._fill_gap(tick)
         decisions = self.loop.feed(tick)
         self._last_ts = tick.ts
@@ -422,7 +426,7 @@ class Operator(ApprovedActions):
             "duration_s": round(time.perf_counter() - t0, 3),
             "trap_events": len(trap_rows),
         }  # fmt: skip
-        alerts = self._alerts_cycle(ts, known, events, blocks)
+        alerts = self._alerts_cycle(ts, seen, events, blocks)
         if alerts is not None:
             figures["alerts"] = alerts
         self.store.record_cycle(self.cycle, ts.isoformat(), started, figures, self._blobs())

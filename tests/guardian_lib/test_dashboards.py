@@ -391,3 +391,34 @@ def test_headline_counts_each_incident_once_per_replication():
     one = _incidents(pd.DataFrame({"incident_id": ["INC00000001", "INC00000001", "INC2"]}))
     assert (one.key, one.value) == ("incidents", 2.0)
     assert _incidents(None).key == "incidents"
+
+
+def test_guardian_dashboard_run_hands_its_options_to_the_server(tmp_path, monkeypatch):
+    """``guardian dashboard --run`` in-process (the CLI runner, the server replaced by a
+    recorder): what it serves, where; its option errors. The served app itself is driven
+    in chromium by test_dashboards_browser."""
+    import typer
+    from typer.testing import CliRunner
+
+    import guardian_lib.dashboards.app as app_module
+    from guardian_lib.dashboards.cli import register
+
+    served: list[tuple] = []
+    monkeypatch.setattr(app_module, "serve", lambda *a, **kw: served.append((a, kw)))
+    app = typer.Typer()
+    register(app)
+    run = tmp_path / "run"
+    out = CliRunner().invoke(app, ["dashboard", "--run", str(run), "--port", "5123",
+                                   "--lang", "pt-br", "--kpis", str(run / "k.json")])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert served == [((run,), {"port": 5123, "lang": "pt-BR", "address": "127.0.0.1",
+                                "kpis": run / "k.json", "audit": None, "show": False})]  # fmt: skip
+    for args, message in (
+        (["--lang", "fr"], "--lang"),
+        (["--port", "70000"], "--port"),
+    ):
+        bad = CliRunner().invoke(app, ["dashboard", "--run", str(run), *args])
+        assert bad.exit_code == 2 and message in bad.output, bad.output
+    assert len(served) == 1  # nothing served on a bad option
+    helped = CliRunner().invoke(app, ["dashboard", "--help"])
+    assert helped.exit_code == 0 and "--run" in helped.output and "--lang" in helped.output

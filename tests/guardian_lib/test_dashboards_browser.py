@@ -3,10 +3,12 @@
 One busy tiny run (many CPE hangs and fibre cuts) is simulated, ingested and backtested
 with ``guardian backtest`` (so the autopilot KPIs are what ``guardian_lib.kpis`` computes),
 and given synthetic ``ml_predictions``. Both the static report (``file://``) and the
-live server (``guardian dashboard``) must load without console errors or any request
-leaving the machine, show the library's KPI figures, and let a filter change the risk
-queue. A PNG of every screen is saved under the report folder
-(``<tmp>/report/screenshots/{static,live}/``).
+live server must load without console errors or any request leaving the machine, show
+the library's KPI figures, and let a filter change the risk queue. The live server is
+the Panel server ``guardian dashboard --run`` runs (:func:`guardian_lib.dashboards.app.serve`),
+started on a thread of the test process on a free port of 127.0.0.1 and stopped at the
+end; the command's own options are tested without a browser (test_dashboards). A PNG of
+every screen is saved under the report folder (``<tmp>/report/screenshots/{static,live}/``).
 
 Chromium is required: if it is missing these tests fail (install it with
 ``apt-get install -y chromium``; ``.ci/run`` does).
@@ -16,15 +18,16 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+import socket
 import time
+import urllib.request
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from local_servers import serve
+from local_servers import free_port
 
 from guardian_lib.dashboards import load_run_data, risk_queue, write_report
 from guardian_lib.dashboards.glossary import format_metric, metric_label
@@ -87,7 +90,9 @@ def _add_predictions(run: Path) -> None:
 
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory):
-    """The busy run, its report folder and a ``guardian dashboard`` process serving it."""
+    """The busy run, its report folder and the live dashboard serving it (a thread)."""
+    from guardian_lib.dashboards.app import serve
+
     chromium_path()  # fail early, with the install hint, if the browser is missing
     root = tmp_path_factory.mktemp("browser")
     run = _busy_run(root)
@@ -100,17 +105,19 @@ def busy(tmp_path_factory):
     report_dir = Path(keep) if keep else root / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
 
-    # Start the live server now: it loads while the static report is written and tested.
-    def cmd(port: int) -> list[str]:
-        return [sys.executable, "-m", "guardian_lib.cli", "dashboard", "--run", str(run),
-                "--port", str(port), "--lang", LANG]  # fmt: skip
-
-    with serve(cmd, report_dir / "dashboard.log") as server:
+    # What `guardian dashboard --run RUN --lang LANG` serves, on a thread of this process.
+    port = free_port()
+    server = serve(run, port=port, lang=LANG, threaded=True)
+    try:
         html = write_report(run, report_dir / "report.html", lang=LANG)
         yield {
             "run": run, "report_dir": report_dir, "html": html, "kpis": res["kpis"],
-            "server": server,
+            "url": f"http://127.0.0.1:{port}", "server": server,
         }  # fmt: skip
+    finally:
+        server.stop()  # cancels the server's tasks and stops its event loop
+        server.join(timeout=30)
+        assert not server.is_alive(), "the dashboard server thread did not stop"
 
 
 def _expected_cards(busy: dict) -> dict[str, str]:
@@ -148,9 +155,23 @@ def browser():
 @pytest.fixture(scope="module")
 def live_url(busy) -> str:
     """The live server's address, once it answers."""
-    server = busy["server"]
-    server.wait_until_answers("/", accept=lambda status: status == 200, every_s=0.5)
-    return server.url + "/"
+    url = busy["url"] + "/"
+    # Listening first (a TCP connect builds nothing), then one GET that may take its time:
+    # each GET of "/" builds a whole dashboard session, and GETs given up on a loaded
+    # machine would pile sessions up on the server's thread.
+    host, port = "127.0.0.1", int(busy["url"].rsplit(":", 1)[1])
+    deadline = time.monotonic() + 120
+    while True:
+        assert busy["server"].is_alive(), "the dashboard server thread ended"
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, f"{url}: not listening within 120 s"
+            time.sleep(0.2)
+    with urllib.request.urlopen(url, timeout=300) as answer:
+        assert answer.status == 200, answer.status
+    return url
 
 
 def _open(browser, url: str) -> tuple:

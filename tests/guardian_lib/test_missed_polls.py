@@ -150,3 +150,77 @@ def test_decide_reports_and_tags_the_grace_it_replayed_with(tmp_path):
     _, _, _, grace = _settings(_site(tmp_path, missed_poll_grace_steps=2))
     assert grace == 2
     assert _settings(None)[3] == MISSED_POLL_GRACE_STEPS
+
+
+# ONUs of PON P1 polled each cycle (a missing one: a missed poll of an answering OLT; E on
+# P2 always answers), online or not. The PON alert fires above half of P1 offline.
+POLLS = [
+    {"A": True, "B": True, "C": True, "D": True},
+    {"A": False},  # B, C, D missed once: held online (1/4 offline, not 1/1)
+    {"A": False, "B": False, "C": False, "D": True},  # 3/4 offline: the alert fires
+    {"D": True},  # A, B, C missed once: held offline, the alert stays
+    {"D": True},  # missed twice, past the grace: offline ("not read"), the alert stays
+    {"A": True, "B": True, "C": True, "D": True},  # back: the alert resolves
+]
+
+
+class _Polls:
+    """A telemetry source replaying :data:`POLLS` (operate's SNMP source's interface)."""
+
+    def __init__(self) -> None:
+        self.k = 0
+
+    def poll(self):
+        from guardian_lib.snmp.poller import OltPollResult, PollReport
+        from guardian_lib.snmp.rows import EVENTS_SCHEMA, TELEMETRY_SCHEMA, empty_frame
+
+        ts = T0 + self.k * STEP
+        online = {**POLLS[self.k], "E": True}
+        self.k += 1
+        rows = pd.DataFrame({"ts": ts, "onu_id": list(online), "online": list(online.values()),
+                             "rx_dbm": -20.0, "source": "snmp", "received_at": ts,
+                             "olt_id": "OLT-1", "poll_complete": True})  # fmt: skip
+        tel = pd.concat([empty_frame(TELEMETRY_SCHEMA), rows], ignore_index=True)
+        return PollReport([OltPollResult("OLT-1", "test", tel, empty_frame(EVENTS_SCHEMA), True)])
+
+    def close(self) -> None:
+        pass
+
+
+def test_operate_alerts_follow_the_missed_poll_rule_the_decisions_see(tmp_path):
+    from guardian_lib.operate.service import Operator
+    from guardian_lib.operate.site import load_site
+
+    rules = {"rules": [{"name": "PonOffline", "source": "health",
+                        "when": [{"field": "level", "value": "pon"},
+                                 {"field": "offline_share", "op": ">", "value": 0.5}]}]}  # fmt: skip
+    (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(rules))
+    site = _site(tmp_path, alerts="alerts.yaml", polling_interval_s=300)
+    (tmp_path / "subs.csv").write_text(
+        "onu_id,pon_id,olt_id\nA,P1,OLT-1\nB,P1,OLT-1\nC,P1,OLT-1\nD,P1,OLT-1\nE,P2,OLT-1\n"
+    )
+    op = Operator(load_site(site), tmp_path / "state")
+    op.source.close()
+    op.source = _Polls()
+    shares, firing, held = [], [], []
+    evaluate = op.alerts.engine.evaluate
+
+    def spy(now, observations):
+        obs = observations["health"]
+        shares.append([o["offline_share"] for o in obs if o.get("pon") == "P1"])
+        alerts = evaluate(now, observations)
+        firing.append(sorted(a.labels["alertname"] for a in alerts if a.firing))
+        return alerts
+
+    op.alerts.engine.evaluate = spy
+    try:
+        for _ in POLLS:
+            figures = op.run_cycle()
+            assert figures["olts_failed"] == []
+            held.append(op.missed.held)
+    finally:
+        op.close()
+    # what the decisions saw: P1's ONUs online in each cycle's tick, as the alerts did
+    assert shares == [[0.0], [0.25], [0.75], [0.75], [0.75], [0.0]]
+    assert firing == [[], [], ["PonOffline"], ["PonOffline"], ["PonOffline"], []]
+    assert held == [0, 3, 3, 6, 6, 6]  # B, C, D held in cycle 2; A, B, C in cycle 4
