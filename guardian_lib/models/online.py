@@ -18,12 +18,12 @@ __all__ = ["OnlineScorer", "ModelScorer", "RISK_EVERY_ROUNDS"]
 #: Decision rounds between two predictions of the whole fleet when the models score the
 #: closed loop (the backtest's and ``operate``'s :class:`ModelScorer`): every hour with
 #: the backtest's 15-minute rounds, every 20 min with operate's 5-minute cycles. In the
-#: rounds between, the rows with a symptom now or at the
-#: previous round or a last ``risk_24h`` of at least 0.05 are predicted afresh, and the
-#: other rows keep their last prediction (see ``OnlineScorer.full_every``). Risk horizons
-#: are 2 h or more; on the unseen variant ``unseen_8x4`` (5 seeds × 7 days, the
-#: ``mixture`` bundle) every round and every 4th round gave the same visits, MTTR, costs,
-#: reboots and massive F1 on every seed (docs/autopilot.md "Speed"). [rounds]
+#: rounds between, the rows with a symptom now or at the previous round or a last
+#: ``risk_24h`` of at least 0.05 are predicted afresh, and the other rows keep their last
+#: prediction (see ``OnlineScorer.full_every``). Risk horizons are 2 h or more; on the
+#: unseen variant ``unseen_8x4`` (5 seeds × 7 days, the ``mixture`` bundle) every round
+#: and every 4th round gave the same visits, MTTR, costs, reboots and massive F1 on every
+#: seed (docs/autopilot.md "Speed"). [rounds]
 RISK_EVERY_ROUNDS = 4
 
 
