@@ -23,7 +23,13 @@ from simulator.fault_lifecycle import FaultLifecycle
 from simulator.faults import Effects, Fault, Storm, draw_faults, draw_storms
 from simulator.operations import Operations
 from simulator.scenario import Scenario
-from simulator.telemetry import TickState, compute_tick, detect_events, traffic_load
+from simulator.telemetry import (
+    TickState,
+    compute_tick,
+    detect_events,
+    nan_to_zero,
+    traffic_load,
+)
 from simulator.topology import Topology, build_topology
 
 __all__ = ["Simulation", "SimParts", "TickSink", "SimEvent"]
@@ -357,7 +363,7 @@ class Simulation(FaultLifecycle):
         degraded = (
             state.online
             & state.pppoe_up
-            & ((e.wifi_n > 0) | (e.symptom_n > 0) | (np.nan_to_num(state.ber) > 1e-6))
+            & ((e.wifi_n > 0) | (e.symptom_n > 0) | (nan_to_zero(state.ber) > 1e-6))
         )
         impacted = offline_los | offline_power | no_pppoe | degraded
         started = impacted & np.isnan(self.impact_since_s)
@@ -371,7 +377,7 @@ class Simulation(FaultLifecycle):
             + no_pppoe * c.call_rate_per_hour_no_pppoe
             + degraded * c.call_rate_per_hour_degraded
         )
-        dur_min = np.nan_to_num(now - self.impact_since_s, nan=0.0) / 60
+        dur_min = nan_to_zero(now - self.impact_since_s) / 60
         rate_h = rate_h * (1 - np.exp(-dur_min / c.notice_minutes))
         rate_h = np.where(self.called_episode, rate_h * c.repeat_call_factor, rate_h)
         rate_h = np.where(self.notified_until_s > now, rate_h * 0.3, rate_h)

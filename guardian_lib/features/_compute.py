@@ -8,26 +8,34 @@ under the same street box, PON, OLT and H3 geo cell; customer history.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import h3
 import numpy as np
 import pandas as pd
 
 from guardian_lib.features._cube import Cube
+from guardian_lib.features._status import LOST_LOSS_PCT
+from guardian_lib.features._status import FeatureWindows as _Windows
+from guardian_lib.features._status import Status as _Status
+from guardian_lib.features._status import carried_status as _status
+from guardian_lib.features._status import feature_windows as _windows
+from guardian_lib.features._status import status_features as _status_features
 from guardian_lib.features._windows import (
     event_counts,
     ffill,
     ffill_at,
     last_event_at,
     last_valid_at,
-    run_length_at,
     window_mean,
     window_min,
     window_slope,
     window_sum,
 )
 from guardian_lib.schema import RX_CRITICAL_DBM, RX_IMPACT_DBM
+
+try:  # pandas >= 3.0: a frame from its blocks as they are (online feature rows)
+    from pandas.api.internals import create_dataframe_from_blocks
+except ImportError:  # pragma: no cover - older pandas builds the frame the usual way
+    create_dataframe_from_blocks = None
 
 __all__ = [
     "compute_features",
@@ -38,6 +46,7 @@ __all__ = [
     "hours_to_critical",
     "group_index",
     "RX_DROP_DB",
+    "LOST_LOSS_PCT",
 ]
 
 NEIGHBOUR_LEVELS = ("box", "pon", "olt", "geo")
@@ -93,6 +102,19 @@ FEATURE_COLUMNS: tuple[str, ...] = (
     # other's box offline, which a share alone cannot tell from a small box's outage.
     "box_share_down_together", "pon_share_down_together",
 )  # fmt: skip
+
+
+#: Most groups :func:`_share_down_together` finds one at a time (a scan of the fleet
+#: each) instead of sorting the fleet by group. [-]
+_FEW_GROUPS = 16
+#: The dtype of ``Series.astype(str)`` (pandas' string dtype).
+_STR_DTYPE = pd.Series(["x"], dtype=object).astype(str).dtype
+#: The feature columns as an index (a frame's columns from a list are inferred anew).
+_FEATURE_INDEX = pd.Index(FEATURE_COLUMNS)
+#: The columns of :func:`compute_features`' frame, and where each block goes in it.
+_FRAME_INDEX = pd.Index(["ts", "onu_id", *FEATURE_COLUMNS])
+_PLACE_TS, _PLACE_ID = np.array([0]), np.array([1])
+_PLACE_FEATURES = np.arange(2, len(FEATURE_COLUMNS) + 2)
 
 
 def hours_to_critical(
@@ -160,106 +182,20 @@ def _neighbour_share(flag: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, n
     """
     n_groups = int(group.max()) + 1
     f = np.asarray(flag, dtype=np.float64)
-    flat = f.reshape(-1, len(group))
-    cells = (np.arange(len(flat))[:, None] * n_groups + group[None, :]).reshape(-1)
-    totals = np.bincount(cells, weights=flat.reshape(-1), minlength=len(flat) * n_groups)
-    sums = totals.reshape(len(flat), n_groups)[:, group].reshape(f.shape) - f
     size = np.bincount(group, minlength=n_groups)[group].astype(np.float64)
     others = np.maximum(size - 1, 1)
-    return sums / others, np.broadcast_to(size, f.shape)
-
-
-class _Windows(NamedTuple):
-    """Window lengths in ticks (15 min, 1 h, 24 h, 7 d, 30 d) and ticks per hour."""
-
-    per_h: float
-    w15: int
-    w1h: int
-    w24: int
-    w7d: int
-    w30d: int
-
-
-class _Status(NamedTuple):
-    """Status series on the slice ``[lo, hi)`` of the cube; ``r`` are the rows in it."""
-
-    r: np.ndarray
-    s: dict[str, np.ndarray]
-    present: np.ndarray
-    online: np.ndarray
-    offline: np.ndarray
-    pppoe_down: np.ndarray
-
-
-def _windows(tick_s: float) -> _Windows:
-    """The feature windows for a tick of ``tick_s`` [s]."""
-    per_h = 3600 / tick_s
-    return _Windows(per_h, *(max(1, round(per_h * h)) for h in (0.25, 1, 24, 168, 720)))
-
-
-def _status(cube: Cube, rows: np.ndarray, w24: int) -> _Status:
-    """Carried status series on the day before the first requested row onwards."""
-    # Status series (carried values, run lengths, flaps) only need the day before the
-    # first requested row: computing them on that slice keeps online scoring cheap.
-    lo = max(int(rows.min()) - w24 - 13, 0)
-    hi = int(rows.max()) + 1
-    s = {c: m[lo:hi] for c, m in cube.values.items()}
-    present = ~np.isnan(s["online"])
-    # Status: carry the last report over gaps. An offline ONU sends nothing, so a gap
-    # after an offline report means still offline (up to a day); a gap after an online
-    # report is a missed poll.
-    online = ffill(s["online"], limit=w24)
-    offline = online == 0
-    # PPPoE down (online, all traffic lost): only an ONU that reported such a loss in the
-    # slice can be (the carried loss is its own readings), so the others skip the fill.
-    loss = s["loss_pct"]
-    lost = np.flatnonzero((loss >= 99.9).any(axis=0))
-    pppoe_down = np.zeros(loss.shape, dtype=bool)
-    if len(lost):
-        pppoe_down[:, lost] = (online[:, lost] == 1) & (ffill(loss[:, lost], limit=1) >= 99.9)
-    return _Status(rows - lo, s, present, online, offline, pppoe_down)
-
-
-def _status_features(cube: Cube, st: _Status, w: _Windows) -> dict[str, np.ndarray]:
-    """Online, staleness, offline / PPPoE-down run lengths, uptime and flaps."""
-    r, w24 = st.r, w.w24
-
-    def run_min(flag: np.ndarray) -> np.ndarray:
-        """Minutes a condition has lasted at each row, capped at 24 h. [min]"""
-        return np.minimum(run_length_at(flag, r, cap=w24), w24) * cube.tick_s / 60
-
-    f: dict[str, np.ndarray] = {}
-    f["online"] = np.where(np.isnan(st.online[r]), 1.0, st.online[r])
-    f["stale_min"] = run_min(~st.present)
-    f["offline_for_min"] = run_min(st.offline)
-    f["pppoe_down"] = st.pppoe_down[r].astype(float)
-    f["pppoe_down_for_min"] = run_min(st.pppoe_down)
-    f["uptime_h"] = np.minimum(ffill_at(st.s["uptime_s"], 12, r), 30 * 86400) / 3600
-    # Flaps and offline ticks are counts: only the ONUs that reported offline in the slice
-    # (few of a fleet) can have any, and integer sums are the same on any set of columns.
-    # The others have none: 0 flaps, and an offline share of 0 where their carried status
-    # is known at some tick of the day (NaN where it is not).
-    n_rows, n_onus = len(r), st.online.shape[1]
-    flapped = np.flatnonzero((st.s["online"] == 0).any(axis=0))
-    f["flaps_1h"], f["flaps_24h"] = np.zeros((n_rows, n_onus)), np.zeros((n_rows, n_onus))
-    if n_rows <= 4:  # online: one row, one pass over its day
-        known = np.stack(
-            [~np.isnan(st.online[max(row - w24 + 1, 0) : row + 1]).all(axis=0) for row in r]
-        )
-    else:
-        known = window_sum(np.where(np.isnan(st.online), np.nan, 0.0), w24, r)[1] > 0
-    f["offline_share_24h"] = np.where(known, 0.0, np.nan)
-    if len(flapped):
-        online = st.online[:, flapped]
-        on = np.where(np.isnan(online), 1.0, online)
-        drops = np.zeros_like(on)
-        drops[1:] = (on[:-1] == 1) & (on[1:] == 0)
-        f["flaps_1h"][:, flapped] = window_sum(drops, w.w1h, r)[0]
-        f["flaps_24h"][:, flapped] = window_sum(drops, w24, r)[0]
-        f["offline_share_24h"][:, flapped] = window_mean(
-            np.where(np.isnan(online), np.nan, st.offline[:, flapped]), w24, r
-        )
-    return f
+    flat = f.reshape(-1, len(group))
+    # A row of flags that are all 0 has shares of 0 (0 − 0 over others ≥ 1): online, most
+    # of a round's flags (new outages, LOS in the last hour, …) are, so only the rows
+    # with a flag are summed.
+    out = np.zeros(flat.shape)
+    live = np.flatnonzero(flat.any(axis=1))
+    if len(live):
+        part = flat[live]
+        cells = (np.arange(len(part))[:, None] * n_groups + group[None, :]).reshape(-1)
+        totals = np.bincount(cells, weights=part.reshape(-1), minlength=len(part) * n_groups)
+        out[live] = (totals.reshape(len(part), n_groups)[:, group] - part) / others
+    return out.reshape(f.shape), np.broadcast_to(size, f.shape)
 
 
 def _signal_features(
@@ -336,8 +272,14 @@ def _history_features(
     # on its own history only (the same for one online row as in a batch).
     lo, hi = max(int(rows.min()) - w7d - w.w24, 0), int(rows.max()) + 1
     seg = v["online"][lo:hi]
-    # Only an ONU that reported offline in the slice can have flapped (few of a fleet).
-    flapped = np.flatnonzero((seg == 0).any(axis=0))
+    # Only an ONU that reported offline in the slice can have flapped (few of a fleet);
+    # a rolling window marks them as the ticks arrive (the formula gives 0 flaps to an
+    # ONU it marked for another report than online or offline).
+    marks = cube.status_marks
+    if marks and len(rows) == 1 and int(rows[0]) == cube.n_ticks - 1:
+        flapped = np.flatnonzero(marks["offline"] >= lo)
+    else:
+        flapped = np.flatnonzero((seg == 0).any(axis=0))
     f["flaps_6h"], f["flaps_7d"] = np.zeros((len(rows), N)), np.zeros((len(rows), N))
     if len(flapped):
         online = ffill(seg[:, flapped], limit=w.w24)
@@ -407,12 +349,11 @@ def _neighbour_features(
 ) -> dict[str, np.ndarray]:
     """Shares of offline / degraded neighbours and recent LOS / dying gasps per level."""
     N, r, s = cube.n_onus, st.r, st.s
-    off_rows = st.offline[r]
-    back = np.maximum(r - w.w15, 0)
-    new_off = off_rows & ~st.offline[back]
-    ppp_rows = st.pppoe_down[r]
+    off_rows = st.offline_at(r)
+    new_off = off_rows & ~st.offline_at(np.maximum(r - w.w15, 0))
+    ppp_rows = st.pppoe_down_at(r)
     # Degraded service, needed only at the requested rows.
-    deg_rows = (st.online[r] == 1) & (
+    deg_rows = (st.online_r == 1) & (
         (ffill_at(s["rx_dbm"], 6, r) < RX_CRITICAL_DBM)
         | (ffill_at(s["loss_pct"], 1, r) > 2)
         | (ffill_at(s["latency_ms"], 1, r) > 80)
@@ -475,10 +416,19 @@ def _share_down_together(
     """
     down = offline & np.isfinite(down_tick)
     out = np.zeros(down_tick.shape, dtype=np.float64)
-    order = np.argsort(group, kind="stable")
-    bounds = np.flatnonzero(np.diff(group[order])) + 1
-    for members in np.split(order, bounds):
-        if len(members) < 2 or not down[:, members].any():
+    # Only the groups with a dark ONU (a handful of a fleet's boxes and PONs), each
+    # group's members in fleet order: found one group at a time while they are few,
+    # else as ranges of the group-sorted ONUs.
+    hit = np.unique(group[np.flatnonzero(down.any(axis=0))])
+    if len(hit) <= _FEW_GROUPS:
+        groups = [np.flatnonzero(group == g) for g in hit.tolist()]
+    else:
+        order = np.argsort(group, kind="stable")
+        starts = np.searchsorted(group[order], hit, "left")
+        ends = np.searchsorted(group[order], hit, "right")
+        groups = [order[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    for members in groups:
+        if len(members) < 2:
             continue
         d = np.where(down[:, members], down_tick[:, members], np.nan)
         # Pairs within the group, a bounded number of rows at a time (a PON of 128).
@@ -536,7 +486,7 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
     sig = _signal_features(cube, st, rows, w)
     week_means = {"tx_dbm": sig["_tx_dbm_7d"], "rx_dbm": sig["rx_base_7d"]}
     week_means["olt_rx_dbm"] = sig["_olt_rx_dbm_7d"]
-    by_type = _events_by_type(cube.events)
+    by_type = cube.events_by_type or _events_by_type(cube.events)
     f = {
         **sig,
         **_status_features(cube, st, w),
@@ -556,17 +506,32 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         g = cube.groups[level] if level in cube.groups else group_index(cube.onus, level)
         f[f"{level}_share_rx_drop"], _ = _neighbour_share(rx_drop, g)
         f[f"{level}_share_down_together"] = _share_down_together(
-            last_down, st.offline[st.r], g, w.w15
+            last_down, st.offline_at(st.r), g, w.w15
         )
-    ids = cube.onus["onu_id"].astype(str)
-    out = {
-        "ts": cube.tick_times(rows).repeat(N),
-        # One row per ONU (online): the string column as it is, not inferred again.
-        "onu_id": ids.array if len(rows) == 1 else np.tile(ids.to_numpy(), len(rows)),
-    }
-    for c in FEATURE_COLUMNS:
-        out[c] = np.asarray(f[c], dtype=np.float32).reshape(-1)
-    return pd.DataFrame(out)
+    ids = cube.onus["onu_id"]
+    if ids.dtype != _STR_DTYPE:  # already strings (an inventory read by pandas): as they are
+        ids = ids.astype(str)
+    # The features as one float32 block (a frame built from ~100 separate columns costs
+    # pandas ~1 ms per call to check and stack them), ts and onu_id in front.
+    # Each feature is (rows × ONUs); stacked and cast to float32 in one call, feature c's
+    # row of the block is its values row after row, as ``reshape(-1)`` reads them.
+    block = np.concatenate(
+        [f[c] for c in FEATURE_COLUMNS], axis=0, dtype=np.float32, casting="unsafe"
+    ).reshape(len(FEATURE_COLUMNS), len(rows) * N)
+    ts = cube.tick_times(rows).repeat(N)
+    if len(rows) == 1 and ids.dtype == _STR_DTYPE and create_dataframe_from_blocks is not None:
+        # Online (one row per ONU): the frame from its three blocks as they are — the
+        # timestamps, the ids' string array and the features — without the checks and
+        # column inserts of the constructor (they cost more than half the frame).
+        return create_dataframe_from_blocks(
+            [(ts.array, _PLACE_TS), (ids.array, _PLACE_ID), (block, _PLACE_FEATURES)],
+            index=pd.RangeIndex(N),
+            columns=_FRAME_INDEX,
+        )
+    out = pd.DataFrame(block.T, columns=_FEATURE_INDEX, copy=False)  # a view of the block
+    out.insert(0, "onu_id", ids.array if len(rows) == 1 else np.tile(ids.to_numpy(), len(rows)))
+    out.insert(0, "ts", ts)
+    return out
 
 
 def symptomatic(features: pd.DataFrame) -> np.ndarray:

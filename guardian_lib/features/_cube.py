@@ -53,6 +53,16 @@ class Cube:
     groups : mapping of str → ndarray of int
         Neighbour group of each ONU per level (``box``, ``pon``, ``olt``, ``geo``), when
         computed once for the inventory (empty: computed from ``onus`` on each call).
+    status_marks : mapping of str → ndarray of int
+        When the cube is a view of a :class:`~guardian_lib.features.RollingCube`: the last
+        tick (cube tick index, negative when none is held) at which each ONU reported at
+        all (``reported``), reported anything but online (``offline``) and lost all traffic
+        (``lost``, loss ≥ 99.9 %), kept tick by tick. The status features of the newest
+        tick then look at the ONUs whose status was not plainly online only (empty:
+        every ONU is looked at).
+    events_by_type : mapping of str → (ndarray, ndarray)
+        ``events`` per type as (ONU rows, ticks) in event order, when kept as the
+        events arrive (empty: selected from ``events`` on each call).
     """
 
     onus: pd.DataFrame
@@ -64,6 +74,8 @@ class Cube:
     orders: pd.DataFrame = field(default_factory=pd.DataFrame)
     running: Mapping[str, RunningSums] = field(default_factory=dict)
     groups: Mapping[str, np.ndarray] = field(default_factory=dict)
+    status_marks: Mapping[str, np.ndarray] = field(default_factory=dict)
+    events_by_type: Mapping[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def n_ticks(self) -> int:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from guardian_lib.features._compute import NEIGHBOUR_LEVELS, compute_features, group_index
+from guardian_lib.features._compute import (
+    LOST_LOSS_PCT,
+    NEIGHBOUR_LEVELS,
+    compute_features,
+    group_index,
+)
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -24,6 +30,23 @@ _REBASE_CHUNK = 32
 #: Storage type of the window: readings have at most 4-5 significant digits (dBm to
 #: 0.01, latency to 0.1 ms), far within float32's 7; sums are kept in float64. [-]
 BUFFER_DTYPE = np.float32
+#: Status mark of an ONU without such a tick: far before any window. [ticks]
+_NO_MARK = -(2**40)
+
+
+#: Kinds of :attr:`Cube.status_marks` (see :func:`_mark_flags`).
+_MARK_KINDS = ("reported", "offline", "lost")
+
+
+def _mark_flags(online: np.ndarray, loss_pct: np.ndarray) -> dict[str, np.ndarray]:
+    """Per tick and ONU: reported at all, reported anything but online (1: an offline
+    report), lost all traffic (bool)."""
+    reported = ~np.isnan(online)
+    return {
+        "reported": reported,
+        "offline": reported & (online != 1),
+        "lost": loss_pct >= LOST_LOSS_PCT,
+    }
 
 
 def _masked(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,7 +155,11 @@ class RollingCube:
     (measure, window) is asked for, its sums are computed from the buffer; from then
     on each :meth:`update` adds the new tick and takes out the one leaving the window,
     so one tick's features cost O(n_onus) per window instead of O(n_onus × window).
-    Neighbour groups are computed once for the inventory.
+    Each update also marks, per ONU, the last tick that reported, reported anything but
+    online and lost all traffic, and files its events by type
+    (:attr:`Cube.status_marks`, :attr:`Cube.events_by_type`): the newest tick's carried
+    status is then computed for the marked ONUs only. Neighbour groups are computed once
+    for the inventory.
 
     Parameters
     ----------
@@ -159,10 +186,21 @@ class RollingCube:
         self._first_tick = 0  # absolute tick index of buffer row 0
         self._t0_us: int | None = None
         self._events: list[tuple[int, int, str]] = []
+        # The same events per type (ticks, ONU rows), in event order: a round's counts
+        # read them as arrays without selecting types from the frame.
+        self._by_type: dict[str, tuple[list[int], list[int]]] = {}
         self._index = pd.Index(self.onus["onu_id"].astype(str))
         self._sums: dict[tuple[str, int], _WindowSums] = {}
         self._groups: dict[str, np.ndarray] | None = None
+        # Last tick (absolute) at which each ONU reported, reported offline and lost all
+        # traffic: the status features of a round look at the ONUs marked within their
+        # slice only (Cube.status_marks).
+        self._marks = {k: np.full(n, _NO_MARK, dtype=np.int64) for k in _MARK_KINDS}
         self.orders = pd.DataFrame(columns=["onu", "opened_tick", "closed_tick", "completed"])
+        # Online scoring receives no OLT alarms: one empty frame for every cube view.
+        self._no_alarms = pd.DataFrame(
+            {"olt_id": pd.Series(dtype=object), "tick": pd.Series(dtype=int)}
+        )
 
     @property
     def n_ticks(self) -> int:
@@ -231,15 +269,26 @@ class RollingCube:
             buf[self._pos] = np.nan if row is None else np.asarray(row, dtype=float)
         self._pos += 1
         self._update_sums(tick)
+        for kind, hit in _mark_flags(
+            self._buf["online"][self._pos - 1 : self._pos],
+            self._buf["loss_pct"][self._pos - 1 : self._pos],
+        ).items():
+            self._marks[kind][hit[0]] = tick
         if events is not None and len(events):
             ev = events[events["type"].isin(EVENT_FEATURE_TYPES)]
             idx = self._index.get_indexer(ev["onu_id"].astype(str).to_numpy())
-            self._events += [
-                (tick, int(i), str(t)) for i, t in zip(idx, ev["type"], strict=True) if i >= 0
-            ]
+            new = [(tick, int(i), str(t)) for i, t in zip(idx, ev["type"], strict=True) if i >= 0]
+            self._events += new
+            for _, i, t in new:
+                ticks, onus = self._by_type.setdefault(t, ([], []))
+                ticks.append(tick)
+                onus.append(i)
         oldest = self._first_tick + self._pos - self.window_ticks - 1
         if self._events and self._events[0][0] < oldest:
             self._events = [e for e in self._events if e[0] >= oldest]
+            for ticks, onus in self._by_type.values():
+                gone = bisect.bisect_left(ticks, oldest)
+                del ticks[:gone], onus[:gone]
 
     def _compact(self) -> None:
         """Move the newest ``window_ticks`` rows to the front of the buffer."""
@@ -311,7 +360,18 @@ class RollingCube:
         self._first_tick = int(state["first_tick"]) + len(next(iter(state["values"].values()))) - k
         self._t0_us = state["t0_us"]
         self._events = list(state["events"])
+        self._by_type = {}
+        for tick, i, t in self._events:
+            ticks, onus = self._by_type.setdefault(t, ([], []))
+            ticks.append(tick)
+            onus.append(i)
         self._sums = {}
+        # Marks from the restored window (the last tick of each kind held, if any).
+        for kind, hit in _mark_flags(self._buf["online"][:k], self._buf["loss_pct"][:k]).items():
+            self._marks[kind] = np.full(len(self.onus), _NO_MARK, dtype=np.int64)
+            if k:
+                last = k - 1 - np.argmax(hit[::-1], axis=0)
+                self._marks[kind][hit.any(axis=0)] = (self._first_tick + last)[hit.any(axis=0)]
         self.orders = state["orders"].copy()
 
     def cube(self) -> Cube:
@@ -336,6 +396,12 @@ class RollingCube:
             )
         else:
             ev = pd.DataFrame(columns=["onu", "tick", "type"])
+        by_type = {}
+        for etype, (ticks, onus) in self._by_type.items():
+            rel = np.array(ticks, dtype=np.int64) - start_tick
+            keep = rel >= 0
+            if keep.any():
+                by_type[etype] = (np.array(onus, dtype=np.int64)[keep], rel[keep])
         if self._groups is None:
             self._groups = {lvl: group_index(self.onus, lvl) for lvl in NEIGHBOUR_LEVELS}
         return Cube(
@@ -344,12 +410,12 @@ class RollingCube:
             tick_s=self.tick_s,
             values={m: b[lo : self._pos] for m, b in self._buf.items()},
             events=ev,
-            olt_alarms=pd.DataFrame(
-                {"olt_id": pd.Series(dtype=object), "tick": pd.Series(dtype=int)}
-            ),
+            olt_alarms=self._no_alarms,
             orders=self.orders,
             running={m: _RunningView(self, m, self._newest) for m in self._buf},
             groups=self._groups,
+            status_marks={k: v - start_tick for k, v in self._marks.items()},
+            events_by_type=by_type,
         )
 
     def latest_features(self) -> pd.DataFrame:

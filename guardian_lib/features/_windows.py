@@ -225,6 +225,9 @@ def ffill_at(x: np.ndarray, limit: int, rows: np.ndarray) -> np.ndarray:
     """
     rows = np.asarray(rows)
     out = x[rows].copy()
+    if len(rows) == 1:
+        _fill_back(x, int(rows[0]), limit, out[0])
+        return out
     for back in range(1, limit + 1):
         miss = np.isnan(out)
         if not miss.any():
@@ -237,6 +240,24 @@ def ffill_at(x: np.ndarray, limit: int, rows: np.ndarray) -> np.ndarray:
         prev[ok] = x[src[ok]]
         out = np.where(miss, prev, out)
     return out
+
+
+def _fill_back(x: np.ndarray, row: int, limit: int, out: np.ndarray) -> None:
+    """Fill the NaN cells of ``out`` (row ``row`` of ``x``, a copy) with each column's
+    last valid value at most ``limit`` ticks before ``row``, in place.
+
+    One row (online scoring): only the columns missing at the row are read, each as one
+    block of its last ``limit`` ticks, newest first.
+    """
+    (cols,) = np.nonzero(np.isnan(out))
+    lo = max(row - limit, 0)
+    if len(cols) == 0 or lo == row:
+        return
+    back = x[lo:row, cols][::-1]  # newest first
+    valid = ~np.isnan(back)
+    has = valid.any(axis=0)
+    first = valid.argmax(axis=0)
+    out[cols[has]] = back[first[has], np.flatnonzero(has)]
 
 
 def _last_at_or_before(
@@ -279,6 +300,9 @@ def last_valid_at(x: np.ndarray, rows: np.ndarray, limit: int) -> np.ndarray:
     """
     rows = np.asarray(rows, dtype=np.int64)
     out = np.array(x[rows], dtype=float)
+    if len(rows) == 1:
+        _fill_back(x, int(rows[0]), limit, out[0])
+        return out
     r_i, col = np.nonzero(np.isnan(out))
     if len(r_i) == 0:
         return out
@@ -312,6 +336,20 @@ def last_event_at(
     out = np.full((len(rows), n_onus), np.nan)
     if len(ev_onu) == 0 or len(rows) == 0:
         return out
+    if len(rows) == 1:
+        # One row (online scoring): the events of its window only, sorted the same way;
+        # each ONU's last one is the latest tick and, within it, the largest value.
+        r = int(rows[0])
+        ev_tick = np.asarray(ev_tick, dtype=np.int64)
+        inside = (ev_tick <= r) & (ev_tick >= r - limit)
+        onu, tick = np.asarray(ev_onu, dtype=np.int64)[inside], ev_tick[inside]
+        value = np.asarray(ev_value, dtype=float)[inside]
+        order = np.lexsort((value, tick, onu))
+        onu, value = onu[order], value[order]
+        last = np.ones(len(onu), dtype=bool)
+        last[:-1] = onu[1:] != onu[:-1]
+        out[0, onu[last]] = value[last]
+        return out
     order = np.lexsort((ev_value, ev_tick, ev_onu))
     onu, tick, value = ev_onu[order], ev_tick[order], np.asarray(ev_value, dtype=float)[order]
     q_onu = np.tile(np.arange(n_onus, dtype=np.int64), len(rows))
@@ -322,6 +360,8 @@ def last_event_at(
     return out
 
 
+#: Most rows for which :func:`event_counts` counts each row's events directly. [-]
+_COUNT_DIRECT_ROWS = 4
 #: Most rows for which :func:`run_length_at` reads each running column as one block
 #: (a block per row costs O(longest × columns); many rows step back tick by tick). [-]
 _RUN_BLOCK_ROWS = 4
@@ -406,6 +446,15 @@ def event_counts(
     rows = np.asarray(rows, dtype=np.int64)
     if len(ev_onu) == 0:
         return np.zeros((len(rows), n_onus))
+    if len(rows) <= _COUNT_DIRECT_ROWS:
+        # Online scoring (one row): count each row's events directly (O(events + ONUs)
+        # per row instead of two searches per ONU).
+        onu, tick = np.asarray(ev_onu, dtype=np.int64), np.asarray(ev_tick, dtype=np.int64)
+        out = np.empty((len(rows), n_onus))
+        for i, r in enumerate(rows.tolist()):
+            inside = (tick > r - w) & (tick <= r)
+            out[i] = np.bincount(onu[inside], minlength=n_onus)
+        return out
     span = int(max(rows.max(initial=0), ev_tick.max()) + w + 2)
     keys = np.sort(ev_onu.astype(np.int64) * span + ev_tick.astype(np.int64))
     onus = np.arange(n_onus, dtype=np.int64)[None, :] * span

@@ -2,11 +2,15 @@
 
 Online scoring (features at the newest tick, then the model bundle) skips pandas and
 scikit-learn overhead: neighbour shares by one ``bincount``, event columns read once
-per tick, the risk boosters called on the float64 matrix. Each test recomputes the
-same values the plain way (sparse group sums, per-type frame selections, the estimators'
-scikit-learn wrappers) and asserts bit-for-bit equality, on random data and at every
-decision of a small closed-loop run.
+per tick, the status of the ONUs a rolling window marked only, one-row look-backs and
+counts, the risk boosters called on the float64 matrix. Each test recomputes the same
+values the plain way (sparse group sums, per-type frame selections, every ONU's status,
+whole-matrix carries and many-row searches, the estimators' scikit-learn wrappers) and
+asserts bit-for-bit equality, on random data and at every decision of a small
+closed-loop run.
 """
+
+from dataclasses import replace
 
 import lightgbm as lgb
 import numpy as np
@@ -15,7 +19,9 @@ import pytest
 from scipy import sparse
 
 import guardian_lib.features._compute as compute
+import guardian_lib.features._status as status
 from guardian_lib.features import symptomatic
+from guardian_lib.features._windows import event_counts, ffill, last_event_at
 from guardian_lib.models._base import positive_proba
 from guardian_lib.models.bundle import ANOMALY_COLUMNS
 from guardian_lib.models.hazard import compose_hazards
@@ -42,6 +48,29 @@ def _events_by_frame(events: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.nda
         sel = events[events["type"] == etype]
         out[str(etype)] = (sel["onu"].to_numpy(), sel["tick"].to_numpy())
     return out
+
+
+def _many_rows(fn, rows_arg: int):
+    """``fn`` asked for its rows five times over, which takes its many-row path (one
+    row is answered by a shortcut), and cut back to the rows asked for."""
+
+    def call(*args):
+        args = list(args)
+        rows = np.asarray(args[rows_arg])
+        args[rows_arg] = np.tile(rows, 5)
+        return fn(*args)[: len(rows)]
+
+    return call
+
+
+#: Reference look-backs and counts for the feature code: the whole matrix carried
+#: forward, the many-row searches.
+_PLAIN_LOOKBACKS = {
+    "ffill_at": lambda x, limit, rows: ffill(x, limit)[rows],
+    "last_valid_at": lambda x, rows, limit: ffill(x, limit)[rows].astype(float),
+    "event_counts": _many_rows(event_counts, 3),
+    "last_event_at": _many_rows(last_event_at, 4),
+}
 
 
 def _plain_predict(bundle, features: pd.DataFrame) -> pd.DataFrame:
@@ -131,7 +160,14 @@ def test_every_decision_round_scores_as_the_plain_computation(
         with monkeypatch.context() as m:
             m.setattr(compute, "_neighbour_share", _sparse_share)
             m.setattr(compute, "_events_by_type", _events_by_frame)
-            plain = self.cube.latest_features()
+            for name, plain_fn in _PLAIN_LOOKBACKS.items():
+                for module in (compute, status):
+                    if hasattr(module, name):
+                        m.setattr(module, name, plain_fn)
+            # Without the window's status marks and events per type: the status of every
+            # ONU over the slice, the events selected from the frame.
+            cube = replace(self.cube.cube(), status_marks={}, events_by_type={})
+            plain = compute.compute_features(cube, np.array([cube.n_ticks - 1]))
         pd.testing.assert_frame_equal(self.last_features, plain, check_exact=True)
         want = _plain_predict(self.bundle, plain)
         pd.testing.assert_frame_equal(
