@@ -17,7 +17,15 @@ visits_avoided
     of the data are judged on the days available).
 savings_brl, net_savings_brl
     ``visits_avoided × cost_per_visit``; net of the autopilot's action costs (reboots,
-    notifications) and of its visits that fixed nothing. [R$]
+    notifications, Wi-Fi profile changes) and of its visits that fixed nothing. [R$]
+total_cost_brl
+    Cost of the period under the :class:`~guardian_lib.decision.costs.CostModel`, the
+    same definition every policy decides with: completed visits, calls, SLA credits,
+    action costs (reboots, notifications, Wi-Fi profile changes) and the churn risk of
+    the service impact (``churn_cost_brl``: hours of outage × ``churn_cost_brl_per_h``
+    plus hours of degraded service × ``degraded_cost_brl_per_h``). Without the churn
+    term a customer left down costs only his credit and his calls (under R$ 1 per hour
+    once he has called), so leaving him down all week would look cheaper than a visit. [R$]
 mttr_hours
     Mean duration of service-impact episodes (no service or degraded) of at least
     15 min, excluding the downtime caused by the autopilot's own reboots. [h]
@@ -355,6 +363,18 @@ def _sla(
     return sla, by_region, credits
 
 
+def _churn_cost_brl(real: pd.DataFrame, costs: CostModel) -> float:
+    """Churn risk of the service impact: outage and degraded hours at the cost model's rates. [R$]"""
+    if not len(real):
+        return 0.0
+    hours = real["duration_min"].to_numpy(dtype=float) / 60.0
+    outage = real["outage"].to_numpy(dtype=bool)
+    return float(
+        hours[outage].sum() * costs.churn_cost_brl_per_h
+        + hours[~outage].sum() * costs.degraded_cost_brl_per_h
+    )
+
+
 def _visits_avoided(life: pd.DataFrame, calls: pd.DataFrame, so: pd.DataFrame) -> int:
     """Cases closed as ``visit_avoided`` that did something and did not recur. [-]"""
     avoided = 0
@@ -401,6 +421,7 @@ class _ActionCounts(NamedTuple):
     notified: int
     wasted_visits: int
     wasted_autopilot_visits: int
+    wifi_changes: int
 
 
 def _action_counts(
@@ -418,9 +439,9 @@ def _action_counts(
     wasted_all = int(so["outcome"].isin(WASTED_OUTCOMES).sum()) if len(so) else 0
     auto = so.loc[so["opened_by"] == "autopilot"] if len(so) else so
     wasted_auto = int(auto["outcome"].isin(WASTED_OUTCOMES).sum()) if len(auto) else 0
-    return _ActionCounts(
-        visits, cancelled, reb_done, reb_ok, reb_verified, n_notify, wasted_all, wasted_auto
-    )
+    wifi = acts.loc[(acts["action_type"] == "change_wifi_profile") & (acts["status"] == "done")]
+    return _ActionCounts(visits, cancelled, reb_done, reb_ok, reb_verified, n_notify,
+                         wasted_all, wasted_auto, len(wifi))  # fmt: skip
 
 
 def compute_kpis(
@@ -468,7 +489,9 @@ def compute_kpis(
     -------
     dict
         Scalar KPIs (see the module docstring), ``sla_availability_by_region`` and
-        ``total_cost_brl`` (visits + calls + SLA credits + action costs) [R$].
+        ``total_cost_brl`` (visits + calls + SLA credits + action costs, among them
+        Wi-Fi profile changes, + churn risk) [R$], ``churn_cost_brl`` [R$] and
+        ``wifi_changes`` [-].
     """
     costs = costs or CostModel()
     period_h = (end - start).total_seconds() / 3600.0
@@ -495,12 +518,18 @@ def compute_kpis(
     )
     avoided = _visits_avoided(life, calls, so)
     n_reboots = len(reb_done)
-    action_cost = n_reboots * costs.reboot_cost_brl + n_notify * costs.notify_cost_brl
+    action_cost = (
+        n_reboots * costs.reboot_cost_brl
+        + n_notify * costs.notify_cost_brl
+        + c.wifi_changes * costs.wifi_change_cost_brl
+    )
     savings = avoided * costs.cost_per_visit_brl
     net = savings - action_cost - wasted_auto * costs.cost_per_visit_brl
     total = (
         visits * costs.cost_per_visit_brl + n_calls * costs.call_cost_brl + credits + action_cost
     )
+    churn = _churn_cost_brl(real, costs)
+    total += churn
     false_den = reb_verified + visits
     scores = _scores(decisions, labels)
     return {
@@ -509,6 +538,7 @@ def compute_kpis(
         "savings_brl": float(savings),
         "net_savings_brl": float(net),
         "total_cost_brl": float(total),
+        "churn_cost_brl": churn,
         "sla_credits_brl": credits,
         "mttr_hours": mttr_h,
         "impact_hours": float(real["duration_min"].sum() / 60.0),
@@ -526,6 +556,7 @@ def compute_kpis(
         "wasted_visits": wasted_all,
         "calls": n_calls,
         "notifications": n_notify,
+        "wifi_changes": c.wifi_changes,
         "cases": len(life),
         "episodes": len(real),
         **scores,

@@ -55,7 +55,7 @@ from guardian_lib.loop.closed import ClosedLoop
 from guardian_lib.schema import POLICY_EVERY_MINUTES
 from simulator.adapters import SimDevices, SimFieldService, SimNotifier, SimTelemetry
 from simulator.engine import Simulation
-from simulator.oracle import OraclePolicy, TruthScorer
+from simulator.oracle import VISIT_KINDS, OraclePolicy, TruthScorer
 from simulator.scenario import Scenario
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "summarise",
     "scenario_of_run",
     "safety_violations",
+    "deferred_repairs",
 ]
 
 POLICIES = ("reactive", "rules", "autopilot", "oracle")
@@ -144,6 +145,27 @@ def _calibration(sim: Simulation, calls: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def deferred_repairs(sim: Simulation) -> int:
+    """Faults that only a visit ends, still unrepaired when the run ends (truth). [-]
+
+    A drifting laser or a degrading fibre never ends by itself: whoever leaves it at the
+    end of the run owes its visit after it. :func:`run_policy` books that visit in the
+    total cost (``deferred_repairs_brl``), so a visit ordered late in the week — paid in
+    the run, its benefit after the end — costs no more than leaving the fault for next
+    week (unseen_4x32 seed 2: the oracle's two last visits, to faults that would have
+    hurt only after hour 168, made it dearer than the autopilot that left them).
+    """
+    horizon = sim.scenario.horizon_s
+    return sum(
+        1
+        for f in sim.faults
+        if f.kind in VISIT_KINDS
+        and f.recorded
+        and f.start_s <= horizon
+        and (f.end_s is None or f.end_s > horizon)
+    )
+
+
 def safety_violations(actions: pd.DataFrame, settings: AutopilotSettings, pon_of: dict) -> int:
     """Executed reboots that break the cooldown, the daily limit or the per-PON cap. [-]"""
     reb = actions.loc[
@@ -204,7 +226,9 @@ def run_policy(
     -------
     dict
         :func:`~guardian_lib.kpis.compute_kpis` output plus ``safety_violations``,
-        ``blocked`` (per rule) and ``decisions``.
+        ``blocked`` (per rule), ``decisions`` and ``deferred_repairs`` (see
+        :func:`deferred_repairs`); ``total_cost_brl`` includes ``deferred_repairs_brl``
+        (one visit each). [R$]
     """
     world = BacktestWorld.build(scenario, policy, seed, every_minutes, scorer, settings, costs,
                                 audit_path)  # fmt: skip
@@ -337,6 +361,9 @@ class BacktestWorld:
         pon_of = dict(zip(topo.customers["cpe_id"], topo.onus["pon_id"], strict=True))
         k["safety_violations"] = safety_violations(actions, self.settings, pon_of)
         k.update(_calibration(sim, self.source.calls_frame()))
+        k["deferred_repairs"] = deferred_repairs(sim)
+        k["deferred_repairs_brl"] = k["deferred_repairs"] * self.costs.cost_per_visit_brl
+        k["total_cost_brl"] += k["deferred_repairs_brl"]
         k["blocked"] = dict(autopilot.guard.blocked) if autopilot else {}
         k["decisions"] = int(sum(autopilot.counts.values())) if autopilot else 0
         audit.close()

@@ -11,14 +11,19 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
   it forward, that problem gets its own cheapest action;
 * Wi-Fi interference → remote profile changes first (one every ``wifi_retry_min``,
   each ending the episode with the scenario's probability), a visit only when it is
-  cheaper in expectation than trying remotely until a change works (technician's delay
-  included);
+  cheaper than trying remotely until a change works (technician's delay included; the
+  episodes drawn to follow count for the visit, which ends the interference for good);
 * a power cut at the customer's, a massive outage, an upstream failure, an unexplained
   blip → never a visit (they end by themselves or by a crew);
 * a hang whose reboot failed → a visit only if the hang would otherwise outlast it.
 
 It is an upper bound on what any policy that only observes can do; the share of the
-rules → oracle gap that the autopilot closes is measured against it.
+rules → oracle gap that the autopilot closes is measured against it. It prices outage and
+degraded time with the cost model's rates (SLA credit, calls and churn risk), the same
+definition as the backtest's ``total_cost_brl``, which also books one visit for every
+fault that only a visit ends still unrepaired at the end of the run
+(:func:`simulator.backtest.deferred_repairs`): a visit the oracle orders late in the run,
+to a fault that would hurt only after it, costs it no more than leaving the fault does.
 """
 
 from __future__ import annotations
@@ -124,7 +129,7 @@ class OraclePolicy(PolicyBase):
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
-    version: str = "4"
+    version: str = "5"
 
     def frame(self, snap: Snapshot) -> pd.DataFrame:
         """:meth:`PolicyBase.frame`, with each massive fault's members scoped by the truth.
@@ -259,7 +264,11 @@ class OraclePolicy(PolicyBase):
         One change every ``wifi_retry_min``; the oracle knows which change will end the
         episode. Changes are made only if that one comes before the episode ends by
         itself; a visit (next regular slot; cancelled at no cost if the episode ends
-        first) only when it ends the degraded service for less than the changes.
+        first) only when it ends the degraded service for less than the changes. A visit
+        ends the interference for good, a change only this episode: the episodes that
+        would follow (:meth:`_recurrences`) count for the visit, each at what handling it
+        remotely would cost (changes from its start until the one that works, or its
+        whole degraded time).
         """
         c = self.costs
         deg_rate = float(impact_cost_rate_brl_per_h(False, True, c))
@@ -273,11 +282,28 @@ class OraclePolicy(PolicyBase):
         if fixed_h < left_h:
             remote += n * c.wifi_change_cost_brl
         visit = c.cost_per_visit_brl + deg_rate * min(left_h, c.visit_delay_h)
+        for nxt in self._recurrences(wifi):
+            dur_h = (nxt.duration_s or 0.0) / 3600.0
+            m = self.sim.attempts_until_fix(nxt, "wifi_profile", p_fix)
+            fix_h = np.inf if m is None else (m - 1) * retry_h
+            remote += deg_rate * min(dur_h, fix_h)
+            remote += m * c.wifi_change_cost_brl if fix_h < dur_h else 0.0
         if not has_visit and visit < remote:
             return "schedule_visit", "normal"
         if first_h == 0.0 and fixed_h < left_h:
             return "change_wifi_profile", "high"
         return None, "high"
+
+    def _recurrences(self, wifi) -> list:
+        """The Wi-Fi episodes drawn to follow ``wifi`` (truth: a visit now prevents them)."""
+        if getattr(self, "_next_wifi", None) is None:
+            self._next_wifi = {f.params["follows"]: f for f in self.sim.faults
+                               if f.kind == "wifi_interference" and "follows" in f.params}  # fmt: skip
+        out, nxt = [], self._next_wifi.get(wifi.fault_id)
+        while nxt is not None:
+            out.append(nxt)
+            nxt = self._next_wifi.get(nxt.fault_id)
+        return out
 
     @staticmethod
     def _hurts_in_h(fault, now_s: float) -> float:

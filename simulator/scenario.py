@@ -276,7 +276,7 @@ class Customers(_Strict):
     notice_minutes: Annotated[float, Field(gt=0)] = 20.0
     night_factor: Probability = 0.1
     repeat_call_factor: Probability = 0.15
-    background_calls_per_year: YearlyRate = 1.2
+    background_calls_per_year: YearlyRate = 0.5
 
 
 class Operations(_Strict):

@@ -83,8 +83,23 @@ METRICS: dict[str, Metric] = {
     ),
     "total_cost_brl": _M(
         "brl",
-        "Total cost of operation (visits, calls, SLA credits, actions)",
-        "Custo total da operação (visitas, ligações, créditos de SLA, ações)",
+        "Total cost of operation (visits, calls, SLA credits, actions, churn risk)",
+        "Custo total da operação (visitas, ligações, créditos de SLA, ações, risco de churn)",
+    ),
+    "deferred_repairs": _M(
+        "count",
+        "Faults only a visit ends, still unrepaired at the end of the run",
+        "Falhas que só uma visita resolve, ainda sem reparo no fim da execução",
+    ),
+    "deferred_repairs_brl": _M(
+        "brl",
+        "Visits owed for the faults left unrepaired at the end",
+        "Visitas devidas pelas falhas sem reparo no fim",
+    ),
+    "churn_cost_brl": _M(
+        "brl",
+        "Churn risk of the hours customers were down or degraded",
+        "Risco de churn das horas em que os clientes ficaram sem serviço ou degradados",
     ),
     "sla_credits_brl": _M(
         "brl", "SLA credits paid to customers", "Créditos de SLA pagos aos clientes"
@@ -139,6 +154,7 @@ METRICS: dict[str, Metric] = {
         "Contatos por assinante por ano",
     ),
     "notifications": _M("count", "Customers notified", "Clientes notificados"),
+    "wifi_changes": _M("count", "Remote Wi-Fi profile changes", "Trocas remotas de perfil Wi-Fi"),
     "cases": _M("count", "Cases opened", "Casos abertos"),
     "episodes": _M("count", "Service-impact episodes", "Episódios de serviço afetado"),
     "decisions": _M("count", "Autopilot decisions", "Decisões do piloto automático"),

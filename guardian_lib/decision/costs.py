@@ -74,6 +74,12 @@ class CostModel(BaseModel):
         Probability that a Wi-Fi profile change ends an interference episode. [-]
     horizon_h : float
         Cap on the residual durations considered. [h]
+    dying_gasp_fixable_share : float
+        Largest share of a dying-gasp outage's individual causes (premises, equipment,
+        intermittent) that a visit can fix: only a failed ONU power supply also sends a
+        dying gasp (fibre faults and dead lasers show as LOS); the rest is the
+        customer's own power, which returns by itself. An assumption (range 0.01–0.1):
+        power supplies fail far less often than customers switch off. [-]
     priors : dict
         Duration of each problem kind when nobody acts; kinds absent never end alone.
     """
@@ -92,6 +98,7 @@ class CostModel(BaseModel):
     wifi_change_cost_brl: float = Field(0.5, ge=0)
     wifi_profile_fix_prob: float = Field(0.4, ge=0, le=1)
     horizon_h: float = Field(168.0, gt=0)
+    dying_gasp_fixable_share: float = Field(0.05, ge=0, le=1)
     priors: dict[str, Prior] = Field(
         default_factory=lambda: {
             "massive": Prior(median_h=4.0, p90_h=12.0),

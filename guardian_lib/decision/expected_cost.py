@@ -58,7 +58,46 @@ from guardian_lib.decision.costs import (
 )
 from guardian_lib.decision.settings import AutopilotSettings
 
-__all__ = ["ExpectedCostPolicy", "case_costs", "make_autopilot"]
+__all__ = ["ExpectedCostPolicy", "cap_fixable_on_dying_gasp", "case_costs", "make_autopilot"]
+
+
+def cap_fixable_on_dying_gasp(q: np.ndarray, dying_gasp: np.ndarray, share: float) -> np.ndarray:
+    """Cap the visit-fixable share of the individual causes of dying-gasp outages.
+
+    A dying gasp is the ONU announcing that it lost power. Fibre faults and dead lasers
+    show as LOS, so of the individual causes of such an outage only a failed ONU power
+    supply needs a visit; the customer's own power returns by itself. Whatever the scorer
+    says (an ML bundle may give a lone dark ONU an equipment probability on a layout it
+    was not trained on), the equipment and intermittent probabilities of these rows are
+    scaled down to at most ``share`` of the individual causes and the excess moves to the
+    customer premises. A scorer already below the cap (the rule scorer: 0.02 of 0.87) is
+    left as it is; massive, external and unknown are never touched.
+
+    Parameters
+    ----------
+    q : ndarray, shape (n, len(CLASS_COLUMNS))
+        Class probabilities in :data:`CLASS_COLUMNS` order. [-]
+    dying_gasp : ndarray of bool, shape (n,)
+        Rows offline with a dying gasp as the down cause.
+    share : float
+        :attr:`CostModel.dying_gasp_fixable_share`. [-]
+
+    Returns
+    -------
+    ndarray
+        A copy of ``q`` with the capped rows changed (each row's sum is kept). [-]
+    """
+    names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
+    jp, je, ji = (names.index(k) for k in ("customer_premises", "equipment_fail", "intermittent"))
+    q = np.array(q, dtype=float, copy=True)
+    fix = q[:, je] + q[:, ji]
+    cap = share * (fix + q[:, jp])
+    over = np.asarray(dying_gasp, dtype=bool) & (fix > cap)
+    scale = np.where(over, cap / np.maximum(fix, 1e-12), 1.0)
+    q[:, jp] += np.where(over, fix - cap, 0.0)
+    q[:, je] *= scale
+    q[:, ji] *= scale
+    return q
 
 
 def case_costs(
@@ -122,6 +161,10 @@ def case_costs(
     names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
     jp = names.index("customer_premises")
     q = np.column_stack([active[c].to_numpy(dtype=float) for c in CLASS_COLUMNS])
+    # A dying gasp rules fibre and a dead laser out, whatever the scorer says: a visit
+    # then fixes only a failed power supply (the time update below still raises its
+    # share as the outage outlasts a customer's power cut, so a long one gets a visit).
+    q = cap_fixable_on_dying_gasp(q, dg, model.dying_gasp_fixable_share)
     surv = np.ones_like(q)
     resid = np.zeros_like(q)  # expected remaining duration within the wait horizon [h]
     still = np.ones_like(q)  # P(still there after the wait horizon)

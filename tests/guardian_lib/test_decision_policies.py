@@ -18,6 +18,9 @@ from guardian_lib.decision import (
     make_autopilot,
 )
 from guardian_lib.decision._base import CASE_COLUMNS
+from guardian_lib.decision._types import CLASS_COLUMNS
+from guardian_lib.decision.costs import CostModel
+from guardian_lib.decision.expected_cost import cap_fixable_on_dying_gasp
 from guardian_lib.loop.tick import EventRow, Tick
 
 T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
@@ -253,3 +256,86 @@ def test_nan_class_probabilities_from_the_ml_models_are_safe(obs):
         pol.decide(Snapshot(ts=ts, status=obs.status(),
                             predictions=ml_like(Snapshot(ts=ts, status=obs.status()))
                             .drop(columns=["risk_24h"])))  # fmt: skip
+
+
+def test_expected_cost_waits_on_a_dying_gasp_whatever_the_scorer_says(obs):
+    """A lone ONU that sent a dying gasp lost its power: fibre and a dead laser show as
+    LOS, so a scorer's equipment probability (an ML bundle on a layout it never saw)
+    does not buy a visit; a visit-fixable cause is capped at the power-supply share."""
+    online = np.ones(obs.n, dtype=bool)
+    online[12] = False
+    observe(obs, 0)
+    ts = observe(obs, 5, online=online)
+    gasp = EventRow(ts, "ONU012", "onu", "DYING_GASP", "major")
+    obs.update(Tick(ts, {**obs.values, "online": obs.online}, (gasp,)))
+    ts = observe(obs, 90, online=online)
+
+    def ml_like(snap):
+        p = RuleScorer(model_version="ml/1")(snap)
+        row = p["onu_id"] == "ONU012"
+        p.loc[row, ["p_customer_premises", "p_equipment_fail", "p_unknown"]] = [0.04, 0.94, 0.02]
+        return p.copy()  # a new frame: the scorer's cached columns are of the old one
+
+    scorer, pol = make_autopilot(scorer=ml_like)
+    snap = snapshot(obs, ts, scorer=scorer, cases=case_frame("ONU012", T0))
+    assert snap.status.loc["ONU012", "down_type"] == "DYING_GASP"
+    decisions = pol.decide(snap)
+    assert [d.action for d in decisions] == ["notify"]
+    costs = decisions[0].rationale["costs_brl"]
+    assert costs["wait"] < costs["schedule_visit"]
+    assert decisions[0].rationale["subtype"] == "power"
+    # The same scorer on a lone LOS (nothing capped) still sends the technician.
+    online[12], online[20] = True, False
+    obs2 = Observer(*inventory())
+    observe(obs2, 0)
+    observe(obs2, 5, online=online)
+    ts = observe(obs2, 90, online=online)
+
+    def ml_like_los(snap):
+        p = RuleScorer(model_version="ml/1")(snap)
+        row = p["onu_id"] == "ONU020"
+        p.loc[row, ["p_customer_premises", "p_equipment_fail", "p_unknown"]] = [0.04, 0.94, 0.02]
+        return p.copy()  # a new frame: the scorer's cached columns are of the old one
+
+    scorer, pol = make_autopilot(scorer=ml_like_los)
+    d = pol.decide(snapshot(obs2, ts, scorer=scorer, cases=case_frame("ONU020", T0)))
+    assert "schedule_visit" in [x.action for x in d]
+
+
+def test_dying_gasp_cap_leaves_the_rule_scorer_alone(obs):
+    """The rule scorer's dying-gasp row is below the cap: its autopilot is unchanged."""
+    online = np.ones(obs.n, dtype=bool)
+    online[12] = False
+    observe(obs, 0)
+    ts = observe(obs, 5, online=online)
+    gasp = EventRow(ts, "ONU012", "onu", "DYING_GASP", "major")
+    obs.update(Tick(ts, {**obs.values, "online": obs.online}, (gasp,)))
+    ts = observe(obs, 60, online=online)
+    pred = snapshot(obs, ts).predictions
+    q = pred[list(CLASS_COLUMNS)].to_numpy(dtype=float)
+    dg = (pred["onu_id"] == "ONU012").to_numpy()
+    assert q[dg, CLASS_COLUMNS.index("p_customer_premises")][0] > 0.5
+    np.testing.assert_array_equal(
+        cap_fixable_on_dying_gasp(q, dg, CostModel().dying_gasp_fixable_share), q
+    )
+
+
+def test_dying_gasp_cap_leaves_other_rows_and_calibrated_scorers_alone():
+    q = np.array(
+        [
+            [0.0, 0.04, 0.90, 0.0, 0.04, 0.02],  # dying gasp, equipment-heavy: capped
+            [0.0, 0.85, 0.02, 0.0, 0.00, 0.13],  # dying gasp, the rule scorer's row: kept
+            [0.0, 0.04, 0.90, 0.0, 0.04, 0.02],  # LOS: kept
+            [0.5, 0.04, 0.40, 0.0, 0.04, 0.02],  # dying gasp with a massive share
+        ]
+    )
+    dg = np.array([True, True, False, True])
+    out = cap_fixable_on_dying_gasp(q, dg, 0.05)
+    np.testing.assert_allclose(out.sum(axis=1), q.sum(axis=1))
+    np.testing.assert_array_equal(out[1:3], q[1:3])
+    for i in (0, 3):
+        individual = out[i, 1] + out[i, 2] + out[i, 4]
+        assert out[i, 2] + out[i, 4] == pytest.approx(0.05 * individual)
+        assert out[i, 2] / out[i, 4] == pytest.approx(q[i, 2] / q[i, 4])  # proportions kept
+        assert out[i, [0, 3, 5]].tolist() == q[i, [0, 3, 5]].tolist()
+    assert q[0, 2] == 0.90  # the input is not modified

@@ -132,3 +132,38 @@ def test_massive_vs_individual_precision_recall():
     assert s["massive_recall"] == pytest.approx(2 / 3)
     assert s["individual_precision"] == pytest.approx(1 / 2)
     assert s["individual_recall"] == 1.0
+
+
+def test_total_cost_counts_wifi_changes_and_the_churn_risk_of_impact():
+    """One definition of cost for the total and the policies (the cost model's rates)."""
+    from guardian_lib.decision.costs import CostModel
+
+    costs = CostModel()
+    base = _kpis()
+    # Episodes: O1 15 min + 3 min (the reboot's own, dropped), O3 and O4 240 min, all outages.
+    assert base["churn_cost_brl"] == pytest.approx(
+        (15 + 240 + 240) / 60 * costs.churn_cost_brl_per_h
+    )
+    credits = base["sla_credits_brl"]
+    assert base["total_cost_brl"] == pytest.approx(
+        150.0 + 2 * costs.call_cost_brl + credits + costs.reboot_cost_brl + base["churn_cost_brl"]
+    )
+    actions = pd.DataFrame(
+        [("A1", "D2", "reboot", "P1", "succeeded", ts(5), ts(20), "{}", None),
+         ("A2", "D7", "change_wifi_profile", "P2", "done", ts(30), ts(30), "{}", None),
+         ("A3", "D8", "change_wifi_profile", "P2", "done", ts(90), ts(90), "{}", None),
+         ("A4", "D9", "change_wifi_profile", "P2", "failed", ts(150), ts(150), "{}", "x")],
+        columns=["action_id", "decision_id", "action_type", "target", "status", "started_at",
+                 "finished_at", "result", "error"],
+    )  # fmt: skip
+    k = _kpis(actions=actions)
+    assert k["wifi_changes"] == 2  # the failed one never reached the CPE
+    assert k["total_cost_brl"] - base["total_cost_brl"] == pytest.approx(
+        2 * costs.wifi_change_cost_brl
+    )
+    # A degraded hour costs the degraded churn rate, not the outage one.
+    episodes = pd.DataFrame({"onu_id": ["O2"], "start_at": [ts(0)], "end_at": [ts(60)],
+                             "outage": [False], "duration_min": [60.0]})  # fmt: skip
+    assert _kpis(episodes=episodes)["churn_cost_brl"] == pytest.approx(
+        costs.degraded_cost_brl_per_h
+    )

@@ -208,3 +208,34 @@ def test_parallel_backtest_equals_serial_and_merges_the_audit(hangs, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.duckdb", "s.duckdb"]  # no parts
     with pytest.raises(ValueError, match="workers"):
         run_backtest(sc, pols, seeds, workers=0)
+
+
+def test_faults_only_a_visit_ends_left_at_the_end_owe_their_visit():
+    """A late visit must not cost more than leaving the fault for next week."""
+    from types import SimpleNamespace
+
+    from simulator.backtest import deferred_repairs
+
+    def fault(kind, start_h, end_h, recorded=True):
+        end = None if end_h is None else end_h * 3600.0
+        return SimpleNamespace(kind=kind, start_s=start_h * 3600.0, end_s=end, recorded=recorded)
+
+    sim = SimpleNamespace(
+        scenario=SimpleNamespace(horizon_s=168 * 3600.0),
+        faults=[
+            fault("fibre_degradation", 10, None),  # never visited: owed
+            fault("hardware_failure", 160, None),  # drifting at the end: owed
+            fault("fibre_degradation", 20, 100),  # visited in the week
+            fault("hardware_failure", 150, 170),  # visit after the end: still owed at the end
+            fault("cpe_hang", 100, None),  # a reboot or the customer ends it
+            fault("fibre_degradation", 170, None),  # starts after the end
+            fault("hardware_failure", 10, None, recorded=False),
+        ],
+    )
+    assert deferred_repairs(sim) == 3
+
+
+def test_total_cost_books_the_deferred_repairs(hang_results):
+    for pol, k in hang_results.items():
+        assert k["deferred_repairs_brl"] == 150.0 * k["deferred_repairs"], pol
+        assert k["total_cost_brl"] >= k["deferred_repairs_brl"] + 150.0 * k["visits"], pol

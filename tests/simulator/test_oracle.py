@@ -160,3 +160,32 @@ def test_no_reboot_that_the_oracle_knows_will_fail():
     assert sim.reboots == []
     assert kpis["visits"] == 0
     assert kpis["reboots"] == 0
+
+
+def test_a_visit_that_stops_the_wifi_episodes_to_come_is_worth_its_cost():
+    # A profile change ends one Wi-Fi episode, a visit ends the interference for good.
+    # Here no change works (probability 0); the first episode lasts 20 h (waiting it out,
+    # R$ ~46 of degraded service, is cheaper than a visit) but two 60 h episodes are drawn
+    # to follow it. Version 4 priced the first episode alone and sent nobody.
+    sc = _quiet_tiny(6.0, wifi_profile_fix_prob=0.0, wifi_recurrence_prob=0.0)
+    world = BacktestWorld.build(sc, "oracle", seed=4)
+    sim = world.sim
+    first = _inject(sim, "T-w1", "wifi_interference", 7, 0.5, duration_h=20.0)
+    _inject(sim, "T-w2", "wifi_interference", 7, 30.0, duration_h=60.0, follows="T-w1")
+    _inject(sim, "T-w3", "wifi_interference", 7, 100.0, duration_h=60.0, follows="T-w2")
+    sim.run()
+    world.close()
+    assert [o.onu_row for o in sim.ops.orders] == [7]
+    assert sim.wifi_changes == []
+    assert first.end_s is None or first.fixed_by == "visit"
+
+
+def test_a_wifi_episode_with_nothing_to_follow_is_waited_out():
+    # The control of the test above: the same first episode alone gets no visit.
+    sc = _quiet_tiny(6.0, wifi_profile_fix_prob=0.0, wifi_recurrence_prob=0.0)
+    world = BacktestWorld.build(sc, "oracle", seed=4)
+    sim = world.sim
+    _inject(sim, "T-w1", "wifi_interference", 7, 0.5, duration_h=20.0)
+    sim.run()
+    world.close()
+    assert sim.ops.orders == []
