@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision import Decision, Snapshot
-from guardian_lib.decision._base import SCOPE_COLUMNS, PolicyBase, records
+from guardian_lib.decision._base import SCOPE_COLUMNS, PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel, impact_cost_rate_brl_per_h
 from simulator.engine import Simulation
@@ -131,7 +131,7 @@ class OraclePolicy(PolicyBase):
     name: str = "oracle"
     version: str = "5"
 
-    def frame(self, snap: Snapshot) -> pd.DataFrame:
+    def frame(self, snap: Snapshot) -> Rows:
         """:meth:`PolicyBase.frame`, with each massive fault's members scoped by the truth.
 
         Observed neighbour evidence picks the widest scope that explains the dark ONUs:
@@ -145,22 +145,22 @@ class OraclePolicy(PolicyBase):
         if not len(df):
             return df
         row_of = self._row_of()
-        stype = df["scope_type"].to_numpy(dtype=object).copy()
-        skey = df["scope_key"].to_numpy(dtype=object).copy()
-        otype = df["outage_scope_type"].to_numpy(dtype=object).copy()
-        okey = df["outage_scope_key"].to_numpy(dtype=object).copy()
+        stype = np.array(df["scope_type"], dtype=object)
+        skey = np.array(df["scope_key"], dtype=object)
+        otype = np.array(df["outage_scope_type"], dtype=object)
+        okey = np.array(df["outage_scope_key"], dtype=object)
         for i, onu in enumerate(df.index):
             bucket = self.sim._active.get(row_of[str(onu)], {})
             shared = [f for f in bucket.values() if f.recorded and f.cause_class in _SHARED]
             scope = TRUTH_SCOPES.get(shared[0].scope_type) if shared else None
             if scope is None:
                 continue
-            key = df[SCOPE_COLUMNS[scope]].iat[i]
+            key = df[SCOPE_COLUMNS[scope]][i]
             stype[i], skey[i] = scope, key
             if pd.notna(otype[i]):
                 otype[i], okey[i] = scope, key
-        return df.assign(scope_type=stype, scope_key=skey, outage_scope_type=otype,
-                         outage_scope_key=okey)  # fmt: skip
+        return df.with_columns(scope_type=stype, scope_key=skey, outage_scope_type=otype,
+                               outage_scope_key=okey)  # fmt: skip
 
     def _row_of(self) -> dict[str, int]:
         """Row of each ONU id in the simulation (built once)."""
@@ -177,8 +177,8 @@ class OraclePolicy(PolicyBase):
         row_of = self._row_of()
         hold_rule, hold_min = self.reboot_holds(snap, active)
         now_s = self.sim.env.now
-        rows = zip(active.index, records(active), np.where(pd.notna(hold_rule), hold_min, 0.0),
-                   strict=True)  # fmt: skip
+        rows = zip(active.index, active.records(),
+                   np.where(pd.notna(hold_rule), hold_min, 0.0), strict=True)  # fmt: skip
         for onu, r, held_min in rows:
             onu = str(onu)
             faults = [f for f in self.sim.active_faults(row_of[onu]) if f.recorded]

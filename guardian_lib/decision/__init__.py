@@ -4,7 +4,8 @@
 - :class:`Observer` — observed per-ONU state from telemetry and events;
 - :class:`RuleScorer` — transparent rules filling the model contract;
 - :class:`PolicyBase` — case and incident lifecycle shared by the policies (subclass it
-  for a new policy); :class:`RulesPolicy` — the product notes' rules; :class:`ExpectedCostPolicy` — least
+  for a new policy; it hands the policy its cases as :class:`Rows`, one array per
+  column); :class:`RulesPolicy` — the product notes' rules; :class:`ExpectedCostPolicy` — least
   expected cost; :func:`make_autopilot` — scorer + policy, the ML scorer plugs in here;
 - :mod:`~guardian_lib.decision.costs` — pure cost functions in R$;
 - :class:`SafetyGuard` and :class:`AutopilotSettings` — limits and environment settings;
@@ -12,6 +13,7 @@
 """
 
 from guardian_lib.decision._base import PolicyBase
+from guardian_lib.decision._columns import Rows
 from guardian_lib.decision._types import (
     ACTIONS,
     CLASS_COLUMNS,
@@ -36,6 +38,7 @@ __all__ = [
     "CLASS_COLUMNS",
     "PREDICTION_COLUMNS",
     "PolicyBase",
+    "Rows",
     "Decision",
     "Snapshot",
     "Policy",

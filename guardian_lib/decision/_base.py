@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from guardian_lib.decision._columns import FrameColumns, _seconds_from, records
+from guardian_lib.decision._columns import FrameColumns, Rows, _seconds_from
 from guardian_lib.decision._types import (
     PREDICTION_COLUMNS,
     Decision,
@@ -16,14 +16,14 @@ from guardian_lib.decision._types import (
     _sanitized,
     sanitize_predictions,
 )
-from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages, rx_step
+from guardian_lib.decision.neighbours import OutageEvidence, _rx_step
 
 __all__ = [
     "PolicyBase",
     "CASE_COLUMNS",
     "OPTIONAL_CASE_COLUMNS",
     "INCIDENT_COLUMNS",
-    "records",
+    "Rows",
     "sanitize_predictions",
 ]
 
@@ -102,9 +102,6 @@ class PolicyBase:
     name: str = "base"
     version: str = "0"
 
-    #: (frame, its column cache) of the frames built this round (:meth:`columns`).
-    _built: list = field(default_factory=list, init=False, repr=False, compare=False)
-
     # --- helpers --------------------------------------------------------------------------
     def _d(self, snap: Snapshot, subject: str, action: str, **kw) -> Decision:
         mv = snap._cache.get("model_version")
@@ -122,33 +119,15 @@ class PolicyBase:
             **kw,
         )
 
-    def columns(self, df: pd.DataFrame) -> FrameColumns:
-        """The numpy columns of ``df``, each read once (:class:`FrameColumns`).
-
-        For the frames this policy built in the current round (:meth:`frame`, the
-        ``active`` cases of :meth:`case_decisions`) the numeric columns are the arrays
-        the frame was built from; any other frame is read as it is. The frames are
-        read-only: a frame changed after its columns were read would not be seen.
-        """
-        for built, cols in self._built:
-            if built is df:
-                return cols
-        return FrameColumns(df)
-
-    def _register(self, df: pd.DataFrame, source: dict) -> FrameColumns:
-        cols = FrameColumns(df, source)
-        self._built.append((df, cols))
-        return cols
-
-    def common_decisions(self, snap: Snapshot) -> tuple[list[Decision], pd.DataFrame, set]:
+    def common_decisions(self, snap: Snapshot) -> tuple[list[Decision], Rows, set]:
         """What every policy does first: incidents, then the case lifecycle.
 
         Returns
         -------
         decisions : list of Decision
             Incident and lifecycle decisions.
-        active : pandas.DataFrame
-            The open cases still needing an action (indexed by ONU id).
+        active : Rows
+            The open cases still needing an action (``active.index``: their ONU ids).
         with_order : set of str
             ONUs that already have an open service order.
         """
@@ -159,13 +138,22 @@ class PolicyBase:
         with_order = set(orders["onu_id"]) if len(orders) else set()
         return out + lifecycle, active, with_order
 
-    def frame(self, snap: Snapshot) -> pd.DataFrame:
+    def frame(self, snap: Snapshot) -> Rows:
         """Status, predictions and neighbour evidence of the ONUs worth a look.
 
         Rows: ONUs impacted, at risk, under a street box whose neighbours lost RX, with an
         open case or recently back; everything else is healthy and skipped.
+
+        Returns
+        -------
+        Rows
+            One row per ONU worth a look (``rows.index``: the ONU ids, in status order):
+            the columns of ``snap.status``, the sanitized predictions, the neighbour
+            evidence (:meth:`Snapshot.neighbours <guardian_lib.decision.Snapshot.neighbours>`),
+            the topology evidence of a shared outage (:meth:`Snapshot.outages
+            <guardian_lib.decision.Snapshot.outages>`) and ``outage_eligible``, in this
+            order (a later column of the same name wins).
         """
-        self._built = []
         st = snap.status
         preds = snap.predictions
         if preds is None:
@@ -174,47 +162,54 @@ class PolicyBase:
         if missing:
             raise KeyError(f"predictions lack column(s) {missing}: expected {PREDICTION_COLUMNS}")
         pcols = snap.prediction_columns()
-        ids = pcols["onu_id"]
-        if not (len(ids) == len(st) and np.array_equal(ids, snap.onu_ids())):
+        if not self._aligned(snap, pcols):
             preds = preds.set_index("onu_id").reindex(st.index).reset_index()
             pcols = FrameColumns(preds)
         nb = snap.neighbours()
         eligible = self._eligible(snap)
-        outages = coincident_outages(st, self.outage_evidence, eligible)
+        outages = snap.outages(self.outage_evidence, eligible)
         skip = ("ts", "onu_id")  # never read (a tz-aware "ts" costs ms to convert)
-        pred = {c: pcols[c] for c in preds.columns if c not in skip}
-        box_rxdrop = nb["box_rxdrop_share"].to_numpy()
         # Only rows a decision can be about: an anomaly score alone decides nothing (and
         # the ML models give most of the fleet a small one, which made every round slow).
         interest = (
             np.asarray(snap.column("impacted"), dtype=bool)
-            | (np.nan_to_num(np.asarray(pred["risk_24h"], dtype=float)) > self.risk_threshold)
-            | (np.asarray(box_rxdrop, dtype=float) > 0)
+            | (np.nan_to_num(np.asarray(pcols["risk_24h"], dtype=float)) > self.risk_threshold)
+            | (np.asarray(nb["box_rxdrop_share"], dtype=float) > 0)
             | (snap.column("stable_min") < 4 * self.stable_minutes)
             | self._has_case(snap)
-            | pd.notna(outages["outage_scope_type"].to_numpy(dtype=object))
+            | pd.notna(outages["outage_scope_type"])
         )
         rows = np.flatnonzero(interest)
-        index = pd.Index(snap.onu_ids()[rows], dtype=object, name="onu_id")
         # The columns of status, predictions, neighbours and outages, in this order (a
-        # later one of the same name wins), read as their frames store them.
+        # later one of the same name wins).
         cols: dict = {c: snap.column(c)[rows] for c in st.columns if c not in skip}
-        p = _sanitized({c: v[rows] for c, v in pred.items()})
-        cols.update(p)
+        pred = {c: pcols.rows(c, rows) for c in preds.columns if c not in skip}
+        cols.update(_sanitized(pred))
         for part in (nb, outages):
-            cols.update({c: part[c].to_numpy()[rows] for c in part.columns if c not in skip})
+            cols.update({c: v[rows] for c, v in part.items() if c not in skip})
         cols["outage_eligible"] = np.ones(len(rows), bool) if eligible is None else eligible[rows]
-        df = pd.DataFrame(cols, index=index)
-        self._register(df, cols)
-        return df
+        return Rows(snap.onu_ids()[rows], cols)
+
+    @staticmethod
+    def _aligned(snap: Snapshot, pcols: FrameColumns) -> bool:
+        """Whether the predictions' rows are the status' ONUs in the status' order."""
+        ids = pcols.frame["onu_id"].array
+        fleet = snap.status.index.array
+        if len(ids) != len(fleet):
+            return False
+        same_kind = type(ids) is type(fleet) and ids.dtype == fleet.dtype
+        if same_kind and not fleet.isna().any() and ids.equals(fleet):
+            return True  # the same ids, compared without converting them to objects
+        return bool(np.array_equal(pcols["onu_id"], snap.onu_ids()))
 
     @staticmethod
     def _has_case(snap: Snapshot) -> np.ndarray:
         """Rows of ``snap.status`` with an open case. [bool]"""
-        if not len(snap.cases):
-            return np.zeros(len(snap.status), dtype=bool)
-        # a hash lookup: np.isin on object arrays sorts them (~1 s at 50k × 2.7k cases)
-        return snap.status.index.isin(snap.cases.index.to_numpy(dtype=object))
+        has = np.zeros(len(snap.status), dtype=bool)
+        if len(snap.cases):
+            pos = snap.rows_of(snap.case_columns()["onu_id"])
+            has[pos[pos >= 0]] = True
+        return has
 
     def _eligible(self, snap: Snapshot) -> np.ndarray | None:
         """ONUs that may count toward a shared outage: all but those whose open case was
@@ -224,19 +219,19 @@ class PolicyBase:
         cases = snap.cases
         if not len(cases) or "opened_at" not in cases:
             return None
-        st = snap.status
-        pos = st.index.get_indexer(pd.Index(cases.index.to_numpy(dtype=object)))
+        case_col = snap.case_columns()
+        pos = snap.rows_of(case_col["onu_id"])
         keep = pos >= 0
-        opened = cases["opened_at"].to_numpy(dtype=object)[keep]
+        opened = case_col["opened_at"][keep]
         lag_min = (
             _seconds_from(snap.ts, opened) / 60.0
             + np.asarray(snap.column("impacted_min"), dtype=float)[pos[keep]]
         )
-        eligible = np.ones(len(st), dtype=bool)
+        eligible = np.ones(len(snap.status), dtype=bool)
         eligible[pos[keep][np.nan_to_num(lag_min, nan=0.0) > self.join_window_min]] = False
         return eligible
 
-    def reboot_holds(self, snap: Snapshot, active: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def reboot_holds(self, snap: Snapshot, active: Rows) -> tuple[np.ndarray, np.ndarray]:
         """Why a reboot of each case's CPE would be refused now, and for how long.
 
         The standing blocks of the safety layer a policy can predict: the device's own
@@ -258,21 +253,18 @@ class PolicyBase:
         wait_min = np.zeros(n)
         if n == 0:
             return rule, wait_min
-        cols = self.columns(active)
         inc = snap.incidents
         if len(inc) and "scope_type" in inc:
             scopes = set(zip(inc["scope_type"], inc["scope_key"].astype(str), strict=True))
             held = np.zeros(n, dtype=bool)
             for scope in REBOOT_HOLD_SCOPES:
                 if (col := SCOPE_COLUMNS[scope]) in active:
-                    keys = np.asarray(cols[col], dtype=object)
+                    keys = np.asarray(active[col], dtype=object)
                     held |= np.array([(scope, str(k)) in scopes for k in keys], dtype=bool)
             rule[held], wait_min[held] = "active_outage", np.inf
         holds = snap.reboot_holds
         if len(holds) and "cpe_id" in active:
-            pos = pd.Index(holds.index.to_numpy(dtype=object)).get_indexer(
-                np.asarray(cols["cpe_id"], dtype=object)
-            )
+            pos = _positions(holds.index.to_numpy(dtype=object), active["cpe_id"])
             dev = (pos >= 0) & pd.isna(rule)
             until = holds["until"].to_numpy(dtype=object)[pos[dev]]
             rule[dev] = holds["rule"].to_numpy(dtype=object)[pos[dev]]
@@ -280,7 +272,7 @@ class PolicyBase:
         return rule, wait_min
 
     # --- massive incidents ------------------------------------------------------------------
-    def incident_decisions(self, snap: Snapshot, df: pd.DataFrame) -> tuple[list[Decision], set]:
+    def incident_decisions(self, snap: Snapshot, df: Rows) -> tuple[list[Decision], set]:
         """Open, grow and close massive incidents; hold visits and notify their members.
 
         An incident opens where the topology shows a shared outage — ONUs of one box,
@@ -303,20 +295,21 @@ class PolicyBase:
             Members of the incidents still open after this round.
         """
         out: list[Decision] = []
-        col = self.columns(df)
-        affected = np.asarray(col["impacted"], dtype=bool) | (col["box_rxdrop_share"] > 0)
-        p_m = col["p_massive_outage"] + col["p_external_network"]
+        impacted = np.asarray(df["impacted"], dtype=bool)
+        affected = impacted | (df["box_rxdrop_share"] > 0)
+        p_m = df["p_massive_outage"] + df["p_external_network"]
         # Two ways into an incident: the topology says so (ONUs of one scope failed
         # together, whatever their per-row prediction), or the scorer calls the ONU
         # massive with neighbours affected (e.g. an RX step under a box, no outage yet).
-        by_topology = pd.notna(np.asarray(col["outage_scope_type"], dtype=object))
+        outage_type = np.asarray(df["outage_scope_type"], dtype=object)
+        by_topology = pd.notna(outage_type)
         # An ONU judged on its own (still down after its incident ended) does not
         # start a new incident on the scorer's word either.
         by_scorer = (
             affected
             & (p_m > self.massive_threshold)
-            & (col["n_nb_off"] >= self.min_neighbours)
-            & np.asarray(col["outage_eligible"], dtype=bool)
+            & (df["n_nb_off"] >= self.min_neighbours)
+            & np.asarray(df["outage_eligible"], dtype=bool)
         )
         massive = by_topology | by_scorer
         if not massive.any() and len(snap.incidents) == 0:
@@ -324,7 +317,6 @@ class PolicyBase:
         inc = snap.incidents if len(snap.incidents) else pd.DataFrame(columns=INCIDENT_COLUMNS)
         if "members" not in inc.columns:
             inc = inc.assign(members=[()] * len(inc))
-        st = snap.status
         orders = snap.service_orders
         order_by_onu = (
             dict(zip(orders["onu_id"], orders["os_id"], strict=True)) if len(orders) else {}
@@ -334,12 +326,16 @@ class PolicyBase:
         released: set[str] = set()  # members still down when their incident ended
         open_scopes: dict[tuple, str] = {}
         # 1. Close the incidents whose cause has ended; keep the others' members.
-        for r in inc.itertuples():
-            members = [m for m in r.members if m in st.index]
-            sub = st.loc[members] if members else st.iloc[:0]
+        if len(inc):
             # down: no service or degraded, or light still lost (an RX-step incident)
-            down = sub["impacted"].to_numpy(dtype=bool) | rx_step(sub)
-            back_min = sub["stable_min"].to_numpy(dtype=float)[~down]
+            down_all = np.asarray(snap.column("impacted"), dtype=bool) | _rx_step(snap.read)
+            stable_all = np.asarray(snap.column("stable_min"), dtype=float)
+        for r in inc.itertuples():
+            pos = snap.rows_of(r.members)
+            members = [m for m, p in zip(r.members, pos, strict=True) if p >= 0]
+            pos = pos[pos >= 0]
+            down = down_all[pos]
+            back_min = stable_all[pos][~down]
             last_back = float(back_min.min()) if len(back_min) else np.inf
             allowed_down = int(np.floor(self.residual_share * len(members)))
             ended = len(members) == 0 or (
@@ -365,24 +361,23 @@ class PolicyBase:
         # 2. Open incidents for new massive scopes; let fitting ONUs join open ones.
         # When each failure began as the outage evidence times it (an ONU degraded
         # before the outage took it down: when it went dark; an RX step: when RX fell).
-        onset_min = df["outage_onset_min"].to_numpy(dtype=float)
+        onset_min = np.asarray(df["outage_onset_min"], dtype=float)
         # The topology's scope where it has one, else the scorer's neighbour scope.
-        scopes = pd.DataFrame(
-            {
-                "stype": np.where(by_topology, df["outage_scope_type"].to_numpy(dtype=object),
-                                  df["scope_type"].to_numpy(dtype=object)),
-                "skey": np.where(by_topology, df["outage_scope_key"].to_numpy(dtype=object),
-                                 df["scope_key"].to_numpy(dtype=object)),
-                "topology": by_topology,
-            },
-            index=df.index,
-        ).loc[massive]  # fmt: skip
-        for (stype, skey), sc in scopes.groupby(["stype", "skey"], sort=True):
-            grp = df.loc[sc.index]
-            col = SCOPE_COLUMNS[stype]
-            in_scope = (df[col].to_numpy() == skey) & (df["impacted"].to_numpy(dtype=bool)
-                                                        | by_topology)  # fmt: skip
-            start_min = float(np.median(grp["outage_onset_min"].to_numpy(dtype=float)))
+        stypes = np.where(by_topology, outage_type, np.asarray(df["scope_type"], dtype=object))
+        skeys = np.where(by_topology, np.asarray(df["outage_scope_key"], dtype=object),
+                         np.asarray(df["scope_key"], dtype=object))  # fmt: skip
+        # One group per scope, in sorted order; rows without a scope belong to none.
+        groups = sorted(
+            {(t, k) for t, k in zip(stypes[massive], skeys[massive], strict=True)
+             if not (pd.isna(t) or pd.isna(k))}
+        )  # fmt: skip
+        ids_all = df.index
+        share_all = np.asarray(df["outage_share"], dtype=float)
+        hurt = set(ids_all[impacted])  # only members who feel it (an RX step leaves service up)
+        for stype, skey in groups:
+            g = np.flatnonzero(massive & (stypes == stype) & (skeys == skey))
+            in_scope = (df[SCOPE_COLUMNS[stype]] == skey) & (impacted | by_topology)
+            start_min = float(np.median(onset_min[g]))
             iid = open_scopes.get((stype, skey))
             if iid is not None:
                 age_min = (
@@ -390,16 +385,14 @@ class PolicyBase:
                 ).total_seconds() / 60
                 start_min = max(age_min, 0.0)
             fits = in_scope & (np.abs(onset_min - start_min) <= self.join_window_min)
-            ids = tuple(str(i) for i in df.index[fits] if str(i) not in covered | released)
+            ids = tuple(str(i) for i in ids_all[fits] if str(i) not in covered | released)
             if not ids:
                 continue
             covered.update(ids)
-            p_mean = float(grp[["p_massive_outage", "p_external_network"]].sum(axis=1).mean())
-            topo = sc["topology"].to_numpy(dtype=bool)
+            p_mean = float(np.mean(p_m[g]))
+            topo = by_topology[g]
             # Topology evidence: the share of the scope that failed together.
-            share = (
-                float(grp["outage_share"].to_numpy(dtype=float)[topo].max()) if topo.any() else 0.0
-            )
+            share = float(share_all[g][topo].max()) if topo.any() else 0.0
             conf = max(p_mean, share)
             key = f"{stype}:{skey}"
             params = {"scope_type": stype, "scope_key": skey}
@@ -410,7 +403,7 @@ class PolicyBase:
                 if topo.any():
                     rule = "ONUs of the scope failed together (topology evidence)"
                     evidence = {
-                        "failed_together": int(grp["outage_n"].to_numpy()[topo].max()),
+                        "failed_together": int(df["outage_n"][g][topo].max()),
                         "share_of_scope": round(share, 3),
                         "max_gap_min": self.outage_evidence.coincidence_min,
                     }
@@ -419,7 +412,7 @@ class PolicyBase:
                     **evidence,
                     "n_affected": len(ids),
                     "mean_p_massive": round(p_mean, 3),
-                    "top_reasons": json.loads(grp["top_reasons"].iat[0]),
+                    "top_reasons": json.loads(df["top_reasons"][g[0]]),
                 }
                 out.append(
                     self._d(snap, key, "open_incident", targets=ids, confidence=conf,
@@ -444,8 +437,6 @@ class PolicyBase:
                             rationale={"rule": "visits of a massive outage's members are held"},
                             params={**params, "visit_onus": onus})
                 )  # fmt: skip
-            # only members who feel it (an RX step alone leaves service up)
-            hurt = set(df.index[df["impacted"].to_numpy(dtype=bool)])
             to_notify = [i for i in ids if i in hurt
                          and (i not in cases.index or not cases.at[i, "notified"])]  # fmt: skip
             if to_notify:
@@ -457,37 +448,41 @@ class PolicyBase:
         return out, covered
 
     # --- individual cases -------------------------------------------------------------------
-    def case_decisions(
-        self, snap: Snapshot, df: pd.DataFrame, covered: set
-    ) -> tuple[list[Decision], pd.DataFrame]:
+    def case_decisions(self, snap: Snapshot, df: Rows, covered: set) -> tuple[list[Decision], Rows]:
         """Open cases for new problems, close cases back and stable.
 
         Returns
         -------
         decisions : list of Decision
-        active : pandas.DataFrame
+        active : Rows
             Rows of ``df`` for the individual cases still open after this round, with
-            the case columns joined (new cases have ``case_id`` None).
+            the case columns (:data:`CASE_COLUMNS`, :data:`OPTIONAL_CASE_COLUMNS`)
+            added: ``reboots`` and ``wifi_changes`` as int, ``notified`` as bool, the
+            others as object arrays (new cases have ``case_id`` None).
         """
         out: list[Decision] = []
-        col = self.columns(df)
         cases = snap.cases
-        ids = df.index.to_numpy(dtype=object)
+        ids = df.index
         if len(cases):
-            pos = pd.Index(cases.index.to_numpy(dtype=object), dtype=object).get_indexer(ids)
+            case_col = snap.case_columns()
+            pos = _positions(case_col["onu_id"], ids)
         else:
-            cases = pd.DataFrame(columns=CASE_COLUMNS)
+            case_col = {c: np.zeros(0, dtype=object) for c in CASE_COLUMNS}
             pos = np.full(len(ids), -1, dtype=np.intp)
         has_case = pos >= 0
-        is_cov = df.index.isin(list(covered)) if covered else np.zeros(len(df), dtype=bool)
-        impacted = np.asarray(col["impacted"], dtype=bool)
-        risk = np.asarray(col["risk_24h"], dtype=float)
-        stable_min = np.asarray(col["stable_min"], dtype=float)
+        is_cov = (
+            np.fromiter((i in covered for i in ids), dtype=bool, count=len(ids))
+            if covered
+            else np.zeros(len(ids), dtype=bool)
+        )
+        impacted = np.asarray(df["impacted"], dtype=bool)
+        risk = np.asarray(df["risk_24h"], dtype=float)
+        stable_min = np.asarray(df["stable_min"], dtype=float)
         problem = impacted | (risk > self.risk_threshold)
         new = problem & ~has_case & ~is_cov
-        anomaly = np.asarray(col["anomaly_score"], dtype=float)
-        reasons = np.asarray(col["top_reasons"], dtype=object)
-        impacted_min = col["impacted_min"]
+        anomaly = np.asarray(df["anomaly_score"], dtype=float)
+        reasons = np.asarray(df["top_reasons"], dtype=object)
+        impacted_min = df["impacted_min"]
         for i in np.flatnonzero(new):
             out.append(
                 self._d(snap, str(ids[i]), "open_case", targets=(str(ids[i]),),
@@ -500,21 +495,18 @@ class PolicyBase:
         order_status = (
             dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
         )
-        case_col = {c: cases[c].to_numpy(dtype=object) for c in CASE_COLUMNS}
+        n_cases = len(case_col["case_id"])
         for c, default in OPTIONAL_CASE_COLUMNS.items():
-            case_col[c] = (
-                cases[c].to_numpy(dtype=object)
-                if c in cases
-                else np.full(len(cases), default, dtype=object)
-            )
+            if c not in case_col:
+                case_col = {**case_col, c: np.full(n_cases, default, dtype=object)}
         # Age of each open case (inf without one).
         age_min = np.full(len(ids), np.inf)
         if has_case.any():
             # -(opened - ts): the same value as (ts - opened), negation is exact
             age = -_seconds_from(snap.ts, case_col["opened_at"][pos[has_case]]) / 60.0
             age_min[has_case] = np.where(np.isnan(age), np.inf, age)
-        drifting = (np.asarray(col["rx_drop_db"], dtype=float) >= self.keep_drop_db) | (
-            np.asarray(col["tx_drop_db"], dtype=float) >= self.keep_drop_db
+        drifting = (np.asarray(df["rx_drop_db"], dtype=float) >= self.keep_drop_db) | (
+            np.asarray(df["tx_drop_db"], dtype=float) >= self.keep_drop_db
         )
         stable = (
             ~impacted
@@ -552,8 +544,11 @@ class PolicyBase:
                                           for v in extra["wifi_changes"]], dtype=int)  # fmt: skip
         extra["notified"] = np.array([bool(v) if v is not None and not pd.isna(v) else False
                                       for v in extra["notified"]], dtype=bool)  # fmt: skip
-        source = {c: v for c, v in col.take(rows).items() if c not in extra}
-        source.update(extra)
-        active = pd.DataFrame(source, index=df.index[rows])
-        self._register(active, source)
-        return out, active
+        return out, df.take(rows).with_columns(**extra)
+
+
+def _positions(keys: np.ndarray, values) -> np.ndarray:
+    """Position of each of ``values`` in ``keys`` (−1 where absent; the last of equal
+    keys), by a hash lookup: a handful of cases or devices per round."""
+    at = {k: i for i, k in enumerate(keys)}
+    return np.fromiter((at.get(v, -1) for v in values), dtype=np.intp, count=len(values))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision._columns import FrameColumns
-from guardian_lib.decision.neighbours import neighbour_stats
+from guardian_lib.decision.neighbours import OutageEvidence, neighbour_arrays, outage_arrays
 from guardian_lib.schema import CLASS_COLUMNS as _SCHEMA_CLASS_COLUMNS
 from guardian_lib.schema import PREDICTION_COLUMNS
 
@@ -184,11 +184,34 @@ class Snapshot:
     reboot_holds: pd.DataFrame = field(default_factory=pd.DataFrame)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def neighbours(self) -> pd.DataFrame:
-        """:func:`~guardian_lib.decision.neighbours.neighbour_stats` of ``status`` (cached)."""
-        if "neighbours" not in self._cache:
-            self._cache["neighbours"] = neighbour_stats(self.status)
-        return self._cache["neighbours"]
+    def read(self, name: str) -> np.ndarray | None:
+        """:meth:`column` ``name``, or None when ``status`` has no such column (a
+        :data:`~guardian_lib.decision.neighbours.ColumnReader`)."""
+        return self.column(name) if name in self.status.columns else None
+
+    def neighbours(self) -> dict[str, np.ndarray]:
+        """The neighbour evidence of ``status`` (cached): the columns of
+        :func:`~guardian_lib.decision.neighbours.neighbour_stats` as numpy arrays, in
+        the order of ``status``; read-only."""
+        nb = self._cache.get("neighbours")
+        if nb is None:
+            nb = self._cache["neighbours"] = neighbour_arrays(self.read)
+        return nb
+
+    def outages(
+        self, evidence: OutageEvidence, eligible: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """The topology evidence of a shared outage in ``status`` (cached per
+        ``evidence`` and ``eligible``): the columns of
+        :func:`~guardian_lib.decision.neighbours.coincident_outages` as numpy arrays;
+        read-only. The scorer and the policy ask for the same one in most rounds."""
+        # All rows eligible is the same evidence as no restriction.
+        mask = None if eligible is None or eligible.all() else np.asarray(eligible, bool)
+        key = ("outages", evidence, None if mask is None else mask.tobytes())
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = outage_arrays(self.read, evidence, mask)
+        return out
 
     def column(self, name: str) -> np.ndarray:
         """``status[name].to_numpy()``, read once per snapshot (cached).
@@ -216,10 +239,14 @@ class Snapshot:
         <guardian_lib.decision.observe.Observer.status_with_columns>`)."""
         self._cache.setdefault("status_columns", {}).update(columns)
 
-    def seed_predictions(self, predictions: pd.DataFrame, source: dict[str, Any]) -> None:
+    def seed_predictions(
+        self, predictions: pd.DataFrame, source: dict[str, Any], exact: bool = False
+    ) -> None:
         """Tell :meth:`prediction_columns` the arrays a scorer built ``predictions``
-        from (``pd.DataFrame(source)``), so that the policy does not read them back."""
-        self._cache["prediction_columns"] = FrameColumns(predictions, source)
+        from (``pd.DataFrame(source)``), so that the policy does not read them back
+        (``exact``: every array of ``source`` is what the frame's column gives back,
+        see :class:`~guardian_lib.decision._columns.FrameColumns`)."""
+        self._cache["prediction_columns"] = FrameColumns(predictions, source, exact)
 
     def prediction_columns(self) -> FrameColumns:
         """``{c: predictions[c].to_numpy()}``, each column read once (cached while
@@ -236,6 +263,47 @@ class Snapshot:
         if cols is None or cols.frame is not self.predictions:
             cols = self._cache["prediction_columns"] = FrameColumns(self.predictions)
         return cols
+
+    def rows_of(self, onu_ids) -> np.ndarray:
+        """Rows of ``status`` of ONU ids (−1 for an id not in it), in the order given.
+
+        A hash lookup per id: the few open cases and incident members of a round are
+        found without building a pandas Index (which infers a string dtype each time).
+        """
+        row_of = self._cache.get("row_of")
+        if row_of is None:
+            row_of = self._cache["row_of"] = {o: i for i, o in enumerate(self.onu_ids())}
+        return np.fromiter((row_of.get(o, -1) for o in onu_ids), dtype=np.intp, count=len(onu_ids))
+
+    def case_columns(self) -> dict[str, np.ndarray]:
+        """The open cases as object arrays (cached): ``onu_id`` (``cases.index``) and
+        each column of ``cases``, ``cases[c].to_numpy(dtype=object)``; read-only.
+
+        A timestamp may come back as a ``Timestamp`` or a ``datetime64``, a missing
+        string as None or NaN (as the frame or the autopilot holds it): compare with
+        ``pd.isna`` / ``isinstance(v, str)``.
+        """
+        cols = self._cache.get("case_columns")
+        if cols is None:
+            cases = self.cases
+            cols = {c: cases[c].to_numpy(dtype=object) for c in cases.columns}
+            cols["onu_id"] = cases.index.to_numpy(dtype=object)
+            self._cache["case_columns"] = cols
+        return cols
+
+    def seed_cases(self, columns: dict[str, np.ndarray]) -> None:
+        """Give :meth:`case_columns` the arrays the caller built ``cases`` from (e.g.
+        the autopilot, from its open cases), each holding the values of
+        ``cases[c].to_numpy(dtype=object)`` up to the representation of a missing value
+        or a timestamp (see :meth:`case_columns`)."""
+        self._cache["case_columns"] = columns
+
+    def seed_fleet(self, onu_ids: np.ndarray, row_of: dict[str, int]) -> None:
+        """Give :meth:`onu_ids` and :meth:`rows_of` the ONU ids of ``status`` (an object
+        array equal to ``status.index.to_numpy(dtype=object)``) and the row of each (e.g.
+        kept by the closed loop for its fleet, whose order never changes)."""
+        self._cache["onu_ids"] = onu_ids
+        self._cache["row_of"] = row_of
 
     def onu_ids(self) -> np.ndarray:
         """``status.index`` as an object array of ONU ids (cached, read-only)."""

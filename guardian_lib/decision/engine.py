@@ -62,6 +62,18 @@ _PRED_COLS = (
 )  # fmt: skip
 
 
+def _exactly(v: Any) -> tuple:
+    """``v`` for an equality test that tells apart what a frame would store differently:
+    its type, and a timestamp's time zone and unit (equal instants in other zones are
+    equal values); a tuple is compared item by item. NaN never equals itself (the frame
+    is then built again: never wrong, only slower)."""
+    if isinstance(v, tuple):
+        return tuple(map(_exactly, v))
+    if isinstance(v, pd.Timestamp):
+        return (pd.Timestamp, v, str(v.tz), v.unit)
+    return (type(v), v)
+
+
 def _clean(v: Any) -> Any:
     if isinstance(v, float | np.floating):
         return None if not np.isfinite(v) else round(float(v), 4)
@@ -140,6 +152,8 @@ class Autopilot:
         self._n_cases = 0
         self.counts: dict[str, int] = {}
         self.listeners: list[Callable[[ActionOutcome], None]] = []
+        #: The last frame of each view and the values it was built from (:meth:`_frame_of`).
+        self._frames: dict[str, tuple[tuple, pd.DataFrame]] = {}
 
     @property
     def mode(self) -> str:
@@ -156,7 +170,26 @@ class Autopilot:
         cols = {c: [self.cases[k][c] for k in ids] for c in CASE_COLUMNS}
         for c, default in OPTIONAL_CASE_COLUMNS.items():
             cols[c] = [self.cases[k].get(c, default) for k in ids]
-        return pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id"))
+        return self._frame_of(
+            "cases",
+            (tuple(ids), *(tuple(map(_exactly, v)) for v in cols.values())),
+            lambda: pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id")),
+        )
+
+    def case_columns(self) -> dict[str, np.ndarray]:
+        """The open cases as :meth:`Snapshot.case_columns
+        <guardian_lib.decision.Snapshot.case_columns>` gives them: ``onu_id`` and each
+        column of :meth:`cases_frame` as object arrays, from the cases themselves."""
+        ids = list(self.cases)
+        cols = {}
+        for c in CASE_COLUMNS:
+            cols[c] = np.empty(len(ids), dtype=object)
+            cols[c][:] = [self.cases[k][c] for k in ids]
+        for c, default in OPTIONAL_CASE_COLUMNS.items():
+            cols[c] = np.empty(len(ids), dtype=object)
+            cols[c][:] = [self.cases[k].get(c, default) for k in ids]
+        cols["onu_id"] = np.array(ids, dtype=object)
+        return cols
 
     def incidents_frame(self) -> pd.DataFrame:
         """Open incidents."""
@@ -171,14 +204,27 @@ class Autopilot:
         holds = self.guard.reboot_holds(ts)
         if not holds:
             return _empty("reboot_holds")
-        return pd.DataFrame(
-            {
-                "rule": [h[0] for h in holds.values()],
-                "until": pd.to_datetime([min(h[1], 4e9) for h in holds.values()], unit="s",
-                                        utc=True),
-            },
-            index=pd.Index(list(holds), dtype=object, name="target"),
-        )  # fmt: skip
+
+        def build() -> pd.DataFrame:
+            return pd.DataFrame(
+                {
+                    "rule": [h[0] for h in holds.values()],
+                    "until": pd.to_datetime([min(h[1], 4e9) for h in holds.values()], unit="s",
+                                            utc=True),
+                },
+                index=pd.Index(list(holds), dtype=object, name="target"),
+            )  # fmt: skip
+
+        return self._frame_of("reboot_holds", tuple(map(_exactly, holds.items())), build)
+
+    def _frame_of(self, name: str, key: tuple, build: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+        """``build()``, or a shallow copy of the frame built last time from the same
+        values (``key``: each value with its type; most rounds change no case and no
+        hold). pandas' copy-on-write keeps a change to one copy out of the others."""
+        last = self._frames.get(name)
+        if last is None or last[0] != key:
+            last = self._frames[name] = (key, build())
+        return last[1].copy(deep=False)
 
     # --- one round -------------------------------------------------------------------------
     def step(self, snapshot: Snapshot) -> list[Decision]:
@@ -191,6 +237,7 @@ class Autopilot:
         """
         snap = snapshot
         snap.cases = self.cases_frame()
+        snap.seed_cases(self.case_columns())
         snap.incidents = self.incidents_frame()
         self._verify(snap)
         snap.reboot_holds = self.reboot_holds_frame(snap.ts)
@@ -198,31 +245,41 @@ class Autopilot:
         decisions = self.policy.decide(snap)
         if not decisions:
             return []
-        st = snap.status
-        preds = snap.predictions.set_index("onu_id")
         outage_scopes = {(v["scope_type"], v["scope_key"]) for v in self.incidents.values()}
         done = []
         for d in decisions:
-            done.append(self._apply(d, snap, st, preds, outage_scopes))
+            done.append(self._apply(d, snap, outage_scopes))
         return done
 
-    def _inputs(self, d: Decision, st: pd.DataFrame, preds: pd.DataFrame) -> dict[str, Any]:
-        if d.subject in st.index:
-            row = st.loc[d.subject]
-            p = preds.loc[d.subject] if d.subject in preds.index else {}
-            out = {c: _clean(row[c]) for c in _INPUT_COLS if c in row}
-            out.update({c: _clean(p[c]) for c in _PRED_COLS if c in p})
+    def _inputs(self, d: Decision, snap: Snapshot) -> dict[str, Any]:
+        """What the decision saw (audited): the subject ONU's status and predictions, or
+        a summary of the targets of a decision about a scope."""
+        st = snap.status
+        row = snap.rows_of((d.subject,))[0]
+        if row >= 0:
+            out = {c: _clean(snap.column(c)[row]) for c in _INPUT_COLS if c in st.columns}
+            pcols = snap.prediction_columns()
+            pid = pcols["onu_id"]
+            if len(pid) == len(st) and pid[row] == d.subject:  # aligned with the status
+                prow = row
+            else:
+                hits = np.flatnonzero(np.asarray(pid, dtype=object) == d.subject)
+                prow = int(hits[-1]) if len(hits) else -1
+            if prow >= 0:
+                cols = snap.predictions.columns
+                out.update({c: _clean(pcols[c][prow]) for c in _PRED_COLS if c in cols})
             return out
-        members = [t for t in d.targets if t in st.index]
-        sub = st.loc[members] if members else st.iloc[:0]
+        pos = snap.rows_of(d.targets)
+        pos = pos[pos >= 0]
         return {
             "n_targets": len(d.targets),
-            "n_offline": int((~sub["online"]).sum()) if len(sub) else 0,
-            "n_no_service": int((~sub["service_up"]).sum()) if len(sub) else 0,
+            "n_offline": int((~np.asarray(snap.column("online"), dtype=bool)[pos]).sum()),
+            "n_no_service": int((~np.asarray(snap.column("service_up"), dtype=bool)[pos]).sum()),
             "scope": d.params.get("scope_key"),
         }
 
-    def _apply(self, d, snap, st, preds, outage_scopes) -> Decision:
+    def _apply(self, d: Decision, snap: Snapshot, outage_scopes: set) -> Decision:
+        st = snap.status
         self.counts[d.action] = self.counts.get(d.action, 0) + 1
         ts = snap.ts
         if d.action == "open_case":
@@ -273,15 +330,17 @@ class Autopilot:
                     start_at=inc["start_at"], end_at=ts, severity="major", cause=inc["cause"],
                     affected_customers=inc["affected"], opened_by=f"autopilot:{self.policy.name}",
                 )  # fmt: skip
-        inputs = self._inputs(d, st, preds)
+        inputs = self._inputs(d, snap)
         if d.action in BOOKKEEPING_ACTIONS:
             self.audit.record_decision(d, inputs, self.mode)
             return d
         pon_id, outage = None, False
-        if d.action == "reboot" and d.subject in st.index:
-            row = st.loc[d.subject]
-            pon_id = row["pon_id"]
-            outage = any((t, row[SCOPE_COLUMNS[t]]) in outage_scopes for t in REBOOT_HOLD_SCOPES)
+        row = snap.rows_of((d.subject,))[0] if d.action == "reboot" else -1
+        if row >= 0:
+            pon_id = snap.column("pon_id")[row]
+            outage = any(
+                (t, snap.column(SCOPE_COLUMNS[t])[row]) in outage_scopes for t in REBOOT_HOLD_SCOPES
+            )
         places = self._places(d, st, ts)
         verdict = self.guard.check(d, ts, pon_id=pon_id, outage=outage, places=places)
         if verdict.maintenance_window is not None:
@@ -299,7 +358,8 @@ class Autopilot:
         self.follow(did, d, results, ts)
         for r in results:
             if d.action == "notify":
-                cust = st.at[r.target, "customer_id"] if r.target in st.index else None
+                row = snap.rows_of((r.target,))[0]
+                cust = snap.column("customer_id")[row] if row >= 0 else None
                 self.audit.record_notification(
                     cust, r.target, ts, d.params.get("template", "generic"), r.status,
                     metadata={"decision_id": did},

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from guardian_lib.decision._base import PolicyBase, records
+from guardian_lib.decision._base import PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
 from guardian_lib.decision.costs import (
     CostModel,
@@ -100,9 +100,7 @@ def cap_fixable_on_dying_gasp(q: np.ndarray, dying_gasp: np.ndarray, share: floa
     return q
 
 
-def case_costs(
-    active: pd.DataFrame, model: CostModel, review_h: float = 0.25, wait_h: float = 2.0
-) -> pd.DataFrame:
+def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: float = 2.0) -> Rows:
     """Expected cost of each alternative for each case (vectorised).
 
     The class probabilities are first updated with how long the problem has lasted
@@ -112,8 +110,9 @@ def case_costs(
 
     Parameters
     ----------
-    active : pandas.DataFrame
-        One row per case with the status columns (``online``, ``outage``, ``degraded``,
+    active : Rows
+        One row per case (e.g. the ``active`` cases of
+        :meth:`~guardian_lib.decision.PolicyBase.case_decisions`) with the status columns (``online``, ``outage``, ``degraded``,
         ``impacted``, ``down_type``, ``impacted_min``, ``notified``), ``risk_24h`` and
         the class probabilities.
     model : CostModel
@@ -125,8 +124,8 @@ def case_costs(
 
     Returns
     -------
-    pandas.DataFrame
-        Columns ``wait``, ``reboot`` and ``change_wifi_profile`` (NaN where impossible),
+    Rows
+        The rows of ``active``; columns ``wait``, ``reboot`` and ``change_wifi_profile`` (NaN where impossible),
         ``schedule_visit`` [R$], ``subtype`` (what the problem looks like: hang, power,
         wifi, los; before any impact: leak or drift) and
         ``p_self_resolving`` (posterior probability that it ends alone) [-].
@@ -134,19 +133,19 @@ def case_costs(
     cols = ["wait", "reboot", "change_wifi_profile", "schedule_visit", "subtype",
             "p_self_resolving"]  # fmt: skip
     if len(active) == 0:
-        return pd.DataFrame(columns=cols)
-    online = active["online"].to_numpy(dtype=bool)
-    outage = active["outage"].to_numpy(dtype=bool)
-    dg = ~online & (active["down_type"].to_numpy() == "DYING_GASP")
+        return Rows(active.index, {c: np.zeros(0) for c in cols})
+    online = np.asarray(active["online"], dtype=bool)
+    outage = np.asarray(active["outage"], dtype=bool)
+    dg = ~online & (np.asarray(active["down_type"], dtype=object) == "DYING_GASP")
     los = ~online & ~dg
     subtype = np.where(dg, "power", np.where(online & outage, "hang", "wifi"))
     subtype = np.where(los, "los", subtype)
-    elapsed = active["impacted_min"].to_numpy(dtype=float) / 60.0
-    notified = active["notified"].to_numpy(dtype=bool)
+    elapsed = np.asarray(active["impacted_min"], dtype=float) / 60.0
+    notified = np.asarray(active["notified"], dtype=bool)
     rate = impact_cost_rate_brl_per_h(outage, notified, model)
     # A drifting ONU with no impact yet costs its risk of an outage.
-    not_impacted = ~active["impacted"].to_numpy(dtype=bool)
-    risk = active["risk_24h"].to_numpy(dtype=float)
+    not_impacted = ~np.asarray(active["impacted"], dtype=bool)
+    risk = np.asarray(active["risk_24h"], dtype=float)
     rate = np.where(not_impacted, risk * impact_cost_rate_brl_per_h(True, False, model), rate)
     pr, H, C = model.priors, model.horizon_h, model.cost_per_visit_brl
     delay = model.visit_delay_h
@@ -160,7 +159,7 @@ def case_costs(
     }
     names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
     jp = names.index("customer_premises")
-    q = np.column_stack([active[c].to_numpy(dtype=float) for c in CLASS_COLUMNS])
+    q = np.column_stack([np.asarray(active[c], dtype=float) for c in CLASS_COLUMNS])
     # A dying gasp rules fibre and a dead laser out, whatever the scorer says: a visit
     # then fixes only a failed power supply (the time update below still raises its
     # share as the outage outlasts a customer's power cut, so a long one gets a visit).
@@ -194,7 +193,7 @@ def case_costs(
     # Each profile change that did not end the problem makes Wi-Fi less likely (Bayes:
     # an interference episode survives a change with probability 1 − wifi_profile_fix_prob).
     if "wifi_changes" in active:
-        tried = active["wifi_changes"].to_numpy(dtype=float)
+        tried = np.asarray(active["wifi_changes"], dtype=float)
         q[:, jp] *= np.where(subtype == "wifi", (1 - model.wifi_profile_fix_prob) ** tried, 1.0)
     q = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
     fixable = np.zeros_like(q, dtype=bool)
@@ -226,12 +225,12 @@ def case_costs(
     prem = q[:, jp]
     p_wfix = model.wifi_profile_fix_prob
     change = model.wifi_change_cost_brl + prem * (1 - p_wfix) * w[:, jp] + (wait - prem * w[:, jp])
-    change = np.where(wifi_like & active["impacted"].to_numpy(dtype=bool), change, np.nan)
+    change = np.where(wifi_like & np.asarray(active["impacted"], dtype=bool), change, np.nan)
     self_res = (q * ~never).sum(axis=1)
     # Not hurt yet: the case is open on risk alone (see the module docstring).
     if not_impacted.any():
         out_rate = impact_cost_rate_brl_per_h(True, False, model)
-        q0 = np.column_stack([active[c].to_numpy(dtype=float) for c in CLASS_COLUMNS])
+        q0 = np.column_stack([np.asarray(active[c], dtype=float) for c in CLASS_COLUMNS])
         known = np.maximum(1.0 - q0[:, names.index("unknown")], 1e-9)
         premises = q0[:, jp] / known
         fixable_share = np.clip(
@@ -243,13 +242,13 @@ def case_costs(
         silent = known < 0.05
         leak_seen = np.zeros(len(active), dtype=bool)
         if "dhcp_fails_6h" in active and "latency_excess_ms" in active:
-            leak_seen = (active["dhcp_fails_6h"].to_numpy(dtype=float) >= 0.8) & (
-                active["latency_excess_ms"].to_numpy(dtype=float) > 12.0
+            leak_seen = (np.asarray(active["dhcp_fails_6h"], dtype=float) >= 0.8) & (
+                np.asarray(active["latency_excess_ms"], dtype=float) > 12.0
             )
         drift_seen = np.zeros(len(active), dtype=bool)
         if "rx_drop_db" in active and "tx_drop_db" in active:
-            drift_seen = (active["rx_drop_db"].to_numpy(dtype=float) >= 1.5) | (
-                active["tx_drop_db"].to_numpy(dtype=float) >= 1.5
+            drift_seen = (np.asarray(active["rx_drop_db"], dtype=float) >= 1.5) | (
+                np.asarray(active["tx_drop_db"], dtype=float) >= 1.5
             )
         premises = np.where(silent, leak_seen.astype(float), premises)
         fixable_share = np.where(silent, drift_seen.astype(float), fixable_share)
@@ -266,10 +265,10 @@ def case_costs(
         visit = np.where(leak, C + wait_leak, np.where(drift, visit_drift, visit))
         subtype = np.where(leak, "leak", np.where(drift, "drift", subtype))
         self_res = np.where(not_impacted, 1.0 - risk, self_res)
-    return pd.DataFrame(
+    return Rows(
+        active.index,
         {"wait": wait, "reboot": reboot, "change_wifi_profile": change, "schedule_visit": visit,
          "subtype": subtype, "p_self_resolving": self_res},
-        index=active.index,
     )  # fmt: skip
 
 
@@ -320,13 +319,13 @@ class ExpectedCostPolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
-        table = records(case_costs(active, self.costs, self.review_h))
+        table = case_costs(active, self.costs, self.review_h).records()
         cooldown = self.settings.reboot_cooldown_minutes
         hold_rule, hold_min = self.reboot_holds(snap, active)
         # Plain dicts: a row-wise pandas Series per case costs more than the decision.
         for onu, r, c, held_by, held_min in zip(
             active.index,
-            records(active, self.columns(active)),
+            active.records(),
             table,
             hold_rule,
             hold_min,

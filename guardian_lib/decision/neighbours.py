@@ -17,6 +17,7 @@ The module depends on nothing else of the decision engine, so that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,22 @@ __all__ = [
     "failure_onset_min",
     "OUTAGE_COLUMNS",
     "RX_STEP_DB",
+    "ColumnReader",
+    "frame_reader",
+    "neighbour_arrays",
+    "outage_arrays",
 ]
+
+#: ``read(name)``: a status column as a numpy array (what ``status[name].to_numpy()``
+#: gives), or None when the status has no such column.
+ColumnReader = Callable[[str], "np.ndarray | None"]
+
+
+def frame_reader(status: pd.DataFrame) -> ColumnReader:
+    """A :data:`ColumnReader` over a status frame."""
+    columns = status.columns
+    return lambda name: status[name].to_numpy() if name in columns else None
+
 
 #: Columns of :func:`coincident_outages`.
 OUTAGE_COLUMNS = ("outage_scope_type", "outage_scope_key", "outage_n", "outage_share",
@@ -51,13 +67,21 @@ def failure_onset_min(status: pd.DataFrame) -> np.ndarray:
     (``rx_low_min``); otherwise since the problem began (``impacted_min``). A status
     without ``down_min`` / ``rx_low_min`` (hand-made, older) uses ``impacted_min``.
     """
-    imp = status["impacted_min"].to_numpy(dtype=float)
-    nosvc = ~status["service_up"].to_numpy(dtype=bool) | ~status["online"].to_numpy(dtype=bool)
+    return _onset_min(frame_reader(status))
+
+
+def _onset_min(read: ColumnReader) -> np.ndarray:
+    """:func:`failure_onset_min` over a column reader."""
+    imp = np.asarray(read("impacted_min"), dtype=float)
+    online = np.asarray(read("online"), dtype=bool)
+    nosvc = ~np.asarray(read("service_up"), dtype=bool) | ~online
     out = imp.copy()
-    if "down_min" in status:
-        out = np.where(nosvc, status["down_min"].to_numpy(dtype=float), out)
-    if "rx_low_min" in status:
-        out = np.where(~nosvc & rx_step(status), status["rx_low_min"].to_numpy(dtype=float), out)
+    down = read("down_min")
+    if down is not None:
+        out = np.where(nosvc, np.asarray(down, dtype=float), out)
+    rx_low = read("rx_low_min")
+    if rx_low is not None:
+        out = np.where(~nosvc & _rx_step(read), np.asarray(rx_low, dtype=float), out)
     return out
 
 
@@ -65,20 +89,25 @@ def rx_step(status: pd.DataFrame) -> np.ndarray:
     """Online ONUs whose RX fell at least :data:`RX_STEP_DB` below their baseline, or
     below the critical level :data:`~guardian_lib.schema.RX_CRITICAL_DBM` (none when the
     status has no RX columns). [-]"""
-    online = status["online"].to_numpy(dtype=bool)
-    if "rx_dbm" not in status or "rx_drop_db" not in status:
-        return np.zeros(len(status), dtype=bool)
-    rx = np.nan_to_num(status["rx_dbm"].to_numpy(dtype=float), nan=0.0)
-    return online & ((status["rx_drop_db"].to_numpy(dtype=float) > RX_STEP_DB)
-                     | (rx < RX_CRITICAL_DBM))  # fmt: skip
+    return _rx_step(frame_reader(status))
 
 
-def _codes(status: pd.DataFrame, key: str) -> np.ndarray:
+def _rx_step(read: ColumnReader) -> np.ndarray:
+    """:func:`rx_step` over a column reader."""
+    online = np.asarray(read("online"), dtype=bool)
+    rx, drop = read("rx_dbm"), read("rx_drop_db")
+    if rx is None or drop is None:
+        return np.zeros(len(online), dtype=bool)
+    rx = np.nan_to_num(np.asarray(rx, dtype=float), nan=0.0)
+    return online & ((np.asarray(drop, dtype=float) > RX_STEP_DB) | (rx < RX_CRITICAL_DBM))
+
+
+def _codes(read: ColumnReader, key: str) -> np.ndarray:
     """Integer group codes of ``key`` (``box``, ``pon``, ``olt``), from the status or fresh."""
-    col = f"{key}_code"
-    if col in status.columns:
-        return status[col].to_numpy()
-    return pd.factorize(status[f"{key}_id"])[0]
+    codes = read(f"{key}_code")
+    if codes is not None:
+        return codes
+    return pd.factorize(read(f"{key}_id"))[0]
 
 
 def _nb_share(flag: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,10 +133,17 @@ def neighbour_stats(status: pd.DataFrame) -> pd.DataFrame:
         in the widest scope that explains the problem) [-], ``massive_share`` (the
         strongest share) [-], and ``scope_type`` / ``scope_key`` of that scope.
     """
-    off = ~status["online"].to_numpy(dtype=bool)
-    nosvc = status["online"].to_numpy(dtype=bool) & ~status["service_up"].to_numpy(dtype=bool)
-    rxdrop = rx_step(status)
-    box, pon, olt = (_codes(status, k) for k in ("box", "pon", "olt"))
+    return pd.DataFrame(neighbour_arrays(frame_reader(status)), index=status.index)
+
+
+def neighbour_arrays(read: ColumnReader) -> dict[str, np.ndarray]:
+    """The columns of :func:`neighbour_stats` as numpy arrays, from a column reader
+    (``scope_type`` and ``scope_key`` as object arrays, ``None`` where no scope)."""
+    online = np.asarray(read("online"), dtype=bool)
+    off = ~online
+    nosvc = online & ~np.asarray(read("service_up"), dtype=bool)
+    rxdrop = _rx_step(read)
+    box, pon, olt = (_codes(read, k) for k in ("box", "pon", "olt"))
     box_s, box_n = _nb_share(off, box)
     pon_s, pon_n = _nb_share(off, pon)
     olt_s, olt_n = _nb_share(off, olt)
@@ -124,30 +160,28 @@ def neighbour_stats(status: pd.DataFrame) -> pd.DataFrame:
     # Prefer the wider scope when it explains the problem nearly as well.
     weights = np.array([1.0, 1.15, 1.3, 1.0, 1.0])[:, None]
     best = np.argmax(stack * weights, axis=0)
-    cols = np.array(["box_id", "pon_id", "olt_id", "box_id", "olt_id"])
-    types = np.array(["box", "pon", "olt", "box", "bng"])
-    keys = np.full(len(status), None, dtype=object)
+    cols = ("box_id", "pon_id", "olt_id", "box_id", "olt_id")
+    types = np.array(["box", "pon", "olt", "box", "bng"], dtype=object)
+    n = len(online)
+    keys = np.full(n, None, dtype=object)
     sel = np.flatnonzero(stack.max(axis=0) > 0)
     if len(sel):
-        key_cols = np.vstack([status[c].iloc[sel].to_numpy(dtype=object) for c in cols])
+        key_cols = np.vstack([np.asarray(read(c), dtype=object)[sel] for c in cols])
         keys[sel] = key_cols[best[sel], np.arange(len(sel))]
-    return pd.DataFrame(
-        {
-            "box_off_share": box_s,
-            "pon_off_share": pon_s,
-            "olt_off_share": olt_s,
-            "box_rxdrop_share": rxb_s,
-            "olt_nosvc_share": ext_s,
-            # An OLT-wide share counts only beyond a quarter of the OLT (a board is less).
-            "massive_share": np.max(
-                np.vstack([box_s, pon_s, np.clip((olt_s - 0.25) / 0.75, 0, 1), rxb_s]), axis=0
-            ),
-            "n_nb_off": counts[best, np.arange(len(status))],
-            "scope_type": types[best],
-            "scope_key": keys,
-        },
-        index=status.index,
-    )
+    return {
+        "box_off_share": box_s,
+        "pon_off_share": pon_s,
+        "olt_off_share": olt_s,
+        "box_rxdrop_share": rxb_s,
+        "olt_nosvc_share": ext_s,
+        # An OLT-wide share counts only beyond a quarter of the OLT (a board is less).
+        "massive_share": np.max(
+            np.vstack([box_s, pon_s, np.clip((olt_s - 0.25) / 0.75, 0, 1), rxb_s]), axis=0
+        ),
+        "n_nb_off": counts[best, np.arange(n)],
+        "scope_type": types[best],
+        "scope_key": keys,
+    }
 
 
 @dataclass(frozen=True)
@@ -202,36 +236,29 @@ class OutageEvidence:
 
 
 def _coincident_counts(
-    flag: np.ndarray, codes: np.ndarray, start_min: np.ndarray, window_min: float
+    codes: np.ndarray, start_min: np.ndarray, window_min: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """For each flagged row, the size of its cluster and the cluster's id: flagged rows of
-    its group whose starts form a chain with gaps of at most ``window_min`` (single
-    linkage: every member of a cluster gets the same count, and a narrower scope's cluster
-    lies within its wider scope's); count 0 and id -1 for rows not flagged."""
-    out = np.zeros(len(flag), dtype=np.int64)
-    ids = np.full(len(flag), -1, dtype=np.int64)
-    rows = np.flatnonzero(flag)
-    if len(rows) == 0:
-        return out, ids
-    order = np.lexsort((start_min[rows], codes[rows]))
-    c, t = codes[rows][order], start_min[rows][order]
-    new = np.ones(len(rows), dtype=bool)
+    """For each of a set of failed rows (their group ``codes`` and start times), the size
+    of its cluster and the cluster's id: rows of its group whose starts form a chain with
+    gaps of at most ``window_min`` (single linkage: every member of a cluster gets the
+    same count, and a narrower scope's cluster lies within its wider scope's)."""
+    order = np.lexsort((start_min, codes))
+    c, t = codes[order], start_min[order]
+    new = np.ones(len(codes), dtype=bool)
     new[1:] = (c[1:] != c[:-1]) | (np.diff(t) > window_min)
     cluster = np.cumsum(new) - 1
-    out[rows[order]] = np.bincount(cluster)[cluster]
-    ids[rows[order]] = cluster
-    return out, ids
+    count = np.empty(len(codes), dtype=np.int64)
+    ids = np.empty(len(codes), dtype=np.int64)
+    count[order] = np.bincount(cluster)[cluster]
+    ids[order] = cluster
+    return count, ids
 
 
 def _largest_inner(ids: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """For each row of a cluster (``ids`` ≥ 0), the largest ``inner`` among its members."""
-    out = np.zeros(len(ids), dtype=np.int64)
-    rows = ids >= 0
-    if rows.any():
-        best = np.zeros(int(ids.max()) + 1, dtype=np.int64)
-        np.maximum.at(best, ids[rows], inner[rows])
-        out[rows] = best[ids[rows]]
-    return out
+    """For each row of a cluster (``ids``), the largest ``inner`` among its members."""
+    best = np.zeros(int(ids.max()) + 1, dtype=np.int64)
+    np.maximum.at(best, ids, inner)
+    return best[ids]
 
 
 def coincident_outages(
@@ -275,15 +302,25 @@ def coincident_outages(
         included) [-], ``outage_share`` (``outage_n`` over the scope's ONUs) [-] and
         ``outage_onset_min`` (when this ONU's failure began, every row) [min].
     """
-    online = status["online"].to_numpy(dtype=bool)
-    ok_rows = np.ones(len(status), dtype=bool) if eligible is None else np.asarray(eligible, bool)
+    out = outage_arrays(frame_reader(status), evidence, eligible)
+    return pd.DataFrame(out, index=status.index)
+
+
+def outage_arrays(
+    read: ColumnReader, evidence: OutageEvidence, eligible: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """The columns of :func:`coincident_outages` as numpy arrays, from a column reader
+    (``outage_scope_type`` and ``outage_scope_key`` as object arrays, ``None`` for an
+    ONU of no outage)."""
+    online = np.asarray(read("online"), dtype=bool)
+    n = len(online)
+    ok_rows = np.ones(n, dtype=bool) if eligible is None else np.asarray(eligible, bool)
     dark = ~online & ok_rows
-    nosvc = online & ~status["service_up"].to_numpy(dtype=bool) & ok_rows
+    nosvc = online & ~np.asarray(read("service_up"), dtype=bool) & ok_rows
     # Online with service but light lost on the path (an RX step under a damaged box):
     # the same evidence, timed from when RX fell.
-    rxlow = online & ~nosvc & rx_step(status) & ok_rows
-    start = failure_onset_min(status)
-    n = len(status)
+    rxlow = online & ~nosvc & _rx_step(read) & ok_rows
+    start = _onset_min(read)
     stype = np.full(n, None, dtype=object)
     skey = np.full(n, None, dtype=object)
     count = np.zeros(n, dtype=np.int64)
@@ -292,13 +329,18 @@ def coincident_outages(
     # Narrow to wide.
     levels = (("box", "box", dark), ("pon", "pon", dark), ("olt", "olt", dark),
               ("bng", "olt", nosvc), ("box", "box", rxlow), ("pon", "pon", rxlow))  # fmt: skip
+    sizes: dict[str, np.ndarray] = {}  # ONUs per group of each level
     for scope, level, flag in levels:
-        if not flag.any():
+        # Only the failed rows: a row that did not fail has no cluster (count 0, never
+        # an outage), and a round sees a few dozen of the fleet's thousands.
+        rows = np.flatnonzero(flag)
+        if len(rows) == 0:
             continue
-        codes = _codes(status, level)
-        size = np.bincount(codes)[codes]
-        k, ids = _coincident_counts(flag, codes, start, w)
-        s = k / np.maximum(size, 1)
+        codes = _codes(read, level)
+        if level not in sizes:
+            sizes[level] = np.bincount(codes)
+        k, ids = _coincident_counts(codes[rows], start[rows], w)
+        s = k / np.maximum(sizes[level][codes[rows]], 1)
         ok = (k >= getattr(evidence, f"{level}_min_count")) & (
             s >= getattr(evidence, f"{level}_min_share")
         )
@@ -307,13 +349,12 @@ def coincident_outages(
         # PON, and one unrelated dark ONU elsewhere on the OLT — one customer's fault —
         # does not turn it into an OLT incident: a lone dark ONU is never evidence), or
         # when it is the same ONUs (an inventory without street boxes, a PON of one box).
-        ok &= (k - _largest_inner(ids, count) >= 2) | ((k == count) & (s >= share))
+        inner = count[rows]
+        ok &= (k - _largest_inner(ids, inner) >= 2) | ((k == inner) & (s >= share[rows]))
         if ok.any():
-            stype[ok] = scope
-            skey[ok] = status[f"{level}_id"].to_numpy(dtype=object)[ok]
-            count[ok], share[ok] = k[ok], s[ok]
-    return pd.DataFrame(
-        {"outage_scope_type": stype, "outage_scope_key": skey, "outage_n": count,
-         "outage_share": share, "outage_onset_min": start},
-        index=status.index,
-    )  # fmt: skip
+            sel = rows[ok]
+            stype[sel] = scope
+            skey[sel] = np.asarray(read(f"{level}_id"), dtype=object)[sel]
+            count[sel], share[sel] = k[ok], s[ok]
+    return {"outage_scope_type": stype, "outage_scope_key": skey, "outage_n": count,
+            "outage_share": share, "outage_onset_min": start}  # fmt: skip

@@ -111,6 +111,9 @@ STATUS_COLUMNS = (
     "rx_low_min",
 )
 _DOWN_TYPE_NAMES = np.asarray(DOWN_TYPES, dtype=object)
+#: The status' ``down_type`` dtype (built once: validating the categories costs more
+#: than the column).
+_DOWN_TYPE_DTYPE = pd.CategoricalDtype(list(DOWN_TYPES))
 _TELEMETRY = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 _DAY_S = 86400.0
 _DHCP_TAU_S = 6 * 3600.0  # DHCP failures are counted over about six hours
@@ -173,6 +176,8 @@ class Observer:
         )
         #: The inventory columns as numpy arrays (what ``status()[c].to_numpy()`` gives).
         self._inventory_arrays = {c: self.inventory[c].to_numpy() for c in self.inventory}
+        #: The inventory columns as the frame stores them (the status frame's columns).
+        self._inventory_columns = {c: self.inventory[c].array for c in self.inventory.columns}
         self._cust_index = pd.Index(cust["customer_id"].astype(str))
         #: Integer codes of the box / PON / OLT of each ONU (fast neighbour statistics).
         self._codes = {
@@ -365,7 +370,7 @@ class Observer:
         stable = (now - self.ok_since_s) / 60.0
         stable = np.where(np.isnan(stable), np.inf, stable)
         stable = np.where(np.isnan(self.impacted_since_s), stable, 0.0)
-        cols = {c: self.inventory[c].array for c in self.inventory.columns}
+        cols = dict(self._inventory_columns)
         cols.update(self._codes)
         cols.update({c: v[c] for c in _TELEMETRY})
         cols.update(
@@ -374,7 +379,7 @@ class Observer:
             degraded=self.degraded,
             outage=~self.service_up,
             impacted=~np.isnan(self.impacted_since_s),
-            down_type=pd.Categorical.from_codes(self.down_type, categories=list(DOWN_TYPES)),
+            down_type=pd.Categorical.from_codes(self.down_type, dtype=_DOWN_TYPE_DTYPE),
             impacted_min=impacted_min,
             stable_min=stable,
             rx_drop_db=np.nan_to_num(self.rx_base - v["rx_dbm"], nan=0.0),
@@ -395,7 +400,8 @@ class Observer:
 
 
 #: Observer attributes set once from the inventory and settings (not restart state).
-_CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_inventory_arrays", "_cust_index", "_codes",
+_CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_inventory_arrays", "_inventory_columns",
+                           "_cust_index", "_codes",
                            "degraded_loss_pct", "degraded_latency_ms", "high_ber",
                            "baseline_tau_s"})  # fmt: skip
 

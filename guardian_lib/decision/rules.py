@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from guardian_lib.decision._base import PolicyBase, records
+from guardian_lib.decision._base import PolicyBase
 from guardian_lib.decision._types import Decision, Snapshot
 
 __all__ = ["RulesPolicy"]
@@ -66,9 +66,7 @@ class RulesPolicy(PolicyBase):
         snap = snapshot
         out, active, with_order = self.common_decisions(snap)
         hold_rule, _ = self.reboot_holds(snap, active)
-        for onu, r, held_by in zip(
-            active.index, records(active, self.columns(active)), hold_rule, strict=True
-        ):
+        for onu, r, held_by in zip(active.index, active.records(), hold_rule, strict=True):
             onu = str(onu)
             if not (r["impacted"] or r["risk_2h"] > self.high_risk):
                 continue

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Snapshot
-from guardian_lib.decision.neighbours import OutageEvidence, coincident_outages, neighbour_stats
+from guardian_lib.decision.neighbours import OutageEvidence, neighbour_stats
 from guardian_lib.schema import RX_CRITICAL_DBM
 
 __all__ = ["RuleScorer", "neighbour_stats", "LOW_RX_DBM"]
@@ -79,8 +79,8 @@ class RuleScorer:
         """
         st = snapshot.status
         col = snapshot.column  # numpy columns, read once per snapshot
-        ev = coincident_outages(st, self.outage_evidence)
-        scope_type = ev["outage_scope_type"].to_numpy(dtype=object)
+        ev = snapshot.outages(self.outage_evidence)  # the policy reads the same (cached)
+        scope_type = ev["outage_scope_type"]
         n = len(st)
         online = np.asarray(col("online"), dtype=bool)
         service = np.asarray(col("service_up"), dtype=bool)
@@ -129,7 +129,7 @@ class RuleScorer:
         # already dark, or a problem that appeared during an outage of its PON — it
         # waits for the outage rather than getting a proactive visit of its own.
         nb = snapshot.neighbours()
-        m_nb = np.clip((nb["massive_share"].to_numpy() - 0.15) / 0.35, 0.0, 1.0)
+        m_nb = np.clip((nb["massive_share"] - 0.15) / 0.35, 0.0, 1.0)
         m_off = np.maximum(m_off, np.where(rxbad & ~in_outage, m_nb, 0.0))
         m_ext = np.where(nosvc & (scope_type == "bng"), 1.0, 0.0)
         probs = ind * (1 - m_off - m_ext)[:, None]
@@ -149,9 +149,9 @@ class RuleScorer:
         reasons = np.full(n, "[]", dtype=object)
         loss = np.asarray(col("loss_pct"), dtype=float)
         lat = np.asarray(col("latency_ms"), dtype=float)
-        share = ev["outage_share"].to_numpy(dtype=float)
-        n_out = ev["outage_n"].to_numpy()
-        skey = ev["outage_scope_key"].to_numpy(dtype=object)
+        share = ev["outage_share"]
+        n_out = ev["outage_n"]
+        skey = ev["outage_scope_key"]
         for i in np.flatnonzero(anomaly > 0.05):
             r = []
             if off[i]:
@@ -167,12 +167,16 @@ class RuleScorer:
             if leak[i]:
                 r.append("latency above baseline and failed DHCP renewals: CPE leaking")
             if m_off[i] > 0 and not in_outage[i]:
-                r.append(f"neighbours dark or dim now under {nb['scope_type'].iat[i]} "
-                         f"{nb['scope_key'].iat[i]}")  # fmt: skip
+                r.append(f"neighbours dark or dim now under {nb['scope_type'][i]} "
+                         f"{nb['scope_key'][i]}")  # fmt: skip
             if in_outage[i]:
                 r.append(f"{n_out[i]} ONUs ({share[i]:.0%}) of {scope_type[i]} {skey[i]} "
                          "failed together")  # fmt: skip
             reasons[i] = json.dumps(r[:3])
+        version = np.full(n, self.model_version, dtype=object)
+        # One index for the object columns (kept as objects, not inferred as strings)
+        # and the frame: pandas then need not align them (the default index, as before).
+        rows = pd.RangeIndex(n)
         cols = {
             "ts": snapshot.ts,
             "onu_id": st.index.array,
@@ -181,11 +185,15 @@ class RuleScorer:
             "risk_2h": np.where(outage | degraded, 1.0, risk_24h * 0.3),
             "risk_6h": np.where(outage | degraded, 1.0, risk_24h * 0.6),
             "risk_24h": risk_24h,
-            "model_version": pd.Series(np.full(n, self.model_version, dtype=object), dtype=object),
-            "top_reasons": pd.Series(reasons, dtype=object, copy=False),
+            "model_version": pd.Series(version, dtype=object, copy=False, index=rows),
+            "top_reasons": pd.Series(reasons, dtype=object, copy=False, index=rows),
         }
-        out = pd.DataFrame(cols)
+        out = pd.DataFrame(cols, index=rows)
         if tuple(out.columns) != PREDICTION_COLUMNS:
             out = out[list(PREDICTION_COLUMNS)]
-        snapshot.seed_predictions(out, cols)  # the policy reads these arrays, not the frame
+        # The policy reads these arrays, not the frame: the ids as the status holds them,
+        # model versions and reasons as object arrays of strings (no missing value).
+        source = {**cols, "onu_id": snapshot.onu_ids(), "model_version": version,
+                  "top_reasons": reasons}  # fmt: skip
+        snapshot.seed_predictions(out, source, exact=True)
         return out

@@ -128,6 +128,10 @@ class ClosedLoop:
         self.ticks = 0
         self.decisions: list[Decision] = []
         self._events: list[EventRow] = []
+        #: The fleet's ONU ids and the row of each (the status order of every snapshot).
+        self._onu_ids = self.observer.index.to_numpy(dtype=object)
+        self._onu_ids.flags.writeable = False
+        self._row_of = {o: i for i, o in enumerate(self._onu_ids)}
 
     @property
     def onu_ids(self) -> pd.Index:
@@ -180,6 +184,7 @@ class ClosedLoop:
             service_orders=self.open_orders(),
         )
         snap.seed_columns(columns)
+        snap.seed_fleet(self._onu_ids, self._row_of)
         self._events = []
         self.decisions = self.autopilot.step(snap)
         return self.decisions
