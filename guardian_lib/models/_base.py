@@ -18,6 +18,7 @@ __all__ = [
     "positive_proba",
     "positive_proba_matrix",
     "class_proba",
+    "class_proba_matrix",
 ]
 
 #: Below this many rows LightGBM predicts on one thread: a fleet's tick (a few thousand
@@ -143,6 +144,18 @@ def class_proba(model: lgb.LGBMClassifier, frame: pd.DataFrame) -> np.ndarray:
     if walker is None:
         return model.predict_proba(frame, num_threads=predict_threads(len(frame)))
     p = walker.predict(frame.to_numpy(dtype=np.float64))
+    return p if p.ndim == 2 else np.vstack((1.0 - p, p)).transpose()
+
+
+def class_proba_matrix(model: lgb.LGBMClassifier, X: np.ndarray) -> np.ndarray:
+    """:func:`class_proba` of a float64 matrix whose columns are the fitted features
+    (NaN allowed, no inf): the walker or the Booster, without a frame. [-]"""
+    if callable(model.objective) or not len(X):
+        names = model.booster_.feature_name()
+        return class_proba(model, pd.DataFrame(X, columns=names))
+    threads = predict_threads(len(X))
+    walker = booster_walker(model.booster_) if threads == 1 else None
+    p = walker.predict(X) if walker is not None else model.booster_.predict(X, num_threads=threads)
     return p if p.ndim == 2 else np.vstack((1.0 - p, p)).transpose()
 
 

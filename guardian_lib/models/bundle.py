@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ __all__ = [
     "CAUSE_LAYOUT_COLUMNS",
     "PREDICTION_COLUMNS",
     "CLASS_COLUMNS",
+    "prediction_frame",
 ]
 
 #: Features the anomaly scorer sees: deviations from the ONU's own past and rates,
@@ -86,6 +88,12 @@ def _float64(X: pd.DataFrame) -> pd.DataFrame:
     ):
         return X
     return pd.DataFrame(X.to_numpy(dtype=np.float64), index=X.index, columns=X.columns)
+
+
+def prediction_frame(cols: dict[str, Any]) -> pd.DataFrame:
+    """The ``ml_predictions`` frame of :meth:`ModelBundle.predict_columns`' arrays (the
+    string columns get the dtype pandas infers for them)."""
+    return pd.DataFrame({c: cols[c] for c in PREDICTION_COLUMNS})
 
 
 def _explaining_interval(hazards: np.ndarray) -> np.ndarray:
@@ -186,21 +194,59 @@ class ModelBundle:
             :func:`guardian_lib.features.symptomatic`) and are NaN elsewhere: a row
             without a symptom has no cause to explain.
         """
+        cols = self.predict_columns(features, explain, max_explained, top_k, max_risk_explained)
+        return prediction_frame(cols)
+
+    def predict_columns(
+        self,
+        features: pd.DataFrame,
+        explain: bool = True,
+        max_explained: int = 20_000,
+        top_k: int = 3,
+        max_risk_explained: int | None = None,
+    ) -> dict[str, Any]:
+        """:meth:`predict`'s columns as arrays, before they become a frame.
+
+        ``prediction_frame(bundle.predict_columns(features))`` equals
+        ``bundle.predict(features)``; online scoring keeps the arrays (to merge kept and
+        fresh rows, and to hand them to the policy) and builds the frame once.
+
+        Returns
+        -------
+        dict
+            :data:`PREDICTION_COLUMNS` in order: ``ts`` (the features' own array),
+            ``onu_id`` (an object array), ``model_version`` and ``top_reasons`` (object
+            arrays), the others float64 arrays. [-]
+        """
         self.check(features)
-        X = _float64(features.loc[:, _columns(self.feature_columns)])
+        selected = features.loc[:, _columns(self.feature_columns)]
         # ``.array`` keeps tz-aware times as they are (to_numpy makes 1 Timestamp per row).
-        cols = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
-        # The estimators read the one float64 matrix (their columns picked by position)
+        cols: dict[str, Any] = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
+        # The estimators read one float64 matrix (their columns picked by position)
         # instead of validating a frame each; a matrix their checks would refuse (inf,
-        # no rows, columns missing) goes through their frame API, which says why.
-        matrix = X.to_numpy() if all(dt == np.float64 for dt in X.dtypes) else None
-        if matrix is not None and (not len(matrix) or np.isinf(matrix).any()):
-            matrix = None
+        # no rows, non-float columns) goes through their frame API, which says why.
+        matrix = None
+        if len(selected) and all(np.issubdtype(dt, np.floating) for dt in selected.dtypes):
+            matrix = selected.to_numpy(dtype=np.float64)
+            if np.isinf(matrix).any():
+                matrix = None
+        frame_cache: list[pd.DataFrame] = []
+
+        def frame() -> pd.DataFrame:
+            """The features as the estimators' frame API reads them (built once)."""
+            if not frame_cache:
+                frame_cache.append(
+                    _float64(selected)
+                    if matrix is None
+                    else pd.DataFrame(matrix, index=selected.index, columns=selected.columns)
+                )
+            return frame_cache[0]
+
         anomaly_at = self._positions(self.anomaly)
         if matrix is not None and anomaly_at is not None:
             cols["anomaly_score"] = self.anomaly._anomaly_matrix(matrix[:, anomaly_at])
         else:
-            anomaly_in = X if set(ANOMALY_COLUMNS) <= set(X.columns) else features
+            anomaly_in = frame() if set(ANOMALY_COLUMNS) <= set(selected.columns) else features
             cols["anomaly_score"] = self.anomaly.anomaly_score(
                 anomaly_in.loc[:, _columns(ANOMALY_COLUMNS)]
             )
@@ -209,7 +255,11 @@ class ModelBundle:
         classes = list(self.cause.classes_)
         proba = np.full((len(features), len(classes)), np.nan)
         if sym.any():
-            proba[sym] = self.cause.predict_proba(X[sym])
+            cause_at = self._positions(self.cause)
+            if matrix is not None and cause_at is not None:
+                proba[sym] = self.cause._proba_matrix(matrix[np.ix_(sym, cause_at)])
+            else:
+                proba[sym] = self.cause.predict_proba(frame()[sym])
         for cls, col in CLASS_COLUMNS.items():
             cols[col] = (
                 proba[:, classes.index(cls)] if cls in classes else np.where(sym, 0.0, np.nan)
@@ -218,13 +268,13 @@ class ModelBundle:
         if matrix is not None and risk_at is not None:
             hazards = self.risk._hazard_matrix(matrix[:, risk_at])
         else:
-            hazards = self.risk.predict_hazard(X.loc[:, _columns(self.risk_columns)])
+            hazards = self.risk.predict_hazard(frame().loc[:, _columns(self.risk_columns)])
         risk = compose_hazards(hazards)
         for k, h in enumerate(self.risk.horizons_h):
             cols[f"risk_{h}h"] = risk[:, k]
         reasons = np.full(len(features), "[]", dtype=object)
         if explain and len(features):
-            out = pd.DataFrame(cols)
+            X = frame()
             X_risk = X.loc[:, _columns(self.risk_columns)]
             if sym.any() and self.cause.constant_ is None:
                 idx = np.flatnonzero(sym)[:max_explained]
@@ -232,8 +282,8 @@ class ModelBundle:
                 rows = self.cause.booster_frame(X.iloc[idx])
                 vals = shap_values(self.cause.booster_, rows.astype(float), cls_idx)
                 reasons[idx] = top_reasons(vals, rows, "cause", top_k)
-            score = np.maximum(out["risk_24h"].to_numpy(), 0.0)
-            hot = ~sym & ((score >= 0.2) | (out["anomaly_score"].to_numpy() >= 0.99))
+            score = np.maximum(cols["risk_24h"], 0.0)
+            hot = ~sym & ((score >= 0.2) | (cols["anomaly_score"] >= 0.99))
             idx = np.flatnonzero(hot)
             cap = max_explained if max_risk_explained is None else max_risk_explained
             idx = idx[np.argsort(-score[idx], kind="stable")][: max(0, cap)]
@@ -246,8 +296,6 @@ class ModelBundle:
                     rows = X_risk.iloc[sel]
                     vals = shap_values(model.booster_, rows.astype(float))
                     reasons[sel] = top_reasons(vals, rows, "risk_24h", top_k)
-        # One frame in the schema's column order (the string columns get the dtype a
-        # scalar assignment gives them).
         cols["model_version"] = np.full(len(features), self.model_version, dtype=object)
         cols["top_reasons"] = reasons
-        return pd.DataFrame({c: cols[c] for c in PREDICTION_COLUMNS})
+        return {c: cols[c] for c in PREDICTION_COLUMNS}

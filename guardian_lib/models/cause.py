@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -9,13 +11,18 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from guardian_lib.features import RX_DROP_DB
-from guardian_lib.models._base import class_proba, lgbm_classifier, validated_frame
+from guardian_lib.models._base import (
+    class_proba,
+    class_proba_matrix,
+    lgbm_classifier,
+    validated_frame,
+)
 
 __all__ = ["CauseClassifier", "neighbour_massive_rule", "neighbour_cluster_kind"]
 
 
 def neighbour_cluster_kind(
-    X: pd.DataFrame, min_share: float = 0.5, min_neighbours: int = 3
+    X: pd.DataFrame | Mapping[str, np.ndarray], min_share: float = 0.5, min_neighbours: int = 3
 ) -> np.ndarray:
     """Which kind of neighbour cluster a row belongs to: 0 none, 1 optical, 2 no PPPoE.
 
@@ -36,8 +43,8 @@ def neighbour_cluster_kind(
 
     Parameters
     ----------
-    X : pandas.DataFrame
-        Feature rows (``online``, ``pppoe_down``, ``box_share_offline``, ``box_size``,
+    X : pandas.DataFrame or mapping of str to ndarray
+        Feature rows, or their columns by name (``online``, ``pppoe_down``, ``box_share_offline``, ``box_size``,
         ``pon_share_offline``, ``pon_size``, ``pon_share_pppoe_down``, ``rx_delta_7d``,
         ``box_share_rx_drop``, ``pon_share_rx_drop``, ``los_1h``, ``box_los_share_1h``,
         ``pon_los_share_1h``, ``dying_gasp_1h``, ``box_gasp_share_1h``,
@@ -52,35 +59,40 @@ def neighbour_cluster_kind(
     ndarray of int8
     """
     need = ("online", "box_share_offline", "box_size", "pon_share_offline", "pon_size")
-    out = np.zeros(len(X), dtype=np.int8)
+    n = _n_rows(X)
+    out = np.zeros(n, dtype=np.int8)
     if any(c not in X for c in need):
         return out
-    off = X["online"].to_numpy() == 0
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(X[name], dtype=float)
+
+    off = col("online") == 0
     dropped = (
-        np.nan_to_num(X["rx_delta_7d"].to_numpy(dtype=float), nan=0.0) <= -RX_DROP_DB
+        np.nan_to_num(col("rx_delta_7d"), nan=0.0) <= -RX_DROP_DB
         if "rx_delta_7d" in X
-        else np.zeros(len(X), dtype=bool)
+        else np.zeros(n, dtype=bool)
     )
     los, gasp = (
-        np.nan_to_num(X[c].to_numpy(dtype=float)) > 0 if c in X else np.zeros(len(X), dtype=bool)
+        np.nan_to_num(col(c)) > 0 if c in X else np.zeros(n, dtype=bool)
         for c in ("los_1h", "dying_gasp_1h")
     )
-    optical_cluster = np.zeros(len(X), dtype=bool)
+    optical_cluster = np.zeros(n, dtype=bool)
     for lvl in ("box", "pon"):
-        others_n = np.maximum(X[f"{lvl}_size"].to_numpy() - 1, 0)
-        for own, col in (
+        others_n = np.maximum(col(f"{lvl}_size") - 1, 0)
+        for own, name in (
             (off, "share_offline"),
             (dropped & ~off, "share_rx_drop"),
             (los, "los_share_1h"),
             (gasp, "gasp_share_1h"),
         ):
-            if f"{lvl}_{col}" not in X:
+            if f"{lvl}_{name}" not in X:
                 continue
-            share = X[f"{lvl}_{col}"].to_numpy()
+            share = col(f"{lvl}_{name}")
             optical_cluster |= own & (share >= min_share) & (share * others_n >= min_neighbours)
     out[optical_cluster] = 1
-    upstream = np.zeros(len(X), dtype=bool)
-    pon_others = np.maximum(X["pon_size"].to_numpy() - 1, 0)
+    upstream = np.zeros(n, dtype=bool)
+    pon_others = np.maximum(col("pon_size") - 1, 0)
     # Sessions down now on the ONU and on the PON, or (an upstream failure shorter than
     # the row spacing, already over) a PPPoE-down logged in the last hour on both.
     for own_col, share_col in (
@@ -89,11 +101,18 @@ def neighbour_cluster_kind(
     ):
         if own_col not in X or share_col not in X:
             continue
-        own = (np.nan_to_num(X[own_col].to_numpy(dtype=float)) >= 1) & ~off
-        share = np.nan_to_num(X[share_col].to_numpy(dtype=float))
+        own = (np.nan_to_num(col(own_col)) >= 1) & ~off
+        share = np.nan_to_num(col(share_col))
         upstream |= own & (share >= min_share) & (share * pon_others >= min_neighbours)
     out[upstream & ~optical_cluster] = 2
     return out
+
+
+def _n_rows(X: pd.DataFrame | Mapping[str, np.ndarray]) -> int:
+    """Rows of a frame, or of a mapping of equally long columns (0 when it has none)."""
+    if isinstance(X, pd.DataFrame):
+        return len(X)
+    return len(next(iter(X.values()))) if len(X) else 0
 
 
 def neighbour_massive_rule(
@@ -214,22 +233,42 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
             return np.ones((len(frame), 1))
         proba = class_proba(self.booster_, self.booster_frame(frame))
         if self.neighbour_rules:
-            kind = neighbour_cluster_kind(frame)
-            for code, cls in ((1, self.massive_class), (2, self.external_class)):
-                if cls not in self.classes_:
-                    cls = self.massive_class
-                fire = kind == code
-                if not fire.any() or cls not in self.classes_:
-                    continue
-                k = int(np.flatnonzero(self.classes_ == cls)[0])
-                p = proba[fire]
-                target = np.maximum(p[:, k], self.rule_confidence)
-                rest = 1.0 - p[:, k]
-                scale = np.where(rest > 0, (1.0 - target) / np.maximum(rest, 1e-12), 0.0)
-                p = p * scale[:, None]
-                p[:, k] = target
-                proba[fire] = p
+            self._apply_rules(proba, neighbour_cluster_kind(frame))
         return proba
+
+    def _proba_matrix(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`predict_proba` of a float64 matrix whose columns are
+        ``feature_names_in_`` (already validated: NaN allowed, no inf); the same values,
+        without a frame per call."""
+        check_is_fitted(self, "classes_")
+        if self.constant_ is not None:
+            return np.ones((len(X), 1))
+        names = list(self.feature_names_in_)
+        exclude = set(getattr(self, "booster_exclude", ()))
+        keep = [i for i, c in enumerate(names) if c not in exclude]
+        proba = class_proba_matrix(self.booster_, X[:, keep] if len(keep) < len(names) else X)
+        if self.neighbour_rules:
+            columns = {c: X[:, i] for i, c in enumerate(names)}
+            self._apply_rules(proba, neighbour_cluster_kind(columns))
+        return proba
+
+    def _apply_rules(self, proba: np.ndarray, kind: np.ndarray) -> None:
+        """Raise the massive (kind 1) or external (kind 2) class of the rows of a
+        neighbour cluster to ``rule_confidence`` (others rescaled), in place."""
+        for code, cls in ((1, self.massive_class), (2, self.external_class)):
+            if cls not in self.classes_:
+                cls = self.massive_class
+            fire = kind == code
+            if not fire.any() or cls not in self.classes_:
+                continue
+            k = int(np.flatnonzero(self.classes_ == cls)[0])
+            p = proba[fire]
+            target = np.maximum(p[:, k], self.rule_confidence)
+            rest = 1.0 - p[:, k]
+            scale = np.where(rest > 0, (1.0 - target) / np.maximum(rest, 1e-12), 0.0)
+            p = p * scale[:, None]
+            p[:, k] = target
+            proba[fire] = p
 
     def predict(self, X) -> np.ndarray:
         """Most probable class of each row."""

@@ -8,11 +8,34 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.features import RollingCube, symptomatic
+from guardian_lib.models.bundle import prediction_frame
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardian_lib.loop.tick import Tick
 
-__all__ = ["OnlineScorer", "ModelScorer"]
+__all__ = ["OnlineScorer", "ModelScorer", "RISK_EVERY_ROUNDS"]
+
+#: Decision rounds between two predictions of the whole fleet when the models score the
+#: closed loop (the backtest's and ``operate``'s :class:`ModelScorer`): every hour with
+#: the backtest's 15-minute rounds, every 20 min with operate's 5-minute cycles. In the
+#: rounds between, the rows with a symptom now or at the previous round or a last
+#: ``risk_24h`` of at least 0.05 are predicted afresh, and the other rows keep their last
+#: prediction (see ``OnlineScorer.full_every``). Risk horizons are 2 h or more; on the
+#: unseen variant ``unseen_8x4`` (5 seeds × 7 days, the ``mixture`` bundle) every round
+#: and every 4th round gave the same visits, MTTR, costs, reboots and massive F1 on every
+#: seed (docs/autopilot.md "Speed"). [rounds]
+RISK_EVERY_ROUNDS = 4
+
+
+def _columns_of(predictions: pd.DataFrame) -> dict[str, Any]:
+    """Prediction arrays of a saved predictions frame (as ``predict_columns`` gives
+    them: ``ts`` as the frame's array, string columns as object arrays)."""
+    cols: dict[str, Any] = {"ts": predictions["ts"].array}
+    for c in predictions.columns:
+        if c != "ts":
+            v = predictions[c]
+            cols[c] = v.to_numpy(dtype=object) if v.dtype.kind not in "biufc" else v.to_numpy()
+    return cols
 
 
 class OnlineScorer:
@@ -79,7 +102,7 @@ class OnlineScorer:
         self.full_every = full_every
         self.refresh_risk = refresh_risk
         self.model_version = bundle.model_version
-        self._last: pd.DataFrame | None = None  # the previous call's predictions
+        self._last: dict[str, Any] | None = None  # the previous call's prediction arrays
         self._last_sym: np.ndarray | None = None
         self._calls = 0
         #: Feature rows of the last call (None before the first).
@@ -94,7 +117,7 @@ class OnlineScorer:
         return {
             "model_version": self.model_version,
             "cube": self.cube.state_dict(),
-            "last": None if self._last is None else self._last.copy(),
+            "last": None if self._last is None else prediction_frame(self._last),
             "last_sym": self._last_sym,
             "calls": self._calls,
         }
@@ -103,46 +126,59 @@ class OnlineScorer:
         """Restore :meth:`state_dict` output; the window is kept even if the model
         version changed (features do not depend on the model)."""
         self.cube.load_state_dict(state["cube"])
-        self._last = state.get("last")
+        last = state.get("last")
+        self._last = None if last is None else _columns_of(last)
         self._last_sym = state.get("last_sym")
         self._calls = int(state.get("calls", 0))
 
     def __call__(self, snapshot=None) -> pd.DataFrame:
         """Predictions of every ONU at the newest observed tick (see ``full_every``; its
-        feature rows stay in :attr:`last_features`, e.g. for drift monitoring)."""
+        feature rows stay in :attr:`last_features`, e.g. for drift monitoring).
+
+        The frame is built once from the prediction arrays, and a ``snapshot`` that
+        takes them (``seed_predictions``, as :class:`~guardian_lib.decision.Snapshot`)
+        is handed the arrays too, so the policy does not read the frame back.
+        """
         features = self.last_features = self.cube.latest_features()
         full = self._last is None or self._calls % self.full_every == 0
         self._calls += 1
         if self.full_every == 1:
-            return self._predict(features)
-        sym = symptomatic(features)
-        if full or len(self._last) != len(features):
-            out = self._predict(features)
+            cols = self._predict(features)
         else:
-            last = self._last
-            rows = np.flatnonzero(
-                sym
-                | self._last_sym
-                | (np.nan_to_num(last["risk_24h"].to_numpy(dtype=float)) >= self.refresh_risk)
-            )
-            fresh = self._predict(features.iloc[rows]) if len(rows) else None
-            # One frame from the merged columns (assigning them one by one to a copy of
-            # the last frame cost 7 ms per round for 2,000 rows, this 1.5 ms).
-            cols = {}
-            for c in last.columns:
-                if c == "ts":
-                    cols[c] = features["ts"].array
-                    continue
-                col = last[c].to_numpy(copy=True)
-                if fresh is not None:
-                    col[rows] = fresh[c].to_numpy()
-                cols[c] = col
-            out = pd.DataFrame(cols)
-        self._last, self._last_sym = out, sym
+            sym = symptomatic(features)
+            if full or len(self._last["onu_id"]) != len(features):
+                cols = self._predict(features)
+            else:
+                cols = self._merged(features, sym)
+            self._last, self._last_sym = cols, sym
+        out = prediction_frame(cols)
+        seed = getattr(snapshot, "seed_predictions", None)
+        if seed is not None:
+            seed(out, cols)
         return out
 
-    def _predict(self, features: pd.DataFrame) -> pd.DataFrame:
-        return self.bundle.predict(
+    def _merged(self, features: pd.DataFrame, sym: np.ndarray) -> dict[str, Any]:
+        """The last call's columns with the rows that can matter now predicted afresh."""
+        last = self._last
+        rows = np.flatnonzero(
+            sym
+            | self._last_sym
+            | (np.nan_to_num(np.asarray(last["risk_24h"], dtype=float)) >= self.refresh_risk)
+        )
+        fresh = self._predict(features.iloc[rows]) if len(rows) else None
+        cols: dict[str, Any] = {"ts": features["ts"].array}
+        for c, v in last.items():
+            if c == "ts":
+                continue
+            # New arrays: the ones handed out last time stay as they were.
+            col = np.array(v, copy=True)
+            if fresh is not None:
+                col[rows] = fresh[c]
+            cols[c] = col
+        return cols
+
+    def _predict(self, features: pd.DataFrame) -> dict[str, Any]:
+        return self.bundle.predict_columns(
             features,
             explain=self.explain,
             max_explained=self.max_explained,
@@ -169,8 +205,11 @@ class ModelScorer:
         As in :class:`OnlineScorer`. [-]
     max_explained : int, default 20000
         As in :class:`OnlineScorer`. [-]
-    full_every, refresh_risk
-        As in :class:`OnlineScorer` (default: every call predicts the whole fleet).
+    full_every : int, default :data:`RISK_EVERY_ROUNDS`
+        As in :class:`OnlineScorer`: calls (decision rounds) between two predictions of
+        the whole fleet; 1 predicts every row at every round (exact, slower).
+    refresh_risk : float, default 0.05
+        As in :class:`OnlineScorer`.
     """
 
     def __init__(
@@ -180,7 +219,7 @@ class ModelScorer:
         explain: bool = False,
         max_risk_explained: int | None = 500,
         max_explained: int = 20_000,
-        full_every: int = 1,
+        full_every: int = RISK_EVERY_ROUNDS,
         refresh_risk: float = 0.05,
     ) -> None:
         self.bundle = bundle

@@ -117,6 +117,13 @@ def test_risk_never_decreases_with_the_horizon_on_a_scored_run(busy):
         old.predict(features)
 
 
+class _Seeded:
+    """A snapshot that takes the scorer's prediction arrays (as ``Snapshot`` does)."""
+
+    def seed_predictions(self, frame, cols):
+        self.frame, self.cols = frame, cols
+
+
 def test_online_scorer_full_every_keeps_only_rows_that_cannot_matter(busy):
     run, bundle, _ = busy
     con = connect(run)
@@ -132,7 +139,13 @@ def test_online_scorer_full_every_keeps_only_rows_that_cannot_matter(busy):
             continue
         feats = scorer.cube.latest_features()
         full = bundle.predict(feats, explain=False)
-        preds = scorer()
+        snap = _Seeded()
+        preds = scorer(snap)
+        # The snapshot got the arrays the frame was built from, equal to its columns.
+        assert snap.frame is preds and list(snap.cols) == list(preds.columns)
+        for c, v in snap.cols.items():
+            a = preds[c].to_numpy()
+            assert len(v) == len(a) and ((np.asarray(v) == a) | (pd.isna(v) & pd.isna(a))).all()
         assert len(preds) == cube.n_onus
         assert (preds["ts"] == full["ts"]).all()
         same = np.ones(len(full), dtype=bool)
@@ -152,5 +165,12 @@ def test_online_scorer_full_every_keeps_only_rows_that_cannot_matter(busy):
             )
         previous = preds
     assert kept_somewhere  # the partial calls did keep some rows
+    # A restart between two partial calls keeps the kept rows (the state holds them).
+    restarted = OnlineScorer(bundle, cube.onus, window_ticks=36, explain=False, full_every=3)
+    restarted.load_state_dict(scorer.state_dict())
+    for k in range(150, 152):
+        scorer.update(cube.tick(k))
+        restarted.update(cube.tick(k))
+        pd.testing.assert_frame_equal(restarted(), scorer(), check_exact=True)
     with pytest.raises(ValueError, match="full_every must be at least 1"):
         OnlineScorer(bundle, cube.onus, full_every=0)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from guardian_lib.models.online import OnlineScorer
+from guardian_lib.models.online import RISK_EVERY_ROUNDS, OnlineScorer
 from guardian_lib.operate.service import EXPLAIN_SYMPTOMATIC, EXPLAIN_TOP_RISKS
 from guardian_lib.snmp.poller import OltPollResult, PollReport
 from guardian_lib.snmp.rows import EVENTS_SCHEMA, empty_frame
@@ -129,6 +129,8 @@ def test_operate_scores_every_cycle_with_the_registered_model_and_restores_the_w
         assert op.loop.scorer.explain
         assert op.loop.scorer.max_risk_explained == EXPLAIN_TOP_RISKS
         assert op.loop.scorer.max_explained == EXPLAIN_SYMPTOMATIC
+        # The whole fleet every RISK_EVERY_ROUNDS cycles, the rows that can matter between.
+        assert op.loop.scorer.full_every == RISK_EVERY_ROUNDS
     finally:
         op.close()
     op = _operator(site, tmp_path / "state", olt)

@@ -184,7 +184,7 @@ def test_every_decision_round_scores_as_the_plain_computation(
         sc.with_overrides(faults=faults),
         "autopilot",
         seed=3,
-        scorer=ModelScorer(small_bundle, window_ticks=72),
+        scorer=ModelScorer(small_bundle, window_ticks=72, full_every=1),
     )
     # One check per decision round (a round every 3 ticks of 5 min over 6 h) ...
     assert len(checked) == 24 and kpis["safety_violations"] == 0

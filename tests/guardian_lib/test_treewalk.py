@@ -171,14 +171,22 @@ def test_forest_walk_equals_scikit_learn(rng, max_features):
         n_estimators=40, max_samples=256, max_features=max_features, random_state=3
     ).fit(X)
     Y = np.vstack([rng.normal(size=(700, 6)), rng.normal(3, 2, size=(100, 6)), X[:200]])
-    # Thresholds and their neighbours as float32 values.
+    # Trees of more leaves than a mask word has bits: a subtree spans several words.
     walker = forest_walker(forest)
-    inner = np.isfinite(walker.thr)
-    for f, t in zip(walker.feat[inner][:300], walker.thr[inner][:300], strict=True):
+    assert (np.diff(walker.word_start) > 1).any()
+    # Thresholds and their neighbours as float32 values.
+    splits = [
+        (int(cols[tree.feature[k]]), tree.threshold[k])
+        for est, cols in zip(forest.estimators_, forest.estimators_features_, strict=True)
+        for tree in [est.tree_]
+        for k in np.flatnonzero(tree.children_left >= 0)
+    ]
+    for f, t in splits[::3]:
         row = rng.normal(size=6)
         row[f] = np.float32(t)
-        Y = np.vstack([Y, row, row])
-        Y[-1, f] = np.nextafter(np.float32(t), np.float32(np.inf))
+        Y = np.vstack([Y, row, row, row])
+        Y[-2, f] = np.nextafter(np.float32(t), np.float32(np.inf))
+        Y[-1, f] = np.nextafter(np.float32(t), np.float32(-np.inf))
     np.testing.assert_array_equal(forest_score_samples(forest, Y), forest.score_samples(Y))
     # A refit forest is walked with its new trees.
     forest.set_params(random_state=4).fit(X)
@@ -193,3 +201,48 @@ def test_large_batches_are_predicted_by_lightgbm_on_every_core(rng):
     big = np.tile(X, (SINGLE_THREAD_ROWS // len(X) + 1, 1))
     np.testing.assert_array_equal(positive_proba_matrix(model, big), model.predict_proba(big)[:, 1])
     np.testing.assert_array_equal(class_proba(model, _frame(big)), model.predict_proba(big))
+
+
+def test_float32_rows_are_compared_as_float32_with_the_same_leaves(rng):
+    """The features are float32 widened to float64: the walker compares them as float32
+    against thresholds rounded down to float32. Rows at every threshold's float32
+    neighbours (and NaN, ±0, values read as zero) give LightGBM's values; one value that
+    is not a float32 sends the whole batch through the float64 walk, with the same
+    result."""
+    from guardian_lib.models.treewalk import _round_down32
+
+    X, y = _data(rng)
+    X[(y == 1) & (rng.random(len(y)) < 0.3), 1] = np.nan
+    X = X.astype(np.float32).astype(np.float64)
+    model = lgb.LGBMClassifier(
+        n_estimators=30, num_leaves=15, min_child_samples=5, verbose=-1, n_jobs=1, random_state=5
+    ).fit(X, y)
+    walker = booster_walker(model.booster_)
+    assert (walker.node_thr32.astype(np.float64) != walker.node_thr).any()
+    rows = [np.where(rng.random(X.shape) < 0.1, np.nan, X)]
+    rows[0][rng.random(X.shape) < 0.05] = np.float32(1e-36)
+    for f, t in zip(walker.node_feat, walker.node_thr, strict=True):
+        t32 = np.float32(t)
+        for v in (
+            t32,
+            np.nextafter(t32, np.float32(np.inf)),
+            np.nextafter(t32, np.float32(-np.inf)),
+        ):
+            row = rng.normal(size=X.shape[1]).astype(np.float32).astype(np.float64)
+            row[f] = v
+            rows.append(row[None, :])
+    Y = np.vstack(rows)
+    assert np.array_equal(Y.astype(np.float32).astype(np.float64), Y, equal_nan=True)
+    _assert_same(model, Y)
+    Y[7, 0] = 0.1  # not a float32
+    _assert_same(model, Y)
+    # Rounding down keeps "x > threshold" for every float32 x, at and beyond float32's range.
+    thr = np.array([0.1, -0.1, 1.0, 1e300, -1e300, 3.5e38, np.inf, -np.inf])
+    down = _round_down32(thr)
+    assert (down.astype(np.float64) <= thr).all()
+    for x in (
+        np.float32(0.1),
+        np.nextafter(np.float32(0.1), np.float32(np.inf)),
+        np.float32(3.4e38),
+    ):
+        np.testing.assert_array_equal(x > thr, x > down)
