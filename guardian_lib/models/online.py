@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from guardian_lib.features import RollingCube, symptomatic
+from guardian_lib.features import FEATURE_COLUMNS, RollingCube, symptomatic
 from guardian_lib.models.bundle import prediction_frame
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,17 +139,21 @@ class OnlineScorer:
         takes them (``seed_predictions``, as :class:`~guardian_lib.decision.Snapshot`)
         is handed the arrays too, so the policy does not read the frame back.
         """
-        features = self.last_features = self.cube.latest_features()
+        features, block = self.cube.latest_features_with_block()
+        self.last_features = features
+        # The symptom flags and the models' matrix are read from the features' float32
+        # block (the same values as from the frame, without a pandas selection).
+        cols_of = None if block is None else dict(zip(FEATURE_COLUMNS, block, strict=True))
+        sym = symptomatic(features if cols_of is None else cols_of)
         full = self._last is None or self._calls % self.full_every == 0
         self._calls += 1
         if self.full_every == 1:
-            cols = self._predict(features)
+            cols = self._predict(features, sym, block)
         else:
-            sym = symptomatic(features)
             if full or len(self._last["onu_id"]) != len(features):
-                cols = self._predict(features)
+                cols = self._predict(features, sym, block)
             else:
-                cols = self._merged(features, sym)
+                cols = self._merged(features, sym, block)
             self._last, self._last_sym = cols, sym
         out = prediction_frame(cols)
         seed = getattr(snapshot, "seed_predictions", None)
@@ -157,7 +161,9 @@ class OnlineScorer:
             seed(out, cols)
         return out
 
-    def _merged(self, features: pd.DataFrame, sym: np.ndarray) -> dict[str, Any]:
+    def _merged(
+        self, features: pd.DataFrame, sym: np.ndarray, block: np.ndarray | None
+    ) -> dict[str, Any]:
         """The last call's columns with the rows that can matter now predicted afresh."""
         last = self._last
         rows = np.flatnonzero(
@@ -165,7 +171,9 @@ class OnlineScorer:
             | self._last_sym
             | (np.nan_to_num(np.asarray(last["risk_24h"], dtype=float)) >= self.refresh_risk)
         )
-        fresh = self._predict(features.iloc[rows]) if len(rows) else None
+        fresh = None
+        if len(rows):
+            fresh = self._predict(features.iloc[rows], sym[rows], block, rows)
         cols: dict[str, Any] = {"ts": features["ts"].array}
         for c, v in last.items():
             if c == "ts":
@@ -177,12 +185,22 @@ class OnlineScorer:
             cols[c] = col
         return cols
 
-    def _predict(self, features: pd.DataFrame) -> dict[str, Any]:
+    def _predict(
+        self,
+        features: pd.DataFrame,
+        sym: np.ndarray,
+        block: np.ndarray | None,
+        rows: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """The bundle's prediction arrays of ``features`` with their symptom flags
+        ``sym``: this round's features (``block``) or their ``rows``."""
         return self.bundle.predict_columns(
             features,
             explain=self.explain,
             max_explained=self.max_explained,
             max_risk_explained=self.max_risk_explained,
+            matrix=None if block is None else self.bundle.block_matrix(block, rows),
+            sym=sym,
         )
 
 

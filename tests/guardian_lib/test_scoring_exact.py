@@ -190,3 +190,34 @@ def test_every_decision_round_scores_as_the_plain_computation(
     assert len(checked) == 24 and kpis["safety_violations"] == 0
     # ... on rows with symptoms and with events in the window.
     assert any(s > 0 for s, _ in checked) and any(e > 0 for _, e in checked)
+
+
+def test_rounds_between_full_predictions_score_their_rows_as_from_the_frame(
+    small_bundle, only_fault, monkeypatch
+):
+    """With ``full_every > 1`` every prediction — of the whole fleet or of the rows
+    predicted afresh between — reads its matrix and symptom flags from the features'
+    float32 block: the arrays equal the frame's selection and ``predict_columns`` of
+    the frame alone, bit for bit."""
+    from simulator.backtest import run_policy
+
+    fast_predict = OnlineScorer._predict
+    seen = []
+
+    def checked_predict(self, features, sym, block, rows=None):
+        out = fast_predict(self, features, sym, block, rows)
+        want_x = features.loc[:, list(self.bundle.feature_columns)].to_numpy(dtype=np.float64)
+        np.testing.assert_array_equal(self.bundle.block_matrix(block, rows), want_x)
+        np.testing.assert_array_equal(sym, symptomatic(features))
+        plain = self.bundle.predict_columns(features, explain=self.explain)
+        assert list(out) == list(plain)
+        for c in plain:
+            np.testing.assert_array_equal(np.asarray(out[c]), np.asarray(plain[c]))
+        seen.append(len(features))
+        return out
+
+    monkeypatch.setattr(OnlineScorer, "_predict", checked_predict)
+    sc = only_fault("cpe_hang", 3000.0, days=0.25)
+    run_policy(sc, "autopilot", seed=3, scorer=ModelScorer(small_bundle, window_ticks=72))
+    # Whole-fleet rounds and rounds of a few rows afresh were both checked.
+    assert max(seen) > min(seen) and len(seen) >= 12
