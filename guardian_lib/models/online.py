@@ -25,6 +25,8 @@ __all__ = ["OnlineScorer", "ModelScorer", "RISK_EVERY_ROUNDS"]
 #: and every 4th round gave the same visits, MTTR, costs, reboots and massive F1 on every
 #: seed (docs/autopilot.md "Speed"). [rounds]
 RISK_EVERY_ROUNDS = 4
+#: Prediction columns of strings (object arrays in ``predict_columns``' output).
+_STRING_COLUMNS = ("onu_id", "model_version", "top_reasons")
 
 
 def _columns_of(predictions: pd.DataFrame) -> dict[str, Any]:
@@ -104,6 +106,8 @@ class OnlineScorer:
         self.model_version = bundle.model_version
         self._last: dict[str, Any] | None = None  # the previous call's prediction arrays
         self._last_sym: np.ndarray | None = None
+        # The last frame's string columns: (the object array, the frame's array).
+        self._strings: dict[str, tuple[np.ndarray, Any]] = {}
         self._calls = 0
         #: Feature rows of the last call (None before the first).
         self.last_features: pd.DataFrame | None = None
@@ -155,10 +159,26 @@ class OnlineScorer:
             else:
                 cols = self._merged(features, sym, block)
             self._last, self._last_sym = cols, sym
-        out = prediction_frame(cols)
+        out = self._frame(cols)
         seed = getattr(snapshot, "seed_predictions", None)
         if seed is not None:
-            seed(out, cols)
+            # The string arrays are what the frame gives back when none is missing.
+            exact = not any(pd.isna(cols[c]).any() for c in _STRING_COLUMNS)
+            seed(out, cols, exact=exact)
+        return out
+
+    def _frame(self, cols: dict[str, Any]) -> pd.DataFrame:
+        """``prediction_frame(cols)``, with the previous frame's string columns where
+        their values are unchanged (the same ids, version and reasons most rounds:
+        pandas infers a string dtype for each object array, which costs more than
+        comparing them)."""
+        given = dict(cols)
+        for c in _STRING_COLUMNS:
+            kept = self._strings.get(c)
+            if kept is not None and np.array_equal(kept[0], cols[c]):
+                given[c] = kept[1]
+        out = prediction_frame(given)
+        self._strings = {c: (cols[c], out[c].array) for c in _STRING_COLUMNS}
         return out
 
     def _merged(

@@ -221,3 +221,20 @@ def test_rounds_between_full_predictions_score_their_rows_as_from_the_frame(
     run_policy(sc, "autopilot", seed=3, scorer=ModelScorer(small_bundle, window_ticks=72))
     # Whole-fleet rounds and rounds of a few rows afresh were both checked.
     assert max(seen) > min(seen) and len(seen) >= 12
+
+
+def test_isotonic_calibration_without_checks_is_predict_bit_for_bit(rng):
+    """The risk calibration's isotonic step equals ``IsotonicRegression.predict`` on
+    values inside, outside and on the fitted thresholds, and still refuses NaN."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from guardian_lib.models.risk import _isotonic
+
+    x = rng.random(400)
+    y = (rng.random(400) < x).astype(float)
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(x, y)
+    raw = np.concatenate([rng.random(300), iso.X_thresholds_, [0.0, 1.0, -0.5, 2.0]])
+    np.testing.assert_array_equal(_isotonic(iso, raw), iso.predict(raw))
+    assert _isotonic(iso, raw).dtype == iso.predict(raw).dtype
+    with pytest.raises(ValueError):
+        _isotonic(iso, np.array([0.5, np.nan]))
