@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +40,19 @@ def _columns_of(predictions: pd.DataFrame) -> dict[str, Any]:
             v = predictions[c]
             cols[c] = v.to_numpy(dtype=object) if v.dtype.kind not in "biufc" else v.to_numpy()
     return cols
+
+
+@functools.lru_cache(maxsize=16)
+def _takes_exact_of(func: Any) -> bool:
+    try:
+        return "exact" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _takes_exact(seed: Any) -> bool:
+    """Whether a ``seed_predictions`` method takes ``exact`` (checked once per class)."""
+    return _takes_exact_of(getattr(seed, "__func__", seed))
 
 
 class OnlineScorer:
@@ -162,9 +177,12 @@ class OnlineScorer:
         out = self._frame(cols)
         seed = getattr(snapshot, "seed_predictions", None)
         if seed is not None:
-            # The string arrays are what the frame gives back when none is missing.
-            exact = not any(pd.isna(cols[c]).any() for c in _STRING_COLUMNS)
-            seed(out, cols, exact=exact)
+            # The string arrays are what the frame gives back when none is missing
+            # (told to a snapshot that takes ``exact``, as Snapshot does).
+            if _takes_exact(seed) and not any(pd.isna(cols[c]).any() for c in _STRING_COLUMNS):
+                seed(out, cols, exact=True)
+            else:
+                seed(out, cols)
         return out
 
     def _frame(self, cols: dict[str, Any]) -> pd.DataFrame:
