@@ -238,3 +238,18 @@ def test_isotonic_calibration_without_checks_is_predict_bit_for_bit(rng):
     assert _isotonic(iso, raw).dtype == iso.predict(raw).dtype
     with pytest.raises(ValueError):
         _isotonic(iso, np.array([0.5, np.nan]))
+
+
+def test_tick_times_are_pandas_epoch_conversion(rng):
+    """A cube's tick times equal ``pd.to_datetime(us, unit="us", utc=True)``: values,
+    dtype, name and frequency."""
+    from guardian_lib.features import Cube
+
+    cube = Cube.__new__(Cube)
+    cube.t0_us, cube.tick_s = 1_767_225_600_123_456, 300
+    for rows in (np.array([0]), np.array([5]), rng.integers(0, 10**6, 50), np.arange(7)):
+        us = cube.t0_us + rows.astype(np.int64) * cube.tick_s * 1_000_000
+        want = pd.to_datetime(us, unit="us", utc=True)
+        got = cube.tick_times(rows)
+        pd.testing.assert_index_equal(got, want, exact=True)
+        assert got.freq == want.freq and got.name == want.name
