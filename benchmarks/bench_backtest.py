@@ -5,7 +5,7 @@ this process, and prints one JSON line per policy plus a summary table::
 
     .venv/bin/python benchmarks/bench_backtest.py [--days 2] [--every-minutes 15]
         [--policies reactive,rules,autopilot,oracle] [--seed 7]
-        [--models champion [--full-every 1,4]]
+        [--models champion [--full-every 1,4]]   # --full-every defaults to 4, as the backtest
 
 ``reactive`` is the simulator alone (its built-in call centre) and is the ceiling; the
 other policies add the observer, scorer, policy, safety checks and audit every
@@ -21,6 +21,7 @@ import argparse
 import json
 import time
 
+from guardian_lib.models.online import RISK_EVERY_ROUNDS
 from simulator.backtest import POLICIES, run_policy
 from simulator.scenario import load_scenario
 
@@ -34,7 +35,11 @@ def main() -> None:
     ap.add_argument("--policies", default=",".join(POLICIES))
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--models", default=None, help="registry alias of an ML bundle")
-    ap.add_argument("--full-every", default="1", help="comma-separated OnlineScorer.full_every")
+    ap.add_argument(
+        "--full-every",
+        default=str(RISK_EVERY_ROUNDS),
+        help="comma-separated OnlineScorer.full_every (default: the backtest's and operate's)",
+    )
     args = ap.parse_args()
     sc = load_scenario(args.scenario, days=args.days)
     runs: list[tuple[str, str, object]] = [(p, p, None) for p in args.policies.split(",")]

@@ -71,13 +71,23 @@ def service_state(
     n = len(online)
     nan = np.full(n, np.nan)
     loss = values.get("loss_pct", nan)
-    service = online & ~(np.nan_to_num(loss, nan=100.0) >= 99.5)
+    service = online & ~(_nan_to_num(loss, 100.0) >= 99.5)
     degraded = service & (
-        (np.nan_to_num(loss) > thresholds.degraded_loss_pct)
-        | (np.nan_to_num(values.get("latency_ms", nan)) > thresholds.degraded_latency_ms)
-        | (np.nan_to_num(values.get("ber", nan)) > thresholds.high_ber)
+        (_nan_to_num(loss) > thresholds.degraded_loss_pct)
+        | (_nan_to_num(values.get("latency_ms", nan)) > thresholds.degraded_latency_ms)
+        | (_nan_to_num(values.get("ber", nan)) > thresholds.high_ber)
     )
     return service, degraded
+
+
+def _nan_to_num(x: np.ndarray, nan: float = 0.0) -> np.ndarray:
+    """``np.nan_to_num(x, nan=nan)`` of float readings, by one ``where`` when none is
+    infinite (``nan_to_num`` costs several times more per tick). [-]"""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        return np.nan_to_num(x, nan=nan)
+    out = np.where(np.isnan(x), nan, x)
+    return np.nan_to_num(x, nan=nan) if np.isinf(out).any() else out
 
 
 def tick_service_state(tick: Tick, thresholds: ServiceThresholds) -> tuple[np.ndarray, np.ndarray]:
@@ -179,6 +189,13 @@ class Observer:
         #: The inventory columns as the frame stores them (the status frame's columns).
         self._inventory_columns = {c: self.inventory[c].array for c in self.inventory.columns}
         self._cust_index = pd.Index(cust["customer_id"].astype(str))
+        # Row of each ONU id and customer id, for the few ids a tick's events name (a hash
+        # lookup each; an Index per lookup infers a string dtype first). None where the
+        # ids repeat: get_indexer then says so, as before.
+        self._row_map = {o: i for i, o in enumerate(self.index)} if self.index.is_unique else None
+        self._cust_map = (
+            {c: i for i, c in enumerate(self._cust_index)} if self._cust_index.is_unique else None
+        )
         #: Integer codes of the box / PON / OLT of each ONU (fast neighbour statistics).
         self._codes = {
             f"{k}_code": pd.factorize(self.inventory[f"{k}_id"])[0] for k in ("box", "pon", "olt")
@@ -239,8 +256,10 @@ class Observer:
         ts, online, values = tick.ts, tick.online, tick.values
         events = None
         if tick.events:  # what _fold_events reads (a full events frame costs more)
-            events = pd.DataFrame({"entity_id": [e.entity_id for e in tick.events],
-                                   "type": [e.type for e in tick.events]})  # fmt: skip
+            events = (
+                np.array([e.type for e in tick.events], dtype=object),
+                np.array([e.entity_id for e in tick.events], dtype=object),
+            )
         now = pd.Timestamp(ts).timestamp()
         dt = 0.0 if np.isnan(self._last_s) else max(now - self._last_s, 0.0)
         self._last_s = now
@@ -282,8 +301,8 @@ class Observer:
         self.calls *= decay
         self.flaps *= decay
         self.dhcp_fails *= np.exp(-dt / _DHCP_TAU_S) if dt > 0 else 1.0
-        if events is not None and len(events):
-            self._fold_events(events, now)
+        if events is not None:
+            self._fold_events(*events, now)
 
     def state_dict(self) -> dict[str, Any]:
         """The observed state (every per-ONU array and the clock), picklable, for a restart.
@@ -313,23 +332,40 @@ class Observer:
             if k != "onu_ids":
                 setattr(self, k, _copy(v))
 
-    def _fold_events(self, events: pd.DataFrame, now: float) -> None:
-        types = events["type"].to_numpy()
-        ent = events["entity_id"].astype(str).to_numpy()
+    def _fold_events(self, types: np.ndarray, entity_ids: np.ndarray, now: float) -> None:
+        """Fold in a tick's events: their types and entity ids (object arrays)."""
+        strings = all(isinstance(e, str) for e in entity_ids)
+        if strings:
+            ent = entity_ids
+        else:  # as pandas' astype(str) of the events' entity ids
+            ent = pd.Series(entity_ids, dtype=object).astype(str).to_numpy()
+        rows_of = self._rows_of if strings else self.row_of
         for code, name in ((1, "LOS"), (2, "DYING_GASP")):
-            r = self.row_of(ent[types == name])
+            r = rows_of(ent[types == name])
             r = r[r >= 0]
             self.down_type[r[~self.online[r]]] = code
             if code == 1:
                 np.add.at(self.flaps, r, 1.0)
-        dhcp = self.row_of(ent[types == "DHCP_FAIL"])
+        dhcp = rows_of(ent[types == "DHCP_FAIL"])
         np.add.at(self.dhcp_fails, dhcp[dhcp >= 0], 1.0)
         calls = types == "CUSTOMER_CALL"
         if calls.any():
-            r = self._cust_index.get_indexer(pd.Index(ent[calls]))
+            if strings and self._cust_map is not None:
+                m = self._cust_map
+                r = np.fromiter((m.get(o, -1) for o in ent[calls]), dtype=np.intp)
+            else:
+                r = self._cust_index.get_indexer(pd.Index(ent[calls]))
             r = r[r >= 0]
             np.add.at(self.calls, r, 1.0)
             self.last_call_s[r] = now
+
+    def _rows_of(self, onu_ids: np.ndarray) -> np.ndarray:
+        """:meth:`row_of` of ONU id strings, by the hash map when the fleet's ids are
+        unique. [-]"""
+        m = self._row_map
+        if m is None:
+            return self.row_of(onu_ids)
+        return np.fromiter((m.get(o, -1) for o in onu_ids), dtype=np.intp, count=len(onu_ids))
 
     def status(self) -> pd.DataFrame:
         """Observed state of every ONU (index ``onu_id``).
@@ -401,7 +437,7 @@ class Observer:
 
 #: Observer attributes set once from the inventory and settings (not restart state).
 _CONFIG_ATTRS = frozenset({"index", "n", "inventory", "_inventory_arrays", "_inventory_columns",
-                           "_cust_index", "_codes",
+                           "_cust_index", "_row_map", "_cust_map", "_codes",
                            "degraded_loss_pct", "degraded_latency_ms", "high_ber",
                            "baseline_tau_s"})  # fmt: skip
 

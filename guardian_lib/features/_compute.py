@@ -8,6 +8,8 @@ under the same street box, PON, OLT and H3 geo cell; customer history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import h3
 import numpy as np
 import pandas as pd
@@ -39,6 +41,7 @@ except ImportError:  # pragma: no cover - older pandas builds the frame the usua
 
 __all__ = [
     "compute_features",
+    "features_with_block",
     "symptomatic",
     "FEATURE_COLUMNS",
     "NEIGHBOUR_LEVELS",
@@ -477,10 +480,28 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         ``ts`` (UTC), ``onu_id`` and :data:`FEATURE_COLUMNS` (float32), one row per
         (tick, ONU), ordered by tick then ONU.
     """
+    return features_with_block(cube, rows)[0]
+
+
+def features_with_block(
+    cube: Cube, rows: np.ndarray | None = None
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """:func:`compute_features`, and the float32 block its feature columns are read from.
+
+    Returns
+    -------
+    features : pandas.DataFrame
+        As :func:`compute_features`.
+    block : ndarray of float32 or None
+        Shape ``(len(FEATURE_COLUMNS), len(features))``: row ``c`` holds the values of
+        ``features[FEATURE_COLUMNS[c]]`` (a scorer reads its matrix and the symptom
+        flags from it without a pandas selection per round); None without rows. Shared
+        with the frame: do not write to it.
+    """
     T, N = cube.n_ticks, cube.n_onus
     rows = np.arange(T) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(rows) == 0:
-        return pd.DataFrame(columns=["ts", "onu_id", *FEATURE_COLUMNS])
+        return pd.DataFrame(columns=["ts", "onu_id", *FEATURE_COLUMNS]), None
     w = _windows(cube.tick_s)
     st = _status(cube, rows, w.w24)
     sig = _signal_features(cube, st, rows, w)
@@ -523,33 +544,45 @@ def compute_features(cube: Cube, rows: np.ndarray | None = None) -> pd.DataFrame
         # Online (one row per ONU): the frame from its three blocks as they are — the
         # timestamps, the ids' string array and the features — without the checks and
         # column inserts of the constructor (they cost more than half the frame).
-        return create_dataframe_from_blocks(
+        frame = create_dataframe_from_blocks(
             [(ts.array, _PLACE_TS), (ids.array, _PLACE_ID), (block, _PLACE_FEATURES)],
             index=pd.RangeIndex(N),
             columns=_FRAME_INDEX,
         )
+        return frame, block
     out = pd.DataFrame(block.T, columns=_FEATURE_INDEX, copy=False)  # a view of the block
     out.insert(0, "onu_id", ids.array if len(rows) == 1 else np.tile(ids.to_numpy(), len(rows)))
     out.insert(0, "ts", ts)
-    return out
+    return out, block
 
 
-def symptomatic(features: pd.DataFrame) -> np.ndarray:
+def symptomatic(features: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
     """Rows that show a symptom an operator can see.
 
     The ONU is offline, online without PPPoE, has loss > 2 %, latency > 80 ms or
     RX < −27 dBm, or logged LOS, dying gasp, PPPoE down, high BER or low RX in the last
     hour. These are the rows whose cause the cause classifier explains.
+
+    Parameters
+    ----------
+    features : pandas.DataFrame or mapping of str to ndarray
+        Feature rows (:func:`compute_features`), or their columns as arrays (e.g. the
+        rows of :func:`features_with_block`'s block by ``FEATURE_COLUMNS``): the same
+        flags either way.
     """
     f = features
-    ev = (
-        f["los_1h"] + f["dying_gasp_1h"] + f["pppoe_down_1h"] + f["high_ber_1h"] + f["low_rx_1h"]
-    ).to_numpy()
+
+    def col(c: str) -> np.ndarray:
+        v = f[c]
+        return v.to_numpy() if isinstance(v, pd.Series) else np.asarray(v)
+
+    ev = col("los_1h") + col("dying_gasp_1h") + col("pppoe_down_1h") + col("high_ber_1h")
+    ev = ev + col("low_rx_1h")
     return (
-        (f["online"].to_numpy() == 0)
-        | (f["pppoe_down"].to_numpy() == 1)
-        | (np.nan_to_num(f["loss_pct"].to_numpy()) > 2)
-        | (np.nan_to_num(f["latency_ms"].to_numpy()) > 80)
-        | (np.nan_to_num(f["rx_dbm"].to_numpy(), nan=0.0) < RX_CRITICAL_DBM)
+        (col("online") == 0)
+        | (col("pppoe_down") == 1)
+        | (np.nan_to_num(col("loss_pct")) > 2)
+        | (np.nan_to_num(col("latency_ms")) > 80)
+        | (np.nan_to_num(col("rx_dbm"), nan=0.0) < RX_CRITICAL_DBM)
         | (ev > 0)
     )

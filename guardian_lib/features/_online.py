@@ -12,6 +12,7 @@ from guardian_lib.features._compute import (
     LOST_LOSS_PCT,
     NEIGHBOUR_LEVELS,
     compute_features,
+    features_with_block,
     group_index,
 )
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube
@@ -422,3 +423,9 @@ class RollingCube:
         """Features of every ONU at the newest tick."""
         c = self.cube()
         return compute_features(c, np.array([c.n_ticks - 1]))
+
+    def latest_features_with_block(self) -> tuple[pd.DataFrame, np.ndarray | None]:
+        """:meth:`latest_features` and its float32 block (``FEATURE_COLUMNS`` × ONUs,
+        see :func:`~guardian_lib.features._compute.features_with_block`)."""
+        c = self.cube()
+        return features_with_block(c, np.array([c.n_ticks - 1]))

@@ -151,6 +151,18 @@ class ModelBundle:
                 "with guardian_lib.features"
             )
 
+    def block_matrix(self, block: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """``features[feature_columns]`` as a float64 matrix, from the float32 block the
+        features were read from (:func:`guardian_lib.features.features_with_block`:
+        ``FEATURE_COLUMNS`` × rows), for ``rows`` of it (default all); None when the
+        bundle uses a column that is not a row of the block. The values
+        ``features.loc[:, feature_columns].to_numpy(dtype=np.float64)`` gives. [-]"""
+        at = _positions_of(FEATURE_COLUMNS, tuple(self.feature_columns))
+        if at is None:
+            return None
+        part = block[at] if rows is None else block[np.ix_(at, np.asarray(rows, dtype=np.intp))]
+        return part.T.astype(np.float64)
+
     def _positions(self, estimator) -> np.ndarray | None:
         """Positions in ``feature_columns`` of the columns ``estimator`` was fitted on
         (None when it was fitted on others)."""
@@ -204,12 +216,27 @@ class ModelBundle:
         max_explained: int = 20_000,
         top_k: int = 3,
         max_risk_explained: int | None = None,
+        matrix: np.ndarray | None = None,
+        sym: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """:meth:`predict`'s columns as arrays, before they become a frame.
 
         ``prediction_frame(bundle.predict_columns(features))`` equals
         ``bundle.predict(features)``; online scoring keeps the arrays (to merge kept and
         fresh rows, and to hand them to the policy) and builds the frame once.
+
+        Parameters
+        ----------
+        features : pandas.DataFrame
+            Feature rows (``ts``, ``onu_id`` and ``feature_columns``).
+        explain, max_explained, top_k, max_risk_explained
+            As :meth:`predict`.
+        matrix : ndarray of float64, optional
+            ``features[feature_columns]`` as a float64 matrix, when the caller holds the
+            values already (:meth:`block_matrix`): the frame's column selection is then
+            skipped. The same predictions. [-]
+        sym : ndarray of bool, optional
+            ``symptomatic(features)``, when the caller computed it. [-]
 
         Returns
         -------
@@ -219,26 +246,35 @@ class ModelBundle:
             arrays), the others float64 arrays. [-]
         """
         self.check(features)
-        selected = features.loc[:, _columns(self.feature_columns)]
+        selected_cache: list[pd.DataFrame] = []
+
+        def selected() -> pd.DataFrame:
+            """The model's feature columns of ``features`` (selected once, if at all)."""
+            if not selected_cache:
+                selected_cache.append(features.loc[:, _columns(self.feature_columns)])
+            return selected_cache[0]
+
         # ``.array`` keeps tz-aware times as they are (to_numpy makes 1 Timestamp per row).
         cols: dict[str, Any] = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
         # The estimators read one float64 matrix (their columns picked by position)
         # instead of validating a frame each; a matrix their checks would refuse (inf,
         # no rows, non-float columns) goes through their frame API, which says why.
-        matrix = None
-        if len(selected) and all(np.issubdtype(dt, np.floating) for dt in selected.dtypes):
-            matrix = selected.to_numpy(dtype=np.float64)
-            if np.isinf(matrix).any():
-                matrix = None
+        if matrix is None:
+            sel = selected()
+            if len(sel) and all(np.issubdtype(dt, np.floating) for dt in sel.dtypes):
+                matrix = sel.to_numpy(dtype=np.float64)
+        if matrix is not None and (not len(matrix) or np.isinf(matrix).any()):
+            matrix = None
         frame_cache: list[pd.DataFrame] = []
 
         def frame() -> pd.DataFrame:
             """The features as the estimators' frame API reads them (built once)."""
             if not frame_cache:
+                sel = selected()
                 frame_cache.append(
-                    _float64(selected)
+                    _float64(sel)
                     if matrix is None
-                    else pd.DataFrame(matrix, index=selected.index, columns=selected.columns)
+                    else pd.DataFrame(matrix, index=sel.index, columns=sel.columns)
                 )
             return frame_cache[0]
 
@@ -246,12 +282,13 @@ class ModelBundle:
         if matrix is not None and anomaly_at is not None:
             cols["anomaly_score"] = self.anomaly._anomaly_matrix(matrix[:, anomaly_at])
         else:
-            anomaly_in = frame() if set(ANOMALY_COLUMNS) <= set(selected.columns) else features
+            anomaly_in = frame() if set(ANOMALY_COLUMNS) <= set(selected().columns) else features
             cols["anomaly_score"] = self.anomaly.anomaly_score(
                 anomaly_in.loc[:, _columns(ANOMALY_COLUMNS)]
             )
         # Causes explain symptoms: rows without one have nothing to explain (NaN).
-        sym = symptomatic(features)
+        if sym is None:
+            sym = symptomatic(features)
         classes = list(self.cause.classes_)
         proba = np.full((len(features), len(classes)), np.nan)
         if sym.any():

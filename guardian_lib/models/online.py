@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from guardian_lib.features import RollingCube, symptomatic
+from guardian_lib.features import FEATURE_COLUMNS, RollingCube, symptomatic
 from guardian_lib.models.bundle import prediction_frame
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -25,6 +27,8 @@ __all__ = ["OnlineScorer", "ModelScorer", "RISK_EVERY_ROUNDS"]
 #: and every 4th round gave the same visits, MTTR, costs, reboots and massive F1 on every
 #: seed (docs/autopilot.md "Speed"). [rounds]
 RISK_EVERY_ROUNDS = 4
+#: Prediction columns of strings (object arrays in ``predict_columns``' output).
+_STRING_COLUMNS = ("onu_id", "model_version", "top_reasons")
 
 
 def _columns_of(predictions: pd.DataFrame) -> dict[str, Any]:
@@ -36,6 +40,19 @@ def _columns_of(predictions: pd.DataFrame) -> dict[str, Any]:
             v = predictions[c]
             cols[c] = v.to_numpy(dtype=object) if v.dtype.kind not in "biufc" else v.to_numpy()
     return cols
+
+
+@functools.lru_cache(maxsize=16)
+def _takes_exact_of(func: Any) -> bool:
+    try:
+        return "exact" in inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _takes_exact(seed: Any) -> bool:
+    """Whether a ``seed_predictions`` method takes ``exact`` (checked once per class)."""
+    return _takes_exact_of(getattr(seed, "__func__", seed))
 
 
 class OnlineScorer:
@@ -104,6 +121,8 @@ class OnlineScorer:
         self.model_version = bundle.model_version
         self._last: dict[str, Any] | None = None  # the previous call's prediction arrays
         self._last_sym: np.ndarray | None = None
+        # The last frame's string columns: (the object array, the frame's array).
+        self._strings: dict[str, tuple[np.ndarray, Any]] = {}
         self._calls = 0
         #: Feature rows of the last call (None before the first).
         self.last_features: pd.DataFrame | None = None
@@ -139,25 +158,50 @@ class OnlineScorer:
         takes them (``seed_predictions``, as :class:`~guardian_lib.decision.Snapshot`)
         is handed the arrays too, so the policy does not read the frame back.
         """
-        features = self.last_features = self.cube.latest_features()
+        features, block = self.cube.latest_features_with_block()
+        self.last_features = features
+        # The symptom flags and the models' matrix are read from the features' float32
+        # block (the same values as from the frame, without a pandas selection).
+        cols_of = None if block is None else dict(zip(FEATURE_COLUMNS, block, strict=True))
+        sym = symptomatic(features if cols_of is None else cols_of)
         full = self._last is None or self._calls % self.full_every == 0
         self._calls += 1
         if self.full_every == 1:
-            cols = self._predict(features)
+            cols = self._predict(features, sym, block)
         else:
-            sym = symptomatic(features)
             if full or len(self._last["onu_id"]) != len(features):
-                cols = self._predict(features)
+                cols = self._predict(features, sym, block)
             else:
-                cols = self._merged(features, sym)
+                cols = self._merged(features, sym, block)
             self._last, self._last_sym = cols, sym
-        out = prediction_frame(cols)
+        out = self._frame(cols)
         seed = getattr(snapshot, "seed_predictions", None)
         if seed is not None:
-            seed(out, cols)
+            # The string arrays are what the frame gives back when none is missing
+            # (told to a snapshot that takes ``exact``, as Snapshot does).
+            if _takes_exact(seed) and not any(pd.isna(cols[c]).any() for c in _STRING_COLUMNS):
+                seed(out, cols, exact=True)
+            else:
+                seed(out, cols)
         return out
 
-    def _merged(self, features: pd.DataFrame, sym: np.ndarray) -> dict[str, Any]:
+    def _frame(self, cols: dict[str, Any]) -> pd.DataFrame:
+        """``prediction_frame(cols)``, with the previous frame's string columns where
+        their values are unchanged (the same ids, version and reasons most rounds:
+        pandas infers a string dtype for each object array, which costs more than
+        comparing them)."""
+        given = dict(cols)
+        for c in _STRING_COLUMNS:
+            kept = self._strings.get(c)
+            if kept is not None and np.array_equal(kept[0], cols[c]):
+                given[c] = kept[1]
+        out = prediction_frame(given)
+        self._strings = {c: (cols[c], out[c].array) for c in _STRING_COLUMNS}
+        return out
+
+    def _merged(
+        self, features: pd.DataFrame, sym: np.ndarray, block: np.ndarray | None
+    ) -> dict[str, Any]:
         """The last call's columns with the rows that can matter now predicted afresh."""
         last = self._last
         rows = np.flatnonzero(
@@ -165,7 +209,9 @@ class OnlineScorer:
             | self._last_sym
             | (np.nan_to_num(np.asarray(last["risk_24h"], dtype=float)) >= self.refresh_risk)
         )
-        fresh = self._predict(features.iloc[rows]) if len(rows) else None
+        fresh = None
+        if len(rows):
+            fresh = self._predict(features.iloc[rows], sym[rows], block, rows)
         cols: dict[str, Any] = {"ts": features["ts"].array}
         for c, v in last.items():
             if c == "ts":
@@ -177,12 +223,22 @@ class OnlineScorer:
             cols[c] = col
         return cols
 
-    def _predict(self, features: pd.DataFrame) -> dict[str, Any]:
+    def _predict(
+        self,
+        features: pd.DataFrame,
+        sym: np.ndarray,
+        block: np.ndarray | None,
+        rows: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """The bundle's prediction arrays of ``features`` with their symptom flags
+        ``sym``: this round's features (``block``) or their ``rows``."""
         return self.bundle.predict_columns(
             features,
             explain=self.explain,
             max_explained=self.max_explained,
             max_risk_explained=self.max_risk_explained,
+            matrix=None if block is None else self.bundle.block_matrix(block, rows),
+            sym=sym,
         )
 
 

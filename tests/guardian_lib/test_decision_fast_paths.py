@@ -72,6 +72,52 @@ def test_observer_columns_are_the_status_frames_columns(rng):
         assert all(_same(a, b) for a, b in zip(cols[c], want, strict=True)), c
 
 
+def test_observer_folds_events_by_hash_map_as_by_index_lookups(rng):
+    """A tick's events find their ONU and customer rows by a hash map: the observer's
+    state equals one that looks each up in a pandas Index, unknown ids and non-string
+    ids included; the readings' NaN replacement equals ``np.nan_to_num``."""
+    from guardian_lib.decision.observe import _nan_to_num
+    from guardian_lib.loop import EventRow
+
+    n = 12
+    onus = pd.DataFrame({"onu_id": [f"O{i}" for i in range(n)], "pon_id": ["P1"] * 6 + ["P2"] * 6,
+                         "olt_id": "OLT1", "splitter_id": [f"S{i // 3}" for i in range(n)]})  # fmt: skip
+    customers = pd.DataFrame({"customer_id": [f"C{i}" for i in range(n - 1)],
+                              "onu_id": [f"O{i}" for i in range(n - 1)],
+                              "cpe_id": [f"CPE{i}" for i in range(n - 1)],
+                              "region": "north", "segment": "residential"})  # fmt: skip
+    fast, plain = Observer(onus, customers), Observer(onus, customers)
+    plain._row_map = plain._cust_map = None
+    ts = pd.Timestamp("2026-03-01", tz="UTC")
+    types = ("LOS", "DYING_GASP", "DHCP_FAIL", "CUSTOMER_CALL", "BOOT")
+    ids = [f"O{i}" for i in range(n)] + [f"C{i}" for i in range(n)] + ["X9", 7]
+    for k in range(30):
+        t = ts + pd.Timedelta(minutes=5 * k)
+        online = rng.random(n) > 0.3
+        values = {"rx_dbm": np.where(online, rng.normal(-20, 3, n), np.nan),
+                  "latency_ms": rng.normal(60, 30, n), "loss_pct": rng.random(n) * 3}  # fmt: skip
+        events = tuple(
+            EventRow(t, ids[int(j)], "onu", types[int(m)], "info", "{}")
+            for j, m in zip(
+                rng.integers(0, len(ids), 6), rng.integers(0, len(types), 6), strict=True
+            )
+        )
+        if k % 7 == 3:  # a tick whose ids are all strings
+            events = tuple(e for e in events if isinstance(e.entity_id, str))
+        for obs in (fast, plain):
+            obs.update(Tick(t, {"online": online, **values}, events))
+    for name in ("down_type", "flaps", "dhcp_fails", "calls", "last_call_s", "lat_base"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(plain, name), err_msg=name)
+    assert fast.calls.sum() > 0 and fast.flaps.sum() > 0 and fast.dhcp_fails.sum() > 0
+    x = np.array([np.nan, 1.5, -np.inf, np.inf, 0.0, -2.0])
+    for v in (x, x[[0, 1, 4]], x.astype(np.float32), np.arange(4)):
+        for nan in (0.0, 100.0):
+            want = np.nan_to_num(v, nan=nan)
+            got = _nan_to_num(v, nan)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+
+
 def _equivalent(a, b) -> bool:
     """The same value as a policy reads it: equal numbers of the same kind (NaN equal),
     equal strings, equal timestamps; any missing value (None, NaN, NaT) equal to any

@@ -190,3 +190,66 @@ def test_every_decision_round_scores_as_the_plain_computation(
     assert len(checked) == 24 and kpis["safety_violations"] == 0
     # ... on rows with symptoms and with events in the window.
     assert any(s > 0 for s, _ in checked) and any(e > 0 for _, e in checked)
+
+
+def test_rounds_between_full_predictions_score_their_rows_as_from_the_frame(
+    small_bundle, only_fault, monkeypatch
+):
+    """With ``full_every > 1`` every prediction — of the whole fleet or of the rows
+    predicted afresh between — reads its matrix and symptom flags from the features'
+    float32 block: the arrays equal the frame's selection and ``predict_columns`` of
+    the frame alone, bit for bit."""
+    from simulator.backtest import run_policy
+
+    fast_predict = OnlineScorer._predict
+    seen = []
+
+    def checked_predict(self, features, sym, block, rows=None):
+        out = fast_predict(self, features, sym, block, rows)
+        want_x = features.loc[:, list(self.bundle.feature_columns)].to_numpy(dtype=np.float64)
+        np.testing.assert_array_equal(self.bundle.block_matrix(block, rows), want_x)
+        np.testing.assert_array_equal(sym, symptomatic(features))
+        plain = self.bundle.predict_columns(features, explain=self.explain)
+        assert list(out) == list(plain)
+        for c in plain:
+            np.testing.assert_array_equal(np.asarray(out[c]), np.asarray(plain[c]))
+        seen.append(len(features))
+        return out
+
+    monkeypatch.setattr(OnlineScorer, "_predict", checked_predict)
+    sc = only_fault("cpe_hang", 3000.0, days=0.25)
+    run_policy(sc, "autopilot", seed=3, scorer=ModelScorer(small_bundle, window_ticks=72))
+    # Whole-fleet rounds and rounds of a few rows afresh were both checked.
+    assert max(seen) > min(seen) and len(seen) >= 12
+
+
+def test_isotonic_calibration_without_checks_is_predict_bit_for_bit(rng):
+    """The risk calibration's isotonic step equals ``IsotonicRegression.predict`` on
+    values inside, outside and on the fitted thresholds, and still refuses NaN."""
+    from sklearn.isotonic import IsotonicRegression
+
+    from guardian_lib.models.risk import _isotonic
+
+    x = rng.random(400)
+    y = (rng.random(400) < x).astype(float)
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(x, y)
+    raw = np.concatenate([rng.random(300), iso.X_thresholds_, [0.0, 1.0, -0.5, 2.0]])
+    np.testing.assert_array_equal(_isotonic(iso, raw), iso.predict(raw))
+    assert _isotonic(iso, raw).dtype == iso.predict(raw).dtype
+    with pytest.raises(ValueError):
+        _isotonic(iso, np.array([0.5, np.nan]))
+
+
+def test_tick_times_are_pandas_epoch_conversion(rng):
+    """A cube's tick times equal ``pd.to_datetime(us, unit="us", utc=True)``: values,
+    dtype, name and frequency."""
+    from guardian_lib.features import Cube
+
+    cube = Cube.__new__(Cube)
+    cube.t0_us, cube.tick_s = 1_767_225_600_123_456, 300
+    for rows in (np.array([0]), np.array([5]), rng.integers(0, 10**6, 50), np.arange(7)):
+        us = cube.t0_us + rows.astype(np.int64) * cube.tick_s * 1_000_000
+        want = pd.to_datetime(us, unit="us", utc=True)
+        got = cube.tick_times(rows)
+        pd.testing.assert_index_equal(got, want, exact=True)
+        assert got.freq == want.freq and got.name == want.name
