@@ -80,6 +80,12 @@ class CostModel(BaseModel):
         dying gasp (fibre faults and dead lasers show as LOS); the rest is the
         customer's own power, which returns by itself. An assumption (range 0.01–0.1):
         power supplies fail far less often than customers switch off. [-]
+    light_drop_other_share : float
+        Largest share of the individual causes of degraded service on an ONU whose
+        light is down (received or transmitted power ``DRIFT_DB`` or more below its
+        baseline) that can be the customer's premises (Wi-Fi) or an unexplained blip:
+        neither moves the optical level, a degrading fibre or a drifting laser does. An
+        assumption (range 0.01–0.1): the two together on one customer are rare. [-]
     priors : dict
         Duration of each problem kind when nobody acts; kinds absent never end alone.
     """
@@ -99,6 +105,7 @@ class CostModel(BaseModel):
     wifi_profile_fix_prob: float = Field(0.4, ge=0, le=1)
     horizon_h: float = Field(168.0, gt=0)
     dying_gasp_fixable_share: float = Field(0.05, ge=0, le=1)
+    light_drop_other_share: float = Field(0.02, ge=0, le=1)
     priors: dict[str, Prior] = Field(
         default_factory=lambda: {
             "massive": Prior(median_h=4.0, p90_h=12.0),

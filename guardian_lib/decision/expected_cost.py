@@ -18,9 +18,11 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   remotely again;
 * **schedule_visit** — a technician fixes premises, equipment and fibre problems after
   ``visit_delay_h``, at ``cost_per_visit_brl``; a visit cannot fix a power cut, a
-  massive outage or an upstream failure. Only an outage gets a priority visit: degraded
-  service takes the next regular slot, and a problem that ends before the technician
-  comes cancels its visit.
+  massive outage or an upstream failure. An outage gets a priority visit, and so does
+  degraded service that will probably not end alone (a degrading fibre or a drifting
+  laser: bit errors before the link goes dark; :func:`visit_priority`); other degraded
+  service (Wi-Fi) takes the next regular slot, and a problem that ends before the
+  technician comes cancels its visit.
 
 Before the customer is hurt (a case opened on risk alone) the comparison is different:
 with ``p = risk_24h`` the probability that the problem is real,
@@ -58,7 +60,15 @@ from guardian_lib.decision.costs import (
 )
 from guardian_lib.decision.settings import AutopilotSettings
 
-__all__ = ["ExpectedCostPolicy", "cap_fixable_on_dying_gasp", "case_costs", "make_autopilot"]
+__all__ = [
+    "DRIFT_DB",
+    "ExpectedCostPolicy",
+    "cap_fixable_on_dying_gasp",
+    "case_costs",
+    "explain_by_light_drop",
+    "make_autopilot",
+    "visit_priority",
+]
 
 
 def cap_fixable_on_dying_gasp(q: np.ndarray, dying_gasp: np.ndarray, share: float) -> np.ndarray:
@@ -98,6 +108,95 @@ def cap_fixable_on_dying_gasp(q: np.ndarray, dying_gasp: np.ndarray, share: floa
     q[:, je] *= scale
     q[:, ji] *= scale
     return q
+
+
+#: A drop of the ONU's received or transmitted light below its baseline that shows a
+#: drifting link (fibre degrading, laser drifting), as the case lifecycle's
+#: ``keep_drop_db``. [dB]
+DRIFT_DB = 1.5
+
+
+def explain_by_light_drop(q: np.ndarray, light_down: np.ndarray, share: float) -> np.ndarray:
+    """Cap the premises and unknown shares of degraded rows whose light is down.
+
+    Wi-Fi interference and unexplained blips (packet loss, latency) do not lower the
+    optical level; a degrading fibre or a drifting laser does, and degrades service
+    (bit errors) before the link goes dark. On these rows the customer-premises and
+    unknown probabilities are scaled down to at most ``share`` of the individual
+    causes and the excess moves to equipment and intermittent, in their proportion
+    (to intermittent when both are 0). The scorer's estimate would otherwise keep
+    a short-blip share alive on a link whose errors come and go (each new episode
+    restarts the time update), and the visit the link needs anyway waits for it.
+    Massive and external are never touched.
+
+    Parameters
+    ----------
+    q : ndarray, shape (n, len(CLASS_COLUMNS))
+        Class probabilities in :data:`CLASS_COLUMNS` order. [-]
+    light_down : ndarray of bool, shape (n,)
+        Rows online with degraded service and the light ``DRIFT_DB`` or more down.
+    share : float
+        :attr:`CostModel.light_drop_other_share`. [-]
+
+    Returns
+    -------
+    ndarray
+        A copy of ``q`` with the capped rows changed (each row's sum is kept). [-]
+    """
+    names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
+    jp, je, ji, ju = (names.index(k) for k in
+                      ("customer_premises", "equipment_fail", "intermittent", "unknown"))  # fmt: skip
+    q = np.array(q, dtype=float, copy=True)
+    other = q[:, jp] + q[:, ju]
+    fix = q[:, je] + q[:, ji]
+    cap = share * (other + fix)
+    over = np.asarray(light_down, dtype=bool) & (other > cap)
+    scale = np.where(over, cap / np.maximum(other, 1e-12), 1.0)
+    excess = np.where(over, other - cap, 0.0)
+    w_e = np.where(fix > 0, q[:, je] / np.maximum(fix, 1e-12), 0.0)
+    q[:, je] += excess * w_e
+    q[:, ji] += excess * (1.0 - w_e)
+    q[:, jp] *= scale
+    q[:, ju] *= scale
+    return q
+
+
+def visit_priority(outage: bool, impacted: bool, p_self_resolving: float,
+                   max_self_resolving: float = 0.5) -> str:  # fmt: skip
+    """Priority of a visit the expected-cost policy orders: ``"high"`` or ``"normal"``.
+
+    An outage gets a priority visit. Degraded service takes the next regular slot (hours
+    to days later) only when the problem may well end before the technician comes: then
+    the visit is cancelled at no cost, which is what the wait buys. A degraded problem
+    that will not end alone (a degrading fibre, a drifting laser: bit errors before the
+    link goes dark) gains nothing from that wait and is heading for an outage, so its
+    visit is a priority one too — the one the cost comparison assumed
+    (:attr:`~guardian_lib.decision.costs.CostModel.visit_delay_h`). Proactive visits
+    (no impact yet) are planned ahead and keep the regular slot.
+
+    Parameters
+    ----------
+    outage : bool
+        No service (offline or no PPPoE).
+    impacted : bool
+        The customer is hurt now (outage or degraded service).
+    p_self_resolving : float
+        Posterior probability that the problem ends by itself (:func:`case_costs`). [-]
+    max_self_resolving : float, default 0.5
+        At or above this, degraded service keeps the regular slot. [-]
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> visit_priority(False, True, 0.12), visit_priority(False, True, 0.95)
+    ('high', 'normal')
+    """
+    if outage or (impacted and p_self_resolving < max_self_resolving):
+        return "high"
+    return "normal"
 
 
 def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: float = 2.0) -> Rows:
@@ -164,6 +263,14 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # then fixes only a failed power supply (the time update below still raises its
     # share as the outage outlasts a customer's power cut, so a long one gets a visit).
     q = cap_fixable_on_dying_gasp(q, dg, model.dying_gasp_fixable_share)
+    # Light down on a degraded ONU: a link fault, not Wi-Fi nor a blip (see the function).
+    if "rx_drop_db" in active and "tx_drop_db" in active:
+        light_down = (
+            online & ~outage & np.asarray(active["impacted"], dtype=bool)
+            & ((np.asarray(active["rx_drop_db"], dtype=float) >= DRIFT_DB)
+               | (np.asarray(active["tx_drop_db"], dtype=float) >= DRIFT_DB))
+        )  # fmt: skip
+        q = explain_by_light_drop(q, light_down, model.light_drop_other_share)
     surv = np.ones_like(q)
     resid = np.zeros_like(q)  # expected remaining duration within the wait horizon [h]
     still = np.ones_like(q)  # P(still there after the wait horizon)
@@ -247,8 +354,8 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
             )
         drift_seen = np.zeros(len(active), dtype=bool)
         if "rx_drop_db" in active and "tx_drop_db" in active:
-            drift_seen = (np.asarray(active["rx_drop_db"], dtype=float) >= 1.5) | (
-                np.asarray(active["tx_drop_db"], dtype=float) >= 1.5
+            drift_seen = (np.asarray(active["rx_drop_db"], dtype=float) >= DRIFT_DB) | (
+                np.asarray(active["tx_drop_db"], dtype=float) >= DRIFT_DB
             )
         premises = np.where(silent, leak_seen.astype(float), premises)
         fixable_share = np.where(silent, drift_seen.astype(float), fixable_share)
@@ -291,8 +398,18 @@ class ExpectedCostPolicy(PolicyBase):
     wifi_retry_min : float, default 60
         Least time between two Wi-Fi profile changes of one CPE: long enough to see
         whether the previous one ended the problem. [min]
-    wifi_max_changes : int, default 3
-        Wi-Fi profile changes per case before only *wait* and a visit remain. [-]
+    wifi_max_changes : int, default 8
+        Wi-Fi profile changes per case before only *wait* and a visit remain: a bound on
+        how often one customer's Wi-Fi is reconfigured (one working day of hourly
+        tries), not the stopping rule. The cost comparison stops first when the failed
+        changes (Bayes) have made a visit cheaper. With 3, a real interference episode
+        survived all three tries one time in five (0.6³) and then waited for the
+        next regular visit slot, a day or more, while a fourth change would have ended
+        it with probability 0.4. [-]
+    regular_slot_max_self_resolving : float, default 0.5
+        A visit for degraded service takes the next regular slot only while the problem
+        is at least this likely to end by itself (posterior ``p_self_resolving``); below
+        it the visit is a priority one (see :func:`visit_priority`). [-]
     """
 
     costs: CostModel = field(default_factory=CostModel)
@@ -303,7 +420,8 @@ class ExpectedCostPolicy(PolicyBase):
     massive_threshold: float = 0.6
     min_neighbours: int = 2
     wifi_retry_min: float = 60.0
-    wifi_max_changes: int = 3
+    wifi_max_changes: int = 8
+    regular_slot_max_self_resolving: float = 0.5
     name: str = "autopilot"
     version: str = "2"
 
@@ -408,7 +526,8 @@ class ExpectedCostPolicy(PolicyBase):
                             expected_cost_brl=options[best], rationale=rationale)
                 )  # fmt: skip
             elif best == "schedule_visit":
-                priority = "high" if r["outage"] else "normal"
+                priority = visit_priority(r["outage"], r["impacted"], c["p_self_resolving"],
+                                          self.regular_slot_max_self_resolving)  # fmt: skip
                 out.append(
                     self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
                             confidence=float(max(probs[1], 1 - r["p_unknown"])),

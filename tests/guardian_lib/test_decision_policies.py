@@ -20,7 +20,11 @@ from guardian_lib.decision import (
 from guardian_lib.decision._base import CASE_COLUMNS
 from guardian_lib.decision._types import CLASS_COLUMNS
 from guardian_lib.decision.costs import CostModel
-from guardian_lib.decision.expected_cost import cap_fixable_on_dying_gasp
+from guardian_lib.decision.expected_cost import (
+    cap_fixable_on_dying_gasp,
+    explain_by_light_drop,
+    visit_priority,
+)
 from guardian_lib.loop.tick import EventRow, Tick
 
 T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
@@ -339,3 +343,59 @@ def test_dying_gasp_cap_leaves_other_rows_and_calibrated_scorers_alone():
         assert out[i, 2] / out[i, 4] == pytest.approx(q[i, 2] / q[i, 4])  # proportions kept
         assert out[i, [0, 3, 5]].tolist() == q[i, [0, 3, 5]].tolist()
     assert q[0, 2] == 0.90  # the input is not modified
+
+
+def test_a_degrading_link_gets_a_priority_visit_degraded_wifi_the_regular_slot(obs):
+    """Bit errors with the light 3 dB down will not end alone and are heading for LOS: the
+    visit is a priority one (the regular slot, days away, only pays for problems that
+    may end before the technician comes). Degraded Wi-Fi keeps the regular slot."""
+    rx = np.full(obs.n, -20.0)
+    ber = np.full(obs.n, 1e-12)
+    rx[7], ber[7] = -23.0, 1e-5  # a degrading fibre: errors, light down
+    observe(obs, 0)
+    for m in range(5, 95, 5):
+        ts = observe(obs, m, rx_dbm=rx, ber=ber)
+
+    def sure(snap):  # no short-blip share: a visit is the cheapest option at once
+        p = RuleScorer()(snap)
+        row = p["onu_id"] == "ONU007"
+        p.loc[row, ["p_intermittent", "p_unknown"]] = [0.88, 0.0]
+        return p.copy()  # a new frame: the scorer's cached columns are of the old one
+
+    scorer, pol = make_autopilot(scorer=sure)
+    snap = snapshot(obs, ts, scorer=scorer, cases=case_frame("ONU007", T0))
+    assert snap.status.loc["ONU007", "degraded"] and snap.status.loc["ONU007", "online"]
+    visit = [d for d in pol.decide(snap) if d.action == "schedule_visit"]
+    assert len(visit) == 1 and visit[0].params["priority"] == "high"
+    assert visit[0].rationale["p_self_resolving_posterior"] < 0.5
+    assert visit_priority(False, True, 0.9) == "normal"  # Wi-Fi-like: may end first
+    assert visit_priority(True, True, 0.9) == "high"  # an outage always
+    assert visit_priority(False, False, 0.0) == "normal"  # proactive: planned ahead
+
+
+def test_a_degraded_link_with_its_light_down_is_visited_not_waited_on(obs):
+    """Bit errors with the light 3 dB down: a link fault (Wi-Fi and unexplained blips do
+    not move the optical level). Whatever short-blip or Wi-Fi share the scorer leaves,
+    the visit the link needs anyway is ordered once the problem has lasted
+    ``min_visit_min``, not after hours of errors that come and go, and no Wi-Fi profile
+    change is spent on it. The same errors with the light at its baseline wait."""
+    rx = np.full(obs.n, -20.0)
+    ber = np.full(obs.n, 1e-12)
+    rx[7], ber[7] = -23.0, 1e-5  # a degrading fibre
+    observe(obs, 0)
+    for m in (5, 10, 15, 20, 25, 30):
+        ts = observe(obs, m, rx_dbm=rx, ber=ber)
+    scorer, pol = make_autopilot()
+    snap = snapshot(obs, ts, scorer=scorer, cases=case_frame("ONU007", T0))
+    p = snap.predictions.set_index("onu_id").loc["ONU007"]
+    assert p["p_unknown"] + p["p_customer_premises"] > 0.1  # the scorer leaves room
+    d = pol.decide(snap)
+    assert [x.action for x in d] == ["schedule_visit"]
+    assert d[0].params["priority"] == "high"
+    costs = d[0].rationale["costs_brl"]
+    assert costs["schedule_visit"] < costs["wait"]
+    q = np.array([[0.0, 0.02, 0.10, 0.0, 0.78, 0.10], [0.0, 0.55, 0.05, 0.0, 0.0, 0.40]])
+    out = explain_by_light_drop(q, np.array([True, False]), 0.02)
+    assert out[0, 1] + out[0, 5] == pytest.approx(0.02)
+    np.testing.assert_allclose(out.sum(axis=1), q.sum(axis=1))
+    np.testing.assert_array_equal(out[1], q[1])  # light at its baseline: untouched
