@@ -15,7 +15,9 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
   episodes drawn to follow count for the visit, which ends the interference for good);
 * a power cut at the customer's, a massive outage, an upstream failure, an unexplained
   blip → never a visit (they end by themselves or by a crew);
-* a hang whose reboot failed → a visit only if the hang would otherwise outlast it.
+* a hang whose reboot failed → a visit only if the hang would otherwise outlast it;
+* a massive incident ends when its shared fault does: a member down for a fault of its
+  own (Wi-Fi, a hang, …) neither holds it open nor is covered by it.
 
 It is an upper bound on what any policy that only observes can do; the share of the
 rules → oracle gap that the autopilot closes is measured against it. It prices outage and
