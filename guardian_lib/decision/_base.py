@@ -272,6 +272,23 @@ class PolicyBase:
         return rule, wait_min
 
     # --- massive incidents ------------------------------------------------------------------
+    def incident_down(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        """Which ONUs still count as down for their incident, and since when they are back.
+
+        Observed: no service or degraded service, or light still lost (an RX-step
+        incident). A policy that knows more (the oracle) can tell a member's own problem
+        from the incident's.
+
+        Returns
+        -------
+        down : ndarray of bool
+            Per row of ``snap.status``.
+        stable_min : ndarray of float
+            Per row of ``snap.status``: how long the ONU has been back. [min]
+        """
+        down = np.asarray(snap.column("impacted"), dtype=bool) | _rx_step(snap.read)
+        return down, np.asarray(snap.column("stable_min"), dtype=float)
+
     def incident_decisions(self, snap: Snapshot, df: Rows) -> tuple[list[Decision], set]:
         """Open, grow and close massive incidents; hold visits and notify their members.
 
@@ -327,9 +344,7 @@ class PolicyBase:
         open_scopes: dict[tuple, str] = {}
         # 1. Close the incidents whose cause has ended; keep the others' members.
         if len(inc):
-            # down: no service or degraded, or light still lost (an RX-step incident)
-            down_all = np.asarray(snap.column("impacted"), dtype=bool) | _rx_step(snap.read)
-            stable_all = np.asarray(snap.column("stable_min"), dtype=float)
+            down_all, stable_all = self.incident_down(snap)
         for r in inc.itertuples():
             pos = snap.rows_of(r.members)
             members = [m for m, p in zip(r.members, pos, strict=True) if p >= 0]

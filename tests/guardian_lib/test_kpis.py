@@ -167,3 +167,24 @@ def test_total_cost_counts_wifi_changes_and_the_churn_risk_of_impact():
     assert _kpis(episodes=episodes)["churn_cost_brl"] == pytest.approx(
         costs.degraded_cost_brl_per_h
     )
+
+
+def test_a_long_outage_that_begins_with_a_reboot_counts_beyond_the_reboots_downtime():
+    # The reboot of P1 at 5 min failed to help: O1 is out from 6 min for 10 h. Only the
+    # reboot's own downtime (the first 10 min) is left out; the whole 10 h used to be
+    # dropped, and a policy whose reboot came just before a long hang looked better.
+    base = _kpis()
+    episodes = pd.DataFrame(
+        {
+            "onu_id": ["O1", "O1", "O3", "O4"],
+            "start_at": [ts(-10), ts(6), ts(90), ts(90)],
+            "end_at": [ts(5), ts(606), ts(330), ts(330)],
+            "outage": [True, True, True, True],
+        }
+    )
+    episodes["duration_min"] = (episodes["end_at"] - episodes["start_at"]).dt.total_seconds() / 60
+    k = _kpis(episodes=episodes)
+    assert k["episodes"] == 4
+    assert k["impact_hours"] == pytest.approx((15 + 590 + 240 + 240) / 60)
+    assert k["impact_hours"] > base["impact_hours"]
+    assert k["churn_cost_brl"] > base["churn_cost_brl"]
