@@ -97,17 +97,9 @@ def cap_fixable_on_dying_gasp(q: np.ndarray, dying_gasp: np.ndarray, share: floa
     ndarray
         A copy of ``q`` with the capped rows changed (each row's sum is kept). [-]
     """
-    names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
-    jp, je, ji = (names.index(k) for k in ("customer_premises", "equipment_fail", "intermittent"))
-    q = np.array(q, dtype=float, copy=True)
-    fix = q[:, je] + q[:, ji]
-    cap = share * (fix + q[:, jp])
-    over = np.asarray(dying_gasp, dtype=bool) & (fix > cap)
-    scale = np.where(over, cap / np.maximum(fix, 1e-12), 1.0)
-    q[:, jp] += np.where(over, fix - cap, 0.0)
-    q[:, je] *= scale
-    q[:, ji] *= scale
-    return q
+    return _cap_share(
+        q, dying_gasp, ("equipment_fail", "intermittent"), ("customer_premises",), share
+    )
 
 
 #: A drop of the ONU's received or transmitted light below its baseline that shows a
@@ -143,21 +135,44 @@ def explain_by_light_drop(q: np.ndarray, light_down: np.ndarray, share: float) -
     ndarray
         A copy of ``q`` with the capped rows changed (each row's sum is kept). [-]
     """
+    return _cap_share(
+        q, light_down, ("customer_premises", "unknown"), ("equipment_fail", "intermittent"), share
+    )
+
+
+def _cap_share(
+    q: np.ndarray,
+    rows: np.ndarray,
+    capped: tuple[str, str],
+    receivers: tuple[str] | tuple[str, str],
+    share: float,
+) -> np.ndarray:
+    """Cap two classes at ``share`` of a group of classes on some rows (row sums kept).
+
+    On ``rows`` where the ``capped`` classes together exceed ``share`` of the group
+    (``capped`` and ``receivers``), they are scaled down to it and the excess moves to
+    the ``receivers``: to the one, or to the two in their proportion (to the second when
+    both are 0). The shared arithmetic of :func:`cap_fixable_on_dying_gasp` and
+    :func:`explain_by_light_drop`.
+    """
     names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
-    jp, je, ji, ju = (names.index(k) for k in
-                      ("customer_premises", "equipment_fail", "intermittent", "unknown"))  # fmt: skip
+    ja, jb = (names.index(k) for k in capped)
+    jr = [names.index(k) for k in receivers]
     q = np.array(q, dtype=float, copy=True)
-    other = q[:, jp] + q[:, ju]
-    fix = q[:, je] + q[:, ji]
-    cap = share * (other + fix)
-    over = np.asarray(light_down, dtype=bool) & (other > cap)
-    scale = np.where(over, cap / np.maximum(other, 1e-12), 1.0)
-    excess = np.where(over, other - cap, 0.0)
-    w_e = np.where(fix > 0, q[:, je] / np.maximum(fix, 1e-12), 0.0)
-    q[:, je] += excess * w_e
-    q[:, ji] += excess * (1.0 - w_e)
-    q[:, jp] *= scale
-    q[:, ju] *= scale
+    held = q[:, ja] + q[:, jb]
+    given = q[:, jr[0]] if len(jr) == 1 else q[:, jr[0]] + q[:, jr[1]]
+    cap = share * (held + given)
+    over = np.asarray(rows, dtype=bool) & (held > cap)
+    scale = np.where(over, cap / np.maximum(held, 1e-12), 1.0)
+    excess = np.where(over, held - cap, 0.0)
+    if len(jr) == 1:
+        q[:, jr[0]] += excess
+    else:
+        w_first = np.where(given > 0, q[:, jr[0]] / np.maximum(given, 1e-12), 0.0)
+        q[:, jr[0]] += excess * w_first
+        q[:, jr[1]] += excess * (1.0 - w_first)
+    q[:, ja] *= scale
+    q[:, jb] *= scale
     return q
 
 
