@@ -274,13 +274,22 @@ def test_expected_cost_waits_on_a_dying_gasp_whatever_the_scorer_says(obs):
     obs.update(Tick(ts, {**obs.values, "online": obs.online}, (gasp,)))
     ts = observe(obs, 90, online=online)
 
-    def ml_like(snap):
-        p = RuleScorer(model_version="ml/1")(snap)
-        row = p["onu_id"] == "ONU012"
-        p.loc[row, ["p_customer_premises", "p_equipment_fail", "p_unknown"]] = [0.04, 0.94, 0.02]
-        return p.copy()  # a new frame: the scorer's cached columns are of the old one
+    def ml_like(onu: str):
+        """The rule scorer, but 0.94 equipment failure on ``onu`` (as an ML bundle may say)."""
 
-    scorer, pol = make_autopilot(scorer=ml_like)
+        def score(snap):
+            p = RuleScorer(model_version="ml/1")(snap)
+            row = p["onu_id"] == onu
+            p.loc[row, ["p_customer_premises", "p_equipment_fail", "p_unknown"]] = [
+                0.04,
+                0.94,
+                0.02,
+            ]
+            return p.copy()  # a new frame: the scorer's cached columns are of the old one
+
+        return score
+
+    scorer, pol = make_autopilot(scorer=ml_like("ONU012"))
     snap = snapshot(obs, ts, scorer=scorer, cases=case_frame("ONU012", T0))
     assert snap.status.loc["ONU012", "down_type"] == "DYING_GASP"
     decisions = pol.decide(snap)
@@ -295,13 +304,7 @@ def test_expected_cost_waits_on_a_dying_gasp_whatever_the_scorer_says(obs):
     observe(obs2, 5, online=online)
     ts = observe(obs2, 90, online=online)
 
-    def ml_like_los(snap):
-        p = RuleScorer(model_version="ml/1")(snap)
-        row = p["onu_id"] == "ONU020"
-        p.loc[row, ["p_customer_premises", "p_equipment_fail", "p_unknown"]] = [0.04, 0.94, 0.02]
-        return p.copy()  # a new frame: the scorer's cached columns are of the old one
-
-    scorer, pol = make_autopilot(scorer=ml_like_los)
+    scorer, pol = make_autopilot(scorer=ml_like("ONU020"))
     d = pol.decide(snapshot(obs2, ts, scorer=scorer, cases=case_frame("ONU020", T0)))
     assert "schedule_visit" in [x.action for x in d]
 
