@@ -62,8 +62,13 @@ system:
 # Kept for muscle memory: the browser used to be the only system package.
 browser: system
 
+# The suite runs on pytest-xdist workers, one per core (at most TEST_WORKERS_MAX), each
+# test file's tests stolen by idle workers; `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS     ?= auto
+TEST_WORKERS_MAX ?= 4
+
 test: lint system
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses $(TEST_WORKERS_MAX) --dist worksteal
 
 format: $(STAMP)
 	$(BIN)/ruff format .

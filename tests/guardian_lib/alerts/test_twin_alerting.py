@@ -118,5 +118,6 @@ def test_cli_twin_alerting_writes_its_outbox_and_reports_the_figures(
         [str(GUARDIAN), "twin", "--hours", "0.1", "--alerting", str(bad),
          "--alerting-state", str(tmp_path / "st2")],
         capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COLUMNS": "400"},  # the usage box must not wrap the long tmp path
     )  # fmt: skip
     assert res.returncode == 2 and "bad.yaml" in res.stderr
