@@ -25,20 +25,40 @@ def replay_command(
     ] = None,
     silences: Annotated[Path | None, typer.Option(help="Silence file to honour.")] = None,
     lang: Annotated[str, typer.Option(help="Language of customer notices.")] = "pt-BR",
+    site: Annotated[
+        Path | None,
+        typer.Option(help="A guardian operate site file: its missed_poll_grace_steps."),
+    ] = None,
+    missed_poll_grace_steps: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Steps an ONU without a telemetry row keeps its previous reading before it "
+            "counts offline; default the site file's, else 1. [steps]",
+        ),
+    ] = None,
 ) -> None:
     """What the rules would have fired over RUN: raw, notified, and customer notices."""
     from guardian_lib.alerts.config import load_alerting
     from guardian_lib.alerts.replay import replay_run, write_json
     from guardian_lib.alerts.silences import SilenceStore
+    from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
 
+    grace = missed_poll_grace_steps
+    if grace is None and site is not None:
+        from guardian_lib.operate.site import load_site
+
+        grace = load_site(site).missed_poll_grace_steps
     store = SilenceStore(silences) if silences else None
-    result = replay_run(run, load_alerting(rules), store, lang=lang)
+    result = replay_run(run, load_alerting(rules), store, lang=lang,
+                        missed_poll_grace_steps=MISSED_POLL_GRACE_STEPS if grace is None else grace)  # fmt: skip
     write_json(result, json_out)
     typer.echo(
         f"{result['incidents']['count']} incidents, {result['alerts_raw']['count']} alerts raw, "
         f"{result['alerts_notified']['count']} notifications "
         f"(noise reduction {result['noise_reduction']}), "
-        f"{result['customer_notices']['count']} customer notices → {json_out}"
+        f"{result['customer_notices']['count']} customer notices (missed polls held "
+        f"≤ {result['missed_poll_grace_steps']} step(s)) → {json_out}"
     )
 
 

@@ -5,9 +5,15 @@ Observations are rebuilt from a run folder (:class:`~guardian_lib.layout.RunLayo
 * ``incidents`` — the audit trail's incidents (``audit.duckdb``, else the warehouse),
   open from ``start_at`` to ``end_at``, with the OLT / PON / box / region they cover;
 * ``events`` — SILVER events on ONUs, in the evaluation step they happened;
-* ``health`` — per PON the share of its ONUs offline in SILVER telemetry, per OLT
-  ``olt_reachable`` (0 when none of its ONUs answers), and ``level: autopilot`` with
-  ``breaker_tripped`` when the audit shows decisions blocked by the circuit breaker;
+* ``health`` — per PON the share of its ONUs (in the inventory) offline in SILVER
+  telemetry, per OLT ``olt_reachable`` (0 when none of its ONUs answers), and ``level:
+  autopilot`` with ``breaker_tripped`` when the audit shows decisions blocked by the
+  circuit breaker. The telemetry is read as ``guardian decide`` reads it
+  (:class:`~guardian_lib.operate.history.HistoryTelemetrySource`, on the SILVER grid),
+  with the missed-poll rule ``guardian operate`` applies
+  (:class:`~guardian_lib.loop.missed.MissedPolls`): an ONU without a row keeps its
+  previous reading for ``missed_poll_grace_steps`` steps, past that it counts offline; a
+  step without any row repeats the previous step's readings;
 * ``predictions`` — GOLD ``ml_predictions`` (``risk_24h``) joined with the customer.
 
 Every evaluation step goes through :class:`~guardian_lib.alerts.rules.RuleEngine` and
@@ -25,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from guardian_lib.alerts.action_notices import (
@@ -41,7 +48,9 @@ from guardian_lib.alerts.silences import SilenceStore
 from guardian_lib.audit import latest_incidents
 from guardian_lib.errors import WarehouseError
 from guardian_lib.layout import RunLayout
-from guardian_lib.warehouse import silver_files
+from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
+from guardian_lib.operate.history import HistoryTelemetrySource, silver_grid_s, silver_range
+from guardian_lib.warehouse import connect, silver_files
 
 __all__ = ["RunHistory", "load_history", "replay_run"]
 
@@ -96,19 +105,64 @@ def _scope_labels(stype: str, key: str, onus: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def load_history(run: str | Path) -> RunHistory:
+def _pon_health(con: Any, onus: pd.DataFrame, grace_steps: int) -> pd.DataFrame:
+    """Per SILVER grid step and PON, the share of the PON's ONUs offline. [-]
+
+    The steps of :class:`HistoryTelemetrySource` (``online`` only): the missed-poll rule
+    applied, an ONU not read past its grace counted offline, a step without any row
+    repeating the previous one. The denominator is the PON's ONUs in the inventory.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``ts`` (UTC), ``pon``, ``olt``, ``offline_share``, by time then PON.
+    """
+    cols = ["ts", "pon", "olt", "offline_share"]
+    span = silver_range(con)
+    if span is None or not len(onus):
+        return pd.DataFrame(columns=cols)
+    lo, hi = span
+    pons, code = np.unique(onus["pon"].astype(str).to_numpy(), return_inverse=True)
+    size = np.bincount(code, minlength=len(pons))
+    olt_of = onus.assign(pon=onus["pon"].astype(str)).drop_duplicates("pon").set_index("pon")
+    src = HistoryTelemetrySource(con, onus["onu"].to_numpy(), lo, hi, silver_grid_s(con, lo, hi),
+                                 grace_steps, measures=("online",), events=False)  # fmt: skip
+    stamps, shares = [], []
+    for tick in src:
+        stamps.append(tick.ts)
+        shares.append(np.bincount(code, weights=~tick.online, minlength=len(pons)) / size)
+    return pd.DataFrame({
+        "ts": pd.DatetimeIndex(stamps).repeat(len(pons)),
+        "pon": np.tile(pons, len(stamps)),
+        "olt": np.tile(olt_of.loc[pons, "olt"].to_numpy(), len(stamps)),
+        "offline_share": np.concatenate(shares) if shares else np.empty(0),
+    })  # fmt: skip
+
+
+def load_history(run: str | Path, grace_steps: int = MISSED_POLL_GRACE_STEPS) -> RunHistory:
     """Read a run folder's inventory, audit, events, telemetry health and predictions.
+
+    Parameters
+    ----------
+    run : path
+        A simulated (and ingested) run folder.
+    grace_steps : int, default :data:`~guardian_lib.loop.missed.MISSED_POLL_GRACE_STEPS`
+        Steps an ONU without a telemetry row keeps its previous reading (the site file's
+        ``missed_poll_grace_steps``). [-]
 
     Raises
     ------
     WarehouseError
         The run has no warehouse (not simulated / ingested).
+    ValueError
+        ``grace_steps`` < 0.
     """
     layout = RunLayout(run)
     if not layout.warehouse.exists():
         raise WarehouseError(f"{layout.warehouse}: missing (run `guardian ingest --run {run}`)")
-    con = duckdb.connect(str(layout.warehouse), read_only=True)
-    con.execute("SET TimeZone = 'UTC'")
+    if grace_steps < 0:
+        raise ValueError(f"missed_poll_grace_steps: expected >= 0, got {grace_steps}")
+    con = connect(run)  # the lake views: ``telemetry`` over the committed SILVER files
     try:
         onus = con.execute(
             "SELECT o.onu_id AS onu, o.serial, o.pon_id AS pon, p.olt_id AS olt, "
@@ -126,16 +180,7 @@ def load_history(run: str | Path) -> RunHistory:
                 "WHERE entity_type = 'onu'",
                 [silver_ev],
             ).df()
-        tel = [str(f) for f in silver_files(run, "telemetry", con)]
-        health = pd.DataFrame(columns=["ts", "pon", "olt", "offline_share"])
-        if tel:
-            con.register("_onus", onus[["onu", "pon", "olt"]])
-            health = con.execute(
-                "SELECT t.ts, o.pon, o.olt, avg(CASE WHEN t.online THEN 0 ELSE 1 END) "
-                "AS offline_share FROM read_parquet(?) t JOIN _onus o ON o.onu = t.onu_id "
-                "GROUP BY ALL ORDER BY 1, 2",
-                [tel],
-            ).df()
+        health = _pon_health(con, onus, grace_steps)
     finally:
         con.close()
     serial_to_onu = dict(zip(onus["serial"], onus["onu"], strict=True))
@@ -183,6 +228,7 @@ def replay_run(
     opted_out: tuple[str, ...] = (),
     lang: str = "pt-BR",
     eta_h: float = 4.0,
+    missed_poll_grace_steps: int = MISSED_POLL_GRACE_STEPS,
 ) -> dict[str, Any]:
     """What the rules would have fired over a run, raw and after grouping / inhibition.
 
@@ -200,16 +246,19 @@ def replay_run(
     eta_h : float
         ETA announced in ``visit_cancelled`` after the incident's start (``outage_detected``
         announces the ``notify`` decision's ``until_h``, as operate does). [h]
+    missed_poll_grace_steps : int, default :data:`~guardian_lib.loop.missed.MISSED_POLL_GRACE_STEPS`
+        Steps an ONU without a telemetry row keeps its previous reading before it counts
+        offline in the PON / OLT health (the site file's value for ``guardian operate``). [-]
 
     Returns
     -------
     dict
         ``incidents``, ``alerts_raw``, ``alerts_notified``, ``customer_notices`` (each
         with ``count`` and ``list``), ``muted`` and ``noise_reduction`` (raw alerts per
-        firing notification).
+        firing notification), ``missed_poll_grace_steps``.
     """
     cfg = config or load_alerting()
-    h = load_history(run)
+    h = load_history(run, missed_poll_grace_steps)
     step = pd.Timedelta(seconds=cfg.evaluation_interval_s or 300.0)
     eng, disp = RuleEngine(cfg), Dispatcher(cfg, silences)
     observer = _Observations(h)
@@ -217,7 +266,8 @@ def replay_run(
     for now in _grid(h, step):
         notifications += disp.step(now, eng.evaluate(now, observer.at(now, step)))
     notices = _plan_notices(h, opted_out, lang, eta_h)
-    return _summary(run, cfg, step, h.incidents, eng, disp, notifications, notices)
+    out = _summary(run, cfg, step, h.incidents, eng, disp, notifications, notices)
+    return {**out, "missed_poll_grace_steps": int(missed_poll_grace_steps)}
 
 
 class _Observations:

@@ -119,6 +119,7 @@ def read_telemetry_grid(
     tick_s: int,
     index: pd.Index,
     where: str = "",
+    measures: Sequence[str] = MEASURES,
 ) -> tuple[dict[str, np.ndarray], int]:
     """SILVER telemetry of ``[start_us, end_us]`` as one (ticks × ONUs) array per measure.
 
@@ -137,17 +138,19 @@ def read_telemetry_grid(
         ONU ids, in the arrays' column order.
     where : str, default ""
         Extra SQL condition (``" AND …"``).
+    measures : sequence of str, default :data:`MEASURES`
+        The columns read (SILVER telemetry columns).
 
     Returns
     -------
     values : dict of ndarray
-        :data:`MEASURES` → float array, shape ``(ticks, len(index))``.
+        ``measures`` → float array, shape ``(ticks, len(index))``.
     rows : int
         Rows placed. [-]
     """
     tick_us = tick_s * _US
     n_ticks = int((end_us - start_us) // tick_us) + 1
-    cols = ", ".join(MEASURES)
+    cols = ", ".join(measures)
     data = con.execute(
         f"SELECT (epoch_us(ts) - {start_us}) // {tick_us} AS k, onu_id, {cols} FROM telemetry "
         f"WHERE epoch_us(ts) BETWEEN {start_us} AND {end_us}{where}"
@@ -156,7 +159,7 @@ def read_telemetry_grid(
     j = index.get_indexer(np.asarray(data["onu_id"], dtype=object))
     keep = j >= 0
     values = {}
-    for c in MEASURES:
+    for c in measures:
         m = np.full((n_ticks, len(index)), np.nan)
         col = data[c]
         arr = (

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import duckdb
 import numpy as np
@@ -91,6 +91,11 @@ class HistoryTelemetrySource:
     grace_steps : int, default :data:`~guardian_lib.loop.missed.MISSED_POLL_GRACE_STEPS`
         Steps an ONU without a row keeps its previous reading (the site file's
         ``missed_poll_grace_steps``). [-]
+    measures : sequence of str, default :data:`~guardian_lib.schema.MEASURES`
+        The readings of each tick (``online`` among them); ``guardian alerts replay``
+        reads ``online`` alone.
+    events : bool, default True
+        Whether ticks carry the SILVER events (False: every tick without events).
 
     Attributes
     ----------
@@ -112,6 +117,8 @@ class HistoryTelemetrySource:
         end: pd.Timestamp,
         tick_s: int,
         grace_steps: int = MISSED_POLL_GRACE_STEPS,
+        measures: Sequence[str] = MEASURES,
+        events: bool = True,
     ) -> None:
         self.con = con
         self.index = pd.Index(np.asarray(onu_ids, dtype=object).astype(str))
@@ -119,8 +126,11 @@ class HistoryTelemetrySource:
         self.end_us = int(pd.Timestamp(end).value // 1000)
         self.tick_s = int(tick_s)
         self.n_steps = (self.end_us - self.start_us) // (self.tick_s * _US) + 1
+        if "online" not in measures:
+            raise ValueError(f"HistoryTelemetrySource: measures {measures!r} lack 'online'")
+        self.measures = tuple(measures)
         names = table_names(con)
-        self._has_events = "events" in names
+        self._has_events = events and "events" in names
         self._has_customers = "customers" in names
         self.ticks = self.gap_ticks = self.rows = 0
         self.events = self.events_unmapped = 0
@@ -133,7 +143,7 @@ class HistoryTelemetrySource:
 
     def __iter__(self) -> Iterator[Tick]:
         n = len(self.index)
-        block = max(1, _BLOCK_CELLS // max(n * len(MEASURES), 1))
+        block = max(1, _BLOCK_CELLS // max(n * len(self.measures), 1))
         for k0 in range(0, self.n_steps, block):
             k1 = min(k0 + block, self.n_steps) - 1
             values = self._readings(k0, k1)
@@ -158,7 +168,9 @@ class HistoryTelemetrySource:
 
         tick_us = self.tick_s * _US
         lo, hi = self.start_us + k0 * tick_us, self.start_us + k1 * tick_us
-        values, rows = read_telemetry_grid(self.con, lo, hi, self.tick_s, self.index)
+        values, rows = read_telemetry_grid(
+            self.con, lo, hi, self.tick_s, self.index, measures=self.measures
+        )
         self.rows += rows
         return values
 
