@@ -80,6 +80,15 @@ class CostModel(BaseModel):
         dying gasp (fibre faults and dead lasers show as LOS); the rest is the
         customer's own power, which returns by itself. An assumption (range 0.01–0.1):
         power supplies fail far less often than customers switch off. [-]
+    dying_gasp_contact_lr : float
+        Likelihood ratio of a customer contact (a call or a ticket since the ONU went
+        dark, ``contacted_since_down``) between "the ONU itself failed" and "the
+        customer's power is off": the odds of the customer's power being off are divided
+        by it on such a dying-gasp row. A customer with the lights on and a dark ONU
+        calls; one whose home has no power knows why the Internet is down (or is away)
+        and rarely does. An assumption (range 5–50): most customers with a dead ONU at
+        home contact within hours, a few in a hundred whose power is off do. With 20,
+        a contacted dark ONU is about as likely to need a visit as not at once. [-]
     light_drop_other_share : float
         Largest share of the individual causes of degraded service on an ONU whose
         light is down (received or transmitted power ``DRIFT_DB`` or more below its
@@ -87,7 +96,13 @@ class CostModel(BaseModel):
         neither moves the optical level, a degrading fibre or a drifting laser does. An
         assumption (range 0.01–0.1): the two together on one customer are rare. [-]
     priors : dict
-        Duration of each problem kind when nobody acts; kinds absent never end alone.
+        Duration of each problem kind when nobody acts (log-normal, median and p90);
+        kinds absent never end alone. ``power`` (a customer's own power off or the ONU
+        unplugged, a dying gasp from one ONU: a tripped breaker, a supply cut, a home
+        left for a trip) has median 6 h and p90 48 h (σ = ln 8 / 1.28 ≈ 1.6): an
+        assumption, median range 2–12 h and p90 24–168 h. Utility cuts of an area are
+        shorter (Brazil averages about 10 h a year in about 5 cuts per customer) but are
+        massive outages, not this kind; the long tail is the absent customer.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -105,6 +120,7 @@ class CostModel(BaseModel):
     wifi_profile_fix_prob: float = Field(0.4, ge=0, le=1)
     horizon_h: float = Field(168.0, gt=0)
     dying_gasp_fixable_share: float = Field(0.05, ge=0, le=1)
+    dying_gasp_contact_lr: float = Field(20.0, ge=1)
     light_drop_other_share: float = Field(0.02, ge=0, le=1)
     priors: dict[str, Prior] = Field(
         default_factory=lambda: {
