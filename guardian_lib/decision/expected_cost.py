@@ -57,6 +57,7 @@ from guardian_lib.decision._base import PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
 from guardian_lib.decision.costs import (
     CostModel,
+    contact_lr,
     impact_cost_rate_brl_per_h,
     lognormal_residual_h,
     lognormal_survival,
@@ -284,7 +285,7 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # A customer who contacted us about the dark ONU most likely has power at home.
     if "contacted_since_down" in active:
         contacted = dg & np.asarray(active["contacted_since_down"], dtype=bool)
-        q[:, jp] = np.where(contacted, q[:, jp] / model.dying_gasp_contact_lr, q[:, jp])
+        q[:, jp] = np.where(contacted, q[:, jp] / contact_lr(elapsed, model), q[:, jp])
     # Light down on a degraded ONU: a link fault, not Wi-Fi nor a blip (see the function).
     if "rx_drop_db" in active and "tx_drop_db" in active:
         light_down = (

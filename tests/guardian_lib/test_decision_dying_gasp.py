@@ -2,8 +2,8 @@
 
 The two look alike (the ONU announces that it lost power). A power cut returns by
 itself, a failed power supply needs a technician: the expected-cost policy must wait on
-the first and still visit the second in hours, sooner when the customer contacted us
-about the dark ONU (someone at home with the lights on).
+the first and still visit the second within days, sooner when the customer contacted
+us about the dark ONU (someone at home with the lights on).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from guardian_lib.decision import Observer, make_autopilot
 from guardian_lib.decision._base import Rows
 from guardian_lib.decision._types import CLASS_COLUMNS
-from guardian_lib.decision.costs import CostModel
+from guardian_lib.decision.costs import CostModel, contact_lr
 from guardian_lib.decision.expected_cost import case_costs
 from guardian_lib.loop.tick import EventRow, Tick
 from tests.guardian_lib.test_decision_policies import case_frame, inventory, observe, snapshot
@@ -56,15 +56,25 @@ def first_visit_h(probs: dict, contacted: bool, notified: bool = True) -> float:
 
 @pytest.mark.parametrize("probs", [RULE, ML], ids=["rule", "ml"])
 @pytest.mark.parametrize("notified", [False, True])
-def test_a_long_dying_gasp_gets_a_visit_within_days_a_contacted_one_within_a_day(probs, notified):
+def test_a_long_dying_gasp_gets_a_visit_within_days_a_contacted_one_sooner(probs, notified):
     # Before, *wait* priced the power cut as if its visit could be skipped later for
     # free: a visit won only once the power supply was 95 % likely, after 490-850 h.
-    # Bounds: 5 days without a contact (the customer may be away), 1 day with one.
+    # Bounds: 5 days dark without a contact (the customer may be away), 3 with one.
     alone = first_visit_h(probs, contacted=False, notified=notified)
     called = first_visit_h(probs, contacted=True, notified=notified)
     assert 24.0 < alone <= 120.0
-    assert 2.0 < called <= 24.0
-    assert called < alone / 3
+    assert 2.0 < called <= 72.0
+    assert called < alone - 24.0
+
+
+def test_a_contact_weighs_less_the_longer_the_outage():
+    # A contact right after the ONU went dark is the hazard ratio of the two causes; by
+    # the time even a customer without power may well have called, it is weak evidence.
+    m = CostModel()
+    lr = contact_lr(np.array([0.01, 1.0, 6.0, 24.0, 2000.0]), m)
+    assert lr[0] == pytest.approx(m.dying_gasp_contact_lr, rel=0.01)
+    assert (np.diff(lr) < 0).all()
+    assert lr[-1] == pytest.approx(1.0, abs=0.01)
 
 
 def test_a_fresh_dying_gasp_is_waited_on_even_when_the_customer_called():
@@ -105,7 +115,7 @@ def _dark_with_gasp(call_at_min: float | None, call_customer: str = "C012") -> t
         ts = observe(obs, call_at_min, online=online)
         call = EventRow(ts, call_customer, "customer", "CUSTOMER_CALL", "info")
         obs.update(Tick(ts, {**obs.values, "online": obs.online}, (call,)))
-    ts = observe(obs, 20 * 60, online=online)
+    ts = observe(obs, 70 * 60, online=online)
     return obs, ts
 
 
@@ -120,7 +130,7 @@ def test_observer_marks_a_contact_since_the_onu_went_dark():
         assert not st.loc["ONU012", "contacted_since_down"]
 
 
-def test_autopilot_visits_a_contacted_dark_onu_after_20_h_not_an_uncontacted_one():
+def test_autopilot_visits_a_contacted_dark_onu_after_70_h_not_an_uncontacted_one():
     decided = {}
     for call_at in (None, 90):
         obs, ts = _dark_with_gasp(call_at_min=call_at)
