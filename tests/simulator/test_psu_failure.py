@@ -78,7 +78,7 @@ def test_a_failed_power_supply_sends_a_dying_gasp_and_the_customer_calls(psu_run
     assert not any(o == onu30 for _, o in calls)
 
 
-def test_the_autopilot_visits_a_failed_power_supply_within_hours_not_a_power_cut(psu_run):
+def test_the_autopilot_visits_a_failed_power_supply_within_days_not_a_power_cut(psu_run):
     # Before, the autopilot waited on any lone dying gasp for 490-850 h: the failed
     # power supply stayed dark to the end of the run.
     sim, psu, off, _, _, kpis = psu_run
