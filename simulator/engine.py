@@ -358,7 +358,11 @@ class Simulation(FaultLifecycle):
         now = state.now_s
         e = self.effects
         offline_los = ~state.online & (state.down_cause == 1)
-        offline_power = ~state.online & (state.down_cause == 2)
+        # A failed ONU power supply also sends a dying gasp, but the customer has power:
+        # they call like any customer offline.
+        psu = e.psu_n > 0
+        offline_power = ~state.online & (state.down_cause == 2) & ~psu
+        offline_los = offline_los | (~state.online & (state.down_cause == 2) & psu)
         no_pppoe = state.online & ~state.pppoe_up
         degraded = (
             state.online

@@ -117,6 +117,7 @@ class Effects:
     leak_n: np.ndarray = field(init=False)
     wifi_n: np.ndarray = field(init=False)
     symptom_n: np.ndarray = field(init=False)
+    psu_n: np.ndarray = field(init=False)
     rx_step_db: np.ndarray = field(init=False)
     degr_rate: np.ndarray = field(init=False)
     degr_c: np.ndarray = field(init=False)
@@ -125,7 +126,8 @@ class Effects:
     txd_cap_db: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in ("los_n", "power_n", "pppoe_n", "hang_n", "leak_n", "wifi_n", "symptom_n"):
+        for name in ("los_n", "power_n", "pppoe_n", "hang_n", "leak_n", "wifi_n", "symptom_n",
+                     "psu_n"):  # fmt: skip
             setattr(self, name, np.zeros(self.n, dtype=np.int16))
         for name in ("rx_step_db", "degr_rate", "degr_c", "txd_rate", "txd_c", "txd_cap_db"):
             setattr(self, name, np.zeros(self.n, dtype=np.float64))
@@ -177,7 +179,11 @@ class Effects:
             np.add.at(self.txd_rate, idx, sign * rate)
             np.add.at(self.txd_c, idx, sign * rate * fault.start_s)
             np.add.at(self.txd_cap_db, idx, sign * fault.params["drift_db"])
-        if fault.params.get("dead", False):
+        if fault.params.get("power_supply", False):
+            # A failed power supply: the ONU loses power (a dying gasp), not its light.
+            np.add.at(self.power_n, idx, sign)
+            np.add.at(self.psu_n, idx, sign)
+        elif fault.params.get("dead", False):
             np.add.at(self.los_n, idx, sign)
 
     def hang_cpe(self, fault: Fault) -> None:

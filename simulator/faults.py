@@ -200,6 +200,9 @@ def _customer_params(
         params["dead"] = sudden
         params["drift_s"] = 0.0 if sudden else float(sample_lognormal(r, f.hardware_drift)) * 3600
         params["drift_db"] = float(r.uniform(4.0, 8.0))
+        # Drawn only when the scenario has power-supply failures (other draws unchanged).
+        if f.hardware_power_supply_share > 0 and r.random() < f.hardware_power_supply_share:
+            params.update(dead=True, drift_s=0.0, power_supply=True)
     return dur, params
 
 

@@ -210,6 +210,11 @@ class Faults(_Strict):
     degradation_db_per_day: Spread = Spread(median=1.5, p90=4.0)
     hardware_drift: Duration = Duration(median_h=24.0, p90_h=96.0)
     hardware_sudden_share: Probability = 0.5
+    # Of the hardware failures, the share that is the ONU's power supply (its adapter):
+    # the ONU sends a dying gasp and stays dark until a technician replaces it, and the
+    # customer, whose lights are on, calls like any customer offline. 0 by default
+    # (every scenario's draws stay as they were); plausible 0.1-0.4 of ONU failures.
+    hardware_power_supply_share: Probability = 0.0
     reboot_down_minutes: Annotated[float, Field(gt=0, le=60)] = 3.0
 
     @model_validator(mode="before")

@@ -27,6 +27,7 @@ __all__ = [
     "impact_cost_rate_brl_per_h",
     "lognormal_residual_h",
     "lognormal_survival",
+    "contact_lr",
     "ALTERNATIVES",
 ]
 
@@ -80,14 +81,23 @@ class CostModel(BaseModel):
         dying gasp (fibre faults and dead lasers show as LOS); the rest is the
         customer's own power, which returns by itself. An assumption (range 0.01–0.1):
         power supplies fail far less often than customers switch off. [-]
-    light_drop_other_share : float
-        Largest share of the individual causes of degraded service on an ONU whose
-        light is down (received or transmitted power ``DRIFT_DB`` or more below its
-        baseline) that can be the customer's premises (Wi-Fi) or an unexplained blip:
-        neither moves the optical level, a degrading fibre or a drifting laser does. An
-        assumption (range 0.01–0.1): the two together on one customer are rare. [-]
+    dying_gasp_contact_lr : float
+        How many times more often a customer contacts us (a call or a ticket) about a
+        dark ONU when the ONU itself failed (their power is on: ``call_rate_per_h``)
+        than when their own power is off. A contact since the ONU went dark
+        (``contacted_since_down``) divides the odds of a power cut on a dying-gasp row
+        by :func:`contact_lr`: this ratio for a fresh outage, towards 1 for a long one.
+        A customer with the lights on and a dark ONU calls; one whose home has no power
+        knows why the Internet is down (or is away) and rarely does. An assumption
+        (range 5–50). [-]
     priors : dict
-        Duration of each problem kind when nobody acts; kinds absent never end alone.
+        Duration of each problem kind when nobody acts (log-normal, median and p90);
+        kinds absent never end alone. ``power`` (a customer's own power off or the ONU
+        unplugged, a dying gasp from one ONU: a tripped breaker, a supply cut, a home
+        left for a trip) has median 6 h and p90 48 h (σ = ln 8 / 1.28 ≈ 1.6): an
+        assumption, median range 2–12 h and p90 24–168 h. Utility cuts of an area are
+        shorter (Brazil averages about 10 h a year in about 5 cuts per customer) but are
+        massive outages, not this kind; the long tail is the absent customer.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -105,6 +115,7 @@ class CostModel(BaseModel):
     wifi_profile_fix_prob: float = Field(0.4, ge=0, le=1)
     horizon_h: float = Field(168.0, gt=0)
     dying_gasp_fixable_share: float = Field(0.05, ge=0, le=1)
+    dying_gasp_contact_lr: float = Field(20.0, ge=1)
     light_drop_other_share: float = Field(0.02, ge=0, le=1)
     priors: dict[str, Prior] = Field(
         default_factory=lambda: {
@@ -258,3 +269,28 @@ def lognormal_survival(t_h: np.ndarray | float, prior: Prior) -> np.ndarray:
     mu, sigma = log(prior.median_h), log(prior.p90_h / prior.median_h) / _Z90
     t = np.maximum(np.asarray(t_h, dtype=float), 1e-9)
     return 1.0 - ndtr((np.log(t) - mu) / sigma)
+
+
+def contact_lr(elapsed_h: np.ndarray, model: CostModel) -> np.ndarray:
+    """Likelihood ratio of "the customer contacted us since the ONU went dark".
+
+    Between "the ONU failed, the customer has power" (contacts at
+    ``call_rate_per_h``) and "the customer's power is off" (at that rate divided by
+    ``dying_gasp_contact_lr``), both with a constant hazard: ``(1 − e^(−λ₁t)) /
+    (1 − e^(−λ₀t))``. It falls from ``dying_gasp_contact_lr`` for a fresh outage towards
+    1: the longer the outage, the likelier that even a customer without power called.
+
+    Parameters
+    ----------
+    elapsed_h : ndarray
+        How long the ONU has been dark. [h]
+    model : CostModel
+
+    Returns
+    -------
+    ndarray
+        [-]
+    """
+    lam1 = max(model.call_rate_per_h, 1e-9)
+    t = np.maximum(np.asarray(elapsed_h, dtype=float), 1e-6)
+    return -np.expm1(-lam1 * t) / -np.expm1(-lam1 * t / model.dying_gasp_contact_lr)

@@ -55,6 +55,7 @@ SENT = frozenset({"pending", "simulated", "succeeded", "done"})
 _INPUT_COLS = (
     "online", "service_up", "degraded", "down_type", "impacted_min", "stable_min", "rx_dbm",
     "rx_drop_db", "tx_drop_db", "loss_pct", "latency_ms", "calls_24h", "pon_id", "box_id",
+    "contacted_since_down",
 )  # fmt: skip
 _PRED_COLS = (
     "anomaly_score", "p_massive_outage", "p_customer_premises", "p_equipment_fail",

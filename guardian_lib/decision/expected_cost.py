@@ -18,11 +18,14 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   remotely again;
 * **schedule_visit** — a technician fixes premises, equipment and fibre problems after
   ``visit_delay_h``, at ``cost_per_visit_brl``; a visit cannot fix a power cut, a
-  massive outage or an upstream failure. An outage gets a priority visit, and so does
-  degraded service that will probably not end alone (a degrading fibre or a drifting
-  laser: bit errors before the link goes dark; :func:`visit_priority`); other degraded
-  service (Wi-Fi) takes the next regular slot, and a problem that ends before the
-  technician comes cancels its visit.
+  massive outage or an upstream failure. On a dark ONU with a dying gasp the *wait*
+  visits whatever is still dark after it (a customer's power cut and a failed ONU
+  power supply look alike), and a customer contact since the ONU went dark divides the
+  odds of a power cut by ``dying_gasp_contact_lr``. An outage gets a priority visit,
+  and so does degraded service that will probably not end alone (a degrading fibre or
+  a drifting laser: bit errors before the link goes dark; :func:`visit_priority`);
+  other degraded service (Wi-Fi) takes the next regular slot, and a problem that ends
+  before the technician comes cancels its visit.
 
 Before the customer is hurt (a case opened on risk alone) the comparison is different:
 with ``p = risk_24h`` the probability that the problem is real,
@@ -54,6 +57,7 @@ from guardian_lib.decision._base import PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
 from guardian_lib.decision.costs import (
     CostModel,
+    contact_lr,
     impact_cost_rate_brl_per_h,
     lognormal_residual_h,
     lognormal_survival,
@@ -278,6 +282,10 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # then fixes only a failed power supply (the time update below still raises its
     # share as the outage outlasts a customer's power cut, so a long one gets a visit).
     q = cap_fixable_on_dying_gasp(q, dg, model.dying_gasp_fixable_share)
+    # A customer who contacted us about the dark ONU most likely has power at home.
+    if "contacted_since_down" in active:
+        contacted = dg & np.asarray(active["contacted_since_down"], dtype=bool)
+        q[:, jp] = np.where(contacted, q[:, jp] / contact_lr(elapsed, model), q[:, jp])
     # Light down on a degraded ONU: a link fault, not Wi-Fi nor a blip (see the function).
     if "rx_drop_db" in active and "tx_drop_db" in active:
         light_down = (
@@ -333,6 +341,10 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # Wait the horizon, then visit what still needs a visit.
     w_fixable = r * resid + still * (C + r * delay)
     w = np.where(never, visit_later[:, None], np.where(fixable, w_fixable, forever))
+    # A power cut and a failed power supply look alike (a dark ONU, a dying gasp): an ONU
+    # still dark after the wait gets the visit, whatever its cause (priced as skippable
+    # for free, a visit won only at a 95 % sure power supply: after 490–850 h dark).
+    w[:, jp] = np.where(subtype == "power", forever[:, jp] + still[:, jp] * C, w[:, jp])
     wait = (q * w).sum(axis=1)
     hang = np.where(subtype == "hang", q[:, jp], 0.0)
     p_fix = model.reboot_fix_prob
@@ -512,6 +524,7 @@ class ExpectedCostPolicy(PolicyBase):
                 **({"wait_for": waits_for} if waits_for else {}),
                 **({"reboot_held_by": held_by} if held_by is not None else {}),
                 "p_self_resolving_posterior": round(float(c["p_self_resolving"]), 3),
+                **({"contacted_since_down": True} if r.get("contacted_since_down") else {}),
                 "top_reasons": json.loads(r["top_reasons"]),
                 "p": {
                     k: round(float(r[f"p_{k}"]), 3)

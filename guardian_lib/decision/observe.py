@@ -119,6 +119,7 @@ STATUS_COLUMNS = (
     "latency_excess_ms",
     "down_min",
     "rx_low_min",
+    "contacted_since_down",
 )
 _DOWN_TYPE_NAMES = np.asarray(DOWN_TYPES, dtype=object)
 #: The status' ``down_type`` dtype (built once: validating the categories costs more
@@ -383,7 +384,9 @@ class Observer:
             ``down_min`` (since service was lost, offline or no PPPoE, 0 with service:
             unlike ``impacted_min`` it starts when a degraded ONU goes dark) [min] and
             ``rx_low_min`` (since RX fell more than 2.5 dB below its baseline, 0 if
-            not) [min].
+            not) [min], ``contacted_since_down`` (the customer contacted us, a
+            ``CUSTOMER_CALL`` event: a call or a ticket, since service was lost; False
+            with service).
         """
         return self.status_with_columns()[0]
 
@@ -427,6 +430,8 @@ class Observer:
             latency_excess_ms=np.nan_to_num(self.lat_fast - self.lat_base, nan=0.0),
             down_min=np.nan_to_num((now - self.down_since_s) / 60.0, nan=0.0),
             rx_low_min=np.nan_to_num((now - self.rx_low_since_s) / 60.0, nan=0.0),
+            contacted_since_down=~np.isnan(self.down_since_s)
+            & (self.last_call_s >= self.down_since_s),
         )
         df = pd.DataFrame(cols, index=self.index, copy=False)
         arrays = dict(cols)
