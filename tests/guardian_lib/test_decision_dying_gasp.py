@@ -9,8 +9,8 @@ us about the dark ONU (someone at home with the lights on).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+from policy_snapshots import T0, case_frame, inventory, observe, snapshot
 
 from guardian_lib.decision import Observer, make_autopilot
 from guardian_lib.decision._base import Rows
@@ -18,9 +18,7 @@ from guardian_lib.decision._types import CLASS_COLUMNS
 from guardian_lib.decision.costs import CostModel, contact_lr
 from guardian_lib.decision.expected_cost import case_costs
 from guardian_lib.loop.tick import EventRow, Tick
-from tests.guardian_lib.test_decision_policies import case_frame, inventory, observe, snapshot
 
-T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
 #: The rule scorer's probabilities of a lone dark ONU with a dying gasp (premises 0.85,
 #: equipment 0.02), and an equipment-heavy ML-like row (capped at 0.05 of the
 #: individual causes on a dying gasp).
