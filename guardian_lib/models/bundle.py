@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from guardian_lib._frames import frame_from_columns
 from guardian_lib.features import FEATURE_COLUMNS, symptomatic
 from guardian_lib.models.anomaly import AnomalyScorer
 from guardian_lib.models.cause import CauseClassifier
@@ -92,8 +93,9 @@ def _float64(X: pd.DataFrame) -> pd.DataFrame:
 
 def prediction_frame(cols: dict[str, Any]) -> pd.DataFrame:
     """The ``ml_predictions`` frame of :meth:`ModelBundle.predict_columns`' arrays (the
-    string columns get the dtype pandas infers for them)."""
-    return pd.DataFrame({c: cols[c] for c in PREDICTION_COLUMNS})
+    string columns get the dtype pandas infers for them; string columns already in a
+    pandas array are kept as they are)."""
+    return frame_from_columns({c: cols[c] for c in PREDICTION_COLUMNS})
 
 
 def _explaining_interval(hazards: np.ndarray) -> np.ndarray:
