@@ -185,3 +185,45 @@ def test_a_window_saved_as_float64_restores_into_the_float32_buffer(cube):
     # Window plus a quarter, not twice the window.
     assert len(next(iter(b._buf.values()))) == window + window // 4
     pd.testing.assert_frame_equal(b.latest_features(), a.latest_features())
+
+
+def test_the_cube_views_events_frame_is_the_constructors_frame(cube):
+    """The events of each cube view equal the frame ``pd.DataFrame`` builds from the held
+    events (the ticks relative to the window; none left: its empty frame)."""
+    from guardian_lib.loop.tick import EventRow, Tick
+
+    window = 12
+    rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    rng = np.random.default_rng(3)
+    ids = cube.onus["onu_id"].astype(str).to_numpy()
+    seen = empty = 0
+    for k in range(min(cube.n_ticks, 10 * window)):
+        t = cube.tick(k)
+        # Bursts of events, then quiet spells longer than the window (all of them leave).
+        n_new = rng.integers(0, 4) if (k // window) % 3 == 0 else 0
+        extra = tuple(
+            EventRow(t.ts, str(rng.choice(ids)), "onu", str(rng.choice(["LOS", "REBOOT", "X"])),
+                     "info")
+            for _ in range(n_new)
+        )  # fmt: skip
+        rc.update(Tick(t.ts, t.values, t.events + extra))
+        view = rc.cube()
+        start = rc._first_tick + max(rc._pos - window, 0)
+        if rc._events:
+            tick, onu, etype = zip(*rc._events, strict=True)
+            rel = np.array(tick, dtype=np.int64) - start
+            keep = rel >= 0
+            want = pd.DataFrame(
+                {
+                    "onu": np.array(onu, dtype=np.int64)[keep],
+                    "tick": rel[keep],
+                    "type": np.array(etype, dtype=object)[keep],
+                }
+            )
+            seen += int(keep.any())
+            empty += int(not keep.any())
+        else:
+            want = pd.DataFrame(columns=["onu", "tick", "type"])
+        pd.testing.assert_frame_equal(view.events, want, check_exact=True)
+        assert list(view.events.dtypes) == list(want.dtypes)
+    assert seen > 5 and empty > 0  # and a window whose held events all left it
