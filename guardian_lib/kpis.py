@@ -407,21 +407,16 @@ def _visits_avoided(life: pd.DataFrame, calls: pd.DataFrame, so: pd.DataFrame) -
     :data:`RECURRENCE_DAYS` after it closed (each time compared as an instant in
     nanoseconds; a missing time matches nothing).
     """
-    if not len(life):
-        return 0
-    cand = life.loc[life["outcome"] == "visit_avoided"]
+    cand = life.loc[life["outcome"] == "visit_avoided"] if len(life) else life
     if not len(cand):
         return 0
-    nat = np.iinfo(np.int64).min
-    window = pd.Timedelta(days=RECURRENCE_DAYS).value
+    nat, window = np.iinfo(np.int64).min, pd.Timedelta(days=RECURRENCE_DAYS).value
     none = np.empty(0, dtype=np.int64)
-    called = _ns_by(calls, "onu_id", "ts")
-    opened = _ns_by(life, "subject", "opened_at")
+    called, opened = _ns_by(calls, "onu_id", "ts"), _ns_by(life, "subject", "opened_at")
     so_open = _ns_by(so, "onu_id", "opened_at")
-    subjects = cand["subject"].to_numpy(dtype=object)
-    starts = pd.to_datetime(cand["opened_at"], utc=True).array.as_unit("ns").asi8
-    ends = pd.to_datetime(cand["closed_at"], utc=True).array.as_unit("ns").asi8
-    reboots = cand["n_reboots"].to_numpy()
+    starts, ends = (pd.to_datetime(cand[c], utc=True).array.as_unit("ns").asi8
+                    for c in ("opened_at", "closed_at"))  # fmt: skip
+    subjects, reboots = cand["subject"].to_numpy(dtype=object), cand["n_reboots"].to_numpy()
     avoided = 0
     for subject, start, end, n_reboots in zip(subjects, starts, ends, reboots, strict=True):
         call_ts = called.get(subject, none)
