@@ -79,11 +79,6 @@ RECURRENCE_DAYS = 7
 WASTED_OUTCOMES = ("no_fault_found", "customer_absent", "massive_outage")
 
 
-def _recurs(closed_at: pd.Timestamp, times, window: pd.Timedelta) -> bool:
-    """Whether any of ``times`` falls in ``(closed_at, closed_at + window]``."""
-    return any(closed_at < pd.Timestamp(x) <= closed_at + window for x in times)
-
-
 def _explode_targets(decisions: pd.DataFrame, actions: tuple[str, ...]) -> pd.DataFrame:
     d = decisions.loc[decisions["action"].isin(actions), ["ts", "action", "targets"]]
     if len(d) == 0:
@@ -391,28 +386,50 @@ def _churn_cost_brl(real: pd.DataFrame, costs: CostModel) -> float:
     )
 
 
+def _ns_by(frame: pd.DataFrame, key: str, col: str) -> dict[Any, np.ndarray]:
+    """``frame[col]`` (times, read as UTC) per value of ``frame[key]``, as int64
+    nanoseconds since the epoch (NaT as the smallest int64). [ns]"""
+    if not len(frame):
+        return {}
+    ns = pd.to_datetime(frame[col], utc=True).array.as_unit("ns").asi8
+    codes, uniques = pd.factorize(frame[key].to_numpy(dtype=object))  # a missing key: −1
+    keep = codes >= 0
+    order = np.argsort(codes[keep], kind="stable")
+    bounds = np.searchsorted(codes[keep][order], np.arange(1, len(uniques)))
+    return dict(zip(uniques, np.split(ns[keep][order], bounds), strict=True))
+
+
 def _visits_avoided(life: pd.DataFrame, calls: pd.DataFrame, so: pd.DataFrame) -> int:
-    """Cases closed as ``visit_avoided`` that did something and did not recur. [-]"""
+    """Cases closed as ``visit_avoided`` that did something and did not recur. [-]
+
+    A case did something if a call of its subject fell within it or it rebooted; it
+    recurred if a call, a case or a service order of its subject came within
+    :data:`RECURRENCE_DAYS` after it closed (each time compared as an instant in
+    nanoseconds; a missing time matches nothing).
+    """
+    cand = life.loc[life["outcome"] == "visit_avoided"] if len(life) else life
+    if not len(cand):
+        return 0
+    nat, window = np.iinfo(np.int64).min, pd.Timedelta(days=RECURRENCE_DAYS).value
+    none = np.empty(0, dtype=np.int64)
+    called, opened = _ns_by(calls, "onu_id", "ts"), _ns_by(life, "subject", "opened_at")
+    so_open = _ns_by(so, "onu_id", "opened_at")
+    starts, ends = (pd.to_datetime(cand[c], utc=True).array.as_unit("ns").asi8
+                    for c in ("opened_at", "closed_at"))  # fmt: skip
+    subjects, reboots = cand["subject"].to_numpy(dtype=object), cand["n_reboots"].to_numpy()
     avoided = 0
-    if len(life):
-        cand = life.loc[life["outcome"] == "visit_avoided"].copy()
-        called = (
-            calls.groupby("onu_id")["ts"].apply(list) if len(calls) else pd.Series(dtype=object)
-        )
-        window = pd.Timedelta(days=RECURRENCE_DAYS)
-        opened = life.groupby("subject")["opened_at"].apply(list)
-        so_open = (
-            so.groupby("onu_id")["opened_at"].apply(list) if len(so) else pd.Series(dtype=object)
-        )
-        for r in cand.itertuples():
-            call_ts = pd.to_datetime(pd.Series(called.get(r.subject, [])), utc=True)
-            in_case = ((call_ts >= r.opened_at) & (call_ts <= r.closed_at)).any()
-            if not (in_case or r.n_reboots > 0):
-                continue
-            after = [call_ts, opened.get(r.subject, []), so_open.get(r.subject, [])]
-            if any(_recurs(r.closed_at, xs, window) for xs in after):
-                continue
-            avoided += 1
+    for subject, start, end, n_reboots in zip(subjects, starts, ends, reboots, strict=True):
+        call_ts = called.get(subject, none)
+        known = start != nat and end != nat
+        in_case = known and bool(((call_ts >= start) & (call_ts <= end) & (call_ts != nat)).any())
+        if not (in_case or n_reboots > 0):
+            continue
+        if end != nat and any(
+            ((xs > end) & (xs <= end + window)).any()
+            for xs in (call_ts, opened.get(subject, none), so_open.get(subject, none))
+        ):
+            continue
+        avoided += 1
     return avoided
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from guardian_lib._frames import frame_from_columns
+
 if TYPE_CHECKING:  # pragma: no cover - guardian_lib.loop imports this package
     from guardian_lib.loop.tick import Tick
 
@@ -400,8 +402,8 @@ class Observer:
             Each equal to ``status[c].to_numpy()`` (strings and ``down_type`` as
             object arrays), without reading them back from the frame: a decision round
             reads the status column by column (:meth:`Snapshot.column
-            <guardian_lib.decision.Snapshot.column>`). Shared with the frame and the
-            observer; do not write to them.
+            <guardian_lib.decision.Snapshot.column>`). Some are shared with the frame
+            or the observer; do not write to them.
         """
         now = self.now_s
         v = self.values
@@ -433,7 +435,7 @@ class Observer:
             contacted_since_down=~np.isnan(self.down_since_s)
             & (self.last_call_s >= self.down_since_s),
         )
-        df = pd.DataFrame(cols, index=self.index, copy=False)
+        df = frame_from_columns(cols, self.index)  # as pd.DataFrame(cols)
         arrays = dict(cols)
         arrays.update(self._inventory_arrays)
         arrays["down_type"] = _DOWN_TYPE_NAMES[self.down_type]

@@ -578,11 +578,13 @@ def symptomatic(features: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray
 
     ev = col("los_1h") + col("dying_gasp_1h") + col("pppoe_down_1h") + col("high_ber_1h")
     ev = ev + col("low_rx_1h")
+    # A missing reading is no symptom: NaN compares False, as the 0 it once became
+    # (np.nan_to_num) did; ±inf compare as the largest finite values it became.
     return (
         (col("online") == 0)
         | (col("pppoe_down") == 1)
-        | (np.nan_to_num(col("loss_pct")) > 2)
-        | (np.nan_to_num(col("latency_ms")) > 80)
-        | (np.nan_to_num(col("rx_dbm"), nan=0.0) < RX_CRITICAL_DBM)
+        | (col("loss_pct") > 2)
+        | (col("latency_ms") > 80)
+        | (col("rx_dbm") < RX_CRITICAL_DBM)
         | (ev > 0)
     )

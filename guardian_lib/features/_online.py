@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from guardian_lib._frames import frame_from_columns
 from guardian_lib.features._compute import (
     LOST_LOSS_PCT,
     NEIGHBOUR_LEVELS,
@@ -54,6 +55,16 @@ def _masked(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One tick's valid flags (0/1) and values (0 where missing), both float64."""
     valid = ~np.isnan(row)
     return valid.astype(np.float64), np.where(valid, row, 0.0).astype(np.float64, copy=False)
+
+
+#: :data:`EVENT_FEATURE_TYPES` as a set (membership tests).
+_FEATURE_TYPES = frozenset(EVENT_FEATURE_TYPES)
+
+
+def _missing(value: Any) -> bool:
+    """A missing id (None, NaN, NA, NaT): ``astype(str)`` keeps it missing, so it is no
+    ONU's id."""
+    return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
 class _WindowSums:
@@ -191,6 +202,7 @@ class RollingCube:
         # read them as arrays without selecting types from the frame.
         self._by_type: dict[str, tuple[list[int], list[int]]] = {}
         self._index = pd.Index(self.onus["onu_id"].astype(str))
+        self._row_of: dict[str, int] | None = None  # row of each id of _index (built once)
         self._sums: dict[tuple[str, int], _WindowSums] = {}
         self._groups: dict[str, np.ndarray] | None = None
         # Last tick (absolute) at which each ONU reported, reported offline and lost all
@@ -243,7 +255,9 @@ class RollingCube:
                 f"RollingCube.update: tick at {tick.ts} has {tick.n_onus} ONUs, "
                 f"the inventory {len(self.onus)}"
             )
-        self._append(tick.ts, tick.numeric(), tick.onu_events() if tick.events else None)
+        self._append(tick.ts, tick.numeric())
+        if tick.events:
+            self._add_events(self._newest, tick.onu_event_pairs())
 
     def _append(
         self,
@@ -276,14 +290,33 @@ class RollingCube:
         ).items():
             self._marks[kind][hit[0]] = tick
         if events is not None and len(events):
-            ev = events[events["type"].isin(EVENT_FEATURE_TYPES)]
-            idx = self._index.get_indexer(ev["onu_id"].astype(str).to_numpy())
-            new = [(tick, int(i), str(t)) for i, t in zip(idx, ev["type"], strict=True) if i >= 0]
-            self._events += new
-            for _, i, t in new:
-                ticks, onus = self._by_type.setdefault(t, ([], []))
-                ticks.append(tick)
-                onus.append(i)
+            pairs = zip(events["onu_id"].to_numpy(dtype=object), events["type"], strict=True)
+            self._add_events(tick, list(pairs), trim=False)
+        self._trim_events()
+
+    def _add_events(self, tick: int, pairs: list[tuple[Any, Any]], trim: bool = True) -> None:
+        """File the events ``(onu_id, type)`` of ``tick`` (the newest) that the features
+        count, in order: those of a type of :data:`EVENT_FEATURE_TYPES` about an ONU of
+        the fleet (an id is read as ``str``, a missing one matches none)."""
+        row_of = self._row_of
+        if row_of is None:
+            row_of = self._row_of = {o: i for i, o in enumerate(self._index.tolist())}
+        new = []
+        for o, t in pairs:
+            if t in _FEATURE_TYPES and not _missing(o):
+                i = row_of.get(o if type(o) is str else str(o), -1)
+                if i >= 0:
+                    new.append((tick, i, str(t)))
+        self._events += new
+        for _, i, t in new:
+            ticks, onus = self._by_type.setdefault(t, ([], []))
+            ticks.append(tick)
+            onus.append(i)
+        if trim:
+            self._trim_events()
+
+    def _trim_events(self) -> None:
+        """Drop the events older than the window (and one tick)."""
         oldest = self._first_tick + self._pos - self.window_ticks - 1
         if self._events and self._events[0][0] < oldest:
             self._events = [e for e in self._events if e[0] >= oldest]
@@ -388,13 +421,18 @@ class RollingCube:
             tick, onu, etype = zip(*self._events, strict=True)
             rel = np.array(tick, dtype=np.int64) - start_tick
             keep = rel >= 0
-            ev = pd.DataFrame(
-                {
-                    "onu": np.array(onu, dtype=np.int64)[keep],
-                    "tick": rel[keep],
-                    "type": np.array(etype, dtype=object)[keep],
-                }
-            )
+            cols = {
+                "onu": np.array(onu, dtype=np.int64)[keep],
+                "tick": rel[keep],
+                "type": np.array(etype, dtype=object)[keep],
+            }
+            if keep.any():
+                # The types are str (see _append): the string array pandas infers for
+                # them, and the frame from blocks (its constructor costs ~1 ms a round).
+                cols["type"] = pd.array(cols["type"], dtype="str")
+                ev = frame_from_columns(cols)
+            else:  # no rows: the constructor's dtype for an empty object column
+                ev = pd.DataFrame(cols)
         else:
             ev = pd.DataFrame(columns=["onu", "tick", "type"])
         by_type = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -187,13 +187,18 @@ class Tick:
     def onu_events(self) -> pd.DataFrame:
         """Events that concern one ONU (``onu_id``, ``type``), a customer call mapped to
         its ONU; what the per-ONU event features count."""
+        return pd.DataFrame(self.onu_event_pairs(), columns=["onu_id", "type"])
+
+    def onu_event_pairs(self) -> list[tuple[Any, str]]:
+        """:meth:`onu_events` as ``(onu_id, type)`` pairs, in event order (the ids as
+        given: a call's ``onu_id`` is read from its JSON payload)."""
         rows = []
         for e in self.events:
             if e.entity_type == "onu":
                 rows.append((e.entity_id, e.type))
             elif e.type == "CUSTOMER_CALL":
                 rows.append((json.loads(e.payload)["onu_id"], e.type))
-        return pd.DataFrame(rows, columns=["onu_id", "type"])
+        return rows
 
     @classmethod
     def from_frame(

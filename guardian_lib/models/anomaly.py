@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.ensemble import IsolationForest
@@ -39,11 +41,26 @@ def forest_score_samples(forest: IsolationForest, X: np.ndarray) -> np.ndarray:
     if X32.ndim != 2 or not X32.size or not np.isfinite(X32).all():
         return forest.score_samples(X)
     depths = forest_walker(forest).path_lengths(X32)
-    denominator = len(forest.estimators_) * _average_path_length([forest._max_samples])
+    denominator = _denominator(forest)
     scores = 2 ** (
         -np.divide(depths, denominator, out=np.ones_like(depths), where=denominator != 0)
     )
     return -scores
+
+
+#: Per fitted forest: (its ``estimators_``, ``_max_samples``, the score's denominator).
+_DENOMINATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _denominator(forest: IsolationForest) -> float:
+    """``len(estimators_) × c(max_samples)``, scikit-learn's normaliser of the summed path
+    lengths, computed once per fit (scikit-learn validates its input on every call,
+    about 1 ms). [nodes]"""
+    entry = _DENOMINATORS.get(forest)
+    if entry is None or entry[0] is not forest.estimators_ or entry[1] != forest._max_samples:
+        value = len(forest.estimators_) * _average_path_length([forest._max_samples])
+        entry = _DENOMINATORS[forest] = (forest.estimators_, forest._max_samples, value)
+    return entry[2]
 
 
 class AnomalyScorer(OutlierMixin, BaseEstimator):

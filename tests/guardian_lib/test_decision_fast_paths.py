@@ -357,3 +357,50 @@ def test_predictions_aligned_with_the_status_as_when_compared_as_objects(ids):
     pcols = FrameColumns(preds)
     want = np.array_equal(pcols["onu_id"], index.to_numpy(dtype=object))
     assert base.PolicyBase._aligned(snap, FrameColumns(preds)) == want
+
+
+def _plain_residual_h(elapsed_h, prior, horizon_h=168.0):
+    """``lognormal_residual_h`` as first written: temporaries and ``np.trapezoid``."""
+    from math import log
+
+    from scipy.special import ndtr
+
+    from guardian_lib.decision.costs import _Z90
+
+    e = np.atleast_1d(np.asarray(elapsed_h, dtype=float))
+    mu, sigma = log(prior.median_h), log(prior.p90_h / prior.median_h) / _Z90
+    grid = np.linspace(0.0, 1.0, 65)
+    t = e[:, None] + grid[None, :] * horizon_h
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.maximum(t, 1e-9)) - mu) / sigma
+    surv = 1.0 - ndtr(z)
+    rel = surv / np.maximum(surv[:, :1], 1e-12)
+    out = np.trapezoid(rel, dx=horizon_h / (len(grid) - 1), axis=1)
+    return out.reshape(np.shape(elapsed_h)) if np.ndim(elapsed_h) else out[0]
+
+
+def test_lognormal_residual_equals_the_trapezoid_on_temporaries(rng):
+    from guardian_lib.decision.costs import Prior, lognormal_residual_h
+
+    priors = [Prior(median_h=4, p90_h=30), Prior(median_h=0.3, p90_h=2.5),
+              Prior(median_h=40, p90_h=41)]  # fmt: skip
+    for prior in priors:
+        for horizon in (2.0, 168.0, 0.25, 2.0):  # 2.0 twice: the cached grid steps
+            for n in (0, 1, 7, 60):
+                e = rng.exponential(5.0, n)
+                e[: n // 3] = 0.0
+                if n > 3:
+                    e[3] = 1e7
+                got, want = (
+                    lognormal_residual_h(e, prior, horizon),
+                    _plain_residual_h(e, prior, horizon),
+                )
+                assert got.dtype == want.dtype and got.shape == want.shape
+                np.testing.assert_array_equal(got, want)
+            for x in (0.0, 3.3, float("nan"), [1.0], np.float32(2.5)):
+                got, want = (
+                    lognormal_residual_h(x, prior, horizon),
+                    _plain_residual_h(x, prior, horizon),
+                )
+                assert type(got) is type(want) and np.shape(got) == np.shape(want)
+                np.testing.assert_array_equal(got, want)

@@ -185,3 +185,86 @@ def test_a_window_saved_as_float64_restores_into_the_float32_buffer(cube):
     # Window plus a quarter, not twice the window.
     assert len(next(iter(b._buf.values()))) == window + window // 4
     pd.testing.assert_frame_equal(b.latest_features(), a.latest_features())
+
+
+def test_the_cube_views_events_frame_is_the_constructors_frame(cube):
+    """The events of each cube view equal the frame ``pd.DataFrame`` builds from the held
+    events (the ticks relative to the window; none left: its empty frame)."""
+    from guardian_lib.loop.tick import EventRow, Tick
+
+    window = 12
+    rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=window)
+    rng = np.random.default_rng(3)
+    ids = cube.onus["onu_id"].astype(str).to_numpy()
+    seen = empty = 0
+    for k in range(min(cube.n_ticks, 10 * window)):
+        t = cube.tick(k)
+        # Bursts of events, then quiet spells longer than the window (all of them leave).
+        n_new = rng.integers(0, 4) if (k // window) % 3 == 0 else 0
+        extra = tuple(
+            EventRow(t.ts, str(rng.choice(ids)), "onu", str(rng.choice(["LOS", "REBOOT", "X"])),
+                     "info")
+            for _ in range(n_new)
+        )  # fmt: skip
+        rc.update(Tick(t.ts, t.values, t.events + extra))
+        view = rc.cube()
+        start = rc._first_tick + max(rc._pos - window, 0)
+        if rc._events:
+            tick, onu, etype = zip(*rc._events, strict=True)
+            rel = np.array(tick, dtype=np.int64) - start
+            keep = rel >= 0
+            want = pd.DataFrame(
+                {
+                    "onu": np.array(onu, dtype=np.int64)[keep],
+                    "tick": rel[keep],
+                    "type": np.array(etype, dtype=object)[keep],
+                }
+            )
+            seen += int(keep.any())
+            empty += int(not keep.any())
+        else:
+            want = pd.DataFrame(columns=["onu", "tick", "type"])
+        pd.testing.assert_frame_equal(view.events, want, check_exact=True)
+        assert list(view.events.dtypes) == list(want.dtypes)
+    assert seen > 5 and empty > 0  # and a window whose held events all left it
+
+
+def test_events_are_filed_as_the_frame_lookup_files_them(cube):
+    """Each tick's events are filed (tick, ONU row, type) as selecting the frame of
+    ``Tick.onu_events()`` by type and looking its ids up in the fleet's index does: calls
+    mapped through their payload, ids of other fleets, missing or numeric ids, types the
+    features do not count."""
+    import json
+
+    from guardian_lib.features._cube import EVENT_FEATURE_TYPES
+    from guardian_lib.loop.tick import EventRow, Tick
+
+    rng = np.random.default_rng(5)
+    rc = RollingCube(cube.onus, tick_s=cube.tick_s, window_ticks=10)
+    index = pd.Index(cube.onus["onu_id"].astype(str))
+    ids = list(index) + ["ELSEWHERE", "7"]
+    want: list[tuple[int, int, str]] = []
+    for k in range(40):
+        t = cube.tick(k)
+        extra = []
+        for _ in range(rng.integers(0, 5)):
+            kind = str(rng.choice(["LOS", "REBOOT", "CUSTOMER_CALL", "OLT_ALARM", "X"]))
+            onu = str(rng.choice(ids))
+            if kind == "CUSTOMER_CALL":
+                payload_id = rng.choice([onu, None, 7], p=[0.8, 0.1, 0.1])
+                payload = json.dumps({"onu_id": None if payload_id is None else payload_id})
+                extra.append(EventRow(t.ts, "C1", "customer", kind, "info", payload))
+            else:
+                extra.append(EventRow(t.ts, onu, str(rng.choice(["onu", "olt"])), kind, "info"))
+        tick = Tick(t.ts, t.values, t.events + tuple(extra))
+        ev = tick.onu_events()
+        if len(ev):
+            ev = ev[ev["type"].isin(EVENT_FEATURE_TYPES)]
+            idx = index.get_indexer(ev["onu_id"].astype(str).to_numpy())
+            want += [(k, int(i), str(t)) for i, t in zip(idx, ev["type"], strict=True) if i >= 0]
+        want = [e for e in want if e[0] >= k - 10]
+        rc.update(tick)
+        assert rc._events == want
+        for etype, (ticks, onus) in rc._by_type.items():
+            assert list(zip(ticks, onus, strict=True)) == [(a, b) for a, b, c in want if c == etype]
+    assert len(want) > 10

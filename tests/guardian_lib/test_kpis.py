@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from guardian_lib.kpis import (
+    RECURRENCE_DAYS,
     EpisodeTracker,
     classification_scores,
     compute_kpis,
@@ -188,3 +189,73 @@ def test_a_long_outage_that_begins_with_a_reboot_counts_beyond_the_reboots_downt
     assert k["impact_hours"] == pytest.approx((15 + 590 + 240 + 240) / 60)
     assert k["impact_hours"] > base["impact_hours"]
     assert k["churn_cost_brl"] > base["churn_cost_brl"]
+
+
+def _plain_visits_avoided(life, calls, so):
+    """The per-case pandas reading ``_visits_avoided`` replaced (kept to compare)."""
+
+    def recurs(closed_at, times, window):
+        return any(closed_at < pd.Timestamp(x) <= closed_at + window for x in times)
+
+    avoided = 0
+    cand = life.loc[life["outcome"] == "visit_avoided"]
+    called = calls.groupby("onu_id")["ts"].apply(list) if len(calls) else pd.Series(dtype=object)
+    window = pd.Timedelta(days=RECURRENCE_DAYS)
+    opened = life.groupby("subject")["opened_at"].apply(list)
+    so_open = so.groupby("onu_id")["opened_at"].apply(list) if len(so) else pd.Series(dtype=object)
+    for r in cand.itertuples():
+        call_ts = pd.to_datetime(pd.Series(called.get(r.subject, [])), utc=True)
+        in_case = ((call_ts >= r.opened_at) & (call_ts <= r.closed_at)).any()
+        if not (in_case or r.n_reboots > 0):
+            continue
+        if any(recurs(r.closed_at, xs, window) for xs in [call_ts, opened.get(r.subject, []),
+                                                          so_open.get(r.subject, [])]):  # fmt: skip
+            continue
+        avoided += 1
+    return avoided
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_visits_avoided_counts_as_the_per_case_pandas_reading(seed):
+    from guardian_lib.kpis import _visits_avoided
+
+    rng = np.random.default_rng(seed)
+    subjects = [f"O{i}" for i in range(12)]
+    n = 60
+
+    def times(k, unit="us"):  # whole minutes and odd microseconds, on both sides of 7 days
+        off = rng.integers(0, 20 * 1440, k) * 60_000_000 + rng.integers(0, 3, k)
+        return pd.to_datetime(T0.value // 1000 + off, unit="us", utc=True).as_unit(unit)
+
+    opened = times(n)
+    closed = opened + pd.to_timedelta(rng.integers(0, 3 * 1440, n), unit="min")
+    # Exactly on the bounds: a call at a case's close, one 7 days after it.
+    life = pd.DataFrame(
+        {
+            "subject": rng.choice(subjects, n),
+            "opened_at": opened,
+            "closed_at": closed.where(rng.random(n) > 0.1),  # some still open (NaT)
+            "n_reboots": rng.integers(0, 2, n),
+            "outcome": rng.choice(["visit_avoided", "visit", "open"], n, p=[0.6, 0.2, 0.2]),
+        }
+    )
+    k = 80
+    call_ts = times(k, "ns")
+    call_ts = call_ts.where(rng.random(k) > 0.05)  # a call without a time matches nothing
+    edge = rng.integers(0, n, 10)
+    calls = pd.DataFrame({"ts": call_ts, "onu_id": rng.choice(subjects, k)})
+    calls = pd.concat(
+        [
+            calls,
+            pd.DataFrame({"ts": life["closed_at"].iloc[edge].to_numpy(),
+                          "onu_id": life["subject"].iloc[edge].to_numpy()}),
+            pd.DataFrame({"ts": (life["closed_at"] + pd.Timedelta(days=RECURRENCE_DAYS))
+                          .iloc[edge[:5]].to_numpy(),
+                          "onu_id": life["subject"].iloc[edge[:5]].to_numpy()}),
+        ],
+        ignore_index=True,
+    )  # fmt: skip
+    so = pd.DataFrame({"onu_id": rng.choice(subjects, 15), "opened_at": times(15)})
+    for c, s in [(calls, so), (calls.iloc[:0], so), (calls, so.iloc[:0])]:
+        assert _visits_avoided(life, c, s) == _plain_visits_avoided(life, c, s)
+    assert _visits_avoided(life.iloc[:0], calls, so) == 0

@@ -253,3 +253,39 @@ def test_tick_times_are_pandas_epoch_conversion(rng):
         got = cube.tick_times(rows)
         pd.testing.assert_index_equal(got, want, exact=True)
         assert got.freq == want.freq and got.name == want.name
+
+
+def _plain_symptomatic(f):
+    """``symptomatic`` as first written: missing readings made 0 by ``np.nan_to_num``."""
+    ev = f["los_1h"] + f["dying_gasp_1h"] + f["pppoe_down_1h"] + f["high_ber_1h"] + f["low_rx_1h"]
+    return (
+        (f["online"] == 0)
+        | (f["pppoe_down"] == 1)
+        | (np.nan_to_num(f["loss_pct"]) > 2)
+        | (np.nan_to_num(f["latency_ms"]) > 80)
+        | (np.nan_to_num(f["rx_dbm"], nan=0.0) < -27.0)
+        | (ev > 0)
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_symptom_flags_equal_those_of_readings_made_finite(rng, dtype):
+    n = 4000
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 2.0, 80.0, -27.0, 1e30, -1e30])
+
+    def reading(scale, shift):
+        x = (rng.normal(size=n) * scale + shift).astype(dtype)
+        at = rng.random(n) < 0.3
+        x[at] = rng.choice(special, at.sum())
+        return x
+
+    f = {c: (rng.random(n) < 0.02).astype(dtype) for c in
+         ("los_1h", "dying_gasp_1h", "pppoe_down_1h", "high_ber_1h", "low_rx_1h", "pppoe_down")}  # fmt: skip
+    f["online"] = np.where(rng.random(n) < 0.05, 0.0, 1.0).astype(dtype)
+    f["loss_pct"], f["latency_ms"], f["rx_dbm"] = reading(2, 1), reading(40, 60), reading(3, -24)
+    for c in ("los_1h", "pppoe_down"):
+        f[c][rng.random(n) < 0.05] = np.nan
+    want = _plain_symptomatic(f)
+    np.testing.assert_array_equal(symptomatic(f), want)
+    np.testing.assert_array_equal(symptomatic(pd.DataFrame(f)), want)
+    assert 0 < want.sum() < n

@@ -188,8 +188,10 @@ def test_forest_walk_equals_scikit_learn(rng, max_features):
         Y[-2, f] = np.nextafter(np.float32(t), np.float32(np.inf))
         Y[-1, f] = np.nextafter(np.float32(t), np.float32(-np.inf))
     np.testing.assert_array_equal(forest_score_samples(forest, Y), forest.score_samples(Y))
-    # A refit forest is walked with its new trees.
+    # A refit forest is walked with its new trees (and normalised by its new size).
     forest.set_params(random_state=4).fit(X)
+    np.testing.assert_array_equal(forest_score_samples(forest, Y), forest.score_samples(Y))
+    forest.set_params(max_samples=37).fit(X)
     np.testing.assert_array_equal(forest_score_samples(forest, Y), forest.score_samples(Y))
 
 
