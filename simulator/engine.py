@@ -20,7 +20,7 @@ import simpy
 from guardian_lib.loop.tick import EventRow
 from simulator.admin import AdminState
 from simulator.fault_lifecycle import FaultLifecycle
-from simulator.faults import Effects, Fault, Storm, draw_faults, draw_storms
+from simulator.faults import FAULT_KINDS, Effects, Fault, Storm, draw_faults, draw_storms
 from simulator.operations import Operations
 from simulator.scenario import Scenario
 from simulator.telemetry import (
@@ -184,6 +184,31 @@ class Simulation(FaultLifecycle):
     def n_ticks(self) -> int:
         """Ticks in the whole scenario. [-]"""
         return self.scenario.n_ticks
+
+    def add_fault(self, fault: Fault) -> Fault:
+        """Add one fault to the simulation (as :func:`~simulator.faults.draw_faults` would).
+
+        For scripted scenarios and tests: the fault starts at ``fault.start_s`` and runs
+        its lifecycle like a drawn one (it lands in ``faults_truth``).
+
+        Raises
+        ------
+        ValueError
+            ``fault.fault_id`` is already used, ``fault.kind`` is not a fault kind, or
+            ``fault.start_s`` [s] lies before the simulation's current time.
+        """
+        if fault.fault_id in self._fault_by_id:
+            raise ValueError(f"add_fault: fault_id {fault.fault_id!r} is already used")
+        if fault.kind not in FAULT_KINDS:
+            raise ValueError(f"add_fault: unknown kind {fault.kind!r} (expected one of "
+                             f"{sorted(FAULT_KINDS)})")  # fmt: skip
+        if fault.start_s < self.env.now:
+            raise ValueError(f"add_fault: start_s {fault.start_s} s is before the "
+                             f"simulation's time {self.env.now} s")  # fmt: skip
+        self.faults.append(fault)
+        self._fault_by_id[fault.fault_id] = fault
+        self.env.process(self._fault_process(fault))
+        return fault
 
     def ts_of(self, now_s: float) -> pd.Timestamp:
         """UTC timestamp of a simulation time. [s] → Timestamp"""

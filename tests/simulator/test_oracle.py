@@ -5,27 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sim_faults import HOUR, inject
 
 from simulator import optics
 from simulator.backtest import BacktestWorld
 from simulator.fault_model import Fault
 from simulator.faults import FAULT_KINDS
 from simulator.scenario import load_scenario
-
-HOUR = 3600.0
-
-
-def _inject(sim, fault_id: str, kind: str, row: int, start_h: float, duration_h=None, **params):
-    """Add one fault to a simulation that has not run yet (as draw_faults would)."""
-    scope = "customer" if kind == "wifi_interference" else "onu"
-    fault = Fault(fault_id=fault_id, kind=kind, start_s=start_h * HOUR,
-                  onus=np.array([row], dtype=np.int64), scope_type=scope,
-                  scope_key=str(sim.onu_ids[row]),
-                  duration_s=None if duration_h is None else duration_h * HOUR, params=params)  # fmt: skip
-    sim.faults.append(fault)
-    sim._fault_by_id[fault_id] = fault
-    sim.env.process(sim._fault_process(fault))
-    return fault
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +40,9 @@ def oracle_run():
     assert not [f for f in sim.faults if f.recorded]  # only what the test injects
     margin_db = float(sim.topology.base_rx_dbm[40] - optics.IMPACT_RX_DBM)
     faults = {
-        "slow_fibre": _inject(sim, "T1", "fibre_degradation", 3, 0.5, db_per_s=1e-8),
-        "wifi": _inject(sim, "T2", "wifi_interference", 3, 1.0, duration_h=100.0),
-        "fast_fibre": _inject(sim, "T3", "fibre_degradation", 40, 2.0,
+        "slow_fibre": inject(sim, "T1", "fibre_degradation", 3, 0.5, db_per_s=1e-8),
+        "wifi": inject(sim, "T2", "wifi_interference", 3, 1.0, duration_h=100.0),
+        "fast_fibre": inject(sim, "T3", "fibre_degradation", 40, 2.0,
                               db_per_s=margin_db / (3 * HOUR)),
     }  # fmt: skip
     sim.run()
@@ -122,10 +108,8 @@ def power_cut_run():
     hung_row = int(np.flatnonzero(boxes == names[5])[0])
     power = Fault(fault_id="T-power", kind="power_outage", start_s=0.5 * HOUR, onus=cut,
                   scope_type="geo", scope_key="circle", duration_s=24 * HOUR)  # fmt: skip
-    sim.faults.append(power)
-    sim._fault_by_id[power.fault_id] = power
-    sim.env.process(sim._fault_process(power))
-    hang = _inject(sim, "T-hang", "cpe_hang", hung_row, 1.0, duration_h=4.0, precursor_s=0.0)
+    sim.add_fault(power)
+    hang = inject(sim, "T-hang", "cpe_hang", hung_row, 1.0, duration_h=4.0, precursor_s=0.0)
     sim.run()
     decisions = world.audit.frame("decisions")
     actions = world.audit.frame("actions")
@@ -153,7 +137,7 @@ def test_no_reboot_that_the_oracle_knows_will_fail():
     # 2 h hang out (a visit would cost more). Version 3 rebooted it, in vain.
     world = BacktestWorld.build(_quiet_tiny(4.0, cpe_hang_reboot_fix_prob=0.0), "oracle", seed=4)
     sim = world.sim
-    hang = _inject(sim, "T-hang", "cpe_hang", 10, 0.5, duration_h=2.0, precursor_s=0.0)
+    hang = inject(sim, "T-hang", "cpe_hang", 10, 0.5, duration_h=2.0, precursor_s=0.0)
     sim.run()
     kpis = world.close()
     assert hang.fixed_by == "timer"
@@ -170,9 +154,9 @@ def test_a_visit_that_stops_the_wifi_episodes_to_come_is_worth_its_cost():
     sc = _quiet_tiny(6.0, wifi_profile_fix_prob=0.0, wifi_recurrence_prob=0.0)
     world = BacktestWorld.build(sc, "oracle", seed=4)
     sim = world.sim
-    first = _inject(sim, "T-w1", "wifi_interference", 7, 0.5, duration_h=20.0)
-    _inject(sim, "T-w2", "wifi_interference", 7, 30.0, duration_h=60.0, follows="T-w1")
-    _inject(sim, "T-w3", "wifi_interference", 7, 100.0, duration_h=60.0, follows="T-w2")
+    first = inject(sim, "T-w1", "wifi_interference", 7, 0.5, duration_h=20.0)
+    inject(sim, "T-w2", "wifi_interference", 7, 30.0, duration_h=60.0, follows="T-w1")
+    inject(sim, "T-w3", "wifi_interference", 7, 100.0, duration_h=60.0, follows="T-w2")
     sim.run()
     world.close()
     assert [o.onu_row for o in sim.ops.orders] == [7]
@@ -185,7 +169,7 @@ def test_a_wifi_episode_with_nothing_to_follow_is_waited_out():
     sc = _quiet_tiny(6.0, wifi_profile_fix_prob=0.0, wifi_recurrence_prob=0.0)
     world = BacktestWorld.build(sc, "oracle", seed=4)
     sim = world.sim
-    _inject(sim, "T-w1", "wifi_interference", 7, 0.5, duration_h=20.0)
+    inject(sim, "T-w1", "wifi_interference", 7, 0.5, duration_h=20.0)
     sim.run()
     world.close()
     assert sim.ops.orders == []
@@ -208,11 +192,9 @@ def test_a_member_down_for_a_fault_of_its_own_does_not_hold_the_incident_open():
     cut = box_rows[:3]
     power = Fault(fault_id="T-power", kind="power_outage", start_s=0.5 * HOUR, onus=cut,
                   scope_type="geo", scope_key="circle", duration_s=2.0 * HOUR)  # fmt: skip
-    sim.faults.append(power)
-    sim._fault_by_id[power.fault_id] = power
-    sim.env.process(sim._fault_process(power))
-    wifi = _inject(sim, "T-wifi", "wifi_interference", int(cut[0]), 1.0, duration_h=30.0)
-    hang = _inject(sim, "T-hang", "cpe_hang", int(box_rows[3]), 4.5, duration_h=4.0,
+    sim.add_fault(power)
+    wifi = inject(sim, "T-wifi", "wifi_interference", int(cut[0]), 1.0, duration_h=30.0)
+    hang = inject(sim, "T-hang", "cpe_hang", int(box_rows[3]), 4.5, duration_h=4.0,
                    precursor_s=0.0)  # fmt: skip
     sim.run()
     decisions = world.audit.frame("decisions")
@@ -225,3 +207,16 @@ def test_a_member_down_for_a_fault_of_its_own_does_not_hold_the_incident_open():
     assert hang.end_s - hang.start_s <= 0.5 * HOUR
     assert kpis["visits"] == 0
     assert kpis["safety_violations"] == 0
+
+
+def test_add_fault_refuses_a_used_id_an_unknown_kind_and_the_past():
+    sim = BacktestWorld.build(load_scenario("tiny", days=0.1), "reactive", seed=1).sim
+    inject(sim, "T-a", "cpe_hang", 0, 0.5)
+    with pytest.raises(ValueError, match="already used"):
+        inject(sim, "T-a", "cpe_hang", 1, 0.5)
+    with pytest.raises(ValueError, match="unknown kind 'meteor'"):
+        inject(sim, "T-b", "meteor", 1, 0.5)
+    sim.step()
+    sim.step()
+    with pytest.raises(ValueError, match="before the simulation's time"):
+        inject(sim, "T-c", "cpe_hang", 1, 0.0)

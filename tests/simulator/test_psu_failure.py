@@ -7,31 +7,18 @@ send a technician within days (it waited for weeks), while a customer's own powe
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from sim_faults import HOUR, inject
 
 from simulator.backtest import BacktestWorld
-from simulator.fault_model import Fault
 from simulator.faults import FAULT_KINDS
 from simulator.scenario import load_scenario
 from simulator.telemetry import DOWN_DYING_GASP
 
-HOUR = 3600.0
 #: The run, and the bound on the time from the power supply's failure to the end of its
 #: visit (at most 68 h dark once the customer called, then up to 8 h for the
 #: technician). [h]
 RUN_H, BOUND_H = 96.0, 76.0
-
-
-def _inject(sim, fault_id: str, kind: str, row: int, start_h: float, duration_h=None, **params):
-    fault = Fault(fault_id=fault_id, kind=kind, start_s=start_h * HOUR,
-                  onus=np.array([row], dtype=np.int64), scope_type="onu",
-                  scope_key=str(sim.onu_ids[row]),
-                  duration_s=None if duration_h is None else duration_h * HOUR, params=params)  # fmt: skip
-    sim.faults.append(fault)
-    sim._fault_by_id[fault_id] = fault
-    sim.env.process(sim._fault_process(fault))
-    return fault
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +48,9 @@ def psu_run():
                     down.setdefault(row, int(state.down_cause[row]))
 
     sim.sinks.append(Probe())
-    psu = _inject(sim, "T-psu", "hardware_failure", 5, 2.0, dead=True, drift_s=0.0,
+    psu = inject(sim, "T-psu", "hardware_failure", 5, 2.0, dead=True, drift_s=0.0,
                   power_supply=True)  # fmt: skip
-    off = _inject(sim, "T-off", "customer_power_off", 30, 2.0, duration_h=60.0)
+    off = inject(sim, "T-off", "customer_power_off", 30, 2.0, duration_h=60.0)
     sim.run()
     calls = list(world.source.calls)
     kpis = world.close()
