@@ -13,7 +13,7 @@ def test_exit_codes_output_and_the_environment_put_back(tmp_path):
     res = cli_runner.run_guardian("--help")
     assert res.returncode == 0 and "--debug" in res.stdout
     res = cli_runner.run_guardian(
-        "backtest", "--run", str(tmp_path), env={"GUARDIAN_CLI_RUNNER_PROBE": "1"}, check=False
+        "backtest", "--run", str(tmp_path), env={"CLI_RUNNER_PROBE": "1"}, check=False
     )
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "run.json" in res.stderr
     assert dict(os.environ) == before
