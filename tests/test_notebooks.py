@@ -84,18 +84,20 @@ def tiny_pipeline(tmp_path_factory) -> Path:
     return folders[0]
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_ran_with_tiny_parameters(tiny_pipeline, name):
-    nb = nbformat.read(tiny_pipeline / "notebooks" / name, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.execution_count is not None for c in code), f"{name}: not every cell ran"
-    errors = [o for c in code for o in c.outputs if o.output_type == "error"]
-    assert not errors, errors
-    injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
-    assert injected, f"{name}: papermill injected no parameters"
+# One test reads the one pipeline run: under pytest-xdist every worker that ran a test
+# of this module would run the whole pipeline again for its copy of the module fixture.
+def test_every_notebook_ran_and_the_pipeline_wrote_report_manifest_and_mlflow_run(
+    tiny_pipeline,
+):
+    for name in NOTEBOOKS:
+        nb = nbformat.read(tiny_pipeline / "notebooks" / name, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(c.execution_count is not None for c in code), f"{name}: not every cell ran"
+        errors = [o for c in code for o in c.outputs if o.output_type == "error"]
+        assert not errors, (name, errors)
+        injected = [c for c in code if "injected-parameters" in c.metadata.get("tags", [])]
+        assert injected, f"{name}: papermill injected no parameters"
 
-
-def test_pipeline_wrote_report_manifest_and_mlflow_run(tiny_pipeline):
     manifest = json.loads((tiny_pipeline / "pipeline.json").read_text())
     assert manifest["status"] == "succeeded"
     assert [n["notebook"] for n in manifest["notebooks"]] == list(NOTEBOOKS)

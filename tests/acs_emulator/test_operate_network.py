@@ -23,6 +23,7 @@ from pathlib import Path
 import duckdb
 import pytest
 import yaml
+from cli_runner import run_guardian
 from local_servers import free_port
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
@@ -280,25 +281,23 @@ def test_approve_mode_sends_only_what_was_approved(tmp_path, only_fault, network
     s1 = _operate(net.site, state, "--mode", "approve", "--for-ticks", "6")
     assert s1["actions_queued"] >= 1 and s1["actions_sent"] == 0
     assert _journal(state) == []
-    listed = subprocess.run(
-        [str(GUARDIAN), "decisions", "list", "--state", str(state), "--json"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+    # The operator's decisions commands run in this process (operate and the twin stay
+    # real processes): what they write to the state is tested here, not their start-up.
+    listed = run_guardian("decisions", "list", "--state", str(state), "--json")
     pending = json.loads(listed.stdout)
     reboots = [p for p in pending if p["action"] == "reboot"]
     assert reboots, pending
     approved = reboots[0]
-    subprocess.run([str(GUARDIAN), "decisions", "approve", str(approved["id"]), "--state",
-                    str(state)], check=True, capture_output=True, timeout=60)  # fmt: skip
+    run_guardian("decisions", "approve", str(approved["id"]), "--state", str(state))
     for other in (p for p in pending if p["id"] != approved["id"]):
-        subprocess.run([str(GUARDIAN), "decisions", "reject", str(other["id"]), "--state",
-                        str(state)], check=True, capture_output=True, timeout=60)  # fmt: skip
+        run_guardian("decisions", "reject", str(other["id"]), "--state", str(state))
     s2 = _operate(net.site, state, "--mode", "approve", "--for-ticks", "4")
     truth = net.stop()
     journal = _journal(state)
     assert [(j["action"], j["target"]) for j in journal] == [("reboot", approved["target"])]
     assert s2["actions_sent"] == 1
     assert truth["cpe_reboot_rpcs"] == [approved["target"]]
+    # The console script end to end for the decisions commands: its error path.
     again = subprocess.run(
         [str(GUARDIAN), "decisions", "approve", str(approved["id"]), "--state", str(state)],
         capture_output=True, text=True, timeout=60,

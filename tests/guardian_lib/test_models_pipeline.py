@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import CliResult, run_guardian
 
 from guardian_lib.ingest import ingest_run
 from guardian_lib.models import PREDICTION_COLUMNS
@@ -49,22 +50,34 @@ def env(tmp_path_factory):
 
 
 def guardian(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """A real ``guardian`` process (the console script end to end)."""
     return subprocess.run(
         [str(GUARDIAN), *args], env=env, capture_output=True, text=True, timeout=600, check=check
     )
+
+
+def in_process(env: dict, *args: str) -> CliResult:
+    """``guardian ARGS`` in this process, with ``env``'s data folder and tracking store.
+
+    For tests of what the commands do; the start-up of a process is not what they test.
+    """
+    keys = ("GUARDIAN_DATA_DIR", "MLFLOW_DISABLE_TELEMETRY", "MLFLOW_TRACKING_URI")
+    return run_guardian(*args, env={k: env.get(k) for k in keys})
 
 
 def test_train_score_evaluate(env):
     tmp, e = env
     train = busy_run(tmp, "train", seed=1)
     test = busy_run(tmp, "test", seed=2)
-    res = guardian(e, "train", "--run", str(train), "--n-estimators", "30", "--every-minutes", "30")
+    res = in_process(
+        e, "train", "--run", str(train), "--n-estimators", "30", "--every-minutes", "30"
+    )
     assert "registered network-guardian/1" in res.stderr
     assert (tmp / "data" / "mlflow" / "mlflow.db").exists()
-    listing = guardian(e, "models", "list").stdout
+    listing = in_process(e, "models", "list").stdout
     assert "network-guardian/1" in listing and "champion" in listing
 
-    guardian(e, "score", "--run", str(test), "--every-minutes", "30")
+    in_process(e, "score", "--run", str(test), "--every-minutes", "30")
     files = list((test / "lake" / "gold" / "ml_predictions").glob("*.parquet"))
     assert len(files) == 1
     preds = pd.read_parquet(files[0])
@@ -83,7 +96,7 @@ def test_train_score_evaluate(env):
     assert {"feature", "value", "contribution", "model"} <= set(reason)
 
     out = tmp / "metrics.json"
-    guardian(e, "evaluate", "--run", str(test), "--json", str(out), "--every-minutes", "30")
+    in_process(e, "evaluate", "--run", str(test), "--json", str(out), "--every-minutes", "30")
     m = json.loads(out.read_text())
     for key in (
         "massive_precision", "massive_recall", "massive_f1", "macro_f1", "per_class",

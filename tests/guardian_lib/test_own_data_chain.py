@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import CliResult, run_guardian
 
 from guardian_lib.models import PREDICTION_COLUMNS
 
-GUARDIAN = Path(sys.executable).with_name("guardian")
 SPLIT = "2026-01-07T00:00:00"
 FAST = ("--every-minutes", "60")
 
@@ -27,23 +23,20 @@ FAST = ("--every-minutes", "60")
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, operator_export):
     tmp = tmp_path_factory.mktemp("own_data")
-    e = dict(os.environ)
-    e.pop("MLFLOW_TRACKING_URI", None)
-    e["GUARDIAN_DATA_DIR"] = str(tmp / "data")
-    e["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    e = {
+        "MLFLOW_TRACKING_URI": None,
+        "GUARDIAN_DATA_DIR": str(tmp / "data"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
     return tmp, e, operator_export[1]
 
 
-def guardian(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [str(GUARDIAN), *args], env=env, capture_output=True, text=True, timeout=600
-    )
-    if check and res.returncode:
-        raise AssertionError(f"guardian {' '.join(args)} → {res.returncode}\n{res.stderr[-3000:]}")
-    return res
+def guardian(env: dict, *args: str, check: bool = True) -> CliResult:
+    """``guardian ARGS`` in this process: the chain is under test, not process start-up."""
+    return run_guardian(*args, env=env, check=check)
 
 
-@pytest.mark.slow  # eight CLI processes (~1 min on 2 busy cores)
+@pytest.mark.slow  # eight CLI commands in a row
 def test_export_alone_to_scores_evaluation_report_and_a_challenger(env):
     tmp, e, export = env
     w = tmp / "acme"
@@ -106,19 +99,20 @@ def test_export_alone_to_scores_evaluation_report_and_a_challenger(env):
     assert "macro_f1" in r["challenger_metrics"] and "macro_f1" in r["champion_metrics"]
     new, old = r["challenger_metrics"]["macro_f1"], r["champion_metrics"]["macro_f1"]
     assert r["promoted"] == (new > old)
-    import mlflow
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp / 'data' / 'mlflow' / 'mlflow.db'}")
-    aliases = MlflowClient().get_registered_model("network-guardian").aliases
+    # A client of its own: the worker's global MLflow tracking URI stays untouched.
+    client = MlflowClient(f"sqlite:///{tmp / 'data' / 'mlflow' / 'mlflow.db'}")
+    aliases = client.get_registered_model("network-guardian").aliases
     assert str(aliases["champion"]) == ("2" if r["promoted"] else "1")
     assert str(aliases["challenger"]) == "2"
     # Both figures are logged with the decision.
-    runs = mlflow.search_runs(experiment_names=["network-guardian"],
+    experiment = client.get_experiment_by_name("network-guardian")
+    runs = client.search_runs([experiment.experiment_id],
                               filter_string="attributes.run_name = 'promotion'")  # fmt: skip
     assert len(runs) == 1
-    assert runs["metrics.challenger_macro_f1"].iloc[0] == pytest.approx(new)
-    assert runs["metrics.champion_macro_f1"].iloc[0] == pytest.approx(old)
+    assert runs[0].data.metrics["challenger_macro_f1"] == pytest.approx(new)
+    assert runs[0].data.metrics["champion_macro_f1"] == pytest.approx(old)
 
 
 def _main(capsys, *args: str) -> tuple[int, str]:

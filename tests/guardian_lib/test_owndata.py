@@ -656,23 +656,16 @@ def test_report_of_a_full_import_says_only_what_is_missing(imported, tmp_path):
 
 
 def test_guardian_ingest_source_command(src, tmp_path):
-    import subprocess
-    import sys
+    # In-process: the command is tested here; tests/test_cli.py runs the console script.
+    from cli_runner import run_guardian
 
-    guardian = str(Path(sys.executable).with_name("guardian"))
     wh = tmp_path / "W"
     _only(src, ("onus", "customers", "tickets"))
-    ok = subprocess.run(
-        [guardian, "ingest", "--run", str(wh), "--source", str(src)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    ok = run_guardian("ingest", "--run", str(wh), "--source", str(src), check=False)
     assert ok.returncode == 0, ok.stderr
     assert "added tickets: 3 rows → ops/service_orders.parquet" in ok.stderr
     _edit(src / "ordens_servico.csv", "OS-3", "OS-1")
-    bad = subprocess.run(
-        [guardian, "ingest", "--run", str(wh), "--source", str(src)],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    bad = run_guardian("ingest", "--run", str(wh), "--source", str(src), check=False)
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and "duplicate key 'OS-1'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from cli_runner import run_guardian
 
 import guardian_lib.ingest as ingest_mod
 from guardian_lib.errors import IngestError
@@ -142,9 +143,7 @@ def test_corrupt_raw_file_after_ingest_is_named_and_skipped(tmp_path):
     con.close()
     summary = run_summary(run)
     assert summary["unreadable_files"] == [str(victim.relative_to(run))]
-    res = subprocess.run(
-        [str(GUARDIAN), "info", "--run", str(run)], capture_output=True, text=True, timeout=120
-    )
+    res = run_guardian("info", "--run", str(run), check=False)  # in-process: same error path
     assert res.returncode == 0, res.stderr
     assert f"warning: {victim}: unreadable RAW file" in res.stderr
     assert "Traceback" not in res.stderr
@@ -178,10 +177,8 @@ def test_simulate_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path):
     (precious / "cat.jpg").write_bytes(b"meow")
     with pytest.raises(FileExistsError, match="not a simulated run"):
         simulate_to_dir(load_scenario("tiny", days=0.05), precious, overwrite=True)
-    res = subprocess.run(
-        [str(GUARDIAN), "simulate", "--scenario", "tiny", "--days", "0.05", "--out", str(precious), "--overwrite"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    res = run_guardian("simulate", "--scenario", "tiny", "--days", "0.05", "--out", str(precious),
+                       "--overwrite", check=False)  # fmt: skip
     assert res.returncode == 2 and "no run.json" in res.stderr and res.stderr.count("\n") == 1
     assert (precious / "cat.jpg").read_bytes() == b"meow"
     # A real run is still replaced.

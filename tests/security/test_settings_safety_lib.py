@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_runner import run_guardian
 
 from guardian_lib.decision import AutopilotSettings, Decision, SafetyGuard
 from guardian_lib.decision.settings import HARD_LIMITS, check_environment
@@ -129,11 +129,8 @@ def test_kill_switch_from_environment_file(monkeypatch, tmp_path):
 
 
 def test_invalid_mode_is_one_line_exit_2():
-    env = {**os.environ, "AUTOPILOT_MODE": "yolo"}
-    res = subprocess.run(
-        [str(GUARDIAN), "twin", "--scenario", "tiny", "--hours", "0.1"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    res = run_guardian("twin", "--scenario", "tiny", "--hours", "0.1",
+                       env={"AUTOPILOT_MODE": "yolo"}, check=False)  # fmt: skip
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0
     assert "AUTOPILOT_MODE" in res.stderr and "'yolo'" in res.stderr
