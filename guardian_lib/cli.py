@@ -169,14 +169,22 @@ def info_command(
         out.print(faults)
 
 
+#: Entry points already registered on ``app``: ``main`` called again in one process (a
+#: test, a notebook) must not add each command group twice.
+_REGISTERED: set[str] = set()
+
+
 def _load_plugins() -> None:
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        if ep.name in _REGISTERED:
+            continue
         try:
             register = ep.load()
         except ImportError as exc:  # an optional part not installed: say so, keep the rest
             console.print(f"[yellow]warning:[/] command group {ep.name!r} unavailable: {exc}")
             continue
         register(app)
+        _REGISTERED.add(ep.name)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -41,3 +41,13 @@ def test_mlflow_tracking_uri_and_experiment_put_back(tmp_path):
     res = cli_runner.run_guardian("models", "list", env=env, check=False)
     assert (tmp_path / "data" / "mlflow" / "mlflow.db").exists(), res.stderr  # it did set them
     assert (dict(os.environ), mlflow.get_tracking_uri(), fluent._active_experiment_id) == before
+
+
+def test_calling_main_again_registers_each_command_group_once():
+    from guardian_lib.cli import app
+
+    cli_runner.run_guardian("--help")
+    names = [g.name for g in app.registered_groups] + [c.name for c in app.registered_commands]
+    cli_runner.run_guardian("--help")
+    again = [g.name for g in app.registered_groups] + [c.name for c in app.registered_commands]
+    assert again == names and len(set(names)) == len(names)
