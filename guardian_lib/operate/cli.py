@@ -93,6 +93,14 @@ def decide_command(
     warmup_hours: Annotated[
         float, typer.Option(min=0, help="History observed before --start, no decision. [h]")
     ] = 24.0,
+    missed_poll_grace_steps: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Steps an ONU without a reading keeps its last one (wins over the site "
+            "file's missed_poll_grace_steps; default: the site's, else 1).",
+        ),
+    ] = None,
 ) -> None:
     """Replay a run's history through the autopilot in simulate mode: what it would have
     decided (audited; `guardian report --run RUN` shows the decisions)."""
@@ -109,7 +117,7 @@ def decide_command(
         s = decide_run(
             run, parse_time(start, "--start"), parse_time(end, "--end"),
             every_minutes=every_minutes, models=models, site=site, audit_path=audit,
-            warmup_h=warmup_hours,
+            warmup_h=warmup_hours, missed_poll_grace_steps=missed_poll_grace_steps,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )  # fmt: skip
     if json_out is not None:

@@ -138,6 +138,20 @@ def test_bad_arguments_are_named(warehouse, tmp_path, capsys, monkeypatch):
     assert not RunLayout(tmp_path / "nope").audit.exists()
 
 
+def test_the_grace_option_wins_over_the_default(warehouse, tmp_path, capsys):
+    out = tmp_path / "g0.json"
+    code, stdout, err = _main(capsys, "decide", "--run", str(warehouse), *SHORT[:4],
+                              "--models", "rules", "--audit", str(tmp_path / "a.duckdb"),
+                              "--missed-poll-grace-steps", "0", "--json", str(out))  # fmt: skip
+    assert code == 0, err
+    s = json.loads(out.read_text())
+    assert s["missed_poll_grace_steps"] == 0 and s["held_readings"] == 0
+    assert "≤ 0 step(s)" in stdout
+    code, _, err = _main(capsys, "decide", "--run", str(warehouse), "--missed-poll-grace-steps",
+                         "-1")  # fmt: skip
+    assert code == 2 and "--missed-poll-grace-steps" in err
+
+
 # --- the history source and its adapters, on a hand-made warehouse ---------------------
 
 
