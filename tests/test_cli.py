@@ -1,17 +1,24 @@
 """The `guardian` console script end to end (real subprocesses)."""
 
 import json
+import os
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
+
+from guardian_lib.cli import ENTRY_POINT_GROUP
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
 
 
-def guardian(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+def guardian(
+    *args: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(GUARDIAN), *args], capture_output=True, text=True, check=check, timeout=300
-    )
+        [str(GUARDIAN), *args], capture_output=True, text=True, check=check, timeout=300,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
 
 def test_simulate_ingest_info_json(tmp_path):
@@ -47,3 +54,21 @@ def test_help_on_every_command():
     for cmd in ("simulate", "ingest", "info"):
         assert cmd in top
         assert "--run" in guardian(cmd, "--help").stdout or cmd == "simulate"
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    for args, env in (
+        (("--debug", "backtest", "--run", str(tmp_path)), None),
+        (("backtest", "--run", str(tmp_path)), {"GUARDIAN_DEBUG": "1"}),
+    ):
+        res = guardian(*args, env=env, check=False)
+        assert res.returncode == 1
+        assert "Traceback" in res.stderr and "FileNotFoundError" in res.stderr
+
+
+def test_every_registered_command_group_loads_and_has_help():
+    names = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    assert {"core", "simulate", "snmp"} <= names
+    res = guardian("--help")
+    assert res.returncode == 0 and "warning" not in res.stderr
+    assert "--debug" in res.stdout

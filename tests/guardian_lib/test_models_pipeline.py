@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +13,6 @@ from guardian_lib.models import PREDICTION_COLUMNS
 from simulator.output import simulate_to_dir
 from simulator.scenario import load_scenario
 
-GUARDIAN = Path(sys.executable).with_name("guardian")
 BUSY_RATES = {
     "feeder_cut": 300.0,
     "box_fault": 150.0,
@@ -49,20 +46,13 @@ def env(tmp_path_factory):
     return tmp, e
 
 
-def guardian(env: dict, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """A real ``guardian`` process (the console script end to end)."""
-    return subprocess.run(
-        [str(GUARDIAN), *args], env=env, capture_output=True, text=True, timeout=600, check=check
-    )
-
-
-def in_process(env: dict, *args: str) -> CliResult:
+def in_process(env: dict, *args: str, check: bool = True) -> CliResult:
     """``guardian ARGS`` in this process, with ``env``'s data folder and tracking store.
 
     For tests of what the commands do; the start-up of a process is not what they test.
     """
     keys = ("GUARDIAN_DATA_DIR", "MLFLOW_DISABLE_TELEMETRY", "MLFLOW_TRACKING_URI")
-    return run_guardian(*args, env={k: env.get(k) for k in keys})
+    return run_guardian(*args, env={k: env.get(k) for k in keys}, check=check)
 
 
 def test_train_score_evaluate(env):
@@ -115,6 +105,6 @@ def test_train_score_evaluate(env):
 
 def test_unknown_alias_and_untrained_run_give_clear_errors(env, tiny_run):
     tmp, e = env
-    res = guardian(e, "score", "--run", str(tiny_run), "--alias", "nope", check=False)
+    res = in_process(e, "score", "--run", str(tiny_run), "--alias", "nope", check=False)
     assert res.returncode == 2
     assert "alias 'nope'" in res.stderr

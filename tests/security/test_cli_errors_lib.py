@@ -1,26 +1,12 @@
 """Point 8: one error path for every command — bad input prints one ``error:`` line and
-exits 2; ``--debug`` / ``GUARDIAN_DEBUG=1`` show the traceback."""
+exits 2 (``--debug`` / ``GUARDIAN_DEBUG=1`` and the command groups' loading, real processes,
+are in tests/test_cli.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 
 from cli_runner import run_guardian
-
-from guardian_lib.cli import ENTRY_POINT_GROUP
-
-GUARDIAN = Path(sys.executable).with_name("guardian")
-
-
-def _guardian(*args: str, env: dict | None = None, cwd: Path | None = None):
-    return subprocess.run(
-        [str(GUARDIAN), *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, **(env or {})}, cwd=cwd,
-    )  # fmt: skip
 
 
 def _in_process(*args: str, env: dict | None = None):
@@ -69,21 +55,3 @@ def test_paths_that_printed_tracebacks_now_print_one_line(tmp_path):
         "twin", "--scenario", "tiny", "--hours", "0.1", "--audit", str(tmp_path / "no" / "a.duckdb")
     )
     _one_line_exit_2(res, "a.duckdb")
-
-
-def test_debug_shows_the_traceback(tmp_path):
-    for args, env in (
-        (("--debug", "backtest", "--run", str(tmp_path)), None),
-        (("backtest", "--run", str(tmp_path)), {"GUARDIAN_DEBUG": "1"}),
-    ):
-        res = _guardian(*args, env=env)
-        assert res.returncode == 1
-        assert "Traceback" in res.stderr and "FileNotFoundError" in res.stderr
-
-
-def test_every_registered_command_group_loads_and_has_help():
-    names = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
-    assert {"core", "simulate", "snmp"} <= names
-    res = _guardian("--help")
-    assert res.returncode == 0 and "warning" not in res.stderr
-    assert "--debug" in res.stdout

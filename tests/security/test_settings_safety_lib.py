@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,6 @@ from guardian_lib.decision import AutopilotSettings, Decision, SafetyGuard
 from guardian_lib.decision.settings import HARD_LIMITS, check_environment
 from guardian_lib.errors import ConfigError
 
-GUARDIAN = Path(sys.executable).with_name("guardian")
 T0 = pd.Timestamp("2026-01-05T00:00Z")
 
 

@@ -8,21 +8,18 @@ at 3000× an hour of simulation takes a couple of seconds.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_runner import run_guardian
 
 from acs_emulator.twin import Twin
 from guardian_lib.decision import AutopilotSettings
 
 from .test_delivery import SECRET, Hook
 
-GUARDIAN = Path(sys.executable).with_name("guardian")
 SEED = 8
 
 
@@ -101,12 +98,11 @@ def test_cli_twin_alerting_writes_its_outbox_and_reports_the_figures(
     server, inbox = smtp
     port = server.port
     path = _alerting(tmp_path, port, crm_webhook)
-    env = {**os.environ, "CRM_HOOK_KEY": SECRET.decode()}
-    res = subprocess.run(
-        [str(GUARDIAN), "twin", "--scenario", "tiny", "--seed", "1", "--speed", "6000",
-         "--hours", "0.5", "--mode", "simulate", "--cpes", "8", "--json",
-         "--alerting", str(path), "--alerting-state", str(tmp_path / "st")],
-        capture_output=True, text=True, timeout=120, check=False, env=env,
+    res = run_guardian(
+        "twin", "--scenario", "tiny", "--seed", "1", "--speed", "6000", "--hours", "0.5",
+        "--mode", "simulate", "--cpes", "8", "--json", "--alerting", str(path),
+        "--alerting-state", str(tmp_path / "st"),
+        env={"CRM_HOOK_KEY": SECRET.decode()}, check=False,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
@@ -114,10 +110,8 @@ def test_cli_twin_alerting_writes_its_outbox_and_reports_the_figures(
     assert (tmp_path / "st" / "alerts_outbox.sqlite").exists()
     bad = tmp_path / "bad.yaml"
     bad.write_text("rules: [{name: X, source: nowhere}]\n")
-    res = subprocess.run(
-        [str(GUARDIAN), "twin", "--hours", "0.1", "--alerting", str(bad),
-         "--alerting-state", str(tmp_path / "st2")],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "COLUMNS": "400"},  # the usage box must not wrap the long tmp path
+    res = run_guardian(
+        "twin", "--hours", "0.1", "--alerting", str(bad), "--alerting-state", str(tmp_path / "st2"),
+        env={"COLUMNS": "400"}, check=False,  # the usage box must not wrap the long tmp path
     )  # fmt: skip
     assert res.returncode == 2 and "bad.yaml" in res.stderr
