@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -56,13 +57,29 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen, str, str]:
     return proc, f"http://127.0.0.1:{cwmp}/", nbi_url
 
 
-def _workers(proc: subprocess.Popen) -> list[int]:
-    return sorted(c.pid for c in psutil.Process(proc.pid).children())
+def _workers(proc: subprocess.Popen, expected: int = 2) -> list[int]:
+    """The worker processes of ``proc``, once ``expected`` of them are up (bounded wait:
+    on a busy machine the second one may still be starting when the NBI answers)."""
+    for _ in range(300):
+        pids = sorted(c.pid for c in psutil.Process(proc.pid).children())
+        if len(pids) >= expected or proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    return pids
 
 
 def _stop(proc: subprocess.Popen) -> None:
+    kids = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(30) == 0, proc.stderr.read() if proc.stderr else ""
+    try:
+        code = proc.wait(30)
+    finally:
+        # A worker that outlived its parent holds the stderr pipe open: reading it would
+        # block forever, so end it before reading what the server printed.
+        for kid in kids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                kid.kill()
+    assert code == 0, proc.communicate(timeout=30)[1]
 
 
 def _gpv_reply(value: str) -> bytes:
