@@ -68,6 +68,13 @@ def serve(
     lang = normalize_lang(lang)
     data = load_run_data(run, kpis_path=kpis, audit_path=audit)
     pn.extension("plotly")
+    # One layout is built before the server listens: a run the screens cannot draw fails
+    # here, on the command line, rather than in the first browser. It also sets up
+    # Panel's (1.9) per-class stylesheet state outside any session: served from a thread
+    # of a process that had drawn nothing, the first session asked cdn.holoviz.org for
+    # some stylesheets (loading, list panel, select, theme), unreachable from an offline
+    # NOC, whenever a screen was opened.
+    build_layout(data, lang, live=True)
     return pn.serve(
         {"/": lambda: build_layout(data, lang, live=True)},
         port=port,
