@@ -184,7 +184,8 @@ def load_history(run: str | Path, grace_steps: int = MISSED_POLL_GRACE_STEPS) ->
     finally:
         con.close()
     serial_to_onu = dict(zip(onus["serial"], onus["onu"], strict=True))
-    events["onu"] = events["entity_id"].map(lambda e: e if e in set(onus["onu"]) else None)
+    # An event names its ONU by id or by serial (what the OLT reports).
+    events["onu"] = events["entity_id"].where(events["entity_id"].isin(onus["onu"]))
     events["onu"] = events["onu"].fillna(events["entity_id"].map(serial_to_onu))
     events = events.dropna(subset=["onu"]).merge(onus, on="onu", how="left")
 
@@ -208,8 +209,18 @@ def load_history(run: str | Path, grace_steps: int = MISSED_POLL_GRACE_STEPS) ->
                       audit.get("actions", pd.DataFrame()), breaker, decisions)  # fmt: skip
 
 
+def _object_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with its string columns as object arrays (the same values, missing as NaN)."""
+    strings = [c for c in df.columns if pd.api.types.is_string_dtype(df[c].dtype)]
+    return df.astype(dict.fromkeys(strings, object)) if strings else df
+
+
 def _records(df: pd.DataFrame, **extra: Any) -> list[dict[str, Any]]:
-    return [{**r, **extra} for r in df.to_dict("records")]
+    """``df.to_dict("records")`` with ``extra`` in every row: the same Python values
+    (``tolist`` boxes as ``to_dict`` does), without a boxing call per value."""
+    names = list(df.columns)
+    columns = [df[c].tolist() for c in names]
+    return [{**dict(zip(names, row, strict=True)), **extra} for row in zip(*columns, strict=True)]
 
 
 def _grid(h: RunHistory, step: pd.Timedelta) -> pd.DatetimeIndex:
@@ -280,8 +291,13 @@ class _Observations:
             if len(self.health)
             else pd.DataFrame(columns=["ts", "olt", "offline_share"])
         )
-        self.events = h.events.assign(ts=pd.to_datetime(h.events["ts"], utc=True))
-        self.predictions = h.predictions.assign(ts=pd.to_datetime(h.predictions["ts"], utc=True))
+        self.events = _object_strings(h.events.assign(ts=pd.to_datetime(h.events["ts"], utc=True)))
+        # Object columns, not pandas' Arrow-backed strings: each step's rows become dicts
+        # for the rule engine, and iterating an Arrow string array one value at a time
+        # cost most of a week's replay (about 0.17 s a step for 2,048 customers).
+        self.predictions = _object_strings(
+            h.predictions.assign(ts=pd.to_datetime(h.predictions["ts"], utc=True))
+        )
         self.incidents = h.incidents
         self.region = h.onus.drop_duplicates("pon").set_index("pon")["region"].to_dict()
         self.olt_region = h.onus.drop_duplicates("olt").set_index("olt")["region"].to_dict()
