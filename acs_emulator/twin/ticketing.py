@@ -100,9 +100,13 @@ class TicketingServer:
                     if key in outer.opened:
                         self._send(200, {"id": outer.opened[key], "duplicate": True})
                         return
+                    ask = doc.get("confirm_first")  # the call-ahead's question, if any
                     try:
                         os_id = outer.field.open_visit(
-                            onu, str(doc.get("reason", "")), str(doc.get("priority", "normal"))
+                            onu,
+                            str(doc.get("reason", "")),
+                            str(doc.get("priority", "normal")),
+                            confirm=str(ask) if isinstance(ask, str) and ask else None,
                         )
                     except KeyError:
                         self._send(422, {"error": f"unknown onu_id {onu[:80]!r}"})
@@ -117,10 +121,14 @@ class TicketingServer:
                     return
                 with outer.lock:
                     status = outer.field.status(m.group(1))
+                    code = outer.field.outcome(m.group(1))
                 if status == "unknown":
                     self._send(404, {"id": m.group(1), "status": status})
                 else:
-                    self._send(200, {"id": m.group(1), "status": status})
+                    self._send(
+                        200,
+                        {"id": m.group(1), "status": status, **({"outcome": code} if code else {})},
+                    )
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.url = f"http://{host}:{self.httpd.server_address[1]}/orders"

@@ -55,6 +55,7 @@ import pandas as pd
 
 from guardian_lib.decision._base import PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
+from guardian_lib.decision.call_ahead import answered_power_off, hours_since, visit_call_ahead
 from guardian_lib.decision.costs import (
     CostModel,
     contact_lr,
@@ -282,10 +283,14 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # then fixes only a failed power supply (the time update below still raises its
     # share as the outage outlasts a customer's power cut, so a long one gets a visit).
     q = cap_fixable_on_dying_gasp(q, dg, model.dying_gasp_fixable_share)
-    # A customer who contacted us about the dark ONU most likely has power at home.
+    # The customer said on a call-ahead that their power was off (hours ago; NaN: never).
+    said_h, since_said = answered_power_off(active, dg, elapsed)
+    # A customer who contacted us about the dark ONU (since that answer, if any) most
+    # likely has power at home.
     if "contacted_since_down" in active:
-        contacted = dg & np.asarray(active["contacted_since_down"], dtype=bool)
-        q[:, jp] = np.where(contacted, q[:, jp] / contact_lr(elapsed, model), q[:, jp])
+        contacted = dg & np.asarray(active["contacted_since_down"], dtype=bool) & since_said
+        lr = contact_lr(np.where(np.isnan(said_h), elapsed, said_h), model)
+        q[:, jp] = np.where(contacted, q[:, jp] / lr, q[:, jp])
     # Light down on a degraded ONU: a link fault, not Wi-Fi nor a blip (see the function).
     if "rx_drop_db" in active and "tx_drop_db" in active:
         light_down = (
@@ -319,6 +324,12 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
                     forever[m, j] = rate[m] * lognormal_residual_h(elapsed[m], p, H)
     # LOS is not a premises problem that ends alone: treat it like equipment.
     surv[los, jp], still[los, jp] = 1.0, 1.0
+    # The power cut is known to have lasted until the answer: only its survival since then
+    # weighs against a failed power supply (the prior share, afresh).
+    said = ~np.isnan(said_h)
+    if said.any():
+        s_said = lognormal_survival(elapsed[said] - said_h[said], pr["power"])
+        surv[said, jp] /= np.maximum(s_said, 1e-12)
     q = q * surv
     # Each profile change that did not end the problem makes Wi-Fi less likely (Bayes:
     # an interference episode survives a change with probability 1 − wifi_profile_fix_prob).
@@ -345,6 +356,16 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # still dark after the wait gets the visit, whatever its cause (priced as skippable
     # for free, a visit won only at a 95 % sure power supply: after 490–850 h dark).
     w[:, jp] = np.where(subtype == "power", forever[:, jp] + still[:, jp] * C, w[:, jp])
+    # A visit to a dying gasp is called ahead ("is your power on?"): a power cut the call
+    # reaches cancels the trip, at the price of the call (now or after the wait).
+    power = subtype == "power"
+    p_go = np.where(power, 1.0 - model.call_ahead_reach_prob * q[:, jp], 1.0)
+    if power.any():
+        ca, reach = model.call_ahead_cost_brl, model.call_ahead_reach_prob
+        w = np.where(never & power[:, None], w + ca, w)
+        w[:, jp] = np.where(power, forever[:, jp] + still[:, jp] * (ca + (1 - reach) * C),
+                            w[:, jp])  # fmt: skip
+        visit = np.where(power, visit + ca - (1.0 - p_go) * C, visit)
     wait = (q * w).sum(axis=1)
     hang = np.where(subtype == "hang", q[:, jp], 0.0)
     p_fix = model.reboot_fix_prob
@@ -402,7 +423,7 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     return Rows(
         active.index,
         {"wait": wait, "reboot": reboot, "change_wifi_profile": change, "schedule_visit": visit,
-         "subtype": subtype, "p_self_resolving": self_res},
+         "subtype": subtype, "p_self_resolving": self_res, "p_go": p_go},
     )  # fmt: skip
 
 
@@ -464,7 +485,12 @@ class ExpectedCostPolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
+        said_at = active["power_off_said_at"] if "power_off_said_at" in active else None
+        said_h = hours_since(snap.ts, said_at) if said_at is not None else None
+        if said_h is not None:
+            active = active.with_columns(power_off_said_h=said_h)
         table = case_costs(active, self.costs, self.review_h).records()
+        quiet = self.costs.call_ahead_quiet_h
         cooldown = self.settings.reboot_cooldown_minutes
         hold_rule, hold_min = self.reboot_holds(snap, active)
         # Plain dicts: a row-wise pandas Series per case costs more than the decision.
@@ -515,7 +541,9 @@ class ExpectedCostPolicy(PolicyBase):
                     if retry < options["wait"]:
                         options["wait"], waits_for = retry, "change_wifi_profile"
             has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
-            if has_visit or (r["impacted"] and r["impacted_min"] < self.min_visit_min):
+            said = r.get("power_off_said_h", np.nan)
+            quiet_now = c["subtype"] == "power" and said < quiet
+            if has_visit or quiet_now or (r["impacted"] and r["impacted_min"] < self.min_visit_min):
                 options.pop("schedule_visit")
             best = min(options, key=options.get)
             rationale = {
@@ -525,6 +553,7 @@ class ExpectedCostPolicy(PolicyBase):
                 **({"reboot_held_by": held_by} if held_by is not None else {}),
                 "p_self_resolving_posterior": round(float(c["p_self_resolving"]), 3),
                 **({"contacted_since_down": True} if r.get("contacted_since_down") else {}),
+                **({"power_off_said_h": round(float(said), 2)} if said >= 0 else {}),
                 "top_reasons": json.loads(r["top_reasons"]),
                 "p": {
                     k: round(float(r[f"p_{k}"]), 3)
@@ -556,11 +585,15 @@ class ExpectedCostPolicy(PolicyBase):
             elif best == "schedule_visit":
                 priority = visit_priority(r["outage"], r["impacted"], c["p_self_resolving"],
                                           self.regular_slot_max_self_resolving)  # fmt: skip
+                params = {"priority": priority, "reason": f"autopilot_{c['subtype']}"}
+                if c["subtype"] == "power" and self.costs.call_ahead_reach_prob > 0:
+                    # "is your power on?" before the truck rolls (reach 0: no call-ahead)
+                    confirm, why = visit_call_ahead(self.costs, c["p_go"])
+                    params, rationale = {**params, **confirm}, {**rationale, **why}
                 out.append(
                     self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
                             confidence=float(max(probs[1], 1 - r["p_unknown"])),
-                            expected_cost_brl=options[best], rationale=rationale,
-                            params={"priority": priority, "reason": f"autopilot_{c['subtype']}"})
+                            expected_cost_brl=options[best], rationale=rationale, params=params)
                 )  # fmt: skip
         return out
 
