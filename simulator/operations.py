@@ -186,7 +186,8 @@ class Operations:
         opened_by : str
         confirm : str, optional
             Call the customer before the visit and ask this (``"power_on"``: a customer
-            whose power is off cancels the visit, see :meth:`_call_ahead`).
+            whose power is off cancels the visit, one not reached too; see
+            :meth:`_call_ahead`).
         """
         if onu_row in self.open_order_by_onu:
             return self.open_order_by_onu[onu_row]
@@ -241,9 +242,11 @@ class Operations:
             ):
                 self._close(order, "cancelled", "resolved_before_visit")
                 return
-            if order.os_id in self.confirm and self._call_ahead(order):
-                self._close(order, "cancelled", "customer_power_off")
-                return
+            if order.os_id in self.confirm:
+                answer = self._call_ahead(order)
+                if answer is not None:
+                    self._close(order, "cancelled", answer)
+                    return
             with self.crews[region].request() as req:
                 yield req
                 tech = self.free_techs[region].pop()
@@ -261,24 +264,28 @@ class Operations:
         except simpy.Interrupt as interrupt:
             self._close(order, "cancelled", str(interrupt.cause))
 
-    def _call_ahead(self, order: ServiceOrder) -> bool:
-        """The office calls the customer before the visit; True if they cancel it.
+    def _call_ahead(self, order: ServiceOrder) -> str | None:
+        """The office calls the customer before the visit; the outcome if it is cancelled.
 
         The call reaches the customer with ``confirm_before_visit_prob``; asked whether
         their power is on, they answer truthfully: off (their own power cut, or an area's)
-        cancels the visit, on (a failed ONU power supply, any other fault) confirms it.
-        An unanswered call lets the visit go. Drawn from a stream of its own, created on
-        the first call-ahead, so runs without one draw exactly as before.
+        cancels the visit (``customer_power_off``), on (a failed ONU power supply, any
+        other fault) confirms it (None). A call that does not reach them cancels it too
+        (``customer_unreached``: the ONU is inside the home, nobody would let the
+        technician in). Drawn from a stream of its own, created on the first call-ahead,
+        so runs without one draw exactly as before.
         """
         self.call_aheads += 1
         if self._rng_confirm is None:
             self._rng_confirm = self.rng.spawn(1)[0]  # leaves self.rng's draws as they were
         if self._rng_confirm.random() >= self.cfg.confirm_before_visit_prob:
-            return False
+            return "customer_unreached"
         if self.confirm[order.os_id] != "power_on":
-            return False
+            return None
         active = self.sim.active_faults(order.onu_row)
-        return any(f.kind in ("customer_power_off", "power_outage") for f in active)
+        if any(f.kind in ("customer_power_off", "power_outage") for f in active):
+            return "customer_power_off"
+        return None
 
     def records(self) -> list[dict]:
         """Every service order as a dict, in opening order."""

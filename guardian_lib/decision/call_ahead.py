@@ -3,8 +3,9 @@
 A dark ONU with a dying gasp is a customer's own power cut (usually) or the ONU's failed
 power supply (rarely); only the second needs a technician. Before a technician goes,
 the dispatch office calls the customer: one whose power is off says so and the visit is
-cancelled (closure code :data:`POWER_OFF_OUTCOME`), one whose power is on confirms, and
-an unanswered call lets the visit go ahead. The expected-cost policy asks for it on its
+cancelled (closure code :data:`POWER_OFF_OUTCOME`), one whose power is on confirms; a
+call that does not reach them sends no technician (:data:`UNREACHED_OUTCOME`: the ONU is
+inside the home, nobody would let him in) and is tried again later. The expected-cost policy asks for it on its
 visits to dying-gasp rows only (``confirm_first`` in the visit's parameters), because
 there the customer's answer tells the two causes apart; on other rows (a hung CPE, Wi-Fi,
 LOS) the customer cannot tell what failed, and a visit to a problem that ends by itself
@@ -15,7 +16,8 @@ The answer is evidence for the case: :func:`answered_power_off` gives the hours 
 case column ``power_off_said_at``), and :func:`~guardian_lib.decision.expected_cost.case_costs`
 prices the rest: a visit confirmed first costs the call plus ``P(go)`` times the visit
 (:class:`~guardian_lib.decision.costs.CostModel` ``call_ahead_*``), no new visit within
-``call_ahead_quiet_h`` of the answer.
+``call_ahead_quiet_h`` of a "power off" nor ``call_ahead_retry_h`` of a call that did not
+reach the customer (:func:`call_ahead_held`).
 """
 
 from __future__ import annotations
@@ -31,16 +33,25 @@ from guardian_lib.decision.costs import CostModel
 __all__ = [
     "POWER_OFF_OUTCOME",
     "POWER_QUESTION",
+    "UNREACHED_OUTCOME",
     "answered_power_off",
+    "call_ahead_held",
     "hours_since",
     "visit_call_ahead",
+    "with_call_ahead_hours",
 ]
 
 #: Closure code of a visit cancelled because the customer said on the call-ahead that
 #: their power is off (the field-service system reports it as the order's outcome).
 POWER_OFF_OUTCOME = "customer_power_off"
+#: Closure code of a visit cancelled because the call-ahead did not reach the customer
+#: (no technician goes: nobody to let him in; the office tries again later).
+UNREACHED_OUTCOME = "customer_unreached"
 #: The call-ahead's question on a dying-gasp visit.
 POWER_QUESTION = "power_on"
+#: Case columns (:data:`~guardian_lib.decision._base.OPTIONAL_CASE_COLUMNS`) with when
+#: the last answer came, and the hours-since columns the policy derives from them.
+_WHEN = {"power_off_said_at": "power_off_said_h", "call_unanswered_at": "call_unanswered_h"}
 
 
 def hours_since(ts: pd.Timestamp, at: np.ndarray) -> np.ndarray:
@@ -63,6 +74,23 @@ def hours_since(ts: pd.Timestamp, at: np.ndarray) -> np.ndarray:
         if v is not None and not pd.isna(v):
             out[i] = (ts - pd.Timestamp(v)).total_seconds() / 3600.0
     return out
+
+
+def with_call_ahead_hours(active: Rows, ts: pd.Timestamp) -> Rows:
+    """``active`` with ``power_off_said_h`` and ``call_unanswered_h`` (hours since the
+    case columns ``power_off_said_at`` and ``call_unanswered_at``; NaN for none)."""
+    add = {h: hours_since(ts, active[at]) for at, h in _WHEN.items() if at in active}
+    return active.with_columns(**add) if add else active
+
+
+def call_ahead_held(row: Any, model: CostModel) -> bool:
+    """Whether a dying-gasp case may get no visit (nor call) now: its customer said their
+    power was off less than ``call_ahead_quiet_h`` ago, or a call-ahead did not reach
+    them less than ``call_ahead_retry_h`` ago (``row``: a case with the hours of
+    :func:`with_call_ahead_hours`)."""
+    said = row.get("power_off_said_h", np.nan)
+    missed = row.get("call_unanswered_h", np.nan)
+    return bool(said < model.call_ahead_quiet_h or missed < model.call_ahead_retry_h)
 
 
 def answered_power_off(

@@ -97,14 +97,19 @@ class CostModel(BaseModel):
         an office agent's time, an outbound call, cheaper than handling an inbound support
         call, ``call_cost_brl``). An assumption, range R$ 2–8. [R$]
     call_ahead_reach_prob : float
-        Probability that the call-ahead reaches the customer (who then answers
-        truthfully: power off → the visit is cancelled, power on → the technician goes);
-        an unanswered call-ahead lets the visit go ahead. A visit confirmed first costs
-        ``call_ahead_cost_brl + P(go) · cost_per_visit_brl`` with ``P(go) = 1 −
-        call_ahead_reach_prob · P(power cut)``. An assumption, 0.8 (range 0.5–0.95), the
-        share of call-centre visits the simulator's office confirms before going
-        (``confirm_before_visit_prob``). 0 switches call-aheads off (the visits are then
+        Probability that the call-ahead reaches the customer, who then answers truthfully:
+        power off → the visit is cancelled, power on → the technician goes. A call that
+        does not reach sends no technician (the ONU is inside the home: nobody to let him
+        in) and is tried again after ``call_ahead_retry_h``. A visit called ahead costs
+        ``call_ahead_cost_brl + P(go) · cost_per_visit_brl``, ``P(go) =
+        call_ahead_reach_prob · (1 − P(power cut))``, plus the later call and repair of a
+        failed power supply the call did not reach. An assumption, 0.8 (range 0.5–0.95),
+        the share of call-centre visits the simulator's office confirms before going
+        (``confirm_before_visit_prob``). 0 switches call-aheads off (visits are then
         priced and ordered as without them). [-]
+    call_ahead_retry_h : float
+        Time until a call-ahead that did not reach the customer is tried again (the case
+        gets no visit meanwhile). An assumption, 4 h (range 2–12 h: later that day). [h]
     call_ahead_quiet_h : float
         After a customer said on a call-ahead that their power is off, their case gets no
         visit (and no new call) for this long; after it the answer still counts (the
@@ -139,6 +144,7 @@ class CostModel(BaseModel):
     dying_gasp_contact_lr: float = Field(20.0, ge=1)
     call_ahead_cost_brl: float = Field(4.0, ge=0)
     call_ahead_reach_prob: float = Field(0.8, ge=0, le=1)
+    call_ahead_retry_h: float = Field(4.0, gt=0)
     call_ahead_quiet_h: float = Field(24.0, gt=0)
     light_drop_other_share: float = Field(0.02, ge=0, le=1)
     priors: dict[str, Prior] = Field(

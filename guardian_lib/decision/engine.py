@@ -41,7 +41,7 @@ from guardian_lib.decision._types import (
     Scorer,
     Snapshot,
 )
-from guardian_lib.decision.call_ahead import POWER_OFF_OUTCOME
+from guardian_lib.decision.call_ahead import POWER_OFF_OUTCOME, UNREACHED_OUTCOME
 from guardian_lib.decision.maintenance import place_labels
 from guardian_lib.decision.safety import SafetyGuard, blocked_action
 from guardian_lib.decision.settings import AutopilotSettings
@@ -438,9 +438,11 @@ class Autopilot:
 
         Once such a visit is no longer among the open orders, its outcome is asked once
         (a field client with an ``outcome(os_id)`` method): cancelled because the customer
-        said their power is off (:data:`POWER_OFF_OUTCOME`), the case records when
-        (``power_off_said_at``) and may get a visit again later (the policy waits
-        ``call_ahead_quiet_h`` at least); any other outcome leaves the case as it was.
+        said their power is off (:data:`POWER_OFF_OUTCOME`) or could not be reached
+        (:data:`UNREACHED_OUTCOME`), the case records when (``power_off_said_at``,
+        ``call_unanswered_at``) and may get a visit again later (the policy waits
+        ``call_ahead_quiet_h`` or ``call_ahead_retry_h`` at least); any other outcome
+        leaves the case as it was.
         """
         fc = self.dispatcher.field_ops
         waiting = [c for c in self.cases.values() if c.get("call_ahead_os_id")]
@@ -453,8 +455,10 @@ class Autopilot:
             if os_id in still_open:
                 continue
             case["call_ahead_os_id"] = None
-            if fc.outcome(os_id) == POWER_OFF_OUTCOME:
-                case["power_off_said_at"] = snap.ts
+            when = {POWER_OFF_OUTCOME: "power_off_said_at",
+                    UNREACHED_OUTCOME: "call_unanswered_at"}.get(fc.outcome(os_id))  # fmt: skip
+            if when is not None:
+                case[when] = snap.ts
                 case["visit_os_id"] = None
 
     def _verify(self, snap: Snapshot) -> None:

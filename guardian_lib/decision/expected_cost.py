@@ -55,7 +55,12 @@ import pandas as pd
 
 from guardian_lib.decision._base import PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
-from guardian_lib.decision.call_ahead import answered_power_off, hours_since, visit_call_ahead
+from guardian_lib.decision.call_ahead import (
+    answered_power_off,
+    call_ahead_held,
+    visit_call_ahead,
+    with_call_ahead_hours,
+)
 from guardian_lib.decision.costs import (
     CostModel,
     contact_lr,
@@ -356,16 +361,20 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # still dark after the wait gets the visit, whatever its cause (priced as skippable
     # for free, a visit won only at a 95 % sure power supply: after 490–850 h dark).
     w[:, jp] = np.where(subtype == "power", forever[:, jp] + still[:, jp] * C, w[:, jp])
-    # A visit to a dying gasp is called ahead ("is your power on?"): a power cut the call
-    # reaches cancels the trip, at the price of the call (now or after the wait).
+    # A visit to a dying gasp is called ahead ("is your power on?"): the technician goes
+    # only to a customer the call reaches who has power; a call that does not reach is
+    # tried again after call_ahead_retry_h (:mod:`~guardian_lib.decision.call_ahead`).
     power = subtype == "power"
-    p_go = np.where(power, 1.0 - model.call_ahead_reach_prob * q[:, jp], 1.0)
-    if power.any():
-        ca, reach = model.call_ahead_cost_brl, model.call_ahead_reach_prob
-        w = np.where(never & power[:, None], w + ca, w)
-        w[:, jp] = np.where(power, forever[:, jp] + still[:, jp] * (ca + (1 - reach) * C),
-                            w[:, jp])  # fmt: skip
-        visit = np.where(power, visit + ca - (1.0 - p_go) * C, visit)
+    reach = model.call_ahead_reach_prob
+    p_go = np.where(power & (reach > 0), reach * (1.0 - q[:, jp]), 1.0)
+    if reach > 0 and power.any():
+        ca = model.call_ahead_cost_brl
+        again = (1 - reach) * (ca + rate * model.call_ahead_retry_h)  # not reached: later
+        q_need = (q * never).sum(axis=1)  # the shares only a visit ends (a power supply)
+        w = np.where(never & power[:, None], w + ca + again[:, None], w)
+        w[:, jp] = np.where(power, forever[:, jp] + still[:, jp] * ca, w[:, jp])
+        trips = p_go + q_need * (1 - reach)  # now, or after a call that reaches later
+        visit = np.where(power, visit + ca - (1 - trips) * C + q_need * again, visit)
     wait = (q * w).sum(axis=1)
     hang = np.where(subtype == "hang", q[:, jp], 0.0)
     p_fix = model.reboot_fix_prob
@@ -485,12 +494,8 @@ class ExpectedCostPolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
-        said_at = active["power_off_said_at"] if "power_off_said_at" in active else None
-        said_h = hours_since(snap.ts, said_at) if said_at is not None else None
-        if said_h is not None:
-            active = active.with_columns(power_off_said_h=said_h)
+        active = with_call_ahead_hours(active, snap.ts)
         table = case_costs(active, self.costs, self.review_h).records()
-        quiet = self.costs.call_ahead_quiet_h
         cooldown = self.settings.reboot_cooldown_minutes
         hold_rule, hold_min = self.reboot_holds(snap, active)
         # Plain dicts: a row-wise pandas Series per case costs more than the decision.
@@ -542,8 +547,12 @@ class ExpectedCostPolicy(PolicyBase):
                         options["wait"], waits_for = retry, "change_wifi_profile"
             has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
             said = r.get("power_off_said_h", np.nan)
-            quiet_now = c["subtype"] == "power" and said < quiet
-            if has_visit or quiet_now or (r["impacted"] and r["impacted_min"] < self.min_visit_min):
+            calls_held = c["subtype"] == "power" and call_ahead_held(r, self.costs)
+            if (
+                has_visit
+                or calls_held
+                or (r["impacted"] and r["impacted_min"] < self.min_visit_min)
+            ):
                 options.pop("schedule_visit")
             best = min(options, key=options.get)
             rationale = {
