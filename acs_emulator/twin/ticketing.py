@@ -5,8 +5,10 @@ It speaks the webhook protocol of :class:`guardian_lib.operate.adapters.WebhookF
 
 * ``POST /orders`` ``{"idempotency_key", "onu_id", "reason", "priority", …}`` →
   ``201 {"id"}`` (the same key again returns the same order: never two visits);
+  ``"confirm_first": "power_on"`` has the simulated office call the customer first;
 * ``POST /orders/<id>/cancel`` ``{"reason"}`` → ``200``, or ``409`` when not open;
-* ``GET /orders/<id>`` → ``{"id", "status"}``, ``404`` when unknown.
+* ``GET /orders/<id>`` → ``{"id", "status"}`` and the closure code ``"outcome"`` once
+  there is one (``customer_power_off`` after a call-ahead), ``404`` when unknown.
 
 Requests are hostile input: bodies over 64 KiB, non-JSON and missing fields get a 4xx.
 Every call to the simulation holds the simulation lock.

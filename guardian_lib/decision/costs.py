@@ -112,8 +112,11 @@ class CostModel(BaseModel):
         gets no visit meanwhile). An assumption, 4 h (range 2–12 h: later that day). [h]
     call_ahead_quiet_h : float
         After a customer said on a call-ahead that their power is off, their case gets no
-        visit (and no new call) for this long; after it the answer still counts (the
-        power cut is known to have lasted until the answer, see :func:`case_costs
+        visit (and no new call) for this long; after it the answer still counts: the ONU
+        is dark because the power cut goes on (its survival since the answer) or because
+        the ONU did not come back when the power did (taken to happen with the prior
+        share of failed power supplies among lone dying gasps, ``dying_gasp_fixable_share``,
+        an upper bound; see :func:`case_costs
         <guardian_lib.decision.expected_cost.case_costs>`). A bound on the calls: at
         most one per ``call_ahead_quiet_h`` per case. An assumption, range 12–48 h. [h]
     priors : dict

@@ -329,12 +329,16 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
                     forever[m, j] = rate[m] * lognormal_residual_h(elapsed[m], p, H)
     # LOS is not a premises problem that ends alone: treat it like equipment.
     surv[los, jp], still[los, jp] = 1.0, 1.0
-    # The power cut is known to have lasted until the answer: only its survival since then
-    # weighs against a failed power supply (the prior share, afresh).
+    # The customer said the power was off: the ONU is dark because the cut goes on
+    # (S(e) / S(e_answer)) or because it did not come back when the power did (the
+    # prior power-supply share, on the rest): no visit is needed right after the answer.
     said = ~np.isnan(said_h)
     if said.any():
         s_said = lognormal_survival(elapsed[said] - said_h[said], pr["power"])
-        surv[said, jp] /= np.maximum(s_said, 1e-12)
+        on_since = surv[said, jp] / np.maximum(s_said, 1e-12)
+        surv[said, jp] = on_since
+        for k in ("equipment_fail", "intermittent"):
+            surv[said, names.index(k)] = 1.0 - on_since
     q = q * surv
     # Each profile change that did not end the problem makes Wi-Fi less likely (Bayes:
     # an interference episode survives a change with probability 1 − wifi_profile_fix_prob).
