@@ -108,7 +108,7 @@ class TicketingServer:
                             onu,
                             str(doc.get("reason", "")),
                             str(doc.get("priority", "normal")),
-                            confirm=str(ask) if isinstance(ask, str) and ask else None,
+                            **({"confirm": ask} if isinstance(ask, str) and ask else {}),
                         )
                     except KeyError:
                         self._send(422, {"error": f"unknown onu_id {onu[:80]!r}"})
@@ -123,7 +123,7 @@ class TicketingServer:
                     return
                 with outer.lock:
                     status = outer.field.status(m.group(1))
-                    code = outer.field.outcome(m.group(1))
+                    code = getattr(outer.field, "outcome", lambda _: None)(m.group(1))
                 if status == "unknown":
                     self._send(404, {"id": m.group(1), "status": status})
                 else:
