@@ -170,8 +170,13 @@ class SimFieldService:
         self._onu_ids = sim.onu_ids.astype(object)
         self._by_id: dict[str, Any] = {}
 
-    def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
+    def open_visit(
+        self, onu_id: str, reason: str, priority: str, confirm: str | None = None
+    ) -> str:
         """Open a service order for ``onu_id``; returns its id.
+
+        ``confirm`` (``"power_on"``): the office calls the customer before the visit
+        (:meth:`simulator.operations.Operations.open_order`).
 
         Raises
         ------
@@ -180,7 +185,8 @@ class SimFieldService:
         """
         row = _row(self.row_of_onu, onu_id, "SimFieldService.open_visit", "ONU")
         delay_s = self.priority_delay_h * 3600 if priority == "high" else None
-        order = self.sim.ops.open_order(row, reason, delay_s=delay_s, opened_by="autopilot")
+        order = self.sim.ops.open_order(row, reason, delay_s=delay_s, opened_by="autopilot",
+                                        confirm=confirm)  # fmt: skip
         self._by_id[order.os_id] = order
         return str(order.os_id)
 
@@ -194,6 +200,12 @@ class SimFieldService:
         if order is None:
             order = next((o for o in self.sim.ops.orders if o.os_id == os_id), None)
         return "unknown" if order is None else str(order.status)
+
+    def outcome(self, os_id: str) -> str | None:
+        """Closure code of a service order (``customer_power_off``: cancelled on the
+        call-ahead); None while it is open or when it does not exist."""
+        order = self._by_id.get(os_id)
+        return None if order is None else order.outcome
 
     def open_orders(self) -> pd.DataFrame:
         """Open service orders (:data:`~guardian_lib.actions.ORDER_COLUMNS`), whoever

@@ -364,6 +364,10 @@ class BacktestWorld:
         k["deferred_repairs"] = deferred_repairs(sim)
         k["deferred_repairs_brl"] = k["deferred_repairs"] * self.costs.cost_per_visit_brl
         k["total_cost_brl"] += k["deferred_repairs_brl"]
+        # The autopilot's call-aheads before dying-gasp visits (none for other policies).
+        k["call_aheads"] = sim.ops.call_aheads
+        if sim.ops.call_aheads:
+            k["total_cost_brl"] += sim.ops.call_aheads * self.costs.call_ahead_cost_brl
         k["blocked"] = dict(autopilot.guard.blocked) if autopilot else {}
         k["decisions"] = int(sum(autopilot.counts.values())) if autopilot else 0
         audit.close()

@@ -120,6 +120,12 @@ class Operations:
         self._visit_procs: dict[str, simpy.Process] = {}
         self.calls = 0
         self.reactive = True
+        #: Orders to confirm with the customer first, and the question (the autopilot's
+        #: call-ahead; call-centre orders keep the standing confirmation below).
+        self.confirm: dict[str, str] = {}
+        #: Call-aheads made (the office called the customer before a visit). [-]
+        self.call_aheads = 0
+        self._rng_confirm: np.random.Generator | None = None
 
     # --- calls ---------------------------------------------------------------------------
     def on_call(self, onu_row: int, symptom: str) -> None:
@@ -166,6 +172,7 @@ class Operations:
         reason: str,
         delay_s: float | None = None,
         opened_by: str = "call_center",
+        confirm: str | None = None,
     ) -> ServiceOrder:
         """Open a service order and start its visit process.
 
@@ -177,6 +184,10 @@ class Operations:
         delay_s : float, optional
             Time until the visit is scheduled; drawn from the scenario if omitted. [s]
         opened_by : str
+        confirm : str, optional
+            Call the customer before the visit and ask this (``"power_on"``: a customer
+            whose power is off cancels the visit, one not reached too; see
+            :meth:`_call_ahead`).
         """
         if onu_row in self.open_order_by_onu:
             return self.open_order_by_onu[onu_row]
@@ -197,6 +208,8 @@ class Operations:
         )
         self.orders.append(order)
         self.open_order_by_onu[onu_row] = order
+        if confirm:
+            self.confirm[order.os_id] = confirm
         self._visit_procs[order.os_id] = self.env.process(self._visit(order))
         return order
 
@@ -229,6 +242,11 @@ class Operations:
             ):
                 self._close(order, "cancelled", "resolved_before_visit")
                 return
+            if order.os_id in self.confirm:
+                answer = self._call_ahead(order)
+                if answer is not None:
+                    self._close(order, "cancelled", answer)
+                    return
             with self.crews[region].request() as req:
                 yield req
                 tech = self.free_techs[region].pop()
@@ -245,6 +263,29 @@ class Operations:
                     self.free_techs[region].append(tech)
         except simpy.Interrupt as interrupt:
             self._close(order, "cancelled", str(interrupt.cause))
+
+    def _call_ahead(self, order: ServiceOrder) -> str | None:
+        """The office calls the customer before the visit; the outcome if it is cancelled.
+
+        The call reaches the customer with ``confirm_before_visit_prob``; asked whether
+        their power is on, they answer truthfully: off (their own power cut, or an area's)
+        cancels the visit (``customer_power_off``), on (a failed ONU power supply, any
+        other fault) confirms it (None). A call that does not reach them cancels it too
+        (``customer_unreached``: the ONU is inside the home, nobody would let the
+        technician in). Drawn from a stream of its own, created on the first call-ahead,
+        so runs without one draw exactly as before.
+        """
+        self.call_aheads += 1
+        if self._rng_confirm is None:
+            self._rng_confirm = self.rng.spawn(1)[0]  # leaves self.rng's draws as they were
+        if self._rng_confirm.random() >= self.cfg.confirm_before_visit_prob:
+            return "customer_unreached"
+        if self.confirm[order.os_id] != "power_on":
+            return None
+        active = self.sim.active_faults(order.onu_row)
+        if any(f.kind in ("customer_power_off", "power_outage") for f in active):
+            return "customer_power_off"
+        return None
 
     def records(self) -> list[dict]:
         """Every service order as a dict, in opening order."""

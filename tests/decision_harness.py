@@ -37,9 +37,11 @@ class Field:
 
     def __init__(self):
         self.opened: list[str] = []
+        self.confirm: list[str | None] = []
 
-    def open_visit(self, onu_id, reason, priority):
+    def open_visit(self, onu_id, reason, priority, confirm=None):
         self.opened.append(onu_id)
+        self.confirm.append(confirm)
         return f"AP{len(self.opened)}"
 
     def cancel_visit(self, os_id, reason):

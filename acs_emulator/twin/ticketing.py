@@ -5,8 +5,10 @@ It speaks the webhook protocol of :class:`guardian_lib.operate.adapters.WebhookF
 
 * ``POST /orders`` ``{"idempotency_key", "onu_id", "reason", "priority", …}`` →
   ``201 {"id"}`` (the same key again returns the same order: never two visits);
+  ``"confirm_first": "power_on"`` has the simulated office call the customer first;
 * ``POST /orders/<id>/cancel`` ``{"reason"}`` → ``200``, or ``409`` when not open;
-* ``GET /orders/<id>`` → ``{"id", "status"}``, ``404`` when unknown.
+* ``GET /orders/<id>`` → ``{"id", "status"}`` and the closure code ``"outcome"`` once
+  there is one (``customer_power_off`` after a call-ahead), ``404`` when unknown.
 
 Requests are hostile input: bodies over 64 KiB, non-JSON and missing fields get a 4xx.
 Every call to the simulation holds the simulation lock.
@@ -100,9 +102,13 @@ class TicketingServer:
                     if key in outer.opened:
                         self._send(200, {"id": outer.opened[key], "duplicate": True})
                         return
+                    ask = doc.get("confirm_first")  # the call-ahead's question, if any
                     try:
                         os_id = outer.field.open_visit(
-                            onu, str(doc.get("reason", "")), str(doc.get("priority", "normal"))
+                            onu,
+                            str(doc.get("reason", "")),
+                            str(doc.get("priority", "normal")),
+                            **({"confirm": ask} if isinstance(ask, str) and ask else {}),
                         )
                     except KeyError:
                         self._send(422, {"error": f"unknown onu_id {onu[:80]!r}"})
@@ -117,10 +123,14 @@ class TicketingServer:
                     return
                 with outer.lock:
                     status = outer.field.status(m.group(1))
+                    code = getattr(outer.field, "outcome", lambda _: None)(m.group(1))
                 if status == "unknown":
                     self._send(404, {"id": m.group(1), "status": status})
                 else:
-                    self._send(200, {"id": m.group(1), "status": status})
+                    self._send(
+                        200,
+                        {"id": m.group(1), "status": status, **({"outcome": code} if code else {})},
+                    )
 
         self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.url = f"http://{host}:{self.httpd.server_address[1]}/orders"

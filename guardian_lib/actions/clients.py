@@ -58,7 +58,14 @@ class FieldClient(Protocol):
     """Field operations (a work-order system)."""
 
     def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
-        """Schedule a technician visit; returns the service-order id."""
+        """Schedule a technician visit; returns the service-order id.
+
+        The dispatcher adds ``confirm="power_on"`` when the visit is to be called ahead
+        (the office asks the customer first; :mod:`guardian_lib.decision.call_ahead`):
+        a client that can carry it takes the keyword, and reports a visit the customer
+        cancelled on the call by an optional ``outcome(os_id)`` method returning the
+        closure code (``customer_power_off``).
+        """
         ...
 
     def cancel_visit(self, os_id: str, reason: str) -> bool:

@@ -125,9 +125,14 @@ class Dispatcher:
             return ActionResult(a, target, "done", at, at, result={"acs": str(answer)})
         if a == "schedule_visit":
             fc = self._need(self.field_ops, "field", a)
+            # A call-ahead ("is your power on?") goes with the order only when asked for,
+            # so a field client without the keyword keeps working for other visits.
+            ask = d.params.get("confirm_question") if d.params.get("confirm_first") else None
             os_id = fc.open_visit(target, d.params.get("reason", "autopilot"),
-                                  d.params.get("priority", "normal"))  # fmt: skip
-            return ActionResult(a, target, "done", at, at, result={"os_id": os_id}, ref=os_id)
+                                  d.params.get("priority", "normal"),
+                                  **({"confirm": str(ask)} if ask else {}))  # fmt: skip
+            result = {"os_id": os_id, **({"confirm_first": str(ask)} if ask else {})}
+            return ActionResult(a, target, "done", at, at, result=result, ref=os_id)
         if a in ("cancel_visit", "hold_visits"):
             fc = self._need(self.field_ops, "field", a)
             ok = bool(fc.cancel_visit(target, "held_massive" if a == "hold_visits" else a))

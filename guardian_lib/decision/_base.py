@@ -38,8 +38,10 @@ CASE_COLUMNS = (
     "last_wifi_change_at",
 )
 #: Case columns a snapshot may lack (older saved states, hand-made snapshots), with
-#: their value then.
-OPTIONAL_CASE_COLUMNS = {"wifi_changes": 0}
+#: their value then. ``power_off_said_at``: when the customer said on a call-ahead that
+#: their power was off, ``call_unanswered_at`` when a call-ahead did not reach them
+#: (:mod:`~guardian_lib.decision.call_ahead`; None: never).
+OPTIONAL_CASE_COLUMNS = {"wifi_changes": 0, "power_off_said_at": None, "call_unanswered_at": None}
 #: Columns of ``Snapshot.incidents``.
 INCIDENT_COLUMNS = ("incident_id", "scope_type", "scope_key", "start_at", "cause", "members")
 #: Column of the fleet / status table that names each incident scope (a BNG failure is
@@ -547,7 +549,8 @@ class PolicyBase:
         p = pos[rows]
         defaults = {"case_id": None, "opened_at": pd.NaT, "reboots": 0,
                     "last_reboot_at": pd.NaT, "visit_os_id": None, "notified": False,
-                    "last_wifi_change_at": pd.NaT, "wifi_changes": 0}  # fmt: skip
+                    "last_wifi_change_at": pd.NaT, "wifi_changes": 0,
+                    "power_off_said_at": None, "call_unanswered_at": None}  # fmt: skip
         extra = {}
         for c in (*CASE_COLUMNS, *OPTIONAL_CASE_COLUMNS):
             vals = np.empty(len(rows), dtype=object)

@@ -91,6 +91,34 @@ class CostModel(BaseModel):
         A customer with the lights on and a dark ONU calls; one whose home has no power
         knows why the Internet is down (or is away) and rarely does. An assumption
         (range 5–50). [-]
+    call_ahead_cost_brl : float
+        One call-ahead: before a technician goes to a dark ONU with a dying gasp, the
+        dispatch office calls the customer and asks whether their power is on (2–3 min of
+        an office agent's time, an outbound call, cheaper than handling an inbound support
+        call, ``call_cost_brl``). An assumption, range R$ 2–8. [R$]
+    call_ahead_reach_prob : float
+        Probability that the call-ahead reaches the customer, who then answers truthfully:
+        power off → the visit is cancelled, power on → the technician goes. A call that
+        does not reach sends no technician (the ONU is inside the home: nobody to let him
+        in) and is tried again after ``call_ahead_retry_h``. A visit called ahead costs
+        ``call_ahead_cost_brl + P(go) · cost_per_visit_brl``, ``P(go) =
+        call_ahead_reach_prob · (1 − P(power cut))``, plus the later call and repair of a
+        failed power supply the call did not reach. An assumption, 0.8 (range 0.5–0.95),
+        the share of call-centre visits the simulator's office confirms before going
+        (``confirm_before_visit_prob``). 0 switches call-aheads off (visits are then
+        priced and ordered as without them). [-]
+    call_ahead_retry_h : float
+        Time until a call-ahead that did not reach the customer is tried again (the case
+        gets no visit meanwhile). An assumption, 4 h (range 2–12 h: later that day). [h]
+    call_ahead_quiet_h : float
+        After a customer said on a call-ahead that their power is off, their case gets no
+        visit (and no new call) for this long; after it the answer still counts: the ONU
+        is dark because the power cut goes on (its survival since the answer) or because
+        the ONU did not come back when the power did (taken to happen with the prior
+        share of failed power supplies among lone dying gasps, ``dying_gasp_fixable_share``,
+        an upper bound; see :func:`case_costs
+        <guardian_lib.decision.expected_cost.case_costs>`). A bound on the calls: at
+        most one per ``call_ahead_quiet_h`` per case. An assumption, range 12–48 h. [h]
     priors : dict
         Duration of each problem kind when nobody acts (log-normal, median and p90);
         kinds absent never end alone. ``power`` (a customer's own power off or the ONU
@@ -117,6 +145,10 @@ class CostModel(BaseModel):
     horizon_h: float = Field(168.0, gt=0)
     dying_gasp_fixable_share: float = Field(0.05, ge=0, le=1)
     dying_gasp_contact_lr: float = Field(20.0, ge=1)
+    call_ahead_cost_brl: float = Field(4.0, ge=0)
+    call_ahead_reach_prob: float = Field(0.8, ge=0, le=1)
+    call_ahead_retry_h: float = Field(4.0, gt=0)
+    call_ahead_quiet_h: float = Field(24.0, gt=0)
     light_drop_other_share: float = Field(0.02, ge=0, le=1)
     priors: dict[str, Prior] = Field(
         default_factory=lambda: {

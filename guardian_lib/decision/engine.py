@@ -41,6 +41,7 @@ from guardian_lib.decision._types import (
     Scorer,
     Snapshot,
 )
+from guardian_lib.decision.call_ahead import POWER_OFF_OUTCOME, UNREACHED_OUTCOME
 from guardian_lib.decision.maintenance import place_labels
 from guardian_lib.decision.safety import SafetyGuard, blocked_action
 from guardian_lib.decision.settings import AutopilotSettings
@@ -237,6 +238,7 @@ class Autopilot:
             The policy's decisions (as audited, with case ids filled in).
         """
         snap = snapshot
+        self._answers(snap)
         snap.cases = self.cases_frame()
         snap.seed_cases(self.case_columns())
         snap.incidents = self.incidents_frame()
@@ -370,6 +372,8 @@ class Autopilot:
         if case is not None:
             if d.action == "schedule_visit" and results and results[0].ref:
                 case["visit_os_id"] = results[0].ref
+                if d.params.get("confirm_first"):
+                    case["call_ahead_os_id"] = results[0].ref
             elif d.action == "schedule_visit" and results and results[0].status == "simulated":
                 case["visit_os_id"] = f"simulated:{did}"
             elif d.action == "change_wifi_profile":
@@ -428,6 +432,34 @@ class Autopilot:
             return []
         onus = dict.fromkeys(o for o in (d.subject, *d.targets) if o in st.index)
         return [place_labels(st.loc[o], str(o)) for o in onus]
+
+    def _answers(self, snap: Snapshot) -> None:
+        """Follow the visits called ahead (:mod:`~guardian_lib.decision.call_ahead`).
+
+        Once such a visit is no longer among the open orders, its outcome is asked once
+        (a field client with an ``outcome(os_id)`` method): cancelled because the customer
+        said their power is off (:data:`POWER_OFF_OUTCOME`) or could not be reached
+        (:data:`UNREACHED_OUTCOME`), the case records when (``power_off_said_at``,
+        ``call_unanswered_at``) and may get a visit again later (the policy waits
+        ``call_ahead_quiet_h`` or ``call_ahead_retry_h`` at least); any other outcome
+        leaves the case as it was.
+        """
+        fc = self.dispatcher.field_ops
+        waiting = [c for c in self.cases.values() if c.get("call_ahead_os_id")]
+        if not waiting or fc is None or not hasattr(fc, "outcome"):
+            return
+        orders = snap.service_orders
+        still_open = set(orders["os_id"]) if len(orders) else set()
+        for case in waiting:
+            os_id = case["call_ahead_os_id"]
+            if os_id in still_open:
+                continue
+            case["call_ahead_os_id"] = None
+            when = {POWER_OFF_OUTCOME: "power_off_said_at",
+                    UNREACHED_OUTCOME: "call_unanswered_at"}.get(fc.outcome(os_id))  # fmt: skip
+            if when is not None:
+                case[when] = snap.ts
+                case["visit_os_id"] = None
 
     def _verify(self, snap: Snapshot) -> None:
         """Check pending reboots whose verification time has come."""

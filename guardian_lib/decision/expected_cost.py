@@ -21,7 +21,10 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   massive outage or an upstream failure. On a dark ONU with a dying gasp the *wait*
   visits whatever is still dark after it (a customer's power cut and a failed ONU
   power supply look alike), and a customer contact since the ONU went dark divides the
-  odds of a power cut by ``dying_gasp_contact_lr``. An outage gets a priority visit,
+  odds of a power cut by ``dying_gasp_contact_lr``. A visit to a dying gasp is called
+  ahead ("is your power on?", :mod:`~guardian_lib.decision.call_ahead`): priced as the
+  call plus the trips it does not filter, held after a "power off" or an unanswered
+  call. An outage gets a priority visit,
   and so does degraded service that will probably not end alone (a degrading fibre or
   a drifting laser: bit errors before the link goes dark; :func:`visit_priority`);
   other degraded service (Wi-Fi) takes the next regular slot, and a problem that ends
@@ -55,6 +58,13 @@ import pandas as pd
 
 from guardian_lib.decision._base import PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapshot
+from guardian_lib.decision.call_ahead import (
+    answered_power_off,
+    call_ahead_held,
+    visit_call_ahead,
+    with_call_ahead_hours,
+)
+from guardian_lib.decision.caps import DRIFT_DB, cap_fixable_on_dying_gasp, explain_by_light_drop
 from guardian_lib.decision.costs import (
     CostModel,
     contact_lr,
@@ -73,111 +83,6 @@ __all__ = [
     "make_autopilot",
     "visit_priority",
 ]
-
-
-def cap_fixable_on_dying_gasp(q: np.ndarray, dying_gasp: np.ndarray, share: float) -> np.ndarray:
-    """Cap the visit-fixable share of the individual causes of dying-gasp outages.
-
-    A dying gasp is the ONU announcing that it lost power. Fibre faults and dead lasers
-    show as LOS, so of the individual causes of such an outage only a failed ONU power
-    supply needs a visit; the customer's own power returns by itself. Whatever the scorer
-    says (an ML bundle may give a lone dark ONU an equipment probability on a layout it
-    was not trained on), the equipment and intermittent probabilities of these rows are
-    scaled down to at most ``share`` of the individual causes and the excess moves to the
-    customer premises. A scorer already below the cap (the rule scorer: 0.02 of 0.87) is
-    left as it is; massive, external and unknown are never touched.
-
-    Parameters
-    ----------
-    q : ndarray, shape (n, len(CLASS_COLUMNS))
-        Class probabilities in :data:`CLASS_COLUMNS` order. [-]
-    dying_gasp : ndarray of bool, shape (n,)
-        Rows offline with a dying gasp as the down cause.
-    share : float
-        :attr:`CostModel.dying_gasp_fixable_share`. [-]
-
-    Returns
-    -------
-    ndarray
-        A copy of ``q`` with the capped rows changed (each row's sum is kept). [-]
-    """
-    return _cap_share(
-        q, dying_gasp, ("equipment_fail", "intermittent"), ("customer_premises",), share
-    )
-
-
-#: A drop of the ONU's received or transmitted light below its baseline that shows a
-#: drifting link (fibre degrading, laser drifting), as the case lifecycle's
-#: ``keep_drop_db``. [dB]
-DRIFT_DB = 1.5
-
-
-def explain_by_light_drop(q: np.ndarray, light_down: np.ndarray, share: float) -> np.ndarray:
-    """Cap the premises and unknown shares of degraded rows whose light is down.
-
-    Wi-Fi interference and unexplained blips (packet loss, latency) do not lower the
-    optical level; a degrading fibre or a drifting laser does, and degrades service
-    (bit errors) before the link goes dark. On these rows the customer-premises and
-    unknown probabilities are scaled down to at most ``share`` of the individual
-    causes and the excess moves to equipment and intermittent, in their proportion
-    (to intermittent when both are 0). The scorer's estimate would otherwise keep
-    a short-blip share alive on a link whose errors come and go (each new episode
-    restarts the time update), and the visit the link needs anyway waits for it.
-    Massive and external are never touched.
-
-    Parameters
-    ----------
-    q : ndarray, shape (n, len(CLASS_COLUMNS))
-        Class probabilities in :data:`CLASS_COLUMNS` order. [-]
-    light_down : ndarray of bool, shape (n,)
-        Rows online with degraded service and the light ``DRIFT_DB`` or more down.
-    share : float
-        :attr:`CostModel.light_drop_other_share`. [-]
-
-    Returns
-    -------
-    ndarray
-        A copy of ``q`` with the capped rows changed (each row's sum is kept). [-]
-    """
-    return _cap_share(
-        q, light_down, ("customer_premises", "unknown"), ("equipment_fail", "intermittent"), share
-    )
-
-
-def _cap_share(
-    q: np.ndarray,
-    rows: np.ndarray,
-    capped: tuple[str, str],
-    receivers: tuple[str] | tuple[str, str],
-    share: float,
-) -> np.ndarray:
-    """Cap two classes at ``share`` of a group of classes on some rows (row sums kept).
-
-    On ``rows`` where the ``capped`` classes together exceed ``share`` of the group
-    (``capped`` and ``receivers``), they are scaled down to it and the excess moves to
-    the ``receivers``: to the one, or to the two in their proportion (to the second when
-    both are 0). The shared arithmetic of :func:`cap_fixable_on_dying_gasp` and
-    :func:`explain_by_light_drop`.
-    """
-    names = [c.removeprefix("p_") for c in CLASS_COLUMNS]
-    ja, jb = (names.index(k) for k in capped)
-    jr = [names.index(k) for k in receivers]
-    q = np.array(q, dtype=float, copy=True)
-    held = q[:, ja] + q[:, jb]
-    given = q[:, jr[0]] if len(jr) == 1 else q[:, jr[0]] + q[:, jr[1]]
-    cap = share * (held + given)
-    over = np.asarray(rows, dtype=bool) & (held > cap)
-    scale = np.where(over, cap / np.maximum(held, 1e-12), 1.0)
-    excess = np.where(over, held - cap, 0.0)
-    if len(jr) == 1:
-        q[:, jr[0]] += excess
-    else:
-        w_first = np.where(given > 0, q[:, jr[0]] / np.maximum(given, 1e-12), 0.0)
-        q[:, jr[0]] += excess * w_first
-        q[:, jr[1]] += excess * (1.0 - w_first)
-    q[:, ja] *= scale
-    q[:, jb] *= scale
-    return q
 
 
 def visit_priority(outage: bool, impacted: bool, p_self_resolving: float,
@@ -282,10 +187,14 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # then fixes only a failed power supply (the time update below still raises its
     # share as the outage outlasts a customer's power cut, so a long one gets a visit).
     q = cap_fixable_on_dying_gasp(q, dg, model.dying_gasp_fixable_share)
-    # A customer who contacted us about the dark ONU most likely has power at home.
+    # The customer said on a call-ahead that their power was off (hours ago; NaN: never).
+    said_h, since_said = answered_power_off(active, dg, elapsed)
+    # A customer who contacted us about the dark ONU (since that answer, if any) most
+    # likely has power at home.
     if "contacted_since_down" in active:
-        contacted = dg & np.asarray(active["contacted_since_down"], dtype=bool)
-        q[:, jp] = np.where(contacted, q[:, jp] / contact_lr(elapsed, model), q[:, jp])
+        contacted = dg & np.asarray(active["contacted_since_down"], dtype=bool) & since_said
+        lr = contact_lr(np.where(np.isnan(said_h), elapsed, said_h), model)
+        q[:, jp] = np.where(contacted, q[:, jp] / lr, q[:, jp])
     # Light down on a degraded ONU: a link fault, not Wi-Fi nor a blip (see the function).
     if "rx_drop_db" in active and "tx_drop_db" in active:
         light_down = (
@@ -319,6 +228,16 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
                     forever[m, j] = rate[m] * lognormal_residual_h(elapsed[m], p, H)
     # LOS is not a premises problem that ends alone: treat it like equipment.
     surv[los, jp], still[los, jp] = 1.0, 1.0
+    # The customer said the power was off: the ONU is dark because the cut goes on
+    # (S(e) / S(e_answer)) or because it did not come back when the power did (the
+    # prior power-supply share, on the rest): no visit is needed right after the answer.
+    said = ~np.isnan(said_h)
+    if said.any():
+        s_said = lognormal_survival(elapsed[said] - said_h[said], pr["power"])
+        on_since = surv[said, jp] / np.maximum(s_said, 1e-12)
+        surv[said, jp] = on_since
+        for k in ("equipment_fail", "intermittent"):
+            surv[said, names.index(k)] = 1.0 - on_since
     q = q * surv
     # Each profile change that did not end the problem makes Wi-Fi less likely (Bayes:
     # an interference episode survives a change with probability 1 − wifi_profile_fix_prob).
@@ -345,6 +264,20 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # still dark after the wait gets the visit, whatever its cause (priced as skippable
     # for free, a visit won only at a 95 % sure power supply: after 490–850 h dark).
     w[:, jp] = np.where(subtype == "power", forever[:, jp] + still[:, jp] * C, w[:, jp])
+    # A visit to a dying gasp is called ahead ("is your power on?"): the technician goes
+    # only to a customer the call reaches who has power; a call that does not reach is
+    # tried again after call_ahead_retry_h (:mod:`~guardian_lib.decision.call_ahead`).
+    power = subtype == "power"
+    reach = model.call_ahead_reach_prob
+    p_go = np.where(power & (reach > 0), reach * (1.0 - q[:, jp]), 1.0)
+    if reach > 0 and power.any():
+        ca = model.call_ahead_cost_brl
+        again = (1 - reach) * (ca + rate * model.call_ahead_retry_h)  # not reached: later
+        q_need = (q * never).sum(axis=1)  # the shares only a visit ends (a power supply)
+        w = np.where(never & power[:, None], w + ca + again[:, None], w)
+        w[:, jp] = np.where(power, forever[:, jp] + still[:, jp] * ca, w[:, jp])
+        trips = p_go + q_need * (1 - reach)  # now, or after a call that reaches later
+        visit = np.where(power, visit + ca - (1 - trips) * C + q_need * again, visit)
     wait = (q * w).sum(axis=1)
     hang = np.where(subtype == "hang", q[:, jp], 0.0)
     p_fix = model.reboot_fix_prob
@@ -402,7 +335,7 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     return Rows(
         active.index,
         {"wait": wait, "reboot": reboot, "change_wifi_profile": change, "schedule_visit": visit,
-         "subtype": subtype, "p_self_resolving": self_res},
+         "subtype": subtype, "p_self_resolving": self_res, "p_go": p_go},
     )  # fmt: skip
 
 
@@ -464,6 +397,7 @@ class ExpectedCostPolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
+        active = with_call_ahead_hours(active, snap.ts)
         table = case_costs(active, self.costs, self.review_h).records()
         cooldown = self.settings.reboot_cooldown_minutes
         hold_rule, hold_min = self.reboot_holds(snap, active)
@@ -515,7 +449,13 @@ class ExpectedCostPolicy(PolicyBase):
                     if retry < options["wait"]:
                         options["wait"], waits_for = retry, "change_wifi_profile"
             has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
-            if has_visit or (r["impacted"] and r["impacted_min"] < self.min_visit_min):
+            said = r.get("power_off_said_h", np.nan)
+            calls_held = c["subtype"] == "power" and call_ahead_held(r, self.costs)
+            if (
+                has_visit
+                or calls_held
+                or (r["impacted"] and r["impacted_min"] < self.min_visit_min)
+            ):
                 options.pop("schedule_visit")
             best = min(options, key=options.get)
             rationale = {
@@ -525,6 +465,7 @@ class ExpectedCostPolicy(PolicyBase):
                 **({"reboot_held_by": held_by} if held_by is not None else {}),
                 "p_self_resolving_posterior": round(float(c["p_self_resolving"]), 3),
                 **({"contacted_since_down": True} if r.get("contacted_since_down") else {}),
+                **({"power_off_said_h": round(float(said), 2)} if said >= 0 else {}),
                 "top_reasons": json.loads(r["top_reasons"]),
                 "p": {
                     k: round(float(r[f"p_{k}"]), 3)
@@ -556,11 +497,15 @@ class ExpectedCostPolicy(PolicyBase):
             elif best == "schedule_visit":
                 priority = visit_priority(r["outage"], r["impacted"], c["p_self_resolving"],
                                           self.regular_slot_max_self_resolving)  # fmt: skip
+                params = {"priority": priority, "reason": f"autopilot_{c['subtype']}"}
+                if c["subtype"] == "power" and self.costs.call_ahead_reach_prob > 0:
+                    # "is your power on?" before the truck rolls (reach 0: no call-ahead)
+                    confirm, why = visit_call_ahead(self.costs, c["p_go"])
+                    params, rationale = {**params, **confirm}, {**rationale, **why}
                 out.append(
                     self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
                             confidence=float(max(probs[1], 1 - r["p_unknown"])),
-                            expected_cost_brl=options[best], rationale=rationale,
-                            params={"priority": priority, "reason": f"autopilot_{c['subtype']}"})
+                            expected_cost_brl=options[best], rationale=rationale, params=params)
                 )  # fmt: skip
         return out
 

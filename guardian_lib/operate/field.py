@@ -69,9 +69,13 @@ class WebhookFieldService(_OrderBook):
     ``Idempotency-Key`` header):
 
     * ``POST <url>`` ``{"idempotency_key", "site_id", "onu_id", "reason", "priority"}`` →
-      ``{"id": "<order id>"}`` (or ``os_id``);
+      ``{"id": "<order id>"}`` (or ``os_id``); a visit to be called ahead also carries
+      ``"confirm_first": "power_on"`` (the office calls the customer first and cancels the
+      visit if their power is off);
     * ``POST <url>/<id>/cancel`` ``{"reason"}`` → 2xx, or 404/409 when not open;
-    * ``GET <url>/<id>`` → ``{"status": "scheduled|in_progress|completed|cancelled"}``.
+    * ``GET <url>/<id>`` → ``{"status": "scheduled|in_progress|completed|cancelled"}``,
+      optionally ``"outcome"``: the closure code (``customer_power_off`` for a visit the
+      customer cancelled on the call-ahead, :meth:`outcome`).
 
     Connection failures, timeouts, 429 and 5xx are retried with exponential backoff.
 
@@ -137,8 +141,13 @@ class WebhookFieldService(_OrderBook):
             f"{method} {url}: no answer after {self.retries + 1} tries ({last})"
         )
 
-    def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
-        """Open a visit order for ``onu_id``; returns the ticketing system's id."""
+    def open_visit(
+        self, onu_id: str, reason: str, priority: str, confirm: str | None = None
+    ) -> str:
+        """Open a visit order for ``onu_id``; returns the ticketing system's id.
+
+        ``confirm``: the call-ahead's question (``power_on``), sent as ``confirm_first``.
+        """
         ctx = self.context
         key = ctx.key("visit", onu_id)
         fresh = self.store.journal_begin(
@@ -149,7 +158,8 @@ class WebhookFieldService(_OrderBook):
         if not fresh and known:
             return known
         body = {"idempotency_key": key, "site_id": ctx.site_id, "onu_id": onu_id,
-                "reason": reason, "priority": priority}  # fmt: skip
+                "reason": reason, "priority": priority,
+                **({"confirm_first": confirm} if confirm else {})}  # fmt: skip
         try:
             resp = self._call("POST", self.url, key, body)
             if resp.status_code >= 400:
@@ -189,13 +199,21 @@ class WebhookFieldService(_OrderBook):
             resp = self._call("GET", url, f"{self.context.site_id}:status:{os_id}")
             doc = resp.json() if resp.status_code < 400 else {}
             st = str(doc.get("status", "unknown")) if isinstance(doc, dict) else "unknown"
+            code = doc.get("outcome") if isinstance(doc, dict) else None
         except (FieldServiceError, ValueError) as exc:
             log.info("order %s: status unavailable: %s", os_id, exc)
             return "unknown"
-        if os_id in self.orders and self.orders[os_id]["status"] != st:
-            self.orders[os_id]["status"] = st
+        order = self.orders.get(os_id)
+        if order is not None and (order["status"], order.get("outcome")) != (st, code):
+            order["status"], order["outcome"] = st, code
             self.save()
         return st
+
+    def outcome(self, os_id: str) -> str | None:
+        """Closure code of an order (``GET``'s ``outcome``), None when there is none."""
+        self.status(os_id)
+        order = self.orders.get(os_id)
+        return None if order is None or order.get("outcome") is None else str(order["outcome"])
 
     def open_orders(self) -> pd.DataFrame:
         """Orders the autopilot opened that are still open."""
@@ -207,9 +225,12 @@ class DropFolderFieldService(_OrderBook):
 
     ``<folder>/<os_id>.open.csv`` and ``<folder>/<os_id>.cancel.csv`` hold one header
     line and one row (``os_id, action, onu_id, reason, priority, created_at,
-    idempotency_key, site_id``), each written to a hidden temporary name and renamed, so
-    the consumer never reads half a file. The consumer may report progress in
-    ``<folder>/status.csv`` (``os_id,status``).
+    idempotency_key, site_id, confirm_first``), each written to a hidden temporary name
+    and renamed, so the consumer never reads half a file. ``confirm_first`` is the
+    call-ahead's question (``power_on``: call the customer first, cancel if their power is
+    off), empty for other visits. The consumer may report progress in
+    ``<folder>/status.csv`` (``os_id,status``, optionally ``outcome``: the closure code,
+    ``customer_power_off`` for a visit the customer cancelled on the call-ahead).
 
     Parameters
     ----------
@@ -219,7 +240,7 @@ class DropFolderFieldService(_OrderBook):
     """
 
     FIELDS = ("os_id", "action", "onu_id", "reason", "priority", "created_at",
-              "idempotency_key", "site_id")  # fmt: skip
+              "idempotency_key", "site_id", "confirm_first")  # fmt: skip
 
     def __init__(self, folder: str | Path, store: StateStore, context: ActionContext) -> None:
         super().__init__(store, "field_orders")
@@ -242,8 +263,13 @@ class DropFolderFieldService(_OrderBook):
             raise FieldServiceError(f"{dest}: cannot write the order: {exc}") from exc
         return dest
 
-    def open_visit(self, onu_id: str, reason: str, priority: str) -> str:
-        """Drop an order file; the order id is derived from the idempotency key."""
+    def open_visit(
+        self, onu_id: str, reason: str, priority: str, confirm: str | None = None
+    ) -> str:
+        """Drop an order file; the order id is derived from the idempotency key.
+
+        ``confirm``: the call-ahead's question (``power_on``), column ``confirm_first``.
+        """
         ctx = self.context
         key = ctx.key("visit", onu_id)
         os_id = f"{ctx.site_id}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -257,7 +283,8 @@ class DropFolderFieldService(_OrderBook):
         try:
             self._write(os_id, "open", {"os_id": os_id, "action": "open", "onu_id": onu_id,
                                         "reason": reason, "priority": priority, "created_at": now,
-                                        "idempotency_key": key, "site_id": ctx.site_id})  # fmt: skip
+                                        "idempotency_key": key, "site_id": ctx.site_id,
+                                        "confirm_first": confirm or ""})  # fmt: skip
         except FieldServiceError as exc:
             self.store.journal_end(key, "failed", str(exc))
             raise
@@ -288,9 +315,16 @@ class DropFolderFieldService(_OrderBook):
                     if row.get("os_id") == os_id and row.get("status"):
                         if os_id in self.orders:
                             self.orders[os_id]["status"] = row["status"]
+                            self.orders[os_id]["outcome"] = row.get("outcome") or None
                         return str(row["status"])
         order = self.orders.get(os_id)
         return "unknown" if order is None else str(order["status"])
+
+    def outcome(self, os_id: str) -> str | None:
+        """Closure code from ``status.csv``'s ``outcome`` column, None when there is none."""
+        self.status(os_id)
+        order = self.orders.get(os_id)
+        return None if order is None or not order.get("outcome") else str(order["outcome"])
 
     def open_orders(self) -> pd.DataFrame:
         """Orders the autopilot dropped that are still open."""

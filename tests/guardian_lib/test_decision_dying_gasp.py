@@ -10,41 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from dying_gasp_rows import HOURS, ML, NO_CALL_AHEAD, RULE, rows
 from policy_snapshots import T0, case_frame, inventory, observe, snapshot
 
 from guardian_lib.decision import Observer, make_autopilot
-from guardian_lib.decision._base import Rows
-from guardian_lib.decision._types import CLASS_COLUMNS
 from guardian_lib.decision.costs import CostModel, contact_lr
 from guardian_lib.decision.expected_cost import case_costs
 from guardian_lib.loop.tick import EventRow, Tick
 
-#: The rule scorer's probabilities of a lone dark ONU with a dying gasp (premises 0.85,
-#: equipment 0.02), and an equipment-heavy ML-like row (capped at 0.05 of the
-#: individual causes on a dying gasp).
-RULE = {"p_massive_outage": 0.0, "p_customer_premises": 0.85, "p_equipment_fail": 0.02,
-        "p_external_network": 0.0, "p_intermittent": 0.0, "p_unknown": 0.13}  # fmt: skip
-ML = {"p_massive_outage": 0.0, "p_customer_premises": 0.04, "p_equipment_fail": 0.94,
-      "p_external_network": 0.0, "p_intermittent": 0.0, "p_unknown": 0.02}  # fmt: skip
-HOURS = np.arange(0.25, 400.0, 0.25)
 
-
-def rows(probs: dict, hours: np.ndarray, contacted: bool, notified: bool = True,
-         down_type: str = "DYING_GASP") -> Rows:  # fmt: skip
-    """One dark ONU per elapsed time in ``hours``."""
-    n = len(hours)
-    cols = {"online": np.zeros(n, bool), "outage": np.ones(n, bool),
-            "down_type": np.array([down_type] * n, dtype=object),
-            "impacted_min": hours * 60.0, "notified": np.full(n, notified),
-            "impacted": np.ones(n, bool), "risk_24h": np.zeros(n),
-            "contacted_since_down": np.full(n, contacted)}  # fmt: skip
-    cols.update({c: np.full(n, probs[c]) for c in CLASS_COLUMNS})
-    return Rows(np.arange(n).astype(str), cols)
-
-
-def first_visit_h(probs: dict, contacted: bool, notified: bool = True) -> float:
+def first_visit_h(probs: dict, contacted: bool, notified: bool = True,
+                  model: CostModel = NO_CALL_AHEAD) -> float:  # fmt: skip
     """Elapsed time at which a visit first costs less than waiting. [h]"""
-    t = case_costs(rows(probs, HOURS, contacted, notified), CostModel())
+    t = case_costs(rows(probs, HOURS, contacted, notified), model)
     better = np.asarray(t["schedule_visit"]) < np.asarray(t["wait"])
     assert better.any(), "no visit within 400 h dark"
     first = int(better.argmax())
@@ -63,6 +41,12 @@ def test_a_long_dying_gasp_gets_a_visit_within_days_a_contacted_one_sooner(probs
     assert 24.0 < alone <= 120.0
     assert 2.0 < called <= 72.0
     assert called < alone - 24.0
+    # Called ahead ("is your power on?"), a visit to a power cut costs only the call: the
+    # visit (its call) comes within hours, still not on a fresh outage, and a contacted
+    # one first (test_decision_call_ahead.py).
+    ahead = [first_visit_h(probs, c, notified, CostModel()) for c in (False, True)]
+    assert 1.0 < ahead[1] <= ahead[0] < alone
+    assert 2.0 < ahead[0] <= 12.0 and ahead[1] < called
 
 
 def test_a_contact_weighs_less_the_longer_the_outage():
@@ -78,8 +62,9 @@ def test_a_contact_weighs_less_the_longer_the_outage():
 def test_a_fresh_dying_gasp_is_waited_on_even_when_the_customer_called():
     # Most dark ONUs with a dying gasp are a power cut that ends within hours.
     for contacted in (False, True):
-        t = case_costs(rows(RULE, np.array([0.5, 1.0, 2.0]), contacted), CostModel())
-        assert (np.asarray(t["wait"]) < np.asarray(t["schedule_visit"])).all()
+        for probs in (RULE, ML):
+            t = case_costs(rows(probs, np.array([0.5, 1.0]), contacted), CostModel())
+            assert (np.asarray(t["wait"]) < np.asarray(t["schedule_visit"])).all()
 
 
 def test_a_contact_is_evidence_only_on_dying_gasp_rows():
@@ -91,14 +76,16 @@ def test_a_contact_is_evidence_only_on_dying_gasp_rows():
     # The stronger the stated likelihood ratio, the sooner the visit.
     lr = {}
     for ratio in (5.0, 20.0, 50.0):
-        model = CostModel(dying_gasp_contact_lr=ratio)
+        model = NO_CALL_AHEAD.model_copy(update={"dying_gasp_contact_lr": ratio})
         t = case_costs(rows(RULE, HOURS, True), model)
         lr[ratio] = float(HOURS[int((np.asarray(t["schedule_visit"]) < t["wait"]).argmax())])
     assert lr[50.0] < lr[20.0] < lr[5.0]
 
 
-def _dark_with_gasp(call_at_min: float | None, call_customer: str = "C012") -> tuple:
-    """ONU012 goes dark with a dying gasp at 5 min; a call at ``call_at_min``."""
+def _dark_with_gasp(call_at_min: float | None, call_customer: str = "C012",
+                    at_min: float = 70 * 60) -> tuple:  # fmt: skip
+    """ONU012 goes dark with a dying gasp at 5 min; a call at ``call_at_min``; observed
+    until ``at_min``."""
     obs = Observer(*inventory())
     online = np.ones(obs.n, dtype=bool)
     observe(obs, 0)
@@ -113,7 +100,7 @@ def _dark_with_gasp(call_at_min: float | None, call_customer: str = "C012") -> t
         ts = observe(obs, call_at_min, online=online)
         call = EventRow(ts, call_customer, "customer", "CUSTOMER_CALL", "info")
         obs.update(Tick(ts, {**obs.values, "online": obs.online}, (call,)))
-    ts = observe(obs, 70 * 60, online=online)
+    ts = observe(obs, at_min, online=online)
     return obs, ts
 
 
@@ -128,11 +115,13 @@ def test_observer_marks_a_contact_since_the_onu_went_dark():
         assert not st.loc["ONU012", "contacted_since_down"]
 
 
-def test_autopilot_visits_a_contacted_dark_onu_after_70_h_not_an_uncontacted_one():
+@pytest.mark.parametrize(("model", "at_h"), [(NO_CALL_AHEAD, 70), (CostModel(), 5)],
+                         ids=["no-call-ahead", "call-ahead"])  # fmt: skip
+def test_autopilot_visits_a_contacted_dark_onu_not_an_uncontacted_one(model, at_h):
     decided = {}
     for call_at in (None, 90):
-        obs, ts = _dark_with_gasp(call_at_min=call_at)
-        scorer, pol = make_autopilot()
+        obs, ts = _dark_with_gasp(call_at_min=call_at, at_min=at_h * 60)
+        scorer, pol = make_autopilot(costs=model)
         snap = snapshot(obs, ts, scorer=scorer, cases=case_frame("ONU012", T0))
         decided[call_at] = {d.action: d for d in pol.decide(snap) if d.subject == "ONU012"}
     assert "schedule_visit" not in decided[None]
@@ -140,3 +129,11 @@ def test_autopilot_visits_a_contacted_dark_onu_after_70_h_not_an_uncontacted_one
     assert visit.params["priority"] == "high"
     assert visit.rationale["subtype"] == "power"
     assert visit.rationale["contacted_since_down"] is True
+    if model.call_ahead_reach_prob == 0:  # a call-ahead that never reaches: none asked
+        assert "confirm_first" not in visit.params and "call_ahead" not in visit.rationale
+        return
+    # Called ahead with the question, the call's price in the rationale.
+    assert visit.params.get("confirm_first") is True
+    assert visit.params["confirm_question"] == "power_on"
+    p_go = visit.rationale["call_ahead"]["p_go"]
+    assert 0.2 < p_go < 1.0
