@@ -82,7 +82,6 @@ log = logging.getLogger("guardian_lib.operate")
 MODES = ("simulate", "approve", "execute")
 #: Kill-switch file in the state folder, used unless the site sets ``kill_switch_file``.
 KILL_SWITCH_FILENAME = "KILL_SWITCH"
-_TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 #: Rows explained with SHAP each cycle: the highest 24 h risks without a symptom, and
 #: symptomatic rows (cause reasons). About 1 ms a row with 150 trees, so the bounds keep
 #: a 50k-ONU cycle under a second even in a massive outage; the policy acts on far fewer.
@@ -187,7 +186,6 @@ class Operator(ApprovedActions):
             1.0, float(site.polling_interval_s) * (site.clock.speed if site.clock else 1.0)
         )
         self._last_ts: pd.Timestamp | None = self.store.get("last_ts")
-        self._last_rows: pd.DataFrame | None = self.store.get("last_rows")
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
         self._bundle = self._load_model()
@@ -374,7 +372,6 @@ class Operator(ApprovedActions):
         # ONUs the OLTs report that the fleet does not list (new installs, wrong serials)
         unknown = int(tel.loc[~in_fleet, "onu_id"].nunique())
         known = tel[in_fleet].drop_duplicates("onu_id", keep="last").copy()
-        known = self._carry_forward(known, failed)
         known["online"] = known["online"].fillna(False).astype(bool)
         # OLTs report no packet loss: an ONU that is registered has service (the
         # observer reads a missing loss as "no service").
@@ -466,27 +463,13 @@ class Operator(ApprovedActions):
             scorer.update(Tick(ts, tick.values))
 
     def _cycle_tick(self, ts: pd.Timestamp, known: pd.DataFrame, events: list[EventRow]) -> Tick:
-        """The cycle's tick: an ONU without a row follows the missed-poll rule
-        (:class:`~guardian_lib.loop.missed.MissedPolls`, the site's
-        ``missed_poll_grace_steps``), as in ``guardian decide``."""
+        """The cycle's tick: an ONU without a row, also one of an OLT that did not answer,
+        follows the missed-poll rule (:meth:`MissedPolls.step
+        <guardian_lib.loop.missed.MissedPolls.step>`, the site's ``missed_poll_grace_steps``;
+        no row at all repeats the last cycle), as in ``guardian decide``."""
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, events)
         read = np.isin(self.fleet.onu_ids, known["onu_id"].astype(str).to_numpy())
         return self.missed.tick(tick, read)
-
-    def _carry_forward(self, known: pd.DataFrame, failed: list[str]) -> pd.DataFrame:
-        """ONUs of an OLT that did not answer keep their last reading: a silent OLT is
-        not a massive outage of its ONUs (it is flagged as ``olts_failed``)."""
-        last = self._last_rows
-        if failed and last is not None:
-            olt_of = self.fleet.table.set_index("onu_id")["olt_id"]
-            stale = last[
-                last["onu_id"].map(olt_of).isin(failed) & ~last["onu_id"].isin(known["onu_id"])
-            ]
-            if len(stale):
-                known = pd.concat([known, stale], ignore_index=True)
-        cols = ["onu_id", "online", *[c for c in _TEL if c in known.columns]]
-        self._last_rows = known[cols].copy()
-        return known
 
     def _store_rows(self, report: Any) -> list[Path]:
         from guardian_lib.silver import update_silver
@@ -502,7 +485,6 @@ class Operator(ApprovedActions):
     def _blobs(self) -> dict[str, Any]:
         return {
             "loop": {"onu_ids": list(self.fleet.onu_ids), "loop": self.loop.state_dict()},
-            "last_rows": self._last_rows,
             "last_ts": self._last_ts,
             "missed_polls": self.missed.state_dict(),
         }
