@@ -7,7 +7,8 @@ One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
 2. appends the rows to the warehouse's RAW lake (new atomically written files) and
    merges them into SILVER (``guardian_lib.silver.update_silver``: only the new files);
    SNMP traps accepted since the last cycle (``site.traps``) join the cycle's events,
-   and a trap starts the next cycle at once instead of at the next interval;
+   and a trap starts the next cycle at once instead of at the next interval; customer
+   contacts the helpdesk dropped (``site.contacts``, :mod:`.contacts`) join them too;
 3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
    rule scorer when none is registered) and runs :meth:`Autopilot.step`: decide, check
    the safety limits, act, audit;
@@ -65,6 +66,7 @@ from guardian_lib.operate.alerting import (
     drift_monitor,
 )
 from guardian_lib.operate.approvals import ApprovedActions
+from guardian_lib.operate.contacts import contact_intake
 from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
@@ -173,6 +175,7 @@ class Operator(ApprovedActions):
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.traps = OperateTraps(site.traps, self.inventory, environ) if site.traps else None
+        self.contacts = contact_intake(site, self.store, self.warehouse)  # helpdesk contacts
         self.fleet: Fleet | None = None
         self.missed = MissedPolls(0, site.missed_poll_grace_steps)  # sized by _build
         self.autopilot: Autopilot | None = None
@@ -395,6 +398,8 @@ class Operator(ApprovedActions):
         trap_rows = self.traps.rows(self._store_rows) if self.traps is not None else []
         rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
                           r["payload"]) for r in trap_rows]  # fmt: skip
+        contacts = self.contacts and self.contacts.cycle(ts, self._last_ts, self.fleet.table)
+        rows += contacts[0] if contacts else []
         tick = self._cycle_tick(ts, known, rows)
         # The alerts see what the decisions see: the missed-poll rule's view of every ONU
         # of the fleet (held within the grace, offline past it), not this poll's rows.
@@ -423,6 +428,8 @@ class Operator(ApprovedActions):
             "duration_s": round(time.perf_counter() - t0, 3),
             "trap_events": len(trap_rows),
         }  # fmt: skip
+        if contacts:
+            figures["contacts"] = contacts[1]
         alerts = self._alerts_cycle(ts, seen, events, blocks)
         if alerts is not None:
             figures["alerts"] = alerts
@@ -487,6 +494,7 @@ class Operator(ApprovedActions):
             "loop": {"onu_ids": list(self.fleet.onu_ids), "loop": self.loop.state_dict()},
             "last_ts": self._last_ts,
             "missed_polls": self.missed.state_dict(),
+            **({"contacts": self.contacts.state_dict()} if self.contacts else {}),
         }
 
     def _account(self, figures: dict, report: Any, blocks: dict, by_action: dict) -> None:
