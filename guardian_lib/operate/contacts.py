@@ -4,7 +4,8 @@ A customer who calls (or opens a ticket, chats…) while their ONU is dark is ev
 autopilot weighs (the observer's ``contacted_since_down``; ``guardian decide`` and the
 backtest read the same ``CUSTOMER_CALL`` events). Live, they come from files the
 helpdesk, the CRM or a small export job drops in a folder (``contacts:`` in the site
-file), read at the start of every cycle:
+file), or that ``guardian api``'s ``POST /contacts`` writes there, read at the start of
+every cycle:
 
 * ``*.csv`` with a header line, or ``*.jsonl`` (one JSON object a line), with the
   columns of the ``contacts`` table of a source mapping (docs/ingest.md): ``ts``
