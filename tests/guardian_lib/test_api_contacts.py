@@ -135,3 +135,32 @@ def test_scope_rate_limit_and_a_site_without_contacts(api, tmp_path):
     cfg = ApiConfig(run=api["tmp"] / "run", users=api["tmp"] / "users.json")
     plain = TestClient(create_app(cfg, api["users"]))
     assert plain.post(URL, json=own, headers=h).status_code == 409
+
+
+def test_guardian_api_site_mode_takes_the_sites_contacts_folder(tmp_path, monkeypatch):
+    import typer
+    import uvicorn
+    import yaml
+    from typer.testing import CliRunner
+
+    import guardian_lib.api.app as app_module
+    from guardian_lib.api.cli import register
+
+    (tmp_path / "olts.yaml").write_text(
+        yaml.safe_dump({"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "n"}]})
+    )
+    site = {"inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
+            "contacts": {"folder": "inbox", "timezone": "America/Sao_Paulo"}}  # fmt: skip
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    UserStore(tmp_path / "u.json").add("crm", "helpdesk")
+    seen = {}
+    monkeypatch.setattr(app_module, "create_app", lambda cfg, users: seen.setdefault("cfg", cfg))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: None)
+    app = typer.Typer()
+    register(app)
+    out = CliRunner().invoke(app, ["api", "--users", str(tmp_path / "u.json"), "--site",
+                                   str(tmp_path / "site.yaml"), "--state", str(tmp_path / "st")])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    cfg = seen["cfg"]
+    assert cfg.contacts_folder == tmp_path / "inbox"
+    assert cfg.contacts.timezone == "America/Sao_Paulo"
