@@ -40,10 +40,11 @@ import csv
 import io
 import json
 import os
+import re
 import stat
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -69,6 +70,7 @@ _MAX_TEXT = 500  # characters of a channel or reason [-]
 _MAX_ROWS = 200_000  # rows of one file [-]
 _MAX_ERRORS = 20  # errors listed per rejected file [-]
 _KEEP_SEEN_H = 7 * 24  # how long past max_age a contact's key is remembered [h]
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ContactFileError(GuardianError):
@@ -103,9 +105,9 @@ class ContactSettings(StrictModel):
 
 @dataclass(frozen=True)
 class Contact:
-    """One checked contact (times in UTC)."""
+    """One checked contact (``ts``: an aware UTC datetime)."""
 
-    ts: pd.Timestamp
+    ts: datetime
     customer_id: str
     channel: str | None
     reason: str | None
@@ -130,12 +132,12 @@ def _text(value: Any, field: str, limit: int, required: bool) -> str | None:
     s = str(value).strip()
     if len(s) > limit:
         raise ValueError(f"{field}: longer than {limit} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in s):
+    if _CONTROL.search(s):
         raise ValueError(f"{field}: control characters are not allowed")
     return s
 
 
-def _time(value: Any, zone: ZoneInfo) -> pd.Timestamp:
+def _time(value: Any, zone: ZoneInfo) -> datetime:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("ts: an ISO 8601 time is required (e.g. 2026-03-01T14:05:00-03:00)")
     try:
@@ -144,7 +146,7 @@ def _time(value: Any, zone: ZoneInfo) -> pd.Timestamp:
         raise ValueError(f"ts: {value.strip()[:40]!r} is not an ISO 8601 time") from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=zone)
-    return pd.Timestamp(t).tz_convert("UTC")
+    return t.astimezone(UTC)
 
 
 def _records(name: str, text: str) -> list[tuple[int, dict[str, Any]]]:
@@ -281,6 +283,7 @@ class ContactIntake:
         saved = store.get("contacts") or {}
         self.seen: dict[str, float] = dict(saved.get("seen", {}))  # key → contact time [s]
         self.pending: list[Contact] = list(saved.get("pending", []))
+        self._fleet_map: tuple[pd.DataFrame, dict[str, str]] | None = None
 
     def state_dict(self) -> dict[str, Any]:
         """What a restart needs: the keys seen and the contacts not yet due."""
@@ -381,7 +384,7 @@ class ContactIntake:
         fig["files"], fig["new"] = len(read), len(fresh)
         if fresh:
             self._to_warehouse(fresh, onu_of)  # may fail: nothing is recorded, files stay
-            self.seen.update({c.key: c.ts.value / 1e9 for c in fresh})
+            self.seen.update({c.key: c.ts.timestamp() for c in fresh})
             self.pending.extend(fresh)
         if read or fresh:
             # what was read is kept before its files move: a crash between the two reads
@@ -399,12 +402,18 @@ class ContactIntake:
         fig.pop("unknown_ids", None)
         return events, fig
 
-    @staticmethod
-    def _onu_of(fleet_table: pd.DataFrame) -> dict[str, str]:
-        if "customer_id" not in fleet_table:
-            return {}
-        t = fleet_table.dropna(subset=["customer_id"]).drop_duplicates("customer_id")
-        return dict(zip(t["customer_id"].astype(str), t["onu_id"].astype(str), strict=True))
+    def _onu_of(self, fleet_table: pd.DataFrame) -> dict[str, str]:
+        """Customer → ONU of the fleet (its first ONU), built once per fleet table."""
+        if self._fleet_map is not None and self._fleet_map[0] is fleet_table:
+            return self._fleet_map[1]
+        out: dict[str, str] = {}
+        if "customer_id" in fleet_table:
+            t = fleet_table.dropna(subset=["customer_id"]).drop_duplicates("customer_id")
+            cust = t["customer_id"].astype(str).to_numpy(dtype=object).tolist()
+            onus = t["onu_id"].astype(str).to_numpy(dtype=object).tolist()
+            out = dict(zip(cust, onus, strict=True))
+        self._fleet_map = (fleet_table, out)
+        return out
 
     def _due(
         self, ts: pd.Timestamp, prev_ts: pd.Timestamp | None, onu_of: dict[str, str], fig: dict
@@ -425,7 +434,7 @@ class ContactIntake:
                 continue
             fig["fed"] += 1
             fig["late"] += int(prev_ts is not None and c.ts <= prev_ts)
-            events.append(EventRow(c.ts, c.customer_id, "customer", "CUSTOMER_CALL", "info",
+            events.append(EventRow(pd.Timestamp(c.ts), c.customer_id, "customer", "CUSTOMER_CALL", "info",
                                    json.dumps(self._payload(c, onu), ensure_ascii=False)))  # fmt: skip
         fig["unknown_customers"] = len(unknown)
         if unknown:

@@ -515,7 +515,7 @@ def test_a_contact_dropped_while_operate_runs_reaches_the_dark_onus_decisions(
     state, out = tmp_path / "state", tmp_path / "summary.json"
     proc = subprocess.Popen(
         [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
-         "--mode", "simulate", "--json", str(out), "--for-ticks", "16"],
+         "--mode", "simulate", "--json", str(out), "--for-ticks", "12"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     warehouse = net.site.with_name(site["warehouse"])
@@ -537,7 +537,7 @@ def test_a_contact_dropped_while_operate_runs_reaches_the_dark_onus_decisions(
                 os.replace(inbox / ".crm.csv.part", inbox / "crm.csv")
                 break
             time.sleep(0.05)
-        _, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=180)  # a loaded machine runs the cycles slower
     finally:
         if proc.poll() is None:
             proc.kill()
