@@ -59,7 +59,7 @@ from guardian_lib.safe_yaml import StrictModel
 
 __all__ = [
     "ContactSettings", "ContactIntake", "ContactFileError", "read_contact_file",
-    "contact_intake",
+    "contact_intake", "contact_outcomes",
 ]  # fmt: skip
 
 #: Columns a contact file must have, and those it may have.
@@ -479,6 +479,16 @@ class ContactIntake:
         out = RunLayout(self.warehouse).raw("events") / f"date={now:%Y-%m-%d}" / name
         write_parquet(frame, out, RAW_EVENTS_ARROW)
         update_silver(self.warehouse, grid_minutes=self.grid_minutes)
+
+
+def contact_outcomes(figures: dict[str, Any] | None) -> dict[str, int]:
+    """A cycle's contact figures as counts by outcome (``fed``, ``late``, ``duplicates``,
+    ``stale``, ``unknown_customers``, ``files_rejected``); empty without an intake."""
+    if not figures:
+        return {}
+    out = {k: int(figures[k]) for k in ("fed", "late", "duplicates", "stale", "unknown_customers")}
+    out["files_rejected"] = len(figures["rejected"])
+    return out
 
 
 def contact_intake(site: Any, store: Any, warehouse: Path | None) -> ContactIntake | None:

@@ -66,7 +66,7 @@ from guardian_lib.operate.alerting import (
     drift_monitor,
 )
 from guardian_lib.operate.approvals import ApprovedActions
-from guardian_lib.operate.contacts import contact_intake
+from guardian_lib.operate.contacts import contact_intake, contact_outcomes
 from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
@@ -512,6 +512,9 @@ class Operator(ApprovedActions):
             s.safety_blocks += v
             m.safety_blocks.labels(k).inc(v)
         s.duplicates_suppressed = self.devices.suppressed
+        for k, v in contact_outcomes(figures.get("contacts")).items():  # site.contacts
+            s.contacts[k] = s.contacts.get(k, 0) + v
+            m.contacts.labels(k).inc(v)
         m.cycle_duration.observe(figures["duration_s"])
         m.rows_polled.inc(figures["rows_polled"])
         m.olts_failed.set(len(figures["olts_failed"]))

@@ -135,6 +135,10 @@ def test_a_contact_dropped_during_the_run_reaches_the_dark_onus_decisions(tmp_pa
         "stale": 0, "unknown_customers": 0, "pending": 0,
     }  # fmt: skip
     assert (inbox / "done" / "crm-1.csv").is_file() and not (inbox / "crm-1.csv").exists()
+    # the run's summary and the Prometheus counter sum the cycles
+    assert op.summary.contacts == {"fed": 1, "late": 0, "duplicates": 0, "stale": 0,
+                                   "unknown_customers": 0, "files_rejected": 0}  # fmt: skip
+    assert op.metrics.contacts.labels("fed")._value.get() == 1.0
 
 
 def test_a_garbage_file_is_quarantined_with_a_clear_error_and_the_loop_goes_on(tmp_path):
@@ -164,6 +168,7 @@ def test_a_garbage_file_is_quarantined_with_a_clear_error_and_the_loop_goes_on(t
     assert "NUL" in (rejected / "binary.jsonl.error.txt").read_text()
     assert "not a .csv or .jsonl" in (rejected / "notes.txt.error.txt").read_text()
     assert not [p for p in inbox.iterdir() if p.is_file()]  # nothing left to re-read
+    assert op.summary.contacts["files_rejected"] == 3
     # nothing of the bad file reached the loop: only A's contact was fed
     assert op.contacts.state_dict()["seen"].keys() == {
         f"c:C-A|{(T0 + 2 * STEP).isoformat()}|None|None"
