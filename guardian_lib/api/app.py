@@ -33,6 +33,7 @@ from guardian_lib.api.deps import ApiContext, RateLimiter, open_state, records
 from guardian_lib.api.problems import install_problem_handlers, problem_response
 from guardian_lib.api.routes import ROUTERS
 from guardian_lib.api.routes.auth import LOGIN_FAILURES_PER_MINUTE
+from guardian_lib.api.routes.contacts import MAX_BODY_BYTES, BodyLimit
 from guardian_lib.api.routes.decisions import REQUESTABLE_ACTIONS
 from guardian_lib.api.routes.reads import incidents_audit_file
 from guardian_lib.api.trail import ApiTrail
@@ -71,6 +72,7 @@ ENDPOINTS: tuple[tuple[str, str, str | None, bool], ...] = (
     ("POST", "/silences", "decide", True),
     ("DELETE", "/silences/{silence_id}", "decide", True),
     ("POST", "/olt/changes", "decide", True),
+    ("POST", "/contacts", "contacts", True),
 )
 
 
@@ -150,6 +152,8 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
         redoc_url=None,
     )
     _install_error_handlers(app)
+    # POST /contacts comes from another system: its body is limited before it is read
+    app.add_middleware(BodyLimit, path=f"{PREFIX}/contacts", limit=MAX_BODY_BYTES)
     if cfg.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -26,7 +26,7 @@ def _store(path: Path):
 @users_app.command("add")
 def users_add(
     name: Annotated[str, typer.Argument(help="User name.")],
-    role: Annotated[str, typer.Option(help="viewer, operator or admin.")],
+    role: Annotated[str, typer.Option(help="helpdesk, viewer, operator or admin.")],
     users: UsersFile,
     region: Annotated[
         list[str] | None, typer.Option(help="Limit the user to this region (repeatable).")
@@ -162,7 +162,7 @@ def api_command(
         raise typer.BadParameter(f"--console-refresh: expected 1-3600 s, got {console_refresh}")
     if execute_per_minute < 1:
         raise typer.BadParameter(f"--execute-per-minute: expected >= 1, got {execute_per_minute}")
-    cooldown, subscribers = 360.0, None
+    cooldown, subscribers, contacts, contacts_folder = 360.0, None, None, None
     if site is not None:
         from guardian_lib.operate.site import load_site
 
@@ -170,13 +170,17 @@ def api_command(
         run = cfg_site.resolve(cfg_site.warehouse)
         subscribers = cfg_site.resolve(cfg_site.subscribers)
         cooldown = float(cfg_site.autopilot_settings("approve").reboot_cooldown_minutes)
+        if cfg_site.contacts is not None:  # POST /contacts writes to operate's drop folder
+            contacts = cfg_site.contacts
+            contacts_folder = cfg_site.resolve(contacts.folder)
     store = require_users_file(users)
     cfg = ApiConfig(run=run, users=users, state=state, audit=audit,
                     execute_per_minute=execute_per_minute, reboot_cooldown_minutes=cooldown,
                     cors_origins=list(cors_origin or []), subscribers=subscribers,
                     olt_cli_inventory=olt_cli_inventory,
                     cookie_secure=cookie_secure, console_refresh_s=console_refresh,
-                    webhook_allow_local=webhook_allow_local)  # fmt: skip
+                    webhook_allow_local=webhook_allow_local, contacts=contacts,
+                    contacts_folder=contacts_folder)  # fmt: skip
     app = create_app(cfg, store)
     typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs; "
                f"dashboard: http://{host}:{port}/console)", err=True)  # fmt: skip

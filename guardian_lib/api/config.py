@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["ApiConfig", "PREFIX"]
 
@@ -46,6 +47,10 @@ class ApiConfig:
     webhook_allow_local : bool
         Let webhooks reach loopback, link-local (cloud metadata) and other local
         addresses (:func:`guardian_lib.api.webhooks.webhook_target_error`); off: refused.
+    contacts_folder : Path or None
+        The site's contacts drop folder, which ``POST /contacts`` writes to; None: 409.
+    contacts : ContactSettings or None
+        The site's ``contacts:`` section (time zone and clock tolerance of the checks).
     """
 
     run: Path
@@ -61,6 +66,8 @@ class ApiConfig:
     cookie_secure: bool = False
     console_refresh_s: float = 10.0
     webhook_allow_local: bool = False
+    contacts_folder: Path | None = None
+    contacts: Any = None
 
     @property
     def read_only(self) -> bool:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CSRF_HEADER",
     "LOGIN_FAILURES_PER_CLIENT_PER_MINUTE",
+    "CONTACTS_PER_MINUTE",
     "SESSION_COOKIE",
     "Admin",
     "ApiContext",
@@ -61,6 +62,8 @@ __all__ = [
 
 #: Failed logins from one client address per minute, over all names, before 429. [1/min]
 LOGIN_FAILURES_PER_CLIENT_PER_MINUTE = 20
+#: ``POST /contacts`` requests per user and minute. [1/min]
+CONTACTS_PER_MINUTE = 120
 
 
 class RateLimiter:
@@ -129,6 +132,8 @@ class ApiContext:
         Failed logins per client address, whatever the name (password spraying). [1/min]
     hooks : WebhookStore
         Webhook subscriptions.
+    contacts_limiter : RateLimiter
+        ``POST /contacts`` calls per user. [1/min]
     """
 
     cfg: ApiConfig
@@ -141,6 +146,7 @@ class ApiContext:
     login_client_failures: RateLimiter = field(
         default_factory=lambda: RateLimiter(LOGIN_FAILURES_PER_CLIENT_PER_MINUTE)
     )
+    contacts_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(CONTACTS_PER_MINUTE))
 
 
 def get_context(request: Request) -> ApiContext:

@@ -49,19 +49,21 @@ __all__ = [
 ]
 
 #: Roles, least to most privileged.
-ROLES = ("viewer", "operator", "admin")
+ROLES = ("helpdesk", "viewer", "operator", "admin")
 #: What each permission allows (docs/api.md has the same table by endpoint).
 PERMISSIONS: dict[str, str] = {
     "read": "read the warehouse, the risk queue, incidents, KPIs and the approval queue",
     "simulate": "ask what a decision would do (nothing is queued or sent)",
     "decide": "approve or reject a proposed action; request an action (execute)",
     "admin": "list users and revoke their API tokens",
+    "contacts": "report customer contacts to guardian operate (a helpdesk or CRM)",
 }
 #: Permissions of each role.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "helpdesk": frozenset({"contacts"}),
     "viewer": frozenset({"read", "simulate"}),
-    "operator": frozenset({"read", "simulate", "decide"}),
-    "admin": frozenset({"read", "simulate", "decide", "admin"}),
+    "operator": frozenset({"read", "simulate", "decide", "contacts"}),
+    "admin": frozenset({"read", "simulate", "decide", "admin", "contacts"}),
 }
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 _TOKEN = re.compile(r"^ngt_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})$")

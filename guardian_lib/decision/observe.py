@@ -265,6 +265,8 @@ class Observer:
             )
         now = pd.Timestamp(ts).timestamp()
         dt = 0.0 if np.isnan(self._last_s) else max(now - self._last_s, 0.0)
+        if events is not None:
+            events = (*events, self._call_steps(tick.events, events[0], now, dt))
         self._last_s = now
         self.now_s = now
         nan = np.full(self.n, np.nan)
@@ -335,8 +337,34 @@ class Observer:
             if k != "onu_ids":
                 setattr(self, k, _copy(v))
 
-    def _fold_events(self, types: np.ndarray, entity_ids: np.ndarray, now: float) -> None:
-        """Fold in a tick's events: their types and entity ids (object arrays)."""
+    @staticmethod
+    def _call_steps(events: tuple, types: np.ndarray, now: float, dt: float) -> np.ndarray | None:
+        """When each ``CUSTOMER_CALL`` of a tick counts from. [s]
+
+        A call reported late (dated before the previous tick, as ``guardian operate``'s
+        contact intake may feed it) counts from the polling step it belongs to, the one
+        ``guardian decide`` places it in (its time rounded up to the tick grid ending at
+        ``now``); every other call, from ``now``. None without late calls.
+        """
+        calls = types == "CUSTOMER_CALL"
+        if dt <= 0 or not calls.any():
+            return None
+        at = np.array([pd.Timestamp(e.ts).timestamp() for e, c in zip(events, calls, strict=True)
+                       if c], dtype=float)  # fmt: skip
+        late = at < now - dt
+        if not late.any():
+            return None
+        return np.where(late, now - np.floor((now - at) / dt) * dt, now)
+
+    def _fold_events(
+        self,
+        types: np.ndarray,
+        entity_ids: np.ndarray,
+        call_steps: np.ndarray | None,
+        now: float,
+    ) -> None:
+        """Fold in a tick's events: their types and entity ids (object arrays), and when
+        each call counts from (:meth:`_call_steps`; None: all from ``now``)."""
         strings = all(isinstance(e, str) for e in entity_ids)
         if strings:
             ent = entity_ids
@@ -358,9 +386,15 @@ class Observer:
                 r = np.fromiter((m.get(o, -1) for o in ent[calls]), dtype=np.intp)
             else:
                 r = self._cust_index.get_indexer(pd.Index(ent[calls]))
-            r = r[r >= 0]
-            np.add.at(self.calls, r, 1.0)
-            self.last_call_s[r] = now
+            if call_steps is None:
+                r = r[r >= 0]
+                np.add.at(self.calls, r, 1.0)
+                self.last_call_s[r] = now
+            else:  # late calls: decayed since their step, never moving a later call back
+                at = call_steps[r >= 0]
+                r = r[r >= 0]
+                np.add.at(self.calls, r, np.exp(-(now - at) / _DAY_S))
+                np.maximum.at(self.last_call_s, r, at)
 
     def _rows_of(self, onu_ids: np.ndarray) -> np.ndarray:
         """:meth:`row_of` of ONU id strings, by the hash map when the fleet's ids are

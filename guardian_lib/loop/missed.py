@@ -7,10 +7,15 @@ no SILVER row in ``guardian decide``'s replay) keeps its previous reading for
 batch features do. Both commands apply :class:`MissedPolls` with the site file's
 ``missed_poll_grace_steps`` (default :data:`MISSED_POLL_GRACE_STEPS`).
 
-What this rule does not cover, in both commands alike: an OLT that does not answer
-(operate) or a step without any reading at all (decide) repeats the previous readings of
-the ONUs concerned for as long as it lasts, since a silent OLT or a stopped collection is
-not a massive outage.
+An OLT that stops answering SNMP while others answer is the same case for its ONUs: its
+ONUs have no reading (``guardian decide`` cannot tell the two apart in SILVER either), so
+they keep their last one for the grace and count as missed past it. A reading held for
+hours would hide an OLT that lost power, and the scorer would see stale levels as fresh.
+
+A step without any reading at all (every OLT silent in ``guardian operate``, a hole in the
+export in ``guardian decide``) is a *gap* (:meth:`MissedPolls.step`): the collection
+stopped, the network did not, so the previous readings are repeated and no ONU's count of
+missed steps moves. Both commands apply the rule through :meth:`MissedPolls.step`.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class MissedPolls:
     ----------
     held : int
         Readings filled in from a previous step so far. [-]
+    gaps : int
+        Steps without any reading that repeated the previous step (:meth:`step`). [-]
     last : dict of str → ndarray or None
         The previous step as returned (None before the first).
 
@@ -62,6 +69,7 @@ class MissedPolls:
             raise ValueError(f"missed_poll_grace_steps: expected >= 0, got {grace_steps}")
         self.grace_steps = int(grace_steps)
         self.held = 0
+        self.gaps = 0
         self.last: dict[str, np.ndarray] | None = None
         self._missing = np.zeros(int(n_onus), dtype=np.int64)  # consecutive steps unread
 
@@ -104,14 +112,34 @@ class MissedPolls:
         self.last = out
         return out
 
+    def step(self, values: dict[str, np.ndarray], read: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`fill`, except for a gap: a step in which no ONU was read at all repeats
+        the previous step (copies) and leaves every count of missed steps as it was.
+
+        Parameters
+        ----------
+        values : dict of str → ndarray
+        read : ndarray of bool
+
+        Returns
+        -------
+        dict of str → ndarray
+        """
+        read = np.asarray(read, dtype=bool)
+        if self.last is not None and len(read) == len(self._missing) and not read.any():
+            self.gaps += 1
+            return {m: np.array(v, copy=True) for m, v in self.last.items()}
+        return self.fill(values, read)
+
     def tick(self, tick: Tick, read: np.ndarray) -> Tick:
-        """``tick`` with the rule applied (:meth:`fill` on a copy of its readings)."""
+        """``tick`` with the rule applied (:meth:`step` on a copy of its readings)."""
         values = {m: np.array(v, dtype=float) for m, v in tick.values.items()}
-        return Tick(tick.ts, self.fill(values, read), tick.events)
+        return Tick(tick.ts, self.step(values, read), tick.events)
 
     def state_dict(self) -> dict[str, Any]:
         """What a restart needs: the previous readings and the steps each ONU missed."""
-        return {"last": self.last, "missing": self._missing.copy(), "held": self.held}
+        return {"last": self.last, "missing": self._missing.copy(), "held": self.held,
+                "gaps": self.gaps}  # fmt: skip
 
     def load_state_dict(self, state: Mapping[str, Any] | None) -> bool:
         """Restore :meth:`state_dict`; False (fresh start) when absent or for another fleet."""
@@ -121,4 +149,5 @@ class MissedPolls:
         last = state.get("last")
         self.last = None if last is None else {m: np.asarray(v) for m, v in last.items()}
         self.held = int(state.get("held", 0))
+        self.gaps = int(state.get("gaps", 0))
         return True

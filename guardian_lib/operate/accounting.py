@@ -53,6 +53,10 @@ class OperateSummary:
         OLT polls that did not complete, summed over cycles. [-]
     duplicates_suppressed : int
         Actions not sent because their key was already journalled. [-]
+    contacts : dict of str → int
+        Customer contacts of the drop folder (``site.contacts``) by outcome: ``fed``,
+        ``late`` (of those fed), ``duplicates``, ``stale``, ``unknown_customers``, and
+        ``files_rejected``, summed over cycles. [-]
     """
 
     mode: str = "simulate"
@@ -73,6 +77,7 @@ class OperateSummary:
     duplicates_suppressed: int = 0
     ambiguous_after_restart: int = 0
     cycles_failed: int = 0
+    contacts: dict[str, int] = field(default_factory=dict)
     model_version: str = ""
     wall_s: float = 0.0
 

@@ -7,9 +7,10 @@
   query per block, no Python loop over ONUs), with the SILVER events since the previous
   step. An ONU without a row in a step follows the missed-poll rule of ``guardian
   operate`` (:class:`~guardian_lib.loop.missed.MissedPolls`: its previous reading for
-  ``missed_poll_grace_steps`` steps, then "not read"). A step without any row at all (the
-  collection stopped) repeats the previous step's readings, as ``guardian operate`` does
-  for an OLT that does not answer: a gap in the export is not a massive outage. A
+  ``missed_poll_grace_steps`` steps, then "not read"; the ONUs of an OLT that stopped
+  answering, too). A step without any row at all (the collection stopped) repeats the
+  previous step's readings, as ``guardian operate`` does when no OLT answers: a gap in
+  the export is not a massive outage. A
   customer contact names its customer; its ONU is added to the payload from the
   inventory (contacts of unknown customers are left out);
 * :class:`HistoricOrders` — the operator's own service orders (imported tickets) open at
@@ -156,11 +157,10 @@ class HistoryTelemetrySource:
 
     def _fill(self, row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One step's readings with the missed-poll rule applied (vectorised)."""
-        missing = np.isnan(row["online"])
-        if self.missed.last is not None and missing.all():
-            self.gap_ticks += 1
-            return self.missed.last
-        return self.missed.fill(row, ~missing)
+        gaps = self.missed.gaps
+        out = self.missed.step(row, ~np.isnan(row["online"]))
+        self.gap_ticks += self.missed.gaps - gaps
+        return out
 
     def _readings(self, k0: int, k1: int) -> dict[str, np.ndarray]:
         """(steps × ONUs) arrays of every measure for steps ``k0..k1`` (NaN: not read)."""

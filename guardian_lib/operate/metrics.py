@@ -93,6 +93,9 @@ class OperateMetrics:
                                   "Unix time of the last cycle that completed.", registry=r)  # fmt: skip
         self.cycles = Counter("guardian_cycles", "Cycles run.", registry=r)
         self.cycles_failed = Counter("guardian_cycles_failed", "Cycles that raised.", registry=r)
+        self.contacts = Counter("guardian_contacts", "Customer contacts of the drop folder by "
+                                "outcome (fed, late, duplicates, stale, unknown_customers, "
+                                "files_rejected).", ["outcome"], registry=r)  # fmt: skip
         self.server = None
         if port is not None:
             self.server, _ = start_http_server(port, addr=host, registry=r)

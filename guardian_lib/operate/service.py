@@ -7,7 +7,8 @@ One :class:`Operator` per site. Every ``polling_interval_s`` a cycle:
 2. appends the rows to the warehouse's RAW lake (new atomically written files) and
    merges them into SILVER (``guardian_lib.silver.update_silver``: only the new files);
    SNMP traps accepted since the last cycle (``site.traps``) join the cycle's events,
-   and a trap starts the next cycle at once instead of at the next interval;
+   and a trap starts the next cycle at once instead of at the next interval; customer
+   contacts the helpdesk dropped (``site.contacts``, :mod:`.contacts`) join them too;
 3. feeds the observer and the scorer (the MLflow model the site's alias points to, the
    rule scorer when none is registered) and runs :meth:`Autopilot.step`: decide, check
    the safety limits, act, audit;
@@ -65,6 +66,7 @@ from guardian_lib.operate.alerting import (
     drift_monitor,
 )
 from guardian_lib.operate.approvals import ApprovedActions
+from guardian_lib.operate.contacts import contact_intake, contact_outcomes
 from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
@@ -82,7 +84,6 @@ log = logging.getLogger("guardian_lib.operate")
 MODES = ("simulate", "approve", "execute")
 #: Kill-switch file in the state folder, used unless the site sets ``kill_switch_file``.
 KILL_SWITCH_FILENAME = "KILL_SWITCH"
-_TEL = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "ber", "latency_ms", "loss_pct", "uptime_s")
 #: Rows explained with SHAP each cycle: the highest 24 h risks without a symptom, and
 #: symptomatic rows (cause reasons). About 1 ms a row with 150 trees, so the bounds keep
 #: a 50k-ONU cycle under a second even in a massive outage; the policy acts on far fewer.
@@ -174,6 +175,7 @@ class Operator(ApprovedActions):
         self.audit = AuditLog(self.state_dir / "audit.duckdb", tag=f"{site.site_id}-")
         self.stop_event = threading.Event()
         self.traps = OperateTraps(site.traps, self.inventory, environ) if site.traps else None
+        self.contacts = contact_intake(site, self.store, self.warehouse)  # helpdesk contacts
         self.fleet: Fleet | None = None
         self.missed = MissedPolls(0, site.missed_poll_grace_steps)  # sized by _build
         self.autopilot: Autopilot | None = None
@@ -187,7 +189,6 @@ class Operator(ApprovedActions):
             1.0, float(site.polling_interval_s) * (site.clock.speed if site.clock else 1.0)
         )
         self._last_ts: pd.Timestamp | None = self.store.get("last_ts")
-        self._last_rows: pd.DataFrame | None = self.store.get("last_rows")
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
         self._bundle = self._load_model()
@@ -374,7 +375,6 @@ class Operator(ApprovedActions):
         # ONUs the OLTs report that the fleet does not list (new installs, wrong serials)
         unknown = int(tel.loc[~in_fleet, "onu_id"].nunique())
         known = tel[in_fleet].drop_duplicates("onu_id", keep="last").copy()
-        known = self._carry_forward(known, failed)
         known["online"] = known["online"].fillna(False).astype(bool)
         # OLTs report no packet loss: an ONU that is registered has service (the
         # observer reads a missing loss as "no service").
@@ -398,6 +398,8 @@ class Operator(ApprovedActions):
         trap_rows = self.traps.rows(self._store_rows) if self.traps is not None else []
         rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
                           r["payload"]) for r in trap_rows]  # fmt: skip
+        contacts = self.contacts and self.contacts.cycle(ts, self._last_ts, self.fleet.table)
+        rows += contacts[0] if contacts else []
         tick = self._cycle_tick(ts, known, rows)
         # The alerts see what the decisions see: the missed-poll rule's view of every ONU
         # of the fleet (held within the grace, offline past it), not this poll's rows.
@@ -426,6 +428,8 @@ class Operator(ApprovedActions):
             "duration_s": round(time.perf_counter() - t0, 3),
             "trap_events": len(trap_rows),
         }  # fmt: skip
+        if contacts:
+            figures["contacts"] = contacts[1]
         alerts = self._alerts_cycle(ts, seen, events, blocks)
         if alerts is not None:
             figures["alerts"] = alerts
@@ -466,27 +470,13 @@ class Operator(ApprovedActions):
             scorer.update(Tick(ts, tick.values))
 
     def _cycle_tick(self, ts: pd.Timestamp, known: pd.DataFrame, events: list[EventRow]) -> Tick:
-        """The cycle's tick: an ONU without a row follows the missed-poll rule
-        (:class:`~guardian_lib.loop.missed.MissedPolls`, the site's
-        ``missed_poll_grace_steps``), as in ``guardian decide``."""
+        """The cycle's tick: an ONU without a row, also one of an OLT that did not answer,
+        follows the missed-poll rule (:meth:`MissedPolls.step
+        <guardian_lib.loop.missed.MissedPolls.step>`, the site's ``missed_poll_grace_steps``;
+        no row at all repeats the last cycle), as in ``guardian decide``."""
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, events)
         read = np.isin(self.fleet.onu_ids, known["onu_id"].astype(str).to_numpy())
         return self.missed.tick(tick, read)
-
-    def _carry_forward(self, known: pd.DataFrame, failed: list[str]) -> pd.DataFrame:
-        """ONUs of an OLT that did not answer keep their last reading: a silent OLT is
-        not a massive outage of its ONUs (it is flagged as ``olts_failed``)."""
-        last = self._last_rows
-        if failed and last is not None:
-            olt_of = self.fleet.table.set_index("onu_id")["olt_id"]
-            stale = last[
-                last["onu_id"].map(olt_of).isin(failed) & ~last["onu_id"].isin(known["onu_id"])
-            ]
-            if len(stale):
-                known = pd.concat([known, stale], ignore_index=True)
-        cols = ["onu_id", "online", *[c for c in _TEL if c in known.columns]]
-        self._last_rows = known[cols].copy()
-        return known
 
     def _store_rows(self, report: Any) -> list[Path]:
         from guardian_lib.silver import update_silver
@@ -502,9 +492,9 @@ class Operator(ApprovedActions):
     def _blobs(self) -> dict[str, Any]:
         return {
             "loop": {"onu_ids": list(self.fleet.onu_ids), "loop": self.loop.state_dict()},
-            "last_rows": self._last_rows,
             "last_ts": self._last_ts,
             "missed_polls": self.missed.state_dict(),
+            **({"contacts": self.contacts.state_dict()} if self.contacts else {}),
         }
 
     def _account(self, figures: dict, report: Any, blocks: dict, by_action: dict) -> None:
@@ -522,6 +512,9 @@ class Operator(ApprovedActions):
             s.safety_blocks += v
             m.safety_blocks.labels(k).inc(v)
         s.duplicates_suppressed = self.devices.suppressed
+        for k, v in contact_outcomes(figures.get("contacts")).items():  # site.contacts
+            s.contacts[k] = s.contacts.get(k, 0) + v
+            m.contacts.labels(k).inc(v)
         m.cycle_duration.observe(figures["duration_s"])
         m.rows_polled.inc(figures["rows_polled"])
         m.olts_failed.set(len(figures["olts_failed"]))

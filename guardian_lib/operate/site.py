@@ -22,6 +22,7 @@ Example::
                     token_file: tickets.token}
     notifier: {kind: audit}
     alerts: alerts.yaml                  # alert rules and receivers (docs/alerts.md)
+    contacts: {folder: contacts}         # the helpdesk's customer contacts, CSV / JSONL
     schedule:                            # reports e-mailed on a cron schedule
       - {name: weekly, cron: "0 7 * * mon", format: pdf, lang: pt-BR, receiver: managers}
 """
@@ -36,6 +37,7 @@ from pydantic import Field, field_validator, model_validator
 from guardian_lib.decision.settings import AutopilotSettings, SettingsError
 from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
+from guardian_lib.operate.contacts import ContactSettings
 from guardian_lib.operate.schedule import ReportJob
 from guardian_lib.safe_yaml import StrictModel, load_yaml_model
 from guardian_lib.secrets import SecretRef, read_secret  # re-exported: moved there
@@ -48,6 +50,7 @@ __all__ = [
     "ClockSettings",
     "SecretRef",
     "TrapSettings",
+    "ContactSettings",
     "load_site",
     "read_secret",
 ]
@@ -160,6 +163,9 @@ class SiteConfig(_Strict):
         MLflow alias of the scorer; the rule scorer when nothing is registered.
     safety : dict
         :class:`~guardian_lib.decision.AutopilotSettings` fields (not the mode).
+    contacts : ContactSettings or None
+        The helpdesk's customer contacts, read each cycle from a drop folder
+        (:mod:`guardian_lib.operate.contacts`); None: operate learns of none.
     """
 
     site_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")] = "site"
@@ -175,6 +181,9 @@ class SiteConfig(_Strict):
     notifier: NotifierSettings = NotifierSettings()
     alerts: str | None = Field(
         None, description="Alerting file (YAML, docs/alerts.md): evaluated every cycle."
+    )
+    contacts: ContactSettings | None = Field(
+        None, description="Drop folder of the helpdesk's customer contacts (docs/operate.md)."
     )
     clock: ClockSettings | None = None
     traps: TrapSettings | None = None

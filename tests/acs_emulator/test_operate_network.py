@@ -480,3 +480,79 @@ def test_nbi_down_then_back_the_hang_is_seen_and_rebooted_once_it_answers(
     sent = [j["target"] for j in _journal(state) if j["status"] == "sent"]
     assert sent and len(sent) == len(set(sent))
     assert truth["hangs"][0]["cpe_id"] in sent and truth["hangs"][0]["reboot_by"] == "acs"
+
+
+def _dark_in_raw(warehouse: Path, onu: str) -> bool:
+    """Whether operate's RAW telemetry (immutable files) has ``onu`` offline yet."""
+    import pandas as pd
+
+    files = sorted(warehouse.glob("lake/raw/telemetry/*/*.parquet"))
+    if not files:
+        return False
+    rows = pd.concat([pd.read_parquet(f, columns=["ts", "onu_id", "online"]) for f in files])
+    rows = rows[rows["onu_id"] == onu]
+    return bool(len(rows)) and not bool(rows.sort_values("ts")["online"].iloc[-1])
+
+
+def test_a_contact_dropped_while_operate_runs_reaches_the_dark_onus_decisions(
+    tmp_path, only_fault, network_factory
+):
+    """The helpdesk's export job drops a contact file for the customer whose ONU went dark
+    (a power-off at 26 simulated minutes, seed 41) and one for a customer with service,
+    while ``guardian operate`` polls the twin; only the dark ONU's decisions carry
+    ``contacted_since_down``, from the cycle that read the file."""
+    import pandas as pd
+
+    sc = _scenario(tmp_path, only_fault, "customer_power_off", 60.0)
+    net = network_factory(sc, seed=41)
+    site = yaml.safe_load(net.site.read_text())
+    site["contacts"] = {"folder": "contacts"}
+    net.site.write_text(yaml.safe_dump(site))
+    subs = pd.read_csv(net.site.with_name(site["subscribers"]))
+    dark_onu = "HWTCEEB8C80A"
+    dark_cust = subs.loc[subs["onu_id"] == dark_onu, "customer_id"].iloc[0]
+    ok_cust = subs.loc[subs["onu_id"] != dark_onu, "customer_id"].iloc[0]
+    state, out = tmp_path / "state", tmp_path / "summary.json"
+    proc = subprocess.Popen(
+        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
+         "--mode", "simulate", "--json", str(out), "--for-ticks", "12"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    warehouse = net.site.with_name(site["warehouse"])
+    dropped_after = None
+    try:
+        end = time.monotonic() + 90
+        while time.monotonic() < end and proc.poll() is None:
+            if _dark_in_raw(warehouse, dark_onu):
+                dropped_after = _last_cycle_safe(state)
+                clock = site["clock"]
+                now = pd.Timestamp(clock["epoch"]) + pd.Timedelta(
+                    seconds=(time.time() - clock["wall_epoch"]) * clock["speed"]
+                )
+                inbox = net.site.with_name("contacts")
+                inbox.mkdir(exist_ok=True)
+                text = (f"ts,customer_id,channel,reason\n{now.isoformat()},{dark_cust},phone,"
+                        f"no_internet\n{now.isoformat()},{ok_cust},chat,billing\n")  # fmt: skip
+                (inbox / ".crm.csv.part").write_text(text)
+                os.replace(inbox / ".crm.csv.part", inbox / "crm.csv")
+                break
+            time.sleep(0.05)
+        _, err = proc.communicate(timeout=180)  # a loaded machine runs the cycles slower
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    net.stop()
+    assert proc.returncode == 0, err[-3000:]
+    assert dropped_after is not None, "the power-off never showed in operate's telemetry"
+    by_onu: dict[str, list[tuple[str, bool]]] = {}
+    for subject, ts, inputs in _audit(state, "SELECT subject, ts, inputs FROM decisions"):
+        flag = bool(json.loads(inputs).get("contacted_since_down"))
+        by_onu.setdefault(subject, []).append((str(ts), flag))
+    dark = sorted(by_onu.get(dark_onu, []))
+    assert dark, "the dark ONU got no decision row"
+    flags = [f for _, f in dark]
+    # not contacted before the file, contacted from the cycle that read it, to the end
+    assert not flags[0] and flags[-1], dark
+    assert flags == sorted(flags), dark  # once contacted, it stays contacted while dark
+    assert not any(f for o, rows in by_onu.items() if o != dark_onu for _, f in rows)
+    assert (net.site.with_name("contacts") / "done" / "crm.csv").is_file()

@@ -224,3 +224,108 @@ def test_operate_alerts_follow_the_missed_poll_rule_the_decisions_see(tmp_path):
     assert shares == [[0.0], [0.25], [0.75], [0.75], [0.75], [0.0]]
     assert firing == [[], [], ["PonOffline"], ["PonOffline"], ["PonOffline"], []]
     assert held == [0, 3, 3, 6, 6, 6]  # B, C, D held in cycle 2; A, B, C in cycle 4
+
+
+# Two OLTs: A, B on OLT-1, C, D on OLT-2. ``None``: the OLT did not answer (no rows, an
+# incomplete poll); a missing ONU: a missed poll of an answering OLT.
+SILENT = [
+    {"OLT-1": {"A": True, "B": True}, "OLT-2": {"C": True, "D": True}},
+    {"OLT-1": {"A": True, "B": True}, "OLT-2": None},
+    {"OLT-1": {"A": True, "B": True}, "OLT-2": None},
+    {"OLT-1": {"B": True}, "OLT-2": None},  # and A missed once
+    {"OLT-1": {"A": True, "B": True}, "OLT-2": {"C": False, "D": True}},
+    {"OLT-1": {"A": True, "B": True}, "OLT-2": None},
+    {"OLT-1": {"A": True, "B": True}, "OLT-2": {"D": True}},
+]
+
+
+class _SilentOlt:
+    """Operate's telemetry source replaying :data:`SILENT` (rx −20 − step)."""
+
+    def __init__(self) -> None:
+        self.k = 0
+
+    def poll(self):
+        from guardian_lib.snmp.poller import OltPollResult, PollReport
+        from guardian_lib.snmp.rows import EVENTS_SCHEMA, TELEMETRY_SCHEMA, empty_frame
+
+        ts = T0 + self.k * STEP
+        results = []
+        for olt, onus in SILENT[self.k].items():
+            tel = empty_frame(TELEMETRY_SCHEMA)
+            if onus is not None:
+                rows = pd.DataFrame({"ts": ts, "onu_id": list(onus), "online": list(onus.values()),
+                                     "rx_dbm": -20.0 - self.k, "source": "snmp",
+                                     "received_at": ts, "olt_id": olt, "poll_complete": True})  # fmt: skip
+                tel = pd.concat([tel, rows], ignore_index=True)
+            err = None if onus is not None else "timeout"
+            results.append(OltPollResult(olt, "test", tel, empty_frame(EVENTS_SCHEMA),
+                                         onus is not None, err))  # fmt: skip
+        self.k += 1
+        return PollReport(results)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("grace", [1, 2])
+def test_a_silent_olt_reads_the_same_in_operate_and_in_decide(tmp_path, grace):
+    """An OLT that stops answering: its ONUs keep their last reading for the grace, then
+    count as missed, in ``guardian operate``'s cycles and in ``guardian decide``'s replay
+    of the warehouse operate wrote (and so in ``guardian alerts replay``)."""
+    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.operate.service import Operator
+    from guardian_lib.operate.site import load_site
+    from guardian_lib.warehouse import connect
+
+    site = _site(tmp_path, polling_interval_s=300, missed_poll_grace_steps=grace)
+    (tmp_path / "subs.csv").write_text(
+        "onu_id,pon_id,olt_id\nA,P1,OLT-1\nB,P1,OLT-1\nC,P2,OLT-2\nD,P2,OLT-2\n"
+    )
+    op = Operator(load_site(site), tmp_path / "state")
+    op.source.close()
+    op.source = _SilentOlt()
+    seen: list = []
+    build = op._cycle_tick
+
+    def spy(ts, known, events):
+        seen.append(build(ts, known, events))
+        return seen[-1]
+
+    op._cycle_tick = spy
+    try:
+        failed = [op.run_cycle()["olts_failed"] for _ in SILENT]
+        ids = list(op.fleet.onu_ids)
+    finally:
+        op.close()
+    assert failed == [[] if s["OLT-2"] is not None else ["OLT-2"] for s in SILENT]
+    con = connect(tmp_path / "wh")
+    try:
+        end = T0 + (len(SILENT) - 1) * STEP
+        replay = list(HistoryTelemetrySource(con, np.array(ids), T0, end, 300, grace_steps=grace))
+    finally:
+        con.close()
+    assert [t.ts for t in seen] == [t.ts for t in replay]
+    for m in ("online", "rx_dbm"):
+        got = np.array([t.get(m) for t in seen], dtype=float)
+        want = np.array([t.get(m) for t in replay], dtype=float)
+        np.testing.assert_array_equal(got, want, err_msg=f"operate vs decide: {m}")
+    # What that is: C and D held from step 0 for the grace, then not read (offline) until
+    # OLT-2 answers again; the count restarts with each answer.
+    c = ids.index("C")
+    online_c = [float(t.get("online")[c]) for t in seen]
+    held = [1.0] * grace + [np.nan] * (3 - grace)
+    np.testing.assert_array_equal(online_c, [1.0, *held, 0.0, 0.0, np.nan if grace == 1 else 0.0])
+
+
+def test_a_step_without_any_reading_is_a_gap_that_moves_no_count():
+    mp = MissedPolls(2, grace_steps=1)
+    mp.step({"online": np.array([1.0, 1.0])}, np.array([True, True]))
+    mp.step({"online": np.array([np.nan, 1.0])}, np.array([False, True]))  # A missed once
+    for _ in range(3):  # nothing read at all: the previous step, A's count unchanged
+        out = mp.step({"online": np.full(2, np.nan)}, np.array([False, False]))
+        np.testing.assert_array_equal(out["online"], [1.0, 1.0])
+    assert mp.gaps == 3
+    # A missed again: its second step in a row (the gap did not count), past the grace
+    out = mp.step({"online": np.array([np.nan, 1.0])}, np.array([False, True]))
+    np.testing.assert_array_equal(out["online"], [np.nan, 1.0])

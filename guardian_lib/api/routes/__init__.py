@@ -10,7 +10,8 @@
   ``/decision/simulate|execute``;
 - :mod:`~guardian_lib.api.routes.webhooks` — webhook subscriptions;
 - :mod:`~guardian_lib.api.routes.alerts` — operate's alerts and silences;
-- :mod:`~guardian_lib.api.routes.olt` — audited OLT changes over the OLTs' CLI.
+- :mod:`~guardian_lib.api.routes.olt` — audited OLT changes over the OLTs' CLI;
+- :mod:`~guardian_lib.api.routes.contacts` — customer contacts for ``guardian operate``.
 
 :data:`ROUTERS` is the order :func:`guardian_lib.api.app.create_app` includes them in
 (which is the order of the OpenAPI paths).
@@ -18,7 +19,16 @@
 
 from fastapi import APIRouter
 
-from guardian_lib.api.routes import alerts, auth, decisions, inventory, olt, reads, webhooks
+from guardian_lib.api.routes import (
+    alerts,
+    auth,
+    contacts,
+    decisions,
+    inventory,
+    olt,
+    reads,
+    webhooks,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -31,4 +41,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     webhooks.router,
     alerts.router,
     olt.router,
+    contacts.router,
 )
