@@ -30,10 +30,11 @@ from guardian_lib.api.config import PREFIX, ApiConfig
 from guardian_lib.api.console import router as console_router
 from guardian_lib.api.data import WarehouseBusy, WarehouseReader
 from guardian_lib.api.deps import ApiContext, RateLimiter, open_state, records
+from guardian_lib.api.limits import BodyLimit
 from guardian_lib.api.problems import install_problem_handlers, problem_response
 from guardian_lib.api.routes import ROUTERS
 from guardian_lib.api.routes.auth import LOGIN_FAILURES_PER_MINUTE
-from guardian_lib.api.routes.contacts import MAX_BODY_BYTES, BodyLimit
+from guardian_lib.api.routes.contacts import MAX_BODY_BYTES as CONTACTS_MAX_BODY_BYTES
 from guardian_lib.api.routes.decisions import REQUESTABLE_ACTIONS
 from guardian_lib.api.routes.reads import incidents_audit_file
 from guardian_lib.api.trail import ApiTrail
@@ -152,8 +153,14 @@ def create_app(cfg: ApiConfig, users: UserStore | None = None) -> FastAPI:
         redoc_url=None,
     )
     _install_error_handlers(app)
-    # POST /contacts comes from another system: its body is limited before it is read
-    app.add_middleware(BodyLimit, path=f"{PREFIX}/contacts", limit=MAX_BODY_BYTES)
+    # Every body is limited before it is read (FastAPI reads it before the token is
+    # checked); POST /contacts, a bulk upload from another system, has a limit of its own.
+    app.add_middleware(
+        BodyLimit,
+        prefix=PREFIX,
+        limits={f"{PREFIX}/contacts": CONTACTS_MAX_BODY_BYTES},
+        require_length=(f"{PREFIX}/contacts",),
+    )
     if cfg.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

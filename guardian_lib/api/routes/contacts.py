@@ -9,9 +9,10 @@ refused at once (422 naming the contact and field) instead of quarantined later.
 
 Hostile input: a bearer token with the ``contacts`` permission (the ``helpdesk`` role
 has nothing else), region-scoped users may only report their regions' customers, the body
-is limited before it is read (:class:`BodyLimit`: ``Content-Length`` required, at most
-:data:`MAX_BODY_BYTES`), at most :data:`MAX_CONTACTS` contacts a request and
-:data:`CONTACTS_PER_MINUTE` requests per user and minute.
+is limited before it is read (:class:`~guardian_lib.api.limits.BodyLimit`:
+``Content-Length`` required, at most :data:`MAX_BODY_BYTES`), at most
+:data:`MAX_CONTACTS` contacts a request and :data:`CONTACTS_PER_MINUTE` requests per user
+and minute.
 
 No ``from __future__ import annotations``: FastAPI evaluates the route signatures.
 """
@@ -31,7 +32,7 @@ from guardian_lib.api.deps import CONTACTS_PER_MINUTE, Ctx, audit, in_region, ne
 from guardian_lib.api.problems import Problem
 from guardian_lib.api.users import User
 
-__all__ = ["router", "BodyLimit", "ContactIn", "ContactsBody", "MAX_BODY_BYTES", "MAX_CONTACTS",
+__all__ = ["router", "ContactIn", "ContactsBody", "MAX_BODY_BYTES", "MAX_CONTACTS",
            "CONTACTS_PER_MINUTE"]  # fmt: skip
 
 #: Largest request body of ``POST /contacts``. [B]
@@ -59,36 +60,6 @@ class ContactsBody(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     contacts: list[ContactIn] = Field(min_length=1, max_length=MAX_CONTACTS)
-
-
-class BodyLimit:
-    """ASGI middleware: ``POST`` to ``path`` needs a ``Content-Length`` of at most
-    ``limit`` bytes (411 / 413 before any byte of the body is read)."""
-
-    def __init__(self, app: Any, path: str, limit: int) -> None:
-        self.app, self.path, self.limit = app, path, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == self.path and scope["method"] == "POST":
-            headers = dict(scope.get("headers") or [])
-            declared = headers.get(b"content-length", b"").decode("latin-1")
-            status = None
-            if not declared.isdigit():
-                status, detail = 411, "Content-Length is required"
-            elif int(declared) > self.limit:
-                status, detail = 413, f"the body is larger than {self.limit} bytes"
-            if status is not None:
-                from starlette.requests import Request as StarletteRequest
-
-                from guardian_lib.api.problems import problem_response
-
-                req = StarletteRequest(scope)
-                resp = problem_response(
-                    req, status, "body-size", detail, field="header.Content-Length"
-                )
-                await resp(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def _check(ctx: Any, user: User, body: ContactsBody) -> bytes:
