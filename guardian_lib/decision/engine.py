@@ -370,18 +370,30 @@ class Autopilot:
                 if r.target in self.cases and r.status != "failed":
                     self.cases[r.target]["notified"] = True
         if case is not None:
-            if d.action == "schedule_visit" and results and results[0].ref:
-                case["visit_os_id"] = results[0].ref
-                if d.params.get("confirm_first"):
-                    case["call_ahead_os_id"] = results[0].ref
-            elif d.action == "schedule_visit" and results and results[0].status == "simulated":
-                case["visit_os_id"] = f"simulated:{did}"
-            elif d.action == "change_wifi_profile":
+            if d.action == "change_wifi_profile":
                 case["last_wifi_change_at"] = ts
                 case["wifi_changes"] = case.get("wifi_changes", 0) + 1
-            elif d.action == "cancel_visit":
-                case["visit_os_id"] = None
+            else:
+                self.track_visit(case, d, results, did)
         return d
+
+    @staticmethod
+    def track_visit(case: dict, d: Decision, results: list[ActionResult], did: str) -> None:
+        """Record on ``case`` the order a ``schedule_visit`` opened (its id; the call-ahead
+        to follow when the visit was to be confirmed first) or a ``cancel_visit`` ended.
+
+        Also for an action an operator approved (``guardian operate --mode approve``
+        sends it cycles after the proposal): the case then follows the real order (its
+        status when the case closes, the call-ahead's answer).
+        """
+        if d.action == "schedule_visit" and results and results[0].ref:
+            case["visit_os_id"] = results[0].ref
+            if d.params.get("confirm_first"):
+                case["call_ahead_os_id"] = results[0].ref
+        elif d.action == "schedule_visit" and results and results[0].status == "simulated":
+            case["visit_os_id"] = f"simulated:{did}"
+        elif d.action == "cancel_visit":
+            case["visit_os_id"] = None
 
     def follow(self, did: str, d: Decision, results: list[ActionResult], ts: pd.Timestamp) -> None:
         """Audit the results of an executed decision and follow each to its outcome.

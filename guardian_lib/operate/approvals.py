@@ -78,6 +78,8 @@ class ApprovedActions:
             # breaker, listeners: customer notices), anything else audited and told now.
             # It also counts a sent reboot on the case (the proposal did not).
             self.autopilot.follow(did, d, results, ts)
+            if case is not None:  # the case follows the order now really opened / cancelled
+                self.autopilot.track_visit(case, d, results, did)
             ok = all(r.status != "failed" for r in results)
             self.store.finish_approval(
                 a["id"], "executed" if ok else "failed",

@@ -15,7 +15,7 @@ from guardian_lib.operate.site import load_site
 T0 = pd.Timestamp("2026-03-02T10:00:00Z")
 
 
-def _operator(tmp_path, **safety) -> Operator:
+def _operator(tmp_path, field: dict | None = None, **safety) -> Operator:
     (tmp_path / "olts.yaml").write_text(yaml.safe_dump(
         {"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "noc"}]}))  # fmt: skip
     (tmp_path / "subs.csv").write_text(
@@ -25,7 +25,8 @@ def _operator(tmp_path, **safety) -> Operator:
     )
     (tmp_path / "site.yaml").write_text(yaml.safe_dump(
         {"inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
-         "subscribers": "subs.csv", "safety": safety}))  # fmt: skip
+         "subscribers": "subs.csv", "safety": safety,
+         **({"field_service": field} if field else {})}))  # fmt: skip
     op = Operator(load_site(tmp_path / "site.yaml"), tmp_path / "state", mode="approve")
     op._build(load_subscribers(tmp_path / "subs.csv"))
     return op
@@ -150,3 +151,29 @@ def test_every_safety_rule_reads_in_portuguese():
     for rule in RULES:
         text = rationale_text(json.dumps({"rule": rule}), "pt-BR")
         assert text.startswith("Regra: ") and rule not in text, text
+
+
+def test_an_approved_visit_is_followed_by_its_case(tmp_path):
+    """The proposal opened nothing; once approved and sent, the ONU's case follows the real
+    order (its status when the case closes; the call-ahead's answer), as it does for a
+    visit the autopilot opened itself in execute mode."""
+    op = _operator(tmp_path, field={"kind": "drop_folder", "folder": "visits"})
+    try:
+        op.autopilot.cases["A"] = {
+            "case_id": "CASE1", "opened_at": T0, "reboots": 0, "last_reboot_at": pd.NaT,
+            "visit_os_id": None, "notified": False, "last_wifi_change_at": pd.NaT,
+            "wifi_changes": 0,
+        }  # fmt: skip
+        aid = op.store.propose(
+            ts=T0.isoformat(), action="schedule_visit", subject="A", target="A", pon_id="P1",
+            params={"confirm_first": True, "confirm_question": "power_on", "reason": "dark"},
+        )  # fmt: skip
+        op.store.decide(aid, "approved", "ana")
+        op._run_approved(T0)
+        case = op.autopilot.cases["A"]
+        assert case["visit_os_id"] is not None
+        assert case["call_ahead_os_id"] == case["visit_os_id"]
+        opened = tmp_path / "visits" / f"{case['visit_os_id']}.open.csv"
+        assert opened.exists() and "power_on" in opened.read_text()
+    finally:
+        op.close()
