@@ -40,12 +40,14 @@ def _scenario(tmp_path: Path, only_fault, kind: str, rate: float, **params) -> P
 class Network:
     """A ``guardian twin --serve-network`` process."""
 
-    def __init__(self, tmp_path: Path, scenario: Path, seed: int, hours: float = 8.0) -> None:
+    def __init__(
+        self, tmp_path: Path, scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED
+    ) -> None:
         self.site = tmp_path / "net" / "site.yaml"
         self.truth_path = tmp_path / "truth.json"
         self.proc = subprocess.Popen(
             [str(GUARDIAN), "twin", "--scenario", str(scenario), "--seed", str(seed),
-             "--speed", str(SPEED), "--serve-network", "--site-out", str(self.site),
+             "--speed", str(speed), "--serve-network", "--site-out", str(self.site),
              "--truth-out", str(self.truth_path), "--hours", str(hours)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
@@ -69,8 +71,8 @@ class Network:
 def network_factory(tmp_path):
     nets: list[Network] = []
 
-    def make(scenario: Path, seed: int, hours: float = 8.0) -> Network:
-        nets.append(Network(tmp_path, scenario, seed, hours))
+    def make(scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED) -> Network:
+        nets.append(Network(tmp_path, scenario, seed, hours, speed))
         return nets[-1]
 
     yield make
@@ -512,7 +514,9 @@ def test_a_contact_dropped_while_operate_runs_reaches_the_dark_onus_decisions(
     import pandas as pd
 
     sc = _scenario(tmp_path, only_fault, "customer_power_off", 60.0)
-    net = network_factory(sc, seed=41)
+    # A quarter of the usual speed (a cycle every 2 s): the file must be dropped between the
+    # cycle that opened the case and the one that notifies the customer, 10 min later.
+    net = network_factory(sc, seed=41, speed=SPEED / 4)
     site = yaml.safe_load(net.site.read_text())
     site["contacts"] = {"folder": "contacts"}
     net.site.write_text(yaml.safe_dump(site))
