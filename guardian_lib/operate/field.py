@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,8 @@ from guardian_lib.operate.state import StateStore
 __all__ = ["WebhookFieldService", "DropFolderFieldService", "FieldServiceError", "ORDER_COLUMNS"]
 
 log = logging.getLogger("guardian_lib.operate")
+#: A closure code a ticketing system may report (``customer_power_off`` …).
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: Columns of ``open_orders()`` (the loop's field-service protocol).
 ORDER_COLUMNS = ("os_id", "onu_id", "status", "opened_by")
 _OPEN = ("scheduled", "in_progress", "open")
@@ -200,6 +203,8 @@ class WebhookFieldService(_OrderBook):
             doc = resp.json() if resp.status_code < 400 else {}
             st = str(doc.get("status", "unknown")) if isinstance(doc, dict) else "unknown"
             code = doc.get("outcome") if isinstance(doc, dict) else None
+            # a closure code is a short token; anything else from the wire is dropped
+            code = code if isinstance(code, str) and _CODE.fullmatch(code) else None
         except (FieldServiceError, ValueError) as exc:
             log.info("order %s: status unavailable: %s", os_id, exc)
             return "unknown"
@@ -315,7 +320,9 @@ class DropFolderFieldService(_OrderBook):
                     if row.get("os_id") == os_id and row.get("status"):
                         if os_id in self.orders:
                             self.orders[os_id]["status"] = row["status"]
-                            self.orders[os_id]["outcome"] = row.get("outcome") or None
+                            code = row.get("outcome")
+                            ok = isinstance(code, str) and _CODE.fullmatch(code)
+                            self.orders[os_id]["outcome"] = code if ok else None
                         return str(row["status"])
         order = self.orders.get(os_id)
         return "unknown" if order is None else str(order["status"])

@@ -13,6 +13,7 @@ import threading
 
 import httpx
 import pandas as pd
+import pytest
 
 from acs_emulator.twin.ticketing import TicketingServer
 from guardian_lib.decision.call_ahead import POWER_OFF_OUTCOME
@@ -53,6 +54,40 @@ def test_webhook_sends_the_question_and_reads_the_closure_code(tmp_path):
     finally:
         fs.close()
         st.close()
+
+
+@pytest.mark.parametrize(
+    "outcome", [{"code": POWER_OFF_OUTCOME}, ["x"], "x" * 10_000, "power off\n", 7, ""]
+)
+def test_a_closure_code_that_is_not_a_short_token_is_dropped(tmp_path, outcome):
+    """The ticketing system's answer is hostile input: only a short token is kept (and
+    stored in the state), anything else reads as no closure code."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": "T-1"})
+        return httpx.Response(200, json={"status": "cancelled", "outcome": outcome})
+
+    st = StateStore(tmp_path / "state")
+    fs = WebhookFieldService(
+        "http://tickets/orders", st, _ctx(), transport=httpx.MockTransport(handler)
+    )
+    try:
+        fs.open_visit("ONU-1", "autopilot_power", "high", confirm="power_on")
+        assert fs.outcome("T-1") is None
+        assert fs.status("T-1") == "cancelled"
+    finally:
+        fs.close()
+        st.close()
+    folder = tmp_path / "drop"
+    st2 = StateStore(tmp_path / "state2")
+    drop = DropFolderFieldService(folder, st2, _ctx())
+    os_id = drop.open_visit("ONU-1", "autopilot_power", "high", confirm="power_on")
+    st2.close()
+    if isinstance(outcome, str):
+        text = outcome.replace("\n", " ")
+        (folder / "status.csv").write_text(f'os_id,status,outcome\n{os_id},cancelled,"{text}"\n')
+        assert drop.outcome(os_id) is None
 
 
 def test_drop_folder_writes_the_question_and_reads_the_closure_code(tmp_path):
