@@ -527,7 +527,7 @@ def test_a_contact_dropped_while_operate_runs_reaches_the_dark_onus_decisions(
     state, out = tmp_path / "state", tmp_path / "summary.json"
     proc = subprocess.Popen(
         [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
-         "--mode", "simulate", "--json", str(out), "--for-ticks", "16"],
+         "--mode", "simulate", "--json", str(out), "--for-ticks", "10"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     dropped_after = None
