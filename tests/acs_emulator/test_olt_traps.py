@@ -233,6 +233,21 @@ def asyncio_run(coro):
     return asyncio.run(coro)
 
 
+def _udp_listening(port: int, timeout_s: float) -> bool:
+    """Wait (bounded) until a UDP socket is bound to 127.0.0.1:``port`` (Linux
+    ``/proc/net/udp``; nothing is sent or bound to find out)."""
+    import time
+
+    want = f"0100007F:{port:04X}"
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        with open("/proc/net/udp", encoding="ascii") as fh:
+            if any(line.split()[1] == want for line in list(fh)[1:]):
+                return True
+        time.sleep(0.02)
+    return False
+
+
 def test_guardian_traps_writes_raw_events(sim, tmp_path):
     import socket
 
@@ -251,7 +266,11 @@ def test_guardian_traps_writes_raw_events(sim, tmp_path):
     olt = str(sim.topology.olts["olt_id"].iloc[0])
     app = typer.Typer()
     register(app)
-    timer = threading.Timer(0.8, lambda: tx.send_onu_trap(olt, 5, 1))
+    # The trap goes once the receiver listens (a fixed delay lost it on a loaded machine,
+    # where the command took longer to start: UDP has no retry).
+    timer = threading.Thread(
+        target=lambda: _udp_listening(port, 30.0) and tx.send_onu_trap(olt, 5, 1), daemon=True
+    )
     timer.start()
     try:
         res = CliRunner().invoke(app, [
@@ -260,7 +279,7 @@ def test_guardian_traps_writes_raw_events(sim, tmp_path):
             "--duration", "2",
         ])  # fmt: skip
     finally:
-        timer.cancel()
+        timer.join(timeout=30)
         tx.close()
         pool.stop_thread()
     assert res.exit_code == 0, res.output
