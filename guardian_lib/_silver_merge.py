@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from guardian_lib.ingest import _silver_select, _sql_path
+from guardian_lib.ingest import _silver_select, _sql_path, event_key_sql
 from guardian_lib.schema import TELEMETRY_COLUMNS
 from guardian_lib.silver_files import new_name
 from guardian_lib.warehouse import silver_dir
@@ -28,7 +28,7 @@ __all__ = ["has_table", "merge_date", "merge_events", "compact_due", "day_end"]
 _MAX_TS_LIST = 64
 _SILVER_COLS = ", ".join(TELEMETRY_COLUMNS) + ", received_at, late"
 _EV_COLS = "ts, entity_id, entity_type, type, severity, source, payload, received_at"
-_EV_KEYS = ("entity_id", "type", "ts", "payload")
+_EV_KEYS = ("entity_id", "type", "ts", event_key_sql("{t}"))
 
 
 def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
@@ -66,13 +66,15 @@ def replace_older(
 
     A file holding a losing stored row is rewritten with the winner (same name, atomic
     rename). The keys found are deleted from ``new_table``. Returns the rows replaced and
-    the files rewritten.
+    the files rewritten. A key is a column name or an SQL expression whose columns are
+    read from the alias ``{t}`` (:func:`guardian_lib.ingest.event_key_sql`).
     """
     if not files:
         return 0, 0
     listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
-    on = " AND ".join(f"o.{k} IS NOT DISTINCT FROM n.{k}" for k in keys)
-    key_cols = ", ".join(f"o.{k}" for k in keys)
+    exprs = [k if "{t}" in k else "{t}." + k for k in keys]
+    on = " AND ".join(f"{e.format(t='o')} IS NOT DISTINCT FROM {e.format(t='n')}" for e in exprs)
+    key_cols = ", ".join(f"{e.format(t='o')} AS _k{i}" for i, e in enumerate(exprs))
     # Stored rows with a key of the new rows; statistics skip the other row groups.
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _hit AS
@@ -81,7 +83,9 @@ def replace_older(
                   WHERE {ts_filter(con, new_table)}) o
             JOIN {new_table} n ON {on}"""
     )
-    hit_on = " AND ".join(f"h.{k} IS NOT DISTINCT FROM x.{k}" for k in keys)
+    hit_on = " AND ".join(
+        f"h._k{i} IS NOT DISTINCT FROM {e.format(t='x')}" for i, e in enumerate(exprs)
+    )
     rewritten = 0
     for (fname,) in con.execute(
         "SELECT DISTINCT filename FROM _hit WHERE new_wins ORDER BY 1"
@@ -166,15 +170,15 @@ def merge_events(
     con: duckdb.DuckDBPyConnection, run: Path, files: list[Path], names: list[str]
 ) -> tuple[int, int, str | None]:
     """Merge new RAW events files into SILVER events (the rule of the full rebuild: one row
-    per ``(entity_id, type, ts, payload)``, the first received). Returns the rows added, the
-    files rewritten and the new part's name."""
+    per ``(entity_id, type, ts)`` and :func:`~guardian_lib.ingest.event_key_sql`, the first
+    received). Returns the rows added, the files rewritten and the new part's name."""
     listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _evnew AS
             SELECT ts, entity_id, entity_type, type, severity,
                    CAST(source AS VARCHAR) AS source, payload, received_at
             FROM read_parquet({listing}, union_by_name=true, hive_partitioning=false)
-            QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, payload
+            QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, {event_key_sql()}
                                        ORDER BY received_at) = 1"""
     )
     folder = silver_dir(run, "events")

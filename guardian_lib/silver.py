@@ -19,7 +19,9 @@ For each date the new files feed:
   under a hidden name, then renamed).
 
 New RAW events files are merged the same way (one row per ``(entity_id, type, ts,
-payload)``, the first received wins) into part files of ``lake/silver/events``.
+payload)``, a customer contact's payload read as its channel and reason only — see
+:func:`~guardian_lib.ingest.event_key_sql` — the first received wins) into part files of
+``lake/silver/events``.
 
 Compaction: a date whose day is over (the update's newest row at least
 :data:`CLOSE_AFTER_S` past its midnight UTC) and that has more than one file has them

@@ -68,6 +68,14 @@ def twin_command(
     traps: Annotated[
         bool, typer.Option("--traps", help="With --serve-network: the OLTs send SNMP traps.")
     ] = False,
+    helpdesk: Annotated[
+        bool,
+        typer.Option(
+            "--helpdesk",
+            help="With --serve-network: the customers' calls as contact files in the site "
+            "file's contacts: folder, as a helpdesk CRM writes them.",
+        ),
+    ] = False,
     alerting: Annotated[
         Path | None,
         typer.Option(
@@ -83,6 +91,10 @@ def twin_command(
     import signal
     import threading
 
+    if helpdesk and not serve_network:
+        raise typer.BadParameter(
+            "--helpdesk writes contact files for guardian operate: it needs --serve-network"
+        )
     if serve_network:
         if alerting is not None:
             raise typer.BadParameter(
@@ -92,7 +104,7 @@ def twin_command(
         if site_out is None:
             raise typer.BadParameter("--serve-network needs --site-out SITE.yaml")
         _serve_network(scenario, speed, seed, hours, duration, cpes, host, site_out, truth_out,
-                       olt_cli=olt_cli, traps=traps)  # fmt: skip
+                       olt_cli=olt_cli, traps=traps, helpdesk=helpdesk)  # fmt: skip
         return
 
     from rich.console import Console
@@ -184,6 +196,7 @@ def _serve_network(
     *,
     olt_cli: bool = False,
     traps: bool = False,
+    helpdesk: bool = False,
 ) -> None:
     """``guardian twin --serve-network``: SIGTERM / Ctrl-C stop it and write the truth."""
     import signal
@@ -200,7 +213,7 @@ def _serve_network(
     sc = load_scenario(scenario)
     try:
         net = TwinNetwork(sc, seed=seed, speed=speed, host=host, n_cpes=cpes,
-                          olt_cli=olt_cli, traps=traps)  # fmt: skip
+                          olt_cli=olt_cli, traps=traps, helpdesk=helpdesk)  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     ticks = None if hours is None else max(1, int(round(hours * 60 / sc.tick_minutes)))

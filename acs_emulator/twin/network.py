@@ -8,6 +8,8 @@ per wall second) with, on loopback only,
   CPE receives is applied to the simulation (which may clear a hang);
 * a ticketing webhook (:mod:`acs_emulator.twin.ticketing`) whose visit orders the
   simulator's technicians carry out;
+* with ``helpdesk``, the customers' calls as contact files in a drop folder
+  (:mod:`acs_emulator.twin.helpdesk`), as a helpdesk's CRM would write them;
 
 and no autopilot of its own: ``guardian operate`` is the autopilot, pointed at the site
 file :meth:`TwinNetwork.write_site` writes (inventory + 0600 secrets, subscribers, NBI
@@ -58,6 +60,10 @@ class TwinNetwork:
     traps : bool, default False
         The OLTs send SNMPv2c traps (LOS, dying gasp, ONU up, port down) to a port the
         site file's ``traps:`` section names, so operate reacts at once.
+    helpdesk : bool, default False
+        The simulated customers' calls are written, a CSV file per tick, into the drop
+        folder the site file's ``contacts:`` section names (``<stem>-contacts/``), so
+        operate learns of them as from a helpdesk (:class:`~acs_emulator.twin.helpdesk.HelpdeskDrop`).
     """
 
     def __init__(
@@ -72,7 +78,9 @@ class TwinNetwork:
         periodic_inform_min: float = 10.0,
         olt_cli: bool = False,
         traps: bool = False,
+        helpdesk: bool = False,
     ) -> None:
+        from acs_emulator.twin.helpdesk import HelpdeskDrop
         from simulator.engine import Simulation
 
         if not speed > 0:
@@ -101,6 +109,9 @@ class TwinNetwork:
         self.cli_server: Any = None
         self.trap_sender: Any = None
         self.trap_port: int | None = None
+        self.helpdesk = HelpdeskDrop() if helpdesk else None
+        if self.helpdesk is not None:
+            self.sim.sinks.append(self.helpdesk)
 
     def start(self, settle_timeout_s: float = 60.0) -> None:
         """Step tick 0, start the ACS, the CPEs and the OLT agents."""
@@ -162,7 +173,8 @@ class TwinNetwork:
         Files beside ``path``: ``<stem>.olts.yaml`` (+ ``.secrets.yaml``, 0600),
         ``<stem>.subscribers.csv``, ``<stem>.nbi-token`` (0600, only with a token),
         ``<stem>.olt-cli.yaml`` (+ secrets, host keys; with ``olt_cli``); the warehouse
-        ``<stem>-warehouse/``.
+        ``<stem>-warehouse/``; the contacts drop folder ``<stem>-contacts/`` (with
+        ``helpdesk``).
         """
         import os
 
@@ -231,6 +243,11 @@ class TwinNetwork:
                 "host": self.host, "port": self.trap_port, "version": "2c",
                 "credentials": "emulator", "min_cycle_gap_s": round(self.tick_wall_s / 2, 6),
             }  # fmt: skip
+        if self.helpdesk is not None:
+            folder = path.with_name(f"{stem}-contacts")
+            with self.lock:  # the simulation thread writes the files
+                self.helpdesk.set_folder(folder)
+            site["contacts"] = {"folder": folder.name}
         tmp = path.with_name(f".{path.name}.part")
         tmp.write_text(
             "# Written by guardian twin --serve-network: a test network on loopback.\n"
@@ -323,6 +340,7 @@ class TwinNetwork:
             "hangs": hangs,
             "reboots": reboots,
             "cpe_reboot_rpcs": list(self.state.received),
+            "helpdesk_contacts": None if self.helpdesk is None else self.helpdesk.contacts,
         }
 
     def write_truth(self, path: str | Path) -> Path:

@@ -448,13 +448,18 @@ class Autopilot:
     def _answers(self, snap: Snapshot) -> None:
         """Follow the visits called ahead (:mod:`~guardian_lib.decision.call_ahead`).
 
-        Once such a visit is no longer among the open orders, its outcome is asked once
-        (a field client with an ``outcome(os_id)`` method): cancelled because the customer
+        Once such a visit is no longer among the open orders, its outcome is asked (a
+        field client with an ``outcome(os_id)`` method): cancelled because the customer
         said their power is off (:data:`POWER_OFF_OUTCOME`) or could not be reached
         (:data:`UNREACHED_OUTCOME`), the case records when (``power_off_said_at``,
         ``call_unanswered_at``) and may get a visit again later (the policy waits
-        ``call_ahead_quiet_h`` or ``call_ahead_retry_h`` at least); any other outcome
-        leaves the case as it was.
+        ``call_ahead_quiet_h`` or ``call_ahead_retry_h`` at least). Without a closure
+        code the order's status decides: ``completed`` — the technician went, the case
+        stays as it is; ``cancelled`` — nobody went and the answer is unknown (a
+        ticketing system that reports no closure codes): as a call that did not reach
+        the customer, tried again after ``call_ahead_retry_h`` rather than never; any
+        other status (``unknown`` when the system did not answer) is asked again next
+        round.
         """
         fc = self.dispatcher.field_ops
         waiting = [c for c in self.cases.values() if c.get("call_ahead_os_id")]
@@ -466,9 +471,15 @@ class Autopilot:
             os_id = case["call_ahead_os_id"]
             if os_id in still_open:
                 continue
-            case["call_ahead_os_id"] = None
             when = {POWER_OFF_OUTCOME: "power_off_said_at",
                     UNREACHED_OUTCOME: "call_unanswered_at"}.get(fc.outcome(os_id))  # fmt: skip
+            if when is None:
+                status = fc.status(os_id)
+                if status not in ("completed", "cancelled"):
+                    continue  # not known yet: asked again next round
+                if status == "cancelled":
+                    when = "call_unanswered_at"
+            case["call_ahead_os_id"] = None
             if when is not None:
                 case[when] = snap.ts
                 case["visit_os_id"] = None

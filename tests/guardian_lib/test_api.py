@@ -9,12 +9,12 @@ flow into operate's state store and the audit file are checked on the same app.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
 import yaml
+from api_world import REGIONS, T0, auth, clear_pending, make_warehouse, propose
 from fastapi.testclient import TestClient
 
 from guardian_lib.api.app import ENDPOINTS, PREFIX, ApiConfig, create_app
@@ -22,74 +22,6 @@ from guardian_lib.api.users import ROLE_PERMISSIONS, ROLES, UserStore
 from guardian_lib.audit import AuditLog
 from guardian_lib.layout import RunLayout
 from guardian_lib.operate.state import StateStore
-
-REGIONS = ("north", "south")
-T0 = pd.Timestamp("2026-12-04T06:00:00Z")
-
-
-def make_warehouse(run: Path) -> None:
-    """Two regions, one OLT / PON each, three ONUs and customers, predictions and events."""
-    lay = RunLayout(run)
-    run.mkdir(parents=True, exist_ok=True)
-    olts = pd.DataFrame({"olt_id": ["OLT-N", "OLT-S"], "vendor": "huawei", "model": "MA5800",
-                         "region": list(REGIONS), "city": ["Natal", "Pelotas"],
-                         "pop_id": ["P1", "P2"], "lat": [-5.8, -31.7], "lon": [-35.2, -52.3],
-                         "mgmt_address": ["10.0.0.1", "10.0.0.2"]})  # fmt: skip
-    pons = pd.DataFrame({"pon_id": ["PON-N1", "PON-S1"], "olt_id": ["OLT-N", "OLT-S"],
-                         "slot": 1, "port": [1, 2], "if_index": [101, 102],
-                         "technology": "gpon"})  # fmt: skip
-    onus = pd.DataFrame({"onu_id": ["ONU-N1", "ONU-N2", "ONU-S1"],
-                         "serial": ["HWTC01", "HWTC02", "HWTC03"],
-                         "pon_id": ["PON-N1", "PON-N1", "PON-S1"], "splitter_id": "SP",
-                         "onu_index": [1, 2, 1], "vendor": "huawei", "model": "HG8245",
-                         "distance_m": [1200.0, 800.0, 3000.0], "lat": 0.0, "lon": 0.0})  # fmt: skip
-    customers = pd.DataFrame({"customer_id": ["C-N1", "C-N2", "C-S1"],
-                              "onu_id": ["ONU-N1", "ONU-N2", "ONU-S1"],
-                              "cpe_id": ["CPE-N1", "CPE-N2", "CPE-S1"], "plan": "500M",
-                              "segment": ["residential", "business", "residential"],
-                              "sla_tier": "std", "region": ["north", "north", "south"],
-                              "city": ["Natal", "Natal", "Pelotas"], "lat": 0.0, "lon": 0.0,
-                              "created_at": T0})  # fmt: skip
-    con = duckdb.connect(str(lay.warehouse))
-    for name, frame in {"olts": olts, "pons": pons, "onus": onus, "customers": customers}.items():
-        con.register("f", frame)
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM f")
-        con.unregister("f")
-    con.close()
-    lay.predictions.mkdir(parents=True)
-    rows = []
-    for i, (onu, r24) in enumerate((("ONU-N1", 0.9), ("ONU-N2", 0.3), ("ONU-S1", 0.7))):
-        # an older prediction with a different risk: only the newest may be served
-        rows.append((T0 - pd.Timedelta("15min"), onu, 0.05, 0.5, 0.1, 0.2, "v1", "[]"))
-        rows.append((T0, onu, r24 / 3, r24 / 2, r24, 0.1 * i, "v1", '["rx_dbm low"]'))
-    pd.DataFrame(rows, columns=["ts", "onu_id", "risk_2h", "risk_6h", "risk_24h",
-                                "anomaly_score", "model_version", "top_reasons"]
-                 ).to_parquet(lay.predictions / "part-0.parquet")  # fmt: skip
-    ev = lay.silver("events")
-    ev.mkdir(parents=True)
-    pd.DataFrame({"ts": [T0 - pd.Timedelta("1h"), T0, T0],
-                  "entity_id": ["ONU-N1", "C-N1", "ONU-S1"],
-                  "entity_type": ["onu", "customer", "onu"],
-                  "type": ["LOW_RX", "CUSTOMER_CALL", "LOS"], "severity": "minor",
-                  "source": "sim", "payload": "{}"}).to_parquet(ev / "data.parquet")  # fmt: skip
-
-
-def propose(state: Path, onu: str, pon: str, action: str = "reboot") -> int:
-    store = StateStore(state)
-    try:
-        return store.propose(ts=str(T0), action=action, subject=onu, target=onu, pon_id=pon,
-                             params={}, rationale={"rule": "low_rx"})  # fmt: skip
-    finally:
-        store.close()
-
-
-def clear_pending(state: Path, onu: str) -> None:
-    """Reject what earlier tests left pending for ``onu`` (execute refuses duplicates)."""
-    store = StateStore(state)
-    for a in store.approvals("pending"):
-        if a["target"] == onu:
-            store.decide(a["id"], "rejected", by="test")
-    store.close()
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +57,6 @@ def world(tmp_path_factory):
     client = TestClient(create_app(cfg, users))
     return {"run": run, "state": state, "users": users, "tokens": tokens, "client": client,
             "cfg": cfg, "root": root}  # fmt: skip
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 # --- the permission matrix ------------------------------------------------------------------
@@ -488,111 +416,6 @@ def test_no_cors_unless_configured(world, tmp_path):
     c = TestClient(create_app(cfg, world["users"]))
     resp = c.options(PREFIX + "/risk", headers=pre)
     assert resp.headers["access-control-allow-origin"] == "https://portal.example"
-
-
-# --- webhooks -------------------------------------------------------------------------------
-def test_webhooks_deliver_signed_decision_events_to_a_real_receiver(world, tmp_path):
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    from guardian_lib.api.webhooks import verify_signature
-
-    got: list[tuple[dict, bytes]] = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.append((dict(self.headers), body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        users = UserStore(tmp_path / "u.json")
-        users.add("boss", "admin")
-        users.add("op", "operator")
-        admin, op = auth(users.issue_token("boss")[0]), auth(users.issue_token("op")[0])
-        state = tmp_path / "state"
-        StateStore(state).close()
-        cfg = ApiConfig(run=world["run"], users=tmp_path / "u.json", state=state,
-                        webhook_every_s=0, webhook_allow_local=True)  # fmt: skip
-        app = create_app(cfg, users)
-        c = TestClient(app)
-        url = f"http://127.0.0.1:{server.server_port}/hook"
-        denied = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["decision"]},
-                        headers=op)  # fmt: skip
-        assert denied.status_code == 403
-        bad = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["weather"]},
-                     headers=admin)  # fmt: skip
-        assert bad.status_code == 422 and bad.json()["field"].startswith("body.events")
-        sub = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["decision"]},
-                     headers=admin).json()  # fmt: skip
-        assert "secret" not in json.dumps(c.get(PREFIX + "/webhooks", headers=admin).json())
-        dispatcher = app.state.webhooks
-        assert dispatcher.poll_once() == 0  # the baseline: history is not replayed
-        aid = propose(state, "ONU-N1", "PON-N1")
-        assert dispatcher.poll_once() == 1
-        r = c.post(PREFIX + f"/decisions/{aid}/approve", json={"comment": "go"}, headers=op)
-        assert r.status_code == 200
-        assert dispatcher.poll_once() == 1
-        assert dispatcher.poll_once() == 0
-        kinds = [h["X-Guardian-Event"] for h, _ in got]
-        assert kinds == ["decision.proposed", "decision.approved"]
-        for headers, body in got:
-            assert verify_signature(sub["secret"], headers["X-Guardian-Timestamp"], body,
-                                    headers["X-Guardian-Signature"])  # fmt: skip
-            assert not verify_signature(sub["secret"], headers["X-Guardian-Timestamp"],
-                                        body + b" ", headers["X-Guardian-Signature"])  # fmt: skip
-            assert not verify_signature("other-secret", headers["X-Guardian-Timestamp"], body,
-                                        headers["X-Guardian-Signature"])  # fmt: skip
-        last = json.loads(got[-1][1])
-        assert last["data"]["id"] == aid and last["data"]["decided_by"] == "api:op"
-        old = str(int(got[0][0]["X-Guardian-Timestamp"]) - 3600)
-        from guardian_lib.api.webhooks import sign
-
-        assert not verify_signature(sub["secret"], old, got[0][1], sign(sub["secret"], old,
-                                                                        got[0][1]))  # fmt: skip
-        assert c.delete(PREFIX + f"/webhooks/{sub['id']}", headers=admin).status_code == 200
-        propose(state, "ONU-N2", "PON-N1")
-        assert dispatcher.poll_once() == 0  # no subscription left
-    finally:
-        server.shutdown()
-
-
-def test_webhooks_deliver_incident_opened_and_closed(world, tmp_path):
-    from guardian_lib.api.webhooks import WebhookDispatcher, WebhookStore
-
-    state = tmp_path / "state"
-    StateStore(state).close()
-    users = UserStore(tmp_path / "u.json")
-    users.add("boss", "admin")
-    cfg = ApiConfig(run=world["run"], users=tmp_path / "u.json", state=state, webhook_every_s=0)
-    app = create_app(cfg, users)
-    sent: list[tuple[str, dict]] = []
-    store = WebhookStore(cfg.webhooks_path())
-    store.add("http://127.0.0.1:9/hook", ["incident"], "boss")
-    base: WebhookDispatcher = app.state.webhooks
-    d = WebhookDispatcher(store, base.approvals, base.incidents,
-                          post=lambda url, body, h: sent.append((h["X-Guardian-Event"],
-                                                                 json.loads(body))) or 200)  # fmt: skip
-    assert d.poll_once() == 0
-    audit = AuditLog(state / "audit.duckdb", tag="w-")
-    iid = audit.new_incident_id()
-    audit.record_incident(iid, T0, scope_type="pon", scope_key="PON-S1", start_at=T0,
-                          severity="major", cause="fiber", affected_customers=1)  # fmt: skip
-    audit.close()
-    assert d.poll_once() == 1
-    audit = AuditLog(state / "audit.duckdb", tag="w-")
-    audit.record_incident(iid, T0 + pd.Timedelta("1h"), scope_type="pon", scope_key="PON-S1",
-                          start_at=T0, end_at=T0 + pd.Timedelta("1h"))  # fmt: skip
-    audit.close()
-    assert d.poll_once() == 1
-    assert [(k, b["data"]["incident_id"]) for k, b in sent] == [("incident.opened", iid),
-                                                               ("incident.closed", iid)]  # fmt: skip
 
 
 def test_run_mode_serves_a_simulated_and_ingested_run(tiny_run, tmp_path):

@@ -9,11 +9,11 @@ when it forces the call.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from pathlib import Path
 
+import api_world as W
 import pandas as pd
 import pytest
 import uvicorn
@@ -27,17 +27,6 @@ from guardian_lib.audit import AuditLog
 from guardian_lib.dashboards.screenshots import Capture, chromium_path, launch_chromium, watch_page
 from guardian_lib.operate.state import StateStore
 
-
-def _api_world():
-    """``tests/guardian_lib/test_api.py`` (its tiny two-region warehouse and helpers)."""
-    path = Path(__file__).with_name("test_api.py")
-    spec = importlib.util.spec_from_file_location("_api_world", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-W = _api_world()
 PASSWORDS = {"op-n": "north-operator-pw", "viewer": "viewer-pw", "op-s": "south-operator-pw"}
 
 

@@ -9,11 +9,10 @@ accepted one is one JSONL file in the site's contacts folder, which
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from api_world import T0, api_client, auth
 from fastapi.testclient import TestClient
 
 from guardian_lib.api.app import PREFIX, ApiConfig, create_app
@@ -22,28 +21,16 @@ from guardian_lib.api.users import UserStore
 from guardian_lib.operate.contacts import ContactIntake, ContactSettings
 from guardian_lib.operate.state import StateStore
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_api import T0, auth, make_warehouse  # noqa: E402  (the API tests' warehouse)
-
 URL = PREFIX + "/contacts"
 
 
 @pytest.fixture
 def api(tmp_path):
-    run, state = tmp_path / "run", tmp_path / "state"
-    make_warehouse(run)
-    StateStore(state).close()
-    users = UserStore(tmp_path / "users.json")
-    tokens = {}
-    for name, role, regions in (("crm", "helpdesk", ()), ("crm-north", "helpdesk", ["north"]),
-                                ("viewer", "viewer", ())):  # fmt: skip
-        users.add(name, role, regions)
-        tokens[name] = users.issue_token(name)[0]
-    cfg = ApiConfig(run=run, users=tmp_path / "users.json", state=state,
-                    contacts=ContactSettings(), contacts_folder=tmp_path / "contacts")  # fmt: skip
-    app = create_app(cfg, users)
-    return {"client": TestClient(app), "tokens": tokens, "folder": tmp_path / "contacts",
-            "app": app, "tmp": tmp_path, "users": users}  # fmt: skip
+    accounts = [("crm", "helpdesk", ()), ("crm-north", "helpdesk", ["north"]),
+                ("viewer", "viewer", ())]  # fmt: skip
+    w = api_client(tmp_path, accounts, contacts=ContactSettings(),
+                   contacts_folder=tmp_path / "contacts")  # fmt: skip
+    return {**w, "folder": tmp_path / "contacts", "tmp": tmp_path}
 
 
 def _files(folder):

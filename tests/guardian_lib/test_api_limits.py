@@ -4,33 +4,19 @@ the API read a large body (413 / 411 come before 401)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-from fastapi.testclient import TestClient
+from api_world import api_client, auth
 
-from guardian_lib.api.app import PREFIX, ApiConfig, create_app
+from guardian_lib.api.app import PREFIX
 from guardian_lib.api.limits import MAX_BODY_BYTES
-from guardian_lib.api.users import UserStore
-from guardian_lib.operate.state import StateStore
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_api import auth, make_warehouse  # noqa: E402  (the API tests' warehouse)
 
 JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
 def api(tmp_path):
-    run, state = tmp_path / "run", tmp_path / "state"
-    make_warehouse(run)
-    StateStore(state).close()
-    users = UserStore(tmp_path / "users.json")
-    users.add("ops", "operator", ())
-    token = users.issue_token("ops")[0]
-    app = create_app(ApiConfig(run=run, users=tmp_path / "users.json", state=state), users)
-    return TestClient(app), token
+    w = api_client(tmp_path, [("ops", "operator", ())])
+    return w["client"], w["tokens"]["ops"]
 
 
 @pytest.mark.parametrize("path", ["/silences", "/webhooks", "/olt/changes", "/decision/execute"])

@@ -5,31 +5,17 @@ the dispatcher is given (never slept through)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
+import api_world
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
+from api_world import T0, auth
 
-from guardian_lib.api.app import PREFIX, ApiConfig, create_app
-from guardian_lib.api.users import UserStore
+from guardian_lib.api.app import PREFIX
 from guardian_lib.api.webhooks import WebhookDispatcher, verify_signature
-from guardian_lib.operate.state import StateStore
-
-
-def _api_world():
-    path = Path(__file__).with_name("test_api.py")
-    spec = importlib.util.spec_from_file_location("_api_world_hooks", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-W = _api_world()
 
 
 class Clock:
@@ -68,18 +54,9 @@ def receiver():
 
 @pytest.fixture
 def api(tmp_path):
-    run, state = tmp_path / "run", tmp_path / "state"
-    W.make_warehouse(run)
-    StateStore(state).close()
-    users = UserStore(tmp_path / "u.json")
-    users.add("boss", "admin")
-    users.add("op", "operator")
-    cfg = ApiConfig(run=run, users=tmp_path / "u.json", state=state, webhook_every_s=0,
-                    webhook_allow_local=True)  # fmt: skip
-    app = create_app(cfg, users)
-    return {"client": TestClient(app), "app": app, "state": state,
-            "admin": W.auth(users.issue_token("boss")[0]),
-            "op": W.auth(users.issue_token("op")[0])}  # fmt: skip
+    w = api_world.api_client(tmp_path, [("boss", "admin", ()), ("op", "operator", ())],
+                             webhook_every_s=0, webhook_allow_local=True)  # fmt: skip
+    return {**w, "admin": auth(w["tokens"]["boss"]), "op": auth(w["tokens"]["op"])}
 
 
 def _dispatcher(app, clock: Clock, **kw) -> WebhookDispatcher:
@@ -95,7 +72,7 @@ def test_failed_delivery_is_kept_and_retried_after_a_restart(api, receiver):
     clock = Clock()
     first = _dispatcher(api["app"], clock)
     assert first.poll_once() == 0  # baseline
-    aid = W.propose(api["state"], "ONU-N1", "PON-N1")
+    aid = api_world.propose(api["state"], "ONU-N1", "PON-N1")
     assert first.poll_once() == 0  # the receiver answers 503
     assert len(receiver["got"]) == 1
     pending = c.get(PREFIX + "/webhooks/deliveries?status=pending", headers=admin).json()["items"]
@@ -129,7 +106,7 @@ def test_delivery_dies_after_its_last_try_and_only_admins_list(api, receiver):
     clock = Clock()
     d = _dispatcher(api["app"], clock, max_attempts=3, backoff_s=60.0)
     d.poll_once()
-    W.propose(api["state"], "ONU-S1", "PON-S1")
+    api_world.propose(api["state"], "ONU-S1", "PON-S1")
     waits = []
     for _ in range(5):
         d.poll_once()
@@ -145,3 +122,69 @@ def test_delivery_dies_after_its_last_try_and_only_admins_list(api, receiver):
     assert c.get(PREFIX + "/webhooks/deliveries", headers=api["op"]).status_code == 403
     bad = c.get(PREFIX + "/webhooks/deliveries?status=lost", headers=admin)
     assert bad.status_code == 422 and bad.json()["field"] == "query.status"
+
+
+# --- delivered at once ----------------------------------------------------------------------
+def test_webhooks_deliver_signed_decision_events_to_a_real_receiver(api, receiver):
+    from guardian_lib.api.webhooks import sign
+
+    receiver["status"] = 204
+    got, url = receiver["got"], receiver["url"]
+    c, admin, op, state = api["client"], api["admin"], api["op"], api["state"]
+    denied = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["decision"]}, headers=op)
+    assert denied.status_code == 403
+    bad = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["weather"]}, headers=admin)
+    assert bad.status_code == 422 and bad.json()["field"].startswith("body.events")
+    sub = c.post(PREFIX + "/webhooks", json={"url": url, "events": ["decision"]},
+                 headers=admin).json()  # fmt: skip
+    assert "secret" not in json.dumps(c.get(PREFIX + "/webhooks", headers=admin).json())
+    dispatcher = api["app"].state.webhooks
+    assert dispatcher.poll_once() == 0  # the baseline: history is not replayed
+    aid = api_world.propose(state, "ONU-N1", "PON-N1")
+    assert dispatcher.poll_once() == 1
+    r = c.post(PREFIX + f"/decisions/{aid}/approve", json={"comment": "go"}, headers=op)
+    assert r.status_code == 200
+    assert dispatcher.poll_once() == 1
+    assert dispatcher.poll_once() == 0
+    kinds = [h["X-Guardian-Event"] for h, _ in got]
+    assert kinds == ["decision.proposed", "decision.approved"]
+    for headers, body in got:
+        assert verify_signature(sub["secret"], headers["X-Guardian-Timestamp"], body,
+                                headers["X-Guardian-Signature"])  # fmt: skip
+        assert not verify_signature(sub["secret"], headers["X-Guardian-Timestamp"],
+                                    body + b" ", headers["X-Guardian-Signature"])  # fmt: skip
+        assert not verify_signature("other-secret", headers["X-Guardian-Timestamp"], body,
+                                    headers["X-Guardian-Signature"])  # fmt: skip
+    last = json.loads(got[-1][1])
+    assert last["data"]["id"] == aid and last["data"]["decided_by"] == "api:op"
+    old = str(int(got[0][0]["X-Guardian-Timestamp"]) - 3600)
+    assert not verify_signature(sub["secret"], old, got[0][1], sign(sub["secret"], old, got[0][1]))
+    assert c.delete(PREFIX + f"/webhooks/{sub['id']}", headers=admin).status_code == 200
+    api_world.propose(state, "ONU-N2", "PON-N1")
+    assert dispatcher.poll_once() == 0  # no subscription left
+
+
+def test_webhooks_deliver_incident_opened_and_closed(api):
+    from guardian_lib.audit import AuditLog
+
+    state = api["state"]
+    sent: list[tuple[str, dict]] = []
+    base: WebhookDispatcher = api["app"].state.webhooks
+    base.store.add("http://127.0.0.1:9/hook", ["incident"], "boss")
+    d = WebhookDispatcher(base.store, base.approvals, base.incidents,
+                          post=lambda url, body, h: sent.append((h["X-Guardian-Event"],
+                                                                 json.loads(body))) or 200)  # fmt: skip
+    assert d.poll_once() == 0
+    audit = AuditLog(state / "audit.duckdb", tag="w-")
+    iid = audit.new_incident_id()
+    audit.record_incident(iid, T0, scope_type="pon", scope_key="PON-S1", start_at=T0,
+                          severity="major", cause="fiber", affected_customers=1)  # fmt: skip
+    audit.close()
+    assert d.poll_once() == 1
+    audit = AuditLog(state / "audit.duckdb", tag="w-")
+    audit.record_incident(iid, T0 + pd.Timedelta("1h"), scope_type="pon", scope_key="PON-S1",
+                          start_at=T0, end_at=T0 + pd.Timedelta("1h"))  # fmt: skip
+    audit.close()
+    assert d.poll_once() == 1
+    assert [(k, b["data"]["incident_id"]) for k, b in sent] == [("incident.opened", iid),
+                                                               ("incident.closed", iid)]  # fmt: skip

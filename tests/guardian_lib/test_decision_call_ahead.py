@@ -220,3 +220,46 @@ def test_a_call_ahead_that_does_not_reach_is_tried_again_no_sooner_than_the_retr
     gaps_h = np.diff([c.value for c in calls]) / 3.6e12
     assert (gaps_h >= retry_h).all()
     assert len(calls) <= 1 + hours / retry_h
+
+
+class SilentlyCancelledField(AnsweringField):
+    """Field service that cancels every called-ahead visit without a closure code (a
+    ticketing system that reports none), or reports it ``completed``, or never answers."""
+
+    def __init__(self, status: str):
+        super().__init__()
+        self.final = status
+        self.asked = 0
+
+    def outcome(self, os_id):
+        return None
+
+    def status(self, os_id):
+        self.asked += 1
+        return self.final if self.confirm[int(os_id[2:]) - 1] else "scheduled"
+
+
+def test_a_call_ahead_cancelled_without_a_closure_code_is_tried_again_after_the_retry_time():
+    # Before, the case kept the cancelled order as its visit: no technician and no new
+    # call for as long as the ONU stayed dark (here two days).
+    costs = CostModel(dying_gasp_fixable_share=0.5, call_ahead_retry_h=4.0)
+    net, field = _net(costs, lambda: SilentlyCancelledField("cancelled"))
+    _dark_for(net, field, 48.0)
+    calls = field.calls
+    assert len(calls) >= 2
+    assert (np.diff([c.value for c in calls]) / 3.6e12 >= 4.0).all()
+    assert len(calls) <= 1 + 48.0 / 4.0
+
+
+@pytest.mark.parametrize("status", ["completed", "unknown"])
+def test_a_call_ahead_visit_made_or_not_yet_known_is_not_ordered_again(status):
+    # completed: the technician went; unknown: the system did not answer, asked each round
+    net, field = _net(
+        CostModel(dying_gasp_fixable_share=0.5), lambda: SilentlyCancelledField(status)
+    )
+    _dark_for(net, field, 24.0)
+    assert len(field.calls) == 1
+    if status == "completed":
+        assert field.asked == 1  # followed until the status was final
+    else:
+        assert field.asked > 10  # still followed, round after round

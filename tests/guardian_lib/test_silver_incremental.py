@@ -328,3 +328,52 @@ def test_a_warehouse_from_before_the_file_listing_is_upgraded_by_the_fallback(tm
     _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), "snmp-3")
     assert update_silver(run, grid_minutes=5).mode == "incremental"
     _assert_same_as_full(run, tmp_path)
+
+
+def _write_contacts(run: Path, rows: list[tuple], name: str, received: pd.Timestamp) -> None:
+    """One RAW events file of customer contacts: (ts, customer, payload) rows."""
+    frame = pd.DataFrame({
+        "ts": [r[0] for r in rows], "entity_id": [r[1] for r in rows],
+        "entity_type": "customer", "type": "CUSTOMER_CALL", "severity": "info",
+        "source": "contacts", "payload": [r[2] for r in rows],
+        "received_at": received + pd.to_timedelta(np.arange(len(rows)), unit="ms"),
+    })  # fmt: skip
+    out = raw_dir(run, "events") / f"date={received:%Y-%m-%d}" / f"{name}.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out)
+
+
+def test_a_contact_fed_live_and_imported_again_is_one_call(tmp_path):
+    """operate writes a contact with its ONU and CRM id; the CRM's export imported later
+    has channel and reason only: SILVER keeps one call (the first received), in the
+    incremental merge and in the full rebuild alike. Other events keep their payloads."""
+    run = tmp_path / "run"
+    rng = np.random.default_rng(3)
+    t = T0 + pd.Timedelta(minutes=2)
+    _write_raw(run, _poll(rng, T0, T0 + pd.Timedelta(seconds=30)), "snmp-0")
+    live = '{"channel": "phone", "reason": "slow", "contact_id": "TK-1", "onu_id": "ONU001"}'
+    _write_contacts(run, [(t, "C-1", live)], "contacts-live", T0 + pd.Timedelta(minutes=3))
+    assert update_silver(run, grid_minutes=5).mode == "full"
+    export = [
+        (t, "C-1", '{"reason": "slow", "channel": "phone"}'),  # the same call
+        (t, "C-1", '{"channel": "phone", "reason": "no_internet"}'),  # another reason
+        (t, "C-2", '{"channel": "phone", "reason": "slow"}'),  # another customer
+        (t, "C-3", "not json"),  # kept as it is
+        (t, "C-3", "[1]"),
+    ]
+    _write_contacts(run, export, "own-contacts", T0 + pd.Timedelta(hours=1))
+    _write_events(run, rng, t, "ev-0", T0 + pd.Timedelta(hours=1))
+    assert update_silver(run, grid_minutes=5).mode == "incremental"
+    _assert_same_as_full(run, tmp_path)
+    events = _silver(run)[2]
+    calls = events[events["type"] == "CUSTOMER_CALL"]
+    c1 = calls[calls["entity_id"] == "C-1"]
+    assert sorted(c1["payload"]) == sorted([live, '{"channel": "phone", "reason": "no_internet"}'])
+    assert len(calls) == 5
+    # the rule is the contacts' own: other events still differ by their whole payload
+    con = duckdb.connect()
+    raw = con.execute(
+        f"SELECT count(DISTINCT (entity_id, type, ts, payload)) FROM read_parquet("
+        f"'{raw_dir(run, 'events')}/*/ev-0.parquet')"
+    ).fetchone()[0]
+    assert (events["type"] != "CUSTOMER_CALL").sum() == raw

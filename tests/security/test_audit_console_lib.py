@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import api_world
 import argon2
 import pytest
 from fastapi.testclient import TestClient
@@ -17,19 +15,10 @@ from guardian_lib.api.users import UserStore
 PASSWORD = "north-operator-pw"
 
 
-def _api_world():
-    """``tests/guardian_lib/test_api.py`` (its tiny warehouse)."""
-    path = Path(__file__).parents[1] / "guardian_lib" / "test_api.py"
-    spec = importlib.util.spec_from_file_location("_api_world_audit", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("audit-console")
-    _api_world().make_warehouse(root / "run")
+    api_world.make_warehouse(root / "run")
     users = UserStore(root / "users.json")
     users.add("op", "operator", password=PASSWORD)
     users.add("off", "viewer", password=PASSWORD)

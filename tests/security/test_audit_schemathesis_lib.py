@@ -7,10 +7,10 @@ invalid) with an admin's token; none may answer 5xx. Seeded through hypothesis's
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
 
+import api_world
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
@@ -22,19 +22,11 @@ from guardian_lib.operate.state import StateStore
 MAX_EXAMPLES = 8
 
 
-def _api_world():
-    path = Path(__file__).parents[1] / "guardian_lib" / "test_api.py"
-    spec = importlib.util.spec_from_file_location("_api_world_st", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def _api() -> tuple[object, str]:
     """The API of a tiny site (warehouse, operate state, an admin), built once at import:
     schemathesis needs the schema when tests are collected."""
     root = Path(tempfile.mkdtemp(prefix="guardian-schemathesis-"))
-    _api_world().make_warehouse(root / "run")
+    api_world.make_warehouse(root / "run")
     StateStore(root / "state").close()
     users = UserStore(root / "users.json")
     users.add("boss", "admin")
