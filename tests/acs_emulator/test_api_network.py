@@ -27,16 +27,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from cli_runner import run_guardian
 from local_servers import free_port, wait_until_answers
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
 #: Bound of every wait on a process (generous: a loaded machine is slow, not broken). [s]
 WAIT_S = 240.0
-
-
-def _guardian(*args: str, timeout: float = WAIT_S, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(GUARDIAN), *args], capture_output=True, text=True,
-                          timeout=timeout, **kw)  # fmt: skip
 
 
 @pytest.fixture
@@ -138,11 +134,12 @@ def test_an_operator_approves_a_reboot_through_the_api_and_operate_sends_it(
     _stop(first, op_log)
     last = _last_cycle(state)
 
+    # The users file is written in this process (a child process of ``guardian users``
+    # would only add its start-up: the API reads the file, that is what is tested).
     tokens = {}
     for name, role in (("noc-viewer", "viewer"), ("noc-operator", "operator")):
-        r = _guardian("users", "add", name, "--role", role, "--users", str(users), "--no-password")
-        assert r.returncode == 0, r.stderr
-        r = _guardian("users", "token", name, "--users", str(users), "--expires-days", "1")
+        run_guardian("users", "add", name, "--role", role, "--users", str(users), "--no-password")
+        r = run_guardian("users", "token", name, "--users", str(users), "--expires-days", "1")
         tokens[role] = {"Authorization": f"Bearer {r.stdout.strip()}"}
     port = free_port()
     api_log = tmp_path / "api.log"
