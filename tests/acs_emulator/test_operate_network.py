@@ -4,7 +4,8 @@
 every 0.5 s) with OLT SNMP agents, the ACS NBI and 64 CPE agents, and writes the site
 file ``guardian operate`` uses unchanged; at exit it writes the ground truth. Scenarios:
 only CPE hangs (seed 4: a hang at 13 and 59 simulated minutes), or only feeder cuts
-(seed 34: PON ``OLT-01-001/1/0`` cut at 15 minutes for 7 hours).
+(seed 34: PON ``OLT-01-001/1/0`` cut at 15 minutes for 7 hours); for a silent OLT, two
+OLTs of 32 ONUs without faults, one reached through a UDP forwarder the test turns off.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import duckdb
 import pytest
 import yaml
 from cli_runner import run_guardian
-from local_servers import free_port
+from local_servers import UdpForwarder, free_port
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
 SPEED = 600.0
@@ -41,14 +42,15 @@ class Network:
     """A ``guardian twin --serve-network`` process."""
 
     def __init__(
-        self, tmp_path: Path, scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED
-    ) -> None:
+        self, tmp_path: Path, scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED,
+        extra: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.site = tmp_path / "net" / "site.yaml"
         self.truth_path = tmp_path / "truth.json"
         self.proc = subprocess.Popen(
             [str(GUARDIAN), "twin", "--scenario", str(scenario), "--seed", str(seed),
              "--speed", str(speed), "--serve-network", "--site-out", str(self.site),
-             "--truth-out", str(self.truth_path), "--hours", str(hours)],
+             "--truth-out", str(self.truth_path), "--hours", str(hours), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         end = time.monotonic() + 60
@@ -71,8 +73,9 @@ class Network:
 def network_factory(tmp_path):
     nets: list[Network] = []
 
-    def make(scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED) -> Network:
-        nets.append(Network(tmp_path, scenario, seed, hours, speed))
+    def make(scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED,
+             extra: tuple[str, ...] = ()) -> Network:  # fmt: skip
+        nets.append(Network(tmp_path, scenario, seed, hours, speed, extra))
         return nets[-1]
 
     yield make
@@ -568,3 +571,66 @@ def test_a_contact_dropped_while_operate_runs_reaches_the_dark_onus_decisions(
     assert flags == sorted(flags), dark  # once contacted, it stays contacted while dark
     assert not any(f for o, rows in by_onu.items() if o != dark_onu for _, f in rows)
     assert (net.site.with_name("contacts") / "done" / "crm.csv").is_file()
+
+
+def _two_olts(tmp_path, only_fault):
+    sc = only_fault("cpe_hang", 0.0)  # no fault at all
+    topo = sc.topology.model_dump()
+    topo["regions"][0]["olts"] = 2
+    topo["pons_per_board"] = 1  # 2 OLTs × 1 PON × 32 ONUs: the usual 64 CPEs
+    sc = sc.with_overrides(topology=topo)
+    path = tmp_path / "two_olts.yaml"
+    path.write_text(yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def test_an_olt_whose_snmp_breaks_while_its_cpes_inform_opens_no_incident(
+    tmp_path, only_fault, network_factory
+):
+    # CPEs inform every 20 simulated minutes (2 s): a CPE agent late by a second on a
+    # loaded machine is not yet overdue (1.5 intervals + 2 polls)
+    net = network_factory(_two_olts(tmp_path, only_fault), seed=4,
+                          extra=("--periodic-inform-min", "20"))  # fmt: skip
+    inv_path = net.site.with_name("site.olts.yaml")
+    inv = yaml.safe_load(inv_path.read_text())
+    olts = sorted(inv["olts"], key=lambda o: o["olt_id"])
+    assert len(olts) == 2
+    silent = olts[1]
+    fwd = UdpForwarder(int(silent["port"]))
+    silent.update(host="127.0.0.1", port=fwd.port, timeout_s=0.5, retries=0)
+    inv_path.write_text(yaml.safe_dump(inv))
+    import pandas as pd
+
+    subs = pd.read_csv(net.site.with_name("site.subscribers.csv"))
+    on_silent = int((subs["olt_id"] == silent["olt_id"]).sum())
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
+         "--mode", "execute", "--for-ticks", "14"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + 60
+        while _last_cycle_safe(state) < 3 and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.05)
+        fwd.on = False  # the management path to OLT-02 breaks; its customers are fine
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        fwd.close()
+    net.stop()
+    assert proc.returncode == 0, err[-3000:]
+    figures = _figures(state)
+    failed = [f["olts_failed"] == [silent["olt_id"]] for f in figures]
+    first = failed.index(True)
+    assert figures[:first] and not any(failed[:first]) and all(failed[first:]), failed
+    past_grace = figures[first + 1 :]  # the grace: one cycle
+    assert len(past_grace) >= 5, failed
+    # every ONU of the silent OLT kept online on the ACS's evidence, none counted offline
+    assert [f["onus_seen_by_acs_only"] for f in past_grace] == [on_silent] * len(past_grace)
+    assert [f["onus_seen_by_acs_only"] for f in figures[: first + 1]] == [0] * (first + 1)
+    assert _audit(state, "SELECT * FROM incidents") == []
+    assert _audit(state, "SELECT * FROM actions WHERE action_type = 'notify'") == []
+    assert all(f["open_incidents"] == 0 for f in figures)
