@@ -278,3 +278,38 @@ def test_one_pon_cut_while_the_olt_is_silent_still_opens_its_incident(tmp_path):
     assert scopes and all(k in ("P2",) for _, k in scopes), scopes
     assert {n[0] for n in out["notices"]} == {f"A{i:02d}" for i in range(32, N_SILENT)}
     assert min(f["onus_seen_by_acs_only"] for f in out["figures"][-AFTER - 5 : -AFTER]) == 32
+
+
+def test_the_silence_and_its_evidence_survive_a_restart(tmp_path):
+    """Restarted while OLT-1 is silent, operate still dates the silence from its first
+    unanswered poll: the CPEs' Informs since then keep counting (a silence dated from the
+    restart would find no Inform after it at once, and open the OLT incident)."""
+    from guardian_lib.operate.adapters import NbiCpeState
+    from guardian_lib.operate.service import Operator
+    from guardian_lib.operate.site import load_site
+
+    site = load_site(_fleet_site(tmp_path))
+    net = _Network(lambda i, t: True)
+    seen = []
+    for cycles in (SILENT_FROM + 3, 4):  # the second process starts in the silence
+        op = Operator(site, tmp_path / "state", mode="execute")
+        op.source.close()
+        op.source, op.wall, op.cpe_state = net, net.now, NbiCpeState(net)
+        try:
+            seen += [op.run_cycle()["onus_seen_by_acs_only"] for _ in range(cycles)]
+            incidents = len(op.autopilot.incidents)
+        finally:
+            op.close()
+    assert seen[SILENT_FROM + 1 :] == [N_SILENT] * (len(seen) - SILENT_FROM - 1)
+    assert incidents == 0
+
+
+def test_silent_olt_state_round_trip():
+    s = _silent(2)
+    s.observe([], ["OLT-1"], now_s=1000.0)
+    s.contacts(["O1"])
+    t = _silent(2)
+    t.load_state_dict(s.state_dict())
+    assert (t.since, t.contacted) == ({"OLT-1": 1000.0}, {"O1"})
+    t.load_state_dict(None)  # nothing saved: as it was
+    assert t.since == {"OLT-1": 1000.0}
