@@ -149,6 +149,7 @@ class NbiCpeState:
         self.default_interval_s = default_interval_s
         self.last_error: str | None = None
         self.informs: dict[str, tuple[float | None, float | None]] = {}
+        self.ppp: dict[str, bool] = {}  # the last read's PPPoE state (ppp_up's answer)
 
     def ppp_up(self) -> dict[str, bool]:
         """Device id → PPPoE session up (devices that report no status are left out);
@@ -156,7 +157,7 @@ class NbiCpeState:
         from guardian_lib.acs.nbi import _value_at
         from guardian_lib.operate.silent import INTERVAL_PATHS, inform_interval_s, inform_time_s
 
-        self.informs = {}
+        self.informs, self.ppp = {}, {}
         try:
             docs = self.client.devices(
                 projection=["_id", "_lastInform", *PPP_STATUS_PATHS, *INTERVAL_PATHS]
@@ -183,6 +184,7 @@ class NbiCpeState:
                 inform_time_s(d.get("_lastInform")),
                 inform_interval_s(iv, self.default_interval_s),
             )
+        self.ppp = out
         return out
 
 

@@ -20,7 +20,9 @@ of an OLT that is silent in this cycle:
   simply has not reached its periodic Inform yet;
 * anything else follows the missed-poll rule (offline past the grace): a CPE overdue
   (no Inform for :data:`OVERDUE_FACTOR` × its interval + :data:`OVERDUE_POLLS` polling
-  intervals), a CPE the ACS does not know or that reports no usable time, every CPE of
+  intervals), a CPE the ACS does not know or that reports no usable time, a CPE whose
+  PPPoE session the ACS reports down (it reaches the ACS, its customer has no
+  service: as for a read ONU, that is an impacted customer), every CPE of
   an OLT none of whose CPEs informed since the silence (power loss: they went silent
   together), and an ONU whose customer contacted the helpdesk since the silence began.
 
@@ -190,7 +192,7 @@ class SilentOlts:
         self.contacted.update(o for o in onu_ids if o and self.olt_of.get(o) in silent)
 
     def known_up(self, informs: Mapping[str, tuple[float | None, float | None]],
-                 now_s: float) -> np.ndarray | None:  # fmt: skip
+                 now_s: float, ppp: Mapping[str, bool] | None = None) -> np.ndarray | None:  # fmt: skip
         """The mask of ONUs of silent OLTs with evidence or pending (None: no OLT silent).
 
         Parameters
@@ -201,7 +203,10 @@ class SilentOlts:
             is down (no evidence).
         now_s : float
             This host's wall time. [s]
+        ppp : mapping of str → bool, optional
+            CPE id → PPPoE session up; a CPE reported down is no evidence.
         """
+        ppp = ppp or {}
         self.evidence = self.pending = 0
         if not self.since:
             return None
@@ -213,7 +218,10 @@ class SilentOlts:
             start = self.since.get(o) if o is not None else None
             if start is None or onu in self.contacted:
                 continue
-            last, interval = informs.get(self.cpe_of.get(onu) or "", (None, None))
+            cpe = self.cpe_of.get(onu) or ""
+            if ppp.get(cpe) is False:
+                continue  # it reaches the ACS, its customer's session is down
+            last, interval = informs.get(cpe, (None, None))
             if last is None or interval is None or last > now_s + MAX_FUTURE_S:
                 continue
             if now_s - last > OVERDUE_FACTOR * interval + OVERDUE_POLLS * self.poll_s:
@@ -230,7 +238,9 @@ class SilentOlts:
         """:meth:`contacts` of the cycle's ``CUSTOMER_CALL`` events, then :meth:`known_up`
         with ``cpe_state``'s Inform times (``NbiCpeState``; None: no NBI, no evidence)."""
         self.contacts(e.onu_id() for e in events if e.type == "CUSTOMER_CALL")
-        return self.known_up(cpe_state.informs if cpe_state is not None else {}, now_s)
+        if cpe_state is None:
+            return self.known_up({}, now_s)
+        return self.known_up(cpe_state.informs, now_s, cpe_state.ppp)
 
     def log(self, seen: int) -> None:
         """One ``silent_olts`` JSON line while an OLT is silent; ``seen``: ONUs the

@@ -89,6 +89,9 @@ def test_overdue_future_missing_or_contacted_cpes_follow_the_missed_poll_rule():
         "cO4": (now - 10.0, None),  # no usable interval
     }  # cO5: unknown to the ACS
     assert s.known_up(informs, now).tolist() == [True, False, False, False, False, False]
+    # a CPE that informs with its PPPoE session down: its customer has no service
+    assert not s.known_up(informs, now, ppp={"cO0": False}).any()
+    assert s.known_up(informs, now, ppp={"cO0": True})[0]
     s.contacts(["O0"])  # its customer called the helpdesk: no evidence any more
     assert not s.known_up(informs, now).any()
     s.observe(["OLT-1"], [], now_s=now + 300.0)  # it answers again: nothing held
