@@ -199,7 +199,7 @@ class SilentOlts:
         ----------
         informs : mapping of str → (float or None, float or None)
             CPE id → (last Inform [s, POSIX], periodic interval [s]), from
-            :meth:`~guardian_lib.operate.adapters.NbiCpeState.read`; empty when the NBI
+            :attr:`~guardian_lib.operate.adapters.NbiCpeState.informs`; empty when the NBI
             is down (no evidence).
         now_s : float
             This host's wall time. [s]
