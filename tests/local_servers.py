@@ -8,8 +8,10 @@ pyproject.toml; pytest's importlib mode does not let a test module import a sibl
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Answer", "ServerProcess", "free_port", "serve", "wait_until_answers"]
+__all__ = ["Answer", "ServerProcess", "UdpForwarder", "free_port", "serve", "wait_until_answers"]
 
 
 def free_port() -> int:
@@ -131,3 +133,46 @@ def serve(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=15)
+
+
+class UdpForwarder:
+    """An SNMP path on loopback that can break: relays datagrams to ``target_port`` (one
+    upstream socket per client address) while on; once off, drops everything."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))  # the kernel picks a free UDP port
+        self.port = self.sock.getsockname()[1]
+        self.on = True
+        self._stop = False
+        self._up: dict[tuple, socket.socket] = {}
+        self._client_of: dict[socket.socket, tuple] = {}
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        while not self._stop:
+            ready, _, _ = select.select([self.sock, *self._client_of], [], [], 0.05)
+            for s in ready:
+                try:
+                    data, addr = s.recvfrom(65535)
+                except OSError:
+                    continue
+                if not self.on:
+                    continue
+                if s is self.sock:
+                    up = self._up.get(addr)
+                    if up is None:
+                        up = self._up[addr] = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        up.bind(("127.0.0.1", 0))
+                        self._client_of[up] = addr
+                    up.sendto(data, self.target)
+                else:
+                    self.sock.sendto(data, self._client_of[s])
+
+    def close(self) -> None:
+        self._stop = True
+        self.thread.join(5)
+        for s in (self.sock, *self._up.values()):
+            s.close()

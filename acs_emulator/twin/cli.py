@@ -76,6 +76,13 @@ def twin_command(
             "file's contacts: folder, as a helpdesk CRM writes them.",
         ),
     ] = False,
+    periodic_inform_min: Annotated[
+        float,
+        typer.Option(
+            help="With --serve-network: the CPEs' periodic Inform interval, "
+            "simulated (the site file's nbi.inform_interval_s, scaled). [min]"
+        ),
+    ] = 10.0,
     alerting: Annotated[
         Path | None,
         typer.Option(
@@ -104,7 +111,8 @@ def twin_command(
         if site_out is None:
             raise typer.BadParameter("--serve-network needs --site-out SITE.yaml")
         _serve_network(scenario, speed, seed, hours, duration, cpes, host, site_out, truth_out,
-                       olt_cli=olt_cli, traps=traps, helpdesk=helpdesk)  # fmt: skip
+                       olt_cli=olt_cli, traps=traps, helpdesk=helpdesk,
+                       periodic_inform_min=periodic_inform_min)  # fmt: skip
         return
 
     from rich.console import Console
@@ -197,6 +205,7 @@ def _serve_network(
     olt_cli: bool = False,
     traps: bool = False,
     helpdesk: bool = False,
+    periodic_inform_min: float = 10.0,
 ) -> None:
     """``guardian twin --serve-network``: SIGTERM / Ctrl-C stop it and write the truth."""
     import signal
@@ -213,7 +222,8 @@ def _serve_network(
     sc = load_scenario(scenario)
     try:
         net = TwinNetwork(sc, seed=seed, speed=speed, host=host, n_cpes=cpes,
-                          olt_cli=olt_cli, traps=traps, helpdesk=helpdesk)  # fmt: skip
+                          olt_cli=olt_cli, traps=traps, helpdesk=helpdesk,
+                          periodic_inform_min=periodic_inform_min)  # fmt: skip
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     ticks = None if hours is None else max(1, int(round(hours * 60 / sc.tick_minutes)))

@@ -205,8 +205,11 @@ class TwinNetwork:
         )
         subs_path = path.with_name(f"{stem}.subscribers.csv")
         subs.to_csv(subs_path, index=False)
+        # the ACS does not store PeriodicInformInterval (not an Inform parameter): the
+        # CPEs' interval, wall-clock, for the silent-OLT evidence (guardian_lib.operate.silent)
         nbi: dict[str, Any] = {"url": self.nbi_url, "timeout_s": 10.0, "retries": 4,
-                               "backoff_s": 0.2, "max_backoff_s": 2.0}  # fmt: skip
+                               "backoff_s": 0.2, "max_backoff_s": 2.0,
+                               "inform_interval_s": round(self.periodic_interval_s, 6)}  # fmt: skip
         if self.nbi_token:
             tok = path.with_name(f"{stem}.nbi-token")
             fd = os.open(tok, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

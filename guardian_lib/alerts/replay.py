@@ -12,8 +12,9 @@ Observations are rebuilt from a run folder (:class:`~guardian_lib.layout.RunLayo
   (:class:`~guardian_lib.operate.history.HistoryTelemetrySource`, on the SILVER grid),
   with the missed-poll rule ``guardian operate`` applies
   (:class:`~guardian_lib.loop.missed.MissedPolls`): an ONU without a row keeps its
-  previous reading for ``missed_poll_grace_steps`` steps, past that it counts offline; a
-  step without any row repeats the previous step's readings;
+  previous reading for ``missed_poll_grace_steps`` steps, past that it counts offline
+  (without the ACS evidence operate weighs for a silent OLT: SILVER holds none); a step
+  without any row repeats the previous step's readings;
 * ``predictions`` — GOLD ``ml_predictions`` (``risk_24h``) joined with the customer.
 
 Every evaluation step goes through :class:`~guardian_lib.alerts.rules.RuleEngine` and

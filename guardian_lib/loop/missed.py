@@ -16,6 +16,13 @@ A step without any reading at all (every OLT silent in ``guardian operate``, a h
 export in ``guardian decide``) is a *gap* (:meth:`MissedPolls.step`): the collection
 stopped, the network did not, so the previous readings are repeated and no ONU's count of
 missed steps moves. Both commands apply the rule through :meth:`MissedPolls.step`.
+
+Evidence from outside the collection may say that an unread ONU has service
+(``guardian operate``: its CPE informed the ACS after its OLT went silent, see
+:mod:`guardian_lib.operate.silent`). Such an ONU (``known_up``) is, past the grace,
+"online, readings unknown": ``online`` 1, ``loss_pct`` 0 (service, as for a registered
+ONU whose OLT reports no loss), every other measure NaN. Without evidence (``guardian
+decide``, ``guardian alerts replay``: SILVER holds no ACS view) the rule is as above.
 """
 
 from __future__ import annotations
@@ -52,6 +59,9 @@ class MissedPolls:
         Steps without any reading that repeated the previous step (:meth:`step`). [-]
     last : dict of str → ndarray or None
         The previous step as returned (None before the first).
+    known_up_last : int
+        ONUs of the last step past their grace but online on outside evidence
+        (``known_up``). [-]
 
     Examples
     --------
@@ -71,9 +81,12 @@ class MissedPolls:
         self.held = 0
         self.gaps = 0
         self.last: dict[str, np.ndarray] | None = None
+        self.known_up_last = 0
         self._missing = np.zeros(int(n_onus), dtype=np.int64)  # consecutive steps unread
 
-    def fill(self, values: dict[str, np.ndarray], read: np.ndarray) -> dict[str, np.ndarray]:
+    def fill(
+        self, values: dict[str, np.ndarray], read: np.ndarray, known_up: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """One step's readings with the rule applied (vectorised over the fleet).
 
         Parameters
@@ -83,13 +96,16 @@ class MissedPolls:
             place.
         read : ndarray of bool
             Whether the collection read each ONU in this step.
+        known_up : ndarray of bool, optional
+            ONUs known to have service from outside the collection (default none).
 
         Returns
         -------
         dict of str → ndarray
             ``values`` with ``online`` as float 0/1, NaN where the ONU was not read and
-            is past its grace, and every measure of ONUs within their grace taken from
-            the previous step.
+            is past its grace (1 with ``loss_pct`` 0 and the levels NaN where it is
+            ``known_up``), and every measure of ONUs within their grace taken from the
+            previous step.
         """
         read = np.asarray(read, dtype=bool)
         if len(read) != len(self._missing):
@@ -109,10 +125,21 @@ class MissedPolls:
                 for m, v in out.items():
                     if m in last:
                         v[hold] = last[m][hold]
+        self.known_up_last = 0
+        if known_up is not None:
+            up = ~read & (self._missing > self.grace_steps) & np.asarray(known_up, dtype=bool)
+            if up.any():
+                self.known_up_last = int(up.sum())
+                for m, v in out.items():
+                    v[up] = 1.0 if m == "online" else 0.0 if m == "loss_pct" else np.nan
+                if "loss_pct" not in out:
+                    out["loss_pct"] = np.where(up, 0.0, np.nan)
         self.last = out
         return out
 
-    def step(self, values: dict[str, np.ndarray], read: np.ndarray) -> dict[str, np.ndarray]:
+    def step(
+        self, values: dict[str, np.ndarray], read: np.ndarray, known_up: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         """:meth:`fill`, except for a gap: a step in which no ONU was read at all repeats
         the previous step (copies) and leaves every count of missed steps as it was.
 
@@ -120,6 +147,8 @@ class MissedPolls:
         ----------
         values : dict of str → ndarray
         read : ndarray of bool
+        known_up : ndarray of bool, optional
+            As :meth:`fill` (not used in a gap).
 
         Returns
         -------
@@ -129,12 +158,12 @@ class MissedPolls:
         if self.last is not None and len(read) == len(self._missing) and not read.any():
             self.gaps += 1
             return {m: np.array(v, copy=True) for m, v in self.last.items()}
-        return self.fill(values, read)
+        return self.fill(values, read, known_up)
 
-    def tick(self, tick: Tick, read: np.ndarray) -> Tick:
+    def tick(self, tick: Tick, read: np.ndarray, known_up: np.ndarray | None = None) -> Tick:
         """``tick`` with the rule applied (:meth:`step` on a copy of its readings)."""
         values = {m: np.array(v, dtype=float) for m, v in tick.values.items()}
-        return Tick(tick.ts, self.step(values, read), tick.events)
+        return Tick(tick.ts, self.step(values, read, known_up), tick.events)
 
     def state_dict(self) -> dict[str, Any]:
         """What a restart needs: the previous readings and the steps each ONU missed."""

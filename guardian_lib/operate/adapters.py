@@ -8,7 +8,8 @@ the audit out.
   (retries with backoff inside the client); each call is journalled in the state store
   *before* it is sent, under an idempotency key the ACS also receives, so that a restart
   never sends it twice;
-* :class:`NbiCpeState` — whether each CPE's PPPoE session is up, as the ACS last heard;
+* :class:`NbiCpeState` — whether each CPE's PPPoE session is up, as the ACS last heard,
+  and when it last informed (the evidence :mod:`guardian_lib.operate.silent` weighs);
 * the field services (a ticketing webhook, a CSV drop folder) are in
   :mod:`guardian_lib.operate.field`;
 * :class:`AuditNotifier` — customer notifications go to the audit trail only;
@@ -121,27 +122,48 @@ _PPP_UP = {"up", "connected"}
 
 
 class NbiCpeState:
-    """What the ACS last heard from each CPE: whether its PPPoE session is up.
+    """What the ACS last heard from each CPE: whether its PPPoE session is up, when it
+    last informed and its periodic Inform interval.
 
     One ``GET /devices/`` per cycle with a projection (no device is contacted). An NBI
     that is down gives an empty answer and a warning: the cycle goes on with the SNMP
-    view alone.
+    view alone (and no CPE is evidence that a silent OLT carries traffic).
 
     Parameters
     ----------
     client : NbiClient
+    default_interval_s : float, optional
+        Periodic Inform interval assumed for a CPE that reports none. [s]
+
+    Attributes
+    ----------
+    informs : dict of str → (float or None, float or None)
+        Device id → (last Inform [s, POSIX], interval [s]) of the last :meth:`read`;
+        None where the NBI's value is missing or unusable
+        (:func:`~guardian_lib.operate.silent.inform_time_s`,
+        :func:`~guardian_lib.operate.silent.inform_interval_s`).
     """
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, default_interval_s: float | None = None) -> None:
         self.client = client
+        self.default_interval_s = default_interval_s
         self.last_error: str | None = None
+        self.informs: dict[str, tuple[float | None, float | None]] = {}
+        self.ppp: dict[str, bool] = {}  # the last read's PPPoE state (ppp_up's answer)
 
     def ppp_up(self) -> dict[str, bool]:
-        """Device id → PPPoE session up (devices that report no status are left out)."""
+        """Device id → PPPoE session up (devices that report no status are left out);
+        refreshes :attr:`informs` with the same request."""
         from guardian_lib.acs.nbi import _value_at
+        from guardian_lib.operate.silent import INTERVAL_PATHS, inform_interval_s, inform_time_s
 
+        self.informs, self.ppp = {}, {}
         try:
-            docs = self.client.devices(projection=["_id", *PPP_STATUS_PATHS])
+            docs = self.client.devices(
+                projection=["_id", "_lastInform", *PPP_STATUS_PATHS, *INTERVAL_PATHS]
+            )
+            if not isinstance(docs, list):
+                raise TypeError(f"expected a list of devices, got {type(docs).__name__}")
         except Exception as exc:  # noqa: BLE001 - the NBI may be down: SNMP view only
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.info("CPE state unavailable: %s", self.last_error)  # in the cycle's JSON line
@@ -149,11 +171,20 @@ class NbiCpeState:
         self.last_error = None
         out = {}
         for d in docs:
+            if not isinstance(d, dict) or not isinstance(d.get("_id"), str):
+                continue
+            did = d["_id"]
             for path in PPP_STATUS_PATHS:
                 v = _value_at(d, path)
                 if v is not None:
-                    out[str(d.get("_id"))] = str(v).strip().lower() in _PPP_UP
+                    out[did] = str(v).strip().lower() in _PPP_UP
                     break
+            iv = next((v for p in INTERVAL_PATHS if (v := _value_at(d, p)) is not None), None)
+            self.informs[did] = (
+                inform_time_s(d.get("_lastInform")),
+                inform_interval_s(iv, self.default_interval_s),
+            )
+        self.ppp = out
         return out
 
 

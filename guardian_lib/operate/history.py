@@ -8,7 +8,9 @@
   step. An ONU without a row in a step follows the missed-poll rule of ``guardian
   operate`` (:class:`~guardian_lib.loop.missed.MissedPolls`: its previous reading for
   ``missed_poll_grace_steps`` steps, then "not read"; the ONUs of an OLT that stopped
-  answering, too). A step without any row at all (the collection stopped) repeats the
+  answering, too: SILVER holds no ACS view, so the evidence ``guardian operate`` weighs
+  for a silent OLT, :mod:`guardian_lib.operate.silent`, is not used here). A step
+  without any row at all (the collection stopped) repeats the
   previous step's readings, as ``guardian operate`` does when no OLT answers: a gap in
   the export is not a massive outage. A
   customer contact names its customer; its ONU is added to the payload from the

@@ -71,6 +71,7 @@ from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldServi
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
 from guardian_lib.operate.schedule import report_scheduler, reports_cycle
+from guardian_lib.operate.silent import SilentOlts
 from guardian_lib.operate.site import SiteConfig, read_secret
 from guardian_lib.operate.state import StateStore
 from guardian_lib.operate.traps import OperateTraps
@@ -167,7 +168,9 @@ class Operator(ApprovedActions):
         self.context = ActionContext(site_id=site.site_id)
         self.nbi = self._nbi_client()
         self.devices = JournalledDevices(self.nbi, self.store, self.context)
-        self.cpe_state = NbiCpeState(self.nbi) if self.nbi is not None else None
+        self.cpe_state = NbiCpeState(self.nbi, site.nbi.inform_interval_s) if self.nbi else None
+        self.silent: SilentOlts | None = None  # silent OLTs and the ACS's evidence (_build)
+        self.wall = time.time  # the wall clock the ACS's Inform times are compared with [s]
         self.field = self._field_service()
         self.alerts = alert_pipeline(site, self.state_dir)
         self.notifier = customer_notifier(self.alerts, self._decision_time)
@@ -296,6 +299,9 @@ class Operator(ApprovedActions):
                                tick_s=tick_s, field=self.field)  # fmt: skip
         self.missed = MissedPolls(len(fleet.onu_ids), self.site.missed_poll_grace_steps)
         self.missed.load_state_dict(self.store.get("missed_polls"))
+        olt_of = {o: v for o, v in zip(t["onu_id"], t["olt_id"], strict=True) if v != "unknown"}
+        self.silent = SilentOlts(fleet.onu_ids, olt_of, self._cpe_of, self.site.polling_interval_s)
+        self.silent.load_state_dict(self.store.get("silent_olts"))
         saved = self.store.get("loop")
         committed = 0
         if saved is not None and list(saved["onu_ids"]) == list(fleet.onu_ids):
@@ -353,7 +359,7 @@ class Operator(ApprovedActions):
         started = time.time()
         self.cycle += 1
         report = self.source.poll()
-        tel = report.telemetry
+        polled_s, tel = self.wall(), report.telemetry
         if self.site.clock is not None:
             ts = self.site.clock.now()
         else:
@@ -367,6 +373,8 @@ class Operator(ApprovedActions):
         raw_files = self._store_rows(report)
         if self.autopilot is None:
             self._build(self._fleet(tel))
+        answered = [r.olt_id for r in report.results if r.complete]
+        self.silent.observe(answered, failed, polled_s, tel)
         blocked0 = dict(self.autopilot.guard.blocked)
         counts0 = dict(self.autopilot.counts)
         if self.mode == "approve":
@@ -426,7 +434,7 @@ class Operator(ApprovedActions):
             "safety_blocks": blocks, "open_cases": len(self.autopilot.cases),
             "open_incidents": len(self.autopilot.incidents),
             "duration_s": round(time.perf_counter() - t0, 3),
-            "trap_events": len(trap_rows),
+            "trap_events": len(trap_rows), "onus_seen_by_acs_only": self.missed.known_up_last,
         }  # fmt: skip
         if contacts:
             figures["contacts"] = contacts[1]
@@ -473,10 +481,14 @@ class Operator(ApprovedActions):
         """The cycle's tick: an ONU without a row, also one of an OLT that did not answer,
         follows the missed-poll rule (:meth:`MissedPolls.step
         <guardian_lib.loop.missed.MissedPolls.step>`, the site's ``missed_poll_grace_steps``;
-        no row at all repeats the last cycle), as in ``guardian decide``."""
+        no row at all repeats the last cycle), as in ``guardian decide``; past the grace an
+        ONU of a silent OLT whose CPE the ACS still hears is online, its readings unknown
+        (:mod:`guardian_lib.operate.silent`)."""
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, events)
         read = np.isin(self.fleet.onu_ids, known["onu_id"].astype(str).to_numpy())
-        return self.missed.tick(tick, read)
+        tick = self.missed.tick(tick, read, self.silent.mask(events, self.cpe_state, self.wall()))
+        self.silent.log(self.missed.known_up_last)
+        return tick
 
     def _store_rows(self, report: Any) -> list[Path]:
         from guardian_lib.silver import update_silver
@@ -494,6 +506,7 @@ class Operator(ApprovedActions):
             "loop": {"onu_ids": list(self.fleet.onu_ids), "loop": self.loop.state_dict()},
             "last_ts": self._last_ts,
             "missed_polls": self.missed.state_dict(),
+            "silent_olts": self.silent.state_dict(),
             **({"contacts": self.contacts.state_dict()} if self.contacts else {}),
         }
 

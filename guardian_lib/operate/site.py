@@ -71,6 +71,11 @@ class NbiSettings(SecretRef):
     retries: int = Field(4, ge=0, le=20, description="Retries of a retryable failure. [-]")
     backoff_s: float = Field(0.5, ge=0, le=60, description="First backoff, doubles. [s]")
     max_backoff_s: float = Field(30.0, ge=0, le=600, description="Cap of one wait. [s]")
+    inform_interval_s: float | None = Field(
+        None, ge=0.5, le=7 * 86400,
+        description="Periodic Inform interval assumed for a CPE that reports none (a silent "
+        "OLT's CPEs: guardian_lib.operate.silent); None: such a CPE is no evidence. [s]",
+    )  # fmt: skip
 
 
 class FieldServiceSettings(SecretRef):

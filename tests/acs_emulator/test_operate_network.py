@@ -4,7 +4,8 @@
 every 0.5 s) with OLT SNMP agents, the ACS NBI and 64 CPE agents, and writes the site
 file ``guardian operate`` uses unchanged; at exit it writes the ground truth. Scenarios:
 only CPE hangs (seed 4: a hang at 13 and 59 simulated minutes), or only feeder cuts
-(seed 34: PON ``OLT-01-001/1/0`` cut at 15 minutes for 7 hours).
+(seed 34: PON ``OLT-01-001/1/0`` cut at 15 minutes for 7 hours); for a silent OLT, two
+OLTs of 32 ONUs without faults, one reached through a UDP forwarder the test turns off.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import duckdb
 import pytest
 import yaml
 from cli_runner import run_guardian
-from local_servers import free_port
+from local_servers import UdpForwarder, free_port
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
 SPEED = 600.0
@@ -41,14 +42,15 @@ class Network:
     """A ``guardian twin --serve-network`` process."""
 
     def __init__(
-        self, tmp_path: Path, scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED
-    ) -> None:
+        self, tmp_path: Path, scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED,
+        extra: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
         self.site = tmp_path / "net" / "site.yaml"
         self.truth_path = tmp_path / "truth.json"
         self.proc = subprocess.Popen(
             [str(GUARDIAN), "twin", "--scenario", str(scenario), "--seed", str(seed),
              "--speed", str(speed), "--serve-network", "--site-out", str(self.site),
-             "--truth-out", str(self.truth_path), "--hours", str(hours)],
+             "--truth-out", str(self.truth_path), "--hours", str(hours), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         end = time.monotonic() + 60
@@ -71,8 +73,9 @@ class Network:
 def network_factory(tmp_path):
     nets: list[Network] = []
 
-    def make(scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED) -> Network:
-        nets.append(Network(tmp_path, scenario, seed, hours, speed))
+    def make(scenario: Path, seed: int, hours: float = 8.0, speed: float = SPEED,
+             extra: tuple[str, ...] = ()) -> Network:  # fmt: skip
+        nets.append(Network(tmp_path, scenario, seed, hours, speed, extra))
         return nets[-1]
 
     yield make
@@ -568,3 +571,131 @@ def test_a_contact_dropped_while_operate_runs_reaches_the_dark_onus_decisions(
     assert flags == sorted(flags), dark  # once contacted, it stays contacted while dark
     assert not any(f for o, rows in by_onu.items() if o != dark_onu for _, f in rows)
     assert (net.site.with_name("contacts") / "done" / "crm.csv").is_file()
+
+
+def _two_olts(tmp_path, only_fault, kind: str = "cpe_hang", rate: float = 0.0):
+    sc = only_fault(kind, rate)  # default: no fault at all
+    topo = sc.topology.model_dump()
+    topo["regions"][0]["olts"] = 2
+    topo["pons_per_board"] = 1  # 2 OLTs × 1 PON × 32 ONUs: the usual 64 CPEs
+    sc = sc.with_overrides(topology=topo)
+    path = tmp_path / f"two_olts_{kind}.yaml"
+    path.write_text(yaml.safe_dump(sc.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def _forward_second_olt(net: Network) -> tuple[UdpForwarder, str, set[str]]:
+    """Point the inventory's second OLT at a UDP forwarder; its id and its ONUs."""
+    import pandas as pd
+
+    inv_path = net.site.with_name("site.olts.yaml")
+    inv = yaml.safe_load(inv_path.read_text())
+    olts = sorted(inv["olts"], key=lambda o: o["olt_id"])
+    assert len(olts) == 2
+    silent = olts[1]
+    fwd = UdpForwarder(int(silent["port"]))
+    silent.update(host="127.0.0.1", port=fwd.port, timeout_s=0.5, retries=0)
+    inv_path.write_text(yaml.safe_dump(inv))
+    subs = pd.read_csv(net.site.with_name("site.subscribers.csv"))
+    return fwd, silent["olt_id"], set(subs.loc[subs["olt_id"] == silent["olt_id"], "onu_id"])
+
+
+def test_an_olt_whose_snmp_breaks_while_its_cpes_inform_opens_no_incident(
+    tmp_path, only_fault, network_factory
+):
+    # CPEs inform every 20 simulated minutes (2 s): a CPE agent late by a second on a
+    # loaded machine is not yet overdue (1.5 intervals + 2 polls)
+    net = network_factory(_two_olts(tmp_path, only_fault), seed=4,
+                          extra=("--periodic-inform-min", "20"))  # fmt: skip
+    fwd, olt_id, onus = _forward_second_olt(net)
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
+         "--mode", "execute", "--for-ticks", "12"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        end = time.monotonic() + 60
+        while _last_cycle_safe(state) < 3 and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.05)
+        fwd.on = False  # the management path to OLT-02 breaks; its customers are fine
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        fwd.close()
+    net.stop()
+    assert proc.returncode == 0, err[-3000:]
+    figures = _figures(state)
+    failed = [f["olts_failed"] == [olt_id] for f in figures]
+    first = failed.index(True)
+    assert figures[:first] and not any(failed[:first]) and all(failed[first:]), failed
+    past_grace = figures[first + 1 :]  # the grace: one cycle
+    assert len(past_grace) >= 5, failed
+    # every ONU of the silent OLT kept online on the ACS's evidence, none counted offline
+    assert [f["onus_seen_by_acs_only"] for f in past_grace] == [len(onus)] * len(past_grace)
+    assert [f["onus_seen_by_acs_only"] for f in figures[: first + 1]] == [0] * (first + 1)
+    assert _audit(state, "SELECT * FROM incidents") == []
+    assert _audit(state, "SELECT * FROM actions WHERE action_type = 'notify'") == []
+    assert all(f["open_incidents"] == 0 for f in figures)
+
+
+def test_an_olt_that_loses_power_with_its_cpes_is_an_outage_as_before(
+    tmp_path, only_fault, network_factory
+):
+    """Seed 77: OLT-01-002's only board fails 203 simulated minutes in, for 3 hours (its
+    ONUs and CPEs go dark); its SNMP path is cut one tick after the failure took effect (a
+    power cut silences both). No CPE of it informs after the silence: no evidence, the
+    OLT's outage is opened and its customers notified as without the ACS's view."""
+    import pandas as pd
+
+    sc = _two_olts(tmp_path, only_fault, "olt_board_failure", 1000.0)
+    net = network_factory(sc, seed=77, extra=("--periodic-inform-min", "20"))
+    fwd, olt_id, onus = _forward_second_olt(net)
+    clock = yaml.safe_load(net.site.read_text())["clock"]
+    fails = pd.Timestamp("2026-01-05T00:00:00Z") + pd.Timedelta(seconds=12188)
+    tick_applied = fails.ceil("5min") + pd.Timedelta(minutes=5)
+    cut_wall = clock["wall_epoch"] + (
+        (tick_applied - pd.Timestamp(clock["epoch"])).total_seconds() / clock["speed"]
+    )
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
+         "--mode", "execute"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(max(0.0, cut_wall - time.time()))
+        fwd.on = False  # the power cut reaches the management path too
+        cut_cycle = _last_cycle_safe(state)
+        end = time.monotonic() + 90
+        while _last_cycle_safe(state) < cut_cycle + 7 and time.monotonic() < end:
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        fwd.close()
+    truth = net.stop()
+    assert proc.returncode == 0, err[-3000:]
+    fault = truth["faults"][0]
+    assert (fault["kind"], fault["scope_key"]) == ("olt_board_failure", f"{olt_id}/1")
+    assert abs((pd.Timestamp(fault["start"]) - fails).total_seconds()) < 1
+    figures = _figures(state)
+    assert cut_cycle >= 1 and figures[0]["olts_failed"] == [], "operate started after the cut"
+    assert sum(f["olts_failed"] == [olt_id] for f in figures) >= 6
+    assert max(f["onus_seen_by_acs_only"] for f in figures) == 0
+    scopes = {
+        k for _, _, k in _audit(state, "SELECT incident_id, scope_type, scope_key FROM incidents")
+    }
+    assert scopes and all(olt_id in k for k in scopes), scopes
+    told = {
+        t
+        for (t,) in _audit(
+            state, "SELECT DISTINCT target FROM actions WHERE action_type = 'notify'"
+        )
+    }
+    assert told and told <= onus, told

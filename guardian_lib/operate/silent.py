@@ -1,0 +1,262 @@
+"""A silent OLT is an outage only on evidence: the CPEs' own TR-069 Informs tell.
+
+An OLT that stops answering SNMP has either lost power or its uplink (its customers have
+no service) or only its management path (an out-of-band management network down, a hung
+SNMP agent, an ACL change: its customers are fine). Polling alone cannot tell them apart;
+the ACS can. A CPE reaches the ACS through its ONU and OLT, so a CPE whose Inform the ACS
+received *after* its OLT went silent (GenieACS ``_lastInform``) has a working path: its
+ONU has service.
+
+:class:`SilentOlts` turns that into a mask of ONUs known to be up, which
+:class:`~guardian_lib.loop.missed.MissedPolls` (the one missed-poll rule) applies past
+the grace: such an ONU is "online, readings unknown" instead of "not read". For the ONUs
+of an OLT that is silent in this cycle:
+
+* **evidence** — the CPE informed after the silence began (the end of the first poll
+  the OLT did not answer; an Inform between the OLT's last answer and that poll may
+  predate a power cut, so it proves nothing) and its last Inform is not overdue;
+* **pending** — the CPE last informed before the silence, is not overdue yet, and at
+  least one other CPE of the same OLT has evidence: the OLT carries traffic, this CPE
+  simply has not reached its periodic Inform yet;
+* anything else follows the missed-poll rule (offline past the grace): a CPE overdue
+  (no Inform for :data:`OVERDUE_FACTOR` × its interval + :data:`OVERDUE_POLLS` polling
+  intervals), a CPE the ACS does not know or that reports no usable time, a CPE whose
+  PPPoE session the ACS reports down (it reaches the ACS, its customer has no
+  service: as for a read ONU, that is an impacted customer), every CPE of
+  an OLT none of whose CPEs informed since the silence (power loss: they went silent
+  together), and an ONU whose customer contacted the helpdesk since the silence began.
+
+An NBI that is down gives no evidence: the rule is today's. Times are the ACS's and this
+host's wall clocks (both NTP-synchronised in production): an Inform stamped more than
+:data:`MAX_FUTURE_S` ahead of this host's clock, a time that is not an ISO 8601 string
+with a zone, and an interval outside [:data:`MIN_INTERVAL_S`, :data:`MAX_INTERVAL_S`]
+are read as no evidence (a hostile or broken NBI cannot crash the cycle; it can at
+worst delay an OLT incident by one overdue period, as any CPE that keeps informing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "INTERVAL_PATHS", "MAX_FUTURE_S", "MAX_INTERVAL_S", "MIN_INTERVAL_S", "OVERDUE_FACTOR",
+    "OVERDUE_POLLS", "SilentOlts", "inform_interval_s", "inform_time_s",
+]  # fmt: skip
+
+#: Where TR-181 and TR-098 CPEs report their periodic Inform interval.
+INTERVAL_PATHS = (
+    "Device.ManagementServer.PeriodicInformInterval",
+    "InternetGatewayDevice.ManagementServer.PeriodicInformInterval",
+)
+#: A CPE is overdue after this many intervals (a late Inform, a slow ACS session) … [-]
+OVERDUE_FACTOR = 1.5
+#: … plus this many polling intervals (the NBI is read once a cycle). [-]
+OVERDUE_POLLS = 2
+#: An Inform stamped further ahead of this host's clock is no evidence. [s]
+MAX_FUTURE_S = 5.0
+#: Periodic Inform intervals accepted (shorter or longer: no evidence). [s]
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.5, 7 * 86400.0
+_MAX_TIME_CHARS = 40
+
+
+def inform_time_s(value: Any) -> float | None:
+    """An ACS ``_lastInform`` as POSIX seconds, or None when it is not a usable time.
+
+    Parameters
+    ----------
+    value : Any
+        What the NBI returned: GenieACS sends an ISO 8601 string with a zone
+        (``2026-01-05T10:00:00.123Z``). Anything else (a number, NaN, a naive time, a
+        long or malformed string) is None.
+
+    Returns
+    -------
+    float or None
+        Seconds since the epoch. [s]
+
+    Examples
+    --------
+    >>> inform_time_s("1970-01-01T00:01:00.500Z")
+    60.5
+    >>> inform_time_s("1970-01-01T00:01:00"), inform_time_s(float("nan"))
+    (None, None)
+    """
+    if not isinstance(value, str) or not 0 < len(value) <= _MAX_TIME_CHARS:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        return None
+    s = t.timestamp()
+    return s if math.isfinite(s) else None
+
+
+def inform_interval_s(value: Any, default: float | None = None) -> float | None:
+    """A CPE's periodic Inform interval, or ``default`` when it reports none.
+
+    Parameters
+    ----------
+    value : Any
+        ``PeriodicInformInterval`` as the NBI returned it (a number or a numeric
+        string; None: not reported).
+    default : float, optional
+        The site's assumption for CPEs that do not report one. [s]
+
+    Returns
+    -------
+    float or None
+        Within [:data:`MIN_INTERVAL_S`, :data:`MAX_INTERVAL_S`], else None (a value
+        that is reported but unusable is no evidence, not the default). [s]
+    """
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return v if math.isfinite(v) and MIN_INTERVAL_S <= v <= MAX_INTERVAL_S else None
+
+
+class SilentOlts:
+    """Which ONUs of silent OLTs the ACS shows up (see the module docstring).
+
+    Parameters
+    ----------
+    onu_ids : array of str
+        The fleet, in tick order.
+    olt_of : mapping of str → str
+        ONU id → OLT id (a later poll's rows update it).
+    cpe_of : mapping of str → str
+        ONU id → CPE (ACS device) id.
+    poll_s : float
+        Polling interval in wall-clock seconds (the ACS's clock). [s]
+
+    Attributes
+    ----------
+    since : dict of str → float
+        Silent OLT → wall time its silence began (end of its first unanswered poll). [s]
+    evidence, pending : int
+        ONUs of the last :meth:`known_up` in each class. [-]
+    """
+
+    def __init__(self, onu_ids: Iterable[str], olt_of: Mapping[str, str],
+                 cpe_of: Mapping[str, str], poll_s: float) -> None:  # fmt: skip
+        self.onu_ids = np.asarray(list(onu_ids), dtype=object)
+        self.olt_of = {str(k): str(v) for k, v in olt_of.items() if v is not None}
+        self.cpe_of = dict(cpe_of)
+        self.poll_s = float(poll_s)
+        self.since: dict[str, float] = {}
+        self.contacted: set[str] = set()
+        self.evidence = self.pending = 0
+
+    def observe(self, answered: Iterable[str], failed: Iterable[str], now_s: float,
+                rows: Any = None) -> None:  # fmt: skip
+        """Fold in one poll: OLTs that answered end their silence, those that did not
+        start one at ``now_s`` (the end of the poll) unless already silent.
+
+        Parameters
+        ----------
+        answered, failed : iterable of str
+            OLT ids whose poll was complete / was not.
+        now_s : float
+            Wall time at the end of the poll. [s]
+        rows : pandas.DataFrame, optional
+            The poll's telemetry (``onu_id``, ``olt_id``): which OLT reports each ONU.
+        """
+        answered = {str(o) for o in answered}
+        for olt in answered:
+            self.since.pop(olt, None)
+        self.contacted = {o for o in self.contacted if self.olt_of.get(o) not in answered}
+        for olt in failed:
+            self.since.setdefault(str(olt), float(now_s))
+        if rows is not None and len(rows):
+            self.olt_of.update(zip(rows["onu_id"].astype(str), rows["olt_id"].astype(str),
+                                   strict=True))  # fmt: skip
+
+    def contacts(self, onu_ids: Iterable[str | None]) -> None:
+        """ONUs whose customer contacted the helpdesk this cycle: no evidence for them
+        while their OLT stays silent."""
+        silent = self.since
+        self.contacted.update(o for o in onu_ids if o and self.olt_of.get(o) in silent)
+
+    def known_up(self, informs: Mapping[str, tuple[float | None, float | None]],
+                 now_s: float, ppp: Mapping[str, bool] | None = None) -> np.ndarray | None:  # fmt: skip
+        """The mask of ONUs of silent OLTs with evidence or pending (None: no OLT silent).
+
+        Parameters
+        ----------
+        informs : mapping of str → (float or None, float or None)
+            CPE id → (last Inform [s, POSIX], periodic interval [s]), from
+            :attr:`~guardian_lib.operate.adapters.NbiCpeState.informs`; empty when the NBI
+            is down (no evidence).
+        now_s : float
+            This host's wall time. [s]
+        ppp : mapping of str → bool, optional
+            CPE id → PPPoE session up; a CPE reported down is no evidence.
+        """
+        ppp = ppp or {}
+        self.evidence = self.pending = 0
+        if not self.since:
+            return None
+        n = len(self.onu_ids)
+        ev, pend = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        olt = np.empty(n, dtype=object)
+        for i, onu in enumerate(self.onu_ids):
+            o = self.olt_of.get(onu)
+            start = self.since.get(o) if o is not None else None
+            if start is None or onu in self.contacted:
+                continue
+            cpe = self.cpe_of.get(onu) or ""
+            if ppp.get(cpe) is False:
+                continue  # it reaches the ACS, its customer's session is down
+            last, interval = informs.get(cpe, (None, None))
+            if last is None or interval is None or last > now_s + MAX_FUTURE_S:
+                continue
+            if now_s - last > OVERDUE_FACTOR * interval + OVERDUE_POLLS * self.poll_s:
+                continue  # overdue: the CPE went silent too
+            olt[i] = o
+            ev[i] = last > start
+            pend[i] = not ev[i]
+        alive = set(olt[ev])
+        pend &= np.array([o in alive for o in olt], dtype=bool)
+        self.evidence, self.pending = int(ev.sum()), int(pend.sum())
+        return ev | pend
+
+    def mask(self, events: Iterable[Any], cpe_state: Any, now_s: float) -> np.ndarray | None:
+        """:meth:`contacts` of the cycle's ``CUSTOMER_CALL`` events, then :meth:`known_up`
+        with ``cpe_state``'s Inform times (``NbiCpeState``; None: no NBI, no evidence)."""
+        self.contacts(e.onu_id() for e in events if e.type == "CUSTOMER_CALL")
+        if cpe_state is None:
+            return self.known_up({}, now_s)
+        return self.known_up(cpe_state.informs, now_s, cpe_state.ppp)
+
+    def log(self, seen: int) -> None:
+        """One ``silent_olts`` JSON line while an OLT is silent; ``seen``: ONUs the
+        missed-poll rule kept online on this evidence (past their grace). [-]"""
+        if self.since:
+            from guardian_lib.operate.metrics import log_json
+
+            log_json("silent_olts", olts=sorted(self.since), informed_since=self.evidence,
+                     pending=self.pending, onus_seen_by_acs_only=int(seen))  # fmt: skip
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a restart needs: when each silence began, who called since."""
+        return {"since": dict(self.since), "contacted": sorted(self.contacted)}
+
+    def load_state_dict(self, state: Mapping[str, Any] | None) -> None:
+        """Restore :meth:`state_dict` (nothing to restore: no OLT silent)."""
+        if state:
+            self.since = {str(k): float(v) for k, v in state.get("since", {}).items()}
+            self.contacted = set(state.get("contacted", ()))
