@@ -181,7 +181,7 @@ class SilentOlts:
         self.contacted = {o for o in self.contacted if self.olt_of.get(o) not in answered}
         for olt in failed:
             self.since.setdefault(str(olt), float(now_s))
-        if rows is not None and len(rows):
+        if rows is not None and len(rows) and "olt_id" in rows:  # a source may not say
             self.olt_of.update(zip(rows["onu_id"].astype(str), rows["olt_id"].astype(str),
                                    strict=True))  # fmt: skip
 
