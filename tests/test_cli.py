@@ -76,3 +76,19 @@ def test_every_registered_command_group_loads_and_has_help():
     res = guardian("--help")
     assert res.returncode == 0 and "warning" not in res.stderr
     assert "--debug" in res.stdout
+
+
+def test_loading_every_command_group_imports_no_heavy_library():
+    # Every `guardian …` process registers all groups first: a package that imports
+    # pandas, scipy, scikit-learn or aiohttp at import time makes each command (and each
+    # `--help`) seconds slower. The groups import them inside their commands.
+    code = (
+        "import sys\nfrom guardian_lib.cli import main\ntry:\n    main(['--help'])\n"
+        "except SystemExit:\n    pass\n"
+        "print('HEAVY:' + ' '.join(sorted(m for m in ('pandas', 'scipy', 'sklearn', 'aiohttp', 'mlflow',"
+        " 'duckdb', 'panel', 'pysnmp', 'lightgbm') if m in sys.modules)))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (heavy,) = [line for line in res.stdout.splitlines() if line.startswith("HEAVY:")]
+    assert heavy == "HEAVY:", heavy

@@ -5,27 +5,21 @@ listener; ``CpeAgent`` is one device; state sources give live values (static fro
 seed, or the simulator through ``SimulationStateSource``).
 """
 
-from acs_emulator.cpe.agent import CpeAgent, Misbehaviour, SessionError
-from acs_emulator.cpe.datamodel import PATHS, DataModel
-from acs_emulator.cpe.fleet import CpeFleet
-from acs_emulator.cpe.state import (
-    DeviceIdentity,
-    SimulationStateSource,
-    StateSource,
-    StaticStateSource,
-    make_identities,
-)
+from guardian_lib._lazy import lazy_exports
 
-__all__ = [
-    "PATHS",
-    "CpeAgent",
-    "CpeFleet",
-    "DataModel",
-    "DeviceIdentity",
-    "Misbehaviour",
-    "SessionError",
-    "SimulationStateSource",
-    "StateSource",
-    "StaticStateSource",
-    "make_identities",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "PATHS": ".datamodel",
+        "CpeAgent": ".agent",
+        "CpeFleet": ".fleet",
+        "DataModel": ".datamodel",
+        "DeviceIdentity": ".state",
+        "Misbehaviour": ".agent",
+        "SessionError": ".agent",
+        "SimulationStateSource": ".state",
+        "StateSource": ".state",
+        "StaticStateSource": ".state",
+        "make_identities": ".state",
+    },
+)

@@ -4,22 +4,20 @@ See docs/tr069.md. ``Acs`` is the CWMP core, ``nbi_app`` the NBI, ``AcsService``
 runs both listeners, ``DeviceStore`` keeps devices, tasks and faults in SQLite.
 """
 
-from acs_emulator.cwmp.auth import AuthPolicy
-from acs_emulator.cwmp.nbi import nbi_app
-from acs_emulator.cwmp.presets import Preset, load_presets, zero_touch_preset
-from acs_emulator.cwmp.server import Acs, AcsConfig, device_id_of
-from acs_emulator.cwmp.service import AcsService
-from acs_emulator.cwmp.store import DeviceStore
+from guardian_lib._lazy import lazy_exports
 
-__all__ = [
-    "Acs",
-    "AcsConfig",
-    "AcsService",
-    "AuthPolicy",
-    "DeviceStore",
-    "Preset",
-    "device_id_of",
-    "load_presets",
-    "nbi_app",
-    "zero_touch_preset",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "Acs": ".server",
+        "AcsConfig": ".server",
+        "AcsService": ".service",
+        "AuthPolicy": ".auth",
+        "DeviceStore": ".store",
+        "Preset": ".presets",
+        "device_id_of": ".server",
+        "load_presets": ".presets",
+        "nbi_app": ".nbi",
+        "zero_touch_preset": ".presets",
+    },
+)

@@ -10,15 +10,16 @@ simulation and hands their reboots back to it. The closed loop itself is
 docs/alerts.md).
 """
 
-from acs_emulator.twin.adapters import NbiDevices, TwinStateSource
-from acs_emulator.twin.alerting import TwinAlerting
-from acs_emulator.twin.runner import Twin, TwinReport, run_twin
+from guardian_lib._lazy import lazy_exports
 
-__all__ = [
-    "NbiDevices",
-    "Twin",
-    "TwinAlerting",
-    "TwinReport",
-    "TwinStateSource",
-    "run_twin",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "NbiDevices": ".adapters",
+        "Twin": ".runner",
+        "TwinAlerting": ".alerting",
+        "TwinReport": ".runner",
+        "TwinStateSource": ".adapters",
+        "run_twin": ".runner",
+    },
+)

@@ -12,47 +12,31 @@
 - :class:`Autopilot` — scorer → policy → safety → executors, audited.
 """
 
-from guardian_lib.decision._base import PolicyBase
-from guardian_lib.decision._columns import Rows
-from guardian_lib.decision._types import (
-    ACTIONS,
-    CLASS_COLUMNS,
-    PREDICTION_COLUMNS,
-    Decision,
-    Policy,
-    Scorer,
-    Snapshot,
-)
-from guardian_lib.decision.costs import CostModel
-from guardian_lib.decision.engine import Autopilot
-from guardian_lib.decision.expected_cost import ExpectedCostPolicy, make_autopilot
-from guardian_lib.decision.neighbours import OutageEvidence
-from guardian_lib.decision.observe import Observer
-from guardian_lib.decision.rules import RulesPolicy
-from guardian_lib.decision.safety import RULES, SafetyGuard, Verdict
-from guardian_lib.decision.scorer import RuleScorer
-from guardian_lib.decision.settings import AutopilotSettings
+from guardian_lib._lazy import lazy_exports
 
-__all__ = [
-    "ACTIONS",
-    "CLASS_COLUMNS",
-    "PREDICTION_COLUMNS",
-    "PolicyBase",
-    "Rows",
-    "Decision",
-    "Snapshot",
-    "Policy",
-    "Scorer",
-    "CostModel",
-    "Autopilot",
-    "ExpectedCostPolicy",
-    "make_autopilot",
-    "Observer",
-    "OutageEvidence",
-    "RulesPolicy",
-    "RuleScorer",
-    "SafetyGuard",
-    "Verdict",
-    "RULES",
-    "AutopilotSettings",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "ACTIONS": "._types",
+        "CLASS_COLUMNS": "._types",
+        "PREDICTION_COLUMNS": "._types",
+        "PolicyBase": "._base",
+        "Rows": "._columns",
+        "Decision": "._types",
+        "Snapshot": "._types",
+        "Policy": "._types",
+        "Scorer": "._types",
+        "CostModel": ".costs",
+        "Autopilot": ".engine",
+        "ExpectedCostPolicy": ".expected_cost",
+        "make_autopilot": ".expected_cost",
+        "Observer": ".observe",
+        "OutageEvidence": ".neighbours",
+        "RulesPolicy": ".rules",
+        "RuleScorer": ".scorer",
+        "SafetyGuard": ".safety",
+        "Verdict": ".safety",
+        "RULES": ".safety",
+        "AutopilotSettings": ".settings",
+    },
+)

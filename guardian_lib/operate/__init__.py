@@ -15,7 +15,14 @@
   run's history in simulate mode.
 """
 
-from guardian_lib.operate.site import SiteConfig, load_site
-from guardian_lib.operate.state import StateError, StateStore
+from guardian_lib._lazy import lazy_exports
 
-__all__ = ["SiteConfig", "load_site", "StateStore", "StateError"]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "SiteConfig": ".site",
+        "load_site": ".site",
+        "StateStore": ".state",
+        "StateError": ".state",
+    },
+)

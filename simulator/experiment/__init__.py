@@ -21,36 +21,23 @@ is kept. The notebooks call library functions in their own process:
 :func:`guardian_lib.models.workflow.train_and_evaluate` and :func:`run_backtest`.
 """
 
-from simulator.experiment.config import (
-    NOTEBOOKS,
-    Experiment,
-    deep_merge,
-    load_experiment,
-    notebook_parameters,
-    scenario_data,
-    write_scenarios,
-)
-from simulator.experiment.run import (
-    PipelineError,
-    PipelineResult,
-    kpis_json,
-    run_backtest,
-    run_experiment,
-)
-from simulator.experiment.tracking import MLFLOW_EXPERIMENT
+from guardian_lib._lazy import lazy_exports
 
-__all__ = [
-    "NOTEBOOKS",
-    "MLFLOW_EXPERIMENT",
-    "Experiment",
-    "PipelineError",
-    "PipelineResult",
-    "load_experiment",
-    "scenario_data",
-    "write_scenarios",
-    "notebook_parameters",
-    "run_experiment",
-    "run_backtest",
-    "kpis_json",
-    "deep_merge",
-]
+__getattr__, __dir__, __all__ = lazy_exports(
+    __name__,
+    {
+        "NOTEBOOKS": ".config",
+        "MLFLOW_EXPERIMENT": ".tracking",
+        "Experiment": ".config",
+        "PipelineError": ".run",
+        "PipelineResult": ".run",
+        "load_experiment": ".config",
+        "scenario_data": ".config",
+        "write_scenarios": ".config",
+        "notebook_parameters": ".config",
+        "run_experiment": ".run",
+        "run_backtest": ".run",
+        "kpis_json": ".run",
+        "deep_merge": ".config",
+    },
+)
