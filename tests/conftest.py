@@ -16,6 +16,18 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 
 
+#: Test modules whose tests run longest (the notebooks pipeline, a minute and a half; the
+#: JupyterLab server): collected first, so that pytest-xdist's workers (``--dist
+#: worksteal``) do not end the run with one of them alone on one worker.
+SLOW_FIRST = ("test_notebooks.py", "test_lab.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the tests of :data:`SLOW_FIRST` to the front (a stable sort: each module's
+    tests stay together and in order)."""
+    items.sort(key=lambda item: item.path.name not in SLOW_FIRST)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(12345)
