@@ -279,6 +279,26 @@ def test_live_dashboard_in_chromium(busy, browser, live_url):
     page, cap = _open(browser, live_url)
     try:
         _check_screens(busy, page, cap, "live")
+        # A resize of a chart container Plotly has not plotted (or has purged: the view of
+        # a tab left) does nothing, where plotly.js alone throws (_plotly_guard); a
+        # plotted chart is still resized.
+        resized = page.evaluate(
+            """async () => {
+                const gd = document.createElement("div");
+                await Plotly.relayout(gd, {width: 300});
+                await Plotly.Plots.resize(gd);
+                document.body.appendChild(gd);
+                await Plotly.newPlot(gd, [{y: [1, 2]}], {width: 200, height: 150});
+                await Plotly.relayout(gd, {width: 300});
+                const w = gd._fullLayout.width;
+                Plotly.purge(gd);
+                await Plotly.relayout(gd, {width: 400});
+                gd.remove();
+                return w;
+            }"""
+        )
+        assert resized == 300
+        assert not cap.console_errors, f"live: console errors: {cap.console_errors}"
     finally:
         page.close()
 
