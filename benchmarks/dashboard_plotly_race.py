@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 import socket
 import subprocess
 import sys
@@ -36,10 +37,10 @@ from guardian_lib.dashboards.screenshots import (
     SCREEN_KEYS,
     Capture,
     launch_chromium,
-    open_screen,
     screenshot_content,
     watch_page,
 )
+from guardian_lib.i18n import label
 
 
 def busy_run(workdir: Path) -> Path:
@@ -126,7 +127,11 @@ def session(
         n = 0
         for _ in range(rounds):
             for i, key in enumerate(SCREEN_KEYS, start=1):
-                open_screen(page, key, "en", settle_ms=settle_ms[n % len(settle_ms)])
+                # a fixed wait, the same on every version of the dashboard code
+                text = label(key, "en")
+                tab = page.locator(".bk-tab", has_text=re.compile(f"^{re.escape(text)}$"))
+                tab.first.click()
+                page.wait_for_timeout(settle_ms[n % len(settle_ms)])
                 n += 1
                 if shots is not None:
                     screenshot_content(page, shots / f"{i:02d}_{key}.png")
