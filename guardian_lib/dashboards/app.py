@@ -8,6 +8,7 @@ from typing import Any
 import panel as pn
 
 from guardian_lib.dashboards._data import load_run_data
+from guardian_lib.dashboards._plotly_guard import plotly_guard_uri
 from guardian_lib.dashboards.screens import build_layout
 from guardian_lib.i18n import label, normalize_lang
 
@@ -75,8 +76,16 @@ def serve(
     # some stylesheets (loading, list panel, select, theme), unreachable from an offline
     # NOC, whenever a screen was opened.
     build_layout(data, lang, live=True)
+
+    def session() -> pn.viewable.Viewable:
+        # This session's page loads the Plotly guard after plotly.min.js (a race in
+        # Panel's Plotly view, see guardian_lib.dashboards._plotly_guard); set per
+        # session, it leaves the process's other pages (a static report) as they are.
+        pn.config.js_files = {**pn.config.js_files, "guardian_plotly_guard": plotly_guard_uri()}
+        return build_layout(data, lang, live=True)
+
     return pn.serve(
-        {"/": lambda: build_layout(data, lang, live=True)},
+        {"/": session},
         port=port,
         address=address,
         show=show,

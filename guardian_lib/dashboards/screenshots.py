@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "launch_chromium",
     "watch_page",
     "open_screen",
+    "wait_drawn",
     "capture_screens",
     "content_height",
     "screenshot_content",
@@ -118,12 +120,77 @@ def watch_page(page: Any, capture: Capture) -> None:
     page.on("pageerror", lambda e: capture.console_errors.append(f"pageerror: {e}"))
 
 
-def open_screen(page: Any, key: str, lang: str = "en", settle_ms: int = 1500) -> None:
-    """Click the tab of screen ``key`` (one of :data:`SCREEN_KEYS`) and let it draw."""
+def open_screen(
+    page: Any, key: str, lang: str = "en", settle_ms: int = 0, timeout_s: float = 60.0
+) -> bool:
+    """Click the tab of screen ``key`` (one of :data:`SCREEN_KEYS`) and wait until it is
+    drawn (:func:`wait_drawn`), then ``settle_ms`` more. [ms, s]
+
+    Returns
+    -------
+    bool
+        The screen was drawn within ``timeout_s``.
+    """
     text = label(key, normalize_lang(lang))
     tab = page.locator(".bk-tab", has_text=re.compile("^" + re.escape(text) + "$")).first
     tab.click()
-    page.wait_for_timeout(settle_ms)
+    drawn = wait_drawn(page, text, timeout_s)
+    if settle_ms:
+        page.wait_for_timeout(settle_ms)
+    return drawn
+
+
+#: What the page shows, for :func:`wait_drawn`: the active tab's label, the bottom of the
+#: tab bar, and a signature of the content (bottom of the lowest visible leaf, Plotly
+#: charts and elements in the page, shadow roots included).
+_DRAWN_JS = """() => {
+  const contentBottom = (CONTENT_BOTTOM);
+  let active = null, tabsBottom = 0, charts = 0, elements = 0;
+  const walk = (root) => {
+    for (const el of root.querySelectorAll("*")) {
+      elements++;
+      if (el.shadowRoot) walk(el.shadowRoot);
+      if (el.classList.contains("bk-tab")) {
+        tabsBottom = Math.max(tabsBottom, el.getBoundingClientRect().bottom + window.scrollY);
+        if (el.classList.contains("bk-active")) active = (el.textContent || "").trim();
+      } else if (el.classList.contains("main-svg")) {
+        charts++;
+      }
+    }
+  };
+  walk(document);
+  return [active, Math.ceil(tabsBottom), [contentBottom(), charts, elements].join(",")];
+}"""
+#: Polls of an unchanged page that make it drawn, and the time between polls. [-, ms]
+DRAWN_POLLS, DRAWN_POLL_MS = 3, 100
+
+
+def wait_drawn(page: Any, tab_label: str, timeout_s: float = 60.0) -> bool:
+    """Wait until the tab ``tab_label`` is active and its screen drawn: content shown under
+    the tab bar, and the same content (its bottom, charts, elements) in
+    :data:`DRAWN_POLLS` polls :data:`DRAWN_POLL_MS` apart. Polled from Python (a page's
+    content security policy may forbid the browser-side polling of ``wait_for_function``).
+
+    Returns
+    -------
+    bool
+        Drawn within ``timeout_s``; ``False`` once the time is up. [s]
+    """
+    deadline = time.monotonic() + timeout_s
+    last, same = None, 0
+    while True:
+        active, tabs_bottom, sig = page.evaluate(_DRAWN_JS)
+        bottom = int(sig.split(",")[0])
+        if active == tab_label and bottom > tabs_bottom:
+            same = same + 1 if sig == last else 1
+            last = sig
+            if same >= DRAWN_POLLS:
+                return True
+        else:
+            last, same = None, 0
+        if time.monotonic() > deadline:
+            return False
+        page.wait_for_timeout(DRAWN_POLL_MS)
 
 
 #: Bottom of the lowest visible leaf element (text, chart, image, input), looking inside
@@ -163,6 +230,7 @@ _CONTENT_BOTTOM_JS = """() => {
   walk(document);
   return Math.ceil(bottom);
 }"""
+_DRAWN_JS = _DRAWN_JS.replace("CONTENT_BOTTOM", _CONTENT_BOTTOM_JS)
 #: Space kept under the lowest content. [px]
 CONTENT_MARGIN_PX = 24
 

@@ -329,7 +329,7 @@ def test_viewer_opens_the_analysis_screens_in_the_browser(analysis_site, browser
         tabs = page.locator(".bk-tab").all_inner_texts()
         for key in SCREEN_KEYS:
             assert label(key, "en") in tabs, (key, tabs)
-        open_screen(page, SCREEN_KEYS[-1])
+        assert open_screen(page, SCREEN_KEYS[-1]), "the last screen was not drawn"
         assert not cap.console_errors, cap.console_errors
         assert not cap.blocked, cap.blocked
     finally:

@@ -90,8 +90,12 @@ def _add_predictions(run: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def busy(tmp_path_factory):
-    """The busy run, backtested, with synthetic predictions, and its report folder."""
+def busy(request, tmp_path_factory):
+    """The busy run, backtested, with synthetic predictions, and its report folder.
+
+    When the live test is to run, its dashboard server is started here, as soon as the
+    run is ready (:func:`_start_server`): its start overlaps the static report's test.
+    """
     chromium_path()  # fail early, with the install hint, if the browser is missing
     root = tmp_path_factory.mktemp("browser")
     run = _busy_run(root)
@@ -103,7 +107,14 @@ def busy(tmp_path_factory):
     keep = os.environ.get("GUARDIAN_TEST_REPORT_DIR")  # to look at the screenshots afterwards
     report_dir = Path(keep) if keep else root / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
-    return {"run": run, "report_dir": report_dir, "kpis": res["kpis"]}
+    out = {"run": run, "report_dir": report_dir, "kpis": res["kpis"], "server": None}
+    if any(item.name == test_live_dashboard_in_chromium.__name__ for item in request.session.items):
+        out["server"] = _start_server(out)
+    try:
+        yield out
+    finally:
+        if out["server"] is not None:
+            _stop_server(out["server"][0])
 
 
 @pytest.fixture(scope="module")
@@ -143,16 +154,9 @@ def browser():
         b.close()
 
 
-@pytest.fixture(scope="module")
-def live_url(busy):
-    """The live dashboard of the busy run, served by a process of its own, once it listens.
-
-    It is what `guardian dashboard --run RUN --lang LANG` runs
-    (:func:`guardian_lib.dashboards.app.serve`), in a new Python process so that the
-    browser opens the first session of a server that has drawn nothing yet (Panel keeps
-    per-process state; the first session once asked a CDN for stylesheets). No page is
-    requested before the browser's: a TCP connect builds nothing.
-    """
+def _start_server(busy: dict) -> tuple[subprocess.Popen, int, Path]:
+    """`guardian dashboard --run RUN --lang LANG` in a Python process of its own, on a free
+    port of 127.0.0.1: (process, port, log). Nothing is requested from it here."""
     port = free_port()
     code = (
         "import sys; from guardian_lib.dashboards.app import serve; "
@@ -165,6 +169,31 @@ def live_url(busy):
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+    return proc, port, log
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def live_url(busy):
+    """The live dashboard of the busy run, served by a process of its own, once it listens.
+
+    It is what `guardian dashboard --run RUN --lang LANG` runs
+    (:func:`guardian_lib.dashboards.app.serve`), in a new Python process so that the
+    browser opens the first session of a server that has drawn nothing yet (Panel keeps
+    per-process state; the first session once asked a CDN for stylesheets). No page is
+    requested before the browser's: a TCP connect builds nothing. The process is the one
+    ``busy`` started, or one started here.
+    """
+    own = busy["server"] is None
+    proc, port, log = _start_server(busy) if own else busy["server"]
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -179,12 +208,8 @@ def live_url(busy):
                 time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        if own:
+            _stop_server(proc)
 
 
 def _open(browser, url: str) -> tuple:
@@ -218,7 +243,7 @@ def _check_screens(busy: dict, page, cap: Capture, mode: str) -> None:
     shots.mkdir(parents=True, exist_ok=True)
     heights = {}
     for i, key in enumerate(SCREEN_KEYS, start=1):
-        open_screen(page, key, LANG, settle_ms=800)
+        assert open_screen(page, key, LANG), f"{mode}: {key} not drawn"
         heights[key] = screenshot_content(page, shots / f"{i:02d}_{key}.png")
         full = page.evaluate("() => document.documentElement.scrollHeight")
         assert 0 < heights[key] <= full, f"{mode}: {key} cropped to {heights[key]} px of {full}"
@@ -239,13 +264,13 @@ def _check_screens(busy: dict, page, cap: Capture, mode: str) -> None:
         assert got == want, f"{mode}: headline {item.key!r} shows {got!r}, not {want!r}"
 
     # KPIs & savings: every card shows the library's number.
-    open_screen(page, "kpis_savings", LANG, settle_ms=500)
+    open_screen(page, "kpis_savings", LANG)
     for key, want in _expected_cards(busy).items():
         got = _text(page, f'[data-kpi="{key}"] .kpi-value', want)
         assert got == want, f"{mode}: KPI card {key!r} shows {got!r}, the library says {want!r}"
 
     # Risk queue: choosing a plan changes the queue to exactly that plan's customers.
-    open_screen(page, "risk_queue", LANG, settle_ms=500)
+    open_screen(page, "risk_queue", LANG)
     data = load_run_data(busy["run"])
     full = risk_queue(data, limit=None)
     count = '[data-testid="risk-count"]'
@@ -279,6 +304,26 @@ def test_live_dashboard_in_chromium(busy, browser, live_url):
     page, cap = _open(browser, live_url)
     try:
         _check_screens(busy, page, cap, "live")
+        # A resize of a chart container Plotly has not plotted (or has purged: the view of
+        # a tab left) does nothing, where plotly.js alone throws (_plotly_guard); a
+        # plotted chart is still resized.
+        resized = page.evaluate(
+            """async () => {
+                const gd = document.createElement("div");
+                await Plotly.relayout(gd, {width: 300});
+                await Plotly.Plots.resize(gd);
+                document.body.appendChild(gd);
+                await Plotly.newPlot(gd, [{y: [1, 2]}], {width: 200, height: 150});
+                await Plotly.relayout(gd, {width: 300});
+                const w = gd._fullLayout.width;
+                Plotly.purge(gd);
+                await Plotly.relayout(gd, {width: 400});
+                gd.remove();
+                return w;
+            }"""
+        )
+        assert resized == 300
+        assert not cap.console_errors, f"live: console errors: {cap.console_errors}"
     finally:
         page.close()
 

@@ -17,6 +17,7 @@ import html
 import panel as pn
 
 from guardian_lib.dashboards._data import RunData
+from guardian_lib.dashboards._figures import dashboard_template
 from guardian_lib.dashboards.headline import headline_html
 from guardian_lib.dashboards.screens._parts import html_pane
 from guardian_lib.dashboards.screens.customers import dossier_screen, risk_queue_screen
@@ -55,9 +56,9 @@ def build_layout(data: RunData, lang: str, live: bool) -> pn.viewable.Viewable:
         f"{html.escape(data.name)}</h2>"
         f'<div class="caption">{html.escape(label("period", lang))}: {html.escape(period)}</div>'
     )
-    tabs = pn.Tabs(
-        *[s(data, lang, live) for s in SCREENS], dynamic=live, sizing_mode="stretch_width"
-    )
+    with dashboard_template():
+        screens = [s(data, lang, live) for s in SCREENS]
+    tabs = pn.Tabs(*screens, dynamic=live, sizing_mode="stretch_width")
     return pn.Column(
         header, html_pane(headline_html(data, lang)), tabs, sizing_mode="stretch_width"
     )
