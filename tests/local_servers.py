@@ -19,7 +19,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Answer", "ServerProcess", "UdpForwarder", "free_port", "serve", "wait_until_answers"]
+__all__ = [
+    "Answer",
+    "ServerProcess",
+    "UdpForwarder",
+    "free_port",
+    "serve",
+    "stop_process",
+    "wait_until_answers",
+]
 
 
 def free_port() -> int:
@@ -127,12 +135,7 @@ def serve(
         try:
             yield ServerProcess(proc, port, log)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=15)
+            stop_process(proc, 15)
 
 
 class UdpForwarder:
@@ -176,3 +179,14 @@ class UdpForwarder:
         self.thread.join(5)
         for s in (self.sock, *self._up.values()):
             s.close()
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """Terminate ``proc`` and wait for it; killed when it has not exited within
+    ``timeout_s``. [s]"""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)

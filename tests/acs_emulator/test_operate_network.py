@@ -96,6 +96,15 @@ def _operate(site: Path, state: Path, *args: str, timeout: float = 90) -> dict:
     return json.loads(out.read_text())
 
 
+def _start_operate(site: Path, state: Path, *args: str, mode: str = "execute") -> subprocess.Popen:
+    """``guardian operate`` on ``site`` as a process of its own (stderr kept for errors)."""
+    return subprocess.Popen(
+        [str(GUARDIAN), "operate", "--site", str(site), "--state", str(state), "--mode", mode,
+         *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
 def _journal(state: Path) -> list[dict]:
     con = sqlite3.connect(state / "operate.sqlite")
     con.row_factory = sqlite3.Row
@@ -181,11 +190,8 @@ def test_simulate_mode_sends_nothing_and_an_unreachable_olt_is_flagged(
     inv_path.write_text(yaml.safe_dump(inv))
     # Run as a service: metrics while it runs, SIGTERM ends the cycle and exits 0.
     state, out, port = tmp_path / "state", tmp_path / "summary.json", free_port()
-    proc = subprocess.Popen(
-        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
-         "--mode", "simulate", "--json", str(out), "--metrics-port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start_operate(net.site, state, "--json", str(out), "--metrics-port", str(port),
+                          mode="simulate")  # fmt: skip
     try:
         end = time.monotonic() + 60
         while time.monotonic() < end and _last_cycle_safe(state) < 8:
@@ -453,11 +459,7 @@ def test_nbi_down_then_back_the_hang_is_seen_and_rebooted_once_it_answers(
     site["nbi"].update(url=f"http://127.0.0.1:{proxy.port}", retries=1, backoff_s=0.05)
     net.site.write_text(yaml.safe_dump(site))
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
-         "--mode", "execute"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start_operate(net.site, state)
     try:
         end = time.monotonic() + 60
         while len(_figures(state)) < 3 and time.monotonic() < end:
@@ -528,11 +530,8 @@ def test_a_contact_dropped_while_operate_runs_reaches_the_dark_onus_decisions(
     dark_cust = subs.loc[subs["onu_id"] == dark_onu, "customer_id"].iloc[0]
     ok_cust = subs.loc[subs["onu_id"] != dark_onu, "customer_id"].iloc[0]
     state, out = tmp_path / "state", tmp_path / "summary.json"
-    proc = subprocess.Popen(
-        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
-         "--mode", "simulate", "--json", str(out), "--for-ticks", "10"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start_operate(net.site, state, "--json", str(out), "--for-ticks", "10",
+                          mode="simulate")  # fmt: skip
     dropped_after = None
     try:
         end = time.monotonic() + 120
@@ -609,11 +608,7 @@ def test_an_olt_whose_snmp_breaks_while_its_cpes_inform_opens_no_incident(
                           extra=("--periodic-inform-min", "20"))  # fmt: skip
     fwd, olt_id, onus = _forward_second_olt(net)
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
-         "--mode", "execute", "--for-ticks", "12"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start_operate(net.site, state, "--for-ticks", "12")
     try:
         end = time.monotonic() + 60
         while _last_cycle_safe(state) < 3 and time.monotonic() < end and proc.poll() is None:
@@ -660,11 +655,7 @@ def test_an_olt_that_loses_power_with_its_cpes_is_an_outage_as_before(
         (tick_applied - pd.Timestamp(clock["epoch"])).total_seconds() / clock["speed"]
     )
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [str(GUARDIAN), "operate", "--site", str(net.site), "--state", str(state),
-         "--mode", "execute"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = _start_operate(net.site, state)
     try:
         time.sleep(max(0.0, cut_wall - time.time()))
         fwd.on = False  # the power cut reaches the management path too

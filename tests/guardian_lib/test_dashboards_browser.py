@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from local_servers import free_port
+from local_servers import free_port, stop_process
 
 from guardian_lib.dashboards import load_run_data, risk_queue, write_report
 from guardian_lib.dashboards.glossary import format_metric, metric_label
@@ -114,7 +114,7 @@ def busy(request, tmp_path_factory):
         yield out
     finally:
         if out["server"] is not None:
-            _stop_server(out["server"][0])
+            stop_process(out["server"][0])
 
 
 @pytest.fixture(scope="module")
@@ -172,15 +172,6 @@ def _start_server(busy: dict) -> tuple[subprocess.Popen, int, Path]:
     return proc, port, log
 
 
-def _stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def live_url(busy):
     """The live dashboard of the busy run, served by a process of its own, once it listens.
@@ -209,7 +200,7 @@ def live_url(busy):
         yield f"http://127.0.0.1:{port}/"
     finally:
         if own:
-            _stop_server(proc)
+            stop_process(proc)
 
 
 def _open(browser, url: str) -> tuple:
