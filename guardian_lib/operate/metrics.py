@@ -93,6 +93,10 @@ class OperateMetrics:
                                   "Unix time of the last cycle that completed.", registry=r)  # fmt: skip
         self.cycles = Counter("guardian_cycles", "Cycles run.", registry=r)
         self.cycles_failed = Counter("guardian_cycles_failed", "Cycles that raised.", registry=r)
+        self.onus_seen_by_acs_only = Gauge(
+            "guardian_onus_seen_by_acs_only", "ONUs of silent OLTs kept online in the last "
+            "cycle because their CPEs still inform the ACS.", registry=r,
+        )  # fmt: skip
         self.contacts = Counter("guardian_contacts", "Customer contacts of the drop folder by "
                                 "outcome (fed, late, duplicates, stale, unknown_customers, "
                                 "files_rejected).", ["outcome"], registry=r)  # fmt: skip

@@ -531,6 +531,7 @@ class Operator(ApprovedActions):
         m.cycle_duration.observe(figures["duration_s"])
         m.rows_polled.inc(figures["rows_polled"])
         m.olts_failed.set(len(figures["olts_failed"]))
+        m.onus_seen_by_acs_only.set(figures["onus_seen_by_acs_only"])
         m.cycles.inc()
         m.last_success.set(time.time())
 

@@ -227,6 +227,9 @@ def _run(tmp_path: Path, cpes_up, nbi: str = "up", steps: int = SILENT_STEPS) ->
     try:
         for _ in range(SILENT_FROM + steps + AFTER):
             figures.append(op.run_cycle())
+            # the NOC's metric says what the cycle's figure says
+            gauge = op.metrics.registry.get_sample_value("guardian_onus_seen_by_acs_only")
+            assert gauge == figures[-1]["onus_seen_by_acs_only"]
         notices = list(op.notifier.sent)
     finally:
         op.close()
