@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from guardian_lib.ingest import _silver_select, _sql_path, event_key_sql
-from guardian_lib.schema import TELEMETRY_COLUMNS
+from guardian_lib.ingest import _silver_select, _sql_path
+from guardian_lib.schema import TELEMETRY_COLUMNS, event_key_sql
 from guardian_lib.silver_files import new_name
 from guardian_lib.warehouse import silver_dir
 
@@ -67,7 +67,7 @@ def replace_older(
     A file holding a losing stored row is rewritten with the winner (same name, atomic
     rename). The keys found are deleted from ``new_table``. Returns the rows replaced and
     the files rewritten. A key is a column name or an SQL expression whose columns are
-    read from the alias ``{t}`` (:func:`guardian_lib.ingest.event_key_sql`).
+    read from the alias ``{t}`` (:func:`guardian_lib.schema.event_key_sql`).
     """
     if not files:
         return 0, 0
@@ -170,7 +170,7 @@ def merge_events(
     con: duckdb.DuckDBPyConnection, run: Path, files: list[Path], names: list[str]
 ) -> tuple[int, int, str | None]:
     """Merge new RAW events files into SILVER events (the rule of the full rebuild: one row
-    per ``(entity_id, type, ts)`` and :func:`~guardian_lib.ingest.event_key_sql`, the first
+    per ``(entity_id, type, ts)`` and :func:`~guardian_lib.schema.event_key_sql`, the first
     received). Returns the rows added, the files rewritten and the new part's name."""
     listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
     con.execute(

@@ -53,6 +53,7 @@ from guardian_lib.schema import (
     RAW_TELEMETRY_ARROW,
     TELEMETRY_COLUMNS,
     VALID_RANGES,
+    event_key_sql,
     missing_columns,
 )
 from guardian_lib.silver_files import (
@@ -80,7 +81,6 @@ __all__ = [
     "ingest_run",
     "ingest_user_telemetry",
     "ingest_locked",
-    "event_key_sql",
     "run_lock",
     "file_digest",
     "load_column_mapping",
@@ -306,35 +306,9 @@ def _build_silver_date(
     }
 
 
-def event_key_sql(alias: str | None = None) -> str:
-    """SQL of what tells two SILVER events apart besides ``entity_id``, ``type`` and ``ts``.
-
-    The payload, except for a customer contact (``CUSTOMER_CALL``): there only its
-    ``channel`` and ``reason``. The same contact reaches the warehouse from operate's drop
-    folder or ``POST /contacts`` (payload with the customer's ``onu_id`` and the CRM's
-    ``contact_id``) and again from an import of the CRM's export (``channel`` and
-    ``reason`` only); counted twice it would double the customer's ``calls_24h`` and
-    count a call as a second one.
-
-    Parameters
-    ----------
-    alias : str, optional
-        Table alias the columns are read from (``o`` → ``o.payload``).
-    """
-    p = f"{alias}." if alias else ""
-    # Nested: json_type raises on text that is not JSON (a WHEN's AND is not lazy).
-    return (
-        f"CASE WHEN {p}type = 'CUSTOMER_CALL' AND coalesce(json_valid({p}payload), false) "
-        f"THEN CASE WHEN json_type({p}payload) = 'OBJECT' THEN json_object("
-        f"'channel', json_extract_string({p}payload, '$.channel'), "
-        f"'reason', json_extract_string({p}payload, '$.reason'))::VARCHAR "
-        f"ELSE {p}payload END ELSE {p}payload END"
-    )
-
-
 def _build_silver_events(con: duckdb.DuckDBPyConnection, ev_files: list[Path], dest: Path) -> None:
     """SILVER events from every RAW events file: one row per (entity, type, ts,
-    :func:`event_key_sql`), the first received."""
+    the event key :func:`~guardian_lib.schema.event_key_sql`), the first received."""
     ev_list = "[" + ", ".join(_sql_path(f) for f in ev_files) + "]"
     dest.parent.mkdir(parents=True, exist_ok=True)
     con.execute(

@@ -14,6 +14,7 @@ __all__ = [
     "RAW_EVENTS_ARROW",
     "TELEMETRY_COLUMNS",
     "EVENT_COLUMNS",
+    "event_key_sql",
     "INVENTORY_COLUMNS",
     "EVENT_TYPES",
     "VALID_RANGES",
@@ -193,3 +194,29 @@ def missing_columns(
     """
     have = set(present)
     return [c for c in required if c not in have]
+
+
+def event_key_sql(alias: str | None = None) -> str:
+    """SQL of what tells two SILVER events apart besides ``entity_id``, ``type`` and ``ts``.
+
+    The payload, except for a customer contact (``CUSTOMER_CALL``): there only its
+    ``channel`` and ``reason``. The same contact reaches the warehouse from operate's drop
+    folder or ``POST /contacts`` (payload with the customer's ``onu_id`` and the CRM's
+    ``contact_id``) and again from an import of the CRM's export (``channel`` and
+    ``reason`` only); counted twice it would double the customer's ``calls_24h`` and
+    count a call as a second one.
+
+    Parameters
+    ----------
+    alias : str, optional
+        Table alias the columns are read from (``o`` → ``o.payload``).
+    """
+    p = f"{alias}." if alias else ""
+    # Nested: json_type raises on text that is not JSON (a WHEN's AND is not lazy).
+    return (
+        f"CASE WHEN {p}type = 'CUSTOMER_CALL' AND coalesce(json_valid({p}payload), false) "
+        f"THEN CASE WHEN json_type({p}payload) = 'OBJECT' THEN json_object("
+        f"'channel', json_extract_string({p}payload, '$.channel'), "
+        f"'reason', json_extract_string({p}payload, '$.reason'))::VARCHAR "
+        f"ELSE {p}payload END ELSE {p}payload END"
+    )

@@ -20,7 +20,7 @@ For each date the new files feed:
 
 New RAW events files are merged the same way (one row per ``(entity_id, type, ts,
 payload)``, a customer contact's payload read as its channel and reason only — see
-:func:`~guardian_lib.ingest.event_key_sql` — the first received wins) into part files of
+:func:`~guardian_lib.schema.event_key_sql` — the first received wins) into part files of
 ``lake/silver/events``.
 
 Compaction: a date whose day is over (the update's newest row at least
