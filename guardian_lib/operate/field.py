@@ -36,6 +36,13 @@ __all__ = ["WebhookFieldService", "DropFolderFieldService", "FieldServiceError",
 log = logging.getLogger("guardian_lib.operate")
 #: A closure code a ticketing system may report (``customer_power_off`` …).
 _CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+def _closure_code(value: Any) -> str | None:
+    """A closure code from the wire or a status file: a short token, else None."""
+    return value if isinstance(value, str) and _CODE.fullmatch(value) else None
+
+
 #: Columns of ``open_orders()`` (the loop's field-service protocol).
 ORDER_COLUMNS = ("os_id", "onu_id", "status", "opened_by")
 _OPEN = ("scheduled", "in_progress", "open")
@@ -202,9 +209,7 @@ class WebhookFieldService(_OrderBook):
             resp = self._call("GET", url, f"{self.context.site_id}:status:{os_id}")
             doc = resp.json() if resp.status_code < 400 else {}
             st = str(doc.get("status", "unknown")) if isinstance(doc, dict) else "unknown"
-            code = doc.get("outcome") if isinstance(doc, dict) else None
-            # a closure code is a short token; anything else from the wire is dropped
-            code = code if isinstance(code, str) and _CODE.fullmatch(code) else None
+            code = _closure_code(doc.get("outcome")) if isinstance(doc, dict) else None
         except (FieldServiceError, ValueError) as exc:
             log.info("order %s: status unavailable: %s", os_id, exc)
             return "unknown"
@@ -320,9 +325,7 @@ class DropFolderFieldService(_OrderBook):
                     if row.get("os_id") == os_id and row.get("status"):
                         if os_id in self.orders:
                             self.orders[os_id]["status"] = row["status"]
-                            code = row.get("outcome")
-                            ok = isinstance(code, str) and _CODE.fullmatch(code)
-                            self.orders[os_id]["outcome"] = code if ok else None
+                            self.orders[os_id]["outcome"] = _closure_code(row.get("outcome"))
                         return str(row["status"])
         order = self.orders.get(os_id)
         return "unknown" if order is None else str(order["status"])

@@ -39,6 +39,7 @@ from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
 from guardian_lib.operate.contacts import ContactSettings
 from guardian_lib.operate.schedule import ReportJob
+from guardian_lib.operate.silent import MAX_INTERVAL_S, MIN_INTERVAL_S
 from guardian_lib.safe_yaml import StrictModel, load_yaml_model
 from guardian_lib.secrets import SecretRef, read_secret  # re-exported: moved there
 
@@ -72,7 +73,7 @@ class NbiSettings(SecretRef):
     backoff_s: float = Field(0.5, ge=0, le=60, description="First backoff, doubles. [s]")
     max_backoff_s: float = Field(30.0, ge=0, le=600, description="Cap of one wait. [s]")
     inform_interval_s: float | None = Field(
-        None, ge=0.5, le=7 * 86400,
+        None, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S,
         description="Periodic Inform interval assumed for a CPE that reports none (a silent "
         "OLT's CPEs: guardian_lib.operate.silent); None: such a CPE is no evidence. [s]",
     )  # fmt: skip
