@@ -6,7 +6,7 @@
    that the peak RSS is the loop's). Timed: one ``feed`` that decides — observer, the
    scorer's window, features, the three models, SHAP reasons for the top risks, policy,
    safety, audit. Once with the ML scorer exactly as ``operate`` builds it
-   (:func:`guardian_lib.operate.service.model_scorer`: 2-day window, bounded SHAP) from a
+   (:func:`guardian_lib.operate.components.model_scorer`: 2-day window, bounded SHAP) from a
    bundle trained here on a 4-day ``tiny`` run with frequent faults (150 trees) unless
    ``--alias`` names a registered one, once with the rule scorer. Median of ``--timed``
    cycles.
@@ -113,7 +113,7 @@ def _scorer_parts(scorer, timed: int) -> None:
 
 
 def bench_memory(n_onus: int, alias: str | None, timed: int) -> None:
-    from guardian_lib.operate.service import model_scorer
+    from guardian_lib.operate.components import model_scorer
 
     tick_s = 300
     with tempfile.TemporaryDirectory() as tmp:

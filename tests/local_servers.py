@@ -22,6 +22,7 @@ from pathlib import Path
 __all__ = [
     "Answer",
     "ServerProcess",
+    "TcpForwarder",
     "UdpForwarder",
     "free_port",
     "serve",
@@ -190,3 +191,46 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 30) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout_s)
+
+
+class TcpForwarder:
+    """A TCP forwarder on loopback that can be down (nothing listens) or up."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port = free_port()
+        self.target = target_port
+        self.sock: socket.socket | None = None
+
+    def up(self) -> None:
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", self.port))
+
+        def pump(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        def accept() -> None:
+            while True:
+                try:
+                    client, _ = self.sock.accept()
+                except OSError:
+                    return
+                upstream = socket.create_connection(("127.0.0.1", self.target))
+                for a, b in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+        threading.Thread(target=accept, daemon=True).start()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()

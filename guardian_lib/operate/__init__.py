@@ -8,6 +8,8 @@
 - :mod:`~guardian_lib.operate.fleet` — the watched ONUs (subscribers file or first poll);
 - :mod:`~guardian_lib.operate.accounting` — run summary, approval queue, action log;
 - :mod:`~guardian_lib.operate.service` — :class:`Operator`, one cycle per polling interval;
+- :mod:`~guardian_lib.operate.components` — the site's ACS and field-service clients, its
+  registered model and scorer, built from the site file;
 - :mod:`~guardian_lib.operate.metrics` — Prometheus metrics and JSON log lines;
 - :mod:`~guardian_lib.operate.history` — a warehouse's history as the loop's outside world
   (SILVER ticks, imported tickets as open orders);

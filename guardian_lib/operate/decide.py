@@ -184,7 +184,7 @@ def _scorer(models: str, run: Path, tick_s: int) -> tuple[Any, str]:
     if models == RULES:
         return None, RULES
     from guardian_lib.models.registry import ModelRegistryError, load_bundle
-    from guardian_lib.operate.service import model_scorer
+    from guardian_lib.operate.components import model_scorer
 
     try:
         bundle = load_bundle(models)

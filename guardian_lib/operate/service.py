@@ -31,7 +31,6 @@ import logging
 import signal
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -66,51 +65,31 @@ from guardian_lib.operate.alerting import (
     drift_monitor,
 )
 from guardian_lib.operate.approvals import ApprovedActions
+from guardian_lib.operate.components import (
+    field_service,
+    load_model,
+    model_scorer,
+    nbi_client,
+    restore_guard,
+)
 from guardian_lib.operate.contacts import contact_intake, contact_outcomes
-from guardian_lib.operate.field import DropFolderFieldService, WebhookFieldService
+from guardian_lib.operate.field import WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
 from guardian_lib.operate.schedule import report_scheduler, reports_cycle
 from guardian_lib.operate.silent import SilentOlts
-from guardian_lib.operate.site import SiteConfig, read_secret
+from guardian_lib.operate.site import SiteConfig
 from guardian_lib.operate.state import StateStore
 from guardian_lib.operate.traps import OperateTraps
 
 __all__ = [
     "Operator", "OperateSummary", "MODES", "KILL_SWITCH_FILENAME", "safety_violations",
-    "model_scorer", "EXPLAIN_TOP_RISKS", "EXPLAIN_SYMPTOMATIC",
 ]  # fmt: skip
 
 log = logging.getLogger("guardian_lib.operate")
 MODES = ("simulate", "approve", "execute")
 #: Kill-switch file in the state folder, used unless the site sets ``kill_switch_file``.
 KILL_SWITCH_FILENAME = "KILL_SWITCH"
-#: Rows explained with SHAP each cycle: the highest 24 h risks without a symptom, and
-#: symptomatic rows (cause reasons). About 1 ms a row with 150 trees, so the bounds keep
-#: a 50k-ONU cycle under a second even in a massive outage; the policy acts on far fewer.
-EXPLAIN_TOP_RISKS = 100
-EXPLAIN_SYMPTOMATIC = 300
-
-
-def model_scorer(bundle: Any, tick_s: float) -> Any:
-    """The scorer ``operate`` runs for a registered bundle: 2 days of window (7-day
-    baselines over what is held), SHAP reasons for the top risks and symptoms.
-
-    Parameters
-    ----------
-    bundle : ModelBundle
-    tick_s : float
-        Polling interval. [s]
-    """
-    from guardian_lib.models.online import ModelScorer
-
-    return ModelScorer(
-        bundle,
-        window_ticks=max(2, int(2 * 86400 / tick_s)),
-        explain=True,
-        max_risk_explained=EXPLAIN_TOP_RISKS,
-        max_explained=EXPLAIN_SYMPTOMATIC,
-    )
 
 
 class Operator(ApprovedActions):
@@ -166,12 +145,12 @@ class Operator(ApprovedActions):
         self.inventory = load_inventory(site.resolve(site.inventory))
         self.source = SnmpTelemetrySource(self.inventory, environ)
         self.context = ActionContext(site_id=site.site_id)
-        self.nbi = self._nbi_client()
+        self.nbi = nbi_client(site)
         self.devices = JournalledDevices(self.nbi, self.store, self.context)
         self.cpe_state = NbiCpeState(self.nbi, site.nbi.inform_interval_s) if self.nbi else None
         self.silent: SilentOlts | None = None  # silent OLTs and the ACS's evidence (_build)
         self.wall = time.time  # the wall clock the ACS's Inform times are compared with [s]
-        self.field = self._field_service()
+        self.field = field_service(site, self.store, self.context)
         self.alerts = alert_pipeline(site, self.state_dir)
         self.notifier = customer_notifier(self.alerts, self._decision_time)
         self.reports = self._report_scheduler()
@@ -194,24 +173,10 @@ class Operator(ApprovedActions):
         self._last_ts: pd.Timestamp | None = self.store.get("last_ts")
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
-        self._bundle = self._load_model()
+        self._bundle = load_model(site.model_alias)
         self.drift = drift_monitor(self.alerts, self._bundle, self.site.model_alias)
 
     # --- construction ---------------------------------------------------------------------
-    def _nbi_client(self) -> Any:
-        nbi = self.site.nbi
-        if nbi is None:
-            return None
-        from guardian_lib.acs import NbiClient
-
-        base = self.site.path.parent if self.site.path else None
-        token = read_secret(nbi, base, "nbi")
-        return NbiClient(
-            nbi.url, token=token or "", timeout_s=nbi.timeout_s,
-            task_timeout_ms=nbi.task_timeout_ms, retries=nbi.retries, backoff_s=nbi.backoff_s,
-            max_backoff_s=nbi.max_backoff_s,
-        )  # fmt: skip
-
     def _decision_time(self) -> pd.Timestamp:
         """The cycle's time (customer notices are dated with it)."""
         return pd.Timestamp(self.context.ts) if self.context.ts else pd.Timestamp.now(tz="UTC")
@@ -236,33 +201,6 @@ class Operator(ApprovedActions):
             notifier=self.notifier, drift=self.drift,
             features=getattr(self.loop.scorer, "last_features", None),
         )  # fmt: skip
-
-    def _field_service(self) -> Any:
-        fs = self.site.field_service
-        if fs.kind == "webhook":
-            base = self.site.path.parent if self.site.path else None
-            return WebhookFieldService(
-                fs.url or "", self.store, self.context, token=read_secret(fs, base, "field_service"),
-                timeout_s=fs.timeout_s, retries=fs.retries, backoff_s=fs.backoff_s,
-            )  # fmt: skip
-        if fs.kind == "drop_folder":
-            return DropFolderFieldService(self.site.resolve(fs.folder), self.store, self.context)
-        return None
-
-    def _load_model(self) -> Any:
-        alias = self.site.model_alias
-        if not alias:
-            return None
-        try:
-            from guardian_lib.models.registry import load_bundle
-
-            bundle = load_bundle(alias)
-        except Exception as exc:  # noqa: BLE001 - no registry / no model: the rule scorer
-            log_json("model", alias=alias, loaded=False, fallback="rules",
-                     reason=str(exc).splitlines()[0][:300])  # fmt: skip
-            return None
-        log_json("model", alias=alias, loaded=True, model_version=bundle.model_version)
-        return bundle
 
     def _build(self, fleet: Fleet) -> None:
         """The closed loop (observer, scorer, autopilot) for ``fleet``, restored from the
@@ -318,15 +256,8 @@ class Operator(ApprovedActions):
         return model_scorer(self._bundle, self.tick_s)
 
     def _restore_guard(self, guard: SafetyGuard, committed: int) -> None:
-        """Reboots journalled after the last committed cycle (a crash mid-cycle; or all
-        of them when no loop state was restored) count against the cooldowns and caps."""
-        for j in self.store.journal("reboot"):
-            if int(j["cycle"]) <= committed:
-                continue  # already in the restored guard
-            t = pd.Timestamp(j["ts"]).value / 1e9
-            guard._by_target.setdefault(j["target"], []).append(t)
-            guard._by_pon.setdefault(str(j["pon_id"]), deque()).append(t)
-            guard._fleet.append(t)
+        """The journal's reboots after cycle ``committed`` count in ``guard`` (:func:`.restore_guard`)."""
+        restore_guard(guard, self.store, committed)
 
     def _fleet(self, telemetry: pd.DataFrame) -> Fleet:
         saved = self.store.get("fleet")

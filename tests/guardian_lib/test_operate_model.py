@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from guardian_lib.models.online import RISK_EVERY_ROUNDS, OnlineScorer
-from guardian_lib.operate.service import EXPLAIN_SYMPTOMATIC, EXPLAIN_TOP_RISKS
+from guardian_lib.operate.components import EXPLAIN_SYMPTOMATIC, EXPLAIN_TOP_RISKS
 from guardian_lib.snmp.poller import OltPollResult, PollReport
 from guardian_lib.snmp.rows import EVENTS_SCHEMA, empty_frame
 
