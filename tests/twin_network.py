@@ -23,7 +23,7 @@ from local_servers import UdpForwarder
 __all__ = [
     "GUARDIAN", "SPEED", "Network", "audit_rows", "cycle_figures", "forward_second_olt",
     "journal_rows", "last_cycle", "last_cycle_safe", "open_cases_safe", "run_operate",
-    "scenario_file", "start_operate", "two_olts_scenario",
+    "scenario_file", "start_operate", "stop_operate", "two_olts_scenario",
 ]  # fmt: skip
 
 GUARDIAN = Path(sys.executable).with_name("guardian")
@@ -68,7 +68,7 @@ class Network:
         return json.loads(self.truth_path.read_text())
 
 
-def run_operate(site: Path, state: Path, *args: str, timeout: float = 90) -> dict:
+def run_operate(site: Path, state: Path, *args: str, timeout: float = 300) -> dict:
     out = state.parent / f"{state.name}-summary.json"
     proc = subprocess.run(
         [str(GUARDIAN), "operate", "--site", str(site), "--state", str(state), "--json",
@@ -171,3 +171,10 @@ def forward_second_olt(net: Network) -> tuple[UdpForwarder, str, set[str]]:
     inv_path.write_text(yaml.safe_dump(inv))
     subs = pd.read_csv(net.site.with_name("site.subscribers.csv"))
     return fwd, silent["olt_id"], set(subs.loc[subs["olt_id"] == silent["olt_id"], "onu_id"])
+
+
+def stop_operate(proc: subprocess.Popen) -> str:
+    """SIGTERM to a :func:`start_operate` process (it ends its cycle and exits), wait for it
+    and return its stderr (``proc.returncode`` tells how it exited)."""
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=60)[1]

@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover - guardian_lib.loop imports this package
 __all__ = [
     "Observer",
     "ServiceThresholds",
+    "registered_loss",
     "service_state",
     "tick_service_state",
     "DOWN_TYPES",
@@ -80,6 +81,33 @@ def service_state(
         | (_nan_to_num(values.get("ber", nan)) > thresholds.high_ber)
     )
     return service, degraded
+
+
+def registered_loss(online: np.ndarray, loss_pct: np.ndarray) -> np.ndarray:
+    """``loss_pct`` with 0 where the ONU is registered and its loss was not read.
+
+    An OLT reports no packet loss: a row polled over SNMP (``guardian operate``, and the
+    SILVER rows it wrote that ``guardian decide`` replays) has ``loss_pct`` NaN, which
+    :func:`service_state` reads as "no service". A registered ONU has service unless
+    something says otherwise (a CPE whose PPPoE session is down is read as loss 100 %),
+    so both commands apply this to the rows they read.
+
+    Parameters
+    ----------
+    online : ndarray
+        Registered (1/True), not (0/False), not read (NaN).
+    loss_pct : ndarray
+        Packet loss; NaN where not read. [%]
+
+    Returns
+    -------
+    ndarray of float
+        A new array. [%]
+    """
+    loss = np.array(loss_pct, dtype=float)
+    on = np.asarray(online, dtype=float)
+    loss[(on == 1.0) & np.isnan(loss)] = 0.0
+    return loss
 
 
 def _nan_to_num(x: np.ndarray, nan: float = 0.0) -> np.ndarray:

@@ -21,8 +21,10 @@ Evidence from outside the collection may say that an unread ONU has service
 (``guardian operate``: its CPE informed the ACS after its OLT went silent, see
 :mod:`guardian_lib.operate.silent`). Such an ONU (``known_up``) is, past the grace,
 "online, readings unknown": ``online`` 1, ``loss_pct`` 0 (service, as for a registered
-ONU whose OLT reports no loss), every other measure NaN. Without evidence (``guardian
-decide``, ``guardian alerts replay``: SILVER holds no ACS view) the rule is as above.
+ONU whose OLT reports no loss), every other measure NaN. ``guardian operate`` records
+each such ONU of each cycle as an ``ACS_SEEN`` event, so ``guardian decide`` and
+``guardian alerts replay`` apply the same evidence to the same steps
+(:mod:`guardian_lib.operate.history`); without those events the rule is as above.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class MissedPolls:
     known_up_last : int
         ONUs of the last step past their grace but online on outside evidence
         (``known_up``). [-]
+    known_up_mask : ndarray of bool or None
+        Which ONUs those were (None when the last step was given no ``known_up``).
 
     Examples
     --------
@@ -82,6 +86,7 @@ class MissedPolls:
         self.gaps = 0
         self.last: dict[str, np.ndarray] | None = None
         self.known_up_last = 0
+        self.known_up_mask: np.ndarray | None = None
         self._missing = np.zeros(int(n_onus), dtype=np.int64)  # consecutive steps unread
 
     def fill(
@@ -125,9 +130,10 @@ class MissedPolls:
                 for m, v in out.items():
                     if m in last:
                         v[hold] = last[m][hold]
-        self.known_up_last = 0
+        self.known_up_last, self.known_up_mask = 0, None
         if known_up is not None:
             up = ~read & (self._missing > self.grace_steps) & np.asarray(known_up, dtype=bool)
+            self.known_up_mask = up
             if up.any():
                 self.known_up_last = int(up.sum())
                 for m, v in out.items():

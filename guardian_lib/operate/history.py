@@ -8,8 +8,11 @@
   step. An ONU without a row in a step follows the missed-poll rule of ``guardian
   operate`` (:class:`~guardian_lib.loop.missed.MissedPolls`: its previous reading for
   ``missed_poll_grace_steps`` steps, then "not read"; the ONUs of an OLT that stopped
-  answering, too: SILVER holds no ACS view, so the evidence ``guardian operate`` weighs
-  for a silent OLT, :mod:`guardian_lib.operate.silent`, is not used here). A step
+  answering, too). Past the grace, an ONU that ``guardian operate`` kept online on the
+  ACS's evidence (its OLT silent, its CPE still informing,
+  :mod:`guardian_lib.operate.silent`) is online here too, with unknown readings: operate
+  recorded it in that step as an ``ACS_SEEN`` event (:func:`acs_seen_events`), so the
+  replay applies the evidence operate applied, step for step. A step
   without any row at all (the collection stopped) repeats the
   previous step's readings, as ``guardian operate`` does when no OLT answers: a gap in
   the export is not a massive outage. A
@@ -28,6 +31,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from guardian_lib.decision.observe import registered_loss
 from guardian_lib.errors import WarehouseError
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS, MissedPolls
 from guardian_lib.loop.protocols import ORDER_COLUMNS
@@ -36,13 +40,17 @@ from guardian_lib.schema import MEASURES
 from guardian_lib.warehouse import table_names
 
 __all__ = [
+    "ACS_SEEN",
     "HistoryTelemetrySource",
+    "acs_seen_events",
     "HistoricOrders",
     "read_orders",
     "silver_range",
     "silver_grid_s",
 ]
 
+#: Event type of an ONU kept online on the ACS's evidence in one ``guardian operate`` cycle.
+ACS_SEEN = "ACS_SEEN"
 _US = 1_000_000
 #: Readings held per block of steps (steps × ONUs × measures). [-]
 _BLOCK_CELLS = 4_000_000
@@ -56,6 +64,43 @@ def silver_range(con: duckdb.DuckDBPyConnection) -> tuple[pd.Timestamp, pd.Times
     if lo is None:
         return None
     return pd.Timestamp(lo).tz_convert("UTC"), pd.Timestamp(hi).tz_convert("UTC")
+
+
+def acs_seen_events(
+    ts: pd.Timestamp, onu_ids: Sequence[str], olt_of: dict[str, str], received_at: pd.Timestamp
+) -> pd.DataFrame:
+    """RAW events recording the ONUs a cycle kept online on the ACS's evidence.
+
+    ``guardian operate`` writes one ``ACS_SEEN`` event per such ONU and cycle (only while
+    an OLT is silent); :class:`HistoryTelemetrySource` reads them back, so a replay holds
+    those ONUs online in the same steps.
+
+    Parameters
+    ----------
+    ts : pandas.Timestamp
+        The cycle's time (on the polling grid, UTC).
+    onu_ids : sequence of str
+        The ONUs kept online on the evidence (past their missed-poll grace).
+    olt_of : dict of str → str
+        ONU → its silent OLT (kept in the payload for the reader of the warehouse).
+    received_at : pandas.Timestamp
+        When the event was written (UTC); its date names the RAW partition.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows with the RAW events columns (``source`` ``operate``, severity ``info``).
+    """
+    import json
+
+    ids = [str(o) for o in onu_ids]
+    return pd.DataFrame({
+        "ts": pd.to_datetime([pd.Timestamp(ts)] * len(ids), utc=True),
+        "entity_id": ids, "entity_type": "onu", "type": ACS_SEEN, "severity": "info",
+        "source": "operate",
+        "payload": [json.dumps({"olt_id": olt_of.get(o), "evidence": "acs_inform"}) for o in ids],
+        "received_at": pd.to_datetime([pd.Timestamp(received_at)] * len(ids), utc=True),
+    })  # fmt: skip
 
 
 def silver_grid_s(con: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
@@ -98,7 +143,8 @@ class HistoryTelemetrySource:
         The readings of each tick (``online`` among them); ``guardian alerts replay``
         reads ``online`` alone.
     events : bool, default True
-        Whether ticks carry the SILVER events (False: every tick without events).
+        Whether ticks carry the SILVER events (False: every tick without events; the
+        ``ACS_SEEN`` evidence is applied either way).
 
     Attributes
     ----------
@@ -133,7 +179,8 @@ class HistoryTelemetrySource:
             raise ValueError(f"HistoryTelemetrySource: measures {measures!r} lack 'online'")
         self.measures = tuple(measures)
         names = table_names(con)
-        self._has_events = events and "events" in names
+        self._has_events = "events" in names
+        self._tick_events = bool(events)
         self._has_customers = "customers" in names
         self.ticks = self.gap_ticks = self.rows = 0
         self.events = self.events_unmapped = 0
@@ -150,17 +197,26 @@ class HistoryTelemetrySource:
         for k0 in range(0, self.n_steps, block):
             k1 = min(k0 + block, self.n_steps) - 1
             values = self._readings(k0, k1)
-            events = self._events(k0, k1)
+            events, seen = self._events(k0, k1)
             for k in range(k1 - k0 + 1):
-                row = self._fill({m: values[m][k] for m in values})
+                row = self._fill({m: values[m][k] for m in values}, seen.get(k0 + k))
                 ts = pd.Timestamp((self.start_us + (k0 + k) * self.tick_s * _US) * 1000, tz="UTC")
                 self.ticks += 1
                 yield Tick(ts, row, events.get(k0 + k, ()))
 
-    def _fill(self, row: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """One step's readings with the missed-poll rule applied (vectorised)."""
+    def _fill(
+        self, row: dict[str, np.ndarray], seen: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
+        """One step's readings with the missed-poll rule applied (vectorised); ``seen``:
+        positions of the ONUs operate kept online on the ACS's evidence in this step."""
         gaps = self.missed.gaps
-        out = self.missed.step(row, ~np.isnan(row["online"]))
+        if "loss_pct" in row:  # as operate reads a poll: a registered ONU has service
+            row["loss_pct"] = registered_loss(row["online"], row["loss_pct"])
+        known_up = None
+        if seen is not None:
+            known_up = np.zeros(len(self.index), dtype=bool)
+            known_up[seen] = True
+        out = self.missed.step(row, ~np.isnan(row["online"]), known_up)
         self.gap_ticks += self.missed.gaps - gaps
         return out
 
@@ -176,12 +232,22 @@ class HistoryTelemetrySource:
         self.rows += rows
         return values
 
-    def _events(self, k0: int, k1: int) -> dict[int, tuple[EventRow, ...]]:
-        """Events of steps ``k0..k1`` by step: those after the previous step, up to this one."""
+    def _events(
+        self, k0: int, k1: int
+    ) -> tuple[dict[int, tuple[EventRow, ...]], dict[int, np.ndarray]]:
+        """Events of steps ``k0..k1`` by step: those after the previous step, up to this
+        one; and by step the fleet positions of the ONUs of its ``ACS_SEEN`` events (the
+        missed-poll rule's evidence, not events the loop sees)."""
         if not self._has_events:
-            return {}
+            return {}, {}
         tick_us = self.tick_s * _US
         lo, hi = self.start_us + (k0 - 1) * tick_us, self.start_us + k1 * tick_us
+        if not self._tick_events:  # the evidence only (what every events table has)
+            ev = self.con.execute(
+                "SELECT epoch_us(ts) AS t, entity_id, entity_type, type FROM events WHERE "
+                f"type = '{ACS_SEEN}' AND epoch_us(ts) > {lo} AND epoch_us(ts) <= {hi}"
+            ).df()
+            return {}, self._seen(ev, tick_us)
         # A payload that is not a JSON object is replaced by {} (hostile or broken input must
         # not stop the replay); a contact names its customer: its ONU goes into the payload,
         # as the loop expects.
@@ -207,7 +273,9 @@ class HistoryTelemetrySource:
             "ORDER BY t, entity_id, type"
         ).df()
         if not len(ev):
-            return {}
+            return {}, {}
+        seen = self._seen(ev, tick_us)
+        ev = ev[(ev["type"] != ACS_SEEN).to_numpy()]
         call = (ev["type"] == "CUSTOMER_CALL") & (ev["entity_type"] != "onu")
         unmapped = call & ~ev["has_onu"].astype(bool)
         self.events_unmapped += int(unmapped.sum())
@@ -224,7 +292,18 @@ class HistoryTelemetrySource:
         out: dict[int, list[EventRow]] = {}
         for s, r in zip(step.tolist(), rows, strict=True):
             out.setdefault(int(s), []).append(r)
-        return {s: tuple(v) for s, v in out.items()}
+        return {s: tuple(v) for s, v in out.items()}, seen
+
+    def _seen(self, ev: pd.DataFrame, tick_us: int) -> dict[int, np.ndarray]:
+        """By step, the fleet positions of the ONUs of ``ev``'s ``ACS_SEEN`` events."""
+        is_seen = (ev["type"] == ACS_SEEN).to_numpy()
+        if not is_seen.any():
+            return {}
+        steps = -((-(ev["t"].to_numpy(np.int64)[is_seen] - self.start_us)) // tick_us)  # ceil
+        pos = self.index.get_indexer(ev.loc[is_seen, "entity_id"].astype(str))
+        # an ONU the inventory no longer lists (or not an ONU at all): nothing to hold
+        known = (pos >= 0) & (ev.loc[is_seen, "entity_type"] == "onu").to_numpy()
+        return {int(s): pos[known & (steps == s)] for s in np.unique(steps[known])}
 
 
 def _naive_utc(col: pd.Series | None, n: int = 0) -> np.ndarray:

@@ -44,6 +44,7 @@ from guardian_lib.decision.expected_cost import make_autopilot
 from guardian_lib.decision.maintenance import (
     load_maintenance,
 )
+from guardian_lib.decision.observe import registered_loss
 from guardian_lib.loop import ClosedLoop, EventRow, Tick
 from guardian_lib.loop.missed import MissedPolls
 from guardian_lib.operate.accounting import (
@@ -315,10 +316,10 @@ class Operator(ApprovedActions):
         unknown = int(tel.loc[~in_fleet, "onu_id"].nunique())
         known = tel[in_fleet].drop_duplicates("onu_id", keep="last").copy()
         known["online"] = known["online"].fillna(False).astype(bool)
-        # OLTs report no packet loss: an ONU that is registered has service (the
-        # observer reads a missing loss as "no service").
-        loss = known["loss_pct"].astype(float)
-        known["loss_pct"] = loss.where(~known["online"], loss.fillna(0.0))
+        # OLTs report no packet loss: an ONU that is registered has service
+        known["loss_pct"] = registered_loss(
+            known["online"].to_numpy(), known["loss_pct"].to_numpy()
+        )
         cpe_down = 0
         if self.cpe_state is not None:
             # A CPE whose PPPoE session is down (hung, misconfigured) leaves its customer
@@ -418,8 +419,28 @@ class Operator(ApprovedActions):
         tick = Tick.from_frame(ts, known, self.fleet.onu_ids, events)
         read = np.isin(self.fleet.onu_ids, known["onu_id"].astype(str).to_numpy())
         tick = self.missed.tick(tick, read, self.silent.mask(events, self.cpe_state, self.wall()))
+        self._record_acs_seen(ts)
         self.silent.log(self.missed.known_up_last)
         return tick
+
+    def _record_acs_seen(self, ts: pd.Timestamp) -> None:
+        """Append the ONUs this cycle kept online on the ACS's evidence to RAW events
+        (``ACS_SEEN``, :func:`~guardian_lib.operate.history.acs_seen_events`): ``guardian
+        decide`` replays them as operate saw them. SILVER merges them with the next
+        cycle's files (or the next ``guardian ingest``)."""
+        up = self.missed.known_up_mask
+        if up is None or not up.any():
+            return
+        from guardian_lib.layout import RunLayout
+        from guardian_lib.operate.history import acs_seen_events
+        from guardian_lib.schema import RAW_EVENTS_ARROW
+        from guardian_lib.snmp.poller import write_parquet
+
+        now = pd.Timestamp.now(tz="UTC")
+        frame = acs_seen_events(ts, self.fleet.onu_ids[up], self.silent.olt_of, now)
+        name = f"acs-seen-{now.strftime('%Y%m%dT%H%M%S%f')}-{self.cycle:08d}.parquet"
+        write_parquet(frame, RunLayout(self.warehouse).raw("events") / f"date={now:%Y-%m-%d}" / name,
+                      RAW_EVENTS_ARROW)  # fmt: skip
 
     def _store_rows(self, report: Any) -> list[Path]:
         from guardian_lib.silver import update_silver

@@ -21,7 +21,7 @@ import urllib.request
 import duckdb
 import yaml
 from cli_runner import run_guardian
-from local_servers import free_port
+from local_servers import free_port, stop_process
 from twin_network import (
     GUARDIAN,
     audit_rows,
@@ -31,6 +31,7 @@ from twin_network import (
     run_operate,
     scenario_file,
     start_operate,
+    stop_operate,
 )
 
 
@@ -96,11 +97,9 @@ def test_simulate_mode_sends_nothing_and_an_unreachable_olt_is_flagged(
         while time.monotonic() < end and last_cycle_safe(state) < 8:
             time.sleep(0.1)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        err = stop_operate(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_process(proc)
     assert proc.returncode == 0, err[-2000:]
     text = metrics.decode()
     for name in ("guardian_cycle_duration_seconds_bucket", "guardian_rows_polled_total",

@@ -14,7 +14,7 @@ import signal
 import time
 
 import yaml
-from local_servers import TcpForwarder
+from local_servers import TcpForwarder, stop_process
 from twin_network import (
     SPEED,
     audit_rows,
@@ -25,6 +25,7 @@ from twin_network import (
     open_cases_safe,
     scenario_file,
     start_operate,
+    stop_operate,
     two_olts_scenario,
 )
 
@@ -52,11 +53,9 @@ def test_nbi_down_then_back_the_hang_is_seen_and_rebooted_once_it_answers(
         ):
             time.sleep(0.1)
         time.sleep(1.0)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        err = stop_operate(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_process(proc)
         proxy.close()
     truth = net.stop()
     assert proc.returncode == 0, err[-2000:]
@@ -205,12 +204,9 @@ def test_an_olt_that_loses_power_with_its_cpes_is_an_outage_as_before(
         end = time.monotonic() + 90
         while last_cycle_safe(state) < cut_cycle + 7 and time.monotonic() < end:
             time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
+        err = stop_operate(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        stop_process(proc)
         fwd.close()
     truth = net.stop()
     assert proc.returncode == 0, err[-3000:]

@@ -319,3 +319,104 @@ def test_silent_olt_state_round_trip():
     assert (t.since, t.contacted) == ({"OLT-1": 1000.0}, {"O1"})
     t.load_state_dict(None)  # nothing saved: as it was
     assert t.since == {"OLT-1": 1000.0}
+
+
+# --- the replay: guardian decide applies the evidence operate applied --------------------
+def _replay(tmp_path: Path) -> tuple[list, list]:
+    """``guardian decide`` (rule scorer) over the warehouse operate wrote: its ticks and
+    the incidents its audit holds."""
+    from guardian_lib.operate.decide import decide_run
+    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.silver import update_silver
+    from guardian_lib.warehouse import connect
+
+    wh = tmp_path / "wh"
+    subs = pd.read_csv(tmp_path / "subs.csv")
+    (wh / "inventory").mkdir(exist_ok=True)  # the inventory, as `guardian ingest` reads it
+    from guardian_lib.schema import INVENTORY_COLUMNS
+
+    onus = subs.assign(serial=subs["onu_id"], splitter_id=subs["pon_id"], onu_index=0,
+                       vendor="v", model="m", distance_m=1000.0, lat=0.0, lon=0.0)  # fmt: skip
+    onus[list(INVENTORY_COLUMNS["onus"])].to_parquet(wh / "inventory" / "onus.parquet")
+    pons = subs.drop_duplicates("pon_id").assign(slot=1, port=0, if_index=0, technology="gpon")
+    pons[list(INVENTORY_COLUMNS["pons"])].to_parquet(wh / "inventory" / "pons.parquet")
+    update_silver(wh)  # the last cycle's ACS_SEEN file is merged by the next update
+    con = connect(wh)
+    try:
+        ids = [f"A{i:02d}" for i in range(N_SILENT)] + [f"B{i}" for i in range(N_OTHER)]
+        end = T0 + pd.Timedelta(seconds=(SILENT_FROM + SILENT_STEPS + AFTER - 1) * STEP_S)
+        ticks = list(HistoryTelemetrySource(con, np.array(ids), T0, end, int(STEP_S)))
+    finally:
+        con.close()
+    audit = tmp_path / "replay.duckdb"
+    decide_run(wh, every_minutes=5, models="rules", site=tmp_path / "site.yaml",
+               audit_path=audit, warmup_h=0.0)  # fmt: skip
+    con = duckdb.connect(str(audit), read_only=True)
+    try:
+        incidents = con.execute("SELECT DISTINCT scope_type, scope_key FROM incidents").fetchall()
+    finally:
+        con.close()
+    return ticks, incidents
+
+
+def test_decide_replays_a_silent_olt_with_the_evidence_operate_applied(tmp_path):
+    out = _run(tmp_path, lambda i, t: True)
+    assert out["incidents"] == []
+    ticks, incidents = _replay(tmp_path)
+    # every ONU operate kept online on the ACS's evidence is online in the replay's step
+    seen = [int(np.nansum(t.get("online")[:N_SILENT])) for t in ticks]
+    assert seen == [N_SILENT] * len(ticks)
+    levels = [int(np.isnan(t.get("rx_dbm")[:N_SILENT]).sum()) for t in ticks]
+    past_grace = range(SILENT_FROM + 1, SILENT_FROM + SILENT_STEPS)
+    assert [levels[k] for k in past_grace] == [N_SILENT] * len(past_grace)  # readings unknown
+    assert all(e.type != "ACS_SEEN" for t in ticks for e in t.events)  # evidence, not events
+    assert incidents == []  # before: the replay opened the OLT incident operate did not
+    # `guardian alerts replay` reads the same evidence: no PON of OLT-1 ever dark
+    from guardian_lib.alerts.replay import _pon_health
+    from guardian_lib.warehouse import connect
+
+    subs = pd.read_csv(tmp_path / "subs.csv")
+    onus = subs.rename(columns={"onu_id": "onu", "pon_id": "pon", "olt_id": "olt"})
+    con = connect(tmp_path / "wh")
+    try:
+        health = _pon_health(con, onus[["onu", "pon", "olt"]], 1)
+    finally:
+        con.close()
+    assert len(health) and (health["offline_share"] == 0.0).all()
+
+
+def test_decide_replays_an_olt_that_lost_power_with_its_cpes_as_an_outage(tmp_path):
+    out = _run(tmp_path, _power_lost)
+    assert out["incidents"]
+    ticks, incidents = _replay(tmp_path)
+    online = [float(np.nansum(t.get("online")[:N_SILENT])) for t in ticks]
+    assert online[SILENT_FROM + 1] == 0.0  # no evidence recorded: offline past the grace
+    assert sorted(incidents) == sorted({(s, k) for _, s, k in out["incidents"]})
+
+
+def test_acs_seen_events_of_unknown_onus_or_other_entities_are_ignored():
+    from guardian_lib.operate.history import HistoryTelemetrySource, acs_seen_events
+
+    steps = [T0 + pd.Timedelta(seconds=k * STEP_S) for k in range(4)]  # B read at each
+    tel = pd.DataFrame({"ts": [T0, *steps], "onu_id": ["A"] + ["B"] * 4, "online": True,
+                        "rx_dbm": -20.0})  # fmt: skip
+    ev = acs_seen_events(T0 + pd.Timedelta(seconds=2 * STEP_S), ["A", "Z"], {"A": "OLT-1"}, T0)
+    other = ev.iloc[:1].assign(entity_type="olt", entity_id="A",
+                               ts=T0 + pd.Timedelta(seconds=3 * STEP_S))  # fmt: skip
+    ev = pd.concat([ev, other], ignore_index=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("_t", tel.assign(**{m: np.nan for m in ("tx_dbm", "olt_rx_dbm", "snr_db",
+                                     "ber", "crc_errors", "latency_ms", "loss_pct", "uptime_s")}))  # fmt: skip
+    con.register("_e", ev)
+    con.execute("CREATE TABLE telemetry AS SELECT * FROM _t")
+    con.execute("CREATE TABLE events AS SELECT * FROM _e")
+    end = T0 + pd.Timedelta(seconds=3 * STEP_S)
+    src = HistoryTelemetrySource(con, np.array(["A", "B"]), T0, end, int(STEP_S), grace_steps=0)
+    ticks = list(src)
+    con.close()
+    # A: read at 0; not read at 1 (grace 0: offline); ACS_SEEN at 2 → online, loss 0,
+    # levels unknown; at 3 only an 'olt' entity named A → offline again. Z is unknown.
+    np.testing.assert_array_equal([t.get("online")[0] for t in ticks], [1.0, np.nan, 1.0, np.nan])
+    assert ticks[2].get("loss_pct")[0] == 0.0 and np.isnan(ticks[2].get("rx_dbm")[0])
+    assert [len(t.events) for t in ticks] == [0, 0, 0, 0]
