@@ -16,8 +16,8 @@ of an OLT that is silent in this cycle:
   the OLT did not answer; an Inform between the OLT's last answer and that poll may
   predate a power cut, so it proves nothing) and has not missed its next Inform;
 * **pending** — the CPE last informed before the silence, has not missed its next
-  Inform, and at least one other CPE of the same OLT has evidence: the OLT carries
-  traffic, this CPE simply has not reached its periodic Inform yet;
+  Inform, its PON is not dark, and at least one other CPE of the same OLT has evidence:
+  the OLT carries traffic, this CPE simply has not reached its periodic Inform yet;
 * anything else follows the missed-poll rule (offline past the grace): a CPE that
   *missed* its Inform (below) or is overdue (no Inform for :data:`OVERDUE_FACTOR` × its
   interval + :data:`OVERDUE_POLLS` polling intervals), every CPE of a *dark* PON
@@ -43,7 +43,9 @@ a failed splitter or port), and the OLT's other PONs no longer hold its CPEs. On
 is not enough (a slow session, a CPE switched off by its customer); two independent
 misses on a PON of which nobody was heard since are a PON fault, and the second comes
 on average :data:`PON_MISSES` / (n + 1) intervals after the cut on a PON of n CPEs.
-Nothing is remembered: a PON whose CPE informs again is no longer dark.
+Nothing is remembered: a PON whose CPE informs again is no longer dark. So another
+CPE's Inform holds a CPE at most until its own next Inform is missed, and a PON at most
+until its second miss, however many CPEs of the OLT keep informing.
 
 An NBI that is down gives no evidence: the rule is today's. Times are the ACS's and this
 host's wall clocks (both NTP-synchronised in production): an Inform stamped more than
