@@ -159,6 +159,11 @@ def test_no_miss_while_the_acs_hears_nobody():
     stale = now - iv - SLACK_S - 30.0  # due 30 s before now - slack; nobody heard since
     informs = {o: (stale + k, iv) for k, o in enumerate(onus)}
     assert s.known_up(informs, now) is not None and s.missed == 0 and s.dark == []
+    # an Inform stamped ahead of this host's clock (a hostile or skewed NBI) is not the
+    # ACS hearing somebody; one 2 s old is
+    assert s.known_up(informs | {"x": (now + 600.0, iv)}, now) is not None and s.missed == 0
+    s.known_up(informs | {"x": (now - 2.0, iv)}, now)
+    assert s.missed == 3 and s.dark == ["P0"]
 
 
 def test_a_dark_pon_survives_a_restart():
