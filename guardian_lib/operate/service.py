@@ -239,7 +239,8 @@ class Operator(ApprovedActions):
         self.missed = MissedPolls(len(fleet.onu_ids), self.site.missed_poll_grace_steps)
         self.missed.load_state_dict(self.store.get("missed_polls"))
         olt_of = {o: v for o, v in zip(t["onu_id"], t["olt_id"], strict=True) if v != "unknown"}
-        self.silent = SilentOlts(fleet.onu_ids, olt_of, self._cpe_of, self.site.polling_interval_s)
+        self.silent = SilentOlts(fleet.onu_ids, olt_of, self._cpe_of, self.site.polling_interval_s,
+                                 pon_of=self.context.pon_of)  # fmt: skip
         self.silent.load_state_dict(self.store.get("silent_olts"))
         saved = self.store.get("loop")
         committed = 0

@@ -14,17 +14,38 @@ of an OLT that is silent in this cycle:
 
 * **evidence** — the CPE informed after the silence began (the end of the first poll
   the OLT did not answer; an Inform between the OLT's last answer and that poll may
-  predate a power cut, so it proves nothing) and its last Inform is not overdue;
-* **pending** — the CPE last informed before the silence, is not overdue yet, and at
-  least one other CPE of the same OLT has evidence: the OLT carries traffic, this CPE
-  simply has not reached its periodic Inform yet;
-* anything else follows the missed-poll rule (offline past the grace): a CPE overdue
-  (no Inform for :data:`OVERDUE_FACTOR` × its interval + :data:`OVERDUE_POLLS` polling
-  intervals), a CPE the ACS does not know or that reports no usable time, a CPE whose
+  predate a power cut, so it proves nothing) and has not missed its next Inform;
+* **pending** — the CPE last informed before the silence, has not missed its next
+  Inform, its PON is not dark, and at least one other CPE of the same OLT has evidence:
+  the OLT carries traffic, this CPE simply has not reached its periodic Inform yet;
+* anything else follows the missed-poll rule (offline past the grace): a CPE that
+  *missed* its Inform (below) or is overdue (no Inform for :data:`OVERDUE_FACTOR` × its
+  interval + :data:`OVERDUE_POLLS` polling intervals), every CPE of a *dark* PON
+  (below), a CPE the ACS does not know or that reports no usable time, a CPE whose
   PPPoE session the ACS reports down (it reaches the ACS, its customer has no
   service: as for a read ONU, that is an impacted customer), every CPE of
   an OLT none of whose CPEs informed since the silence (power loss: they went silent
   together), and an ONU whose customer contacted the helpdesk since the silence began.
+
+**Missed Informs, dark PONs.** A CPE's next periodic Inform is due at most one interval
+after its last one (a CPE that informs on a fixed schedule, or from its last session,
+or also for another reason, is never due later). A CPE has *missed* it when the ACS has
+not heard from it :data:`MISS_LATE_S` (a late Inform: four failed sessions in a row at
+TR-069's default retry backoff, 5–10 + 10–20 + 20–40 + 40–80 s) plus :data:`MISS_POLLS`
+polling interval (the NBI is read once a cycle) after that, while the ACS heard some
+other CPE later than :data:`MISS_LATE_S` after it (an ACS that takes no sessions, or an
+NBI that serves stale documents, makes nobody miss: the overdue rule alone applies). A
+CPE that missed is no evidence whatever its PON does: alone, it is an individual problem.
+A PON of a silent OLT is *dark* when :data:`PON_MISSES` of its CPEs (all of them if it
+has fewer) missed an Inform due after the silence began and after the last Inform the
+ACS received from any CPE of the PON: the PON stopped carrying traffic (a cut feeder,
+a failed splitter or port), and the OLT's other PONs no longer hold its CPEs. One miss
+is not enough (a slow session, a CPE switched off by its customer); two independent
+misses on a PON of which nobody was heard since are a PON fault, and the second comes
+on average :data:`PON_MISSES` / (n + 1) intervals after the cut on a PON of n CPEs.
+Nothing is remembered: a PON whose CPE informs again is no longer dark. So another
+CPE's Inform holds a CPE at most until its own next Inform is missed, and a PON at most
+until its second miss, however many CPEs of the OLT keep informing.
 
 An NBI that is down gives no evidence: the rule is today's. Times are the ACS's and this
 host's wall clocks (both NTP-synchronised in production): an Inform stamped more than
@@ -44,8 +65,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "INTERVAL_PATHS", "MAX_FUTURE_S", "MAX_INTERVAL_S", "MIN_INTERVAL_S", "OVERDUE_FACTOR",
-    "OVERDUE_POLLS", "SilentOlts", "inform_interval_s", "inform_time_s",
+    "INTERVAL_PATHS", "MAX_FUTURE_S", "MAX_INTERVAL_S", "MIN_INTERVAL_S", "MISS_LATE_S",
+    "MISS_POLLS", "OVERDUE_FACTOR", "OVERDUE_POLLS", "PON_MISSES", "SilentOlts",
+    "inform_interval_s", "inform_time_s",
 ]  # fmt: skip
 
 #: Where TR-181 and TR-098 CPEs report their periodic Inform interval.
@@ -57,6 +79,12 @@ INTERVAL_PATHS = (
 OVERDUE_FACTOR = 1.5
 #: … plus this many polling intervals (the NBI is read once a cycle). [-]
 OVERDUE_POLLS = 2
+#: An Inform is missed when this much later than due (a late Inform) … [s]
+MISS_LATE_S = 150.0
+#: … plus this many polling intervals (the NBI is read once a cycle). [-]
+MISS_POLLS = 1
+#: Missed Informs that make a PON dark (all its CPEs' if it has fewer). [-]
+PON_MISSES = 2
 #: An Inform stamped further ahead of this host's clock is no evidence. [s]
 MAX_FUTURE_S = 5.0
 #: Periodic Inform intervals accepted (shorter or longer: no evidence). [s]
@@ -129,6 +157,12 @@ def inform_interval_s(value: Any, default: float | None = None) -> float | None:
     return v if math.isfinite(v) and MIN_INTERVAL_S <= v <= MAX_INTERVAL_S else None
 
 
+def _last_heard(informs: Mapping[str, tuple[float | None, float | None]], now_s: float) -> float:
+    """The last usable Inform the ACS received from any CPE (−inf: none). [s]"""
+    times = [t for t, _ in informs.values() if t is not None and t <= now_s + MAX_FUTURE_S]
+    return max(times, default=-math.inf)
+
+
 class SilentOlts:
     """Which ONUs of silent OLTs the ACS shows up (see the module docstring).
 
@@ -142,24 +176,33 @@ class SilentOlts:
         ONU id → CPE (ACS device) id.
     poll_s : float
         Polling interval in wall-clock seconds (the ACS's clock). [s]
+    pon_of : mapping of str → str, optional
+        ONU id → PON id (the inventory's); an ONU without one counts on a PON that
+        spans its whole OLT.
 
     Attributes
     ----------
     since : dict of str → float
         Silent OLT → wall time its silence began (end of its first unanswered poll). [s]
-    evidence, pending : int
-        ONUs of the last :meth:`known_up` in each class. [-]
+    evidence, pending, missed : int
+        ONUs of the last :meth:`known_up` in each class (missed: whose CPE missed its
+        Inform). [-]
+    dark : list of str
+        Dark PONs of the last :meth:`known_up`.
     """
 
     def __init__(self, onu_ids: Iterable[str], olt_of: Mapping[str, str],
-                 cpe_of: Mapping[str, str], poll_s: float) -> None:  # fmt: skip
+                 cpe_of: Mapping[str, str], poll_s: float,
+                 pon_of: Mapping[str, str] | None = None) -> None:  # fmt: skip
         self.onu_ids = np.asarray(list(onu_ids), dtype=object)
         self.olt_of = {str(k): str(v) for k, v in olt_of.items() if v is not None}
         self.cpe_of = dict(cpe_of)
+        self.pon_of = {str(k): str(v) for k, v in (pon_of or {}).items() if v is not None}
         self.poll_s = float(poll_s)
         self.since: dict[str, float] = {}
         self.contacted: set[str] = set()
-        self.evidence = self.pending = 0
+        self.evidence = self.pending = self.missed = 0
+        self.dark: list[str] = []
 
     def observe(self, answered: Iterable[str], failed: Iterable[str], now_s: float,
                 rows: Any = None) -> None:  # fmt: skip
@@ -207,31 +250,53 @@ class SilentOlts:
             CPE id → PPPoE session up; a CPE reported down is no evidence.
         """
         ppp = ppp or {}
-        self.evidence = self.pending = 0
+        self.evidence = self.pending = self.missed = 0
+        self.dark = []
         if not self.since:
             return None
+        heard = _last_heard(informs, now_s)
+        slack = MISS_LATE_S + MISS_POLLS * self.poll_s
         n = len(self.onu_ids)
-        ev, pend = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        olt = np.empty(n, dtype=object)
+        ev, pend, miss = (np.zeros(n, dtype=bool) for _ in range(3))
+        olt, pon = np.empty(n, dtype=object), np.empty(n, dtype=object)
+        pon_last: dict[str, float] = {}  # PON → the last Inform of any of its CPEs [s]
+        pon_cpes: dict[str, int] = {}  # PON → its CPEs with a usable Inform [-]
+        pon_due: dict[str, list[float]] = {}  # PON → due times of the missed Informs [s]
         for i, onu in enumerate(self.onu_ids):
             o = self.olt_of.get(onu)
             start = self.since.get(o) if o is not None else None
-            if start is None or onu in self.contacted:
+            if start is None:
                 continue
             cpe = self.cpe_of.get(onu) or ""
-            if ppp.get(cpe) is False:
-                continue  # it reaches the ACS, its customer's session is down
             last, interval = informs.get(cpe, (None, None))
             if last is None or interval is None or last > now_s + MAX_FUTURE_S:
                 continue
+            p = pon[i] = self.pon_of.get(onu, o)
+            pon_last[p] = max(pon_last.get(p, last), last)
+            pon_cpes[p] = pon_cpes.get(p, 0) + 1
+            due = last + interval
+            if now_s - due > slack and heard - due > MISS_LATE_S:
+                miss[i] = True  # it missed its Inform: no evidence, whatever its PON does
+                if due > start:
+                    pon_due.setdefault(p, []).append(due)
+                continue
+            if onu in self.contacted or ppp.get(cpe) is False:
+                continue  # a call; or it reaches the ACS, its customer's session is down
             if now_s - last > OVERDUE_FACTOR * interval + OVERDUE_POLLS * self.poll_s:
                 continue  # overdue: the CPE went silent too
             olt[i] = o
             ev[i] = last > start
             pend[i] = not ev[i]
+        self.dark = sorted(
+            p for p, dues in pon_due.items()
+            if sum(d > pon_last[p] for d in dues) >= min(PON_MISSES, pon_cpes[p])
+        )  # fmt: skip
+        lit = np.array([p not in self.dark for p in pon], dtype=bool)
+        ev &= lit
         alive = set(olt[ev])
-        pend &= np.array([o in alive for o in olt], dtype=bool)
+        pend &= lit & np.array([o in alive for o in olt], dtype=bool)
         self.evidence, self.pending = int(ev.sum()), int(pend.sum())
+        self.missed = int(miss.sum())
         return ev | pend
 
     def mask(self, events: Iterable[Any], cpe_state: Any, now_s: float) -> np.ndarray | None:
@@ -249,7 +314,8 @@ class SilentOlts:
             from guardian_lib.operate.metrics import log_json
 
             log_json("silent_olts", olts=sorted(self.since), informed_since=self.evidence,
-                     pending=self.pending, onus_seen_by_acs_only=int(seen))  # fmt: skip
+                     pending=self.pending, missed=self.missed, dark_pons=self.dark,
+                     onus_seen_by_acs_only=int(seen))  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """What a restart needs: when each silence began, who called since."""
