@@ -85,7 +85,9 @@ class WebhookFieldService(_OrderBook):
     * ``POST <url>/<id>/cancel`` ``{"reason"}`` → 2xx, or 404/409 when not open;
     * ``GET <url>/<id>`` → ``{"status": "scheduled|in_progress|completed|cancelled"}``,
       optionally ``"outcome"``: the closure code (``customer_power_off`` for a visit the
-      customer cancelled on the call-ahead, :meth:`outcome`).
+      customer cancelled on the call-ahead; any short code for a cancellation by the
+      dispatcher or a technician, audited with the case). The loop asks it once per order
+      that left the open orders (:meth:`closure`), again next round while not final.
 
     Connection failures, timeouts, 429 and 5xx are retried with exponential backoff.
 
@@ -201,9 +203,10 @@ class WebhookFieldService(_OrderBook):
             self.save()
         return True
 
-    def status(self, os_id: str) -> str:
-        """Status of an order: ``unknown`` when the ticketing system does not know it, does
-        not answer or answers nonsense (never raises: the loop asks it when closing a case)."""
+    def closure(self, os_id: str) -> tuple[str, str | None]:
+        """Status and closure code of an order from one ``GET``: ``("unknown", None)``
+        when the ticketing system does not know it, does not answer or answers nonsense
+        (never raises: the loop follows each visit with it)."""
         url = f"{self.url}/{os_id}"
         try:
             resp = self._call("GET", url, f"{self.context.site_id}:status:{os_id}")
@@ -212,18 +215,20 @@ class WebhookFieldService(_OrderBook):
             code = _closure_code(doc.get("outcome")) if isinstance(doc, dict) else None
         except (FieldServiceError, ValueError) as exc:
             log.info("order %s: status unavailable: %s", os_id, exc)
-            return "unknown"
+            return "unknown", None
         order = self.orders.get(os_id)
         if order is not None and (order["status"], order.get("outcome")) != (st, code):
             order["status"], order["outcome"] = st, code
             self.save()
-        return st
+        return st, code
+
+    def status(self, os_id: str) -> str:
+        """Status of an order (:meth:`closure`'s first item)."""
+        return self.closure(os_id)[0]
 
     def outcome(self, os_id: str) -> str | None:
         """Closure code of an order (``GET``'s ``outcome``), None when there is none."""
-        self.status(os_id)
-        order = self.orders.get(os_id)
-        return None if order is None or order.get("outcome") is None else str(order["outcome"])
+        return self.closure(os_id)[1]
 
     def open_orders(self) -> pd.DataFrame:
         """Orders the autopilot opened that are still open."""
@@ -316,25 +321,31 @@ class DropFolderFieldService(_OrderBook):
         self.save()
         return True
 
-    def status(self, os_id: str) -> str:
-        """From ``status.csv`` when the consumer wrote one, else what we know."""
+    def closure(self, os_id: str) -> tuple[str, str | None]:
+        """Status and closure code from ``status.csv`` (``outcome`` column) when the
+        consumer wrote one, else what we know (``unknown`` for an order we never opened)."""
         path = self.folder / "status.csv"
         if path.exists():
             with path.open(encoding="utf-8", newline="") as fh:
                 for row in csv.DictReader(fh):
                     if row.get("os_id") == os_id and row.get("status"):
+                        code = _closure_code(row.get("outcome"))
                         if os_id in self.orders:
                             self.orders[os_id]["status"] = row["status"]
-                            self.orders[os_id]["outcome"] = _closure_code(row.get("outcome"))
-                        return str(row["status"])
+                            self.orders[os_id]["outcome"] = code
+                        return str(row["status"]), code
         order = self.orders.get(os_id)
-        return "unknown" if order is None else str(order["status"])
+        if order is None:
+            return "unknown", None
+        return str(order["status"]), order.get("outcome") or None
+
+    def status(self, os_id: str) -> str:
+        """From ``status.csv`` when the consumer wrote one, else what we know."""
+        return self.closure(os_id)[0]
 
     def outcome(self, os_id: str) -> str | None:
         """Closure code from ``status.csv``'s ``outcome`` column, None when there is none."""
-        self.status(os_id)
-        order = self.orders.get(os_id)
-        return None if order is None or not order.get("outcome") else str(order["outcome"])
+        return self.closure(os_id)[1]
 
     def open_orders(self) -> pd.DataFrame:
         """Orders the autopilot dropped that are still open."""
