@@ -289,3 +289,55 @@ def test_the_drop_folder_reads_status_and_code_from_status_csv(tmp_path):
         assert fs.outcome(os_id) == "no_fault_found" and fs.status(os_id) == "completed"
     finally:
         st.close()
+
+
+def test_the_webhooks_open_orders_follow_the_ticketing_system(tmp_path):
+    # The state lists what the autopilot opened; before, an order the ticketing system
+    # closed stayed "scheduled" there for ever, so the loop never followed it.
+    answers = {"T-1": {"status": "completed", "outcome": "no_fault_found"},
+               "T-2": {"status": "scheduled"}}  # fmt: skip
+    gets: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": f"T-{len(fs.orders) + 1}"})
+        os_id = request.url.path.rsplit("/", 1)[1]
+        gets.append(os_id)
+        return httpx.Response(200, json=answers[os_id])
+
+    st = StateStore(tmp_path / "state")
+    ctx = ActionContext("isp", cycle=1, ts="2026-01-01T00:00:00+00:00")
+    fs = WebhookFieldService("http://tickets/orders", st, ctx,
+                             transport=httpx.MockTransport(handler))  # fmt: skip
+    try:
+        fs.open_visit("ONU-1", "autopilot_los", "high")
+        fs.context = ActionContext("isp", cycle=2, ts="2026-01-01T00:15:00+00:00")
+        fs.open_visit("ONU-2", "autopilot_los", "high")
+        assert list(fs.open_orders()["os_id"]) == ["T-2"]
+        assert sorted(gets) == ["T-1", "T-2"]  # one GET per open order
+        cases = {"ONU-1": {"visit_os_id": "T-1"}, "ONU-2": {"visit_os_id": "T-2"}}
+        assert follow_visits(cases, fs, {"T-2"}, T0) == 1
+        assert len(gets) == 2  # the final status came with the listing: no second GET
+        assert cases["ONU-1"]["visits_completed"] == 1
+        assert cases["ONU-2"]["visit_os_id"] == "T-2"
+    finally:
+        fs.close()
+        st.close()
+
+
+def test_the_drop_folders_open_orders_read_status_csv(tmp_path):
+    st = StateStore(tmp_path / "state")
+    ctx = ActionContext("isp", cycle=1, ts="2026-01-01T00:00:00+00:00")
+    fs = DropFolderFieldService(tmp_path / "orders", st, ctx)
+    try:
+        os_id = fs.open_visit("ONU-1", "autopilot_los", "high")
+        assert list(fs.open_orders()["os_id"]) == [os_id]
+        (tmp_path / "orders" / "status.csv").write_text(
+            f"os_id,status,outcome\n{os_id},cancelled,no_access\n", encoding="utf-8"
+        )
+        assert fs.open_orders().empty
+        case = {"visit_os_id": os_id}
+        follow_visits({"ONU-1": case}, fs, set(), T0)
+        assert case["visit_cancel_code"] == "no_access"
+    finally:
+        st.close()
