@@ -28,7 +28,11 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   and so does degraded service that will probably not end alone (a degrading fibre or
   a drifting laser: bit errors before the link goes dark; :func:`visit_priority`);
   other degraded service (Wi-Fi) takes the next regular slot, and a problem that ends
-  before the technician comes cancels its visit.
+  before the technician comes cancels its visit. A case whose visit the field service
+  cancelled, or whose problem outlasted a completed visit, may get another one later
+  (:mod:`~guardian_lib.decision.visits`: held ``revisit_after_cancel_h`` /
+  ``revisit_after_visit_h``, at most ``max_repeat_visits`` repeats; a completed visit
+  that did not fix the problem makes the kinds a visit fixes less likely).
 
 Before the customer is hurt (a case opened on risk alone) the comparison is different:
 with ``p = risk_24h`` the probability that the problem is real,

@@ -16,7 +16,9 @@ closure code, once (:func:`follow_visits`; one call per order with a client that
   a new visit, but not within ``revisit_after_cancel_h``
   (:class:`~guardian_lib.decision.costs.CostModel`): the dispatcher's decision is
   respected for a while, never forever;
-* **completed** (the technician went): ``visit_completed_at`` and ``visits_completed``.
+* **completed** (the technician went): ``visit_completed_at``, the closure code
+  (``visit_completed_code``: ``no_fault_found``, ``customer_absent`` …, None for none)
+  and ``visits_completed``.
   A case whose problem persists after it may get one more visit (a repeat truck roll),
   not within ``revisit_after_visit_h`` and at most ``max_repeat_visits`` per case; its
   price counts the visit that did not fix it (a problem present at the visit is a
@@ -57,6 +59,7 @@ VISIT_CASE_COLUMNS: dict[str, Any] = {
     "visit_cancelled_at": None,
     "visit_cancel_code": None,
     "visit_completed_at": None,
+    "visit_completed_code": None,
     "visits_completed": 0,
     "last_visit_os_id": None,
 }
@@ -134,6 +137,7 @@ def follow_visits(
             case["last_visit_os_id"] = os_id
         elif status == "completed":
             case["visit_completed_at"] = ts
+            case["visit_completed_code"] = code
             case["visits_completed"] = int(case.get("visits_completed") or 0) + 1
             case["last_visit_os_id"] = os_id
         else:
@@ -197,8 +201,8 @@ def revisit_rationale(row: dict[str, Any]) -> dict[str, Any]:
     -------
     dict
         ``{"revisit": {"previous_os_id", "after", "hours_since", ...}}`` where ``after``
-        is ``completed`` (with ``repeat``: the visits made) or ``cancelled`` (with
-        ``code``); hours since the later of the two. [h]
+        is ``completed`` (with ``repeat``: the visits made) or ``cancelled``, each with
+        its closure ``code``; hours since the later of the two. [h]
     """
     prev = row.get("last_visit_os_id")
     if not isinstance(prev, str):
@@ -211,7 +215,7 @@ def revisit_rationale(row: dict[str, Any]) -> dict[str, Any]:
         return {}
     if done_h <= cancel_h:
         why = {"after": "completed", "repeat": int(row.get("visits_completed") or 0),
-               "hours_since": round(done_h, 2)}  # fmt: skip
+               "code": row.get("visit_completed_code"), "hours_since": round(done_h, 2)}  # fmt: skip
     else:
         why = {"after": "cancelled", "code": row.get("visit_cancel_code"),
                "hours_since": round(cancel_h, 2)}  # fmt: skip

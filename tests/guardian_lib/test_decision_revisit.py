@@ -206,7 +206,7 @@ def test_a_completed_visit_that_left_the_onu_dark_gets_the_repeats_allowed_not_a
     for k in range(1, len(h)):
         why = _why(visits.iloc[k])["revisit"]
         assert why == {"previous_os_id": f"AP{k}", "after": "completed", "repeat": k,
-                       "hours_since": why["hours_since"]}  # fmt: skip
+                       "code": "no_fault_found", "hours_since": why["hours_since"]}  # fmt: skip
         assert why["hours_since"] >= after_h
     case = net.ap.cases[net.ids[ROW]]
     assert case["visits_completed"] == 1 + repeats
