@@ -11,7 +11,8 @@ autopilot order) and a summary per scenario::
         --scenarios unseen_8x4,unseen_4x32 --seeds 1,2 --days 4 --json revisit.json
 
 Run it on two commits and compare the JSON files (``--no-reactive`` skips the reactive
-runs, which no autopilot change moves).
+runs, which no autopilot change moves; ``--call-ahead-reach 0`` runs the autopilot
+without call-aheads, so that its visits to a dying gasp can find the customer absent).
 """
 
 from __future__ import annotations
@@ -23,22 +24,41 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KEYS", "main", "run_cell", "summary"]
+__all__ = ["KEYS", "autopilot_costs", "main", "run_cell", "summary"]
 
 #: KPIs kept per run.
 KEYS = ("visits", "mttr_hours", "net_savings_brl", "total_cost_brl", "safety_violations",
         "no_fault_found_share", "call_aheads")  # fmt: skip
 
 
-def run_cell(scenario: Any, seed: int, reactive: bool = True) -> dict[str, Any]:
-    """One scenario and seed: the KPIs of both policies and the autopilot's orders."""
+def autopilot_costs(scenario: Any, call_ahead_reach_prob: float) -> Any:
+    """The backtest's cost model of ``scenario`` (as :meth:`BacktestWorld.build
+    <simulator.backtest.BacktestWorld.build>` makes it) with another call-ahead reach
+    probability (0: visits to a dying gasp go without a call). [-]"""
+    from guardian_lib.decision.costs import CostModel
+    from guardian_lib.decision.settings import AutopilotSettings
+
+    econ = scenario.economics
+    return CostModel(
+        cost_per_visit_brl=AutopilotSettings().cost_per_visit,
+        call_cost_brl=econ.call_cost_brl,
+        monthly_fee_brl=econ.monthly_fee_brl["residential"],
+        reboot_fix_prob=scenario.faults.cpe_hang_reboot_fix_prob,
+        call_ahead_reach_prob=call_ahead_reach_prob,
+    )
+
+
+def run_cell(scenario: Any, seed: int, reactive: bool = True, costs: Any = None) -> dict[str, Any]:
+    """One scenario and seed: the KPIs of both policies and the autopilot's orders
+    (``costs``: the autopilot's :class:`~guardian_lib.decision.costs.CostModel`, default
+    the backtest's)."""
     from simulator.backtest import BacktestWorld, run_policy
 
     cell: dict[str, Any] = {}
     if reactive:
         re = run_policy(scenario, "reactive", seed)
         cell["reactive"] = {c: re.get(c) for c in KEYS}
-    world = BacktestWorld.build(scenario, "autopilot", seed)
+    world = BacktestWorld.build(scenario, "autopilot", seed, costs=costs)
     world.sim.run()
     k = world.close()
     orders = [o for o in world.sim.ops.orders if o.opened_by == "autopilot"]
@@ -81,14 +101,24 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--seeds", default="1,2")
     ap.add_argument("--days", type=float, default=4.0)
     ap.add_argument("--no-reactive", action="store_true")
+    ap.add_argument(
+        "--call-ahead-reach",
+        type=float,
+        default=None,
+        help="the autopilot's call_ahead_reach_prob (0: no call-ahead)",
+    )
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     names = args.scenarios.split(",")
     cells: dict[str, dict[str, Any]] = {}
     for name in names:
         scenario = load_scenario(name, days=args.days)
+        costs = None
+        if args.call_ahead_reach is not None:
+            costs = autopilot_costs(scenario, args.call_ahead_reach)
         for seed in (int(s) for s in args.seeds.split(",")):
-            cells[f"{name}/s{seed}"] = cell = run_cell(scenario, seed, not args.no_reactive)
+            cells[f"{name}/s{seed}"] = cell = run_cell(scenario, seed, not args.no_reactive,
+                                                       costs)  # fmt: skip
             print(name, seed, json.dumps(cell, default=str), flush=True)
     result = {"cells": cells, "summary": {n: summary(cells, n) for n in names}}
     print(json.dumps(result["summary"], indent=1))
