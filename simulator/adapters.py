@@ -194,12 +194,25 @@ class SimFieldService:
         """Cancel a service order; returns whether it was open."""
         return bool(self.sim.ops.cancel_order(os_id, reason))
 
-    def status(self, os_id: str) -> str:
-        """Status of a service order (``unknown`` if it does not exist)."""
+    def _order(self, os_id: str) -> Any:
         order = self._by_id.get(os_id)
         if order is None:
             order = next((o for o in self.sim.ops.orders if o.os_id == os_id), None)
+        return order
+
+    def status(self, os_id: str) -> str:
+        """Status of a service order (``unknown`` if it does not exist)."""
+        order = self._order(os_id)
         return "unknown" if order is None else str(order.status)
+
+    def closure(self, os_id: str) -> tuple[str, str | None]:
+        """Status and closure code of a service order (``customer_power_off``,
+        ``customer_absent``, ``no_fault_found``, ``fixed_…``; the code is None while the
+        order is open); ``("unknown", None)`` if it does not exist."""
+        order = self._order(os_id)
+        if order is None:
+            return "unknown", None
+        return str(order.status), order.outcome
 
     def outcome(self, os_id: str) -> str | None:
         """Closure code of a service order (``customer_power_off``: cancelled on the

@@ -39,6 +39,7 @@ from guardian_lib.decision import Decision, Snapshot
 from guardian_lib.decision._base import SCOPE_COLUMNS, PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel, impact_cost_rate_brl_per_h
+from guardian_lib.decision.visits import had_visit
 from simulator.engine import Simulation
 
 __all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS", "TRUTH_SCOPES"]
@@ -222,7 +223,7 @@ class OraclePolicy(PolicyBase):
             case_id = r["case_id"] if isinstance(r["case_id"], str) else None
             since = _minutes_since(snap.ts, r.get("last_reboot_at"))
             since_w = _minutes_since(snap.ts, r.get("last_wifi_change_at"))
-            has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
+            has_visit = onu in with_order or had_visit(r)
             why = {"truth": sorted(kinds)}
             if r["outage"] and not r["notified"] and r["impacted_min"] >= 10:
                 out.append(self._d(snap, onu, "notify", targets=(onu,), case_id=case_id,

@@ -74,7 +74,16 @@ class FieldClient(Protocol):
 
     def status(self, os_id: str) -> str:
         """Status of a service order (``scheduled``, ``in_progress``, ``completed``,
-        ``cancelled``)."""
+        ``cancelled``; ``unknown`` when the system does not answer).
+
+        The engine follows each case's visit once its order has left the open orders
+        (:mod:`guardian_lib.decision.visits`): a client with an optional
+        ``closure(os_id) -> (status, closure code or None)`` method is asked that, once
+        per order and round (one request); one without it ``outcome(os_id)`` and then
+        ``status(os_id)``, or ``status`` alone. A ``cancelled`` order (not cancelled by
+        the autopilot) lets the case get a new visit after ``revisit_after_cancel_h``, a
+        ``completed`` one after ``revisit_after_visit_h`` if its problem persists.
+        """
         ...
 
 

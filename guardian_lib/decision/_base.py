@@ -17,6 +17,7 @@ from guardian_lib.decision._types import (
     sanitize_predictions,
 )
 from guardian_lib.decision.neighbours import OutageEvidence, _rx_step
+from guardian_lib.decision.visits import VISIT_CASE_COLUMNS
 
 __all__ = [
     "PolicyBase",
@@ -40,8 +41,10 @@ CASE_COLUMNS = (
 #: Case columns a snapshot may lack (older saved states, hand-made snapshots), with
 #: their value then. ``power_off_said_at``: when the customer said on a call-ahead that
 #: their power was off, ``call_unanswered_at`` when a call-ahead did not reach them
-#: (:mod:`~guardian_lib.decision.call_ahead`; None: never).
-OPTIONAL_CASE_COLUMNS = {"wifi_changes": 0, "power_off_said_at": None, "call_unanswered_at": None}
+#: (:mod:`~guardian_lib.decision.call_ahead`; None: never); what became of the case's last
+#: visit (:data:`~guardian_lib.decision.visits.VISIT_CASE_COLUMNS`).
+OPTIONAL_CASE_COLUMNS = {"wifi_changes": 0, "power_off_said_at": None, "call_unanswered_at": None,
+                         **VISIT_CASE_COLUMNS}  # fmt: skip
 #: Columns of ``Snapshot.incidents``.
 INCIDENT_COLUMNS = ("incident_id", "scope_type", "scope_key", "start_at", "cause", "members")
 #: Column of the fleet / status table that names each incident scope (a BNG failure is
@@ -549,8 +552,7 @@ class PolicyBase:
         p = pos[rows]
         defaults = {"case_id": None, "opened_at": pd.NaT, "reboots": 0,
                     "last_reboot_at": pd.NaT, "visit_os_id": None, "notified": False,
-                    "last_wifi_change_at": pd.NaT, "wifi_changes": 0,
-                    "power_off_said_at": None, "call_unanswered_at": None}  # fmt: skip
+                    "last_wifi_change_at": pd.NaT, **OPTIONAL_CASE_COLUMNS}  # fmt: skip
         extra = {}
         for c in (*CASE_COLUMNS, *OPTIONAL_CASE_COLUMNS):
             vals = np.empty(len(rows), dtype=object)
@@ -558,8 +560,9 @@ class PolicyBase:
             extra[c] = vals
         extra["reboots"] = np.array([0 if v is None or pd.isna(v) else int(v)
                                      for v in extra["reboots"]], dtype=int)  # fmt: skip
-        extra["wifi_changes"] = np.array([0 if v is None or pd.isna(v) else int(v)
-                                          for v in extra["wifi_changes"]], dtype=int)  # fmt: skip
+        for c in ("wifi_changes", "visits_completed"):
+            extra[c] = np.array([0 if v is None or pd.isna(v) else int(v)
+                                 for v in extra[c]], dtype=int)  # fmt: skip
         extra["notified"] = np.array([bool(v) if v is not None and not pd.isna(v) else False
                                       for v in extra["notified"]], dtype=bool)  # fmt: skip
         return out, df.take(rows).with_columns(**extra)

@@ -119,6 +119,27 @@ class CostModel(BaseModel):
         an upper bound; see :func:`case_costs
         <guardian_lib.decision.expected_cost.case_costs>`). A bound on the calls: at
         most one per ``call_ahead_quiet_h`` per case. An assumption, range 12–48 h. [h]
+    revisit_after_cancel_h : float
+        After the field service cancelled a case's visit (the dispatcher, the ticketing
+        system, a technician who could not get in; not the autopilot's own cancellation
+        nor a call-ahead's answer), the case gets no new visit for this long: the
+        dispatcher's decision is respected for a while, never for as long as the case
+        lasts (:mod:`~guardian_lib.decision.visits`). An assumption, 8 h (range 4–24 h:
+        the rest of a working day). [h]
+    revisit_after_visit_h : float
+        After a case's visit was completed, the case gets no new visit for this long: a
+        problem still there after it (the technician found nothing, could not get in,
+        brought the wrong part) is looked at again, by the expected cost, only then. An
+        assumption, 12 h (range 4–24 h: the next working day's slots). [h]
+    max_repeat_visits : int
+        Visits a case may get after its first completed one (repeat truck rolls): a case
+        never loops visits. An assumption, 1 (range 0–2; 0 switches repeats off). [-]
+    visit_fix_prob : float
+        Probability that a completed visit ends a problem a visit can fix (first-time
+        fix rate): a problem present at the visit and still there after it is a fixable
+        one with its odds times ``1 − visit_fix_prob`` when a repeat visit is priced. An
+        assumption, 0.85 (range 0.7–0.95, the first-time fix rates field-service teams
+        report). [-]
     priors : dict
         Duration of each problem kind when nobody acts (log-normal, median and p90);
         kinds absent never end alone. ``power`` (a customer's own power off or the ONU
@@ -149,6 +170,10 @@ class CostModel(BaseModel):
     call_ahead_reach_prob: float = Field(0.8, ge=0, le=1)
     call_ahead_retry_h: float = Field(4.0, gt=0)
     call_ahead_quiet_h: float = Field(24.0, gt=0)
+    revisit_after_cancel_h: float = Field(8.0, gt=0)
+    revisit_after_visit_h: float = Field(12.0, gt=0)
+    max_repeat_visits: int = Field(1, ge=0)
+    visit_fix_prob: float = Field(0.85, ge=0, le=1)
     light_drop_other_share: float = Field(0.02, ge=0, le=1)
     priors: dict[str, Prior] = Field(
         default_factory=lambda: {

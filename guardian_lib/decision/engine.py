@@ -41,10 +41,10 @@ from guardian_lib.decision._types import (
     Scorer,
     Snapshot,
 )
-from guardian_lib.decision.call_ahead import POWER_OFF_OUTCOME, UNREACHED_OUTCOME
 from guardian_lib.decision.maintenance import place_labels
 from guardian_lib.decision.safety import SafetyGuard, blocked_action
 from guardian_lib.decision.settings import AutopilotSettings
+from guardian_lib.decision.visits import follow_visits
 
 __all__ = ["Autopilot"]
 
@@ -302,6 +302,8 @@ class Autopilot:
             elif case and case["visit_os_id"] and self.dispatcher.field_ops is not None:
                 status = self.dispatcher.field_ops.status(case["visit_os_id"])
                 outcome = "visit" if status in ("completed", "in_progress") else outcome
+            if case and outcome == "visit_avoided" and case.get("visits_completed"):
+                outcome = "visit"  # a visit was made (followed: no longer the case's)
             d = replace(d, rationale={**d.rationale, "outcome": outcome})
         elif d.action == "open_incident":
             iid = self.audit.new_incident_id()
@@ -384,7 +386,9 @@ class Autopilot:
 
         Also for an action an operator approved (``guardian operate --mode approve``
         sends it cycles after the proposal): the case then follows the real order (its
-        status when the case closes, the call-ahead's answer).
+        status when the case closes, what became of it, :meth:`_answers`). A visit the
+        autopilot cancels is no longer the case's: its cancellation never counts as the
+        field service's.
         """
         if d.action == "schedule_visit" and results and results[0].ref:
             case["visit_os_id"] = results[0].ref
@@ -446,43 +450,13 @@ class Autopilot:
         return [place_labels(st.loc[o], str(o)) for o in onus]
 
     def _answers(self, snap: Snapshot) -> None:
-        """Follow the visits called ahead (:mod:`~guardian_lib.decision.call_ahead`).
-
-        Once such a visit is no longer among the open orders, its outcome is asked (a
-        field client with an ``outcome(os_id)`` method): cancelled because the customer
-        said their power is off (:data:`POWER_OFF_OUTCOME`) or could not be reached
-        (:data:`UNREACHED_OUTCOME`), the case records when (``power_off_said_at``,
-        ``call_unanswered_at``) and may get a visit again later (the policy waits
-        ``call_ahead_quiet_h`` or ``call_ahead_retry_h`` at least). Without a closure
-        code the order's status decides: ``completed`` — the technician went, the case
-        stays as it is; ``cancelled`` — nobody went and the answer is unknown (a
-        ticketing system that reports no closure codes): as a call that did not reach
-        the customer, tried again after ``call_ahead_retry_h`` rather than never; any
-        other status (``unknown`` when the system did not answer) is asked again next
-        round.
-        """
-        fc = self.dispatcher.field_ops
-        waiting = [c for c in self.cases.values() if c.get("call_ahead_os_id")]
-        if not waiting or fc is None or not hasattr(fc, "outcome"):
-            return
+        """Follow every case's visit once its order is no longer open
+        (:func:`~guardian_lib.decision.visits.follow_visits`): a call-ahead's answer, a
+        cancellation by the field service, a completed visit; asked again next round while
+        the status is not final."""
         orders = snap.service_orders
         still_open = set(orders["os_id"]) if len(orders) else set()
-        for case in waiting:
-            os_id = case["call_ahead_os_id"]
-            if os_id in still_open:
-                continue
-            when = {POWER_OFF_OUTCOME: "power_off_said_at",
-                    UNREACHED_OUTCOME: "call_unanswered_at"}.get(fc.outcome(os_id))  # fmt: skip
-            if when is None:
-                status = fc.status(os_id)
-                if status not in ("completed", "cancelled"):
-                    continue  # not known yet: asked again next round
-                if status == "cancelled":
-                    when = "call_unanswered_at"
-            case["call_ahead_os_id"] = None
-            if when is not None:
-                case[when] = snap.ts
-                case["visit_os_id"] = None
+        follow_visits(self.cases, self.dispatcher.field_ops, still_open, snap.ts)
 
     def _verify(self, snap: Snapshot) -> None:
         """Check pending reboots whose verification time has come."""

@@ -28,7 +28,11 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   and so does degraded service that will probably not end alone (a degrading fibre or
   a drifting laser: bit errors before the link goes dark; :func:`visit_priority`);
   other degraded service (Wi-Fi) takes the next regular slot, and a problem that ends
-  before the technician comes cancels its visit.
+  before the technician comes cancels its visit. A case whose visit the field service
+  cancelled, or whose problem outlasted a completed visit, may get another one later
+  (:mod:`~guardian_lib.decision.visits`: held ``revisit_after_cancel_h`` /
+  ``revisit_after_visit_h``, at most ``max_repeat_visits`` repeats; a completed visit
+  that did not fix the problem makes the kinds a visit fixes less likely).
 
 Before the customer is hurt (a case opened on risk alone) the comparison is different:
 with ``p = risk_24h`` the probability that the problem is real,
@@ -73,6 +77,7 @@ from guardian_lib.decision.costs import (
     lognormal_survival,
 )
 from guardian_lib.decision.settings import AutopilotSettings
+from guardian_lib.decision.visits import revisit_rationale, visit_held, with_visit_hours
 
 __all__ = [
     "DRIFT_DB",
@@ -244,6 +249,16 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     if "wifi_changes" in active:
         tried = np.asarray(active["wifi_changes"], dtype=float)
         q[:, jp] *= np.where(subtype == "wifi", (1 - model.wifi_profile_fix_prob) ** tried, 1.0)
+    # A completed visit that left the problem (present at the visit) as it was: a kind a
+    # visit fixes survived it with probability 1 − visit_fix_prob (Bayes, as above).
+    if "visit_completed_h" in active:
+        done_h = np.asarray(active["visit_completed_h"], dtype=float)
+        seen = ~np.isnan(done_h) & (elapsed >= done_h)
+        if seen.any():
+            miss = 1.0 - model.visit_fix_prob
+            for k in ("equipment_fail", "intermittent"):
+                q[seen, names.index(k)] *= miss
+            q[seen & (subtype != "power"), jp] *= miss
     q = q / np.maximum(q.sum(axis=1, keepdims=True), 1e-12)
     fixable = np.zeros_like(q, dtype=bool)
     fixable[:, names.index("equipment_fail")] = True
@@ -397,7 +412,7 @@ class ExpectedCostPolicy(PolicyBase):
         out, active, with_order = self.common_decisions(snap)
         if len(active) == 0:
             return out
-        active = with_call_ahead_hours(active, snap.ts)
+        active = with_visit_hours(with_call_ahead_hours(active, snap.ts), snap.ts)
         table = case_costs(active, self.costs, self.review_h).records()
         cooldown = self.settings.reboot_cooldown_minutes
         hold_rule, hold_min = self.reboot_holds(snap, active)
@@ -451,9 +466,12 @@ class ExpectedCostPolicy(PolicyBase):
             has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
             said = r.get("power_off_said_h", np.nan)
             calls_held = c["subtype"] == "power" and call_ahead_held(r, self.costs)
+            # After a visit the field service cancelled or completed (visits.py).
+            revisit_held = None if has_visit else visit_held(r, self.costs)
             if (
                 has_visit
                 or calls_held
+                or revisit_held
                 or (r["impacted"] and r["impacted_min"] < self.min_visit_min)
             ):
                 options.pop("schedule_visit")
@@ -463,6 +481,7 @@ class ExpectedCostPolicy(PolicyBase):
                 "subtype": str(c["subtype"]),
                 **({"wait_for": waits_for} if waits_for else {}),
                 **({"reboot_held_by": held_by} if held_by is not None else {}),
+                **({"visit_held_by": revisit_held} if revisit_held else {}),
                 "p_self_resolving_posterior": round(float(c["p_self_resolving"]), 3),
                 **({"contacted_since_down": True} if r.get("contacted_since_down") else {}),
                 **({"power_off_said_h": round(float(said), 2)} if said >= 0 else {}),
@@ -502,6 +521,7 @@ class ExpectedCostPolicy(PolicyBase):
                     # "is your power on?" before the truck rolls (reach 0: no call-ahead)
                     confirm, why = visit_call_ahead(self.costs, c["p_go"])
                     params, rationale = {**params, **confirm}, {**rationale, **why}
+                rationale = {**rationale, **revisit_rationale(r)}  # names the previous order
                 out.append(
                     self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,
                             confidence=float(max(probs[1], 1 - r["p_unknown"])),

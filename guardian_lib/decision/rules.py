@@ -30,6 +30,7 @@ import pandas as pd
 
 from guardian_lib.decision._base import PolicyBase
 from guardian_lib.decision._types import Decision, Snapshot
+from guardian_lib.decision.visits import had_visit
 
 __all__ = ["RulesPolicy"]
 
@@ -94,7 +95,7 @@ class RulesPolicy(PolicyBase):
                 )  # fmt: skip
                 continue
             waited = since_reboot if r["reboots"] > 0 else float(r["impacted_min"])
-            has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
+            has_visit = onu in with_order or had_visit(r)
             own_power_off = not r["online"] and r["down_type"] == "DYING_GASP"
             neighbours_down = r["p_massive_outage"] + r["p_external_network"] > (
                 self.massive_threshold

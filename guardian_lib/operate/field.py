@@ -46,6 +46,8 @@ def _closure_code(value: Any) -> str | None:
 #: Columns of ``open_orders()`` (the loop's field-service protocol).
 ORDER_COLUMNS = ("os_id", "onu_id", "status", "opened_by")
 _OPEN = ("scheduled", "in_progress", "open")
+#: Statuses an order never leaves.
+_FINAL = ("completed", "cancelled")
 
 
 class FieldServiceError(GuardianError):
@@ -85,7 +87,9 @@ class WebhookFieldService(_OrderBook):
     * ``POST <url>/<id>/cancel`` ``{"reason"}`` → 2xx, or 404/409 when not open;
     * ``GET <url>/<id>`` → ``{"status": "scheduled|in_progress|completed|cancelled"}``,
       optionally ``"outcome"``: the closure code (``customer_power_off`` for a visit the
-      customer cancelled on the call-ahead, :meth:`outcome`).
+      customer cancelled on the call-ahead; any short code for a cancellation by the
+      dispatcher or a technician, audited with the case). The loop asks it once per order
+      that left the open orders (:meth:`closure`), again next round while not final.
 
     Connection failures, timeouts, 429 and 5xx are retried with exponential backoff.
 
@@ -133,9 +137,12 @@ class WebhookFieldService(_OrderBook):
         """Close the HTTP client."""
         self._http.close()
 
-    def _call(self, method: str, url: str, key: str, body: dict | None = None) -> httpx.Response:
+    def _call(
+        self, method: str, url: str, key: str, body: dict | None = None, retries: int | None = None
+    ) -> httpx.Response:
+        retries = self.retries if retries is None else retries
         last: str = ""
-        for attempt in range(self.retries + 1):
+        for attempt in range(retries + 1):
             if attempt:
                 self.sleep(min(self.backoff_s * 2 ** (attempt - 1), 60.0))
             try:
@@ -147,9 +154,7 @@ class WebhookFieldService(_OrderBook):
                 last = f"HTTP {resp.status_code}"
                 continue
             return resp
-        raise FieldServiceError(
-            f"{method} {url}: no answer after {self.retries + 1} tries ({last})"
-        )
+        raise FieldServiceError(f"{method} {url}: no answer after {retries + 1} tries ({last})")
 
     def open_visit(
         self, onu_id: str, reason: str, priority: str, confirm: str | None = None
@@ -201,32 +206,46 @@ class WebhookFieldService(_OrderBook):
             self.save()
         return True
 
-    def status(self, os_id: str) -> str:
-        """Status of an order: ``unknown`` when the ticketing system does not know it, does
-        not answer or answers nonsense (never raises: the loop asks it when closing a case)."""
+    def closure(self, os_id: str, retries: int | None = None) -> tuple[str, str | None]:
+        """Status and closure code of an order from one ``GET``: ``("unknown", None)``
+        when the ticketing system does not know it, does not answer or answers nonsense
+        (never raises: the loop follows each visit with it). An order already known to
+        be ``completed`` or ``cancelled`` (final) is answered from the state, no request.
+        """
+        order = self.orders.get(os_id)
+        if order is not None and order["status"] in _FINAL:
+            return str(order["status"]), order.get("outcome") or None
         url = f"{self.url}/{os_id}"
         try:
-            resp = self._call("GET", url, f"{self.context.site_id}:status:{os_id}")
+            resp = self._call("GET", url, f"{self.context.site_id}:status:{os_id}",
+                              retries=retries)  # fmt: skip
             doc = resp.json() if resp.status_code < 400 else {}
             st = str(doc.get("status", "unknown")) if isinstance(doc, dict) else "unknown"
             code = _closure_code(doc.get("outcome")) if isinstance(doc, dict) else None
         except (FieldServiceError, ValueError) as exc:
             log.info("order %s: status unavailable: %s", os_id, exc)
-            return "unknown"
+            return "unknown", None
         order = self.orders.get(os_id)
         if order is not None and (order["status"], order.get("outcome")) != (st, code):
             order["status"], order["outcome"] = st, code
             self.save()
-        return st
+        return st, code
+
+    def status(self, os_id: str) -> str:
+        """Status of an order (:meth:`closure`'s first item)."""
+        return self.closure(os_id)[0]
 
     def outcome(self, os_id: str) -> str | None:
         """Closure code of an order (``GET``'s ``outcome``), None when there is none."""
-        self.status(os_id)
-        order = self.orders.get(os_id)
-        return None if order is None or order.get("outcome") is None else str(order["outcome"])
+        return self.closure(os_id)[1]
 
     def open_orders(self) -> pd.DataFrame:
-        """Orders the autopilot opened that are still open."""
+        """Orders the autopilot opened that are still open, each asked first (one ``GET``,
+        no retry: an order the system does not answer for stays listed, asked again next
+        cycle). Without this the state would list an order the ticketing system closed
+        for ever, and the loop would never follow it."""
+        for os_id in [k for k, o in self.orders.items() if o["status"] in _OPEN]:
+            self.closure(os_id, retries=0)
         return super().open_orders()
 
 
@@ -316,26 +335,46 @@ class DropFolderFieldService(_OrderBook):
         self.save()
         return True
 
-    def status(self, os_id: str) -> str:
-        """From ``status.csv`` when the consumer wrote one, else what we know."""
+    def closure(self, os_id: str) -> tuple[str, str | None]:
+        """Status and closure code from ``status.csv`` (``outcome`` column) when the
+        consumer wrote one, else what we know (``unknown`` for an order we never opened)."""
         path = self.folder / "status.csv"
         if path.exists():
             with path.open(encoding="utf-8", newline="") as fh:
                 for row in csv.DictReader(fh):
                     if row.get("os_id") == os_id and row.get("status"):
+                        code = _closure_code(row.get("outcome"))
                         if os_id in self.orders:
                             self.orders[os_id]["status"] = row["status"]
-                            self.orders[os_id]["outcome"] = _closure_code(row.get("outcome"))
-                        return str(row["status"])
+                            self.orders[os_id]["outcome"] = code
+                        return str(row["status"]), code
         order = self.orders.get(os_id)
-        return "unknown" if order is None else str(order["status"])
+        if order is None:
+            return "unknown", None
+        return str(order["status"]), order.get("outcome") or None
+
+    def status(self, os_id: str) -> str:
+        """From ``status.csv`` when the consumer wrote one, else what we know."""
+        return self.closure(os_id)[0]
 
     def outcome(self, os_id: str) -> str | None:
         """Closure code from ``status.csv``'s ``outcome`` column, None when there is none."""
-        self.status(os_id)
-        order = self.orders.get(os_id)
-        return None if order is None or not order.get("outcome") else str(order["outcome"])
+        return self.closure(os_id)[1]
 
     def open_orders(self) -> pd.DataFrame:
-        """Orders the autopilot dropped that are still open."""
+        """Orders the autopilot dropped that are still open, after reading the consumer's
+        ``status.csv`` once (an order it reports closed leaves the list)."""
+        path = self.folder / "status.csv"
+        if path.exists():
+            changed = False
+            with path.open(encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    order = self.orders.get(row.get("os_id") or "")
+                    if order is None or not row.get("status") or order["status"] not in _OPEN:
+                        continue
+                    order["status"] = row["status"]
+                    order["outcome"] = _closure_code(row.get("outcome"))
+                    changed = True
+            if changed:
+                self.save()
         return super().open_orders()

@@ -252,14 +252,17 @@ def test_a_call_ahead_cancelled_without_a_closure_code_is_tried_again_after_the_
 
 
 @pytest.mark.parametrize("status", ["completed", "unknown"])
-def test_a_call_ahead_visit_made_or_not_yet_known_is_not_ordered_again(status):
-    # completed: the technician went; unknown: the system did not answer, asked each round
-    net, field = _net(
-        CostModel(dying_gasp_fixable_share=0.5), lambda: SilentlyCancelledField(status)
-    )
-    _dark_for(net, field, 24.0)
-    assert len(field.calls) == 1
+def test_a_call_ahead_visit_made_or_not_yet_known_is_not_ordered_again_at_once(status):
+    # completed: the technician went and the ONU is still dark: one repeat visit (called
+    # ahead again) after revisit_after_visit_h, never a loop (max_repeat_visits 1);
+    # unknown: the system did not answer, asked each round, no new visit
+    costs = CostModel(dying_gasp_fixable_share=0.5)
+    net, field = _net(costs, lambda: SilentlyCancelledField(status))
+    _dark_for(net, field, 48.0)
     if status == "completed":
-        assert field.asked == 1  # followed until the status was final
+        assert len(field.calls) == 2
+        assert (field.calls[1] - field.calls[0]) >= pd.Timedelta(hours=costs.revisit_after_visit_h)
+        assert field.asked == 2  # each order followed until its status was final, once
     else:
+        assert len(field.calls) == 1
         assert field.asked > 10  # still followed, round after round
