@@ -31,7 +31,10 @@ from guardian_lib.errors import GuardianError
 from guardian_lib.operate.adapters import ActionContext
 from guardian_lib.operate.state import StateStore
 
-__all__ = ["WebhookFieldService", "DropFolderFieldService", "FieldServiceError", "ORDER_COLUMNS"]
+__all__ = [
+    "WebhookFieldService", "DropFolderFieldService", "FieldServiceError", "MAX_ORDER_CHECKS",
+    "ORDER_COLUMNS",
+]  # fmt: skip
 
 log = logging.getLogger("guardian_lib.operate")
 #: A closure code a ticketing system may report (``customer_power_off`` …).
@@ -48,6 +51,10 @@ ORDER_COLUMNS = ("os_id", "onu_id", "status", "opened_by")
 _OPEN = ("scheduled", "in_progress", "open")
 #: Statuses an order never leaves.
 _FINAL = ("completed", "cancelled")
+#: Open orders a webhook client asks the ticketing system about per cycle (the ones asked
+#: longest ago first): at one ``GET`` each, a few hundred open orders do not stretch a
+#: cycle; the rest are asked in the next cycles. [-]
+MAX_ORDER_CHECKS = 100
 
 
 class FieldServiceError(GuardianError):
@@ -132,6 +139,9 @@ class WebhookFieldService(_OrderBook):
         self._http = httpx.Client(
             headers=headers, timeout=httpx.Timeout(timeout_s), transport=transport
         )
+        self._asked: dict[str, int] = {}  # order → when it was last asked (a counter)
+        self._asks = 0
+        self._unanswered = False  # the last closure() got no answer at all
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -224,6 +234,7 @@ class WebhookFieldService(_OrderBook):
             code = _closure_code(doc.get("outcome")) if isinstance(doc, dict) else None
         except (FieldServiceError, ValueError) as exc:
             log.info("order %s: status unavailable: %s", os_id, exc)
+            self._unanswered = isinstance(exc, FieldServiceError)
             return "unknown", None
         order = self.orders.get(os_id)
         if order is not None and (order["status"], order.get("outcome")) != (st, code):
@@ -243,9 +254,22 @@ class WebhookFieldService(_OrderBook):
         """Orders the autopilot opened that are still open, each asked first (one ``GET``,
         no retry: an order the system does not answer for stays listed, asked again next
         cycle). Without this the state would list an order the ticketing system closed
-        for ever, and the loop would never follow it."""
-        for os_id in [k for k, o in self.orders.items() if o["status"] in _OPEN]:
+        for ever, and the loop would never follow it.
+
+        A cycle asks :data:`MAX_ORDER_CHECKS` orders at most, the ones asked longest ago
+        first, and stops at the first request that gets no answer: a ticketing system
+        that is down costs a cycle one timeout, not one per open order."""
+        open_ids = [k for k, o in self.orders.items() if o["status"] in _OPEN]
+        open_ids.sort(key=lambda k: self._asked.get(k, -1))
+        self._unanswered = False
+        for n, os_id in enumerate(open_ids[:MAX_ORDER_CHECKS]):
+            self._asked[os_id] = self._asks = self._asks + 1
             self.closure(os_id, retries=0)
+            if self._unanswered:
+                log.warning("ticketing system unavailable: %d of %d open orders not asked "
+                            "this cycle", len(open_ids) - n - 1, len(open_ids))  # fmt: skip
+                break
+        self._asked = {k: v for k, v in self._asked.items() if k in self.orders}
         return super().open_orders()
 
 

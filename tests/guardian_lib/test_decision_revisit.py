@@ -341,3 +341,44 @@ def test_the_drop_folders_open_orders_read_status_csv(tmp_path):
         assert case["visit_cancel_code"] == "no_access"
     finally:
         st.close()
+
+
+def test_the_webhooks_open_orders_cost_one_timeout_when_the_system_is_down(tmp_path):
+    # A ticketing system that stops answering: the listing asks one order and gives up for
+    # the cycle (before: one timeout per open order, a cycle of minutes); when it answers
+    # again the orders asked longest ago come first, MAX_ORDER_CHECKS at most a cycle.
+    from guardian_lib.operate import field
+
+    down, gets = [False], []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"id": f"T-{len(fs.orders) + 1:03d}"})
+        gets.append(request.url.path.rsplit("/", 1)[1])
+        if down[0]:
+            raise httpx.ConnectError("connection refused")
+        return httpx.Response(200, json={"status": "scheduled"})
+
+    st = StateStore(tmp_path / "state")
+    fs = WebhookFieldService("http://tickets/orders", st, ActionContext("isp", cycle=1, ts="t"),
+                             transport=httpx.MockTransport(handler))  # fmt: skip
+    try:
+        for i in range(7):
+            fs.context = ActionContext("isp", cycle=i + 1, ts=f"t{i}")
+            fs.open_visit(f"ONU-{i}", "autopilot_los", "high")
+        down[0] = True
+        assert len(fs.open_orders()) == 7  # still listed, as the state has them
+        assert len(gets) == 1  # one request, not seven
+        down[0], gets[:] = False, []
+        field.MAX_ORDER_CHECKS, cap = 3, field.MAX_ORDER_CHECKS
+        try:
+            fs.open_orders()
+            first = list(gets)
+            fs.open_orders()
+        finally:
+            field.MAX_ORDER_CHECKS = cap
+        assert len(first) == 3 and "T-001" not in first  # T-001 was asked while down
+        assert len(gets) == 6 and set(gets[3:]).isdisjoint(first)  # the others next
+    finally:
+        fs.close()
+        st.close()
