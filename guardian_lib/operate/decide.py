@@ -196,15 +196,15 @@ def _scorer(models: str, run: Path, tick_s: int) -> tuple[Any, str]:
     return model_scorer(bundle, tick_s), str(bundle.model_version)
 
 
-def _settings(site: Path | None) -> tuple[Any, str | None, str, int]:
-    """Safety settings (simulate mode), the site's model alias, its id and its
-    ``missed_poll_grace_steps``."""
+def _settings(site: Path | None) -> tuple[Any, str | None, str, int, Any]:
+    """Safety settings (simulate mode), the site's model alias, its id, its
+    ``missed_poll_grace_steps`` and its cost model (None: the defaults)."""
     from guardian_lib.decision.settings import AutopilotSettings
     from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
 
     if site is None:
         st = AutopilotSettings(autopilot_mode="simulate")
-        return st, None, "decide", MISSED_POLL_GRACE_STEPS
+        return st, None, "decide", MISSED_POLL_GRACE_STEPS, None
     from guardian_lib.decision.maintenance import load_maintenance
     from guardian_lib.operate.site import load_site
 
@@ -216,7 +216,7 @@ def _settings(site: Path | None) -> tuple[Any, str | None, str, int]:
         path = cfg.resolve(str(maint))
         load_maintenance(path)  # a bad file is refused now, not at the first decision
         st = st.model_copy(update={"maintenance_file": path})
-    return st, cfg.model_alias, cfg.site_id, cfg.missed_poll_grace_steps
+    return st, cfg.model_alias, cfg.site_id, cfg.missed_poll_grace_steps, cfg.cost_model()
 
 
 def _data_version(con: Any, run: Path) -> list[str]:
@@ -301,7 +301,9 @@ def decide_run(
         raise ConfigError(f"--every-minutes: expected >= 1, got {every_minutes}")
     if warmup_h < 0:
         raise ConfigError(f"--warmup-hours: expected >= 0, got {warmup_h}")
-    settings, site_alias, site_id, grace = _settings(Path(site) if site is not None else None)
+    settings, site_alias, site_id, grace, costs = _settings(
+        Path(site) if site is not None else None
+    )
     if missed_poll_grace_steps is not None:
         if missed_poll_grace_steps < 0:
             raise ConfigError(
@@ -326,6 +328,8 @@ def decide_run(
             "settings": settings.model_dump(mode="json"), "data": _data_version(con, run),
             "code": __version__, "missed_poll_grace_steps": grace,
         }  # fmt: skip
+        if costs is not None and costs != type(costs)():
+            key["costs"] = costs.model_dump(mode="json")  # only when set: old tags stand
         tag = _tag(site_id, key)
         out = DecideSummary(
             run=str(run), start=first.isoformat(), end=last.isoformat(), tick_s=grid,
@@ -340,7 +344,7 @@ def decide_run(
             return out
         step = pd.Timedelta(seconds=grid)
         warm0 = first - ((first - max(first - pd.Timedelta(hours=warmup_h), lo)) // step) * step
-        scorer, policy = make_autopilot(scorer, settings=settings)
+        scorer, policy = make_autopilot(scorer, settings=settings, costs=costs)
         audit = AuditLog(None, tag=tag)
         known = {c for c in fleet.table["cpe_id"] if isinstance(c, str) and c}
         autopilot = Autopilot(policy, scorer, settings=settings,

@@ -213,7 +213,9 @@ class Operator(ApprovedActions):
         self.devices.known = set(self._cpe_of.values())
         tick_s = self.tick_s
         scorer = self._model_scorer()
-        scorer, policy = make_autopilot(scorer, settings=self.settings)
+        scorer, policy = make_autopilot(
+            scorer, settings=self.settings, costs=self.site.cost_model()
+        )
         self.summary.model_version = str(getattr(scorer, "model_version", "rules"))
         self.metrics.model.labels(self.summary.model_version).set(1)
         dispatcher: Dispatcher = Dispatcher(

@@ -17,7 +17,8 @@ Example::
     warehouse: data/runs/prod
     model_alias: champion                # the rule scorer when no model is registered
     nbi: {url: "http://acs.example:7557", token_env: GUARDIAN_NBI_TOKEN}
-    safety: {reboot_cooldown_minutes: 360, max_reboots_per_day: 2}
+    safety: {reboot_cooldown_minutes: 360, max_reboots_per_day: 2, cost_per_visit: 150}
+    costs: {call_cost_brl: 8, call_ahead_cost_brl: 4, revisit_after_cancel_h: 8}
     field_service: {kind: webhook, url: "https://tickets.example/api/orders",
                     token_file: tickets.token}
     notifier: {kind: audit}
@@ -169,6 +170,9 @@ class SiteConfig(_Strict):
         MLflow alias of the scorer; the rule scorer when nothing is registered.
     safety : dict
         :class:`~guardian_lib.decision.AutopilotSettings` fields (not the mode).
+    costs : dict
+        :class:`~guardian_lib.decision.costs.CostModel` fields (the expected-cost
+        policy's prices and times; the visit's price is ``safety.cost_per_visit``).
     contacts : ContactSettings or None
         The helpdesk's customer contacts, read each cycle from a drop folder
         (:mod:`guardian_lib.operate.contacts`); None: operate learns of none.
@@ -183,6 +187,7 @@ class SiteConfig(_Strict):
     model_alias: str | None = "champion"
     nbi: NbiSettings | None = None
     safety: dict[str, Any] = Field(default_factory=dict)
+    costs: dict[str, Any] = Field(default_factory=dict)
     field_service: FieldServiceSettings = FieldServiceSettings()
     notifier: NotifierSettings = NotifierSettings()
     alerts: str | None = Field(
@@ -246,6 +251,43 @@ class SiteConfig(_Strict):
                 msg.replace("invalid site file: ", "invalid site file: safety.")
             ) from None
 
+    def cost_model(self) -> Any:
+        """The expected-cost policy's :class:`~guardian_lib.decision.costs.CostModel`
+        from ``costs:`` (defaults for what it leaves out).
+
+        Raises
+        ------
+        ConfigError
+            Naming ``costs.<field>``: an unknown field (with the known ones), a value out
+            of range, or ``cost_per_visit_brl`` (the visit's price is
+            ``safety.cost_per_visit``).
+        """
+        return _cost_model(self)
+
+
+def _cost_model(site: SiteConfig) -> Any:
+    """:class:`~guardian_lib.decision.costs.CostModel` of ``site.costs`` (see
+    :meth:`SiteConfig.cost_model`)."""
+    from pydantic import ValidationError
+
+    from guardian_lib.decision.costs import CostModel
+
+    where = site.path or "<site>"
+    fields = sorted(CostModel.model_fields)
+    for key in site.costs:
+        if key == "cost_per_visit_brl":
+            raise ConfigError(
+                f"{where}: costs.cost_per_visit_brl: set the visit's price as "
+                "safety.cost_per_visit (one place for it)"
+            )
+        if key not in CostModel.model_fields:
+            raise ConfigError(f"{where}: costs.{key}: unknown setting; expected one of {fields}")
+    try:
+        return CostModel(**site.costs)
+    except ValidationError as exc:
+        msg = validation_message(where, exc, "invalid site file")
+        raise ConfigError(msg.replace("invalid site file: ", "invalid site file: costs.")) from None
+
 
 def load_site(path: str | Path) -> SiteConfig:
     """Read and validate a site file.
@@ -262,6 +304,7 @@ def load_site(path: str | Path) -> SiteConfig:
     )  # fmt: skip
     site.path = path
     site.autopilot_settings("simulate")  # validates the safety values now
+    site.cost_model()  # and the costs
     inv = site.resolve(site.inventory)
     if inv is None or not inv.is_file():
         raise ConfigError(f"{path}: inventory: OLT inventory file {inv} not found")

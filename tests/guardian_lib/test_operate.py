@@ -47,6 +47,27 @@ def test_a_valid_site_file_loads_with_its_safety_settings(tmp_path):
     assert site.autopilot_settings("simulate").autopilot_mode == "simulate"
 
 
+def test_the_site_sets_the_policys_costs_in_operate_and_in_decide(tmp_path):
+    from guardian_lib.decision.costs import CostModel
+    from guardian_lib.operate.decide import _settings
+    from guardian_lib.operate.fleet import load_subscribers
+    from guardian_lib.operate.service import Operator
+
+    path = _site(tmp_path, costs={"call_cost_brl": 12.5, "revisit_after_cancel_h": 6})
+    site = load_site(path)
+    costs = site.cost_model()
+    assert costs.call_cost_brl == 12.5 and costs.revisit_after_cancel_h == 6.0
+    assert costs.call_ahead_cost_brl == CostModel().call_ahead_cost_brl  # the rest: defaults
+    assert _settings(path)[4] == costs
+    (tmp_path / "subs.csv").write_text("onu_id,pon_id,olt_id\nA,P1,OLT-1\n")
+    op = Operator(site, tmp_path / "state")
+    try:
+        op._build(load_subscribers(tmp_path / "subs.csv"))
+        assert op.autopilot.policy.costs == costs  # what the running policy prices with
+    finally:
+        op.close()
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -57,6 +78,10 @@ def test_a_valid_site_file_loads_with_its_safety_settings(tmp_path):
         ({"safety": {"max_reboots_per_day": -1}}, "safety.max_reboots_per_day"),
         ({"field_service": {"kind": "webhook"}}, "field_service: Value error, kind 'webhook'"),
         ({"colour": "red"}, "colour: Extra inputs are not permitted"),
+        ({"costs": {"call_cost": 8}}, "costs.call_cost: unknown setting; expected one of"),
+        ({"costs": {"call_ahead_reach_prob": 1.5}}, "costs.call_ahead_reach_prob: Input should"),
+        ({"costs": {"revisit_after_cancel_h": "soon"}}, "costs.revisit_after_cancel_h: Input"),
+        ({"costs": {"cost_per_visit_brl": 90}}, "as safety.cost_per_visit"),
     ],
 )
 def test_site_errors_name_the_file_and_the_field(tmp_path, extra, message):
