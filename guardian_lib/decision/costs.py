@@ -140,6 +140,11 @@ class CostModel(BaseModel):
         one with its odds times ``1 − visit_fix_prob`` when a repeat visit is priced. An
         assumption, 0.85 (range 0.7–0.95, the first-time fix rates field-service teams
         report). [-]
+    light_drop_other_share : float
+        On a link with degraded service whose light fell (a degrading fibre or a
+        drifting laser), the largest share the customer-premises and unknown causes keep
+        of the individual causes (:func:`~guardian_lib.decision.caps.explain_by_light_drop`):
+        Wi-Fi and blips do not lower the optical level. An assumption, 0.02. [-]
     priors : dict
         Duration of each problem kind when nobody acts (log-normal, median and p90);
         kinds absent never end alone. ``power`` (a customer's own power off or the ONU
