@@ -21,7 +21,7 @@ from guardian_lib.schema import TELEMETRY_COLUMNS, event_key_sql
 from guardian_lib.silver_files import new_name
 from guardian_lib.warehouse import silver_dir
 
-__all__ = ["has_table", "merge_date", "merge_events", "compact_due", "day_end"]
+__all__ = ["merge_date", "merge_events", "compact_due", "day_end"]
 
 #: Above this many distinct new timestamps the collision check reads a ts range instead
 #: of a list (a large back-fill). [-]
@@ -31,21 +31,12 @@ _EV_COLS = "ts, entity_id, entity_type, type, severity, source, payload, receive
 _EV_KEYS = ("entity_id", "type", "ts", event_key_sql("{t}"))
 
 
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether the warehouse ``con`` has the table ``name``."""
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    return bool(con.execute(sql, [name]).fetchone()[0])
-
-
 def ts_filter(con: duckdb.DuckDBPyConnection, table: str = "_new") -> str:
     """A filter on ``ts`` that Parquet statistics prune: the new rows' timestamps."""
-    stamps = [
-        r[0]
-        for r in con.execute(
-            f"SELECT DISTINCT epoch_us(ts) FROM {table} WHERE ts IS NOT NULL ORDER BY 1"
-        ).fetchall()
-    ]
-    nulls = con.execute(f"SELECT count(*) FROM {table} WHERE ts IS NULL").fetchone()[0]
+    stamps, nulls = con.execute(
+        "SELECT coalesce(list_sort(list(DISTINCT epoch_us(ts)) FILTER (ts IS NOT NULL)), []), "
+        f"count(*) - count(ts) FROM {table}"
+    ).fetchone()
     if len(stamps) > _MAX_TS_LIST:
         terms = [f"ts BETWEEN make_timestamptz({stamps[0]}) AND make_timestamptz({stamps[-1]})"]
     else:
@@ -126,10 +117,13 @@ def merge_date(
     day: str,
     grid_s: int,
     names: list[str],
+    old_quality: tuple | None = None,
 ) -> tuple[list, int, int, int, str | None, float | None]:
     """Merge ``files``' rows of ``day`` into its committed SILVER files ``names``.
 
-    Returns the new ``silver_quality`` row, the rows added, the rows replaced, the files
+    ``old_quality`` is the date's ``silver_quality`` row so far (``rows_raw``,
+    ``rows_silver``, ``sentinels_removed``, ``late_rows``; None for a new date). Returns
+    the new ``silver_quality`` row, the rows added, the rows replaced, the files
     rewritten, the new part's name (None if every row was already there) and the newest
     timestamp merged [epoch s].
     """
@@ -154,12 +148,7 @@ def merge_date(
     if added:
         sql = f"SELECT {_SILVER_COLS} FROM _new ORDER BY ts, onu_id"
         part = str(write_part(con, sql, tel / f"date={day}").relative_to(tel))
-    old = con.execute(
-        "SELECT rows_raw, rows_silver, sentinels_removed, late_rows FROM silver_quality "
-        "WHERE date = ?",
-        [day],
-    ).fetchone() if has_table(con, "silver_quality") else None  # fmt: skip
-    rows_raw, rows_silver, sent, late = old or (0, 0, 0, 0)
+    rows_raw, rows_silver, sent, late = old_quality or (0, 0, 0, 0)
     rows_raw, rows_silver = rows_raw + n_raw, rows_silver + added
     quality = [day, rows_raw, rows_silver, rows_raw - rows_silver, sent + n_sent, late + n_late]
     con.execute("DROP TABLE _inc")
