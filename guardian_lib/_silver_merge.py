@@ -10,11 +10,14 @@ received row per ``(onu_id, ts)`` wins, a file holding an older one is rewritten
 
 from __future__ import annotations
 
+import bisect
 import os
 import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from guardian_lib.ingest import _silver_select, _sql_path
 from guardian_lib.schema import TELEMETRY_COLUMNS, event_key_sql
@@ -26,17 +29,85 @@ __all__ = ["merge_date", "merge_events", "compact_due", "day_end"]
 #: Above this many distinct new timestamps the collision check reads a ts range instead
 #: of a list (a large back-fill). [-]
 _MAX_TS_LIST = 64
+#: Files whose ts statistics :func:`_ts_stats` keeps (then it starts again). [-]
+_TS_STATS_MAX = 4096
+_TS_STATS: dict[str, tuple[tuple[int, int, int], list | None]] = {}
 _SILVER_COLS = ", ".join(TELEMETRY_COLUMNS) + ", received_at, late"
 _EV_COLS = "ts, entity_id, entity_type, type, severity, source, payload, received_at"
 _EV_KEYS = ("entity_id", "type", "ts", event_key_sql("{t}"))
 
 
-def ts_filter(con: duckdb.DuckDBPyConnection, table: str = "_new") -> str:
+def new_stamps(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[int], bool]:
+    """The distinct timestamps of ``table``'s rows, sorted [epoch µs], and whether a row
+    has none."""
+    got = [r[0] for r in con.execute(f"SELECT epoch_us(ts) FROM {table} GROUP BY ALL").fetchall()]
+    return sorted(s for s in got if s is not None), None in got
+
+
+def _read_ts_stats(path: Path) -> list[tuple[int | None, int | None, bool]] | None:
+    """Per row group of a Parquet file: ``ts``'s (min, max) [epoch µs] and whether it has
+    NULLs; None when the file's statistics do not tell."""
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return None  # read by DuckDB, which names the file in its error
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    if "ts" not in names:
+        return None
+    i = names.index("ts")
+    if "timeUnit=microseconds" not in str(meta.schema.column(i).logical_type):
+        return None
+    out = []
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(i).statistics
+        if st is None or not st.has_null_count:
+            return None
+        if st.has_min_max:
+            out.append((st.min_raw, st.max_raw, st.null_count > 0))
+        elif st.null_count == meta.row_group(g).num_rows:
+            out.append((None, None, True))
+        else:
+            return None
+    return out
+
+
+def _ts_stats(path: Path) -> list[tuple[int | None, int | None, bool]] | None:
+    """:func:`_read_ts_stats`, kept per file while its size, mtime and inode stay the
+    same (a SILVER file is written once; a rewrite is a new file renamed over it)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # read by DuckDB, which names the file in its error
+    key = (st.st_size, st.st_mtime_ns, st.st_ino)
+    hit = _TS_STATS.get(str(path))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    stats = _read_ts_stats(path)
+    if len(_TS_STATS) >= _TS_STATS_MAX:
+        _TS_STATS.clear()
+    _TS_STATS[str(path)] = (key, stats)
+    return stats
+
+
+def may_hold(path: Path, stamps: list[int], nulls: bool) -> bool:
+    """Whether the statistics of the Parquet file ``path`` leave room for a row with one
+    of the timestamps ``stamps`` (sorted, epoch µs), or with none if ``nulls``; True when
+    they cannot tell."""
+    stats = _ts_stats(path)
+    if stats is None:
+        return True
+    for lo, hi, has_null in stats:
+        if nulls and has_null:
+            return True
+        if lo is not None:
+            k = bisect.bisect_left(stamps, lo)
+            if k < len(stamps) and stamps[k] <= hi:
+                return True
+    return False
+
+
+def ts_filter(stamps: list[int], nulls: bool) -> str:
     """A filter on ``ts`` that Parquet statistics prune: the new rows' timestamps."""
-    stamps, nulls = con.execute(
-        "SELECT coalesce(list_sort(list(DISTINCT epoch_us(ts)) FILTER (ts IS NOT NULL)), []), "
-        f"count(*) - count(ts) FROM {table}"
-    ).fetchone()
     if len(stamps) > _MAX_TS_LIST:
         terms = [f"ts BETWEEN make_timestamptz({stamps[0]}) AND make_timestamptz({stamps[-1]})"]
     else:
@@ -60,6 +131,9 @@ def replace_older(
     the files rewritten. A key is a column name or an SQL expression whose columns are
     read from the alias ``{t}`` (:func:`guardian_lib.schema.event_key_sql`).
     """
+    stamps, nulls = new_stamps(con, new_table)
+    # Only files whose ts statistics hold one of the new timestamps can hold a key.
+    files = [f for f in files if may_hold(f, stamps, nulls)]
     if not files:
         return 0, 0
     listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
@@ -71,7 +145,7 @@ def replace_older(
         f"""CREATE OR REPLACE TEMP TABLE _hit AS
             SELECT o.filename, {key_cols}, {new_wins} AS new_wins
             FROM (SELECT * FROM read_parquet({listing}, filename=true, union_by_name=true)
-                  WHERE {ts_filter(con, new_table)}) o
+                  WHERE {ts_filter(stamps, nulls)}) o
             JOIN {new_table} n ON {on}"""
     )
     hit_on = " AND ".join(
