@@ -11,6 +11,7 @@ received row per ``(onu_id, ts)`` wins, a file holding an older one is rewritten
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import os
 import time
 from pathlib import Path
@@ -19,12 +20,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from guardian_lib.ingest import _silver_select, _sql_path
+from guardian_lib.ingest import _file_dates, _silver_select, _sql_path
 from guardian_lib.schema import TELEMETRY_COLUMNS, event_key_sql
 from guardian_lib.silver_files import new_name
 from guardian_lib.warehouse import silver_dir
 
-__all__ = ["merge_date", "merge_events", "compact_due", "day_end"]
+__all__ = ["file_dates", "merge_date", "merge_events", "compact_due", "day_end"]
 
 #: Above this many distinct new timestamps the collision check reads a ts range instead
 #: of a list (a large back-fill). [-]
@@ -32,6 +33,13 @@ _MAX_TS_LIST = 64
 #: Files whose ts statistics :func:`_ts_stats` keeps (then it starts again). [-]
 _TS_STATS_MAX = 4096
 _TS_STATS: dict[str, tuple[tuple[int, int, int], list | None]] = {}
+#: A Parquet timestamp unit's raw value → epoch µs (rounded down for a minimum, up for a
+#: maximum).
+_TO_US = {
+    "microseconds": lambda v, up: v,
+    "milliseconds": lambda v, up: v * 1000,
+    "nanoseconds": lambda v, up: -(-v // 1000) if up else v // 1000,
+}
 _SILVER_COLS = ", ".join(TELEMETRY_COLUMNS) + ", received_at, late"
 _EV_COLS = "ts, entity_id, entity_type, type, severity, source, payload, received_at"
 _EV_KEYS = ("entity_id", "type", "ts", event_key_sql("{t}"))
@@ -45,25 +53,26 @@ def new_stamps(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[int], b
 
 
 def _read_ts_stats(path: Path) -> list[tuple[int | None, int | None, bool]] | None:
-    """Per row group of a Parquet file: ``ts``'s (min, max) [epoch µs] and whether it has
-    NULLs; None when the file's statistics do not tell."""
+    """Per row group of a Parquet file: ``ts``'s (min, max) [epoch µs, widened to whole
+    µs] and whether it has NULLs; None when the file's statistics do not tell."""
     try:
         meta = pq.read_metadata(path)
     except (OSError, pa.ArrowException):
         return None  # read by DuckDB, which names the file in its error
-    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
-    if "ts" not in names:
+    cols = [meta.schema.column(i) for i in range(meta.num_columns)]
+    i = next((k for k, c in enumerate(cols) if c.path == "ts"), None)
+    kind = "" if i is None else str(cols[i].logical_type)
+    unit = next((u for u in _TO_US if f"timeUnit={u}" in kind), None)
+    if unit is None or not kind.startswith("Timestamp("):
         return None
-    i = names.index("ts")
-    if "timeUnit=microseconds" not in str(meta.schema.column(i).logical_type):
-        return None
+    to_us = _TO_US[unit]
     out = []
     for g in range(meta.num_row_groups):
         st = meta.row_group(g).column(i).statistics
         if st is None or not st.has_null_count:
             return None
         if st.has_min_max:
-            out.append((st.min_raw, st.max_raw, st.null_count > 0))
+            out.append((to_us(st.min_raw, False), to_us(st.max_raw, True), st.null_count > 0))
         elif st.null_count == meta.row_group(g).num_rows:
             out.append((None, None, True))
         else:
@@ -104,6 +113,34 @@ def may_hold(path: Path, stamps: list[int], nulls: bool) -> bool:
             if k < len(stamps) and stamps[k] <= hi:
                 return True
     return False
+
+
+def file_dates(con: duckdb.DuckDBPyConnection, path: Path, grid_s: int) -> list[str]:
+    """SILVER dates that hold at least one row of the RAW file ``path`` (after snapping
+    to the grid).
+
+    From the file's ``ts`` statistics when its rows cannot leave one date (one poll, the
+    usual case), else by reading it (:func:`guardian_lib.ingest._file_dates`).
+
+    Parameters
+    ----------
+    grid_s : int
+        Polling grid. [s]
+    """
+    stats = _ts_stats(path)
+    if stats is not None:
+        spans = [(lo, hi) for lo, hi, _n in stats if lo is not None]
+        if not spans:
+            return []  # no row has a time
+        lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+        # snapping moves a row by half a grid step at most
+        first, last = (
+            dt.datetime.fromtimestamp(t / 1e6, dt.UTC).date()
+            for t in (lo - grid_s * 10**6, hi + grid_s * 10**6)
+        )
+        if first == last:
+            return [first.isoformat()]
+    return _file_dates(con, path, grid_s)
 
 
 def ts_filter(stamps: list[int], nulls: bool) -> str:
@@ -225,7 +262,6 @@ def merge_date(
     rows_raw, rows_silver, sent, late = old_quality or (0, 0, 0, 0)
     rows_raw, rows_silver = rows_raw + n_raw, rows_silver + added
     quality = [day, rows_raw, rows_silver, rows_raw - rows_silver, sent + n_sent, late + n_late]
-    con.execute("DROP TABLE _inc")
     return quality, int(added), replaced, rewritten, part, top
 
 
@@ -255,7 +291,6 @@ def merge_events(
     if added:
         sql = f"SELECT {_EV_COLS} FROM _evnew ORDER BY ts, entity_id, type"
         part = write_part(con, sql, folder).name
-    con.execute("DROP TABLE _evnew")
     return int(added), rewritten, part
 
 
@@ -329,7 +364,5 @@ def compact_due(
 
 def day_end(day: str) -> float:
     """Epoch of the midnight UTC that ends ``day`` (YYYY-MM-DD). [s]"""
-    import datetime as dt
-
     start = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
     return (start + dt.timedelta(days=1)).timestamp()

@@ -62,14 +62,13 @@ from pathlib import Path
 
 import duckdb
 
-from guardian_lib._silver_merge import compact_due, merge_date, merge_events
+from guardian_lib._silver_merge import compact_due, file_dates, merge_date, merge_events
 from guardian_lib.errors import IngestError
 from guardian_lib.ingest import (
     _MEASURES,
     RAW_EVENT_FILES,
     RAW_FILE_DATES,
     _check_raw_schema,
-    _file_dates,
     _fingerprint,
     _load_table_files,
     _raw_files,
@@ -198,7 +197,8 @@ def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
     ev = _fingerprints(run, _raw_files(run, "events"))
     table_files = _load_table_files(run)
     with attached(warehouse_path(run)) as con:
-        bookkept = stored_tables(con).issuperset(_BOOKKEEPING)
+        tables = stored_tables(con)  # the writer's copy has the same (the run is locked)
+        bookkept = tables.issuperset(_BOOKKEEPING)
         if bookkept:
             manifest = dict(con.execute("SELECT date, digest FROM _silver_manifest").fetchall())
             known: dict[tuple[str, str], list[str]] = {}
@@ -230,7 +230,7 @@ def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
         )
     if not new and not new_ev:
         return SilverUpdate("none")
-    return _merge(run, grid_s, tel, new, known, ev, new_ev)
+    return _merge(run, grid_s, tel, new, known, ev, new_ev, tables)
 
 
 def _merge(
@@ -241,13 +241,14 @@ def _merge(
     known: dict[tuple[str, str], list[str]],
     ev: dict[str, str],
     new_ev: list[str],
+    tables: set[str],
 ) -> SilverUpdate:
     """Merge ``new`` telemetry and ``new_ev`` events (paths relative to ``run``, in the
-    fingerprint maps ``tel`` and ``ev`` of every RAW file) into SILVER, compact, commit."""
+    fingerprint maps ``tel`` and ``ev`` of every RAW file) into SILVER, compact, commit.
+    ``tables`` are the warehouse's tables."""
     writer = WarehouseWriter(run, shared=True)
     con = writer.con
     try:
-        tables = stored_tables(con)
         listing = read_listing(con, tables) or {}
         if RETIRED_TABLE not in tables:
             ensure_tables(con)
@@ -256,7 +257,7 @@ def _merge(
         new_rows = []
         by_date: dict[str, list[Path]] = {}
         for rel in new:
-            dates_of[rel] = _file_dates(con, run / rel, grid_s)
+            dates_of[rel] = file_dates(con, run / rel, grid_s)
             new_rows += [(rel, tel[rel], d) for d in dates_of[rel] or [""]]
             for d in dates_of[rel]:
                 by_date.setdefault(d, []).append(run / rel)
@@ -329,7 +330,7 @@ def _merge(
             else:
                 con.execute("INSERT INTO silver_quality VALUES (?, ?, ?, ?, ?, ?)", q)
         if changes:
-            replace_many(con, run, changes)
+            replace_many(con, run, changes, ensured=True)
         con.execute("COMMIT")
         writer.publish()
     finally:

@@ -113,10 +113,12 @@ def replace_many(
     con: duckdb.DuckDBPyConnection,
     run: Path,
     changes: list[tuple[str, str, list[str], list[str]]],
+    ensured: bool = False,
 ) -> None:
     """:func:`replace_files` for several ``(kind, date, added, removed)`` at once (one
-    statement per table)."""
-    ensure_tables(con)
+    statement per table); ``ensured``: :func:`ensure_tables` has been called."""
+    if not ensured:
+        ensure_tables(con)
     listed, retired, removed_keys = [], [], []
     now = time.time()
     for kind, date, added, removed in changes:
@@ -160,16 +162,17 @@ def sweep(
     grace_s = RETIRE_GRACE_S if grace_s is None else grace_s
     deleted = 0
     cutoff = time.time() - grace_s
-    for (rel,) in con.execute(
-        f"SELECT path FROM {RETIRED_TABLE} WHERE retired_at <= ?", [cutoff]
-    ).fetchall():
+    sql = f"SELECT path, retired_at <= ? FROM {RETIRED_TABLE}"
+    retired = con.execute(sql, [cutoff]).fetchall()
+    for rel, _expired in (r for r in retired if r[1]):
         path = run / rel
         if path.exists():
             path.unlink()
             deleted += 1
-    con.execute(f"DELETE FROM {RETIRED_TABLE} WHERE retired_at <= ?", [cutoff])
+    if any(expired for _rel, expired in retired):
+        con.execute(f"DELETE FROM {RETIRED_TABLE} WHERE retired_at <= ?", [cutoff])
     keep = {str(p) for p in _listed_paths(run, listing)}
-    keep |= {str(run / r[0]) for r in con.execute(f"SELECT path FROM {RETIRED_TABLE}").fetchall()}
+    keep |= {str(run / rel) for rel, expired in retired if not expired}
     for kind, pattern in (("telemetry", "date=*/*.parquet"), ("events", "*.parquet")):
         for p in silver_dir(run, kind).glob(pattern):
             if str(p) not in keep:  # written by an update killed before its commit

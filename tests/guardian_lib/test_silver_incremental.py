@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from guardian_lib import _silver_merge, silver, silver_files
-from guardian_lib.ingest import RAW_TELEMETRY_SCHEMA, ingest_run
+from guardian_lib.ingest import RAW_TELEMETRY_SCHEMA, _file_dates, ingest_run
 from guardian_lib.silver import update_silver
 from guardian_lib.warehouse import connect, raw_dir, silver_dir
 from guardian_lib.warehouse import silver_files as listed_files
@@ -226,6 +226,35 @@ def test_only_files_whose_ts_statistics_allow_a_new_timestamp_are_read(tmp_path)
     pq.write_table(pa.table({"ts": pa.array([1], pa.int64())}), bare, write_statistics=False)
     assert _silver_merge.may_hold(bare, [t0], False)
     assert _silver_merge.may_hold(tmp_path / "missing.parquet", [t0], False)
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_the_dates_a_raw_file_feeds_from_its_statistics_are_those_read(tmp_path, monkeypatch, unit):
+    """file_dates takes a RAW file's dates from its ts statistics only when they cannot
+    be wrong; the answers equal reading the file (ingest._file_dates)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    cases = {
+        "noon": [T0 - pd.Timedelta(hours=11, minutes=30)] * 3,
+        "snaps_into_the_next_day": [T0 + pd.Timedelta(minutes=28)],  # 23:58 → 00:00
+        "stays": [T0 + pd.Timedelta(minutes=27, seconds=29)],  # 23:57:29 → 23:55
+        "two_days": [T0, T0 + pd.Timedelta(hours=1)],
+        "no_time": [pd.NaT, pd.NaT],
+        "some_time": [pd.NaT, T0],
+    }
+    for name, stamps in cases.items():
+        path = tmp_path / f"{name}.parquet"
+        ts = pa.array(pd.DatetimeIndex(stamps).as_unit(unit), pa.timestamp(unit, tz="UTC"))
+        pq.write_table(pa.table({"ts": ts, "onu_id": ["x"] * len(stamps)}), path)
+        for grid_s in (300, 3600):
+            got = _silver_merge.file_dates(con, path, grid_s)
+            assert got == _file_dates(con, path, grid_s), (name, grid_s)
+    assert _silver_merge.file_dates(con, tmp_path / "two_days.parquet", 300) == [
+        "2026-03-02", "2026-03-03"]  # fmt: skip
+    # One poll far from midnight, or no time at all: the statistics answer, nothing is read.
+    monkeypatch.setattr(_silver_merge, "_file_dates", None)
+    assert _silver_merge.file_dates(con, tmp_path / "noon.parquet", 300) == ["2026-03-02"]
+    assert _silver_merge.file_dates(con, tmp_path / "no_time.parquet", 300) == []
 
 
 def test_the_late_row_replaces_the_older_one_in_place(tmp_path):
