@@ -236,8 +236,8 @@ _PROCESS_DB_LOCK = threading.Lock()
 _ALIASES = itertools.count()
 
 
-def _process_db() -> duckdb.DuckDBPyConnection:
-    """This process's in-memory DuckDB instance, made on first use.
+def _process_cursor() -> duckdb.DuckDBPyConnection:
+    """A new connection to this process's in-memory DuckDB instance (made on first use).
 
     Starting a DuckDB instance costs tens of milliseconds (its built-in extensions and
     catalog), attaching a file to a running one about a millisecond. One per process id:
@@ -247,7 +247,7 @@ def _process_db() -> duckdb.DuckDBPyConnection:
         pid = os.getpid()
         if pid not in _PROCESS_DB:
             _PROCESS_DB[pid] = duckdb.connect(":memory:")
-        return _PROCESS_DB[pid]
+        return _PROCESS_DB[pid].cursor()
 
 
 @contextmanager
@@ -265,7 +265,7 @@ def attached(path: Path | str, read_only: bool = True) -> Iterator[duckdb.DuckDB
         DuckDB file (created if missing and not ``read_only``).
     read_only : bool, default True
     """
-    cur = _process_db().cursor()
+    cur = _process_cursor()
     alias = f"wh_{os.getpid()}_{next(_ALIASES)}"
     mode = " (READ_ONLY)" if read_only else ""
     try:
