@@ -88,6 +88,7 @@ from guardian_lib.warehouse import (
     SILVER_FILES_TABLE,
     WarehouseWriter,
     attached,
+    release_process_db,
     warehouse_path,
 )
 
@@ -248,6 +249,7 @@ def _merge(
     ``tables`` are the warehouse's tables."""
     writer = WarehouseWriter(run, shared=True)
     con = writer.con
+    compacted: tuple[str, ...] = ()
     try:
         listing = read_listing(con, tables) or {}
         if RETIRED_TABLE not in tables:
@@ -335,5 +337,7 @@ def _merge(
         writer.publish()
     finally:
         writer.close()
+        if compacted:  # a large task: memory back to the system, as before
+            release_process_db()
     return SilverUpdate("incremental", "", len(new) + len(new_ev), tuple(sorted(by_date)),
                         added, replaced, rewritten, ev_added, compacted)  # fmt: skip

@@ -62,6 +62,7 @@ __all__ = [
     "unreadable_raw_files",
     "WarehouseWriter",
     "attached",
+    "release_process_db",
     "table_names",
 ]
 
@@ -246,8 +247,20 @@ def _process_cursor() -> duckdb.DuckDBPyConnection:
     with _PROCESS_DB_LOCK:
         pid = os.getpid()
         if pid not in _PROCESS_DB:
+            # Kept for the process's life: give memory back after each task, as closing
+            # an instance does (DuckDB's default keeps up to 128 MiB).
             _PROCESS_DB[pid] = duckdb.connect(":memory:")
         return _PROCESS_DB[pid].cursor()
+
+
+def release_process_db() -> None:
+    """Let this process's DuckDB instance go (closed once its last connection is): the
+    memory its allocator keeps after a large task (a compaction) goes back to the
+    system. The next :func:`attached` starts a new one."""
+    with _PROCESS_DB_LOCK:
+        con = _PROCESS_DB.pop(os.getpid(), None)
+    if con is not None:
+        con.close()
 
 
 @contextmanager
