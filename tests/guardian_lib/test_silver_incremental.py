@@ -257,6 +257,33 @@ def test_the_dates_a_raw_file_feeds_from_its_statistics_are_those_read(tmp_path,
     assert _silver_merge.file_dates(con, tmp_path / "no_time.parquet", 300) == []
 
 
+def test_the_kept_duckdb_instance_holds_no_warehouse_between_updates(tmp_path):
+    """Each update attaches the warehouse to the process's DuckDB instance and detaches it
+    again, also when the update fails; a later update starts where it left off."""
+    from guardian_lib.warehouse import _process_cursor, attached
+
+    def databases() -> set[str]:
+        cur = _process_cursor()
+        try:
+            sql = "SELECT database_name FROM duckdb_databases()"
+            return {r[0] for r in cur.execute(sql).fetchall()}
+        finally:
+            cur.close()
+
+    rng = np.random.default_rng(23)
+    run = tmp_path / "run"
+    before = databases()
+    for k in range(3):
+        ts = T0 + k * pd.Timedelta(minutes=5)
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k}")
+        update_silver(run, grid_minutes=5)
+        assert databases() == before
+    with pytest.raises(duckdb.Error), attached(run / "warehouse.duckdb") as con:
+        con.execute("SELECT * FROM no_such_table")
+    assert databases() == before
+    assert len(_silver(run)[0]) == 3 * len(ONUS)
+
+
 def test_the_late_row_replaces_the_older_one_in_place(tmp_path):
     rng = np.random.default_rng(3)
     run = tmp_path / "run"
