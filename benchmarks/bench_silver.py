@@ -11,14 +11,18 @@ until the first cycle that closes the day (``CLOSE_AFTER_S`` after midnight), an
 * the cycle that closed the day: its part files compacted into one ``data-….parquet``;
 * with ``--before``: the full rebuild of the date at each of ``--hours``, as every cycle
   did before the incremental update (``ingest_run``, its per-file date cache dropped: the
-  old code read every RAW file's timestamps each cycle).
+  old code read every RAW file's timestamps each cycle);
+* seconds per cycle, wall and CPU (all threads of the process), median and mean over the
+  cycles without a compaction: what each ``guardian operate`` cycle pays. ``--cycles N``
+  stops after ``N`` cycles (a quick figure for a small fleet, e.g. ``--onus 64``); the
+  hour table and the day's closing are then left out.
 
 The lake is synthetic (seeded), written with the poller's RAW schemas.
 
 Usage::
 
     nice -n 10 .venv/bin/python benchmarks/bench_silver.py [--onus 50000] [--reps 3]
-        [--hours 1 20] [--events 200] [--before]
+        [--hours 1 20] [--events 200] [--before] [--cycles N]
 """
 
 from __future__ import annotations
@@ -90,6 +94,8 @@ def main() -> None:
     ap.add_argument("--hours", type=int, nargs="+", default=[1, 20])
     ap.add_argument("--events", type=int, default=200, help="RAW event rows per cycle")
     ap.add_argument("--before", action="store_true", help="also time the full rebuild")
+    ap.add_argument("--cycles", type=int, default=None,
+                    help="stop after this many cycles (default: until the day closes)")  # fmt: skip
     args = ap.parse_args()
     rng = np.random.default_rng(20261204)
     onus = np.array([f"HWTC{i:08X}" for i in range(args.onus)])
@@ -104,7 +110,10 @@ def main() -> None:
         part_compactions: list[float] = []
         before: dict[int, float] = {}
         closing = None
-        for k in range(close_k + 1):
+        wall: list[float] = []  # cycles without a compaction [s]
+        cpu: list[float] = []
+        last = close_k if args.cycles is None else min(close_k, args.cycles)
+        for k in range(last + 1):
             write_tick(run, k, onus, rng)
             write_events(run, k, args.events, rng)
             if args.before and k in timed and k // 12 not in before:
@@ -113,9 +122,14 @@ def main() -> None:
                 ingest_run(run, grid_minutes=5)
                 before[k // 12] = time.perf_counter() - t0
                 write_tick(run, 10_000 + k, onus, rng)  # a new file for the timed update
+            c0 = time.process_time()
             upd = update_silver(run)
+            c1 = time.process_time() - c0
             if k == 0:
                 continue
+            if not upd.compacted:
+                wall.append(upd.seconds)
+                cpu.append(c1)
             assert upd.mode == "incremental", upd
             day = f"{DAY:%Y-%m-%d}"
             if day in upd.compacted and k == close_k:
@@ -124,6 +138,11 @@ def main() -> None:
                 part_compactions.append(upd.seconds)
             elif k in timed:
                 cycles[k] = upd.seconds
+        print(f"seconds per cycle without compaction ({len(wall)} cycles): wall median "
+              f"{statistics.median(wall):.3f} mean {statistics.mean(wall):.3f}; CPU median "
+              f"{statistics.median(cpu):.3f} mean {statistics.mean(cpu):.3f}")  # fmt: skip
+        if args.cycles is not None:
+            return
         print(f"{'hour':>4} {'SILVER rows':>11} {'cycle [s]':>9}"
               + (f" {'full rebuild [s]':>16}" if args.before else ""))  # fmt: skip
         for h in args.hours:

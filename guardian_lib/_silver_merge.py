@@ -10,42 +10,141 @@ received row per ``(onu_id, ts)`` wins, a file holding an older one is rewritten
 
 from __future__ import annotations
 
+import bisect
+import datetime as dt
 import os
 import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from guardian_lib.ingest import _silver_select, _sql_path
+from guardian_lib.ingest import _file_dates, _silver_select, _sql_path
 from guardian_lib.schema import TELEMETRY_COLUMNS, event_key_sql
 from guardian_lib.silver_files import new_name
 from guardian_lib.warehouse import silver_dir
 
-__all__ = ["has_table", "merge_date", "merge_events", "compact_due", "day_end"]
+__all__ = ["file_dates", "merge_date", "merge_events", "compact_due", "day_end"]
 
 #: Above this many distinct new timestamps the collision check reads a ts range instead
 #: of a list (a large back-fill). [-]
 _MAX_TS_LIST = 64
+#: Files whose ts statistics :func:`_ts_stats` keeps (then it starts again). [-]
+_TS_STATS_MAX = 4096
+_TS_STATS: dict[str, tuple[tuple[int, int, int], list | None]] = {}
+#: A Parquet timestamp unit's raw value → epoch µs (rounded down for a minimum, up for a
+#: maximum).
+_TO_US = {
+    "microseconds": lambda v, up: v,
+    "milliseconds": lambda v, up: v * 1000,
+    "nanoseconds": lambda v, up: -(-v // 1000) if up else v // 1000,
+}
 _SILVER_COLS = ", ".join(TELEMETRY_COLUMNS) + ", received_at, late"
 _EV_COLS = "ts, entity_id, entity_type, type, severity, source, payload, received_at"
 _EV_KEYS = ("entity_id", "type", "ts", event_key_sql("{t}"))
 
 
-def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    """Whether the warehouse ``con`` has the table ``name``."""
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    return bool(con.execute(sql, [name]).fetchone()[0])
+def new_stamps(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[int], bool]:
+    """The distinct timestamps of ``table``'s rows, sorted [epoch µs], and whether a row
+    has none."""
+    got = [r[0] for r in con.execute(f"SELECT epoch_us(ts) FROM {table} GROUP BY ALL").fetchall()]
+    return sorted(s for s in got if s is not None), None in got
 
 
-def ts_filter(con: duckdb.DuckDBPyConnection, table: str = "_new") -> str:
+def _read_ts_stats(path: Path) -> list[tuple[int | None, int | None, bool]] | None:
+    """Per row group of a Parquet file: ``ts``'s (min, max) [epoch µs, widened to whole
+    µs] and whether it has NULLs; None when the file's statistics do not tell."""
+    try:
+        meta = pq.read_metadata(path)
+    except (OSError, pa.ArrowException):
+        return None  # read by DuckDB, which names the file in its error
+    cols = [meta.schema.column(i) for i in range(meta.num_columns)]
+    i = next((k for k, c in enumerate(cols) if c.path == "ts"), None)
+    kind = "" if i is None else str(cols[i].logical_type)
+    unit = next((u for u in _TO_US if f"timeUnit={u}" in kind), None)
+    if unit is None or not kind.startswith("Timestamp("):
+        return None
+    to_us = _TO_US[unit]
+    out = []
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(i).statistics
+        if st is None or not st.has_null_count:
+            return None
+        if st.has_min_max:
+            out.append((to_us(st.min_raw, False), to_us(st.max_raw, True), st.null_count > 0))
+        elif st.null_count == meta.row_group(g).num_rows:
+            out.append((None, None, True))
+        else:
+            return None
+    return out
+
+
+def _ts_stats(path: Path) -> list[tuple[int | None, int | None, bool]] | None:
+    """:func:`_read_ts_stats`, kept per file while its size, mtime and inode stay the
+    same (a SILVER file is written once; a rewrite is a new file renamed over it)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None  # read by DuckDB, which names the file in its error
+    key = (st.st_size, st.st_mtime_ns, st.st_ino)
+    hit = _TS_STATS.get(str(path))
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    stats = _read_ts_stats(path)
+    if len(_TS_STATS) >= _TS_STATS_MAX:
+        _TS_STATS.clear()
+    _TS_STATS[str(path)] = (key, stats)
+    return stats
+
+
+def may_hold(path: Path, stamps: list[int], nulls: bool) -> bool:
+    """Whether the statistics of the Parquet file ``path`` leave room for a row with one
+    of the timestamps ``stamps`` (sorted, epoch µs), or with none if ``nulls``; True when
+    they cannot tell."""
+    stats = _ts_stats(path)
+    if stats is None:
+        return True
+    for lo, hi, has_null in stats:
+        if nulls and has_null:
+            return True
+        if lo is not None:
+            k = bisect.bisect_left(stamps, lo)
+            if k < len(stamps) and stamps[k] <= hi:
+                return True
+    return False
+
+
+def file_dates(con: duckdb.DuckDBPyConnection, path: Path, grid_s: int) -> list[str]:
+    """SILVER dates that hold at least one row of the RAW file ``path`` (after snapping
+    to the grid).
+
+    From the file's ``ts`` statistics when its rows cannot leave one date (one poll, the
+    usual case), else by reading it (:func:`guardian_lib.ingest._file_dates`).
+
+    Parameters
+    ----------
+    grid_s : int
+        Polling grid. [s]
+    """
+    stats = _ts_stats(path)
+    if stats is not None:
+        spans = [(lo, hi) for lo, hi, _n in stats if lo is not None]
+        if not spans:
+            return []  # no row has a time
+        lo, hi = min(s[0] for s in spans), max(s[1] for s in spans)
+        # snapping moves a row by half a grid step at most
+        first, last = (
+            dt.datetime.fromtimestamp(t / 1e6, dt.UTC).date()
+            for t in (lo - grid_s * 10**6, hi + grid_s * 10**6)
+        )
+        if first == last:
+            return [first.isoformat()]
+    return _file_dates(con, path, grid_s)
+
+
+def ts_filter(stamps: list[int], nulls: bool) -> str:
     """A filter on ``ts`` that Parquet statistics prune: the new rows' timestamps."""
-    stamps = [
-        r[0]
-        for r in con.execute(
-            f"SELECT DISTINCT epoch_us(ts) FROM {table} WHERE ts IS NOT NULL ORDER BY 1"
-        ).fetchall()
-    ]
-    nulls = con.execute(f"SELECT count(*) FROM {table} WHERE ts IS NULL").fetchone()[0]
     if len(stamps) > _MAX_TS_LIST:
         terms = [f"ts BETWEEN make_timestamptz({stamps[0]}) AND make_timestamptz({stamps[-1]})"]
     else:
@@ -69,6 +168,9 @@ def replace_older(
     the files rewritten. A key is a column name or an SQL expression whose columns are
     read from the alias ``{t}`` (:func:`guardian_lib.schema.event_key_sql`).
     """
+    stamps, nulls = new_stamps(con, new_table)
+    # Only files whose ts statistics hold one of the new timestamps can hold a key.
+    files = [f for f in files if may_hold(f, stamps, nulls)]
     if not files:
         return 0, 0
     listing = "[" + ", ".join(_sql_path(f) for f in files) + "]"
@@ -80,7 +182,7 @@ def replace_older(
         f"""CREATE OR REPLACE TEMP TABLE _hit AS
             SELECT o.filename, {key_cols}, {new_wins} AS new_wins
             FROM (SELECT * FROM read_parquet({listing}, filename=true, union_by_name=true)
-                  WHERE {ts_filter(con, new_table)}) o
+                  WHERE {ts_filter(stamps, nulls)}) o
             JOIN {new_table} n ON {on}"""
     )
     hit_on = " AND ".join(
@@ -126,10 +228,13 @@ def merge_date(
     day: str,
     grid_s: int,
     names: list[str],
+    old_quality: tuple | None = None,
 ) -> tuple[list, int, int, int, str | None, float | None]:
     """Merge ``files``' rows of ``day`` into its committed SILVER files ``names``.
 
-    Returns the new ``silver_quality`` row, the rows added, the rows replaced, the files
+    ``old_quality`` is the date's ``silver_quality`` row so far (``rows_raw``,
+    ``rows_silver``, ``sentinels_removed``, ``late_rows``; None for a new date). Returns
+    the new ``silver_quality`` row, the rows added, the rows replaced, the files
     rewritten, the new part's name (None if every row was already there) and the newest
     timestamp merged [epoch s].
     """
@@ -154,15 +259,9 @@ def merge_date(
     if added:
         sql = f"SELECT {_SILVER_COLS} FROM _new ORDER BY ts, onu_id"
         part = str(write_part(con, sql, tel / f"date={day}").relative_to(tel))
-    old = con.execute(
-        "SELECT rows_raw, rows_silver, sentinels_removed, late_rows FROM silver_quality "
-        "WHERE date = ?",
-        [day],
-    ).fetchone() if has_table(con, "silver_quality") else None  # fmt: skip
-    rows_raw, rows_silver, sent, late = old or (0, 0, 0, 0)
+    rows_raw, rows_silver, sent, late = old_quality or (0, 0, 0, 0)
     rows_raw, rows_silver = rows_raw + n_raw, rows_silver + added
     quality = [day, rows_raw, rows_silver, rows_raw - rows_silver, sent + n_sent, late + n_late]
-    con.execute("DROP TABLE _inc")
     return quality, int(added), replaced, rewritten, part, top
 
 
@@ -192,7 +291,6 @@ def merge_events(
     if added:
         sql = f"SELECT {_EV_COLS} FROM _evnew ORDER BY ts, entity_id, type"
         part = write_part(con, sql, folder).name
-    con.execute("DROP TABLE _evnew")
     return int(added), rewritten, part
 
 
@@ -266,7 +364,5 @@ def compact_due(
 
 def day_end(day: str) -> float:
     """Epoch of the midnight UTC that ends ``day`` (YYYY-MM-DD). [s]"""
-    import datetime as dt
-
     start = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
     return (start + dt.timedelta(days=1)).timestamp()

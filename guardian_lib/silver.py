@@ -43,6 +43,14 @@ merged again.
 
 This module decides what to merge and commits the bookkeeping; the file work (merging a
 date's rows, events, compaction) is in :mod:`guardian_lib._silver_merge`.
+
+What a small cycle costs is DuckDB's fixed overhead, not data, so the update keeps it
+down: the warehouse (read-only, then the writer's copy) is attached to one DuckDB
+instance per process (:func:`~guardian_lib.warehouse.attached`) instead of starting an
+instance per connection; the bookkeeping is read and written in a few batched statements;
+the SILVER files whose row groups' ``ts`` statistics rule out every new timestamp are not
+read for the duplicate check (their statistics are kept per file while its size, mtime
+and inode stay the same); nothing is done for an events merge without a new events file.
 """
 
 from __future__ import annotations
@@ -54,26 +62,33 @@ from pathlib import Path
 
 import duckdb
 
-from guardian_lib._silver_merge import compact_due, has_table, merge_date, merge_events
+from guardian_lib._silver_merge import compact_due, file_dates, merge_date, merge_events
 from guardian_lib.errors import IngestError
 from guardian_lib.ingest import (
     _MEASURES,
     RAW_EVENT_FILES,
     RAW_FILE_DATES,
     _check_raw_schema,
-    _file_dates,
     _fingerprint,
-    _known_file_dates,
     _load_table_files,
     _raw_files,
     _tables_digest,
     ingest_locked,
     run_lock,
 )
-from guardian_lib.silver_files import read_listing, replace_files, sweep
+from guardian_lib.silver_files import (
+    RETIRED_TABLE,
+    ensure_tables,
+    read_listing,
+    replace_many,
+    stored_tables,
+    sweep,
+)
 from guardian_lib.warehouse import (
     SILVER_FILES_TABLE,
     WarehouseWriter,
+    attached,
+    release_process_db,
     warehouse_path,
 )
 
@@ -165,78 +180,105 @@ def _full(run: Path, grid_s: int, reason: str) -> SilverUpdate:
 _BOOKKEEPING = (RAW_FILE_DATES, "_silver_manifest", SILVER_FILES_TABLE, RAW_EVENT_FILES)
 
 
+def _fingerprints(run: Path, files: list[Path]) -> dict[str, str]:
+    """``path relative to run → fingerprint`` of RAW files (in ``files``' order)."""
+    prefix = str(run / "_")[:-1]  # 'run/' ('' for '.'): the files are globbed under run
+    return {
+        str(f)[len(prefix) :] if str(f).startswith(prefix) else str(f.relative_to(run)): (
+            _fingerprint(f)
+        )
+        for f in files
+    }
+
+
 def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
     if not warehouse_path(run).exists():
         return _full(run, grid_s, "no warehouse yet")
-    tel_files = _raw_files(run, "telemetry")
-    ev_files = _raw_files(run, "events")
+    tel = _fingerprints(run, _raw_files(run, "telemetry"))
+    ev = _fingerprints(run, _raw_files(run, "events"))
     table_files = _load_table_files(run)
-    con = duckdb.connect(str(warehouse_path(run)), read_only=True)
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        bookkept = all(has_table(con, t) for t in _BOOKKEEPING)
+    with attached(warehouse_path(run)) as con:
+        tables = stored_tables(con)  # the writer's copy has the same (the run is locked)
+        bookkept = tables.issuperset(_BOOKKEEPING)
         if bookkept:
             manifest = dict(con.execute("SELECT date, digest FROM _silver_manifest").fetchall())
-            known = _known_file_dates(con, run)
+            known: dict[tuple[str, str], list[str]] = {}
+            sql = f"SELECT path, fingerprint, date FROM {RAW_FILE_DATES}"
+            for path, fp, d in con.execute(sql).fetchall():
+                known.setdefault((path, fp), []).extend([d] if d else [])
             sql = f"SELECT path, fingerprint FROM {RAW_EVENT_FILES}"
             known_ev = dict(con.execute(sql).fetchall())
-    finally:
-        con.close()
     if not bookkept:
         return _full(run, grid_s, "warehouse without per-file bookkeeping")
     if manifest.get("__tables__") != _tables_digest(table_files):
         return _full(run, grid_s, "inventory or operations files changed")
-    for files, known_paths in ((tel_files, {p: fp for p, fp in known}), (ev_files, known_ev)):
-        current = {str(f.relative_to(run)): _fingerprint(f) for f in files}
+    for current, known_paths in ((tel, {p: fp for p, fp in known}), (ev, known_ev)):
         for rel, fp in known_paths.items():
             if rel not in current:
                 return _full(run, grid_s, f"{rel} was removed")
             if current[rel] != fp:
                 return _full(run, grid_s, f"{rel} changed")
     known_tel = {p for p, _fp in known}
-    new = [f for f in tel_files if str(f.relative_to(run)) not in known_tel]
-    new_ev = [f for f in ev_files if str(f.relative_to(run)) not in known_ev]
-    for f in new:
-        _check_raw_schema(f, ["ts", "onu_id", "received_at", *_MEASURES, "online", "source"])
-    for f in new_ev:
-        _check_raw_schema(f, ["ts", "entity_id", "entity_type", "type", "severity", "payload"])
+    new = [rel for rel in tel if rel not in known_tel]
+    new_ev = [rel for rel in ev if rel not in known_ev]
+    for rel in new:
+        _check_raw_schema(
+            run / rel, ["ts", "onu_id", "received_at", *_MEASURES, "online", "source"]
+        )
+    for rel in new_ev:
+        _check_raw_schema(
+            run / rel, ["ts", "entity_id", "entity_type", "type", "severity", "payload"]
+        )
     if not new and not new_ev:
         return SilverUpdate("none")
-    return _merge(run, grid_s, tel_files, new, known, ev_files, new_ev)
+    return _merge(run, grid_s, tel, new, known, ev, new_ev, tables)
 
 
 def _merge(
     run: Path,
     grid_s: int,
-    tel_files: list[Path],
-    new: list[Path],
+    tel: dict[str, str],
+    new: list[str],
     known: dict[tuple[str, str], list[str]],
-    ev_files: list[Path],
-    new_ev: list[Path],
+    ev: dict[str, str],
+    new_ev: list[str],
+    tables: set[str],
 ) -> SilverUpdate:
-    """Merge ``new`` telemetry and ``new_ev`` events into SILVER, compact, commit."""
-    writer = WarehouseWriter(run)
+    """Merge ``new`` telemetry and ``new_ev`` events (paths relative to ``run``, in the
+    fingerprint maps ``tel`` and ``ev`` of every RAW file) into SILVER, compact, commit.
+    ``tables`` are the warehouse's tables."""
+    writer = WarehouseWriter(run, shared=True)
     con = writer.con
+    compacted: tuple[str, ...] = ()
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        sweep(con, run)  # replaced files past their grace; parts of a killed update
-        listing = read_listing(con) or {}
+        listing = read_listing(con, tables) or {}
+        if RETIRED_TABLE not in tables:
+            ensure_tables(con)
+        sweep(con, run, listing=listing)  # replaced files past their grace; killed parts
         dates_of = {p: ds for (p, _fp), ds in known.items()}
         new_rows = []
         by_date: dict[str, list[Path]] = {}
-        for f in new:
-            rel = str(f.relative_to(run))
-            dates_of[rel] = _file_dates(con, f, grid_s)
-            new_rows += [(rel, _fingerprint(f), d) for d in dates_of[rel] or [""]]
+        for rel in new:
+            dates_of[rel] = file_dates(con, run / rel, grid_s)
+            new_rows += [(rel, tel[rel], d) for d in dates_of[rel] or [""]]
             for d in dates_of[rel]:
-                by_date.setdefault(d, []).append(f)
+                by_date.setdefault(d, []).append(run / rel)
+        old_quality = {}
+        if by_date and "silver_quality" in tables:
+            sql = (
+                "SELECT date, rows_raw, rows_silver, sentinels_removed, late_rows "
+                "FROM silver_quality WHERE list_contains(?, date)"
+            )
+            old_quality = {r[0]: r[1:] for r in con.execute(sql, [sorted(by_date)]).fetchall()}
         quality, added, replaced, rewritten, ev_added = [], 0, 0, 0, 0
         changes: list[tuple[str, str, list[str], list[str]]] = []  # kind, date, added, removed
         newest = None  # newest SILVER timestamp merged in this update [epoch s]
         try:
             for d in sorted(by_date):
                 names = listing.get(("telemetry", d), [])
-                q, a, r, w, part, top = merge_date(con, run, by_date[d], d, grid_s, names)
+                q, a, r, w, part, top = merge_date(
+                    con, run, by_date[d], d, grid_s, names, old_quality.get(d)
+                )
                 quality.append(q)
                 added, replaced, rewritten = added + a, replaced + r, rewritten + w
                 newest = top if newest is None or (top is not None and top > newest) else newest
@@ -245,7 +287,7 @@ def _merge(
                     listing.setdefault(("telemetry", d), []).append(part)
             if new_ev:
                 names = listing.get(("events", ""), [])
-                ev_added, w, part = merge_events(con, run, new_ev, names)
+                ev_added, w, part = merge_events(con, run, [run / r for r in new_ev], names)
                 rewritten += w
                 if part is not None:
                     changes.append(("events", "", [part], []))
@@ -255,45 +297,47 @@ def _merge(
             raise IngestError(f"{run}: merging new RAW files into SILVER failed: {exc}") from exc
         # The digests `guardian ingest` compares: the same as a full ingest would write.
         date_fps: dict[str, list[str]] = {}
-        for f in tel_files:
-            rel = str(f.relative_to(run))
+        for rel, fp in tel.items():
             for d in dates_of[rel]:
-                date_fps.setdefault(d, []).append(_fingerprint(f))
+                date_fps.setdefault(d, []).append(fp)
+        digests = [(d, hashlib.sha256("|".join(date_fps[d]).encode()).hexdigest()) for d in by_date]
+        if new_ev:
+            ev_digest = hashlib.sha256("|".join(ev.values()).encode()).hexdigest()
+            digests.append(("__events__", ev_digest))
         con.execute("BEGIN TRANSACTION")
-        for d in by_date:
-            digest = hashlib.sha256("|".join(date_fps[d]).encode()).hexdigest()
-            con.execute("DELETE FROM _silver_manifest WHERE date = ?", [d])
-            con.execute("INSERT INTO _silver_manifest VALUES (?, ?)", [d, digest])
+        if digests:
+            keys = [[d for d, _ in digests]]
+            con.execute("DELETE FROM _silver_manifest WHERE list_contains(?, date)", keys)
+            con.executemany("INSERT INTO _silver_manifest VALUES (?, ?)", digests)
+        raw_rows = [("telemetry", r) for r in new] + [("events", r) for r in new_ev]
+        con.executemany("INSERT INTO _raw_files VALUES (?, ?)", raw_rows)  # not empty
         if new_rows:
             con.executemany(f"INSERT INTO {RAW_FILE_DATES} VALUES (?, ?, ?)", new_rows)
-            con.executemany(
-                "INSERT INTO _raw_files VALUES ('telemetry', ?)",
-                [(str(f.relative_to(run)),) for f in new],
-            )
         if new_ev:
-            ev_digest = hashlib.sha256("|".join(_fingerprint(f) for f in ev_files).encode())
-            con.execute("DELETE FROM _silver_manifest WHERE date = '__events__'")
+            rows = [(r, ev[r]) for r in new_ev]
+            con.executemany(f"INSERT INTO {RAW_EVENT_FILES} VALUES (?, ?)", rows)
+        if "silver_quality" not in tables:
             con.execute(
-                "INSERT INTO _silver_manifest VALUES ('__events__', ?)", [ev_digest.hexdigest()]
+                "CREATE TABLE silver_quality (date VARCHAR PRIMARY KEY, rows_raw BIGINT, "
+                "rows_silver BIGINT, duplicates_removed BIGINT, sentinels_removed BIGINT, "
+                "late_rows BIGINT)"
             )
-            rels = [str(f.relative_to(run)) for f in new_ev]
-            con.executemany("INSERT INTO _raw_files VALUES ('events', ?)", [(r,) for r in rels])
-            con.executemany(
-                f"INSERT INTO {RAW_EVENT_FILES} VALUES (?, ?)",
-                [(r, _fingerprint(f)) for r, f in zip(rels, new_ev, strict=True)],
-            )
-        con.execute(
-            "CREATE TABLE IF NOT EXISTS silver_quality (date VARCHAR PRIMARY KEY, "
-            "rows_raw BIGINT, rows_silver BIGINT, duplicates_removed BIGINT, "
-            "sentinels_removed BIGINT, late_rows BIGINT)"
-        )
-        for q in quality:
-            con.execute("INSERT OR REPLACE INTO silver_quality VALUES (?, ?, ?, ?, ?, ?)", q)
-        for kind, d, add, remove in changes:
-            replace_files(con, run, kind, d, add, remove)
+        for q in quality:  # an UPDATE of a date's row costs less than INSERT OR REPLACE
+            if q[0] in old_quality:
+                sql = (
+                    "UPDATE silver_quality SET rows_raw = ?, rows_silver = ?, "
+                    "duplicates_removed = ?, sentinels_removed = ?, late_rows = ? WHERE date = ?"
+                )
+                con.execute(sql, [*q[1:], q[0]])
+            else:
+                con.execute("INSERT INTO silver_quality VALUES (?, ?, ?, ?, ?, ?)", q)
+        if changes:
+            replace_many(con, run, changes, ensured=True)
         con.execute("COMMIT")
         writer.publish()
     finally:
         writer.close()
+        if compacted:  # a large task: memory back to the system, as before
+            release_process_db()
     return SilverUpdate("incremental", "", len(new) + len(new_ev), tuple(sorted(by_date)),
                         added, replaced, rewritten, ev_added, compacted)  # fmt: skip

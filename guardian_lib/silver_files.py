@@ -24,9 +24,11 @@ __all__ = [
     "RETIRED_TABLE",
     "RETIRE_GRACE_S",
     "ensure_tables",
+    "stored_tables",
     "read_listing",
     "disk_listing",
     "replace_files",
+    "replace_many",
     "sweep",
     "new_name",
 ]
@@ -49,14 +51,22 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"CREATE TABLE IF NOT EXISTS {RETIRED_TABLE} (path VARCHAR, retired_at DOUBLE)")
 
 
-def _has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    sql = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    return bool(con.execute(sql, [table]).fetchone()[0])
+def stored_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Tables of the database ``con`` uses (not temporary ones, nor those of other
+    databases attached to the same DuckDB instance)."""
+    sql = (
+        "SELECT table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND NOT temporary"
+    )
+    return {r[0] for r in con.execute(sql).fetchall()}
 
 
-def read_listing(con: duckdb.DuckDBPyConnection) -> Listing | None:
-    """``(kind, date) → names`` committed in the warehouse; None before the listing existed."""
-    if not _has(con, SILVER_FILES_TABLE):
+def read_listing(con: duckdb.DuckDBPyConnection, tables: set[str] | None = None) -> Listing | None:
+    """``(kind, date) → names`` committed in the warehouse; None before the listing existed.
+
+    ``tables`` are the warehouse's tables (:func:`stored_tables`) if already known.
+    """
+    if SILVER_FILES_TABLE not in (stored_tables(con) if tables is None else tables):
         return None
     out: Listing = {}
     sql = f"SELECT kind, date, name FROM {SILVER_FILES_TABLE} ORDER BY name"
@@ -96,53 +106,73 @@ def replace_files(
 
     Call inside the writer's transaction; nothing on disk changes.
     """
-    ensure_tables(con)
-    folder = silver_dir(run, kind)
-    if removed:
+    replace_many(con, run, [(kind, date, added, removed)])
+
+
+def replace_many(
+    con: duckdb.DuckDBPyConnection,
+    run: Path,
+    changes: list[tuple[str, str, list[str], list[str]]],
+    ensured: bool = False,
+) -> None:
+    """:func:`replace_files` for several ``(kind, date, added, removed)`` at once (one
+    statement per table); ``ensured``: :func:`ensure_tables` has been called."""
+    if not ensured:
+        ensure_tables(con)
+    listed, retired, removed_keys = [], [], []
+    now = time.time()
+    for kind, date, added, removed in changes:
+        folder = silver_dir(run, kind)
+        listed += [(kind, date, n) for n in added]
+        removed_keys += [(kind, date, n) for n in removed]
+        retired += [(str((folder / n).relative_to(run)), now) for n in removed]
+    if removed_keys:
         con.executemany(
             f"DELETE FROM {SILVER_FILES_TABLE} WHERE kind = ? AND date = ? AND name = ?",
-            [(kind, date, n) for n in removed],
+            removed_keys,
         )
-        now = time.time()
-        con.executemany(
-            f"INSERT INTO {RETIRED_TABLE} VALUES (?, ?)",
-            [(str((folder / n).relative_to(run)), now) for n in removed],
-        )
-    if added:
-        con.executemany(
-            f"INSERT INTO {SILVER_FILES_TABLE} VALUES (?, ?, ?)", [(kind, date, n) for n in added]
-        )
+        con.executemany(f"INSERT INTO {RETIRED_TABLE} VALUES (?, ?)", retired)
+    if listed:
+        con.executemany(f"INSERT INTO {SILVER_FILES_TABLE} VALUES (?, ?, ?)", listed)
 
 
-def sweep(con: duckdb.DuckDBPyConnection, run: Path, grace_s: float | None = None) -> int:
+def sweep(
+    con: duckdb.DuckDBPyConnection,
+    run: Path,
+    grace_s: float | None = None,
+    listing: Listing | None = None,
+) -> int:
     """Delete retired files older than ``grace_s`` and files no commit listed.
 
     ``con`` is the writer's connection (its copy of the committed warehouse); the
     deletion of the retired rows is committed with the writer's update. Does nothing for
-    a warehouse without the listing.
+    a warehouse without the listing. ``listing`` is :func:`read_listing`'s if the caller
+    has read it already (with the tables of :func:`ensure_tables` in place).
 
     Returns
     -------
     int
         Files deleted. [-]
     """
-    listing = read_listing(con)
     if listing is None:
-        return 0
+        listing = read_listing(con)
+        if listing is None:
+            return 0
+        ensure_tables(con)
     grace_s = RETIRE_GRACE_S if grace_s is None else grace_s
-    ensure_tables(con)
     deleted = 0
     cutoff = time.time() - grace_s
-    for (rel,) in con.execute(
-        f"SELECT path FROM {RETIRED_TABLE} WHERE retired_at <= ?", [cutoff]
-    ).fetchall():
+    sql = f"SELECT path, retired_at <= ? FROM {RETIRED_TABLE}"
+    retired = con.execute(sql, [cutoff]).fetchall()
+    for rel, _expired in (r for r in retired if r[1]):
         path = run / rel
         if path.exists():
             path.unlink()
             deleted += 1
-    con.execute(f"DELETE FROM {RETIRED_TABLE} WHERE retired_at <= ?", [cutoff])
+    if any(expired for _rel, expired in retired):
+        con.execute(f"DELETE FROM {RETIRED_TABLE} WHERE retired_at <= ?", [cutoff])
     keep = {str(p) for p in _listed_paths(run, listing)}
-    keep |= {str(run / r[0]) for r in con.execute(f"SELECT path FROM {RETIRED_TABLE}").fetchall()}
+    keep |= {str(run / rel) for rel, expired in retired if not expired}
     for kind, pattern in (("telemetry", "date=*/*.parquet"), ("events", "*.parquet")):
         for p in silver_dir(run, kind).glob(pattern):
             if str(p) not in keep:  # written by an update killed before its commit

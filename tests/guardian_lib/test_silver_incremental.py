@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from guardian_lib import silver, silver_files
-from guardian_lib.ingest import RAW_TELEMETRY_SCHEMA, ingest_run
+from guardian_lib import _silver_merge, silver, silver_files
+from guardian_lib.ingest import RAW_TELEMETRY_SCHEMA, _file_dates, ingest_run
 from guardian_lib.silver import update_silver
 from guardian_lib.warehouse import connect, raw_dir, silver_dir
 from guardian_lib.warehouse import silver_files as listed_files
@@ -112,11 +112,16 @@ def test_incremental_silver_equals_the_full_rebuild_cycle_after_cycle(tmp_path):
         if k == 6:  # a duplicate of an already stored row, received earlier: it loses
             dup = _poll(rng, T0 + 5 * tick, T0 + 5 * tick).iloc[5:8]
             extra.append(dup)
+        if k == 8:  # late again for the tick whose file k == 4 rewrote (a new file now)
+            extra.append(_poll(rng, T0 + tick, ts + pd.Timedelta(seconds=50)).iloc[1:4])
         for j, rows in enumerate(extra):
             _write_raw(run, rows, f"extra-{k:03d}-{j}")
         if k % 2 == 0:  # events; some repeat an earlier key, received earlier or later
             _write_events(run, rng, T0 + (k % 4) * tick, f"ev-{k:03d}",
                           ts + pd.Timedelta(seconds=rng.integers(-900, 900)))  # fmt: skip
+        if k in (2, 8):  # an event without a time, twice: one SILVER row (the first received)
+            _write_events(run, rng, pd.NaT, f"ev-nat-{k:03d}", T0 + pd.Timedelta(minutes=60 - k),
+                          n=1)  # fmt: skip
         modes.append(update_silver(run, grid_minutes=5).mode)
         if k in (0, 4, 6, 9):
             _assert_same_as_full(run, tmp_path)
@@ -186,6 +191,97 @@ def test_compaction_of_a_closed_date_and_of_many_parts(tmp_path, monkeypatch):
         listed_files(run, "telemetry")
     )
     _assert_same_as_full(run, tmp_path)
+
+
+def test_only_files_whose_ts_statistics_allow_a_new_timestamp_are_read(tmp_path):
+    """The shortcut of the collision check: a SILVER file is skipped only when its row
+    groups' ts statistics rule out every new timestamp (and NULL)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    t0 = int(T0.value // 1000)  # [epoch µs]
+    step = 300 * 10**6
+    path = tmp_path / "part.parquet"
+    con.execute(
+        f"COPY (SELECT make_timestamptz({t0} + i * {step}::BIGINT) AS ts, i FROM range(4) t(i)) "
+        f"TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 2)"
+    )  # row groups: t0..t0+step, t0+2step..t0+3step
+    assert _silver_merge.may_hold(path, [t0 + step], False)
+    assert _silver_merge.may_hold(path, [t0 - step, t0 + 3 * step], False)
+    assert not _silver_merge.may_hold(path, [t0 - step, t0 + 4 * step], False)
+    assert not _silver_merge.may_hold(path, [], True)  # no NULL ts in the file
+    nulls = tmp_path / "nulls.parquet"
+    con.execute(f"COPY (SELECT NULL::TIMESTAMPTZ AS ts, 1 AS i) TO '{nulls}' (FORMAT parquet)")
+    assert _silver_merge.may_hold(nulls, [], True)
+    assert not _silver_merge.may_hold(nulls, [t0], False)
+    # Rewritten under the same name (a new file renamed over it): its new statistics count.
+    con.execute(
+        f"COPY (SELECT make_timestamptz({t0 + 9 * step}) AS ts, 1 AS i) TO '{tmp_path}/new' "
+        "(FORMAT parquet)"
+    )
+    (tmp_path / "new").replace(path)
+    assert _silver_merge.may_hold(path, [t0 + 9 * step], False)
+    assert not _silver_merge.may_hold(path, [t0 + step], False)
+    # A file without ts statistics (or unreadable) is always read.
+    bare = tmp_path / "bare.parquet"
+    pq.write_table(pa.table({"ts": pa.array([1], pa.int64())}), bare, write_statistics=False)
+    assert _silver_merge.may_hold(bare, [t0], False)
+    assert _silver_merge.may_hold(tmp_path / "missing.parquet", [t0], False)
+
+
+@pytest.mark.parametrize("unit", ["ms", "us", "ns"])
+def test_the_dates_a_raw_file_feeds_from_its_statistics_are_those_read(tmp_path, monkeypatch, unit):
+    """file_dates takes a RAW file's dates from its ts statistics only when they cannot
+    be wrong; the answers equal reading the file (ingest._file_dates)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    cases = {
+        "noon": [T0 - pd.Timedelta(hours=11, minutes=30)] * 3,
+        "snaps_into_the_next_day": [T0 + pd.Timedelta(minutes=28)],  # 23:58 → 00:00
+        "stays": [T0 + pd.Timedelta(minutes=27, seconds=29)],  # 23:57:29 → 23:55
+        "two_days": [T0, T0 + pd.Timedelta(hours=1)],
+        "no_time": [pd.NaT, pd.NaT],
+        "some_time": [pd.NaT, T0],
+    }
+    for name, stamps in cases.items():
+        path = tmp_path / f"{name}.parquet"
+        ts = pa.array(pd.DatetimeIndex(stamps).as_unit(unit), pa.timestamp(unit, tz="UTC"))
+        pq.write_table(pa.table({"ts": ts, "onu_id": ["x"] * len(stamps)}), path)
+        for grid_s in (300, 3600):
+            got = _silver_merge.file_dates(con, path, grid_s)
+            assert got == _file_dates(con, path, grid_s), (name, grid_s)
+    assert _silver_merge.file_dates(con, tmp_path / "two_days.parquet", 300) == [
+        "2026-03-02", "2026-03-03"]  # fmt: skip
+    # One poll far from midnight, or no time at all: the statistics answer, nothing is read.
+    monkeypatch.setattr(_silver_merge, "_file_dates", None)
+    assert _silver_merge.file_dates(con, tmp_path / "noon.parquet", 300) == ["2026-03-02"]
+    assert _silver_merge.file_dates(con, tmp_path / "no_time.parquet", 300) == []
+
+
+def test_the_kept_duckdb_instance_holds_no_warehouse_between_updates(tmp_path):
+    """Each update attaches the warehouse to the process's DuckDB instance and detaches it
+    again, also when the update fails; a later update starts where it left off."""
+    from guardian_lib.warehouse import _process_cursor, attached
+
+    def databases() -> set[str]:
+        cur = _process_cursor()
+        try:
+            sql = "SELECT database_name FROM duckdb_databases()"
+            return {r[0] for r in cur.execute(sql).fetchall()}
+        finally:
+            cur.close()
+
+    rng = np.random.default_rng(23)
+    run = tmp_path / "run"
+    before = databases()
+    for k in range(3):
+        ts = T0 + k * pd.Timedelta(minutes=5)
+        _write_raw(run, _poll(rng, ts, ts + pd.Timedelta(seconds=30)), f"snmp-{k}")
+        update_silver(run, grid_minutes=5)
+        assert databases() == before
+    with pytest.raises(duckdb.Error), attached(run / "warehouse.duckdb") as con:
+        con.execute("SELECT * FROM no_such_table")
+    assert databases() == before
+    assert len(_silver(run)[0]) == 3 * len(ONUS)
 
 
 def test_the_late_row_replaces_the_older_one_in_place(tmp_path):
