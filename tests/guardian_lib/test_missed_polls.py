@@ -147,7 +147,7 @@ def test_decide_reports_and_tags_the_grace_it_replayed_with(tmp_path):
     from guardian_lib.operate.decide import _settings
 
     (tmp_path / "wh").mkdir()
-    _, _, _, grace = _settings(_site(tmp_path, missed_poll_grace_steps=2))
+    grace = _settings(_site(tmp_path, missed_poll_grace_steps=2))[3]
     assert grace == 2
     assert _settings(None)[3] == MISSED_POLL_GRACE_STEPS
 
