@@ -33,17 +33,19 @@ hourly leave the first 5 minutes of a silence without an Inform one time in four
 absence of Informs that were not yet due proves nothing, so its not-overdue CPEs wait,
 held online, until the evidence decides: an Inform after the silence (the OLT carries
 traffic: evidence, pending as above), or misses — the OLT is *dark as a whole* when
-:data:`PON_MISSES` of its CPEs (all, if fewer) missed an Inform due after the silence
-and after the OLT's last Inform, as for a PON (a power cut, a lost uplink), and a PON of
-it when its own misses make it dark. The wait also ends, and the rule is the
+:data:`PON_MISSES` of its CPEs (all, if fewer) are :data:`MISS_LATE_S` late with an
+Inform due after the silence and after the OLT's last Inform, as a PON's misses (a power
+cut, a lost uplink; without the polling interval's margin: nobody of the OLT has been
+heard, and ending the wait early costs no more than the rule before it, which counted
+them offline at the grace), and a PON of it when its own misses make it dark. The wait also ends, and the rule is the
 missed-poll rule again, for all the OLT's CPEs when the silence is :data:`WAIT_MAX_S`
 old (long intervals: evidence would come too late), and when the ACS has heard nobody
 since the silence began (an ACS alone with this OLT, or a stale NBI: no miss can come);
 for a PON when one of its customers contacted the helpdesk since the silence (a call
 is what an outage's customers do first; its own ONU is offline in any case). The cost:
-a real power loss is seen at the first poll past the second miss, on average
-:data:`PON_MISSES` / (N + 1) intervals plus :data:`MISS_LATE_S` and a poll after the
-silence on an OLT of N CPEs, at most :data:`WAIT_MAX_S`, instead of at the grace.
+a real power loss is seen at the first poll past the second late Inform, on average
+:data:`PON_MISSES` / (N + 1) intervals plus :data:`MISS_LATE_S` after the silence on an
+OLT of N CPEs, at most :data:`WAIT_MAX_S`, instead of at the grace.
 
 **Missed Informs, dark PONs.** A CPE's next periodic Inform is due at most one interval
 after its last one (a CPE that informs on a fixed schedule, or from its last session,
@@ -295,11 +297,12 @@ class SilentOlts:
             if last is None or interval is None or last > now_s + MAX_FUTURE_S:
                 continue
             due = last + interval
-            missed = now_s - due > slack and heard - due > MISS_LATE_S
-            for g in (("pon", p), ("olt", o)):
+            late = now_s - due > MISS_LATE_S and heard - due > MISS_LATE_S
+            missed = late and now_s - due > slack
+            for g, gone in ((("pon", p), missed), (("olt", o), late)):
                 last_of[g] = max(last_of.get(g, last), last)
                 cpes[g] = cpes.get(g, 0) + 1
-                if missed and due > start:
+                if gone and due > start:
                     missed_due.setdefault(g, []).append(due)
             if missed:
                 miss[i] = True  # it missed its Inform: no evidence, whatever its PON does
