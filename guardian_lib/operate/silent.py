@@ -29,7 +29,7 @@ of an OLT that is silent in this cycle:
 
 **Waiting for evidence.** An OLT none of whose CPEs informed since the silence began is
 either dead or has simply not reached any CPE's periodic Inform yet (16 CPEs informing
-hourly leave the first 5 minutes of a silence without an Inform one time in four). The
+hourly leave the first poll past the grace without an Inform in 29 % of silences). The
 absence of Informs that were not yet due proves nothing, so its not-overdue CPEs wait,
 held online, until the evidence decides: an Inform after the silence (the OLT carries
 traffic: evidence, pending as above), or misses — the OLT is *dark as a whole* when
