@@ -13,7 +13,8 @@ the ACS hears the rest of the fleet (OLTs that answer) at least every 10 s.
 
 For each layout and Inform interval, ``before`` is the rule without missed Informs
 (the overdue rule alone: :data:`~guardian_lib.operate.silent.MISS_LATE_S` infinite) and
-``after`` today's rule:
+``after`` the rule with missed Informs, both without the wait for evidence of an OLT none
+of whose CPEs informed since the silence (``WAIT_MAX_S`` 0; ``--table wait`` measures it):
 
 * false offline: a management-only silence of 4 h; ONUs counted offline (not read and
   not known up) per hour of silence, in ONU-polls / hours (``start``: while no CPE of
