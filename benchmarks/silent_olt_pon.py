@@ -13,7 +13,8 @@ the ACS hears the rest of the fleet (OLTs that answer) at least every 10 s.
 
 For each layout and Inform interval, ``before`` is the rule without missed Informs
 (the overdue rule alone: :data:`~guardian_lib.operate.silent.MISS_LATE_S` infinite) and
-``after`` today's rule:
+``after`` the rule with missed Informs, both without the wait for evidence of an OLT none
+of whose CPEs informed since the silence (``WAIT_MAX_S`` 0; ``--table wait`` measures it):
 
 * false offline: a management-only silence of 4 h; ONUs counted offline (not read and
   not known up) per hour of silence, in ONU-polls / hours (``start``: while no CPE of
@@ -27,9 +28,15 @@ For each layout and Inform interval, ``before`` is the rule without missed Infor
 * wrongly dark: PON-polls at which a PON that carries traffic was dark, summed over
   every seed of both runs (a false PON-wide outage: 0 expected).
 
+``--table wait`` compares the rule with and without its wait for evidence (an OLT none of
+whose CPEs informed since the silence; :data:`~guardian_lib.operate.silent.WAIT_MAX_S`)
+on OLTs of 1–4 PONs of 8, 16, 32, 64 and 120 ONUs (:func:`wait_table`), in parallel
+processes (``--workers``).
+
 Usage::
 
     .venv/bin/python benchmarks/silent_olt_pon.py [--seeds 100] [--pons 2] [--model nominal|stress]
+    .venv/bin/python benchmarks/silent_olt_pon.py --table wait [--interval 300 3600] [--workers 2]
 """
 
 from __future__ import annotations
@@ -78,8 +85,12 @@ def inform_times(rng: np.random.Generator, interval: float, t_from: float, t_to:
 
 
 def _run(n: int, pons: int, interval: float, seed: int, stress: bool, cut: bool,
-         misses: bool) -> dict:  # fmt: skip
-    """One silence of one OLT; what the rule counted offline at each poll."""
+         misses: bool, wait: bool = False, power: bool = False,
+         silence_s: float = SILENCE_S) -> dict:  # fmt: skip
+    """One silence of one OLT; what the rule counted offline at each poll (``wait``: with
+    the wait for evidence, else :data:`~guardian_lib.operate.silent.WAIT_MAX_S` 0;
+    ``power``: every CPE's Informs stop when the management path fails, up to one poll
+    before the silence began)."""
     rng = np.random.default_rng(seed)
     onus = [f"p{p}-o{i}" for p in range(pons) for i in range(n)]
     pon = {o: o.split("-")[0] for o in onus}
@@ -88,14 +99,16 @@ def _run(n: int, pons: int, interval: float, seed: int, stress: bool, cut: bool,
     t0 = 1.7e9 + rng.uniform(0.0, 86400.0)  # the end of the first poll OLT did not answer
     s.observe([], ["OLT"], t0)
     t_cut = t0 + rng.uniform(900.0, 4500.0) if cut else math.inf
+    t_cut = t0 - rng.uniform(0.0, POLL_S) if power else t_cut
     times = {}
     for o in onus:
-        t = inform_times(rng, interval, t0 - 3 * interval, t0 + SILENCE_S, stress)
-        times[o] = t[t <= t_cut] if pon[o] == "p0" else t
-    polls = t0 + POLL_S * np.arange(1, int(SILENCE_S / POLL_S) + 1)  # past the grace
+        t = inform_times(rng, interval, t0 - 3 * interval, t0 + silence_s, stress)
+        times[o] = t[t <= t_cut] if pon[o] == "p0" or power else t
+    polls = t0 + POLL_S * np.arange(1, int(silence_s / POLL_S) + 1)  # past the grace
     idx = {o: np.searchsorted(t, polls, side="right") - 1 for o, t in times.items()}
-    saved = rule.MISS_LATE_S
-    rule.MISS_LATE_S = saved if misses else math.inf
+    saved = rule.MISS_LATE_S, rule.WAIT_MAX_S
+    rule.MISS_LATE_S = saved[0] if misses else math.inf
+    rule.WAIT_MAX_S = saved[1] if wait else 0.0
     try:
         off, start, dark = [], [], []
         for k, now in enumerate(polls):
@@ -105,7 +118,7 @@ def _run(n: int, pons: int, interval: float, seed: int, stress: bool, cut: bool,
             start.append(s.evidence == 0)
             dark.append([p for p in s.dark if p != "p0" or not cut])  # wrongly dark
     finally:
-        rule.MISS_LATE_S = saved
+        rule.MISS_LATE_S, rule.WAIT_MAX_S = saved
     return {"polls": polls, "off": np.array(off), "start": np.array(start), "t_cut": t_cut,
             "dark": sum(len(d) for d in dark)}  # fmt: skip
 
@@ -117,13 +130,82 @@ def _minutes(x: list[float]) -> str:
     return f"{np.median(x) / 60:5.1f} / {x.max() / 60:5.1f}"
 
 
+WAIT_PON_SIZES, WAIT_PONS = (8, 16, 32, 64, 120), (1, 2, 3, 4)
+#: Management-only silences of the ``wait`` table (the wait acts in their first half hour). [s]
+WAIT_SILENCE_S = 2 * 3600.0
+
+
+def _wait_layout(job: tuple[int, int, float, int, bool, bool]) -> str:
+    """One row of the ``--table wait`` table: one layout, one rule, every seed."""
+    n, pons, interval, seeds, stress, wait = job
+    t = time.perf_counter()
+    hours = WAIT_SILENCE_S / 3600.0
+    false_off = all_off = silences_all_off = 0.0
+    power: list[float] = []
+    cut: list[float] = []
+    for seed in range(seeds):
+        r = _run(n, pons, interval, seed, stress, cut=False, misses=True, wait=wait,
+                 silence_s=WAIT_SILENCE_S)  # fmt: skip
+        every = r["off"].all(axis=1)
+        false_off += r["off"].sum() / hours / seeds
+        all_off += every.sum() / seeds
+        silences_all_off += every.any() / seeds
+        r = _run(n, pons, interval, 20_000 + seed, stress, cut=False, misses=True, wait=wait,
+                 power=True, silence_s=3600.0)  # fmt: skip
+        hit = np.flatnonzero(r["off"].all(axis=1))
+        power.append(r["polls"][hit[0]] - r["t_cut"] if len(hit) else math.inf)
+        if pons > 1:
+            r = _run(n, pons, interval, 10_000 + seed, stress, cut=True, misses=True, wait=wait,
+                     silence_s=2.5 * 3600.0)  # fmt: skip
+            after = r["polls"] >= r["t_cut"]
+            hit = np.flatnonzero(after & r["off"][:, :n].all(axis=1))
+            cut.append(r["polls"][hit[0]] - r["t_cut"] if len(hit) else math.inf)
+    return (f"| {n} × {pons} | {interval / 60:.0f} min | {'after' if wait else 'before'} | "
+            f"{false_off:.3f} | {all_off:.2f} | {100 * silences_all_off:.0f} % | "
+            f"{_minutes(power)} | {_minutes(cut) if cut else '–'} |"
+            f" <!-- {time.perf_counter() - t:.0f} s -->")  # fmt: skip
+
+
+def wait_table(seeds: int, stress: bool, workers: int,
+               intervals: tuple[float, ...] = INTERVALS_S) -> None:  # fmt: skip
+    """The wait for evidence (``--table wait``), before (:data:`WAIT_MAX_S` 0: every ONU
+    of an OLT none of whose CPEs informed since the silence offline past the grace) and
+    after, on OLTs of 1–4 PONs of 8–120 ONUs: in 2-hour management-only silences, false
+    offline ONU-polls per hour, polls with the whole OLT offline per silence and the share
+    of silences with one; minutes from a power loss (every CPE silent from up to one poll
+    before the silence began) to the first poll with every ONU offline; minutes from a
+    PON cut (PON 0, 15–75 min into a management-only silence) to all its ONUs offline
+    (median / maximum over the seeds)."""
+    from multiprocessing import Pool
+
+    print(f"wait for evidence: at most {rule.WAIT_MAX_S / 60:.0f} min; model "
+          f"{'stress' if stress else 'nominal'}, {seeds} seeds, polls every "
+          f"{POLL_S / 60:.0f} min")  # fmt: skip
+    print("| ONUs × PONs | Inform | rule | false offline ONU-polls/h | whole OLT offline: "
+          "polls per silence | silences with one | power loss → all offline [min] | "
+          "PON cut → all its ONUs offline [min] |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    jobs = [(n, pons, iv, seeds, stress, wait) for iv in intervals for n in WAIT_PON_SIZES
+            for pons in WAIT_PONS for wait in (False, True)]  # fmt: skip
+    with Pool(workers) as pool:
+        for row in pool.imap(_wait_layout, jobs):
+            print(row, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=100)
     ap.add_argument("--pons", type=int, default=2)
     ap.add_argument("--model", choices=("nominal", "stress"), default="nominal")
+    ap.add_argument("--table", choices=("pon", "wait"), default="pon")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--interval", type=float, nargs="*", default=INTERVALS_S,
+                    help="Inform intervals of the wait table [s]")  # fmt: skip
     args = ap.parse_args()
     stress = args.model == "stress"
+    if args.table == "wait":
+        wait_table(args.seeds, stress, args.workers, tuple(args.interval))
+        return
     hours = SILENCE_S / 3600.0
     print(f"model {args.model}, {args.seeds} seeds, OLT of {args.pons} PONs, polls every "
           f"{POLL_S / 60:.0f} min; slack {rule.MISS_LATE_S:.0f} s + {rule.MISS_POLLS} poll, "

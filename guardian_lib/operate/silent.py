@@ -18,14 +18,34 @@ of an OLT that is silent in this cycle:
 * **pending** — the CPE last informed before the silence, has not missed its next
   Inform, its PON is not dark, and at least one other CPE of the same OLT has evidence:
   the OLT carries traffic, this CPE simply has not reached its periodic Inform yet;
+* **waiting** — pending as above, while *no* CPE of the OLT has evidence yet (below);
 * anything else follows the missed-poll rule (offline past the grace): a CPE that
   *missed* its Inform (below) or is overdue (no Inform for :data:`OVERDUE_FACTOR` × its
   interval + :data:`OVERDUE_POLLS` polling intervals), every CPE of a *dark* PON
   (below), a CPE the ACS does not know or that reports no usable time, a CPE whose
   PPPoE session the ACS reports down (it reaches the ACS, its customer has no
-  service: as for a read ONU, that is an impacted customer), every CPE of
-  an OLT none of whose CPEs informed since the silence (power loss: they went silent
-  together), and an ONU whose customer contacted the helpdesk since the silence began.
+  service: as for a read ONU, that is an impacted customer), and an ONU whose customer
+  contacted the helpdesk since the silence began.
+
+**Waiting for evidence.** An OLT none of whose CPEs informed since the silence began is
+either dead or has simply not reached any CPE's periodic Inform yet (16 CPEs informing
+hourly leave the first poll past the grace without an Inform in 29 % of silences). The
+absence of Informs that were not yet due proves nothing, so its not-overdue CPEs wait,
+held online, until the evidence decides: an Inform after the silence (the OLT carries
+traffic: evidence, pending as above), or misses — the OLT is *dark as a whole* when
+:data:`PON_MISSES` of its CPEs (all, if fewer) are :data:`MISS_LATE_S` late with an
+Inform due after the silence and after the OLT's last Inform, as a PON's misses (a power
+cut, a lost uplink; without the polling interval's margin: nobody of the OLT has been
+heard, and ending the wait early costs no more than the rule before it, which counted
+them offline at the grace), and a PON of it when its own misses make it dark. The wait also ends, and the rule is the
+missed-poll rule again, for all the OLT's CPEs when the silence is :data:`WAIT_MAX_S`
+old (long intervals: evidence would come too late), and when the ACS has heard nobody
+since the silence began (an ACS alone with this OLT, or a stale NBI: no miss can come);
+for a PON when one of its customers contacted the helpdesk since the silence (a call
+is what an outage's customers do first; its own ONU is offline in any case). The cost:
+a real power loss is seen at the first poll past the second late Inform, on average
+:data:`PON_MISSES` / (N + 1) intervals plus :data:`MISS_LATE_S` after the silence on an
+OLT of N CPEs, at most :data:`WAIT_MAX_S`, instead of at the grace.
 
 **Missed Informs, dark PONs.** A CPE's next periodic Inform is due at most one interval
 after its last one (a CPE that informs on a fixed schedule, or from its last session,
@@ -67,7 +87,7 @@ import numpy as np
 __all__ = [
     "INTERVAL_PATHS", "MAX_FUTURE_S", "MAX_INTERVAL_S", "MIN_INTERVAL_S", "MISS_LATE_S",
     "MISS_POLLS", "OVERDUE_FACTOR", "OVERDUE_POLLS", "PON_MISSES", "SilentOlts",
-    "inform_interval_s", "inform_time_s",
+    "WAIT_MAX_S", "inform_interval_s", "inform_time_s",
 ]  # fmt: skip
 
 #: Where TR-181 and TR-098 CPEs report their periodic Inform interval.
@@ -85,6 +105,8 @@ MISS_LATE_S = 150.0
 MISS_POLLS = 1
 #: Missed Informs that make a PON dark (all its CPEs' if it has fewer). [-]
 PON_MISSES = 2
+#: An OLT none of whose CPEs informed since its silence is held at most this long. [s]
+WAIT_MAX_S = 1800.0
 #: An Inform stamped further ahead of this host's clock is no evidence. [s]
 MAX_FUTURE_S = 5.0
 #: Periodic Inform intervals accepted (shorter or longer: no evidence). [s]
@@ -184,11 +206,12 @@ class SilentOlts:
     ----------
     since : dict of str → float
         Silent OLT → wall time its silence began (end of its first unanswered poll). [s]
-    evidence, pending, missed : int
-        ONUs of the last :meth:`known_up` in each class (missed: whose CPE missed its
-        Inform). [-]
-    dark : list of str
-        Dark PONs of the last :meth:`known_up`.
+    evidence, pending, waiting, missed : int
+        ONUs of the last :meth:`known_up` in each class (pending: on another CPE's
+        evidence; waiting: pending while no CPE of the OLT has evidence; missed: whose
+        CPE missed its Inform). [-]
+    dark, dark_olts : list of str
+        Dark PONs, and OLTs without evidence dark as a whole, of the last :meth:`known_up`.
     """
 
     def __init__(self, onu_ids: Iterable[str], olt_of: Mapping[str, str],
@@ -201,8 +224,9 @@ class SilentOlts:
         self.poll_s = float(poll_s)
         self.since: dict[str, float] = {}
         self.contacted: set[str] = set()
-        self.evidence = self.pending = self.missed = 0
+        self.evidence = self.pending = self.waiting = self.missed = 0
         self.dark: list[str] = []
+        self.dark_olts: list[str] = []
 
     def observe(self, answered: Iterable[str], failed: Iterable[str], now_s: float,
                 rows: Any = None) -> None:  # fmt: skip
@@ -250,8 +274,8 @@ class SilentOlts:
             CPE id → PPPoE session up; a CPE reported down is no evidence.
         """
         ppp = ppp or {}
-        self.evidence = self.pending = self.missed = 0
-        self.dark = []
+        self.evidence = self.pending = self.waiting = self.missed = 0
+        self.dark, self.dark_olts = [], []
         if not self.since:
             return None
         heard = _last_heard(informs, now_s)
@@ -259,26 +283,29 @@ class SilentOlts:
         n = len(self.onu_ids)
         ev, pend, miss = (np.zeros(n, dtype=bool) for _ in range(3))
         olt, pon = np.empty(n, dtype=object), np.empty(n, dtype=object)
-        pon_last: dict[str, float] = {}  # PON → the last Inform of any of its CPEs [s]
-        pon_cpes: dict[str, int] = {}  # PON → its CPEs with a usable Inform [-]
-        pon_due: dict[str, list[float]] = {}  # PON → due times of the missed Informs [s]
+        last_of: dict[tuple[str, str], float] = {}  # PON or OLT → its CPEs' last Inform [s]
+        cpes: dict[tuple[str, str], int] = {}  # PON or OLT → its CPEs with a usable Inform
+        missed_due: dict[tuple[str, str], list[float]] = {}  # → due times of missed Informs
         for i, onu in enumerate(self.onu_ids):
             o = self.olt_of.get(onu)
             start = self.since.get(o) if o is not None else None
             if start is None:
                 continue
+            p = pon[i] = self.pon_of.get(onu, o)
             cpe = self.cpe_of.get(onu) or ""
             last, interval = informs.get(cpe, (None, None))
             if last is None or interval is None or last > now_s + MAX_FUTURE_S:
                 continue
-            p = pon[i] = self.pon_of.get(onu, o)
-            pon_last[p] = max(pon_last.get(p, last), last)
-            pon_cpes[p] = pon_cpes.get(p, 0) + 1
             due = last + interval
-            if now_s - due > slack and heard - due > MISS_LATE_S:
+            late = now_s - due > MISS_LATE_S and heard - due > MISS_LATE_S
+            missed = late and now_s - due > slack
+            for g, gone in ((("pon", p), missed), (("olt", o), late)):
+                last_of[g] = max(last_of.get(g, last), last)
+                cpes[g] = cpes.get(g, 0) + 1
+                if gone and due > start:
+                    missed_due.setdefault(g, []).append(due)
+            if missed:
                 miss[i] = True  # it missed its Inform: no evidence, whatever its PON does
-                if due > start:
-                    pon_due.setdefault(p, []).append(due)
                 continue
             if onu in self.contacted or ppp.get(cpe) is False:
                 continue  # a call; or it reaches the ACS, its customer's session is down
@@ -287,16 +314,27 @@ class SilentOlts:
             olt[i] = o
             ev[i] = last > start
             pend[i] = not ev[i]
-        self.dark = sorted(
-            p for p, dues in pon_due.items()
-            if sum(d > pon_last[p] for d in dues) >= min(PON_MISSES, pon_cpes[p])
-        )  # fmt: skip
+        dark = {
+            g for g, dues in missed_due.items()
+            if sum(d > last_of[g] for d in dues) >= min(PON_MISSES, cpes[g])
+        }  # fmt: skip
+        self.dark = sorted(p for kind, p in dark if kind == "pon")
         lit = np.array([p not in self.dark for p in pon], dtype=bool)
         ev &= lit
         alive = set(olt[ev])
-        pend &= lit & np.array([o in alive for o in olt], dtype=bool)
-        self.evidence, self.pending = int(ev.sum()), int(pend.sum())
-        self.missed = int(miss.sum())
+        called = {self.pon_of.get(c, self.olt_of.get(c)) for c in self.contacted}
+        waits = {
+            o for o, start in self.since.items()
+            if o not in alive and ("olt", o) not in dark and heard > start
+            and now_s - start <= WAIT_MAX_S
+        }  # fmt: skip
+        self.dark_olts = sorted(o for kind, o in dark if kind == "olt" and o not in alive)
+        held = [o in alive or (o in waits and q not in called)
+                for o, q in zip(olt, pon, strict=True)]  # fmt: skip
+        pend &= lit & np.array(held, dtype=bool)
+        wait = pend & np.array([o not in alive for o in olt], dtype=bool)
+        self.evidence, self.pending = int(ev.sum()), int((pend & ~wait).sum())
+        self.waiting, self.missed = int(wait.sum()), int(miss.sum())
         return ev | pend
 
     def mask(self, events: Iterable[Any], cpe_state: Any, now_s: float) -> np.ndarray | None:
@@ -314,7 +352,8 @@ class SilentOlts:
             from guardian_lib.operate.metrics import log_json
 
             log_json("silent_olts", olts=sorted(self.since), informed_since=self.evidence,
-                     pending=self.pending, missed=self.missed, dark_pons=self.dark,
+                     pending=self.pending, waiting=self.waiting, missed=self.missed,
+                     dark_pons=self.dark, dark_olts=self.dark_olts,
                      onus_seen_by_acs_only=int(seen))  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
