@@ -149,6 +149,12 @@ class CpeAgent(RpcHandlersMixin):
     bootstrap : bool, default True
         First Inform carries "0 BOOTSTRAP" (a factory-new device); ``False`` for a
         device the ACS already knows (only "1 BOOT").
+    periodic_phase : bool, default False
+        Draw the first periodic Inform uniformly within one interval of the start
+        (from ``seed``). A fleet started together otherwise informs in step, every CPE
+        in the same instant of each interval; a real fleet's phases are spread (boot
+        times, ``PeriodicInformTime``), which the ACS-side evidence of a silent OLT
+        relies on (``guardian_lib.operate.silent``).
     seed : int, default 0
         Seed of the misbehaviour draws.
     """
@@ -164,6 +170,7 @@ class CpeAgent(RpcHandlersMixin):
     cwmp_ns: str = soap.DEFAULT_CWMP_NS
     misbehaviour: Misbehaviour = field(default_factory=Misbehaviour)
     bootstrap: bool = True
+    periodic_phase: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -431,7 +438,8 @@ class CpeAgent(RpcHandlersMixin):
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
         await _sleep_or(stop, first_delay_s)
-        next_periodic = loop.time() + self.periodic_interval_s
+        phase = float(self.rng.random()) if self.periodic_phase else 1.0
+        next_periodic = loop.time() + phase * self.periodic_interval_s
         while not stop.is_set():
             wait_down = self.down_until - loop.time()
             if wait_down > 0:

@@ -124,7 +124,8 @@ class TwinNetwork:
         self.services = _Services(
             self.identities, self.state, self.host, self.nbi_token,
             {"periodic_interval_s": self.periodic_interval_s,
-             "reboot_duration_s": self.reboot_duration_s},
+             "reboot_duration_s": self.reboot_duration_s,
+             "periodic_phase": True},  # a real fleet's Informs are spread in time
             seed=int(self.scenario.seed),
         )  # fmt: skip
         self.services.start(settle_timeout_s)

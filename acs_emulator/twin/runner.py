@@ -361,6 +361,7 @@ class Twin:
             {
                 "periodic_interval_s": self.periodic_interval_s,
                 "reboot_duration_s": self.reboot_duration_s,
+                "periodic_phase": True,  # a real fleet's Informs are spread in time
             },
             seed=int(self.scenario.seed),
         )
