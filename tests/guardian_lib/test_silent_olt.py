@@ -15,7 +15,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from silent_network import fleet_site, olt_polls
 
 from guardian_lib.loop.missed import MissedPolls
 from guardian_lib.operate.silent import (
@@ -142,16 +142,7 @@ SILENT_FROM, SILENT_STEPS, AFTER = 2, 12, 3
 def _fleet_site(tmp_path: Path) -> Path:
     rows = [(f"A{i:02d}", f"P{1 + i // 32}", "OLT-1", f"cpe-A{i:02d}") for i in range(N_SILENT)]
     rows += [(f"B{i}", "P3", "OLT-2", f"cpe-B{i}") for i in range(N_OTHER)]
-    pd.DataFrame(rows, columns=["onu_id", "pon_id", "olt_id", "cpe_id"]).to_csv(
-        tmp_path / "subs.csv", index=False
-    )
-    (tmp_path / "olts.yaml").write_text(
-        yaml.safe_dump({"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "n"}]})
-    )
-    site = {"inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
-            "subscribers": "subs.csv", "polling_interval_s": int(STEP_S)}  # fmt: skip
-    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
-    return tmp_path / "site.yaml"
+    return fleet_site(tmp_path, rows, STEP_S)
 
 
 class _Network:
@@ -168,25 +159,11 @@ class _Network:
         return T0.timestamp() + self.k * STEP_S + 20.0
 
     def poll(self):
-        from guardian_lib.snmp.poller import OltPollResult, PollReport
-        from guardian_lib.snmp.rows import EVENTS_SCHEMA, TELEMETRY_SCHEMA, empty_frame
-
         self.k += 1
         ts = T0 + pd.Timedelta(seconds=self.k * STEP_S)
         silent = SILENT_FROM <= self.k < SILENT_FROM + self.steps
-        results = []
-        for olt, onus in (("OLT-1", [f"A{i:02d}" for i in range(N_SILENT)]),
-                          ("OLT-2", [f"B{i}" for i in range(N_OTHER)])):  # fmt: skip
-            tel = empty_frame(TELEMETRY_SCHEMA)
-            answers = olt == "OLT-2" or not silent
-            if answers:
-                rows = pd.DataFrame({"ts": ts, "onu_id": onus, "online": True, "rx_dbm": -20.0,
-                                     "source": "snmp", "received_at": ts, "olt_id": olt,
-                                     "poll_complete": True})  # fmt: skip
-                tel = pd.concat([tel, rows], ignore_index=True)
-            results.append(OltPollResult(olt, "test", tel, empty_frame(EVENTS_SCHEMA), answers,
-                                         None if answers else "timeout"))  # fmt: skip
-        return PollReport(results)
+        return olt_polls(ts, [("OLT-1", [f"A{i:02d}" for i in range(N_SILENT)], not silent),
+                              ("OLT-2", [f"B{i}" for i in range(N_OTHER)], True)])  # fmt: skip
 
     def close(self) -> None:
         pass

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from silent_network import fleet_site, olt_polls, operate_cycles, silent_olt
 
 from guardian_lib.operate.silent import (
     MISS_LATE_S,
@@ -35,12 +34,8 @@ T_SILENT = 1_767_571_200.0  # 2026-01-05T00:00Z: the end of the first unanswered
 
 
 def _olt(pons: int, n: int) -> tuple[SilentOlts, list[str]]:
-    """An OLT of ``pons`` PONs of ``n`` ONUs, silent since :data:`T_SILENT`; CPE id = ONU id."""
-    onus = [f"P{p}-{i:03d}" for p in range(pons) for i in range(n)]
-    s = SilentOlts(onus, dict.fromkeys(onus, "OLT-1"), {o: o for o in onus}, POLL_S,
-                   pon_of={o: o.split("-")[0] for o in onus})  # fmt: skip
-    s.observe([], ["OLT-1"], now_s=T_SILENT)
-    return s, onus
+    """An OLT of ``pons`` PONs of ``n`` ONUs, silent since :data:`T_SILENT`."""
+    return silent_olt(pons, n, POLL_S, T_SILENT)
 
 
 def _schedules(onus: list[str], interval: float, seed: int, late_s: float = 0.0) -> dict:
@@ -202,16 +197,7 @@ def _site(tmp_path: Path) -> Path:
     rows = [(f"A{i:02d}", f"P{1 + i // N_PON}", "OLT-1", f"cpe-A{i:02d}")
             for i in range(2 * N_PON)]  # fmt: skip
     rows += [(f"B{i}", "P3", "OLT-2", f"cpe-B{i}") for i in range(8)]
-    pd.DataFrame(rows, columns=["onu_id", "pon_id", "olt_id", "cpe_id"]).to_csv(
-        tmp_path / "subs.csv", index=False
-    )
-    (tmp_path / "olts.yaml").write_text(
-        yaml.safe_dump({"olts": [{"olt_id": "OLT-1", "host": "127.0.0.1", "credentials": "n"}]})
-    )
-    site = {"inventory": "olts.yaml", "warehouse": "wh", "model_alias": None,
-            "subscribers": "subs.csv", "polling_interval_s": int(POLL_S)}  # fmt: skip
-    (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
-    return tmp_path / "site.yaml"
+    return fleet_site(tmp_path, rows, POLL_S)
 
 
 class _Network:
@@ -229,24 +215,11 @@ class _Network:
         return T0.timestamp() + self.k * POLL_S + 20.0
 
     def poll(self):
-        from guardian_lib.snmp.poller import OltPollResult, PollReport
-        from guardian_lib.snmp.rows import EVENTS_SCHEMA, TELEMETRY_SCHEMA, empty_frame
-
         self.k += 1
         ts = T0 + pd.Timedelta(seconds=self.k * POLL_S)
-        results = []
-        for olt, onus in (("OLT-1", [f"A{i:02d}" for i in range(2 * N_PON)]),
-                          ("OLT-2", [f"B{i}" for i in range(8)])):  # fmt: skip
-            tel = empty_frame(TELEMETRY_SCHEMA)
-            answers = olt == "OLT-2" or self.k < SILENT_FROM
-            if answers:
-                rows = pd.DataFrame({"ts": ts, "onu_id": onus, "online": True, "rx_dbm": -20.0,
-                                     "source": "snmp", "received_at": ts, "olt_id": olt,
-                                     "poll_complete": True})  # fmt: skip
-                tel = pd.concat([tel, rows], ignore_index=True)
-            results.append(OltPollResult(olt, "test", tel, empty_frame(EVENTS_SCHEMA), answers,
-                                         None if answers else "timeout"))  # fmt: skip
-        return PollReport(results)
+        return olt_polls(ts, [("OLT-1", [f"A{i:02d}" for i in range(2 * N_PON)],
+                                self.k < SILENT_FROM),
+                               ("OLT-2", [f"B{i}" for i in range(8)], True)])  # fmt: skip
 
     def close(self) -> None:
         pass
@@ -271,32 +244,15 @@ def test_operate_opens_the_cut_pons_incident_within_minutes_and_keeps_it_after_a
     """Before this rule P2's CPEs were held by P1's Informs until overdue (about 1 h 40 min
     after their last Inform); now P2's incident opens at the first poll past its second
     missed Inform, P1's ONUs stay online, and a restart in the middle changes nothing."""
-    from guardian_lib.operate.adapters import NbiCpeState
-    from guardian_lib.operate.service import Operator
-    from guardian_lib.operate.site import load_site
-
-    site = load_site(_site(tmp_path))
     net = _Network()
     p2_last = [p + np.floor((net.cut_s - p) / INTERVAL_S) * INTERVAL_S
                for p in net.phase[N_PON : 2 * N_PON]]  # fmt: skip
     dues = sorted(t + INTERVAL_S for t in p2_last if t + INTERVAL_S > max(p2_last))
     dark_cycle = int(np.ceil((dues[PON_MISSES - 1] + SLACK_S - T0.timestamp() - 20.0) / POLL_S))
     assert dark_cycle <= CUT_AT + 4 < SILENT_FROM + STEPS  # within 20 min of the cut
-    figures, notices = [], []
-    for cycles in (RESTART_AT, SILENT_FROM + STEPS - RESTART_AT):
-        op = Operator(site, tmp_path / "state", mode="execute")
-        op.source.close()
-        op.source, op.wall, op.cpe_state = net, net.now, NbiCpeState(net)
-        try:
-            figures += [op.run_cycle() for _ in range(cycles)]
-            notices += list(op.notifier.sent)
-        finally:
-            op.close()
-    con = duckdb.connect(str(tmp_path / "state" / "audit.duckdb"), read_only=True)
-    try:
-        scopes = con.execute("SELECT DISTINCT scope_type, scope_key FROM incidents").fetchall()
-    finally:
-        con.close()
+    figures, notices, scopes = operate_cycles(
+        _site(tmp_path), tmp_path / "state", net, (RESTART_AT, SILENT_FROM + STEPS - RESTART_AT)
+    )
     seen = [f["onus_seen_by_acs_only"] for f in figures]
     # past the grace both PONs are held; from the dark cycle on, only P1
     assert seen[SILENT_FROM + 1 : dark_cycle] == [2 * N_PON] * (dark_cycle - SILENT_FROM - 1)
