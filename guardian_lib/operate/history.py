@@ -98,7 +98,7 @@ def acs_seen_events(
         "ts": pd.to_datetime([pd.Timestamp(ts)] * len(ids), utc=True),
         "entity_id": ids, "entity_type": "onu", "type": ACS_SEEN, "severity": "info",
         "source": "operate",
-        "payload": [json.dumps({"olt_id": olt_of.get(o), "evidence": "acs_inform"}) for o in ids],
+        "payload": [json.dumps({"olt_id": olt_of.get(o)}) for o in ids],
         "received_at": pd.to_datetime([pd.Timestamp(received_at)] * len(ids), utc=True),
     })  # fmt: skip
 
