@@ -460,10 +460,8 @@ class ContactIntake:
         """Append the contacts to RAW events and merge them into SILVER."""
         if self.warehouse is None:
             return
-        from guardian_lib.layout import RunLayout
-        from guardian_lib.schema import RAW_EVENTS_ARROW
         from guardian_lib.silver import update_silver
-        from guardian_lib.snmp.poller import write_parquet
+        from guardian_lib.snmp.poller import append_raw_events
 
         now = pd.Timestamp.now(tz="UTC")
         frame = pd.DataFrame({
@@ -475,9 +473,7 @@ class ContactIntake:
                                    ensure_ascii=False) for c in contacts],
             "received_at": now,
         })  # fmt: skip
-        name = f"contacts-{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
-        out = RunLayout(self.warehouse).raw("events") / f"date={now:%Y-%m-%d}" / name
-        write_parquet(frame, out, RAW_EVENTS_ARROW)
+        append_raw_events(self.warehouse, frame, "contacts")
         update_silver(self.warehouse, grid_minutes=self.grid_minutes)
 
 

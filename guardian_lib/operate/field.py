@@ -20,7 +20,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,6 @@ class WebhookFieldService(_OrderBook):
         )
         self._asked: dict[str, int] = {}  # order → when it was last asked (a counter)
         self._asks = 0
-        self._unanswered = False  # the last closure() got no answer at all
 
     def close(self) -> None:
         """Close the HTTP client."""
@@ -216,12 +215,16 @@ class WebhookFieldService(_OrderBook):
             self.save()
         return True
 
-    def closure(self, os_id: str, retries: int | None = None) -> tuple[str, str | None]:
+    def closure(self, os_id: str) -> tuple[str, str | None]:
         """Status and closure code of an order from one ``GET``: ``("unknown", None)``
         when the ticketing system does not know it, does not answer or answers nonsense
         (never raises: the loop follows each visit with it). An order already known to
         be ``completed`` or ``cancelled`` (final) is answered from the state, no request.
         """
+        return self._ask(os_id) or ("unknown", None)
+
+    def _ask(self, os_id: str, retries: int | None = None) -> tuple[str, str | None] | None:
+        """:meth:`closure`, None when the ticketing system gave no answer at all."""
         order = self.orders.get(os_id)
         if order is not None and order["status"] in _FINAL:
             return str(order["status"]), order.get("outcome") or None
@@ -229,13 +232,16 @@ class WebhookFieldService(_OrderBook):
         try:
             resp = self._call("GET", url, f"{self.context.site_id}:status:{os_id}",
                               retries=retries)  # fmt: skip
-            doc = resp.json() if resp.status_code < 400 else {}
-            st = str(doc.get("status", "unknown")) if isinstance(doc, dict) else "unknown"
-            code = _closure_code(doc.get("outcome")) if isinstance(doc, dict) else None
-        except (FieldServiceError, ValueError) as exc:
+        except FieldServiceError as exc:
             log.info("order %s: status unavailable: %s", os_id, exc)
-            self._unanswered = isinstance(exc, FieldServiceError)
+            return None
+        try:
+            doc = resp.json() if resp.status_code < 400 else {}
+        except ValueError as exc:
+            log.info("order %s: status unavailable: %s", os_id, exc)
             return "unknown", None
+        st = str(doc.get("status", "unknown")) if isinstance(doc, dict) else "unknown"
+        code = _closure_code(doc.get("outcome")) if isinstance(doc, dict) else None
         order = self.orders.get(os_id)
         if order is not None and (order["status"], order.get("outcome")) != (st, code):
             order["status"], order["outcome"] = st, code
@@ -261,11 +267,9 @@ class WebhookFieldService(_OrderBook):
         that is down costs a cycle one timeout, not one per open order."""
         open_ids = [k for k, o in self.orders.items() if o["status"] in _OPEN]
         open_ids.sort(key=lambda k: self._asked.get(k, -1))
-        self._unanswered = False
         for n, os_id in enumerate(open_ids[:MAX_ORDER_CHECKS]):
             self._asked[os_id] = self._asks = self._asks + 1
-            self.closure(os_id, retries=0)
-            if self._unanswered:
+            if self._ask(os_id, retries=0) is None:
                 log.warning("ticketing system unavailable: %d of %d open orders not asked "
                             "this cycle", len(open_ids) - n - 1, len(open_ids))  # fmt: skip
                 break
@@ -359,19 +363,25 @@ class DropFolderFieldService(_OrderBook):
         self.save()
         return True
 
+    def _status_rows(self) -> Iterator[tuple[str, str, str | None]]:
+        """``(os_id, status, closure code or None)`` of each row of the consumer's
+        ``status.csv`` that names an order and a status, in file order (none without it)."""
+        path = self.folder / "status.csv"
+        if not path.exists():
+            return
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("os_id") and row.get("status"):
+                    yield row["os_id"], row["status"], _closure_code(row.get("outcome"))
+
     def closure(self, os_id: str) -> tuple[str, str | None]:
         """Status and closure code from ``status.csv`` (``outcome`` column) when the
         consumer wrote one, else what we know (``unknown`` for an order we never opened)."""
-        path = self.folder / "status.csv"
-        if path.exists():
-            with path.open(encoding="utf-8", newline="") as fh:
-                for row in csv.DictReader(fh):
-                    if row.get("os_id") == os_id and row.get("status"):
-                        code = _closure_code(row.get("outcome"))
-                        if os_id in self.orders:
-                            self.orders[os_id]["status"] = row["status"]
-                            self.orders[os_id]["outcome"] = code
-                        return str(row["status"]), code
+        for oid, status, code in self._status_rows():
+            if oid == os_id:
+                if os_id in self.orders:
+                    self.orders[os_id]["status"], self.orders[os_id]["outcome"] = status, code
+                return status, code
         order = self.orders.get(os_id)
         if order is None:
             return "unknown", None
@@ -388,17 +398,13 @@ class DropFolderFieldService(_OrderBook):
     def open_orders(self) -> pd.DataFrame:
         """Orders the autopilot dropped that are still open, after reading the consumer's
         ``status.csv`` once (an order it reports closed leaves the list)."""
-        path = self.folder / "status.csv"
-        if path.exists():
-            changed = False
-            with path.open(encoding="utf-8", newline="") as fh:
-                for row in csv.DictReader(fh):
-                    order = self.orders.get(row.get("os_id") or "")
-                    if order is None or not row.get("status") or order["status"] not in _OPEN:
-                        continue
-                    order["status"] = row["status"]
-                    order["outcome"] = _closure_code(row.get("outcome"))
-                    changed = True
-            if changed:
-                self.save()
+        changed = False
+        for os_id, status, code in self._status_rows():
+            order = self.orders.get(os_id)
+            if order is None or order["status"] not in _OPEN:
+                continue
+            order["status"], order["outcome"] = status, code
+            changed = True
+        if changed:
+            self.save()
         return super().open_orders()

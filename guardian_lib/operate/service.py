@@ -434,16 +434,12 @@ class Operator(ApprovedActions):
         up = self.missed.known_up_mask
         if up is None or not up.any():
             return
-        from guardian_lib.layout import RunLayout
         from guardian_lib.operate.history import acs_seen_events
-        from guardian_lib.schema import RAW_EVENTS_ARROW
-        from guardian_lib.snmp.poller import write_parquet
+        from guardian_lib.snmp.poller import append_raw_events
 
-        now = pd.Timestamp.now(tz="UTC")
-        frame = acs_seen_events(ts, self.fleet.onu_ids[up], self.silent.olt_of, now)
-        name = f"acs-seen-{now.strftime('%Y%m%dT%H%M%S%f')}-{self.cycle:08d}.parquet"
-        write_parquet(frame, RunLayout(self.warehouse).raw("events") / f"date={now:%Y-%m-%d}" / name,
-                      RAW_EVENTS_ARROW)  # fmt: skip
+        frame = acs_seen_events(ts, self.fleet.onu_ids[up], self.silent.olt_of,
+                                pd.Timestamp.now(tz="UTC"))  # fmt: skip
+        append_raw_events(self.warehouse, frame, "acs-seen")
 
     def _store_rows(self, report: Any) -> list[Path]:
         from guardian_lib.silver import update_silver

@@ -56,6 +56,7 @@ __all__ = [
     "poll_olt",
     "poll_inventory",
     "poll_once",
+    "append_raw_events",
     "write_parquet",
     "write_to_warehouse",
 ]
@@ -384,16 +385,34 @@ def write_to_warehouse(report: PollReport, run_dir: str | Path) -> list[Path]:
     paths : list of Path
         Files written (none for an empty table).
     """
-    run_dir = Path(run_dir)
     name = f"snmp-{_now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
+    return _append_raw(run_dir, "telemetry", report.telemetry, TELEMETRY_SCHEMA, name) + (
+        _append_raw(run_dir, "events", report.events, EVENTS_SCHEMA, name)
+    )
+
+
+def append_raw_events(run_dir: str | Path, frame: pd.DataFrame, prefix: str) -> list[Path]:
+    """Append events (the RAW events columns, ``received_at`` set) to a run's RAW lake as
+    ``<run>/lake/raw/events/date=YYYY-MM-DD/<prefix>-<time>-<id>.parquet`` (date = arrival
+    date, UTC), written atomically, as :func:`write_to_warehouse` does for a poll.
+
+    Returns
+    -------
+    paths : list of Path
+        Files written (none for no rows).
+    """
+    name = f"{prefix}-{_now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
+    return _append_raw(run_dir, "events", frame, EVENTS_SCHEMA, name)
+
+
+def _append_raw(
+    run_dir: str | Path, kind: str, frame: pd.DataFrame, schema: pa.Schema, name: str
+) -> list[Path]:
+    """``frame``'s rows as RAW ``kind`` files named ``name``, one per arrival date."""
+    if not len(frame):
+        return []
     written = []
-    for kind, frame, schema in (
-        ("telemetry", report.telemetry, TELEMETRY_SCHEMA),
-        ("events", report.events, EVENTS_SCHEMA),
-    ):
-        if not len(frame):
-            continue
-        for date, part in frame.groupby(frame["received_at"].dt.strftime("%Y-%m-%d")):
-            out = RunLayout(run_dir).raw(kind) / f"date={date}" / name
-            written.append(write_parquet(part, out, schema))
+    for date, part in frame.groupby(frame["received_at"].dt.strftime("%Y-%m-%d")):
+        out = RunLayout(Path(run_dir)).raw(kind) / f"date={date}" / name
+        written.append(write_parquet(part, out, schema))
     return written
