@@ -85,9 +85,13 @@ class MissedPolls:
         self.held = 0
         self.gaps = 0
         self.last: dict[str, np.ndarray] | None = None
-        self.known_up_last = 0
         self.known_up_mask: np.ndarray | None = None
         self._missing = np.zeros(int(n_onus), dtype=np.int64)  # consecutive steps unread
+
+    @property
+    def known_up_last(self) -> int:
+        """ONUs of the last step past their grace but online on outside evidence. [-]"""
+        return 0 if self.known_up_mask is None else int(self.known_up_mask.sum())
 
     def fill(
         self, values: dict[str, np.ndarray], read: np.ndarray, known_up: np.ndarray | None = None
@@ -130,12 +134,11 @@ class MissedPolls:
                 for m, v in out.items():
                     if m in last:
                         v[hold] = last[m][hold]
-        self.known_up_last, self.known_up_mask = 0, None
+        self.known_up_mask = None
         if known_up is not None:
             up = ~read & (self._missing > self.grace_steps) & np.asarray(known_up, dtype=bool)
             self.known_up_mask = up
             if up.any():
-                self.known_up_last = int(up.sum())
                 for m, v in out.items():
                     v[up] = 1.0 if m == "online" else 0.0 if m == "loss_pct" else np.nan
                 if "loss_pct" not in out:
