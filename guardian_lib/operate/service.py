@@ -243,8 +243,9 @@ class Operator(ApprovedActions):
         self.missed = MissedPolls(len(fleet.onu_ids), self.site.missed_poll_grace_steps)
         self.missed.load_state_dict(self.store.get("missed_polls"))
         olt_of = {o: v for o, v in zip(t["onu_id"], t["olt_id"], strict=True) if v != "unknown"}
+        wait = {"wait_max_s": self.site.nbi.silent_wait_max_s} if self.site.nbi else {}
         self.silent = SilentOlts(fleet.onu_ids, olt_of, self._cpe_of, self.site.polling_interval_s,
-                                 pon_of=self.context.pon_of)  # fmt: skip
+                                 pon_of=self.context.pon_of, **wait)  # fmt: skip
         self.silent.load_state_dict(self.store.get("silent_olts"))
         self.ppp = PppRecord(fleet.onu_ids, self._cpe_of)
         self.ppp.resume(self.store, self.warehouse)
