@@ -137,6 +137,8 @@ class PppRecord:
         self.onu_ids = np.asarray(list(onu_ids), dtype=object)
         self.cpe_of = dict(cpe_of)
         self.down: set[str] = set()
+        # each ONU's CPE, in fleet order (None: no CPE, never down)
+        self._cpes = pd.Index([self.cpe_of.get(o) for o in self.onu_ids], dtype=object)
 
     def mask(self, ppp: Mapping[str, bool]) -> np.ndarray:
         """ONUs (fleet order) whose CPE the ACS reports with its session down.
@@ -146,10 +148,10 @@ class PppRecord:
         ppp : mapping of str → bool
             CPE id → session up (``NbiCpeState.ppp_up``; absent: not reported).
         """
-        if not ppp:
+        down = [c for c, up in ppp.items() if up is False]
+        if not down:
             return np.zeros(len(self.onu_ids), dtype=bool)
-        cpe = pd.Series(self.onu_ids).map(self.cpe_of)
-        return cpe.map(dict(ppp)).eq(False).to_numpy(dtype=bool)
+        return self._cpes.isin(down)
 
     def record(self, ts: pd.Timestamp, down_mask: np.ndarray, store: Any, warehouse: Any) -> int:
         """Append this cycle's changes to ``warehouse``'s RAW events; the new state and
