@@ -13,8 +13,8 @@ in the RAW events (:class:`PppRecord`):
   reports down (its session is up again, the ACS stopped reporting its status, or the
   NBI is down: operate reads all of these as service).
 
-Entity the ONU, payload ``{"cpe_id": …}`` (the fleet's, never a string from the ACS),
-source ``operate``. One row per change, not per ONU and cycle: a session down for a week
+Entity the ONU, payload ``{"cpe_id": …, "read_at": …}`` (the fleet's CPE, never a
+string from the ACS, and when operate read the ACS, ISO 8601 UTC), source ``operate``. One row per change, not per ONU and cycle: a session down for a week
 is two rows. The replay carries the state across steps (:class:`PppState`): an ONU's
 last record at or before a step says whether its CPE's session is down in that step.
 
@@ -31,8 +31,9 @@ once more (:meth:`PppRecord.resume`: the same rows, deduplicated by SILVER's eve
 rule), so a crash between the put and the append never leaves the warehouse with a
 state operate does not know. Rows of the same ONU at the same time (a cycle that ran
 again after a crash and read the ACS anew) are applied in ``received_at`` order: the
-later read wins. Without any stored state (a new state folder) operate starts from the
-warehouse's SILVER (:func:`recorded_down`).
+later read wins (``read_at`` in the payload keeps each read's rows apart in SILVER).
+Without any stored state (a new state folder) operate starts from the warehouse's
+SILVER (:func:`recorded_down`).
 """
 
 from __future__ import annotations
@@ -80,12 +81,15 @@ def acs_ppp_events(
         Rows with the RAW events columns (``source`` ``operate``, severity ``info``).
     """
     ids = [str(o) for o in down] + [str(o) for o in up]
+    # the read's time tells two reads of the same cycle apart (SILVER keeps one row per
+    # ONU, type, time and payload: down, up, down again at one time must stay three)
+    read = pd.Timestamp(received_at).tz_convert("UTC").isoformat()
     kinds = [ACS_PPP_DOWN] * len(down) + [ACS_PPP_UP] * len(up)
     return pd.DataFrame({
         "ts": pd.to_datetime([pd.Timestamp(ts)] * len(ids), utc=True),
         "entity_id": ids, "entity_type": "onu", "type": kinds, "severity": "info",
         "source": "operate",
-        "payload": [json.dumps({"cpe_id": cpe_of.get(o)}) for o in ids],
+        "payload": [json.dumps({"cpe_id": cpe_of.get(o), "read_at": read}) for o in ids],
         "received_at": pd.to_datetime([pd.Timestamp(received_at)] * len(ids), utc=True),
     })  # fmt: skip
 

@@ -9,6 +9,7 @@ always answers, the NBI reporting one CPE's session down for a while.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -138,8 +139,8 @@ def _at(k: int) -> pd.Timestamp:
     return T0 + pd.Timedelta(seconds=k * STEP_S)
 
 
-def _loss(wh: Path, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
-    """A3's ``loss_pct`` in each replayed step from ``start`` to ``end``. [%]"""
+def _loss(wh: Path, start: pd.Timestamp, end: pd.Timestamp, onu: str = "A3") -> np.ndarray:
+    """``onu``'s ``loss_pct`` in each replayed step from ``start`` to ``end``. [%]"""
     from guardian_lib.operate.history import HistoryTelemetrySource
     from guardian_lib.warehouse import connect
 
@@ -149,7 +150,7 @@ def _loss(wh: Path, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
     finally:
         con.close()
     assert all(e.type not in (ACS_PPP_DOWN, ACS_PPP_UP) for t in ticks for e in t.events)
-    return np.array([t.get("loss_pct")[ONUS.index("A3")] for t in ticks])
+    return np.array([t.get("loss_pct")[ONUS.index(onu)] for t in ticks])
 
 
 def test_decide_makes_the_decisions_operate_made_for_a_cpe_with_pppoe_down(tmp_path):
@@ -163,10 +164,11 @@ def test_decide_makes_the_decisions_operate_made_for_a_cpe_with_pppoe_down(tmp_p
     # before: the replay read A3 as served and made none of these decisions
     assert _replay(tmp_path) == operate
     # two rows for a session down 50 minutes: the changes, not one per cycle
-    assert _records(wh) == [
-        (_at(DOWN_FROM), "A3", ACS_PPP_DOWN, '{"cpe_id": "cpe-A3"}'),
-        (_at(DOWN_TO), "A3", ACS_PPP_UP, '{"cpe_id": "cpe-A3"}'),
-    ]
+    records = _records(wh)
+    assert [r[:3] for r in records] == [
+        (_at(DOWN_FROM), "A3", ACS_PPP_DOWN), (_at(DOWN_TO), "A3", ACS_PPP_UP),
+    ]  # fmt: skip
+    assert [json.loads(r[3])["cpe_id"] for r in records] == ["cpe-A3"] * 2
     loss = _loss(wh, T0, _at(CYCLES - 1))
     assert loss.tolist() == [100.0 if DOWN_FROM <= k < DOWN_TO else 0.0 for k in range(CYCLES)]
     # a replay that starts while the session is down carries the state from before it
@@ -182,6 +184,21 @@ def test_a_restart_while_the_session_is_down_records_no_second_change(tmp_path):
     ]  # fmt: skip
     assert len(list((wh / "lake/raw/events").rglob("acs-ppp-*.parquet"))) == 4
     assert _replay(tmp_path) == _decisions(tmp_path / "state" / "audit.duckdb")
+    # one cycle run three times (two crashes), reading A5 down, up, down again: SILVER
+    # keeps the three reads, applied as received: down
+    from guardian_lib.snmp.poller import append_raw_events
+
+    last = _at(CYCLES - 1)
+    for h, (down, up) in enumerate(((["A5"], []), ([], ["A5"]), (["A5"], []))):
+        rows = acs_ppp_events(last, down, up, {"A5": "cpe-A5"}, T0 + pd.Timedelta(hours=h))
+        append_raw_events(wh, rows, "acs-ppp")
+    _inventory(tmp_path)
+    assert [ty for t, e, ty, _ in _records(wh) if e == "A5"] == [
+        ACS_PPP_DOWN,
+        ACS_PPP_DOWN,
+        ACS_PPP_UP,
+    ]
+    assert _loss(wh, last, last, "A5").tolist() == [100.0]
 
 
 def test_an_nbi_that_goes_down_is_recorded_as_operate_read_it(tmp_path):
