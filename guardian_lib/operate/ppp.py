@@ -141,6 +141,7 @@ class PppRecord:
         self.onu_ids = np.asarray(list(onu_ids), dtype=object)
         self.cpe_of = dict(cpe_of)
         self.down: set[str] = set()
+        self._unsent: pd.DataFrame | None = None  # rows whose append failed
         # each ONU's CPE, in fleet order (None: no CPE, never down)
         self._cpes = pd.Index([self.cpe_of.get(o) for o in self.onu_ids], dtype=object)
 
@@ -159,7 +160,8 @@ class PppRecord:
 
     def record(self, ts: pd.Timestamp, down_mask: np.ndarray, store: Any, warehouse: Any) -> int:
         """Append this cycle's changes to ``warehouse``'s RAW events; the new state and
-        the rows are put in ``store`` first. Returns the rows appended. [-]
+        the rows are put in ``store`` first. Rows whose append failed (the cycle failed
+        with it) are appended first by the next call. Returns this cycle's rows. [-]
 
         Parameters
         ----------
@@ -171,14 +173,18 @@ class PppRecord:
         warehouse : path
             The site's run folder.
         """
+        if self._unsent is not None:  # the last append failed (a full disk…): first
+            _append(warehouse, self._unsent)
+            self._unsent = None
         now = set(self.onu_ids[np.asarray(down_mask, dtype=bool)].tolist())
         went, back = sorted(now - self.down), sorted(self.down - now)
         if not went and not back:
             return 0
         rows = acs_ppp_events(ts, went, back, self.cpe_of, pd.Timestamp.now(tz="UTC"))
         store.put(_STATE_KEY, {"down": sorted(now), "last": rows})
-        self.down = now
+        self.down, self._unsent = now, rows
         _append(warehouse, rows)
+        self._unsent = None
         return len(rows)
 
     def resume(self, store: Any, warehouse: Any) -> int:

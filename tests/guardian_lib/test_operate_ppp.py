@@ -307,3 +307,33 @@ def test_an_import_of_an_acs_record_naming_no_onu_is_refused(tmp_path):
     )
     ok = convert("events", origin, frame.assign(tipo="onu"), table, "UTC")
     assert ok["type"].tolist() == [ACS_PPP_DOWN]
+
+
+def test_rows_whose_append_failed_are_appended_by_the_next_cycle(tmp_path, monkeypatch):
+    """The RAW append fails (a full disk): the cycle fails with it, and the next cycle of
+    the same process, which sees no change, appends those rows first."""
+    from guardian_lib.operate import ppp
+    from guardian_lib.operate.ppp import PppRecord
+
+    class Store(dict):
+        def put(self, key, value):
+            self[key] = value
+
+    real, calls = ppp._append, []
+
+    def flaky(warehouse, rows):
+        calls.append(len(rows))
+        if len(calls) == 1:
+            raise OSError(28, "No space left on device")
+        real(warehouse, rows)
+
+    monkeypatch.setattr(ppp, "_append", flaky)
+    rec, store = PppRecord(["A", "B"], {"A": "cA", "B": "cB"}), Store()
+    with pytest.raises(OSError):
+        rec.record(_at(1), rec.mask({"cA": False}), store, tmp_path)
+    assert rec.record(_at(2), rec.mask({"cA": False}), store, tmp_path) == 0  # no change
+    assert calls == [1, 1]
+    files = list((tmp_path / "lake/raw/events").rglob("acs-ppp-*.parquet"))
+    rows = pd.concat([pd.read_parquet(f) for f in files])
+    assert rows[["entity_id", "type"]].values.tolist() == [["A", ACS_PPP_DOWN]]
+    assert pd.Timestamp(rows["ts"].iloc[0]) == _at(1)
