@@ -149,7 +149,7 @@ class HistoryTelemetrySource:
         reads ``online`` alone.
     events : bool, default True
         Whether ticks carry the SILVER events (False: every tick without events; the
-        ``ACS_SEEN`` evidence is applied either way).
+        ``ACS_SEEN`` evidence and the ``ACS_PPP_*`` records are applied either way).
 
     Attributes
     ----------
@@ -161,6 +161,9 @@ class HistoryTelemetrySource:
         Telemetry rows read. [-]
     events, events_unmapped : int
         Events yielded, and customer contacts left out (customer not in the inventory). [-]
+    ppp : PppState or None
+        Whose CPE's PPPoE session the ACS reported down, as of the last step (None when
+        the ticks carry no ``loss_pct``).
     """
 
     def __init__(

@@ -14,8 +14,8 @@ in the RAW events (:class:`PppRecord`):
   NBI is down: operate reads all of these as service).
 
 Entity the ONU, payload ``{"cpe_id": …, "read_at": …}`` (the fleet's CPE, never a
-string from the ACS, and when operate read the ACS, ISO 8601 UTC), source ``operate``. One row per change, not per ONU and cycle: a session down for a week
-is two rows. The replay carries the state across steps (:class:`PppState`): an ONU's
+string from the ACS, and when operate read the ACS, ISO 8601 UTC), source ``operate``.
+One row per change, not per ONU and cycle: a session down for a week is two rows. The replay carries the state across steps (:class:`PppState`): an ONU's
 last record at or before a step says whether its CPE's session is down in that step.
 
 Why new types rather than the ``PPPOE_DOWN`` / ``PPPOE_UP`` events: those are session
@@ -54,6 +54,7 @@ __all__ = [
 ACS_PPP_DOWN = "ACS_PPP_DOWN"
 #: Event type: from this time on it no longer does.
 ACS_PPP_UP = "ACS_PPP_UP"
+#: Both types.
 PPP_TYPES = (ACS_PPP_DOWN, ACS_PPP_UP)
 _STATE_KEY = "ppp_down"
 
