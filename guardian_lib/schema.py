@@ -122,7 +122,8 @@ INVENTORY_COLUMNS: dict[str, tuple[str, ...]] = {
 
 EVENT_TYPES = (
     "LOS", "DYING_GASP", "LINK_UP", "PPPOE_DOWN", "PPPOE_UP", "DHCP_FAIL", "HIGH_BER",
-    "LOW_RX", "REBOOT", "BOOT", "CUSTOMER_CALL", "OLT_ALARM", "ACS_SEEN",
+    "LOW_RX", "REBOOT", "BOOT", "CUSTOMER_CALL", "OLT_ALARM", "ACS_SEEN", "ACS_PPP_DOWN",
+    "ACS_PPP_UP",
 )  # fmt: skip
 
 #: Plausible physical range of each measurement; SILVER turns values outside it (vendor

@@ -12,7 +12,11 @@
   ACS's evidence (its OLT silent, its CPE still informing,
   :mod:`guardian_lib.operate.silent`) is online here too, with unknown readings: operate
   recorded it in that step as an ``ACS_SEEN`` event (:func:`acs_seen_events`), so the
-  replay applies the evidence operate applied, step for step. A step
+  replay applies the evidence operate applied, step for step. A CPE whose PPPoE session
+  the ACS reported down was read by operate as loss 100 % (where its ONU was read and
+  registered): operate recorded the changes of that view (``ACS_PPP_DOWN`` /
+  ``ACS_PPP_UP``, :mod:`guardian_lib.operate.ppp`), and the replay carries the state
+  from the last record before its first step on. A step
   without any row at all (the collection stopped) repeats the
   previous step's readings, as ``guardian operate`` does when no OLT answers: a gap in
   the export is not a massive outage. A
@@ -36,6 +40,7 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS, MissedPolls
 from guardian_lib.loop.protocols import ORDER_COLUMNS
 from guardian_lib.loop.tick import EventRow, Tick
+from guardian_lib.operate.ppp import PPP_TYPES, PppState, received_column
 from guardian_lib.schema import MEASURES
 from guardian_lib.warehouse import table_names
 
@@ -144,7 +149,7 @@ class HistoryTelemetrySource:
         reads ``online`` alone.
     events : bool, default True
         Whether ticks carry the SILVER events (False: every tick without events; the
-        ``ACS_SEEN`` evidence is applied either way).
+        ``ACS_SEEN`` evidence and the ``ACS_PPP_*`` records are applied either way).
 
     Attributes
     ----------
@@ -156,6 +161,9 @@ class HistoryTelemetrySource:
         Telemetry rows read. [-]
     events, events_unmapped : int
         Events yielded, and customer contacts left out (customer not in the inventory). [-]
+    ppp : PppState or None
+        Whose CPE's PPPoE session the ACS reported down, as of the last step (None when
+        the ticks carry no ``loss_pct``).
     """
 
     def __init__(
@@ -185,6 +193,11 @@ class HistoryTelemetrySource:
         self.ticks = self.gap_ticks = self.rows = 0
         self.events = self.events_unmapped = 0
         self.missed = MissedPolls(len(self.index), grace_steps)
+        # the ACS's PPPoE view (read as loss 100 %): only where the ticks carry the loss
+        self.ppp = PppState(self.index) if "loss_pct" in self.measures else None
+        if self.ppp is not None and self._has_events:
+            self._received = received_column(con)
+            self.ppp.apply(self._ppp_rows(None, self.start_us - self.tick_s * _US))
 
     @property
     def held(self) -> int:
@@ -198,7 +211,10 @@ class HistoryTelemetrySource:
             k1 = min(k0 + block, self.n_steps) - 1
             values = self._readings(k0, k1)
             events, seen = self._events(k0, k1)
+            ppp = self._ppp_steps(k0, k1)
             for k in range(k1 - k0 + 1):
+                if k0 + k in ppp:
+                    self.ppp.apply(ppp[k0 + k])
                 row = self._fill({m: values[m][k] for m in values}, seen.get(k0 + k))
                 ts = pd.Timestamp((self.start_us + (k0 + k) * self.tick_s * _US) * 1000, tz="UTC")
                 self.ticks += 1
@@ -210,8 +226,10 @@ class HistoryTelemetrySource:
         """One step's readings with the missed-poll rule applied (vectorised); ``seen``:
         positions of the ONUs operate kept online on the ACS's evidence in this step."""
         gaps = self.missed.gaps
-        if "loss_pct" in row:  # as operate reads a poll: a registered ONU has service
+        if "loss_pct" in row:  # as operate reads a poll: a registered ONU has service,
             row["loss_pct"] = registered_loss(row["online"], row["loss_pct"])
+            # unless the ACS reported its CPE's PPPoE session down
+            row["loss_pct"] = self.ppp.lost(row["online"], row["loss_pct"])
         known_up = None
         if seen is not None:
             known_up = np.zeros(len(self.index), dtype=bool)
@@ -275,7 +293,7 @@ class HistoryTelemetrySource:
         if not len(ev):
             return {}, {}
         seen = self._seen(ev, tick_us)
-        ev = ev[(ev["type"] != ACS_SEEN).to_numpy()]
+        ev = ev[~ev["type"].isin((ACS_SEEN, *PPP_TYPES)).to_numpy()]
         call = (ev["type"] == "CUSTOMER_CALL") & (ev["entity_type"] != "onu")
         unmapped = call & ~ev["has_onu"].astype(bool)
         self.events_unmapped += int(unmapped.sum())
@@ -293,6 +311,27 @@ class HistoryTelemetrySource:
         for s, r in zip(step.tolist(), rows, strict=True):
             out.setdefault(int(s), []).append(r)
         return {s: tuple(v) for s, v in out.items()}, seen
+
+    def _ppp_rows(self, lo: int | None, hi: int) -> pd.DataFrame:
+        """``ACS_PPP_*`` records with ``lo < ts <= hi`` (epoch µs; ``lo`` None: from the
+        first), in the order they apply: by time, then as received."""
+        after = "" if lo is None else f"AND epoch_us(ts) > {int(lo)} "
+        return self.con.execute(
+            "SELECT epoch_us(ts) AS t, entity_id, entity_type, type FROM events WHERE "
+            f"type IN {PPP_TYPES!r} {after}AND epoch_us(ts) <= {int(hi)} "
+            f"ORDER BY t, {self._received}, type"
+        ).df()
+
+    def _ppp_steps(self, k0: int, k1: int) -> dict[int, pd.DataFrame]:
+        """By step of ``k0..k1``, the ``ACS_PPP_*`` records that apply from it on."""
+        if self.ppp is None or not self._has_events:
+            return {}
+        tick_us = self.tick_s * _US
+        ev = self._ppp_rows(self.start_us + (k0 - 1) * tick_us, self.start_us + k1 * tick_us)
+        if not len(ev):
+            return {}
+        step = -((-(ev["t"].to_numpy(np.int64) - self.start_us)) // tick_us)  # ceil
+        return {int(s): ev[step == s] for s in np.unique(step)}
 
     def _seen(self, ev: pd.DataFrame, tick_us: int) -> dict[int, np.ndarray]:
         """By step, the fleet positions of the ONUs of ``ev``'s ``ACS_SEEN`` events."""

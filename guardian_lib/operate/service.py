@@ -77,6 +77,7 @@ from guardian_lib.operate.contacts import contact_intake, contact_outcomes
 from guardian_lib.operate.field import WebhookFieldService
 from guardian_lib.operate.fleet import Fleet, cpe_by_serial, fleet_from_poll, load_subscribers
 from guardian_lib.operate.metrics import OperateMetrics, log_json
+from guardian_lib.operate.ppp import PppRecord
 from guardian_lib.operate.schedule import report_scheduler, reports_cycle
 from guardian_lib.operate.silent import SilentOlts
 from guardian_lib.operate.site import SiteConfig
@@ -150,6 +151,7 @@ class Operator(ApprovedActions):
         self.devices = JournalledDevices(self.nbi, self.store, self.context)
         self.cpe_state = NbiCpeState(self.nbi, site.nbi.inform_interval_s) if self.nbi else None
         self.silent: SilentOlts | None = None  # silent OLTs and the ACS's evidence (_build)
+        self.ppp: PppRecord | None = None  # the ACS's PPPoE view, as recorded (_build)
         self.wall = time.time  # the wall clock the ACS's Inform times are compared with [s]
         self.field = field_service(site, self.store, self.context)
         self.alerts = alert_pipeline(site, self.state_dir)
@@ -241,9 +243,12 @@ class Operator(ApprovedActions):
         self.missed = MissedPolls(len(fleet.onu_ids), self.site.missed_poll_grace_steps)
         self.missed.load_state_dict(self.store.get("missed_polls"))
         olt_of = {o: v for o, v in zip(t["onu_id"], t["olt_id"], strict=True) if v != "unknown"}
+        wait = {"wait_max_s": self.site.nbi.silent_wait_max_s} if self.site.nbi else {}
         self.silent = SilentOlts(fleet.onu_ids, olt_of, self._cpe_of, self.site.polling_interval_s,
-                                 pon_of=self.context.pon_of)  # fmt: skip
+                                 pon_of=self.context.pon_of, **wait)  # fmt: skip
         self.silent.load_state_dict(self.store.get("silent_olts"))
+        self.ppp = PppRecord(fleet.onu_ids, self._cpe_of)
+        self.ppp.resume(self.store, self.warehouse)
         saved = self.store.get("loop")
         committed = 0
         if saved is not None and list(saved["onu_ids"]) == list(fleet.onu_ids):
@@ -323,15 +328,9 @@ class Operator(ApprovedActions):
         known["loss_pct"] = registered_loss(
             known["online"].to_numpy(), known["loss_pct"].to_numpy()
         )
-        cpe_down = 0
-        if self.cpe_state is not None:
-            # A CPE whose PPPoE session is down (hung, misconfigured) leaves its customer
-            # without service although the ONU is registered: the ACS tells.
-            ppp = self.cpe_state.ppp_up()
-            cpe = known["onu_id"].map(self._cpe_of)
-            down = known["online"] & cpe.map(lambda c: ppp.get(c, True) is False)
-            known.loc[down, "loss_pct"] = 100.0
-            cpe_down = int(down.sum())
+        # A CPE whose PPPoE session is down (hung, misconfigured) leaves its customer
+        # without service although the ONU is registered: the ACS tells.
+        cpe_down = self._ppp_down(ts, known)
         events = report.events
         rows = [
             EventRow(pd.Timestamp(r.ts), str(r.entity_id), str(r.entity_type), str(r.type),
@@ -440,6 +439,17 @@ class Operator(ApprovedActions):
         frame = acs_seen_events(ts, self.fleet.onu_ids[up], self.silent.olt_of,
                                 pd.Timestamp.now(tz="UTC"))  # fmt: skip
         append_raw_events(self.warehouse, frame, "acs-seen")
+
+    def _ppp_down(self, ts: pd.Timestamp, known: pd.DataFrame) -> int:
+        """Loss 100 % in ``known`` (in place) for the registered ONUs whose CPE's PPPoE
+        session the ACS reports down; the changes of that view are appended to RAW events
+        (``ACS_PPP_DOWN`` / ``ACS_PPP_UP``, :mod:`guardian_lib.operate.ppp`) so that
+        ``guardian decide`` replays it. Returns those ONUs' count. [-]"""
+        mask = self.ppp.mask(self.cpe_state.ppp_up() if self.cpe_state is not None else {})
+        self.ppp.record(ts, mask, self.store, self.warehouse)
+        down = known["online"] & known["onu_id"].isin(set(self.fleet.onu_ids[mask]))
+        known.loc[down, "loss_pct"] = 100.0
+        return int(down.sum())
 
     def _store_rows(self, report: Any) -> list[Path]:
         from guardian_lib.silver import update_silver

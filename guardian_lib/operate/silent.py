@@ -39,13 +39,14 @@ cut, a lost uplink; without the polling interval's margin: nobody of the OLT has
 heard, and ending the wait early costs no more than the rule before it, which counted
 them offline at the grace), and a PON of it when its own misses make it dark. The wait also ends, and the rule is the
 missed-poll rule again, for all the OLT's CPEs when the silence is :data:`WAIT_MAX_S`
-old (long intervals: evidence would come too late), and when the ACS has heard nobody
+old or the site's ``nbi.silent_wait_max_s`` (long intervals: evidence would come too
+late; at most :data:`WAIT_MAX_LIMIT_S`), and when the ACS has heard nobody
 since the silence began (an ACS alone with this OLT, or a stale NBI: no miss can come);
 for a PON when one of its customers contacted the helpdesk since the silence (a call
 is what an outage's customers do first; its own ONU is offline in any case). The cost:
 a real power loss is seen at the first poll past the second late Inform, on average
 :data:`PON_MISSES` / (N + 1) intervals plus :data:`MISS_LATE_S` after the silence on an
-OLT of N CPEs, at most :data:`WAIT_MAX_S`, instead of at the grace.
+OLT of N CPEs, at most the wait's limit, instead of at the grace.
 
 **Missed Informs, dark PONs.** A CPE's next periodic Inform is due at most one interval
 after its last one (a CPE that informs on a fixed schedule, or from its last session,
@@ -87,7 +88,7 @@ import numpy as np
 __all__ = [
     "INTERVAL_PATHS", "MAX_FUTURE_S", "MAX_INTERVAL_S", "MIN_INTERVAL_S", "MISS_LATE_S",
     "MISS_POLLS", "OVERDUE_FACTOR", "OVERDUE_POLLS", "PON_MISSES", "SilentOlts",
-    "WAIT_MAX_S", "inform_interval_s", "inform_time_s",
+    "WAIT_MAX_LIMIT_S", "WAIT_MAX_S", "inform_interval_s", "inform_time_s",
 ]  # fmt: skip
 
 #: Where TR-181 and TR-098 CPEs report their periodic Inform interval.
@@ -105,8 +106,11 @@ MISS_LATE_S = 150.0
 MISS_POLLS = 1
 #: Missed Informs that make a PON dark (all its CPEs' if it has fewer). [-]
 PON_MISSES = 2
-#: An OLT none of whose CPEs informed since its silence is held at most this long. [s]
+#: An OLT none of whose CPEs informed since its silence is held at most this long, unless
+#: the site sets ``nbi.silent_wait_max_s``. [s]
 WAIT_MAX_S = 1800.0
+#: The longest wait a site may set: a dead OLT held longer would go unseen for hours. [s]
+WAIT_MAX_LIMIT_S = 6 * 3600.0
 #: An Inform stamped further ahead of this host's clock is no evidence. [s]
 MAX_FUTURE_S = 5.0
 #: Periodic Inform intervals accepted (shorter or longer: no evidence). [s]
@@ -201,6 +205,9 @@ class SilentOlts:
     pon_of : mapping of str → str, optional
         ONU id → PON id (the inventory's); an ONU without one counts on a PON that
         spans its whole OLT.
+    wait_max_s : float, default :data:`WAIT_MAX_S`
+        How long an OLT none of whose CPEs informed since its silence is held at most
+        (the site's ``nbi.silent_wait_max_s``). [s]
 
     Attributes
     ----------
@@ -216,7 +223,13 @@ class SilentOlts:
 
     def __init__(self, onu_ids: Iterable[str], olt_of: Mapping[str, str],
                  cpe_of: Mapping[str, str], poll_s: float,
-                 pon_of: Mapping[str, str] | None = None) -> None:  # fmt: skip
+                 pon_of: Mapping[str, str] | None = None,
+                 wait_max_s: float = WAIT_MAX_S) -> None:  # fmt: skip
+        if not 0 < wait_max_s <= WAIT_MAX_LIMIT_S:
+            raise ValueError(
+                f"silent_wait_max_s: expected 0 < s <= {WAIT_MAX_LIMIT_S:g}, got {wait_max_s}"
+            )
+        self.wait_max_s = float(wait_max_s)
         self.onu_ids = np.asarray(list(onu_ids), dtype=object)
         self.olt_of = {str(k): str(v) for k, v in olt_of.items() if v is not None}
         self.cpe_of = dict(cpe_of)
@@ -326,7 +339,7 @@ class SilentOlts:
         waits = {
             o for o, start in self.since.items()
             if o not in alive and ("olt", o) not in dark and heard > start
-            and now_s - start <= WAIT_MAX_S
+            and now_s - start <= self.wait_max_s
         }  # fmt: skip
         self.dark_olts = sorted(o for kind, o in dark if kind == "olt" and o not in alive)
         held = [o in alive or (o in waits and q not in called)

@@ -16,7 +16,8 @@ Example::
     missed_poll_grace_steps: 1           # a missed poll keeps the last reading one cycle
     warehouse: data/runs/prod
     model_alias: champion                # the rule scorer when no model is registered
-    nbi: {url: "http://acs.example:7557", token_env: GUARDIAN_NBI_TOKEN}
+    nbi: {url: "http://acs.example:7557", token_env: GUARDIAN_NBI_TOKEN,
+          silent_wait_max_s: 1800}      # a silent OLT waits for its CPEs' Informs
     safety: {reboot_cooldown_minutes: 360, max_reboots_per_day: 2, cost_per_visit: 150}
     costs: {call_cost_brl: 8, call_ahead_cost_brl: 4, revisit_after_cancel_h: 8}
     field_service: {kind: webhook, url: "https://tickets.example/api/orders",
@@ -40,7 +41,12 @@ from guardian_lib.errors import ConfigError, validation_message
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
 from guardian_lib.operate.contacts import ContactSettings
 from guardian_lib.operate.schedule import ReportJob
-from guardian_lib.operate.silent import MAX_INTERVAL_S, MIN_INTERVAL_S
+from guardian_lib.operate.silent import (
+    MAX_INTERVAL_S,
+    MIN_INTERVAL_S,
+    WAIT_MAX_LIMIT_S,
+    WAIT_MAX_S,
+)
 from guardian_lib.safe_yaml import StrictModel, load_yaml_model
 from guardian_lib.secrets import SecretRef, read_secret  # re-exported: moved there
 
@@ -77,6 +83,12 @@ class NbiSettings(SecretRef):
         None, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S,
         description="Periodic Inform interval assumed for a CPE that reports none (a silent "
         "OLT's CPEs: guardian_lib.operate.silent); None: such a CPE is no evidence. [s]",
+    )  # fmt: skip
+    silent_wait_max_s: float = Field(
+        WAIT_MAX_S, gt=0, le=WAIT_MAX_LIMIT_S,
+        description="How long a silent OLT none of whose CPEs informed since its silence "
+        "is held online at most, waiting for evidence (guardian_lib.operate.silent); "
+        "longer than 6 h would leave a dead OLT unseen for hours. [s]",
     )  # fmt: skip
 
 

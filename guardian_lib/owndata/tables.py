@@ -166,6 +166,31 @@ def _check_words(
             spec.column,
             f"one of {list(allowed)} or a value mapped to one under values.{col}",
         )
+    if name == "events":
+        _check_onu_records(origin, frame, result, table)
+
+
+#: Event types that record what ``guardian operate`` read of an ONU (the replay applies
+#: them to that ONU's readings): their entity must be an ONU.
+_ONU_RECORD_TYPES = ("ACS_SEEN", "ACS_PPP_DOWN", "ACS_PPP_UP")
+
+
+def _check_onu_records(
+    origin: RowOrigin, frame: pd.DataFrame, result: pd.DataFrame, table: TableSource
+) -> None:
+    """An ``ACS_*`` record naming anything but an ONU is refused (file, row and column
+    named): the replay would silently skip it."""
+    other = result["entity_type"].notna().to_numpy() & (result["entity_type"] != "onu").to_numpy()
+    bad = result["type"].isin(_ONU_RECORD_TYPES).to_numpy() & other
+    spec = table.spec("entity_type")
+    if spec is None:
+        if bad.any():
+            raise IngestError(
+                f"{origin.label}: defaults.entity_type: expected 'onu' for the event types "
+                f"{list(_ONU_RECORD_TYPES)}, got {table.defaults['entity_type']!r}"
+            )
+        return
+    origin.bad(frame, bad, spec.column, f"'onu' for the event types {list(_ONU_RECORD_TYPES)}")
 
 
 def _now() -> pd.Timestamp:

@@ -368,7 +368,8 @@ BAD_INPUTS = {
         IngestError,
         "alarmes.csv: row 3 (line 4): column 'alarme': expected one of ['LOS', 'DYING_GASP', "
         "'LINK_UP', 'PPPOE_DOWN', 'PPPOE_UP', 'DHCP_FAIL', 'HIGH_BER', 'LOW_RX', 'REBOOT', "
-        "'BOOT', 'CUSTOMER_CALL', 'OLT_ALARM', 'ACS_SEEN'] or a value mapped to one under "
+        "'BOOT', 'CUSTOMER_CALL', 'OLT_ALARM', 'ACS_SEEN', 'ACS_PPP_DOWN', 'ACS_PPP_UP'] or a "
+        "value mapped to one under "
         "values.type, "
         "got 'PORTA ABERTA'",
     ),

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+import yaml
 from silent_network import fleet_site, olt_polls, operate_cycles, silent_olt
 
 from guardian_lib.operate.silent import (
@@ -22,6 +24,7 @@ from guardian_lib.operate.silent import (
     OVERDUE_FACTOR,
     OVERDUE_POLLS,
     PON_MISSES,
+    WAIT_MAX_LIMIT_S,
     WAIT_MAX_S,
     SilentOlts,
 )
@@ -212,3 +215,67 @@ def test_the_same_olt_losing_power_opens_its_incident_once_the_misses_come(tmp_p
     assert [f["open_incidents"] for f in figures].index(1) == dark_cycle
     assert scopes == [("olt", "OLT-1")], scopes
     assert {n[0] for n in notices} == {f"A{i:02d}" for i in range(N)}
+
+
+# --- the wait's limit is a site setting ---------------------------------------------------
+
+
+def test_the_wait_ends_at_the_limit_it_is_given_not_at_the_default():
+    onus, limit = [f"O{i}" for i in range(8)], 600.0
+    s = SilentOlts(onus, dict.fromkeys(onus, "OLT-1"), {o: o for o in onus}, POLL_S,
+                   wait_max_s=limit)  # fmt: skip
+    s.observe([], ["OLT-1"], now_s=T_SILENT)
+    far = {o: (T_SILENT - 60.0, 10 * HOUR_S) for o in onus}  # nothing due for hours
+
+    def held(now: float) -> bool:
+        return bool(s.known_up(far | {"elsewhere": (now - 5.0, HOUR_S)}, now).all())
+
+    assert held(T_SILENT + limit) and not held(T_SILENT + limit + 1.0)
+    assert limit + 1.0 < WAIT_MAX_S  # the default would still hold them
+    for bad in (0.0, -1.0, WAIT_MAX_LIMIT_S + 1.0):
+        with pytest.raises(ValueError, match="silent_wait_max_s"):
+            SilentOlts([], {}, {}, POLL_S, wait_max_s=bad)
+
+
+def _nbi_site(tmp_path: Path, **nbi) -> Path:
+    site = _site(tmp_path)
+    cfg = yaml.safe_load(site.read_text()) | {"nbi": {"url": "http://127.0.0.1:9", **nbi}}
+    site.write_text(yaml.safe_dump(cfg))
+    return site
+
+
+@pytest.mark.parametrize("value", [0, -60, 6 * 3600 + 1, "soon"])
+def test_a_wait_limit_out_of_range_names_the_field(tmp_path, value):
+    from guardian_lib.errors import ConfigError
+    from guardian_lib.operate.site import load_site
+
+    with pytest.raises(ConfigError, match=r"site\.yaml.*nbi\.silent_wait_max_s"):
+        load_site(_nbi_site(tmp_path, silent_wait_max_s=value))
+    assert load_site(_nbi_site(tmp_path)).nbi.silent_wait_max_s == WAIT_MAX_S  # unchanged
+
+
+def test_operate_ends_the_wait_at_the_sites_limit(tmp_path):
+    """The OLT that lost power, with ``nbi.silent_wait_max_s: 600``: its ONUs count
+    offline and the OLT incident opens at the first poll more than 10 minutes into the
+    silence, before the second missed Inform and long before the default's 30 minutes."""
+    from guardian_lib.operate.adapters import NbiCpeState
+    from guardian_lib.operate.service import Operator
+    from guardian_lib.operate.site import load_site
+
+    limit = 600.0
+    net = _Network(power_lost=True)
+    start = T0.timestamp() + SILENT_FROM * POLL_S + 20.0
+    dues = np.sort(net.last_informs(np.inf) + HOUR_S)
+    assert dues[PON_MISSES - 1] + MISS_LATE_S > start + limit  # the misses come later
+    end_cycle = SILENT_FROM + int(limit // POLL_S) + 1  # the first poll past the limit
+    op = Operator(load_site(_nbi_site(tmp_path, silent_wait_max_s=limit)), tmp_path / "state")
+    op.source.close()
+    op.source, op.wall, op.cpe_state = net, net.now, NbiCpeState(net)
+    try:
+        figures = [op.run_cycle() for _ in range(SILENT_FROM + STEPS)]
+    finally:
+        op.close()
+    seen = [f["onus_seen_by_acs_only"] for f in figures]
+    assert seen[SILENT_FROM + 1 : end_cycle] == [N] * (end_cycle - SILENT_FROM - 1), seen
+    assert seen[end_cycle:] == [0] * (len(seen) - end_cycle), seen
+    assert [f["open_incidents"] for f in figures].index(1) == end_cycle
