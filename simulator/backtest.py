@@ -306,7 +306,8 @@ class BacktestWorld:
             sim.ops.reactive = False
             if self.policy == "rules":
                 ev = settings.outage_evidence()
-                sc, pol = RuleScorer(outage_evidence=ev), RulesPolicy(outage_evidence=ev)
+                sc = RuleScorer(outage_evidence=ev)
+                pol = RulesPolicy(outage_evidence=ev, costs=self.costs)
             elif self.policy == "autopilot":
                 sc, pol = make_autopilot(self.scorer, settings=settings, costs=self.costs)
             else:

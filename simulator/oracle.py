@@ -17,7 +17,14 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
   blip → never a visit (they end by themselves or by a crew);
 * a hang whose reboot failed → a visit only if the hang would otherwise outlast it;
 * a massive incident ends when its shared fault does: a member down for a fault of its
-  own (Wi-Fi, a hang, …) neither holds it open nor is covered by it.
+  own (Wi-Fi, a hang, …) neither holds it open nor is covered by it;
+* a fault that a visit ends and that outlasted the case's last visit (the field service
+  cancelled the order; a technician closed it without fixing the fault, or the fault
+  began after the visit) gets its visit as any other: every visit of a case, not only the
+  first. The oracle waits only for the field service's cancellation to lift
+  (``revisit_after_cancel_h``, as every policy); it needs neither the wait after a
+  completed visit nor the cap on repeats, which are for a policy that cannot see whether
+  the visit fixed the fault (:func:`~guardian_lib.decision.visits.visit_held`).
 
 It is an upper bound on what any policy that only observes can do; the share of the
 rules → oracle gap that the autopilot closes is measured against it. It prices outage and
@@ -39,7 +46,7 @@ from guardian_lib.decision import Decision, Snapshot
 from guardian_lib.decision._base import SCOPE_COLUMNS, PolicyBase, Rows
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS
 from guardian_lib.decision.costs import CostModel, impact_cost_rate_brl_per_h
-from guardian_lib.decision.visits import had_visit
+from guardian_lib.decision.visits import visit_held, visit_open, with_visit_hours
 from simulator.engine import Simulation
 
 __all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS", "TRUTH_SCOPES"]
@@ -132,7 +139,7 @@ class OraclePolicy(PolicyBase):
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
-    version: str = "6"
+    version: str = "7"
 
     def frame(self, snap: Snapshot) -> Rows:
         """:meth:`PolicyBase.frame`, with each massive fault's members scoped by the truth.
@@ -212,6 +219,7 @@ class OraclePolicy(PolicyBase):
         if len(active) == 0:
             return out
         row_of = self._row_of()
+        active = with_visit_hours(active, snap.ts)
         hold_rule, hold_min = self.reboot_holds(snap, active)
         now_s = self.sim.env.now
         rows = zip(active.index, active.records(),
@@ -223,7 +231,9 @@ class OraclePolicy(PolicyBase):
             case_id = r["case_id"] if isinstance(r["case_id"], str) else None
             since = _minutes_since(snap.ts, r.get("last_reboot_at"))
             since_w = _minutes_since(snap.ts, r.get("last_wifi_change_at"))
-            has_visit = onu in with_order or had_visit(r)
+            # No new visit while one is open or the field service's cancellation holds.
+            has_visit = (onu in with_order or visit_open(r)
+                         or visit_held(r, self.costs, knows_outcome=True) is not None)  # fmt: skip
             why = {"truth": sorted(kinds)}
             if r["outage"] and not r["notified"] and r["impacted_min"] >= 10:
                 out.append(self._d(snap, onu, "notify", targets=(onu,), case_id=case_id,

@@ -18,6 +18,12 @@ prices the rest: a visit confirmed first costs the call plus ``P(go)`` times the
 (:class:`~guardian_lib.decision.costs.CostModel` ``call_ahead_*``), no new visit within
 ``call_ahead_quiet_h`` of a "power off" nor ``call_ahead_retry_h`` of a call that did not
 reach the customer (:func:`call_ahead_held`).
+
+A repeat visit to a customer a technician found absent (the last completed visit closed
+:data:`ABSENT_OUTCOME`) is called ahead too when the expected cost says so
+(:func:`absent_call_ahead`): a second absent visit is a truck roll for nothing.
+:func:`visit_confirmation` gives the call-ahead of any visit the expected-cost policy
+orders.
 """
 
 from __future__ import annotations
@@ -28,16 +34,24 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.decision._columns import Rows
-from guardian_lib.decision.costs import CostModel
+from guardian_lib.decision.costs import (
+    CostModel,
+    impact_cost_rate_brl_per_h,
+    lognormal_survival,
+)
 
 __all__ = [
+    "ABSENT_OUTCOME",
     "POWER_OFF_OUTCOME",
     "POWER_QUESTION",
     "UNREACHED_OUTCOME",
+    "absent_call_ahead",
     "answered_power_off",
     "call_ahead_held",
+    "found_absent",
     "hours_since",
     "visit_call_ahead",
+    "visit_confirmation",
     "with_call_ahead_hours",
 ]
 
@@ -47,6 +61,9 @@ POWER_OFF_OUTCOME = "customer_power_off"
 #: Closure code of a visit cancelled because the call-ahead did not reach the customer
 #: (no technician goes: nobody to let him in; the office tries again later).
 UNREACHED_OUTCOME = "customer_unreached"
+#: Closure code of a visit the technician completed without getting in: nobody home (in
+#: the simulator, the customer's own power off, :meth:`simulator.engine.Simulation.visit_premises`).
+ABSENT_OUTCOME = "customer_absent"
 #: The call-ahead's question on a dying-gasp visit.
 POWER_QUESTION = "power_on"
 #: Case columns (:data:`~guardian_lib.decision._base.OPTIONAL_CASE_COLUMNS`) with when
@@ -83,11 +100,15 @@ def with_call_ahead_hours(active: Rows, ts: pd.Timestamp) -> Rows:
     return active.with_columns(**add) if add else active
 
 
-def call_ahead_held(row: Any, model: CostModel) -> bool:
-    """Whether a dying-gasp case may get no visit (nor call) now: its customer said their
-    power was off less than ``call_ahead_quiet_h`` ago, or a call-ahead did not reach
-    them less than ``call_ahead_retry_h`` ago (``row``: a case with the hours of
-    :func:`with_call_ahead_hours`)."""
+def call_ahead_held(row: Any, model: CostModel, subtype: str = "power") -> bool:
+    """Whether a case whose visits are called ahead may get no visit (nor call) now: its
+    customer said their power was off less than ``call_ahead_quiet_h`` ago, or a
+    call-ahead did not reach them less than ``call_ahead_retry_h`` ago (``row``: a case
+    with the hours of :func:`with_call_ahead_hours`). Only a dying gasp's case
+    (``subtype`` ``power``) and one whose last visit found the customer absent
+    (:func:`found_absent`) are held: their visits are the ones called ahead."""
+    if subtype != "power" and not found_absent(row):
+        return False
     said = row.get("power_off_said_h", np.nan)
     missed = row.get("call_unanswered_h", np.nan)
     return bool(said < model.call_ahead_quiet_h or missed < model.call_ahead_retry_h)
@@ -158,3 +179,85 @@ def visit_call_ahead(model: CostModel, p_go: float) -> tuple[dict[str, Any], dic
                           "reach_prob": model.call_ahead_reach_prob,
                           "p_go": round(float(p_go), 3)}}  # fmt: skip
     return params, why
+
+
+def found_absent(row: Any) -> bool:
+    """Whether a case's last completed visit found the customer absent (closure code
+    :data:`ABSENT_OUTCOME`, case column ``visit_completed_code``)."""
+    return row.get("visit_completed_code") == ABSENT_OUTCOME
+
+
+def absent_call_ahead(row: Any, model: CostModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Call-ahead of a repeat visit to a customer a technician found absent, if it pays.
+
+    The case's last completed visit closed :data:`ABSENT_OUTCOME` and its problem
+    persists. A call before the truck rolls asks :data:`POWER_QUESTION`: a customer still
+    away (or whose power is still off) says so, or is not reached, and no technician goes
+    (the visit is cancelled with :data:`POWER_OFF_OUTCOME` or :data:`UNREACHED_OUTCOME`,
+    and the case waits ``call_ahead_quiet_h`` or ``call_ahead_retry_h``,
+    :func:`call_ahead_held`); one who is back confirms. With ``p`` the probability that
+    the absence still lasts when the technician would arrive, ``C`` the visit, ``ca`` the
+    call and ``rate`` the problem's cost per hour
+    (:func:`~guardian_lib.decision.costs.impact_cost_rate_brl_per_h`):
+
+    * without the call: ``C`` (the truck rolls; for nothing with probability ``p``);
+    * with it: ``ca + (1 − p) · (C + (1 − reach) · (ca + rate · call_ahead_retry_h))``:
+      the call, and for a customer who is back the visit, after one more call and
+      ``call_ahead_retry_h`` more of the problem when the first call misses them.
+
+    ``p`` comes from the ``power`` duration prior (a customer's own power off, whose long
+    tail is the customer away from home): an absence at least as old as the hours ``h``
+    since the visit lasts ``visit_delay_h`` more with probability
+    ``S(h + visit_delay_h) / S(h)`` (``S``: the prior's survival; ``h``, a lower bound on
+    its age, gives the smaller ``p`` of a heavy tail's).
+
+    Parameters
+    ----------
+    row : dict
+        A case with ``visit_completed_code``, ``visit_completed_h`` (hours since the
+        visit, :func:`~guardian_lib.decision.visits.with_visit_hours`), ``outage`` and
+        ``notified``.
+    model : CostModel
+
+    Returns
+    -------
+    params : dict
+        ``confirm_first`` and ``confirm_question`` when the call pays, else empty.
+    rationale : dict
+        ``call_ahead`` (the question, ``cost_brl`` and ``reach_prob`` as on a dying-gasp
+        visit, and the prices) when the call pays, ``no_call_ahead`` (the prices) when it
+        does not; each with ``after`` (the code), ``p_absent`` [-], ``with_call_brl`` and
+        ``without_brl`` [R$]. Empty when the last visit did not find the customer absent.
+    """
+    done_h = row.get("visit_completed_h", np.nan)
+    if not found_absent(row) or done_h is None or not done_h >= 0:
+        return {}, {}
+    h, prior = float(done_h), model.priors["power"]
+    p = float(lognormal_survival(h + model.visit_delay_h, prior)) / max(
+        float(lognormal_survival(h, prior)), 1e-12
+    )
+    rate = float(impact_cost_rate_brl_per_h(row.get("outage"), row.get("notified"), model))
+    ca, reach = model.call_ahead_cost_brl, model.call_ahead_reach_prob
+    visit = model.cost_per_visit_brl
+    called = ca + (1 - p) * (visit + (1 - reach) * (ca + rate * model.call_ahead_retry_h))
+    prices = {"after": ABSENT_OUTCOME, "p_absent": round(p, 3),
+              "with_call_brl": round(called, 2), "without_brl": round(visit, 2)}  # fmt: skip
+    if not called < visit:
+        return {}, {"no_call_ahead": prices}
+    params = {"confirm_first": True, "confirm_question": POWER_QUESTION}
+    why = {"question": POWER_QUESTION, "cost_brl": ca, "reach_prob": reach, **prices}
+    return params, {"call_ahead": why}
+
+
+def visit_confirmation(
+    row: Any, subtype: str, p_go: float, model: CostModel
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Call-ahead of a visit the expected-cost policy orders: a dying gasp's
+    (``subtype`` ``power``, :func:`visit_call_ahead`) or a repeat's to a customer found
+    absent (:func:`absent_call_ahead`); none elsewhere, nor with ``call_ahead_reach_prob``
+    0 (parameters and rationale to merge into the visit's, empty for none)."""
+    if model.call_ahead_reach_prob <= 0:
+        return {}, {}
+    if subtype == "power":
+        return visit_call_ahead(model, p_go)
+    return absent_call_ahead(row, model)

@@ -124,16 +124,19 @@ class CostModel(BaseModel):
         system, a technician who could not get in; not the autopilot's own cancellation
         nor a call-ahead's answer), the case gets no new visit for this long: the
         dispatcher's decision is respected for a while, never for as long as the case
-        lasts (:mod:`~guardian_lib.decision.visits`). An assumption, 8 h (range 4–24 h:
-        the rest of a working day). [h]
+        lasts (:mod:`~guardian_lib.decision.visits`; every policy, the rules and the
+        oracle too). An assumption, 8 h (range 4–24 h: the rest of a working day). [h]
     revisit_after_visit_h : float
         After a case's visit was completed, the case gets no new visit for this long: a
         problem still there after it (the technician found nothing, could not get in,
-        brought the wrong part) is looked at again, by the expected cost, only then. An
-        assumption, 12 h (range 4–24 h: the next working day's slots). [h]
+        brought the wrong part) is looked at again, by the expected cost (by rule 4 for
+        the rules), only then. An assumption, 12 h (range 4–24 h: the next working
+        day's slots). [h]
     max_repeat_visits : int
         Visits a case may get after its first completed one (repeat truck rolls): a case
-        never loops visits. An assumption, 1 (range 0–2; 0 switches repeats off). [-]
+        never loops visits (the expected-cost and rule policies; the oracle, which sees
+        whether a visit fixed the fault, needs no cap). An assumption, 1 (range 0–2; 0
+        switches repeats off). [-]
     visit_fix_prob : float
         Probability that a completed visit ends a problem a visit can fix (first-time
         fix rate): a problem present at the visit and still there after it is a fixable

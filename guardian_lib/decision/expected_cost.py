@@ -32,7 +32,8 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   cancelled, or whose problem outlasted a completed visit, may get another one later
   (:mod:`~guardian_lib.decision.visits`: held ``revisit_after_cancel_h`` /
   ``revisit_after_visit_h``, at most ``max_repeat_visits`` repeats; a completed visit
-  that did not fix the problem makes the kinds a visit fixes less likely).
+  that did not fix the problem makes the kinds a visit fixes less likely; a repeat to a
+  customer found absent is called ahead when that is cheaper, ``absent_call_ahead``).
 
 Before the customer is hurt (a case opened on risk alone) the comparison is different:
 with ``p = risk_24h`` the probability that the problem is real,
@@ -65,7 +66,7 @@ from guardian_lib.decision._types import CLASS_COLUMNS, Decision, Scorer, Snapsh
 from guardian_lib.decision.call_ahead import (
     answered_power_off,
     call_ahead_held,
-    visit_call_ahead,
+    visit_confirmation,
     with_call_ahead_hours,
 )
 from guardian_lib.decision.caps import DRIFT_DB, cap_fixable_on_dying_gasp, explain_by_light_drop
@@ -465,7 +466,7 @@ class ExpectedCostPolicy(PolicyBase):
                         options["wait"], waits_for = retry, "change_wifi_profile"
             has_visit = onu in with_order or isinstance(r.get("visit_os_id"), str)
             said = r.get("power_off_said_h", np.nan)
-            calls_held = c["subtype"] == "power" and call_ahead_held(r, self.costs)
+            calls_held = call_ahead_held(r, self.costs, c["subtype"])
             # After a visit the field service cancelled or completed (visits.py).
             revisit_held = None if has_visit else visit_held(r, self.costs)
             if (
@@ -517,10 +518,9 @@ class ExpectedCostPolicy(PolicyBase):
                 priority = visit_priority(r["outage"], r["impacted"], c["p_self_resolving"],
                                           self.regular_slot_max_self_resolving)  # fmt: skip
                 params = {"priority": priority, "reason": f"autopilot_{c['subtype']}"}
-                if c["subtype"] == "power" and self.costs.call_ahead_reach_prob > 0:
-                    # "is your power on?" before the truck rolls (reach 0: no call-ahead)
-                    confirm, why = visit_call_ahead(self.costs, c["p_go"])
-                    params, rationale = {**params, **confirm}, {**rationale, **why}
+                # "is your power on?" first: a dying gasp, a repeat to a customer found absent
+                confirm, why = visit_confirmation(r, c["subtype"], c["p_go"], self.costs)
+                params, rationale = {**params, **confirm}, {**rationale, **why}
                 rationale = {**rationale, **revisit_rationale(r)}  # names the previous order
                 out.append(
                     self._d(snap, onu, "schedule_visit", targets=(onu,), case_id=case_id,

@@ -29,6 +29,13 @@ closure code, once (:func:`follow_visits`; one call per order with a client that
 
 The previous order's id is kept (``last_visit_os_id``) and the decision that orders a
 visit after it names it (:func:`revisit_rationale`).
+
+Every policy follows its visits this one way: a case may get a new visit when it has no
+open order (:func:`visit_open`) and :func:`visit_held` gives no reason to wait. The
+expected-cost policy and the rule policy read all three holds; the oracle, which knows
+whether a fault persists and whether a visit ends it, only the field service's
+cancellation (``knows_outcome``). A repeat to a customer a technician found absent may be
+called ahead first (:func:`~guardian_lib.decision.call_ahead.absent_call_ahead`).
 """
 
 from __future__ import annotations
@@ -46,10 +53,10 @@ from guardian_lib.decision.costs import CostModel
 __all__ = [
     "VISIT_CASE_COLUMNS",
     "follow_visits",
-    "had_visit",
     "order_closure",
     "revisit_rationale",
     "visit_held",
+    "visit_open",
     "with_visit_hours",
 ]
 
@@ -147,11 +154,10 @@ def follow_visits(
     return asked
 
 
-def had_visit(row: dict[str, Any]) -> bool:
-    """Whether a case has a visit open or had one cancelled by the field service or
-    completed (the rule policy and the oracle order one visit per case: a repeat is the
-    expected-cost policy's, :func:`visit_held`)."""
-    return isinstance(row.get("visit_os_id"), str) or isinstance(row.get("last_visit_os_id"), str)
+def visit_open(row: dict[str, Any]) -> bool:
+    """Whether a case's visit is still its own open order (``visit_os_id``; cleared by
+    :func:`follow_visits` once the order is cancelled or completed)."""
+    return isinstance(row.get("visit_os_id"), str)
 
 
 def with_visit_hours(active: Rows, ts: pd.Timestamp) -> Rows:
@@ -161,7 +167,7 @@ def with_visit_hours(active: Rows, ts: pd.Timestamp) -> Rows:
     return active.with_columns(**add) if add else active
 
 
-def visit_held(row: dict[str, Any], model: CostModel) -> str | None:
+def visit_held(row: dict[str, Any], model: CostModel, knows_outcome: bool = False) -> str | None:
     """Why a case may get no new visit now, after its last one, or None.
 
     Parameters
@@ -170,6 +176,12 @@ def visit_held(row: dict[str, Any], model: CostModel) -> str | None:
         A case with the hours of :func:`with_visit_hours` and ``visits_completed``.
     model : CostModel
         ``revisit_after_cancel_h``, ``revisit_after_visit_h``, ``max_repeat_visits``.
+    knows_outcome : bool, default False
+        The policy knows whether the problem persists and whether a visit ends it (the
+        oracle of the backtest): only the field service's cancellation holds it. The wait
+        after a completed visit and the cap on repeats are for a policy that only
+        observes (time to see whether the visit fixed it; no loop of visits on a problem
+        a truck does not fix).
 
     Returns
     -------
@@ -180,6 +192,8 @@ def visit_held(row: dict[str, Any], model: CostModel) -> str | None:
     """
     if row.get("visit_cancelled_h", np.nan) < model.revisit_after_cancel_h:
         return "cancelled_recently"
+    if knows_outcome:
+        return None
     done = int(row.get("visits_completed") or 0)
     if done > model.max_repeat_visits:
         return "repeat_cap"

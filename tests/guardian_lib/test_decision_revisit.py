@@ -73,8 +73,8 @@ class OldField(Field):
         return self.final
 
 
-def _net(field: Field, costs: CostModel | None = None) -> SyntheticNet:
-    net = SyntheticNet(2, 16, 8)
+def _net(field: Field, costs: CostModel | None = None, policy: str = "autopilot") -> SyntheticNet:
+    net = SyntheticNet(2, 16, 8, policy=policy)
     if costs is not None:
         net.ap.policy.costs = costs
     d = net.ap.dispatcher
@@ -228,6 +228,92 @@ def test_a_repeat_visit_prices_the_visit_that_did_not_fix_it():
     assert t["schedule_visit"][1] > t["schedule_visit"][0]  # a visit is worth less
     surely = case_costs(r, CostModel(visit_fix_prob=0.0))
     assert np.asarray(surely["p_self_resolving"])[1] == p_self[0]
+
+
+@pytest.mark.parametrize("after_h", [4.0, 8.0])
+def test_the_rules_order_again_after_a_cancellation_as_rule_4_says(after_h):
+    # "Persists → schedule a visit with priority": a dead ONU whose order the dispatcher
+    # cancelled still persists. Before, the rules kept one visit per case and the ONU
+    # stayed dark all day.
+    field = ClosingField(("cancelled", "dispatcher_no_slot"))
+    net = _net(field, CostModel(revisit_after_cancel_h=after_h), policy="rules")
+    visits = _dark_los(net, 24.0)
+    h = visits["h"].to_numpy()
+    assert h[0] == pytest.approx(1.0)  # persist_minutes: 60
+    gaps = np.diff(h)
+    assert len(h) >= 2 and (gaps >= after_h).all() and (gaps <= after_h + 0.5).all()
+    second = _why(visits.iloc[1])
+    assert second["rule"] == "problem persists: priority visit"
+    assert second["revisit"]["after"] == "cancelled"
+    assert second["revisit"]["code"] == "dispatcher_no_slot"
+
+
+@pytest.mark.parametrize("repeats", [0, 1])
+def test_the_rules_repeat_a_visit_that_left_the_onu_dark_within_the_cap(repeats):
+    field = ClosingField(("completed", "no_fault_found"))
+    net = _net(field, CostModel(revisit_after_visit_h=12.0, max_repeat_visits=repeats),
+               policy="rules")  # fmt: skip
+    visits = _dark_los(net, 48.0)
+    h = visits["h"].to_numpy()
+    assert len(h) == 1 + repeats
+    assert (np.diff(h) >= 12.0).all()
+    assert field.confirm == [None] * len(h)  # the rules call nobody ahead
+
+
+@pytest.mark.parametrize("code", ["customer_absent", "no_fault_found"])
+def test_a_repeat_to_a_customer_found_absent_is_called_ahead(code):
+    # The technician found nobody home and the ONU is still dark: a second visit
+    # without asking would likely find nobody again (a truck roll for nothing). Before,
+    # the closure code was recorded and nobody read it.
+    field = ClosingField(("completed", code))
+    net = _net(field)
+    visits = _dark_los(net, 16.0)
+    assert len(visits) == 2
+    absent = code == "customer_absent"
+    assert field.confirm == [None, "power_on" if absent else None]
+    why = _why(visits.iloc[1])
+    assert ("call_ahead" in why) == absent
+    if absent:
+        ca = why["call_ahead"]
+        assert ca["after"] == "customer_absent" and ca["question"] == "power_on"
+        assert 0.5 < ca["p_absent"] < 1.0
+        assert ca["with_call_brl"] < ca["without_brl"]
+
+
+def test_no_call_ahead_before_a_repeat_when_the_call_costs_more_than_it_saves():
+    # A call dearer than the visit it may spare: the repeat goes without one, and the
+    # rationale says why (the two prices).
+    field = ClosingField(("completed", "customer_absent"))
+    net = _net(field, CostModel(call_ahead_cost_brl=150.0))
+    visits = _dark_los(net, 16.0)
+    assert len(visits) == 2
+    assert field.confirm == [None, None]
+    why = _why(visits.iloc[1])
+    assert "call_ahead" not in why
+    assert why["no_call_ahead"]["with_call_brl"] > why["no_call_ahead"]["without_brl"]
+
+
+def test_a_repeat_call_answered_power_off_holds_the_case_for_the_quiet_time():
+    # First visit: customer absent. The repeat is called ahead and the customer says the
+    # power is off: no truck, and no new visit (nor call) for call_ahead_quiet_h; then
+    # one more call-ahead visit. Without the hold, the case ordered a visit every round.
+    class Answers(ClosingField):
+        def closure(self, os_id):
+            self.calls["closure"] += 1
+            if os_id == "AP1":
+                return "completed", "customer_absent"
+            return "cancelled", "customer_power_off"
+
+    field = Answers(("unused", None))
+    quiet = 10.0
+    net = _net(field, CostModel(call_ahead_quiet_h=quiet))
+    visits = _dark_los(net, 30.0)
+    h = visits["h"].to_numpy()
+    assert len(h) == 3
+    assert field.confirm == [None, "power_on", "power_on"]
+    assert quiet <= h[2] - h[1] <= quiet + 0.75  # answered a round after the order
+    case = net.ap.cases[net.ids[ROW]]
+    assert case["visits_completed"] == 1 and case["power_off_said_at"] is not None
 
 
 @pytest.mark.parametrize("status", ["unknown", "scheduled", "in_progress"])

@@ -220,3 +220,53 @@ def test_add_fault_refuses_a_used_id_an_unknown_kind_and_the_past():
     sim.step()
     with pytest.raises(ValueError, match="before the simulation's time"):
         inject(sim, "T-c", "cpe_hang", 1, 0.0)
+
+
+def test_a_visit_the_field_service_cancelled_is_ordered_again_while_the_fault_lasts():
+    # A dead ONU (only a visit ends it) gets the oracle's visit at once; the dispatcher
+    # cancels the order before the technician goes. Version 6 kept one visit per case:
+    # the ONU stayed dark to the end of the run. The oracle knows the fault is still
+    # there and orders a new visit once the dispatcher's cancellation lifts
+    # (revisit_after_cancel_h, 8 h, as every policy).
+    world = BacktestWorld.build(_quiet_tiny(14.0), "oracle", seed=4)
+    sim = world.sim
+    dead = inject(sim, "T-dead", "hardware_failure", 10, 0.5, dead=True, drift_s=0.0,
+                  drift_db=6.0)  # fmt: skip
+    cancelled_at = 1.25 * HOUR
+
+    def dispatcher():
+        yield sim.env.timeout(cancelled_at)
+        for order in list(sim.ops.open_order_by_onu.values()):
+            sim.ops.cancel_order(order.os_id, "dispatcher_no_slot")
+
+    sim.env.process(dispatcher())
+    sim.run()
+    decisions = world.audit.frame("decisions")
+    kpis = world.close()
+    orders = [o for o in sim.ops.orders if o.onu_row == 10]
+    assert [(o.status, o.outcome) for o in orders] == [
+        ("cancelled", "dispatcher_no_slot"), ("completed", "fixed_equipment_fail")]  # fmt: skip
+    after_h = (orders[1].opened_s - cancelled_at) / HOUR
+    assert 8.0 <= after_h <= 8.5
+    assert dead.fixed_by == "visit"
+    assert (decisions["action"] == "schedule_visit").sum() == 2
+    assert kpis["visits"] == 1 and kpis["safety_violations"] == 0
+
+
+def test_a_fault_that_is_gone_gets_no_new_visit_after_a_cancellation():
+    # The control: the dead ONU's fault ends by itself (a timer here) before the
+    # cancellation lifts; the case gets no second visit.
+    world = BacktestWorld.build(_quiet_tiny(14.0), "oracle", seed=4)
+    sim = world.sim
+    inject(sim, "T-dead", "hardware_failure", 10, 0.5, duration_h=3.0, dead=True, drift_s=0.0,
+           drift_db=6.0)  # fmt: skip
+
+    def dispatcher():
+        yield sim.env.timeout(1.25 * HOUR)
+        for order in list(sim.ops.open_order_by_onu.values()):
+            sim.ops.cancel_order(order.os_id, "dispatcher_no_slot")
+
+    sim.env.process(dispatcher())
+    sim.run()
+    world.close()
+    assert [o.status for o in sim.ops.orders] == ["cancelled"]
