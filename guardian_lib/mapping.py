@@ -357,6 +357,34 @@ def _check_plausible(origin: RowOrigin, target: str, spec: ColumnSpec, values: n
     )
 
 
+def _check_online_words(
+    origin: RowOrigin, frame: pd.DataFrame, spec: ColumnSpec, out: dict[str, object]
+) -> None:
+    """Refuse an ``online`` column none of whose words is a true value while the rows have light.
+
+    Every row would be offline — the whole fleet down, a massive outage on every PON —
+    although most rows carry an optical level, which an ONU without light does not have:
+    ``true_values`` does not name the file's word for online (``UP`` mapped with
+    ``[ONLINE]``). A file of offline rows without levels (an outage's export) passes.
+    """
+    if np.any(out["online"]):
+        return
+    light = ~np.isnan(np.asarray(out["rx_dbm"], dtype=float)) | ~np.isnan(
+        np.asarray(out["olt_rx_dbm"], dtype=float)
+    )
+    if light.mean() <= 0.5:
+        return
+    words = frame[spec.column].astype(str).str.strip()
+    seen = sorted(set(words[~words.isin(_BLANKS)]))
+    shown = ", ".join(repr(w) for w in seen[:5]) + (", …" if len(seen) > 5 else "")
+    raise IngestError(
+        f"{origin.label}: column {spec.column!r} (mapped to online): no value is one of "
+        f"true_values {spec.true_values} (the column holds {shown or 'no value'}), so every "
+        f"row would be offline although {light.mean():.0%} of them have an optical level; "
+        "list the words that mean online in true_values"
+    )
+
+
 def map_frame(
     path: Path,
     frame: pd.DataFrame,
@@ -380,8 +408,9 @@ def map_frame(
     Raises
     ------
     IngestError
-        A missing column, a bad value (file, line and column named) or a measure whose
-        values are implausible for its unit after ``scale`` / ``offset``.
+        A missing column, a bad value (file, line and column named), a measure whose
+        values are implausible for its unit after ``scale`` / ``offset``, or an ``online``
+        column whose ``true_values`` match none of its words while most rows have light.
     """
     origin = origin or RowOrigin.of_file(path)
     specs = {t: mapping.spec(t) for t in mapping.columns}
@@ -406,6 +435,7 @@ def map_frame(
         out["online"] = ~np.isnan(out["rx_dbm"]) | ~np.isnan(out["olt_rx_dbm"])
     else:
         out["online"] = parse_flags(frame, spec)
+        _check_online_words(origin, frame, spec, out)
     for col in ("crc_errors", "uptime_s"):
         values = np.asarray(out[col], dtype=float)
         out[col] = pd.array(np.where(np.isnan(values), pd.NA, np.round(values)), dtype="Int64")

@@ -70,6 +70,7 @@ __all__ = [
     "scenario_of_run",
     "safety_violations",
     "deferred_repairs",
+    "policy_every_ticks",
 ]
 
 POLICIES = ("reactive", "rules", "autopilot", "oracle")
@@ -192,6 +193,37 @@ def safety_violations(actions: pd.DataFrame, settings: AutopilotSettings, pon_of
     return bad
 
 
+def policy_every_ticks(every_minutes: float, tick_minutes: int) -> int:
+    """Ticks between two policy calls: ``every_minutes`` must be a positive multiple of the tick.
+
+    Parameters
+    ----------
+    every_minutes : float
+        Policy call interval. [min]
+    tick_minutes : int
+        The scenario's polling interval. [min]
+
+    Returns
+    -------
+    int
+        ``every_minutes / tick_minutes``. [-]
+
+    Raises
+    ------
+    ValueError
+        ``every_minutes`` is not a positive multiple of ``tick_minutes`` (naming both), so
+        that a backtest never calls the policy at another interval than the one its
+        ``kpis.json`` records.
+    """
+    ticks = every_minutes / tick_minutes if tick_minutes > 0 else float("nan")
+    if not (every_minutes > 0 and float(ticks).is_integer()):
+        raise ValueError(
+            f"every_minutes: expected a positive multiple of the scenario's {tick_minutes}-minute "
+            f"tick (e.g. {tick_minutes * 3}), got {every_minutes!r}"
+        )
+    return int(ticks)
+
+
 def run_policy(
     scenario: Scenario,
     policy: str,
@@ -281,6 +313,7 @@ class BacktestWorld:
         """The simulation, its adapters and the loop (arguments as :func:`run_policy`)."""
         if policy not in POLICIES:
             raise ValueError(f"run_policy: policy must be one of {POLICIES}, got {policy!r}")
+        every = policy_every_ticks(every_minutes, scenario.tick_minutes)
         base = settings or AutopilotSettings()
         settings = base.model_copy(update={"autopilot_mode": "execute", "jitter_seed": seed})
         econ = scenario.economics
@@ -292,7 +325,6 @@ class BacktestWorld:
         )
         sim = Simulation(scenario, seed=seed)
         audit = AuditLog(audit_path, tag=f"{policy[:3].upper()}{seed}-")
-        every = max(1, int(round(every_minutes / scenario.tick_minutes)))
         world = cls(scenario, policy, seed, every, scorer, settings, costs, sim, audit,
                     SimTelemetry(sim), None)  # type: ignore[arg-type]  # fmt: skip
         world.loop = world._new_loop()
@@ -485,6 +517,7 @@ def run_backtest(
         ``visits_avoided_vs_reactive_pct`` (paired per seed).
     """
     seeds = list(seeds if seeds is not None else [scenario.seed])
+    policy_every_ticks(every_minutes, scenario.tick_minutes)  # refuse before any cell runs
     cells = [(seed, pol) for seed in seeds for pol in policies]
     if workers is not None and workers < 1:
         raise ValueError(f"run_backtest: workers must be >= 1, got {workers}")

@@ -72,7 +72,7 @@ def backtest_command(
     ] = "reactive,rules,autopilot,oracle",
     seeds: Annotated[int, typer.Option(help="Number of seeds (the run's seed, +1, …).")] = 5,
     every_minutes: Annotated[
-        int, typer.Option(help="Policy call interval. [min]")
+        int, typer.Option(help="Policy call interval, a multiple of the run's tick. [min]")
     ] = POLICY_EVERY_MINUTES,
     days: Annotated[float | None, typer.Option(help="Override the scenario's days.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the KPIs here.")] = None,

@@ -217,7 +217,8 @@ def sweep_cells(sweep: Sweep, scenario_path: Path) -> list[Cell]:
     ------
     ConfigError
         A variant's override names no field or gives a wrong value (with the variant),
-        or a ``models`` alias is not in the registry.
+        ``every_minutes`` is not a multiple of a variant's tick, or a ``models`` alias is
+        not in the registry.
     """
     versions = _model_versions(sweep)
     base = load_scenario(scenario_path, **({"days": sweep.days} if sweep.days else {}))
@@ -231,6 +232,11 @@ def sweep_cells(sweep: Sweep, scenario_path: Path) -> list[Cell]:
             sc = load_scenario(data)
         except ConfigError as exc:
             raise ConfigError(f"{label}: {exc}") from None
+        if sweep.every_minutes % sc.tick_minutes:
+            raise ConfigError(
+                f"{label}: every_minutes: expected a multiple of the scenario's "
+                f"{sc.tick_minutes}-minute tick, got {sweep.every_minutes}"
+            )
         scenario = sc.model_dump(mode="json")
         for seed in sweep.seeds:
             for policy in sweep.policies:

@@ -186,7 +186,8 @@ class Twin:
         Mode and safety limits; default from the environment (``AUTOPILOT_MODE``,
         simulate unless set).
     every_minutes : float, default 15
-        How often the autopilot is called (rounded to whole ticks). [min]
+        How often the autopilot is called: a multiple of the scenario's tick (another
+        value raises ValueError). [min]
     scorer : callable, optional
         ``scorer(snapshot) -> predictions`` (default: the rule scorer). As in the
         backtest, the loop binds a scorer with ``bind(onus, tick_s)`` (e.g.
@@ -259,6 +260,9 @@ class Twin:
             raise ValueError(f"Twin: inbox_s must be > 0 s, got {inbox_s!r}")
         if n_cpes is not None and n_cpes < 1:
             raise ValueError(f"Twin: n_cpes must be >= 1 or None, got {n_cpes!r}")
+        from simulator.backtest import policy_every_ticks
+
+        every = policy_every_ticks(every_minutes, scenario.tick_minutes)  # before any server
         self.scenario = scenario
         self.speed = float(speed)
         self.host = host
@@ -267,8 +271,7 @@ class Twin:
         self.settings = settings or AutopilotSettings()
         self.env = simpy.rt.RealtimeEnvironment(factor=1.0 / self.speed, strict=False)
         self.sim = Simulation(scenario, seed=seed, env=self.env)
-        tick_min = scenario.tick_minutes
-        self.every = max(1, int(round(every_minutes / tick_min)))
+        self.every = every
         self.state = TwinStateSource(self.sim)
         self.identities = self.state.identities(n_cpes)
         econ = scenario.economics

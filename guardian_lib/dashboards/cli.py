@@ -79,22 +79,33 @@ def report_command(
     run: Annotated[Path, typer.Option(help="Run folder with an ingested warehouse.")],
     out: Annotated[Path, typer.Option(help="File to write.")],
     format_: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--format",
-            help="html (offline dashboard), pdf (printed by headless chromium) or xlsx.",
+            help="html (offline dashboard), pdf (printed by headless chromium) or xlsx; "
+            "default the --out file's extension (.html, .pdf, .xlsx), else html.",
         ),
-    ] = "html",
+    ] = None,
     lang: _Lang = "en",
     kpis: _Kpis = None,
     audit: _Audit = None,
 ) -> None:
     """Write the report of a run: offline HTML, PDF or Excel (headline first)."""
     lang = _normalized_lang(lang)
-    fmt = format_.strip().lower()
+    suffix = out.suffix.lower().lstrip(".")
+    suffix = "html" if suffix == "htm" else suffix
+    fmt = format_ if format_ is not None else suffix if suffix in REPORT_FORMATS else "html"
+    fmt = fmt.strip().lower()
     if fmt not in REPORT_FORMATS:
         raise typer.BadParameter(
             f"expected one of {sorted(REPORT_FORMATS)}, got {format_!r}", param_hint="--format"
+        )
+    if suffix in REPORT_FORMATS and suffix != fmt:
+        # An HTML page named report.pdf opens nowhere: say so rather than write it.
+        raise typer.BadParameter(
+            f"--out {out} names a .{suffix} file but the format is {fmt}: give --format "
+            f"{suffix}, or an --out file ending in .{fmt}",
+            param_hint="--format",
         )
     write = report_writer(fmt)
     typer.echo(str(write(run, out, lang=lang, kpis=kpis, audit=audit)))

@@ -77,14 +77,20 @@ def _stat(block: dict[str, Any], key: str) -> tuple[float, float, float]:
     return float("nan"), float("nan"), float("nan")
 
 
+def _span_days(data: RunData) -> float:
+    """Length of the run's data, first to last reading [d] (NaN when unknown)."""
+    if data.start is not None and data.end is not None and data.end > data.start:
+        return (data.end - data.start).total_seconds() / 86400.0
+    return float("nan")
+
+
 def _days(data: RunData) -> float:
+    """Days the backtest replayed (its ``settings.days``), else the run's span [d]."""
     settings = (data.backtest or {}).get("settings") or {}
     days = settings.get("days")
     if isinstance(days, (int, float)) and days > 0:
         return float(days)
-    if data.start is not None and data.end is not None and data.end > data.start:
-        return (data.end - data.start).total_seconds() / 86400.0
-    return float("nan")
+    return _span_days(data)
 
 
 def headline(data: RunData) -> list[HeadlineItem]:
@@ -178,7 +184,8 @@ def headline_html(data: RunData, lang: str) -> str:
     from guardian_lib.dashboards._figures import kpi_cards_html
 
     period = f"{format_date(data.start, lang)} – {format_date(data.end, lang)}"
-    days = _days(data)
+    # The period's own length: the backtest's days (which may be fewer) are in the caption.
+    days = _span_days(data)
     cards = [
         (
             "period",

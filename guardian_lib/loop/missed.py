@@ -15,7 +15,9 @@ hours would hide an OLT that lost power, and the scorer would see stale levels a
 A step without any reading at all (every OLT silent in ``guardian operate``, a hole in the
 export in ``guardian decide``) is a *gap* (:meth:`MissedPolls.step`): the collection
 stopped, the network did not, so the previous readings are repeated and no ONU's count of
-missed steps moves. Both commands apply the rule through :meth:`MissedPolls.step`.
+missed steps moves. A gap before the first reading (operate started while no OLT answers)
+has nothing to repeat: every ONU is "online, readings unknown" (below) until a poll reads
+one. Both commands apply the rule through :meth:`MissedPolls.step`.
 
 Evidence from outside the collection may say that an unread ONU has service
 (``guardian operate``: its CPE informed the ACS after its OLT went silent, see
@@ -150,7 +152,9 @@ class MissedPolls:
         self, values: dict[str, np.ndarray], read: np.ndarray, known_up: np.ndarray | None = None
     ) -> dict[str, np.ndarray]:
         """:meth:`fill`, except for a gap: a step in which no ONU was read at all repeats
-        the previous step (copies) and leaves every count of missed steps as it was.
+        the previous step (copies) and leaves every count of missed steps as it was; before
+        any previous step, every ONU is "online, readings unknown" (``online`` 1,
+        ``loss_pct`` 0, the other measures NaN) and nothing is kept for the next step.
 
         Parameters
         ----------
@@ -164,9 +168,20 @@ class MissedPolls:
         dict of str → ndarray
         """
         read = np.asarray(read, dtype=bool)
-        if self.last is not None and len(read) == len(self._missing) and not read.any():
+        if len(read) == len(self._missing) and not read.any():
             self.gaps += 1
-            return {m: np.array(v, copy=True) for m, v in self.last.items()}
+            if self.last is not None:
+                return {m: np.array(v, copy=True) for m, v in self.last.items()}
+            # A gap before any reading (a start while no OLT answers): there is no step
+            # to repeat and nothing is known, and as in any gap the collection stopped,
+            # not the network. Every ONU is "online, readings unknown" (as ``known_up``),
+            # not offline: a fleet-wide outage with a notice to every customer is not
+            # made of the poller's silence. Nothing is held from it.
+            self.known_up_mask = None
+            out = {m: np.full(len(read), np.nan) for m in values}
+            out["online"] = np.ones(len(read))
+            out["loss_pct"] = np.zeros(len(read))
+            return out
         return self.fill(values, read, known_up)
 
     def tick(self, tick: Tick, read: np.ndarray, known_up: np.ndarray | None = None) -> Tick:

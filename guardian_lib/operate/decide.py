@@ -161,9 +161,12 @@ def _window(con: Any, run: Path, start: pd.Timestamp | None, end: pd.Timestamp |
     if span is None:
         raise WarehouseError(f"{run}: no SILVER telemetry (import some with `guardian ingest`)")
     lo, hi = span
+    if start is not None and end is not None and end < start:
+        raise ConfigError(f"--end {end} is before --start {start}")
     s, e = start or lo, end or hi
-    if e < s:
-        raise ConfigError(f"--end {e} is before --start {s}")
+    if e < s:  # only one bound given, and outside the run: name it, not a default
+        given = f"--start {start}" if start is not None else f"--end {end}"
+        raise WarehouseError(f"{run}: no SILVER telemetry for {given} (the run holds {lo} to {hi})")
     if e < lo or s > hi:
         raise WarehouseError(
             f"{run}: no SILVER telemetry between {s} and {e} (the run holds {lo} to {hi})"

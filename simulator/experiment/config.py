@@ -160,8 +160,9 @@ def load_experiment(path: Path | str, overrides: dict[str, Any] | None = None) -
     ------
     ConfigError
         Missing file, bad YAML, an invalid field (names the file and the field path), an
-        unknown scenario, or a scenario that its overrides make invalid (names the
-        experiment, the role and the scenario field).
+        unknown scenario, a scenario that its overrides make invalid (names the
+        experiment, the role and the scenario field), or a ``backtest.every_minutes`` that
+        is not a multiple of the test scenario's tick.
     """
     path = Path(path)
     if not path.is_file():
@@ -175,9 +176,15 @@ def load_experiment(path: Path | str, overrides: dict[str, Any] | None = None) -
         raise ConfigError(validation_message(path, exc)) from None
     for role, (src, scenario) in scenario_data(exp, path.resolve().parent).items():
         try:
-            load_scenario(scenario)
+            loaded = load_scenario(scenario)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {role} scenario ({src} + overrides): {exc}") from None
+        every, tick = exp.backtest.every_minutes, loaded.tick_minutes
+        if role == "test" and exp.backtest.enabled and every % tick:
+            raise ConfigError(
+                f"{path}: backtest.every_minutes: expected a multiple of the test scenario's "
+                f"{tick}-minute tick, got {every}"
+            )
     return exp
 
 

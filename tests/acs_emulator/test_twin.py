@@ -113,6 +113,9 @@ def test_twin_rejects_bad_arguments(hang_scenario):
         Twin(hang_scenario, host="0.0.0.0")
     with pytest.raises(ValueError, match="n_cpes"):
         Twin(hang_scenario, n_cpes=0)
+    for every in (0, 7):  # used to be rounded to a whole tick (at least one)
+        with pytest.raises(ValueError, match=rf"5-minute tick .*got {every}"):
+            Twin(hang_scenario, every_minutes=every)
 
 
 def test_nbi_devices_guards_empty_targets_and_records_errors():

@@ -30,6 +30,7 @@ from guardian_lib.dashboards._figures import downsample_min
 from guardian_lib.dashboards.glossary import METRICS, action_name, metric_label
 from guardian_lib.dashboards.headline import headline, headline_html
 from guardian_lib.dashboards.screens import SCREENS, build_layout
+from guardian_lib.i18n import label
 from guardian_lib.warehouse import run_summary
 
 CAUSES = [
@@ -328,6 +329,25 @@ def test_headline_uses_the_paired_intervals_and_clips_impossible_bounds(full_run
     (run / "kpis.json").write_text(json.dumps(kpis))
     html_en = headline_html(load_run_data(run), "en")
     assert "5 replications × 7 days each" in html_en
+
+
+def test_headline_period_card_gives_the_periods_length_not_the_backtests(full_run, tmp_path):
+    # A backtest shorter than the run (backtest.days) used to put its length under the
+    # run's dates: "2026-01-05 – 2026-01-06, 1.0 days" for two days of data.
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    kpis = json.loads(json.dumps(KPIS))
+    kpis["policies"]["autopilot"] |= PAIRED
+    kpis["settings"] = {"seeds": [8, 9], "days": 0.25}
+    (run / "kpis.json").write_text(json.dumps(kpis))
+    data = load_run_data(run)
+    span = (data.end - data.start).total_seconds() / 86400
+    assert abs(span - 0.25) > 0.1
+    page = headline_html(data, "en")
+    card = page[page.index(label("period", "en")) :]
+    card = card[: card.index(metric_label("customers", "en"))]
+    assert f"{span:.1f} days" in card and "0.2 days" not in card and "0.3 days" not in card
+    assert "2 replications × 0.2 days each" in page or "2 replications × 0.3 days each" in page
 
 
 def test_headline_without_paired_figures_takes_the_difference_of_means(full_run):

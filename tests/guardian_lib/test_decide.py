@@ -125,6 +125,12 @@ def test_bad_arguments_are_named(warehouse, tmp_path, capsys, monkeypatch):
     code, _, err = _main(capsys, "decide", "--run", run, "--models", "rules",
                          "--start", "2026-01-06T08:00", "--end", "2026-01-06T00:00")  # fmt: skip
     assert code == 2 and "is before --start" in err
+    # one bound past the run: named against the run's range, not a default the user never
+    # gave ("--end 2026-01-06 … is before --start 2027-01-01" before)
+    code, _, err = _main(capsys, "decide", "--run", run, "--models", "rules",
+                         "--start", "2027-01-01")  # fmt: skip
+    assert code == 2 and "--end" not in err
+    assert "no SILVER telemetry for --start 2027-01-01" in err and "the run holds" in err
     code, _, err = _main(capsys, "decide", "--run", run, "--models", "rules",
                          "--every-minutes", "7")  # fmt: skip
     assert code == 2 and "multiple of the run's 5-minute grid" in err

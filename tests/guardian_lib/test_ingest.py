@@ -126,6 +126,36 @@ def test_user_file_errors_name_file_row_and_column(run, tmp_path):
     assert not list((run / "lake" / "raw" / "telemetry").glob("date=*/user-*.parquet"))
 
 
+def test_online_words_that_match_no_true_value_are_refused_not_read_as_offline(run, tmp_path):
+    # 'UP'/'DOWN' mapped with true_values [ONLINE] used to import every row as offline: the
+    # whole fleet down, although the rows carry optical levels.
+    mapping_file = tmp_path / "map.yaml"
+    mapping_file.write_text(
+        "columns:\n  ts: when\n  onu_id: serial\n"
+        "  rx_dbm: {column: rx_centi_dbm, scale: 0.01}\n"
+        "  online: {column: status, true_values: [ONLINE]}\n"
+    )
+    mapping = load_column_mapping(mapping_file)
+    csv = tmp_path / "export.csv"
+    rows = [f"2026-01-05 0{i}:00:00,ONU{i},-2150,UP" for i in range(3)]
+    csv.write_text("when,serial,rx_centi_dbm,status\n" + "\n".join(rows + [
+        "2026-01-05 04:00:00,ONU4,,DOWN"]) + "\n")  # fmt: skip
+    with pytest.raises(
+        IngestError,
+        match=r"export.csv: column 'status' \(mapped to online\): no value is one of "
+        r"true_values \['ONLINE'\] \(the column holds 'DOWN', 'UP'\).*75% of them",
+    ):
+        ingest_user_telemetry(run, csv, mapping)
+    assert not list((run / "lake" / "raw" / "telemetry").glob("date=*/user-*.parquet"))
+    # An export of offline rows without light (an outage) is still read as it is.
+    csv.write_text("when,serial,rx_centi_dbm,status\n2026-01-05 04:00:00,ONU4,,LOS\n")
+    assert ingest_user_telemetry(run, csv, mapping).rows_added == 1
+    # With the right word, the same file imports online rows.
+    mapping_file.write_text(mapping_file.read_text().replace("[ONLINE]", "[ONLINE, UP]"))
+    csv.write_text("when,serial,rx_centi_dbm,status\n" + "\n".join(rows) + "\n")
+    assert ingest_user_telemetry(run, csv, load_column_mapping(mapping_file)).rows_added == 3
+
+
 def test_mapping_errors(tmp_path):
     f = tmp_path / "m.yaml"
     f.write_text("columns: {ts: a, onu_id: b, rx_power: c}\n")

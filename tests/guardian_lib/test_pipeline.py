@@ -76,6 +76,17 @@ def test_scenarios_and_policies_are_validated_when_the_experiment_loads():
         load_experiment(EXPERIMENTS / "baseline.yaml", {"policies": ["rules", "psychic"]})
 
 
+def test_a_backtest_interval_off_the_tick_is_refused_when_the_experiment_loads():
+    # It used to load and run every 5 min (7 / 5 rounded) while kpis.json said 7.
+    with pytest.raises(ConfigError, match=r"backtest.every_minutes: .*5-minute tick, got 7"):
+        load_experiment(EXPERIMENTS / "baseline.yaml", {"backtest.every_minutes": 7})
+    assert load_experiment(EXPERIMENTS / "baseline.yaml", {"backtest.every_minutes": 10})
+    # Without a backtest the interval is not used.
+    load_experiment(
+        EXPERIMENTS / "baseline.yaml", {"backtest.every_minutes": 7, "backtest.enabled": False}
+    )
+
+
 def test_parameters_point_at_absolute_run_folders(tmp_path):
     exp = load_experiment(EXPERIMENTS / "baseline.yaml")
     params = notebook_parameters(exp, Path("data/runs"), tmp_path)

@@ -113,6 +113,21 @@ def test_xlsx_has_typed_cells_equal_to_kpis_json_and_the_sla(run, tmp_path, caps
     assert ws.cell(2, col + 1).number_format.endswith("%")
 
 
+def test_the_format_follows_the_out_files_extension_and_a_mismatch_is_refused(
+    run, tmp_path, capsys
+):
+    # `--out report.pdf` without --format used to write the HTML page under that name.
+    path = tmp_path / "r.xlsx"
+    code, err = _cli(capsys, "--run", str(run), "--out", str(path))
+    assert code == 0, err
+    assert load_workbook(path).sheetnames[0] == SHEETS["summary"][0]
+    bad = tmp_path / "r.pdf"
+    code, err = _cli(capsys, "--run", str(run), "--format", "xlsx", "--out", str(bad))
+    flat = " ".join(err.replace("│", " ").split())  # the error box wraps its lines
+    assert code != 0 and "names a .pdf file but the format is xlsx" in flat
+    assert not bad.exists()
+
+
 def test_cli_rejects_an_unknown_format(run, tmp_path, capsys):
     code, err = _cli(capsys, "--run", str(run), "--format", "docx", "--out",
                      str(tmp_path / "r.docx"))  # fmt: skip

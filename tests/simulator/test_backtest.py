@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from guardian_lib.decision import AutopilotSettings
 from simulator.backtest import (
     POLICIES,
+    policy_every_ticks,
     run_backtest,
     run_policy,
     safety_violations,
@@ -121,6 +122,28 @@ def test_cli_writes_kpis_json(tmp_path):
     assert bad.exit_code != 0
     none = CliRunner().invoke(app, ["backtest", "--run", str(run), "--workers", "0"])
     assert none.exit_code != 0 and "--workers must be >= 1" in none.output
+
+
+def test_policy_interval_off_the_tick_is_refused_not_rounded(hangs, tmp_path):
+    # 0, -5 and 7 minutes used to run every tick (5 min) while kpis.json recorded them.
+    assert policy_every_ticks(15, 5) == 3 and policy_every_ticks(5, 5) == 1
+    for every in (0, -5, 7, 2.5):
+        with pytest.raises(ValueError, match=rf"5-minute tick .*got {every}"):
+            policy_every_ticks(every, 5)
+    with pytest.raises(ValueError, match="5-minute tick"):
+        run_backtest(hangs, ["reactive"], [1], every_minutes=7)
+    with pytest.raises(ValueError, match="5-minute tick"):
+        run_policy(hangs, "reactive", seed=1, every_minutes=0)
+    run = simulate_to_dir(load_scenario("tiny", days=0.05), tmp_path / "run")
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    out = tmp_path / "kpis.json"
+    bad = CliRunner().invoke(
+        app, ["backtest", "--run", str(run), "--seeds", "1", "--every-minutes", "0",
+              "--json", str(out)],
+    )  # fmt: skip
+    assert bad.exit_code != 0 and not out.exists()
 
 
 def test_cli_keeps_the_autopilots_audit_where_the_dashboards_look(tmp_path):

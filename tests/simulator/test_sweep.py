@@ -116,6 +116,16 @@ def test_a_bad_override_names_the_variant(tmp_path):
         write_sweep(tmp_path, variants=[{"name": "a"}])
 
 
+def test_a_policy_interval_off_a_variants_tick_is_named_before_any_cell_runs(tmp_path):
+    # It used to fail in every cell (or, before the backtest refused it, run every tick).
+    sweep, sc = write_sweep(tmp_path, every_minutes=7)
+    with pytest.raises(ConfigError, match=r"every_minutes: .*5-minute tick, got 7"):
+        sweep_cells(sweep, sc)
+    sweep, sc = write_sweep(tmp_path, grid={"tick_minutes": [5, 10]}, every_minutes=15)
+    with pytest.raises(ConfigError, match=r"variant tick_minutes=10: every_minutes: .*10-minute"):
+        sweep_cells(sweep, sc)
+
+
 def test_sweep_notebook_is_clean_and_plots_a_sweep(serial, tmp_path):
     import nbformat
 
