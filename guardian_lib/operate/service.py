@@ -307,7 +307,7 @@ class Operator(ApprovedActions):
             ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
         ts = self._on_grid(ts)
         # stored and fed on the cycle's step (ts), the clock's time (steps.py)
-        stamped = stamp_poll(report, ts, clock)
+        stamped = stamp_poll(report, ts, clock, self._last_ts)
         tel = stamped.telemetry
         self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
         # a cycle cut by a crash runs again under its number: audited once (ids from it)
@@ -341,7 +341,11 @@ class Operator(ApprovedActions):
                      str(r.severity), str(r.payload or "{}"))
             for r in events.itertuples(index=False)
         ]  # fmt: skip
-        trap_rows = self.traps.rows(self._store_rows, clock) if self.traps is not None else []
+
+        def store_traps(r: Any) -> list[Path]:  # their times already on the clock
+            return self._store_rows(stamp_poll(r, ts, None, self._last_ts))
+
+        trap_rows = self.traps.rows(store_traps, clock) if self.traps is not None else []
         rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
                           r["payload"]) for r in trap_rows]  # fmt: skip
         contacts = self.contacts and self.contacts.cycle(ts, self._last_ts, self.fleet.table)

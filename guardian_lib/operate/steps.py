@@ -9,7 +9,10 @@ telemetry row with ``ts`` = the cycle's time, and the time the OLT was walked in
 ``polled_at``: SILVER then puts the whole poll on the cycle's step, whatever the rows'
 own times — a poll whose OLTs are walked on both sides of the half-step point, a late
 poll, a cycle bumped a step (an extra cycle a trap started, and those after it at the
-trap's phase) — and a cycle's rows never replace another cycle's. Data imported by
+trap's phase) — and a cycle's rows never replace another cycle's. The poll's events
+(``LOS``, ``DYING_GASP``, ``OLT_ALARM``…) and the traps a cycle drains keep their own time
+when it falls in the cycle's step as the replay reads events (after the previous cycle's
+time, up to this one's), else carry the cycle's time. Data imported by
 ``guardian ingest`` and rows ``guardian poll --run`` writes keep the measured time in
 ``ts``, snapped as before.
 
@@ -71,7 +74,9 @@ def on_clock(times: pd.Series, clock: Any) -> pd.Series:
     return out.dt.floor("us").astype("datetime64[us, UTC]")
 
 
-def stamp_poll(report: Any, ts: pd.Timestamp, clock: Any = None) -> SimpleNamespace:
+def stamp_poll(
+    report: Any, ts: pd.Timestamp, clock: Any = None, last_ts: pd.Timestamp | None = None
+) -> SimpleNamespace:
     """A poll's rows as operate stores them and feeds them to its cycle.
 
     Parameters
@@ -82,20 +87,25 @@ def stamp_poll(report: Any, ts: pd.Timestamp, clock: Any = None) -> SimpleNamesp
         The cycle's time (UTC, on the polling grid).
     clock : ClockSettings, optional
         The site's scaled clock: the poll's times are moved onto it.
+    last_ts : pandas.Timestamp, optional
+        The previous cycle's time (None: none).
 
     Returns
     -------
     types.SimpleNamespace
         ``telemetry`` (``ts`` the cycle's time, :data:`POLLED_AT` the walk's time,
-        :data:`OPERATE_TELEMETRY_SCHEMA` columns) and ``events`` (their own times, on the
-        clock).
+        :data:`OPERATE_TELEMETRY_SCHEMA` columns) and ``events`` (on the clock; their own
+        time when it lies after ``last_ts`` and at ``ts`` at the latest, else ``ts``:
+        ``guardian decide`` gives a step the events after the previous step up to it).
     """
     tel = report.telemetry.copy()
     tel[POLLED_AT] = on_clock(tel["ts"], clock)
     tel["received_at"] = on_clock(tel["received_at"], clock)
     tel["ts"] = pd.Series(pd.Timestamp(ts), index=tel.index).astype("datetime64[us, UTC]")
     events = report.events
-    if clock is not None and len(events):
-        events = events.assign(ts=on_clock(events["ts"], clock),
-                               received_at=on_clock(events["received_at"], clock))  # fmt: skip
+    if len(events):
+        at = on_clock(events["ts"], clock)
+        outside = at > ts if last_ts is None else (at > ts) | (at <= last_ts)
+        at = at.where(~outside, pd.Timestamp(ts)).astype("datetime64[us, UTC]")
+        events = events.assign(ts=at, received_at=on_clock(events["received_at"], clock))
     return SimpleNamespace(telemetry=tel, events=events)

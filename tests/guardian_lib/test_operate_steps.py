@@ -30,12 +30,13 @@ class _Network:
     ``olt2_after_s`` later (each OLT's rows carry the start of its walk, as the SNMP
     poller stamps them); the poll ends ``walk_s`` after OLT-2's walk began (host time,
     the :meth:`now` operate reads at the end of the poll). The NBI reports A3's PPPoE
-    session down in polls ``down``; B2 is read offline in polls ``dark``. [s]"""
+    session down in polls ``down``; B2 is read offline in polls ``dark``, and OLT-2 reports
+    an ``LOS`` of B1 (at its walk's start) in polls ``los``. [s]"""
 
     def __init__(self, starts: list[float], down: range, olt2_after_s: float = 0.0,
-                 walk_s: float = 2.0, dark: range = range(0)) -> None:  # fmt: skip
+                 walk_s: float = 2.0, dark: range = range(0), los: tuple = ()) -> None:  # fmt: skip
         self.k = -1
-        self.starts, self.down, self.dark = starts, down, dark
+        self.starts, self.down, self.dark, self.los = starts, down, dark, los
         self.olt2_after_s, self.walk_s = olt2_after_s, walk_s
 
     def now(self) -> float:
@@ -49,6 +50,14 @@ class _Network:
         if self.k in self.dark:
             tel = report.results[1].telemetry
             tel.loc[tel["onu_id"] == "B2", ["online", "rx_dbm"]] = [False, np.nan]
+        if self.k in self.los:
+            from guardian_lib.snmp.rows import EVENTS_SCHEMA, empty_frame
+
+            at = report.results[1].telemetry["ts"].iloc[0]
+            row = pd.DataFrame({"ts": [at], "entity_id": "B1", "entity_type": "onu", "type": "LOS",
+                                "severity": "critical", "source": "snmp", "payload": "{}",
+                                "received_at": [at]})  # fmt: skip
+            report.results[1].events = pd.concat([empty_frame(EVENTS_SCHEMA), row])
         return report
 
     def close(self) -> None:
@@ -105,8 +114,9 @@ def _silver_steps(wh: Path) -> dict[pd.Timestamp, set[str]]:
     return out
 
 
-def _replayed_loss(wh: Path, start: pd.Timestamp, end: pd.Timestamp) -> dict:
-    """Step → A3's ``loss_pct`` as the replay reads it (its grid: SILVER's). [%]"""
+def _replayed(wh: Path, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dict, dict]:
+    """Step → A3's ``loss_pct`` as the replay reads it (its grid: SILVER's) [%], and step
+    → the types of its events (the steps with some)."""
     from guardian_lib.operate.history import HistoryTelemetrySource, silver_grid_s
     from guardian_lib.warehouse import connect
 
@@ -116,7 +126,8 @@ def _replayed_loss(wh: Path, start: pd.Timestamp, end: pd.Timestamp) -> dict:
         ticks = list(HistoryTelemetrySource(con, np.array(ONUS), start, end, grid))
     finally:
         con.close()
-    return {t.ts: float(t.get("loss_pct")[ONUS.index("A3")]) for t in ticks}
+    loss = {t.ts: float(t.get("loss_pct")[ONUS.index("A3")]) for t in ticks}
+    return loss, {t.ts: [e.type for e in t.events] for t in ticks if t.events}
 
 
 def _replay(tmp_path: Path) -> list[tuple]:
@@ -128,21 +139,21 @@ def _replay(tmp_path: Path) -> list[tuple]:
     return audit_decisions(audit)
 
 
-def _assert_cycles_on_their_steps(tmp_path: Path, figures: list[dict]) -> list[tuple]:
+def _assert_cycles_on_their_steps(tmp_path: Path, figures: list[dict]) -> tuple[list, dict]:
     """Each cycle's rows are SILVER's rows at the cycle's time (none elsewhere), the
     replay reads A3 as operate did at each of them, and decides as operate did (the
-    decisions returned)."""
+    decisions returned, and the replay's events by step)."""
     wh = warehouse_inventory(tmp_path, T0)
     cycles = [pd.Timestamp(f["ts"]) for f in figures]
     assert _silver_steps(wh) == {ts: set(ONUS) for ts in cycles}
-    loss = _replayed_loss(wh, cycles[0], cycles[-1])
+    loss, events = _replayed(wh, cycles[0], cycles[-1])
     assert {ts: loss[ts] for ts in cycles} == {
         ts: 100.0 * f["cpe_sessions_down"] for ts, f in zip(cycles, figures, strict=True)
     }
     operate = audit_decisions(tmp_path / "state" / "audit.duckdb")
     assert any(s == "A3" and a == "open_case" for _, s, a, _ in operate)  # it acted on A3
     assert _replay(tmp_path) == operate
-    return operate
+    return operate, events
 
 
 def test_a_network_on_a_scaled_clock_is_replayed_on_the_steps_operate_decided(tmp_path):
@@ -176,12 +187,15 @@ def test_polls_across_a_grid_boundary_and_a_bumped_cycle_keep_their_steps(tmp_pa
     after it keep the trap's phase, 1:40 after a step, and are bumped too. Before, their
     rows fell on the steps SILVER rounds each row's own time to: a step earlier than the
     cycle's records from cycle 3 on, two cycles on one step, and the replay opened B2's
-    case (dark from cycle 5) a step before operate did."""
+    case (dark from cycle 5) a step before operate did. An event the poll reports after
+    the cycle's time (cycles 1 and 2 round down to theirs) was replayed a step late."""
     after_t0 = [0, 440, 610, 700, *range(1000, 3101, STEP_S)]  # [s]
     starts = [T0.timestamp() + s for s in after_t0]
-    net = _Network(starts, down=range(2, 7), olt2_after_s=20.0, dark=range(5, 10))
+    net = _Network(starts, down=range(2, 7), olt2_after_s=20.0, dark=range(5, 10),
+                   los=(1, 2, 8))  # fmt: skip
     figures = _operate(tmp_path, _site(tmp_path, STEP_S), net)
     cycles = [pd.Timestamp(f["ts"]) for f in figures]
     assert cycles == [T0 + pd.Timedelta(seconds=k * STEP_S) for k in range(len(starts))]
-    decisions = _assert_cycles_on_their_steps(tmp_path, figures)
+    decisions, events = _assert_cycles_on_their_steps(tmp_path, figures)
     assert (cycles[5], "B2", "open_case", True) in decisions
+    assert events == {cycles[k]: ["LOS"] for k in (1, 2, 8)}
