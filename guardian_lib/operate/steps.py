@@ -19,8 +19,10 @@ time, up to this one's), else carry the cycle's time. Data imported by
 With a scaled clock (``site.clock``, the twin) the poller's times are the host's wall
 clock: ``polled_at``, ``received_at`` and the poll's events (``ts``, ``received_at``) are
 moved onto the network's clock (:func:`on_clock`), so that everything a cycle stores and
-feeds the loop reads in the network's time, like the cycle itself. The ACS's Inform
-times stay compared with the wall clock (:mod:`guardian_lib.operate.silent`).
+feeds the loop reads in the network's time, like the cycle itself, and SILVER's grid is
+the polling interval in the network's time (:func:`silver_grid_minutes`; before, the wall
+interval: 1 minute for the twin's 0.5 s). The ACS's Inform times stay compared with the
+wall clock (:mod:`guardian_lib.operate.silent`).
 """
 
 from __future__ import annotations
