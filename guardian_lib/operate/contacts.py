@@ -491,5 +491,7 @@ def contact_intake(site: Any, store: Any, warehouse: Path | None) -> ContactInta
     """The site's contact intake (None without a ``contacts:`` section)."""
     if site.contacts is None:
         return None
-    grid = max(1, int(round(site.polling_interval_s / 60)))
+    from guardian_lib.operate.steps import silver_grid_minutes
+
+    grid = silver_grid_minutes(site)  # the network's polling interval (a clock scales it)
     return ContactIntake(site.contacts, site.resolve(site.contacts.folder), store, warehouse, grid)

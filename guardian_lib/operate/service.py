@@ -82,6 +82,7 @@ from guardian_lib.operate.schedule import report_scheduler, reports_cycle
 from guardian_lib.operate.silent import SilentOlts
 from guardian_lib.operate.site import SiteConfig
 from guardian_lib.operate.state import StateStore
+from guardian_lib.operate.steps import OPERATE_TELEMETRY_SCHEMA, silver_grid_minutes, stamp_poll
 from guardian_lib.operate.traps import OperateTraps
 
 __all__ = [
@@ -298,19 +299,22 @@ class Operator(ApprovedActions):
         t0 = time.perf_counter()
         started = time.time()
         self.cycle += 1
-        report = self.source.poll()
+        report, clock = self.source.poll(), self.site.clock
         polled_s, tel = self.wall(), report.telemetry
-        if self.site.clock is not None:
-            ts = self.site.clock.now()
+        if clock is not None:  # a scaled clock (the twin): the network's time at the poll's end
+            ts = clock.at(polled_s)
         else:
             ts = pd.Timestamp(tel["ts"].min()) if len(tel) else pd.Timestamp.now(tz="UTC")
         ts = self._on_grid(ts)
+        # stored and fed on the cycle's step (ts), the clock's time (steps.py)
+        stamped = stamp_poll(report, ts, clock, self._last_ts)
+        tel = stamped.telemetry
         self.context.cycle, self.context.ts = self.cycle, ts.isoformat()
         # a cycle cut by a crash runs again under its number: audited once (ids from it)
         self.audit.begin_cycle(self.cycle)
         failed = [r.olt_id for r in report.failed]
         self.silver = None
-        raw_files = self._store_rows(report)
+        raw_files = self._store_rows(stamped)
         if self.autopilot is None:
             self._build(self._fleet(tel))
         answered = [r.olt_id for r in report.results if r.complete]
@@ -331,13 +335,17 @@ class Operator(ApprovedActions):
         # A CPE whose PPPoE session is down (hung, misconfigured) leaves its customer
         # without service although the ONU is registered: the ACS tells.
         cpe_down = self._ppp_down(ts, known)
-        events = report.events
+        events = stamped.events
         rows = [
             EventRow(pd.Timestamp(r.ts), str(r.entity_id), str(r.entity_type), str(r.type),
                      str(r.severity), str(r.payload or "{}"))
             for r in events.itertuples(index=False)
         ]  # fmt: skip
-        trap_rows = self.traps.rows(self._store_rows) if self.traps is not None else []
+
+        def store_traps(r: Any) -> list[Path]:  # their times already on the clock
+            return self._store_rows(stamp_poll(r, ts, None, self._last_ts))
+
+        trap_rows = self.traps.rows(store_traps, clock) if self.traps is not None else []
         rows += [EventRow(r["ts"], r["entity_id"], r["entity_type"], r["type"], r["severity"],
                           r["payload"]) for r in trap_rows]  # fmt: skip
         contacts = self.contacts and self.contacts.cycle(ts, self._last_ts, self.fleet.table)
@@ -452,14 +460,15 @@ class Operator(ApprovedActions):
         return int(down.sum())
 
     def _store_rows(self, report: Any) -> list[Path]:
+        """Append the cycle's rows (:func:`~guardian_lib.operate.steps.stamp_poll`) to RAW
+        and merge them into SILVER on the site's grid."""
         from guardian_lib.silver import update_silver
         from guardian_lib.snmp.poller import write_to_warehouse
 
-        files = write_to_warehouse(report, self.warehouse)
+        files = write_to_warehouse(report, self.warehouse, OPERATE_TELEMETRY_SCHEMA)
         if files:
-            grid = max(1, int(round(self.site.polling_interval_s / 60)))
             # only the new files are merged (the full rebuild when an old one changed)
-            self.silver = update_silver(self.warehouse, grid_minutes=grid)
+            self.silver = update_silver(self.warehouse, grid_minutes=silver_grid_minutes(self.site))
         return files
 
     def _blobs(self) -> dict[str, Any]:

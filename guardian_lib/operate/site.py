@@ -144,10 +144,15 @@ class ClockSettings(_Strict):
         """The network's present (UTC ``pandas.Timestamp``)."""
         import time
 
+        return self.at(time.time())
+
+    def at(self, wall_s: float) -> Any:
+        """The network's time (UTC ``pandas.Timestamp``) at the wall-clock time ``wall_s``
+        (Unix time). [s]"""
         import pandas as pd
 
-        elapsed = (time.time() - self.wall_epoch) * self.speed
-        return pd.Timestamp(self.epoch) + pd.Timedelta(seconds=elapsed)
+        elapsed = (float(wall_s) - self.wall_epoch) * self.speed
+        return pd.Timestamp(self.epoch).tz_convert("UTC") + pd.Timedelta(seconds=elapsed)
 
 
 class NotifierSettings(_Strict):

@@ -71,12 +71,18 @@ class OperateTraps:
                     return
                 stop.wait(min(early, left))
 
-    def rows(self, store: Callable[[Any], Any]) -> list[dict[str, Any]]:
-        """Events accepted since the last call; ``store(report)`` writes them to RAW."""
+    def rows(self, store: Callable[[Any], Any], clock: Any = None) -> list[dict[str, Any]]:
+        """Events accepted since the last call; ``store(report)`` writes them to RAW.
+        With a scaled clock (``site.clock``, the twin) their times (the host's) are moved
+        onto the network's (:meth:`~guardian_lib.operate.site.ClockSettings.at`)."""
         from guardian_lib.snmp.rows import TELEMETRY_SCHEMA, empty_frame
         from guardian_lib.snmp.traps import events_frame
 
         rows = self.receiver.drain()
+        if clock is not None:
+            at = clock.at
+            rows = [{**r, "ts": at(r["ts"].timestamp()),
+                     "received_at": at(r["received_at"].timestamp())} for r in rows]  # fmt: skip
         if rows:
             store(SimpleNamespace(telemetry=empty_frame(TELEMETRY_SCHEMA),
                                   events=events_frame(rows)))  # fmt: skip

@@ -373,12 +373,15 @@ def write_parquet(frame: pd.DataFrame, path: str | Path, schema: pa.Schema) -> P
     return path
 
 
-def write_to_warehouse(report: PollReport, run_dir: str | Path) -> list[Path]:
+def write_to_warehouse(
+    report: PollReport, run_dir: str | Path, telemetry_schema: pa.Schema = TELEMETRY_SCHEMA
+) -> list[Path]:
     """Append a poll's rows to the RAW lake of a run directory.
 
     Files go to ``<run>/lake/raw/{telemetry,events}/date=YYYY-MM-DD/snmp-<time>-<id>.parquet``
     (date = arrival date, UTC), each written atomically under a new name, ready for
-    ``guardian ingest --run DIR``.
+    ``guardian ingest --run DIR``. ``telemetry_schema``: the telemetry columns written
+    (``guardian operate`` adds ``polled_at``, :mod:`guardian_lib.operate.steps`).
 
     Returns
     -------
@@ -386,7 +389,7 @@ def write_to_warehouse(report: PollReport, run_dir: str | Path) -> list[Path]:
         Files written (none for an empty table).
     """
     name = f"snmp-{_now().strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.parquet"
-    return _append_raw(run_dir, "telemetry", report.telemetry, TELEMETRY_SCHEMA, name) + (
+    return _append_raw(run_dir, "telemetry", report.telemetry, telemetry_schema, name) + (
         _append_raw(run_dir, "events", report.events, EVENTS_SCHEMA, name)
     )
 

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from silent_network import fleet_site, olt_polls
+from silent_network import audit_decisions, fleet_site, olt_polls, warehouse_inventory
 
 from guardian_lib.operate.ppp import ACS_PPP_DOWN, ACS_PPP_UP, acs_ppp_events
 
@@ -80,35 +80,12 @@ def _operate(tmp_path: Path, net: _Network, runs=(CYCLES,)) -> list[dict]:
 
 
 def _decisions(path: Path) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        rows = con.execute(
-            "SELECT ts, subject, action, allowed FROM decisions ORDER BY ts, subject, action"
-        ).fetchall()
-    finally:
-        con.close()
-    return [(pd.Timestamp(t).tz_convert("UTC"), s, a, bool(ok)) for t, s, a, ok in rows]
+    return audit_decisions(path)
 
 
 def _inventory(tmp_path: Path) -> Path:
-    """The warehouse ``wh`` with the fleet's inventory (as `guardian ingest` reads it),
-    SILVER brought up to date (the last cycle's files are merged by the next update)."""
-    from guardian_lib.schema import INVENTORY_COLUMNS
-    from guardian_lib.silver import update_silver
-
-    wh = tmp_path / "wh"
-    subs = pd.read_csv(tmp_path / "subs.csv")
-    (wh / "inventory").mkdir(exist_ok=True)
-    onus = subs.assign(serial=subs["onu_id"], splitter_id=subs["pon_id"], onu_index=0,
-                       vendor="v", model="m", distance_m=1000.0, lat=0.0, lon=0.0)  # fmt: skip
-    onus[list(INVENTORY_COLUMNS["onus"])].to_parquet(wh / "inventory" / "onus.parquet")
-    pons = subs.drop_duplicates("pon_id").assign(slot=1, port=0, if_index=0, technology="gpon")
-    pons[list(INVENTORY_COLUMNS["pons"])].to_parquet(wh / "inventory" / "pons.parquet")
-    cust = subs.assign(customer_id="C" + subs["onu_id"], plan="p", segment="res",
-                       sla_tier="std", region="r", city="c", lat=0.0, lon=0.0, created_at=T0)  # fmt: skip
-    cust[list(INVENTORY_COLUMNS["customers"])].to_parquet(wh / "inventory" / "customers.parquet")
-    update_silver(wh)
-    return wh
+    """The warehouse ``wh`` with the fleet's inventory, SILVER up to date."""
+    return warehouse_inventory(tmp_path, T0)
 
 
 def _replay(tmp_path: Path, start: pd.Timestamp | None = None) -> list[tuple]:
