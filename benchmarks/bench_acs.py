@@ -18,7 +18,7 @@ mostly queueing). ``--max-in-flight K`` adds a run with at most K sessions at a 
 (its latency figures include the wait for a slot).
 
 Targets (issue 7): ≥ 300 sessions/s on 2 cores; 1,000 simultaneous agents with < 1 %
-failed sessions. A Python client tops out near 2.5k simple sessions/s (DESIGN §10),
+failed sessions. A Python client tops out near 2.5k simple sessions/s,
 so the client side may be the bottleneck; the figure is a lower bound for the ACS.
 """
 

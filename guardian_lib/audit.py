@@ -1,6 +1,6 @@
 """Append-only audit trail of the autopilot in a DuckDB file.
 
-Tables (DESIGN.md §3): ``decisions`` (every decision with its timestamp, a SHA-256
+Tables (docs/autopilot.md, "Audit"): ``decisions`` (every decision with its timestamp, a SHA-256
 digest and a copy of the aggregated inputs, outputs, confidence, model, policy and
 mode; blocked decisions carry the rule that blocked them), ``actions`` (each action
 with status, start/finish, result and error), ``notifications`` and ``incidents``.

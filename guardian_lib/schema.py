@@ -1,4 +1,4 @@
-"""Table schemas of the warehouse (DESIGN.md §3) and the checks that enforce them.
+"""Table schemas of the warehouse (docs/architecture.md, docs/ingest.md) and the checks that enforce them.
 
 Columns carry their unit in the name (``rx_dbm``, ``latency_ms``, ``uptime_s``); see
 ``docs/glossary.md``. Identifiers are strings; timestamps are UTC.
@@ -49,7 +49,7 @@ TELEMETRY_COLUMNS: dict[str, str] = {
     "source": "VARCHAR",
 }
 
-#: The six probable causes of a symptom (DESIGN.md §5), in the order reports use.
+#: The six probable causes of a symptom (docs/models.md), in the order reports use.
 CAUSE_CLASSES = (
     "MASSIVE_OUTAGE",
     "CUSTOMER_PREMISES",

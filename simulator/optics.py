@@ -1,7 +1,7 @@
 """GPON optics: link budgets and the signal-quality curves derived from RX power.
 
-Pure functions over numpy arrays (no I/O, no randomness). Class B+ GPON figures from
-DESIGN.md §4: budget 13–28 dB, fibre ~0.35 dB/km at 1310 nm (upstream) and ~0.25 dB/km
+Pure functions over numpy arrays (no I/O, no randomness). Class B+ GPON figures (ITU-T
+G.984.2): budget 13–28 dB, fibre ~0.35 dB/km at 1310 nm (upstream) and ~0.25 dB/km
 at 1490 nm (downstream), ~0.5 dB per connector or splice, ONU sensitivity about −28 dBm.
 """
 

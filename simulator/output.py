@@ -1,6 +1,6 @@
 """Write a simulation as the files an ISP's systems would export.
 
-Layout of a run directory (RAW layer of the warehouse, DESIGN.md §3)::
+Layout of a run directory (RAW layer of the warehouse, docs/ingest.md)::
 
     run.json                                   manifest: scenario, seed, row counts
     inventory/{olts,pons,splitters,onus,customers}.parquet

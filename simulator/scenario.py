@@ -182,7 +182,7 @@ def _f(rate: float, median_h: float | None = None, p90_h: float | None = None) -
 
 
 class Faults(_Strict):
-    """The fault catalogue of DESIGN.md §4 with plausible default rates."""
+    """The fault catalogue (experiments/scenarios/README.md) with plausible default rates."""
 
     feeder_cut: FaultSpec = _f(1.0, 5.0, 12.0)  # per PON
     box_fault: FaultSpec = _f(0.3, 4.0, 10.0)  # per street box

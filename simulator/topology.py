@@ -33,7 +33,7 @@ class Topology:
     Attributes
     ----------
     olts, pons, splitters, onus, customers : pandas.DataFrame
-        Inventory tables with the columns of DESIGN.md §3 (``onus`` and ``customers``
+        Inventory tables with the columns of :data:`guardian_lib.schema.INVENTORY_COLUMNS` (``onus`` and ``customers``
         have one row per ONU, in the same order).
     onu_pon, onu_box, onu_olt, onu_region, onu_board : ndarray of int
         Row of each ONU's PON / box / OLT / region / board (in ``pons``, the box rows of

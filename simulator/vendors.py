@@ -52,7 +52,7 @@ def pon_if_index(vendor: str, slot: np.ndarray, port: np.ndarray) -> np.ndarray:
 
     Notes
     -----
-    Huawei: ``0xFA000000 + slot·2^13 + port·2^8`` (DESIGN.md §7). ZTE C3xx/C600 GPON:
+    Huawei: ``0xFA000000 + slot·2^13 + port·2^8`` (docs/snmp.md). ZTE C3xx/C600 GPON:
     ``0x10000000 + shelf·2^16 + slot·2^8 + port`` with shelf 1 (ports numbered from 1).
     FiberHome AN5516: ``slot·2^25 + port·2^19`` (ports numbered from 1).
     """

@@ -163,3 +163,28 @@ def test_no_global_random_state_in_library_code():
     for pkg in PACKAGES:
         for path in (ROOT / pkg).rglob("*.py"):
             assert not pattern.search(path.read_text()), f"{path} uses global random state"
+
+
+def test_what_a_user_reads_never_points_outside_the_clone():
+    """Docs, code, experiments and notebooks stand alone: a user's clone has no design
+    notes beside it (``DESIGN.md``) and no ``../shared`` folder. Tests are left out: they
+    read the captured SNMP walks from there on the developers' machines."""
+    import subprocess
+
+    files = subprocess.run(
+        ["git", "ls-files", "--", ".", ":!tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    pattern = re.compile(r"DESIGN(\.md)?\s*§|DESIGN\.md|\.\./shared|DEVELOPERS\.md")
+    found = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in {".py", ".md", ".yaml", ".yml", ".ipynb", ".toml", ".txt", ".cfg"}:
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if pattern.search(line):
+                found.append(f"{name}:{n}: {line.strip()[:100]}")
+    assert files and not found, "\n".join(found)

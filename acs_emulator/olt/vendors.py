@@ -1,7 +1,7 @@
 """What a Huawei, ZTE or FiberHome OLT answers over SNMP, built from simulator state.
 
 Each vendor function encodes one OLT's ONUs exactly as the vendor's agent does — scales,
-offsets, sentinels and index formats (DESIGN.md §7) — into an :class:`OidTable`. This is
+offsets, sentinels and index formats (docs/snmp.md) — into an :class:`OidTable`. This is
 written independently of the poller's YAML profiles on purpose: the round-trip test then
 checks one against the other.
 

@@ -1,7 +1,7 @@
 """httpx client of a GenieACS(-compatible) northbound interface.
 
 The action executor uses it in execute mode: it does what it is asked (the safety
-limits of DESIGN §6 live in the decision engine), and
+limits of docs/autopilot.md "Safety" live in the decision engine), and
 
 * bounds every call with timeouts;
 * retries with exponential backoff when the request surely did not reach the ACS

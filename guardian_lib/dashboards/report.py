@@ -1,7 +1,7 @@
 """The static report: every screen in ONE HTML file that opens with the network off.
 
 Panel's ``save(..., resources=INLINE)`` inlines the JavaScript but still links some
-stylesheets, icons and fonts from ``cdn.holoviz.org`` (DESIGN.md §10). :func:`write_report`
+stylesheets, icons and fonts from ``cdn.holoviz.org``. :func:`write_report`
 replaces each of those links with a ``data:`` URI of the same file from the installed
 Panel package, and rewrites every other absolute ``http(s)`` address left inside the
 bundled libraries (tile servers, CDN defaults of features we do not use) to the reserved,

@@ -1,4 +1,4 @@
-"""The autopilot's decision engine (DESIGN.md §6).
+"""The autopilot's decision engine (docs/autopilot.md).
 
 - :class:`Snapshot`, :class:`Decision` and the :class:`Policy` / :class:`Scorer` protocols;
 - :class:`Observer` — observed per-ONU state from telemetry and events;

@@ -1,4 +1,4 @@
-"""``RulesPolicy``: the product notes' rules, exactly (DESIGN.md §6).
+"""``RulesPolicy``: the product notes' rules, exactly (docs/autopilot.md, "Policies").
 
 1. massive probability > 0.8 with many neighbours offline → open a massive incident and
    hold visits in the area (a visit that exists when its case turns massive is

@@ -1,4 +1,4 @@
-"""Point-in-time feature store (DESIGN.md §5).
+"""Point-in-time feature store (docs/models.md).
 
 - :func:`feature_frame` — features of every ONU at each scoring time of a range
 - :func:`materialize_features` — the same, written by date under ``lake/gold/features``

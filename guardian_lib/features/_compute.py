@@ -1,4 +1,4 @@
-"""Point-in-time features per ONU at chosen ticks (DESIGN.md §5).
+"""Point-in-time features per ONU at chosen ticks (docs/models.md).
 
 A row at tick k uses telemetry and events with timestamps ≤ k only. Windows: 15 min,
 1 h, 24 h, 7 d (telemetry baselines, calls) and 30 d (tickets, visits); levels, deltas

@@ -1,4 +1,4 @@
-"""Models: anomaly score, cause classifier, calibrated risk, rule baselines (DESIGN.md §5).
+"""Models: anomaly score, cause classifier, calibrated risk, rule baselines (docs/models.md).
 
 Estimators follow scikit-learn's contract (parameters stored in ``__init__``, fitted
 attributes end in ``_``). :class:`ModelBundle` groups them for scoring; the registry
