@@ -8,12 +8,12 @@ own process. Everything is logged to the project's MLflow store
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from guardian_lib._json import dumps_strict, finite_or_none
 from guardian_lib.errors import ConfigError
 from guardian_lib.layout import ReportLayout, RunLayout
 from guardian_lib.models.registry import MODEL_NAME
@@ -268,7 +268,8 @@ def evaluate(
     split_time : str, optional
         Evaluate only rows at or after this UTC time (time-based split).
     json_out : path, optional
-        Also write the metrics here (``evaluation.json``).
+        Also write the metrics here (``evaluation.json``), as strict JSON: figures that
+        are not defined (NaN in the returned dict) are ``null``.
     labels : {'truth', 'tickets'}, default 'truth'
         Evaluate against the ground truth, or against the run's closed tickets through
         ``label_map`` (with ``split_time``: the held-out later period).
@@ -343,10 +344,11 @@ def evaluate(
     with mlflow.start_run(run_name=f"evaluate {Path(run).name}"):
         mlflow.log_params({"model_version": bundle.model_version, "run": str(run)})
         mlflow.log_metrics({k: v for k, v in summary_metrics(metrics).items() if v == v})
-        mlflow.log_dict(metrics, "metrics.json")
+        mlflow.log_dict(finite_or_none(metrics), "metrics.json")
         mlflow.log_text(drift.to_csv(index=False), "drift_psi.csv")
     if json_out is not None:
-        Path(json_out).write_text(json.dumps(metrics, indent=2, default=str))
+        # Strict JSON: a figure that is not defined (NaN) is written as null.
+        Path(json_out).write_text(dumps_strict(metrics, indent=2, default=str))
     return metrics
 
 

@@ -128,3 +128,19 @@ def test_a_run_shorter_than_a_day_fails_before_its_features(acme, monkeypatch):
     assert "up to --until 2026-01-05 20:00:00+00:00" in res.stderr
     assert f"{run}: 20.0 h (2026-01-05 00:00 – 2026-01-05 20:00 UTC)" in res.stderr
     assert _registered(tmp) == []
+
+
+def test_strict_json_writes_null_for_figures_that_are_not_defined():
+    import json
+
+    import numpy as np
+
+    from guardian_lib._json import dumps_strict
+
+    text = dumps_strict({"f1": float("nan"), "lift": np.float64("inf"), "n": 3,
+                         "per_class": {"A": [1.0, float("-inf")]}, "when": pd.Timestamp(0)},
+                        default=str)  # fmt: skip
+    assert json.loads(text, parse_constant=lambda t: pytest.fail(t)) == {
+        "f1": None, "lift": None, "n": 3, "per_class": {"A": [1.0, None]},
+        "when": "1970-01-01 00:00:00",
+    }  # fmt: skip
