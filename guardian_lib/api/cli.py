@@ -181,6 +181,18 @@ def api_command(
                     cookie_secure=cookie_secure, console_refresh_s=console_refresh,
                     webhook_allow_local=webhook_allow_local, contacts=contacts,
                     contacts_folder=contacts_folder)  # fmt: skip
+    # Checked before create_app, whose audit trail and webhooks may create the folder.
+    if cfg.operate_state_ready() is False:
+        from guardian_lib.operate.state import STATE_FILE
+
+        typer.echo(
+            f"warning: --state {state}: no guardian operate state there yet ({STATE_FILE} "
+            f"missing{'' if state.is_dir() else ', and no such folder'}); the approval queue "
+            f"answers 503 no-operate-state and /health says operate_state 'waiting' until "
+            f"`guardian operate --state {state}` starts. If operate is already running, this "
+            f"path is not its --state (`guardian decisions list --state {state}` checks it)",
+            err=True,
+        )
     app = create_app(cfg, store)
     typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs; "
                f"dashboard: http://{host}:{port}/console)", err=True)  # fmt: skip
