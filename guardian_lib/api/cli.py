@@ -37,12 +37,24 @@ def users_add(
     no_password: Annotated[
         bool, typer.Option("--no-password", help="API tokens only (no dashboard login).")
     ] = False,
+    site: Annotated[
+        Path | None,
+        typer.Option(
+            help="Check --region against this site's inventory (its warehouse and "
+            "subscribers file)."
+        ),
+    ] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="Check --region against this run's inventory.")
+    ] = None,
 ) -> None:
     """Add a user (asks for a password unless --no-password or --password-stdin)."""
     from guardian_lib.api.users import ROLES
 
     if role not in ROLES:
         raise typer.BadParameter(f"--role: expected one of {ROLES}, got {role!r}")
+    if region:
+        _check_regions(list(region), site, run)
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -51,6 +63,40 @@ def users_add(
     user = _store(users).add(name, role, region or (), password)
     scope = ", ".join(user.regions) or "all regions"
     typer.echo(f"{user.name}: {user.role} ({scope}) added to {users}")
+
+
+def _check_regions(regions: list[str], site: Path | None, run: Path | None) -> None:
+    """Refuse regions the network's inventory does not name (exit 2); say when unchecked."""
+    from guardian_lib.api.data import WarehouseReader
+
+    if site is not None and run is not None:
+        raise typer.BadParameter("give at most one of --site and --run", param_hint="--site")
+    if site is None and run is None:
+        typer.echo(
+            "note: --region not checked against a network (give --site SITE.yaml or --run RUN "
+            "to refuse a region its inventory does not name)",
+            err=True,
+        )
+        return
+    subscribers = None
+    if site is not None:
+        from guardian_lib.operate.site import load_site
+
+        cfg = load_site(site)
+        run, subscribers = cfg.resolve(cfg.warehouse), cfg.resolve(cfg.subscribers)
+    known = WarehouseReader(run, subscribers=subscribers).known_regions()
+    where = f"--site {site}" if site is not None else f"--run {run}"
+    if known is None:
+        typer.echo(f"note: --region not checked: {where} has no inventory naming a region",
+                   err=True)  # fmt: skip
+        return
+    unknown = [r for r in regions if r not in known]
+    if unknown:
+        raise typer.BadParameter(
+            f"{unknown[0]!r} is not a region of {where} (its regions: {known[:20]}); "
+            "region names are case-sensitive",
+            param_hint="--region",
+        )
 
 
 @users_app.command("list")
@@ -181,6 +227,18 @@ def api_command(
                     cookie_secure=cookie_secure, console_refresh_s=console_refresh,
                     webhook_allow_local=webhook_allow_local, contacts=contacts,
                     contacts_folder=contacts_folder)  # fmt: skip
+    # Checked before create_app, whose audit trail and webhooks may create the folder.
+    if cfg.operate_state_ready() is False:
+        from guardian_lib.operate.state import STATE_FILE
+
+        typer.echo(
+            f"warning: --state {state}: no guardian operate state there yet ({STATE_FILE} "
+            f"missing{'' if state.is_dir() else ', and no such folder'}); the approval queue "
+            f"answers 503 no-operate-state and /health says operate_state 'waiting' until "
+            f"`guardian operate --state {state}` starts. If operate is already running, this "
+            f"path is not its --state (`guardian decisions list --state {state}` checks it)",
+            err=True,
+        )
     app = create_app(cfg, store)
     typer.echo(f"guardian api on http://{host}:{port}/api/v1 (docs: /api/v1/docs; "
                f"dashboard: http://{host}:{port}/console)", err=True)  # fmt: skip

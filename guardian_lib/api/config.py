@@ -74,6 +74,14 @@ class ApiConfig:
         """True in ``--run`` mode (no operate state)."""
         return self.state is None
 
+    def operate_state_ready(self) -> bool | None:
+        """Whether ``guardian operate`` has created its state in ``state`` (None: ``--run``)."""
+        if self.state is None:
+            return None
+        from guardian_lib.operate.state import STATE_FILE
+
+        return (self.state / STATE_FILE).is_file()
+
     def webhooks_path(self) -> Path:
         """Where webhook subscriptions are kept (0600)."""
         return (self.state or self.users.parent) / "webhooks.json"

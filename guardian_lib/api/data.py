@@ -189,6 +189,16 @@ class WarehouseReader:
             self._inv, self._inv_key = inv, key
             return inv
 
+    def known_regions(self) -> list[str] | None:
+        """The regions of the inventory (OLTs, PONs, ONUs, customers), sorted; None when
+        the inventory names no region (nothing to check a region against)."""
+        inv = self.inventory()
+        found = set()
+        for t in INVENTORY_TABLES:
+            if "region" in inv[t].columns:
+                found |= {str(r) for r in inv[t]["region"].dropna().unique()}
+        return sorted(found) or None
+
     def region_of_onu(self, onu_id: str) -> str | None:
         """Region of an ONU (its OLT's), None when unknown."""
         self.inventory()

@@ -267,10 +267,34 @@ def in_region(user: User, region: str | None, what: str, fieldname: str) -> None
                       region=region)  # fmt: skip
 
 
-def region_filter(user: User, region: str | None) -> list[str] | None:
-    """The regions a listing may show (None: all)."""
+def region_filter(
+    user: User, region: str | None, reader: WarehouseReader | None = None
+) -> list[str] | None:
+    """The regions a listing may show (None: all).
+
+    Parameters
+    ----------
+    user : User
+    region : str, optional
+        The requested region (``?region=``).
+    reader : WarehouseReader, optional
+        Read only when a region is requested: a region outside the inventory's
+        (:meth:`WarehouseReader.known_regions`) is 422 ``invalid-request`` (a typo, not
+        an empty listing), after the user's scope is checked (403 ``out-of-region``
+        first: a scoped user is not shown the other regions' names). Not checked
+        without a reader or when the inventory names no region.
+    """
     if region is not None:
-        in_region(user, region, "the requested region", "query.region")
+        if not user.in_scope(region):
+            raise Problem(403, "out-of-region",
+                          f"region {region!r} is not one of user {user.name}'s regions "
+                          f"{list(user.regions)}", field="query.region",
+                          region=region)  # fmt: skip
+        known = reader.known_regions() if reader is not None else None
+        if known is not None and region not in known:
+            raise Problem(422, "invalid-request",
+                          f"region {region!r} is not in this network's inventory "
+                          f"(regions: {known[:20]})", field="query.region")  # fmt: skip
         return [region]
     return list(user.regions) or None
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from guardian_lib._json import dumps_strict
 from guardian_lib.models.workflow import DEFAULT_ALIAS
 from guardian_lib.schema import FEATURE_EVERY_MINUTES, MODEL_EVERY_MINUTES
 
@@ -118,7 +119,7 @@ def train_command(
             promotion_metric=promotion_metric, audit=audit, every_minutes=every_minutes,
             n_estimators=n_estimators, seed=seed, champion_alias=alias, log=console.print,
         )  # fmt: skip
-        typer.echo(json.dumps(res, indent=2, default=str))
+        typer.echo(dumps_strict(res, indent=2, default=str))
         return
     version = train(
         run, every_minutes=every_minutes, n_estimators=n_estimators, seed=seed, alias=alias,
@@ -194,8 +195,8 @@ def evaluate_command(
             run, alias=alias, every_minutes=every_minutes, split_time=split_time,
             json_out=json_out, labels=labels, label_map=label_map, client=client,
         )  # fmt: skip
-    typer.echo(json.dumps(metrics, indent=2, default=str))
-    for key, note in _metric_notes(metrics).items():  # why a figure is NaN, beside the JSON
+    typer.echo(dumps_strict(metrics, indent=2, default=str))
+    for key, note in _metric_notes(metrics).items():  # why a figure is null, beside the JSON
         typer.echo(f"note: {key}: {note}", err=True)
 
 
@@ -203,7 +204,7 @@ def _metric_notes(metrics: dict) -> dict[str, str]:
     """The notes of an evaluation (``massive_note``, ``risk_24h_note``, …) by key.
 
     Each says why a figure of :func:`~guardian_lib.models.training.evaluate_bundle` is
-    NaN on the evaluated period.
+    NaN on the evaluated period (``null`` in the JSON printed and written).
     """
     return {k: str(v) for k, v in metrics.items() if k.endswith("_note") and v}
 

@@ -23,6 +23,7 @@ __all__ = [
     "configure_mlflow",
     "register_bundle",
     "load_bundle",
+    "alias_version",
     "load_reference_features",
     "list_models",
 ]
@@ -147,6 +148,19 @@ def load_bundle(alias: str = "champion", name: str = MODEL_NAME):
     bundle = mlflow.sklearn.load_model(f"models:/{name}/{mv.version}")
     bundle.model_version = f"{name}/{mv.version}"
     return bundle
+
+
+def alias_version(alias: str = "champion", name: str = MODEL_NAME) -> str | None:
+    """The version ``"<name>/<version>"`` the alias points to, None when it points nowhere."""
+    configure_mlflow()
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mv = MlflowClient().get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    return f"{name}/{mv.version}"
 
 
 def load_reference_features(alias: str = "champion", name: str = MODEL_NAME):

@@ -8,12 +8,12 @@ own process. Everything is logged to the project's MLflow store
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from guardian_lib._json import dumps_strict, finite_or_none
 from guardian_lib.errors import ConfigError
 from guardian_lib.layout import ReportLayout, RunLayout
 from guardian_lib.models.registry import MODEL_NAME
@@ -165,18 +165,33 @@ def train(
     -------
     str
         The registered model version.
+
+    Raises
+    ------
+    guardian_lib.models.sufficiency.InsufficientTrainingData
+        Before any feature is computed, no run longer than the longest risk horizon
+        within ``since`` / ``until``; after labelling, too few labelled faults (the
+        minimums of :mod:`guardian_lib.models.sufficiency`). Nothing is registered.
     """
-    from guardian_lib.models.registry import register_bundle
+    from guardian_lib.labels import RISK_HORIZONS_H
+    from guardian_lib.models.registry import alias_version, register_bundle
+    from guardian_lib.models.sufficiency import check_labels, check_spans, run_spans
     from guardian_lib.models.training import evaluate_bundle, fit_bundle
 
     seed = int(seed)
     _check_label_source(labels, label_map)
+    # Fail at once on runs too short to label the longest horizon (before the features).
+    window = {"since": since, "until": until} if labels == "tickets" else {}
+    check_spans(run_spans(runs), RISK_HORIZONS_H, **window)
     features, labels_all, reports = _labelled_frames(
         runs, every_minutes, log, labels=labels, label_map=label_map, until=until,
         since=since, audit=audit,
     )  # fmt: skip
+    # Too few labelled faults: refuse before anything is registered under the alias.
+    counts = check_labels(features, labels_all, RISK_HORIZONS_H)
     log(
-        f"training on {len(features):,} rows ({int(labels_all['symptomatic'].sum()):,} symptomatic) …"
+        f"training on {len(features):,} rows ({int(labels_all['symptomatic'].sum()):,} symptomatic; "
+        f"ONUs per cause {counts['cause_onus']}, per risk interval {counts['risk_onus']}) …"
     )
     bundle = fit_bundle(features, labels_all, n_estimators=n_estimators, random_state=seed)
     metrics = evaluate_bundle(bundle, features, labels_all)
@@ -188,7 +203,8 @@ def train(
                  "reference_features.parquet": sample.to_parquet(index=False)}  # fmt: skip
     if reports:
         artifacts["ticket_labels_report.json"] = reports
-    return register_bundle(
+    previous = alias_version(alias)
+    version = register_bundle(
         bundle,
         params={"runs": [str(r) for r in runs], "every_minutes": every_minutes,
                 "n_estimators": n_estimators, "seed": seed, "labels": labels,
@@ -198,6 +214,12 @@ def train(
         artifacts=artifacts,
         alias=alias,
     )  # fmt: skip
+    if previous is not None and previous != version:
+        log(
+            f"alias {alias!r} moved from {previous} to {version} ({previous} stays registered: "
+            f"`guardian train --since` compares on a hold-out and promotes only a better model)"
+        )
+    return version
 
 
 def score(
@@ -246,7 +268,8 @@ def evaluate(
     split_time : str, optional
         Evaluate only rows at or after this UTC time (time-based split).
     json_out : path, optional
-        Also write the metrics here (``evaluation.json``).
+        Also write the metrics here (``evaluation.json``), as strict JSON: figures that
+        are not defined (NaN in the returned dict) are ``null``.
     labels : {'truth', 'tickets'}, default 'truth'
         Evaluate against the ground truth, or against the run's closed tickets through
         ``label_map`` (with ``split_time``: the held-out later period).
@@ -321,10 +344,11 @@ def evaluate(
     with mlflow.start_run(run_name=f"evaluate {Path(run).name}"):
         mlflow.log_params({"model_version": bundle.model_version, "run": str(run)})
         mlflow.log_metrics({k: v for k, v in summary_metrics(metrics).items() if v == v})
-        mlflow.log_dict(metrics, "metrics.json")
+        mlflow.log_dict(finite_or_none(metrics), "metrics.json")
         mlflow.log_text(drift.to_csv(index=False), "drift_psi.csv")
     if json_out is not None:
-        Path(json_out).write_text(json.dumps(metrics, indent=2, default=str))
+        # Strict JSON: a figure that is not defined (NaN) is written as null.
+        Path(json_out).write_text(dumps_strict(metrics, indent=2, default=str))
     return metrics
 
 

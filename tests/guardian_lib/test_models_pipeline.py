@@ -102,6 +102,23 @@ def test_train_score_evaluate(env):
     assert m["massive_f1"] > 0.5  # a busy tiny run: the neighbour signal is strong
     assert "macro_f1" in m["baselines"]
 
+    # The last 12 h: no row has a 24 h label, so its figures are not defined. The file
+    # and stdout are strict JSON (NaN is not JSON): those figures are null.
+    late = tmp / "late.json"
+    end = pd.read_parquet(next((test / "lake" / "gold" / "ml_predictions").glob("*.parquet")))
+    split = (end["ts"].max() - pd.Timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M:%S")
+    res = in_process(e, "evaluate", "--run", str(test), "--json", str(late),
+                     "--every-minutes", "30", "--split-time", split)  # fmt: skip
+    for text in (late.read_text(), res.stdout):
+        late_m = json.loads(text, parse_constant=_refuse)
+        assert late_m["risk_24h_pr_auc"] is None and late_m["risk_24h_brier"] is None
+        assert late_m["risk_24h_note"]  # why it is not defined
+        assert isinstance(late_m["massive_support"], int)
+
+
+def _refuse(token: str):
+    raise AssertionError(f"not strict JSON: {token}")
+
 
 def test_unknown_alias_and_untrained_run_give_clear_errors(env, tiny_run):
     tmp, e = env

@@ -8,7 +8,6 @@ Every step is the CLI a user runs; the warehouse never sees the simulator's tabl
 from __future__ import annotations
 
 import json
-import math
 
 import pandas as pd
 import pytest
@@ -61,13 +60,13 @@ def test_export_alone_to_scores_evaluation_report_and_a_challenger(env):
     out = tmp / "evaluation.json"
     guardian(e, "evaluate", "--run", str(w), "--labels", "tickets", "--label-map", labels,
              "--split-time", SPLIT, "--json", str(out), *FAST)  # fmt: skip
-    m = json.loads(out.read_text())
+    m = json.loads(out.read_text(), parse_constant=_not_json)  # strict JSON: no NaN
     assert m["labels"] == "tickets" and m["n_symptomatic"] > 0
     assert m["macro_f1_classes"]
     if m["massive_support"]:
         assert 0 <= m["massive_f1"] <= 1 and "massive_note" not in m
-    else:  # no massive ticket in the held-out period: not measurable, and said so
-        assert math.isnan(m["massive_f1"]) and m["massive_note"]
+    else:  # no massive ticket in the held-out period: not measurable (null), and said so
+        assert m["massive_f1"] is None and m["massive_note"]
     assert m["ticket_labels"]["counts"]["labelled"] > 0
     # the ticket report covers the held-out rows only, as the metrics do
     assert m["ticket_labels"]["labelled_rows"] == m["n_symptomatic"]
@@ -113,6 +112,10 @@ def test_export_alone_to_scores_evaluation_report_and_a_challenger(env):
     assert len(runs) == 1
     assert runs[0].data.metrics["challenger_macro_f1"] == pytest.approx(new)
     assert runs[0].data.metrics["champion_macro_f1"] == pytest.approx(old)
+
+
+def _not_json(token: str):
+    raise AssertionError(f"not strict JSON: {token}")
 
 
 def _main(capsys, *args: str) -> tuple[int, str]:

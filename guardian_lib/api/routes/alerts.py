@@ -102,7 +102,7 @@ def list_alerts(
     """Alerts operate has notified (newest state of each), filtered by status and region."""
     from guardian_lib.alerts.pipeline import OUTBOX_FILE
 
-    regions = region_filter(user, region)
+    regions = region_filter(user, region, ctx.reader)
     items = [
         a for a in _notified_alerts(_state_file(ctx.cfg, OUTBOX_FILE))
         if (status is None or a["status"] == status)
@@ -120,7 +120,7 @@ def list_silences(
     expired: Annotated[bool, Query(description="Also list ended silences.")] = False,
 ) -> dict[str, Any]:
     """Silences (active ones, or all with ``expired=true``), oldest start first."""
-    regions = region_filter(user, region)
+    regions = region_filter(user, region, ctx.reader)
     now = pd.Timestamp.now(tz="UTC")
     store = _silence_store(ctx.cfg)
     try:

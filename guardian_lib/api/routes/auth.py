@@ -43,9 +43,18 @@ class LoginRequest(BaseModel):
 
 @meta_router.get("/health", tags=["meta"])
 def health(ctx: Ctx) -> dict[str, Any]:
-    """Liveness and what this API serves (no token needed; no data)."""
-    return {"status": "ok", "mode": "run" if ctx.cfg.read_only else "site",
-            "time": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+    """Liveness and what this API serves (no token needed; no data).
+
+    In site mode ``operate_state`` is ``ready`` once ``guardian operate`` has created its
+    state in ``--state``, ``waiting`` before (the queue answers 503 ``no-operate-state``):
+    an API started with a mistyped ``--state`` keeps saying ``waiting``.
+    """
+    out = {"status": "ok", "mode": "run" if ctx.cfg.read_only else "site",
+           "time": datetime.now(UTC).isoformat(timespec="seconds")}  # fmt: skip
+    ready = ctx.cfg.operate_state_ready()
+    if ready is not None:
+        out["operate_state"] = "ready" if ready else "waiting"
+    return out
 
 
 def password_login(request: Request, ctx: ApiContext, name: str,

@@ -77,7 +77,7 @@ def inventory_route(table: str) -> Callable[..., dict[str, Any]]:
         absent = [c for c in columns if c not in frame.columns]
         if absent:  # a site's subscribers file has fewer columns than a warehouse
             frame = frame.assign(**dict.fromkeys(absent))
-        regions = region_filter(user, region)
+        regions = region_filter(user, region, ctx.reader)
         if regions is not None:
             frame = frame[frame["region"].isin(regions)]
         frame = _sorted(_filtered(frame, columns, request), columns, sort)

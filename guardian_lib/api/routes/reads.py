@@ -39,7 +39,7 @@ def risk(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """The risk queue: each ONU's newest prediction at or above ``min``, riskiest first."""
-    regions = region_filter(user, region)
+    regions = region_filter(user, region, ctx.reader)
     queue, risk_desc, region_arr = ctx.reader.risk_queue(window)
     # rows are sorted by risk, descending: those >= min are a prefix
     n = int(np.searchsorted(-risk_desc, -min, side="right"))
