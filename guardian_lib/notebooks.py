@@ -11,6 +11,7 @@ cell's source, and the failing notebook is kept with its error output.
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -35,12 +36,19 @@ KERNEL = "python3"
 
 @dataclass
 class NotebookRun:
-    """One executed notebook: its parameters, outcome and duration [s]."""
+    """One executed notebook: its parameters, outcome, duration [s] and CPU time [s].
+
+    ``cpu_s`` is the user + system CPU time [s] the notebook cost: its kernel and every
+    process the kernel started (a backtest's workers), plus this process's own share
+    (papermill). With parallel workers it exceeds ``duration_s`` (wall clock); on a
+    machine shared with other jobs it is the figure that carries from one run to another.
+    """
 
     notebook: str
     parameters: dict[str, Any]
     status: str = "running"
     duration_s: float = 0.0
+    cpu_s: float = 0.0
     error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,6 +101,15 @@ def _failure_message(exc: Any, name: str, executed: Path) -> str:
     )
 
 
+def _cpu_s() -> float:
+    """User + system CPU time [s] of this process and of its children reaped so far."""
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _run_one(
     src: Path, dst: Path, parameters: dict[str, Any], cwd: Path | str, runs: list[NotebookRun]
 ) -> NotebookRun:
@@ -103,7 +120,7 @@ def _run_one(
         src.name, {k: v for k, v in parameters.items() if k in declared_parameters(src)}
     )
     runs.append(record)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), _cpu_s()
     try:
         pm.execute_notebook(
             str(src), str(dst), parameters=record.parameters, kernel_name=KERNEL,
@@ -111,9 +128,11 @@ def _run_one(
         )  # fmt: skip
     except pm.PapermillExecutionError as exc:
         record.duration_s = round(time.perf_counter() - t0, 2)
+        record.cpu_s = round(_cpu_s() - c0, 2)
         record.status, record.error = "failed", _failure_message(exc, src.name, dst)
         raise NotebookError(record.error, src.name, exc.cell_index, dst, runs) from None
     record.duration_s = round(time.perf_counter() - t0, 2)
+    record.cpu_s = round(_cpu_s() - c0, 2)
     record.status = "succeeded"
     return record
 
@@ -165,7 +184,7 @@ def run_notebooks(
     for name in names:
         say(f"running {name} …")
         record = _run_one(src_dir / name, out_dir / name, parameters, cwd, runs)
-        say(f"  {name} done in {record.duration_s:.1f} s")
+        say(f"  {name} done in {record.duration_s:.1f} s ({record.cpu_s:.0f} CPU-s)")
     return runs
 
 

@@ -12,7 +12,7 @@ scenarios it derives (scenario file + ``overrides`` deep-merged, checked by
         report.html              the self-contained offline report (+ report.<lang>.html)
         evaluation.json          model metrics on the test run (notebook 04)
         kpis.json                the policies' closed-loop KPIs (copied from the test run)
-        pipeline.json            what ran, with which parameters, how long, and the outcome
+        pipeline.json            what ran, with which parameters, how long (wall and CPU), and the outcome
 
 It logs one MLflow parent run (parameters, per-notebook durations, the notebooks and the
 report as artifacts) to the project's tracking store. A failing notebook stops the run:

@@ -234,3 +234,28 @@ def test_guardian_run_is_registered_by_the_simulator_not_the_library():
         app = typer.Typer()
         register(app)
         assert {c.name for c in app.registered_commands} == expected
+
+
+def test_the_notebook_runner_counts_the_cpu_of_the_kernel_and_of_its_children(tmp_path):
+    """``cpu_s`` includes a process the kernel started (as a backtest's workers are)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    burn = (
+        "import subprocess, sys\n"
+        "code = 'import time\\nwhile time.process_time() < 2.0: pass\\n"
+        "print(time.process_time())'\n"
+        "child_cpu_s = float(subprocess.run([sys.executable, '-c', code], check=True,\n"
+        "                    capture_output=True, text=True).stdout)\n"
+        "open('child_cpu_s.txt', 'w').write(str(child_cpu_s))"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    }
+    nb.cells = [nbformat.v4.new_code_cell(burn)]
+    nbformat.write(nb, src / "burn.ipynb")
+    (record,) = run_notebooks(["burn.ipynb"], src, tmp_path / "out", {}, cwd=tmp_path)
+    child_cpu_s = float((tmp_path / "child_cpu_s.txt").read_text())
+    assert child_cpu_s >= 2.0
+    assert record.cpu_s >= child_cpu_s
+    assert record.as_dict()["cpu_s"] == record.cpu_s
