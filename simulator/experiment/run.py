@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from guardian_lib._json import dumps_strict
 from guardian_lib.errors import ConfigError
 from guardian_lib.layout import ReportLayout, RunLayout
 from guardian_lib.models.registry import data_dir
@@ -59,19 +59,9 @@ class PipelineResult(BaseModel):
     durations_s: dict[str, float]
 
 
-def _strict(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_strict(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
 def kpis_json(result: dict[str, Any]) -> str:
     """A backtest result as strict JSON (NaN and infinities written as ``null``)."""
-    return json.dumps(_strict(result), indent=2, default=str, allow_nan=False)
+    return dumps_strict(result, indent=2, default=str)
 
 
 def _fresh_file(path: Path) -> Path:
