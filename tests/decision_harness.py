@@ -27,7 +27,7 @@ from guardian_lib.decision import (
 )
 from guardian_lib.loop.tick import EventRow, Tick
 
-__all__ = ["T0", "Devices", "Field", "Notifier", "SyntheticNet", "targets"]
+__all__ = ["T0", "Devices", "Field", "Notifier", "SyntheticNet", "readings", "targets"]
 
 T0 = pd.Timestamp("2026-03-02 08:00", tz="UTC")
 
@@ -70,6 +70,15 @@ class Notifier:
     def notify(self, onu_id, template, until_h):
         self.sent.append(onu_id)
         return True
+
+
+def readings(online: np.ndarray) -> dict[str, np.ndarray]:
+    """A tick's readings: every ONU healthy (RX −20 dBm, TX 2 dBm, BER 1e-12, 10 ms,
+    0.1 % loss), NaN where ``online`` is False, and ``online`` itself."""
+    n = len(online)
+    vals = {"rx_dbm": np.full(n, -20.0), "tx_dbm": np.full(n, 2.0), "ber": np.full(n, 1e-12),
+            "latency_ms": np.full(n, 10.0), "loss_pct": np.full(n, 0.1)}  # fmt: skip
+    return {**{k: np.where(online, v, np.nan) for k, v in vals.items()}, "online": online}
 
 
 def targets(v) -> set[str]:

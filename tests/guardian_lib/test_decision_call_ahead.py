@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from decision_harness import T0, Field, SyntheticNet
+from decision_harness import T0, Field, SyntheticNet, readings
 from dying_gasp_rows import ML, NO_CALL_AHEAD, RULE, rows
 
 from guardian_lib.actions import Dispatcher
@@ -142,16 +142,12 @@ def _dark_for(net: SyntheticNet, field: AnsweringField, hours: float, row: int =
         field.now = ts
         online = np.ones(n, dtype=bool)
         online[row] = False
-        vals = {"rx_dbm": np.full(n, -20.0), "tx_dbm": np.full(n, 2.0),
-                "ber": np.full(n, 1e-12), "latency_ms": np.full(n, 10.0),
-                "loss_pct": np.full(n, 0.1)}  # fmt: skip
-        vals = {k: np.where(online, v, np.nan) for k, v in vals.items()}
         events = []
         if m == 0:
             events.append(EventRow(ts, net.ids[row], "onu", "DYING_GASP", "major", "{}"))
         if m == 60:
             events.append(EventRow(ts, f"C{row:03d}", "customer", "CUSTOMER_CALL", "info", "{}"))
-        net.obs.update(Tick(ts, {**vals, "online": online}, tuple(events)))
+        net.obs.update(Tick(ts, readings(online), tuple(events)))
         net.ap.step(Snapshot(ts=ts, status=net.obs.status()))
 
 

@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from decision_harness import T0, Field, SyntheticNet
+from decision_harness import T0, Field, SyntheticNet, readings
 from dying_gasp_rows import rows
 
 from guardian_lib.actions import Dispatcher
@@ -91,12 +91,8 @@ def _dark_los(net: SyntheticNet, hours: float, row: int = ROW) -> pd.DataFrame:
         ts = T0 + pd.Timedelta(minutes=m)
         online = np.ones(n, dtype=bool)
         online[row] = False
-        vals = {"rx_dbm": np.full(n, -20.0), "tx_dbm": np.full(n, 2.0),
-                "ber": np.full(n, 1e-12), "latency_ms": np.full(n, 10.0),
-                "loss_pct": np.full(n, 0.1)}  # fmt: skip
-        vals = {k: np.where(online, v, np.nan) for k, v in vals.items()}
         events = (EventRow(ts, net.ids[row], "onu", "LOS", "major", "{}"),) if m == 0 else ()
-        net.obs.update(Tick(ts, {**vals, "online": online}, events))
+        net.obs.update(Tick(ts, readings(online), events))
         net.ap.step(Snapshot(ts=ts, status=net.obs.status()))
     dec = net.ap.audit.frame("decisions")
     visits = dec.loc[dec["action"] == "schedule_visit"].copy()
@@ -174,12 +170,8 @@ def test_the_autopilot_cancelling_a_visit_when_its_case_closes_records_no_cancel
         ts = T0 + pd.Timedelta(minutes=m)
         online = np.ones(n, dtype=bool)
         online[ROW] = m >= 180
-        vals = {"rx_dbm": np.full(n, -20.0), "tx_dbm": np.full(n, 2.0),
-                "ber": np.full(n, 1e-12), "latency_ms": np.full(n, 10.0),
-                "loss_pct": np.full(n, 0.1)}  # fmt: skip
-        vals = {k: np.where(online, v, np.nan) for k, v in vals.items()}
         events = (EventRow(ts, net.ids[ROW], "onu", "LOS", "major", "{}"),) if m == 0 else ()
-        net.obs.update(Tick(ts, {**vals, "online": online}, events))
+        net.obs.update(Tick(ts, readings(online), events))
         listed = [(f"AP{i + 1}", onu, "scheduled", "autopilot")
                   for i, onu in enumerate(field.opened) if f"AP{i + 1}" not in field.cancelled]  # fmt: skip
         orders = pd.DataFrame(listed, columns=["os_id", "onu_id", "status", "opened_by"])
