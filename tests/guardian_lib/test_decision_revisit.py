@@ -328,7 +328,28 @@ def test_a_client_without_closure_keeps_working(final):
     assert order_closure(field, "AP1") == (final, None)
 
 
-def test_the_webhook_reads_status_and_code_from_one_get(tmp_path):
+@pytest.fixture
+def field_client(tmp_path):
+    """``make(handler)``: a webhook field client answering through ``handler`` (an
+    ``httpx`` mock), or with ``handler`` None a drop-folder one on ``tmp_path/orders``;
+    on a fresh state store at cycle 1, closed with it after the test."""
+    store, made = StateStore(tmp_path / "state"), []
+
+    def make(handler=None):
+        ctx = ActionContext("isp", cycle=1, ts="2026-01-01T00:00:00+00:00")
+        if handler is None:
+            return DropFolderFieldService(tmp_path / "orders", store, ctx)
+        made.append(WebhookFieldService("http://tickets/orders", store, ctx,
+                                        transport=httpx.MockTransport(handler)))  # fmt: skip
+        return made[-1]
+
+    yield make
+    for fs in made:
+        fs.close()
+    store.close()
+
+
+def test_the_webhook_reads_status_and_code_from_one_get(field_client):
     gets = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -337,39 +358,27 @@ def test_the_webhook_reads_status_and_code_from_one_get(tmp_path):
         gets.append(request.url.path)
         return httpx.Response(200, json={"status": "cancelled", "outcome": "tech_no_access"})
 
-    st = StateStore(tmp_path / "state")
-    ctx = ActionContext("isp", cycle=1, ts="2026-01-01T00:00:00+00:00")
-    fs = WebhookFieldService("http://tickets/orders", st, ctx,
-                             transport=httpx.MockTransport(handler))  # fmt: skip
-    try:
-        fs.open_visit("ONU-1", "autopilot_los", "high")
-        case = {"visit_os_id": "T-1"}
-        assert follow_visits({"ONU-1": case}, fs, set(), T0) == 1
-        assert gets == ["/orders/T-1"]  # one GET for status and code
-        assert case["visit_cancel_code"] == "tech_no_access"
-        assert fs.orders["T-1"]["status"] == "cancelled"
-    finally:
-        fs.close()
-        st.close()
+    fs = field_client(handler)
+    fs.open_visit("ONU-1", "autopilot_los", "high")
+    case = {"visit_os_id": "T-1"}
+    assert follow_visits({"ONU-1": case}, fs, set(), T0) == 1
+    assert gets == ["/orders/T-1"]  # one GET for status and code
+    assert case["visit_cancel_code"] == "tech_no_access"
+    assert fs.orders["T-1"]["status"] == "cancelled"
 
 
-def test_the_drop_folder_reads_status_and_code_from_status_csv(tmp_path):
-    st = StateStore(tmp_path / "state")
-    ctx = ActionContext("isp", cycle=1, ts="2026-01-01T00:00:00+00:00")
-    fs = DropFolderFieldService(tmp_path / "orders", st, ctx)
-    try:
-        os_id = fs.open_visit("ONU-1", "autopilot_los", "high")
-        assert fs.closure(os_id) == ("scheduled", None)
-        (tmp_path / "orders" / "status.csv").write_text(
-            f"os_id,status,outcome\n{os_id},completed,no_fault_found\n", encoding="utf-8"
-        )
-        assert fs.closure(os_id) == ("completed", "no_fault_found")
-        assert fs.outcome(os_id) == "no_fault_found" and fs.status(os_id) == "completed"
-    finally:
-        st.close()
+def test_the_drop_folder_reads_status_and_code_from_status_csv(tmp_path, field_client):
+    fs = field_client()
+    os_id = fs.open_visit("ONU-1", "autopilot_los", "high")
+    assert fs.closure(os_id) == ("scheduled", None)
+    (tmp_path / "orders" / "status.csv").write_text(
+        f"os_id,status,outcome\n{os_id},completed,no_fault_found\n", encoding="utf-8"
+    )
+    assert fs.closure(os_id) == ("completed", "no_fault_found")
+    assert fs.outcome(os_id) == "no_fault_found" and fs.status(os_id) == "completed"
 
 
-def test_the_webhooks_open_orders_follow_the_ticketing_system(tmp_path):
+def test_the_webhooks_open_orders_follow_the_ticketing_system(field_client):
     # The state lists what the autopilot opened; before, an order the ticketing system
     # closed stayed "scheduled" there for ever, so the loop never followed it.
     answers = {"T-1": {"status": "completed", "outcome": "no_fault_found"},
@@ -383,45 +392,33 @@ def test_the_webhooks_open_orders_follow_the_ticketing_system(tmp_path):
         gets.append(os_id)
         return httpx.Response(200, json=answers[os_id])
 
-    st = StateStore(tmp_path / "state")
-    ctx = ActionContext("isp", cycle=1, ts="2026-01-01T00:00:00+00:00")
-    fs = WebhookFieldService("http://tickets/orders", st, ctx,
-                             transport=httpx.MockTransport(handler))  # fmt: skip
-    try:
-        fs.open_visit("ONU-1", "autopilot_los", "high")
-        fs.context = ActionContext("isp", cycle=2, ts="2026-01-01T00:15:00+00:00")
-        fs.open_visit("ONU-2", "autopilot_los", "high")
-        assert list(fs.open_orders()["os_id"]) == ["T-2"]
-        assert sorted(gets) == ["T-1", "T-2"]  # one GET per open order
-        cases = {"ONU-1": {"visit_os_id": "T-1"}, "ONU-2": {"visit_os_id": "T-2"}}
-        assert follow_visits(cases, fs, {"T-2"}, T0) == 1
-        assert len(gets) == 2  # the final status came with the listing: no second GET
-        assert cases["ONU-1"]["visits_completed"] == 1
-        assert cases["ONU-2"]["visit_os_id"] == "T-2"
-    finally:
-        fs.close()
-        st.close()
+    fs = field_client(handler)
+    fs.open_visit("ONU-1", "autopilot_los", "high")
+    fs.context = ActionContext("isp", cycle=2, ts="2026-01-01T00:15:00+00:00")
+    fs.open_visit("ONU-2", "autopilot_los", "high")
+    assert list(fs.open_orders()["os_id"]) == ["T-2"]
+    assert sorted(gets) == ["T-1", "T-2"]  # one GET per open order
+    cases = {"ONU-1": {"visit_os_id": "T-1"}, "ONU-2": {"visit_os_id": "T-2"}}
+    assert follow_visits(cases, fs, {"T-2"}, T0) == 1
+    assert len(gets) == 2  # the final status came with the listing: no second GET
+    assert cases["ONU-1"]["visits_completed"] == 1
+    assert cases["ONU-2"]["visit_os_id"] == "T-2"
 
 
-def test_the_drop_folders_open_orders_read_status_csv(tmp_path):
-    st = StateStore(tmp_path / "state")
-    ctx = ActionContext("isp", cycle=1, ts="2026-01-01T00:00:00+00:00")
-    fs = DropFolderFieldService(tmp_path / "orders", st, ctx)
-    try:
-        os_id = fs.open_visit("ONU-1", "autopilot_los", "high")
-        assert list(fs.open_orders()["os_id"]) == [os_id]
-        (tmp_path / "orders" / "status.csv").write_text(
-            f"os_id,status,outcome\n{os_id},cancelled,no_access\n", encoding="utf-8"
-        )
-        assert fs.open_orders().empty
-        case = {"visit_os_id": os_id}
-        follow_visits({"ONU-1": case}, fs, set(), T0)
-        assert case["visit_cancel_code"] == "no_access"
-    finally:
-        st.close()
+def test_the_drop_folders_open_orders_read_status_csv(tmp_path, field_client):
+    fs = field_client()
+    os_id = fs.open_visit("ONU-1", "autopilot_los", "high")
+    assert list(fs.open_orders()["os_id"]) == [os_id]
+    (tmp_path / "orders" / "status.csv").write_text(
+        f"os_id,status,outcome\n{os_id},cancelled,no_access\n", encoding="utf-8"
+    )
+    assert fs.open_orders().empty
+    case = {"visit_os_id": os_id}
+    follow_visits({"ONU-1": case}, fs, set(), T0)
+    assert case["visit_cancel_code"] == "no_access"
 
 
-def test_the_webhooks_open_orders_cost_one_timeout_when_the_system_is_down(tmp_path):
+def test_the_webhooks_open_orders_cost_one_timeout_when_the_system_is_down(field_client):
     # A ticketing system that stops answering: the listing asks one order and gives up for
     # the cycle (before: one timeout per open order, a cycle of minutes); when it answers
     # again the orders asked longest ago come first, MAX_ORDER_CHECKS at most a cycle.
@@ -437,26 +434,20 @@ def test_the_webhooks_open_orders_cost_one_timeout_when_the_system_is_down(tmp_p
             raise httpx.ConnectError("connection refused")
         return httpx.Response(200, json={"status": "scheduled"})
 
-    st = StateStore(tmp_path / "state")
-    fs = WebhookFieldService("http://tickets/orders", st, ActionContext("isp", cycle=1, ts="t"),
-                             transport=httpx.MockTransport(handler))  # fmt: skip
+    fs = field_client(handler)
+    for i in range(7):
+        fs.context = ActionContext("isp", cycle=i + 1, ts=f"t{i}")
+        fs.open_visit(f"ONU-{i}", "autopilot_los", "high")
+    down[0] = True
+    assert len(fs.open_orders()) == 7  # still listed, as the state has them
+    assert len(gets) == 1  # one request, not seven
+    down[0], gets[:] = False, []
+    field.MAX_ORDER_CHECKS, cap = 3, field.MAX_ORDER_CHECKS
     try:
-        for i in range(7):
-            fs.context = ActionContext("isp", cycle=i + 1, ts=f"t{i}")
-            fs.open_visit(f"ONU-{i}", "autopilot_los", "high")
-        down[0] = True
-        assert len(fs.open_orders()) == 7  # still listed, as the state has them
-        assert len(gets) == 1  # one request, not seven
-        down[0], gets[:] = False, []
-        field.MAX_ORDER_CHECKS, cap = 3, field.MAX_ORDER_CHECKS
-        try:
-            fs.open_orders()
-            first = list(gets)
-            fs.open_orders()
-        finally:
-            field.MAX_ORDER_CHECKS = cap
-        assert len(first) == 3 and "T-001" not in first  # T-001 was asked while down
-        assert len(gets) == 6 and set(gets[3:]).isdisjoint(first)  # the others next
+        fs.open_orders()
+        first = list(gets)
+        fs.open_orders()
     finally:
-        fs.close()
-        st.close()
+        field.MAX_ORDER_CHECKS = cap
+    assert len(first) == 3 and "T-001" not in first  # T-001 was asked while down
+    assert len(gets) == 6 and set(gets[3:]).isdisjoint(first)  # the others next
