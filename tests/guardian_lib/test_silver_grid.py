@@ -237,3 +237,38 @@ def test_a_20_minute_hole_replays_as_operate_ran_it(operator_export, tmp_path):
     assert hole.incidents_opened == full.incidents_opened
     assert hole.decisions_by_action == full.decisions_by_action
     assert hole_rows == full_rows
+
+
+def test_a_warehouse_from_before_the_record_is_resnapped_once(tmp_path, tiny_run):
+    """No ``_silver_grid`` table: SILVER is on the grid the ingest used then (5 minutes
+    without run.json); a 15-minute lake is re-snapped, a simulated run is left alone."""
+    from guardian_lib.ingest import ingest_run, ingest_user_telemetry
+    from guardian_lib.silver_grid import GRID_TABLE
+    from guardian_lib.warehouse import warehouse_path
+
+    def forget_grid(run):
+        con = duckdb.connect(str(warehouse_path(run)))
+        con.execute(f"DROP TABLE {GRID_TABLE}")
+        con.close()
+
+    _export(tmp_path / "export", 900, hours=6, dead=None)
+    tel = pd.read_csv(tmp_path / "export" / "tel.csv")
+    tel = tel.rename(columns={"coleta": "ts", "onu": "onu_id", "rx": "rx_dbm"})
+    tel["online"] = tel.pop("estado").eq("UP")
+    tel.to_csv(tmp_path / "tel.csv", index=False)
+    run = tmp_path / "w"
+    ingest_user_telemetry(run, tmp_path / "tel.csv")
+    assert ingest_run(run, grid_s=300).grid_s == 300  # what the old default made of it
+    forget_grid(run)
+    s = ingest_run(run)
+    assert (s.grid_s, s.regridded_from, s.dates_rebuilt) == (900, 300, 1)
+    assert (_silver(run)["t"] % 900 == 0).all()
+    assert ingest_run(run).dates_rebuilt == 0  # recorded now
+
+    sim = tmp_path / "tiny"
+    shutil.copytree(tiny_run, sim)
+    forget_grid(sim)
+    before = _silver_files(sim)
+    s = ingest_run(sim)
+    assert (s.grid_s, s.regridded_from, s.dates_rebuilt) == (300, None, 0)
+    assert _silver_files(sim) == before
