@@ -161,7 +161,8 @@ def update_silver(
     lock_wait_s : float, default 30
         How long to wait for another ingest of the same run to finish. [s]
     grid_s : int, optional
-        Polling grid SILVER snaps timestamps to, a divisor of a day; default 300. [s]
+        Polling grid SILVER snaps timestamps to, a divisor of a day; default the grid
+        the warehouse records, else 300. [s]
 
     Returns
     -------
@@ -176,7 +177,7 @@ def update_silver(
     """
     run = Path(run)
     t0 = time.perf_counter()
-    grid = grid_arg(grid_minutes, grid_s, "SILVER grid") or DEFAULT_GRID_S
+    grid = grid_arg(grid_minutes, grid_s, "SILVER grid")
     with run_lock(run, lock_wait_s):
         out = _update_locked(run, grid)
     return SilverUpdate(**{**out.__dict__, "seconds": round(time.perf_counter() - t0, 4)})
@@ -201,9 +202,9 @@ def _fingerprints(run: Path, files: list[Path]) -> dict[str, str]:
     }
 
 
-def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
+def _update_locked(run: Path, asked: int | None) -> SilverUpdate:
     if not warehouse_path(run).exists():
-        return _full(run, grid_s, "no warehouse yet")
+        return _full(run, asked or DEFAULT_GRID_S, "no warehouse yet")
     tel = _fingerprints(run, _raw_files(run, "telemetry"))
     ev = _fingerprints(run, _raw_files(run, "events"))
     table_files = _load_table_files(run)
@@ -219,6 +220,7 @@ def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
             sql = f"SELECT path, fingerprint FROM {RAW_EVENT_FILES}"
             known_ev = dict(con.execute(sql).fetchall())
         recorded = read_grid(con) if GRID_TABLE in tables else None
+    grid_s = asked or recorded or DEFAULT_GRID_S  # given: it must be the recorded one
     if recorded is not None and recorded != grid_s:
         raise IngestError(
             f"{run}: SILVER is on a {recorded} s grid and the rows to merge are on a "
