@@ -37,6 +37,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from guardian_lib._silver_sql import NUMERIC_MEASURES as _MEASURES
+from guardian_lib._silver_sql import build_silver_date as _build_silver_date
+from guardian_lib._silver_sql import build_silver_events as _build_silver_events
+from guardian_lib._silver_sql import raw_file_dates as _file_dates
+from guardian_lib._silver_sql import sql_path as _sql_path
 from guardian_lib.errors import IngestError
 from guardian_lib.mapping import (
     IMPLAUSIBLE_SHARE,
@@ -49,11 +54,7 @@ from guardian_lib.mapping import (
 )
 from guardian_lib.schema import (
     INVENTORY_COLUMNS,
-    MEASURES,
     RAW_TELEMETRY_ARROW,
-    TELEMETRY_COLUMNS,
-    VALID_RANGES,
-    event_key_sql,
     missing_columns,
 )
 from guardian_lib.silver_files import (
@@ -93,8 +94,6 @@ __all__ = [
 
 #: Arrow schema of RAW telemetry files (user files are written with exactly this one).
 RAW_TELEMETRY_SCHEMA = RAW_TELEMETRY_ARROW
-_MEASURES = [c for c in MEASURES if c != "online"]  # the numeric ones
-_LATE = "INTERVAL 1 HOUR"
 #: Lock file that serialises ingests of one run folder.
 LOCK_FILE = ".ingest.lock"
 #: Warehouse table: the SILVER dates each RAW telemetry file feeds, with the file's
@@ -225,10 +224,6 @@ def ingest_user_telemetry(
 # --------------------------------------------------------------------------------------
 # RAW → SILVER
 # --------------------------------------------------------------------------------------
-def _sql_path(path: Path) -> str:
-    return "'" + str(path.resolve()).replace("'", "''") + "'"
-
-
 def _raw_files(run: Path, kind: str) -> list[Path]:
     return sorted(
         p for p in raw_dir(run, kind).glob("date=*/*.parquet") if not p.name.startswith(".")
@@ -248,85 +243,6 @@ def _check_raw_schema(path: Path, required: list[str]) -> None:
     missing = missing_columns(schema.names, required)
     if missing:
         raise IngestError(f"{path}: missing column(s) {missing}; the file has {schema.names}")
-
-
-def _file_dates(con: duckdb.DuckDBPyConnection, path: Path, grid_s: int) -> list[str]:
-    """SILVER dates that hold at least one row of ``path`` (after snapping to the grid)."""
-    rows = con.execute(
-        f"""SELECT DISTINCT strftime(CAST(to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s})
-                                     AS DATE), '%Y-%m-%d')
-            FROM read_parquet({_sql_path(path)}) WHERE ts IS NOT NULL ORDER BY 1"""
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def _silver_select(files: list[Path], day: str, grid_s: int) -> str:
-    file_list = "[" + ", ".join(_sql_path(f) for f in files) + "]"
-    cleaned = []
-    for col in _MEASURES:
-        lo, hi = VALID_RANGES[col]
-        cleaned.append(f"CASE WHEN {col} BETWEEN {lo} AND {hi} THEN {col} END AS {col}")
-    sentinel_terms = " + ".join(
-        f"CAST({c} IS NOT NULL AND NOT ({c} BETWEEN {VALID_RANGES[c][0]} AND {VALID_RANGES[c][1]})"
-        " AS INTEGER)"
-        for c in _MEASURES
-    )
-    return f"""
-        SELECT to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s}) AS ts,
-               CAST(onu_id AS VARCHAR) AS onu_id,
-               {", ".join(cleaned)},
-               online, CAST(source AS VARCHAR) AS source, received_at,
-               coalesce(received_at - to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s})
-                        > {_LATE}, false) AS late,
-               {sentinel_terms} AS n_sentinels
-        FROM read_parquet({file_list}, union_by_name=true, hive_partitioning=false)
-        WHERE CAST(to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s}) AS DATE) = DATE '{day}'
-    """
-
-
-def _build_silver_date(
-    con: duckdb.DuckDBPyConnection, files: list[Path], day: str, grid_s: int, dest: Path
-) -> dict:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _day AS {_silver_select(files, day, grid_s)}")
-    rows_raw, late, sentinels = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE late), coalesce(sum(n_sentinels), 0) FROM _day"
-    ).fetchone()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    cols = ", ".join(c for c in TELEMETRY_COLUMNS) + ", received_at, late"
-    con.execute(
-        f"""COPY (
-              SELECT {cols} FROM _day
-              QUALIFY row_number() OVER (
-                  PARTITION BY onu_id, ts ORDER BY received_at DESC NULLS LAST) = 1
-              ORDER BY ts, onu_id
-            ) TO {_sql_path(dest)} (FORMAT parquet, COMPRESSION zstd)"""
-    )
-    rows_silver = con.execute(f"SELECT count(*) FROM read_parquet({_sql_path(dest)})").fetchone()[0]
-    con.execute("DROP TABLE _day")
-    return {
-        "date": day,
-        "rows_raw": int(rows_raw),
-        "rows_silver": int(rows_silver),
-        "duplicates_removed": int(rows_raw - rows_silver),
-        "sentinels_removed": int(sentinels),
-        "late_rows": int(late),
-    }
-
-
-def _build_silver_events(con: duckdb.DuckDBPyConnection, ev_files: list[Path], dest: Path) -> None:
-    """SILVER events from every RAW events file: one row per (entity, type, ts,
-    the event key :func:`~guardian_lib.schema.event_key_sql`), the first received."""
-    ev_list = "[" + ", ".join(_sql_path(f) for f in ev_files) + "]"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(
-        f"""COPY (SELECT ts, entity_id, entity_type, type, severity,
-                         CAST(source AS VARCHAR) AS source, payload, received_at
-                  FROM read_parquet({ev_list}, union_by_name=true, hive_partitioning=false)
-                  QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, {event_key_sql()}
-                                             ORDER BY received_at) = 1
-                  ORDER BY ts, entity_id, type)
-            TO {_sql_path(dest)} (FORMAT parquet, COMPRESSION zstd)"""
-    )
 
 
 def _tables_digest(table_files: dict[str, Path]) -> str:
