@@ -20,7 +20,9 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from guardian_lib.ingest import _file_dates, _silver_select, _sql_path
+from guardian_lib._silver_sql import raw_file_dates as _file_dates
+from guardian_lib._silver_sql import silver_select as _silver_select
+from guardian_lib._silver_sql import sql_path as _sql_path
 from guardian_lib.schema import TELEMETRY_COLUMNS, event_key_sql
 from guardian_lib.silver_files import new_name
 from guardian_lib.warehouse import silver_dir
@@ -120,7 +122,7 @@ def file_dates(con: duckdb.DuckDBPyConnection, path: Path, grid_s: int) -> list[
     to the grid).
 
     From the file's ``ts`` statistics when its rows cannot leave one date (one poll, the
-    usual case), else by reading it (:func:`guardian_lib.ingest._file_dates`).
+    usual case), else by reading it (:func:`guardian_lib._silver_sql.raw_file_dates`).
 
     Parameters
     ----------

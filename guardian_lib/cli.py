@@ -93,6 +93,14 @@ def ingest_command(
     lock_wait: Annotated[
         float, typer.Option(help="Seconds to wait for another ingest of the same run. [s]")
     ] = 30.0,
+    grid_seconds: Annotated[
+        int | None,
+        typer.Option(
+            help="SILVER's time grid, a divisor of a day (30, 90, 300, 900 …). Default: a "
+            "simulated run's tick, else the warehouse's, else inferred from the telemetry. "
+            "A grid other than the warehouse's re-snaps all of SILVER from RAW. [s]"
+        ),
+    ] = None,
 ) -> None:
     """Load a run's RAW data into the warehouse and (re)build SILVER. Idempotent."""
     from guardian_lib.ingest import ingest_run, ingest_user_telemetry, load_column_mapping
@@ -107,7 +115,7 @@ def ingest_command(
 
         result = import_source(
             run, mapping or source / "mapping.yaml", source_dir=source, lock_wait_s=lock_wait,
-            progress=True,
+            progress=True, grid_s=grid_seconds,
         )  # fmt: skip
         for name, t in result.tables.items():
             console.print(
@@ -119,7 +127,16 @@ def ingest_command(
         for path in telemetry or []:
             report = ingest_user_telemetry(run, path, mapping=col_map, lock_wait_s=lock_wait)
             console.print(f"[green]added[/] {path}: {report.rows_added} rows ({report.status})")
-        summary = ingest_run(run, progress=True, lock_wait_s=lock_wait)
+        summary = ingest_run(
+            run, progress=True, lock_wait_s=lock_wait, grid_s=grid_seconds,
+            regrid=grid_seconds is not None,
+        )  # fmt: skip
+    if summary.regridded_from is not None:
+        console.print(
+            f"[yellow]re-snapped[/] SILVER from a {summary.regridded_from} s grid to "
+            f"{summary.grid_s} s (rebuilt from RAW, which keeps every row)"
+        )
+    console.print(f"[green]grid[/] {summary.grid_s} s ({summary.grid_source})", soft_wrap=True)
     console.print(
         f"[green]warehouse[/] {summary.warehouse_path}: "
         f"{summary.silver_telemetry_rows:,} SILVER telemetry rows "

@@ -37,6 +37,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from guardian_lib._silver_sql import NUMERIC_MEASURES as _MEASURES
+from guardian_lib._silver_sql import build_silver_date as _build_silver_date
+from guardian_lib._silver_sql import build_silver_events as _build_silver_events
+from guardian_lib._silver_sql import raw_file_dates as _file_dates
+from guardian_lib._silver_sql import sql_path as _sql_path
 from guardian_lib.errors import IngestError
 from guardian_lib.mapping import (
     IMPLAUSIBLE_SHARE,
@@ -49,11 +54,7 @@ from guardian_lib.mapping import (
 )
 from guardian_lib.schema import (
     INVENTORY_COLUMNS,
-    MEASURES,
     RAW_TELEMETRY_ARROW,
-    TELEMETRY_COLUMNS,
-    VALID_RANGES,
-    event_key_sql,
     missing_columns,
 )
 from guardian_lib.silver_files import (
@@ -64,6 +65,7 @@ from guardian_lib.silver_files import (
     replace_files,
     sweep,
 )
+from guardian_lib.silver_grid import grid_arg, ingest_grid, write_grid
 from guardian_lib.warehouse import (
     SILVER_FILES_TABLE,
     WarehouseWriter,
@@ -92,8 +94,6 @@ __all__ = [
 
 #: Arrow schema of RAW telemetry files (user files are written with exactly this one).
 RAW_TELEMETRY_SCHEMA = RAW_TELEMETRY_ARROW
-_MEASURES = [c for c in MEASURES if c != "online"]  # the numeric ones
-_LATE = "INTERVAL 1 HOUR"
 #: Lock file that serialises ingests of one run folder.
 LOCK_FILE = ".ingest.lock"
 #: Warehouse table: the SILVER dates each RAW telemetry file feeds, with the file's
@@ -114,6 +114,12 @@ class IngestSummary:
     dates_rebuilt: int
     dates_unchanged: int
     tables_loaded: tuple[str, ...]
+    #: SILVER's grid [s] and where it came from (``--grid-seconds``, ``run.json``, the
+    #: warehouse's record, or what was inferred from the telemetry).
+    grid_s: int = 300
+    grid_source: str = ""
+    #: The grid SILVER was on before this ingest re-snapped it (None: not re-snapped). [s]
+    regridded_from: int | None = None
 
 
 @dataclass(frozen=True)
@@ -218,10 +224,6 @@ def ingest_user_telemetry(
 # --------------------------------------------------------------------------------------
 # RAW → SILVER
 # --------------------------------------------------------------------------------------
-def _sql_path(path: Path) -> str:
-    return "'" + str(path.resolve()).replace("'", "''") + "'"
-
-
 def _raw_files(run: Path, kind: str) -> list[Path]:
     return sorted(
         p for p in raw_dir(run, kind).glob("date=*/*.parquet") if not p.name.startswith(".")
@@ -241,85 +243,6 @@ def _check_raw_schema(path: Path, required: list[str]) -> None:
     missing = missing_columns(schema.names, required)
     if missing:
         raise IngestError(f"{path}: missing column(s) {missing}; the file has {schema.names}")
-
-
-def _file_dates(con: duckdb.DuckDBPyConnection, path: Path, grid_s: int) -> list[str]:
-    """SILVER dates that hold at least one row of ``path`` (after snapping to the grid)."""
-    rows = con.execute(
-        f"""SELECT DISTINCT strftime(CAST(to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s})
-                                     AS DATE), '%Y-%m-%d')
-            FROM read_parquet({_sql_path(path)}) WHERE ts IS NOT NULL ORDER BY 1"""
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def _silver_select(files: list[Path], day: str, grid_s: int) -> str:
-    file_list = "[" + ", ".join(_sql_path(f) for f in files) + "]"
-    cleaned = []
-    for col in _MEASURES:
-        lo, hi = VALID_RANGES[col]
-        cleaned.append(f"CASE WHEN {col} BETWEEN {lo} AND {hi} THEN {col} END AS {col}")
-    sentinel_terms = " + ".join(
-        f"CAST({c} IS NOT NULL AND NOT ({c} BETWEEN {VALID_RANGES[c][0]} AND {VALID_RANGES[c][1]})"
-        " AS INTEGER)"
-        for c in _MEASURES
-    )
-    return f"""
-        SELECT to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s}) AS ts,
-               CAST(onu_id AS VARCHAR) AS onu_id,
-               {", ".join(cleaned)},
-               online, CAST(source AS VARCHAR) AS source, received_at,
-               coalesce(received_at - to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s})
-                        > {_LATE}, false) AS late,
-               {sentinel_terms} AS n_sentinels
-        FROM read_parquet({file_list}, union_by_name=true, hive_partitioning=false)
-        WHERE CAST(to_timestamp(round(epoch(ts) / {grid_s}) * {grid_s}) AS DATE) = DATE '{day}'
-    """
-
-
-def _build_silver_date(
-    con: duckdb.DuckDBPyConnection, files: list[Path], day: str, grid_s: int, dest: Path
-) -> dict:
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _day AS {_silver_select(files, day, grid_s)}")
-    rows_raw, late, sentinels = con.execute(
-        "SELECT count(*), count(*) FILTER (WHERE late), coalesce(sum(n_sentinels), 0) FROM _day"
-    ).fetchone()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    cols = ", ".join(c for c in TELEMETRY_COLUMNS) + ", received_at, late"
-    con.execute(
-        f"""COPY (
-              SELECT {cols} FROM _day
-              QUALIFY row_number() OVER (
-                  PARTITION BY onu_id, ts ORDER BY received_at DESC NULLS LAST) = 1
-              ORDER BY ts, onu_id
-            ) TO {_sql_path(dest)} (FORMAT parquet, COMPRESSION zstd)"""
-    )
-    rows_silver = con.execute(f"SELECT count(*) FROM read_parquet({_sql_path(dest)})").fetchone()[0]
-    con.execute("DROP TABLE _day")
-    return {
-        "date": day,
-        "rows_raw": int(rows_raw),
-        "rows_silver": int(rows_silver),
-        "duplicates_removed": int(rows_raw - rows_silver),
-        "sentinels_removed": int(sentinels),
-        "late_rows": int(late),
-    }
-
-
-def _build_silver_events(con: duckdb.DuckDBPyConnection, ev_files: list[Path], dest: Path) -> None:
-    """SILVER events from every RAW events file: one row per (entity, type, ts,
-    the event key :func:`~guardian_lib.schema.event_key_sql`), the first received."""
-    ev_list = "[" + ", ".join(_sql_path(f) for f in ev_files) + "]"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(
-        f"""COPY (SELECT ts, entity_id, entity_type, type, severity,
-                         CAST(source AS VARCHAR) AS source, payload, received_at
-                  FROM read_parquet({ev_list}, union_by_name=true, hive_partitioning=false)
-                  QUALIFY row_number() OVER (PARTITION BY entity_id, type, ts, {event_key_sql()}
-                                             ORDER BY received_at) = 1
-                  ORDER BY ts, entity_id, type)
-            TO {_sql_path(dest)} (FORMAT parquet, COMPRESSION zstd)"""
-    )
 
 
 def _tables_digest(table_files: dict[str, Path]) -> str:
@@ -363,9 +286,12 @@ def _check_inventory(files: dict[str, Path]) -> None:
 
 def ingest_run(
     run: Path | str,
-    grid_minutes: int | None = None,
+    grid_minutes: float | None = None,
     progress: bool = False,
     lock_wait_s: float = 30.0,
+    *,
+    grid_s: int | None = None,
+    regrid: bool = False,
 ) -> IngestSummary:
     """Load a run folder into its warehouse and rebuild SILVER where RAW changed.
 
@@ -373,13 +299,21 @@ def ingest_run(
     ----------
     run : path
         Run folder (a simulator output, or a folder made by :func:`ingest_user_telemetry`).
-    grid_minutes : int, optional
-        Polling grid that SILVER snaps timestamps to; default: the run's
-        ``tick_minutes`` from ``run.json``, else 5. [min]
+    grid_minutes : float, optional
+        The polling grid in minutes (the older argument; ``grid_s`` says the same in
+        seconds). [min]
     progress : bool, default False
         Show a progress bar.
     lock_wait_s : float, default 30
         How long to wait for another ingest of the same run to finish. [s]
+    grid_s : int, optional
+        Polling grid SILVER snaps timestamps to, a divisor of a day; default the run's
+        ``tick_minutes`` from ``run.json``, else the grid the warehouse records, else the
+        one inferred from the telemetry (:func:`guardian_lib.silver_grid.infer_grid`),
+        else 300. [s]
+    regrid : bool, default False
+        When ``grid_s`` differs from the grid SILVER is on: rebuild every SILVER date on
+        the new grid from RAW (nothing is lost, RAW keeps every row). False: refuse.
 
     Returns
     -------
@@ -388,22 +322,26 @@ def ingest_run(
     Raises
     ------
     IngestError
-        A RAW, inventory or operations file is unreadable or lacks a required column;
-        nothing has been changed.
+        A RAW, inventory or operations file is unreadable or lacks a required column; a
+        grid that does not divide a day; a grid other than SILVER's without ``regrid``
+        (both named); nothing has been changed.
     """
     run = Path(run)
     if not run.is_dir():
         raise IngestError(f"{run}: run folder not found")
+    grid = grid_arg(grid_minutes, grid_s, "--grid-seconds")
     with run_lock(run, lock_wait_s):
-        return ingest_locked(run, grid_minutes, progress)
+        return ingest_locked(run, grid, progress, regrid=regrid)
 
 
 def ingest_locked(
-    run: Path, grid_minutes: int | None = None, progress: bool = False
+    run: Path, grid_s: int | None = None, progress: bool = False, *, regrid: bool = False
 ) -> IngestSummary:
-    """:func:`ingest_run` for a caller that already holds the run's :func:`run_lock`."""
+    """:func:`ingest_run` (``grid_s`` [s]) for a caller that already holds the run's
+    :func:`run_lock`."""
     _remove_stale_staging(run)
-    return _ingest_locked(run, grid_minutes, progress)
+    grid = grid_arg(None, grid_s, "--grid-seconds")
+    return _ingest_locked(run, grid, progress, regrid)
 
 
 def _remove_stale_staging(run: Path) -> None:
@@ -412,15 +350,9 @@ def _remove_stale_staging(run: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> IngestSummary:
-    if grid_minutes is None:
-        grid_minutes = 5
-        manifest = run / "run.json"
-        if manifest.exists():
-            import json
-
-            grid_minutes = int(json.loads(manifest.read_text())["scenario"]["tick_minutes"])
-    grid_s = grid_minutes * 60
+def _ingest_locked(
+    run: Path, grid_asked: int | None, progress: bool, regrid: bool = False
+) -> IngestSummary:
     table_files = _load_table_files(run)
     _check_inventory(table_files)
     tel_files = _raw_files(run, "telemetry")
@@ -446,9 +378,13 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
             "SELECT count(*) FROM information_schema.tables WHERE table_name = '_silver_manifest'"
         ).fetchone()[0]:
             old = dict(con.execute("SELECT date, digest FROM _silver_manifest").fetchall())
+        has_silver = any(not d.startswith("__") for d in old)
+        grid_s, grid_source, regridded_from = ingest_grid(
+            con, run, grid_asked, tel_files, has_silver, regrid
+        )
         # Which SILVER dates does each RAW file feed, and what is each date's input digest?
         known_dates: dict[tuple[str, str], list[str]] = {}
-        if old:
+        if old and regridded_from is None:  # a new grid moves rows across midnight
             known_dates = _known_file_dates(con, run)
         date_files: dict[str, list[Path]] = {}
         file_dates: list[tuple[str, str, str]] = []
@@ -465,7 +401,9 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
             for d, fs in date_files.items()
         }
         ev_digest = hashlib.sha256("|".join(_fingerprint(f) for f in ev_files).encode()).hexdigest()
-        changed = sorted(d for d in digests if old.get(d) != digests[d])
+        changed = sorted(
+            d for d in digests if regridded_from is not None or old.get(d) != digests[d]
+        )
         # Dates whose RAW files were all removed: their SILVER partition goes too.
         gone = sorted(d for d in old if not d.startswith("__") and d not in digests)
         staging = run / "lake" / "silver" / f".staging-{os.getpid()}"
@@ -526,6 +464,8 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
                 "__events__": ev_digest,
                 "__tables__": _tables_digest(table_files),
             }
+            if tel_files and not grid_source.startswith("default"):
+                write_grid(con, grid_s, grid_source)
             con.execute("CREATE OR REPLACE TABLE _silver_manifest (date VARCHAR, digest VARCHAR)")
             con.executemany("INSERT INTO _silver_manifest VALUES (?, ?)", sorted(manifest.items()))
             con.execute(f"CREATE OR REPLACE TABLE {RAW_EVENT_FILES} (path VARCHAR, "
@@ -593,4 +533,7 @@ def _ingest_locked(run: Path, grid_minutes: int | None, progress: bool) -> Inges
         dates_rebuilt=len(changed) + len(gone),
         dates_unchanged=len(digests) - len(changed),
         tables_loaded=tuple(sorted(table_files)),
+        grid_s=grid_s,
+        grid_source=grid_source,
+        regridded_from=regridded_from,
     )

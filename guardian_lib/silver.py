@@ -84,6 +84,7 @@ from guardian_lib.silver_files import (
     stored_tables,
     sweep,
 )
+from guardian_lib.silver_grid import DEFAULT_GRID_S, GRID_TABLE, grid_arg, read_grid, write_grid
 from guardian_lib.warehouse import (
     SILVER_FILES_TABLE,
     WarehouseWriter,
@@ -143,7 +144,11 @@ class SilverUpdate:
 
 
 def update_silver(
-    run: Path | str, grid_minutes: int = 5, lock_wait_s: float = 30.0
+    run: Path | str,
+    grid_minutes: float | None = None,
+    lock_wait_s: float = 30.0,
+    *,
+    grid_s: int | None = None,
 ) -> SilverUpdate:
     """Merge the RAW files added since the last ingest into SILVER.
 
@@ -151,10 +156,13 @@ def update_silver(
     ----------
     run : path
         Run / warehouse folder.
-    grid_minutes : int, default 5
-        Polling grid SILVER snaps timestamps to. [min]
+    grid_minutes : float, optional
+        The grid in minutes (the older argument; ``grid_s`` says the same in seconds). [min]
     lock_wait_s : float, default 30
         How long to wait for another ingest of the same run to finish. [s]
+    grid_s : int, optional
+        Polling grid SILVER snaps timestamps to, a divisor of a day; default the grid
+        the warehouse records, else 300. [s]
 
     Returns
     -------
@@ -163,17 +171,20 @@ def update_silver(
     Raises
     ------
     IngestError
-        A new RAW file is unreadable or lacks a required column (named); nothing changed.
+        A new RAW file is unreadable or lacks a required column (named); the grid does
+        not divide a day, or differs from the one the warehouse records (both named);
+        nothing changed.
     """
     run = Path(run)
     t0 = time.perf_counter()
+    grid = grid_arg(grid_minutes, grid_s, "SILVER grid")
     with run_lock(run, lock_wait_s):
-        out = _update_locked(run, grid_minutes * 60)
+        out = _update_locked(run, grid)
     return SilverUpdate(**{**out.__dict__, "seconds": round(time.perf_counter() - t0, 4)})
 
 
 def _full(run: Path, grid_s: int, reason: str) -> SilverUpdate:
-    summary = ingest_locked(run, grid_s // 60)
+    summary = ingest_locked(run, grid_s)
     return SilverUpdate("full", reason, dates=(), rows_added=summary.silver_telemetry_rows)
 
 
@@ -191,9 +202,9 @@ def _fingerprints(run: Path, files: list[Path]) -> dict[str, str]:
     }
 
 
-def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
+def _update_locked(run: Path, asked: int | None) -> SilverUpdate:
     if not warehouse_path(run).exists():
-        return _full(run, grid_s, "no warehouse yet")
+        return _full(run, asked or DEFAULT_GRID_S, "no warehouse yet")
     tel = _fingerprints(run, _raw_files(run, "telemetry"))
     ev = _fingerprints(run, _raw_files(run, "events"))
     table_files = _load_table_files(run)
@@ -208,6 +219,15 @@ def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
                 known.setdefault((path, fp), []).extend([d] if d else [])
             sql = f"SELECT path, fingerprint FROM {RAW_EVENT_FILES}"
             known_ev = dict(con.execute(sql).fetchall())
+        recorded = read_grid(con) if GRID_TABLE in tables else None
+    grid_s = asked or recorded or DEFAULT_GRID_S  # given: it must be the recorded one
+    if recorded is not None and recorded != grid_s:
+        raise IngestError(
+            f"{run}: SILVER is on a {recorded} s grid and the rows to merge are on a "
+            f"{grid_s} s grid (the polling interval); one warehouse holds one grid, nothing "
+            f"was merged. Set polling_interval_s back, or re-snap all of SILVER to "
+            f"{grid_s} s from RAW first: guardian ingest --run {run} --grid-seconds {grid_s}"
+        )
     if not bookkept:
         return _full(run, grid_s, "warehouse without per-file bookkeeping")
     if manifest.get("__tables__") != _tables_digest(table_files):
@@ -231,7 +251,7 @@ def _update_locked(run: Path, grid_s: int) -> SilverUpdate:
         )
     if not new and not new_ev:
         return SilverUpdate("none")
-    return _merge(run, grid_s, tel, new, known, ev, new_ev, tables)
+    return _merge(run, grid_s, tel, new, known, ev, new_ev, tables, recorded is None)
 
 
 def _merge(
@@ -243,10 +263,12 @@ def _merge(
     ev: dict[str, str],
     new_ev: list[str],
     tables: set[str],
+    record_grid: bool = False,
 ) -> SilverUpdate:
     """Merge ``new`` telemetry and ``new_ev`` events (paths relative to ``run``, in the
     fingerprint maps ``tel`` and ``ev`` of every RAW file) into SILVER, compact, commit.
-    ``tables`` are the warehouse's tables."""
+    ``tables`` are the warehouse's tables; ``record_grid``: record ``grid_s`` (a
+    warehouse from before the record: its SILVER was merged on the caller's grid)."""
     writer = WarehouseWriter(run, shared=True)
     con = writer.con
     compacted: tuple[str, ...] = ()
@@ -305,6 +327,8 @@ def _merge(
             ev_digest = hashlib.sha256("|".join(ev.values()).encode()).hexdigest()
             digests.append(("__events__", ev_digest))
         con.execute("BEGIN TRANSACTION")
+        if record_grid:
+            write_grid(con, grid_s, "polling interval")
         if digests:
             keys = [[d for d, _ in digests]]
             con.execute("DELETE FROM _silver_manifest WHERE list_contains(?, date)", keys)

@@ -118,7 +118,7 @@ def audit_decisions(path: Path) -> list[tuple]:
 def warehouse_inventory(tmp_path: Path, t0: pd.Timestamp) -> Path:
     """The warehouse ``wh`` of the site :func:`fleet_site` wrote, with the fleet's
     inventory (as `guardian ingest` reads it; customers created at ``t0``), SILVER brought
-    up to date on a 5-minute grid (the last cycle's files are merged by the next update)."""
+    up to date on the grid operate recorded (the last cycle's files are merged by the next update)."""
     from guardian_lib.schema import INVENTORY_COLUMNS
     from guardian_lib.silver import update_silver
 

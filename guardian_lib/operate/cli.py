@@ -73,7 +73,10 @@ def decide_command(
         str | None, typer.Option(help="Last decision time (ISO 8601, UTC; default: the last).")
     ] = None,
     every_minutes: Annotated[
-        int, typer.Option(min=1, help="Time between two decisions (a multiple of the grid). [min]")
+        float,
+        typer.Option(
+            help="Time between two decisions, a multiple of the grid (1.5 on a 90 s grid). [min]"
+        ),
     ] = POLICY_EVERY_MINUTES,
     models: Annotated[
         str | None,

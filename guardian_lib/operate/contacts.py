@@ -261,8 +261,8 @@ class ContactIntake:
         Keeps the keys seen and the contacts not yet due (blob ``contacts``).
     warehouse : path or None
         Run folder whose RAW events receive the accepted contacts (None: not written).
-    grid_minutes : int, default 5
-        SILVER's grid, for the merge after a write. [min]
+    grid_s : int, default 300
+        SILVER's grid, for the merge after a write. [s]
     """
 
     def __init__(
@@ -271,7 +271,7 @@ class ContactIntake:
         folder: str | Path,
         store: Any,
         warehouse: str | Path | None = None,
-        grid_minutes: int = 5,
+        grid_s: int = 300,
     ) -> None:
         self.settings = settings
         self.folder = Path(folder)
@@ -279,7 +279,7 @@ class ContactIntake:
         self.zone = ZoneInfo(settings.timezone)
         self.store = store
         self.warehouse = None if warehouse is None else Path(warehouse)
-        self.grid_minutes = grid_minutes
+        self.grid_s = int(grid_s)
         saved = store.get("contacts") or {}
         self.seen: dict[str, float] = dict(saved.get("seen", {}))  # key → contact time [s]
         self.pending: list[Contact] = list(saved.get("pending", []))
@@ -474,7 +474,7 @@ class ContactIntake:
             "received_at": now,
         })  # fmt: skip
         append_raw_events(self.warehouse, frame, "contacts")
-        update_silver(self.warehouse, grid_minutes=self.grid_minutes)
+        update_silver(self.warehouse, grid_s=self.grid_s)
 
 
 def contact_outcomes(figures: dict[str, Any] | None) -> dict[str, int]:
@@ -491,7 +491,7 @@ def contact_intake(site: Any, store: Any, warehouse: Path | None) -> ContactInta
     """The site's contact intake (None without a ``contacts:`` section)."""
     if site.contacts is None:
         return None
-    from guardian_lib.operate.steps import silver_grid_minutes
+    from guardian_lib.operate.steps import silver_grid_seconds
 
-    grid = silver_grid_minutes(site)  # the network's polling interval (a clock scales it)
+    grid = silver_grid_seconds(site)  # the network's polling interval (a clock scales it)
     return ContactIntake(site.contacts, site.resolve(site.contacts.folder), store, warehouse, grid)

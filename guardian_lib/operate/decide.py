@@ -99,7 +99,7 @@ class DecideSummary:
     start: str = ""
     end: str = ""
     tick_s: int = 0
-    every_minutes: int = 0
+    every_minutes: float = 0
     model_version: str = ""
     onus: int = 0
     ticks: int = 0
@@ -244,7 +244,7 @@ def decide_run(
     run: Path | str,
     start: pd.Timestamp | None = None,
     end: pd.Timestamp | None = None,
-    every_minutes: int = POLICY_EVERY_MINUTES,
+    every_minutes: float = POLICY_EVERY_MINUTES,
     models: str | None = None,
     site: Path | str | None = None,
     audit_path: Path | str | None = None,
@@ -260,8 +260,9 @@ def decide_run(
         Run folder with an ingested warehouse (``guardian ingest``).
     start, end : pandas.Timestamp, optional
         Window of the decisions (UTC); default the whole SILVER telemetry.
-    every_minutes : int, default 15
-        Time between two decisions; a multiple of the SILVER grid. [min]
+    every_minutes : float, default 15
+        Time between two decisions; a multiple of the SILVER grid (1.5 on a 90 s grid
+        decides every step, as ``guardian operate`` does). [min]
     models : str, optional
         ``rules`` (the rule scorer) or a registry alias (``champion`` …); default the
         site's ``model_alias``, else ``champion``.
@@ -300,8 +301,13 @@ def decide_run(
     run = Path(run)
     if not run.is_dir():
         raise WarehouseError(f"{run}: no such run folder (make one with `guardian ingest`)")
-    if every_minutes < 1:
-        raise ConfigError(f"--every-minutes: expected >= 1, got {every_minutes}")
+    every_s = float(every_minutes) * 60
+    if not every_s >= 1 or every_s != int(every_s):
+        raise ConfigError(
+            f"--every-minutes: expected a whole number of seconds >= 1, got {every_minutes} min"
+        )
+    # a whole number of minutes stays an int: the replay's tag is the same as before
+    every_minutes = int(every_minutes) if every_s % 60 == 0 else every_s / 60
     if warmup_h < 0:
         raise ConfigError(f"--warmup-hours: expected >= 0, got {warmup_h}")
     settings, site_alias, site_id, grace, costs = _settings(
@@ -318,10 +324,10 @@ def decide_run(
     con = connect(run)
     try:
         first, last, grid, lo = _window(con, run, start, end)
-        if (every_minutes * 60) % grid:
+        if int(every_s) % grid:
             raise ConfigError(
                 f"--every-minutes {every_minutes}: must be a multiple of the run's "
-                f"{grid // 60 if grid % 60 == 0 else grid / 60:g}-minute grid"
+                f"{grid // 60 if grid % 60 == 0 else grid / 60:g}-minute grid ({grid} s)"
             )
         fleet = fleet_from_warehouse(con, str(run))
         scorer, version = _scorer(models, run, grid)
@@ -354,7 +360,7 @@ def decide_run(
                               dispatcher=DryRunDispatcher(known), audit=audit,
                               guard=SafetyGuard(settings))  # fmt: skip
         orders = read_orders(con, fleet.customers)
-        every = every_minutes * 60 // grid
+        every = int(every_s) // grid
         loop = ClosedLoop(fleet.onus, fleet.customers, autopilot, every=every, tick_s=grid,
                           field=orders)  # fmt: skip
         source = HistoryTelemetrySource(con, fleet.onu_ids, warm0, last, grid, grace)

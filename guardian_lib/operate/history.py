@@ -109,23 +109,28 @@ def acs_seen_events(
 
 
 def silver_grid_s(con: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> int:
-    """The polling grid of SILVER telemetry in ``[start, end]``: the greatest common
-    divisor of the gaps between its timestamps (at least 60). [s]
+    """The polling grid of SILVER telemetry in ``[start, end]``: the grid the warehouse
+    records (:mod:`guardian_lib.silver_grid`), else (a warehouse from before the record)
+    the greatest common divisor of the gaps between its timestamps. [s]
 
     Raises
     ------
     WarehouseError
         No telemetry in the window.
     """
+    from guardian_lib.silver_grid import DEFAULT_GRID_S, read_grid
+
     ts = con.execute(
         "SELECT DISTINCT epoch(ts)::BIGINT AS t FROM telemetry WHERE ts BETWEEN ? AND ? ORDER BY t",
         [start, end],
     ).fetchnumpy()["t"]
     if len(ts) == 0:
         raise WarehouseError(f"no SILVER telemetry between {start} and {end}")
+    recorded = read_grid(con)
+    if recorded is not None:
+        return recorded
     gaps = np.diff(np.asarray(ts, dtype=np.int64))
-    grid = int(np.gcd.reduce(gaps[gaps > 0])) if (gaps > 0).any() else 300
-    return max(grid, 60)
+    return int(np.gcd.reduce(gaps[gaps > 0])) if (gaps > 0).any() else DEFAULT_GRID_S
 
 
 class HistoryTelemetrySource:

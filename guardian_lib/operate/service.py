@@ -82,7 +82,7 @@ from guardian_lib.operate.schedule import report_scheduler, reports_cycle
 from guardian_lib.operate.silent import SilentOlts
 from guardian_lib.operate.site import SiteConfig
 from guardian_lib.operate.state import StateStore
-from guardian_lib.operate.steps import OPERATE_TELEMETRY_SCHEMA, silver_grid_minutes, stamp_poll
+from guardian_lib.operate.steps import OPERATE_TELEMETRY_SCHEMA, silver_grid_seconds, stamp_poll
 from guardian_lib.operate.traps import OperateTraps
 
 __all__ = [
@@ -170,10 +170,9 @@ class Operator(ApprovedActions):
         self.silver: Any = None  # this cycle's SILVER update (guardian_lib.silver.SilverUpdate)
         #: Failed cycles (in total) after which :meth:`run` gives up and re-raises. [-]
         self.max_failed_cycles = 100
-        #: Polling interval in the network's time (the clock's speed times the wall one). [s]
-        self.tick_s = max(
-            1.0, float(site.polling_interval_s) * (site.clock.speed if site.clock else 1.0)
-        )
+        #: Polling interval in the network's time (the clock's speed times the wall one),
+        #: whole seconds: SILVER's grid, on which the cycles are timed. [s]
+        self.tick_s = float(silver_grid_seconds(site))
         self._last_ts: pd.Timestamp | None = self.store.get("last_ts")
         self.cycle = self.store.last_cycle()
         self.summary.first_cycle = self.cycle + 1
@@ -468,7 +467,7 @@ class Operator(ApprovedActions):
         files = write_to_warehouse(report, self.warehouse, OPERATE_TELEMETRY_SCHEMA)
         if files:
             # only the new files are merged (the full rebuild when an old one changed)
-            self.silver = update_silver(self.warehouse, grid_minutes=silver_grid_minutes(self.site))
+            self.silver = update_silver(self.warehouse, grid_s=silver_grid_seconds(self.site))
         return files
 
     def _blobs(self) -> dict[str, Any]:

@@ -242,6 +242,14 @@ class SiteConfig(_Strict):
             )
         return v
 
+    @model_validator(mode="after")
+    def _grid_divides_a_day(self) -> SiteConfig:
+        # SILVER's grid is the polling interval on the network's clock, whole seconds
+        from guardian_lib.operate.steps import silver_grid_seconds
+
+        silver_grid_seconds(self)  # ConfigError (a ValueError) names polling_interval_s
+        return self
+
     def resolve(self, name: str | None) -> Path | None:
         """A path of the site file, relative to the file's folder."""
         if name is None:

@@ -20,8 +20,9 @@ With a scaled clock (``site.clock``, the twin) the poller's times are the host's
 clock: ``polled_at``, ``received_at`` and the poll's events (``ts``, ``received_at``) are
 moved onto the network's clock (:func:`on_clock`), so that everything a cycle stores and
 feeds the loop reads in the network's time, like the cycle itself, and SILVER's grid is
-the polling interval in the network's time (:func:`silver_grid_minutes`; before, the wall
-interval: 1 minute for the twin's 0.5 s). The ACS's Inform times stay compared with the
+the polling interval in the network's time in whole seconds (:func:`silver_grid_seconds`;
+before, the wall interval: 1 minute for the twin's 0.5 s; and before that, whole minutes:
+a 90 s network got a 2-minute grid, a 30 s one a 1-minute grid). The ACS's Inform times stay compared with the
 wall clock (:mod:`guardian_lib.operate.silent`).
 """
 
@@ -35,7 +36,14 @@ import pyarrow as pa
 
 from guardian_lib.snmp.rows import TELEMETRY_SCHEMA
 
-__all__ = ["POLLED_AT", "OPERATE_TELEMETRY_SCHEMA", "on_clock", "silver_grid_minutes", "stamp_poll"]
+__all__ = [
+    "POLLED_AT",
+    "OPERATE_TELEMETRY_SCHEMA",
+    "on_clock",
+    "silver_grid_seconds",
+    "silver_grid_minutes",
+    "stamp_poll",
+]
 
 #: RAW telemetry column of operate's rows: when the OLT was walked (UTC; on the site's
 #: clock when it has one). ``ts`` holds the cycle's time.
@@ -46,11 +54,30 @@ OPERATE_TELEMETRY_SCHEMA = TELEMETRY_SCHEMA.append(
 )
 
 
-def silver_grid_minutes(site: Any) -> int:
+def silver_grid_seconds(site: Any) -> int:
     """SILVER's grid for a site: its polling interval in the network's time (the clock's
-    speed times the wall one), in whole minutes, at least 1. [min]"""
+    speed times the wall one), rounded to whole seconds, at least 1. [s]
+
+    Raises
+    ------
+    ConfigError
+        The grid does not divide a day (86,400 s): ``polling_interval_s`` is named.
+    """
+    from guardian_lib.errors import ConfigError, IngestError
+    from guardian_lib.silver_grid import check_grid
+
     speed = site.clock.speed if site.clock is not None else 1.0
-    return max(1, int(round(float(site.polling_interval_s) * speed / 60)))
+    grid = max(1, int(round(float(site.polling_interval_s) * speed)))
+    what = "polling_interval_s" + (f" × clock.speed {speed:g}" if speed != 1.0 else "")
+    try:
+        return check_grid(grid, f"{what} ({site.polling_interval_s:g} s)")
+    except IngestError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def silver_grid_minutes(site: Any) -> float:
+    """:func:`silver_grid_seconds` in minutes (90 s is 1.5, not 2). [min]"""
+    return silver_grid_seconds(site) / 60
 
 
 def on_clock(times: pd.Series, clock: Any) -> pd.Series:

@@ -262,6 +262,7 @@ def import_source(
     source_dir: Path | str | None = None,
     lock_wait_s: float = 30.0,
     progress: bool = False,
+    grid_s: int | None = None,
 ) -> ImportSummary:
     """Import every table of a source mapping into the warehouse ``run``.
 
@@ -278,6 +279,9 @@ def import_source(
         How long to wait for another ingest of the same run to finish. [s]
     progress : bool, default False
         Show a progress bar while SILVER is rebuilt.
+    grid_s : int, optional
+        SILVER's grid (``--grid-seconds``): re-snaps SILVER when it differs from the
+        warehouse's; default the warehouse's, else inferred from the telemetry. [s]
 
     Returns
     -------
@@ -312,7 +316,7 @@ def import_source(
         writes = _Writes(run, run / f".import-backup-{os.getpid()}")
         try:
             done = {p.name: _write(run, p, writes, manifest["tables"]) for p in prepared}
-            summary = ingest_locked(run, progress=progress)
+            summary = ingest_locked(run, grid_s, progress=progress, regrid=grid_s is not None)
             for p in prepared:
                 manifest["tables"][p.name] = {
                     "digest": p.digest,

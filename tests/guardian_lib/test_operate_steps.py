@@ -130,16 +130,18 @@ def _replayed(wh: Path, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dict, d
     return loss, {t.ts: [e.type for e in t.events] for t in ticks if t.events}
 
 
-def _replay(tmp_path: Path) -> list[tuple]:
+def _replay(tmp_path: Path, every_minutes: float = STEP_S / 60) -> list[tuple]:
     from guardian_lib.operate.decide import decide_run
 
     audit = tmp_path / "replay.duckdb"
-    decide_run(tmp_path / "wh", every_minutes=5, models="rules", site=tmp_path / "site.yaml",
-               audit_path=audit, warmup_h=0.0)  # fmt: skip
+    decide_run(tmp_path / "wh", every_minutes=every_minutes, models="rules",
+               site=tmp_path / "site.yaml", audit_path=audit, warmup_h=0.0)  # fmt: skip
     return audit_decisions(audit)
 
 
-def _assert_cycles_on_their_steps(tmp_path: Path, figures: list[dict]) -> tuple[list, dict]:
+def _assert_cycles_on_their_steps(
+    tmp_path: Path, figures: list[dict], step_s: float = STEP_S
+) -> tuple[list, dict]:
     """Each cycle's rows are SILVER's rows at the cycle's time (none elsewhere), the
     replay reads A3 as operate did at each of them, and decides as operate did (the
     decisions returned, and the replay's events by step)."""
@@ -152,7 +154,7 @@ def _assert_cycles_on_their_steps(tmp_path: Path, figures: list[dict]) -> tuple[
     }
     operate = audit_decisions(tmp_path / "state" / "audit.duckdb")
     assert any(s == "A3" and a == "open_case" for _, s, a, _ in operate)  # it acted on A3
-    assert _replay(tmp_path) == operate
+    assert _replay(tmp_path, step_s / 60) == operate
     return operate, events
 
 
@@ -199,3 +201,18 @@ def test_polls_across_a_grid_boundary_and_a_bumped_cycle_keep_their_steps(tmp_pa
     decisions, events = _assert_cycles_on_their_steps(tmp_path, figures)
     assert (cycles[5], "B2", "open_case", True) in decisions
     assert events == {cycles[k]: ["LOS"] for k in (1, 2, 8)}
+
+
+def test_a_90_s_network_is_stored_and_replayed_on_90_s_steps(tmp_path):
+    """Polling every 90 s: operate's cycles, SILVER's steps and the replay's (deciding
+    every 1.5 minutes, as operate decides every cycle) are the same. Before, SILVER's grid
+    was whole minutes: 90 s made 2, two cycles in four fell on one step (one lost) and the
+    replay could not decide every cycle."""
+    step = 90
+    starts = [T0.timestamp() + k * step + 5.0 for k in range(14)]
+    net = _Network(starts, down=range(2, 6), olt2_after_s=3.0, dark=range(7, 12))
+    figures = _operate(tmp_path, _site(tmp_path, step), net)
+    cycles = [pd.Timestamp(f["ts"]) for f in figures]
+    assert cycles == [T0 + pd.Timedelta(seconds=k * step) for k in range(len(starts))]
+    decisions, _events = _assert_cycles_on_their_steps(tmp_path, figures, step)
+    assert any(s == "B2" and a == "open_case" for _, s, a, _ in decisions)

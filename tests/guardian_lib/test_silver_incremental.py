@@ -231,7 +231,7 @@ def test_only_files_whose_ts_statistics_allow_a_new_timestamp_are_read(tmp_path)
 @pytest.mark.parametrize("unit", ["ms", "us", "ns"])
 def test_the_dates_a_raw_file_feeds_from_its_statistics_are_those_read(tmp_path, monkeypatch, unit):
     """file_dates takes a RAW file's dates from its ts statistics only when they cannot
-    be wrong; the answers equal reading the file (ingest._file_dates)."""
+    be wrong; the answers equal reading the file (_silver_sql.raw_file_dates)."""
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     cases = {
