@@ -51,7 +51,8 @@ import pandas as pd
 
 __all__ = [
     "ACS_PPP_DOWN", "ACS_PPP_UP", "PPP_TYPES", "PppRecord", "PppState", "acs_ppp_events",
-    "ppp_lost", "ppp_records", "received_column", "recorded_down", "session_down",
+    "operate_loss", "ppp_lost", "ppp_records", "received_column", "recorded_down",
+    "session_down",
 ]  # fmt: skip
 
 #: Event type: from this time on the ACS reports the ONU's CPE's PPPoE session down.
@@ -171,7 +172,7 @@ def ppp_lost(online: np.ndarray, loss_pct: np.ndarray, down: np.ndarray) -> np.n
 
 def session_down(
     con: Any, index: pd.Index, start_us: int, end_us: int, tick_s: int
-) -> np.ndarray | None:
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Whose CPE's PPPoE session the ACS reported down at each step of a grid, as
     ``guardian operate`` recorded it and ``guardian decide``'s replay carries it.
 
@@ -192,9 +193,10 @@ def session_down(
 
     Returns
     -------
-    ndarray of bool, shape (steps, len(index)), or None
-        None when no ONU of ``index`` is down at any step (no records, or none that
-        apply): the readings stay as they are.
+    (down, recorded) : ndarrays of bool, shape (steps, len(index)), or None
+        Whose session is down at each step, and which ONUs have a record by then
+        (operate's reading of them is known); None when no ONU of ``index`` has a record
+        up to ``end_us``: the readings stay as they are.
     """
     from guardian_lib.warehouse import table_names
 
@@ -204,10 +206,37 @@ def session_down(
     state = PppState(index)
     state.apply(ppp_records(con, None, start_us - tick_us))
     records = ppp_records(con, start_us - tick_us, end_us)
-    if not state.down.any() and not len(records):
+    if not state.recorded.any() and not len(records):
         return None
-    down = state.steps(records, start_us, tick_s, int((end_us - start_us) // tick_us) + 1)
-    return down if down.any() else None
+    n_steps = int((end_us - start_us) // tick_us) + 1
+    recorded = np.empty((n_steps, len(index)), dtype=bool)
+    down = state.steps(records, start_us, tick_s, n_steps, recorded)
+    return (down, recorded) if recorded.any() else None
+
+
+def operate_loss(
+    online: np.ndarray, loss_pct: np.ndarray, down: np.ndarray, recorded: np.ndarray
+) -> np.ndarray:
+    """``loss_pct`` as ``guardian operate`` read it where it recorded the ACS's view of
+    the ONU (``recorded``): 100 where the CPE's session is down (:func:`ppp_lost`), and a
+    registered ONU whose loss was not read has service (0,
+    :func:`~guardian_lib.decision.observe.registered_loss`); elsewhere as stored. [%]
+
+    Parameters
+    ----------
+    online, loss_pct, down, recorded : ndarray
+        The same shape: registered (1) / not (0) / not read (NaN), packet loss [%],
+        session down, operate's view of the ONU recorded.
+
+    Returns
+    -------
+    ndarray of float
+        A new array. [%]
+    """
+    from guardian_lib.decision.observe import registered_loss
+
+    read = np.where(recorded, registered_loss(online, loss_pct), loss_pct)
+    return ppp_lost(online, read, down)
 
 
 def received_column(con: Any) -> str:
@@ -332,11 +361,14 @@ class PppState:
     ----------
     down : ndarray of bool
         The state after the records applied so far.
+    recorded : ndarray of bool
+        ONUs with a record among them (operate recorded the ACS's view of their CPE).
     """
 
     def __init__(self, index: pd.Index) -> None:
         self.index = index
         self.down = np.zeros(len(index), dtype=bool)
+        self.recorded = np.zeros(len(index), dtype=bool)
 
     def apply(self, ev: pd.DataFrame) -> None:
         """Apply records in order (``entity_id``, ``entity_type``, ``type``); rows of an
@@ -348,8 +380,16 @@ class PppState:
         last = pd.DataFrame({"pos": pos[ok], "down": (ev["type"] == ACS_PPP_DOWN).to_numpy()[ok]})
         last = last.drop_duplicates("pos", keep="last")  # a later row of the ONU wins
         self.down[last["pos"].to_numpy()] = last["down"].to_numpy()
+        self.recorded[last["pos"].to_numpy()] = True
 
-    def steps(self, records: pd.DataFrame, start_us: int, tick_s: int, n_steps: int) -> np.ndarray:
+    def steps(
+        self,
+        records: pd.DataFrame,
+        start_us: int,
+        tick_s: int,
+        n_steps: int,
+        recorded: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The state at each of ``n_steps`` grid steps from ``start_us``, applying
         ``records`` (:func:`ppp_records` of ``(start_us - tick, last step]``) from the first
         step at or after their time on; :attr:`down` is left at the last step.
@@ -364,6 +404,8 @@ class PppState:
             The grid. [s]
         n_steps : int
             Steps. [-]
+        recorded : ndarray of bool, shape (n_steps, len(index)), optional
+            Filled with :attr:`recorded` at each step.
 
         Returns
         -------
@@ -377,9 +419,13 @@ class PppState:
         for s in np.unique(step).tolist():
             k = min(max(int(s), at), n_steps)
             out[at:k] = self.down
+            if recorded is not None:
+                recorded[at:k] = self.recorded
             self.apply(records[step == s])
             at = k
         out[at:] = self.down
+        if recorded is not None:
+            recorded[at:] = self.recorded
         return out
 
     def lost(self, online: np.ndarray, loss_pct: np.ndarray) -> np.ndarray:
