@@ -51,6 +51,7 @@ __all__ = [
     "ticket_faults",
     "event_faults",
     "build_ticket_labels",
+    "count_tickets",
     "load_ticket_inputs",
 ]
 
@@ -257,6 +258,62 @@ def _examples(frame: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
+def count_tickets(
+    tickets: pd.DataFrame,
+    label_map: LabelMap,
+    customers: pd.DataFrame | None = None,
+    observed_until: pd.Timestamp | None = None,
+    counted_from: pd.Timestamp | None = None,
+) -> tuple[pd.DataFrame, TicketLabelReport]:
+    """The tickets classified by the label map, and the report's ticket counts.
+
+    What :func:`build_ticket_labels` reports about the tickets themselves (counts by
+    status and by class, examples); the fault intervals and row counts need the
+    features and are added there.
+
+    Parameters
+    ----------
+    tickets, label_map, customers, observed_until, counted_from
+        As for :func:`build_ticket_labels`.
+
+    Returns
+    -------
+    (classified, report)
+        Every ticket closed by ``observed_until`` (or not closed) with its status and
+        label; the report with ``counts``, ``per_class`` and ``examples`` set.
+    """
+    t = tickets.copy()
+    if "onu_id" not in t:
+        t["onu_id"] = None
+    if customers is not None and "customer_id" in t:
+        onu_of = dict(zip(customers["customer_id"].astype(str), customers["onu_id"], strict=True))
+        missing = t["onu_id"].isna()
+        t.loc[missing, "onu_id"] = t.loc[missing, "customer_id"].astype(str).map(onu_of)
+    if observed_until is not None:
+        cut = pd.Timestamp(observed_until)
+        closed_at = pd.to_datetime(t["closed_at"], utc=True)
+        t = t[closed_at.isna() | (closed_at <= cut)]
+        t.loc[pd.to_datetime(t["closed_at"], utc=True).isna(), "closed_at"] = pd.NaT
+    classified = classify_tickets(t.reset_index(drop=True), label_map)
+    since = None if counted_from is None else _utc(counted_from)
+    counted = classified
+    if since is not None:
+        closed_at = pd.to_datetime(classified["closed_at"], utc=True)
+        counted = classified[(closed_at.isna() | (closed_at >= since)).to_numpy()]
+    report = TicketLabelReport()
+    no_onu = (counted["status"] == "labelled") & counted["onu_id"].isna()
+    report.counts = {
+        s: int((counted["status"] == s).sum())
+        for s in ("labelled", "no_fault", "unlabelled", "contradictory", "ignored", "open")
+    }
+    report.counts["no_onu"] = int(no_onu.sum())
+    lab = counted[counted["status"] == "labelled"]
+    report.per_class = {str(k): int(v) for k, v in lab["label"].value_counts().sort_index().items()}
+    for s in ("unlabelled", "contradictory"):
+        report.examples[s] = _examples(counted[counted["status"] == s])
+    return classified, report
+
+
 def build_ticket_labels(
     features: pd.DataFrame,
     tickets: pd.DataFrame,
@@ -304,35 +361,8 @@ def build_ticket_labels(
     (pandas.DataFrame, TicketLabelReport)
         The labels in :func:`guardian_lib.labels.build_labels`'s columns, and the report.
     """
-    t = tickets.copy()
-    if "onu_id" not in t:
-        t["onu_id"] = None
-    if customers is not None and "customer_id" in t:
-        onu_of = dict(zip(customers["customer_id"].astype(str), customers["onu_id"], strict=True))
-        missing = t["onu_id"].isna()
-        t.loc[missing, "onu_id"] = t.loc[missing, "customer_id"].astype(str).map(onu_of)
-    if observed_until is not None:
-        cut = pd.Timestamp(observed_until)
-        closed_at = pd.to_datetime(t["closed_at"], utc=True)
-        t = t[closed_at.isna() | (closed_at <= cut)]
-        t.loc[pd.to_datetime(t["closed_at"], utc=True).isna(), "closed_at"] = pd.NaT
-    classified = classify_tickets(t.reset_index(drop=True), label_map)
+    classified, report = count_tickets(tickets, label_map, customers, observed_until, counted_from)
     since = None if counted_from is None else _utc(counted_from)
-    counted = classified
-    if since is not None:
-        closed_at = pd.to_datetime(classified["closed_at"], utc=True)
-        counted = classified[(closed_at.isna() | (closed_at >= since)).to_numpy()]
-    report = TicketLabelReport()
-    no_onu = (counted["status"] == "labelled") & counted["onu_id"].isna()
-    report.counts = {
-        s: int((counted["status"] == s).sum())
-        for s in ("labelled", "no_fault", "unlabelled", "contradictory", "ignored", "open")
-    }
-    report.counts["no_onu"] = int(no_onu.sum())
-    lab = counted[counted["status"] == "labelled"]
-    report.per_class = {str(k): int(v) for k, v in lab["label"].value_counts().sort_index().items()}
-    for s in ("unlabelled", "contradictory"):
-        report.examples[s] = _examples(counted[counted["status"] == s])
     faults = ticket_faults(classified, features, label_map, contacts=contacts, onus=onus)
     report.faults = int(_ending_from(faults, since).sum())
     if events is not None and label_map.events:

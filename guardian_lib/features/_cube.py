@@ -12,6 +12,7 @@ import pandas as pd
 
 from guardian_lib.errors import WarehouseError
 from guardian_lib.features._windows import RunningSums
+from guardian_lib.operate.ppp import operate_loss, session_down
 from guardian_lib.schema import MEASURES
 from guardian_lib.warehouse import table_names
 
@@ -218,6 +219,12 @@ def load_cube(
     index = pd.Index(onus["onu_id"].astype(str))
     tick_us = tick_s * _US
     values, _ = read_telemetry_grid(con, start_us, end_us, tick_s, index, only)
+    # A CPE whose PPPoE session the ACS reported down: ``guardian operate`` read its
+    # registered ONU as loss 100 % and recorded when (ACS_PPP_* events); read the ONUs it
+    # recorded as it did (down: 100 %; up, registered, loss not read: 0).
+    ppp = session_down(con, index, start_us, end_us, tick_s)
+    if ppp is not None and "loss_pct" in values:
+        values["loss_pct"] = operate_loss(values["online"], values["loss_pct"], *ppp)
     # Events: entity onu, or customer mapped to its ONU; OLT alarms by OLT.
     ev = (
         con.execute(

@@ -14,6 +14,7 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.features._compute import compute_features
 from guardian_lib.features._cube import load_cube
 from guardian_lib.layout import RunLayout
+from guardian_lib.operate.ppp import PPP_TYPES
 from guardian_lib.schema import FEATURE_EVERY_MINUTES
 from guardian_lib.warehouse import connect, table_names
 
@@ -118,12 +119,19 @@ def _inputs_digest(con, day_start_us: int, lookback_days: int) -> str:
         f"WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"
     ).fetchone()
     ev = None  # a warehouse imported without events has no events view
+    key: tuple = (row, ev)
     if "events" in table_names(con):
         ev = con.execute(
             "SELECT count(*), sum(hash(entity_id, ts, type)) FROM events "
             f"WHERE epoch_us(ts) >= {lo} AND epoch_us(ts) < {hi}"
         ).fetchone()
-    return hashlib.sha256(repr((row, ev)).encode()).hexdigest()[:24]
+        # the PPPoE session state is carried from records before the window (load_cube)
+        ppp = con.execute(
+            "SELECT count(*), sum(hash(entity_id, ts, type)) FROM events "
+            f"WHERE type IN {PPP_TYPES!r} AND epoch_us(ts) < {lo}"
+        ).fetchone()
+        key = (row, ev) if not ppp[0] else (row, ev, ppp)  # unchanged without records
+    return hashlib.sha256(repr(key).encode()).hexdigest()[:24]
 
 
 def feature_dates(run: Path | str) -> dict[int, str]:

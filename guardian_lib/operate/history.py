@@ -40,7 +40,7 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS, MissedPolls
 from guardian_lib.loop.protocols import ORDER_COLUMNS
 from guardian_lib.loop.tick import EventRow, Tick
-from guardian_lib.operate.ppp import PPP_TYPES, PppState, received_column
+from guardian_lib.operate.ppp import PPP_TYPES, PppState, ppp_lost, ppp_records
 from guardian_lib.schema import MEASURES
 from guardian_lib.warehouse import table_names
 
@@ -167,8 +167,8 @@ class HistoryTelemetrySource:
     events, events_unmapped : int
         Events yielded, and customer contacts left out (customer not in the inventory). [-]
     ppp : PppState or None
-        Whose CPE's PPPoE session the ACS reported down, as of the last step (None when
-        the ticks carry no ``loss_pct``).
+        Whose CPE's PPPoE session the ACS reported down, as of the last step read (the
+        last of the current block of steps; None when the ticks carry no ``loss_pct``).
     """
 
     def __init__(
@@ -201,8 +201,7 @@ class HistoryTelemetrySource:
         # the ACS's PPPoE view (read as loss 100 %): only where the ticks carry the loss
         self.ppp = PppState(self.index) if "loss_pct" in self.measures else None
         if self.ppp is not None and self._has_events:
-            self._received = received_column(con)
-            self.ppp.apply(self._ppp_rows(None, self.start_us - self.tick_s * _US))
+            self.ppp.apply(ppp_records(con, None, self.start_us - self.tick_s * _US))
 
     @property
     def held(self) -> int:
@@ -216,25 +215,28 @@ class HistoryTelemetrySource:
             k1 = min(k0 + block, self.n_steps) - 1
             values = self._readings(k0, k1)
             events, seen = self._events(k0, k1)
-            ppp = self._ppp_steps(k0, k1)
+            down = self._ppp_down(k0, k1)
             for k in range(k1 - k0 + 1):
-                if k0 + k in ppp:
-                    self.ppp.apply(ppp[k0 + k])
-                row = self._fill({m: values[m][k] for m in values}, seen.get(k0 + k))
+                row = {m: values[m][k] for m in values}
+                row = self._fill(row, seen.get(k0 + k), None if down is None else down[k])
                 ts = pd.Timestamp((self.start_us + (k0 + k) * self.tick_s * _US) * 1000, tz="UTC")
                 self.ticks += 1
                 yield Tick(ts, row, events.get(k0 + k, ()))
 
     def _fill(
-        self, row: dict[str, np.ndarray], seen: np.ndarray | None = None
+        self,
+        row: dict[str, np.ndarray],
+        seen: np.ndarray | None = None,
+        down: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """One step's readings with the missed-poll rule applied (vectorised); ``seen``:
-        positions of the ONUs operate kept online on the ACS's evidence in this step."""
+        positions of the ONUs operate kept online on the ACS's evidence in this step;
+        ``down``: whose CPE's PPPoE session the ACS reported down in it."""
         gaps = self.missed.gaps
         if "loss_pct" in row:  # as operate reads a poll: a registered ONU has service,
             row["loss_pct"] = registered_loss(row["online"], row["loss_pct"])
-            # unless the ACS reported its CPE's PPPoE session down
-            row["loss_pct"] = self.ppp.lost(row["online"], row["loss_pct"])
+            if down is not None:  # unless the ACS reported its CPE's PPPoE session down
+                row["loss_pct"] = ppp_lost(row["online"], row["loss_pct"], down)
         known_up = None
         if seen is not None:
             known_up = np.zeros(len(self.index), dtype=bool)
@@ -317,26 +319,18 @@ class HistoryTelemetrySource:
             out.setdefault(int(s), []).append(r)
         return {s: tuple(v) for s, v in out.items()}, seen
 
-    def _ppp_rows(self, lo: int | None, hi: int) -> pd.DataFrame:
-        """``ACS_PPP_*`` records with ``lo < ts <= hi`` (epoch µs; ``lo`` None: from the
-        first), in the order they apply: by time, then as received."""
-        after = "" if lo is None else f"AND epoch_us(ts) > {int(lo)} "
-        return self.con.execute(
-            "SELECT epoch_us(ts) AS t, entity_id, entity_type, type FROM events WHERE "
-            f"type IN {PPP_TYPES!r} {after}AND epoch_us(ts) <= {int(hi)} "
-            f"ORDER BY t, {self._received}, type"
-        ).df()
-
-    def _ppp_steps(self, k0: int, k1: int) -> dict[int, pd.DataFrame]:
-        """By step of ``k0..k1``, the ``ACS_PPP_*`` records that apply from it on."""
-        if self.ppp is None or not self._has_events:
-            return {}
+    def _ppp_down(self, k0: int, k1: int) -> np.ndarray | None:
+        """Whose CPE's PPPoE session is down at each step of ``k0..k1`` (steps × ONUs;
+        None when the ticks carry no ``loss_pct``), carrying :attr:`ppp` on
+        (:meth:`~guardian_lib.operate.ppp.PppState.steps`, as the batch features do)."""
+        if self.ppp is None:
+            return None
         tick_us = self.tick_s * _US
-        ev = self._ppp_rows(self.start_us + (k0 - 1) * tick_us, self.start_us + k1 * tick_us)
-        if not len(ev):
-            return {}
-        step = -((-(ev["t"].to_numpy(np.int64) - self.start_us)) // tick_us)  # ceil
-        return {int(s): ev[step == s] for s in np.unique(step)}
+        if not self._has_events:
+            return np.broadcast_to(self.ppp.down, (k1 - k0 + 1, len(self.index)))
+        lo, hi = self.start_us + (k0 - 1) * tick_us, self.start_us + k1 * tick_us
+        records = ppp_records(self.con, lo, hi)
+        return self.ppp.steps(records, lo + tick_us, self.tick_s, k1 - k0 + 1)
 
     def _seen(self, ev: pd.DataFrame, tick_us: int) -> dict[int, np.ndarray]:
         """By step, the fleet positions of the ONUs of ``ev``'s ``ACS_SEEN`` events."""

@@ -314,3 +314,88 @@ def test_rows_whose_append_failed_are_appended_by_the_next_cycle(tmp_path, monke
     rows = pd.concat([pd.read_parquet(f) for f in files])
     assert rows[["entity_id", "type"]].values.tolist() == [["A", ACS_PPP_DOWN]]
     assert pd.Timestamp(rows["ts"].iloc[0]) == _at(1)
+
+
+# --- the batch features (train, evaluate, score) read what operate read ---------------------
+
+#: Features that read the session state (the ONU's own and its neighbours').
+_SESSION_FEATURES = ["pppoe_down", "pppoe_down_for_min"] + [
+    f"{lvl}_share_{what}" for lvl in ("box", "pon", "olt", "geo")
+    for what in ("pppoe_down", "degraded")
+]  # fmt: skip
+
+
+def _operate_features(wh: Path) -> pd.DataFrame:
+    """The features operate's loop computes from what it read: the replay's ticks (its
+    reading, step for step) fed to the online feature window."""
+    from guardian_lib.features import RollingCube
+    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.warehouse import connect
+
+    con = connect(wh)
+    try:
+        onus = con.execute("SELECT * FROM onus ORDER BY onu_id").df()
+        src = HistoryTelemetrySource(con, onus["onu_id"].to_numpy(), T0, _at(CYCLES - 1),
+                                     int(STEP_S))  # fmt: skip
+        rc, rows = RollingCube(onus, tick_s=int(STEP_S)), []
+        for tick in src:
+            rc.update(tick)
+            rows.append(rc.latest_features())
+    finally:
+        con.close()
+    return pd.concat(rows, ignore_index=True).set_index(["ts", "onu_id"])
+
+
+def test_batch_features_read_a_cpe_with_pppoe_down_as_operate_did(tmp_path):
+    """``guardian train`` / ``evaluate`` / ``score`` compute features from the warehouse:
+    they read A3's session as operate did (before: served, ``pppoe_down`` 0, no loss) —
+    every feature of A3 from its first record on, and the session features of every ONU
+    (its neighbours' shares) at every step, down and back up."""
+    from guardian_lib.features import feature_frame
+
+    _operate(tmp_path, _Network(_a3_down))
+    wh = _inventory(tmp_path)
+    batch = feature_frame(wh, tick_s=int(STEP_S)).set_index(["ts", "onu_id"])
+    online = _operate_features(wh).reindex(batch.index)
+    ts = batch.index.get_level_values("ts")
+    a3 = batch.index.get_level_values("onu_id") == "A3"
+    down = ts.isin([_at(k) for k in range(DOWN_FROM, DOWN_TO)])
+    assert batch.loc[down & a3, "pppoe_down"].tolist() == [1.0] * (DOWN_TO - DOWN_FROM)
+    assert batch.loc[down & a3, "loss_pct"].tolist() == [100.0] * (DOWN_TO - DOWN_FROM)
+    assert (batch.loc[down & ~a3, "pon_share_pppoe_down"] == 1 / 7).all()
+    assert batch.loc[~down & a3, "pppoe_down"].sum() == 0  # up again: at once, as operate
+    pd.testing.assert_frame_equal(
+        batch[_SESSION_FEATURES], online[_SESSION_FEATURES], check_dtype=False, rtol=1e-6
+    )
+    since = a3 & (ts >= _at(DOWN_FROM))
+    assert since.sum() == CYCLES - DOWN_FROM
+    # the loss before A3's first record is as stored (SNMP: not read): the 1 h mean agrees
+    # once its window lies after that record
+    cols = [c for c in batch.columns if c != "loss_mean_1h"]
+    pd.testing.assert_frame_equal(
+        batch.loc[since, cols], online.loc[since, cols], check_dtype=False, rtol=1e-5
+    )
+    after = a3 & (ts >= _at(DOWN_FROM) + pd.Timedelta(minutes=55))
+    assert after.sum() >= 5
+    np.testing.assert_allclose(batch.loc[after, "loss_mean_1h"], online.loc[after, "loss_mean_1h"],
+                               rtol=1e-6)  # fmt: skip
+
+
+def test_batch_features_carry_the_session_state_from_before_their_first_step(tmp_path):
+    """A window that starts while the session is down (a date of the feature store, a
+    partition) reads it down from its first step: the record lies before the window."""
+    from guardian_lib.features import load_cube
+    from guardian_lib.warehouse import connect
+
+    _operate(tmp_path, _Network(_a3_down))
+    wh = _inventory(tmp_path)
+    con = connect(wh)
+    try:
+        us = [int(_at(k).value // 1000) for k in (5, DOWN_TO + 2)]
+        cube = load_cube(con, us[0], us[1], int(STEP_S), onu_ids=["A3", "A4"])
+    finally:
+        con.close()
+    # up again: registered, its loss not read (SNMP), so served, as operate read it
+    want = [100.0] * (DOWN_TO - 5) + [0.0] * 3
+    np.testing.assert_array_equal(cube.values["loss_pct"][:, 0], want)
+    assert np.isnan(cube.values["loss_pct"][:, 1]).all()  # A4: no record, as stored
