@@ -292,8 +292,10 @@ def count_tickets(
     if observed_until is not None:
         cut = pd.Timestamp(observed_until)
         closed_at = pd.to_datetime(t["closed_at"], utc=True)
-        t = t[closed_at.isna() | (closed_at <= cut)]
-        t.loc[pd.to_datetime(t["closed_at"], utc=True).isna(), "closed_at"] = pd.NaT
+        keep = closed_at.isna() | (closed_at <= cut)
+        # The parsed column: a tickets table whose closed_at is all empty reads as floats
+        # (NaN), and NaT cannot be written into a float column.
+        t = t[keep].assign(closed_at=closed_at[keep])
     classified = classify_tickets(t.reset_index(drop=True), label_map)
     since = None if counted_from is None else _utc(counted_from)
     counted = classified

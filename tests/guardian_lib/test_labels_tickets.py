@@ -184,6 +184,19 @@ def test_a_contact_before_the_ticket_opens_the_interval_and_a_cut_off_hides_late
     assert labels.loc[h > 13 - 2, "risk_2h"].isna().all()  # horizon past the cut-off
 
 
+def test_a_cut_off_on_tickets_none_of_which_is_closed_labels_nothing_and_does_not_fail():
+    # An export whose closed_at column is all empty reads as floats (NaN); the cut-off
+    # used to write NaT into it and raise a TypeError.
+    f = _features(["A"], 24, {})
+    tickets = _tickets([("OS1", "A", 10, None, "TROCA DE ONU", None)])
+    tickets["closed_at"] = np.nan
+    labels, report = build_ticket_labels(
+        f, tickets, MAP, observed_until=T0 + pd.Timedelta(hours=13)
+    )
+    assert report.counts["labelled"] == 0 and report.counts["open"] == 1
+    assert labels["fault_active"].eq(0).all()
+
+
 def test_a_simulated_run_has_no_closure_codes(tiny_run):
     with pytest.raises(WarehouseError, match="closure_code / notes"):
         load_ticket_inputs(tiny_run)
