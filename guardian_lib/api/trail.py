@@ -14,6 +14,7 @@ into it through the approval queue (``decided_by``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 from datetime import UTC, datetime
@@ -21,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["ApiTrail"]
+
+_log = logging.getLogger(__name__)
 
 
 class ApiTrail:
@@ -44,7 +47,16 @@ class ApiTrail:
         row = {"ts": datetime.now(UTC).isoformat(timespec="milliseconds"), **row}
         line = json.dumps(row, sort_keys=True, default=str) + "\n"
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            except FileNotFoundError:
+                # The file or its folder was removed while the API runs. The call this
+                # records has already taken effect: answering 500 would hide it, and
+                # failing every later call would leave them unrecorded. Start the file
+                # again (0600) and say so in the log.
+                _log.warning("API audit file %s was missing; started it again", self.path)
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:
                 os.write(fd, line.encode())
                 os.fsync(fd)

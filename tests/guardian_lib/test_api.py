@@ -520,3 +520,21 @@ def test_active_incidents_are_read_while_the_writer_holds_the_audit_file(world, 
     con = duckdb.connect(str(state / "audit.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM incidents").fetchone()[0] == 3
     con.close()
+
+
+def test_the_api_audit_file_is_started_again_when_its_folder_is_removed(tmp_path, caplog):
+    # Before: every mutating call answered 500 (FileNotFoundError) after its effect,
+    # and went unrecorded, once the state folder was removed under a running API.
+    import logging
+    import shutil
+
+    from guardian_lib.api.trail import ApiTrail
+
+    trail = ApiTrail(tmp_path / "state" / "api-audit.jsonl")
+    trail.record(action="approve", status=200)
+    shutil.rmtree(tmp_path / "state")
+    with caplog.at_level(logging.WARNING, logger="guardian_lib.api.trail"):
+        trail.record(action="reject", status=200)
+    assert [r["action"] for r in trail.rows()] == ["reject"]
+    assert (trail.path.stat().st_mode & 0o777) == 0o600
+    assert "was missing" in caplog.text
