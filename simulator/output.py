@@ -382,12 +382,30 @@ SIMULATE_WORKERS = 2
 
 
 def _simulate_and_ingest(scenario, out_dir: Path, seed: int, overwrite: bool, ingest: bool) -> Path:
-    """One job of :func:`simulate_runs` (module level: the worker processes import it)."""
-    simulate_to_dir(scenario, out_dir, seed=seed, overwrite=overwrite)
-    if ingest:
-        from guardian_lib.ingest import ingest_run
+    """One job of :func:`simulate_runs` (module level: the worker processes import it).
 
-        ingest_run(out_dir)
+    In a worker process the job's standard output is discarded: DuckDB draws progress
+    bars there for long queries of the ingest, which would land in the terminal of
+    ``guardian run`` (a notebook kernel hides them); errors come back as exceptions.
+    """
+    import multiprocessing
+
+    quiet = multiprocessing.parent_process() is not None
+    if quiet:
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+    try:
+        simulate_to_dir(scenario, out_dir, seed=seed, overwrite=overwrite)
+        if ingest:
+            from guardian_lib.ingest import ingest_run
+
+            ingest_run(out_dir)
+    finally:
+        if quiet:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
     return Path(out_dir)
 
 
