@@ -24,14 +24,10 @@ become a visit), ``rules`` (:class:`~guardian_lib.decision.RulesPolicy` with the
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import pickle
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +52,7 @@ from guardian_lib.schema import POLICY_EVERY_MINUTES
 from simulator.adapters import SimDevices, SimFieldService, SimNotifier, SimTelemetry
 from simulator.engine import Simulation
 from simulator.oracle import VISIT_KINDS, OraclePolicy, TruthScorer
+from simulator.parallel import default_workers, run_jobs
 from simulator.scenario import Scenario
 
 __all__ = [
@@ -436,12 +433,6 @@ def summarise(per_seed: dict[str, list[dict[str, Any]]], days: float = 7.0) -> d
     return out
 
 
-def default_workers(cells: int) -> int:
-    """Worker processes of :func:`run_backtest` by default: one per (seed, policy) cell,
-    at most one per CPU. [-]"""
-    return max(1, min(cells, os.cpu_count() or 1))
-
-
 def merge_audit(parts: list[Path], dest: Path) -> None:
     """Append the audit tables of the DuckDB files ``parts`` (in order) to ``dest``.
 
@@ -462,13 +453,6 @@ def merge_audit(parts: list[Path], dest: Path) -> None:
             con.execute(f"DETACH part{i}")
     finally:
         con.close()
-
-
-def _one_thread_per_process() -> None:
-    """Worker initializer: the cells already fill the CPUs, so native libraries
-    (OpenMP in LightGBM, BLAS) keep to one thread each instead of oversubscribing."""
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
 
 
 def run_backtest(
@@ -531,41 +515,14 @@ def run_backtest(
     def part(seed: int, pol: str) -> Path | None:
         return parts_dir / f"AUT{seed}.duckdb" if parts_dir and pol == "autopilot" else None
 
-    done: dict[tuple[int, str], dict[str, Any]] = {}
+    def finished(cell: tuple[int, str], k: dict[str, Any]) -> None:
+        if progress:
+            progress(cell[1], cell[0], k)
+
     try:
-        if n_workers == 1:
-            for seed, pol in cells:
-                k = run_policy(scenario, pol, seed, every_minutes, scorer, settings,
-                               audit_path=part(seed, pol))  # fmt: skip
-                done[seed, pol] = k
-                if progress:
-                    progress(pol, seed, k)
-        else:
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(n_workers, mp_context=ctx,
-                                     initializer=_one_thread_per_process) as pool:  # fmt: skip
-                futures: dict[Future, tuple[int, str]] = {
-                    pool.submit(run_policy, scenario, pol, seed, every_minutes, scorer,
-                                settings, None, part(seed, pol)): (seed, pol)
-                    for seed, pol in cells
-                }  # fmt: skip
-                try:
-                    for fut in as_completed(futures):
-                        seed, pol = futures[fut]
-                        done[seed, pol] = k = fut.result()
-                        if progress:
-                            progress(pol, seed, k)
-                except BrokenProcessPool as exc:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise RuntimeError(
-                        f"run_backtest: a worker process died ({exc}). Worker processes are "
-                        "started with 'spawn' and import the calling script again: guard a "
-                        'script\'s code with `if __name__ == "__main__":`, or pass workers=1 '
-                        "to run the replays in this process"
-                    ) from exc
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise
+        jobs = [((seed, pol), (scenario, pol, seed, every_minutes, scorer, settings, None,
+                               part(seed, pol))) for seed, pol in cells]  # fmt: skip
+        done = run_jobs(run_policy, jobs, n_workers, finished, caller="run_backtest")
         if parts_dir is not None and "autopilot" in policies:
             merge_audit([part(seed, "autopilot") for seed in seeds], audit_path)
     finally:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +32,7 @@ import pyarrow.parquet as pq
 from guardian_lib.layout import RunLayout
 from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW
 from simulator.engine import SimEvent, Simulation
+from simulator.parallel import run_jobs
 from simulator.run_tables import faults_truth_frame, service_orders_frame, write_run_tables
 from simulator.telemetry import TickState
 
@@ -39,6 +41,7 @@ __all__ = [
     "TELEMETRY_SCHEMA",
     "EVENTS_SCHEMA",
     "simulate_to_dir",
+    "simulate_runs",
     "check_out_dir",
     "write_run_tables",
     "service_orders_frame",
@@ -372,3 +375,76 @@ def simulate_to_dir(
         shutil.rmtree(out_dir)
     os.replace(partial, out_dir)
     return out_dir
+
+
+#: Most worker processes :func:`simulate_runs` starts (each holds one run in memory). [-]
+SIMULATE_WORKERS = 2
+
+
+def _simulate_and_ingest(scenario, out_dir: Path, seed: int, overwrite: bool, ingest: bool) -> Path:
+    """One job of :func:`simulate_runs` (module level: the worker processes import it).
+
+    In a worker process the job's standard output is discarded: DuckDB draws progress
+    bars there for long queries of the ingest, which would land in the terminal of
+    ``guardian run`` (a notebook kernel hides them); errors come back as exceptions.
+    """
+    import multiprocessing
+
+    quiet = multiprocessing.parent_process() is not None
+    if quiet:
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+    try:
+        simulate_to_dir(scenario, out_dir, seed=seed, overwrite=overwrite)
+        if ingest:
+            from guardian_lib.ingest import ingest_run
+
+            ingest_run(out_dir)
+    finally:
+        if quiet:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+    return Path(out_dir)
+
+
+def simulate_runs(
+    runs: Sequence[tuple[object, Path | str, int]],
+    overwrite: bool = False,
+    ingest: bool = True,
+    workers: int = SIMULATE_WORKERS,
+) -> list[Path]:
+    """Simulate (and ingest) several runs, each in its own worker process.
+
+    Each run is :func:`simulate_to_dir` of its scenario with its seed, then
+    ``guardian_lib.ingest.ingest_run``: it depends on its own scenario and seed only,
+    so the files are the same as one after the other in one process, for any
+    ``workers`` (the jobs run through :func:`simulator.parallel.run_jobs`).
+
+    Parameters
+    ----------
+    runs : sequence of (Scenario, path, int)
+        Scenario, run directory and seed of each run; the directories must differ.
+    overwrite : bool, default False
+        As :func:`simulate_to_dir`.
+    ingest : bool, default True
+        Also load each run into its warehouse.
+    workers : int, default 2
+        Processes [-], at most one per run; 1 runs them one after the other in this
+        process. A script that calls this with ``workers`` > 1 must keep its top-level
+        code under ``if __name__ == "__main__":`` (the workers import it again).
+
+    Returns
+    -------
+    list of Path
+        The run directories, in the order of ``runs``.
+    """
+    dirs = [Path(out).resolve() for _, out, _ in runs]
+    if len(set(dirs)) != len(dirs):
+        raise ValueError(f"simulate_runs: two runs write the same directory: {dirs}")
+    jobs = [
+        (i, (sc, Path(out), int(seed), overwrite, ingest)) for i, (sc, out, seed) in enumerate(runs)
+    ]
+    done = run_jobs(_simulate_and_ingest, jobs, workers, caller="simulate_runs")
+    return [done[i] for i in range(len(runs))]

@@ -20,7 +20,7 @@ import panel as pn
 from bokeh.resources import INLINE
 
 from guardian_lib.dashboards._compress import compress_scripts, expand_scripts
-from guardian_lib.dashboards._data import load_run_data
+from guardian_lib.dashboards._data import RunData, load_run_data
 from guardian_lib.dashboards.screens import build_layout
 from guardian_lib.i18n import label, normalize_lang
 from guardian_lib.sla import write_sla
@@ -125,7 +125,7 @@ def external_references(text: str) -> list[str]:
 
 
 def write_report(
-    run: Path | str,
+    run: Path | str | RunData,
     path: Path | str,
     lang: str = "en",
     kpis: Path | str | None = None,
@@ -136,8 +136,10 @@ def write_report(
 
     Parameters
     ----------
-    run : path
-        Run folder with an ingested warehouse.
+    run : path or RunData
+        Run folder with an ingested warehouse, or its data already loaded
+        (:func:`~guardian_lib.dashboards.load_run_data`: a report in several languages,
+        and the PDF, then read the run once; ``kpis`` and ``audit`` are then unused).
     path : path
         HTML file to write (its folder is created).
     lang : {'en', 'pt-BR'}, default 'en'
@@ -159,7 +161,7 @@ def write_report(
         and ``RUN/sla.json`` (:func:`guardian_lib.sla.write_sla`).
     """
     lang = normalize_lang(lang)
-    data = load_run_data(run, kpis_path=kpis, audit_path=audit)
+    data = run if isinstance(run, RunData) else load_run_data(run, kpis_path=kpis, audit_path=audit)
     if data.sla is not None:
         write_sla(data.run, data.sla)  # the same table as the report's, beside the run
     layout = build_layout(data, lang, live=False)

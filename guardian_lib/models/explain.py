@@ -9,8 +9,12 @@ import weakref
 import numpy as np
 import pandas as pd
 
-__all__ = ["shap_values", "class_boosters", "top_reasons", "global_importance"]
+__all__ = ["SHAP_THREADS", "shap_values", "class_boosters", "top_reasons", "global_importance"]
 
+#: LightGBM threads of a SHAP computation: one. Each row's contributions are computed on
+#: their own (the values do not depend on it); ``0`` (every core) competed with the other
+#: processes of a run (the backtest's workers, a second notebook) for no CPU saved. [-]
+SHAP_THREADS = 1
 # Per-class boosters of each multiclass model, built on first use (see class_boosters).
 _CLASS_BOOSTERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -89,9 +93,10 @@ def shap_values(booster, X: pd.DataFrame, class_index: np.ndarray | None = None)
         for c, one in enumerate(boosters):
             rows = np.flatnonzero(cls == c)
             if len(rows):
-                out[rows] = one.predict(arr[rows], pred_contrib=True, num_threads=0)[:, :n_feat]
+                contrib = one.predict(arr[rows], pred_contrib=True, num_threads=SHAP_THREADS)
+                out[rows] = contrib[:, :n_feat]
         return out
-    contrib = booster.predict(X, pred_contrib=True, num_threads=0)
+    contrib = booster.predict(X, pred_contrib=True, num_threads=SHAP_THREADS)
     if isinstance(contrib, list):  # some versions return one array per class
         contrib = np.hstack(contrib)
     k = contrib.shape[1] // (n_feat + 1)

@@ -448,8 +448,12 @@ def evaluate_bundle(
     features: pd.DataFrame,
     labels: pd.DataFrame,
     truth: pd.DataFrame | None = None,
+    preds: pd.DataFrame | None = None,
 ) -> dict:
     """Metrics of the bundle and of the rule baselines on labelled rows.
+
+    ``preds``: ``bundle.predict(features)`` if the caller has it already (with or without
+    reasons: the same figures); computed here otherwise.
 
     Returns
     -------
@@ -478,7 +482,10 @@ def evaluate_bundle(
     """
     if not len(features):
         raise ValueError("no rows to evaluate (the evaluated period or split holds none)")
-    preds = bundle.predict(features, explain=False)
+    if preds is None:
+        preds = bundle.predict(features, explain=False)
+    elif len(preds) != len(features):
+        raise ValueError(f"preds has {len(preds)} rows for {len(features)} feature rows")
     X = features
     sym = labels["symptomatic"].to_numpy()
     y_cause = labels.loc[sym, "cause"].astype(str).to_numpy()

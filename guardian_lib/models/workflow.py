@@ -255,6 +255,8 @@ def evaluate(
     labels: str = "truth",
     label_map: Path | str | None = None,
     client: Any = None,
+    labelled: tuple[Any, Any] | None = None,
+    predictions: Any = None,
 ) -> dict[str, Any]:
     """Evaluate the registered models (and the rule baselines) on a run; log drift.
 
@@ -279,6 +281,13 @@ def evaluate(
         Evaluate on Dask, one (date, OLT group) partition per task
         (:func:`~guardian_lib.models.distributed.evaluate_partitions`); same metrics.
         Ground-truth labels only.
+    labelled : (DataFrame, DataFrame), optional
+        ``labelled_frame(run, every_minutes)`` (features and ground-truth labels) if the
+        caller already has it: the same metrics, without reading the features again.
+        Ground-truth labels, no ``client``.
+    predictions : DataFrame, optional
+        With ``labelled`` and no ``split_time``: the model's predictions of those
+        features (``bundle.predict``, as scoring wrote them), not computed again.
 
     Returns
     -------
@@ -298,6 +307,10 @@ def evaluate(
     )
 
     _check_label_source(labels, label_map)
+    if labelled is not None and (labels != "truth" or client is not None):
+        raise ValueError("evaluate: labelled frames are ground-truth features, without client")
+    if predictions is not None and (labelled is None or split_time is not None):
+        raise ValueError("evaluate: predictions go with the labelled frames, without split")
     bundle = load_bundle(alias)
     if client is not None and labels == "tickets":
         raise ConfigError(
@@ -324,7 +337,7 @@ def evaluate(
             )
             truth = None
         else:
-            features, label_frame = labelled_frame(run, every_minutes=every_minutes)
+            features, label_frame = labelled or labelled_frame(run, every_minutes=every_minutes)
             truth = load_truth(run)
         if split_time is not None and labels != "tickets":
             keep = features["ts"] >= pd.Timestamp(split_time, tz="UTC")
@@ -332,7 +345,7 @@ def evaluate(
                 features[keep].reset_index(drop=True),
                 label_frame[keep].reset_index(drop=True),
             )
-        metrics = evaluate_bundle(bundle, features, label_frame, truth)
+        metrics = evaluate_bundle(bundle, features, label_frame, truth, preds=predictions)
         drift = drift_report(reference, features, columns=bundle.feature_columns)
     metrics["labels"] = labels
     if report is not None:
@@ -381,12 +394,22 @@ def train_and_evaluate(
     dict
         ``{"status": "ok", "metrics": {...}, "metrics_path": str, "shap": str}``.
     """
+    from guardian_lib.models.registry import load_bundle
+    from guardian_lib.models.scoring import write_predictions
+    from guardian_lib.models.training import labelled_frame
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train([train_run], every_minutes=every_minutes, n_estimators=n_estimators, seed=seed, log=log)
-    score(test_run, every_minutes=every_minutes)
+    # The test run's features are read and predicted once, for scoring (what `score`
+    # writes: `score_run` of the whole run) and for the evaluation.
+    test = labelled_frame(test_run, every_minutes=every_minutes)
+    bundle = load_bundle(DEFAULT_ALIAS)
+    preds = bundle.predict(test[0], explain=True)
+    write_predictions(test_run, preds, bundle.model_version)
     metrics_path = ReportLayout(out).evaluation
-    metrics = evaluate(test_run, every_minutes=every_minutes, json_out=metrics_path)
+    metrics = evaluate(test_run, every_minutes=every_minutes, json_out=metrics_path,
+                       labelled=test, predictions=preds)  # fmt: skip
     shap = fetch_shap_importance(test_run)
     return {"status": "ok", "metrics": metrics, "metrics_path": str(metrics_path), "shap": shap}
 

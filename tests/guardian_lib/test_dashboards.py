@@ -442,3 +442,19 @@ def test_guardian_dashboard_run_hands_its_options_to_the_server(tmp_path, monkey
     assert len(served) == 1  # nothing served on a bad option
     helped = CliRunner().invoke(app, ["dashboard", "--help"])
     assert helped.exit_code == 0 and "--run" in helped.output and "--lang" in helped.output
+
+
+def test_report_from_loaded_data_equals_the_report_from_the_run(full_run, tmp_path):
+    """Notebook 06 loads the run once for every language: the pages are those of a fresh load."""
+    # Ids that differ between any two pages built in one process: Bokeh's model ids and
+    # root uuids, Panel's numbered object names (Column00502) and the Python object ids
+    # Panel writes into its widgets' tags.
+    uuid = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+    ids = re.compile(rf'(?<="tags":\[\[)\d{{6,}}|\bp\d{{4,}}\b|{uuid}|(?<=[A-Za-z])\d{{5}}\b')
+    data = load_run_data(full_run)
+    for lang in ("en", "pt-BR"):
+        fresh = write_report(full_run, tmp_path / f"fresh.{lang}.html", lang=lang)
+        shared = write_report(data, tmp_path / f"shared.{lang}.html", lang=lang)
+        pages = [ids.sub("ID", expand_scripts(p.read_text())) for p in (fresh, shared)]
+        assert f'<html lang="{lang}">' in pages[1]
+        assert pages[0] == pages[1]

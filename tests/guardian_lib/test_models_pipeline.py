@@ -55,7 +55,7 @@ def in_process(env: dict, *args: str, check: bool = True) -> CliResult:
     return run_guardian(*args, env={k: env.get(k) for k in keys}, check=check)
 
 
-def test_train_score_evaluate(env):
+def test_train_score_evaluate(env, monkeypatch):
     tmp, e = env
     train = busy_run(tmp, "train", seed=1)
     test = busy_run(tmp, "test", seed=2)
@@ -101,6 +101,23 @@ def test_train_score_evaluate(env):
     }  # fmt: skip
     assert m["massive_f1"] > 0.5  # a busy tiny run: the neighbour signal is strong
     assert "macro_f1" in m["baselines"]
+
+    # train_and_evaluate's path (notebook 04): the test run's features, labels and
+    # predictions computed once give the file `score` wrote and the metrics of `evaluate`.
+    from guardian_lib._json import dumps_strict
+    from guardian_lib.models.registry import load_bundle
+    from guardian_lib.models.training import labelled_frame
+    from guardian_lib.models.workflow import evaluate
+
+    monkeypatch.setenv("GUARDIAN_DATA_DIR", e["GUARDIAN_DATA_DIR"])
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    labelled = labelled_frame(test, every_minutes=30)
+    once = load_bundle("champion").predict(labelled[0], explain=True)
+    pd.testing.assert_frame_equal(once, preds, check_dtype=False)
+    again = evaluate(test, every_minutes=30, labelled=labelled, predictions=once)
+    assert json.loads(dumps_strict(again, default=str)) == m
+    with pytest.raises(ValueError, match="predictions"):
+        evaluate(test, every_minutes=30, predictions=once)
 
     # The last 12 h: no row has a 24 h label, so its figures are not defined. The file
     # and stdout are strict JSON (NaN is not JSON): those figures are null.

@@ -4,7 +4,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from simulator.output import simulate_to_dir
+from simulator.output import simulate_runs, simulate_to_dir
 from simulator.scenario import load_scenario
 
 
@@ -25,6 +25,20 @@ def test_same_scenario_and_seed_give_byte_identical_files(tmp_path):
     assert a == b
     telemetry = [k for k in a if k.startswith("lake/raw/telemetry")]
     assert any(a[k] != c.get(k) for k in telemetry)
+
+
+def test_runs_simulated_in_two_processes_are_the_runs_of_one_after_the_other(tmp_path):
+    """notebook 01's two runs side by side: the files of each depend on its seed alone."""
+    sc = load_scenario("tiny", days=1)
+    plan = [(sc, tmp_path / "p" / "train", 11), (sc, tmp_path / "p" / "test", 12)]
+    out = simulate_runs(plan, ingest=False, workers=2)
+    assert out == [d for _, d, _ in plan]
+    for _, d, seed in plan:
+        alone = tree_hashes(simulate_to_dir(sc, tmp_path / "s" / d.name, seed=seed))
+        assert len(alone) > 8 and tree_hashes(d) == alone
+    assert tree_hashes(plan[0][1]) != tree_hashes(plan[1][1])
+    with pytest.raises(ValueError, match="same directory"):
+        simulate_runs([(sc, tmp_path / "x", 1), (sc, tmp_path / "x", 2)], workers=2)
 
 
 def test_raw_is_messy_as_configured(tmp_path):
