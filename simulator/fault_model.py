@@ -15,7 +15,15 @@ import numpy as np
 from guardian_lib.schema import CAUSE_CLASSES
 from simulator.scenario import Duration, Spread
 
-__all__ = ["FAULT_KINDS", "CAUSE_CLASSES", "Fault", "Effects", "Storm", "sample_lognormal"]
+__all__ = [
+    "FAULT_KINDS",
+    "CAUSE_CLASSES",
+    "Fault",
+    "Effects",
+    "Storm",
+    "lognormal_at",
+    "sample_lognormal",
+]
 
 
 #: Cause class of each fault kind, and how it ends: 'timer' (a crew, the utility or the
@@ -55,8 +63,28 @@ def sample_lognormal(
     ndarray or float
         Samples in the unit of ``spec`` (hours for :class:`Duration`).
     """
+    return lognormal_at(spec, rng.standard_normal(size))
+
+
+def lognormal_at(spec: Duration | Spread, z: float | np.ndarray) -> np.ndarray:
+    """The log-normal of ``spec`` at the standard normal value(s) ``z``.
+
+    :func:`sample_lognormal` draws ``z`` itself; callers that keep their own keyed
+    draws (common random numbers, see :class:`simulator.operations.Operations`) pass them.
+
+    Parameters
+    ----------
+    spec : Duration or Spread
+    z : float or ndarray
+        Standard normal value(s). [-]
+
+    Returns
+    -------
+    ndarray or float
+        ``median * exp(sigma * z)`` in the unit of ``spec`` (hours for :class:`Duration`).
+    """
     median = spec.median_h if isinstance(spec, Duration) else spec.median
-    return median * np.exp(spec.sigma * rng.standard_normal(size))
+    return median * np.exp(spec.sigma * z)
 
 
 @dataclass

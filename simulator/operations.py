@@ -7,17 +7,26 @@ what a visit can fix, finds a massive outage it cannot fix, or finds nothing.
 
 Processes claim a technician with ``with crew.request() as req: yield req`` so that a
 cancelled visit (an :class:`simpy.Interrupt`) always frees its crew slot.
+
+Every random draw here is *keyed*: to the customer, to what it is for (a call, a service
+order) and to how many of those the customer has had (common random numbers). Two
+policies run on the same seed then meet the same customer behaviour and the same field
+times for the same customer's k-th call and k-th order, whatever else each policy does;
+with one shared stream, one extra call anywhere shifted every later draw, and the paired
+difference between two policies carried that noise.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import numpy as np
 import simpy
 
-from simulator.faults import Fault, sample_lognormal
+from simulator.fault_model import lognormal_at
+from simulator.faults import Fault
 from simulator.scenario import Scenario
 from simulator.topology import Topology
 
@@ -99,12 +108,18 @@ class Operations:
     sim : Plant
         The simulation whose environment, topology and faults this acts on.
     rng : numpy.random.Generator
+        Draws the run's key once; every later draw comes from a generator keyed to
+        the customer (:meth:`_draws`).
     """
 
     def __init__(self, sim: Plant, rng: np.random.Generator) -> None:
         self.sim = sim
         self.env: simpy.Environment = sim.env
-        self.rng = rng
+        self._key = int(rng.integers(2**63 - 1))
+        #: Calls and orders so far per (ONU row, kind): the k of the next keyed draw.
+        self._counts: dict[tuple[int, str], int] = {}
+        #: Each open order's draws: (confirm, reach) uniforms, (delay, travel, work) normals.
+        self._order_draws: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         cfg = sim.scenario.operations
         self.cfg = cfg
         self.crews = {
@@ -125,7 +140,18 @@ class Operations:
         self.confirm: dict[str, str] = {}
         #: Call-aheads made (the office called the customer before a visit). [-]
         self.call_aheads = 0
-        self._rng_confirm: np.random.Generator | None = None
+
+    def _draws(self, onu_row: int, kind: str) -> np.random.Generator:
+        """A generator for the customer's next ``kind`` (``"call"``, ``"order"``).
+
+        Seeded by the run's key, the ONU row, the kind and how many of that kind the
+        customer had before, so it does not depend on the order in which customers
+        call or get orders. Each caller draws a fixed vector from it (every position has
+        one use, taken or not), so a branch never shifts a later draw.
+        """
+        k = self._counts.get((onu_row, kind), 0)
+        self._counts[(onu_row, kind)] = k + 1
+        return np.random.default_rng([self._key, onu_row, zlib.crc32(kind.encode()), k])
 
     # --- calls ---------------------------------------------------------------------------
     def on_call(self, onu_row: int, symptom: str) -> None:
@@ -133,8 +159,10 @@ class Operations:
         sim = self.sim
         self.calls += 1
         reason = _SYMPTOM_REASON[symptom]
-        if self.rng.random() < self.cfg.wrong_reason_prob:
-            reason = str(self.rng.choice([r for r in REASONS if r != reason]))
+        u_wrong, u_which, u_phone, u_visit = self._draws(onu_row, "call").random(4)
+        if u_wrong < self.cfg.wrong_reason_prob:
+            others = [r for r in REASONS if r != reason]
+            reason = others[int(u_which * len(others))]
         customer_id = sim.customer_ids[onu_row]
         sim.emit_event(
             sim.env.now,
@@ -149,7 +177,7 @@ class Operations:
         # Phone support asks the customer to power-cycle the CPE.
         active = sim.active_faults(onu_row)
         if any(f.kind == "cpe_hang" for f in active):
-            if self.rng.random() < self.cfg.phone_reboot_fix_prob:
+            if u_phone < self.cfg.phone_reboot_fix_prob:
                 sim.reboot_cpe(onu_row, by="customer_phone")
                 return
         has_fault = any(f.recorded for f in active)
@@ -162,7 +190,7 @@ class Operations:
             # The agent sees why: a massive outage on the NOC's board, or the ONU's own dying
             # gasp (no power at the premises). They tell the caller; rarely a ticket.
             p = self.cfg.visit_prob_known_outage
-        if self.rng.random() < p:
+        if u_visit < p:
             self.open_order(onu_row, reason)
 
     # --- service orders --------------------------------------------------------------------
@@ -192,8 +220,10 @@ class Operations:
         if onu_row in self.open_order_by_onu:
             return self.open_order_by_onu[onu_row]
         now = self.env.now
+        g = self._draws(onu_row, "order")
+        draws = (g.random(2), g.standard_normal(3))
         if delay_s is None:
-            delay_s = float(sample_lognormal(self.rng, self.cfg.scheduling_delay)) * 3600
+            delay_s = float(lognormal_at(self.cfg.scheduling_delay, draws[1][0])) * 3600
         sim = self.sim
         order = ServiceOrder(
             os_id=f"OS{len(self.orders) + 1:07d}",
@@ -208,6 +238,7 @@ class Operations:
         )
         self.orders.append(order)
         self.open_order_by_onu[onu_row] = order
+        self._order_draws[order.os_id] = draws
         if confirm:
             self.confirm[order.os_id] = confirm
         self._visit_procs[order.os_id] = self.env.process(self._visit(order))
@@ -227,10 +258,12 @@ class Operations:
         order.closed_s = self.env.now
         self.open_order_by_onu.pop(order.onu_row, None)
         self._visit_procs.pop(order.os_id, None)
+        self._order_draws.pop(order.os_id, None)
 
     def _visit(self, order: ServiceOrder):
         env = self.env
         region = order.region
+        (u_confirm, _), (_, z_travel, z_work) = self._order_draws[order.os_id]
         try:
             yield env.timeout(max(0.0, order.scheduled_s - env.now))
             # The office calls ahead; a customer whose service is back cancels (visits
@@ -238,7 +271,7 @@ class Operations:
             if (
                 order.opened_by == "call_center"
                 and not self.sim.customer_impacted(order.onu_row)
-                and self.rng.random() < self.cfg.confirm_before_visit_prob
+                and u_confirm < self.cfg.confirm_before_visit_prob
             ):
                 self._close(order, "cancelled", "resolved_before_visit")
                 return
@@ -253,8 +286,8 @@ class Operations:
                 order.technician_id = tech
                 order.status = "in_progress"
                 try:
-                    travel_s = float(sample_lognormal(self.rng, self.cfg.travel)) * 3600
-                    work_s = float(sample_lognormal(self.rng, self.cfg.work)) * 3600
+                    travel_s = float(lognormal_at(self.cfg.travel, z_travel)) * 3600
+                    work_s = float(lognormal_at(self.cfg.work, z_work)) * 3600
                     yield env.timeout(travel_s + work_s)
                     outcome = self.sim.visit_premises(order.onu_row)
                     order.cost_brl = self.sim.scenario.economics.cost_per_visit_brl
@@ -272,13 +305,11 @@ class Operations:
         cancels the visit (``customer_power_off``), on (a failed ONU power supply, any
         other fault) confirms it (None). A call that does not reach them cancels it too
         (``customer_unreached``: the ONU is inside the home, nobody would let the
-        technician in). Drawn from a stream of its own, created on the first call-ahead,
-        so runs without one draw exactly as before.
+        technician in). The reach is the order's own keyed draw (see :meth:`_draws`).
         """
         self.call_aheads += 1
-        if self._rng_confirm is None:
-            self._rng_confirm = self.rng.spawn(1)[0]  # leaves self.rng's draws as they were
-        if self._rng_confirm.random() >= self.cfg.confirm_before_visit_prob:
+        u_reach = self._order_draws[order.os_id][0][1]
+        if u_reach >= self.cfg.confirm_before_visit_prob:
             return "customer_unreached"
         if self.confirm[order.os_id] != "power_on":
             return None

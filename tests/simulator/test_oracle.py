@@ -34,6 +34,10 @@ def oracle_run():
         data_quality=sc.data_quality.model_dump() | {"unexplained_symptoms_per_year": 0.0},
         weather=sc.weather.model_dump() | {"storms_per_year_per_region": 0.0},
         customers=sc.customers.model_dump() | {"background_calls_per_year": 0.0},
+        # Field times near their medians: the test is about when the oracle orders the
+        # visit, not about a lucky or unlucky travel draw.
+        operations=sc.operations.model_dump()
+        | {"travel": {"median_h": 0.6, "p90_h": 0.7}, "work": {"median_h": 1.0, "p90_h": 1.1}},
     )
     world = BacktestWorld.build(sc, "oracle", seed=4)
     sim = world.sim
