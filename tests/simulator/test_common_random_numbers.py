@@ -12,25 +12,17 @@ from __future__ import annotations
 import json
 
 from simulator.engine import Simulation
-from simulator.faults import FAULT_KINDS
-from simulator.scenario import load_scenario
 
 ROW = 7  # the customer followed
 OTHERS = (3, 12, 40)  # customers who get calls and orders first in the second run
 
 
-def _quiet_sim(seed: int = 5) -> Simulation:
+def _quiet_sim(only_fault, seed: int = 5) -> Simulation:
     """Tiny, 3 days, no random faults or background calls; every call becomes an order,
     scheduled within hours."""
-    sc = load_scenario("tiny")
-    faults = sc.faults.model_dump()
-    for kind in FAULT_KINDS:
-        faults[kind]["rate_per_year"] = 0.0
+    sc = only_fault("cpe_hang", 0.0)
     sc = sc.with_overrides(
-        faults=faults,
         days=3.0,
-        weather=sc.weather.model_dump() | {"storms_per_year_per_region": 0.0},
-        customers=sc.customers.model_dump() | {"background_calls_per_year": 0.0},
         operations=sc.operations.model_dump()
         | {
             "visit_prob_without_fault": 1.0,
@@ -61,8 +53,8 @@ def _followed(sim: Simulation) -> list[tuple]:
     return [*calls, *orders]
 
 
-def _run(first_others: bool) -> list[tuple]:
-    sim = _quiet_sim()
+def _run(only_fault, first_others: bool) -> list[tuple]:
+    sim = _quiet_sim(only_fault)
     ops = sim.ops
     if first_others:
         for row in OTHERS:
@@ -80,24 +72,24 @@ def _later_order(sim: Simulation):
         sim.ops.open_order(ROW, "no_connection", opened_by="autopilot", confirm="power_on")
 
 
-def test_a_customers_draws_do_not_depend_on_other_customers():
-    alone = _run(first_others=False)
-    after_others = _run(first_others=True)
+def test_a_customers_draws_do_not_depend_on_other_customers(only_fault):
+    alone = _run(only_fault, first_others=False)
+    after_others = _run(only_fault, first_others=True)
     assert len(alone) == 3, alone  # one call, two orders
     assert alone[1][2] in ("completed", "cancelled") and alone[2][0] > 0
     assert after_others == alone
 
 
-def test_a_customers_successive_orders_draw_afresh():
+def test_a_customers_successive_orders_draw_afresh(only_fault):
     # Keyed by the count of the customer's orders: the second order is not a copy of the
     # first (it would be, were the key the customer alone).
-    first, second = _run(first_others=False)[1:]
+    first, second = _run(only_fault, first_others=False)[1:]
     assert first[0] != second[0]
 
 
-def test_the_same_seed_gives_the_same_draws_and_another_seed_others():
-    assert _run(first_others=True) == _run(first_others=True)
-    sim = _quiet_sim(seed=6)
+def test_the_same_seed_gives_the_same_draws_and_another_seed_others(only_fault):
+    assert _run(only_fault, first_others=True) == _run(only_fault, first_others=True)
+    sim = _quiet_sim(only_fault, seed=6)
     sim.ops.on_call(ROW, "offline")
     sim.run()
-    assert _followed(sim) != _run(first_others=False)
+    assert _followed(sim) != _run(only_fault, first_others=False)
