@@ -102,12 +102,21 @@ def grid_arg(grid_minutes: float | None, grid_s: float | None, what: str = "grid
     return check_grid(grid_s if grid_s is not None else float(grid_minutes) * 60, what)
 
 
+#: Multiples of 5 min from 1 h up that divide a day (1 h, 80 min, 90 min, 2 h, …, 24 h):
+#: the grids :func:`nice_step` picks from for spacings of an hour or more. [s]
+_LONG_STEPS = tuple(d for d in range(3600, 86_400 + 1, 300) if 86_400 % d == 0)
+
+
 def nice_step(spacing_s: float) -> int:
     """A measured polling spacing rounded to a sensible grid step. [s]
 
-    To 1 s below 10 s, 5 s below 1 min, 30 s below 10 min, 1 min below 1 h, 5 min
-    beyond (a 293.7 s median is a 300 s grid, 88 s is 90 s, 14 min 40 s is 15 min).
+    To 1 s below 10 s, 5 s below 1 min, 30 s below 10 min, 1 min below 1 h, and from
+    1 h on to the nearest multiple of 5 min that divides a day: a 293.7 s median is a
+    300 s grid, 88 s is 90 s, 14 min 40 s is 15 min, 5 h is 4 h (5 h does not divide a
+    day; 4 h and 6 h are equally near, the shorter is taken).
     """
+    if spacing_s >= 3600:
+        return min(_LONG_STEPS, key=lambda d: (abs(d - spacing_s), d))
     unit = (
         1
         if spacing_s < 10
@@ -130,7 +139,8 @@ def infer_grid(con: duckdb.DuckDBPyConnection, files: list[Path]) -> tuple[int |
     Returns
     -------
     grid_s : int or None
-        The grid [s]; None when no ONU was read twice.
+        The grid [s]; None when no ONU was read twice or the readings are more than a
+        day apart (samples, not polls: the caller falls back to the default).
     how : str
         What was measured, for the operator (``median spacing 89.6 s between an ONU's
         readings (12,000 gaps)``).
@@ -148,6 +158,9 @@ def infer_grid(con: duckdb.DuckDBPyConnection, files: list[Path]) -> tuple[int |
     ).fetchone()
     if not n:
         return None, "no ONU has two readings"
+    if float(med) > DAY_S:
+        # Readings days apart are samples, not a polling interval: nothing to infer.
+        return None, f"median spacing {float(med):g} s between an ONU's readings is over a day"
     return nice_step(
         float(med)
     ), f"median spacing {float(med):g} s between an ONU's readings ({n:,} gaps)"

@@ -63,7 +63,10 @@ def _busy_run(root: Path) -> Path:
     faults["cpe_hang"]["rate_per_year"] = 60.0
     faults["feeder_cut"]["rate_per_year"] = 40.0
     run = root / "busy"
-    simulate_to_dir(sc.with_overrides(faults=faults), run, seed=5)
+    # Every call about a fault becomes a service order: the cards need orders, whatever
+    # the call centre's draws of this seed.
+    ops = sc.operations.model_dump() | {"visit_prob_with_fault": 1.0, "phone_reboot_fix_prob": 0.0}
+    simulate_to_dir(sc.with_overrides(faults=faults, operations=ops), run, seed=5)
     ingest_run(run)
     return run
 

@@ -90,6 +90,11 @@ def test_a_measured_spacing_rounds_to_a_sensible_step():
     assert [nice_step(s) for s in (0.4, 29.2, 31.9, 88.0, 293.7, 880, 5500)] == [
         1, 30, 30, 90, 300, 900, 5400,
     ]  # fmt: skip
+    # From an hour on, only steps that divide a day (before: 5 h → 18,000 s, refused).
+    assert [nice_step(h * 3600) for h in (1, 5, 7, 11, 23, 30)] == [
+        3600, 14400, 21600, 43200, 86400, 86400,
+    ]  # fmt: skip
+    assert all(86_400 % nice_step(s) == 0 for s in np.linspace(3600, 200_000, 97))
 
 
 def test_a_sites_grid_is_its_polling_interval_in_seconds():

@@ -7,6 +7,8 @@ before anything is registered, with the minimum or the span named.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,13 +105,14 @@ def _registered(tmp) -> list:
 
 def test_train_on_the_first_day_of_tickets_registers_nothing(acme):
     run, labels, env, tmp = acme
-    # By 01:00 on the second day three tickets are closed: one class on ≥ 3 ONUs.
+    # By 01:00 on the second day a handful of tickets are closed: too few ONUs per cause
+    # class or per risk interval (which minimum falls short depends on the run's draws).
     res = run_guardian("train", "--run", str(run), "--labels", "tickets", "--label-map", labels,
                        "--until", "2026-01-06T01:00:00", "--every-minutes", "60",
                        "--n-estimators", "10", env=env, check=False)  # fmt: skip
     assert res.returncode == 2, res.stderr[-500:]
     assert "too few labelled faults to train on, nothing registered" in res.stderr
-    assert "at least 2 needed" in res.stderr
+    assert re.search(r"at least \d+ needed", res.stderr), res.stderr[-500:]
     assert _registered(tmp) == []
 
 
