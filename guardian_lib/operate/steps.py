@@ -41,7 +41,6 @@ __all__ = [
     "OPERATE_TELEMETRY_SCHEMA",
     "on_clock",
     "silver_grid_seconds",
-    "silver_grid_minutes",
     "stamp_poll",
 ]
 
@@ -73,11 +72,6 @@ def silver_grid_seconds(site: Any) -> int:
         return check_grid(grid, f"{what} ({site.polling_interval_s:g} s)")
     except IngestError as exc:
         raise ConfigError(str(exc)) from None
-
-
-def silver_grid_minutes(site: Any) -> float:
-    """:func:`silver_grid_seconds` in minutes (90 s is 1.5, not 2). [min]"""
-    return silver_grid_seconds(site) / 60
 
 
 def on_clock(times: pd.Series, clock: Any) -> pd.Series:
