@@ -104,7 +104,7 @@ def grid_arg(grid_minutes: float | None, grid_s: float | None, what: str = "grid
 
 #: Multiples of 5 min from 1 h up that divide a day (1 h, 80 min, 90 min, 2 h, …, 24 h):
 #: the grids :func:`nice_step` picks from for spacings of an hour or more. [s]
-_LONG_STEPS = tuple(d for d in range(3600, 86_400 + 1, 300) if 86_400 % d == 0)
+_LONG_STEPS = tuple(d for d in range(3600, DAY_S + 1, 300) if DAY_S % d == 0)
 
 
 def nice_step(spacing_s: float) -> int:
