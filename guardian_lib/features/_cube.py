@@ -12,8 +12,8 @@ import pandas as pd
 
 from guardian_lib.errors import WarehouseError
 from guardian_lib.features._windows import RunningSums
-from guardian_lib.operate.ppp import operate_loss, session_down
 from guardian_lib.schema import MEASURES
+from guardian_lib.silver_ppp import operate_loss, session_down
 from guardian_lib.warehouse import table_names
 
 if TYPE_CHECKING:  # pragma: no cover

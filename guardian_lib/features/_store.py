@@ -14,8 +14,8 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.features._compute import compute_features
 from guardian_lib.features._cube import load_cube
 from guardian_lib.layout import RunLayout
-from guardian_lib.operate.ppp import PPP_TYPES
 from guardian_lib.schema import FEATURE_EVERY_MINUTES
+from guardian_lib.silver_ppp import PPP_TYPES
 from guardian_lib.warehouse import connect, table_names
 
 __all__ = [

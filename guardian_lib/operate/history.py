@@ -16,7 +16,7 @@
   the ACS reported down was read by operate as loss 100 % (where its ONU was read and
   registered): operate recorded the changes of that view (``ACS_PPP_DOWN`` /
   ``ACS_PPP_UP``, :mod:`guardian_lib.operate.ppp`), and the replay carries the state
-  from the last record before its first step on. A step
+  (:mod:`guardian_lib.silver_ppp`) from the last record before its first step on. A step
   without any row at all (the collection stopped) repeats the
   previous step's readings, as ``guardian operate`` does when no OLT answers: a gap in
   the export is not a massive outage. A
@@ -40,8 +40,8 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS, MissedPolls
 from guardian_lib.loop.protocols import ORDER_COLUMNS
 from guardian_lib.loop.tick import EventRow, Tick
-from guardian_lib.operate.ppp import PPP_TYPES, PppState, ppp_lost, ppp_records
 from guardian_lib.schema import MEASURES
+from guardian_lib.silver_ppp import PPP_TYPES, PppState, ppp_lost, ppp_records
 from guardian_lib.warehouse import table_names
 
 __all__ = [
@@ -322,7 +322,7 @@ class HistoryTelemetrySource:
     def _ppp_down(self, k0: int, k1: int) -> np.ndarray | None:
         """Whose CPE's PPPoE session is down at each step of ``k0..k1`` (steps × ONUs;
         None when the ticks carry no ``loss_pct``), carrying :attr:`ppp` on
-        (:meth:`~guardian_lib.operate.ppp.PppState.steps`, as the batch features do)."""
+        (:meth:`~guardian_lib.silver_ppp.PppState.steps`, as the batch features do)."""
         if self.ppp is None:
             return None
         tick_us = self.tick_s * _US

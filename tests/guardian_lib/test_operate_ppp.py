@@ -18,7 +18,8 @@ import pandas as pd
 import pytest
 from silent_network import audit_decisions, fleet_site, olt_polls, warehouse_inventory
 
-from guardian_lib.operate.ppp import ACS_PPP_DOWN, ACS_PPP_UP, acs_ppp_events
+from guardian_lib.operate.ppp import acs_ppp_events
+from guardian_lib.silver_ppp import ACS_PPP_DOWN, ACS_PPP_UP
 
 T0 = pd.Timestamp("2026-01-05T00:00:00", tz="UTC")
 STEP_S = 300.0
