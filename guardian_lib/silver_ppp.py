@@ -7,7 +7,7 @@ that view in the RAW events as ``ACS_PPP_DOWN`` / ``ACS_PPP_UP``
 module reads them back for everyone who must see what operate saw:
 
 * ``guardian decide``'s replay (:class:`PppState`, step by step, in
-  :mod:`guardian_lib.operate.history`);
+  :mod:`guardian_lib.history`);
 * the batch features of ``guardian train`` / ``evaluate`` / ``score``
   (:func:`guardian_lib.features.load_cube`: :func:`session_down`, :func:`operate_loss`),
   so a model trained on operate's warehouse sees those customers without service as

@@ -9,7 +9,7 @@ Observations are rebuilt from a run folder (:class:`~guardian_lib.layout.RunLayo
   telemetry, per OLT ``olt_reachable`` (0 when none of its ONUs answers), and ``level:
   autopilot`` with ``breaker_tripped`` when the audit shows decisions blocked by the
   circuit breaker. The telemetry is read as ``guardian decide`` reads it
-  (:class:`~guardian_lib.operate.history.HistoryTelemetrySource`, on the SILVER grid),
+  (:class:`~guardian_lib.history.HistoryTelemetrySource`, on the SILVER grid),
   with the missed-poll rule ``guardian operate`` applies
   (:class:`~guardian_lib.loop.missed.MissedPolls`): an ONU without a row keeps its
   previous reading for ``missed_poll_grace_steps`` steps, past that it counts offline
@@ -48,9 +48,9 @@ from guardian_lib.alerts.rules import RuleEngine
 from guardian_lib.alerts.silences import SilenceStore
 from guardian_lib.audit import latest_incidents
 from guardian_lib.errors import WarehouseError
+from guardian_lib.history import HistoryTelemetrySource, silver_grid_s, silver_range
 from guardian_lib.layout import RunLayout
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS
-from guardian_lib.operate.history import HistoryTelemetrySource, silver_grid_s, silver_range
 from guardian_lib.warehouse import connect, silver_files
 
 __all__ = ["RunHistory", "load_history", "replay_run"]

@@ -26,7 +26,7 @@ Evidence from outside the collection may say that an unread ONU has service
 ONU whose OLT reports no loss), every other measure NaN. ``guardian operate`` records
 each such ONU of each cycle as an ``ACS_SEEN`` event, so ``guardian decide`` and
 ``guardian alerts replay`` apply the same evidence to the same steps
-(:mod:`guardian_lib.operate.history`); without those events the rule is as above.
+(:mod:`guardian_lib.history`); without those events the rule is as above.
 """
 
 from __future__ import annotations

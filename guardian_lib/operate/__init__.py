@@ -11,10 +11,9 @@
 - :mod:`~guardian_lib.operate.components` — the site's ACS and field-service clients, its
   registered model and scorer, built from the site file;
 - :mod:`~guardian_lib.operate.metrics` — Prometheus metrics and JSON log lines;
-- :mod:`~guardian_lib.operate.history` — a warehouse's history as the loop's outside world
-  (SILVER ticks, imported tickets as open orders);
 - :mod:`~guardian_lib.operate.decide` — ``guardian decide``: the same loop replayed over a
-  run's history in simulate mode.
+  run's history (:mod:`guardian_lib.history`: SILVER ticks, imported tickets as open
+  orders) in simulate mode.
 """
 
 from guardian_lib._lazy import lazy_exports

@@ -2,7 +2,7 @@
 
 The loop of ``guardian operate`` (:class:`~guardian_lib.loop.ClosedLoop` with the
 :class:`~guardian_lib.decision.Autopilot`, the same scorer and policy) replayed over the
-warehouse's SILVER telemetry and events (:mod:`guardian_lib.operate.history`), in
+warehouse's SILVER telemetry and events (:mod:`guardian_lib.history`), in
 ``simulate`` mode: every decision goes through the safety guard and is audited, no action
 leaves the process. Works on a warehouse built from an operator's exports alone.
 
@@ -155,7 +155,7 @@ def parse_time(value: str | None, option: str) -> pd.Timestamp | None:
 
 def _window(con: Any, run: Path, start: pd.Timestamp | None, end: pd.Timestamp | None):
     """First and last decision step on the SILVER grid, the grid [s] and the first reading."""
-    from guardian_lib.operate.history import silver_grid_s, silver_range
+    from guardian_lib.history import silver_grid_s, silver_range
 
     span = silver_range(con)
     if span is None:
@@ -291,10 +291,10 @@ def decide_run(
     from guardian_lib.audit import AuditLog, append_audit, tagged_decisions
     from guardian_lib.decision import Autopilot, SafetyGuard
     from guardian_lib.decision.expected_cost import make_autopilot
+    from guardian_lib.history import HistoryTelemetrySource, read_orders
     from guardian_lib.loop import ClosedLoop
     from guardian_lib.operate.adapters import DryRunDispatcher
     from guardian_lib.operate.fleet import fleet_from_warehouse
-    from guardian_lib.operate.history import HistoryTelemetrySource, read_orders
     from guardian_lib.warehouse import connect
 
     t0 = time.perf_counter()

@@ -434,13 +434,13 @@ class Operator(ApprovedActions):
 
     def _record_acs_seen(self, ts: pd.Timestamp) -> None:
         """Append the ONUs this cycle kept online on the ACS's evidence to RAW events
-        (``ACS_SEEN``, :func:`~guardian_lib.operate.history.acs_seen_events`): ``guardian
+        (``ACS_SEEN``, :func:`~guardian_lib.history.acs_seen_events`): ``guardian
         decide`` replays them as operate saw them. SILVER merges them with the next
         cycle's files (or the next ``guardian ingest``)."""
         up = self.missed.known_up_mask
         if up is None or not up.any():
             return
-        from guardian_lib.operate.history import acs_seen_events
+        from guardian_lib.history import acs_seen_events
         from guardian_lib.snmp.poller import append_raw_events
 
         frame = acs_seen_events(ts, self.fleet.onu_ids[up], self.silent.olt_of,

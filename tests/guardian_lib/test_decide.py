@@ -175,7 +175,7 @@ def _con(telemetry: pd.DataFrame, events: pd.DataFrame | None = None) -> duckdb.
 
 
 def test_history_ticks_missed_polls_gaps_and_contacts():
-    from guardian_lib.operate.history import HistoryTelemetrySource, silver_grid_s
+    from guardian_lib.history import HistoryTelemetrySource, silver_grid_s
 
     t0 = pd.Timestamp("2026-01-05T00:00:00", tz="UTC")
     step = pd.Timedelta(minutes=5)
@@ -231,7 +231,7 @@ def test_history_ticks_missed_polls_gaps_and_contacts():
 
 
 def test_historic_orders_open_at_the_replayed_time():
-    from guardian_lib.operate.history import HistoricOrders
+    from guardian_lib.history import HistoricOrders
 
     orders = pd.DataFrame(
         {

@@ -49,7 +49,7 @@ def _expected_a(grace: int) -> tuple[list[float], list[float]]:
 
 def _history(grace: int) -> list:
     """``guardian decide``'s ticks of the rows (a SILVER table on a hand-made warehouse)."""
-    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.history import HistoryTelemetrySource
 
     tel = _rows()
     for m in ("tx_dbm", "olt_rx_dbm", "snr_db", "ber", "crc_errors", "latency_ms", "loss_pct",
@@ -273,7 +273,7 @@ def test_a_silent_olt_reads_the_same_in_operate_and_in_decide(tmp_path, grace):
     """An OLT that stops answering: its ONUs keep their last reading for the grace, then
     count as missed, in ``guardian operate``'s cycles and in ``guardian decide``'s replay
     of the warehouse operate wrote (and so in ``guardian alerts replay``)."""
-    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.history import HistoryTelemetrySource
     from guardian_lib.operate.service import Operator
     from guardian_lib.operate.site import load_site
     from guardian_lib.warehouse import connect

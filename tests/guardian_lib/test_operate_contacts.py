@@ -206,7 +206,7 @@ def test_late_contacts_count_from_their_own_step_duplicates_and_strangers_do_not
 
 
 def test_contacts_reach_the_warehouse_so_decide_replays_them_at_their_step(tmp_path):
-    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.history import HistoryTelemetrySource
     from guardian_lib.warehouse import connect
 
     op = _operator(tmp_path)

@@ -119,7 +119,7 @@ def _at(k: int) -> pd.Timestamp:
 
 def _loss(wh: Path, start: pd.Timestamp, end: pd.Timestamp, onu: str = "A3") -> np.ndarray:
     """``onu``'s ``loss_pct`` in each replayed step from ``start`` to ``end``. [%]"""
-    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.history import HistoryTelemetrySource
     from guardian_lib.warehouse import connect
 
     con = connect(wh)
@@ -217,7 +217,7 @@ def test_a_new_state_folder_starts_from_what_silver_records(tmp_path):
 def _source_over(events: pd.DataFrame, steps: int = 4, grace: int = 1) -> list:
     """:class:`HistoryTelemetrySource` over in-memory tables: A and B read online at every
     step, ``events`` as SILVER events."""
-    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.history import HistoryTelemetrySource
     from guardian_lib.schema import MEASURES
 
     at = [_at(k) for k in range(steps)]
@@ -330,7 +330,7 @@ def _operate_features(wh: Path) -> pd.DataFrame:
     """The features operate's loop computes from what it read: the replay's ticks (its
     reading, step for step) fed to the online feature window."""
     from guardian_lib.features import RollingCube
-    from guardian_lib.operate.history import HistoryTelemetrySource
+    from guardian_lib.history import HistoryTelemetrySource
     from guardian_lib.warehouse import connect
 
     con = connect(wh)

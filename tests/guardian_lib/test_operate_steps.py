@@ -117,7 +117,7 @@ def _silver_steps(wh: Path) -> dict[pd.Timestamp, set[str]]:
 def _replayed(wh: Path, start: pd.Timestamp, end: pd.Timestamp) -> tuple[dict, dict]:
     """Step → A3's ``loss_pct`` as the replay reads it (its grid: SILVER's) [%], and step
     → the types of its events (the steps with some)."""
-    from guardian_lib.operate.history import HistoryTelemetrySource, silver_grid_s
+    from guardian_lib.history import HistoryTelemetrySource, silver_grid_s
     from guardian_lib.warehouse import connect
 
     con = connect(wh)

@@ -302,8 +302,8 @@ def test_silent_olt_state_round_trip():
 def _replay(tmp_path: Path) -> tuple[list, list]:
     """``guardian decide`` (rule scorer) over the warehouse operate wrote: its ticks and
     the incidents its audit holds."""
+    from guardian_lib.history import HistoryTelemetrySource
     from guardian_lib.operate.decide import decide_run
-    from guardian_lib.operate.history import HistoryTelemetrySource
     from guardian_lib.silver import update_silver
     from guardian_lib.warehouse import connect
 
@@ -372,7 +372,7 @@ def test_decide_replays_an_olt_that_lost_power_with_its_cpes_as_an_outage(tmp_pa
 
 
 def test_acs_seen_events_of_unknown_onus_or_other_entities_are_ignored():
-    from guardian_lib.operate.history import HistoryTelemetrySource, acs_seen_events
+    from guardian_lib.history import HistoryTelemetrySource, acs_seen_events
 
     steps = [T0 + pd.Timedelta(seconds=k * STEP_S) for k in range(4)]  # B read at each
     tel = pd.DataFrame({"ts": [T0, *steps], "onu_id": ["A"] + ["B"] * 4, "online": True,

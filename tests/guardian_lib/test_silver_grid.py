@@ -145,8 +145,8 @@ def test_a_30_s_or_90_s_network_keeps_every_poll_and_replays_on_its_grid(tmp_pat
 
 def test_a_15_minute_lake_gets_its_grid_and_one_warehouse_keeps_one(tmp_path):
     """Before: a 5-minute grid, each ONU missing from two steps in three."""
+    from guardian_lib.history import HistoryTelemetrySource, silver_grid_s
     from guardian_lib.ingest import ingest_run
-    from guardian_lib.operate.history import HistoryTelemetrySource, silver_grid_s
     from guardian_lib.owndata import import_source
     from guardian_lib.silver import update_silver
     from guardian_lib.warehouse import connect

@@ -1,6 +1,8 @@
 """A run's history as the closed loop's outside world: ticks from SILVER, tickets as orders.
 
-``guardian decide`` replays a warehouse through the loop ``guardian operate`` runs:
+``guardian decide`` replays a warehouse through the loop ``guardian operate`` runs, and
+``guardian alerts replay`` the alert rules over the same steps (this module sits below
+both, beside the other SILVER readers):
 
 * :class:`HistoryTelemetrySource` — one :class:`~guardian_lib.loop.Tick` per grid step
   of SILVER telemetry, read a block of steps at a time into (steps × ONUs) arrays (one
