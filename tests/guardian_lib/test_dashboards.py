@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -125,6 +126,22 @@ def full_run(tiny_run, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.fixture(scope="module")
+def report(full_run, tmp_path_factory) -> Callable[[str], Path]:
+    """``report(lang)``: ``write_report(full_run, …, lang=lang)``, built on first use and
+    then shared by the tests that read it (under pytest-xdist, once per worker that needs
+    that language). Each page is alone in its folder, as a user's ``--out`` would be."""
+    out = tmp_path_factory.mktemp("reports")
+    built: dict[str, Path] = {}
+
+    def get(lang: str) -> Path:
+        if lang not in built:
+            built[lang] = write_report(full_run, out / lang / "report.html", lang=lang)
+        return built[lang]
+
+    return get
+
+
 def test_operations_kpis_match_the_library_summary(tiny_run):
     data = load_run_data(tiny_run)
     ops = operations_kpis(data)
@@ -224,8 +241,8 @@ def test_make_offline_inlines_panel_assets_and_neutralises_other_hosts():
     assert "http://www.w3.org/2000/svg" in out
 
 
-def test_report_is_one_self_contained_file_in_portuguese(full_run, tmp_path):
-    path = write_report(full_run, tmp_path / "out" / "report.html", lang="pt-BR")
+def test_report_is_one_self_contained_file_in_portuguese(report):
+    path = report("pt-BR")
     packed = path.read_text(encoding="utf-8")
     assert external_references(packed) == []  # reads the compressed scripts inflated
     text = expand_scripts(packed)
@@ -381,8 +398,8 @@ def test_compressed_page_keeps_every_script_in_order_and_expands_back():
     assert compress_scripts("<p>no body end</p>") == "<p>no body end</p>"
 
 
-def test_report_is_smaller_compressed(full_run, tmp_path):
-    small = write_report(full_run, tmp_path / "small.html", lang="en")
+def test_report_is_smaller_compressed(full_run, report, tmp_path):
+    small = report("en")
     big = write_report(full_run, tmp_path / "big.html", lang="en", compress=False)
     assert small.stat().st_size < 4_000_000 < big.stat().st_size
     assert expand_scripts(small.read_text()).count("plotly.js v") == 1  # one copy of plotly.js
@@ -444,7 +461,7 @@ def test_guardian_dashboard_run_hands_its_options_to_the_server(tmp_path, monkey
     assert helped.exit_code == 0 and "--run" in helped.output and "--lang" in helped.output
 
 
-def test_report_from_loaded_data_equals_the_report_from_the_run(full_run, tmp_path):
+def test_report_from_loaded_data_equals_the_report_from_the_run(full_run, report, tmp_path):
     """Notebook 06 loads the run once for every language: the pages are those of a fresh load."""
     # Ids that differ between any two pages built in one process: Bokeh's model ids and
     # root uuids, Panel's numbered object names (Column00502) and the Python object ids
@@ -453,7 +470,7 @@ def test_report_from_loaded_data_equals_the_report_from_the_run(full_run, tmp_pa
     ids = re.compile(rf'(?<="tags":\[\[)\d{{6,}}|\bp\d{{4,}}\b|{uuid}|(?<=[A-Za-z])\d{{5}}\b')
     data = load_run_data(full_run)
     for lang in ("en", "pt-BR"):
-        fresh = write_report(full_run, tmp_path / f"fresh.{lang}.html", lang=lang)
+        fresh = report(lang)  # write_report(full_run, …, lang=lang)
         shared = write_report(data, tmp_path / f"shared.{lang}.html", lang=lang)
         pages = [ids.sub("ID", expand_scripts(p.read_text())) for p in (fresh, shared)]
         assert f'<html lang="{lang}">' in pages[1]

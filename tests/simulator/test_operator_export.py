@@ -139,6 +139,20 @@ def test_export_is_deterministic_with_the_seed_and_refuses_foreign_folders(run, 
         export_operator(run, again)
 
 
+def test_an_export_without_telemetry_has_the_same_other_files(run, export, tmp_path):
+    lean = tmp_path / "lean"
+    rows = export_operator(run, lean, telemetry=False)
+    assert "telemetry" not in rows and not list(lean.glob("telemetria_*"))
+    assert list(export.glob("telemetria_*"))
+    for f in sorted(export.iterdir()):
+        if f.name.startswith("telemetria_") or f.name in ("mapping.yaml", "export.json"):
+            continue
+        assert (lean / f.name).read_bytes() == f.read_bytes(), f.name
+    full = yaml.safe_load((export / "mapping.yaml").read_text())
+    del full["tables"]["telemetry"]
+    assert yaml.safe_load((lean / "mapping.yaml").read_text()) == full
+
+
 def test_mapping_follows_the_contract(export):
     m = yaml.safe_load((export / "mapping.yaml").read_text())
     assert m["timezone"] == "America/Sao_Paulo"
