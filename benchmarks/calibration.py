@@ -47,7 +47,8 @@ TARGETS: dict[str, tuple[float, float]] = {
     "mttr_hours": (4.0, 12.0),
 }
 #: Shipped variants checked by default (``tiny`` is for tests, ``city`` is a scale run).
-VARIANTS = ("small", "shifted", "mix_4x16", "mix_2x32", "mix_8x8", "unseen_8x4", "unseen_4x32")
+VARIANTS = ("small", "shifted", "mix_4x16", "mix_2x32", "mix_8x8", "unseen_8x4", "unseen_4x32",
+            "unseen_2x8", "unseen_2x64")  # fmt: skip
 
 
 def calibration_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -26,6 +26,10 @@ open: a proactive case), ``none``; suffixed with the fault kind.
 
     nice -n 10 .venv/bin/python benchmarks/massive_errors.py --scenario unseen_8x4 \
         --seeds 1,2,3 --days 3 [--policies rules,autopilot,oracle] [--json out.json]
+
+``--ml-alias NAME`` (with ``GUARDIAN_DATA_DIR`` pointing at the registry) gives the
+autopilot that ML bundle as its scorer (``ModelScorer(full_every=--full-every)``, as
+``benchmarks/headline_unseen.py`` does); the other policies do not read a scorer.
 """
 
 from __future__ import annotations
@@ -190,10 +194,10 @@ def problem_calls(sim, decisions: pd.DataFrame) -> pd.DataFrame:
     return lab.assign(call=calls)
 
 
-def _one(scenario, policy: str, seed: int) -> dict[str, Any]:
+def _one(scenario, policy: str, seed: int, scorer=None) -> dict[str, Any]:
     from simulator.backtest import BacktestWorld
 
-    w = BacktestWorld.build(scenario, policy, seed, 15, None, None, None, None)
+    w = BacktestWorld.build(scenario, policy, seed, 15, scorer, None, None, None)
     w.sim.run()
     dec = w.audit.frame("decisions")
     dt = decision_truth(w.sim, dec)
@@ -212,15 +216,24 @@ def main() -> None:
     ap.add_argument("--days", type=float, default=3.0)
     ap.add_argument("--policies", default="rules,autopilot,oracle")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--ml-alias", default=None,
+                    help="registry alias of an ML bundle: the autopilot's scorer")  # fmt: skip
+    ap.add_argument("--full-every", type=int, default=4, help="ModelScorer.full_every")
     args = ap.parse_args()
     sc = load_scenario(args.scenario, days=args.days)
+    scorer = None
+    if args.ml_alias:
+        from guardian_lib.models.online import ModelScorer
+        from guardian_lib.models.registry import load_bundle
+
+        scorer = ModelScorer(load_bundle(args.ml_alias), full_every=args.full_every)
     report: dict[str, Any] = {}
     for pol in args.policies.split(","):
         dcount: collections.Counter = collections.Counter()
         pcount: collections.Counter = collections.Counter()
         kp = []
         for seed in (int(s) for s in args.seeds.split(",")):
-            r = _one(sc, pol, seed)
+            r = _one(sc, pol, seed, scorer)
             for a, t in zip(r["decisions"]["action"], r["decisions"]["truth"], strict=True):
                 dcount[f"{a} <- {t}"] += 1
             p = r["problems"]
