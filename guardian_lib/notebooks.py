@@ -33,6 +33,38 @@ __all__ = [
 #: The Jupyter kernel every notebook runs with.
 KERNEL = "python3"
 
+#: Longest Jupyter runtime folder whose kernel sockets fit a Unix socket path (108 bytes
+#: on Linux, 104 on macOS) with the kernel's ``kernel-<uuid>-ipc-<n>`` names. [chars]
+_MAX_IPC_DIR = 48
+
+
+def _kernel_manager_class() -> type | None:
+    """The kernel manager of the notebooks' kernels: Unix sockets in the user's Jupyter
+    runtime folder instead of TCP ports on 127.0.0.1, where sockets can be used.
+
+    Why: a TCP kernel listens on ports any local user can reach (its messages are signed,
+    not encrypted), and ipykernel says so with a warning on every run's terminal. Where
+    Unix sockets cannot be used (Windows, or a runtime folder too long for a socket's
+    path, ``JUPYTER_RUNTIME_DIR``), None: Jupyter's default, TCP on loopback.
+    """
+    import os
+
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    if os.name != "posix" or len(jupyter_runtime_dir()) > _MAX_IPC_DIR:
+        return None
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IpcKernelManager(AsyncKernelManager):
+        """A kernel over Unix sockets (``transport = "ipc"``)."""
+
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return IpcKernelManager
+
 
 @dataclass
 class NotebookRun:
@@ -122,9 +154,11 @@ def _run_one(
     runs.append(record)
     t0, c0 = time.perf_counter(), _cpu_s()
     try:
+        manager = _kernel_manager_class()
         pm.execute_notebook(
             str(src), str(dst), parameters=record.parameters, kernel_name=KERNEL,
             cwd=str(cwd), progress_bar=False, log_output=False,
+            **({"kernel_manager_class": manager} if manager is not None else {}),
         )  # fmt: skip
     except pm.PapermillExecutionError as exc:
         record.duration_s = round(time.perf_counter() - t0, 2)

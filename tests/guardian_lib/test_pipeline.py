@@ -185,6 +185,32 @@ def test_shap_importance_says_why_it_is_unavailable(monkeypatch, tmp_path):
     assert text.startswith("unavailable: no-such-model@champion")
 
 
+def test_notebook_kernels_talk_over_unix_sockets_not_tcp(tmp_path, capfd):
+    """The kernel listens on no TCP port (no warning about unencrypted TCP on the run's
+    terminal); a runtime folder too long for a socket's path falls back to TCP."""
+    src = tmp_path / "src"
+    src.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+    }
+    nb.cells = [nbformat.v4.new_code_cell(
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "open('transport.txt', 'w').write(IPKernelApp.instance().transport)"
+    )]  # fmt: skip
+    nbformat.write(nb, src / "t.ipynb")
+    run_notebooks(["t.ipynb"], src, tmp_path / "out", {}, cwd=tmp_path)
+    assert (tmp_path / "transport.txt").read_text() == "ipc"
+    assert "TCP without encryption" not in capfd.readouterr().err
+
+    from guardian_lib import notebooks
+
+    assert notebooks._kernel_manager_class() is not None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / ("x" * 60)))
+        assert notebooks._kernel_manager_class() is None
+
+
 def test_the_notebook_runner_runs_in_the_given_directory_and_names_the_failing_cell(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
