@@ -68,6 +68,16 @@ def _runs(entries: list[dict], work: Path, env: dict[str, str]) -> list[Path]:
     return out
 
 
+def _train_mixture(exp: dict, runs: list[Path], env: dict[str, str]) -> None:
+    """Train on all ``runs`` at once and register the bundle as ``mixture``."""
+    m = exp.get("models", {})
+    args = ["train", "--alias", "mixture", "--every-minutes", str(m.get("every_minutes", 30)),
+            "--n-estimators", str(m.get("n_estimators", 150)), "--seed", str(m.get("seed", 0))]  # fmt: skip
+    for run in runs:
+        args += ["--run", str(run)]
+    _guardian(args, env)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("experiment", type=Path)
@@ -80,15 +90,9 @@ def main() -> None:
     a.work.mkdir(parents=True, exist_ok=True)
     env = os.environ | {"GUARDIAN_DATA_DIR": str(a.work / "data")}
     env.pop("MLFLOW_TRACKING_URI", None)
-    train = [] if a.no_train else _runs(exp["train"], a.work, env)
-    test = _runs(exp["test"], a.work, env)
     if not a.no_train:
-        m = exp.get("models", {})
-        args = ["train", "--alias", "mixture", "--every-minutes", str(m.get("every_minutes", 30)),
-                "--n-estimators", str(m.get("n_estimators", 150)), "--seed", str(m.get("seed", 0))]  # fmt: skip
-        for run in train:
-            args += ["--run", str(run)]
-        _guardian(args, env)
+        _train_mixture(exp, _runs(exp["train"], a.work, env), env)
+    test = _runs(exp["test"], a.work, env)
     every = str(exp.get("evaluate", {}).get("every_minutes", 30))
     results = {}
     for run in test:
