@@ -42,7 +42,7 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.loop.missed import MISSED_POLL_GRACE_STEPS, MissedPolls
 from guardian_lib.loop.protocols import ORDER_COLUMNS
 from guardian_lib.loop.tick import EventRow, Tick
-from guardian_lib.schema import MEASURES
+from guardian_lib.schema import MEASURES, US_PER_S
 from guardian_lib.silver_ppp import PPP_TYPES, PppState, ppp_lost, ppp_records
 from guardian_lib.warehouse import table_names
 
@@ -58,7 +58,6 @@ __all__ = [
 
 #: Event type of an ONU kept online on the ACS's evidence in one ``guardian operate`` cycle.
 ACS_SEEN = "ACS_SEEN"
-_US = 1_000_000
 #: Readings held per block of steps (steps × ONUs × measures). [-]
 _BLOCK_CELLS = 4_000_000
 
@@ -189,7 +188,7 @@ class HistoryTelemetrySource:
         self.start_us = int(pd.Timestamp(start).value // 1000)
         self.end_us = int(pd.Timestamp(end).value // 1000)
         self.tick_s = int(tick_s)
-        self.n_steps = (self.end_us - self.start_us) // (self.tick_s * _US) + 1
+        self.n_steps = (self.end_us - self.start_us) // (self.tick_s * US_PER_S) + 1
         if "online" not in measures:
             raise ValueError(f"HistoryTelemetrySource: measures {measures!r} lack 'online'")
         self.measures = tuple(measures)
@@ -203,7 +202,7 @@ class HistoryTelemetrySource:
         # the ACS's PPPoE view (read as loss 100 %): only where the ticks carry the loss
         self.ppp = PppState(self.index) if "loss_pct" in self.measures else None
         if self.ppp is not None and self._has_events:
-            self.ppp.apply(ppp_records(con, None, self.start_us - self.tick_s * _US))
+            self.ppp.apply(ppp_records(con, None, self.start_us - self.tick_s * US_PER_S))
 
     @property
     def held(self) -> int:
@@ -221,7 +220,9 @@ class HistoryTelemetrySource:
             for k in range(k1 - k0 + 1):
                 row = {m: values[m][k] for m in values}
                 row = self._fill(row, seen.get(k0 + k), None if down is None else down[k])
-                ts = pd.Timestamp((self.start_us + (k0 + k) * self.tick_s * _US) * 1000, tz="UTC")
+                ts = pd.Timestamp(
+                    (self.start_us + (k0 + k) * self.tick_s * US_PER_S) * 1000, tz="UTC"
+                )
                 self.ticks += 1
                 yield Tick(ts, row, events.get(k0 + k, ()))
 
@@ -251,7 +252,7 @@ class HistoryTelemetrySource:
         """(steps × ONUs) arrays of every measure for steps ``k0..k1`` (NaN: not read)."""
         from guardian_lib.features._cube import read_telemetry_grid
 
-        tick_us = self.tick_s * _US
+        tick_us = self.tick_s * US_PER_S
         lo, hi = self.start_us + k0 * tick_us, self.start_us + k1 * tick_us
         values, rows = read_telemetry_grid(
             self.con, lo, hi, self.tick_s, self.index, measures=self.measures
@@ -267,7 +268,7 @@ class HistoryTelemetrySource:
         missed-poll rule's evidence, not events the loop sees)."""
         if not self._has_events:
             return {}, {}
-        tick_us = self.tick_s * _US
+        tick_us = self.tick_s * US_PER_S
         lo, hi = self.start_us + (k0 - 1) * tick_us, self.start_us + k1 * tick_us
         if not self._tick_events:  # the evidence only (what every events table has)
             ev = self.con.execute(
@@ -327,7 +328,7 @@ class HistoryTelemetrySource:
         (:meth:`~guardian_lib.silver_ppp.PppState.steps`, as the batch features do)."""
         if self.ppp is None:
             return None
-        tick_us = self.tick_s * _US
+        tick_us = self.tick_s * US_PER_S
         if not self._has_events:
             return np.broadcast_to(self.ppp.down, (k1 - k0 + 1, len(self.index)))
         lo, hi = self.start_us + (k0 - 1) * tick_us, self.start_us + k1 * tick_us

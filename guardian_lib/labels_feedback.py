@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib.features import symptomatic
+from guardian_lib.schema import US_PER_S
 
 __all__ = ["BOOT_GRACE_MIN", "FIXED_FOR_H", "reboot_faults", "load_reboots"]
 
@@ -26,7 +27,6 @@ __all__ = ["BOOT_GRACE_MIN", "FIXED_FOR_H", "reboot_faults", "load_reboots"]
 BOOT_GRACE_MIN = 30
 #: How long after the grace period the ONU must stay free of symptoms. [h]
 FIXED_FOR_H = 3
-_US = 1_000_000
 
 
 def load_reboots(audit: Path | str) -> pd.DataFrame:
@@ -96,7 +96,11 @@ def reboot_faults(reboots: pd.DataFrame, features: pd.DataFrame) -> tuple[pd.Dat
         .indices
     )
     r_ts = pd.to_datetime(reboots["ts"], utc=True).to_numpy("datetime64[us]").astype(np.int64)
-    grace, hold, gap = BOOT_GRACE_MIN * 60 * _US, FIXED_FOR_H * 3600 * _US, 3600 * _US
+    grace, hold, gap = (
+        BOOT_GRACE_MIN * 60 * US_PER_S,
+        FIXED_FOR_H * 3600 * US_PER_S,
+        3600 * US_PER_S,
+    )
     rows = []
     for k, onu in enumerate(reboots["onu_id"].astype(str)):
         t = int(r_ts[k])

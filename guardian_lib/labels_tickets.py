@@ -45,6 +45,7 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.features import symptomatic
 from guardian_lib.label_map import LabelMap, classify_tickets
 from guardian_lib.labels import MASSIVE_CLASSES, NOT_SERVICE_AFFECTING_KINDS, build_labels
+from guardian_lib.schema import US_PER_S
 
 __all__ = [
     "TicketLabelReport",
@@ -55,7 +56,7 @@ __all__ = [
     "load_ticket_inputs",
 ]
 
-_GAP_US = 3600 * 1_000_000  # symptomatic rows less than an hour apart are one episode
+_GAP_US = 3600 * US_PER_S  # symptomatic rows less than an hour apart are one episode
 _EXAMPLES = 5
 
 
@@ -166,7 +167,7 @@ def ticket_faults(
         for pon, g in inv.groupby("pon_id"):
             pon_members[str(pon)] = g["onu_id"].astype(str).tolist()
         pon_of = dict(zip(inv["onu_id"].astype(str), inv["pon_id"].astype(str), strict=True))
-    lookback = int(label_map.lookback_hours * 3600 * 1_000_000)
+    lookback = int(label_map.lookback_hours * 3600 * US_PER_S)
     rows = []
     for t in lab.itertuples(index=False):
         onu = str(t.onu_id)
@@ -223,7 +224,7 @@ def event_faults(events: pd.DataFrame, features: pd.DataFrame, label_map: LabelM
     f_ts = _us(features["ts"])
     f_sym = symptomatic(features)
     by_onu = pd.Series(np.arange(len(features))).groupby(f_onu).indices
-    cap = int(label_map.lookback_hours * 3600 * 1_000_000)
+    cap = int(label_map.lookback_hours * 3600 * US_PER_S)
     e_ts = _us(ev["ts"])
     rows = []
     for k, (onu, typ) in enumerate(zip(ev["entity_id"].astype(str), ev["type"], strict=True)):

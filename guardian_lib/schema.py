@@ -10,6 +10,7 @@ import pyarrow as pa
 
 __all__ = [
     "CAUSE_CLASSES",
+    "US_PER_S",
     "RAW_TELEMETRY_ARROW",
     "RAW_EVENTS_ARROW",
     "TELEMETRY_COLUMNS",
@@ -59,6 +60,9 @@ CAUSE_CLASSES = (
     "UNKNOWN",
 )
 
+#: Microseconds per second: the warehouse's timestamps are microseconds since the epoch
+#: (UTC), and the feature cube, the replay and the stores compute on them as integers.
+US_PER_S = 1_000_000
 _TS = pa.timestamp("us", tz="UTC")
 #: Arrow schema of RAW telemetry files: the telemetry columns plus ``received_at`` (when
 #: the management system received the row). Writers may add trace columns after these

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from guardian_lib.schema import US_PER_S
+
 __all__ = [
     "ACS_PPP_DOWN", "ACS_PPP_UP", "PPP_TYPES", "PppState", "operate_loss", "ppp_lost",
     "ppp_records", "received_column", "recorded_down", "session_down",
@@ -38,7 +40,6 @@ ACS_PPP_DOWN = "ACS_PPP_DOWN"
 ACS_PPP_UP = "ACS_PPP_UP"
 #: Both types.
 PPP_TYPES = (ACS_PPP_DOWN, ACS_PPP_UP)
-_US = 1_000_000
 
 
 def recorded_down(con: Any) -> set[str]:
@@ -142,7 +143,7 @@ def session_down(
 
     if "events" not in table_names(con):
         return None
-    tick_us = int(tick_s) * _US
+    tick_us = int(tick_s) * US_PER_S
     state = PppState(index)
     state.apply(ppp_records(con, None, start_us - tick_us))
     records = ppp_records(con, start_us - tick_us, end_us)
@@ -249,7 +250,7 @@ class PppState:
         ndarray of bool, shape (n_steps, len(index))
         """
         out = np.empty((n_steps, len(self.index)), dtype=bool)
-        tick_us = int(tick_s) * _US
+        tick_us = int(tick_s) * US_PER_S
         t = records["t"].to_numpy(np.int64) if len(records) else np.empty(0, np.int64)
         step = -((-(t - int(start_us))) // tick_us)  # ceil: known at the step at/after t
         at = 0

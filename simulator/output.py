@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from guardian_lib.layout import RunLayout
-from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW
+from guardian_lib.schema import RAW_EVENTS_ARROW, RAW_TELEMETRY_ARROW, US_PER_S
 from simulator.engine import SimEvent, Simulation
 from simulator.parallel import run_jobs
 from simulator.run_tables import faults_truth_frame, service_orders_frame, write_run_tables
@@ -64,7 +64,6 @@ _FLOAT_COLS = ("rx_dbm", "tx_dbm", "olt_rx_dbm", "snr_db", "ber", "latency_ms", 
 #: Values each vendor's management system puts in place of a missing optical reading,
 #: already multiplied by the vendor's scale (what a naive export writes). [dBm]
 VENDOR_SENTINELS = {"huawei": 21474836.47, "zte": -80.0, "fiberhome": 655.35}
-_US = 1_000_000
 _RESOLUTION = {
     "rx_dbm": 2,
     "tx_dbm": 2,
@@ -123,7 +122,7 @@ class RunWriter:
         self._onu_vendor = olt_vendor[topo.onu_olt]
         # Each OLT's clock is a little off (constant skew per source). [s]
         skew_s = sim.rng_dq.normal(0.0, sim.scenario.data_quality.clock_skew_s, len(topo.olts))
-        self._onu_skew_us = np.round(skew_s[topo.onu_olt] * _US).astype(np.int64)
+        self._onu_skew_us = np.round(skew_s[topo.onu_olt] * US_PER_S).astype(np.int64)
 
     def flush(self) -> None:
         """Write buffered ticks and events."""
@@ -147,7 +146,7 @@ class RunWriter:
         )
         onu_idx = np.tile(np.arange(n, dtype=np.int32), k)
         ts_us = tick_us + np.tile(self._onu_skew_us, k)
-        received_us = tick_us + rng.integers(5 * _US, 90 * _US, k * n)
+        received_us = tick_us + rng.integers(5 * US_PER_S, 90 * US_PER_S, k * n)
         # Sentinels: a naive export of a missing reading.
         sentinel = rng.random(k * n) < dq.sentinel_rate
         if sentinel.any():
@@ -160,13 +159,15 @@ class RunWriter:
         )
         late = keep & (rng.random(k * n) < dq.late_rate)
         received_us[late] = tick_us[late] + rng.integers(
-            3600 * _US, max(int(dq.late_max_hours * 3600 * _US), 3600 * _US + 1), int(late.sum())
+            3600 * US_PER_S,
+            max(int(dq.late_max_hours * 3600 * US_PER_S), 3600 * US_PER_S + 1),
+            int(late.sum()),
         )
         rows = np.flatnonzero(keep)
         dup = rows[rng.random(len(rows)) < dq.duplicate_rate]
         order = np.concatenate([rows, dup])
         received_us_o = received_us[order]
-        received_us_o[len(rows) :] += rng.integers(1 * _US, 600 * _US, len(dup))
+        received_us_o[len(rows) :] += rng.integers(1 * US_PER_S, 600 * US_PER_S, len(dup))
         table = pa.table(
             {
                 "ts": pa.array(ts_us[order], _TS),
@@ -217,8 +218,8 @@ class RunWriter:
         ev = self._events
         self._events = []
         start_us = int(sim.start.value // 1000)
-        ts_us = np.array([start_us + int(round(e.now_s * _US)) for e in ev], dtype=np.int64)
-        recv = ts_us + sim.rng_dq.integers(1 * _US, 60 * _US, len(ev))
+        ts_us = np.array([start_us + int(round(e.now_s * US_PER_S)) for e in ev], dtype=np.int64)
+        recv = ts_us + sim.rng_dq.integers(1 * US_PER_S, 60 * US_PER_S, len(ev))
         table = pa.table(
             {
                 "ts": pa.array(ts_us, _TS),
@@ -313,7 +314,7 @@ class RunWriter:
 def pc_day(ts: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """UTC calendar day (``YYYY-MM-DD``) of each timestamp."""
     us = np.asarray(ts.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-    days = us // (86400 * _US)
+    days = us // (86400 * US_PER_S)
     return np.datetime_as_string(days.astype("datetime64[D]"), unit="D")
 
 

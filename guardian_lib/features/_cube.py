@@ -12,7 +12,7 @@ import pandas as pd
 
 from guardian_lib.errors import WarehouseError
 from guardian_lib.features._windows import RunningSums
-from guardian_lib.schema import MEASURES
+from guardian_lib.schema import MEASURES, US_PER_S
 from guardian_lib.silver_ppp import operate_loss, session_down
 from guardian_lib.warehouse import table_names
 
@@ -24,7 +24,6 @@ __all__ = ["Cube", "load_cube", "read_telemetry_grid", "MEASURES", "EVENT_FEATUR
 #: Event types counted per ONU.
 EVENT_FEATURE_TYPES = ("LOS", "DYING_GASP", "LINK_UP", "PPPOE_DOWN", "HIGH_BER", "LOW_RX",
                        "DHCP_FAIL", "REBOOT", "CUSTOMER_CALL")  # fmt: skip
-_US = 1_000_000
 
 
 @dataclass
@@ -92,7 +91,7 @@ class Cube:
         """UTC timestamps of tick indices (microseconds since the epoch as UTC
         ``datetime64[us]``: what ``pd.to_datetime(us, unit="us", utc=True)`` gives, at a
         third of its cost per decision round)."""
-        us = self.t0_us + np.asarray(rows, dtype=np.int64) * self.tick_s * _US
+        us = self.t0_us + np.asarray(rows, dtype=np.int64) * self.tick_s * US_PER_S
         return pd.DatetimeIndex(us.astype("datetime64[us]")).tz_localize("UTC")
 
     def tick(self, k: int) -> Tick:
@@ -149,7 +148,7 @@ def read_telemetry_grid(
     rows : int
         Rows placed. [-]
     """
-    tick_us = tick_s * _US
+    tick_us = tick_s * US_PER_S
     n_ticks = int((end_us - start_us) // tick_us) + 1
     cols = ", ".join(measures)
     data = con.execute(
@@ -217,7 +216,7 @@ def load_cube(
         else pd.DataFrame(columns=["customer_id", "onu_id"])
     )
     index = pd.Index(onus["onu_id"].astype(str))
-    tick_us = tick_s * _US
+    tick_us = tick_s * US_PER_S
     values, _ = read_telemetry_grid(con, start_us, end_us, tick_s, index, only)
     # A CPE whose PPPoE session the ACS reported down: ``guardian operate`` read its
     # registered ONU as loss 100 % and recorded when (ACS_PPP_* events); read the ONUs it

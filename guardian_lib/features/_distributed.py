@@ -27,7 +27,7 @@ from guardian_lib.features._store import (
     telemetry_span_us,
     write_feature_date,
 )
-from guardian_lib.schema import FEATURE_EVERY_MINUTES
+from guardian_lib.schema import FEATURE_EVERY_MINUTES, US_PER_S
 from guardian_lib.warehouse import connect
 
 __all__ = [
@@ -40,8 +40,7 @@ __all__ = [
     "materialize_features_distributed",
 ]
 
-_US = 1_000_000
-_DAY_US = 86400 * _US
+_DAY_US = 86400 * US_PER_S
 
 
 def olt_partitions(onus: pd.DataFrame) -> list[list[str]]:

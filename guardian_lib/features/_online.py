@@ -17,13 +17,13 @@ from guardian_lib.features._compute import (
     group_index,
 )
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube
+from guardian_lib.schema import US_PER_S
 
 if TYPE_CHECKING:  # pragma: no cover
     from guardian_lib.loop.tick import Tick
 
 __all__ = ["RollingCube"]
 
-_US = 1_000_000
 #: Windows this long or longer are recomputed from the buffer one per tick (see
 #: RollingCube._update_sums); shorter ones cost little. [ticks]
 _SPREAD_FROM = 64
@@ -269,12 +269,12 @@ class RollingCube:
         t_us = int(pd.Timestamp(ts).value // 1000)
         if self._t0_us is None:
             self._t0_us = t_us
-        tick = int(round((t_us - self._t0_us) / (self.tick_s * _US)))
+        tick = int(round((t_us - self._t0_us) / (self.tick_s * US_PER_S)))
         expected = self._first_tick + self._pos
         if tick != expected:
             raise ValueError(
                 f"RollingCube.update: expected the tick at "
-                f"{pd.Timestamp((self._t0_us + expected * self.tick_s * _US) * 1000, tz='UTC')}, "
+                f"{pd.Timestamp((self._t0_us + expected * self.tick_s * US_PER_S) * 1000, tz='UTC')}, "
                 f"got {pd.Timestamp(ts)}"
             )
         if self._pos == len(self._buf[MEASURES[0]]):
@@ -445,7 +445,7 @@ class RollingCube:
             self._groups = {lvl: group_index(self.onus, lvl) for lvl in NEIGHBOUR_LEVELS}
         return Cube(
             onus=self.onus,
-            t0_us=self._t0_us + start_tick * self.tick_s * _US,
+            t0_us=self._t0_us + start_tick * self.tick_s * US_PER_S,
             tick_s=self.tick_s,
             values={m: b[lo : self._pos] for m, b in self._buf.items()},
             events=ev,

@@ -14,7 +14,7 @@ from guardian_lib.errors import WarehouseError
 from guardian_lib.features._compute import compute_features
 from guardian_lib.features._cube import load_cube
 from guardian_lib.layout import RunLayout
-from guardian_lib.schema import FEATURE_EVERY_MINUTES
+from guardian_lib.schema import FEATURE_EVERY_MINUTES, US_PER_S
 from guardian_lib.silver_ppp import PPP_TYPES
 from guardian_lib.warehouse import connect, table_names
 
@@ -31,8 +31,7 @@ __all__ = [
 
 #: History a feature row needs behind it (the longest window: tickets / visits). [d]
 LOOKBACK_DAYS = 30
-_US = 1_000_000
-_DAY_US = 86400 * _US
+_DAY_US = 86400 * US_PER_S
 
 
 def _utc_us(value) -> int:
@@ -98,14 +97,14 @@ def feature_frame(
         e = hi if end is None else _utc_us(end)
         if e < s:
             raise ValueError(f"end ({end}) is before start ({start})")
-        step = every_minutes * 60 * _US
+        step = every_minutes * 60 * US_PER_S
         s = -(-s // step) * step  # first aligned scoring time ≥ start
         load_from = max(lo, s - lookback_days * _DAY_US)
-        load_from -= (load_from - s) % (tick_s * _US)  # keep ticks aligned with s
+        load_from -= (load_from - s) % (tick_s * US_PER_S)  # keep ticks aligned with s
         cube = load_cube(con, load_from, e, tick_s, onu_ids=onu_ids)
     finally:
         con.close()
-    first = (s - load_from) // (tick_s * _US)
+    first = (s - load_from) // (tick_s * US_PER_S)
     rows = np.arange(first, cube.n_ticks, every_minutes * 60 // tick_s)
     return compute_features(cube, rows)
 

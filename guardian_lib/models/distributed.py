@@ -29,11 +29,10 @@ from guardian_lib.models.training import (
     monotonicity_violations,
     risk_metrics,
 )
-from guardian_lib.schema import CLASS_COLUMNS
+from guardian_lib.schema import CLASS_COLUMNS, US_PER_S
 
 __all__ = ["evaluate_partitions"]
 
-_US = 1_000_000
 #: Fault kinds the anomaly lead time follows (as :func:`anomaly_lead_minutes`).
 _LEAD_KINDS = ("fibre_degradation", "hardware_failure")
 
@@ -173,7 +172,7 @@ def evaluate_partitions(
     from guardian_lib.features._distributed import feature_tasks, map_partitions
 
     days, groups, span = feature_tasks(run)
-    step = every_minutes * 60 * _US
+    step = every_minutes * 60 * US_PER_S
     first = -(-span[0] // step) * step
     # The labels' horizon ends at the run's last scoring time, not a partition's.
     until = pd.Timestamp(first + (span[1] - first) // step * step, unit="us", tz="UTC")
