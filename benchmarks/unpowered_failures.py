@@ -16,7 +16,9 @@ on the model's row grid) into
 and, with ``--alias``, how many of each the registered model got wrong. It also prints
 the base rate a classifier faces on the same run: every customer power-off spell (other
 ONUs), the share whose customer called while dark, and their rows dark after such a call
-or more than 24 h after the dying gasp. One JSON line per run::
+or more than 24 h after the dying gasp; and the share of ONU-time without power (the chance
+that a hardware failure, drawn independently of power cuts, strikes an unpowered ONU).
+One JSON line per run::
 
     GUARDIAN_DATA_DIR=/tmp/unpowered/data nice -n 10 .venv/bin/python \\
         benchmarks/unpowered_failures.py /tmp/unpowered/runs/unseen_2x64_s701 \\
@@ -35,7 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["POWER_KINDS", "masked_failures", "split_rows", "power_off_calls", "main"]
+__all__ = [
+    "POWER_KINDS", "masked_failures", "split_rows", "power_off_calls", "unpowered_share", "main",
+]  # fmt: skip
 
 #: Fault kinds that take an ONU's power (its customer's own, or an area's).
 POWER_KINDS = ("customer_power_off", "power_outage")
@@ -194,6 +198,48 @@ def power_off_calls(
     }  # fmt: skip
 
 
+def unpowered_share(
+    truth: pd.DataFrame, onus: int, start: pd.Timestamp, end: pd.Timestamp
+) -> float:
+    """Share of ONU-time without power between ``start`` and ``end``.
+
+    Parameters
+    ----------
+    truth : pandas.DataFrame
+        ``faults_truth`` (see :func:`masked_failures`).
+    onus : int
+        ONUs of the fleet [-].
+    start, end : pandas.Timestamp
+        The period (UTC).
+
+    Returns
+    -------
+    float
+        Time under any power fault (overlaps counted once), summed over ONUs, over
+        ``onus × (end − start)`` [-].
+    """
+    x = _exploded(truth)
+    x = x[x["kind"].isin(POWER_KINDS)]
+    total = pd.Timedelta(0)
+    for _, g in x.groupby("onu_id"):
+        spans = sorted(
+            (max(s, start), min(end if pd.isna(e) else e, end))
+            for s, e in zip(g["start_at"], g["end_at"], strict=True)
+        )
+        lo, hi = None, None
+        for s, e in spans:
+            if e <= s:
+                continue
+            if hi is None or s > hi:
+                total += (hi - lo) if hi is not None else pd.Timedelta(0)
+                lo, hi = s, e
+            else:
+                hi = max(hi, e)
+        total += (hi - lo) if hi is not None else pd.Timedelta(0)
+    span = (end - start) * onus
+    return float(total / span) if onus and end > start else float("nan")
+
+
 def _run_frames(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The run's ``faults_truth`` and its customer calls (``ts``, ``onu_id``)."""
     from guardian_lib.warehouse import connect
@@ -238,10 +284,12 @@ def main() -> None:
             proba = proba[list(CLASS_COLUMNS.values())].to_numpy()
             rows = rows.assign(pred=np.array(list(CLASS_COLUMNS))[np.argmax(proba, axis=1)])
         split = split_rows(rows, masked, calls)
-        end = pd.to_datetime(features["ts"], utc=True).max()
-        base = power_off_calls(truth, calls, end, a.every_minutes)
+        ts = pd.to_datetime(features["ts"], utc=True)
+        base = power_off_calls(truth, calls, ts.max(), a.every_minutes)
+        share = unpowered_share(truth, features["onu_id"].nunique(), ts.min(), ts.max())
         print(json.dumps({"run": str(run), "masked": split.to_dict("records"),
-                          "power_off_spells": base}, default=str))  # fmt: skip
+                          "power_off_spells": base, "unpowered_share": share},
+                         default=str))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -103,3 +103,20 @@ def test_power_off_calls_base_rate(bench):
     assert b["rows_over_24h"] == 48  # F 24..48 h
     assert b["rows_after_call_over_24h"] == 36
     assert b["median_h"] == pytest.approx(25.0)
+
+
+def test_unpowered_share_counts_overlaps_once(bench):
+    t = _truth()
+    # C's area power cut (10..14 h) also covered by a power cut of its own (12..20 h).
+    extra = pd.DataFrame([{
+        "fault_id": "P6", "kind": "customer_power_off", "start_at": _h(12),
+        "impact_start_at": _h(12), "end_at": _h(20), "affected_onus": ["C"],
+    }])  # fmt: skip
+    t = pd.concat([t, extra], ignore_index=True)
+    share = bench.unpowered_share(t, onus=10, start=_h(0), end=_h(100))
+    # A 40, C 10 (10..20), D 4, E 10, F 48, G 2 hours of 10 ONUs x 100 h.
+    assert share == pytest.approx((40 + 10 + 4 + 10 + 48 + 2) / 1000)
+    # Cut at the period's end: A's 0..40 h and F's 0..48 h count up to 30 h.
+    assert bench.unpowered_share(t, onus=10, start=_h(0), end=_h(30)) == pytest.approx(
+        (30 + 10 + 4 + 10 + 30 + 2) / 300
+    )
