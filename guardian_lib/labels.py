@@ -15,7 +15,11 @@ cause
     symptoms it can produce: an EXTERNAL_NETWORK fault (upstream of the OLT, e.g. a BNG)
     takes sessions down, never the light, so it does not explain a row whose ONU is
     offline: a dead laser or a cut drop fibre during a BNG failure keeps its own cause
-    and needs its visit. A symptomatic row that no fault explains is UNKNOWN. A row *shows a symptom* when the ONU is offline, online
+    and needs its visit. A hardware failure that strikes an ONU already dark from a power
+    cut (the customer's own or an area's) is EQUIPMENT_FAIL from its impact on, while the
+    power is still off (the precedence) and after it returns, when the dead ONU stays dark
+    with no new alarm and is all that hurts the customer (docs/models.md, "A dead ONU
+    that had no power"). A symptomatic row that no fault explains is UNKNOWN. A row *shows a symptom* when the ONU is offline, online
     without PPPoE, has loss > 2 %, latency > 80 ms, RX < −27 dBm, or logged LOS, dying
     gasp, PPPoE down, high BER or low RX in the last hour.
 massive
