@@ -1,6 +1,7 @@
 """The autopilot's visits and what became of them, against the reactive operation.
 
-For "Field service follow-up" in docs/autopilot.md: on each scenario and seed, the
+For docs/autopilot-results.md "Field service follow-up: repeat visits in the simulator" (the
+follow-up itself: docs/autopilot.md "Field service follow-up"): on each scenario and seed, the
 reactive operation (:func:`simulator.backtest.run_policy`) and the autopilot with the
 rule scorer (:class:`simulator.backtest.BacktestWorld`, to read its service orders), each
 seeded from the seed alone (common random numbers). Prints one JSON line per cell (the

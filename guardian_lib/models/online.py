@@ -25,7 +25,7 @@ __all__ = ["OnlineScorer", "ModelScorer", "RISK_EVERY_ROUNDS"]
 #: prediction (see ``OnlineScorer.full_every``). Risk horizons are 2 h or more; on the
 #: unseen variant ``unseen_8x4`` (5 seeds × 7 days, the ``mixture`` bundle) every round
 #: and every 4th round gave the same visits, MTTR, costs, reboots and massive F1 on every
-#: seed (docs/autopilot.md "Speed"). [rounds]
+#: seed (docs/autopilot-results.md "Speed"). [rounds]
 RISK_EVERY_ROUNDS = 4
 #: Prediction columns of strings (object arrays in ``predict_columns``' output).
 _STRING_COLUMNS = ("onu_id", "model_version", "top_reasons")
