@@ -74,7 +74,8 @@ class PolicyBase:
     stable_minutes : float, default 30
         A case closes after the ONU has been back and stable this long. [min]
     risk_threshold : float, default 0.5
-        ``risk_24h`` above which a healthy-looking ONU gets a proactive case. [-]
+        ``risk_24h`` above which a healthy-looking ONU gets a proactive case (where
+        :meth:`proactive_grounds` allows it). [-]
     close_risk : float, default 0.25
         A case closes only once ``risk_24h`` is back below this (hysteresis: a drifting
         laser whose risk hovers around ``risk_threshold`` keeps its case). [-]

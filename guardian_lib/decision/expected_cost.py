@@ -46,6 +46,10 @@ with ``p = risk_24h`` the probability that the problem is real,
   until a priority visit)``, a proactive visit ``visit + p · (1 − fixable) · wait``.
   The visit pays off when ``p`` exceeds about ``visit / (visit + outage cost)``.
 
+Such a case opens only where one of the two could answer the risk
+(:mod:`~guardian_lib.decision.proactive`): a risk tied to no cause and no precursor
+leaves nothing to do but wait.
+
 The ongoing impact costs SLA credit, calls and churn risk per hour
 (:func:`~guardian_lib.decision.costs.impact_cost_rate_brl_per_h`). Every action decision
 carries the cost table and the top reasons. Massive incidents and the case lifecycle
