@@ -74,7 +74,8 @@ class PolicyBase:
     stable_minutes : float, default 30
         A case closes after the ONU has been back and stable this long. [min]
     risk_threshold : float, default 0.5
-        ``risk_24h`` above which a healthy-looking ONU gets a proactive case. [-]
+        ``risk_24h`` above which a healthy-looking ONU gets a proactive case (where
+        :meth:`proactive_grounds` allows it). [-]
     close_risk : float, default 0.25
         A case closes only once ``risk_24h`` is back below this (hysteresis: a drifting
         laser whose risk hovers around ``risk_threshold`` keeps its case). [-]
@@ -468,6 +469,24 @@ class PolicyBase:
         return out, covered
 
     # --- individual cases -------------------------------------------------------------------
+    def proactive_grounds(self, rows: Rows) -> np.ndarray:
+        """Which healthy-looking rows above ``risk_threshold`` open a case on their risk.
+
+        All of them here; a policy that can act before the customer is hurt only on
+        some risks overrides this (the expected-cost policy:
+        :func:`~guardian_lib.decision.proactive.proactive_grounds`).
+
+        Parameters
+        ----------
+        rows : Rows
+            Rows of :meth:`frame`, not impacted, ``risk_24h`` above ``risk_threshold``.
+
+        Returns
+        -------
+        ndarray of bool
+        """
+        return np.ones(len(rows), dtype=bool)
+
     def case_decisions(self, snap: Snapshot, df: Rows, covered: set) -> tuple[list[Decision], Rows]:
         """Open cases for new problems, close cases back and stable.
 
@@ -498,7 +517,10 @@ class PolicyBase:
         impacted = np.asarray(df["impacted"], dtype=bool)
         risk = np.asarray(df["risk_24h"], dtype=float)
         stable_min = np.asarray(df["stable_min"], dtype=float)
-        problem = impacted | (risk > self.risk_threshold)
+        at_risk = ~impacted & (risk > self.risk_threshold)
+        if at_risk.any():
+            at_risk[at_risk] = self.proactive_grounds(df.take(np.flatnonzero(at_risk)))
+        problem = impacted | at_risk
         new = problem & ~has_case & ~is_cov
         anomaly = np.asarray(df["anomaly_score"], dtype=float)
         reasons = np.asarray(df["top_reasons"], dtype=object)

@@ -46,6 +46,10 @@ with ``p = risk_24h`` the probability that the problem is real,
   until a priority visit)``, a proactive visit ``visit + p · (1 − fixable) · wait``.
   The visit pays off when ``p`` exceeds about ``visit / (visit + outage cost)``.
 
+Such a case opens only where one of the two could answer the risk
+(:mod:`~guardian_lib.decision.proactive`): a risk tied to no cause and no precursor
+leaves nothing to do but wait.
+
 The ongoing impact costs SLA credit, calls and churn risk per hour
 (:func:`~guardian_lib.decision.costs.impact_cost_rate_brl_per_h`). Every action decision
 carries the cost table and the top reasons. Massive incidents and the case lifecycle
@@ -77,6 +81,7 @@ from guardian_lib.decision.costs import (
     lognormal_residual_h,
     lognormal_survival,
 )
+from guardian_lib.decision.proactive import proactive_grounds, risk_grounds
 from guardian_lib.decision.settings import AutopilotSettings
 from guardian_lib.decision.visits import revisit_rationale, visit_held, with_visit_hours
 
@@ -313,28 +318,9 @@ def case_costs(active: Rows, model: CostModel, review_h: float = 0.25, wait_h: f
     # Not hurt yet: the case is open on risk alone (see the module docstring).
     if not_impacted.any():
         out_rate = impact_cost_rate_brl_per_h(True, False, model)
-        q0 = np.column_stack([np.asarray(active[c], dtype=float) for c in CLASS_COLUMNS])
-        known = np.maximum(1.0 - q0[:, names.index("unknown")], 1e-9)
-        premises = q0[:, jp] / known
-        fixable_share = np.clip(
-            (q0[:, names.index("equipment_fail")] + q0[:, names.index("intermittent")]
-             + q0[:, jp]) / known, 0.0, 1.0,
-        )  # fmt: skip
-        # A scorer that leaves the cause open on rows without a symptom (the ML models do)
-        # says nothing about it: the observed precursors decide what the risk is about.
-        silent = known < 0.05
-        leak_seen = np.zeros(len(active), dtype=bool)
-        if "dhcp_fails_6h" in active and "latency_excess_ms" in active:
-            leak_seen = (np.asarray(active["dhcp_fails_6h"], dtype=float) >= 0.8) & (
-                np.asarray(active["latency_excess_ms"], dtype=float) > 12.0
-            )
-        drift_seen = np.zeros(len(active), dtype=bool)
-        if "rx_drop_db" in active and "tx_drop_db" in active:
-            drift_seen = (np.asarray(active["rx_drop_db"], dtype=float) >= DRIFT_DB) | (
-                np.asarray(active["tx_drop_db"], dtype=float) >= DRIFT_DB
-            )
-        premises = np.where(silent, leak_seen.astype(float), premises)
-        fixable_share = np.where(silent, drift_seen.astype(float), fixable_share)
+        # What the risk is about: the scorer's causes, or where it leaves them open (the
+        # ML models do on rows without a symptom) the precursors seen (proactive.py).
+        premises, fixable_share = risk_grounds(active)
         leak = not_impacted & online & (premises >= 0.5)
         drift = not_impacted & ~leak
         t_react = review_h + 0.1  # the next round reboots the hung CPE (a few minutes down)
@@ -406,6 +392,15 @@ class ExpectedCostPolicy(PolicyBase):
             self.costs = self.costs.model_copy(
                 update={"cost_per_visit_brl": self.settings.cost_per_visit}
             )
+
+    def proactive_grounds(self, rows: Rows) -> np.ndarray:
+        """A case opens on risk alone only where a proactive action could answer it.
+
+        A leak or a drift a visit fixes (:func:`~guardian_lib.decision.proactive.proactive_grounds`):
+        a risk the scorer ties to no cause and no precursor shows leaves nothing to do but
+        wait for a symptom, which opens its case in the same round.
+        """
+        return proactive_grounds(rows)
 
     def decide(self, snapshot: Snapshot) -> list[Decision]:
         """Decisions for one snapshot (see the module docstring)."""
