@@ -35,6 +35,7 @@ from guardian_lib.decision._base import (
 )
 from guardian_lib.decision._types import (
     BOOKKEEPING_ACTIONS,
+    DEVICE_ACTIONS,
     ActionOutcome,
     Decision,
     Policy,
@@ -52,6 +53,8 @@ log = logging.getLogger("guardian_lib.decision")
 
 #: Result statuses of an action that reached its device (or would have, simulated).
 SENT = frozenset({"pending", "simulated", "succeeded", "done"})
+#: Actions on one ONU that belong to its open case (an incident's carry the incident's id).
+_CASE_ACTIONS = frozenset({*DEVICE_ACTIONS, "schedule_visit", "cancel_visit", "notify", "wait"})
 
 _INPUT_COLS = (
     "online", "service_up", "degraded", "down_type", "impacted_min", "stable_min", "rx_dbm",
@@ -294,7 +297,12 @@ class Autopilot:
                 "visit_os_id": None, "notified": False, "last_wifi_change_at": pd.NaT,
                 "wifi_changes": 0,
             }  # fmt: skip
-        elif d.action == "close_case":
+        elif d.case_id is None and d.action in _CASE_ACTIONS and d.subject in self.cases:
+            # The policy decided before the engine numbered a case it opened in this step
+            # (open_case, then a reboot or a visit for the same ONU): the decision is the
+            # case's, and the audit says so (case_lifecycle counts it, the dossier shows it).
+            d = replace(d, case_id=self.cases[d.subject]["case_id"])
+        if d.action == "close_case":
             case = self.cases.pop(d.subject, None)
             outcome = "visit_avoided"
             if "massive" in str(d.rationale.get("rule", "")):
@@ -424,7 +432,8 @@ class Autopilot:
             The decision time (UTC): a result's outcome time when it has no ``finished_at``.
         """
         case = self.cases.get(d.subject)
-        # A decision taken in the step that opened its case carries no case id yet.
+        # A decision recorded without a case id (:meth:`_apply` gives one to those of
+        # an open case): its ONU's open case, if any.
         case_id = d.case_id or (case["case_id"] if case is not None else None)
         rule = str(d.rationale.get("rule", ""))
         if d.action == "reboot" and case is not None and any(r.status in SENT for r in results):

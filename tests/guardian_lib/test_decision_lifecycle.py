@@ -130,10 +130,15 @@ def test_incident_ends_with_its_cause_late_onu_is_its_own_case_and_holds_lift():
     # ONU05, still dark, becomes its own case and gets its visit in the same round.
     own = dec.loc[(dec["subject"] == "ONU05") & (dec["mins"] == t_close)]
     assert {"open_case", "schedule_visit"} <= set(own["action"])
+    # That visit is the new case's in the audit, although the policy decided it before
+    # the engine numbered the case: the lifecycle counts it.
+    case5 = own.loc[own["action"] == "open_case", "case_id"].iat[0]
+    assert set(own.loc[own["action"] == "schedule_visit", "case_id"]) == {case5}
     # ONU07 had its own case from the start, never merged into the incident, and its
     # visit waited only while its neighbours were dark.
     life = case_lifecycle(dec, ap.audit.frame("actions"))
     assert "merged_massive" not in set(life.loc[life["subject"] == "ONU07", "outcome"])
+    assert bool(life.set_index("case_id").at[case5, "visit_scheduled"])
     visit7 = dec.loc[(dec["subject"] == "ONU07") & (dec["action"] == "schedule_visit"), "mins"]
     assert len(visit7) == 1 and visit7.iat[0] <= t_close
     assert "ONU07" in field.opened and "ONU05" in field.opened
