@@ -58,11 +58,14 @@ def anchors(page: Path) -> set[str]:
 
 
 def links(page: Path) -> list[tuple[int, str]]:
-    """(line number, target) of every relative link of a page, outside code."""
+    """(line number, target) of every relative link of a page, outside code; a link
+    whose text wraps onto the next line counts (at the line where it starts)."""
+    lines = [re.sub(r"`[^`]*`", "", line) for line in _prose(page.read_text(encoding="utf-8"))]
+    text = "\n".join(lines)  # inline code is not a link; link texts may wrap
     out = []
-    for no, line in enumerate(_prose(page.read_text(encoding="utf-8")), 1):
-        line = re.sub(r"`[^`]*`", "", line)  # inline code is not a link
-        out += [(no, t) for t in LINK.findall(line) if not t.startswith(EXTERNAL)]
+    for m in LINK.finditer(text):
+        if not m.group(1).startswith(EXTERNAL):
+            out.append((text.count("\n", 0, m.start()) + 1, m.group(1)))
     return out
 
 
@@ -94,6 +97,13 @@ def test_repeated_headings_are_numbered_and_code_is_not_a_heading(tmp_path):
     )
     assert anchors(page) == {"a", "a-1"}
     assert broken(page) == ["9: #not-a-heading (no such heading in p.md)"]
+
+
+def test_a_link_whose_text_wraps_is_checked(tmp_path):
+    page = tmp_path / "a.md"
+    page.write_text("# Top\n\nSee [the top\nheading](#top) and [a\nmissing one](#nowhere).\n")
+    assert links(page) == [(3, "#top"), (4, "#nowhere")]
+    assert broken(page) == ["4: #nowhere (no such heading in a.md)"]
 
 
 def test_a_missing_file_is_reported(tmp_path):
