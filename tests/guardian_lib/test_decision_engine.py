@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from one_pon import T0, N, one_pon_observer
 
 from guardian_lib.actions import Dispatcher
 from guardian_lib.audit import case_lifecycle
@@ -22,9 +23,6 @@ from guardian_lib.decision import (
     make_autopilot,
 )
 from guardian_lib.loop.tick import Tick
-
-T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
-N = 16
 
 
 class Untouchable:
@@ -70,19 +68,6 @@ class FakeNotifier:
         return True
 
 
-def _observer() -> Observer:
-    ids = [f"ONU{i:02d}" for i in range(N)]
-    onus = pd.DataFrame(
-        {"onu_id": ids, "pon_id": "PON1", "olt_id": "OLT1",
-         "splitter_id": [f"B{i // 8}" for i in range(N)]}
-    )  # fmt: skip
-    cust = pd.DataFrame(
-        {"customer_id": [f"C{i:02d}" for i in range(N)], "onu_id": ids,
-         "cpe_id": [f"CPE{i:02d}" for i in range(N)], "region": "R", "segment": "residential"}
-    )  # fmt: skip
-    return Observer(onus, cust)
-
-
 def _round(obs: Observer, minutes: float, hung: tuple[int, ...] = ()) -> Snapshot:
     loss = np.full(N, 0.1)
     loss[list(hung)] = 100.0
@@ -97,7 +82,7 @@ def test_simulate_mode_decides_and_audits_but_touches_nothing():
     settings = AutopilotSettings()  # simulate by default
     disp = Dispatcher("simulate", devices=Untouchable())
     ap = Autopilot(RulesPolicy(), RuleScorer(), settings=settings, dispatcher=disp)
-    obs = _observer()
+    obs = one_pon_observer()
     _round(obs, 0)
     ap.step(_round(obs, 15, hung=(3,)))
     acts = ap.audit.frame("actions")
@@ -115,7 +100,7 @@ def test_execute_mode_verifies_reboots_and_closes_the_case():
     disp = Dispatcher("execute", devices=devices, field_ops=field, notifier=notifier)
     scorer, policy = make_autopilot(settings=settings)
     ap = Autopilot(policy, scorer, settings=settings, dispatcher=disp)
-    obs = _observer()
+    obs = one_pon_observer()
     _round(obs, 0)
     ap.step(_round(obs, 15, hung=(5,)))
     assert devices.calls == ["CPE05"]
@@ -141,7 +126,7 @@ def test_listeners_hear_the_verified_reboot_with_its_case_and_a_failing_one_is_c
         raise RuntimeError("listener bug")
 
     ap.listeners += [broken, heard.append]
-    obs = _observer()
+    obs = one_pon_observer()
     _round(obs, 0)
     ap.step(_round(obs, 15, hung=(5,)))
     case_id = ap.cases["ONU05"]["case_id"]
@@ -159,7 +144,7 @@ def test_blocked_actions_are_recorded_with_their_rule():
     devices = FakeDevices()
     ap = Autopilot(RulesPolicy(), RuleScorer(), settings=settings,
                    dispatcher=Dispatcher("execute", devices=devices))  # fmt: skip
-    obs = _observer()
+    obs = one_pon_observer()
     _round(obs, 0)
     ap.step(_round(obs, 15, hung=(2,)))
     assert devices.calls == []
@@ -189,7 +174,7 @@ def test_dispatcher_rejects_unknown_mode():
 
 def test_massive_incident_opens_and_closes_in_the_audit():
     ap = Autopilot(RulesPolicy(), RuleScorer(), settings=AutopilotSettings())
-    obs = _observer()
+    obs = one_pon_observer()
     _round(obs, 0)
     vals = {"rx_dbm": np.full(N, -20.0), "loss_pct": np.full(N, 0.1)}
     online = np.ones(N, dtype=bool)

@@ -6,69 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from one_pon import T0, Devices, Field, N, Notifier, one_pon_observer
 
 from guardian_lib.actions import Dispatcher
 from guardian_lib.audit import case_lifecycle
 from guardian_lib.decision import (
     Autopilot,
     AutopilotSettings,
-    Observer,
     RuleScorer,
     RulesPolicy,
     Snapshot,
     make_autopilot,
 )
 from guardian_lib.loop.tick import EventRow, Tick
-
-T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
-N = 16  # one PON, boxes B0 (ONU00–07) and B1 (ONU08–15)
-
-
-class Field:
-    def __init__(self):
-        self.opened, self.cancelled = [], []
-
-    def open_visit(self, onu_id, reason, priority):
-        self.opened.append(onu_id)
-        return f"AP{len(self.opened)}"
-
-    def cancel_visit(self, os_id, reason):
-        self.cancelled.append(os_id)
-        return True
-
-    def status(self, os_id):
-        return "scheduled"
-
-
-class Devices:
-    def __init__(self):
-        self.rebooted, self.wifi = [], []
-
-    def reboot(self, device_id):
-        self.rebooted.append(device_id)
-        return "200"
-
-    def change_wifi_profile(self, device_id):
-        self.wifi.append(device_id)
-        return "200"
-
-
-class Notifier:
-    def notify(self, onu_id, template, until_h):
-        return True
-
-
-def _observer() -> Observer:
-    ids = [f"ONU{i:02d}" for i in range(N)]
-    onus = pd.DataFrame(
-        {"onu_id": ids, "pon_id": "PON1", "olt_id": "OLT1",
-         "splitter_id": [f"B{i // 8}" for i in range(N)]}
-    )  # fmt: skip
-    cust = pd.DataFrame(
-        {"customer_id": [f"C{i:02d}" for i in range(N)], "onu_id": ids,
-         "cpe_id": [f"CPE{i:02d}" for i in range(N)], "region": "R", "segment": "residential"}
-    )  # fmt: skip
-    return Observer(onus, cust)
 
 
 def _autopilot(policy, scorer) -> tuple[Autopilot, Field, Devices]:
@@ -97,7 +47,7 @@ def _feed(obs, minutes, down=(), tx=None, latency=None, events=None) -> pd.Times
 
 def test_incident_ends_with_its_cause_late_onu_is_its_own_case_and_holds_lift():
     ap, field, _ = _autopilot(RulesPolicy(), RuleScorer())
-    obs = _observer()
+    obs = one_pon_observer()
     outage = tuple(range(7))  # ONU00–06 under box B0 go dark together at t = 15 min
     held_order = pd.DataFrame(
         {"os_id": ["OS1"], "onu_id": ["ONU05"], "status": ["scheduled"], "opened_by": ["cc"]}
@@ -153,7 +103,7 @@ def json_targets(row_or_value) -> list[str]:
 
 def test_drifting_laser_keeps_one_case():
     ap, _, _ = _autopilot(RulesPolicy(), RuleScorer())
-    obs = _observer()
+    obs = one_pon_observer()
     rng = np.random.default_rng(0)
     for m in range(0, 24 * 60, 15):
         tx = np.full(N, 2.0)
@@ -182,7 +132,7 @@ class SilentCauseScorer(RuleScorer):
 def test_leaking_cpe_is_rebooted_before_it_hangs(scorer):
     scorer, pol = make_autopilot(scorer)
     ap, _, devices = _autopilot(pol, scorer)
-    obs = _observer()
+    obs = one_pon_observer()
     for m in range(0, 8 * 60, 15):
         lat = np.full(N, 10.0)
         events = None
@@ -209,7 +159,7 @@ def test_wifi_profile_is_tried_again_before_a_visit():
 
     scorer, pol = make_autopilot()
     ap, field, devices = _autopilot(pol, scorer)
-    obs = _observer()
+    obs = one_pon_observer()
     loss = np.full(N, 0.1)
     for m in range(0, 8 * 60, 15):
         loss[5] = 8.0 if m >= 60 else 0.1  # ONU05's Wi-Fi loses packets and stays bad

@@ -7,13 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from one_pon import T0, Devices, Field, N, Notifier, one_pon_observer
 
 from guardian_lib.actions import Dispatcher
 from guardian_lib.decision import (
     Autopilot,
     AutopilotSettings,
     ExpectedCostPolicy,
-    Observer,
     PolicyBase,
     RuleScorer,
     RulesPolicy,
@@ -23,50 +23,7 @@ from guardian_lib.decision import (
 from guardian_lib.decision.proactive import proactive_grounds, risk_grounds
 from guardian_lib.loop.tick import EventRow, Tick
 
-T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
-N = 16  # one PON, boxes B0 (ONU00–07) and B1 (ONU08–15)
 RISKY = 5  # the ONU the scorer calls at risk
-
-
-class Devices:
-    def __init__(self):
-        self.rebooted = []
-
-    def reboot(self, device_id):
-        self.rebooted.append(device_id)
-        return "200"
-
-    def change_wifi_profile(self, device_id):
-        return "200"
-
-
-class Field:
-    def open_visit(self, onu_id, reason, priority):
-        return "OS1"
-
-    def cancel_visit(self, os_id, reason):
-        return True
-
-    def status(self, os_id):
-        return "scheduled"
-
-
-class Notifier:
-    def notify(self, onu_id, template, until_h):
-        return True
-
-
-def _observer() -> Observer:
-    ids = [f"ONU{i:02d}" for i in range(N)]
-    onus = pd.DataFrame(
-        {"onu_id": ids, "pon_id": "PON1", "olt_id": "OLT1",
-         "splitter_id": [f"B{i // 8}" for i in range(N)]}
-    )  # fmt: skip
-    cust = pd.DataFrame(
-        {"customer_id": [f"C{i:02d}" for i in range(N)], "onu_id": ids,
-         "cpe_id": [f"CPE{i:02d}" for i in range(N)], "region": "R", "segment": "residential"}
-    )  # fmt: skip
-    return Observer(onus, cust)
 
 
 def _feed(obs, minutes, tx, latency, events=None) -> pd.Timestamp:
@@ -110,7 +67,7 @@ def _run(policy, scorer, tx_drop_db=0.0, latency_ms=10.0, dhcp_every=None, hours
     disp = Dispatcher("execute", devices=devices, field_ops=Field(), notifier=Notifier())
     settings = AutopilotSettings(autopilot_mode="execute")
     ap = Autopilot(policy, scorer, settings=settings, dispatcher=disp)
-    obs = _observer()
+    obs = one_pon_observer()
     for m in range(0, hours * 60, 15):
         tx = np.full(N, 2.0)
         lat = np.full(N, 10.0)
