@@ -260,6 +260,7 @@ def _run_frames(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def main() -> None:
+    """Parse arguments and print one JSON line per run."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="ingested simulated runs")
     ap.add_argument("--alias", default=None, help="registered model to score the rows with")
