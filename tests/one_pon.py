@@ -1,15 +1,17 @@
 """A one-PON fleet for decision tests: 16 ONUs under one OLT, boxes B0 (ONU00–07) and
 B1 (ONU08–15), one residential customer and CPE per ONU, and the recording fakes of the
 devices, the field service and the notifier that an :class:`~guardian_lib.actions.Dispatcher`
-drives (shared by tests/guardian_lib/test_decision_*.py)."""
+drives, and a rule scorer that leaves the cause open on calm rows as the ML models do
+(shared by tests/guardian_lib/test_decision_*.py)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from guardian_lib.decision import Observer
+from guardian_lib.decision import Observer, RuleScorer
 
-__all__ = ["N", "T0", "Devices", "Field", "Notifier", "one_pon_observer"]
+__all__ = ["N", "T0", "Devices", "Field", "Notifier", "SilentCauseScorer", "one_pon_observer"]
 
 T0 = pd.Timestamp("2026-01-05 12:00", tz="UTC")
 N = 16  # one PON, boxes B0 (ONU00–07) and B1 (ONU08–15)
@@ -46,6 +48,17 @@ class Devices:
     def change_wifi_profile(self, device_id):
         self.wifi.append(device_id)
         return "200"
+
+
+class SilentCauseScorer(RuleScorer):
+    """Like the ML models: risk only, no cause on rows without a symptom (NaN)."""
+
+    def __call__(self, snapshot):
+        out = super().__call__(snapshot)
+        calm = ~snapshot.status["impacted"].to_numpy(dtype=bool)
+        for c in [c for c in out.columns if c.startswith("p_")]:
+            out.loc[calm, c] = np.nan
+        return out
 
 
 class Notifier:

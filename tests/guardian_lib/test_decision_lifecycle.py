@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from one_pon import T0, Devices, Field, N, Notifier, one_pon_observer
+from one_pon import T0, Devices, Field, N, Notifier, SilentCauseScorer, one_pon_observer
 
 from guardian_lib.actions import Dispatcher
 from guardian_lib.audit import case_lifecycle
@@ -115,17 +115,6 @@ def test_drifting_laser_keeps_one_case():
     mine = dec.loc[dec["subject"] == "ONU09"]
     assert (mine["action"] == "open_case").sum() == 1
     assert (mine["action"] == "close_case").sum() == 0
-
-
-class SilentCauseScorer(RuleScorer):
-    """Like the ML models: risk only, no cause on rows without a symptom (NaN)."""
-
-    def __call__(self, snapshot):
-        out = super().__call__(snapshot)
-        calm = ~snapshot.status["impacted"].to_numpy(dtype=bool)
-        for c in [c for c in out.columns if c.startswith("p_")]:
-            out.loc[calm, c] = np.nan
-        return out
 
 
 @pytest.mark.parametrize("scorer", [RuleScorer(), SilentCauseScorer()], ids=["rules", "silent"])

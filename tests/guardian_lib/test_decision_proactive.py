@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from one_pon import T0, Devices, Field, N, Notifier, one_pon_observer
+from one_pon import T0, Devices, Field, N, Notifier, SilentCauseScorer, one_pon_observer
 
 from guardian_lib.actions import Dispatcher
 from guardian_lib.decision import (
@@ -33,17 +33,6 @@ def _feed(obs, minutes, tx, latency, events=None) -> pd.Timestamp:
     rows = tuple(EventRow(ts, o, "onu", e, "minor", "{}") for o, e in (events or ()))
     obs.update(Tick(ts, {**vals, "online": np.ones(N, dtype=bool)}, rows))
     return ts
-
-
-class SilentCauseScorer(RuleScorer):
-    """Like the ML models: risk only, no cause on rows without a symptom (NaN)."""
-
-    def __call__(self, snapshot):
-        out = super().__call__(snapshot)
-        calm = ~snapshot.status["impacted"].to_numpy(dtype=bool)
-        for c in [c for c in out.columns if c.startswith("p_")]:
-            out.loc[calm, c] = np.nan
-        return out
 
 
 class BareRiskScorer(SilentCauseScorer):

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
+from benchmark_scripts import benchmark_module
 
 from simulator.backtest import run_backtest
 from simulator.scenario import load_scenario, scenario_dir
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "calibration.py"
-
 
 @pytest.fixture(scope="module")
 def calib():
-    spec = importlib.util.spec_from_file_location("calibration_bench", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    del sys.modules[spec.name]
+    yield from benchmark_module("calibration")
 
 
 def _run(visits: int, wasted: int, contacts: float, mttr: float) -> dict:

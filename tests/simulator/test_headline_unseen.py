@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from benchmark_scripts import benchmark_module
 
 from guardian_lib.decision import RuleScorer
 from simulator.backtest import POLICIES, run_backtest
 from simulator.scenario import load_scenario
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "headline_unseen.py"
-
 
 @pytest.fixture(scope="module")
 def headline():
-    spec = importlib.util.spec_from_file_location("headline_unseen", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # so that its classes pickle, as in the worker processes
-    spec.loader.exec_module(mod)
-    yield mod
-    del sys.modules[spec.name]
+    yield from benchmark_module("headline_unseen")
 
 
 class _FixedRisk:

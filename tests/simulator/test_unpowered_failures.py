@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
+from benchmark_scripts import benchmark_module
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "unpowered_failures.py"
 T0 = pd.Timestamp("2026-11-09 00:00", tz="UTC")
 NAT = pd.NaT
 
@@ -20,12 +16,7 @@ def _h(hours: float) -> pd.Timestamp:
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("unpowered_failures", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    yield mod
-    del sys.modules[spec.name]
+    yield from benchmark_module("unpowered_failures")
 
 
 def _truth() -> pd.DataFrame:
