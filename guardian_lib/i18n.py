@@ -22,6 +22,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
+from babel import Locale
 from babel.numbers import format_currency, format_decimal, format_percent
 
 __all__ = [
@@ -292,17 +293,26 @@ def _missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def format_money(amount_brl: float | None, lang: str = "en") -> str:
+def format_money(amount_brl: float | None, lang: str = "en", cents: bool = True) -> str:
     """An amount in Brazilian reais: ``R$ 1.234,56`` (pt-BR) or ``R$1,234.56`` (en).
 
     Parameters
     ----------
     amount_brl : float or None
         Amount. [R$]; ``None`` or NaN gives ``"–"``.
+    cents : bool, default True
+        False rounds to whole reais (``R$ 1.235``): for estimates, whose interval is wider
+        than a real, the cents are noise. [-]
     """
     if _missing(amount_brl):
         return "–"
-    return format_currency(float(amount_brl), "BRL", locale=LANGS[normalize_lang(lang)])
+    loc = LANGS[normalize_lang(lang)]
+    if cents:
+        return format_currency(float(amount_brl), "BRL", locale=loc)
+    # The locale's own pattern (symbol, spacing, sign) without its fraction digits.
+    pattern = Locale.parse(loc).currency_formats["standard"].pattern.replace(".00", "")
+    return format_currency(float(amount_brl), "BRL", format=pattern, locale=loc,
+                           currency_digits=False)  # fmt: skip
 
 
 def format_number(value: float | None, lang: str = "en", digits: int = 0) -> str:

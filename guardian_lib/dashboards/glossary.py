@@ -15,7 +15,7 @@ Examples
 >>> format_metric("mttr_hours", 2.5, "pt-BR")
 '2,50 h'
 >>> format_interval("visits_avoided", -1.2, 3.4, "en")
-'95% CI 0 – 3.4 (lower bound clipped at 0)'
+'95% CI 0.0 – 3.4 (lower bound clipped at 0.0)'
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from guardian_lib.i18n import (
 
 __all__ = [
     "cause_name",
+    "format_estimate",
     "severity_name",
     "Metric",
     "METRICS",
@@ -100,14 +101,23 @@ def _missing(x: Any) -> bool:
     return x is None or (isinstance(x, float) and math.isnan(x))
 
 
-def format_metric(key: str, value: Any, lang: str = "en") -> str:
-    """``value`` of metric ``key`` formatted by its unit and the locale (``–`` if missing)."""
+#: Units shown in reais, and units whose decimals are fixed (the rest are counts).
+_MONEY_UNITS = ("brl", "brl_delta")
+_FIXED_UNITS = ("share", "pct", "pp_delta", "hours", "hours_delta", "minutes", "ratio")
+
+
+def format_metric(key: str, value: Any, lang: str = "en", digits: int | None = None) -> str:
+    """``value`` of metric ``key`` formatted by its unit and the locale (``–`` if missing).
+
+    ``digits`` sets the decimals of an amount in reais (0: whole reais) and of a count
+    (default: none for whole numbers and from 100 on, else one); other units keep theirs.
+    """
     if _missing(value):
         return "–"
     unit = metric(key).unit
     v = float(value)
-    if unit in ("brl", "brl_delta"):
-        return format_money(v, lang)
+    if unit in _MONEY_UNITS:
+        return format_money(v, lang, cents=digits is None or digits > 0)
     if unit == "share":
         return format_pct(v, lang, 2 if key in ("sla_availability", "availability") else 1)
     if unit == "pct":
@@ -121,7 +131,12 @@ def format_metric(key: str, value: Any, lang: str = "en") -> str:
         return format_number(v, lang, 1) + " min"
     if unit == "ratio":
         return format_number(v, lang, 2)
-    return format_number(v, lang, 0 if v.is_integer() or abs(v) >= 100 else 1)
+    return format_number(v, lang, _count_digits(v) if digits is None else digits)
+
+
+def _count_digits(*values: float) -> int:
+    """Decimals of counts shown together: none when all are whole or any reaches 100. [-]"""
+    return 0 if all(v.is_integer() for v in values) or max(abs(v) for v in values) >= 100 else 1
 
 
 def clip_interval(key: str, lo: Any, hi: Any) -> tuple[float, float]:
@@ -142,17 +157,21 @@ def clip_interval(key: str, lo: Any, hi: Any) -> tuple[float, float]:
     return lo, hi
 
 
-def format_interval(key: str, lo: Any, hi: Any, lang: str = "en") -> str:
+def format_interval(key: str, lo: Any, hi: Any, lang: str = "en", digits: int | None = None) -> str:
     """The 95 % interval of ``key`` as text, with bounds kept inside the quantity's range.
 
     A bound outside the range of the unit (e.g. below 0 for a count or an amount that
     cannot be negative, above 100 % for a share) is clipped (:func:`clip_interval`) and
-    the text says so. Returns ``""`` when either bound is missing.
+    the text says so. Both bounds get the same decimals (``36.0 – 59.1``, not
+    ``36 – 59.1``); ``digits`` as in :func:`format_metric`. Returns ``""`` when either
+    bound is missing.
     """
     if _missing(lo) or _missing(hi):
         return ""
     low, high = UNIT_RANGES[metric(key).unit]
     c_lo, c_hi = clip_interval(key, lo, hi)
+    if digits is None and metric(key).unit not in (*_MONEY_UNITS, *_FIXED_UNITS):
+        digits = _count_digits(c_lo, c_hi)
     notes = []
     if c_lo != float(lo) or c_hi != float(hi):
         for side, bound, was, now in (
@@ -163,13 +182,47 @@ def format_interval(key: str, lo: Any, hi: Any, lang: str = "en") -> str:
                 notes.append(
                     _word("clipped", lang).format(
                         side=_word(side, lang),
-                        bound=format_metric(key, bound if bound is not None else now, lang),
+                        bound=format_metric(key, bound if bound is not None else now, lang, digits),
                     )
                 )
-    text = (
-        f"{_word('ci95', lang)} {format_metric(key, c_lo, lang)} – {format_metric(key, c_hi, lang)}"
-    )
+    lo_text, hi_text = (format_metric(key, b, lang, digits) for b in (c_lo, c_hi))
+    text = f"{_word('ci95', lang)} {lo_text} – {hi_text}"
     return text + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def format_estimate(
+    key: str, value: Any, lo: Any, hi: Any, lang: str = "en", whole_reais: bool = False
+) -> tuple[str, str]:
+    """An estimate of ``key`` and its 95 % interval as texts with the same decimals.
+
+    Parameters
+    ----------
+    key : str
+        Metric of the glossary.
+    value, lo, hi : float or None
+        Estimate and interval bounds [unit of key]; a missing bound gives ``""`` for the
+        interval (:func:`format_interval`).
+    lang : {'en', 'pt-BR'}
+    whole_reais : bool, default False
+        Amounts in whole reais (an estimate whose interval spans hundreds of reais). [-]
+
+    Returns
+    -------
+    value_text, interval_text : str
+
+    Examples
+    --------
+    >>> format_estimate("visits_avoided_per_month", 48.9, 36.0, 59.1)
+    ('48.9', '95% CI 36.0 – 59.1')
+    """
+    unit = metric(key).unit
+    digits = None
+    if unit in _MONEY_UNITS:
+        digits = 0 if whole_reais else None
+    elif unit not in _FIXED_UNITS:
+        shown = [float(v) for v in (value, lo, hi) if not _missing(v)]
+        digits = _count_digits(*shown) if shown else None
+    return format_metric(key, value, lang, digits), format_interval(key, lo, hi, lang, digits)
 
 
 def policy_name(policy: Any, lang: str = "en") -> str:

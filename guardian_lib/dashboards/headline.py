@@ -19,12 +19,7 @@ from typing import Any
 import pandas as pd
 
 from guardian_lib.dashboards._data import RunData
-from guardian_lib.dashboards.glossary import (
-    format_interval,
-    format_metric,
-    metric_label,
-    policy_name,
-)
+from guardian_lib.dashboards.glossary import format_estimate, metric_label, policy_name
 from guardian_lib.i18n import format_date, format_number, label
 
 __all__ = ["HeadlineItem", "headline", "headline_html", "main_policy"]
@@ -40,6 +35,15 @@ class HeadlineItem:
     value: float
     lo: float = float("nan")
     hi: float = float("nan")
+
+    def texts(self, lang: str = "en") -> tuple[str, str]:
+        """The value and its 95 % interval as shown (``""`` without an interval).
+
+        A month's saving is an estimate whose interval spans thousands of reais: whole
+        reais. A count and its interval share their decimals.
+        """
+        whole = self.key == "saved_brl_per_month"
+        return format_estimate(self.key, self.value, self.lo, self.hi, lang, whole_reais=whole)
 
 
 def _incidents(inc: pd.DataFrame | None) -> HeadlineItem:
@@ -195,14 +199,12 @@ def headline_html(data: RunData, lang: str) -> str:
         )
     ]
     for it in headline(data):
-        note = format_interval(it.key, it.lo, it.hi, lang)
+        value, note = it.texts(lang)
         if it.key in ("visits_avoided_per_month", "saved_brl_per_month", "mttr_change_hours"):
             note = note or _t("no_ci", lang)
         if it.key == "safety_violations" and not pd.isna(it.value):
             note = _t("safe" if it.value == 0 else "unsafe", lang)
-        cards.append(
-            (it.key, metric_label(it.key, lang), format_metric(it.key, it.value, lang), note)
-        )
+        cards.append((it.key, metric_label(it.key, lang), value, note))
     pol = main_policy(data.backtest)
     sub = (
         _t("vs", lang, policy=policy_name(pol, lang))

@@ -253,7 +253,7 @@ def _check_screens(busy: dict, page, cap: Capture, mode: str) -> None:
     text = head.inner_text()
     for item in headline(load_run_data(busy["run"])):
         assert metric_label(item.key, LANG) in text, f"{mode}: headline lacks {item.key}"
-        want = format_metric(item.key, item.value, LANG)
+        want = item.texts(LANG)[0]
         got = _text(page, f'[data-testid="headline"] [data-kpi="{item.key}"] .kpi-value', want)
         assert got == want, f"{mode}: headline {item.key!r} shows {got!r}, not {want!r}"
 

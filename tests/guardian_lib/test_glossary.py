@@ -10,6 +10,7 @@ from guardian_lib.dashboards.glossary import (
     ACTION_NAMES,
     METRICS,
     clip_interval,
+    format_estimate,
     format_interval,
     format_metric,
     metric_label,
@@ -66,6 +67,25 @@ def test_intervals_of_non_negative_quantities_are_clipped_and_say_so():
     assert "limite inferior ajustado para R$ 0,00" in text
     assert "-" not in text.split("(")[0] and "−" not in text
     assert format_interval("visits", 1.0, None, "en") == ""
+
+
+def test_an_estimate_and_its_interval_share_their_decimals():
+    # before: "95% CI 36 – 59.1" (a whole bound lost its decimal)
+    assert format_interval("visits_avoided_per_month", 36.0, 59.1) == "95% CI 36.0 – 59.1"
+    assert format_estimate("visits_avoided_per_month", 48.9, 36.0, 59.1) == (
+        "48.9",
+        "95% CI 36.0 – 59.1",
+    )
+    assert format_estimate("visits_avoided_per_month", 149.2, 36.6, 259.1)[1] == "95% CI 37 – 259"
+    value, ci = format_estimate("saved_brl_per_month", 18321.23, 15499.68, 21739.36, "pt-BR",
+                                whole_reais=True)  # fmt: skip
+    assert (value.replace("\xa0", " "), ci.replace("\xa0", " ")) == (
+        "R$ 18.321",
+        "IC 95% R$ 15.500 – R$ 21.739",
+    )
+    # with cents by default, and units of fixed decimals keep theirs
+    assert format_estimate("saved_brl_per_month", 10.5, 1.0, 20.0)[0] == "R$10.50"
+    assert format_estimate("mttr_change_hours", -2.93, -3.61, -2.0)[1] == "95% CI -3.61 h – -2.00 h"
 
 
 def test_rationale_is_a_sentence_with_translated_rule():
