@@ -8,6 +8,8 @@
 * A proactive visit planned for a regular slot (a drifting laser, no impact yet) is
   re-ordered at priority once the link fails: before, the dead ONU waited for the regular
   slot, 14–36 h on ``unseen_2x8`` seeds 3–5, where a priority visit comes in a few hours.
+  A link back up minutes after it failed keeps the priority (it hurt within
+  ``stable_minutes``).
 """
 
 from __future__ import annotations
@@ -179,3 +181,25 @@ def test_visit_outdated_reads_the_case_and_the_order():
     assert visit_outdated({**power, "online": True}, "in_progress", POWER, False) == "back_online"
     assert visit_outdated({**power, "visit_os_id": None, "online": True}, "scheduled", POWER,
                           False) is None  # fmt: skip
+
+
+def test_a_link_back_up_minutes_after_its_outage_keeps_a_priority_visit():
+    # The link fails, the regular-slot order is cancelled for a priority one, and the ONU
+    # comes back (still drifting) before the next round orders it: a problem that hurt
+    # within stable_minutes still hurts, so the visit stays a priority one. Before, the
+    # proactive reading ordered a regular slot again, to be cancelled at the next outage.
+    field = QueueField()
+
+    def state(m):
+        orders = list(field.orders.values())
+        if orders and orders[0]["status"] == "cancelled":
+            return True, 6.0, None  # back up, TX drifting on (6 dB down)
+        if orders and (T0 + pd.Timedelta(minutes=m) - orders[0]["opened"]) >= pd.Timedelta(hours=2):
+            return False, 5.0, "LOS"
+        return True, (5.0 if m >= 60 else 0.0), None
+
+    dec = _run(field, state, range(0, 12 * 60, 15))
+    visits = dec.loc[dec["action"] == "schedule_visit"]
+    assert [_params(v)["priority"] for _, v in visits.iterrows()] == ["normal", "high"]
+    assert (dec["action"] == "cancel_visit").sum() == 1
+    assert [o["status"] for o in field.orders.values()] == ["cancelled", "scheduled"]
