@@ -389,8 +389,9 @@ class Autopilot:
 
     @staticmethod
     def track_visit(case: dict, d: Decision, results: list[ActionResult], did: str) -> None:
-        """Record on ``case`` the order a ``schedule_visit`` opened (its id; the call-ahead
-        to follow when the visit was to be confirmed first) or a ``cancel_visit`` ended.
+        """Record on ``case`` the order a ``schedule_visit`` opened (its id, priority and
+        reason; the call-ahead to follow when the visit was to be confirmed first) or a
+        ``cancel_visit`` ended.
 
         Also for an action an operator approved (``guardian operate --mode approve``
         sends it cycles after the proposal): the case then follows the real order (its
@@ -406,6 +407,11 @@ class Autopilot:
             case["visit_os_id"] = f"simulated:{did}"
         elif d.action == "cancel_visit":
             case["visit_os_id"] = None
+            case["visit_priority"] = case["visit_reason"] = None
+        if d.action == "schedule_visit" and case.get("visit_os_id"):
+            # what the order was placed as (the policy may re-order it, expected_cost.py)
+            case["visit_priority"] = d.params.get("priority", "normal")
+            case["visit_reason"] = d.params.get("reason")
 
     def follow(self, did: str, d: Decision, results: list[ActionResult], ts: pd.Timestamp) -> None:
         """Audit the results of an executed decision and follow each to its outcome.

@@ -28,7 +28,10 @@ the :class:`~guardian_lib.decision.costs.CostModel`:
   and so does degraded service that will probably not end alone (a degrading fibre or
   a drifting laser: bit errors before the link goes dark; :func:`visit_priority`);
   other degraded service (Wi-Fi) takes the next regular slot, and a problem that ends
-  before the technician comes cancels its visit. A case whose visit the field service
+  before the technician comes cancels its visit. An open visit that no longer fits its
+  case is cancelled (:func:`~guardian_lib.decision.visits.visit_outdated`): a regular
+  slot still waiting when the case now needs a priority visit (re-ordered next round),
+  a dying gasp's visit once the ONU is back online. A case whose visit the field service
   cancelled, or whose problem outlasted a completed visit, may get another one later
   (:mod:`~guardian_lib.decision.visits`: held ``revisit_after_cancel_h`` /
   ``revisit_after_visit_h``, at most ``max_repeat_visits`` repeats; a completed visit
@@ -83,10 +86,16 @@ from guardian_lib.decision.costs import (
 )
 from guardian_lib.decision.proactive import proactive_grounds, risk_grounds
 from guardian_lib.decision.settings import AutopilotSettings
-from guardian_lib.decision.visits import revisit_rationale, visit_held, with_visit_hours
+from guardian_lib.decision.visits import (
+    revisit_rationale,
+    visit_held,
+    visit_outdated,
+    with_visit_hours,
+)
 
 __all__ = [
     "DRIFT_DB",
+    "VISIT_REASON",
     "ExpectedCostPolicy",
     "cap_fixable_on_dying_gasp",
     "case_costs",
@@ -94,6 +103,11 @@ __all__ = [
     "make_autopilot",
     "visit_priority",
 ]
+
+
+#: The ``reason`` of the visits the policy orders, by what the problem looks like
+#: (:func:`case_costs`' ``subtype``: ``autopilot_power`` for a dying gasp's).
+VISIT_REASON = "autopilot_{subtype}"
 
 
 def visit_priority(outage: bool, impacted: bool, p_self_resolving: float,
@@ -385,7 +399,7 @@ class ExpectedCostPolicy(PolicyBase):
     wifi_max_changes: int = 8
     regular_slot_max_self_resolving: float = 0.5
     name: str = "autopilot"
-    version: str = "2"
+    version: str = "3"
 
     def __post_init__(self) -> None:
         if self.costs.cost_per_visit_brl != self.settings.cost_per_visit:
@@ -412,6 +426,10 @@ class ExpectedCostPolicy(PolicyBase):
         table = case_costs(active, self.costs, self.review_h).records()
         cooldown = self.settings.reboot_cooldown_minutes
         hold_rule, hold_min = self.reboot_holds(snap, active)
+        orders = snap.service_orders
+        order_status = (
+            dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
+        )
         # Plain dicts: a row-wise pandas Series per case costs more than the decision.
         for onu, r, c, held_by, held_min in zip(
             active.index,
@@ -464,12 +482,25 @@ class ExpectedCostPolicy(PolicyBase):
             calls_held = call_ahead_held(r, self.costs, c["subtype"])
             # After a visit the field service cancelled or completed (visits.py).
             revisit_held = None if has_visit else visit_held(r, self.costs)
-            if (
-                has_visit
-                or calls_held
+            held = (
+                calls_held
                 or revisit_held
                 or (r["impacted"] and r["impacted_min"] < self.min_visit_min)
-            ):
+            )
+            # A problem that hurt within stable_minutes is not over (the case lifecycle's
+            # reading): a link flapping between errors and an outage keeps its priority.
+            hurt = bool(r["impacted"]) or float(r.get("stable_min", np.inf)) < self.stable_minutes
+            priority = visit_priority(r["outage"], hurt, c["p_self_resolving"],
+                                      self.regular_slot_max_self_resolving)  # fmt: skip
+            # A visit is what this round would order if the case had none: does the
+            # case's open order still fit it (visits.py)?
+            wants_visit = not held and min(options, key=options.get) == "schedule_visit"
+            own_os = r.get("visit_os_id")
+            outdated = visit_outdated(
+                r, order_status.get(own_os) if isinstance(own_os, str) else None,
+                VISIT_REASON.format(subtype="power"), wants_visit and priority == "high",
+            )  # fmt: skip
+            if has_visit or held:
                 options.pop("schedule_visit")
             best = min(options, key=options.get)
             rationale = {
@@ -497,6 +528,19 @@ class ExpectedCostPolicy(PolicyBase):
                             rationale={"rule": "tell the customer we know", **rationale},
                             params={"template": "individual_problem", "until_h": 6.0})
                 )  # fmt: skip
+            if outdated is not None:
+                why = {"rule": "cancel the case's visit", "visit_outdated": outdated,
+                       "visit_priority": r.get("visit_priority"),
+                       "visit_reason": r.get("visit_reason"),
+                       "order_status": order_status.get(own_os)}  # fmt: skip
+                out.append(
+                    self._d(snap, onu, "cancel_visit", targets=(own_os,), case_id=case_id,
+                            rationale={**why, **({"reorder_priority": priority}
+                                                 if outdated == "priority" else {}),
+                                       **rationale})
+                )  # fmt: skip
+                if outdated == "priority":
+                    continue  # the priority visit is ordered next round (no other action)
             if best == "reboot":
                 out.append(
                     self._d(snap, onu, "reboot", targets=(str(r["cpe_id"]),), case_id=case_id,
@@ -510,9 +554,7 @@ class ExpectedCostPolicy(PolicyBase):
                             expected_cost_brl=options[best], rationale=rationale)
                 )  # fmt: skip
             elif best == "schedule_visit":
-                priority = visit_priority(r["outage"], r["impacted"], c["p_self_resolving"],
-                                          self.regular_slot_max_self_resolving)  # fmt: skip
-                params = {"priority": priority, "reason": f"autopilot_{c['subtype']}"}
+                params = {"priority": priority, "reason": VISIT_REASON.format(subtype=c["subtype"])}
                 # "is your power on?" first: a dying gasp, a repeat to a customer found absent
                 confirm, why = visit_confirmation(r, c["subtype"], c["p_go"], self.costs)
                 params, rationale = {**params, **confirm}, {**rationale, **why}

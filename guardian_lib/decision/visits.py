@@ -28,7 +28,11 @@ closure code, once (:func:`follow_visits`; one call per order with a client that
   again next round.
 
 The previous order's id is kept (``last_visit_os_id``) and the decision that orders a
-visit after it names it (:func:`revisit_rationale`).
+visit after it names it (:func:`revisit_rationale`). While the order is open the case
+also keeps the priority and reason it was placed with (``visit_priority``,
+``visit_reason``): an order that no longer fits the case is cancelled
+(:func:`visit_outdated`: a regular slot where a priority visit is now needed, a dying
+gasp's visit to an ONU back online).
 
 Every policy follows its visits this one way: a case may get a new visit when it has no
 open order (:func:`visit_open`) and :func:`visit_held` gives no reason to wait. The
@@ -57,12 +61,18 @@ __all__ = [
     "revisit_rationale",
     "visit_held",
     "visit_open",
+    "visit_outdated",
     "with_visit_hours",
 ]
 
 #: Case columns of the follow-up (:data:`~guardian_lib.decision._base.OPTIONAL_CASE_COLUMNS`)
-#: with their value for a case without one.
+#: with their value for a case without one. ``visit_priority`` and ``visit_reason``: the
+#: priority and reason the case's open order was placed with (the ``schedule_visit``
+#: parameters; None once it is no longer the case's), so that the policy can tell a
+#: regular-slot visit from a priority one and a dying gasp's visit from others.
 VISIT_CASE_COLUMNS: dict[str, Any] = {
+    "visit_priority": None,
+    "visit_reason": None,
     "visit_cancelled_at": None,
     "visit_cancel_code": None,
     "visit_completed_at": None,
@@ -151,6 +161,7 @@ def follow_visits(
             continue  # not final (or unknown): asked again next round
         case["visit_os_id"] = None
         case["call_ahead_os_id"] = None
+        case["visit_priority"] = case["visit_reason"] = None
     return asked
 
 
@@ -199,6 +210,54 @@ def visit_held(row: dict[str, Any], model: CostModel, knows_outcome: bool = Fals
         return "repeat_cap"
     if row.get("visit_completed_h", np.nan) < model.revisit_after_visit_h:
         return "visited_recently"
+    return None
+
+
+def visit_outdated(
+    row: dict[str, Any], order_status: str | None, power_reason: str, needs_priority: bool
+) -> str | None:
+    """Why the case's own open order no longer fits the case (to be cancelled now), or None.
+
+    * ``back_online`` — the order is a dying gasp's visit (``visit_reason`` is
+      ``power_reason``) and the ONU is online again. Such a visit exists only to replace a
+      failed ONU power supply (a dying gasp rules fibre and a dead laser out,
+      :func:`~guardian_lib.decision.caps.cap_fixable_on_dying_gasp`), and a failed supply
+      does not come back by itself: the ONU's return shows its power is on, the visit has
+      nothing left to fix. Cancelled scheduled or in progress (a technician on the road is
+      called back): waiting for the case to close, 30 min back and stable, let the call-ahead
+      of an order placed just before the customer's power returned hear "power on" and
+      send the technician to a working ONU.
+    * ``priority`` — the order waits for a regular slot (``visit_priority`` ``normal``,
+      still ``scheduled``) while the visit the case needs now is a priority one
+      (``needs_priority``: the policy would order a visit this round and
+      :func:`~guardian_lib.decision.expected_cost.visit_priority` makes it ``high``, e.g.
+      a drifting laser's proactive visit, planned ahead, whose laser has since died). The
+      regular slot comes hours to days later (the cost comparison priced a visit after
+      ``visit_delay_h``); a priority order replaces it (the next round orders it: a field
+      service keeps one open order per ONU).
+
+    Parameters
+    ----------
+    row : dict
+        A case with ``visit_os_id``, ``visit_priority``, ``visit_reason`` and ``online``.
+    order_status : str or None
+        Status of the case's order among the open orders (``scheduled``,
+        ``in_progress``; None when it is not open).
+    power_reason : str
+        The ``reason`` the policy gives a dying gasp's visit.
+    needs_priority : bool
+        The case would get a priority visit now if it had none.
+
+    Returns
+    -------
+    str or None
+    """
+    if not visit_open(row) or order_status not in ("scheduled", "in_progress"):
+        return None
+    if row.get("visit_reason") == power_reason and bool(row.get("online")):
+        return "back_online"
+    if order_status == "scheduled" and row.get("visit_priority") == "normal" and needs_priority:
+        return "priority"
     return None
 
 
