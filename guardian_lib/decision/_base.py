@@ -533,10 +533,7 @@ class PolicyBase:
                                    "impacted_min": round(float(impacted_min[i]), 1)})
             )  # fmt: skip
         # Close: back and stable, or now part of a massive incident.
-        orders = snap.service_orders
-        order_status = (
-            dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
-        )
+        order_status = snap.order_status()
         n_cases = len(case_col["case_id"])
         for c, default in OPTIONAL_CASE_COLUMNS.items():
             if c not in case_col:

@@ -291,6 +291,18 @@ class Snapshot:
             self._cache["case_columns"] = cols
         return cols
 
+    def order_status(self) -> dict[str, str]:
+        """Status of each open service order by its ``os_id`` (cached; ``{}`` without
+        orders): the case lifecycle and the policy read it in the same round."""
+        status = self._cache.get("order_status")
+        if status is None:
+            orders = self.service_orders
+            status = (
+                dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
+            )
+            self._cache["order_status"] = status
+        return status
+
     def seed_cases(self, columns: dict[str, np.ndarray]) -> None:
         """Give :meth:`case_columns` the arrays the caller built ``cases`` from (e.g.
         the autopilot, from its open cases), each holding the values of

@@ -426,10 +426,7 @@ class ExpectedCostPolicy(PolicyBase):
         table = case_costs(active, self.costs, self.review_h).records()
         cooldown = self.settings.reboot_cooldown_minutes
         hold_rule, hold_min = self.reboot_holds(snap, active)
-        orders = snap.service_orders
-        order_status = (
-            dict(zip(orders["os_id"], orders["status"], strict=True)) if len(orders) else {}
-        )
+        order_status = snap.order_status()
         # Plain dicts: a row-wise pandas Series per case costs more than the decision.
         for onu, r, c, held_by, held_min in zip(
             active.index,
