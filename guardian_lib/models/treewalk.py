@@ -37,8 +37,9 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
+
+from guardian_lib._jit import compiled
 
 __all__ = ["BoosterWalker", "ForestWalker", "booster_walker", "forest_walker"]
 
@@ -54,18 +55,7 @@ _MISSING_ZERO, _MISSING_NAN = 1, 2
 _ZERO_THRESHOLD = 1e-35
 
 
-def _compiled(fn):
-    """``numba.njit`` with the machine code cached on disk (next to this module, else in
-    the user's cache folder): a process then loads it in ~0.5 s instead of compiling
-    for ~1.5 s. Where neither folder is writable numba refuses to cache; the function
-    is then compiled in each process."""
-    try:
-        return njit(cache=True, nogil=True)(fn)
-    except RuntimeError:
-        return njit(nogil=True)(fn)
-
-
-@_compiled
+@compiled
 def _quickscorer(X, feat_start, node_thr, node_word, node_mask, node_nan_right, tree_class,
                  word_start, leaf_start, leaf_value, lgbm_zero, full, masks, block,
                  out):  # fmt: skip
@@ -141,14 +131,14 @@ def _quickscorer(X, feat_start, node_thr, node_word, node_mask, node_nan_right, 
     return True
 
 
-@_compiled
+@compiled
 def _sigmoid(raw, sigmoid, out):
     # BinaryLogLoss::ConvertOutput: 1.0f / (1.0f + std::exp(-sigmoid_ * input)).
     for i in range(raw.shape[0]):
         out[i] = 1.0 / (1.0 + math.exp(-sigmoid * raw[i, 0]))
 
 
-@_compiled
+@compiled
 def _softmax(raw, out):
     # Common::Softmax: exp(x − max) / Σ, summed in class order.
     for i in range(raw.shape[0]):

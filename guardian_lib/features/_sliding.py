@@ -1,0 +1,65 @@
+"""Compiled step of a running window sum (see ``RollingCube._update_sums``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from guardian_lib._jit import compiled
+
+__all__ = ["slide_sums"]
+
+
+@compiled
+def _slide(new, k_new, old, k_old, has_old, slope, n, sx, st, stt, stx):  # pragma: no cover
+    for i in range(new.shape[0]):
+        # The tick entering the window: valid flag 0/1, value 0 where missing (float32
+        # readings widened to float64), added as the NumPy expressions add them.
+        v = new[i]
+        ok = 0.0 if v != v else 1.0
+        x = 0.0 if v != v else np.float64(v)
+        n[i] += ok
+        sx[i] += x
+        if slope:
+            st[i] += k_new * ok
+            stt[i] += (k_new * k_new) * ok
+            stx[i] += k_new * x
+        if has_old:  # the tick leaving it, taken out after the new one is added
+            v = old[i]
+            ok = 0.0 if v != v else 1.0
+            x = 0.0 if v != v else np.float64(v)
+            n[i] -= ok
+            sx[i] -= x
+            if slope:
+                st[i] -= k_old * ok
+                stt[i] -= (k_old * k_old) * ok
+                stx[i] -= k_old * x
+
+
+def slide_sums(
+    sums: tuple[np.ndarray, ...],
+    new: np.ndarray,
+    k_new: float,
+    old: np.ndarray | None,
+    k_old: float,
+) -> None:
+    """Move running sums one tick on, in place.
+
+    Parameters
+    ----------
+    sums : tuple of ndarray of float64, shape (n_onus,)
+        ``(n, Σx)`` or ``(n, Σx, Σt, Σt², Σt·x)``: valid ticks, values and, with five
+        arrays, the time moments (t counted from the sums' origin). [-]
+    new : ndarray, shape (n_onus,)
+        Readings of the tick entering the window (NaN missing). [measure's unit]
+    k_new : float
+        Its time from the origin. [ticks]
+    old : ndarray or None
+        Readings of the tick leaving the window, if one does. [measure's unit]
+    k_old : float
+        Its time from the origin. [ticks]
+    """
+    slope = len(sums) == 5
+    n, sx = sums[0], sums[1]
+    st, stt, stx = sums[2:] if slope else (n, n, n)
+    _slide(new, float(k_new), new if old is None else old, float(k_old), old is not None,
+           slope, n, sx, st, stt, stx)  # fmt: skip
