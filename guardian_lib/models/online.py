@@ -211,7 +211,7 @@ class OnlineScorer:
         )
         fresh = None
         if len(rows):
-            fresh = self._predict(features.iloc[rows], sym[rows], block, rows)
+            fresh = self._predict(features, sym[rows], block, rows)
         cols: dict[str, Any] = {"ts": features["ts"].array}
         for c, v in last.items():
             if c == "ts":
@@ -230,8 +230,8 @@ class OnlineScorer:
         block: np.ndarray | None,
         rows: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """The bundle's prediction arrays of ``features`` with their symptom flags
-        ``sym``: this round's features (``block``) or their ``rows``."""
+        """The bundle's prediction arrays of this round's ``features`` (their float32
+        ``block``), or of their ``rows``, with those rows' symptom flags ``sym``."""
         return self.bundle.predict_columns(
             features,
             explain=self.explain,
@@ -239,6 +239,7 @@ class OnlineScorer:
             max_risk_explained=self.max_risk_explained,
             matrix=None if block is None else self.bundle.block_matrix(block, rows),
             sym=sym,
+            rows=rows,
         )
 
 
