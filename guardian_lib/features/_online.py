@@ -315,7 +315,8 @@ class RollingCube:
             self._compact()
         for m, buf in self._buf.items():
             row = values.get(m)
-            buf[self._pos] = np.nan if row is None else np.asarray(row, dtype=float)
+            # Cast to the buffer's float32 by the assignment (as through float64).
+            buf[self._pos] = np.nan if row is None else row
         self._pos += 1
         self._update_sums(tick)
         for kind, hit in _mark_flags(

@@ -121,8 +121,9 @@ class OnlineScorer:
         self.model_version = bundle.model_version
         self._last: dict[str, Any] | None = None  # the previous call's prediction arrays
         self._last_sym: np.ndarray | None = None
-        # The last frame's string columns: (the object array, the frame's array).
-        self._strings: dict[str, tuple[np.ndarray, Any]] = {}
+        # The last frame's string columns: (the object array, the frame's array, whether
+        # a value is missing).
+        self._strings: dict[str, tuple[np.ndarray, Any, bool]] = {}
         self._calls = 0
         #: Feature rows of the last call (None before the first).
         self.last_features: pd.DataFrame | None = None
@@ -179,7 +180,7 @@ class OnlineScorer:
         if seed is not None:
             # The string arrays are what the frame gives back when none is missing
             # (told to a snapshot that takes ``exact``, as Snapshot does).
-            if _takes_exact(seed) and not any(pd.isna(cols[c]).any() for c in _STRING_COLUMNS):
+            if _takes_exact(seed) and not any(k[2] for k in self._strings.values()):
                 seed(out, cols, exact=True)
             else:
                 seed(out, cols)
@@ -191,12 +192,15 @@ class OnlineScorer:
         pandas infers a string dtype for each object array, which costs more than
         comparing them)."""
         given = dict(cols)
+        missing = {}
         for c in _STRING_COLUMNS:
             kept = self._strings.get(c)
             if kept is not None and np.array_equal(kept[0], cols[c]):
-                given[c] = kept[1]
+                given[c], missing[c] = kept[1], kept[2]
+            else:  # whether a value is missing (the frame then differs): checked once
+                missing[c] = bool(pd.isna(cols[c]).any())
         out = prediction_frame(given)
-        self._strings = {c: (cols[c], out[c].array) for c in _STRING_COLUMNS}
+        self._strings = {c: (cols[c], out[c].array, missing[c]) for c in _STRING_COLUMNS}
         return out
 
     def _merged(
