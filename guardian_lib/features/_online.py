@@ -19,7 +19,7 @@ from guardian_lib.features._compute import (
     group_index,
 )
 from guardian_lib.features._cube import EVENT_FEATURE_TYPES, MEASURES, Cube
-from guardian_lib.features._sliding import slide_sums
+from guardian_lib.features._kernels import slide_sums
 from guardian_lib.schema import US_PER_S
 
 if TYPE_CHECKING:  # pragma: no cover

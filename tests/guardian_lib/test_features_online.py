@@ -275,7 +275,7 @@ def test_compiled_slide_of_running_sums_is_the_numpy_update_bit_for_bit(slope):
     # The compiled step must give exactly what the NumPy expressions it replaced gave
     # (the scores of the closed loop are reproduced to the bit): a tick added with its
     # NaN read as "not valid, 0", and a leaving tick taken out, in that order.
-    from guardian_lib.features._sliding import slide_sums
+    from guardian_lib.features._kernels import slide_sums
 
     rng = np.random.default_rng(11)
     n = 500
