@@ -1,5 +1,6 @@
-"""Compiled feature kernels: the step of a running window sum (``RollingCube``) and the
-share of a group's other members with a flag (neighbour features).
+"""Compiled feature kernels: the step of a running window sum (``RollingCube``), the
+share of a group's other members with a flag (neighbour features) and the forward fill
+of gaps (carried status).
 
 Each gives bit for bit what the NumPy expressions it replaced gave (no ``fastmath``)."""
 
@@ -9,7 +10,7 @@ import numpy as np
 
 from guardian_lib._jit import compiled
 
-__all__ = ["slide_sums", "group_shares"]
+__all__ = ["slide_sums", "group_shares", "ffill_into"]
 
 
 @compiled
@@ -108,3 +109,32 @@ def group_shares(flat: np.ndarray, group: np.ndarray, others: np.ndarray) -> np.
     _shares(np.ascontiguousarray(flat, dtype=np.float64), np.ascontiguousarray(group, dtype=np.int64),
             np.ascontiguousarray(others, dtype=np.float64), out)  # fmt: skip
     return out
+
+
+@compiled
+def _ffill(x, limit, out):  # pragma: no cover
+    n_ticks, n_cols = x.shape
+    last = np.full(n_cols, -1, dtype=np.int64)  # tick of each column's last valid value
+    for t in range(n_ticks):  # tick by tick: rows of a C-ordered window in memory order
+        for j in range(n_cols):
+            v = x[t, j]
+            if v == v:
+                last[j] = t
+            elif last[j] >= 0 and t - last[j] <= limit:
+                out[t, j] = x[last[j], j]
+
+
+def ffill_into(x: np.ndarray, limit: int, out: np.ndarray) -> None:
+    """Write into ``out`` (a copy of ``x``) each NaN's last valid value of its column
+    at most ``limit`` ticks before it, in place.
+
+    Parameters
+    ----------
+    x : ndarray, shape (ticks, columns)
+        Values over time, NaN missing. [any unit]
+    limit : int
+        Longest gap filled from one value. [ticks]
+    out : ndarray
+        ``x.copy()``; its NaN cells within ``limit`` of a valid value are filled.
+    """
+    _ffill(x, limit, out)

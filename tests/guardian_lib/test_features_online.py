@@ -141,10 +141,11 @@ def test_ffill_equals_a_tick_by_tick_loop(rng):
             out[t] = np.where(miss & (age <= limit), last, x[t])
         return out
 
-    # Up to 1/64 of the values missing (0 %, 0.5 %) ffill sorts their positions; more
-    # (30 %, 90 %) it scans the mask ONU by ONU.
-    for share in (0.0, 0.005, 0.3, 0.9):
-        x = rng.normal(size=(200, 60))
+    # Few to most values missing, in C and Fortran order (a column selection of the
+    # window is the latter), float64 and the window's float32.
+    for share, order, dtype in ((0.0, "C", float), (0.005, "F", float), (0.3, "C", np.float32),
+                                (0.9, "F", np.float32)):  # fmt: skip
+        x = np.asarray(rng.normal(size=(200, 60)), dtype=dtype, order=order)
         x[rng.random(x.shape) < share] = np.nan
         x[30:100, 3] = np.nan  # one long gap
         for limit in (0, 1, 2, 6, 288):
