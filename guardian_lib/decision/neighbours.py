@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.schema import RX_CRITICAL_DBM
 
 __all__ = [
@@ -98,7 +99,7 @@ def _rx_step(read: ColumnReader) -> np.ndarray:
     rx, drop = read("rx_dbm"), read("rx_drop_db")
     if rx is None or drop is None:
         return np.zeros(len(online), dtype=bool)
-    rx = np.nan_to_num(np.asarray(rx, dtype=float), nan=0.0)
+    rx = nan_to_num(np.asarray(rx, dtype=float), nan=0.0)
     return online & ((np.asarray(drop, dtype=float) > RX_STEP_DB) | (rx < RX_CRITICAL_DBM))
 
 

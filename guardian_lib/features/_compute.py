@@ -14,6 +14,7 @@ import h3
 import numpy as np
 import pandas as pd
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.features._cube import Cube
 from guardian_lib.features._kernels import group_shares
 from guardian_lib.features._status import LOST_LOSS_PCT
@@ -141,7 +142,7 @@ def hours_to_critical(
         0 when RX is already below the critical level; NaN where ``rx_dbm`` is NaN. [h]
     """
     margin = np.asarray(rx_dbm, dtype=float) - RX_IMPACT_DBM
-    slope = np.nan_to_num(np.asarray(slope_db_per_h, dtype=float), nan=0.0)
+    slope = nan_to_num(np.asarray(slope_db_per_h, dtype=float), nan=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         h = np.where(slope < -0.005, margin / -slope, horizon_h)
     return np.where(np.isnan(margin), np.nan, np.clip(h, 0.0, horizon_h))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.features import FEATURE_COLUMNS, RollingCube, symptomatic
 from guardian_lib.models.bundle import prediction_frame
 
@@ -211,7 +212,7 @@ class OnlineScorer:
         rows = np.flatnonzero(
             sym
             | self._last_sym
-            | (np.nan_to_num(np.asarray(last["risk_24h"], dtype=float)) >= self.refresh_risk)
+            | (nan_to_num(np.asarray(last["risk_24h"], dtype=float)) >= self.refresh_risk)
         )
         fresh = None
         if len(rows):
