@@ -7,6 +7,8 @@ was ordered, and puts the visit in one class:
 * ``needed`` — fixed a fault only a visit fixes (dead / drifting laser, degrading fibre);
 * ``wifi`` — fixed Wi-Fi interference (a remote profile change may have done it);
 * ``hang`` — fixed a hung CPE (a remote reboot could have done it);
+* ``box_drop`` — fixed the fault of a street box that serves only that customer (their
+  drop; the crew would have repaired it later);
 * ``massive`` — found a massive outage (could have been held);
 * ``power`` — customer absent (their own power was off);
 * ``ended_<kind>`` — found nothing: a fault of that kind was there when the order was
@@ -55,6 +57,8 @@ def classify(sim, order) -> tuple[str, str]:
             return "needed", sorted(kinds & set(NEEDED))[0]
         if "cpe_hang" in kinds:
             return "hang", "cpe_hang"
+        if "box_drop_fault" in kinds:
+            return "box_drop", "box_drop_fault"
         if "wifi_interference" in kinds:
             return "wifi", "wifi_interference"
         return "needed", ",".join(sorted(kinds)) or out

@@ -17,6 +17,7 @@ from simulator.scenario import Duration, Spread
 
 __all__ = [
     "FAULT_KINDS",
+    "DRAWN_KINDS",
     "CAUSE_CLASSES",
     "Fault",
     "Effects",
@@ -26,9 +27,9 @@ __all__ = [
 ]
 
 
-#: Cause class of each fault kind, and how it ends: 'timer' (a crew, the utility or the
-#: customer fixes it after a sampled duration), 'visit' (only a technician fixes it),
-#: 'timer_or_visit'.
+#: Cause class of each fault kind, its scope, and how it ends: 'timer' (a crew, the
+#: utility or the customer fixes it after a sampled duration), 'visit' (only a technician
+#: fixes it), 'timer_or_visit' (whichever comes first; a visit at the premises fixes it).
 FAULT_KINDS: dict[str, dict] = {
     "feeder_cut": {"class": "MASSIVE_OUTAGE", "scope": "pon", "ends": "timer"},
     "box_fault": {"class": "MASSIVE_OUTAGE", "scope": "box", "ends": "timer"},
@@ -44,7 +45,24 @@ FAULT_KINDS: dict[str, dict] = {
     "customer_power_off": {"class": "CUSTOMER_PREMISES", "scope": "customer", "ends": "timer"},
     "hardware_failure": {"class": "EQUIPMENT_FAIL", "scope": "onu", "ends": "visit"},
     "fibre_degradation": {"class": "INTERMITTENT", "scope": "onu", "ends": "visit"},
+    # A box fault on a street box that serves a single ONU (drawn as a box_fault, same
+    # rate and draws). DESIGN calls an outage massive when two or more ONUs of one box or
+    # PON go down together; this one darkens one customer and is, for the ISP, a fault of
+    # that customer's drop (the drop's port or connector in the box): INTERMITTENT, the
+    # class of the passive drop path (dirty connector, bend, degrading drop), whose fix
+    # is a visit — not EQUIPMENT_FAIL, nothing at the premises is replaced. The
+    # technician sent to the dark ONU finds and fixes it; a crew that comes on its own
+    # clock (the box fault's duration) still ends it if nobody does.
+    "box_drop_fault": {
+        "class": "INTERMITTENT",
+        "scope": "box",
+        "ends": "timer_or_visit",
+        "drawn_as": "box_fault",
+    },
 }
+#: Kinds with a rate and a random stream of their own (in this order: the streams are
+#: spawned in it); a kind with ``drawn_as`` is what one of them becomes on some units.
+DRAWN_KINDS: tuple[str, ...] = tuple(k for k, v in FAULT_KINDS.items() if "drawn_as" not in v)
 
 
 def sample_lognormal(
@@ -172,11 +190,10 @@ class Effects:
         """Add (``sign=1``) or remove (``sign=-1``) a fault's effect."""
         idx = fault.onus
         kind = fault.kind
-        if kind in ("feeder_cut", "olt_board_failure") or (
-            kind == "box_fault" and fault.params.get("los", True)
-        ):
+        box = kind in ("box_fault", "box_drop_fault")
+        if kind in ("feeder_cut", "olt_board_failure") or (box and fault.params.get("los", True)):
             np.add.at(self.los_n, idx, sign)
-        elif kind == "box_fault":
+        elif box:
             np.add.at(self.rx_step_db, idx, sign * fault.params["step_db"])
         elif kind in ("power_outage", "customer_power_off"):
             np.add.at(self.power_n, idx, sign)

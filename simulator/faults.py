@@ -15,6 +15,7 @@ import numpy as np
 
 from simulator.fault_model import (
     CAUSE_CLASSES,
+    DRAWN_KINDS,
     FAULT_KINDS,
     Effects,
     Fault,
@@ -26,6 +27,7 @@ from simulator.topology import Topology
 
 __all__ = [
     "FAULT_KINDS",
+    "DRAWN_KINDS",
     "CAUSE_CLASSES",
     "Fault",
     "Effects",
@@ -113,9 +115,10 @@ def _fibre_faults(
         onus = np.flatnonzero(topo.onu_box == box)
         los = bool(r.random() < f.box_fault_los_share)
         params = {"los": los, "step_db": 0.0 if los else float(r.uniform(4.0, 9.0))}
-        faults.append(
-            ("box_fault", start, onus, "box", box_ids[box], _duration(f.box_fault, r), params)
-        )
+        # On a box of one ONU it is that customer's drop fault (FAULT_KINDS); the kind
+        # follows from the topology, the draws are the same.
+        kind = "box_drop_fault" if len(onus) == 1 else "box_fault"
+        faults.append((kind, start, onus, "box", box_ids[box], _duration(f.box_fault, r), params))
     return faults
 
 
@@ -301,14 +304,14 @@ def draw_faults(
     storms : list of Storm
         Storms multiply fibre-cut, box and power-outage rates in their region.
     rng : numpy.random.Generator
-        Spawned into one stream per fault kind, so that changing one kind's rate does
-        not reshuffle the others.
+        Spawned into one stream per drawn fault kind (:data:`DRAWN_KINDS`), so that
+        changing one kind's rate does not reshuffle the others.
 
     Returns
     -------
     list of Fault
     """
-    streams = dict(zip([*FAULT_KINDS, "symptom"], rng.spawn(len(FAULT_KINDS) + 1), strict=True))
+    streams = dict(zip([*DRAWN_KINDS, "symptom"], rng.spawn(len(DRAWN_KINDS) + 1), strict=True))
     faults = [
         *_fibre_faults(scenario, topo, storms, streams),
         *_board_faults(scenario, topo, streams),

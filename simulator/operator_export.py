@@ -45,6 +45,7 @@ from simulator.operator_vocab import (
     ALARM_NAMES,
     CANCEL_CODES,
     CHANNELS,
+    CLOSED_AS,
     CLOSURE_CODES,
     ENTITY_NAMES,
     LABEL_MAP_YAML,
@@ -265,6 +266,7 @@ def _found_kind(order: Any, onu: str | None, truth: pd.DataFrame) -> str:
 
 
 def _code_and_notes(found: str, rng: np.random.Generator, noise: ExportNoise) -> tuple[str, str]:
+    found = CLOSED_AS.get(found, found)
     code = _pick(rng, CLOSURE_CODES[found])
     u = rng.random()
     if u < noise.code_missing:

@@ -17,6 +17,7 @@ __all__ = [
     "CHANNELS",
     "REASON_NAMES",
     "CLOSURE_CODES",
+    "CLOSED_AS",
     "NOTES",
     "CANCEL_CODES",
     "LABEL_MAP_YAML",
@@ -75,6 +76,11 @@ CLOSURE_CODES: dict[str, list[str]] = {
     "fibre_degradation": ["ATENUACAO ALTA - DROP REFEITO", "CONECTOR SUJO", "TROCA DE DROP"],
     "no_fault": ["SEM DEFEITO CONSTATADO", "S/ DEFEITO", "SEM DEFEITO - CLIENTE ORIENTADO"],
 }  # fmt: skip
+#: Fault kinds a technician closes in the words of another: the fault of a street box
+#: that serves one customer is repaired at that customer's drop (its port or connector in
+#: the box), and is written up as a drop repair (INTERMITTENT in the label map, as in
+#: ``faults_truth``).
+CLOSED_AS = {"box_drop_fault": "fibre_degradation"}
 #: Technicians' notes by what was found (some left empty by the export's noise).
 NOTES: dict[str, list[str]] = {
     "feeder_cut": ["pon toda em los, fibra rompida na rua, equipe de rede acionada",

@@ -16,6 +16,8 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
 * a power cut at the customer's, a massive outage, an upstream failure, an unexplained
   blip → never a visit (they end by themselves or by a crew);
 * a hang whose reboot failed → a visit only if the hang would otherwise outlast it;
+* a fault of a street box that serves one customer (their drop: a visit or the crew's
+  timer ends it) → a visit only if it costs less than the outage left until the crew;
 * a massive incident ends when its shared fault does: a member down for a fault of its
   own (Wi-Fi, a hang, …) neither holds it open nor is covered by it;
 * a fault that a visit ends and that outlasted the case's last visit (the field service
@@ -49,11 +51,15 @@ from guardian_lib.decision.costs import CostModel, impact_cost_rate_brl_per_h
 from guardian_lib.decision.visits import visit_held, visit_open, with_visit_hours
 from simulator.engine import Simulation
 
-__all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS", "TRUTH_SCOPES"]
+__all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS", "CREW_OR_VISIT_KINDS", "TRUTH_SCOPES"]
 
 #: Fault kinds that only a technician ends (Wi-Fi: a visit also ends it for good).
 VISIT_KINDS = ("hardware_failure", "fibre_degradation")
-_RISKY = ("hardware_failure", "fibre_degradation", "cpe_hang", "wifi_interference")
+#: Outages of one customer that a visit ends and a crew's timer too (a fault of a street
+#: box that serves only that customer: its drop).
+CREW_OR_VISIT_KINDS = ("box_drop_fault",)
+_RISKY = ("hardware_failure", "fibre_degradation", "cpe_hang", "wifi_interference",
+          *CREW_OR_VISIT_KINDS)  # fmt: skip
 #: The incident scope of a massive fault's member, from the fault's own scope in the
 #: simulator: a cut feeder is its PON, a failed board its PONs (each entirely down), a
 #: power cut (a circle on the map) the street boxes it reaches. ``None``: as observed.
@@ -139,7 +145,7 @@ class OraclePolicy(PolicyBase):
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
-    version: str = "7"
+    version: str = "8"
 
     def frame(self, snap: Snapshot) -> Rows:
         """:meth:`PolicyBase.frame`, with each massive fault's members scoped by the truth.
@@ -241,6 +247,7 @@ class OraclePolicy(PolicyBase):
             action, priority = None, "high"
             hang = next((f for f in faults if f.kind == "cpe_hang"), None)
             wifi = next((f for f in faults if f.kind == "wifi_interference"), None)
+            drop = next((f for f in faults if f.kind in CREW_OR_VISIT_KINDS), None)
             visit_faults = [f for f in faults if f.kind in VISIT_KINDS]
             if visit_faults and not has_visit:
                 # Needed sooner or later: planned to arrive just before it would hurt
@@ -249,6 +256,9 @@ class OraclePolicy(PolicyBase):
                 # lies beyond the lead time is paid for nothing meanwhile.
                 hurts_in_h = min(self._hurts_in_h(f, now_s) for f in visit_faults)
                 if hurts_in_h <= self.visit_lead_h:
+                    action, priority = "schedule_visit", "high"
+            if action is None and drop is not None and not has_visit:
+                if self._visit_beats_wait(self._left_h(drop, now_s), np.inf):
                     action, priority = "schedule_visit", "high"
             if action is not None:
                 pass  # the technician fixes whatever else is wrong at the premises
@@ -297,12 +307,25 @@ class OraclePolicy(PolicyBase):
             spared = out_rate * max(left_h - max(fixed_h, hurts_h), 0.0)
             if spared > n * c.reboot_cost_brl:
                 return "reboot", "high"
-        if hurts_h == 0.0 and not has_visit:
-            wait = out_rate * min(left_h, fixed_h)
-            visit = c.cost_per_visit_brl + out_rate * min(left_h, self.visit_delay_h)
-            if visit < wait:
-                return "schedule_visit", "high"
+        if hurts_h == 0.0 and not has_visit and self._visit_beats_wait(left_h, fixed_h):
+            return "schedule_visit", "high"
         return None, "high"
+
+    def _visit_beats_wait(self, left_h: float, fixed_h: float) -> bool:
+        """Whether a visit now costs less than the outage it would spare.
+
+        Parameters
+        ----------
+        left_h : float
+            How long the outage lasts if nobody acts (the fault's own end). [h]
+        fixed_h : float
+            When another action ends it (``inf``: none does). [h]
+        """
+        c = self.costs
+        out_rate = float(impact_cost_rate_brl_per_h(True, True, c))
+        wait = out_rate * min(left_h, fixed_h)
+        visit = c.cost_per_visit_brl + out_rate * min(left_h, self.visit_delay_h)
+        return visit < wait
 
     def _wifi_action(self, wifi, since_w: float, has_visit: bool,
                      now_s: float) -> tuple[str | None, str]:  # fmt: skip

@@ -185,7 +185,7 @@ class Faults(_Strict):
     """The fault catalogue (experiments/scenarios/README.md) with plausible default rates."""
 
     feeder_cut: FaultSpec = _f(1.0, 5.0, 12.0)  # per PON
-    box_fault: FaultSpec = _f(0.3, 4.0, 10.0)  # per street box
+    box_fault: FaultSpec = _f(0.3, 4.0, 10.0)  # per street box (of one ONU: box_drop_fault)
     olt_board_failure: FaultSpec = _f(0.1, 1.5, 3.0)  # per board
     power_outage: FaultSpec = _f(4.0, 1.5, 6.0)  # per region (a geographic cluster)
     upstream_failure: FaultSpec = _f(2.0, 0.75, 2.5)  # per region (BNG / PPPoE)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from local_servers import free_port
 
-from simulator.faults import FAULT_KINDS
+from simulator.faults import DRAWN_KINDS
 from simulator.scenario import Scenario, load_scenario
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +46,7 @@ def only_fault(kind: str, rate_per_year: float, base: str = "tiny", **overrides)
     """
     sc = load_scenario(base)
     faults = sc.faults.model_dump()
-    for k in FAULT_KINDS:
+    for k in DRAWN_KINDS:
         faults[k]["rate_per_year"] = 0.0
     faults[kind]["rate_per_year"] = rate_per_year
     faults.update(overrides.pop("fault_params", {}))

@@ -19,11 +19,11 @@ from simulator.scenario import load_scenario
 @pytest.fixture(scope="module")
 def hangs():
     """Tiny, 12 h, hung CPEs only (the reboot case), like the backtest tests."""
-    from simulator.faults import FAULT_KINDS
+    from simulator.faults import DRAWN_KINDS
 
     sc = load_scenario("tiny")
     faults = sc.faults.model_dump()
-    for kind in FAULT_KINDS:
+    for kind in DRAWN_KINDS:
         faults[kind]["rate_per_year"] = 0.0
     faults["cpe_hang"]["rate_per_year"] = 40.0
     faults["cpe_hang_precursor_share"] = 0.0

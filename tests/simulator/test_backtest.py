@@ -20,7 +20,7 @@ from simulator.backtest import (
 )
 from simulator.backtest_cli import register
 from simulator.engine import Simulation
-from simulator.faults import FAULT_KINDS
+from simulator.faults import DRAWN_KINDS
 from simulator.output import simulate_to_dir
 from simulator.scenario import load_scenario
 
@@ -39,7 +39,7 @@ def hangs():
     """
     sc = load_scenario("tiny")
     faults = sc.faults.model_dump()
-    for kind in FAULT_KINDS:
+    for kind in DRAWN_KINDS:
         faults[kind]["rate_per_year"] = 0.0
     faults["cpe_hang"]["rate_per_year"] = 40.0
     faults["cpe_hang_precursor_share"] = 0.0  # hung at once: the reboot case

@@ -10,7 +10,7 @@ from sim_faults import HOUR, inject
 from simulator import optics
 from simulator.backtest import BacktestWorld
 from simulator.fault_model import Fault
-from simulator.faults import FAULT_KINDS
+from simulator.faults import DRAWN_KINDS
 from simulator.scenario import load_scenario
 
 
@@ -25,7 +25,7 @@ def oracle_run():
     """
     sc = load_scenario("tiny")  # every random fault off (as conftest.only_fault)
     faults = sc.faults.model_dump()
-    for kind in FAULT_KINDS:
+    for kind in DRAWN_KINDS:
         faults[kind]["rate_per_year"] = 0.0
     faults |= {"wifi_profile_fix_prob": 1.0, "wifi_recurrence_prob": 0.0}
     sc = sc.with_overrides(
@@ -84,7 +84,7 @@ def _quiet_tiny(hours: float, **fault_params):
     """Tiny with every random fault, storm, background call and blip off."""
     sc = load_scenario("tiny")
     faults = sc.faults.model_dump()
-    for kind in FAULT_KINDS:
+    for kind in DRAWN_KINDS:
         faults[kind]["rate_per_year"] = 0.0
     return sc.with_overrides(
         faults=faults | fault_params,

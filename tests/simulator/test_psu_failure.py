@@ -11,7 +11,7 @@ import pytest
 from sim_faults import HOUR, inject
 
 from simulator.backtest import BacktestWorld
-from simulator.faults import FAULT_KINDS
+from simulator.faults import DRAWN_KINDS
 from simulator.scenario import load_scenario
 from simulator.telemetry import DOWN_DYING_GASP
 
@@ -27,7 +27,7 @@ def _world(policy: str):
     customer switches the power off at 2 h for 60 h and never calls."""
     sc = load_scenario("tiny")
     faults = sc.faults.model_dump()
-    for kind in FAULT_KINDS:
+    for kind in DRAWN_KINDS:
         faults[kind]["rate_per_year"] = 0.0
     sc = sc.with_overrides(
         faults=faults,
