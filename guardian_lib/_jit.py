@@ -1,4 +1,4 @@
-"""Compiled kernels: one way to compile a NumPy loop with numba (installed with ``shap``)."""
+"""Compiled kernels: the one way here to compile a NumPy loop with numba."""
 
 from __future__ import annotations
 
