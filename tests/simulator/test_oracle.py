@@ -341,3 +341,26 @@ def test_a_dead_onu_beside_a_power_cut_is_no_member_and_keeps_its_visit():
     assert not decisions["action"].isin(["join_incident", "hold_visits"]).any()
     assert [(o.onu_row, o.status) for o in sim.ops.orders] == [(int(rows[2]), "completed")]
     assert dead.fixed_by == "visit"
+
+
+def test_the_evidence_of_an_oracle_incident_counts_only_the_shared_fault():
+    # A power cut takes 2 customers of a street box down at 30 min; a third ONU of the
+    # box dies 3 min earlier, for a fault of its own: the three went dark within the
+    # 15 min of the topology evidence. The incident's audit record says how many ONUs
+    # failed together; version 8 counted the dead ONU (3 of the box's 4), though the
+    # truth it acts on says the cut took two.
+    world = _boxes_of_four(4.0)
+    sim = world.sim
+    rows = _first_box_rows(sim)
+    power = Fault(fault_id="T-power", kind="power_outage", start_s=0.5 * HOUR, onus=rows[:2],
+                  scope_type="geo", scope_key="circle", duration_s=2.0 * HOUR)  # fmt: skip
+    sim.add_fault(power)
+    inject(sim, "T-dead", "hardware_failure", int(rows[2]), 0.45, dead=True, drift_s=0.0,
+           drift_db=6.0)  # fmt: skip
+    sim.run()
+    decisions = world.audit.frame("decisions")
+    world.close()
+    opened = decisions.loc[decisions["action"] == "open_incident"]
+    assert len(opened) == 1
+    assert len(json.loads(opened["targets"].iat[0])) == 2
+    assert json.loads(opened["rationale"].iat[0])["failed_together"] == 2
