@@ -18,8 +18,11 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
 * a hang whose reboot failed → a visit only if the hang would otherwise outlast it;
 * a fault of a street box that serves one customer (their drop: a visit or the crew's
   timer ends it) → a visit only if it costs less than the outage left until the crew;
-* a massive incident ends when its shared fault does: a member down for a fault of its
-  own (Wi-Fi, a hang, …) neither holds it open nor is covered by it;
+* a massive incident is made of the ONUs a massive or upstream fault took down (truth):
+  ONUs dark for faults of their own neither make one, however close their failures, nor
+  join one (their visits are not held); it ends when its shared fault does: a member
+  down for a fault of its own (Wi-Fi, a hang, …) neither holds it open nor is covered
+  by it;
 * a fault that a visit ends and that outlasted the case's last visit (the field service
   cancelled the order; a technician closed it without fixing the fault, or the fault
   began after the visit) gets its visit as any other: every visit of a case, not only the
@@ -145,7 +148,7 @@ class OraclePolicy(PolicyBase):
     massive_threshold: float = 0.5
     min_neighbours: int = 1
     name: str = "oracle"
-    version: str = "8"
+    version: str = "9"
 
     def frame(self, snap: Snapshot) -> Rows:
         """:meth:`PolicyBase.frame`, with each massive fault's members scoped by the truth.
@@ -178,6 +181,20 @@ class OraclePolicy(PolicyBase):
         return df.with_columns(scope_type=stype, scope_key=skey, outage_scope_type=otype,
                                outage_scope_key=okey)  # fmt: skip
 
+    def _eligible(self, snap: Snapshot) -> np.ndarray | None:
+        """:meth:`PolicyBase._eligible`, and only the ONUs a shared fault took down (truth).
+
+        The topology evidence counts ONUs that went dark together; two faults of their
+        own (two dead ONUs of one street box minutes apart) are no outage of the box,
+        whatever their timing. Version 8 counted them: it opened an incident on the box,
+        closed it the next round (neither member is down for it, :meth:`incident_down`)
+        and opened it again, every round, and each opening held (cancelled) the
+        members' visits: the dead ONUs stayed dark.
+        """
+        shared = self._truth_rows(snap)[1]
+        eligible = super()._eligible(snap)
+        return shared if eligible is None else eligible & shared
+
     def incident_down(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`PolicyBase.incident_down`, without the members down for a fault of their own.
 
@@ -188,29 +205,58 @@ class OraclePolicy(PolicyBase):
         the box held (version 5; unseen_8x4 and unseen_4x32 seed 5).
         """
         down, stable = super().incident_down(snap)
-        own = self._own_rows(snap)
+        own = self._truth_rows(snap)[0]
         return down & ~own, np.where(own, np.inf, stable)
 
     def incident_decisions(self, snap: Snapshot, df: Rows) -> tuple[list[Decision], set]:
-        """:meth:`PolicyBase.incident_decisions`; a member with only faults of its own is
-        not covered: it gets its own case and its faults their cheapest actions at once."""
-        out, covered = super().incident_decisions(snap, df)
+        """:meth:`PolicyBase.incident_decisions` over the ONUs a shared fault took down.
+
+        An incident opens, and an ONU joins one, only for a massive or upstream fault
+        (truth): an ONU of the scope that went dark for a fault of its own within the
+        incident's window is no member, its visit is not held (the observed rule takes
+        every dark ONU of the scope). A member whose shared fault has ended while faults
+        of its own remain is not covered either: it gets its own case and its faults
+        their cheapest actions at once.
+        """
+        own, shared = self._truth_rows(snap)
+        pos = snap.rows_of(df.index)
+        keep = np.flatnonzero(shared[pos] & (pos >= 0))
+        out, covered = super().incident_decisions(snap, df.take(keep))
         if covered:
             ids = snap.onu_ids()
-            covered -= {str(ids[i]) for i in np.flatnonzero(self._own_rows(snap))}
+            covered -= {str(ids[i]) for i in np.flatnonzero(own)}
         return out, covered
 
-    def _own_rows(self, snap: Snapshot) -> np.ndarray:
-        """Rows of ``snap.status`` with active faults, none of them shared (truth)."""
+    def _truth_rows(self, snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of ``snap.status`` with active faults, by the truth (once per round).
+
+        Returns
+        -------
+        own : ndarray of bool
+            Active faults, none of them shared (:data:`_SHARED` classes).
+        shared : ndarray of bool
+            At least one active shared fault (a massive or upstream fault).
+        """
+        cached = snap._cache.get("oracle_truth_rows")
+        if cached is not None:
+            return cached
         own = np.zeros(len(snap.status), dtype=bool)
+        shared = np.zeros(len(snap.status), dtype=bool)
         ids = self.sim.onu_ids
-        rows = [r for r, bucket in self.sim._active.items()
-                if (fs := [f for f in bucket.values() if f.recorded])
-                and not any(f.cause_class in _SHARED for f in fs)]  # fmt: skip
+        rows, is_shared = [], []
+        for r, bucket in self.sim._active.items():
+            classes = [f.cause_class for f in bucket.values() if f.recorded]
+            if classes:
+                rows.append(str(ids[r]))
+                is_shared.append(any(c in _SHARED for c in classes))
         if rows:
-            pos = snap.rows_of([str(ids[r]) for r in rows])
-            own[pos[pos >= 0]] = True
-        return own
+            pos = snap.rows_of(rows)
+            hit = pos >= 0
+            flag = np.asarray(is_shared, dtype=bool)[hit]
+            own[pos[hit][~flag]] = True
+            shared[pos[hit][flag]] = True
+        snap._cache["oracle_truth_rows"] = (own, shared)
+        return own, shared
 
     def _row_of(self) -> dict[str, int]:
         """Row of each ONU id in the simulation (built once)."""

@@ -3,6 +3,8 @@ fault's own timing makes unnecessary, and a visit at once for what only a visit 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from sim_faults import HOUR, inject
@@ -274,3 +276,91 @@ def test_a_fault_that_is_gone_gets_no_new_visit_after_a_cancellation():
     sim.run()
     world.close()
     assert [o.status for o in sim.ops.orders] == ["cancelled"]
+
+
+def _boxes_of_four(hours: float) -> BacktestWorld:
+    """Quiet tiny (:func:`_quiet_tiny`) with street boxes of 4 ONUs (1:8 then 1:4, as
+    unseen_8x4): two dark ONUs of a box are 0.5 of it, enough for the observed
+    evidence of a box outage (``OutageEvidence``: 2 ONUs and 0.3 of the box)."""
+    sc = _quiet_tiny(hours)
+    topo = sc.topology.model_dump() | {"first_stage_ratio": 8, "second_stage_ratio": 4}
+    return BacktestWorld.build(sc.with_overrides(topology=topo), "oracle", seed=4)
+
+
+def _first_box_rows(sim) -> np.ndarray:
+    boxes = sim.topology.onus["splitter_id"].to_numpy()
+    rows = np.flatnonzero(boxes == sorted(set(boxes))[0])
+    assert len(rows) == 4
+    return rows
+
+
+def test_two_dead_onus_of_one_box_are_no_incident_and_both_get_their_visit():
+    # Two ONUs of one street box die 6 min apart, each for a fault of its own (only a
+    # visit ends it). They went dark together as far as the topology shows, but the
+    # truth has no shared fault. Version 8 took the observed evidence: it opened a box
+    # incident, closed it the next round (neither member is down for it) and opened it
+    # again every round, and the opening held (cancelled) both visits: after 8 h both
+    # ONUs were still dark, their visits re-ordered only once the cancellation lifted.
+    world = _boxes_of_four(8.0)
+    sim = world.sim
+    rows = _first_box_rows(sim)
+    dead = [inject(sim, f"T-dead{i}", "hardware_failure", int(rows[i]), start_h, dead=True,
+                   drift_s=0.0, drift_db=6.0)
+            for i, start_h in enumerate((0.5, 0.6))]  # fmt: skip
+    sim.run()
+    decisions = world.audit.frame("decisions")
+    kpis = world.close()
+    assert not decisions["action"].isin(["open_incident", "join_incident", "hold_visits"]).any()
+    assert sorted((o.onu_row, o.status) for o in sim.ops.orders) == [
+        (int(rows[0]), "completed"), (int(rows[1]), "completed")]  # fmt: skip
+    assert [f.fixed_by for f in dead] == ["visit", "visit"]
+    assert kpis["visits"] == 2 and kpis["safety_violations"] == 0
+
+
+def test_a_dead_onu_beside_a_power_cut_is_no_member_and_keeps_its_visit():
+    # A power cut takes 2 customers of a street box down; 18 min before, a third ONU of
+    # the box died (a fault of its own) and got its visit. The truth's incident is the
+    # cut's two customers. Version 8 made every dark ONU of the box whose failure began
+    # within the join window a member: the dead ONU too, and its visit was held
+    # (cancelled); it was repaired only 8 h later.
+    world = _boxes_of_four(8.0)
+    sim = world.sim
+    rows = _first_box_rows(sim)
+    power = Fault(fault_id="T-power", kind="power_outage", start_s=0.6 * HOUR, onus=rows[:2],
+                  scope_type="geo", scope_key="circle", duration_s=6.0 * HOUR)  # fmt: skip
+    sim.add_fault(power)
+    dead = inject(sim, "T-dead", "hardware_failure", int(rows[2]), 0.3, dead=True, drift_s=0.0,
+                  drift_db=6.0)  # fmt: skip
+    sim.run()
+    decisions = world.audit.frame("decisions")
+    world.close()
+    ids = sim.onu_ids
+    opened = decisions.loc[decisions["action"] == "open_incident"]
+    assert len(opened) == 1
+    assert sorted(json.loads(opened["targets"].iat[0])) == sorted(str(ids[r]) for r in rows[:2])
+    assert not decisions["action"].isin(["join_incident", "hold_visits"]).any()
+    assert [(o.onu_row, o.status) for o in sim.ops.orders] == [(int(rows[2]), "completed")]
+    assert dead.fixed_by == "visit"
+
+
+def test_the_evidence_of_an_oracle_incident_counts_only_the_shared_fault():
+    # A power cut takes 2 customers of a street box down at 30 min; a third ONU of the
+    # box dies 3 min earlier, for a fault of its own: the three went dark within the
+    # 15 min of the topology evidence. The incident's audit record says how many ONUs
+    # failed together; version 8 counted the dead ONU (3 of the box's 4), though the
+    # truth it acts on says the cut took two.
+    world = _boxes_of_four(4.0)
+    sim = world.sim
+    rows = _first_box_rows(sim)
+    power = Fault(fault_id="T-power", kind="power_outage", start_s=0.5 * HOUR, onus=rows[:2],
+                  scope_type="geo", scope_key="circle", duration_s=2.0 * HOUR)  # fmt: skip
+    sim.add_fault(power)
+    inject(sim, "T-dead", "hardware_failure", int(rows[2]), 0.45, dead=True, drift_s=0.0,
+           drift_db=6.0)  # fmt: skip
+    sim.run()
+    decisions = world.audit.frame("decisions")
+    world.close()
+    opened = decisions.loc[decisions["action"] == "open_incident"]
+    assert len(opened) == 1
+    assert len(json.loads(opened["targets"].iat[0])) == 2
+    assert json.loads(opened["rationale"].iat[0])["failed_together"] == 2
