@@ -160,6 +160,53 @@ def _call_intervals(decisions: pd.DataFrame, end: pd.Timestamp) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["onu_id", "ts", "until", "massive"])
 
 
+def _pairs_by_onu(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """Every pair of a row of ``left`` and a row of ``right`` of the same ``onu_id`` (a
+    missing id pairs with nothing), with ``left``'s row number ``_l``."""
+    left = left.assign(_l=np.arange(len(left)))
+    left, right = (f.loc[f["onu_id"].notna()] for f in (left, right))
+    key = {"onu_id": lambda f: f["onu_id"].astype(str)}
+    return left.assign(**key).merge(right.assign(**key), on="onu_id", suffixes=("", "_r"))
+
+
+def _flagged(pairs: pd.DataFrame, hit: np.ndarray, n: int) -> np.ndarray:
+    """Per row of the pairs' left frame (``n`` rows): whether any of its pairs hit."""
+    out = np.zeros(n, dtype=bool)
+    out[pairs["_l"].to_numpy()[hit]] = True
+    return out
+
+
+def _calls_per_problem(
+    lab: pd.DataFrame, probs: pd.DataFrame, calls: pd.DataFrame
+) -> tuple[np.ndarray, int, dict[bool, int]]:
+    """:func:`problem_classification_scores`' call held on each scored problem (an
+    object array of ``massive`` / ``individual`` / ``none``), the right calls outside
+    every scored problem (unscored) and the erroneous ones per class (``massive``)."""
+    called = np.full(len(probs), "none", dtype=object)
+    p = _pairs_by_onu(probs[["onu_id", "start_at", "onset_at", "end_at"]], calls)
+    mass = p["massive"].to_numpy(dtype=bool)
+    before_end = (p["ts"] <= p["end_at"]).to_numpy(dtype=bool)
+    # An incident the ONU was a member of during the problem: massive; else a case open
+    # at any time from the problem's onset: individual.
+    in_incident = mass & before_end & (p["until"] >= p["start_at"]).to_numpy(dtype=bool)
+    in_case = ~mass & before_end & (p["until"] >= p["onset_at"]).to_numpy(dtype=bool)
+    called[_flagged(p, in_case, len(probs))] = "individual"
+    called[_flagged(p, in_incident, len(probs))] = "massive"
+    # Calls outside every scored problem of their ONU: judged by what the ONU had then.
+    once = calls.drop_duplicates(["onu_id", "ts", "massive"]).reset_index(drop=True)
+    once = once[["onu_id", "ts", "massive"]]
+    q = _pairs_by_onu(once, probs[["onu_id", "onset_at", "end_at"]])
+    inside = _flagged(q, ((q["onset_at"] <= q["ts"]) & (q["end_at"] >= q["ts"])).to_numpy(bool),
+                      len(once))  # fmt: skip
+    q = _pairs_by_onu(once, lab[["onu_id", "onset_at", "end_at", "massive", "confirmed"]])
+    covers = ((q["onset_at"] <= q["ts"]) & (q["end_at"] >= q["ts"])).to_numpy(dtype=bool)
+    cls = q["massive_r"].to_numpy(dtype=bool) & q["confirmed"].to_numpy(dtype=bool)
+    same = _flagged(q, covers & (cls == q["massive"].to_numpy(dtype=bool)), len(once))
+    outside, massive = ~inside, once["massive"].to_numpy(dtype=bool)
+    extra = {flag: int((outside & ~same & (massive == flag)).sum()) for flag in (True, False)}
+    return called, int((outside & same).sum()), extra
+
+
 def problem_classification_scores(
     decisions: pd.DataFrame, labels: pd.DataFrame, min_minutes: float = 15.0
 ) -> dict[str, float]:
@@ -233,9 +280,9 @@ def problem_classification_scores(
     # nothing observable: the call on it is the call on the first one. Not scored.
     masked = np.zeros(len(lab), dtype=bool)
     conf = lab.loc[lab["confirmed"] & lab["start_at"].notna()]
-    for _, g in conf.groupby("onu_id"):
-        if len(g) < 2:
-            continue
+    # Only ONUs with two or more such problems can mask one (a few of a fleet's).
+    repeated = conf["onu_id"].duplicated(keep=False)
+    for _, g in conf.loc[repeated].groupby("onu_id"):
         s0, e0 = g["start_at"].to_numpy(), g["end_at"].to_numpy()
         order = np.arange(len(g))
         inside = (s0[None, :] <= s0[:, None]) & (e0[None, :] >= e0[:, None])
@@ -251,38 +298,7 @@ def problem_classification_scores(
         if len(decisions)
         else _call_intervals(pd.DataFrame(columns=["ts", "action", "targets", "case_id"]), end)
     )
-    by_onu = {k: g for k, g in calls.groupby("onu_id")}
-    called = np.full(len(probs), "none", dtype=object)
-    for i, r in enumerate(probs.itertuples()):
-        g = by_onu.get(r.onu_id)
-        if g is None:
-            continue
-        m = g.loc[g["massive"]]
-        if ((m["ts"] <= r.end_at) & (m["until"] >= r.start_at)).any():
-            called[i] = "massive"
-            continue
-        c = g.loc[~g["massive"]]
-        if ((c["ts"] <= r.end_at) & (c["until"] >= r.onset_at)).any():
-            called[i] = "individual"
-    # Calls outside every scored problem of their ONU.
-    extra = {True: 0, False: 0}
-    unscored = 0
-    lab_by = {k: g for k, g in lab.groupby("onu_id")}
-    prob_by = {k: g for k, g in probs.groupby("onu_id")}
-    for r in calls.drop_duplicates(["onu_id", "ts", "massive"]).itertuples():
-        p = prob_by.get(r.onu_id)
-        if p is not None and ((p["onset_at"] <= r.ts) & (p["end_at"] >= r.ts)).any():
-            continue
-        g = lab_by.get(r.onu_id)
-        same = False
-        if g is not None:
-            cover = g.loc[(g["onset_at"] <= r.ts) & (g["end_at"] >= r.ts)]
-            cls = cover["massive"].to_numpy(dtype=bool) & cover["confirmed"].to_numpy(bool)
-            same = bool((cls == r.massive).any())
-        if same:
-            unscored += 1
-        else:
-            extra[bool(r.massive)] += 1
+    called, unscored, extra = _calls_per_problem(lab, probs, calls)
     truth = probs["massive"].to_numpy(dtype=bool)
     for kind, flag in (("massive", True), ("individual", False)):
         pred = called == kind

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.decision._columns import FrameColumns, Rows, _seconds_from
 from guardian_lib.decision._types import (
     PREDICTION_COLUMNS,
@@ -179,7 +180,7 @@ class PolicyBase:
         # the ML models give most of the fleet a small one, which made every round slow).
         interest = (
             np.asarray(snap.column("impacted"), dtype=bool)
-            | (np.nan_to_num(np.asarray(pcols["risk_24h"], dtype=float)) > self.risk_threshold)
+            | (nan_to_num(np.asarray(pcols["risk_24h"], dtype=float)) > self.risk_threshold)
             | (np.asarray(nb["box_rxdrop_share"], dtype=float) > 0)
             | (snap.column("stable_min") < 4 * self.stable_minutes)
             | self._has_case(snap)
@@ -234,7 +235,7 @@ class PolicyBase:
             + np.asarray(snap.column("impacted_min"), dtype=float)[pos[keep]]
         )
         eligible = np.ones(len(snap.status), dtype=bool)
-        eligible[pos[keep][np.nan_to_num(lag_min, nan=0.0) > self.join_window_min]] = False
+        eligible[pos[keep][nan_to_num(lag_min, nan=0.0) > self.join_window_min]] = False
         return eligible
 
     def reboot_holds(self, snap: Snapshot, active: Rows) -> tuple[np.ndarray, np.ndarray]:

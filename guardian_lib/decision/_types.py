@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.decision._columns import FrameColumns
 from guardian_lib.decision.neighbours import OutageEvidence, neighbour_arrays, outage_arrays
 from guardian_lib.schema import CLASS_COLUMNS as _SCHEMA_CLASS_COLUMNS
@@ -368,14 +369,14 @@ def _sanitized(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """
     cols = dict(cols)
     q = np.column_stack([np.asarray(cols[c], dtype=float) for c in CLASS_COLUMNS])
-    q = np.nan_to_num(np.clip(q, 0.0, 1.0), nan=0.0)
+    q = nan_to_num(np.clip(q, 0.0, 1.0), nan=0.0)
     total = q.sum(axis=1)
     q[total <= 0, -1] = 1.0
     q /= q.sum(axis=1, keepdims=True)
     for j, c in enumerate(CLASS_COLUMNS):
         cols[c] = q[:, j]
     for c in ("anomaly_score", "risk_2h", "risk_6h", "risk_24h"):
-        cols[c] = np.clip(np.nan_to_num(np.asarray(cols[c], dtype=float), nan=0.0), 0.0, 1.0)
+        cols[c] = np.clip(nan_to_num(np.asarray(cols[c], dtype=float), nan=0.0), 0.0, 1.0)
     reasons = np.asarray(cols["top_reasons"], dtype=object)
     cols["top_reasons"] = np.where(pd.isna(reasons), "[]", reasons).astype(object)
     return cols

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from guardian_lib._jit import compiled
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.schema import RX_CRITICAL_DBM
 
 __all__ = [
@@ -98,7 +100,7 @@ def _rx_step(read: ColumnReader) -> np.ndarray:
     rx, drop = read("rx_dbm"), read("rx_drop_db")
     if rx is None or drop is None:
         return np.zeros(len(online), dtype=bool)
-    rx = np.nan_to_num(np.asarray(rx, dtype=float), nan=0.0)
+    rx = nan_to_num(np.asarray(rx, dtype=float), nan=0.0)
     return online & ((np.asarray(drop, dtype=float) > RX_STEP_DB) | (rx < RX_CRITICAL_DBM))
 
 
@@ -110,10 +112,33 @@ def _codes(read: ColumnReader, key: str) -> np.ndarray:
     return pd.factorize(read(f"{key}_id"))[0]
 
 
-def _nb_share(flag: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Share and count of *other* members of each row's group with ``flag`` set."""
-    size = np.bincount(codes)[codes]
-    others = np.bincount(codes, weights=flag.astype(float))[codes] - flag
+@compiled
+def _others_flagged(flags, codes, others, size):  # pragma: no cover
+    n_rows, n = flags.shape
+    for r in range(n_rows):
+        top = 0
+        for i in range(n):
+            top = max(top, codes[r, i])
+        totals = np.zeros(top + 1)
+        members = np.zeros(top + 1)
+        for i in range(n):
+            totals[codes[r, i]] += flags[r, i]
+            members[codes[r, i]] += 1.0
+        for i in range(n):
+            others[r, i] = totals[codes[r, i]] - flags[r, i]
+            size[r, i] = members[codes[r, i]]
+
+
+def _nb_shares(flags: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share and count of *other* members of each row's group with the flag set, for
+    several (flag, grouping) pairs at once (rows of ``flags`` and ``codes``). [-]"""
+    flags = np.ascontiguousarray(flags, dtype=np.float64)
+    codes = np.ascontiguousarray(codes, dtype=np.int64)
+    if codes.size and codes.min() < 0:  # pd.factorize's code of a missing id
+        raise ValueError("neighbour evidence: an ONU has no box, PON or OLT id in the inventory")
+    others, size = np.empty(flags.shape), np.empty(flags.shape)
+    # Flags are 0/1: their sums per group are exact, as one bincount's.
+    _others_flagged(flags, codes, others, size)
     return np.where(size > 1, others / np.maximum(size - 1, 1), 0.0), others
 
 
@@ -144,19 +169,13 @@ def neighbour_arrays(read: ColumnReader) -> dict[str, np.ndarray]:
     nosvc = online & ~np.asarray(read("service_up"), dtype=bool)
     rxdrop = _rx_step(read)
     box, pon, olt = (_codes(read, k) for k in ("box", "pon", "olt"))
-    box_s, box_n = _nb_share(off, box)
-    pon_s, pon_n = _nb_share(off, pon)
-    olt_s, olt_n = _nb_share(off, olt)
-    rxb_s, rxb_n = _nb_share(rxdrop, box)
-    ext_s, ext_n = _nb_share(nosvc, olt)
+    # Box, PON and OLT offline; box RX drop; OLT without service: one pass for the five.
+    shares, counts = _nb_shares(
+        np.vstack([off, off, off, rxdrop, nosvc]), np.vstack([box, pon, olt, box, olt])
+    )
     # Require a few neighbours, not a coincidence of two customers.
-    box_s = np.where(box_n >= 2, box_s, 0.0)
-    pon_s = np.where(pon_n >= 3, pon_s, 0.0)
-    olt_s = np.where(olt_n >= 5, olt_s, 0.0)
-    rxb_s = np.where(rxb_n >= 2, rxb_s, 0.0)
-    ext_s = np.where(ext_n >= 4, ext_s, 0.0)
-    stack = np.vstack([box_s, pon_s, olt_s, rxb_s, ext_s])
-    counts = np.vstack([box_n, pon_n, olt_n, rxb_n, ext_n])
+    stack = np.where(counts >= np.array([2, 3, 5, 2, 4])[:, None], shares, 0.0)
+    box_s, pon_s, olt_s, rxb_s, ext_s = stack
     # Prefer the wider scope when it explains the problem nearly as well.
     weights = np.array([1.0, 1.15, 1.3, 1.0, 1.0])[:, None]
     best = np.argmax(stack * weights, axis=0)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from guardian_lib._frames import frame_from_columns
+from guardian_lib._numeric import nan_to_num
 
 if TYPE_CHECKING:  # pragma: no cover - guardian_lib.loop imports this package
     from guardian_lib.loop.tick import Tick
@@ -74,11 +75,11 @@ def service_state(
     n = len(online)
     nan = np.full(n, np.nan)
     loss = values.get("loss_pct", nan)
-    service = online & ~(_nan_to_num(loss, 100.0) >= 99.5)
+    service = online & ~(nan_to_num(loss, 100.0) >= 99.5)
     degraded = service & (
-        (_nan_to_num(loss) > thresholds.degraded_loss_pct)
-        | (_nan_to_num(values.get("latency_ms", nan)) > thresholds.degraded_latency_ms)
-        | (_nan_to_num(values.get("ber", nan)) > thresholds.high_ber)
+        (nan_to_num(loss) > thresholds.degraded_loss_pct)
+        | (nan_to_num(values.get("latency_ms", nan)) > thresholds.degraded_latency_ms)
+        | (nan_to_num(values.get("ber", nan)) > thresholds.high_ber)
     )
     return service, degraded
 
@@ -108,16 +109,6 @@ def registered_loss(online: np.ndarray, loss_pct: np.ndarray) -> np.ndarray:
     on = np.asarray(online, dtype=float)
     loss[(on == 1.0) & np.isnan(loss)] = 0.0
     return loss
-
-
-def _nan_to_num(x: np.ndarray, nan: float = 0.0) -> np.ndarray:
-    """``np.nan_to_num(x, nan=nan)`` of float readings, by one ``where`` when none is
-    infinite (``nan_to_num`` costs several times more per tick). [-]"""
-    x = np.asarray(x)
-    if x.dtype.kind != "f":
-        return np.nan_to_num(x, nan=nan)
-    out = np.where(np.isnan(x), nan, x)
-    return np.nan_to_num(x, nan=nan) if np.isinf(out).any() else out
 
 
 def tick_service_state(tick: Tick, thresholds: ServiceThresholds) -> tuple[np.ndarray, np.ndarray]:
@@ -469,7 +460,7 @@ class Observer:
         """
         now = self.now_s
         v = self.values
-        impacted_min = np.nan_to_num((now - self.impacted_since_s) / 60.0, nan=0.0)
+        impacted_min = nan_to_num((now - self.impacted_since_s) / 60.0, nan=0.0)
         stable = (now - self.ok_since_s) / 60.0
         stable = np.where(np.isnan(stable), np.inf, stable)
         stable = np.where(np.isnan(self.impacted_since_s), stable, 0.0)
@@ -485,15 +476,15 @@ class Observer:
             down_type=pd.Categorical.from_codes(self.down_type, dtype=_DOWN_TYPE_DTYPE),
             impacted_min=impacted_min,
             stable_min=stable,
-            rx_drop_db=np.nan_to_num(self.rx_base - v["rx_dbm"], nan=0.0),
-            tx_drop_db=np.nan_to_num(self.tx_base - v["tx_dbm"], nan=0.0),
+            rx_drop_db=nan_to_num(self.rx_base - v["rx_dbm"], nan=0.0),
+            tx_drop_db=nan_to_num(self.tx_base - v["tx_dbm"], nan=0.0),
             calls_24h=self.calls.copy(),
             last_call_min=(now - self.last_call_s) / 60.0,
             flaps_24h=self.flaps.copy(),
             dhcp_fails_6h=self.dhcp_fails.copy(),
-            latency_excess_ms=np.nan_to_num(self.lat_fast - self.lat_base, nan=0.0),
-            down_min=np.nan_to_num((now - self.down_since_s) / 60.0, nan=0.0),
-            rx_low_min=np.nan_to_num((now - self.rx_low_since_s) / 60.0, nan=0.0),
+            latency_excess_ms=nan_to_num(self.lat_fast - self.lat_base, nan=0.0),
+            down_min=nan_to_num((now - self.down_since_s) / 60.0, nan=0.0),
+            rx_low_min=nan_to_num((now - self.rx_low_since_s) / 60.0, nan=0.0),
             contacted_since_down=~np.isnan(self.down_since_s)
             & (self.last_call_s >= self.down_since_s),
         )

@@ -27,6 +27,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.decision._types import CLASS_COLUMNS, PREDICTION_COLUMNS, Snapshot
 from guardian_lib.decision.neighbours import OutageEvidence, neighbour_stats
 from guardian_lib.schema import RX_CRITICAL_DBM
@@ -86,10 +87,10 @@ class RuleScorer:
         service = np.asarray(col("service_up"), dtype=bool)
         degraded = np.asarray(col("degraded"), dtype=bool)
         down = col("down_type")
-        rx = np.nan_to_num(np.asarray(col("rx_dbm"), dtype=float), nan=0.0)
+        rx = nan_to_num(np.asarray(col("rx_dbm"), dtype=float), nan=0.0)
         rx_drop = np.asarray(col("rx_drop_db"), dtype=float)
         tx_drop = np.asarray(col("tx_drop_db"), dtype=float)
-        ber = np.nan_to_num(np.asarray(col("ber"), dtype=float), nan=0.0)
+        ber = nan_to_num(np.asarray(col("ber"), dtype=float), nan=0.0)
         off = ~online
         dg = off & (down == "DYING_GASP")
         los = off & ~dg

@@ -14,7 +14,9 @@ import h3
 import numpy as np
 import pandas as pd
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.features._cube import Cube
+from guardian_lib.features._kernels import group_shares
 from guardian_lib.features._status import LOST_LOSS_PCT
 from guardian_lib.features._status import FeatureWindows as _Windows
 from guardian_lib.features._status import Status as _Status
@@ -140,7 +142,7 @@ def hours_to_critical(
         0 when RX is already below the critical level; NaN where ``rx_dbm`` is NaN. [h]
     """
     margin = np.asarray(rx_dbm, dtype=float) - RX_IMPACT_DBM
-    slope = np.nan_to_num(np.asarray(slope_db_per_h, dtype=float), nan=0.0)
+    slope = nan_to_num(np.asarray(slope_db_per_h, dtype=float), nan=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         h = np.where(slope < -0.005, margin / -slope, horizon_h)
     return np.where(np.isnan(margin), np.nan, np.clip(h, 0.0, horizon_h))
@@ -187,17 +189,8 @@ def _neighbour_share(flag: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, n
     f = np.asarray(flag, dtype=np.float64)
     size = np.bincount(group, minlength=n_groups)[group].astype(np.float64)
     others = np.maximum(size - 1, 1)
-    flat = f.reshape(-1, len(group))
-    # A row of flags that are all 0 has shares of 0 (0 − 0 over others ≥ 1): online, most
-    # of a round's flags (new outages, LOS in the last hour, …) are, so only the rows
-    # with a flag are summed.
-    out = np.zeros(flat.shape)
-    live = np.flatnonzero(flat.any(axis=1))
-    if len(live):
-        part = flat[live]
-        cells = (np.arange(len(part))[:, None] * n_groups + group[None, :]).reshape(-1)
-        totals = np.bincount(cells, weights=part.reshape(-1), minlength=len(part) * n_groups)
-        out[live] = (totals.reshape(len(part), n_groups)[:, group] - part) / others
+    # One compiled pass per row of flags (rows of zeros, most of a round's, are skipped).
+    out = group_shares(f.reshape(-1, len(group)), group, others)
     return out.reshape(f.shape), np.broadcast_to(size, f.shape)
 
 

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from guardian_lib.features._kernels import ffill_into
+
 __all__ = [
     "RunningSums",
     "window_sum",
@@ -201,20 +203,10 @@ def ffill(x: np.ndarray, limit: int) -> np.ndarray:
     if limit == 1:
         np.copyto(out[1:], x[:-1], where=miss[1:])
         return out
-    # Each gap (missing ticks in a row, per ONU) takes the value just before it: work
-    # in proportion to the missing values, not to ticks × ONUs. Positions ONU by ONU,
-    # in time order: sorting them is cheaper than a 2-D scan while they are few.
-    n_ticks, n_onus = x.shape
-    if np.count_nonzero(miss) <= miss.size // 64:
-        flat = np.flatnonzero(miss)  # tick * n_onus + onu
-        onu, t = np.divmod(np.sort(flat % n_onus * n_ticks + flat // n_onus), n_ticks)
-    else:
-        onu, t = np.nonzero(miss.T)
-    starts = np.ones(len(t), dtype=bool)
-    starts[1:] = (onu[1:] != onu[:-1]) | (t[1:] != t[:-1] + 1)
-    first = t[np.maximum.accumulate(np.where(starts, np.arange(len(t)), 0))]
-    fill = (first > 0) & (t - first < limit)
-    out[t[fill], onu[fill]] = x[first[fill] - 1, onu[fill]]
+    # Each gap (missing ticks in a row, per ONU) takes the value just before it: one
+    # compiled pass per column (values are copied, so the result is the same as any
+    # vectorised fill's).
+    ffill_into(x, limit, out)
     return out
 
 

@@ -172,6 +172,19 @@ class ModelBundle:
         part = block[at] if rows is None else block[np.ix_(at, np.asarray(rows, dtype=np.intp))]
         return part.T.astype(np.float64)
 
+    def _rows_fast(self, matrix: np.ndarray | None, sym: np.ndarray | None, explain: bool) -> bool:
+        """Whether :meth:`predict_columns` reads nothing of the features frame but its
+        ``ts`` and ``onu_id``: every estimator from ``matrix`` (finite, given), ``sym``
+        given and no SHAP reasons."""
+        return (
+            matrix is not None
+            and sym is not None
+            and not explain
+            and len(matrix) > 0
+            and not np.isinf(matrix).any()
+            and all(self._positions(m) is not None for m in (self.anomaly, self.cause, self.risk))
+        )
+
     def _positions(self, estimator) -> np.ndarray | None:
         """Positions in ``feature_columns`` of the columns ``estimator`` was fitted on
         (None when it was fitted on others)."""
@@ -227,6 +240,7 @@ class ModelBundle:
         max_risk_explained: int | None = None,
         matrix: np.ndarray | None = None,
         sym: np.ndarray | None = None,
+        rows: np.ndarray | None = None,
     ) -> dict[str, Any]:
         """:meth:`predict`'s columns as arrays, before they become a frame.
 
@@ -246,6 +260,12 @@ class ModelBundle:
             skipped. The same predictions. [-]
         sym : ndarray of bool, optional
             ``symptomatic(features)``, when the caller computed it. [-]
+        rows : ndarray of int, optional
+            Predict only these rows of ``features`` (positions), as
+            ``predict_columns(features.iloc[rows], …)`` would; ``matrix`` and ``sym``
+            are then those rows' own. Without SHAP reasons and with a ``matrix`` the
+            rows' frame is never built (online scoring re-predicts a few rows of the
+            fleet between full predictions). [-]
 
         Returns
         -------
@@ -255,6 +275,9 @@ class ModelBundle:
             arrays), the others float64 arrays. [-]
         """
         self.check(features)
+        if rows is not None and not self._rows_fast(matrix, sym, explain):
+            features, rows = features.iloc[rows], None  # the frame's paths read the rows
+        n = len(features) if rows is None else len(rows)
         selected_cache: list[pd.DataFrame] = []
 
         def selected() -> pd.DataFrame:
@@ -265,6 +288,8 @@ class ModelBundle:
 
         # ``.array`` keeps tz-aware times as they are (to_numpy makes 1 Timestamp per row).
         cols: dict[str, Any] = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
+        if rows is not None:
+            cols = {c: v[rows] for c, v in cols.items()}
         # The estimators read one float64 matrix (their columns picked by position)
         # instead of validating a frame each; a matrix their checks would refuse (inf,
         # no rows, non-float columns) goes through their frame API, which says why.
@@ -299,7 +324,7 @@ class ModelBundle:
         if sym is None:
             sym = symptomatic(features)
         classes = list(self.cause.classes_)
-        proba = np.full((len(features), len(classes)), np.nan)
+        proba = np.full((n, len(classes)), np.nan)
         if sym.any():
             cause_at = self._positions(self.cause)
             if matrix is not None and cause_at is not None:
@@ -318,8 +343,8 @@ class ModelBundle:
         risk = compose_hazards(hazards)
         for k, h in enumerate(self.risk.horizons_h):
             cols[f"risk_{h}h"] = risk[:, k]
-        reasons = np.full(len(features), "[]", dtype=object)
-        if explain and len(features):
+        reasons = np.full(n, "[]", dtype=object)
+        if explain and n:
             X = frame()
             X_risk = X.loc[:, _columns(self.risk_columns)]
             if sym.any() and self.cause.constant_ is None:
@@ -342,6 +367,6 @@ class ModelBundle:
                     rows = X_risk.iloc[sel]
                     vals = shap_values(model.booster_, rows.astype(float))
                     reasons[sel] = top_reasons(vals, rows, "risk_24h", top_k)
-        cols["model_version"] = np.full(len(features), self.model_version, dtype=object)
+        cols["model_version"] = np.full(n, self.model_version, dtype=object)
         cols["top_reasons"] = reasons
         return {c: cols[c] for c in PREDICTION_COLUMNS}

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.features import RX_DROP_DB
 from guardian_lib.models._base import (
     class_proba,
@@ -69,12 +70,12 @@ def neighbour_cluster_kind(
 
     off = col("online") == 0
     dropped = (
-        np.nan_to_num(col("rx_delta_7d"), nan=0.0) <= -RX_DROP_DB
+        nan_to_num(col("rx_delta_7d"), nan=0.0) <= -RX_DROP_DB
         if "rx_delta_7d" in X
         else np.zeros(n, dtype=bool)
     )
     los, gasp = (
-        np.nan_to_num(col(c)) > 0 if c in X else np.zeros(n, dtype=bool)
+        nan_to_num(col(c)) > 0 if c in X else np.zeros(n, dtype=bool)
         for c in ("los_1h", "dying_gasp_1h")
     )
     optical_cluster = np.zeros(n, dtype=bool)
@@ -101,8 +102,8 @@ def neighbour_cluster_kind(
     ):
         if own_col not in X or share_col not in X:
             continue
-        own = (np.nan_to_num(col(own_col)) >= 1) & ~off
-        share = np.nan_to_num(col(share_col))
+        own = (nan_to_num(col(own_col)) >= 1) & ~off
+        share = nan_to_num(col(share_col))
         upstream |= own & (share >= min_share) & (share * pon_others >= min_neighbours)
     out[upstream & ~optical_cluster] = 2
     return out

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from guardian_lib._numeric import nan_to_num
 from guardian_lib.features import FEATURE_COLUMNS, RollingCube, symptomatic
 from guardian_lib.models.bundle import prediction_frame
 
@@ -121,8 +122,9 @@ class OnlineScorer:
         self.model_version = bundle.model_version
         self._last: dict[str, Any] | None = None  # the previous call's prediction arrays
         self._last_sym: np.ndarray | None = None
-        # The last frame's string columns: (the object array, the frame's array).
-        self._strings: dict[str, tuple[np.ndarray, Any]] = {}
+        # The last frame's string columns: (the object array, the frame's array, whether
+        # a value is missing).
+        self._strings: dict[str, tuple[np.ndarray, Any, bool]] = {}
         self._calls = 0
         #: Feature rows of the last call (None before the first).
         self.last_features: pd.DataFrame | None = None
@@ -179,7 +181,7 @@ class OnlineScorer:
         if seed is not None:
             # The string arrays are what the frame gives back when none is missing
             # (told to a snapshot that takes ``exact``, as Snapshot does).
-            if _takes_exact(seed) and not any(pd.isna(cols[c]).any() for c in _STRING_COLUMNS):
+            if _takes_exact(seed) and not any(k[2] for k in self._strings.values()):
                 seed(out, cols, exact=True)
             else:
                 seed(out, cols)
@@ -191,12 +193,15 @@ class OnlineScorer:
         pandas infers a string dtype for each object array, which costs more than
         comparing them)."""
         given = dict(cols)
+        missing = {}
         for c in _STRING_COLUMNS:
             kept = self._strings.get(c)
             if kept is not None and np.array_equal(kept[0], cols[c]):
-                given[c] = kept[1]
+                given[c], missing[c] = kept[1], kept[2]
+            else:  # whether a value is missing (the frame then differs): checked once
+                missing[c] = bool(pd.isna(cols[c]).any())
         out = prediction_frame(given)
-        self._strings = {c: (cols[c], out[c].array) for c in _STRING_COLUMNS}
+        self._strings = {c: (cols[c], out[c].array, missing[c]) for c in _STRING_COLUMNS}
         return out
 
     def _merged(
@@ -207,11 +212,11 @@ class OnlineScorer:
         rows = np.flatnonzero(
             sym
             | self._last_sym
-            | (np.nan_to_num(np.asarray(last["risk_24h"], dtype=float)) >= self.refresh_risk)
+            | (nan_to_num(np.asarray(last["risk_24h"], dtype=float)) >= self.refresh_risk)
         )
         fresh = None
         if len(rows):
-            fresh = self._predict(features.iloc[rows], sym[rows], block, rows)
+            fresh = self._predict(features, sym[rows], block, rows)
         cols: dict[str, Any] = {"ts": features["ts"].array}
         for c, v in last.items():
             if c == "ts":
@@ -230,8 +235,8 @@ class OnlineScorer:
         block: np.ndarray | None,
         rows: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """The bundle's prediction arrays of ``features`` with their symptom flags
-        ``sym``: this round's features (``block``) or their ``rows``."""
+        """The bundle's prediction arrays of this round's ``features`` (their float32
+        ``block``), or of their ``rows``, with those rows' symptom flags ``sym``."""
         return self.bundle.predict_columns(
             features,
             explain=self.explain,
@@ -239,6 +244,7 @@ class OnlineScorer:
             max_risk_explained=self.max_risk_explained,
             matrix=None if block is None else self.bundle.block_matrix(block, rows),
             sym=sym,
+            rows=rows,
         )
 
 

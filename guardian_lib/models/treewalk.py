@@ -37,8 +37,9 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from numba.cpython.unsafe.numbers import trailing_zeros
+
+from guardian_lib._jit import compiled
 
 __all__ = ["BoosterWalker", "ForestWalker", "booster_walker", "forest_walker"]
 
@@ -54,18 +55,7 @@ _MISSING_ZERO, _MISSING_NAN = 1, 2
 _ZERO_THRESHOLD = 1e-35
 
 
-def _compiled(fn):
-    """``numba.njit`` with the machine code cached on disk (next to this module, else in
-    the user's cache folder): a process then loads it in ~0.5 s instead of compiling
-    for ~1.5 s. Where neither folder is writable numba refuses to cache; the function
-    is then compiled in each process."""
-    try:
-        return njit(cache=True, nogil=True)(fn)
-    except RuntimeError:
-        return njit(nogil=True)(fn)
-
-
-@_compiled
+@compiled
 def _quickscorer(X, feat_start, node_thr, node_word, node_mask, node_nan_right, tree_class,
                  word_start, leaf_start, leaf_value, lgbm_zero, full, masks, block,
                  out):  # fmt: skip
@@ -141,14 +131,14 @@ def _quickscorer(X, feat_start, node_thr, node_word, node_mask, node_nan_right, 
     return True
 
 
-@_compiled
+@compiled
 def _sigmoid(raw, sigmoid, out):
     # BinaryLogLoss::ConvertOutput: 1.0f / (1.0f + std::exp(-sigmoid_ * input)).
     for i in range(raw.shape[0]):
         out[i] = 1.0 / (1.0 + math.exp(-sigmoid * raw[i, 0]))
 
 
-@_compiled
+@compiled
 def _softmax(raw, out):
     # Common::Softmax: exp(x − max) / Σ, summed in class order.
     for i in range(raw.shape[0]):
@@ -320,13 +310,9 @@ def _parse_model(text: str) -> BoosterWalker | None:
             _tree_nodes(tree, t, int(leaf_start[t]), values, nodes)
     except _Unsupported:
         return None
-    # Nodes by feature, then threshold: a block's comparisons read one row of ``block``,
-    # and the walk leaves a feature at the first threshold above all of the block's rows.
-    nodes.sort(key=lambda n: (n[0], n[1], n[2]))
     wide = any(int(t["num_leaves"]) > 32 for t in trees)
     mask_dtype = np.uint64 if wide else np.uint32
-    node_feat = np.array([n[0] for n in nodes], dtype=np.int64)
-    node_thr = np.array([n[1] for n in nodes], dtype=np.float64)
+    node_feat, node_thr, node_tree, node_mask, node_nan_right = _sorted_nodes(nodes, mask_dtype, 5)
     n_features = int(head["max_feature_idx"]) + 1
     return BoosterWalker(
         objective=objective[0],
@@ -335,15 +321,34 @@ def _parse_model(text: str) -> BoosterWalker | None:
         n_features=n_features,
         node_feat=node_feat,
         node_thr=node_thr,
-        node_tree=np.array([n[2] for n in nodes], dtype=np.int64),
-        node_mask=np.array([n[3] & int(np.iinfo(mask_dtype).max) for n in nodes], mask_dtype),
-        node_nan_right=np.array([n[4] for n in nodes], dtype=np.bool_),
+        node_tree=node_tree,
+        node_mask=node_mask,
+        node_nan_right=node_nan_right,
         tree_class=np.arange(len(trees), dtype=np.int64) % n_class,
         leaf_start=leaf_start.astype(np.int64),
         leaf_value=values,
         feat_start=np.searchsorted(node_feat, np.arange(n_features + 1)).astype(np.int64),
         node_thr32=_round_down32(node_thr),
     )
+
+
+def _sorted_nodes(nodes: list[tuple], mask_dtype: type, n_cols: int) -> tuple[np.ndarray, ...]:
+    """The split nodes ``(feature, threshold, tree or word, mask[, nan_right])`` as
+    arrays, sorted by feature, then threshold, then tree (or word), ties in the order
+    given: a block's comparisons read one row of ``block``, and the walk leaves a
+    feature at the first threshold above all of the block's rows. The masks are cut to
+    ``mask_dtype``'s width."""
+    cols = list(zip(*nodes, strict=True)) if nodes else [()] * n_cols
+    feat = np.array(cols[0], dtype=np.int64)
+    thr = np.array(cols[1], dtype=np.float64)
+    third = np.array(cols[2], dtype=np.int64)
+    width = int(np.iinfo(mask_dtype).max)
+    mask = np.array([m & width for m in cols[3]], dtype=mask_dtype)
+    order = np.lexsort((third, thr, feat))  # stable: last key first
+    out = [feat[order], thr[order], third[order], mask[order]]
+    if n_cols > 4:
+        out.append(np.array(cols[4], dtype=np.bool_)[order])
+    return tuple(out)
 
 
 def _round_down32(thr: np.ndarray) -> np.ndarray:
@@ -473,15 +478,14 @@ def _build_forest(forest) -> ForestWalker:
         values.append(np.asarray(depth, dtype=np.float64)[order])
         word_start.append(w0 + -(-len(order) // bits))
         leaf_start.append(leaf_start[-1] + len(order))
-    nodes.sort(key=lambda n: (n[0], n[1], n[2]))
+    node_feat, node_thr, node_word, node_mask = _sorted_nodes(nodes, _FOREST_WORD, 4)
     n_features = int(forest.n_features_in_)
-    node_feat = np.array([n[0] for n in nodes], dtype=np.int64)
     return ForestWalker(
         n_features=n_features,
         feat_start=np.searchsorted(node_feat, np.arange(n_features + 1)).astype(np.int64),
-        node_thr32=_round_down32(np.array([n[1] for n in nodes], dtype=np.float64)),
-        node_word=np.array([n[2] for n in nodes], dtype=np.int64),
-        node_mask=np.array([n[3] for n in nodes], dtype=_FOREST_WORD),
+        node_thr32=_round_down32(node_thr),
+        node_word=node_word,
+        node_mask=node_mask,
         word_start=np.array(word_start, dtype=np.int64),
         leaf_start=np.array(leaf_start[:-1], dtype=np.int64),
         leaf_value=np.concatenate(values),

@@ -76,7 +76,7 @@ def test_observer_folds_events_by_hash_map_as_by_index_lookups(rng):
     """A tick's events find their ONU and customer rows by a hash map: the observer's
     state equals one that looks each up in a pandas Index, unknown ids and non-string
     ids included; the readings' NaN replacement equals ``np.nan_to_num``."""
-    from guardian_lib.decision.observe import _nan_to_num
+    from guardian_lib._numeric import nan_to_num as _nan_to_num
     from guardian_lib.loop import EventRow
 
     n = 12

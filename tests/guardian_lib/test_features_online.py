@@ -141,10 +141,11 @@ def test_ffill_equals_a_tick_by_tick_loop(rng):
             out[t] = np.where(miss & (age <= limit), last, x[t])
         return out
 
-    # Up to 1/64 of the values missing (0 %, 0.5 %) ffill sorts their positions; more
-    # (30 %, 90 %) it scans the mask ONU by ONU.
-    for share in (0.0, 0.005, 0.3, 0.9):
-        x = rng.normal(size=(200, 60))
+    # Few to most values missing, in C and Fortran order (a column selection of the
+    # window is the latter), float64 and the window's float32.
+    for share, order, dtype in ((0.0, "C", float), (0.005, "F", float), (0.3, "C", np.float32),
+                                (0.9, "F", np.float32)):  # fmt: skip
+        x = np.asarray(rng.normal(size=(200, 60)), dtype=dtype, order=order)
         x[rng.random(x.shape) < share] = np.nan
         x[30:100, 3] = np.nan  # one long gap
         for limit in (0, 1, 2, 6, 288):
@@ -268,3 +269,36 @@ def test_events_are_filed_as_the_frame_lookup_files_them(cube):
         for etype, (ticks, onus) in rc._by_type.items():
             assert list(zip(ticks, onus, strict=True)) == [(a, b) for a, b, c in want if c == etype]
     assert len(want) > 10
+
+
+@pytest.mark.parametrize("slope", [False, True])
+def test_compiled_slide_of_running_sums_is_the_numpy_update_bit_for_bit(slope):
+    # The compiled step must give exactly what the NumPy expressions it replaced gave
+    # (the scores of the closed loop are reproduced to the bit): a tick added with its
+    # NaN read as "not valid, 0", and a leaving tick taken out, in that order.
+    from guardian_lib.features._kernels import slide_sums
+
+    rng = np.random.default_rng(11)
+    n = 500
+    sums = tuple(rng.normal(size=n) * 1e3 for _ in range(5 if slope else 2))
+    want = [s.copy() for s in sums]
+    new, old = (rng.normal(-20, 3, size=n).astype(BUFFER_DTYPE) for _ in range(2))
+    new[rng.random(n) < 0.2] = np.nan
+    old[rng.random(n) < 0.2] = np.nan
+    for row, k, sign in ((new, 37.0, 1.0), (old, 5.0, -1.0)):
+        valid = (~np.isnan(row)).astype(np.float64)
+        x = np.where(~np.isnan(row), row, 0.0).astype(np.float64)
+        want[0] += sign * valid
+        want[1] += sign * x
+        if slope:
+            want[2] += (sign * k) * valid
+            want[3] += (sign * k * k) * valid
+            want[4] += (sign * k) * x
+    slide_sums(sums, new, 37, old, 5)
+    for got, exp in zip(sums, want, strict=True):
+        assert np.array_equal(got, exp)
+        assert got.tobytes() == exp.tobytes()
+    # Without a leaving tick only the new one is added.
+    again = tuple(s.copy() for s in sums)
+    slide_sums(again, new, 38, None, 0)
+    assert np.array_equal(again[0], sums[0] + (~np.isnan(new)))

@@ -206,14 +206,17 @@ def test_rounds_between_full_predictions_score_their_rows_as_from_the_frame(
 
     def checked_predict(self, features, sym, block, rows=None):
         out = fast_predict(self, features, sym, block, rows)
-        want_x = features.loc[:, list(self.bundle.feature_columns)].to_numpy(dtype=np.float64)
+        # Between full predictions the round's frame comes with the rows to predict:
+        # the same arrays as predicting those rows' own frame.
+        own = features if rows is None else features.iloc[rows]
+        want_x = own.loc[:, list(self.bundle.feature_columns)].to_numpy(dtype=np.float64)
         np.testing.assert_array_equal(self.bundle.block_matrix(block, rows), want_x)
-        np.testing.assert_array_equal(sym, symptomatic(features))
-        plain = self.bundle.predict_columns(features, explain=self.explain)
+        np.testing.assert_array_equal(sym, symptomatic(own))
+        plain = self.bundle.predict_columns(own, explain=self.explain)
         assert list(out) == list(plain)
         for c in plain:
             np.testing.assert_array_equal(np.asarray(out[c]), np.asarray(plain[c]))
-        seen.append(len(features))
+        seen.append(len(own))
         return out
 
     monkeypatch.setattr(OnlineScorer, "_predict", checked_predict)

@@ -1,0 +1,140 @@
+"""Compiled feature kernels: the step of a running window sum (``RollingCube``), the
+share of a group's other members with a flag (neighbour features) and the forward fill
+of gaps (carried status).
+
+Each gives bit for bit what the NumPy expressions it replaced gave (no ``fastmath``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from guardian_lib._jit import compiled
+
+__all__ = ["slide_sums", "group_shares", "ffill_into"]
+
+
+@compiled
+def _slide(new, k_new, old, k_old, has_old, slope, n, sx, st, stt, stx):  # pragma: no cover
+    for i in range(new.shape[0]):
+        # The tick entering the window: valid flag 0/1, value 0 where missing (float32
+        # readings widened to float64), added as the NumPy expressions add them.
+        v = new[i]
+        ok = 0.0 if v != v else 1.0
+        x = 0.0 if v != v else np.float64(v)
+        n[i] += ok
+        sx[i] += x
+        if slope:
+            st[i] += k_new * ok
+            stt[i] += (k_new * k_new) * ok
+            stx[i] += k_new * x
+        if has_old:  # the tick leaving it, taken out after the new one is added
+            v = old[i]
+            ok = 0.0 if v != v else 1.0
+            x = 0.0 if v != v else np.float64(v)
+            n[i] -= ok
+            sx[i] -= x
+            if slope:
+                st[i] -= k_old * ok
+                stt[i] -= (k_old * k_old) * ok
+                stx[i] -= k_old * x
+
+
+def slide_sums(
+    sums: tuple[np.ndarray, ...],
+    new: np.ndarray,
+    k_new: float,
+    old: np.ndarray | None,
+    k_old: float,
+) -> None:
+    """Move running sums one tick on, in place.
+
+    Parameters
+    ----------
+    sums : tuple of ndarray of float64, shape (n_onus,)
+        ``(n, Σx)`` or ``(n, Σx, Σt, Σt², Σt·x)``: valid ticks, values and, with five
+        arrays, the time moments (t counted from the sums' origin). [-]
+    new : ndarray, shape (n_onus,)
+        Readings of the tick entering the window (NaN missing). [measure's unit]
+    k_new : float
+        Its time from the origin. [ticks]
+    old : ndarray or None
+        Readings of the tick leaving the window, if one does. [measure's unit]
+    k_old : float
+        Its time from the origin. [ticks]
+    """
+    slope = len(sums) == 5
+    n, sx = sums[0], sums[1]
+    st, stt, stx = sums[2:] if slope else (n, n, n)
+    _slide(new, float(k_new), new if old is None else old, float(k_old), old is not None,
+           slope, n, sx, st, stt, stx)  # fmt: skip
+
+
+@compiled
+def _shares(flat, group, others, out):  # pragma: no cover
+    n_rows, n = flat.shape
+    totals = np.zeros(np.max(group) + 1 if n else 0)
+    for r in range(n_rows):
+        live = False
+        for i in range(n):
+            if flat[r, i] != 0:  # NaN too, as ndarray.any()
+                live = True
+                break
+        if not live:
+            continue  # a row of zeros has shares of 0
+        totals[:] = 0.0
+        for i in range(n):
+            totals[group[i]] += flat[r, i]
+        for i in range(n):
+            out[r, i] = (totals[group[i]] - flat[r, i]) / others[i]
+
+
+def group_shares(flat: np.ndarray, group: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Per row of flags, the sum over each member's *other* group members, over ``others``.
+
+    Parameters
+    ----------
+    flat : ndarray of float64, shape (rows, n_onus)
+        0/1 flags or counts (integers: their sums are exact in any order). [-]
+    group : ndarray of int, shape (n_onus,)
+        Group of each ONU (0 … groups − 1). [-]
+    others : ndarray of float64, shape (n_onus,)
+        Divisor per ONU (its group's other members, at least 1). [-]
+
+    Returns
+    -------
+    ndarray of float64, shape (rows, n_onus)
+        ``(Σ_group flag − flag) / others``; 0 on a row without a flag. [-]
+    """
+    out = np.zeros(flat.shape)
+    _shares(np.ascontiguousarray(flat, dtype=np.float64), np.ascontiguousarray(group, dtype=np.int64),
+            np.ascontiguousarray(others, dtype=np.float64), out)  # fmt: skip
+    return out
+
+
+@compiled
+def _ffill(x, limit, out):  # pragma: no cover
+    n_ticks, n_cols = x.shape
+    last = np.full(n_cols, -1, dtype=np.int64)  # tick of each column's last valid value
+    for t in range(n_ticks):  # tick by tick: rows of a C-ordered window in memory order
+        for j in range(n_cols):
+            v = x[t, j]
+            if v == v:
+                last[j] = t
+            elif last[j] >= 0 and t - last[j] <= limit:
+                out[t, j] = x[last[j], j]
+
+
+def ffill_into(x: np.ndarray, limit: int, out: np.ndarray) -> None:
+    """Write into ``out`` (a copy of ``x``) each NaN's last valid value of its column
+    at most ``limit`` ticks before it, in place.
+
+    Parameters
+    ----------
+    x : ndarray, shape (ticks, columns)
+        Values over time, NaN missing. [any unit]
+    limit : int
+        Longest gap filled from one value. [ticks]
+    out : ndarray
+        ``x.copy()``; its NaN cells within ``limit`` of a valid value are filled.
+    """
+    _ffill(x, limit, out)
