@@ -317,23 +317,33 @@ def test_two_dead_onus_of_one_box_are_no_incident_and_both_get_their_visit():
     assert kpis["visits"] == 2 and kpis["safety_violations"] == 0
 
 
+def _power_cut_beside_a_dead_onu(hours: float, cut_h: float, cut_for_h: float, dead_h: float):
+    """A run on boxes of four ONUs: a power cut of the first box's first two customers at
+    ``cut_h`` for ``cut_for_h`` hours, its third ONU dead for a fault of its own from
+    ``dead_h``. Returns the closed world, the box's rows, the dead ONU's fault and the
+    decisions."""
+    world = _boxes_of_four(hours)
+    sim = world.sim
+    rows = _first_box_rows(sim)
+    power = Fault(fault_id="T-power", kind="power_outage", start_s=cut_h * HOUR, onus=rows[:2],
+                  scope_type="geo", scope_key="circle", duration_s=cut_for_h * HOUR)  # fmt: skip
+    sim.add_fault(power)
+    dead = inject(sim, "T-dead", "hardware_failure", int(rows[2]), dead_h, dead=True,
+                  drift_s=0.0, drift_db=6.0)  # fmt: skip
+    sim.run()
+    decisions = world.audit.frame("decisions")
+    world.close()
+    return world, rows, dead, decisions
+
+
 def test_a_dead_onu_beside_a_power_cut_is_no_member_and_keeps_its_visit():
     # A power cut takes 2 customers of a street box down; 18 min before, a third ONU of
     # the box died (a fault of its own) and got its visit. The truth's incident is the
     # cut's two customers. Version 8 made every dark ONU of the box whose failure began
     # within the join window a member: the dead ONU too, and its visit was held
     # (cancelled); it was repaired only 8 h later.
-    world = _boxes_of_four(8.0)
+    world, rows, dead, decisions = _power_cut_beside_a_dead_onu(8.0, 0.6, 6.0, 0.3)
     sim = world.sim
-    rows = _first_box_rows(sim)
-    power = Fault(fault_id="T-power", kind="power_outage", start_s=0.6 * HOUR, onus=rows[:2],
-                  scope_type="geo", scope_key="circle", duration_s=6.0 * HOUR)  # fmt: skip
-    sim.add_fault(power)
-    dead = inject(sim, "T-dead", "hardware_failure", int(rows[2]), 0.3, dead=True, drift_s=0.0,
-                  drift_db=6.0)  # fmt: skip
-    sim.run()
-    decisions = world.audit.frame("decisions")
-    world.close()
     ids = sim.onu_ids
     opened = decisions.loc[decisions["action"] == "open_incident"]
     assert len(opened) == 1
@@ -349,17 +359,7 @@ def test_the_evidence_of_an_oracle_incident_counts_only_the_shared_fault():
     # 15 min of the topology evidence. The incident's audit record says how many ONUs
     # failed together; version 8 counted the dead ONU (3 of the box's 4), though the
     # truth it acts on says the cut took two.
-    world = _boxes_of_four(4.0)
-    sim = world.sim
-    rows = _first_box_rows(sim)
-    power = Fault(fault_id="T-power", kind="power_outage", start_s=0.5 * HOUR, onus=rows[:2],
-                  scope_type="geo", scope_key="circle", duration_s=2.0 * HOUR)  # fmt: skip
-    sim.add_fault(power)
-    inject(sim, "T-dead", "hardware_failure", int(rows[2]), 0.45, dead=True, drift_s=0.0,
-           drift_db=6.0)  # fmt: skip
-    sim.run()
-    decisions = world.audit.frame("decisions")
-    world.close()
+    _, _, _, decisions = _power_cut_beside_a_dead_onu(4.0, 0.5, 2.0, 0.45)
     opened = decisions.loc[decisions["action"] == "open_incident"]
     assert len(opened) == 1
     assert len(json.loads(opened["targets"].iat[0])) == 2
