@@ -140,6 +140,16 @@ class ActionOutcome:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+#: The frame of a snapshot's table that was not given (built once).
+_NO_ROWS = pd.DataFrame()
+
+
+def _no_rows() -> pd.DataFrame:
+    """An empty frame, a shallow copy of one built once (a round builds a snapshot with
+    several; pandas' copy-on-write keeps a change to one copy out of the others)."""
+    return _NO_ROWS.copy(deep=False)
+
+
 @dataclass
 class Snapshot:
     """What an operator observes at one instant: never ground truth.
@@ -176,13 +186,13 @@ class Snapshot:
 
     ts: pd.Timestamp
     status: pd.DataFrame
-    events: pd.DataFrame = field(default_factory=pd.DataFrame)
-    service_orders: pd.DataFrame = field(default_factory=pd.DataFrame)
-    incidents: pd.DataFrame = field(default_factory=pd.DataFrame)
-    cases: pd.DataFrame = field(default_factory=pd.DataFrame)
-    actions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    events: pd.DataFrame = field(default_factory=_no_rows)
+    service_orders: pd.DataFrame = field(default_factory=_no_rows)
+    incidents: pd.DataFrame = field(default_factory=_no_rows)
+    cases: pd.DataFrame = field(default_factory=_no_rows)
+    actions: pd.DataFrame = field(default_factory=_no_rows)
     predictions: pd.DataFrame | None = None
-    reboot_holds: pd.DataFrame = field(default_factory=pd.DataFrame)
+    reboot_holds: pd.DataFrame = field(default_factory=_no_rows)
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def read(self, name: str) -> np.ndarray | None:
