@@ -107,14 +107,19 @@ def _params(row) -> dict:
     return _why(row).get("params", {})
 
 
+def _ordered_hours_ago(field: QueueField, m: float, hours: float) -> bool:
+    """Whether the first visit of the run was ordered at least ``hours`` before minute ``m``."""
+    ordered = [o["opened"] for o in field.orders.values()]
+    return bool(ordered) and T0 + pd.Timedelta(minutes=m) - ordered[0] >= pd.Timedelta(hours=hours)
+
+
 def test_a_dying_gasp_visit_is_cancelled_when_the_onu_comes_back_even_in_progress():
     field = QueueField(go_after_min=60)  # the call-ahead heard "power on": the tech left
     back_h: list[float] = []
 
     def state(m):
         # dark with a dying gasp until an hour after the visit was ordered, then back
-        ordered = [o["opened"] for o in field.orders.values()]
-        if ordered and (T0 + pd.Timedelta(minutes=m) - ordered[0]) >= pd.Timedelta(hours=1):
+        if _ordered_hours_ago(field, m, 1):
             if not back_h:
                 back_h.append(m / 60)
             return True, 0.0, None
@@ -142,8 +147,7 @@ def test_a_regular_slot_visit_is_re_ordered_at_priority_when_the_drifting_link_f
     def state(m):
         # TX drifts 5 dB below its baseline from minute 60; the laser dies (LOS) two
         # hours after the proactive visit was ordered
-        ordered = [o["opened"] for o in field.orders.values()]
-        if ordered and (T0 + pd.Timedelta(minutes=m) - ordered[0]) >= pd.Timedelta(hours=2):
+        if _ordered_hours_ago(field, m, 2):
             if not dead_h:
                 dead_h.append(m / 60)
             return False, 5.0, "LOS"
