@@ -23,8 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from guardian_lib._jit import compiled
-from guardian_lib._numeric import nan_to_num
+from guardian_lib._numeric import group_others, nan_to_num
 from guardian_lib.schema import RX_CRITICAL_DBM
 
 __all__ = [
@@ -112,33 +111,17 @@ def _codes(read: ColumnReader, key: str) -> np.ndarray:
     return pd.factorize(read(f"{key}_id"))[0]
 
 
-@compiled
-def _others_flagged(flags, codes, others, size):  # pragma: no cover
-    n_rows, n = flags.shape
-    for r in range(n_rows):
-        top = 0
-        for i in range(n):
-            top = max(top, codes[r, i])
-        totals = np.zeros(top + 1)
-        members = np.zeros(top + 1)
-        for i in range(n):
-            totals[codes[r, i]] += flags[r, i]
-            members[codes[r, i]] += 1.0
-        for i in range(n):
-            others[r, i] = totals[codes[r, i]] - flags[r, i]
-            size[r, i] = members[codes[r, i]]
+#: The grouping (box 0, PON 1, OLT 2) of each of neighbour_arrays' five flags.
+_NB_GROUPING = np.array([0, 1, 2, 0, 2])
 
 
-def _nb_shares(flags: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _nb_shares(
+    flags: np.ndarray, codes: np.ndarray, code_row: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Share and count of *other* members of each row's group with the flag set, for
-    several (flag, grouping) pairs at once (rows of ``flags`` and ``codes``). [-]"""
-    flags = np.ascontiguousarray(flags, dtype=np.float64)
-    codes = np.ascontiguousarray(codes, dtype=np.int64)
-    if codes.size and codes.min() < 0:  # pd.factorize's code of a missing id
-        raise ValueError("neighbour evidence: an ONU has no box, PON or OLT id in the inventory")
-    others, size = np.empty(flags.shape), np.empty(flags.shape)
-    # Flags are 0/1: their sums per group are exact, as one bincount's.
-    _others_flagged(flags, codes, others, size)
+    several (flag, grouping) pairs at once (``code_row``: each flag row's grouping). [-]"""
+    others, size = group_others(flags, codes, code_row)
+    size = size[code_row]
     return np.where(size > 1, others / np.maximum(size - 1, 1), 0.0), others
 
 
@@ -171,7 +154,7 @@ def neighbour_arrays(read: ColumnReader) -> dict[str, np.ndarray]:
     box, pon, olt = (_codes(read, k) for k in ("box", "pon", "olt"))
     # Box, PON and OLT offline; box RX drop; OLT without service: one pass for the five.
     shares, counts = _nb_shares(
-        np.vstack([off, off, off, rxdrop, nosvc]), np.vstack([box, pon, olt, box, olt])
+        np.vstack([off, off, off, rxdrop, nosvc]), np.vstack([box, pon, olt]), _NB_GROUPING
     )
     # Require a few neighbours, not a coincidence of two customers.
     stack = np.where(counts >= np.array([2, 3, 5, 2, 4])[:, None], shares, 0.0)

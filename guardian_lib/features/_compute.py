@@ -14,9 +14,8 @@ import h3
 import numpy as np
 import pandas as pd
 
-from guardian_lib._numeric import nan_to_num
+from guardian_lib._numeric import group_others, nan_to_num
 from guardian_lib.features._cube import Cube
-from guardian_lib.features._kernels import group_shares
 from guardian_lib.features._status import LOST_LOSS_PCT
 from guardian_lib.features._status import FeatureWindows as _Windows
 from guardian_lib.features._status import Status as _Status
@@ -183,15 +182,12 @@ def _neighbour_share(flag: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, n
     """Share of *other* ONUs of the same group with ``flag`` (rows × ONUs), and group size.
 
     ``flag`` holds 0/1 flags or counts: integers, whose float64 sums are exact in any
-    order (the sums are one ``bincount`` over (row, group) pairs).
+    order (:func:`~guardian_lib._numeric.group_others`).
     """
-    n_groups = int(group.max()) + 1
     f = np.asarray(flag, dtype=np.float64)
-    size = np.bincount(group, minlength=n_groups)[group].astype(np.float64)
-    others = np.maximum(size - 1, 1)
-    # One compiled pass per row of flags (rows of zeros, most of a round's, are skipped).
-    out = group_shares(f.reshape(-1, len(group)), group, others)
-    return out.reshape(f.shape), np.broadcast_to(size, f.shape)
+    out, size = group_others(f.reshape(-1, len(group)), group[None, :])
+    out /= np.maximum(size - 1, 1)  # in place: the shares of the others' counts
+    return out.reshape(f.shape), np.broadcast_to(size[0], f.shape)
 
 
 def _signal_features(

@@ -1,6 +1,5 @@
-"""Compiled feature kernels: the step of a running window sum (``RollingCube``), the
-share of a group's other members with a flag (neighbour features) and the forward fill
-of gaps (carried status).
+"""Compiled feature kernels: the step of a running window sum (``RollingCube``) and the
+forward fill of gaps (carried status).
 
 Each gives bit for bit what the NumPy expressions it replaced gave (no ``fastmath``)."""
 
@@ -10,7 +9,7 @@ import numpy as np
 
 from guardian_lib._jit import compiled
 
-__all__ = ["slide_sums", "group_shares", "ffill_into"]
+__all__ = ["slide_sums", "ffill_into"]
 
 
 @compiled
@@ -67,48 +66,6 @@ def slide_sums(
     st, stt, stx = sums[2:] if slope else (n, n, n)
     _slide(new, float(k_new), new if old is None else old, float(k_old), old is not None,
            slope, n, sx, st, stt, stx)  # fmt: skip
-
-
-@compiled
-def _shares(flat, group, others, out):  # pragma: no cover
-    n_rows, n = flat.shape
-    totals = np.zeros(np.max(group) + 1 if n else 0)
-    for r in range(n_rows):
-        live = False
-        for i in range(n):
-            if flat[r, i] != 0:  # NaN too, as ndarray.any()
-                live = True
-                break
-        if not live:
-            continue  # a row of zeros has shares of 0
-        totals[:] = 0.0
-        for i in range(n):
-            totals[group[i]] += flat[r, i]
-        for i in range(n):
-            out[r, i] = (totals[group[i]] - flat[r, i]) / others[i]
-
-
-def group_shares(flat: np.ndarray, group: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Per row of flags, the sum over each member's *other* group members, over ``others``.
-
-    Parameters
-    ----------
-    flat : ndarray of float64, shape (rows, n_onus)
-        0/1 flags or counts (integers: their sums are exact in any order). [-]
-    group : ndarray of int, shape (n_onus,)
-        Group of each ONU (0 … groups − 1). [-]
-    others : ndarray of float64, shape (n_onus,)
-        Divisor per ONU (its group's other members, at least 1). [-]
-
-    Returns
-    -------
-    ndarray of float64, shape (rows, n_onus)
-        ``(Σ_group flag − flag) / others``; 0 on a row without a flag. [-]
-    """
-    out = np.zeros(flat.shape)
-    _shares(np.ascontiguousarray(flat, dtype=np.float64), np.ascontiguousarray(group, dtype=np.int64),
-            np.ascontiguousarray(others, dtype=np.float64), out)  # fmt: skip
-    return out
 
 
 @compiled
