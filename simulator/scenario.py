@@ -34,6 +34,7 @@ __all__ = [
     "DataQuality",
     "Duration",
     "Spread",
+    "BoxTakeRate",
     "load_scenario",
     "scenario_file",
     "read_yaml_mapping",
@@ -103,6 +104,34 @@ class Spread(_Strict):
         return math.log(self.p90 / self.median) / 1.2815515655446004
 
 
+class BoxTakeRate(_Strict):
+    """Each street box's take rate: the share of its ``second_stage_ratio`` ports in use.
+
+    Drawn per box from a Beta distribution of this mean and standard deviation (both
+    shares of the box's ports [-]); see :func:`simulator.topology.build_topology`.
+    """
+
+    mean: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.75
+    sd: Annotated[float, Field(gt=0.0, lt=0.5)]
+
+    @model_validator(mode="after")
+    def _beta_exists(self) -> BoxTakeRate:
+        # A Beta distribution of mean m has variance below m (1 - m).
+        top = math.sqrt(self.mean * (1.0 - self.mean))
+        if self.sd >= top:
+            raise ValueError(
+                f"sd ({self.sd}) must be < sqrt(mean * (1 - mean)) = {top:.3f} for mean "
+                f"{self.mean} (no Beta distribution is wider)"
+            )
+        return self
+
+    @property
+    def beta_ab(self) -> tuple[float, float]:
+        """The Beta distribution's two shape parameters (a, b). [-]"""
+        k = self.mean * (1.0 - self.mean) / self.sd**2 - 1.0
+        return self.mean * k, (1.0 - self.mean) * k
+
+
 class City(_Strict):
     """A city: its centre and the radius within which its street boxes lie."""
 
@@ -140,6 +169,9 @@ class Topology(_Strict):
     connectors: Annotated[int, Field(ge=0, le=20)] = 4
     olt_tx_dbm_min: float = 1.5
     olt_tx_dbm_max: float = 5.0
+    #: Uneven street boxes (None: the ONUs of a PON are dealt round-robin to boxes built
+    #: for a 75 % fill, so every box is about as full as the others).
+    box_take_rate: BoxTakeRate | None = None
 
     @field_validator("first_stage_ratio", "second_stage_ratio")
     @classmethod

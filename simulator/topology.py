@@ -24,6 +24,9 @@ from simulator.vendors import VENDOR_MODELS, device_identities, pon_if_index
 __all__ = ["Topology", "build_topology", "pon_if_index", "VENDOR_MODELS", "KM_PER_DEG_LAT"]
 
 KM_PER_DEG_LAT = 111.2
+#: Spawn key of the box take-rate stream under the topology's seed (far above any spawn
+#: counter: ``rng.spawn`` numbers its children 0, 1, ...).
+_BOX_STREAM_KEY = 0xB0C5
 
 
 @dataclass
@@ -186,8 +189,15 @@ class _Drops:
     onu_y: np.ndarray
 
 
-def _place_drops(topo: TopologySpec, pons: _Pons, rng: np.random.Generator) -> _Drops:
-    """ONUs per PON, the street boxes that serve them, and every drop's position."""
+def _place_drops(
+    topo: TopologySpec, pons: _Pons, rng: np.random.Generator, r_boxes: np.random.Generator
+) -> _Drops:
+    """ONUs per PON, the street boxes that serve them, and every drop's position.
+
+    ``rng`` draws what every layout has (PON sizes, box and drop geometry for the
+    round-robin boxes); ``r_boxes`` only what ``topology.box_take_rate`` adds, so that
+    the option changes no other draw of ``rng``.
+    """
     n_pons = len(pons.ids)
     onus_per_pon = rng.integers(topo.onus_per_pon_min, topo.onus_per_pon_max + 1, n_pons)
     boxes_per_pon = np.clip(
@@ -198,18 +208,29 @@ def _place_drops(topo: TopologySpec, pons: _Pons, rng: np.random.Generator) -> _
     boxes_per_pon = np.maximum(boxes_per_pon, np.ceil(onus_per_pon / topo.second_stage_ratio))
     boxes_per_pon = boxes_per_pon.astype(int)
     n_boxes = int(boxes_per_pon.sum())
-    box_pon = np.repeat(np.arange(n_pons), boxes_per_pon)
-    box_k = np.arange(n_boxes) - np.repeat(np.cumsum(boxes_per_pon) - boxes_per_pon, boxes_per_pon)
     box_dist_km = rng.uniform(0.1, 1.5, n_boxes)
     box_angle = rng.uniform(0, 2 * np.pi, n_boxes)
-    box_x = pons.x_km[box_pon] + box_dist_km / 1.4 * np.cos(box_angle)
-    box_y = pons.y_km[box_pon] + box_dist_km / 1.4 * np.sin(box_angle)
 
     n_onus = int(onus_per_pon.sum())
     onu_pon = np.repeat(np.arange(n_pons), onus_per_pon)
     onu_pos = np.arange(n_onus) - np.repeat(np.cumsum(onus_per_pon) - onus_per_pon, onus_per_pon)
-    box_start = np.cumsum(boxes_per_pon) - boxes_per_pon
-    onu_box = box_start[onu_pon] + onu_pos % boxes_per_pon[onu_pon]
+    if topo.box_take_rate is None:
+        box_start = np.cumsum(boxes_per_pon) - boxes_per_pon
+        onu_box = box_start[onu_pon] + onu_pos % boxes_per_pon[onu_pon]
+    else:
+        onus_per_box = _uneven_boxes(topo, onus_per_pon, r_boxes)
+        boxes_per_pon = np.count_nonzero(onus_per_box, axis=1)
+        n_boxes = int(boxes_per_pon.sum())
+        box_dist_km = r_boxes.uniform(0.1, 1.5, n_boxes)
+        box_angle = r_boxes.uniform(0, 2 * np.pi, n_boxes)
+        # Boxes fill in order (_uneven_boxes), so the PON's ONUs in order are its boxes'
+        # in order; a within-PON shuffle keeps the ONU index from telling the box.
+        by_box = np.repeat(np.arange(n_boxes), onus_per_box[onus_per_box > 0])
+        onu_box = by_box[np.argsort(onu_pon + r_boxes.random(n_onus), kind="stable")]
+    box_pon = np.repeat(np.arange(n_pons), boxes_per_pon)
+    box_k = np.arange(n_boxes) - np.repeat(np.cumsum(boxes_per_pon) - boxes_per_pon, boxes_per_pon)
+    box_x = pons.x_km[box_pon] + box_dist_km / 1.4 * np.cos(box_angle)
+    box_y = pons.y_km[box_pon] + box_dist_km / 1.4 * np.sin(box_angle)
     drop_m = rng.uniform(topo.drop_m_min, topo.drop_m_max, n_onus)
     drop_angle = rng.uniform(0, 2 * np.pi, n_onus)
     onu_x = box_x[onu_box] + drop_m / 1000 / 1.2 * np.cos(drop_angle)
@@ -217,6 +238,52 @@ def _place_drops(topo: TopologySpec, pons: _Pons, rng: np.random.Generator) -> _
     return _Drops(
         box_pon, box_k, box_dist_km, box_x, box_y, onu_pon, onu_pos, onu_box, drop_m, onu_x, onu_y
     )
+
+
+def _uneven_boxes(
+    topo: TopologySpec, onus_per_pon: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """ONUs on each street box of each PON when boxes differ in take rate.
+
+    Each of a PON's ``first_stage_ratio`` possible boxes draws a take rate (Beta of
+    ``topo.box_take_rate``) and would serve that share of its ``second_stage_ratio``
+    ports (at least one ONU: a box nobody uses is not built, and a fault of an empty box
+    would darken no one). Boxes are built in order until they hold the PON's ONUs, the
+    last one taking what is left. When all ``first_stage_ratio`` boxes hold too few, the
+    rest go to free ports drawn at random (more customers on the streets that have room).
+
+    Parameters
+    ----------
+    topo : simulator.scenario.Topology
+        With ``box_take_rate`` set.
+    onus_per_pon : ndarray of int, shape (n_pons,)
+        ONUs of each PON, at most ``first_stage_ratio * second_stage_ratio``. [-]
+    rng : numpy.random.Generator
+        The option's own stream.
+
+    Returns
+    -------
+    ndarray of int, shape (n_pons, first_stage_ratio)
+        ONUs on each box, 1 to ``second_stage_ratio`` on the PON's first boxes and 0 on
+        the boxes not built; each row sums to the PON's ONUs. [-]
+    """
+    n_pons, width, ports = len(onus_per_pon), topo.first_stage_ratio, topo.second_stage_ratio
+    a, b = topo.box_take_rate.beta_ab
+    take = rng.beta(a, b, (n_pons, width))
+    want = np.clip(np.rint(take * ports).astype(np.int64), 1, ports)
+    before = np.cumsum(want, axis=1) - want  # ONUs on the boxes before each box
+    need = onus_per_pon[:, None]
+    # Box k is built while the boxes before it hold fewer than the PON's ONUs; it takes
+    # its wish or what is left, whichever is fewer.
+    per_box = np.clip(np.minimum(want, need - before), 0, None)
+    short = onus_per_pon - per_box.sum(axis=1)
+    for p in np.flatnonzero(short > 0):  # the PONs whose boxes all hold too few
+        free = ports - per_box[p]
+        ports_taken = rng.choice(int(free.sum()), int(short[p]), replace=False)
+        per_box[p] += np.bincount(
+            np.searchsorted(np.cumsum(free), ports_taken, side="right"), minlength=width
+        )
+    return per_box
 
 
 def _onu_optics(
@@ -283,6 +350,24 @@ def _box_ids(pons: _Pons, drops: _Drops) -> np.ndarray:
     )
 
 
+def _box_stream(rng: np.random.Generator) -> np.random.Generator:
+    """The stream of ``topology.box_take_rate``: a child of ``rng``'s seed under a key of
+    its own (not a spawn counter), so that no draw of ``rng`` or of its spawned children
+    moves when the option is set, and the same seed gives the same boxes.
+
+    Raises
+    ------
+    ValueError
+        ``rng`` was not seeded from a :class:`numpy.random.SeedSequence`.
+    """
+    seq = rng.bit_generator.seed_seq
+    if not isinstance(seq, np.random.SeedSequence):
+        raise ValueError("build_topology needs a Generator seeded from a SeedSequence")
+    return np.random.default_rng(
+        np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, _BOX_STREAM_KEY))
+    )
+
+
 def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     """Generate the network, its optics and its customers.
 
@@ -302,7 +387,7 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     topo = scenario.topology
     olts = _build_olts(scenario, rng)
     pons = _build_pons(topo, olts, rng)
-    drops = _place_drops(topo, pons, rng)
+    drops = _place_drops(topo, pons, rng, _box_stream(rng))
     onu_olt = pons.olt[drops.onu_pon]
     onu_region = olts["_region_idx"].to_numpy()[onu_olt]
     fibre_km, base_rx, base_tx, base_olt_rx = _onu_optics(topo, pons, drops, rng)
