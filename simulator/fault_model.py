@@ -50,13 +50,15 @@ FAULT_KINDS: dict[str, dict] = {
     # PON go down together; this one darkens one customer and is, for the ISP, a fault of
     # that customer's drop (the drop's port or connector in the box): INTERMITTENT, the
     # class of the passive drop path (dirty connector, bend, degrading drop), whose fix
-    # is a visit — not EQUIPMENT_FAIL, nothing at the premises is replaced. The
-    # technician sent to the dark ONU finds and fixes it; a crew that comes on its own
-    # clock (the box fault's duration) still ends it if nobody does.
+    # is a visit — not EQUIPMENT_FAIL, nothing at the premises is replaced. Only the
+    # technician sent to the dark ONU finds and fixes it: the NOC sees one dark ONU, as
+    # for a dead ONU, and no crew is dispatched for it (a crew comes to a box fault
+    # because two or more customers of the box went dark). ``Faults.lone_box_crew``
+    # restores a crew on the box fault's own clock (then whichever comes first).
     "box_drop_fault": {
         "class": "INTERMITTENT",
         "scope": "box",
-        "ends": "timer_or_visit",
+        "ends": "visit",
         "drawn_as": "box_fault",
     },
 }

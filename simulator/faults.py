@@ -116,9 +116,13 @@ def _fibre_faults(
         los = bool(r.random() < f.box_fault_los_share)
         params = {"los": los, "step_db": 0.0 if los else float(r.uniform(4.0, 9.0))}
         # On a box of one ONU it is that customer's drop fault (FAULT_KINDS); the kind
-        # follows from the topology, the draws are the same.
+        # follows from the topology, the draws are the same (its duration is drawn and,
+        # unless a crew comes for such a box, dropped: only a visit ends it).
         kind = "box_drop_fault" if len(onus) == 1 else "box_fault"
-        faults.append((kind, start, onus, "box", box_ids[box], _duration(f.box_fault, r), params))
+        dur = _duration(f.box_fault, r)
+        if kind == "box_drop_fault" and not f.lone_box_crew:
+            dur = None
+        faults.append((kind, start, onus, "box", box_ids[box], dur, params))
     return faults
 
 

@@ -229,6 +229,11 @@ class Faults(_Strict):
     power_outage_radius_km: Annotated[float, Field(gt=0, le=50)] = 2.5
     upstream_share: Probability = 0.6
     box_fault_los_share: Probability = 0.6
+    # A box fault on a box of one ONU (box_drop_fault) looks to the NOC like that
+    # customer's own fault: the technician sent to the dark ONU fixes it, no crew is
+    # dispatched. True: a crew also repairs it on the box fault's clock, as for a box
+    # of several ONUs (the simulator's behaviour before 2026-12-06; a sensitivity case).
+    lone_box_crew: bool = False
     cpe_hang_reboot_fix_prob: Probability = 0.85
     wifi_profile_fix_prob: Probability = 0.4
     cpe_self_reboot: Duration = Duration(median_h=4.0, p90_h=30.0)

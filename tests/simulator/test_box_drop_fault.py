@@ -2,8 +2,9 @@
 
 DESIGN calls an outage massive when two or more ONUs of one box or PON go down together.
 On a box of one ONU a box fault darkens one customer: the simulator draws it as a
-``box_drop_fault`` (INTERMITTENT, ended by the crew's timer or by a technician at the
-premises), from the same draws as any box fault, so that other layouts' data do not move.
+``box_drop_fault`` (INTERMITTENT, ended by the technician sent to the dark ONU; no crew is
+dispatched for one dark ONU unless ``Faults.lone_box_crew``), from the same draws as any
+box fault, so that other layouts' data do not move.
 """
 
 from __future__ import annotations
@@ -122,8 +123,32 @@ def test_a_visit_ends_a_one_onu_box_fault_and_not_a_two_onu_one():
     assert (box.fixed_by, box.end_s) == ("timer", 9 * HOUR)
 
 
-def test_unvisited_one_onu_box_fault_ends_by_the_crews_timer():
-    sim = Simulation(_tiny_boxes(12.0), seed=3)
+def test_drawn_one_onu_box_faults_last_until_a_visit_unless_a_crew_comes():
+    # Before 2026-12-06 a crew repaired every box fault on its own clock, a box of one ONU
+    # included: nobody dispatches a crew for one dark ONU (the NOC sees a customer's fault).
+    no_crew = Simulation(_tiny_boxes(24 * 20, box_rate=20.0), seed=3)
+    crew = Simulation(_tiny_boxes(24 * 20, box_rate=20.0, lone_box_crew=True), seed=3)
+    assert [f.kind for f in no_crew.faults] == [f.kind for f in crew.faults]
+    drops = 0
+    for a, b in zip(no_crew.faults, crew.faults, strict=True):
+        assert (a.start_s, a.onus.tolist(), a.params) == (b.start_s, b.onus.tolist(), b.params)
+        assert b.duration_s is not None
+        if a.kind == "box_drop_fault":
+            drops += 1
+            assert a.duration_s is None
+        else:
+            assert a.duration_s == b.duration_s
+    assert drops > 0
+    # The call centre sends technicians to callers; nothing else ends a drop fault.
+    no_crew.run()
+    crew.run()
+    ends = {f.fixed_by for f in no_crew.faults if f.kind == "box_drop_fault"}
+    assert ends <= {"visit", None} and None in ends
+    assert "timer" in {f.fixed_by for f in crew.faults if f.kind == "box_drop_fault"}
+
+
+def test_unvisited_one_onu_box_fault_ends_by_the_crews_timer_where_a_crew_comes():
+    sim = Simulation(_tiny_boxes(12.0, lone_box_crew=True), seed=3)
     drop = _box_fault(sim, "T-drop", "box_drop_fault", _box_rows(sim, 1)[0], 1.0, 3.0)
     sim.run()
     assert (drop.fixed_by, drop.end_s) == ("timer", 4 * HOUR)
@@ -196,6 +221,21 @@ def test_the_oracle_visits_a_one_onu_box_fault_when_the_crew_is_far_off(oracle_b
     assert faults["massive"].end_s is None
     visited = {o.onu_row for o in sim.ops.orders if o.status == "completed"}
     assert visited == {int(faults["long"].onus[0])}
+    assert kpis["safety_violations"] == 0
+
+
+def test_without_a_crew_the_oracle_visits_a_drawn_one_onu_box_fault_at_once():
+    # Nothing else ends it: the oracle's cheapest correct action is the visit, as for a
+    # dead ONU (with a crew on its way, waiting can be cheaper: the fixture above).
+    world = BacktestWorld.build(_tiny_boxes(24.0, box_rate=150.0), "oracle", seed=3)
+    sim = world.sim
+    sim.run()
+    kpis = world.close()
+    drops = [f for f in sim.faults if f.kind == "box_drop_fault" and f.start_s < 12 * HOUR]
+    assert drops
+    for f in drops:
+        assert f.fixed_by == "visit"
+        assert f.end_s - f.start_s < 6 * HOUR
     assert kpis["safety_violations"] == 0
 
 
