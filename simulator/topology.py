@@ -372,7 +372,9 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     """Generate the network, its optics and its customers.
 
     The steps draw from ``rng`` in a fixed order (OLTs, PONs, drops, optics, devices,
-    customers): same scenario and seed, same network.
+    customers): same scenario and seed, same network. Uneven street boxes
+    (``topology.box_take_rate``) draw from a stream of their own under the same seed
+    (:func:`_box_stream`), so setting the option moves no draw of ``rng``.
 
     Parameters
     ----------
