@@ -8,7 +8,7 @@ was ordered, and puts the visit in one class:
 * ``wifi`` — fixed Wi-Fi interference (a remote profile change may have done it);
 * ``hang`` — fixed a hung CPE (a remote reboot could have done it);
 * ``box_drop`` — fixed the fault of a street box that serves only that customer (their
-  drop; the crew would have repaired it later);
+  drop; only a visit ends it unless the scenario sends a crew, `lone_box_crew`);
 * ``massive`` — found a massive outage (could have been held);
 * ``power`` — customer absent (their own power was off);
 * ``ended_<kind>`` — found nothing: a fault of that kind was there when the order was
