@@ -51,7 +51,7 @@ from guardian_lib.loop.closed import ClosedLoop
 from guardian_lib.schema import POLICY_EVERY_MINUTES
 from simulator.adapters import SimDevices, SimFieldService, SimNotifier, SimTelemetry
 from simulator.engine import Simulation
-from simulator.oracle import VISIT_KINDS, OraclePolicy, TruthScorer
+from simulator.oracle import OraclePolicy, TruthScorer
 from simulator.parallel import default_workers, run_jobs
 from simulator.scenario import Scenario
 
@@ -146,8 +146,9 @@ def _calibration(sim: Simulation, calls: pd.DataFrame) -> dict[str, float]:
 def deferred_repairs(sim: Simulation) -> int:
     """Faults that only a visit ends, still unrepaired when the run ends (truth). [-]
 
-    A drifting laser or a degrading fibre never ends by itself: whoever leaves it at the
-    end of the run owes its visit after it. :func:`run_policy` books that visit in the
+    A drifting laser, a degrading fibre or a one-ONU street box's fault
+    (:attr:`~simulator.fault_model.Fault.needs_visit`) never ends by itself: whoever
+    leaves it at the end of the run owes its visit after it. :func:`run_policy` books that visit in the
     total cost (``deferred_repairs_brl``), so a visit ordered late in the week — paid in
     the run, its benefit after the end — costs no more than leaving the fault for next
     week (unseen_4x32 seed 2: the oracle's two last visits, to faults that would have
@@ -157,7 +158,7 @@ def deferred_repairs(sim: Simulation) -> int:
     return sum(
         1
         for f in sim.faults
-        if f.kind in VISIT_KINDS
+        if f.needs_visit
         and f.recorded
         and f.start_s <= horizon
         and (f.end_s is None or f.end_s > horizon)

@@ -139,6 +139,15 @@ class Fault:
         return FAULT_KINDS.get(self.kind, {}).get("ends") in ("visit", "timer_or_visit")
 
     @property
+    def needs_visit(self) -> bool:
+        """Whether only a technician ends it: nothing else (timer, reboot) ever does.
+
+        A drifting laser, a degrading fibre, and a fault of a one-ONU street box that no
+        crew comes for (``box_drop_fault`` without ``Faults.lone_box_crew``).
+        """
+        return FAULT_KINDS.get(self.kind, {}).get("ends") == "visit" and self.duration_s is None
+
+    @property
     def recorded(self) -> bool:
         """Whether the fault belongs in ``faults_truth``.
 

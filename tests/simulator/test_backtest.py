@@ -237,11 +237,17 @@ def test_faults_only_a_visit_ends_left_at_the_end_owe_their_visit():
     """A late visit must not cost more than leaving the fault for next week."""
     from types import SimpleNamespace
 
-    from simulator.backtest import deferred_repairs
+    import numpy as np
 
-    def fault(kind, start_h, end_h, recorded=True):
-        end = None if end_h is None else end_h * 3600.0
-        return SimpleNamespace(kind=kind, start_s=start_h * 3600.0, end_s=end, recorded=recorded)
+    from simulator.backtest import deferred_repairs
+    from simulator.fault_model import Fault
+
+    def fault(kind, start_h, end_h, skipped=False, duration_h=None):
+        return Fault(fault_id=f"F{start_h}", kind=kind, start_s=start_h * 3600.0,
+                     onus=np.array([0]), scope_type="onu", scope_key="x",
+                     duration_s=None if duration_h is None else duration_h * 3600.0,
+                     params={"skipped": skipped},
+                     end_s=None if end_h is None else end_h * 3600.0)  # fmt: skip
 
     sim = SimpleNamespace(
         scenario=SimpleNamespace(horizon_s=168 * 3600.0),
@@ -252,10 +258,15 @@ def test_faults_only_a_visit_ends_left_at_the_end_owe_their_visit():
             fault("hardware_failure", 150, 170),  # visit after the end: still owed at the end
             fault("cpe_hang", 100, None),  # a reboot or the customer ends it
             fault("fibre_degradation", 170, None),  # starts after the end
-            fault("hardware_failure", 10, None, recorded=False),
+            fault("hardware_failure", 10, None, skipped=True),  # not recorded
+            # A one-ONU box's fault: only a visit ends it, unless a crew comes on its
+            # clock (lone_box_crew: it has a duration). Before 2026-12-06 never counted.
+            fault("box_drop_fault", 30, None),  # owed
+            fault("box_drop_fault", 40, None, duration_h=200.0),  # the crew ends it
+            fault("box_fault", 50, None, duration_h=200.0),  # a crew's
         ],
     )
-    assert deferred_repairs(sim) == 3
+    assert deferred_repairs(sim) == 4
 
 
 def test_total_cost_books_the_deferred_repairs(hang_results):

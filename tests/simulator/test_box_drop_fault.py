@@ -270,9 +270,9 @@ def test_the_operator_export_closes_a_one_onu_box_fault_as_a_drop_repair(tmp_pat
 
 
 def test_the_oracle_leaves_a_one_onu_box_step_that_does_not_hurt():
-    # Version 9 visited every one-ONU box fault; an RX step that leaves the ONU above the
-    # impact level costs no customer-hour while it lasts, so the visit is R$ 150 for
-    # nothing (unseen_16x2: the autopilot then cost less than the oracle on 5 of 10 seeds).
+    # Version 9 visited every one-ONU box fault at once; like the other faults only a
+    # visit ends, it now gets its visit when it hurts: an RX step that leaves the ONU
+    # above the impact level costs no customer-hour while it lasts.
     from simulator import optics
 
     world = BacktestWorld.build(_tiny_boxes(12.0), "oracle", seed=3)
