@@ -305,9 +305,10 @@ class OraclePolicy(PolicyBase):
                 if hurts_in_h <= self.visit_lead_h:
                     action, priority = "schedule_visit", "high"
             # A drop fault that does not hurt (a 4-9 dB step that leaves the ONU above
-            # the impact level) costs nothing while it lasts: no visit until it does.
-            # Version 9 visited every one (unseen_16x2: 9 of its 47 drop visits in ten
-            # weeks, each R$ 150 for no customer-hour).
+            # the impact level) costs nothing while it lasts: no visit until it does, as
+            # for the other faults only a visit ends (left at the end, it owes its visit:
+            # deferred_repairs). Version 9 visited every one at once (unseen_16x2: 15 of
+            # its 47 drop visits in ten weeks went to steps that had not hurt).
             if action is None and drop is not None and not has_visit and r["impacted"]:
                 if self._visit_beats_wait(self._left_h(drop, now_s), np.inf):
                     action, priority = "schedule_visit", "high"
