@@ -74,6 +74,25 @@ def test_paired_ratio_and_headline():
         paired_vs_baseline(pol[:3], base, days=7.0)
 
 
+def test_repairs_left_for_later_count_as_visits_owed():
+    # The policy visits half as often but leaves 4 repairs a week for after the window,
+    # which the baseline made: 46 % of the visits avoided, only 6 % of those owed.
+    base = [{"visits": v, "total_cost_brl": 0.0, "mttr_hours": 5.0, "deferred_repairs": 0}
+            for v in (10, 12, 8, 11, 9)]  # fmt: skip
+    pol = [{"visits": v, "total_cost_brl": 0.0, "mttr_hours": 5.0, "deferred_repairs": 4}
+           for v in (5, 7, 4, 6, 5)]  # fmt: skip
+    h = paired_vs_baseline(pol, base, days=7.0)
+    assert h["visits_avoided_vs_reactive_pct"]["mean"] == pytest.approx(46.0)
+    owed = h["visits_with_deferred_avoided_vs_reactive_pct"]
+    assert owed["mean"] == pytest.approx(100 * (1 - 47 / 50))
+    assert owed["ci95"][0] <= owed["mean"] <= owed["ci95"][1]
+    # Without the simulator's truth (an operator's own KPIs) the figure is not made up.
+    no_truth = [{k: v for k, v in r.items() if k != "deferred_repairs"} for r in pol]
+    assert "visits_with_deferred_avoided_vs_reactive_pct" not in paired_vs_baseline(
+        no_truth, base, days=7.0
+    )
+
+
 def test_gap_share():
     s, (lo, hi) = gap_share([80, 90, 85], low=[100, 110, 105], high=[60, 70, 65])
     assert s == pytest.approx(0.5) and lo <= s <= hi
