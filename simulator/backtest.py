@@ -148,10 +148,10 @@ def deferred_repairs(sim: Simulation) -> int:
 
     A drifting laser, a degrading fibre or a one-ONU street box's fault
     (:attr:`~simulator.fault_model.Fault.needs_visit`) never ends by itself: whoever
-    leaves it at the end of the run owes its visit after it. :func:`run_policy` books that visit in the
-    total cost (``deferred_repairs_brl``), so a visit ordered late in the week — paid in
-    the run, its benefit after the end — costs no more than leaving the fault for next
-    week (unseen_4x32 seed 2: the oracle's two last visits, to faults that would have
+    leaves it at the end of the run owes its visit after it. :func:`run_policy` books
+    that visit in the total cost (``deferred_repairs_brl``), so a visit ordered late in
+    the week — paid in the run, its benefit after the end — costs no more than leaving
+    the fault for next week (unseen_4x32 seed 2: the oracle's two last visits, to faults that would have
     hurt only after hour 168, made it dearer than the autopilot that left them).
     """
     horizon = sim.scenario.horizon_s

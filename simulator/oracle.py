@@ -60,7 +60,7 @@ __all__ = ["OraclePolicy", "TruthScorer", "VISIT_KINDS", "CREW_OR_VISIT_KINDS", 
 VISIT_KINDS = ("hardware_failure", "fibre_degradation")
 #: Outages of one customer that a visit ends, and a crew's timer too where the scenario
 #: sends crews to such boxes (a fault of a street box that serves only that customer: its
-#: drop; ``Faults.lone_box_crew``). Without a crew the oracle visits it like a dead ONU.
+#: drop; ``Faults.lone_box_crew``). Without a crew only a visit ends it, given once it hurts.
 CREW_OR_VISIT_KINDS = ("box_drop_fault",)
 _RISKY = ("hardware_failure", "fibre_degradation", "cpe_hang", "wifi_interference",
           *CREW_OR_VISIT_KINDS)  # fmt: skip

@@ -190,7 +190,7 @@ class _Drops:
 
 
 def _place_drops(
-    topo: TopologySpec, pons: _Pons, rng: np.random.Generator, r_boxes: np.random.Generator
+    topo: TopologySpec, pons: _Pons, rng: np.random.Generator, r_boxes: np.random.Generator | None
 ) -> _Drops:
     """ONUs per PON, the street boxes that serve them, and every drop's position.
 
@@ -389,7 +389,10 @@ def build_topology(scenario: Scenario, rng: np.random.Generator) -> Topology:
     topo = scenario.topology
     olts = _build_olts(scenario, rng)
     pons = _build_pons(topo, olts, rng)
-    drops = _place_drops(topo, pons, rng, _box_stream(rng))
+    # The option's own stream only when it is set: without it nothing else is asked of
+    # the generator (any seeded Generator works, as before).
+    r_boxes = None if topo.box_take_rate is None else _box_stream(rng)
+    drops = _place_drops(topo, pons, rng, r_boxes)
     onu_olt = pons.olt[drops.onu_pon]
     onu_region = olts["_region_idx"].to_numpy()[onu_olt]
     fibre_km, base_rx, base_tx, base_olt_rx = _onu_optics(topo, pons, drops, rng)
