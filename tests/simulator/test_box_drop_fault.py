@@ -57,13 +57,15 @@ def _box_rows(sim: Simulation, size: int) -> list[np.ndarray]:
 
 
 def _box_fault(sim: Simulation, fault_id: str, kind: str, rows: np.ndarray, start_h: float,
-               duration_h: float) -> Fault:  # fmt: skip
-    """A box fault (LOS) on the box of ``rows``, added to ``sim``."""
+               duration_h: float | None, step_db: float = 0.0) -> Fault:  # fmt: skip
+    """A box fault on the box of ``rows``, added to ``sim``: LOS, or an RX step of
+    ``step_db`` [dB] when it is given; ``duration_h`` None: no crew's clock."""
     box = str(sim.topology.onus["splitter_id"].to_numpy()[rows[0]])
+    duration_s = None if duration_h is None else duration_h * HOUR
     return sim.add_fault(Fault(fault_id=fault_id, kind=kind, start_s=start_h * HOUR,
                                onus=np.asarray(rows, dtype=np.int64), scope_type="box",
-                               scope_key=box, duration_s=duration_h * HOUR,
-                               params={"los": True, "step_db": 0.0}))  # fmt: skip
+                               scope_key=box, duration_s=duration_s,
+                               params={"los": step_db == 0.0, "step_db": step_db}))  # fmt: skip
 
 
 def test_a_box_fault_on_a_box_of_one_onu_is_drawn_as_that_customers_drop_fault():
@@ -283,14 +285,11 @@ def test_the_oracle_leaves_a_one_onu_box_step_that_does_not_hurt():
     mild_row = max(margin, key=margin.get)
     harsh_row = next(r for r in margin if r != mild_row)
     assert margin[mild_row] > 4.5
-    faults = {}
-    for name, row, step in (("mild", mild_row, margin[mild_row] - 3.0),
-                            ("harsh", harsh_row, margin[harsh_row] + 3.0)):  # fmt: skip
-        box = str(sim.topology.onus["splitter_id"].to_numpy()[row])
-        faults[name] = sim.add_fault(Fault(
-            fault_id=f"T-{name}", kind="box_drop_fault", start_s=1.0 * HOUR,
-            onus=np.array([row], dtype=np.int64), scope_type="box", scope_key=box,
-            duration_s=None, params={"los": False, "step_db": step}))  # fmt: skip
+    faults = {
+        name: _box_fault(sim, f"T-{name}", "box_drop_fault", np.array([row]), 1.0, None, step)
+        for name, row, step in (("mild", mild_row, margin[mild_row] - 3.0),
+                                ("harsh", harsh_row, margin[harsh_row] + 3.0))
+    }  # fmt: skip
     sim.run()
     world.close()
     assert faults["harsh"].fixed_by == "visit"
