@@ -211,7 +211,7 @@ def table(rule: dict[str, Any], mls: list[dict[str, Any]] = ()) -> str:
     # come out the same), so a file written before a metric existed gets it too.
     summaries = summarise(rule["per_seed"], days=float(rule["meta"]["days"]))
     for p in POLICIES:
-        if p in rule["policies"]:
+        if p in summaries:
             mono = rule["monotonicity"] if p == "autopilot" else None
             mono = mono.get("rule", mono) if mono else None  # first runs' layout
             summary = {**summaries[p], **decision_f1(rule["per_seed"][p])}

@@ -16,8 +16,9 @@ same :class:`~guardian_lib.decision.costs.CostModel` as the autopilot:
 * a power cut at the customer's, a massive outage, an upstream failure, an unexplained
   blip → never a visit (they end by themselves or by a crew);
 * a hang whose reboot failed → a visit only if the hang would otherwise outlast it;
-* a fault of a street box that serves one customer (their drop: a visit or the crew's
-  timer ends it) → a visit only if it costs less than the outage left until the crew;
+* a fault of a street box that serves one customer (their drop) → a visit once it hurts;
+  where the scenario sends a crew to such boxes too (``Faults.lone_box_crew``), only if
+  it costs less than the outage left until the crew;
 * a massive incident is made of the ONUs a massive or upstream fault took down (truth):
   ONUs dark for faults of their own neither make one, however close their failures, nor
   join one (their visits are not held); it ends when its shared fault does: a member
