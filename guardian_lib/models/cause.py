@@ -19,7 +19,7 @@ from guardian_lib.models._base import (
     validated_frame,
 )
 
-__all__ = ["CauseClassifier", "neighbour_massive_rule", "neighbour_cluster_kind"]
+__all__ = ["CauseClassifier", "lone_box_los", "neighbour_massive_rule", "neighbour_cluster_kind"]
 
 
 def neighbour_cluster_kind(
@@ -109,6 +109,43 @@ def neighbour_cluster_kind(
     return out
 
 
+def lone_box_los(X: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
+    """Rows of an ONU that is alone on its street box and went dark with an LOS, its light
+    steady before.
+
+    Such a dark ONU looks the same whether the ONU died or its box (splitter port,
+    connector, drop) failed: on a box of two or more ONUs the box-mates tell the two
+    apart (a box fault darkens them all), on a box of one nothing in the data does. A
+    laser that drifted before it died is the ONU's own: its last TX (or the OLT's RX of
+    it) had fallen by :data:`~guardian_lib.features.RX_DROP_DB` or more against its week.
+    Columns missing from ``X`` (``box_size``, ``online``, ``last_down_los``) make the rule
+    silent.
+
+    Parameters
+    ----------
+    X : pandas.DataFrame or mapping of str to ndarray
+        Feature rows, or their columns by name (``box_size``, ``online``,
+        ``last_down_los``, optionally ``tx_last_delta_7d``, ``olt_rx_last_delta_7d``).
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    n = _n_rows(X)
+    if any(c not in X for c in ("box_size", "online", "last_down_los")):
+        return np.zeros(n, dtype=bool)
+
+    def col(name: str) -> np.ndarray:
+        return np.asarray(X[name], dtype=float)
+
+    drifted = np.zeros(n, dtype=bool)
+    for c in ("tx_last_delta_7d", "olt_rx_last_delta_7d"):
+        if c in X:
+            drifted |= nan_to_num(col(c), nan=0.0) <= -RX_DROP_DB
+    # NaN compares False: an ONU without a box or without a recorded LOS is not a match.
+    return (col("box_size") == 1) & (col("online") == 0) & (col("last_down_los") == 1) & ~drifted
+
+
 def _n_rows(X: pd.DataFrame | Mapping[str, np.ndarray]) -> int:
     """Rows of a frame, or of a mapping of equally long columns (0 when it has none)."""
     if isinstance(X, pd.DataFrame):
@@ -153,6 +190,20 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
     massive_class : str, default 'MASSIVE_OUTAGE'
     external_class : str, default 'EXTERNAL_NETWORK'
     rule_confidence : float, default 0.95
+    box_fault_rate : float, default 0.3
+        Faults of a street box (splitter port, connector, drop) per box-year. On a row of
+        :func:`lone_box_los` (an ONU alone on its box, dark after an LOS) the
+        ``equipment_class`` probability is split between that class and ``drop_class`` in
+        the proportion ``onu_failure_rate : box_fault_rate``: the prior of the two faults
+        that look the same there. Training networks rarely have a box of one ONU (and a
+        fault of one in a training week is rarer still), so the booster cannot learn
+        this prior; it comes from these two stated rates. Set them from your own
+        tickets (drop and connector repairs per box-year, ONU replacements per
+        ONU-year); 0 turns the split off. The defaults are the fault catalogue's. [1/year]
+    onu_failure_rate : float, default 0.06
+        ONU hardware failures per ONU-year. [1/year]
+    equipment_class : str, default 'EQUIPMENT_FAIL'
+    drop_class : str, default 'INTERMITTENT'
     booster_exclude : tuple of str, default ()
         Columns of ``X`` that only the neighbour rule reads (e.g. ``box_size``): the
         booster does not see them. Group sizes and absolute optical levels describe one
@@ -179,6 +230,10 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         massive_class: str = "MASSIVE_OUTAGE",
         external_class: str = "EXTERNAL_NETWORK",
         rule_confidence: float = 0.95,
+        box_fault_rate: float = 0.3,
+        onu_failure_rate: float = 0.06,
+        equipment_class: str = "EQUIPMENT_FAIL",
+        drop_class: str = "INTERMITTENT",
         booster_exclude: tuple[str, ...] = (),
         random_state=None,
     ):
@@ -192,6 +247,10 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         self.massive_class = massive_class
         self.external_class = external_class
         self.rule_confidence = rule_confidence
+        self.box_fault_rate = box_fault_rate
+        self.onu_failure_rate = onu_failure_rate
+        self.equipment_class = equipment_class
+        self.drop_class = drop_class
         self.booster_exclude = booster_exclude
         self.random_state = random_state
 
@@ -206,6 +265,10 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None"
             )
+        for name in ("box_fault_rate", "onu_failure_rate"):
+            value = getattr(self, name)
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite rate >= 0 per year, got {value!r}")
         frame, y = validated_frame(self, X, y, reset=True)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
@@ -234,6 +297,7 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
             return np.ones((len(frame), 1))
         proba = class_proba(self.booster_, self.booster_frame(frame))
         if self.neighbour_rules:
+            self._apply_lone_box(proba, lone_box_los(frame))
             self._apply_rules(proba, neighbour_cluster_kind(frame))
         return proba
 
@@ -250,8 +314,24 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         proba = class_proba_matrix(self.booster_, X[:, keep] if len(keep) < len(names) else X)
         if self.neighbour_rules:
             columns = {c: X[:, i] for i, c in enumerate(names)}
+            self._apply_lone_box(proba, lone_box_los(columns))
             self._apply_rules(proba, neighbour_cluster_kind(columns))
         return proba
+
+    def _apply_lone_box(self, proba: np.ndarray, alone: np.ndarray) -> None:
+        """Split the equipment probability of the rows ``alone`` (:func:`lone_box_los`)
+        between ``equipment_class`` and ``drop_class`` by the two rates, in place."""
+        # Models pickled before the parameters existed do not split.
+        box = getattr(self, "box_fault_rate", 0.0)
+        onu = getattr(self, "onu_failure_rate", 0.0)
+        equipment, drop = (getattr(self, a, None) for a in ("equipment_class", "drop_class"))
+        if not alone.any() or box <= 0 or not {equipment, drop} <= set(self.classes_):
+            return
+        i = int(np.flatnonzero(self.classes_ == equipment)[0])
+        j = int(np.flatnonzero(self.classes_ == drop)[0])
+        moved = proba[alone, i] * (box / (box + onu))
+        proba[alone, i] -= moved
+        proba[alone, j] += moved
 
     def _apply_rules(self, proba: np.ndarray, kind: np.ndarray) -> None:
         """Raise the massive (kind 1) or external (kind 2) class of the rows of a

@@ -97,6 +97,18 @@ def train_command(
             help="The autopilot's audit DuckDB file: reboots that fixed it become labels."
         ),
     ] = None,
+    box_fault_rate: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Street-box faults (splitter port, connector, drop) per box-year: with "
+            "--onu-failure-rate, the prior that tells a dead ONU from a fault of its box "
+            "where the ONU is alone on its box; 0 turns it off. [1/year]",
+        ),
+    ] = 0.3,
+    onu_failure_rate: Annotated[
+        float, typer.Option(min=0.0, help="ONU hardware failures per ONU-year. [1/year]")
+    ] = 0.06,
 ) -> None:
     """Train the models on runs, log them to MLflow and register them."""
     from rich.console import Console
@@ -118,12 +130,14 @@ def train_command(
             run[0], since, label_map, holdout_days=holdout_days,
             promotion_metric=promotion_metric, audit=audit, every_minutes=every_minutes,
             n_estimators=n_estimators, seed=seed, champion_alias=alias, log=console.print,
+            box_fault_rate=box_fault_rate, onu_failure_rate=onu_failure_rate,
         )  # fmt: skip
         typer.echo(dumps_strict(res, indent=2, default=str))
         return
     version = train(
         run, every_minutes=every_minutes, n_estimators=n_estimators, seed=seed, alias=alias,
         log=console.print, labels=labels, label_map=label_map, until=until, audit=audit,
+        box_fault_rate=box_fault_rate, onu_failure_rate=onu_failure_rate,
     )  # fmt: skip
     console.print(f"[green]registered[/] {version} as {alias!r}")
 

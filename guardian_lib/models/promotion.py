@@ -56,6 +56,8 @@ def retrain(
     seed: int = 0,
     champion_alias: str = "champion",
     log: Callable[[str], None] = _silent,
+    box_fault_rate: float = 0.3,
+    onu_failure_rate: float = 0.06,
 ) -> dict[str, Any]:
     """Train a challenger on the rows since ``since`` and promote it if it beats the champion.
 
@@ -79,6 +81,8 @@ def retrain(
     seed : int, default 0
     champion_alias : str, default 'champion'
     log : callable, optional
+    box_fault_rate, onu_failure_rate : float, default 0.3, 0.06
+        As in :func:`~guardian_lib.models.workflow.train`. [1/year]
 
     Returns
     -------
@@ -123,6 +127,7 @@ def retrain(
         [run], every_minutes=every_minutes, n_estimators=n_estimators, seed=seed,
         alias=CHALLENGER_ALIAS, log=log, labels="tickets", label_map=label_map,
         until=str(holdout_start), since=since, audit=audit,
+        box_fault_rate=box_fault_rate, onu_failure_rate=onu_failure_rate,
     )  # fmt: skip
     challenger = load_bundle(CHALLENGER_ALIAS)
     log(f"held-out comparison from {holdout_start} …")

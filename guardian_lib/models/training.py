@@ -179,6 +179,8 @@ def fit_bundle(
     n_estimators: int = 300,
     negative_subsample: float = 0.25,
     random_state: int = 0,
+    box_fault_rate: float = 0.3,
+    onu_failure_rate: float = 0.06,
 ) -> ModelBundle:
     """Fit the anomaly scorer, the cause classifier and the hazard risk model.
 
@@ -191,6 +193,10 @@ def fit_bundle(
     negative_subsample : float, default 0.25
         Share of negative rows the risk boosters train on (see :class:`HazardRiskModel`). [-]
     random_state : int, default 0
+    box_fault_rate, onu_failure_rate : float, default 0.3, 0.06
+        Street-box faults per box-year and ONU hardware failures per ONU-year: the prior
+        that tells a dead ONU from a fault of its box where the ONU is alone on its box
+        (:class:`~guardian_lib.models.cause.CauseClassifier`). [1/year]
 
     Raises
     ------
@@ -216,6 +222,8 @@ def fit_bundle(
     cause = CauseClassifier(
         n_estimators=n_estimators,
         booster_exclude=CAUSE_LAYOUT_COLUMNS,
+        box_fault_rate=box_fault_rate,
+        onu_failure_rate=onu_failure_rate,
         random_state=int(seeds[1]),
     ).fit(X[sym], labels.loc[sym, "cause"].astype(str).to_numpy())
     Y = labels.loc[:, [f"risk_{h}h" for h in RISK_HORIZONS_H]].to_numpy(dtype=float)

@@ -130,6 +130,8 @@ def train(
     until: str | None = None,
     since: str | None = None,
     audit: Path | str | None = None,
+    box_fault_rate: float = 0.3,
+    onu_failure_rate: float = 0.06,
 ) -> str:
     """Train the models on runs, log them to MLflow and register them.
 
@@ -160,6 +162,9 @@ def train(
     audit : path, optional
         With ``labels='tickets'``: the autopilot's audit file; reboots that fixed the
         customer become labels.
+    box_fault_rate, onu_failure_rate : float, default 0.3, 0.06
+        Street-box faults per box-year and ONU hardware failures per ONU-year (see
+        :func:`~guardian_lib.models.training.fit_bundle`). [1/year]
 
     Returns
     -------
@@ -193,7 +198,10 @@ def train(
         f"training on {len(features):,} rows ({int(labels_all['symptomatic'].sum()):,} symptomatic; "
         f"ONUs per cause {counts['cause_onus']}, per risk interval {counts['risk_onus']}) …"
     )
-    bundle = fit_bundle(features, labels_all, n_estimators=n_estimators, random_state=seed)
+    bundle = fit_bundle(
+        features, labels_all, n_estimators=n_estimators, random_state=seed,
+        box_fault_rate=box_fault_rate, onu_failure_rate=onu_failure_rate,
+    )  # fmt: skip
     metrics = evaluate_bundle(bundle, features, labels_all)
     sample = features.sample(min(len(features), REFERENCE_SAMPLE_ROWS), random_state=seed)
     importance = _global_importance(bundle, sample)
@@ -209,7 +217,8 @@ def train(
         params={"runs": [str(r) for r in runs], "every_minutes": every_minutes,
                 "n_estimators": n_estimators, "seed": seed, "labels": labels,
                 "label_map": str(label_map) if label_map else None, "until": until,
-                "since": since, "audit": str(audit) if audit else None},
+                "since": since, "audit": str(audit) if audit else None,
+                "box_fault_rate": box_fault_rate, "onu_failure_rate": onu_failure_rate},
         metrics={f"train_{k}": v for k, v in summary_metrics(metrics).items()},
         artifacts=artifacts,
         alias=alias,
