@@ -59,9 +59,12 @@ def test_train_score_evaluate(env, monkeypatch):
     tmp, e = env
     train = busy_run(tmp, "train", seed=1)
     test = busy_run(tmp, "test", seed=2)
+    # An operator's own prior for a dark ONU alone on its box (tickets: drop repairs per
+    # box-year, ONU swaps per ONU-year) reaches the registered cause classifier.
     res = in_process(
-        e, "train", "--run", str(train), "--n-estimators", "30", "--every-minutes", "30"
-    )
+        e, "train", "--run", str(train), "--n-estimators", "30", "--every-minutes", "30",
+        "--box-fault-rate", "0.5", "--onu-failure-rate", "0.1",
+    )  # fmt: skip
     assert "registered network-guardian/1" in res.stderr
     assert (tmp / "data" / "mlflow" / "mlflow.db").exists()
     listing = in_process(e, "models", "list").stdout
@@ -112,7 +115,9 @@ def test_train_score_evaluate(env, monkeypatch):
     monkeypatch.setenv("GUARDIAN_DATA_DIR", e["GUARDIAN_DATA_DIR"])
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     labelled = labelled_frame(test, every_minutes=30)
-    once = load_bundle("champion").predict(labelled[0], explain=True)
+    champion = load_bundle("champion")
+    assert (champion.cause.box_fault_rate, champion.cause.onu_failure_rate) == (0.5, 0.1)
+    once = champion.predict(labelled[0], explain=True)
     pd.testing.assert_frame_equal(once, preds, check_dtype=False)
     again = evaluate(test, every_minutes=30, labelled=labelled, predictions=once)
     assert json.loads(dumps_strict(again, default=str)) == m
