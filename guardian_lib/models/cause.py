@@ -1,4 +1,5 @@
-"""Probable cause of a symptom: LightGBM over six classes plus neighbour-cluster rules."""
+"""Probable cause of a symptom: LightGBM over six classes plus neighbour-cluster rules and
+the prior of a dark ONU alone on its street box."""
 
 from __future__ import annotations
 
@@ -187,6 +188,7 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
         ``massive_class`` is raised to at least ``rule_confidence`` (others rescaled); for
         a cluster of ONUs online without PPPoE it is ``external_class`` (the optics work,
         the sessions fail upstream), or ``massive_class`` if training had no such row.
+        False also turns off the split of ``box_fault_rate`` (the booster's output as is).
     massive_class : str, default 'MASSIVE_OUTAGE'
     external_class : str, default 'EXTERNAL_NETWORK'
     rule_confidence : float, default 0.95
