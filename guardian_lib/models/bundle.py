@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -353,6 +354,11 @@ class ModelBundle:
                 rows = self.cause.booster_frame(X.iloc[idx])
                 vals = shap_values(self.cause.booster_, rows.astype(float), cls_idx)
                 reasons[idx] = top_reasons(vals, rows, "cause", top_k)
+                # A row the lone-box prior decided: the booster's reasons argue for the
+                # class it moved away from, so the prior comes first.
+                for k, item in self.cause.lone_box_items(X.iloc[idx], proba[idx]).items():
+                    shap = json.loads(reasons[idx[k]])[: max(top_k - 1, 0)]
+                    reasons[idx[k]] = json.dumps([item, *shap])
             score = np.maximum(cols["risk_24h"], 0.0)
             hot = ~sym & ((score >= 0.2) | (cols["anomaly_score"] >= 0.99))
             idx = np.flatnonzero(hot)

@@ -320,6 +320,44 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
             self._apply_rules(proba, neighbour_cluster_kind(columns))
         return proba
 
+    def lone_box_items(self, X, proba: np.ndarray) -> dict[int, dict]:
+        """The reason to show first on rows the lone-box split made ``drop_class``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The rows (columns as in :meth:`predict_proba`).
+        proba : ndarray
+            Their :meth:`predict_proba`, shape (n_rows, n_classes).
+
+        Returns
+        -------
+        dict of int to dict
+            Row position → ``{"feature": "box_size", "value": 1.0, "contribution", "model":
+            "cause prior"}``, for the rows where the split applied and ``drop_class`` is the
+            most probable class (``contribution``: the change the split made to its
+            log-odds); other rows are absent.
+        """
+        out: dict[int, dict] = {}
+        box = getattr(self, "box_fault_rate", 0.0)
+        onu = getattr(self, "onu_failure_rate", 0.0)
+        equipment, drop = (getattr(self, a, None) for a in ("equipment_class", "drop_class"))
+        if not (self.neighbour_rules and box > 0 and onu > 0 and len(proba)):
+            return out
+        if not {equipment, drop} <= set(self.classes_):
+            return out
+        i = int(np.flatnonzero(self.classes_ == equipment)[0])
+        j = int(np.flatnonzero(self.classes_ == drop)[0])
+        shown = lone_box_los(X) & (np.argmax(proba, axis=1) == j)
+        # What the split moved, from what it left: p_equipment = before × onu / (box + onu).
+        after = np.clip(proba[:, j], 1e-12, 1 - 1e-12)
+        before = np.clip(after - proba[:, i] * box / onu, 1e-12, 1 - 1e-12)
+        shift = np.log(after / (1 - after)) - np.log(before / (1 - before))
+        for r in np.flatnonzero(shown).tolist():
+            out[r] = {"feature": "box_size", "value": 1.0,
+                      "contribution": round(float(shift[r]), 4), "model": "cause prior"}  # fmt: skip
+        return out
+
     def _apply_lone_box(self, proba: np.ndarray, alone: np.ndarray) -> None:
         """Split the equipment probability of the rows ``alone`` (:func:`lone_box_los`)
         between ``equipment_class`` and ``drop_class`` by the two rates, in place."""

@@ -1,5 +1,7 @@
 """The prior of a dark ONU alone on its street box: a dead ONU or a fault of its box."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -112,3 +114,51 @@ def test_a_rate_must_be_a_finite_non_negative_number(rng, bad):
         CauseClassifier(n_estimators=5, box_fault_rate=bad).fit(X, y)
     with pytest.raises(ValueError, match=r"onu_failure_rate must be a finite rate >= 0"):
         CauseClassifier(n_estimators=5, onu_failure_rate=bad).fit(X, y)
+
+
+def test_the_prior_is_the_first_reason_where_it_decided(rng):
+    X, y = _frame(rng)
+    model = CauseClassifier(n_estimators=30, random_state=0).fit(X, y)
+    rows = pd.concat([_dark(1.0), _dark(8.0), _dark(1.0, tx_last_delta_7d=-5.0)])
+    rows = rows.reset_index(drop=True)
+    items = model.lone_box_items(rows, model.predict_proba(rows))
+    assert list(items) == [0]  # the drifted laser and the shared box keep the booster's
+    item = items[0]
+    assert (item["feature"], item["value"], item["model"]) == ("box_size", 1.0, "cause prior")
+    # The contribution is the log-odds the split added to the drop class.
+    j = list(model.classes_).index("INTERMITTENT")
+    after = model.predict_proba(_dark(1.0))[0, j]
+    before = model.set_params(box_fault_rate=0.0).predict_proba(_dark(1.0))[0, j]
+    logit = np.log(after / (1 - after)) - np.log(before / (1 - before))
+    assert item["contribution"] == pytest.approx(logit, abs=1e-3)
+    assert model.lone_box_items(rows, model.predict_proba(rows)) == {}
+
+
+def test_bundle_reasons_start_with_the_prior(tiny_run, rng):
+    from guardian_lib.features import FEATURE_COLUMNS
+    from guardian_lib.models.bundle import CAUSE_LAYOUT_COLUMNS
+    from guardian_lib.models.training import fit_bundle, labelled_frame
+
+    features, labels = labelled_frame(tiny_run, every_minutes=60)
+    bundle = fit_bundle(features, labels, n_estimators=5)
+    # The cause classifier of a real bundle (every feature, layout columns for the rules
+    # only), trained on the synthetic causes over the run's other features.
+    X, y = _frame(rng)
+    full = features.loc[:, list(FEATURE_COLUMNS)].sample(len(X), replace=True, random_state=0)
+    full = full.reset_index(drop=True).assign(**{c: X[c] for c in X.columns})
+    bundle.cause = CauseClassifier(
+        n_estimators=30, booster_exclude=CAUSE_LAYOUT_COLUMNS, random_state=0
+    ).fit(full, y)
+    # Two dark ONUs that went down with an LOS, one alone on its box, one on a box of 8.
+    rows = features.iloc[:2].copy()
+    for c, v in {"online": 0.0, "last_down_los": 1.0, "tx_last_delta_7d": 0.0,
+                 "olt_rx_last_delta_7d": 0.0, "box_share_offline": 0.0,
+                 "pon_share_offline": 0.0}.items():  # fmt: skip
+        rows[c] = v
+    rows["box_size"] = [1.0, 8.0]
+    out = bundle.predict(rows, explain=True, top_k=3)
+    assert out["p_intermittent"].iloc[0] > out["p_equipment_fail"].iloc[0]
+    assert out["p_intermittent"].iloc[1] < out["p_equipment_fail"].iloc[1]
+    first = [json.loads(r) for r in out["top_reasons"]]
+    assert first[0][0]["model"] == "cause prior" and len(first[0]) == 3
+    assert all(r["model"] == "cause" for r in first[1]) and len(first[1]) == 3
