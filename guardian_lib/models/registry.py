@@ -40,26 +40,50 @@ def data_dir() -> Path:
     return Path(os.environ.get("GUARDIAN_DATA_DIR", "data")).resolve()
 
 
+#: The tracking URI :func:`configure_mlflow` last gave MLflow. ``mlflow.set_tracking_uri``
+#: copies it into ``MLFLOW_TRACKING_URI`` (for child processes), where it must not then
+#: pass for the user's own setting: it would pin a process to the first data directory
+#: and send artifacts to ``./mlruns`` of the working directory.
+_uri_set_here: str | None = None
+
+
+def _user_tracking_uri() -> str | None:
+    """``MLFLOW_TRACKING_URI`` when the user set it (not a copy of ours), else None."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    return env if env and env != _uri_set_here else None
+
+
 def tracking_uri() -> str:
-    """The MLflow tracking URI in force."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
+    """The MLflow tracking URI in force: the user's ``MLFLOW_TRACKING_URI``, else the
+    SQLite store ``mlflow/mlflow.db`` of :func:`data_dir`."""
+    user = _user_tracking_uri()
+    if user:
+        return user
     root = data_dir() / "mlflow"
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{root / 'mlflow.db'}"
 
 
 def configure_mlflow(experiment: str = "network-guardian"):
-    """Point MLflow at the tracking store and select (or create) ``experiment``."""
+    """Point MLflow at the tracking store and select (or create) ``experiment``.
+
+    Without a user's ``MLFLOW_TRACKING_URI`` a new experiment keeps its artifacts (the
+    models, reference samples) under ``mlflow/artifacts`` of :func:`data_dir`, beside
+    its database, whatever the working directory.
+    """
+    global _uri_set_here
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
+    ours = _user_tracking_uri() is None
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
+    if ours:
+        _uri_set_here = uri
     if mlflow.get_experiment_by_name(experiment) is None:
         artifacts = None
-        if uri.startswith("sqlite:///") and not os.environ.get("MLFLOW_TRACKING_URI"):
+        if uri.startswith("sqlite:///") and ours:
             artifacts = (data_dir() / "mlflow" / "artifacts").as_uri()
         mlflow.create_experiment(experiment, artifact_location=artifacts)
     mlflow.set_experiment(experiment)
