@@ -16,7 +16,9 @@ LOW_RX_DBM = RX_CRITICAL_DBM
 
 def rule_massive(X: pd.DataFrame, min_share: float = 0.3) -> np.ndarray:
     """Massive when a share of the PON or box neighbours is down with this ONU. [0/1]"""
-    return neighbour_massive_rule(X, min_share=min_share, min_neighbours=2).astype(float)
+    # An NOC's rule of thumb: two neighbours down with it, whatever the signal.
+    together = neighbour_massive_rule(X, min_share=min_share, min_neighbours=2, min_box_together=2)
+    return together.astype(float)
 
 
 def rule_cause(X: pd.DataFrame) -> np.ndarray:
@@ -41,7 +43,7 @@ def rule_cause(X: pd.DataFrame) -> np.ndarray:
     out[off & ~dg] = "EQUIPMENT_FAIL"
     out[off & dg] = "CUSTOMER_PREMISES"
     many_ppp = ppp & (X["pon_share_pppoe_down"].to_numpy() >= 0.3)
-    kind = neighbour_cluster_kind(X, min_share=0.3, min_neighbours=2)
+    kind = neighbour_cluster_kind(X, min_share=0.3, min_neighbours=2, min_box_together=2)
     # Also a burst of PPPoE-downs across the PON in the last hour (a short BNG failure).
     out[many_ppp | (kind == 2)] = "EXTERNAL_NETWORK"
     out[kind == 1] = "MASSIVE_OUTAGE"

@@ -24,7 +24,10 @@ __all__ = ["CauseClassifier", "lone_box_los", "neighbour_massive_rule", "neighbo
 
 
 def neighbour_cluster_kind(
-    X: pd.DataFrame | Mapping[str, np.ndarray], min_share: float = 0.5, min_neighbours: int = 3
+    X: pd.DataFrame | Mapping[str, np.ndarray],
+    min_share: float = 0.5,
+    min_neighbours: int = 3,
+    min_box_together: int = 1,
 ) -> np.ndarray:
     """Which kind of neighbour cluster a row belongs to: 0 none, 1 optical, 2 no PPPoE.
 
@@ -41,6 +44,13 @@ def neighbour_cluster_kind(
     cluster: the optics work and the sessions fail upstream (EXTERNAL_NETWORK). The
     optical scope wins over the upstream one: a box that went dark or dim during a
     regional BNG failure is its own outage, which the BNG failure does not explain.
+    Under the street box, an LOS in the last hour or an RX drop needs only
+    ``min_box_together`` other ONUs (still ``min_share`` of them): two ONUs of one box
+    that lose their light within the same hour are a fault of the box (a massive outage
+    is two or more ONUs of one box or PON down together), while independent failures of
+    two drops in one hour are rare; on boxes of two to four ONUs ``min_neighbours`` others
+    cannot be found. Offline and dying-gasp shares keep ``min_neighbours``: two customers
+    of a small box who switched off hours apart are not an outage.
     Columns missing from ``X`` make their part of the rule silent.
 
     Parameters
@@ -55,6 +65,9 @@ def neighbour_cluster_kind(
         Share of the other ONUs of the group. [-]
     min_neighbours : int, default 3
         Minimum number of other ONUs in that state. [-]
+    min_box_together : int, default 1
+        Minimum number of other ONUs of the box with an LOS in the last hour or an RX
+        drop. [-]
 
     Returns
     -------
@@ -91,7 +104,9 @@ def neighbour_cluster_kind(
             if f"{lvl}_{name}" not in X:
                 continue
             share = col(f"{lvl}_{name}")
-            optical_cluster |= own & (share >= min_share) & (share * others_n >= min_neighbours)
+            need = min_box_together if lvl == "box" and name in _TOGETHER else min_neighbours
+            # share × others is a count, up to the rounding of a float32 share.
+            optical_cluster |= own & (share >= min_share) & (share * others_n >= need - 0.01)
     out[optical_cluster] = 1
     upstream = np.zeros(n, dtype=bool)
     pon_others = np.maximum(col("pon_size") - 1, 0)
@@ -105,7 +120,7 @@ def neighbour_cluster_kind(
             continue
         own = (nan_to_num(col(own_col)) >= 1) & ~off
         share = nan_to_num(col(share_col))
-        upstream |= own & (share >= min_share) & (share * pon_others >= min_neighbours)
+        upstream |= own & (share >= min_share) & (share * pon_others >= min_neighbours - 0.01)
     out[upstream & ~optical_cluster] = 2
     return out
 
@@ -147,6 +162,10 @@ def lone_box_los(X: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
     return (col("box_size") == 1) & (col("online") == 0) & (col("last_down_los") == 1) & ~drifted
 
 
+#: Neighbour shares that mark a simultaneous optical failure (within the hour).
+_TOGETHER = ("share_rx_drop", "los_share_1h")
+
+
 def _n_rows(X: pd.DataFrame | Mapping[str, np.ndarray]) -> int:
     """Rows of a frame, or of a mapping of equally long columns (0 when it has none)."""
     if isinstance(X, pd.DataFrame):
@@ -155,18 +174,21 @@ def _n_rows(X: pd.DataFrame | Mapping[str, np.ndarray]) -> int:
 
 
 def neighbour_massive_rule(
-    X: pd.DataFrame, min_share: float = 0.5, min_neighbours: int = 3
+    X: pd.DataFrame, min_share: float = 0.5, min_neighbours: int = 3, min_box_together: int = 1
 ) -> np.ndarray:
     """Rows where many neighbours fail together with this ONU (a massive outage).
 
-    True where :func:`neighbour_cluster_kind` finds an offline or a no-PPPoE cluster
+    True where :func:`neighbour_cluster_kind` finds an optical or a no-PPPoE cluster
     (parameters as there).
 
     Returns
     -------
     ndarray of bool
     """
-    return neighbour_cluster_kind(X, min_share=min_share, min_neighbours=min_neighbours) > 0
+    kind = neighbour_cluster_kind(
+        X, min_share=min_share, min_neighbours=min_neighbours, min_box_together=min_box_together
+    )
+    return kind > 0
 
 
 class CauseClassifier(ClassifierMixin, BaseEstimator):
