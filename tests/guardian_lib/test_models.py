@@ -236,3 +236,31 @@ def test_validated_frame_fast_path_checks_as_scikit_learn():
         validated_frame(Est(), X.assign(b=[np.inf, 1.0]), reset=False)
     with pytest.raises(ValueError, match=r"missing feature column\(s\) \['a'\]"):
         validated_frame(Est(), X.drop(columns="a"), reset=False)
+
+
+def test_two_onus_of_a_small_box_that_lose_their_light_together_are_an_outage():
+    from guardian_lib.models.cause import neighbour_cluster_kind
+
+    third = 1 / 3
+    rows = pd.DataFrame(
+        {
+            "online": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+            "box_size": [2.0, 3.0, 3.0, 8.0, 4.0, 4.0],
+            "pon_size": [32.0] * 6,
+            "rx_delta_7d": [-6.0, np.nan, np.nan, np.nan, -5.0, np.nan],
+            "los_1h": [0.0, 1.0, 0.0, 1.0, 0.0, 1.0],
+            # the others of the box: all dimmed; half with an LOS this hour; half offline
+            # since long ago; one of seven with an LOS; a third dimmed; a third offline
+            "box_share_rx_drop": [1.0, 0.0, 0.0, 0.0, third, 0.0],
+            "box_los_share_1h": [0.0, 0.5, 0.0, 1 / 7, 0.0, 0.0],
+            "box_share_offline": [0.0, 0.5, 0.5, 1 / 7, 0.0, third],
+            "pon_share_offline": [0.0] * 6,
+            "pon_share_rx_drop": [0.0] * 6,
+            "pon_los_share_1h": [0.0] * 6,
+        }
+    )
+    assert neighbour_cluster_kind(rows).tolist() == [1, 1, 0, 0, 0, 0]
+    # At least half of the others: one of three dimmed is not enough.
+    assert neighbour_cluster_kind(rows.assign(box_share_rx_drop=[1.0] * 4 + [2 / 3, 0.0]))[4] == 1
+    # The rule baselines keep two others for every signal.
+    assert neighbour_cluster_kind(rows, min_box_together=2).tolist() == [0] * 6
