@@ -124,8 +124,10 @@ def test_a_box_that_just_came_back_stays_massive_during_a_bng_failure():
         }
     )
     assert neighbour_cluster_kind(rows).tolist() == [1, 1, 2, 2]
-    # Too few neighbours (a box of two) is no cluster.
-    assert neighbour_cluster_kind(rows.assign(box_size=2.0)).tolist() == [2, 2, 2, 2]
+    # A box of two whose other ONU logged an LOS this hour too is a box outage (row 0);
+    # a box of one has no neighbour to share it with.
+    assert neighbour_cluster_kind(rows.assign(box_size=2.0)).tolist() == [1, 2, 2, 2]
+    assert neighbour_cluster_kind(rows.assign(box_size=1.0)).tolist() == [2, 2, 2, 2]
 
 
 def test_last_event_at_takes_the_latest_event_in_the_window():
