@@ -272,40 +272,57 @@ def _fields(lines) -> dict[str, str]:
 def _tree_nodes(
     tree: dict[str, str], t: int, leaf_base: int, values: np.ndarray, nodes: list
 ) -> None:
-    """Append tree ``t``'s split nodes to ``nodes`` and write its leaf values, left to
-    right, to ``values[leaf_base:]``; raises :class:`_Unsupported` for a split the
-    walker does not reproduce."""
+    """Append tree ``t``'s split nodes to ``nodes`` (in post-order: the left subtree's,
+    the right subtree's, then the node) and write its leaf values, left to right, to
+    ``values[leaf_base:]``; raises :class:`_Unsupported` for a split the walker does not
+    reproduce."""
     n_leaves = int(tree["num_leaves"])
-    leaf_value = np.array([float(v) for v in tree["leaf_value"].split()][:n_leaves])
+    leaf_value = np.array(list(map(float, tree["leaf_value"].split()))[:n_leaves])
     if n_leaves == 1:
         values[leaf_base] = leaf_value[0]
         return
     m = n_leaves - 1
-    feat = [int(v) for v in tree["split_feature"].split()][:m]
+    feat = list(map(int, tree["split_feature"].split()))[:m]
     # LightGBM writes doubles with 17 significant digits: float() restores them exactly.
-    thr = [float(v) for v in tree["threshold"].split()][:m]
-    dtype = [int(v) for v in tree["decision_type"].split()][:m]
-    left = [int(v) for v in tree["left_child"].split()][:m]
-    right = [int(v) for v in tree["right_child"].split()][:m]
-    order: list[int] = []  # leaves, left to right
-
-    def visit(child: int) -> tuple[int, int]:
-        """(first in-order leaf, leaves) of the subtree at ``child``."""
-        if child < 0:
-            order.append(~child)
-            return len(order) - 1, 1
-        first, n_left = visit(left[child])
-        _, n_right = visit(right[child])
-        d = dtype[child]
+    thr = list(map(float, tree["threshold"].split()))[:m]
+    dtype = list(map(int, tree["decision_type"].split()))[:m]
+    left = list(map(int, tree["left_child"].split()))[:m]
+    right = list(map(int, tree["right_child"].split()))[:m]
+    if not all(c < 0 or c > i for i, c in enumerate(left)) or not all(
+        c < 0 or c > i for i, c in enumerate(right)
+    ):
+        raise _Unsupported  # LightGBM numbers a split after its parent's
+    # Bottom-up (children after their parent): leaves and splits under each split.
+    leaves, splits = [0] * m, [0] * m
+    for i in range(m - 1, -1, -1):
+        a, b = left[i], right[i]
+        leaves[i] = (1 if a < 0 else leaves[a]) + (1 if b < 0 else leaves[b])
+        splits[i] = 1 + (0 if a < 0 else splits[a]) + (0 if b < 0 else splits[b])
+    # Top-down: the first leaf (left to right) and the first post-order place of each
+    # split's subtree.
+    first, place = [0] * m, [0] * m
+    order = [0] * n_leaves  # leaves, left to right
+    post: list[tuple | None] = [None] * m
+    for i in range(m):
+        a, b = left[i], right[i]
+        n_left = 1 if a < 0 else leaves[a]
+        if a < 0:
+            order[first[i]] = ~a
+        else:
+            first[a], place[a] = first[i], place[i]
+        if b < 0:
+            order[first[i] + n_left] = ~b
+        else:
+            first[b] = first[i] + n_left
+            place[b] = place[i] + (0 if a < 0 else splits[a])
+        d = dtype[i]
         missing = (d >> 2) & 3
         if d & _CATEGORICAL or missing == _MISSING_ZERO:
             raise _Unsupported
-        mask = ~(((1 << n_left) - 1) << first) & ((1 << 64) - 1)
-        nan_right = not d & _DEFAULT_LEFT if missing == _MISSING_NAN else 0.0 > thr[child]
-        nodes.append((feat[child], thr[child], t, mask, nan_right))
-        return first, n_left + n_right
-
-    visit(0)
+        mask = ~(((1 << n_left) - 1) << first[i]) & ((1 << 64) - 1)
+        nan_right = not d & _DEFAULT_LEFT if missing == _MISSING_NAN else 0.0 > thr[i]
+        post[place[i] + splits[i] - 1] = (feat[i], thr[i], t, mask, nan_right)
+    nodes.extend(post)
     values[leaf_base : leaf_base + n_leaves] = leaf_value[order]
 
 
