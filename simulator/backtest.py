@@ -275,13 +275,15 @@ def heap_frozen() -> Iterator[None]:
     """Leave the objects that exist now out of the garbage collector's full passes
     until the block ends (``gc.freeze`` … ``gc.unfreeze``).
 
-    A run allocates enough to trigger a full collection, which walks every object of
-    the process: the imported libraries and a loaded model bundle, about 375,000 on
-    ``small`` with the ML scorer, none of which the run makes garbage. On the 2-core
-    machine of 2026-12-06 that pass took 0.15–0.4 s of a 7-day ML run of 6–7 s; frozen,
-    the run's full collections walk its own objects only (0.03–0.05 s). Nothing the run
-    computes depends on when memory is collected. Does nothing when the collector is
-    off or objects are frozen already (the caller's, left as they are).
+    A run allocates enough to trigger a full collection early on (its first decision
+    round loads the compiled kernels), which walks every object of the process: the
+    imported libraries and a loaded model bundle, about 375,000 on ``small`` with the
+    ML scorer, none of which the run makes garbage. On the 2-core machine of 2026-12-06
+    that pass took 0.21 s of a 7-day ML run of about 7 s (0.44 s with the machine
+    loaded); frozen, the run's two full collections walk its own objects only
+    (0.01–0.05 s together). Nothing the run computes depends on when memory is
+    collected. Does nothing when the collector is off or objects are frozen already
+    (the caller's, left as they are).
     """
     freeze = gc.isenabled() and gc.get_freeze_count() == 0
     if freeze:
