@@ -286,14 +286,11 @@ class ModelBundle:
                 selected_cache.append(features.loc[:, _columns(self.feature_columns)])
             return selected_cache[0]
 
-        # ``.array`` keeps tz-aware times as they are (to_numpy makes 1 Timestamp per row);
-        # the ids of the rows only are made objects (a few of the fleet between two full
-        # predictions).
-        ids = features["onu_id"].array
-        if rows is None:
-            cols: dict[str, Any] = {"ts": features["ts"].array, "onu_id": ids.to_numpy()}
-        else:
-            cols = {"ts": features["ts"].array[rows], "onu_id": ids[rows].to_numpy()}
+        # ``.array`` keeps tz-aware times as they are (to_numpy makes 1 Timestamp per row).
+        cols: dict[str, Any] = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
+        if rows is not None:
+            # (Taking the rows of the ids' pyarrow array first costs more than this.)
+            cols = {c: v[rows] for c, v in cols.items()}
         # The estimators read one float64 matrix (their columns picked by position)
         # instead of validating a frame each; a matrix their checks would refuse (inf,
         # no rows, non-float columns) goes through their frame API, which says why.
