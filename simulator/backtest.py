@@ -23,11 +23,13 @@ become a visit), ``rules`` (:class:`~guardian_lib.decision.RulesPolicy` with the
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,7 @@ __all__ = [
     "safety_violations",
     "deferred_repairs",
     "policy_every_ticks",
+    "heap_frozen",
 ]
 
 POLICIES = ("reactive", "rules", "autopilot", "oracle")
@@ -260,10 +263,36 @@ def run_policy(
         :func:`deferred_repairs`); ``total_cost_brl`` includes ``deferred_repairs_brl``
         (one visit each). [R$]
     """
-    world = BacktestWorld.build(scenario, policy, seed, every_minutes, scorer, settings, costs,
-                                audit_path)  # fmt: skip
-    world.sim.run()
-    return world.close()
+    with heap_frozen():
+        world = BacktestWorld.build(scenario, policy, seed, every_minutes, scorer, settings,
+                                    costs, audit_path)  # fmt: skip
+        world.sim.run()
+        return world.close()
+
+
+@contextlib.contextmanager
+def heap_frozen() -> Iterator[None]:
+    """Leave the objects that exist now out of the garbage collector's full passes
+    until the block ends (``gc.freeze`` … ``gc.unfreeze``).
+
+    A run allocates enough to trigger a full collection early on (its first decision
+    round loads the compiled kernels), which walks every object of the process: the
+    imported libraries and a loaded model bundle, about 375,000 on ``small`` with the
+    ML scorer, none of which the run makes garbage. On the 2-core machine of 2026-12-06
+    that pass took 0.21 s of a 7-day ML run of about 7 s (0.44 s with the machine
+    loaded); frozen, the run's two full collections walk its own objects only
+    (0.01–0.05 s together). Nothing the run computes depends on when memory is
+    collected. Does nothing when the collector is off or objects are frozen already
+    (the caller's, left as they are).
+    """
+    freeze = gc.isenabled() and gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if freeze:
+            gc.unfreeze()
 
 
 @dataclass

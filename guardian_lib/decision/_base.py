@@ -213,8 +213,9 @@ class PolicyBase:
     def _has_case(snap: Snapshot) -> np.ndarray:
         """Rows of ``snap.status`` with an open case. [bool]"""
         has = np.zeros(len(snap.status), dtype=bool)
-        if len(snap.cases):
-            pos = snap.rows_of(snap.case_columns()["onu_id"])
+        open_ids = snap.case_columns()["onu_id"]
+        if len(open_ids):
+            pos = snap.rows_of(open_ids)
             has[pos[pos >= 0]] = True
         return has
 
@@ -223,10 +224,10 @@ class PolicyBase:
         opened more than ``join_window_min`` after their problem began — a member still
         down when its incident ended, judged on its own since (without this, the
         residual members of a large outage would make a new incident at once)."""
-        cases = snap.cases
-        if not len(cases) or "opened_at" not in cases:
-            return None
+        # The cases' arrays (the frame of ``snap.cases`` is not needed: its columns).
         case_col = snap.case_columns()
+        if not len(case_col["onu_id"]) or "opened_at" not in case_col:
+            return None
         pos = snap.rows_of(case_col["onu_id"])
         keep = pos >= 0
         opened = case_col["opened_at"][keep]
@@ -345,7 +346,6 @@ class PolicyBase:
         order_by_onu = (
             dict(zip(orders["onu_id"], orders["os_id"], strict=True)) if len(orders) else {}
         )
-        cases = snap.cases
         covered: set[str] = set()
         released: set[str] = set()  # members still down when their incident ended
         open_scopes: dict[tuple, str] = {}
@@ -459,8 +459,11 @@ class PolicyBase:
                             rationale={"rule": "visits of a massive outage's members are held"},
                             params={**params, "visit_onus": onus})
                 )  # fmt: skip
-            to_notify = [i for i in ids if i in hurt
-                         and (i not in cases.index or not cases.at[i, "notified"])]  # fmt: skip
+            to_notify = [i for i in ids if i in hurt]
+            if to_notify:  # the cases' frame is read (built) only here
+                cases = snap.cases
+                to_notify = [i for i in to_notify
+                             if i not in cases.index or not cases.at[i, "notified"]]  # fmt: skip
             if to_notify:
                 out.append(
                     self._d(snap, key, "notify", targets=tuple(to_notify), confidence=conf,
@@ -501,10 +504,9 @@ class PolicyBase:
             others as object arrays (new cases have ``case_id`` None).
         """
         out: list[Decision] = []
-        cases = snap.cases
         ids = df.index
-        if len(cases):
-            case_col = snap.case_columns()
+        case_col = snap.case_columns()
+        if len(case_col["onu_id"]):
             pos = _positions(case_col["onu_id"], ids)
         else:
             case_col = {c: np.zeros(0, dtype=object) for c in CASE_COLUMNS}

@@ -150,6 +150,32 @@ def _no_rows() -> pd.DataFrame:
     return _NO_ROWS.copy(deep=False)
 
 
+#: The default of a :class:`_BuiltWhenRead` table (an empty frame of its own).
+_UNSET = object()
+
+
+class _BuiltWhenRead:
+    """A :class:`Snapshot` table that may be given as a function of no arguments: the
+    frame is built by it when the table is first read, and kept. The loop's default
+    policies never read the events and read the open cases as arrays
+    (:meth:`Snapshot.case_columns`), so most rounds build neither frame. A frame given
+    as such is kept as it is; not given, the table is an empty frame."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = f"_{name}_table"
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return _UNSET  # the dataclass' default
+        value = obj.__dict__[self._key]
+        if callable(value):
+            value = obj.__dict__[self._key] = value()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self._key] = _no_rows() if value is _UNSET else value
+
+
 @dataclass
 class Snapshot:
     """What an operator observes at one instant: never ground truth.
@@ -163,7 +189,9 @@ class Snapshot:
         (``customer_id``, ``cpe_id``, ``pon_id``, ``box_id``, ``olt_id``, ``region``,
         ``segment``) and observed state (see :class:`~guardian_lib.decision.observe.Observer`).
     events : pandas.DataFrame
-        Events received since the previous snapshot.
+        Events received since the previous snapshot. May be given as a function of no
+        arguments that builds the frame, called when ``events`` is first read (so is
+        ``cases``).
     service_orders : pandas.DataFrame
         Open service orders (``os_id``, ``onu_id``, ``status``, ``opened_at``,
         ``scheduled_for``, ``opened_by``).
@@ -186,10 +214,10 @@ class Snapshot:
 
     ts: pd.Timestamp
     status: pd.DataFrame
-    events: pd.DataFrame = field(default_factory=_no_rows)
+    events: pd.DataFrame = _BuiltWhenRead()  # type: ignore[assignment]
     service_orders: pd.DataFrame = field(default_factory=_no_rows)
     incidents: pd.DataFrame = field(default_factory=_no_rows)
-    cases: pd.DataFrame = field(default_factory=_no_rows)
+    cases: pd.DataFrame = _BuiltWhenRead()  # type: ignore[assignment]
     actions: pd.DataFrame = field(default_factory=_no_rows)
     predictions: pd.DataFrame | None = None
     reboot_holds: pd.DataFrame = field(default_factory=_no_rows)

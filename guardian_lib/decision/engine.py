@@ -168,16 +168,24 @@ class Autopilot:
     # --- views for the policy ----------------------------------------------------------------
     def cases_frame(self) -> pd.DataFrame:
         """Open cases (index ``onu_id``)."""
+        return self._cases_view()()
+
+    def _cases_view(self) -> Callable[[], pd.DataFrame]:
+        """A function that gives :meth:`cases_frame` of the cases as they are now (their
+        values are read now, the frame is built when called: a snapshot's ``cases``
+        that its policy reads as arrays only, as the default policies do)."""
         if not self.cases:
-            return _empty("cases")
+            return functools.partial(_empty, "cases")
         ids = list(self.cases)
         # .get: a case saved by an older version has no Wi-Fi change count (0 then).
         cols = {c: [self.cases[k][c] for k in ids] for c in CASE_COLUMNS}
         for c, default in OPTIONAL_CASE_COLUMNS.items():
             cols[c] = [self.cases[k].get(c, default) for k in ids]
-        return self._frame_of(
+        key = (tuple(ids), *(tuple(map(_exactly, v)) for v in cols.values()))
+        return functools.partial(
+            self._frame_of,
             "cases",
-            (tuple(ids), *(tuple(map(_exactly, v)) for v in cols.values())),
+            key,
             lambda: pd.DataFrame(cols, index=pd.Index(ids, dtype=object, name="onu_id")),
         )
 
@@ -242,7 +250,7 @@ class Autopilot:
         """
         snap = snapshot
         self._answers(snap)
-        snap.cases = self.cases_frame()
+        snap.cases = self._cases_view()  # built if the policy reads it
         snap.seed_cases(self.case_columns())
         snap.incidents = self.incidents_frame()
         self._verify(snap)

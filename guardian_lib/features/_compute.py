@@ -16,6 +16,7 @@ import pandas as pd
 
 from guardian_lib._numeric import group_others, nan_to_num
 from guardian_lib.features._cube import Cube
+from guardian_lib.features._kernels import ffill_take
 from guardian_lib.features._status import LOST_LOSS_PCT
 from guardian_lib.features._status import FeatureWindows as _Windows
 from guardian_lib.features._status import Status as _Status
@@ -24,7 +25,6 @@ from guardian_lib.features._status import feature_windows as _windows
 from guardian_lib.features._status import status_features as _status_features
 from guardian_lib.features._windows import (
     event_counts,
-    ffill,
     ffill_at,
     last_event_at,
     last_valid_at,
@@ -274,7 +274,7 @@ def _history_features(
         flapped = np.flatnonzero((seg == 0).any(axis=0))
     f["flaps_6h"], f["flaps_7d"] = np.zeros((len(rows), N)), np.zeros((len(rows), N))
     if len(flapped):
-        online = ffill(seg[:, flapped], limit=w.w24)
+        online = ffill_take(seg, flapped, w.w24)[0]  # ffill(seg[:, flapped], …)
         on = np.where(np.isnan(online), 1.0, online)
         drops = np.zeros_like(on)
         drops[1:] = (on[:-1] == 1) & (on[1:] == 0)

@@ -9,7 +9,7 @@ import numpy as np
 
 from guardian_lib._jit import compiled
 
-__all__ = ["slide_sums", "ffill_into"]
+__all__ = ["slide_sums", "ffill_into", "ffill_take"]
 
 
 @compiled
@@ -95,3 +95,55 @@ def ffill_into(x: np.ndarray, limit: int, out: np.ndarray) -> None:
         ``x.copy()``; its NaN cells within ``limit`` of a valid value are filled.
     """
     _ffill(x, limit, out)
+
+
+@compiled
+def _ffill_take(x, cols, limit, out, present):  # pragma: no cover
+    n_ticks = x.shape[0]
+    n_cols = cols.shape[0]
+    keep_present = present.shape[0] > 0
+    # Per column: the tick of its last valid value (far back before any) and the value.
+    last = np.full(n_cols, -(limit + 1), dtype=np.int64)
+    carried = np.empty(n_cols, dtype=x.dtype)
+    for t in range(n_ticks):  # tick by tick: rows of a C-ordered window in memory order
+        for j in range(n_cols):
+            v = x[t, cols[j]]
+            valid = v == v
+            # Without a branch per value: a vector loop over the columns.
+            last[j] = t if valid else last[j]
+            carried[j] = v if valid else carried[j]
+            out[t, j] = v if valid or t - last[j] > limit else carried[j]
+            if keep_present:
+                present[t, j] = valid
+
+
+def ffill_take(
+    x: np.ndarray, cols: np.ndarray, limit: int, present: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``ffill(x[:, cols], limit)`` in one pass over ``x``'s columns ``cols`` (the same
+    values, without taking the columns, copying and scanning them first: a round of the
+    rolling window fills the columns of the ONUs that reported offline, up to half the
+    fleet after an outage).
+
+    Parameters
+    ----------
+    x : ndarray, shape (ticks, columns)
+        Values over time, NaN missing. [any unit]
+    cols : ndarray of int
+        Columns to fill. [-]
+    limit : int
+        Longest gap filled from one value. [ticks]
+    present : bool, default False
+        Also return ``~np.isnan(x[:, cols])``.
+
+    Returns
+    -------
+    filled : ndarray, shape (ticks, len(cols))
+        Of ``x``'s dtype.
+    present : ndarray of bool or None
+    """
+    cols = np.asarray(cols, dtype=np.int64)
+    out = np.empty((x.shape[0], len(cols)), dtype=x.dtype)
+    seen = np.empty(out.shape if present else (0, 0), dtype=np.bool_)
+    _ffill_take(x, cols, limit, out, seen)
+    return out, (seen if present else None)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from guardian_lib.features._cube import Cube
+from guardian_lib.features._kernels import ffill_take
 from guardian_lib.features._windows import (
     ffill,
     ffill_at,
@@ -118,7 +119,7 @@ def carried_status(cube: Cube, rows: np.ndarray, w24: int) -> Status:
     pppoe_down = np.zeros(loss.shape, dtype=bool)
     if len(lost):
         pppoe_down[:, lost] = (online[:, lost] == 1) & (
-            ffill(loss[:, lost], limit=1) >= LOST_LOSS_PCT
+            ffill_take(loss, lost, 1)[0] >= LOST_LOSS_PCT
         )
     r = rows - lo
     return Status(r, s, present, online, offline, pppoe_down, online_r=online[r])
@@ -141,12 +142,10 @@ def _status_marked(
     """
     row = int(r[0])
     cols = np.flatnonzero((marks["offline"] >= lo) | (marks["lost"] >= lo))
-    online_raw = s["online"][:, cols]
-    present = ~np.isnan(online_raw)
-    online = ffill(online_raw, limit=w24)
+    # ffill(s[...][:, cols], …) and the columns' reports, each in one pass.
+    online, present = ffill_take(s["online"], cols, w24, present=True)
     offline = online == 0
-    loss = s["loss_pct"][:, cols]
-    pppoe_down = (online == 1) & (ffill(loss, limit=1) >= LOST_LOSS_PCT)
+    pppoe_down = (online == 1) & (ffill_take(s["loss_pct"], cols, 1)[0] >= LOST_LOSS_PCT)
     reported = marks["reported"] - lo  # slice tick of each ONU's last report
     online_r = np.where(reported >= max(row - w24, 0), 1.0, np.nan)[None, :]
     online_r[:, cols] = online[r]

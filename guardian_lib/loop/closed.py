@@ -12,6 +12,7 @@ only its adapters change (:mod:`guardian_lib.loop.protocols`)::
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -180,7 +181,9 @@ class ClosedLoop:
         snap = Snapshot(
             ts=pd.Timestamp(ts),
             status=status,
-            events=_events_frame(self._events),
+            # Built if read (the default policies do not): the list is not added to
+            # after this round (a new one is started below).
+            events=functools.partial(_events_frame, self._events),
             service_orders=self.open_orders(),
         )
         snap.seed_columns(columns)

@@ -290,6 +290,7 @@ class ModelBundle:
         # ``.array`` keeps tz-aware times as they are (to_numpy makes 1 Timestamp per row).
         cols: dict[str, Any] = {"ts": features["ts"].array, "onu_id": features["onu_id"].to_numpy()}
         if rows is not None:
+            # (Taking the rows of the ids' pyarrow array first costs more than this.)
             cols = {c: v[rows] for c, v in cols.items()}
         # The estimators read one float64 matrix (their columns picked by position)
         # instead of validating a frame each; a matrix their checks would refuse (inf,

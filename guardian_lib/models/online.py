@@ -196,7 +196,9 @@ class OnlineScorer:
         missing = {}
         for c in _STRING_COLUMNS:
             kept = self._strings.get(c)
-            if kept is not None and np.array_equal(kept[0], cols[c]):
+            # The same array (a round between two full predictions that changed none of
+            # its values keeps it, see _merged) or equal values.
+            if kept is not None and (kept[0] is cols[c] or np.array_equal(kept[0], cols[c])):
                 given[c], missing[c] = kept[1], kept[2]
             else:  # whether a value is missing (the frame then differs): checked once
                 missing[c] = bool(pd.isna(cols[c]).any())
@@ -220,6 +222,11 @@ class OnlineScorer:
         cols: dict[str, Any] = {"ts": features["ts"].array}
         for c, v in last.items():
             if c == "ts":
+                continue
+            if c in _STRING_COLUMNS and (fresh is None or np.array_equal(v[rows], fresh[c])):
+                # Unchanged strings (ids, version, most rounds the reasons): the same
+                # array, which no one writes to (_frame then need not compare it).
+                cols[c] = v
                 continue
             # New arrays: the ones handed out last time stay as they were.
             col = np.array(v, copy=True)

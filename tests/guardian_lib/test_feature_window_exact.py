@@ -313,3 +313,24 @@ def test_a_window_restored_from_an_empty_state_marks_like_a_new_one(rng):
     for kind in fresh._marks:
         np.testing.assert_array_equal(restored._marks[kind], fresh._marks[kind])
     assert (fresh._marks["offline"] == 0).sum() == (online == 0).sum()
+
+
+def test_the_fill_of_some_columns_equals_the_fill_of_their_copy(rng):
+    """ffill_take(x, cols, limit) is ffill(x[:, cols], limit) and its reports
+    ~isnan(x[:, cols]), for float32 and float64 windows, C- and F-ordered, any limit,
+    columns in any order or repeated, none at all."""
+    from guardian_lib.features._kernels import ffill_take
+
+    x = rng.normal(size=(300, 60))
+    x[rng.random(x.shape) < 0.4] = np.nan
+    x[50:200, :5] = np.nan  # gaps longer than a short limit
+    x[:, 7] = np.nan  # never valid
+    for arr in (x, x.astype(np.float32), np.asfortranarray(x)):
+        for cols in (np.arange(60), np.array([7, 3, 3, 59, 0]), np.array([], dtype=int)):
+            for limit in (0, 1, 6, 288):
+                got, seen = ffill_take(arr, cols, limit, present=True)
+                want = ffill(arr[:, cols], limit)
+                assert got.dtype == arr.dtype and got.shape == want.shape
+                np.testing.assert_array_equal(got, want)
+                np.testing.assert_array_equal(seen, ~np.isnan(arr[:, cols]))
+                assert ffill_take(arr, cols, limit)[1] is None

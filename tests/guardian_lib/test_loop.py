@@ -194,6 +194,47 @@ def test_events_since_the_last_decision_reach_the_policy():
     assert seen == [["E0"], ["E1", "E2"]]
 
 
+def test_a_rounds_events_and_cases_frames_are_built_when_read_as_of_their_round(monkeypatch):
+    """The default policy reads neither frame, so neither is built; a snapshot kept by a
+    policy gives, when read later, the events of its round and the cases as they were
+    then (the autopilot's cases change after the round)."""
+    import guardian_lib.loop.closed as closed
+    from guardian_lib.decision import Snapshot
+
+    built = []
+    events_frame = closed._events_frame
+    monkeypatch.setattr(closed, "_events_frame", lambda ev: built.append(1) or events_frame(ev))
+    source = Source(rounds=16)
+    loop = _loop(Devices(source), Field())
+    loop.run(source)
+    assert built == [] and loop.autopilot.cases == {}  # a case was opened and closed
+
+    kept = []
+
+    class Keep(RulesPolicy):
+        def decide(self, snapshot):
+            kept.append((snapshot, loop.autopilot.cases_frame()))
+            return super().decide(snapshot)
+
+    source = Source(rounds=16)
+    loop = _loop(Devices(source), Field(), policy=Keep())
+    for k, tick in enumerate(source):
+        ev = [EventRow(tick.ts, IDS[k], "onu", f"E{k}", "info")]
+        loop.feed(Tick(tick.ts, tick.values, tuple(ev)))
+    assert built == [] and any(len(cases) for _, cases in kept)
+    for k, (snap, cases) in enumerate(kept):
+        pd.testing.assert_frame_equal(snap.cases, cases, check_exact=True)
+        assert snap.cases is snap.cases  # built once
+        want = [f"E{k}"] if k == 0 else [f"E{i}" for i in range(3 * k - 2, 3 * k + 1)]
+        assert snap.events["type"].tolist() == want
+    assert len(built) == len(kept)
+    # Not given, a table is an empty frame of its own; a frame given is kept as it is.
+    a, b = Snapshot(T0, pd.DataFrame()), Snapshot(T0, pd.DataFrame())
+    assert a.events.empty and a.cases.empty and a.events is not b.events
+    frame = pd.DataFrame({"x": [1]})
+    assert Snapshot(T0, pd.DataFrame(), events=frame).events is frame
+
+
 def test_an_unknown_cpe_fails_the_action_with_a_clear_error():
     class Rogue(RulesPolicy):
         def decide(self, snapshot):

@@ -248,3 +248,36 @@ def test_float32_rows_are_compared_as_float32_with_the_same_leaves(rng):
         np.float32(3.4e38),
     ):
         np.testing.assert_array_equal(x > thr, x > down)
+
+
+def test_batches_of_any_size_are_walked_to_the_same_values(rng):
+    """Fewer rows than a block are walked in a narrower block (a round between two full
+    predictions re-predicts a few rows); every batch size, at and around the block
+    widths, gives each row the libraries' value, for one-word boosters, several classes
+    and forests whose trees span several mask words."""
+    from guardian_lib.models.treewalk import _BLOCK, _MIN_BLOCK, _block_rows
+
+    assert [_block_rows(n) for n in (0, 1, 16, 17, 127, 128, 129, 5000)] == [
+        _MIN_BLOCK, _MIN_BLOCK, 16, 32, _BLOCK, _BLOCK, _BLOCK, _BLOCK
+    ]  # fmt: skip
+    X, y = _data(rng)
+    y3 = y + (X[:, 1] > 0.5)
+    binary = lgb.LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1).fit(X, y)
+    multi = lgb.LGBMClassifier(n_estimators=10, verbose=-1, n_jobs=1).fit(X, y3)
+    Xf = X.astype(np.float32)
+    forest = IsolationForest(n_estimators=20, max_samples=256, random_state=1).fit(Xf)
+    assert (np.diff(forest_walker(forest).word_start) > 1).any()
+    probe = _probe_rows(rng, booster_walker(binary.booster_), X.shape[1], n=300)
+    for n in (1, 2, 15, 16, 17, 31, 33, 127, 128, 129, 300):
+        rows = probe[rng.choice(len(probe), n, replace=False)]
+        for model in (binary, multi):
+            np.testing.assert_array_equal(
+                booster_walker(model.booster_).raw_score(rows).squeeze(1)
+                if model is binary
+                else booster_walker(model.booster_).raw_score(rows),
+                model.booster_.predict(rows, raw_score=True),
+            )
+        finite = np.nan_to_num(rows[:, : Xf.shape[1]]).astype(np.float32)
+        np.testing.assert_array_equal(
+            forest_score_samples(forest, finite), forest.score_samples(finite)
+        )

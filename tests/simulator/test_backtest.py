@@ -273,3 +273,42 @@ def test_total_cost_books_the_deferred_repairs(hang_results):
     for pol, k in hang_results.items():
         assert k["deferred_repairs_brl"] == 150.0 * k["deferred_repairs"], pol
         assert k["total_cost_brl"] >= k["deferred_repairs_brl"] + 150.0 * k["visits"], pol
+
+
+def test_a_run_leaves_the_heap_it_found_out_of_full_collections_and_as_it_was(hangs):
+    """run_policy freezes the objects that exist when it starts (a full collection then
+    walks the run's own objects) and unfreezes them at the end, even when the run
+    fails; a caller's frozen objects and a disabled collector are left as they are."""
+    import gc
+
+    from simulator import backtest
+
+    seen = []
+    build = backtest.BacktestWorld.build
+
+    def spy(*a, **k):
+        seen.append((gc.get_freeze_count(), gc.isenabled()))
+        return build(*a, **k)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(backtest.BacktestWorld, "build", spy)
+        assert gc.get_freeze_count() == 0
+        run_policy(hangs.with_overrides(days=0.05), "rules", seed=1)
+        assert seen[-1][0] > 0 and gc.get_freeze_count() == 0
+        with pytest.raises(ValueError, match="policy must be one of"):
+            run_policy(hangs, "nope", seed=1)
+        assert seen[-1][0] > 0 and gc.get_freeze_count() == 0
+        gc.freeze()  # the caller's own
+        try:
+            frozen = gc.get_freeze_count()
+            run_policy(hangs.with_overrides(days=0.05), "rules", seed=1)
+            # Not frozen again, nor unfrozen (some of the caller's may have been freed).
+            assert 0 < seen[-1][0] <= frozen and 0 < gc.get_freeze_count() <= frozen
+        finally:
+            gc.unfreeze()
+        gc.disable()
+        try:
+            run_policy(hangs.with_overrides(days=0.05), "rules", seed=1)
+            assert seen[-1] == (0, False) and not gc.isenabled()
+        finally:
+            gc.enable()
