@@ -62,11 +62,10 @@ def test_notebooks_explain_each_step():
 @pytest.fixture(scope="module")
 def tiny_pipeline(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("pipeline")
-    env = dict(os.environ)
-    env |= {
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
+    # The project's own store under a temporary data directory (not a user's tracking
+    # URI, whose artifacts MLflow would put in ./mlruns of the repository).
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env |= {"GUARDIAN_DATA_DIR": str(tmp / "data"), "MLFLOW_DISABLE_TELEMETRY": "true"}
     sets = [
         "scenario=tiny", "days=1", "models.enabled=false", "backtest.enabled=false",
         "report.langs=[pt-BR]", "report.screenshots=false",
@@ -114,10 +113,13 @@ def test_every_notebook_ran_and_the_pipeline_wrote_report_manifest_and_mlflow_ru
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{tiny_pipeline.parents[2] / 'mlflow.db'}")
+    store = tiny_pipeline.parents[2] / "data" / "mlflow"
+    client = MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
     run = client.get_run(manifest["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.params["models.enabled"] == "False"
     assert "duration_s.01_simulate" in run.data.metrics
     arts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"report.html", "notebooks", "pipeline.json"} <= arts
+    # Beside the database, not in the directory the command ran from.
+    assert list((store / "artifacts").rglob("pipeline.json"))
