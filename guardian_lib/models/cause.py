@@ -361,15 +361,11 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
             log-odds); other rows are absent.
         """
         out: dict[int, dict] = {}
-        box = getattr(self, "box_fault_rate", 0.0)
-        onu = getattr(self, "onu_failure_rate", 0.0)
-        equipment, drop = (getattr(self, a, None) for a in ("equipment_class", "drop_class"))
-        if not (self.neighbour_rules and box > 0 and onu > 0 and len(proba)):
+        split = self._lone_box_split()
+        # With no ONU failures the split moves everything and leaves nothing to undo.
+        if split is None or split[3] <= 0 or not (self.neighbour_rules and len(proba)):
             return out
-        if not {equipment, drop} <= set(self.classes_):
-            return out
-        i = int(np.flatnonzero(self.classes_ == equipment)[0])
-        j = int(np.flatnonzero(self.classes_ == drop)[0])
+        i, j, box, onu = split
         shown = lone_box_los(X) & (np.argmax(proba, axis=1) == j)
         # What the split moved, from what it left: p_equipment = before × onu / (box + onu).
         after = np.clip(proba[:, j], 1e-12, 1 - 1e-12)
@@ -380,17 +376,26 @@ class CauseClassifier(ClassifierMixin, BaseEstimator):
                       "contribution": round(float(shift[r]), 4), "model": "cause prior"}  # fmt: skip
         return out
 
-    def _apply_lone_box(self, proba: np.ndarray, alone: np.ndarray) -> None:
-        """Split the equipment probability of the rows ``alone`` (:func:`lone_box_los`)
-        between ``equipment_class`` and ``drop_class`` by the two rates, in place."""
+    def _lone_box_split(self) -> tuple[int, int, float, float] | None:
+        """Columns of ``equipment_class`` and ``drop_class`` and the two rates, or None
+        when the lone-box split does not apply (box rate 0, a class absent)."""
         # Models pickled before the parameters existed do not split.
         box = getattr(self, "box_fault_rate", 0.0)
         onu = getattr(self, "onu_failure_rate", 0.0)
         equipment, drop = (getattr(self, a, None) for a in ("equipment_class", "drop_class"))
-        if not alone.any() or box <= 0 or not {equipment, drop} <= set(self.classes_):
-            return
+        if box <= 0 or not {equipment, drop} <= set(self.classes_):
+            return None
         i = int(np.flatnonzero(self.classes_ == equipment)[0])
         j = int(np.flatnonzero(self.classes_ == drop)[0])
+        return i, j, box, onu
+
+    def _apply_lone_box(self, proba: np.ndarray, alone: np.ndarray) -> None:
+        """Split the equipment probability of the rows ``alone`` (:func:`lone_box_los`)
+        between ``equipment_class`` and ``drop_class`` by the two rates, in place."""
+        split = self._lone_box_split()
+        if split is None or not alone.any():
+            return
+        i, j, box, onu = split
         moved = proba[alone, i] * (box / (box + onu))
         proba[alone, i] -= moved
         proba[alone, j] += moved
