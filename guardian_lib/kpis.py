@@ -48,7 +48,9 @@ problem_massive_precision, …, problem_individual_recall
     problem — incident member (massive) or individual case (a proactive case opened on
     its precursor counts) — plus the calls made on nothing of their class. The
     per-decision figures count proactive cases, cases on problems shorter than 15 min or
-    without a confirmed cause, and ONUs that joined an incident as errors; these do not. [-]
+    without a confirmed cause, calls on a fault that hurt no one (a box's RX step that
+    left its ONUs above the impact level) and ONUs that joined an incident as errors;
+    these do not. [-]
 """
 
 from __future__ import annotations

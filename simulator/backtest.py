@@ -118,9 +118,12 @@ def _labels(sim: Simulation) -> pd.DataFrame:
         imp = f.impact_start_s
         hurt = imp is not None and imp <= horizon
         massive = f.cause_class in ("MASSIVE_OUTAGE", "EXTERNAL_NETWORK")
+        # A box's RX step hurts only the ONUs it takes below the impact level.
+        hurt_rows = set(f.onus.tolist() if f.hurt_onus is None else f.hurt_onus.tolist())
         for row in f.onus.tolist():
-            rows.append((sim.onu_ids[row], f.start_s, imp if hurt else np.nan,
-                         horizon if f.end_s is None else f.end_s if hurt else end,
+            hurt_here = hurt and row in hurt_rows
+            rows.append((sim.onu_ids[row], f.start_s, imp if hurt_here else np.nan,
+                         horizon if f.end_s is None else f.end_s if hurt_here else end,
                          massive and f.recorded, f.recorded))  # fmt: skip
     df = pd.DataFrame(rows, columns=["onu_id", "onset_s", "start_s", "end_s", "massive",
                                      "confirmed"])  # fmt: skip

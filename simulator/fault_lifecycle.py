@@ -17,6 +17,7 @@ import simpy
 
 from simulator import optics
 from simulator.fault_model import Effects, Fault
+from simulator.telemetry import optical_levels_dbm, upstream_lost
 from simulator.topology import Topology
 
 __all__ = ["FaultLifecycle", "attempt_draw"]
@@ -101,8 +102,20 @@ class FaultLifecycle:
                 if not bucket:
                     del self._active[row]
 
-    def _impact_delay_s(self, fault: Fault) -> float:
-        """Seconds from a fault's start until it hurts the customer (if nobody fixes it)."""
+    def _impact_delay_s(self, fault: Fault) -> float | None:
+        """Seconds from a fault's start until it hurts the customer (if nobody fixes it).
+
+        ``None`` for a fault that never hurts anyone while nothing else changes: a box's
+        RX step (4–9 dB) that leaves every ONU of the box above the impact level. Such a
+        step hurts only the ONUs it takes below that level (``fault.hurt_onus``); the
+        others lose margin, not service. Called once the fault's effect is applied.
+        """
+        if fault.kind in ("box_fault", "box_drop_fault") and not fault.params.get("los", True):
+            rows = fault.onus
+            rx, olt_rx = optical_levels_dbm(self.topology, self.effects, self.env.now)
+            hurt = (rx[rows] < optics.IMPACT_RX_DBM) | upstream_lost(olt_rx[rows])
+            fault.hurt_onus = rows[hurt]
+            return 0.0 if hurt.any() else None
         if fault.kind == "hardware_failure" and not fault.params.get("dead"):
             return fault.params["drift_s"]
         if fault.kind == "cpe_hang":
@@ -110,7 +123,7 @@ class FaultLifecycle:
         if fault.kind == "fibre_degradation":
             # RX falls linearly from where it is now to the level that hurts.
             row = int(fault.onus[0])
-            rx_now = self.topology.base_rx_dbm[row] - self.effects.rx_offset_db(self.env.now)[row]
+            rx_now = optical_levels_dbm(self.topology, self.effects, self.env.now)[0][row]
             margin_db = max(float(rx_now) - optics.IMPACT_RX_DBM, 0.0)
             return margin_db / fault.params["db_per_s"]
         return 0.0
@@ -128,7 +141,8 @@ class FaultLifecycle:
         self.effects.apply(fault, env.now, +1)
         self._register(fault, True)
         self._board_alarm(fault, "critical")
-        fault.impact_start_s = env.now + self._impact_delay_s(fault)
+        delay_s = self._impact_delay_s(fault)
+        fault.impact_start_s = None if delay_s is None else env.now + delay_s
         for cb in self.on_fault_change:
             cb(fault, "start")
         by = yield from self._until_fixed(fault, fix)

@@ -122,6 +122,10 @@ class Fault:
     end_s: float | None = None
     impact_start_s: float | None = None
     fixed_by: str | None = None
+    #: Rows of ``onus`` the fault hurts, when it hurts only some of them (a box's RX
+    #: step takes below the impact level only the ONUs with the least margin); ``None``:
+    #: all of them.
+    hurt_onus: np.ndarray | None = None
 
     @property
     def cause_class(self) -> str:

@@ -24,6 +24,8 @@ __all__ = [
     "detect_events",
     "traffic_load",
     "nan_to_zero",
+    "optical_levels_dbm",
+    "upstream_lost",
     "DOWN_NONE",
     "DOWN_LOS",
     "DOWN_DYING_GASP",
@@ -100,6 +102,28 @@ def nan_to_zero(x: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), 0.0, x)
 
 
+def optical_levels_dbm(
+    topo: Topology, effects: Effects, now_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """True (noise-free) RX of every ONU and of the OLT from each ONU at ``now_s``.
+
+    Returns
+    -------
+    rx_dbm, olt_rx_dbm : ndarray, shape (n_onus,)
+        Downstream power at the ONU and upstream power at the OLT. [dBm]
+    """
+    offset = effects.rx_offset_db(now_s)
+    rx = topo.base_rx_dbm - offset
+    # Macrobends hurt 1490 nm (down) more than 1310 nm (up).
+    olt_rx = topo.base_olt_rx_dbm - 0.6 * offset - effects.tx_drift_db(now_s)
+    return rx, olt_rx
+
+
+def upstream_lost(olt_rx_dbm: np.ndarray) -> np.ndarray:
+    """Whether the OLT loses an ONU (LOS) at this upstream power. [bool]"""
+    return olt_rx_dbm < optics.LOS_DBM - 2
+
+
 def traffic_load(now_s: float, start: pd.Timestamp) -> float:
     """Relative traffic load of a residential network, peaking around 21 h local. [-]"""
     hour = ((start.hour + start.minute / 60 + now_s / 3600 + LOCAL_UTC_OFFSET_H) % 24 + 24) % 24
@@ -148,16 +172,14 @@ def compute_tick(
     """
     n = topo.n_onus
     noise = rng.normal(0.0, 0.2, size=(3, n))
-    offset = effects.rx_offset_db(now_s)
-    drift = effects.tx_drift_db(now_s)
-    rx = topo.base_rx_dbm - offset + noise[0]
-    tx = topo.base_tx_dbm - drift + noise[1]
-    # Macrobends hurt 1490 nm (down) more than 1310 nm (up).
-    olt_rx = topo.base_olt_rx_dbm - 0.6 * offset - drift + noise[2]
+    rx_true, olt_rx_true = optical_levels_dbm(topo, effects, now_s)
+    rx = rx_true + noise[0]
+    tx = topo.base_tx_dbm - effects.tx_drift_db(now_s) + noise[1]
+    olt_rx = olt_rx_true + noise[2]
     # Near sensitivity the link flaps: LOS for some ticks, back for others.
     u = rng.random(n)
     flap_p = np.clip((optics.SENSITIVITY_DBM + 0.5 - rx) / 2.5, 0.0, 1.0) * 0.6
-    optical_los = (rx < optics.LOS_DBM) | (u < flap_p) | (olt_rx < optics.LOS_DBM - 2)
+    optical_los = (rx < optics.LOS_DBM) | (u < flap_p) | upstream_lost(olt_rx)
     power_off = effects.power_n > 0
     rebooting = rebooting_until_s > now_s
     los = (effects.los_n > 0) | optical_los

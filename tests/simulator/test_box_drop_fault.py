@@ -296,3 +296,35 @@ def test_the_oracle_leaves_a_one_onu_box_step_that_does_not_hurt():
     assert faults["mild"].end_s is None
     visited = {o.onu_row for o in sim.ops.orders}
     assert mild_row not in visited and harsh_row in visited
+
+
+def test_an_rx_step_hurts_only_the_onus_it_takes_below_the_impact_level():
+    """A box's RX step (4-9 dB) that leaves an ONU above the impact level costs that
+    customer margin, not service: its problem starts only where the step crosses the
+    level, and a step that crosses it nowhere never hurts (before 2026-12-06 every ONU
+    of the box was hurt from the start: 17 of 19 RX-step box faults of unseen_8x4,
+    seeds 1-5, hurt no one)."""
+    from simulator.optics import IMPACT_RX_DBM
+
+    sim = Simulation(_tiny_boxes(6.0), seed=3)
+    margin = sim.topology.base_rx_dbm - IMPACT_RX_DBM
+    # Two-ONU boxes whose ONUs' margins differ enough for a step between them.
+    boxes = [r for r in _box_rows(sim, 2) if abs(margin[r[0]] - margin[r[1]]) > 0.2]
+    assert len(boxes) >= 2, "the tiny layout changed: no two-ONU boxes of uneven margin"
+    split_rows, none_rows = boxes[0], boxes[1]
+    weak, strong = split_rows[np.argsort(margin[split_rows])]
+    step_split = (margin[weak] + margin[strong]) / 2  # crosses at the weak ONU only
+    step_none = margin[none_rows].min() - 0.5  # crosses nowhere
+    split = _box_fault(sim, "T-split", "box_fault", split_rows, 1.0, 2.0, step_db=step_split)
+    none = _box_fault(sim, "T-none", "box_fault", none_rows, 1.0, 2.0, step_db=step_none)
+    sim.run()
+    assert split.impact_start_s == pytest.approx(HOUR) and split.hurt_onus.tolist() == [weak]
+    assert none.impact_start_s is None and none.hurt_onus.size == 0
+    truth = faults_truth_frame(sim).set_index("fault_id")
+    assert pd.isna(truth.at["T-none", "impact_start_at"])
+    assert truth.at["T-split", "impact_start_at"] == sim.start + pd.Timedelta(hours=1)
+    labels = _labels(sim)
+    hurt = labels.loc[labels["start_at"].notna(), "onu_id"].tolist()
+    assert hurt == [str(sim.onu_ids[weak])]
+    # The unhurt ONUs' rows keep the fault's span (its onset), for what they show.
+    assert len(labels) == 4 and labels["onset_at"].notna().all()
