@@ -232,6 +232,15 @@ def blank_mask(values: pd.Series) -> np.ndarray:
     return (values.isna() | text.isin(_BLANKS)).to_numpy()
 
 
+#: The zone at the end of an ISO 8601 time (``Z``, ``+hh:mm``, ``-hhmm`` or ``-hh``); a
+#: date alone (``2026-06-13``) ends alike, so the value must hold a time too (``:`` or ``T``).
+_ISO_ZONE = r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+_ISO_EXPECTED = (
+    "a timestamp in ISO 8601, such as '2026-06-05 10:00' or '2026-06-05T10:00:00-03:00' "
+    "(another layout needs the column's format, e.g. '%d/%m/%Y %H:%M')"
+)
+
+
 def parse_timestamps(
     origin: RowOrigin,
     frame: pd.DataFrame,
@@ -242,29 +251,66 @@ def parse_timestamps(
     """UTC timestamps [µs] of ``spec.column``.
 
     A value without a zone is read in ``spec.timezone``, else ``default_tz``, else UTC;
-    one with a zone is converted. Blank cells are an error when ``required``, else NaT.
+    one with a zone is converted (a column may mix both). Without ``spec.format`` text is
+    read as ISO 8601 only: ``05/06/2026`` is the 5th of June in Brazil and May 6th
+    where the month comes first, so a guess would shift days without a word; such a
+    column needs its ``format``. Blank cells are an error when ``required``, else NaT.
 
     Raises
     ------
     IngestError
-        The first value that is not a timestamp in ``spec.format`` (row and column named).
+        The first value that is not a timestamp in ``spec.format`` (ISO 8601 without
+        one), with its row and column.
     """
     raw = frame[spec.column]
     blank = blank_mask(raw)
-    zone = spec.timezone or default_tz
+    zone = spec.timezone or default_tz or "UTC"
     values = raw.where(~blank, None)
-    ts = pd.to_datetime(values, format=spec.format, errors="coerce", utc=zone is None)
-    if zone is not None:
-        if ts.dtype == object:  # mixed zones: each value to UTC first
-            ts = pd.to_datetime(values, format=spec.format, errors="coerce", utc=True)
-        elif getattr(ts.dt, "tz", None) is None:
-            ts = ts.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-        ts = ts.dt.tz_convert("UTC")
+    fmt = spec.format or "ISO8601"
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):  # a database's timestamptz, Parquet
+        zoned = np.ones(len(raw), dtype=bool)
+    elif pd.api.types.is_datetime64_dtype(raw.dtype):
+        zoned = np.zeros(len(raw), dtype=bool)
+    else:
+        # As text: a CSV reader makes 202606131000 an integer, which pandas would take
+        # for an epoch; a driver's datetime objects print as ISO 8601.
+        values = values.astype("str")  # missing cells stay missing
+        if spec.format is None:
+            text = values.str.strip()
+            zoned = text.str.contains(_ISO_ZONE, regex=True) & text.str.contains("[:Tt]")
+            zoned = zoned.fillna(False).to_numpy(dtype=bool)
+        else:  # every value of a format carries a zone (%z, %Z), or none does
+            zoned = np.full(len(raw), "%z" in fmt or "%Z" in fmt)
+    parts = []
+    for mask in (zoned, ~zoned):
+        if not mask.any():
+            parts.append(None)
+            continue
+        # Most columns are all one or the other: no subset is copied for them.
+        sub = values if mask.all() else values[mask]
+        part = pd.to_datetime(sub, format=fmt, errors="coerce", utc=mask is zoned)
+        if getattr(part.dt, "tz", None) is None:
+            local = part.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
+            gap = np.zeros(len(raw), dtype=bool)
+            gap[mask] = (part.notna() & local.isna()).to_numpy()
+            origin.bad(frame, gap, spec.column,
+                       f"a local time that exists once in {zone} (not in a daylight-saving "
+                       "change; give the value its offset)")  # fmt: skip
+            part = local
+        parts.append(part.dt.tz_convert("UTC").dt.as_unit("us"))
+    if sum(part is not None for part in parts) == 1:
+        ts = next(part for part in parts if part is not None)
+    else:  # both kinds, or no row; by position: the frame's index need not be unique
+        out = np.full(len(raw), np.datetime64("NaT"), dtype="datetime64[us]")
+        for mask, part in zip((zoned, ~zoned), parts, strict=True):
+            if part is not None:
+                out[mask] = part.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        ts = pd.Series(out, index=raw.index).dt.tz_localize("UTC")
     bad = ts.isna().to_numpy() & (~blank | required)
     origin.bad(
-        frame, bad, spec.column, "a timestamp" + (f" in {spec.format!r}" if spec.format else "")
+        frame, bad, spec.column, f"a timestamp in {spec.format!r}" if spec.format else _ISO_EXPECTED
     )
-    return ts.dt.as_unit("us")
+    return ts
 
 
 def parse_numbers(

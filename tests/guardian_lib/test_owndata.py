@@ -531,8 +531,9 @@ def test_sqlite_source(sqlite_db, tmp_path):
     with pytest.raises(IngestError) as info:
         import_source(tmp_path / "W2", m)
     assert str(info.value) == (
-        f"{m}: tables.tickets.sql query: row 2: column 'fechamento': expected a timestamp, "
-        "got 'ontem'"
+        f"{m}: tables.tickets.sql query: row 2: column 'fechamento': expected a timestamp "
+        "in ISO 8601, such as '2026-06-05 10:00' or '2026-06-05T10:00:00-03:00' (another "
+        "layout needs the column's format, e.g. '%d/%m/%Y %H:%M'), got 'ontem'"
     )
     assert not (tmp_path / "W2").exists()
 
