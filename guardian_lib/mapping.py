@@ -18,6 +18,7 @@ the mapping (most of a column outside :data:`~guardian_lib.schema.VALID_RANGES`,
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from guardian_lib.errors import ConfigError, IngestError
 from guardian_lib.safe_yaml import load_yaml_model
@@ -40,6 +41,8 @@ __all__ = [
     "load_column_mapping",
     "default_mapping",
     "read_user_file",
+    "CsvEncoding",
+    "DEFAULT_CSV_ENCODING",
     "read_errors",
     "map_frame",
     "check_columns",
@@ -80,6 +83,24 @@ def _spec_of(columns: dict[str, str | ColumnSpec], target: str) -> ColumnSpec | 
     return ColumnSpec(column=value) if isinstance(value, str) else value
 
 
+def _known_encoding(name: str) -> str:
+    try:
+        codecs.lookup(name)
+    except LookupError:
+        raise ValueError(
+            f"unknown text encoding {name!r}; expected a Python codec name such as "
+            "'utf-8', 'cp1252' (Excel on Windows) or 'latin-1'"
+        ) from None
+    return name
+
+
+#: The text encoding of a CSV file (a Python codec name). Exports saved by Excel on a
+#: Brazilian Windows machine are usually ``cp1252``; UTF-8 with a byte-order mark is read
+#: as UTF-8.
+CsvEncoding = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_known_encoding)]
+DEFAULT_CSV_ENCODING = "utf-8"
+
+
 class ColumnMapping(BaseModel):
     """Mapping of a user's telemetry file onto ``telemetry_raw``.
 
@@ -94,6 +115,7 @@ class ColumnMapping(BaseModel):
     columns: dict[str, str | ColumnSpec]
     source: Annotated[str, Field(min_length=1)] = "user"
     csv_delimiter: str = ","
+    csv_encoding: CsvEncoding = DEFAULT_CSV_ENCODING
     decimal: Literal[".", ","] = "."
 
     def spec(self, target: str) -> ColumnSpec | None:
@@ -161,19 +183,31 @@ def default_mapping(path: Path) -> ColumnMapping:
 
 
 def read_user_file(
-    path: Path, mapping: ColumnMapping | None = None, delimiter: str = ","
+    path: Path,
+    mapping: ColumnMapping | None = None,
+    delimiter: str = ",",
+    encoding: str = DEFAULT_CSV_ENCODING,
 ) -> pd.DataFrame:
     """One export file (CSV/TXT/GZ or Parquet): CSV cells as text, Parquet as stored.
 
-    The delimiter is ``mapping.csv_delimiter`` when a mapping is given, else ``delimiter``.
+    The delimiter and the text encoding are the mapping's (``csv_delimiter``,
+    ``csv_encoding``) when a mapping is given, else ``delimiter`` and ``encoding``.
     """
     suffix = path.suffix.lower()
     sep = mapping.csv_delimiter if mapping is not None else delimiter
+    encoding = mapping.csv_encoding if mapping is not None else encoding
     try:
         if suffix == ".parquet":
             return pq.read_table(path).to_pandas()
         if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding)
+    except UnicodeDecodeError as exc:
+        hint = " (set csv_encoding, e.g. cp1252 for a file saved by Excel on Windows)"
+        raise IngestError(
+            f"{path}: cannot read file as {encoding}: it holds byte "
+            f"0x{exc.object[exc.start]:02x}, which is not valid {exc.encoding}"
+            + (hint if codecs.lookup(encoding).name == "utf-8" else "")
+        ) from None
     except read_errors() as exc:
         raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
     raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv or .parquet")

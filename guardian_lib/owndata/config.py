@@ -17,7 +17,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from guardian_lib.errors import ConfigError
-from guardian_lib.mapping import ColumnSpec, check_telemetry_columns
+from guardian_lib.mapping import (
+    DEFAULT_CSV_ENCODING,
+    ColumnSpec,
+    CsvEncoding,
+    check_telemetry_columns,
+)
 from guardian_lib.owndata.catalog import TABLES
 from guardian_lib.safe_yaml import load_yaml_model
 
@@ -65,6 +70,7 @@ class TableSource(BaseModel):
     file: Annotated[str, Field(min_length=1)] | None = None
     sql: SqlSource | None = None
     csv_delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    csv_encoding: CsvEncoding = DEFAULT_CSV_ENCODING
     decimal: Literal[".", ","] = "."
     columns: dict[str, str | ColumnSpec]
     values: dict[str, dict[str, str | None]] = Field(default_factory=dict)

@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 from guardian_lib.errors import IngestError
 from guardian_lib.ingest import IngestSummary, ingest_locked, run_lock
 from guardian_lib.layout import RunLayout
-from guardian_lib.mapping import ColumnMapping, map_frame
+from guardian_lib.mapping import DEFAULT_CSV_ENCODING, ColumnMapping, map_frame
 from guardian_lib.owndata.config import SourceMapping, TableSource, load_source_mapping
 from guardian_lib.owndata.read import Piece, read_pieces
 from guardian_lib.owndata.tables import INVENTORY_TABLES, TABLES, convert, finish
@@ -137,7 +137,11 @@ def _short(text: str) -> str:
 
 
 def _map_digest(mapping: SourceMapping, table: TableSource) -> str:
-    return _short(f"{mapping.timezone}|{mapping.source}|{table.model_dump_json()}")
+    # Without its default encoding: mappings written before the option keep their digest
+    # (their imports stay "already present").
+    default = table.csv_encoding == DEFAULT_CSV_ENCODING
+    spec = table.model_dump_json(exclude={"csv_encoding"} if default else None)
+    return _short(f"{mapping.timezone}|{mapping.source}|{spec}")
 
 
 def _check_keys(name: str, pieces: list[tuple[Piece, pd.DataFrame]], table: TableSource) -> None:
@@ -183,6 +187,7 @@ def _prepare(
             columns=table.columns,
             source=mapping.source,
             csv_delimiter=table.csv_delimiter,
+            csv_encoding=table.csv_encoding,
             decimal=table.decimal,
         )
         parts = [

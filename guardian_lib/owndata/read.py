@@ -198,6 +198,8 @@ def read_pieces(name: str, table: TableSource, base: Path, mapping_label: str) -
         return [Piece(origin, frame, frame_digest(frame))]
     pieces = []
     for path in _files(where, table, base):
-        frame = read_user_file(path, delimiter=table.csv_delimiter).reset_index(drop=True)
+        frame = read_user_file(
+            path, delimiter=table.csv_delimiter, encoding=table.csv_encoding
+        ).reset_index(drop=True)
         pieces.append(Piece(RowOrigin.of_file(path), frame, file_digest(path), path))
     return pieces

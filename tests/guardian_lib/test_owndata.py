@@ -684,3 +684,33 @@ def test_decimal_comma(src, tmp_path):
     import_source(wh, src / "mapping.yaml")
     got = pd.read_parquet(wh / "inventory" / "onus.parquet")["distance_m"].tolist()
     assert got[:3] == [1_234_500.0, 2_900.0, 500.0]
+
+
+def test_a_file_saved_by_excel_on_windows_reads_with_its_encoding(src, tmp_path):
+    """Brazilian ERP and Excel exports are often cp1252: refused with a hint in UTF-8,
+    read with ``csv_encoding: cp1252`` (accents intact); an unknown codec is a config
+    error naming the field."""
+    _only(src, ("onus", "customers", "tickets"))
+    tickets = pd.read_csv(src / "ordens_servico.csv", dtype=str, keep_default_na=False)
+    tickets.loc[0, "obs_tecnico"] = "conexão rompida; ONU trocada às 10h"
+    tickets.to_csv(src / "ordens_servico.csv", index=False, encoding="cp1252")
+    with pytest.raises(IngestError) as info:
+        import_source(tmp_path / "W1", src / "mapping.yaml")
+    assert str(info.value) == (
+        f"{src}/ordens_servico.csv: cannot read file as utf-8: it holds byte 0xe3, which is "
+        "not valid utf-8 (set csv_encoding, e.g. cp1252 for a file saved by Excel on Windows)"
+    )
+    assert not (tmp_path / "W1").exists()
+    _edit(
+        src / "mapping.yaml",
+        "file: ordens_servico.csv",
+        "file: ordens_servico.csv\n    csv_encoding: cp1252",
+    )
+    import_source(tmp_path / "W2", src / "mapping.yaml")
+    orders = pd.read_parquet(tmp_path / "W2" / "ops" / "service_orders.parquet")
+    assert "conexão rompida; ONU trocada às 10h" in orders["notes"].tolist()
+    _edit(src / "mapping.yaml", "csv_encoding: cp1252", "csv_encoding: cp9999")
+    with pytest.raises(
+        ConfigError, match=r"tables\.tickets\.csv_encoding.*unknown text encoding 'cp9999'"
+    ):
+        load_source_mapping(src / "mapping.yaml")
