@@ -19,6 +19,7 @@ the mapping (most of a column outside :data:`~guardian_lib.schema.VALID_RANGES`,
 from __future__ import annotations
 
 import codecs
+import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "read_user_file",
     "CsvEncoding",
     "DEFAULT_CSV_ENCODING",
+    "SheetName",
     "read_errors",
     "map_frame",
     "check_columns",
@@ -99,6 +101,8 @@ def _known_encoding(name: str) -> str:
 #: as UTF-8.
 CsvEncoding = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_known_encoding)]
 DEFAULT_CSV_ENCODING = "utf-8"
+#: The worksheet of an Excel file: its name, or its position (0 the first).
+SheetName = Annotated[str, Field(min_length=1, max_length=31)] | Annotated[int, Field(ge=0)]
 
 
 class ColumnMapping(BaseModel):
@@ -116,6 +120,7 @@ class ColumnMapping(BaseModel):
     source: Annotated[str, Field(min_length=1)] = "user"
     csv_delimiter: str = ","
     csv_encoding: CsvEncoding = DEFAULT_CSV_ENCODING
+    sheet: SheetName = 0
     decimal: Literal[".", ","] = "."
 
     def spec(self, target: str) -> ColumnSpec | None:
@@ -172,6 +177,8 @@ def default_mapping(path: Path) -> ColumnMapping:
     try:
         if path.suffix.lower() == ".parquet":
             present = pq.read_schema(path).names
+        elif path.suffix.lower() in (".xlsx", ".xlsm"):
+            present = [str(c) for c in read_user_file(path).columns]
         else:
             present = pd.read_csv(path, nrows=0).columns.tolist()
     except read_errors() as exc:
@@ -187,20 +194,29 @@ def read_user_file(
     mapping: ColumnMapping | None = None,
     delimiter: str = ",",
     encoding: str = DEFAULT_CSV_ENCODING,
+    sheet: str | int = 0,
 ) -> pd.DataFrame:
-    """One export file (CSV/TXT/GZ or Parquet): CSV cells as text, Parquet as stored.
+    """One export file: CSV/TXT/GZ cells as text, Parquet columns and Excel (``.xlsx``)
+    cells as stored (numbers, dates and text; a date cell is a time, not text).
 
-    The delimiter and the text encoding are the mapping's (``csv_delimiter``,
-    ``csv_encoding``) when a mapping is given, else ``delimiter`` and ``encoding``.
+    The delimiter, the text encoding and the worksheet (name, or position from 0) are the
+    mapping's (``csv_delimiter``, ``csv_encoding``, ``sheet``) when a mapping is given,
+    else ``delimiter``, ``encoding`` and ``sheet``.
     """
     suffix = path.suffix.lower()
-    sep = mapping.csv_delimiter if mapping is not None else delimiter
-    encoding = mapping.csv_encoding if mapping is not None else encoding
+    if mapping is not None:
+        delimiter, encoding, sheet = mapping.csv_delimiter, mapping.csv_encoding, mapping.sheet
     try:
         if suffix == ".parquet":
             return pq.read_table(path).to_pandas()
         if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding)
+            return pd.read_csv(
+                path, sep=delimiter, dtype=str, keep_default_na=False, encoding=encoding
+            )
+        if suffix in (".xlsx", ".xlsm"):
+            return _read_sheet(path, sheet)
+    except IngestError:
+        raise
     except UnicodeDecodeError as exc:
         hint = " (set csv_encoding, e.g. cp1252 for a file saved by Excel on Windows)"
         raise IngestError(
@@ -210,7 +226,29 @@ def read_user_file(
         ) from None
     except read_errors() as exc:
         raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
-    raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv or .parquet")
+    raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv, .parquet or .xlsx")
+
+
+def _read_sheet(path: Path, sheet: str | int) -> pd.DataFrame:
+    """One worksheet, cells as Python values (an id typed as a number keeps its digits:
+    no float column), the first row its header. openpyxl parses the workbook's XML with
+    defusedxml when that is installed (it is a dependency here)."""
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        with pd.ExcelFile(path, engine="openpyxl") as book:
+            names = book.sheet_names
+            known = sheet in names if isinstance(sheet, str) else 0 <= sheet < len(names)
+            if not known:
+                raise IngestError(f"{path}: no sheet {sheet!r}; the workbook has {names}")
+            # Text stays text: "NA" or "NULL" in a cell is for blank_mask to judge.
+            return book.parse(sheet, dtype=object, keep_default_na=False, na_values=[])
+    except IngestError:
+        raise
+    except (zipfile.BadZipFile, KeyError, InvalidFileException, ValueError, TypeError) as exc:
+        # A renamed file, a damaged download, a workbook whose XML defusedxml refuses.
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise IngestError(f"{path}: not a readable Excel workbook (.xlsx): {why}") from None
 
 
 @dataclass(frozen=True)
@@ -228,14 +266,20 @@ class RowOrigin:
     label: str
     csv_lines: bool = False
 
+    line_name: str = "line"
+
     @classmethod
-    def of_file(cls, path: Path) -> RowOrigin:
-        """Origin of the rows read from ``path`` (CSV lines unless Parquet)."""
-        return cls(str(path), csv_lines=path.suffix.lower() != ".parquet")
+    def of_file(cls, path: Path, sheet: str | int = 0) -> RowOrigin:
+        """Origin of the rows read from ``path``: CSV lines, a worksheet's rows (named
+        by the spreadsheet's own numbers) or, for Parquet, rows."""
+        suffix = path.suffix.lower()
+        if suffix in (".xlsx", ".xlsm"):
+            return cls(f"{path} (sheet {sheet!r})", csv_lines=True, line_name="sheet row")
+        return cls(str(path), csv_lines=suffix != ".parquet")
 
     def row(self, i: int) -> str:
         """``<label>: row <i+1>[ (line <i+2>)]`` for the 0-based row ``i``."""
-        line = f" (line {i + 2})" if self.csv_lines else ""
+        line = f" ({self.line_name} {i + 2})" if self.csv_lines else ""
         return f"{self.label}: row {i + 1}{line}"
 
     def bad(self, frame: pd.DataFrame, mask: np.ndarray, column: str, expected: str) -> None:
@@ -275,6 +319,13 @@ _ISO_EXPECTED = (
 )
 
 
+def _time_cell_kind(value: object) -> int:
+    """2 for a time with its zone, 1 for one without, 0 for anything else (text)."""
+    if isinstance(value, datetime | np.datetime64):
+        return 2 if getattr(value, "tzinfo", None) is not None else 1
+    return 0
+
+
 def parse_timestamps(
     origin: RowOrigin,
     frame: pd.DataFrame,
@@ -301,50 +352,64 @@ def parse_timestamps(
     zone = spec.timezone or default_tz or "UTC"
     values = raw.where(~blank, None)
     fmt = spec.format or "ISO8601"
+    n = len(raw)
+    # Groups of cells parsed alike: (cells, format or None for typed cells, zone given).
+    groups: list[tuple[np.ndarray, str | None, bool]] = []
     if isinstance(raw.dtype, pd.DatetimeTZDtype):  # a database's timestamptz, Parquet
-        zoned = np.ones(len(raw), dtype=bool)
+        groups.append((np.ones(n, dtype=bool), None, True))
     elif pd.api.types.is_datetime64_dtype(raw.dtype):
-        zoned = np.zeros(len(raw), dtype=bool)
+        groups.append((np.ones(n, dtype=bool), None, False))
     else:
-        # As text: a CSV reader makes 202606131000 an integer, which pandas would take
-        # for an epoch; a driver's datetime objects print as ISO 8601.
-        values = values.astype("str")  # missing cells stay missing
+        typed = np.zeros(n, dtype=bool)
+        if raw.dtype == object:
+            # Cells that already are times (a spreadsheet's date cells, a driver's
+            # datetimes): taken as they are, whatever the format says of text cells.
+            kind = values.map(_time_cell_kind, na_action="ignore").fillna(0).to_numpy()
+            typed = kind > 0
+            groups += [(kind == 2, None, True), (kind == 1, None, False)]
+        # The rest as text: a CSV reader makes 202606131000 an integer, which pandas
+        # would take for an epoch.
+        text = (values.where(~typed, None) if typed.any() else values).astype("str")
         if spec.format is None:
-            text = values.str.strip()
-            zoned = text.str.contains(_ISO_ZONE, regex=True) & text.str.contains("[:Tt]")
-            zoned = zoned.fillna(False).to_numpy(dtype=bool)
+            stripped = text.str.strip()
+            zoned = stripped.str.contains(_ISO_ZONE, regex=True) & stripped.str.contains("[:Tt]")
+            zoned = zoned.fillna(False).to_numpy(dtype=bool) & ~typed
         else:  # every value of a format carries a zone (%z, %Z), or none does
-            zoned = np.full(len(raw), "%z" in fmt or "%Z" in fmt)
+            zoned = np.full(n, "%z" in fmt or "%Z" in fmt) & ~typed
+        values = values.where(typed, text) if typed.any() else text  # missing stay missing
+        groups += [(zoned, fmt, True), (~zoned & ~typed, fmt, False)]
     parts = []
-    for mask in (zoned, ~zoned):
+    for mask, group_fmt, zoned_group in groups:
         if not mask.any():
-            parts.append(None)
             continue
-        # Most columns are all one or the other: no subset is copied for them.
+        # Most columns are one group: no subset is copied for them.
         sub = values if mask.all() else values[mask]
-        part = pd.to_datetime(sub, format=fmt, errors="coerce", utc=mask is zoned)
+        part = pd.to_datetime(sub, format=group_fmt, errors="coerce", utc=zoned_group)
         if getattr(part.dt, "tz", None) is None:
             local = part.dt.tz_localize(zone, ambiguous="NaT", nonexistent="NaT")
-            gap = np.zeros(len(raw), dtype=bool)
+            gap = np.zeros(n, dtype=bool)
             gap[mask] = (part.notna() & local.isna()).to_numpy()
             origin.bad(frame, gap, spec.column,
                        f"a local time that exists once in {zone} (not in a daylight-saving "
                        "change; give the value its offset)")  # fmt: skip
             part = local
-        parts.append(part.dt.tz_convert("UTC").dt.as_unit("us"))
-    if sum(part is not None for part in parts) == 1:
-        ts = next(part for part in parts if part is not None)
-    else:  # both kinds, or no row; by position: the frame's index need not be unique
-        out = np.full(len(raw), np.datetime64("NaT"), dtype="datetime64[us]")
-        for mask, part in zip((zoned, ~zoned), parts, strict=True):
-            if part is not None:
-                out[mask] = part.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
+        parts.append((mask, part.dt.tz_convert("UTC").dt.as_unit("us")))
+    if len(parts) == 1 and parts[0][0].all():
+        ts = parts[0][1]
+    else:  # several groups, or no row; by position: the frame's index need not be unique
+        out = np.full(n, np.datetime64("NaT"), dtype="datetime64[us]")
+        for mask, part in parts:
+            out[mask] = part.dt.tz_convert(None).to_numpy(dtype="datetime64[us]")
         ts = pd.Series(out, index=raw.index).dt.tz_localize("UTC")
     bad = ts.isna().to_numpy() & (~blank | required)
     origin.bad(
         frame, bad, spec.column, f"a timestamp in {spec.format!r}" if spec.format else _ISO_EXPECTED
     )
     return ts
+
+
+def _is_number_cell(value: object) -> bool:
+    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
 
 
 def parse_numbers(
@@ -369,6 +434,12 @@ def parse_numbers(
         if decimal == ",":
             text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         values = pd.to_numeric(text.where(~blank, None), errors="coerce")
+        if raw.dtype == object:
+            # A spreadsheet's number cells are numbers already: the decimal comma is
+            # for its text cells only (1234.5 is not 12345).
+            typed = raw.map(_is_number_cell).to_numpy(dtype=bool)
+            if typed.any():
+                values = values.where(~typed, pd.to_numeric(raw.where(typed), errors="coerce"))
     bad = values.isna().to_numpy() & ~blank
     origin.bad(frame, bad, spec.column, "a number")
     return values.to_numpy(dtype=float) * spec.scale + spec.offset
@@ -492,7 +563,7 @@ def map_frame(
         values are implausible for its unit after ``scale`` / ``offset``, or an ``online``
         column whose ``true_values`` match none of its words while most rows have light.
     """
-    origin = origin or RowOrigin.of_file(path)
+    origin = origin or RowOrigin.of_file(path, mapping.sheet)
     specs = {t: mapping.spec(t) for t in mapping.columns}
     check_columns(origin, frame, specs)
     if len(frame) == 0:

@@ -21,6 +21,7 @@ from guardian_lib.mapping import (
     DEFAULT_CSV_ENCODING,
     ColumnSpec,
     CsvEncoding,
+    SheetName,
     check_telemetry_columns,
 )
 from guardian_lib.owndata.catalog import TABLES
@@ -71,6 +72,7 @@ class TableSource(BaseModel):
     sql: SqlSource | None = None
     csv_delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
     csv_encoding: CsvEncoding = DEFAULT_CSV_ENCODING
+    sheet: SheetName = 0
     decimal: Literal[".", ","] = "."
     columns: dict[str, str | ColumnSpec]
     values: dict[str, dict[str, str | None]] = Field(default_factory=dict)

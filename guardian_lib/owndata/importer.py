@@ -137,10 +137,10 @@ def _short(text: str) -> str:
 
 
 def _map_digest(mapping: SourceMapping, table: TableSource) -> str:
-    # Without its default encoding: mappings written before the option keep their digest
-    # (their imports stay "already present").
-    default = table.csv_encoding == DEFAULT_CSV_ENCODING
-    spec = table.model_dump_json(exclude={"csv_encoding"} if default else None)
+    # Without the options at their defaults: mappings written before the options keep
+    # their digest (their imports stay "already present").
+    defaults = {"csv_encoding": DEFAULT_CSV_ENCODING, "sheet": 0}
+    spec = table.model_dump_json(exclude={k for k, v in defaults.items() if getattr(table, k) == v})
     return _short(f"{mapping.timezone}|{mapping.source}|{spec}")
 
 
@@ -188,6 +188,7 @@ def _prepare(
             source=mapping.source,
             csv_delimiter=table.csv_delimiter,
             csv_encoding=table.csv_encoding,
+            sheet=table.sheet,
             decimal=table.decimal,
         )
         parts = [

@@ -199,7 +199,7 @@ def read_pieces(name: str, table: TableSource, base: Path, mapping_label: str) -
     pieces = []
     for path in _files(where, table, base):
         frame = read_user_file(
-            path, delimiter=table.csv_delimiter, encoding=table.csv_encoding
+            path, delimiter=table.csv_delimiter, encoding=table.csv_encoding, sheet=table.sheet
         ).reset_index(drop=True)
-        pieces.append(Piece(RowOrigin.of_file(path), frame, file_digest(path), path))
+        pieces.append(Piece(RowOrigin.of_file(path, table.sheet), frame, file_digest(path), path))
     return pieces

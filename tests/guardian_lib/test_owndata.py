@@ -714,3 +714,79 @@ def test_a_file_saved_by_excel_on_windows_reads_with_its_encoding(src, tmp_path)
         ConfigError, match=r"tables\.tickets\.csv_encoding.*unknown text encoding 'cp9999'"
     ):
         load_source_mapping(src / "mapping.yaml")
+
+
+def test_an_excel_workbook_imports_as_its_csv_with_typed_cells(src, tmp_path):
+    """An ERP's .xlsx export: date cells are times (the format is for text cells), number
+    cells are numbers (the decimal comma is for text cells), an id typed as a number keeps
+    its digits; the sheet is chosen by name and bad cells are named by sheet row."""
+    import datetime as dt
+
+    _only(src, ("onus", "customers", "tickets"))
+    wh_csv = tmp_path / "CSV"
+    import_source(wh_csv, src / "mapping.yaml")
+    expected = pd.read_parquet(wh_csv / "ops" / "service_orders.parquet")
+    sheet = pd.read_csv(src / "ordens_servico.csv", dtype=str, keep_default_na=False)
+    sheet = sheet.astype(object)
+    # Excel keeps a typed date and a typed number where the user typed them.
+    sheet.loc[0, "abertura"] = dt.datetime(2026, 1, 5, 8, 0)
+    sheet.loc[2, "custo"] = 150.5
+    with pd.ExcelWriter(src / "ordens.xlsx", engine="openpyxl") as book:
+        pd.DataFrame({"a": [1]}).to_excel(book, sheet_name="Resumo", index=False)
+        sheet.to_excel(book, sheet_name="OS", index=False)
+    _edit(src / "mapping.yaml", "file: ordens_servico.csv", "file: ordens.xlsx\n    sheet: OS")
+    _edit(src / "mapping.yaml", "cost_brl: custo", 'cost_brl: custo\n    decimal: ","')
+    import_source(tmp_path / "XLSX", src / "mapping.yaml")
+    got = pd.read_parquet(tmp_path / "XLSX" / "ops" / "service_orders.parquet")
+    cols = ["os_id", "opened_at", "closed_at", "cost_brl", "notes", "customer_id", "onu_id"]
+    pd.testing.assert_frame_equal(got[cols], expected[cols])
+
+    _edit(src / "mapping.yaml", "sheet: OS", "sheet: Plan1")
+    with pytest.raises(
+        IngestError, match=r"ordens\.xlsx: no sheet 'Plan1'; the workbook has \['Resumo', 'OS'\]"
+    ):
+        import_source(tmp_path / "W3", src / "mapping.yaml")
+    _edit(src / "mapping.yaml", "sheet: Plan1", "sheet: 1")
+    sheet.loc[1, "custo"] = "cento e vinte"
+    with pd.ExcelWriter(src / "ordens.xlsx", engine="openpyxl") as book:
+        pd.DataFrame({"a": [1]}).to_excel(book, sheet_name="Resumo", index=False)
+        sheet.to_excel(book, sheet_name="OS", index=False)
+    with pytest.raises(IngestError) as info:
+        import_source(tmp_path / "W4", src / "mapping.yaml")
+    assert str(info.value) == (
+        f"{src}/ordens.xlsx (sheet 1): row 2 (sheet row 3): column 'custo': expected a "
+        "number, got 'cento e vinte'"
+    )
+
+
+def test_a_file_that_is_no_workbook_or_hides_an_entity_bomb_is_refused(tmp_path):
+    """Renamed, damaged or hostile .xlsx files get one named error, never a traceback;
+    the workbook's XML goes through defusedxml (its entity declarations are refused:
+    EntitiesForbidden, not a billion laughs)."""
+    import zipfile
+
+    from guardian_lib.mapping import read_user_file
+
+    good = tmp_path / "good.xlsx"
+    pd.DataFrame({"a": ["x"]}).to_excel(good, sheet_name="S", index=False)
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(good) as src_zip, zipfile.ZipFile(bomb, "w") as out:
+        for item in src_zip.infolist():
+            data = src_zip.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                entities = "".join(
+                    f'<!ENTITY e{i} "{f"&e{i - 1};" * 10 if i else "lol"}">' for i in range(9)
+                )
+                data = data.replace(
+                    b"<worksheet", f"<!DOCTYPE w [{entities}]><worksheet".encode(), 1
+                )
+            out.writestr(item, data)
+    renamed = tmp_path / "renamed.xlsx"
+    renamed.write_text("os;abertura\nOS-1;05/06/2026\n")
+    no_book = tmp_path / "nobook.xlsx"
+    with zipfile.ZipFile(no_book, "w") as z:
+        z.writestr("hello.txt", "x")
+    for path in (bomb, renamed, no_book):
+        with pytest.raises(IngestError, match=rf"{path.name}: not a readable Excel workbook"):
+            read_user_file(path)
+    assert read_user_file(good, sheet="S")["a"].tolist() == ["x"]
