@@ -73,7 +73,7 @@ def ingest_command(
     ],
     telemetry: Annotated[
         list[Path] | None,
-        typer.Option(help="Your own telemetry file(s), CSV or Parquet, to add to RAW."),
+        typer.Option(help="Your own telemetry file(s), CSV, Parquet or .xlsx, to add to RAW."),
     ] = None,
     source: Annotated[
         Path | None,

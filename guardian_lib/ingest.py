@@ -13,7 +13,7 @@
   rebuilt date is written as a new ``data-<time>.parquet``; the commit lists it and
   retires the date's previous files in one swap (:mod:`guardian_lib.silver_files`), so a
   reader never sees the date's rows twice; those files are deleted by a later ingest.
-* :func:`ingest_user_telemetry` adds an operator's own CSV or Parquet export to RAW
+* :func:`ingest_user_telemetry` adds an operator's own CSV, Parquet or .xlsx export to RAW
   through a column mapping (:mod:`guardian_lib.mapping`, documented in ``docs/ingest.md``).
   Values implausible for their measure after the mapping's ``scale`` / ``offset`` (most
   of a column outside :data:`~guardian_lib.schema.VALID_RANGES`, e.g. 0.01 dBm read
@@ -177,7 +177,7 @@ def ingest_user_telemetry(
     mapping: ColumnMapping | None = None,
     lock_wait_s: float = 30.0,
 ) -> AddReport:
-    """Add an operator's telemetry file (CSV or Parquet) to RAW.
+    """Add an operator's telemetry file (CSV, Parquet or .xlsx) to RAW.
 
     The file is fully parsed and validated before anything is written; it lands in
     ``lake/raw/telemetry/date=<today>/user-<sha256>.parquet``, so adding the same file

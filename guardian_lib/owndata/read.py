@@ -1,4 +1,4 @@
-"""Read the rows of one mapped table: files (CSV, Parquet, a glob) or a SQL query.
+"""Read the rows of one mapped table: files (CSV, Parquet, .xlsx, a glob) or a SQL query.
 
 Each piece (one file, or one query's result) is a :class:`Piece`: its rows as a frame
 whose index is the source row, the :class:`~guardian_lib.mapping.RowOrigin` that names
