@@ -48,7 +48,8 @@ TARGETS: dict[str, tuple[float, float]] = {
 }
 #: Shipped variants checked by default (``tiny`` is for tests, ``city`` is a scale run).
 VARIANTS = ("small", "shifted", "mix_4x16", "mix_2x32", "mix_8x8", "unseen_8x4", "unseen_4x32",
-            "unseen_2x8", "unseen_2x64", "unseen_16x2", "unseen_8x4_young")  # fmt: skip
+            "unseen_2x8", "unseen_2x64", "unseen_16x2", "unseen_8x4_young",
+            "unseen_2x16_storms")  # fmt: skip
 
 
 def calibration_figures(runs: list[dict[str, Any]]) -> dict[str, Any]:
