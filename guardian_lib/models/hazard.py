@@ -92,7 +92,8 @@ class HazardRiskModel(BaseEstimator):
     horizons_h : tuple of int, default (2, 6, 24)
         Increasing horizons. [h]
     n_estimators, learning_rate, num_leaves, min_child_samples, reg_lambda
-        Of each interval's LightGBM booster (see :class:`RiskModel`).
+        Of each interval's LightGBM booster (see :class:`RiskModel`; leaves of at least
+        100 rows with an L2 penalty of 5 by default, as there).
     calibration_fraction : float, default 0.25
         Share of the latest rows each hazard calibrates on. [-]
     negative_subsample : float, default 1.0
@@ -127,8 +128,8 @@ class HazardRiskModel(BaseEstimator):
         n_estimators: int = 300,
         learning_rate: float = 0.05,
         num_leaves: int = 31,
-        min_child_samples: int = 20,
-        reg_lambda: float = 0.0,
+        min_child_samples: int = 100,
+        reg_lambda: float = 5.0,
         calibration_fraction: float = 0.25,
         negative_subsample: float = 1.0,
         calibration: str = "isotonic",

@@ -29,11 +29,23 @@ def test_per_class_shap_equals_the_whole_models_bit_for_bit(rng):
 
 
 @pytest.fixture
-def busy(tmp_path, only_fault):
+def busy(tmp_path, only_fault, monkeypatch):
     """A bundle trained on a run full of hung CPEs and fibre cuts, and that run's features."""
+    from functools import partial
+
     from guardian_lib.ingest import ingest_run
+    from guardian_lib.models import training
+    from guardian_lib.models.hazard import HazardRiskModel
     from guardian_lib.models.training import fit_bundle, labelled_frame
     from simulator.output import simulate_to_dir
+
+    # The tests below need risks that move from one tick to the next (rows the online
+    # scorer keeps must differ from a full prediction somewhere); on 1.5 days of a tiny
+    # network the default leaves of >= 100 rows hardly split, so these boosters get the
+    # small leaves of before 2026-12-06.
+    monkeypatch.setattr(
+        training, "HazardRiskModel", partial(HazardRiskModel, min_child_samples=20, reg_lambda=0.0)
+    )
 
     sc = only_fault("cpe_hang", 200.0, days=1.5)  # > 24 h: risk_24h needs it
     faults = sc.faults.model_dump()
