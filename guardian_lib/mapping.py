@@ -19,9 +19,10 @@ the mapping (most of a column outside :data:`~guardian_lib.schema.VALID_RANGES`,
 from __future__ import annotations
 
 import codecs
+import numbers
 import zipfile
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -320,8 +321,9 @@ _ISO_EXPECTED = (
 
 
 def _time_cell_kind(value: object) -> int:
-    """2 for a time with its zone, 1 for one without, 0 for anything else (text)."""
-    if isinstance(value, datetime | np.datetime64):
+    """2 for a time with its zone, 1 for one without (a ``date`` too: its midnight), 0
+    for anything else (text)."""
+    if isinstance(value, date | np.datetime64):
         return 2 if getattr(value, "tzinfo", None) is not None else 1
     return 0
 
@@ -409,7 +411,8 @@ def parse_timestamps(
 
 
 def _is_number_cell(value: object) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool | np.bool_)
+    # numbers.Number: a driver's Decimal too (a NUMERIC column), numpy's scalars.
+    return isinstance(value, numbers.Number) and not isinstance(value, bool | np.bool_)
 
 
 def parse_numbers(
@@ -435,8 +438,8 @@ def parse_numbers(
             text = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
         values = pd.to_numeric(text.where(~blank, None), errors="coerce")
         if raw.dtype == object:
-            # A spreadsheet's number cells are numbers already: the decimal comma is
-            # for its text cells only (1234.5 is not 12345).
+            # A spreadsheet's number cells and a database's numerics are numbers
+            # already: the decimal comma is for text cells only (1234.5 is not 12345).
             typed = raw.map(_is_number_cell).to_numpy(dtype=bool)
             if typed.any():
                 values = values.where(~typed, pd.to_numeric(raw.where(typed), errors="coerce"))

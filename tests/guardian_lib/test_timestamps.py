@@ -1,4 +1,4 @@
-"""Timestamps of an operator's files: ISO 8601 unless the column names its format.
+"""Timestamps (and typed cells) of an operator's files: ISO 8601 unless the column names its format.
 
 Before 2026-12-06 a column without a format was parsed by pandas' guess from its first
 value: ``05/06/2026 10:00`` (the 5th of June in Brazil) became May 6th without a word,
@@ -73,3 +73,23 @@ def test_blank_cells_are_nat_when_optional_and_refused_when_required():
     assert pd.isna(_parse(["2026-06-13 10:00", None, "", "NULL"], required=False)[1:]).all()
     with pytest.raises(IngestError, match=r"row 2 \(line 3\)"):
         _parse(["2026-06-13 10:00", ""])
+
+
+def test_typed_cells_are_taken_as_they_are_whatever_the_text_format():
+    """A spreadsheet's date cells, a driver's ``date`` and ``Decimal`` values are values,
+    not text: the column's format and decimal comma are for its text cells only."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from guardian_lib.mapping import parse_numbers
+
+    got = _parse(
+        pd.Series([dt.date(2026, 6, 5), dt.datetime(2026, 6, 5, 10, 0), "06/06/2026 11:00"],
+                  dtype=object),
+        fmt="%d/%m/%Y %H:%M", zone="America/Sao_Paulo",
+    )  # fmt: skip
+    assert got == [UTC("2026-06-05 03:00", tz="UTC"), UTC("2026-06-05 13:00", tz="UTC"),
+                   UTC("2026-06-06 14:00", tz="UTC")]  # fmt: skip
+    cells = pd.DataFrame({"x": pd.Series([Decimal("1234.5"), 2, "1.234,5"], dtype=object)})
+    spec = ColumnSpec(column="x")
+    assert parse_numbers(ORIGIN, cells, spec, decimal=",").tolist() == [1234.5, 2.0, 1234.5]
