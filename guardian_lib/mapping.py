@@ -230,6 +230,11 @@ def read_user_file(
     raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv, .parquet or .xlsx")
 
 
+#: Largest workbook read, uncompressed: an .xlsx is a zip, and a few MB can inflate to
+#: many GB (a decompression bomb) where a CSV's size is what the disk shows. [bytes]
+MAX_XLSX_UNCOMPRESSED_BYTES = 1 << 30
+
+
 def _read_sheet(path: Path, sheet: str | int) -> pd.DataFrame:
     """One worksheet, cells as Python values (an id typed as a number keeps its digits:
     no float column), the first row its header. openpyxl parses the workbook's XML with
@@ -237,6 +242,13 @@ def _read_sheet(path: Path, sheet: str | int) -> pd.DataFrame:
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
+        with zipfile.ZipFile(path) as archive:
+            inflated = sum(item.file_size for item in archive.infolist())
+        if inflated > MAX_XLSX_UNCOMPRESSED_BYTES:
+            raise IngestError(
+                f"{path}: the workbook holds {inflated:,} bytes uncompressed, above the "
+                f"importer's limit of {MAX_XLSX_UNCOMPRESSED_BYTES:,}; export the sheet as CSV"
+            )
         with pd.ExcelFile(path, engine="openpyxl") as book:
             names = book.sheet_names
             known = sheet in names if isinstance(sheet, str) else 0 <= sheet < len(names)

@@ -790,3 +790,19 @@ def test_a_file_that_is_no_workbook_or_hides_an_entity_bomb_is_refused(tmp_path)
         with pytest.raises(IngestError, match=rf"{path.name}: not a readable Excel workbook"):
             read_user_file(path)
     assert read_user_file(good, sheet="S")["a"].tolist() == ["x"]
+
+
+def test_a_workbook_that_inflates_beyond_the_limit_is_refused_before_parsing(tmp_path, monkeypatch):
+    """An .xlsx is a zip: its uncompressed size is checked before openpyxl reads it (a few
+    MB can inflate to many GB). The limit is lowered here to keep the test small."""
+    from guardian_lib import mapping
+
+    book = tmp_path / "big.xlsx"
+    pd.DataFrame({"a": ["x" * 200] * 500}).to_excel(book, index=False)  # ~100 KB inflated
+    assert mapping.read_user_file(book)["a"].size == 500
+    monkeypatch.setattr(mapping, "MAX_XLSX_UNCOMPRESSED_BYTES", 50_000)
+    with pytest.raises(
+        IngestError,
+        match=r"big\.xlsx: the workbook holds [0-9,]+ bytes uncompressed, above the importer's limit of 50,000; export",
+    ):
+        mapping.read_user_file(book)
