@@ -46,6 +46,7 @@ __all__ = [
     "CsvEncoding",
     "DEFAULT_CSV_ENCODING",
     "SheetName",
+    "EXCEL_SUFFIXES",
     "read_errors",
     "map_frame",
     "check_columns",
@@ -102,6 +103,8 @@ def _known_encoding(name: str) -> str:
 #: as UTF-8.
 CsvEncoding = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_known_encoding)]
 DEFAULT_CSV_ENCODING = "utf-8"
+#: File suffixes read as Excel workbooks (:func:`read_user_file`).
+EXCEL_SUFFIXES = (".xlsx", ".xlsm")
 #: The worksheet of an Excel file: its name, or its position (0 the first).
 SheetName = Annotated[str, Field(min_length=1, max_length=31)] | Annotated[int, Field(ge=0)]
 
@@ -178,7 +181,7 @@ def default_mapping(path: Path) -> ColumnMapping:
     try:
         if path.suffix.lower() == ".parquet":
             present = pq.read_schema(path).names
-        elif path.suffix.lower() in (".xlsx", ".xlsm"):
+        elif path.suffix.lower() in EXCEL_SUFFIXES:
             present = [str(c) for c in read_user_file(path).columns]
         else:
             present = pd.read_csv(path, nrows=0).columns.tolist()
@@ -214,7 +217,7 @@ def read_user_file(
             return pd.read_csv(
                 path, sep=delimiter, dtype=str, keep_default_na=False, encoding=encoding
             )
-        if suffix in (".xlsx", ".xlsm"):
+        if suffix in EXCEL_SUFFIXES:
             return _read_sheet(path, sheet)
     except IngestError:
         raise
@@ -286,7 +289,7 @@ class RowOrigin:
         """Origin of the rows read from ``path``: CSV lines, a worksheet's rows (named
         by the spreadsheet's own numbers) or, for Parquet, rows."""
         suffix = path.suffix.lower()
-        if suffix in (".xlsx", ".xlsm"):
+        if suffix in EXCEL_SUFFIXES:
             return cls(f"{path} (sheet {sheet!r})", csv_lines=True, line_name="sheet row")
         return cls(str(path), csv_lines=suffix != ".parquet")
 
