@@ -50,7 +50,6 @@ from guardian_lib.mapping import (
     default_mapping,
     load_column_mapping,
     map_frame,
-    read_user_file,
 )
 from guardian_lib.schema import (
     INVENTORY_COLUMNS,
@@ -66,6 +65,7 @@ from guardian_lib.silver_files import (
     sweep,
 )
 from guardian_lib.silver_grid import grid_arg, ingest_grid, write_grid
+from guardian_lib.user_files import read_user_file
 from guardian_lib.warehouse import (
     SILVER_FILES_TABLE,
     WarehouseWriter,

@@ -18,9 +18,7 @@ the mapping (most of a column outside :data:`~guardian_lib.schema.VALID_RANGES`,
 
 from __future__ import annotations
 
-import codecs
 import numbers
-import zipfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,11 +28,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from guardian_lib.errors import ConfigError, IngestError
 from guardian_lib.safe_yaml import load_yaml_model
 from guardian_lib.schema import MEASURES, RAW_TELEMETRY_ARROW, TELEMETRY_COLUMNS, VALID_RANGES
+from guardian_lib.user_files import (
+    DEFAULT_CSV_ENCODING,
+    EXCEL_SUFFIXES,
+    CsvEncoding,
+    SheetName,
+    read_errors,
+    read_user_file,
+)
 
 __all__ = [
     "ColumnSpec",
@@ -42,12 +48,6 @@ __all__ = [
     "RowOrigin",
     "load_column_mapping",
     "default_mapping",
-    "read_user_file",
-    "CsvEncoding",
-    "DEFAULT_CSV_ENCODING",
-    "SheetName",
-    "EXCEL_SUFFIXES",
-    "read_errors",
     "map_frame",
     "check_columns",
     "check_telemetry_columns",
@@ -85,28 +85,6 @@ def _spec_of(columns: dict[str, str | ColumnSpec], target: str) -> ColumnSpec | 
     if value is None:
         return None
     return ColumnSpec(column=value) if isinstance(value, str) else value
-
-
-def _known_encoding(name: str) -> str:
-    try:
-        codecs.lookup(name)
-    except LookupError:
-        raise ValueError(
-            f"unknown text encoding {name!r}; expected a Python codec name such as "
-            "'utf-8', 'cp1252' (Excel on Windows) or 'latin-1'"
-        ) from None
-    return name
-
-
-#: The text encoding of a CSV file (a Python codec name). Exports saved by Excel on a
-#: Brazilian Windows machine are usually ``cp1252``; UTF-8 with a byte-order mark is read
-#: as UTF-8.
-CsvEncoding = Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_known_encoding)]
-DEFAULT_CSV_ENCODING = "utf-8"
-#: File suffixes read as Excel workbooks (:func:`read_user_file`).
-EXCEL_SUFFIXES = (".xlsx", ".xlsm")
-#: The worksheet of an Excel file: its name, or its position (0 the first).
-SheetName = Annotated[str, Field(min_length=1, max_length=31)] | Annotated[int, Field(ge=0)]
 
 
 class ColumnMapping(BaseModel):
@@ -164,18 +142,6 @@ def load_column_mapping(path: Path | str) -> ColumnMapping:
     return mapping
 
 
-def read_errors() -> tuple[type[BaseException], ...]:
-    """What reading an operator's file may raise on bad content (named, never a traceback)."""
-    return (
-        OSError,
-        pa.ArrowException,
-        pd.errors.ParserError,
-        pd.errors.EmptyDataError,
-        UnicodeDecodeError,
-        ValueError,
-    )
-
-
 def default_mapping(path: Path) -> ColumnMapping:
     """Identity mapping over the telemetry columns the file has (ts and onu_id required)."""
     try:
@@ -191,80 +157,6 @@ def default_mapping(path: Path) -> ColumnMapping:
     cols.setdefault("ts", "ts")
     cols.setdefault("onu_id", "onu_id")
     return ColumnMapping(columns=cols)
-
-
-def read_user_file(
-    path: Path,
-    mapping: ColumnMapping | None = None,
-    delimiter: str = ",",
-    encoding: str = DEFAULT_CSV_ENCODING,
-    sheet: str | int = 0,
-) -> pd.DataFrame:
-    """One export file: CSV/TXT/GZ cells as text, Parquet columns and Excel (``.xlsx``)
-    cells as stored (numbers, dates and text; a date cell is a time, not text).
-
-    The delimiter, the text encoding and the worksheet (name, or position from 0) are the
-    mapping's (``csv_delimiter``, ``csv_encoding``, ``sheet``) when a mapping is given,
-    else ``delimiter``, ``encoding`` and ``sheet``.
-    """
-    suffix = path.suffix.lower()
-    if mapping is not None:
-        delimiter, encoding, sheet = mapping.csv_delimiter, mapping.csv_encoding, mapping.sheet
-    try:
-        if suffix == ".parquet":
-            return pq.read_table(path).to_pandas()
-        if suffix in (".csv", ".txt", ".gz"):
-            return pd.read_csv(
-                path, sep=delimiter, dtype=str, keep_default_na=False, encoding=encoding
-            )
-        if suffix in EXCEL_SUFFIXES:
-            return _read_sheet(path, sheet)
-    except IngestError:
-        raise
-    except UnicodeDecodeError as exc:
-        hint = " (set csv_encoding, e.g. cp1252 for a file saved by Excel on Windows)"
-        raise IngestError(
-            f"{path}: cannot read file as {encoding}: it holds byte "
-            f"0x{exc.object[exc.start]:02x}, which is not valid {exc.encoding}"
-            + (hint if codecs.lookup(encoding).name == "utf-8" else "")
-        ) from None
-    except read_errors() as exc:
-        raise IngestError(f"{path}: cannot read file: {' '.join(str(exc).split())}") from None
-    raise IngestError(f"{path}: unsupported file type {suffix!r}: expected .csv, .parquet or .xlsx")
-
-
-#: Largest workbook read, uncompressed: an .xlsx is a zip, and a few MB can inflate to
-#: many GB (a decompression bomb) where a CSV's size is what the disk shows. [bytes]
-MAX_XLSX_UNCOMPRESSED_BYTES = 1 << 30
-
-
-def _read_sheet(path: Path, sheet: str | int) -> pd.DataFrame:
-    """One worksheet, cells as Python values (an id typed as a number keeps its digits:
-    no float column), the first row its header. openpyxl parses the workbook's XML with
-    defusedxml when that is installed (it is a dependency here)."""
-    from openpyxl.utils.exceptions import InvalidFileException
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            inflated = sum(item.file_size for item in archive.infolist())
-        if inflated > MAX_XLSX_UNCOMPRESSED_BYTES:
-            raise IngestError(
-                f"{path}: the workbook holds {inflated:,} bytes uncompressed, above the "
-                f"importer's limit of {MAX_XLSX_UNCOMPRESSED_BYTES:,}; export the sheet as CSV"
-            )
-        with pd.ExcelFile(path, engine="openpyxl") as book:
-            names = book.sheet_names
-            known = sheet in names if isinstance(sheet, str) else 0 <= sheet < len(names)
-            if not known:
-                raise IngestError(f"{path}: no sheet {sheet!r}; the workbook has {names}")
-            # Text stays text: "NA" or "NULL" in a cell is for blank_mask to judge.
-            return book.parse(sheet, dtype=object, keep_default_na=False, na_values=[])
-    except IngestError:
-        raise
-    except (zipfile.BadZipFile, KeyError, InvalidFileException, ValueError, TypeError) as exc:
-        # A renamed file, a damaged download, a workbook whose XML defusedxml refuses.
-        why = " ".join(str(exc).split()) or type(exc).__name__
-        raise IngestError(f"{path}: not a readable Excel workbook (.xlsx): {why}") from None
 
 
 @dataclass(frozen=True)

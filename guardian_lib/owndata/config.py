@@ -17,15 +17,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from guardian_lib.errors import ConfigError
-from guardian_lib.mapping import (
-    DEFAULT_CSV_ENCODING,
-    ColumnSpec,
-    CsvEncoding,
-    SheetName,
-    check_telemetry_columns,
-)
+from guardian_lib.mapping import ColumnSpec, check_telemetry_columns
 from guardian_lib.owndata.catalog import TABLES
 from guardian_lib.safe_yaml import load_yaml_model
+from guardian_lib.user_files import DEFAULT_CSV_ENCODING, CsvEncoding, SheetName
 
 __all__ = [
     "SqlSource",

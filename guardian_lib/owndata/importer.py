@@ -36,10 +36,11 @@ import pyarrow.parquet as pq
 from guardian_lib.errors import IngestError
 from guardian_lib.ingest import IngestSummary, ingest_locked, run_lock
 from guardian_lib.layout import RunLayout
-from guardian_lib.mapping import DEFAULT_CSV_ENCODING, ColumnMapping, map_frame
+from guardian_lib.mapping import ColumnMapping, map_frame
 from guardian_lib.owndata.config import SourceMapping, TableSource, load_source_mapping
 from guardian_lib.owndata.read import Piece, read_pieces
 from guardian_lib.owndata.tables import INVENTORY_TABLES, TABLES, convert, finish
+from guardian_lib.user_files import DEFAULT_CSV_ENCODING
 
 __all__ = ["ImportSummary", "TableImport", "import_source", "APPEND_TABLES"]
 

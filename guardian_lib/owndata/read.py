@@ -26,8 +26,9 @@ import pandas as pd
 
 from guardian_lib.errors import IngestError
 from guardian_lib.ingest import file_digest
-from guardian_lib.mapping import RowOrigin, read_user_file
+from guardian_lib.mapping import RowOrigin
 from guardian_lib.owndata.config import TableSource
+from guardian_lib.user_files import read_user_file
 
 __all__ = ["Piece", "read_pieces", "frame_digest"]
 

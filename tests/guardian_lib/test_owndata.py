@@ -765,7 +765,7 @@ def test_a_file_that_is_no_workbook_or_hides_an_entity_bomb_is_refused(tmp_path)
     EntitiesForbidden, not a billion laughs)."""
     import zipfile
 
-    from guardian_lib.mapping import read_user_file
+    from guardian_lib.user_files import read_user_file
 
     good = tmp_path / "good.xlsx"
     pd.DataFrame({"a": ["x"]}).to_excel(good, sheet_name="S", index=False)
@@ -795,14 +795,14 @@ def test_a_file_that_is_no_workbook_or_hides_an_entity_bomb_is_refused(tmp_path)
 def test_a_workbook_that_inflates_beyond_the_limit_is_refused_before_parsing(tmp_path, monkeypatch):
     """An .xlsx is a zip: its uncompressed size is checked before openpyxl reads it (a few
     MB can inflate to many GB). The limit is lowered here to keep the test small."""
-    from guardian_lib import mapping
+    from guardian_lib import user_files
 
     book = tmp_path / "big.xlsx"
     pd.DataFrame({"a": ["x" * 200] * 500}).to_excel(book, index=False)  # ~100 KB inflated
-    assert mapping.read_user_file(book)["a"].size == 500
-    monkeypatch.setattr(mapping, "MAX_XLSX_UNCOMPRESSED_BYTES", 50_000)
+    assert user_files.read_user_file(book)["a"].size == 500
+    monkeypatch.setattr(user_files, "MAX_XLSX_UNCOMPRESSED_BYTES", 50_000)
     with pytest.raises(
         IngestError,
         match=r"big\.xlsx: the workbook holds [0-9,]+ bytes uncompressed, above the importer's limit of 50,000; export",
     ):
-        mapping.read_user_file(book)
+        user_files.read_user_file(book)
