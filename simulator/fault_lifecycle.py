@@ -112,7 +112,7 @@ class FaultLifecycle:
         """
         if fault.kind in ("box_fault", "box_drop_fault") and not fault.params.get("los", True):
             rows = fault.onus
-            rx, olt_rx = optical_levels_dbm(self.topology, self.effects, self.env.now)
+            rx, olt_rx, _ = optical_levels_dbm(self.topology, self.effects, self.env.now)
             hurt = (rx[rows] < optics.IMPACT_RX_DBM) | upstream_lost(olt_rx[rows])
             fault.hurt_onus = rows[hurt]
             return 0.0 if hurt.any() else None

@@ -104,19 +104,21 @@ def nan_to_zero(x: np.ndarray) -> np.ndarray:
 
 def optical_levels_dbm(
     topo: Topology, effects: Effects, now_s: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """True (noise-free) RX of every ONU and of the OLT from each ONU at ``now_s``.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True (noise-free) optical levels of every ONU at ``now_s``.
 
     Returns
     -------
-    rx_dbm, olt_rx_dbm : ndarray, shape (n_onus,)
-        Downstream power at the ONU and upstream power at the OLT. [dBm]
+    rx_dbm, olt_rx_dbm, tx_dbm : ndarray, shape (n_onus,)
+        Downstream power at the ONU, upstream power at the OLT and the ONU's laser
+        power. [dBm]
     """
     offset = effects.rx_offset_db(now_s)
+    drift = effects.tx_drift_db(now_s)
     rx = topo.base_rx_dbm - offset
     # Macrobends hurt 1490 nm (down) more than 1310 nm (up).
-    olt_rx = topo.base_olt_rx_dbm - 0.6 * offset - effects.tx_drift_db(now_s)
-    return rx, olt_rx
+    olt_rx = topo.base_olt_rx_dbm - 0.6 * offset - drift
+    return rx, olt_rx, topo.base_tx_dbm - drift
 
 
 def upstream_lost(olt_rx_dbm: np.ndarray) -> np.ndarray:
@@ -172,9 +174,9 @@ def compute_tick(
     """
     n = topo.n_onus
     noise = rng.normal(0.0, 0.2, size=(3, n))
-    rx_true, olt_rx_true = optical_levels_dbm(topo, effects, now_s)
+    rx_true, olt_rx_true, tx_true = optical_levels_dbm(topo, effects, now_s)
     rx = rx_true + noise[0]
-    tx = topo.base_tx_dbm - effects.tx_drift_db(now_s) + noise[1]
+    tx = tx_true + noise[1]
     olt_rx = olt_rx_true + noise[2]
     # Near sensitivity the link flaps: LOS for some ticks, back for others.
     u = rng.random(n)
