@@ -40,7 +40,6 @@ from guardian_lib.mapping import ColumnMapping, map_frame
 from guardian_lib.owndata.config import SourceMapping, TableSource, load_source_mapping
 from guardian_lib.owndata.read import Piece, read_pieces
 from guardian_lib.owndata.tables import INVENTORY_TABLES, TABLES, convert, finish
-from guardian_lib.user_files import DEFAULT_CSV_ENCODING
 
 __all__ = ["ImportSummary", "TableImport", "import_source", "APPEND_TABLES"]
 
@@ -137,11 +136,17 @@ def _short(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+#: Table options added after mappings were in use (2026-12-06).
+_LATER_OPTIONS = ("csv_encoding", "sheet")
+
+
 def _map_digest(mapping: SourceMapping, table: TableSource) -> str:
-    # Without the options at their defaults: mappings written before the options keep
+    # Without these options at their defaults: mappings written before the options keep
     # their digest (their imports stay "already present").
-    defaults = {"csv_encoding": DEFAULT_CSV_ENCODING, "sheet": 0}
-    spec = table.model_dump_json(exclude={k for k, v in defaults.items() if getattr(table, k) == v})
+    fields = TableSource.model_fields
+    spec = table.model_dump_json(
+        exclude={k for k in _LATER_OPTIONS if getattr(table, k) == fields[k].default}
+    )
     return _short(f"{mapping.timezone}|{mapping.source}|{spec}")
 
 
